@@ -1,0 +1,77 @@
+// Routes requests by method and path pattern to handlers, for HttpServer. Patterns are literal
+// segments and `{param}` segments, e.g. "/v1/workloads/{name}/actions/{action}"; a literal segment
+// beats a parameter where both match. Unknown paths get 404, known paths with another method
+// get 405 with Allow; both with the JSON error body. Middleware runs before routing (it may answer
+// instead, e.g. 401 for a missing bearer token) and after each exchange completes (metrics, logs).
+//
+// Configure (Handle*, Before, After) before the server starts; afterwards the Router is
+// read-only and safe to call from every I/O thread at once.
+#pragma once
+
+#include <functional>
+#include <map>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "api/http/message.h"
+#include "api/http/server.h"
+
+namespace berth::api {
+
+class Router {
+ public:
+  // Answers synchronously on the I/O thread.
+  using SyncHandler = std::function<HttpResponse(const HttpRequest& request)>;
+  // Answers through the Responder, now or later from any thread (long-polls, streams).
+  using AsyncHandler = std::function<void(const HttpRequest& request, Responder responder)>;
+  // Runs before routing; returning a response answers the request without routing it.
+  using BeforeHook = std::function<std::optional<HttpResponse>(HttpRequest& request)>;
+  // Runs once the exchange ends. `status` is the status written (499: the client went away);
+  // `request.route` is the matched pattern ("" when none matched).
+  using AfterHook =
+      std::function<void(const HttpRequest& request, int status, absl::Duration latency)>;
+
+  Router() = default;
+
+  // Registers a handler for `method` ("GET", "POST", ...) on `pattern`. Crashes on a malformed
+  // pattern or a duplicate method+pattern: both are programming errors.
+  void Handle(std::string method, std::string pattern, SyncHandler handler);
+  void HandleAsync(std::string method, std::string pattern, AsyncHandler handler);
+  void Before(BeforeHook hook);
+  void After(AfterHook hook);
+
+  // Dispatches one request: the HttpHandler the server calls.
+  void Dispatch(HttpRequest& request, Responder responder) const;
+  // An HttpHandler bound to this router (which must outlive the server).
+  HttpHandler AsHandler() const;
+
+ private:
+  struct Segment {
+    std::string text;  // the literal, or the parameter name
+    bool is_param = false;
+  };
+  struct Route {
+    std::string method;
+    std::string pattern;
+    std::vector<Segment> segments;
+    AsyncHandler handler;
+  };
+
+  static std::vector<Segment> ParsePattern(std::string_view pattern);
+  // True when `route` matches the decoded `segments`; fills `params` when it does.
+  static bool Match(const Route& route, const std::vector<std::string>& segments,
+                    std::map<std::string, std::string>* params);
+
+  std::vector<Route> routes_;
+  std::vector<BeforeHook> before_;
+  std::vector<AfterHook> after_;
+};
+
+// Splits a raw path into percent-decoded segments: "/v1/a%2Fb/" -> {"v1", "a/b"}.
+absl::StatusOr<std::vector<std::string>> SplitPath(std::string_view raw_path);
+
+}  // namespace berth::api
