@@ -43,14 +43,14 @@ struct MigInstance {
 };
 
 struct GpuDevice {
-  int index = 0;              // index as nvidia-smi reports it
-  std::string uuid;           // "GPU-..." where known
-  std::string model;          // "A100-SXM4-80GB", "H100", "T4", ...
-  int64_t memory_mib = 0;     // device memory
-  int numa_node = 0;          // host NUMA node the device hangs off
-  int nvlink_island = 0;      // devices with the same island talk over NVLink
-  bool mig_enabled = false;   // partitioned into MIG instances
-  std::string pci_address;    // "0000:3b:00.0", for vfio-pci passthrough
+  int index = 0;             // index as nvidia-smi reports it
+  std::string uuid;          // "GPU-..." where known
+  std::string model;         // "A100-SXM4-80GB", "H100", "T4", ...
+  int64_t memory_mib = 0;    // device memory
+  int numa_node = 0;         // host NUMA node the device hangs off
+  int nvlink_island = 0;     // devices with the same island talk over NVLink
+  bool mig_enabled = false;  // partitioned into MIG instances
+  std::string pci_address;   // "0000:3b:00.0", for vfio-pci passthrough
 };
 
 // What a workload asks of GPUs.

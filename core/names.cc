@@ -4,8 +4,8 @@
 #include <random>
 
 #include "absl/strings/str_format.h"
-#include "core/strings.h"
 #include "core/status.h"
+#include "core/strings.h"
 
 namespace berth::core {
 namespace {
@@ -15,12 +15,11 @@ absl::Status Validate(std::string_view kind, std::string_view name, bool allow_d
   if (name.empty()) return FieldError(kind, name, "name", "must not be empty");
   if (name.size() > max_len) {
     return FieldError(kind, name, "name",
-                      Cat("must be at most ", max_len, " characters, got ",
-                                      name.size()));
+                      Cat("must be at most ", max_len, " characters, got ", name.size()));
   }
   for (char c : name) {
-    bool ok = (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' ||
-              (allow_dot && c == '.');
+    bool ok =
+        (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' || (allow_dot && c == '.');
     if (!ok) {
       return FieldError(kind, name, "name",
                         "must hold only lower-case letters, digits and '-' (like \"train-7\")");

@@ -50,8 +50,7 @@ std::string Quote(std::string_view text) { return Cat("\"", text, "\""); }
 
 absl::StatusOr<MilliCpu> ParseCpu(std::string_view text) {
   if (!text.empty() && text[0] == '-') {
-    return absl::InvalidArgumentError(
-        Cat("must not be negative, got ", Quote(text)));
+    return absl::InvalidArgumentError(Cat("must not be negative, got ", Quote(text)));
   }
   int64_t milli = 0;
   if (!text.empty() && text.back() == 'm') {
@@ -70,8 +69,7 @@ absl::StatusOr<MilliCpu> ParseCpu(std::string_view text) {
 
 absl::StatusOr<int64_t> ParseSizeMiB(std::string_view text) {
   if (!text.empty() && text[0] == '-') {
-    return absl::InvalidArgumentError(
-        Cat("must not be negative, got ", Quote(text)));
+    return absl::InvalidArgumentError(Cat("must not be negative, got ", Quote(text)));
   }
   struct Suffix {
     std::string_view text;
@@ -79,10 +77,17 @@ absl::StatusOr<int64_t> ParseSizeMiB(std::string_view text) {
     int64_t bytes;
   };
   static constexpr Suffix kSuffixes[] = {
-      {"Ki", int64_t{1} << 10}, {"Mi", int64_t{1} << 20}, {"Gi", int64_t{1} << 30},
-      {"Ti", int64_t{1} << 40}, {"Pi", int64_t{1} << 50}, {"k", 1000},
-      {"K", 1000},              {"M", 1000000},           {"G", 1000000000},
-      {"T", 1000000000000},     {"P", 1000000000000000},
+      {"Ki", int64_t{1} << 10},
+      {"Mi", int64_t{1} << 20},
+      {"Gi", int64_t{1} << 30},
+      {"Ti", int64_t{1} << 40},
+      {"Pi", int64_t{1} << 50},
+      {"k", 1000},
+      {"K", 1000},
+      {"M", 1000000},
+      {"G", 1000000000},
+      {"T", 1000000000000},
+      {"P", 1000000000000000},
   };
   std::string_view number = text;
   int64_t unit = 1;
@@ -96,8 +101,7 @@ absl::StatusOr<int64_t> ParseSizeMiB(std::string_view text) {
   // Three decimals allow "1.5Gi"; the value is computed in thousandths of a unit.
   int64_t thousandths = 0;
   if (!ParseDecimal(number, 3, &thousandths)) {
-    return absl::InvalidArgumentError(
-        Cat("must be a size like 64Mi or 40Gi, got ", Quote(text)));
+    return absl::InvalidArgumentError(Cat("must be a size like 64Mi or 40Gi, got ", Quote(text)));
   }
   // bytes = thousandths * unit / 1000, computed in 128 bits to avoid overflow.
   __int128 bytes = static_cast<__int128>(thousandths) * unit;

@@ -31,9 +31,7 @@ struct Resources {
   bool Fits(const Resources& request) const {
     return request.cpu <= cpu && request.memory <= memory && request.disk <= disk;
   }
-  bool AnyNegative() const {
-    return cpu.value() < 0 || memory.value() < 0 || disk.value() < 0;
-  }
+  bool AnyNegative() const { return cpu.value() < 0 || memory.value() < 0 || disk.value() < 0; }
 };
 
 }  // namespace berth::core

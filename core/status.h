@@ -13,10 +13,10 @@
 #define BERTH_CONCAT_(a, b) BERTH_CONCAT_INNER_(a, b)
 
 // Returns from the current function when `expr` yields a non-OK status.
-#define BERTH_RETURN_IF_ERROR(expr)                          \
-  do {                                                       \
+#define BERTH_RETURN_IF_ERROR(expr)                               \
+  do {                                                            \
     ::absl::Status berth_status_ = ::berth::core::ToStatus(expr); \
-    if (!berth_status_.ok()) return berth_status_;           \
+    if (!berth_status_.ok()) return berth_status_;                \
   } while (0)
 
 // BERTH_ASSIGN_OR_RETURN(auto x, MakeX()) binds the value or returns the error.
@@ -36,8 +36,8 @@ absl::Status ToStatus(const absl::StatusOr<T>& s) {
 }
 
 // `kind "name": field message`, the shape every validation error takes.
-inline absl::Status FieldError(std::string_view kind, std::string_view name,
-                               std::string_view field, std::string_view message) {
+inline absl::Status FieldError(std::string_view kind, std::string_view name, std::string_view field,
+                               std::string_view message) {
   if (name.empty()) {
     return absl::InvalidArgumentError(Cat(kind, ": ", field, " ", message));
   }

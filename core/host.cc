@@ -1,0 +1,135 @@
+#include "core/host.h"
+
+#include "core/names.h"
+#include "core/status.h"
+#include "core/strings.h"
+#include "core/workload.h"
+
+namespace berth::core {
+
+std::string_view HostStateName(HostState s) { return s == HostState::kReady ? "ready" : "down"; }
+
+absl::StatusOr<HostInventory> DecodeHostInventory(std::string_view host_name, const Json& j) {
+  JsonContext ctx{"host", std::string(host_name)};
+  BERTH_RETURN_IF_ERROR(
+      CheckObject(ctx, j, "inventory",
+                  {"cpu", "memory", "disk", "gpus", "labels", "drivers", "address", "os"}));
+  HostInventory inv;
+  auto quantity = [&](const char* key, auto parse, auto* out) -> absl::Status {
+    auto it = j.find(key);
+    if (it == j.end()) return ctx.Error(Cat("inventory.", key), "is required");
+    std::string text = it->is_string() ? it->get<std::string>() : it->dump();
+    auto v = parse(text);
+    if (!v.ok()) return ctx.Error(Cat("inventory.", key), std::string(v.status().message()));
+    *out = *v;
+    return absl::OkStatus();
+  };
+  BERTH_RETURN_IF_ERROR(quantity("cpu", ParseCpu, &inv.capacity.cpu));
+  BERTH_RETURN_IF_ERROR(quantity("memory", ParseMemory, &inv.capacity.memory));
+  if (j.contains("disk")) BERTH_RETURN_IF_ERROR(quantity("disk", ParseDisk, &inv.capacity.disk));
+  if (auto it = j.find("gpus"); it != j.end() && !it->is_null()) {
+    if (!it->is_array()) return ctx.Error("inventory.gpus", "must be a list");
+    for (size_t i = 0; i < it->size(); ++i) {
+      const Json& g = (*it)[i];
+      std::string path = Cat("inventory.gpus[", i, "]");
+      BERTH_RETURN_IF_ERROR(CheckObject(ctx, g, path,
+                                        {"index", "uuid", "model", "memory", "numa_node",
+                                         "nvlink_island", "mig_enabled", "pci_address"}));
+      GpuDevice d;
+      d.index = g.value("index", static_cast<int>(i));
+      d.uuid = g.value("uuid", "");
+      d.model = g.value("model", "");
+      if (d.model.empty()) return ctx.Error(path + ".model", "is required");
+      if (auto m = g.find("memory"); m != g.end()) {
+        auto mib = ParseSizeMiB(m->is_string() ? m->get<std::string>() : m->dump());
+        if (!mib.ok()) return ctx.Error(path + ".memory", std::string(mib.status().message()));
+        d.memory_mib = *mib;
+      }
+      d.numa_node = g.value("numa_node", 0);
+      d.nvlink_island = g.value("nvlink_island", 0);
+      d.mig_enabled = g.value("mig_enabled", false);
+      d.pci_address = g.value("pci_address", "");
+      inv.gpus.push_back(d);
+    }
+  }
+  if (auto it = j.find("labels"); it != j.end() && it->is_object()) {
+    for (auto kv = it->begin(); kv != it->end(); ++kv) {
+      if (!kv->is_string())
+        return ctx.Error(Cat("inventory.labels.", kv.key()), "must be a string");
+      inv.labels[kv.key()] = kv->get<std::string>();
+    }
+  }
+  if (auto it = j.find("drivers"); it != j.end() && it->is_array()) {
+    for (const Json& d : *it) {
+      if (d.is_string()) inv.drivers.push_back(d.get<std::string>());
+    }
+  }
+  inv.address = j.value("address", "");
+  inv.os = j.value("os", "");
+  return inv;
+}
+
+Json EncodeHostInventory(const HostInventory& inv) {
+  Json j = Json::object();
+  j["cpu"] = FormatCpu(inv.capacity.cpu);
+  j["memory"] = FormatMiB(inv.capacity.memory.value());
+  j["disk"] = FormatMiB(inv.capacity.disk.value());
+  Json gpus = Json::array();
+  for (const auto& g : inv.gpus) {
+    gpus.push_back({{"index", g.index},
+                    {"uuid", g.uuid},
+                    {"model", g.model},
+                    {"memory", FormatMiB(g.memory_mib)},
+                    {"numa_node", g.numa_node},
+                    {"nvlink_island", g.nvlink_island},
+                    {"mig_enabled", g.mig_enabled},
+                    {"pci_address", g.pci_address}});
+  }
+  j["gpus"] = gpus;
+  j["labels"] = inv.labels;
+  j["drivers"] = inv.drivers;
+  j["address"] = inv.address;
+  j["os"] = inv.os;
+  return j;
+}
+
+Json EncodeHost(const Host& h) {
+  return {{"name", h.name},
+          {"inventory", EncodeHostInventory(h.inventory)},
+          {"state", std::string(HostStateName(h.state))},
+          {"last_heartbeat", EncodeTime(h.last_heartbeat)},
+          {"registered_at", EncodeTime(h.registered_at)},
+          {"revision", h.revision}};
+}
+
+absl::StatusOr<Host> DecodeHost(const Json& j) {
+  Host h;
+  h.name = j.value("name", "");
+  if (!j.contains("inventory"))
+    return absl::InvalidArgumentError("host: stored object lacks inventory");
+  BERTH_ASSIGN_OR_RETURN(h.inventory, DecodeHostInventory(h.name, j["inventory"]));
+  h.state = j.value("state", "ready") == "down" ? HostState::kDown : HostState::kReady;
+  if (j.contains("last_heartbeat")) h.last_heartbeat = DecodeTime(j["last_heartbeat"]);
+  if (j.contains("registered_at")) h.registered_at = DecodeTime(j["registered_at"]);
+  h.revision = j.value("revision", int64_t{0});
+  return h;
+}
+
+Json EncodeEvent(const Event& e) {
+  return {{"revision", e.revision}, {"time", EncodeTime(e.time)},
+          {"kind", e.kind},         {"object", e.object},
+          {"type", e.type},         {"message", e.message}};
+}
+
+Event DecodeEvent(const Json& j) {
+  Event e;
+  e.revision = j.value("revision", int64_t{0});
+  if (j.contains("time")) e.time = DecodeTime(j["time"]);
+  e.kind = j.value("kind", "");
+  e.object = j.value("object", "");
+  e.type = j.value("type", "");
+  e.message = j.value("message", "");
+  return e;
+}
+
+}  // namespace berth::core

@@ -1,0 +1,120 @@
+// Workloads: what a user asks to run (WorkloadSpec), what Berth reports about it
+// (WorkloadStatus), and the stored object holding both with its revision and times. Specs are
+// decoded strictly from JSON (YAML is turned into JSON at the edge) and validated here, so the
+// API, the CLI and the simulator all accept and refuse the same things.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "core/gpu.h"
+#include "core/json.h"
+#include "core/resources.h"
+
+namespace berth::core {
+
+enum class WorkloadKind { kProcess, kVm, kContainer };
+std::string_view WorkloadKindName(WorkloadKind kind);
+std::optional<WorkloadKind> ParseWorkloadKind(std::string_view text);
+
+// A host-label constraint: `label op values`.
+struct LabelConstraint {
+  enum class Op { kEquals, kIn, kNotIn, kExists };
+  std::string label;
+  Op op = Op::kEquals;
+  std::vector<std::string> values;
+  bool operator==(const LabelConstraint&) const = default;
+};
+
+// A port forward from the host to the workload (dev networking, VM user-mode NICs).
+struct PortMapping {
+  int host_port = 0;
+  int guest_port = 0;
+  std::string protocol = "tcp";
+  bool operator==(const PortMapping&) const = default;
+};
+
+struct WorkloadSpec {
+  std::string name;
+  WorkloadKind kind = WorkloadKind::kProcess;
+  std::vector<std::string> command;
+  std::map<std::string, std::string> env;
+  std::string working_dir;
+  std::string image;    // vm and container kinds
+  std::string cmdline;  // vm: extra kernel command line
+  Resources resources;
+  GpuRequest gpu;
+  std::string tenant = "default";
+  int priority = 0;
+  bool preemptible = true;
+  std::map<std::string, std::string> labels;
+  std::vector<LabelConstraint> constraints;
+  std::vector<PortMapping> ports;
+  bool operator==(const WorkloadSpec&) const = default;
+};
+
+// Decodes and validates a spec; errors name the workload and the field.
+absl::StatusOr<WorkloadSpec> DecodeWorkloadSpec(const Json& json);
+Json EncodeWorkloadSpec(const WorkloadSpec& spec);
+
+// The life of a workload. Transitions: pending → scheduled → starting → running →
+// stopping → stopped | failed; running ⇄ paused.
+enum class WorkloadState {
+  kPending,
+  kScheduled,
+  kStarting,
+  kRunning,
+  kPaused,
+  kStopping,
+  kStopped,
+  kFailed,
+};
+std::string_view WorkloadStateName(WorkloadState state);
+std::optional<WorkloadState> ParseWorkloadState(std::string_view text);
+bool IsTerminal(WorkloadState state);
+
+// What the user wants: the server and the agent converge the actual state on it.
+enum class DesiredState { kRunning, kPaused, kStopped, kDeleted };
+std::string_view DesiredStateName(DesiredState state);
+std::optional<DesiredState> ParseDesiredState(std::string_view text);
+
+struct WorkloadStatus {
+  WorkloadState state = WorkloadState::kPending;
+  DesiredState desired = DesiredState::kRunning;
+  std::string reason;  // why it is in this state
+  std::string host;    // where it is placed, empty while pending
+  std::vector<GpuAssignment> gpus;
+  std::optional<int> exit_code;
+  bool oom_killed = false;
+  int64_t generation = 0;   // bumped at each placement: an agent acts on (name, generation)
+  std::string explanation;  // why pending: "gpu model not allowed: 3 hosts; cpu: 1"
+  absl::Time started_at = absl::InfinitePast();
+  absl::Time finished_at = absl::InfinitePast();
+};
+
+Json EncodeWorkloadStatus(const WorkloadStatus& status);
+absl::StatusOr<WorkloadStatus> DecodeWorkloadStatus(const Json& json);
+
+// The stored object. `revision` is the store's mod revision of the object.
+struct Workload {
+  WorkloadSpec spec;
+  WorkloadStatus status;
+  int64_t revision = 0;
+  absl::Time created_at = absl::InfinitePast();
+  absl::Time updated_at = absl::InfinitePast();
+};
+
+Json EncodeWorkload(const Workload& w);
+absl::StatusOr<Workload> DecodeWorkload(const Json& json);
+
+// RFC 3339 in UTC with milliseconds; InfinitePast encodes as null.
+Json EncodeTime(absl::Time t);
+absl::Time DecodeTime(const Json& j);
+
+}  // namespace berth::core

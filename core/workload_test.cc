@@ -1,0 +1,109 @@
+#include "core/workload.h"
+
+#include "gtest/gtest.h"
+
+namespace berth::core {
+namespace {
+
+absl::StatusOr<WorkloadSpec> Decode(const char* text) {
+  return DecodeWorkloadSpec(Json::parse(text));
+}
+
+void ExpectError(const char* text, const std::string& field) {
+  auto spec = Decode(text);
+  ASSERT_FALSE(spec.ok()) << text;
+  EXPECT_EQ(spec.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_NE(spec.status().message().find(field), std::string::npos)
+      << spec.status().message() << " should name " << field;
+}
+
+TEST(WorkloadSpec, DecodesTheHelloSpec) {
+  auto spec = Decode(R"({"name":"hello","kind":"process",
+      "command":["/bin/sh","-c","echo hello; sleep 3600"],
+      "resources":{"cpu":"500m","memory":"64Mi"}})");
+  ASSERT_TRUE(spec.ok()) << spec.status();
+  EXPECT_EQ(spec->name, "hello");
+  EXPECT_EQ(spec->kind, WorkloadKind::kProcess);
+  EXPECT_EQ(spec->command.size(), 3u);
+  EXPECT_EQ(spec->resources.cpu, MilliCpu(500));
+  EXPECT_EQ(spec->resources.memory, MemoryMiB(64));
+  EXPECT_EQ(spec->tenant, "default");
+}
+
+TEST(WorkloadSpec, RoundTripsThroughJson) {
+  auto spec = Decode(R"({"name":"train","kind":"container","image":"busybox",
+      "resources":{"cpu":2,"memory":"4Gi","gpu":{"count":2,"models":["A100"]}},
+      "priority":10,"preemptible":false,"labels":{"team":"a"},
+      "constraints":[{"label":"rack","op":"in","values":["r1","r2"]}],
+      "ports":[{"host":8080,"guest":80}]})");
+  ASSERT_TRUE(spec.ok()) << spec.status();
+  auto again = DecodeWorkloadSpec(EncodeWorkloadSpec(*spec));
+  ASSERT_TRUE(again.ok()) << again.status();
+  EXPECT_EQ(*again, *spec);
+  EXPECT_EQ(spec->gpu.kind, GpuRequest::Kind::kWhole);
+  EXPECT_EQ(spec->gpu.count, 2);
+}
+
+TEST(WorkloadSpec, GpuForms) {
+  auto share = Decode(R"({"name":"s","kind":"container","image":"i",
+      "resources":{"gpu":{"share":"250m","memory":"8Gi"}}})");
+  ASSERT_TRUE(share.ok()) << share.status();
+  EXPECT_EQ(share->gpu.kind, GpuRequest::Kind::kShare);
+  EXPECT_EQ(share->gpu.milli, 250);
+  EXPECT_EQ(share->gpu.memory_mib, 8192);
+  auto mig = Decode(
+      R"({"name":"m","kind":"container","image":"i","resources":{"gpu":{"mig":"3g.40gb"}}})");
+  ASSERT_TRUE(mig.ok()) << mig.status();
+  EXPECT_EQ(mig->gpu.kind, GpuRequest::Kind::kMig);
+  auto count = Decode(R"({"name":"c","kind":"container","image":"i","resources":{"gpu":4}})");
+  ASSERT_TRUE(count.ok());
+  EXPECT_EQ(count->gpu.count, 4);
+}
+
+TEST(WorkloadSpec, RefusesBadInputNamingTheField) {
+  ExpectError(R"({"name":"hello","kind":"process","command":["x"],"resources":{"memory":"-5Mi"}})",
+              "workload \"hello\": resources.memory");
+  ExpectError(R"({"name":"hello","kind":"process","command":["x"],"colour":"red"})",
+              "field \"colour\"");
+  ExpectError(R"({"name":"hello","kind":"process","command":["x"],"resources":{"cpus":1}})",
+              "resources.cpus");
+  ExpectError(R"({"name":"hello","kind":"teapot","command":["x"]})", "kind");
+  ExpectError(R"({"name":"Hello_World","kind":"process","command":["x"]})", "name");
+  ExpectError(R"({"kind":"process","command":["x"]})", "name");
+  ExpectError(R"({"name":"a","kind":"process"})", "command");
+  ExpectError(R"({"name":"a","kind":"vm","image":"tiny"})", "resources.memory");
+  ExpectError(R"({"name":"a","kind":"process","command":["x"],"resources":{"gpu":{"count":-2}}})",
+              "resources.gpu.count");
+  ExpectError(
+      R"({"name":"a","kind":"process","command":["x"],"resources":{"gpu":{"share":"1500m"}}})",
+      "resources.gpu.share");
+  ExpectError(
+      R"({"name":"a","kind":"process","command":["x"],"resources":{"gpu":{"mig":"9g.1gb"}}})",
+      "resources.gpu.mig");
+  ExpectError(R"({"name":"a","kind":"process","command":["x"],"resources":{"cpu":"lots"}})",
+              "resources.cpu");
+  ExpectError(R"({"name":"a","kind":"process","command":["x"],"priority":-1})", "priority");
+  ExpectError(R"({"name":"a","kind":"process","command":["x"],"ports":[{"host":0,"guest":80}]})",
+              "ports[0].host");
+  ExpectError(R"([1,2])", "body");
+}
+
+TEST(Workload, StoredObjectRoundTrips) {
+  Workload w;
+  w.spec = *Decode(R"({"name":"x","kind":"process","command":["true"]})");
+  w.status.state = WorkloadState::kRunning;
+  w.status.host = "h1";
+  w.status.exit_code = 3;
+  w.status.gpus.push_back({.index = 1, .milli = 250, .memory_mib = 100});
+  w.created_at = absl::FromUnixMillis(1700000000123);
+  auto back = DecodeWorkload(EncodeWorkload(w));
+  ASSERT_TRUE(back.ok()) << back.status();
+  EXPECT_EQ(back->status.state, WorkloadState::kRunning);
+  EXPECT_EQ(back->status.host, "h1");
+  EXPECT_EQ(*back->status.exit_code, 3);
+  EXPECT_EQ(back->status.gpus, w.status.gpus);
+  EXPECT_EQ(back->created_at, w.created_at);
+}
+
+}  // namespace
+}  // namespace berth::core
