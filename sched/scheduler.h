@@ -1,0 +1,117 @@
+// The placement pipeline: a request and the cluster model in, a plan (host, concrete devices,
+// victims to evict) or a structured "unschedulable" answer out. Feasibility checkers run first,
+// cheap ones first, each recording why it rejected a host; rankers then score the survivors and
+// a policy sums their scores with weights. No I/O, no threads, no clock.
+//
+// Ownership: a Scheduler borrows the Cluster, which must outlive it. Schedule* calls never
+// change the cluster's allocations (a gang is tried on the model and rolled back); the caller
+// commits a plan with Cluster::Commit (the server with compare-and-set in its store).
+// Thread-safety: not thread-safe, like the Cluster it uses.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "sched/cluster.h"
+#include "sched/mix.h"
+#include "sched/model.h"
+
+namespace berth::sched {
+
+// Rankers a policy can name:
+//   first-fit    every feasible host scores the same: the lowest-index host wins
+//   binpack      best fit: the host left with the least free capacity after placing
+//   spread       the least allocated host
+//   dotprod      alignment (cosine) of the host's free vector with the request
+//   gpu-packing  a share goes to an already-shared GPU with the tightest fit, then to a free GPU
+//                on a host already in use, then to an idle host
+//   fgd          the host (and GPU) where the mix's fragmentation F_n(M) grows least
+//   topology     multi-GPU requests prefer devices on one NVLink island, then one NUMA node
+std::vector<std::string> RankerNames();
+
+// A weighted sum of rankers. Parsed from "fgd", "binpack:1,topology:0.5"; a weight is a
+// decimal with up to three places, kept as integer milli.
+struct Policy {
+  struct Term {
+    std::string ranker;
+    int64_t weight_milli = 1000;
+    bool operator==(const Term&) const = default;
+  };
+  std::vector<Term> terms;
+
+  static absl::StatusOr<Policy> Parse(std::string_view text);
+  std::string ToString() const;
+  bool Uses(std::string_view ranker) const;
+  bool operator==(const Policy&) const = default;
+};
+
+// The policy the server uses unless configured otherwise (chosen by bench/placement).
+inline constexpr std::string_view kDefaultPolicy = "fgd:1,topology:0.2";
+
+struct SchedulerOptions {
+  Policy policy;
+  // The mix FGD scores against. Null: the scheduler's own tracker, which learns it from the
+  // requests passed to Schedule (see MixTrackerOptions).
+  const WorkloadMix* mix = nullptr;
+  MixTrackerOptions tracker;
+  // Fill Decision::reasons even when the request is scheduled (costs a full pass).
+  bool always_explain = false;
+};
+
+// Where one request goes, and whom it evicts first.
+struct Plan {
+  std::string request_id;
+  Placement placement;
+  std::vector<std::string> victims;  // allocation ids to release before committing
+};
+
+// The answer for one request: a plan, or why no host would take it.
+struct Decision {
+  bool scheduled = false;
+  Plan plan;                         // valid when scheduled
+  std::vector<ReasonCount> reasons;  // per-checker rejected host counts, largest first
+  std::string Explain() const;       // FormatReasons(reasons), or "scheduled on HOST"
+};
+
+// The answer for a gang: every member placed, or none.
+struct GangDecision {
+  bool scheduled = false;
+  std::vector<Plan> plans;  // one per member, in the order given, when scheduled
+  std::vector<ReasonCount> reasons;
+  std::string failed_member;  // the first member that found no host
+};
+
+class Scheduler {
+ public:
+  // InvalidArgument for an unknown ranker comes from Policy::Parse; the policy given here is
+  // used as is (an empty policy is first-fit).
+  Scheduler(Cluster* cluster, SchedulerOptions options);
+
+  // Plans `request` without evicting anyone. InvalidArgument for a malformed request;
+  // otherwise a Decision, scheduled or with reasons (a quota breach is the reason "quota").
+  absl::StatusOr<Decision> Schedule(const Request& request);
+  // Plans all members (all or nothing). Members with a spread_key are spread across that host
+  // label; otherwise the gang is packed onto as few hosts as possible.
+  absl::StatusOr<GangDecision> ScheduleGang(const std::vector<Request>& members);
+  // Like Schedule, but when the request fits nowhere, looks for victims of strictly lower
+  // priority (preemptible ones only) whose eviction makes it fit, minimizing in order the
+  // highest victim priority, the number of victims, and the resources freed.
+  absl::StatusOr<Decision> ScheduleWithPreemption(const Request& request);
+
+  // Schedule and, when scheduled, Commit: the simulator's and the benchmark's loop.
+  absl::StatusOr<Decision> Place(const Request& request);
+
+  const Policy& policy() const { return options_.policy; }
+  // The mix FGD uses now.
+  const WorkloadMix& mix() const;
+
+ private:
+  Cluster* cluster_;
+  SchedulerOptions options_;
+  MixTracker tracker_;
+};
+
+}  // namespace berth::sched
