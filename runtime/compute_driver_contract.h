@@ -24,7 +24,9 @@
 //     // was down. Called while no driver instance exists.
 //     void KillBehindDriversBack(const berth::runtime::TaskHandle& handle);
 //   };
+//   namespace berth::runtime::contract {  // the instantiation must sit in the suite's namespace
 //   INSTANTIATE_TYPED_TEST_SUITE_P(Qemu, ComputeDriverContractTest, ::testing::Types<QemuTraits>);
+//   }
 //
 // Tests wait with generous deadlines (kContractDeadline) and never sleep for synchronization.
 // Every task a test starts is force-destroyed at teardown, by a fresh driver if need be.
@@ -422,7 +424,3 @@ REGISTER_TYPED_TEST_SUITE_P(ComputeDriverContractTest, FingerprintIsHealthy,
                             UnknownTaskIdsAreNotFound, EventsAreDelivered);
 
 }  // namespace berth::runtime::contract
-
-// Drivers instantiate in their own test file, outside any namespace:
-//   INSTANTIATE_TYPED_TEST_SUITE_P(Fake, ComputeDriverContractTest, ::testing::Types<FakeTraits>);
-// with `using berth::runtime::contract::ComputeDriverContractTest;` in scope.
