@@ -1,8 +1,158 @@
 #include "sched/cluster.h"
 
+#include <algorithm>
+#include <set>
+
+#include "core/names.h"
+#include "core/status.h"
+#include "core/strings.h"
 #include "sched/cluster_index.h"
+#include "sched/fgd.h"
 
 namespace berth::sched {
+
+int FirstFreeMigStart(uint8_t used, const core::MigProfile& profile) {
+  for (int start : profile.start_slices) {
+    if ((used & MigMask(profile, start)) == 0) return start;
+  }
+  return -1;
+}
+
+uint8_t MigMask(const core::MigProfile& profile, int start) {
+  return uint8_t(((1u << profile.memory_slices) - 1) << start);
+}
+
+int64_t MigMilli(const core::MigProfile& profile) {
+  return profile.compute_slices * core::kWholeGpuMilli / 7;
+}
+
+namespace {
+
+std::string ClassKey(const HostSpec& spec) {
+  std::string key = core::Cat(spec.capacity.cpu.value(), "/", spec.capacity.memory.value(), "/",
+                              spec.capacity.disk.value(), "|");
+  for (const auto& [k, v] : spec.labels) key += core::Cat(k, "=", v, "\x1f");
+  key += "|";
+  for (const core::GpuDevice& g : spec.gpus) {
+    key += core::Cat(g.index, ",", g.model, ",", g.memory_mib, ",", g.numa_node, ",",
+                     g.nvlink_island, ",", g.mig_enabled, ";");
+  }
+  return key;
+}
+
+int64_t GpuMilliOf(const Placement& p) {
+  int64_t sum = 0;
+  for (const core::GpuAssignment& a : p.gpus) sum += a.milli;
+  return sum;
+}
+
+std::string GpuModelOf(const HostState& host, const Placement& p) {
+  if (p.gpus.empty()) return "";
+  for (const GpuState& g : host.gpus) {
+    if (g.device.index == p.gpus.front().index) return g.device.model;
+  }
+  return "";
+}
+
+int GpuPosition(const HostState& host, int device_index) {
+  for (size_t i = 0; i < host.gpus.size(); ++i) {
+    if (host.gpus[i].device.index == device_index) return int(i);
+  }
+  return -1;
+}
+
+}  // namespace
+
+std::vector<int64_t> Cluster::Index::StateKey(int h) const {
+  const HostState& host = hosts[h];
+  std::vector<int64_t> key;
+  key.reserve(5 + 3 * host.gpus.size());
+  key.push_back(host_class[h]);
+  key.push_back(schedulable[h] ? 1 : 0);
+  key.push_back(host.allocated.cpu.value());
+  key.push_back(host.allocated.memory.value());
+  key.push_back(host.allocated.disk.value());
+  for (const GpuState& g : host.gpus) {
+    key.push_back(g.free_milli);
+    key.push_back(g.free_memory_mib);
+    key.push_back(g.mig_slices_used);
+  }
+  return key;
+}
+
+void Cluster::Index::Regroup(int h) {
+  std::vector<int64_t> key = StateKey(h);
+  int old = host_group[h];
+  if (old >= 0) {
+    if (groups[old].key == key) return;
+    HostGroup& g = groups[old];
+    g.hosts.erase(h);
+    if (g.hosts.empty()) {
+      group_by_key.erase(g.key);
+      int pos = g.live_pos;
+      int last = live_groups.back();
+      live_groups[pos] = last;
+      groups[last].live_pos = pos;
+      live_groups.pop_back();
+      g.live_pos = -1;
+      g.key.clear();
+      g.shape_frag.clear();
+      g.frag_version = 0;
+      free_groups.push_back(old);
+    }
+  }
+  auto it = group_by_key.find(key);
+  int id;
+  if (it != group_by_key.end()) {
+    id = it->second;
+  } else {
+    if (!free_groups.empty()) {
+      id = free_groups.back();
+      free_groups.pop_back();
+    } else {
+      id = int(groups.size());
+      groups.emplace_back();
+    }
+    HostGroup& g = groups[id];
+    g.cls = host_class[h];
+    g.key = key;
+    g.frag_version = 0;
+    g.live_pos = int(live_groups.size());
+    live_groups.push_back(id);
+    group_by_key.emplace(std::move(key), id);
+  }
+  groups[id].hosts.insert(h);
+  host_group[h] = id;
+}
+
+const HostGroup& Cluster::Index::Frag(int group, const WorkloadMix& mix) {
+  HostGroup& g = groups[group];
+  if (g.frag_version == mix.version()) return g;
+  const HostState& host = hosts[*g.hosts.begin()];
+  g.frag_version = mix.version();
+  g.weighted_frag = 0;
+  g.shape_frag.resize(mix.entries().size());
+  for (size_t i = 0; i < mix.entries().size(); ++i) {
+    const WorkloadMix::Entry& e = mix.entries()[i];
+    ShapeFrag& sf = g.shape_frag[i];
+    sf.holding = 0;
+    sf.unheld_milli = 0;
+    for (const GpuState& gpu : host.gpus) {
+      if (GpuHolds(gpu, e.shape)) {
+        ++sf.holding;
+      } else {
+        sf.unheld_milli += gpu.free_milli;
+      }
+    }
+    bool gpus_fit = e.shape.gpu.kind == core::GpuRequest::Kind::kWhole
+                        ? sf.holding >= e.shape.gpu.count
+                        : sf.holding >= 1;
+    sf.fits = e.shape.gpu.kind != core::GpuRequest::Kind::kNone &&
+              host.Free().Fits(e.shape.resources) && gpus_fit;
+    g.weighted_frag += e.weight * (sf.fits ? sf.unheld_milli : host.FreeGpuMilli());
+  }
+  return g;
+}
 
 Cluster::Cluster() : index_(std::make_unique<Index>()) {}
 Cluster::~Cluster() = default;
@@ -10,37 +160,379 @@ Cluster::Cluster(Cluster&&) noexcept = default;
 Cluster& Cluster::operator=(Cluster&&) noexcept = default;
 
 absl::StatusOr<int> Cluster::AddHost(const HostSpec& spec) {
-  return absl::UnimplementedError("Cluster::AddHost");
+  Index& x = *index_;
+  BERTH_RETURN_IF_ERROR(core::ValidateHostName(spec.name));
+  if (x.host_by_name.contains(spec.name)) {
+    return absl::AlreadyExistsError(core::Cat("host \"", spec.name, "\": already in the cluster"));
+  }
+  if (spec.capacity.AnyNegative()) {
+    return core::FieldError("host", spec.name, "capacity", "must not be negative");
+  }
+  std::set<int> indices;
+  for (const core::GpuDevice& g : spec.gpus) {
+    if (!indices.insert(g.index).second) {
+      return core::FieldError("host", spec.name, core::Cat("gpus[", g.index, "].index"),
+                              "must be unique on the host");
+    }
+    if (g.memory_mib < 0) {
+      return core::FieldError("host", spec.name, core::Cat("gpus[", g.index, "].memory"),
+                              core::Cat("must be >= 0, got ", g.memory_mib));
+    }
+  }
+  std::string ckey = ClassKey(spec);
+  int cls;
+  auto cit = x.class_by_key.find(ckey);
+  if (cit != x.class_by_key.end()) {
+    cls = cit->second;
+  } else {
+    cls = int(x.classes.size());
+    HostClass c;
+    c.capacity = spec.capacity;
+    c.labels = spec.labels;
+    c.gpus = spec.gpus;
+    std::set<int> islands, numa;
+    for (core::GpuDevice& g : c.gpus) {
+      g.uuid.clear();
+      g.pci_address.clear();
+      islands.insert(g.nvlink_island);
+      numa.insert(g.numa_node);
+    }
+    c.nvlink_islands = int(islands.size());
+    c.numa_nodes = int(numa.size());
+    x.classes.push_back(std::move(c));
+    x.class_by_key.emplace(std::move(ckey), cls);
+  }
+  int h = int(x.hosts.size());
+  HostState state;
+  state.name = spec.name;
+  state.capacity = spec.capacity;
+  state.labels = spec.labels;
+  state.gpus.reserve(spec.gpus.size());
+  for (const core::GpuDevice& d : spec.gpus) {
+    GpuState g;
+    g.device = d;
+    g.free_memory_mib = d.memory_mib;
+    state.gpus.push_back(std::move(g));
+  }
+  x.hosts.push_back(std::move(state));
+  x.host_class.push_back(cls);
+  x.host_group.push_back(-1);
+  x.schedulable.push_back(true);
+  x.host_allocations.emplace_back();
+  x.host_by_name.emplace(spec.name, h);
+  x.totals.hosts++;
+  x.totals.capacity += spec.capacity;
+  x.totals.gpus += int(spec.gpus.size());
+  x.totals.idle_gpus += int(spec.gpus.size());
+  int64_t gpu_milli = int64_t(spec.gpus.size()) * core::kWholeGpuMilli;
+  x.totals.gpu_milli_capacity += gpu_milli;
+  x.max_host_gpu_milli = std::max(x.max_host_gpu_milli, gpu_milli);
+  x.Regroup(h);
+  return h;
 }
+
 int Cluster::num_hosts() const { return int(index_->hosts.size()); }
 const HostState& Cluster::host(int i) const { return index_->hosts[i]; }
-std::optional<int> Cluster::FindHost(std::string_view name) const { return std::nullopt; }
-void Cluster::SetSchedulable(int i, bool s) {}
-bool Cluster::schedulable(int i) const { return true; }
-absl::Status Cluster::Commit(const Request&, const Placement&, const CommitOptions&) {
-  return absl::UnimplementedError("Cluster::Commit");
+
+std::optional<int> Cluster::FindHost(std::string_view name) const {
+  auto it = index_->host_by_name.find(std::string(name));
+  if (it == index_->host_by_name.end()) return std::nullopt;
+  return it->second;
 }
-absl::Status Cluster::Release(std::string_view) { return absl::UnimplementedError("Release"); }
-absl::Status Cluster::CheckFits(const Request&, const Placement&) const {
-  return absl::UnimplementedError("CheckFits");
+
+void Cluster::SetSchedulable(int i, bool s) {
+  if (index_->schedulable[i] == s) return;
+  index_->schedulable[i] = s;
+  index_->Regroup(i);
 }
-const Allocation* Cluster::FindAllocation(std::string_view) const { return nullptr; }
+
+bool Cluster::schedulable(int i) const { return index_->schedulable[i]; }
+
+absl::Status Cluster::CheckFits(const Request& r, const Placement& p) const {
+  const Index& x = *index_;
+  const std::string_view kind = "workload";
+  if (p.host < 0 || p.host >= int(x.hosts.size())) {
+    return core::FieldError(kind, r.id, "placement.host", core::Cat("no host with index ", p.host));
+  }
+  const HostState& host = x.hosts[p.host];
+  if (!p.host_name.empty() && p.host_name != host.name) {
+    return core::FieldError(
+        kind, r.id, "placement.host_name",
+        core::Cat("is \"", p.host_name, "\" but host ", p.host, " is \"", host.name, "\""));
+  }
+  if (!host.Free().Fits(r.resources)) {
+    return absl::FailedPreconditionError(core::Cat("workload \"", r.id, "\": does not fit host \"",
+                                                   host.name, "\" (cpu, memory or disk)"));
+  }
+  using Kind = core::GpuRequest::Kind;
+  size_t want = r.gpu.kind == Kind::kNone    ? 0
+                : r.gpu.kind == Kind::kWhole ? size_t(r.gpu.count)
+                                             : 1;
+  if (p.gpus.size() != want) {
+    return core::FieldError(
+        kind, r.id, "placement.gpus",
+        core::Cat("must name ", int64_t(want), " devices, got ", int64_t(p.gpus.size())));
+  }
+  std::set<int> seen;
+  for (const core::GpuAssignment& a : p.gpus) {
+    int pos = GpuPosition(host, a.index);
+    if (pos < 0 || !seen.insert(a.index).second) {
+      return core::FieldError(
+          kind, r.id, "placement.gpus",
+          core::Cat("device ", a.index, " is unknown on host \"", host.name, "\" or named twice"));
+    }
+    const GpuState& g = host.gpus[pos];
+    auto busy = [&](std::string_view what) {
+      return absl::FailedPreconditionError(core::Cat("workload \"", r.id, "\": gpu ", a.index,
+                                                     " on host \"", host.name, "\": ", what));
+    };
+    if (!r.gpu.AllowsModel(g.device.model)) return busy("model not allowed");
+    switch (r.gpu.kind) {
+      case Kind::kWhole:
+        if (a.milli != core::kWholeGpuMilli || !a.mig_profile.empty()) {
+          return core::FieldError(kind, r.id, "placement.gpus", "whole devices take 1000 milli");
+        }
+        if (g.device.mig_enabled || g.free_milli != core::kWholeGpuMilli || g.shares != 0) {
+          return busy("not idle");
+        }
+        if (g.device.memory_mib < r.gpu.min_memory_mib) return busy("too little memory");
+        break;
+      case Kind::kShare:
+        if (a.milli != r.gpu.milli || a.memory_mib != r.gpu.memory_mib) {
+          return core::FieldError(kind, r.id, "placement.gpus",
+                                  "share must match the request's milli and memory");
+        }
+        if (g.device.mig_enabled) return busy("is partitioned into MIG instances");
+        if (g.free_milli < a.milli || g.free_memory_mib < a.memory_mib) {
+          return busy("share does not fit");
+        }
+        break;
+      case Kind::kMig: {
+        std::optional<core::MigProfile> prof =
+            core::FindMigProfile(g.device.model, g.device.memory_mib, r.gpu.mig_profile);
+        if (!g.device.mig_enabled || !prof) return busy("does not offer the MIG profile");
+        if (a.mig_profile != r.gpu.mig_profile || a.milli != MigMilli(*prof) ||
+            std::find(prof->start_slices.begin(), prof->start_slices.end(), a.mig_start_slice) ==
+                prof->start_slices.end()) {
+          return core::FieldError(kind, r.id, "placement.gpus",
+                                  "MIG assignment must name the profile and a valid start slice");
+        }
+        if ((g.mig_slices_used & MigMask(*prof, a.mig_start_slice)) != 0) {
+          return busy("MIG slices already taken");
+        }
+        break;
+      }
+      case Kind::kNone:
+        break;
+    }
+  }
+  return absl::OkStatus();
+}
+
+absl::Status Cluster::Commit(const Request& r, const Placement& p, const CommitOptions& options) {
+  Index& x = *index_;
+  if (x.allocations.contains(r.id)) {
+    return absl::AlreadyExistsError(core::Cat("workload \"", r.id, "\": already allocated"));
+  }
+  BERTH_RETURN_IF_ERROR(CheckFits(r, p));
+  HostState& host = x.hosts[p.host];
+  std::string model = GpuModelOf(host, p);
+  if (options.enforce_quota) BERTH_RETURN_IF_ERROR(CheckQuota(r, model));
+  host.allocated += r.resources;
+  for (const core::GpuAssignment& a : p.gpus) {
+    GpuState& g = host.gpus[GpuPosition(host, a.index)];
+    if (g.free_milli == core::kWholeGpuMilli) x.totals.idle_gpus--;
+    g.free_milli -= a.milli;
+    g.free_memory_mib -= a.memory_mib;
+    if (!a.mig_profile.empty()) {
+      std::optional<core::MigProfile> prof =
+          core::FindMigProfile(g.device.model, g.device.memory_mib, a.mig_profile);
+      g.mig_slices_used |= MigMask(*prof, a.mig_start_slice);
+    }
+    if (a.milli < core::kWholeGpuMilli) g.shares++;
+  }
+  int64_t milli = GpuMilliOf(p);
+  x.totals.allocated += r.resources;
+  x.totals.gpu_milli_allocated += milli;
+  x.totals.allocations++;
+  TenantUsage& u = x.usage[r.tenant];
+  u.resources += r.resources;
+  u.gpu_milli += milli;
+  if (milli > 0) u.gpu_milli_by_model[model] += milli;
+  x.host_allocations[p.host].push_back(r.id);
+  Placement stored = p;
+  stored.host_name = host.name;
+  x.allocations.emplace(r.id, Allocation{r, std::move(stored)});
+  x.Regroup(p.host);
+  return absl::OkStatus();
+}
+
+absl::Status Cluster::Release(std::string_view request_id) {
+  Index& x = *index_;
+  auto it = x.allocations.find(std::string(request_id));
+  if (it == x.allocations.end()) {
+    return absl::NotFoundError(core::Cat("workload \"", request_id, "\": not allocated"));
+  }
+  const Request& r = it->second.request;
+  const Placement& p = it->second.placement;
+  HostState& host = x.hosts[p.host];
+  std::string model = GpuModelOf(host, p);
+  host.allocated -= r.resources;
+  for (const core::GpuAssignment& a : p.gpus) {
+    GpuState& g = host.gpus[GpuPosition(host, a.index)];
+    g.free_milli += a.milli;
+    g.free_memory_mib += a.memory_mib;
+    if (g.free_milli == core::kWholeGpuMilli) x.totals.idle_gpus++;
+    if (!a.mig_profile.empty()) {
+      std::optional<core::MigProfile> prof =
+          core::FindMigProfile(g.device.model, g.device.memory_mib, a.mig_profile);
+      g.mig_slices_used &= uint8_t(~MigMask(*prof, a.mig_start_slice));
+    }
+    if (a.milli < core::kWholeGpuMilli) g.shares--;
+  }
+  int64_t milli = GpuMilliOf(p);
+  x.totals.allocated -= r.resources;
+  x.totals.gpu_milli_allocated -= milli;
+  x.totals.allocations--;
+  auto uit = x.usage.find(r.tenant);
+  if (uit != x.usage.end()) {
+    TenantUsage& u = uit->second;
+    u.resources -= r.resources;
+    u.gpu_milli -= milli;
+    if (milli > 0) {
+      auto mit = u.gpu_milli_by_model.find(model);
+      if (mit != u.gpu_milli_by_model.end() && (mit->second -= milli) == 0) {
+        u.gpu_milli_by_model.erase(mit);
+      }
+    }
+    if (u.resources == core::Resources{} && u.gpu_milli == 0) x.usage.erase(uit);
+  }
+  std::vector<std::string>& list = x.host_allocations[p.host];
+  list.erase(std::find(list.begin(), list.end(), r.id));
+  int h = p.host;
+  x.allocations.erase(it);
+  x.Regroup(h);
+  return absl::OkStatus();
+}
+
+const Allocation* Cluster::FindAllocation(std::string_view id) const {
+  auto it = index_->allocations.find(std::string(id));
+  return it == index_->allocations.end() ? nullptr : &it->second;
+}
+
 const std::vector<std::string>& Cluster::AllocationsOn(int h) const {
   return index_->host_allocations[h];
 }
+
 int Cluster::num_allocations() const { return int(index_->allocations.size()); }
-void Cluster::SetQuota(const std::string&, const Quota&) {}
-void Cluster::ClearQuota(const std::string&) {}
-const Quota* Cluster::FindQuota(std::string_view) const { return nullptr; }
-TenantUsage Cluster::Usage(std::string_view) const { return {}; }
-std::vector<std::string> Cluster::Tenants() const { return {}; }
-absl::Status Cluster::CheckQuota(const Request&, std::string_view) const {
-  return absl::UnimplementedError("CheckQuota");
+
+void Cluster::SetQuota(const std::string& tenant, const Quota& quota) {
+  index_->quotas[tenant] = quota;
 }
-ClusterTotals Cluster::Totals() const { return {}; }
-FragmentationReport Cluster::Fragmentation(const WorkloadMix&) const { return {}; }
-double Cluster::HostFragmentation(int, const WorkloadMix&) const { return 0; }
-int Cluster::num_groups() const { return 0; }
-size_t Cluster::MemoryBytes() const { return 0; }
+
+void Cluster::ClearQuota(const std::string& tenant) { index_->quotas.erase(tenant); }
+
+const Quota* Cluster::FindQuota(std::string_view tenant) const {
+  auto it = index_->quotas.find(tenant);
+  return it == index_->quotas.end() ? nullptr : &it->second;
+}
+
+TenantUsage Cluster::Usage(std::string_view tenant) const {
+  auto it = index_->usage.find(tenant);
+  return it == index_->usage.end() ? TenantUsage{} : it->second;
+}
+
+std::vector<std::string> Cluster::Tenants() const {
+  std::set<std::string> names;
+  for (const auto& [t, q] : index_->quotas) names.insert(t);
+  for (const auto& [t, u] : index_->usage) {
+    if (!t.empty()) names.insert(t);
+  }
+  return {names.begin(), names.end()};
+}
+
+absl::Status Cluster::CheckQuota(const Request& r, std::string_view gpu_model) const {
+  const Quota* q = FindQuota(r.tenant);
+  if (q == nullptr) return absl::OkStatus();
+  TenantUsage u = Usage(r.tenant);
+  auto over = [&](std::string_view dim, int64_t used, int64_t asked, int64_t limit) {
+    return absl::ResourceExhaustedError(core::Cat("tenant \"", r.tenant, "\": quota ", dim,
+                                                  " exceeded: using ", used, " + asking ", asked,
+                                                  " > limit ", limit));
+  };
+  if (q->cpu && u.resources.cpu + r.resources.cpu > *q->cpu) {
+    return over("cpu (milli)", u.resources.cpu.value(), r.resources.cpu.value(), q->cpu->value());
+  }
+  if (q->memory && u.resources.memory + r.resources.memory > *q->memory) {
+    return over("memory (MiB)", u.resources.memory.value(), r.resources.memory.value(),
+                q->memory->value());
+  }
+  if (q->disk && u.resources.disk + r.resources.disk > *q->disk) {
+    return over("disk (MiB)", u.resources.disk.value(), r.resources.disk.value(), q->disk->value());
+  }
+  int64_t milli = r.gpu.TotalMilli();
+  if (q->gpu_milli && u.gpu_milli + milli > *q->gpu_milli) {
+    return over("gpu (milli)", u.gpu_milli, milli, *q->gpu_milli);
+  }
+  if (!gpu_model.empty() && milli > 0) {
+    auto mq = q->gpu_milli_by_model.find(std::string(gpu_model));
+    if (mq != q->gpu_milli_by_model.end()) {
+      auto mu = u.gpu_milli_by_model.find(std::string(gpu_model));
+      int64_t used = mu == u.gpu_milli_by_model.end() ? 0 : mu->second;
+      if (used + milli > mq->second) {
+        return over(core::Cat("gpu ", gpu_model, " (milli)"), used, milli, mq->second);
+      }
+    }
+  }
+  return absl::OkStatus();
+}
+
+ClusterTotals Cluster::Totals() const { return index_->totals; }
+
+FragmentationReport Cluster::Fragmentation(const WorkloadMix& mix) const {
+  Index& x = *index_;
+  FragmentationReport report;
+  report.free_milli = x.totals.gpu_milli_capacity - x.totals.gpu_milli_allocated;
+  if (mix.total_weight() == 0) return report;
+  double sum = 0;
+  for (int gid : x.live_groups) {
+    const HostGroup& g = x.Frag(gid, mix);
+    sum += double(g.weighted_frag) * double(g.hosts.size());
+  }
+  report.fragmented_milli = sum / double(mix.total_weight());
+  return report;
+}
+
+double Cluster::HostFragmentation(int h, const WorkloadMix& mix) const {
+  if (mix.total_weight() == 0) return 0;
+  const HostGroup& g = index_->Frag(index_->host_group[h], mix);
+  return double(g.weighted_frag) / double(mix.total_weight());
+}
+
+int Cluster::num_groups() const { return int(index_->live_groups.size()); }
+
+size_t Cluster::MemoryBytes() const {
+  const Index& x = *index_;
+  size_t bytes = sizeof(Index);
+  for (const HostState& h : x.hosts) {
+    bytes += sizeof(HostState) + h.name.capacity() + h.gpus.capacity() * sizeof(GpuState);
+    for (const auto& [k, v] : h.labels) bytes += 64 + k.capacity() + v.capacity();
+    for (const GpuState& g : h.gpus) {
+      bytes +=
+          g.device.uuid.capacity() + g.device.model.capacity() + g.device.pci_address.capacity();
+    }
+  }
+  bytes += x.hosts.size() * (sizeof(int) * 2 + sizeof(std::vector<std::string>) + 48);
+  for (const HostGroup& g : x.groups) {
+    bytes += sizeof(HostGroup) + g.key.capacity() * sizeof(int64_t) +
+             g.shape_frag.capacity() * sizeof(ShapeFrag) + g.hosts.size() * sizeof(int) * 2 +
+             g.key.size() * sizeof(int64_t) + 32;
+  }
+  for (const auto& [id, a] : x.allocations) {
+    bytes += 64 + sizeof(Allocation) + id.capacity() +
+             a.placement.gpus.capacity() * sizeof(core::GpuAssignment);
+  }
+  return bytes;
+}
 
 }  // namespace berth::sched

@@ -1,31 +1,997 @@
 #include "sched/scheduler.h"
 
+#include <algorithm>
+#include <array>
+#include <bit>
+#include <cmath>
+#include <map>
+#include <set>
+
+#include "absl/container/flat_hash_set.h"
+#include "core/status.h"
+#include "core/strings.h"
+#include "sched/cluster_index.h"
+#include "sched/fgd.h"
+
 namespace berth::sched {
 
+// Static facts about one device for one GPU request: whether model and memory allow it, and
+// the MIG profile it would carve.
+struct GpuStatic {
+  bool ok = false;
+  int mig_slices = 0;      // memory slices of the MIG profile
+  uint8_t mig_starts = 0;  // bit s: the profile may start at slice s
+  int64_t mig_milli = 0;
+};
+
+namespace {
+
+using Kind = core::GpuRequest::Kind;
+
+// Every ranker scores a host in [0, kScoreMax]; a policy sums weight_milli * score / 1000.
+constexpr int64_t kScoreMax = 1'000'000'000;
+
+// Feasibility checkers, in the order they run. Static checks (the host's class) come first:
+// they are answered once per distinct hardware and label set. Then capacity, cheapest first,
+// then the GPU device search, then checks that look at other workloads on the host.
+enum Reason {
+  kNotSchedulable,  // cordoned or draining
+  kLabels,          // host_selector does not match
+  kNoGpu,           // GPU request, host has no GPU devices
+  kGpuModel,        // no device of an allowed model
+  kGpuMemory,       // no allowed device with enough device memory
+  kMigProfile,      // no MIG-partitioned device offering the profile
+  kQuotaModel,      // the tenant's quota for the device model is used up
+  kCpu,
+  kMemory,
+  kDisk,
+  kGpuCount,  // not enough idle whole devices
+  kGpuShare,  // no device with enough free share and memory
+  kMigSlot,   // no free MIG slot for the profile
+  kAffinity,
+  kAntiAffinity,
+  kNumReasons,
+};
+
+constexpr const char* kReasonNames[kNumReasons] = {
+    "host not schedulable",
+    "host labels",
+    "no gpus",
+    "gpu model not allowed",
+    "insufficient gpu memory",
+    "mig profile not offered",
+    "quota",
+    "cpu",
+    "memory",
+    "disk",
+    "insufficient gpus",
+    "insufficient gpu share",
+    "no free mig slot",
+    "affinity",
+    "anti-affinity",
+};
+
+enum class RankerId { kFirstFit, kBinpack, kSpread, kDotprod, kGpuPacking, kFgd, kTopology };
+
+struct RankerName {
+  RankerId id;
+  const char* name;
+};
+constexpr RankerName kRankers[] = {
+    {RankerId::kFirstFit, "first-fit"},     {RankerId::kBinpack, "binpack"},
+    {RankerId::kSpread, "spread"},          {RankerId::kDotprod, "dotprod"},
+    {RankerId::kGpuPacking, "gpu-packing"}, {RankerId::kFgd, "fgd"},
+    {RankerId::kTopology, "topology"},
+};
+
+std::optional<RankerId> FindRanker(std::string_view name) {
+  for (const RankerName& r : kRankers) {
+    if (name == r.name) return r.id;
+  }
+  return std::nullopt;
+}
+
+GpuStatic StaticFor(const core::GpuDevice& d, const core::GpuRequest& r) {
+  GpuStatic s;
+  if (r.kind == Kind::kNone || !r.AllowsModel(d.model)) return s;
+  switch (r.kind) {
+    case Kind::kWhole:
+      s.ok = !d.mig_enabled && d.memory_mib >= r.min_memory_mib;
+      break;
+    case Kind::kShare:
+      s.ok = !d.mig_enabled && d.memory_mib >= r.memory_mib;
+      break;
+    case Kind::kMig: {
+      if (!d.mig_enabled) break;
+      std::optional<core::MigProfile> p =
+          core::FindMigProfile(d.model, d.memory_mib, r.mig_profile);
+      if (!p) break;
+      s.ok = true;
+      s.mig_slices = p->memory_slices;
+      for (int start : p->start_slices) s.mig_starts |= uint8_t(1u << start);
+      s.mig_milli = MigMilli(*p);
+      break;
+    }
+    case Kind::kNone:
+      break;
+  }
+  return s;
+}
+
+int FreeMigStart(uint8_t used, const GpuStatic& s) {
+  uint8_t run = uint8_t((1u << s.mig_slices) - 1);
+  for (int start = 0; start < 8; ++start) {
+    if ((s.mig_starts & (1u << start)) && (used & uint8_t(run << start)) == 0) return start;
+  }
+  return -1;
+}
+
+// Whether a device in the given free state could hold one GPU's worth of a request.
+bool Holds(const GpuStatic& s, const core::GpuRequest& r, int64_t free_milli, int64_t free_mem,
+           uint8_t mig_used) {
+  if (!s.ok) return false;
+  switch (r.kind) {
+    case Kind::kWhole:
+      return free_milli == core::kWholeGpuMilli;
+    case Kind::kShare:
+      return free_milli >= r.milli && free_mem >= r.memory_mib;
+    case Kind::kMig:
+      return free_milli >= s.mig_milli && FreeMigStart(mig_used, s) >= 0;
+    case Kind::kNone:
+      return false;
+  }
+  return false;
+}
+
+// One device's change under a tentative placement.
+struct GpuChange {
+  int pos;
+  int64_t milli;
+  int64_t memory_mib;
+  uint8_t mig_mask;
+};
+
+int64_t Util(int64_t used, int64_t cap) {
+  if (cap <= 0) return 0;
+  return int64_t((__int128(used) * kScoreMax) / cap);
+}
+
+}  // namespace
+
 std::vector<std::string> RankerNames() {
-  return {"first-fit", "binpack", "spread", "dotprod", "gpu-packing", "fgd", "topology"};
+  std::vector<std::string> names;
+  for (const RankerName& r : kRankers) names.push_back(r.name);
+  return names;
 }
+
 absl::StatusOr<Policy> Policy::Parse(std::string_view text) {
-  return absl::UnimplementedError("Policy::Parse");
+  Policy policy;
+  if (text.empty()) {
+    return core::FieldError("policy", "", "name", "must not be empty (e.g. \"fgd\")");
+  }
+  size_t pos = 0;
+  while (pos <= text.size()) {
+    size_t comma = text.find(',', pos);
+    std::string_view part =
+        text.substr(pos, comma == std::string_view::npos ? std::string_view::npos : comma - pos);
+    pos = comma == std::string_view::npos ? text.size() + 1 : comma + 1;
+    while (!part.empty() && part.front() == ' ') part.remove_prefix(1);
+    while (!part.empty() && part.back() == ' ') part.remove_suffix(1);
+    Term term;
+    size_t colon = part.find(':');
+    std::string_view name = part.substr(0, colon);
+    if (!FindRanker(name)) {
+      std::string known;
+      for (const RankerName& r : kRankers) known += core::Cat(known.empty() ? "" : ", ", r.name);
+      return core::FieldError("policy", text, "ranker",
+                              core::Cat("must be one of ", known, ", got \"", name, "\""));
+    }
+    term.ranker = std::string(name);
+    if (colon != std::string_view::npos) {
+      std::string_view w = part.substr(colon + 1);
+      int64_t whole = 0, frac = 0, frac_digits = 0;
+      bool dot = false, any = false, bad = w.empty();
+      for (char c : w) {
+        if (c == '.' && !dot) {
+          dot = true;
+        } else if (c >= '0' && c <= '9') {
+          any = true;
+          if (dot) {
+            if (++frac_digits > 3) bad = true;
+            frac = frac * 10 + (c - '0');
+          } else {
+            whole = whole * 10 + (c - '0');
+            if (whole > 1'000'000) bad = true;
+          }
+        } else {
+          bad = true;
+        }
+      }
+      if (bad || !any) {
+        return core::FieldError("policy", text, core::Cat("weight of ", name),
+                                core::Cat("must be a decimal like 0.5 with at most three places, "
+                                          "got \"",
+                                          w, "\""));
+      }
+      while (frac_digits < 3) {
+        frac *= 10;
+        ++frac_digits;
+      }
+      term.weight_milli = whole * 1000 + frac;
+    }
+    for (const Term& t : policy.terms) {
+      if (t.ranker == term.ranker) {
+        return core::FieldError("policy", text, "ranker", core::Cat("\"", name, "\" named twice"));
+      }
+    }
+    policy.terms.push_back(std::move(term));
+  }
+  return policy;
 }
-std::string Policy::ToString() const { return ""; }
-bool Policy::Uses(std::string_view) const { return false; }
-std::string Decision::Explain() const { return FormatReasons(reasons); }
+
+std::string Policy::ToString() const {
+  std::string out;
+  for (const Term& t : terms) {
+    if (!out.empty()) out += ",";
+    out += t.ranker;
+    if (terms.size() > 1 || t.weight_milli != 1000) {
+      out += core::Cat(":", t.weight_milli / 1000);
+      int64_t frac = t.weight_milli % 1000;
+      if (frac != 0) {
+        std::string f = core::Cat(1000 + frac).substr(1);
+        while (!f.empty() && f.back() == '0') f.pop_back();
+        out += "." + f;
+      }
+    }
+  }
+  return out;
+}
+
+bool Policy::Uses(std::string_view ranker) const {
+  for (const Term& t : terms) {
+    if (t.ranker == ranker && t.weight_milli > 0) return true;
+  }
+  return false;
+}
+
+std::string Decision::Explain() const {
+  if (scheduled) {
+    std::string out = core::Cat("scheduled on ", plan.placement.host_name);
+    if (!plan.victims.empty()) {
+      out += core::Cat(" after evicting ", int64_t(plan.victims.size()), " workloads");
+    }
+    return out;
+  }
+  return FormatReasons(reasons);
+}
+
+// The per-request working state of one scheduling pass.
+class Scheduler::Pass {
+ public:
+  Pass(Scheduler& s, const Request& r) : s_(s), x_(s.cluster_->index()), r_(r) {
+    for (const Policy::Term& t : s.options_.policy.terms) {
+      if (t.weight_milli > 0) terms_.push_back({*FindRanker(t.ranker), t.weight_milli});
+    }
+    uses_fgd_ = s.options_.policy.Uses("fgd");
+    uses_topology_ = s.options_.policy.Uses("topology");
+    int64_t best_weight = -1;
+    for (const auto& [id, w] : terms_) {
+      if (w > best_weight) {
+        best_weight = w;
+        primary_ = id;
+      }
+    }
+    if (terms_.empty()) primary_ = RankerId::kFirstFit;
+    total_milli_ = r.gpu.TotalMilli();
+    mix_ = &s.mix();
+    classes_.resize(x_.classes.size());
+    class_done_.assign(x_.classes.size(), false);
+  }
+
+  struct Result {
+    int reason = -1;  // -1: feasible
+    int64_t score = 0;
+    std::vector<core::GpuAssignment> gpus;
+  };
+
+  // Runs every checker and ranker for host `h` in its current state.
+  Result Evaluate(int h);
+  std::array<int64_t, kNumReasons> rejected{};
+
+ private:
+  struct ClassInfo {
+    int reason = -1;
+    std::vector<GpuStatic> gpu;
+  };
+  const ClassInfo& Class(int cls);
+  // Σ_c w_c ΔF_c for the change, against the group's cached figures.
+  int64_t FgdDelta(int h, const std::vector<GpuChange>& changes);
+  const std::vector<std::vector<GpuStatic>>& MixStatic(int cls);
+  int64_t Score(int h, const std::vector<core::GpuAssignment>& gpus, int64_t fgd_delta);
+
+  Scheduler& s_;
+  Cluster::Index& x_;
+  const Request& r_;
+  std::vector<std::pair<RankerId, int64_t>> terms_;
+  RankerId primary_ = RankerId::kFirstFit;
+  bool uses_fgd_ = false;
+  bool uses_topology_ = false;
+  int64_t total_milli_ = 0;
+  const WorkloadMix* mix_;
+  std::vector<ClassInfo> classes_;
+  std::vector<bool> class_done_;
+};
+
+const Scheduler::Pass::ClassInfo& Scheduler::Pass::Class(int cls) {
+  ClassInfo& info = classes_[cls];
+  if (class_done_[cls]) return info;
+  class_done_[cls] = true;
+  const HostClass& c = x_.classes[cls];
+  for (const LabelSelector& sel : r_.host_selector) {
+    if (!sel.Matches(c.labels)) {
+      info.reason = kLabels;
+      return info;
+    }
+  }
+  if (r_.gpu.kind == Kind::kNone) return info;
+  if (c.gpus.empty()) {
+    info.reason = kNoGpu;
+    return info;
+  }
+  bool model = false, memory = false, quota = false;
+  info.gpu.resize(c.gpus.size());
+  const Quota* q = s_.cluster_->FindQuota(r_.tenant);
+  for (size_t i = 0; i < c.gpus.size(); ++i) {
+    const core::GpuDevice& d = c.gpus[i];
+    if (!r_.gpu.AllowsModel(d.model)) continue;
+    model = true;
+    GpuStatic st = StaticFor(d, r_.gpu);
+    if (!st.ok) continue;
+    memory = true;
+    if (q != nullptr && !q->gpu_milli_by_model.empty() &&
+        !s_.cluster_->CheckQuota(r_, d.model).ok()) {
+      continue;
+    }
+    quota = true;
+    info.gpu[i] = st;
+  }
+  if (!model) {
+    info.reason = kGpuModel;
+  } else if (!memory) {
+    info.reason = r_.gpu.kind == Kind::kMig ? kMigProfile : kGpuMemory;
+  } else if (!quota) {
+    info.reason = kQuotaModel;
+  }
+  return info;
+}
+
+const std::vector<std::vector<GpuStatic>>& Scheduler::Pass::MixStatic(int cls) {
+  Scheduler::ClassMix& cm = s_.class_mix_[cls];
+  if (cm.version != mix_->version()) {
+    cm.version = mix_->version();
+    cm.shapes.clear();
+    for (const WorkloadMix::Entry& e : mix_->entries()) {
+      std::vector<GpuStatic> per_gpu;
+      for (const core::GpuDevice& d : x_.classes[cls].gpus)
+        per_gpu.push_back(StaticFor(d, e.shape.gpu));
+      cm.shapes.push_back(std::move(per_gpu));
+    }
+  }
+  return cm.shapes;
+}
+
+int64_t Scheduler::Pass::FgdDelta(int h, const std::vector<GpuChange>& changes) {
+  if (mix_->total_weight() == 0) return 0;
+  const HostGroup& g = x_.Frag(x_.host_group[h], *mix_);
+  const HostState& host = x_.hosts[h];
+  const std::vector<std::vector<GpuStatic>>& statics = MixStatic(x_.host_class[h]);
+  core::Resources free_after = host.Free() - r_.resources;
+  int64_t u_before = host.FreeGpuMilli();
+  int64_t u_after = u_before - total_milli_;
+  int64_t delta = 0;
+  for (size_t i = 0; i < mix_->entries().size(); ++i) {
+    const WorkloadMix::Entry& e = mix_->entries()[i];
+    const ShapeFrag& sf = g.shape_frag[i];
+    int64_t f_before = sf.fits ? sf.unheld_milli : u_before;
+    int64_t f_after;
+    if (e.shape.gpu.kind == Kind::kNone) {
+      f_after = u_after;
+    } else {
+      int holding = sf.holding;
+      int64_t unheld = sf.unheld_milli;
+      for (const GpuChange& c : changes) {
+        const GpuState& gs = host.gpus[c.pos];
+        const GpuStatic& st = statics[i][c.pos];
+        bool hb = Holds(st, e.shape.gpu, gs.free_milli, gs.free_memory_mib, gs.mig_slices_used);
+        int64_t fm = gs.free_milli - c.milli;
+        bool ha = Holds(st, e.shape.gpu, fm, gs.free_memory_mib - c.memory_mib,
+                        gs.mig_slices_used | c.mig_mask);
+        holding += int(ha) - int(hb);
+        unheld += (ha ? 0 : fm) - (hb ? 0 : gs.free_milli);
+      }
+      bool fits = free_after.Fits(e.shape.resources) &&
+                  holding >= (e.shape.gpu.kind == Kind::kWhole ? e.shape.gpu.count : 1);
+      f_after = fits ? unheld : u_after;
+    }
+    delta += e.weight * (f_after - f_before);
+  }
+  return delta;
+}
+
+int64_t Scheduler::Pass::Score(int h, const std::vector<core::GpuAssignment>& gpus,
+                               int64_t fgd_delta) {
+  const HostState& host = x_.hosts[h];
+  int64_t gpu_cap = host.GpuCapacityMilli();
+  int64_t gpu_used = gpu_cap - host.FreeGpuMilli();
+  auto util_after = [&]() {
+    // CPU and memory count once each, GPUs twice: in an AI cluster they are the scarce part.
+    int64_t sum =
+        Util(host.allocated.cpu.value() + r_.resources.cpu.value(), host.capacity.cpu.value()) +
+        Util(host.allocated.memory.value() + r_.resources.memory.value(),
+             host.capacity.memory.value());
+    int64_t parts = 2;
+    if (gpu_cap > 0) {
+      sum += 2 * Util(gpu_used + total_milli_, gpu_cap);
+      parts += 2;
+    }
+    return sum / parts;
+  };
+  int64_t total = 0;
+  for (const auto& [id, weight] : terms_) {
+    int64_t score = 0;
+    switch (id) {
+      case RankerId::kFirstFit:
+        score = 0;
+        break;
+      case RankerId::kBinpack:
+        score = util_after();
+        break;
+      case RankerId::kSpread:
+        score = kScoreMax - util_after();
+        break;
+      case RankerId::kDotprod: {
+        double req[3] = {0, 0, 0}, fre[3] = {0, 0, 0};
+        core::Resources free = host.Free();
+        if (host.capacity.cpu.value() > 0) {
+          req[0] = double(r_.resources.cpu.value()) / double(host.capacity.cpu.value());
+          fre[0] = double(free.cpu.value()) / double(host.capacity.cpu.value());
+        }
+        if (host.capacity.memory.value() > 0) {
+          req[1] = double(r_.resources.memory.value()) / double(host.capacity.memory.value());
+          fre[1] = double(free.memory.value()) / double(host.capacity.memory.value());
+        }
+        if (gpu_cap > 0) {
+          req[2] = double(total_milli_) / double(gpu_cap);
+          fre[2] = double(host.FreeGpuMilli()) / double(gpu_cap);
+        }
+        double dot = req[0] * fre[0] + req[1] * fre[1] + req[2] * fre[2];
+        double nr = std::sqrt(req[0] * req[0] + req[1] * req[1] + req[2] * req[2]);
+        double nf = std::sqrt(fre[0] * fre[0] + fre[1] * fre[1] + fre[2] * fre[2]);
+        score = (nr > 0 && nf > 0) ? int64_t(dot / (nr * nf) * double(kScoreMax)) : 0;
+        break;
+      }
+      case RankerId::kGpuPacking: {
+        const int64_t third = kScoreMax / 3;
+        if (r_.gpu.kind == Kind::kNone) {
+          // CPU-only work belongs on hosts without GPUs, else where the GPUs are busy anyway.
+          score = gpu_cap == 0 ? kScoreMax : Util(gpu_used, gpu_cap) / 2;
+        } else if (r_.gpu.kind != Kind::kWhole && !gpus.empty()) {
+          const GpuState* g = nullptr;
+          for (const GpuState& gs : host.gpus) {
+            if (gs.device.index == gpus.front().index) g = &gs;
+          }
+          if (g != nullptr && g->free_milli < core::kWholeGpuMilli) {
+            int64_t left = g->free_milli - gpus.front().milli;
+            score = 2 * third + third * (core::kWholeGpuMilli - left) / core::kWholeGpuMilli;
+          } else if (gpu_used > 0) {
+            score = third + third * Util(gpu_used, gpu_cap) / kScoreMax;
+          }
+        } else if (gpu_used > 0) {
+          score = third + 2 * third * Util(gpu_used + total_milli_, gpu_cap) / kScoreMax;
+        }
+        break;
+      }
+      case RankerId::kFgd: {
+        int64_t w = mix_->total_weight();
+        if (w == 0) break;
+        __int128 num = __int128(fgd_delta) + __int128(total_milli_) * w;
+        __int128 den = __int128(x_.max_host_gpu_milli + total_milli_) * w;
+        if (den <= 0) break;
+        __int128 v = __int128(kScoreMax) - num * kScoreMax / den;
+        score = int64_t(std::clamp<__int128>(v, 0, kScoreMax));
+        break;
+      }
+      case RankerId::kTopology: {
+        score = kScoreMax;
+        if (r_.gpu.kind == Kind::kWhole && gpus.size() >= 2) {
+          std::set<int> islands, numa;
+          for (const core::GpuAssignment& a : gpus) {
+            for (const GpuState& gs : host.gpus) {
+              if (gs.device.index == a.index) {
+                islands.insert(gs.device.nvlink_island);
+                numa.insert(gs.device.numa_node);
+              }
+            }
+          }
+          if (islands.size() > 1) {
+            score = numa.size() == 1 ? kScoreMax / 2 : kScoreMax / int64_t(2 * islands.size());
+          }
+        }
+        break;
+      }
+    }
+    total += weight * (score / 1000);
+  }
+  return total;
+}
+
+Scheduler::Pass::Result Scheduler::Pass::Evaluate(int h) {
+  Result res;
+  if (!x_.schedulable[h]) {
+    res.reason = kNotSchedulable;
+    return res;
+  }
+  const ClassInfo& ci = Class(x_.host_class[h]);
+  if (ci.reason >= 0) {
+    res.reason = ci.reason;
+    return res;
+  }
+  const HostState& host = x_.hosts[h];
+  core::Resources free = host.Free();
+  if (free.cpu < r_.resources.cpu) {
+    res.reason = kCpu;
+    return res;
+  }
+  if (free.memory < r_.resources.memory) {
+    res.reason = kMemory;
+    return res;
+  }
+  if (free.disk < r_.resources.disk) {
+    res.reason = kDisk;
+    return res;
+  }
+  std::vector<GpuChange> changes;
+  int64_t fgd_delta = 0;
+  const std::vector<GpuStatic>& st = ci.gpu;
+  switch (r_.gpu.kind) {
+    case Kind::kNone:
+      break;
+    case Kind::kWhole: {
+      std::vector<int> idle;
+      for (size_t i = 0; i < host.gpus.size(); ++i) {
+        const GpuState& g = host.gpus[i];
+        if (Holds(st[i], r_.gpu, g.free_milli, g.free_memory_mib, g.mig_slices_used)) {
+          idle.push_back(int(i));
+        }
+      }
+      if (int(idle.size()) < r_.gpu.count) {
+        res.reason = kGpuCount;
+        return res;
+      }
+      std::vector<int> chosen(idle.begin(), idle.begin() + r_.gpu.count);
+      if (uses_topology_ && r_.gpu.count >= 2) {
+        // The tightest NVLink island that holds the whole request, else the tightest NUMA node.
+        for (bool by_island : {true, false}) {
+          std::map<int, std::vector<int>> domains;
+          for (int i : idle) {
+            const core::GpuDevice& d = host.gpus[i].device;
+            domains[by_island ? d.nvlink_island : d.numa_node].push_back(i);
+          }
+          const std::vector<int>* best = nullptr;
+          for (const auto& [id, members] : domains) {
+            if (int(members.size()) >= r_.gpu.count &&
+                (best == nullptr || members.size() < best->size())) {
+              best = &members;
+            }
+          }
+          if (best != nullptr) {
+            chosen.assign(best->begin(), best->begin() + r_.gpu.count);
+            break;
+          }
+        }
+      }
+      for (int i : chosen) {
+        changes.push_back({i, core::kWholeGpuMilli, 0, 0});
+      }
+      break;
+    }
+    case Kind::kShare:
+    case Kind::kMig: {
+      int best = -1;
+      int64_t best_key = 0, best_key2 = 0;
+      GpuChange best_change{};
+      for (size_t i = 0; i < host.gpus.size(); ++i) {
+        const GpuState& g = host.gpus[i];
+        if (!Holds(st[i], r_.gpu, g.free_milli, g.free_memory_mib, g.mig_slices_used)) continue;
+        GpuChange c{int(i), 0, 0, 0};
+        if (r_.gpu.kind == Kind::kShare) {
+          c.milli = r_.gpu.milli;
+          c.memory_mib = r_.gpu.memory_mib;
+        } else {
+          c.milli = st[i].mig_milli;
+          c.mig_mask =
+              uint8_t(((1u << st[i].mig_slices) - 1) << FreeMigStart(g.mig_slices_used, st[i]));
+        }
+        // Lower keys win: FGD's growth first when it is in the policy, then the tightest fit
+        // (or the loosest, for a spread policy); first-fit takes the lowest index.
+        int64_t key = 0, key2 = 0;
+        if (uses_fgd_) key = FgdDelta(h, {c});
+        if (primary_ == RankerId::kSpread) {
+          key2 = -(g.free_milli - c.milli);
+        } else if (primary_ != RankerId::kFirstFit) {
+          key2 = g.free_milli - c.milli;
+        }
+        if (best < 0 || key < best_key || (key == best_key && key2 < best_key2)) {
+          best = int(i);
+          best_key = key;
+          best_key2 = key2;
+          best_change = c;
+        }
+      }
+      if (best < 0) {
+        res.reason = r_.gpu.kind == Kind::kShare ? kGpuShare : kMigSlot;
+        return res;
+      }
+      changes.push_back(best_change);
+      if (uses_fgd_) fgd_delta = best_key;
+      break;
+    }
+  }
+  for (const GpuChange& c : changes) {
+    const GpuState& g = host.gpus[c.pos];
+    core::GpuAssignment a;
+    a.index = g.device.index;
+    a.milli = c.milli;
+    if (r_.gpu.kind == Kind::kShare) a.memory_mib = c.memory_mib;
+    if (r_.gpu.kind == Kind::kMig) {
+      a.mig_profile = r_.gpu.mig_profile;
+      a.mig_start_slice = std::countr_zero(unsigned(c.mig_mask));
+    }
+    res.gpus.push_back(std::move(a));
+  }
+  if (uses_fgd_ && r_.gpu.kind != Kind::kShare && r_.gpu.kind != Kind::kMig) {
+    fgd_delta = FgdDelta(h, changes);
+  }
+  res.score = Score(h, res.gpus, fgd_delta);
+  return res;
+}
 
 Scheduler::Scheduler(Cluster* cluster, SchedulerOptions options)
     : cluster_(cluster), options_(std::move(options)), tracker_(options_.tracker) {}
-absl::StatusOr<Decision> Scheduler::Schedule(const Request&) {
-  return absl::UnimplementedError("Schedule");
-}
-absl::StatusOr<GangDecision> Scheduler::ScheduleGang(const std::vector<Request>&) {
-  return absl::UnimplementedError("ScheduleGang");
-}
-absl::StatusOr<Decision> Scheduler::ScheduleWithPreemption(const Request&) {
-  return absl::UnimplementedError("ScheduleWithPreemption");
-}
-absl::StatusOr<Decision> Scheduler::Place(const Request&) {
-  return absl::UnimplementedError("Place");
-}
+
+Scheduler::~Scheduler() = default;
+
 const WorkloadMix& Scheduler::mix() const { return options_.mix ? *options_.mix : tracker_.mix(); }
+
+namespace {
+
+std::vector<ReasonCount> SortedReasons(const std::array<int64_t, kNumReasons>& counts) {
+  std::vector<ReasonCount> out;
+  for (int i = 0; i < kNumReasons; ++i) {
+    if (counts[i] > 0) out.push_back({kReasonNames[i], int(counts[i])});
+  }
+  std::stable_sort(out.begin(), out.end(),
+                   [](const ReasonCount& a, const ReasonCount& b) { return a.hosts > b.hosts; });
+  return out;
+}
+
+}  // namespace
+
+absl::StatusOr<Decision> Scheduler::ScheduleOn(const Request& r, const std::vector<int>* only) {
+  Cluster::Index& x = cluster_->index();
+  Decision d;
+  d.plan.request_id = r.id;
+  if (absl::Status q = cluster_->CheckQuota(r, ""); !q.ok()) {
+    d.reasons.push_back({"quota", cluster_->num_hosts()});
+    return d;
+  }
+  if (class_mix_.size() < x.classes.size()) class_mix_.resize(x.classes.size());
+  Pass pass(*this, r);
+
+  // Constraints that look at other workloads need the host itself, not its group.
+  bool per_host = only != nullptr || !r.affinity.empty() || !r.spread_key.empty();
+  int best_host = -1;
+  int64_t best_score = 0;
+  int64_t best_spread = 0;
+  std::vector<core::GpuAssignment> best_gpus;
+  auto consider = [&](int h, Pass::Result& res, int64_t spread_count) {
+    if (best_host < 0 || spread_count < best_spread ||
+        (spread_count == best_spread &&
+         (res.score > best_score || (res.score == best_score && h < best_host)))) {
+      best_host = h;
+      best_score = res.score;
+      best_spread = spread_count;
+      best_gpus = std::move(res.gpus);
+    }
+  };
+  if (!per_host) {
+    for (int gid : x.live_groups) {
+      const HostGroup& g = x.groups[gid];
+      int h = *g.hosts.begin();
+      Pass::Result res = pass.Evaluate(h);
+      if (res.reason >= 0) {
+        pass.rejected[res.reason] += int64_t(g.hosts.size());
+        continue;
+      }
+      consider(h, res, 0);
+    }
+  } else {
+    // Hosts holding a workload that matches each affinity term, and spread counts per value.
+    std::vector<absl::flat_hash_set<int>> matches(r.affinity.size());
+    std::map<std::string, int64_t> spread;
+    const std::string& group = r.SpreadGroup();
+    for (int h = 0; h < int(x.hosts.size()); ++h) {
+      for (const std::string& id : x.host_allocations[h]) {
+        const Allocation& a = x.allocations.find(id)->second;
+        for (size_t t = 0; t < r.affinity.size(); ++t) {
+          auto it = a.request.labels.find(r.affinity[t].key);
+          if (it != a.request.labels.end() && it->second == r.affinity[t].value) {
+            matches[t].insert(h);
+          }
+        }
+        if (!r.spread_key.empty() && a.request.SpreadGroup() == group) {
+          auto lit = x.hosts[h].labels.find(r.spread_key);
+          spread[lit == x.hosts[h].labels.end() ? std::string() : lit->second]++;
+        }
+      }
+    }
+    auto visit = [&](int h) {
+      Pass::Result res = pass.Evaluate(h);
+      if (res.reason < 0) {
+        for (size_t t = 0; t < r.affinity.size(); ++t) {
+          bool present = matches[t].contains(h);
+          if (r.affinity[t].anti && present) {
+            res.reason = kAntiAffinity;
+            break;
+          }
+          if (!r.affinity[t].anti && !present) {
+            res.reason = kAffinity;
+            break;
+          }
+        }
+      }
+      if (res.reason >= 0) {
+        pass.rejected[res.reason]++;
+        return;
+      }
+      int64_t count = 0;
+      if (!r.spread_key.empty()) {
+        auto lit = x.hosts[h].labels.find(r.spread_key);
+        auto sit = spread.find(lit == x.hosts[h].labels.end() ? std::string() : lit->second);
+        count = sit == spread.end() ? 0 : sit->second;
+      }
+      consider(h, res, count);
+    };
+    if (only != nullptr) {
+      for (int h : *only) visit(h);
+    } else {
+      for (int h = 0; h < int(x.hosts.size()); ++h) visit(h);
+    }
+  }
+  if (best_host < 0) {
+    d.reasons = SortedReasons(pass.rejected);
+    return d;
+  }
+  d.scheduled = true;
+  d.plan.placement.host = best_host;
+  d.plan.placement.host_name = x.hosts[best_host].name;
+  d.plan.placement.gpus = std::move(best_gpus);
+  if (options_.always_explain) d.reasons = SortedReasons(pass.rejected);
+  return d;
+}
+
+absl::StatusOr<Decision> Scheduler::Schedule(const Request& r) {
+  BERTH_RETURN_IF_ERROR(ValidateRequest(r));
+  if (options_.mix == nullptr) tracker_.Observe(r);
+  return ScheduleOn(r, nullptr);
+}
+
+absl::StatusOr<Decision> Scheduler::Place(const Request& r) {
+  BERTH_ASSIGN_OR_RETURN(Decision d, Schedule(r));
+  if (d.scheduled) BERTH_RETURN_IF_ERROR(cluster_->Commit(r, d.plan.placement));
+  return d;
+}
+
+absl::StatusOr<GangDecision> Scheduler::ScheduleGang(const std::vector<Request>& members) {
+  for (const Request& m : members) BERTH_RETURN_IF_ERROR(ValidateRequest(m));
+  GangDecision gd;
+  std::vector<std::string> committed;
+  std::vector<int> used_hosts;
+  auto rollback = [&]() {
+    for (auto it = committed.rbegin(); it != committed.rend(); ++it) {
+      absl::Status s = cluster_->Release(*it);
+      (void)s;
+    }
+  };
+  for (const Request& m : members) {
+    if (options_.mix == nullptr) tracker_.Observe(m);
+    Decision d;
+    bool done = false;
+    if (m.spread_key.empty() && !used_hosts.empty()) {
+      // Packing: hosts the gang already uses come first, so it spans as few hosts as possible.
+      absl::StatusOr<Decision> on_used = ScheduleOn(m, &used_hosts);
+      if (!on_used.ok()) {
+        rollback();
+        return on_used.status();
+      }
+      if (on_used->scheduled) {
+        d = std::move(*on_used);
+        done = true;
+      }
+    }
+    if (!done) {
+      absl::StatusOr<Decision> any = ScheduleOn(m, nullptr);
+      if (!any.ok()) {
+        rollback();
+        return any.status();
+      }
+      d = std::move(*any);
+    }
+    if (!d.scheduled) {
+      rollback();
+      gd.plans.clear();
+      gd.reasons = std::move(d.reasons);
+      gd.failed_member = m.id;
+      return gd;
+    }
+    if (absl::Status s = cluster_->Commit(m, d.plan.placement); !s.ok()) {
+      rollback();
+      return s;
+    }
+    committed.push_back(m.id);
+    if (std::find(used_hosts.begin(), used_hosts.end(), d.plan.placement.host) ==
+        used_hosts.end()) {
+      used_hosts.push_back(d.plan.placement.host);
+    }
+    gd.plans.push_back(std::move(d.plan));
+  }
+  rollback();
+  gd.scheduled = true;
+  return gd;
+}
+
+absl::StatusOr<Decision> Scheduler::ScheduleWithPreemption(const Request& r) {
+  BERTH_ASSIGN_OR_RETURN(Decision d, Schedule(r));
+  if (d.scheduled) return d;
+  if (!cluster_->CheckQuota(r, "").ok()) return d;
+  Cluster::Index& x = cluster_->index();
+
+  struct Choice {
+    int max_priority = 0;
+    int count = 0;
+    int64_t freed = 0;
+    int host = -1;
+    std::vector<std::string> victims;
+    Placement placement;
+  };
+  std::optional<Choice> best;
+  auto better = [](const Choice& a, const Choice& b) {
+    return std::tie(a.max_priority, a.count, a.freed, a.host) <
+           std::tie(b.max_priority, b.count, b.freed, b.host);
+  };
+
+  for (int h = 0; h < int(x.hosts.size()); ++h) {
+    if (!x.schedulable[h]) continue;
+    const HostState& host = x.hosts[h];
+    std::vector<const Allocation*> pool;
+    for (const std::string& id : x.host_allocations[h]) {
+      const Allocation& a = x.allocations.find(id)->second;
+      if (a.request.preemptible && a.request.priority < r.priority) pool.push_back(&a);
+    }
+    if (pool.empty()) continue;
+    // Normalized size of what each candidate holds, so "resources freed" compares across
+    // dimensions.
+    auto size_of = [&](const Allocation* a) {
+      int64_t s = Util(a->request.resources.cpu.value(), host.capacity.cpu.value()) +
+                  Util(a->request.resources.memory.value(), host.capacity.memory.value()) +
+                  Util(a->request.resources.disk.value(), host.capacity.disk.value());
+      int64_t milli = 0;
+      for (const core::GpuAssignment& g : a->placement.gpus) milli += g.milli;
+      return s + 2 * Util(milli, host.GpuCapacityMilli());
+    };
+    std::sort(pool.begin(), pool.end(), [&](const Allocation* a, const Allocation* b) {
+      return std::make_tuple(a->request.priority, -size_of(a), a->request.id) <
+             std::make_tuple(b->request.priority, -size_of(b), b->request.id);
+    });
+    std::vector<std::string> saved_order = x.host_allocations[h];
+    // Tries evicting `set`: releases it, asks for a plan on this host alone, restores it.
+    auto try_set = [&](const std::vector<const Allocation*>& set) -> std::optional<Placement> {
+      std::vector<Allocation> copies;
+      for (const Allocation* a : set) copies.push_back(*a);
+      for (const Allocation& a : copies) {
+        absl::Status s = cluster_->Release(a.request.id);
+        (void)s;
+      }
+      std::vector<int> only = {h};
+      absl::StatusOr<Decision> on = ScheduleOn(r, &only);
+      for (const Allocation& a : copies) {
+        absl::Status s = cluster_->Commit(a.request, a.placement);
+        (void)s;
+      }
+      x.host_allocations[h] = saved_order;
+      if (on.ok() && on->scheduled) return on->plan.placement;
+      return std::nullopt;
+    };
+    // The lowest priority level whose candidates, all evicted, make room.
+    std::vector<int> levels;
+    for (const Allocation* a : pool) {
+      if (levels.empty() || levels.back() != a->request.priority) {
+        levels.push_back(a->request.priority);
+      }
+    }
+    for (int level : levels) {
+      if (best && level > best->max_priority) break;
+      std::vector<const Allocation*> eligible;
+      for (const Allocation* a : pool) {
+        if (a->request.priority <= level) eligible.push_back(a);
+      }
+      if (!try_set(eligible)) continue;
+      // Fewest victims, then least freed: exhaustive over small pools, greedy pruning beyond.
+      std::vector<const Allocation*> chosen;
+      std::optional<Placement> placement;
+      if (eligible.size() <= 10) {
+        struct Subset {
+          int count;
+          int64_t freed;
+          uint32_t mask;
+        };
+        std::vector<Subset> subsets;
+        for (uint32_t mask = 1; mask < (1u << eligible.size()); ++mask) {
+          bool has_level = false;
+          int64_t freed = 0;
+          for (size_t i = 0; i < eligible.size(); ++i) {
+            if (mask & (1u << i)) {
+              has_level |= eligible[i]->request.priority == level;
+              freed += size_of(eligible[i]);
+            }
+          }
+          if (has_level) subsets.push_back({std::popcount(mask), freed, mask});
+        }
+        std::sort(subsets.begin(), subsets.end(), [](const Subset& a, const Subset& b) {
+          return std::tie(a.count, a.freed, a.mask) < std::tie(b.count, b.freed, b.mask);
+        });
+        for (const Subset& s : subsets) {
+          std::vector<const Allocation*> set;
+          for (size_t i = 0; i < eligible.size(); ++i) {
+            if (s.mask & (1u << i)) set.push_back(eligible[i]);
+          }
+          placement = try_set(set);
+          if (placement) {
+            chosen = std::move(set);
+            break;
+          }
+        }
+      } else {
+        chosen = eligible;
+        // Drop the smallest first: what remains tends to be few, large victims.
+        for (size_t i = chosen.size(); i-- > 0;) {
+          std::vector<const Allocation*> without = chosen;
+          without.erase(without.begin() + i);
+          if (!without.empty() && try_set(without)) chosen = std::move(without);
+        }
+        placement = try_set(chosen);
+      }
+      if (!placement) break;
+      Choice c;
+      c.host = h;
+      c.count = int(chosen.size());
+      for (const Allocation* a : chosen) {
+        c.max_priority = std::max(c.max_priority, a->request.priority);
+        c.freed += size_of(a);
+        c.victims.push_back(a->request.id);
+      }
+      c.max_priority = level;
+      c.placement = std::move(*placement);
+      if (!best || better(c, *best)) best = std::move(c);
+      break;
+    }
+  }
+  if (!best) return d;
+  d.scheduled = true;
+  d.plan.placement = std::move(best->placement);
+  d.plan.victims = std::move(best->victims);
+  d.reasons.clear();
+  return d;
+}
 
 }  // namespace berth::sched

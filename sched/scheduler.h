@@ -84,11 +84,14 @@ struct GangDecision {
   std::string failed_member;  // the first member that found no host
 };
 
+struct GpuStatic;  // internal to scheduler.cc
+
 class Scheduler {
  public:
   // InvalidArgument for an unknown ranker comes from Policy::Parse; the policy given here is
   // used as is (an empty policy is first-fit).
   Scheduler(Cluster* cluster, SchedulerOptions options);
+  ~Scheduler();
 
   // Plans `request` without evicting anyone. InvalidArgument for a malformed request;
   // otherwise a Decision, scheduled or with reasons (a quota breach is the reason "quota").
@@ -109,9 +112,19 @@ class Scheduler {
   const WorkloadMix& mix() const;
 
  private:
+  class Pass;
+  // Per host class: static device facts for each shape of the mix with `version`.
+  struct ClassMix {
+    uint64_t version = 0;
+    std::vector<std::vector<GpuStatic>> shapes;
+  };
+  // Schedule without validation or mix tracking; `only`, when set, limits the hosts looked at.
+  absl::StatusOr<Decision> ScheduleOn(const Request& request, const std::vector<int>* only);
+
   Cluster* cluster_;
   SchedulerOptions options_;
   MixTracker tracker_;
+  std::vector<ClassMix> class_mix_;
 };
 
 }  // namespace berth::sched
