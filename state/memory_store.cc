@@ -1,0 +1,11 @@
+#include "state/memory_store.h"
+
+namespace berth::state {
+
+MemoryStore::MemoryStore(const StoreOptions& options) : LocalStore(options) { StartBackground(); }
+
+MemoryStore::~MemoryStore() { StopBackground(); }
+
+absl::Status MemoryStore::Persist(const Commit& commit) { return absl::OkStatus(); }
+
+}  // namespace berth::state
