@@ -873,11 +873,14 @@ absl::StatusOr<Decision> Scheduler::ScheduleWithPreemption(const Request& r) {
   for (int h = 0; h < int(x.hosts.size()); ++h) {
     if (!x.schedulable[h]) continue;
     const HostState& host = x.hosts[h];
-    std::vector<const Allocation*> pool;
+    // Copies: trying a victim set releases and recommits allocations, which moves them.
+    std::vector<Allocation> candidates;
     for (const std::string& id : x.host_allocations[h]) {
       const Allocation& a = x.allocations.find(id)->second;
-      if (a.request.preemptible && a.request.priority < r.priority) pool.push_back(&a);
+      if (a.request.preemptible && a.request.priority < r.priority) candidates.push_back(a);
     }
+    std::vector<const Allocation*> pool;
+    for (const Allocation& a : candidates) pool.push_back(&a);
     if (pool.empty()) continue;
     // Normalized size of what each candidate holds, so "resources freed" compares across
     // dimensions.
@@ -896,16 +899,14 @@ absl::StatusOr<Decision> Scheduler::ScheduleWithPreemption(const Request& r) {
     std::vector<std::string> saved_order = x.host_allocations[h];
     // Tries evicting `set`: releases it, asks for a plan on this host alone, restores it.
     auto try_set = [&](const std::vector<const Allocation*>& set) -> std::optional<Placement> {
-      std::vector<Allocation> copies;
-      for (const Allocation* a : set) copies.push_back(*a);
-      for (const Allocation& a : copies) {
-        absl::Status s = cluster_->Release(a.request.id);
+      for (const Allocation* a : set) {
+        absl::Status s = cluster_->Release(a->request.id);
         (void)s;
       }
       std::vector<int> only = {h};
       absl::StatusOr<Decision> on = ScheduleOn(r, &only);
-      for (const Allocation& a : copies) {
-        absl::Status s = cluster_->Commit(a.request, a.placement);
+      for (const Allocation* a : set) {
+        absl::Status s = cluster_->Commit(a->request, a->placement);
         (void)s;
       }
       x.host_allocations[h] = saved_order;
