@@ -1,0 +1,140 @@
+#include "runtime/oci/oci_config.h"
+
+#include <cstdlib>
+#include <fstream>
+#include <sstream>
+
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+
+namespace berth::runtime {
+namespace {
+
+using ::testing::HasSubstr;
+
+// Compares `actual` with testdata/NAME; BERTH_UPDATE_GOLDENS=1 rewrites the file instead.
+void ExpectGolden(const std::string& name, const std::string& actual) {
+  const std::string path = std::string(BERTH_OCI_TESTDATA) + "/" + name;
+  const char* update = std::getenv("BERTH_UPDATE_GOLDENS");
+  if (update != nullptr && std::string(update) == "1") {
+    std::ofstream(path) << actual;
+    return;
+  }
+  std::ifstream in(path);
+  ASSERT_TRUE(in.good()) << "missing golden " << path << "; run with BERTH_UPDATE_GOLDENS=1";
+  std::stringstream ss;
+  ss << in.rdbuf();
+  EXPECT_EQ(ss.str(), actual) << "golden " << path
+                              << " differs; if intended, regenerate with BERTH_UPDATE_GOLDENS=1";
+}
+
+ContainerLaunchSpec Box() {
+  ContainerLaunchSpec s;
+  s.id = "box";
+  s.rootfs = "/var/lib/berth/images/busybox/rootfs";
+  s.args = {"/bin/sh", "-c", "echo up; sleep 3600"};
+  s.env = {{"GREETING", "hello"}};
+  s.cpu = core::MilliCpu(250);
+  s.memory = core::MemoryMiB(32);
+  s.pids_limit = 256;
+  s.cgroups_path = "/berth/box";
+  return s;
+}
+
+std::string Doc(const ContainerLaunchSpec& s) {
+  auto j = BuildOciConfig(s);
+  EXPECT_TRUE(j.ok()) << j.status();
+  return j.ok() ? j->dump(2) + "\n" : "";
+}
+
+TEST(OciConfigTest, BusyboxGolden) { ExpectGolden("busybox.json", Doc(Box())); }
+
+TEST(OciConfigTest, ReadOnlyMountsJoinedNetnsGolden) {
+  ContainerLaunchSpec s = Box();
+  s.read_only_rootfs = true;
+  s.cwd = "/work";
+  s.hostname = "box-0";
+  s.mounts = {{.source = "/pool/box/data", .destination = "/data"},
+              {.source = "/pool/models", .destination = "/models", .read_only = true}};
+  s.netns = "/run/netns/berth-box";
+  s.max_open_files = 65536;
+  ExpectGolden("readonly_mounts_netns.json", Doc(s));
+}
+
+TEST(OciConfigTest, WholeGpusGolden) {
+  ContainerLaunchSpec s = Box();
+  s.gpus = {{.id = "GPU-0f2e8a5c-1111-2222-3333-444455556666", .device_index = 0},
+            {.id = "GPU-9a8b7c6d-1111-2222-3333-444455556666", .device_index = 3}};
+  ExpectGolden("gpus_whole.json", Doc(s));
+}
+
+TEST(OciConfigTest, MigSliceGolden) {
+  ContainerLaunchSpec s = Box();
+  s.gpus = {{.id = "MIG-5c1d0f7e-aaaa-bbbb-cccc-ddddeeeeffff", .device_index = 1}};
+  ExpectGolden("gpu_mig.json", Doc(s));
+}
+
+TEST(OciConfigTest, FractionalShareGolden) {
+  ContainerLaunchSpec s = Box();
+  s.gpus = {{.id = "GPU-0f2e8a5c-1111-2222-3333-444455556666",
+             .device_index = 2,
+             .milli = 250,
+             .memory_mib = 10240}};
+  ExpectGolden("gpu_share.json", Doc(s));
+}
+
+TEST(OciConfigTest, CgroupLimitsFollowTheRequest) {
+  auto j = BuildOciConfig(Box());
+  ASSERT_TRUE(j.ok());
+  const auto& r = (*j)["linux"]["resources"];
+  EXPECT_EQ(r["cpu"]["quota"], 25000);
+  EXPECT_EQ(r["cpu"]["period"], 100000);
+  EXPECT_EQ(r["cpu"]["shares"], 256);
+  EXPECT_EQ(r["memory"]["limit"], 32 << 20);
+  EXPECT_EQ(r["pids"]["limit"], 256);
+  ContainerLaunchSpec unlimited = Box();
+  unlimited.cpu = core::MilliCpu(0);
+  unlimited.memory = core::MemoryMiB(0);
+  unlimited.pids_limit = 0;
+  auto u = BuildOciConfig(unlimited);
+  ASSERT_TRUE(u.ok());
+  EXPECT_FALSE((*u)["linux"]["resources"].contains("cpu"));
+  EXPECT_FALSE((*u)["linux"]["resources"].contains("memory"));
+  EXPECT_FALSE((*u)["linux"]["resources"].contains("pids"));
+}
+
+TEST(OciConfigTest, HostNetworkAddsNoNetworkNamespace) {
+  ContainerLaunchSpec s = Box();
+  s.netns = "host";
+  auto j = BuildOciConfig(s);
+  ASSERT_TRUE(j.ok());
+  for (const auto& ns : (*j)["linux"]["namespaces"]) EXPECT_NE(ns["type"], "network");
+}
+
+TEST(OciConfigTest, RejectsBadSpecsNamingTheField) {
+  struct Case {
+    std::function<void(ContainerLaunchSpec&)> mutate;
+    std::string want;
+  };
+  std::vector<Case> cases = {
+      {[](ContainerLaunchSpec& s) { s.args.clear(); }, "container \"box\": args must not be empty"},
+      {[](ContainerLaunchSpec& s) { s.rootfs = "rel/path"; }, "rootfs must be an absolute path"},
+      {[](ContainerLaunchSpec& s) { s.cwd = "work"; }, "cwd must be an absolute path"},
+      {[](ContainerLaunchSpec& s) { s.memory = core::MemoryMiB(-1); }, "memory must be >= 0"},
+      {[](ContainerLaunchSpec& s) { s.cpu = core::MilliCpu(-5); }, "cpu must be >= 0, got -5m"},
+      {[](ContainerLaunchSpec& s) { s.mounts = {{.source = "/a", .destination = "b"}}; },
+       "mounts[0].destination"},
+      {[](ContainerLaunchSpec& s) { s.gpus = {{.id = "GPU-1", .milli = 0}}; },
+       "gpus[0].milli must be in 1..1000, got 0"},
+  };
+  for (const Case& c : cases) {
+    ContainerLaunchSpec s = Box();
+    c.mutate(s);
+    auto j = BuildOciConfig(s);
+    EXPECT_EQ(j.status().code(), absl::StatusCode::kInvalidArgument) << c.want;
+    EXPECT_THAT(std::string(j.status().message()), HasSubstr(c.want));
+  }
+}
+
+}  // namespace
+}  // namespace berth::runtime
