@@ -99,11 +99,14 @@ void Cluster::Index::Regroup(int h) {
       g.shape_frag.clear();
       g.frag_version = 0;
       free_groups.push_back(old);
+    } else if (summary[old].min_host == h) {
+      summary[old].min_host = *g.hosts.begin();
     }
   }
   auto it = group_by_key.find(key);
   int id;
-  if (it != group_by_key.end()) {
+  bool created = it == group_by_key.end();
+  if (!created) {
     id = it->second;
   } else {
     if (!free_groups.empty()) {
@@ -112,6 +115,7 @@ void Cluster::Index::Regroup(int h) {
     } else {
       id = int(groups.size());
       groups.emplace_back();
+      summary.emplace_back();
     }
     HostGroup& g = groups[id];
     g.cls = host_class[h];
@@ -123,6 +127,36 @@ void Cluster::Index::Regroup(int h) {
   }
   groups[id].hosts.insert(h);
   host_group[h] = id;
+  if (created) {
+    Summarize(id);
+  } else if (h < summary[id].min_host) {
+    summary[id].min_host = h;
+  }
+}
+
+void Cluster::Index::Summarize(int group) {
+  const HostGroup& g = groups[group];
+  int h = *g.hosts.begin();
+  const HostState& host = hosts[h];
+  GroupSummary& s = summary[group];
+  s = GroupSummary{};
+  s.cls = g.cls;
+  s.min_host = h;
+  s.schedulable = schedulable[h];
+  s.free = host.Free();
+  s.util_cpu = Util(host.allocated.cpu.value(), host.capacity.cpu.value());
+  s.util_memory = Util(host.allocated.memory.value(), host.capacity.memory.value());
+  s.gpu_used_milli = host.GpuCapacityMilli() - host.FreeGpuMilli();
+  s.util_gpu = Util(s.gpu_used_milli, host.GpuCapacityMilli());
+  for (size_t i = 0; i < host.gpus.size(); ++i) {
+    const GpuState& gs = host.gpus[i];
+    if (gs.device.mig_enabled) {
+      if (gs.mig_slices_used != 0xff) s.mig_free = true;
+    } else {
+      if (gs.free_milli == core::kWholeGpuMilli && i < 32) s.idle_mask |= 1u << i;
+      s.max_share_free = std::max(s.max_share_free, gs.free_milli);
+    }
+  }
 }
 
 const HostGroup& Cluster::Index::Frag(int group, const WorkloadMix& mix) {

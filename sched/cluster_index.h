@@ -45,6 +45,28 @@ struct HostGroup {
   std::vector<ShapeFrag> shape_frag;
 };
 
+// A compact copy of what the scheduler's first pass over groups needs, so rejecting a group
+// or scoring it for the simple rankers touches one small record.
+struct GroupSummary {
+  int cls = -1;
+  int min_host = -1;
+  bool schedulable = true;
+  core::Resources free;
+  int64_t util_cpu = 0;  // allocated / capacity, scaled to 1e9 (see Util in scheduler.cc)
+  int64_t util_memory = 0;
+  int64_t util_gpu = 0;
+  int64_t gpu_used_milli = 0;
+  uint32_t idle_mask = 0;      // bit i: device i is idle (whole devices, not MIG)
+  int64_t max_share_free = 0;  // most free milli on one non-MIG device
+  bool mig_free = false;       // some MIG device has a free slice
+};
+
+// used * 1e9 / cap, rounded down; 0 when there is no capacity.
+inline int64_t Util(int64_t used, int64_t cap) {
+  if (cap <= 0) return 0;
+  return int64_t((__int128(used) * 1'000'000'000) / cap);
+}
+
 struct Cluster::Index {
   std::vector<HostState> hosts;
   std::vector<int> host_class;
@@ -57,6 +79,7 @@ struct Cluster::Index {
   std::map<std::string, int> class_by_key;
 
   std::vector<HostGroup> groups;
+  std::vector<GroupSummary> summary;  // by group id
   std::vector<int> free_groups;
   std::vector<int> live_groups;
   absl::flat_hash_map<std::vector<int64_t>, int> group_by_key;
@@ -69,6 +92,7 @@ struct Cluster::Index {
 
   // Moves host `h` to the group of its current state.
   void Regroup(int h);
+  void Summarize(int group);
   std::vector<int64_t> StateKey(int h) const;
   // Fills the group's fragmentation cache for `mix` if it is stale.
   const HostGroup& Frag(int group, const WorkloadMix& mix);

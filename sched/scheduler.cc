@@ -8,6 +8,7 @@
 #include <set>
 
 #include "absl/container/flat_hash_set.h"
+#include "absl/container/inlined_vector.h"
 #include "core/status.h"
 #include "core/strings.h"
 #include "sched/cluster_index.h"
@@ -151,11 +152,6 @@ struct GpuChange {
   uint8_t mig_mask;
 };
 
-int64_t Util(int64_t used, int64_t cap) {
-  if (cap <= 0) return 0;
-  return int64_t((__int128(used) * kScoreMax) / cap);
-}
-
 }  // namespace
 
 std::vector<std::string> RankerNames() {
@@ -275,10 +271,16 @@ class Scheduler::Pass {
     uses_fgd_ = s.options_.policy.Uses("fgd");
     uses_topology_ = s.options_.policy.Uses("topology");
     int64_t best_weight = -1;
+    summary_exact_ = true;
     for (const auto& [id, w] : terms_) {
       if (w > best_weight) {
         best_weight = w;
         primary_ = id;
+      }
+      bool multi = r.gpu.kind == Kind::kWhole && r.gpu.count >= 2;
+      if (!(id == RankerId::kFirstFit || id == RankerId::kBinpack || id == RankerId::kSpread ||
+            (id == RankerId::kTopology && !multi))) {
+        summary_exact_ = false;
       }
     }
     if (terms_.empty()) primary_ = RankerId::kFirstFit;
@@ -286,28 +288,50 @@ class Scheduler::Pass {
     mix_ = &s.mix();
     classes_.resize(x_.classes.size());
     class_done_.assign(x_.classes.size(), false);
+    for (const WorkloadMix::Entry& e : mix_->entries()) {
+      if (e.shape.gpu.kind == Kind::kNone) cpu_only_weight_ += e.weight;
+    }
   }
 
+  using Changes = absl::InlinedVector<GpuChange, 8>;
   struct Result {
     int reason = -1;  // -1: feasible
     int64_t score = 0;
-    std::vector<core::GpuAssignment> gpus;
+    Changes changes;
   };
 
   // Runs every checker and ranker for host `h` in its current state.
   Result Evaluate(int h);
+  // The first pass over a group, from its summary alone: a reason when the group surely fails,
+  // kMaybe when only the device search can tell, -1 when it surely fits.
+  static constexpr int kMaybe = -2;
+  int Precheck(const GroupSummary& g);
+  // Whether every ranker of the policy can be scored from a group summary.
+  bool summary_exact() const { return summary_exact_; }
+  int64_t SummaryScore(const GroupSummary& g);
+  std::vector<core::GpuAssignment> Assignments(int h, const Changes& changes) const;
   std::array<int64_t, kNumReasons> rejected{};
 
  private:
   struct ClassInfo {
     int reason = -1;
     std::vector<GpuStatic> gpu;
+    uint32_t ok_mask = 0;  // devices that pass the static checks
+    int64_t req_util_cpu = 0, req_util_memory = 0, req_util_gpu = 0;
   };
   const ClassInfo& Class(int cls);
   // Σ_c w_c ΔF_c for the change, against the group's cached figures.
-  int64_t FgdDelta(int h, const std::vector<GpuChange>& changes);
+  int64_t FgdDelta(int h, const GpuChange* changes, size_t n);
   const std::vector<std::vector<GpuStatic>>& MixStatic(int cls);
-  int64_t Score(int h, const std::vector<core::GpuAssignment>& gpus, int64_t fgd_delta);
+  int64_t Score(int h, const Changes& changes, int64_t fgd_delta);
+  // Binpack's utilization after placing: CPU and memory count once, GPUs twice (in an AI
+  // cluster they are the scarce part). Sums of per-part Util values, so the score of a group
+  // is its summary's utilization plus a per-class constant.
+  int64_t UtilAfter(const GroupSummary& g, const ClassInfo& ci, bool has_gpus) const {
+    int64_t sum = g.util_cpu + ci.req_util_cpu + g.util_memory + ci.req_util_memory;
+    if (!has_gpus) return sum / 2;
+    return (sum + 2 * (g.util_gpu + ci.req_util_gpu)) / 4;
+  }
 
   Scheduler& s_;
   Cluster::Index& x_;
@@ -316,7 +340,9 @@ class Scheduler::Pass {
   RankerId primary_ = RankerId::kFirstFit;
   bool uses_fgd_ = false;
   bool uses_topology_ = false;
+  bool summary_exact_ = true;
   int64_t total_milli_ = 0;
+  int64_t cpu_only_weight_ = 0;
   const WorkloadMix* mix_;
   std::vector<ClassInfo> classes_;
   std::vector<bool> class_done_;
@@ -327,6 +353,9 @@ const Scheduler::Pass::ClassInfo& Scheduler::Pass::Class(int cls) {
   if (class_done_[cls]) return info;
   class_done_[cls] = true;
   const HostClass& c = x_.classes[cls];
+  info.req_util_cpu = Util(r_.resources.cpu.value(), c.capacity.cpu.value());
+  info.req_util_memory = Util(r_.resources.memory.value(), c.capacity.memory.value());
+  info.req_util_gpu = Util(total_milli_, int64_t(c.gpus.size()) * core::kWholeGpuMilli);
   for (const LabelSelector& sel : r_.host_selector) {
     if (!sel.Matches(c.labels)) {
       info.reason = kLabels;
@@ -354,6 +383,7 @@ const Scheduler::Pass::ClassInfo& Scheduler::Pass::Class(int cls) {
     }
     quota = true;
     info.gpu[i] = st;
+    if (i < 32) info.ok_mask |= 1u << i;
   }
   if (!model) {
     info.reason = kGpuModel;
@@ -365,6 +395,41 @@ const Scheduler::Pass::ClassInfo& Scheduler::Pass::Class(int cls) {
   return info;
 }
 
+int Scheduler::Pass::Precheck(const GroupSummary& g) {
+  if (!g.schedulable) return kNotSchedulable;
+  const ClassInfo& ci = Class(g.cls);
+  if (ci.reason >= 0) return ci.reason;
+  if (g.free.cpu < r_.resources.cpu) return kCpu;
+  if (g.free.memory < r_.resources.memory) return kMemory;
+  if (g.free.disk < r_.resources.disk) return kDisk;
+  switch (r_.gpu.kind) {
+    case Kind::kNone:
+      return -1;
+    case Kind::kWhole:
+      if (x_.classes[g.cls].gpus.size() > 32) return kMaybe;
+      return std::popcount(g.idle_mask & ci.ok_mask) >= r_.gpu.count ? -1 : kGpuCount;
+    case Kind::kShare:
+      return g.max_share_free >= r_.gpu.milli ? kMaybe : kGpuShare;
+    case Kind::kMig:
+      return g.mig_free ? kMaybe : kMigSlot;
+  }
+  return kMaybe;
+}
+
+int64_t Scheduler::Pass::SummaryScore(const GroupSummary& g) {
+  const ClassInfo& ci = Class(g.cls);
+  bool has_gpus = !x_.classes[g.cls].gpus.empty();
+  int64_t total = 0;
+  for (const auto& [id, weight] : terms_) {
+    int64_t score = 0;
+    if (id == RankerId::kBinpack) score = UtilAfter(g, ci, has_gpus);
+    if (id == RankerId::kSpread) score = kScoreMax - UtilAfter(g, ci, has_gpus);
+    if (id == RankerId::kTopology) score = kScoreMax;
+    total += weight * (score / 1000);
+  }
+  return total;
+}
+
 const std::vector<std::vector<GpuStatic>>& Scheduler::Pass::MixStatic(int cls) {
   Scheduler::ClassMix& cm = s_.class_mix_[cls];
   if (cm.version != mix_->version()) {
@@ -372,15 +437,16 @@ const std::vector<std::vector<GpuStatic>>& Scheduler::Pass::MixStatic(int cls) {
     cm.shapes.clear();
     for (const WorkloadMix::Entry& e : mix_->entries()) {
       std::vector<GpuStatic> per_gpu;
-      for (const core::GpuDevice& d : x_.classes[cls].gpus)
+      for (const core::GpuDevice& d : x_.classes[cls].gpus) {
         per_gpu.push_back(StaticFor(d, e.shape.gpu));
+      }
       cm.shapes.push_back(std::move(per_gpu));
     }
   }
   return cm.shapes;
 }
 
-int64_t Scheduler::Pass::FgdDelta(int h, const std::vector<GpuChange>& changes) {
+int64_t Scheduler::Pass::FgdDelta(int h, const GpuChange* changes, size_t n) {
   if (mix_->total_weight() == 0) return 0;
   const HostGroup& g = x_.Frag(x_.host_group[h], *mix_);
   const HostState& host = x_.hosts[h];
@@ -388,54 +454,40 @@ int64_t Scheduler::Pass::FgdDelta(int h, const std::vector<GpuChange>& changes) 
   core::Resources free_after = host.Free() - r_.resources;
   int64_t u_before = host.FreeGpuMilli();
   int64_t u_after = u_before - total_milli_;
-  int64_t delta = 0;
+  // CPU-only shapes can never use a GPU: all free GPU milli is theirs to waste.
+  int64_t delta = cpu_only_weight_ * (u_after - u_before);
   for (size_t i = 0; i < mix_->entries().size(); ++i) {
     const WorkloadMix::Entry& e = mix_->entries()[i];
+    if (e.shape.gpu.kind == Kind::kNone) continue;
     const ShapeFrag& sf = g.shape_frag[i];
     int64_t f_before = sf.fits ? sf.unheld_milli : u_before;
-    int64_t f_after;
-    if (e.shape.gpu.kind == Kind::kNone) {
-      f_after = u_after;
-    } else {
-      int holding = sf.holding;
-      int64_t unheld = sf.unheld_milli;
-      for (const GpuChange& c : changes) {
-        const GpuState& gs = host.gpus[c.pos];
-        const GpuStatic& st = statics[i][c.pos];
-        bool hb = Holds(st, e.shape.gpu, gs.free_milli, gs.free_memory_mib, gs.mig_slices_used);
-        int64_t fm = gs.free_milli - c.milli;
-        bool ha = Holds(st, e.shape.gpu, fm, gs.free_memory_mib - c.memory_mib,
-                        gs.mig_slices_used | c.mig_mask);
-        holding += int(ha) - int(hb);
-        unheld += (ha ? 0 : fm) - (hb ? 0 : gs.free_milli);
-      }
-      bool fits = free_after.Fits(e.shape.resources) &&
-                  holding >= (e.shape.gpu.kind == Kind::kWhole ? e.shape.gpu.count : 1);
-      f_after = fits ? unheld : u_after;
+    int holding = sf.holding;
+    int64_t unheld = sf.unheld_milli;
+    for (size_t k = 0; k < n; ++k) {
+      const GpuChange& c = changes[k];
+      const GpuState& gs = host.gpus[c.pos];
+      const GpuStatic& st = statics[i][c.pos];
+      bool hb = Holds(st, e.shape.gpu, gs.free_milli, gs.free_memory_mib, gs.mig_slices_used);
+      int64_t fm = gs.free_milli - c.milli;
+      bool ha = Holds(st, e.shape.gpu, fm, gs.free_memory_mib - c.memory_mib,
+                      gs.mig_slices_used | c.mig_mask);
+      holding += int(ha) - int(hb);
+      unheld += (ha ? 0 : fm) - (hb ? 0 : gs.free_milli);
     }
+    bool fits = free_after.Fits(e.shape.resources) &&
+                holding >= (e.shape.gpu.kind == Kind::kWhole ? e.shape.gpu.count : 1);
+    int64_t f_after = fits ? unheld : u_after;
     delta += e.weight * (f_after - f_before);
   }
   return delta;
 }
 
-int64_t Scheduler::Pass::Score(int h, const std::vector<core::GpuAssignment>& gpus,
-                               int64_t fgd_delta) {
+int64_t Scheduler::Pass::Score(int h, const Changes& changes, int64_t fgd_delta) {
   const HostState& host = x_.hosts[h];
+  const GroupSummary& gsum = x_.summary[x_.host_group[h]];
+  const ClassInfo& ci = Class(x_.host_class[h]);
   int64_t gpu_cap = host.GpuCapacityMilli();
-  int64_t gpu_used = gpu_cap - host.FreeGpuMilli();
-  auto util_after = [&]() {
-    // CPU and memory count once each, GPUs twice: in an AI cluster they are the scarce part.
-    int64_t sum =
-        Util(host.allocated.cpu.value() + r_.resources.cpu.value(), host.capacity.cpu.value()) +
-        Util(host.allocated.memory.value() + r_.resources.memory.value(),
-             host.capacity.memory.value());
-    int64_t parts = 2;
-    if (gpu_cap > 0) {
-      sum += 2 * Util(gpu_used + total_milli_, gpu_cap);
-      parts += 2;
-    }
-    return sum / parts;
-  };
+  int64_t gpu_used = gsum.gpu_used_milli;
   int64_t total = 0;
   for (const auto& [id, weight] : terms_) {
     int64_t score = 0;
@@ -444,14 +496,14 @@ int64_t Scheduler::Pass::Score(int h, const std::vector<core::GpuAssignment>& gp
         score = 0;
         break;
       case RankerId::kBinpack:
-        score = util_after();
+        score = UtilAfter(gsum, ci, gpu_cap > 0);
         break;
       case RankerId::kSpread:
-        score = kScoreMax - util_after();
+        score = kScoreMax - UtilAfter(gsum, ci, gpu_cap > 0);
         break;
       case RankerId::kDotprod: {
         double req[3] = {0, 0, 0}, fre[3] = {0, 0, 0};
-        core::Resources free = host.Free();
+        const core::Resources& free = gsum.free;
         if (host.capacity.cpu.value() > 0) {
           req[0] = double(r_.resources.cpu.value()) / double(host.capacity.cpu.value());
           fre[0] = double(free.cpu.value()) / double(host.capacity.cpu.value());
@@ -462,7 +514,7 @@ int64_t Scheduler::Pass::Score(int h, const std::vector<core::GpuAssignment>& gp
         }
         if (gpu_cap > 0) {
           req[2] = double(total_milli_) / double(gpu_cap);
-          fre[2] = double(host.FreeGpuMilli()) / double(gpu_cap);
+          fre[2] = double(gpu_cap - gpu_used) / double(gpu_cap);
         }
         double dot = req[0] * fre[0] + req[1] * fre[1] + req[2] * fre[2];
         double nr = std::sqrt(req[0] * req[0] + req[1] * req[1] + req[2] * req[2]);
@@ -475,13 +527,10 @@ int64_t Scheduler::Pass::Score(int h, const std::vector<core::GpuAssignment>& gp
         if (r_.gpu.kind == Kind::kNone) {
           // CPU-only work belongs on hosts without GPUs, else where the GPUs are busy anyway.
           score = gpu_cap == 0 ? kScoreMax : Util(gpu_used, gpu_cap) / 2;
-        } else if (r_.gpu.kind != Kind::kWhole && !gpus.empty()) {
-          const GpuState* g = nullptr;
-          for (const GpuState& gs : host.gpus) {
-            if (gs.device.index == gpus.front().index) g = &gs;
-          }
-          if (g != nullptr && g->free_milli < core::kWholeGpuMilli) {
-            int64_t left = g->free_milli - gpus.front().milli;
+        } else if (r_.gpu.kind != Kind::kWhole && !changes.empty()) {
+          const GpuState& g = host.gpus[changes.front().pos];
+          if (g.free_milli < core::kWholeGpuMilli) {
+            int64_t left = g.free_milli - changes.front().milli;
             score = 2 * third + third * (core::kWholeGpuMilli - left) / core::kWholeGpuMilli;
           } else if (gpu_used > 0) {
             score = third + third * Util(gpu_used, gpu_cap) / kScoreMax;
@@ -503,18 +552,16 @@ int64_t Scheduler::Pass::Score(int h, const std::vector<core::GpuAssignment>& gp
       }
       case RankerId::kTopology: {
         score = kScoreMax;
-        if (r_.gpu.kind == Kind::kWhole && gpus.size() >= 2) {
-          std::set<int> islands, numa;
-          for (const core::GpuAssignment& a : gpus) {
-            for (const GpuState& gs : host.gpus) {
-              if (gs.device.index == a.index) {
-                islands.insert(gs.device.nvlink_island);
-                numa.insert(gs.device.numa_node);
-              }
-            }
+        if (r_.gpu.kind == Kind::kWhole && changes.size() >= 2) {
+          uint64_t islands = 0, numa = 0;
+          for (const GpuChange& c : changes) {
+            const core::GpuDevice& d = host.gpus[c.pos].device;
+            islands |= uint64_t(1) << (d.nvlink_island & 63);
+            numa |= uint64_t(1) << (d.numa_node & 63);
           }
-          if (islands.size() > 1) {
-            score = numa.size() == 1 ? kScoreMax / 2 : kScoreMax / int64_t(2 * islands.size());
+          int n_islands = std::popcount(islands);
+          if (n_islands > 1) {
+            score = std::popcount(numa) == 1 ? kScoreMax / 2 : kScoreMax / (2 * n_islands);
           }
         }
         break;
@@ -525,39 +572,40 @@ int64_t Scheduler::Pass::Score(int h, const std::vector<core::GpuAssignment>& gp
   return total;
 }
 
+std::vector<core::GpuAssignment> Scheduler::Pass::Assignments(int h, const Changes& changes) const {
+  std::vector<core::GpuAssignment> out;
+  for (const GpuChange& c : changes) {
+    const GpuState& g = x_.hosts[h].gpus[c.pos];
+    core::GpuAssignment a;
+    a.index = g.device.index;
+    a.milli = c.milli;
+    if (r_.gpu.kind == Kind::kShare) a.memory_mib = c.memory_mib;
+    if (r_.gpu.kind == Kind::kMig) {
+      a.mig_profile = r_.gpu.mig_profile;
+      a.mig_start_slice = std::countr_zero(unsigned(c.mig_mask));
+    }
+    out.push_back(std::move(a));
+  }
+  return out;
+}
+
 Scheduler::Pass::Result Scheduler::Pass::Evaluate(int h) {
   Result res;
-  if (!x_.schedulable[h]) {
-    res.reason = kNotSchedulable;
+  const GroupSummary& gsum = x_.summary[x_.host_group[h]];
+  int pre = Precheck(gsum);
+  if (pre >= 0) {
+    res.reason = pre;
     return res;
   }
   const ClassInfo& ci = Class(x_.host_class[h]);
-  if (ci.reason >= 0) {
-    res.reason = ci.reason;
-    return res;
-  }
   const HostState& host = x_.hosts[h];
-  core::Resources free = host.Free();
-  if (free.cpu < r_.resources.cpu) {
-    res.reason = kCpu;
-    return res;
-  }
-  if (free.memory < r_.resources.memory) {
-    res.reason = kMemory;
-    return res;
-  }
-  if (free.disk < r_.resources.disk) {
-    res.reason = kDisk;
-    return res;
-  }
-  std::vector<GpuChange> changes;
   int64_t fgd_delta = 0;
   const std::vector<GpuStatic>& st = ci.gpu;
   switch (r_.gpu.kind) {
     case Kind::kNone:
       break;
     case Kind::kWhole: {
-      std::vector<int> idle;
+      absl::InlinedVector<int, 16> idle;
       for (size_t i = 0; i < host.gpus.size(); ++i) {
         const GpuState& g = host.gpus[i];
         if (Holds(st[i], r_.gpu, g.free_milli, g.free_memory_mib, g.mig_slices_used)) {
@@ -568,7 +616,7 @@ Scheduler::Pass::Result Scheduler::Pass::Evaluate(int h) {
         res.reason = kGpuCount;
         return res;
       }
-      std::vector<int> chosen(idle.begin(), idle.begin() + r_.gpu.count);
+      absl::InlinedVector<int, 16> chosen(idle.begin(), idle.begin() + r_.gpu.count);
       if (uses_topology_ && r_.gpu.count >= 2) {
         // The tightest NVLink island that holds the whole request, else the tightest NUMA node.
         for (bool by_island : {true, false}) {
@@ -590,9 +638,7 @@ Scheduler::Pass::Result Scheduler::Pass::Evaluate(int h) {
           }
         }
       }
-      for (int i : chosen) {
-        changes.push_back({i, core::kWholeGpuMilli, 0, 0});
-      }
+      for (int i : chosen) res.changes.push_back({i, core::kWholeGpuMilli, 0, 0});
       break;
     }
     case Kind::kShare:
@@ -603,6 +649,17 @@ Scheduler::Pass::Result Scheduler::Pass::Evaluate(int h) {
       for (size_t i = 0; i < host.gpus.size(); ++i) {
         const GpuState& g = host.gpus[i];
         if (!Holds(st[i], r_.gpu, g.free_milli, g.free_memory_mib, g.mig_slices_used)) continue;
+        // A device in the same state and of the same kind as one already tried scores the same
+        // and has a higher index: skip it.
+        bool seen = false;
+        for (size_t j = 0; j < i && !seen; ++j) {
+          const GpuState& o = host.gpus[j];
+          seen = o.free_milli == g.free_milli && o.free_memory_mib == g.free_memory_mib &&
+                 o.mig_slices_used == g.mig_slices_used && o.device.model == g.device.model &&
+                 o.device.memory_mib == g.device.memory_mib &&
+                 Holds(st[j], r_.gpu, o.free_milli, o.free_memory_mib, o.mig_slices_used);
+        }
+        if (seen) continue;
         GpuChange c{int(i), 0, 0, 0};
         if (r_.gpu.kind == Kind::kShare) {
           c.milli = r_.gpu.milli;
@@ -615,7 +672,7 @@ Scheduler::Pass::Result Scheduler::Pass::Evaluate(int h) {
         // Lower keys win: FGD's growth first when it is in the policy, then the tightest fit
         // (or the loosest, for a spread policy); first-fit takes the lowest index.
         int64_t key = 0, key2 = 0;
-        if (uses_fgd_) key = FgdDelta(h, {c});
+        if (uses_fgd_) key = FgdDelta(h, &c, 1);
         if (primary_ == RankerId::kSpread) {
           key2 = -(g.free_milli - c.milli);
         } else if (primary_ != RankerId::kFirstFit) {
@@ -632,27 +689,15 @@ Scheduler::Pass::Result Scheduler::Pass::Evaluate(int h) {
         res.reason = r_.gpu.kind == Kind::kShare ? kGpuShare : kMigSlot;
         return res;
       }
-      changes.push_back(best_change);
+      res.changes.push_back(best_change);
       if (uses_fgd_) fgd_delta = best_key;
       break;
     }
   }
-  for (const GpuChange& c : changes) {
-    const GpuState& g = host.gpus[c.pos];
-    core::GpuAssignment a;
-    a.index = g.device.index;
-    a.milli = c.milli;
-    if (r_.gpu.kind == Kind::kShare) a.memory_mib = c.memory_mib;
-    if (r_.gpu.kind == Kind::kMig) {
-      a.mig_profile = r_.gpu.mig_profile;
-      a.mig_start_slice = std::countr_zero(unsigned(c.mig_mask));
-    }
-    res.gpus.push_back(std::move(a));
-  }
   if (uses_fgd_ && r_.gpu.kind != Kind::kShare && r_.gpu.kind != Kind::kMig) {
-    fgd_delta = FgdDelta(h, changes);
+    fgd_delta = FgdDelta(h, res.changes.data(), res.changes.size());
   }
-  res.score = Score(h, res.gpus, fgd_delta);
+  res.score = Score(h, res.changes, fgd_delta);
   return res;
 }
 
@@ -693,27 +738,44 @@ absl::StatusOr<Decision> Scheduler::ScheduleOn(const Request& r, const std::vect
   int best_host = -1;
   int64_t best_score = 0;
   int64_t best_spread = 0;
-  std::vector<core::GpuAssignment> best_gpus;
-  auto consider = [&](int h, Pass::Result& res, int64_t spread_count) {
+  auto consider = [&](int h, int64_t score, int64_t spread_count) {
     if (best_host < 0 || spread_count < best_spread ||
         (spread_count == best_spread &&
-         (res.score > best_score || (res.score == best_score && h < best_host)))) {
+         (score > best_score || (score == best_score && h < best_host)))) {
       best_host = h;
-      best_score = res.score;
+      best_score = score;
       best_spread = spread_count;
-      best_gpus = std::move(res.gpus);
     }
   };
   if (!per_host) {
+    // One pass over the groups of identical hosts, each represented by its lowest-index host.
+    // The summary rejects most groups at once; policies made only of summary-scored rankers
+    // evaluate a group fully only when it could beat the best so far.
+    bool exact = pass.summary_exact();
     for (int gid : x.live_groups) {
-      const HostGroup& g = x.groups[gid];
-      int h = *g.hosts.begin();
-      Pass::Result res = pass.Evaluate(h);
-      if (res.reason >= 0) {
-        pass.rejected[res.reason] += int64_t(g.hosts.size());
-        continue;
+      const GroupSummary& g = x.summary[gid];
+      int pre = pass.Precheck(g);
+      if (pre >= 0) continue;
+      int h = g.min_host;
+      if (exact) {
+        int64_t score = pass.SummaryScore(g);
+        if (best_host >= 0 && (score < best_score || (score == best_score && h > best_host))) {
+          continue;
+        }
+        if (pre == -1) {
+          consider(h, score, 0);
+          continue;
+        }
       }
-      consider(h, res, 0);
+      Pass::Result res = pass.Evaluate(h);
+      if (res.reason < 0) consider(h, res.score, 0);
+    }
+    if (best_host < 0 || options_.always_explain) {
+      for (int gid : x.live_groups) {
+        const HostGroup& g = x.groups[gid];
+        Pass::Result res = pass.Evaluate(*g.hosts.begin());
+        if (res.reason >= 0) pass.rejected[res.reason] += int64_t(g.hosts.size());
+      }
     }
   } else {
     // Hosts holding a workload that matches each affinity term, and spread counts per value.
@@ -754,13 +816,14 @@ absl::StatusOr<Decision> Scheduler::ScheduleOn(const Request& r, const std::vect
         pass.rejected[res.reason]++;
         return;
       }
+      int64_t score = res.score;
       int64_t count = 0;
       if (!r.spread_key.empty()) {
         auto lit = x.hosts[h].labels.find(r.spread_key);
         auto sit = spread.find(lit == x.hosts[h].labels.end() ? std::string() : lit->second);
         count = sit == spread.end() ? 0 : sit->second;
       }
-      consider(h, res, count);
+      consider(h, score, count);
     };
     if (only != nullptr) {
       for (int h : *only) visit(h);
@@ -775,7 +838,8 @@ absl::StatusOr<Decision> Scheduler::ScheduleOn(const Request& r, const std::vect
   d.scheduled = true;
   d.plan.placement.host = best_host;
   d.plan.placement.host_name = x.hosts[best_host].name;
-  d.plan.placement.gpus = std::move(best_gpus);
+  Pass::Result chosen = pass.Evaluate(best_host);
+  d.plan.placement.gpus = pass.Assignments(best_host, chosen.changes);
   if (options_.always_explain) d.reasons = SortedReasons(pass.rejected);
   return d;
 }
