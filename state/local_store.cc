@@ -36,17 +36,21 @@ absl::Status ValidateOp(const Op& op, std::string_view branch, size_t index) {
 
 }  // namespace
 
-// The key space as a transaction sees it while it runs: the committed map overlaid with the
-// transaction's own earlier ops.
+// The key space as a transaction sees it while it runs: the committed map, overlaid with the
+// commits still on their way to disk, overlaid with the transaction's own earlier ops.
 class LocalStore::Staging {
  public:
   Staging(const std::map<std::string, KeyValue, std::less<>>& base,
+          const std::map<std::string, PendingKv>& pending,
           std::map<std::string, std::optional<KeyValue>>& overlay)
-      : base_(base), overlay_(overlay) {}
+      : base_(base), pending_(pending), overlay_(overlay) {}
 
   const KeyValue* Find(const std::string& key) const {
     if (auto it = overlay_.find(key); it != overlay_.end()) {
       return it->second.has_value() ? &*it->second : nullptr;
+    }
+    if (auto it = pending_.find(key); it != pending_.end()) {
+      return it->second.kv.has_value() ? &*it->second.kv : nullptr;
     }
     auto it = base_.find(key);
     return it == base_.end() ? nullptr : &it->second;
@@ -54,14 +58,9 @@ class LocalStore::Staging {
 
   std::vector<std::string> KeysWithPrefix(const std::string& prefix) const {
     std::set<std::string> keys;
-    for (auto it = base_.lower_bound(prefix); it != base_.end() && HasPrefix(it->first, prefix);
-         ++it) {
-      keys.insert(it->first);
-    }
-    for (auto it = overlay_.lower_bound(prefix);
-         it != overlay_.end() && HasPrefix(it->first, prefix); ++it) {
-      keys.insert(it->first);
-    }
+    AddKeys(base_, prefix, keys);
+    AddKeys(pending_, prefix, keys);
+    AddKeys(overlay_, prefix, keys);
     std::vector<std::string> present;
     for (const std::string& key : keys) {
       if (Find(key) != nullptr) present.push_back(key);
@@ -72,7 +71,15 @@ class LocalStore::Staging {
   void Set(const std::string& key, std::optional<KeyValue> kv) { overlay_[key] = std::move(kv); }
 
  private:
+  template <typename Map>
+  static void AddKeys(const Map& map, const std::string& prefix, std::set<std::string>& keys) {
+    for (auto it = map.lower_bound(prefix); it != map.end() && HasPrefix(it->first, prefix); ++it) {
+      keys.insert(it->first);
+    }
+  }
+
   const std::map<std::string, KeyValue, std::less<>>& base_;
+  const std::map<std::string, PendingKv>& pending_;
   std::map<std::string, std::optional<KeyValue>>& overlay_;
 };
 
@@ -84,6 +91,7 @@ LocalStore::LocalStore(const StoreOptions& options)
 LocalStore::~LocalStore() { StopBackground(); }
 
 void LocalStore::Load(Snapshot snapshot) {
+  absl::MutexLock commit_lock(&commit_mu_);
   absl::MutexLock lock(&mu_);
   kvs_.clear();
   leases_.clear();
@@ -103,6 +111,9 @@ void LocalStore::Load(Snapshot snapshot) {
   revision_ = snapshot.revision;
   compacted_revision_ = snapshot.compacted_revision;
   next_lease_id_ = snapshot.next_lease_id;
+  pending_kvs_.clear();
+  pending_revision_ = durable_revision_ = revision_;
+  pending_compacted_ = compacted_revision_;
 }
 
 void LocalStore::StartBackground() {
@@ -179,17 +190,20 @@ absl::StatusOr<TxnResponse> LocalStore::Txn(const TxnRequest& request) {
     BERTH_RETURN_IF_ERROR(ValidateOp(request.else_ops[i], "else_ops", i));
   }
 
-  absl::MutexLock commit_lock(&commit_mu_);
-  Commit commit;
+  auto queued = std::make_shared<Queued>();
+  Commit& commit = queued->commit;
   TxnResponse response;
+  absl::MutexLock commit_lock(&commit_mu_);
+  auto not_draining = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(commit_mu_) { return draining_ == 0; };
+  commit_mu_.Await(absl::Condition(&not_draining));
   {
     absl::ReaderMutexLock lock(&mu_);
-    Staging staging(kvs_, commit.kvs);
+    Staging staging(kvs_, pending_kvs_, commit.kvs);
     response.succeeded = std::all_of(
         request.compares.begin(), request.compares.end(),
         [&](const Compare& compare) { return Holds(compare, staging.Find(compare.key)); });
     const std::vector<Op>& ops = response.succeeded ? request.then_ops : request.else_ops;
-    const int64_t revision = revision_ + 1;
+    const int64_t revision = pending_revision_ + 1;
     auto remove = [&](const std::string& key, OpResponse& op_response) {
       const KeyValue* prev = staging.Find(key);
       if (prev == nullptr) return;
@@ -202,6 +216,7 @@ absl::StatusOr<TxnResponse> LocalStore::Txn(const TxnRequest& request) {
       OpResponse& op_response = response.responses.emplace_back();
       switch (op.type) {
         case Op::Type::kPut: {
+          // Grants and revokes drain the queue first, so leases_ is current here.
           LeaseId lease = op.put_options.lease;
           if (lease != 0 && !leases_.contains(lease)) {
             return absl::NotFoundError(core::Cat("key \"", op.key, "\": lease ", lease,
@@ -227,18 +242,106 @@ absl::StatusOr<TxnResponse> LocalStore::Txn(const TxnRequest& request) {
           break;
       }
     }
-    if (commit.events.empty()) {
-      response.revision = revision_;
-      return response;
-    }
-    commit.revision = revision;
     commit.next_lease_id = next_lease_id_;
-    commit.compacted_revision = compacted_revision_;
-    MaybeCompact(commit);
   }
+  if (commit.events.empty()) {
+    // What this transaction read may still be on its way to disk; answer only once it is there.
+    response.revision = pending_revision_;
+    BERTH_RETURN_IF_ERROR(AwaitDurable(pending_revision_));
+    return response;
+  }
+  commit.revision = pending_revision_ + 1;
+  commit.compacted_revision = pending_compacted_;
+  MaybeCompact(commit);
+  for (const auto& [key, kv] : commit.kvs) {
+    pending_kvs_[key] = PendingKv{.revision = commit.revision, .kv = kv};
+  }
+  pending_revision_ = commit.revision;
+  pending_compacted_ = commit.compacted_revision;
   response.revision = commit.revision;
-  BERTH_RETURN_IF_ERROR(PersistAndApply(commit));
+  queue_.push_back(queued);
+  BERTH_RETURN_IF_ERROR(AwaitQueued(queued));
   return response;
+}
+
+absl::Status LocalStore::AwaitQueued(const std::shared_ptr<Queued>& queued) {
+  while (!queued->done) {
+    if (!flushing_) {
+      FlushQueue();
+      continue;
+    }
+    auto ready = [this, &queued]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(commit_mu_) {
+      return queued->done || !flushing_;
+    };
+    commit_mu_.Await(absl::Condition(&ready));
+  }
+  return queued->status;
+}
+
+void LocalStore::FlushQueue() {
+  flushing_ = true;
+  std::vector<std::shared_ptr<Queued>> batch(queue_.begin(), queue_.end());
+  queue_.clear();
+  std::vector<const Commit*> commits;
+  commits.reserve(batch.size());
+  for (const auto& queued : batch) commits.push_back(&queued->commit);
+  // Others keep evaluating and queueing behind this batch while it is written.
+  commit_mu_.Unlock();
+  absl::Status status = Persist(commits);
+  if (status.ok()) {
+    absl::MutexLock lock(&mu_);
+    for (const Commit* commit : commits) Apply(*commit);
+  }
+  commit_mu_.Lock();
+  flushing_ = false;
+  for (const auto& queued : batch) {
+    queued->done = true;
+    queued->status = status;
+  }
+  if (status.ok()) {
+    durable_revision_ = commits.back()->revision;
+    for (auto it = pending_kvs_.begin(); it != pending_kvs_.end();) {
+      it = it->second.revision <= durable_revision_ ? pending_kvs_.erase(it) : std::next(it);
+    }
+    return;
+  }
+  // Everything queued since was evaluated on top of the failed batch: fail it too and start
+  // over from the persisted state.
+  for (const auto& queued : queue_) {
+    queued->done = true;
+    queued->status = absl::UnavailableError(
+        core::Cat("txn: an earlier transaction it depended on failed to commit (", status.message(),
+                  "); retry"));
+  }
+  queue_.clear();
+  pending_kvs_.clear();
+  absl::ReaderMutexLock lock(&mu_);
+  pending_revision_ = durable_revision_ = revision_;
+  pending_compacted_ = compacted_revision_;
+  ++epoch_;
+}
+
+absl::Status LocalStore::AwaitDurable(int64_t target) {
+  const int64_t epoch = epoch_;
+  auto ready = [this, target, epoch]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(commit_mu_) {
+    return durable_revision_ >= target || epoch_ != epoch;
+  };
+  commit_mu_.Await(absl::Condition(&ready));
+  if (epoch_ != epoch) {
+    return absl::UnavailableError(
+        "txn: a transaction whose result this one read failed to commit; retry");
+  }
+  return absl::OkStatus();
+}
+
+void LocalStore::DrainQueue() {
+  // Holding new transactions back keeps a steady stream of writers from starving the drain.
+  ++draining_;
+  auto idle = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(commit_mu_) {
+    return queue_.empty() && !flushing_;
+  };
+  commit_mu_.Await(absl::Condition(&idle));
+  --draining_;
 }
 
 void LocalStore::MaybeCompact(Commit& commit) {
@@ -252,9 +355,11 @@ void LocalStore::MaybeCompact(Commit& commit) {
 }
 
 absl::Status LocalStore::PersistAndApply(Commit& commit) {
-  BERTH_RETURN_IF_ERROR(Persist(commit));
+  BERTH_RETURN_IF_ERROR(Persist({&commit}));
   absl::MutexLock lock(&mu_);
   Apply(commit);
+  pending_revision_ = durable_revision_ = revision_;
+  pending_compacted_ = compacted_revision_;
   return absl::OkStatus();
 }
 
@@ -325,6 +430,7 @@ absl::StatusOr<std::unique_ptr<WatchHandle>> LocalStore::Watch(std::string_view 
 
 absl::Status LocalStore::Compact(int64_t revision) {
   absl::MutexLock commit_lock(&commit_mu_);
+  DrainQueue();
   Commit commit;
   {
     absl::ReaderMutexLock lock(&mu_);
@@ -352,6 +458,7 @@ absl::StatusOr<LeaseId> LocalStore::Grant(absl::Duration ttl) {
                             core::Cat("must be positive, got ", absl::FormatDuration(ttl)));
   }
   absl::MutexLock commit_lock(&commit_mu_);
+  DrainQueue();
   Commit commit;
   {
     absl::ReaderMutexLock lock(&mu_);
@@ -387,6 +494,7 @@ absl::Status LocalStore::Revoke(LeaseId id) {
 
 absl::Status LocalStore::RevokeLocked(LeaseId id, bool only_if_expired, bool* revoked) {
   *revoked = false;
+  DrainQueue();
   Commit commit;
   {
     absl::ReaderMutexLock lock(&mu_);

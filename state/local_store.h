@@ -4,10 +4,14 @@
 // MemoryStore persists nothing, SqliteStore writes every commit to an SQLite file. Reads never
 // touch the disk.
 //
-// Thread-safety: all public methods are thread-safe. Mutations are serialized by commit_mu_ and
-// Persist() runs under it, outside the state lock, so readers are not blocked by disk writes.
-// Subclasses must call StopBackground() first thing in their destructor, because the lease
-// ticker calls Persist().
+// Group commit: transactions are evaluated one at a time (under commit_mu_) against the
+// committed state plus the commits still on their way to disk, then queued; one writer at a time
+// persists everything queued in a single Persist() call (one fsync for many writers) and makes
+// it visible. Readers see only persisted state and are never blocked by disk writes. Lease and
+// compaction changes drain the queue and commit alone.
+//
+// Thread-safety: all public methods are thread-safe. Subclasses must call StopBackground() first
+// thing in their destructor, because the lease ticker calls Persist().
 #pragma once
 
 #include <cstdint>
@@ -86,8 +90,8 @@ class LocalStore : public Store {
   // Stops the lease ticker and watch delivery; idempotent.
   void StopBackground();
 
-  // Makes `commit` durable, or fails leaving the durable state as it was.
-  virtual absl::Status Persist(const Commit& commit) = 0;
+  // Makes `commits` (in order) durable together, or fails leaving the durable state as it was.
+  virtual absl::Status Persist(const std::vector<const Commit*>& commits) = 0;
 
  private:
   struct Lease {
@@ -95,12 +99,33 @@ class LocalStore : public Store {
     absl::Time deadline;
     std::set<std::string> keys;
   };
+  // A queued transaction and, once done, its outcome.
+  struct Queued {
+    Commit commit;
+    bool done = false;
+    absl::Status status;
+  };
+  // A key's latest state among commits not yet persisted, and the revision that wrote it.
+  struct PendingKv {
+    int64_t revision = 0;
+    std::optional<KeyValue> kv;
+  };
   class Staging;
 
+  // Waits for the queue to drain, so the caller may commit alone while holding commit_mu_.
+  void DrainQueue() ABSL_EXCLUSIVE_LOCKS_REQUIRED(commit_mu_);
+  // Returns once `queued` is persisted (or failed), persisting the queue itself when no other
+  // writer is doing so.
+  absl::Status AwaitQueued(const std::shared_ptr<Queued>& queued)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(commit_mu_);
+  void FlushQueue() ABSL_EXCLUSIVE_LOCKS_REQUIRED(commit_mu_);
+  // Waits until revision `target` is persisted; Unavailable if the commits it depends on failed.
+  absl::Status AwaitDurable(int64_t target) ABSL_EXCLUSIVE_LOCKS_REQUIRED(commit_mu_);
   absl::Status RevokeLocked(LeaseId id, bool only_if_expired, bool* revoked)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(commit_mu_);
   // Adds automatic compaction to a commit that moves the revision.
-  void MaybeCompact(Commit& commit) ABSL_SHARED_LOCKS_REQUIRED(mu_);
+  void MaybeCompact(Commit& commit) ABSL_EXCLUSIVE_LOCKS_REQUIRED(commit_mu_);
+  // Persists and applies one commit alone; the queue must be empty.
   absl::Status PersistAndApply(Commit& commit) ABSL_EXCLUSIVE_LOCKS_REQUIRED(commit_mu_);
   void Apply(const Commit& commit) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void TickerLoop();
@@ -110,6 +135,18 @@ class LocalStore : public Store {
   const std::shared_ptr<WatchHub> hub_;
 
   absl::Mutex commit_mu_ ABSL_ACQUIRED_BEFORE(mu_);
+  // The state as seen by the next transaction: committed state plus these not-yet-persisted
+  // changes.
+  std::map<std::string, PendingKv> pending_kvs_ ABSL_GUARDED_BY(commit_mu_);
+  int64_t pending_revision_ ABSL_GUARDED_BY(commit_mu_) = 0;
+  int64_t pending_compacted_ ABSL_GUARDED_BY(commit_mu_) = 0;
+  int64_t durable_revision_ ABSL_GUARDED_BY(commit_mu_) = 0;
+  std::deque<std::shared_ptr<Queued>> queue_ ABSL_GUARDED_BY(commit_mu_);
+  bool flushing_ ABSL_GUARDED_BY(commit_mu_) = false;
+  int draining_ ABSL_GUARDED_BY(commit_mu_) = 0;  // callers waiting in DrainQueue()
+  // Bumped when a persist fails and the pending state is thrown away.
+  int64_t epoch_ ABSL_GUARDED_BY(commit_mu_) = 0;
+
   absl::Mutex mu_;
   std::map<std::string, KeyValue, std::less<>> kvs_ ABSL_GUARDED_BY(mu_);
   std::deque<Event> history_ ABSL_GUARDED_BY(mu_);

@@ -6,6 +6,8 @@ MemoryStore::MemoryStore(const StoreOptions& options) : LocalStore(options) { St
 
 MemoryStore::~MemoryStore() { StopBackground(); }
 
-absl::Status MemoryStore::Persist(const Commit& commit) { return absl::OkStatus(); }
+absl::Status MemoryStore::Persist(const std::vector<const Commit*>& commits) {
+  return absl::OkStatus();
+}
 
 }  // namespace berth::state

@@ -13,7 +13,7 @@ class MemoryStore final : public LocalStore {
   ~MemoryStore() override;
 
  protected:
-  absl::Status Persist(const Commit& commit) override;
+  absl::Status Persist(const std::vector<const Commit*>& commits) override;
 };
 
 }  // namespace berth::state

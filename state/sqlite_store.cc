@@ -307,10 +307,15 @@ absl::Status SqliteStore::WriteCommit(const Commit& commit) {
   return absl::OkStatus();
 }
 
-absl::Status SqliteStore::Persist(const Commit& commit) {
+absl::Status SqliteStore::Persist(const std::vector<const Commit*>& commits) {
   absl::MutexLock lock(&db_mu_);
   BERTH_RETURN_IF_ERROR(Run(begin_, "begin"));
-  absl::Status status = WriteCommit(commit);
+  // One SQLite transaction, and so one sync, for the whole group.
+  absl::Status status;
+  for (const Commit* commit : commits) {
+    status = WriteCommit(*commit);
+    if (!status.ok()) break;
+  }
   if (status.ok()) status = Run(commit_, "commit");
   if (!status.ok()) {
     // The in-memory state is applied only after a successful commit, so rolling back here keeps

@@ -33,7 +33,7 @@ class SqliteStore final : public LocalStore {
   const std::string& path() const { return path_; }
 
  protected:
-  absl::Status Persist(const Commit& commit) override;
+  absl::Status Persist(const std::vector<const Commit*>& commits) override;
 
  private:
   // A prepared statement, finalized on destruction.
