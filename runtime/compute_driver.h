@@ -124,7 +124,7 @@ absl::StatusOr<TaskHandle> TaskHandleFromJson(const nlohmann::json& j);
 // How a task ended. `reason` is empty for a plain exit and says what happened otherwise ("stopped
 // by the agent", "killed by the kernel OOM killer", "lost while the agent was down").
 struct ExitResult {
-  int exit_code = 0;  // -1 when unknown
+  int exit_code = 0;  // 128 + signal when killed by one (as shells report it); -1 when unknown
   int signal = 0;     // signal that killed it, 0 if it exited by itself
   bool oom_killed = false;
   std::string reason;

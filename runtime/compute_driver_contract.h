@@ -414,6 +414,28 @@ TYPED_TEST_P(ComputeDriverContractTest, EventsAreDelivered) {
   EXPECT_EQ(recorder.Events().size(), seen);
 }
 
+TYPED_TEST_P(ComputeDriverContractTest, ConcurrentTasksAreIndependent) {
+  constexpr int kTasks = 3;
+  std::vector<std::thread> threads;
+  std::vector<absl::StatusOr<TaskHandle>> handles(kTasks);
+  for (int i = 0; i < kTasks; ++i) {
+    TaskConfig config = this->Prepare(this->traits_.ExitWith(10 + i), "par-" + std::to_string(i));
+    threads.emplace_back(
+        [this, i, config, &handles] { handles[i] = this->driver_->Start(config); });
+  }
+  for (std::thread& t : threads) t.join();
+  for (int i = 0; i < kTasks; ++i) {
+    ASSERT_TRUE(handles[i].ok()) << handles[i].status();
+    this->handles_.push_back(*handles[i]);
+  }
+  for (int i = 0; i < kTasks; ++i) {
+    absl::StatusOr<ExitResult> exit =
+        this->driver_->Wait("par-" + std::to_string(i), kContractDeadline);
+    ASSERT_TRUE(exit.ok()) << exit.status();
+    EXPECT_EQ(exit->exit_code, 10 + i);
+  }
+}
+
 REGISTER_TYPED_TEST_SUITE_P(ComputeDriverContractTest, FingerprintIsHealthy,
                             StartThenInspectShowsRunning, StartRejectsDuplicateAndEmptyIds,
                             StdoutGoesToTaskLog, ExitCodeIsReported, WaitTimesOutWhileRunning,
@@ -421,6 +443,7 @@ REGISTER_TYPED_TEST_SUITE_P(ComputeDriverContractTest, FingerprintIsHealthy,
                             DestroyRunningTaskNeedsForce, PauseAndResumeWhereCapable,
                             ExecWhereCapable, RecoverKeepsTheSameRunningTask,
                             RecoverReportsTaskThatDiedMeanwhile, RecoverRejectsForeignHandle,
-                            UnknownTaskIdsAreNotFound, EventsAreDelivered);
+                            UnknownTaskIdsAreNotFound, EventsAreDelivered,
+                            ConcurrentTasksAreIndependent);
 
 }  // namespace berth::runtime::contract

@@ -268,9 +268,8 @@ absl::StatusOr<std::string> ResolveExecutable(const std::string& command,
   while (start <= search_path.size()) {
     size_t end = search_path.find(':', start);
     if (end == std::string::npos) end = search_path.size();
-    std::string dir = search_path.substr(start, end - start);
-    if (dir.empty()) dir = ".";
-    std::string candidate = dir + "/" + command;
+    std::string_view dir = std::string_view(search_path).substr(start, end - start);
+    std::string candidate = core::Cat(dir.empty() ? std::string_view(".") : dir, "/", command);
     struct stat st {};
     if (stat(candidate.c_str(), &st) == 0 && S_ISREG(st.st_mode) &&
         access(candidate.c_str(), X_OK) == 0) {
