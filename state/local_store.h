@@ -90,6 +90,12 @@ class LocalStore : public Store {
   // Stops the lease ticker and watch delivery; idempotent.
   void StopBackground();
 
+  // The revision the next transaction builds on, persisted or not; for tests of the pipeline.
+  int64_t PendingRevision() {
+    absl::MutexLock lock(&commit_mu_);
+    return pending_revision_;
+  }
+
   // Makes `commits` (in order) durable together, or fails leaving the durable state as it was.
   virtual absl::Status Persist(const std::vector<const Commit*>& commits) = 0;
 
