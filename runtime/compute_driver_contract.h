@@ -415,7 +415,7 @@ TYPED_TEST_P(ComputeDriverContractTest, EventsAreDelivered) {
 }
 
 TYPED_TEST_P(ComputeDriverContractTest, ConcurrentTasksAreIndependent) {
-  constexpr int kTasks = 3;
+  constexpr int kTasks = 2;
   std::vector<std::thread> threads;
   std::vector<absl::StatusOr<TaskHandle>> handles(kTasks);
   for (int i = 0; i < kTasks; ++i) {
