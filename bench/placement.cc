@@ -5,7 +5,8 @@
 // measured in the same run, memory per host, and the quality of the result (requests left
 // unplaced, GPU allocation, FGD fragmentation). The last line is one JSON object.
 //
-// Usage: bench_placement [--quick] [--seconds=S]   (S: time limit per run, default 8)
+// Usage: bench_placement [--quick] [--seconds=S] [--hosts=N] [--policy=P]
+//   S: time limit per run (default 8); N, P: run only that cluster size / policy (and the scan).
 #include <chrono>
 #include <cstdio>
 #include <cstring>
@@ -191,9 +192,15 @@ int main(int argc, char** argv) {
   using namespace berth::sched;
   bool quick = false;
   double limit = 8;
+  std::string only;
+  int only_hosts = 0;
+  bool no_baseline = false;
   for (int i = 1; i < argc; ++i) {
     if (std::strcmp(argv[i], "--quick") == 0) quick = true;
     if (std::strncmp(argv[i], "--seconds=", 10) == 0) limit = std::atof(argv[i] + 10);
+    if (std::strncmp(argv[i], "--policy=", 9) == 0) only = argv[i] + 9;
+    if (std::strcmp(argv[i], "--no-baseline") == 0) no_baseline = true;
+    if (std::strncmp(argv[i], "--hosts=", 8) == 0) only_hosts = std::atoi(argv[i] + 8);
   }
   struct Size {
     int hosts;
@@ -217,6 +224,7 @@ int main(int argc, char** argv) {
               "unplaced", "placements/s", "vs-scan", "gpu-use", "frag", "groups", "B/host",
               "seconds");
   for (const Size& size : sizes) {
+    if (only_hosts != 0 && size.hosts != only_hosts) continue;
     std::vector<Arrival> stream = MakeStream(size.hosts, size.placements, 42);
     // FGD's mix: the stream's own shapes, as a tracker with a long window would learn them.
     WorkloadMix mix;
@@ -224,6 +232,7 @@ int main(int argc, char** argv) {
     double baseline = 0;
     nlohmann::json runs = nlohmann::json::object();
     for (const std::string& policy : size.policies) {
+      if (!only.empty() && policy != only && (policy != "plain-scan" || no_baseline)) continue;
       RunResult r = Run(size.hosts, stream, policy, mix, limit);
       if (policy == "plain-scan") baseline = r.per_second;
       double ratio = baseline > 0 ? r.per_second / baseline : 0;

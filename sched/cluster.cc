@@ -1,6 +1,7 @@
 #include "sched/cluster.h"
 
 #include <algorithm>
+#include <bit>
 #include <set>
 
 #include "core/names.h"
@@ -88,6 +89,7 @@ void Cluster::Index::Regroup(int h) {
     HostGroup& g = groups[old];
     g.hosts.erase(h);
     if (g.hosts.empty()) {
+      IndexErase(old);
       group_by_key.erase(g.key);
       int pos = g.live_pos;
       int last = live_groups.back();
@@ -100,7 +102,9 @@ void Cluster::Index::Regroup(int h) {
       g.frag_version = 0;
       free_groups.push_back(old);
     } else if (summary[old].min_host == h) {
+      IndexErase(old);
       summary[old].min_host = *g.hosts.begin();
+      IndexInsert(old);
     }
   }
   auto it = group_by_key.find(key);
@@ -119,6 +123,7 @@ void Cluster::Index::Regroup(int h) {
     }
     HostGroup& g = groups[id];
     g.cls = host_class[h];
+    g.gen = next_gen++;
     g.key = key;
     g.frag_version = 0;
     g.live_pos = int(live_groups.size());
@@ -129,9 +134,28 @@ void Cluster::Index::Regroup(int h) {
   host_group[h] = id;
   if (created) {
     Summarize(id);
+    IndexInsert(id);
   } else if (h < summary[id].min_host) {
+    IndexErase(id);
     summary[id].min_host = h;
+    IndexInsert(id);
   }
+}
+
+void Cluster::Index::IndexInsert(int group) {
+  const GroupSummary& s = summary[group];
+  if (pack.size() <= size_t(s.cls)) pack.resize(s.cls + 1);
+  pack[s.cls][s.bucket].insert(PackEntry{s.pack_key, s.min_host, group});
+  by_min_host.insert({s.min_host, group});
+}
+
+void Cluster::Index::IndexErase(int group) {
+  const GroupSummary& s = summary[group];
+  auto& buckets = pack[s.cls];
+  auto it = buckets.find(s.bucket);
+  it->second.erase(PackEntry{s.pack_key, s.min_host, group});
+  if (it->second.empty()) buckets.erase(it);
+  by_min_host.erase({s.min_host, group});
 }
 
 void Cluster::Index::Summarize(int group) {
@@ -144,10 +168,8 @@ void Cluster::Index::Summarize(int group) {
   s.min_host = h;
   s.schedulable = schedulable[h];
   s.free = host.Free();
-  s.util_cpu = Util(host.allocated.cpu.value(), host.capacity.cpu.value());
-  s.util_memory = Util(host.allocated.memory.value(), host.capacity.memory.value());
   s.gpu_used_milli = host.GpuCapacityMilli() - host.FreeGpuMilli();
-  s.util_gpu = Util(s.gpu_used_milli, host.GpuCapacityMilli());
+  s.pack_key = PackKey(host.capacity, host.GpuCapacityMilli(), host.allocated, s.gpu_used_milli);
   for (size_t i = 0; i < host.gpus.size(); ++i) {
     const GpuState& gs = host.gpus[i];
     if (gs.device.mig_enabled) {
@@ -157,6 +179,9 @@ void Cluster::Index::Summarize(int group) {
       s.max_share_free = std::max(s.max_share_free, gs.free_milli);
     }
   }
+  int idle = std::min(std::popcount(s.idle_mask), kMaxIdleBucket);
+  int level = int(std::min<int64_t>(s.max_share_free / kShareLevel, 4));
+  s.bucket = idle * 5 + level;
 }
 
 const HostGroup& Cluster::Index::Frag(int group, const WorkloadMix& mix) {
@@ -261,6 +286,7 @@ absl::StatusOr<int> Cluster::AddHost(const HostSpec& spec) {
   int64_t gpu_milli = int64_t(spec.gpus.size()) * core::kWholeGpuMilli;
   x.totals.gpu_milli_capacity += gpu_milli;
   x.max_host_gpu_milli = std::max(x.max_host_gpu_milli, gpu_milli);
+  x.hosts_version++;
   x.Regroup(h);
   return h;
 }

@@ -10,6 +10,7 @@
 
 #include "absl/container/btree_set.h"
 #include "absl/container/flat_hash_map.h"
+#include "absl/container/node_hash_map.h"
 #include "sched/cluster.h"
 
 namespace berth::sched {
@@ -39,6 +40,7 @@ struct HostGroup {
   std::vector<int64_t> key;
   absl::btree_set<int> hosts;
   int live_pos = -1;  // position in Index::live_groups, -1 when free
+  uint64_t gen = 0;   // unique per group lifetime: a group's state never changes while it lives
   // Fragmentation cache for the mix with version frag_version.
   uint64_t frag_version = 0;
   int64_t weighted_frag = 0;  // Σ_c w_c F(c)
@@ -52,9 +54,8 @@ struct GroupSummary {
   int min_host = -1;
   bool schedulable = true;
   core::Resources free;
-  int64_t util_cpu = 0;  // allocated / capacity, scaled to 1e9 (see Util in scheduler.cc)
-  int64_t util_memory = 0;
-  int64_t util_gpu = 0;
+  int64_t pack_key = 0;  // PackKey of what is allocated
+  int bucket = 0;        // min(idle devices, kMaxIdleBucket) * 5 + share level
   int64_t gpu_used_milli = 0;
   uint32_t idle_mask = 0;      // bit i: device i is idle (whole devices, not MIG)
   int64_t max_share_free = 0;  // most free milli on one non-MIG device
@@ -66,6 +67,38 @@ inline int64_t Util(int64_t used, int64_t cap) {
   if (cap <= 0) return 0;
   return int64_t((__int128(used) * 1'000'000'000) / cap);
 }
+
+// Binpack's utilization in [0, 1e9] is the separable sum PackKey(allocated) + PackKey(request):
+// on a GPU host CPU and memory weigh a quarter each and GPUs half (in an AI cluster they are
+// the scarce part); on a host without GPUs CPU and memory weigh half each.
+inline int64_t PackKey(const core::Resources& capacity, int64_t gpu_capacity_milli,
+                       const core::Resources& amount, int64_t gpu_milli) {
+  auto part = [](int64_t used, int64_t cap, int64_t scale) -> int64_t {
+    return cap <= 0 ? 0 : int64_t((__int128(used) * scale) / cap);
+  };
+  if (gpu_capacity_milli <= 0) {
+    return part(amount.cpu.value(), capacity.cpu.value(), 500'000'000) +
+           part(amount.memory.value(), capacity.memory.value(), 500'000'000);
+  }
+  return part(amount.cpu.value(), capacity.cpu.value(), 250'000'000) +
+         part(amount.memory.value(), capacity.memory.value(), 250'000'000) +
+         part(gpu_milli, gpu_capacity_milli, 500'000'000);
+}
+
+inline constexpr int kMaxIdleBucket = 16;
+inline constexpr int64_t kShareLevel = 250;  // share levels: free milli / 250, at most 4
+
+// An entry of the binpack order: highest key first, then lowest host.
+struct PackEntry {
+  int64_t key;
+  int min_host;
+  int group;
+  bool operator<(const PackEntry& o) const {
+    if (key != o.key) return key > o.key;
+    if (min_host != o.min_host) return min_host < o.min_host;
+    return group < o.group;
+  }
+};
 
 struct Cluster::Index {
   std::vector<HostState> hosts;
@@ -80,19 +113,27 @@ struct Cluster::Index {
 
   std::vector<HostGroup> groups;
   std::vector<GroupSummary> summary;  // by group id
+  // Live groups per class and bucket in binpack order, and all live groups by lowest host.
+  std::vector<std::map<int, absl::btree_set<PackEntry>>> pack;
+  absl::btree_set<std::pair<int, int>> by_min_host;
   std::vector<int> free_groups;
   std::vector<int> live_groups;
   absl::flat_hash_map<std::vector<int64_t>, int> group_by_key;
 
-  absl::flat_hash_map<std::string, Allocation> allocations;
+  // Node-based: Allocation is large, and pointers handed out by FindAllocation stay valid.
+  absl::node_hash_map<std::string, Allocation> allocations;
   std::map<std::string, Quota, std::less<>> quotas;
   std::map<std::string, TenantUsage, std::less<>> usage;
   ClusterTotals totals;
+  uint64_t next_gen = 1;
+  uint64_t hosts_version = 0;  // changes when hosts are added
   int64_t max_host_gpu_milli = 0;
 
   // Moves host `h` to the group of its current state.
   void Regroup(int h);
   void Summarize(int group);
+  void IndexInsert(int group);
+  void IndexErase(int group);
   std::vector<int64_t> StateKey(int h) const;
   // Fills the group's fragmentation cache for `mix` if it is stale.
   const HostGroup& Frag(int group, const WorkloadMix& mix);

@@ -278,6 +278,8 @@ class Scheduler::Pass {
         primary_ = id;
       }
       bool multi = r.gpu.kind == Kind::kWhole && r.gpu.count >= 2;
+      has_binpack_ |= id == RankerId::kBinpack;
+      has_spread_ |= id == RankerId::kSpread;
       if (!(id == RankerId::kFirstFit || id == RankerId::kBinpack || id == RankerId::kSpread ||
             (id == RankerId::kTopology && !multi))) {
         summary_exact_ = false;
@@ -287,7 +289,7 @@ class Scheduler::Pass {
     total_milli_ = r.gpu.TotalMilli();
     mix_ = &s.mix();
     classes_.resize(x_.classes.size());
-    class_done_.assign(x_.classes.size(), false);
+    class_done_.assign(x_.classes.size(), 0);
     for (const WorkloadMix::Entry& e : mix_->entries()) {
       if (e.shape.gpu.kind == Kind::kNone) cpu_only_weight_ += e.weight;
     }
@@ -308,6 +310,23 @@ class Scheduler::Pass {
   int Precheck(const GroupSummary& g);
   // Whether every ranker of the policy can be scored from a group summary.
   bool summary_exact() const { return summary_exact_; }
+  // Search orders that give the same answer as a full pass: binpack's (the policy is binpack,
+  // possibly with rankers constant for this request) and first-fit's (lowest host first).
+  bool binpack_order() const { return summary_exact_ && has_binpack_ && !has_spread_; }
+  bool first_fit_order() const { return summary_exact_ && !has_binpack_ && !has_spread_; }
+  int ClassReason(int cls) { return Class(cls).reason; }
+  // Whether a group in `bucket` (see GroupSummary::bucket) can hold the request's GPUs.
+  bool BucketMayFit(int bucket) const {
+    int idle = bucket / 5, level = bucket % 5;
+    switch (r_.gpu.kind) {
+      case Kind::kWhole:
+        return idle >= std::min(r_.gpu.count, kMaxIdleBucket);
+      case Kind::kShare:
+        return idle > 0 || level >= r_.gpu.milli / kShareLevel;
+      default:
+        return true;
+    }
+  }
   int64_t SummaryScore(const GroupSummary& g);
   std::vector<core::GpuAssignment> Assignments(int h, const Changes& changes) const;
   std::array<int64_t, kNumReasons> rejected{};
@@ -315,22 +334,22 @@ class Scheduler::Pass {
  private:
   struct ClassInfo {
     int reason = -1;
-    std::vector<GpuStatic> gpu;
+    absl::InlinedVector<GpuStatic, 8> gpu;
     uint32_t ok_mask = 0;  // devices that pass the static checks
-    int64_t req_util_cpu = 0, req_util_memory = 0, req_util_gpu = 0;
+    int64_t req_pack = 0;  // PackKey of the request on this class
   };
-  const ClassInfo& Class(int cls);
+  const ClassInfo& Class(int cls) {
+    if (!class_done_[cls]) ComputeClass(cls);
+    return classes_[cls];
+  }
+  void ComputeClass(int cls);
   // Σ_c w_c ΔF_c for the change, against the group's cached figures.
   int64_t FgdDelta(int h, const GpuChange* changes, size_t n);
   const std::vector<std::vector<GpuStatic>>& MixStatic(int cls);
   int64_t Score(int h, const Changes& changes, int64_t fgd_delta);
-  // Binpack's utilization after placing: CPU and memory count once, GPUs twice (in an AI
-  // cluster they are the scarce part). Sums of per-part Util values, so the score of a group
-  // is its summary's utilization plus a per-class constant.
-  int64_t UtilAfter(const GroupSummary& g, const ClassInfo& ci, bool has_gpus) const {
-    int64_t sum = g.util_cpu + ci.req_util_cpu + g.util_memory + ci.req_util_memory;
-    if (!has_gpus) return sum / 2;
-    return (sum + 2 * (g.util_gpu + ci.req_util_gpu)) / 4;
+  // Binpack's utilization after placing (see PackKey).
+  int64_t UtilAfter(const GroupSummary& g, const ClassInfo& ci) const {
+    return g.pack_key + ci.req_pack;
   }
 
   Scheduler& s_;
@@ -341,31 +360,31 @@ class Scheduler::Pass {
   bool uses_fgd_ = false;
   bool uses_topology_ = false;
   bool summary_exact_ = true;
+  bool has_binpack_ = false;
+  bool has_spread_ = false;
   int64_t total_milli_ = 0;
   int64_t cpu_only_weight_ = 0;
   const WorkloadMix* mix_;
   std::vector<ClassInfo> classes_;
-  std::vector<bool> class_done_;
+  std::vector<char> class_done_;
 };
 
-const Scheduler::Pass::ClassInfo& Scheduler::Pass::Class(int cls) {
+void Scheduler::Pass::ComputeClass(int cls) {
   ClassInfo& info = classes_[cls];
-  if (class_done_[cls]) return info;
-  class_done_[cls] = true;
+  class_done_[cls] = 1;
   const HostClass& c = x_.classes[cls];
-  info.req_util_cpu = Util(r_.resources.cpu.value(), c.capacity.cpu.value());
-  info.req_util_memory = Util(r_.resources.memory.value(), c.capacity.memory.value());
-  info.req_util_gpu = Util(total_milli_, int64_t(c.gpus.size()) * core::kWholeGpuMilli);
+  info.req_pack = PackKey(c.capacity, int64_t(c.gpus.size()) * core::kWholeGpuMilli, r_.resources,
+                          total_milli_);
   for (const LabelSelector& sel : r_.host_selector) {
     if (!sel.Matches(c.labels)) {
       info.reason = kLabels;
-      return info;
+      return;
     }
   }
-  if (r_.gpu.kind == Kind::kNone) return info;
+  if (r_.gpu.kind == Kind::kNone) return;
   if (c.gpus.empty()) {
     info.reason = kNoGpu;
-    return info;
+    return;
   }
   bool model = false, memory = false, quota = false;
   info.gpu.resize(c.gpus.size());
@@ -392,7 +411,7 @@ const Scheduler::Pass::ClassInfo& Scheduler::Pass::Class(int cls) {
   } else if (!quota) {
     info.reason = kQuotaModel;
   }
-  return info;
+  return;
 }
 
 int Scheduler::Pass::Precheck(const GroupSummary& g) {
@@ -418,12 +437,11 @@ int Scheduler::Pass::Precheck(const GroupSummary& g) {
 
 int64_t Scheduler::Pass::SummaryScore(const GroupSummary& g) {
   const ClassInfo& ci = Class(g.cls);
-  bool has_gpus = !x_.classes[g.cls].gpus.empty();
   int64_t total = 0;
   for (const auto& [id, weight] : terms_) {
     int64_t score = 0;
-    if (id == RankerId::kBinpack) score = UtilAfter(g, ci, has_gpus);
-    if (id == RankerId::kSpread) score = kScoreMax - UtilAfter(g, ci, has_gpus);
+    if (id == RankerId::kBinpack) score = UtilAfter(g, ci);
+    if (id == RankerId::kSpread) score = kScoreMax - UtilAfter(g, ci);
     if (id == RankerId::kTopology) score = kScoreMax;
     total += weight * (score / 1000);
   }
@@ -496,10 +514,10 @@ int64_t Scheduler::Pass::Score(int h, const Changes& changes, int64_t fgd_delta)
         score = 0;
         break;
       case RankerId::kBinpack:
-        score = UtilAfter(gsum, ci, gpu_cap > 0);
+        score = UtilAfter(gsum, ci);
         break;
       case RankerId::kSpread:
-        score = kScoreMax - UtilAfter(gsum, ci, gpu_cap > 0);
+        score = kScoreMax - UtilAfter(gsum, ci);
         break;
       case RankerId::kDotprod: {
         double req[3] = {0, 0, 0}, fre[3] = {0, 0, 0};
@@ -600,7 +618,7 @@ Scheduler::Pass::Result Scheduler::Pass::Evaluate(int h) {
   const ClassInfo& ci = Class(x_.host_class[h]);
   const HostState& host = x_.hosts[h];
   int64_t fgd_delta = 0;
-  const std::vector<GpuStatic>& st = ci.gpu;
+  const auto& st = ci.gpu;
   switch (r_.gpu.kind) {
     case Kind::kNone:
       break;
@@ -752,7 +770,46 @@ absl::StatusOr<Decision> Scheduler::ScheduleOn(const Request& r, const std::vect
     // The summary rejects most groups at once; policies made only of summary-scored rankers
     // evaluate a group fully only when it could beat the best so far.
     bool exact = pass.summary_exact();
+    int sid = exact ? -1 : ShapeId(r);
+    // Visits a group in an ordered search; true when it holds the request.
+    auto try_group = [&](int gid, int64_t score) {
+      const GroupSummary& g = x.summary[gid];
+      int pre = pass.Precheck(g);
+      if (pre >= 0) return false;
+      if (pre == Pass::kMaybe && pass.Evaluate(g.min_host).reason >= 0) return false;
+      consider(g.min_host, score, 0);
+      return true;
+    };
+    if (cache_hosts_version_ != x.hosts_version) {
+      cache_hosts_version_ = x.hosts_version;
+      eval_cache_.clear();
+    }
+    if (eval_cache_.size() < x.groups.size()) eval_cache_.resize(x.groups.size());
+    const uint64_t mix_version = mix().version();
+    if (pass.binpack_order()) {
+      // Per class and bucket, groups come fullest first: the first that fits is the bucket's
+      // best, and a bucket whose next group cannot beat the best so far is done.
+      for (int cls = 0; cls < int(x.pack.size()); ++cls) {
+        if (pass.ClassReason(cls) >= 0) continue;
+        for (const auto& [bucket, entries] : x.pack[cls]) {
+          if (!pass.BucketMayFit(bucket)) continue;
+          for (const PackEntry& e : entries) {
+            int64_t score = pass.SummaryScore(x.summary[e.group]);
+            if (best_host >= 0 &&
+                (score < best_score || (score == best_score && e.min_host > best_host))) {
+              break;
+            }
+            if (try_group(e.group, score)) break;
+          }
+        }
+      }
+    } else if (pass.first_fit_order()) {
+      for (const auto& [min_host, gid] : x.by_min_host) {
+        if (try_group(gid, pass.SummaryScore(x.summary[gid]))) break;
+      }
+    }
     for (int gid : x.live_groups) {
+      if (pass.binpack_order() || pass.first_fit_order()) break;
       const GroupSummary& g = x.summary[gid];
       int pre = pass.Precheck(g);
       if (pre >= 0) continue;
@@ -766,6 +823,18 @@ absl::StatusOr<Decision> Scheduler::ScheduleOn(const Request& r, const std::vect
           consider(h, score, 0);
           continue;
         }
+      }
+      if (sid >= 0) {
+        std::vector<CachedEval>& row = eval_cache_[gid];
+        if (row.size() <= size_t(sid)) row.resize(sid + 1);
+        CachedEval& ce = row[sid];
+        const uint64_t gen = x.groups[gid].gen;
+        if (ce.gen != gen || ce.mix_version != mix_version) {
+          Pass::Result res = pass.Evaluate(h);
+          ce = CachedEval{gen, mix_version, res.reason, res.score};
+        }
+        if (ce.reason < 0) consider(h, ce.score, 0);
+        continue;
       }
       Pass::Result res = pass.Evaluate(h);
       if (res.reason < 0) consider(h, res.score, 0);
@@ -842,6 +911,19 @@ absl::StatusOr<Decision> Scheduler::ScheduleOn(const Request& r, const std::vect
   d.plan.placement.gpus = pass.Assignments(best_host, chosen.changes);
   if (options_.always_explain) d.reasons = SortedReasons(pass.rejected);
   return d;
+}
+
+int Scheduler::ShapeId(const Request& r) {
+  // A per-model quota changes which devices a tenant may use, so those requests are not cached.
+  const Quota* q = cluster_->FindQuota(r.tenant);
+  if (q != nullptr && !q->gpu_milli_by_model.empty()) return -1;
+  Shape shape = Shape::Of(r);
+  for (size_t i = 0; i < shapes_.size(); ++i) {
+    if (shapes_[i] == shape) return int(i);
+  }
+  if (shapes_.size() >= 64) return -1;
+  shapes_.push_back(std::move(shape));
+  return int(shapes_.size()) - 1;
 }
 
 absl::StatusOr<Decision> Scheduler::Schedule(const Request& r) {

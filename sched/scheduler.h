@@ -121,10 +121,24 @@ class Scheduler {
   // Schedule without validation or mix tracking; `only`, when set, limits the hosts looked at.
   absl::StatusOr<Decision> ScheduleOn(const Request& request, const std::vector<int>* only);
 
+  // Evaluations of a request shape on a group, valid while the group (gen), the mix and the
+  // host set are unchanged: most groups keep their state from one request to the next.
+  struct CachedEval {
+    uint64_t gen = 0;
+    uint64_t mix_version = 0;
+    int reason = -1;
+    int64_t score = 0;
+  };
+  // Small id of a request shape for the evaluation cache, or -1 when it is not cacheable.
+  int ShapeId(const Request& request);
+
   Cluster* cluster_;
   SchedulerOptions options_;
   MixTracker tracker_;
   std::vector<ClassMix> class_mix_;
+  std::vector<Shape> shapes_;
+  std::vector<std::vector<CachedEval>> eval_cache_;  // [group id][shape id]
+  uint64_t cache_hosts_version_ = 0;
 };
 
 }  // namespace berth::sched
