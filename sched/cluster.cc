@@ -64,9 +64,9 @@ int GpuPosition(const HostState& host, int device_index) {
 
 }  // namespace
 
-std::vector<int64_t> Cluster::Index::StateKey(int h) const {
+StateKeyVec Cluster::Index::StateKey(int h) const {
   const HostState& host = hosts[h];
-  std::vector<int64_t> key;
+  StateKeyVec key;
   key.reserve(5 + 3 * host.gpus.size());
   key.push_back(host_class[h]);
   key.push_back(schedulable[h] ? 1 : 0);
@@ -82,7 +82,7 @@ std::vector<int64_t> Cluster::Index::StateKey(int h) const {
 }
 
 void Cluster::Index::Regroup(int h) {
-  std::vector<int64_t> key = StateKey(h);
+  StateKeyVec key = StateKey(h);
   int old = host_group[h];
   if (old >= 0) {
     if (groups[old].key == key) return;

@@ -10,6 +10,7 @@
 
 #include "absl/container/btree_set.h"
 #include "absl/container/flat_hash_map.h"
+#include "absl/container/inlined_vector.h"
 #include "absl/container/node_hash_map.h"
 #include "sched/cluster.h"
 
@@ -25,6 +26,10 @@ struct HostClass {
   int numa_nodes = 0;
 };
 
+// A host's free state as a flat key: class, schedulable, allocation, and per device free milli,
+// free memory and MIG slices. Inline up to eight devices, so grouping rarely allocates.
+using StateKeyVec = absl::InlinedVector<int64_t, 32>;
+
 // Per-shape figures of one free state, for incremental FGD: whether the shape fits, how many
 // GPUs could hold one GPU's worth of it, and the free milli of the GPUs that cannot.
 struct ShapeFrag {
@@ -37,7 +42,7 @@ struct ShapeFrag {
 // places on, is first.
 struct HostGroup {
   int cls = -1;
-  std::vector<int64_t> key;
+  StateKeyVec key;
   absl::btree_set<int> hosts;
   int live_pos = -1;  // position in Index::live_groups, -1 when free
   uint64_t gen = 0;   // unique per group lifetime: a group's state never changes while it lives
@@ -118,7 +123,7 @@ struct Cluster::Index {
   absl::btree_set<std::pair<int, int>> by_min_host;
   std::vector<int> free_groups;
   std::vector<int> live_groups;
-  absl::flat_hash_map<std::vector<int64_t>, int> group_by_key;
+  absl::flat_hash_map<StateKeyVec, int> group_by_key;
 
   // Node-based: Allocation is large, and pointers handed out by FindAllocation stay valid.
   absl::node_hash_map<std::string, Allocation> allocations;
@@ -134,7 +139,7 @@ struct Cluster::Index {
   void Summarize(int group);
   void IndexInsert(int group);
   void IndexErase(int group);
-  std::vector<int64_t> StateKey(int h) const;
+  StateKeyVec StateKey(int h) const;
   // Fills the group's fragmentation cache for `mix` if it is stale.
   const HostGroup& Frag(int group, const WorkloadMix& mix);
 };
