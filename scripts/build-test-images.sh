@@ -13,12 +13,16 @@
 #   berth.run=WORDS      command to run; ',' separates words (berth.run=echo,hello)
 #   berth.run64=BASE64   command to run, base64 of a shell command line (any characters)
 #   berth.poweroff=1     power off when the command finishes
+#   berth.ignore_powerdown=1  ignore the ACPI power button (tests of forced stops)
 # After the command the guest prints BERTH-RUN-EXIT=<code>.
 set -euo pipefail
 
 DIR=${1:-.data/images}
 mkdir -p "$DIR"
 DIR=$(cd "$DIR" && pwd)
+# Tests running in parallel may all ask for the images: one builds, the others wait.
+exec 9>"$DIR/.lock"
+flock 9
 
 KERNEL=${BERTH_KERNEL:-$(ls /boot/vmlinuz-*-cloud-amd64 2>/dev/null | sort -V | tail -n1 || true)}
 if [ -z "$KERNEL" ] || [ ! -r "$KERNEL" ]; then
@@ -85,9 +89,13 @@ for m in button evdev pvpanic pvpanic-mmio virtio_pci_legacy_dev virtio_pci_mode
   [ -f /lib/modules/$m.ko ] && insmod /lib/modules/$m.ko 2>/dev/null
 done
 hostname berth-guest
+# Plain '\n' line ends on the serial console, so logs read like a program's output.
+stty -onlcr </dev/console 2>/dev/null
 
+ignore_powerdown=0
+grep -q 'berth.ignore_powerdown=1' /proc/cmdline && ignore_powerdown=1
 # Power off when the ACPI power button is pressed (QMP system_powerdown).
-for e in /sys/class/input/event*; do
+[ "$ignore_powerdown" = 1 ] || for e in /sys/class/input/event*; do
   [ -e "$e/device/name" ] || continue
   if grep -q "Power Button" "$e/device/name"; then
     dev=/dev/input/${e##*/}

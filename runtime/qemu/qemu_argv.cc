@@ -166,7 +166,7 @@ absl::StatusOr<std::vector<std::string>> BuildQemuArgv(const VmLaunchSpec& spec)
                    ",threads=", spec.threads)});
   add({"-m", Cat(spec.memory_mib, "M")});
   // A guest reboot ends the VM; the agent decides whether to start it again.
-  add({"-no-reboot"});
+  add({"-no-reboot", "-action", "panic=shutdown"});
   if (!spec.kernel.empty()) {
     add({"-kernel", spec.kernel});
     if (!spec.initrd.empty()) add({"-initrd", spec.initrd});

@@ -1,0 +1,716 @@
+#include "runtime/qemu/qemu_driver.h"
+
+#include <signal.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <filesystem>
+
+#include "absl/strings/escaping.h"
+#include "core/status.h"
+#include "core/strings.h"
+#include "runtime/image/command.h"
+
+namespace berth::runtime {
+
+namespace fs = std::filesystem;
+using core::Cat;
+using nlohmann::json;
+
+struct QemuDriver::Vm {
+  std::string id;
+  std::string workload;
+  std::string task_dir;
+  std::string qmp_socket;
+  std::string console_log;
+  bool run_job = false;  // the guest runs a command and powers off
+  pid_t pid = 0;
+  int64_t start_ticks = 0;
+  absl::Time started_at = absl::InfinitePast();
+  std::unique_ptr<QmpClient> qmp;  // set before the VM is published; lives as long as the Vm
+  std::thread watcher;
+  std::atomic<bool> stop_watch{false};
+
+  absl::Mutex mu;
+  TaskState state ABSL_GUARDED_BY(mu) = TaskState::kRunning;
+  std::optional<ExitResult> exit ABSL_GUARDED_BY(mu);
+  std::string shutdown_reason ABSL_GUARDED_BY(mu);  // from the SHUTDOWN event
+  bool panicked ABSL_GUARDED_BY(mu) = false;
+  bool stop_requested ABSL_GUARDED_BY(mu) = false;
+  bool killed ABSL_GUARDED_BY(mu) = false;
+};
+
+namespace {
+
+constexpr std::string_view kCmdlineEnv = "BERTH_VM_CMDLINE";
+constexpr std::string_view kExitMarker = "BERTH-RUN-EXIT=";
+
+// The exit code the guest's init printed last on the console, if any.
+std::optional<int> ConsoleExitCode(const std::string& console_log) {
+  auto text = ReadFileToString(console_log);
+  if (!text.ok()) return std::nullopt;
+  size_t at = text->rfind(kExitMarker);
+  if (at == std::string::npos) return std::nullopt;
+  size_t start = at + kExitMarker.size();
+  size_t end = start;
+  while (end < text->size() && isdigit(static_cast<unsigned char>((*text)[end]))) ++end;
+  if (end == start) return std::nullopt;
+  return std::stoi(text->substr(start, end - start));
+}
+
+bool LooksLikePci(const std::string& id) {
+  return id.size() == 12 && id[4] == ':' && id[7] == ':' && id[10] == '.';
+}
+
+}  // namespace
+
+QemuDriver::QemuDriver(QemuDriverOptions options)
+    : options_(std::move(options)), accel_(options_.accel.value_or(DetectAccel())) {}
+
+QemuDriver::~QemuDriver() {
+  std::vector<std::shared_ptr<Vm>> vms;
+  {
+    absl::MutexLock lock(&mu_);
+    shutting_down_ = true;
+    for (auto& [id, vm] : vms_) vms.push_back(vm);
+    vms_.clear();
+  }
+  // VMs keep running: only our watchers and QMP connections end.
+  for (auto& vm : vms) {
+    vm->stop_watch = true;
+    if (vm->watcher.joinable()) vm->watcher.join();
+  }
+}
+
+DriverCapabilities QemuDriver::Capabilities() const {
+  return {.pause_resume = true,
+          .exec = false,
+          .console = true,
+          .snapshot = true,
+          .gpus = true,
+          .recover = true};
+}
+
+DriverFingerprint QemuDriver::Fingerprint() {
+  DriverFingerprint fp;
+  auto r = RunCommand({options_.qemu_binary, "--version"}, {.timeout = absl::Seconds(10)});
+  if (!r.ok() || !r->ok()) {
+    fp.health_description =
+        Cat(options_.qemu_binary,
+            " not usable: ", r.ok() ? r->stderr_data : std::string(r.status().message()));
+    return fp;
+  }
+  std::string first = r->stdout_data.substr(0, r->stdout_data.find('\n'));
+  size_t v = first.find("version ");
+  fp.attributes["driver.qemu.version"] =
+      v == std::string::npos ? first : first.substr(v + 8, first.find(' ', v + 8) - v - 8);
+  fp.attributes["driver.qemu.kvm"] = accel_ == VmAccel::kKvm ? "true" : "false";
+  fp.healthy = true;
+  fp.health_description = accel_ == VmAccel::kKvm ? "ready (kvm)" : "ready (tcg, no /dev/kvm)";
+  return fp;
+}
+
+absl::StatusOr<VmLaunchSpec> QemuDriver::LaunchSpecFor(const TaskConfig& config) const {
+  const std::string& name = config.workload.empty() ? config.task_id : config.workload;
+  auto err = [&](std::string_view field, std::string_view msg) {
+    return core::FieldError("vm", name, field, msg);
+  };
+  VmLaunchSpec s;
+  s.name = name;
+  s.binary = options_.qemu_binary;
+  s.accel = accel_;
+  const int64_t milli = config.resources.cpu.value();
+  s.vcpus = milli <= 0 ? 1 : static_cast<int>((milli + 999) / 1000);
+  SetDefaultTopology(s);
+  s.memory_mib = config.resources.memory.value() > 0 ? config.resources.memory.value()
+                                                     : options_.default_memory_mib;
+  std::error_code ec;
+  if (config.image_path.empty() && config.disks.empty()) {
+    return err("image_path", "must name a kernel directory or a disk image");
+  }
+  if (!config.image_path.empty()) {
+    if (fs::is_directory(config.image_path, ec)) {
+      s.kernel = Cat(config.image_path, "/vmlinuz");
+      if (!fs::exists(s.kernel, ec)) {
+        return err("image_path", Cat("directory has no vmlinuz: ", config.image_path));
+      }
+      std::string initrd = Cat(config.image_path, "/initrd.img");
+      if (fs::exists(initrd, ec)) s.initrd = initrd;
+    } else if (fs::exists(config.image_path, ec)) {
+      const bool qcow2 = fs::path(config.image_path).extension() == ".qcow2";
+      s.disks.push_back(
+          {.id = "image", .path = config.image_path, .format = qcow2 ? "qcow2" : "raw"});
+    } else {
+      return err("image_path", Cat("no such file or directory: ", config.image_path));
+    }
+  }
+  if (!s.kernel.empty()) {
+    s.cmdline = options_.base_cmdline;
+    if (!config.command.empty()) {
+      std::string line = ShellQuote(config.command);
+      for (const std::string& a : config.args) line += " " + ShellQuote(a);
+      s.cmdline += Cat(" berth.run64=", absl::Base64Escape(line), " berth.poweroff=1");
+    }
+    auto extra = config.env.find(std::string(kCmdlineEnv));
+    if (extra != config.env.end() && !extra->second.empty()) s.cmdline += " " + extra->second;
+  }
+  for (size_t i = 0; i < config.disks.size(); ++i) {
+    const TaskDisk& d = config.disks[i];
+    s.disks.push_back({.id = d.name.empty() ? Cat("disk", static_cast<int>(i)) : d.name,
+                       .path = d.path,
+                       .format = d.format == "qcow2" ? "qcow2" : "raw",
+                       .read_only = d.read_only});
+  }
+  if (!config.ports.empty()) {
+    VmNic user{.id = "net0", .mode = VmNic::Mode::kUser};
+    for (const TaskPort& p : config.ports) {
+      user.forwards.push_back(
+          {.host_port = p.host_port, .guest_port = p.task_port, .protocol = p.protocol});
+    }
+    s.nics.push_back(user);
+  }
+  for (size_t i = 0; i < config.nics.size(); ++i) {
+    const TaskNic& n = config.nics[i];
+    if (n.host_ifname.empty()) continue;
+    s.nics.push_back({.id = Cat("tap", static_cast<int>(i)),
+                      .mode = VmNic::Mode::kTap,
+                      .mac = n.mac,
+                      .tap_device = n.host_ifname});
+  }
+  for (const std::string& id : config.gpu_device_ids) {
+    if (LooksLikePci(id)) s.vfio_pci.push_back(id);
+  }
+  s.serial_log = Cat(config.task_dir, "/", kStdoutLogName);
+  s.qmp_socket = Cat(config.task_dir, "/qmp.sock");
+  s.pidfile = Cat(config.task_dir, "/qemu.pid");
+  return s;
+}
+
+absl::StatusOr<TaskHandle> QemuDriver::Start(const TaskConfig& config) {
+  return Launch(config, "");
+}
+
+absl::StatusOr<TaskHandle> QemuDriver::Restore(const TaskConfig& config,
+                                               const RestoreOptions& options) {
+  std::error_code ec;
+  if (options.snapshot_path.empty() || !fs::exists(options.snapshot_path, ec)) {
+    return core::FieldError("vm", config.workload, "snapshot_path",
+                            Cat("no such file: ", options.snapshot_path));
+  }
+  return Launch(config, options.snapshot_path);
+}
+
+absl::StatusOr<TaskHandle> QemuDriver::Launch(const TaskConfig& config,
+                                              const std::string& incoming) {
+  if (config.task_id.empty()) return absl::InvalidArgumentError("vm: task_id must not be empty");
+  if (config.task_dir.empty()) {
+    return core::FieldError("vm", config.task_id, "task_dir", "must not be empty");
+  }
+  {
+    absl::MutexLock lock(&mu_);
+    if (vms_.count(config.task_id)) {
+      return absl::AlreadyExistsError(Cat("task \"", config.task_id, "\" already exists"));
+    }
+  }
+  BERTH_ASSIGN_OR_RETURN(VmLaunchSpec spec, LaunchSpecFor(config));
+  spec.incoming_file = incoming;
+  BERTH_ASSIGN_OR_RETURN(std::vector<std::string> argv, BuildQemuArgv(spec));
+  std::error_code ec;
+  fs::create_directories(config.task_dir, ec);
+  if (ec) return absl::InternalError(Cat("vm \"", spec.name, "\": task_dir: ", ec.message()));
+  fs::remove(spec.qmp_socket, ec);
+  fs::remove(spec.pidfile, ec);
+
+  auto vm = std::make_shared<Vm>();
+  vm->id = config.task_id;
+  vm->workload = spec.name;
+  vm->task_dir = config.task_dir;
+  vm->qmp_socket = spec.qmp_socket;
+  vm->console_log = spec.serial_log;
+  vm->run_job = !config.command.empty();
+
+  // -daemonize: the command returns once QEMU is initialized (QMP listening) or has failed.
+  auto run = RunCommand(argv, {.timeout = options_.start_timeout});
+  const std::string stderr_log = Cat(config.task_dir, "/", kStderrLogName);
+  if (run.ok() && !run->stderr_data.empty()) {
+    (void)WriteFileAtomically(stderr_log, run->stderr_data);
+  }
+  auto pidtext = ReadFileToString(spec.pidfile);
+  auto cleanup = [&](absl::Status s) {
+    if (pidtext.ok()) {
+      pid_t pid = std::atoi(pidtext->c_str());
+      if (pid > 0) kill(pid, SIGKILL);
+    }
+    return s;
+  };
+  if (!run.ok()) return cleanup(run.status());
+  if (!run->ok()) {
+    return cleanup(absl::FailedPreconditionError(
+        Cat("vm \"", spec.name, "\": QEMU failed to start: ", DescribeFailure(argv, *run))));
+  }
+  if (!pidtext.ok()) return cleanup(pidtext.status());
+  vm->pid = std::atoi(pidtext->c_str());
+  auto ticks = ProcessStartTicks(vm->pid);
+  if (vm->pid <= 0 || !ticks) {
+    return absl::FailedPreconditionError(Cat("vm \"", spec.name, "\": QEMU exited at start"));
+  }
+  vm->start_ticks = *ticks;
+  vm->started_at = absl::FromUnixMicros(absl::ToUnixMicros(absl::Now()));
+  if (auto s = Attach(vm); !s.ok()) return cleanup(s);
+
+  if (!incoming.empty()) {
+    // Wait for the incoming state to load, then run from where the snapshot was taken.
+    const absl::Time deadline = absl::Now() + options_.start_timeout;
+    while (true) {
+      auto st = vm->qmp->Execute("query-status");
+      if (!st.ok()) return cleanup(st.status());
+      std::string status = st->value("status", "");
+      if (status == "running") break;
+      if (status != "inmigrate") {
+        auto c = vm->qmp->Execute("cont");
+        if (!c.ok()) return cleanup(c.status());
+        break;
+      }
+      if (absl::Now() > deadline) {
+        return cleanup(absl::DeadlineExceededError(
+            Cat("vm \"", spec.name, "\": snapshot did not load in time")));
+      }
+      absl::SleepFor(absl::Milliseconds(20));
+    }
+  }
+
+  TaskHandle handle;
+  handle.driver = Name();
+  handle.task_id = config.task_id;
+  handle.state = {{"pid", vm->pid},
+                  {"start_ticks", vm->start_ticks},
+                  {"started_at_us", absl::ToUnixMicros(vm->started_at)},
+                  {"workload", vm->workload},
+                  {"task_dir", vm->task_dir},
+                  {"qmp_socket", vm->qmp_socket},
+                  {"console_log", vm->console_log},
+                  {"run_job", vm->run_job}};
+  {
+    absl::MutexLock lock(&mu_);
+    if (vms_.count(config.task_id)) {
+      return cleanup(absl::AlreadyExistsError(Cat("task \"", config.task_id, "\" already exists")));
+    }
+    vms_[config.task_id] = vm;
+  }
+  events_.Publish({.task_id = vm->id,
+                   .type = TaskEventType::kStarted,
+                   .time = absl::Now(),
+                   .message = Cat("QEMU pid ", vm->pid)});
+  vm->watcher = std::thread([this, vm] { Watch(vm); });
+  return handle;
+}
+
+absl::Status QemuDriver::Attach(const std::shared_ptr<Vm>& vm) {
+  std::weak_ptr<Vm> weak = vm;
+  QmpOptions qo;
+  qo.on_event = [this, weak](const QmpEvent& e) {
+    if (auto v = weak.lock()) OnEvent(v, e);
+  };
+  auto client = QmpClient::Connect(vm->qmp_socket, std::move(qo));
+  if (!client.ok()) return client.status();
+  vm->qmp = std::move(*client);
+  return absl::OkStatus();
+}
+
+void QemuDriver::OnEvent(const std::shared_ptr<Vm>& vm, const QmpEvent& e) {
+  std::optional<TaskEventType> publish;
+  {
+    absl::MutexLock lock(&vm->mu);
+    if (e.name == "SHUTDOWN") {
+      vm->shutdown_reason = e.data.value("reason", "");
+      if (vm->shutdown_reason == "guest-panic") vm->panicked = true;
+    } else if (e.name == "GUEST_PANICKED") {
+      vm->panicked = true;
+    } else if (e.name == "STOP" && vm->state == TaskState::kRunning) {
+      vm->state = TaskState::kPaused;
+      publish = TaskEventType::kPaused;
+    } else if (e.name == "RESUME" && vm->state == TaskState::kPaused) {
+      vm->state = TaskState::kRunning;
+      publish = TaskEventType::kResumed;
+    }
+  }
+  if (publish) {
+    events_.Publish({.task_id = vm->id, .type = *publish, .time = absl::Now(), .message = e.name});
+  }
+}
+
+void QemuDriver::Watch(std::shared_ptr<Vm> vm) {
+  while (!vm->stop_watch) {
+    if (WaitForProcessExit(vm->pid, vm->start_ticks, absl::Milliseconds(200))) {
+      // QEMU writes its last events before exiting; let the reader deliver them.
+      if (vm->qmp) vm->qmp->WaitClosed(absl::Seconds(5));
+      Finish(vm, std::nullopt);
+      return;
+    }
+  }
+}
+
+void QemuDriver::Finish(const std::shared_ptr<Vm>& vm, std::optional<std::string> lost_reason) {
+  ExitResult r;
+  r.finished_at = absl::Now();
+  TaskEventType type = TaskEventType::kExited;
+  std::optional<int> marker = ConsoleExitCode(vm->console_log);
+  {
+    absl::MutexLock lock(&vm->mu);
+    if (vm->exit) return;
+    if (vm->panicked) {
+      r.exit_code = -1;
+      r.reason = "guest kernel panicked";
+      type = TaskEventType::kFailed;
+    } else if (lost_reason) {
+      r.exit_code = marker.value_or(-1);
+      r.reason = *lost_reason;
+      if (!marker) type = TaskEventType::kFailed;
+    } else if (vm->killed) {
+      r.exit_code = -1;
+      r.signal = SIGKILL;
+      r.reason = "did not power off within the grace period; killed by the agent";
+    } else if (vm->shutdown_reason == "guest-shutdown" || vm->shutdown_reason == "guest-reset") {
+      if (marker) {
+        r.exit_code = *marker;
+      } else if (vm->run_job && !vm->stop_requested) {
+        r.exit_code = -1;
+        r.reason = "guest powered off before its command finished";
+      }
+      if (vm->stop_requested) r.reason = "stopped by the agent";
+    } else if (vm->shutdown_reason == "host-qmp-quit") {
+      r.exit_code = vm->stop_requested ? 0 : -1;
+      r.reason = "quit over QMP";
+    } else if (vm->shutdown_reason == "host-signal") {
+      r.exit_code = -1;
+      r.signal = SIGTERM;
+      r.reason = "QEMU received a signal";
+    } else {
+      r.exit_code = -1;
+      r.signal = SIGKILL;
+      r.reason = "QEMU exited without a shutdown event (killed?)";
+      type = TaskEventType::kFailed;
+    }
+    vm->exit = r;
+    vm->state = TaskState::kExited;
+  }
+  events_.Publish(
+      {.task_id = vm->id, .type = type, .time = r.finished_at, .message = r.reason, .exit = r});
+}
+
+std::shared_ptr<QemuDriver::Vm> QemuDriver::Find(std::string_view task_id) {
+  absl::MutexLock lock(&mu_);
+  auto it = vms_.find(task_id);
+  return it == vms_.end() ? nullptr : it->second;
+}
+
+absl::StatusOr<json> QemuDriver::Qmp(const std::shared_ptr<Vm>& vm, std::string_view command,
+                                     const json& args) {
+  if (!vm->qmp) return absl::UnavailableError(Cat("vm \"", vm->workload, "\": no QMP connection"));
+  return vm->qmp->Execute(command, args);
+}
+
+absl::Status QemuDriver::Recover(const TaskHandle& handle) {
+  if (handle.driver != Name()) {
+    return absl::InvalidArgumentError(Cat("task \"", handle.task_id,
+                                          "\": handle.driver must be \"qemu\", got \"",
+                                          handle.driver, "\""));
+  }
+  if (handle.task_id.empty()) return absl::InvalidArgumentError("vm: handle.task_id is empty");
+  if (Find(handle.task_id)) return absl::OkStatus();
+  auto vm = std::make_shared<Vm>();
+  vm->id = handle.task_id;
+  try {
+    const json& s = handle.state;
+    vm->pid = s.at("pid").get<pid_t>();
+    vm->start_ticks = s.at("start_ticks").get<int64_t>();
+    vm->started_at = absl::FromUnixMicros(s.at("started_at_us").get<int64_t>());
+    vm->workload = s.at("workload").get<std::string>();
+    vm->task_dir = s.at("task_dir").get<std::string>();
+    vm->qmp_socket = s.at("qmp_socket").get<std::string>();
+    vm->console_log = s.at("console_log").get<std::string>();
+    vm->run_job = s.value("run_job", false);
+  } catch (const json::exception& e) {
+    return absl::InvalidArgumentError(
+        Cat("task \"", handle.task_id, "\": handle.state is malformed: ", e.what()));
+  }
+  bool alive = ProcessAlive(vm->pid, vm->start_ticks);
+  if (alive) {
+    absl::Status s = Attach(vm);
+    if (s.ok()) {
+      auto st = vm->qmp->Execute("query-status");
+      if (st.ok()) {
+        absl::MutexLock lock(&vm->mu);
+        vm->state = st->value("running", true) ? TaskState::kRunning : TaskState::kPaused;
+      }
+    } else {
+      alive = ProcessAlive(vm->pid, vm->start_ticks);
+    }
+  }
+  {
+    absl::MutexLock lock(&mu_);
+    if (vms_.count(vm->id)) return absl::OkStatus();
+    vms_[vm->id] = vm;
+  }
+  if (alive) {
+    events_.Publish({.task_id = vm->id,
+                     .type = TaskEventType::kRecovered,
+                     .time = absl::Now(),
+                     .message = Cat("re-adopted QEMU pid ", vm->pid)});
+    vm->watcher = std::thread([this, vm] { Watch(vm); });
+  } else {
+    Finish(vm, "VM exited while the agent was down");
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<ExitResult> QemuDriver::Wait(std::string_view task_id, absl::Duration timeout) {
+  auto vm = Find(task_id);
+  if (!vm) return TaskNotFound(task_id);
+  absl::MutexLock lock(&vm->mu);
+  auto done = [&vm]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(vm->mu) { return vm->exit.has_value(); };
+  if (!vm->mu.AwaitWithTimeout(absl::Condition(&done), timeout)) {
+    return absl::DeadlineExceededError(Cat("vm \"", vm->workload, "\" still running"));
+  }
+  return *vm->exit;
+}
+
+absl::Status QemuDriver::Kill(const std::shared_ptr<Vm>& vm) {
+  {
+    absl::MutexLock lock(&vm->mu);
+    if (vm->exit) return absl::OkStatus();
+    vm->killed = true;
+  }
+  (void)Qmp(vm, "quit");
+  if (!WaitForProcessExit(vm->pid, vm->start_ticks, absl::Seconds(5))) {
+    kill(vm->pid, SIGKILL);
+  }
+  auto r = Wait(vm->id, absl::Seconds(60));
+  return r.ok() ? absl::OkStatus() : r.status();
+}
+
+absl::Status QemuDriver::Stop(std::string_view task_id, const StopOptions& options) {
+  auto vm = Find(task_id);
+  if (!vm) return TaskNotFound(task_id);
+  bool paused;
+  {
+    absl::MutexLock lock(&vm->mu);
+    if (vm->exit) return absl::OkStatus();
+    vm->stop_requested = true;
+    paused = vm->state == TaskState::kPaused;
+  }
+  // A paused guest cannot see the power button.
+  if (paused) (void)Qmp(vm, "cont");
+  // The guest may still be booting and miss the first press: press again every second.
+  const absl::Time deadline = absl::Now() + options.grace;
+  while (true) {
+    (void)Qmp(vm, "system_powerdown");
+    absl::Duration left = deadline - absl::Now();
+    if (left <= absl::ZeroDuration()) break;
+    if (Wait(task_id, std::min(left, absl::Seconds(1))).ok()) return absl::OkStatus();
+  }
+  if (Wait(task_id, absl::ZeroDuration()).ok()) return absl::OkStatus();
+  return Kill(vm);
+}
+
+absl::Status QemuDriver::Destroy(std::string_view task_id, const DestroyOptions& options) {
+  auto vm = Find(task_id);
+  if (!vm) return TaskNotFound(task_id);
+  {
+    absl::MutexLock lock(&vm->mu);
+    if (!vm->exit && !options.force) {
+      return absl::FailedPreconditionError(
+          Cat("vm \"", vm->workload, "\" is still running; stop it or destroy with force"));
+    }
+  }
+  BERTH_RETURN_IF_ERROR(Kill(vm));
+  vm->stop_watch = true;
+  if (vm->watcher.joinable() && vm->watcher.get_id() != std::this_thread::get_id()) {
+    vm->watcher.join();
+  }
+  {
+    absl::MutexLock lock(&mu_);
+    vms_.erase(vm->id);
+  }
+  std::error_code ec;
+  fs::remove_all(vm->task_dir, ec);
+  return absl::OkStatus();
+}
+
+absl::StatusOr<TaskStatus> QemuDriver::Inspect(std::string_view task_id) {
+  auto vm = Find(task_id);
+  if (!vm) return TaskNotFound(task_id);
+  TaskStatus st;
+  st.task_id = vm->id;
+  st.started_at = vm->started_at;
+  st.pid = vm->pid;
+  absl::MutexLock lock(&vm->mu);
+  st.state = vm->state;
+  st.exit = vm->exit;
+  st.details = {{"console_log", vm->console_log},
+                {"qmp_socket", vm->qmp_socket},
+                {"accel", accel_ == VmAccel::kKvm ? "kvm" : "tcg"}};
+  if (!vm->shutdown_reason.empty()) st.details["shutdown_reason"] = vm->shutdown_reason;
+  if (vm->panicked) st.details["guest_panicked"] = true;
+  return st;
+}
+
+absl::StatusOr<TaskStats> QemuDriver::Stats(std::string_view task_id) {
+  auto vm = Find(task_id);
+  if (!vm) return TaskNotFound(task_id);
+  {
+    absl::MutexLock lock(&vm->mu);
+    if (vm->exit) {
+      return absl::FailedPreconditionError(Cat("vm \"", vm->workload, "\" has exited"));
+    }
+  }
+  BERTH_ASSIGN_OR_RETURN(ProcessUsage u, ReadProcessUsage(vm->pid));
+  return TaskStats{.at = absl::Now(),
+                   .cpu_user = u.user,
+                   .cpu_system = u.system,
+                   .rss_bytes = u.rss_bytes,
+                   .processes = u.threads};
+}
+
+absl::StatusOr<VmStats> QemuDriver::GetVmStats(std::string_view task_id) {
+  auto vm = Find(task_id);
+  if (!vm) return TaskNotFound(task_id);
+  VmStats out;
+  BERTH_ASSIGN_OR_RETURN(json cpus, Qmp(vm, "query-cpus-fast"));
+  const int64_t hz = sysconf(_SC_CLK_TCK);
+  for (const json& c : cpus) {
+    int64_t tid = c.value("thread-id", int64_t{0});
+    auto stat = ReadFileToString(Cat("/proc/", vm->pid, "/task/", tid, "/stat"));
+    if (!stat.ok()) continue;
+    size_t close = stat->rfind(')');
+    std::istringstream in(stat->substr(close + 2));
+    std::string f;
+    int64_t utime = 0, stime = 0;
+    for (int i = 3; i <= 15 && (in >> f); ++i) {
+      if (i == 14) utime = std::stoll(f);
+      if (i == 15) stime = std::stoll(f);
+    }
+    out.guest_cpu += absl::Milliseconds((utime + stime) * 1000 / hz);
+  }
+  auto blocks = Qmp(vm, "query-blockstats");
+  if (blocks.ok()) {
+    for (const json& b : *blocks) {
+      if (!b.contains("stats")) continue;
+      out.block_read_bytes += b["stats"].value("rd_bytes", int64_t{0});
+      out.block_write_bytes += b["stats"].value("wr_bytes", int64_t{0});
+    }
+  }
+  auto st = Qmp(vm, "query-status");
+  if (st.ok()) out.qmp_status = st->value("status", "");
+  return out;
+}
+
+absl::Status QemuDriver::Pause(std::string_view task_id) {
+  auto vm = Find(task_id);
+  if (!vm) return TaskNotFound(task_id);
+  {
+    absl::MutexLock lock(&vm->mu);
+    if (vm->state != TaskState::kRunning) {
+      return absl::FailedPreconditionError(
+          Cat("vm \"", vm->workload, "\" is ", TaskStateName(vm->state), ", not running"));
+    }
+  }
+  BERTH_RETURN_IF_ERROR(Qmp(vm, "stop").status());
+  bool publish = false;
+  {
+    absl::MutexLock lock(&vm->mu);
+    if (vm->state == TaskState::kRunning) {
+      vm->state = TaskState::kPaused;
+      publish = true;
+    }
+  }
+  if (publish) {
+    events_.Publish({.task_id = vm->id, .type = TaskEventType::kPaused, .time = absl::Now()});
+  }
+  return absl::OkStatus();
+}
+
+absl::Status QemuDriver::Resume(std::string_view task_id) {
+  auto vm = Find(task_id);
+  if (!vm) return TaskNotFound(task_id);
+  {
+    absl::MutexLock lock(&vm->mu);
+    if (vm->state != TaskState::kPaused) {
+      return absl::FailedPreconditionError(
+          Cat("vm \"", vm->workload, "\" is ", TaskStateName(vm->state), ", not paused"));
+    }
+  }
+  BERTH_RETURN_IF_ERROR(Qmp(vm, "cont").status());
+  bool publish = false;
+  {
+    absl::MutexLock lock(&vm->mu);
+    if (vm->state == TaskState::kPaused) {
+      vm->state = TaskState::kRunning;
+      publish = true;
+    }
+  }
+  if (publish) {
+    events_.Publish({.task_id = vm->id, .type = TaskEventType::kResumed, .time = absl::Now()});
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<ExecResult> QemuDriver::Exec(std::string_view task_id,
+                                            const std::vector<std::string>& argv,
+                                            const ExecOptions& options) {
+  return absl::UnimplementedError("qemu: exec needs a guest agent, which the VM does not run");
+}
+
+std::vector<std::string> QemuDriver::Tasks() {
+  absl::MutexLock lock(&mu_);
+  std::vector<std::string> out;
+  for (const auto& [id, vm] : vms_) out.push_back(id);
+  return out;
+}
+
+int64_t QemuDriver::Subscribe(TaskEventCallback callback) {
+  return events_.Subscribe(std::move(callback));
+}
+
+void QemuDriver::Unsubscribe(int64_t subscription) { events_.Unsubscribe(subscription); }
+
+absl::Status QemuDriver::Snapshot(std::string_view task_id, const SnapshotOptions& options) {
+  auto vm = Find(task_id);
+  if (!vm) return TaskNotFound(task_id);
+  if (options.path.empty()) {
+    return core::FieldError("vm", vm->workload, "snapshot.path", "must not be empty");
+  }
+  {
+    absl::MutexLock lock(&vm->mu);
+    if (vm->exit) return absl::FailedPreconditionError(Cat("vm \"", vm->workload, "\" exited"));
+  }
+  // Pausing first makes the snapshot consistent and lets the copy finish in one pass.
+  BERTH_RETURN_IF_ERROR(Qmp(vm, "stop").status());
+  BERTH_RETURN_IF_ERROR(
+      Qmp(vm, "migrate", {{"uri", Cat("exec:cat > ", ShellQuote(options.path))}}).status());
+  const absl::Time deadline = absl::Now() + options.timeout;
+  while (true) {
+    BERTH_ASSIGN_OR_RETURN(json m, Qmp(vm, "query-migrate"));
+    std::string status = m.value("status", "");
+    if (status == "completed") break;
+    if (status == "failed" || status == "cancelled") {
+      return absl::InternalError(
+          Cat("vm \"", vm->workload, "\": snapshot ", status, ": ", m.value("error-desc", "")));
+    }
+    if (absl::Now() > deadline) {
+      (void)Qmp(vm, "migrate_cancel");
+      return absl::DeadlineExceededError(Cat("vm \"", vm->workload, "\": snapshot too slow"));
+    }
+    absl::SleepFor(absl::Milliseconds(20));
+  }
+  if (options.resume) BERTH_RETURN_IF_ERROR(Qmp(vm, "cont").status());
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::string> QemuDriver::ConsolePath(std::string_view task_id) {
+  auto vm = Find(task_id);
+  if (!vm) return TaskNotFound(task_id);
+  return vm->console_log;
+}
+
+}  // namespace berth::runtime
