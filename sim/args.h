@@ -1,0 +1,53 @@
+// Command-line parsing for `berth sim`: flags (`--name value`, `--name=value`, boolean
+// `--name`), seed lists (`42..51`, `1,5,9`, `1..3,7`) and policy lists (`fgd,binpack`, with
+// `+` joining the terms of one weighted policy: `fgd:1+topology:0.2`). Every error names the
+// flag. Thread-safety: pure functions and plain values.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "absl/status/statusor.h"
+
+namespace berth::sim {
+
+struct FlagSpec {
+  std::string name;  // without the leading "--"
+  bool takes_value = true;
+};
+
+class ParsedFlags {
+ public:
+  bool Has(std::string_view name) const { return values_.count(std::string(name)) > 0; }
+  // The value given, or `fallback`.
+  std::string Get(std::string_view name, std::string_view fallback = "") const;
+  void Set(const std::string& name, std::string value) { values_[name] = std::move(value); }
+
+ private:
+  std::map<std::string, std::string> values_;
+};
+
+// InvalidArgument "unknown flag --x", "--x needs a value", "--x given twice", "unexpected
+// argument \"foo\"" for anything that is not a known flag.
+absl::StatusOr<ParsedFlags> ParseFlags(const std::vector<std::string>& args, size_t begin,
+                                       const std::vector<FlagSpec>& specs);
+
+// "42..51" (inclusive), "1,5,9", "1..3,7", "42". At most 10000 seeds, no repeats.
+absl::StatusOr<std::vector<uint64_t>> ParseSeeds(std::string_view text);
+// "fgd,binpack" -> {"fgd", "binpack"}; "fgd:1+topology:0.2" stays one policy. No repeats.
+absl::StatusOr<std::vector<std::string>> ParsePolicies(std::string_view text);
+// The sched::Policy spelling of one policy from the list: '+' becomes ','.
+std::string SchedPolicyText(std::string_view policy);
+// A non-negative integer flag value.
+absl::StatusOr<int64_t> ParseIntFlag(std::string_view flag, std::string_view text, int64_t min,
+                                     int64_t max);
+// A percentage with at most one decimal ("12.5") as per-mille (125).
+absl::StatusOr<int64_t> ParsePercentFlag(std::string_view flag, std::string_view text);
+// "on"/"off" (also true/false, yes/no).
+absl::StatusOr<bool> ParseOnOff(std::string_view flag, std::string_view text);
+
+}  // namespace berth::sim

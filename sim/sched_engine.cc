@@ -1,0 +1,153 @@
+#include "sim/sched_engine.h"
+
+#include <string>
+#include <utility>
+
+#include "absl/container/flat_hash_map.h"
+#include "absl/strings/numbers.h"
+#include "core/status.h"
+#include "core/strings.h"
+#include "sched/cluster.h"
+#include "sched/mix.h"
+#include "sched/model.h"
+#include "sched/scheduler.h"
+#include "sim/args.h"
+
+namespace berth::sim {
+namespace {
+
+using core::Cat;
+
+sched::HostSpec ToHostSpec(const SimHost& h) {
+  sched::HostSpec spec;
+  spec.name = h.name;
+  spec.capacity.cpu = core::MilliCpu(h.cpu_milli);
+  spec.capacity.memory = core::MemoryMiB(h.memory_mib);
+  spec.labels = h.labels;
+  for (int i = 0; i < h.gpu_count; ++i) {
+    core::GpuDevice d;
+    d.index = i;
+    d.model = h.gpu_model;
+    d.memory_mib = h.gpu_memory_mib;
+    spec.gpus.push_back(std::move(d));
+  }
+  return spec;
+}
+
+// The request without an id: the part that decides placement.
+sched::Request ToRequest(const SimRequest& r) {
+  sched::Request out;
+  out.priority = r.priority;
+  out.resources.cpu = core::MilliCpu(r.cpu_milli);
+  out.resources.memory = core::MemoryMiB(r.memory_mib);
+  if (r.num_gpu > 0) {
+    if (r.gpu_milli < core::kWholeGpuMilli) {
+      out.gpu.kind = core::GpuRequest::Kind::kShare;
+      out.gpu.milli = r.gpu_milli;
+    } else {
+      out.gpu.kind = core::GpuRequest::Kind::kWhole;
+      out.gpu.count = r.num_gpu;
+    }
+    out.gpu.models = r.gpu_models;
+  }
+  return out;
+}
+
+class SchedEngine final : public Engine {
+ public:
+  SchedEngine() = default;
+
+  absl::Status Init(const EngineConfig& config) {
+    if (config.cluster == nullptr) return absl::InvalidArgumentError("engine: no cluster");
+    for (const SimHost& h : config.cluster->hosts) {
+      absl::StatusOr<int> added = cluster_.AddHost(ToHostSpec(h));
+      if (!added.ok()) return added.status();
+      capacity_milli_ += int64_t{h.gpu_count} * core::kWholeGpuMilli;
+    }
+    if (config.mix_source != nullptr) {
+      for (const SimRequest& r : config.mix_source->requests) {
+        mix_.Add(sched::Shape::Of(ToRequest(r)), 1);
+      }
+    }
+    absl::StatusOr<sched::Policy> policy = sched::Policy::Parse(SchedPolicyText(config.policy));
+    if (!policy.ok()) {
+      return absl::InvalidArgumentError(
+          Cat("--policy \"", config.policy, "\": ", std::string(policy.status().message())));
+    }
+    sched::SchedulerOptions options;
+    options.policy = *std::move(policy);
+    options.mix = &mix_;
+    scheduler_ = std::make_unique<sched::Scheduler>(&cluster_, std::move(options));
+    return absl::OkStatus();
+  }
+
+  absl::StatusOr<PlaceOutcome> Place(int64_t id, const SimRequest& request,
+                                     const PlaceOptions& options) override {
+    sched::Request req = ToRequest(request);
+    req.id = Cat(id);
+    PlaceOutcome outcome;
+    if (!options.allow_preemption) {
+      BERTH_ASSIGN_OR_RETURN(sched::Decision d, scheduler_->Place(req));
+      if (d.scheduled) {
+        outcome.placed = true;
+        allocated_[id] = request.TotalGpuMilli();
+        allocated_milli_ += request.TotalGpuMilli();
+      }
+      return outcome;
+    }
+    BERTH_ASSIGN_OR_RETURN(sched::Decision d, scheduler_->ScheduleWithPreemption(req));
+    if (!d.scheduled) return outcome;
+    for (const std::string& victim : d.plan.victims) {
+      int64_t victim_id = 0;
+      if (!absl::SimpleAtoi(victim, &victim_id)) {
+        return absl::InternalError(Cat("engine: unexpected allocation id \"", victim, "\""));
+      }
+      BERTH_RETURN_IF_ERROR(Release(victim_id));
+      outcome.preempted.push_back(victim_id);
+    }
+    BERTH_RETURN_IF_ERROR(cluster_.Commit(req, d.plan.placement));
+    outcome.placed = true;
+    allocated_[id] = request.TotalGpuMilli();
+    allocated_milli_ += request.TotalGpuMilli();
+    return outcome;
+  }
+
+  absl::Status Release(int64_t id) override {
+    auto it = allocated_.find(id);
+    if (it == allocated_.end()) {
+      return absl::NotFoundError(Cat("engine: allocation ", id, " is not live"));
+    }
+    BERTH_RETURN_IF_ERROR(cluster_.Release(Cat(id)));
+    allocated_milli_ -= it->second;
+    allocated_.erase(it);
+    return absl::OkStatus();
+  }
+
+  int64_t CapacityGpuMilli() const override { return capacity_milli_; }
+  int64_t AllocatedGpuMilli() const override { return allocated_milli_; }
+
+  FragmentationStats Fragmentation() override {
+    sched::FragmentationReport report = cluster_.Fragmentation(mix_);
+    return FragmentationStats{report.fragmented_milli, report.free_milli};
+  }
+
+ private:
+  sched::Cluster cluster_;
+  sched::WorkloadMix mix_;
+  std::unique_ptr<sched::Scheduler> scheduler_;
+  int64_t capacity_milli_ = 0;
+  int64_t allocated_milli_ = 0;
+  absl::flat_hash_map<int64_t, int64_t> allocated_;  // id -> GPU milli
+};
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<Engine>> NewSchedEngine(const EngineConfig& config) {
+  auto engine = std::make_unique<SchedEngine>();
+  BERTH_RETURN_IF_ERROR(engine->Init(config));
+  return engine;
+}
+
+EngineFactory SchedEngineFactory() { return NewSchedEngine; }
+
+}  // namespace berth::sim
