@@ -3,6 +3,7 @@
 #include <optional>
 
 namespace berth::sched {
+namespace {
 
 bool MigSlotFree(uint8_t used, const core::MigProfile& p) {
   for (int start : p.start_slices) {
@@ -11,6 +12,8 @@ bool MigSlotFree(uint8_t used, const core::MigProfile& p) {
   }
   return false;
 }
+
+}  // namespace
 
 bool GpuHolds(const GpuState& gpu, const Shape& shape) {
   const core::GpuRequest& r = shape.gpu;

@@ -30,12 +30,13 @@ MixTracker::MixTracker(MixTrackerOptions options) : options_(options) {
 void MixTracker::Observe(const Request& request) {
   window_.push_back(Shape::Of(request));
   if (window_.size() > options_.window) window_.pop_front();
-  // The first observations publish at once so a fresh scheduler has a mix to work with.
-  if (++since_publish_ >= options_.refresh_every || mix_.empty()) Publish();
+  // Every refresh_every-th observation publishes; so does the first, so that a fresh scheduler
+  // has a mix to work with.
+  ++observed_;
+  if (observed_ % options_.refresh_every == 0 || mix_.empty()) Publish();
 }
 
 void MixTracker::Publish() {
-  since_publish_ = 0;
   WorkloadMix mix;
   for (const Shape& s : window_) mix.Add(s, 1);
   mix_ = std::move(mix);

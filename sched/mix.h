@@ -52,8 +52,8 @@ struct MixTrackerOptions {
   size_t refresh_every = 100;  // publish a new mix after this many observations
 };
 
-// Learns the mix from the requests a scheduler sees. The published mix changes only every
-// `refresh_every` observations, so the fragmentation caches built on it stay useful.
+// Learns the mix from the requests a scheduler sees. The published mix changes only on the
+// first and then every `refresh_every`-th observation, so caches built on it stay useful.
 class MixTracker {
  public:
   explicit MixTracker(MixTrackerOptions options = {});
@@ -64,7 +64,7 @@ class MixTracker {
   void Publish();
   MixTrackerOptions options_;
   std::deque<Shape> window_;
-  size_t since_publish_ = 0;
+  uint64_t observed_ = 0;
   WorkloadMix mix_;
 };
 
