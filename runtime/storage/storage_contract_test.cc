@@ -16,6 +16,7 @@ using ::testing::SizeIs;
 struct EnvFactory {
   std::string name;
   std::function<std::unique_ptr<StorageTestEnv>()> make;
+  friend void PrintTo(const EnvFactory& f, std::ostream* os) { *os << f.name; }
 };
 
 class StorageContractTest : public ::testing::TestWithParam<EnvFactory> {

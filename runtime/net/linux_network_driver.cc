@@ -1,0 +1,438 @@
+#include "runtime/net/linux_network_driver.h"
+
+#include <signal.h>
+
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+#include "absl/time/clock.h"
+#include "core/status.h"
+#include "core/strings.h"
+#include "nlohmann/json.hpp"
+#include "runtime/net/fake_network_driver.h"
+#include "runtime/storage/host_command.h"
+
+namespace berth::runtime::net {
+namespace {
+
+namespace fs = std::filesystem;
+using core::Cat;
+
+// A Berth-made interface name: two letters of kind and ten hex digits (see network_model.h).
+bool IsBerthLinkName(std::string_view name) {
+  if (name.size() != 12 || name[0] != 'b' ||
+      std::string_view("bvptx").find(name[1]) == std::string_view::npos) {
+    return false;
+  }
+  for (char c : name.substr(2)) {
+    if (!std::isdigit(static_cast<unsigned char>(c)) && (c < 'a' || c > 'f')) return false;
+  }
+  return true;
+}
+
+std::string NetnsPath(const std::string& netns) {
+  return netns.find('/') == std::string::npos ? "/run/netns/" + netns : netns;
+}
+
+std::string ReadFile(const std::string& path) {
+  std::ifstream in(path);
+  std::stringstream s;
+  s << in.rdbuf();
+  return s.str();
+}
+
+// Alive = exists and is not a zombie (nobody may reap a daemon's exit in a container).
+bool ProcessAlive(int pid) {
+  if (pid <= 0) return false;
+  std::string stat = ReadFile(Cat("/proc/", pid, "/stat"));
+  size_t paren = stat.rfind(')');
+  if (paren == std::string::npos || paren + 2 >= stat.size()) return false;
+  char state = stat[paren + 2];
+  return state != 'Z' && state != 'X';
+}
+
+int ReadPid(const std::string& path) {
+  std::ifstream in(path);
+  int pid = 0;
+  in >> pid;
+  return pid;
+}
+
+}  // namespace
+
+std::string LinuxNetworkDriver::DhcpDir(std::string_view network) const {
+  return Cat(options_.state_dir, "/dnsmasq/", network);
+}
+
+absl::StatusOr<std::string> LinuxNetworkDriver::Run(const std::vector<std::string>& argv,
+                                                    const std::string& stdin_data) const {
+  host::HostCommandOptions opts;
+  opts.netns = options_.netns;
+  opts.stdin_data = stdin_data;
+  return host::RunHostCommandOk(argv, opts);
+}
+
+absl::Status LinuxNetworkDriver::IpBatch(const std::string& commands) const {
+  return Run({"ip", "-batch", "-"}, commands).status();
+}
+
+absl::StatusOr<std::vector<std::string>> LinuxNetworkDriver::LinkNames() const {
+  BERTH_ASSIGN_OR_RETURN(std::string out, Run({"ip", "-j", "link", "show"}));
+  nlohmann::json j = nlohmann::json::parse(out, nullptr, /*allow_exceptions=*/false);
+  if (!j.is_array()) return absl::InternalError("ip -j link show: unreadable output");
+  std::vector<std::string> names;
+  for (const auto& link : j) {
+    if (link.is_object() && link.contains("ifname") && link["ifname"].is_string()) {
+      names.push_back(link["ifname"].get<std::string>());
+    }
+  }
+  return names;
+}
+
+absl::Status LinuxNetworkDriver::DeleteLink(const std::string& name) const {
+  BERTH_ASSIGN_OR_RETURN(auto names, LinkNames());
+  if (std::find(names.begin(), names.end(), name) == names.end()) return absl::OkStatus();
+  return Run({"ip", "link", "del", "dev", name}).status();
+}
+
+absl::Status LinuxNetworkDriver::ApplyRules(const NetworkModel& model) const {
+  return Run({"nft", "-f", "-"}, RenderNftRuleset(model)).status();
+}
+
+absl::Status LinuxNetworkDriver::StartDhcp(const NetworkRecord& net,
+                                           const NetworkModel& model) const {
+  std::string dir = DhcpDir(net.spec.name);
+  std::error_code ec;
+  fs::create_directories(dir, ec);
+  if (ec) return absl::InternalError(Cat("network \"", net.spec.name, "\": mkdir ", dir));
+  if (ProcessAlive(ReadPid(dir + "/pid"))) return ReloadDhcp(model, net.spec.name);
+  {
+    std::ofstream hosts(dir + "/hosts", std::ios::trunc);
+    hosts << RenderDhcpHosts(model, net.spec.name);
+  }
+  fs::remove(dir + "/pid", ec);
+  const auto& a = net.addressing;
+  BERTH_RETURN_IF_ERROR(Run(
+      {"dnsmasq", "--conf-file=/dev/null", "--port=0", "--pid-file=" + dir + "/pid",
+       "--dhcp-leasefile=" + dir + "/leases", "--dhcp-hostsfile=" + dir + "/hosts",
+       "--log-facility=" + dir + "/log", "--interface=" + net.bridge, "--bind-interfaces",
+       "--except-interface=lo", "--user=root", "--dhcp-authoritative",
+       Cat("--dhcp-range=", FormatIpv4(a.subnet.network), ",static,", a.subnet.MaskString(), ",1h"),
+       "--dhcp-option=option:router," + FormatIpv4(a.gateway)}));
+  absl::Time deadline = absl::Now() + options_.process_deadline;
+  while (!ProcessAlive(ReadPid(dir + "/pid"))) {
+    if (absl::Now() > deadline) {
+      return absl::DeadlineExceededError(
+          Cat("network \"", net.spec.name, "\": dnsmasq did not start (see ", dir, "/log)"));
+    }
+    absl::SleepFor(absl::Milliseconds(10));  // polling a pid file the daemon writes
+  }
+  return absl::OkStatus();
+}
+
+absl::Status LinuxNetworkDriver::ReloadDhcp(const NetworkModel& model,
+                                            std::string_view network) const {
+  std::string dir = DhcpDir(network);
+  int pid = ReadPid(dir + "/pid");
+  if (!ProcessAlive(pid)) return absl::OkStatus();
+  std::string hosts = RenderDhcpHosts(model, network);
+  if (ReadFile(dir + "/hosts") == hosts) return absl::OkStatus();
+  {
+    std::ofstream out(dir + "/hosts.tmp", std::ios::trunc);
+    out << hosts;
+  }
+  std::error_code ec;
+  fs::rename(dir + "/hosts.tmp", dir + "/hosts", ec);
+  if (ec) return absl::InternalError(Cat("network \"", network, "\": ", ec.message()));
+  kill(pid, SIGHUP);  // dnsmasq re-reads --dhcp-hostsfile
+  return absl::OkStatus();
+}
+
+absl::Status LinuxNetworkDriver::StopDhcp(std::string_view network) const {
+  std::string dir = DhcpDir(network);
+  std::error_code ec;
+  if (!fs::exists(dir, ec)) return absl::OkStatus();
+  int pid = ReadPid(dir + "/pid");
+  if (ProcessAlive(pid)) {
+    kill(pid, SIGTERM);
+    absl::Time deadline = absl::Now() + options_.process_deadline;
+    while (ProcessAlive(pid)) {
+      if (absl::Now() > deadline) {
+        kill(pid, SIGKILL);
+        deadline = absl::Now() + options_.process_deadline;
+      }
+      absl::SleepFor(absl::Milliseconds(5));  // waiting for another process to exit
+    }
+  }
+  fs::remove_all(dir, ec);
+  if (ec) return absl::InternalError(Cat("network \"", network, "\": remove ", dir));
+  return absl::OkStatus();
+}
+
+absl::Status LinuxNetworkDriver::Commit(NetworkModel next) {
+  BERTH_RETURN_IF_ERROR(ApplyRules(next));
+  for (const auto& [name, net] : next.networks()) {
+    if (net.spec.dhcp) BERTH_RETURN_IF_ERROR(ReloadDhcp(next, name));
+  }
+  model_ = std::move(next);
+  return absl::OkStatus();
+}
+
+absl::StatusOr<NetworkInfo> LinuxNetworkDriver::EnsureNetwork(const NetworkSpec& spec,
+                                                              const NetworkOptions& options) {
+  absl::MutexLock lock(&mu_);
+  BERTH_ASSIGN_OR_RETURN(NetworkRecord rec, model_.PrepareNetwork(spec));
+  BERTH_ASSIGN_OR_RETURN(auto links, LinkNames());
+  auto has = [&](const std::string& n) {
+    return std::find(links.begin(), links.end(), n) != links.end();
+  };
+  const std::string& br = rec.bridge;
+  const std::string vx = VxlanName(spec.name);
+  std::vector<std::string> created;
+  auto fail = [&](absl::Status s) {
+    for (auto it = created.rbegin(); it != created.rend(); ++it) (void)DeleteLink(*it);
+    return s;
+  };
+
+  std::string batch;
+  if (!has(br)) {
+    batch += Cat("link add ", br, " type bridge\n");
+    created.push_back(br);
+  }
+  batch += Cat("link set ", br, " alias ", LinkAlias("net", spec.name, ""), "\n");
+  batch += Cat("addr replace ", FormatIpv4(rec.addressing.gateway), "/",
+               rec.addressing.subnet.length, " dev ", br, "\n");
+  batch += Cat("link set ", br, " up\n");
+  if (spec.vxlan && !has(vx)) {
+    const VxlanSpec& v = *spec.vxlan;
+    batch += Cat("link add ", vx, " type vxlan id ", v.vni, " local ", v.local_address, " dstport ",
+                 v.port, v.underlay_device.empty() ? "" : Cat(" dev ", v.underlay_device), "\n");
+    batch +=
+        Cat("link set ", vx, " alias ", LinkAlias("vx", spec.name, ""), " master ", br, " up\n");
+    created.push_back(vx);
+  }
+  if (absl::Status s = IpBatch(batch); !s.ok()) return fail(s);
+  if (spec.vxlan && std::find(created.begin(), created.end(), vx) != created.end()) {
+    // Head-end replication: broadcast and unknown frames go to every peer.
+    for (const auto& peer : spec.vxlan->peers) {
+      absl::Status s =
+          Run({"bridge", "fdb", "append", "00:00:00:00:00:00", "dev", vx, "dst", peer}).status();
+      if (!s.ok()) return fail(s);
+    }
+  }
+  // Routing for NAT and port forwards; bridged IPv4 through netfilter for security groups. The
+  // second needs br_netfilter: without it only group enforcement on bridged traffic is lost.
+  if (absl::Status s = Run({"sysctl", "-qw", "net.ipv4.ip_forward=1"}).status(); !s.ok()) {
+    return fail(s);
+  }
+  (void)Run({"sysctl", "-qw", "net.bridge.bridge-nf-call-iptables=1"});
+
+  NetworkModel next = model_;
+  next.CommitNetwork(rec);
+  if (spec.dhcp) {
+    if (absl::Status s = StartDhcp(rec, next); !s.ok()) return fail(s);
+  } else {
+    (void)StopDhcp(spec.name);
+  }
+  if (absl::Status s = Commit(std::move(next)); !s.ok()) {
+    if (spec.dhcp && model_.FindNetwork(spec.name) == nullptr) (void)StopDhcp(spec.name);
+    return fail(s);
+  }
+  return InfoOf(model_, *model_.FindNetwork(spec.name));
+}
+
+absl::Status LinuxNetworkDriver::DeleteNetwork(std::string_view name,
+                                               const NetworkOptions& options) {
+  absl::MutexLock lock(&mu_);
+  const NetworkRecord* rec = model_.FindNetwork(name);
+  if (rec == nullptr) return absl::NotFoundError(Cat("network \"", name, "\" not found"));
+  std::string bridge = rec->bridge;
+  std::vector<std::string> endpoint_links;
+  for (const auto& [key, e] : model_.endpoints()) {
+    if (key.first == name) endpoint_links.push_back(e.host_ifname);
+  }
+  NetworkModel next = model_;
+  next.RemoveNetwork(name);
+  BERTH_RETURN_IF_ERROR(Commit(std::move(next)));
+  // Tear down everything even if one step fails; report the first failure.
+  absl::Status first;
+  auto note = [&](absl::Status s) {
+    if (first.ok() && !s.ok()) first = s;
+  };
+  for (const auto& link : endpoint_links) note(DeleteLink(link));
+  note(StopDhcp(name));
+  note(DeleteLink(VxlanName(name)));
+  note(DeleteLink(bridge));
+  return first;
+}
+
+std::vector<NetworkInfo> LinuxNetworkDriver::ListNetworks() {
+  absl::MutexLock lock(&mu_);
+  return ListNetworksOf(model_);
+}
+
+absl::StatusOr<EndpointInfo> LinuxNetworkDriver::AttachEndpoint(const EndpointSpec& spec,
+                                                                const NetworkOptions& options) {
+  absl::MutexLock lock(&mu_);
+  BERTH_ASSIGN_OR_RETURN(EndpointRecord rec, model_.PrepareEndpoint(spec));
+  const NetworkRecord& net = *model_.FindNetwork(spec.network);
+  const std::string alias = LinkAlias("ep", spec.network, spec.id);
+  BERTH_ASSIGN_OR_RETURN(auto links, LinkNames());
+  if (std::find(links.begin(), links.end(), rec.host_ifname) != links.end()) {
+    // Re-declared after an agent restart: adopt the link that survived.
+    BERTH_RETURN_IF_ERROR(IpBatch(
+        Cat("link set ", rec.host_ifname, " alias ", alias, " master ", net.bridge, " up\n")));
+  } else if (spec.kind == EndpointKind::kVeth) {
+    std::string ns_path = NetnsPath(spec.netns);
+    if (!fs::exists(ns_path)) {
+      return core::FieldError("endpoint", spec.id, "netns",
+                              Cat("names no network namespace: ", ns_path));
+    }
+    const std::string peer = PeerName(spec.network, spec.id);
+    absl::Status s = IpBatch(Cat("link add ", rec.host_ifname, " type veth peer name ", peer, "\n",
+                                 "link set ", rec.host_ifname, " alias ", alias, " master ",
+                                 net.bridge, " up\n", "link set ", peer, " netns ", ns_path, "\n"));
+    if (s.ok()) {
+      host::HostCommandOptions in_container;
+      in_container.stdin_data = Cat(
+          "link set ", peer, " name ", spec.ifname, "\n", "link set ", spec.ifname, " address ",
+          rec.mac, "\n", "addr add ", FormatIpv4(rec.address), "/", net.addressing.subnet.length,
+          " dev ", spec.ifname, "\n", "link set ", spec.ifname, " up\n", "link set lo up\n",
+          "route replace default via ", FormatIpv4(net.addressing.gateway), "\n");
+      s = host::RunHostCommandOk({"nsenter", "--net=" + ns_path, "ip", "-batch", "-"}, in_container)
+              .status();
+    }
+    if (!s.ok()) {
+      (void)DeleteLink(rec.host_ifname);  // takes the peer with it wherever it is
+      (void)DeleteLink(peer);
+      return s;
+    }
+  } else {
+    BERTH_RETURN_IF_ERROR(
+        IpBatch(Cat("tuntap add dev ", rec.host_ifname, " mode tap\n", "link set ", rec.host_ifname,
+                    " alias ", alias, " master ", net.bridge, " up\n")));
+  }
+  EndpointInfo info = InfoOf(rec);
+  NetworkModel next = model_;
+  next.CommitEndpoint(std::move(rec));
+  if (absl::Status s = Commit(std::move(next)); !s.ok()) {
+    (void)DeleteLink(info.host_ifname);
+    return s;
+  }
+  return info;
+}
+
+absl::Status LinuxNetworkDriver::DetachEndpoint(std::string_view network, std::string_view id,
+                                                const NetworkOptions& options) {
+  absl::MutexLock lock(&mu_);
+  const EndpointRecord* rec = model_.FindEndpoint(network, id);
+  if (rec == nullptr) {
+    return absl::NotFoundError(Cat("endpoint \"", id, "\" not found on network \"", network, "\""));
+  }
+  std::string link = rec->host_ifname;
+  NetworkModel next = model_;
+  next.RemoveEndpoint(network, id);
+  BERTH_RETURN_IF_ERROR(Commit(std::move(next)));
+  return DeleteLink(link);
+}
+
+std::vector<EndpointInfo> LinuxNetworkDriver::ListEndpoints(std::string_view network) {
+  absl::MutexLock lock(&mu_);
+  return ListEndpointsOf(model_, network);
+}
+
+absl::Status LinuxNetworkDriver::SetEndpointGroups(std::string_view network, std::string_view id,
+                                                   const std::vector<std::string>& groups,
+                                                   const NetworkOptions& options) {
+  absl::MutexLock lock(&mu_);
+  NetworkModel next = model_;
+  BERTH_RETURN_IF_ERROR(next.SetEndpointGroups(network, id, groups));
+  return Commit(std::move(next));
+}
+
+absl::Status LinuxNetworkDriver::PutSecurityGroup(const SecurityGroup& group,
+                                                  const NetworkOptions& options) {
+  absl::MutexLock lock(&mu_);
+  BERTH_RETURN_IF_ERROR(model_.PrepareGroup(group));
+  NetworkModel next = model_;
+  next.CommitGroup(group);
+  return Commit(std::move(next));
+}
+
+absl::Status LinuxNetworkDriver::DeleteSecurityGroup(std::string_view name,
+                                                     const NetworkOptions& options) {
+  absl::MutexLock lock(&mu_);
+  BERTH_RETURN_IF_ERROR(model_.CheckGroupUnused(name));
+  NetworkModel next = model_;
+  next.RemoveGroup(name);
+  return Commit(std::move(next));
+}
+
+absl::Status LinuxNetworkDriver::AddPortForward(const PortForward& forward,
+                                                const NetworkOptions& options) {
+  absl::MutexLock lock(&mu_);
+  BERTH_RETURN_IF_ERROR(model_.PrepareForward(forward));
+  NetworkModel next = model_;
+  next.CommitForward(forward);
+  return Commit(std::move(next));
+}
+
+absl::Status LinuxNetworkDriver::RemovePortForward(std::string_view id,
+                                                   const NetworkOptions& options) {
+  absl::MutexLock lock(&mu_);
+  if (!model_.forwards().contains(std::string(id))) {
+    return absl::NotFoundError(Cat("port forward \"", id, "\" not found"));
+  }
+  NetworkModel next = model_;
+  next.RemoveForward(id);
+  return Commit(std::move(next));
+}
+
+std::vector<PortForward> LinuxNetworkDriver::ListPortForwards() {
+  absl::MutexLock lock(&mu_);
+  return ListForwardsOf(model_);
+}
+
+absl::Status LinuxNetworkDriver::Cleanup(const KeepSet& keep) {
+  absl::MutexLock lock(&mu_);
+  NetworkModel next = KeepOnly(model_, keep);
+  // What the keep set names survives even if it was not re-declared yet.
+  std::set<std::string> wanted;
+  for (const auto& name : keep.networks) {
+    wanted.insert(BridgeName(name));
+    wanted.insert(VxlanName(name));
+  }
+  for (const auto& [network, id] : keep.endpoints) {
+    wanted.insert(VethName(network, id));
+    wanted.insert(TapName(network, id));
+  }
+  for (const auto& [name, net] : next.networks()) {
+    wanted.insert(net.bridge);
+    if (net.spec.vxlan) wanted.insert(VxlanName(name));
+  }
+  for (const auto& [_, e] : next.endpoints()) wanted.insert(e.host_ifname);
+  BERTH_RETURN_IF_ERROR(Commit(std::move(next)));
+
+  absl::Status first;
+  auto note = [&](absl::Status s) {
+    if (first.ok() && !s.ok()) first = s;
+  };
+  // Endpoint links first: deleting a bridge would only detach them.
+  BERTH_ASSIGN_OR_RETURN(auto links, LinkNames());
+  std::sort(links.begin(), links.end(), [](const std::string& a, const std::string& b) {
+    return (a[1] == 'b') < (b[1] == 'b') || ((a[1] == 'b') == (b[1] == 'b') && a < b);
+  });
+  for (const auto& link : links) {
+    if (IsBerthLinkName(link) && !wanted.contains(link)) note(DeleteLink(link));
+  }
+  std::error_code ec;
+  for (const auto& entry : fs::directory_iterator(options_.state_dir + "/dnsmasq", ec)) {
+    std::string network = entry.path().filename().string();
+    const NetworkRecord* rec = model_.FindNetwork(network);
+    if (rec == nullptr || !rec->spec.dhcp) note(StopDhcp(network));
+  }
+  return first;
+}
+
+}  // namespace berth::runtime::net

@@ -1,0 +1,75 @@
+// The real NetworkDriver: iproute2 for bridges, veth pairs, taps and VXLAN; nftables for port
+// forwards, NAT and security groups (table `inet berth`, replaced atomically on every change);
+// dnsmasq for DHCP. Every command runs in `Options::netns` when set (tests use a namespace they
+// create, so nothing touches the host's own), containers are configured through nsenter.
+//
+// Security groups filter bridged traffic in the inet forward hook, so bridged IPv4 must pass
+// through netfilter: the driver sets net.bridge.bridge-nf-call-iptables=1 (br_netfilter).
+//
+// Ownership and thread-safety as NetworkDriver; the desired state lives in memory and is
+// re-declared by the caller after a restart.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
+#include "runtime/net/network_driver.h"
+#include "runtime/net/network_model.h"
+
+namespace berth::runtime::net {
+
+class LinuxNetworkDriver final : public NetworkDriver {
+ public:
+  struct Options {
+    std::string netns;      // named namespace to work in; empty = the agent's own
+    std::string state_dir;  // dnsmasq pid, lease and host files, one directory per network
+    absl::Duration process_deadline = absl::Seconds(10);  // dnsmasq start/stop
+  };
+
+  explicit LinuxNetworkDriver(Options options) : options_(std::move(options)) {}
+
+  absl::StatusOr<NetworkInfo> EnsureNetwork(const NetworkSpec& spec,
+                                            const NetworkOptions& options) override;
+  absl::Status DeleteNetwork(std::string_view name, const NetworkOptions& options) override;
+  std::vector<NetworkInfo> ListNetworks() override;
+  absl::StatusOr<EndpointInfo> AttachEndpoint(const EndpointSpec& spec,
+                                              const NetworkOptions& options) override;
+  absl::Status DetachEndpoint(std::string_view network, std::string_view id,
+                              const NetworkOptions& options) override;
+  std::vector<EndpointInfo> ListEndpoints(std::string_view network) override;
+  absl::Status SetEndpointGroups(std::string_view network, std::string_view id,
+                                 const std::vector<std::string>& groups,
+                                 const NetworkOptions& options) override;
+  absl::Status PutSecurityGroup(const SecurityGroup& group, const NetworkOptions& options) override;
+  absl::Status DeleteSecurityGroup(std::string_view name, const NetworkOptions& options) override;
+  absl::Status AddPortForward(const PortForward& forward, const NetworkOptions& options) override;
+  absl::Status RemovePortForward(std::string_view id, const NetworkOptions& options) override;
+  std::vector<PortForward> ListPortForwards() override;
+  absl::Status Cleanup(const KeepSet& keep) override;
+
+  // Path of a network's dnsmasq files (pid, leases, hosts).
+  std::string DhcpDir(std::string_view network) const;
+
+ private:
+  absl::StatusOr<std::string> Run(const std::vector<std::string>& argv,
+                                  const std::string& stdin_data = "") const;
+  absl::Status IpBatch(const std::string& commands) const;
+  // Names of the links in the driver's namespace.
+  absl::StatusOr<std::vector<std::string>> LinkNames() const;
+  absl::Status DeleteLink(const std::string& name) const;  // OK when already gone
+  absl::Status ApplyRules(const NetworkModel& model) const;
+  absl::Status StartDhcp(const NetworkRecord& network, const NetworkModel& model) const;
+  absl::Status ReloadDhcp(const NetworkModel& model, std::string_view network) const;
+  absl::Status StopDhcp(std::string_view network) const;
+  // Swaps the applied rules (and DHCP hosts) to `next` and makes it the model.
+  absl::Status Commit(NetworkModel next) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+
+  const Options options_;
+  absl::Mutex mu_;
+  NetworkModel model_ ABSL_GUARDED_BY(mu_);
+};
+
+}  // namespace berth::runtime::net

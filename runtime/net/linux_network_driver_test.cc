@@ -1,0 +1,283 @@
+// End-to-end tests of the Linux network driver, as root, entirely inside network namespaces the
+// test creates: "h" plays the host, "a" and "b" containers, "c" a machine outside the host.
+#include "runtime/net/linux_network_driver.h"
+
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "runtime/net/netns_test_util.h"
+
+namespace berth::runtime::net {
+namespace {
+
+using ::testing::HasSubstr;
+using ::testing::Not;
+using testing::RunIn;
+using testing::TcpReachable;
+using testing::TcpServer;
+
+constexpr absl::Duration kReachable = absl::Seconds(20);  // generous: a slow machine still passes
+constexpr absl::Duration kBlocked = absl::Milliseconds(700);
+
+class LinuxNetworkDriverTest : public ::testing::Test {
+ protected:
+  LinuxNetworkDriverTest()
+      : ns_({"h", "a", "b", "c"}),
+        state_dir_("/tmp/" + ns_.Name("h") + "-state"),
+        driver_({.netns = ns_.Name("h"), .state_dir = state_dir_}) {}
+  void SetUp() override {
+    ASSERT_TRUE(ns_.ok());
+    auto n = driver().EnsureNetwork({.name = "n1", .subnet = "10.10.0.0/24"});
+    ASSERT_TRUE(n.ok()) << n.status();
+    for (auto [id, addr] : {std::pair{"a", "10.10.0.2"}, std::pair{"b", "10.10.0.3"}}) {
+      auto e = driver().AttachEndpoint(
+          {.network = "n1", .id = id, .address = addr, .netns = ns_.Name(id)});
+      ASSERT_TRUE(e.ok()) << e.status();
+    }
+  }
+  void TearDown() override {
+    (void)driver().Cleanup({});
+    std::filesystem::remove_all(state_dir_);
+  }
+  NetworkDriver& driver() { return driver_; }
+  std::string Host() { return ns_.Name("h"); }
+  std::string Links() {
+    std::string out;
+    RunIn(Host(), {"ip", "-br", "link", "show"}, &out);
+    return out;
+  }
+  std::string Rules() {
+    std::string out;
+    RunIn(Host(), {"nft", "list", "ruleset"}, &out);
+    return out;
+  }
+  // The "outside" machine c, linked to h over 198.18.0.0/30.
+  void ConnectOutside() {
+    ASSERT_EQ(RunIn(Host(), {"ip", "link", "add", "up0", "type", "veth", "peer", "name", "up1",
+                             "netns", ns_.Name("c")}),
+              0);
+    ASSERT_EQ(RunIn(Host(), {"ip", "addr", "add", "198.18.0.1/30", "dev", "up0"}), 0);
+    ASSERT_EQ(RunIn(Host(), {"ip", "link", "set", "up0", "up"}), 0);
+    ASSERT_EQ(RunIn(ns_.Name("c"), {"ip", "addr", "add", "198.18.0.2/30", "dev", "up1"}), 0);
+    ASSERT_EQ(RunIn(ns_.Name("c"), {"ip", "link", "set", "up1", "up"}), 0);
+  }
+
+  testing::TestNamespaces ns_;
+  std::string state_dir_;
+  LinuxNetworkDriver driver_;
+};
+
+TEST_F(LinuxNetworkDriverTest, TwoContainersReachEachOtherByIp) {
+  std::string out;
+  EXPECT_EQ(RunIn(ns_.Name("a"), {"busybox", "ping", "-c", "1", "-W", "20", "10.10.0.3"}, &out), 0)
+      << out;
+  EXPECT_EQ(RunIn(ns_.Name("b"), {"busybox", "ping", "-c", "1", "-W", "20", "10.10.0.2"}, &out), 0)
+      << out;
+  // And their gateway on the host's bridge.
+  EXPECT_EQ(RunIn(ns_.Name("a"), {"busybox", "ping", "-c", "1", "-W", "20", "10.10.0.1"}, &out), 0)
+      << out;
+  TcpServer server(ns_.Name("b"));
+  ASSERT_GT(server.port(), 0);
+  EXPECT_TRUE(TcpReachable(ns_.Name("a"), "10.10.0.3", server.port(), kReachable));
+}
+
+TEST_F(LinuxNetworkDriverTest, SecurityGroupBlocksThenAllows) {
+  TcpServer server(ns_.Name("b"));
+  ASSERT_GT(server.port(), 0);
+  ASSERT_TRUE(TcpReachable(ns_.Name("a"), "10.10.0.3", server.port(), kReachable));
+
+  // A group that allows only ssh: b's server port is now refused.
+  ASSERT_TRUE(driver()
+                  .PutSecurityGroup(
+                      {.name = "locked", .rules = {{.protocol = Protocol::kTcp, .port_from = 22}}})
+                  .ok());
+  ASSERT_TRUE(driver().SetEndpointGroups("n1", "b", {"locked"}).ok());
+  EXPECT_FALSE(TcpReachable(ns_.Name("a"), "10.10.0.3", server.port(), kBlocked));
+
+  // A rule for the server's port from a's subnet lets it through again.
+  ASSERT_TRUE(driver()
+                  .PutSecurityGroup({.name = "locked",
+                                     .rules = {{.protocol = Protocol::kTcp, .port_from = 22},
+                                               {.protocol = Protocol::kTcp,
+                                                .port_from = server.port(),
+                                                .source_cidr = "10.10.0.0/24"}}})
+                  .ok());
+  EXPECT_TRUE(TcpReachable(ns_.Name("a"), "10.10.0.3", server.port(), kReachable));
+
+  // Source-group rules: only members of "clients" may connect.
+  ASSERT_TRUE(driver().PutSecurityGroup({.name = "clients"}).ok());
+  ASSERT_TRUE(driver()
+                  .PutSecurityGroup({.name = "locked",
+                                     .rules = {{.protocol = Protocol::kTcp,
+                                                .port_from = server.port(),
+                                                .source_group = "clients"}}})
+                  .ok());
+  EXPECT_FALSE(TcpReachable(ns_.Name("a"), "10.10.0.3", server.port(), kBlocked));
+  ASSERT_TRUE(driver().SetEndpointGroups("n1", "a", {"clients"}).ok());
+  EXPECT_TRUE(TcpReachable(ns_.Name("a"), "10.10.0.3", server.port(), kReachable));
+
+  // A protected endpoint still reaches others (its replies are established traffic).
+  TcpServer server_a(ns_.Name("a"));
+  ASSERT_TRUE(driver().SetEndpointGroups("n1", "a", {}).ok());
+  EXPECT_TRUE(TcpReachable(ns_.Name("b"), "10.10.0.2", server_a.port(), kReachable));
+}
+
+TEST_F(LinuxNetworkDriverTest, PortForwardReachesContainerFromOutsideAndFromHost) {
+  ConnectOutside();
+  TcpServer server(ns_.Name("b"));
+  ASSERT_GT(server.port(), 0);
+  int host_port = testing::FreePort(Host());
+  ASSERT_GT(host_port, 0);
+  EXPECT_FALSE(TcpReachable(ns_.Name("c"), "198.18.0.1", host_port, kBlocked));
+  ASSERT_TRUE(driver()
+                  .AddPortForward({.id = "web",
+                                   .protocol = Protocol::kTcp,
+                                   .host_port = host_port,
+                                   .network = "n1",
+                                   .target_address = "10.10.0.3",
+                                   .target_port = server.port()})
+                  .ok());
+  EXPECT_TRUE(TcpReachable(ns_.Name("c"), "198.18.0.1", host_port, kReachable));
+  EXPECT_TRUE(TcpReachable(Host(), "198.18.0.1", host_port, kReachable));
+  ASSERT_TRUE(driver().RemovePortForward("web").ok());
+  EXPECT_FALSE(TcpReachable(ns_.Name("c"), "198.18.0.1", host_port, kBlocked));
+}
+
+TEST_F(LinuxNetworkDriverTest, DhcpServesStaticLeaseToTapMac) {
+  ASSERT_TRUE(driver().EnsureNetwork({.name = "n1", .subnet = "10.10.0.0/24", .dhcp = true}).ok());
+  auto tap = driver().AttachEndpoint({.network = "n1",
+                                      .id = "vm",
+                                      .kind = EndpointKind::kTap,
+                                      .address = "10.10.0.50",
+                                      .mac = "52:54:00:aa:bb:cc"});
+  ASSERT_TRUE(tap.ok()) << tap.status();
+  EXPECT_THAT(Links(), HasSubstr(tap->host_ifname));
+  std::string dir = driver_.DhcpDir("n1");
+  std::ifstream hosts(dir + "/hosts");
+  std::stringstream text;
+  text << hosts.rdbuf();
+  EXPECT_EQ(text.str(), "52:54:00:aa:bb:cc,10.10.0.50,vm\n");
+
+  // Stand in for the VM: a client in namespace c, plugged into the bridge, with the tap's MAC.
+  auto net = driver().ListNetworks();
+  ASSERT_EQ(RunIn(Host(), {"ip", "link", "add", "vmport", "type", "veth", "peer", "name", "eth0",
+                           "netns", ns_.Name("c")}),
+            0);
+  ASSERT_EQ(RunIn(Host(), {"ip", "link", "set", "vmport", "master", net[0].bridge, "up"}), 0);
+  ASSERT_EQ(
+      RunIn(ns_.Name("c"), {"ip", "link", "set", "eth0", "address", "52:54:00:aa:bb:cc", "up"}), 0);
+  std::string out;
+  EXPECT_EQ(RunIn(ns_.Name("c"),
+                  {"busybox", "udhcpc", "-i", "eth0", "-n", "-q", "-f", "-t", "20", "-T", "1", "-s",
+                   "/bin/true"},
+                  &out),
+            0)
+      << out;
+  std::ifstream leases(dir + "/leases");
+  std::stringstream lease_text;
+  lease_text << leases.rdbuf();
+  EXPECT_THAT(lease_text.str(), HasSubstr("52:54:00:aa:bb:cc 10.10.0.50"));
+
+  // Teardown stops dnsmasq.
+  std::ifstream pid_file(dir + "/pid");
+  int pid = 0;
+  pid_file >> pid;
+  ASSERT_GT(pid, 0);
+  ASSERT_TRUE(driver().DeleteNetwork("n1").ok());
+  EXPECT_FALSE(std::filesystem::exists(dir));
+  std::ifstream stat("/proc/" + std::to_string(pid) + "/stat");
+  std::string s((std::istreambuf_iterator<char>(stat)), {});
+  EXPECT_TRUE(s.empty() || s.find(") Z") != std::string::npos) << s;
+}
+
+TEST_F(LinuxNetworkDriverTest, TeardownLeavesNothing) {
+  ASSERT_TRUE(driver().PutSecurityGroup({.name = "g"}).ok());
+  ASSERT_TRUE(driver().SetEndpointGroups("n1", "a", {"g"}).ok());
+  ASSERT_TRUE(driver()
+                  .AddPortForward({.id = "f",
+                                   .host_port = 1000,
+                                   .network = "n1",
+                                   .target_address = "10.10.0.2",
+                                   .target_port = 80})
+                  .ok());
+  ASSERT_TRUE(
+      driver()
+          .EnsureNetwork(
+              {.name = "n1",
+               .subnet = "10.10.0.0/24",
+               .nat = true,
+               .vxlan = VxlanSpec{.vni = 42, .local_address = "127.0.0.1", .peers = {"127.0.0.2"}}})
+          .ok());
+  auto tap = driver().AttachEndpoint(
+      {.network = "n1", .id = "vm", .kind = EndpointKind::kTap, .address = "10.10.0.9"});
+  ASSERT_TRUE(tap.ok()) << tap.status();
+  std::string links = Links();
+  for (const auto& name : {BridgeName("n1"), VethName("n1", "a"), VethName("n1", "b"),
+                           TapName("n1", "vm"), VxlanName("n1")}) {
+    EXPECT_THAT(links, HasSubstr(name));
+  }
+  std::string fdb;
+  RunIn(Host(), {"bridge", "fdb", "show", "dev", VxlanName("n1")}, &fdb);
+  EXPECT_THAT(fdb, HasSubstr("dst 127.0.0.2"));
+  std::string rules = Rules();
+  EXPECT_THAT(rules, HasSubstr("table inet berth"));
+  EXPECT_THAT(rules, HasSubstr("masquerade"));
+
+  ASSERT_TRUE(driver().DeleteNetwork("n1").ok());
+  ASSERT_TRUE(driver().DeleteSecurityGroup("g").ok());
+  links = Links();
+  for (const auto& name : {BridgeName("n1"), VethName("n1", "a"), VethName("n1", "b"),
+                           TapName("n1", "vm"), VxlanName("n1")}) {
+    EXPECT_THAT(links, Not(HasSubstr(name)));
+  }
+  EXPECT_THAT(Rules(), Not(HasSubstr("berth")));
+  // The containers' ends went with their pairs.
+  std::string a_links;
+  RunIn(ns_.Name("a"), {"ip", "-br", "link", "show"}, &a_links);
+  EXPECT_THAT(a_links, Not(HasSubstr("eth0")));
+}
+
+TEST_F(LinuxNetworkDriverTest, CleanupAfterRestartRemovesWhatIsNotKept) {
+  ASSERT_TRUE(driver().EnsureNetwork({.name = "n2", .subnet = "10.20.0.0/24", .dhcp = true}).ok());
+  ASSERT_TRUE(
+      driver()
+          .AttachEndpoint(
+              {.network = "n2", .id = "vm", .kind = EndpointKind::kTap, .address = "10.20.0.5"})
+          .ok());
+  ASSERT_TRUE(driver()
+                  .AddPortForward({.id = "f",
+                                   .host_port = 1000,
+                                   .network = "n1",
+                                   .target_address = "10.10.0.2",
+                                   .target_port = 80})
+                  .ok());
+  // The agent restarts: a new driver re-declares only n1 and endpoint a.
+  LinuxNetworkDriver fresh({.netns = Host(), .state_dir = state_dir_});
+  NetworkDriver& d = fresh;
+  ASSERT_TRUE(d.EnsureNetwork({.name = "n1", .subnet = "10.10.0.0/24"}).ok());
+  KeepSet keep;
+  keep.networks = {"n1"};
+  keep.endpoints = {{"n1", "a"}};
+  ASSERT_TRUE(d.Cleanup(keep).ok());
+  // Re-declaring the kept container adopts its surviving veth; it still reaches the gateway.
+  auto adopted = d.AttachEndpoint(
+      {.network = "n1", .id = "a", .address = "10.10.0.2", .netns = ns_.Name("a")});
+  ASSERT_TRUE(adopted.ok()) << adopted.status();
+  std::string out;
+  EXPECT_EQ(RunIn(ns_.Name("a"), {"busybox", "ping", "-c", "1", "-W", "20", "10.10.0.1"}, &out), 0)
+      << out;
+  std::string links = Links();
+  EXPECT_THAT(links, HasSubstr(BridgeName("n1")));
+  EXPECT_THAT(links, HasSubstr(VethName("n1", "a")));
+  EXPECT_THAT(links, Not(HasSubstr(VethName("n1", "b"))));
+  EXPECT_THAT(links, Not(HasSubstr(BridgeName("n2"))));
+  EXPECT_THAT(links, Not(HasSubstr(TapName("n2", "vm"))));
+  EXPECT_FALSE(std::filesystem::exists(fresh.DhcpDir("n2")));
+  EXPECT_THAT(Rules(), Not(HasSubstr("dnat")));
+}
+
+}  // namespace
+}  // namespace berth::runtime::net

@@ -1,0 +1,101 @@
+// The desired state a NetworkDriver enforces, as pure logic shared by the real driver and the
+// fake: validation of every input (with the field named in each error), deterministic kernel
+// object names, and rendering of the nftables ruleset and dnsmasq host list from the state.
+// Each mutation is Prepare (validate, return the record; no change) then Commit, so a driver
+// can do its kernel work between the two and change nothing when that fails.
+//
+// Thread-safety: a plain value; the owning driver synchronizes access.
+#pragma once
+
+#include <map>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "runtime/net/ipam.h"
+#include "runtime/net/network_driver.h"
+
+namespace berth::runtime::net {
+
+// Interface names: a 2-letter kind and 10 hex digits of a hash of the owner, 12 characters,
+// within IFNAMSIZ. "bb" bridge, "bv" veth host side, "bp" veth peer before it is renamed in the
+// container, "bt" tap, "bx" VXLAN.
+std::string BridgeName(std::string_view network);
+std::string VethName(std::string_view network, std::string_view endpoint);
+std::string PeerName(std::string_view network, std::string_view endpoint);
+std::string TapName(std::string_view network, std::string_view endpoint);
+std::string VxlanName(std::string_view network);
+// A locally administered unicast MAC (52:54:00:xx:xx:xx, QEMU's range) derived from the owner.
+std::string DeriveMac(std::string_view network, std::string_view endpoint);
+// The alias the driver sets on every link it creates, and its parse: kind is "net", "ep" or
+// "vx"; returns false for links Berth did not make.
+std::string LinkAlias(std::string_view kind, std::string_view network, std::string_view endpoint);
+bool ParseLinkAlias(std::string_view alias, std::string* kind, std::string* network,
+                    std::string* endpoint);
+
+struct NetworkRecord {
+  NetworkSpec spec;
+  NetworkAddressing addressing;  // the endpoints' addresses
+  std::string bridge;
+};
+
+struct EndpointRecord {
+  EndpointSpec spec;
+  Ipv4 address;
+  std::string mac;
+  std::string host_ifname;
+};
+
+class NetworkModel {
+ public:
+  absl::StatusOr<NetworkRecord> PrepareNetwork(const NetworkSpec& spec) const;
+  void CommitNetwork(NetworkRecord record);
+  // Removes the network, its endpoints and the forwards that target it.
+  void RemoveNetwork(std::string_view name);
+
+  absl::StatusOr<EndpointRecord> PrepareEndpoint(const EndpointSpec& spec) const;
+  void CommitEndpoint(EndpointRecord record);
+  void RemoveEndpoint(std::string_view network, std::string_view id);
+  absl::Status CheckGroupsExist(std::string_view endpoint,
+                                const std::vector<std::string>& groups) const;
+  absl::Status SetEndpointGroups(std::string_view network, std::string_view id,
+                                 const std::vector<std::string>& groups);
+
+  absl::Status PrepareGroup(const SecurityGroup& group) const;
+  void CommitGroup(SecurityGroup group);
+  absl::Status CheckGroupUnused(std::string_view name) const;
+  void RemoveGroup(std::string_view name);
+
+  absl::Status PrepareForward(const PortForward& forward) const;
+  void CommitForward(PortForward forward);
+  void RemoveForward(std::string_view id);
+
+  const NetworkRecord* FindNetwork(std::string_view name) const;
+  const EndpointRecord* FindEndpoint(std::string_view network, std::string_view id) const;
+
+  const std::map<std::string, NetworkRecord, std::less<>>& networks() const { return networks_; }
+  const std::map<std::pair<std::string, std::string>, EndpointRecord>& endpoints() const {
+    return endpoints_;
+  }
+  const std::map<std::string, SecurityGroup, std::less<>>& groups() const { return groups_; }
+  const std::map<std::string, PortForward, std::less<>>& forwards() const { return forwards_; }
+
+ private:
+  std::map<std::string, NetworkRecord, std::less<>> networks_;
+  std::map<std::pair<std::string, std::string>, EndpointRecord> endpoints_;
+  std::map<std::string, SecurityGroup, std::less<>> groups_;
+  std::map<std::string, PortForward, std::less<>> forwards_;
+};
+
+// The whole `table inet berth` as one nft script that atomically replaces the table (or deletes
+// it when the model needs no rules): DNAT for port forwards, masquerade for NAT networks, and a
+// chain per group-protected endpoint that accepts established traffic and what its groups allow
+// and drops the rest.
+std::string RenderNftRuleset(const NetworkModel& model);
+// dnsmasq --dhcp-hostsfile content for one network: "mac,address,id" per tap endpoint.
+std::string RenderDhcpHosts(const NetworkModel& model, std::string_view network);
+
+}  // namespace berth::runtime::net
