@@ -8,6 +8,7 @@
 // read-only and safe to call from every I/O thread at once.
 #pragma once
 
+#include <chrono>
 #include <functional>
 #include <map>
 #include <optional>
@@ -61,6 +62,8 @@ class Router {
     AsyncHandler handler;
   };
 
+  void AttachAfterHooks(const HttpRequest& request, const Responder& responder,
+                        std::chrono::steady_clock::time_point start) const;
   static std::vector<Segment> ParsePattern(std::string_view pattern);
   // True when `route` matches the decoded `segments`; fills `params` when it does.
   static bool Match(const Route& route, const std::vector<std::string>& segments,

@@ -65,6 +65,7 @@ class Responder {
 
  private:
   friend class http_internal::Connection;
+  friend class ResponseStream;
   explicit Responder(std::shared_ptr<http_internal::Exchange> exchange);
   std::shared_ptr<http_internal::Exchange> exchange_;
 };

@@ -1,0 +1,230 @@
+#include "api/http/client.h"
+
+#include <atomic>
+#include <memory>
+#include <thread>
+
+#include "api/http/http_test_util.h"
+#include "api/http/router.h"
+#include "api/http/server.h"
+#include "core/strings.h"
+#include "gtest/gtest.h"
+
+namespace berth::api {
+namespace {
+
+using testing::PollUntil;
+
+class ClientTest : public ::testing::Test {
+ protected:
+  void Serve(HttpServer::Options options = {}) {
+    router_.Handle("GET", "/hello", [this](const HttpRequest& r) {
+      requests_++;
+      return HttpResponse::Text(200, core::Cat("hello ", r.Header("Authorization").value_or("-")));
+    });
+    router_.Handle("PUT", "/echo", [](const HttpRequest& r) {
+      HttpResponse out = HttpResponse::Text(200, r.body);
+      out.headers.Set("X-Content-Type-Seen", r.Header("Content-Type").value_or(""));
+      return out;
+    });
+    router_.Handle("GET", "/big", [](const HttpRequest&) {
+      return HttpResponse::Text(200, std::string(3 << 20, 'b'));
+    });
+    router_.HandleAsync("GET", "/never", [this](const HttpRequest&, Responder r) {
+      absl::MutexLock lock(&mu_);
+      parked_.push_back(r);
+    });
+    router_.HandleAsync("GET", "/follow", [this](const HttpRequest& r, Responder responder) {
+      int n = std::stoi(r.Query("n").value_or("3"));
+      ResponseStream stream = responder.StartStream(200, {});
+      // Chunks leave from a timer chain so the client sees them arrive over time.
+      WriteChunks(stream, 0, n);
+    });
+    server_ = std::make_unique<HttpServer>(options, router_.AsHandler());
+    absl::StatusOr<uint16_t> port = server_->Start();
+    ASSERT_TRUE(port.ok()) << port.status();
+    base_url_ = core::Cat("http://127.0.0.1:", *port);
+  }
+  void WriteChunks(ResponseStream stream, int i, int n) {
+    if (i == n) {
+      stream.Finish();
+      return;
+    }
+    if (!stream.Write(core::Cat("event ", i, "\n"))) return;  // the follower left
+    server_->RunAfter(absl::Milliseconds(1),
+                      [this, stream, i, n] { WriteChunks(stream, i + 1, n); });
+  }
+  void TearDown() override {
+    {
+      absl::MutexLock lock(&mu_);
+      parked_.clear();
+    }
+    if (server_) server_->Stop();
+  }
+
+  Router router_;
+  std::unique_ptr<HttpServer> server_;
+  std::string base_url_;
+  std::atomic<int> requests_{0};
+  absl::Mutex mu_;
+  std::vector<Responder> parked_ ABSL_GUARDED_BY(mu_);
+};
+
+TEST_F(ClientTest, SendsBodyContentTypeAndBearerToken) {
+  Serve();
+  HttpClient client(base_url_, HttpClientOptions{.bearer_token = "tok"});
+  auto hello = client.Get("/hello");
+  ASSERT_TRUE(hello.ok()) << hello.status();
+  EXPECT_EQ(hello->body, "hello Bearer tok");
+  auto echo = client.Request("PUT", "/echo", "{\"a\":1}", "application/json");
+  ASSERT_TRUE(echo.ok()) << echo.status();
+  EXPECT_EQ(echo->body, "{\"a\":1}");
+  EXPECT_EQ(echo->Header("X-Content-Type-Seen"), "application/json");
+}
+
+TEST_F(ClientTest, ReusesOneConnection) {
+  Serve();
+  HttpClient client(base_url_);
+  for (int i = 0; i < 50; ++i) ASSERT_EQ(client.Get("/hello")->status, 200);
+  EXPECT_EQ(server_->open_connections(), 1);
+}
+
+TEST_F(ClientTest, ReconnectsAfterTheServerDroppedTheConnection) {
+  HttpServer::Options options;
+  options.idle_timeout = absl::Milliseconds(30);
+  Serve(options);
+  HttpClient client(base_url_);
+  ASSERT_EQ(client.Get("/hello")->status, 200);
+  // The server closes the idle connection; the client does not know yet.
+  ASSERT_TRUE(PollUntil([&] { return server_->open_connections() == 0; }));
+  auto again = client.Get("/hello");
+  ASSERT_TRUE(again.ok()) << again.status();
+  EXPECT_EQ(again->status, 200);
+  EXPECT_EQ(requests_.load(), 2);
+}
+
+TEST_F(ClientTest, ReconnectsAfterAServerRestartOnTheSamePort) {
+  Serve();
+  HttpClient client(base_url_);
+  ASSERT_EQ(client.Get("/hello")->status, 200);
+  const uint16_t port = server_->port();
+  server_->Stop();
+  auto down = client.Get("/hello");
+  EXPECT_EQ(down.status().code(), absl::StatusCode::kUnavailable) << down.status();
+
+  HttpServer::Options options;
+  options.port = port;
+  server_ = std::make_unique<HttpServer>(options, router_.AsHandler());
+  if (!server_->Start().ok()) GTEST_SKIP() << "port " << port << " was taken meanwhile";
+  auto up = client.Get("/hello");
+  ASSERT_TRUE(up.ok()) << up.status();
+  EXPECT_EQ(up->status, 200);
+}
+
+TEST_F(ClientTest, TimesOutWithDeadlineExceeded) {
+  Serve();
+  HttpClient client(base_url_, HttpClientOptions{.timeout = absl::Milliseconds(100)});
+  auto r = client.Get("/never");
+  EXPECT_EQ(r.status().code(), absl::StatusCode::kDeadlineExceeded) << r.status();
+  // The next request gets a fresh connection and works.
+  auto next = client.Get("/hello");
+  ASSERT_TRUE(next.ok()) << next.status();
+  EXPECT_EQ(next->status, 200);
+}
+
+TEST_F(ClientTest, ConnectionRefusedIsUnavailable) {
+  Serve();
+  std::string url = base_url_;
+  server_->Stop();
+  server_.reset();
+  HttpClient client(url, HttpClientOptions{.timeout = absl::Seconds(5)});
+  EXPECT_EQ(client.Get("/hello").status().code(), absl::StatusCode::kUnavailable);
+}
+
+TEST_F(ClientTest, BadBaseUrlIsInvalidArgument) {
+  for (const char* url :
+       {"ftp://x", "http://", "http://h:notaport", "http://h:99999", "http://[::1"}) {
+    HttpClient client(url);
+    EXPECT_EQ(client.Get("/").status().code(), absl::StatusCode::kInvalidArgument) << url;
+  }
+}
+
+TEST_F(ClientTest, ResponseLargerThanTheLimitIsResourceExhausted) {
+  Serve();
+  HttpClient client(base_url_, HttpClientOptions{.max_body_bytes = 1 << 20});
+  auto limited = client.Get("/big");
+  EXPECT_EQ(limited.status().code(), absl::StatusCode::kResourceExhausted)
+      << limited.status() << " " << (limited.ok() ? limited->body.size() : 0);
+  HttpClient roomy(base_url_);
+  auto big = roomy.Get("/big");
+  ASSERT_TRUE(big.ok()) << big.status();
+  EXPECT_EQ(big->body.size(), 3u << 20);
+}
+
+TEST_F(ClientTest, StreamDeliversChunksThenReturns) {
+  Serve();
+  HttpClient client(base_url_);
+  std::string body;
+  int calls = 0;
+  auto r = client.Stream("/follow?n=20", [&](std::string_view chunk) {
+    body.append(chunk);
+    ++calls;
+    return true;
+  });
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ(r->status, 200);
+  std::string want;
+  for (int i = 0; i < 20; ++i) want += core::Cat("event ", i, "\n");
+  EXPECT_EQ(body, want);
+  EXPECT_GE(calls, 2);  // pieces arrived as they were written, not at the end
+  // The connection is reused afterwards.
+  EXPECT_EQ(client.Get("/hello")->status, 200);
+  EXPECT_EQ(server_->open_connections(), 1);
+}
+
+TEST_F(ClientTest, StreamStopsWhenTheCallbackSaysSo) {
+  Serve();
+  HttpClient client(base_url_);
+  std::string body;
+  auto r = client.Stream("/follow?n=100000", [&](std::string_view chunk) {
+    body.append(chunk);
+    return body.find("event 3\n") == std::string::npos;
+  });
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_NE(body.find("event 3\n"), std::string::npos);
+  EXPECT_EQ(client.Get("/hello")->status, 200);
+}
+
+TEST_F(ClientTest, StreamOfAnErrorCollectsTheBody) {
+  Serve();
+  HttpClient client(base_url_);
+  bool called = false;
+  auto r = client.Stream("/missing", [&](std::string_view) {
+    called = true;
+    return true;
+  });
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ(r->status, 404);
+  EXPECT_FALSE(called);
+  EXPECT_EQ(StatusFromResponse(r->status, r->body).code(), absl::StatusCode::kNotFound);
+}
+
+TEST_F(ClientTest, ConcurrentCallsOnOneClientAreSerialized) {
+  Serve();
+  HttpClient client(base_url_);
+  std::vector<std::thread> threads;
+  std::atomic<int> ok{0};
+  for (int t = 0; t < 4; ++t) {
+    threads.emplace_back([&] {
+      for (int i = 0; i < 25; ++i) {
+        auto r = client.Get("/hello");
+        if (r.ok() && r->status == 200) ok++;
+      }
+    });
+  }
+  for (auto& t : threads) t.join();
+  EXPECT_EQ(ok.load(), 100);
+}
+
+}  // namespace
+}  // namespace berth::api
