@@ -195,7 +195,9 @@ absl::StatusOr<TaskHandle> OciDriver::Start(const TaskConfig& config) {
   BERTH_RETURN_IF_ERROR(WriteFileAtomically(dir + "/bundle/config.json", doc.dump(2)));
 
   // A leftover container of the same id (a crashed earlier run) would make runc refuse.
-  (void)RunCommand(Runc({"delete", "--force", spec.id}), {.timeout = absl::Seconds(30)});
+  if (fs::exists(Cat(options_.runc_root, "/", spec.id), ec)) {
+    (void)RunCommand(Runc({"delete", "--force", spec.id}), {.timeout = absl::Seconds(30)});
+  }
   const std::vector<std::string> run = Runc({"run", "--keep", "--bundle", dir + "/bundle",
                                              "--pid-file", dir + "/container.pid", spec.id});
   std::string cmd;
