@@ -3,6 +3,7 @@
 #include "runtime/storage/qemu_storage_driver.h"
 
 #include <filesystem>
+#include <fstream>
 #include <functional>
 #include <string>
 
@@ -69,6 +70,27 @@ TEST_F(QemuStorageDriverTest, Ext4IsMadeWithoutMounting) {
                 sb->out.find("Block count:              16384") != std::string::npos)
         << sb->out;
   }
+}
+
+TEST_F(QemuStorageDriverTest, XfsIsMadeWithoutMounting) {
+  QemuStorageDriver impl;
+  StorageDriver& driver = impl;
+  ASSERT_TRUE(driver.EnsurePool(pool_).ok());
+  CreateVolumeSpec spec{.pool = "p",
+                        .name = "x",
+                        .format = VolumeFormat::kRaw,
+                        .size_mib = 300,
+                        .filesystem = Filesystem::kXfs};
+  auto v = driver.CreateVolume(spec);
+  ASSERT_TRUE(v.ok()) << v.status();
+  std::ifstream in(v->path, std::ios::binary);
+  char magic[4] = {};
+  in.read(magic, 4);
+  EXPECT_EQ(std::string(magic, 4), "XFSB");
+  spec.name = "small";
+  spec.size_mib = 100;
+  EXPECT_THAT(driver.CreateVolume(spec).status().message(),
+              ::testing::HasSubstr("volume \"small\": size_mib must be >= 300 for filesystem xfs"));
 }
 
 TEST_F(QemuStorageDriverTest, AllocationGrowsWithWrites) {

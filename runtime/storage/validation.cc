@@ -76,14 +76,14 @@ absl::Status ValidateCreateSpec(const CreateVolumeSpec& spec) {
                               Cat("must be an absolute path, got \"", spec.backing_image, "\""));
     }
   }
-  if (spec.filesystem != Filesystem::kNone && spec.size_mib < 300 &&
-      spec.filesystem == Filesystem::kXfs) {
+  // mkfs.xfs refuses filesystems under 300 MiB; ext4 needs a few blocks.
+  const int64_t min_mib = spec.filesystem == Filesystem::kXfs    ? 300
+                          : spec.filesystem == Filesystem::kExt4 ? 2
+                                                                 : 0;
+  if (spec.size_mib < min_mib) {
     return core::FieldError("volume", spec.name, "size_mib",
-                            Cat("must be >= 300 for filesystem xfs, got ", spec.size_mib));
-  }
-  if (spec.filesystem == Filesystem::kExt4 && spec.size_mib < 2) {
-    return core::FieldError("volume", spec.name, "size_mib",
-                            Cat("must be >= 2 for filesystem ext4, got ", spec.size_mib));
+                            Cat("must be >= ", min_mib, " for filesystem ",
+                                FilesystemName(spec.filesystem), ", got ", spec.size_mib));
   }
   return absl::OkStatus();
 }
