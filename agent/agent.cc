@@ -1,0 +1,438 @@
+#include "agent/agent.h"
+
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+#include "absl/strings/numbers.h"
+#include "core/status.h"
+#include "core/strings.h"
+
+namespace berth::agent {
+
+namespace fs = std::filesystem;
+using core::Cat;
+using core::Json;
+using core::WorkloadState;
+
+namespace {
+
+absl::Status ResponseStatus(const absl::StatusOr<api::HttpResponse>& r) {
+  if (!r.ok()) return r.status();
+  if (r->status >= 200 && r->status < 300) return absl::OkStatus();
+  return api::StatusFromResponse(r->status, r->body);
+}
+
+bool WriteAtomically(const std::string& path, const std::string& data) {
+  std::string tmp = path + ".tmp";
+  {
+    std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
+    if (!out) return false;
+    out << data;
+    out.flush();
+    if (!out) return false;
+  }
+  std::error_code ec;
+  fs::rename(tmp, path, ec);
+  return !ec;
+}
+
+}  // namespace
+
+Agent::Agent(AgentOptions options)
+    : options_(std::move(options)),
+      client_(options_.server_url,
+              api::HttpClient::Options{.bearer_token = options_.token,
+                                       .timeout = options_.poll_wait + absl::Seconds(30)}),
+      hb_client_(options_.server_url, api::HttpClient::Options{.bearer_token = options_.token,
+                                                               .timeout = absl::Seconds(10)}) {}
+
+Agent::~Agent() { Stop(); }
+
+std::string Agent::TasksDir() const { return Cat(options_.data_dir, "/tasks"); }
+std::string Agent::LogsDir(std::string_view workload) const {
+  return Cat(options_.data_dir, "/logs/", workload);
+}
+
+runtime::ComputeDriver* Agent::DriverFor(std::string_view kind) {
+  auto it = options_.drivers.find(std::string(kind));
+  return it == options_.drivers.end() ? nullptr : it->second;
+}
+
+absl::Status Agent::Start() {
+  std::error_code ec;
+  fs::create_directories(TasksDir(), ec);
+  if (ec) return absl::InternalError(Cat("agent: cannot create ", TasksDir(), ": ", ec.message()));
+  RecoverTasks();
+  heartbeat_ = std::thread([this] { HeartbeatLoop(); });
+  main_ = std::thread([this] { MainLoop(); });
+  return absl::OkStatus();
+}
+
+void Agent::Stop() {
+  {
+    absl::MutexLock lock(&wake_mu_);
+    if (stopping_) return;
+    stopping_ = true;
+  }
+  if (heartbeat_.joinable()) heartbeat_.join();
+  if (main_.joinable()) main_.join();
+}
+
+bool Agent::SleepFor(absl::Duration d) {
+  absl::MutexLock lock(&wake_mu_);
+  auto stop = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(wake_mu_) { return stopping_.load(); };
+  wake_mu_.AwaitWithTimeout(absl::Condition(&stop), d);
+  return !stopping_;
+}
+
+absl::Status Agent::Register() {
+  core::HostInventory inv = options_.inventory;
+  inv.drivers.clear();
+  for (const auto& [kind, driver] : options_.drivers) inv.drivers.push_back(kind);
+  Json body = {{"name", options_.name}, {"inventory", core::EncodeHostInventory(inv)}};
+  BERTH_RETURN_IF_ERROR(ResponseStatus(hb_client_.Post("/v1/hosts", body.dump())));
+  registered_ = true;
+  return absl::OkStatus();
+}
+
+void Agent::HeartbeatLoop() {
+  while (!stopping_) {
+    if (!registered_) {
+      if (!Register().ok()) {
+        SleepFor(absl::Seconds(1));
+        continue;
+      }
+    }
+    auto r = hb_client_.Put(Cat("/v1/hosts/", options_.name, "/heartbeat"), "");
+    if (r.ok() && r->status == 404) registered_ = false;  // the server forgot us: register again
+    SleepFor(options_.heartbeat_interval);
+  }
+}
+
+void Agent::MainLoop() {
+  while (!stopping_) {
+    if (!registered_) {
+      SleepFor(absl::Milliseconds(100));
+      continue;
+    }
+    absl::Status s = SyncOnce();
+    if (!s.ok()) SleepFor(absl::Seconds(1));
+  }
+}
+
+absl::Status Agent::SyncOnce() {
+  auto r = client_.Get(Cat("/v1/hosts/", options_.name, "/assignments?index=", index_,
+                           "&wait=", absl::ToInt64Milliseconds(options_.poll_wait), "ms"));
+  BERTH_RETURN_IF_ERROR(ResponseStatus(r));
+  Json body = Json::parse(r->body, nullptr, false);
+  if (!body.is_object() || !body.contains("items")) {
+    return absl::InternalError("agent: malformed assignments response");
+  }
+  if (auto idx = r->Header("X-Berth-Index")) {
+    int64_t i = 0;
+    if (absl::SimpleAtoi(*idx, &i)) index_ = i;
+  }
+  std::vector<core::Workload> assigned;
+  for (const Json& item : body["items"]) {
+    auto w = core::DecodeWorkload(item);
+    if (w.ok()) assigned.push_back(std::move(*w));
+  }
+  Reconcile(assigned);
+  Monitor();
+  return absl::OkStatus();
+}
+
+void Agent::Reconcile(const std::vector<core::Workload>& assigned) {
+  std::map<std::string, const core::Workload*> by_name;
+  for (const auto& w : assigned) by_name[w.spec.name] = &w;
+  // Tasks no longer assigned to this host (finished, deleted, failed over, or replaced by a
+  // newer placement) are stopped and cleaned up.
+  for (auto it = tasks_.begin(); it != tasks_.end();) {
+    auto found = by_name.find(it->first);
+    if (found == by_name.end() || found->second->status.generation != it->second.generation) {
+      StopTask(it->second, /*destroy=*/true);
+      RemoveTaskRecord(it->second);
+      it = tasks_.erase(it);
+    } else {
+      ++it;
+    }
+  }
+  for (const auto& w : assigned) {
+    const auto desired = w.status.desired;
+    auto it = tasks_.find(w.spec.name);
+    if (it == tasks_.end()) {
+      if (desired == core::DesiredState::kRunning || desired == core::DesiredState::kPaused) {
+        absl::Status s = StartTask(w);
+        (void)s;  // StartTask reports failures itself
+      } else {
+        LocalTask t{.workload = w.spec.name, .generation = w.status.generation};
+        Report(t, WorkloadState::kStopped, "stopped before it started");
+      }
+      continue;
+    }
+    LocalTask& t = it->second;
+    if (!t.pending_failure.empty()) {
+      t.finished = true;
+      Report(t, WorkloadState::kFailed, t.pending_failure);
+      continue;
+    }
+    if (t.finished) {
+      // Its end was reported; repeat the report if the server has not taken it yet.
+      if (w.status.state != t.reported)
+        Report(t, t.reported, t.reported_reason, t.exit_code, t.oom);
+      continue;
+    }
+    runtime::ComputeDriver* driver = DriverFor(t.kind);
+    if (driver == nullptr) continue;
+    if (desired == core::DesiredState::kStopped || desired == core::DesiredState::kDeleted) {
+      Report(t, WorkloadState::kStopping, "stopping on request");
+      StopTask(t, /*destroy=*/false);
+      t.finished = true;
+      Report(t, WorkloadState::kStopped, "stopped on request");
+      (void)SaveTask(t);
+    } else if (desired == core::DesiredState::kPaused && t.reported == WorkloadState::kRunning) {
+      absl::Status s = driver->Pause(t.task_id);
+      if (s.ok()) {
+        Report(t, WorkloadState::kPaused, "paused on request");
+      } else {
+        Report(t, WorkloadState::kRunning, Cat("pause failed: ", s.message()));
+      }
+    } else if (desired == core::DesiredState::kRunning && t.reported == WorkloadState::kPaused) {
+      absl::Status s = driver->Resume(t.task_id);
+      if (s.ok()) Report(t, WorkloadState::kRunning, "resumed");
+    } else if (w.status.state != t.reported && !core::IsTerminal(t.reported)) {
+      // The server missed a report (e.g. the agent restarted mid-way): say it again.
+      Report(t, t.reported, t.reported_reason);
+    }
+  }
+}
+
+absl::Status Agent::StartTask(const core::Workload& w) {
+  LocalTask t;
+  t.workload = w.spec.name;
+  t.generation = w.status.generation;
+  t.kind = std::string(core::WorkloadKindName(w.spec.kind));
+  t.task_id = Cat(w.spec.name, "-g", w.status.generation);
+  t.task_dir = Cat(TasksDir(), "/", t.task_id);
+  runtime::ComputeDriver* driver = DriverFor(t.kind);
+  if (driver == nullptr) {
+    Report(t, WorkloadState::kFailed, Cat("host ", options_.name, " has no ", t.kind, " driver"));
+    return absl::FailedPreconditionError("no driver");
+  }
+  std::error_code ec;
+  fs::create_directories(t.task_dir, ec);
+  runtime::TaskConfig cfg;
+  cfg.task_id = t.task_id;
+  cfg.workload = w.spec.name;
+  cfg.kind = t.kind;
+  if (!w.spec.command.empty()) {
+    cfg.command = w.spec.command.front();
+    cfg.args.assign(w.spec.command.begin() + 1, w.spec.command.end());
+  }
+  cfg.env = w.spec.env;
+  cfg.working_dir = w.spec.working_dir;
+  cfg.image = w.spec.image;
+  if (!w.spec.image.empty() && options_.resolve_image) {
+    auto path = options_.resolve_image(w.spec.image);
+    if (!path.ok()) {
+      Report(t, WorkloadState::kFailed,
+             Cat("image \"", w.spec.image, "\": ", path.status().message()));
+      return path.status();
+    }
+    cfg.image_path = *path;
+  }
+  cfg.resources = w.spec.resources;
+  cfg.gpus = w.status.gpus;
+  for (const auto& g : w.status.gpus) {
+    for (const auto& d : options_.inventory.gpus) {
+      if (d.index == g.index) cfg.gpu_device_ids.push_back(d.uuid.empty() ? d.pci_address : d.uuid);
+    }
+  }
+  cfg.task_dir = t.task_dir;
+  for (const auto& p : w.spec.ports) {
+    cfg.ports.push_back({.name = Cat(p.protocol, p.guest_port),
+                         .host_port = p.host_port,
+                         .task_port = p.guest_port,
+                         .protocol = p.protocol});
+  }
+  if (!w.spec.cmdline.empty()) cfg.env["BERTH_KERNEL_CMDLINE"] = w.spec.cmdline;
+  Report(t, WorkloadState::kStarting, Cat("starting on ", options_.name));
+  auto handle = driver->Start(cfg);
+  if (!handle.ok()) {
+    t.finished = true;
+    Report(t, WorkloadState::kFailed, Cat("start failed: ", handle.status().message()));
+    return handle.status();
+  }
+  t.handle = *handle;
+  {
+    absl::MutexLock lock(&paths_mu_);
+    log_dirs_[t.workload] = t.task_dir;
+  }
+  tasks_[t.workload] = t;
+  LocalTask& stored = tasks_[t.workload];
+  (void)SaveTask(stored);
+  if (w.status.desired == core::DesiredState::kPaused && driver->Pause(t.task_id).ok()) {
+    Report(stored, WorkloadState::kPaused, "started paused");
+  } else {
+    Report(stored, WorkloadState::kRunning, Cat("running on ", options_.name));
+  }
+  (void)SaveTask(stored);
+  return absl::OkStatus();
+}
+
+void Agent::StopTask(LocalTask& t, bool destroy) {
+  runtime::ComputeDriver* driver = DriverFor(t.kind);
+  if (driver == nullptr || t.task_id.empty()) return;
+  if (!t.finished) {
+    absl::Status s = driver->Stop(t.task_id, runtime::StopOptions{.grace = options_.stop_grace});
+    (void)s;  // already gone is fine
+  }
+  if (!destroy) return;
+  // Logs outlive the task: move them where `berth workload logs` still finds them.
+  std::error_code ec;
+  fs::create_directories(LogsDir(t.workload), ec);
+  for (std::string_view name : {runtime::kStdoutLogName, runtime::kStderrLogName}) {
+    fs::path from = fs::path(t.task_dir) / name;
+    if (fs::exists(from, ec)) fs::rename(from, fs::path(LogsDir(t.workload)) / name, ec);
+  }
+  absl::Status s = driver->Destroy(t.task_id, runtime::DestroyOptions{.force = true});
+  (void)s;
+  fs::remove_all(t.task_dir, ec);
+  absl::MutexLock lock(&paths_mu_);
+  log_dirs_.erase(t.workload);
+}
+
+void Agent::Monitor() {
+  for (auto& [name, t] : tasks_) {
+    if (t.finished || !t.pending_failure.empty()) continue;
+    runtime::ComputeDriver* driver = DriverFor(t.kind);
+    if (driver == nullptr) continue;
+    auto st = driver->Inspect(t.task_id);
+    if (!st.ok()) {
+      if (absl::IsNotFound(st.status())) {
+        t.finished = true;
+        Report(t, WorkloadState::kFailed, "the task vanished from its driver");
+        (void)SaveTask(t);
+      }
+      continue;
+    }
+    if (st->state != runtime::TaskState::kExited || !st->exit) continue;
+    const runtime::ExitResult& e = *st->exit;
+    t.finished = true;
+    std::string reason;
+    if (e.oom_killed) {
+      reason = "OOM-killed: the task went past its memory limit";
+    } else if (e.signal != 0) {
+      reason = Cat("killed by signal ", e.signal);
+    } else if (e.exit_code >= 0) {
+      reason = Cat("exited with code ", e.exit_code);
+    } else {
+      reason = e.reason.empty() ? "exited" : e.reason;
+    }
+    if (!e.reason.empty() && reason != e.reason && !e.oom_killed)
+      reason = Cat(reason, ": ", e.reason);
+    std::optional<int> code;
+    if (e.exit_code >= 0) code = e.exit_code;
+    Report(t, e.Successful() ? WorkloadState::kStopped : WorkloadState::kFailed, reason, code,
+           e.oom_killed);
+    (void)SaveTask(t);
+  }
+}
+
+void Agent::Report(LocalTask& t, WorkloadState state, std::string reason,
+                   std::optional<int> exit_code, bool oom) {
+  Json body = {{"host", options_.name},
+               {"generation", t.generation},
+               {"state", std::string(core::WorkloadStateName(state))},
+               {"reason", reason},
+               {"oom_killed", oom}};
+  if (exit_code) body["exit_code"] = *exit_code;
+  t.reported = state;
+  t.reported_reason = reason;
+  t.exit_code = exit_code;
+  t.oom = oom;
+  auto r = client_.Put(Cat("/v1/workloads/", t.workload, "/status"), body.dump());
+  (void)r;  // a lost report is repeated by the next reconcile, which compares states
+}
+
+absl::Status Agent::SaveTask(const LocalTask& t) {
+  Json j = {{"workload", t.workload},
+            {"generation", t.generation},
+            {"kind", t.kind},
+            {"task_id", t.task_id},
+            {"task_dir", t.task_dir},
+            {"handle", runtime::TaskHandleToJson(t.handle)},
+            {"reported", std::string(core::WorkloadStateName(t.reported))},
+            {"reported_reason", t.reported_reason},
+            {"finished", t.finished}};
+  if (t.exit_code) j["exit_code"] = *t.exit_code;
+  j["oom"] = t.oom;
+  if (!WriteAtomically(Cat(TasksDir(), "/", t.task_id, ".json"), j.dump())) {
+    return absl::InternalError(Cat("agent: cannot write the record of task ", t.task_id));
+  }
+  return absl::OkStatus();
+}
+
+void Agent::RemoveTaskRecord(const LocalTask& t) {
+  std::error_code ec;
+  fs::remove(Cat(TasksDir(), "/", t.task_id, ".json"), ec);
+}
+
+void Agent::RecoverTasks() {
+  std::error_code ec;
+  for (const auto& entry : fs::directory_iterator(TasksDir(), ec)) {
+    if (entry.path().extension() != ".json") continue;
+    std::ifstream in(entry.path());
+    std::stringstream ss;
+    ss << in.rdbuf();
+    Json j = Json::parse(ss.str(), nullptr, false);
+    if (!j.is_object()) continue;
+    LocalTask t;
+    t.workload = j.value("workload", "");
+    t.generation = j.value("generation", int64_t{0});
+    t.kind = j.value("kind", "");
+    t.task_id = j.value("task_id", "");
+    t.task_dir = j.value("task_dir", "");
+    t.finished = j.value("finished", false);
+    t.reported_reason = j.value("reported_reason", "");
+    if (auto s = core::ParseWorkloadState(j.value("reported", ""))) t.reported = *s;
+    if (j.contains("exit_code") && j["exit_code"].is_number_integer()) t.exit_code = j["exit_code"];
+    t.oom = j.value("oom", false);
+    auto handle = runtime::TaskHandleFromJson(j.value("handle", Json::object()));
+    if (t.workload.empty() || !handle.ok()) continue;
+    t.handle = *handle;
+    runtime::ComputeDriver* driver = DriverFor(t.kind);
+    if (!t.finished) {
+      absl::Status s = driver ? driver->Recover(t.handle)
+                              : absl::FailedPreconditionError(Cat("no ", t.kind, " driver"));
+      if (!s.ok()) {
+        t.pending_failure = Cat("lost while the agent was down: ", s.message());
+      }
+    }
+    {
+      absl::MutexLock lock(&paths_mu_);
+      log_dirs_[t.workload] = t.task_dir;
+    }
+    tasks_[t.workload] = std::move(t);
+  }
+}
+
+absl::StatusOr<std::string> Agent::LogPath(std::string_view workload, std::string_view stream) {
+  std::string file = stream == "stderr" ? std::string(runtime::kStderrLogName)
+                                        : std::string(runtime::kStdoutLogName);
+  {
+    absl::MutexLock lock(&paths_mu_);
+    auto it = log_dirs_.find(std::string(workload));
+    if (it != log_dirs_.end()) {
+      std::string path = Cat(it->second, "/", file);
+      if (fs::exists(path)) return path;
+    }
+  }
+  std::string kept = Cat(LogsDir(workload), "/", file);
+  if (fs::exists(kept)) return kept;
+  return absl::NotFoundError(
+      Cat("workload \"", workload, "\": no ", stream, " log on this host yet (has it started?)"));
+}
+
+}  // namespace berth::agent

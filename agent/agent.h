@@ -1,0 +1,112 @@
+// The host agent. It registers the host's inventory with the server, sends heartbeats, watches
+// its assignments with blocking queries, converges local tasks on them through the compute
+// drivers (start, pause, resume, stop, destroy) and reports each task's state. It keeps a small
+// record per task in its data directory, so after a restart (even SIGKILL) it re-adopts running
+// tasks through the drivers' Recover instead of restarting them, and reports the ones that died
+// meanwhile as failed with the reason.
+//
+// Thread-safety: Start/Stop from one thread; LogPath from any thread. SyncOnce only from the
+// thread that owns the loop (tests call it without Start).
+#pragma once
+
+#include <atomic>
+#include <map>
+#include <memory>
+#include <string>
+#include <thread>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
+#include "api/api_server.h"
+#include "api/http/client.h"
+#include "core/host.h"
+#include "core/workload.h"
+#include "runtime/compute_driver.h"
+
+namespace berth::agent {
+
+struct AgentOptions {
+  std::string server_url;  // "http://127.0.0.1:7070"
+  std::string token;       // join token
+  std::string name;        // host name
+  std::string data_dir;    // tasks/ and logs/ live here
+  core::HostInventory inventory;
+  absl::Duration heartbeat_interval = absl::Seconds(3);
+  absl::Duration poll_wait = absl::Seconds(1);  // longest wait of one assignments query
+  absl::Duration stop_grace = absl::Seconds(10);
+  // Workload kind ("process", "vm", "container") -> driver; not owned.
+  std::map<std::string, runtime::ComputeDriver*> drivers;
+  // Resolves an image name to a local path for vm/container kinds; empty = pass the name on.
+  std::function<absl::StatusOr<std::string>(std::string_view image)> resolve_image;
+};
+
+class Agent : public api::LogSource {
+ public:
+  explicit Agent(AgentOptions options);
+  ~Agent() override;
+  Agent(const Agent&) = delete;
+  Agent& operator=(const Agent&) = delete;
+
+  // Recovers local tasks, then starts the registration, heartbeat and reconcile threads.
+  absl::Status Start();
+  // Stops the threads; running tasks keep running (they are re-adopted at the next start).
+  void Stop();
+
+  absl::StatusOr<std::string> LogPath(std::string_view workload, std::string_view stream) override;
+
+  // One reconcile pass against the server (for tests and the main loop).
+  absl::Status SyncOnce();
+
+ private:
+  struct LocalTask {
+    std::string workload;
+    int64_t generation = 0;
+    std::string kind;
+    std::string task_id;
+    std::string task_dir;
+    runtime::TaskHandle handle;
+    core::WorkloadState reported = core::WorkloadState::kScheduled;
+    std::string reported_reason;
+    bool finished = false;  // exited; its result has been (or is being) reported
+    std::optional<int> exit_code;
+    bool oom = false;
+    std::string pending_failure;  // set when recovery failed: reported as failed
+  };
+
+  absl::Status Register();
+  void HeartbeatLoop();
+  void MainLoop();
+  void Reconcile(const std::vector<core::Workload>& assigned);
+  void Monitor();
+  absl::Status StartTask(const core::Workload& w);
+  void StopTask(LocalTask& task, bool destroy);
+  void Report(LocalTask& task, core::WorkloadState state, std::string reason,
+              std::optional<int> exit_code = std::nullopt, bool oom = false);
+  absl::Status SaveTask(const LocalTask& task);
+  void RemoveTaskRecord(const LocalTask& task);
+  void RecoverTasks();
+  // Sleeps up to `d`; false when the agent is stopping.
+  bool SleepFor(absl::Duration d);
+  runtime::ComputeDriver* DriverFor(std::string_view kind);
+  std::string TasksDir() const;
+  std::string LogsDir(std::string_view workload) const;
+
+  const AgentOptions options_;
+  api::HttpClient client_;     // main loop
+  api::HttpClient hb_client_;  // heartbeats, on their own connection
+  absl::Mutex wake_mu_;
+  std::atomic<bool> stopping_{false};
+  std::atomic<bool> registered_{false};
+  int64_t index_ = 0;
+  std::thread heartbeat_;
+  std::thread main_;
+
+  // By workload name. Touched only by Start (before the threads) and the main loop thread.
+  std::map<std::string, LocalTask> tasks_;
+  // Where each workload's current logs are, for LogPath on the API threads.
+  absl::Mutex paths_mu_;
+  std::map<std::string, std::string> log_dirs_ ABSL_GUARDED_BY(paths_mu_);
+};
+
+}  // namespace berth::agent

@@ -1,0 +1,525 @@
+#include "cli/cli.h"
+
+#include <unistd.h>
+
+#include <cstdlib>
+#include <fstream>
+#include <iomanip>
+#include <map>
+#include <optional>
+#include <sstream>
+
+#include "absl/strings/numbers.h"
+#include "absl/time/clock.h"
+#include "api/http/client.h"
+#include "api/yaml_json.h"
+#include "core/json.h"
+#include "core/strings.h"
+#include "core/workload.h"
+
+namespace berth::cli {
+
+using core::Cat;
+using core::Json;
+
+namespace {
+
+constexpr char kUsage[] =
+    R"(berth: run AI workloads as VMs, containers and processes on a pool of GPU hosts.
+
+Usage: berth COMMAND [ARGS] [--json] [--server URL] [--token TOKEN]
+
+Server and agents:
+  serve [--dev] [--data-dir DIR] [--listen HOST:PORT]   run the API server (--dev: with a local agent)
+  agent --server URL --join-token T [--config F]        run the agent for this host
+  sim generate|fill|replay ...                          simulate a cluster (see berth sim --help)
+
+Workloads:
+  workload create -f FILE       create the workloads in a YAML or JSON file (--- separates several)
+  workload ls                   list workloads
+  workload get NAME             show one workload, with its status
+  workload explain NAME         why a workload is pending
+  workload start|stop|pause|resume NAME
+  workload delete NAME          stop and remove a workload
+  workload logs NAME [-f] [--stderr]   print (and follow) its output
+
+Cluster:
+  host ls | host get NAME       hosts, their capacity and state
+  events [-f]                   the event log (follow with -f)
+
+The server and token come from --server/--token, BERTH_ADDR/BERTH_TOKEN, or the local
+`berth serve --dev` data directory (BERTH_DATA_DIR, default ~/.berth).
+Every command that prints accepts --json.
+)";
+
+struct Flags {
+  std::vector<std::string> positional;
+  std::map<std::string, std::string> values;
+  std::map<std::string, bool> switches;
+};
+
+// Flags that take a value; everything else starting with '-' is a switch.
+// -f names a file for `create` and means "follow" everywhere else.
+bool TakesValue(const std::string& flag, bool f_is_file) {
+  if (flag == "-f") return f_is_file;
+  static const char* kValued[] = {"--server", "--token", "--file", "--data-dir", "--tail"};
+  for (const char* v : kValued) {
+    if (flag == v) return true;
+  }
+  return false;
+}
+
+std::optional<std::string> ParseFlags(const std::vector<std::string>& args, size_t from,
+                                      bool f_is_file, Flags* flags) {
+  for (size_t i = from; i < args.size(); ++i) {
+    const std::string& a = args[i];
+    if (a == "--") {
+      for (++i; i < args.size(); ++i) flags->positional.push_back(args[i]);
+      break;
+    }
+    if (a.size() > 1 && a[0] == '-') {
+      std::string name = a, value;
+      bool has_value = false;
+      if (auto eq = a.find('='); eq != std::string::npos && a.rfind("--", 0) == 0) {
+        name = a.substr(0, eq);
+        value = a.substr(eq + 1);
+        has_value = true;
+      }
+      if (TakesValue(name, f_is_file)) {
+        if (!has_value) {
+          if (i + 1 >= args.size()) return Cat("flag ", name, " needs a value");
+          value = args[++i];
+        }
+        flags->values[name] = value;
+      } else {
+        flags->switches[name] = true;
+      }
+      continue;
+    }
+    flags->positional.push_back(a);
+  }
+  return std::nullopt;
+}
+
+std::string ReadFile(const std::string& path, bool* ok) {
+  std::ifstream in(path, std::ios::binary);
+  *ok = static_cast<bool>(in);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+std::string Trim(std::string s) {
+  while (!s.empty() && (s.back() == '\n' || s.back() == '\r' || s.back() == ' ')) s.pop_back();
+  return s;
+}
+
+struct Target {
+  std::string url;
+  std::string token;
+};
+
+std::optional<Target> FindServer(const Flags& f, std::string* why) {
+  Target t;
+  if (auto it = f.values.find("--server"); it != f.values.end()) t.url = it->second;
+  if (t.url.empty() && getenv("BERTH_ADDR")) t.url = getenv("BERTH_ADDR");
+  if (auto it = f.values.find("--token"); it != f.values.end()) t.token = it->second;
+  if (t.token.empty() && getenv("BERTH_TOKEN")) t.token = getenv("BERTH_TOKEN");
+  std::string dir = DefaultDataDir();
+  if (t.url.empty()) {
+    bool ok = false;
+    Json server = Json::parse(ReadFile(dir + "/server.json", &ok), nullptr, false);
+    if (ok && server.is_object()) t.url = server.value("url", "");
+  }
+  if (t.token.empty()) {
+    bool ok = false;
+    t.token = Trim(ReadFile(dir + "/admin.token", &ok));
+  }
+  if (t.url.empty()) {
+    *why =
+        Cat("no server to talk to: pass --server URL or set BERTH_ADDR, or start one with "
+            "`berth serve --dev` (looked in ",
+            dir, "/server.json)");
+    return std::nullopt;
+  }
+  if (t.url.rfind("http://", 0) != 0) t.url = "http://" + t.url;
+  return t;
+}
+
+std::string ErrorMessage(const api::HttpResponse& r) {
+  Json j = Json::parse(r.body, nullptr, false);
+  if (j.is_object() && j.contains("error")) {
+    return j["error"].value("message", r.body);
+  }
+  return Cat("HTTP ", r.status, ": ", r.body);
+}
+
+std::string Age(const Json& time_field) {
+  absl::Time t = core::DecodeTime(time_field);
+  if (t == absl::InfinitePast()) return "-";
+  absl::Duration d = absl::Now() - t;
+  int64_t s = absl::ToInt64Seconds(d);
+  if (s < 0) s = 0;
+  if (s < 120) return Cat(s, "s");
+  if (s < 7200) return Cat(s / 60, "m");
+  if (s < 172800) return Cat(s / 3600, "h");
+  return Cat(s / 86400, "d");
+}
+
+// Prints rows as aligned columns.
+void Table(std::ostream& out, const std::vector<std::vector<std::string>>& rows) {
+  std::vector<size_t> width;
+  for (const auto& r : rows) {
+    for (size_t i = 0; i < r.size(); ++i) {
+      if (width.size() <= i) width.push_back(0);
+      width[i] = std::max(width[i], r[i].size());
+    }
+  }
+  for (const auto& r : rows) {
+    std::string line;
+    for (size_t i = 0; i < r.size(); ++i) {
+      line += r[i];
+      if (i + 1 < r.size()) line += std::string(width[i] - r[i].size() + 2, ' ');
+    }
+    out << line << "\n";
+  }
+}
+
+std::string GpuText(const Json& spec_resources) {
+  if (!spec_resources.contains("gpu") || spec_resources["gpu"].is_null()) return "-";
+  const Json& g = spec_resources["gpu"];
+  if (g.contains("count")) return Cat(g["count"].get<int>());
+  if (g.contains("share")) return g["share"].get<std::string>();
+  if (g.contains("mig")) return g["mig"].get<std::string>();
+  return "-";
+}
+
+class Cli {
+ public:
+  Cli(std::ostream& out, std::ostream& err) : out_(out), err_(err) {}
+
+  int Run(const std::vector<std::string>& args) {
+    if (args.empty() || args[0] == "--help" || args[0] == "-h" || args[0] == "help") {
+      out_ << kUsage;
+      return args.empty() ? 2 : 0;
+    }
+    bool create = args.size() > 1 && (args[1] == "create" || args[1] == "apply");
+    if (auto bad = ParseFlags(args, 1, create, &flags_)) return Usage(*bad);
+    json_ = flags_.switches.count("--json") > 0;
+    help_ = flags_.switches.count("--help") > 0 || flags_.switches.count("-h") > 0;
+    const std::string& cmd = args[0];
+    if (cmd == "workload" || cmd == "workloads" || cmd == "wl") return Workload();
+    if (cmd == "host" || cmd == "hosts") return Host();
+    if (cmd == "events") return Events();
+    if (cmd == "version") {
+      if (json_) {
+        out_ << Json{{"version", "0.1.0"}}.dump() << "\n";
+      } else {
+        out_ << "berth 0.1.0\n";
+      }
+      return 0;
+    }
+    return Usage(Cat("unknown command \"", cmd, "\""));
+  }
+
+ private:
+  int Usage(std::string_view problem) {
+    err_ << "berth: " << problem << "\nRun `berth --help` for the commands.\n";
+    return 2;
+  }
+  int Fail(std::string_view message) {
+    if (json_) {
+      err_ << Json{{"error", std::string(message)}}.dump() << "\n";
+    } else {
+      err_ << "berth: " << message << "\n";
+    }
+    return 1;
+  }
+
+  api::HttpClient* Client() {
+    if (client_) return client_.get();
+    std::string why;
+    auto target = FindServer(flags_, &why);
+    if (!target) {
+      Fail(why);
+      return nullptr;
+    }
+    client_ = std::make_unique<api::HttpClient>(
+        target->url, api::HttpClient::Options{.bearer_token = target->token});
+    return client_.get();
+  }
+
+  // Sends a request; on failure prints the server's message and returns nullopt.
+  std::optional<Json> Call(std::string_view method, const std::string& path,
+                           std::string_view body = {},
+                           std::string_view content_type = "application/json") {
+    api::HttpClient* c = Client();
+    if (!c) return std::nullopt;
+    auto r = c->Request(method, path, body, content_type);
+    if (!r.ok()) {
+      Fail(Cat("cannot reach the server: ", r.status().message()));
+      return std::nullopt;
+    }
+    if (r->status < 200 || r->status >= 300) {
+      Fail(ErrorMessage(*r));
+      return std::nullopt;
+    }
+    last_index_ = r->Header("X-Berth-Index").value_or("0");
+    return Json::parse(r->body, nullptr, false);
+  }
+
+  std::string Arg(size_t i) const {
+    return i < flags_.positional.size() ? flags_.positional[i] : std::string();
+  }
+
+  int Workload() {
+    std::string sub = Arg(0);
+    if (help_ || sub.empty()) {
+      out_ << "Usage: berth workload create -f FILE | ls | get NAME | explain NAME | "
+              "start|stop|pause|resume NAME | delete NAME | logs NAME [-f] [--stderr]\n"
+              "A workload file holds one or more specs separated by ---, e.g.\n"
+              "  name: hello\n  kind: process\n"
+              "  command: [\"/bin/sh\", \"-c\", \"echo hello; sleep 3600\"]\n"
+              "  resources: {cpu: 500m, memory: 64Mi}\n";
+      return sub.empty() && !help_ ? 2 : 0;
+    }
+    if (sub == "create" || sub == "apply") return Create();
+    if (sub == "ls" || sub == "list") return ListWorkloads();
+    std::string name = Arg(1);
+    if (name.empty()) return Usage(Cat("workload ", sub, " needs a workload NAME"));
+    if (sub == "get") {
+      auto j = Call("GET", Cat("/v1/workloads/", name));
+      if (!j) return 1;
+      if (json_) {
+        out_ << j->dump(2) << "\n";
+      } else {
+        PrintWorkload(*j);
+      }
+      return 0;
+    }
+    if (sub == "explain") {
+      auto j = Call("GET", Cat("/v1/workloads/", name, "/explain"));
+      if (!j) return 1;
+      if (json_) {
+        out_ << j->dump() << "\n";
+      } else {
+        out_ << (*j)["explanation"].get<std::string>() << "\n";
+      }
+      return 0;
+    }
+    if (sub == "start" || sub == "stop" || sub == "pause" || sub == "resume") {
+      auto j = Call("POST", Cat("/v1/workloads/", name, "/actions/", sub));
+      if (!j) return 1;
+      if (json_) {
+        out_ << j->dump() << "\n";
+      } else {
+        out_ << "workload " << name << ": " << sub << " requested (state "
+             << (*j)["status"]["state"].get<std::string>() << ")\n";
+      }
+      return 0;
+    }
+    if (sub == "delete" || sub == "rm") {
+      auto j = Call("DELETE", Cat("/v1/workloads/", name));
+      if (!j) return 1;
+      if (json_) {
+        out_ << j->dump() << "\n";
+      } else {
+        out_ << "workload " << name
+             << ((*j).value("deleted", false) ? " deleted\n" : " deleting (stopping it first)\n");
+      }
+      return 0;
+    }
+    if (sub == "logs") return Logs(name);
+    return Usage(Cat("unknown workload command \"", sub, "\""));
+  }
+
+  int Create() {
+    auto file = flags_.values.find("-f");
+    if (file == flags_.values.end()) file = flags_.values.find("--file");
+    if (file == flags_.values.end()) return Usage("workload create needs -f FILE (- for stdin)");
+    std::string text;
+    if (file->second == "-") {
+      std::stringstream ss;
+      ss << std::cin.rdbuf();
+      text = ss.str();
+    } else {
+      bool ok = false;
+      text = ReadFile(file->second, &ok);
+      if (!ok) return Fail(Cat("cannot read ", file->second));
+    }
+    auto docs = api::ParseYamlDocuments(text);
+    if (!docs.ok()) return Fail(Cat(file->second, ": ", docs.status().message()));
+    if (docs->empty()) return Fail(Cat(file->second, ": holds no workload spec"));
+    Json created = Json::array();
+    for (const Json& doc : *docs) {
+      auto j = Call("POST", "/v1/workloads", doc.dump());
+      if (!j) return 1;
+      created.push_back(*j);
+      if (!json_) out_ << "workload " << (*j)["name"].get<std::string>() << " created\n";
+    }
+    if (json_) out_ << (created.size() == 1 ? created[0] : created).dump() << "\n";
+    return 0;
+  }
+
+  int ListWorkloads() {
+    auto j = Call("GET", "/v1/workloads");
+    if (!j) return 1;
+    if (json_) {
+      out_ << (*j)["items"].dump() << "\n";
+      return 0;
+    }
+    std::vector<std::vector<std::string>> rows = {
+        {"NAME", "KIND", "STATE", "HOST", "CPU", "MEMORY", "GPU", "AGE", "REASON"}};
+    for (const Json& w : (*j)["items"]) {
+      const Json& r = w["spec"]["resources"];
+      rows.push_back({w["name"], w["kind"], w["status"]["state"],
+                      w["status"]["host"].get<std::string>().empty() ? "-" : w["status"]["host"],
+                      r.value("cpu", "-"), r.value("memory", "-"), GpuText(r), Age(w["created_at"]),
+                      w["status"].value("reason", "")});
+    }
+    Table(out_, rows);
+    return 0;
+  }
+
+  void PrintWorkload(const Json& w) {
+    const Json& s = w["status"];
+    out_ << "name:      " << w["name"].get<std::string>() << "\n"
+         << "kind:      " << w["kind"].get<std::string>() << "\n"
+         << "state:     " << s["state"].get<std::string>() << " (desired "
+         << s["desired"].get<std::string>() << ")\n"
+         << "reason:    " << s.value("reason", "") << "\n"
+         << "host:      "
+         << (s["host"].get<std::string>().empty() ? "-" : s["host"].get<std::string>()) << "\n";
+    if (s.contains("explanation"))
+      out_ << "pending:   " << s["explanation"].get<std::string>() << "\n";
+    if (s.contains("exit_code") && !s["exit_code"].is_null()) {
+      out_ << "exit code: " << s["exit_code"].get<int>()
+           << (s.value("oom_killed", false) ? " (OOM-killed)" : "") << "\n";
+    }
+    if (!s["gpus"].empty()) out_ << "gpus:      " << s["gpus"].dump() << "\n";
+    out_ << "resources: " << w["spec"]["resources"].dump() << "\n"
+         << "created:   " << w["created_at"].dump() << "\n"
+         << "revision:  " << w["revision"].dump() << "\n";
+  }
+
+  int Logs(const std::string& name) {
+    api::HttpClient* c = Client();
+    if (!c) return 1;
+    std::string stream = flags_.switches.count("--stderr") ? "stderr" : "stdout";
+    bool follow = flags_.switches.count("-f") || flags_.switches.count("--follow");
+    std::string path = Cat("/v1/workloads/", name, "/logs?stream=", stream);
+    if (!follow) {
+      auto r = c->Get(path);
+      if (!r.ok()) return Fail(Cat("cannot reach the server: ", r.status().message()));
+      if (r->status != 200) return Fail(ErrorMessage(*r));
+      if (json_) {
+        out_ << Json{{"name", name}, {"stream", stream}, {"log", r->body}}.dump() << "\n";
+      } else {
+        out_ << r->body << std::flush;
+      }
+      return 0;
+    }
+    auto r = c->Stream(path + "&follow=true", [&](std::string_view chunk) {
+      if (json_) {
+        out_ << Json{{"name", name}, {"stream", stream}, {"chunk", std::string(chunk)}}.dump()
+             << std::endl;
+      } else {
+        out_ << chunk << std::flush;
+      }
+      return true;
+    });
+    if (!r.ok()) return Fail(Cat("cannot reach the server: ", r.status().message()));
+    if (r->status != 200) return Fail(ErrorMessage(*r));
+    return 0;
+  }
+
+  int Host() {
+    std::string sub = Arg(0);
+    if (help_ || sub.empty()) {
+      out_ << "Usage: berth host ls | berth host get NAME\n";
+      return sub.empty() && !help_ ? 2 : 0;
+    }
+    if (sub == "ls" || sub == "list") {
+      auto j = Call("GET", "/v1/hosts");
+      if (!j) return 1;
+      if (json_) {
+        out_ << (*j)["items"].dump() << "\n";
+        return 0;
+      }
+      std::vector<std::vector<std::string>> rows = {
+          {"NAME", "STATE", "CPU", "MEMORY", "GPUS", "DRIVERS", "LAST HEARTBEAT"}};
+      for (const Json& h : (*j)["items"]) {
+        const Json& inv = h["inventory"];
+        std::string drivers;
+        for (const auto& d : inv["drivers"])
+          drivers += (drivers.empty() ? "" : ",") + d.get<std::string>();
+        std::string gpus = Cat(inv["gpus"].size());
+        if (!inv["gpus"].empty()) gpus += " x " + inv["gpus"][0].value("model", "");
+        rows.push_back({h["name"], h["state"], inv.value("cpu", "-"), inv.value("memory", "-"),
+                        gpus, drivers, Age(h["last_heartbeat"]) + " ago"});
+      }
+      Table(out_, rows);
+      return 0;
+    }
+    if (sub == "get") {
+      if (Arg(1).empty()) return Usage("host get needs a host NAME");
+      auto j = Call("GET", Cat("/v1/hosts/", Arg(1)));
+      if (!j) return 1;
+      out_ << j->dump(json_ ? -1 : 2) << "\n";
+      return 0;
+    }
+    return Usage(Cat("unknown host command \"", sub, "\""));
+  }
+
+  int Events() {
+    if (help_) {
+      out_ << "Usage: berth events [-f]   print the event log; -f follows new events\n";
+      return 0;
+    }
+    bool follow = flags_.switches.count("-f") || flags_.switches.count("--follow");
+    int64_t index = 0;
+    while (true) {
+      std::string path = Cat("/v1/events?limit=1000");
+      if (index > 0) path = Cat("/v1/events?index=", index, "&wait=60s");
+      auto j = Call("GET", path);
+      if (!j) return 1;
+      for (const Json& e : (*j)["items"]) {
+        if (json_) {
+          out_ << e.dump() << "\n";
+        } else {
+          out_ << e.value("time", "") << "  " << e.value("kind", "") << " " << e.value("object", "")
+               << "  " << e.value("type", "") << ": " << e.value("message", "") << "\n";
+        }
+        index = std::max<int64_t>(index, e.value("revision", int64_t{0}));
+      }
+      out_ << std::flush;
+      if (!follow) return 0;
+      index = std::max<int64_t>(index, (*j).value("revision", int64_t{0}));
+    }
+  }
+
+  std::ostream& out_;
+  std::ostream& err_;
+  Flags flags_;
+  bool json_ = false;
+  bool help_ = false;
+  std::string last_index_;
+  std::unique_ptr<api::HttpClient> client_;
+};
+
+}  // namespace
+
+std::string Usage() { return kUsage; }
+
+std::string DefaultDataDir() {
+  if (const char* d = getenv("BERTH_DATA_DIR"); d && *d) return d;
+  const char* home = getenv("HOME");
+  return Cat(home && *home ? home : "/root", "/.berth");
+}
+
+int RunCli(const std::vector<std::string>& args, std::ostream& out, std::ostream& err) {
+  Cli cli(out, err);
+  return cli.Run(args);
+}
+
+}  // namespace berth::cli

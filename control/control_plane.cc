@@ -1,0 +1,812 @@
+#include "control/control_plane.h"
+
+#include <algorithm>
+#include <set>
+
+#include "absl/strings/str_format.h"
+#include "core/names.h"
+#include "core/status.h"
+#include "core/strings.h"
+#include "sched/cluster.h"
+#include "sched/scheduler.h"
+
+namespace berth::control {
+
+using core::Cat;
+using core::Json;
+using core::Workload;
+using core::WorkloadState;
+
+std::string WorkloadKey(std::string_view name) { return Cat(kWorkloadPrefix, name); }
+std::string HostKey(std::string_view name) { return Cat(kHostPrefix, name); }
+std::string HostAllocKey(std::string_view name) { return Cat(kHostAllocPrefix, name); }
+
+std::optional<Action> ParseAction(std::string_view text) {
+  if (text == "start") return Action::kStart;
+  if (text == "stop") return Action::kStop;
+  if (text == "pause") return Action::kPause;
+  if (text == "resume") return Action::kResume;
+  return std::nullopt;
+}
+
+namespace {
+
+constexpr int kMaxCasAttempts = 64;
+
+absl::Status Conflict(std::string_view what) {
+  return absl::AbortedError(Cat(what, ": too many concurrent updates, retry"));
+}
+
+// The allocation record of one host: workload name -> placement generation.
+struct HostAlloc {
+  std::map<std::string, int64_t> workloads;
+  int64_t mod_revision = 0;
+};
+
+HostAlloc DecodeHostAlloc(const state::KeyValue& kv) {
+  HostAlloc a;
+  a.mod_revision = kv.mod_revision;
+  Json j = Json::parse(kv.value, nullptr, /*allow_exceptions=*/false);
+  if (j.is_object() && j.contains("workloads") && j["workloads"].is_object()) {
+    for (auto it = j["workloads"].begin(); it != j["workloads"].end(); ++it) {
+      a.workloads[it.key()] = it->is_number_integer() ? it->get<int64_t>() : 0;
+    }
+  }
+  return a;
+}
+
+std::string EncodeHostAlloc(const HostAlloc& a) {
+  Json j = {{"workloads", a.workloads}};
+  return j.dump();
+}
+
+state::Compare RevisionIs(const std::string& key, int64_t mod_revision) {
+  return mod_revision == 0 ? state::Compare::Absent(key)
+                           : state::Compare::ModRevision(key, mod_revision);
+}
+
+sched::Request ToRequest(const Workload& w) {
+  sched::Request r;
+  r.id = w.spec.name;
+  r.tenant = w.spec.tenant;
+  r.priority = w.spec.priority;
+  r.preemptible = w.spec.preemptible;
+  r.resources = w.spec.resources;
+  r.gpu = w.spec.gpu;
+  r.labels = sched::Labels(w.spec.labels.begin(), w.spec.labels.end());
+  for (const auto& c : w.spec.constraints) {
+    sched::LabelSelector s;
+    s.key = c.label;
+    s.values = c.values;
+    switch (c.op) {
+      case core::LabelConstraint::Op::kEquals:
+        s.op = sched::LabelSelector::Op::kEquals;
+        break;
+      case core::LabelConstraint::Op::kIn:
+        s.op = sched::LabelSelector::Op::kIn;
+        break;
+      case core::LabelConstraint::Op::kNotIn:
+        s.op = sched::LabelSelector::Op::kNotIn;
+        break;
+      case core::LabelConstraint::Op::kExists:
+        s.op = sched::LabelSelector::Op::kExists;
+        break;
+    }
+    r.host_selector.push_back(std::move(s));
+  }
+  return r;
+}
+
+bool HasDriver(const core::Host& h, core::WorkloadKind kind) {
+  if (h.inventory.drivers.empty()) return kind == core::WorkloadKind::kProcess;
+  std::string_view want = core::WorkloadKindName(kind);
+  return std::find(h.inventory.drivers.begin(), h.inventory.drivers.end(), want) !=
+         h.inventory.drivers.end();
+}
+
+}  // namespace
+
+struct Snapshot {
+  std::vector<core::Host> hosts;
+  std::map<std::string, HostAlloc> allocs;                        // by host
+  std::map<std::string, std::pair<Workload, int64_t>> workloads;  // by name, with mod revision
+};
+
+ControlPlane::ControlPlane(state::Store* store, ControlPlaneOptions options)
+    : store_(store),
+      options_(std::move(options)),
+      clock_(options_.clock ? options_.clock : &core::SystemClock::Get()),
+      started_at_(clock_->Now()) {}
+
+ControlPlane::~ControlPlane() { Stop(); }
+
+void ControlPlane::AddEvent(std::vector<state::Op>* ops, std::string_view kind,
+                            std::string_view object, std::string_view type,
+                            std::string_view message) {
+  core::Event e;
+  e.time = clock_->Now();
+  e.kind = std::string(kind);
+  e.object = std::string(object);
+  e.type = std::string(type);
+  e.message = std::string(message);
+  // Keys sort by time, then by a process-wide sequence so two events in one nanosecond differ.
+  std::string key = absl::StrFormat("%s%020d-%08d", std::string(kEventPrefix),
+                                    absl::ToUnixNanos(e.time), event_seq_.fetch_add(1) % 100000000);
+  ops->push_back(state::Op::Put(key, core::EncodeEvent(e).dump()));
+}
+
+absl::StatusOr<std::pair<Workload, int64_t>> ControlPlane::ReadWorkload(std::string_view name) {
+  BERTH_ASSIGN_OR_RETURN(state::GetResponse got, store_->Get(WorkloadKey(name)));
+  if (!got.kv) {
+    return absl::NotFoundError(Cat("workload \"", name, "\" not found"));
+  }
+  Json j = Json::parse(got.kv->value, nullptr, false);
+  BERTH_ASSIGN_OR_RETURN(Workload w, core::DecodeWorkload(j));
+  w.revision = got.kv->mod_revision;
+  return std::make_pair(std::move(w), got.kv->mod_revision);
+}
+
+absl::StatusOr<Workload> ControlPlane::CreateWorkload(const core::WorkloadSpec& spec) {
+  BERTH_RETURN_IF_ERROR(core::ValidateName("workload", spec.name));
+  Workload w;
+  w.spec = spec;
+  w.status.state = WorkloadState::kPending;
+  w.status.desired = core::DesiredState::kRunning;
+  w.status.reason = "waiting for placement";
+  w.created_at = w.updated_at = clock_->Now();
+  state::TxnRequest txn;
+  std::string key = WorkloadKey(spec.name);
+  txn.compares.push_back(state::Compare::Absent(key));
+  txn.then_ops.push_back(state::Op::Put(key, core::EncodeWorkload(w).dump()));
+  AddEvent(&txn.then_ops, "workload", spec.name, "created",
+           Cat(core::WorkloadKindName(spec.kind), " workload created"));
+  BERTH_ASSIGN_OR_RETURN(state::TxnResponse resp, store_->Txn(txn));
+  if (!resp.succeeded) {
+    return absl::AlreadyExistsError(Cat(
+        "workload \"", spec.name, "\": name is already taken; delete it first or pick another"));
+  }
+  w.revision = resp.revision;
+  return w;
+}
+
+absl::StatusOr<Workload> ControlPlane::GetWorkload(std::string_view name) {
+  BERTH_ASSIGN_OR_RETURN(auto pair, ReadWorkload(name));
+  return std::move(pair.first);
+}
+
+absl::StatusOr<std::vector<Workload>> ControlPlane::ListWorkloads(int64_t* revision) {
+  BERTH_ASSIGN_OR_RETURN(state::ListResponse list, store_->List(kWorkloadPrefix));
+  std::vector<Workload> out;
+  out.reserve(list.kvs.size());
+  for (const auto& kv : list.kvs) {
+    auto w = core::DecodeWorkload(Json::parse(kv.value, nullptr, false));
+    if (!w.ok()) continue;  // unreadable objects are skipped rather than failing every list
+    w->revision = kv.mod_revision;
+    out.push_back(std::move(*w));
+  }
+  if (revision) *revision = list.revision;
+  return out;
+}
+
+absl::StatusOr<Workload> ControlPlane::DeleteWorkload(std::string_view name, bool* deleted) {
+  for (int attempt = 0; attempt < kMaxCasAttempts; ++attempt) {
+    BERTH_ASSIGN_OR_RETURN(auto pair, ReadWorkload(name));
+    auto& [w, rev] = pair;
+    std::string key = WorkloadKey(name);
+    state::TxnRequest txn;
+    txn.compares.push_back(state::Compare::ModRevision(key, rev));
+    bool host_live = false;
+    if (!w.status.host.empty() && !core::IsTerminal(w.status.state)) {
+      auto host = GetHost(w.status.host);
+      host_live = host.ok() && host->state == core::HostState::kReady;
+    }
+    bool now = !host_live;
+    if (now) {
+      txn.then_ops.push_back(state::Op::Delete(key));
+      if (!w.status.host.empty()) {
+        std::string akey = HostAllocKey(w.status.host);
+        BERTH_ASSIGN_OR_RETURN(state::GetResponse got, store_->Get(akey));
+        if (got.kv) {
+          HostAlloc a = DecodeHostAlloc(*got.kv);
+          if (a.workloads.erase(std::string(name)) > 0) {
+            txn.compares.push_back(RevisionIs(akey, a.mod_revision));
+            txn.then_ops.push_back(state::Op::Put(akey, EncodeHostAlloc(a)));
+          }
+        }
+      }
+      AddEvent(&txn.then_ops, "workload", name, "deleted", "workload deleted");
+    } else {
+      if (w.status.desired == core::DesiredState::kDeleted) {
+        if (deleted) *deleted = false;
+        return w;
+      }
+      w.status.desired = core::DesiredState::kDeleted;
+      w.status.reason = "deleting: waiting for the agent to stop it";
+      w.updated_at = clock_->Now();
+      txn.then_ops.push_back(state::Op::Put(key, core::EncodeWorkload(w).dump()));
+      AddEvent(&txn.then_ops, "workload", name, "deleting",
+               Cat("asked host ", w.status.host, " to stop it"));
+    }
+    BERTH_ASSIGN_OR_RETURN(state::TxnResponse resp, store_->Txn(txn));
+    if (resp.succeeded) {
+      if (deleted) *deleted = now;
+      w.revision = resp.revision;
+      return w;
+    }
+  }
+  return Conflict(Cat("workload \"", name, "\""));
+}
+
+absl::StatusOr<Workload> ControlPlane::Act(std::string_view name, Action action) {
+  for (int attempt = 0; attempt < kMaxCasAttempts; ++attempt) {
+    BERTH_ASSIGN_OR_RETURN(auto pair, ReadWorkload(name));
+    auto& [w, rev] = pair;
+    auto& s = w.status;
+    std::string event_type, message;
+    auto refuse = [&](std::string_view why) {
+      return absl::FailedPreconditionError(Cat("workload \"", name, "\": ", why));
+    };
+    if (s.desired == core::DesiredState::kDeleted) return refuse("is being deleted");
+    switch (action) {
+      case Action::kStart:
+        if (!core::IsTerminal(s.state)) {
+          if (s.desired == core::DesiredState::kStopped) {
+            return refuse(Cat("is still stopping (state ", core::WorkloadStateName(s.state),
+                              "); start it once it has stopped"));
+          }
+          return w;  // already started: nothing to do
+        }
+        {
+          const int64_t generation = s.generation;
+          s = core::WorkloadStatus{};
+          s.generation = generation;
+        }
+        s.state = WorkloadState::kPending;
+        s.desired = core::DesiredState::kRunning;
+        s.reason = "started again: waiting for placement";
+        event_type = "started";
+        message = "start requested";
+        break;
+      case Action::kStop:
+        if (core::IsTerminal(s.state)) return w;
+        if (s.desired == core::DesiredState::kStopped) return w;
+        s.desired = core::DesiredState::kStopped;
+        if (s.host.empty()) {
+          s.state = WorkloadState::kStopped;
+          s.reason = "stopped before it was placed";
+          s.finished_at = clock_->Now();
+        } else {
+          s.reason = "stop requested";
+        }
+        event_type = "stop";
+        message = "stop requested";
+        break;
+      case Action::kPause:
+        if (s.state == WorkloadState::kPaused || s.desired == core::DesiredState::kPaused) return w;
+        if (s.state != WorkloadState::kRunning && s.state != WorkloadState::kStarting &&
+            s.state != WorkloadState::kScheduled) {
+          return refuse(
+              Cat("can be paused only while running, state is ", core::WorkloadStateName(s.state)));
+        }
+        if (s.desired != core::DesiredState::kRunning) return refuse("is stopping");
+        s.desired = core::DesiredState::kPaused;
+        s.reason = "pause requested";
+        event_type = "pause";
+        message = "pause requested";
+        break;
+      case Action::kResume:
+        if (s.desired != core::DesiredState::kPaused && s.state != WorkloadState::kPaused) {
+          if (s.state == WorkloadState::kRunning) return w;
+          return refuse(Cat("is not paused, state is ", core::WorkloadStateName(s.state)));
+        }
+        s.desired = core::DesiredState::kRunning;
+        s.reason = "resume requested";
+        event_type = "resume";
+        message = "resume requested";
+        break;
+    }
+    w.updated_at = clock_->Now();
+    std::string key = WorkloadKey(name);
+    state::TxnRequest txn;
+    txn.compares.push_back(state::Compare::ModRevision(key, rev));
+    txn.then_ops.push_back(state::Op::Put(key, core::EncodeWorkload(w).dump()));
+    AddEvent(&txn.then_ops, "workload", name, event_type, message);
+    BERTH_ASSIGN_OR_RETURN(state::TxnResponse resp, store_->Txn(txn));
+    if (resp.succeeded) {
+      w.revision = resp.revision;
+      return w;
+    }
+  }
+  return Conflict(Cat("workload \"", name, "\""));
+}
+
+absl::StatusOr<Workload> ControlPlane::ReportStatus(std::string_view host, std::string_view name,
+                                                    const StatusReport& report) {
+  for (int attempt = 0; attempt < kMaxCasAttempts; ++attempt) {
+    BERTH_ASSIGN_OR_RETURN(auto pair, ReadWorkload(name));
+    auto& [w, rev] = pair;
+    auto& s = w.status;
+    if (s.host != host || s.generation != report.generation) {
+      return absl::FailedPreconditionError(Cat("workload \"", name, "\": report for generation ",
+                                               report.generation, " on host ", host,
+                                               " is stale (now generation ", s.generation,
+                                               " on host ", s.host.empty() ? "none" : s.host, ")"));
+    }
+    if (core::IsTerminal(s.state)) return w;  // a final state is never reopened by an agent
+    bool changed = s.state != report.state || s.reason != report.reason;
+    if (!changed && s.exit_code == report.exit_code) return w;
+    WorkloadState before = s.state;
+    s.state = report.state;
+    s.reason = report.reason;
+    s.exit_code = report.exit_code;
+    s.oom_killed = report.oom_killed;
+    if (report.state == WorkloadState::kRunning && s.started_at == absl::InfinitePast()) {
+      s.started_at = clock_->Now();
+    }
+    bool terminal = core::IsTerminal(report.state);
+    if (terminal) s.finished_at = clock_->Now();
+    w.updated_at = clock_->Now();
+
+    std::string key = WorkloadKey(name);
+    state::TxnRequest txn;
+    txn.compares.push_back(state::Compare::ModRevision(key, rev));
+    bool remove = terminal && s.desired == core::DesiredState::kDeleted;
+    if (remove) {
+      txn.then_ops.push_back(state::Op::Delete(key));
+    } else {
+      txn.then_ops.push_back(state::Op::Put(key, core::EncodeWorkload(w).dump()));
+    }
+    if (terminal) {
+      std::string akey = HostAllocKey(host);
+      BERTH_ASSIGN_OR_RETURN(state::GetResponse got, store_->Get(akey));
+      if (got.kv) {
+        HostAlloc a = DecodeHostAlloc(*got.kv);
+        if (a.workloads.erase(std::string(name)) > 0) {
+          txn.compares.push_back(RevisionIs(akey, a.mod_revision));
+          txn.then_ops.push_back(state::Op::Put(akey, EncodeHostAlloc(a)));
+        }
+      }
+    }
+    if (before != report.state) {
+      std::string message = report.reason.empty()
+                                ? Cat(core::WorkloadStateName(before), " -> ",
+                                      core::WorkloadStateName(report.state), " on ", host)
+                                : report.reason;
+      if (report.exit_code) message = Cat(message, " (exit code ", *report.exit_code, ")");
+      AddEvent(&txn.then_ops, "workload", name, core::WorkloadStateName(report.state), message);
+    }
+    if (remove) AddEvent(&txn.then_ops, "workload", name, "deleted", "workload deleted");
+    BERTH_ASSIGN_OR_RETURN(state::TxnResponse resp, store_->Txn(txn));
+    if (resp.succeeded) {
+      w.revision = resp.revision;
+      return w;
+    }
+  }
+  return Conflict(Cat("workload \"", name, "\""));
+}
+
+absl::StatusOr<core::Host> ControlPlane::RegisterHost(const std::string& name,
+                                                      const core::HostInventory& inventory) {
+  BERTH_RETURN_IF_ERROR(core::ValidateHostName(name));
+  for (int attempt = 0; attempt < kMaxCasAttempts; ++attempt) {
+    std::string key = HostKey(name);
+    BERTH_ASSIGN_OR_RETURN(state::GetResponse got, store_->Get(key));
+    core::Host h;
+    h.name = name;
+    h.registered_at = clock_->Now();
+    int64_t rev = 0;
+    bool was_down = false;
+    if (got.kv) {
+      rev = got.kv->mod_revision;
+      auto old = core::DecodeHost(Json::parse(got.kv->value, nullptr, false));
+      if (old.ok()) {
+        h.registered_at = old->registered_at;
+        was_down = old->state == core::HostState::kDown;
+      }
+    }
+    h.inventory = inventory;
+    h.state = core::HostState::kReady;
+    h.last_heartbeat = clock_->Now();
+    state::TxnRequest txn;
+    txn.compares.push_back(RevisionIs(key, rev));
+    txn.then_ops.push_back(state::Op::Put(key, core::EncodeHost(h).dump()));
+    AddEvent(&txn.then_ops, "host", name,
+             got.kv ? (was_down ? "up" : "reregistered") : "registered",
+             Cat(core::FormatCpu(inventory.capacity.cpu), " cpu, ",
+                 core::FormatMiB(inventory.capacity.memory.value()), " memory, ",
+                 inventory.gpus.size(), " gpus"));
+    BERTH_ASSIGN_OR_RETURN(state::TxnResponse resp, store_->Txn(txn));
+    if (resp.succeeded) {
+      absl::MutexLock lock(&mu_);
+      heartbeats_[name] = clock_->Now();
+      h.revision = resp.revision;
+      return h;
+    }
+  }
+  return Conflict(Cat("host \"", name, "\""));
+}
+
+absl::Status ControlPlane::Heartbeat(std::string_view name) {
+  BERTH_ASSIGN_OR_RETURN(core::Host h, GetHost(name));
+  {
+    absl::MutexLock lock(&mu_);
+    heartbeats_[std::string(name)] = clock_->Now();
+  }
+  if (h.state == core::HostState::kDown) {
+    // Back from the dead: it is schedulable again. Its old workloads were failed when it went
+    // down; its agent stops them because they are no longer assigned.
+    std::string key = HostKey(name);
+    h.state = core::HostState::kReady;
+    h.last_heartbeat = clock_->Now();
+    state::TxnRequest txn;
+    txn.compares.push_back(state::Compare::ModRevision(key, h.revision));
+    txn.then_ops.push_back(state::Op::Put(key, core::EncodeHost(h).dump()));
+    AddEvent(&txn.then_ops, "host", name, "up", "heartbeats resumed");
+    BERTH_ASSIGN_OR_RETURN(state::TxnResponse resp, store_->Txn(txn));
+    (void)resp;  // a concurrent change wins; the next heartbeat tries again
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<core::Host> ControlPlane::GetHost(std::string_view name) {
+  BERTH_ASSIGN_OR_RETURN(state::GetResponse got, store_->Get(HostKey(name)));
+  if (!got.kv) return absl::NotFoundError(Cat("host \"", name, "\" not found"));
+  BERTH_ASSIGN_OR_RETURN(core::Host h,
+                         core::DecodeHost(Json::parse(got.kv->value, nullptr, false)));
+  h.revision = got.kv->mod_revision;
+  absl::MutexLock lock(&mu_);
+  if (auto it = heartbeats_.find(name); it != heartbeats_.end()) h.last_heartbeat = it->second;
+  return h;
+}
+
+absl::StatusOr<std::vector<core::Host>> ControlPlane::ListHosts(int64_t* revision) {
+  BERTH_ASSIGN_OR_RETURN(state::ListResponse list, store_->List(kHostPrefix));
+  std::vector<core::Host> out;
+  absl::MutexLock lock(&mu_);
+  for (const auto& kv : list.kvs) {
+    auto h = core::DecodeHost(Json::parse(kv.value, nullptr, false));
+    if (!h.ok()) continue;
+    h->revision = kv.mod_revision;
+    if (auto it = heartbeats_.find(h->name); it != heartbeats_.end()) {
+      h->last_heartbeat = it->second;
+    }
+    out.push_back(std::move(*h));
+  }
+  if (revision) *revision = list.revision;
+  return out;
+}
+
+absl::StatusOr<std::vector<Workload>> ControlPlane::Assignments(std::string_view host,
+                                                                int64_t* revision) {
+  BERTH_ASSIGN_OR_RETURN(std::vector<Workload> all, ListWorkloads(revision));
+  std::vector<Workload> out;
+  for (auto& w : all) {
+    if (w.status.host == host && !core::IsTerminal(w.status.state)) out.push_back(std::move(w));
+  }
+  return out;
+}
+
+absl::StatusOr<std::vector<core::Event>> ControlPlane::ListEvents(int64_t after, size_t limit,
+                                                                  int64_t* revision) {
+  BERTH_ASSIGN_OR_RETURN(state::ListResponse list, store_->List(kEventPrefix));
+  std::vector<core::Event> out;
+  for (const auto& kv : list.kvs) {
+    if (kv.mod_revision <= after) continue;
+    core::Event e = core::DecodeEvent(Json::parse(kv.value, nullptr, false));
+    e.revision = kv.mod_revision;
+    out.push_back(std::move(e));
+  }
+  std::stable_sort(out.begin(), out.end(), [](const core::Event& a, const core::Event& b) {
+    return a.revision < b.revision;
+  });
+  if (limit > 0 && out.size() > limit) out.erase(out.begin(), out.end() - limit);
+  if (revision) *revision = list.revision;
+  return out;
+}
+
+absl::Status ControlPlane::TrimEvents() {
+  BERTH_ASSIGN_OR_RETURN(state::ListResponse list, store_->List(kEventPrefix));
+  if (list.kvs.size() <= options_.max_events) return absl::OkStatus();
+  size_t excess = list.kvs.size() - options_.max_events;
+  state::TxnRequest txn;
+  for (size_t i = 0; i < excess; ++i) txn.then_ops.push_back(state::Op::Delete(list.kvs[i].key));
+  return store_->Txn(txn).status();
+}
+
+absl::StatusOr<Snapshot> ControlPlane::ReadSnapshot() {
+  Snapshot snap;
+  BERTH_ASSIGN_OR_RETURN(snap.hosts, ListHosts());
+  BERTH_ASSIGN_OR_RETURN(state::ListResponse allocs, store_->List(kHostAllocPrefix));
+  for (const auto& kv : allocs.kvs) {
+    snap.allocs[kv.key.substr(kHostAllocPrefix.size())] = DecodeHostAlloc(kv);
+  }
+  BERTH_ASSIGN_OR_RETURN(std::vector<Workload> all, ListWorkloads());
+  for (auto& w : all) {
+    int64_t rev = w.revision;
+    std::string name = w.spec.name;
+    snap.workloads.emplace(std::move(name), std::make_pair(std::move(w), rev));
+  }
+  return snap;
+}
+
+namespace {
+
+// Builds the scheduler's model: ready hosts with their current allocations.
+absl::Status BuildCluster(const Snapshot& snap, sched::Cluster* cluster,
+                          std::map<int, const core::Host*>* by_index) {
+  for (const auto& h : snap.hosts) {
+    sched::HostSpec spec;
+    spec.name = h.name;
+    spec.capacity = h.inventory.capacity;
+    spec.labels = sched::Labels(h.inventory.labels.begin(), h.inventory.labels.end());
+    spec.gpus = h.inventory.gpus;
+    BERTH_ASSIGN_OR_RETURN(int index, cluster->AddHost(spec));
+    (*by_index)[index] = &h;
+    if (h.state != core::HostState::kReady) cluster->SetSchedulable(index, false);
+  }
+  for (const auto& [host, alloc] : snap.allocs) {
+    auto index = cluster->FindHost(host);
+    if (!index) continue;
+    for (const auto& [name, generation] : alloc.workloads) {
+      auto it = snap.workloads.find(name);
+      if (it == snap.workloads.end()) continue;
+      const Workload& w = it->second.first;
+      sched::Placement p;
+      p.host = *index;
+      p.host_name = host;
+      p.gpus = w.status.gpus;
+      absl::Status s = cluster->Commit(ToRequest(w), p);
+      (void)s;  // a record that no longer fits (inventory shrank) is still kept by the store
+    }
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+absl::StatusOr<int> ControlPlane::ScheduleOnce() {
+  BERTH_ASSIGN_OR_RETURN(Snapshot snap, ReadSnapshot());
+  std::vector<const std::pair<Workload, int64_t>*> pending;
+  for (const auto& [name, pair] : snap.workloads) {
+    const auto& s = pair.first.status;
+    if (s.state == WorkloadState::kPending && s.desired == core::DesiredState::kRunning) {
+      pending.push_back(&pair);
+    }
+  }
+  if (pending.empty()) return 0;
+  std::stable_sort(pending.begin(), pending.end(), [](const auto* a, const auto* b) {
+    if (a->first.spec.priority != b->first.spec.priority) {
+      return a->first.spec.priority > b->first.spec.priority;
+    }
+    return a->first.created_at < b->first.created_at;
+  });
+
+  sched::Cluster cluster;
+  std::map<int, const core::Host*> by_index;
+  BERTH_RETURN_IF_ERROR(BuildCluster(snap, &cluster, &by_index));
+  BERTH_ASSIGN_OR_RETURN(sched::Policy policy, sched::Policy::Parse(options_.policy));
+  sched::SchedulerOptions sopts;
+  sopts.policy = policy;
+  sopts.always_explain = true;
+  sched::Scheduler scheduler(&cluster, sopts);
+
+  int placed = 0;
+  for (const auto* pair : pending) {
+    Workload w = pair->first;
+    const int64_t rev = pair->second;
+    sched::Request request = ToRequest(w);
+    // Hosts without a driver for this kind are taken out for this request only.
+    std::vector<int> masked;
+    for (const auto& [index, host] : by_index) {
+      if (cluster.schedulable(index) && !HasDriver(*host, w.spec.kind)) {
+        cluster.SetSchedulable(index, false);
+        masked.push_back(index);
+      }
+    }
+    absl::StatusOr<sched::Decision> decision = scheduler.ScheduleWithPreemption(request);
+    for (int index : masked) cluster.SetSchedulable(index, true);
+    if (!decision.ok()) {
+      // A request the engine refuses outright (e.g. an impossible GPU form) fails the workload.
+      decision = sched::Decision{};
+      decision->reasons.push_back({std::string(decision.status().message()), 0});
+    }
+    std::string key = WorkloadKey(w.spec.name);
+    state::TxnRequest txn;
+    txn.compares.push_back(state::Compare::ModRevision(key, rev));
+    if (!decision->scheduled) {
+      std::string why = decision->Explain();
+      if (!masked.empty()) {
+        why = Cat(why, why.empty() ? "" : "; ", "no ", core::WorkloadKindName(w.spec.kind),
+                  " driver: ", masked.size(), " hosts");
+      }
+      if (snap.hosts.empty()) why = "no hosts registered";
+      if (w.status.explanation == why) continue;
+      w.status.explanation = why;
+      w.status.reason = "no host fits: see explanation";
+      txn.then_ops.push_back(state::Op::Put(key, core::EncodeWorkload(w).dump()));
+      AddEvent(&txn.then_ops, "workload", w.spec.name, "unschedulable", why);
+      BERTH_ASSIGN_OR_RETURN(state::TxnResponse resp, store_->Txn(txn));
+      (void)resp;
+      continue;
+    }
+    const sched::Plan& plan = decision->plan;
+    const std::string& host = plan.placement.host_name;
+    // Victims first: each goes back to pending and leaves its host's allocation record.
+    std::map<std::string, HostAlloc> touched;
+    auto alloc_of = [&](const std::string& h) -> HostAlloc& {
+      auto it = touched.find(h);
+      if (it != touched.end()) return it->second;
+      auto found = snap.allocs.find(h);
+      return touched[h] = (found != snap.allocs.end() ? found->second : HostAlloc{});
+    };
+    std::vector<Workload> victims;
+    bool victim_missing = false;
+    for (const std::string& victim : plan.victims) {
+      auto it = snap.workloads.find(victim);
+      if (it == snap.workloads.end()) {
+        victim_missing = true;
+        break;
+      }
+      Workload v = it->second.first;
+      txn.compares.push_back(state::Compare::ModRevision(WorkloadKey(victim), it->second.second));
+      alloc_of(v.status.host).workloads.erase(victim);
+      v.status = core::WorkloadStatus{};
+      v.status.state = WorkloadState::kPending;
+      v.status.desired = core::DesiredState::kRunning;
+      v.status.reason = Cat("preempted by ", w.spec.name, " (priority ", w.spec.priority, ")");
+      v.status.generation = it->second.first.status.generation;
+      v.updated_at = clock_->Now();
+      txn.then_ops.push_back(state::Op::Put(WorkloadKey(victim), core::EncodeWorkload(v).dump()));
+      AddEvent(&txn.then_ops, "workload", victim, "preempted", v.status.reason);
+      victims.push_back(std::move(v));
+    }
+    if (victim_missing) continue;
+    w.status.state = WorkloadState::kScheduled;
+    w.status.host = host;
+    w.status.gpus = plan.placement.gpus;
+    w.status.generation += 1;
+    w.status.explanation.clear();
+    w.status.reason = Cat("placed on ", host);
+    w.updated_at = clock_->Now();
+    alloc_of(host).workloads[w.spec.name] = w.status.generation;
+    for (const auto& [h, alloc] : touched) {
+      std::string akey = HostAllocKey(h);
+      txn.compares.push_back(RevisionIs(akey, alloc.mod_revision));
+      txn.then_ops.push_back(state::Op::Put(akey, EncodeHostAlloc(alloc)));
+    }
+    txn.then_ops.push_back(state::Op::Put(key, core::EncodeWorkload(w).dump()));
+    std::string gpus;
+    for (const auto& g : w.status.gpus) {
+      gpus = Cat(gpus, gpus.empty() ? " gpus " : ",", g.index,
+                 g.milli < core::kWholeGpuMilli ? Cat("(", g.milli, "m)") : "");
+    }
+    AddEvent(&txn.then_ops, "workload", w.spec.name, "scheduled", Cat("placed on ", host, gpus));
+    BERTH_ASSIGN_OR_RETURN(state::TxnResponse resp, store_->Txn(txn));
+    if (!resp.succeeded) break;  // someone else changed the cluster: the next pass re-reads it
+    for (const std::string& victim : plan.victims) {
+      absl::Status s = cluster.Release(victim);
+      (void)s;
+    }
+    for (auto& [h, alloc] : touched) {
+      alloc.mod_revision = resp.revision;
+      snap.allocs[h] = alloc;
+    }
+    absl::Status committed = cluster.Commit(request, plan.placement);
+    (void)committed;
+    ++placed;
+  }
+  return placed;
+}
+
+absl::StatusOr<std::string> ControlPlane::Explain(std::string_view name) {
+  BERTH_ASSIGN_OR_RETURN(Workload w, GetWorkload(name));
+  if (w.status.state != WorkloadState::kPending) {
+    return Cat("not pending: ", core::WorkloadStateName(w.status.state),
+               w.status.host.empty() ? "" : Cat(" on ", w.status.host));
+  }
+  BERTH_ASSIGN_OR_RETURN(Snapshot snap, ReadSnapshot());
+  if (snap.hosts.empty()) return std::string("no hosts registered");
+  sched::Cluster cluster;
+  std::map<int, const core::Host*> by_index;
+  BERTH_RETURN_IF_ERROR(BuildCluster(snap, &cluster, &by_index));
+  BERTH_ASSIGN_OR_RETURN(sched::Policy policy, sched::Policy::Parse(options_.policy));
+  sched::SchedulerOptions sopts;
+  sopts.policy = policy;
+  sopts.always_explain = true;
+  sched::Scheduler scheduler(&cluster, sopts);
+  BERTH_ASSIGN_OR_RETURN(sched::Decision d, scheduler.Schedule(ToRequest(w)));
+  return d.Explain();
+}
+
+absl::StatusOr<int> ControlPlane::CheckHostsOnce() {
+  BERTH_ASSIGN_OR_RETURN(std::vector<core::Host> hosts, ListHosts());
+  absl::Time now = clock_->Now();
+  int down = 0;
+  for (const auto& h : hosts) {
+    if (h.state != core::HostState::kReady) continue;
+    absl::Time last;
+    {
+      absl::MutexLock lock(&mu_);
+      auto it = heartbeats_.find(h.name);
+      // After a server restart every host gets a full TTL to check in again.
+      last = it != heartbeats_.end() ? it->second : started_at_;
+    }
+    if (now - last <= options_.host_ttl) continue;
+    std::string why = Cat("host ", h.name, " is down: no heartbeat for ",
+                          absl::FormatDuration(absl::Trunc(now - last, absl::Seconds(1))));
+    BERTH_ASSIGN_OR_RETURN(std::vector<Workload> on_host, Assignments(h.name));
+    state::TxnRequest txn;
+    core::Host updated = h;
+    updated.state = core::HostState::kDown;
+    txn.compares.push_back(state::Compare::ModRevision(HostKey(h.name), h.revision));
+    txn.then_ops.push_back(state::Op::Put(HostKey(h.name), core::EncodeHost(updated).dump()));
+    AddEvent(&txn.then_ops, "host", h.name, "down", why);
+    for (auto& w : on_host) {
+      txn.compares.push_back(state::Compare::ModRevision(WorkloadKey(w.spec.name), w.revision));
+      bool remove = w.status.desired == core::DesiredState::kDeleted;
+      w.status.state = WorkloadState::kFailed;
+      w.status.reason = why;
+      w.status.finished_at = now;
+      w.updated_at = now;
+      if (remove) {
+        txn.then_ops.push_back(state::Op::Delete(WorkloadKey(w.spec.name)));
+      } else {
+        txn.then_ops.push_back(
+            state::Op::Put(WorkloadKey(w.spec.name), core::EncodeWorkload(w).dump()));
+      }
+      AddEvent(&txn.then_ops, "workload", w.spec.name, "failed", why);
+    }
+    txn.then_ops.push_back(state::Op::Delete(HostAllocKey(h.name)));
+    BERTH_ASSIGN_OR_RETURN(state::TxnResponse resp, store_->Txn(txn));
+    if (resp.succeeded) ++down;
+  }
+  return down;
+}
+
+void ControlPlane::Start() {
+  auto rev = store_->Revision();
+  auto watch = store_->Watch("/", rev.ok() ? *rev + 1 : 0, [this](const state::Event& e) {
+    if (e.kv.key.rfind(kEventPrefix, 0) == 0) return;
+    absl::MutexLock lock(&mu_);
+    kick_ = true;
+  });
+  if (watch.ok()) watch_ = std::move(*watch);
+  loop_ = std::thread([this] { Loop(); });
+}
+
+void ControlPlane::Stop() {
+  {
+    absl::MutexLock lock(&mu_);
+    if (stopping_) return;
+    stopping_ = true;
+  }
+  watch_.reset();
+  if (loop_.joinable()) loop_.join();
+}
+
+void ControlPlane::Loop() {
+  absl::Time last_check = absl::InfinitePast();
+  int passes = 0;
+  while (true) {
+    {
+      absl::MutexLock lock(&mu_);
+      auto ready = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return kick_ || stopping_; };
+      mu_.AwaitWithTimeout(absl::Condition(&ready), absl::Seconds(1));
+      if (stopping_) return;
+      kick_ = false;
+    }
+    absl::StatusOr<int> placed = ScheduleOnce();
+    (void)placed;
+    if (absl::Now() - last_check >= absl::Seconds(1)) {
+      last_check = absl::Now();
+      absl::StatusOr<int> down = CheckHostsOnce();
+      (void)down;
+      if (++passes % 60 == 0) {
+        absl::Status trimmed = TrimEvents();
+        (void)trimmed;
+      }
+    }
+  }
+}
+
+}  // namespace berth::control

@@ -1,0 +1,136 @@
+// ControlPlane: the server's business logic over the Store. It owns the rules of the workload
+// life cycle (create, actions, agent status reports, delete), host registration and liveness,
+// the scheduling pass that turns pending workloads into placements through sched/, and the
+// event log. Every change is one compare-and-set transaction that writes the object, the host's
+// allocation record and the event together, so nothing is ever allocated twice and a crash
+// never leaves half a change. The API layer only parses, authenticates and maps errors.
+//
+// Thread-safety: all public methods are thread-safe; concurrent writers are serialized by the
+// store's compare-and-set and retried.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <thread>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
+#include "core/clock.h"
+#include "core/host.h"
+#include "core/workload.h"
+#include "state/store.h"
+
+namespace berth::control {
+
+// Store layout.
+inline constexpr std::string_view kWorkloadPrefix = "/workloads/";
+inline constexpr std::string_view kHostPrefix = "/hosts/";
+inline constexpr std::string_view kHostAllocPrefix = "/hostalloc/";
+inline constexpr std::string_view kEventPrefix = "/events/";
+inline constexpr std::string_view kQuotaPrefix = "/quotas/";
+
+struct ControlPlaneOptions {
+  core::Clock* clock = nullptr;                 // defaults to the system clock
+  absl::Duration host_ttl = absl::Seconds(15);  // a host without heartbeats this long is down
+  std::string policy = "binpack";               // sched policy for the scheduling pass
+  size_t max_events = 10000;                    // older events are trimmed
+};
+
+// An agent's report about one workload it runs.
+struct StatusReport {
+  int64_t generation = 0;  // the placement generation the agent acted on
+  core::WorkloadState state = core::WorkloadState::kRunning;
+  std::string reason;
+  std::optional<int> exit_code;
+  bool oom_killed = false;
+};
+
+enum class Action { kStart, kStop, kPause, kResume };
+std::optional<Action> ParseAction(std::string_view text);
+
+struct Snapshot;  // internal: a consistent read of hosts, allocations and workloads
+
+class ControlPlane {
+ public:
+  ControlPlane(state::Store* store, ControlPlaneOptions options);
+  ~ControlPlane();
+  ControlPlane(const ControlPlane&) = delete;
+  ControlPlane& operator=(const ControlPlane&) = delete;
+
+  // Workloads. Errors: InvalidArgument (bad spec), AlreadyExists, NotFound,
+  // FailedPrecondition (action not allowed in the current state).
+  absl::StatusOr<core::Workload> CreateWorkload(const core::WorkloadSpec& spec);
+  absl::StatusOr<core::Workload> GetWorkload(std::string_view name);
+  absl::StatusOr<std::vector<core::Workload>> ListWorkloads(int64_t* revision = nullptr);
+  // Deletes at once when nothing runs; otherwise asks the agent to stop and the object goes
+  // when it reports. Returns the object as it stands after the call (state may still be live).
+  absl::StatusOr<core::Workload> DeleteWorkload(std::string_view name, bool* deleted = nullptr);
+  absl::StatusOr<core::Workload> Act(std::string_view name, Action action);
+  // Agent report; stale generations are refused with FailedPrecondition.
+  absl::StatusOr<core::Workload> ReportStatus(std::string_view host, std::string_view name,
+                                              const StatusReport& report);
+
+  // Hosts.
+  absl::StatusOr<core::Host> RegisterHost(const std::string& name,
+                                          const core::HostInventory& inventory);
+  absl::Status Heartbeat(std::string_view name);
+  absl::StatusOr<core::Host> GetHost(std::string_view name);
+  absl::StatusOr<std::vector<core::Host>> ListHosts(int64_t* revision = nullptr);
+  // Workloads placed on `host` that are not yet terminal: what its agent must run.
+  absl::StatusOr<std::vector<core::Workload>> Assignments(std::string_view host,
+                                                          int64_t* revision = nullptr);
+
+  // Events with revision > after, oldest first, at most `limit`.
+  absl::StatusOr<std::vector<core::Event>> ListEvents(int64_t after, size_t limit,
+                                                      int64_t* revision = nullptr);
+
+  // One scheduling pass over every pending workload; returns how many were placed.
+  absl::StatusOr<int> ScheduleOnce();
+  // Marks hosts without a heartbeat for host_ttl as down and fails their workloads; returns
+  // how many hosts went down.
+  absl::StatusOr<int> CheckHostsOnce();
+  // Why a workload is pending, as the scheduler sees it now.
+  absl::StatusOr<std::string> Explain(std::string_view name);
+
+  // Runs the scheduling pass whenever workloads or hosts change, and the liveness check every
+  // second, on a background thread until Stop().
+  void Start();
+  void Stop();
+
+  state::Store* store() const { return store_; }
+  core::Clock* clock() const { return clock_; }
+
+ private:
+  absl::StatusOr<std::pair<core::Workload, int64_t>> ReadWorkload(std::string_view name);
+  absl::StatusOr<Snapshot> ReadSnapshot();
+  // Appends an event op to `ops`.
+  void AddEvent(std::vector<state::Op>* ops, std::string_view kind, std::string_view object,
+                std::string_view type, std::string_view message);
+  absl::Status TrimEvents();
+  void Loop();
+
+  state::Store* const store_;
+  const ControlPlaneOptions options_;
+  core::Clock* const clock_;
+
+  absl::Mutex mu_;
+  std::map<std::string, absl::Time, std::less<>> heartbeats_ ABSL_GUARDED_BY(mu_);
+  absl::Time started_at_;
+  bool stopping_ ABSL_GUARDED_BY(mu_) = false;
+  bool kick_ ABSL_GUARDED_BY(mu_) = false;
+  std::unique_ptr<state::WatchHandle> watch_;
+  std::thread loop_;
+  std::atomic<int64_t> event_seq_{0};
+};
+
+std::string WorkloadKey(std::string_view name);
+std::string HostKey(std::string_view name);
+std::string HostAllocKey(std::string_view name);
+
+}  // namespace berth::control

@@ -1,0 +1,204 @@
+#include "control/control_plane.h"
+
+#include <thread>
+
+#include "gtest/gtest.h"
+#include "state/memory_store.h"
+
+namespace berth::control {
+namespace {
+
+using core::WorkloadState;
+
+core::WorkloadSpec Spec(const std::string& name, const char* cpu = "500m",
+                        const char* memory = "64Mi") {
+  core::Json j = {{"name", name},
+                  {"kind", "process"},
+                  {"command", {"/bin/true"}},
+                  {"resources", {{"cpu", cpu}, {"memory", memory}}}};
+  return *core::DecodeWorkloadSpec(j);
+}
+
+core::HostInventory Inventory(const char* cpu = "2", const char* memory = "1Gi") {
+  core::HostInventory inv;
+  inv.capacity.cpu = *core::ParseCpu(cpu);
+  inv.capacity.memory = *core::ParseMemory(memory);
+  inv.capacity.disk = core::DiskMiB(10240);
+  inv.drivers = {"process"};
+  return inv;
+}
+
+class ControlPlaneTest : public ::testing::Test {
+ protected:
+  ControlPlaneTest() : store_(state::StoreOptions{.clock = &clock_}), cp_(&store_, Options()) {}
+  ControlPlaneOptions Options() {
+    ControlPlaneOptions o;
+    o.clock = &clock_;
+    o.host_ttl = absl::Seconds(10);
+    o.policy = "binpack";
+    return o;
+  }
+  core::ManualClock clock_;
+  state::MemoryStore store_;
+  ControlPlane cp_;
+};
+
+TEST_F(ControlPlaneTest, CreateRefusesDuplicatesAndChangesNothing) {
+  ASSERT_TRUE(cp_.CreateWorkload(Spec("a")).ok());
+  auto rev = *store_.Revision();
+  auto again = cp_.CreateWorkload(Spec("a"));
+  EXPECT_EQ(again.status().code(), absl::StatusCode::kAlreadyExists);
+  EXPECT_EQ(*store_.Revision(), rev);
+}
+
+TEST_F(ControlPlaneTest, PlacesPendingWorkloadsWithinCapacity) {
+  ASSERT_TRUE(cp_.RegisterHost("h1", Inventory("1", "1Gi")).ok());
+  for (int i = 0; i < 3; ++i) ASSERT_TRUE(cp_.CreateWorkload(Spec("w" + std::to_string(i))).ok());
+  EXPECT_EQ(*cp_.ScheduleOnce(), 2);  // 1 CPU holds two 500m workloads
+  int scheduled = 0;
+  std::string pending;
+  for (const auto& w : *cp_.ListWorkloads()) {
+    if (w.status.state == WorkloadState::kScheduled) {
+      ++scheduled;
+      EXPECT_EQ(w.status.host, "h1");
+      EXPECT_EQ(w.status.generation, 1);
+    } else {
+      pending = w.spec.name;
+      EXPECT_NE(w.status.explanation.find("cpu"), std::string::npos) << w.status.explanation;
+    }
+  }
+  EXPECT_EQ(scheduled, 2);
+  EXPECT_EQ(cp_.Assignments("h1")->size(), 2u);
+  // A second pass changes nothing: the host is full and the explanation is already recorded.
+  auto rev = *store_.Revision();
+  EXPECT_EQ(*cp_.ScheduleOnce(), 0);
+  EXPECT_EQ(*store_.Revision(), rev);
+  // Stopping one frees room for the pending one.
+  auto first = cp_.Assignments("h1")->front();
+  ASSERT_TRUE(cp_.Act(first.spec.name, Action::kStop).ok());
+  StatusReport stopped{.generation = 1, .state = WorkloadState::kStopped, .reason = "stopped"};
+  ASSERT_TRUE(cp_.ReportStatus("h1", first.spec.name, stopped).ok());
+  EXPECT_EQ(*cp_.ScheduleOnce(), 1);
+  EXPECT_EQ(cp_.GetWorkload(pending)->status.state, WorkloadState::kScheduled);
+}
+
+TEST_F(ControlPlaneTest, ConcurrentPassesNeverOverAllocate) {
+  ASSERT_TRUE(cp_.RegisterHost("h1", Inventory("2", "1Gi")).ok());
+  ASSERT_TRUE(cp_.RegisterHost("h2", Inventory("2", "1Gi")).ok());
+  for (int i = 0; i < 20; ++i) ASSERT_TRUE(cp_.CreateWorkload(Spec("w" + std::to_string(i))).ok());
+  ControlPlane other(&store_, Options());
+  std::thread t1([&] {
+    for (int i = 0; i < 10; ++i) (void)cp_.ScheduleOnce();
+  });
+  std::thread t2([&] {
+    for (int i = 0; i < 10; ++i) (void)other.ScheduleOnce();
+  });
+  t1.join();
+  t2.join();
+  std::map<std::string, int64_t> cpu;
+  for (const auto& w : *cp_.ListWorkloads()) {
+    if (!w.status.host.empty()) cpu[w.status.host] += w.spec.resources.cpu.value();
+  }
+  EXPECT_EQ(cpu["h1"], 2000);
+  EXPECT_EQ(cpu["h2"], 2000);
+}
+
+TEST_F(ControlPlaneTest, LifecycleReportsAndStaleGenerations) {
+  ASSERT_TRUE(cp_.RegisterHost("h1", Inventory()).ok());
+  ASSERT_TRUE(cp_.CreateWorkload(Spec("a")).ok());
+  ASSERT_EQ(*cp_.ScheduleOnce(), 1);
+  StatusReport running{.generation = 1, .state = WorkloadState::kRunning};
+  ASSERT_TRUE(cp_.ReportStatus("h1", "a", running).ok());
+  EXPECT_EQ(cp_.GetWorkload("a")->status.state, WorkloadState::kRunning);
+  StatusReport stale{.generation = 7, .state = WorkloadState::kFailed};
+  EXPECT_EQ(cp_.ReportStatus("h1", "a", stale).status().code(),
+            absl::StatusCode::kFailedPrecondition);
+  EXPECT_EQ(cp_.ReportStatus("h2", "a", running).status().code(),
+            absl::StatusCode::kFailedPrecondition);
+  ASSERT_TRUE(cp_.Act("a", Action::kPause).ok());
+  EXPECT_EQ(cp_.GetWorkload("a")->status.desired, core::DesiredState::kPaused);
+  ASSERT_TRUE(cp_.Act("a", Action::kResume).ok());
+  EXPECT_EQ(cp_.GetWorkload("a")->status.desired, core::DesiredState::kRunning);
+  StatusReport exited{.generation = 1, .state = WorkloadState::kFailed, .exit_code = 3};
+  ASSERT_TRUE(cp_.ReportStatus("h1", "a", exited).ok());
+  auto w = *cp_.GetWorkload("a");
+  EXPECT_EQ(w.status.state, WorkloadState::kFailed);
+  EXPECT_EQ(*w.status.exit_code, 3);
+  EXPECT_TRUE(cp_.Assignments("h1")->empty());
+  // Start again: back to pending, then placed with a new generation.
+  ASSERT_TRUE(cp_.Act("a", Action::kStart).ok());
+  EXPECT_EQ(cp_.GetWorkload("a")->status.state, WorkloadState::kPending);
+  ASSERT_EQ(*cp_.ScheduleOnce(), 1);
+  EXPECT_EQ(cp_.GetWorkload("a")->status.generation, 2);
+}
+
+TEST_F(ControlPlaneTest, DeleteWaitsForTheAgentWhenRunning) {
+  ASSERT_TRUE(cp_.RegisterHost("h1", Inventory()).ok());
+  ASSERT_TRUE(cp_.CreateWorkload(Spec("a")).ok());
+  ASSERT_TRUE(cp_.CreateWorkload(Spec("b", "64")).ok());  // never fits
+  ASSERT_EQ(*cp_.ScheduleOnce(), 1);
+  bool deleted = false;
+  ASSERT_TRUE(cp_.DeleteWorkload("b", &deleted).ok());
+  EXPECT_TRUE(deleted);
+  EXPECT_EQ(cp_.GetWorkload("b").status().code(), absl::StatusCode::kNotFound);
+  ASSERT_TRUE(cp_.DeleteWorkload("a", &deleted).ok());
+  EXPECT_FALSE(deleted);
+  EXPECT_EQ(cp_.GetWorkload("a")->status.desired, core::DesiredState::kDeleted);
+  StatusReport stopped{.generation = 1, .state = WorkloadState::kStopped};
+  ASSERT_TRUE(cp_.ReportStatus("h1", "a", stopped).ok());
+  EXPECT_EQ(cp_.GetWorkload("a").status().code(), absl::StatusCode::kNotFound);
+}
+
+TEST_F(ControlPlaneTest, HostWithoutHeartbeatsGoesDownAndFailsItsWorkloads) {
+  ASSERT_TRUE(cp_.RegisterHost("h1", Inventory()).ok());
+  ASSERT_TRUE(cp_.CreateWorkload(Spec("a")).ok());
+  ASSERT_EQ(*cp_.ScheduleOnce(), 1);
+  clock_.Advance(absl::Seconds(5));
+  ASSERT_TRUE(cp_.Heartbeat("h1").ok());
+  clock_.Advance(absl::Seconds(9));
+  EXPECT_EQ(*cp_.CheckHostsOnce(), 0);
+  clock_.Advance(absl::Seconds(2));
+  EXPECT_EQ(*cp_.CheckHostsOnce(), 1);
+  EXPECT_EQ(cp_.GetHost("h1")->state, core::HostState::kDown);
+  auto w = *cp_.GetWorkload("a");
+  EXPECT_EQ(w.status.state, WorkloadState::kFailed);
+  EXPECT_NE(w.status.reason.find("down"), std::string::npos);
+  ASSERT_TRUE(cp_.Heartbeat("h1").ok());
+  EXPECT_EQ(cp_.GetHost("h1")->state, core::HostState::kReady);
+}
+
+TEST_F(ControlPlaneTest, EventsRecordTransitionsInOrder) {
+  ASSERT_TRUE(cp_.RegisterHost("h1", Inventory()).ok());
+  ASSERT_TRUE(cp_.CreateWorkload(Spec("a")).ok());
+  ASSERT_EQ(*cp_.ScheduleOnce(), 1);
+  auto events = *cp_.ListEvents(0, 100);
+  ASSERT_EQ(events.size(), 3u);
+  EXPECT_EQ(events[0].type, "registered");
+  EXPECT_EQ(events[1].type, "created");
+  EXPECT_EQ(events[2].type, "scheduled");
+  EXPECT_LT(events[1].revision, events[2].revision);
+  EXPECT_EQ(cp_.ListEvents(events[1].revision, 100)->size(), 1u);
+}
+
+TEST_F(ControlPlaneTest, PreemptsLowerPriorityOnly) {
+  ASSERT_TRUE(cp_.RegisterHost("h1", Inventory("1", "1Gi")).ok());
+  auto low = Spec("low", "1");
+  low.priority = 1;
+  ASSERT_TRUE(cp_.CreateWorkload(low).ok());
+  ASSERT_EQ(*cp_.ScheduleOnce(), 1);
+  auto same = Spec("same", "1");
+  same.priority = 1;
+  ASSERT_TRUE(cp_.CreateWorkload(same).ok());
+  EXPECT_EQ(*cp_.ScheduleOnce(), 0);
+  auto high = Spec("high", "1");
+  high.priority = 10;
+  ASSERT_TRUE(cp_.CreateWorkload(high).ok());
+  EXPECT_EQ(*cp_.ScheduleOnce(), 1);
+  EXPECT_EQ(cp_.GetWorkload("high")->status.host, "h1");
+  auto victim = *cp_.GetWorkload("low");
+  EXPECT_EQ(victim.status.state, WorkloadState::kPending);
+  EXPECT_NE(victim.status.reason.find("preempted"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace berth::control

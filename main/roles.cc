@@ -1,0 +1,364 @@
+#include "main/roles.h"
+
+#include <fcntl.h>
+#include <pthread.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <csignal>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <memory>
+#include <sstream>
+
+#include "absl/strings/numbers.h"
+#include "absl/time/time.h"
+#include "agent/agent.h"
+#include "agent/inventory.h"
+#include "api/api_server.h"
+#include "cli/cli.h"
+#include "control/control_plane.h"
+#include "core/json.h"
+#include "core/strings.h"
+#include "runtime/process_driver.h"
+#include "state/sqlite_store.h"
+
+namespace berth {
+
+namespace fs = std::filesystem;
+using core::Cat;
+using core::Json;
+
+namespace {
+
+struct Flags {
+  std::map<std::string, std::string> values;
+  std::map<std::string, bool> switches;
+};
+
+// Parses --name VALUE / --name=VALUE for the flags in `valued` and bare switches otherwise.
+bool ParseFlags(const std::vector<std::string>& args, const std::vector<std::string>& valued,
+                Flags* f, std::ostream& err) {
+  for (size_t i = 0; i < args.size(); ++i) {
+    std::string a = args[i], v;
+    bool has = false;
+    if (auto eq = a.find('='); eq != std::string::npos) {
+      v = a.substr(eq + 1);
+      a = a.substr(0, eq);
+      has = true;
+    }
+    if (std::find(valued.begin(), valued.end(), a) != valued.end()) {
+      if (!has) {
+        if (i + 1 >= args.size()) {
+          err << "berth: flag " << a << " needs a value\n";
+          return false;
+        }
+        v = args[++i];
+      }
+      f->values[a] = v;
+    } else if (a.rfind("-", 0) == 0) {
+      f->switches[a] = true;
+    } else {
+      err << "berth: unexpected argument \"" << a << "\"\n";
+      return false;
+    }
+  }
+  return true;
+}
+
+// Reads DIR/NAME, or creates it with a fresh random token readable by the owner only.
+absl::StatusOr<std::string> LoadOrCreateToken(const std::string& dir, const std::string& name) {
+  std::string path = Cat(dir, "/", name);
+  std::ifstream in(path);
+  if (in) {
+    std::string token;
+    std::getline(in, token);
+    if (!token.empty()) return token;
+  }
+  unsigned char raw[24];
+  int fd = open("/dev/urandom", O_RDONLY | O_CLOEXEC);
+  if (fd < 0 || read(fd, raw, sizeof raw) != static_cast<ssize_t>(sizeof raw)) {
+    if (fd >= 0) close(fd);
+    return absl::InternalError("cannot read /dev/urandom for a token");
+  }
+  close(fd);
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::string token;
+  for (unsigned char c : raw) {
+    token.push_back(kHex[c >> 4]);
+    token.push_back(kHex[c & 15]);
+  }
+  std::string tmp = path + ".tmp";
+  int out = open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+  if (out < 0) return absl::InternalError(Cat("cannot write ", tmp));
+  std::string line = token + "\n";
+  bool ok =
+      write(out, line.data(), line.size()) == static_cast<ssize_t>(line.size()) && fsync(out) == 0;
+  close(out);
+  if (!ok || rename(tmp.c_str(), path.c_str()) != 0) {
+    return absl::InternalError(Cat("cannot write ", path));
+  }
+  return token;
+}
+
+// Blocks the signals that end a role so every thread inherits the mask; WaitForSignal takes them.
+sigset_t BlockStopSignals() {
+  sigset_t set;
+  sigemptyset(&set);
+  sigaddset(&set, SIGINT);
+  sigaddset(&set, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &set, nullptr);
+  return set;
+}
+
+int WaitForSignal(const sigset_t& set) {
+  int sig = 0;
+  sigwait(&set, &sig);
+  return sig;
+}
+
+// Forwards log lookups to the local agent once it exists.
+class LocalLogs : public api::LogSource {
+ public:
+  void Set(agent::Agent* a) { agent_ = a; }
+  absl::StatusOr<std::string> LogPath(std::string_view workload, std::string_view stream) override {
+    agent::Agent* a = agent_.load();
+    if (a == nullptr) return absl::UnavailableError("the local agent is not running");
+    return a->LogPath(workload, stream);
+  }
+
+ private:
+  std::atomic<agent::Agent*> agent_{nullptr};
+};
+
+struct LocalDrivers {
+  std::unique_ptr<runtime::ProcessDriver> process;
+  std::map<std::string, runtime::ComputeDriver*> by_kind;
+};
+
+LocalDrivers MakeDrivers() {
+  LocalDrivers d;
+  d.process = std::make_unique<runtime::ProcessDriver>();
+  if (d.process->Fingerprint().healthy) d.by_kind["process"] = d.process.get();
+  return d;
+}
+
+absl::StatusOr<agent::AgentConfig> AgentConfigFrom(const Flags& f) {
+  agent::AgentConfig config;
+  if (auto it = f.values.find("--config"); it != f.values.end()) {
+    auto loaded = agent::LoadAgentConfig(it->second);
+    if (!loaded.ok()) return loaded.status();
+    config = *loaded;
+  }
+  if (auto it = f.values.find("--name"); it != f.values.end()) config.name = it->second;
+  if (config.name.empty()) config.name = agent::LocalHostName();
+  return config;
+}
+
+constexpr char kServeHelp[] =
+    R"(Usage: berth serve [--dev] [--data-dir DIR] [--listen HOST:PORT] [--host-ttl 15s]
+                   [--policy NAME] [--agent-config FILE]
+
+Runs the Berth API server on the embedded SQLite store in DIR (default: BERTH_DATA_DIR or ~/.berth).
+  --dev            also run an agent for this machine in the same process, so workloads run here
+  --listen         address to serve on (default 127.0.0.1:7070; port 0 picks a free one)
+  --host-ttl       a host without heartbeats this long is marked down (default 15s)
+  --policy         placement policy (default binpack; e.g. fgd, spread, "fgd:1,topology:0.2")
+  --agent-config   the local agent's config file (labels, declared GPUs) in --dev mode
+The admin token is written to DIR/admin.token (mode 0600), the agents' join token to
+DIR/join.token, and the address to DIR/server.json, where the CLI finds them.
+)";
+
+constexpr char kAgentHelp[] =
+    R"(Usage: berth agent --server URL --join-token TOKEN [--config FILE] [--data-dir DIR] [--name NAME]
+
+Runs the agent for this host: registers its CPUs, memory and GPUs (nvidia-smi, or the config
+file's declared GPUs), heartbeats, and runs the workloads the server assigns to it.
+  --server       the server's URL, e.g. http://10.0.0.1:7070 (or BERTH_ADDR)
+  --join-token   the server's DATA_DIR/join.token (or BERTH_JOIN_TOKEN)
+  --config       YAML/JSON: name, labels, cpu, memory, gpus
+  --data-dir     where task records and logs are kept (default: BERTH_DATA_DIR/agent or ~/.berth/agent)
+)";
+
+}  // namespace
+
+int RunServe(const std::vector<std::string>& args, std::ostream& out, std::ostream& err) {
+  Flags f;
+  if (!ParseFlags(args, {"--data-dir", "--listen", "--host-ttl", "--policy", "--agent-config"}, &f,
+                  err)) {
+    return 2;
+  }
+  if (f.switches.count("--help") || f.switches.count("-h")) {
+    out << kServeHelp;
+    return 0;
+  }
+  for (const auto& [s, on] : f.switches) {
+    if (s != "--dev") {
+      err << "berth serve: unknown flag " << s << "\n" << kServeHelp;
+      return 2;
+    }
+  }
+  const bool dev = f.switches.count("--dev") > 0;
+  std::string dir = f.values.count("--data-dir") ? f.values["--data-dir"] : cli::DefaultDataDir();
+  std::string listen = f.values.count("--listen") ? f.values["--listen"] : "127.0.0.1:7070";
+  auto colon = listen.rfind(':');
+  int port = 0;
+  if (colon == std::string::npos || !absl::SimpleAtoi(listen.substr(colon + 1), &port) ||
+      port < 0 || port > 65535) {
+    err << "berth serve: --listen must be HOST:PORT, got \"" << listen << "\"\n";
+    return 2;
+  }
+  absl::Duration ttl = absl::Seconds(15);
+  if (f.values.count("--host-ttl") &&
+      (!absl::ParseDuration(f.values["--host-ttl"], &ttl) || ttl <= absl::ZeroDuration())) {
+    err << "berth serve: --host-ttl must be a duration like 15s\n";
+    return 2;
+  }
+  std::error_code ec;
+  fs::create_directories(dir, ec);
+  if (ec) {
+    err << "berth serve: cannot create data directory " << dir << ": " << ec.message() << "\n";
+    return 1;
+  }
+  chmod(dir.c_str(), 0700);
+  auto admin = LoadOrCreateToken(dir, "admin.token");
+  auto join = LoadOrCreateToken(dir, "join.token");
+  if (!admin.ok() || !join.ok()) {
+    err << "berth serve: " << (admin.ok() ? join.status() : admin.status()).message() << "\n";
+    return 1;
+  }
+  sigset_t signals = BlockStopSignals();
+
+  auto store = state::SqliteStore::Open(dir + "/berth.db");
+  if (!store.ok()) {
+    err << "berth serve: cannot open the store: " << store.status().message() << "\n";
+    return 1;
+  }
+  control::ControlPlaneOptions copts;
+  copts.host_ttl = ttl;
+  if (f.values.count("--policy")) copts.policy = f.values["--policy"];
+  control::ControlPlane control(store->get(), copts);
+  LocalLogs logs;
+  api::ApiServerOptions aopts;
+  aopts.host = listen.substr(0, colon);
+  aopts.port = static_cast<uint16_t>(port);
+  aopts.admin_token = *admin;
+  aopts.agent_tokens = {*join};
+  api::ApiServer server(aopts, &control, dev ? &logs : nullptr);
+  auto bound = server.Start();
+  if (!bound.ok()) {
+    err << "berth serve: cannot listen on " << listen << ": " << bound.status().message() << "\n";
+    return 1;
+  }
+  control.Start();
+  std::string url = Cat("http://", aopts.host, ":", *bound);
+  {
+    Json info = {{"url", url}, {"pid", getpid()}, {"dev", dev}};
+    std::ofstream o(dir + "/server.json.tmp");
+    o << info.dump() << "\n";
+    o.close();
+    fs::rename(dir + "/server.json.tmp", dir + "/server.json", ec);
+  }
+
+  LocalDrivers drivers;
+  std::unique_ptr<agent::Agent> local_agent;
+  if (dev) {
+    drivers = MakeDrivers();
+    auto config = AgentConfigFrom(Flags{{{"--config", f.values["--agent-config"]}}, {}});
+    if (f.values["--agent-config"].empty()) config = AgentConfigFrom(Flags{});
+    if (!config.ok()) {
+      err << "berth serve: " << config.status().message() << "\n";
+      return 1;
+    }
+    std::string agent_dir = dir + "/agent";
+    fs::create_directories(agent_dir, ec);
+    auto inv = agent::DetectInventory(*config, agent_dir);
+    if (!inv.ok()) {
+      err << "berth serve: " << inv.status().message() << "\n";
+      return 1;
+    }
+    agent::AgentOptions ao;
+    ao.server_url = url;
+    ao.token = *join;
+    ao.name = config->name;
+    ao.data_dir = agent_dir;
+    ao.inventory = *inv;
+    ao.drivers = drivers.by_kind;
+    local_agent = std::make_unique<agent::Agent>(ao);
+    absl::Status started = local_agent->Start();
+    if (!started.ok()) {
+      err << "berth serve: local agent: " << started.message() << "\n";
+      return 1;
+    }
+    logs.Set(local_agent.get());
+  }
+  out << "berth: serving on " << url << " (data in " << dir
+      << (dev ? ", dev mode with a local agent" : "") << ")\nberth: admin token in " << dir
+      << "/admin.token; try `berth workload ls`" << std::endl;
+
+  int sig = WaitForSignal(signals);
+  out << "berth: signal " << sig << ", shutting down" << std::endl;
+  logs.Set(nullptr);
+  if (local_agent) local_agent->Stop();
+  server.Stop();
+  control.Stop();
+  fs::remove(dir + "/server.json", ec);
+  return 0;
+}
+
+int RunAgent(const std::vector<std::string>& args, std::ostream& out, std::ostream& err) {
+  Flags f;
+  if (!ParseFlags(args, {"--server", "--join-token", "--config", "--data-dir", "--name"}, &f,
+                  err)) {
+    return 2;
+  }
+  if (f.switches.count("--help") || f.switches.count("-h")) {
+    out << kAgentHelp;
+    return 0;
+  }
+  std::string server = f.values["--server"];
+  if (server.empty() && getenv("BERTH_ADDR")) server = getenv("BERTH_ADDR");
+  std::string token = f.values["--join-token"];
+  if (token.empty() && getenv("BERTH_JOIN_TOKEN")) token = getenv("BERTH_JOIN_TOKEN");
+  if (server.empty() || token.empty()) {
+    err << "berth agent: --server and --join-token are required\n" << kAgentHelp;
+    return 2;
+  }
+  if (server.rfind("http://", 0) != 0) server = "http://" + server;
+  std::string dir =
+      f.values.count("--data-dir") ? f.values["--data-dir"] : cli::DefaultDataDir() + "/agent";
+  std::error_code ec;
+  fs::create_directories(dir, ec);
+  auto config = AgentConfigFrom(f);
+  if (!config.ok()) {
+    err << "berth agent: " << config.status().message() << "\n";
+    return 1;
+  }
+  auto inv = agent::DetectInventory(*config, dir);
+  if (!inv.ok()) {
+    err << "berth agent: " << inv.status().message() << "\n";
+    return 1;
+  }
+  sigset_t signals = BlockStopSignals();
+  LocalDrivers drivers = MakeDrivers();
+  agent::AgentOptions ao;
+  ao.server_url = server;
+  ao.token = token;
+  ao.name = config->name;
+  ao.data_dir = dir;
+  ao.inventory = *inv;
+  ao.drivers = drivers.by_kind;
+  agent::Agent a(ao);
+  absl::Status started = a.Start();
+  if (!started.ok()) {
+    err << "berth agent: " << started.message() << "\n";
+    return 1;
+  }
+  out << "berth agent: host " << ao.name << " joining " << server << std::endl;
+  WaitForSignal(signals);
+  a.Stop();
+  return 0;
+}
+
+}  // namespace berth
