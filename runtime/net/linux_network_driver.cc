@@ -171,6 +171,17 @@ absl::Status LinuxNetworkDriver::StopDhcp(std::string_view network) const {
 }
 
 absl::Status LinuxNetworkDriver::Commit(NetworkModel next) {
+  bool any_protected = false;
+  for (const auto& [_, e] : next.endpoints()) any_protected |= !e.spec.security_groups.empty();
+  if (any_protected) {
+    // Bridged traffic between endpoints bypasses the inet hooks unless br_netfilter passes it.
+    auto on = Run({"sysctl", "-n", "net.bridge.bridge-nf-call-iptables"});
+    if (!on.ok() || on->substr(0, 1) != "1") {
+      return absl::FailedPreconditionError(
+          "security_groups need bridged traffic filtered: load br_netfilter and set "
+          "net.bridge.bridge-nf-call-iptables=1");
+    }
+  }
   BERTH_RETURN_IF_ERROR(ApplyRules(next));
   for (const auto& [name, net] : next.networks()) {
     if (net.spec.dhcp) BERTH_RETURN_IF_ERROR(ReloadDhcp(next, name));
@@ -204,6 +215,12 @@ absl::StatusOr<NetworkInfo> LinuxNetworkDriver::EnsureNetwork(const NetworkSpec&
   batch += Cat("addr replace ", FormatIpv4(rec.addressing.gateway), "/",
                rec.addressing.subnet.length, " dev ", br, "\n");
   batch += Cat("link set ", br, " up\n");
+  // A changed or removed tunnel is rebuilt from scratch.
+  const NetworkRecord* old = model_.FindNetwork(spec.name);
+  if (has(vx) && (!spec.vxlan || (old != nullptr && old->spec.vxlan != spec.vxlan))) {
+    BERTH_RETURN_IF_ERROR(DeleteLink(vx));
+    links.erase(std::find(links.begin(), links.end(), vx));
+  }
   if (spec.vxlan && !has(vx)) {
     const VxlanSpec& v = *spec.vxlan;
     batch += Cat("link add ", vx, " type vxlan id ", v.vni, " local ", v.local_address, " dstport ",

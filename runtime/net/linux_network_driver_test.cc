@@ -222,6 +222,22 @@ TEST_F(LinuxNetworkDriverTest, TeardownLeavesNothing) {
   std::string fdb;
   RunIn(Host(), {"bridge", "fdb", "show", "dev", VxlanName("n1")}, &fdb);
   EXPECT_THAT(fdb, HasSubstr("dst 127.0.0.2"));
+  // New peers rebuild the tunnel, still on the bridge.
+  ASSERT_TRUE(driver()
+                  .EnsureNetwork({.name = "n1",
+                                  .subnet = "10.10.0.0/24",
+                                  .nat = true,
+                                  .vxlan = VxlanSpec{.vni = 42,
+                                                     .local_address = "127.0.0.1",
+                                                     .peers = {"127.0.0.3", "127.0.0.4"}}})
+                  .ok());
+  RunIn(Host(), {"bridge", "fdb", "show", "dev", VxlanName("n1")}, &fdb);
+  EXPECT_THAT(fdb, Not(HasSubstr("dst 127.0.0.2")));
+  EXPECT_THAT(fdb, HasSubstr("dst 127.0.0.3"));
+  EXPECT_THAT(fdb, HasSubstr("dst 127.0.0.4"));
+  std::string vx_link;
+  RunIn(Host(), {"ip", "link", "show", "dev", VxlanName("n1")}, &vx_link);
+  EXPECT_THAT(vx_link, HasSubstr("master " + BridgeName("n1")));
   std::string rules = Rules();
   EXPECT_THAT(rules, HasSubstr("table inet berth"));
   EXPECT_THAT(rules, HasSubstr("masquerade"));

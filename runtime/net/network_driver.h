@@ -35,6 +35,7 @@ struct VxlanSpec {
   std::vector<std::string> peers;  // other hosts' underlay addresses
   uint16_t port = 4789;
   std::string underlay_device;  // optional: the NIC the tunnel uses
+  bool operator==(const VxlanSpec&) const = default;
 };
 
 struct NetworkSpec {

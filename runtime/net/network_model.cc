@@ -61,6 +61,12 @@ bool ValidMac(std::string_view mac) {
   return (first & 1) == 0;
 }
 
+// What ip(8) accepts as an interface name, minus anything that would confuse a batch line.
+bool ValidIfname(std::string_view name) {
+  return !name.empty() && name.size() <= 15 &&
+         name.find_first_of("/ \t\n:\"'\\") == std::string_view::npos;
+}
+
 absl::Status ValidPort(std::string_view kind, std::string_view name, std::string_view field,
                        int port) {
   if (port < 1 || port > 65535) {
@@ -152,6 +158,10 @@ absl::StatusOr<NetworkRecord> NetworkModel::PrepareNetwork(const NetworkSpec& sp
     if (vx.port == 0) {
       return core::FieldError("network", spec.name, "vxlan.port", "must be between 1 and 65535");
     }
+    if (!vx.underlay_device.empty() && !ValidIfname(vx.underlay_device)) {
+      return core::FieldError("network", spec.name, "vxlan.underlay_device",
+                              Cat("must be an interface name, got \"", vx.underlay_device, "\""));
+    }
   }
   if (const NetworkRecord* old = FindNetwork(spec.name)) {
     if (!(old->addressing.subnet == addressing.subnet) ||
@@ -239,8 +249,13 @@ absl::StatusOr<EndpointRecord> NetworkModel::PrepareEndpoint(const EndpointSpec&
     if (spec.netns.empty()) {
       return core::FieldError("endpoint", spec.id, "netns", "must be set for a container (veth)");
     }
-    if (spec.ifname.empty() || spec.ifname.size() > 15 ||
-        spec.ifname.find_first_of("/ \t:") != std::string::npos) {
+    if (spec.netns.find_first_of(" \t\n\"'\\") != std::string::npos) {
+      return core::FieldError(
+          "endpoint", spec.id, "netns",
+          Cat("must be a namespace name or path without spaces or quotes, got \"", spec.netns,
+              "\""));
+    }
+    if (!ValidIfname(spec.ifname)) {
       return core::FieldError(
           "endpoint", spec.id, "ifname",
           Cat("must be 1-15 characters without '/', ':' or spaces, got \"", spec.ifname, "\""));

@@ -89,6 +89,25 @@ TEST_F(ModelTest, RendersForwardsMasqueradeAndGroupChains) {
   EXPECT_THAT(rules, HasSubstr("ip saddr @g_web tcp dport 22 accept"));
   EXPECT_THAT(rules, Not(HasSubstr("masquerade")));
   EXPECT_EQ(RenderDhcpHosts(model_, "n1"), "");  // veth endpoints get no DHCP lease
+  PortForward udp{.id = "dns",
+                  .protocol = Protocol::kUdp,
+                  .host_port = 5353,
+                  .network = "n1",
+                  .target_address = "10.0.0.5",
+                  .target_port = 53};
+  ASSERT_TRUE(model_.PrepareForward(udp).ok());
+  model_.CommitForward(udp);
+  EXPECT_THAT(RenderNftRuleset(model_), HasSubstr("udp dport 5353 dnat ip to 10.0.0.5:53"));
+  auto tap = model_.PrepareEndpoint({.network = "n1",
+                                     .id = "vm",
+                                     .kind = EndpointKind::kTap,
+                                     .address = "10.0.0.6",
+                                     .mac = "52:54:00:00:00:06"});
+  ASSERT_TRUE(tap.ok()) << tap.status();
+  model_.CommitEndpoint(*tap);
+  EXPECT_EQ(RenderDhcpHosts(model_, "n1"), "52:54:00:00:00:06,10.0.0.6,vm\n");
+  model_.RemoveNetwork("n1");
+  EXPECT_THAT(RenderNftRuleset(model_), Not(HasSubstr("table inet berth {")));
 }
 
 TEST_F(ModelTest, EndpointAndForwardValidation) {
@@ -110,6 +129,11 @@ TEST_F(ModelTest, EndpointAndForwardValidation) {
                               .netns = "x",
                               .security_groups = {"ghost"}});
   EXPECT_THAT(e.status().message(), HasSubstr("security_groups[0] names unknown group"));
+  e = model_.PrepareEndpoint({.network = "n1", .id = "a", .address = "10.0.0.9", .netns = "x y"});
+  EXPECT_THAT(e.status().message(), HasSubstr("endpoint \"a\": netns must be"));
+  e = model_.PrepareEndpoint(
+      {.network = "n1", .id = "a", .address = "10.0.0.9", .netns = "x", .ifname = "eth 0"});
+  EXPECT_THAT(e.status().message(), HasSubstr("endpoint \"a\": ifname must be"));
   PortForward f{
       .id = "f", .host_port = 0, .network = "n1", .target_address = "10.0.0.2", .target_port = 80};
   EXPECT_THAT(model_.PrepareForward(f).message(), HasSubstr("port forward \"f\": host_port"));
