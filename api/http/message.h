@@ -62,8 +62,9 @@ struct HttpRequest {
   std::optional<std::string> Header(std::string_view name) const { return headers.Get(name); }
 };
 
-// A complete response: status, header fields (Content-Type among them) and body. The server adds
-// Content-Length, Date-free framing and Connection itself.
+// A complete response: status, header fields (Content-Type among them) and body. The server
+// writes the framing fields (Content-Length, Transfer-Encoding, Connection) itself and ignores
+// any the handler sets.
 struct HttpResponse {
   int status = 200;
   HttpHeaders headers;

@@ -60,7 +60,8 @@ class Responder {
   // was. Otherwise it runs on an I/O thread; it must not block.
   void OnCancel(std::function<void()> fn) const;
   // Runs `fn(status)` once when the exchange ends: the status written, or 499 when the client
-  // went away first. Used by middleware and metrics. Runs on an I/O thread.
+  // went away first. Used by middleware and metrics. Runs on an I/O thread. Register it before
+  // answering: one registered after the end never runs.
   void OnComplete(std::function<void(int status)> fn) const;
 
  private:
@@ -72,7 +73,8 @@ class Responder {
 
 // The body of a chunked response started by Responder::StartStream. Copies share the stream.
 // Writes are sent in the order they are made from any one thread; Finish ends the response (and
-// happens on its own when every copy is dropped).
+// happens on its own once every copy of the stream and of its Responder is dropped). Writes are
+// queued without bound: a producer that may outrun a slow client watches PendingBytes.
 class ResponseStream {
  public:
   ResponseStream() = default;
