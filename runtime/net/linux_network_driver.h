@@ -26,7 +26,7 @@ class LinuxNetworkDriver final : public NetworkDriver {
   struct Options {
     std::string netns;      // named namespace to work in; empty = the agent's own
     std::string state_dir;  // dnsmasq pid, lease and host files, one directory per network
-    absl::Duration process_deadline = absl::Seconds(10);  // dnsmasq start/stop
+    absl::Duration process_deadline = absl::Seconds(30);  // dnsmasq start/stop
   };
 
   explicit LinuxNetworkDriver(Options options) : options_(std::move(options)) {}

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cstdio>
 #include <functional>
+#include <optional>
 
 #include "core/names.h"
 #include "core/status.h"
@@ -20,12 +21,18 @@ std::string Digest(std::string_view data) {
   return std::string(buf) + std::string(48, '0');
 }
 
-// A volume's data as the guest sees it: the backing image's under its own writes.
-std::string Flatten(const std::string& backing, const std::string& data) {
-  return backing.empty() ? data : Cat(backing, "|", data);
-}
-
 }  // namespace
+
+std::string FakeStorageDriver::Flatten(const std::string& backing, const std::string& data) const {
+  if (backing.empty()) return data;
+  std::string base = backing;  // a registered image stands for itself
+  for (const auto& [_, pool] : pools_) {
+    for (const auto& [name, v] : pool.volumes) {
+      if (Info(pool, name, v).path == backing) base = Flatten(v.backing, v.data);
+    }
+  }
+  return data.empty() ? base : Cat(base, "|", data);
+}
 
 void FakeStorageDriver::AddImage(const std::string& path, int64_t size_mib) {
   absl::MutexLock lock(&mu_);
@@ -124,16 +131,22 @@ absl::StatusOr<VolumeInfo> FakeStorageDriver::CreateVolume(const CreateVolumeSpe
   if (p->volumes.contains(spec.name)) return VolumeExists(spec.pool, spec.name);
   int64_t size_mib = spec.size_mib;
   if (!spec.backing_image.empty()) {
-    auto it = images_.find(spec.backing_image);
-    if (it == images_.end()) {
+    std::optional<int64_t> base_mib;
+    if (auto it = images_.find(spec.backing_image); it != images_.end()) base_mib = it->second;
+    for (const auto& [_, pool] : pools_) {
+      for (const auto& [name, v] : pool.volumes) {
+        if (Info(pool, name, v).path == spec.backing_image) base_mib = v.size_mib;
+      }
+    }
+    if (!base_mib) {
       return core::FieldError("volume", spec.name, "backing_image",
                               Cat("cannot be read: ", spec.backing_image));
     }
-    if (size_mib == 0) size_mib = it->second;
-    if (size_mib < it->second) {
+    if (size_mib == 0) size_mib = *base_mib;
+    if (size_mib < *base_mib) {
       return core::FieldError(
           "volume", spec.name, "size_mib",
-          Cat("must be >= the backing image's ", it->second, ", got ", size_mib));
+          Cat("must be >= the backing image's ", *base_mib, ", got ", size_mib));
     }
   }
   BERTH_RETURN_IF_ERROR(CheckOvercommit(Account(*p), spec.name, size_mib));
@@ -300,6 +313,14 @@ absl::Status FakeStorageDriver::DeleteVolume(std::string_view pool, std::string_
   auto it = p->volumes.find(name);
   if (it == p->volumes.end()) return VolumeNotFound(pool, name);
   BERTH_RETURN_IF_ERROR(RefuseAttached(name, "delete", options.attachment));
+  const std::string path = Info(*p, it->first, it->second).path;
+  for (const auto& [other, v] : p->volumes) {
+    if (v.backing == path) {
+      return absl::FailedPreconditionError(Cat("volume \"", name,
+                                               "\": cannot delete while volume \"", other,
+                                               "\" uses it as its backing_image"));
+    }
+  }
   p->volumes.erase(it);
   return absl::OkStatus();
 }

@@ -78,6 +78,10 @@ class FakeStorageDriver final : public StorageDriver {
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   PoolStatus Account(const Pool& pool) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   VolumeInfo Info(const Pool& pool, const std::string& name, const Volume& v) const;
+  // The data a guest reads: the backing (a registered image, or another volume read through)
+  // under `data`.
+  std::string Flatten(const std::string& backing, const std::string& data) const
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   absl::Mutex mu_;
   std::map<std::string, Pool, std::less<>> pools_ ABSL_GUARDED_BY(mu_);

@@ -58,6 +58,25 @@ int64_t VirtualBytes(const std::string& path) {
   return size;
 }
 
+// The backing file named in a qcow2 header (offset at byte 8, length at byte 16), without
+// starting a process; empty for raw images and images without one.
+std::string BackingFileOf(const std::string& path) {
+  if (!path.ends_with(".qcow2")) return "";
+  std::ifstream in(path, std::ios::binary);
+  unsigned char h[20] = {};
+  in.read(reinterpret_cast<char*>(h), sizeof h);
+  if (in.gcount() < 20 || h[0] != 'Q' || h[1] != 'F' || h[2] != 'I') return "";
+  uint64_t offset = 0;
+  for (int i = 8; i < 16; ++i) offset = (offset << 8) | h[i];
+  uint32_t size =
+      (uint32_t{h[16]} << 24) | (uint32_t{h[17]} << 16) | (uint32_t{h[18]} << 8) | h[19];
+  if (offset == 0 || size == 0 || size > 4096) return "";
+  std::string name(size, '\0');
+  in.seekg(static_cast<std::streamoff>(offset));
+  in.read(name.data(), size);
+  return in.gcount() == static_cast<std::streamsize>(size) ? name : "";
+}
+
 int64_t CeilMiB(int64_t bytes) { return (bytes + kMiB - 1) / kMiB; }
 
 absl::StatusOr<nlohmann::json> ImageInfo(const std::string& path) {
@@ -608,6 +627,15 @@ absl::Status QemuStorageDriver::DeleteVolume(std::string_view pool_name, std::st
   BERTH_ASSIGN_OR_RETURN(std::string path, VolumeFile(*pool, name));
   BERTH_RETURN_IF_ERROR(RefuseAttached(name, "delete", options.attachment));
   std::error_code ec;
+  for (const auto& entry : fs::directory_iterator(VolumesDir(pool->spec), ec)) {
+    std::string other = entry.path().string();
+    if (other != path && BackingFileOf(other) == path) {
+      std::string file = entry.path().filename().string();
+      return absl::FailedPreconditionError(
+          Cat("volume \"", name, "\": cannot delete while volume \"",
+              file.substr(0, file.rfind('.')), "\" uses it as its backing_image"));
+    }
+  }
   fs::remove(path, ec);
   if (ec)
     return absl::InternalError(Cat("volume \"", name, "\": remove ", path, ": ", ec.message()));

@@ -265,6 +265,20 @@ TEST_P(StorageContractTest, DeleteRefusedWhileAttached) {
   EXPECT_EQ(VolumeCount(), 0);
 }
 
+TEST_P(StorageContractTest, DeleteRefusedWhileACloneUsesTheVolume) {
+  VolumeInfo base = Create("base", 16);
+  ASSERT_TRUE(env_->Write("p1", "base", "b").ok());
+  CreateVolumeSpec spec{.pool = "p1", .name = "child", .backing_image = base.path};
+  auto child = driver().CreateVolume(spec);
+  ASSERT_TRUE(child.ok()) << child.status();
+  EXPECT_EQ(*env_->Digest("p1", "child"), *env_->Digest("p1", "base"));
+  auto s = driver().DeleteVolume("p1", "base");
+  EXPECT_EQ(s.code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_THAT(s.message(), HasSubstr("volume \"base\": cannot delete while volume \"child\""));
+  ASSERT_TRUE(driver().DeleteVolume("p1", "child").ok());
+  EXPECT_TRUE(driver().DeleteVolume("p1", "base").ok());
+}
+
 INSTANTIATE_TEST_SUITE_P(Drivers, StorageContractTest,
                          ::testing::Values(EnvFactory{"qemu", MakeQemuStorageEnv},
                                            EnvFactory{"fake", MakeFakeStorageEnv}),
