@@ -1,0 +1,131 @@
+// bench/run api [SECONDS] [CLIENTS]: requests per second the REST API serves on this machine.
+// A real ApiServer over a ControlPlane on a SqliteStore (durable commits) in a temporary
+// directory; CLIENTS keep-alive client threads hammer one endpoint at a time for SECONDS:
+//   healthz  the transport alone (the baseline: no auth, no store)
+//   get      GET /v1/workloads/{name} of one of 200 workloads
+//   list     GET /v1/workloads (200 workloads)
+//   create   POST /v1/workloads (each a durable SQLite commit)
+// Prints a table, each figure's ratio to healthz, and one JSON object as its last line.
+#include <unistd.h>
+
+#include <atomic>
+#include <chrono>
+#include <cstdio>
+#include <filesystem>
+#include <iostream>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "api/api_server.h"
+#include "api/http/client.h"
+#include "control/control_plane.h"
+#include "nlohmann/json.hpp"
+#include "state/sqlite_store.h"
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+struct Figure {
+  std::string name;
+  double per_second = 0;
+  int64_t errors = 0;
+};
+
+Figure Measure(const std::string& name, const std::string& url, const std::string& token,
+               int clients, double seconds,
+               const std::function<absl::StatusOr<berth::api::HttpResponse>(
+                   berth::api::HttpClient&, int client, int64_t i)>& call) {
+  std::atomic<int64_t> done{0}, errors{0};
+  std::atomic<bool> stop{false};
+  std::vector<std::thread> threads;
+  auto start = Clock::now();
+  for (int c = 0; c < clients; ++c) {
+    threads.emplace_back([&, c] {
+      berth::api::HttpClient client(url, berth::api::HttpClient::Options{.bearer_token = token});
+      for (int64_t i = 0; !stop; ++i) {
+        auto r = call(client, c, i);
+        if (!r.ok() || r->status >= 300) {
+          ++errors;
+        } else {
+          ++done;
+        }
+      }
+    });
+  }
+  std::this_thread::sleep_for(std::chrono::duration<double>(seconds));
+  stop = true;
+  for (auto& t : threads) t.join();
+  double elapsed = std::chrono::duration<double>(Clock::now() - start).count();
+  return Figure{name, done.load() / elapsed, errors.load()};
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  double seconds = argc > 1 ? std::atof(argv[1]) : 3.0;
+  int clients = argc > 2 ? std::atoi(argv[2]) : 8;
+  std::string dir = std::filesystem::temp_directory_path() / ("berth-bench-api-" + std::to_string(getpid()));
+  std::filesystem::create_directories(dir);
+  auto store = berth::state::SqliteStore::Open(dir + "/berth.db");
+  if (!store.ok()) {
+    std::cerr << store.status() << "\n";
+    return 1;
+  }
+  berth::control::ControlPlane control(store->get(), {});
+  berth::api::ApiServerOptions o;
+  o.admin_token = "bench-token";
+  berth::api::ApiServer server(o, &control, nullptr);
+  auto port = server.Start();
+  if (!port.ok()) {
+    std::cerr << port.status() << "\n";
+    return 1;
+  }
+  std::string url = "http://127.0.0.1:" + std::to_string(*port);
+  {
+    berth::api::HttpClient c(url, berth::api::HttpClient::Options{.bearer_token = o.admin_token});
+    for (int i = 0; i < 200; ++i) {
+      nlohmann::json spec = {{"name", "seed-" + std::to_string(i)},
+                             {"kind", "process"},
+                             {"command", {"/bin/true"}},
+                             {"resources", {{"cpu", "100m"}, {"memory", "64Mi"}}}};
+      auto r = c.Post("/v1/workloads", spec.dump());
+      if (!r.ok() || r->status != 201) {
+        std::cerr << "seeding failed\n";
+        return 1;
+      }
+    }
+  }
+  std::cerr << "bench api: " << clients << " clients, " << seconds << " s per endpoint\n";
+  std::vector<Figure> figures;
+  figures.push_back(Measure("healthz", url, o.admin_token, clients, seconds,
+                            [](auto& c, int, int64_t) { return c.Get("/healthz"); }));
+  figures.push_back(Measure("get", url, o.admin_token, clients, seconds, [](auto& c, int, int64_t i) {
+    return c.Get("/v1/workloads/seed-" + std::to_string(i % 200));
+  }));
+  figures.push_back(Measure("list", url, o.admin_token, clients, seconds,
+                            [](auto& c, int, int64_t) { return c.Get("/v1/workloads"); }));
+  figures.push_back(Measure("create", url, o.admin_token, clients, seconds,
+                            [](auto& c, int client, int64_t i) {
+                              nlohmann::json spec = {
+                                  {"name", "c" + std::to_string(client) + "-" + std::to_string(i)},
+                                  {"kind", "process"},
+                                  {"command", {"/bin/true"}}};
+                              return c.Post("/v1/workloads", spec.dump());
+                            }));
+  server.Stop();
+  double base = figures[0].per_second;
+  std::printf("%-8s %14s %10s %8s\n", "endpoint", "requests/s", "vs healthz", "errors");
+  nlohmann::json out = {{"benchmark", "api"}, {"clients", clients}, {"seconds", seconds}};
+  for (const auto& f : figures) {
+    std::printf("%-8s %14.0f %10.3f %8lld\n", f.name.c_str(), f.per_second,
+                base > 0 ? f.per_second / base : 0.0, static_cast<long long>(f.errors));
+    out[f.name + "_per_s"] = static_cast<int64_t>(f.per_second);
+    out[f.name + "_ratio_to_healthz"] = base > 0 ? f.per_second / base : 0.0;
+    if (f.errors) out[f.name + "_errors"] = f.errors;
+  }
+  std::filesystem::remove_all(dir);
+  std::cout << out.dump() << std::endl;
+  return 0;
+}

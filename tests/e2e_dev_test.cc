@@ -1,0 +1,164 @@
+// The real binary in dev mode: workloads created through the CLI run, log and stop; bad specs
+// are refused with the field named and change nothing; SIGKILL of the server loses nothing it
+// acknowledged, and running workloads are re-adopted rather than restarted.
+#include <atomic>
+#include <set>
+#include <thread>
+
+#include "gtest/gtest.h"
+#include "tests/e2e_util.h"
+
+namespace berth::e2e {
+namespace {
+
+using nlohmann::json;
+
+constexpr char kHello[] = R"(name: hello
+kind: process            # later issues add: vm, container
+command: ["/bin/sh", "-c", "echo hello; sleep 3600"]
+resources: {cpu: 500m, memory: 64Mi}
+)";
+
+class DevModeTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = TempDir("e2e-dev");
+    server_ = std::make_unique<DevServer>(dir_);
+    ASSERT_TRUE(server_->Start()) << ReadFile(dir_ + "/serve.log");
+  }
+  void TearDown() override {
+    // Stop whatever still runs so no process outlives the test.
+    if (server_->pid() > 0) {
+      auto list = server_->Get("/v1/workloads");
+      if (list.is_object()) {
+        for (const auto& w : list["items"]) {
+          (void)server_->client().Post("/v1/workloads/" + w["name"].get<std::string>() + "/actions/stop", "");
+        }
+        Eventually([&] {
+          auto l = server_->Get("/v1/workloads");
+          if (!l.is_object()) return true;
+          for (const auto& w : l["items"]) {
+            std::string s = w["status"]["state"];
+            if (s != "stopped" && s != "failed" && s != "pending") return false;
+          }
+          return true;
+        }, 30);
+      }
+    }
+    server_.reset();
+    std::filesystem::remove_all(dir_);
+  }
+  Result Cli(std::vector<std::string> args, const std::string& input = "") {
+    return e2e::Run(dir_, std::move(args), input);
+  }
+  int64_t Revision() {
+    auto r = server_->client().Get("/v1/workloads");
+    return r.ok() ? std::stoll(r->Header("X-Berth-Index").value_or("0")) : -1;
+  }
+
+  std::string dir_;
+  std::unique_ptr<DevServer> server_;
+};
+
+TEST_F(DevModeTest, HelloRunsLogsAndStopsThroughTheCli) {
+  Result created = Cli({"workload", "create", "-f", "-"}, kHello);
+  ASSERT_EQ(created.exit_code, 0) << created.err;
+  ASSERT_TRUE(Eventually([&] { return server_->State("hello") == "running"; }))
+      << server_->Get("/v1/workloads/hello").dump();
+  ASSERT_TRUE(Eventually([&] {
+    Result logs = Cli({"workload", "logs", "hello"});
+    return logs.exit_code == 0 && logs.out.find("hello") != std::string::npos;
+  }));
+  Result ls = Cli({"workload", "ls", "--json"});
+  ASSERT_EQ(ls.exit_code, 0);
+  json items = json::parse(ls.out);
+  ASSERT_EQ(items.size(), 1u);
+  EXPECT_EQ(items[0]["status"]["state"], "running");
+  Result hosts = Cli({"host", "ls", "--json"});
+  ASSERT_EQ(hosts.exit_code, 0);
+  EXPECT_EQ(json::parse(hosts.out).size(), 1u);
+
+  Result stop = Cli({"workload", "stop", "hello"});
+  ASSERT_EQ(stop.exit_code, 0) << stop.err;
+  ASSERT_TRUE(Eventually([&] { return server_->State("hello") == "stopped"; }));
+  Result events = Cli({"events", "--json"});
+  ASSERT_EQ(events.exit_code, 0);
+  for (const char* type : {"created", "scheduled", "starting", "running", "stopped"}) {
+    EXPECT_NE(events.out.find(std::string("\"type\":\"") + type + "\""), std::string::npos) << type;
+  }
+}
+
+TEST_F(DevModeTest, BadSpecsAreRefusedWithTheFieldAndChangeNothing) {
+  const int64_t before = Revision();
+  Result negative = Cli({"workload", "create", "-f", "-"},
+                        "name: bad\nkind: process\ncommand: [x]\nresources: {memory: -5Mi}\n");
+  EXPECT_NE(negative.exit_code, 0);
+  EXPECT_NE(negative.err.find("resources.memory"), std::string::npos) << negative.err;
+  Result unknown = Cli({"workload", "create", "-f", "-"},
+                       "name: bad\nkind: process\ncommand: [x]\ncolour: red\n");
+  EXPECT_NE(unknown.exit_code, 0);
+  EXPECT_NE(unknown.err.find("colour"), std::string::npos) << unknown.err;
+  EXPECT_EQ(Revision(), before);
+  EXPECT_EQ(server_->client().Get("/v1/workloads/bad")->status, 404);
+  // Without the token the API refuses.
+  api::HttpClient anonymous(server_->url());
+  EXPECT_EQ(anonymous.Get("/v1/workloads")->status, 401);
+}
+
+TEST_F(DevModeTest, KillNineLosesNothingAcknowledgedAndAdoptsRunningWork) {
+  ASSERT_EQ(Cli({"workload", "create", "-f", "-"}, kHello).exit_code, 0);
+  ASSERT_TRUE(Eventually([&] { return server_->State("hello") == "running"; }));
+  json before = server_->Get("/v1/workloads/hello");
+
+  // A stream of creates, each remembered only once the server acknowledged it. The workloads
+  // ask for a label no host has, so they stay pending and start no processes.
+  std::atomic<bool> stop{false};
+  std::vector<std::string> acknowledged;
+  std::thread writer([&] {
+    api::HttpClient c(server_->url(), api::HttpClient::Options{.bearer_token = server_->token(),
+                                                               .timeout = absl::Seconds(5)});
+    for (int i = 0; !stop && i < 100000; ++i) {
+      json spec = {{"name", "w" + std::to_string(i)},
+                   {"kind", "process"},
+                   {"command", {"/bin/true"}},
+                   {"constraints", {{{"label", "never"}, {"op", "exists"}}}}};
+      auto r = c.Post("/v1/workloads", spec.dump());
+      if (!r.ok()) break;  // the server died mid-request: not acknowledged
+      if (r->status == 201) acknowledged.push_back(spec["name"]);
+    }
+  });
+  ASSERT_TRUE(Eventually([&] { return acknowledged.size() >= 20; }, 120));
+  server_->Kill(SIGKILL);
+  stop = true;
+  writer.join();
+
+  ASSERT_TRUE(server_->Start()) << ReadFile(dir_ + "/serve.log");
+  json list = server_->Get("/v1/workloads");
+  ASSERT_TRUE(list.is_object());
+  std::set<std::string> present;
+  for (const auto& w : list["items"]) present.insert(w["name"].get<std::string>());
+  for (const auto& name : acknowledged) EXPECT_TRUE(present.count(name)) << name << " was lost";
+  EXPECT_TRUE(present.count("hello"));
+
+  // hello was re-adopted: still running, same start time, and no second start.
+  ASSERT_TRUE(Eventually([&] {
+    auto h = server_->Get("/v1/hosts");
+    return h.is_object() && !h["items"].empty() && h["items"][0]["state"] == "ready";
+  }));
+  json after = server_->Get("/v1/workloads/hello");
+  EXPECT_EQ(after["status"]["state"], "running");
+  EXPECT_EQ(after["status"]["started_at"], before["status"]["started_at"]);
+  EXPECT_EQ(after["status"]["generation"], before["status"]["generation"]);
+  Result events = Cli({"events", "--json"});
+  size_t starts = 0;
+  for (size_t pos = 0; (pos = events.out.find("\"type\":\"starting\"", pos)) != std::string::npos; ++pos) {
+    ++starts;
+  }
+  EXPECT_EQ(starts, 1u) << events.out;
+  // And it can still be stopped by the restarted server.
+  ASSERT_EQ(Cli({"workload", "stop", "hello"}).exit_code, 0);
+  ASSERT_TRUE(Eventually([&] { return server_->State("hello") == "stopped"; }));
+}
+
+}  // namespace
+}  // namespace berth::e2e

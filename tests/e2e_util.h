@@ -1,0 +1,162 @@
+// Helpers for end-to-end tests that run the real `berth` binary: a dev server in its own data
+// directory on a free port, and CLI invocations with their exit code and output.
+#pragma once
+
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <functional>
+#include <sstream>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "api/http/client.h"
+#include "nlohmann/json.hpp"
+
+namespace berth::e2e {
+
+inline std::string ReadFile(const std::string& path) {
+  std::ifstream in(path);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+// Polls `done` every 50 ms until it holds or `seconds` pass (generous: tests never fail
+// because the machine is slow, only because something never happens).
+inline bool Eventually(const std::function<bool()>& done, int seconds = 60) {
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(seconds);
+  while (std::chrono::steady_clock::now() < deadline) {
+    if (done()) return true;
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  return done();
+}
+
+struct Result {
+  int exit_code = -1;
+  std::string out;
+  std::string err;
+};
+
+// Runs the binary with `args` and BERTH_DATA_DIR=data_dir, feeding `input` on stdin.
+inline Result Run(const std::string& data_dir, const std::vector<std::string>& args,
+                  const std::string& input = "") {
+  std::string base = std::filesystem::temp_directory_path() / ("berth-e2e-" + std::to_string(getpid()));
+  std::string out_path = base + ".out", err_path = base + ".err", in_path = base + ".in";
+  {
+    std::ofstream in(in_path);
+    in << input;
+  }
+  pid_t pid = fork();
+  if (pid == 0) {
+    setenv("BERTH_DATA_DIR", data_dir.c_str(), 1);
+    unsetenv("BERTH_ADDR");
+    unsetenv("BERTH_TOKEN");
+    int in = open(in_path.c_str(), O_RDONLY);
+    int out = open(out_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    int err = open(err_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    dup2(in, 0);
+    dup2(out, 1);
+    dup2(err, 2);
+    std::vector<char*> argv;
+    argv.push_back(const_cast<char*>(BERTH_BINARY));
+    for (const auto& a : args) argv.push_back(const_cast<char*>(a.c_str()));
+    argv.push_back(nullptr);
+    execv(BERTH_BINARY, argv.data());
+    _exit(127);
+  }
+  int status = 0;
+  waitpid(pid, &status, 0);
+  Result r;
+  r.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  r.out = ReadFile(out_path);
+  r.err = ReadFile(err_path);
+  std::filesystem::remove(out_path);
+  std::filesystem::remove(err_path);
+  std::filesystem::remove(in_path);
+  return r;
+}
+
+// A `berth serve --dev` process in its own data directory.
+class DevServer {
+ public:
+  explicit DevServer(std::string data_dir) : data_dir_(std::move(data_dir)) {}
+  ~DevServer() { Kill(SIGTERM); }
+
+  // Starts the server and waits until it answers; false if it never does.
+  bool Start() {
+    std::filesystem::create_directories(data_dir_);
+    std::filesystem::remove(data_dir_ + "/server.json");
+    pid_ = fork();
+    if (pid_ == 0) {
+      setsid();
+      int log = open((data_dir_ + "/serve.log").c_str(), O_WRONLY | O_CREAT | O_APPEND, 0600);
+      dup2(log, 1);
+      dup2(log, 2);
+      execl(BERTH_BINARY, BERTH_BINARY, "serve", "--dev", "--data-dir", data_dir_.c_str(),
+            "--listen", "127.0.0.1:0", "--host-ttl", "30s", static_cast<char*>(nullptr));
+      _exit(127);
+    }
+    bool up = Eventually([&] {
+      auto info = nlohmann::json::parse(ReadFile(data_dir_ + "/server.json"), nullptr, false);
+      if (!info.is_object() || info.value("pid", 0) != pid_) return false;
+      url_ = info.value("url", "");
+      return true;
+    });
+    if (!up) return false;
+    token_ = ReadFile(data_dir_ + "/admin.token");
+    while (!token_.empty() && token_.back() == '\n') token_.pop_back();
+    client_ = std::make_unique<api::HttpClient>(url_, api::HttpClient::Options{.bearer_token = token_});
+    return true;
+  }
+
+  void Kill(int sig) {
+    if (pid_ <= 0) return;
+    kill(pid_, sig);
+    int status = 0;
+    waitpid(pid_, &status, 0);
+    pid_ = -1;
+    client_.reset();
+  }
+
+  api::HttpClient& client() { return *client_; }
+  const std::string& url() const { return url_; }
+  const std::string& token() const { return token_; }
+  const std::string& data_dir() const { return data_dir_; }
+  pid_t pid() const { return pid_; }
+
+  nlohmann::json Get(const std::string& path) {
+    auto r = client_->Get(path);
+    if (!r.ok() || r->status != 200) return nullptr;
+    return nlohmann::json::parse(r->body, nullptr, false);
+  }
+  std::string State(const std::string& workload) {
+    auto w = Get("/v1/workloads/" + workload);
+    return w.is_object() ? w["status"].value("state", "") : "";
+  }
+
+ private:
+  std::string data_dir_;
+  pid_t pid_ = -1;
+  std::string url_;
+  std::string token_;
+  std::unique_ptr<api::HttpClient> client_;
+};
+
+inline std::string TempDir(const std::string& name) {
+  std::string dir = std::filesystem::temp_directory_path() /
+                    ("berth-" + name + "-" + std::to_string(getpid()) + "-" +
+                     std::to_string(std::chrono::steady_clock::now().time_since_epoch().count()));
+  std::filesystem::create_directories(dir);
+  return dir;
+}
+
+}  // namespace berth::e2e
