@@ -35,6 +35,18 @@ std::vector<size_t> FillOrder(const SimTrace& trace, int64_t capacity_milli, uin
   if (n == 0 || demand == 0) return order;
   // Integer comparison: demand / capacity >= target / 100.
   const __int128 goal = static_cast<__int128>(capacity_milli) * target_pct;
+  if (static_cast<__int128>(demand) * 100 >= goal) {
+    // The trace alone passes the target: offer only up to the request that reaches it.
+    int64_t offered = 0;
+    for (size_t k = 0; k < order.size(); ++k) {
+      offered += trace.requests[order[k]].TotalGpuMilli();
+      if (static_cast<__int128>(offered) * 100 >= goal) {
+        order.resize(k + 1);
+        break;
+      }
+    }
+    return order;
+  }
   while (static_cast<__int128>(demand) * 100 < goal) {
     size_t pick = static_cast<size_t>(rng.UniformInt(0, static_cast<int64_t>(n) - 1));
     order.push_back(pick);

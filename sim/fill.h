@@ -1,7 +1,8 @@
 // Fill mode, the method of the GPU-fragmentation literature: shuffle the trace's requests with a
 // seed, pad the list by resampling requests (with replacement, appended at the end) until the
-// GPU demand reaches a target share of cluster GPU capacity, and offer them one at a time with
-// no departures. A request that fits nowhere is dropped. After each request the run records the
+// GPU demand reaches a target share of cluster GPU capacity (or, when the trace alone passes it,
+// cut the shuffled list at the request that reaches it), and offer them one at a time with no
+// departures. A request that fits nowhere is dropped. After each request the run records the
 // arrived workload, the GPU allocation ratio and the fragmentation.
 //
 // Thread-safety: RunFill is reentrant; concurrent runs share only their const inputs.

@@ -73,6 +73,21 @@ std::string Padded(std::string_view prefix, int64_t n, int width) {
   return Cat(prefix, digits);
 }
 
+// Requests come in the round sizes people ask for, which keeps the number of distinct request
+// shapes (and so the cost of measuring fragmentation) realistic.
+constexpr int64_t kCpuSizes[] = {1, 2, 4, 6, 8, 12, 16};
+constexpr int64_t kMemorySizes[] = {2, 4, 8, 16, 32, 64};  // GiB
+constexpr int64_t kMemoryPerCpu[] = {1, 2, 4};             // GiB per core
+
+// One of `sizes` no larger than `cap`, uniformly; the smallest when none is.
+template <size_t N>
+int64_t PickSize(Rng& rng, const int64_t (&sizes)[N], int64_t cap) {
+  size_t fitting = 0;
+  while (fitting < N && sizes[fitting] <= cap) ++fitting;
+  if (fitting == 0) return sizes[0];
+  return sizes[rng.UniformInt(0, static_cast<int64_t>(fitting) - 1)];
+}
+
 }  // namespace
 
 absl::StatusOr<std::vector<HostShape>> ParseHostShapes(std::string_view text) {
@@ -244,10 +259,10 @@ absl::StatusOr<SimTrace> GenerateTrace(const GenerateOptions& options, const Sim
         !cpu_only && !fractional &&
         kind < options.cpu_only_permille + options.fractional_permille + options.multi_gpu_permille;
     if (cpu_only) {
-      int64_t cores =
-          rng.UniformInt(1, std::max<int64_t>(1, std::min<int64_t>(16, max_cpu / 4000)));
+      const int64_t cores = PickSize(rng, kCpuSizes, std::max<int64_t>(1, max_cpu / 4000));
       r.cpu_milli = cores * 1000;
-      r.memory_mib = std::min(max_mem / 4, cores * rng.UniformInt(1, 4) * kGiB);
+      r.memory_mib =
+          std::min(max_mem / 4, cores * PickSize(rng, kMemoryPerCpu, max_mem / kGiB) * kGiB);
     } else {
       const ModelLimits& m = *models[rng.Weighted(model_weights)];
       r.num_gpu = 1;
@@ -263,10 +278,10 @@ absl::StatusOr<SimTrace> GenerateTrace(const GenerateOptions& options, const Sim
         for (int64_t w : weights) any = any || w > 0;
         if (any) r.num_gpu = kMulti[rng.Weighted(weights)];
       }
-      const int64_t cpu_cap = std::min<int64_t>(12, m.CpuPerGpu(cluster, r.num_gpu) / 1000);
-      const int64_t mem_cap = std::min<int64_t>(64, m.MemPerGpu(cluster, r.num_gpu) / kGiB);
-      r.cpu_milli = r.num_gpu * rng.UniformInt(std::min<int64_t>(1, cpu_cap), cpu_cap) * 1000;
-      r.memory_mib = r.num_gpu * rng.UniformInt(std::min<int64_t>(1, mem_cap), mem_cap) * kGiB;
+      r.cpu_milli =
+          r.num_gpu * PickSize(rng, kCpuSizes, m.CpuPerGpu(cluster, r.num_gpu) / 1000) * 1000;
+      r.memory_mib =
+          r.num_gpu * PickSize(rng, kMemorySizes, m.MemPerGpu(cluster, r.num_gpu) / kGiB) * kGiB;
       if (rng.Chance(options.constrained_permille)) {
         r.gpu_models.push_back(m.model);
         // Sometimes a second acceptable model that can also hold the request.

@@ -42,9 +42,9 @@ struct GenerateOptions {
   std::vector<HostShape> hosts;  // empty: kDefaultHostShapes
   int64_t requests = 10000;
   // Shares of all requests, in per-mille; the rest ask for exactly one whole GPU.
-  int64_t cpu_only_permille = 100;
+  int64_t cpu_only_permille = 200;
   int64_t fractional_permille = 350;
-  int64_t multi_gpu_permille = 150;
+  int64_t multi_gpu_permille = 50;
   // Share of GPU requests that allow only some GPU models, in per-mille.
   int64_t constrained_permille = 150;
   // Share of requests with priority 1 instead of 0, in per-mille.

@@ -48,9 +48,9 @@ flags:
   --hosts SHAPES       COUNT:GPUS:MODEL:CPU:MEMORY[:GPU_MEMORY],...
                        (default 500:8:A100:96:512Gi:80Gi,500:4:V100:64:256Gi:32Gi,200:0::32:128Gi)
   --requests N         number of requests (default 10000)
-  --cpu-only PCT       % of requests asking for no GPU (default 10)
+  --cpu-only PCT       % of requests asking for no GPU (default 20)
   --fractional PCT     % asking for a share of one GPU (default 35)
-  --multi-gpu PCT      % asking for 2, 4 or 8 whole GPUs (default 15); the rest ask for one
+  --multi-gpu PCT      % asking for 2, 4 or 8 whole GPUs (default 5); the rest ask for one
   --constrained PCT    % of GPU requests limited to some GPU models (default 15)
   --high-priority PCT  % of requests with priority 1 instead of 0 (default 0)
   --mean-gap S         mean seconds between arrivals (default 20)

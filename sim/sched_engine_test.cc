@@ -1,0 +1,150 @@
+#include "sim/sched_engine.h"
+
+#include <sstream>
+
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "nlohmann/json.hpp"
+#include "sim/fill.h"
+#include "sim/formats.h"
+#include "sim/replay.h"
+#include "sim/sim_command.h"
+
+namespace berth::sim {
+namespace {
+
+using ::testing::HasSubstr;
+
+// The checked-in sample: 22 hosts (112 GPUs), 250 requests.
+class SchedEngineTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    auto cluster = LoadCluster("sim/testdata/small/nodes.csv", TraceFormat::kAuto);
+    auto trace = LoadTrace("sim/testdata/small/pods.csv", TraceFormat::kAuto);
+    ASSERT_TRUE(cluster.ok()) << cluster.status();
+    ASSERT_TRUE(trace.ok()) << trace.status();
+    cluster_ = *std::move(cluster);
+    trace_ = *std::move(trace);
+  }
+  SimCluster cluster_;
+  SimTrace trace_;
+};
+
+TEST_F(SchedEngineTest, PlacesAndReleasesThroughTheScheduler) {
+  SimCluster cluster{{SimHost{"h1", 8000, 16384, 2, "A100", 0, {}}}};
+  SimTrace mix{{}};
+  auto engine = NewSchedEngine(EngineConfig{&cluster, "binpack", &mix});
+  ASSERT_TRUE(engine.ok()) << engine.status();
+  SimRequest half{"half", 1000, 1024, 1, 500, {}, 0};
+  SimRequest two{"two", 1000, 1024, 2, 1000, {}, 0};
+  auto a = (*engine)->Place(1, half, {});
+  ASSERT_TRUE(a.ok()) << a.status();
+  EXPECT_TRUE(a->placed);
+  EXPECT_EQ((*engine)->AllocatedGpuMilli(), 500);
+  auto b = (*engine)->Place(2, two, {});
+  ASSERT_TRUE(b.ok()) << b.status();
+  EXPECT_FALSE(b->placed);  // one device is half used
+  ASSERT_TRUE((*engine)->Release(1).ok());
+  auto c = (*engine)->Place(3, two, {});
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_TRUE(c->placed);
+  EXPECT_EQ((*engine)->AllocatedGpuMilli(), 2000);
+  EXPECT_EQ((*engine)->CapacityGpuMilli(), 2000);
+  EXPECT_FALSE((*engine)->Release(99).ok());
+}
+
+TEST_F(SchedEngineTest, ModelConstraintsAreHonoured) {
+  SimCluster cluster{
+      {SimHost{"t4", 8000, 16384, 1, "T4", 0, {}}, SimHost{"a100", 8000, 16384, 1, "A100", 0, {}}}};
+  SimTrace mix;
+  auto engine = NewSchedEngine(EngineConfig{&cluster, "first-fit", &mix});
+  ASSERT_TRUE(engine.ok()) << engine.status();
+  SimRequest a100_only{"x", 1000, 1024, 1, 1000, {"A100"}, 0};
+  ASSERT_TRUE((*engine)->Place(1, a100_only, {})->placed);
+  EXPECT_FALSE((*engine)->Place(2, a100_only, {})->placed);  // only the T4 is left
+}
+
+TEST_F(SchedEngineTest, UnknownPolicyIsInvalidArgument) {
+  auto engine = NewSchedEngine(EngineConfig{&cluster_, "no-such-policy", &trace_});
+  ASSERT_FALSE(engine.ok());
+  EXPECT_EQ(engine.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(std::string(engine.status().message()), HasSubstr("no-such-policy"));
+}
+
+TEST_F(SchedEngineTest, FillWithEveryPolicyIsSaneAndRepeatable) {
+  for (const char* policy : {"first-fit", "binpack", "spread", "dotprod", "gpu-packing", "fgd"}) {
+    FillOptions options;
+    options.policy = policy;
+    auto a = RunFill(cluster_, trace_, options, SchedEngineFactory());
+    auto b = RunFill(cluster_, trace_, options, SchedEngineFactory());
+    ASSERT_TRUE(a.ok()) << policy << ": " << a.status();
+    ASSERT_TRUE(b.ok()) << policy << ": " << b.status();
+    EXPECT_EQ(a->placed + a->dropped, a->offered) << policy;
+    EXPECT_GE(a->steps.back().arrived_pct, 130.0) << policy;
+    double previous = 0;
+    for (const FillStep& s : a->steps) {
+      EXPECT_LE(s.allocated_pct, s.arrived_pct + 1e-9) << policy;
+      EXPECT_GE(s.allocated_pct, previous) << policy;  // no departures in fill mode
+      EXPECT_GE(s.frag_ratio_pct, 0) << policy;
+      EXPECT_LE(s.frag_ratio_pct, 100 + 1e-9) << policy;
+      previous = s.allocated_pct;
+    }
+    ASSERT_EQ(a->steps.size(), b->steps.size());
+    for (size_t i = 0; i < a->steps.size(); ++i) {
+      EXPECT_EQ(a->steps[i].allocated_pct, b->steps[i].allocated_pct) << policy;
+      EXPECT_EQ(a->steps[i].fragmented_pct, b->steps[i].fragmented_pct) << policy;
+    }
+  }
+}
+
+TEST_F(SchedEngineTest, ReplayWithPreemptionUsesTheScheduler) {
+  auto trace = LoadTrace("sim/testdata/small/trace.yaml", TraceFormat::kAuto);
+  ASSERT_TRUE(trace.ok()) << trace.status();
+  // Squeeze the cluster so requests queue and priorities matter.
+  SimCluster small{{cluster_.hosts[0], cluster_.hosts[8]}};
+  ReplayOptions options;
+  options.policy = "binpack";
+  options.preemption = true;
+  auto r = RunReplay(small, *trace, options, SchedEngineFactory());
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ(r->submitted, 250);
+  EXPECT_GT(r->finished, 0);
+  EXPECT_LE(r->queue_delays.size(), static_cast<size_t>(r->started));
+}
+
+TEST_F(SchedEngineTest, CommandOutputIsByteIdentical) {
+  std::vector<std::string> args = {"fill",
+                                   "--cluster",
+                                   "sim/testdata/small/nodes.csv",
+                                   "--trace",
+                                   "sim/testdata/small/pods.csv",
+                                   "--format",
+                                   "alibaba-gpu-2023",
+                                   "--policy",
+                                   "fgd,binpack",
+                                   "--seeds",
+                                   "42..45",
+                                   "--json",
+                                   "--quiet"};
+  std::ostringstream out1, err1, out2, err2;
+  ASSERT_EQ(RunSimCommand(args, out1, err1), 0) << err1.str();
+  args.push_back("--jobs");
+  args.push_back("1");
+  ASSERT_EQ(RunSimCommand(args, out2, err2), 0) << err2.str();
+  auto j1 = nlohmann::json::parse(out1.str());
+  auto j2 = nlohmann::json::parse(out2.str());
+  for (auto* j : {&j1, &j2}) {
+    for (auto& [name, policy] : (*j)["policies"].items()) {
+      EXPECT_GT(policy["seconds_per_run"]["mean"].get<double>(), 0) << name;
+      policy.erase("seconds_per_run");
+    }
+  }
+  EXPECT_EQ(j1.dump(), j2.dump());
+  EXPECT_TRUE(j1["policies"].contains("fgd"));
+  double fgd = j1["policies"]["fgd"]["unallocated_gpu_pct_at_100"]["mean"].get<double>();
+  EXPECT_GE(fgd, 0);
+  EXPECT_LE(fgd, 100);
+}
+
+}  // namespace
+}  // namespace berth::sim
