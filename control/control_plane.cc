@@ -107,6 +107,7 @@ bool HasDriver(const core::Host& h, core::WorkloadKind kind) {
 }  // namespace
 
 struct Snapshot {
+  std::map<std::string, sched::Quota> quotas;  // by tenant
   std::vector<core::Host> hosts;
   std::map<std::string, HostAlloc> allocs;                        // by host
   std::map<std::string, std::pair<Workload, int64_t>> workloads;  // by name, with mod revision
@@ -513,8 +514,101 @@ absl::Status ControlPlane::TrimEvents() {
   return store_->Txn(txn).status();
 }
 
+namespace {
+
+// Decodes a stored or submitted quota; quantities read like resources ("8", "500m", "64Gi").
+absl::StatusOr<sched::Quota> DecodeQuota(std::string_view tenant, const Json& j) {
+  core::JsonContext ctx{"quota", std::string(tenant)};
+  BERTH_RETURN_IF_ERROR(
+      core::CheckObject(ctx, j, "", {"cpu", "memory", "disk", "gpu", "gpu_by_model"}));
+  sched::Quota q;
+  auto text = [](const Json& v) { return v.is_string() ? v.get<std::string>() : v.dump(); };
+  if (j.contains("cpu")) {
+    auto v = core::ParseCpu(text(j["cpu"]));
+    if (!v.ok()) return ctx.Error("cpu", std::string(v.status().message()));
+    q.cpu = *v;
+  }
+  if (j.contains("memory")) {
+    auto v = core::ParseMemory(text(j["memory"]));
+    if (!v.ok()) return ctx.Error("memory", std::string(v.status().message()));
+    q.memory = *v;
+  }
+  if (j.contains("disk")) {
+    auto v = core::ParseDisk(text(j["disk"]));
+    if (!v.ok()) return ctx.Error("disk", std::string(v.status().message()));
+    q.disk = *v;
+  }
+  // GPUs are counted like CPUs: "4" is four whole devices, "500m" half of one.
+  if (j.contains("gpu")) {
+    auto v = core::ParseCpu(text(j["gpu"]));
+    if (!v.ok()) return ctx.Error("gpu", std::string(v.status().message()));
+    q.gpu_milli = v->value();
+  }
+  if (j.contains("gpu_by_model")) {
+    if (!j["gpu_by_model"].is_object())
+      return ctx.Error("gpu_by_model", "must be a map of model to GPUs");
+    for (auto it = j["gpu_by_model"].begin(); it != j["gpu_by_model"].end(); ++it) {
+      auto v = core::ParseCpu(text(*it));
+      if (!v.ok())
+        return ctx.Error(Cat("gpu_by_model.", it.key()), std::string(v.status().message()));
+      q.gpu_milli_by_model[it.key()] = v->value();
+    }
+  }
+  return q;
+}
+
+std::string GpuText(int64_t milli) { return core::FormatCpu(core::MilliCpu(milli)); }
+
+Json EncodeQuota(const sched::Quota& q) {
+  Json j = Json::object();
+  if (q.cpu) j["cpu"] = core::FormatCpu(*q.cpu);
+  if (q.memory) j["memory"] = core::FormatMiB(q.memory->value());
+  if (q.disk) j["disk"] = core::FormatMiB(q.disk->value());
+  if (q.gpu_milli) j["gpu"] = GpuText(*q.gpu_milli);
+  if (!q.gpu_milli_by_model.empty()) {
+    Json m = Json::object();
+    for (const auto& [model, milli] : q.gpu_milli_by_model) m[model] = GpuText(milli);
+    j["gpu_by_model"] = m;
+  }
+  return j;
+}
+
+}  // namespace
+
+absl::StatusOr<Json> ControlPlane::SetQuota(std::string_view tenant, const Json& quota) {
+  if (!core::ValidateName("tenant", tenant).ok()) {
+    return absl::InvalidArgumentError(
+        Cat("quota \"", tenant, "\": tenant must be a name like \"team-a\""));
+  }
+  BERTH_ASSIGN_OR_RETURN(sched::Quota q, DecodeQuota(tenant, quota));
+  Json stored = EncodeQuota(q);
+  state::TxnRequest txn;
+  txn.then_ops.push_back(state::Op::Put(Cat(kQuotaPrefix, tenant), stored.dump()));
+  AddEvent(&txn.then_ops, "tenant", tenant, "quota", Cat("quota set to ", stored.dump()));
+  BERTH_ASSIGN_OR_RETURN(state::TxnResponse resp, store_->Txn(txn));
+  (void)resp;
+  return stored;
+}
+
+absl::Status ControlPlane::DeleteQuota(std::string_view tenant) {
+  state::TxnRequest txn;
+  std::string key = Cat(kQuotaPrefix, tenant);
+  txn.compares.push_back(state::Compare::CreateRevision(key, 0));
+  txn.else_ops.push_back(state::Op::Delete(key));
+  AddEvent(&txn.else_ops, "tenant", tenant, "quota", "quota removed");
+  BERTH_ASSIGN_OR_RETURN(state::TxnResponse resp, store_->Txn(txn));
+  if (resp.succeeded) return absl::NotFoundError(Cat("tenant \"", tenant, "\" has no quota"));
+  return absl::OkStatus();
+}
+
 absl::StatusOr<Snapshot> ControlPlane::ReadSnapshot() {
   Snapshot snap;
+  BERTH_ASSIGN_OR_RETURN(state::ListResponse quotas, store_->List(kQuotaPrefix));
+  for (const auto& kv : quotas.kvs) {
+    std::string tenant = kv.key.substr(kQuotaPrefix.size());
+    auto q = DecodeQuota(tenant, Json::parse(kv.value, nullptr, false));
+    if (q.ok()) snap.quotas[tenant] = *q;
+  }
   BERTH_ASSIGN_OR_RETURN(snap.hosts, ListHosts());
   BERTH_ASSIGN_OR_RETURN(state::ListResponse allocs, store_->List(kHostAllocPrefix));
   for (const auto& kv : allocs.kvs) {
@@ -534,6 +628,7 @@ namespace {
 // Builds the scheduler's model: ready hosts with their current allocations.
 absl::Status BuildCluster(const Snapshot& snap, sched::Cluster* cluster,
                           std::map<int, const core::Host*>* by_index) {
+  for (const auto& [tenant, quota] : snap.quotas) cluster->SetQuota(tenant, quota);
   for (const auto& h : snap.hosts) {
     sched::HostSpec spec;
     spec.name = h.name;
@@ -696,6 +791,30 @@ absl::StatusOr<int> ControlPlane::ScheduleOnce() {
     ++placed;
   }
   return placed;
+}
+
+absl::StatusOr<Json> ControlPlane::Tenants() {
+  BERTH_ASSIGN_OR_RETURN(Snapshot snap, ReadSnapshot());
+  sched::Cluster cluster;
+  std::map<int, const core::Host*> by_index;
+  BERTH_RETURN_IF_ERROR(BuildCluster(snap, &cluster, &by_index));
+  Json out = Json::array();
+  for (const std::string& tenant : cluster.Tenants()) {
+    sched::TenantUsage u = cluster.Usage(tenant);
+    Json used = {{"cpu", core::FormatCpu(u.resources.cpu)},
+                 {"memory", core::FormatMiB(u.resources.memory.value())},
+                 {"disk", core::FormatMiB(u.resources.disk.value())},
+                 {"gpu", GpuText(u.gpu_milli)}};
+    if (!u.gpu_milli_by_model.empty()) {
+      Json m = Json::object();
+      for (const auto& [model, milli] : u.gpu_milli_by_model) m[model] = GpuText(milli);
+      used["gpu_by_model"] = m;
+    }
+    const sched::Quota* q = cluster.FindQuota(tenant);
+    out.push_back(
+        {{"name", tenant}, {"quota", q ? EncodeQuota(*q) : Json(nullptr)}, {"used", used}});
+  }
+  return out;
 }
 
 absl::StatusOr<std::string> ControlPlane::Explain(std::string_view name) {

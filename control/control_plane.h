@@ -95,6 +95,14 @@ class ControlPlane {
   // Marks hosts without a heartbeat for host_ttl as down and fails their workloads; returns
   // how many hosts went down.
   absl::StatusOr<int> CheckHostsOnce();
+  // Tenant quotas: hard limits on cpu, memory, disk, GPUs in all and GPUs per model, e.g.
+  // {"cpu": "64", "memory": "512Gi", "gpu": "8", "gpu_by_model": {"A100-SXM4-80GB": "4"}}.
+  // A request over its tenant's quota stays pending with the reason "quota".
+  absl::StatusOr<core::Json> SetQuota(std::string_view tenant, const core::Json& quota);
+  absl::Status DeleteQuota(std::string_view tenant);
+  // Every tenant with a quota or placed workloads: {"name", "quota", "used"}.
+  absl::StatusOr<core::Json> Tenants();
+
   // Why a workload is pending, as the scheduler sees it now.
   absl::StatusOr<std::string> Explain(std::string_view name);
 

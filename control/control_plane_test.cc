@@ -202,3 +202,37 @@ TEST_F(ControlPlaneTest, PreemptsLowerPriorityOnly) {
 
 }  // namespace
 }  // namespace berth::control
+
+namespace berth::control {
+namespace {
+
+TEST_F(ControlPlaneTest, QuotasHoldWorkloadsPendingAndReportUse) {
+  ASSERT_TRUE(cp_.RegisterHost("h1", Inventory("8", "8Gi")).ok());
+  auto bad = cp_.SetQuota("team-a", core::Json{{"cpu", "-1"}});
+  EXPECT_EQ(bad.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_NE(std::string(bad.status().message()).find("quota \"team-a\": cpu"), std::string::npos);
+  EXPECT_FALSE(cp_.SetQuota("team-a", core::Json{{"cpus", "1"}}).ok());
+  ASSERT_TRUE(cp_.SetQuota("team-a", core::Json{{"cpu", "1"}, {"gpu", "2"}}).ok());
+  for (const char* name : {"a1", "a2", "a3"}) {
+    auto spec = Spec(name);
+    spec.tenant = "team-a";
+    ASSERT_TRUE(cp_.CreateWorkload(spec).ok());
+  }
+  EXPECT_EQ(*cp_.ScheduleOnce(), 2);  // 2 x 500m fill the 1-CPU quota; the host has room for more
+  auto pending = *cp_.GetWorkload("a3");
+  EXPECT_EQ(pending.status.state, WorkloadState::kPending);
+  EXPECT_NE(pending.status.explanation.find("quota"), std::string::npos)
+      << pending.status.explanation;
+  auto tenants = *cp_.Tenants();
+  ASSERT_EQ(tenants.size(), 1u);
+  EXPECT_EQ(tenants[0]["name"], "team-a");
+  EXPECT_EQ(tenants[0]["used"]["cpu"], "1");
+  EXPECT_EQ(tenants[0]["quota"]["cpu"], "1");
+  EXPECT_EQ(tenants[0]["quota"]["gpu"], "2");
+  ASSERT_TRUE(cp_.DeleteQuota("team-a").ok());
+  EXPECT_EQ(cp_.DeleteQuota("team-a").code(), absl::StatusCode::kNotFound);
+  EXPECT_EQ(*cp_.ScheduleOnce(), 1);
+}
+
+}  // namespace
+}  // namespace berth::control
