@@ -233,14 +233,17 @@ absl::Status Agent::StartTask(const core::Workload& w) {
   cfg.env = w.spec.env;
   cfg.working_dir = w.spec.working_dir;
   cfg.image = w.spec.image;
+  std::string kernel_cmdline;
   if (!w.spec.image.empty() && options_.resolve_image) {
-    auto path = options_.resolve_image(w.spec.image);
-    if (!path.ok()) {
+    auto image = options_.resolve_image(t.kind, w.spec.image);
+    if (!image.ok()) {
+      t.finished = true;
       Report(t, WorkloadState::kFailed,
-             Cat("image \"", w.spec.image, "\": ", path.status().message()));
-      return path.status();
+             Cat("image \"", w.spec.image, "\": ", image.status().message()));
+      return image.status();
     }
-    cfg.image_path = *path;
+    cfg.image_path = image->path;
+    kernel_cmdline = image->kernel_cmdline;
   }
   cfg.resources = w.spec.resources;
   cfg.gpus = w.status.gpus;
@@ -256,7 +259,11 @@ absl::Status Agent::StartTask(const core::Workload& w) {
                          .task_port = p.guest_port,
                          .protocol = p.protocol});
   }
-  if (!w.spec.cmdline.empty()) cfg.env["BERTH_KERNEL_CMDLINE"] = w.spec.cmdline;
+  // The qemu driver appends BERTH_VM_CMDLINE to its base kernel command line: the image's
+  // default first, then the workload's own.
+  std::string cmdline = kernel_cmdline;
+  if (!w.spec.cmdline.empty()) cmdline += (cmdline.empty() ? "" : " ") + w.spec.cmdline;
+  if (!cmdline.empty()) cfg.env["BERTH_VM_CMDLINE"] = cmdline;
   Report(t, WorkloadState::kStarting, Cat("starting on ", options_.name));
   auto handle = driver->Start(cfg);
   if (!handle.ok()) {
@@ -268,6 +275,7 @@ absl::Status Agent::StartTask(const core::Workload& w) {
   {
     absl::MutexLock lock(&paths_mu_);
     log_dirs_[t.workload] = t.task_dir;
+    task_refs_[t.workload] = {.kind = t.kind, .task_id = t.task_id};
   }
   tasks_[t.workload] = t;
   LocalTask& stored = tasks_[t.workload];
@@ -301,6 +309,7 @@ void Agent::StopTask(LocalTask& t, bool destroy) {
   fs::remove_all(t.task_dir, ec);
   absl::MutexLock lock(&paths_mu_);
   log_dirs_.erase(t.workload);
+  task_refs_.erase(t.workload);
 }
 
 void Agent::Monitor() {
@@ -413,6 +422,7 @@ void Agent::RecoverTasks() {
     {
       absl::MutexLock lock(&paths_mu_);
       log_dirs_[t.workload] = t.task_dir;
+      task_refs_[t.workload] = {.kind = t.kind, .task_id = t.task_id};
     }
     tasks_[t.workload] = std::move(t);
   }
@@ -433,6 +443,87 @@ absl::StatusOr<std::string> Agent::LogPath(std::string_view workload, std::strin
   if (fs::exists(kept)) return kept;
   return absl::NotFoundError(
       Cat("workload \"", workload, "\": no ", stream, " log on this host yet (has it started?)"));
+}
+
+absl::StatusOr<std::pair<Agent::TaskRef, runtime::ComputeDriver*>> Agent::FindTask(
+    std::string_view workload) {
+  TaskRef ref;
+  {
+    absl::MutexLock lock(&paths_mu_);
+    auto it = task_refs_.find(std::string(workload));
+    if (it == task_refs_.end()) {
+      return absl::NotFoundError(Cat("workload \"", workload, "\": no task on host ", options_.name,
+                                     " (has it started?)"));
+    }
+    ref = it->second;
+  }
+  runtime::ComputeDriver* driver = DriverFor(ref.kind);
+  if (driver == nullptr) {
+    return absl::FailedPreconditionError(
+        Cat("workload \"", workload, "\": host ", options_.name, " has no ", ref.kind, " driver"));
+  }
+  return std::make_pair(ref, driver);
+}
+
+absl::StatusOr<std::string> Agent::ConsolePath(std::string_view workload) {
+  {
+    absl::MutexLock lock(&paths_mu_);
+    auto it = task_refs_.find(std::string(workload));
+    if (it != task_refs_.end() && it->second.kind != "vm") {
+      return absl::FailedPreconditionError(Cat(
+          "workload \"", workload, "\": only vm workloads have a serial console; this one is a ",
+          it->second.kind, " (use `berth workload logs`)"));
+    }
+  }
+  // A VM's serial console is its task's stdout log.
+  return LogPath(workload, "stdout");
+}
+
+absl::StatusOr<api::ExecReply> Agent::Exec(std::string_view workload,
+                                           const api::ExecRequest& request) {
+  BERTH_ASSIGN_OR_RETURN(auto found, FindTask(workload));
+  runtime::ComputeDriver* driver = found.second;
+  if (!driver->Capabilities().exec) {
+    return absl::FailedPreconditionError(Cat("workload \"", workload, "\": the ", driver->Name(),
+                                             " driver cannot run commands inside its tasks"));
+  }
+  BERTH_ASSIGN_OR_RETURN(
+      runtime::ExecResult r,
+      driver->Exec(found.first.task_id, request.argv,
+                   runtime::ExecOptions{.timeout = request.timeout, .env = request.env}));
+  return api::ExecReply{
+      .exit_code = r.exit_code, .stdout_data = r.stdout_data, .stderr_data = r.stderr_data};
+}
+
+absl::StatusOr<Json> Agent::Stats(std::string_view workload) {
+  BERTH_ASSIGN_OR_RETURN(auto found, FindTask(workload));
+  const auto& [ref, driver] = found;
+  BERTH_ASSIGN_OR_RETURN(runtime::TaskStatus st, driver->Inspect(ref.task_id));
+  Json j = {{"workload", std::string(workload)},
+            {"kind", ref.kind},
+            {"task_id", ref.task_id},
+            {"state", std::string(runtime::TaskStateName(st.state))},
+            {"pid", st.pid},
+            {"started_at", core::EncodeTime(st.started_at)}};
+  if (st.exit) {
+    j["exit_code"] = st.exit->exit_code;
+    j["oom_killed"] = st.exit->oom_killed;
+    return j;
+  }
+  auto usage = driver->Stats(ref.task_id);
+  if (usage.ok()) {
+    j["cpu_user_ms"] = absl::ToInt64Milliseconds(usage->cpu_user);
+    j["cpu_system_ms"] = absl::ToInt64Milliseconds(usage->cpu_system);
+    j["rss_bytes"] = usage->rss_bytes;
+    j["processes"] = usage->processes;
+  }
+  if (options_.extra_stats) {
+    auto extra = options_.extra_stats(driver, ref.task_id);
+    if (extra.ok() && extra->is_object()) {
+      for (const auto& [k, v] : extra->items()) j[k] = v;
+    }
+  }
+  return j;
 }
 
 }  // namespace berth::agent

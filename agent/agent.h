@@ -5,8 +5,11 @@
 // tasks through the drivers' Recover instead of restarting them, and reports the ones that died
 // meanwhile as failed with the reason.
 //
-// Thread-safety: Start/Stop from one thread; LogPath from any thread. SyncOnce only from the
-// thread that owns the loop (tests call it without Start).
+// It also serves the API's view of its local tasks (api::LocalHost): log and console files, exec
+// and live stats.
+//
+// Thread-safety: Start/Stop from one thread; the LocalHost methods from any thread. SyncOnce only
+// from the thread that owns the loop (tests call it without Start).
 #pragma once
 
 #include <atomic>
@@ -26,6 +29,12 @@
 
 namespace berth::agent {
 
+// A workload's image as found in the host's catalog.
+struct ResolvedImage {
+  std::string path;            // TaskConfig::image_path: kernel directory, disk file or rootfs
+  std::string kernel_cmdline;  // the image's default kernel command line (kernel images)
+};
+
 struct AgentOptions {
   std::string server_url;  // "http://127.0.0.1:7070"
   std::string token;       // join token
@@ -37,11 +46,17 @@ struct AgentOptions {
   absl::Duration stop_grace = absl::Seconds(10);
   // Workload kind ("process", "vm", "container") -> driver; not owned.
   std::map<std::string, runtime::ComputeDriver*> drivers;
-  // Resolves an image name to a local path for vm/container kinds; empty = pass the name on.
-  std::function<absl::StatusOr<std::string>(std::string_view image)> resolve_image;
+  // Resolves a workload's image (kind "vm" or "container", image name) to a local path; unset =
+  // pass the name on. Errors are reported as the workload's failure.
+  std::function<absl::StatusOr<ResolvedImage>(std::string_view kind, std::string_view image)>
+      resolve_image;
+  // Driver-specific live counters merged into Stats() (e.g. a VM's guest CPU time); optional.
+  std::function<absl::StatusOr<core::Json>(runtime::ComputeDriver* driver,
+                                           std::string_view task_id)>
+      extra_stats;
 };
 
-class Agent : public api::LogSource {
+class Agent : public api::LocalHost {
  public:
   explicit Agent(AgentOptions options);
   ~Agent() override;
@@ -54,6 +69,10 @@ class Agent : public api::LogSource {
   void Stop();
 
   absl::StatusOr<std::string> LogPath(std::string_view workload, std::string_view stream) override;
+  absl::StatusOr<std::string> ConsolePath(std::string_view workload) override;
+  absl::StatusOr<api::ExecReply> Exec(std::string_view workload,
+                                      const api::ExecRequest& request) override;
+  absl::StatusOr<core::Json> Stats(std::string_view workload) override;
 
   // One reconcile pass against the server (for tests and the main loop).
   absl::Status SyncOnce();
@@ -107,6 +126,13 @@ class Agent : public api::LogSource {
   // Where each workload's current logs are, for LogPath on the API threads.
   absl::Mutex paths_mu_;
   std::map<std::string, std::string> log_dirs_ ABSL_GUARDED_BY(paths_mu_);
+  // Each live task's kind and id by workload name, for the LocalHost methods.
+  struct TaskRef {
+    std::string kind;
+    std::string task_id;
+  };
+  std::map<std::string, TaskRef> task_refs_ ABSL_GUARDED_BY(paths_mu_);
+  absl::StatusOr<std::pair<TaskRef, runtime::ComputeDriver*>> FindTask(std::string_view workload);
 };
 
 }  // namespace berth::agent

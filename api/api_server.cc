@@ -2,6 +2,7 @@
 
 #include <fstream>
 #include <sstream>
+#include <thread>
 
 #include "api/yaml_json.h"
 #include "core/status.h"
@@ -95,8 +96,8 @@ Json WorkloadList(const std::vector<core::Workload>& list) {
 
 }  // namespace
 
-ApiServer::ApiServer(ApiServerOptions options, control::ControlPlane* control, LogSource* logs)
-    : options_(std::move(options)), control_(control), logs_(logs) {
+ApiServer::ApiServer(ApiServerOptions options, control::ControlPlane* control, LocalHost* local)
+    : options_(std::move(options)), control_(control), logs_(local) {
   Routes();
   HttpServer::Options http;
   http.host = options_.host;
@@ -110,7 +111,12 @@ ApiServer::ApiServer(ApiServerOptions options, control::ControlPlane* control, L
 ApiServer::~ApiServer() { Stop(); }
 
 absl::StatusOr<uint16_t> ApiServer::Start() { return server_->Start(); }
-void ApiServer::Stop() { server_->Stop(); }
+void ApiServer::Stop() {
+  server_->Stop();
+  absl::MutexLock lock(&exec_mu_);
+  auto idle = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(exec_mu_) { return execs_running_ == 0; };
+  exec_mu_.Await(absl::Condition(&idle));
+}
 uint16_t ApiServer::port() const { return server_->port(); }
 
 void ApiServer::Blocking(const HttpRequest& request, Responder responder, std::string prefix,
@@ -170,6 +176,38 @@ void ApiServer::Blocking(const HttpRequest& request, Responder responder, std::s
   if (park->done) return;
   park->watch = std::move(*watch);
   park->timer = server->RunAfter(wait, [finish] { finish(true); });
+}
+
+absl::StatusOr<core::Workload> ApiServer::LocalWorkload(const std::string& name) {
+  BERTH_ASSIGN_OR_RETURN(core::Workload w, control_->GetWorkload(name));
+  if (logs_ == nullptr) {
+    return absl::UnimplementedError(Cat("workload \"", name,
+                                        "\": its logs, console and tasks are on host ",
+                                        w.status.host.empty() ? "(none yet)" : w.status.host,
+                                        "; run the command against the server on that host"));
+  }
+  return w;
+}
+
+void ApiServer::ServeFile(const HttpRequest& req, Responder responder, const std::string& name,
+                          const absl::StatusOr<std::string>& path) {
+  if (!path.ok()) {
+    responder.Send(Fail(path.status()));
+    return;
+  }
+  bool follow = req.Query("follow").value_or("") == "true" || req.Query("follow") == "1";
+  if (!follow) {
+    std::ifstream in(*path, std::ios::binary);
+    std::stringstream ss;
+    ss << in.rdbuf();
+    responder.Send(HttpResponse::Text(200, ss.str()));
+    return;
+  }
+  HttpHeaders headers;
+  headers.Set("Content-Type", "text/plain; charset=utf-8");
+  auto follower = std::make_shared<LogFollower>(*path, name, responder.StartStream(200, headers),
+                                                server_.get(), control_);
+  follower->Step();
 }
 
 void ApiServer::Routes() {
@@ -292,35 +330,103 @@ void ApiServer::Routes() {
               Cat("query: stream must be stdout or stderr, got \"", stream, "\""))));
           return;
         }
-        auto w = control_->GetWorkload(name);
+        auto w = LocalWorkload(name);
         if (!w.ok()) {
           responder.Send(Fail(w.status()));
           return;
         }
-        if (logs_ == nullptr) {
-          responder.Send(Fail(absl::UnimplementedError(
-              Cat("workload \"", name, "\": logs are kept on host ", w->status.host,
-                  "; run `berth workload logs` against the server on that host"))));
+        ServeFile(req, std::move(responder), name, logs_->LogPath(name, stream));
+      });
+  router_.HandleAsync("GET", "/v1/workloads/{name}/console",
+                      [this](const HttpRequest& req, Responder responder) {
+                        std::string name = req.Param("name");
+                        auto w = LocalWorkload(name);
+                        if (!w.ok()) {
+                          responder.Send(Fail(w.status()));
+                          return;
+                        }
+                        ServeFile(req, std::move(responder), name, logs_->ConsolePath(name));
+                      });
+  router_.Handle("GET", "/v1/workloads/{name}/stats", [this](const HttpRequest& req) {
+    std::string name = req.Param("name");
+    auto w = LocalWorkload(name);
+    if (!w.ok()) return Fail(w.status());
+    auto stats = logs_->Stats(name);
+    if (!stats.ok()) return Fail(stats.status());
+    return JsonOk(200, *stats);
+  });
+  router_.HandleAsync(
+      "POST", "/v1/workloads/{name}/exec", [this](const HttpRequest& req, Responder responder) {
+        std::string name = req.Param("name");
+        Json j;
+        absl::Status parsed = core::ParseJson(req.body, &j);
+        if (!parsed.ok()) {
+          responder.Send(Fail(parsed));
           return;
         }
-        auto path = logs_->LogPath(name, stream);
-        if (!path.ok()) {
-          responder.Send(Fail(path.status()));
+        core::JsonContext ctx{"workload exec", name};
+        absl::Status shape = core::CheckObject(ctx, j, "", {"argv", "env", "timeout"});
+        if (!shape.ok()) {
+          responder.Send(Fail(shape));
           return;
         }
-        bool follow = req.Query("follow").value_or("") == "true" || req.Query("follow") == "1";
-        if (!follow) {
-          std::ifstream in(*path, std::ios::binary);
-          std::stringstream ss;
-          ss << in.rdbuf();
-          responder.Send(HttpResponse::Text(200, ss.str()));
+        ExecRequest exec;
+        if (!j.contains("argv") || !j["argv"].is_array() || j["argv"].empty()) {
+          responder.Send(Fail(ctx.Error("argv", "must be a non-empty list of strings")));
           return;
         }
-        HttpHeaders headers;
-        headers.Set("Content-Type", "text/plain; charset=utf-8");
-        auto follower = std::make_shared<LogFollower>(
-            *path, name, responder.StartStream(200, headers), server_.get(), control_);
-        follower->Step();
+        for (const Json& a : j["argv"]) {
+          if (!a.is_string()) {
+            responder.Send(Fail(ctx.Error("argv", "must be a non-empty list of strings")));
+            return;
+          }
+          exec.argv.push_back(a.get<std::string>());
+        }
+        if (j.contains("env")) {
+          if (!j["env"].is_object()) {
+            responder.Send(Fail(ctx.Error("env", "must be a map of strings")));
+            return;
+          }
+          for (const auto& [k, v] : j["env"].items()) {
+            if (!v.is_string()) {
+              responder.Send(Fail(ctx.Error(Cat("env.", k), "must be a string")));
+              return;
+            }
+            exec.env[k] = v.get<std::string>();
+          }
+        }
+        if (j.contains("timeout")) {
+          absl::Duration d;
+          if (!j["timeout"].is_string() ||
+              !absl::ParseDuration(j["timeout"].get<std::string>(), &d) ||
+              d <= absl::ZeroDuration()) {
+            responder.Send(Fail(ctx.Error("timeout", "must be a duration like 30s")));
+            return;
+          }
+          exec.timeout = std::min(d, options_.max_wait);
+        }
+        auto w = LocalWorkload(name);
+        if (!w.ok()) {
+          responder.Send(Fail(w.status()));
+          return;
+        }
+        // The command may run for a while: keep it off the I/O threads.
+        {
+          absl::MutexLock lock(&exec_mu_);
+          ++execs_running_;
+        }
+        std::thread([this, name, exec = std::move(exec), responder = std::move(responder)] {
+          auto r = logs_->Exec(name, exec);
+          if (r.ok()) {
+            responder.Send(JsonOk(200, {{"exit_code", r->exit_code},
+                                        {"stdout", r->stdout_data},
+                                        {"stderr", r->stderr_data}}));
+          } else {
+            responder.Send(Fail(r.status()));
+          }
+          absl::MutexLock lock(&exec_mu_);
+          --execs_running_;
+        }).detach();
       });
 
   // Hosts.

@@ -8,12 +8,15 @@
 #pragma once
 
 #include <cstdint>
+#include <map>
 #include <memory>
 #include <string>
 #include <string_view>
 #include <vector>
 
+#include "absl/base/thread_annotations.h"
 #include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
 #include "api/http/metrics.h"
 #include "api/http/router.h"
 #include "api/http/server.h"
@@ -30,6 +33,35 @@ class LogSource {
                                               std::string_view stream) = 0;
 };
 
+// A command to run inside a workload's task (`berth workload exec`).
+struct ExecRequest {
+  std::vector<std::string> argv;
+  std::map<std::string, std::string> env;
+  absl::Duration timeout = absl::Seconds(30);
+};
+
+struct ExecReply {
+  int exit_code = 0;
+  std::string stdout_data;
+  std::string stderr_data;
+};
+
+// What the API serves from the tasks this process can reach directly (dev mode: the local
+// agent): log files, the serial console, exec and live stats. Errors: NotFound when this host has
+// no task for the workload, FailedPrecondition when the task cannot do it (exec in a VM, a
+// console for a container), Unavailable while the local agent is not running.
+// Thread-safety: called from the API's threads, concurrently; Exec may block up to its timeout.
+class LocalHost : public LogSource {
+ public:
+  // The serial console log of a VM workload.
+  virtual absl::StatusOr<std::string> ConsolePath(std::string_view workload) = 0;
+  virtual absl::StatusOr<ExecReply> Exec(std::string_view workload, const ExecRequest& request) = 0;
+  // Live counters: {"workload", "kind", "task_id", "state", "pid", "cpu_user_ms",
+  // "cpu_system_ms", "rss_bytes", "processes"} and, for VMs, "guest_cpu_ms", "qmp_status",
+  // "block_read_bytes", "block_write_bytes".
+  virtual absl::StatusOr<core::Json> Stats(std::string_view workload) = 0;
+};
+
 struct ApiServerOptions {
   std::string host = "127.0.0.1";
   uint16_t port = 0;
@@ -42,7 +74,8 @@ struct ApiServerOptions {
 
 class ApiServer {
  public:
-  ApiServer(ApiServerOptions options, control::ControlPlane* control, LogSource* logs);
+  // `local` (not owned, may be null) serves logs, consoles, exec and stats of local tasks.
+  ApiServer(ApiServerOptions options, control::ControlPlane* control, LocalHost* local);
   ~ApiServer();
   absl::StatusOr<uint16_t> Start();
   void Stop();
@@ -56,10 +89,18 @@ class ApiServer {
   void Blocking(const HttpRequest& request, Responder responder, std::string prefix,
                 std::function<HttpResponse()> answer);
   HttpResponse Metrics();
+  // Streams (or returns) a file of a local task: a log or the console.
+  void ServeFile(const HttpRequest& request, Responder responder, const std::string& name,
+                 const absl::StatusOr<std::string>& path);
+  // The workload, or an error response when it does not exist or is not on a local host.
+  absl::StatusOr<core::Workload> LocalWorkload(const std::string& name);
 
   ApiServerOptions options_;
   control::ControlPlane* control_;
-  LogSource* logs_;
+  LocalHost* logs_;
+  // Exec requests run on their own threads; Stop waits for them.
+  absl::Mutex exec_mu_;
+  int execs_running_ ABSL_GUARDED_BY(exec_mu_) = 0;
   MetricsRegistry metrics_;
   Router router_;
   std::unique_ptr<HttpServer> server_;

@@ -1,17 +1,26 @@
-// bench_start: how much time Berth's drivers add to starting a container and a VM. Each round
-// starts the same workload twice: by hand (runc run / qemu -daemonize + QMP handshake, the least
-// any caller must do) and through ComputeDriver::Start, which returns once the task is running.
+// bench_start: how much time Berth adds to starting a container and a VM. Each round starts the
+// same workload by hand (runc run / qemu -daemonize + QMP handshake, the least any caller must
+// do) and through Berth, at two levels:
+//   driver  ComputeDriver::Start, which returns once the task is running
+//   api     create -> running through the REST API of a real `berth serve --dev` (scheduling,
+//           the agent's assignment watch, image resolution, the driver, status reports)
 // Prints medians and Berth's added latency; the last line is one JSON object.
+// Usage: bench_start [CONTAINER_ROUNDS [VM_ROUNDS]]
 #include <signal.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <cstdio>
 #include <filesystem>
+#include <fstream>
+#include <sstream>
 #include <string>
 #include <vector>
 
 #include "absl/time/clock.h"
+#ifdef BERTH_BINARY
+#include "api/http/client.h"
+#endif
 #include "nlohmann/json.hpp"
 #include "runtime/image/command.h"
 #include "runtime/oci/oci_config.h"
@@ -79,6 +88,103 @@ absl::Duration VmByHand(const std::string& image, const std::string& dir) {
   return took;
 }
 
+#ifdef BERTH_BINARY
+std::string ReadWholeFile(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+// A `berth serve --dev` on its own data directory, with the test images in its catalog.
+class DevServer {
+ public:
+  explicit DevServer(std::string dir) : dir_(std::move(dir)) {}
+  ~DevServer() {
+    if (pid_ > 0) {
+      kill(pid_, SIGTERM);
+      (void)ReapChild(pid_, absl::Minutes(1));
+    }
+  }
+
+  bool Start(const std::string& images) {
+    for (std::vector<std::string> import :
+         {std::vector<std::string>{"tiny-vm", "--kernel", images + "/tiny-vm/vmlinuz", "--initrd",
+                                   images + "/tiny-vm/initrd.img"},
+          std::vector<std::string>{"busybox", "--rootfs", images + "/busybox-rootfs"}}) {
+      std::vector<std::string> argv = {"env", "BERTH_DATA_DIR=" + dir_, BERTH_BINARY, "image",
+                                       "import"};
+      argv.insert(argv.end(), import.begin(), import.end());
+      auto r = RunCommand(argv, {.timeout = absl::Minutes(2)});
+      if (!r.ok() || !r->ok()) return false;
+    }
+    auto pid =
+        SpawnProcess({"env", "BERTH_DATA_DIR=" + dir_, BERTH_BINARY, "serve", "--dev", "--listen",
+                      "127.0.0.1:0"},
+                     {.stdout_path = dir_ + "/serve.log", .stderr_path = dir_ + "/serve.log"});
+    if (!pid.ok()) return false;
+    pid_ = *pid;
+    const absl::Time deadline = absl::Now() + absl::Minutes(1);
+    while (absl::Now() < deadline) {
+      nlohmann::json info =
+          nlohmann::json::parse(ReadWholeFile(dir_ + "/server.json"), nullptr, false);
+      if (info.is_object() && info.value("pid", 0) == pid_) {
+        std::string token = ReadWholeFile(dir_ + "/admin.token");
+        while (!token.empty() && token.back() == '\n') token.pop_back();
+        client = std::make_unique<berth::api::HttpClient>(
+            info.value("url", ""), berth::api::HttpClient::Options{.bearer_token = token});
+        auto hosts = client->Get("/v1/hosts");
+        if (hosts.ok() && hosts->status == 200 &&
+            !nlohmann::json::parse(hosts->body)["items"].empty()) {
+          return true;
+        }
+      }
+      absl::SleepFor(absl::Milliseconds(10));
+    }
+    return false;
+  }
+
+  // Creates the workload and waits (blocking queries, no polling delay) until it runs. Returns
+  // the time from the create request to the answer that shows it running.
+  absl::StatusOr<absl::Duration> CreateUntilRunning(const nlohmann::json& spec) {
+    const std::string name = spec["name"];
+    absl::Time t0 = absl::Now();
+    auto r = client->Post("/v1/workloads", spec.dump());
+    if (!r.ok()) return r.status();
+    if (r->status != 201) return absl::InternalError(r->body);
+    std::string index = r->Header("X-Berth-Index").value_or("0");
+    while (absl::Now() - t0 < absl::Minutes(2)) {
+      auto g = client->Get("/v1/workloads/" + name + "?index=" + index + "&wait=10s");
+      if (!g.ok()) return g.status();
+      absl::Time seen = absl::Now();
+      nlohmann::json w = nlohmann::json::parse(g->body, nullptr, false);
+      std::string state = w.is_object() ? w["status"].value("state", "") : "";
+      if (state == "running") return seen - t0;
+      if (state == "failed") return absl::InternalError(w["status"].value("reason", ""));
+      index = g->Header("X-Berth-Index").value_or(index);
+    }
+    return absl::DeadlineExceededError(name + " did not start");
+  }
+
+  // Deletes the workload and waits until it is gone.
+  void Delete(const std::string& name) {
+    (void)client->Delete("/v1/workloads/" + name);
+    const absl::Time deadline = absl::Now() + absl::Minutes(2);
+    while (absl::Now() < deadline) {
+      auto g = client->Get("/v1/workloads/" + name);
+      if (g.ok() && g->status == 404) return;
+      absl::SleepFor(absl::Milliseconds(20));
+    }
+  }
+
+  std::unique_ptr<berth::api::HttpClient> client;
+
+ private:
+  const std::string dir_;
+  pid_t pid_ = 0;
+};
+#endif  // BERTH_BINARY
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -133,6 +239,52 @@ int main(int argc, char** argv) {
     }
     (void)qemu.Destroy(c.task_id, {.force = true});
   }
+
+  // Through the API of a real dev server: create -> running against the same launch by hand.
+  std::vector<double> ac_hand, ac_berth, av_hand, av_berth;
+#ifdef BERTH_BINARY
+  {
+    fs::create_directories(base + "/server");
+    DevServer server(base + "/server");
+    if (!server.Start(images)) {
+      std::fprintf(stderr, "berth serve --dev did not come up: %s\n",
+                   ReadWholeFile(base + "/server/serve.log").c_str());
+      return 1;
+    }
+    for (int i = 0; i < rounds_container; ++i) {
+      ac_hand.push_back(Ms(ContainerByHand(images + "/busybox-rootfs", base + "/hand", i)));
+      const std::string name = "bench-c-" + std::to_string(i);
+      nlohmann::json spec = {
+          {"name", name},
+          {"kind", "container"},
+          {"image", "busybox"},
+          {"command", {"/bin/sh", "-c", "trap 'exit 0' TERM; sleep 3600 & wait"}},
+          {"resources", {{"cpu", "250m"}, {"memory", "32Mi"}}}};
+      auto took = server.CreateUntilRunning(spec);
+      if (!took.ok()) {
+        std::fprintf(stderr, "api container: %s\n", std::string(took.status().message()).c_str());
+        return 1;
+      }
+      ac_berth.push_back(Ms(*took));
+      server.Delete(name);
+    }
+    for (int i = 0; i < rounds_vm; ++i) {
+      av_hand.push_back(Ms(VmByHand(images + "/tiny-vm", base + "/vmhand")));
+      const std::string name = "bench-vm-" + std::to_string(i);
+      nlohmann::json spec = {{"name", name},
+                             {"kind", "vm"},
+                             {"image", "tiny-vm"},
+                             {"resources", {{"cpu", "1"}, {"memory", "128Mi"}}}};
+      auto took = server.CreateUntilRunning(spec);
+      if (!took.ok()) {
+        std::fprintf(stderr, "api vm: %s\n", std::string(took.status().message()).c_str());
+        return 1;
+      }
+      av_berth.push_back(Ms(*took));
+      server.Delete(name);
+    }
+  }
+#endif  // BERTH_BINARY
   fs::remove_all(base);
 
   double ch = Median(c_hand), cb = Median(c_berth), vh = Median(v_hand), vb = Median(v_berth);
@@ -144,10 +296,29 @@ int main(int argc, char** argv) {
       "vm start        (median of %d): by hand %.1f ms, berth %.1f ms, added %.1f ms "
       "(target <= 50 ms), ratio %.2f\n",
       rounds_vm, vh, vb, vb - vh, vh > 0 ? vb / vh : 0);
-  nlohmann::json out = {{"bench", "start"},         {"container_by_hand_ms", ch},
-                        {"container_berth_ms", cb}, {"container_added_ms", cb - ch},
-                        {"vm_by_hand_ms", vh},      {"vm_berth_ms", vb},
-                        {"vm_added_ms", vb - vh}};
+  double ach = Median(ac_hand), acb = Median(ac_berth), avh = Median(av_hand),
+         avb = Median(av_berth);
+  std::printf(
+      "api container   (median of %d): by hand %.1f ms, create->running %.1f ms, added %.1f ms "
+      "(target <= 20 ms), ratio %.2f\n",
+      rounds_container, ach, acb, acb - ach, ach > 0 ? acb / ach : 0);
+  std::printf(
+      "api vm          (median of %d): by hand %.1f ms, create->running %.1f ms, added %.1f ms "
+      "(target <= 50 ms), ratio %.2f\n",
+      rounds_vm, avh, avb, avb - avh, avh > 0 ? avb / avh : 0);
+  nlohmann::json out = {{"bench", "start"},
+                        {"container_by_hand_ms", ch},
+                        {"container_berth_ms", cb},
+                        {"container_added_ms", cb - ch},
+                        {"vm_by_hand_ms", vh},
+                        {"vm_berth_ms", vb},
+                        {"vm_added_ms", vb - vh},
+                        {"api_container_by_hand_ms", ach},
+                        {"api_container_berth_ms", acb},
+                        {"api_container_added_ms", acb - ach},
+                        {"api_vm_by_hand_ms", avh},
+                        {"api_vm_berth_ms", avb},
+                        {"api_vm_added_ms", avb - avh}};
   std::printf("%s\n", out.dump().c_str());
   return 0;
 }

@@ -13,6 +13,7 @@
 #include "absl/time/clock.h"
 #include "api/http/client.h"
 #include "api/yaml_json.h"
+#include "cli/image_cmd.h"
 #include "core/json.h"
 #include "core/strings.h"
 #include "core/workload.h"
@@ -42,6 +43,14 @@ Workloads:
   workload start|stop|pause|resume NAME
   workload delete NAME          stop and remove a workload
   workload logs NAME [-f] [--stderr]   print (and follow) its output
+  workload console NAME [-f]    print (and follow) a VM's serial console (also: vm console NAME)
+  workload exec NAME -- CMD...  run a command inside a running container
+  workload stats NAME           live counters of its task (CPU, memory; guest CPU for VMs)
+
+Images (this host's catalog):
+  image import NAME (--kernel F [--initrd F] [--cmdline S] | --disk F | --rootfs DIR|TAR)
+  image ls | image rm NAME
+
 
 Cluster:
   host ls | host get NAME       hosts, their capacity and state
@@ -62,17 +71,25 @@ struct Flags {
 // -f names a file for `create` and means "follow" everywhere else.
 bool TakesValue(const std::string& flag, bool f_is_file) {
   if (flag == "-f") return f_is_file;
-  static const char* kValued[] = {"--server", "--token", "--file", "--data-dir", "--tail"};
+  static const char* kValued[] = {"--server", "--token", "--file", "--data-dir", "--tail",
+                                  "--timeout"};
   for (const char* v : kValued) {
     if (flag == v) return true;
   }
   return false;
 }
 
+// With verbatim_after > 0, once that many positional arguments are in, the first one that is
+// not a flag starts the verbatim rest (a command line for `workload exec`).
 std::optional<std::string> ParseFlags(const std::vector<std::string>& args, size_t from,
-                                      bool f_is_file, Flags* flags) {
+                                      bool f_is_file, Flags* flags, size_t verbatim_after = 0) {
   for (size_t i = from; i < args.size(); ++i) {
     const std::string& a = args[i];
+    if (verbatim_after > 0 && flags->positional.size() >= verbatim_after && a != "--" &&
+        !(a.size() > 1 && a[0] == '-')) {
+      for (; i < args.size(); ++i) flags->positional.push_back(args[i]);
+      break;
+    }
     if (a == "--") {
       for (++i; i < args.size(); ++i) flags->positional.push_back(args[i]);
       break;
@@ -204,11 +221,20 @@ class Cli {
       return args.empty() ? 2 : 0;
     }
     bool create = args.size() > 1 && (args[1] == "create" || args[1] == "apply");
-    if (auto bad = ParseFlags(args, 1, create, &flags_)) return Usage(*bad);
+    const std::string& cmd = args[0];
+    if (cmd == "image" || cmd == "images") {
+      return RunImageCommand(std::vector<std::string>(args.begin() + 1, args.end()), out_, err_);
+    }
+    bool exec = args.size() > 2 && (cmd == "workload" || cmd == "workloads" || cmd == "wl") &&
+                args[1] == "exec";
+    // Everything after `exec NAME` belongs to the command, flags included, unless `--` or a
+    // flag of ours comes first: `berth workload exec NAME [--json] [--] CMD...`.
+    if (auto bad = ParseFlags(args, 1, create, &flags_, exec ? 2 : 0)) return Usage(*bad);
     json_ = flags_.switches.count("--json") > 0;
     help_ = flags_.switches.count("--help") > 0 || flags_.switches.count("-h") > 0;
-    const std::string& cmd = args[0];
     if (cmd == "workload" || cmd == "workloads" || cmd == "wl") return Workload();
+    if (cmd == "vm" && Arg(0) == "console" && !Arg(1).empty()) return Logs(Arg(1), true);
+    if (cmd == "vm") return Usage("usage: berth vm console NAME [-f]");
     if (cmd == "host" || cmd == "hosts") return Host();
     if (cmd == "events") return Events();
     if (cmd == "version") {
@@ -276,7 +302,8 @@ class Cli {
     std::string sub = Arg(0);
     if (help_ || sub.empty()) {
       out_ << "Usage: berth workload create -f FILE | ls | get NAME | explain NAME | "
-              "start|stop|pause|resume NAME | delete NAME | logs NAME [-f] [--stderr]\n"
+              "start|stop|pause|resume NAME | delete NAME | logs NAME [-f] [--stderr] | "
+              "console NAME [-f] | exec NAME [--timeout 30s] -- CMD... | stats NAME\n"
               "A workload file holds one or more specs separated by ---, e.g.\n"
               "  name: hello\n  kind: process\n"
               "  command: [\"/bin/sh\", \"-c\", \"echo hello; sleep 3600\"]\n"
@@ -329,7 +356,21 @@ class Cli {
       }
       return 0;
     }
-    if (sub == "logs") return Logs(name);
+    if (sub == "logs") return Logs(name, false);
+    if (sub == "console") return Logs(name, true);
+    if (sub == "exec") return Exec(name);
+    if (sub == "stats") {
+      auto j = Call("GET", Cat("/v1/workloads/", name, "/stats"));
+      if (!j) return 1;
+      if (json_) {
+        out_ << j->dump() << "\n";
+      } else {
+        for (const auto& [k, v] : j->items()) {
+          out_ << k << ": " << (v.is_string() ? v.get<std::string>() : v.dump()) << "\n";
+        }
+      }
+      return 0;
+    }
     return Usage(Cat("unknown workload command \"", sub, "\""));
   }
 
@@ -402,12 +443,16 @@ class Cli {
          << "revision:  " << w["revision"].dump() << "\n";
   }
 
-  int Logs(const std::string& name) {
+  // Prints (with -f follows) a workload's log, or with `console` a VM's serial console.
+  int Logs(const std::string& name, bool console) {
     api::HttpClient* c = Client();
     if (!c) return 1;
-    std::string stream = flags_.switches.count("--stderr") ? "stderr" : "stdout";
+    std::string stream = console                             ? "console"
+                         : flags_.switches.count("--stderr") ? "stderr"
+                                                             : "stdout";
     bool follow = flags_.switches.count("-f") || flags_.switches.count("--follow");
-    std::string path = Cat("/v1/workloads/", name, "/logs?stream=", stream);
+    std::string path = console ? Cat("/v1/workloads/", name, "/console?stream=console")
+                               : Cat("/v1/workloads/", name, "/logs?stream=", stream);
     if (!follow) {
       auto r = c->Get(path);
       if (!r.ok()) return Fail(Cat("cannot reach the server: ", r.status().message()));
@@ -431,6 +476,32 @@ class Cli {
     if (!r.ok()) return Fail(Cat("cannot reach the server: ", r.status().message()));
     if (r->status != 200) return Fail(ErrorMessage(*r));
     return 0;
+  }
+
+  // Runs a command inside the workload's task and exits with its exit code.
+  int Exec(const std::string& name) {
+    std::vector<std::string> argv(
+        flags_.positional.begin() + std::min<size_t>(2, flags_.positional.size()),
+        flags_.positional.end());
+    if (argv.empty())
+      return Usage("workload exec needs a command: berth workload exec NAME -- CMD...");
+    Json body = {{"argv", argv}};
+    if (auto t = flags_.values.find("--timeout"); t != flags_.values.end())
+      body["timeout"] = t->second;
+    api::HttpClient* c = Client();
+    if (!c) return 1;
+    auto r = c->Post(Cat("/v1/workloads/", name, "/exec"), body.dump());
+    if (!r.ok()) return Fail(Cat("cannot reach the server: ", r.status().message()));
+    if (r->status != 200) return Fail(ErrorMessage(*r));
+    Json j = Json::parse(r->body, nullptr, false);
+    if (!j.is_object()) return Fail("malformed exec reply from the server");
+    if (json_) {
+      out_ << j.dump() << "\n";
+    } else {
+      out_ << j.value("stdout", "") << std::flush;
+      err_ << j.value("stderr", "") << std::flush;
+    }
+    return j.value("exit_code", 1);
   }
 
   int Host() {
@@ -516,6 +587,8 @@ std::string DefaultDataDir() {
   const char* home = getenv("HOME");
   return Cat(home && *home ? home : "/root", "/.berth");
 }
+
+std::string ImagesDir(const std::string& agent_dir) { return agent_dir + "/images"; }
 
 int RunCli(const std::vector<std::string>& args, std::ostream& out, std::ostream& err) {
   Cli cli(out, err);

@@ -19,4 +19,9 @@ std::string Usage();
 // ~/.berth, or BERTH_DATA_DIR when set.
 std::string DefaultDataDir();
 
+// The image catalog of the agent whose data directory is `agent_dir`: AGENT_DIR/images. Images
+// are per host, like a container runtime's image store; `berth image` acts on this host's
+// catalog (DefaultDataDir()/agent/images unless --images DIR says otherwise).
+std::string ImagesDir(const std::string& agent_dir);
+
 }  // namespace berth::cli

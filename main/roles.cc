@@ -22,6 +22,11 @@
 #include "core/json.h"
 #include "core/strings.h"
 #include "runtime/process_driver.h"
+#ifdef BERTH_WITH_VM_DRIVERS
+#include "runtime/image/catalog.h"
+#include "runtime/oci/oci_driver.h"
+#include "runtime/qemu/qemu_driver.h"
+#endif
 #include "state/sqlite_store.h"
 
 namespace berth {
@@ -118,30 +123,136 @@ int WaitForSignal(const sigset_t& set) {
   return sig;
 }
 
-// Forwards log lookups to the local agent once it exists.
-class LocalLogs : public api::LogSource {
+// Forwards the API's local-task calls (logs, console, exec, stats) to the local agent once it
+// exists.
+class LocalAgentHost : public api::LocalHost {
  public:
   void Set(agent::Agent* a) { agent_ = a; }
   absl::StatusOr<std::string> LogPath(std::string_view workload, std::string_view stream) override {
     agent::Agent* a = agent_.load();
-    if (a == nullptr) return absl::UnavailableError("the local agent is not running");
+    if (a == nullptr) return NotRunning();
     return a->LogPath(workload, stream);
+  }
+  absl::StatusOr<std::string> ConsolePath(std::string_view workload) override {
+    agent::Agent* a = agent_.load();
+    if (a == nullptr) return NotRunning();
+    return a->ConsolePath(workload);
+  }
+  absl::StatusOr<api::ExecReply> Exec(std::string_view workload,
+                                      const api::ExecRequest& request) override {
+    agent::Agent* a = agent_.load();
+    if (a == nullptr) return NotRunning();
+    return a->Exec(workload, request);
+  }
+  absl::StatusOr<Json> Stats(std::string_view workload) override {
+    agent::Agent* a = agent_.load();
+    if (a == nullptr) return NotRunning();
+    return a->Stats(workload);
   }
 
  private:
+  static absl::Status NotRunning() {
+    return absl::UnavailableError("the local agent is not running");
+  }
   std::atomic<agent::Agent*> agent_{nullptr};
 };
 
+// The compute drivers of this host and its image catalog. Workload kind -> driver:
+// process -> ProcessDriver, vm -> QemuDriver (qemu-system-x86_64 present), container ->
+// OciDriver (runc present, running as root). Each is registered only when its fingerprint is
+// healthy. runc keeps its state in AGENT_DIR/runc; containers' cgroups sit under
+// /berth/<hash of AGENT_DIR>, so two agents on one machine never share a cgroup name.
 struct LocalDrivers {
   std::unique_ptr<runtime::ProcessDriver> process;
+#ifdef BERTH_WITH_VM_DRIVERS
+  std::unique_ptr<runtime::QemuDriver> qemu;
+  std::unique_ptr<runtime::OciDriver> oci;
+  std::unique_ptr<runtime::ImageCatalog> images;
+#endif
   std::map<std::string, runtime::ComputeDriver*> by_kind;
 };
 
-LocalDrivers MakeDrivers() {
+LocalDrivers MakeDrivers(const std::string& agent_dir, std::ostream& err) {
   LocalDrivers d;
   d.process = std::make_unique<runtime::ProcessDriver>();
   if (d.process->Fingerprint().healthy) d.by_kind["process"] = d.process.get();
+#ifdef BERTH_WITH_VM_DRIVERS
+  std::error_code ec;
+  const std::string dir = fs::absolute(agent_dir, ec).lexically_normal().string();
+  d.qemu = std::make_unique<runtime::QemuDriver>();
+  runtime::DriverFingerprint qfp = d.qemu->Fingerprint();
+  if (qfp.healthy) {
+    d.by_kind["vm"] = d.qemu.get();
+  } else {
+    err << "berth: no vm driver: " << qfp.health_description << "\n";
+  }
+  runtime::OciDriverOptions oopts;
+  oopts.runc_root = dir + "/runc";
+  char hash[17];
+  snprintf(hash, sizeof hash, "%016zx", std::hash<std::string>{}(dir));
+  oopts.cgroup_parent = Cat("/berth/", std::string_view(hash, 8));
+  d.oci = std::make_unique<runtime::OciDriver>(oopts);
+  runtime::DriverFingerprint ofp = d.oci->Fingerprint();
+  if (ofp.healthy) {
+    d.by_kind["container"] = d.oci.get();
+  } else {
+    err << "berth: no container driver: " << ofp.health_description << "\n";
+  }
+  auto catalog = runtime::ImageCatalog::Open(cli::ImagesDir(dir));
+  if (catalog.ok()) {
+    d.images = std::move(*catalog);
+  } else {
+    err << "berth: image catalog: " << catalog.status().message() << "\n";
+  }
+#endif
   return d;
+}
+
+// Fills the agent options that depend on the drivers: image resolution and VM stats.
+void WireDrivers(LocalDrivers& d, agent::AgentOptions& ao) {
+  ao.drivers = d.by_kind;
+#ifdef BERTH_WITH_VM_DRIVERS
+  runtime::ImageCatalog* images = d.images.get();
+  ao.resolve_image = [images](std::string_view kind,
+                              std::string_view name) -> absl::StatusOr<agent::ResolvedImage> {
+    if (images == nullptr) return absl::FailedPreconditionError("this host has no image catalog");
+    auto entry = images->Get(name);
+    if (!entry.ok()) {
+      return absl::NotFoundError(Cat("not in this host's image catalog (", images->dir(),
+                                     "); import it with `berth image import`"));
+    }
+    const bool vm_image =
+        entry->kind == runtime::ImageKind::kKernel || entry->kind == runtime::ImageKind::kDisk;
+    if (kind == "vm" && !vm_image) {
+      return absl::InvalidArgumentError(Cat("is a ", runtime::ImageKindName(entry->kind),
+                                            " image; a vm needs a kernel or disk image"));
+    }
+    if (kind == "container" && entry->kind != runtime::ImageKind::kRootfs) {
+      return absl::InvalidArgumentError(Cat("is a ", runtime::ImageKindName(entry->kind),
+                                            " image; a container needs a rootfs image"));
+    }
+    switch (entry->kind) {
+      case runtime::ImageKind::kKernel:
+        return agent::ResolvedImage{.path = entry->dir, .kernel_cmdline = entry->cmdline};
+      case runtime::ImageKind::kDisk:
+        return agent::ResolvedImage{.path = entry->disk};
+      case runtime::ImageKind::kRootfs:
+        return agent::ResolvedImage{.path = entry->rootfs};
+    }
+    return absl::InternalError("unknown image kind");
+  };
+  runtime::QemuDriver* qemu = d.qemu.get();
+  ao.extra_stats = [qemu](runtime::ComputeDriver* driver,
+                          std::string_view task_id) -> absl::StatusOr<Json> {
+    if (driver != qemu) return Json::object();
+    auto vm = qemu->GetVmStats(task_id);
+    if (!vm.ok()) return vm.status();
+    return Json{{"guest_cpu_ms", absl::ToInt64Milliseconds(vm->guest_cpu)},
+                {"qmp_status", vm->qmp_status},
+                {"block_read_bytes", vm->block_read_bytes},
+                {"block_write_bytes", vm->block_write_bytes}};
+  };
+#endif
 }
 
 absl::StatusOr<agent::AgentConfig> AgentConfigFrom(const Flags& f) {
@@ -239,7 +350,7 @@ int RunServe(const std::vector<std::string>& args, std::ostream& out, std::ostre
   copts.host_ttl = ttl;
   if (f.values.count("--policy")) copts.policy = f.values["--policy"];
   control::ControlPlane control(store->get(), copts);
-  LocalLogs logs;
+  LocalAgentHost logs;
   api::ApiServerOptions aopts;
   aopts.host = listen.substr(0, colon);
   aopts.port = static_cast<uint16_t>(port);
@@ -264,7 +375,6 @@ int RunServe(const std::vector<std::string>& args, std::ostream& out, std::ostre
   LocalDrivers drivers;
   std::unique_ptr<agent::Agent> local_agent;
   if (dev) {
-    drivers = MakeDrivers();
     auto config = AgentConfigFrom(Flags{{{"--config", f.values["--agent-config"]}}, {}});
     if (f.values["--agent-config"].empty()) config = AgentConfigFrom(Flags{});
     if (!config.ok()) {
@@ -273,6 +383,7 @@ int RunServe(const std::vector<std::string>& args, std::ostream& out, std::ostre
     }
     std::string agent_dir = dir + "/agent";
     fs::create_directories(agent_dir, ec);
+    drivers = MakeDrivers(agent_dir, err);
     auto inv = agent::DetectInventory(*config, agent_dir);
     if (!inv.ok()) {
       err << "berth serve: " << inv.status().message() << "\n";
@@ -284,7 +395,7 @@ int RunServe(const std::vector<std::string>& args, std::ostream& out, std::ostre
     ao.name = config->name;
     ao.data_dir = agent_dir;
     ao.inventory = *inv;
-    ao.drivers = drivers.by_kind;
+    WireDrivers(drivers, ao);
     local_agent = std::make_unique<agent::Agent>(ao);
     absl::Status started = local_agent->Start();
     if (!started.ok()) {
@@ -341,14 +452,14 @@ int RunAgent(const std::vector<std::string>& args, std::ostream& out, std::ostre
     return 1;
   }
   sigset_t signals = BlockStopSignals();
-  LocalDrivers drivers = MakeDrivers();
+  LocalDrivers drivers = MakeDrivers(dir, err);
   agent::AgentOptions ao;
   ao.server_url = server;
   ao.token = token;
   ao.name = config->name;
   ao.data_dir = dir;
   ao.inventory = *inv;
-  ao.drivers = drivers.by_kind;
+  WireDrivers(drivers, ao);
   agent::Agent a(ao);
   absl::Status started = a.Start();
   if (!started.ok()) {

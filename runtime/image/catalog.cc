@@ -338,9 +338,7 @@ std::vector<ImageEntry> ImageCatalog::List() const {
 
 absl::StatusOr<ImageEntry> ImageCatalog::Get(std::string_view name) const {
   absl::MutexLock lock(&mu_);
-  for (const auto& e : entries_) {
-    if (e.name == name) return e;
-  }
+  // Another process (`berth image import|rm`) may have changed the index since we loaded it.
   const_cast<ImageCatalog*>(this)->LoadLocked().IgnoreError();
   for (const auto& e : entries_) {
     if (e.name == name) return e;

@@ -1,0 +1,440 @@
+// End-to-end tests of the compute drivers through the product: the real `berth serve --dev`
+// binary with its local agent, the qemu and oci drivers and the host's image catalog, driven
+// through the REST API (api::HttpClient) and the `berth` CLI. Each test gets its own server on
+// port 0 with its own data directory; images come from scripts/build-test-images.sh.
+//
+// Needs root (runc, overlay mounts), qemu-system-x86_64 and runc; skips otherwise.
+#include <signal.h>
+#include <sys/mount.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
+#include <functional>
+#include <map>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "absl/time/clock.h"
+#include "api/http/client.h"
+#include "core/json.h"
+#include "gtest/gtest.h"
+#include "runtime/image/command.h"
+
+namespace berth {
+namespace {
+
+namespace fs = std::filesystem;
+using core::Json;
+
+// A slow CI machine boots a TCG guest in well under this; it only bounds a broken run.
+constexpr absl::Duration kDeadline = absl::Minutes(3);
+
+std::string ReadWholeFile(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+const std::string& ImagesDir() {
+  static const std::string* dir = [] {
+    std::string images = BERTH_TEST_IMAGES_DIR;
+    auto r = runtime::RunCommand({BERTH_IMAGE_SCRIPT, images}, {.timeout = absl::Minutes(10)});
+    if (!r.ok() || !r->ok()) return new std::string();
+    return new std::string(images);
+  }();
+  return *dir;
+}
+
+std::string SkipReason() {
+  if (geteuid() != 0) return "runc and overlay mounts need root";
+  auto runc = runtime::RunCommand({"runc", "--version"});
+  if (!runc.ok() || !runc->ok()) return "runc missing";
+  auto qemu = runtime::RunCommand({"qemu-system-x86_64", "--version"});
+  if (!qemu.ok() || !qemu->ok()) return "qemu-system-x86_64 missing";
+  if (ImagesDir().empty()) return "test images could not be built";
+  return "";
+}
+
+// One `berth serve --dev` process on its own data directory.
+class DevServer {
+ public:
+  explicit DevServer(std::string dir) : dir_(std::move(dir)) {}
+  ~DevServer() { Kill(SIGTERM); }
+
+  // Starts the server and waits until it serves on the address it wrote to server.json.
+  ::testing::AssertionResult Start() {
+    auto pid = runtime::SpawnProcess(
+        {"env", "BERTH_DATA_DIR=" + dir_, BERTH_BINARY, "serve", "--dev", "--listen",
+         "127.0.0.1:0"},
+        {.stdout_path = dir_ + "/serve.log", .stderr_path = dir_ + "/serve.log"});
+    if (!pid.ok()) return ::testing::AssertionFailure() << pid.status();
+    pid_ = *pid;
+    const absl::Time deadline = absl::Now() + kDeadline;
+    while (absl::Now() < deadline) {
+      // server.json survives a SIGKILLed server: only this process's own counts.
+      Json info = Json::parse(ReadWholeFile(dir_ + "/server.json"), nullptr, false);
+      if (info.is_object() && info.value("pid", 0) == pid_) {
+        url_ = info.value("url", "");
+        std::string token = ReadWholeFile(dir_ + "/admin.token");
+        while (!token.empty() && token.back() == '\n') token.pop_back();
+        client_ = std::make_unique<api::HttpClient>(
+            url_, api::HttpClient::Options{.bearer_token = token, .timeout = absl::Seconds(60)});
+        // Ready once the local agent has registered its host.
+        auto hosts = Get("/v1/hosts");
+        if (hosts.is_object() && !hosts["items"].empty()) return ::testing::AssertionSuccess();
+      }
+      if (!runtime::ProcessAlive(pid_, 0)) break;
+      absl::SleepFor(absl::Milliseconds(20));
+    }
+    return ::testing::AssertionFailure()
+           << "berth serve did not come up: " << ReadWholeFile(dir_ + "/serve.log");
+  }
+
+  void Kill(int sig) {
+    if (pid_ <= 0) return;
+    kill(pid_, sig);
+    (void)runtime::ReapChild(pid_, absl::Minutes(1));
+    pid_ = 0;
+  }
+
+  Json Get(const std::string& path) {
+    auto r = client_->Get(path);
+    if (!r.ok() || r->status != 200) return Json();
+    return Json::parse(r->body, nullptr, false);
+  }
+  absl::StatusOr<api::HttpResponse> Request(std::string_view method, const std::string& path,
+                                            const std::string& body = "") {
+    return client_->Request(method, path, body);
+  }
+
+  // Runs the `berth` CLI against this server's data directory.
+  runtime::CommandResult Cli(std::vector<std::string> args) {
+    std::vector<std::string> argv = {"env", "BERTH_DATA_DIR=" + dir_, BERTH_BINARY};
+    argv.insert(argv.end(), args.begin(), args.end());
+    auto r = runtime::RunCommand(argv, {.timeout = absl::Minutes(2)});
+    if (!r.ok()) return runtime::CommandResult{.stderr_data = std::string(r.status().message())};
+    return *r;
+  }
+
+  const std::string& dir() const { return dir_; }
+
+ private:
+  const std::string dir_;
+  pid_t pid_ = 0;
+  std::string url_;
+  std::unique_ptr<api::HttpClient> client_;
+};
+
+class ComputeE2eTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    std::string reason = SkipReason();
+    if (!reason.empty()) GTEST_SKIP() << reason;
+    std::string tmpl = (fs::path(::testing::TempDir()) / "berth-e2e-XXXXXX").string();
+    ASSERT_NE(mkdtemp(tmpl.data()), nullptr);
+    dir_ = tmpl;
+    server_ = std::make_unique<DevServer>(dir_);
+    const std::string images = ImagesDir();
+    auto vm = server_->Cli({"image", "import", "tiny-vm", "--kernel", images + "/tiny-vm/vmlinuz",
+                            "--initrd", images + "/tiny-vm/initrd.img"});
+    ASSERT_EQ(vm.exit_code, 0) << vm.stderr_data;
+    auto box = server_->Cli({"image", "import", "busybox", "--rootfs", images + "/busybox-rootfs"});
+    ASSERT_EQ(box.exit_code, 0) << box.stderr_data;
+    ASSERT_TRUE(server_->Start());
+  }
+
+  void TearDown() override {
+    if (!server_) return;
+    // Deleting stops every task (VMs get a graceful shutdown first).
+    Json list = server_->Get("/v1/workloads");
+    if (list.is_object()) {
+      for (const Json& w : list["items"]) {
+        (void)server_->Request("DELETE", "/v1/workloads/" + w["name"].get<std::string>());
+      }
+      const absl::Time deadline = absl::Now() + kDeadline;
+      while (absl::Now() < deadline) {
+        Json now = server_->Get("/v1/workloads");
+        if (!now.is_object() || now["items"].empty()) break;
+        absl::SleepFor(absl::Milliseconds(100));
+      }
+    }
+    server_->Kill(SIGTERM);
+    ReapLeftovers();
+    server_.reset();
+    std::error_code ec;
+    fs::remove_all(dir_, ec);
+  }
+
+  // Kills whatever a failed test left running, from the agent's task records.
+  void ReapLeftovers() {
+    std::error_code ec;
+    for (const auto& e : fs::directory_iterator(dir_ + "/agent/tasks", ec)) {
+      if (e.path().extension() != ".json") continue;
+      Json j = Json::parse(ReadWholeFile(e.path()), nullptr, false);
+      if (!j.is_object()) continue;
+      const Json& s = j["handle"]["state"];
+      if (s.contains("pid")) kill(s["pid"].get<pid_t>(), SIGKILL);
+      if (s.contains("shim_pid")) kill(s["shim_pid"].get<pid_t>(), SIGKILL);
+      if (s.contains("task_dir"))
+        umount2((s["task_dir"].get<std::string>() + "/rootfs").c_str(), MNT_DETACH);
+      (void)runtime::RunCommand(
+          {"runc", "--root", dir_ + "/agent/runc", "delete", "--force", j.value("task_id", "")});
+    }
+  }
+
+  Json Workload(const std::string& name) { return server_->Get("/v1/workloads/" + name); }
+
+  // Polls the workload until `pred` holds; returns the last view.
+  Json WaitFor(const std::string& name, const std::function<bool(const Json&)>& pred) {
+    const absl::Time deadline = absl::Now() + kDeadline;
+    Json w;
+    while (absl::Now() < deadline) {
+      w = Workload(name);
+      if (w.is_object() && pred(w)) return w;
+      absl::SleepFor(absl::Milliseconds(50));
+    }
+    ADD_FAILURE() << "workload " << name << " never reached the expected state: " << w.dump();
+    return w;
+  }
+  Json WaitForState(const std::string& name, const std::string& state) {
+    return WaitFor(name, [&](const Json& w) { return w["status"]["state"] == state; });
+  }
+
+  // Polls GET path until its body holds `text`.
+  bool WaitForText(const std::string& path, const std::string& text) {
+    const absl::Time deadline = absl::Now() + kDeadline;
+    while (absl::Now() < deadline) {
+      auto r = server_->Request("GET", path);
+      if (r.ok() && r->status == 200 && r->body.find(text) != std::string::npos) return true;
+      absl::SleepFor(absl::Milliseconds(100));
+    }
+    return false;
+  }
+
+  Json Stats(const std::string& name) { return server_->Get("/v1/workloads/" + name + "/stats"); }
+
+  int64_t GuestCpuMs(const std::string& name) {
+    Json s = Stats(name);
+    return s.is_object() ? s.value("guest_cpu_ms", int64_t{-1}) : -1;
+  }
+
+  // Polls until the VM's guest CPU time has grown by at least `by` past `from`.
+  bool GuestCpuAdvances(const std::string& name, int64_t from, int64_t by) {
+    const absl::Time deadline = absl::Now() + kDeadline;
+    while (absl::Now() < deadline) {
+      if (GuestCpuMs(name) >= from + by) return true;
+      absl::SleepFor(absl::Milliseconds(100));
+    }
+    return false;
+  }
+
+  // Events of one workload with the given type ("starting", "running", ...).
+  int CountEvents(const std::string& name, const std::string& type) {
+    Json events = server_->Get("/v1/events?limit=100000");
+    int n = 0;
+    for (const Json& e : events["items"]) {
+      if (e.value("object", "") == name && e.value("type", "") == type) ++n;
+    }
+    return n;
+  }
+
+  std::string WriteSpec(const std::string& file, const std::string& yaml) {
+    std::string path = dir_ + "/" + file;
+    std::ofstream(path) << yaml;
+    return path;
+  }
+
+  std::string dir_;
+  std::unique_ptr<DevServer> server_;
+};
+
+// The specs the CLI must accept, word for word.
+constexpr char kRequirementSpecs[] = R"(name: tiny
+kind: vm
+image: tiny-vm
+resources: {cpu: 1, memory: 256Mi}
+---
+name: box
+kind: container
+image: busybox
+command: ["/bin/sh", "-c", "echo up; sleep 3600"]
+resources: {cpu: 250m, memory: 32Mi}
+)";
+
+TEST_F(ComputeE2eTest, RequiredSpecsRunAndAreReadoptedAfterAgentSigkill) {
+  std::string extra = R"(---
+name: doomed
+kind: container
+image: busybox
+command: ["/bin/sleep", "3600"]
+resources: {cpu: 100m, memory: 16Mi}
+)";
+  auto created = server_->Cli(
+      {"workload", "create", "-f", WriteSpec("specs.yaml", kRequirementSpecs + extra)});
+  ASSERT_EQ(created.exit_code, 0) << created.stderr_data;
+  for (const char* name : {"tiny", "box", "doomed"}) WaitForState(name, "running");
+
+  // The VM's serial console shows the guest's marker, through the API and `berth vm console`.
+  ASSERT_TRUE(WaitForText("/v1/workloads/tiny/console", "BERTH-GUEST-READY"));
+  auto console = server_->Cli({"vm", "console", "tiny"});
+  EXPECT_EQ(console.exit_code, 0) << console.stderr_data;
+  EXPECT_NE(console.stdout_data.find("BERTH-GUEST-READY"), std::string::npos);
+  auto logs = server_->Cli({"workload", "logs", "tiny"});
+  EXPECT_NE(logs.stdout_data.find("BERTH-GUEST-READY"), std::string::npos);
+  // The container's output, and a command run inside it.
+  ASSERT_TRUE(WaitForText("/v1/workloads/box/logs", "up\n"));
+  auto exec = server_->Cli({"workload", "exec", "box", "--", "/bin/sh", "-c", "echo in-$HOSTNAME"});
+  EXPECT_EQ(exec.exit_code, 0) << exec.stderr_data;
+  EXPECT_EQ(exec.stdout_data, "in-box\n");
+
+  Json tiny_before = Stats("tiny"), box_before = Stats("box"), doomed = Stats("doomed");
+  ASSERT_GT(tiny_before.value("pid", 0), 0) << tiny_before.dump();
+  ASSERT_GT(box_before.value("pid", 0), 0) << box_before.dump();
+  ASSERT_GT(doomed.value("pid", 0), 0) << doomed.dump();
+  const int tiny_starts = CountEvents("tiny", "starting");
+  const int box_starts = CountEvents("box", "starting");
+  EXPECT_EQ(tiny_starts, 1);
+  EXPECT_EQ(box_starts, 1);
+
+  // The whole dev server dies at once; one container dies while it is down.
+  server_->Kill(SIGKILL);
+  ASSERT_EQ(kill(doomed["pid"].get<pid_t>(), SIGKILL), 0);
+  ASSERT_TRUE(server_->Start());
+
+  Json failed = WaitFor("doomed", [](const Json& w) { return w["status"]["state"] == "failed"; });
+  EXPECT_FALSE(failed["status"].value("reason", "").empty());
+  for (const char* name : {"tiny", "box"}) {
+    EXPECT_EQ(Workload(name)["status"]["state"], "running") << name;
+  }
+  Json tiny_after = Stats("tiny"), box_after = Stats("box");
+  EXPECT_EQ(tiny_after.value("pid", -1), tiny_before["pid"].get<int>());
+  EXPECT_EQ(box_after.value("pid", -1), box_before["pid"].get<int>());
+  EXPECT_EQ(tiny_after.value("started_at", Json()), tiny_before["started_at"]);
+  EXPECT_EQ(kill(tiny_before["pid"].get<pid_t>(), 0), 0);
+  EXPECT_EQ(CountEvents("tiny", "starting"), tiny_starts);
+  EXPECT_EQ(CountEvents("box", "starting"), box_starts);
+  // The re-adopted tasks are still driven: QMP answers and runc exec reaches the container.
+  EXPECT_EQ(tiny_after.value("qmp_status", ""), "running") << tiny_after.dump();
+  auto again = server_->Cli({"workload", "exec", "box", "--", "/bin/echo", "still-here"});
+  EXPECT_EQ(again.stdout_data, "still-here\n") << again.stderr_data;
+}
+
+TEST_F(ComputeE2eTest, PausedVmBurnsNoGuestCpuThenResumesAndPowersOffGracefully) {
+  // The guest spins, so its CPU time grows whenever it runs.
+  auto created = server_->Cli({"workload", "create", "-f", WriteSpec("spin.yaml", R"(name: spin
+kind: vm
+image: tiny-vm
+command: ["/bin/sh", "-c", "echo spinning; while :; do :; done"]
+resources: {cpu: 1, memory: 128Mi}
+)")});
+  ASSERT_EQ(created.exit_code, 0) << created.stderr_data;
+  WaitForState("spin", "running");
+  ASSERT_TRUE(WaitForText("/v1/workloads/spin/console", "BERTH-GUEST-READY"));
+  int64_t cpu = GuestCpuMs("spin");
+  ASSERT_GE(cpu, 0) << Stats("spin").dump();
+  ASSERT_TRUE(GuestCpuAdvances("spin", cpu, 200));
+
+  auto paused = server_->Cli({"workload", "pause", "spin"});
+  ASSERT_EQ(paused.exit_code, 0) << paused.stderr_data;
+  WaitForState("spin", "paused");
+  EXPECT_EQ(Stats("spin").value("qmp_status", ""), "paused");
+  // Over a full second of wall time, a paused guest gains no CPU time (a running one gains
+  // nearly all of it, as measured above). The wait is the measurement, not synchronization.
+  const int64_t at_pause = GuestCpuMs("spin");
+  absl::SleepFor(absl::Seconds(1));
+  const int64_t later = GuestCpuMs("spin");
+  EXPECT_LE(later - at_pause, 20) << at_pause << " -> " << later;
+
+  auto resumed = server_->Cli({"workload", "resume", "spin"});
+  ASSERT_EQ(resumed.exit_code, 0) << resumed.stderr_data;
+  WaitForState("spin", "running");
+  EXPECT_EQ(Stats("spin").value("qmp_status", ""), "running");
+  EXPECT_TRUE(GuestCpuAdvances("spin", later, 200));
+
+  // Graceful stop: the guest sees the power button and powers itself off.
+  auto stopped = server_->Cli({"workload", "stop", "spin"});
+  ASSERT_EQ(stopped.exit_code, 0) << stopped.stderr_data;
+  WaitForState("spin", "stopped");
+  auto console = server_->Request("GET", "/v1/workloads/spin/console");
+  ASSERT_TRUE(console.ok());
+  EXPECT_NE(console->body.find("BERTH-GUEST-POWERDOWN"), std::string::npos);
+}
+
+TEST_F(ComputeE2eTest, ContainerExitCodesOomKillsExecAndImages) {
+  auto created = server_->Cli({"workload", "create", "-f", WriteSpec("boxes.yaml", R"(name: seven
+kind: container
+image: busybox
+command: ["/bin/sh", "-c", "echo bye; exit 7"]
+resources: {cpu: 250m, memory: 32Mi}
+---
+name: hog
+kind: container
+image: busybox
+command: ["/bin/sh", "-c", "head -c 67108864 /dev/zero | tr '\\0' x > /dev/shm/fill"]
+resources: {cpu: 250m, memory: 32Mi}
+---
+name: shell
+kind: container
+image: busybox
+command: ["/bin/sh", "-c", "trap 'exit 0' TERM; sleep 3600 & wait"]
+resources: {cpu: 250m, memory: 32Mi}
+)")});
+  ASSERT_EQ(created.exit_code, 0) << created.stderr_data;
+
+  Json seven = WaitForState("seven", "failed");
+  EXPECT_EQ(seven["status"].value("exit_code", -1), 7) << seven.dump();
+  EXPECT_FALSE(seven["status"].value("oom_killed", true));
+  Json hog = WaitForState("hog", "failed");
+  EXPECT_TRUE(hog["status"].value("oom_killed", false)) << hog.dump();
+
+  WaitForState("shell", "running");
+  auto ok =
+      server_->Request("POST", "/v1/workloads/shell/exec",
+                       Json{{"argv", {"/bin/sh", "-c", "echo out; echo err >&2; exit 3"}}}.dump());
+  ASSERT_TRUE(ok.ok());
+  ASSERT_EQ(ok->status, 200) << ok->body;
+  Json reply = Json::parse(ok->body);
+  EXPECT_EQ(reply["exit_code"], 3);
+  EXPECT_EQ(reply["stdout"], "out\n");
+  EXPECT_EQ(reply["stderr"], "err\n");
+  auto cli = server_->Cli({"workload", "exec", "shell", "--", "/bin/sh", "-c", "exit 5"});
+  EXPECT_EQ(cli.exit_code, 5);
+  // Bad requests name the field; a container has no serial console.
+  auto bad = server_->Request("POST", "/v1/workloads/shell/exec", R"({"argv": []})");
+  ASSERT_TRUE(bad.ok());
+  EXPECT_EQ(bad->status, 400);
+  auto no_console = server_->Request("GET", "/v1/workloads/shell/console");
+  ASSERT_TRUE(no_console.ok());
+  EXPECT_NE(no_console->status, 200);
+  Json stats = Stats("shell");
+  EXPECT_EQ(stats.value("state", ""), "running");
+  EXPECT_GT(stats.value("rss_bytes", int64_t{0}), 0);
+
+  // The catalog: import from a tar, list, use, remove; an unknown image fails the workload.
+  auto tar = server_->Cli(
+      {"image", "import", "from-tar", "--rootfs", ImagesDir() + "/busybox-rootfs.tar", "--json"});
+  ASSERT_EQ(tar.exit_code, 0) << tar.stderr_data;
+  auto ls = server_->Cli({"image", "ls", "--json"});
+  ASSERT_EQ(ls.exit_code, 0);
+  std::vector<std::string> names;
+  for (const Json& e : Json::parse(ls.stdout_data)) names.push_back(e["name"]);
+  EXPECT_EQ(names, (std::vector<std::string>{"busybox", "from-tar", "tiny-vm"}));
+  auto rm = server_->Cli({"image", "rm", "from-tar"});
+  EXPECT_EQ(rm.exit_code, 0) << rm.stderr_data;
+  EXPECT_NE(server_->Cli({"image", "rm", "from-tar"}).exit_code, 0);
+  auto missing = server_->Cli({"workload", "create", "-f", WriteSpec("missing.yaml", R"(name: ghost
+kind: container
+image: from-tar
+command: ["/bin/true"]
+resources: {cpu: 100m, memory: 16Mi}
+)")});
+  ASSERT_EQ(missing.exit_code, 0) << missing.stderr_data;
+  Json ghost = WaitForState("ghost", "failed");
+  EXPECT_NE(ghost["status"].value("reason", "").find("from-tar"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace berth
