@@ -1,0 +1,162 @@
+// NetworkService: Berth networks, security groups and port forwards as stored objects
+// (/networks/NAME, /secgroups/NAME, /portforwards/ID: spec, status, revision, times, events),
+// with each network's address management (/ipam/NAME) held in the store under compare-and-set
+// so an address is never handed out twice and survives restarts. The data path is made on a
+// host through NetworkHost, which main implements over the host's NetworkDriver (dev mode: the
+// local host, called directly).
+//
+// Every operation validates first (subnet overlaps, addresses outside their subnet, port
+// ranges) and names the wrong field; when the host fails, the store is left unchanged.
+// Ownership: borrows the store, clock and host, which must outlive it. Thread-safety: all
+// methods are thread-safe; mutations are serialized by one mutex and written with
+// compare-and-set.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <set>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
+#include "control/object_store.h"
+#include "core/clock.h"
+#include "core/json.h"
+#include "state/store.h"
+
+namespace berth::control {
+
+inline constexpr std::string_view kNetworkPrefix = "/networks/";
+inline constexpr std::string_view kIpamPrefix = "/ipam/";
+inline constexpr std::string_view kSecGroupPrefix = "/secgroups/";
+inline constexpr std::string_view kPortForwardPrefix = "/portforwards/";
+
+struct HostNetwork {
+  std::string name;
+  std::string subnet;
+  std::string gateway;
+  bool nat = false;
+};
+
+struct HostRule {
+  std::string protocol;  // tcp | udp | icmp | any
+  int port_from = 0;
+  int port_to = 0;
+  std::string source_cidr;
+  std::string source_group;
+};
+
+struct HostGroup {
+  std::string name;
+  std::vector<HostRule> rules;
+};
+
+struct HostForward {
+  std::string id;
+  std::string protocol;  // tcp | udp
+  int host_port = 0;
+  std::string network;
+  std::string target_address;
+  int target_port = 0;
+};
+
+// What a host keeps at Cleanup(); everything else Berth made there is removed.
+struct HostKeep {
+  std::set<std::string> networks;
+  std::set<std::pair<std::string, std::string>> endpoints;  // (network, owner)
+  std::set<std::string> groups;
+  std::set<std::string> forwards;
+};
+
+// The network operations of one host, in the service's terms.
+class NetworkHost {
+ public:
+  virtual ~NetworkHost() = default;
+  // Creates or confirms the network's bridge (and NAT); returns the bridge's name.
+  virtual absl::StatusOr<std::string> EnsureNetwork(const HostNetwork& network) = 0;
+  virtual absl::Status DeleteNetwork(std::string_view name) = 0;
+  virtual absl::Status PutGroup(const HostGroup& group) = 0;
+  virtual absl::Status DeleteGroup(std::string_view name) = 0;
+  virtual absl::Status AddForward(const HostForward& forward) = 0;
+  virtual absl::Status RemoveForward(std::string_view id) = 0;
+  virtual absl::Status Cleanup(const HostKeep& keep) = 0;
+};
+
+struct NetworkCreateOptions {
+  std::string name;
+  std::string subnet;
+  std::string gateway;
+  bool nat = false;
+};
+
+struct RuleAddOptions {
+  std::string protocol = "tcp";
+  std::string ports;  // "80" or "80-90"; empty for icmp and any
+  std::string from_cidr;
+  std::string from_group;
+};
+
+struct PortForwardOptions {
+  std::string protocol = "tcp";
+  int host_port = 0;
+  std::string workload;
+  int port = 0;
+};
+
+class NetworkService {
+ public:
+  NetworkService(state::Store* store, core::Clock* clock, NetworkHost* host);
+
+  // At server start: re-declares every stored network, group and forward on the host, then
+  // removes whatever else Berth left there.
+  absl::Status Start();
+
+  absl::StatusOr<core::Json> CreateNetwork(const NetworkCreateOptions& options);
+  absl::StatusOr<core::Json> GetNetwork(std::string_view name);
+  absl::StatusOr<std::vector<core::Json>> ListNetworks(int64_t* revision = nullptr);
+  // Refused while port forwards or endpoints use the network.
+  absl::Status DeleteNetwork(std::string_view name);
+
+  // Hands `owner` an address on `network` (`requested` when given), held in the store.
+  absl::StatusOr<std::string> AllocateAddress(std::string_view network, std::string_view owner,
+                                              std::string_view requested);
+  absl::Status ReleaseAddress(std::string_view network, std::string_view owner);
+
+  absl::StatusOr<core::Json> CreateGroup(std::string_view name);
+  absl::StatusOr<core::Json> GetGroup(std::string_view name);
+  absl::StatusOr<std::vector<core::Json>> ListGroups(int64_t* revision = nullptr);
+  absl::StatusOr<core::Json> AddRule(std::string_view group, const RuleAddOptions& options);
+  absl::StatusOr<core::Json> RemoveRule(std::string_view group, std::string_view rule_id);
+  absl::Status DeleteGroup(std::string_view name);
+
+  // Forwards a host port to a workload's address on its network.
+  absl::StatusOr<core::Json> AddPortForward(const PortForwardOptions& options);
+  absl::StatusOr<std::vector<core::Json>> ListPortForwards(int64_t* revision = nullptr);
+  absl::Status RemovePortForward(std::string_view id);
+
+ private:
+  absl::StatusOr<StoredObject> ReadOrNotFound(std::string_view kind, std::string key,
+                                              std::string_view name)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  absl::StatusOr<core::Json> PutGroup(StoredObject obj, std::string_view type,
+                                      std::string_view message) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+
+  state::Store* const store_;
+  core::Clock* const clock_;
+  NetworkHost* const host_;
+  absl::Mutex mu_;
+};
+
+std::string NetworkKey(std::string_view name);
+std::string IpamKey(std::string_view name);
+std::string SecGroupKey(std::string_view name);
+std::string PortForwardKey(std::string_view id);
+
+// Parses a security rule's port range ("80", "80-90") into [from, to]; errors name `ports`.
+absl::StatusOr<std::pair<int, int>> ParsePortRange(std::string_view group, std::string_view text);
+
+}  // namespace berth::control

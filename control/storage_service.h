@@ -1,0 +1,137 @@
+// StorageService: Berth disks as stored objects (/disks/NAME: spec, status, revision, times,
+// events) and the rules around them (validation, attachment, refusing deletes of attached
+// disks). The volumes themselves live on a host and are made through StorageHost, which main
+// implements over the host's StorageDriver (dev mode: the local host, called directly).
+//
+// Every operation validates its input first; when the host fails, the stored object is left as
+// it was. Ownership: the service borrows the store, clock and host, which must outlive it.
+// Thread-safety: all methods are thread-safe; mutations are serialized by one mutex (a disk
+// operation is host I/O that must not interleave with another on the same disk) and written
+// with compare-and-set.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
+#include "control/object_store.h"
+#include "core/clock.h"
+#include "core/json.h"
+#include "state/store.h"
+
+namespace berth::control {
+
+inline constexpr std::string_view kDiskPrefix = "/disks/";
+
+// A volume as the host sees it.
+struct HostVolume {
+  std::string format;  // "qcow2" | "raw"
+  int64_t size_mib = 0;
+  int64_t allocated_bytes = 0;
+  std::string path;
+  std::string backing_file;
+  std::vector<std::string> snapshots;
+};
+
+struct HostVolumeSpec {
+  std::string name;
+  std::string format = "qcow2";
+  int64_t size_mib = 0;
+  std::string filesystem;  // "" | "ext4" | "xfs"
+  std::string from_image;  // image name or absolute path; empty = blank
+};
+
+struct HostBackup {
+  int64_t bytes = 0;
+  std::string sha256;
+};
+
+using Progress = std::function<void(int permille)>;
+
+// The storage operations of one host, in the service's terms. Errors carry the driver's
+// message (InvalidArgument naming the field, NotFound, FailedPrecondition, ...).
+class StorageHost {
+ public:
+  virtual ~StorageHost() = default;
+  // Declares the host's pool and finishes or rolls back interrupted operations.
+  virtual absl::Status Prepare() = 0;
+  virtual absl::StatusOr<HostVolume> Create(const HostVolumeSpec& spec) = 0;
+  virtual absl::StatusOr<HostVolume> Get(std::string_view name) = 0;
+  virtual absl::StatusOr<HostVolume> Resize(std::string_view name, int64_t size_mib,
+                                            std::string_view attached_to) = 0;
+  virtual absl::Status Snapshot(std::string_view name, std::string_view snapshot) = 0;
+  virtual absl::Status Revert(std::string_view name, std::string_view snapshot,
+                              std::string_view attached_to) = 0;
+  virtual absl::Status DeleteSnapshot(std::string_view name, std::string_view snapshot) = 0;
+  virtual absl::StatusOr<HostVolume> Clone(std::string_view source, std::string_view snapshot,
+                                           std::string_view name, std::string_view format) = 0;
+  virtual absl::StatusOr<HostBackup> Backup(std::string_view name, const std::string& file,
+                                            const Progress& progress) = 0;
+  virtual absl::StatusOr<HostVolume> Restore(const std::string& file, std::string_view name,
+                                             std::string_view format, const Progress& progress) = 0;
+  virtual absl::Status Delete(std::string_view name, std::string_view attached_to) = 0;
+};
+
+struct DiskCreateOptions {
+  std::string name;
+  std::string size;  // "1Gi"; optional with from_image
+  std::string format = "qcow2";
+  std::string filesystem;
+  std::string from_image;
+};
+
+class StorageService {
+ public:
+  StorageService(state::Store* store, core::Clock* clock, StorageHost* host);
+
+  // At server start: prepares the host (pool, recovery) and refreshes every stored disk's
+  // status from its volume, marking disks whose volume is gone as failed.
+  absl::Status Start();
+
+  // Disk objects as JSON: {name, spec, status, revision, created_at, updated_at}.
+  absl::StatusOr<core::Json> Create(const DiskCreateOptions& options);
+  absl::StatusOr<core::Json> Get(std::string_view name);
+  absl::StatusOr<std::vector<core::Json>> List(int64_t* revision = nullptr);
+  absl::StatusOr<core::Json> Resize(std::string_view name, std::string_view size);
+  absl::StatusOr<core::Json> Snapshot(std::string_view name, std::string_view snapshot);
+  absl::StatusOr<core::Json> Revert(std::string_view name, std::string_view snapshot);
+  // A new independent disk from `source`'s snapshot (empty = its current data).
+  absl::StatusOr<core::Json> Clone(std::string_view source, std::string_view snapshot,
+                                   std::string_view name);
+  // Records that `workload` (which must exist) uses the disk; one holder at a time.
+  absl::StatusOr<core::Json> Attach(std::string_view name, std::string_view workload);
+  absl::StatusOr<core::Json> Detach(std::string_view name);
+  // Writes a compressed backup to `file` (an absolute path on the host).
+  absl::StatusOr<core::Json> Backup(std::string_view name, const std::string& file,
+                                    const Progress& progress);
+  absl::StatusOr<core::Json> Restore(const std::string& file, std::string_view name,
+                                     const Progress& progress);
+  // Refused (FailedPrecondition naming status.attached_to) while attached.
+  absl::Status Delete(std::string_view name);
+
+ private:
+  absl::StatusOr<StoredObject> Read(std::string_view name) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Creates the stored object for a volume the host just made; deletes the volume if the
+  // store refuses.
+  absl::StatusOr<core::Json> Record(std::string_view name, core::Json spec,
+                                    const HostVolume& volume, std::string_view message)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Rewrites an existing object's status from `volume` with an event.
+  absl::StatusOr<core::Json> Update(StoredObject obj, const HostVolume& volume,
+                                    std::string_view type, std::string_view message)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+
+  state::Store* const store_;
+  core::Clock* const clock_;
+  StorageHost* const host_;
+  absl::Mutex mu_;
+};
+
+std::string DiskKey(std::string_view name);
+
+}  // namespace berth::control
