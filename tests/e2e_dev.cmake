@@ -6,4 +6,10 @@ if(TARGET berth AND TARGET berth_http)
   target_include_directories(e2e_dev_test PRIVATE ${CMAKE_SOURCE_DIR})
   target_compile_definitions(e2e_dev_test PRIVATE BERTH_BINARY="$<TARGET_FILE:berth>")
   add_dependencies(e2e_dev_test berth)
+
+  berth_test(e2e_agent_test SOURCES ${CMAKE_CURRENT_LIST_DIR}/e2e_agent_test.cc
+    LIBS berth_http TIMEOUT 600)
+  target_include_directories(e2e_agent_test PRIVATE ${CMAKE_SOURCE_DIR})
+  target_compile_definitions(e2e_agent_test PRIVATE BERTH_BINARY="$<TARGET_FILE:berth>")
+  add_dependencies(e2e_agent_test berth)
 endif()

@@ -49,7 +49,8 @@ struct Result {
 // Runs the binary with `args` and BERTH_DATA_DIR=data_dir, feeding `input` on stdin.
 inline Result Run(const std::string& data_dir, const std::vector<std::string>& args,
                   const std::string& input = "") {
-  std::string base = std::filesystem::temp_directory_path() / ("berth-e2e-" + std::to_string(getpid()));
+  std::string base =
+      std::filesystem::temp_directory_path() / ("berth-e2e-" + std::to_string(getpid()));
   std::string out_path = base + ".out", err_path = base + ".err", in_path = base + ".in";
   {
     std::ofstream in(in_path);
@@ -88,7 +89,8 @@ inline Result Run(const std::string& data_dir, const std::vector<std::string>& a
 // A `berth serve --dev` process in its own data directory.
 class DevServer {
  public:
-  explicit DevServer(std::string data_dir) : data_dir_(std::move(data_dir)) {}
+  explicit DevServer(std::string data_dir, std::vector<std::string> extra_args = {"--dev"})
+      : data_dir_(std::move(data_dir)), extra_args_(std::move(extra_args)) {}
   ~DevServer() { Kill(SIGTERM); }
 
   // Starts the server and waits until it answers; false if it never does.
@@ -101,8 +103,16 @@ class DevServer {
       int log = open((data_dir_ + "/serve.log").c_str(), O_WRONLY | O_CREAT | O_APPEND, 0600);
       dup2(log, 1);
       dup2(log, 2);
-      execl(BERTH_BINARY, BERTH_BINARY, "serve", "--dev", "--data-dir", data_dir_.c_str(),
-            "--listen", "127.0.0.1:0", "--host-ttl", "30s", static_cast<char*>(nullptr));
+      std::vector<std::string> args = {BERTH_BINARY, "serve",    "--data-dir",
+                                       data_dir_,    "--listen", "127.0.0.1:0"};
+      bool ttl = false;
+      for (const auto& a : extra_args_) ttl |= a == "--host-ttl";
+      if (!ttl) args.insert(args.end(), {"--host-ttl", "30s"});
+      args.insert(args.end(), extra_args_.begin(), extra_args_.end());
+      std::vector<char*> argv;
+      for (auto& a : args) argv.push_back(a.data());
+      argv.push_back(nullptr);
+      execv(BERTH_BINARY, argv.data());
       _exit(127);
     }
     bool up = Eventually([&] {
@@ -114,7 +124,8 @@ class DevServer {
     if (!up) return false;
     token_ = ReadFile(data_dir_ + "/admin.token");
     while (!token_.empty() && token_.back() == '\n') token_.pop_back();
-    client_ = std::make_unique<api::HttpClient>(url_, api::HttpClient::Options{.bearer_token = token_});
+    client_ =
+        std::make_unique<api::HttpClient>(url_, api::HttpClient::Options{.bearer_token = token_});
     return true;
   }
 
@@ -145,11 +156,49 @@ class DevServer {
 
  private:
   std::string data_dir_;
+  std::vector<std::string> extra_args_;
   pid_t pid_ = -1;
   std::string url_;
   std::string token_;
   std::unique_ptr<api::HttpClient> client_;
 };
+
+// Starts `berth ARGS...` in its own session with output to `log`; returns its pid.
+inline pid_t Spawn(const std::vector<std::string>& args, const std::string& log) {
+  pid_t pid = fork();
+  if (pid == 0) {
+    setsid();
+    int fd = open(log.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0600);
+    dup2(fd, 1);
+    dup2(fd, 2);
+    std::vector<std::string> copy = args;
+    std::vector<char*> argv = {const_cast<char*>(BERTH_BINARY)};
+    for (auto& a : copy) argv.push_back(a.data());
+    argv.push_back(nullptr);
+    execv(BERTH_BINARY, argv.data());
+    _exit(127);
+  }
+  return pid;
+}
+
+inline void KillAndReap(pid_t pid, int sig) {
+  if (pid <= 0) return;
+  kill(pid, sig);
+  int status = 0;
+  waitpid(pid, &status, 0);
+}
+
+// True while some process's command line contains `marker`.
+inline bool ProcessWithArg(const std::string& marker) {
+  for (const auto& entry : std::filesystem::directory_iterator("/proc")) {
+    std::string cmdline = ReadFile(entry.path().string() + "/cmdline");
+    for (char& c : cmdline) {
+      if (c == '\0') c = ' ';
+    }
+    if (cmdline.find(marker) != std::string::npos) return true;
+  }
+  return false;
+}
 
 inline std::string TempDir(const std::string& name) {
   std::string dir = std::filesystem::temp_directory_path() /
