@@ -32,17 +32,20 @@ class DevModeTest : public ::testing::Test {
       auto list = server_->Get("/v1/workloads");
       if (list.is_object()) {
         for (const auto& w : list["items"]) {
-          (void)server_->client().Post("/v1/workloads/" + w["name"].get<std::string>() + "/actions/stop", "");
+          (void)server_->client().Post(
+              "/v1/workloads/" + w["name"].get<std::string>() + "/actions/stop", "");
         }
-        Eventually([&] {
-          auto l = server_->Get("/v1/workloads");
-          if (!l.is_object()) return true;
-          for (const auto& w : l["items"]) {
-            std::string s = w["status"]["state"];
-            if (s != "stopped" && s != "failed" && s != "pending") return false;
-          }
-          return true;
-        }, 30);
+        Eventually(
+            [&] {
+              auto l = server_->Get("/v1/workloads");
+              if (!l.is_object()) return true;
+              for (const auto& w : l["items"]) {
+                std::string s = w["status"]["state"];
+                if (s != "stopped" && s != "failed" && s != "pending") return false;
+              }
+              return true;
+            },
+            30);
       }
     }
     server_.reset();
@@ -151,7 +154,8 @@ TEST_F(DevModeTest, KillNineLosesNothingAcknowledgedAndAdoptsRunningWork) {
   EXPECT_EQ(after["status"]["generation"], before["status"]["generation"]);
   Result events = Cli({"events", "--json"});
   size_t starts = 0;
-  for (size_t pos = 0; (pos = events.out.find("\"type\":\"starting\"", pos)) != std::string::npos; ++pos) {
+  for (size_t pos = 0; (pos = events.out.find("\"type\":\"starting\"", pos)) != std::string::npos;
+       ++pos) {
     ++starts;
   }
   EXPECT_EQ(starts, 1u) << events.out;
