@@ -66,7 +66,8 @@ Figure Measure(const std::string& name, const std::string& url, const std::strin
 int main(int argc, char** argv) {
   double seconds = argc > 1 ? std::atof(argv[1]) : 3.0;
   int clients = argc > 2 ? std::atoi(argv[2]) : 8;
-  std::string dir = std::filesystem::temp_directory_path() / ("berth-bench-api-" + std::to_string(getpid()));
+  std::string dir =
+      std::filesystem::temp_directory_path() / ("berth-bench-api-" + std::to_string(getpid()));
   std::filesystem::create_directories(dir);
   auto store = berth::state::SqliteStore::Open(dir + "/berth.db");
   if (!store.ok()) {
@@ -101,19 +102,19 @@ int main(int argc, char** argv) {
   std::vector<Figure> figures;
   figures.push_back(Measure("healthz", url, o.admin_token, clients, seconds,
                             [](auto& c, int, int64_t) { return c.Get("/healthz"); }));
-  figures.push_back(Measure("get", url, o.admin_token, clients, seconds, [](auto& c, int, int64_t i) {
-    return c.Get("/v1/workloads/seed-" + std::to_string(i % 200));
-  }));
+  figures.push_back(
+      Measure("get", url, o.admin_token, clients, seconds, [](auto& c, int, int64_t i) {
+        return c.Get("/v1/workloads/seed-" + std::to_string(i % 200));
+      }));
   figures.push_back(Measure("list", url, o.admin_token, clients, seconds,
                             [](auto& c, int, int64_t) { return c.Get("/v1/workloads"); }));
-  figures.push_back(Measure("create", url, o.admin_token, clients, seconds,
-                            [](auto& c, int client, int64_t i) {
-                              nlohmann::json spec = {
-                                  {"name", "c" + std::to_string(client) + "-" + std::to_string(i)},
-                                  {"kind", "process"},
-                                  {"command", {"/bin/true"}}};
-                              return c.Post("/v1/workloads", spec.dump());
-                            }));
+  figures.push_back(
+      Measure("create", url, o.admin_token, clients, seconds, [](auto& c, int client, int64_t i) {
+        nlohmann::json spec = {{"name", "c" + std::to_string(client) + "-" + std::to_string(i)},
+                               {"kind", "process"},
+                               {"command", {"/bin/true"}}};
+        return c.Post("/v1/workloads", spec.dump());
+      }));
   server.Stop();
   double base = figures[0].per_second;
   std::printf("%-8s %14s %10s %8s\n", "endpoint", "requests/s", "vs healthz", "errors");
