@@ -88,6 +88,7 @@ void Cluster::Index::Regroup(int h) {
     if (groups[old].key == key) return;
     HostGroup& g = groups[old];
     g.hosts.erase(h);
+    if (g.counted) cluster_frag -= g.counted_frag;
     if (g.hosts.empty()) {
       IndexErase(old);
       group_by_key.erase(g.key);
@@ -98,8 +99,8 @@ void Cluster::Index::Regroup(int h) {
       live_groups.pop_back();
       g.live_pos = -1;
       g.key.clear();
-      g.shape_frag.clear();
       g.frag_version = 0;
+      g.counted = false;
       free_groups.push_back(old);
     } else if (summary[old].min_host == h) {
       IndexErase(old);
@@ -126,11 +127,22 @@ void Cluster::Index::Regroup(int h) {
     g.gen = next_gen++;
     g.key = key;
     g.frag_version = 0;
+    g.counted = false;
+    if (cluster_frag_version != 0) {
+      // Many changes without a Fragmentation call: stop tracking until the next one.
+      if (frag_pending.size() >= 2 * groups.size() + 64) {
+        cluster_frag_version = 0;
+        frag_pending.clear();
+      } else {
+        frag_pending.emplace_back(id, g.gen);
+      }
+    }
     g.live_pos = int(live_groups.size());
     live_groups.push_back(id);
     group_by_key.emplace(std::move(key), id);
   }
   groups[id].hosts.insert(h);
+  if (groups[id].counted) cluster_frag += groups[id].counted_frag;
   host_group[h] = id;
   if (created) {
     Summarize(id);
@@ -184,33 +196,162 @@ void Cluster::Index::Summarize(int group) {
   s.bucket = idle * 5 + level;
 }
 
+namespace {
+
+FragStatic FragStaticFor(const core::GpuDevice& d, const core::GpuRequest& r) {
+  FragStatic s;
+  if (!r.AllowsModel(d.model)) return s;
+  switch (r.kind) {
+    case core::GpuRequest::Kind::kNone:
+      break;
+    case core::GpuRequest::Kind::kWhole:
+      s.ok = !d.mig_enabled && d.memory_mib >= r.min_memory_mib;
+      break;
+    case core::GpuRequest::Kind::kShare:
+      s.ok = !d.mig_enabled;
+      break;
+    case core::GpuRequest::Kind::kMig: {
+      if (!d.mig_enabled) break;
+      std::optional<core::MigProfile> p =
+          core::FindMigProfile(d.model, d.memory_mib, r.mig_profile);
+      if (!p) break;
+      s.ok = true;
+      s.mig_run = uint8_t((1u << p->memory_slices) - 1);
+      for (int start : p->start_slices) s.mig_starts |= uint8_t(1u << start);
+      break;
+    }
+  }
+  return s;
+}
+
+// GpuHolds (fgd.h) with the static part looked up.
+bool FragHolds(const FragStatic& s, const core::GpuRequest& r, const GpuState& g) {
+  if (!s.ok) return false;
+  switch (r.kind) {
+    case core::GpuRequest::Kind::kWhole:
+      return g.free_milli == core::kWholeGpuMilli && g.shares == 0;
+    case core::GpuRequest::Kind::kShare:
+      return g.free_milli >= r.milli && g.free_memory_mib >= r.memory_mib;
+    case core::GpuRequest::Kind::kMig:
+      for (int start = 0; start < 8; ++start) {
+        if ((s.mig_starts & (1u << start)) &&
+            (g.mig_slices_used & uint8_t(s.mig_run << start)) == 0) {
+          return true;
+        }
+      }
+      return false;
+    case core::GpuRequest::Kind::kNone:
+      return false;
+  }
+  return false;
+}
+
+}  // namespace
+
+const MixPlan& Cluster::Index::Plan(const WorkloadMix& mix) {
+  if (mix_plan.version == mix.version()) return mix_plan;
+  mix_plan.version = mix.version();
+  mix_plan.cpu_only_weight = 0;
+  mix_plan.gpus.clear();
+  for (const WorkloadMix::Entry& e : mix.entries()) {
+    if (e.shape.gpu.kind == core::GpuRequest::Kind::kNone) {
+      mix_plan.cpu_only_weight += e.weight;
+      continue;
+    }
+    MixGpu* mg = nullptr;
+    for (MixGpu& m : mix_plan.gpus) {
+      if (m.gpu == e.shape.gpu) {
+        mg = &m;
+        break;
+      }
+    }
+    if (mg == nullptr) {
+      mg = &mix_plan.gpus.emplace_back();
+      mg->gpu = e.shape.gpu;
+      mg->need = e.shape.gpu.kind == core::GpuRequest::Kind::kWhole ? e.shape.gpu.count : 1;
+    }
+    mg->weight += e.weight;
+    mg->uses.push_back({e.shape.resources, e.weight});
+  }
+  return mix_plan;
+}
+
+const FragStatic* Cluster::Index::ClassFragStatics(int cls, const MixPlan& plan) {
+  if (class_frag_static.size() < classes.size()) class_frag_static.resize(classes.size());
+  ClassFragStatic& cs = class_frag_static[cls];
+  if (cs.version != plan.version) {
+    cs.version = plan.version;
+    const std::vector<core::GpuDevice>& devices = classes[cls].gpus;
+    cs.dev.resize(plan.gpus.size() * devices.size());
+    for (size_t u = 0; u < plan.gpus.size(); ++u) {
+      for (size_t p = 0; p < devices.size(); ++p) {
+        cs.dev[u * devices.size() + p] = FragStaticFor(devices[p], plan.gpus[u].gpu);
+      }
+    }
+  }
+  return cs.dev.data();
+}
+
 const HostGroup& Cluster::Index::Frag(int group, const WorkloadMix& mix) {
   HostGroup& g = groups[group];
   if (g.frag_version == mix.version()) return g;
+  const MixPlan& plan = Plan(mix);
+  const FragStatic* statics = ClassFragStatics(g.cls, plan);
   const HostState& host = hosts[*g.hosts.begin()];
+  const size_t n = host.gpus.size();
+  const core::Resources free = host.Free();
+  const int64_t free_gpu = host.FreeGpuMilli();
   g.frag_version = mix.version();
-  g.weighted_frag = 0;
-  g.shape_frag.resize(mix.entries().size());
-  for (size_t i = 0; i < mix.entries().size(); ++i) {
-    const WorkloadMix::Entry& e = mix.entries()[i];
-    ShapeFrag& sf = g.shape_frag[i];
-    sf.holding = 0;
-    sf.unheld_milli = 0;
-    for (const GpuState& gpu : host.gpus) {
-      if (GpuHolds(gpu, e.shape)) {
-        ++sf.holding;
+  g.gpu_frag.resize(plan.gpus.size());
+  // A shape that cannot run wastes all free GPU milli, one that can the milli of the devices
+  // too small for it; CPU-only shapes never run on a GPU.
+  int64_t sum = plan.cpu_only_weight * free_gpu;
+  for (size_t u = 0; u < plan.gpus.size(); ++u) {
+    const MixGpu& mg = plan.gpus[u];
+    const FragStatic* st = statics + u * n;
+    GpuFrag& gf = g.gpu_frag[u];
+    gf.holding = 0;
+    gf.unheld_milli = 0;
+    for (size_t p = 0; p < n; ++p) {
+      if (FragHolds(st[p], mg.gpu, host.gpus[p])) {
+        ++gf.holding;
       } else {
-        sf.unheld_milli += gpu.free_milli;
+        gf.unheld_milli += host.gpus[p].free_milli;
       }
     }
-    bool gpus_fit = e.shape.gpu.kind == core::GpuRequest::Kind::kWhole
-                        ? sf.holding >= e.shape.gpu.count
-                        : sf.holding >= 1;
-    sf.fits = e.shape.gpu.kind != core::GpuRequest::Kind::kNone &&
-              host.Free().Fits(e.shape.resources) && gpus_fit;
-    g.weighted_frag += e.weight * (sf.fits ? sf.unheld_milli : host.FreeGpuMilli());
+    if (gf.holding < mg.need) {
+      sum += mg.weight * free_gpu;
+      continue;
+    }
+    for (const MixGpu::Use& use : mg.uses) {
+      sum += use.weight * (free.Fits(use.resources) ? gf.unheld_milli : free_gpu);
+    }
   }
+  g.weighted_frag = sum;
   return g;
+}
+
+int64_t Cluster::Index::ClusterFrag(const WorkloadMix& mix) {
+  auto count = [&](int gid) {
+    HostGroup& g = groups[gid];
+    g.counted_frag = Frag(gid, mix).weighted_frag;
+    g.counted = true;
+    cluster_frag += g.counted_frag * int64_t(g.hosts.size());
+  };
+  if (cluster_frag_version != mix.version()) {
+    for (HostGroup& g : groups) g.counted = false;
+    cluster_frag_version = mix.version();
+    cluster_frag = 0;
+    frag_pending.clear();
+    for (int gid : live_groups) count(gid);
+    return cluster_frag;
+  }
+  for (const auto& [gid, gen] : frag_pending) {
+    const HostGroup& g = groups[gid];
+    if (g.gen == gen && g.live_pos >= 0 && !g.counted) count(gid);
+  }
+  frag_pending.clear();
+  return cluster_frag;
 }
 
 Cluster::Cluster() : index_(std::make_unique<Index>()) {}
@@ -554,12 +695,7 @@ FragmentationReport Cluster::Fragmentation(const WorkloadMix& mix) const {
   FragmentationReport report;
   report.free_milli = x.totals.gpu_milli_capacity - x.totals.gpu_milli_allocated;
   if (mix.total_weight() == 0) return report;
-  double sum = 0;
-  for (int gid : x.live_groups) {
-    const HostGroup& g = x.Frag(gid, mix);
-    sum += double(g.weighted_frag) * double(g.hosts.size());
-  }
-  report.fragmented_milli = sum / double(mix.total_weight());
+  report.fragmented_milli = double(x.ClusterFrag(mix)) / double(mix.total_weight());
   return report;
 }
 
@@ -585,7 +721,7 @@ size_t Cluster::MemoryBytes() const {
   bytes += x.hosts.size() * (sizeof(int) * 2 + sizeof(std::vector<std::string>) + 48);
   for (const HostGroup& g : x.groups) {
     bytes += sizeof(HostGroup) + g.key.capacity() * sizeof(int64_t) +
-             g.shape_frag.capacity() * sizeof(ShapeFrag) + g.hosts.size() * sizeof(int) * 2 +
+             g.gpu_frag.capacity() * sizeof(GpuFrag) + g.hosts.size() * sizeof(int) * 2 +
              g.key.size() * sizeof(int64_t) + 32;
   }
   for (const auto& [id, a] : x.allocations) {

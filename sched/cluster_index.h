@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <map>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "absl/container/btree_set.h"
@@ -30,10 +31,45 @@ struct HostClass {
 // free memory and MIG slices. Inline up to eight devices, so grouping rarely allocates.
 using StateKeyVec = absl::InlinedVector<int64_t, 32>;
 
-// Per-shape figures of one free state, for incremental FGD: whether the shape fits, how many
-// GPUs could hold one GPU's worth of it, and the free milli of the GPUs that cannot.
-struct ShapeFrag {
-  bool fits = false;
+// The mix as the fragmentation code reads it, built once per mix version: its distinct GPU
+// requests (shapes that differ only in CPU, memory or disk share one), each with the resources
+// and weights of the entries that use it. Device checks then run once per GPU request instead of
+// once per shape.
+struct MixGpu {
+  core::GpuRequest gpu;
+  int need = 1;        // devices that must hold one GPU's worth: the count for whole GPUs, else 1
+  int64_t weight = 0;  // Σ weight of the entries using it
+  struct Use {
+    core::Resources resources;
+    int64_t weight = 0;
+  };
+  std::vector<Use> uses;
+};
+
+struct MixPlan {
+  uint64_t version = 0;         // the WorkloadMix version it was built from; 0: none
+  int64_t cpu_only_weight = 0;  // Σ weight of shapes without GPUs
+  std::vector<MixGpu> gpus;
+};
+
+// What never changes about whether a device of a host class may hold a GPU request: model,
+// device memory, MIG mode and the MIG profile's geometry. Matches GpuHolds (fgd.h) exactly.
+struct FragStatic {
+  bool ok = false;
+  uint8_t mig_starts = 0;  // bit s: the MIG profile may start at memory slice s
+  uint8_t mig_run = 0;     // mask of the profile's memory slices starting at slice 0
+};
+
+// FragStatic for every (distinct GPU request of the mix, device) of one class, at
+// [request * devices + device].
+struct ClassFragStatic {
+  uint64_t version = 0;
+  std::vector<FragStatic> dev;
+};
+
+// Per distinct GPU request of the mix, for one free state: how many devices could hold one
+// GPU's worth of it, and the free milli of the devices that cannot.
+struct GpuFrag {
   int holding = 0;
   int64_t unheld_milli = 0;
 };
@@ -46,10 +82,14 @@ struct HostGroup {
   absl::btree_set<int> hosts;
   int live_pos = -1;  // position in Index::live_groups, -1 when free
   uint64_t gen = 0;   // unique per group lifetime: a group's state never changes while it lives
-  // Fragmentation cache for the mix with version frag_version.
+  // Fragmentation cache for the mix with version frag_version; gpu_frag is indexed like
+  // MixPlan::gpus.
   uint64_t frag_version = 0;
   int64_t weighted_frag = 0;  // Σ_c w_c F(c)
-  std::vector<ShapeFrag> shape_frag;
+  std::vector<GpuFrag> gpu_frag;
+  // Whether Index::cluster_frag counts this group's hosts, at counted_frag each.
+  bool counted = false;
+  int64_t counted_frag = 0;
 };
 
 // A compact copy of what the scheduler's first pass over groups needs, so rejecting a group
@@ -134,6 +174,16 @@ struct Cluster::Index {
   uint64_t hosts_version = 0;  // changes when hosts are added
   int64_t max_host_gpu_milli = 0;
 
+  // The cluster's Σ_n w-weighted F_n for the mix with version cluster_frag_version (0: not
+  // kept), over groups with `counted` set; groups created since the last Fragmentation call
+  // wait in frag_pending as (id, gen). Commit and Release adjust it for the one host they move.
+  uint64_t cluster_frag_version = 0;
+  int64_t cluster_frag = 0;
+  std::vector<std::pair<int, uint64_t>> frag_pending;
+
+  MixPlan mix_plan;
+  std::vector<ClassFragStatic> class_frag_static;  // by class
+
   // Moves host `h` to the group of its current state.
   void Regroup(int h);
   void Summarize(int group);
@@ -142,6 +192,12 @@ struct Cluster::Index {
   StateKeyVec StateKey(int h) const;
   // Fills the group's fragmentation cache for `mix` if it is stale.
   const HostGroup& Frag(int group, const WorkloadMix& mix);
+  // The plan of `mix`, rebuilt when the mix changed.
+  const MixPlan& Plan(const WorkloadMix& mix);
+  // The class's FragStatic table for `plan`.
+  const FragStatic* ClassFragStatics(int cls, const MixPlan& plan);
+  // Σ_n Σ_c w_c F_n(c) over all hosts, kept up to date incrementally.
+  int64_t ClusterFrag(const WorkloadMix& mix);
 };
 
 // One MIG placement: the first allowed start slice whose memory slices are all free, or -1.

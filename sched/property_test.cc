@@ -140,6 +140,11 @@ Trace RunStream(uint64_t seed, std::string_view policy) {
   Scheduler probe_scheduler(&c, probe_options);
   Trace trace;
   std::vector<std::string> live;
+  WorkloadMix other_mix;
+  other_mix.Add(Shape::Of(WholeGpuRequest("o1", 2)), 3);
+  other_mix.Add(Shape::Of(ShareRequest("o2", 300, 4096)), 2);
+  other_mix.Add(Shape::Of(MigRequest("o3", "1g.10gb")), 1);
+  other_mix.Add(Shape::Of(CpuRequest("o4", 1000, 2048)), 1);
   for (int n = 0; n < 400; ++n) {
     int op = int(rng() % 10);
     if (op < 2 && !live.empty()) {
@@ -221,6 +226,18 @@ Trace RunStream(uint64_t seed, std::string_view policy) {
       EXPECT_DOUBLE_EQ(c.HostFragmentation(h, mix),
                        double(WeightedFragmentation(c.host(h), mix)) / mix.total_weight());
     }
+    // The incrementally kept cluster total equals a direct sum over hosts, for the scheduler's
+    // mix and, now and then, for a second mix that takes turns with it.
+    auto check_total = [&](const WorkloadMix& m) {
+      int64_t direct = 0;
+      for (int i = 0; i < c.num_hosts(); ++i) direct += WeightedFragmentation(c.host(i), m);
+      FragmentationReport report = c.Fragmentation(m);
+      EXPECT_DOUBLE_EQ(report.fragmented_milli, double(direct) / double(m.total_weight()))
+          << "step " << n;
+      EXPECT_EQ(report.free_milli, c.Totals().gpu_milli_capacity - c.Totals().gpu_milli_allocated);
+    };
+    if (mix.total_weight() > 0) check_total(mix);
+    if (n % 9 == 0) check_total(other_mix);
   }
   return trace;
 }

@@ -290,9 +290,6 @@ class Scheduler::Pass {
     mix_ = &s.mix();
     classes_.resize(x_.classes.size());
     class_done_.assign(x_.classes.size(), 0);
-    for (const WorkloadMix::Entry& e : mix_->entries()) {
-      if (e.shape.gpu.kind == Kind::kNone) cpu_only_weight_ += e.weight;
-    }
   }
 
   using Changes = absl::InlinedVector<GpuChange, 8>;
@@ -345,7 +342,7 @@ class Scheduler::Pass {
   void ComputeClass(int cls);
   // Σ_c w_c ΔF_c for the change, against the group's cached figures.
   int64_t FgdDelta(int h, const GpuChange* changes, size_t n);
-  const std::vector<std::vector<GpuStatic>>& MixStatic(int cls);
+  const std::vector<std::vector<GpuStatic>>& MixStatic(int cls, const MixPlan& plan);
   int64_t Score(int h, const Changes& changes, int64_t fgd_delta);
   // Binpack's utilization after placing (see PackKey).
   int64_t UtilAfter(const GroupSummary& g, const ClassInfo& ci) const {
@@ -363,7 +360,6 @@ class Scheduler::Pass {
   bool has_binpack_ = false;
   bool has_spread_ = false;
   int64_t total_milli_ = 0;
-  int64_t cpu_only_weight_ = 0;
   const WorkloadMix* mix_;
   std::vector<ClassInfo> classes_;
   std::vector<char> class_done_;
@@ -448,17 +444,18 @@ int64_t Scheduler::Pass::SummaryScore(const GroupSummary& g) {
   return total;
 }
 
-const std::vector<std::vector<GpuStatic>>& Scheduler::Pass::MixStatic(int cls) {
+const std::vector<std::vector<GpuStatic>>& Scheduler::Pass::MixStatic(int cls,
+                                                                      const MixPlan& plan) {
   Scheduler::ClassMix& cm = s_.class_mix_[cls];
-  if (cm.version != mix_->version()) {
-    cm.version = mix_->version();
-    cm.shapes.clear();
-    for (const WorkloadMix::Entry& e : mix_->entries()) {
-      std::vector<GpuStatic> per_gpu;
+  if (cm.version != plan.version) {
+    cm.version = plan.version;
+    cm.shapes.resize(plan.gpus.size());
+    for (size_t u = 0; u < plan.gpus.size(); ++u) {
+      std::vector<GpuStatic>& per_gpu = cm.shapes[u];
+      per_gpu.clear();
       for (const core::GpuDevice& d : x_.classes[cls].gpus) {
-        per_gpu.push_back(StaticFor(d, e.shape.gpu));
+        per_gpu.push_back(StaticFor(d, plan.gpus[u].gpu));
       }
-      cm.shapes.push_back(std::move(per_gpu));
     }
   }
   return cm.shapes;
@@ -467,37 +464,39 @@ const std::vector<std::vector<GpuStatic>>& Scheduler::Pass::MixStatic(int cls) {
 int64_t Scheduler::Pass::FgdDelta(int h, const GpuChange* changes, size_t n) {
   if (mix_->total_weight() == 0) return 0;
   const HostGroup& g = x_.Frag(x_.host_group[h], *mix_);
+  const MixPlan& plan = x_.Plan(*mix_);
   const HostState& host = x_.hosts[h];
-  const std::vector<std::vector<GpuStatic>>& statics = MixStatic(x_.host_class[h]);
+  const std::vector<std::vector<GpuStatic>>& statics = MixStatic(x_.host_class[h], plan);
   core::Resources free_after = host.Free() - r_.resources;
-  int64_t u_before = host.FreeGpuMilli();
-  int64_t u_after = u_before - total_milli_;
-  // CPU-only shapes can never use a GPU: all free GPU milli is theirs to waste.
-  int64_t delta = cpu_only_weight_ * (u_after - u_before);
-  for (size_t i = 0; i < mix_->entries().size(); ++i) {
-    const WorkloadMix::Entry& e = mix_->entries()[i];
-    if (e.shape.gpu.kind == Kind::kNone) continue;
-    const ShapeFrag& sf = g.shape_frag[i];
-    int64_t f_before = sf.fits ? sf.unheld_milli : u_before;
-    int holding = sf.holding;
-    int64_t unheld = sf.unheld_milli;
+  int64_t u_after = host.FreeGpuMilli() - total_milli_;
+  // Σ_c w_c F_c after the change, less the group's cached Σ_c w_c F_c before it. CPU-only shapes
+  // can never use a GPU: all free GPU milli is theirs to waste.
+  int64_t after = plan.cpu_only_weight * u_after;
+  for (size_t u = 0; u < plan.gpus.size(); ++u) {
+    const MixGpu& mg = plan.gpus[u];
+    const GpuFrag& gf = g.gpu_frag[u];
+    int holding = gf.holding;
+    int64_t unheld = gf.unheld_milli;
     for (size_t k = 0; k < n; ++k) {
       const GpuChange& c = changes[k];
       const GpuState& gs = host.gpus[c.pos];
-      const GpuStatic& st = statics[i][c.pos];
-      bool hb = Holds(st, e.shape.gpu, gs.free_milli, gs.free_memory_mib, gs.mig_slices_used);
+      const GpuStatic& st = statics[u][c.pos];
+      bool hb = Holds(st, mg.gpu, gs.free_milli, gs.free_memory_mib, gs.mig_slices_used);
       int64_t fm = gs.free_milli - c.milli;
-      bool ha = Holds(st, e.shape.gpu, fm, gs.free_memory_mib - c.memory_mib,
-                      gs.mig_slices_used | c.mig_mask);
+      bool ha =
+          Holds(st, mg.gpu, fm, gs.free_memory_mib - c.memory_mib, gs.mig_slices_used | c.mig_mask);
       holding += int(ha) - int(hb);
       unheld += (ha ? 0 : fm) - (hb ? 0 : gs.free_milli);
     }
-    bool fits = free_after.Fits(e.shape.resources) &&
-                holding >= (e.shape.gpu.kind == Kind::kWhole ? e.shape.gpu.count : 1);
-    int64_t f_after = fits ? unheld : u_after;
-    delta += e.weight * (f_after - f_before);
+    if (holding < mg.need) {
+      after += mg.weight * u_after;
+      continue;
+    }
+    for (const MixGpu::Use& use : mg.uses) {
+      after += use.weight * (free_after.Fits(use.resources) ? unheld : u_after);
+    }
   }
-  return delta;
+  return after - g.weighted_frag;
 }
 
 int64_t Scheduler::Pass::Score(int h, const Changes& changes, int64_t fgd_delta) {

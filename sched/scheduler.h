@@ -113,7 +113,8 @@ class Scheduler {
 
  private:
   class Pass;
-  // Per host class: static device facts for each shape of the mix with `version`.
+  // Per host class: static device facts for each distinct GPU request of the mix with
+  // `version` (MixPlan::gpus, in sched/cluster_index.h).
   struct ClassMix {
     uint64_t version = 0;
     std::vector<std::vector<GpuStatic>> shapes;
