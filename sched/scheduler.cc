@@ -912,6 +912,11 @@ absl::StatusOr<Decision> Scheduler::ScheduleOn(const Request& r, const std::vect
   return d;
 }
 
+// Request shapes the evaluation cache remembers; a cache row holds one CachedEval per shape, so
+// this bounds it at a few kilobytes per group. Real mixes (round CPU, memory and GPU sizes) have
+// a few hundred shapes at most.
+constexpr size_t kMaxCachedShapes = 512;
+
 int Scheduler::ShapeId(const Request& r) {
   // A per-model quota changes which devices a tenant may use, so those requests are not cached.
   const Quota* q = cluster_->FindQuota(r.tenant);
@@ -920,7 +925,7 @@ int Scheduler::ShapeId(const Request& r) {
   for (size_t i = 0; i < shapes_.size(); ++i) {
     if (shapes_[i] == shape) return int(i);
   }
-  if (shapes_.size() >= 64) return -1;
+  if (shapes_.size() >= kMaxCachedShapes) return -1;
   shapes_.push_back(std::move(shape));
   return int(shapes_.size()) - 1;
 }
