@@ -307,7 +307,8 @@ absl::StatusOr<ProcessUsage> ReadProcessUsage(pid_t pid) {
   return u;
 }
 
-absl::Status WriteFileAtomically(const std::string& path, const std::string& data) {
+absl::Status WriteFileAtomically(const std::string& path, const std::string& data,
+                                 const WriteFileOptions& options) {
   std::string tmp = Cat(path, ".tmp.", getpid());
   int fd = open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
   if (fd < 0) return absl::InternalError(Cat("write ", tmp, ": ", Errno(errno)));
@@ -323,7 +324,7 @@ absl::Status WriteFileAtomically(const std::string& path, const std::string& dat
     }
     off += static_cast<size_t>(w);
   }
-  fsync(fd);
+  if (options.sync) fsync(fd);
   close(fd);
   if (rename(tmp.c_str(), path.c_str()) != 0) {
     int err = errno;

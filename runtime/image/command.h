@@ -75,8 +75,15 @@ struct ProcessUsage {
 };
 absl::StatusOr<ProcessUsage> ReadProcessUsage(pid_t pid);
 
+struct WriteFileOptions {
+  // fsync before the rename, so the file survives a host crash. Off for files that are rebuilt
+  // on every use (an OCI bundle's config.json), where the sync only adds latency.
+  bool sync = true;
+};
+
 // Writes `data` to `path` atomically (temporary file in the same directory, fsync, rename).
-absl::Status WriteFileAtomically(const std::string& path, const std::string& data);
+absl::Status WriteFileAtomically(const std::string& path, const std::string& data,
+                                 const WriteFileOptions& options = {});
 absl::StatusOr<std::string> ReadFileToString(const std::string& path);
 
 }  // namespace berth::runtime
