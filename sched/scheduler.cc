@@ -333,6 +333,9 @@ class Scheduler::Pass {
     int reason = -1;
     absl::InlinedVector<GpuStatic, 8> gpu;
     uint32_t ok_mask = 0;  // devices that pass the static checks
+    // twin[i]: the first device with device i's model and memory, so that comparing two
+    // devices' hardware is one integer compare.
+    absl::InlinedVector<int, 8> twin;
     int64_t req_pack = 0;  // PackKey of the request on this class
   };
   const ClassInfo& Class(int cls) {
@@ -384,6 +387,12 @@ void Scheduler::Pass::ComputeClass(int cls) {
   }
   bool model = false, memory = false, quota = false;
   info.gpu.resize(c.gpus.size());
+  info.twin.resize(c.gpus.size());
+  for (size_t i = 0; i < c.gpus.size(); ++i) {
+    size_t j = 0;
+    while (c.gpus[j].model != c.gpus[i].model || c.gpus[j].memory_mib != c.gpus[i].memory_mib) ++j;
+    info.twin[i] = int(j);
+  }
   const Quota* q = s_.cluster_->FindQuota(r_.tenant);
   for (size_t i = 0; i < c.gpus.size(); ++i) {
     const core::GpuDevice& d = c.gpus[i];
@@ -672,8 +681,7 @@ Scheduler::Pass::Result Scheduler::Pass::Evaluate(int h) {
         for (size_t j = 0; j < i && !seen; ++j) {
           const GpuState& o = host.gpus[j];
           seen = o.free_milli == g.free_milli && o.free_memory_mib == g.free_memory_mib &&
-                 o.mig_slices_used == g.mig_slices_used && o.device.model == g.device.model &&
-                 o.device.memory_mib == g.device.memory_mib &&
+                 o.mig_slices_used == g.mig_slices_used && ci.twin[j] == ci.twin[i] &&
                  Holds(st[j], r_.gpu, o.free_milli, o.free_memory_mib, o.mig_slices_used);
         }
         if (seen) continue;
@@ -839,10 +847,24 @@ absl::StatusOr<Decision> Scheduler::ScheduleOn(const Request& r, const std::vect
       if (res.reason < 0) consider(h, res.score, 0);
     }
     if (best_host < 0 || options_.always_explain) {
+      // Why each group was turned down: the summary answers for most (as Evaluate would, which
+      // runs the same precheck first); the evaluation cache for many of the rest.
       for (int gid : x.live_groups) {
         const HostGroup& g = x.groups[gid];
-        Pass::Result res = pass.Evaluate(*g.hosts.begin());
-        if (res.reason >= 0) pass.rejected[res.reason] += int64_t(g.hosts.size());
+        int reason = pass.Precheck(x.summary[gid]);
+        if (reason < 0 && sid >= 0) {
+          std::vector<CachedEval>& row = eval_cache_[gid];
+          if (row.size() <= size_t(sid)) row.resize(sid + 1);
+          CachedEval& ce = row[sid];
+          if (ce.gen != g.gen || ce.mix_version != mix_version) {
+            Pass::Result res = pass.Evaluate(*g.hosts.begin());
+            ce = CachedEval{g.gen, mix_version, res.reason, res.score};
+          }
+          reason = ce.reason;
+        } else if (reason < 0) {
+          reason = pass.Evaluate(*g.hosts.begin()).reason;
+        }
+        if (reason >= 0) pass.rejected[reason] += int64_t(g.hosts.size());
       }
     }
   } else {
