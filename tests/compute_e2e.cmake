@@ -12,6 +12,6 @@ if(TARGET berth AND TARGET berth_image)
     BERTH_TEST_IMAGES_DIR="${CMAKE_BINARY_DIR}/test-images"
     BERTH_IMAGE_SCRIPT="${CMAKE_SOURCE_DIR}/scripts/build-test-images.sh")
   gtest_discover_tests(compute_e2e_test DISCOVERY_TIMEOUT 60
-    PROPERTIES TIMEOUT 900 LABELS "vm;container;e2e" RESOURCE_LOCK berth_vm
+    PROPERTIES TIMEOUT 900 LABELS e2e RESOURCE_LOCK berth_vm
     WORKING_DIRECTORY ${CMAKE_SOURCE_DIR})
 endif()
