@@ -71,8 +71,8 @@ struct Flags {
 // -f names a file for `create` and means "follow" everywhere else.
 bool TakesValue(const std::string& flag, bool f_is_file) {
   if (flag == "-f") return f_is_file;
-  static const char* kValued[] = {"--server", "--token", "--file", "--data-dir", "--tail",
-                                  "--timeout"};
+  static const char* kValued[] = {"--server",   "--token", "--file",
+                                  "--data-dir", "--tail",  "--timeout"};
   for (const char* v : kValued) {
     if (flag == v) return true;
   }
