@@ -777,22 +777,42 @@ absl::StatusOr<Decision> Scheduler::ScheduleOn(const Request& r, const std::vect
     // The summary rejects most groups at once; policies made only of summary-scored rankers
     // evaluate a group fully only when it could beat the best so far.
     bool exact = pass.summary_exact();
-    int sid = exact ? -1 : ShapeId(r);
-    // Visits a group in an ordered search; true when it holds the request.
-    auto try_group = [&](int gid, int64_t score) {
-      const GroupSummary& g = x.summary[gid];
-      int pre = pass.Precheck(g);
-      if (pre >= 0) return false;
-      if (pre == Pass::kMaybe && pass.Evaluate(g.min_host).reason >= 0) return false;
-      consider(g.min_host, score, 0);
-      return true;
-    };
+    int sid = ShapeId(r);
     if (cache_hosts_version_ != x.hosts_version) {
       cache_hosts_version_ = x.hosts_version;
       eval_cache_.clear();
     }
     if (eval_cache_.size() < x.groups.size()) eval_cache_.resize(x.groups.size());
     const uint64_t mix_version = mix().version();
+    // Evaluate on the group's lowest host, through the cache when the shape has an id: most
+    // groups keep their state from one request to the next.
+    CachedEval uncached;
+    auto evaluate = [&](int gid) -> const CachedEval& {
+      const int h = x.summary[gid].min_host;
+      if (sid < 0) {
+        Pass::Result res = pass.Evaluate(h);
+        uncached = CachedEval{0, 0, res.reason, res.score};
+        return uncached;
+      }
+      std::vector<CachedEval>& row = eval_cache_[gid];
+      if (row.size() <= size_t(sid)) row.resize(sid + 1);
+      CachedEval& ce = row[sid];
+      const uint64_t gen = x.groups[gid].gen;
+      if (ce.gen != gen || ce.mix_version != mix_version) {
+        Pass::Result res = pass.Evaluate(h);
+        ce = CachedEval{gen, mix_version, res.reason, res.score};
+      }
+      return ce;
+    };
+    // Visits a group in an ordered search; true when it holds the request.
+    auto try_group = [&](int gid, int64_t score) {
+      const GroupSummary& g = x.summary[gid];
+      int pre = pass.Precheck(g);
+      if (pre >= 0) return false;
+      if (pre == Pass::kMaybe && evaluate(gid).reason >= 0) return false;
+      consider(g.min_host, score, 0);
+      return true;
+    };
     if (pass.binpack_order()) {
       // Per class and bucket, groups come fullest first: the first that fits is the bucket's
       // best, and a bucket whose next group cannot beat the best so far is done.
@@ -831,20 +851,8 @@ absl::StatusOr<Decision> Scheduler::ScheduleOn(const Request& r, const std::vect
           continue;
         }
       }
-      if (sid >= 0) {
-        std::vector<CachedEval>& row = eval_cache_[gid];
-        if (row.size() <= size_t(sid)) row.resize(sid + 1);
-        CachedEval& ce = row[sid];
-        const uint64_t gen = x.groups[gid].gen;
-        if (ce.gen != gen || ce.mix_version != mix_version) {
-          Pass::Result res = pass.Evaluate(h);
-          ce = CachedEval{gen, mix_version, res.reason, res.score};
-        }
-        if (ce.reason < 0) consider(h, ce.score, 0);
-        continue;
-      }
-      Pass::Result res = pass.Evaluate(h);
-      if (res.reason < 0) consider(h, res.score, 0);
+      const CachedEval& ce = evaluate(gid);
+      if (ce.reason < 0) consider(h, ce.score, 0);
     }
     if (best_host < 0 || options_.always_explain) {
       // Why each group was turned down: the summary answers for most (as Evaluate would, which
@@ -852,18 +860,7 @@ absl::StatusOr<Decision> Scheduler::ScheduleOn(const Request& r, const std::vect
       for (int gid : x.live_groups) {
         const HostGroup& g = x.groups[gid];
         int reason = pass.Precheck(x.summary[gid]);
-        if (reason < 0 && sid >= 0) {
-          std::vector<CachedEval>& row = eval_cache_[gid];
-          if (row.size() <= size_t(sid)) row.resize(sid + 1);
-          CachedEval& ce = row[sid];
-          if (ce.gen != g.gen || ce.mix_version != mix_version) {
-            Pass::Result res = pass.Evaluate(*g.hosts.begin());
-            ce = CachedEval{g.gen, mix_version, res.reason, res.score};
-          }
-          reason = ce.reason;
-        } else if (reason < 0) {
-          reason = pass.Evaluate(*g.hosts.begin()).reason;
-        }
+        if (reason < 0) reason = evaluate(gid).reason;
         if (reason >= 0) pass.rejected[reason] += int64_t(g.hosts.size());
       }
     }
