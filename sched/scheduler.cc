@@ -777,7 +777,7 @@ absl::StatusOr<Decision> Scheduler::ScheduleOn(const Request& r, const std::vect
     // The summary rejects most groups at once; policies made only of summary-scored rankers
     // evaluate a group fully only when it could beat the best so far.
     bool exact = pass.summary_exact();
-    int sid = ShapeId(r);
+    int sid = -2;  // looked up on the first evaluation: summary-scored searches rarely need it
     if (cache_hosts_version_ != x.hosts_version) {
       cache_hosts_version_ = x.hosts_version;
       eval_cache_.clear();
@@ -789,6 +789,7 @@ absl::StatusOr<Decision> Scheduler::ScheduleOn(const Request& r, const std::vect
     CachedEval uncached;
     auto evaluate = [&](int gid) -> const CachedEval& {
       const int h = x.summary[gid].min_host;
+      if (sid == -2) sid = ShapeId(r);
       if (sid < 0) {
         Pass::Result res = pass.Evaluate(h);
         uncached = CachedEval{0, 0, res.reason, res.score};
@@ -940,12 +941,11 @@ int Scheduler::ShapeId(const Request& r) {
   // A per-model quota changes which devices a tenant may use, so those requests are not cached.
   const Quota* q = cluster_->FindQuota(r.tenant);
   if (q != nullptr && !q->gpu_milli_by_model.empty()) return -1;
-  Shape shape = Shape::Of(r);
   for (size_t i = 0; i < shapes_.size(); ++i) {
-    if (shapes_[i] == shape) return int(i);
+    if (shapes_[i].resources == r.resources && shapes_[i].gpu == r.gpu) return int(i);
   }
   if (shapes_.size() >= kMaxCachedShapes) return -1;
-  shapes_.push_back(std::move(shape));
+  shapes_.push_back(Shape::Of(r));
   return int(shapes_.size()) - 1;
 }
 
