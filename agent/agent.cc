@@ -265,8 +265,18 @@ absl::Status Agent::StartTask(const core::Workload& w) {
   if (!w.spec.cmdline.empty()) cmdline += (cmdline.empty() ? "" : " ") + w.spec.cmdline;
   if (!cmdline.empty()) cfg.env["BERTH_VM_CMDLINE"] = cmdline;
   Report(t, WorkloadState::kStarting, Cat("starting on ", options_.name));
+  if (options_.attach) {
+    absl::Status attached = options_.attach(w.spec, &cfg);
+    if (!attached.ok()) {
+      if (options_.detach) options_.detach(t.workload);
+      t.finished = true;
+      Report(t, WorkloadState::kFailed, std::string(attached.message()));
+      return attached;
+    }
+  }
   auto handle = driver->Start(cfg);
   if (!handle.ok()) {
+    if (options_.detach) options_.detach(t.workload);
     t.finished = true;
     Report(t, WorkloadState::kFailed, Cat("start failed: ", handle.status().message()));
     return handle.status();
@@ -306,6 +316,7 @@ void Agent::StopTask(LocalTask& t, bool destroy) {
   }
   absl::Status s = driver->Destroy(t.task_id, runtime::DestroyOptions{.force = true});
   (void)s;
+  if (options_.detach) options_.detach(t.workload);
   fs::remove_all(t.task_dir, ec);
   absl::MutexLock lock(&paths_mu_);
   log_dirs_.erase(t.workload);

@@ -50,6 +50,14 @@ struct AgentOptions {
   // pass the name on. Errors are reported as the workload's failure.
   std::function<absl::StatusOr<ResolvedImage>(std::string_view kind, std::string_view image)>
       resolve_image;
+  // Gives a workload its disks and network interfaces on this host before its task starts
+  // (fills config->disks and config->nics); an error fails the workload with its message.
+  // Optional.
+  std::function<absl::Status(const core::WorkloadSpec& spec, runtime::TaskConfig* config)> attach;
+  // Takes back what `attach` gave the workload once its task is destroyed (and after a failed
+  // start). Idempotent; works from the name alone, so it also serves tasks recovered after a
+  // restart. Optional.
+  std::function<void(std::string_view workload)> detach;
   // Driver-specific live counters merged into Stats() (e.g. a VM's guest CPU time); optional.
   std::function<absl::StatusOr<core::Json>(runtime::ComputeDriver* driver,
                                            std::string_view task_id)>

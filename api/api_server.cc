@@ -480,6 +480,27 @@ void ApiServer::Routes() {
         });
       });
 
+  // Tenants and quotas.
+  router_.Handle("GET", "/v1/tenants", [this](const HttpRequest&) {
+    auto tenants = control_->Tenants();
+    if (!tenants.ok()) return Fail(tenants.status());
+    return JsonOk(200, {{"items", *tenants}});
+  });
+  router_.Handle("PUT", "/v1/tenants/{name}/quota", [this](const HttpRequest& req) {
+    auto body = ParseBody(req.body);
+    if (!body.ok()) {
+      return Fail(absl::InvalidArgumentError(Cat("quota: ", body.status().message())));
+    }
+    auto quota = control_->SetQuota(req.Param("name"), *body);
+    if (!quota.ok()) return Fail(quota.status());
+    return JsonOk(200, {{"name", req.Param("name")}, {"quota", *quota}});
+  });
+  router_.Handle("DELETE", "/v1/tenants/{name}/quota", [this](const HttpRequest& req) {
+    absl::Status s = control_->DeleteQuota(req.Param("name"));
+    if (!s.ok()) return Fail(s);
+    return JsonOk(200, {{"name", req.Param("name")}, {"quota", nullptr}});
+  });
+
   // Events.
   router_.HandleAsync("GET", "/v1/events", [this](const HttpRequest& req, Responder r) {
     int64_t after = 0;

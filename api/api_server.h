@@ -81,6 +81,8 @@ class ApiServer {
   void Stop();
   uint16_t port() const;
   MetricsRegistry& metrics() { return metrics_; }
+  // The routes, for registering more resources before Start().
+  Router& router() { return router_; }
 
  private:
   struct Role;

@@ -161,3 +161,24 @@ TEST_F(ApiServerTest, EventsListAndWait) {
 
 }  // namespace
 }  // namespace berth::api
+
+namespace berth::api {
+namespace {
+
+TEST_F(ApiServerTest, TenantQuotasThroughTheApi) {
+  auto c = Client();
+  auto bad = c.Put("/v1/tenants/team-a/quota", R"({"cpu": "lots"})");
+  EXPECT_EQ(bad->status, 400);
+  EXPECT_NE(bad->body.find("cpu"), std::string::npos);
+  auto set = c.Put("/v1/tenants/team-a/quota", "cpu: 4\nmemory: 8Gi\ngpu: 2\n");
+  ASSERT_EQ(set->status, 200) << set->body;
+  auto tenants = Json::parse(c.Get("/v1/tenants")->body);
+  ASSERT_EQ(tenants["items"].size(), 1u);
+  EXPECT_EQ(tenants["items"][0]["quota"]["memory"], "8Gi");
+  EXPECT_EQ(tenants["items"][0]["used"]["cpu"], "0");
+  EXPECT_EQ(c.Delete("/v1/tenants/team-a/quota")->status, 200);
+  EXPECT_EQ(c.Delete("/v1/tenants/team-a/quota")->status, 404);
+}
+
+}  // namespace
+}  // namespace berth::api

@@ -14,6 +14,7 @@
 #include "api/http/client.h"
 #include "api/yaml_json.h"
 #include "cli/image_cmd.h"
+#include "cli/storenet_cmd.h"
 #include "core/json.h"
 #include "core/strings.h"
 #include "core/workload.h"
@@ -51,9 +52,16 @@ Images (this host's catalog):
   image import NAME (--kernel F [--initrd F] [--cmdline S] | --disk F | --rootfs DIR|TAR)
   image ls | image rm NAME
 
+Disks and networks (see `berth disk --help`, `berth net --help`, ...):
+  disk create|ls|get|resize|snapshot|revert|clone|attach|detach|backup|restore|rm
+  net create|ls|get|rm            networks: a subnet, a gateway, optional NAT
+  secgroup create|ls|get|rm | secgroup rule add|rm   ingress rules for workloads
+  portfwd add|ls|rm               host port -> workload port
 
 Cluster:
   host ls | host get NAME       hosts, their capacity and state
+  tenant ls                     tenants' use against their quotas
+  tenant quota set NAME --cpu N --memory M --gpu G [--gpu-model MODEL=G,...] | tenant quota rm NAME
   events [-f]                   the event log (follow with -f)
 
 The server and token come from --server/--token, BERTH_ADDR/BERTH_TOKEN, or the local
@@ -71,8 +79,9 @@ struct Flags {
 // -f names a file for `create` and means "follow" everywhere else.
 bool TakesValue(const std::string& flag, bool f_is_file) {
   if (flag == "-f") return f_is_file;
-  static const char* kValued[] = {"--server",   "--token", "--file",
-                                  "--data-dir", "--tail",  "--timeout"};
+  static const char* kValued[] = {"--server", "--token",   "--file",     "--data-dir",
+                                  "--tail",   "--timeout", "--cpu",      "--memory",
+                                  "--disk",   "--gpu",     "--gpu-model"};
   for (const char* v : kValued) {
     if (flag == v) return true;
   }
@@ -222,6 +231,10 @@ class Cli {
     }
     bool create = args.size() > 1 && (args[1] == "create" || args[1] == "apply");
     const std::string& cmd = args[0];
+    if (IsStorenetCommand(cmd)) {
+      return RunStorenetCommand(cmd, std::vector<std::string>(args.begin() + 1, args.end()), out_,
+                                err_);
+    }
     if (cmd == "image" || cmd == "images") {
       return RunImageCommand(std::vector<std::string>(args.begin() + 1, args.end()), out_, err_);
     }
@@ -237,6 +250,7 @@ class Cli {
     if (cmd == "vm") return Usage("usage: berth vm console NAME [-f]");
     if (cmd == "host" || cmd == "hosts") return Host();
     if (cmd == "events") return Events();
+    if (cmd == "tenant" || cmd == "tenants") return Tenant();
     if (cmd == "version") {
       if (json_) {
         out_ << Json{{"version", "0.1.0"}}.dump() << "\n";
@@ -540,6 +554,77 @@ class Cli {
       return 0;
     }
     return Usage(Cat("unknown host command \"", sub, "\""));
+  }
+
+  int Tenant() {
+    std::string sub = Arg(0);
+    if (help_ || sub.empty()) {
+      out_ << "Usage: berth tenant ls\n"
+              "       berth tenant quota set NAME [--cpu 64] [--memory 512Gi] [--disk 2Ti] [--gpu "
+              "8]\n"
+              "                                   [--gpu-model A100-SXM4-80GB=4,H100=2]\n"
+              "       berth tenant quota rm NAME\n"
+              "A workload whose tenant would go over its quota stays pending with the reason "
+              "quota.\n";
+      return sub.empty() && !help_ ? 2 : 0;
+    }
+    if (sub == "ls" || sub == "list") {
+      auto j = Call("GET", "/v1/tenants");
+      if (!j) return 1;
+      if (json_) {
+        out_ << (*j)["items"].dump() << "\n";
+        return 0;
+      }
+      auto pair = [](const Json& used, const Json& quota, const char* key) {
+        std::string u = used.value(key, "0");
+        std::string q =
+            quota.is_object() && quota.contains(key) ? quota[key].get<std::string>() : "-";
+        return u + " / " + q;
+      };
+      std::vector<std::vector<std::string>> rows = {{"TENANT", "CPU", "MEMORY", "DISK", "GPU"}};
+      for (const Json& t : (*j)["items"]) {
+        rows.push_back({t["name"], pair(t["used"], t["quota"], "cpu"),
+                        pair(t["used"], t["quota"], "memory"), pair(t["used"], t["quota"], "disk"),
+                        pair(t["used"], t["quota"], "gpu")});
+      }
+      Table(out_, rows);
+      return 0;
+    }
+    if (sub != "quota") return Usage(Cat("unknown tenant command \"", sub, "\""));
+    std::string verb = Arg(1), name = Arg(2);
+    if (name.empty()) return Usage("tenant quota set|rm needs a tenant NAME");
+    if (verb == "rm" || verb == "delete") {
+      auto j = Call("DELETE", Cat("/v1/tenants/", name, "/quota"));
+      if (!j) return 1;
+      out_ << (json_ ? j->dump() : Cat("tenant ", name, ": quota removed")) << "\n";
+      return 0;
+    }
+    if (verb != "set") return Usage(Cat("unknown quota command \"", verb, "\""));
+    Json quota = Json::object();
+    for (const char* key : {"cpu", "memory", "disk", "gpu"}) {
+      if (auto it = flags_.values.find(Cat("--", key)); it != flags_.values.end()) {
+        quota[key] = it->second;
+      }
+    }
+    if (auto it = flags_.values.find("--gpu-model"); it != flags_.values.end()) {
+      Json models = Json::object();
+      std::stringstream ss(it->second);
+      std::string item;
+      while (std::getline(ss, item, ',')) {
+        auto eq = item.find('=');
+        if (eq == std::string::npos) return Usage("--gpu-model takes MODEL=GPUS[,MODEL=GPUS]");
+        models[item.substr(0, eq)] = item.substr(eq + 1);
+      }
+      quota["gpu_by_model"] = models;
+    }
+    if (quota.empty()) {
+      return Usage(
+          "tenant quota set needs at least one of --cpu --memory --disk --gpu --gpu-model");
+    }
+    auto j = Call("PUT", Cat("/v1/tenants/", name, "/quota"), quota.dump());
+    if (!j) return 1;
+    out_ << (json_ ? j->dump() : Cat("tenant ", name, ": quota ", (*j)["quota"].dump())) << "\n";
+    return 0;
   }
 
   int Events() {

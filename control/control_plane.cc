@@ -149,6 +149,7 @@ absl::StatusOr<std::pair<Workload, int64_t>> ControlPlane::ReadWorkload(std::str
 
 absl::StatusOr<Workload> ControlPlane::CreateWorkload(const core::WorkloadSpec& spec) {
   BERTH_RETURN_IF_ERROR(core::ValidateName("workload", spec.name));
+  if (reference_check_) BERTH_RETURN_IF_ERROR(reference_check_(spec));
   Workload w;
   w.spec = spec;
   w.status.state = WorkloadState::kPending;

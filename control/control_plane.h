@@ -10,6 +10,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <string>
@@ -111,6 +112,11 @@ class ControlPlane {
   void Start();
   void Stop();
 
+  // Checks a new workload's references to objects other services own (networks, security
+  // groups, disks); an error refuses the create. Set before Start(), from one thread.
+  void SetReferenceCheck(std::function<absl::Status(const core::WorkloadSpec&)> check) {
+    reference_check_ = std::move(check);
+  }
   state::Store* store() const { return store_; }
   core::Clock* clock() const { return clock_; }
 
@@ -124,6 +130,7 @@ class ControlPlane {
   void Loop();
 
   state::Store* const store_;
+  std::function<absl::Status(const core::WorkloadSpec&)> reference_check_;
   const ControlPlaneOptions options_;
   core::Clock* const clock_;
 

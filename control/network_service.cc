@@ -246,6 +246,80 @@ absl::Status NetworkService::ReleaseAddress(std::string_view network, std::strin
   return absl::OkStatus();
 }
 
+absl::StatusOr<HostEndpoint> NetworkService::AttachWorkload(const WorkloadEndpointOptions& o) {
+  absl::MutexLock lock(&mu_);
+  auto field_error = [&](std::string_view field, const absl::Status& s) {
+    return absl::Status(s.code(), Cat("workload \"", o.workload, "\": networks[", o.network, "].",
+                                      field, ": ", s.message()));
+  };
+  auto ipam = ReadOrNotFound("network", IpamKey(o.network), o.network);
+  if (!ipam.ok()) {
+    return field_error("network", absl::NotFoundError(Cat("network \"", o.network,
+                                                          "\" does not exist; create it with "
+                                                          "`berth net create`")));
+  }
+  for (const auto& g : o.security_groups) {
+    BERTH_ASSIGN_OR_RETURN(auto group, ReadObject(store_, SecGroupKey(g)));
+    if (!group) {
+      return field_error("security_groups",
+                         absl::NotFoundError(Cat("security group \"", g, "\" does not exist")));
+    }
+  }
+  BERTH_ASSIGN_OR_RETURN(NetworkAddressing a, NetworkAddressing::FromJson(ipam->body));
+  const bool held = a.AddressOf(o.workload).has_value();
+  auto addr = a.AllocateText(o.workload, o.address);
+  if (!addr.ok()) return field_error("address", addr.status());
+  std::string text = runtime::net::FormatIpv4(*addr);
+  if (!held) {
+    BERTH_RETURN_IF_ERROR(
+        CommitObjects(store_, clock_, {{ipam->key, ipam->mod_revision, a.ToJson()}},
+                      {"network", o.network, "address", Cat(text, " given to ", o.workload)}));
+  }
+  HostEndpointSpec spec{.network = o.network,
+                        .owner = o.workload,
+                        .tap = o.tap,
+                        .address = text,
+                        .netns = o.netns,
+                        .ifname = o.ifname,
+                        .groups = o.security_groups};
+  auto endpoint = host_->AttachEndpoint(spec);
+  if (!endpoint.ok() && !held) {
+    // Give the address back so a failed start leaves nothing behind.
+    auto again = ReadObject(store_, IpamKey(o.network));
+    if (again.ok() && *again) {
+      auto b = NetworkAddressing::FromJson((*again)->body);
+      if (b.ok() && b->Release(o.workload) > 0) {
+        (void)CommitObjects(
+            store_, clock_, {{(*again)->key, (*again)->mod_revision, b->ToJson()}},
+            {"network", o.network, "address", Cat("address of ", o.workload, " released")});
+      }
+    }
+  }
+  if (!endpoint.ok()) return field_error("network", endpoint.status());
+  endpoint->address = text;
+  endpoint->prefix_length = a.subnet.length;
+  endpoint->gateway = runtime::net::FormatIpv4(a.gateway);
+  return endpoint;
+}
+
+absl::StatusOr<std::vector<std::string>> NetworkService::NetworksOf(std::string_view workload) {
+  absl::MutexLock lock(&mu_);
+  BERTH_ASSIGN_OR_RETURN(auto ipams, ListObjects(store_, kIpamPrefix));
+  std::vector<std::string> out;
+  for (const auto& i : ipams) {
+    auto a = NetworkAddressing::FromJson(i.body);
+    if (a.ok() && a->AddressOf(workload)) out.push_back(a->network);
+  }
+  return out;
+}
+
+absl::Status NetworkService::DetachWorkload(std::string_view network, std::string_view workload) {
+  absl::Status host = host_->DetachEndpoint(network, workload);
+  if (!host.ok() && !absl::IsNotFound(host)) return host;
+  absl::Status released = ReleaseAddress(network, workload);
+  return absl::IsNotFound(released) ? absl::OkStatus() : released;
+}
+
 absl::StatusOr<Json> NetworkService::PutGroup(StoredObject obj, std::string_view type,
                                               std::string_view message) {
   BERTH_RETURN_IF_ERROR(host_->PutGroup(GroupFromJson(obj.body)));

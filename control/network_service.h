@@ -64,6 +64,26 @@ struct HostForward {
   int target_port = 0;
 };
 
+// A workload's interface as the host makes it: a veth pair into the container's namespace
+// `netns`, or a tap device for a VM (served by the network's DHCP with a static lease).
+struct HostEndpointSpec {
+  std::string network;
+  std::string owner;  // the workload
+  bool tap = false;
+  std::string address;          // already allocated
+  std::string netns;            // veth: a name under /run/netns or a path
+  std::string ifname = "eth0";  // veth: the interface's name inside
+  std::vector<std::string> groups;
+};
+
+struct HostEndpoint {
+  std::string host_ifname;  // tap, or the host end of the veth pair
+  std::string mac;
+  std::string address;  // "10.0.0.5"
+  int prefix_length = 0;
+  std::string gateway;
+};
+
 // What a host keeps at Cleanup(); everything else Berth made there is removed.
 struct HostKeep {
   std::set<std::string> networks;
@@ -84,6 +104,20 @@ class NetworkHost {
   virtual absl::Status AddForward(const HostForward& forward) = 0;
   virtual absl::Status RemoveForward(std::string_view id) = 0;
   virtual absl::Status Cleanup(const HostKeep& keep) = 0;
+  virtual absl::StatusOr<HostEndpoint> AttachEndpoint(const HostEndpointSpec& spec) = 0;
+  // NotFound when the endpoint is not there.
+  virtual absl::Status DetachEndpoint(std::string_view network, std::string_view owner) = 0;
+};
+
+// A workload joining a network (see core::NetworkAttachment).
+struct WorkloadEndpointOptions {
+  std::string network;
+  std::string workload;
+  bool tap = false;     // vm: tap; container: veth into `netns`
+  std::string address;  // requested; empty = the next free one
+  std::string netns;    // containers
+  std::string ifname = "eth0";
+  std::vector<std::string> security_groups;
 };
 
 struct NetworkCreateOptions {
@@ -125,6 +159,15 @@ class NetworkService {
   absl::StatusOr<std::string> AllocateAddress(std::string_view network, std::string_view owner,
                                               std::string_view requested);
   absl::Status ReleaseAddress(std::string_view network, std::string_view owner);
+
+  // Puts a workload on a network: its address (kept if it already holds one), then its
+  // interface on the host. Errors name the workload's field (networks[].network,
+  // networks[].address, networks[].security_groups); on failure nothing is left behind.
+  absl::StatusOr<HostEndpoint> AttachWorkload(const WorkloadEndpointOptions& options);
+  // Removes the workload's interface and releases its address; a no-op when it has neither.
+  absl::Status DetachWorkload(std::string_view network, std::string_view workload);
+  // The networks on which `workload` holds an address.
+  absl::StatusOr<std::vector<std::string>> NetworksOf(std::string_view workload);
 
   absl::StatusOr<core::Json> CreateGroup(std::string_view name);
   absl::StatusOr<core::Json> GetGroup(std::string_view name);

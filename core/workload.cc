@@ -1,5 +1,7 @@
 #include "core/workload.h"
 
+#include <arpa/inet.h>
+
 #include "absl/strings/numbers.h"
 #include "core/names.h"
 #include "core/status.h"
@@ -260,6 +262,80 @@ absl::Status DecodePorts(const JsonContext& ctx, const Json& j, WorkloadSpec* sp
   return absl::OkStatus();
 }
 
+absl::Status DecodeNetworks(const JsonContext& ctx, const Json& j, WorkloadSpec* spec) {
+  if (j.is_null()) return absl::OkStatus();
+  if (!j.is_array()) return ctx.Error("networks", "must be a list");
+  for (size_t i = 0; i < j.size(); ++i) {
+    std::string path = Cat("networks[", i, "]");
+    NetworkAttachment n;
+    if (j[i].is_string()) {  // `networks: [blue]` is short for `[{network: blue}]`
+      n.network = j[i].get<std::string>();
+    } else {
+      BERTH_RETURN_IF_ERROR(
+          CheckObject(ctx, j[i], path, {"network", "address", "security_groups"}));
+      BERTH_RETURN_IF_ERROR(GetString(ctx, j[i], path, "network", &n.network));
+      BERTH_RETURN_IF_ERROR(GetString(ctx, j[i], path, "address", &n.address));
+      BERTH_RETURN_IF_ERROR(GetStringList(ctx, j[i], path, "security_groups", &n.security_groups));
+    }
+    if (!ValidateName("network", n.network).ok()) {
+      return ctx.Error(path + ".network",
+                       Cat("must name a network (like \"blue\"), got \"", n.network, "\""));
+    }
+    in_addr a{};
+    if (!n.address.empty() && inet_pton(AF_INET, n.address.c_str(), &a) != 1) {
+      return ctx.Error(path + ".address",
+                       Cat("must be an IPv4 address like 10.0.0.5, got \"", n.address, "\""));
+    }
+    for (size_t g = 0; g < n.security_groups.size(); ++g) {
+      if (!ValidateName("security group", n.security_groups[g]).ok()) {
+        return ctx.Error(Cat(path, ".security_groups[", g, "]"),
+                         Cat("must name a security group, got \"", n.security_groups[g], "\""));
+      }
+    }
+    for (const auto& other : spec->networks) {
+      if (other.network == n.network) {
+        return ctx.Error(path + ".network", Cat("names \"", n.network, "\" twice"));
+      }
+    }
+    spec->networks.push_back(std::move(n));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status DecodeDisks(const JsonContext& ctx, const Json& j, WorkloadSpec* spec) {
+  if (j.is_null()) return absl::OkStatus();
+  if (!j.is_array()) return ctx.Error("disks", "must be a list");
+  for (size_t i = 0; i < j.size(); ++i) {
+    std::string path = Cat("disks[", i, "]");
+    DiskAttachment d;
+    if (j[i].is_string()) {  // `disks: [data]` is short for `[{disk: data}]`
+      d.disk = j[i].get<std::string>();
+    } else {
+      BERTH_RETURN_IF_ERROR(CheckObject(ctx, j[i], path, {"disk", "mount", "read_only"}));
+      BERTH_RETURN_IF_ERROR(GetString(ctx, j[i], path, "disk", &d.disk));
+      BERTH_RETURN_IF_ERROR(GetString(ctx, j[i], path, "mount", &d.mount));
+      if (auto it = j[i].find("read_only"); it != j[i].end() && !it->is_null()) {
+        if (!it->is_boolean()) return ctx.Error(path + ".read_only", "must be true or false");
+        d.read_only = it->get<bool>();
+      }
+    }
+    if (!ValidateName("disk", d.disk).ok()) {
+      return ctx.Error(path + ".disk",
+                       Cat("must name a disk (like \"data\"), got \"", d.disk, "\""));
+    }
+    if (!d.mount.empty() && (d.mount[0] != '/' || d.mount.find("..") != std::string::npos)) {
+      return ctx.Error(path + ".mount",
+                       Cat("must be an absolute path without \"..\", got \"", d.mount, "\""));
+    }
+    for (const auto& other : spec->disks) {
+      if (other.disk == d.disk)
+        return ctx.Error(path + ".disk", Cat("names \"", d.disk, "\" twice"));
+    }
+    spec->disks.push_back(std::move(d));
+  }
+  return absl::OkStatus();
+}
+
 Json EncodeGpu(const GpuRequest& g) {
   Json j = Json::object();
   switch (g.kind) {
@@ -325,10 +401,10 @@ absl::StatusOr<WorkloadSpec> DecodeWorkloadSpec(const Json& json) {
   if (auto it = json.find("name"); it != json.end() && it->is_string()) {
     ctx.name = it->get<std::string>();
   }
-  BERTH_RETURN_IF_ERROR(
-      CheckObject(ctx, json, "",
-                  {"name", "kind", "command", "env", "working_dir", "image", "cmdline", "resources",
-                   "tenant", "priority", "preemptible", "labels", "constraints", "ports"}));
+  BERTH_RETURN_IF_ERROR(CheckObject(
+      ctx, json, "",
+      {"name", "kind", "command", "env", "working_dir", "image", "cmdline", "resources", "tenant",
+       "priority", "preemptible", "labels", "constraints", "ports", "networks", "disks"}));
   if (!json.contains("name")) return ctx.Error("name", "is required");
   if (!json["name"].is_string()) return ctx.Error("name", "must be a string");
   spec.name = ctx.name;
@@ -372,19 +448,44 @@ absl::StatusOr<WorkloadSpec> DecodeWorkloadSpec(const Json& json) {
   if (auto it = json.find("ports"); it != json.end()) {
     BERTH_RETURN_IF_ERROR(DecodePorts(ctx, *it, &spec));
   }
+  if (auto it = json.find("networks"); it != json.end()) {
+    BERTH_RETURN_IF_ERROR(DecodeNetworks(ctx, *it, &spec));
+  }
+  if (auto it = json.find("disks"); it != json.end()) {
+    BERTH_RETURN_IF_ERROR(DecodeDisks(ctx, *it, &spec));
+  }
 
   switch (spec.kind) {
     case WorkloadKind::kProcess:
       if (spec.command.empty()) return ctx.Error("command", "is required for kind process");
       if (!spec.image.empty()) return ctx.Error("image", "does not apply to kind process");
+      if (!spec.networks.empty()) {
+        return ctx.Error("networks", "do not apply to kind process (use a container or a vm)");
+      }
+      if (!spec.disks.empty()) {
+        return ctx.Error("disks", "do not apply to kind process (use a container or a vm)");
+      }
       break;
     case WorkloadKind::kContainer:
       if (spec.image.empty()) return ctx.Error("image", "is required for kind container");
+      for (size_t i = 0; i < spec.disks.size(); ++i) {
+        if (spec.disks[i].mount.empty()) {
+          return ctx.Error(Cat("disks[", i, "].mount"),
+                           "is required for kind container (where the disk appears, like /data)");
+        }
+      }
       break;
     case WorkloadKind::kVm:
       if (spec.image.empty()) return ctx.Error("image", "is required for kind vm");
       if (spec.resources.memory.value() == 0) {
         return ctx.Error("resources.memory", "is required for kind vm (like 256Mi)");
+      }
+      for (size_t i = 0; i < spec.disks.size(); ++i) {
+        if (!spec.disks[i].mount.empty()) {
+          return ctx.Error(Cat("disks[", i, "].mount"),
+                           "does not apply to kind vm (the guest sees a virtio disk; mount it "
+                           "inside)");
+        }
       }
       break;
   }
@@ -429,6 +530,26 @@ Json EncodeWorkloadSpec(const WorkloadSpec& spec) {
       ps.push_back({{"host", p.host_port}, {"guest", p.guest_port}, {"protocol", p.protocol}});
     }
     j["ports"] = ps;
+  }
+  if (!spec.networks.empty()) {
+    Json ns = Json::array();
+    for (const auto& n : spec.networks) {
+      Json nj = {{"network", n.network}};
+      if (!n.address.empty()) nj["address"] = n.address;
+      if (!n.security_groups.empty()) nj["security_groups"] = n.security_groups;
+      ns.push_back(nj);
+    }
+    j["networks"] = ns;
+  }
+  if (!spec.disks.empty()) {
+    Json ds = Json::array();
+    for (const auto& d : spec.disks) {
+      Json dj = {{"disk", d.disk}};
+      if (!d.mount.empty()) dj["mount"] = d.mount;
+      if (d.read_only) dj["read_only"] = true;
+      ds.push_back(dj);
+    }
+    j["disks"] = ds;
   }
   return j;
 }

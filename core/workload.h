@@ -40,6 +40,24 @@ struct PortMapping {
   bool operator==(const PortMapping&) const = default;
 };
 
+// A workload's interface on a Berth network: an address from the network's IPAM (`address`
+// asks for that one) and the security groups that filter its ingress (none = no filtering).
+struct NetworkAttachment {
+  std::string network;
+  std::string address;
+  std::vector<std::string> security_groups;
+  bool operator==(const NetworkAttachment&) const = default;
+};
+
+// A Berth disk given to a workload: a VM sees it as a virtio disk (after its image's, in list
+// order); a container gets its filesystem mounted at `mount`.
+struct DiskAttachment {
+  std::string disk;
+  std::string mount;  // containers: absolute path inside; VMs: empty
+  bool read_only = false;
+  bool operator==(const DiskAttachment&) const = default;
+};
+
 struct WorkloadSpec {
   std::string name;
   WorkloadKind kind = WorkloadKind::kProcess;
@@ -56,6 +74,8 @@ struct WorkloadSpec {
   std::map<std::string, std::string> labels;
   std::vector<LabelConstraint> constraints;
   std::vector<PortMapping> ports;
+  std::vector<NetworkAttachment> networks;  // vm and container kinds
+  std::vector<DiskAttachment> disks;        // vm and container kinds
   bool operator==(const WorkloadSpec&) const = default;
 };
 

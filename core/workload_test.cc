@@ -88,6 +88,40 @@ TEST(WorkloadSpec, RefusesBadInputNamingTheField) {
   ExpectError(R"([1,2])", "body");
 }
 
+TEST(WorkloadSpec, NetworksAndDisks) {
+  auto spec = Decode(R"({"name":"web","kind":"container","image":"busybox",
+      "networks":["blue",{"network":"red","address":"10.1.0.9","security_groups":["web"]}],
+      "disks":[{"disk":"data","mount":"/data","read_only":true}]})");
+  ASSERT_TRUE(spec.ok()) << spec.status();
+  ASSERT_EQ(spec->networks.size(), 2u);
+  EXPECT_EQ(spec->networks[0].network, "blue");
+  EXPECT_EQ(spec->networks[1].address, "10.1.0.9");
+  EXPECT_EQ(spec->networks[1].security_groups, std::vector<std::string>{"web"});
+  ASSERT_EQ(spec->disks.size(), 1u);
+  EXPECT_TRUE(spec->disks[0].read_only);
+  auto again = DecodeWorkloadSpec(EncodeWorkloadSpec(*spec));
+  ASSERT_TRUE(again.ok()) << again.status();
+  EXPECT_EQ(*again, *spec);
+
+  ExpectError(R"({"name":"p","kind":"process","command":["x"],"networks":["blue"]})", "networks");
+  ExpectError(R"({"name":"c","kind":"container","image":"i","networks":[{"network":"b",
+      "address":"10.0.0.300"}]})",
+              "networks[0].address");
+  ExpectError(R"({"name":"c","kind":"container","image":"i","networks":["b","b"]})",
+              "networks[1].network");
+  ExpectError(R"({"name":"c","kind":"container","image":"i","networks":[{"net":"b"}]})", "net");
+  ExpectError(R"({"name":"c","kind":"container","image":"i","disks":["data"]})", "disks[0].mount");
+  ExpectError(R"({"name":"c","kind":"container","image":"i","disks":[{"disk":"d",
+      "mount":"../etc"}]})",
+              "disks[0].mount");
+  ExpectError(R"({"name":"v","kind":"vm","image":"i","resources":{"memory":"64Mi"},
+      "disks":[{"disk":"d","mount":"/data"}]})",
+              "disks[0].mount");
+  ExpectError(R"({"name":"v","kind":"vm","image":"i","resources":{"memory":"64Mi"},
+      "disks":["Bad_Name"]})",
+              "disks[0].disk");
+}
+
 TEST(Workload, StoredObjectRoundTrips) {
   Workload w;
   w.spec = *Decode(R"({"name":"x","kind":"process","command":["true"]})");

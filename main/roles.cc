@@ -28,6 +28,9 @@
 #include "runtime/qemu/qemu_driver.h"
 #endif
 #include "state/sqlite_store.h"
+#ifdef BERTH_WITH_STORENET
+#include "main/storenet_host.h"
+#endif
 
 namespace berth {
 
@@ -357,6 +360,18 @@ int RunServe(const std::vector<std::string>& args, std::ostream& out, std::ostre
   aopts.admin_token = *admin;
   aopts.agent_tokens = {*join};
   api::ApiServer server(aopts, &control, dev ? &logs : nullptr);
+#ifdef BERTH_WITH_STORENET
+  // Disks and networks of this machine, re-declared from the store before serving.
+  std::unique_ptr<LocalStorageNetwork> storenet;
+  if (dev) {
+    storenet = std::make_unique<LocalStorageNetwork>(store->get(), control.clock(), dir + "/agent");
+    storenet->Start(err);
+    storenet->AddRoutes(server.router());
+    control.SetReferenceCheck([sn = storenet.get()](const core::WorkloadSpec& spec) {
+      return sn->CheckReferences(spec);
+    });
+  }
+#endif
   auto bound = server.Start();
   if (!bound.ok()) {
     err << "berth serve: cannot listen on " << listen << ": " << bound.status().message() << "\n";
@@ -396,6 +411,9 @@ int RunServe(const std::vector<std::string>& args, std::ostream& out, std::ostre
     ao.data_dir = agent_dir;
     ao.inventory = *inv;
     WireDrivers(drivers, ao);
+#ifdef BERTH_WITH_STORENET
+    if (storenet) storenet->WireAgent(ao);
+#endif
     local_agent = std::make_unique<agent::Agent>(ao);
     absl::Status started = local_agent->Start();
     if (!started.ok()) {

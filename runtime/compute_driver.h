@@ -68,7 +68,9 @@ struct TaskNic {
   std::string name;         // interface name inside the task ("eth0")
   std::string host_ifname;  // tap (VMs) or host end of a veth pair (containers)
   std::string mac;          // "52:54:00:..."
-  std::string netns_path;   // containers: network namespace to join; empty = driver decides
+  // Containers: the network namespace to join (empty = driver decides). VMs: the namespace
+  // the tap lives in, where QEMU opens it (empty = the agent's own).
+  std::string netns_path;
   std::vector<std::string> addresses;  // CIDR addresses the task should configure
 };
 

@@ -14,6 +14,8 @@
 #   berth.run64=BASE64   command to run, base64 of a shell command line (any characters)
 #   berth.poweroff=1     power off when the command finishes
 #   berth.ignore_powerdown=1  ignore the ACPI power button (tests of forced stops)
+# Each NIC takes its address by DHCP in the background and announces it on the console as
+# BERTH-GUEST-IP=IFACE:ADDRESS; virtio disks appear as /dev/vda, /dev/vdb, ...
 # After the command the guest prints BERTH-RUN-EXIT=<code>.
 set -euo pipefail
 
@@ -44,10 +46,15 @@ MODULES=(
   kernel/drivers/input/evdev.ko
   kernel/drivers/misc/pvpanic/pvpanic.ko
   kernel/drivers/misc/pvpanic/pvpanic-mmio.ko
+  kernel/drivers/virtio/virtio.ko
+  kernel/drivers/virtio/virtio_ring.ko
   kernel/drivers/virtio/virtio_pci_legacy_dev.ko
   kernel/drivers/virtio/virtio_pci_modern_dev.ko
   kernel/drivers/virtio/virtio_pci.ko
   kernel/drivers/block/virtio_blk.ko
+  kernel/net/core/failover.ko
+  kernel/drivers/net/net_failover.ko
+  kernel/drivers/net/virtio_net.ko
 )
 
 # The stamp covers everything the output depends on.
@@ -84,13 +91,23 @@ export PATH=/bin:/sbin:/usr/bin:/usr/sbin
 mount -t proc proc /proc
 mount -t sysfs sysfs /sys
 mount -t devtmpfs devtmpfs /dev
-for m in button evdev pvpanic pvpanic-mmio virtio_pci_legacy_dev virtio_pci_modern_dev \
-  virtio_pci virtio_blk; do
+for m in button evdev pvpanic pvpanic-mmio virtio_ring virtio virtio_pci_legacy_dev \
+  virtio_pci_modern_dev virtio_pci virtio_blk failover net_failover virtio_net; do
   [ -f /lib/modules/$m.ko ] && insmod /lib/modules/$m.ko 2>/dev/null
 done
 hostname berth-guest
 # Plain '\n' line ends on the serial console, so logs read like a program's output.
 stty -onlcr </dev/console 2>/dev/null
+
+# Every NIC asks for its address by DHCP in the background (and keeps renewing it); the
+# lease is announced on the console as BERTH-GUEST-IP=IFACE:ADDRESS.
+ip link set lo up
+for n in /sys/class/net/eth*; do
+  [ -e "$n" ] || continue
+  i=${n##*/}
+  ip link set "$i" up
+  (udhcpc -i "$i" -s /etc/udhcpc.script -f -t 0 -T 1 >/dev/null 2>&1 &)
+done
 
 ignore_powerdown=0
 grep -q 'berth.ignore_powerdown=1' /proc/cmdline && ignore_powerdown=1
@@ -125,6 +142,22 @@ fi
 while true; do sleep 3600; done
 EOF
 chmod 0755 "$ird/init"
+cat >"$ird/etc/udhcpc.script" <<'EOF'
+#!/bin/sh
+case "$1" in
+  bound | renew)
+    ifconfig "$interface" "$ip" netmask "${subnet:-255.255.255.0}" up
+    if [ -n "$router" ]; then
+      route del default 2>/dev/null
+      route add default gw "${router%% *}" dev "$interface"
+    fi
+    [ "$1" = bound ] && echo "BERTH-GUEST-IP=$interface:$ip" >/dev/console
+    ;;
+  deconfig) ifconfig "$interface" 0.0.0.0 ;;
+esac
+exit 0
+EOF
+chmod 0755 "$ird/etc/udhcpc.script"
 mkdir -p "$work/tiny-vm"
 (cd "$ird" && find . -print0 | sort -z | cpio --null -o -H newc --quiet) | gzip -1 -n \
   >"$work/tiny-vm/initrd.img"

@@ -25,6 +25,12 @@ class DevModeTest : public ::testing::Test {
     dir_ = TempDir("e2e-dev");
     server_ = std::make_unique<DevServer>(dir_);
     ASSERT_TRUE(server_->Start()) << ReadFile(dir_ + "/serve.log");
+    // The embedded agent registers its host shortly after the server answers; wait for it so
+    // that the store's revision only moves when a test moves it.
+    ASSERT_TRUE(Eventually([&] {
+      auto hosts = server_->Get("/v1/hosts");
+      return hosts.is_object() && !hosts["items"].empty();
+    })) << ReadFile(dir_ + "/serve.log");
   }
   void TearDown() override {
     // Stop whatever still runs so no process outlives the test.

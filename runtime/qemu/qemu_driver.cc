@@ -215,6 +215,12 @@ absl::StatusOr<TaskHandle> QemuDriver::Launch(const TaskConfig& config,
   BERTH_ASSIGN_OR_RETURN(VmLaunchSpec spec, LaunchSpecFor(config));
   spec.incoming_file = incoming;
   BERTH_ASSIGN_OR_RETURN(std::vector<std::string> argv, BuildQemuArgv(spec));
+  // Tap devices live in the network namespace of their bridge: QEMU opens them there.
+  for (const TaskNic& n : config.nics) {
+    if (n.host_ifname.empty() || n.netns_path.empty()) continue;
+    argv.insert(argv.begin(), {"nsenter", "--net=" + n.netns_path, "--"});
+    break;
+  }
   std::error_code ec;
   fs::create_directories(config.task_dir, ec);
   if (ec) return absl::InternalError(Cat("vm \"", spec.name, "\": task_dir: ", ec.message()));

@@ -1,0 +1,180 @@
+#include <initializer_list>
+#include <memory>
+#include <thread>
+
+#include "api/storenet_routes.h"
+#include "api/yaml_json.h"
+#include "core/json.h"
+#include "core/strings.h"
+
+namespace berth::api {
+
+using core::Cat;
+using core::Json;
+
+namespace {
+
+HttpResponse Ok(int status, const Json& body) {
+  return HttpResponse::Json(status, body.dump(-1, ' ', false, Json::error_handler_t::replace));
+}
+
+// The request body as a JSON object whose keys all lie in `allowed`, each a string unless
+// listed in `numbers`.
+absl::StatusOr<Json> Body(const HttpRequest& req, std::string_view name,
+                          std::initializer_list<std::string_view> allowed) {
+  Json body = Json::object();
+  if (!req.body.empty()) {
+    auto parsed = ParseBody(req.body);
+    if (!parsed.ok()) {
+      return absl::InvalidArgumentError(Cat("disk \"", name, "\": ", parsed.status().message()));
+    }
+    body = std::move(*parsed);
+  }
+  core::JsonContext ctx{"disk", std::string(name)};
+  if (absl::Status s = core::CheckObject(ctx, body, "", allowed); !s.ok()) return s;
+  for (auto it = body.begin(); it != body.end(); ++it) {
+    if (!it->is_string()) return ctx.Error(it.key(), "must be a string");
+  }
+  return body;
+}
+
+Json Items(const std::vector<Json>& list, int64_t revision) {
+  Json items = Json::array();
+  for (const auto& j : list) items.push_back(j);
+  return Json{{"items", items}, {"revision", revision}};
+}
+
+// Runs a long disk copy on its own thread and streams newline-separated JSON to the client:
+// {"progress": permille} lines, then {"result": {...}} or {"error": {"code", "message"}}.
+void StreamCopy(Responder responder,
+                std::function<absl::StatusOr<Json>(const control::Progress&)> copy) {
+  HttpHeaders headers;
+  headers.Set("Content-Type", "application/x-ndjson");
+  ResponseStream out = responder.StartStream(200, headers);
+  std::thread([out, copy = std::move(copy)] {
+    int last = -1;
+    auto result = copy([&](int permille) {
+      if (permille == last) return;
+      last = permille;
+      out.Write(Json{{"progress", permille}}.dump() + "\n");
+    });
+    if (result.ok()) {
+      out.Write(Json{{"result", *result}}.dump() + "\n");
+    } else {
+      HttpResponse r = HttpResponse::FromStatus(result.status());
+      Json err = Json::parse(r.body, nullptr, false);
+      if (!err.is_object() || !err.contains("error")) {
+        err = Json{
+            {"error", {{"code", "internal"}, {"message", std::string(result.status().message())}}}};
+      }
+      err["status"] = r.status;
+      out.Write(err.dump() + "\n");
+    }
+    out.Finish();
+  }).detach();
+}
+
+}  // namespace
+
+void AddStorageRoutes(Router& router, control::StorageService* storage) {
+  router.Handle("POST", "/v1/disks", [storage](const HttpRequest& req) {
+    auto body = Body(req, "", {"name", "size", "format", "filesystem", "from_image"});
+    if (!body.ok()) return HttpResponse::FromStatus(body.status());
+    control::DiskCreateOptions o;
+    o.name = body->value("name", "");
+    o.size = body->value("size", "");
+    o.format = body->value("format", "qcow2");
+    o.filesystem = body->value("filesystem", "");
+    o.from_image = body->value("from_image", "");
+    auto disk = storage->Create(o);
+    if (!disk.ok()) return HttpResponse::FromStatus(disk.status());
+    return Ok(201, *disk);
+  });
+  router.Handle("GET", "/v1/disks", [storage](const HttpRequest&) {
+    int64_t rev = 0;
+    auto list = storage->List(&rev);
+    if (!list.ok()) return HttpResponse::FromStatus(list.status());
+    return Ok(200, Items(*list, rev));
+  });
+  router.Handle("GET", "/v1/disks/{name}", [storage](const HttpRequest& req) {
+    auto disk = storage->Get(req.Param("name"));
+    if (!disk.ok()) return HttpResponse::FromStatus(disk.status());
+    return Ok(200, *disk);
+  });
+  router.Handle("DELETE", "/v1/disks/{name}", [storage](const HttpRequest& req) {
+    absl::Status s = storage->Delete(req.Param("name"));
+    if (!s.ok()) return HttpResponse::FromStatus(s);
+    return Ok(200, Json{{"name", req.Param("name")}, {"deleted", true}});
+  });
+  router.Handle("POST", "/v1/disks/{name}/resize", [storage](const HttpRequest& req) {
+    std::string name = req.Param("name");
+    auto body = Body(req, name, {"size"});
+    if (!body.ok()) return HttpResponse::FromStatus(body.status());
+    auto disk = storage->Resize(name, body->value("size", ""));
+    if (!disk.ok()) return HttpResponse::FromStatus(disk.status());
+    return Ok(200, *disk);
+  });
+  router.Handle("POST", "/v1/disks/{name}/snapshots", [storage](const HttpRequest& req) {
+    std::string name = req.Param("name");
+    auto body = Body(req, name, {"name"});
+    if (!body.ok()) return HttpResponse::FromStatus(body.status());
+    auto disk = storage->Snapshot(name, body->value("name", ""));
+    if (!disk.ok()) return HttpResponse::FromStatus(disk.status());
+    return Ok(201, *disk);
+  });
+  router.Handle("POST", "/v1/disks/{name}/revert", [storage](const HttpRequest& req) {
+    std::string name = req.Param("name");
+    auto body = Body(req, name, {"snapshot"});
+    if (!body.ok()) return HttpResponse::FromStatus(body.status());
+    auto disk = storage->Revert(name, body->value("snapshot", ""));
+    if (!disk.ok()) return HttpResponse::FromStatus(disk.status());
+    return Ok(200, *disk);
+  });
+  router.Handle("POST", "/v1/disks/{name}/clone", [storage](const HttpRequest& req) {
+    std::string name = req.Param("name");
+    auto body = Body(req, name, {"name", "snapshot"});
+    if (!body.ok()) return HttpResponse::FromStatus(body.status());
+    auto disk = storage->Clone(name, body->value("snapshot", ""), body->value("name", ""));
+    if (!disk.ok()) return HttpResponse::FromStatus(disk.status());
+    return Ok(201, *disk);
+  });
+  router.Handle("POST", "/v1/disks/{name}/attach", [storage](const HttpRequest& req) {
+    std::string name = req.Param("name");
+    auto body = Body(req, name, {"workload"});
+    if (!body.ok()) return HttpResponse::FromStatus(body.status());
+    auto disk = storage->Attach(name, body->value("workload", ""));
+    if (!disk.ok()) return HttpResponse::FromStatus(disk.status());
+    return Ok(200, *disk);
+  });
+  router.Handle("POST", "/v1/disks/{name}/detach", [storage](const HttpRequest& req) {
+    auto disk = storage->Detach(req.Param("name"));
+    if (!disk.ok()) return HttpResponse::FromStatus(disk.status());
+    return Ok(200, *disk);
+  });
+  router.HandleAsync("POST", "/v1/disks/{name}/backup",
+                     [storage](const HttpRequest& req, Responder r) {
+                       std::string name = req.Param("name");
+                       auto body = Body(req, name, {"file"});
+                       if (!body.ok()) {
+                         r.Send(HttpResponse::FromStatus(body.status()));
+                         return;
+                       }
+                       std::string file = body->value("file", "");
+                       StreamCopy(std::move(r), [storage, name, file](const control::Progress& p) {
+                         return storage->Backup(name, file, p);
+                       });
+                     });
+  router.HandleAsync("POST", "/v1/disks/restore", [storage](const HttpRequest& req, Responder r) {
+    auto body = Body(req, "", {"name", "file"});
+    if (!body.ok()) {
+      r.Send(HttpResponse::FromStatus(body.status()));
+      return;
+    }
+    std::string name = body->value("name", ""), file = body->value("file", "");
+    StreamCopy(std::move(r), [storage, name, file](const control::Progress& p) {
+      return storage->Restore(file, name, p);
+    });
+  });
+}
+
+}  // namespace berth::api

@@ -1,0 +1,458 @@
+#include "main/storenet_host.h"
+
+#include <sys/statvfs.h>
+
+#include <cstdlib>
+#include <algorithm>
+#include <filesystem>
+#include <fstream>
+
+#include "absl/strings/str_split.h"
+#include "runtime/storage/host_command.h"
+
+#include "api/storenet_routes.h"
+#include "core/status.h"
+#include "core/strings.h"
+#include "runtime/net/linux_network_driver.h"
+#include "runtime/storage/qemu_storage_driver.h"
+
+namespace berth {
+
+namespace {
+
+using core::Cat;
+namespace rs = runtime::storage;
+namespace rn = runtime::net;
+
+constexpr char kPool[] = "default";
+
+control::HostVolume ToHost(const rs::VolumeInfo& v) {
+  control::HostVolume h;
+  h.format = std::string(rs::FormatName(v.format));
+  h.size_mib = v.size_mib;
+  h.allocated_bytes = v.allocated_bytes;
+  h.path = v.path;
+  h.backing_file = v.backing_file;
+  for (const auto& s : v.snapshots) h.snapshots.push_back(s.name);
+  return h;
+}
+
+class LocalStorageHost : public control::StorageHost {
+ public:
+  explicit LocalStorageHost(std::string dir) : dir_(std::move(dir)) {}
+
+  absl::Status Prepare() override {
+    std::error_code ec;
+    std::filesystem::create_directories(dir_, ec);
+    struct statvfs fs {};
+    int64_t capacity_mib = 1 << 20;
+    if (statvfs(dir_.c_str(), &fs) == 0) {
+      capacity_mib = static_cast<int64_t>(fs.f_blocks) * fs.f_frsize / (1 << 20);
+    }
+    // Thin provisioning: volumes may promise up to four times the disk behind the pool.
+    BERTH_RETURN_IF_ERROR(
+        drv().EnsurePool(rs::PoolSpec{.name = kPool,
+                                        .directory = dir_,
+                                        .capacity_mib = std::max<int64_t>(capacity_mib, 1),
+                                        .overcommit_permille = 4000}));
+    return drv().Recover();
+  }
+
+  absl::StatusOr<control::HostVolume> Create(const control::HostVolumeSpec& spec) override {
+    rs::CreateVolumeSpec s;
+    s.pool = kPool;
+    s.name = spec.name;
+    BERTH_ASSIGN_OR_RETURN(s.format, rs::ParseVolumeFormat(spec.format));
+    BERTH_ASSIGN_OR_RETURN(s.filesystem, rs::ParseFilesystem(spec.filesystem));
+    s.size_mib = spec.size_mib;
+    if (!spec.from_image.empty()) {
+      if (spec.from_image[0] != '/') {
+        return absl::InvalidArgumentError(
+            Cat("disk \"", spec.name,
+                "\": from_image must be an absolute path to an image file "
+                "on the server's host, got \"",
+                spec.from_image, "\""));
+      }
+      s.backing_image = spec.from_image;
+    }
+    BERTH_ASSIGN_OR_RETURN(rs::VolumeInfo v, drv().CreateVolume(s));
+    return ToHost(v);
+  }
+  absl::StatusOr<control::HostVolume> Get(std::string_view name) override {
+    BERTH_ASSIGN_OR_RETURN(rs::VolumeInfo v, drv().GetVolume(kPool, name));
+    return ToHost(v);
+  }
+  absl::StatusOr<control::HostVolume> Resize(std::string_view name, int64_t size_mib,
+                                             std::string_view attached_to) override {
+    rs::ResizeOptions o;
+    o.attachment.attached_to = std::string(attached_to);
+    BERTH_ASSIGN_OR_RETURN(rs::VolumeInfo v, drv().ResizeVolume(kPool, name, size_mib, o));
+    return ToHost(v);
+  }
+  absl::Status Snapshot(std::string_view name, std::string_view snapshot) override {
+    return drv().CreateSnapshot(kPool, name, snapshot);
+  }
+  absl::Status Revert(std::string_view name, std::string_view snapshot,
+                      std::string_view attached_to) override {
+    rs::SnapshotOptions o;
+    o.attachment.attached_to = std::string(attached_to);
+    return drv().RevertSnapshot(kPool, name, snapshot, o);
+  }
+  absl::Status DeleteSnapshot(std::string_view name, std::string_view snapshot) override {
+    return drv().DeleteSnapshot(kPool, name, snapshot);
+  }
+  absl::StatusOr<control::HostVolume> Clone(std::string_view source, std::string_view snapshot,
+                                            std::string_view name,
+                                            std::string_view format) override {
+    rs::CloneFromSnapshotSpec s;
+    s.pool = kPool;
+    s.source_volume = std::string(source);
+    s.snapshot = std::string(snapshot);
+    s.name = std::string(name);
+    BERTH_ASSIGN_OR_RETURN(s.format, rs::ParseVolumeFormat(format));
+    BERTH_ASSIGN_OR_RETURN(rs::VolumeInfo v, drv().CloneFromSnapshot(s));
+    return ToHost(v);
+  }
+  absl::StatusOr<control::HostBackup> Backup(std::string_view name, const std::string& file,
+                                             const control::Progress& progress) override {
+    rs::BackupOptions o;
+    o.destination = file;
+    o.progress = progress;
+    BERTH_ASSIGN_OR_RETURN(rs::BackupInfo b, drv().ExportBackup(kPool, name, o));
+    return control::HostBackup{b.bytes, b.sha256};
+  }
+  absl::StatusOr<control::HostVolume> Restore(const std::string& file, std::string_view name,
+                                              std::string_view format,
+                                              const control::Progress& progress) override {
+    rs::RestoreSpec s;
+    s.pool = kPool;
+    s.name = std::string(name);
+    BERTH_ASSIGN_OR_RETURN(s.format, rs::ParseVolumeFormat(format));
+    s.source = file;
+    s.progress = progress;
+    BERTH_ASSIGN_OR_RETURN(rs::VolumeInfo v, drv().RestoreBackup(s));
+    return ToHost(v);
+  }
+  absl::Status Delete(std::string_view name, std::string_view attached_to) override {
+    rs::DeleteVolumeOptions o;
+    o.attachment.attached_to = std::string(attached_to);
+    return drv().DeleteVolume(kPool, name, o);
+  }
+
+ private:
+  // Calls go through the interface, whose declarations carry the default options.
+  rs::StorageDriver& drv() { return driver_; }
+
+  const std::string dir_;
+  rs::QemuStorageDriver driver_;
+};
+
+absl::StatusOr<rn::Protocol> Proto(std::string_view text) { return rn::ParseProtocol(text); }
+
+class LocalNetworkHost : public control::NetworkHost {
+ public:
+  explicit LocalNetworkHost(rn::LinuxNetworkDriver::Options o) : driver_(std::move(o)) {}
+
+  absl::StatusOr<std::string> EnsureNetwork(const control::HostNetwork& n) override {
+    rn::NetworkSpec s;
+    s.name = n.name;
+    s.subnet = n.subnet;
+    s.gateway = n.gateway;
+    s.nat = n.nat;
+    // VMs take their addresses from static DHCP leases.
+    s.dhcp = true;
+    BERTH_ASSIGN_OR_RETURN(rn::NetworkInfo info, drv().EnsureNetwork(s));
+    return info.bridge;
+  }
+  absl::Status DeleteNetwork(std::string_view name) override { return drv().DeleteNetwork(name); }
+  absl::Status PutGroup(const control::HostGroup& g) override {
+    rn::SecurityGroup group;
+    group.name = g.name;
+    for (const auto& r : g.rules) {
+      rn::SecurityRule rule;
+      BERTH_ASSIGN_OR_RETURN(rule.protocol, Proto(r.protocol));
+      rule.port_from = r.port_from;
+      rule.port_to = r.port_to;
+      rule.source_cidr = r.source_cidr;
+      rule.source_group = r.source_group;
+      group.rules.push_back(std::move(rule));
+    }
+    return drv().PutSecurityGroup(group);
+  }
+  absl::Status DeleteGroup(std::string_view name) override {
+    return drv().DeleteSecurityGroup(name);
+  }
+  absl::Status AddForward(const control::HostForward& f) override {
+    rn::PortForward p;
+    p.id = f.id;
+    BERTH_ASSIGN_OR_RETURN(p.protocol, Proto(f.protocol));
+    p.host_port = f.host_port;
+    p.network = f.network;
+    p.target_address = f.target_address;
+    p.target_port = f.target_port;
+    return drv().AddPortForward(p);
+  }
+  absl::Status RemoveForward(std::string_view id) override { return drv().RemovePortForward(id); }
+  absl::StatusOr<control::HostEndpoint> AttachEndpoint(
+      const control::HostEndpointSpec& spec) override {
+    rn::EndpointSpec e;
+    e.network = spec.network;
+    e.id = spec.owner;
+    e.kind = spec.tap ? rn::EndpointKind::kTap : rn::EndpointKind::kVeth;
+    e.address = spec.address;
+    e.netns = spec.netns;
+    e.ifname = spec.ifname;
+    e.security_groups = spec.groups;
+    BERTH_ASSIGN_OR_RETURN(rn::EndpointInfo info, drv().AttachEndpoint(e));
+    return control::HostEndpoint{.host_ifname = info.host_ifname, .mac = info.mac};
+  }
+  absl::Status DetachEndpoint(std::string_view network, std::string_view owner) override {
+    return drv().DetachEndpoint(network, owner);
+  }
+  absl::Status Cleanup(const control::HostKeep& keep) override {
+    rn::KeepSet k;
+    k.networks = keep.networks;
+    k.endpoints = keep.endpoints;
+    k.security_groups = keep.groups;
+    k.port_forwards = keep.forwards;
+    return drv().Cleanup(k);
+  }
+
+ private:
+  rn::NetworkDriver& drv() { return driver_; }
+
+  rn::LinuxNetworkDriver driver_;
+};
+
+}  // namespace
+
+std::unique_ptr<control::StorageHost> NewLocalStorageHost(const std::string& agent_dir) {
+  return std::make_unique<LocalStorageHost>(agent_dir + "/pools/default");
+}
+
+std::unique_ptr<control::NetworkHost> NewLocalNetworkHost(const std::string& agent_dir,
+                                                          const std::string& netns) {
+  rn::LinuxNetworkDriver::Options o;
+  o.netns = netns;
+  o.state_dir = agent_dir + "/net";
+  std::error_code ec;
+  std::filesystem::create_directories(o.state_dir, ec);
+  return std::make_unique<LocalNetworkHost>(std::move(o));
+}
+
+namespace {
+std::string NetnsFromEnv() {
+  const char* v = getenv("BERTH_NET_NETNS");
+  return v ? v : "";
+}
+}  // namespace
+
+LocalStorageNetwork::LocalStorageNetwork(state::Store* store, core::Clock* clock,
+                                         const std::string& agent_dir)
+    : netns_(NetnsFromEnv()),
+      mounts_dir_(agent_dir + "/mounts"),
+      storage_host_(NewLocalStorageHost(agent_dir)),
+      network_host_(NewLocalNetworkHost(agent_dir, netns_)),
+      storage_(store, clock, storage_host_.get()),
+      network_(store, clock, network_host_.get()) {}
+
+void LocalStorageNetwork::Start(std::ostream& err) {
+  if (absl::Status s = storage_.Start(); !s.ok()) {
+    err << "berth serve: storage: " << s.message() << "\n";
+  }
+  if (absl::Status s = network_.Start(); !s.ok()) {
+    err << "berth serve: network: " << s.message() << "\n";
+  }
+}
+
+namespace {
+
+// The network namespace of a container on Berth networks.
+std::string ContainerNetns(std::string_view workload) { return Cat("berth-", workload); }
+
+absl::Status MakeNetns(const std::string& name) {
+  std::error_code ec;
+  if (std::filesystem::exists("/run/netns/" + name, ec)) return absl::OkStatus();
+  return runtime::host::RunHostCommandOk({"ip", "netns", "add", name}).status();
+}
+
+bool IsMountPoint(const std::string& dir) {
+  std::ifstream in("/proc/self/mountinfo");
+  std::string line;
+  while (std::getline(in, line)) {
+    std::vector<std::string> f = absl::StrSplit(line, ' ');
+    if (f.size() > 4 && f[4] == dir) return true;
+  }
+  return false;
+}
+
+}  // namespace
+
+absl::Status LocalStorageNetwork::Attach(const core::WorkloadSpec& spec,
+                                         runtime::TaskConfig* config) {
+  const bool vm = spec.kind == core::WorkloadKind::kVm;
+  auto field = [&](std::string_view f, const std::string& message) {
+    return Cat("workload \"", spec.name, "\": ", f, ": ", message);
+  };
+  // Disks first: they are cheap to give back if a network refuses.
+  for (size_t i = 0; i < spec.disks.size(); ++i) {
+    const core::DiskAttachment& d = spec.disks[i];
+    const std::string f = Cat("disks[", static_cast<int>(i), "].disk");
+    auto attached = storage_.Attach(d.disk, spec.name);
+    if (!attached.ok()) {
+      return absl::Status(attached.status().code(), field(f, std::string(attached.status().message())));
+    }
+    const core::Json& st = (*attached)["status"];
+    const std::string format = (*attached)["spec"].value("format", "qcow2");
+    runtime::TaskDisk disk{.name = d.disk,
+                           .path = st.value("path", ""),
+                           .format = format,
+                           .read_only = d.read_only,
+                           .mount_path = d.mount};
+    if (!vm) {
+      // A container sees the disk's filesystem: loop-mount the raw image on the host and bind
+      // that directory into the container.
+      const std::string fs_type = (*attached)["spec"].value("filesystem", "");
+      if (format != "raw" || fs_type.empty()) {
+        return absl::InvalidArgumentError(
+            field(f, Cat("disk \"", d.disk, "\" is ", format,
+                         fs_type.empty() ? " without a filesystem" : "",
+                         "; a container mounts raw disks with a filesystem (berth disk create ",
+                         d.disk, " --format raw --filesystem ext4)")));
+      }
+      const std::string dir = Cat(mounts_dir_, "/", spec.name, "/", d.disk);
+      std::error_code ec;
+      std::filesystem::create_directories(dir, ec);
+      if (!IsMountPoint(dir)) {
+        auto m = runtime::host::RunHostCommandOk(
+            {"mount", "-t", fs_type, "-o", d.read_only ? "loop,ro" : "loop", disk.path, dir});
+        if (!m.ok()) return absl::Status(m.status().code(), field(f, std::string(m.status().message())));
+      }
+      disk.path = dir;
+    }
+    config->disks.push_back(std::move(disk));
+  }
+  for (size_t i = 0; i < spec.networks.size(); ++i) {
+    const core::NetworkAttachment& n = spec.networks[i];
+    control::WorkloadEndpointOptions o{.network = n.network,
+                                       .workload = spec.name,
+                                       .tap = vm,
+                                       .address = n.address,
+                                       .ifname = Cat("eth", static_cast<int>(i)),
+                                       .security_groups = n.security_groups};
+    if (!vm) {
+      o.netns = ContainerNetns(spec.name);
+      if (absl::Status s = MakeNetns(o.netns); !s.ok()) {
+        return absl::Status(s.code(), field(Cat("networks[", static_cast<int>(i), "]"),
+                                            Cat("network namespace: ", std::string(s.message()))));
+      }
+    }
+    BERTH_ASSIGN_OR_RETURN(control::HostEndpoint ep, network_.AttachWorkload(o));
+    runtime::TaskNic nic{.name = o.ifname, .host_ifname = ep.host_ifname, .mac = ep.mac};
+    if (vm) {
+      // QEMU opens the tap where the bridge lives.
+      if (!netns_.empty()) nic.netns_path = netns_.find('/') == 0 ? netns_ : "/run/netns/" + netns_;
+    } else {
+      nic.netns_path = "/run/netns/" + o.netns;
+    }
+    nic.addresses.push_back(Cat(ep.address, "/", ep.prefix_length));
+    config->nics.push_back(std::move(nic));
+  }
+  return absl::OkStatus();
+}
+
+void LocalStorageNetwork::Detach(std::string_view workload) {
+  if (auto nets = network_.NetworksOf(workload); nets.ok()) {
+    for (const auto& n : *nets) (void)network_.DetachWorkload(n, workload);
+  }
+  const std::string ns = ContainerNetns(workload);
+  std::error_code ec;
+  if (std::filesystem::exists("/run/netns/" + ns, ec)) {
+    (void)runtime::host::RunHostCommandOk({"ip", "netns", "del", ns});
+  }
+  const std::string dir = Cat(mounts_dir_, "/", workload);
+  if (std::filesystem::exists(dir, ec)) {
+    for (const auto& e : std::filesystem::directory_iterator(dir, ec)) {
+      if (IsMountPoint(e.path().string())) {
+        (void)runtime::host::RunHostCommandOk({"umount", e.path().string()});
+      }
+    }
+    std::filesystem::remove_all(dir, ec);
+  }
+  if (auto disks = storage_.List(); disks.ok()) {
+    for (const auto& d : *disks) {
+      if (d.contains("status") && d["status"].value("attached_to", "") == workload) {
+        (void)storage_.Detach(d.value("name", ""));
+      }
+    }
+  }
+}
+
+absl::Status LocalStorageNetwork::CheckReferences(const core::WorkloadSpec& spec) {
+  auto refuse = [&](const std::string& field, std::string_view message) {
+    return core::FieldError("workload", spec.name, field, message);
+  };
+  for (size_t i = 0; i < spec.networks.size(); ++i) {
+    const core::NetworkAttachment& n = spec.networks[i];
+    const std::string at = Cat("networks[", static_cast<int>(i), "]");
+    auto net = network_.GetNetwork(n.network);
+    if (!net.ok()) {
+      if (!absl::IsNotFound(net.status())) return net.status();
+      return refuse(at + ".network", Cat("names network \"", n.network,
+                                         "\", which does not exist; create it with `berth net "
+                                         "create`"));
+    }
+    if (!n.address.empty()) {
+      auto subnet = rn::ParseCidr((*net)["spec"].value("subnet", ""));
+      auto address = rn::ParseIpv4(n.address);
+      if (subnet.ok() && address && !subnet->Contains(*address)) {
+        return refuse(at + ".address", Cat("is ", n.address, ", outside network \"", n.network,
+                                           "\"'s subnet ", subnet->ToString()));
+      }
+    }
+    for (size_t g = 0; g < n.security_groups.size(); ++g) {
+      auto group = network_.GetGroup(n.security_groups[g]);
+      if (!group.ok()) {
+        if (!absl::IsNotFound(group.status())) return group.status();
+        return refuse(Cat(at, ".security_groups[", static_cast<int>(g), "]"),
+                      Cat("names security group \"", n.security_groups[g],
+                          "\", which does not exist; create it with `berth secgroup create`"));
+      }
+    }
+  }
+  for (size_t i = 0; i < spec.disks.size(); ++i) {
+    const core::DiskAttachment& d = spec.disks[i];
+    const std::string at = Cat("disks[", static_cast<int>(i), "].disk");
+    auto disk = storage_.Get(d.disk);
+    if (!disk.ok()) {
+      if (!absl::IsNotFound(disk.status())) return disk.status();
+      return refuse(at, Cat("names disk \"", d.disk,
+                            "\", which does not exist; create it with `berth disk create`"));
+    }
+    if (spec.kind == core::WorkloadKind::kContainer) {
+      const std::string format = (*disk)["spec"].value("format", "qcow2");
+      const std::string fs_type = (*disk)["spec"].value("filesystem", "");
+      if (format != "raw" || fs_type.empty()) {
+        return refuse(at, Cat("names disk \"", d.disk, "\" (", format,
+                              fs_type.empty() ? ", no filesystem" : "",
+                              "); a container mounts raw disks with a filesystem: berth disk "
+                              "create NAME --format raw --fs ext4"));
+      }
+    }
+  }
+  return absl::OkStatus();
+}
+
+void LocalStorageNetwork::WireAgent(agent::AgentOptions& options) {
+  options.attach = [this](const core::WorkloadSpec& spec, runtime::TaskConfig* config) {
+    return Attach(spec, config);
+  };
+  options.detach = [this](std::string_view workload) { Detach(workload); };
+}
+
+void LocalStorageNetwork::AddRoutes(api::Router& router) {
+  api::AddStorageRoutes(router, &storage_);
+  api::AddNetworkRoutes(router, &network_);
+}
+
+}  // namespace berth

@@ -1,0 +1,56 @@
+// The local host's storage and network, as the server's services see them: StorageHost over a
+// QemuStorageDriver with one directory pool (AGENT_DIR/pools/default), and NetworkHost over a
+// LinuxNetworkDriver (dnsmasq state in AGENT_DIR/net). `berth serve --dev` uses them so the
+// server carries out disk and network operations on its own machine.
+//
+// Ownership: each object owns its driver. Thread-safety: as the drivers (fully thread-safe).
+#pragma once
+
+#include <memory>
+#include <ostream>
+#include <string>
+
+#include "agent/agent.h"
+#include "api/http/router.h"
+#include "control/network_service.h"
+#include "control/storage_service.h"
+
+namespace berth {
+
+// `netns` empty = the server's own network namespace (BERTH_NET_NETNS overrides it in
+// `serve --dev`, so tests keep every bridge and rule inside a namespace they made).
+std::unique_ptr<control::StorageHost> NewLocalStorageHost(const std::string& agent_dir);
+std::unique_ptr<control::NetworkHost> NewLocalNetworkHost(const std::string& agent_dir,
+                                                          const std::string& netns);
+
+// What `serve --dev` runs for disks and networks: the local hosts, the services over the store
+// and their REST routes.
+class LocalStorageNetwork {
+ public:
+  LocalStorageNetwork(state::Store* store, core::Clock* clock, const std::string& agent_dir);
+  // Re-declares the stored disks, networks, groups and forwards on this host and removes
+  // leftovers. Problems are reported on `err`; they do not stop the server.
+  void Start(std::ostream& err);
+  // Registers /v1/disks, /v1/networks, /v1/secgroups and /v1/portforwards.
+  void AddRoutes(api::Router& router);
+  // Gives the local agent's workloads their disks (a VM's virtio disks; a container's
+  // loop-mounted filesystems) and network interfaces (veth into the container's namespace
+  // berth-NAME; a VM's tap), and takes them back when their tasks go.
+  void WireAgent(agent::AgentOptions& options);
+  // Refuses a workload whose networks, security groups or disks do not exist (or a container
+  // disk it cannot mount), naming the field: ControlPlane::SetReferenceCheck.
+  absl::Status CheckReferences(const core::WorkloadSpec& spec);
+
+ private:
+  absl::Status Attach(const core::WorkloadSpec& spec, runtime::TaskConfig* config);
+  void Detach(std::string_view workload);
+
+  const std::string netns_;
+  const std::string mounts_dir_;
+  std::unique_ptr<control::StorageHost> storage_host_;
+  std::unique_ptr<control::NetworkHost> network_host_;
+  control::StorageService storage_;
+  control::NetworkService network_;
+};
+
+}  // namespace berth

@@ -1,0 +1,305 @@
+// Disks, networks, security groups and port forwards through the real `berth serve --dev`
+// binary: the CLI and the REST API against a server whose storage pool lives in a temporary data
+// directory and whose network data path lives in a namespace the test creates
+// (BERTH_NET_NETNS), so nothing touches the machine's own network.
+#include <unistd.h>
+
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+#include <string>
+
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "runtime/net/netns_test_util.h"
+#include "tests/e2e_util.h"
+
+namespace berth {
+namespace {
+
+using ::testing::HasSubstr;
+using ::testing::Not;
+using Json = nlohmann::json;
+
+class StorageNetworkE2eTest : public ::testing::Test {
+ protected:
+  StorageNetworkE2eTest() : ns_({"host"}), dir_(e2e::TempDir("storenet")), server_(dir_) {}
+
+  void SetUp() override {
+    if (geteuid() != 0) GTEST_SKIP() << "needs root (bridges, nftables, qemu-img)";
+    ASSERT_TRUE(ns_.ok());
+    setenv("BERTH_NET_NETNS", ns_.Name("host").c_str(), 1);
+    ASSERT_TRUE(server_.Start()) << e2e::ReadFile(dir_ + "/serve.log");
+  }
+  void TearDown() override {
+    server_.Kill(SIGTERM);
+    // dnsmasq runs inside the namespace; it goes with the namespace's other processes.
+    if (geteuid() == 0 && ns_.ok()) {
+      std::string pids;
+      runtime::net::testing::RunIn("", {"ip", "netns", "pids", ns_.Name("host")}, &pids);
+      std::istringstream in(pids);
+      for (int pid = 0; in >> pid;) kill(pid, SIGKILL);
+    }
+    unsetenv("BERTH_NET_NETNS");
+    std::filesystem::remove_all(dir_);
+  }
+
+  e2e::Result Cli(std::vector<std::string> args) {
+    args.push_back("--json");
+    return e2e::Run(dir_, args);
+  }
+  Json CliJson(const std::vector<std::string>& args) {
+    e2e::Result r = Cli(args);
+    EXPECT_EQ(r.exit_code, 0) << r.err;
+    return Json::parse(r.out, nullptr, false);
+  }
+  // Runs a command, expecting success; returns its stdout.
+  std::string Sh(const std::vector<std::string>& argv) {
+    std::string out;
+    EXPECT_EQ(runtime::net::testing::RunIn("", argv, &out), 0) << argv[0] << ": " << out;
+    return out;
+  }
+  std::string InHost(const std::vector<std::string>& argv, int* code = nullptr) {
+    std::string out;
+    int rc = runtime::net::testing::RunIn(ns_.Name("host"), argv, &out);
+    if (code) *code = rc;
+    return out;
+  }
+  // The volume's data as raw bytes.
+  std::string RawData(const std::string& image) {
+    std::string raw = dir_ + "/raw.img";
+    Sh({"qemu-img", "convert", "-O", "raw", image, raw});
+    std::string data = e2e::ReadFile(raw);
+    std::filesystem::remove(raw);
+    return data;
+  }
+  void WritePattern(const std::string& image, const std::string& pattern) {
+    Sh({"qemu-io", "-f", "qcow2", "-c", "write -P " + pattern + " 0 1M", image});
+  }
+  size_t Count(const std::string& path) {
+    Json j = server_.Get(path);
+    return j.is_object() ? j["items"].size() : 0;
+  }
+  Json Post(const std::string& path, const Json& body, int* status) {
+    auto r = server_.client().Post(path, body.dump());
+    if (!r.ok()) {
+      *status = -1;
+      return nullptr;
+    }
+    *status = r->status;
+    return Json::parse(r->body, nullptr, false);
+  }
+
+  runtime::net::testing::TestNamespaces ns_;
+  std::string dir_;
+  e2e::DevServer server_;
+};
+
+TEST_F(StorageNetworkE2eTest, DiskLifecycleThroughTheCli) {
+  Json d = CliJson({"disk", "create", "data", "--size", "64Mi"});
+  ASSERT_TRUE(d.is_object());
+  EXPECT_EQ(d["status"]["size_mib"], 64);
+  EXPECT_EQ(d["spec"]["format"], "qcow2");
+  std::string path = d["status"]["path"];
+  ASSERT_TRUE(std::filesystem::exists(path));
+
+  // Grow; shrinking is refused naming the field, and changes nothing.
+  EXPECT_EQ(CliJson({"disk", "resize", "data", "--size", "96Mi"})["status"]["size_mib"], 96);
+  e2e::Result smaller = Cli({"disk", "resize", "data", "--size", "32Mi"});
+  EXPECT_EQ(smaller.exit_code, 1);
+  EXPECT_THAT(smaller.err, HasSubstr("size"));
+  EXPECT_EQ(CliJson({"disk", "get", "data"})["status"]["size_mib"], 96);
+
+  // Snapshot, overwrite, revert: the earlier data is back.
+  WritePattern(path, "0x5a");
+  std::string first = RawData(path);
+  ASSERT_EQ(static_cast<unsigned char>(first[0]), 0x5a);
+  Json snap = CliJson({"disk", "snapshot", "data", "before"});
+  EXPECT_THAT(snap["status"]["snapshots"].dump(), HasSubstr("before"));
+  WritePattern(path, "0x11");
+  ASSERT_EQ(static_cast<unsigned char>(RawData(path)[0]), 0x11);
+  CliJson({"disk", "revert", "data", "before"});
+  EXPECT_TRUE(RawData(path) == first);
+
+  // Backup -> restore keeps the data, checksummed.
+  std::string backup = dir_ + "/data.backup";
+  e2e::Result b = e2e::Run(dir_, {"disk", "backup", "data", backup});
+  ASSERT_EQ(b.exit_code, 0) << b.err;
+  EXPECT_THAT(b.err, HasSubstr("100.0%"));  // progress on stderr
+  ASSERT_TRUE(std::filesystem::exists(backup));
+  Json restored = CliJson({"disk", "restore", backup, "copy"});
+  ASSERT_TRUE(restored.is_object());
+  EXPECT_TRUE(RawData(restored["status"]["path"]) == first);
+
+  // Clone from the snapshot is an independent disk with the snapshot's data.
+  Json clone = CliJson({"disk", "clone", "data@before", "twin"});
+  ASSERT_TRUE(clone.is_object());
+  EXPECT_TRUE(RawData(clone["status"]["path"]) == first);
+
+  Json list = CliJson({"disk", "ls"});
+  EXPECT_EQ(list["items"].size(), 3u);
+
+  // A disk attached to a workload cannot be deleted; detached it can.
+  int status = 0;
+  Post("/v1/workloads",
+       Json{{"name", "holder"},
+            {"kind", "process"},
+            {"command", {"/bin/sh", "-c", "sleep 3600"}},
+            {"resources", {{"cpu", "100m"}, {"memory", "16Mi"}}}},
+       &status);
+  ASSERT_EQ(status, 201);
+  EXPECT_EQ(CliJson({"disk", "attach", "data", "holder"})["status"]["attached_to"], "holder");
+  e2e::Result rm = Cli({"disk", "rm", "data"});
+  EXPECT_EQ(rm.exit_code, 1);
+  EXPECT_THAT(rm.err, HasSubstr("attached_to"));
+  EXPECT_TRUE(std::filesystem::exists(path));
+  EXPECT_EQ(Count("/v1/disks"), 3u);
+  CliJson({"disk", "detach", "data"});
+  EXPECT_EQ(Cli({"disk", "rm", "data"}).exit_code, 0);
+  EXPECT_FALSE(std::filesystem::exists(path));
+  EXPECT_EQ(Count("/v1/disks"), 2u);
+
+  // Events record what happened.
+  Json events = server_.Get("/v1/events");
+  EXPECT_THAT(events.dump(), HasSubstr("reverted to snapshot"));
+}
+
+TEST_F(StorageNetworkE2eTest, BadDiskInputNamesTheFieldAndChangesNothing) {
+  int status = 0;
+  Json r = Post("/v1/disks", Json{{"name", "d"}, {"size", "lots"}}, &status);
+  EXPECT_EQ(status, 400);
+  EXPECT_THAT(r.dump(), HasSubstr("size"));
+  r = Post("/v1/disks", Json{{"name", "d"}, {"size", "1Gi"}, {"format", "vmdk"}}, &status);
+  EXPECT_EQ(status, 400);
+  EXPECT_THAT(r.dump(), HasSubstr("format"));
+  r = Post("/v1/disks", Json{{"name", "d"}, {"size", "1Gi"}, {"colour", "red"}}, &status);
+  EXPECT_EQ(status, 400);
+  EXPECT_THAT(r.dump(), HasSubstr("colour"));
+  EXPECT_EQ(Count("/v1/disks"), 0u);
+  EXPECT_TRUE(std::filesystem::is_empty(dir_ + "/agent/pools/default") ||
+              !std::filesystem::exists(dir_ + "/agent/pools/default/d.qcow2"));
+}
+
+TEST_F(StorageNetworkE2eTest, NetworkLifecycleLeavesNothingBehind) {
+  Json n = CliJson({"net", "create", "blue", "--subnet", "10.211.0.0/24", "--nat"});
+  ASSERT_TRUE(n.is_object());
+  EXPECT_EQ(n["spec"]["gateway"], "10.211.0.1");
+  std::string bridge = n["status"]["bridge"];
+  ASSERT_FALSE(bridge.empty());
+  int code = 0;
+  InHost({"ip", "link", "show", "dev", bridge}, &code);
+  EXPECT_EQ(code, 0) << "bridge " << bridge << " missing";
+  EXPECT_THAT(InHost({"ip", "-4", "addr", "show", "dev", bridge}), HasSubstr("10.211.0.1/24"));
+
+  // Bad input is refused naming the field, and changes nothing.
+  e2e::Result overlap = Cli({"net", "create", "green", "--subnet", "10.211.0.0/16"});
+  EXPECT_EQ(overlap.exit_code, 1);
+  EXPECT_THAT(overlap.err, HasSubstr("subnet"));
+  EXPECT_THAT(overlap.err, HasSubstr("blue"));
+  e2e::Result outside =
+      Cli({"net", "create", "red", "--subnet", "10.212.0.0/24", "--gateway", "10.213.0.1"});
+  EXPECT_EQ(outside.exit_code, 1);
+  EXPECT_THAT(outside.err, HasSubstr("gateway"));
+  EXPECT_EQ(Count("/v1/networks"), 1u);
+  int status = 0;
+  Json bad =
+      Post("/v1/networks/blue/addresses", Json{{"owner", "w1"}, {"address", "10.99.0.5"}}, &status);
+  EXPECT_EQ(status, 400);
+  EXPECT_THAT(bad.dump(), HasSubstr("address"));
+  Json got = server_.Get("/v1/networks/blue");
+  EXPECT_TRUE(got["status"]["addresses"].empty()) << got.dump();
+
+  // Addresses are handed out once each and held in the store across a restart.
+  Json a1 = Post("/v1/networks/blue/addresses", Json{{"owner", "w1"}}, &status);
+  EXPECT_EQ(status, 201);
+  Json a2 = Post("/v1/networks/blue/addresses", Json{{"owner", "w2"}}, &status);
+  EXPECT_EQ(status, 201);
+  EXPECT_NE(a1["address"], a2["address"]);
+  server_.Kill(SIGKILL);
+  ASSERT_TRUE(server_.Start());
+  InHost({"ip", "link", "show", "dev", bridge}, &code);
+  EXPECT_EQ(code, 0) << "bridge gone after a restart";
+  Json a3 = Post("/v1/networks/blue/addresses", Json{{"owner", "w3"}}, &status);
+  EXPECT_NE(a3["address"], a1["address"]);
+  EXPECT_NE(a3["address"], a2["address"]);
+
+  // In use: refused. Released: deleted with everything it had.
+  EXPECT_EQ(Cli({"net", "rm", "blue"}).exit_code, 1);
+  for (const char* owner : {"w1", "w2", "w3"}) {
+    ASSERT_TRUE(server_.client().Delete(std::string("/v1/networks/blue/addresses/") + owner).ok());
+  }
+  e2e::Result rm = Cli({"net", "rm", "blue"});
+  ASSERT_EQ(rm.exit_code, 0) << rm.err;
+  InHost({"ip", "link", "show", "dev", bridge}, &code);
+  EXPECT_NE(code, 0) << "bridge " << bridge << " left behind";
+  EXPECT_THAT(InHost({"nft", "list", "ruleset"}), Not(HasSubstr("10.211.0.")));
+  EXPECT_FALSE(std::filesystem::exists(dir_ + "/agent/net/blue"));
+  EXPECT_EQ(Count("/v1/networks"), 0u);
+}
+
+TEST_F(StorageNetworkE2eTest, RestartKeepsStoredNetworksAndRemovesLeftovers) {
+  Json n = CliJson({"net", "create", "keep", "--subnet", "10.214.0.0/24"});
+  ASSERT_TRUE(n.is_object());
+  std::string bridge = n["status"]["bridge"];
+  // A Berth bridge the store does not know, as a crash between steps would leave it.
+  const std::string stale = "bbdeadbeef00";
+  int code = 0;
+  InHost({"ip", "link", "add", stale, "type", "bridge"}, &code);
+  ASSERT_EQ(code, 0);
+  server_.Kill(SIGKILL);
+  // The network's bridge vanishes while the server is down; the restart re-declares it.
+  InHost({"ip", "link", "del", bridge}, &code);
+  ASSERT_EQ(code, 0);
+  ASSERT_TRUE(server_.Start());
+  InHost({"ip", "link", "show", "dev", bridge}, &code);
+  EXPECT_EQ(code, 0) << "stored network not re-declared";
+  InHost({"ip", "link", "show", "dev", stale}, &code);
+  EXPECT_NE(code, 0) << "leftover bridge kept";
+  ASSERT_EQ(Cli({"net", "rm", "keep"}).exit_code, 0);
+  InHost({"ip", "link", "show", "dev", bridge}, &code);
+  EXPECT_NE(code, 0);
+}
+
+TEST_F(StorageNetworkE2eTest, SecurityGroupsAndPortForwardsValidate) {
+  ASSERT_EQ(Cli({"secgroup", "create", "web"}).exit_code, 0);
+  for (const char* ports : {"90-80", "0", "70000", "http"}) {
+    e2e::Result r = Cli({"secgroup", "rule", "add", "web", "--proto", "tcp", "--ports", ports});
+    EXPECT_EQ(r.exit_code, 1) << ports;
+    EXPECT_THAT(r.err, HasSubstr("ports")) << ports;
+  }
+  e2e::Result r =
+      Cli({"secgroup", "rule", "add", "web", "--ports", "80", "--from", "10.0.0.300/8"});
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_THAT(r.err, HasSubstr("from"));
+  r = Cli({"secgroup", "rule", "add", "web", "--ports", "80", "--from-group", "nosuch"});
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_THAT(r.err, HasSubstr("from_group"));
+  EXPECT_TRUE(CliJson({"secgroup", "get", "web"})["spec"]["rules"].empty());
+
+  Json g = CliJson({"secgroup", "rule", "add", "web", "--proto", "tcp", "--ports", "80-90",
+                    "--from", "10.0.0.0/8"});
+  ASSERT_EQ(g["spec"]["rules"].size(), 1u);
+  std::string rule = g["spec"]["rules"][0]["id"];
+  ASSERT_EQ(Cli({"secgroup", "create", "db"}).exit_code, 0);
+  CliJson({"secgroup", "rule", "add", "db", "--ports", "5432", "--from-group", "web"});
+  // A group another group's rule names cannot go.
+  e2e::Result in_use = Cli({"secgroup", "rm", "web"});
+  EXPECT_EQ(in_use.exit_code, 1);
+  EXPECT_THAT(in_use.err, HasSubstr("db"));
+  EXPECT_EQ(CliJson({"secgroup", "rule", "rm", "web", rule})["spec"]["rules"].size(), 0u);
+  EXPECT_EQ(CliJson({"secgroup", "ls"})["items"].size(), 2u);
+
+  // Port forwards need a real port and a workload with an address.
+  e2e::Result pf =
+      Cli({"portfwd", "add", "--host-port", "70000", "--workload", "w", "--port", "80"});
+  EXPECT_EQ(pf.exit_code, 1);
+  EXPECT_THAT(pf.err, HasSubstr("host_port"));
+  pf = Cli({"portfwd", "add", "--host-port", "8080", "--workload", "w", "--port", "80"});
+  EXPECT_EQ(pf.exit_code, 1);
+  EXPECT_THAT(pf.err, HasSubstr("no address"));
+  EXPECT_EQ(CliJson({"portfwd", "ls"})["items"].size(), 0u);
+}
+
+}  // namespace
+}  // namespace berth

@@ -1,0 +1,291 @@
+// Workloads on Berth networks and disks, end to end through the real `berth serve --dev` binary:
+// containers on one network reach each other by address, a security group lets one port in and
+// keeps another out until a rule allows it, a port forward reaches a container's server from
+// the host, a VM takes its address by DHCP and answers, and a disk formatted by Berth is seen by
+// the guest with its size, keeps what the guest wrote, and goes back to a snapshot on revert.
+//
+// The network data path (bridges, veths, taps, nftables, dnsmasq) lives in a namespace the test
+// creates (BERTH_NET_NETNS); containers get their own namespaces (berth-NAME). Needs root, runc
+// and qemu-system-x86_64; skips otherwise.
+#include <signal.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "runtime/net/netns_test_util.h"
+#include "tests/e2e_util.h"
+
+namespace berth {
+namespace {
+
+using ::testing::HasSubstr;
+using ::testing::Not;
+using Json = nlohmann::json;
+namespace nt = runtime::net::testing;
+
+const std::string& ImagesDir() {
+  static const std::string* dir = [] {
+    std::string images = BERTH_TEST_IMAGES_DIR;
+    std::string out;
+    if (nt::RunIn("", {BERTH_IMAGE_SCRIPT, images}, &out) != 0) return new std::string();
+    return new std::string(images);
+  }();
+  return *dir;
+}
+
+std::string SkipReason() {
+  if (geteuid() != 0) return "needs root (runc, bridges, nftables)";
+  if (nt::RunIn("", {"runc", "--version"}) != 0) return "runc missing";
+  if (nt::RunIn("", {"qemu-system-x86_64", "--version"}) != 0) return "qemu missing";
+  if (ImagesDir().empty()) return "test images could not be built";
+  return "";
+}
+
+class WorkloadNetworkE2eTest : public ::testing::Test {
+ protected:
+  WorkloadNetworkE2eTest() : ns_({"host"}), dir_(e2e::TempDir("wlnet")), server_(dir_) {}
+
+  void SetUp() override {
+    if (std::string why = SkipReason(); !why.empty()) GTEST_SKIP() << why;
+    ASSERT_TRUE(ns_.ok());
+    setenv("BERTH_NET_NETNS", ns_.Name("host").c_str(), 1);
+    ASSERT_TRUE(server_.Start()) << e2e::ReadFile(dir_ + "/serve.log");
+  }
+  void TearDown() override {
+    if (server_.pid() > 0) {
+      // Delete every workload so no container, VM, namespace or mount outlives the test.
+      Json list = server_.Get("/v1/workloads");
+      if (list.is_object()) {
+        for (const auto& w : list["items"]) {
+          (void)server_.client().Delete("/v1/workloads/" + w["name"].get<std::string>());
+        }
+        e2e::Eventually([&] { return Count("/v1/workloads") == 0; }, 60);
+      }
+      server_.Kill(SIGTERM);
+    }
+    if (geteuid() == 0 && ns_.ok()) {
+      std::string pids;
+      nt::RunIn("", {"ip", "netns", "pids", ns_.Name("host")}, &pids);
+      std::istringstream in(pids);
+      for (int pid = 0; in >> pid;) kill(pid, SIGKILL);
+    }
+    unsetenv("BERTH_NET_NETNS");
+    std::filesystem::remove_all(dir_);
+  }
+
+  e2e::Result Cli(std::vector<std::string> args) { return e2e::Run(dir_, std::move(args)); }
+  void MustCli(std::vector<std::string> args) {
+    e2e::Result r = Cli(args);
+    ASSERT_EQ(r.exit_code, 0) << args[0] << " " << args[1] << ": " << r.err;
+  }
+  size_t Count(const std::string& path) {
+    Json j = server_.Get(path);
+    return j.is_object() ? j["items"].size() : 0;
+  }
+  void Create(const Json& spec) {
+    auto r = server_.client().Post("/v1/workloads", spec.dump());
+    ASSERT_TRUE(r.ok());
+    ASSERT_EQ(r->status, 201) << r->body;
+  }
+  std::string State(const std::string& name) {
+    Json w = server_.Get("/v1/workloads/" + name);
+    return w.is_object() ? w["status"].value("state", "") : "";
+  }
+  bool WaitState(const std::string& name, const std::string& state, int seconds = 180) {
+    return e2e::Eventually([&] { return State(name) == state; }, seconds);
+  }
+  std::string Reason(const std::string& name) {
+    return server_.Get("/v1/workloads/" + name).dump();
+  }
+  std::string Logs(const std::string& name) { return Cli({"workload", "logs", name}).out; }
+  // The address `owner` holds on `network`.
+  std::string AddressOf(const std::string& network, const std::string& owner) {
+    Json n = server_.Get("/v1/networks/" + network);
+    if (!n.is_object()) return "";
+    return n["status"]["addresses"].value(owner, "");
+  }
+  // Runs a command in a container; true when it succeeded and printed "ok".
+  bool ExecSaysOk(const std::string& workload, const std::vector<std::string>& command) {
+    std::vector<std::string> args = {"workload", "exec", workload, "--"};
+    args.insert(args.end(), command.begin(), command.end());
+    e2e::Result r = Cli(args);
+    return r.exit_code == 0 && r.out.find("ok") != std::string::npos;
+  }
+  void Delete(const std::string& name) {
+    auto r = server_.client().Delete("/v1/workloads/" + name);
+    ASSERT_TRUE(r.ok());
+    ASSERT_TRUE(e2e::Eventually([&] { return server_.Get("/v1/workloads/" + name).is_null(); }))
+        << name << " never went";
+    // The agent gives back its disks once the task is destroyed.
+    ASSERT_TRUE(e2e::Eventually([&] {
+      Json disks = server_.Get("/v1/disks");
+      for (const auto& d : disks["items"]) {
+        if (d["status"].value("attached_to", "") == name) return false;
+      }
+      return true;
+    })) << name << " kept its disks";
+  }
+  std::string HostLinks() {
+    std::string out;
+    nt::RunIn(ns_.Name("host"), {"ip", "-o", "link", "show"}, &out);
+    return out;
+  }
+
+  nt::TestNamespaces ns_;
+  std::string dir_;
+  e2e::DevServer server_;
+};
+
+TEST_F(WorkloadNetworkE2eTest, ContainersTalkThroughGroupsAndPortForwards) {
+  MustCli({"image", "import", "busybox", "--rootfs", ImagesDir() + "/busybox-rootfs"});
+  MustCli({"net", "create", "blue", "--subnet", "10.216.0.0/24"});
+  MustCli({"secgroup", "create", "web"});
+  MustCli({"secgroup", "rule", "add", "web", "--proto", "tcp", "--ports", "8080"});
+
+  // srv listens on 8080 (allowed by its group) and 9090 (not yet); cli listens on 7070 and has
+  // no group, so anything may reach it.
+  auto listen = [](int port) {
+    return "nc -ll -p " + std::to_string(port) + " -e /bin/echo ok &";
+  };
+  Create({{"name", "srv"},
+          {"kind", "container"},
+          {"image", "busybox"},
+          {"command", {"/bin/sh", "-c", listen(8080) + listen(9090) + " sleep 3600"}},
+          {"resources", {{"cpu", "100m"}, {"memory", "32Mi"}}},
+          {"networks", {{{"network", "blue"}, {"security_groups", {"web"}}}}}});
+  Create({{"name", "cli"},
+          {"kind", "container"},
+          {"image", "busybox"},
+          {"command", {"/bin/sh", "-c", listen(7070) + " sleep 3600"}},
+          {"resources", {{"cpu", "100m"}, {"memory", "32Mi"}}},
+          {"networks", {{{"network", "blue"}, {"address", "10.216.0.50"}}}}});
+  ASSERT_TRUE(WaitState("srv", "running")) << Reason("srv");
+  ASSERT_TRUE(WaitState("cli", "running")) << Reason("cli");
+  EXPECT_EQ(AddressOf("blue", "cli"), "10.216.0.50");
+  const std::string srv = AddressOf("blue", "srv");
+  ASSERT_FALSE(srv.empty());
+
+  // By address, both ways; the group lets 8080 in and keeps 9090 out.
+  EXPECT_TRUE(e2e::Eventually([&] { return ExecSaysOk("cli", {"nc", "-w", "2", srv, "8080"}); }));
+  EXPECT_TRUE(ExecSaysOk("srv", {"nc", "-w", "2", "10.216.0.50", "7070"}));
+  EXPECT_FALSE(ExecSaysOk("cli", {"nc", "-w", "2", srv, "9090"}));
+  MustCli({"secgroup", "rule", "add", "web", "--proto", "tcp", "--ports", "9090"});
+  EXPECT_TRUE(e2e::Eventually([&] { return ExecSaysOk("cli", {"nc", "-w", "2", srv, "9090"}); }));
+
+  // A host port forwarded to srv:8080 answers on the host (the bridge's gateway address).
+  const int port = nt::FreePort(ns_.Name("host"));
+  MustCli({"portfwd", "add", "--host-port", std::to_string(port), "--workload", "srv", "--port",
+           "8080"});
+  EXPECT_TRUE(nt::TcpReachable(ns_.Name("host"), "10.216.0.1", port, absl::Seconds(5)));
+
+  // References to what does not exist are refused at create, naming the field; nothing is made.
+  auto refused = [&](const Json& spec, const std::string& field) {
+    auto r = server_.client().Post("/v1/workloads", spec.dump());
+    ASSERT_TRUE(r.ok());
+    EXPECT_EQ(r->status, 400) << r->body;
+    EXPECT_THAT(r->body, HasSubstr(field));
+  };
+  auto lost = [](const std::string& key, const Json& value) {
+    Json spec = {{"name", "lost"}, {"kind", "container"}, {"image", "busybox"},
+                 {"command", {"/bin/true"}}};
+    spec[key] = value;
+    return spec;
+  };
+  refused(lost("networks", {"nosuch"}), "networks[0].network");
+  refused(lost("networks", {{{"network", "blue"}, {"address", "10.99.0.5"}}}),
+          "networks[0].address");
+  refused(lost("networks", {{{"network", "blue"}, {"security_groups", {"nosuch"}}}}),
+          "networks[0].security_groups[0]");
+  refused(lost("disks", {{{"disk", "nosuch"}, {"mount", "/data"}}}), "disks[0].disk");
+  EXPECT_TRUE(server_.Get("/v1/workloads/lost").is_null());
+
+  // Deleting the workloads takes their interfaces, namespaces and addresses with them.
+  Delete("srv");
+  Delete("cli");
+  // The agent tears down after the workload is gone from the API.
+  EXPECT_TRUE(e2e::Eventually(
+      [&] { return server_.Get("/v1/networks/blue")["status"]["addresses"].empty(); }))
+      << server_.Get("/v1/networks/blue").dump();
+  EXPECT_TRUE(e2e::Eventually([&] {
+    return !std::filesystem::exists("/run/netns/berth-srv") &&
+           !std::filesystem::exists("/run/netns/berth-cli");
+  }));
+  EXPECT_TRUE(e2e::Eventually([&] { return HostLinks().find("berth:ep") == std::string::npos; }))
+      << HostLinks();
+  e2e::Result fwd = Cli({"portfwd", "ls", "--json"});
+  Json forwards = Json::parse(fwd.out, nullptr, false);
+  ASSERT_TRUE(forwards.is_object()) << fwd.out << fwd.err;
+  ASSERT_EQ(forwards["items"].size(), 1u) << fwd.out;
+  MustCli({"portfwd", "rm", forwards["items"][0]["id"].get<std::string>()});
+  MustCli({"net", "rm", "blue"});
+}
+
+TEST_F(WorkloadNetworkE2eTest, VmTakesItsAddressAndKeepsItsDiskThroughSnapshotRevert) {
+  const std::string images = ImagesDir();
+  MustCli({"image", "import", "tiny-vm", "--kernel", images + "/tiny-vm/vmlinuz", "--initrd",
+           images + "/tiny-vm/initrd.img"});
+  MustCli({"net", "create", "vmnet", "--subnet", "10.217.0.0/24"});
+  MustCli({"disk", "create", "vmdata", "--size", "64Mi", "--fs", "ext4"});
+  auto vm = [](const std::string& name, const std::string& script) {
+    return Json{{"name", name},
+                {"kind", "vm"},
+                {"image", "tiny-vm"},
+                {"command", {"/bin/sh", "-c", script}},
+                {"resources", {{"cpu", 1}, {"memory", "256Mi"}}},
+                {"networks", {"vmnet"}},
+                {"disks", {"vmdata"}}};
+  };
+
+  // The guest sees the disk with its size and Berth's filesystem, writes a file, and stays up.
+  Create(vm("first", "echo SIZE=$(cat /sys/block/vda/size); mkdir -p /mnt && "
+                     "mount -t ext4 /dev/vda /mnt && echo one > /mnt/data && umount /mnt && "
+                     "sync && echo WROTE-ONE; sleep 600"));
+  ASSERT_TRUE(WaitState("first", "running")) << Reason("first");
+  EXPECT_EQ(server_.Get("/v1/disks/vmdata")["status"]["attached_to"], "first");
+  ASSERT_TRUE(e2e::Eventually([&] { return Logs("first").find("WROTE-ONE") != std::string::npos; },
+                              180))
+      << Logs("first");
+  EXPECT_THAT(Logs("first"), HasSubstr("SIZE=131072"));  // 64 MiB in 512-byte sectors
+
+  // Its address comes from the network's DHCP, and it answers there.
+  const std::string address = AddressOf("vmnet", "first");
+  ASSERT_FALSE(address.empty());
+  ASSERT_TRUE(e2e::Eventually(
+      [&] { return Logs("first").find("BERTH-GUEST-IP=eth0:" + address) != std::string::npos; },
+      120))
+      << Logs("first");
+  EXPECT_TRUE(e2e::Eventually(
+      [&] { return nt::RunIn(ns_.Name("host"), {"busybox", "ping", "-c", "1", "-W", "2", address}) == 0; },
+      60));
+
+  // An attached disk cannot be deleted or reverted; deleting the VM detaches it.
+  EXPECT_NE(Cli({"disk", "rm", "vmdata"}).exit_code, 0);
+  Delete("first");
+  EXPECT_TRUE(e2e::Eventually(
+      [&] { return server_.Get("/v1/disks/vmdata")["status"]["attached_to"] == ""; }));
+  EXPECT_TRUE(e2e::Eventually(
+      [&] { return server_.Get("/v1/networks/vmnet")["status"]["addresses"].empty(); }));
+
+  // Snapshot, overwrite in a second guest, revert: a third guest reads the first data.
+  MustCli({"disk", "snapshot", "vmdata", "one"});
+  Create(vm("second", "mkdir -p /mnt && mount -t ext4 /dev/vda /mnt && echo two > /mnt/data && "
+                      "cat /mnt/data && umount /mnt && sync"));
+  ASSERT_TRUE(WaitState("second", "stopped")) << Reason("second") << Logs("second");
+  EXPECT_THAT(Logs("second"), HasSubstr("two"));
+  Delete("second");
+  MustCli({"disk", "revert", "vmdata", "one"});
+  Create(vm("third", "mkdir -p /mnt && mount -t ext4 -o ro /dev/vda /mnt && "
+                     "echo DATA=$(cat /mnt/data)"));
+  ASSERT_TRUE(WaitState("third", "stopped")) << Reason("third") << Logs("third");
+  EXPECT_THAT(Logs("third"), HasSubstr("DATA=one"));
+  Delete("third");
+  MustCli({"net", "rm", "vmnet"});
+}
+
+}  // namespace
+}  // namespace berth
