@@ -506,6 +506,26 @@ absl::StatusOr<api::ExecReply> Agent::Exec(std::string_view workload,
       .exit_code = r.exit_code, .stdout_data = r.stdout_data, .stderr_data = r.stderr_data};
 }
 
+absl::Status Agent::AttachDisk(std::string_view workload, const runtime::TaskDisk& disk) {
+  BERTH_ASSIGN_OR_RETURN(auto found, FindTask(workload));
+  runtime::ComputeDriver* driver = found.second;
+  if (!driver->Capabilities().disk_hotplug) {
+    return absl::UnimplementedError(Cat("workload \"", workload, "\": the ", driver->Name(),
+                                        " driver takes disks only at start"));
+  }
+  return driver->AttachDisk(found.first.task_id, disk);
+}
+
+absl::Status Agent::DetachDisk(std::string_view workload, std::string_view name) {
+  BERTH_ASSIGN_OR_RETURN(auto found, FindTask(workload));
+  runtime::ComputeDriver* driver = found.second;
+  if (!driver->Capabilities().disk_hotplug) {
+    return absl::UnimplementedError(Cat("workload \"", workload, "\": the ", driver->Name(),
+                                        " driver takes disks only at start"));
+  }
+  return driver->DetachDisk(found.first.task_id, name);
+}
+
 absl::StatusOr<Json> Agent::Stats(std::string_view workload) {
   BERTH_ASSIGN_OR_RETURN(auto found, FindTask(workload));
   const auto& [ref, driver] = found;

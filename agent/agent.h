@@ -81,6 +81,10 @@ class Agent : public api::LocalHost {
   absl::StatusOr<api::ExecReply> Exec(std::string_view workload,
                                       const api::ExecRequest& request) override;
   absl::StatusOr<core::Json> Stats(std::string_view workload) override;
+  // Plugs a disk into the workload's running task here, or pulls it out (VMs). NotFound when
+  // the workload has no task on this host; Unimplemented when its driver cannot.
+  absl::Status AttachDisk(std::string_view workload, const runtime::TaskDisk& disk);
+  absl::Status DetachDisk(std::string_view workload, std::string_view name);
 
   // One reconcile pass against the server (for tests and the main loop).
   absl::Status SyncOnce();

@@ -249,13 +249,24 @@ absl::StatusOr<Json> StorageService::Attach(std::string_view name, std::string_v
     return absl::FailedPreconditionError(
         Cat("disk \"", name, "\": status.attached_to is \"", holder, "\"; detach it first"));
   }
+  // A running VM gets the disk now; a workload with no running task here sees it at its start.
+  bool plugged = false;
+  if (live_.attach) {
+    absl::Status s = live_.attach(workload, obj.body);
+    if (!s.ok() && !absl::IsNotFound(s) && !absl::IsUnimplemented(s)) return s;
+    plugged = s.ok();
+  }
   obj.body["status"]["attached_to"] = std::string(workload);
   StampObject(&obj.body, 0, clock_, false);
-  BERTH_ASSIGN_OR_RETURN(int64_t rev,
-                         CommitObjects(store_, clock_, {{obj.key, obj.mod_revision, obj.body}},
-                                       {"disk", std::string(name), "attached",
-                                        Cat("attached to workload \"", workload, "\"")}));
-  obj.body["revision"] = rev;
+  auto rev = CommitObjects(store_, clock_, {{obj.key, obj.mod_revision, obj.body}},
+                           {"disk", std::string(name), "attached",
+                            Cat("attached to workload \"", workload, "\"",
+                                plugged ? " (plugged into the running VM)" : "")});
+  if (!rev.ok()) {
+    if (plugged) (void)live_.detach(workload, name);
+    return rev.status();
+  }
+  obj.body["revision"] = *rev;
   return obj.body;
 }
 
@@ -264,6 +275,10 @@ absl::StatusOr<Json> StorageService::Detach(std::string_view name) {
   BERTH_ASSIGN_OR_RETURN(StoredObject obj, Read(name));
   std::string holder = AttachedTo(obj.body);
   if (holder.empty()) return obj.body;
+  if (live_.detach) {
+    absl::Status s = live_.detach(holder, name);
+    if (!s.ok() && !absl::IsNotFound(s) && !absl::IsUnimplemented(s)) return s;
+  }
   obj.body["status"]["attached_to"] = "";
   StampObject(&obj.body, 0, clock_, false);
   BERTH_ASSIGN_OR_RETURN(int64_t rev,

@@ -85,9 +85,19 @@ struct DiskCreateOptions {
   std::string from_image;
 };
 
+// Plugs a disk into a workload's running task, or pulls it out, before the store records the
+// change. NotFound (no running task) or Unimplemented (its driver takes disks only at start)
+// mean the workload sees the change at its next start; any other error refuses the change.
+struct LiveDisks {
+  std::function<absl::Status(std::string_view workload, const core::Json& disk)> attach;
+  std::function<absl::Status(std::string_view workload, std::string_view disk)> detach;
+};
+
 class StorageService {
  public:
   StorageService(state::Store* store, core::Clock* clock, StorageHost* host);
+  // Set before serving, from one thread.
+  void SetLiveDisks(LiveDisks live) { live_ = std::move(live); }
 
   // At server start: prepares the host (pool, recovery) and refreshes every stored disk's
   // status from its volume, marking disks whose volume is gone as failed.
@@ -129,6 +139,7 @@ class StorageService {
   state::Store* const store_;
   core::Clock* const clock_;
   StorageHost* const host_;
+  LiveDisks live_;
   absl::Mutex mu_;
 };
 

@@ -421,6 +421,9 @@ int RunServe(const std::vector<std::string>& args, std::ostream& out, std::ostre
       return 1;
     }
     logs.Set(local_agent.get());
+#ifdef BERTH_WITH_STORENET
+    if (storenet) storenet->SetAgent(local_agent.get());
+#endif
   }
   out << "berth: serving on " << url << " (data in " << dir
       << (dev ? ", dev mode with a local agent" : "") << ")\nberth: admin token in " << dir
@@ -429,6 +432,9 @@ int RunServe(const std::vector<std::string>& args, std::ostream& out, std::ostre
   int sig = WaitForSignal(signals);
   out << "berth: signal " << sig << ", shutting down" << std::endl;
   logs.Set(nullptr);
+#ifdef BERTH_WITH_STORENET
+  if (storenet) storenet->SetAgent(nullptr);
+#endif
   if (local_agent) local_agent->Stop();
   server.Stop();
   control.Stop();

@@ -2,18 +2,17 @@
 
 #include <sys/statvfs.h>
 
-#include <cstdlib>
 #include <algorithm>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 
 #include "absl/strings/str_split.h"
-#include "runtime/storage/host_command.h"
-
 #include "api/storenet_routes.h"
 #include "core/status.h"
 #include "core/strings.h"
 #include "runtime/net/linux_network_driver.h"
+#include "runtime/storage/host_command.h"
 #include "runtime/storage/qemu_storage_driver.h"
 
 namespace berth {
@@ -52,9 +51,9 @@ class LocalStorageHost : public control::StorageHost {
     // Thin provisioning: volumes may promise up to four times the disk behind the pool.
     BERTH_RETURN_IF_ERROR(
         drv().EnsurePool(rs::PoolSpec{.name = kPool,
-                                        .directory = dir_,
-                                        .capacity_mib = std::max<int64_t>(capacity_mib, 1),
-                                        .overcommit_permille = 4000}));
+                                      .directory = dir_,
+                                      .capacity_mib = std::max<int64_t>(capacity_mib, 1),
+                                      .overcommit_permille = 4000}));
     return drv().Recover();
   }
 
@@ -300,7 +299,8 @@ absl::Status LocalStorageNetwork::Attach(const core::WorkloadSpec& spec,
     const std::string f = Cat("disks[", static_cast<int>(i), "].disk");
     auto attached = storage_.Attach(d.disk, spec.name);
     if (!attached.ok()) {
-      return absl::Status(attached.status().code(), field(f, std::string(attached.status().message())));
+      return absl::Status(attached.status().code(),
+                          field(f, std::string(attached.status().message())));
     }
     const core::Json& st = (*attached)["status"];
     const std::string format = (*attached)["spec"].value("format", "qcow2");
@@ -314,11 +314,11 @@ absl::Status LocalStorageNetwork::Attach(const core::WorkloadSpec& spec,
       // that directory into the container.
       const std::string fs_type = (*attached)["spec"].value("filesystem", "");
       if (format != "raw" || fs_type.empty()) {
-        return absl::InvalidArgumentError(
-            field(f, Cat("disk \"", d.disk, "\" is ", format,
-                         fs_type.empty() ? " without a filesystem" : "",
-                         "; a container mounts raw disks with a filesystem (berth disk create ",
-                         d.disk, " --format raw --filesystem ext4)")));
+        return absl::InvalidArgumentError(field(
+            f,
+            Cat("disk \"", d.disk, "\" is ", format, fs_type.empty() ? " without a filesystem" : "",
+                "; a container mounts raw disks with a filesystem (berth disk create ", d.disk,
+                " --format raw --filesystem ext4)")));
       }
       const std::string dir = Cat(mounts_dir_, "/", spec.name, "/", d.disk);
       std::error_code ec;
@@ -326,11 +326,27 @@ absl::Status LocalStorageNetwork::Attach(const core::WorkloadSpec& spec,
       if (!IsMountPoint(dir)) {
         auto m = runtime::host::RunHostCommandOk(
             {"mount", "-t", fs_type, "-o", d.read_only ? "loop,ro" : "loop", disk.path, dir});
-        if (!m.ok()) return absl::Status(m.status().code(), field(f, std::string(m.status().message())));
+        if (!m.ok())
+          return absl::Status(m.status().code(), field(f, std::string(m.status().message())));
       }
       disk.path = dir;
     }
     config->disks.push_back(std::move(disk));
+  }
+  if (vm) {
+    // Disks attached with `berth disk attach` while the VM was not running come along too.
+    auto disks = storage_.List();
+    if (!disks.ok()) return disks.status();
+    for (const auto& d : *disks) {
+      const std::string name = d.value("name", "");
+      if (!d.contains("status") || d["status"].value("attached_to", "") != spec.name) continue;
+      bool named = false;
+      for (const auto& a : spec.disks) named |= a.disk == name;
+      if (named) continue;
+      config->disks.push_back({.name = name,
+                               .path = d["status"].value("path", ""),
+                               .format = d["spec"].value("format", "qcow2")});
+    }
   }
   for (size_t i = 0; i < spec.networks.size(); ++i) {
     const core::NetworkAttachment& n = spec.networks[i];
@@ -444,6 +460,20 @@ absl::Status LocalStorageNetwork::CheckReferences(const core::WorkloadSpec& spec
 }
 
 void LocalStorageNetwork::WireAgent(agent::AgentOptions& options) {
+  storage_.SetLiveDisks(control::LiveDisks{
+      .attach = [this](std::string_view workload, const core::Json& disk) -> absl::Status {
+        agent::Agent* a = agent_.load();
+        if (a == nullptr) return absl::NotFoundError("no local agent");
+        return a->AttachDisk(workload,
+                             runtime::TaskDisk{.name = disk.value("name", ""),
+                                               .path = disk["status"].value("path", ""),
+                                               .format = disk["spec"].value("format", "")});
+      },
+      .detach = [this](std::string_view workload, std::string_view disk) -> absl::Status {
+        agent::Agent* a = agent_.load();
+        if (a == nullptr) return absl::NotFoundError("no local agent");
+        return a->DetachDisk(workload, disk);
+      }});
   options.attach = [this](const core::WorkloadSpec& spec, runtime::TaskConfig* config) {
     return Attach(spec, config);
   };

@@ -6,6 +6,7 @@
 // Ownership: each object owns its driver. Thread-safety: as the drivers (fully thread-safe).
 #pragma once
 
+#include <atomic>
 #include <memory>
 #include <ostream>
 #include <string>
@@ -37,6 +38,9 @@ class LocalStorageNetwork {
   // loop-mounted filesystems) and network interfaces (veth into the container's namespace
   // berth-NAME; a VM's tap), and takes them back when their tasks go.
   void WireAgent(agent::AgentOptions& options);
+  // The agent that hot-plugs disks into running VMs (`berth disk attach|detach`); null while
+  // there is none.
+  void SetAgent(agent::Agent* agent) { agent_.store(agent); }
   // Refuses a workload whose networks, security groups or disks do not exist (or a container
   // disk it cannot mount), naming the field: ControlPlane::SetReferenceCheck.
   absl::Status CheckReferences(const core::WorkloadSpec& spec);
@@ -45,6 +49,7 @@ class LocalStorageNetwork {
   absl::Status Attach(const core::WorkloadSpec& spec, runtime::TaskConfig* config);
   void Detach(std::string_view workload);
 
+  std::atomic<agent::Agent*> agent_{nullptr};
   const std::string netns_;
   const std::string mounts_dir_;
   std::unique_ptr<control::StorageHost> storage_host_;

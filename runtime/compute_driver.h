@@ -43,6 +43,7 @@ struct DriverCapabilities {
   bool snapshot = false;      // snapshots of a running task (VMs)
   bool gpus = false;          // honours TaskConfig::gpus
   bool recover = false;       // Recover() re-adopts running tasks (otherwise reports them lost)
+  bool disk_hotplug = false;  // AttachDisk()/DetachDisk() while the task runs
 };
 
 // Whether a driver is usable on this host and what it found. `attributes` are flat strings the
@@ -243,6 +244,15 @@ class ComputeDriver {
   [[nodiscard]] virtual absl::StatusOr<ExecResult> Exec(std::string_view task_id,
                                                         const std::vector<std::string>& argv,
                                                         const ExecOptions& options) = 0;
+
+  // Plugs a disk into the running task (a VM sees a new virtio disk) or pulls it out again
+  // (`name` as in TaskDisk::name). Unimplemented without Capabilities().disk_hotplug.
+  [[nodiscard]] virtual absl::Status AttachDisk(std::string_view task_id, const TaskDisk& disk) {
+    return absl::UnimplementedError(Name() + " tasks take no disks while they run");
+  }
+  [[nodiscard]] virtual absl::Status DetachDisk(std::string_view task_id, std::string_view name) {
+    return absl::UnimplementedError(Name() + " tasks take no disks while they run");
+  }
 
   // Task ids this instance knows (started or recovered, not yet destroyed).
   virtual std::vector<std::string> Tasks() = 0;

@@ -128,7 +128,8 @@ class WorkloadNetworkE2eTest : public ::testing::Test {
         if (d["status"].value("attached_to", "") == name) return false;
       }
       return true;
-    })) << name << " kept its disks";
+    })) << name
+        << " kept its disks";
   }
   std::string HostLinks() {
     std::string out;
@@ -149,9 +150,7 @@ TEST_F(WorkloadNetworkE2eTest, ContainersTalkThroughGroupsAndPortForwards) {
 
   // srv listens on 8080 (allowed by its group) and 9090 (not yet); cli listens on 7070 and has
   // no group, so anything may reach it.
-  auto listen = [](int port) {
-    return "nc -ll -p " + std::to_string(port) + " -e /bin/echo ok &";
-  };
+  auto listen = [](int port) { return "nc -ll -p " + std::to_string(port) + " -e /bin/echo ok &"; };
   Create({{"name", "srv"},
           {"kind", "container"},
           {"image", "busybox"},
@@ -191,8 +190,8 @@ TEST_F(WorkloadNetworkE2eTest, ContainersTalkThroughGroupsAndPortForwards) {
     EXPECT_THAT(r->body, HasSubstr(field));
   };
   auto lost = [](const std::string& key, const Json& value) {
-    Json spec = {{"name", "lost"}, {"kind", "container"}, {"image", "busybox"},
-                 {"command", {"/bin/true"}}};
+    Json spec = {
+        {"name", "lost"}, {"kind", "container"}, {"image", "busybox"}, {"command", {"/bin/true"}}};
     spec[key] = value;
     return spec;
   };
@@ -208,9 +207,9 @@ TEST_F(WorkloadNetworkE2eTest, ContainersTalkThroughGroupsAndPortForwards) {
   Delete("srv");
   Delete("cli");
   // The agent tears down after the workload is gone from the API.
-  EXPECT_TRUE(e2e::Eventually(
-      [&] { return server_.Get("/v1/networks/blue")["status"]["addresses"].empty(); }))
-      << server_.Get("/v1/networks/blue").dump();
+  EXPECT_TRUE(e2e::Eventually([&] {
+    return server_.Get("/v1/networks/blue")["status"]["addresses"].empty();
+  })) << server_.Get("/v1/networks/blue").dump();
   EXPECT_TRUE(e2e::Eventually([&] {
     return !std::filesystem::exists("/run/netns/berth-srv") &&
            !std::filesystem::exists("/run/netns/berth-cli");
@@ -242,13 +241,17 @@ TEST_F(WorkloadNetworkE2eTest, VmTakesItsAddressAndKeepsItsDiskThroughSnapshotRe
   };
 
   // The guest sees the disk with its size and Berth's filesystem, writes a file, and stays up.
-  Create(vm("first", "echo SIZE=$(cat /sys/block/vda/size); mkdir -p /mnt && "
-                     "mount -t ext4 /dev/vda /mnt && echo one > /mnt/data && umount /mnt && "
-                     "sync && echo WROTE-ONE; sleep 600"));
+  Create(vm("first",
+            "echo SIZE=$(cat /sys/block/vda/size); mkdir -p /mnt && "
+            "mount -t ext4 /dev/vda /mnt && echo one > /mnt/data && umount /mnt && "
+            "sync && echo WROTE-ONE; "
+            // Announce the guest's disks whenever they change (hot-plug below).
+            "while true; do b=$(ls /sys/block | tr '\\n' ,); "
+            "[ \"$b\" != \"$a\" ] && echo BLOCK=$b && a=$b; sleep 0.3; done"));
   ASSERT_TRUE(WaitState("first", "running")) << Reason("first");
   EXPECT_EQ(server_.Get("/v1/disks/vmdata")["status"]["attached_to"], "first");
-  ASSERT_TRUE(e2e::Eventually([&] { return Logs("first").find("WROTE-ONE") != std::string::npos; },
-                              180))
+  ASSERT_TRUE(
+      e2e::Eventually([&] { return Logs("first").find("WROTE-ONE") != std::string::npos; }, 180))
       << Logs("first");
   EXPECT_THAT(Logs("first"), HasSubstr("SIZE=131072"));  // 64 MiB in 512-byte sectors
 
@@ -260,8 +263,28 @@ TEST_F(WorkloadNetworkE2eTest, VmTakesItsAddressAndKeepsItsDiskThroughSnapshotRe
       120))
       << Logs("first");
   EXPECT_TRUE(e2e::Eventually(
-      [&] { return nt::RunIn(ns_.Name("host"), {"busybox", "ping", "-c", "1", "-W", "2", address}) == 0; },
+      [&] {
+        return nt::RunIn(ns_.Name("host"), {"busybox", "ping", "-c", "1", "-W", "2", address}) == 0;
+      },
       60));
+
+  // A disk attached while the VM runs is plugged in (PCIe hot-plug) and pulled out on detach.
+  MustCli({"disk", "create", "extra", "--size", "32Mi"});
+  MustCli({"disk", "attach", "extra", "first"});
+  EXPECT_TRUE(e2e::Eventually(
+      [&] { return Logs("first").find("BLOCK=vda,vdb,") != std::string::npos; }, 60))
+      << Logs("first");
+  MustCli({"disk", "detach", "extra"});
+  EXPECT_TRUE(e2e::Eventually(
+      [&] {
+        std::string logs = Logs("first");
+        size_t plugged = logs.find("BLOCK=vda,vdb,");
+        return plugged != std::string::npos &&
+               logs.find("BLOCK=vda,\n", plugged) != std::string::npos;
+      },
+      60))
+      << Logs("first");
+  EXPECT_EQ(server_.Get("/v1/disks/extra")["status"]["attached_to"], "");
 
   // An attached disk cannot be deleted or reverted; deleting the VM detaches it.
   EXPECT_NE(Cli({"disk", "rm", "vmdata"}).exit_code, 0);
@@ -273,14 +296,16 @@ TEST_F(WorkloadNetworkE2eTest, VmTakesItsAddressAndKeepsItsDiskThroughSnapshotRe
 
   // Snapshot, overwrite in a second guest, revert: a third guest reads the first data.
   MustCli({"disk", "snapshot", "vmdata", "one"});
-  Create(vm("second", "mkdir -p /mnt && mount -t ext4 /dev/vda /mnt && echo two > /mnt/data && "
-                      "cat /mnt/data && umount /mnt && sync"));
+  Create(vm("second",
+            "mkdir -p /mnt && mount -t ext4 /dev/vda /mnt && echo two > /mnt/data && "
+            "cat /mnt/data && umount /mnt && sync"));
   ASSERT_TRUE(WaitState("second", "stopped")) << Reason("second") << Logs("second");
   EXPECT_THAT(Logs("second"), HasSubstr("two"));
   Delete("second");
   MustCli({"disk", "revert", "vmdata", "one"});
-  Create(vm("third", "mkdir -p /mnt && mount -t ext4 -o ro /dev/vda /mnt && "
-                     "echo DATA=$(cat /mnt/data)"));
+  Create(vm("third",
+            "mkdir -p /mnt && mount -t ext4 -o ro /dev/vda /mnt && "
+            "echo DATA=$(cat /mnt/data)"));
   ASSERT_TRUE(WaitState("third", "stopped")) << Reason("third") << Logs("third");
   EXPECT_THAT(Logs("third"), HasSubstr("DATA=one"));
   Delete("third");

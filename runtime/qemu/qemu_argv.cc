@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include "absl/strings/match.h"
 #include "core/status.h"
 #include "core/strings.h"
 
@@ -57,6 +58,9 @@ bool IsMac(std::string_view m) {
 
 absl::Status Validate(const VmLaunchSpec& spec) {
   if (spec.name.empty()) return absl::InvalidArgumentError("vm: name must not be empty");
+  if (spec.hotplug_ports < 0 || spec.hotplug_ports > 16) {
+    return VmError(spec, "hotplug_ports", Cat("must be 0-16, got ", spec.hotplug_ports));
+  }
   if (spec.vcpus < 1) return VmError(spec, "vcpus", Cat("must be >= 1, got ", spec.vcpus));
   if (spec.sockets < 1 || spec.cores < 1 || spec.threads < 1 ||
       spec.sockets * spec.cores * spec.threads != spec.vcpus) {
@@ -142,6 +146,8 @@ void SetDefaultTopology(VmLaunchSpec& spec) {
   spec.threads = 1;
 }
 
+std::string HotplugPortId(int i) { return Cat("hotplug", i); }
+
 VmAccel DetectAccel() {
   int fd = open("/dev/kvm", O_RDWR | O_CLOEXEC);
   if (fd < 0) return VmAccel::kTcg;
@@ -202,6 +208,12 @@ absl::StatusOr<std::vector<std::string>> BuildQemuArgv(const VmLaunchSpec& spec)
   for (const std::string& pci : spec.vfio_pci) add({"-device", Cat("vfio-pci,host=", pci)});
   // A guest panic reaches QMP as GUEST_PANICKED.
   add({"-device", "pvpanic"});
+  // q35's root bus takes no hot-plugged devices: disks attached later go into these ports.
+  if (absl::StartsWith(spec.machine, "q35")) {
+    for (int i = 0; i < spec.hotplug_ports; ++i) {
+      add({"-device", Cat("pcie-root-port,id=", HotplugPortId(i), ",chassis=", i + 1)});
+    }
+  }
   if (!spec.serial_log.empty()) {
     add({"-chardev", Cat("file,id=serial0,path=", EscapeOpt(spec.serial_log))});
     add({"-serial", "chardev:serial0"});

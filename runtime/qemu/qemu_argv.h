@@ -58,8 +58,10 @@ struct VmLaunchSpec {
   std::string qmp_socket;  // QMP server on this unix socket
   std::string pidfile;
   std::vector<std::string> vfio_pci;  // host PCI addresses passed through ("0000:3b:00.0")
-  bool daemonize = true;              // QEMU detaches once it is initialized
-  std::string incoming_file;          // restore from a snapshot file written by migrate
+  // Empty PCIe root ports (q35) that disks can be plugged into while the VM runs.
+  int hotplug_ports = 4;
+  bool daemonize = true;      // QEMU detaches once it is initialized
+  std::string incoming_file;  // restore from a snapshot file written by migrate
 };
 
 // The argv (argv[0] = binary). InvalidArgument naming the field for an inconsistent spec
@@ -71,6 +73,9 @@ VmAccel DetectAccel();
 
 // Splits vcpus into a topology QEMU accepts: one socket of `vcpus` cores.
 void SetDefaultTopology(VmLaunchSpec& spec);
+
+// The id of hot-plug port `i` ("hotplug0"): the bus a disk plugged in later goes on.
+std::string HotplugPortId(int i);
 
 // Quotes `s` for /bin/sh, which runs QEMU's exec: migration commands.
 std::string ShellQuote(std::string_view s);

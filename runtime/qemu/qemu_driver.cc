@@ -88,7 +88,8 @@ DriverCapabilities QemuDriver::Capabilities() const {
           .console = true,
           .snapshot = true,
           .gpus = true,
-          .recover = true};
+          .recover = true,
+          .disk_hotplug = true};
 }
 
 DriverFingerprint QemuDriver::Fingerprint() {
@@ -408,6 +409,73 @@ std::shared_ptr<QemuDriver::Vm> QemuDriver::Find(std::string_view task_id) {
   absl::MutexLock lock(&mu_);
   auto it = vms_.find(task_id);
   return it == vms_.end() ? nullptr : it->second;
+}
+
+namespace {
+// QEMU names of a hot-plugged disk: its format node, its file node and its device.
+std::string HotplugNode(std::string_view disk) { return Cat("hp-", disk); }
+}  // namespace
+
+absl::Status QemuDriver::AttachDisk(std::string_view task_id, const TaskDisk& disk) {
+  auto vm = Find(task_id);
+  if (!vm) return TaskNotFound(task_id);
+  if (disk.name.empty()) return core::FieldError("vm", vm->workload, "disk.name", "is empty");
+  if (disk.path.empty()) return core::FieldError("vm", vm->workload, "disk.path", "is empty");
+  const std::string node = HotplugNode(disk.name);
+  json file = {{"driver", "file"}, {"node-name", node + "-file"}, {"filename", disk.path}};
+  json format = {{"driver", disk.format == "qcow2" ? "qcow2" : "raw"},
+                 {"node-name", node},
+                 {"file", node + "-file"}};
+  if (disk.read_only) file["read-only"] = format["read-only"] = true;
+  auto added = Qmp(vm, "blockdev-add", file);
+  if (!added.ok()) {
+    return absl::Status(added.status().code(), Cat("vm \"", vm->workload, "\": disk \"", disk.name,
+                                                   "\": ", added.status().message()));
+  }
+  added = Qmp(vm, "blockdev-add", format);
+  absl::Status last = added.status();
+  if (added.ok()) {
+    // Each empty root port takes one device; a taken one refuses and the next is tried.
+    for (int i = 0; i < VmLaunchSpec{}.hotplug_ports; ++i) {
+      auto plugged = Qmp(vm, "device_add",
+                         {{"driver", "virtio-blk-pci"},
+                          {"drive", node},
+                          {"id", node + "-dev"},
+                          {"bus", HotplugPortId(i)}});
+      if (plugged.ok()) return absl::OkStatus();
+      last = plugged.status();
+    }
+    (void)Qmp(vm, "blockdev-del", {{"node-name", node}});
+  }
+  (void)Qmp(vm, "blockdev-del", {{"node-name", node + "-file"}});
+  return absl::FailedPreconditionError(Cat("vm \"", vm->workload, "\": disk \"", disk.name,
+                                           "\" could not be plugged in: ", last.message()));
+}
+
+absl::Status QemuDriver::DetachDisk(std::string_view task_id, std::string_view name) {
+  auto vm = Find(task_id);
+  if (!vm) return TaskNotFound(task_id);
+  const std::string node = HotplugNode(name);
+  auto asked = Qmp(vm, "device_del", {{"id", node + "-dev"}});
+  if (!asked.ok()) {
+    return absl::NotFoundError(Cat("vm \"", vm->workload, "\": disk \"", name,
+                                   "\" is not plugged in: ", asked.status().message()));
+  }
+  // The guest gives the device up through PCIe hot-unplug (the kernel waits about 5 s after
+  // the attention button); only then may its block nodes go.
+  const absl::Time deadline = absl::Now() + options_.hot_unplug_timeout;
+  while (Qmp(vm, "qom-list", {{"path", "/machine/peripheral/" + node + "-dev"}}).ok()) {
+    if (absl::Now() > deadline) {
+      return absl::DeadlineExceededError(
+          Cat("vm \"", vm->workload, "\": the guest did not release disk \"", name, "\" within ",
+              absl::FormatDuration(options_.hot_unplug_timeout),
+              "; it stays plugged in until the VM stops"));
+    }
+    absl::SleepFor(absl::Milliseconds(100));
+  }
+  (void)Qmp(vm, "blockdev-del", {{"node-name", node}});
+  (void)Qmp(vm, "blockdev-del", {{"node-name", node + "-file"}});
+  return absl::OkStatus();
 }
 
 absl::StatusOr<json> QemuDriver::Qmp(const std::shared_ptr<Vm>& vm, std::string_view command,

@@ -40,6 +40,8 @@ struct QemuDriverOptions {
   std::string base_cmdline = "console=ttyS0 quiet panic=-1";
   int64_t default_memory_mib = 256;
   absl::Duration start_timeout = absl::Seconds(60);
+  // How long DetachDisk waits for the guest to give a hot-plugged disk up.
+  absl::Duration hot_unplug_timeout = absl::Seconds(30);
 };
 
 struct SnapshotOptions {
@@ -79,6 +81,8 @@ class QemuDriver final : public ComputeDriver {
   absl::Status Resume(std::string_view task_id) override;
   absl::StatusOr<ExecResult> Exec(std::string_view task_id, const std::vector<std::string>& argv,
                                   const ExecOptions& options) override;
+  absl::Status AttachDisk(std::string_view task_id, const TaskDisk& disk) override;
+  absl::Status DetachDisk(std::string_view task_id, std::string_view name) override;
   std::vector<std::string> Tasks() override;
   int64_t Subscribe(TaskEventCallback callback) override;
   void Unsubscribe(int64_t subscription) override;
