@@ -147,6 +147,8 @@ TEST_F(WorkloadNetworkE2eTest, ContainersTalkThroughGroupsAndPortForwards) {
   MustCli({"net", "create", "blue", "--subnet", "10.216.0.0/24"});
   MustCli({"secgroup", "create", "web"});
   MustCli({"secgroup", "rule", "add", "web", "--proto", "tcp", "--ports", "8080"});
+  // A raw disk with a filesystem, for srv to mount.
+  MustCli({"disk", "create", "shared", "--size", "32Mi", "--format", "raw", "--fs", "ext4"});
 
   // srv listens on 8080 (allowed by its group) and 9090 (not yet); cli listens on 7070 and has
   // no group, so anything may reach it.
@@ -156,7 +158,8 @@ TEST_F(WorkloadNetworkE2eTest, ContainersTalkThroughGroupsAndPortForwards) {
           {"image", "busybox"},
           {"command", {"/bin/sh", "-c", listen(8080) + listen(9090) + " sleep 3600"}},
           {"resources", {{"cpu", "100m"}, {"memory", "32Mi"}}},
-          {"networks", {{{"network", "blue"}, {"security_groups", {"web"}}}}}});
+          {"networks", {{{"network", "blue"}, {"security_groups", {"web"}}}}},
+          {"disks", {{{"disk", "shared"}, {"mount", "/data"}}}}});
   Create({{"name", "cli"},
           {"kind", "container"},
           {"image", "busybox"},
@@ -168,6 +171,13 @@ TEST_F(WorkloadNetworkE2eTest, ContainersTalkThroughGroupsAndPortForwards) {
   EXPECT_EQ(AddressOf("blue", "cli"), "10.216.0.50");
   const std::string srv = AddressOf("blue", "srv");
   ASSERT_FALSE(srv.empty());
+
+  // The disk's filesystem is mounted where the spec says, and writable.
+  e2e::Result wrote =
+      Cli({"workload", "exec", "srv", "--", "/bin/sh", "-c", "echo kept > /data/f && cat /data/f"});
+  EXPECT_EQ(wrote.exit_code, 0) << wrote.err;
+  EXPECT_EQ(wrote.out, "kept\n");
+  EXPECT_EQ(server_.Get("/v1/disks/shared")["status"]["attached_to"], "srv");
 
   // By address, both ways; the group lets 8080 in and keeps 9090 out.
   EXPECT_TRUE(e2e::Eventually([&] { return ExecSaysOk("cli", {"nc", "-w", "2", srv, "8080"}); }));
@@ -201,6 +211,8 @@ TEST_F(WorkloadNetworkE2eTest, ContainersTalkThroughGroupsAndPortForwards) {
   refused(lost("networks", {{{"network", "blue"}, {"security_groups", {"nosuch"}}}}),
           "networks[0].security_groups[0]");
   refused(lost("disks", {{{"disk", "nosuch"}, {"mount", "/data"}}}), "disks[0].disk");
+  MustCli({"disk", "create", "blocky", "--size", "32Mi"});  // qcow2: a VM's, not a container's
+  refused(lost("disks", {{{"disk", "blocky"}, {"mount", "/data"}}}), "disks[0].disk");
   EXPECT_TRUE(server_.Get("/v1/workloads/lost").is_null());
 
   // Deleting the workloads takes their interfaces, namespaces and addresses with them.
@@ -216,6 +228,13 @@ TEST_F(WorkloadNetworkE2eTest, ContainersTalkThroughGroupsAndPortForwards) {
   }));
   EXPECT_TRUE(e2e::Eventually([&] { return HostLinks().find("berth:ep") == std::string::npos; }))
       << HostLinks();
+  // srv's disk was unmounted and detached, and keeps what srv wrote.
+  EXPECT_FALSE(std::filesystem::exists(dir_ + "/agent/mounts/srv"));
+  EXPECT_EQ(server_.Get("/v1/disks/shared")["status"]["attached_to"], "");
+  const std::string image = server_.Get("/v1/disks/shared")["status"]["path"];
+  std::string listing;
+  EXPECT_EQ(nt::RunIn("", {"debugfs", "-R", "cat /f", image}, &listing), 0);
+  EXPECT_THAT(listing, HasSubstr("kept"));
   e2e::Result fwd = Cli({"portfwd", "ls", "--json"});
   Json forwards = Json::parse(fwd.out, nullptr, false);
   ASSERT_TRUE(forwards.is_object()) << fwd.out << fwd.err;
