@@ -378,6 +378,14 @@ absl::Status LocalStorageNetwork::Attach(const core::WorkloadSpec& spec,
 }
 
 void LocalStorageNetwork::Detach(std::string_view workload) {
+  // Port forwards to the workload go with it: no nftables rule outlives its target.
+  if (auto forwards = network_.ListPortForwards(); forwards.ok()) {
+    for (const auto& f : *forwards) {
+      if (f.contains("spec") && f["spec"].value("workload", "") == workload) {
+        (void)network_.RemovePortForward(f.value("id", ""));
+      }
+    }
+  }
   if (auto nets = network_.NetworksOf(workload); nets.ok()) {
     for (const auto& n : *nets) (void)network_.DetachWorkload(n, workload);
   }

@@ -215,7 +215,8 @@ TEST_F(WorkloadNetworkE2eTest, ContainersTalkThroughGroupsAndPortForwards) {
   refused(lost("disks", {{{"disk", "blocky"}, {"mount", "/data"}}}), "disks[0].disk");
   EXPECT_TRUE(server_.Get("/v1/workloads/lost").is_null());
 
-  // Deleting the workloads takes their interfaces, namespaces and addresses with them.
+  // Deleting the workloads takes their interfaces, namespaces, addresses and forwards with
+  // them.
   Delete("srv");
   Delete("cli");
   // The agent tears down after the workload is gone from the API.
@@ -235,11 +236,14 @@ TEST_F(WorkloadNetworkE2eTest, ContainersTalkThroughGroupsAndPortForwards) {
   std::string listing;
   EXPECT_EQ(nt::RunIn("", {"debugfs", "-R", "cat /f", image}, &listing), 0);
   EXPECT_THAT(listing, HasSubstr("kept"));
+  // Its port forward went with it, rule and all.
   e2e::Result fwd = Cli({"portfwd", "ls", "--json"});
   Json forwards = Json::parse(fwd.out, nullptr, false);
   ASSERT_TRUE(forwards.is_object()) << fwd.out << fwd.err;
-  ASSERT_EQ(forwards["items"].size(), 1u) << fwd.out;
-  MustCli({"portfwd", "rm", forwards["items"][0]["id"].get<std::string>()});
+  EXPECT_TRUE(forwards["items"].empty()) << fwd.out;
+  std::string rules;
+  nt::RunIn(ns_.Name("host"), {"nft", "list", "ruleset"}, &rules);
+  EXPECT_THAT(rules, Not(HasSubstr(srv))) << rules;
   MustCli({"net", "rm", "blue"});
 }
 
