@@ -526,6 +526,17 @@ absl::Status Agent::DetachDisk(std::string_view workload, std::string_view name)
   return driver->DetachDisk(found.first.task_id, name);
 }
 
+absl::Status Agent::SnapshotDisk(std::string_view workload, std::string_view name,
+                                 std::string_view snapshot) {
+  BERTH_ASSIGN_OR_RETURN(auto found, FindTask(workload));
+  runtime::ComputeDriver* driver = found.second;
+  if (!driver->Capabilities().disk_hotplug) {
+    return absl::UnimplementedError(Cat("workload \"", workload, "\": the ", driver->Name(),
+                                        " driver takes no disk snapshots while it runs"));
+  }
+  return driver->SnapshotDisk(found.first.task_id, name, snapshot);
+}
+
 absl::StatusOr<Json> Agent::Stats(std::string_view workload) {
   BERTH_ASSIGN_OR_RETURN(auto found, FindTask(workload));
   const auto& [ref, driver] = found;

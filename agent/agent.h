@@ -85,6 +85,8 @@ class Agent : public api::LocalHost {
   // the workload has no task on this host; Unimplemented when its driver cannot.
   absl::Status AttachDisk(std::string_view workload, const runtime::TaskDisk& disk);
   absl::Status DetachDisk(std::string_view workload, std::string_view name);
+  absl::Status SnapshotDisk(std::string_view workload, std::string_view name,
+                            std::string_view snapshot);
 
   // One reconcile pass against the server (for tests and the main loop).
   absl::Status SyncOnce();

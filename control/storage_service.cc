@@ -187,7 +187,13 @@ absl::StatusOr<Json> StorageService::Snapshot(std::string_view name, std::string
   BERTH_RETURN_IF_ERROR(CheckSnapshotName(name, snapshot));
   absl::MutexLock lock(&mu_);
   BERTH_ASSIGN_OR_RETURN(StoredObject obj, Read(name));
-  BERTH_RETURN_IF_ERROR(host_->Snapshot(name, snapshot));
+  // A running VM holds its disks open (and locked): it takes the snapshot itself.
+  absl::Status live = absl::NotFoundError("not attached");
+  if (const std::string holder = AttachedTo(obj.body); !holder.empty() && live_.snapshot) {
+    live = live_.snapshot(holder, name, snapshot);
+    if (!live.ok() && !absl::IsNotFound(live) && !absl::IsUnimplemented(live)) return live;
+  }
+  if (!live.ok()) BERTH_RETURN_IF_ERROR(host_->Snapshot(name, snapshot));
   BERTH_ASSIGN_OR_RETURN(HostVolume v, host_->Get(name));
   return Update(std::move(obj), v, "snapshot", Cat("snapshot \"", snapshot, "\" taken"));
 }

@@ -91,6 +91,10 @@ struct DiskCreateOptions {
 struct LiveDisks {
   std::function<absl::Status(std::string_view workload, const core::Json& disk)> attach;
   std::function<absl::Status(std::string_view workload, std::string_view disk)> detach;
+  // Takes the snapshot through the running task that holds the disk open.
+  std::function<absl::Status(std::string_view workload, std::string_view disk,
+                             std::string_view snapshot)>
+      snapshot;
 };
 
 class StorageService {

@@ -481,6 +481,12 @@ void LocalStorageNetwork::WireAgent(agent::AgentOptions& options) {
         agent::Agent* a = agent_.load();
         if (a == nullptr) return absl::NotFoundError("no local agent");
         return a->DetachDisk(workload, disk);
+      },
+      .snapshot = [this](std::string_view workload, std::string_view disk,
+                         std::string_view snapshot) -> absl::Status {
+        agent::Agent* a = agent_.load();
+        if (a == nullptr) return absl::NotFoundError("no local agent");
+        return a->SnapshotDisk(workload, disk, snapshot);
       }});
   options.attach = [this](const core::WorkloadSpec& spec, runtime::TaskConfig* config) {
     return Attach(spec, config);

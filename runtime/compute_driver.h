@@ -253,6 +253,12 @@ class ComputeDriver {
   [[nodiscard]] virtual absl::Status DetachDisk(std::string_view task_id, std::string_view name) {
     return absl::UnimplementedError(Name() + " tasks take no disks while they run");
   }
+  // Takes an internal snapshot of a qcow2 disk the running task holds open (the image is
+  // locked against other writers meanwhile). Unimplemented without disk_hotplug.
+  [[nodiscard]] virtual absl::Status SnapshotDisk(std::string_view task_id, std::string_view name,
+                                                  std::string_view snapshot) {
+    return absl::UnimplementedError(Name() + " tasks take no disk snapshots while they run");
+  }
 
   // Task ids this instance knows (started or recovered, not yet destroyed).
   virtual std::vector<std::string> Tasks() = 0;

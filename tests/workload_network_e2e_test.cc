@@ -291,6 +291,10 @@ TEST_F(WorkloadNetworkE2eTest, VmTakesItsAddressAndKeepsItsDiskThroughSnapshotRe
       },
       60));
 
+  // A disk the running VM holds open is snapshotted through QEMU.
+  MustCli({"disk", "snapshot", "vmdata", "live"});
+  EXPECT_THAT(server_.Get("/v1/disks/vmdata")["status"]["snapshots"].dump(), HasSubstr("live"));
+
   // A disk attached while the VM runs is plugged in (PCIe hot-plug) and pulled out on detach.
   MustCli({"disk", "create", "extra", "--size", "32Mi"});
   MustCli({"disk", "attach", "extra", "first"});

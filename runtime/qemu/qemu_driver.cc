@@ -478,6 +478,22 @@ absl::Status QemuDriver::DetachDisk(std::string_view task_id, std::string_view n
   return absl::OkStatus();
 }
 
+absl::Status QemuDriver::SnapshotDisk(std::string_view task_id, std::string_view name,
+                                      std::string_view snapshot) {
+  auto vm = Find(task_id);
+  if (!vm) return TaskNotFound(task_id);
+  // A disk given at start has its own name as node name; one plugged in later, hp-NAME.
+  absl::Status last;
+  for (const std::string& node : {std::string(name), HotplugNode(name)}) {
+    auto r = Qmp(vm, "blockdev-snapshot-internal-sync",
+                 {{"device", node}, {"name", std::string(snapshot)}});
+    if (r.ok()) return absl::OkStatus();
+    last = r.status();
+  }
+  return absl::FailedPreconditionError(Cat("vm \"", vm->workload, "\": snapshot \"", snapshot,
+                                           "\" of disk \"", name, "\": ", last.message()));
+}
+
 absl::StatusOr<json> QemuDriver::Qmp(const std::shared_ptr<Vm>& vm, std::string_view command,
                                      const json& args) {
   if (!vm->qmp) return absl::UnavailableError(Cat("vm \"", vm->workload, "\": no QMP connection"));

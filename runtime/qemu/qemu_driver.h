@@ -83,6 +83,8 @@ class QemuDriver final : public ComputeDriver {
                                   const ExecOptions& options) override;
   absl::Status AttachDisk(std::string_view task_id, const TaskDisk& disk) override;
   absl::Status DetachDisk(std::string_view task_id, std::string_view name) override;
+  absl::Status SnapshotDisk(std::string_view task_id, std::string_view name,
+                            std::string_view snapshot) override;
   std::vector<std::string> Tasks() override;
   int64_t Subscribe(TaskEventCallback callback) override;
   void Unsubscribe(int64_t subscription) override;
