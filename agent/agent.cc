@@ -265,6 +265,16 @@ absl::Status Agent::StartTask(const core::Workload& w) {
   if (!w.spec.cmdline.empty()) cmdline += (cmdline.empty() ? "" : " ") + w.spec.cmdline;
   if (!cmdline.empty()) cfg.env["BERTH_VM_CMDLINE"] = cmdline;
   Report(t, WorkloadState::kStarting, Cat("starting on ", options_.name));
+  if (!options_.attach && (!w.spec.networks.empty() || !w.spec.disks.empty())) {
+    // Never run a workload without the networks or disks it asked for.
+    t.finished = true;
+    Report(t, WorkloadState::kFailed,
+           Cat("host ", options_.name,
+               " cannot give workloads Berth networks or disks (only the local agent of "
+               "`berth serve --dev` does so far); remove networks/disks from the spec or run "
+               "it there"));
+    return absl::FailedPreconditionError("no storage or network wiring");
+  }
   if (options_.attach) {
     absl::Status attached = options_.attach(w.spec, &cfg);
     if (!attached.ok()) {

@@ -125,6 +125,13 @@ int64_t FakeHost::starts() {
   return starts_;
 }
 
+std::optional<TaskConfig> FakeHost::Config(std::string_view task_id) {
+  absl::MutexLock lock(&mu_);
+  Task* task = FindLocked(task_id);
+  if (task == nullptr) return std::nullopt;
+  return task->config;
+}
+
 FakeDriver::FakeDriver(std::shared_ptr<FakeHost> host) : host_(std::move(host)) {
   absl::MutexLock lock(&host_->mu_);
   host_->drivers_.push_back(this);

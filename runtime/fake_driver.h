@@ -60,6 +60,9 @@ class FakeHost {
   bool IsRunning(std::string_view task_id);
   // How many tasks were ever started on this host; Recover never adds to it.
   int64_t starts();
+  // The config the task was started with, as the driver received it; nullopt once it is
+  // destroyed or for unknown ids.
+  std::optional<TaskConfig> Config(std::string_view task_id);
 
  private:
   friend class FakeDriver;

@@ -1,0 +1,611 @@
+// Unit tests of the host agent, in-process and without root: a ControlPlane over a MemoryStore
+// served by an ApiServer on a loopback port, and an Agent whose drivers are FakeDrivers on one
+// FakeHost. Most tests drive the agent with SyncOnce and the scheduler with ScheduleOnce, so
+// every step is explicit; one runs the real background loops.
+#include "agent/agent.h"
+
+#include <stdlib.h>
+
+#include <algorithm>
+#include <filesystem>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
+#include "api/api_server.h"
+#include "control/control_plane.h"
+#include "core/clock.h"
+#include "core/strings.h"
+#include "core/workload.h"
+#include "gtest/gtest.h"
+#include "runtime/fake_driver.h"
+#include "state/memory_store.h"
+
+namespace berth::agent {
+namespace {
+
+namespace fs = std::filesystem;
+using core::Cat;
+using core::Json;
+
+constexpr char kAdminToken[] = "admin-secret";
+constexpr char kJoinToken[] = "join-secret";
+constexpr char kHost[] = "h1";
+
+Json ProcessSpec(const std::string& name, std::vector<std::string> command = {"serve"}) {
+  return {{"name", name},
+          {"kind", "process"},
+          {"command", command},
+          {"resources", {{"cpu", "500m"}, {"memory", "64Mi"}}}};
+}
+
+Json ContainerSpec(const std::string& name) {
+  return {{"name", name},
+          {"kind", "container"},
+          {"image", "alpine:3.19"},
+          {"command", {"serve"}},
+          {"resources", {{"cpu", "500m"}, {"memory", "64Mi"}}}};
+}
+
+Json VmSpec(const std::string& name) {
+  return {{"name", name},
+          {"kind", "vm"},
+          {"image", "debian-12"},
+          {"command", {"serve"}},
+          {"resources", {{"cpu", "1"}, {"memory", "256Mi"}}}};
+}
+
+class AgentTest : public ::testing::Test {
+ protected:
+  AgentTest()
+      : store_(state::StoreOptions{.clock = &clock_, .lease_tick_interval = absl::ZeroDuration()}),
+        control_(&store_, control::ControlPlaneOptions{.clock = &clock_}),
+        host_(std::make_shared<runtime::FakeHost>(&clock_)),
+        driver_(std::make_unique<runtime::FakeDriver>(host_)) {}
+
+  void SetUp() override {
+    std::string tmpl = (fs::path(::testing::TempDir()) / "berth-agent-XXXXXX").string();
+    ASSERT_NE(mkdtemp(tmpl.data()), nullptr);
+    data_dir_ = tmpl;
+    api::ApiServerOptions o;
+    o.admin_token = kAdminToken;
+    o.agent_tokens = {kJoinToken};
+    server_ = std::make_unique<api::ApiServer>(o, &control_, nullptr);
+    auto port = server_->Start();
+    ASSERT_TRUE(port.ok()) << port.status();
+    url_ = Cat("http://127.0.0.1:", *port);
+  }
+
+  void TearDown() override {
+    agent_.reset();
+    control_.Stop();
+    if (server_) server_->Stop();
+    std::error_code ec;
+    if (!data_dir_.empty()) fs::remove_all(data_dir_, ec);
+  }
+
+  AgentOptions Options() {
+    AgentOptions o;
+    o.server_url = url_;
+    o.token = kJoinToken;
+    o.name = kHost;
+    o.data_dir = data_dir_;
+    o.inventory.capacity.cpu = *core::ParseCpu("4");
+    o.inventory.capacity.memory = *core::ParseMemory("4Gi");
+    o.inventory.capacity.disk = core::DiskMiB(10240);
+    o.heartbeat_interval = absl::Milliseconds(100);
+    o.poll_wait = absl::Milliseconds(50);
+    o.stop_grace = absl::Milliseconds(100);
+    o.drivers = {{"process", driver_.get()}, {"container", driver_.get()}, {"vm", driver_.get()}};
+    return o;
+  }
+
+  // Registers the host as the agent's heartbeat thread would (tests that only call SyncOnce never
+  // start that thread).
+  void RegisterHost(const AgentOptions& o) {
+    core::HostInventory inv = o.inventory;
+    for (const auto& [kind, driver] : o.drivers) inv.drivers.push_back(kind);
+    auto host = control_.RegisterHost(o.name, inv);
+    ASSERT_TRUE(host.ok()) << host.status();
+  }
+
+  // A registered host with an agent built from `o`, ready for SyncOnce.
+  void MakeAgent(AgentOptions o) {
+    RegisterHost(o);
+    agent_ = std::make_unique<Agent>(std::move(o));
+  }
+
+  // Creates the workload and places it on the host; returns its task id.
+  std::string Submit(const Json& json) {
+    auto spec = core::DecodeWorkloadSpec(json);
+    if (!spec.ok()) {
+      ADD_FAILURE() << spec.status();
+      return "";
+    }
+    auto created = control_.CreateWorkload(*spec);
+    if (!created.ok()) {
+      ADD_FAILURE() << created.status();
+      return "";
+    }
+    auto placed = control_.ScheduleOnce();
+    EXPECT_TRUE(placed.ok()) << placed.status();
+    core::Workload w = Get(spec->name);
+    EXPECT_EQ(w.status.host, kHost) << w.status.explanation;
+    return Cat(spec->name, "-g", w.status.generation);
+  }
+
+  void Sync() {
+    absl::Status s = agent_->SyncOnce();
+    EXPECT_TRUE(s.ok()) << s;
+  }
+
+  core::Workload Get(const std::string& name) {
+    auto w = control_.GetWorkload(name);
+    EXPECT_TRUE(w.ok()) << w.status();
+    return w.ok() ? *w : core::Workload{};
+  }
+
+  // The workload's state name, or "absent" once it is deleted.
+  std::string StateOf(const std::string& name) {
+    auto w = control_.GetWorkload(name);
+    if (absl::IsNotFound(w.status())) return "absent";
+    if (!w.ok()) return Cat("error: ", w.status().message());
+    return std::string(core::WorkloadStateName(w->status.state));
+  }
+
+  // Waits until the workload is in `state`, woken by store changes instead of polling.
+  bool AwaitState(const std::string& name, std::string_view state, absl::Duration timeout) {
+    absl::Mutex mu;
+    int64_t changes = 0;
+    auto watch = store_.Watch(control::kWorkloadPrefix, 0, [&](const state::Event&) {
+      absl::MutexLock lock(&mu);
+      ++changes;
+    });
+    if (!watch.ok()) return false;
+    const absl::Time deadline = absl::Now() + timeout;
+    while (true) {
+      int64_t seen = 0;
+      {
+        absl::MutexLock lock(&mu);
+        seen = changes;
+      }
+      if (StateOf(name) == state) return true;
+      absl::MutexLock lock(&mu);
+      auto changed = [&] { return changes != seen; };
+      if (!mu.AwaitWithDeadline(absl::Condition(&changed), deadline)) return false;
+    }
+  }
+
+  core::ManualClock clock_;
+  state::MemoryStore store_;
+  control::ControlPlane control_;
+  std::shared_ptr<runtime::FakeHost> host_;
+  std::unique_ptr<runtime::FakeDriver> driver_;
+  std::unique_ptr<api::ApiServer> server_;
+  std::unique_ptr<Agent> agent_;
+  std::string data_dir_;
+  std::string url_;
+};
+
+TEST_F(AgentTest, ProcessWorkloadRunsWithTheSpecsCommandEnvAndResources) {
+  MakeAgent(Options());
+  Json spec = ProcessSpec("web", {"serve", "--port", "8080"});
+  spec["env"] = {{"MODE", "prod"}, {"LEVEL", "3"}};
+  spec["working_dir"] = "/srv";
+  const std::string task_id = Submit(spec);
+  Sync();
+
+  core::Workload w = Get("web");
+  EXPECT_EQ(StateOf("web"), "running") << w.status.reason;
+  EXPECT_EQ(w.status.reason, Cat("running on ", kHost));
+  EXPECT_EQ(host_->starts(), 1);
+  EXPECT_TRUE(host_->IsRunning(task_id));
+  auto cfg = host_->Config(task_id);
+  ASSERT_TRUE(cfg.has_value());
+  EXPECT_EQ(cfg->task_id, task_id);
+  EXPECT_EQ(cfg->workload, "web");
+  EXPECT_EQ(cfg->kind, "process");
+  EXPECT_EQ(cfg->command, "serve");
+  EXPECT_EQ(cfg->args, (std::vector<std::string>{"--port", "8080"}));
+  EXPECT_EQ(cfg->env, (std::map<std::string, std::string>{{"MODE", "prod"}, {"LEVEL", "3"}}));
+  EXPECT_EQ(cfg->working_dir, "/srv");
+  EXPECT_EQ(cfg->resources.cpu.value(), 500);
+  EXPECT_EQ(cfg->resources.memory.value(), 64);
+  EXPECT_EQ(cfg->task_dir, Cat(data_dir_, "/tasks/", task_id));
+  EXPECT_TRUE(cfg->nics.empty());
+  EXPECT_TRUE(cfg->disks.empty());
+  // The agent keeps a record of the task for re-adoption after a restart.
+  EXPECT_TRUE(fs::exists(Cat(data_dir_, "/tasks/", task_id, ".json")));
+
+  // Another pass changes nothing: the task is not started twice.
+  Sync();
+  EXPECT_EQ(host_->starts(), 1);
+  EXPECT_EQ(StateOf("web"), "running");
+}
+
+TEST_F(AgentTest, AttachHookWiresNicsAndDisksBeforeTheDriverStarts) {
+  struct AttachCall {
+    std::string workload;
+    std::vector<std::string> networks;
+    std::vector<std::string> disks;
+    std::string task_id;
+    int64_t starts_before = -1;
+  };
+  std::vector<AttachCall> attached;
+  std::vector<std::string> detached;
+  AgentOptions o = Options();
+  o.attach = [&](const core::WorkloadSpec& spec, runtime::TaskConfig* config) {
+    AttachCall call{
+        .workload = spec.name, .task_id = config->task_id, .starts_before = host_->starts()};
+    for (const auto& n : spec.networks) call.networks.push_back(n.network);
+    for (const auto& d : spec.disks) call.disks.push_back(d.disk);
+    attached.push_back(call);
+    config->nics.push_back({.name = "eth0",
+                            .host_ifname = "veth-edge0",
+                            .mac = "52:54:00:12:34:56",
+                            .netns_path = "/run/netns/edge",
+                            .addresses = {"10.0.0.5/24"}});
+    config->disks.push_back({.name = "data",
+                             .path = "/var/lib/berth/disks/data.img",
+                             .format = "raw",
+                             .mount_path = "/data"});
+    return absl::OkStatus();
+  };
+  o.detach = [&](std::string_view workload) { detached.emplace_back(workload); };
+  MakeAgent(std::move(o));
+  Json spec = ContainerSpec("edge");
+  spec["networks"] = {"blue"};
+  spec["disks"] = {{{"disk", "data"}, {"mount", "/data"}}};
+  const std::string task_id = Submit(spec);
+  Sync();
+
+  EXPECT_EQ(StateOf("edge"), "running") << Get("edge").status.reason;
+  ASSERT_EQ(attached.size(), 1u);
+  EXPECT_EQ(attached[0].workload, "edge");
+  EXPECT_EQ(attached[0].networks, std::vector<std::string>{"blue"});
+  EXPECT_EQ(attached[0].disks, std::vector<std::string>{"data"});
+  EXPECT_EQ(attached[0].task_id, task_id);
+  EXPECT_EQ(attached[0].starts_before, 0);  // called before the driver's Start
+  auto cfg = host_->Config(task_id);
+  ASSERT_TRUE(cfg.has_value());
+  ASSERT_EQ(cfg->nics.size(), 1u);
+  EXPECT_EQ(cfg->nics[0].name, "eth0");
+  EXPECT_EQ(cfg->nics[0].host_ifname, "veth-edge0");
+  EXPECT_EQ(cfg->nics[0].mac, "52:54:00:12:34:56");
+  EXPECT_EQ(cfg->nics[0].netns_path, "/run/netns/edge");
+  EXPECT_EQ(cfg->nics[0].addresses, std::vector<std::string>{"10.0.0.5/24"});
+  ASSERT_EQ(cfg->disks.size(), 1u);
+  EXPECT_EQ(cfg->disks[0].name, "data");
+  EXPECT_EQ(cfg->disks[0].path, "/var/lib/berth/disks/data.img");
+  EXPECT_EQ(cfg->disks[0].format, "raw");
+  EXPECT_EQ(cfg->disks[0].mount_path, "/data");
+  EXPECT_TRUE(detached.empty());
+}
+
+TEST_F(AgentTest, AttachErrorFailsTheWorkloadWithoutStartingItAndDetaches) {
+  int attach_calls = 0;
+  std::vector<std::string> detached;
+  AgentOptions o = Options();
+  o.attach = [&](const core::WorkloadSpec& spec, runtime::TaskConfig* config) {
+    ++attach_calls;
+    return absl::UnavailableError(Cat("workload \"", spec.name, "\": network blue has no bridge"));
+  };
+  o.detach = [&](std::string_view workload) { detached.emplace_back(workload); };
+  MakeAgent(std::move(o));
+  Json spec = VmSpec("db");
+  spec["networks"] = {"blue"};
+  const std::string task_id = Submit(spec);
+  Sync();
+
+  core::Workload w = Get("db");
+  EXPECT_EQ(StateOf("db"), "failed");
+  EXPECT_NE(w.status.reason.find("network blue has no bridge"), std::string::npos)
+      << w.status.reason;
+  EXPECT_EQ(attach_calls, 1);
+  EXPECT_EQ(host_->starts(), 0);
+  EXPECT_FALSE(host_->Config(task_id).has_value());
+  EXPECT_EQ(detached, std::vector<std::string>{"db"});
+
+  // The failure is final: later passes neither retry nor detach again.
+  Sync();
+  EXPECT_EQ(attach_calls, 1);
+  EXPECT_EQ(host_->starts(), 0);
+  EXPECT_EQ(detached.size(), 1u);
+}
+
+TEST_F(AgentTest, FailedDriverStartIsReportedAndDetached) {
+  std::vector<std::string> detached;
+  AgentOptions o = Options();
+  o.attach = [](const core::WorkloadSpec&, runtime::TaskConfig*) { return absl::OkStatus(); };
+  o.detach = [&](std::string_view workload) { detached.emplace_back(workload); };
+  MakeAgent(std::move(o));
+  host_->FailNextStart(absl::ResourceExhaustedError("no free loop devices"));
+  Submit(ContainerSpec("edge"));
+  Sync();
+
+  core::Workload w = Get("edge");
+  EXPECT_EQ(StateOf("edge"), "failed");
+  EXPECT_EQ(w.status.reason, "start failed: no free loop devices");
+  EXPECT_EQ(host_->starts(), 0);
+  EXPECT_EQ(detached, std::vector<std::string>{"edge"});
+}
+
+TEST_F(AgentTest, WithoutAttachHookNetworksOrDisksFailTheWorkload) {
+  MakeAgent(Options());
+  Json networked = ContainerSpec("net-only");
+  networked["networks"] = {"blue"};
+  Json with_disk = VmSpec("disk-only");
+  with_disk["disks"] = {"data"};
+  const std::string net_task = Submit(networked);
+  const std::string disk_task = Submit(with_disk);
+  Sync();
+
+  for (const std::string name : {"net-only", "disk-only"}) {
+    SCOPED_TRACE(name);
+    EXPECT_EQ(StateOf(name), "failed");
+    const std::string reason = Get(name).status.reason;
+    EXPECT_NE(reason.find(Cat("host ", kHost, " cannot give workloads Berth networks or disks")),
+              std::string::npos)
+        << reason;
+  }
+  EXPECT_EQ(host_->starts(), 0);
+  EXPECT_FALSE(host_->Config(net_task).has_value());
+  EXPECT_FALSE(host_->Config(disk_task).has_value());
+
+  // Without networks or disks the same host runs containers and VMs.
+  Submit(ContainerSpec("plain"));
+  Sync();
+  EXPECT_EQ(StateOf("plain"), "running") << Get("plain").status.reason;
+}
+
+TEST_F(AgentTest, DeleteStopsTheTaskThenDestroysItAndDetaches) {
+  struct DetachCall {
+    std::string workload;
+    bool task_still_known = false;
+  };
+  std::vector<DetachCall> detached;
+  std::string task_id;
+  AgentOptions o = Options();
+  o.attach = [](const core::WorkloadSpec&, runtime::TaskConfig*) { return absl::OkStatus(); };
+  o.detach = [&](std::string_view workload) {
+    auto tasks = driver_->Tasks();
+    detached.push_back(
+        {.workload = std::string(workload),
+         .task_still_known = std::find(tasks.begin(), tasks.end(), task_id) != tasks.end()});
+  };
+  MakeAgent(std::move(o));
+  task_id = Submit(ContainerSpec("edge"));
+  Sync();
+  ASSERT_EQ(StateOf("edge"), "running");
+  const std::string task_dir = Cat(data_dir_, "/tasks/", task_id);
+  ASSERT_TRUE(fs::exists(task_dir));
+
+  bool deleted = true;
+  ASSERT_TRUE(control_.DeleteWorkload("edge", &deleted).ok());
+  EXPECT_FALSE(deleted);  // the host is live: the agent must stop it first
+  Sync();
+  // Stopped and reported: the server dropped the object; the task waits for its destruction.
+  EXPECT_EQ(StateOf("edge"), "absent");
+  EXPECT_FALSE(host_->IsRunning(task_id));
+  EXPECT_TRUE(detached.empty());
+
+  Sync();
+  ASSERT_EQ(detached.size(), 1u);
+  EXPECT_EQ(detached[0].workload, "edge");
+  EXPECT_FALSE(detached[0].task_still_known);  // detach comes after Destroy
+  EXPECT_TRUE(driver_->Tasks().empty());
+  EXPECT_FALSE(host_->Config(task_id).has_value());
+  EXPECT_FALSE(fs::exists(task_dir));
+  EXPECT_FALSE(fs::exists(Cat(data_dir_, "/tasks/", task_id, ".json")));
+
+  Sync();
+  EXPECT_EQ(detached.size(), 1u);
+}
+
+TEST_F(AgentTest, PauseResumeAndStopReachTheDriver) {
+  MakeAgent(Options());
+  const std::string task_id = Submit(ProcessSpec("web"));
+  Sync();
+  ASSERT_EQ(StateOf("web"), "running");
+
+  ASSERT_TRUE(control_.Act("web", control::Action::kPause).ok());
+  Sync();
+  EXPECT_EQ(StateOf("web"), "paused");
+  auto st = driver_->Inspect(task_id);
+  ASSERT_TRUE(st.ok()) << st.status();
+  EXPECT_EQ(st->state, runtime::TaskState::kPaused);
+
+  ASSERT_TRUE(control_.Act("web", control::Action::kResume).ok());
+  Sync();
+  EXPECT_EQ(StateOf("web"), "running");
+  st = driver_->Inspect(task_id);
+  ASSERT_TRUE(st.ok()) << st.status();
+  EXPECT_EQ(st->state, runtime::TaskState::kRunning);
+
+  ASSERT_TRUE(control_.Act("web", control::Action::kStop).ok());
+  Sync();
+  EXPECT_EQ(StateOf("web"), "stopped");
+  EXPECT_EQ(Get("web").status.reason, "stopped on request");
+  st = driver_->Inspect(task_id);
+  ASSERT_TRUE(st.ok()) << st.status();
+  EXPECT_EQ(st->state, runtime::TaskState::kExited);
+  ASSERT_TRUE(st->exit.has_value());
+  EXPECT_EQ(st->exit->signal, 15);
+
+  // No longer assigned: the next pass destroys the stopped task.
+  Sync();
+  EXPECT_TRUE(driver_->Tasks().empty());
+  EXPECT_EQ(StateOf("web"), "stopped");
+  EXPECT_EQ(host_->starts(), 1);
+}
+
+TEST_F(AgentTest, WorkloadCreatedPausedStartsPaused) {
+  MakeAgent(Options());
+  const std::string task_id = Submit(ProcessSpec("web"));
+  ASSERT_TRUE(control_.Act("web", control::Action::kPause).ok());
+  Sync();
+  EXPECT_EQ(StateOf("web"), "paused");
+  auto st = driver_->Inspect(task_id);
+  ASSERT_TRUE(st.ok()) << st.status();
+  EXPECT_EQ(st->state, runtime::TaskState::kPaused);
+}
+
+TEST_F(AgentTest, TaskEndsAreReportedWithTheirCause) {
+  MakeAgent(Options());
+  const std::string crash = Submit(ProcessSpec("crash"));
+  const std::string oom = Submit(ProcessSpec("oom"));
+  const std::string done = Submit(ProcessSpec("done"));
+  Sync();
+  ASSERT_EQ(StateOf("crash"), "running");
+  ASSERT_EQ(StateOf("oom"), "running");
+  ASSERT_EQ(StateOf("done"), "running");
+
+  ASSERT_TRUE(host_->ExitTask(crash, 3).ok());
+  ASSERT_TRUE(host_->OomKill(oom).ok());
+  ASSERT_TRUE(host_->ExitTask(done, 0).ok());
+  Sync();
+
+  core::Workload w = Get("crash");
+  EXPECT_EQ(StateOf("crash"), "failed");
+  EXPECT_EQ(w.status.reason, "exited with code 3");
+  EXPECT_EQ(w.status.exit_code, 3);
+  w = Get("oom");
+  EXPECT_EQ(StateOf("oom"), "failed");
+  EXPECT_TRUE(w.status.oom_killed);
+  EXPECT_NE(w.status.reason.find("OOM-killed"), std::string::npos) << w.status.reason;
+  w = Get("done");
+  EXPECT_EQ(StateOf("done"), "stopped");
+  EXPECT_EQ(w.status.exit_code, 0);
+}
+
+TEST_F(AgentTest, RestartedAgentReadoptsTheRunningTaskInsteadOfStartingIt) {
+  MakeAgent(Options());
+  const std::string task_id = Submit(ProcessSpec("web"));
+  Sync();
+  ASSERT_EQ(StateOf("web"), "running");
+  ASSERT_EQ(host_->starts(), 1);
+
+  // The agent process goes away with its driver instances; the task keeps running on the host.
+  agent_.reset();
+  driver_ = std::make_unique<runtime::FakeDriver>(host_);
+  ASSERT_TRUE(driver_->Tasks().empty());
+  agent_ = std::make_unique<Agent>(Options());
+  // Start recovers the recorded tasks before its loops run.
+  ASSERT_TRUE(agent_->Start().ok());
+  agent_->Stop();
+  EXPECT_EQ(driver_->Tasks(), std::vector<std::string>{task_id});
+
+  Sync();
+  EXPECT_EQ(host_->starts(), 1);
+  EXPECT_TRUE(host_->IsRunning(task_id));
+  EXPECT_EQ(StateOf("web"), "running");
+
+  // The new instance supervises it: its exit is noticed and reported.
+  ASSERT_TRUE(host_->ExitTask(task_id, 0).ok());
+  Sync();
+  EXPECT_EQ(StateOf("web"), "stopped");
+  EXPECT_EQ(Get("web").status.exit_code, 0);
+  EXPECT_EQ(host_->starts(), 1);
+}
+
+TEST_F(AgentTest, TaskLostWhileTheAgentWasDownIsReportedFailed) {
+  MakeAgent(Options());
+  const std::string task_id = Submit(ProcessSpec("web"));
+  Sync();
+  ASSERT_EQ(StateOf("web"), "running");
+
+  agent_.reset();
+  driver_ = std::make_unique<runtime::FakeDriver>(host_);
+  host_->Vanish(task_id);  // the machine rebooted meanwhile
+  agent_ = std::make_unique<Agent>(Options());
+  ASSERT_TRUE(agent_->Start().ok());
+  agent_->Stop();
+  Sync();
+
+  core::Workload w = Get("web");
+  EXPECT_EQ(StateOf("web"), "failed");
+  EXPECT_NE(w.status.reason.find("lost while the agent was down"), std::string::npos)
+      << w.status.reason;
+  EXPECT_EQ(host_->starts(), 1);  // not restarted behind the server's back
+}
+
+TEST_F(AgentTest, DiskHotplugNeedsACapableDriverAndATaskOnThisHost) {
+  ASSERT_FALSE(driver_->Capabilities().disk_hotplug);
+  MakeAgent(Options());
+  const runtime::TaskDisk disk{.name = "data", .path = "/dev/null", .format = "raw"};
+  EXPECT_EQ(agent_->AttachDisk("ghost", disk).code(), absl::StatusCode::kNotFound);
+  EXPECT_EQ(agent_->DetachDisk("ghost", "data").code(), absl::StatusCode::kNotFound);
+  EXPECT_EQ(agent_->SnapshotDisk("ghost", "data", "snap1").code(), absl::StatusCode::kNotFound);
+
+  Submit(VmSpec("db"));
+  Sync();
+  ASSERT_EQ(StateOf("db"), "running");
+  EXPECT_EQ(agent_->AttachDisk("db", disk).code(), absl::StatusCode::kUnimplemented);
+  EXPECT_EQ(agent_->DetachDisk("db", "data").code(), absl::StatusCode::kUnimplemented);
+  EXPECT_EQ(agent_->SnapshotDisk("db", "data", "snap1").code(), absl::StatusCode::kUnimplemented);
+
+  // Once its task is destroyed the workload has no task here any more.
+  ASSERT_TRUE(control_.Act("db", control::Action::kStop).ok());
+  Sync();
+  Sync();
+  ASSERT_TRUE(driver_->Tasks().empty());
+  EXPECT_EQ(agent_->AttachDisk("db", disk).code(), absl::StatusCode::kNotFound);
+}
+
+TEST_F(AgentTest, ResolvedImageAndKernelCmdlineReachTheDriver) {
+  std::vector<std::string> resolved;
+  AgentOptions o = Options();
+  o.resolve_image = [&](std::string_view kind,
+                        std::string_view image) -> absl::StatusOr<ResolvedImage> {
+    resolved.push_back(Cat(kind, "/", image));
+    if (image == "missing") return absl::NotFoundError("not in the catalog");
+    return ResolvedImage{.path = Cat("/images/", image, ".qcow2"),
+                         .kernel_cmdline = "console=ttyS0"};
+  };
+  MakeAgent(std::move(o));
+  Json spec = VmSpec("db");
+  spec["cmdline"] = "quiet";
+  const std::string task_id = Submit(spec);
+  Json missing = VmSpec("lost");
+  missing["image"] = "missing";
+  Submit(missing);
+  Sync();
+
+  EXPECT_EQ(StateOf("db"), "running") << Get("db").status.reason;
+  auto cfg = host_->Config(task_id);
+  ASSERT_TRUE(cfg.has_value());
+  EXPECT_EQ(cfg->image, "debian-12");
+  EXPECT_EQ(cfg->image_path, "/images/debian-12.qcow2");
+  EXPECT_EQ(cfg->env["BERTH_VM_CMDLINE"], "console=ttyS0 quiet");
+  EXPECT_EQ(StateOf("lost"), "failed");
+  EXPECT_EQ(Get("lost").status.reason, "image \"missing\": not in the catalog");
+  EXPECT_EQ(host_->starts(), 1);
+  std::sort(resolved.begin(), resolved.end());
+  EXPECT_EQ(resolved, (std::vector<std::string>{"vm/debian-12", "vm/missing"}));
+}
+
+TEST_F(AgentTest, StartRegistersTheHostAndConvergesInTheBackground) {
+  control_.Start();  // schedules on every change
+  agent_ = std::make_unique<Agent>(Options());
+  ASSERT_TRUE(agent_->Start().ok());
+  auto spec = core::DecodeWorkloadSpec(ProcessSpec("web"));
+  ASSERT_TRUE(spec.ok()) << spec.status();
+  ASSERT_TRUE(control_.CreateWorkload(*spec).ok());
+
+  EXPECT_TRUE(AwaitState("web", "running", absl::Seconds(10))) << StateOf("web");
+  auto host = control_.GetHost(kHost);
+  ASSERT_TRUE(host.ok()) << host.status();
+  EXPECT_EQ(host->inventory.drivers, (std::vector<std::string>{"container", "process", "vm"}));
+  EXPECT_EQ(Get("web").status.host, kHost);
+
+  ASSERT_TRUE(control_.Act("web", control::Action::kStop).ok());
+  EXPECT_TRUE(AwaitState("web", "stopped", absl::Seconds(10))) << StateOf("web");
+  agent_->Stop();
+  EXPECT_EQ(host_->starts(), 1);
+}
+
+}  // namespace
+}  // namespace berth::agent
