@@ -200,7 +200,11 @@ void Agent::Reconcile(const std::vector<core::Workload>& assigned) {
       }
     } else if (desired == core::DesiredState::kRunning && t.reported == WorkloadState::kPaused) {
       absl::Status s = driver->Resume(t.task_id);
-      if (s.ok()) Report(t, WorkloadState::kRunning, "resumed");
+      if (s.ok()) {
+        Report(t, WorkloadState::kRunning, "resumed");
+      } else {
+        Report(t, WorkloadState::kPaused, Cat("resume failed: ", s.message()));
+      }
     } else if (w.status.state != t.reported && !core::IsTerminal(t.reported)) {
       // The server missed a report (e.g. the agent restarted mid-way): say it again.
       Report(t, t.reported, t.reported_reason);
@@ -311,7 +315,11 @@ absl::Status Agent::StartTask(const core::Workload& w) {
 
 void Agent::StopTask(LocalTask& t, bool destroy) {
   runtime::ComputeDriver* driver = DriverFor(t.kind);
-  if (driver == nullptr || t.task_id.empty()) return;
+  if (driver == nullptr || t.task_id.empty()) {
+    // Nothing to stop here, but what the workload was given still goes back.
+    if (destroy && options_.detach) options_.detach(t.workload);
+    return;
+  }
   if (!t.finished) {
     absl::Status s = driver->Stop(t.task_id, runtime::StopOptions{.grace = options_.stop_grace});
     (void)s;  // already gone is fine

@@ -32,25 +32,47 @@ constexpr char kDiskUsage[] =
   snapshot NAME SNAP | revert NAME SNAP
   clone SRC[@SNAP] NEW             a new independent disk from SRC (or its snapshot)
   attach NAME WORKLOAD | detach NAME
+                                   a running VM gets (or loses) the disk at once (PCIe hot-plug);
+                                   otherwise the workload sees it at its next start
   backup NAME FILE                 compressed backup to FILE on the server's host (progress on stderr)
   restore FILE NAME                a new disk from a backup
   rm NAME                          refused while attached
+
+Disks are virtual block devices in the server host's pool (qcow2 by default, thin-provisioned).
+A workload names them in its spec: `disks: [data]` gives a VM a virtio disk; a container needs
+a raw disk with a filesystem and a mount path: `disks: [{disk: data, mount: /data}]` with
+`berth disk create data --size 1Gi --format raw --fs ext4`. Snapshots of a disk a running VM
+holds are taken through QEMU; revert needs the disk detached.
 )";
 constexpr char kNetUsage[] =
     R"(Usage: berth net COMMAND [--json]
   create NAME --subnet CIDR [--gateway IP] [--nat]
-  ls | get NAME | rm NAME
+                                   a bridge with the gateway address; --nat masquerades traffic
+                                   leaving the subnet; subnets may not overlap
+  ls | get NAME                    get shows the addresses handed out
+  rm NAME                          refused while workloads or port forwards use it
+
+A workload joins with `networks: [NAME]` or `networks: [{network: NAME, address: IP,
+security_groups: [G]}]`: a container gets a veth with a static address, a VM a tap and its
+address by DHCP. Addresses are held in the store and released when the workload goes.
 )";
 constexpr char kSecgroupUsage[] =
     R"(Usage: berth secgroup COMMAND [--json]
   create NAME | ls | get NAME | rm NAME
   rule add GROUP --proto tcp|udp|icmp|any [--ports 80[-90]] [--from CIDR | --from-group G]
   rule rm GROUP RULE_ID
+
+A workload whose network attachment names groups accepts only the ingress their rules allow
+(--from-group: traffic from the members of another group); without groups, all ingress.
+Rules apply at once to running workloads.
 )";
 constexpr char kPortfwdUsage[] =
     R"(Usage: berth portfwd COMMAND [--json]
   add --host-port P --workload W --port P [--proto tcp|udp]
   ls | rm ID
+
+Forwards a port of the server's host to a workload's address on its first network (nftables
+DNAT, from outside and from the host itself). A forward goes with its workload.
 )";
 
 const std::set<std::string>& ValuedFlags() {
