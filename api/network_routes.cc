@@ -1,3 +1,4 @@
+#include "api/route_util.h"
 #include "api/storenet_routes.h"
 #include "api/yaml_json.h"
 #include "core/json.h"
@@ -10,25 +11,6 @@ using core::Cat;
 using core::Json;
 
 namespace {
-
-HttpResponse Ok(int status, const Json& body) {
-  return HttpResponse::Json(status, body.dump(-1, ' ', false, Json::error_handler_t::replace));
-}
-
-absl::StatusOr<Json> Body(const HttpRequest& req, std::string_view kind, std::string_view name,
-                          std::initializer_list<std::string_view> allowed) {
-  Json body = Json::object();
-  if (!req.body.empty()) {
-    auto parsed = ParseBody(req.body);
-    if (!parsed.ok()) {
-      return absl::InvalidArgumentError(Cat(kind, ": ", parsed.status().message()));
-    }
-    body = std::move(*parsed);
-  }
-  core::JsonContext ctx{std::string(kind), std::string(name)};
-  if (absl::Status s = core::CheckObject(ctx, body, "", allowed); !s.ok()) return s;
-  return body;
-}
 
 // A string field, or an error naming it when it holds something else.
 absl::StatusOr<std::string> Str(const Json& body, std::string_view kind, std::string_view name,
@@ -49,12 +31,6 @@ absl::StatusOr<int> Port(const Json& body, std::string_view name, const std::str
   return body[field].get<int>();
 }
 
-Json Items(const std::vector<Json>& list, int64_t revision) {
-  Json items = Json::array();
-  for (const auto& j : list) items.push_back(j);
-  return Json{{"items", items}, {"revision", revision}};
-}
-
 #define BERTH_ROUTE_ASSIGN(lhs, expr)                                          \
   auto BERTH_CONCAT_(value_, __LINE__) = (expr);                               \
   if (!BERTH_CONCAT_(value_, __LINE__).ok())                                   \
@@ -66,7 +42,8 @@ Json Items(const std::vector<Json>& list, int64_t revision) {
 void AddNetworkRoutes(Router& router, control::NetworkService* net) {
   // Networks.
   router.Handle("POST", "/v1/networks", [net](const HttpRequest& req) {
-    BERTH_ROUTE_ASSIGN(Json body, Body(req, "network", "", {"name", "subnet", "gateway", "nat"}));
+    BERTH_ROUTE_ASSIGN(Json body,
+                       StrictBody(req, "network", "", {"name", "subnet", "gateway", "nat"}));
     control::NetworkCreateOptions o;
     BERTH_ROUTE_ASSIGN(o.name, Str(body, "network", "", "name"));
     BERTH_ROUTE_ASSIGN(o.subnet, Str(body, "network", o.name, "subnet"));
@@ -79,99 +56,99 @@ void AddNetworkRoutes(Router& router, control::NetworkService* net) {
       o.nat = body["nat"].get<bool>();
     }
     BERTH_ROUTE_ASSIGN(Json n, net->CreateNetwork(o));
-    return Ok(201, n);
+    return JsonResponse(201, n);
   });
   router.Handle("GET", "/v1/networks", [net](const HttpRequest&) {
     int64_t rev = 0;
     BERTH_ROUTE_ASSIGN(auto list, net->ListNetworks(&rev));
-    return Ok(200, Items(list, rev));
+    return JsonResponse(200, ListBody(list, rev));
   });
   router.Handle("GET", "/v1/networks/{name}", [net](const HttpRequest& req) {
     BERTH_ROUTE_ASSIGN(Json n, net->GetNetwork(req.Param("name")));
-    return Ok(200, n);
+    return JsonResponse(200, n);
   });
   router.Handle("DELETE", "/v1/networks/{name}", [net](const HttpRequest& req) {
     absl::Status s = net->DeleteNetwork(req.Param("name"));
     if (!s.ok()) return HttpResponse::FromStatus(s);
-    return Ok(200, Json{{"name", req.Param("name")}, {"deleted", true}});
+    return JsonResponse(200, Json{{"name", req.Param("name")}, {"deleted", true}});
   });
   // Addresses on a network, for endpoints that join it.
   router.Handle("POST", "/v1/networks/{name}/addresses", [net](const HttpRequest& req) {
     std::string name = req.Param("name");
-    BERTH_ROUTE_ASSIGN(Json body, Body(req, "network", name, {"owner", "address"}));
+    BERTH_ROUTE_ASSIGN(Json body, StrictBody(req, "network", name, {"owner", "address"}));
     BERTH_ROUTE_ASSIGN(std::string owner, Str(body, "network", name, "owner"));
     BERTH_ROUTE_ASSIGN(std::string address, Str(body, "network", name, "address"));
     if (owner.empty()) {
       return HttpResponse::FromStatus(core::FieldError("network", name, "owner", "is required"));
     }
     BERTH_ROUTE_ASSIGN(std::string got, net->AllocateAddress(name, owner, address));
-    return Ok(201, Json{{"network", name}, {"owner", owner}, {"address", got}});
+    return JsonResponse(201, Json{{"network", name}, {"owner", owner}, {"address", got}});
   });
   router.Handle("DELETE", "/v1/networks/{name}/addresses/{owner}", [net](const HttpRequest& req) {
     absl::Status s = net->ReleaseAddress(req.Param("name"), req.Param("owner"));
     if (!s.ok()) return HttpResponse::FromStatus(s);
-    return Ok(200, Json{{"network", req.Param("name")}, {"owner", req.Param("owner")}});
+    return JsonResponse(200, Json{{"network", req.Param("name")}, {"owner", req.Param("owner")}});
   });
 
   // Security groups.
   router.Handle("POST", "/v1/secgroups", [net](const HttpRequest& req) {
-    BERTH_ROUTE_ASSIGN(Json body, Body(req, "secgroup", "", {"name"}));
+    BERTH_ROUTE_ASSIGN(Json body, StrictBody(req, "secgroup", "", {"name"}));
     BERTH_ROUTE_ASSIGN(std::string name, Str(body, "secgroup", "", "name"));
     BERTH_ROUTE_ASSIGN(Json g, net->CreateGroup(name));
-    return Ok(201, g);
+    return JsonResponse(201, g);
   });
   router.Handle("GET", "/v1/secgroups", [net](const HttpRequest&) {
     int64_t rev = 0;
     BERTH_ROUTE_ASSIGN(auto list, net->ListGroups(&rev));
-    return Ok(200, Items(list, rev));
+    return JsonResponse(200, ListBody(list, rev));
   });
   router.Handle("GET", "/v1/secgroups/{name}", [net](const HttpRequest& req) {
     BERTH_ROUTE_ASSIGN(Json g, net->GetGroup(req.Param("name")));
-    return Ok(200, g);
+    return JsonResponse(200, g);
   });
   router.Handle("DELETE", "/v1/secgroups/{name}", [net](const HttpRequest& req) {
     absl::Status s = net->DeleteGroup(req.Param("name"));
     if (!s.ok()) return HttpResponse::FromStatus(s);
-    return Ok(200, Json{{"name", req.Param("name")}, {"deleted", true}});
+    return JsonResponse(200, Json{{"name", req.Param("name")}, {"deleted", true}});
   });
   router.Handle("POST", "/v1/secgroups/{name}/rules", [net](const HttpRequest& req) {
     std::string name = req.Param("name");
     BERTH_ROUTE_ASSIGN(Json body,
-                       Body(req, "secgroup", name, {"proto", "ports", "from", "from_group"}));
+                       StrictBody(req, "secgroup", name, {"proto", "ports", "from", "from_group"}));
     control::RuleAddOptions o;
     BERTH_ROUTE_ASSIGN(o.protocol, Str(body, "secgroup", name, "proto"));
     BERTH_ROUTE_ASSIGN(o.ports, Str(body, "secgroup", name, "ports"));
     BERTH_ROUTE_ASSIGN(o.from_cidr, Str(body, "secgroup", name, "from"));
     BERTH_ROUTE_ASSIGN(o.from_group, Str(body, "secgroup", name, "from_group"));
     BERTH_ROUTE_ASSIGN(Json g, net->AddRule(name, o));
-    return Ok(201, g);
+    return JsonResponse(201, g);
   });
   router.Handle("DELETE", "/v1/secgroups/{name}/rules/{rule}", [net](const HttpRequest& req) {
     BERTH_ROUTE_ASSIGN(Json g, net->RemoveRule(req.Param("name"), req.Param("rule")));
-    return Ok(200, g);
+    return JsonResponse(200, g);
   });
 
   // Port forwards.
   router.Handle("POST", "/v1/portforwards", [net](const HttpRequest& req) {
-    BERTH_ROUTE_ASSIGN(Json body,
-                       Body(req, "portforward", "", {"proto", "host_port", "workload", "port"}));
+    BERTH_ROUTE_ASSIGN(
+        Json body, StrictBody(req, "portforward", "", {"proto", "host_port", "workload", "port"}));
     control::PortForwardOptions o;
     BERTH_ROUTE_ASSIGN(o.protocol, Str(body, "portforward", "", "proto"));
     BERTH_ROUTE_ASSIGN(o.workload, Str(body, "portforward", "", "workload"));
     BERTH_ROUTE_ASSIGN(o.host_port, Port(body, "", "host_port"));
     BERTH_ROUTE_ASSIGN(o.port, Port(body, "", "port"));
     BERTH_ROUTE_ASSIGN(Json f, net->AddPortForward(o));
-    return Ok(201, f);
+    return JsonResponse(201, f);
   });
   router.Handle("GET", "/v1/portforwards", [net](const HttpRequest&) {
     int64_t rev = 0;
     BERTH_ROUTE_ASSIGN(auto list, net->ListPortForwards(&rev));
-    return Ok(200, Items(list, rev));
+    return JsonResponse(200, ListBody(list, rev));
   });
   router.Handle("DELETE", "/v1/portforwards/{id}", [net](const HttpRequest& req) {
     absl::Status s = net->RemovePortForward(req.Param("id"));
     if (!s.ok()) return HttpResponse::FromStatus(s);
-    return Ok(200, Json{{"id", req.Param("id")}, {"deleted", true}});
+    return JsonResponse(200, Json{{"id", req.Param("id")}, {"deleted", true}});
   });
 }
 

@@ -2,6 +2,7 @@
 #include <memory>
 #include <thread>
 
+#include "api/route_util.h"
 #include "api/storenet_routes.h"
 #include "api/yaml_json.h"
 #include "core/json.h"
@@ -14,34 +15,16 @@ using core::Json;
 
 namespace {
 
-HttpResponse Ok(int status, const Json& body) {
-  return HttpResponse::Json(status, body.dump(-1, ' ', false, Json::error_handler_t::replace));
-}
-
-// The request body as a JSON object whose keys all lie in `allowed`, each a string unless
-// listed in `numbers`.
+// The request body as a JSON object whose keys all lie in `allowed`, each a string.
 absl::StatusOr<Json> Body(const HttpRequest& req, std::string_view name,
                           std::initializer_list<std::string_view> allowed) {
-  Json body = Json::object();
-  if (!req.body.empty()) {
-    auto parsed = ParseBody(req.body);
-    if (!parsed.ok()) {
-      return absl::InvalidArgumentError(Cat("disk \"", name, "\": ", parsed.status().message()));
-    }
-    body = std::move(*parsed);
-  }
+  auto body = StrictBody(req, "disk", name, allowed);
+  if (!body.ok()) return body.status();
   core::JsonContext ctx{"disk", std::string(name)};
-  if (absl::Status s = core::CheckObject(ctx, body, "", allowed); !s.ok()) return s;
-  for (auto it = body.begin(); it != body.end(); ++it) {
+  for (auto it = body->begin(); it != body->end(); ++it) {
     if (!it->is_string()) return ctx.Error(it.key(), "must be a string");
   }
   return body;
-}
-
-Json Items(const std::vector<Json>& list, int64_t revision) {
-  Json items = Json::array();
-  for (const auto& j : list) items.push_back(j);
-  return Json{{"items", items}, {"revision", revision}};
 }
 
 // Runs a long disk copy on its own thread and streams newline-separated JSON to the client:
@@ -88,23 +71,23 @@ void AddStorageRoutes(Router& router, control::StorageService* storage) {
     o.from_image = body->value("from_image", "");
     auto disk = storage->Create(o);
     if (!disk.ok()) return HttpResponse::FromStatus(disk.status());
-    return Ok(201, *disk);
+    return JsonResponse(201, *disk);
   });
   router.Handle("GET", "/v1/disks", [storage](const HttpRequest&) {
     int64_t rev = 0;
     auto list = storage->List(&rev);
     if (!list.ok()) return HttpResponse::FromStatus(list.status());
-    return Ok(200, Items(*list, rev));
+    return JsonResponse(200, ListBody(*list, rev));
   });
   router.Handle("GET", "/v1/disks/{name}", [storage](const HttpRequest& req) {
     auto disk = storage->Get(req.Param("name"));
     if (!disk.ok()) return HttpResponse::FromStatus(disk.status());
-    return Ok(200, *disk);
+    return JsonResponse(200, *disk);
   });
   router.Handle("DELETE", "/v1/disks/{name}", [storage](const HttpRequest& req) {
     absl::Status s = storage->Delete(req.Param("name"));
     if (!s.ok()) return HttpResponse::FromStatus(s);
-    return Ok(200, Json{{"name", req.Param("name")}, {"deleted", true}});
+    return JsonResponse(200, Json{{"name", req.Param("name")}, {"deleted", true}});
   });
   router.Handle("POST", "/v1/disks/{name}/resize", [storage](const HttpRequest& req) {
     std::string name = req.Param("name");
@@ -112,7 +95,7 @@ void AddStorageRoutes(Router& router, control::StorageService* storage) {
     if (!body.ok()) return HttpResponse::FromStatus(body.status());
     auto disk = storage->Resize(name, body->value("size", ""));
     if (!disk.ok()) return HttpResponse::FromStatus(disk.status());
-    return Ok(200, *disk);
+    return JsonResponse(200, *disk);
   });
   router.Handle("POST", "/v1/disks/{name}/snapshots", [storage](const HttpRequest& req) {
     std::string name = req.Param("name");
@@ -120,7 +103,7 @@ void AddStorageRoutes(Router& router, control::StorageService* storage) {
     if (!body.ok()) return HttpResponse::FromStatus(body.status());
     auto disk = storage->Snapshot(name, body->value("name", ""));
     if (!disk.ok()) return HttpResponse::FromStatus(disk.status());
-    return Ok(201, *disk);
+    return JsonResponse(201, *disk);
   });
   router.Handle("POST", "/v1/disks/{name}/revert", [storage](const HttpRequest& req) {
     std::string name = req.Param("name");
@@ -128,7 +111,7 @@ void AddStorageRoutes(Router& router, control::StorageService* storage) {
     if (!body.ok()) return HttpResponse::FromStatus(body.status());
     auto disk = storage->Revert(name, body->value("snapshot", ""));
     if (!disk.ok()) return HttpResponse::FromStatus(disk.status());
-    return Ok(200, *disk);
+    return JsonResponse(200, *disk);
   });
   router.Handle("POST", "/v1/disks/{name}/clone", [storage](const HttpRequest& req) {
     std::string name = req.Param("name");
@@ -136,7 +119,7 @@ void AddStorageRoutes(Router& router, control::StorageService* storage) {
     if (!body.ok()) return HttpResponse::FromStatus(body.status());
     auto disk = storage->Clone(name, body->value("snapshot", ""), body->value("name", ""));
     if (!disk.ok()) return HttpResponse::FromStatus(disk.status());
-    return Ok(201, *disk);
+    return JsonResponse(201, *disk);
   });
   router.Handle("POST", "/v1/disks/{name}/attach", [storage](const HttpRequest& req) {
     std::string name = req.Param("name");
@@ -144,12 +127,12 @@ void AddStorageRoutes(Router& router, control::StorageService* storage) {
     if (!body.ok()) return HttpResponse::FromStatus(body.status());
     auto disk = storage->Attach(name, body->value("workload", ""));
     if (!disk.ok()) return HttpResponse::FromStatus(disk.status());
-    return Ok(200, *disk);
+    return JsonResponse(200, *disk);
   });
   router.Handle("POST", "/v1/disks/{name}/detach", [storage](const HttpRequest& req) {
     auto disk = storage->Detach(req.Param("name"));
     if (!disk.ok()) return HttpResponse::FromStatus(disk.status());
-    return Ok(200, *disk);
+    return JsonResponse(200, *disk);
   });
   router.HandleAsync("POST", "/v1/disks/{name}/backup",
                      [storage](const HttpRequest& req, Responder r) {

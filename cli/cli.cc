@@ -15,6 +15,7 @@
 #include "api/yaml_json.h"
 #include "cli/image_cmd.h"
 #include "cli/storenet_cmd.h"
+#include "cli/table.h"
 #include "core/json.h"
 #include "core/strings.h"
 #include "core/workload.h"
@@ -190,25 +191,6 @@ std::string Age(const Json& time_field) {
   if (s < 7200) return Cat(s / 60, "m");
   if (s < 172800) return Cat(s / 3600, "h");
   return Cat(s / 86400, "d");
-}
-
-// Prints rows as aligned columns.
-void Table(std::ostream& out, const std::vector<std::vector<std::string>>& rows) {
-  std::vector<size_t> width;
-  for (const auto& r : rows) {
-    for (size_t i = 0; i < r.size(); ++i) {
-      if (width.size() <= i) width.push_back(0);
-      width[i] = std::max(width[i], r[i].size());
-    }
-  }
-  for (const auto& r : rows) {
-    std::string line;
-    for (size_t i = 0; i < r.size(); ++i) {
-      line += r[i];
-      if (i + 1 < r.size()) line += std::string(width[i] - r[i].size() + 2, ' ');
-    }
-    out << line << "\n";
-  }
 }
 
 std::string GpuText(const Json& spec_resources) {
@@ -432,7 +414,7 @@ class Cli {
                       r.value("cpu", "-"), r.value("memory", "-"), GpuText(r), Age(w["created_at"]),
                       w["status"].value("reason", "")});
     }
-    Table(out_, rows);
+    PrintTable(out_, rows);
     return 0;
   }
 
@@ -543,7 +525,7 @@ class Cli {
         rows.push_back({h["name"], h["state"], inv.value("cpu", "-"), inv.value("memory", "-"),
                         gpus, drivers, Age(h["last_heartbeat"]) + " ago"});
       }
-      Table(out_, rows);
+      PrintTable(out_, rows);
       return 0;
     }
     if (sub == "get") {
@@ -587,7 +569,7 @@ class Cli {
                         pair(t["used"], t["quota"], "memory"), pair(t["used"], t["quota"], "disk"),
                         pair(t["used"], t["quota"], "gpu")});
       }
-      Table(out_, rows);
+      PrintTable(out_, rows);
       return 0;
     }
     if (sub != "quota") return Usage(Cat("unknown tenant command \"", sub, "\""));

@@ -5,6 +5,7 @@
 
 #include "absl/time/time.h"
 #include "cli/cli.h"
+#include "cli/table.h"
 #include "core/json.h"
 #include "core/quantity.h"
 #include "core/strings.h"
@@ -150,18 +151,7 @@ int RunImageCommand(const std::vector<std::string>& args, std::ostream& out, std
                       absl::FormatTime("%Y-%m-%d %H:%M", e.imported_at, absl::UTCTimeZone()),
                       source});
     }
-    std::vector<size_t> width(rows[0].size(), 0);
-    for (const auto& r : rows) {
-      for (size_t i = 0; i < r.size(); ++i) width[i] = std::max(width[i], r[i].size());
-    }
-    for (const auto& r : rows) {
-      std::string line;
-      for (size_t i = 0; i < r.size(); ++i) {
-        line += r[i];
-        if (i + 1 < r.size()) line += std::string(width[i] - r[i].size() + 2, ' ');
-      }
-      out << line << "\n";
-    }
+    PrintTable(out, rows);
     return 0;
   }
   if (sub == "rm" || sub == "remove" || sub == "delete") {

@@ -14,6 +14,7 @@
 #include "absl/time/time.h"
 #include "api/http/client.h"
 #include "cli/cli.h"
+#include "cli/table.h"
 #include "core/json.h"
 #include "core/strings.h"
 
@@ -214,24 +215,6 @@ class Command {
     return 0;
   }
 
-  static void Table(std::ostream& out, const std::vector<std::vector<std::string>>& rows) {
-    std::vector<size_t> width;
-    for (const auto& r : rows) {
-      for (size_t i = 0; i < r.size(); ++i) {
-        if (width.size() <= i) width.push_back(0);
-        width[i] = std::max(width[i], r[i].size());
-      }
-    }
-    for (const auto& r : rows) {
-      std::string line;
-      for (size_t i = 0; i < r.size(); ++i) {
-        line += r[i];
-        if (i + 1 < r.size()) line += std::string(width[i] - r[i].size() + 2, ' ');
-      }
-      out << line << "\n";
-    }
-  }
-
   void PrintDisk(const Json& d) {
     const Json& s = d["status"];
     out_ << "name:        " << d.value("name", "") << "\n"
@@ -297,7 +280,7 @@ class Command {
                           s.value("state", ""), s.value("attached_to", "") + "",
                           Cat(s.contains("snapshots") ? s["snapshots"].size() : 0)});
         }
-        Table(out_, rows);
+        PrintTable(out_, rows);
       });
     }
     if (sub == "restore") {
@@ -388,7 +371,7 @@ class Command {
               {n.value("name", ""), n["spec"].value("subnet", ""), n["spec"].value("gateway", ""),
                n["spec"].value("nat", false) ? "yes" : "no", n["status"].value("bridge", "")});
         }
-        Table(out_, rows);
+        PrintTable(out_, rows);
       });
     }
     if (name.empty()) return Usage(Cat("net ", sub, " needs a network NAME"));
@@ -437,7 +420,7 @@ class Command {
       if (from.empty()) from = "anywhere";
       rows.push_back({r.value("id", ""), r.value("protocol", ""), r.value("ports", ""), from});
     }
-    Table(out_, rows);
+    PrintTable(out_, rows);
   }
 
   int Secgroup() {
@@ -450,7 +433,7 @@ class Command {
         for (const auto& g : list["items"]) {
           rows.push_back({g.value("name", ""), Cat(g["spec"]["rules"].size())});
         }
-        Table(out_, rows);
+        PrintTable(out_, rows);
       });
     }
     if (sub == "rule") {
@@ -507,7 +490,7 @@ class Command {
                           s.value("workload", ""), Cat(s.value("port", 0)),
                           s.value("target_address", "")});
         }
-        Table(out_, rows);
+        PrintTable(out_, rows);
       });
     }
     if (sub == "add") {

@@ -208,4 +208,20 @@ inline std::string TempDir(const std::string& name) {
   return dir;
 }
 
+// Deletes every workload and waits (up to a minute) until they are gone. Workloads outlive a
+// stopped server (its next start re-adopts them), so tests delete theirs before stopping it.
+inline void DeleteAllWorkloads(DevServer& server) {
+  nlohmann::json list = server.Get("/v1/workloads");
+  if (!list.is_object()) return;
+  for (const auto& w : list["items"]) {
+    (void)server.client().Delete("/v1/workloads/" + w["name"].get<std::string>());
+  }
+  Eventually(
+      [&] {
+        nlohmann::json now = server.Get("/v1/workloads");
+        return !now.is_object() || now["items"].empty();
+      },
+      60);
+}
+
 }  // namespace berth::e2e

@@ -33,16 +33,8 @@ class StorageNetworkE2eTest : public ::testing::Test {
     ASSERT_TRUE(server_.Start()) << e2e::ReadFile(dir_ + "/serve.log");
   }
   void TearDown() override {
-    if (server_.pid() > 0) {
-      // Workloads outlive a stopped server (they are re-adopted at its next start): delete them.
-      Json list = server_.Get("/v1/workloads");
-      if (list.is_object()) {
-        for (const auto& w : list["items"]) {
-          (void)server_.client().Delete("/v1/workloads/" + w["name"].get<std::string>());
-        }
-        e2e::Eventually([&] { return Count("/v1/workloads") == 0; }, 60);
-      }
-    }
+    // Delete every workload so no container, VM, namespace or mount outlives the test.
+    if (server_.pid() > 0) e2e::DeleteAllWorkloads(server_);
     server_.Kill(SIGTERM);
     // dnsmasq runs inside the namespace; it goes with the namespace's other processes.
     if (geteuid() == 0 && ns_.ok()) {

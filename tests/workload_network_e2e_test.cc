@@ -57,17 +57,9 @@ class WorkloadNetworkE2eTest : public ::testing::Test {
     ASSERT_TRUE(server_.Start()) << e2e::ReadFile(dir_ + "/serve.log");
   }
   void TearDown() override {
-    if (server_.pid() > 0) {
-      // Delete every workload so no container, VM, namespace or mount outlives the test.
-      Json list = server_.Get("/v1/workloads");
-      if (list.is_object()) {
-        for (const auto& w : list["items"]) {
-          (void)server_.client().Delete("/v1/workloads/" + w["name"].get<std::string>());
-        }
-        e2e::Eventually([&] { return Count("/v1/workloads") == 0; }, 60);
-      }
-      server_.Kill(SIGTERM);
-    }
+    // Delete every workload so no container, VM, namespace or mount outlives the test.
+    if (server_.pid() > 0) e2e::DeleteAllWorkloads(server_);
+    server_.Kill(SIGTERM);
     if (geteuid() == 0 && ns_.ok()) {
       std::string pids;
       nt::RunIn("", {"ip", "netns", "pids", ns_.Name("host")}, &pids);
