@@ -79,6 +79,11 @@ void AddStorageRoutes(Router& router, control::StorageService* storage) {
     if (!list.ok()) return HttpResponse::FromStatus(list.status());
     return JsonResponse(200, ListBody(*list, rev));
   });
+  router.Handle("GET", "/v1/pools", [storage](const HttpRequest&) {
+    auto pools = storage->Pools();
+    if (!pools.ok()) return HttpResponse::FromStatus(pools.status());
+    return JsonResponse(200, Json{{"items", *pools}});
+  });
   router.Handle("GET", "/v1/disks/{name}", [storage](const HttpRequest& req) {
     auto disk = storage->Get(req.Param("name"));
     if (!disk.ok()) return HttpResponse::FromStatus(disk.status());

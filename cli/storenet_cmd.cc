@@ -1,6 +1,7 @@
 #include "cli/storenet_cmd.h"
 
 #include <algorithm>
+#include <cstdio>
 #include <cstdlib>
 #include <fstream>
 #include <functional>
@@ -29,6 +30,8 @@ constexpr char kDiskUsage[] =
     R"(Usage: berth disk COMMAND [--json]
   create NAME --size 1Gi [--format qcow2|raw] [--fs ext4|xfs] [--from-image IMG]
   ls | get NAME
+  pools                            the host's pools: provisioned (virtual) vs allocated bytes,
+                                   capacity and the overcommit limit
   resize NAME --size SIZE          grow a disk (never shrinks)
   snapshot NAME SNAP | revert NAME SNAP
   clone SRC[@SNAP] NEW             a new independent disk from SRC (or its snapshot)
@@ -153,6 +156,19 @@ class Command {
     }
     return 1;
   }
+  // 200704 -> "196Ki", 10737418240 -> "10.0Gi": for people, not for parsing.
+  static std::string Bytes(int64_t bytes) {
+    static constexpr const char* kUnits[] = {"", "Ki", "Mi", "Gi", "Ti", "Pi"};
+    double v = static_cast<double>(bytes);
+    int u = 0;
+    while (v >= 1024 && u < 5) {
+      v /= 1024;
+      ++u;
+    }
+    char buf[32];
+    snprintf(buf, sizeof buf, u >= 3 ? "%.1f%s" : "%.0f%s", v, kUnits[u]);
+    return buf;
+  }
   std::string Arg(size_t i) const { return i < pos_.size() ? pos_[i] : std::string(); }
   std::string Flag(const std::string& name) const {
     auto it = values_.find(name);
@@ -268,6 +284,21 @@ class Command {
 
   int Disk() {
     std::string sub = Arg(0), name = Arg(1);
+    if (sub == "pools") {
+      auto j = Call("GET", "/v1/pools");
+      if (!j) return 1;
+      return Print(*j, [&](const Json& list) {
+        std::vector<std::vector<std::string>> rows = {
+            {"POOL", "VOLUMES", "PROVISIONED", "ALLOCATED", "CAPACITY", "LIMIT", "AVAILABLE"}};
+        for (const auto& p : list["items"]) {
+          auto mib = [&](const char* key) { return Bytes(p.value(key, int64_t{0}) << 20); };
+          rows.push_back({p.value("name", ""), Cat(p.value("volume_count", int64_t{0})),
+                          mib("provisioned_mib"), Bytes(p.value("allocated_bytes", int64_t{0})),
+                          mib("capacity_mib"), mib("limit_mib"), mib("available_mib")});
+        }
+        PrintTable(out_, rows);
+      });
+    }
     if (sub == "ls" || sub == "list") {
       auto j = Call("GET", "/v1/disks");
       if (!j) return 1;

@@ -241,6 +241,23 @@ absl::StatusOr<Json> StorageService::Clone(std::string_view source, std::string_
                     temporary ? std::string() : Cat(" snapshot \"", snapshot, "\"")));
 }
 
+absl::StatusOr<std::vector<Json>> StorageService::Pools() {
+  BERTH_ASSIGN_OR_RETURN(std::vector<HostPool> pools, host_->Pools());
+  std::vector<Json> out;
+  for (const HostPool& p : pools) {
+    out.push_back(Json{{"name", p.name},
+                       {"directory", p.directory},
+                       {"capacity_mib", p.capacity_mib},
+                       {"overcommit", static_cast<double>(p.overcommit_permille) / 1000.0},
+                       {"volume_count", p.volume_count},
+                       {"provisioned_mib", p.provisioned_mib},
+                       {"allocated_bytes", p.allocated_bytes},
+                       {"limit_mib", p.limit_mib},
+                       {"available_mib", p.available_mib}});
+  }
+  return out;
+}
+
 absl::StatusOr<Json> StorageService::Attach(std::string_view name, std::string_view workload) {
   if (workload.empty()) return core::FieldError("disk", name, "workload", "must not be empty");
   absl::MutexLock lock(&mu_);

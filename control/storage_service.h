@@ -53,6 +53,19 @@ struct HostBackup {
 
 using Progress = std::function<void(int permille)>;
 
+// A pool's thin-provisioning accounting.
+struct HostPool {
+  std::string name;
+  std::string directory;
+  int64_t capacity_mib = 0;
+  int64_t overcommit_permille = 1000;
+  int64_t volume_count = 0;
+  int64_t provisioned_mib = 0;  // the volumes' virtual sizes
+  int64_t allocated_bytes = 0;  // what they really take on disk
+  int64_t limit_mib = 0;        // capacity * overcommit
+  int64_t available_mib = 0;    // limit - provisioned
+};
+
 // The storage operations of one host, in the service's terms. Errors carry the driver's
 // message (InvalidArgument naming the field, NotFound, FailedPrecondition, ...).
 class StorageHost {
@@ -75,6 +88,7 @@ class StorageHost {
   virtual absl::StatusOr<HostVolume> Restore(const std::string& file, std::string_view name,
                                              std::string_view format, const Progress& progress) = 0;
   virtual absl::Status Delete(std::string_view name, std::string_view attached_to) = 0;
+  virtual absl::StatusOr<std::vector<HostPool>> Pools() = 0;
 };
 
 struct DiskCreateOptions {
@@ -111,6 +125,9 @@ class StorageService {
   absl::StatusOr<core::Json> Create(const DiskCreateOptions& options);
   absl::StatusOr<core::Json> Get(std::string_view name);
   absl::StatusOr<std::vector<core::Json>> List(int64_t* revision = nullptr);
+  // The host's pools with their accounting: {name, directory, capacity_mib, overcommit,
+  // volume_count, provisioned_mib, allocated_bytes, limit_mib, available_mib}.
+  absl::StatusOr<std::vector<core::Json>> Pools();
   absl::StatusOr<core::Json> Resize(std::string_view name, std::string_view size);
   absl::StatusOr<core::Json> Snapshot(std::string_view name, std::string_view snapshot);
   absl::StatusOr<core::Json> Revert(std::string_view name, std::string_view snapshot);

@@ -1,5 +1,6 @@
 #include "control/storage_service.h"
 
+#include <algorithm>
 #include <map>
 #include <string>
 #include <vector>
@@ -128,6 +129,22 @@ class FakeStorageHost final : public StorageHost {
     if (absl::Status s = Call("Delete", name); !s.ok()) return s;
     if (volumes.erase(std::string(name)) == 0) return NotFound(name);
     return absl::OkStatus();
+  }
+
+  absl::StatusOr<std::vector<HostPool>> Pools() override {
+    if (absl::Status s = Call("Pools", ""); !s.ok()) return s;
+    HostPool p{.name = "default",
+               .directory = "/pool",
+               .capacity_mib = 10240,
+               .overcommit_permille = 2000,
+               .limit_mib = 20480};
+    for (const auto& [name, v] : volumes) {
+      ++p.volume_count;
+      p.provisioned_mib += v.size_mib;
+      p.allocated_bytes += v.allocated_bytes;
+    }
+    p.available_mib = std::max<int64_t>(0, p.limit_mib - p.provisioned_mib);
+    return std::vector<HostPool>{p};
   }
 
   int CallsOf(std::string_view method) const {
@@ -505,6 +522,28 @@ TEST_F(StorageServiceTest, StartStopsWhenTheHostCannotPrepare) {
   EXPECT_EQ(disks_.Start().code(), absl::StatusCode::kPermissionDenied);
   EXPECT_EQ(Revision(), rev);
   EXPECT_EQ(StatusField("d1", "state"), "ready");
+}
+
+}  // namespace
+}  // namespace berth::control
+
+namespace berth::control {
+namespace {
+
+TEST_F(StorageServiceTest, PoolsReportThinProvisioningAccounting) {
+  ASSERT_TRUE(CreateDisk("a", "1Gi").ok());
+  ASSERT_TRUE(CreateDisk("b", "512Mi").ok());
+  auto pools = disks_.Pools();
+  ASSERT_TRUE(pools.ok()) << pools.status();
+  ASSERT_EQ(pools->size(), 1u);
+  const Json& p = (*pools)[0];
+  EXPECT_EQ(p["name"], "default");
+  EXPECT_EQ(p["volume_count"], 2);
+  EXPECT_EQ(p["provisioned_mib"], 1536);
+  EXPECT_EQ(p["available_mib"], 20480 - 1536);
+  EXPECT_DOUBLE_EQ(p["overcommit"].get<double>(), 2.0);
+  host_.fail["Pools"] = absl::UnavailableError("pool directory unreadable");
+  EXPECT_EQ(disks_.Pools().status().code(), absl::StatusCode::kUnavailable);
 }
 
 }  // namespace

@@ -77,6 +77,18 @@ class LocalStorageHost : public control::StorageHost {
     BERTH_ASSIGN_OR_RETURN(rs::VolumeInfo v, drv().CreateVolume(s));
     return ToHost(v);
   }
+  absl::StatusOr<std::vector<control::HostPool>> Pools() override {
+    BERTH_ASSIGN_OR_RETURN(rs::PoolStatus p, drv().GetPool(kPool));
+    return std::vector<control::HostPool>{{.name = p.spec.name,
+                                           .directory = p.spec.directory,
+                                           .capacity_mib = p.spec.capacity_mib,
+                                           .overcommit_permille = p.spec.overcommit_permille,
+                                           .volume_count = p.volume_count,
+                                           .provisioned_mib = p.provisioned_mib,
+                                           .allocated_bytes = p.allocated_bytes,
+                                           .limit_mib = p.limit_mib,
+                                           .available_mib = p.available_mib}};
+  }
   absl::StatusOr<control::HostVolume> Get(std::string_view name) override {
     BERTH_ASSIGN_OR_RETURN(rs::VolumeInfo v, drv().GetVolume(kPool, name));
     return ToHost(v);

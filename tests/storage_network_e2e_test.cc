@@ -141,6 +141,14 @@ TEST_F(StorageNetworkE2eTest, DiskLifecycleThroughTheCli) {
 
   Json list = CliJson({"disk", "ls"});
   EXPECT_EQ(list["items"].size(), 3u);
+  // The pool's accounting agrees with the disks: virtual sizes add up; thin files take less.
+  Json pools = CliJson({"disk", "pools"});
+  ASSERT_EQ(pools["items"].size(), 1u) << pools.dump();
+  int64_t provisioned = 0;
+  for (const auto& d : list["items"]) provisioned += d["status"]["size_mib"].get<int64_t>();
+  EXPECT_EQ(pools["items"][0]["volume_count"], 3);
+  EXPECT_EQ(pools["items"][0]["provisioned_mib"], provisioned);
+  EXPECT_LT(pools["items"][0]["allocated_bytes"].get<int64_t>(), provisioned << 20);
 
   // A disk attached to a workload cannot be deleted; detached it can.
   int status = 0;
