@@ -117,8 +117,10 @@ absl::Status NetworkService::Start() {
   BERTH_ASSIGN_OR_RETURN(auto forwards, ListObjects(store_, kPortForwardPrefix));
   for (const auto& f : forwards) {
     absl::Status s = host_->AddForward(ForwardFromJson(f.body));
+    // Ids are "PROTO-PORT": one that exists already is this very forward, kept from before.
+    if (absl::IsAlreadyExists(s)) s = absl::OkStatus();
     note(s);
-    if (s.ok() || absl::IsAlreadyExists(s)) keep.forwards.insert(f.body.value("id", ""));
+    if (s.ok()) keep.forwards.insert(f.body.value("id", ""));
   }
   note(host_->Cleanup(keep));
   return first;

@@ -650,5 +650,16 @@ TEST_F(NetworkServiceTest, StartReportsAHostFailureAndStillCleansUp) {
   EXPECT_THAT(fresh.cleanups[0].networks, IsEmpty());
 }
 
+TEST_F(NetworkServiceTest, StartOnAHostThatKeptItsForwardsIsClean) {
+  ASSERT_TRUE(CreateNetwork("n1", "10.88.0.0/24").ok());
+  ASSERT_TRUE(Attach("n1", "w1").ok());
+  ASSERT_TRUE(Forward("w1", 8080, 80).ok());
+  // The same host (its forward still there) after a server restart.
+  NetworkService restarted(&store_, &clock_, &host_);
+  EXPECT_TRUE(restarted.Start().ok());
+  ASSERT_FALSE(host_.cleanups.empty());
+  EXPECT_EQ(host_.cleanups.back().forwards, (std::set<std::string>{"tcp-8080"}));
+}
+
 }  // namespace
 }  // namespace berth::control
