@@ -163,6 +163,10 @@ absl::StatusOr<Workload> ControlPlane::CreateWorkload(const core::WorkloadSpec& 
   AddEvent(&txn.then_ops, "workload", spec.name, "created",
            Cat(core::WorkloadKindName(spec.kind), " workload created"));
   BERTH_ASSIGN_OR_RETURN(state::TxnResponse resp, store_->Txn(txn));
+  if (resp.succeeded) {
+    absl::MutexLock lock(&mix_mu_);
+    mix_tracker_.Observe(ToRequest(w));
+  }
   if (!resp.succeeded) {
     return absl::AlreadyExistsError(Cat(
         "workload \"", spec.name, "\": name is already taken; delete it first or pick another"));
@@ -681,9 +685,11 @@ absl::StatusOr<int> ControlPlane::ScheduleOnce() {
   std::map<int, const core::Host*> by_index;
   BERTH_RETURN_IF_ERROR(BuildCluster(snap, &cluster, &by_index));
   BERTH_ASSIGN_OR_RETURN(sched::Policy policy, sched::Policy::Parse(options_.policy));
+  const sched::WorkloadMix mix = CurrentMix();
   sched::SchedulerOptions sopts;
   sopts.policy = policy;
   sopts.always_explain = true;
+  sopts.mix = &mix;
   sched::Scheduler scheduler(&cluster, sopts);
 
   int placed = 0;
@@ -830,9 +836,11 @@ absl::StatusOr<std::string> ControlPlane::Explain(std::string_view name) {
   std::map<int, const core::Host*> by_index;
   BERTH_RETURN_IF_ERROR(BuildCluster(snap, &cluster, &by_index));
   BERTH_ASSIGN_OR_RETURN(sched::Policy policy, sched::Policy::Parse(options_.policy));
+  const sched::WorkloadMix mix = CurrentMix();
   sched::SchedulerOptions sopts;
   sopts.policy = policy;
   sopts.always_explain = true;
+  sopts.mix = &mix;
   sched::Scheduler scheduler(&cluster, sopts);
   BERTH_ASSIGN_OR_RETURN(sched::Decision d, scheduler.Schedule(ToRequest(w)));
   return d.Explain();
@@ -883,7 +891,19 @@ absl::StatusOr<int> ControlPlane::CheckHostsOnce() {
   return down;
 }
 
+sched::WorkloadMix ControlPlane::CurrentMix() {
+  absl::MutexLock lock(&mix_mu_);
+  return mix_tracker_.mix();
+}
+
 void ControlPlane::Start() {
+  // The mix FGD scores against, from the workloads the store holds (oldest first).
+  if (auto all = ListWorkloads(); all.ok()) {
+    std::sort(all->begin(), all->end(),
+              [](const Workload& a, const Workload& b) { return a.created_at < b.created_at; });
+    absl::MutexLock lock(&mix_mu_);
+    for (const auto& w : *all) mix_tracker_.Observe(ToRequest(w));
+  }
   auto rev = store_->Revision();
   auto watch = store_->Watch("/", rev.ok() ? *rev + 1 : 0, [this](const state::Event& e) {
     if (e.kv.key.rfind(kEventPrefix, 0) == 0) return;

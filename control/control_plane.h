@@ -25,6 +25,8 @@
 #include "core/clock.h"
 #include "core/host.h"
 #include "core/workload.h"
+#include "sched/mix.h"
+#include "sched/scheduler.h"
 #include "state/store.h"
 
 namespace berth::control {
@@ -39,8 +41,10 @@ inline constexpr std::string_view kQuotaPrefix = "/quotas/";
 struct ControlPlaneOptions {
   core::Clock* clock = nullptr;                 // defaults to the system clock
   absl::Duration host_ttl = absl::Seconds(15);  // a host without heartbeats this long is down
-  std::string policy = "binpack";               // sched policy for the scheduling pass
-  size_t max_events = 10000;                    // older events are trimmed
+  // The scheduling pass's policy. FGD scores against the mix of the workloads created here
+  // (the last 1,000, learned again from the store at start).
+  std::string policy = std::string(sched::kDefaultPolicy);
+  size_t max_events = 10000;  // older events are trimmed
 };
 
 // An agent's report about one workload it runs.
@@ -131,6 +135,10 @@ class ControlPlane {
 
   state::Store* const store_;
   std::function<absl::Status(const core::WorkloadSpec&)> reference_check_;
+  // What the workloads ask for, for FGD; fed at create and from the store at start.
+  absl::Mutex mix_mu_;
+  sched::MixTracker mix_tracker_ ABSL_GUARDED_BY(mix_mu_);
+  sched::WorkloadMix CurrentMix();
   const ControlPlaneOptions options_;
   core::Clock* const clock_;
 

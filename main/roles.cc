@@ -278,7 +278,8 @@ Runs the Berth API server on the embedded SQLite store in DIR (default: BERTH_DA
   --dev            also run an agent for this machine in the same process, so workloads run here
   --listen         address to serve on (default 127.0.0.1:7070; port 0 picks a free one)
   --host-ttl       a host without heartbeats this long is marked down (default 15s)
-  --policy         placement policy (default binpack; e.g. fgd, spread, "fgd:1,topology:0.2")
+  --policy         placement policy (default "fgd:1,topology:0.2", chosen with berth sim;
+                   e.g. binpack, spread, gpu-packing)
   --agent-config   the local agent's config file (labels, declared GPUs) in --dev mode
 The admin token is written to DIR/admin.token (mode 0600), the agents' join token to
 DIR/join.token, and the address to DIR/server.json, where the CLI finds them.
