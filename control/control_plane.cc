@@ -116,6 +116,7 @@ struct Snapshot {
 ControlPlane::ControlPlane(state::Store* store, ControlPlaneOptions options)
     : store_(store),
       options_(std::move(options)),
+      policy_(sched::Policy::Parse(options_.policy)),
       clock_(options_.clock ? options_.clock : &core::SystemClock::Get()),
       started_at_(clock_->Now()) {}
 
@@ -684,13 +685,10 @@ absl::StatusOr<int> ControlPlane::ScheduleOnce() {
   sched::Cluster cluster;
   std::map<int, const core::Host*> by_index;
   BERTH_RETURN_IF_ERROR(BuildCluster(snap, &cluster, &by_index));
-  BERTH_ASSIGN_OR_RETURN(sched::Policy policy, sched::Policy::Parse(options_.policy));
+  BERTH_RETURN_IF_ERROR(policy_.status());
   const sched::WorkloadMix mix = CurrentMix();
-  sched::SchedulerOptions sopts;
-  sopts.policy = policy;
-  sopts.always_explain = true;
-  sopts.mix = &mix;
-  sched::Scheduler scheduler(&cluster, sopts);
+  sched::Scheduler scheduler(
+      &cluster, sched::SchedulerOptions{.policy = *policy_, .mix = &mix, .always_explain = false});
 
   int placed = 0;
   for (const auto* pair : pending) {
@@ -835,13 +833,10 @@ absl::StatusOr<std::string> ControlPlane::Explain(std::string_view name) {
   sched::Cluster cluster;
   std::map<int, const core::Host*> by_index;
   BERTH_RETURN_IF_ERROR(BuildCluster(snap, &cluster, &by_index));
-  BERTH_ASSIGN_OR_RETURN(sched::Policy policy, sched::Policy::Parse(options_.policy));
+  BERTH_RETURN_IF_ERROR(policy_.status());
   const sched::WorkloadMix mix = CurrentMix();
-  sched::SchedulerOptions sopts;
-  sopts.policy = policy;
-  sopts.always_explain = true;
-  sopts.mix = &mix;
-  sched::Scheduler scheduler(&cluster, sopts);
+  sched::Scheduler scheduler(
+      &cluster, sched::SchedulerOptions{.policy = *policy_, .mix = &mix, .always_explain = true});
   BERTH_ASSIGN_OR_RETURN(sched::Decision d, scheduler.Schedule(ToRequest(w)));
   return d.Explain();
 }

@@ -140,6 +140,7 @@ class ControlPlane {
   sched::MixTracker mix_tracker_ ABSL_GUARDED_BY(mix_mu_);
   sched::WorkloadMix CurrentMix();
   const ControlPlaneOptions options_;
+  const absl::StatusOr<sched::Policy> policy_;  // options_.policy, parsed once
   core::Clock* const clock_;
 
   absl::Mutex mu_;

@@ -82,6 +82,23 @@ TEST_F(ControlPlaneTest, PlacesPendingWorkloadsWithinCapacity) {
   EXPECT_EQ(cp_.GetWorkload(pending)->status.state, WorkloadState::kScheduled);
 }
 
+TEST_F(ControlPlaneTest, DefaultPolicyPlacesAndABadPolicyPlacesNothing) {
+  ControlPlaneOptions o = Options();
+  o.policy = ControlPlaneOptions{}.policy;
+  EXPECT_EQ(o.policy, sched::kDefaultPolicy);
+  ControlPlane fgd(&store_, o);
+  ASSERT_TRUE(fgd.RegisterHost("h1", Inventory("1", "1Gi")).ok());
+  for (int i = 0; i < 3; ++i) ASSERT_TRUE(fgd.CreateWorkload(Spec("w" + std::to_string(i))).ok());
+  EXPECT_EQ(*fgd.ScheduleOnce(), 2);
+
+  o.policy = "nosuch:1";
+  ControlPlane bad(&store_, o);
+  ASSERT_TRUE(bad.CreateWorkload(Spec("x")).ok());
+  const int64_t rev = *store_.Revision();
+  EXPECT_EQ(bad.ScheduleOnce().status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(*store_.Revision(), rev);
+}
+
 TEST_F(ControlPlaneTest, ConcurrentPassesNeverOverAllocate) {
   ASSERT_TRUE(cp_.RegisterHost("h1", Inventory("2", "1Gi")).ok());
   ASSERT_TRUE(cp_.RegisterHost("h2", Inventory("2", "1Gi")).ok());

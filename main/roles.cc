@@ -22,6 +22,7 @@
 #include "core/json.h"
 #include "core/strings.h"
 #include "runtime/process_driver.h"
+#include "sched/scheduler.h"
 #ifdef BERTH_WITH_VM_DRIVERS
 #include "runtime/image/catalog.h"
 #include "runtime/oci/oci_driver.h"
@@ -311,6 +312,12 @@ int RunServe(const std::vector<std::string>& args, std::ostream& out, std::ostre
   for (const auto& [s, on] : f.switches) {
     if (s != "--dev") {
       err << "berth serve: unknown flag " << s << "\n" << kServeHelp;
+      return 2;
+    }
+  }
+  if (f.values.count("--policy")) {
+    if (auto policy = sched::Policy::Parse(f.values["--policy"]); !policy.ok()) {
+      err << "berth serve: --policy: " << policy.status().message() << "\n";
       return 2;
     }
   }

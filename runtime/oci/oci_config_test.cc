@@ -1,31 +1,18 @@
 #include "runtime/oci/oci_config.h"
 
-#include <cstdlib>
-#include <fstream>
-#include <sstream>
+#include <string>
 
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "runtime/golden_test_util.h"
 
 namespace berth::runtime {
 namespace {
 
 using ::testing::HasSubstr;
 
-// Compares `actual` with testdata/NAME; BERTH_UPDATE_GOLDENS=1 rewrites the file instead.
 void ExpectGolden(const std::string& name, const std::string& actual) {
-  const std::string path = std::string(BERTH_OCI_TESTDATA) + "/" + name;
-  const char* update = std::getenv("BERTH_UPDATE_GOLDENS");
-  if (update != nullptr && std::string(update) == "1") {
-    std::ofstream(path) << actual;
-    return;
-  }
-  std::ifstream in(path);
-  ASSERT_TRUE(in.good()) << "missing golden " << path << "; run with BERTH_UPDATE_GOLDENS=1";
-  std::stringstream ss;
-  ss << in.rdbuf();
-  EXPECT_EQ(ss.str(), actual) << "golden " << path
-                              << " differs; if intended, regenerate with BERTH_UPDATE_GOLDENS=1";
+  golden::ExpectGolden(BERTH_OCI_TESTDATA, name, actual);
 }
 
 ContainerLaunchSpec Box() {
