@@ -25,8 +25,14 @@ absl::StatusOr<AgentConfig> ParseAgentConfig(const Json& j) {
   core::JsonContext ctx{"agent config", ""};
   if (j.is_null()) return c;
   BERTH_RETURN_IF_ERROR(
-      core::CheckObject(ctx, j, "", {"name", "labels", "cpu", "memory", "disk", "gpus"}));
+      core::CheckObject(ctx, j, "", {"name", "labels", "cpu", "memory", "disk", "gpus", "vm_accel"}));
   c.name = j.value("name", "");
+  if (auto it = j.find("vm_accel"); it != j.end()) {
+    if (!it->is_string() || (*it != "auto" && *it != "kvm" && *it != "tcg")) {
+      return ctx.Error("vm_accel", Cat("must be auto, kvm or tcg, got ", it->dump()));
+    }
+    c.vm_accel = it->get<std::string>();
+  }
   Json inv = Json::object();
   inv["cpu"] = j.contains("cpu") ? j["cpu"] : Json("0");
   inv["memory"] = j.contains("memory") ? j["memory"] : Json("0");

@@ -37,6 +37,21 @@ TEST(Inventory, DeclaredGpusAndLimitsComeFromTheConfig) {
   EXPECT_FALSE(ParseAgentConfig(core::Json::parse(R"({"gpus": [{"memory": "1Gi"}]})")).ok());
 }
 
+TEST(Inventory, ConfigTakesVmAccel) {
+  auto cfg = ParseAgentConfig(core::Json::parse(R"({"vm_accel": "tcg"})"));
+  ASSERT_TRUE(cfg.ok()) << cfg.status();
+  EXPECT_EQ(cfg->vm_accel, "tcg");
+  auto unset = ParseAgentConfig(core::Json::parse(R"({"name": "h1"})"));
+  ASSERT_TRUE(unset.ok()) << unset.status();
+  EXPECT_EQ(unset->vm_accel, "");
+  for (const char* bad : {R"({"vm_accel": "fast"})", R"({"vm_accel": 1})"}) {
+    auto s = ParseAgentConfig(core::Json::parse(bad)).status();
+    EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument) << bad;
+    EXPECT_NE(s.message().find("vm_accel"), std::string::npos) << s;
+    EXPECT_NE(s.message().find("auto, kvm or tcg"), std::string::npos) << s;
+  }
+}
+
 TEST(Inventory, LocalHostNameIsValid) {
   std::string name = LocalHostName();
   EXPECT_FALSE(name.empty());

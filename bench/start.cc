@@ -24,6 +24,7 @@
 #include "nlohmann/json.hpp"
 #include "runtime/image/command.h"
 #include "runtime/oci/oci_config.h"
+#include "runtime/qemu/accel_probe.h"
 #include "runtime/oci/oci_driver.h"
 #include "runtime/qemu/qemu_argv.h"
 #include "runtime/qemu/qemu_driver.h"
@@ -68,7 +69,7 @@ absl::Duration ContainerByHand(const std::string& rootfs, const std::string& dir
 absl::Duration VmByHand(const std::string& image, const std::string& dir) {
   fs::create_directories(dir);
   VmLaunchSpec s{.name = "bench-hand",
-                 .accel = DetectAccel(),
+                 .accel = DetectAccelOnce("qemu-system-x86_64").accel,
                  .memory_mib = 128,
                  .kernel = image + "/vmlinuz",
                  .initrd = image + "/initrd.img",

@@ -518,8 +518,15 @@ class Cli {
       for (const Json& h : (*j)["items"]) {
         const Json& inv = h["inventory"];
         std::string drivers;
-        for (const auto& d : inv["drivers"])
-          drivers += (drivers.empty() ? "" : ",") + d.get<std::string>();
+        for (const auto& d : inv["drivers"]) {
+          std::string name = d.get<std::string>();
+          // "vm(tcg)": VMs here run without KVM; `berth host get` says why.
+          if (name == "vm" && inv.contains("fingerprint") &&
+              inv["fingerprint"].contains("vm_accel")) {
+            name += "(" + inv["fingerprint"]["vm_accel"].get<std::string>() + ")";
+          }
+          drivers += (drivers.empty() ? "" : ",") + name;
+        }
         std::string gpus = Cat(inv["gpus"].size());
         if (!inv["gpus"].empty()) gpus += " x " + inv["gpus"][0].value("model", "");
         rows.push_back({h["name"], h["state"], inv.value("cpu", "-"), inv.value("memory", "-"),

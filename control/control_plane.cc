@@ -422,6 +422,14 @@ absl::StatusOr<core::Host> ControlPlane::RegisterHost(const std::string& name,
              Cat(core::FormatCpu(inventory.capacity.cpu), " cpu, ",
                  core::FormatMiB(inventory.capacity.memory.value()), " memory, ",
                  inventory.gpus.size(), " gpus"));
+    // A host whose KVM does not work still runs VMs, much slower: say so where operators look.
+    if (auto it = inventory.fingerprint.find("vm_accel_fallback");
+        it != inventory.fingerprint.end() && it->second == "true") {
+      auto reason = inventory.fingerprint.find("vm_accel_reason");
+      AddEvent(&txn.then_ops, "host", name, "vm-accel-fallback",
+               Cat("VMs use tcg: ",
+                   reason == inventory.fingerprint.end() ? "kvm unusable" : reason->second));
+    }
     BERTH_ASSIGN_OR_RETURN(state::TxnResponse resp, store_->Txn(txn));
     if (resp.succeeded) {
       absl::MutexLock lock(&mu_);

@@ -51,6 +51,26 @@ TEST_F(ControlPlaneTest, CreateRefusesDuplicatesAndChangesNothing) {
   EXPECT_EQ(*store_.Revision(), rev);
 }
 
+TEST_F(ControlPlaneTest, AHostWhoseVmsFellBackToTcgGetsAnEventSayingWhy) {
+  core::HostInventory inv = Inventory();
+  inv.fingerprint = {{"vm_accel", "tcg"},
+                     {"vm_accel_fallback", "true"},
+                     {"vm_accel_reason", "kvm probe failed: failed to set MSR 0x10a; using tcg"}};
+  ASSERT_TRUE(cp_.RegisterHost("h1", inv).ok());
+  ASSERT_TRUE(cp_.RegisterHost("h2", Inventory()).ok());  // KVM works or was not asked for
+  std::vector<std::string> fallbacks;
+  auto events = cp_.ListEvents(0, 100);
+  ASSERT_TRUE(events.ok()) << events.status();
+  for (const auto& e : *events) {
+    if (e.type == "vm-accel-fallback") fallbacks.push_back(e.object + ": " + e.message);
+  }
+  ASSERT_EQ(fallbacks.size(), 1u);
+  EXPECT_EQ(fallbacks[0], "h1: VMs use tcg: kvm probe failed: failed to set MSR 0x10a; using tcg");
+  auto host = cp_.GetHost("h1");
+  ASSERT_TRUE(host.ok()) << host.status();
+  EXPECT_EQ(host->inventory.fingerprint.at("vm_accel"), "tcg");
+}
+
 TEST_F(ControlPlaneTest, PlacesPendingWorkloadsWithinCapacity) {
   ASSERT_TRUE(cp_.RegisterHost("h1", Inventory("1", "1Gi")).ok());
   for (int i = 0; i < 3; ++i) ASSERT_TRUE(cp_.CreateWorkload(Spec("w" + std::to_string(i))).ok());

@@ -7,13 +7,19 @@
 
 namespace berth::core {
 
+namespace {
+constexpr size_t kMaxFingerprintEntries = 64;
+constexpr size_t kMaxFingerprintValue = 1024;
+}  // namespace
+
 std::string_view HostStateName(HostState s) { return s == HostState::kReady ? "ready" : "down"; }
 
 absl::StatusOr<HostInventory> DecodeHostInventory(std::string_view host_name, const Json& j) {
   JsonContext ctx{"host", std::string(host_name)};
   BERTH_RETURN_IF_ERROR(
       CheckObject(ctx, j, "inventory",
-                  {"cpu", "memory", "disk", "gpus", "labels", "drivers", "address", "os"}));
+                  {"cpu", "memory", "disk", "gpus", "labels", "drivers", "address", "os",
+                   "fingerprint"}));
   HostInventory inv;
   auto quantity = [&](const char* key, auto parse, auto* out) -> absl::Status {
     auto it = j.find(key);
@@ -64,6 +70,20 @@ absl::StatusOr<HostInventory> DecodeHostInventory(std::string_view host_name, co
       if (d.is_string()) inv.drivers.push_back(d.get<std::string>());
     }
   }
+  if (auto it = j.find("fingerprint"); it != j.end() && !it->is_null()) {
+    if (!it->is_object()) return ctx.Error("inventory.fingerprint", "must be a map of strings");
+    if (it->size() > kMaxFingerprintEntries) {
+      return ctx.Error("inventory.fingerprint",
+                       Cat("has ", it->size(), " entries; at most ", kMaxFingerprintEntries));
+    }
+    for (auto kv = it->begin(); kv != it->end(); ++kv) {
+      if (!kv->is_string() || kv->get_ref<const std::string&>().size() > kMaxFingerprintValue) {
+        return ctx.Error(Cat("inventory.fingerprint.", kv.key()),
+                         Cat("must be a string of at most ", kMaxFingerprintValue, " bytes"));
+      }
+      inv.fingerprint[kv.key()] = kv->get<std::string>();
+    }
+  }
   inv.address = j.value("address", "");
   inv.os = j.value("os", "");
   return inv;
@@ -90,6 +110,7 @@ Json EncodeHostInventory(const HostInventory& inv) {
   j["drivers"] = inv.drivers;
   j["address"] = inv.address;
   j["os"] = inv.os;
+  j["fingerprint"] = inv.fingerprint;
   return j;
 }
 

@@ -25,6 +25,9 @@ struct HostInventory {
   std::vector<std::string> drivers;  // compute drivers usable here: "process", "vm", ...
   std::string address;               // where the agent can be reached, informational
   std::string os;                    // kernel release
+  // What the host's drivers found out about it, e.g. {"vm_accel": "tcg", "vm_accel_reason":
+  // "kvm probe failed: ...; using tcg"}. Informational; the scheduler does not read it.
+  std::map<std::string, std::string> fingerprint;
 };
 
 enum class HostState { kReady, kDown };

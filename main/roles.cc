@@ -174,19 +174,45 @@ struct LocalDrivers {
   std::unique_ptr<runtime::ImageCatalog> images;
 #endif
   std::map<std::string, runtime::ComputeDriver*> by_kind;
+  std::map<std::string, std::string> fingerprint;  // reported with the host's inventory
 };
 
-LocalDrivers MakeDrivers(const std::string& agent_dir, std::ostream& err) {
+// --vm-accel, else the agent config's vm_accel, else auto.
+absl::StatusOr<std::string> VmAccelFrom(const Flags& f, const agent::AgentConfig& config) {
+  std::string mode = "auto";
+  if (!config.vm_accel.empty()) mode = config.vm_accel;
+  if (auto it = f.values.find("--vm-accel"); it != f.values.end()) mode = it->second;
+#ifdef BERTH_WITH_VM_DRIVERS
+  if (auto parsed = runtime::ParseVmAccelMode(mode); !parsed.ok()) {
+    return absl::InvalidArgumentError(Cat("--vm-accel: ", parsed.status().message()));
+  }
+#endif
+  return mode;
+}
+
+LocalDrivers MakeDrivers(const std::string& agent_dir, const std::string& vm_accel,
+                         std::ostream& err) {
   LocalDrivers d;
   d.process = std::make_unique<runtime::ProcessDriver>();
   if (d.process->Fingerprint().healthy) d.by_kind["process"] = d.process.get();
 #ifdef BERTH_WITH_VM_DRIVERS
   std::error_code ec;
   const std::string dir = fs::absolute(agent_dir, ec).lexically_normal().string();
-  d.qemu = std::make_unique<runtime::QemuDriver>();
+  runtime::QemuDriverOptions qopts;
+  qopts.accel = runtime::ParseVmAccelMode(vm_accel).value_or(runtime::VmAccelMode::kAuto);
+  d.qemu = std::make_unique<runtime::QemuDriver>(qopts);
   runtime::DriverFingerprint qfp = d.qemu->Fingerprint();
   if (qfp.healthy) {
     d.by_kind["vm"] = d.qemu.get();
+    for (const char* key : {"vm_accel", "vm_accel_reason", "vm_accel_fallback"}) {
+      if (auto it = qfp.attributes.find(key); it != qfp.attributes.end()) {
+        d.fingerprint[key] = it->second;
+      }
+    }
+    if (qfp.attributes["vm_accel_fallback"] == "true") {
+      err << "berth: warning: VMs run without KVM (much slower): "
+          << qfp.attributes["vm_accel_reason"] << "\n";
+    }
   } else {
     err << "berth: no vm driver: " << qfp.health_description << "\n";
   }
@@ -215,6 +241,7 @@ LocalDrivers MakeDrivers(const std::string& agent_dir, std::ostream& err) {
 // Fills the agent options that depend on the drivers: image resolution and VM stats.
 void WireDrivers(LocalDrivers& d, agent::AgentOptions& ao) {
   ao.drivers = d.by_kind;
+  for (const auto& [k, v] : d.fingerprint) ao.inventory.fingerprint[k] = v;
 #ifdef BERTH_WITH_VM_DRIVERS
   runtime::ImageCatalog* images = d.images.get();
   ao.resolve_image = [images](std::string_view kind,
@@ -273,7 +300,7 @@ absl::StatusOr<agent::AgentConfig> AgentConfigFrom(const Flags& f) {
 
 constexpr char kServeHelp[] =
     R"(Usage: berth serve [--dev] [--data-dir DIR] [--listen HOST:PORT] [--host-ttl 15s]
-                   [--policy NAME] [--agent-config FILE]
+                   [--policy NAME] [--agent-config FILE] [--vm-accel auto|kvm|tcg]
 
 Runs the Berth API server on the embedded SQLite store in DIR (default: BERTH_DATA_DIR or ~/.berth).
   --dev            also run an agent for this machine in the same process, so workloads run here
@@ -282,6 +309,7 @@ Runs the Berth API server on the embedded SQLite store in DIR (default: BERTH_DA
   --policy         placement policy (default "fgd:1,topology:0.2", chosen with berth sim;
                    e.g. binpack, spread, gpu-packing)
   --agent-config   the local agent's config file (labels, declared GPUs) in --dev mode
+  --vm-accel       how the local agent runs VMs in --dev mode (as for berth agent)
 The admin token is written to DIR/admin.token (mode 0600), the agents' join token to
 DIR/join.token, and the address to DIR/server.json, where the CLI finds them.
 )";
@@ -293,16 +321,21 @@ Runs the agent for this host: registers its CPUs, memory and GPUs (nvidia-smi, o
 file's declared GPUs), heartbeats, and runs the workloads the server assigns to it.
   --server       the server's URL, e.g. http://10.0.0.1:7070 (or BERTH_ADDR)
   --join-token   the server's DATA_DIR/join.token (or BERTH_JOIN_TOKEN)
-  --config       YAML/JSON: name, labels, cpu, memory, gpus
+  --config       YAML/JSON: name, labels, cpu, memory, gpus, vm_accel
   --data-dir     where task records and logs are kept (default: BERTH_DATA_DIR/agent or ~/.berth/agent)
+  --vm-accel     auto (default): use KVM when a probe guest runs under it at start, TCG
+                 otherwise, with a warning and a host event saying why; kvm or tcg: use that.
+                 The config file's vm_accel sets the same. `berth host get` shows the choice.
 )";
 
 }  // namespace
 
 int RunServe(const std::vector<std::string>& args, std::ostream& out, std::ostream& err) {
   Flags f;
-  if (!ParseFlags(args, {"--data-dir", "--listen", "--host-ttl", "--policy", "--agent-config"}, &f,
-                  err)) {
+  if (!ParseFlags(args,
+                  {"--data-dir", "--listen", "--host-ttl", "--policy", "--agent-config",
+                   "--vm-accel"},
+                  &f, err)) {
     return 2;
   }
   if (f.switches.count("--help") || f.switches.count("-h")) {
@@ -320,6 +353,10 @@ int RunServe(const std::vector<std::string>& args, std::ostream& out, std::ostre
       err << "berth serve: --policy: " << policy.status().message() << "\n";
       return 2;
     }
+  }
+  if (auto accel = VmAccelFrom(f, agent::AgentConfig{}); !accel.ok()) {
+    err << "berth serve: " << accel.status().message() << "\n";
+    return 2;
   }
   const bool dev = f.switches.count("--dev") > 0;
   std::string dir = f.values.count("--data-dir") ? f.values["--data-dir"] : cli::DefaultDataDir();
@@ -404,9 +441,14 @@ int RunServe(const std::vector<std::string>& args, std::ostream& out, std::ostre
       err << "berth serve: " << config.status().message() << "\n";
       return 1;
     }
+    auto vm_accel = VmAccelFrom(f, *config);
+    if (!vm_accel.ok()) {
+      err << "berth serve: " << vm_accel.status().message() << "\n";
+      return 1;
+    }
     std::string agent_dir = dir + "/agent";
     fs::create_directories(agent_dir, ec);
-    drivers = MakeDrivers(agent_dir, err);
+    drivers = MakeDrivers(agent_dir, *vm_accel, err);
     auto inv = agent::DetectInventory(*config, agent_dir);
     if (!inv.ok()) {
       err << "berth serve: " << inv.status().message() << "\n";
@@ -452,8 +494,9 @@ int RunServe(const std::vector<std::string>& args, std::ostream& out, std::ostre
 
 int RunAgent(const std::vector<std::string>& args, std::ostream& out, std::ostream& err) {
   Flags f;
-  if (!ParseFlags(args, {"--server", "--join-token", "--config", "--data-dir", "--name"}, &f,
-                  err)) {
+  if (!ParseFlags(args,
+                  {"--server", "--join-token", "--config", "--data-dir", "--name", "--vm-accel"},
+                  &f, err)) {
     return 2;
   }
   if (f.switches.count("--help") || f.switches.count("-h")) {
@@ -468,6 +511,10 @@ int RunAgent(const std::vector<std::string>& args, std::ostream& out, std::ostre
     err << "berth agent: --server and --join-token are required\n" << kAgentHelp;
     return 2;
   }
+  if (auto accel = VmAccelFrom(f, agent::AgentConfig{}); !accel.ok()) {
+    err << "berth agent: " << accel.status().message() << "\n";
+    return 2;
+  }
   if (server.rfind("http://", 0) != 0) server = "http://" + server;
   std::string dir =
       f.values.count("--data-dir") ? f.values["--data-dir"] : cli::DefaultDataDir() + "/agent";
@@ -478,13 +525,18 @@ int RunAgent(const std::vector<std::string>& args, std::ostream& out, std::ostre
     err << "berth agent: " << config.status().message() << "\n";
     return 1;
   }
+  auto vm_accel = VmAccelFrom(f, *config);
+  if (!vm_accel.ok()) {
+    err << "berth agent: " << vm_accel.status().message() << "\n";
+    return 2;
+  }
   auto inv = agent::DetectInventory(*config, dir);
   if (!inv.ok()) {
     err << "berth agent: " << inv.status().message() << "\n";
     return 1;
   }
   sigset_t signals = BlockStopSignals();
-  LocalDrivers drivers = MakeDrivers(dir, err);
+  LocalDrivers drivers = MakeDrivers(dir, *vm_accel, err);
   agent::AgentOptions ao;
   ao.server_url = server;
   ao.token = token;

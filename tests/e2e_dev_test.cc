@@ -170,5 +170,81 @@ TEST_F(DevModeTest, KillNineLosesNothingAcknowledgedAndAdoptsRunningWork) {
   ASSERT_TRUE(Eventually([&] { return server_->State("hello") == "stopped"; }));
 }
 
+// How VMs are accelerated is the operator's to force, and otherwise probed: either way the host
+// says which accelerator it uses and why.
+TEST(DevModeVmAccelTest, ForcedTcgIsReportedInTheHostFingerprint) {
+  std::string dir = TempDir("e2e-accel");
+  {
+    DevServer server(dir, {"--dev", "--vm-accel", "tcg"});
+    ASSERT_TRUE(server.Start()) << ReadFile(dir + "/serve.log");
+    json host;
+    ASSERT_TRUE(Eventually([&] {
+      auto hosts = server.Get("/v1/hosts");
+      if (!hosts.is_object() || hosts["items"].empty()) return false;
+      host = hosts["items"][0];
+      return true;
+    })) << ReadFile(dir + "/serve.log");
+    const json& fp = host["inventory"]["fingerprint"];
+    EXPECT_EQ(fp.value("vm_accel", ""), "tcg") << host.dump();
+    EXPECT_NE(fp.value("vm_accel_reason", "").find("--vm-accel tcg"), std::string::npos)
+        << host.dump();
+    EXPECT_FALSE(fp.contains("vm_accel_fallback"));
+    Result ls = e2e::Run(dir, {"host", "ls"});
+    ASSERT_EQ(ls.exit_code, 0) << ls.err;
+    EXPECT_NE(ls.out.find("vm(tcg)"), std::string::npos) << ls.out;
+    Result get = e2e::Run(dir, {"host", "get", host["name"].get<std::string>(), "--json"});
+    ASSERT_EQ(get.exit_code, 0) << get.err;
+    EXPECT_EQ(json::parse(get.out)["inventory"]["fingerprint"]["vm_accel"], "tcg");
+  }
+  std::filesystem::remove_all(dir);
+}
+
+TEST(DevModeVmAccelTest, AutoProbesAndAFallbackIsAnEvent) {
+  std::string dir = TempDir("e2e-accel-auto");
+  {
+    DevServer server(dir);
+    ASSERT_TRUE(server.Start()) << ReadFile(dir + "/serve.log");
+    json host;
+    ASSERT_TRUE(Eventually([&] {
+      auto hosts = server.Get("/v1/hosts");
+      if (!hosts.is_object() || hosts["items"].empty()) return false;
+      host = hosts["items"][0];
+      return true;
+    })) << ReadFile(dir + "/serve.log");
+    const json& fp = host["inventory"]["fingerprint"];
+    const std::string accel = fp.value("vm_accel", "");
+    const std::string reason = fp.value("vm_accel_reason", "");
+    auto events = server.Get("/v1/events");
+    bool fallback_event = false;
+    for (const auto& e : events["items"]) fallback_event |= e["type"] == "vm-accel-fallback";
+    if (accel == "kvm") {
+      // KVM ran the probe guest: no warning, no event.
+      EXPECT_NE(reason.find("probe guest ran"), std::string::npos) << reason;
+      EXPECT_FALSE(fallback_event) << events.dump();
+    } else {
+      ASSERT_EQ(accel, "tcg") << host.dump();
+      EXPECT_NE(reason.find("using tcg"), std::string::npos) << reason;
+      EXPECT_TRUE(fallback_event) << events.dump();
+      EXPECT_NE(ReadFile(dir + "/serve.log").find("warning: VMs run without KVM"),
+                std::string::npos);
+    }
+  }
+  std::filesystem::remove_all(dir);
+}
+
+TEST(DevModeVmAccelTest, AnUnknownAcceleratorIsRefusedBeforeAnythingStarts) {
+  std::string dir = TempDir("e2e-accel-bad");
+  Result serve = e2e::Run(dir, {"serve", "--dev", "--vm-accel", "fast", "--data-dir", dir + "/data"});
+  EXPECT_EQ(serve.exit_code, 2);
+  EXPECT_NE(serve.err.find("--vm-accel"), std::string::npos) << serve.err;
+  EXPECT_NE(serve.err.find("auto, kvm or tcg"), std::string::npos) << serve.err;
+  EXPECT_FALSE(std::filesystem::exists(dir + "/data"));
+  Result agent = e2e::Run(dir, {"agent", "--server", "http://127.0.0.1:1", "--join-token", "x",
+                           "--data-dir", dir + "/agent", "--vm-accel", "fast"});
+  EXPECT_EQ(agent.exit_code, 2);
+  EXPECT_NE(agent.err.find("auto, kvm or tcg"), std::string::npos) << agent.err;
+  std::filesystem::remove_all(dir);
+}
+
 }  // namespace
 }  // namespace berth::e2e

@@ -1,8 +1,5 @@
 #include "runtime/qemu/qemu_argv.h"
 
-#include <fcntl.h>
-#include <unistd.h>
-
 #include "absl/strings/match.h"
 #include "core/status.h"
 #include "core/strings.h"
@@ -147,13 +144,6 @@ void SetDefaultTopology(VmLaunchSpec& spec) {
 }
 
 std::string HotplugPortId(int i) { return Cat("hotplug", i); }
-
-VmAccel DetectAccel() {
-  int fd = open("/dev/kvm", O_RDWR | O_CLOEXEC);
-  if (fd < 0) return VmAccel::kTcg;
-  close(fd);
-  return VmAccel::kKvm;
-}
 
 absl::StatusOr<std::vector<std::string>> BuildQemuArgv(const VmLaunchSpec& spec) {
   BERTH_RETURN_IF_ERROR(Validate(spec));

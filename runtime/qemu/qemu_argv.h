@@ -1,6 +1,7 @@
 // Spec -> QEMU command line, as a pure function: the same VmLaunchSpec always yields the same argv,
 // so the translation is golden-tested (runtime/qemu/testdata/*.argv; regenerate with
-// BERTH_UPDATE_GOLDENS=1). Nothing here touches the host except DetectAccel().
+// BERTH_UPDATE_GOLDENS=1). Nothing here touches the host (accel_probe.h decides
+// between KVM and TCG).
 #pragma once
 
 #include <cstdint>
@@ -67,9 +68,6 @@ struct VmLaunchSpec {
 // The argv (argv[0] = binary). InvalidArgument naming the field for an inconsistent spec
 // (`vm "tiny": vcpus must be >= 1, got 0`).
 absl::StatusOr<std::vector<std::string>> BuildQemuArgv(const VmLaunchSpec& spec);
-
-// kKvm when /dev/kvm opens read-write, kTcg otherwise.
-VmAccel DetectAccel();
 
 // Splits vcpus into a topology QEMU accepts: one socket of `vcpus` cores.
 void SetDefaultTopology(VmLaunchSpec& spec);

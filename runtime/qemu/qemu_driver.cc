@@ -65,7 +65,11 @@ bool LooksLikePci(const std::string& id) {
 }  // namespace
 
 QemuDriver::QemuDriver(QemuDriverOptions options)
-    : options_(std::move(options)), accel_(options_.accel.value_or(DetectAccel())) {}
+    : options_(std::move(options)),
+      accel_choice_(options_.accel == VmAccelMode::kAuto
+                        ? DetectAccelOnce(options_.qemu_binary)
+                        : ChooseAccel(options_.accel, {.qemu_binary = options_.qemu_binary})),
+      accel_(accel_choice_.accel) {}
 
 QemuDriver::~QemuDriver() {
   std::vector<std::shared_ptr<Vm>> vms;
@@ -106,8 +110,11 @@ DriverFingerprint QemuDriver::Fingerprint() {
   fp.attributes["driver.qemu.version"] =
       v == std::string::npos ? first : first.substr(v + 8, first.find(' ', v + 8) - v - 8);
   fp.attributes["driver.qemu.kvm"] = accel_ == VmAccel::kKvm ? "true" : "false";
+  fp.attributes["vm_accel"] = std::string(VmAccelName(accel_));
+  fp.attributes["vm_accel_reason"] = accel_choice_.reason;
+  if (accel_choice_.fallback) fp.attributes["vm_accel_fallback"] = "true";
   fp.healthy = true;
-  fp.health_description = accel_ == VmAccel::kKvm ? "ready (kvm)" : "ready (tcg, no /dev/kvm)";
+  fp.health_description = Cat("ready (", VmAccelName(accel_), ": ", accel_choice_.reason, ")");
   return fp;
 }
 

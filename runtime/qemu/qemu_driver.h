@@ -29,6 +29,7 @@
 #include "absl/base/thread_annotations.h"
 #include "absl/synchronization/mutex.h"
 #include "runtime/compute_driver.h"
+#include "runtime/qemu/accel_probe.h"
 #include "runtime/qemu/qemu_argv.h"
 #include "runtime/qemu/qmp_client.h"
 
@@ -36,7 +37,8 @@ namespace berth::runtime {
 
 struct QemuDriverOptions {
   std::string qemu_binary = "qemu-system-x86_64";
-  std::optional<VmAccel> accel;  // default: DetectAccel()
+  // auto: KVM when a probe guest runs under it (once per process), TCG otherwise.
+  VmAccelMode accel = VmAccelMode::kAuto;
   std::string base_cmdline = "console=ttyS0 quiet panic=-1";
   int64_t default_memory_mib = 256;
   absl::Duration start_timeout = absl::Seconds(60);
@@ -113,6 +115,7 @@ class QemuDriver final : public ComputeDriver {
   absl::Status Kill(const std::shared_ptr<Vm>& vm);
 
   const QemuDriverOptions options_;
+  const AccelChoice accel_choice_;
   const VmAccel accel_;
   TaskEventHub events_;
   absl::Mutex mu_;
