@@ -2,6 +2,7 @@
 
 #include <filesystem>
 #include <sstream>
+#include <vector>
 
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
@@ -28,10 +29,22 @@ Result Sim(std::vector<std::string> args) {
   return Result{code, out.str(), err.str()};
 }
 
+// The directories TempDir made in this process, removed when the tests end.
+class TempDirs : public ::testing::Environment {
+ public:
+  void TearDown() override {
+    for (const auto& d : dirs) std::filesystem::remove_all(d);
+  }
+  std::vector<std::string> dirs;
+};
+TempDirs* const temp_dirs =
+    static_cast<TempDirs*>(::testing::AddGlobalTestEnvironment(new TempDirs));
+
 std::string TempDir(const std::string& name) {
   std::string dir = ::testing::TempDir() + "/berth_sim_" + name;
   std::filesystem::remove_all(dir);
   std::filesystem::create_directories(dir);
+  temp_dirs->dirs.push_back(dir);
   return dir;
 }
 
