@@ -84,7 +84,7 @@ struct HostEndpoint {
   std::string gateway;
 };
 
-// What a host keeps at Cleanup(); everything else Berth made there is removed.
+// What a host keeps at Cleanup(); everything else this Berth instance made there is removed.
 struct HostKeep {
   std::set<std::string> networks;
   std::set<std::pair<std::string, std::string>> endpoints;  // (network, owner)

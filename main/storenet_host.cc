@@ -241,6 +241,10 @@ std::unique_ptr<control::StorageHost> NewLocalStorageHost(const std::string& age
   return std::make_unique<LocalStorageHost>(agent_dir + "/pools/default");
 }
 
+std::string NetworkInstanceId(const std::string& agent_dir) {
+  return rn::InstanceIdForDir(agent_dir);
+}
+
 std::unique_ptr<control::NetworkHost> NewLocalNetworkHost(const std::string& agent_dir,
                                                           const std::string& netns) {
   rn::LinuxNetworkDriver::Options o;
@@ -248,6 +252,7 @@ std::unique_ptr<control::NetworkHost> NewLocalNetworkHost(const std::string& age
   o.state_dir = agent_dir + "/net";
   std::error_code ec;
   std::filesystem::create_directories(o.state_dir, ec);
+  o.instance = NetworkInstanceId(agent_dir);
   return std::make_unique<LocalNetworkHost>(std::move(o));
 }
 
@@ -261,6 +266,7 @@ std::string NetnsFromEnv() {
 LocalStorageNetwork::LocalStorageNetwork(state::Store* store, core::Clock* clock,
                                          const std::string& agent_dir)
     : netns_(NetnsFromEnv()),
+      instance_(NetworkInstanceId(agent_dir)),
       mounts_dir_(agent_dir + "/mounts"),
       storage_host_(NewLocalStorageHost(agent_dir)),
       network_host_(NewLocalNetworkHost(agent_dir, netns_)),
@@ -278,8 +284,11 @@ void LocalStorageNetwork::Start(std::ostream& err) {
 
 namespace {
 
-// The network namespace of a container on Berth networks.
-std::string ContainerNetns(std::string_view workload) { return Cat("berth-", workload); }
+// The network namespace of a container on Berth networks. Namespace names are global to the
+// host: the instance id keeps two servers' containers of the same name apart.
+std::string ContainerNetns(std::string_view instance, std::string_view workload) {
+  return Cat("berth-", instance, "-", workload);
+}
 
 absl::Status MakeNetns(const std::string& name) {
   std::error_code ec;
@@ -369,7 +378,7 @@ absl::Status LocalStorageNetwork::Attach(const core::WorkloadSpec& spec,
                                        .ifname = Cat("eth", static_cast<int>(i)),
                                        .security_groups = n.security_groups};
     if (!vm) {
-      o.netns = ContainerNetns(spec.name);
+      o.netns = ContainerNetns(instance_, spec.name);
       if (absl::Status s = MakeNetns(o.netns); !s.ok()) {
         return absl::Status(s.code(), field(Cat("networks[", static_cast<int>(i), "]"),
                                             Cat("network namespace: ", std::string(s.message()))));
@@ -401,7 +410,7 @@ void LocalStorageNetwork::Detach(std::string_view workload) {
   if (auto nets = network_.NetworksOf(workload); nets.ok()) {
     for (const auto& n : *nets) (void)network_.DetachWorkload(n, workload);
   }
-  const std::string ns = ContainerNetns(workload);
+  const std::string ns = ContainerNetns(instance_, workload);
   std::error_code ec;
   if (std::filesystem::exists("/run/netns/" + ns, ec)) {
     (void)runtime::host::RunHostCommandOk({"ip", "netns", "del", ns});

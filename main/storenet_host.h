@@ -18,6 +18,11 @@
 
 namespace berth {
 
+// The id every host-global network name of the agent in `agent_dir` carries (bridges, veths,
+// taps, the nftables table, containers' namespaces): a stable hash of the directory, so two
+// servers with different data directories never touch each other's objects.
+std::string NetworkInstanceId(const std::string& agent_dir);
+
 // `netns` empty = the server's own network namespace (BERTH_NET_NETNS overrides it in
 // `serve --dev`, so tests keep every bridge and rule inside a namespace they made).
 std::unique_ptr<control::StorageHost> NewLocalStorageHost(const std::string& agent_dir);
@@ -36,7 +41,7 @@ class LocalStorageNetwork {
   void AddRoutes(api::Router& router);
   // Gives the local agent's workloads their disks (a VM's virtio disks; a container's
   // loop-mounted filesystems) and network interfaces (veth into the container's namespace
-  // berth-NAME; a VM's tap), and takes them back when their tasks go.
+  // berth-INSTANCE-NAME; a VM's tap), and takes them back when their tasks go.
   void WireAgent(agent::AgentOptions& options);
   // The agent that hot-plugs disks into running VMs (`berth disk attach|detach`); null while
   // there is none.
@@ -51,6 +56,7 @@ class LocalStorageNetwork {
 
   std::atomic<agent::Agent*> agent_{nullptr};
   const std::string netns_;
+  const std::string instance_;  // NetworkInstanceId
   const std::string mounts_dir_;
   std::unique_ptr<control::StorageHost> storage_host_;
   std::unique_ptr<control::NetworkHost> network_host_;

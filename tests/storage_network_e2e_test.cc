@@ -12,6 +12,7 @@
 
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "runtime/net/linux_network_driver.h"
 #include "runtime/net/netns_test_util.h"
 #include "tests/e2e_util.h"
 
@@ -92,6 +93,10 @@ class StorageNetworkE2eTest : public ::testing::Test {
     *status = r->status;
     return Json::parse(r->body, nullptr, false);
   }
+
+  // The server's network instance id, and the part of it interface names carry.
+  std::string Instance() { return runtime::net::InstanceIdForDir(dir_ + "/agent"); }
+  std::string ShortInstance() { return Instance().substr(0, 4); }
 
   runtime::net::testing::TestNamespaces ns_;
   std::string dir_;
@@ -252,10 +257,15 @@ TEST_F(StorageNetworkE2eTest, RestartKeepsStoredNetworksAndRemovesLeftovers) {
   Json n = CliJson({"net", "create", "keep", "--subnet", "10.214.0.0/24"});
   ASSERT_TRUE(n.is_object());
   std::string bridge = n["status"]["bridge"];
-  // A Berth bridge the store does not know, as a crash between steps would leave it.
-  const std::string stale = "bbdeadbeef00";
+  // A Berth bridge of this server's the store does not know, as a crash between steps would
+  // leave it; and one of another instance sharing the namespace, which must stay.
+  const std::string stale = "bb" + ShortInstance() + "deadbeef0";
+  const std::string foreign = "bbffffdeadbeef0";
+  ASSERT_NE(ShortInstance(), "ffff");
   int code = 0;
   InHost({"ip", "link", "add", stale, "type", "bridge"}, &code);
+  ASSERT_EQ(code, 0);
+  InHost({"ip", "link", "add", foreign, "type", "bridge"}, &code);
   ASSERT_EQ(code, 0);
   server_.Kill(SIGKILL);
   // The network's bridge vanishes while the server is down; the restart re-declares it.
@@ -266,6 +276,8 @@ TEST_F(StorageNetworkE2eTest, RestartKeepsStoredNetworksAndRemovesLeftovers) {
   EXPECT_EQ(code, 0) << "stored network not re-declared";
   InHost({"ip", "link", "show", "dev", stale}, &code);
   EXPECT_NE(code, 0) << "leftover bridge kept";
+  InHost({"ip", "link", "show", "dev", foreign}, &code);
+  EXPECT_EQ(code, 0) << "another instance's bridge removed";
   ASSERT_EQ(Cli({"net", "rm", "keep"}).exit_code, 0);
   InHost({"ip", "link", "show", "dev", bridge}, &code);
   EXPECT_NE(code, 0);
@@ -309,6 +321,86 @@ TEST_F(StorageNetworkE2eTest, SecurityGroupsAndPortForwardsValidate) {
   EXPECT_EQ(pf.exit_code, 1);
   EXPECT_THAT(pf.err, HasSubstr("no address"));
   EXPECT_EQ(CliJson({"portfwd", "ls"})["items"].size(), 0u);
+}
+
+// Two dev servers with different data directories in one network namespace, each with a NAT
+// network "blue": the second's restart (with its cleanup) and its removing its network leave the
+// first's bridge, nftables table and dnsmasq in place and working.
+TEST_F(StorageNetworkE2eTest, TwoServersInOneNamespaceLeaveEachOthersNetworksAlone) {
+  Json a = CliJson({"net", "create", "blue", "--subnet", "10.217.0.0/24", "--nat"});
+  ASSERT_TRUE(a.is_object());
+  const std::string a_bridge = a["status"]["bridge"];
+  const std::string a_table = "inet berth_" + Instance();
+  const std::string a_pid_file = dir_ + "/agent/net/dnsmasq/blue/pid";
+  const std::string a_dnsmasq = e2e::ReadFile(a_pid_file);
+  ASSERT_FALSE(a_dnsmasq.empty());
+
+  const std::string b_dir = e2e::TempDir("storenet-b");
+  struct Cleanup {
+    std::string dir;
+    ~Cleanup() { std::filesystem::remove_all(dir); }
+  } remove_b{b_dir};
+  const std::string b_inst = runtime::net::InstanceIdForDir(b_dir + "/agent");
+  ASSERT_NE(b_inst, Instance());
+  e2e::DevServer b(b_dir);
+  ASSERT_TRUE(b.Start()) << e2e::ReadFile(b_dir + "/serve.log");
+  auto b_cli = [&](std::vector<std::string> args) {
+    args.push_back("--json");
+    return e2e::Run(b_dir, args);
+  };
+  e2e::Result created = b_cli({"net", "create", "blue", "--subnet", "10.218.0.0/24", "--nat"});
+  ASSERT_EQ(created.exit_code, 0) << created.err;
+  const std::string b_bridge = Json::parse(created.out, nullptr, false)["status"]["bridge"];
+  EXPECT_NE(b_bridge, a_bridge);
+  EXPECT_THAT(InHost({"nft", "list", "tables"}), HasSubstr("inet berth_" + b_inst));
+
+  // The second server crashes and starts again: its start-up cleanup runs. Then it removes its
+  // network and stops.
+  b.Kill(SIGKILL);
+  ASSERT_TRUE(b.Start()) << e2e::ReadFile(b_dir + "/serve.log");
+  int code = 0;
+  InHost({"ip", "link", "show", "dev", b_bridge}, &code);
+  EXPECT_EQ(code, 0) << "the second server lost its own bridge on restart";
+  e2e::Result removed = b_cli({"net", "rm", "blue"});
+  ASSERT_EQ(removed.exit_code, 0) << removed.err;
+  b.Kill(SIGTERM);
+  InHost({"ip", "link", "show", "dev", b_bridge}, &code);
+  EXPECT_NE(code, 0) << "bridge " << b_bridge << " left behind";
+
+  // The first server's network is untouched and still serves.
+  std::string link = InHost({"ip", "-o", "addr", "show", "dev", a_bridge}, &code);
+  EXPECT_EQ(code, 0) << "bridge " << a_bridge << " deleted by the other server";
+  EXPECT_THAT(link, HasSubstr("10.217.0.1/24"));
+  std::string rules = InHost({"nft", "list", "table", a_table}, &code);
+  EXPECT_EQ(code, 0) << "table " << a_table << " deleted by the other server";
+  EXPECT_THAT(rules, HasSubstr("ip saddr 10.217.0.0/24"));
+  EXPECT_THAT(rules, HasSubstr("masquerade"));
+  EXPECT_THAT(InHost({"nft", "list", "tables"}), Not(HasSubstr("inet berth_" + b_inst)));
+  EXPECT_EQ(e2e::ReadFile(a_pid_file), a_dnsmasq);
+  const std::string pid = a_dnsmasq.substr(0, a_dnsmasq.find('\n'));
+  EXPECT_TRUE(std::filesystem::exists("/proc/" + pid)) << "dnsmasq " << pid << " is gone";
+  EXPECT_THAT(e2e::ReadFile("/proc/" + pid + "/cmdline"), HasSubstr(a_bridge));
+  // Traffic still crosses the bridge: a namespace plugged into it reaches the gateway.
+  runtime::net::testing::TestNamespaces guest({"guest"});
+  ASSERT_TRUE(guest.ok());
+  const std::string g = guest.Name("guest");
+  InHost({"ip", "link", "add", "gport", "type", "veth", "peer", "name", "eth0", "netns", g}, &code);
+  ASSERT_EQ(code, 0);
+  InHost({"ip", "link", "set", "gport", "master", a_bridge, "up"}, &code);
+  ASSERT_EQ(code, 0);
+  std::string out;
+  ASSERT_EQ(runtime::net::testing::RunIn(g, {"ip", "addr", "add", "10.217.0.77/24", "dev", "eth0"}),
+            0);
+  ASSERT_EQ(runtime::net::testing::RunIn(g, {"ip", "link", "set", "eth0", "up"}), 0);
+  EXPECT_EQ(runtime::net::testing::RunIn(
+                g, {"busybox", "ping", "-c", "1", "-W", "20", "10.217.0.1"}, &out),
+            0)
+      << out;
+  // Still the first server's to manage: it removes its network completely.
+  e2e::Result a_rm = Cli({"net", "rm", "blue"});
+  EXPECT_EQ(a_rm.exit_code, 0) << a_rm.err;
+  InHost({"ip", "link", "show", "dev", a_bridge}, &code);
+  EXPECT_NE(code, 0);
 }
 
 }  // namespace

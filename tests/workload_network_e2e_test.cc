@@ -5,8 +5,8 @@
 // the guest with its size, keeps what the guest wrote, and goes back to a snapshot on revert.
 //
 // The network data path (bridges, veths, taps, nftables, dnsmasq) lives in a namespace the test
-// creates (BERTH_NET_NETNS); containers get their own namespaces (berth-NAME). Needs root, runc
-// and qemu-system-x86_64; skips otherwise.
+// creates (BERTH_NET_NETNS); containers get their own namespaces (berth-INSTANCE-NAME). Needs
+// root, runc and qemu-system-x86_64; skips otherwise.
 #include <signal.h>
 #include <unistd.h>
 
@@ -17,6 +17,7 @@
 
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "runtime/net/linux_network_driver.h"
 #include "runtime/net/netns_test_util.h"
 #include "tests/e2e_util.h"
 
@@ -123,6 +124,13 @@ class WorkloadNetworkE2eTest : public ::testing::Test {
     })) << name
         << " kept its disks";
   }
+  // The server's network instance id (docs/storage-network.md, "Names").
+  std::string Instance() { return runtime::net::InstanceIdForDir(dir_ + "/agent"); }
+  std::string ContainerNetns(const std::string& workload) {
+    return "/run/netns/berth-" + Instance() + "-" + workload;
+  }
+  // What the alias of every endpoint link of this server starts with.
+  std::string EndpointAlias() { return "berth:" + Instance() + ":ep:"; }
   std::string HostLinks() {
     std::string out;
     nt::RunIn(ns_.Name("host"), {"ip", "-o", "link", "show"}, &out);
@@ -163,6 +171,10 @@ TEST_F(WorkloadNetworkE2eTest, ContainersTalkThroughGroupsAndPortForwards) {
   EXPECT_EQ(AddressOf("blue", "cli"), "10.216.0.50");
   const std::string srv = AddressOf("blue", "srv");
   ASSERT_FALSE(srv.empty());
+  // Each container's namespace carries the server's instance id.
+  EXPECT_TRUE(std::filesystem::exists(ContainerNetns("srv")));
+  EXPECT_TRUE(std::filesystem::exists(ContainerNetns("cli")));
+  EXPECT_THAT(HostLinks(), HasSubstr(EndpointAlias()));
 
   // The disk's filesystem is mounted where the spec says, and writable.
   e2e::Result wrote =
@@ -216,11 +228,12 @@ TEST_F(WorkloadNetworkE2eTest, ContainersTalkThroughGroupsAndPortForwards) {
     return server_.Get("/v1/networks/blue")["status"]["addresses"].empty();
   })) << server_.Get("/v1/networks/blue").dump();
   EXPECT_TRUE(e2e::Eventually([&] {
-    return !std::filesystem::exists("/run/netns/berth-srv") &&
-           !std::filesystem::exists("/run/netns/berth-cli");
+    return !std::filesystem::exists(ContainerNetns("srv")) &&
+           !std::filesystem::exists(ContainerNetns("cli"));
   }));
-  EXPECT_TRUE(e2e::Eventually([&] { return HostLinks().find("berth:ep") == std::string::npos; }))
-      << HostLinks();
+  EXPECT_TRUE(e2e::Eventually([&] {
+    return HostLinks().find(EndpointAlias()) == std::string::npos;
+  })) << HostLinks();
   // srv's disk was unmounted and detached, and keeps what srv wrote.
   EXPECT_FALSE(std::filesystem::exists(dir_ + "/agent/mounts/srv"));
   EXPECT_EQ(server_.Get("/v1/disks/shared")["status"]["attached_to"], "");

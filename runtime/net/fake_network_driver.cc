@@ -80,7 +80,7 @@ std::vector<std::string> FakeNetworkDriver::links() {
   std::vector<std::string> out;
   for (const auto& [name, r] : model_.networks()) {
     out.push_back(r.bridge);
-    if (r.spec.vxlan) out.push_back(VxlanName(name));
+    if (r.spec.vxlan) out.push_back(VxlanName(model_.instance(), name));
   }
   for (const auto& [_, e] : model_.endpoints()) out.push_back(e.host_ifname);
   std::sort(out.begin(), out.end());

@@ -17,6 +17,10 @@ namespace berth::runtime::net {
 
 class FakeNetworkDriver final : public NetworkDriver {
  public:
+  // `instance` goes into the names, as the real driver's Options::instance.
+  explicit FakeNetworkDriver(std::string instance = "0000000000000000")
+      : model_(std::move(instance)) {}
+
   std::string ruleset();
   // Interface names the real driver would have made, sorted.
   std::vector<std::string> links();

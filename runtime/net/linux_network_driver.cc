@@ -2,6 +2,8 @@
 
 #include <signal.h>
 
+#include <cstdio>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
@@ -18,18 +20,6 @@ namespace {
 
 namespace fs = std::filesystem;
 using core::Cat;
-
-// A Berth-made interface name: two letters of kind and ten hex digits (see network_model.h).
-bool IsBerthLinkName(std::string_view name) {
-  if (name.size() != 12 || name[0] != 'b' ||
-      std::string_view("bvptx").find(name[1]) == std::string_view::npos) {
-    return false;
-  }
-  for (char c : name.substr(2)) {
-    if (!std::isdigit(static_cast<unsigned char>(c)) && (c < 'a' || c > 'f')) return false;
-  }
-  return true;
-}
 
 std::string NetnsPath(const std::string& netns) {
   return netns.find('/') == std::string::npos ? "/run/netns/" + netns : netns;
@@ -61,6 +51,34 @@ int ReadPid(const std::string& path) {
 
 }  // namespace
 
+std::string InstanceIdForDir(const std::string& dir) {
+  std::error_code ec;
+  fs::path path = fs::absolute(dir, ec);
+  if (ec) path = dir;
+  fs::path resolved = fs::weakly_canonical(path, ec);
+  if (!ec) path = resolved;
+  std::string text = path.lexically_normal().string();
+  while (text.size() > 1 && text.back() == '/') text.pop_back();
+  return InstanceIdOf(text);
+}
+
+namespace {
+
+LinuxNetworkDriver::Options WithInstance(LinuxNetworkDriver::Options o) {
+  if (o.instance.empty()) o.instance = InstanceIdForDir(o.state_dir);
+  if (!ValidInstanceId(o.instance)) {
+    std::fprintf(stderr, "LinuxNetworkDriver: instance must be %zu hex digits, got \"%s\"\n",
+                 kInstanceIdLength, o.instance.c_str());
+    std::abort();
+  }
+  return o;
+}
+
+}  // namespace
+
+LinuxNetworkDriver::LinuxNetworkDriver(Options options)
+    : options_(WithInstance(std::move(options))), model_(options_.instance) {}
+
 std::string LinuxNetworkDriver::DhcpDir(std::string_view network) const {
   return Cat(options_.state_dir, "/dnsmasq/", network);
 }
@@ -77,22 +95,41 @@ absl::Status LinuxNetworkDriver::IpBatch(const std::string& commands) const {
   return Run({"ip", "-batch", "-"}, commands).status();
 }
 
-absl::StatusOr<std::vector<std::string>> LinuxNetworkDriver::LinkNames() const {
+absl::StatusOr<std::map<std::string, std::string>> LinuxNetworkDriver::Links() const {
   BERTH_ASSIGN_OR_RETURN(std::string out, Run({"ip", "-j", "link", "show"}));
   nlohmann::json j = nlohmann::json::parse(out, nullptr, /*allow_exceptions=*/false);
   if (!j.is_array()) return absl::InternalError("ip -j link show: unreadable output");
-  std::vector<std::string> names;
+  std::map<std::string, std::string> links;
   for (const auto& link : j) {
-    if (link.is_object() && link.contains("ifname") && link["ifname"].is_string()) {
-      names.push_back(link["ifname"].get<std::string>());
+    if (!link.is_object() || !link.contains("ifname") || !link["ifname"].is_string()) continue;
+    std::string alias;
+    if (link.contains("ifalias") && link["ifalias"].is_string()) {
+      alias = link["ifalias"].get<std::string>();
     }
+    links[link["ifname"].get<std::string>()] = std::move(alias);
   }
-  return names;
+  return links;
+}
+
+absl::Status LinuxNetworkDriver::CheckNotForeign(const std::map<std::string, std::string>& links,
+                                                 const std::string& name) const {
+  auto it = links.find(name);
+  ParsedLinkAlias alias;
+  if (it == links.end() || !ParseLinkAlias(it->second, &alias) ||
+      alias.instance == options_.instance) {
+    return absl::OkStatus();
+  }
+  // Only a clash of the short ids in two data directories' names gets here.
+  return absl::FailedPreconditionError(
+      Cat("link ", name, " belongs to another Berth instance (", alias.instance, ", ", alias.kind,
+          " of network \"", alias.network, "\"); this instance is ", options_.instance,
+          ": start it with another data directory"));
 }
 
 absl::Status LinuxNetworkDriver::DeleteLink(const std::string& name) const {
-  BERTH_ASSIGN_OR_RETURN(auto names, LinkNames());
-  if (std::find(names.begin(), names.end(), name) == names.end()) return absl::OkStatus();
+  BERTH_ASSIGN_OR_RETURN(auto links, Links());
+  if (!links.contains(name)) return absl::OkStatus();
+  BERTH_RETURN_IF_ERROR(CheckNotForeign(links, name));
   return Run({"ip", "link", "del", "dev", name}).status();
 }
 
@@ -194,12 +231,12 @@ absl::StatusOr<NetworkInfo> LinuxNetworkDriver::EnsureNetwork(const NetworkSpec&
                                                               const NetworkOptions& options) {
   absl::MutexLock lock(&mu_);
   BERTH_ASSIGN_OR_RETURN(NetworkRecord rec, model_.PrepareNetwork(spec));
-  BERTH_ASSIGN_OR_RETURN(auto links, LinkNames());
-  auto has = [&](const std::string& n) {
-    return std::find(links.begin(), links.end(), n) != links.end();
-  };
+  BERTH_ASSIGN_OR_RETURN(auto links, Links());
+  auto has = [&](const std::string& n) { return links.contains(n); };
   const std::string& br = rec.bridge;
-  const std::string vx = VxlanName(spec.name);
+  const std::string vx = VxlanName(options_.instance, spec.name);
+  BERTH_RETURN_IF_ERROR(CheckNotForeign(links, br));
+  BERTH_RETURN_IF_ERROR(CheckNotForeign(links, vx));
   std::vector<std::string> created;
   auto fail = [&](absl::Status s) {
     for (auto it = created.rbegin(); it != created.rend(); ++it) (void)DeleteLink(*it);
@@ -211,7 +248,8 @@ absl::StatusOr<NetworkInfo> LinuxNetworkDriver::EnsureNetwork(const NetworkSpec&
     batch += Cat("link add ", br, " type bridge\n");
     created.push_back(br);
   }
-  batch += Cat("link set ", br, " alias ", LinkAlias("net", spec.name, ""), "\n");
+  batch +=
+      Cat("link set ", br, " alias ", LinkAlias(options_.instance, "net", spec.name, ""), "\n");
   batch += Cat("addr replace ", FormatIpv4(rec.addressing.gateway), "/",
                rec.addressing.subnet.length, " dev ", br, "\n");
   batch += Cat("link set ", br, " up\n");
@@ -219,14 +257,14 @@ absl::StatusOr<NetworkInfo> LinuxNetworkDriver::EnsureNetwork(const NetworkSpec&
   const NetworkRecord* old = model_.FindNetwork(spec.name);
   if (has(vx) && (!spec.vxlan || (old != nullptr && old->spec.vxlan != spec.vxlan))) {
     BERTH_RETURN_IF_ERROR(DeleteLink(vx));
-    links.erase(std::find(links.begin(), links.end(), vx));
+    links.erase(vx);
   }
   if (spec.vxlan && !has(vx)) {
     const VxlanSpec& v = *spec.vxlan;
     batch += Cat("link add ", vx, " type vxlan id ", v.vni, " local ", v.local_address, " dstport ",
                  v.port, v.underlay_device.empty() ? "" : Cat(" dev ", v.underlay_device), "\n");
-    batch +=
-        Cat("link set ", vx, " alias ", LinkAlias("vx", spec.name, ""), " master ", br, " up\n");
+    batch += Cat("link set ", vx, " alias ", LinkAlias(options_.instance, "vx", spec.name, ""),
+                 " master ", br, " up\n");
     created.push_back(vx);
   }
   if (absl::Status s = IpBatch(batch); !s.ok()) return fail(s);
@@ -279,7 +317,7 @@ absl::Status LinuxNetworkDriver::DeleteNetwork(std::string_view name,
   };
   for (const auto& link : endpoint_links) note(DeleteLink(link));
   note(StopDhcp(name));
-  note(DeleteLink(VxlanName(name)));
+  note(DeleteLink(VxlanName(options_.instance, name)));
   note(DeleteLink(bridge));
   return first;
 }
@@ -294,9 +332,10 @@ absl::StatusOr<EndpointInfo> LinuxNetworkDriver::AttachEndpoint(const EndpointSp
   absl::MutexLock lock(&mu_);
   BERTH_ASSIGN_OR_RETURN(EndpointRecord rec, model_.PrepareEndpoint(spec));
   const NetworkRecord& net = *model_.FindNetwork(spec.network);
-  const std::string alias = LinkAlias("ep", spec.network, spec.id);
-  BERTH_ASSIGN_OR_RETURN(auto links, LinkNames());
-  if (std::find(links.begin(), links.end(), rec.host_ifname) != links.end()) {
+  const std::string alias = LinkAlias(options_.instance, "ep", spec.network, spec.id);
+  BERTH_ASSIGN_OR_RETURN(auto links, Links());
+  BERTH_RETURN_IF_ERROR(CheckNotForeign(links, rec.host_ifname));
+  if (links.contains(rec.host_ifname)) {
     // Re-declared after an agent restart: adopt the link that survived.
     BERTH_RETURN_IF_ERROR(IpBatch(
         Cat("link set ", rec.host_ifname, " alias ", alias, " master ", net.bridge, " up\n")));
@@ -306,7 +345,7 @@ absl::StatusOr<EndpointInfo> LinuxNetworkDriver::AttachEndpoint(const EndpointSp
       return core::FieldError("endpoint", spec.id, "netns",
                               Cat("names no network namespace: ", ns_path));
     }
-    const std::string peer = PeerName(spec.network, spec.id);
+    const std::string peer = PeerName(options_.instance, spec.network, spec.id);
     absl::Status s = IpBatch(Cat("link add ", rec.host_ifname, " type veth peer name ", peer, "\n",
                                  "link set ", rec.host_ifname, " alias ", alias, " master ",
                                  net.bridge, " up\n", "link set ", peer, " netns ", ns_path, "\n"));
@@ -415,18 +454,19 @@ absl::Status LinuxNetworkDriver::Cleanup(const KeepSet& keep) {
   absl::MutexLock lock(&mu_);
   NetworkModel next = KeepOnly(model_, keep);
   // What the keep set names survives even if it was not re-declared yet.
+  const std::string& inst = options_.instance;
   std::set<std::string> wanted;
   for (const auto& name : keep.networks) {
-    wanted.insert(BridgeName(name));
-    wanted.insert(VxlanName(name));
+    wanted.insert(BridgeName(inst, name));
+    wanted.insert(VxlanName(inst, name));
   }
   for (const auto& [network, id] : keep.endpoints) {
-    wanted.insert(VethName(network, id));
-    wanted.insert(TapName(network, id));
+    wanted.insert(VethName(inst, network, id));
+    wanted.insert(TapName(inst, network, id));
   }
   for (const auto& [name, net] : next.networks()) {
     wanted.insert(net.bridge);
-    if (net.spec.vxlan) wanted.insert(VxlanName(name));
+    if (net.spec.vxlan) wanted.insert(VxlanName(inst, name));
   }
   for (const auto& [_, e] : next.endpoints()) wanted.insert(e.host_ifname);
   BERTH_RETURN_IF_ERROR(Commit(std::move(next)));
@@ -435,14 +475,21 @@ absl::Status LinuxNetworkDriver::Cleanup(const KeepSet& keep) {
   auto note = [&](absl::Status s) {
     if (first.ok() && !s.ok()) first = s;
   };
-  // Endpoint links first: deleting a bridge would only detach them.
-  BERTH_ASSIGN_OR_RETURN(auto links, LinkNames());
-  std::sort(links.begin(), links.end(), [](const std::string& a, const std::string& b) {
-    return (a[1] == 'b') < (b[1] == 'b') || ((a[1] == 'b') == (b[1] == 'b') && a < b);
-  });
-  for (const auto& link : links) {
-    if (IsBerthLinkName(link) && !wanted.contains(link)) note(DeleteLink(link));
+  // Only this instance's links: its short id in the name, and its full id in the alias (or no
+  // alias, as a crash between creating a link and naming it leaves). Other instances' links,
+  // even with a colliding short id, stay.
+  BERTH_ASSIGN_OR_RETURN(auto links, Links());
+  std::vector<std::string> doomed;
+  for (const auto& [name, alias] : links) {
+    ParsedLinkAlias owner;
+    if (!IsInstanceLinkName(inst, name) || wanted.contains(name)) continue;
+    if (!alias.empty() && (!ParseLinkAlias(alias, &owner) || owner.instance != inst)) continue;
+    doomed.push_back(name);
   }
+  // Endpoint links first: deleting a bridge would only detach them.
+  std::stable_partition(doomed.begin(), doomed.end(),
+                        [](const std::string& name) { return name[1] != 'b'; });
+  for (const auto& link : doomed) note(DeleteLink(link));
   std::error_code ec;
   for (const auto& entry : fs::directory_iterator(options_.state_dir + "/dnsmasq", ec)) {
     std::string network = entry.path().filename().string();

@@ -1,15 +1,21 @@
 // The real NetworkDriver: iproute2 for bridges, veth pairs, taps and VXLAN; nftables for port
-// forwards, NAT and security groups (table `inet berth`, replaced atomically on every change);
-// dnsmasq for DHCP. Every command runs in `Options::netns` when set (tests use a namespace they
-// create, so nothing touches the host's own), containers are configured through nsenter.
+// forwards, NAT and security groups (table `inet berth_<instance>`, replaced atomically on every
+// change); dnsmasq for DHCP. Every command runs in `Options::netns` when set (tests use a namespace
+// they create, so nothing touches the host's own), containers are configured through nsenter.
 //
 // Security groups filter bridged traffic in the inet forward hook, so bridged IPv4 must pass
 // through netfilter: the driver sets net.bridge.bridge-nf-call-iptables=1 (br_netfilter).
+//
+// Several drivers (one per Berth data directory) may share a namespace: every link name, link
+// alias and the nftables table carry the driver's instance id (network_model.h), dnsmasq files
+// live under the driver's own state directory, and the driver adopts, changes and deletes only
+// what carries its own id.
 //
 // Ownership and thread-safety as NetworkDriver; the desired state lives in memory and is
 // re-declared by the caller after a restart.
 #pragma once
 
+#include <map>
 #include <string>
 #include <vector>
 
@@ -21,15 +27,24 @@
 
 namespace berth::runtime::net {
 
+// The instance id of the Berth whose state lives in `dir`: a hash of its absolute path with
+// symlinks resolved, so the same directory gives the same id on every start.
+std::string InstanceIdForDir(const std::string& dir);
+
 class LinuxNetworkDriver final : public NetworkDriver {
  public:
   struct Options {
     std::string netns;      // named namespace to work in; empty = the agent's own
     std::string state_dir;  // dnsmasq pid, lease and host files, one directory per network
+    // The instance id in every kernel object name (16 hex digits, ValidInstanceId); empty =
+    // InstanceIdForDir(state_dir). Anything else is a programming error and aborts.
+    std::string instance;
     absl::Duration process_deadline = absl::Seconds(30);  // dnsmasq start/stop
   };
 
-  explicit LinuxNetworkDriver(Options options) : options_(std::move(options)) {}
+  explicit LinuxNetworkDriver(Options options);
+
+  const std::string& instance() const { return options_.instance; }
 
   absl::StatusOr<NetworkInfo> EnsureNetwork(const NetworkSpec& spec,
                                             const NetworkOptions& options) override;
@@ -57,9 +72,13 @@ class LinuxNetworkDriver final : public NetworkDriver {
   absl::StatusOr<std::string> Run(const std::vector<std::string>& argv,
                                   const std::string& stdin_data = "") const;
   absl::Status IpBatch(const std::string& commands) const;
-  // Names of the links in the driver's namespace.
-  absl::StatusOr<std::vector<std::string>> LinkNames() const;
-  absl::Status DeleteLink(const std::string& name) const;  // OK when already gone
+  // The links in the driver's namespace: name -> alias ("" when none).
+  absl::StatusOr<std::map<std::string, std::string>> Links() const;
+  // FailedPrecondition when `name` exists with an alias that names another Berth instance.
+  absl::Status CheckNotForeign(const std::map<std::string, std::string>& links,
+                               const std::string& name) const;
+  // OK when already gone; refuses another instance's link (CheckNotForeign).
+  absl::Status DeleteLink(const std::string& name) const;
   absl::Status ApplyRules(const NetworkModel& model) const;
   absl::Status StartDhcp(const NetworkRecord& network, const NetworkModel& model) const;
   absl::Status ReloadDhcp(const NetworkModel& model, std::string_view network) const;

@@ -2,6 +2,10 @@
 // test creates: "h" plays the host, "a" and "b" containers, "c" a machine outside the host.
 #include "runtime/net/linux_network_driver.h"
 
+#include <signal.h>
+#include <stdlib.h>
+#include <unistd.h>
+
 #include <filesystem>
 #include <fstream>
 #include <sstream>
@@ -21,6 +25,51 @@ using testing::TcpServer;
 
 constexpr absl::Duration kReachable = absl::Seconds(20);  // generous: a slow machine still passes
 constexpr absl::Duration kBlocked = absl::Milliseconds(700);
+
+std::string ReadAll(const std::string& path) {
+  std::ifstream in(path);
+  std::stringstream s;
+  s << in.rdbuf();
+  return s.str();
+}
+
+// The pid in a dnsmasq pid file when that process is alive (not a zombie), else 0.
+int LiveDhcpPid(const std::string& dir) {
+  int pid = 0;
+  std::ifstream(dir + "/pid") >> pid;
+  if (pid <= 0) return 0;
+  std::string stat = ReadAll("/proc/" + std::to_string(pid) + "/stat");
+  size_t paren = stat.rfind(')');
+  if (paren == std::string::npos || paren + 2 >= stat.size() || stat[paren + 2] == 'Z') return 0;
+  return pid;
+}
+
+TEST(InstanceIdForDirTest, SameDirectorySameIdOtherDirectoryOtherId) {
+  char tmpl[] = "/tmp/berth-instance-XXXXXX";
+  ASSERT_NE(mkdtemp(tmpl), nullptr);
+  const std::string root = tmpl;
+  std::filesystem::create_directories(root + "/a/net");
+  std::filesystem::create_directories(root + "/b/net");
+  std::filesystem::create_directory_symlink(root + "/a", root + "/link");
+  const std::string a = InstanceIdForDir(root + "/a/net");
+  EXPECT_TRUE(ValidInstanceId(a)) << a;
+  // Every spelling of the same directory gives the same id.
+  EXPECT_EQ(InstanceIdForDir(root + "/a/net/"), a);
+  EXPECT_EQ(InstanceIdForDir(root + "/b/../a/net"), a);
+  EXPECT_EQ(InstanceIdForDir(root + "/link/net"), a);
+  EXPECT_EQ(InstanceIdForDir(root + "//a/./net"), a);
+  // Other directories: other ids, also in the part interface names carry.
+  const std::string b = InstanceIdForDir(root + "/b/net");
+  EXPECT_NE(b, a);
+  EXPECT_NE(ShortInstanceId(b), ShortInstanceId(a));
+  EXPECT_NE(BridgeName(a, "default"), BridgeName(b, "default"));
+  // A driver left to choose takes the id of its state directory.
+  LinuxNetworkDriver driver({.state_dir = root + "/a/net"});
+  EXPECT_EQ(driver.instance(), a);
+  LinuxNetworkDriver pinned({.state_dir = root + "/a/net", .instance = b});
+  EXPECT_EQ(pinned.instance(), b);
+  std::filesystem::remove_all(root);
+}
 
 class LinuxNetworkDriverTest : public ::testing::Test {
  protected:
@@ -43,6 +92,7 @@ class LinuxNetworkDriverTest : public ::testing::Test {
     std::filesystem::remove_all(state_dir_);
   }
   NetworkDriver& driver() { return driver_; }
+  const std::string& I() const { return driver_.instance(); }
   std::string Host() { return ns_.Name("h"); }
   std::string Links() {
     std::string out;
@@ -215,12 +265,13 @@ TEST_F(LinuxNetworkDriverTest, TeardownLeavesNothing) {
       {.network = "n1", .id = "vm", .kind = EndpointKind::kTap, .address = "10.10.0.9"});
   ASSERT_TRUE(tap.ok()) << tap.status();
   std::string links = Links();
-  for (const auto& name : {BridgeName("n1"), VethName("n1", "a"), VethName("n1", "b"),
-                           TapName("n1", "vm"), VxlanName("n1")}) {
+  for (const auto& name :
+       {BridgeName(I(), "n1"), VethName(I(), "n1", "a"), VethName(I(), "n1", "b"),
+        TapName(I(), "n1", "vm"), VxlanName(I(), "n1")}) {
     EXPECT_THAT(links, HasSubstr(name));
   }
   std::string fdb;
-  RunIn(Host(), {"bridge", "fdb", "show", "dev", VxlanName("n1")}, &fdb);
+  RunIn(Host(), {"bridge", "fdb", "show", "dev", VxlanName(I(), "n1")}, &fdb);
   EXPECT_THAT(fdb, HasSubstr("dst 127.0.0.2"));
   // New peers rebuild the tunnel, still on the bridge.
   ASSERT_TRUE(driver()
@@ -231,22 +282,23 @@ TEST_F(LinuxNetworkDriverTest, TeardownLeavesNothing) {
                                                      .local_address = "127.0.0.1",
                                                      .peers = {"127.0.0.3", "127.0.0.4"}}})
                   .ok());
-  RunIn(Host(), {"bridge", "fdb", "show", "dev", VxlanName("n1")}, &fdb);
+  RunIn(Host(), {"bridge", "fdb", "show", "dev", VxlanName(I(), "n1")}, &fdb);
   EXPECT_THAT(fdb, Not(HasSubstr("dst 127.0.0.2")));
   EXPECT_THAT(fdb, HasSubstr("dst 127.0.0.3"));
   EXPECT_THAT(fdb, HasSubstr("dst 127.0.0.4"));
   std::string vx_link;
-  RunIn(Host(), {"ip", "link", "show", "dev", VxlanName("n1")}, &vx_link);
-  EXPECT_THAT(vx_link, HasSubstr("master " + BridgeName("n1")));
+  RunIn(Host(), {"ip", "link", "show", "dev", VxlanName(I(), "n1")}, &vx_link);
+  EXPECT_THAT(vx_link, HasSubstr("master " + BridgeName(I(), "n1")));
   std::string rules = Rules();
-  EXPECT_THAT(rules, HasSubstr("table inet berth"));
+  EXPECT_THAT(rules, HasSubstr("table inet " + NftTableName(I())));
   EXPECT_THAT(rules, HasSubstr("masquerade"));
 
   ASSERT_TRUE(driver().DeleteNetwork("n1").ok());
   ASSERT_TRUE(driver().DeleteSecurityGroup("g").ok());
   links = Links();
-  for (const auto& name : {BridgeName("n1"), VethName("n1", "a"), VethName("n1", "b"),
-                           TapName("n1", "vm"), VxlanName("n1")}) {
+  for (const auto& name :
+       {BridgeName(I(), "n1"), VethName(I(), "n1", "a"), VethName(I(), "n1", "b"),
+        TapName(I(), "n1", "vm"), VxlanName(I(), "n1")}) {
     EXPECT_THAT(links, Not(HasSubstr(name)));
   }
   EXPECT_THAT(Rules(), Not(HasSubstr("berth")));
@@ -286,13 +338,154 @@ TEST_F(LinuxNetworkDriverTest, CleanupAfterRestartRemovesWhatIsNotKept) {
   EXPECT_EQ(RunIn(ns_.Name("a"), {"busybox", "ping", "-c", "1", "-W", "20", "10.10.0.1"}, &out), 0)
       << out;
   std::string links = Links();
-  EXPECT_THAT(links, HasSubstr(BridgeName("n1")));
-  EXPECT_THAT(links, HasSubstr(VethName("n1", "a")));
-  EXPECT_THAT(links, Not(HasSubstr(VethName("n1", "b"))));
-  EXPECT_THAT(links, Not(HasSubstr(BridgeName("n2"))));
-  EXPECT_THAT(links, Not(HasSubstr(TapName("n2", "vm"))));
+  EXPECT_THAT(links, HasSubstr(BridgeName(I(), "n1")));
+  EXPECT_THAT(links, HasSubstr(VethName(I(), "n1", "a")));
+  EXPECT_THAT(links, Not(HasSubstr(VethName(I(), "n1", "b"))));
+  EXPECT_THAT(links, Not(HasSubstr(BridgeName(I(), "n2"))));
+  EXPECT_THAT(links, Not(HasSubstr(TapName(I(), "n2", "vm"))));
   EXPECT_FALSE(std::filesystem::exists(fresh.DhcpDir("n2")));
   EXPECT_THAT(Rules(), Not(HasSubstr("dnat")));
+}
+
+// Two Berth instances (two data directories) in one namespace, each with a network "n1" and a
+// VM "vm" on it: a restart of the second, its cleanup and its deleting its network leave the
+// first's bridge, links, nftables table and dnsmasq alone and working.
+TEST_F(LinuxNetworkDriverTest, TwoInstancesInOneNamespaceNeverTouchEachOther) {
+  ASSERT_TRUE(driver().EnsureNetwork({.name = "n1", .subnet = "10.10.0.0/24", .dhcp = true}).ok());
+  auto tap = driver().AttachEndpoint({.network = "n1",
+                                      .id = "vm",
+                                      .kind = EndpointKind::kTap,
+                                      .address = "10.10.0.50",
+                                      .mac = "52:54:00:aa:bb:01"});
+  ASSERT_TRUE(tap.ok()) << tap.status();
+  TcpServer server(ns_.Name("b"));
+  ASSERT_GT(server.port(), 0);
+  const int host_port = testing::FreePort(Host());
+  ASSERT_GT(host_port, 0);
+  ASSERT_TRUE(driver()
+                  .AddPortForward({.id = "web",
+                                   .host_port = host_port,
+                                   .network = "n1",
+                                   .target_address = "10.10.0.3",
+                                   .target_port = server.port()})
+                  .ok());
+  const std::string a_dhcp = driver_.DhcpDir("n1");
+  const int a_dnsmasq = LiveDhcpPid(a_dhcp);
+  ASSERT_GT(a_dnsmasq, 0);
+
+  // The second instance: the same network and VM names, its own data directory.
+  const std::string b_state = "/tmp/" + Host() + "-state-b";
+  struct RemoveDir {
+    std::string dir;
+    ~RemoveDir() { std::filesystem::remove_all(dir); }
+  } remove_b{b_state};
+  auto b = std::make_unique<LinuxNetworkDriver>(
+      LinuxNetworkDriver::Options{.netns = Host(), .state_dir = b_state});
+  const std::string b_inst = b->instance();
+  ASSERT_NE(b_inst, I());
+  ASSERT_NE(ShortInstanceId(b_inst), ShortInstanceId(I()));
+  NetworkDriver* bd = b.get();
+  auto b_net = bd->EnsureNetwork({.name = "n1", .subnet = "10.30.0.0/24", .dhcp = true});
+  ASSERT_TRUE(b_net.ok()) << b_net.status();
+  EXPECT_EQ(b_net->bridge, BridgeName(b_inst, "n1"));
+  EXPECT_NE(b_net->bridge, BridgeName(I(), "n1"));
+  auto b_tap = bd->AttachEndpoint(
+      {.network = "n1", .id = "vm", .kind = EndpointKind::kTap, .address = "10.30.0.50"});
+  ASSERT_TRUE(b_tap.ok()) << b_tap.status();
+  ASSERT_TRUE(bd->AddPortForward({.id = "web",
+                                  .host_port = host_port == 65535 ? host_port - 1 : host_port + 1,
+                                  .network = "n1",
+                                  .target_address = "10.30.0.50",
+                                  .target_port = 80})
+                  .ok());
+  const std::string b_dhcp = b->DhcpDir("n1");
+  const int b_dnsmasq = LiveDhcpPid(b_dhcp);
+  ASSERT_GT(b_dnsmasq, 0);
+  EXPECT_NE(b_dnsmasq, a_dnsmasq);
+  std::string rules = Rules();
+  EXPECT_THAT(rules, HasSubstr("table inet " + NftTableName(I())));
+  EXPECT_THAT(rules, HasSubstr("table inet " + NftTableName(b_inst)));
+  // Creating its network did not disturb the first instance's.
+  EXPECT_TRUE(TcpReachable(Host(), "10.10.0.1", host_port, kReachable));
+
+  // The second instance restarts with nothing kept: it removes all of its own, and only that.
+  b.reset();
+  b = std::make_unique<LinuxNetworkDriver>(
+      LinuxNetworkDriver::Options{.netns = Host(), .state_dir = b_state});
+  bd = b.get();
+  ASSERT_EQ(b->instance(), b_inst) << "same data directory, same names";
+  ASSERT_TRUE(bd->EnsureNetwork({.name = "n1", .subnet = "10.30.0.0/24", .dhcp = true}).ok());
+  KeepSet keep{.networks = {"n1"}};
+  ASSERT_TRUE(bd->Cleanup(keep).ok());
+  std::string links = Links();
+  EXPECT_THAT(links, HasSubstr(BridgeName(b_inst, "n1"))) << "its own bridge adopted";
+  EXPECT_THAT(links, Not(HasSubstr(TapName(b_inst, "n1", "vm"))));
+  ASSERT_TRUE(bd->DeleteNetwork("n1").ok());
+  ASSERT_TRUE(bd->Cleanup({}).ok());
+  links = Links();
+  EXPECT_THAT(links, Not(HasSubstr(BridgeName(b_inst, "n1"))));
+  EXPECT_THAT(Rules(), Not(HasSubstr(NftTableName(b_inst))));
+  EXPECT_FALSE(std::filesystem::exists(b_dhcp));
+  EXPECT_EQ(LiveDhcpPid(b_dhcp), 0);
+
+  // The first instance's objects all survived...
+  for (const auto& name : {BridgeName(I(), "n1"), VethName(I(), "n1", "a"),
+                           VethName(I(), "n1", "b"), TapName(I(), "n1", "vm")}) {
+    EXPECT_THAT(links, HasSubstr(name));
+  }
+  rules = Rules();
+  EXPECT_THAT(rules, HasSubstr("table inet " + NftTableName(I())));
+  EXPECT_THAT(rules, HasSubstr("dnat ip to 10.10.0.3:"));
+  EXPECT_EQ(LiveDhcpPid(a_dhcp), a_dnsmasq);
+  // ...and work: the bridge carries traffic, the forward reaches its container, and dnsmasq
+  // hands the VM its lease (namespace c stands in for the VM, with the tap's MAC).
+  std::string out;
+  EXPECT_EQ(RunIn(ns_.Name("a"), {"busybox", "ping", "-c", "1", "-W", "20", "10.10.0.3"}, &out), 0)
+      << out;
+  EXPECT_TRUE(TcpReachable(Host(), "10.10.0.1", host_port, kReachable));
+  ASSERT_EQ(RunIn(Host(), {"ip", "link", "add", "vmport", "type", "veth", "peer", "name", "eth0",
+                           "netns", ns_.Name("c")}),
+            0);
+  ASSERT_EQ(RunIn(Host(), {"ip", "link", "set", "vmport", "master", BridgeName(I(), "n1"), "up"}),
+            0);
+  ASSERT_EQ(
+      RunIn(ns_.Name("c"), {"ip", "link", "set", "eth0", "address", "52:54:00:aa:bb:01", "up"}), 0);
+  EXPECT_EQ(RunIn(ns_.Name("c"),
+                  {"busybox", "udhcpc", "-i", "eth0", "-n", "-q", "-f", "-t", "20", "-T", "1", "-s",
+                   "/bin/true"},
+                  &out),
+            0)
+      << out;
+  EXPECT_THAT(ReadAll(a_dhcp + "/leases"), HasSubstr("52:54:00:aa:bb:01 10.10.0.50"));
+}
+
+// Two data directories whose ids share the four hex digits interface names carry: the alias
+// tells them apart, so neither adopts nor deletes the other's links.
+TEST_F(LinuxNetworkDriverTest, ClashingShortIdsNeitherAdoptNorDelete) {
+  std::string clash = I().substr(0, kShortInstanceIdLength) + "000000000000";
+  if (clash == I()) clash.back() = '1';
+  const std::string c_state = "/tmp/" + Host() + "-state-c";
+  struct RemoveDir {
+    std::string dir;
+    ~RemoveDir() { std::filesystem::remove_all(dir); }
+  } remove_c{c_state};
+  LinuxNetworkDriver c({.netns = Host(), .state_dir = c_state, .instance = clash});
+  NetworkDriver& cd = c;
+  ASSERT_EQ(BridgeName(clash, "n1"), BridgeName(I(), "n1"));
+  auto refused = cd.EnsureNetwork({.name = "n1", .subnet = "10.40.0.0/24"});
+  EXPECT_EQ(refused.status().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_THAT(refused.status().message(), HasSubstr(I()));
+  EXPECT_THAT(refused.status().message(), HasSubstr(clash));
+  ASSERT_TRUE(cd.Cleanup({}).ok());
+  std::string links = Links();
+  for (const auto& name :
+       {BridgeName(I(), "n1"), VethName(I(), "n1", "a"), VethName(I(), "n1", "b")}) {
+    EXPECT_THAT(links, HasSubstr(name));
+  }
+  // The first instance's network still works, gateway address and all.
+  std::string out;
+  EXPECT_EQ(RunIn(ns_.Name("a"), {"busybox", "ping", "-c", "1", "-W", "20", "10.10.0.1"}, &out), 0)
+      << out;
 }
 
 }  // namespace

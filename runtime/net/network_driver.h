@@ -2,13 +2,14 @@
 // Linux bridge holding its gateway address (optionally NATed to the outside, optionally serving
 // DHCP through dnsmasq, optionally joined to other hosts over VXLAN); containers attach through
 // a veth pair into their network namespace, VMs through a tap device; port forwards and
-// security groups are nftables rules in the Berth-owned table `inet berth`.
+// security groups are nftables rules in the instance's own table `inet berth_<instance>`.
 //
 // Ownership: the caller (the agent, from the store) owns the desired state: it allocates
 // addresses with IPAM (ipam.h) and declares networks, endpoints, groups and forwards here. The
-// driver owns the kernel objects it makes (links whose alias starts with "berth:", the nftables
-// table `inet berth`, dnsmasq processes under its state directory). After an agent restart the
-// caller re-declares what it keeps, then calls Cleanup() to remove everything else.
+// driver owns the kernel objects it makes, all named with its instance id (network_model.h):
+// links whose alias starts with "berth:<instance>:", the nftables table, dnsmasq processes under
+// its state directory. After an agent restart the caller re-declares what it keeps, then calls
+// Cleanup() to remove everything else of its own; other instances' objects are never touched.
 //
 // Every mutating call validates first, names the wrong field in its error and changes nothing
 // when it fails. Thread-safety: all methods may be called from any thread; the driver
@@ -109,7 +110,7 @@ struct PortForward {
   int target_port = 0;
 };
 
-// What Cleanup() keeps: everything else Berth-made is removed.
+// What Cleanup() keeps: everything else this instance made is removed.
 struct KeepSet {
   std::set<std::string> networks;
   std::set<std::pair<std::string, std::string>> endpoints;  // (network, endpoint id)

@@ -27,10 +27,21 @@ uint64_t Fnv1a(std::string_view a, std::string_view b = {}) {
   return h;
 }
 
-std::string Hex10(uint64_t h) {
+std::string Hex(uint64_t h, size_t digits) {
   char buf[17];
   std::snprintf(buf, sizeof buf, "%016llx", static_cast<unsigned long long>(h));
-  return std::string(buf, 10);
+  return std::string(buf, digits);
+}
+
+bool AllLowerHex(std::string_view s) {
+  return std::all_of(s.begin(), s.end(),
+                     [](char c) { return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'); });
+}
+
+// 'b', the kind letter, the short instance id, then what is left of IFNAMSIZ for the owner.
+std::string LinkName(char kind, std::string_view instance, uint64_t owner_hash) {
+  std::string out = Cat("b", std::string(1, kind), ShortInstanceId(instance));
+  return out + Hex(owner_hash, kLinkNameLength - out.size());
 }
 
 // nft identifiers: DNS labels never hold '_', so mapping '-' to '_' stays unique.
@@ -99,11 +110,43 @@ absl::StatusOr<Protocol> ParseProtocol(std::string_view text) {
       Cat("protocol must be tcp, udp, icmp or any, got \"", text, "\""));
 }
 
-std::string BridgeName(std::string_view network) { return "bb" + Hex10(Fnv1a(network)); }
-std::string VethName(std::string_view n, std::string_view e) { return "bv" + Hex10(Fnv1a(n, e)); }
-std::string PeerName(std::string_view n, std::string_view e) { return "bp" + Hex10(Fnv1a(n, e)); }
-std::string TapName(std::string_view n, std::string_view e) { return "bt" + Hex10(Fnv1a(n, e)); }
-std::string VxlanName(std::string_view network) { return "bx" + Hex10(Fnv1a(network)); }
+bool ValidInstanceId(std::string_view id) {
+  return id.size() == kInstanceIdLength && AllLowerHex(id);
+}
+
+std::string InstanceIdOf(std::string_view text) { return Hex(Fnv1a(text), kInstanceIdLength); }
+
+std::string_view ShortInstanceId(std::string_view instance) {
+  return instance.substr(0, kShortInstanceIdLength);
+}
+
+std::string BridgeName(std::string_view instance, std::string_view network) {
+  return LinkName('b', instance, Fnv1a(network));
+}
+std::string VethName(std::string_view instance, std::string_view network,
+                     std::string_view endpoint) {
+  return LinkName('v', instance, Fnv1a(network, endpoint));
+}
+std::string PeerName(std::string_view instance, std::string_view network,
+                     std::string_view endpoint) {
+  return LinkName('p', instance, Fnv1a(network, endpoint));
+}
+std::string TapName(std::string_view instance, std::string_view network,
+                    std::string_view endpoint) {
+  return LinkName('t', instance, Fnv1a(network, endpoint));
+}
+std::string VxlanName(std::string_view instance, std::string_view network) {
+  return LinkName('x', instance, Fnv1a(network));
+}
+
+bool IsInstanceLinkName(std::string_view instance, std::string_view name) {
+  const std::string_view short_id = ShortInstanceId(instance);
+  return name.size() == kLinkNameLength && name[0] == 'b' &&
+         std::string_view("bvptx").find(name[1]) != std::string_view::npos &&
+         name.substr(2, short_id.size()) == short_id && AllLowerHex(name.substr(2));
+}
+
+std::string NftTableName(std::string_view instance) { return Cat("berth_", instance); }
 
 std::string DeriveMac(std::string_view network, std::string_view endpoint) {
   uint64_t h = Fnv1a(network, endpoint);
@@ -113,23 +156,28 @@ std::string DeriveMac(std::string_view network, std::string_view endpoint) {
   return buf;
 }
 
-std::string LinkAlias(std::string_view kind, std::string_view network, std::string_view endpoint) {
-  if (endpoint.empty()) return Cat("berth:", kind, ":", network);
-  return Cat("berth:", kind, ":", network, "/", endpoint);
+std::string LinkAlias(std::string_view instance, std::string_view kind, std::string_view network,
+                      std::string_view endpoint) {
+  std::string out = Cat("berth:", instance, ":", kind, ":", network);
+  if (!endpoint.empty()) out += Cat("/", endpoint);
+  return out;
 }
 
-bool ParseLinkAlias(std::string_view alias, std::string* kind, std::string* network,
-                    std::string* endpoint) {
+bool ParseLinkAlias(std::string_view alias, ParsedLinkAlias* out) {
   if (!alias.starts_with("berth:")) return false;
   alias.remove_prefix(6);
   size_t colon = alias.find(':');
+  if (colon == std::string_view::npos || !ValidInstanceId(alias.substr(0, colon))) return false;
+  out->instance = std::string(alias.substr(0, colon));
+  alias.remove_prefix(colon + 1);
+  colon = alias.find(':');
   if (colon == std::string_view::npos) return false;
-  *kind = std::string(alias.substr(0, colon));
+  out->kind = std::string(alias.substr(0, colon));
   std::string_view rest = alias.substr(colon + 1);
   size_t slash = rest.find('/');
-  *network = std::string(rest.substr(0, slash));
-  *endpoint = slash == std::string_view::npos ? "" : std::string(rest.substr(slash + 1));
-  return !network->empty();
+  out->network = std::string(rest.substr(0, slash));
+  out->endpoint = slash == std::string_view::npos ? "" : std::string(rest.substr(slash + 1));
+  return !out->kind.empty() && !out->network.empty();
 }
 
 absl::StatusOr<NetworkRecord> NetworkModel::PrepareNetwork(const NetworkSpec& spec) const {
@@ -177,7 +225,7 @@ absl::StatusOr<NetworkRecord> NetworkModel::PrepareNetwork(const NetworkSpec& sp
   r.spec = spec;
   r.spec.gateway = FormatIpv4(addressing.gateway);
   r.addressing = std::move(addressing);
-  r.bridge = BridgeName(spec.name);
+  r.bridge = BridgeName(instance_, spec.name);
   return r;
 }
 
@@ -268,8 +316,8 @@ absl::StatusOr<EndpointRecord> NetworkModel::PrepareEndpoint(const EndpointSpec&
   r.spec.address = FormatIpv4(*address);
   r.mac = spec.mac.empty() ? DeriveMac(spec.network, spec.id) : spec.mac;
   r.spec.mac = r.mac;
-  r.host_ifname = spec.kind == EndpointKind::kTap ? TapName(spec.network, spec.id)
-                                                  : VethName(spec.network, spec.id);
+  r.host_ifname = spec.kind == EndpointKind::kTap ? TapName(instance_, spec.network, spec.id)
+                                                  : VethName(instance_, spec.network, spec.id);
   return r;
 }
 
@@ -421,14 +469,15 @@ void NetworkModel::RemoveForward(std::string_view id) {
 std::string RenderNftRuleset(const NetworkModel& model) {
   // Creating then deleting the table makes the delete succeed whether or not it existed; the
   // whole script is one transaction, so the old rules stay until the new ones are in.
-  std::string out = "table inet berth\ndelete table inet berth\n";
+  const std::string table = Cat("inet ", NftTableName(model.instance()));
+  std::string out = Cat("table ", table, "\ndelete table ", table, "\n");
   bool any_nat = false;
   for (const auto& [_, n] : model.networks()) any_nat |= n.spec.nat;
   bool any_protected = false;
   for (const auto& [_, e] : model.endpoints()) any_protected |= !e.spec.security_groups.empty();
   if (!any_nat && !any_protected && model.forwards().empty()) return out;
 
-  out += "table inet berth {\n";
+  out += Cat("table ", table, " {\n");
   for (const auto& [name, group] : model.groups()) {
     out += Cat("  set ", GroupSet(name), " {\n    type ipv4_addr\n");
     std::vector<std::string> members;

@@ -20,21 +20,48 @@
 
 namespace berth::runtime::net {
 
-// Interface names: a 2-letter kind and 10 hex digits of a hash of the owner, 12 characters,
-// within IFNAMSIZ. "bb" bridge, "bv" veth host side, "bp" veth peer before it is renamed in the
-// container, "bt" tap, "bx" VXLAN.
-std::string BridgeName(std::string_view network);
-std::string VethName(std::string_view network, std::string_view endpoint);
-std::string PeerName(std::string_view network, std::string_view endpoint);
-std::string TapName(std::string_view network, std::string_view endpoint);
-std::string VxlanName(std::string_view network);
+// Host-global names carry the id of the Berth instance that made them, so that several
+// instances (different data directories) can share one network namespace and each adopts and
+// removes only its own objects. An instance id is 16 lowercase hex digits (InstanceIdForDir()
+// in linux_network_driver.h derives it from the data directory, so a restart finds its own
+// names again); names with room for it (nftables table, alias, namespaces) carry all of it.
+inline constexpr size_t kInstanceIdLength = 16;
+inline constexpr size_t kShortInstanceIdLength = 4;
+bool ValidInstanceId(std::string_view id);
+// The instance id of a text (a data directory's canonical path): 16 hex digits of its hash.
+std::string InstanceIdOf(std::string_view text);
+// The first four hex digits: all an interface name has room for.
+std::string_view ShortInstanceId(std::string_view instance);
+
+// Interface names: 'b', a kind letter, the short instance id and 9 hex digits of a hash of the
+// owner: 15 characters, exactly what IFNAMSIZ allows, e.g. "bb1a2b3c4d5e6f7a". Kinds: "bb"
+// bridge, "bv" veth host side, "bp" veth peer before it is renamed in the container, "bt" tap,
+// "bx" VXLAN. Two instances whose short ids collide are told apart by the link alias.
+inline constexpr size_t kLinkNameLength = 15;
+std::string BridgeName(std::string_view instance, std::string_view network);
+std::string VethName(std::string_view instance, std::string_view network,
+                     std::string_view endpoint);
+std::string PeerName(std::string_view instance, std::string_view network,
+                     std::string_view endpoint);
+std::string TapName(std::string_view instance, std::string_view network, std::string_view endpoint);
+std::string VxlanName(std::string_view instance, std::string_view network);
+// True for a name of the form above carrying `instance`'s short id.
+bool IsInstanceLinkName(std::string_view instance, std::string_view name);
 // A locally administered unicast MAC (52:54:00:xx:xx:xx, QEMU's range) derived from the owner.
 std::string DeriveMac(std::string_view network, std::string_view endpoint);
-// The alias the driver sets on every link it creates, and its parse: kind is "net", "ep" or
-// "vx"; returns false for links Berth did not make.
-std::string LinkAlias(std::string_view kind, std::string_view network, std::string_view endpoint);
-bool ParseLinkAlias(std::string_view alias, std::string* kind, std::string* network,
-                    std::string* endpoint);
+// The alias the driver sets on every link it creates, "berth:<instance>:<kind>:<network>[/<id>]",
+// and its parse: kind is "net", "ep" or "vx"; returns false for links Berth did not make.
+std::string LinkAlias(std::string_view instance, std::string_view kind, std::string_view network,
+                      std::string_view endpoint);
+struct ParsedLinkAlias {
+  std::string instance;
+  std::string kind;
+  std::string network;
+  std::string endpoint;
+};
+bool ParseLinkAlias(std::string_view alias, ParsedLinkAlias* out);
+// The instance's nftables table (family inet): "berth_<instance>".
+std::string NftTableName(std::string_view instance);
 
 struct NetworkRecord {
   NetworkSpec spec;
@@ -51,6 +78,10 @@ struct EndpointRecord {
 
 class NetworkModel {
  public:
+  // `instance` (ValidInstanceId) goes into every kernel object name the model hands out.
+  explicit NetworkModel(std::string instance) : instance_(std::move(instance)) {}
+  const std::string& instance() const { return instance_; }
+
   absl::StatusOr<NetworkRecord> PrepareNetwork(const NetworkSpec& spec) const;
   void CommitNetwork(NetworkRecord record);
   // Removes the network, its endpoints and the forwards that target it.
@@ -84,16 +115,17 @@ class NetworkModel {
   const std::map<std::string, PortForward, std::less<>>& forwards() const { return forwards_; }
 
  private:
+  std::string instance_;
   std::map<std::string, NetworkRecord, std::less<>> networks_;
   std::map<std::pair<std::string, std::string>, EndpointRecord> endpoints_;
   std::map<std::string, SecurityGroup, std::less<>> groups_;
   std::map<std::string, PortForward, std::less<>> forwards_;
 };
 
-// The whole `table inet berth` as one nft script that atomically replaces the table (or deletes
-// it when the model needs no rules): DNAT for port forwards, masquerade for NAT networks, and a
-// chain per group-protected endpoint that accepts established traffic and what its groups allow
-// and drops the rest.
+// The whole table `inet berth_<instance>` as one nft script that atomically replaces the table (or
+// deletes it when the model needs no rules): DNAT for port forwards, masquerade for NAT networks,
+// and a chain per group-protected endpoint that accepts established traffic and what its groups
+// allow and drops the rest.
 std::string RenderNftRuleset(const NetworkModel& model);
 // dnsmasq --dhcp-hostsfile content for one network: "mac,address,id" per tap endpoint.
 std::string RenderDhcpHosts(const NetworkModel& model, std::string_view network);

@@ -9,23 +9,83 @@ namespace {
 using ::testing::HasSubstr;
 using ::testing::Not;
 
+constexpr std::string_view kInst = "1a2b3c4d5e6f7081";
+constexpr std::string_view kOther = "9f8e7d6c5b4a3921";
+
 TEST(NetworkModelTest, NamesAreDeterministicAndFitIfnamsiz) {
-  EXPECT_EQ(BridgeName("n1"), BridgeName("n1"));
-  EXPECT_NE(BridgeName("n1"), BridgeName("n2"));
-  EXPECT_NE(VethName("n1", "a"), VethName("n1", "b"));
-  EXPECT_NE(VethName("n1", "a"), VethName("n2", "a"));
+  EXPECT_EQ(BridgeName(kInst, "n1"), BridgeName(kInst, "n1"));
+  EXPECT_NE(BridgeName(kInst, "n1"), BridgeName(kInst, "n2"));
+  EXPECT_NE(VethName(kInst, "n1", "a"), VethName(kInst, "n1", "b"));
+  EXPECT_NE(VethName(kInst, "n1", "a"), VethName(kInst, "n2", "a"));
+  EXPECT_NE(VethName(kInst, "n1", "a"), PeerName(kInst, "n1", "a"));
+  EXPECT_NE(TapName(kInst, "n1", "a"), VethName(kInst, "n1", "a"));
   std::string longest(63, 'x');
-  for (const auto& n : {BridgeName(longest), VethName(longest, longest), PeerName("a", "b"),
-                        TapName(longest, "a"), VxlanName(longest)}) {
-    EXPECT_LE(n.size(), 15u) << n;
+  for (const auto& n :
+       {BridgeName(kInst, longest), VethName(kInst, longest, longest), PeerName(kInst, "a", "b"),
+        TapName(kInst, longest, "a"), VxlanName(kInst, longest)}) {
+    EXPECT_EQ(n.size(), kLinkNameLength) << n;
+    EXPECT_LE(n.size(), 15u) << n;  // IFNAMSIZ - 1
+    EXPECT_TRUE(IsInstanceLinkName(kInst, n)) << n;
+    EXPECT_FALSE(IsInstanceLinkName(kOther, n)) << n;
   }
+  // Readable: kind, then the instance's short id, then the owner's hash.
+  EXPECT_EQ(BridgeName(kInst, "n1").substr(0, 6), "bb1a2b");
+  EXPECT_EQ(VethName(kInst, "n1", "a").substr(0, 6), "bv1a2b");
+  EXPECT_EQ(PeerName(kInst, "n1", "a").substr(0, 6), "bp1a2b");
+  EXPECT_EQ(TapName(kInst, "n1", "a").substr(0, 6), "bt1a2b");
+  EXPECT_EQ(VxlanName(kInst, "n1").substr(0, 6), "bx1a2b");
+  // Pinned: names must not change between releases, or a restart no longer finds its links.
+  EXPECT_EQ(BridgeName(kInst, "n1"), "bb1a2b3ecaad514");
+  EXPECT_EQ(VethName(kInst, "n1", "web"), "bv1a2b5561e14e1");
   EXPECT_EQ(DeriveMac("n", "a").substr(0, 9), "52:54:00:");
-  std::string kind, net, ep;
-  ASSERT_TRUE(ParseLinkAlias(LinkAlias("ep", "n1", "web"), &kind, &net, &ep));
-  EXPECT_EQ(kind, "ep");
-  EXPECT_EQ(net, "n1");
-  EXPECT_EQ(ep, "web");
-  EXPECT_FALSE(ParseLinkAlias("something else", &kind, &net, &ep));
+}
+
+TEST(NetworkModelTest, InstancesGetDistinctNamesAndTables) {
+  for (std::string_view net : {"default", "n1", "blue"}) {
+    EXPECT_NE(BridgeName(kInst, net), BridgeName(kOther, net));
+    EXPECT_NE(VxlanName(kInst, net), VxlanName(kOther, net));
+    EXPECT_NE(VethName(kInst, net, "web"), VethName(kOther, net, "web"));
+    EXPECT_NE(TapName(kInst, net, "vm"), TapName(kOther, net, "vm"));
+  }
+  EXPECT_EQ(NftTableName(kInst), "berth_1a2b3c4d5e6f7081");
+  EXPECT_NE(NftTableName(kInst), NftTableName(kOther));
+  // Links of other shapes are never taken for this instance's.
+  EXPECT_FALSE(IsInstanceLinkName(kInst, "bbdeadbeef00"));  // an unscoped 12-character name
+  EXPECT_FALSE(IsInstanceLinkName(kInst, "eth0"));
+  EXPECT_FALSE(IsInstanceLinkName(kInst, "bq1a2b00000000a"));
+  EXPECT_FALSE(IsInstanceLinkName(kInst, "bb1a2b00000000G"));
+  EXPECT_TRUE(IsInstanceLinkName(kInst, "bb1a2b00000000a"));
+}
+
+TEST(NetworkModelTest, InstanceIdsAreStableHexAndDistinct) {
+  EXPECT_EQ(InstanceIdOf("/var/lib/berth"), InstanceIdOf("/var/lib/berth"));
+  EXPECT_NE(InstanceIdOf("/var/lib/berth"), InstanceIdOf("/var/lib/berth2"));
+  EXPECT_NE(ShortInstanceId(InstanceIdOf("/srv/a")), ShortInstanceId(InstanceIdOf("/srv/b")));
+  EXPECT_TRUE(ValidInstanceId(InstanceIdOf("/srv/a")));
+  EXPECT_EQ(ShortInstanceId(InstanceIdOf("/srv/a")).size(), kShortInstanceIdLength);
+  // Pinned: fixed by the hash function, not by the build or the standard library, so the same
+  // directory keeps its names across upgrades too.
+  EXPECT_EQ(InstanceIdOf("/var/lib/berth"), "0dcc2fa983e0610d");
+  // The example in docs/storage-network.md.
+  EXPECT_EQ(BridgeName(InstanceIdOf("/var/lib/berth"), "n1"), "bb0dcc3ecaad514");
+  EXPECT_FALSE(ValidInstanceId("1a2b"));
+  EXPECT_FALSE(ValidInstanceId("1A2B3C4D5E6F7081"));
+  EXPECT_FALSE(ValidInstanceId("1a2b3c4d5e6f708g"));
+}
+
+TEST(NetworkModelTest, LinkAliasCarriesTheInstance) {
+  ParsedLinkAlias a;
+  ASSERT_TRUE(ParseLinkAlias(LinkAlias(kInst, "ep", "n1", "web"), &a));
+  EXPECT_EQ(a.instance, kInst);
+  EXPECT_EQ(a.kind, "ep");
+  EXPECT_EQ(a.network, "n1");
+  EXPECT_EQ(a.endpoint, "web");
+  EXPECT_EQ(LinkAlias(kInst, "net", "n1", ""), "berth:1a2b3c4d5e6f7081:net:n1");
+  ASSERT_TRUE(ParseLinkAlias(LinkAlias(kInst, "net", "n1", ""), &a));
+  EXPECT_EQ(a.endpoint, "");
+  EXPECT_FALSE(ParseLinkAlias("something else", &a));
+  EXPECT_FALSE(ParseLinkAlias("berth:net:n1", &a));  // no instance
+  EXPECT_FALSE(ParseLinkAlias("berth:1a2b3c4d5e6f7081:net:", &a));
 }
 
 class ModelTest : public ::testing::Test {
@@ -35,7 +95,7 @@ class ModelTest : public ::testing::Test {
     ASSERT_TRUE(n.ok()) << n.status();
     model_.CommitNetwork(*n);
   }
-  NetworkModel model_;
+  NetworkModel model_{std::string(kInst)};
 };
 
 TEST_F(ModelTest, RuleValidationNamesTheField) {
@@ -57,7 +117,10 @@ TEST_F(ModelTest, RuleValidationNamesTheField) {
 }
 
 TEST_F(ModelTest, RendersForwardsMasqueradeAndGroupChains) {
-  EXPECT_THAT(RenderNftRuleset(model_), Not(HasSubstr("table inet berth {")));
+  EXPECT_THAT(RenderNftRuleset(model_), Not(HasSubstr("table inet berth_1a2b3c4d5e6f7081 {")));
+  // The script only ever names this instance's table.
+  EXPECT_EQ(RenderNftRuleset(model_),
+            "table inet berth_1a2b3c4d5e6f7081\ndelete table inet berth_1a2b3c4d5e6f7081\n");
   model_.CommitGroup(
       {.name = "web",
        .rules = {{.protocol = Protocol::kTcp, .port_from = 80, .port_to = 81},
@@ -82,6 +145,8 @@ TEST_F(ModelTest, RendersForwardsMasqueradeAndGroupChains) {
                         .target_address = "10.0.0.5",
                         .target_port = 80});
   std::string rules = RenderNftRuleset(model_);
+  EXPECT_THAT(rules, HasSubstr("table inet berth_1a2b3c4d5e6f7081 {"));
+  EXPECT_THAT(rules, Not(HasSubstr("table inet berth {")));
   EXPECT_THAT(rules, HasSubstr("elements = { 10.0.0.5 }"));
   EXPECT_THAT(rules, HasSubstr("tcp dport 8080 dnat ip to 10.0.0.5:80"));
   EXPECT_THAT(rules, HasSubstr("ip daddr 10.0.0.5 jump ep_n1__a"));
@@ -107,7 +172,7 @@ TEST_F(ModelTest, RendersForwardsMasqueradeAndGroupChains) {
   model_.CommitEndpoint(*tap);
   EXPECT_EQ(RenderDhcpHosts(model_, "n1"), "52:54:00:00:00:06,10.0.0.6,vm\n");
   model_.RemoveNetwork("n1");
-  EXPECT_THAT(RenderNftRuleset(model_), Not(HasSubstr("table inet berth {")));
+  EXPECT_THAT(RenderNftRuleset(model_), Not(HasSubstr("table inet berth_1a2b3c4d5e6f7081 {")));
 }
 
 TEST_F(ModelTest, EndpointAndForwardValidation) {
