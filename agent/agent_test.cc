@@ -103,19 +103,12 @@ class AgentTest : public ::testing::Test {
     return o;
   }
 
-  // Registers the host as the agent's heartbeat thread would (tests that only call SyncOnce never
-  // start that thread).
-  void RegisterHost(const AgentOptions& o) {
-    core::HostInventory inv = o.inventory;
-    for (const auto& [kind, driver] : o.drivers) inv.drivers.push_back(kind);
-    auto host = control_.RegisterHost(o.name, inv);
-    ASSERT_TRUE(host.ok()) << host.status();
-  }
-
-  // A registered host with an agent built from `o`, ready for SyncOnce.
+  // A registered host with an agent built from `o`, ready for SyncOnce. It registers as the
+  // heartbeat thread would (tests that only call SyncOnce never start that thread).
   void MakeAgent(AgentOptions o) {
-    RegisterHost(o);
     agent_ = std::make_unique<Agent>(std::move(o));
+    absl::Status registered = agent_->Register();
+    ASSERT_TRUE(registered.ok()) << registered;
   }
 
   // Creates the workload and places it on the host; returns its task id.
