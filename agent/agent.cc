@@ -94,6 +94,8 @@ absl::Status Agent::Start() {
   fs::create_directories(TasksDir(), ec);
   if (ec) return absl::InternalError(Cat("agent: cannot create ", TasksDir(), ": ", ec.message()));
   RecoverTasks();
+  // A host that registered before speaks with its credential from the start.
+  if (std::string credential = StoredCredential(); !credential.empty()) UseCredential(credential);
   heartbeat_ = std::thread([this] { HeartbeatLoop(); });
   main_ = std::thread([this] { MainLoop(); });
   return absl::OkStatus();
@@ -116,7 +118,11 @@ bool Agent::SleepFor(absl::Duration d) {
   return !stopping_;
 }
 
-std::string Agent::CredentialPath() const { return Cat(options_.data_dir, "/host.credential"); }
+std::string HostCredentialPath(const std::string& data_dir) {
+  return Cat(data_dir, "/host.credential");
+}
+
+std::string Agent::CredentialPath() const { return HostCredentialPath(options_.data_dir); }
 
 absl::StatusOr<Json> Agent::PostRegistration(const std::string& bearer) {
   core::HostInventory inv = options_.inventory;
@@ -136,14 +142,16 @@ void Agent::UseCredential(const std::string& credential) {
   hb_client_.SetBearerToken(credential);
 }
 
-absl::Status Agent::Register() {
-  // The credential of an earlier registration, when it is this host's.
+std::string Agent::StoredCredential() const {
   std::string credential;
-  {
-    std::ifstream in(CredentialPath());
-    std::getline(in, credential);
-  }
+  std::ifstream in(CredentialPath());
+  std::getline(in, credential);
   if (credential.rfind(Cat(options_.name, ":"), 0) != 0) credential.clear();
+  return credential;
+}
+
+absl::Status Agent::Register() {
+  std::string credential = StoredCredential();
   if (!credential.empty()) {
     auto reply = PostRegistration(credential);
     if (reply.ok()) {

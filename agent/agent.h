@@ -67,6 +67,9 @@ struct AgentOptions {
       extra_stats;
 };
 
+// Where an agent with data directory `data_dir` keeps its host's credential.
+std::string HostCredentialPath(const std::string& data_dir);
+
 class Agent : public api::LocalHost {
  public:
   explicit Agent(AgentOptions options);
@@ -121,6 +124,8 @@ class Agent : public api::LocalHost {
   // Registers with `bearer` on the heartbeat connection; returns the response body.
   absl::StatusOr<core::Json> PostRegistration(const std::string& bearer);
   void UseCredential(const std::string& credential);
+  // The credential of an earlier registration when it is this host's; empty otherwise.
+  std::string StoredCredential() const;
   void HeartbeatLoop();
   void MainLoop();
   void Reconcile(const std::vector<core::Workload>& assigned);
