@@ -418,6 +418,9 @@ int RunServe(const std::vector<std::string>& args, std::ostream& out, std::ostre
     err << "berth serve: cannot listen on " << listen << ": " << bound.status().message() << "\n";
     return 1;
   }
+#ifdef BERTH_WITH_STORENET
+  if (storenet) storenet->ReserveApiPort(*bound);
+#endif
   control.Start();
   std::string url = Cat("http://", aopts.host, ":", *bound);
   {
