@@ -1,5 +1,11 @@
 #include "agent/agent.h"
 
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
@@ -37,15 +43,39 @@ bool WriteAtomically(const std::string& path, const std::string& data) {
   return !ec;
 }
 
+// Writes `data` to `path` readable by the owner only: a temporary file, synced, then renamed.
+absl::Status WriteSecret(const std::string& path, const std::string& data) {
+  std::string tmp = path + ".tmp";
+  int fd = open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
+  if (fd < 0) return absl::InternalError(Cat("agent: cannot write ", tmp, ": ", strerror(errno)));
+  // An older file may have been made with looser bits.
+  bool ok = fchmod(fd, 0600) == 0;
+  size_t done = 0;
+  while (ok && done < data.size()) {
+    ssize_t n = write(fd, data.data() + done, data.size() - done);
+    if (n < 0 && errno == EINTR) continue;
+    ok = n > 0;
+    if (ok) done += static_cast<size_t>(n);
+  }
+  ok = ok && fsync(fd) == 0;
+  int saved = errno;
+  close(fd);
+  if (!ok || rename(tmp.c_str(), path.c_str()) != 0) {
+    if (ok) saved = errno;
+    unlink(tmp.c_str());
+    return absl::InternalError(Cat("agent: cannot write ", path, ": ", strerror(saved)));
+  }
+  return absl::OkStatus();
+}
+
 }  // namespace
 
 Agent::Agent(AgentOptions options)
     : options_(std::move(options)),
+      // Both carry the host's credential once Register() has it.
       client_(options_.server_url,
-              api::HttpClient::Options{.bearer_token = options_.token,
-                                       .timeout = options_.poll_wait + absl::Seconds(30)}),
-      hb_client_(options_.server_url, api::HttpClient::Options{.bearer_token = options_.token,
-                                                               .timeout = absl::Seconds(10)}) {}
+              api::HttpClient::Options{.timeout = options_.poll_wait + absl::Seconds(30)}),
+      hb_client_(options_.server_url, api::HttpClient::Options{.timeout = absl::Seconds(10)}) {}
 
 Agent::~Agent() { Stop(); }
 
@@ -64,6 +94,8 @@ absl::Status Agent::Start() {
   fs::create_directories(TasksDir(), ec);
   if (ec) return absl::InternalError(Cat("agent: cannot create ", TasksDir(), ": ", ec.message()));
   RecoverTasks();
+  // A host that registered before speaks with its credential from the start.
+  if (std::string credential = StoredCredential(); !credential.empty()) UseCredential(credential);
   heartbeat_ = std::thread([this] { HeartbeatLoop(); });
   main_ = std::thread([this] { MainLoop(); });
   return absl::OkStatus();
@@ -86,12 +118,63 @@ bool Agent::SleepFor(absl::Duration d) {
   return !stopping_;
 }
 
-absl::Status Agent::Register() {
+std::string HostCredentialPath(const std::string& data_dir) {
+  return Cat(data_dir, "/host.credential");
+}
+
+std::string Agent::CredentialPath() const { return HostCredentialPath(options_.data_dir); }
+
+absl::StatusOr<Json> Agent::PostRegistration(const std::string& bearer) {
   core::HostInventory inv = options_.inventory;
   inv.drivers.clear();
   for (const auto& [kind, driver] : options_.drivers) inv.drivers.push_back(kind);
   Json body = {{"name", options_.name}, {"inventory", core::EncodeHostInventory(inv)}};
-  BERTH_RETURN_IF_ERROR(ResponseStatus(hb_client_.Post("/v1/hosts", body.dump())));
+  hb_client_.SetBearerToken(bearer);
+  auto r = hb_client_.Post("/v1/hosts", body.dump());
+  BERTH_RETURN_IF_ERROR(ResponseStatus(r));
+  Json reply = Json::parse(r->body, nullptr, false);
+  if (!reply.is_object()) return absl::InternalError("agent: malformed registration response");
+  return reply;
+}
+
+void Agent::UseCredential(const std::string& credential) {
+  client_.SetBearerToken(credential);
+  hb_client_.SetBearerToken(credential);
+}
+
+std::string Agent::StoredCredential() const {
+  std::string credential;
+  std::ifstream in(CredentialPath());
+  std::getline(in, credential);
+  if (credential.rfind(Cat(options_.name, ":"), 0) != 0) credential.clear();
+  return credential;
+}
+
+absl::Status Agent::Register() {
+  std::string credential = StoredCredential();
+  if (!credential.empty()) {
+    auto reply = PostRegistration(credential);
+    if (reply.ok()) {
+      UseCredential(credential);
+      registered_ = true;
+      return absl::OkStatus();
+    }
+    // The server no longer knows the credential (the host was removed): join as a new host.
+    if (!absl::IsUnauthenticated(reply.status()) || options_.token.empty()) return reply.status();
+  }
+  if (options_.token.empty()) {
+    return absl::FailedPreconditionError(Cat("agent: host \"", options_.name,
+                                             "\" has no credential in ", CredentialPath(),
+                                             " and no join token to register with"));
+  }
+  BERTH_ASSIGN_OR_RETURN(Json reply, PostRegistration(options_.token));
+  if (!reply.contains("credential") || !reply["credential"].is_string()) {
+    return absl::InternalError(
+        Cat("agent: the server issued no credential for host \"", options_.name, "\""));
+  }
+  credential = reply["credential"].get<std::string>();
+  BERTH_RETURN_IF_ERROR(WriteSecret(CredentialPath(), credential + "\n"));
+  UseCredential(credential);
   registered_ = true;
   return absl::OkStatus();
 }
@@ -105,7 +188,8 @@ void Agent::HeartbeatLoop() {
       }
     }
     auto r = hb_client_.Put(Cat("/v1/hosts/", options_.name, "/heartbeat"), "");
-    if (r.ok() && r->status == 404) registered_ = false;  // the server forgot us: register again
+    // The server forgot the host, or its credential: register again.
+    if (r.ok() && (r->status == 404 || r->status == 401)) registered_ = false;
     SleepFor(options_.heartbeat_interval);
   }
 }

@@ -37,9 +37,12 @@ struct ResolvedImage {
 
 struct AgentOptions {
   std::string server_url;  // "http://127.0.0.1:7070"
-  std::string token;       // join token
-  std::string name;        // host name
-  std::string data_dir;    // tasks/ and logs/ live here
+  // The join token: used only to register a host that holds no credential yet. Registration
+  // returns the host's own credential, kept in DATA_DIR/host.credential (mode 0600), which the
+  // agent uses for every other call and to register again after a restart.
+  std::string token;
+  std::string name;      // host name
+  std::string data_dir;  // tasks/ and logs/ live here
   core::HostInventory inventory;
   absl::Duration heartbeat_interval = absl::Seconds(3);
   absl::Duration poll_wait = absl::Seconds(1);  // longest wait of one assignments query
@@ -63,6 +66,9 @@ struct AgentOptions {
                                            std::string_view task_id)>
       extra_stats;
 };
+
+// Where an agent with data directory `data_dir` keeps its host's credential.
+std::string HostCredentialPath(const std::string& data_dir);
 
 class Agent : public api::LocalHost {
  public:
@@ -91,6 +97,14 @@ class Agent : public api::LocalHost {
   // One reconcile pass against the server (for tests and the main loop).
   absl::Status SyncOnce();
 
+  // Registers the host (again) with its credential, or with the join token when it has none or
+  // the server no longer knows it; the heartbeat thread calls it, tests that drive SyncOnce call
+  // it themselves.
+  absl::Status Register();
+
+  // Where the host's credential is kept.
+  std::string CredentialPath() const;
+
  private:
   struct LocalTask {
     std::string workload;
@@ -107,7 +121,11 @@ class Agent : public api::LocalHost {
     std::string pending_failure;  // set when recovery failed: reported as failed
   };
 
-  absl::Status Register();
+  // Registers with `bearer` on the heartbeat connection; returns the response body.
+  absl::StatusOr<core::Json> PostRegistration(const std::string& bearer);
+  void UseCredential(const std::string& credential);
+  // The credential of an earlier registration when it is this host's; empty otherwise.
+  std::string StoredCredential() const;
   void HeartbeatLoop();
   void MainLoop();
   void Reconcile(const std::vector<core::Workload>& assigned);

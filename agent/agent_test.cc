@@ -5,9 +5,11 @@
 #include "agent/agent.h"
 
 #include <stdlib.h>
+#include <sys/stat.h>
 
 #include <algorithm>
 #include <filesystem>
+#include <fstream>
 #include <map>
 #include <memory>
 #include <string>
@@ -103,19 +105,12 @@ class AgentTest : public ::testing::Test {
     return o;
   }
 
-  // Registers the host as the agent's heartbeat thread would (tests that only call SyncOnce never
-  // start that thread).
-  void RegisterHost(const AgentOptions& o) {
-    core::HostInventory inv = o.inventory;
-    for (const auto& [kind, driver] : o.drivers) inv.drivers.push_back(kind);
-    auto host = control_.RegisterHost(o.name, inv);
-    ASSERT_TRUE(host.ok()) << host.status();
-  }
-
-  // A registered host with an agent built from `o`, ready for SyncOnce.
+  // A registered host with an agent built from `o`, ready for SyncOnce. It registers as the
+  // heartbeat thread would (tests that only call SyncOnce never start that thread).
   void MakeAgent(AgentOptions o) {
-    RegisterHost(o);
     agent_ = std::make_unique<Agent>(std::move(o));
+    absl::Status registered = agent_->Register();
+    ASSERT_TRUE(registered.ok()) << registered;
   }
 
   // Creates the workload and places it on the host; returns its task id.
@@ -605,6 +600,71 @@ TEST_F(AgentTest, StartRegistersTheHostAndConvergesInTheBackground) {
   EXPECT_TRUE(AwaitState("web", "stopped", absl::Seconds(10))) << StateOf("web");
   agent_->Stop();
   EXPECT_EQ(host_->starts(), 1);
+}
+
+}  // namespace
+}  // namespace berth::agent
+
+namespace berth::agent {
+namespace {
+
+std::string FirstLine(const std::string& path) {
+  std::ifstream in(path);
+  std::string line;
+  std::getline(in, line);
+  return line;
+}
+
+TEST_F(AgentTest, KeepsItsHostCredentialPrivateAndRegistersAgainWithIt) {
+  MakeAgent(Options());
+  const std::string path = HostCredentialPath(data_dir_);
+  struct stat st {};
+  ASSERT_EQ(stat(path.c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 0777, 0600u);
+  const std::string credential = FirstLine(path);
+  EXPECT_EQ(credential.rfind(Cat(kHost, ":"), 0), 0u) << credential;
+  auto who = control_.AuthenticateHost(credential);
+  ASSERT_TRUE(who.ok()) << who.status();
+  EXPECT_EQ(*who, kHost);
+
+  // Restarted without a join token, it registers again with its credential and keeps it.
+  agent_.reset();
+  AgentOptions o = Options();
+  o.token.clear();
+  agent_ = std::make_unique<Agent>(o);
+  absl::Status again = agent_->Register();
+  ASSERT_TRUE(again.ok()) << again;
+  EXPECT_EQ(FirstLine(path), credential);
+  Submit(ProcessSpec("web"));
+  Sync();
+  EXPECT_EQ(StateOf("web"), "running");
+}
+
+TEST_F(AgentTest, JoinsAgainWithTheJoinTokenOnceItsHostWasRemoved) {
+  MakeAgent(Options());
+  const std::string path = HostCredentialPath(data_dir_);
+  const std::string old = FirstLine(path);
+  clock_.Advance(absl::Seconds(60));
+  ASSERT_EQ(*control_.CheckHostsOnce(), 1);
+  ASSERT_TRUE(control_.RemoveHost(kHost).ok());
+
+  absl::Status rejoined = agent_->Register();
+  ASSERT_TRUE(rejoined.ok()) << rejoined;
+  const std::string fresh = FirstLine(path);
+  EXPECT_NE(fresh, old);
+  EXPECT_TRUE(control_.AuthenticateHost(fresh).ok());
+  EXPECT_FALSE(control_.AuthenticateHost(old).ok());
+
+  // Without a join token there is nothing to join with.
+  agent_.reset();
+  clock_.Advance(absl::Seconds(60));
+  ASSERT_EQ(*control_.CheckHostsOnce(), 1);
+  ASSERT_TRUE(control_.RemoveHost(kHost).ok());
+  AgentOptions o = Options();
+  o.token.clear();
+  agent_ = std::make_unique<Agent>(o);
+  absl::Status refused = agent_->Register();
+  EXPECT_TRUE(absl::IsUnauthenticated(refused)) << refused;
 }
 
 }  // namespace

@@ -1,10 +1,13 @@
 #include "api/api_server.h"
 
+#include <climits>
 #include <fstream>
 #include <sstream>
 #include <thread>
 
+#include "absl/strings/match.h"
 #include "api/yaml_json.h"
+#include "core/secret.h"
 #include "core/status.h"
 #include "core/strings.h"
 
@@ -24,25 +27,38 @@ HttpResponse JsonOk(int status, const Json& body, int64_t index = -1) {
 
 HttpResponse Fail(const absl::Status& s) { return HttpResponse::FromStatus(s); }
 
-bool ConstantTimeEquals(std::string_view a, std::string_view b) {
-  if (a.size() != b.size()) return false;
-  unsigned char diff = 0;
-  for (size_t i = 0; i < a.size(); ++i) diff |= static_cast<unsigned char>(a[i] ^ b[i]);
-  return diff == 0;
+using core::ConstantTimeEquals;
+
+bool EndsWith(std::string_view path, std::string_view suffix) {
+  return path.size() >= suffix.size() && path.substr(path.size() - suffix.size()) == suffix;
 }
 
-// Agents may only register, heartbeat, watch their assignments and report status.
-bool AgentMayCall(std::string_view method, std::string_view path) {
-  auto ends_with = [&](std::string_view suffix) {
-    return path.size() >= suffix.size() && path.substr(path.size() - suffix.size()) == suffix;
-  };
+// A host's credential may only re-register, heartbeat and watch that host, and report the
+// status of the workloads placed on it. The route shapes are checked here, before routing; the
+// handlers check that the names are the host's own.
+bool HostMayCall(std::string_view method, std::string_view path) {
   if (method == "POST" && path == "/v1/hosts") return true;
   if (path.rfind("/v1/hosts/", 0) == 0) {
-    if (method == "PUT" && ends_with("/heartbeat")) return true;
-    if (method == "GET" && ends_with("/assignments")) return true;
+    if (method == "PUT" && EndsWith(path, "/heartbeat")) return true;
+    if (method == "GET" && EndsWith(path, "/assignments")) return true;
   }
-  if (method == "PUT" && path.rfind("/v1/workloads/", 0) == 0 && ends_with("/status")) return true;
-  return false;
+  return method == "PUT" && path.rfind("/v1/workloads/", 0) == 0 && EndsWith(path, "/status");
+}
+
+// The host a request speaks for when it came with a host credential; empty otherwise.
+std::string CallingHost(const HttpRequest& req) {
+  auto it = req.attributes.find("host");
+  return it == req.attributes.end() ? std::string() : it->second;
+}
+
+// 403 when a host credential asks about another host than its own.
+std::optional<HttpResponse> OnlyItself(const HttpRequest& req, std::string_view host) {
+  std::string caller = CallingHost(req);
+  if (caller.empty() || caller == host) return std::nullopt;
+  return HttpResponse::Error(
+      403, "permission_denied",
+      Cat("host \"", caller, "\": its credential speaks only for itself, not for host \"", host,
+          "\""));
 }
 
 // Streams a growing log file to a client until the client leaves, or the workload is gone or
@@ -213,6 +229,15 @@ void ApiServer::ServeFile(const HttpRequest& req, Responder responder, const std
 void ApiServer::Routes() {
   router_.Before([this](HttpRequest& req) -> std::optional<HttpResponse> {
     if (req.path == "/healthz") return std::nullopt;
+    int authorizations = 0;
+    for (const auto& [field, value] : req.headers.entries()) {
+      if (absl::EqualsIgnoreCase(field, "Authorization")) ++authorizations;
+    }
+    if (authorizations > 1) {
+      return HttpResponse::Error(
+          400, "invalid_argument",
+          "header Authorization: sent more than once; send one bearer token");
+    }
     std::string token;
     if (auto auth = req.Header("Authorization"); auth && auth->rfind("Bearer ", 0) == 0) {
       token = auth->substr(7);
@@ -224,14 +249,31 @@ void ApiServer::Routes() {
     }
     for (const auto& t : options_.agent_tokens) {
       if (!token.empty() && ConstantTimeEquals(token, t)) {
-        if (!AgentMayCall(req.method, req.path)) {
-          return HttpResponse::Error(403, "permission_denied",
-                                     "a join token may only register hosts and report for "
-                                     "agents; use the admin token");
+        if (req.method != "POST" || req.path != "/v1/hosts") {
+          return HttpResponse::Error(
+              403, "permission_denied",
+              "a join token may only register a host (POST /v1/hosts); the agent uses the "
+              "credential its registration returned for everything else");
         }
-        req.attributes["role"] = "agent";
+        req.attributes["role"] = "join";
         return std::nullopt;
       }
+    }
+    if (!token.empty() && token.find(':') != std::string::npos) {
+      auto host = control_->AuthenticateHost(token);
+      if (host.ok()) {
+        if (!HostMayCall(req.method, req.path)) {
+          return HttpResponse::Error(
+              403, "permission_denied",
+              Cat("host \"", *host,
+                  "\": a host credential may only register, heartbeat and watch its own host "
+                  "and report its workloads' status; use the admin token"));
+        }
+        req.attributes["role"] = "host";
+        req.attributes["host"] = *host;
+        return std::nullopt;
+      }
+      if (!absl::IsUnauthenticated(host.status())) return Fail(host.status());
     }
     return HttpResponse::Error(
         401, "unauthenticated",
@@ -313,11 +355,28 @@ void ApiServer::Routes() {
     if (!state) return Fail(ctx.Error("state", "is not a workload state"));
     report.state = *state;
     report.reason = j.value("reason", "");
-    if (j.contains("exit_code") && j["exit_code"].is_number_integer()) {
-      report.exit_code = j["exit_code"].get<int>();
+    if (j.contains("exit_code") && !j["exit_code"].is_null()) {
+      const Json& code = j["exit_code"];
+      if (!code.is_number_integer() || code.get<int64_t>() < INT32_MIN ||
+          code.get<int64_t>() > INT32_MAX) {
+        return Fail(ctx.Error("exit_code", "must be a 32-bit integer"));
+      }
+      report.exit_code = static_cast<int>(code.get<int64_t>());
     }
     report.oom_killed = j.value("oom_killed", false);
-    auto w = control_->ReportStatus(j.value("host", ""), name, report);
+    std::string host = j.value("host", "");
+    if (std::string caller = CallingHost(req); !caller.empty()) {
+      if (auto denied = OnlyItself(req, host.empty() ? caller : host)) return *denied;
+      auto current = control_->GetWorkload(name);
+      if (!current.ok()) return Fail(current.status());
+      if (current->status.host != caller) {
+        return HttpResponse::Error(
+            403, "permission_denied",
+            Cat("host \"", caller, "\": workload \"", name, "\" is not placed on it"));
+      }
+      host = caller;
+    }
+    auto w = control_->ReportStatus(host, name, report);
     if (!w.ok()) return Fail(w.status());
     return JsonOk(200, core::EncodeWorkload(*w), w->revision);
   });
@@ -440,9 +499,17 @@ void ApiServer::Routes() {
     if (!j.contains("inventory")) return Fail(ctx.Error("inventory", "is required"));
     auto inv = core::DecodeHostInventory(ctx.name, j["inventory"]);
     if (!inv.ok()) return Fail(inv.status());
-    auto h = control_->RegisterHost(ctx.name, *inv);
-    if (!h.ok()) return Fail(h.status());
-    return JsonOk(200, core::EncodeHost(*h), h->revision);
+    control::RegisterHostOptions options;
+    if (std::string caller = CallingHost(req); !caller.empty()) {
+      if (auto denied = OnlyItself(req, ctx.name)) return *denied;
+      options.credential = std::string(req.Header("Authorization")->substr(7));
+    }
+    auto reg = control_->RegisterHost(ctx.name, *inv, options);
+    if (!reg.ok()) return Fail(reg.status());
+    Json body = core::EncodeHost(reg->host);
+    // Shown once: the server keeps only its digest.
+    if (!reg->credential.empty()) body["credential"] = reg->credential;
+    return JsonOk(200, body, reg->host.revision);
   });
   router_.Handle("GET", "/v1/hosts", [this](const HttpRequest&) {
     int64_t rev = 0;
@@ -464,7 +531,13 @@ void ApiServer::Routes() {
     }
     return JsonOk(200, body, h->revision);
   });
+  router_.Handle("DELETE", "/v1/hosts/{name}", [this](const HttpRequest& req) {
+    absl::Status s = control_->RemoveHost(req.Param("name"));
+    if (!s.ok()) return Fail(s);
+    return JsonOk(200, {{"name", req.Param("name")}, {"deleted", true}});
+  });
   router_.Handle("PUT", "/v1/hosts/{name}/heartbeat", [this](const HttpRequest& req) {
+    if (auto denied = OnlyItself(req, req.Param("name"))) return *denied;
     absl::Status s = control_->Heartbeat(req.Param("name"));
     if (!s.ok()) return Fail(s);
     return JsonOk(200, {{"name", req.Param("name")}, {"status", "ok"}});
@@ -472,6 +545,10 @@ void ApiServer::Routes() {
   router_.HandleAsync(
       "GET", "/v1/hosts/{name}/assignments", [this](const HttpRequest& req, Responder r) {
         std::string name = req.Param("name");
+        if (auto denied = OnlyItself(req, name)) {
+          r.Send(*denied);
+          return;
+        }
         Blocking(req, std::move(r), std::string(control::kWorkloadPrefix), [this, name] {
           int64_t rev = 0;
           auto list = control_->Assignments(name, &rev);

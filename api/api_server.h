@@ -66,8 +66,10 @@ struct ApiServerOptions {
   std::string host = "127.0.0.1";
   uint16_t port = 0;
   int threads = 2;
-  std::string admin_token;                // full access
-  std::vector<std::string> agent_tokens;  // join tokens: host registration and agent calls
+  std::string admin_token;  // full access
+  // Join tokens: they may only register a host (POST /v1/hosts). A registration returns a
+  // credential for that host alone, which its agent uses for everything after.
+  std::vector<std::string> agent_tokens;
   size_t max_body_bytes = 1 << 20;
   absl::Duration max_wait = absl::Minutes(5);  // cap on ?wait=
 };

@@ -22,13 +22,17 @@ absl::StatusOr<std::string> Str(const Json& body, std::string_view kind, std::st
   return body[field].get<std::string>();
 }
 
+// A port field: an integer in 1..65535 (checked here, before narrowing, so 2^32+22 is not 22).
 absl::StatusOr<int> Port(const Json& body, std::string_view name, const std::string& field) {
   if (!body.contains(field)) return 0;
-  if (!body[field].is_number_integer()) {
-    return core::JsonContext{"portforward", std::string(name)}.Error(field,
-                                                                     "must be an integer port");
-  }
-  return body[field].get<int>();
+  const Json& v = body[field];
+  core::JsonContext ctx{"portforward", std::string(name)};
+  if (!v.is_number_integer()) return ctx.Error(field, "must be an integer port");
+  const bool in_range = v.is_number_unsigned()
+                            ? v.get<uint64_t>() >= 1 && v.get<uint64_t>() <= 65535
+                            : v.get<int64_t>() >= 1 && v.get<int64_t>() <= 65535;
+  if (!in_range) return ctx.Error(field, Cat("must lie in 1..65535, got ", v.dump()));
+  return static_cast<int>(v.get<int64_t>());
 }
 
 #define BERTH_ROUTE_ASSIGN(lhs, expr)                                          \
@@ -78,9 +82,6 @@ void AddNetworkRoutes(Router& router, control::NetworkService* net) {
     BERTH_ROUTE_ASSIGN(Json body, StrictBody(req, "network", name, {"owner", "address"}));
     BERTH_ROUTE_ASSIGN(std::string owner, Str(body, "network", name, "owner"));
     BERTH_ROUTE_ASSIGN(std::string address, Str(body, "network", name, "address"));
-    if (owner.empty()) {
-      return HttpResponse::FromStatus(core::FieldError("network", name, "owner", "is required"));
-    }
     BERTH_ROUTE_ASSIGN(std::string got, net->AllocateAddress(name, owner, address));
     return JsonResponse(201, Json{{"network", name}, {"owner", owner}, {"address", got}});
   });

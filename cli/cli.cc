@@ -34,7 +34,7 @@ Usage: berth COMMAND [ARGS] [--json] [--server URL] [--token TOKEN]
 
 Server and agents:
   serve [--dev] [--data-dir DIR] [--listen HOST:PORT]   run the API server (--dev: with a local agent)
-  agent --server URL --join-token T [--config F]        run the agent for this host
+  agent --server URL --join-token-file F [--config F]   run the agent for this host
   sim generate|fill|replay ...                          simulate a cluster (see berth sim --help)
 
 Workloads:
@@ -61,6 +61,7 @@ Disks and networks (see `berth disk --help`, `berth net --help`, ...):
 
 Cluster:
   host ls | host get NAME       hosts, their capacity and state
+  host rm NAME                  remove a host that is down and revoke its credential
   tenant ls                     tenants' use against their quotas
   tenant quota set NAME --cpu N --memory M --gpu G [--gpu-model MODEL=G,...] | tenant quota rm NAME
   events [-f]                   the event log (follow with -f)
@@ -267,7 +268,8 @@ class Cli {
       return nullptr;
     }
     client_ = std::make_unique<api::HttpClient>(
-        target->url, api::HttpClient::Options{.bearer_token = target->token});
+        target->url, api::HttpClient::Options{.bearer_token = target->token,
+                                              .connect_timeout = kConnectTimeout});
     return client_.get();
   }
 
@@ -279,7 +281,7 @@ class Cli {
     if (!c) return std::nullopt;
     auto r = c->Request(method, path, body, content_type);
     if (!r.ok()) {
-      Fail(Cat("cannot reach the server: ", r.status().message()));
+      Fail(UnreachableMessage(c->base_url(), r.status()));
       return std::nullopt;
     }
     if (r->status < 200 || r->status >= 300) {
@@ -451,7 +453,7 @@ class Cli {
                                : Cat("/v1/workloads/", name, "/logs?stream=", stream);
     if (!follow) {
       auto r = c->Get(path);
-      if (!r.ok()) return Fail(Cat("cannot reach the server: ", r.status().message()));
+      if (!r.ok()) return Fail(UnreachableMessage(c->base_url(), r.status()));
       if (r->status != 200) return Fail(ErrorMessage(*r));
       if (json_) {
         out_ << Json{{"name", name}, {"stream", stream}, {"log", r->body}}.dump() << "\n";
@@ -469,7 +471,7 @@ class Cli {
       }
       return true;
     });
-    if (!r.ok()) return Fail(Cat("cannot reach the server: ", r.status().message()));
+    if (!r.ok()) return Fail(UnreachableMessage(c->base_url(), r.status()));
     if (r->status != 200) return Fail(ErrorMessage(*r));
     return 0;
   }
@@ -487,7 +489,7 @@ class Cli {
     api::HttpClient* c = Client();
     if (!c) return 1;
     auto r = c->Post(Cat("/v1/workloads/", name, "/exec"), body.dump());
-    if (!r.ok()) return Fail(Cat("cannot reach the server: ", r.status().message()));
+    if (!r.ok()) return Fail(UnreachableMessage(c->base_url(), r.status()));
     if (r->status != 200) return Fail(ErrorMessage(*r));
     Json j = Json::parse(r->body, nullptr, false);
     if (!j.is_object()) return Fail("malformed exec reply from the server");
@@ -503,7 +505,10 @@ class Cli {
   int Host() {
     std::string sub = Arg(0);
     if (help_ || sub.empty()) {
-      out_ << "Usage: berth host ls | berth host get NAME\n";
+      out_ << "Usage: berth host ls | berth host get NAME | berth host rm NAME [--json]\n"
+              "  rm: removes a host that is down (no heartbeats for the server's --host-ttl) and\n"
+              "      revokes its credential; a live host is refused. Its agent, if it comes\n"
+              "      back, joins as a new host with the join token.\n";
       return sub.empty() && !help_ ? 2 : 0;
     }
     if (sub == "ls" || sub == "list") {
@@ -540,6 +545,17 @@ class Cli {
       auto j = Call("GET", Cat("/v1/hosts/", Arg(1)));
       if (!j) return 1;
       out_ << j->dump(json_ ? -1 : 2) << "\n";
+      return 0;
+    }
+    if (sub == "rm" || sub == "delete") {
+      if (Arg(1).empty()) return Usage("host rm needs a host NAME");
+      auto j = Call("DELETE", Cat("/v1/hosts/", Arg(1)));
+      if (!j) return 1;
+      if (json_) {
+        out_ << j->dump() << "\n";
+      } else {
+        out_ << "host " << Arg(1) << " removed; its credential is revoked\n";
+      }
       return 0;
     }
     return Usage(Cat("unknown host command \"", sub, "\""));
@@ -660,6 +676,11 @@ std::string DefaultDataDir() {
   if (const char* d = getenv("BERTH_DATA_DIR"); d && *d) return d;
   const char* home = getenv("HOME");
   return Cat(home && *home ? home : "/root", "/.berth");
+}
+
+std::string UnreachableMessage(std::string_view url, const absl::Status& why) {
+  return Cat("cannot reach the server at ", url, " (", why.message(),
+             "); is it running there? Name another with --server URL or BERTH_ADDR");
 }
 
 std::string ImagesDir(const std::string& agent_dir) { return agent_dir + "/images"; }

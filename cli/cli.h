@@ -6,12 +6,23 @@
 
 #include <iostream>
 #include <string>
+#include <string_view>
 #include <vector>
+
+#include "absl/status/status.h"
+#include "absl/time/time.h"
 
 namespace berth::cli {
 
 // Runs `berth ARGS...` (args exclude the program name). Returns the exit code.
 int RunCli(const std::vector<std::string>& args, std::ostream& out, std::ostream& err);
+
+// How long a command waits to connect before it says the server cannot be reached.
+inline constexpr absl::Duration kConnectTimeout = absl::Seconds(3);
+
+// What a command says when its request to `url` never got an answer: the address it tried and
+// how to name another.
+std::string UnreachableMessage(std::string_view url, const absl::Status& why);
 
 // The top-level help text.
 std::string Usage();

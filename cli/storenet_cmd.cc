@@ -196,7 +196,9 @@ class Command {
     if (url.rfind("http://", 0) != 0) url = "http://" + url;
     // Backups and restores copy whole disks in one request.
     client_ = std::make_unique<api::HttpClient>(
-        url, api::HttpClient::Options{.bearer_token = token, .timeout = absl::Hours(6)});
+        url,
+        api::HttpClient::Options{
+            .bearer_token = token, .timeout = absl::Hours(6), .connect_timeout = kConnectTimeout});
     return client_.get();
   }
 
@@ -206,7 +208,7 @@ class Command {
     if (!c) return std::nullopt;
     auto r = c->Request(method, path, body.is_null() ? std::string() : body.dump());
     if (!r.ok()) {
-      Fail(Cat("cannot reach the server: ", r.status().message()));
+      Fail(UnreachableMessage(c->base_url(), r.status()));
       return std::nullopt;
     }
     Json j = Json::parse(r->body, nullptr, false);
@@ -255,7 +257,7 @@ class Command {
     if (!c) return std::nullopt;
     auto r = c->Request("POST", path, body.dump());
     if (!r.ok()) {
-      Fail(Cat("cannot reach the server: ", r.status().message()));
+      Fail(UnreachableMessage(c->base_url(), r.status()));
       return std::nullopt;
     }
     if (r->status < 200 || r->status >= 300) {

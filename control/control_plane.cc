@@ -5,6 +5,7 @@
 
 #include "absl/strings/str_format.h"
 #include "core/names.h"
+#include "core/secret.h"
 #include "core/status.h"
 #include "core/strings.h"
 #include "sched/cluster.h"
@@ -20,6 +21,7 @@ using core::WorkloadState;
 std::string WorkloadKey(std::string_view name) { return Cat(kWorkloadPrefix, name); }
 std::string HostKey(std::string_view name) { return Cat(kHostPrefix, name); }
 std::string HostAllocKey(std::string_view name) { return Cat(kHostAllocPrefix, name); }
+std::string HostCredentialKey(std::string_view name) { return Cat(kHostCredentialPrefix, name); }
 
 std::optional<Action> ParseAction(std::string_view text) {
   if (text == "start") return Action::kStart;
@@ -392,13 +394,35 @@ absl::StatusOr<Workload> ControlPlane::ReportStatus(std::string_view host, std::
   return Conflict(Cat("workload \"", name, "\""));
 }
 
-absl::StatusOr<core::Host> ControlPlane::RegisterHost(const std::string& name,
-                                                      const core::HostInventory& inventory) {
+namespace {
+
+// The digest a credential record keeps; empty when the record is unreadable.
+std::string StoredDigest(const state::KeyValue& kv) {
+  Json j = Json::parse(kv.value, nullptr, /*allow_exceptions=*/false);
+  if (!j.is_object() || !j.contains("sha256") || !j["sha256"].is_string()) return "";
+  return j["sha256"].get<std::string>();
+}
+
+// The host name a credential "NAME:SECRET" claims to speak for; empty when it has no such form.
+std::string_view ClaimedHost(std::string_view credential) {
+  size_t colon = credential.find(':');
+  if (colon == std::string_view::npos || colon == 0) return {};
+  return credential.substr(0, colon);
+}
+
+}  // namespace
+
+absl::StatusOr<HostRegistration> ControlPlane::RegisterHost(const std::string& name,
+                                                            const core::HostInventory& inventory,
+                                                            const RegisterHostOptions& options) {
   BERTH_RETURN_IF_ERROR(core::ValidateHostName(name));
+  const std::string key = HostKey(name);
+  const std::string cred_key = HostCredentialKey(name);
   for (int attempt = 0; attempt < kMaxCasAttempts; ++attempt) {
-    std::string key = HostKey(name);
     BERTH_ASSIGN_OR_RETURN(state::GetResponse got, store_->Get(key));
-    core::Host h;
+    BERTH_ASSIGN_OR_RETURN(state::GetResponse cred, store_->Get(cred_key));
+    HostRegistration out;
+    core::Host& h = out.host;
     h.name = name;
     h.registered_at = clock_->Now();
     int64_t rev = 0;
@@ -411,11 +435,42 @@ absl::StatusOr<core::Host> ControlPlane::RegisterHost(const std::string& name,
         was_down = old->state == core::HostState::kDown;
       }
     }
+    const bool presented = !options.credential.empty();
+    const bool matches =
+        presented && cred.kv && ClaimedHost(options.credential) == name &&
+        core::ConstantTimeEquals(core::Sha256Hex(options.credential), StoredDigest(*cred.kv));
+    if (presented && !matches) {
+      return absl::PermissionDeniedError(
+          Cat("host \"", name, "\": the credential presented is not this host's"));
+    }
+    if (got.kv && cred.kv && !presented) {
+      return absl::AlreadyExistsError(
+          Cat("host \"", name,
+              "\" is already registered with its own credential: its agent registers again with "
+              "the credential from its first registration (DATA_DIR/host.credential); to give the "
+              "name to a new machine, remove the host first with `berth host rm ",
+              name, "` once it is down"));
+    }
+    if (got.kv && !cred.kv && !was_down) {
+      return absl::AlreadyExistsError(
+          Cat("host \"", name,
+              "\" is registered and live without a credential; it can join again once it is "
+              "down (no heartbeat for ",
+              absl::FormatDuration(options_.host_ttl), "), or after `berth host rm ", name, "`"));
+    }
+    state::TxnRequest txn;
+    txn.compares.push_back(RevisionIs(key, rev));
+    txn.compares.push_back(RevisionIs(cred_key, cred.kv ? cred.kv->mod_revision : 0));
+    if (!matches) {
+      BERTH_ASSIGN_OR_RETURN(std::string secret, core::RandomHexToken(24));
+      out.credential = Cat(name, ":", secret);
+      Json record = {{"sha256", core::Sha256Hex(out.credential)},
+                     {"issued_at", core::EncodeTime(clock_->Now())}};
+      txn.then_ops.push_back(state::Op::Put(cred_key, record.dump()));
+    }
     h.inventory = inventory;
     h.state = core::HostState::kReady;
     h.last_heartbeat = clock_->Now();
-    state::TxnRequest txn;
-    txn.compares.push_back(RevisionIs(key, rev));
     txn.then_ops.push_back(state::Op::Put(key, core::EncodeHost(h).dump()));
     AddEvent(&txn.then_ops, "host", name,
              got.kv ? (was_down ? "up" : "reregistered") : "registered",
@@ -435,7 +490,45 @@ absl::StatusOr<core::Host> ControlPlane::RegisterHost(const std::string& name,
       absl::MutexLock lock(&mu_);
       heartbeats_[name] = clock_->Now();
       h.revision = resp.revision;
-      return h;
+      return out;
+    }
+  }
+  return Conflict(Cat("host \"", name, "\""));
+}
+
+absl::StatusOr<std::string> ControlPlane::AuthenticateHost(std::string_view credential) {
+  std::string_view name = ClaimedHost(credential);
+  absl::Status unknown = absl::UnauthenticatedError(
+      "invalid host credential: the host was removed or never registered with it");
+  if (name.empty() || !core::ValidateHostName(name).ok()) return unknown;
+  BERTH_ASSIGN_OR_RETURN(state::GetResponse cred, store_->Get(HostCredentialKey(name)));
+  if (!cred.kv || !core::ConstantTimeEquals(core::Sha256Hex(credential), StoredDigest(*cred.kv))) {
+    return unknown;
+  }
+  return std::string(name);
+}
+
+absl::Status ControlPlane::RemoveHost(std::string_view name) {
+  for (int attempt = 0; attempt < kMaxCasAttempts; ++attempt) {
+    BERTH_ASSIGN_OR_RETURN(core::Host h, GetHost(name));
+    if (h.state == core::HostState::kReady) {
+      return absl::FailedPreconditionError(
+          Cat("host \"", name, "\" is live (last heartbeat ",
+              absl::FormatDuration(absl::Trunc(clock_->Now() - h.last_heartbeat, absl::Seconds(1))),
+              " ago): stop its agent first; it can be removed once it is down (no heartbeat for ",
+              absl::FormatDuration(options_.host_ttl), ")"));
+    }
+    state::TxnRequest txn;
+    txn.compares.push_back(state::Compare::ModRevision(HostKey(name), h.revision));
+    txn.then_ops.push_back(state::Op::Delete(HostKey(name)));
+    txn.then_ops.push_back(state::Op::Delete(HostCredentialKey(name)));
+    txn.then_ops.push_back(state::Op::Delete(HostAllocKey(name)));
+    AddEvent(&txn.then_ops, "host", name, "removed", "removed; its credential is revoked");
+    BERTH_ASSIGN_OR_RETURN(state::TxnResponse resp, store_->Txn(txn));
+    if (resp.succeeded) {
+      absl::MutexLock lock(&mu_);
+      if (auto it = heartbeats_.find(name); it != heartbeats_.end()) heartbeats_.erase(it);
+      return absl::OkStatus();
     }
   }
   return Conflict(Cat("host \"", name, "\""));

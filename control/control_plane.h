@@ -37,6 +37,8 @@ inline constexpr std::string_view kHostPrefix = "/hosts/";
 inline constexpr std::string_view kHostAllocPrefix = "/hostalloc/";
 inline constexpr std::string_view kEventPrefix = "/events/";
 inline constexpr std::string_view kQuotaPrefix = "/quotas/";
+// A host's credential: {"sha256": digest of the credential, "issued_at": time}.
+inline constexpr std::string_view kHostCredentialPrefix = "/hostcreds/";
 
 struct ControlPlaneOptions {
   core::Clock* clock = nullptr;                 // defaults to the system clock
@@ -54,6 +56,20 @@ struct StatusReport {
   std::string reason;
   std::optional<int> exit_code;
   bool oom_killed = false;
+};
+
+// How a host registration proves who it is.
+struct RegisterHostOptions {
+  // The host credential the request carried; empty when it came with a join token only. A new
+  // host needs none; an existing host needs its own.
+  std::string credential;
+};
+
+struct HostRegistration {
+  core::Host host;
+  // The host's new credential ("NAME:HEX"), set only when this registration issued one: the one
+  // time it is seen, since the store keeps only its SHA-256.
+  std::string credential;
 };
 
 enum class Action { kStart, kStop, kPause, kResume };
@@ -81,9 +97,18 @@ class ControlPlane {
   absl::StatusOr<core::Workload> ReportStatus(std::string_view host, std::string_view name,
                                               const StatusReport& report);
 
-  // Hosts.
-  absl::StatusOr<core::Host> RegisterHost(const std::string& name,
-                                          const core::HostInventory& inventory);
+  // Hosts. A new name is registered and issued a credential that speaks for that host alone.
+  // Registering an existing name again (an agent restarting) needs that host's credential:
+  // without one it is AlreadyExists, with another host's PermissionDenied. A host recorded
+  // without a credential (by an older server) is issued one by a join once it is down.
+  absl::StatusOr<HostRegistration> RegisterHost(const std::string& name,
+                                                const core::HostInventory& inventory,
+                                                const RegisterHostOptions& options = {});
+  // The host a credential speaks for, or Unauthenticated when it speaks for none.
+  absl::StatusOr<std::string> AuthenticateHost(std::string_view credential);
+  // Removes a host that is down, with its credential. FailedPrecondition while it is ready,
+  // NotFound when there is no such host.
+  absl::Status RemoveHost(std::string_view name);
   absl::Status Heartbeat(std::string_view name);
   absl::StatusOr<core::Host> GetHost(std::string_view name);
   absl::StatusOr<std::vector<core::Host>> ListHosts(int64_t* revision = nullptr);
@@ -156,5 +181,6 @@ class ControlPlane {
 std::string WorkloadKey(std::string_view name);
 std::string HostKey(std::string_view name);
 std::string HostAllocKey(std::string_view name);
+std::string HostCredentialKey(std::string_view name);
 
 }  // namespace berth::control

@@ -17,6 +17,16 @@ std::string IpamKey(std::string_view name) { return Cat(kIpamPrefix, name); }
 std::string SecGroupKey(std::string_view name) { return Cat(kSecGroupPrefix, name); }
 std::string PortForwardKey(std::string_view id) { return Cat(kPortForwardPrefix, id); }
 
+absl::Status ValidateAddressOwner(std::string_view network, std::string_view owner) {
+  if (owner.empty()) return core::FieldError("network", network, "owner", "is required");
+  if (!core::ValidateName("workload", owner).ok()) {
+    return core::FieldError("network", network, "owner",
+                            "must be a workload name: 1-63 lower-case letters, digits and '-', "
+                            "starting and ending with a letter or digit");
+  }
+  return absl::OkStatus();
+}
+
 absl::StatusOr<std::pair<int, int>> ParsePortRange(std::string_view group, std::string_view text) {
   auto bad = [&](std::string_view why) {
     return core::FieldError("secgroup", group, "ports", Cat(why, ", got \"", text, "\""));
@@ -226,6 +236,7 @@ absl::Status NetworkService::DeleteNetwork(std::string_view name) {
 absl::StatusOr<std::string> NetworkService::AllocateAddress(std::string_view network,
                                                             std::string_view owner,
                                                             std::string_view requested) {
+  BERTH_RETURN_IF_ERROR(ValidateAddressOwner(network, owner));
   absl::MutexLock lock(&mu_);
   BERTH_ASSIGN_OR_RETURN(StoredObject ipam, ReadOrNotFound("network", IpamKey(network), network));
   BERTH_ASSIGN_OR_RETURN(NetworkAddressing a, NetworkAddressing::FromJson(ipam.body));
@@ -454,6 +465,11 @@ absl::Status NetworkService::DeleteGroup(std::string_view name) {
   return absl::OkStatus();
 }
 
+void NetworkService::ReserveHostPort(int port, std::string holder) {
+  absl::MutexLock lock(&mu_);
+  reserved_ports_[port] = std::move(holder);
+}
+
 absl::StatusOr<Json> NetworkService::AddPortForward(const PortForwardOptions& o) {
   std::string proto = o.protocol.empty() ? "tcp" : o.protocol;
   std::string what = Cat(o.host_port);
@@ -470,6 +486,12 @@ absl::StatusOr<Json> NetworkService::AddPortForward(const PortForwardOptions& o)
   }
   if (o.workload.empty()) return core::FieldError("portforward", what, "workload", "is required");
   absl::MutexLock lock(&mu_);
+  if (auto held = reserved_ports_.find(o.host_port);
+      proto == "tcp" && held != reserved_ports_.end()) {
+    return absl::FailedPreconditionError(
+        Cat("portforward \"", what, "\": host_port ", o.host_port, " is taken by ", held->second,
+            "; forwarding it would cut off its clients, pick another"));
+  }
   std::string id = Cat(proto, "-", o.host_port);
   BERTH_ASSIGN_OR_RETURN(auto existing, ReadObject(store_, PortForwardKey(id)));
   if (existing) {

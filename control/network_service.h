@@ -13,6 +13,7 @@
 #pragma once
 
 #include <cstdint>
+#include <map>
 #include <optional>
 #include <set>
 #include <string>
@@ -176,8 +177,12 @@ class NetworkService {
   absl::StatusOr<core::Json> RemoveRule(std::string_view group, std::string_view rule_id);
   absl::Status DeleteGroup(std::string_view name);
 
-  // Forwards a host port to a workload's address on its network.
+  // Forwards a host port to a workload's address on its network. A reserved TCP port is
+  // refused (FailedPrecondition naming host_port).
   absl::StatusOr<core::Json> AddPortForward(const PortForwardOptions& options);
+  // Keeps TCP `port` of the host from any forward: `holder` says what listens there (Berth's
+  // own API, so a forward cannot cut its clients off).
+  void ReserveHostPort(int port, std::string holder);
   absl::StatusOr<std::vector<core::Json>> ListPortForwards(int64_t* revision = nullptr);
   absl::Status RemovePortForward(std::string_view id);
 
@@ -192,12 +197,16 @@ class NetworkService {
   core::Clock* const clock_;
   NetworkHost* const host_;
   absl::Mutex mu_;
+  std::map<int, std::string> reserved_ports_ ABSL_GUARDED_BY(mu_);  // TCP port -> holder
 };
 
 std::string NetworkKey(std::string_view name);
 std::string IpamKey(std::string_view name);
 std::string SecGroupKey(std::string_view name);
 std::string PortForwardKey(std::string_view id);
+
+// A network's address owner (a workload's name): OK, or InvalidArgument naming `owner`.
+absl::Status ValidateAddressOwner(std::string_view network, std::string_view owner);
 
 // Parses a security rule's port range ("80", "80-90") into [from, to]; errors name `ports`.
 absl::StatusOr<std::pair<int, int>> ParsePortRange(std::string_view group, std::string_view text);

@@ -585,6 +585,36 @@ TEST_F(NetworkServiceTest, PortForwardTargetsTheWorkloadsAddress) {
   EXPECT_TRUE(nets_.DeleteNetwork("n1").ok());
 }
 
+TEST_F(NetworkServiceTest, PortForwardRefusesTheApisOwnPortOverTcp) {
+  ASSERT_TRUE(CreateNetwork("n1", "10.88.0.0/24").ok());
+  ASSERT_TRUE(Attach("n1", "w1").ok());
+  nets_.ReserveHostPort(7070, "Berth's API");
+  const int64_t before = Revision();
+  auto refused = Forward("w1", 7070, 80);
+  EXPECT_EQ(refused.status().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_THAT(Msg(refused.status()), HasSubstr("host_port 7070 is taken by Berth's API"));
+  EXPECT_EQ(host_.CallsOf("AddForward"), 0);
+  EXPECT_EQ(Revision(), before);
+  // The API listens on TCP only; the other ports stay free.
+  EXPECT_TRUE(Forward("w1", 7070, 80, "udp").ok());
+  EXPECT_TRUE(Forward("w1", 7071, 80).ok());
+}
+
+TEST_F(NetworkServiceTest, AllocateAddressRefusesAnOwnerThatIsNoWorkloadName) {
+  ASSERT_TRUE(CreateNetwork("n1", "10.88.0.0/24").ok());
+  const int64_t before = Revision();
+  const std::vector<std::string> owners = {"",      "a\nb", "x; rm -rf /",       "$(reboot)",
+                                           "Upper", "-x",   std::string(64, 'a')};
+  for (const std::string& owner : owners) {
+    auto got = nets_.AllocateAddress("n1", owner, "");
+    EXPECT_EQ(got.status().code(), absl::StatusCode::kInvalidArgument) << owner;
+    EXPECT_THAT(Msg(got.status()), HasSubstr("network \"n1\": owner")) << owner;
+  }
+  EXPECT_EQ(Revision(), before);
+  EXPECT_THAT(StoredAllocations("n1"), IsEmpty());
+  EXPECT_TRUE(nets_.AllocateAddress("n1", "train-7", "").ok());
+}
+
 TEST_F(NetworkServiceTest, PortForwardStoresNothingWhenTheHostFails) {
   ASSERT_TRUE(CreateNetwork("n1", "10.88.0.0/24").ok());
   ASSERT_TRUE(Attach("n1", "w1").ok());

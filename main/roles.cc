@@ -315,18 +315,51 @@ DIR/join.token, and the address to DIR/server.json, where the CLI finds them.
 )";
 
 constexpr char kAgentHelp[] =
-    R"(Usage: berth agent --server URL --join-token TOKEN [--config FILE] [--data-dir DIR] [--name NAME]
+    R"(Usage: berth agent --server URL [--join-token-file FILE] [--config FILE] [--data-dir DIR]
+                   [--name NAME]
 
 Runs the agent for this host: registers its CPUs, memory and GPUs (nvidia-smi, or the config
 file's declared GPUs), heartbeats, and runs the workloads the server assigns to it.
-  --server       the server's URL, e.g. http://10.0.0.1:7070 (or BERTH_ADDR)
-  --join-token   the server's DATA_DIR/join.token (or BERTH_JOIN_TOKEN)
-  --config       YAML/JSON: name, labels, cpu, memory, gpus, vm_accel
-  --data-dir     where task records and logs are kept (default: BERTH_DATA_DIR/agent or ~/.berth/agent)
-  --vm-accel     auto (default): use KVM when a probe guest runs under it at start, TCG
-                 otherwise, with a warning and a host event saying why; kvm or tcg: use that.
-                 The config file's vm_accel sets the same. `berth host get` shows the choice.
+  --server           the server's URL, e.g. http://10.0.0.1:7070 (or BERTH_ADDR)
+  --join-token-file  a file holding the server's join token (its DATA_DIR/join.token); or set
+                     BERTH_JOIN_TOKEN. --join-token TOKEN works too, but any user can read it
+                     in `ps`
+  --config           YAML/JSON: name, labels, cpu, memory, gpus, vm_accel
+  --data-dir         where task records and logs are kept (default: BERTH_DATA_DIR/agent or
+                     ~/.berth/agent)
+  --name             the host's name (default: the config file's, else the machine's)
+  --vm-accel         auto (default): use KVM when a probe guest runs under it at start, TCG
+                     otherwise, with a warning and a host event saying why; kvm or tcg: use
+                     that. The config file's vm_accel sets the same. `berth host get` shows it.
+The join token is used once, to register: the server answers with a credential for this host
+alone, kept in DIR/host.credential (mode 0600), which the agent uses for everything else and to
+register again after a restart (then no join token is needed). A host name already registered
+can only be taken by its own credential; `berth host rm NAME` frees it once the host is down.
 )";
+
+// The join token from --join-token-file, --join-token or BERTH_JOIN_TOKEN (in that order);
+// empty when none is given.
+absl::StatusOr<std::string> JoinTokenFrom(const Flags& f) {
+  if (f.values.count("--join-token-file") && f.values.count("--join-token")) {
+    return absl::InvalidArgumentError("give --join-token-file or --join-token, not both");
+  }
+  if (auto it = f.values.find("--join-token-file"); it != f.values.end()) {
+    std::ifstream in(it->second);
+    std::string token;
+    if (!in || !std::getline(in, token)) {
+      return absl::InvalidArgumentError(
+          Cat("--join-token-file: cannot read a token from ", it->second));
+    }
+    while (!token.empty() && (token.back() == '\r' || token.back() == ' ')) token.pop_back();
+    if (token.empty()) {
+      return absl::InvalidArgumentError(Cat("--join-token-file: ", it->second, " is empty"));
+    }
+    return token;
+  }
+  if (auto it = f.values.find("--join-token"); it != f.values.end()) return it->second;
+  const char* env = getenv("BERTH_JOIN_TOKEN");
+  return std::string(env ? env : "");
+}
 
 }  // namespace
 
@@ -422,6 +455,9 @@ int RunServe(const std::vector<std::string>& args, std::ostream& out, std::ostre
     err << "berth serve: cannot listen on " << listen << ": " << bound.status().message() << "\n";
     return 1;
   }
+#ifdef BERTH_WITH_STORENET
+  if (storenet) storenet->ReserveApiPort(*bound);
+#endif
   control.Start();
   std::string url = Cat("http://", aopts.host, ":", *bound);
   {
@@ -495,7 +531,8 @@ int RunServe(const std::vector<std::string>& args, std::ostream& out, std::ostre
 int RunAgent(const std::vector<std::string>& args, std::ostream& out, std::ostream& err) {
   Flags f;
   if (!ParseFlags(args,
-                  {"--server", "--join-token", "--config", "--data-dir", "--name", "--vm-accel"},
+                  {"--server", "--join-token", "--join-token-file", "--config", "--data-dir",
+                   "--name", "--vm-accel"},
                   &f, err)) {
     return 2;
   }
@@ -505,10 +542,13 @@ int RunAgent(const std::vector<std::string>& args, std::ostream& out, std::ostre
   }
   std::string server = f.values["--server"];
   if (server.empty() && getenv("BERTH_ADDR")) server = getenv("BERTH_ADDR");
-  std::string token = f.values["--join-token"];
-  if (token.empty() && getenv("BERTH_JOIN_TOKEN")) token = getenv("BERTH_JOIN_TOKEN");
-  if (server.empty() || token.empty()) {
-    err << "berth agent: --server and --join-token are required\n" << kAgentHelp;
+  auto token = JoinTokenFrom(f);
+  if (!token.ok()) {
+    err << "berth agent: " << token.status().message() << "\n";
+    return 2;
+  }
+  if (server.empty()) {
+    err << "berth agent: --server is required\n" << kAgentHelp;
     return 2;
   }
   if (auto accel = VmAccelFrom(f, agent::AgentConfig{}); !accel.ok()) {
@@ -530,6 +570,13 @@ int RunAgent(const std::vector<std::string>& args, std::ostream& out, std::ostre
     err << "berth agent: " << vm_accel.status().message() << "\n";
     return 2;
   }
+  // A host that registered before comes back with its credential; a new one needs the token.
+  if (token->empty() && !fs::exists(agent::HostCredentialPath(dir))) {
+    err << "berth agent: a join token is needed to register: --join-token-file FILE or "
+           "BERTH_JOIN_TOKEN\n"
+        << kAgentHelp;
+    return 2;
+  }
   auto inv = agent::DetectInventory(*config, dir);
   if (!inv.ok()) {
     err << "berth agent: " << inv.status().message() << "\n";
@@ -539,7 +586,7 @@ int RunAgent(const std::vector<std::string>& args, std::ostream& out, std::ostre
   LocalDrivers drivers = MakeDrivers(dir, *vm_accel, err);
   agent::AgentOptions ao;
   ao.server_url = server;
-  ao.token = token;
+  ao.token = *token;
   ao.name = config->name;
   ao.data_dir = dir;
   ao.inventory = *inv;

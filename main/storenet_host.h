@@ -39,6 +39,8 @@ class LocalStorageNetwork {
   void Start(std::ostream& err);
   // Registers /v1/disks, /v1/networks, /v1/secgroups and /v1/portforwards.
   void AddRoutes(api::Router& router);
+  // The API's own TCP port, which no port forward may take.
+  void ReserveApiPort(uint16_t port) { network_.ReserveHostPort(port, "Berth's API"); }
   // Gives the local agent's workloads their disks (a VM's virtio disks; a container's
   // loop-mounted filesystems) and network interfaces (veth into the container's namespace
   // berth-INSTANCE-NAME; a VM's tap), and takes them back when their tasks go.

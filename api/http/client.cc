@@ -1,5 +1,6 @@
 #include "api/http/client.h"
 
+#include <algorithm>
 #include <chrono>
 #include <optional>
 
@@ -200,6 +201,13 @@ namespace {
 
 std::string ToStdString(beast::string_view s) { return std::string(s.data(), s.size()); }
 
+// When connecting must end: connect_timeout from now, within the request's deadline.
+std::chrono::steady_clock::time_point ConnectDeadline(
+    const HttpClientOptions& options, std::chrono::steady_clock::time_point request_deadline) {
+  return std::min(request_deadline, std::chrono::steady_clock::now() +
+                                        absl::ToChronoNanoseconds(options.connect_timeout));
+}
+
 HttpResponse ToResponse(const bhttp::response_header<>& header) {
   HttpResponse out;
   out.status = static_cast<int>(header.result_int());
@@ -212,7 +220,9 @@ HttpResponse ToResponse(const bhttp::response_header<>& header) {
 }  // namespace
 
 HttpClient::HttpClient(std::string base_url, Options options)
-    : base_url_(std::move(base_url)), options_(std::move(options)) {}
+    : base_url_(std::move(base_url)), options_(std::move(options)) {
+  bearer_token_ = options_.bearer_token;
+}
 
 HttpClient::~HttpClient() = default;
 
@@ -221,10 +231,15 @@ void HttpClient::Close() {
   if (conn_) conn_->Close();
 }
 
+void HttpClient::SetBearerToken(std::string token) {
+  absl::MutexLock lock(&mu_);
+  bearer_token_ = std::move(token);
+}
+
 namespace {
 
 bhttp::request<bhttp::string_body> BuildRequest(
-    const http_internal::ParsedUrl& url, const HttpClientOptions& options, std::string_view method,
+    const http_internal::ParsedUrl& url, std::string_view bearer_token, std::string_view method,
     std::string_view path_with_query, std::string_view body, std::string_view content_type,
     const HttpHeaders& extra_headers) {
   bhttp::request<bhttp::string_body> req;
@@ -235,8 +250,8 @@ bhttp::request<bhttp::string_body> BuildRequest(
   req.target(target);
   req.set(bhttp::field::host, core::Cat(url.host, ":", url.port));
   req.set(bhttp::field::user_agent, "berth");
-  if (!options.bearer_token.empty()) {
-    req.set(bhttp::field::authorization, core::Cat("Bearer ", options.bearer_token));
+  if (!bearer_token.empty()) {
+    req.set(bhttp::field::authorization, core::Cat("Bearer ", bearer_token));
   }
   if (!body.empty() && !content_type.empty()) {
     req.set(bhttp::field::content_type, std::string(content_type));
@@ -264,12 +279,12 @@ absl::StatusOr<HttpResponse> HttpClient::Request(std::string_view method,
   const auto deadline =
       std::chrono::steady_clock::now() + absl::ToChronoNanoseconds(options_.timeout);
   bhttp::request<bhttp::string_body> req = BuildRequest(
-      conn_->url(), options_, method, path_with_query, body, content_type, extra_headers);
+      conn_->url(), bearer_token_, method, path_with_query, body, content_type, extra_headers);
 
   for (int attempt = 0;; ++attempt) {
     const bool reused = conn_->connected();
     if (!reused) {
-      absl::Status connected = conn_->Connect(deadline);
+      absl::Status connected = conn_->Connect(ConnectDeadline(options_, deadline));
       if (!connected.ok()) return connected;
     }
     beast::error_code ec = conn_->Write(req, deadline);
@@ -323,13 +338,13 @@ absl::StatusOr<HttpResponse> HttpClient::Stream(
   const auto deadline =
       std::chrono::steady_clock::now() + absl::ToChronoNanoseconds(options_.timeout);
   bhttp::request<bhttp::string_body> req =
-      BuildRequest(conn_->url(), options_, "GET", path_with_query, {}, {}, {});
+      BuildRequest(conn_->url(), bearer_token_, "GET", path_with_query, {}, {}, {});
 
   std::optional<bhttp::response_parser<bhttp::buffer_body>> parser;
   for (int attempt = 0;; ++attempt) {
     const bool reused = conn_->connected();
     if (!reused) {
-      absl::Status connected = conn_->Connect(deadline);
+      absl::Status connected = conn_->Connect(ConnectDeadline(options_, deadline));
       if (!connected.ok()) return connected;
     }
     parser.emplace();

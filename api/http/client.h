@@ -29,7 +29,10 @@ class ClientConnection;
 struct HttpClientOptions {
   std::string bearer_token;  // sent as "Authorization: Bearer <token>" when not empty
   absl::Duration timeout = absl::Seconds(60);  // per request: connect, write and read
-  size_t max_body_bytes = 256 << 20;           // longer responses fail with ResourceExhausted
+  // Longest wait to resolve the host and open a connection, within `timeout`; a server that
+  // cannot be reached fails this fast.
+  absl::Duration connect_timeout = absl::Seconds(10);
+  size_t max_body_bytes = 256 << 20;  // longer responses fail with ResourceExhausted
 };
 
 class HttpClient {
@@ -82,12 +85,16 @@ class HttpClient {
   // Closes the kept-alive connection, if any.
   void Close();
 
+  // Replaces the bearer token sent with the next requests (empty: none).
+  void SetBearerToken(std::string token);
+
   const std::string& base_url() const { return base_url_; }
 
  private:
   const std::string base_url_;
   const Options options_;
   absl::Mutex mu_;
+  std::string bearer_token_ ABSL_GUARDED_BY(mu_);
   std::unique_ptr<http_internal::ClientConnection> conn_ ABSL_GUARDED_BY(mu_);
 };
 

@@ -1,5 +1,10 @@
 #include "api/http/client.h"
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
 #include <atomic>
 #include <memory>
 #include <thread>
@@ -224,6 +229,64 @@ TEST_F(ClientTest, ConcurrentCallsOnOneClientAreSerialized) {
   }
   for (auto& t : threads) t.join();
   EXPECT_EQ(ok.load(), 100);
+}
+
+}  // namespace
+}  // namespace berth::api
+
+namespace berth::api {
+namespace {
+
+// A loopback port with nothing listening on it.
+uint16_t ClosedPort() {
+  int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  socklen_t len = sizeof addr;
+  EXPECT_EQ(bind(fd, reinterpret_cast<sockaddr*>(&addr), len), 0);
+  EXPECT_EQ(getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len), 0);
+  close(fd);
+  return ntohs(addr.sin_port);
+}
+
+TEST(ClientConnectTest, AClosedPortFailsAtOnceNamingTheAddress) {
+  const uint16_t port = ClosedPort();
+  HttpClient c(core::Cat("http://127.0.0.1:", port));
+  auto r = c.Get("/hello");
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.status().code(), absl::StatusCode::kUnavailable) << r.status();
+  EXPECT_NE(r.status().message().find(core::Cat("127.0.0.1:", port)), std::string::npos)
+      << r.status();
+}
+
+// A listener whose accept queue is full and never drained: the kernel drops further SYNs, so a
+// connect hangs as it would towards a host that does not answer.
+TEST(ClientConnectTest, AServerThatNeverAcceptsFailsAfterTheConnectTimeout) {
+  int listener = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  socklen_t len = sizeof addr;
+  ASSERT_EQ(bind(listener, reinterpret_cast<sockaddr*>(&addr), len), 0);
+  ASSERT_EQ(listen(listener, 0), 0);
+  ASSERT_EQ(getsockname(listener, reinterpret_cast<sockaddr*>(&addr), &len), 0);
+  int filler = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  ASSERT_EQ(connect(filler, reinterpret_cast<sockaddr*>(&addr), len), 0);
+
+  HttpClient c(core::Cat("http://127.0.0.1:", ntohs(addr.sin_port)),
+               HttpClient::Options{.timeout = absl::Seconds(120),
+                                   .connect_timeout = absl::Milliseconds(300)});
+  const absl::Time start = absl::Now();
+  auto r = c.Get("/hello");
+  const absl::Duration took = absl::Now() - start;
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.status().code(), absl::StatusCode::kDeadlineExceeded) << r.status();
+  EXPECT_NE(r.status().message().find("connect to 127.0.0.1"), std::string::npos) << r.status();
+  EXPECT_GE(took, absl::Milliseconds(250));
+  EXPECT_LT(took, absl::Seconds(60));  // the request's timeout is 120 s: connecting stopped first
+  close(filler);
+  close(listener);
 }
 
 }  // namespace
