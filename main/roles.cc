@@ -273,7 +273,7 @@ absl::StatusOr<agent::AgentConfig> AgentConfigFrom(const Flags& f) {
 
 constexpr char kServeHelp[] =
     R"(Usage: berth serve [--dev] [--data-dir DIR] [--listen HOST:PORT] [--host-ttl 15s]
-                   [--policy NAME] [--agent-config FILE]
+                   [--policy NAME] [--agent-config FILE] [--backup-dir DIR]
 
 Runs the Berth API server on the embedded SQLite store in DIR (default: BERTH_DATA_DIR or ~/.berth).
   --dev            also run an agent for this machine in the same process, so workloads run here
@@ -282,6 +282,8 @@ Runs the Berth API server on the embedded SQLite store in DIR (default: BERTH_DA
   --policy         placement policy (default "fgd:1,topology:0.2", chosen with berth sim;
                    e.g. binpack, spread, gpu-packing)
   --agent-config   the local agent's config file (labels, declared GPUs) in --dev mode
+  --backup-dir     where disk backups are written and restored from in --dev mode (default
+                   DIR/backups): the API's backup and restore take only file names inside it
 The admin token is written to DIR/admin.token (mode 0600), the agents' join token to
 DIR/join.token, and the address to DIR/server.json, where the CLI finds them.
 )";
@@ -301,8 +303,10 @@ file's declared GPUs), heartbeats, and runs the workloads the server assigns to 
 
 int RunServe(const std::vector<std::string>& args, std::ostream& out, std::ostream& err) {
   Flags f;
-  if (!ParseFlags(args, {"--data-dir", "--listen", "--host-ttl", "--policy", "--agent-config"}, &f,
-                  err)) {
+  if (!ParseFlags(
+          args,
+          {"--data-dir", "--listen", "--host-ttl", "--policy", "--agent-config", "--backup-dir"},
+          &f, err)) {
     return 2;
   }
   if (f.switches.count("--help") || f.switches.count("-h")) {
@@ -372,7 +376,13 @@ int RunServe(const std::vector<std::string>& args, std::ostream& out, std::ostre
   // Disks and networks of this machine, re-declared from the store before serving.
   std::unique_ptr<LocalStorageNetwork> storenet;
   if (dev) {
-    storenet = std::make_unique<LocalStorageNetwork>(store->get(), control.clock(), dir + "/agent");
+    const std::string backups =
+        fs::absolute(f.values.count("--backup-dir") ? f.values["--backup-dir"] : dir + "/backups",
+                     ec)
+            .lexically_normal()
+            .string();
+    storenet = std::make_unique<LocalStorageNetwork>(store->get(), control.clock(), dir + "/agent",
+                                                     backups);
     storenet->Start(err);
     storenet->AddRoutes(server.router());
     control.SetReferenceCheck([sn = storenet.get()](const core::WorkloadSpec& spec) {

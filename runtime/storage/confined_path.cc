@@ -191,6 +191,11 @@ absl::StatusOr<ConfinedDir::Parent> ConfinedDir::OpenParent(std::string_view nam
     }
     return fd.status();
   }
+  // A link where the file is to be made would take a careless create elsewhere.
+  struct stat st;
+  if (fstatat(fd->get(), p.leaf.c_str(), &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISLNK(st.st_mode)) {
+    return Refuse(name, " without symbolic links on the way");
+  }
   p.dir = *std::move(fd);
   return p;
 }

@@ -71,8 +71,8 @@ class ConfinedDir {
   absl::StatusOr<UniqueFd> OpenFile(std::string_view name) const;
 
   // Opens the existing directory beneath the root that holds `name` (the root itself for a name
-  // without '/'), for creating the last component there with *at() calls. The leaf is not
-  // looked at.
+  // without '/'), for creating the last component there with *at() calls. The leaf may exist
+  // or not (that is the caller's to judge), but a symbolic link there is refused.
   struct Parent {
     UniqueFd dir;      // O_PATH | O_DIRECTORY
     std::string leaf;  // the last component
