@@ -305,6 +305,47 @@ TEST_F(StorageNetworkE2eTest, ApiTouchesNoHostFileOutsideBerthDirectories) {
   for (const auto& f : Tree(dir_)) EXPECT_THAT(f, Not(HasSubstr(".tmp-")));
 }
 
+TEST_F(StorageNetworkE2eTest, ImagesComeFromTheCatalogAndBackupsGoWhereTheOperatorSays) {
+  namespace fs = std::filesystem;
+  // The default backup directory is made at start, for the server's user only.
+  EXPECT_EQ(fs::status(dir_ + "/backups").permissions() & fs::perms::all, fs::perms::owner_all);
+  // A host file gets into the catalog only through the CLI on the host; the API then names it.
+  Sh({"qemu-img", "create", "-q", "-f", "qcow2", dir_ + "/base.qcow2", "32M"});
+  e2e::Result imported =
+      e2e::Run(dir_, {"image", "import", "base", "--disk", dir_ + "/base.qcow2"});
+  ASSERT_EQ(imported.exit_code, 0) << imported.err;
+  const std::string image = dir_ + "/agent/images/images/base/disk.qcow2";
+  int status = 0;
+  Json by_name = Post("/v1/disks", Json{{"name", "root"}, {"from_image", "base"}}, &status);
+  ASSERT_EQ(status, 201) << by_name.dump();
+  EXPECT_EQ(by_name["status"]["backing_file"], image);
+  EXPECT_EQ(by_name["status"]["size_mib"], 32);
+  Json by_path = Post("/v1/disks", Json{{"name", "root2"}, {"from_image", image}}, &status);
+  ASSERT_EQ(status, 201) << by_path.dump();
+  EXPECT_EQ(by_path["status"]["backing_file"], image);
+  // The file imported from stays outside the API's reach.
+  Json outside =
+      Post("/v1/disks", Json{{"name", "root3"}, {"from_image", dir_ + "/base.qcow2"}}, &status);
+  EXPECT_EQ(status, 400) << outside.dump();
+
+  // --backup-dir puts backups elsewhere; the default directory is then out of reach.
+  server_.Kill(SIGTERM);
+  const std::string chosen = dir_ + "/operator-backups";
+  e2e::DevServer other(dir_, {"--dev", "--backup-dir", chosen});
+  ASSERT_TRUE(other.Start()) << e2e::ReadFile(dir_ + "/serve.log");
+  auto b = other.client().Post("/v1/disks/root/backup", Json{{"file", "root.backup"}}.dump());
+  ASSERT_TRUE(b.ok());
+  EXPECT_EQ(b->status, 200) << b->body;
+  EXPECT_THAT(b->body, HasSubstr(chosen + "/root.backup"));
+  EXPECT_TRUE(fs::exists(chosen + "/root.backup"));
+  auto old = other.client().Post("/v1/disks/root/backup",
+                                 Json{{"file", dir_ + "/backups/root.backup"}}.dump());
+  ASSERT_TRUE(old.ok());
+  EXPECT_EQ(old->status, 400) << old->body;
+  EXPECT_FALSE(fs::exists(dir_ + "/backups/root.backup"));
+  other.Kill(SIGTERM);
+}
+
 TEST_F(StorageNetworkE2eTest, NetworkLifecycleLeavesNothingBehind) {
   Json n = CliJson({"net", "create", "blue", "--subnet", "10.211.0.0/24", "--nat"});
   ASSERT_TRUE(n.is_object());
