@@ -57,8 +57,9 @@ absl::Status Reword(const absl::Status& s, const std::string& from, const std::s
 // A refusal from ConfinedDir as the client's mistake about `field` of disk `name`. NotFound
 // stays NotFound; anything else the directory refused is InvalidArgument.
 absl::Status FieldRefused(std::string_view name, std::string_view field, const absl::Status& s) {
-  if (absl::IsInvalidArgument(s))
+  if (absl::IsInvalidArgument(s)) {
     return core::FieldError("disk", name, field, std::string(s.message()));
+  }
   return Reword(s, "", "", Cat("disk \"", name, "\": ", field, ": "));
 }
 
@@ -325,8 +326,10 @@ class LocalNetworkHost : public control::NetworkHost {
 
 std::unique_ptr<control::StorageHost> NewLocalStorageHost(const std::string& agent_dir,
                                                           const std::string& backup_dir) {
-  return std::make_unique<LocalStorageHost>(agent_dir + "/pools/default", agent_dir + "/images",
-                                            backup_dir);
+  // The catalog is a confinement root, which must be absolute like the pool's directory.
+  std::error_code ec;
+  const std::string dir = std::filesystem::absolute(agent_dir, ec).lexically_normal().string();
+  return std::make_unique<LocalStorageHost>(dir + "/pools/default", dir + "/images", backup_dir);
 }
 
 std::unique_ptr<control::NetworkHost> NewLocalNetworkHost(const std::string& agent_dir,
