@@ -28,19 +28,34 @@ absl::StatusOr<Json> Body(const HttpRequest& req, std::string_view name,
 }
 
 // Runs a long disk copy on its own thread and streams newline-separated JSON to the client:
-// {"progress": permille} lines, then {"result": {...}} or {"error": {"code", "message"}}.
+// {"progress": permille} lines, then {"result": {...}} or {"error": {"code", "message"}}. The
+// stream starts with the first progress report: a copy refused before it began (a bad name, a
+// file outside the backup directory, a backup that exists) is answered as a plain error with
+// its own status code, 400 for the client's mistakes, having changed nothing.
 void StreamCopy(Responder responder,
                 std::function<absl::StatusOr<Json>(const control::Progress&)> copy) {
-  HttpHeaders headers;
-  headers.Set("Content-Type", "application/x-ndjson");
-  ResponseStream out = responder.StartStream(200, headers);
-  std::thread([out, copy = std::move(copy)] {
+  std::thread([responder = std::move(responder), copy = std::move(copy)] {
+    ResponseStream out;
+    bool started = false;
+    auto start = [&] {
+      if (started) return;
+      started = true;
+      HttpHeaders headers;
+      headers.Set("Content-Type", "application/x-ndjson");
+      out = responder.StartStream(200, headers);
+    };
     int last = -1;
     auto result = copy([&](int permille) {
+      start();
       if (permille == last) return;
       last = permille;
       out.Write(Json{{"progress", permille}}.dump() + "\n");
     });
+    if (!result.ok() && !started) {
+      responder.Send(HttpResponse::FromStatus(result.status()));
+      return;
+    }
+    start();
     if (result.ok()) {
       out.Write(Json{{"result", *result}}.dump() + "\n");
     } else {

@@ -32,6 +32,10 @@ this host name them with `image:`. In dev mode that is the server's machine.
          [--replace]                                              replace an image of that name
   ls                                                              list the images
   rm NAME                                                         remove an image
+
+Import reads FILE on this host and copies it into the catalog. Only this command reads host
+files: through the API, a disk is made from a catalog image by name (`berth disk create
+--from-image NAME`), never from a path elsewhere.
 )";
 
 struct ImageFlags {

@@ -38,8 +38,9 @@ constexpr char kDiskUsage[] =
   attach NAME WORKLOAD | detach NAME
                                    a running VM gets (or loses) the disk at once (PCIe hot-plug);
                                    otherwise the workload sees it at its next start
-  backup NAME FILE                 compressed backup to FILE on the server's host (progress on stderr)
-  restore FILE NAME                a new disk from a backup
+  backup NAME FILE                 compressed backup to FILE in the server's backup directory
+                                   (progress on stderr); an existing FILE is never replaced
+  restore FILE NAME                a new disk from a backup FILE in the server's backup directory
   rm NAME                          refused while attached
 
 Disks are virtual block devices in the server host's pool (qcow2 by default, thin-provisioned).
@@ -47,6 +48,10 @@ A workload names them in its spec: `disks: [data]` gives a VM a virtio disk; a c
 a raw disk with a filesystem and a mount path: `disks: [{disk: data, mount: /data}]` with
 `berth disk create data --size 1Gi --format raw --fs ext4`. Snapshots of a disk a running VM
 holds are taken through QEMU; revert needs the disk detached.
+The server touches no host file outside its own directories: --from-image IMG names a disk
+image of its host's catalog (`berth image import`), and backup/restore FILEs are names in its
+backup directory (`berth serve --backup-dir`, default DATA_DIR/backups), or absolute paths
+inside it.
 )";
 constexpr char kNetUsage[] =
     R"(Usage: berth net COMMAND [--json]

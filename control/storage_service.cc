@@ -314,29 +314,31 @@ absl::StatusOr<Json> StorageService::Detach(std::string_view name) {
 
 absl::StatusOr<Json> StorageService::Backup(std::string_view name, const std::string& file,
                                             const Progress& progress) {
-  if (file.empty() || file[0] != '/') {
-    return core::FieldError(
-        "disk", name, "file",
-        Cat("must be an absolute path on the server's host, got \"", file, "\""));
+  // Where a name may lead is the host's to decide (its backup directory); this only refuses
+  // what no host could take.
+  if (file.empty()) {
+    return core::FieldError("disk", name, "file",
+                            "is required: a file name in the server's backup directory");
   }
   absl::MutexLock lock(&mu_);
   BERTH_ASSIGN_OR_RETURN(StoredObject obj, Read(name));
   BERTH_ASSIGN_OR_RETURN(HostBackup b, host_->Backup(name, file, progress));
+  const std::string written = b.path.empty() ? file : b.path;
   // The backup is recorded as an event only; the disk object itself does not change.
-  BERTH_RETURN_IF_ERROR(CommitObjects(store_, clock_, {{obj.key, obj.mod_revision, obj.body}},
-                                      {"disk", std::string(name), "backup",
-                                       Cat("backup written to ", file, " (", b.bytes, " bytes)")}));
+  BERTH_RETURN_IF_ERROR(
+      CommitObjects(store_, clock_, {{obj.key, obj.mod_revision, obj.body}},
+                    {"disk", std::string(name), "backup",
+                     Cat("backup written to ", written, " (", b.bytes, " bytes)")}));
   return Json{
-      {"disk", std::string(name)}, {"file", file}, {"bytes", b.bytes}, {"sha256", b.sha256}};
+      {"disk", std::string(name)}, {"file", written}, {"bytes", b.bytes}, {"sha256", b.sha256}};
 }
 
 absl::StatusOr<Json> StorageService::Restore(const std::string& file, std::string_view name,
                                              const Progress& progress) {
   BERTH_RETURN_IF_ERROR(core::ValidateName("disk", name));
-  if (file.empty() || file[0] != '/') {
-    return core::FieldError(
-        "disk", name, "file",
-        Cat("must be an absolute path on the server's host, got \"", file, "\""));
+  if (file.empty()) {
+    return core::FieldError("disk", name, "file",
+                            "is required: a backup file name in the server's backup directory");
   }
   absl::MutexLock lock(&mu_);
   BERTH_ASSIGN_OR_RETURN(auto existing, ReadObject(store_, DiskKey(name)));

@@ -43,12 +43,13 @@ struct HostVolumeSpec {
   std::string format = "qcow2";
   int64_t size_mib = 0;
   std::string filesystem;  // "" | "ext4" | "xfs"
-  std::string from_image;  // image name or absolute path; empty = blank
+  std::string from_image;  // an image the host's catalog holds (its rules); empty = blank
 };
 
 struct HostBackup {
   int64_t bytes = 0;
   std::string sha256;
+  std::string path;  // where the host wrote it (the client's name resolved); empty = that name
 };
 
 using Progress = std::function<void(int permille)>;
@@ -137,9 +138,11 @@ class StorageService {
   // Records that `workload` (which must exist) uses the disk; one holder at a time.
   absl::StatusOr<core::Json> Attach(std::string_view name, std::string_view workload);
   absl::StatusOr<core::Json> Detach(std::string_view name);
-  // Writes a compressed backup to `file` (an absolute path on the host).
+  // Writes a compressed backup to `file`, a name the host resolves in its backup directory
+  // (the host refuses names elsewhere, and existing files: InvalidArgument, AlreadyExists).
   absl::StatusOr<core::Json> Backup(std::string_view name, const std::string& file,
                                     const Progress& progress);
+  // A new disk from the backup `file` (in the host's backup directory, as for Backup).
   absl::StatusOr<core::Json> Restore(const std::string& file, std::string_view name,
                                      const Progress& progress);
   // Refused (FailedPrecondition naming status.attached_to) while attached.

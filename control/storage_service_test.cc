@@ -29,6 +29,7 @@ class FakeStorageHost final : public StorageHost {
   std::vector<std::string> calls;
   std::map<std::string, absl::Status> fail;  // method -> what it returns
   HostVolumeSpec last_create;
+  std::string last_file;  // of the last Backup or Restore
   std::string last_attached_to;
 
   absl::Status Prepare() override { return Call("Prepare", ""); }
@@ -108,14 +109,16 @@ class FakeStorageHost final : public StorageHost {
 
   absl::StatusOr<HostBackup> Backup(std::string_view name, const std::string& file,
                                     const Progress& progress) override {
+    last_file = file;
     if (absl::Status s = Call("Backup", name); !s.ok()) return s;
     if (!volumes.contains(std::string(name))) return NotFound(name);
     if (progress) progress(1000);
-    return HostBackup{.bytes = 4096, .sha256 = "feed"};
+    return HostBackup{.bytes = 4096, .sha256 = "feed", .path = Cat("/backups/", file)};
   }
 
   absl::StatusOr<HostVolume> Restore(const std::string& file, std::string_view name,
                                      std::string_view format, const Progress& progress) override {
+    last_file = file;
     if (absl::Status s = Call("Restore", name); !s.ok()) return s;
     HostVolume v;
     v.format = std::string(format);
@@ -472,24 +475,49 @@ TEST_F(StorageServiceTest, CloneFromCurrentDataUsesATemporarySnapshot) {
   EXPECT_EQ(disks_.List()->size(), 3u);
 }
 
-TEST_F(StorageServiceTest, BackupNeedsAnAbsolutePathAndLeavesTheDiskAsItWas) {
+TEST_F(StorageServiceTest, BackupHandsTheNameToTheHostAndLeavesTheDiskAsItWas) {
   ASSERT_TRUE(CreateDisk("d1").ok());
-  auto relative = disks_.Backup("d1", "backup.qcow2", nullptr);
-  EXPECT_EQ(relative.status().code(), absl::StatusCode::kInvalidArgument);
-  EXPECT_THAT(Msg(relative.status()), HasSubstr("disk \"d1\": file"));
+  auto empty = disks_.Backup("d1", "", nullptr);
+  EXPECT_EQ(empty.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(Msg(empty.status()), HasSubstr("disk \"d1\": file"));
   EXPECT_EQ(host_.CallsOf("Backup"), 0);
 
   auto before = *disks_.Get("d1");
   int last_permille = -1;
-  auto done = disks_.Backup("d1", "/backups/d1.qcow2", [&](int p) { last_permille = p; });
+  auto done = disks_.Backup("d1", "d1.qcow2", [&](int p) { last_permille = p; });
   ASSERT_TRUE(done.ok()) << done.status();
+  EXPECT_EQ(host_.last_file, "d1.qcow2");  // where it leads is the host's to decide
   EXPECT_EQ((*done)["bytes"], 4096);
-  EXPECT_EQ((*done)["file"], "/backups/d1.qcow2");
+  EXPECT_EQ((*done)["file"], "/backups/d1.qcow2");  // as the host resolved it
   EXPECT_EQ(last_permille, 1000);
   auto after = *disks_.Get("d1");
   before.erase("revision");
   after.erase("revision");
   EXPECT_EQ(after, before);
+}
+
+// The host refuses names outside its directories (main/storenet_host.cc, tested end to end in
+// tests/storage_network_e2e_test.cc); the service passes the refusal on and records nothing.
+TEST_F(StorageServiceTest, PathsTheHostRefusesChangeNothing) {
+  ASSERT_TRUE(CreateDisk("d1").ok());
+  const int64_t before = Revision();
+  host_.fail["Backup"] = absl::InvalidArgumentError(
+      "disk \"d1\": file must be a name inside the backup directory /b, got \"/etc/shadow\"");
+  host_.fail["Restore"] = absl::InvalidArgumentError(
+      "disk \"r\": file must be a name inside the backup directory /b, got \"/proc/self/environ\"");
+  host_.fail["Create"] = absl::InvalidArgumentError(
+      "disk \"img\": from_image must be a name inside the image catalog /i, got \"/etc/shadow\"");
+  auto backup = disks_.Backup("d1", "/etc/shadow", nullptr);
+  EXPECT_EQ(backup.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(host_.last_file, "/etc/shadow");
+  auto restore = disks_.Restore("/proc/self/environ", "r", nullptr);
+  EXPECT_EQ(restore.status().code(), absl::StatusCode::kInvalidArgument);
+  DiskCreateOptions o;
+  o.name = "img";
+  o.from_image = "/etc/shadow";
+  EXPECT_EQ(disks_.Create(o).status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(Revision(), before);
+  EXPECT_EQ(disks_.List()->size(), 1u);
 }
 
 TEST_F(StorageServiceTest, StartMarksDisksWhoseVolumeIsGoneAsFailed) {

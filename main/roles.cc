@@ -301,6 +301,7 @@ absl::StatusOr<agent::AgentConfig> AgentConfigFrom(const Flags& f) {
 constexpr char kServeHelp[] =
     R"(Usage: berth serve [--dev] [--data-dir DIR] [--listen HOST:PORT] [--host-ttl 15s]
                    [--policy NAME] [--agent-config FILE] [--vm-accel auto|kvm|tcg]
+                   [--backup-dir DIR]
 
 Runs the Berth API server on the embedded SQLite store in DIR (default: BERTH_DATA_DIR or ~/.berth).
   --dev            also run an agent for this machine in the same process, so workloads run here
@@ -310,6 +311,8 @@ Runs the Berth API server on the embedded SQLite store in DIR (default: BERTH_DA
                    e.g. binpack, spread, gpu-packing)
   --agent-config   the local agent's config file (labels, declared GPUs) in --dev mode
   --vm-accel       how the local agent runs VMs in --dev mode (as for berth agent)
+  --backup-dir     where disk backups are written and restored from in --dev mode (default
+                   DIR/backups): the API's backup and restore take only file names inside it
 The admin token is written to DIR/admin.token (mode 0600), the agents' join token to
 DIR/join.token, and the address to DIR/server.json, where the CLI finds them.
 )";
@@ -367,7 +370,7 @@ int RunServe(const std::vector<std::string>& args, std::ostream& out, std::ostre
   Flags f;
   if (!ParseFlags(args,
                   {"--data-dir", "--listen", "--host-ttl", "--policy", "--agent-config",
-                   "--vm-accel"},
+                   "--vm-accel", "--backup-dir"},
                   &f, err)) {
     return 2;
   }
@@ -442,7 +445,13 @@ int RunServe(const std::vector<std::string>& args, std::ostream& out, std::ostre
   // Disks and networks of this machine, re-declared from the store before serving.
   std::unique_ptr<LocalStorageNetwork> storenet;
   if (dev) {
-    storenet = std::make_unique<LocalStorageNetwork>(store->get(), control.clock(), dir + "/agent");
+    const std::string backups =
+        fs::absolute(f.values.count("--backup-dir") ? f.values["--backup-dir"] : dir + "/backups",
+                     ec)
+            .lexically_normal()
+            .string();
+    storenet = std::make_unique<LocalStorageNetwork>(store->get(), control.clock(), dir + "/agent",
+                                                     backups);
     storenet->Start(err);
     storenet->AddRoutes(server.router());
     control.SetReferenceCheck([sn = storenet.get()](const core::WorkloadSpec& spec) {

@@ -1,5 +1,6 @@
 #include "main/storenet_host.h"
 
+#include <sys/stat.h>
 #include <sys/statvfs.h>
 
 #include <algorithm>
@@ -9,9 +10,11 @@
 
 #include "absl/strings/str_split.h"
 #include "api/storenet_routes.h"
+#include "core/names.h"
 #include "core/status.h"
 #include "core/strings.h"
 #include "runtime/net/linux_network_driver.h"
+#include "runtime/storage/confined_path.h"
 #include "runtime/storage/host_command.h"
 #include "runtime/storage/qemu_storage_driver.h"
 
@@ -36,13 +39,49 @@ control::HostVolume ToHost(const rs::VolumeInfo& v) {
   return h;
 }
 
+// The status `s` with every mention of `from` replaced by `to` and `prefix` put before its
+// message: the driver names files by the descriptor paths it was given, clients by their names.
+absl::Status Reword(const absl::Status& s, const std::string& from, const std::string& to,
+                    std::string_view prefix = "") {
+  if (s.ok()) return s;
+  std::string message(s.message());
+  if (!from.empty()) {
+    for (size_t at = message.find(from); at != std::string::npos;
+         at = message.find(from, at + to.size())) {
+      message.replace(at, from.size(), to);
+    }
+  }
+  return absl::Status(s.code(), Cat(prefix, message));
+}
+
+// A refusal from ConfinedDir as the client's mistake about `field` of disk `name`. NotFound
+// stays NotFound; anything else the directory refused is InvalidArgument.
+absl::Status FieldRefused(std::string_view name, std::string_view field, const absl::Status& s) {
+  if (absl::IsInvalidArgument(s)) {
+    return core::FieldError("disk", name, field, std::string(s.message()));
+  }
+  return Reword(s, "", "", Cat("disk \"", name, "\": ", field, ": "));
+}
+
+// Every file a client names lies beneath a directory the operator configured, checked by
+// ConfinedDir: backup files (written and restored) beneath the backup directory, the images
+// disks are made from beneath the image catalog. The driver is handed "/proc/self/fd/N/LEAF"
+// paths, N a descriptor of the directory opened beneath the root, so no name is resolved again
+// between the check and the use; it opens LEAF itself without following a link.
 class LocalStorageHost : public control::StorageHost {
  public:
-  explicit LocalStorageHost(std::string dir) : dir_(std::move(dir)) {}
+  LocalStorageHost(std::string dir, std::string images_dir, std::string backup_dir)
+      : dir_(std::move(dir)),
+        images_dir_(std::move(images_dir)),
+        backup_dir_(std::move(backup_dir)) {}
 
   absl::Status Prepare() override {
     std::error_code ec;
     std::filesystem::create_directories(dir_, ec);
+    // Backups hold whole disks: only the server's user may read them.
+    if (std::filesystem::create_directories(backup_dir_, ec)) chmod(backup_dir_.c_str(), 0700);
+    if (!ec) std::filesystem::create_directories(images_dir_, ec);
+    if (ec) return absl::FailedPreconditionError(Cat("storage directories: ", ec.message()));
     struct statvfs fs {};
     int64_t capacity_mib = 1 << 20;
     if (statvfs(dir_.c_str(), &fs) == 0) {
@@ -65,14 +104,7 @@ class LocalStorageHost : public control::StorageHost {
     BERTH_ASSIGN_OR_RETURN(s.filesystem, rs::ParseFilesystem(spec.filesystem));
     s.size_mib = spec.size_mib;
     if (!spec.from_image.empty()) {
-      if (spec.from_image[0] != '/') {
-        return absl::InvalidArgumentError(
-            Cat("disk \"", spec.name,
-                "\": from_image must be an absolute path to an image file "
-                "on the server's host, got \"",
-                spec.from_image, "\""));
-      }
-      s.backing_image = spec.from_image;
+      BERTH_ASSIGN_OR_RETURN(s.backing_image, ImageFile(spec.name, spec.from_image));
     }
     BERTH_ASSIGN_OR_RETURN(rs::VolumeInfo v, drv().CreateVolume(s));
     return ToHost(v);
@@ -126,11 +158,17 @@ class LocalStorageHost : public control::StorageHost {
   }
   absl::StatusOr<control::HostBackup> Backup(std::string_view name, const std::string& file,
                                              const control::Progress& progress) override {
+    BERTH_ASSIGN_OR_RETURN(rs::ConfinedDir backups, Backups());
+    auto parent = backups.OpenParent(file);
+    if (!parent.ok()) return FieldRefused(name, "file", parent.status());
+    const std::string via = Cat("/proc/self/fd/", parent->dir.get());
+    const std::string real = parent->path.substr(0, parent->path.size() - parent->leaf.size() - 1);
     rs::BackupOptions o;
-    o.destination = file;
+    o.destination = Cat(via, "/", parent->leaf);
     o.progress = progress;
-    BERTH_ASSIGN_OR_RETURN(rs::BackupInfo b, drv().ExportBackup(kPool, name, o));
-    return control::HostBackup{b.bytes, b.sha256};
+    auto b = drv().ExportBackup(kPool, name, o);
+    if (!b.ok()) return Reword(b.status(), via, real);
+    return control::HostBackup{b->bytes, b->sha256, parent->path};
   }
   absl::StatusOr<control::HostVolume> Restore(const std::string& file, std::string_view name,
                                               std::string_view format,
@@ -139,10 +177,20 @@ class LocalStorageHost : public control::StorageHost {
     s.pool = kPool;
     s.name = std::string(name);
     BERTH_ASSIGN_OR_RETURN(s.format, rs::ParseVolumeFormat(format));
-    s.source = file;
+    BERTH_ASSIGN_OR_RETURN(rs::ConfinedDir backups, Backups());
+    // The file itself is checked first for a clear refusal (a link, a directory, a FIFO, a name
+    // outside); the driver then opens it again through the descriptor of its directory.
+    if (auto f = backups.OpenFile(file); !f.ok()) return FieldRefused(name, "file", f.status());
+    auto parent = backups.OpenParent(file);
+    if (!parent.ok()) return FieldRefused(name, "file", parent.status());
+    const std::string via = Cat("/proc/self/fd/", parent->dir.get());
+    s.source = Cat(via, "/", parent->leaf);
     s.progress = progress;
-    BERTH_ASSIGN_OR_RETURN(rs::VolumeInfo v, drv().RestoreBackup(s));
-    return ToHost(v);
+    auto v = drv().RestoreBackup(s);
+    if (!v.ok()) {
+      return Reword(v.status(), s.source, parent->path);
+    }
+    return ToHost(*v);
   }
   absl::Status Delete(std::string_view name, std::string_view attached_to) override {
     rs::DeleteVolumeOptions o;
@@ -154,7 +202,46 @@ class LocalStorageHost : public control::StorageHost {
   // Calls go through the interface, whose declarations carry the default options.
   rs::StorageDriver& drv() { return driver_; }
 
+  absl::StatusOr<rs::ConfinedDir> Backups() const {
+    return rs::ConfinedDir::Open(backup_dir_, "the backup directory");
+  }
+
+  // The image file a disk made `from_image` is a copy-on-write clone of: a disk image of this
+  // host's catalog, by name, or a file beneath the catalog directory. The path goes into the
+  // new volume's qcow2 header, where QEMU reads it at every start, so it must be a real path
+  // and not a descriptor's: it is root + the checked relative name. Between the check and
+  // qemu-img's own open only the host's operator (`berth image import`) writes in the catalog.
+  absl::StatusOr<std::string> ImageFile(std::string_view disk, const std::string& from_image) {
+    BERTH_ASSIGN_OR_RETURN(rs::ConfinedDir catalog,
+                           rs::ConfinedDir::Open(images_dir_, "the image catalog"));
+    if (from_image.find('/') == std::string::npos) {
+      if (core::ValidateName("image", from_image).ok()) {
+        // The catalog's layout (runtime/image/catalog.h): images/NAME/disk.qcow2|disk.raw.
+        for (const char* file : {"disk.qcow2", "disk.raw"}) {
+          const std::string rel = Cat("images/", from_image, "/", file);
+          if (catalog.OpenFile(rel).ok()) return Cat(catalog.root(), "/", rel);
+        }
+      }
+      return core::FieldError(
+          "disk", disk, "from_image",
+          Cat("names image \"", from_image, "\", which is not a disk image in this host's ",
+              "catalog ", catalog.root(), "; import it with `berth image import`"));
+    }
+    if (from_image[0] != '/') {
+      return core::FieldError("disk", disk, "from_image",
+                              Cat("must be an image name or an absolute path inside the image "
+                                  "catalog ",
+                                  catalog.root(), ", got \"", from_image, "\""));
+    }
+    auto f = catalog.OpenFile(from_image);
+    if (!f.ok()) return FieldRefused(disk, "from_image", f.status());
+    BERTH_ASSIGN_OR_RETURN(std::string rel, catalog.Relative(from_image));
+    return Cat(catalog.root(), "/", rel);
+  }
+
   const std::string dir_;
+  const std::string images_dir_;
+  const std::string backup_dir_;
   rs::QemuStorageDriver driver_;
 };
 
@@ -237,8 +324,12 @@ class LocalNetworkHost : public control::NetworkHost {
 
 }  // namespace
 
-std::unique_ptr<control::StorageHost> NewLocalStorageHost(const std::string& agent_dir) {
-  return std::make_unique<LocalStorageHost>(agent_dir + "/pools/default");
+std::unique_ptr<control::StorageHost> NewLocalStorageHost(const std::string& agent_dir,
+                                                          const std::string& backup_dir) {
+  // The catalog is a confinement root, which must be absolute like the pool's directory.
+  std::error_code ec;
+  const std::string dir = std::filesystem::absolute(agent_dir, ec).lexically_normal().string();
+  return std::make_unique<LocalStorageHost>(dir + "/pools/default", dir + "/images", backup_dir);
 }
 
 std::string NetworkInstanceId(const std::string& agent_dir) {
@@ -264,11 +355,12 @@ std::string NetnsFromEnv() {
 }  // namespace
 
 LocalStorageNetwork::LocalStorageNetwork(state::Store* store, core::Clock* clock,
-                                         const std::string& agent_dir)
+                                         const std::string& agent_dir,
+                                         const std::string& backup_dir)
     : netns_(NetnsFromEnv()),
       instance_(NetworkInstanceId(agent_dir)),
       mounts_dir_(agent_dir + "/mounts"),
-      storage_host_(NewLocalStorageHost(agent_dir)),
+      storage_host_(NewLocalStorageHost(agent_dir, backup_dir)),
       network_host_(NewLocalNetworkHost(agent_dir, netns_)),
       storage_(store, clock, storage_host_.get()),
       network_(store, clock, network_host_.get()) {}

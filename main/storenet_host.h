@@ -25,7 +25,10 @@ std::string NetworkInstanceId(const std::string& agent_dir);
 
 // `netns` empty = the server's own network namespace (BERTH_NET_NETNS overrides it in
 // `serve --dev`, so tests keep every bridge and rule inside a namespace they made).
-std::unique_ptr<control::StorageHost> NewLocalStorageHost(const std::string& agent_dir);
+// Disks are made from images of the catalog in AGENT_DIR/images only; backups are written to and
+// restored from `backup_dir` only (created at Prepare): names clients give are confined there.
+std::unique_ptr<control::StorageHost> NewLocalStorageHost(const std::string& agent_dir,
+                                                          const std::string& backup_dir);
 std::unique_ptr<control::NetworkHost> NewLocalNetworkHost(const std::string& agent_dir,
                                                           const std::string& netns);
 
@@ -33,7 +36,8 @@ std::unique_ptr<control::NetworkHost> NewLocalNetworkHost(const std::string& age
 // and their REST routes.
 class LocalStorageNetwork {
  public:
-  LocalStorageNetwork(state::Store* store, core::Clock* clock, const std::string& agent_dir);
+  LocalStorageNetwork(state::Store* store, core::Clock* clock, const std::string& agent_dir,
+                      const std::string& backup_dir);
   // Re-declares the stored disks, networks, groups and forwards on this host and removes
   // leftovers. Problems are reported on `err`; they do not stop the server.
   void Start(std::ostream& err);

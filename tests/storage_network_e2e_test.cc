@@ -2,13 +2,16 @@
 // binary: the CLI and the REST API against a server whose storage pool lives in a temporary data
 // directory and whose network data path lives in a namespace the test creates
 // (BERTH_NET_NETNS), so nothing touches the machine's own network.
+#include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
 #include <string>
+#include <vector>
 
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
@@ -129,11 +132,13 @@ TEST_F(StorageNetworkE2eTest, DiskLifecycleThroughTheCli) {
   CliJson({"disk", "revert", "data", "before"});
   EXPECT_TRUE(RawData(path) == first);
 
-  // Backup -> restore keeps the data, checksummed.
-  std::string backup = dir_ + "/data.backup";
-  e2e::Result b = e2e::Run(dir_, {"disk", "backup", "data", backup});
+  // Backup -> restore keeps the data, checksummed. The file is a name in the backup directory
+  // (default DATA_DIR/backups); an absolute path inside it names the same file.
+  std::string backup = dir_ + "/backups/data.backup";
+  e2e::Result b = e2e::Run(dir_, {"disk", "backup", "data", "data.backup"});
   ASSERT_EQ(b.exit_code, 0) << b.err;
   EXPECT_THAT(b.err, HasSubstr("100.0%"));  // progress on stderr
+  EXPECT_THAT(b.out, HasSubstr(backup));
   ASSERT_TRUE(std::filesystem::exists(backup));
   Json restored = CliJson({"disk", "restore", backup, "copy"});
   ASSERT_TRUE(restored.is_object());
@@ -194,6 +199,156 @@ TEST_F(StorageNetworkE2eTest, BadDiskInputNamesTheFieldAndChangesNothing) {
   EXPECT_EQ(Count("/v1/disks"), 0u);
   EXPECT_TRUE(std::filesystem::is_empty(dir_ + "/agent/pools/default") ||
               !std::filesystem::exists(dir_ + "/agent/pools/default/d.qcow2"));
+}
+
+// What a file on the host looks like, to tell that nothing changed it.
+std::string Fingerprint(const std::string& path) {
+  struct stat st {};
+  if (lstat(path.c_str(), &st) != 0) return "missing";
+  return std::to_string(st.st_size) + ":" + std::to_string(st.st_mtim.tv_sec) + "." +
+         std::to_string(st.st_mtim.tv_nsec) + ":" + std::to_string(st.st_ino) + ":" +
+         e2e::ReadFile(path);
+}
+
+// Every file name under `dir`, recursively, without following links.
+std::vector<std::string> Tree(const std::string& dir) {
+  std::vector<std::string> out;
+  std::error_code ec;
+  for (auto it = std::filesystem::recursive_directory_iterator(dir, ec);
+       !ec && it != std::filesystem::recursive_directory_iterator(); it.increment(ec)) {
+    out.push_back(it->path().string());
+  }
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
+TEST_F(StorageNetworkE2eTest, ApiTouchesNoHostFileOutsideBerthDirectories) {
+  namespace fs = std::filesystem;
+  int status = 0;
+  Json made = Post("/v1/disks", Json{{"name", "d1"}, {"size", "16Mi"}}, &status);
+  ASSERT_EQ(status, 201) << made.dump();
+  const std::string backups = dir_ + "/backups";
+  ASSERT_TRUE(fs::is_directory(backups));
+  // A victim file beside the backup directory, links from inside it to outside, an existing
+  // backup-directory entry of each kind.
+  fs::create_directories(dir_ + "/outside");
+  std::ofstream(dir_ + "/outside/victim") << "precious";
+  fs::create_symlink(dir_ + "/outside/victim", backups + "/escape");
+  fs::create_symlink("/etc/shadow", backups + "/shadow-link");
+  fs::create_directory_symlink(dir_ + "/outside", backups + "/out");
+  fs::create_directories(backups + "/a-directory");
+  std::ofstream(backups + "/existing") << "an older backup";
+  const std::vector<std::string> watched = {"/etc/shadow", "/etc/passwd", dir_ + "/outside/victim",
+                                            backups + "/existing"};
+  std::vector<std::string> before;
+  for (const auto& f : watched) before.push_back(Fingerprint(f));
+  const std::vector<std::string> outside_before = Tree(dir_ + "/outside");
+  const std::vector<std::string> backups_before = Tree(backups);
+
+  // A request that must be refused with `code` and a message naming the object and field.
+  auto refused = [&](const std::string& path, const Json& body, int code,
+                     const std::string& names) {
+    SCOPED_TRACE(path + " " + body.dump());
+    auto r = server_.client().Post(path, body.dump());
+    ASSERT_TRUE(r.ok()) << r.status();
+    EXPECT_EQ(r->status, code) << r->body;
+    Json j = Json::parse(r->body, nullptr, false);
+    ASSERT_TRUE(j.is_object() && j.contains("error")) << r->body;
+    EXPECT_THAT(j["error"].value("message", ""), HasSubstr(names));
+  };
+  const std::string backup_field = "disk \"d1\": file must be a name inside the backup directory";
+  for (const std::string& file :
+       {std::string("/etc/shadow"), std::string("/proc/self/environ"), dir_ + "/outside/victim",
+        std::string("../outside/victim"), backups + "/../outside/victim", std::string("escape"),
+        std::string("shadow-link"), std::string("out/victim"), std::string("out/new"),
+        std::string("nodir/new"), std::string("")}) {
+    refused("/v1/disks/d1/backup", Json{{"file", file}}, 400,
+            file.empty() ? "disk \"d1\": file" : backup_field);
+  }
+  // Existing names are never replaced, whatever they are.
+  for (const std::string file : {"existing", "a-directory"}) {
+    refused("/v1/disks/d1/backup", Json{{"file", file}}, 409, "already exists");
+  }
+  const std::string restore_field = "disk \"r1\": file must be a name inside the backup directory";
+  for (const std::string& file :
+       {std::string("/etc/shadow"), std::string("/proc/self/environ"), dir_ + "/outside/victim",
+        std::string("../outside/victim"), std::string("escape"), std::string("shadow-link"),
+        std::string("out/victim"), std::string("a-directory")}) {
+    refused("/v1/disks/restore", Json{{"name", "r1"}, {"file", file}}, 400, restore_field);
+  }
+  const std::string image_field = "disk \"leak\": from_image";
+  for (const std::string& image :
+       {std::string("/etc/shadow"), std::string("/proc/self/environ"),
+        std::string("../../../etc/shadow"), dir_ + "/agent/images/../../outside/victim",
+        std::string("no-such-image")}) {
+    refused("/v1/disks", Json{{"name", "leak"}, {"from_image", image}}, 400, image_field);
+  }
+
+  // Nothing on the host changed; only d1 exists; nothing was left behind.
+  for (size_t i = 0; i < watched.size(); ++i) EXPECT_EQ(Fingerprint(watched[i]), before[i]);
+  EXPECT_EQ(Tree(dir_ + "/outside"), outside_before);
+  EXPECT_EQ(Tree(backups), backups_before);
+  EXPECT_EQ(Count("/v1/disks"), 1u);
+
+  // Inside the backup directory a round trip still works, and a second backup to the same name
+  // is refused without touching the first.
+  auto b = server_.client().Post("/v1/disks/d1/backup", Json{{"file", "d1.backup"}}.dump());
+  ASSERT_TRUE(b.ok());
+  ASSERT_EQ(b->status, 200) << b->body;
+  EXPECT_THAT(b->body, HasSubstr("\"result\""));
+  const std::string first = Fingerprint(backups + "/d1.backup");
+  ASSERT_NE(first, "missing");
+  EXPECT_TRUE(fs::exists(backups + "/d1.backup.sha256"));
+  refused("/v1/disks/d1/backup", Json{{"file", backups + "/d1.backup"}}, 409, "already exists");
+  EXPECT_EQ(Fingerprint(backups + "/d1.backup"), first);
+  auto r = server_.client().Post("/v1/disks/restore",
+                                 Json{{"name", "r1"}, {"file", "d1.backup"}}.dump());
+  ASSERT_TRUE(r.ok());
+  ASSERT_EQ(r->status, 200) << r->body;
+  EXPECT_THAT(r->body, HasSubstr("\"result\""));
+  EXPECT_EQ(Count("/v1/disks"), 2u);
+  for (const auto& f : Tree(dir_)) EXPECT_THAT(f, Not(HasSubstr(".tmp-")));
+}
+
+TEST_F(StorageNetworkE2eTest, ImagesComeFromTheCatalogAndBackupsGoWhereTheOperatorSays) {
+  namespace fs = std::filesystem;
+  // The default backup directory is made at start, for the server's user only.
+  EXPECT_EQ(fs::status(dir_ + "/backups").permissions() & fs::perms::all, fs::perms::owner_all);
+  // A host file gets into the catalog only through the CLI on the host; the API then names it.
+  Sh({"qemu-img", "create", "-q", "-f", "qcow2", dir_ + "/base.qcow2", "32M"});
+  e2e::Result imported =
+      e2e::Run(dir_, {"image", "import", "base", "--disk", dir_ + "/base.qcow2"});
+  ASSERT_EQ(imported.exit_code, 0) << imported.err;
+  const std::string image = dir_ + "/agent/images/images/base/disk.qcow2";
+  int status = 0;
+  Json by_name = Post("/v1/disks", Json{{"name", "root"}, {"from_image", "base"}}, &status);
+  ASSERT_EQ(status, 201) << by_name.dump();
+  EXPECT_EQ(by_name["status"]["backing_file"], image);
+  EXPECT_EQ(by_name["status"]["size_mib"], 32);
+  Json by_path = Post("/v1/disks", Json{{"name", "root2"}, {"from_image", image}}, &status);
+  ASSERT_EQ(status, 201) << by_path.dump();
+  EXPECT_EQ(by_path["status"]["backing_file"], image);
+  // The file imported from stays outside the API's reach.
+  Json outside =
+      Post("/v1/disks", Json{{"name", "root3"}, {"from_image", dir_ + "/base.qcow2"}}, &status);
+  EXPECT_EQ(status, 400) << outside.dump();
+
+  // --backup-dir puts backups elsewhere; the default directory is then out of reach.
+  server_.Kill(SIGTERM);
+  const std::string chosen = dir_ + "/operator-backups";
+  e2e::DevServer other(dir_, {"--dev", "--backup-dir", chosen});
+  ASSERT_TRUE(other.Start()) << e2e::ReadFile(dir_ + "/serve.log");
+  auto b = other.client().Post("/v1/disks/root/backup", Json{{"file", "root.backup"}}.dump());
+  ASSERT_TRUE(b.ok());
+  EXPECT_EQ(b->status, 200) << b->body;
+  EXPECT_THAT(b->body, HasSubstr(chosen + "/root.backup"));
+  EXPECT_TRUE(fs::exists(chosen + "/root.backup"));
+  auto old = other.client().Post("/v1/disks/root/backup",
+                                 Json{{"file", dir_ + "/backups/root.backup"}}.dump());
+  ASSERT_TRUE(old.ok());
+  EXPECT_EQ(old->status, 400) << old->body;
+  EXPECT_FALSE(fs::exists(dir_ + "/backups/root.backup"));
+  other.Kill(SIGTERM);
 }
 
 TEST_F(StorageNetworkE2eTest, NetworkLifecycleLeavesNothingBehind) {

@@ -269,7 +269,11 @@ absl::StatusOr<BackupInfo> FakeStorageDriver::ExportBackup(std::string_view pool
     b.data = Flatten(v->backing, v->data);
     b.size_mib = v->size_mib;
     b.sha256 = Digest(b.data);
-    backups_[options.destination] = b;
+    if (!backups_.emplace(options.destination, b).second) {
+      return absl::AlreadyExistsError(Cat("backup of volume \"", volume,
+                                          "\": ", options.destination,
+                                          " already exists; a backup never replaces a file"));
+    }
   }
   if (options.progress) {
     options.progress(0);

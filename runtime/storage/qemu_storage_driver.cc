@@ -6,15 +6,18 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <cstdio>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
+#include <utility>
 
 #include "core/names.h"
 #include "core/status.h"
 #include "core/strings.h"
 #include "nlohmann/json.hpp"
+#include "runtime/storage/confined_path.h"
 #include "runtime/storage/host_command.h"
 #include "runtime/storage/validation.h"
 
@@ -166,6 +169,85 @@ absl::StatusOr<std::string> Sha256Of(const std::string& path) {
   return out.substr(0, 64);
 }
 
+// A qcow2 image whose data lives in another (external) file names that file in its header.
+bool HasDataFile(const nlohmann::json& info) {
+  auto it = info.find("format-specific");
+  if (it == info.end() || !it->is_object()) return false;
+  auto data = it->find("data");
+  return data != it->end() && data->is_object() && data->contains("data-file");
+}
+
+absl::Status BackupExists(std::string_view volume, const std::string& path) {
+  return absl::AlreadyExistsError(Cat("backup of volume \"", volume, "\": ", path,
+                                      " already exists; a backup never replaces a file"));
+}
+
+// A file being written in a directory: anonymous (O_TMPFILE) where the filesystem allows, so
+// nothing is left behind by any failure or crash; elsewhere under a hidden temporary name that
+// the destructor removes unless Publish linked it. Publish gives it its final name with
+// linkat, which fails with EEXIST rather than replace anything.
+class PendingFile {
+ public:
+  static absl::StatusOr<PendingFile> Create(int dirfd, const std::string& leaf) {
+    PendingFile f(dirfd, leaf);
+    f.fd_ = UniqueFd(openat(dirfd, ".", O_TMPFILE | O_RDWR | O_CLOEXEC, 0600));
+    if (!f.fd_.valid() && (errno == EOPNOTSUPP || errno == EISDIR || errno == EINVAL)) {
+      f.temp_ = Cat(".", leaf, ".tmp-", core::NewId());
+      f.fd_ = UniqueFd(
+          openat(dirfd, f.temp_.c_str(), O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600));
+      if (!f.fd_.valid()) f.temp_.clear();
+    }
+    if (!f.fd_.valid()) {
+      return absl::InternalError(Cat("create a file beside ", leaf, ": ", std::strerror(errno)));
+    }
+    return f;
+  }
+  PendingFile(PendingFile&& other) noexcept
+      : dirfd_(other.dirfd_),
+        leaf_(std::move(other.leaf_)),
+        temp_(std::exchange(other.temp_, std::string())),
+        fd_(std::move(other.fd_)) {}
+  PendingFile& operator=(PendingFile&&) = delete;
+  ~PendingFile() {
+    if (!temp_.empty() && unlinkat(dirfd_, temp_.c_str(), 0) != 0 && errno != ENOENT) {
+      std::fprintf(stderr, "berth: storage: remove %s: %s\n", temp_.c_str(), std::strerror(errno));
+    }
+  }
+
+  int fd() const { return fd_.get(); }
+  // What the tools open to write or read this very file.
+  std::string path() const { return FdPath(fd_.get()); }
+
+  absl::Status Write(const std::string& text) {
+    if (pwrite(fd_.get(), text.data(), text.size(), 0) != static_cast<ssize_t>(text.size())) {
+      return absl::InternalError(Cat("write beside ", leaf_, ": ", std::strerror(errno)));
+    }
+    return absl::OkStatus();
+  }
+  absl::Status Sync() {
+    if (fsync(fd_.get()) != 0) {
+      return absl::InternalError(Cat("fsync beside ", leaf_, ": ", std::strerror(errno)));
+    }
+    return absl::OkStatus();
+  }
+  absl::Status Publish() {
+    const int rc = temp_.empty() ? linkat(AT_FDCWD, Cat("/proc/self/fd/", fd_.get()).c_str(),
+                                          dirfd_, leaf_.c_str(), AT_SYMLINK_FOLLOW)
+                                 : linkat(dirfd_, temp_.c_str(), dirfd_, leaf_.c_str(), 0);
+    if (rc == 0) return absl::OkStatus();
+    if (errno == EEXIST) return absl::AlreadyExistsError(Cat(leaf_, " already exists"));
+    return absl::InternalError(Cat("link ", leaf_, ": ", std::strerror(errno)));
+  }
+
+ private:
+  PendingFile(int dirfd, std::string leaf) : dirfd_(dirfd), leaf_(std::move(leaf)) {}
+
+  int dirfd_;  // borrowed: outlives this object
+  std::string leaf_;
+  std::string temp_;  // the temporary name, when the filesystem has no O_TMPFILE
+  UniqueFd fd_;
+};
+
 }  // namespace
 
 // Runs one journaled operation: record, build temporaries, commit, renames, forget the record.
@@ -183,10 +265,6 @@ class QemuStorageDriver::Operation {
   // journaled before the caller creates it.
   absl::StatusOr<std::string> Temp(std::string_view suffix) {
     return AddTemp(Cat(tmp_dir_, "/", record_.volume, ".", record_.id, ".", suffix));
-  }
-  // A temporary path next to a file outside the pool (a backup destination).
-  absl::StatusOr<std::string> TempBeside(const std::string& final_path) {
-    return AddTemp(Cat(final_path, ".tmp-", record_.id));
   }
   void RenameAtCommit(std::string from, std::string to) {
     record_.renames.emplace_back(std::move(from), std::move(to));
@@ -240,6 +318,11 @@ class QemuStorageDriver::Operation {
   JournalRecord record_;
   bool crashed_ = false;
 };
+
+absl::Status QemuStorageDriver::Step(std::string_view step) {
+  if (!options_.fault_hook) return absl::OkStatus();
+  return options_.fault_hook(step);
+}
 
 absl::Status QemuStorageDriver::EnsurePool(const PoolSpec& spec) {
   BERTH_RETURN_IF_ERROR(ValidatePoolSpec(spec));
@@ -543,55 +626,107 @@ absl::Status QemuStorageDriver::DeleteSnapshot(std::string_view pool_name, std::
 absl::StatusOr<BackupInfo> QemuStorageDriver::ExportBackup(std::string_view pool_name,
                                                            std::string_view volume,
                                                            const BackupOptions& options) {
+  auto refuse = [&](std::string_view why) {
+    return absl::InvalidArgumentError(Cat("backup of volume \"", volume, "\": destination ", why,
+                                          ", got \"", options.destination, "\""));
+  };
   if (options.destination.empty() || options.destination[0] != '/') {
-    return absl::InvalidArgumentError(Cat("backup of volume \"", volume,
-                                          "\": destination must be an absolute path, got \"",
-                                          options.destination, "\""));
+    return refuse("must be an absolute path");
   }
+  const fs::path destination(options.destination);
+  const std::string leaf = destination.filename().string();
+  if (leaf.empty() || leaf == "." || leaf == "..") return refuse("must name a file");
+  const std::string sum_leaf = leaf + ".sha256";
   BERTH_ASSIGN_OR_RETURN(auto pool, FindPool(pool_name));
   absl::MutexLock lock(&pool->mu);
   BERTH_ASSIGN_OR_RETURN(VolumeInfo v, Inspect(*pool, volume));
+  // The directory is opened once; every later step names files relative to that descriptor.
+  const std::string dir_path = destination.parent_path().string();
+  UniqueFd dir(open(dir_path.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+  if (!dir.valid()) {
+    return refuse(Cat("must be in an existing directory (", std::strerror(errno), ")"));
+  }
+  for (const std::string& name : {leaf, sum_leaf}) {
+    struct stat st;
+    if (fstatat(dir.get(), name.c_str(), &st, AT_SYMLINK_NOFOLLOW) == 0 || errno != ENOENT) {
+      return BackupExists(volume, Cat(dir_path, "/", name));
+    }
+  }
   BackupInfo backup;
   backup.path = options.destination;
-  Operation op(*this, pool->spec, "backup", std::string(volume));
-  BERTH_RETURN_IF_ERROR(op.Run([&](Operation& op) -> absl::Status {
-    BERTH_ASSIGN_OR_RETURN(std::string tmp, op.TempBeside(options.destination));
-    BERTH_ASSIGN_OR_RETURN(std::string tmp_sum, op.TempBeside(options.destination + ".sha256"));
-    BERTH_RETURN_IF_ERROR(
-        ConvertWithProgress({"qemu-img", "convert", "-U", "-p", "-c", "-f",
-                             std::string(FormatName(v.format)), "-O", "qcow2", v.path, tmp},
-                            options.progress));
-    BERTH_RETURN_IF_ERROR(op.Step("converted"));
-    BERTH_ASSIGN_OR_RETURN(backup.sha256, Sha256Of(tmp));
-    backup.bytes = static_cast<int64_t>(fs::file_size(tmp));
-    {
-      std::ofstream out(tmp_sum, std::ios::trunc);
-      out << backup.sha256 << "\n";
-      if (!out.flush()) return absl::InternalError(Cat("write ", tmp_sum));
+  BERTH_ASSIGN_OR_RETURN(PendingFile data, PendingFile::Create(dir.get(), leaf));
+  BERTH_ASSIGN_OR_RETURN(PendingFile sum, PendingFile::Create(dir.get(), sum_leaf));
+  BERTH_RETURN_IF_ERROR(Step("created"));
+  BERTH_RETURN_IF_ERROR(
+      ConvertWithProgress({"qemu-img", "convert", "-U", "-p", "-c", "-f",
+                           std::string(FormatName(v.format)), "-O", "qcow2", v.path, data.path()},
+                          options.progress));
+  BERTH_RETURN_IF_ERROR(Step("converted"));
+  BERTH_ASSIGN_OR_RETURN(backup.sha256, Sha256Of(data.path()));
+  struct stat st;
+  if (fstat(data.fd(), &st) != 0) {
+    return absl::InternalError(Cat("backup of volume \"", volume, "\": ", std::strerror(errno)));
+  }
+  backup.bytes = static_cast<int64_t>(st.st_size);
+  BERTH_RETURN_IF_ERROR(sum.Write(backup.sha256 + "\n"));
+  BERTH_RETURN_IF_ERROR(data.Sync());
+  BERTH_RETURN_IF_ERROR(sum.Sync());
+  BERTH_RETURN_IF_ERROR(Step("summed"));
+  // The backup first, then its checksum: a crash in between leaves a complete backup that
+  // restores without a check, never a checksum without its file.
+  if (absl::Status s = data.Publish(); !s.ok()) {
+    if (absl::IsAlreadyExists(s)) return BackupExists(volume, options.destination);
+    return s;
+  }
+  if (absl::Status s = sum.Publish(); !s.ok()) {
+    // Someone made the sidecar meanwhile: take back the backup this call just linked.
+    if (unlinkat(dir.get(), leaf.c_str(), 0) != 0) {
+      return absl::InternalError(Cat("backup of volume \"", volume, "\": remove ",
+                                     options.destination, ": ", std::strerror(errno)));
     }
-    BERTH_RETURN_IF_ERROR(SyncFile(tmp));
-    BERTH_RETURN_IF_ERROR(SyncFile(tmp_sum));
-    op.RenameAtCommit(tmp, options.destination);
-    op.RenameAtCommit(tmp_sum, options.destination + ".sha256");
-    return absl::OkStatus();
-  }));
+    if (absl::IsAlreadyExists(s)) return BackupExists(volume, options.destination + ".sha256");
+    return s;
+  }
+  if (fsync(dir.get()) != 0) {
+    return absl::InternalError(Cat("fsync ", dir_path, ": ", std::strerror(errno)));
+  }
   return backup;
 }
 
 absl::StatusOr<VolumeInfo> QemuStorageDriver::RestoreBackup(const RestoreSpec& spec) {
   BERTH_RETURN_IF_ERROR(core::ValidateName("volume", spec.name));
   BERTH_ASSIGN_OR_RETURN(auto pool, FindPool(spec.pool));
-  if (access(spec.source.c_str(), R_OK) != 0) {
-    return absl::NotFoundError(
-        Cat("volume \"", spec.name, "\": source cannot be read: ", spec.source));
+  // Opened once, without following a final symbolic link and without waiting on a FIFO; the
+  // tools below read the opened file through FdPath, never the name again.
+  UniqueFd source(
+      open(spec.source.c_str(), O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY | O_CLOEXEC));
+  if (!source.valid()) {
+    if (errno == ENOENT) {
+      return absl::NotFoundError(
+          Cat("volume \"", spec.name, "\": source cannot be read: ", spec.source));
+    }
+    return core::FieldError("volume", spec.name, "source",
+                            Cat("cannot be opened (", std::strerror(errno), "): ", spec.source));
   }
+  struct stat st;
+  if (fstat(source.get(), &st) != 0 || !S_ISREG(st.st_mode)) {
+    return core::FieldError("volume", spec.name, "source",
+                            Cat("must be a regular file: ", spec.source));
+  }
+  const std::string source_path = FdPath(source.get());
   std::string expected = spec.expected_sha256;
   if (expected.empty()) {
-    std::ifstream sidecar(spec.source + ".sha256");
-    sidecar >> expected;
+    UniqueFd sidecar(open((spec.source + ".sha256").c_str(),
+                          O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY | O_CLOEXEC));
+    struct stat sst;
+    if (sidecar.valid() && fstat(sidecar.get(), &sst) == 0 && S_ISREG(sst.st_mode)) {
+      char buf[65] = {};
+      ssize_t n = pread(sidecar.get(), buf, 64, 0);
+      if (n > 0) expected.assign(buf, static_cast<size_t>(n));
+    }
   }
   if (!expected.empty()) {
-    BERTH_ASSIGN_OR_RETURN(std::string actual, Sha256Of(spec.source));
+    BERTH_ASSIGN_OR_RETURN(std::string actual, Sha256Of(source_path));
     if (actual != expected) {
       return absl::DataLossError(Cat("volume \"", spec.name, "\": source ", spec.source,
                                      " has sha256 ", actual, ", expected ", expected));
@@ -599,7 +734,15 @@ absl::StatusOr<VolumeInfo> QemuStorageDriver::RestoreBackup(const RestoreSpec& s
   }
   absl::MutexLock lock(&pool->mu);
   if (VolumeFile(*pool, spec.name).ok()) return VolumeExists(spec.pool, spec.name);
-  BERTH_ASSIGN_OR_RETURN(nlohmann::json info, ImageInfo(spec.source));
+  BERTH_ASSIGN_OR_RETURN(nlohmann::json info, ImageInfo(source_path));
+  // A backing or external data file is a reference to another host file that the copy would
+  // read: a restore takes only self-contained images.
+  if (info.contains("backing-filename") || info.contains("full-backing-filename") ||
+      HasDataFile(info)) {
+    return core::FieldError(
+        "volume", spec.name, "source",
+        Cat("must not refer to other files (a backing or data file): ", spec.source));
+  }
   std::string source_format = info.value("format", "raw");
   int64_t size_mib = CeilMiB(info.value("virtual-size", int64_t{0}));
   BERTH_ASSIGN_OR_RETURN(PoolStatus status, Account(*pool));
@@ -610,7 +753,7 @@ absl::StatusOr<VolumeInfo> QemuStorageDriver::RestoreBackup(const RestoreSpec& s
   BERTH_RETURN_IF_ERROR(op.Run([&](Operation& op) -> absl::Status {
     BERTH_ASSIGN_OR_RETURN(std::string tmp, op.Temp(fmt));
     BERTH_RETURN_IF_ERROR(ConvertWithProgress(
-        {"qemu-img", "convert", "-p", "-f", source_format, "-O", fmt, spec.source, tmp},
+        {"qemu-img", "convert", "-p", "-f", source_format, "-O", fmt, source_path, tmp},
         spec.progress));
     BERTH_RETURN_IF_ERROR(op.Step("converted"));
     BERTH_RETURN_IF_ERROR(SyncFile(tmp));

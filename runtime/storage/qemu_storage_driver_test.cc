@@ -2,10 +2,13 @@
 // real block allocation.
 #include "runtime/storage/qemu_storage_driver.h"
 
+#include <sys/stat.h>
+
 #include <filesystem>
 #include <fstream>
 #include <functional>
 #include <string>
+#include <vector>
 
 #include "core/strings.h"
 #include "gmock/gmock.h"
@@ -105,6 +108,93 @@ TEST_F(QemuStorageDriverTest, AllocationGrowsWithWrites) {
   int64_t after = driver.GetPool("p")->allocated_bytes;
   EXPECT_GE(after - before, 4 * 1024 * 1024);
   EXPECT_EQ(driver.GetPool("p")->provisioned_mib, 256);
+}
+
+// Names in `dir` that look like a temporary file of a backup.
+std::vector<std::string> TempLeftovers(const std::string& dir) {
+  std::vector<std::string> out;
+  std::error_code ec;
+  for (const auto& e : fs::recursive_directory_iterator(dir, ec)) {
+    if (e.path().filename().string().find(".tmp-") != std::string::npos) {
+      out.push_back(e.path().string());
+    }
+  }
+  return out;
+}
+
+TEST_F(QemuStorageDriverTest, BackupRefusesExistingFilesDirectoriesAndLinksAndLeavesNothing) {
+  QemuStorageDriver impl;
+  StorageDriver& driver = impl;
+  ASSERT_TRUE(driver.EnsurePool(pool_).ok());
+  ASSERT_TRUE((driver.CreateVolume({.pool = "p", .name = "v", .size_mib = 8}).ok()));
+  fs::create_directories(dir_ + "/out/a-directory");
+  fs::create_directories(dir_ + "/elsewhere");
+  std::ofstream(dir_ + "/out/taken") << "keep me";
+  std::ofstream(dir_ + "/out/sum-taken.sha256") << "keep me too";
+  std::ofstream(dir_ + "/elsewhere/target") << "outside";
+  fs::create_symlink(dir_ + "/elsewhere/target", dir_ + "/out/link");
+  fs::create_symlink(dir_ + "/elsewhere/new", dir_ + "/out/dangling");
+  for (const std::string leaf : {"taken", "sum-taken", "a-directory", "link", "dangling"}) {
+    SCOPED_TRACE(leaf);
+    auto b = driver.ExportBackup("p", "v", {.destination = dir_ + "/out/" + leaf});
+    ASSERT_FALSE(b.ok());
+    EXPECT_EQ(b.status().code(), absl::StatusCode::kAlreadyExists) << b.status();
+  }
+  auto missing_dir = driver.ExportBackup("p", "v", {.destination = dir_ + "/nodir/x.backup"});
+  EXPECT_EQ(missing_dir.status().code(), absl::StatusCode::kInvalidArgument);
+  // Nothing changed, nothing was followed, nothing was left behind.
+  std::ifstream taken(dir_ + "/out/taken");
+  std::string text;
+  std::getline(taken, text);
+  EXPECT_EQ(text, "keep me");
+  EXPECT_FALSE(fs::exists(dir_ + "/out/sum-taken"));
+  EXPECT_FALSE(fs::exists(dir_ + "/elsewhere/new"));
+  EXPECT_EQ(fs::file_size(dir_ + "/elsewhere/target"), 7u);
+  EXPECT_TRUE(fs::is_empty(dir_ + "/out/a-directory"));
+  EXPECT_THAT(TempLeftovers(dir_), ::testing::IsEmpty());
+  EXPECT_TRUE(fs::is_empty(pool_.directory + "/.tmp"));
+}
+
+TEST_F(QemuStorageDriverTest, FailedBackupLeavesNoTemporaryFile) {
+  QemuStorageDriver::Options opts;
+  opts.fault_hook = [](std::string_view step) -> absl::Status {
+    if (step == "converted") return absl::InternalError("disk full");
+    return absl::OkStatus();
+  };
+  QemuStorageDriver impl(opts);
+  StorageDriver& driver = impl;
+  ASSERT_TRUE(driver.EnsurePool(pool_).ok());
+  ASSERT_TRUE((driver.CreateVolume({.pool = "p", .name = "v", .size_mib = 8}).ok()));
+  fs::create_directories(dir_ + "/out");
+  auto b = driver.ExportBackup("p", "v", {.destination = dir_ + "/out/v.backup"});
+  ASSERT_FALSE(b.ok());
+  EXPECT_TRUE(fs::is_empty(dir_ + "/out"));
+}
+
+TEST_F(QemuStorageDriverTest, RestoreTakesOnlySelfContainedRegularFiles) {
+  QemuStorageDriver impl;
+  StorageDriver& driver = impl;
+  ASSERT_TRUE(driver.EnsurePool(pool_).ok());
+  ASSERT_TRUE((driver.CreateVolume({.pool = "p", .name = "v", .size_mib = 8}).ok()));
+  ASSERT_TRUE((driver.ExportBackup("p", "v", {.destination = dir_ + "/good.backup"}).ok()));
+  fs::create_symlink(dir_ + "/good.backup", dir_ + "/link.backup");
+  ASSERT_EQ(mkfifo((dir_ + "/fifo.backup").c_str(), 0600), 0);
+  // A qcow2 image whose backing file is a host file the restore would read.
+  std::ofstream(dir_ + "/secret") << "secret";
+  ASSERT_TRUE(
+      (host::RunHostCommandOk({"qemu-img", "create", "-q", "-f", "qcow2", "-b", dir_ + "/secret",
+                               "-F", "raw", dir_ + "/chained.qcow2", "1M"})
+           .ok()));
+  for (const std::string leaf : {"link.backup", "fifo.backup", "chained.qcow2"}) {
+    SCOPED_TRACE(leaf);
+    auto r = driver.RestoreBackup({.pool = "p", .name = "r", .source = dir_ + "/" + leaf});
+    ASSERT_FALSE(r.ok());
+    EXPECT_EQ(r.status().code(), absl::StatusCode::kInvalidArgument) << r.status();
+    EXPECT_THAT(r.status().message(), ::testing::HasSubstr("volume \"r\": source"));
+  }
+  EXPECT_EQ(driver.GetPool("p")->volume_count, 1);
+  auto ok = driver.RestoreBackup({.pool = "p", .name = "r", .source = dir_ + "/good.backup"});
+  EXPECT_TRUE(ok.ok()) << ok.status();
 }
 
 // Each case is one journaled operation; the test crashes it at every step in turn.

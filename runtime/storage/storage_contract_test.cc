@@ -251,6 +251,22 @@ TEST_P(StorageContractTest, BackupAndRestorePreserveData) {
   EXPECT_EQ(*env_->Digest("p1", "restored-raw"), *digest);
 }
 
+TEST_P(StorageContractTest, BackupNeverReplacesAnExistingBackup) {
+  Create("b", 8);
+  ASSERT_TRUE(env_->Write("p1", "b", "first").ok());
+  const std::string path = env_->dir() + "/b.backup";
+  auto first = driver().ExportBackup("p1", "b", {.destination = path});
+  ASSERT_TRUE(first.ok()) << first.status();
+  ASSERT_TRUE(env_->Write("p1", "b", "second").ok());
+  auto again = driver().ExportBackup("p1", "b", {.destination = path});
+  ASSERT_FALSE(again.ok());
+  EXPECT_EQ(again.status().code(), absl::StatusCode::kAlreadyExists) << again.status();
+  EXPECT_THAT(again.status().message(), HasSubstr("already exists"));
+  // The first backup is still the one there.
+  RestoreSpec spec{.pool = "p1", .name = "r", .source = path, .expected_sha256 = first->sha256};
+  ASSERT_TRUE(driver().RestoreBackup(spec).ok());
+}
+
 TEST_P(StorageContractTest, DeleteRefusedWhileAttached) {
   Create("d", 8);
   DeleteVolumeOptions attached;

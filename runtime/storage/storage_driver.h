@@ -97,8 +97,10 @@ struct CloneFromSnapshotSpec {
 using ProgressFn = std::function<void(int permille)>;
 
 struct BackupOptions {
-  std::string destination;  // backup file to write (replaced atomically); a sidecar
-                            // "<destination>.sha256" holds its checksum
+  // Backup file to write, absolute, in an existing directory; a sidecar "<destination>.sha256"
+  // holds its checksum. Neither may exist yet (AlreadyExists): a backup never replaces a file,
+  // and no temporary file is left beside it whatever happens.
+  std::string destination;
   ProgressFn progress;
 };
 
@@ -112,7 +114,9 @@ struct RestoreSpec {
   std::string pool;
   std::string name;  // the new volume
   VolumeFormat format = VolumeFormat::kQcow2;
-  std::string source;  // a backup written by ExportBackup, or any image qemu-img reads
+  // A backup written by ExportBackup, or any self-contained image qemu-img reads: a regular
+  // file, not a symbolic link, naming no backing or data file (InvalidArgument otherwise).
+  std::string source;
   // Checked against the source file before anything is written; empty = the sidecar
   // "<source>.sha256" when it exists, else no check (a plain import).
   std::string expected_sha256;
