@@ -273,7 +273,7 @@ absl::StatusOr<agent::AgentConfig> AgentConfigFrom(const Flags& f) {
 
 constexpr char kServeHelp[] =
     R"(Usage: berth serve [--dev] [--data-dir DIR] [--listen HOST:PORT] [--host-ttl 15s]
-                   [--policy NAME] [--agent-config FILE]
+                   [--policy NAME] [--agent-config FILE] [--allow-root-workloads]
 
 Runs the Berth API server on the embedded SQLite store in DIR (default: BERTH_DATA_DIR or ~/.berth).
   --dev            also run an agent for this machine in the same process, so workloads run here
@@ -282,6 +282,10 @@ Runs the Berth API server on the embedded SQLite store in DIR (default: BERTH_DA
   --policy         placement policy (default "fgd:1,topology:0.2", chosen with berth sim;
                    e.g. binpack, spread, gpu-packing)
   --agent-config   the local agent's config file (labels, declared GPUs) in --dev mode
+  --allow-root-workloads
+                   accept process workloads with `user: root` (or uid/gid 0); without it they
+                   are refused (403) and process workloads run as an unprivileged user
+                   (default nobody, 65534:65534)
 The admin token is written to DIR/admin.token (mode 0600), the agents' join token to
 DIR/join.token, and the address to DIR/server.json, where the CLI finds them.
 )";
@@ -310,7 +314,7 @@ int RunServe(const std::vector<std::string>& args, std::ostream& out, std::ostre
     return 0;
   }
   for (const auto& [s, on] : f.switches) {
-    if (s != "--dev") {
+    if (s != "--dev" && s != "--allow-root-workloads") {
       err << "berth serve: unknown flag " << s << "\n" << kServeHelp;
       return 2;
     }
@@ -360,6 +364,7 @@ int RunServe(const std::vector<std::string>& args, std::ostream& out, std::ostre
   control::ControlPlaneOptions copts;
   copts.host_ttl = ttl;
   if (f.values.count("--policy")) copts.policy = f.values["--policy"];
+  copts.allow_root_workloads = f.switches.count("--allow-root-workloads") > 0;
   control::ControlPlane control(store->get(), copts);
   LocalAgentHost logs;
   api::ApiServerOptions aopts;
