@@ -178,11 +178,18 @@ struct LocalDrivers {
 
 LocalDrivers MakeDrivers(const std::string& agent_dir, std::ostream& err) {
   LocalDrivers d;
-  d.process = std::make_unique<runtime::ProcessDriver>();
-  if (d.process->Fingerprint().healthy) d.by_kind["process"] = d.process.get();
-#ifdef BERTH_WITH_VM_DRIVERS
   std::error_code ec;
   const std::string dir = fs::absolute(agent_dir, ec).lexically_normal().string();
+  // Cgroups of this agent's tasks sit under /berth/<hash of its directory>, so two agents on one
+  // machine (tests) never share a cgroup name.
+  char hash[17];
+  snprintf(hash, sizeof hash, "%016zx", std::hash<std::string>{}(dir));
+  const std::string cgroup_parent = Cat("/berth/", std::string_view(hash, 8));
+  runtime::ProcessDriverOptions popts;
+  popts.cgroup_parent = cgroup_parent + "/process";
+  d.process = std::make_unique<runtime::ProcessDriver>(popts);
+  if (d.process->Fingerprint().healthy) d.by_kind["process"] = d.process.get();
+#ifdef BERTH_WITH_VM_DRIVERS
   d.qemu = std::make_unique<runtime::QemuDriver>();
   runtime::DriverFingerprint qfp = d.qemu->Fingerprint();
   if (qfp.healthy) {
@@ -192,9 +199,7 @@ LocalDrivers MakeDrivers(const std::string& agent_dir, std::ostream& err) {
   }
   runtime::OciDriverOptions oopts;
   oopts.runc_root = dir + "/runc";
-  char hash[17];
-  snprintf(hash, sizeof hash, "%016zx", std::hash<std::string>{}(dir));
-  oopts.cgroup_parent = Cat("/berth/", std::string_view(hash, 8));
+  oopts.cgroup_parent = cgroup_parent;
   d.oci = std::make_unique<runtime::OciDriver>(oopts);
   runtime::DriverFingerprint ofp = d.oci->Fingerprint();
   if (ofp.healthy) {
@@ -478,6 +483,8 @@ int RunAgent(const std::vector<std::string>& args, std::ostream& out, std::ostre
       f.values.count("--data-dir") ? f.values["--data-dir"] : cli::DefaultDataDir() + "/agent";
   std::error_code ec;
   fs::create_directories(dir, ec);
+  // Task directories and logs are the agent's: workloads running as other users stay out.
+  chmod(dir.c_str(), 0700);
   auto config = AgentConfigFrom(f);
   if (!config.ok()) {
     err << "berth agent: " << config.status().message() << "\n";
