@@ -320,6 +320,7 @@ absl::Status Agent::StartTask(const core::Workload& w) {
   }
   cfg.env = w.spec.env;
   cfg.working_dir = w.spec.working_dir;
+  cfg.user = w.spec.user;
   cfg.image = w.spec.image;
   std::string kernel_cmdline;
   if (!w.spec.image.empty() && options_.resolve_image) {

@@ -92,6 +92,9 @@ TEST_F(ApiServerTest, BadInputIsRefusedWithTheFieldAndChangesNothing) {
       {R"({"name":"Bad_Name","kind":"process","command":["x"]})", 400, "name"},
       {R"({"name":"hello","kind":"process","command":["x"],"resources":{"cpu":"abc"}})", 400,
        "resources.cpu"},
+      {R"({"name":"hello","kind":"process","command":["x"],"user":"a b"})", 400, "user"},
+      // This server was not started with root workloads allowed.
+      {R"({"name":"hello","kind":"process","command":["x"],"user":"root"})", 403, "user"},
       {std::string(100 << 10, 'a'), 413, ""},
   };
   for (const auto& tc : cases) {

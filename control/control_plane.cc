@@ -152,6 +152,13 @@ absl::StatusOr<std::pair<Workload, int64_t>> ControlPlane::ReadWorkload(std::str
 
 absl::StatusOr<Workload> ControlPlane::CreateWorkload(const core::WorkloadSpec& spec) {
   BERTH_RETURN_IF_ERROR(core::ValidateName("workload", spec.name));
+  if (spec.kind == core::WorkloadKind::kProcess && core::RequestsRoot(spec.user) &&
+      !options_.allow_root_workloads) {
+    return absl::PermissionDeniedError(
+        Cat("workload \"", spec.name, "\": user \"", spec.user,
+            "\" is root, and this server does not run root workloads (start it with "
+            "--allow-root-workloads, or pick an unprivileged user)"));
+  }
   if (reference_check_) BERTH_RETURN_IF_ERROR(reference_check_(spec));
   Workload w;
   w.spec = spec;

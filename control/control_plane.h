@@ -47,6 +47,10 @@ struct ControlPlaneOptions {
   // (the last 1,000, learned again from the store at start).
   std::string policy = std::string(sched::kDefaultPolicy);
   size_t max_events = 10000;  // older events are trimmed
+  // Whether process workloads may run as root (`user: root`, uid 0 or gid 0). Off, such a create
+  // is refused with PermissionDenied naming the `user` field; every other process workload runs
+  // as an unprivileged account on its host.
+  bool allow_root_workloads = false;
 };
 
 // An agent's report about one workload it runs.
@@ -85,7 +89,8 @@ class ControlPlane {
   ControlPlane& operator=(const ControlPlane&) = delete;
 
   // Workloads. Errors: InvalidArgument (bad spec), AlreadyExists, NotFound,
-  // FailedPrecondition (action not allowed in the current state).
+  // FailedPrecondition (action not allowed in the current state), PermissionDenied (a root
+  // process workload where allow_root_workloads is off).
   absl::StatusOr<core::Workload> CreateWorkload(const core::WorkloadSpec& spec);
   absl::StatusOr<core::Workload> GetWorkload(std::string_view name);
   absl::StatusOr<std::vector<core::Workload>> ListWorkloads(int64_t* revision = nullptr);

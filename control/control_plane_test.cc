@@ -71,6 +71,32 @@ TEST_F(ControlPlaneTest, AHostWhoseVmsFellBackToTcgGetsAnEventSayingWhy) {
   EXPECT_EQ(host->inventory.fingerprint.at("vm_accel"), "tcg");
 }
 
+TEST_F(ControlPlaneTest, RootProcessWorkloadsOnlyWhereAllowed) {
+  auto as_user = [](const std::string& name, const char* user) {
+    core::WorkloadSpec s = Spec(name);
+    s.user = user;
+    return s;
+  };
+  auto rev = *store_.Revision();
+  for (const char* root : {"root", "0", "0:0", "1000:0"}) {
+    auto refused = cp_.CreateWorkload(as_user("r", root));
+    EXPECT_EQ(refused.status().code(), absl::StatusCode::kPermissionDenied) << root;
+    EXPECT_NE(refused.status().message().find("workload \"r\": user"), std::string::npos)
+        << refused.status();
+  }
+  EXPECT_EQ(*store_.Revision(), rev);
+  EXPECT_TRUE(cp_.CreateWorkload(as_user("plain", "1000")).ok());
+  EXPECT_TRUE(cp_.CreateWorkload(as_user("named", "alice")).ok());
+  EXPECT_TRUE(cp_.CreateWorkload(Spec("default")).ok());
+
+  ControlPlaneOptions allow = Options();
+  allow.allow_root_workloads = true;
+  ControlPlane permissive(&store_, allow);
+  auto created = permissive.CreateWorkload(as_user("r", "root"));
+  ASSERT_TRUE(created.ok()) << created.status();
+  EXPECT_EQ(permissive.GetWorkload("r")->spec.user, "root");
+}
+
 TEST_F(ControlPlaneTest, PlacesPendingWorkloadsWithinCapacity) {
   ASSERT_TRUE(cp_.RegisterHost("h1", Inventory("1", "1Gi")).ok());
   for (int i = 0; i < 3; ++i) ASSERT_TRUE(cp_.CreateWorkload(Spec("w" + std::to_string(i))).ok());

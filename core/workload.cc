@@ -2,6 +2,8 @@
 
 #include <arpa/inet.h>
 
+#include <cctype>
+
 #include "absl/strings/numbers.h"
 #include "core/names.h"
 #include "core/status.h"
@@ -359,6 +361,48 @@ Json EncodeGpu(const GpuRequest& g) {
 
 }  // namespace
 
+absl::StatusOr<UserSpec> ParseUserSpec(std::string_view text) {
+  auto parse_id = [](std::string_view part, std::string_view what) -> absl::StatusOr<uint32_t> {
+    uint64_t v = 0;
+    // 4294967295 is (uid_t)-1, which setuid and chown read as "leave unchanged".
+    if (part.empty() || part.find_first_not_of("0123456789") != std::string_view::npos ||
+        !absl::SimpleAtoi(std::string(part), &v) || v >= 4294967295u) {
+      return absl::InvalidArgumentError(Cat("must be a user name or uid[:gid]; ", what, " \"", part,
+                                            "\" is not a number below ", "4294967295"));
+    }
+    return static_cast<uint32_t>(v);
+  };
+  if (text.empty()) return absl::InvalidArgumentError("must not be empty when given");
+  UserSpec user;
+  if (text.find_first_not_of("0123456789:") == std::string_view::npos) {
+    size_t colon = text.find(':');
+    BERTH_ASSIGN_OR_RETURN(user.uid, parse_id(text.substr(0, colon), "uid"));
+    if (colon != std::string_view::npos) {
+      BERTH_ASSIGN_OR_RETURN(user.gid, parse_id(text.substr(colon + 1), "gid"));
+    }
+    return user;
+  }
+  // Portable account names: letters, digits, '.', '_', '-', not starting with '-', at most 32.
+  bool ok = text.size() <= 32 && text.front() != '-';
+  for (char c : text) {
+    ok = ok && (std::isalnum(static_cast<unsigned char>(c)) || c == '.' || c == '_' || c == '-');
+  }
+  if (!ok) {
+    return absl::InvalidArgumentError(
+        Cat("must be a user name (letters, digits, '.', '_', '-'; at most 32) or uid[:gid], "
+            "got \"",
+            text, "\""));
+  }
+  user.name = std::string(text);
+  return user;
+}
+
+bool RequestsRoot(std::string_view user) {
+  absl::StatusOr<UserSpec> u = ParseUserSpec(user);
+  if (!u.ok()) return false;
+  return u->name == "root" || u->uid == 0u || u->gid == 0u;
+}
+
 std::string_view WorkloadKindName(WorkloadKind kind) { return kKindNames[static_cast<int>(kind)]; }
 
 std::optional<WorkloadKind> ParseWorkloadKind(std::string_view text) {
@@ -401,10 +445,11 @@ absl::StatusOr<WorkloadSpec> DecodeWorkloadSpec(const Json& json) {
   if (auto it = json.find("name"); it != json.end() && it->is_string()) {
     ctx.name = it->get<std::string>();
   }
-  BERTH_RETURN_IF_ERROR(CheckObject(
-      ctx, json, "",
-      {"name", "kind", "command", "env", "working_dir", "image", "cmdline", "resources", "tenant",
-       "priority", "preemptible", "labels", "constraints", "ports", "networks", "disks"}));
+  BERTH_RETURN_IF_ERROR(
+      CheckObject(ctx, json, "",
+                  {"name", "kind", "command", "env", "working_dir", "user", "image", "cmdline",
+                   "resources", "tenant", "priority", "preemptible", "labels", "constraints",
+                   "ports", "networks", "disks"}));
   if (!json.contains("name")) return ctx.Error("name", "is required");
   if (!json["name"].is_string()) return ctx.Error("name", "must be a string");
   spec.name = ctx.name;
@@ -421,6 +466,17 @@ absl::StatusOr<WorkloadSpec> DecodeWorkloadSpec(const Json& json) {
   BERTH_RETURN_IF_ERROR(GetStringList(ctx, json, "", "command", &spec.command));
   BERTH_RETURN_IF_ERROR(GetStringMap(ctx, json, "", "env", &spec.env));
   BERTH_RETURN_IF_ERROR(GetString(ctx, json, "", "working_dir", &spec.working_dir));
+  if (auto it = json.find("user"); it != json.end() && !it->is_null()) {
+    // YAML turns `user: 1000` into a number; a uid is meant.
+    if (it->is_number_integer()) {
+      spec.user = it->dump();
+    } else {
+      BERTH_RETURN_IF_ERROR(GetString(ctx, json, "", "user", &spec.user));
+    }
+    if (absl::StatusOr<UserSpec> user = ParseUserSpec(spec.user); !user.ok()) {
+      return ctx.Error("user", std::string(user.status().message()));
+    }
+  }
   BERTH_RETURN_IF_ERROR(GetString(ctx, json, "", "image", &spec.image));
   BERTH_RETURN_IF_ERROR(GetString(ctx, json, "", "cmdline", &spec.cmdline));
   BERTH_RETURN_IF_ERROR(GetString(ctx, json, "", "tenant", &spec.tenant));
@@ -468,6 +524,11 @@ absl::StatusOr<WorkloadSpec> DecodeWorkloadSpec(const Json& json) {
       break;
     case WorkloadKind::kContainer:
       if (spec.image.empty()) return ctx.Error("image", "is required for kind container");
+      if (!spec.user.empty()) {
+        return ctx.Error("user",
+                         "applies only to kind process (a container runs as its image's "
+                         "user, inside its own namespaces)");
+      }
       for (size_t i = 0; i < spec.disks.size(); ++i) {
         if (spec.disks[i].mount.empty()) {
           return ctx.Error(Cat("disks[", i, "].mount"),
@@ -477,6 +538,7 @@ absl::StatusOr<WorkloadSpec> DecodeWorkloadSpec(const Json& json) {
       break;
     case WorkloadKind::kVm:
       if (spec.image.empty()) return ctx.Error("image", "is required for kind vm");
+      if (!spec.user.empty()) return ctx.Error("user", "applies only to kind process");
       if (spec.resources.memory.value() == 0) {
         return ctx.Error("resources.memory", "is required for kind vm (like 256Mi)");
       }
@@ -502,6 +564,7 @@ Json EncodeWorkloadSpec(const WorkloadSpec& spec) {
   if (!spec.command.empty()) j["command"] = spec.command;
   if (!spec.env.empty()) j["env"] = spec.env;
   if (!spec.working_dir.empty()) j["working_dir"] = spec.working_dir;
+  if (!spec.user.empty()) j["user"] = spec.user;
   if (!spec.image.empty()) j["image"] = spec.image;
   if (!spec.cmdline.empty()) j["cmdline"] = spec.cmdline;
   Json r = Json::object();

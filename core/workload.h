@@ -64,6 +64,9 @@ struct WorkloadSpec {
   std::vector<std::string> command;
   std::map<std::string, std::string> env;
   std::string working_dir;
+  // process kind: the account it runs as, a name ("alice") or "uid[:gid]" ("1000:1000"); empty =
+  // the host's unprivileged default (see UserSpec). Root needs the server's permission.
+  std::string user;
   std::string image;    // vm and container kinds
   std::string cmdline;  // vm: extra kernel command line
   Resources resources;
@@ -78,6 +81,22 @@ struct WorkloadSpec {
   std::vector<DiskAttachment> disks;        // vm and container kinds
   bool operator==(const WorkloadSpec&) const = default;
 };
+
+// A workload's `user` field, parsed: either an account name resolved on the host, or numeric ids.
+struct UserSpec {
+  std::string name;             // set for a name, empty for numeric ids
+  std::optional<uint32_t> uid;  // set for numeric ids
+  std::optional<uint32_t> gid;  // set for "uid:gid"
+  bool operator==(const UserSpec&) const = default;
+};
+// The uid and gid process workloads run as when their spec names no user: nobody/nogroup.
+inline constexpr uint32_t kDefaultWorkloadUid = 65534;
+inline constexpr uint32_t kDefaultWorkloadGid = 65534;
+// Parses "name", "uid" or "uid:gid". InvalidArgument (without object context) when malformed.
+absl::StatusOr<UserSpec> ParseUserSpec(std::string_view text);
+// Whether `user` asks for root: the name "root", uid 0 or gid 0. Such workloads are created only
+// where the server allows root workloads; agents refuse other names that resolve to uid/gid 0.
+bool RequestsRoot(std::string_view user);
 
 // Decodes and validates a spec; errors name the workload and the field.
 absl::StatusOr<WorkloadSpec> DecodeWorkloadSpec(const Json& json);

@@ -88,6 +88,51 @@ TEST(WorkloadSpec, RefusesBadInputNamingTheField) {
   ExpectError(R"([1,2])", "body");
 }
 
+TEST(WorkloadSpec, UserIsANameOrNumericIdsAndRoundTrips) {
+  auto named = Decode(R"({"name":"a","kind":"process","command":["x"],"user":"svc.train-1"})");
+  ASSERT_TRUE(named.ok()) << named.status();
+  EXPECT_EQ(named->user, "svc.train-1");
+  auto again = DecodeWorkloadSpec(EncodeWorkloadSpec(*named));
+  ASSERT_TRUE(again.ok()) << again.status();
+  EXPECT_EQ(*again, *named);
+  // YAML writes `user: 1000` as a number.
+  auto number = Decode(R"({"name":"a","kind":"process","command":["x"],"user":1000})");
+  ASSERT_TRUE(number.ok()) << number.status();
+  EXPECT_EQ(number->user, "1000");
+  auto absent = Decode(R"({"name":"a","kind":"process","command":["x"]})");
+  ASSERT_TRUE(absent.ok());
+  EXPECT_EQ(absent->user, "");
+  EXPECT_FALSE(EncodeWorkloadSpec(*absent).contains("user"));
+
+  EXPECT_EQ(*ParseUserSpec("alice"), (UserSpec{.name = "alice"}));
+  EXPECT_EQ(*ParseUserSpec("1000"), (UserSpec{.uid = 1000u}));
+  EXPECT_EQ(*ParseUserSpec("1000:2000"), (UserSpec{.uid = 1000u, .gid = 2000u}));
+  for (const char* bad : {"", ":", "1000:", ":5", "1:2:3", "4294967295", "-x", "a b", "a:b",
+                          "a/../b", "averyveryveryveryveryverylongname"}) {
+    EXPECT_FALSE(ParseUserSpec(bad).ok()) << bad;
+  }
+  ExpectError(R"({"name":"a","kind":"process","command":["x"],"user":"a b"})",
+              "workload \"a\": user");
+  ExpectError(R"({"name":"a","kind":"process","command":["x"],"user":"1:2:3"})", "user");
+  ExpectError(R"({"name":"a","kind":"process","command":["x"],"user":""})", "user");
+  ExpectError(R"({"name":"a","kind":"process","command":["x"],"user":["root"]})", "user");
+  ExpectError(R"({"name":"a","kind":"container","image":"busybox","user":"alice"})", "user");
+  ExpectError(R"({"name":"a","kind":"vm","image":"t","resources":{"memory":"1Gi"},"user":"1"})",
+              "user");
+}
+
+TEST(WorkloadSpec, RequestsRootMeansUidOrGidZeroOrTheRootName) {
+  EXPECT_TRUE(RequestsRoot("root"));
+  EXPECT_TRUE(RequestsRoot("0"));
+  EXPECT_TRUE(RequestsRoot("0:1000"));
+  EXPECT_TRUE(RequestsRoot("1000:0"));
+  EXPECT_FALSE(RequestsRoot(""));
+  EXPECT_FALSE(RequestsRoot("nobody"));
+  EXPECT_FALSE(RequestsRoot("1000"));
+  EXPECT_FALSE(RequestsRoot("65534:65534"));
+  EXPECT_FALSE(RequestsRoot("rooted"));
+}
+
 TEST(WorkloadSpec, NetworksAndDisks) {
   auto spec = Decode(R"({"name":"web","kind":"container","image":"busybox",
       "networks":["blue",{"network":"red","address":"10.1.0.9","security_groups":["web"]}],

@@ -193,11 +193,18 @@ absl::StatusOr<std::string> VmAccelFrom(const Flags& f, const agent::AgentConfig
 LocalDrivers MakeDrivers(const std::string& agent_dir, const std::string& vm_accel,
                          std::ostream& err) {
   LocalDrivers d;
-  d.process = std::make_unique<runtime::ProcessDriver>();
-  if (d.process->Fingerprint().healthy) d.by_kind["process"] = d.process.get();
-#ifdef BERTH_WITH_VM_DRIVERS
   std::error_code ec;
   const std::string dir = fs::absolute(agent_dir, ec).lexically_normal().string();
+  // Cgroups of this agent's tasks sit under /berth/<hash of its directory>, so two agents on one
+  // machine (tests) never share a cgroup name.
+  char hash[17];
+  snprintf(hash, sizeof hash, "%016zx", std::hash<std::string>{}(dir));
+  const std::string cgroup_parent = Cat("/berth/", std::string_view(hash, 8));
+  runtime::ProcessDriverOptions popts;
+  popts.cgroup_parent = cgroup_parent + "/process";
+  d.process = std::make_unique<runtime::ProcessDriver>(popts);
+  if (d.process->Fingerprint().healthy) d.by_kind["process"] = d.process.get();
+#ifdef BERTH_WITH_VM_DRIVERS
   runtime::QemuDriverOptions qopts;
   qopts.accel = runtime::ParseVmAccelMode(vm_accel).value_or(runtime::VmAccelMode::kAuto);
   d.qemu = std::make_unique<runtime::QemuDriver>(qopts);
@@ -218,9 +225,7 @@ LocalDrivers MakeDrivers(const std::string& agent_dir, const std::string& vm_acc
   }
   runtime::OciDriverOptions oopts;
   oopts.runc_root = dir + "/runc";
-  char hash[17];
-  snprintf(hash, sizeof hash, "%016zx", std::hash<std::string>{}(dir));
-  oopts.cgroup_parent = Cat("/berth/", std::string_view(hash, 8));
+  oopts.cgroup_parent = cgroup_parent;
   d.oci = std::make_unique<runtime::OciDriver>(oopts);
   runtime::DriverFingerprint ofp = d.oci->Fingerprint();
   if (ofp.healthy) {
@@ -301,7 +306,7 @@ absl::StatusOr<agent::AgentConfig> AgentConfigFrom(const Flags& f) {
 constexpr char kServeHelp[] =
     R"(Usage: berth serve [--dev] [--data-dir DIR] [--listen HOST:PORT] [--host-ttl 15s]
                    [--policy NAME] [--agent-config FILE] [--vm-accel auto|kvm|tcg]
-                   [--backup-dir DIR]
+                   [--backup-dir DIR] [--allow-root-workloads]
 
 Runs the Berth API server on the embedded SQLite store in DIR (default: BERTH_DATA_DIR or ~/.berth).
   --dev            also run an agent for this machine in the same process, so workloads run here
@@ -313,6 +318,10 @@ Runs the Berth API server on the embedded SQLite store in DIR (default: BERTH_DA
   --vm-accel       how the local agent runs VMs in --dev mode (as for berth agent)
   --backup-dir     where disk backups are written and restored from in --dev mode (default
                    DIR/backups): the API's backup and restore take only file names inside it
+  --allow-root-workloads
+                   accept process workloads with `user: root` (or uid/gid 0); without it they
+                   are refused (403) and process workloads run as an unprivileged user
+                   (default nobody, 65534:65534)
 The admin token is written to DIR/admin.token (mode 0600), the agents' join token to
 DIR/join.token, and the address to DIR/server.json, where the CLI finds them.
 )";
@@ -379,7 +388,7 @@ int RunServe(const std::vector<std::string>& args, std::ostream& out, std::ostre
     return 0;
   }
   for (const auto& [s, on] : f.switches) {
-    if (s != "--dev") {
+    if (s != "--dev" && s != "--allow-root-workloads") {
       err << "berth serve: unknown flag " << s << "\n" << kServeHelp;
       return 2;
     }
@@ -433,6 +442,7 @@ int RunServe(const std::vector<std::string>& args, std::ostream& out, std::ostre
   control::ControlPlaneOptions copts;
   copts.host_ttl = ttl;
   if (f.values.count("--policy")) copts.policy = f.values["--policy"];
+  copts.allow_root_workloads = f.switches.count("--allow-root-workloads") > 0;
   control::ControlPlane control(store->get(), copts);
   LocalAgentHost logs;
   api::ApiServerOptions aopts;
@@ -569,6 +579,8 @@ int RunAgent(const std::vector<std::string>& args, std::ostream& out, std::ostre
       f.values.count("--data-dir") ? f.values["--data-dir"] : cli::DefaultDataDir() + "/agent";
   std::error_code ec;
   fs::create_directories(dir, ec);
+  // Task directories and logs are the agent's: workloads running as other users stay out.
+  chmod(dir.c_str(), 0700);
   auto config = AgentConfigFrom(f);
   if (!config.ok()) {
     err << "berth agent: " << config.status().message() << "\n";

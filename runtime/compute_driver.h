@@ -92,9 +92,13 @@ struct TaskConfig {
   std::string command;            // program to run (process: path or name looked up in PATH)
   std::vector<std::string> args;  // arguments after the program name
   std::map<std::string, std::string> env;
-  std::string working_dir;  // empty = task_dir
-  std::string image;        // image reference as the user wrote it
-  std::string image_path;   // resolved local path (qcow2 file, OCI bundle/rootfs), set by the agent
+  // Empty = task_dir; the process driver uses task_dir/work, owned by the task's user.
+  std::string working_dir;
+  // process: the workload's `user` field (a name or "uid[:gid]"); empty = the driver's
+  // unprivileged default. Other drivers ignore it.
+  std::string user;
+  std::string image;       // image reference as the user wrote it
+  std::string image_path;  // resolved local path (qcow2 file, OCI bundle/rootfs), set by the agent
   core::Resources resources;                // limits to enforce (0 = unlimited in that dimension)
   std::vector<core::GpuAssignment> gpus;    // what the scheduler assigned
   std::vector<std::string> gpu_device_ids;  // host ids of those devices: PCI addresses, UUIDs

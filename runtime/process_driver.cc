@@ -1,10 +1,12 @@
 #include "runtime/process_driver.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
 #include <sys/eventfd.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/utsname.h>
 #include <unistd.h>
@@ -15,7 +17,6 @@
 
 #include "core/strings.h"
 #include "runtime/proc_stat.h"
-#include "runtime/process_spawn.h"
 
 namespace berth::runtime {
 namespace {
@@ -41,6 +42,34 @@ std::string StatusPath(const std::string& task_dir) {
   return (std::filesystem::path(task_dir) / ProcessDriver::kStatusFileName).string();
 }
 
+nlohmann::json CredentialsToJson(const std::optional<Credentials>& c) {
+  if (!c) return nullptr;
+  return {{"uid", c->uid}, {"gid", c->gid}, {"groups", c->groups}};
+}
+
+std::optional<Credentials> CredentialsFromJson(const nlohmann::json& j) {
+  if (j.is_null()) return std::nullopt;
+  return Credentials{.uid = j.at("uid").get<uid_t>(),
+                     .gid = j.at("gid").get<gid_t>(),
+                     .groups = j.at("groups").get<std::vector<gid_t>>()};
+}
+
+// Creates task_dir/work for the task's user: the agent keeps task_dir (logs, exit status), so a
+// workload can never swap those files for links the agent would then follow.
+absl::Status MakeWorkDir(const std::string& dir, const std::optional<Credentials>& credentials) {
+  if (mkdir(dir.c_str(), 0750) != 0 && errno != EEXIST) {
+    return absl::InternalError(core::Cat("creating ", dir, ": ", strerror(errno)));
+  }
+  struct stat st {};
+  if (lstat(dir.c_str(), &st) != 0 || !S_ISDIR(st.st_mode)) {
+    return absl::InternalError(core::Cat(dir, " is not a directory"));
+  }
+  if (credentials && lchown(dir.c_str(), credentials->uid, credentials->gid) != 0) {
+    return absl::InternalError(core::Cat("chown ", dir, ": ", strerror(errno)));
+  }
+  return absl::OkStatus();
+}
+
 absl::Duration Ticks(uint64_t ticks) {
   static const long hz = sysconf(_SC_CLK_TCK);
   return absl::Microseconds(static_cast<int64_t>(ticks) * 1'000'000 / (hz > 0 ? hz : 100));
@@ -49,7 +78,10 @@ absl::Duration Ticks(uint64_t ticks) {
 }  // namespace
 
 ProcessDriver::ProcessDriver(ProcessDriverOptions options)
-    : options_(std::move(options)), boot_id_(BootId()) {
+    : options_(std::move(options)),
+      boot_id_(BootId()),
+      cgroup_mode_(options_.use_cgroups ? DetectCgroupMode(options_.cgroup_root)
+                                        : CgroupMode::kNone) {
   wake_fd_ = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
   monitor_ = std::thread([this] { MonitorLoop(); });
 }
@@ -66,6 +98,14 @@ ProcessDriver::~ProcessDriver() {
     if (task->pidfd >= 0) close(task->pidfd);
   }
   if (wake_fd_ >= 0) close(wake_fd_);
+  // Empty parents go with the agent (tasks that outlive it keep theirs); the first one still in
+  // use, by a task or another agent, ends the walk.
+  if (cgroup_mode_ != CgroupMode::kNone) {
+    for (std::string path = options_.cgroup_parent; path.size() > 1;
+         path = path.substr(0, path.rfind('/'))) {
+      if (!TaskCgroup(options_.cgroup_root, cgroup_mode_, path).RemoveIfEmpty()) break;
+    }
+  }
 }
 
 DriverCapabilities ProcessDriver::Capabilities() const {
@@ -86,6 +126,8 @@ DriverFingerprint ProcessDriver::Fingerprint() {
   if (probe >= 0) close(probe);
   struct utsname u {};
   if (uname(&u) == 0) fp.attributes["driver.process.kernel"] = u.release;
+  fp.attributes["driver.process.cgroup"] = std::string(CgroupModeName(cgroup_mode_));
+  fp.attributes["driver.process.switch_user"] = geteuid() == 0 ? "true" : "false";
   return fp;
 }
 
@@ -131,8 +173,28 @@ void ProcessDriver::Publish(const std::string& task_id, TaskEventType type, std:
                          .exit = std::move(exit)});
 }
 
+void ProcessDriver::RemoveCgroupLocked(Task& task, bool kill) {
+  if (!task.cgroup) return;
+  // A cgroup that will not empty now (a process stuck in the kernel, or one left alone below)
+  // stays recorded, and Destroy kills what is in it and tries again.
+  if (!(kill ? task.cgroup->Destroy().ok() : task.cgroup->RemoveIfEmpty())) return;
+  task.cgroup.reset();
+  // The parent is this driver's alone; it goes with its last task (and comes back with the next).
+  TaskCgroup(options_.cgroup_root, cgroup_mode_, options_.cgroup_parent).RemoveIfEmpty();
+}
+
 void ProcessDriver::RecordExitLocked(Task& task, ExitResult exit, TaskEventType type) {
   if (exit.finished_at == absl::InfinitePast()) exit.finished_at = options_.clock->Now();
+  // Read before the cgroup goes. A task that ended well despite a child being OOM-killed
+  // exited; one that failed after an OOM kill in its cgroup was ended by it.
+  if (task.cgroup && task.cgroup->OomKills() > 0 && !exit.Successful() && exit.exit_code != -1) {
+    exit.oom_killed = true;
+    exit.reason = "killed by the kernel OOM killer";
+    type = TaskEventType::kOomKilled;
+  }
+  // An exit the supervisor recorded means the task's processes are ours to end. An unknown one
+  // (lost supervisor, a handle whose pids were reused) kills nothing until Destroy.
+  RemoveCgroupLocked(task, /*kill=*/exit.exit_code != -1);
   if (exit.reason.empty()) exit.reason = task.stop_reason;
   task.state = TaskState::kExited;
   task.exit = exit;
@@ -203,6 +265,12 @@ bool ProcessDriver::AwaitExitLocked(std::string_view task_id, absl::Duration tim
 TaskHandle ProcessDriver::MakeHandle(const Task& task) const {
   nlohmann::json rlimits = nlohmann::json::array();
   for (const auto& [resource, value] : task.rlimits) rlimits.push_back({resource, value});
+  nlohmann::json cgroup = nullptr;
+  if (task.cgroup) {
+    cgroup = {{"mode", CgroupModeName(task.cgroup->mode())},
+              {"root", options_.cgroup_root},
+              {"path", task.cgroup->path()}};
+  }
   return TaskHandle{.driver = std::string(kName),
                     .task_id = task.task_id,
                     .version = 1,
@@ -216,6 +284,9 @@ TaskHandle ProcessDriver::MakeHandle(const Task& task) const {
                               {"env", task.env},
                               {"path", task.path_env},
                               {"rlimits", rlimits},
+                              {"credentials", CredentialsToJson(task.credentials)},
+                              {"restrict_privileges", task.restrict_privileges},
+                              {"cgroup", cgroup},
                               {"started_at_ns", absl::ToUnixNanos(task.started_at)}}};
 }
 
@@ -235,10 +306,24 @@ absl::StatusOr<TaskHandle> ProcessDriver::Start(const TaskConfig& config) {
         core::Cat(TaskPrefix(config.task_id), "resource limits must be >= 0"));
   }
 
+  absl::StatusOr<Credentials> credentials = ResolveCredentials(config.user);
+  if (!credentials.ok()) return WithTask(config.task_id, credentials.status());
+
   auto task = std::make_unique<Task>();
   task->task_id = config.task_id;
   task->task_dir = config.task_dir;
-  task->working_dir = config.working_dir.empty() ? config.task_dir : config.working_dir;
+  task->working_dir = config.working_dir.empty()
+                          ? (std::filesystem::path(config.task_dir) / kWorkDirName).string()
+                          : config.working_dir;
+  task->restrict_privileges = true;
+  if (geteuid() == 0) {
+    task->credentials = *credentials;
+  } else if (!config.user.empty() &&
+             (credentials->uid != geteuid() || credentials->gid != getegid())) {
+    return absl::FailedPreconditionError(
+        core::Cat(TaskPrefix(config.task_id), "the agent runs as uid ", geteuid(),
+                  " and cannot switch to user \"", config.user, "\""));
+  }
   std::map<std::string, std::string> env = config.env;
   if (!env.contains("PATH")) env["PATH"] = options_.default_path;
   if (!config.gpu_device_ids.empty() && !env.contains("CUDA_VISIBLE_DEVICES")) {
@@ -253,9 +338,11 @@ absl::StatusOr<TaskHandle> ProcessDriver::Start(const TaskConfig& config) {
   env.try_emplace("BERTH_TASK_DIR", config.task_dir);
   for (const auto& [k, v] : env) task->env.push_back(core::Cat(k, "=", v));
   task->path_env = env["PATH"];
-  if (config.resources.memory.value() > 0) {
-    task->rlimits.push_back(
-        {RLIMIT_AS, static_cast<uint64_t>(config.resources.memory.value()) * 1024 * 1024});
+  const int64_t memory_bytes = config.resources.memory.value() * 1024 * 1024;
+  // Without a cgroup, the address-space limit is the only memory bound there is. With one it
+  // would only hurt: CUDA and JIT runtimes reserve far more address space than they touch.
+  if (memory_bytes > 0 && cgroup_mode_ == CgroupMode::kNone) {
+    task->rlimits.push_back({RLIMIT_AS, static_cast<uint64_t>(memory_bytes)});
   }
   if (config.max_open_files > 0) {
     task->rlimits.push_back({RLIMIT_NOFILE, static_cast<uint64_t>(config.max_open_files)});
@@ -273,12 +360,18 @@ absl::StatusOr<TaskHandle> ProcessDriver::Start(const TaskConfig& config) {
         core::Cat(TaskPrefix(config.task_id), "task_dir ", config.task_dir, ": ", ec.message()));
   }
   auto fail = [&](absl::Status s) {
+    RemoveCgroupLocked(*task, /*kill=*/true);
     if (!dir_existed) {
       std::error_code ignored;
       std::filesystem::remove_all(config.task_dir, ignored);
     }
     return s;
   };
+  if (config.working_dir.empty()) {
+    if (absl::Status s = MakeWorkDir(task->working_dir, task->credentials); !s.ok()) {
+      return fail(WithTask(config.task_id, s));
+    }
+  }
   if (!std::filesystem::is_directory(task->working_dir, ec)) {
     return fail(absl::InvalidArgumentError(core::Cat(TaskPrefix(config.task_id), "working_dir \"",
                                                      task->working_dir, "\" is not a directory")));
@@ -290,6 +383,15 @@ absl::StatusOr<TaskHandle> ProcessDriver::Start(const TaskConfig& config) {
   }
   std::string status_path = StatusPath(config.task_dir);
   std::filesystem::remove(status_path, ec);
+  if (cgroup_mode_ != CgroupMode::kNone) {
+    absl::StatusOr<TaskCgroup> cgroup = TaskCgroup::Create(
+        options_.cgroup_root, cgroup_mode_, core::Cat(options_.cgroup_parent, "/", config.task_id),
+        CgroupLimits{.memory_bytes = memory_bytes,
+                     .cpu_millis = config.resources.cpu.value(),
+                     .pids = options_.pids_limit});
+    if (!cgroup.ok()) return fail(WithTask(config.task_id, cgroup.status()));
+    task->cgroup = std::move(*cgroup);
+  }
 
   SupervisedSpawnSpec spec;
   spec.spawn.executable = *exe;
@@ -298,6 +400,9 @@ absl::StatusOr<TaskHandle> ProcessDriver::Start(const TaskConfig& config) {
   spec.spawn.env = task->env;
   spec.spawn.working_dir = task->working_dir;
   for (const auto& [r, v] : task->rlimits) spec.spawn.rlimits.push_back({r, v});
+  if (task->cgroup) spec.spawn.cgroup_procs = task->cgroup->ProcsFiles();
+  spec.spawn.credentials = task->credentials;
+  spec.spawn.restrict_privileges = task->restrict_privileges;
   spec.stdout_path = (std::filesystem::path(config.task_dir) / kStdoutLogName).string();
   spec.stderr_path = (std::filesystem::path(config.task_dir) / kStderrLogName).string();
   spec.status_path = status_path;
@@ -350,6 +455,14 @@ absl::Status ProcessDriver::Recover(const TaskHandle& handle) {
       task->rlimits.push_back({r.at(0).get<int>(), r.at(1).get<uint64_t>()});
     }
     task->started_at = absl::FromUnixNanos(s.at("started_at_ns").get<int64_t>());
+    // Handles written before tasks dropped privileges have none of these.
+    task->credentials = CredentialsFromJson(s.value("credentials", nlohmann::json()));
+    task->restrict_privileges = s.value("restrict_privileges", false);
+    if (const nlohmann::json cg = s.value("cgroup", nlohmann::json()); !cg.is_null()) {
+      task->cgroup.emplace(cg.at("root").get<std::string>(),
+                           ParseCgroupMode(cg.at("mode").get<std::string>()),
+                           cg.at("path").get<std::string>());
+    }
   } catch (const nlohmann::json::exception& e) {
     return absl::InvalidArgumentError(
         core::Cat(TaskPrefix(handle.task_id), "handle.state is malformed: ", e.what()));
@@ -441,6 +554,9 @@ absl::Status ProcessDriver::Destroy(std::string_view task_id, const DestroyOptio
       if (task == nullptr) return TaskNotFound(task_id);
     }
     task_dir = task->task_dir;
+    if (task->cgroup) {
+      if (absl::Status s = task->cgroup->Destroy(); !s.ok()) return WithTask(task_id, s);
+    }
     if (task->pidfd >= 0) close(task->pidfd);
     tasks_.erase(tasks_.find(task_id));
   }
@@ -458,13 +574,15 @@ absl::StatusOr<TaskStatus> ProcessDriver::Inspect(std::string_view task_id) {
   Task* task = FindLocked(task_id);
   if (task == nullptr) return TaskNotFound(task_id);
   CheckLocked(*task);
-  return TaskStatus{
-      .task_id = task->task_id,
-      .state = task->state,
-      .started_at = task->started_at,
-      .pid = task->pid,
-      .exit = task->exit,
-      .details = {{"supervisor_pid", task->supervisor_pid}, {"task_dir", task->task_dir}}};
+  return TaskStatus{.task_id = task->task_id,
+                    .state = task->state,
+                    .started_at = task->started_at,
+                    .pid = task->pid,
+                    .exit = task->exit,
+                    .details = {{"supervisor_pid", task->supervisor_pid},
+                                {"task_dir", task->task_dir},
+                                {"credentials", CredentialsToJson(task->credentials)},
+                                {"cgroup", task->cgroup ? task->cgroup->path() : ""}}};
 }
 
 absl::StatusOr<TaskStats> ProcessDriver::Stats(std::string_view task_id) {
@@ -536,6 +654,9 @@ absl::StatusOr<ExecResult> ProcessDriver::Exec(std::string_view task_id,
     spec.env = task->env;
     spec.working_dir = task->working_dir;
     for (const auto& [r, v] : task->rlimits) spec.rlimits.push_back({r, v});
+    if (task->cgroup) spec.cgroup_procs = task->cgroup->ProcsFiles();
+    spec.credentials = task->credentials;
+    spec.restrict_privileges = task->restrict_privileges;
     path_env = task->path_env;
   }
   if (argv.empty()) {

@@ -5,10 +5,21 @@
 // Tasks survive the agent: the handle records the supervisor's and the workload's pids with their
 // start times from /proc (guarding against pid reuse) and the boot id, so after a restart
 // Recover() re-adopts a live task without restarting it and still learns its real exit code from
-// the status file the supervisor writes. Limits: resources.memory becomes RLIMIT_AS,
-// max_open_files RLIMIT_NOFILE; CPU is not rate-limited (rlimits cannot express a share).
-// Pause/Resume send SIGSTOP/SIGCONT to the workload's process group; Stop sends the stop signal
-// to the group and SIGKILL after the grace period.
+// the status file the supervisor writes. Pause/Resume send SIGSTOP/SIGCONT to the workload's
+// process group; Stop sends the stop signal to the group and SIGKILL after the grace period.
+//
+// Privileges: a task runs as TaskConfig::user (ResolveCredentials; empty = nobody), with no
+// capabilities, an empty bounding set and PR_SET_NO_NEW_PRIVS; only `user: root` keeps root's
+// capabilities (the server decides who may ask). An agent that is not root cannot switch users
+// and runs tasks with the default user as itself. The default working directory is
+// task_dir/work, owned by the task's user; task_dir itself (logs, exit status) stays the agent's.
+//
+// Limits: where the host has a writable cgroup hierarchy (v1 or v2), each task gets its own
+// cgroup `cgroup_parent/<task_id>` with resources.cpu as a CFS quota, resources.memory as its
+// memory limit (no swap past it) and pids_limit; a task the OOM killer ended exits with
+// oom_killed set, and the cgroup (with anything left in it) goes when the task ends; empty
+// parents go when the driver does. Without cgroups, resources.memory becomes RLIMIT_AS and CPU
+// is not limited. max_open_files is RLIMIT_NOFILE.
 //
 // Thread-safety: thread-safe. One monitor thread watches the supervisors (pidfd, with a polling
 // fallback) and records exits; it is joined by the destructor, which leaves tasks running.
@@ -29,6 +40,8 @@
 #include "absl/synchronization/mutex.h"
 #include "core/clock.h"
 #include "runtime/compute_driver.h"
+#include "runtime/process_cgroup.h"
+#include "runtime/process_spawn.h"
 
 namespace berth::runtime {
 
@@ -38,12 +51,20 @@ struct ProcessDriverOptions {
   absl::Duration poll_interval = absl::Milliseconds(200);
   // PATH for tasks whose env sets none, and to resolve their command.
   std::string default_path = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+  // Task cgroups: where the hierarchy is mounted, the parent of every task's leaf, and whether
+  // to use them at all (they are used when DetectCgroupMode finds a writable hierarchy).
+  bool use_cgroups = true;
+  std::string cgroup_root = "/sys/fs/cgroup";
+  std::string cgroup_parent = "/berth/process";
+  int64_t pids_limit = 4096;  // per task, where the pids controller is available; 0 = none
 };
 
 class ProcessDriver final : public ComputeDriver {
  public:
   static constexpr std::string_view kName = "process";
   static constexpr std::string_view kStatusFileName = "exit.status";
+  // The default working directory, inside task_dir, owned by the task's user.
+  static constexpr std::string_view kWorkDirName = "work";
 
   explicit ProcessDriver(ProcessDriverOptions options = {});
   ~ProcessDriver() override;
@@ -65,6 +86,8 @@ class ProcessDriver final : public ComputeDriver {
   absl::StatusOr<ExecResult> Exec(std::string_view task_id, const std::vector<std::string>& argv,
                                   const ExecOptions& options) override;
   std::vector<std::string> Tasks() override;
+  // The cgroup hierarchy tasks get limits from; kNone when limits fall back to rlimits.
+  CgroupMode cgroup_mode() const { return cgroup_mode_; }
   int64_t Subscribe(TaskEventCallback callback) override { return hub_.Subscribe(callback); }
   void Unsubscribe(int64_t subscription) override { hub_.Unsubscribe(subscription); }
 
@@ -77,6 +100,9 @@ class ProcessDriver final : public ComputeDriver {
     std::vector<std::string> env;  // "KEY=value", for Exec
     std::string path_env;          // PATH used to resolve Exec commands
     std::vector<std::pair<int, uint64_t>> rlimits;
+    std::optional<Credentials> credentials;  // unset: the agent's own ids
+    bool restrict_privileges = false;        // false only for tasks recovered from older handles
+    std::optional<TaskCgroup> cgroup;        // reset once removed
     pid_t supervisor_pid = 0;
     uint64_t supervisor_start = 0;
     pid_t pid = 0;  // workload, also its process group id
@@ -104,8 +130,12 @@ class ProcessDriver final : public ComputeDriver {
   void Publish(const std::string& task_id, TaskEventType type, std::string message,
                std::optional<ExitResult> exit = std::nullopt);
 
+  // Removes the task's cgroup if it has one, killing what is left in it when `kill`.
+  void RemoveCgroupLocked(Task& task, bool kill) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+
   const ProcessDriverOptions options_;
   const std::string boot_id_;
+  const CgroupMode cgroup_mode_;
   absl::Mutex mu_;
   std::map<std::string, std::unique_ptr<Task>, std::less<>> tasks_ ABSL_GUARDED_BY(mu_);
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;

@@ -2,9 +2,14 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <grp.h>
+#include <linux/capability.h>
 #include <poll.h>
+#include <pwd.h>
 #include <signal.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -16,12 +21,22 @@
 
 #include "absl/time/clock.h"
 #include "core/strings.h"
+#include "core/workload.h"
 
 namespace berth::runtime {
 namespace {
 
 // Stages reported by the child when it cannot reach exec.
-enum Stage : int32_t { kOk = 0, kFork = 1, kChdir = 2, kRlimit = 3, kExec = 4 };
+enum Stage : int32_t {
+  kOk = 0,
+  kFork = 1,
+  kChdir = 2,
+  kRlimit = 3,
+  kExec = 4,
+  kCgroup = 5,
+  kCredentials = 6,
+  kCapabilities = 7,
+};
 
 const char* StageName(int32_t stage) {
   switch (stage) {
@@ -33,6 +48,12 @@ const char* StageName(int32_t stage) {
       return "setrlimit";
     case kExec:
       return "exec";
+    case kCgroup:
+      return "joining the cgroup for";
+    case kCredentials:
+      return "switching user for";
+    case kCapabilities:
+      return "dropping capabilities for";
   }
   return "start";
 }
@@ -100,25 +121,80 @@ void UnblockAllSignals() {
   sigprocmask(SIG_SETMASK, &none, nullptr);
 }
 
+// Writes "0" (the writer itself) to each cgroup.procs file; 0 or the errno of the first failure.
+int JoinCgroups(const std::vector<std::string>& procs_files) {
+  for (const std::string& file : procs_files) {
+    int fd = open(file.c_str(), O_WRONLY | O_CLOEXEC);
+    if (fd < 0) return errno;
+    ssize_t n = write(fd, "0", 1);
+    int err = errno;
+    close(fd);
+    if (n != 1) return n < 0 ? err : EIO;
+  }
+  return 0;
+}
+
+// Empties the bounding set: needs CAP_SETPCAP, so it runs before the uid changes. Capabilities
+// the kernel does not know answer EINVAL and end the walk.
+int DropBoundingSet() {
+  for (int cap = 0; cap < 64; ++cap) {
+    if (prctl(PR_CAPBSET_DROP, cap, 0, 0, 0) != 0) {
+      if (errno == EINVAL) return 0;
+      return errno;
+    }
+  }
+  return 0;
+}
+
+// Clears the permitted, effective and inheritable sets (the bounding set is separate).
+int ClearCapabilitySets() {
+  struct __user_cap_header_struct header {
+    _LINUX_CAPABILITY_VERSION_3, 0
+  };
+  struct __user_cap_data_struct data[_LINUX_CAPABILITY_U32S_3];
+  memset(data, 0, sizeof(data));
+  return syscall(SYS_capset, &header, data) == 0 ? 0 : errno;
+}
+
+// Joins cgroups, enters the working directory, sets limits and drops privileges, in that order:
+// the cgroup files and the directory may be reachable by the agent only. {kOk, 0} on success.
+ChildError PrepareChild(const SpawnSpec& spec) {
+  if (int err = JoinCgroups(spec.cgroup_procs); err != 0) return {kCgroup, err};
+  if (!spec.working_dir.empty() && chdir(spec.working_dir.c_str()) != 0) return {kChdir, errno};
+  for (const auto& [resource, value] : spec.rlimits) {
+    struct rlimit rl {
+      value, value
+    };
+    if (setrlimit(resource, &rl) != 0) return {kRlimit, errno};
+  }
+  if (spec.credentials) {
+    const Credentials& c = *spec.credentials;
+    if (c.uid != 0) {
+      if (int err = DropBoundingSet(); err != 0) return {kCapabilities, err};
+    }
+    if (setgroups(c.groups.size(), c.groups.data()) != 0 || setresgid(c.gid, c.gid, c.gid) != 0 ||
+        setresuid(c.uid, c.uid, c.uid) != 0) {
+      return {kCredentials, errno};
+    }
+  }
+  if (spec.restrict_privileges) {
+    if (prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0) != 0 && errno != EINVAL) {
+      return {kCapabilities, errno};
+    }
+    if (geteuid() != 0) {
+      if (int err = ClearCapabilitySets(); err != 0) return {kCapabilities, err};
+    }
+    if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0) return {kCapabilities, errno};
+  }
+  return {kOk, 0};
+}
+
 // Prepares and execs the workload in a freshly forked child; never returns.
 [[noreturn]] void ExecChild(const SpawnSpec& spec, char* const* argv, char* const* envp,
                             int error_fd) {
   for (int sig : kIgnoredBySupervisor) SetSignal(sig, SIG_DFL);
   UnblockAllSignals();
-  ChildError e{kOk, 0};
-  if (!spec.working_dir.empty() && chdir(spec.working_dir.c_str()) != 0) {
-    e = {kChdir, errno};
-  } else {
-    for (const auto& [resource, value] : spec.rlimits) {
-      struct rlimit rl {
-        value, value
-      };
-      if (setrlimit(resource, &rl) != 0) {
-        e = {kRlimit, errno};
-        break;
-      }
-    }
-  }
+  ChildError e = PrepareChild(spec);
   if (e.stage == kOk) {
     execve(spec.executable.c_str(), argv, envp);
     e = {kExec, errno};
@@ -260,6 +336,58 @@ absl::Status ErrnoStatus(std::string_view what, int err) {
 }
 
 }  // namespace
+
+absl::StatusOr<Credentials> ResolveCredentials(std::string_view user) {
+  if (user.empty()) {
+    return Credentials{.uid = core::kDefaultWorkloadUid, .gid = core::kDefaultWorkloadGid};
+  }
+  absl::StatusOr<core::UserSpec> spec = core::ParseUserSpec(user);
+  if (!spec.ok()) {
+    return absl::InvalidArgumentError(core::Cat("user ", std::string(spec.status().message())));
+  }
+  std::vector<char> buf(16384);
+  struct passwd pw {};
+  struct passwd* found = nullptr;
+  if (spec->uid) {
+    Credentials c{.uid = *spec->uid, .gid = *spec->uid};
+    if (spec->gid) {
+      c.gid = *spec->gid;
+    } else if (getpwuid_r(c.uid, &pw, buf.data(), buf.size(), &found) == 0 && found != nullptr) {
+      c.gid = pw.pw_gid;
+    }
+    return c;
+  }
+  int err = getpwnam_r(spec->name.c_str(), &pw, buf.data(), buf.size(), &found);
+  if (err != 0 || found == nullptr) {
+    return absl::FailedPreconditionError(
+        core::Cat("user \"", spec->name, "\" does not exist on this host",
+                  err != 0 ? core::Cat(" (", std::string(strerror(err)), ")") : ""));
+  }
+  Credentials c{.uid = pw.pw_uid, .gid = pw.pw_gid};
+  if (spec->name != "root" && (c.uid == 0 || c.gid == 0)) {
+    return absl::PermissionDeniedError(
+        core::Cat("user \"", spec->name, "\" is uid ", c.uid, " gid ", c.gid,
+                  " on this host; root workloads must ask for \"root\" by name"));
+  }
+  int count = 32;
+  std::vector<gid_t> groups(count);
+  while (getgrouplist(pw.pw_name, pw.pw_gid, groups.data(), &count) < 0) {
+    groups.resize(static_cast<size_t>(count) + 32);
+    count = static_cast<int>(groups.size());
+  }
+  groups.resize(static_cast<size_t>(count));
+  if (spec->name != "root") {
+    for (gid_t g : groups) {
+      if (g == 0) {
+        return absl::PermissionDeniedError(
+            core::Cat("user \"", spec->name, "\" is in group 0 on this host; root workloads must ",
+                      "ask for \"root\" by name"));
+      }
+    }
+  }
+  c.groups = std::move(groups);
+  return c;
+}
 
 absl::StatusOr<std::string> ResolveExecutable(const std::string& command,
                                               const std::string& search_path) {

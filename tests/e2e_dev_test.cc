@@ -114,6 +114,60 @@ TEST_F(DevModeTest, BadSpecsAreRefusedWithTheFieldAndChangeNothing) {
   EXPECT_EQ(anonymous.Get("/v1/workloads")->status, 401);
 }
 
+TEST_F(DevModeTest, ProcessWorkloadsRunUnprivilegedAndRootOnlyWhereAllowed) {
+  // This server was started without --allow-root-workloads.
+  const int64_t before = Revision();
+  Result root = Cli({"workload", "create", "-f", "-"},
+                    "name: boss\nkind: process\ncommand: [id, -u]\nuser: root\n");
+  EXPECT_NE(root.exit_code, 0);
+  EXPECT_NE(root.err.find("user"), std::string::npos) << root.err;
+  auto raw = server_->client().Post(
+      "/v1/workloads", R"({"name":"boss","kind":"process","command":["id"],"user":0})");
+  ASSERT_TRUE(raw.ok());
+  EXPECT_EQ(raw->status, 403) << raw->body;
+  EXPECT_EQ(Revision(), before);
+
+  Result created = Cli({"workload", "create", "-f", "-"}, R"(name: who
+kind: process
+command: ["/bin/sh", "-c", "id -u; cat /proc/self/status; echo done"]
+resources: {cpu: 100m, memory: 32Mi}
+)");
+  ASSERT_EQ(created.exit_code, 0) << created.err;
+  std::string out;
+  ASSERT_TRUE(Eventually([&] {
+    Result logs = Cli({"workload", "logs", "who"});
+    out = logs.out;
+    return logs.exit_code == 0 && out.find("done\n") != std::string::npos;
+  })) << out;
+  EXPECT_NE(out.find("NoNewPrivs:\t1\n"), std::string::npos) << out;
+  EXPECT_NE(out.find("CapEff:\t0000000000000000\n"), std::string::npos) << out;
+  EXPECT_NE(out.find("CapAmb:\t0000000000000000\n"), std::string::npos) << out;
+  // As root the agent switches to nobody; otherwise the task runs as the agent's own user.
+  EXPECT_EQ(out.substr(0, out.find('\n')), std::to_string(geteuid() == 0 ? 65534 : geteuid()));
+}
+
+TEST(DevModeRootTest, AllowRootWorkloadsLetsAProcessRunAsRoot) {
+  if (geteuid() != 0) GTEST_SKIP() << "only an agent running as root can run root workloads";
+  const std::string dir = TempDir("e2e-dev-root");
+  {
+    DevServer server(dir, {"--dev", "--allow-root-workloads"});
+    ASSERT_TRUE(server.Start()) << ReadFile(dir + "/serve.log");
+    Result created = e2e::Run(dir, {"workload", "create", "-f", "-"}, R"(name: boss
+kind: process
+command: ["/bin/sh", "-c", "id -u; echo done"]
+user: root
+)");
+    ASSERT_EQ(created.exit_code, 0) << created.err;
+    std::string out;
+    EXPECT_TRUE(Eventually([&] {
+      out = e2e::Run(dir, {"workload", "logs", "boss"}).out;
+      return out.find("done\n") != std::string::npos;
+    })) << out;
+    EXPECT_EQ(out, "0\ndone\n");
+  }
+  std::filesystem::remove_all(dir);
+}
+
 TEST_F(DevModeTest, KillNineLosesNothingAcknowledgedAndAdoptsRunningWork) {
   ASSERT_EQ(Cli({"workload", "create", "-f", "-"}, kHello).exit_code, 0);
   ASSERT_TRUE(Eventually([&] { return server_->State("hello") == "running"; }));
