@@ -4,7 +4,8 @@
 #include <sstream>
 #include <thread>
 
-#include "api/yaml_json.h"
+#include "api/body_parser.h"
+#include "core/guard.h"
 #include "core/status.h"
 #include "core/strings.h"
 
@@ -247,10 +248,8 @@ void ApiServer::Routes() {
 
   // Workloads.
   router_.Handle("POST", "/v1/workloads", [this](const HttpRequest& req) {
-    auto body = ParseBody(req.body);
-    if (!body.ok()) {
-      return Fail(absl::InvalidArgumentError(Cat("workload: ", body.status().message())));
-    }
+    auto body = ParseBody(req.body, {"workload", ""});
+    if (!body.ok()) return Fail(body.status());
     auto spec = core::DecodeWorkloadSpec(*body);
     if (!spec.ok()) return Fail(spec.status());
     auto w = control_->CreateWorkload(*spec);
@@ -300,24 +299,34 @@ void ApiServer::Routes() {
   });
   router_.Handle("PUT", "/v1/workloads/{name}/status", [this](const HttpRequest& req) {
     std::string name = req.Param("name");
-    Json j;
-    absl::Status parsed = core::ParseJson(req.body, &j);
-    if (!parsed.ok()) return Fail(parsed);
     core::JsonContext ctx{"workload status", name};
+    auto body = ParseBody(req.body, ctx);
+    if (!body.ok()) return Fail(body.status());
+    const Json& j = *body;
     absl::Status shape = core::CheckObject(
         ctx, j, "", {"host", "generation", "state", "reason", "exit_code", "oom_killed"});
     if (!shape.ok()) return Fail(shape);
     control::StatusReport report;
-    report.generation = j.value("generation", int64_t{0});
-    auto state = core::ParseWorkloadState(j.value("state", ""));
-    if (!state) return Fail(ctx.Error("state", "is not a workload state"));
-    report.state = *state;
-    report.reason = j.value("reason", "");
-    if (j.contains("exit_code") && j["exit_code"].is_number_integer()) {
-      report.exit_code = j["exit_code"].get<int>();
+    std::string host, state_name;
+    int64_t exit_code = 0;
+    bool has_exit_code = j.contains("exit_code") && !j["exit_code"].is_null();
+    for (absl::Status s : {
+             core::OptionalString(ctx, j, "", "host", &host),
+             core::OptionalInt(ctx, j, "", "generation", 0, INT64_MAX, &report.generation),
+             core::OptionalString(ctx, j, "", "state", &state_name),
+             core::OptionalString(ctx, j, "", "reason", &report.reason),
+             core::OptionalInt(ctx, j, "", "exit_code", INT32_MIN, INT32_MAX, &exit_code),
+             core::OptionalBool(ctx, j, "", "oom_killed", &report.oom_killed),
+         }) {
+      if (!s.ok()) return Fail(s);
     }
-    report.oom_killed = j.value("oom_killed", false);
-    auto w = control_->ReportStatus(j.value("host", ""), name, report);
+    auto state = core::ParseWorkloadState(state_name);
+    if (!state) {
+      return Fail(ctx.Error("state", Cat("is not a workload state, got \"", state_name, "\"")));
+    }
+    report.state = *state;
+    if (has_exit_code) report.exit_code = static_cast<int>(exit_code);
+    auto w = control_->ReportStatus(host, name, report);
     if (!w.ok()) return Fail(w.status());
     return JsonOk(200, core::EncodeWorkload(*w), w->revision);
   });
@@ -358,13 +367,13 @@ void ApiServer::Routes() {
   router_.HandleAsync(
       "POST", "/v1/workloads/{name}/exec", [this](const HttpRequest& req, Responder responder) {
         std::string name = req.Param("name");
-        Json j;
-        absl::Status parsed = core::ParseJson(req.body, &j);
-        if (!parsed.ok()) {
-          responder.Send(Fail(parsed));
+        core::JsonContext ctx{"workload exec", name};
+        auto body = ParseBody(req.body, ctx);
+        if (!body.ok()) {
+          responder.Send(Fail(body.status()));
           return;
         }
-        core::JsonContext ctx{"workload exec", name};
+        const Json& j = *body;
         absl::Status shape = core::CheckObject(ctx, j, "", {"argv", "env", "timeout"});
         if (!shape.ok()) {
           responder.Send(Fail(shape));
@@ -416,14 +425,17 @@ void ApiServer::Routes() {
           ++execs_running_;
         }
         std::thread([this, name, exec = std::move(exec), responder = std::move(responder)] {
-          auto r = logs_->Exec(name, exec);
-          if (r.ok()) {
-            responder.Send(JsonOk(200, {{"exit_code", r->exit_code},
-                                        {"stdout", r->stdout_data},
-                                        {"stderr", r->stderr_data}}));
-          } else {
-            responder.Send(Fail(r.status()));
-          }
+          absl::Status guarded = core::RunGuarded("workload exec", [&] {
+            auto r = logs_->Exec(name, exec);
+            if (r.ok()) {
+              responder.Send(JsonOk(200, {{"exit_code", r->exit_code},
+                                          {"stdout", r->stdout_data},
+                                          {"stderr", r->stderr_data}}));
+            } else {
+              responder.Send(Fail(r.status()));
+            }
+          });
+          if (!guarded.ok()) responder.Send(Fail(guarded));  // no-op when already answered
           absl::MutexLock lock(&exec_mu_);
           --execs_running_;
         }).detach();
@@ -431,10 +443,14 @@ void ApiServer::Routes() {
 
   // Hosts.
   router_.Handle("POST", "/v1/hosts", [this](const HttpRequest& req) {
-    Json j;
-    absl::Status parsed = core::ParseJson(req.body, &j);
-    if (!parsed.ok()) return Fail(parsed);
-    core::JsonContext ctx{"host", j.is_object() ? j.value("name", "") : ""};
+    auto body = ParseBody(req.body, {"host", ""});
+    if (!body.ok()) return Fail(body.status());
+    const Json& j = *body;
+    core::JsonContext ctx{"host", ""};
+    if (j.is_object()) {
+      absl::Status name = core::OptionalString(ctx, j, "", "name", &ctx.name);
+      if (!name.ok()) return Fail(name);
+    }
     absl::Status shape = core::CheckObject(ctx, j, "", {"name", "inventory"});
     if (!shape.ok()) return Fail(shape);
     if (!j.contains("inventory")) return Fail(ctx.Error("inventory", "is required"));
@@ -487,10 +503,8 @@ void ApiServer::Routes() {
     return JsonOk(200, {{"items", *tenants}});
   });
   router_.Handle("PUT", "/v1/tenants/{name}/quota", [this](const HttpRequest& req) {
-    auto body = ParseBody(req.body);
-    if (!body.ok()) {
-      return Fail(absl::InvalidArgumentError(Cat("quota: ", body.status().message())));
-    }
+    auto body = ParseBody(req.body, {"quota", req.Param("name")});
+    if (!body.ok()) return Fail(body.status());
     auto quota = control_->SetQuota(req.Param("name"), *body);
     if (!quota.ok()) return Fail(quota.status());
     return JsonOk(200, {{"name", req.Param("name")}, {"quota", *quota}});

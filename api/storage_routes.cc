@@ -2,9 +2,10 @@
 #include <memory>
 #include <thread>
 
+#include "api/body_parser.h"
 #include "api/route_util.h"
 #include "api/storenet_routes.h"
-#include "api/yaml_json.h"
+#include "core/guard.h"
 #include "core/json.h"
 #include "core/strings.h"
 
@@ -34,15 +35,23 @@ void StreamCopy(Responder responder,
   HttpHeaders headers;
   headers.Set("Content-Type", "application/x-ndjson");
   ResponseStream out = responder.StartStream(200, headers);
-  std::thread([out, copy = std::move(copy)] {
-    int last = -1;
-    auto result = copy([&](int permille) {
-      if (permille == last) return;
-      last = permille;
-      out.Write(Json{{"progress", permille}}.dump() + "\n");
+  // Lines are written with invalid UTF-8 replaced: results and messages quote paths.
+  auto line = [](const Json& j) {
+    return j.dump(-1, ' ', false, Json::error_handler_t::replace) + "\n";
+  };
+  std::thread([out, line, copy = std::move(copy)] {
+    absl::StatusOr<Json> result;
+    absl::Status guarded = core::RunGuarded("disk copy", [&] {
+      int last = -1;
+      result = copy([&](int permille) {
+        if (permille == last) return;
+        last = permille;
+        out.Write(line(Json{{"progress", permille}}));
+      });
     });
+    if (!guarded.ok()) result = guarded;
     if (result.ok()) {
-      out.Write(Json{{"result", *result}}.dump() + "\n");
+      out.Write(line(Json{{"result", *result}}));
     } else {
       HttpResponse r = HttpResponse::FromStatus(result.status());
       Json err = Json::parse(r.body, nullptr, false);
@@ -51,7 +60,7 @@ void StreamCopy(Responder responder,
             {"error", {{"code", "internal"}, {"message", std::string(result.status().message())}}}};
       }
       err["status"] = r.status;
-      out.Write(err.dump() + "\n");
+      out.Write(line(err));
     }
     out.Finish();
   }).detach();
