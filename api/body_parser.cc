@@ -253,7 +253,7 @@ const char* const kStrTag = "tag:yaml.org,2002:str";
 
 // A libyaml event, freed when it goes out of scope.
 struct YamlEvent {
-  yaml_event_t e;
+  yaml_event_t e{};
   ~YamlEvent() { yaml_event_delete(&e); }
 };
 
