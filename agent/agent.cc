@@ -11,6 +11,7 @@
 #include <sstream>
 
 #include "absl/strings/numbers.h"
+#include "core/guard.h"
 #include "core/status.h"
 #include "core/strings.h"
 
@@ -181,16 +182,17 @@ absl::Status Agent::Register() {
 
 void Agent::HeartbeatLoop() {
   while (!stopping_) {
-    if (!registered_) {
-      if (!Register().ok()) {
-        SleepFor(absl::Seconds(1));
-        continue;
+    bool retry_soon = false;
+    absl::Status guarded = core::RunGuarded("agent heartbeat", [&] {
+      if (!registered_ && !Register().ok()) {
+        retry_soon = true;
+        return;
       }
-    }
-    auto r = hb_client_.Put(Cat("/v1/hosts/", options_.name, "/heartbeat"), "");
-    // The server forgot the host, or its credential: register again.
-    if (r.ok() && (r->status == 404 || r->status == 401)) registered_ = false;
-    SleepFor(options_.heartbeat_interval);
+      auto r = hb_client_.Put(Cat("/v1/hosts/", options_.name, "/heartbeat"), "");
+      // The server forgot the host, or its credential: register again.
+      if (r.ok() && (r->status == 404 || r->status == 401)) registered_ = false;
+    });
+    SleepFor(retry_soon || !guarded.ok() ? absl::Seconds(1) : options_.heartbeat_interval);
   }
 }
 
@@ -200,8 +202,9 @@ void Agent::MainLoop() {
       SleepFor(absl::Milliseconds(100));
       continue;
     }
-    absl::Status s = SyncOnce();
-    if (!s.ok()) SleepFor(absl::Seconds(1));
+    absl::Status s;
+    absl::Status guarded = core::RunGuarded("agent sync", [&] { s = SyncOnce(); });
+    if (!s.ok() || !guarded.ok()) SleepFor(absl::Seconds(1));
   }
 }
 

@@ -11,7 +11,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
-#include "api/yaml_json.h"
+#include "api/body_parser.h"
 #include "core/status.h"
 #include "core/strings.h"
 

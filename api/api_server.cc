@@ -6,7 +6,8 @@
 #include <thread>
 
 #include "absl/strings/match.h"
-#include "api/yaml_json.h"
+#include "api/body_parser.h"
+#include "core/guard.h"
 #include "core/secret.h"
 #include "core/status.h"
 #include "core/strings.h"
@@ -289,10 +290,8 @@ void ApiServer::Routes() {
 
   // Workloads.
   router_.Handle("POST", "/v1/workloads", [this](const HttpRequest& req) {
-    auto body = ParseBody(req.body);
-    if (!body.ok()) {
-      return Fail(absl::InvalidArgumentError(Cat("workload: ", body.status().message())));
-    }
+    auto body = ParseBody(req.body, {"workload", ""});
+    if (!body.ok()) return Fail(body.status());
     auto spec = core::DecodeWorkloadSpec(*body);
     if (!spec.ok()) return Fail(spec.status());
     auto w = control_->CreateWorkload(*spec);
@@ -342,29 +341,33 @@ void ApiServer::Routes() {
   });
   router_.Handle("PUT", "/v1/workloads/{name}/status", [this](const HttpRequest& req) {
     std::string name = req.Param("name");
-    Json j;
-    absl::Status parsed = core::ParseJson(req.body, &j);
-    if (!parsed.ok()) return Fail(parsed);
     core::JsonContext ctx{"workload status", name};
+    auto body = ParseBody(req.body, ctx);
+    if (!body.ok()) return Fail(body.status());
+    const Json& j = *body;
     absl::Status shape = core::CheckObject(
         ctx, j, "", {"host", "generation", "state", "reason", "exit_code", "oom_killed"});
     if (!shape.ok()) return Fail(shape);
     control::StatusReport report;
-    report.generation = j.value("generation", int64_t{0});
-    auto state = core::ParseWorkloadState(j.value("state", ""));
-    if (!state) return Fail(ctx.Error("state", "is not a workload state"));
-    report.state = *state;
-    report.reason = j.value("reason", "");
-    if (j.contains("exit_code") && !j["exit_code"].is_null()) {
-      const Json& code = j["exit_code"];
-      if (!code.is_number_integer() || code.get<int64_t>() < INT32_MIN ||
-          code.get<int64_t>() > INT32_MAX) {
-        return Fail(ctx.Error("exit_code", "must be a 32-bit integer"));
-      }
-      report.exit_code = static_cast<int>(code.get<int64_t>());
+    std::string host, state_name;
+    int64_t exit_code = 0;
+    bool has_exit_code = j.contains("exit_code") && !j["exit_code"].is_null();
+    for (absl::Status s : {
+             core::OptionalString(ctx, j, "", "host", &host),
+             core::OptionalInt(ctx, j, "", "generation", 0, INT64_MAX, &report.generation),
+             core::OptionalString(ctx, j, "", "state", &state_name),
+             core::OptionalString(ctx, j, "", "reason", &report.reason),
+             core::OptionalInt(ctx, j, "", "exit_code", INT32_MIN, INT32_MAX, &exit_code),
+             core::OptionalBool(ctx, j, "", "oom_killed", &report.oom_killed),
+         }) {
+      if (!s.ok()) return Fail(s);
     }
-    report.oom_killed = j.value("oom_killed", false);
-    std::string host = j.value("host", "");
+    auto state = core::ParseWorkloadState(state_name);
+    if (!state) {
+      return Fail(ctx.Error("state", Cat("is not a workload state, got \"", state_name, "\"")));
+    }
+    report.state = *state;
+    if (has_exit_code) report.exit_code = static_cast<int>(exit_code);
     if (std::string caller = CallingHost(req); !caller.empty()) {
       if (auto denied = OnlyItself(req, host.empty() ? caller : host)) return *denied;
       auto current = control_->GetWorkload(name);
@@ -417,13 +420,13 @@ void ApiServer::Routes() {
   router_.HandleAsync(
       "POST", "/v1/workloads/{name}/exec", [this](const HttpRequest& req, Responder responder) {
         std::string name = req.Param("name");
-        Json j;
-        absl::Status parsed = core::ParseJson(req.body, &j);
-        if (!parsed.ok()) {
-          responder.Send(Fail(parsed));
+        core::JsonContext ctx{"workload exec", name};
+        auto body = ParseBody(req.body, ctx);
+        if (!body.ok()) {
+          responder.Send(Fail(body.status()));
           return;
         }
-        core::JsonContext ctx{"workload exec", name};
+        const Json& j = *body;
         absl::Status shape = core::CheckObject(ctx, j, "", {"argv", "env", "timeout"});
         if (!shape.ok()) {
           responder.Send(Fail(shape));
@@ -475,14 +478,17 @@ void ApiServer::Routes() {
           ++execs_running_;
         }
         std::thread([this, name, exec = std::move(exec), responder = std::move(responder)] {
-          auto r = logs_->Exec(name, exec);
-          if (r.ok()) {
-            responder.Send(JsonOk(200, {{"exit_code", r->exit_code},
-                                        {"stdout", r->stdout_data},
-                                        {"stderr", r->stderr_data}}));
-          } else {
-            responder.Send(Fail(r.status()));
-          }
+          absl::Status guarded = core::RunGuarded("workload exec", [&] {
+            auto r = logs_->Exec(name, exec);
+            if (r.ok()) {
+              responder.Send(JsonOk(200, {{"exit_code", r->exit_code},
+                                          {"stdout", r->stdout_data},
+                                          {"stderr", r->stderr_data}}));
+            } else {
+              responder.Send(Fail(r.status()));
+            }
+          });
+          if (!guarded.ok()) responder.Send(Fail(guarded));  // no-op when already answered
           absl::MutexLock lock(&exec_mu_);
           --execs_running_;
         }).detach();
@@ -490,10 +496,14 @@ void ApiServer::Routes() {
 
   // Hosts.
   router_.Handle("POST", "/v1/hosts", [this](const HttpRequest& req) {
-    Json j;
-    absl::Status parsed = core::ParseJson(req.body, &j);
-    if (!parsed.ok()) return Fail(parsed);
-    core::JsonContext ctx{"host", j.is_object() ? j.value("name", "") : ""};
+    auto body = ParseBody(req.body, {"host", ""});
+    if (!body.ok()) return Fail(body.status());
+    const Json& j = *body;
+    core::JsonContext ctx{"host", ""};
+    if (j.is_object()) {
+      absl::Status name = core::OptionalString(ctx, j, "", "name", &ctx.name);
+      if (!name.ok()) return Fail(name);
+    }
     absl::Status shape = core::CheckObject(ctx, j, "", {"name", "inventory"});
     if (!shape.ok()) return Fail(shape);
     if (!j.contains("inventory")) return Fail(ctx.Error("inventory", "is required"));
@@ -564,10 +574,8 @@ void ApiServer::Routes() {
     return JsonOk(200, {{"items", *tenants}});
   });
   router_.Handle("PUT", "/v1/tenants/{name}/quota", [this](const HttpRequest& req) {
-    auto body = ParseBody(req.body);
-    if (!body.ok()) {
-      return Fail(absl::InvalidArgumentError(Cat("quota: ", body.status().message())));
-    }
+    auto body = ParseBody(req.body, {"quota", req.Param("name")});
+    if (!body.ok()) return Fail(body.status());
     auto quota = control_->SetQuota(req.Param("name"), *body);
     if (!quota.ok()) return Fail(quota.status());
     return JsonOk(200, {{"name", req.Param("name")}, {"quota", *quota}});

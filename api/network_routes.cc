@@ -1,6 +1,6 @@
+#include "api/body_parser.h"
 #include "api/route_util.h"
 #include "api/storenet_routes.h"
-#include "api/yaml_json.h"
 #include "core/json.h"
 #include "core/status.h"
 #include "core/strings.h"

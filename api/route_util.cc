@@ -2,7 +2,7 @@
 
 #include <string>
 
-#include "api/yaml_json.h"
+#include "api/body_parser.h"
 #include "core/strings.h"
 
 namespace berth::api {
@@ -17,16 +17,13 @@ HttpResponse JsonResponse(int status, const Json& body) {
 absl::StatusOr<Json> StrictBody(const HttpRequest& req, std::string_view kind,
                                 std::string_view name,
                                 std::initializer_list<std::string_view> allowed) {
+  core::JsonContext ctx{std::string(kind), std::string(name)};
   Json body = Json::object();
   if (!req.body.empty()) {
-    auto parsed = ParseBody(req.body);
-    if (!parsed.ok()) {
-      std::string what = name.empty() ? std::string(kind) : Cat(kind, " \"", name, "\"");
-      return absl::InvalidArgumentError(Cat(what, ": ", parsed.status().message()));
-    }
+    auto parsed = ParseBody(req.body, ctx);
+    if (!parsed.ok()) return parsed.status();
     body = std::move(*parsed);
   }
-  core::JsonContext ctx{std::string(kind), std::string(name)};
   if (absl::Status s = core::CheckObject(ctx, body, "", allowed); !s.ok()) return s;
   return body;
 }

@@ -2,9 +2,10 @@
 #include <memory>
 #include <thread>
 
+#include "api/body_parser.h"
 #include "api/route_util.h"
 #include "api/storenet_routes.h"
-#include "api/yaml_json.h"
+#include "core/guard.h"
 #include "core/json.h"
 #include "core/strings.h"
 
@@ -34,7 +35,11 @@ absl::StatusOr<Json> Body(const HttpRequest& req, std::string_view name,
 // its own status code, 400 for the client's mistakes, having changed nothing.
 void StreamCopy(Responder responder,
                 std::function<absl::StatusOr<Json>(const control::Progress&)> copy) {
-  std::thread([responder = std::move(responder), copy = std::move(copy)] {
+  // Lines are written with invalid UTF-8 replaced: results and messages quote paths.
+  auto line = [](const Json& j) {
+    return j.dump(-1, ' ', false, Json::error_handler_t::replace) + "\n";
+  };
+  std::thread([responder = std::move(responder), line, copy = std::move(copy)] {
     ResponseStream out;
     bool started = false;
     auto start = [&] {
@@ -44,20 +49,24 @@ void StreamCopy(Responder responder,
       headers.Set("Content-Type", "application/x-ndjson");
       out = responder.StartStream(200, headers);
     };
-    int last = -1;
-    auto result = copy([&](int permille) {
-      start();
-      if (permille == last) return;
-      last = permille;
-      out.Write(Json{{"progress", permille}}.dump() + "\n");
+    absl::StatusOr<Json> result;
+    absl::Status guarded = core::RunGuarded("disk copy", [&] {
+      int last = -1;
+      result = copy([&](int permille) {
+        start();
+        if (permille == last) return;
+        last = permille;
+        out.Write(line(Json{{"progress", permille}}));
+      });
     });
+    if (!guarded.ok()) result = guarded;
     if (!result.ok() && !started) {
       responder.Send(HttpResponse::FromStatus(result.status()));
       return;
     }
     start();
     if (result.ok()) {
-      out.Write(Json{{"result", *result}}.dump() + "\n");
+      out.Write(line(Json{{"result", *result}}));
     } else {
       HttpResponse r = HttpResponse::FromStatus(result.status());
       Json err = Json::parse(r.body, nullptr, false);
@@ -66,7 +75,7 @@ void StreamCopy(Responder responder,
             {"error", {{"code", "internal"}, {"message", std::string(result.status().message())}}}};
       }
       err["status"] = r.status;
-      out.Write(err.dump() + "\n");
+      out.Write(line(err));
     }
     out.Finish();
   }).detach();

@@ -11,8 +11,8 @@
 
 #include "absl/strings/numbers.h"
 #include "absl/time/clock.h"
+#include "api/body_parser.h"
 #include "api/http/client.h"
-#include "api/yaml_json.h"
 #include "cli/image_cmd.h"
 #include "cli/storenet_cmd.h"
 #include "cli/table.h"

@@ -4,6 +4,7 @@
 #include <set>
 
 #include "absl/strings/str_format.h"
+#include "core/guard.h"
 #include "core/names.h"
 #include "core/secret.h"
 #include "core/status.h"
@@ -136,7 +137,9 @@ void ControlPlane::AddEvent(std::vector<state::Op>* ops, std::string_view kind,
   // Keys sort by time, then by a process-wide sequence so two events in one nanosecond differ.
   std::string key = absl::StrFormat("%s%020d-%08d", std::string(kEventPrefix),
                                     absl::ToUnixNanos(e.time), event_seq_.fetch_add(1) % 100000000);
-  ops->push_back(state::Op::Put(key, core::EncodeEvent(e).dump()));
+  // Event text may quote what a client sent; replace invalid UTF-8 rather than throw.
+  ops->push_back(state::Op::Put(
+      key, core::EncodeEvent(e).dump(-1, ' ', false, Json::error_handler_t::replace)));
 }
 
 absl::StatusOr<std::pair<Workload, int64_t>> ControlPlane::ReadWorkload(std::string_view name) {
@@ -636,7 +639,7 @@ absl::StatusOr<sched::Quota> DecodeQuota(std::string_view tenant, const Json& j)
   BERTH_RETURN_IF_ERROR(
       core::CheckObject(ctx, j, "", {"cpu", "memory", "disk", "gpu", "gpu_by_model"}));
   sched::Quota q;
-  auto text = [](const Json& v) { return v.is_string() ? v.get<std::string>() : v.dump(); };
+  auto text = [](const Json& v) { return v.is_string() ? v.get<std::string>() : core::Preview(v); };
   if (j.contains("cpu")) {
     auto v = core::ParseCpu(text(j["cpu"]));
     if (!v.ok()) return ctx.Error("cpu", std::string(v.status().message()));
@@ -705,6 +708,10 @@ absl::StatusOr<Json> ControlPlane::SetQuota(std::string_view tenant, const Json&
 }
 
 absl::Status ControlPlane::DeleteQuota(std::string_view tenant) {
+  if (!core::ValidateName("tenant", tenant).ok()) {
+    return absl::InvalidArgumentError(
+        Cat("quota \"", tenant, "\": tenant must be a name like \"team-a\""));
+  }
   state::TxnRequest txn;
   std::string key = Cat(kQuotaPrefix, tenant);
   txn.compares.push_back(state::Compare::CreateRevision(key, 0));
@@ -1038,17 +1045,21 @@ void ControlPlane::Loop() {
       if (stopping_) return;
       kick_ = false;
     }
-    absl::StatusOr<int> placed = ScheduleOnce();
-    (void)placed;
-    if (absl::Now() - last_check >= absl::Seconds(1)) {
-      last_check = absl::Now();
-      absl::StatusOr<int> down = CheckHostsOnce();
-      (void)down;
-      if (++passes % 60 == 0) {
-        absl::Status trimmed = TrimEvents();
-        (void)trimmed;
+    // A pass that throws is a bug; it is logged and counted, and the next pass runs as usual.
+    absl::Status pass = core::RunGuarded("control plane pass", [&] {
+      absl::StatusOr<int> placed = ScheduleOnce();
+      (void)placed;
+      if (absl::Now() - last_check >= absl::Seconds(1)) {
+        last_check = absl::Now();
+        absl::StatusOr<int> down = CheckHostsOnce();
+        (void)down;
+        if (++passes % 60 == 0) {
+          absl::Status trimmed = TrimEvents();
+          (void)trimmed;
+        }
       }
-    }
+    });
+    if (!pass.ok()) ++loop_failures_;
   }
 }
 

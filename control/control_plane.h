@@ -9,6 +9,7 @@
 // store's compare-and-set and retried.
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <functional>
 #include <map>
@@ -145,6 +146,8 @@ class ControlPlane {
   // second, on a background thread until Stop().
   void Start();
   void Stop();
+  // Background passes that threw (a bug, logged to stderr); the loop goes on after each.
+  int64_t loop_failures() const { return loop_failures_.load(); }
 
   // Checks a new workload's references to objects other services own (networks, security
   // groups, disks); an error refuses the create. Set before Start(), from one thread.
@@ -181,6 +184,7 @@ class ControlPlane {
   std::unique_ptr<state::WatchHandle> watch_;
   std::thread loop_;
   std::atomic<int64_t> event_seq_{0};
+  std::atomic<int64_t> loop_failures_{0};
 };
 
 std::string WorkloadKey(std::string_view name);

@@ -24,7 +24,7 @@ absl::StatusOr<HostInventory> DecodeHostInventory(std::string_view host_name, co
   auto quantity = [&](const char* key, auto parse, auto* out) -> absl::Status {
     auto it = j.find(key);
     if (it == j.end()) return ctx.Error(Cat("inventory.", key), "is required");
-    std::string text = it->is_string() ? it->get<std::string>() : it->dump();
+    std::string text = it->is_string() ? it->get<std::string>() : Preview(*it);
     auto v = parse(text);
     if (!v.ok()) return ctx.Error(Cat("inventory.", key), std::string(v.status().message()));
     *out = *v;
@@ -42,32 +42,40 @@ absl::StatusOr<HostInventory> DecodeHostInventory(std::string_view host_name, co
                                         {"index", "uuid", "model", "memory", "numa_node",
                                          "nvlink_island", "mig_enabled", "pci_address"}));
       GpuDevice d;
-      d.index = g.value("index", static_cast<int>(i));
-      d.uuid = g.value("uuid", "");
-      d.model = g.value("model", "");
+      int64_t index = static_cast<int64_t>(i), numa = 0, island = 0;
+      BERTH_RETURN_IF_ERROR(OptionalInt(ctx, g, path, "index", 0, 1 << 16, &index));
+      BERTH_RETURN_IF_ERROR(OptionalString(ctx, g, path, "uuid", &d.uuid));
+      BERTH_RETURN_IF_ERROR(OptionalString(ctx, g, path, "model", &d.model));
       if (d.model.empty()) return ctx.Error(path + ".model", "is required");
       if (auto m = g.find("memory"); m != g.end()) {
-        auto mib = ParseSizeMiB(m->is_string() ? m->get<std::string>() : m->dump());
+        auto mib = ParseSizeMiB(m->is_string() ? m->get<std::string>() : Preview(*m));
         if (!mib.ok()) return ctx.Error(path + ".memory", std::string(mib.status().message()));
         d.memory_mib = *mib;
       }
-      d.numa_node = g.value("numa_node", 0);
-      d.nvlink_island = g.value("nvlink_island", 0);
-      d.mig_enabled = g.value("mig_enabled", false);
-      d.pci_address = g.value("pci_address", "");
+      BERTH_RETURN_IF_ERROR(OptionalInt(ctx, g, path, "numa_node", -1, 1 << 16, &numa));
+      BERTH_RETURN_IF_ERROR(OptionalInt(ctx, g, path, "nvlink_island", -1, 1 << 16, &island));
+      BERTH_RETURN_IF_ERROR(OptionalBool(ctx, g, path, "mig_enabled", &d.mig_enabled));
+      BERTH_RETURN_IF_ERROR(OptionalString(ctx, g, path, "pci_address", &d.pci_address));
+      d.index = static_cast<int>(index);
+      d.numa_node = static_cast<int>(numa);
+      d.nvlink_island = static_cast<int>(island);
       inv.gpus.push_back(d);
     }
   }
-  if (auto it = j.find("labels"); it != j.end() && it->is_object()) {
+  if (auto it = j.find("labels"); it != j.end() && !it->is_null()) {
+    if (!it->is_object()) return ctx.Error("inventory.labels", "must be a map of strings");
     for (auto kv = it->begin(); kv != it->end(); ++kv) {
       if (!kv->is_string())
         return ctx.Error(Cat("inventory.labels.", kv.key()), "must be a string");
       inv.labels[kv.key()] = kv->get<std::string>();
     }
   }
-  if (auto it = j.find("drivers"); it != j.end() && it->is_array()) {
-    for (const Json& d : *it) {
-      if (d.is_string()) inv.drivers.push_back(d.get<std::string>());
+  if (auto it = j.find("drivers"); it != j.end() && !it->is_null()) {
+    if (!it->is_array()) return ctx.Error("inventory.drivers", "must be a list of strings");
+    for (size_t i = 0; i < it->size(); ++i) {
+      const Json& d = (*it)[i];
+      if (!d.is_string()) return ctx.Error(Cat("inventory.drivers[", i, "]"), "must be a string");
+      inv.drivers.push_back(d.get<std::string>());
     }
   }
   if (auto it = j.find("fingerprint"); it != j.end() && !it->is_null()) {
@@ -84,8 +92,8 @@ absl::StatusOr<HostInventory> DecodeHostInventory(std::string_view host_name, co
       inv.fingerprint[kv.key()] = kv->get<std::string>();
     }
   }
-  inv.address = j.value("address", "");
-  inv.os = j.value("os", "");
+  BERTH_RETURN_IF_ERROR(OptionalString(ctx, j, "inventory", "address", &inv.address));
+  BERTH_RETURN_IF_ERROR(OptionalString(ctx, j, "inventory", "os", &inv.os));
   return inv;
 }
 

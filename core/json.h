@@ -3,6 +3,7 @@
 // rejects fields it does not know so that typos never pass silently.
 #pragma once
 
+#include <cstdint>
 #include <initializer_list>
 #include <string>
 #include <string_view>
@@ -26,8 +27,19 @@ struct JsonContext {
 absl::Status CheckObject(const JsonContext& ctx, const Json& obj, std::string_view path,
                          std::initializer_list<std::string_view> allowed);
 
-// Parses text as JSON, mapping parse errors to InvalidArgument with the position.
-absl::Status ParseJson(std::string_view text, Json* out);
+// A short rendering of `j` for error messages: at most `max_bytes` (then "..."), at most a few
+// levels deep, invalid UTF-8 replaced. Never throws and never recurses without bound, whatever
+// the value holds.
+std::string Preview(const Json& j, size_t max_bytes = 64);
+
+// Optional fields of the object `obj`: absent or null leaves *out as it is; a value of another
+// type (or an integer outside [min, max]) is an InvalidArgument naming `path.key`.
+absl::Status OptionalString(const JsonContext& ctx, const Json& obj, std::string_view path,
+                            const std::string& key, std::string* out);
+absl::Status OptionalInt(const JsonContext& ctx, const Json& obj, std::string_view path,
+                         const std::string& key, int64_t min, int64_t max, int64_t* out);
+absl::Status OptionalBool(const JsonContext& ctx, const Json& obj, std::string_view path,
+                          const std::string& key, bool* out);
 
 // "a.b" joined, or just "b" when a is empty.
 std::string JoinPath(std::string_view a, std::string_view b);

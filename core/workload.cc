@@ -26,7 +26,7 @@ absl::StatusOr<std::string> QuantityText(const JsonContext& ctx, const Json& j,
   if (j.is_number_integer()) return std::to_string(j.get<int64_t>());
   if (j.is_number_float()) {
     double v = j.get<double>();
-    if (v < 0) return ctx.Error(field, Cat("must not be negative, got ", j.dump()));
+    if (v < 0) return ctx.Error(field, Cat("must not be negative, got ", Preview(j)));
     // Three decimals is the finest any quantity accepts.
     char buf[64];
     snprintf(buf, sizeof buf, "%.3f", v);
@@ -95,7 +95,7 @@ absl::Status GetInt(const JsonContext& ctx, const Json& obj, std::string_view pa
   auto it = obj.find(key);
   if (it == obj.end() || it->is_null()) return absl::OkStatus();
   if (!it->is_number_integer()) {
-    return ctx.Error(JoinPath(path, key), Cat("must be an integer, got ", it->dump()));
+    return ctx.Error(JoinPath(path, key), Cat("must be an integer, got ", Preview(*it)));
   }
   *out = it->get<int64_t>();
   return absl::OkStatus();

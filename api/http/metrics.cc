@@ -204,7 +204,9 @@ std::string MetricsRegistry::Render() const {
   std::string out;
   absl::MutexLock lock(&mu_);
   for (const auto& [name, entry] : families_) {
-    auto header = [&](const std::string& help, const char* type) {
+    // The binding is captured by an init-capture: clang 14 (the fuzzing build) cannot capture
+    // structured bindings.
+    auto header = [&out, &name = name](const std::string& help, const char* type) {
       out += core::Cat("# HELP ", name, " ", EscapeHelp(help), "\n");
       out += core::Cat("# TYPE ", name, " ", type, "\n");
     };

@@ -212,6 +212,44 @@ TEST_F(RouterTest, AfterHookSeesRouteStatusAndLatency) {
             (std::vector<std::string>{"GET /v1/workloads/{name} 200", "GET  404", "POST  405"}));
 }
 
+// Responder::ToSink: the router driven without a connection (tests, fuzzers).
+TEST(RouterSinkTest, SinkGetsWholeAnswersStreamsAndDroppedRequests) {
+  Router router;
+  router.Handle("GET", "/plain", [](const HttpRequest&) { return HttpResponse::Text(201, "hi"); });
+  router.HandleAsync("GET", "/stream", [](const HttpRequest&, Responder r) {
+    HttpHeaders h;
+    h.Set("Content-Type", "text/plain");
+    ResponseStream out = r.StartStream(200, h);
+    EXPECT_TRUE(out.Write("a"));
+    EXPECT_TRUE(out.Write("b"));
+    out.Finish();
+    EXPECT_FALSE(out.Write("c"));
+  });
+  router.HandleAsync("GET", "/drop", [](const HttpRequest&, Responder) {});
+  std::vector<int> completed;
+  router.After(
+      [&](const HttpRequest&, int status, absl::Duration) { completed.push_back(status); });
+  auto run = [&](const std::string& path) {
+    HttpRequest req;
+    req.method = "GET";
+    req.path = req.target = path;
+    std::vector<HttpResponse> got;
+    router.Dispatch(req, Responder::ToSink([&](HttpResponse r) { got.push_back(std::move(r)); }));
+    EXPECT_EQ(got.size(), 1u) << path;
+    return got.empty() ? HttpResponse{} : got[0];
+  };
+  HttpResponse plain = run("/plain");
+  EXPECT_EQ(plain.status, 201);
+  EXPECT_EQ(plain.body, "hi");
+  HttpResponse streamed = run("/stream");
+  EXPECT_EQ(streamed.status, 200);
+  EXPECT_EQ(streamed.body, "ab");
+  EXPECT_EQ(streamed.Header("Content-Type"), "text/plain");
+  EXPECT_EQ(run("/drop").status, 500);
+  EXPECT_EQ(run("/nowhere").status, 404);
+  EXPECT_EQ(completed, (std::vector<int>{201, 200, 500, 404}));
+}
+
 TEST(RouterDeathTest, DuplicateOrMalformedPatternsCrash) {
   Router router;
   router.Handle("GET", "/v1/{a}", [](const HttpRequest&) { return HttpResponse{}; });

@@ -127,6 +127,12 @@ class Exchange {
         life_(std::move(life)),
         conn_(std::move(conn)),
         seq_(seq) {}
+  // An exchange without a connection: the whole response goes to `sink` (Responder::ToSink).
+  explicit Exchange(std::function<void(HttpResponse)> sink)
+      : state(std::make_shared<ExchangeState>()),
+        life_(std::make_shared<ServerLife>()),
+        seq_(0),
+        sink_(std::move(sink)) {}
   ~Exchange();
 
   bool Send(HttpResponse response);
@@ -141,9 +147,14 @@ class Exchange {
   // Runs `fn(connection)` on the connection's strand, if the connection and server live.
   bool PostToConnection(std::function<void(Connection&)> fn);
 
+  // Sink exchanges: runs the completion callbacks, then hands `response` to the sink.
+  void Deliver(HttpResponse response);
+
   const std::shared_ptr<ServerLife> life_;
   const std::weak_ptr<Connection> conn_;
   const uint64_t seq_;
+  const std::function<void(HttpResponse)> sink_;
+  HttpResponse streamed_ ABSL_GUARDED_BY(state->mu);  // sink exchanges: the stream so far
 };
 
 struct TimerImpl {
@@ -488,12 +499,22 @@ class Connection : public std::enable_shared_from_this<Connection> {
       exchange->Send(std::move(*pending.error));
       return;
     }
+    // A handler that throws is a Berth bug: log it and answer 500 (a no-op if it answered).
+    std::optional<std::string> failure;
     try {
       core_->handler(exchange->request, Responder(exchange));
     } catch (const std::exception& e) {
-      exchange->Send(HttpResponse::Error(500, "internal", core::Cat("handler failed: ", e.what())));
+      failure = e.what();
     } catch (...) {
-      exchange->Send(HttpResponse::Error(500, "internal", "handler failed"));
+      failure = "unknown exception";
+    }
+    if (failure) {
+      std::string what = core::Cat(
+          MethodLabel(exchange->request.method), " ",
+          exchange->request.route.empty() ? std::string("(unrouted)") : exchange->request.route,
+          ": handler failed: ", *failure);
+      std::fprintf(stderr, "berth: bug: %s\n", what.c_str());
+      exchange->Send(HttpResponse::Error(500, "internal", what));
     }
     current_route_ = exchange->request.route;
   }
@@ -646,6 +667,19 @@ Exchange::~Exchange() {
     }
   }
   uint64_t seq = seq_;
+  if (sink_) {
+    if (phase == ExchangeState::Phase::kOpen) {
+      Deliver(HttpResponse::Error(500, "internal", "the handler dropped the request"));
+    } else if (phase == ExchangeState::Phase::kStreaming) {
+      HttpResponse r;
+      {
+        absl::MutexLock lock(&state->mu);
+        r = std::move(streamed_);
+      }
+      Deliver(std::move(r));
+    }
+    return;
+  }
   if (phase == ExchangeState::Phase::kOpen) {
     PostToConnection([seq](Connection& c) {
       c.OnSend(seq, HttpResponse::Error(500, "internal", "the handler dropped the request"));
@@ -675,6 +709,10 @@ bool Exchange::Send(HttpResponse response) {
     state->phase = ExchangeState::Phase::kFinished;
     dropped.swap(state->on_cancel);
   }
+  if (sink_) {
+    Deliver(std::move(response));
+    return true;
+  }
   uint64_t seq = seq_;
   return PostToConnection([seq, response = std::move(response)](Connection& c) mutable {
     c.OnSend(seq, std::move(response));
@@ -686,6 +724,11 @@ bool Exchange::StartStream(int status, HttpHeaders headers) {
     absl::MutexLock lock(&state->mu);
     if (state->phase != ExchangeState::Phase::kOpen) return false;
     state->phase = ExchangeState::Phase::kStreaming;
+    if (sink_) {
+      streamed_.status = status;
+      streamed_.headers = std::move(headers);
+      return true;
+    }
   }
   uint64_t seq = seq_;
   return PostToConnection([seq, status, headers = std::move(headers)](Connection& c) mutable {
@@ -702,6 +745,10 @@ bool Exchange::Write(std::string_view chunk) {
     // Held across the post so that a concurrent Finish cannot overtake this chunk.
     absl::MutexLock lock(&state->mu);
     if (state->phase != ExchangeState::Phase::kStreaming) return false;
+    if (sink_) {
+      streamed_.body.append(chunk);
+      return true;
+    }
     state->pending_bytes += chunk.size();
     uint64_t seq = seq_;
     if (!PostToConnection([seq, data = std::string(chunk)](Connection& c) mutable {
@@ -716,12 +763,28 @@ bool Exchange::Write(std::string_view chunk) {
 
 void Exchange::Finish() {
   std::vector<std::function<void()>> dropped;
-  absl::MutexLock lock(&state->mu);
+  absl::ReleasableMutexLock lock(&state->mu);
   if (state->phase != ExchangeState::Phase::kStreaming) return;
   state->phase = ExchangeState::Phase::kFinished;
   dropped.swap(state->on_cancel);
+  if (sink_) {
+    HttpResponse r = std::move(streamed_);
+    lock.Release();
+    Deliver(std::move(r));
+    return;
+  }
   uint64_t seq = seq_;
   PostToConnection([seq](Connection& c) { c.OnStreamEnd(seq); });
+}
+
+void Exchange::Deliver(HttpResponse response) {
+  for (auto& fn : state->TakeCompletions()) {
+    try {
+      fn(response.status);
+    } catch (...) {
+    }
+  }
+  sink_(std::move(response));
 }
 
 void ServerCore::Register(const std::shared_ptr<Connection>& conn) {
@@ -780,6 +843,10 @@ using http_internal::Exchange;
 using http_internal::ExchangeState;
 
 Responder::Responder(std::shared_ptr<Exchange> exchange) : exchange_(std::move(exchange)) {}
+
+Responder Responder::ToSink(std::function<void(HttpResponse)> sink) {
+  return Responder(std::make_shared<Exchange>(std::move(sink)));
+}
 
 bool Responder::Send(HttpResponse response) const {
   return exchange_ && exchange_->Send(std::move(response));

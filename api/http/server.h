@@ -42,6 +42,11 @@ class ResponseStream;
 // answering sends a 500, so a request is never left hanging.
 class Responder {
  public:
+  // A Responder tied to no connection: the response goes to `sink` once complete (a streamed
+  // one when it finishes; a dropped one as a 500). For driving handlers without sockets, as
+  // tests and fuzzers do. `sink` runs on the thread that completes the response.
+  static Responder ToSink(std::function<void(HttpResponse)> sink);
+
   // Queues `response` for writing. False if already answered or cancelled.
   bool Send(HttpResponse response) const;
   // Sends the JSON error body `{"error": {"code", "message"}}`.
