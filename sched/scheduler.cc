@@ -13,17 +13,9 @@
 #include "core/strings.h"
 #include "sched/cluster_index.h"
 #include "sched/fgd.h"
+#include "sched/fits.h"
 
 namespace berth::sched {
-
-// Static facts about one device for one GPU request: whether model and memory allow it, and
-// the MIG profile it would carve.
-struct GpuStatic {
-  bool ok = false;
-  int mig_slices = 0;      // memory slices of the MIG profile
-  uint8_t mig_starts = 0;  // bit s: the profile may start at slice s
-  int64_t mig_milli = 0;
-};
 
 namespace {
 
@@ -90,58 +82,6 @@ std::optional<RankerId> FindRanker(std::string_view name) {
     if (name == r.name) return r.id;
   }
   return std::nullopt;
-}
-
-GpuStatic StaticFor(const core::GpuDevice& d, const core::GpuRequest& r) {
-  GpuStatic s;
-  if (r.kind == Kind::kNone || !r.AllowsModel(d.model)) return s;
-  switch (r.kind) {
-    case Kind::kWhole:
-      s.ok = !d.mig_enabled && d.memory_mib >= r.min_memory_mib;
-      break;
-    case Kind::kShare:
-      s.ok = !d.mig_enabled && d.memory_mib >= r.memory_mib;
-      break;
-    case Kind::kMig: {
-      if (!d.mig_enabled) break;
-      std::optional<core::MigProfile> p =
-          core::FindMigProfile(d.model, d.memory_mib, r.mig_profile);
-      if (!p) break;
-      s.ok = true;
-      s.mig_slices = p->memory_slices;
-      for (int start : p->start_slices) s.mig_starts |= uint8_t(1u << start);
-      s.mig_milli = MigMilli(*p);
-      break;
-    }
-    case Kind::kNone:
-      break;
-  }
-  return s;
-}
-
-int FreeMigStart(uint8_t used, const GpuStatic& s) {
-  uint8_t run = uint8_t((1u << s.mig_slices) - 1);
-  for (int start = 0; start < 8; ++start) {
-    if ((s.mig_starts & (1u << start)) && (used & uint8_t(run << start)) == 0) return start;
-  }
-  return -1;
-}
-
-// Whether a device in the given free state could hold one GPU's worth of a request.
-bool Holds(const GpuStatic& s, const core::GpuRequest& r, int64_t free_milli, int64_t free_mem,
-           uint8_t mig_used) {
-  if (!s.ok) return false;
-  switch (r.kind) {
-    case Kind::kWhole:
-      return free_milli == core::kWholeGpuMilli;
-    case Kind::kShare:
-      return free_milli >= r.milli && free_mem >= r.memory_mib;
-    case Kind::kMig:
-      return free_milli >= s.mig_milli && FreeMigStart(mig_used, s) >= 0;
-    case Kind::kNone:
-      return false;
-  }
-  return false;
 }
 
 // One device's change under a tentative placement.
@@ -331,7 +271,7 @@ class Scheduler::Pass {
  private:
   struct ClassInfo {
     int reason = -1;
-    absl::InlinedVector<GpuStatic, 8> gpu;
+    absl::InlinedVector<DeviceFit, 8> gpu;
     uint32_t ok_mask = 0;  // devices that pass the static checks
     // twin[i]: the first device with device i's model and memory, so that comparing two
     // devices' hardware is one integer compare.
@@ -345,7 +285,7 @@ class Scheduler::Pass {
   void ComputeClass(int cls);
   // Σ_c w_c ΔF_c for the change, against the group's cached figures.
   int64_t FgdDelta(int h, const GpuChange* changes, size_t n);
-  const std::vector<std::vector<GpuStatic>>& MixStatic(int cls, const MixPlan& plan);
+  const std::vector<std::vector<DeviceFit>>& MixStatic(int cls, const MixPlan& plan);
   int64_t Score(int h, const Changes& changes, int64_t fgd_delta);
   // Binpack's utilization after placing (see PackKey).
   int64_t UtilAfter(const GroupSummary& g, const ClassInfo& ci) const {
@@ -398,8 +338,8 @@ void Scheduler::Pass::ComputeClass(int cls) {
     const core::GpuDevice& d = c.gpus[i];
     if (!r_.gpu.AllowsModel(d.model)) continue;
     model = true;
-    GpuStatic st = StaticFor(d, r_.gpu);
-    if (!st.ok) continue;
+    DeviceFit st = DeviceFitFor(d, r_.gpu);
+    if (!st.ok()) continue;
     memory = true;
     if (q != nullptr && !q->gpu_milli_by_model.empty() &&
         !s_.cluster_->CheckQuota(r_, d.model).ok()) {
@@ -453,17 +393,17 @@ int64_t Scheduler::Pass::SummaryScore(const GroupSummary& g) {
   return total;
 }
 
-const std::vector<std::vector<GpuStatic>>& Scheduler::Pass::MixStatic(int cls,
+const std::vector<std::vector<DeviceFit>>& Scheduler::Pass::MixStatic(int cls,
                                                                       const MixPlan& plan) {
   Scheduler::ClassMix& cm = s_.class_mix_[cls];
   if (cm.version != plan.version) {
     cm.version = plan.version;
     cm.shapes.resize(plan.gpus.size());
     for (size_t u = 0; u < plan.gpus.size(); ++u) {
-      std::vector<GpuStatic>& per_gpu = cm.shapes[u];
+      std::vector<DeviceFit>& per_gpu = cm.shapes[u];
       per_gpu.clear();
       for (const core::GpuDevice& d : x_.classes[cls].gpus) {
-        per_gpu.push_back(StaticFor(d, plan.gpus[u].gpu));
+        per_gpu.push_back(DeviceFitFor(d, plan.gpus[u].gpu));
       }
     }
   }
@@ -475,7 +415,7 @@ int64_t Scheduler::Pass::FgdDelta(int h, const GpuChange* changes, size_t n) {
   const HostGroup& g = x_.Frag(x_.host_group[h], *mix_);
   const MixPlan& plan = x_.Plan(*mix_);
   const HostState& host = x_.hosts[h];
-  const std::vector<std::vector<GpuStatic>>& statics = MixStatic(x_.host_class[h], plan);
+  const std::vector<std::vector<DeviceFit>>& statics = MixStatic(x_.host_class[h], plan);
   core::Resources free_after = host.Free() - r_.resources;
   int64_t u_after = host.FreeGpuMilli() - total_milli_;
   // Σ_c w_c F_c after the change, less the group's cached Σ_c w_c F_c before it. CPU-only shapes
@@ -489,11 +429,14 @@ int64_t Scheduler::Pass::FgdDelta(int h, const GpuChange* changes, size_t n) {
     for (size_t k = 0; k < n; ++k) {
       const GpuChange& c = changes[k];
       const GpuState& gs = host.gpus[c.pos];
-      const GpuStatic& st = statics[u][c.pos];
-      bool hb = Holds(st, mg.gpu, gs.free_milli, gs.free_memory_mib, gs.mig_slices_used);
-      int64_t fm = gs.free_milli - c.milli;
-      bool ha =
-          Holds(st, mg.gpu, fm, gs.free_memory_mib - c.memory_mib, gs.mig_slices_used | c.mig_mask);
+      const DeviceFit& st = statics[u][c.pos];
+      const DeviceFree before = DeviceFree::Of(gs);
+      const DeviceFree after{gs.free_milli - c.milli, gs.free_memory_mib - c.memory_mib,
+                             uint8_t(gs.mig_slices_used | c.mig_mask),
+                             gs.shares + (c.milli < core::kWholeGpuMilli ? 1 : 0)};
+      bool hb = Holds(st, mg.gpu, before);
+      int64_t fm = after.milli;
+      bool ha = Holds(st, mg.gpu, after);
       holding += int(ha) - int(hb);
       unheld += (ha ? 0 : fm) - (hb ? 0 : gs.free_milli);
     }
@@ -634,7 +577,7 @@ Scheduler::Pass::Result Scheduler::Pass::Evaluate(int h) {
       absl::InlinedVector<int, 16> idle;
       for (size_t i = 0; i < host.gpus.size(); ++i) {
         const GpuState& g = host.gpus[i];
-        if (Holds(st[i], r_.gpu, g.free_milli, g.free_memory_mib, g.mig_slices_used)) {
+        if (Holds(st[i], r_.gpu, DeviceFree::Of(g))) {
           idle.push_back(int(i));
         }
       }
@@ -674,7 +617,7 @@ Scheduler::Pass::Result Scheduler::Pass::Evaluate(int h) {
       GpuChange best_change{};
       for (size_t i = 0; i < host.gpus.size(); ++i) {
         const GpuState& g = host.gpus[i];
-        if (!Holds(st[i], r_.gpu, g.free_milli, g.free_memory_mib, g.mig_slices_used)) continue;
+        if (!Holds(st[i], r_.gpu, DeviceFree::Of(g))) continue;
         // A device in the same state and of the same kind as one already tried scores the same
         // and has a higher index: skip it.
         bool seen = false;
@@ -682,7 +625,7 @@ Scheduler::Pass::Result Scheduler::Pass::Evaluate(int h) {
           const GpuState& o = host.gpus[j];
           seen = o.free_milli == g.free_milli && o.free_memory_mib == g.free_memory_mib &&
                  o.mig_slices_used == g.mig_slices_used && ci.twin[j] == ci.twin[i] &&
-                 Holds(st[j], r_.gpu, o.free_milli, o.free_memory_mib, o.mig_slices_used);
+                 Holds(st[j], r_.gpu, DeviceFree::Of(o));
         }
         if (seen) continue;
         GpuChange c{int(i), 0, 0, 0};
@@ -691,8 +634,7 @@ Scheduler::Pass::Result Scheduler::Pass::Evaluate(int h) {
           c.memory_mib = r_.gpu.memory_mib;
         } else {
           c.milli = st[i].mig_milli;
-          c.mig_mask =
-              uint8_t(((1u << st[i].mig_slices) - 1) << FreeMigStart(g.mig_slices_used, st[i]));
+          c.mig_mask = MigRunAt(st[i], FreeMigStart(st[i], g.mig_slices_used));
         }
         // Lower keys win: FGD's growth first when it is in the policy, then the tightest fit
         // (or the loosest, for a spread policy); first-fit takes the lowest index.

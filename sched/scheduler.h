@@ -16,6 +16,7 @@
 
 #include "absl/status/statusor.h"
 #include "sched/cluster.h"
+#include "sched/fits.h"
 #include "sched/mix.h"
 #include "sched/model.h"
 
@@ -84,8 +85,6 @@ struct GangDecision {
   std::string failed_member;  // the first member that found no host
 };
 
-struct GpuStatic;  // internal to scheduler.cc
-
 class Scheduler {
  public:
   // InvalidArgument for an unknown ranker comes from Policy::Parse; the policy given here is
@@ -117,7 +116,7 @@ class Scheduler {
   // `version` (MixPlan::gpus, in sched/cluster_index.h).
   struct ClassMix {
     uint64_t version = 0;
-    std::vector<std::vector<GpuStatic>> shapes;
+    std::vector<std::vector<DeviceFit>> shapes;
   };
   // Schedule without validation or mix tracking; `only`, when set, limits the hosts looked at.
   absl::StatusOr<Decision> ScheduleOn(const Request& request, const std::vector<int>* only);
