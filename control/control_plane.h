@@ -59,7 +59,7 @@ struct StatusReport {
 enum class Action { kStart, kStop, kPause, kResume };
 std::optional<Action> ParseAction(std::string_view text);
 
-struct Snapshot;  // internal: a consistent read of hosts, allocations and workloads
+struct Snapshot;      // internal: a consistent read of hosts, allocations and workloads
 struct SchedulePlan;  // internal: what one scheduling pass decided on a snapshot
 
 class ControlPlane {

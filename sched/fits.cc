@@ -19,9 +19,9 @@ DeviceFit DeviceFitFor(const core::GpuDevice& d, const core::GpuRequest& r) {
     case Kind::kWhole:
     case Kind::kShare: {
       int64_t need = r.kind == Kind::kWhole ? r.min_memory_mib : r.memory_mib;
-      fit.misfit = d.mig_enabled            ? DeviceMisfit::kMigMode
-                   : d.memory_mib < need    ? DeviceMisfit::kMemory
-                                            : DeviceMisfit::kNone;
+      fit.misfit = d.mig_enabled         ? DeviceMisfit::kMigMode
+                   : d.memory_mib < need ? DeviceMisfit::kMemory
+                                         : DeviceMisfit::kNone;
       break;
     }
     case Kind::kMig: {

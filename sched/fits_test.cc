@@ -79,16 +79,15 @@ TEST(FitsTest, DeviceRuleTable) {
        DeviceMisfit::kNone, true},
       {"whole model not allowed", State(a100, 1000, 81920, 0, 0), Whole(0, {"H100"}),
        DeviceMisfit::kModel, false},
-      {"whole needs more memory", State(t4, 1000, 16384, 0, 0), Whole(40960),
-       DeviceMisfit::kMemory, false},
+      {"whole needs more memory", State(t4, 1000, 16384, 0, 0), Whole(40960), DeviceMisfit::kMemory,
+       false},
       {"whole memory exactly enough", State(t4, 1000, 16384, 0, 0), Whole(16384),
        DeviceMisfit::kNone, true},
       {"whole on MIG device", State(a100_mig, 1000, 81920, 0, 0), Whole(), DeviceMisfit::kMigMode,
        false},
-      {"share fits", State(a100, 1000, 81920, 0, 0), Share(500, 20480), DeviceMisfit::kNone,
+      {"share fits", State(a100, 1000, 81920, 0, 0), Share(500, 20480), DeviceMisfit::kNone, true},
+      {"share fits exactly", State(a100, 500, 20480, 0, 1), Share(500, 20480), DeviceMisfit::kNone,
        true},
-      {"share fits exactly", State(a100, 500, 20480, 0, 1), Share(500, 20480),
-       DeviceMisfit::kNone, true},
       {"share short of milli", State(a100, 499, 81920, 0, 1), Share(500, 0), DeviceMisfit::kNone,
        false},
       {"share short of free memory", State(a100, 1000, 10240, 0, 1), Share(100, 20480),
@@ -146,8 +145,8 @@ TEST(FitsTest, HostFitsNeedsResourcesAndEnoughHoldingDevices) {
   spec.capacity = testing::Res(8000, 65536, 1024);
   ASSERT_TRUE(c.AddHost(spec).ok());
   core::GpuRequest share = Share(300, 0);
-  ASSERT_TRUE(c.Commit(testing::ShareRequest("s", 300), Placement{0, "h", {{0, 300, 0, "", -1}}})
-                  .ok());
+  ASSERT_TRUE(
+      c.Commit(testing::ShareRequest("s", 300), Placement{0, "h", {{0, 300, 0, "", -1}}}).ok());
   const HostState& h = c.host(0);
   core::GpuRequest one = Whole(), two = Whole();
   two.count = 2;

@@ -9,8 +9,7 @@ class BinpackRanker final : public Ranker {
  public:
   int64_t Score(RankContext&, const Candidate& c) override { return c.util_after; }
   SummaryRole summary_role(const Request&) const override { return SummaryRole::kPack; }
-  int64_t SummaryScore(const RankContext&, const GroupSummary&,
-                       int64_t util_after) const override {
+  int64_t SummaryScore(const RankContext&, const GroupSummary&, int64_t util_after) const override {
     return util_after;
   }
 };

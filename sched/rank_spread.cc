@@ -8,8 +8,7 @@ class SpreadRanker final : public Ranker {
  public:
   int64_t Score(RankContext&, const Candidate& c) override { return kScoreMax - c.util_after; }
   SummaryRole summary_role(const Request&) const override { return SummaryRole::kSpread; }
-  int64_t SummaryScore(const RankContext&, const GroupSummary&,
-                       int64_t util_after) const override {
+  int64_t SummaryScore(const RankContext&, const GroupSummary&, int64_t util_after) const override {
     return kScoreMax - util_after;
   }
   DeviceOrder device_order() const override { return DeviceOrder::kLoosest; }

@@ -1,9 +1,9 @@
 // Rankers: the scoring stage of the placement pipeline (scheduler.h). After the feasibility
-// checkers (checkers.h) have kept the hosts that can take a request, each ranker of the policy
-// scores every survivor in [0, kScoreMax] and the policy sums the scores with its weights.
-// Besides scoring, a ranker may steer which devices a request takes on a host (FGD weighs each
-// candidate share, topology picks NVLink-local whole devices) and may say that its score follows
-// from a group summary alone, which lets the scheduler skip the device search.
+// checkers (Scheduler::Pass in scheduler.cc) have kept the hosts that can take a request, each
+// ranker of the policy scores every survivor in [0, kScoreMax] and the policy sums the scores
+// with its weights. Besides scoring, a ranker may steer which devices a request takes on a host
+// (FGD weighs each candidate share, topology picks NVLink-local whole devices) and may say that its
+// score follows from a group summary alone, which lets the scheduler skip the device search.
 //
 // Adding a ranker takes one new file and one line:
 //   1. sched/rank_<name>.cc: a class implementing Ranker and a factory

@@ -1,8 +1,7 @@
-#include "sched/ranker.h"
-
 #include <string>
 
 #include "gtest/gtest.h"
+#include "sched/ranker.h"
 #include "sched/scheduler.h"
 #include "sched/test_hosts.h"
 

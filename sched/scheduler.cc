@@ -273,7 +273,7 @@ class Scheduler::Pass {
   Cluster::Index& x_;
   const Request& r_;
   absl::InlinedVector<std::pair<Ranker*, int64_t>, 4> terms_;  // weight > 0 only
-  DeviceOrder device_order_ = DeviceOrder::kLowestIndex;  // first-fit's for an empty policy
+  DeviceOrder device_order_ = DeviceOrder::kLowestIndex;       // first-fit's for an empty policy
   bool costs_devices_ = false;
   bool summary_exact_ = true;
   bool has_pack_ = false;
