@@ -5,10 +5,11 @@
 // (FGD weighs each candidate share, topology picks NVLink-local whole devices) and may say that its
 // score follows from a group summary alone, which lets the scheduler skip the device search.
 //
-// Adding a ranker takes one new file and one line:
+// Adding a ranker takes one new file and its registration in the table:
 //   1. sched/rank_<name>.cc: a class implementing Ranker and a factory
-//      `std::unique_ptr<Ranker> New<Name>Ranker()`;
-//   2. its row in kRankerTable in sched/rankers.cc (name, factory, one line of doc);
+//      `std::unique_ptr<Ranker> New<Name>Ranker()` (and the file in sched/CMakeLists.txt);
+//   2. in sched/rankers.cc, the factory's declaration and its row in kRankerTable (name,
+//      factory, one line of doc);
 // plus a test in sched/rankers_test.cc. Policies then name it ("<name>:0.5,fgd:1").
 //
 // Ownership: a Scheduler makes one instance of each ranker its policy names, owns it, and may
