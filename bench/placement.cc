@@ -18,6 +18,7 @@
 
 #include "nlohmann/json.hpp"
 #include "sched/fgd.h"
+#include "sched/fits.h"
 #include "sched/scheduler.h"
 #include "sched/test_hosts.h"
 
@@ -113,14 +114,13 @@ struct RunResult {
 // A plain first-fit scan over every host in index order, without groups or caches: the
 // baseline each policy is compared with.
 std::optional<Placement> PlainFirstFit(const Cluster& c, const Request& r) {
-  Shape shape = Shape::Of(r);
   for (int h = 0; h < c.num_hosts(); ++h) {
     const HostState& host = c.host(h);
     if (!host.Free().Fits(r.resources)) continue;
     Placement p{h, host.name, {}};
     if (r.gpu.kind == core::GpuRequest::Kind::kNone) return p;
     for (const GpuState& g : host.gpus) {
-      if (!GpuHolds(g, shape)) continue;
+      if (!GpuHolds(g, r.gpu)) continue;
       core::GpuAssignment a;
       a.index = g.device.index;
       if (r.gpu.kind == core::GpuRequest::Kind::kWhole) {

@@ -780,8 +780,23 @@ absl::Status BuildCluster(const Snapshot& snap, sched::Cluster* cluster,
 
 }  // namespace
 
-absl::StatusOr<int> ControlPlane::ScheduleOnce() {
-  BERTH_ASSIGN_OR_RETURN(Snapshot snap, ReadSnapshot());
+// One step of a scheduling pass, decided on a snapshot: place a workload (evicting the plan's
+// victims first), or record why it stays pending.
+struct ScheduleStep {
+  std::string workload;  // a key of Snapshot::workloads
+  bool place = false;
+  sched::Plan plan;         // when place
+  std::string explanation;  // when not
+};
+
+struct SchedulePlan {
+  std::vector<ScheduleStep> steps;  // in the order they must be committed
+};
+
+namespace {
+
+// Pending workloads that should run, highest priority first, then oldest first.
+std::vector<const std::pair<Workload, int64_t>*> PendingWorkloads(const Snapshot& snap) {
   std::vector<const std::pair<Workload, int64_t>*> pending;
   for (const auto& [name, pair] : snap.workloads) {
     const auto& s = pair.first.status;
@@ -789,26 +804,32 @@ absl::StatusOr<int> ControlPlane::ScheduleOnce() {
       pending.push_back(&pair);
     }
   }
-  if (pending.empty()) return 0;
   std::stable_sort(pending.begin(), pending.end(), [](const auto* a, const auto* b) {
     if (a->first.spec.priority != b->first.spec.priority) {
       return a->first.spec.priority > b->first.spec.priority;
     }
     return a->first.created_at < b->first.created_at;
   });
+  return pending;
+}
 
+// The scheduling pass's decisions, a pure function of the snapshot, the policy and the mix.
+// Each step is planned on the cluster as the steps before it leave it, as if they all commit:
+// the applier stops at the first one that does not, so later steps never rest on a failed one.
+// A step that would change nothing (the same explanation again, a victim no longer stored) is
+// left out.
+absl::StatusOr<SchedulePlan> PlanScheduling(const Snapshot& snap, const sched::Policy& policy,
+                                            const sched::WorkloadMix& mix) {
+  SchedulePlan out;
+  std::vector<const std::pair<Workload, int64_t>*> pending = PendingWorkloads(snap);
+  if (pending.empty()) return out;
   sched::Cluster cluster;
   std::map<int, const core::Host*> by_index;
   BERTH_RETURN_IF_ERROR(BuildCluster(snap, &cluster, &by_index));
-  BERTH_RETURN_IF_ERROR(policy_.status());
-  const sched::WorkloadMix mix = CurrentMix();
   sched::Scheduler scheduler(
-      &cluster, sched::SchedulerOptions{.policy = *policy_, .mix = &mix, .always_explain = false});
-
-  int placed = 0;
+      &cluster, sched::SchedulerOptions{.policy = policy, .mix = &mix, .always_explain = false});
   for (const auto* pair : pending) {
-    Workload w = pair->first;
-    const int64_t rev = pair->second;
+    const Workload& w = pair->first;
     sched::Request request = ToRequest(w);
     // Hosts without a driver for this kind are taken out for this request only.
     std::vector<int> masked;
@@ -825,9 +846,8 @@ absl::StatusOr<int> ControlPlane::ScheduleOnce() {
       decision = sched::Decision{};
       decision->reasons.push_back({std::string(decision.status().message()), 0});
     }
-    std::string key = WorkloadKey(w.spec.name);
-    state::TxnRequest txn;
-    txn.compares.push_back(state::Compare::ModRevision(key, rev));
+    ScheduleStep step;
+    step.workload = w.spec.name;
     if (!decision->scheduled) {
       std::string why = decision->Explain();
       if (!masked.empty()) {
@@ -836,49 +856,87 @@ absl::StatusOr<int> ControlPlane::ScheduleOnce() {
       }
       if (snap.hosts.empty()) why = "no hosts registered";
       if (w.status.explanation == why) continue;
-      w.status.explanation = why;
+      step.explanation = std::move(why);
+      out.steps.push_back(std::move(step));
+      continue;
+    }
+    bool victim_missing = false;
+    for (const std::string& victim : decision->plan.victims) {
+      victim_missing |= !snap.workloads.contains(victim);
+    }
+    if (victim_missing) continue;
+    for (const std::string& victim : decision->plan.victims) {
+      absl::Status s = cluster.Release(victim);
+      (void)s;  // the scheduler named it from this model: it is there
+    }
+    absl::Status committed = cluster.Commit(request, decision->plan.placement);
+    (void)committed;  // the scheduler planned it on this model: it fits
+    step.place = true;
+    step.plan = std::move(decision->plan);
+    out.steps.push_back(std::move(step));
+  }
+  return out;
+}
+
+}  // namespace
+
+absl::StatusOr<int> ControlPlane::ScheduleOnce() {
+  BERTH_ASSIGN_OR_RETURN(Snapshot snap, ReadSnapshot());
+  if (PendingWorkloads(snap).empty()) return 0;
+  BERTH_RETURN_IF_ERROR(policy_.status());
+  const sched::WorkloadMix mix = CurrentMix();
+  BERTH_ASSIGN_OR_RETURN(SchedulePlan plan, PlanScheduling(snap, *policy_, mix));
+  return ApplySchedulePlan(snap, plan);
+}
+
+absl::StatusOr<int> ControlPlane::ApplySchedulePlan(const Snapshot& snap,
+                                                    const SchedulePlan& plan) {
+  // Allocation records as the steps committed so far left them, with their new revisions.
+  std::map<std::string, HostAlloc> allocs = snap.allocs;
+  int placed = 0;
+  for (const ScheduleStep& step : plan.steps) {
+    const auto& [stored, rev] = snap.workloads.at(step.workload);
+    Workload w = stored;
+    std::string key = WorkloadKey(w.spec.name);
+    state::TxnRequest txn;
+    txn.compares.push_back(state::Compare::ModRevision(key, rev));
+    if (!step.place) {
+      w.status.explanation = step.explanation;
       w.status.reason = "no host fits: see explanation";
       txn.then_ops.push_back(state::Op::Put(key, core::EncodeWorkload(w).dump()));
-      AddEvent(&txn.then_ops, "workload", w.spec.name, "unschedulable", why);
+      AddEvent(&txn.then_ops, "workload", w.spec.name, "unschedulable", step.explanation);
+      // Losing this race changes nothing the next steps rely on; the next pass explains again.
       BERTH_ASSIGN_OR_RETURN(state::TxnResponse resp, store_->Txn(txn));
       (void)resp;
       continue;
     }
-    const sched::Plan& plan = decision->plan;
-    const std::string& host = plan.placement.host_name;
+    const sched::Plan& p = step.plan;
+    const std::string& host = p.placement.host_name;
     // Victims first: each goes back to pending and leaves its host's allocation record.
     std::map<std::string, HostAlloc> touched;
     auto alloc_of = [&](const std::string& h) -> HostAlloc& {
       auto it = touched.find(h);
       if (it != touched.end()) return it->second;
-      auto found = snap.allocs.find(h);
-      return touched[h] = (found != snap.allocs.end() ? found->second : HostAlloc{});
+      auto found = allocs.find(h);
+      return touched[h] = (found != allocs.end() ? found->second : HostAlloc{});
     };
-    std::vector<Workload> victims;
-    bool victim_missing = false;
-    for (const std::string& victim : plan.victims) {
-      auto it = snap.workloads.find(victim);
-      if (it == snap.workloads.end()) {
-        victim_missing = true;
-        break;
-      }
-      Workload v = it->second.first;
-      txn.compares.push_back(state::Compare::ModRevision(WorkloadKey(victim), it->second.second));
+    for (const std::string& victim : p.victims) {
+      const auto& [victim_stored, victim_rev] = snap.workloads.at(victim);
+      Workload v = victim_stored;
+      txn.compares.push_back(state::Compare::ModRevision(WorkloadKey(victim), victim_rev));
       alloc_of(v.status.host).workloads.erase(victim);
       v.status = core::WorkloadStatus{};
       v.status.state = WorkloadState::kPending;
       v.status.desired = core::DesiredState::kRunning;
       v.status.reason = Cat("preempted by ", w.spec.name, " (priority ", w.spec.priority, ")");
-      v.status.generation = it->second.first.status.generation;
+      v.status.generation = victim_stored.status.generation;
       v.updated_at = clock_->Now();
       txn.then_ops.push_back(state::Op::Put(WorkloadKey(victim), core::EncodeWorkload(v).dump()));
       AddEvent(&txn.then_ops, "workload", victim, "preempted", v.status.reason);
-      victims.push_back(std::move(v));
     }
-    if (victim_missing) continue;
     w.status.state = WorkloadState::kScheduled;
     w.status.host = host;
-    w.status.gpus = plan.placement.gpus;
+    w.status.gpus = p.placement.gpus;
     w.status.generation += 1;
     w.status.explanation.clear();
     w.status.reason = Cat("placed on ", host);
@@ -897,17 +955,13 @@ absl::StatusOr<int> ControlPlane::ScheduleOnce() {
     }
     AddEvent(&txn.then_ops, "workload", w.spec.name, "scheduled", Cat("placed on ", host, gpus));
     BERTH_ASSIGN_OR_RETURN(state::TxnResponse resp, store_->Txn(txn));
-    if (!resp.succeeded) break;  // someone else changed the cluster: the next pass re-reads it
-    for (const std::string& victim : plan.victims) {
-      absl::Status s = cluster.Release(victim);
-      (void)s;
-    }
+    // Someone else changed the cluster: the steps after this one were planned on a state that
+    // no longer holds, so the next pass re-reads and plans again.
+    if (!resp.succeeded) break;
     for (auto& [h, alloc] : touched) {
       alloc.mod_revision = resp.revision;
-      snap.allocs[h] = alloc;
+      allocs[h] = std::move(alloc);
     }
-    absl::Status committed = cluster.Commit(request, plan.placement);
-    (void)committed;
     ++placed;
   }
   return placed;

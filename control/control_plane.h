@@ -80,7 +80,8 @@ struct HostRegistration {
 enum class Action { kStart, kStop, kPause, kResume };
 std::optional<Action> ParseAction(std::string_view text);
 
-struct Snapshot;  // internal: a consistent read of hosts, allocations and workloads
+struct Snapshot;      // internal: a consistent read of hosts, allocations and workloads
+struct SchedulePlan;  // internal: what one scheduling pass decided on a snapshot
 
 class ControlPlane {
  public:
@@ -160,6 +161,10 @@ class ControlPlane {
  private:
   absl::StatusOr<std::pair<core::Workload, int64_t>> ReadWorkload(std::string_view name);
   absl::StatusOr<Snapshot> ReadSnapshot();
+  // Commits a scheduling plan made on `snap`, step by step, each with compare-and-set on the
+  // revisions it read; stops at the first placement that loses a race. Returns how many
+  // workloads were placed.
+  absl::StatusOr<int> ApplySchedulePlan(const Snapshot& snap, const SchedulePlan& plan);
   // Appends an event op to `ops`.
   void AddEvent(std::vector<state::Op>* ops, std::string_view kind, std::string_view object,
                 std::string_view type, std::string_view message);

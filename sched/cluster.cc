@@ -12,13 +12,6 @@
 
 namespace berth::sched {
 
-int FirstFreeMigStart(uint8_t used, const core::MigProfile& profile) {
-  for (int start : profile.start_slices) {
-    if ((used & MigMask(profile, start)) == 0) return start;
-  }
-  return -1;
-}
-
 uint8_t MigMask(const core::MigProfile& profile, int start) {
   return uint8_t(((1u << profile.memory_slices) - 1) << start);
 }
@@ -196,58 +189,6 @@ void Cluster::Index::Summarize(int group) {
   s.bucket = idle * 5 + level;
 }
 
-namespace {
-
-FragStatic FragStaticFor(const core::GpuDevice& d, const core::GpuRequest& r) {
-  FragStatic s;
-  if (!r.AllowsModel(d.model)) return s;
-  switch (r.kind) {
-    case core::GpuRequest::Kind::kNone:
-      break;
-    case core::GpuRequest::Kind::kWhole:
-      s.ok = !d.mig_enabled && d.memory_mib >= r.min_memory_mib;
-      break;
-    case core::GpuRequest::Kind::kShare:
-      s.ok = !d.mig_enabled;
-      break;
-    case core::GpuRequest::Kind::kMig: {
-      if (!d.mig_enabled) break;
-      std::optional<core::MigProfile> p =
-          core::FindMigProfile(d.model, d.memory_mib, r.mig_profile);
-      if (!p) break;
-      s.ok = true;
-      s.mig_run = uint8_t((1u << p->memory_slices) - 1);
-      for (int start : p->start_slices) s.mig_starts |= uint8_t(1u << start);
-      break;
-    }
-  }
-  return s;
-}
-
-// GpuHolds (fgd.h) with the static part looked up.
-bool FragHolds(const FragStatic& s, const core::GpuRequest& r, const GpuState& g) {
-  if (!s.ok) return false;
-  switch (r.kind) {
-    case core::GpuRequest::Kind::kWhole:
-      return g.free_milli == core::kWholeGpuMilli && g.shares == 0;
-    case core::GpuRequest::Kind::kShare:
-      return g.free_milli >= r.milli && g.free_memory_mib >= r.memory_mib;
-    case core::GpuRequest::Kind::kMig:
-      for (int start = 0; start < 8; ++start) {
-        if ((s.mig_starts & (1u << start)) &&
-            (g.mig_slices_used & uint8_t(s.mig_run << start)) == 0) {
-          return true;
-        }
-      }
-      return false;
-    case core::GpuRequest::Kind::kNone:
-      return false;
-  }
-  return false;
-}
-
-}  // namespace
-
 const MixPlan& Cluster::Index::Plan(const WorkloadMix& mix) {
   if (mix_plan.version == mix.version()) return mix_plan;
   mix_plan.version = mix.version();
@@ -276,7 +217,7 @@ const MixPlan& Cluster::Index::Plan(const WorkloadMix& mix) {
   return mix_plan;
 }
 
-const FragStatic* Cluster::Index::ClassFragStatics(int cls, const MixPlan& plan) {
+const DeviceFit* Cluster::Index::ClassFragStatics(int cls, const MixPlan& plan) {
   if (class_frag_static.size() < classes.size()) class_frag_static.resize(classes.size());
   ClassFragStatic& cs = class_frag_static[cls];
   if (cs.version != plan.version) {
@@ -285,7 +226,7 @@ const FragStatic* Cluster::Index::ClassFragStatics(int cls, const MixPlan& plan)
     cs.dev.resize(plan.gpus.size() * devices.size());
     for (size_t u = 0; u < plan.gpus.size(); ++u) {
       for (size_t p = 0; p < devices.size(); ++p) {
-        cs.dev[u * devices.size() + p] = FragStaticFor(devices[p], plan.gpus[u].gpu);
+        cs.dev[u * devices.size() + p] = DeviceFitFor(devices[p], plan.gpus[u].gpu);
       }
     }
   }
@@ -296,7 +237,7 @@ const HostGroup& Cluster::Index::Frag(int group, const WorkloadMix& mix) {
   HostGroup& g = groups[group];
   if (g.frag_version == mix.version()) return g;
   const MixPlan& plan = Plan(mix);
-  const FragStatic* statics = ClassFragStatics(g.cls, plan);
+  const DeviceFit* statics = ClassFragStatics(g.cls, plan);
   const HostState& host = hosts[*g.hosts.begin()];
   const size_t n = host.gpus.size();
   const core::Resources free = host.Free();
@@ -308,12 +249,12 @@ const HostGroup& Cluster::Index::Frag(int group, const WorkloadMix& mix) {
   int64_t sum = plan.cpu_only_weight * free_gpu;
   for (size_t u = 0; u < plan.gpus.size(); ++u) {
     const MixGpu& mg = plan.gpus[u];
-    const FragStatic* st = statics + u * n;
+    const DeviceFit* st = statics + u * n;
     GpuFrag& gf = g.gpu_frag[u];
     gf.holding = 0;
     gf.unheld_milli = 0;
     for (size_t p = 0; p < n; ++p) {
-      if (FragHolds(st[p], mg.gpu, host.gpus[p])) {
+      if (Holds(st[p], mg.gpu, DeviceFree::Of(host.gpus[p]))) {
         ++gf.holding;
       } else {
         gf.unheld_milli += host.gpus[p].free_milli;
@@ -487,44 +428,45 @@ absl::Status Cluster::CheckFits(const Request& r, const Placement& p) const {
       return absl::FailedPreconditionError(core::Cat("workload \"", r.id, "\": gpu ", a.index,
                                                      " on host \"", host.name, "\": ", what));
     };
-    if (!r.gpu.AllowsModel(g.device.model)) return busy("model not allowed");
+    // The assignment must be the request's own form and the device must hold it by the one
+    // fits rule (sched/fits.h), narrowed for MIG to the start slice named.
+    DeviceFit fit = DeviceFitFor(g.device, r.gpu);
+    if (fit.misfit == DeviceMisfit::kModel) return busy("model not allowed");
     switch (r.gpu.kind) {
       case Kind::kWhole:
         if (a.milli != core::kWholeGpuMilli || !a.mig_profile.empty()) {
           return core::FieldError(kind, r.id, "placement.gpus", "whole devices take 1000 milli");
         }
-        if (g.device.mig_enabled || g.free_milli != core::kWholeGpuMilli || g.shares != 0) {
-          return busy("not idle");
+        if (fit.misfit == DeviceMisfit::kMemory) {
+          DeviceFit idle = fit;
+          idle.misfit = DeviceMisfit::kNone;
+          if (Holds(idle, r.gpu, DeviceFree::Of(g))) return busy("too little memory");
         }
-        if (g.device.memory_mib < r.gpu.min_memory_mib) return busy("too little memory");
-        break;
+        break;  // otherwise a device that does not hold it is "not idle", below
       case Kind::kShare:
         if (a.milli != r.gpu.milli || a.memory_mib != r.gpu.memory_mib) {
           return core::FieldError(kind, r.id, "placement.gpus",
                                   "share must match the request's milli and memory");
         }
-        if (g.device.mig_enabled) return busy("is partitioned into MIG instances");
-        if (g.free_milli < a.milli || g.free_memory_mib < a.memory_mib) {
-          return busy("share does not fit");
-        }
+        if (fit.misfit == DeviceMisfit::kMigMode) return busy("is partitioned into MIG instances");
         break;
-      case Kind::kMig: {
-        std::optional<core::MigProfile> prof =
-            core::FindMigProfile(g.device.model, g.device.memory_mib, r.gpu.mig_profile);
-        if (!g.device.mig_enabled || !prof) return busy("does not offer the MIG profile");
-        if (a.mig_profile != r.gpu.mig_profile || a.milli != MigMilli(*prof) ||
-            std::find(prof->start_slices.begin(), prof->start_slices.end(), a.mig_start_slice) ==
-                prof->start_slices.end()) {
+      case Kind::kMig:
+        if (!fit.ok()) return busy("does not offer the MIG profile");
+        if (a.mig_profile != r.gpu.mig_profile || a.milli != fit.mig_milli ||
+            a.mig_start_slice < 0 || a.mig_start_slice > 7 ||
+            (fit.mig_starts & (1u << a.mig_start_slice)) == 0) {
           return core::FieldError(kind, r.id, "placement.gpus",
                                   "MIG assignment must name the profile and a valid start slice");
         }
-        if ((g.mig_slices_used & MigMask(*prof, a.mig_start_slice)) != 0) {
-          return busy("MIG slices already taken");
-        }
+        fit.mig_starts = uint8_t(1u << a.mig_start_slice);
         break;
-      }
       case Kind::kNone:
         break;
+    }
+    if (!Holds(fit, r.gpu, DeviceFree::Of(g))) {
+      return busy(r.gpu.kind == Kind::kShare ? "share does not fit"
+                  : r.gpu.kind == Kind::kMig ? "MIG slices already taken"
+                                             : "not idle");
     }
   }
   return absl::OkStatus();

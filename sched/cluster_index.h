@@ -14,6 +14,7 @@
 #include "absl/container/inlined_vector.h"
 #include "absl/container/node_hash_map.h"
 #include "sched/cluster.h"
+#include "sched/fits.h"
 
 namespace berth::sched {
 
@@ -52,19 +53,11 @@ struct MixPlan {
   std::vector<MixGpu> gpus;
 };
 
-// What never changes about whether a device of a host class may hold a GPU request: model,
-// device memory, MIG mode and the MIG profile's geometry. Matches GpuHolds (fgd.h) exactly.
-struct FragStatic {
-  bool ok = false;
-  uint8_t mig_starts = 0;  // bit s: the MIG profile may start at memory slice s
-  uint8_t mig_run = 0;     // mask of the profile's memory slices starting at slice 0
-};
-
-// FragStatic for every (distinct GPU request of the mix, device) of one class, at
+// DeviceFitFor every (distinct GPU request of the mix, device) of one class, at
 // [request * devices + device].
 struct ClassFragStatic {
   uint64_t version = 0;
-  std::vector<FragStatic> dev;
+  std::vector<DeviceFit> dev;
 };
 
 // Per distinct GPU request of the mix, for one free state: how many devices could hold one
@@ -194,14 +187,12 @@ struct Cluster::Index {
   const HostGroup& Frag(int group, const WorkloadMix& mix);
   // The plan of `mix`, rebuilt when the mix changed.
   const MixPlan& Plan(const WorkloadMix& mix);
-  // The class's FragStatic table for `plan`.
-  const FragStatic* ClassFragStatics(int cls, const MixPlan& plan);
+  // The class's DeviceFit table for `plan`.
+  const DeviceFit* ClassFragStatics(int cls, const MixPlan& plan);
   // Σ_n Σ_c w_c F_n(c) over all hosts, kept up to date incrementally.
   int64_t ClusterFrag(const WorkloadMix& mix);
 };
 
-// One MIG placement: the first allowed start slice whose memory slices are all free, or -1.
-int FirstFreeMigStart(uint8_t used, const core::MigProfile& profile);
 // Bit mask of the memory slices a MIG instance of `profile` starting at `start` takes.
 uint8_t MigMask(const core::MigProfile& profile, int start);
 // Milli-GPU a MIG instance of `profile` counts for.

@@ -7,6 +7,8 @@
 // F_n(M) = Σ_c p_c F_n(c) for a mix M. Values here are integers: F in milli-GPU, and the mix
 // form returns Σ_c weight_c F_n(c) (divide by the mix's total weight for F_n(M)).
 //
+// Whether a shape runs and which devices hold it is the fits rule of sched/fits.h.
+//
 // Thread-safety: pure functions.
 #pragma once
 
@@ -17,11 +19,6 @@
 
 namespace berth::sched {
 
-// True when device `gpu` alone could hold one GPU's worth of `shape` (a whole idle device, a
-// share with enough milli and memory, or a free MIG slot of the profile).
-bool GpuHolds(const GpuState& gpu, const Shape& shape);
-// True when `shape` can run on `host` as it is now.
-bool ShapeFits(const HostState& host, const Shape& shape);
 // F_n(c) in milli-GPU.
 int64_t ShapeFragmentation(const HostState& host, const Shape& shape);
 // Σ_c weight_c · F_n(c).

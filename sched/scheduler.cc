@@ -4,6 +4,7 @@
 #include <array>
 #include <bit>
 #include <cmath>
+#include <cstdlib>
 #include <map>
 #include <set>
 
@@ -13,24 +14,14 @@
 #include "core/strings.h"
 #include "sched/cluster_index.h"
 #include "sched/fgd.h"
+#include "sched/fits.h"
+#include "sched/ranker.h"
 
 namespace berth::sched {
-
-// Static facts about one device for one GPU request: whether model and memory allow it, and
-// the MIG profile it would carve.
-struct GpuStatic {
-  bool ok = false;
-  int mig_slices = 0;      // memory slices of the MIG profile
-  uint8_t mig_starts = 0;  // bit s: the profile may start at slice s
-  int64_t mig_milli = 0;
-};
 
 namespace {
 
 using Kind = core::GpuRequest::Kind;
-
-// Every ranker scores a host in [0, kScoreMax]; a policy sums weight_milli * score / 1000.
-constexpr int64_t kScoreMax = 1'000'000'000;
 
 // Feasibility checkers, in the order they run. Static checks (the host's class) come first:
 // they are answered once per distinct hardware and label set. Then capacity, cheapest first,
@@ -72,91 +63,11 @@ constexpr const char* kReasonNames[kNumReasons] = {
     "anti-affinity",
 };
 
-enum class RankerId { kFirstFit, kBinpack, kSpread, kDotprod, kGpuPacking, kFgd, kTopology };
-
-struct RankerName {
-  RankerId id;
-  const char* name;
-};
-constexpr RankerName kRankers[] = {
-    {RankerId::kFirstFit, "first-fit"},     {RankerId::kBinpack, "binpack"},
-    {RankerId::kSpread, "spread"},          {RankerId::kDotprod, "dotprod"},
-    {RankerId::kGpuPacking, "gpu-packing"}, {RankerId::kFgd, "fgd"},
-    {RankerId::kTopology, "topology"},
-};
-
-std::optional<RankerId> FindRanker(std::string_view name) {
-  for (const RankerName& r : kRankers) {
-    if (name == r.name) return r.id;
-  }
-  return std::nullopt;
-}
-
-GpuStatic StaticFor(const core::GpuDevice& d, const core::GpuRequest& r) {
-  GpuStatic s;
-  if (r.kind == Kind::kNone || !r.AllowsModel(d.model)) return s;
-  switch (r.kind) {
-    case Kind::kWhole:
-      s.ok = !d.mig_enabled && d.memory_mib >= r.min_memory_mib;
-      break;
-    case Kind::kShare:
-      s.ok = !d.mig_enabled && d.memory_mib >= r.memory_mib;
-      break;
-    case Kind::kMig: {
-      if (!d.mig_enabled) break;
-      std::optional<core::MigProfile> p =
-          core::FindMigProfile(d.model, d.memory_mib, r.mig_profile);
-      if (!p) break;
-      s.ok = true;
-      s.mig_slices = p->memory_slices;
-      for (int start : p->start_slices) s.mig_starts |= uint8_t(1u << start);
-      s.mig_milli = MigMilli(*p);
-      break;
-    }
-    case Kind::kNone:
-      break;
-  }
-  return s;
-}
-
-int FreeMigStart(uint8_t used, const GpuStatic& s) {
-  uint8_t run = uint8_t((1u << s.mig_slices) - 1);
-  for (int start = 0; start < 8; ++start) {
-    if ((s.mig_starts & (1u << start)) && (used & uint8_t(run << start)) == 0) return start;
-  }
-  return -1;
-}
-
-// Whether a device in the given free state could hold one GPU's worth of a request.
-bool Holds(const GpuStatic& s, const core::GpuRequest& r, int64_t free_milli, int64_t free_mem,
-           uint8_t mig_used) {
-  if (!s.ok) return false;
-  switch (r.kind) {
-    case Kind::kWhole:
-      return free_milli == core::kWholeGpuMilli;
-    case Kind::kShare:
-      return free_milli >= r.milli && free_mem >= r.memory_mib;
-    case Kind::kMig:
-      return free_milli >= s.mig_milli && FreeMigStart(mig_used, s) >= 0;
-    case Kind::kNone:
-      return false;
-  }
-  return false;
-}
-
-// One device's change under a tentative placement.
-struct GpuChange {
-  int pos;
-  int64_t milli;
-  int64_t memory_mib;
-  uint8_t mig_mask;
-};
-
 }  // namespace
 
 std::vector<std::string> RankerNames() {
   std::vector<std::string> names;
-  for (const RankerName& r : kRankers) names.push_back(r.name);
+  for (const RankerEntry& e : RankerTable()) names.emplace_back(e.name);
   return names;
 }
 
@@ -178,7 +89,9 @@ absl::StatusOr<Policy> Policy::Parse(std::string_view text) {
     std::string_view name = part.substr(0, colon);
     if (!FindRanker(name)) {
       std::string known;
-      for (const RankerName& r : kRankers) known += core::Cat(known.empty() ? "" : ", ", r.name);
+      for (const RankerEntry& e : RankerTable()) {
+        known += core::Cat(known.empty() ? "" : ", ", e.name);
+      }
       return core::FieldError("policy", text, "ranker",
                               core::Cat("must be one of ", known, ", got \"", name, "\""));
     }
@@ -265,34 +178,38 @@ std::string Decision::Explain() const {
 class Scheduler::Pass {
  public:
   Pass(Scheduler& s, const Request& r) : s_(s), x_(s.cluster_->index()), r_(r) {
-    for (const Policy::Term& t : s.options_.policy.terms) {
-      if (t.weight_milli > 0) terms_.push_back({*FindRanker(t.ranker), t.weight_milli});
-    }
-    uses_fgd_ = s.options_.policy.Uses("fgd");
-    uses_topology_ = s.options_.policy.Uses("topology");
+    // The policy's rankers by weight; the heaviest (the first of equals) orders shared devices.
     int64_t best_weight = -1;
     summary_exact_ = true;
-    for (const auto& [id, w] : terms_) {
+    for (const auto& [ranker, w] : s.rankers_) {
+      if (w <= 0) continue;
+      terms_.push_back({ranker.get(), w});
       if (w > best_weight) {
         best_weight = w;
-        primary_ = id;
+        device_order_ = ranker->device_order();
       }
-      bool multi = r.gpu.kind == Kind::kWhole && r.gpu.count >= 2;
-      has_binpack_ |= id == RankerId::kBinpack;
-      has_spread_ |= id == RankerId::kSpread;
-      if (!(id == RankerId::kFirstFit || id == RankerId::kBinpack || id == RankerId::kSpread ||
-            (id == RankerId::kTopology && !multi))) {
-        summary_exact_ = false;
+      costs_devices_ |= ranker->costs_devices();
+      switch (ranker->summary_role(r)) {
+        case SummaryRole::kVaries:
+          summary_exact_ = false;
+          break;
+        case SummaryRole::kConstant:
+          break;
+        case SummaryRole::kPack:
+          has_pack_ = true;
+          break;
+        case SummaryRole::kSpread:
+          has_spread_ = true;
+          break;
       }
     }
-    if (terms_.empty()) primary_ = RankerId::kFirstFit;
     total_milli_ = r.gpu.TotalMilli();
     mix_ = &s.mix();
     classes_.resize(x_.classes.size());
     class_done_.assign(x_.classes.size(), 0);
   }
 
-  using Changes = absl::InlinedVector<GpuChange, 8>;
+  using Changes = GpuChanges;
   struct Result {
     int reason = -1;  // -1: feasible
     int64_t score = 0;
@@ -309,8 +226,8 @@ class Scheduler::Pass {
   bool summary_exact() const { return summary_exact_; }
   // Search orders that give the same answer as a full pass: binpack's (the policy is binpack,
   // possibly with rankers constant for this request) and first-fit's (lowest host first).
-  bool binpack_order() const { return summary_exact_ && has_binpack_ && !has_spread_; }
-  bool first_fit_order() const { return summary_exact_ && !has_binpack_ && !has_spread_; }
+  bool binpack_order() const { return summary_exact_ && has_pack_ && !has_spread_; }
+  bool first_fit_order() const { return summary_exact_ && !has_pack_ && !has_spread_; }
   int ClassReason(int cls) { return Class(cls).reason; }
   // Whether a group in `bucket` (see GroupSummary::bucket) can hold the request's GPUs.
   bool BucketMayFit(int bucket) const {
@@ -331,7 +248,7 @@ class Scheduler::Pass {
  private:
   struct ClassInfo {
     int reason = -1;
-    absl::InlinedVector<GpuStatic, 8> gpu;
+    absl::InlinedVector<DeviceFit, 8> gpu;
     uint32_t ok_mask = 0;  // devices that pass the static checks
     // twin[i]: the first device with device i's model and memory, so that comparing two
     // devices' hardware is one integer compare.
@@ -343,10 +260,10 @@ class Scheduler::Pass {
     return classes_[cls];
   }
   void ComputeClass(int cls);
-  // Σ_c w_c ΔF_c for the change, against the group's cached figures.
-  int64_t FgdDelta(int h, const GpuChange* changes, size_t n);
-  const std::vector<std::vector<GpuStatic>>& MixStatic(int cls, const MixPlan& plan);
-  int64_t Score(int h, const Changes& changes, int64_t fgd_delta);
+  // The policy's weighted sum for host `h` taking `changes`; `costs`, when set, holds each
+  // term's DeviceCost of exactly these changes.
+  int64_t Score(int h, const Changes& changes, const int64_t* costs);
+  RankContext Context() { return RankContext{x_, r_, total_milli_, *mix_}; }
   // Binpack's utilization after placing (see PackKey).
   int64_t UtilAfter(const GroupSummary& g, const ClassInfo& ci) const {
     return g.pack_key + ci.req_pack;
@@ -355,12 +272,11 @@ class Scheduler::Pass {
   Scheduler& s_;
   Cluster::Index& x_;
   const Request& r_;
-  std::vector<std::pair<RankerId, int64_t>> terms_;
-  RankerId primary_ = RankerId::kFirstFit;
-  bool uses_fgd_ = false;
-  bool uses_topology_ = false;
+  absl::InlinedVector<std::pair<Ranker*, int64_t>, 4> terms_;  // weight > 0 only
+  DeviceOrder device_order_ = DeviceOrder::kLowestIndex;       // first-fit's for an empty policy
+  bool costs_devices_ = false;
   bool summary_exact_ = true;
-  bool has_binpack_ = false;
+  bool has_pack_ = false;
   bool has_spread_ = false;
   int64_t total_milli_ = 0;
   const WorkloadMix* mix_;
@@ -398,8 +314,8 @@ void Scheduler::Pass::ComputeClass(int cls) {
     const core::GpuDevice& d = c.gpus[i];
     if (!r_.gpu.AllowsModel(d.model)) continue;
     model = true;
-    GpuStatic st = StaticFor(d, r_.gpu);
-    if (!st.ok) continue;
+    DeviceFit st = DeviceFitFor(d, r_.gpu);
+    if (!st.ok()) continue;
     memory = true;
     if (q != nullptr && !q->gpu_milli_by_model.empty() &&
         !s_.cluster_->CheckQuota(r_, d.model).ok()) {
@@ -442,158 +358,23 @@ int Scheduler::Pass::Precheck(const GroupSummary& g) {
 
 int64_t Scheduler::Pass::SummaryScore(const GroupSummary& g) {
   const ClassInfo& ci = Class(g.cls);
+  const int64_t util_after = UtilAfter(g, ci);
+  const RankContext ctx = Context();
   int64_t total = 0;
-  for (const auto& [id, weight] : terms_) {
-    int64_t score = 0;
-    if (id == RankerId::kBinpack) score = UtilAfter(g, ci);
-    if (id == RankerId::kSpread) score = kScoreMax - UtilAfter(g, ci);
-    if (id == RankerId::kTopology) score = kScoreMax;
-    total += weight * (score / 1000);
+  for (const auto& [ranker, weight] : terms_) {
+    total += weight * (ranker->SummaryScore(ctx, g, util_after) / 1000);
   }
   return total;
 }
 
-const std::vector<std::vector<GpuStatic>>& Scheduler::Pass::MixStatic(int cls,
-                                                                      const MixPlan& plan) {
-  Scheduler::ClassMix& cm = s_.class_mix_[cls];
-  if (cm.version != plan.version) {
-    cm.version = plan.version;
-    cm.shapes.resize(plan.gpus.size());
-    for (size_t u = 0; u < plan.gpus.size(); ++u) {
-      std::vector<GpuStatic>& per_gpu = cm.shapes[u];
-      per_gpu.clear();
-      for (const core::GpuDevice& d : x_.classes[cls].gpus) {
-        per_gpu.push_back(StaticFor(d, plan.gpus[u].gpu));
-      }
-    }
-  }
-  return cm.shapes;
-}
-
-int64_t Scheduler::Pass::FgdDelta(int h, const GpuChange* changes, size_t n) {
-  if (mix_->total_weight() == 0) return 0;
-  const HostGroup& g = x_.Frag(x_.host_group[h], *mix_);
-  const MixPlan& plan = x_.Plan(*mix_);
-  const HostState& host = x_.hosts[h];
-  const std::vector<std::vector<GpuStatic>>& statics = MixStatic(x_.host_class[h], plan);
-  core::Resources free_after = host.Free() - r_.resources;
-  int64_t u_after = host.FreeGpuMilli() - total_milli_;
-  // Σ_c w_c F_c after the change, less the group's cached Σ_c w_c F_c before it. CPU-only shapes
-  // can never use a GPU: all free GPU milli is theirs to waste.
-  int64_t after = plan.cpu_only_weight * u_after;
-  for (size_t u = 0; u < plan.gpus.size(); ++u) {
-    const MixGpu& mg = plan.gpus[u];
-    const GpuFrag& gf = g.gpu_frag[u];
-    int holding = gf.holding;
-    int64_t unheld = gf.unheld_milli;
-    for (size_t k = 0; k < n; ++k) {
-      const GpuChange& c = changes[k];
-      const GpuState& gs = host.gpus[c.pos];
-      const GpuStatic& st = statics[u][c.pos];
-      bool hb = Holds(st, mg.gpu, gs.free_milli, gs.free_memory_mib, gs.mig_slices_used);
-      int64_t fm = gs.free_milli - c.milli;
-      bool ha =
-          Holds(st, mg.gpu, fm, gs.free_memory_mib - c.memory_mib, gs.mig_slices_used | c.mig_mask);
-      holding += int(ha) - int(hb);
-      unheld += (ha ? 0 : fm) - (hb ? 0 : gs.free_milli);
-    }
-    if (holding < mg.need) {
-      after += mg.weight * u_after;
-      continue;
-    }
-    for (const MixGpu::Use& use : mg.uses) {
-      after += use.weight * (free_after.Fits(use.resources) ? unheld : u_after);
-    }
-  }
-  return after - g.weighted_frag;
-}
-
-int64_t Scheduler::Pass::Score(int h, const Changes& changes, int64_t fgd_delta) {
-  const HostState& host = x_.hosts[h];
+int64_t Scheduler::Pass::Score(int h, const Changes& changes, const int64_t* costs) {
   const GroupSummary& gsum = x_.summary[x_.host_group[h]];
-  const ClassInfo& ci = Class(x_.host_class[h]);
-  int64_t gpu_cap = host.GpuCapacityMilli();
-  int64_t gpu_used = gsum.gpu_used_milli;
+  RankContext ctx = Context();
+  Candidate c{h, gsum, UtilAfter(gsum, Class(x_.host_class[h])), changes.data(), changes.size()};
   int64_t total = 0;
-  for (const auto& [id, weight] : terms_) {
-    int64_t score = 0;
-    switch (id) {
-      case RankerId::kFirstFit:
-        score = 0;
-        break;
-      case RankerId::kBinpack:
-        score = UtilAfter(gsum, ci);
-        break;
-      case RankerId::kSpread:
-        score = kScoreMax - UtilAfter(gsum, ci);
-        break;
-      case RankerId::kDotprod: {
-        double req[3] = {0, 0, 0}, fre[3] = {0, 0, 0};
-        const core::Resources& free = gsum.free;
-        if (host.capacity.cpu.value() > 0) {
-          req[0] = double(r_.resources.cpu.value()) / double(host.capacity.cpu.value());
-          fre[0] = double(free.cpu.value()) / double(host.capacity.cpu.value());
-        }
-        if (host.capacity.memory.value() > 0) {
-          req[1] = double(r_.resources.memory.value()) / double(host.capacity.memory.value());
-          fre[1] = double(free.memory.value()) / double(host.capacity.memory.value());
-        }
-        if (gpu_cap > 0) {
-          req[2] = double(total_milli_) / double(gpu_cap);
-          fre[2] = double(gpu_cap - gpu_used) / double(gpu_cap);
-        }
-        double dot = req[0] * fre[0] + req[1] * fre[1] + req[2] * fre[2];
-        double nr = std::sqrt(req[0] * req[0] + req[1] * req[1] + req[2] * req[2]);
-        double nf = std::sqrt(fre[0] * fre[0] + fre[1] * fre[1] + fre[2] * fre[2]);
-        score = (nr > 0 && nf > 0) ? int64_t(dot / (nr * nf) * double(kScoreMax)) : 0;
-        break;
-      }
-      case RankerId::kGpuPacking: {
-        const int64_t third = kScoreMax / 3;
-        if (r_.gpu.kind == Kind::kNone) {
-          // CPU-only work belongs on hosts without GPUs, else where the GPUs are busy anyway.
-          score = gpu_cap == 0 ? kScoreMax : Util(gpu_used, gpu_cap) / 2;
-        } else if (r_.gpu.kind != Kind::kWhole && !changes.empty()) {
-          const GpuState& g = host.gpus[changes.front().pos];
-          if (g.free_milli < core::kWholeGpuMilli) {
-            int64_t left = g.free_milli - changes.front().milli;
-            score = 2 * third + third * (core::kWholeGpuMilli - left) / core::kWholeGpuMilli;
-          } else if (gpu_used > 0) {
-            score = third + third * Util(gpu_used, gpu_cap) / kScoreMax;
-          }
-        } else if (gpu_used > 0) {
-          score = third + 2 * third * Util(gpu_used + total_milli_, gpu_cap) / kScoreMax;
-        }
-        break;
-      }
-      case RankerId::kFgd: {
-        int64_t w = mix_->total_weight();
-        if (w == 0) break;
-        __int128 num = __int128(fgd_delta) + __int128(total_milli_) * w;
-        __int128 den = __int128(x_.max_host_gpu_milli + total_milli_) * w;
-        if (den <= 0) break;
-        __int128 v = __int128(kScoreMax) - num * kScoreMax / den;
-        score = int64_t(std::clamp<__int128>(v, 0, kScoreMax));
-        break;
-      }
-      case RankerId::kTopology: {
-        score = kScoreMax;
-        if (r_.gpu.kind == Kind::kWhole && changes.size() >= 2) {
-          uint64_t islands = 0, numa = 0;
-          for (const GpuChange& c : changes) {
-            const core::GpuDevice& d = host.gpus[c.pos].device;
-            islands |= uint64_t(1) << (d.nvlink_island & 63);
-            numa |= uint64_t(1) << (d.numa_node & 63);
-          }
-          int n_islands = std::popcount(islands);
-          if (n_islands > 1) {
-            score = std::popcount(numa) == 1 ? kScoreMax / 2 : kScoreMax / (2 * n_islands);
-          }
-        }
-        break;
-      }
-    }
-    total += weight * (score / 1000);
+  for (size_t t = 0; t < terms_.size(); ++t) {
+    c.device_cost = costs != nullptr && terms_[t].first->costs_devices() ? &costs[t] : nullptr;
+    total += terms_[t].second * (terms_[t].first->Score(ctx, c) / 1000);
   }
   return total;
 }
@@ -625,43 +406,27 @@ Scheduler::Pass::Result Scheduler::Pass::Evaluate(int h) {
   }
   const ClassInfo& ci = Class(x_.host_class[h]);
   const HostState& host = x_.hosts[h];
-  int64_t fgd_delta = 0;
   const auto& st = ci.gpu;
+  // Each term's DeviceCost of the chosen share or MIG slice, kept for Score.
+  absl::InlinedVector<int64_t, 4> costs;
+  bool have_costs = false;
   switch (r_.gpu.kind) {
     case Kind::kNone:
       break;
     case Kind::kWhole: {
       absl::InlinedVector<int, 16> idle;
       for (size_t i = 0; i < host.gpus.size(); ++i) {
-        const GpuState& g = host.gpus[i];
-        if (Holds(st[i], r_.gpu, g.free_milli, g.free_memory_mib, g.mig_slices_used)) {
-          idle.push_back(int(i));
-        }
+        if (Holds(st[i], r_.gpu, DeviceFree::Of(host.gpus[i]))) idle.push_back(int(i));
       }
       if (int(idle.size()) < r_.gpu.count) {
         res.reason = kGpuCount;
         return res;
       }
       absl::InlinedVector<int, 16> chosen(idle.begin(), idle.begin() + r_.gpu.count);
-      if (uses_topology_ && r_.gpu.count >= 2) {
-        // The tightest NVLink island that holds the whole request, else the tightest NUMA node.
-        for (bool by_island : {true, false}) {
-          std::map<int, std::vector<int>> domains;
-          for (int i : idle) {
-            const core::GpuDevice& d = host.gpus[i].device;
-            domains[by_island ? d.nvlink_island : d.numa_node].push_back(i);
-          }
-          const std::vector<int>* best = nullptr;
-          for (const auto& [id, members] : domains) {
-            if (int(members.size()) >= r_.gpu.count &&
-                (best == nullptr || members.size() < best->size())) {
-              best = &members;
-            }
-          }
-          if (best != nullptr) {
-            chosen.assign(best->begin(), best->begin() + r_.gpu.count);
-            break;
-          }
+      if (r_.gpu.count >= 2) {
+        const RankContext ctx = Context();
+        for (const auto& [ranker, weight] : terms_) {
+          if (ranker->ChooseWholeDevices(ctx, h, idle, r_.gpu.count, chosen.data())) break;
         }
       }
       for (int i : chosen) res.changes.push_back({i, core::kWholeGpuMilli, 0, 0});
@@ -672,9 +437,11 @@ Scheduler::Pass::Result Scheduler::Pass::Evaluate(int h) {
       int best = -1;
       int64_t best_key = 0, best_key2 = 0;
       GpuChange best_change{};
+      absl::InlinedVector<int64_t, 4> c_costs(terms_.size(), 0);
+      RankContext ctx = Context();
       for (size_t i = 0; i < host.gpus.size(); ++i) {
         const GpuState& g = host.gpus[i];
-        if (!Holds(st[i], r_.gpu, g.free_milli, g.free_memory_mib, g.mig_slices_used)) continue;
+        if (!Holds(st[i], r_.gpu, DeviceFree::Of(g))) continue;
         // A device in the same state and of the same kind as one already tried scores the same
         // and has a higher index: skip it.
         bool seen = false;
@@ -682,7 +449,7 @@ Scheduler::Pass::Result Scheduler::Pass::Evaluate(int h) {
           const GpuState& o = host.gpus[j];
           seen = o.free_milli == g.free_milli && o.free_memory_mib == g.free_memory_mib &&
                  o.mig_slices_used == g.mig_slices_used && ci.twin[j] == ci.twin[i] &&
-                 Holds(st[j], r_.gpu, o.free_milli, o.free_memory_mib, o.mig_slices_used);
+                 Holds(st[j], r_.gpu, DeviceFree::Of(o));
         }
         if (seen) continue;
         GpuChange c{int(i), 0, 0, 0};
@@ -691,16 +458,21 @@ Scheduler::Pass::Result Scheduler::Pass::Evaluate(int h) {
           c.memory_mib = r_.gpu.memory_mib;
         } else {
           c.milli = st[i].mig_milli;
-          c.mig_mask =
-              uint8_t(((1u << st[i].mig_slices) - 1) << FreeMigStart(g.mig_slices_used, st[i]));
+          c.mig_mask = MigRunAt(st[i], FreeMigStart(st[i], g.mig_slices_used));
         }
-        // Lower keys win: FGD's growth first when it is in the policy, then the tightest fit
-        // (or the loosest, for a spread policy); first-fit takes the lowest index.
+        // Lower keys win: the device costs of the policy's rankers first (FGD's growth), then
+        // the heaviest ranker's order: tightest fit, loosest (spread) or lowest index.
         int64_t key = 0, key2 = 0;
-        if (uses_fgd_) key = FgdDelta(h, &c, 1);
-        if (primary_ == RankerId::kSpread) {
+        if (costs_devices_) {
+          for (size_t t = 0; t < terms_.size(); ++t) {
+            if (!terms_[t].first->costs_devices()) continue;
+            c_costs[t] = terms_[t].first->DeviceCost(ctx, h, &c, 1);
+            key += c_costs[t];
+          }
+        }
+        if (device_order_ == DeviceOrder::kLoosest) {
           key2 = -(g.free_milli - c.milli);
-        } else if (primary_ != RankerId::kFirstFit) {
+        } else if (device_order_ == DeviceOrder::kTightest) {
           key2 = g.free_milli - c.milli;
         }
         if (best < 0 || key < best_key || (key == best_key && key2 < best_key2)) {
@@ -708,6 +480,7 @@ Scheduler::Pass::Result Scheduler::Pass::Evaluate(int h) {
           best_key = key;
           best_key2 = key2;
           best_change = c;
+          if (costs_devices_) costs = c_costs;
         }
       }
       if (best < 0) {
@@ -715,19 +488,23 @@ Scheduler::Pass::Result Scheduler::Pass::Evaluate(int h) {
         return res;
       }
       res.changes.push_back(best_change);
-      if (uses_fgd_) fgd_delta = best_key;
+      have_costs = costs_devices_;
       break;
     }
   }
-  if (uses_fgd_ && r_.gpu.kind != Kind::kShare && r_.gpu.kind != Kind::kMig) {
-    fgd_delta = FgdDelta(h, res.changes.data(), res.changes.size());
-  }
-  res.score = Score(h, res.changes, fgd_delta);
+  res.score = Score(h, res.changes, have_costs ? costs.data() : nullptr);
   return res;
 }
 
 Scheduler::Scheduler(Cluster* cluster, SchedulerOptions options)
-    : cluster_(cluster), options_(std::move(options)), tracker_(options_.tracker) {}
+    : cluster_(cluster), options_(std::move(options)), tracker_(options_.tracker) {
+  for (const Policy::Term& t : options_.policy.terms) {
+    const RankerEntry* entry = FindRanker(t.ranker);
+    // Policy::Parse admits only names of the table; a policy built by hand must do the same.
+    if (entry == nullptr) std::abort();
+    rankers_.emplace_back(entry->make(), t.weight_milli);
+  }
+}
 
 Scheduler::~Scheduler() = default;
 
@@ -755,7 +532,6 @@ absl::StatusOr<Decision> Scheduler::ScheduleOn(const Request& r, const std::vect
     d.reasons.push_back({"quota", cluster_->num_hosts()});
     return d;
   }
-  if (class_mix_.size() < x.classes.size()) class_mix_.resize(x.classes.size());
   Pass pass(*this, r);
 
   // Constraints that look at other workloads need the host itself, not its group.

@@ -10,18 +10,22 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <string_view>
 #include <vector>
 
 #include "absl/status/statusor.h"
 #include "sched/cluster.h"
+#include "sched/fits.h"
 #include "sched/mix.h"
 #include "sched/model.h"
 
 namespace berth::sched {
 
-// Rankers a policy can name:
+class Ranker;  // ranker.h
+
+// Rankers a policy can name (the table in rankers.cc):
 //   first-fit    every feasible host scores the same: the lowest-index host wins
 //   binpack      best fit: the host left with the least free capacity after placing
 //   spread       the least allocated host
@@ -84,8 +88,6 @@ struct GangDecision {
   std::string failed_member;  // the first member that found no host
 };
 
-struct GpuStatic;  // internal to scheduler.cc
-
 class Scheduler {
  public:
   // InvalidArgument for an unknown ranker comes from Policy::Parse; the policy given here is
@@ -113,12 +115,6 @@ class Scheduler {
 
  private:
   class Pass;
-  // Per host class: static device facts for each distinct GPU request of the mix with
-  // `version` (MixPlan::gpus, in sched/cluster_index.h).
-  struct ClassMix {
-    uint64_t version = 0;
-    std::vector<std::vector<GpuStatic>> shapes;
-  };
   // Schedule without validation or mix tracking; `only`, when set, limits the hosts looked at.
   absl::StatusOr<Decision> ScheduleOn(const Request& request, const std::vector<int>* only);
 
@@ -136,7 +132,8 @@ class Scheduler {
   Cluster* cluster_;
   SchedulerOptions options_;
   MixTracker tracker_;
-  std::vector<ClassMix> class_mix_;
+  // The policy's rankers, made from the table (ranker.h), with their weights.
+  std::vector<std::pair<std::unique_ptr<Ranker>, int64_t>> rankers_;
   std::vector<Shape> shapes_;
   std::vector<std::vector<CachedEval>> eval_cache_;  // [group id][shape id]
   uint64_t cache_hosts_version_ = 0;
