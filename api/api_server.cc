@@ -516,10 +516,10 @@ void ApiServer::Routes() {
     }
     auto reg = control_->RegisterHost(ctx.name, *inv, options);
     if (!reg.ok()) return Fail(reg.status());
-    Json body = core::EncodeHost(reg->host);
+    Json reply = core::EncodeHost(reg->host);
     // Shown once: the server keeps only its digest.
-    if (!reg->credential.empty()) body["credential"] = reg->credential;
-    return JsonOk(200, body, reg->host.revision);
+    if (!reg->credential.empty()) reply["credential"] = reg->credential;
+    return JsonOk(200, reply, reg->host.revision);
   });
   router_.Handle("GET", "/v1/hosts", [this](const HttpRequest&) {
     int64_t rev = 0;
