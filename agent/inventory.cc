@@ -24,8 +24,8 @@ absl::StatusOr<AgentConfig> ParseAgentConfig(const Json& j) {
   AgentConfig c;
   core::JsonContext ctx{"agent config", ""};
   if (j.is_null()) return c;
-  BERTH_RETURN_IF_ERROR(
-      core::CheckObject(ctx, j, "", {"name", "labels", "cpu", "memory", "disk", "gpus", "vm_accel"}));
+  BERTH_RETURN_IF_ERROR(core::CheckObject(
+      ctx, j, "", {"name", "labels", "cpu", "memory", "disk", "gpus", "vm_accel"}));
   c.name = j.value("name", "");
   if (auto it = j.find("vm_accel"); it != j.end()) {
     if (!it->is_string() || (*it != "auto" && *it != "kvm" && *it != "tcg")) {

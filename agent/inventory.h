@@ -23,7 +23,7 @@ namespace berth::agent {
 //     - {model: A100-SXM4-80GB, memory: 80Gi, numa_node: 0, nvlink_island: 0}
 struct AgentConfig {
   std::string name;
-  std::string vm_accel;  // "auto", "kvm" or "tcg"; empty = not set (auto)
+  std::string vm_accel;          // "auto", "kvm" or "tcg"; empty = not set (auto)
   core::HostInventory declared;  // capacity fields of 0 mean "detect"
 };
 

@@ -16,10 +16,9 @@ std::string_view HostStateName(HostState s) { return s == HostState::kReady ? "r
 
 absl::StatusOr<HostInventory> DecodeHostInventory(std::string_view host_name, const Json& j) {
   JsonContext ctx{"host", std::string(host_name)};
-  BERTH_RETURN_IF_ERROR(
-      CheckObject(ctx, j, "inventory",
-                  {"cpu", "memory", "disk", "gpus", "labels", "drivers", "address", "os",
-                   "fingerprint"}));
+  BERTH_RETURN_IF_ERROR(CheckObject(
+      ctx, j, "inventory",
+      {"cpu", "memory", "disk", "gpus", "labels", "drivers", "address", "os", "fingerprint"}));
   HostInventory inv;
   auto quantity = [&](const char* key, auto parse, auto* out) -> absl::Status {
     auto it = j.find(key);

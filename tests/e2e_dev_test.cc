@@ -288,13 +288,14 @@ TEST(DevModeVmAccelTest, AutoProbesAndAFallbackIsAnEvent) {
 
 TEST(DevModeVmAccelTest, AnUnknownAcceleratorIsRefusedBeforeAnythingStarts) {
   std::string dir = TempDir("e2e-accel-bad");
-  Result serve = e2e::Run(dir, {"serve", "--dev", "--vm-accel", "fast", "--data-dir", dir + "/data"});
+  Result serve =
+      e2e::Run(dir, {"serve", "--dev", "--vm-accel", "fast", "--data-dir", dir + "/data"});
   EXPECT_EQ(serve.exit_code, 2);
   EXPECT_NE(serve.err.find("--vm-accel"), std::string::npos) << serve.err;
   EXPECT_NE(serve.err.find("auto, kvm or tcg"), std::string::npos) << serve.err;
   EXPECT_FALSE(std::filesystem::exists(dir + "/data"));
   Result agent = e2e::Run(dir, {"agent", "--server", "http://127.0.0.1:1", "--join-token", "x",
-                           "--data-dir", dir + "/agent", "--vm-accel", "fast"});
+                                "--data-dir", dir + "/agent", "--vm-accel", "fast"});
   EXPECT_EQ(agent.exit_code, 2);
   EXPECT_NE(agent.err.find("auto, kvm or tcg"), std::string::npos) << agent.err;
   std::filesystem::remove_all(dir);

@@ -58,8 +58,7 @@ absl::StatusOr<VmAccelMode> ParseVmAccelMode(std::string_view text) {
   if (text == "auto") return VmAccelMode::kAuto;
   if (text == "kvm") return VmAccelMode::kKvm;
   if (text == "tcg") return VmAccelMode::kTcg;
-  return absl::InvalidArgumentError(
-      Cat("vm accel must be auto, kvm or tcg, got \"", text, "\""));
+  return absl::InvalidArgumentError(Cat("vm accel must be auto, kvm or tcg, got \"", text, "\""));
 }
 
 std::string_view VmAccelModeName(VmAccelMode mode) {
@@ -80,37 +79,36 @@ absl::Status RunProbeGuest(const AccelProbeOptions& options, VmAccel accel) {
   const char* tmp = getenv("TMPDIR");
   std::string templ = Cat(tmp != nullptr && *tmp != '\0' ? tmp : "/tmp", "/berth-kvm-probe-XXXXXX");
   if (mkdtemp(templ.data()) == nullptr) {
-    return absl::InternalError(Cat("kvm probe: cannot make a directory ", templ, ": ",
-                                   std::strerror(errno)));
+    return absl::InternalError(
+        Cat("kvm probe: cannot make a directory ", templ, ": ", std::strerror(errno)));
   }
   const std::string dir = templ;
   const std::string firmware = dir + "/probe.bin";
   absl::Status written = WriteFileAtomically(firmware, ProbeFirmware(), {.sync = false});
   absl::Status result = written;
   if (written.ok()) {
-    std::vector<std::string> argv = {
-        options.qemu_binary,
-        "-machine",
-        Cat(options.machine, ",accel=", VmAccelName(accel)),
-        "-cpu",
-        accel == VmAccel::kKvm ? "host" : "max",
-        "-nodefaults",
-        "-no-user-config",
-        "-display",
-        "none",
-        "-m",
-        "16",
-        "-bios",
-        firmware,
-        "-device",
-        Cat("isa-debug-exit,iobase=", kExitPort, ",iosize=0x04"),
-        "-no-reboot"};
+    std::vector<std::string> argv = {options.qemu_binary,
+                                     "-machine",
+                                     Cat(options.machine, ",accel=", VmAccelName(accel)),
+                                     "-cpu",
+                                     accel == VmAccel::kKvm ? "host" : "max",
+                                     "-nodefaults",
+                                     "-no-user-config",
+                                     "-display",
+                                     "none",
+                                     "-m",
+                                     "16",
+                                     "-bios",
+                                     firmware,
+                                     "-device",
+                                     Cat("isa-debug-exit,iobase=", kExitPort, ",iosize=0x04"),
+                                     "-no-reboot"};
     auto run = RunCommand(argv, {.timeout = options.timeout});
     if (!run.ok()) {
       result = run.status().code() == absl::StatusCode::kDeadlineExceeded
-                   ? absl::DeadlineExceededError(
-                         Cat("the probe guest did not finish within ",
-                             absl::FormatDuration(options.timeout), " (the guest hangs)"))
+                   ? absl::DeadlineExceededError(Cat("the probe guest did not finish within ",
+                                                     absl::FormatDuration(options.timeout),
+                                                     " (the guest hangs)"))
                    : run.status();
     } else if (run->exit_code != kProbeExitStatus) {
       std::string why = FirstErrorLine(run->stderr_data);

@@ -91,13 +91,14 @@ TEST_F(AccelProbeTest, ProbeGuestReachesItsExitPortUnderTcg) {
 
 TEST_F(AccelProbeTest, AutoUsesKvmWhenTheProbeGuestRuns) {
   // Runs the guest for real (under TCG) when asked for KVM: the probe sees a working KVM.
-  std::string qemu = StandIn("works",
-                             "for a in \"$@\"; do\n"
-                             "  case \"$a\" in *accel=kvm*) a=$(echo \"$a\" | sed s/accel=kvm/accel=tcg/);;"
-                             " host) a=max;; esac\n"
-                             "  set -- \"$@\" \"$a\"; shift\n"
-                             "done\n"
-                             "exec qemu-system-x86_64 \"$@\"");
+  std::string qemu =
+      StandIn("works",
+              "for a in \"$@\"; do\n"
+              "  case \"$a\" in *accel=kvm*) a=$(echo \"$a\" | sed s/accel=kvm/accel=tcg/);;"
+              " host) a=max;; esac\n"
+              "  set -- \"$@\" \"$a\"; shift\n"
+              "done\n"
+              "exec qemu-system-x86_64 \"$@\"");
   AccelChoice c = ChooseAccel(VmAccelMode::kAuto, Options(qemu));
   EXPECT_EQ(c.accel, VmAccel::kKvm) << c.reason;
   EXPECT_FALSE(c.fallback);
@@ -106,10 +107,11 @@ TEST_F(AccelProbeTest, AutoUsesKvmWhenTheProbeGuestRuns) {
 }
 
 TEST_F(AccelProbeTest, AutoFallsBackWhenQemuDiesSettingMsrs) {
-  std::string qemu = StandIn(
-      "msr", "echo 'qemu-system-x86_64: error: failed to set MSR 0x10a to 0x2000000000' >&2\n"
-             "echo 'qemu-system-x86_64: ../target/i386/kvm/kvm.c:2893: kvm_buf_set_msrs: "
-             "Assertion failed.' >&2\nkill -ABRT $$");
+  std::string qemu =
+      StandIn("msr",
+              "echo 'qemu-system-x86_64: error: failed to set MSR 0x10a to 0x2000000000' >&2\n"
+              "echo 'qemu-system-x86_64: ../target/i386/kvm/kvm.c:2893: kvm_buf_set_msrs: "
+              "Assertion failed.' >&2\nkill -ABRT $$");
   AccelChoice c = ChooseAccel(VmAccelMode::kAuto, Options(qemu));
   EXPECT_EQ(c.accel, VmAccel::kTcg);
   EXPECT_TRUE(c.fallback);
