@@ -8,6 +8,7 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <iostream>
 #include <sstream>
 
 #include "absl/strings/numbers.h"
@@ -30,22 +31,10 @@ absl::Status ResponseStatus(const absl::StatusOr<api::HttpResponse>& r) {
   return api::StatusFromResponse(r->status, r->body);
 }
 
-bool WriteAtomically(const std::string& path, const std::string& data) {
-  std::string tmp = path + ".tmp";
-  {
-    std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
-    if (!out) return false;
-    out << data;
-    out.flush();
-    if (!out) return false;
-  }
-  std::error_code ec;
-  fs::rename(tmp, path, ec);
-  return !ec;
-}
-
-// Writes `data` to `path` readable by the owner only: a temporary file, synced, then renamed.
-absl::Status WriteSecret(const std::string& path, const std::string& data) {
+// Writes `data` to `path` readable by the owner only, so that it survives a crash of the host:
+// a temporary file, synced, renamed over `path`, then the directory synced. Task records and the
+// host credential both go this way; recovery after a restart depends on them.
+absl::Status WriteDurably(const std::string& path, const std::string& data) {
   std::string tmp = path + ".tmp";
   int fd = open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
   if (fd < 0) return absl::InternalError(Cat("agent: cannot write ", tmp, ": ", strerror(errno)));
@@ -66,7 +55,20 @@ absl::Status WriteSecret(const std::string& path, const std::string& data) {
     unlink(tmp.c_str());
     return absl::InternalError(Cat("agent: cannot write ", path, ": ", strerror(saved)));
   }
+  std::string dir = fs::path(path).parent_path().string();
+  int dfd = open(dir.empty() ? "." : dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (dfd < 0 || fsync(dfd) != 0) {
+    saved = errno;
+    if (dfd >= 0) close(dfd);
+    return absl::InternalError(
+        Cat("agent: cannot sync the directory of ", path, ": ", strerror(saved)));
+  }
+  close(dfd);
   return absl::OkStatus();
+}
+
+absl::Status WriteSecret(const std::string& path, const std::string& data) {
+  return WriteDurably(path, data);
 }
 
 }  // namespace
@@ -277,7 +279,7 @@ void Agent::Reconcile(const std::vector<core::Workload>& assigned) {
       StopTask(t, /*destroy=*/false);
       t.finished = true;
       Report(t, WorkloadState::kStopped, "stopped on request");
-      (void)SaveTask(t);
+      SaveTaskOrWarn(t);
     } else if (desired == core::DesiredState::kPaused && t.reported == WorkloadState::kRunning) {
       absl::Status s = driver->Pause(t.task_id);
       if (s.ok()) {
@@ -391,13 +393,13 @@ absl::Status Agent::StartTask(const core::Workload& w) {
   }
   tasks_[t.workload] = t;
   LocalTask& stored = tasks_[t.workload];
-  (void)SaveTask(stored);
+  SaveTaskOrWarn(stored);
   if (w.status.desired == core::DesiredState::kPaused && driver->Pause(t.task_id).ok()) {
     Report(stored, WorkloadState::kPaused, "started paused");
   } else {
     Report(stored, WorkloadState::kRunning, Cat("running on ", options_.name));
   }
-  (void)SaveTask(stored);
+  SaveTaskOrWarn(stored);
   return absl::OkStatus();
 }
 
@@ -439,7 +441,7 @@ void Agent::Monitor() {
       if (absl::IsNotFound(st.status())) {
         t.finished = true;
         Report(t, WorkloadState::kFailed, "the task vanished from its driver");
-        (void)SaveTask(t);
+        SaveTaskOrWarn(t);
       }
       continue;
     }
@@ -462,7 +464,7 @@ void Agent::Monitor() {
     if (e.exit_code >= 0) code = e.exit_code;
     Report(t, e.Successful() ? WorkloadState::kStopped : WorkloadState::kFailed, reason, code,
            e.oom_killed);
-    (void)SaveTask(t);
+    SaveTaskOrWarn(t);
   }
 }
 
@@ -494,10 +496,20 @@ absl::Status Agent::SaveTask(const LocalTask& t) {
             {"finished", t.finished}};
   if (t.exit_code) j["exit_code"] = *t.exit_code;
   j["oom"] = t.oom;
-  if (!WriteAtomically(Cat(TasksDir(), "/", t.task_id, ".json"), j.dump())) {
-    return absl::InternalError(Cat("agent: cannot write the record of task ", t.task_id));
+  absl::Status written = WriteDurably(Cat(TasksDir(), "/", t.task_id, ".json"), j.dump());
+  if (!written.ok()) {
+    return absl::InternalError(
+        Cat("agent: cannot write the record of task ", t.task_id, ": ", written.message()));
   }
   return absl::OkStatus();
+}
+
+void Agent::SaveTaskOrWarn(const LocalTask& t) {
+  absl::Status s = SaveTask(t);
+  if (s.ok()) return;
+  // The task runs on; only its re-adoption after an agent restart depends on the record.
+  std::cerr << "berth agent: workload " << t.workload << ": " << s.message()
+            << "; after a restart of this agent the task may not be re-adopted\n";
 }
 
 void Agent::RemoveTaskRecord(const LocalTask& t) {

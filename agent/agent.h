@@ -135,6 +135,8 @@ class Agent : public api::LocalHost {
   void Report(LocalTask& task, core::WorkloadState state, std::string reason,
               std::optional<int> exit_code = std::nullopt, bool oom = false);
   absl::Status SaveTask(const LocalTask& task);
+  // SaveTask, and a warning on stderr when the record could not be written.
+  void SaveTaskOrWarn(const LocalTask& task);
   void RemoveTaskRecord(const LocalTask& task);
   void RecoverTasks();
   // Sleeps up to `d`; false when the agent is stopping.
