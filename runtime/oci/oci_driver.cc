@@ -5,7 +5,10 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <cerrno>
+#include <cstring>
 #include <filesystem>
+#include <iostream>
 
 #include "core/status.h"
 #include "core/strings.h"
@@ -81,6 +84,23 @@ OciDriver::~OciDriver() {
   for (auto& b : boxes) {
     b->stop_watch = true;
     if (b->watcher.joinable()) b->watcher.join();
+  }
+  // runc removes each container's cgroup but leaves their parent in every hierarchy it used. The
+  // kernel refuses to remove a cgroup that has children or processes, so a container that keeps
+  // running after the agent (to be re-adopted) keeps its parent.
+  if (options_.cgroup_parent.size() > 1) {
+    std::error_code ec;
+    std::vector<fs::path> dirs = {fs::path("/sys/fs/cgroup")};
+    for (const auto& entry : fs::directory_iterator("/sys/fs/cgroup", ec)) {
+      if (entry.is_directory(ec)) dirs.push_back(entry.path());
+    }
+    for (const fs::path& hierarchy : dirs) {
+      fs::path dir = hierarchy / options_.cgroup_parent.substr(1);
+      if (rmdir(dir.c_str()) != 0 && errno != ENOENT && errno != EBUSY && errno != ENOTEMPTY &&
+          errno != ENOTDIR && errno != EACCES && errno != EPERM && errno != EROFS) {
+        std::cerr << "berth: cannot remove cgroup " << dir << ": " << strerror(errno) << "\n";
+      }
+    }
   }
 }
 
