@@ -1,6 +1,7 @@
 #include "control/control_plane.h"
 
 #include <algorithm>
+#include <iostream>
 #include <set>
 
 #include "absl/strings/str_format.h"
@@ -865,12 +866,13 @@ absl::StatusOr<SchedulePlan> PlanScheduling(const Snapshot& snap, const sched::P
       victim_missing |= !snap.workloads.contains(victim);
     }
     if (victim_missing) continue;
+    // The scheduler planned on this model, so its victims are there and the placement fits; a
+    // step the model refuses anyway is left for the next pass rather than applied.
+    bool modeled = true;
     for (const std::string& victim : decision->plan.victims) {
-      absl::Status s = cluster.Release(victim);
-      (void)s;  // the scheduler named it from this model: it is there
+      modeled = cluster.Release(victim).ok() && modeled;
     }
-    absl::Status committed = cluster.Commit(request, decision->plan.placement);
-    (void)committed;  // the scheduler planned it on this model: it fits
+    if (!modeled || !cluster.Commit(request, decision->plan.placement).ok()) continue;
     step.place = true;
     step.plan = std::move(decision->plan);
     out.steps.push_back(std::move(step));
@@ -1088,6 +1090,16 @@ void ControlPlane::Stop() {
   if (loop_.joinable()) loop_.join();
 }
 
+void ControlPlane::NoteLoopFailure(std::string_view what, const absl::Status& s) {
+  if (s.ok()) return;
+  ++loop_failures_;
+  // The loop retries every second: say each distinct failure once, not once a second.
+  std::string line = Cat(what, ": ", s.message());
+  if (line == last_loop_failure_) return;
+  last_loop_failure_ = line;
+  std::cerr << "berth: control plane: " << line << "\n";
+}
+
 void ControlPlane::Loop() {
   absl::Time last_check = absl::InfinitePast();
   int passes = 0;
@@ -1101,16 +1113,11 @@ void ControlPlane::Loop() {
     }
     // A pass that throws is a bug; it is logged and counted, and the next pass runs as usual.
     absl::Status pass = core::RunGuarded("control plane pass", [&] {
-      absl::StatusOr<int> placed = ScheduleOnce();
-      (void)placed;
+      NoteLoopFailure("scheduling pass", ScheduleOnce().status());
       if (absl::Now() - last_check >= absl::Seconds(1)) {
         last_check = absl::Now();
-        absl::StatusOr<int> down = CheckHostsOnce();
-        (void)down;
-        if (++passes % 60 == 0) {
-          absl::Status trimmed = TrimEvents();
-          (void)trimmed;
-        }
+        NoteLoopFailure("host liveness check", CheckHostsOnce().status());
+        if (++passes % 60 == 0) NoteLoopFailure("event trim", TrimEvents());
       }
     });
     if (!pass.ok()) ++loop_failures_;

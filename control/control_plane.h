@@ -147,7 +147,8 @@ class ControlPlane {
   // second, on a background thread until Stop().
   void Start();
   void Stop();
-  // Background passes that threw (a bug, logged to stderr); the loop goes on after each.
+  // Background passes that failed or threw (a throw is a bug), each logged to stderr once per
+  // distinct message; the loop goes on after each.
   int64_t loop_failures() const { return loop_failures_.load(); }
 
   // Checks a new workload's references to objects other services own (networks, security
@@ -170,6 +171,8 @@ class ControlPlane {
                 std::string_view type, std::string_view message);
   absl::Status TrimEvents();
   void Loop();
+  // Counts a failed step of the loop and says it on stderr unless it repeats the last one.
+  void NoteLoopFailure(std::string_view what, const absl::Status& s);
 
   state::Store* const store_;
   std::function<absl::Status(const core::WorkloadSpec&)> reference_check_;
@@ -190,6 +193,7 @@ class ControlPlane {
   std::thread loop_;
   std::atomic<int64_t> event_seq_{0};
   std::atomic<int64_t> loop_failures_{0};
+  std::string last_loop_failure_;  // only the loop's thread touches it
 };
 
 std::string WorkloadKey(std::string_view name);
