@@ -90,6 +90,16 @@ bool TakesValue(const std::string& flag, bool f_is_file) {
   return false;
 }
 
+// The switches (flags without a value) some command of this file reads; any other is refused,
+// so a mistyped flag is an error rather than silently ignored.
+bool IsKnownSwitch(const std::string& flag) {
+  static const char* kSwitches[] = {"--json", "--help", "-h", "-f", "--follow", "--stderr"};
+  for (const char* s : kSwitches) {
+    if (flag == s) return true;
+  }
+  return false;
+}
+
 // With verbatim_after > 0, once that many positional arguments are in, the first one that is
 // not a flag starts the verbatim rest (a command line for `workload exec`).
 std::optional<std::string> ParseFlags(const std::vector<std::string>& args, size_t from,
@@ -119,8 +129,11 @@ std::optional<std::string> ParseFlags(const std::vector<std::string>& args, size
           value = args[++i];
         }
         flags->values[name] = value;
-      } else {
+      } else if (IsKnownSwitch(name)) {
         flags->switches[name] = true;
+      } else {
+        return Cat("unknown flag ", name,
+                   " (a command's own arguments go after --, e.g. `workload exec NAME -- CMD`)");
       }
       continue;
     }

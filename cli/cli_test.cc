@@ -66,6 +66,20 @@ class Listener {
   sockaddr_in addr_{};
 };
 
+TEST(CliFlagsTest, AnUnknownFlagIsRefusedWithItsName) {
+  for (std::vector<std::string> args : {std::vector<std::string>{"workload", "ls", "--jsn"},
+                                        {"host", "ls", "--all"},
+                                        {"events", "-x"},
+                                        {"workload", "exec", "w1", "-la"}}) {
+    Result r = Berth(args);
+    EXPECT_EQ(r.code, 2) << args.back();
+    EXPECT_NE(r.err.find("unknown flag " + args.back()), std::string::npos) << r.err;
+  }
+  // The switches berth knows still work.
+  Result help = Berth({"workload", "--help"});
+  EXPECT_EQ(help.code, 0) << help.err;
+}
+
 TEST(CliUnreachableTest, AClosedPortSaysWhichAddressAndHowToNameAnother) {
   Listener bound_not_listening(/*full_backlog=*/false);
   Result r = Berth({"host", "ls", "--server", bound_not_listening.address(), "--token", "t"});
