@@ -216,7 +216,7 @@ void ProcessDriver::RecordExitLocked(Task& task, ExitResult exit, TaskEventType 
 void ProcessDriver::CheckLocked(Task& task) {
   if (task.state == TaskState::kExited) return;
   std::string status_path = StatusPath(task.task_dir);
-  auto read_status = [&]() -> bool {
+  auto read_status = [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) -> bool {
     absl::StatusOr<std::optional<ExitResult>> st = ReadExitStatusFile(status_path);
     if (!st.ok()) {
       RecordExitLocked(task,
@@ -359,7 +359,7 @@ absl::StatusOr<TaskHandle> ProcessDriver::Start(const TaskConfig& config) {
     return absl::InternalError(
         core::Cat(TaskPrefix(config.task_id), "task_dir ", config.task_dir, ": ", ec.message()));
   }
-  auto fail = [&](absl::Status s) {
+  auto fail = [&](absl::Status s) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
     RemoveCgroupLocked(*task, /*kill=*/true);
     if (!dir_existed) {
       std::error_code ignored;

@@ -108,7 +108,7 @@ class MetricsRegistry {
     std::unique_ptr<Family<Gauge>> gauge;
     std::unique_ptr<Family<Histogram>> histogram;
   };
-  Entry& Register(const std::string& name, Entry::Kind kind);
+  Entry& Register(const std::string& name, Entry::Kind kind) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   mutable absl::Mutex mu_;
   std::map<std::string, Entry> families_ ABSL_GUARDED_BY(mu_);
