@@ -224,6 +224,18 @@ TEST_F(DevModeTest, KillNineLosesNothingAcknowledgedAndAdoptsRunningWork) {
   ASSERT_TRUE(Eventually([&] { return server_->State("hello") == "stopped"; }));
 }
 
+// The first host the server knows, once its embedded agent has registered; null if it never does.
+json FirstHost(DevServer& server) {
+  json host;
+  Eventually([&] {
+    auto hosts = server.Get("/v1/hosts");
+    if (!hosts.is_object() || hosts["items"].empty()) return false;
+    host = hosts["items"][0];
+    return true;
+  });
+  return host;
+}
+
 // How VMs are accelerated is the operator's to force, and otherwise probed: either way the host
 // says which accelerator it uses and why.
 TEST(DevModeVmAccelTest, ForcedTcgIsReportedInTheHostFingerprint) {
@@ -231,13 +243,8 @@ TEST(DevModeVmAccelTest, ForcedTcgIsReportedInTheHostFingerprint) {
   {
     DevServer server(dir, {"--dev", "--vm-accel", "tcg"});
     ASSERT_TRUE(server.Start()) << ReadFile(dir + "/serve.log");
-    json host;
-    ASSERT_TRUE(Eventually([&] {
-      auto hosts = server.Get("/v1/hosts");
-      if (!hosts.is_object() || hosts["items"].empty()) return false;
-      host = hosts["items"][0];
-      return true;
-    })) << ReadFile(dir + "/serve.log");
+    json host = FirstHost(server);
+    ASSERT_TRUE(host.is_object()) << ReadFile(dir + "/serve.log");
     const json& fp = host["inventory"]["fingerprint"];
     EXPECT_EQ(fp.value("vm_accel", ""), "tcg") << host.dump();
     EXPECT_NE(fp.value("vm_accel_reason", "").find("--vm-accel tcg"), std::string::npos)
@@ -258,13 +265,8 @@ TEST(DevModeVmAccelTest, AutoProbesAndAFallbackIsAnEvent) {
   {
     DevServer server(dir);
     ASSERT_TRUE(server.Start()) << ReadFile(dir + "/serve.log");
-    json host;
-    ASSERT_TRUE(Eventually([&] {
-      auto hosts = server.Get("/v1/hosts");
-      if (!hosts.is_object() || hosts["items"].empty()) return false;
-      host = hosts["items"][0];
-      return true;
-    })) << ReadFile(dir + "/serve.log");
+    json host = FirstHost(server);
+    ASSERT_TRUE(host.is_object()) << ReadFile(dir + "/serve.log");
     const json& fp = host["inventory"]["fingerprint"];
     const std::string accel = fp.value("vm_accel", "");
     const std::string reason = fp.value("vm_accel_reason", "");
