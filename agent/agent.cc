@@ -25,12 +25,6 @@ using core::WorkloadState;
 
 namespace {
 
-absl::Status ResponseStatus(const absl::StatusOr<api::HttpResponse>& r) {
-  if (!r.ok()) return r.status();
-  if (r->status >= 200 && r->status < 300) return absl::OkStatus();
-  return api::StatusFromResponse(r->status, r->body);
-}
-
 // Writes `data` to `path` readable by the owner only, so that it survives a crash of the host:
 // a temporary file, synced, renamed over `path`, then the directory synced. Task records and the
 // host credential both go this way; recovery after a restart depends on them.
@@ -77,8 +71,8 @@ Agent::Agent(AgentOptions options)
     : options_(std::move(options)),
       // Both carry the host's credential once Register() has it.
       client_(options_.server_url,
-              api::HttpClient::Options{.timeout = options_.poll_wait + absl::Seconds(30)}),
-      hb_client_(options_.server_url, api::HttpClient::Options{.timeout = absl::Seconds(10)}) {}
+              api::ClientOptions{.timeout = options_.poll_wait + absl::Seconds(30)}),
+      hb_client_(options_.server_url, api::ClientOptions{.timeout = absl::Seconds(10)}) {}
 
 Agent::~Agent() { Stop(); }
 
@@ -127,22 +121,19 @@ std::string HostCredentialPath(const std::string& data_dir) {
 
 std::string Agent::CredentialPath() const { return HostCredentialPath(options_.data_dir); }
 
-absl::StatusOr<Json> Agent::PostRegistration(const std::string& bearer) {
-  core::HostInventory inv = options_.inventory;
-  inv.drivers.clear();
-  for (const auto& [kind, driver] : options_.drivers) inv.drivers.push_back(kind);
-  Json body = {{"name", options_.name}, {"inventory", core::EncodeHostInventory(inv)}};
-  hb_client_.SetBearerToken(bearer);
-  auto r = hb_client_.Post("/v1/hosts", body.dump());
-  BERTH_RETURN_IF_ERROR(ResponseStatus(r));
-  Json reply = Json::parse(r->body, nullptr, false);
-  if (!reply.is_object()) return absl::InternalError("agent: malformed registration response");
-  return reply;
+absl::StatusOr<api::wire::RegistrationReply> Agent::PostRegistration(const std::string& bearer) {
+  api::wire::HostRegistration registration{.name = options_.name, .inventory = options_.inventory};
+  registration.inventory.drivers.clear();
+  for (const auto& [kind, driver] : options_.drivers) {
+    registration.inventory.drivers.push_back(kind);
+  }
+  hb_client_.SetToken(bearer);
+  return hb_client_.RegisterHost(registration);
 }
 
 void Agent::UseCredential(const std::string& credential) {
-  client_.SetBearerToken(credential);
-  hb_client_.SetBearerToken(credential);
+  client_.SetToken(credential);
+  hb_client_.SetToken(credential);
 }
 
 std::string Agent::StoredCredential() const {
@@ -170,12 +161,12 @@ absl::Status Agent::Register() {
                                              "\" has no credential in ", CredentialPath(),
                                              " and no join token to register with"));
   }
-  BERTH_ASSIGN_OR_RETURN(Json reply, PostRegistration(options_.token));
-  if (!reply.contains("credential") || !reply["credential"].is_string()) {
+  BERTH_ASSIGN_OR_RETURN(api::wire::RegistrationReply reply, PostRegistration(options_.token));
+  if (reply.credential.empty()) {
     return absl::InternalError(
         Cat("agent: the server issued no credential for host \"", options_.name, "\""));
   }
-  credential = reply["credential"].get<std::string>();
+  credential = reply.credential;
   BERTH_RETURN_IF_ERROR(WriteSecret(CredentialPath(), credential + "\n"));
   UseCredential(credential);
   registered_ = true;
@@ -190,9 +181,9 @@ void Agent::HeartbeatLoop() {
         retry_soon = true;
         return;
       }
-      auto r = hb_client_.Put(Cat("/v1/hosts/", options_.name, "/heartbeat"), "");
+      absl::Status beat = hb_client_.Heartbeat(options_.name);
       // The server forgot the host, or its credential: register again.
-      if (r.ok() && (r->status == 404 || r->status == 401)) registered_ = false;
+      if (absl::IsNotFound(beat) || absl::IsUnauthenticated(beat)) registered_ = false;
     });
     SleepFor(retry_soon || !guarded.ok() ? absl::Seconds(1) : options_.heartbeat_interval);
   }
@@ -211,23 +202,13 @@ void Agent::MainLoop() {
 }
 
 absl::Status Agent::SyncOnce() {
-  auto r = client_.Get(Cat("/v1/hosts/", options_.name, "/assignments?index=", index_,
-                           "&wait=", absl::ToInt64Milliseconds(options_.poll_wait), "ms"));
-  BERTH_RETURN_IF_ERROR(ResponseStatus(r));
-  Json body = Json::parse(r->body, nullptr, false);
-  if (!body.is_object() || !body.contains("items")) {
-    return absl::InternalError("agent: malformed assignments response");
-  }
-  if (auto idx = r->Header("X-Berth-Index")) {
-    int64_t i = 0;
-    if (absl::SimpleAtoi(*idx, &i)) index_ = i;
-  }
-  std::vector<core::Workload> assigned;
-  for (const Json& item : body["items"]) {
-    auto w = core::DecodeWorkload(item);
-    if (w.ok()) assigned.push_back(std::move(*w));
-  }
-  Reconcile(assigned);
+  api::Raw raw;
+  BERTH_ASSIGN_OR_RETURN(
+      api::wire::WorkloadList assigned,
+      client_.Assignments(options_.name, api::Watch{.index = index_, .wait = options_.poll_wait},
+                          &raw));
+  if (raw.index >= 0) index_ = raw.index;
+  Reconcile(assigned.items);
   Monitor();
   return absl::OkStatus();
 }
@@ -470,18 +451,22 @@ void Agent::Monitor() {
 
 void Agent::Report(LocalTask& t, WorkloadState state, std::string reason,
                    std::optional<int> exit_code, bool oom) {
-  Json body = {{"host", options_.name},
-               {"generation", t.generation},
-               {"state", std::string(core::WorkloadStateName(state))},
-               {"reason", reason},
-               {"oom_killed", oom}};
-  if (exit_code) body["exit_code"] = *exit_code;
+  api::wire::StatusReport report{.host = options_.name,
+                                 .generation = t.generation,
+                                 .state = state,
+                                 .reason = reason,
+                                 .exit_code = exit_code,
+                                 .oom_killed = oom};
   t.reported = state;
   t.reported_reason = reason;
   t.exit_code = exit_code;
   t.oom = oom;
-  auto r = client_.Put(Cat("/v1/workloads/", t.workload, "/status"), body.dump());
-  (void)r;  // a lost report is repeated by the next reconcile, which compares states
+  // A lost report is repeated by the next reconcile, which compares states.
+  auto reported = client_.ReportStatus(t.workload, report);
+  if (!reported.ok()) {
+    std::cerr << "berth agent: workload " << t.workload << ": status report failed: "
+              << reported.status() << "\n";
+  }
 }
 
 absl::Status Agent::SaveTask(const LocalTask& t) {
@@ -608,8 +593,8 @@ absl::StatusOr<std::string> Agent::ConsolePath(std::string_view workload) {
   return LogPath(workload, "stdout");
 }
 
-absl::StatusOr<api::ExecReply> Agent::Exec(std::string_view workload,
-                                           const api::ExecRequest& request) {
+absl::StatusOr<api::wire::ExecReply> Agent::Exec(std::string_view workload,
+                                                 const api::wire::ExecRequest& request) {
   BERTH_ASSIGN_OR_RETURN(auto found, FindTask(workload));
   runtime::ComputeDriver* driver = found.second;
   if (!driver->Capabilities().exec) {
@@ -620,7 +605,7 @@ absl::StatusOr<api::ExecReply> Agent::Exec(std::string_view workload,
       runtime::ExecResult r,
       driver->Exec(found.first.task_id, request.argv,
                    runtime::ExecOptions{.timeout = request.timeout, .env = request.env}));
-  return api::ExecReply{
+  return api::wire::ExecReply{
       .exit_code = r.exit_code, .stdout_data = r.stdout_data, .stderr_data = r.stderr_data};
 }
 

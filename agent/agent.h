@@ -5,8 +5,8 @@
 // tasks through the drivers' Recover instead of restarting them, and reports the ones that died
 // meanwhile as failed with the reason.
 //
-// It also serves the API's view of its local tasks (api::LocalHost): log and console files, exec
-// and live stats.
+// It talks to the server only through the typed API client, and serves the API's view of its
+// local tasks (LocalHost): log and console files, exec and live stats.
 //
 // Thread-safety: Start/Stop from one thread; the LocalHost methods from any thread. SyncOnce only
 // from the thread that owns the loop (tests call it without Start).
@@ -21,8 +21,8 @@
 #include "absl/base/thread_annotations.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
-#include "api/api_server.h"
-#include "api/http/client.h"
+#include "agent/local_host.h"
+#include "api/client/client.h"
 #include "core/host.h"
 #include "core/workload.h"
 #include "runtime/compute_driver.h"
@@ -70,7 +70,7 @@ struct AgentOptions {
 // Where an agent with data directory `data_dir` keeps its host's credential.
 std::string HostCredentialPath(const std::string& data_dir);
 
-class Agent : public api::LocalHost {
+class Agent : public LocalHost {
  public:
   explicit Agent(AgentOptions options);
   ~Agent() override;
@@ -84,8 +84,8 @@ class Agent : public api::LocalHost {
 
   absl::StatusOr<std::string> LogPath(std::string_view workload, std::string_view stream) override;
   absl::StatusOr<std::string> ConsolePath(std::string_view workload) override;
-  absl::StatusOr<api::ExecReply> Exec(std::string_view workload,
-                                      const api::ExecRequest& request) override;
+  absl::StatusOr<api::wire::ExecReply> Exec(std::string_view workload,
+                                            const api::wire::ExecRequest& request) override;
   absl::StatusOr<core::Json> Stats(std::string_view workload) override;
   // Plugs a disk into the workload's running task here, or pulls it out (VMs). NotFound when
   // the workload has no task on this host; Unimplemented when its driver cannot.
@@ -121,8 +121,8 @@ class Agent : public api::LocalHost {
     std::string pending_failure;  // set when recovery failed: reported as failed
   };
 
-  // Registers with `bearer` on the heartbeat connection; returns the response body.
-  absl::StatusOr<core::Json> PostRegistration(const std::string& bearer);
+  // Registers with `bearer` on the heartbeat connection.
+  absl::StatusOr<api::wire::RegistrationReply> PostRegistration(const std::string& bearer);
   void UseCredential(const std::string& credential);
   // The credential of an earlier registration when it is this host's; empty otherwise.
   std::string StoredCredential() const;
@@ -146,8 +146,8 @@ class Agent : public api::LocalHost {
   std::string LogsDir(std::string_view workload) const;
 
   const AgentOptions options_;
-  api::HttpClient client_;     // main loop
-  api::HttpClient hb_client_;  // heartbeats, on their own connection
+  api::Client client_;     // main loop
+  api::Client hb_client_;  // heartbeats, on their own connection
   absl::Mutex wake_mu_;
   std::atomic<bool> stopping_{false};
   std::atomic<bool> registered_{false};

@@ -7,6 +7,7 @@
 
 #include "absl/strings/match.h"
 #include "api/body_parser.h"
+#include "api/wire/wire.h"
 #include "core/guard.h"
 #include "core/secret.h"
 #include "core/status.h"
@@ -104,12 +105,6 @@ class LogFollower : public std::enable_shared_from_this<LogFollower> {
   std::streamoff offset_ = 0;
   int idle_steps_ = 0;
 };
-
-Json WorkloadList(const std::vector<core::Workload>& list) {
-  Json items = Json::array();
-  for (const auto& w : list) items.push_back(core::EncodeWorkload(w));
-  return items;
-}
 
 }  // namespace
 
@@ -303,7 +298,7 @@ void ApiServer::Routes() {
       int64_t rev = 0;
       auto list = control_->ListWorkloads(&rev);
       if (!list.ok()) return Fail(list.status());
-      return JsonOk(200, {{"items", WorkloadList(*list)}, {"revision", rev}}, rev);
+      return JsonOk(200, wire::EncodeWorkloadList({*list, rev}), rev);
     });
   });
   router_.HandleAsync("GET", "/v1/workloads/{name}", [this](const HttpRequest& req, Responder r) {
@@ -341,33 +336,16 @@ void ApiServer::Routes() {
   });
   router_.Handle("PUT", "/v1/workloads/{name}/status", [this](const HttpRequest& req) {
     std::string name = req.Param("name");
-    core::JsonContext ctx{"workload status", name};
-    auto body = ParseBody(req.body, ctx);
+    auto body = ParseBody(req.body, {"workload status", name});
     if (!body.ok()) return Fail(body.status());
-    const Json& j = *body;
-    absl::Status shape = core::CheckObject(
-        ctx, j, "", {"host", "generation", "state", "reason", "exit_code", "oom_killed"});
-    if (!shape.ok()) return Fail(shape);
-    control::StatusReport report;
-    std::string host, state_name;
-    int64_t exit_code = 0;
-    bool has_exit_code = j.contains("exit_code") && !j["exit_code"].is_null();
-    for (absl::Status s : {
-             core::OptionalString(ctx, j, "", "host", &host),
-             core::OptionalInt(ctx, j, "", "generation", 0, INT64_MAX, &report.generation),
-             core::OptionalString(ctx, j, "", "state", &state_name),
-             core::OptionalString(ctx, j, "", "reason", &report.reason),
-             core::OptionalInt(ctx, j, "", "exit_code", INT32_MIN, INT32_MAX, &exit_code),
-             core::OptionalBool(ctx, j, "", "oom_killed", &report.oom_killed),
-         }) {
-      if (!s.ok()) return Fail(s);
-    }
-    auto state = core::ParseWorkloadState(state_name);
-    if (!state) {
-      return Fail(ctx.Error("state", Cat("is not a workload state, got \"", state_name, "\"")));
-    }
-    report.state = *state;
-    if (has_exit_code) report.exit_code = static_cast<int>(exit_code);
+    auto decoded = wire::DecodeStatusReport(name, *body);
+    if (!decoded.ok()) return Fail(decoded.status());
+    std::string host = decoded->host;
+    control::StatusReport report{.generation = decoded->generation,
+                                 .state = decoded->state,
+                                 .reason = decoded->reason,
+                                 .exit_code = decoded->exit_code,
+                                 .oom_killed = decoded->oom_killed};
     if (std::string caller = CallingHost(req); !caller.empty()) {
       if (auto denied = OnlyItself(req, host.empty() ? caller : host)) return *denied;
       auto current = control_->GetWorkload(name);
@@ -420,53 +398,17 @@ void ApiServer::Routes() {
   router_.HandleAsync(
       "POST", "/v1/workloads/{name}/exec", [this](const HttpRequest& req, Responder responder) {
         std::string name = req.Param("name");
-        core::JsonContext ctx{"workload exec", name};
-        auto body = ParseBody(req.body, ctx);
+        auto body = ParseBody(req.body, {"workload exec", name});
         if (!body.ok()) {
           responder.Send(Fail(body.status()));
           return;
         }
-        const Json& j = *body;
-        absl::Status shape = core::CheckObject(ctx, j, "", {"argv", "env", "timeout"});
-        if (!shape.ok()) {
-          responder.Send(Fail(shape));
+        auto exec = wire::DecodeExecRequest(name, *body);
+        if (!exec.ok()) {
+          responder.Send(Fail(exec.status()));
           return;
         }
-        ExecRequest exec;
-        if (!j.contains("argv") || !j["argv"].is_array() || j["argv"].empty()) {
-          responder.Send(Fail(ctx.Error("argv", "must be a non-empty list of strings")));
-          return;
-        }
-        for (const Json& a : j["argv"]) {
-          if (!a.is_string()) {
-            responder.Send(Fail(ctx.Error("argv", "must be a non-empty list of strings")));
-            return;
-          }
-          exec.argv.push_back(a.get<std::string>());
-        }
-        if (j.contains("env")) {
-          if (!j["env"].is_object()) {
-            responder.Send(Fail(ctx.Error("env", "must be a map of strings")));
-            return;
-          }
-          for (const auto& [k, v] : j["env"].items()) {
-            if (!v.is_string()) {
-              responder.Send(Fail(ctx.Error(Cat("env.", k), "must be a string")));
-              return;
-            }
-            exec.env[k] = v.get<std::string>();
-          }
-        }
-        if (j.contains("timeout")) {
-          absl::Duration d;
-          if (!j["timeout"].is_string() ||
-              !absl::ParseDuration(j["timeout"].get<std::string>(), &d) ||
-              d <= absl::ZeroDuration()) {
-            responder.Send(Fail(ctx.Error("timeout", "must be a duration like 30s")));
-            return;
-          }
-          exec.timeout = std::min(d, options_.max_wait);
-        }
+        exec->timeout = std::min(exec->timeout, options_.max_wait);
         auto w = LocalWorkload(name);
         if (!w.ok()) {
           responder.Send(Fail(w.status()));
@@ -477,13 +419,11 @@ void ApiServer::Routes() {
           absl::MutexLock lock(&exec_mu_);
           ++execs_running_;
         }
-        std::thread([this, name, exec = std::move(exec), responder = std::move(responder)] {
+        std::thread([this, name, exec = *std::move(exec), responder = std::move(responder)] {
           absl::Status guarded = core::RunGuarded("workload exec", [&] {
             auto r = logs_->Exec(name, exec);
             if (r.ok()) {
-              responder.Send(JsonOk(200, {{"exit_code", r->exit_code},
-                                          {"stdout", r->stdout_data},
-                                          {"stderr", r->stderr_data}}));
+              responder.Send(JsonOk(200, wire::EncodeExecReply(*r)));
             } else {
               responder.Send(Fail(r.status()));
             }
@@ -498,36 +438,25 @@ void ApiServer::Routes() {
   router_.Handle("POST", "/v1/hosts", [this](const HttpRequest& req) {
     auto body = ParseBody(req.body, {"host", ""});
     if (!body.ok()) return Fail(body.status());
-    const Json& j = *body;
-    core::JsonContext ctx{"host", ""};
-    if (j.is_object()) {
-      absl::Status name = core::OptionalString(ctx, j, "", "name", &ctx.name);
-      if (!name.ok()) return Fail(name);
-    }
-    absl::Status shape = core::CheckObject(ctx, j, "", {"name", "inventory"});
-    if (!shape.ok()) return Fail(shape);
-    if (!j.contains("inventory")) return Fail(ctx.Error("inventory", "is required"));
-    auto inv = core::DecodeHostInventory(ctx.name, j["inventory"]);
-    if (!inv.ok()) return Fail(inv.status());
+    auto registration = wire::DecodeHostRegistration(*body);
+    if (!registration.ok()) return Fail(registration.status());
+    const std::string& name = registration->name;
     control::RegisterHostOptions options;
     if (std::string caller = CallingHost(req); !caller.empty()) {
-      if (auto denied = OnlyItself(req, ctx.name)) return *denied;
+      if (auto denied = OnlyItself(req, name)) return *denied;
       options.credential = std::string(req.Header("Authorization")->substr(7));
     }
-    auto reg = control_->RegisterHost(ctx.name, *inv, options);
+    auto reg = control_->RegisterHost(name, registration->inventory, options);
     if (!reg.ok()) return Fail(reg.status());
-    Json reply = core::EncodeHost(reg->host);
-    // Shown once: the server keeps only its digest.
-    if (!reg->credential.empty()) reply["credential"] = reg->credential;
-    return JsonOk(200, reply, reg->host.revision);
+    // The credential is shown once: the server keeps only its digest.
+    return JsonOk(200, wire::EncodeRegistrationReply({reg->host, reg->credential}),
+                  reg->host.revision);
   });
   router_.Handle("GET", "/v1/hosts", [this](const HttpRequest&) {
     int64_t rev = 0;
     auto hosts = control_->ListHosts(&rev);
     if (!hosts.ok()) return Fail(hosts.status());
-    Json items = Json::array();
-    for (const auto& h : *hosts) items.push_back(core::EncodeHost(h));
-    return JsonOk(200, {{"items", items}, {"revision", rev}}, rev);
+    return JsonOk(200, wire::EncodeHostList({*hosts, rev}), rev);
   });
   router_.Handle("GET", "/v1/hosts/{name}", [this](const HttpRequest& req) {
     auto h = control_->GetHost(req.Param("name"));
@@ -563,7 +492,7 @@ void ApiServer::Routes() {
           int64_t rev = 0;
           auto list = control_->Assignments(name, &rev);
           if (!list.ok()) return Fail(list.status());
-          return JsonOk(200, {{"items", WorkloadList(*list)}, {"revision", rev}}, rev);
+          return JsonOk(200, wire::EncodeWorkloadList({*list, rev}), rev);
         });
       });
 
@@ -596,9 +525,7 @@ void ApiServer::Routes() {
       int64_t rev = 0;
       auto events = control_->ListEvents(after, limit, &rev);
       if (!events.ok()) return Fail(events.status());
-      Json items = Json::array();
-      for (const auto& e : *events) items.push_back(core::EncodeEvent(e));
-      return JsonOk(200, {{"items", items}, {"revision", rev}}, rev);
+      return JsonOk(200, wire::EncodeEventList({*events, rev}), rev);
     });
   });
 }

@@ -17,6 +17,7 @@
 #include "absl/base/thread_annotations.h"
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
+#include "agent/local_host.h"
 #include "api/http/metrics.h"
 #include "api/http/router.h"
 #include "api/http/server.h"
@@ -24,43 +25,9 @@
 
 namespace berth::api {
 
-// Where workload logs live, for the hosts whose files this process can read (dev mode: the
-// local agent). Returns NotFound when it has no log for that workload.
-class LogSource {
- public:
-  virtual ~LogSource() = default;
-  virtual absl::StatusOr<std::string> LogPath(std::string_view workload,
-                                              std::string_view stream) = 0;
-};
-
-// A command to run inside a workload's task (`berth workload exec`).
-struct ExecRequest {
-  std::vector<std::string> argv;
-  std::map<std::string, std::string> env;
-  absl::Duration timeout = absl::Seconds(30);
-};
-
-struct ExecReply {
-  int exit_code = 0;
-  std::string stdout_data;
-  std::string stderr_data;
-};
-
-// What the API serves from the tasks this process can reach directly (dev mode: the local
-// agent): log files, the serial console, exec and live stats. Errors: NotFound when this host has
-// no task for the workload, FailedPrecondition when the task cannot do it (exec in a VM, a
-// console for a container), Unavailable while the local agent is not running.
-// Thread-safety: called from the API's threads, concurrently; Exec may block up to its timeout.
-class LocalHost : public LogSource {
- public:
-  // The serial console log of a VM workload.
-  virtual absl::StatusOr<std::string> ConsolePath(std::string_view workload) = 0;
-  virtual absl::StatusOr<ExecReply> Exec(std::string_view workload, const ExecRequest& request) = 0;
-  // Live counters: {"workload", "kind", "task_id", "state", "pid", "cpu_user_ms",
-  // "cpu_system_ms", "rss_bytes", "processes"} and, for VMs, "guest_cpu_ms", "qmp_status",
-  // "block_read_bytes", "block_write_bytes".
-  virtual absl::StatusOr<core::Json> Stats(std::string_view workload) = 0;
-};
+// The API reaches the tasks of this process's own host (dev mode: the local agent) through the
+// agent's LocalHost interface.
+using agent::LocalHost;
 
 struct ApiServerOptions {
   std::string host = "127.0.0.1";

@@ -129,7 +129,7 @@ int WaitForSignal(const sigset_t& set) {
 
 // Forwards the API's local-task calls (logs, console, exec, stats) to the local agent once it
 // exists.
-class LocalAgentHost : public api::LocalHost {
+class LocalAgentHost : public agent::LocalHost {
  public:
   void Set(agent::Agent* a) { agent_ = a; }
   absl::StatusOr<std::string> LogPath(std::string_view workload, std::string_view stream) override {
@@ -142,8 +142,8 @@ class LocalAgentHost : public api::LocalHost {
     if (a == nullptr) return NotRunning();
     return a->ConsolePath(workload);
   }
-  absl::StatusOr<api::ExecReply> Exec(std::string_view workload,
-                                      const api::ExecRequest& request) override {
+  absl::StatusOr<api::wire::ExecReply> Exec(std::string_view workload,
+                                      const api::wire::ExecRequest& request) override {
     agent::Agent* a = agent_.load();
     if (a == nullptr) return NotRunning();
     return a->Exec(workload, request);

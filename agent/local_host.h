@@ -1,0 +1,42 @@
+// What the API serves from the tasks this process can reach directly (dev mode: the local
+// agent): log files, the serial console, exec and live stats. The agent implements it; the API
+// server calls it. It sits below both, so the API needs no agent and the agent no server.
+//
+// Errors: NotFound when this host has no task (or log) for the workload, FailedPrecondition when
+// the task cannot do it (exec in a VM, a console for a container), Unavailable while the local
+// agent is not running.
+// Thread-safety: called from the API's threads, concurrently; Exec may block up to its timeout.
+#pragma once
+
+#include <string>
+#include <string_view>
+
+#include "absl/status/statusor.h"
+#include "api/wire/wire.h"
+#include "core/json.h"
+
+namespace berth::agent {
+
+// Where workload logs live, for the hosts whose files this process can read.
+class LogSource {
+ public:
+  virtual ~LogSource() = default;
+  // `stream` is "stdout" or "stderr". NotFound when there is no such log for the workload.
+  virtual absl::StatusOr<std::string> LogPath(std::string_view workload,
+                                              std::string_view stream) = 0;
+};
+
+class LocalHost : public LogSource {
+ public:
+  // The serial console log of a VM workload.
+  virtual absl::StatusOr<std::string> ConsolePath(std::string_view workload) = 0;
+  // Runs a command inside the workload's task and waits for it (up to request.timeout).
+  virtual absl::StatusOr<api::wire::ExecReply> Exec(std::string_view workload,
+                                                    const api::wire::ExecRequest& request) = 0;
+  // Live counters: {"workload", "kind", "task_id", "state", "pid", "cpu_user_ms",
+  // "cpu_system_ms", "rss_bytes", "processes"} and, for VMs, "guest_cpu_ms", "qmp_status",
+  // "block_read_bytes", "block_write_bytes".
+  virtual absl::StatusOr<core::Json> Stats(std::string_view workload) = 0;
+};
+
+}  // namespace berth::agent

@@ -1,0 +1,226 @@
+// The typed client of Berth's REST API: one method per operation, requests and replies as the
+// wire types of api/wire (the codecs the server uses), errors as absl::Status. Everything that
+// talks to a server goes through it: the agent, the CLI, benchmarks and tests. Only tests of
+// malformed requests speak raw HTTP.
+//
+// Errors: transport failures are Unavailable or DeadlineExceeded; an error answer of the server
+// becomes the canonical code its body names (else the one its HTTP status implies: 400
+// InvalidArgument, 401 Unauthenticated, 403 PermissionDenied, 404 NotFound, 409
+// AlreadyExists/FailedPrecondition/Aborted, 429 ResourceExhausted, 501 Unimplemented, 503
+// Unavailable) with the server's message, which names the object and the field.
+//
+// Every typed method takes an optional `Raw*` that receives the reply as the server sent it (the
+// JSON body and the X-Berth-Index revision), for `--json` output and blocking-query loops.
+//
+// Thread-safety: calls on one Client are serialized (one kept-alive connection); use one Client
+// per thread for parallel requests.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <string_view>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "api/http/client.h"
+#include "api/wire/wire.h"
+#include "core/host.h"
+#include "core/json.h"
+#include "core/workload.h"
+
+namespace berth::api {
+
+struct ClientOptions {
+  // Bearer token: the admin token, a host's credential, or a join token (registration only).
+  std::string token;
+  absl::Duration timeout = absl::Seconds(60);  // per request: connect, write and read
+  absl::Duration connect_timeout = absl::Seconds(10);
+};
+
+// A blocking query: answer once something under the resource changed past `index`, or when
+// `wait` ends (the server caps it). index 0 answers at once.
+struct Watch {
+  int64_t index = 0;
+  absl::Duration wait = absl::Seconds(30);
+};
+
+// The reply as the server sent it.
+struct Raw {
+  int status = 0;
+  core::Json body;     // the parsed JSON body (null for text replies)
+  int64_t index = -1;  // X-Berth-Index: the store revision the answer reflects; -1 when absent
+};
+
+// GET /v1/events: events after `index` (all when 0), at most `limit`; with `wait`, a blocking
+// query that answers once a newer event exists.
+struct EventQuery {
+  int64_t index = 0;
+  size_t limit = 1000;
+  std::optional<absl::Duration> wait;
+};
+
+// DELETE /v1/workloads/{name}: the workload as it stands, and whether it is gone already
+// (false: it is stopping and goes once its task is cleaned up).
+struct WorkloadDeletion {
+  core::Workload workload;
+  bool deleted = false;
+};
+
+// A disk backup or restore reports progress in permille (0..1000) while it copies.
+using CopyProgress = std::function<void(int permille)>;
+// A streamed body (logs, console) in pieces as they arrive; return false to stop.
+using ChunkSink = std::function<bool(std::string_view chunk)>;
+
+class Client {
+ public:
+  // `base_url` is "http://HOST:PORT" (with an optional path prefix).
+  explicit Client(std::string base_url, ClientOptions options = {});
+  Client(const Client&) = delete;
+  Client& operator=(const Client&) = delete;
+
+  // Replaces the bearer token sent with the next requests.
+  void SetToken(std::string token);
+  const std::string& base_url() const { return http_.base_url(); }
+
+  // Any request, for routes this client has no method for yet: `body` is sent as JSON when not
+  // null. Returns the parsed JSON body of a 2xx answer (null when it is not JSON).
+  absl::StatusOr<core::Json> Call(std::string_view method, std::string_view path_with_query,
+                                  const core::Json* body = nullptr, Raw* raw = nullptr);
+
+  // --- Server ---
+  // GET /healthz (no token needed).
+  absl::Status Health();
+  // GET /metrics: the Prometheus text exposition.
+  absl::StatusOr<std::string> MetricsText();
+
+  // --- Workloads ---
+  absl::StatusOr<core::Workload> CreateWorkload(const core::WorkloadSpec& spec, Raw* raw = nullptr);
+  // A spec as the user wrote it: JSON, or YAML with content_type "application/yaml".
+  absl::StatusOr<core::Workload> CreateWorkloadFromText(
+      std::string_view text, std::string_view content_type = "application/json",
+      Raw* raw = nullptr);
+  absl::StatusOr<core::Workload> GetWorkload(std::string_view name, const Watch& watch = {},
+                                             Raw* raw = nullptr);
+  absl::StatusOr<wire::WorkloadList> ListWorkloads(const Watch& watch = {}, Raw* raw = nullptr);
+  absl::StatusOr<WorkloadDeletion> DeleteWorkload(std::string_view name, Raw* raw = nullptr);
+  // POST /v1/workloads/{name}/actions/{action}: "start", "stop", "pause" or "resume".
+  absl::StatusOr<core::Workload> Act(std::string_view name, std::string_view action,
+                                     Raw* raw = nullptr);
+  absl::StatusOr<core::Workload> StartWorkload(std::string_view name) { return Act(name, "start"); }
+  absl::StatusOr<core::Workload> StopWorkload(std::string_view name) { return Act(name, "stop"); }
+  absl::StatusOr<core::Workload> PauseWorkload(std::string_view name) { return Act(name, "pause"); }
+  absl::StatusOr<core::Workload> ResumeWorkload(std::string_view name) {
+    return Act(name, "resume");
+  }
+  // Why the workload is where it is (pending: what every host lacks).
+  absl::StatusOr<std::string> Explain(std::string_view name, Raw* raw = nullptr);
+  // PUT /v1/workloads/{name}/status: an agent's report on the workload's task.
+  absl::StatusOr<core::Workload> ReportStatus(std::string_view name,
+                                              const wire::StatusReport& report, Raw* raw = nullptr);
+  // A log ("stdout" or "stderr") as it is now.
+  absl::StatusOr<std::string> Logs(std::string_view name, std::string_view stream = "stdout");
+  // Streams a log to `sink`; with `follow`, until the workload ends or `sink` returns false.
+  absl::Status StreamLogs(std::string_view name, std::string_view stream, bool follow,
+                          const ChunkSink& sink);
+  // The serial console of a VM workload, as it is now, or streamed.
+  absl::StatusOr<std::string> Console(std::string_view name);
+  absl::Status StreamConsole(std::string_view name, bool follow, const ChunkSink& sink);
+  // Live counters of the workload's task (see agent::LocalHost::Stats for the fields).
+  absl::StatusOr<core::Json> Stats(std::string_view name, Raw* raw = nullptr);
+  absl::StatusOr<wire::ExecReply> Exec(std::string_view name, const wire::ExecRequest& request,
+                                       Raw* raw = nullptr);
+
+  // --- Hosts ---
+  absl::StatusOr<wire::RegistrationReply> RegisterHost(const wire::HostRegistration& registration,
+                                                       Raw* raw = nullptr);
+  absl::Status Heartbeat(std::string_view host, Raw* raw = nullptr);
+  // The workloads placed on `host`, as a blocking query.
+  absl::StatusOr<wire::WorkloadList> Assignments(std::string_view host, const Watch& watch = {},
+                                                 Raw* raw = nullptr);
+  absl::StatusOr<wire::HostDetail> GetHost(std::string_view name, Raw* raw = nullptr);
+  absl::StatusOr<wire::HostList> ListHosts(Raw* raw = nullptr);
+  absl::Status DeleteHost(std::string_view name, Raw* raw = nullptr);
+
+  // --- Tenants and quotas ---
+  // {"items": [{"name", "quota", "used"}...]}
+  absl::StatusOr<core::Json> ListTenants(Raw* raw = nullptr);
+  // `quota` as the user wrote it ({"cpu": "4", "memory": "8Gi", "gpu": 2}); returns the quota
+  // as stored.
+  absl::StatusOr<core::Json> SetQuota(std::string_view tenant, const core::Json& quota,
+                                      Raw* raw = nullptr);
+  absl::Status DeleteQuota(std::string_view tenant, Raw* raw = nullptr);
+
+  // --- Events ---
+  absl::StatusOr<wire::EventList> ListEvents(const EventQuery& query = {}, Raw* raw = nullptr);
+
+  // --- Disks and pools (the control layer keeps them as JSON documents) ---
+  absl::StatusOr<core::Json> CreateDisk(const wire::DiskCreate& request, Raw* raw = nullptr);
+  absl::StatusOr<wire::JsonList> ListDisks(Raw* raw = nullptr);
+  absl::StatusOr<core::Json> GetDisk(std::string_view name, Raw* raw = nullptr);
+  absl::Status DeleteDisk(std::string_view name, Raw* raw = nullptr);
+  absl::StatusOr<core::Json> ResizeDisk(std::string_view name, std::string_view size,
+                                        Raw* raw = nullptr);
+  absl::StatusOr<core::Json> SnapshotDisk(std::string_view name, std::string_view snapshot,
+                                          Raw* raw = nullptr);
+  absl::StatusOr<core::Json> RevertDisk(std::string_view name, std::string_view snapshot,
+                                        Raw* raw = nullptr);
+  // A new disk `target` from `name` (at `snapshot` when not empty).
+  absl::StatusOr<core::Json> CloneDisk(std::string_view name, std::string_view snapshot,
+                                       std::string_view target, Raw* raw = nullptr);
+  absl::StatusOr<core::Json> AttachDisk(std::string_view name, std::string_view workload,
+                                        Raw* raw = nullptr);
+  absl::StatusOr<core::Json> DetachDisk(std::string_view name, Raw* raw = nullptr);
+  // Copies the disk into `file` (under the server's backup directory); returns the backup.
+  absl::StatusOr<core::Json> BackupDisk(std::string_view name, std::string_view file,
+                                        const CopyProgress& progress = nullptr);
+  // Makes disk `name` from backup `file`; returns the disk.
+  absl::StatusOr<core::Json> RestoreDisk(std::string_view file, std::string_view name,
+                                         const CopyProgress& progress = nullptr);
+  // {"items": [pool...]}
+  absl::StatusOr<core::Json> ListPools(Raw* raw = nullptr);
+
+  // --- Networks ---
+  absl::StatusOr<core::Json> CreateNetwork(const wire::NetworkCreate& request, Raw* raw = nullptr);
+  absl::StatusOr<wire::JsonList> ListNetworks(Raw* raw = nullptr);
+  absl::StatusOr<core::Json> GetNetwork(std::string_view name, Raw* raw = nullptr);
+  absl::Status DeleteNetwork(std::string_view name, Raw* raw = nullptr);
+  // An address on the network for `owner` (`address` empty: the next free one); returns it.
+  absl::StatusOr<std::string> AllocateAddress(std::string_view network, std::string_view owner,
+                                              std::string_view address = {}, Raw* raw = nullptr);
+  absl::Status ReleaseAddress(std::string_view network, std::string_view owner,
+                              Raw* raw = nullptr);
+
+  // --- Security groups ---
+  absl::StatusOr<core::Json> CreateSecurityGroup(std::string_view name, Raw* raw = nullptr);
+  absl::StatusOr<wire::JsonList> ListSecurityGroups(Raw* raw = nullptr);
+  absl::StatusOr<core::Json> GetSecurityGroup(std::string_view name, Raw* raw = nullptr);
+  absl::Status DeleteSecurityGroup(std::string_view name, Raw* raw = nullptr);
+  // Returns the group with the rule added (each rule carries its "id").
+  absl::StatusOr<core::Json> AddRule(std::string_view group, const wire::SecurityRule& rule,
+                                     Raw* raw = nullptr);
+  absl::StatusOr<core::Json> RemoveRule(std::string_view group, std::string_view rule_id,
+                                        Raw* raw = nullptr);
+
+  // --- Port forwards ---
+  absl::StatusOr<core::Json> AddPortForward(const wire::PortForwardCreate& request,
+                                            Raw* raw = nullptr);
+  absl::StatusOr<wire::JsonList> ListPortForwards(Raw* raw = nullptr);
+  absl::Status RemovePortForward(std::string_view id, Raw* raw = nullptr);
+
+ private:
+  // Sends a request; a non-2xx answer becomes its Status. Fills `raw` when given.
+  absl::StatusOr<core::Json> Send(std::string_view method, const std::string& path,
+                                  std::string_view body, std::string_view content_type, Raw* raw);
+  absl::StatusOr<core::Json> SendJson(std::string_view method, const std::string& path,
+                                      const core::Json& body, Raw* raw);
+  absl::StatusOr<std::string> Text(const std::string& path);
+  absl::Status StreamText(const std::string& path, const ChunkSink& sink);
+  absl::StatusOr<core::Json> Copy(const std::string& path, const core::Json& body,
+                                  const CopyProgress& progress);
+
+  HttpClient http_;
+};
+
+}  // namespace berth::api

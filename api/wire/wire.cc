@@ -1,0 +1,303 @@
+#include "api/wire/wire.h"
+
+#include <climits>
+
+#include "core/status.h"
+#include "core/strings.h"
+
+namespace berth::api::wire {
+
+using core::Cat;
+using core::Json;
+using core::JsonContext;
+
+namespace {
+
+// Runs each check in order and returns the first failure.
+absl::Status FirstError(std::initializer_list<absl::Status> checks) {
+  for (const absl::Status& s : checks) {
+    if (!s.ok()) return s;
+  }
+  return absl::OkStatus();
+}
+
+// The revision and the raw items of a list body; `kind` names the list in errors.
+absl::StatusOr<const Json*> ListItems(const JsonContext& ctx, const Json& j, int64_t* revision) {
+  BERTH_RETURN_IF_ERROR(core::CheckObject(ctx, j, "", {"items", "revision"}));
+  BERTH_RETURN_IF_ERROR(core::OptionalInt(ctx, j, "", "revision", 0, INT64_MAX, revision));
+  auto it = j.find("items");
+  if (it == j.end() || !it->is_array()) return ctx.Error("items", "must be a list");
+  return &*it;
+}
+
+// Decodes every item of a list with `decode`; an error names the item's index.
+template <typename T, typename Decode>
+absl::StatusOr<List<T>> DecodeList(std::string_view kind, const Json& j, Decode decode) {
+  JsonContext ctx{Cat(kind, " list"), ""};
+  List<T> list;
+  BERTH_ASSIGN_OR_RETURN(const Json* items, ListItems(ctx, j, &list.revision));
+  list.items.reserve(items->size());
+  for (size_t i = 0; i < items->size(); ++i) {
+    absl::StatusOr<T> item = decode((*items)[i]);
+    if (!item.ok()) {
+      return ctx.Error(Cat("items[", i, "]"), std::string(item.status().message()));
+    }
+    list.items.push_back(std::move(*item));
+  }
+  return list;
+}
+
+template <typename T, typename Encode>
+Json EncodeList(const List<T>& list, Encode encode) {
+  Json items = Json::array();
+  for (const T& item : list.items) items.push_back(encode(item));
+  return Json{{"items", std::move(items)}, {"revision", list.revision}};
+}
+
+// Adds `value` under `key` unless it is empty.
+void PutIfSet(Json& j, const char* key, const std::string& value) {
+  if (!value.empty()) j[key] = value;
+}
+
+}  // namespace
+
+Json EncodeStatusReport(const StatusReport& report) {
+  Json j = {{"host", report.host},
+            {"generation", report.generation},
+            {"state", std::string(core::WorkloadStateName(report.state))},
+            {"reason", report.reason},
+            {"oom_killed", report.oom_killed}};
+  if (report.exit_code) j["exit_code"] = *report.exit_code;
+  return j;
+}
+
+absl::StatusOr<StatusReport> DecodeStatusReport(std::string_view workload, const Json& j) {
+  JsonContext ctx{"workload status", std::string(workload)};
+  BERTH_RETURN_IF_ERROR(core::CheckObject(
+      ctx, j, "", {"host", "generation", "state", "reason", "exit_code", "oom_killed"}));
+  StatusReport report;
+  std::string state_name;
+  int64_t exit_code = 0;
+  BERTH_RETURN_IF_ERROR(FirstError({
+      core::OptionalString(ctx, j, "", "host", &report.host),
+      core::OptionalInt(ctx, j, "", "generation", 0, INT64_MAX, &report.generation),
+      core::OptionalString(ctx, j, "", "state", &state_name),
+      core::OptionalString(ctx, j, "", "reason", &report.reason),
+      core::OptionalInt(ctx, j, "", "exit_code", INT32_MIN, INT32_MAX, &exit_code),
+      core::OptionalBool(ctx, j, "", "oom_killed", &report.oom_killed),
+  }));
+  auto state = core::ParseWorkloadState(state_name);
+  if (!state) return ctx.Error("state", Cat("is not a workload state, got \"", state_name, "\""));
+  report.state = *state;
+  if (j.contains("exit_code") && !j["exit_code"].is_null()) {
+    report.exit_code = static_cast<int>(exit_code);
+  }
+  return report;
+}
+
+Json EncodeHostRegistration(const HostRegistration& registration) {
+  return {{"name", registration.name},
+          {"inventory", core::EncodeHostInventory(registration.inventory)}};
+}
+
+absl::StatusOr<HostRegistration> DecodeHostRegistration(const Json& j) {
+  JsonContext ctx{"host", ""};
+  // The name first, so that every later error can name the host.
+  if (j.is_object()) BERTH_RETURN_IF_ERROR(core::OptionalString(ctx, j, "", "name", &ctx.name));
+  BERTH_RETURN_IF_ERROR(core::CheckObject(ctx, j, "", {"name", "inventory"}));
+  if (!j.contains("inventory")) return ctx.Error("inventory", "is required");
+  HostRegistration registration;
+  registration.name = ctx.name;
+  BERTH_ASSIGN_OR_RETURN(registration.inventory,
+                         core::DecodeHostInventory(ctx.name, j["inventory"]));
+  return registration;
+}
+
+Json EncodeRegistrationReply(const RegistrationReply& reply) {
+  Json j = core::EncodeHost(reply.host);
+  if (!reply.credential.empty()) j["credential"] = reply.credential;
+  return j;
+}
+
+absl::StatusOr<RegistrationReply> DecodeRegistrationReply(const Json& j) {
+  JsonContext ctx{"host registration", ""};
+  if (!j.is_object()) return ctx.Error("body", "must be a JSON object");
+  RegistrationReply reply;
+  BERTH_RETURN_IF_ERROR(core::OptionalString(ctx, j, "", "credential", &reply.credential));
+  Json host = j;
+  host.erase("credential");
+  BERTH_ASSIGN_OR_RETURN(reply.host, core::DecodeHost(host));
+  return reply;
+}
+
+absl::StatusOr<HostDetail> DecodeHostDetail(const Json& j) {
+  JsonContext ctx{"host", ""};
+  if (!j.is_object()) return ctx.Error("body", "must be a JSON object");
+  ctx.name = j.value("name", "");
+  HostDetail detail;
+  Json host = j;
+  if (auto it = j.find("workloads"); it != j.end()) {
+    if (!it->is_array()) return ctx.Error("workloads", "must be a list of names");
+    for (const Json& name : *it) {
+      if (!name.is_string()) return ctx.Error("workloads", "must be a list of names");
+      detail.workloads.push_back(name.get<std::string>());
+    }
+    host.erase("workloads");
+  }
+  BERTH_ASSIGN_OR_RETURN(detail.host, core::DecodeHost(host));
+  return detail;
+}
+
+Json EncodeExecRequest(const ExecRequest& request) {
+  Json j = {{"argv", request.argv}, {"timeout", absl::FormatDuration(request.timeout)}};
+  if (!request.env.empty()) j["env"] = request.env;
+  return j;
+}
+
+absl::StatusOr<ExecRequest> DecodeExecRequest(std::string_view workload, const Json& j) {
+  JsonContext ctx{"workload exec", std::string(workload)};
+  BERTH_RETURN_IF_ERROR(core::CheckObject(ctx, j, "", {"argv", "env", "timeout"}));
+  ExecRequest exec;
+  if (!j.contains("argv") || !j["argv"].is_array() || j["argv"].empty()) {
+    return ctx.Error("argv", "must be a non-empty list of strings");
+  }
+  for (const Json& a : j["argv"]) {
+    if (!a.is_string()) return ctx.Error("argv", "must be a non-empty list of strings");
+    exec.argv.push_back(a.get<std::string>());
+  }
+  if (j.contains("env")) {
+    if (!j["env"].is_object()) return ctx.Error("env", "must be a map of strings");
+    for (const auto& [k, v] : j["env"].items()) {
+      if (!v.is_string()) return ctx.Error(Cat("env.", k), "must be a string");
+      exec.env[k] = v.get<std::string>();
+    }
+  }
+  if (j.contains("timeout")) {
+    absl::Duration d;
+    if (!j["timeout"].is_string() || !absl::ParseDuration(j["timeout"].get<std::string>(), &d) ||
+        d <= absl::ZeroDuration()) {
+      return ctx.Error("timeout", "must be a duration like 30s");
+    }
+    exec.timeout = d;
+  }
+  return exec;
+}
+
+Json EncodeExecReply(const ExecReply& reply) {
+  return {{"exit_code", reply.exit_code},
+          {"stdout", reply.stdout_data},
+          {"stderr", reply.stderr_data}};
+}
+
+absl::StatusOr<ExecReply> DecodeExecReply(std::string_view workload, const Json& j) {
+  JsonContext ctx{"workload exec reply", std::string(workload)};
+  BERTH_RETURN_IF_ERROR(core::CheckObject(ctx, j, "", {"exit_code", "stdout", "stderr"}));
+  ExecReply reply;
+  int64_t code = 0;
+  BERTH_RETURN_IF_ERROR(FirstError({
+      core::OptionalInt(ctx, j, "", "exit_code", INT32_MIN, INT32_MAX, &code),
+      core::OptionalString(ctx, j, "", "stdout", &reply.stdout_data),
+      core::OptionalString(ctx, j, "", "stderr", &reply.stderr_data),
+  }));
+  reply.exit_code = static_cast<int>(code);
+  return reply;
+}
+
+Json EncodeWorkloadList(const WorkloadList& list) {
+  return EncodeList(list, [](const core::Workload& w) { return core::EncodeWorkload(w); });
+}
+absl::StatusOr<WorkloadList> DecodeWorkloadList(const Json& j) {
+  return DecodeList<core::Workload>("workload", j,
+                                    [](const Json& item) { return core::DecodeWorkload(item); });
+}
+
+Json EncodeHostList(const HostList& list) {
+  return EncodeList(list, [](const core::Host& h) { return core::EncodeHost(h); });
+}
+absl::StatusOr<HostList> DecodeHostList(const Json& j) {
+  return DecodeList<core::Host>("host", j, [](const Json& item) { return core::DecodeHost(item); });
+}
+
+Json EncodeEventList(const EventList& list) {
+  return EncodeList(list, [](const core::Event& e) { return core::EncodeEvent(e); });
+}
+absl::StatusOr<EventList> DecodeEventList(const Json& j) {
+  return DecodeList<core::Event>("event", j, [](const Json& item) -> absl::StatusOr<core::Event> {
+    if (!item.is_object()) return absl::InvalidArgumentError("must be an object");
+    return core::DecodeEvent(item);
+  });
+}
+
+absl::StatusOr<JsonList> DecodeJsonList(std::string_view kind, const Json& j) {
+  return DecodeList<Json>(kind, j, [](const Json& item) -> absl::StatusOr<Json> {
+    if (!item.is_object()) return absl::InvalidArgumentError("must be an object");
+    return item;
+  });
+}
+
+absl::StatusOr<Deleted> DecodeDeleted(std::string_view kind, const Json& j) {
+  JsonContext ctx{std::string(kind), ""};
+  if (!j.is_object()) return ctx.Error("body", "must be a JSON object");
+  Deleted d;
+  BERTH_RETURN_IF_ERROR(FirstError({
+      core::OptionalString(ctx, j, "", "name", &d.name),
+      core::OptionalBool(ctx, j, "", "deleted", &d.deleted),
+  }));
+  return d;
+}
+
+Json EncodeErrorBody(const ErrorBody& error) {
+  return {{"error", {{"code", error.code}, {"message", error.message}}}};
+}
+
+absl::StatusOr<ErrorBody> DecodeErrorBody(const Json& j) {
+  JsonContext ctx{"error response", ""};
+  BERTH_RETURN_IF_ERROR(core::CheckObject(ctx, j, "", {"error", "status"}));
+  if (!j.contains("error")) return ctx.Error("error", "is required");
+  BERTH_RETURN_IF_ERROR(core::CheckObject(ctx, j["error"], "error", {"code", "message"}));
+  ErrorBody e;
+  BERTH_RETURN_IF_ERROR(FirstError({
+      core::OptionalString(ctx, j["error"], "error", "code", &e.code),
+      core::OptionalString(ctx, j["error"], "error", "message", &e.message),
+  }));
+  return e;
+}
+
+Json EncodeDiskCreate(const DiskCreate& request) {
+  Json j = Json::object();
+  PutIfSet(j, "name", request.name);
+  PutIfSet(j, "size", request.size);
+  PutIfSet(j, "format", request.format);
+  PutIfSet(j, "filesystem", request.filesystem);
+  PutIfSet(j, "from_image", request.from_image);
+  return j;
+}
+
+Json EncodeNetworkCreate(const NetworkCreate& request) {
+  Json j = Json::object();
+  PutIfSet(j, "name", request.name);
+  PutIfSet(j, "subnet", request.subnet);
+  PutIfSet(j, "gateway", request.gateway);
+  if (request.nat) j["nat"] = *request.nat;
+  return j;
+}
+
+Json EncodeSecurityRule(const SecurityRule& rule) {
+  Json j = Json::object();
+  PutIfSet(j, "proto", rule.protocol);
+  PutIfSet(j, "ports", rule.ports);
+  PutIfSet(j, "from", rule.from_cidr);
+  PutIfSet(j, "from_group", rule.from_group);
+  return j;
+}
+
+Json EncodePortForwardCreate(const PortForwardCreate& request) {
+  Json j = Json::object();
+  PutIfSet(j, "proto", request.protocol);
+  PutIfSet(j, "workload", request.workload);
+  if (request.host_port != 0) j["host_port"] = request.host_port;
+  if (request.port != 0) j["port"] = request.port;
+  return j;
+}
+
+}  // namespace berth::api::wire

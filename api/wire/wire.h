@@ -1,0 +1,162 @@
+// The values that cross the REST API, defined once with their JSON codecs: the server decodes a
+// request with the same function the client encodes it with, and the client decodes a reply with
+// the function the server encodes it with. Resources the control layer already models (workload
+// specs, workloads, hosts, inventories, events) reuse core's codecs; this file adds the shapes
+// that exist only on the wire (status reports, registrations, exec, lists, small replies).
+//
+// Every Decode* checks the shape strictly (unknown fields are refused) and reports the first
+// problem as InvalidArgument naming the object and the field, e.g.
+// `workload status "web": state is not a workload state, got "sleeping"`.
+// Plain values: copyable, no internal synchronization.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "core/host.h"
+#include "core/json.h"
+#include "core/workload.h"
+
+namespace berth::api::wire {
+
+// PUT /v1/workloads/{name}/status: what an agent says about a workload's task.
+struct StatusReport {
+  // The reporting host; may be left empty by a host credential (the server knows the caller).
+  std::string host;
+  int64_t generation = 0;  // the placement generation the agent acted on
+  core::WorkloadState state = core::WorkloadState::kRunning;
+  std::string reason;
+  std::optional<int> exit_code;
+  bool oom_killed = false;
+
+  bool operator==(const StatusReport&) const = default;
+};
+core::Json EncodeStatusReport(const StatusReport& report);
+// `workload` names the object in errors.
+absl::StatusOr<StatusReport> DecodeStatusReport(std::string_view workload, const core::Json& j);
+
+// POST /v1/hosts: a host (re-)registers its inventory.
+struct HostRegistration {
+  std::string name;
+  core::HostInventory inventory;
+};
+core::Json EncodeHostRegistration(const HostRegistration& registration);
+absl::StatusOr<HostRegistration> DecodeHostRegistration(const core::Json& j);
+
+// The reply to a registration: the host as stored, and, for a host joining with a join token,
+// its new credential (shown once; the server keeps only a digest).
+struct RegistrationReply {
+  core::Host host;
+  std::string credential;
+};
+core::Json EncodeRegistrationReply(const RegistrationReply& reply);
+absl::StatusOr<RegistrationReply> DecodeRegistrationReply(const core::Json& j);
+
+// GET /v1/hosts/{name}: the host and the workloads assigned to it.
+struct HostDetail {
+  core::Host host;
+  std::vector<std::string> workloads;
+};
+absl::StatusOr<HostDetail> DecodeHostDetail(const core::Json& j);
+
+// POST /v1/workloads/{name}/exec: a command to run inside a workload's task.
+struct ExecRequest {
+  std::vector<std::string> argv;
+  std::map<std::string, std::string> env;
+  absl::Duration timeout = absl::Seconds(30);
+
+  bool operator==(const ExecRequest&) const = default;
+};
+core::Json EncodeExecRequest(const ExecRequest& request);
+// A missing timeout keeps the default; `workload` names the object in errors.
+absl::StatusOr<ExecRequest> DecodeExecRequest(std::string_view workload, const core::Json& j);
+
+struct ExecReply {
+  int exit_code = 0;
+  std::string stdout_data;
+  std::string stderr_data;
+
+  bool operator==(const ExecReply&) const = default;
+};
+core::Json EncodeExecReply(const ExecReply& reply);
+absl::StatusOr<ExecReply> DecodeExecReply(std::string_view workload, const core::Json& j);
+
+// {"items": [...], "revision": N}: every list the API serves. `revision` is the store revision
+// the list was read at; pass it back as a blocking query's index to wait for the next change.
+template <typename T>
+struct List {
+  std::vector<T> items;
+  int64_t revision = 0;
+};
+using WorkloadList = List<core::Workload>;
+using HostList = List<core::Host>;
+using EventList = List<core::Event>;
+// Resources the control layer keeps as JSON documents (disks, networks, security groups, port
+// forwards): their items as the server wrote them.
+using JsonList = List<core::Json>;
+
+core::Json EncodeWorkloadList(const WorkloadList& list);
+absl::StatusOr<WorkloadList> DecodeWorkloadList(const core::Json& j);
+core::Json EncodeHostList(const HostList& list);
+absl::StatusOr<HostList> DecodeHostList(const core::Json& j);
+core::Json EncodeEventList(const EventList& list);
+absl::StatusOr<EventList> DecodeEventList(const core::Json& j);
+absl::StatusOr<JsonList> DecodeJsonList(std::string_view kind, const core::Json& j);
+
+// {"name": ..., "deleted": true}: what deleting a host, disk, network or group answers.
+struct Deleted {
+  std::string name;
+  bool deleted = false;
+};
+absl::StatusOr<Deleted> DecodeDeleted(std::string_view kind, const core::Json& j);
+
+// {"error": {"code": "not_found", "message": "..."}}: the body of every error response.
+struct ErrorBody {
+  std::string code;  // snake_case canonical code, e.g. "invalid_argument"
+  std::string message;
+};
+core::Json EncodeErrorBody(const ErrorBody& error);
+absl::StatusOr<ErrorBody> DecodeErrorBody(const core::Json& j);
+
+// Requests of the resources the control layer keeps as JSON documents. Empty strings are left
+// out of the encoding, so the server applies its defaults.
+struct DiskCreate {
+  std::string name;
+  std::string size;        // "10Gi"
+  std::string format;      // "qcow2" (default) or "raw"
+  std::string filesystem;  // "ext4", or empty for a blank disk
+  std::string from_image;  // an image to copy, instead of a blank disk
+};
+core::Json EncodeDiskCreate(const DiskCreate& request);
+
+struct NetworkCreate {
+  std::string name;
+  std::string subnet;   // "10.10.0.0/24"
+  std::string gateway;  // empty: the subnet's first address
+  std::optional<bool> nat;
+};
+core::Json EncodeNetworkCreate(const NetworkCreate& request);
+
+struct SecurityRule {
+  std::string protocol;    // "tcp", "udp", "icmp" or "all"
+  std::string ports;       // "22" or "8000-8100"
+  std::string from_cidr;   // "10.0.0.0/8"
+  std::string from_group;  // another security group
+};
+core::Json EncodeSecurityRule(const SecurityRule& rule);
+
+struct PortForwardCreate {
+  std::string protocol;  // "tcp" (default) or "udp"
+  int host_port = 0;
+  std::string workload;
+  int port = 0;  // the workload's port
+};
+core::Json EncodePortForwardCreate(const PortForwardCreate& request);
+
+}  // namespace berth::api::wire

@@ -1,0 +1,171 @@
+#include "api/wire/wire.h"
+
+#include "gtest/gtest.h"
+
+namespace berth::api::wire {
+namespace {
+
+using core::Json;
+
+// The message of a failed decode, or "" when it succeeded.
+template <typename T>
+std::string ErrorOf(const absl::StatusOr<T>& r) {
+  return r.ok() ? "" : std::string(r.status().message());
+}
+
+core::HostInventory Inventory() {
+  core::HostInventory inv;
+  inv.capacity.cpu = core::MilliCpu(4000);
+  inv.capacity.memory = core::MemoryMiB(8192);
+  inv.labels = {{"rack", "r1"}};
+  inv.drivers = {"process"};
+  return inv;
+}
+
+TEST(Wire, StatusReportRoundTrips) {
+  StatusReport r{.host = "h1",
+                 .generation = 7,
+                 .state = core::WorkloadState::kFailed,
+                 .reason = "exited with code 3",
+                 .exit_code = 3,
+                 .oom_killed = true};
+  auto back = DecodeStatusReport("web", EncodeStatusReport(r));
+  ASSERT_TRUE(back.ok()) << back.status();
+  EXPECT_EQ(*back, r);
+  // No exit code stays no exit code.
+  r.exit_code.reset();
+  back = DecodeStatusReport("web", EncodeStatusReport(r));
+  ASSERT_TRUE(back.ok()) << back.status();
+  EXPECT_FALSE(back->exit_code.has_value());
+}
+
+TEST(Wire, StatusReportErrorsNameTheField) {
+  Json good = EncodeStatusReport({.state = core::WorkloadState::kRunning});
+  struct Case {
+    std::string field;
+    Json value;
+  } cases[] = {
+      {"state", "sleeping"},  {"generation", -1},  {"exit_code", "three"},
+      {"oom_killed", "yes"},  {"host", 5},         {"colour", "red"},
+  };
+  for (const auto& tc : cases) {
+    Json j = good;
+    j[tc.field] = tc.value;
+    std::string err = ErrorOf(DecodeStatusReport("web", j));
+    EXPECT_NE(err.find("workload status \"web\""), std::string::npos) << err;
+    EXPECT_NE(err.find(tc.field), std::string::npos) << tc.field << ": " << err;
+  }
+  EXPECT_NE(ErrorOf(DecodeStatusReport("web", Json::array())).find("body"), std::string::npos);
+}
+
+TEST(Wire, HostRegistrationRoundTripsAndNamesTheHost) {
+  HostRegistration reg{.name = "h1", .inventory = Inventory()};
+  auto back = DecodeHostRegistration(EncodeHostRegistration(reg));
+  ASSERT_TRUE(back.ok()) << back.status();
+  EXPECT_EQ(back->name, "h1");
+  EXPECT_EQ(back->inventory.capacity.cpu, reg.inventory.capacity.cpu);
+  EXPECT_EQ(back->inventory.labels, reg.inventory.labels);
+  std::string err = ErrorOf(DecodeHostRegistration(Json{{"name", "h1"}}));
+  EXPECT_NE(err.find("host \"h1\": inventory is required"), std::string::npos) << err;
+  err = ErrorOf(DecodeHostRegistration(Json{{"name", "h1"}, {"inventory", {}}, {"x", 1}}));
+  EXPECT_NE(err.find("\"x\""), std::string::npos) << err;
+}
+
+TEST(Wire, RegistrationReplyCarriesTheCredential) {
+  RegistrationReply reply;
+  reply.host.name = "h1";
+  reply.host.inventory = Inventory();
+  reply.host.revision = 12;
+  reply.credential = "h1:secret";
+  auto back = DecodeRegistrationReply(EncodeRegistrationReply(reply));
+  ASSERT_TRUE(back.ok()) << back.status();
+  EXPECT_EQ(back->host.name, "h1");
+  EXPECT_EQ(back->host.revision, 12);
+  EXPECT_EQ(back->credential, "h1:secret");
+  reply.credential.clear();
+  Json j = EncodeRegistrationReply(reply);
+  EXPECT_FALSE(j.contains("credential"));
+  EXPECT_EQ(DecodeRegistrationReply(j)->credential, "");
+}
+
+TEST(Wire, ExecRequestAndReplyRoundTrip) {
+  ExecRequest req{.argv = {"sh", "-c", "echo $X"},
+                  .env = {{"X", "1"}},
+                  .timeout = absl::Seconds(90)};
+  auto back = DecodeExecRequest("web", EncodeExecRequest(req));
+  ASSERT_TRUE(back.ok()) << back.status();
+  EXPECT_EQ(*back, req);
+  ExecReply reply{.exit_code = 2, .stdout_data = "out", .stderr_data = "err"};
+  auto rb = DecodeExecReply("web", EncodeExecReply(reply));
+  ASSERT_TRUE(rb.ok()) << rb.status();
+  EXPECT_EQ(*rb, reply);
+}
+
+TEST(Wire, ExecRequestErrorsNameTheField) {
+  EXPECT_NE(ErrorOf(DecodeExecRequest("web", Json{{"argv", Json::array()}})).find("argv"),
+            std::string::npos);
+  EXPECT_NE(ErrorOf(DecodeExecRequest("web", Json{{"argv", {"ls"}}, {"env", {{"A", 1}}}}))
+                .find("env.A"),
+            std::string::npos);
+  EXPECT_NE(ErrorOf(DecodeExecRequest("web", Json{{"argv", {"ls"}}, {"timeout", "-1s"}}))
+                .find("timeout"),
+            std::string::npos);
+  auto defaulted = DecodeExecRequest("web", Json{{"argv", {"ls"}}});
+  ASSERT_TRUE(defaulted.ok());
+  EXPECT_EQ(defaulted->timeout, absl::Seconds(30));
+}
+
+TEST(Wire, ListsRoundTripAndNameTheBadItem) {
+  core::Workload w;
+  w.spec.name = "web";
+  w.spec.kind = core::WorkloadKind::kProcess;
+  w.spec.command = {"/bin/true"};
+  w.revision = 3;
+  auto list = DecodeWorkloadList(EncodeWorkloadList({{w}, 42}));
+  ASSERT_TRUE(list.ok()) << list.status();
+  EXPECT_EQ(list->revision, 42);
+  ASSERT_EQ(list->items.size(), 1u);
+  EXPECT_EQ(list->items[0].spec.name, "web");
+  EXPECT_EQ(list->items[0].spec.command, w.spec.command);
+
+  core::Host h;
+  h.name = "h1";
+  h.inventory = Inventory();
+  auto hosts = DecodeHostList(EncodeHostList({{h}, 5}));
+  ASSERT_TRUE(hosts.ok()) << hosts.status();
+  EXPECT_EQ(hosts->items.at(0).name, "h1");
+
+  core::Event e{.revision = 9, .kind = "workload", .object = "web", .type = "created"};
+  auto events = DecodeEventList(EncodeEventList({{e}, 9}));
+  ASSERT_TRUE(events.ok()) << events.status();
+  EXPECT_EQ(events->items.at(0).object, "web");
+
+  Json bad = EncodeWorkloadList({{w}, 1});
+  bad["items"].push_back(Json{{"name", "x"}});
+  EXPECT_NE(ErrorOf(DecodeWorkloadList(bad)).find("items[1]"), std::string::npos);
+  EXPECT_NE(ErrorOf(DecodeJsonList("disk", Json{{"items", 3}})).find("items"),
+            std::string::npos);
+  EXPECT_NE(ErrorOf(DecodeJsonList("disk", Json{{"items", {1}}})).find("items[0]"),
+            std::string::npos);
+}
+
+TEST(Wire, ErrorBodyRoundTrips) {
+  auto e = DecodeErrorBody(EncodeErrorBody({.code = "not_found", .message = "no such"}));
+  ASSERT_TRUE(e.ok()) << e.status();
+  EXPECT_EQ(e->code, "not_found");
+  EXPECT_EQ(e->message, "no such");
+  EXPECT_FALSE(DecodeErrorBody(Json{{"oops", 1}}).ok());
+}
+
+TEST(Wire, ResourceRequestsLeaveEmptyFieldsOut) {
+  EXPECT_EQ(EncodeDiskCreate({.name = "d", .size = "1Gi"}), (Json{{"name", "d"}, {"size", "1Gi"}}));
+  EXPECT_EQ(EncodeNetworkCreate({.name = "n", .subnet = "10.0.0.0/24", .nat = false}),
+            (Json{{"name", "n"}, {"subnet", "10.0.0.0/24"}, {"nat", false}}));
+  EXPECT_EQ(EncodeSecurityRule({.protocol = "tcp", .ports = "22", .from_cidr = "0.0.0.0/0"}),
+            (Json{{"proto", "tcp"}, {"ports", "22"}, {"from", "0.0.0.0/0"}}));
+  EXPECT_EQ(EncodePortForwardCreate({.host_port = 8080, .workload = "web", .port = 80}),
+            (Json{{"host_port", 8080}, {"workload", "web"}, {"port", 80}}));
+}
+
+}  // namespace
+}  // namespace berth::api::wire
