@@ -13,6 +13,7 @@
 
 #include "absl/strings/numbers.h"
 #include "core/guard.h"
+#include "core/log.h"
 #include "core/status.h"
 #include "core/strings.h"
 
@@ -233,8 +234,11 @@ void Agent::Reconcile(const std::vector<core::Workload>& assigned) {
     auto it = tasks_.find(w.spec.name);
     if (it == tasks_.end()) {
       if (desired == core::DesiredState::kRunning || desired == core::DesiredState::kPaused) {
-        absl::Status s = StartTask(w);
-        (void)s;  // StartTask reports failures itself
+        // StartTask reports a failure to the server as the workload's state (often the spec's
+        // fault, not Berth's); this host's log says it too.
+        if (absl::Status s = StartTask(w); !s.ok()) {
+          core::LogWarn("workload %s: start failed: %s", w.spec.name, s.ToString());
+        }
       } else {
         LocalTask t{.workload = w.spec.name, .generation = w.status.generation};
         Report(t, WorkloadState::kStopped, "stopped before it started");
@@ -393,7 +397,8 @@ void Agent::StopTask(LocalTask& t, bool destroy) {
   }
   if (!t.finished) {
     absl::Status s = driver->Stop(t.task_id, runtime::StopOptions{.grace = options_.stop_grace});
-    (void)s;  // already gone is fine
+    // Already gone is fine.
+    if (!absl::IsNotFound(s)) core::OkOrReport("agent", Cat("workload ", t.workload, ": stop"), s);
   }
   if (!destroy) return;
   // Logs outlive the task: move them where `berth workload logs` still finds them.
@@ -404,7 +409,7 @@ void Agent::StopTask(LocalTask& t, bool destroy) {
     if (fs::exists(from, ec)) fs::rename(from, fs::path(LogsDir(t.workload)) / name, ec);
   }
   absl::Status s = driver->Destroy(t.task_id, runtime::DestroyOptions{.force = true});
-  (void)s;
+  if (!absl::IsNotFound(s)) core::OkOrReport("agent", Cat("workload ", t.workload, ": destroy"), s);
   if (options_.detach) options_.detach(t.workload);
   fs::remove_all(t.task_dir, ec);
   absl::MutexLock lock(&paths_mu_);
@@ -462,11 +467,8 @@ void Agent::Report(LocalTask& t, WorkloadState state, std::string reason,
   t.exit_code = exit_code;
   t.oom = oom;
   // A lost report is repeated by the next reconcile, which compares states.
-  auto reported = client_.ReportStatus(t.workload, report);
-  if (!reported.ok()) {
-    std::cerr << "berth agent: workload " << t.workload << ": status report failed: "
-              << reported.status() << "\n";
-  }
+  core::OkOrReport("agent", Cat("workload ", t.workload, ": status report"),
+                   client_.ReportStatus(t.workload, report).status());
 }
 
 absl::Status Agent::SaveTask(const LocalTask& t) {

@@ -4,6 +4,7 @@
 #include <vector>
 
 #include "api/api_server.h"
+#include "api/client/client.h"
 #include "api/http/client.h"
 #include "api/http/http_test_util.h"
 #include "core/clock.h"
@@ -19,8 +20,11 @@ using core::Json;
 constexpr char kAdmin[] = "admin-secret";
 constexpr char kJoin[] = "join-secret";
 
-std::string HostBody(const std::string& name, const std::string& cpu = "2") {
-  return Json{{"name", name}, {"inventory", {{"cpu", cpu}, {"memory", "1Gi"}}}}.dump();
+wire::HostRegistration Registration(const std::string& name, const std::string& cpu = "2") {
+  wire::HostRegistration reg{.name = name};
+  reg.inventory.capacity.cpu = *core::ParseCpu(cpu);
+  reg.inventory.capacity.memory = *core::ParseMemory("1Gi");
+  return reg;
 }
 
 std::string Message(const absl::StatusOr<HttpResponse>& r) {
@@ -45,6 +49,10 @@ class HostAuthTest : public ::testing::Test {
     url_ = "http://127.0.0.1:" + std::to_string(*port);
   }
 
+  // The typed client with `token`; raw Call/Status below are for the route-by-route matrix.
+  std::unique_ptr<Client> As(const std::string& token) {
+    return std::make_unique<Client>(url_, ClientOptions{.token = token});
+  }
   absl::StatusOr<HttpResponse> Call(const std::string& token, std::string_view method,
                                     std::string_view path, std::string_view body = {}) {
     HttpClient c(url_, HttpClient::Options{.bearer_token = token});
@@ -58,22 +66,24 @@ class HostAuthTest : public ::testing::Test {
 
   // Registers `name` with the join token; returns its credential.
   std::string Join(const std::string& name, const std::string& cpu = "2") {
-    auto r = Call(kJoin, "POST", "/v1/hosts", HostBody(name, cpu));
-    EXPECT_TRUE(r.ok() && r->status == 200) << Message(r);
+    auto r = As(kJoin)->RegisterHost(Registration(name, cpu));
+    EXPECT_TRUE(r.ok()) << r.status();
     if (!r.ok()) return "";
-    Json j = Json::parse(r->body, nullptr, false);
-    EXPECT_TRUE(j.contains("credential")) << r->body;
-    return j.value("credential", "");
+    EXPECT_FALSE(r->credential.empty());
+    return r->credential;
   }
 
   // A workload placed on `host` (the only host when it is scheduled); returns its generation.
   int64_t Place(const std::string& name) {
-    Json spec = {{"name", name},
-                 {"kind", "process"},
-                 {"command", {"/bin/true"}},
-                 {"env", {{"API_KEY", "s3cret"}}},
-                 {"resources", {{"cpu", "500m"}, {"memory", "64Mi"}}}};
-    EXPECT_EQ(Status(kAdmin, "POST", "/v1/workloads", spec.dump()), 201);
+    core::WorkloadSpec spec;
+    spec.name = name;
+    spec.kind = core::WorkloadKind::kProcess;
+    spec.command = {"/bin/true"};
+    spec.env = {{"API_KEY", "s3cret"}};
+    spec.resources.cpu = core::MilliCpu(500);
+    spec.resources.memory = core::MemoryMiB(64);
+    auto created = As(kAdmin)->CreateWorkload(spec);
+    EXPECT_TRUE(created.ok()) << created.status();
     EXPECT_EQ(*control_->ScheduleOnce(), 1);
     return control_->GetWorkload(name)->status.generation;
   }
@@ -111,10 +121,12 @@ TEST_F(HostAuthTest, EachAgentRouteAnswersOnlyItsOwnHost) {
   const int64_t generation = Place("job");  // on node-a, the only host so far
   const std::string b = Join("node-b");
   const std::string report =
-      Json{{"host", "node-a"}, {"generation", generation}, {"state", "running"}}.dump();
+      wire::EncodeStatusReport({.host = "node-a", .generation = generation}).dump();
   const std::string report_as_b =
-      Json{{"host", "node-b"}, {"generation", generation}, {"state", "running"}}.dump();
+      wire::EncodeStatusReport({.host = "node-b", .generation = generation}).dump();
+  const std::string register_a = wire::EncodeHostRegistration(Registration("node-a")).dump();
 
+  // Route by route, as raw HTTP: which routes each token reaches is the point here.
   struct Row {
     std::string method, path, body;
     int join, host_a, host_b, admin;
@@ -124,7 +136,7 @@ TEST_F(HostAuthTest, EachAgentRouteAnswersOnlyItsOwnHost) {
       {"GET", "/v1/hosts/node-b/assignments", "", 403, 403, 200, 200},
       {"PUT", "/v1/workloads/job/status", report, 403, 200, 403, 200},
       {"PUT", "/v1/workloads/job/status", report_as_b, 403, 403, 403, 409},
-      {"POST", "/v1/hosts", HostBody("node-a"), 409, 200, 403, 409},
+      {"POST", "/v1/hosts", register_a, 409, 200, 403, 409},
       {"GET", "/v1/hosts", "", 403, 403, 403, 200},
       {"GET", "/v1/hosts/node-a", "", 403, 403, 403, 200},
       {"GET", "/v1/workloads", "", 403, 403, 403, 200},
@@ -159,17 +171,18 @@ TEST_F(HostAuthTest, AnotherHostCannotFailAWorkloadOrClaimAHost) {
   const int64_t before = *store_.Revision();
   // A status report for a workload on another host, under either name.
   for (const char* host : {"node-a", "node-b"}) {
-    auto r = Call(b, "PUT", "/v1/workloads/job/status",
-                  Json{{"host", host}, {"generation", generation}, {"state", "failed"}}.dump());
-    EXPECT_EQ(r->status, 403) << host;
+    auto r = As(b)->ReportStatus(
+        "job", {.host = host, .generation = generation, .state = core::WorkloadState::kFailed});
+    EXPECT_TRUE(absl::IsPermissionDenied(r.status())) << host << ": " << r.status();
   }
   // Re-registering another host's name with its own credential, or with the join token.
-  auto claim = Call(b, "POST", "/v1/hosts", HostBody("node-a", "100000"));
-  EXPECT_EQ(claim->status, 403);
-  auto rejoin = Call(kJoin, "POST", "/v1/hosts", HostBody("node-a", "100000"));
-  EXPECT_EQ(rejoin->status, 409);
-  EXPECT_NE(Message(rejoin).find("its own credential"), std::string::npos) << Message(rejoin);
-  EXPECT_NE(Message(rejoin).find("berth host rm node-a"), std::string::npos) << Message(rejoin);
+  auto claim = As(b)->RegisterHost(Registration("node-a", "100000"));
+  EXPECT_TRUE(absl::IsPermissionDenied(claim.status())) << claim.status();
+  auto rejoin = As(kJoin)->RegisterHost(Registration("node-a", "100000"));
+  EXPECT_EQ(HttpStatusFor(rejoin.status().code()), 409) << rejoin.status();
+  const std::string rejoin_message(rejoin.status().message());
+  EXPECT_NE(rejoin_message.find("its own credential"), std::string::npos) << rejoin_message;
+  EXPECT_NE(rejoin_message.find("berth host rm node-a"), std::string::npos) << rejoin_message;
   EXPECT_EQ(*store_.Revision(), before);
   EXPECT_EQ(control_->GetWorkload("job")->status.state, core::WorkloadState::kScheduled);
   EXPECT_EQ(control_->GetHost("node-a")->inventory.capacity.cpu.value(), 2000);
@@ -177,38 +190,41 @@ TEST_F(HostAuthTest, AnotherHostCannotFailAWorkloadOrClaimAHost) {
 
 TEST_F(HostAuthTest, AHostRegistersAgainWithItsCredentialAndKeepsIt) {
   const std::string a = Join("node-a");
-  auto again = Call(a, "POST", "/v1/hosts", HostBody("node-a", "4"));
-  ASSERT_EQ(again->status, 200) << again->body;
-  EXPECT_FALSE(Json::parse(again->body).contains("credential"));
+  Raw raw;
+  auto again = As(a)->RegisterHost(Registration("node-a", "4"), &raw);
+  ASSERT_TRUE(again.ok()) << again.status();
+  EXPECT_TRUE(again->credential.empty());
+  EXPECT_FALSE(raw.body.contains("credential"));
   EXPECT_EQ(control_->GetHost("node-a")->inventory.capacity.cpu.value(), 4000);
-  EXPECT_EQ(Status(a, "PUT", "/v1/hosts/node-a/heartbeat"), 200);
+  EXPECT_TRUE(As(a)->Heartbeat("node-a").ok());
   // A credential with its secret changed is no credential at all.
   std::string forged = a;
   forged.back() = forged.back() == '0' ? '1' : '0';
-  EXPECT_EQ(Status(forged, "PUT", "/v1/hosts/node-a/heartbeat"), 401);
-  EXPECT_EQ(Status("node-a:", "PUT", "/v1/hosts/node-a/heartbeat"), 401);
+  EXPECT_TRUE(absl::IsUnauthenticated(As(forged)->Heartbeat("node-a")));
+  EXPECT_TRUE(absl::IsUnauthenticated(As("node-a:")->Heartbeat("node-a")));
 }
 
 TEST_F(HostAuthTest, RemovingAHostNeedsItDownAndRevokesItsCredential) {
   const std::string a = Join("node-a");
-  auto live = Call(kAdmin, "DELETE", "/v1/hosts/node-a");
-  EXPECT_EQ(live->status, 409);
-  EXPECT_NE(Message(live).find("is live"), std::string::npos) << Message(live);
-  EXPECT_EQ(Status(kAdmin, "DELETE", "/v1/hosts/nope"), 404);
+  auto admin = As(kAdmin);
+  absl::Status live = admin->DeleteHost("node-a");
+  EXPECT_EQ(HttpStatusFor(live.code()), 409) << live;
+  EXPECT_NE(live.message().find("is live"), std::string::npos) << live;
+  EXPECT_TRUE(absl::IsNotFound(admin->DeleteHost("nope")));
 
   clock_.Advance(absl::Seconds(16));
   ASSERT_EQ(*control_->CheckHostsOnce(), 1);
-  auto removed = Call(kAdmin, "DELETE", "/v1/hosts/node-a");
-  ASSERT_EQ(removed->status, 200) << removed->body;
-  EXPECT_EQ(Json::parse(removed->body)["deleted"], true);
-  EXPECT_EQ(Status(kAdmin, "GET", "/v1/hosts/node-a"), 404);
+  Raw removed;
+  ASSERT_TRUE(admin->DeleteHost("node-a", &removed).ok());
+  EXPECT_EQ(removed.body["deleted"], true);
+  EXPECT_TRUE(absl::IsNotFound(admin->GetHost("node-a").status()));
   EXPECT_FALSE(store_.Get(control::HostCredentialKey("node-a"))->kv.has_value());
   // The old credential is dead; the name can join afresh with the join token.
-  EXPECT_EQ(Status(a, "PUT", "/v1/hosts/node-a/heartbeat"), 401);
-  EXPECT_EQ(Status(a, "POST", "/v1/hosts", HostBody("node-a")), 401);
+  EXPECT_TRUE(absl::IsUnauthenticated(As(a)->Heartbeat("node-a")));
+  EXPECT_TRUE(absl::IsUnauthenticated(As(a)->RegisterHost(Registration("node-a")).status()));
   const std::string fresh = Join("node-a");
   EXPECT_NE(fresh, a);
-  EXPECT_EQ(Status(fresh, "PUT", "/v1/hosts/node-a/heartbeat"), 200);
+  EXPECT_TRUE(As(fresh)->Heartbeat("node-a").ok());
 }
 
 TEST_F(HostAuthTest, AHostRecordedWithoutACredentialJoinsOnlyOnceDown) {
@@ -218,13 +234,13 @@ TEST_F(HostAuthTest, AHostRecordedWithoutACredentialJoinsOnlyOnceDown) {
   inv.capacity.memory = *core::ParseMemory("1Gi");
   core::Host old{.name = "node-a", .inventory = inv};
   ASSERT_TRUE(store_.Put(control::HostKey("node-a"), core::EncodeHost(old).dump()).ok());
-  auto live = Call(kJoin, "POST", "/v1/hosts", HostBody("node-a"));
-  EXPECT_EQ(live->status, 409);
-  EXPECT_NE(Message(live).find("once it is down"), std::string::npos) << Message(live);
+  auto live = As(kJoin)->RegisterHost(Registration("node-a"));
+  EXPECT_EQ(HttpStatusFor(live.status().code()), 409) << live.status();
+  EXPECT_NE(live.status().message().find("once it is down"), std::string::npos) << live.status();
   clock_.Advance(absl::Seconds(16));
   ASSERT_EQ(*control_->CheckHostsOnce(), 1);
   const std::string a = Join("node-a");
-  EXPECT_EQ(Status(a, "PUT", "/v1/hosts/node-a/heartbeat"), 200);
+  EXPECT_TRUE(As(a)->Heartbeat("node-a").ok());
 }
 
 TEST_F(HostAuthTest, ARepeatedAuthorizationHeaderIsRefused) {

@@ -1,6 +1,7 @@
 // bench/run api [SECONDS] [CLIENTS]: requests per second the REST API serves on this machine.
 // A real ApiServer over a ControlPlane on a SqliteStore (durable commits) in a temporary
-// directory; CLIENTS keep-alive client threads hammer one endpoint at a time for SECONDS:
+// directory; CLIENTS keep-alive typed clients (api::Client, so each figure includes decoding the
+// reply) hammer one endpoint at a time for SECONDS:
 //   healthz  the transport alone (the baseline: no auth, no store)
 //   get      GET /v1/workloads/{name} of one of 200 workloads
 //   list     GET /v1/workloads (200 workloads)
@@ -18,7 +19,7 @@
 #include <vector>
 
 #include "api/api_server.h"
-#include "api/http/client.h"
+#include "api/client/client.h"
 #include "control/control_plane.h"
 #include "nlohmann/json.hpp"
 #include "state/sqlite_store.h"
@@ -33,20 +34,19 @@ struct Figure {
   int64_t errors = 0;
 };
 
-Figure Measure(const std::string& name, const std::string& url, const std::string& token,
-               int clients, double seconds,
-               const std::function<absl::StatusOr<berth::api::HttpResponse>(
-                   berth::api::HttpClient&, int client, int64_t i)>& call) {
+Figure Measure(
+    const std::string& name, const std::string& url, const std::string& token, int clients,
+    double seconds,
+    const std::function<absl::Status(berth::api::Client&, int client, int64_t i)>& call) {
   std::atomic<int64_t> done{0}, errors{0};
   std::atomic<bool> stop{false};
   std::vector<std::thread> threads;
   auto start = Clock::now();
   for (int c = 0; c < clients; ++c) {
     threads.emplace_back([&, c] {
-      berth::api::HttpClient client(url, berth::api::HttpClient::Options{.bearer_token = token});
+      berth::api::Client client(url, berth::api::ClientOptions{.token = token});
       for (int64_t i = 0; !stop; ++i) {
-        auto r = call(client, c, i);
-        if (!r.ok() || r->status >= 300) {
+        if (!call(client, c, i).ok()) {
           ++errors;
         } else {
           ++done;
@@ -59,6 +59,14 @@ Figure Measure(const std::string& name, const std::string& url, const std::strin
   for (auto& t : threads) t.join();
   double elapsed = std::chrono::duration<double>(Clock::now() - start).count();
   return Figure{name, done.load() / elapsed, errors.load()};
+}
+
+berth::core::WorkloadSpec Spec(const std::string& name) {
+  berth::core::WorkloadSpec spec;
+  spec.name = name;
+  spec.kind = berth::core::WorkloadKind::kProcess;
+  spec.command = {"/bin/true"};
+  return spec;
 }
 
 }  // namespace
@@ -85,15 +93,14 @@ int main(int argc, char** argv) {
   }
   std::string url = "http://127.0.0.1:" + std::to_string(*port);
   {
-    berth::api::HttpClient c(url, berth::api::HttpClient::Options{.bearer_token = o.admin_token});
+    berth::api::Client c(url, berth::api::ClientOptions{.token = o.admin_token});
     for (int i = 0; i < 200; ++i) {
-      nlohmann::json spec = {{"name", "seed-" + std::to_string(i)},
-                             {"kind", "process"},
-                             {"command", {"/bin/true"}},
-                             {"resources", {{"cpu", "100m"}, {"memory", "64Mi"}}}};
-      auto r = c.Post("/v1/workloads", spec.dump());
-      if (!r.ok() || r->status != 201) {
-        std::cerr << "seeding failed\n";
+      berth::core::WorkloadSpec spec = Spec("seed-" + std::to_string(i));
+      spec.resources.cpu = berth::core::MilliCpu(100);
+      spec.resources.memory = berth::core::MemoryMiB(64);
+      auto created = c.CreateWorkload(spec);
+      if (!created.ok()) {
+        std::cerr << "seeding failed: " << created.status() << "\n";
         return 1;
       }
     }
@@ -101,19 +108,17 @@ int main(int argc, char** argv) {
   std::cerr << "bench api: " << clients << " clients, " << seconds << " s per endpoint\n";
   std::vector<Figure> figures;
   figures.push_back(Measure("healthz", url, o.admin_token, clients, seconds,
-                            [](auto& c, int, int64_t) { return c.Get("/healthz"); }));
+                            [](auto& c, int, int64_t) { return c.Health(); }));
   figures.push_back(
       Measure("get", url, o.admin_token, clients, seconds, [](auto& c, int, int64_t i) {
-        return c.Get("/v1/workloads/seed-" + std::to_string(i % 200));
+        return c.GetWorkload("seed-" + std::to_string(i % 200)).status();
       }));
   figures.push_back(Measure("list", url, o.admin_token, clients, seconds,
-                            [](auto& c, int, int64_t) { return c.Get("/v1/workloads"); }));
+                            [](auto& c, int, int64_t) { return c.ListWorkloads().status(); }));
   figures.push_back(
       Measure("create", url, o.admin_token, clients, seconds, [](auto& c, int client, int64_t i) {
-        nlohmann::json spec = {{"name", "c" + std::to_string(client) + "-" + std::to_string(i)},
-                               {"kind", "process"},
-                               {"command", {"/bin/true"}}};
-        return c.Post("/v1/workloads", spec.dump());
+        return c.CreateWorkload(Spec("c" + std::to_string(client) + "-" + std::to_string(i)))
+            .status();
       }));
   server.Stop();
   double base = figures[0].per_second;

@@ -19,7 +19,7 @@
 
 #include "absl/time/clock.h"
 #ifdef BERTH_BINARY
-#include "api/http/client.h"
+#include "api/client/client.h"
 #endif
 #include "nlohmann/json.hpp"
 #include "runtime/image/command.h"
@@ -132,13 +132,10 @@ class DevServer {
       if (info.is_object() && info.value("pid", 0) == pid_) {
         std::string token = ReadWholeFile(dir_ + "/admin.token");
         while (!token.empty() && token.back() == '\n') token.pop_back();
-        client = std::make_unique<berth::api::HttpClient>(
-            info.value("url", ""), berth::api::HttpClient::Options{.bearer_token = token});
-        auto hosts = client->Get("/v1/hosts");
-        if (hosts.ok() && hosts->status == 200 &&
-            !nlohmann::json::parse(hosts->body)["items"].empty()) {
-          return true;
-        }
+        client = std::make_unique<berth::api::Client>(info.value("url", ""),
+                                                      berth::api::ClientOptions{.token = token});
+        auto hosts = client->ListHosts();
+        if (hosts.ok() && !hosts->items.empty()) return true;
       }
       absl::SleepFor(absl::Milliseconds(10));
     }
@@ -150,35 +147,36 @@ class DevServer {
   absl::StatusOr<absl::Duration> CreateUntilRunning(const nlohmann::json& spec) {
     const std::string name = spec["name"];
     absl::Time t0 = absl::Now();
-    auto r = client->Post("/v1/workloads", spec.dump());
-    if (!r.ok()) return r.status();
-    if (r->status != 201) return absl::InternalError(r->body);
-    std::string index = r->Header("X-Berth-Index").value_or("0");
+    berth::api::Raw raw;
+    auto created = client->CreateWorkloadFromText(spec.dump(), "application/json", &raw);
+    if (!created.ok()) return created.status();
+    berth::api::Watch watch{.index = raw.index, .wait = absl::Seconds(10)};
     while (absl::Now() - t0 < absl::Minutes(2)) {
-      auto g = client->Get("/v1/workloads/" + name + "?index=" + index + "&wait=10s");
-      if (!g.ok()) return g.status();
+      auto w = client->GetWorkload(name, watch, &raw);
+      if (!w.ok()) return w.status();
       absl::Time seen = absl::Now();
-      nlohmann::json w = nlohmann::json::parse(g->body, nullptr, false);
-      std::string state = w.is_object() ? w["status"].value("state", "") : "";
-      if (state == "running") return seen - t0;
-      if (state == "failed") return absl::InternalError(w["status"].value("reason", ""));
-      index = g->Header("X-Berth-Index").value_or(index);
+      if (w->status.state == berth::core::WorkloadState::kRunning) return seen - t0;
+      if (w->status.state == berth::core::WorkloadState::kFailed) {
+        return absl::InternalError(w->status.reason);
+      }
+      if (raw.index > 0) watch.index = raw.index;
     }
     return absl::DeadlineExceededError(name + " did not start");
   }
 
   // Deletes the workload and waits until it is gone.
   void Delete(const std::string& name) {
-    (void)client->Delete("/v1/workloads/" + name);
+    auto deleted = client->DeleteWorkload(name);
+    if (!deleted.ok())
+      std::cerr << "bench start: delete " << name << ": " << deleted.status() << "\n";
     const absl::Time deadline = absl::Now() + absl::Minutes(2);
     while (absl::Now() < deadline) {
-      auto g = client->Get("/v1/workloads/" + name);
-      if (g.ok() && g->status == 404) return;
+      if (absl::IsNotFound(client->GetWorkload(name).status())) return;
       absl::SleepFor(absl::Milliseconds(20));
     }
   }
 
-  std::unique_ptr<berth::api::HttpClient> client;
+  std::unique_ptr<berth::api::Client> client;
 
  private:
   const std::string dir_;

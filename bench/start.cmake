@@ -7,8 +7,8 @@ if(TARGET berth_qemu AND TARGET berth_oci)
   target_compile_definitions(bench_start PRIVATE
     BERTH_TEST_IMAGES_DIR="${CMAKE_BINARY_DIR}/test-images"
     BERTH_IMAGE_SCRIPT="${CMAKE_SOURCE_DIR}/scripts/build-test-images.sh")
-  if(TARGET berth AND TARGET berth_http)
-    target_link_libraries(bench_start PRIVATE berth_http)
+  if(TARGET berth AND TARGET berth_api_client)
+    target_link_libraries(bench_start PRIVATE berth_api_client)
     add_dependencies(bench_start berth)
     target_compile_definitions(bench_start PRIVATE BERTH_BINARY="$<TARGET_FILE:berth>")
   endif()

@@ -143,7 +143,7 @@ class LocalAgentHost : public agent::LocalHost {
     return a->ConsolePath(workload);
   }
   absl::StatusOr<api::wire::ExecReply> Exec(std::string_view workload,
-                                      const api::wire::ExecRequest& request) override {
+                                            const api::wire::ExecRequest& request) override {
     agent::Agent* a = agent_.load();
     if (a == nullptr) return NotRunning();
     return a->Exec(workload, request);

@@ -4,7 +4,7 @@
 # tiny VM boots at a time.
 if(TARGET berth AND TARGET berth_image)
   add_executable(compute_e2e_test ${CMAKE_CURRENT_LIST_DIR}/compute_e2e_test.cc)
-  target_link_libraries(compute_e2e_test PRIVATE berth_http berth_core berth_image
+  target_link_libraries(compute_e2e_test PRIVATE berth_api_client berth_core berth_image
     GTest::gtest GTest::gtest_main)
   add_dependencies(compute_e2e_test berth)
   target_compile_definitions(compute_e2e_test PRIVATE

@@ -17,7 +17,7 @@
 #include <vector>
 
 #include "absl/time/clock.h"
-#include "api/http/client.h"
+#include "api/client/client.h"
 #include "core/json.h"
 #include "gtest/gtest.h"
 #include "runtime/image/command.h"
@@ -80,11 +80,11 @@ class DevServer {
         url_ = info.value("url", "");
         std::string token = ReadWholeFile(dir_ + "/admin.token");
         while (!token.empty() && token.back() == '\n') token.pop_back();
-        client_ = std::make_unique<api::HttpClient>(
-            url_, api::HttpClient::Options{.bearer_token = token, .timeout = absl::Seconds(60)});
+        client_ = std::make_unique<api::Client>(
+            url_, api::ClientOptions{.token = token, .timeout = absl::Seconds(60)});
         // Ready once the local agent has registered its host.
-        auto hosts = Get("/v1/hosts");
-        if (hosts.is_object() && !hosts["items"].empty()) return ::testing::AssertionSuccess();
+        auto hosts = client_->ListHosts();
+        if (hosts.ok() && !hosts->items.empty()) return ::testing::AssertionSuccess();
       }
       if (!runtime::ProcessAlive(pid_, 0)) break;
       absl::SleepFor(absl::Milliseconds(20));
@@ -100,15 +100,7 @@ class DevServer {
     pid_ = 0;
   }
 
-  Json Get(const std::string& path) {
-    auto r = client_->Get(path);
-    if (!r.ok() || r->status != 200) return Json();
-    return Json::parse(r->body, nullptr, false);
-  }
-  absl::StatusOr<api::HttpResponse> Request(std::string_view method, const std::string& path,
-                                            const std::string& body = "") {
-    return client_->Request(method, path, body);
-  }
+  api::Client& client() { return *client_; }
 
   // Runs the `berth` CLI against this server's data directory.
   runtime::CommandResult Cli(std::vector<std::string> args) {
@@ -125,7 +117,7 @@ class DevServer {
   const std::string dir_;
   pid_t pid_ = 0;
   std::string url_;
-  std::unique_ptr<api::HttpClient> client_;
+  std::unique_ptr<api::Client> client_;
 };
 
 class ComputeE2eTest : public ::testing::Test {
@@ -149,15 +141,16 @@ class ComputeE2eTest : public ::testing::Test {
   void TearDown() override {
     if (!server_) return;
     // Deleting stops every task (VMs get a graceful shutdown first).
-    Json list = server_->Get("/v1/workloads");
-    if (list.is_object()) {
-      for (const Json& w : list["items"]) {
-        (void)server_->Request("DELETE", "/v1/workloads/" + w["name"].get<std::string>());
+    auto list = server_->client().ListWorkloads();
+    if (list.ok()) {
+      for (const auto& w : list->items) {
+        auto deleted = server_->client().DeleteWorkload(w.spec.name);
+        EXPECT_TRUE(deleted.ok()) << w.spec.name << ": " << deleted.status();
       }
       const absl::Time deadline = absl::Now() + kDeadline;
       while (absl::Now() < deadline) {
-        Json now = server_->Get("/v1/workloads");
-        if (!now.is_object() || now["items"].empty()) break;
+        auto now = server_->client().ListWorkloads();
+        if (!now.ok() || now->items.empty()) break;
         absl::SleepFor(absl::Milliseconds(100));
       }
     }
@@ -185,7 +178,11 @@ class ComputeE2eTest : public ::testing::Test {
     }
   }
 
-  Json Workload(const std::string& name) { return server_->Get("/v1/workloads/" + name); }
+  // The workload as the server encodes it; null when it cannot be read.
+  Json Workload(const std::string& name) {
+    api::Raw raw;
+    return server_->client().GetWorkload(name, {}, &raw).ok() ? raw.body : Json();
+  }
 
   // Polls the workload until `pred` holds; returns the last view.
   Json WaitFor(const std::string& name, const std::function<bool(const Json&)>& pred) {
@@ -203,18 +200,28 @@ class ComputeE2eTest : public ::testing::Test {
     return WaitFor(name, [&](const Json& w) { return w["status"]["state"] == state; });
   }
 
-  // Polls GET path until its body holds `text`.
-  bool WaitForText(const std::string& path, const std::string& text) {
+  // Polls `read` (a log or the console) until it holds `text`.
+  bool WaitForText(const std::function<absl::StatusOr<std::string>()>& read,
+                   const std::string& text) {
     const absl::Time deadline = absl::Now() + kDeadline;
     while (absl::Now() < deadline) {
-      auto r = server_->Request("GET", path);
-      if (r.ok() && r->status == 200 && r->body.find(text) != std::string::npos) return true;
+      auto r = read();
+      if (r.ok() && r->find(text) != std::string::npos) return true;
       absl::SleepFor(absl::Milliseconds(100));
     }
     return false;
   }
 
-  Json Stats(const std::string& name) { return server_->Get("/v1/workloads/" + name + "/stats"); }
+  Json Stats(const std::string& name) {
+    auto stats = server_->client().Stats(name);
+    return stats.ok() ? *stats : Json();
+  }
+  bool WaitForConsole(const std::string& name, const std::string& text) {
+    return WaitForText([&] { return server_->client().Console(name); }, text);
+  }
+  bool WaitForLogs(const std::string& name, const std::string& text) {
+    return WaitForText([&] { return server_->client().Logs(name); }, text);
+  }
 
   int64_t GuestCpuMs(const std::string& name) {
     Json s = Stats(name);
@@ -233,10 +240,11 @@ class ComputeE2eTest : public ::testing::Test {
 
   // Events of one workload with the given type ("starting", "running", ...).
   int CountEvents(const std::string& name, const std::string& type) {
-    Json events = server_->Get("/v1/events?limit=100000");
+    auto events = server_->client().ListEvents({.limit = 100000});
     int n = 0;
-    for (const Json& e : events["items"]) {
-      if (e.value("object", "") == name && e.value("type", "") == type) ++n;
+    if (!events.ok()) return n;
+    for (const auto& e : events->items) {
+      if (e.object == name && e.type == type) ++n;
     }
     return n;
   }
@@ -278,14 +286,14 @@ resources: {cpu: 100m, memory: 16Mi}
   for (const char* name : {"tiny", "box", "doomed"}) WaitForState(name, "running");
 
   // The VM's serial console shows the guest's marker, through the API and `berth vm console`.
-  ASSERT_TRUE(WaitForText("/v1/workloads/tiny/console", "BERTH-GUEST-READY"));
+  ASSERT_TRUE(WaitForConsole("tiny", "BERTH-GUEST-READY"));
   auto console = server_->Cli({"vm", "console", "tiny"});
   EXPECT_EQ(console.exit_code, 0) << console.stderr_data;
   EXPECT_NE(console.stdout_data.find("BERTH-GUEST-READY"), std::string::npos);
   auto logs = server_->Cli({"workload", "logs", "tiny"});
   EXPECT_NE(logs.stdout_data.find("BERTH-GUEST-READY"), std::string::npos);
   // The container's output, and a command run inside it.
-  ASSERT_TRUE(WaitForText("/v1/workloads/box/logs", "up\n"));
+  ASSERT_TRUE(WaitForLogs("box", "up\n"));
   auto exec = server_->Cli({"workload", "exec", "box", "--", "/bin/sh", "-c", "echo in-$HOSTNAME"});
   EXPECT_EQ(exec.exit_code, 0) << exec.stderr_data;
   EXPECT_EQ(exec.stdout_data, "in-box\n");
@@ -332,7 +340,7 @@ resources: {cpu: 1, memory: 128Mi}
 )")});
   ASSERT_EQ(created.exit_code, 0) << created.stderr_data;
   WaitForState("spin", "running");
-  ASSERT_TRUE(WaitForText("/v1/workloads/spin/console", "BERTH-GUEST-READY"));
+  ASSERT_TRUE(WaitForConsole("spin", "BERTH-GUEST-READY"));
   int64_t cpu = GuestCpuMs("spin");
   ASSERT_GE(cpu, 0) << Stats("spin").dump();
   ASSERT_TRUE(GuestCpuAdvances("spin", cpu, 200));
@@ -358,9 +366,9 @@ resources: {cpu: 1, memory: 128Mi}
   auto stopped = server_->Cli({"workload", "stop", "spin"});
   ASSERT_EQ(stopped.exit_code, 0) << stopped.stderr_data;
   WaitForState("spin", "stopped");
-  auto console = server_->Request("GET", "/v1/workloads/spin/console");
-  ASSERT_TRUE(console.ok());
-  EXPECT_NE(console->body.find("BERTH-GUEST-POWERDOWN"), std::string::npos);
+  auto console = server_->client().Console("spin");
+  ASSERT_TRUE(console.ok()) << console.status();
+  EXPECT_NE(console->find("BERTH-GUEST-POWERDOWN"), std::string::npos);
 }
 
 TEST_F(ComputeE2eTest, ContainerExitCodesOomKillsExecAndImages) {
@@ -391,24 +399,20 @@ resources: {cpu: 250m, memory: 32Mi}
   EXPECT_TRUE(hog["status"].value("oom_killed", false)) << hog.dump();
 
   WaitForState("shell", "running");
-  auto ok =
-      server_->Request("POST", "/v1/workloads/shell/exec",
-                       Json{{"argv", {"/bin/sh", "-c", "echo out; echo err >&2; exit 3"}}}.dump());
-  ASSERT_TRUE(ok.ok());
-  ASSERT_EQ(ok->status, 200) << ok->body;
-  Json reply = Json::parse(ok->body);
-  EXPECT_EQ(reply["exit_code"], 3);
-  EXPECT_EQ(reply["stdout"], "out\n");
-  EXPECT_EQ(reply["stderr"], "err\n");
+  auto reply = server_->client().Exec(
+      "shell", {.argv = {"/bin/sh", "-c", "echo out; echo err >&2; exit 3"}});
+  ASSERT_TRUE(reply.ok()) << reply.status();
+  EXPECT_EQ(reply->exit_code, 3);
+  EXPECT_EQ(reply->stdout_data, "out\n");
+  EXPECT_EQ(reply->stderr_data, "err\n");
   auto cli = server_->Cli({"workload", "exec", "shell", "--", "/bin/sh", "-c", "exit 5"});
   EXPECT_EQ(cli.exit_code, 5);
   // Bad requests name the field; a container has no serial console.
-  auto bad = server_->Request("POST", "/v1/workloads/shell/exec", R"({"argv": []})");
-  ASSERT_TRUE(bad.ok());
-  EXPECT_EQ(bad->status, 400);
-  auto no_console = server_->Request("GET", "/v1/workloads/shell/console");
-  ASSERT_TRUE(no_console.ok());
-  EXPECT_NE(no_console->status, 200);
+  auto bad = server_->client().Exec("shell", {});
+  EXPECT_TRUE(absl::IsInvalidArgument(bad.status())) << bad.status();
+  EXPECT_NE(bad.status().message().find("argv"), std::string::npos) << bad.status();
+  auto no_console = server_->client().Console("shell");
+  EXPECT_TRUE(absl::IsFailedPrecondition(no_console.status())) << no_console.status();
   Json stats = Stats("shell");
   EXPECT_EQ(stats.value("state", ""), "running");
   EXPECT_GT(stats.value("rss_bytes", int64_t{0}), 0);

@@ -11,8 +11,6 @@
 namespace berth::e2e {
 namespace {
 
-using nlohmann::json;
-
 TEST(AgentProcessTest, JoinsRunsAndIsMarkedDownWhenKilled) {
   std::string dir = TempDir("e2e-agent");
   DevServer server(dir + "/server", {"--host-ttl", "2s"});
@@ -39,27 +37,34 @@ TEST(AgentProcessTest, JoinsRunsAndIsMarkedDownWhenKilled) {
   EXPECT_NE(help.out.find("`ps`"), std::string::npos) << help.out;
   EXPECT_NE(help.out.find("BERTH_JOIN_TOKEN"), std::string::npos) << help.out;
   // A wrong token is refused.
-  api::HttpClient intruder(server.url(), api::HttpClient::Options{.bearer_token = "nope"});
-  EXPECT_EQ(
-      intruder.Post("/v1/hosts", R"({"name":"x","inventory":{"cpu":"1","memory":"1Gi"}})")->status,
-      401);
+  api::Client intruder(server.url(), api::ClientOptions{.token = "nope"});
+  core::HostInventory tiny;
+  tiny.capacity.cpu = core::MilliCpu(1000);
+  tiny.capacity.memory = core::MemoryMiB(1024);
+  EXPECT_TRUE(
+      absl::IsUnauthenticated(intruder.RegisterHost({.name = "x", .inventory = tiny}).status()));
+  // The state of host agent-1 ("ready", "down"), or "" when it cannot be read.
+  auto host_state = [&] {
+    auto h = server.client().GetHost("agent-1");
+    return h.ok() ? std::string(core::HostStateName(h->host.state)) : std::string();
+  };
 
   pid_t agent = Spawn(agent_args, dir + "/agent.log");
-  ASSERT_TRUE(Eventually([&] {
-    auto h = server.Get("/v1/hosts/agent-1");
-    return h.is_object() && h["state"] == "ready";
-  })) << ReadFile(dir + "/agent.log");
+  ASSERT_TRUE(Eventually([&] { return host_state() == "ready"; })) << ReadFile(dir + "/agent.log");
 
   // A sleep whose argument is unique to this test run, so the process can be found in /proc.
   const std::string marker = "3600." + std::to_string(getpid());
-  json spec = {{"name", "job"},
-               {"kind", "process"},
-               {"command", {"/bin/sleep", marker}},
-               {"resources", {{"cpu", "100m"}, {"memory", "32Mi"}}}};
-  ASSERT_EQ(server.client().Post("/v1/workloads", spec.dump())->status, 201);
+  core::WorkloadSpec spec;
+  spec.name = "job";
+  spec.kind = core::WorkloadKind::kProcess;
+  spec.command = {"/bin/sleep", marker};
+  spec.resources.cpu = core::MilliCpu(100);
+  spec.resources.memory = core::MemoryMiB(32);
+  auto created = server.client().CreateWorkload(spec);
+  ASSERT_TRUE(created.ok()) << created.status();
   ASSERT_TRUE(Eventually([&] { return server.State("job") == "running"; }))
-      << server.Get("/v1/workloads/job").dump();
-  EXPECT_EQ(server.Get("/v1/workloads/job")["status"]["host"], "agent-1");
+      << server.Dump("job").dump();
+  EXPECT_EQ(server.client().GetWorkload("job")->status.host, "agent-1");
   // The agent keeps its own credential, readable by its owner only; the join token alone can
   // no longer act for the host.
   struct stat st {};
@@ -67,42 +72,37 @@ TEST(AgentProcessTest, JoinsRunsAndIsMarkedDownWhenKilled) {
   EXPECT_EQ(st.st_mode & 0777, 0600u);
   std::string credential = ReadFile(dir + "/agent/host.credential");
   while (!credential.empty() && credential.back() == '\n') credential.pop_back();
-  api::HttpClient joiner(server.url(), api::HttpClient::Options{.bearer_token = join});
-  EXPECT_EQ(joiner.Get("/v1/hosts/agent-1/assignments")->status, 403);
-  api::HttpClient as_host(server.url(), api::HttpClient::Options{.bearer_token = credential});
-  EXPECT_EQ(as_host.Get("/v1/hosts/agent-1/assignments")->status, 200);
-  EXPECT_EQ(as_host.Get("/v1/workloads")->status, 403);
+  api::Client joiner(server.url(), api::ClientOptions{.token = join});
+  EXPECT_TRUE(absl::IsPermissionDenied(joiner.Assignments("agent-1").status()));
+  api::Client as_host(server.url(), api::ClientOptions{.token = credential});
+  EXPECT_TRUE(as_host.Assignments("agent-1").ok());
+  EXPECT_TRUE(absl::IsPermissionDenied(as_host.ListWorkloads().status()));
   ASSERT_TRUE(Eventually([&] { return ProcessWithArg(marker); }));
 
   KillAndReap(agent, SIGKILL);
-  ASSERT_TRUE(Eventually([&] {
-    auto h = server.Get("/v1/hosts/agent-1");
-    return h.is_object() && h["state"] == "down";
-  }));
-  json failed = server.Get("/v1/workloads/job");
-  EXPECT_EQ(failed["status"]["state"], "failed");
-  EXPECT_NE(failed["status"]["reason"].get<std::string>().find("down"), std::string::npos);
+  ASSERT_TRUE(Eventually([&] { return host_state() == "down"; }));
+  auto failed = server.client().GetWorkload("job");
+  ASSERT_TRUE(failed.ok()) << failed.status();
+  EXPECT_EQ(failed->status.state, core::WorkloadState::kFailed);
+  EXPECT_NE(failed->status.reason.find("down"), std::string::npos);
   EXPECT_TRUE(ProcessWithArg(marker));  // the work itself outlives its agent
 
   // The agent comes back: the host is ready again and the orphaned process is stopped.
   agent = Spawn(agent_args, dir + "/agent.log");
-  ASSERT_TRUE(Eventually([&] {
-    auto h = server.Get("/v1/hosts/agent-1");
-    return h.is_object() && h["state"] == "ready";
-  }));
+  ASSERT_TRUE(Eventually([&] { return host_state() == "ready"; }));
   EXPECT_TRUE(Eventually([&] { return !ProcessWithArg(marker); })) << ReadFile(dir + "/agent.log");
   EXPECT_EQ(server.State("job"), "failed");
   // A live host cannot be removed; once its agent is gone and it is down, it can.
-  EXPECT_EQ(server.client().Delete("/v1/hosts/agent-1")->status, 409);
+  absl::Status live = server.client().DeleteHost("agent-1");
+  EXPECT_TRUE(absl::IsFailedPrecondition(live) || absl::IsAlreadyExists(live) ||
+              absl::IsAborted(live))
+      << live;  // 409
   KillAndReap(agent, SIGTERM);
-  ASSERT_TRUE(Eventually([&] {
-    auto h = server.Get("/v1/hosts/agent-1");
-    return h.is_object() && h["state"] == "down";
-  }));
+  ASSERT_TRUE(Eventually([&] { return host_state() == "down"; }));
   Result rm = e2e::Run(dir + "/server", {"host", "rm", "agent-1", "--json"});
   EXPECT_EQ(rm.exit_code, 0) << rm.err;
-  EXPECT_EQ(server.client().Get("/v1/hosts/agent-1")->status, 404);
-  EXPECT_EQ(as_host.Get("/v1/hosts/agent-1/assignments")->status, 401);
+  EXPECT_TRUE(absl::IsNotFound(server.client().GetHost("agent-1").status()));
+  EXPECT_TRUE(absl::IsUnauthenticated(as_host.Assignments("agent-1").status()));
   server.Kill(SIGTERM);
   std::filesystem::remove_all(dir);
 }

@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <cstdio>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
@@ -17,7 +18,7 @@
 #include <thread>
 #include <vector>
 
-#include "api/http/client.h"
+#include "api/client/client.h"
 #include "nlohmann/json.hpp"
 
 namespace berth::e2e {
@@ -124,8 +125,7 @@ class DevServer {
     if (!up) return false;
     token_ = ReadFile(data_dir_ + "/admin.token");
     while (!token_.empty() && token_.back() == '\n') token_.pop_back();
-    client_ =
-        std::make_unique<api::HttpClient>(url_, api::HttpClient::Options{.bearer_token = token_});
+    client_ = std::make_unique<api::Client>(url_, api::ClientOptions{.token = token_});
     return true;
   }
 
@@ -138,20 +138,27 @@ class DevServer {
     client_.reset();
   }
 
-  api::HttpClient& client() { return *client_; }
+  // The server's typed client, with the admin token.
+  api::Client& client() { return *client_; }
   const std::string& url() const { return url_; }
   const std::string& token() const { return token_; }
   const std::string& data_dir() const { return data_dir_; }
   pid_t pid() const { return pid_; }
 
-  nlohmann::json Get(const std::string& path) {
-    auto r = client_->Get(path);
-    if (!r.ok() || r->status != 200) return nullptr;
-    return nlohmann::json::parse(r->body, nullptr, false);
+  // A plain HTTP client with the admin token, for tests whose point is a malformed request.
+  std::unique_ptr<api::HttpClient> RawClient() const {
+    return std::make_unique<api::HttpClient>(url_,
+                                             api::HttpClient::Options{.bearer_token = token_});
   }
+  // The workload's state ("running", ...), or "" when it cannot be read.
   std::string State(const std::string& workload) {
-    auto w = Get("/v1/workloads/" + workload);
-    return w.is_object() ? w["status"].value("state", "") : "";
+    auto w = client_->GetWorkload(workload);
+    return w.ok() ? std::string(core::WorkloadStateName(w->status.state)) : "";
+  }
+  // The workload as the server encodes it, or null when it cannot be read (for messages).
+  nlohmann::json Dump(const std::string& workload) {
+    api::Raw raw;
+    return client_->GetWorkload(workload, {}, &raw).ok() ? raw.body : nlohmann::json();
   }
 
  private:
@@ -160,7 +167,7 @@ class DevServer {
   pid_t pid_ = -1;
   std::string url_;
   std::string token_;
-  std::unique_ptr<api::HttpClient> client_;
+  std::unique_ptr<api::Client> client_;
 };
 
 // Starts `berth ARGS...` in its own session with output to `log`; returns its pid.
@@ -211,15 +218,19 @@ inline std::string TempDir(const std::string& name) {
 // Deletes every workload and waits (up to a minute) until they are gone. Workloads outlive a
 // stopped server (its next start re-adopts them), so tests delete theirs before stopping it.
 inline void DeleteAllWorkloads(DevServer& server) {
-  nlohmann::json list = server.Get("/v1/workloads");
-  if (!list.is_object()) return;
-  for (const auto& w : list["items"]) {
-    (void)server.client().Delete("/v1/workloads/" + w["name"].get<std::string>());
+  auto list = server.client().ListWorkloads();
+  if (!list.ok()) return;
+  for (const auto& w : list->items) {
+    auto deleted = server.client().DeleteWorkload(w.spec.name);
+    if (!deleted.ok() && !absl::IsNotFound(deleted.status())) {
+      std::fprintf(stderr, "workload %s: delete failed: %s\n", w.spec.name.c_str(),
+                   deleted.status().ToString().c_str());
+    }
   }
   Eventually(
       [&] {
-        nlohmann::json now = server.Get("/v1/workloads");
-        return !now.is_object() || now["items"].empty();
+        auto now = server.client().ListWorkloads();
+        return !now.ok() || now->items.empty();
       },
       60);
 }

@@ -76,29 +76,28 @@ class WorkloadNetworkE2eTest : public ::testing::Test {
     e2e::Result r = Cli(args);
     ASSERT_EQ(r.exit_code, 0) << args[0] << " " << args[1] << ": " << r.err;
   }
-  size_t Count(const std::string& path) {
-    Json j = server_.Get(path);
-    return j.is_object() ? j["items"].size() : 0;
-  }
   void Create(const Json& spec) {
-    auto r = server_.client().Post("/v1/workloads", spec.dump());
-    ASSERT_TRUE(r.ok());
-    ASSERT_EQ(r->status, 201) << r->body;
+    auto created = server_.client().CreateWorkloadFromText(spec.dump());
+    ASSERT_TRUE(created.ok()) << created.status();
   }
-  std::string State(const std::string& name) {
-    Json w = server_.Get("/v1/workloads/" + name);
-    return w.is_object() ? w["status"].value("state", "") : "";
+  std::string State(const std::string& name) { return server_.State(name); }
+  // The disk or network as the server encodes it; null when it cannot be read.
+  Json Disk(const std::string& name) {
+    auto d = server_.client().GetDisk(name);
+    return d.ok() ? *d : Json();
+  }
+  Json Network(const std::string& name) {
+    auto n = server_.client().GetNetwork(name);
+    return n.ok() ? *n : Json();
   }
   bool WaitState(const std::string& name, const std::string& state, int seconds = 180) {
     return e2e::Eventually([&] { return State(name) == state; }, seconds);
   }
-  std::string Reason(const std::string& name) {
-    return server_.Get("/v1/workloads/" + name).dump();
-  }
+  std::string Reason(const std::string& name) { return server_.Dump(name).dump(); }
   std::string Logs(const std::string& name) { return Cli({"workload", "logs", name}).out; }
   // The address `owner` holds on `network`.
   std::string AddressOf(const std::string& network, const std::string& owner) {
-    Json n = server_.Get("/v1/networks/" + network);
+    Json n = Network(network);
     if (!n.is_object()) return "";
     return n["status"]["addresses"].value(owner, "");
   }
@@ -110,14 +109,17 @@ class WorkloadNetworkE2eTest : public ::testing::Test {
     return r.exit_code == 0 && r.out.find("ok") != std::string::npos;
   }
   void Delete(const std::string& name) {
-    auto r = server_.client().Delete("/v1/workloads/" + name);
-    ASSERT_TRUE(r.ok());
-    ASSERT_TRUE(e2e::Eventually([&] { return server_.Get("/v1/workloads/" + name).is_null(); }))
-        << name << " never went";
+    auto r = server_.client().DeleteWorkload(name);
+    ASSERT_TRUE(r.ok()) << r.status();
+    ASSERT_TRUE(e2e::Eventually([&] {
+      return absl::IsNotFound(server_.client().GetWorkload(name).status());
+    })) << name
+        << " never went";
     // The agent gives back its disks once the task is destroyed.
     ASSERT_TRUE(e2e::Eventually([&] {
-      Json disks = server_.Get("/v1/disks");
-      for (const auto& d : disks["items"]) {
+      auto disks = server_.client().ListDisks();
+      if (!disks.ok()) return false;
+      for (const auto& d : disks->items) {
         if (d["status"].value("attached_to", "") == name) return false;
       }
       return true;
@@ -181,7 +183,7 @@ TEST_F(WorkloadNetworkE2eTest, ContainersTalkThroughGroupsAndPortForwards) {
       Cli({"workload", "exec", "srv", "--", "/bin/sh", "-c", "echo kept > /data/f && cat /data/f"});
   EXPECT_EQ(wrote.exit_code, 0) << wrote.err;
   EXPECT_EQ(wrote.out, "kept\n");
-  EXPECT_EQ(server_.Get("/v1/disks/shared")["status"]["attached_to"], "srv");
+  EXPECT_EQ(Disk("shared")["status"]["attached_to"], "srv");
 
   // By address, both ways; the group lets 8080 in and keeps 9090 out.
   EXPECT_TRUE(e2e::Eventually([&] { return ExecSaysOk("cli", {"nc", "-w", "2", srv, "8080"}); }));
@@ -198,10 +200,9 @@ TEST_F(WorkloadNetworkE2eTest, ContainersTalkThroughGroupsAndPortForwards) {
 
   // References to what does not exist are refused at create, naming the field; nothing is made.
   auto refused = [&](const Json& spec, const std::string& field) {
-    auto r = server_.client().Post("/v1/workloads", spec.dump());
-    ASSERT_TRUE(r.ok());
-    EXPECT_EQ(r->status, 400) << r->body;
-    EXPECT_THAT(r->body, HasSubstr(field));
+    auto r = server_.client().CreateWorkloadFromText(spec.dump());
+    ASSERT_TRUE(absl::IsInvalidArgument(r.status())) << r.status();
+    EXPECT_THAT(std::string(r.status().message()), HasSubstr(field));
   };
   auto lost = [](const std::string& key, const Json& value) {
     Json spec = {
@@ -217,16 +218,15 @@ TEST_F(WorkloadNetworkE2eTest, ContainersTalkThroughGroupsAndPortForwards) {
   refused(lost("disks", {{{"disk", "nosuch"}, {"mount", "/data"}}}), "disks[0].disk");
   MustCli({"disk", "create", "blocky", "--size", "32Mi"});  // qcow2: a VM's, not a container's
   refused(lost("disks", {{{"disk", "blocky"}, {"mount", "/data"}}}), "disks[0].disk");
-  EXPECT_TRUE(server_.Get("/v1/workloads/lost").is_null());
+  EXPECT_TRUE(absl::IsNotFound(server_.client().GetWorkload("lost").status()));
 
   // Deleting the workloads takes their interfaces, namespaces, addresses and forwards with
   // them.
   Delete("srv");
   Delete("cli");
   // The agent tears down after the workload is gone from the API.
-  EXPECT_TRUE(e2e::Eventually([&] {
-    return server_.Get("/v1/networks/blue")["status"]["addresses"].empty();
-  })) << server_.Get("/v1/networks/blue").dump();
+  EXPECT_TRUE(e2e::Eventually([&] { return Network("blue")["status"]["addresses"].empty(); }))
+      << Network("blue").dump();
   EXPECT_TRUE(e2e::Eventually([&] {
     return !std::filesystem::exists(ContainerNetns("srv")) &&
            !std::filesystem::exists(ContainerNetns("cli"));
@@ -236,8 +236,8 @@ TEST_F(WorkloadNetworkE2eTest, ContainersTalkThroughGroupsAndPortForwards) {
   })) << HostLinks();
   // srv's disk was unmounted and detached, and keeps what srv wrote.
   EXPECT_FALSE(std::filesystem::exists(dir_ + "/agent/mounts/srv"));
-  EXPECT_EQ(server_.Get("/v1/disks/shared")["status"]["attached_to"], "");
-  const std::string image = server_.Get("/v1/disks/shared")["status"]["path"];
+  EXPECT_EQ(Disk("shared")["status"]["attached_to"], "");
+  const std::string image = Disk("shared")["status"]["path"];
   std::string listing;
   EXPECT_EQ(nt::RunIn("", {"debugfs", "-R", "cat /f", image}, &listing), 0);
   EXPECT_THAT(listing, HasSubstr("kept"));
@@ -277,7 +277,7 @@ TEST_F(WorkloadNetworkE2eTest, VmTakesItsAddressAndKeepsItsDiskThroughSnapshotRe
             "while true; do b=$(ls /sys/block | tr '\\n' ,); "
             "[ \"$b\" != \"$a\" ] && echo BLOCK=$b && a=$b; sleep 0.3; done"));
   ASSERT_TRUE(WaitState("first", "running")) << Reason("first");
-  EXPECT_EQ(server_.Get("/v1/disks/vmdata")["status"]["attached_to"], "first");
+  EXPECT_EQ(Disk("vmdata")["status"]["attached_to"], "first");
   ASSERT_TRUE(
       e2e::Eventually([&] { return Logs("first").find("WROTE-ONE") != std::string::npos; }, 180))
       << Logs("first");
@@ -298,7 +298,7 @@ TEST_F(WorkloadNetworkE2eTest, VmTakesItsAddressAndKeepsItsDiskThroughSnapshotRe
 
   // A disk the running VM holds open is snapshotted through QEMU.
   MustCli({"disk", "snapshot", "vmdata", "live"});
-  EXPECT_THAT(server_.Get("/v1/disks/vmdata")["status"]["snapshots"].dump(), HasSubstr("live"));
+  EXPECT_THAT(Disk("vmdata")["status"]["snapshots"].dump(), HasSubstr("live"));
 
   // A disk attached while the VM runs is plugged in (PCIe hot-plug) and pulled out on detach.
   MustCli({"disk", "create", "extra", "--size", "32Mi"});
@@ -316,15 +316,13 @@ TEST_F(WorkloadNetworkE2eTest, VmTakesItsAddressAndKeepsItsDiskThroughSnapshotRe
       },
       60))
       << Logs("first");
-  EXPECT_EQ(server_.Get("/v1/disks/extra")["status"]["attached_to"], "");
+  EXPECT_EQ(Disk("extra")["status"]["attached_to"], "");
 
   // An attached disk cannot be deleted or reverted; deleting the VM detaches it.
   EXPECT_NE(Cli({"disk", "rm", "vmdata"}).exit_code, 0);
   Delete("first");
-  EXPECT_TRUE(e2e::Eventually(
-      [&] { return server_.Get("/v1/disks/vmdata")["status"]["attached_to"] == ""; }));
-  EXPECT_TRUE(e2e::Eventually(
-      [&] { return server_.Get("/v1/networks/vmnet")["status"]["addresses"].empty(); }));
+  EXPECT_TRUE(e2e::Eventually([&] { return Disk("vmdata")["status"]["attached_to"] == ""; }));
+  EXPECT_TRUE(e2e::Eventually([&] { return Network("vmnet")["status"]["addresses"].empty(); }));
 
   // Snapshot, overwrite in a second guest, revert: a third guest reads the first data.
   MustCli({"disk", "snapshot", "vmdata", "one"});

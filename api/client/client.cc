@@ -39,10 +39,9 @@ absl::StatusOr<core::Workload> DecodeWorkloadReply(std::string_view what, const 
 }  // namespace
 
 Client::Client(std::string base_url, ClientOptions options)
-    : http_(std::move(base_url),
-            HttpClient::Options{.bearer_token = std::move(options.token),
-                                .timeout = options.timeout,
-                                .connect_timeout = options.connect_timeout}) {}
+    : http_(std::move(base_url), HttpClient::Options{.bearer_token = std::move(options.token),
+                                                     .timeout = options.timeout,
+                                                     .connect_timeout = options.connect_timeout}) {}
 
 void Client::SetToken(std::string token) { http_.SetBearerToken(std::move(token)); }
 
@@ -98,8 +97,8 @@ absl::StatusOr<std::string> Client::MetricsText() { return Text("/metrics"); }
 // Workloads.
 
 absl::StatusOr<core::Workload> Client::CreateWorkload(const core::WorkloadSpec& spec, Raw* raw) {
-  BERTH_ASSIGN_OR_RETURN(Json j, SendJson("POST", "/v1/workloads", core::EncodeWorkloadSpec(spec),
-                                          raw));
+  BERTH_ASSIGN_OR_RETURN(Json j,
+                         SendJson("POST", "/v1/workloads", core::EncodeWorkloadSpec(spec), raw));
   return DecodeWorkloadReply("create workload", j);
 }
 
@@ -160,9 +159,9 @@ absl::StatusOr<std::string> Client::Logs(std::string_view name, std::string_view
 
 absl::Status Client::StreamLogs(std::string_view name, std::string_view stream, bool follow,
                                 const ChunkSink& sink) {
-  return StreamText(Cat("/v1/workloads/", Seg(name), "/logs?stream=", Seg(stream),
-                        follow ? "&follow=true" : ""),
-                    sink);
+  return StreamText(
+      Cat("/v1/workloads/", Seg(name), "/logs?stream=", Seg(stream), follow ? "&follow=true" : ""),
+      sink);
 }
 
 absl::StatusOr<std::string> Client::Console(std::string_view name) {
@@ -201,8 +200,8 @@ absl::Status Client::Heartbeat(std::string_view host, Raw* raw) {
 absl::StatusOr<wire::WorkloadList> Client::Assignments(std::string_view host, const Watch& watch,
                                                        Raw* raw) {
   BERTH_ASSIGN_OR_RETURN(
-      Json j, Send("GET", Cat("/v1/hosts/", Seg(host), "/assignments", WatchQuery(watch)), "", "",
-                   raw));
+      Json j,
+      Send("GET", Cat("/v1/hosts/", Seg(host), "/assignments", WatchQuery(watch)), "", "", raw));
   return Decoded("assignments", wire::DecodeWorkloadList(j));
 }
 
@@ -369,8 +368,7 @@ absl::StatusOr<std::string> Client::AllocateAddress(std::string_view network,
 }
 
 absl::Status Client::ReleaseAddress(std::string_view network, std::string_view owner, Raw* raw) {
-  return Send("DELETE", Cat("/v1/networks/", Seg(network), "/addresses/", Seg(owner)), "", "",
-              raw)
+  return Send("DELETE", Cat("/v1/networks/", Seg(network), "/addresses/", Seg(owner)), "", "", raw)
       .status();
 }
 

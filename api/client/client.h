@@ -189,15 +189,14 @@ class Client {
   // An address on the network for `owner` (`address` empty: the next free one); returns it.
   absl::StatusOr<std::string> AllocateAddress(std::string_view network, std::string_view owner,
                                               std::string_view address = {}, Raw* raw = nullptr);
-  absl::Status ReleaseAddress(std::string_view network, std::string_view owner,
-                              Raw* raw = nullptr);
+  absl::Status ReleaseAddress(std::string_view network, std::string_view owner, Raw* raw = nullptr);
 
   // --- Security groups ---
   absl::StatusOr<core::Json> CreateSecurityGroup(std::string_view name, Raw* raw = nullptr);
   absl::StatusOr<wire::JsonList> ListSecurityGroups(Raw* raw = nullptr);
   absl::StatusOr<core::Json> GetSecurityGroup(std::string_view name, Raw* raw = nullptr);
   absl::Status DeleteSecurityGroup(std::string_view name, Raw* raw = nullptr);
-  // Returns the group with the rule added (each rule carries its "id").
+  // Returns the group with the rule added (each rule in spec.rules carries its "id").
   absl::StatusOr<core::Json> AddRule(std::string_view group, const wire::SecurityRule& rule,
                                      Raw* raw = nullptr);
   absl::StatusOr<core::Json> RemoveRule(std::string_view group, std::string_view rule_id,

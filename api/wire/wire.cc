@@ -184,9 +184,8 @@ absl::StatusOr<ExecRequest> DecodeExecRequest(std::string_view workload, const J
 }
 
 Json EncodeExecReply(const ExecReply& reply) {
-  return {{"exit_code", reply.exit_code},
-          {"stdout", reply.stdout_data},
-          {"stderr", reply.stderr_data}};
+  return {
+      {"exit_code", reply.exit_code}, {"stdout", reply.stdout_data}, {"stderr", reply.stderr_data}};
 }
 
 absl::StatusOr<ExecReply> DecodeExecReply(std::string_view workload, const Json& j) {

@@ -45,8 +45,8 @@ TEST(Wire, StatusReportErrorsNameTheField) {
     std::string field;
     Json value;
   } cases[] = {
-      {"state", "sleeping"},  {"generation", -1},  {"exit_code", "three"},
-      {"oom_killed", "yes"},  {"host", 5},         {"colour", "red"},
+      {"state", "sleeping"}, {"generation", -1}, {"exit_code", "three"},
+      {"oom_killed", "yes"}, {"host", 5},        {"colour", "red"},
   };
   for (const auto& tc : cases) {
     Json j = good;
@@ -89,9 +89,8 @@ TEST(Wire, RegistrationReplyCarriesTheCredential) {
 }
 
 TEST(Wire, ExecRequestAndReplyRoundTrip) {
-  ExecRequest req{.argv = {"sh", "-c", "echo $X"},
-                  .env = {{"X", "1"}},
-                  .timeout = absl::Seconds(90)};
+  ExecRequest req{
+      .argv = {"sh", "-c", "echo $X"}, .env = {{"X", "1"}}, .timeout = absl::Seconds(90)};
   auto back = DecodeExecRequest("web", EncodeExecRequest(req));
   ASSERT_TRUE(back.ok()) << back.status();
   EXPECT_EQ(*back, req);
@@ -104,12 +103,12 @@ TEST(Wire, ExecRequestAndReplyRoundTrip) {
 TEST(Wire, ExecRequestErrorsNameTheField) {
   EXPECT_NE(ErrorOf(DecodeExecRequest("web", Json{{"argv", Json::array()}})).find("argv"),
             std::string::npos);
-  EXPECT_NE(ErrorOf(DecodeExecRequest("web", Json{{"argv", {"ls"}}, {"env", {{"A", 1}}}}))
-                .find("env.A"),
-            std::string::npos);
-  EXPECT_NE(ErrorOf(DecodeExecRequest("web", Json{{"argv", {"ls"}}, {"timeout", "-1s"}}))
-                .find("timeout"),
-            std::string::npos);
+  EXPECT_NE(
+      ErrorOf(DecodeExecRequest("web", Json{{"argv", {"ls"}}, {"env", {{"A", 1}}}})).find("env.A"),
+      std::string::npos);
+  EXPECT_NE(
+      ErrorOf(DecodeExecRequest("web", Json{{"argv", {"ls"}}, {"timeout", "-1s"}})).find("timeout"),
+      std::string::npos);
   auto defaulted = DecodeExecRequest("web", Json{{"argv", {"ls"}}});
   ASSERT_TRUE(defaulted.ok());
   EXPECT_EQ(defaulted->timeout, absl::Seconds(30));
@@ -143,8 +142,7 @@ TEST(Wire, ListsRoundTripAndNameTheBadItem) {
   Json bad = EncodeWorkloadList({{w}, 1});
   bad["items"].push_back(Json{{"name", "x"}});
   EXPECT_NE(ErrorOf(DecodeWorkloadList(bad)).find("items[1]"), std::string::npos);
-  EXPECT_NE(ErrorOf(DecodeJsonList("disk", Json{{"items", 3}})).find("items"),
-            std::string::npos);
+  EXPECT_NE(ErrorOf(DecodeJsonList("disk", Json{{"items", 3}})).find("items"), std::string::npos);
   EXPECT_NE(ErrorOf(DecodeJsonList("disk", Json{{"items", {1}}})).find("items[0]"),
             std::string::npos);
 }
