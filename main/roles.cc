@@ -17,6 +17,10 @@
 #include "agent/agent.h"
 #include "agent/inventory.h"
 #include "api/api_server.h"
+#include "api/routes_images.h"
+#ifdef BERTH_WITH_IMAGE_API
+#include "api/local_images.h"
+#endif
 #include "cli/cli.h"
 #include "control/control_plane.h"
 #include "core/json.h"
@@ -306,7 +310,7 @@ absl::StatusOr<agent::AgentConfig> AgentConfigFrom(const Flags& f) {
 constexpr char kServeHelp[] =
     R"(Usage: berth serve [--dev] [--data-dir DIR] [--listen HOST:PORT] [--host-ttl 15s]
                    [--policy NAME] [--agent-config FILE] [--vm-accel auto|kvm|tcg]
-                   [--backup-dir DIR] [--allow-root-workloads]
+                   [--backup-dir DIR] [--image-import-dir DIR] [--allow-root-workloads]
 
 Runs the Berth API server on the embedded SQLite store in DIR (default: BERTH_DATA_DIR or ~/.berth).
   --dev            also run an agent for this machine in the same process, so workloads run here
@@ -318,6 +322,9 @@ Runs the Berth API server on the embedded SQLite store in DIR (default: BERTH_DA
   --vm-accel       how the local agent runs VMs in --dev mode (as for berth agent)
   --backup-dir     where disk backups are written and restored from in --dev mode (default
                    DIR/backups): the API's backup and restore take only file names inside it
+  --image-import-dir
+                   where the API's image imports read from in --dev mode (default DIR/imports):
+                   POST /v1/hosts/NAME/images takes only file names inside it
   --allow-root-workloads
                    accept process workloads with `user: root` (or uid/gid 0); without it they
                    are refused (403) and process workloads run as an unprivileged user
@@ -379,7 +386,7 @@ int RunServe(const std::vector<std::string>& args, std::ostream& out, std::ostre
   Flags f;
   if (!ParseFlags(args,
                   {"--data-dir", "--listen", "--host-ttl", "--policy", "--agent-config",
-                   "--vm-accel", "--backup-dir"},
+                   "--vm-accel", "--backup-dir", "--image-import-dir"},
                   &f, err)) {
     return 2;
   }
@@ -450,7 +457,31 @@ int RunServe(const std::vector<std::string>& args, std::ostream& out, std::ostre
   aopts.port = static_cast<uint16_t>(port);
   aopts.admin_token = *admin;
   aopts.agent_tokens = {*join};
+  // The local host's image catalog (dev mode), attached once the local agent runs; imports
+  // read only beneath the import directory.
+  std::unique_ptr<api::HostImages> images;
+#ifdef BERTH_WITH_IMAGE_API
+  api::LocalHostImages* local_images = nullptr;
+  if (dev) {
+    const std::string import_dir =
+        fs::absolute(f.values.count("--image-import-dir") ? f.values["--image-import-dir"]
+                                                          : dir + "/imports",
+                     ec)
+            .lexically_normal()
+            .string();
+    fs::create_directories(import_dir, ec);
+    if (ec) {
+      err << "berth serve: cannot create the image import directory " << import_dir << ": "
+          << ec.message() << "\n";
+      return 1;
+    }
+    auto owned = std::make_unique<api::LocalHostImages>(import_dir);
+    local_images = owned.get();
+    images = std::move(owned);
+  }
+#endif
   api::ApiServer server(aopts, &control, dev ? &logs : nullptr);
+  api::AddImageRoutes(server.router(), &control, images.get());
 #ifdef BERTH_WITH_STORENET
   // Disks and networks of this machine, re-declared from the store before serving.
   std::unique_ptr<LocalStorageNetwork> storenet;
@@ -526,6 +557,9 @@ int RunServe(const std::vector<std::string>& args, std::ostream& out, std::ostre
       return 1;
     }
     logs.Set(local_agent.get());
+#ifdef BERTH_WITH_IMAGE_API
+    if (local_images != nullptr) local_images->Attach(ao.name, drivers.images.get());
+#endif
 #ifdef BERTH_WITH_STORENET
     if (storenet) storenet->SetAgent(local_agent.get());
 #endif
@@ -537,6 +571,9 @@ int RunServe(const std::vector<std::string>& args, std::ostream& out, std::ostre
   int sig = WaitForSignal(signals);
   out << "berth: signal " << sig << ", shutting down" << std::endl;
   logs.Set(nullptr);
+#ifdef BERTH_WITH_IMAGE_API
+  if (local_images != nullptr) local_images->Attach("", nullptr);  // waits for imports
+#endif
 #ifdef BERTH_WITH_STORENET
   if (storenet) storenet->SetAgent(nullptr);
 #endif

@@ -219,6 +219,26 @@ absl::Status Client::DeleteHost(std::string_view name, Raw* raw) {
   return Send("DELETE", Cat("/v1/hosts/", Seg(name)), "", "", raw).status();
 }
 
+// Host image catalogs.
+
+absl::StatusOr<Json> Client::ListImages(std::string_view host, Raw* raw) {
+  return Send("GET", Cat("/v1/hosts/", Seg(host), "/images"), "", "", raw);
+}
+
+absl::StatusOr<Json> Client::GetImage(std::string_view host, std::string_view name, Raw* raw) {
+  return Send("GET", Cat("/v1/hosts/", Seg(host), "/images/", Seg(name)), "", "", raw);
+}
+
+absl::StatusOr<Json> Client::ImportImage(std::string_view host, const wire::ImageImport& request,
+                                         Raw* raw) {
+  return SendJson("POST", Cat("/v1/hosts/", Seg(host), "/images"), wire::EncodeImageImport(request),
+                  raw);
+}
+
+absl::Status Client::RemoveImage(std::string_view host, std::string_view name, Raw* raw) {
+  return Send("DELETE", Cat("/v1/hosts/", Seg(host), "/images/", Seg(name)), "", "", raw).status();
+}
+
 // Tenants and quotas.
 
 absl::StatusOr<Json> Client::ListTenants(Raw* raw) {

@@ -143,6 +143,16 @@ class Client {
   absl::StatusOr<wire::HostList> ListHosts(Raw* raw = nullptr);
   absl::Status DeleteHost(std::string_view name, Raw* raw = nullptr);
 
+  // --- Host image catalogs ---
+  // {"host": ..., "items": [image...]}, sorted by name.
+  absl::StatusOr<core::Json> ListImages(std::string_view host, Raw* raw = nullptr);
+  absl::StatusOr<core::Json> GetImage(std::string_view host, std::string_view name,
+                                      Raw* raw = nullptr);
+  // Copies the named files into the host's catalog (may take minutes); returns the image.
+  absl::StatusOr<core::Json> ImportImage(std::string_view host, const wire::ImageImport& request,
+                                         Raw* raw = nullptr);
+  absl::Status RemoveImage(std::string_view host, std::string_view name, Raw* raw = nullptr);
+
   // --- Tenants and quotas ---
   // {"items": [{"name", "quota", "used"}...]}
   absl::StatusOr<core::Json> ListTenants(Raw* raw = nullptr);

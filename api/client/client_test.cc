@@ -8,6 +8,7 @@
 #include <memory>
 
 #include "api/api_server.h"
+#include "api/routes_images.h"
 #include "core/clock.h"
 #include "gtest/gtest.h"
 #include "state/memory_store.h"
@@ -172,6 +173,7 @@ class ClientTest : public ::testing::Test {
     o.admin_token = "admin-secret";
     o.agent_tokens = {"join-secret"};
     server_ = std::make_unique<ApiServer>(o, control_.get(), local_.get());
+    AddImageRoutes(server_->router(), control_.get(), /*images=*/nullptr);
 #ifdef BERTH_CLIENT_TEST_STORENET
     AddStorageRoutes(server_->router(), &storage_);
     AddNetworkRoutes(server_->router(), &networks_);
@@ -405,6 +407,18 @@ TEST_F(ClientTest, ServerErrorsBecomeMatchingCodesWithTheFieldNamed) {
   // Nothing listens: the transport's error, not a server's.
   Client nowhere("http://127.0.0.1:1", ClientOptions{.connect_timeout = absl::Seconds(2)});
   EXPECT_TRUE(absl::IsUnavailable(nowhere.Health()) || absl::IsDeadlineExceeded(nowhere.Health()));
+}
+
+TEST_F(ClientTest, ImageCatalogErrorsMapToCodes) {
+  // This server reaches no host's catalog: a known host's is out of reach (409), an unknown
+  // host is 404.
+  RegisterH1();
+  auto unreachable = admin_->ListImages("h1");
+  EXPECT_TRUE(absl::IsFailedPrecondition(unreachable.status())) << unreachable.status();
+  EXPECT_TRUE(absl::IsNotFound(admin_->ListImages("nope").status()));
+  auto bad = admin_->ImportImage("h1", {.kernel = "vmlinuz"});
+  ASSERT_TRUE(absl::IsInvalidArgument(bad.status())) << bad.status();
+  EXPECT_NE(bad.status().message().find("name"), std::string::npos) << bad.status();
 }
 
 TEST_F(ClientTest, NamesAreEscapedIntoOnePathSegment) {

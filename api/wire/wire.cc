@@ -299,4 +299,16 @@ Json EncodePortForwardCreate(const PortForwardCreate& request) {
   return j;
 }
 
+Json EncodeImageImport(const ImageImport& request) {
+  Json j = Json::object();
+  PutIfSet(j, "name", request.name);
+  PutIfSet(j, "kernel", request.kernel);
+  PutIfSet(j, "initrd", request.initrd);
+  PutIfSet(j, "cmdline", request.cmdline);
+  PutIfSet(j, "disk", request.disk);
+  PutIfSet(j, "rootfs", request.rootfs);
+  if (request.replace) j["replace"] = true;
+  return j;
+}
+
 }  // namespace berth::api::wire

@@ -159,4 +159,18 @@ struct PortForwardCreate {
 };
 core::Json EncodePortForwardCreate(const PortForwardCreate& request);
 
+// POST /v1/hosts/{host}/images: an image for a host's catalog from exactly one source (kernel with
+// an optional initrd, disk, or rootfs as a tar archive), each a file named relative to the
+// directory the server imports from. Empty strings are left out of the encoding.
+struct ImageImport {
+  std::string name;
+  std::string kernel;
+  std::string initrd;
+  std::string cmdline;
+  std::string disk;
+  std::string rootfs;
+  bool replace = false;  // replace an image of that name instead of AlreadyExists
+};
+core::Json EncodeImageImport(const ImageImport& request);
+
 }  // namespace berth::api::wire

@@ -1,0 +1,110 @@
+// Routes agents and operators call about hosts: registration (which issues the host's
+// credential), list, get, remove, heartbeats, the long-poll for assignments, and the status
+// reports of the workloads placed on a host.
+#include <climits>
+
+#include "api/api_server.h"
+#include "api/body_parser.h"
+#include "api/route_util.h"
+#include "api/wire/wire.h"
+#include "core/strings.h"
+
+namespace berth::api {
+
+using core::Cat;
+using core::Json;
+
+void ApiServer::HostRoutes() {
+  // Hosts.
+  router_.Handle("POST", "/v1/hosts", [this](const HttpRequest& req) {
+    auto body = ParseBody(req.body, {"host", ""});
+    if (!body.ok()) return Fail(body.status());
+    auto registration = wire::DecodeHostRegistration(*body);
+    if (!registration.ok()) return Fail(registration.status());
+    const std::string& name = registration->name;
+    control::RegisterHostOptions options;
+    if (std::string caller = CallingHost(req); !caller.empty()) {
+      if (auto denied = OnlyItself(req, name)) return *denied;
+      options.credential = std::string(req.Header("Authorization")->substr(7));
+    }
+    auto reg = control_->RegisterHost(name, registration->inventory, options);
+    if (!reg.ok()) return Fail(reg.status());
+    // The credential is shown once: the server keeps only its digest.
+    return JsonOk(200, wire::EncodeRegistrationReply({reg->host, reg->credential}),
+                  reg->host.revision);
+  });
+  router_.Handle("GET", "/v1/hosts", [this](const HttpRequest&) {
+    int64_t rev = 0;
+    auto hosts = control_->ListHosts(&rev);
+    if (!hosts.ok()) return Fail(hosts.status());
+    return JsonOk(200, wire::EncodeHostList({*hosts, rev}), rev);
+  });
+  router_.Handle("GET", "/v1/hosts/{name}", [this](const HttpRequest& req) {
+    auto h = control_->GetHost(req.Param("name"));
+    if (!h.ok()) return Fail(h.status());
+    auto assigned = control_->Assignments(h->name);
+    Json body = core::EncodeHost(*h);
+    if (assigned.ok()) {
+      Json names = Json::array();
+      for (const auto& w : *assigned) names.push_back(w.spec.name);
+      body["workloads"] = names;
+    }
+    return JsonOk(200, body, h->revision);
+  });
+  router_.Handle("DELETE", "/v1/hosts/{name}", [this](const HttpRequest& req) {
+    absl::Status s = control_->RemoveHost(req.Param("name"));
+    if (!s.ok()) return Fail(s);
+    return JsonOk(200, {{"name", req.Param("name")}, {"deleted", true}});
+  });
+  router_.Handle("PUT", "/v1/hosts/{name}/heartbeat", [this](const HttpRequest& req) {
+    if (auto denied = OnlyItself(req, req.Param("name"))) return *denied;
+    absl::Status s = control_->Heartbeat(req.Param("name"));
+    if (!s.ok()) return Fail(s);
+    return JsonOk(200, {{"name", req.Param("name")}, {"status", "ok"}});
+  });
+  router_.HandleAsync(
+      "GET", "/v1/hosts/{name}/assignments", [this](const HttpRequest& req, Responder r) {
+        std::string name = req.Param("name");
+        if (auto denied = OnlyItself(req, name)) {
+          r.Send(*denied);
+          return;
+        }
+        Blocking(req, std::move(r), std::string(control::kWorkloadPrefix), [this, name] {
+          int64_t rev = 0;
+          auto list = control_->Assignments(name, &rev);
+          if (!list.ok()) return Fail(list.status());
+          return JsonOk(200, wire::EncodeWorkloadList({*list, rev}), rev);
+        });
+      });
+
+  // Status reports of the workloads placed on a host.
+  router_.Handle("PUT", "/v1/workloads/{name}/status", [this](const HttpRequest& req) {
+    std::string name = req.Param("name");
+    auto body = ParseBody(req.body, {"workload status", name});
+    if (!body.ok()) return Fail(body.status());
+    auto decoded = wire::DecodeStatusReport(name, *body);
+    if (!decoded.ok()) return Fail(decoded.status());
+    std::string host = decoded->host;
+    control::StatusReport report{.generation = decoded->generation,
+                                 .state = decoded->state,
+                                 .reason = decoded->reason,
+                                 .exit_code = decoded->exit_code,
+                                 .oom_killed = decoded->oom_killed};
+    if (std::string caller = CallingHost(req); !caller.empty()) {
+      if (auto denied = OnlyItself(req, host.empty() ? caller : host)) return *denied;
+      auto current = control_->GetWorkload(name);
+      if (!current.ok()) return Fail(current.status());
+      if (current->status.host != caller) {
+        return HttpResponse::Error(
+            403, "permission_denied",
+            Cat("host \"", caller, "\": workload \"", name, "\" is not placed on it"));
+      }
+      host = caller;
+    }
+    auto w = control_->ReportStatus(host, name, report);
+    if (!w.ok()) return Fail(w.status());
+    return JsonOk(200, core::EncodeWorkload(*w), w->revision);
+  });
+}
+
+}  // namespace berth::api
