@@ -150,6 +150,12 @@ TEST_F(ApiServerTest, BlockingQueryReturnsOnChange) {
   EXPECT_EQ(raw.index, now);
   // A malformed index is the client's mistake (raw HTTP: the typed client cannot send one).
   EXPECT_EQ(Raw().Get("/v1/workloads?index=x")->status, 400);
+  // The event log's query is checked too: nothing is read on a bad limit or index.
+  EXPECT_EQ(Raw().Get("/v1/events?limit=x")->status, 400);
+  EXPECT_EQ(Raw().Get("/v1/events?limit=0")->status, 400);
+  EXPECT_NE(Raw().Get("/v1/events?limit=-1")->body.find("limit"), std::string::npos);
+  EXPECT_EQ(Raw().Get("/v1/events?index=x")->status, 400);
+  EXPECT_EQ(Raw().Get("/v1/events?limit=5")->status, 200);
 }
 
 TEST_F(ApiServerTest, ActionsAndMetrics) {

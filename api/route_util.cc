@@ -51,12 +51,6 @@ std::optional<HttpResponse> OnlyItself(const HttpRequest& req, std::string_view 
           "\""));
 }
 
-Json WorkloadList(const std::vector<core::Workload>& list) {
-  Json items = Json::array();
-  for (const auto& w : list) items.push_back(core::EncodeWorkload(w));
-  return items;
-}
-
 Json ListBody(const std::vector<Json>& items, int64_t revision) {
   Json list = Json::array();
   for (const auto& j : items) list.push_back(j);

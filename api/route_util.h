@@ -32,9 +32,6 @@ std::string CallingHost(const HttpRequest& req);
 // 403 when a host credential asks about another host than its own.
 std::optional<HttpResponse> OnlyItself(const HttpRequest& req, std::string_view host);
 
-// The workloads, encoded, as a JSON array.
-core::Json WorkloadList(const std::vector<core::Workload>& list);
-
 // The request's body (JSON or YAML; empty = {}) as an object whose keys all lie in `allowed`.
 // Errors are InvalidArgument and name the object (`kind "name"`) and the field.
 absl::StatusOr<core::Json> StrictBody(const HttpRequest& req, std::string_view kind,

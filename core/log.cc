@@ -71,13 +71,12 @@ std::atomic<int> g_level{static_cast<int>(LogLevel::kInfo)};
 }  // namespace
 
 absl::StatusOr<LogLevel> ParseLogLevel(std::string_view text) {
-  for (LogLevel level : {LogLevel::kDebug, LogLevel::kInfo, LogLevel::kWarn, LogLevel::kError,
-                         LogLevel::kOff}) {
+  for (LogLevel level :
+       {LogLevel::kDebug, LogLevel::kInfo, LogLevel::kWarn, LogLevel::kError, LogLevel::kOff}) {
     if (text == LogLevelName(level)) return level;
   }
   return absl::InvalidArgumentError(
-      Cat("log level \"", text.substr(0, 32),
-                   "\" is not one of debug, info, warn, error, off"));
+      Cat("log level \"", text.substr(0, 32), "\" is not one of debug, info, warn, error, off"));
 }
 
 std::string_view LogLevelName(LogLevel level) {
