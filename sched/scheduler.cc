@@ -8,8 +8,8 @@
 #include <map>
 #include <set>
 
-#include "absl/container/flat_hash_set.h"
 #include "absl/container/inlined_vector.h"
+#include "core/log.h"
 #include "core/status.h"
 #include "core/strings.h"
 #include "sched/checker.h"
@@ -192,7 +192,7 @@ class Scheduler::Pass {
   // kMaybe when only a host check can tell, kFeasible when it surely fits.
   int Precheck(const GroupSummary& g);
   // Precheck for each of `gids` into `out`, one checker at a time over all of them.
-  void PrecheckAll(const std::vector<int>& gids, std::vector<int>& out);
+  void PrecheckAll(const int* gids, size_t n, int* out);
   // Whether a checker needs each host on its own (its answer differs between hosts of a group).
   bool has_host_checks() const { return has_host_checks_; }
   // Whether every ranker of the policy can be scored from a group summary.
@@ -323,14 +323,15 @@ int Scheduler::Pass::Precheck(const GroupSummary& g) {
   return maybe ? kMaybe : kFeasible;
 }
 
-void Scheduler::Pass::PrecheckAll(const std::vector<int>& gids, std::vector<int>& out) {
-  const size_t n = gids.size();
-  out.assign(n, kFeasible);
-  // Every class has a live group, so computing them all costs no more than the groups' own.
+void Scheduler::Pass::PrecheckAll(const int* gids, size_t n, int* out) {
+  std::fill(out, out + n, kFeasible);
   std::vector<const ClassCheck*>& by_class = s_.batch_classes_;
   by_class.resize(x_.classes.size());
-  for (size_t c = 0; c < by_class.size(); ++c) by_class[c] = &Class(int(c)).check;
-  const GroupBatch batch{gids.data(), x_.summary.data(), by_class.data(), out.data(), n};
+  for (size_t k = 0; k < n; ++k) {
+    const int cls = x_.summary[gids[k]].cls;
+    by_class[cls] = &Class(cls).check;
+  }
+  const GroupBatch batch{gids, x_.summary.data(), by_class.data(), out, n};
   for (int i = 0; i < int(checks_.size()); ++i) {
     switch (checks_[i].scope) {
       case CheckScope::kClass:
@@ -343,14 +344,14 @@ void Scheduler::Pass::PrecheckAll(const std::vector<int>& gids, std::vector<int>
         checks_[i].checker->CheckGroups(check_ctx_, batch);
         break;
       case CheckScope::kHost:
-        for (int& v : out) {
-          if (VerdictOpen(v)) v = kMaybe;
+        for (size_t k = 0; k < n; ++k) {
+          if (VerdictOpen(out[k])) out[k] = kMaybe;
         }
         break;
     }
   }
-  for (int& v : out) {
-    if (v == kSettledMaybe) v = kMaybe;
+  for (size_t k = 0; k < n; ++k) {
+    if (out[k] == kSettledMaybe) out[k] = kMaybe;
   }
 }
 
@@ -595,14 +596,31 @@ absl::StatusOr<Decision> Scheduler::ScheduleOn(const Request& r, const std::vect
       }
       return ce;
     };
-    // Visits a group in an ordered search; true when it holds the request.
-    auto try_group = [&](int gid, int64_t score) {
-      const GroupSummary& g = x.summary[gid];
-      int pre = pass.Precheck(g);
-      if (pre >= 0) return false;
-      if (pre == kMaybe && evaluate(gid).reason >= 0) return false;
-      consider(g.min_host, score, 0);
-      return true;
+    // Ordered searches visit groups in order until one holds the request. The group checks run
+    // on chunks of the order that double in size, so a long run of full groups costs a batch
+    // per chunk, not calls per group. Takes the first group of `chunk` that holds the request.
+    std::vector<int> chunk;
+    std::vector<int> chunk_verdicts;
+    size_t chunk_limit = 0;
+    auto try_chunk = [&]() {
+      chunk_verdicts.resize(chunk.size());
+      pass.PrecheckAll(chunk.data(), chunk.size(), chunk_verdicts.data());
+      bool found = false;
+      for (size_t k = 0; k < chunk.size() && !found; ++k) {
+        const int pre = chunk_verdicts[k];
+        if (pre >= 0 || (pre == kMaybe && evaluate(chunk[k]).reason >= 0)) continue;
+        const GroupSummary& g = x.summary[chunk[k]];
+        consider(g.min_host, pass.SummaryScore(g), 0);
+        found = true;
+      }
+      chunk.clear();
+      chunk_limit = std::min<size_t>(chunk_limit * 2, 256);
+      return found;
+    };
+    // Adds a group to the chunk; true when a full chunk held the request.
+    auto visit_in_order = [&](int gid) {
+      chunk.push_back(gid);
+      return chunk.size() >= chunk_limit && try_chunk();
     };
     if (pass.binpack_order()) {
       // Per class and bucket, groups come fullest first: the first that fits is the bucket's
@@ -611,25 +629,43 @@ absl::StatusOr<Decision> Scheduler::ScheduleOn(const Request& r, const std::vect
         if (pass.ClassReason(cls) >= 0) continue;
         for (const auto& [bucket, entries] : x.pack[cls]) {
           if (!pass.BucketMayFit(bucket)) continue;
+          // The best so far changes only when a group of this bucket holds the request, which
+          // ends the bucket: the cut below is the one a group-by-group visit would make.
+          chunk_limit = 4;
+          bool found = false;
           for (const PackEntry& e : entries) {
             int64_t score = pass.SummaryScore(x.summary[e.group]);
             if (best_host >= 0 &&
                 (score < best_score || (score == best_score && e.min_host > best_host))) {
               break;
             }
-            if (try_group(e.group, score)) break;
+            if (visit_in_order(e.group)) {
+              found = true;
+              break;
+            }
           }
+          if (!found && !chunk.empty()) try_chunk();
+          chunk.clear();
         }
       }
     } else if (pass.first_fit_order()) {
+      chunk_limit = 4;
+      bool found = false;
       for (const auto& [min_host, gid] : x.by_min_host) {
-        if (try_group(gid, pass.SummaryScore(x.summary[gid]))) break;
+        if (visit_in_order(gid)) {
+          found = true;
+          break;
+        }
       }
+      if (!found && !chunk.empty()) try_chunk();
     }
     // The group checks for every live group at once, for the full pass and the explanation.
     bool checked_all = false;
     auto check_all = [&]() -> const std::vector<int>& {
-      if (!checked_all) pass.PrecheckAll(x.live_groups, verdicts_);
+      if (!checked_all) {
+        verdicts_.resize(x.live_groups.size());
+        pass.PrecheckAll(x.live_groups.data(), x.live_groups.size(), verdicts_.data());
+      }
       checked_all = true;
       return verdicts_;
     };
@@ -755,9 +791,10 @@ absl::StatusOr<GangDecision> Scheduler::ScheduleGang(const std::vector<Request>&
   std::vector<std::string> committed;
   std::vector<int> used_hosts;
   auto rollback = [&]() {
+    // Each member was committed just before: a failed release is a bug in the model.
     for (auto it = committed.rbegin(); it != committed.rend(); ++it) {
-      absl::Status s = cluster_->Release(*it);
-      (void)s;
+      core::OkOrReport("sched", core::Cat("gang member ", *it, ": trial release"),
+                       cluster_->Release(*it));
     }
   };
   for (const Request& m : members) {
@@ -856,15 +893,17 @@ absl::StatusOr<Decision> Scheduler::ScheduleWithPreemption(const Request& r) {
     std::vector<std::string> saved_order = x.host_allocations[h];
     // Tries evicting `set`: releases it, asks for a plan on this host alone, restores it.
     auto try_set = [&](const std::vector<const Allocation*>& set) -> std::optional<Placement> {
+      // The victims are live allocations of this host, released and restored on the model
+      // only: a failure is a bug in the model, reported rather than hidden.
       for (const Allocation* a : set) {
-        absl::Status s = cluster_->Release(a->request.id);
-        (void)s;
+        core::OkOrReport("sched", core::Cat("workload ", a->request.id, ": trial eviction"),
+                         cluster_->Release(a->request.id));
       }
       std::vector<int> only = {h};
       absl::StatusOr<Decision> on = ScheduleOn(r, &only);
       for (const Allocation* a : set) {
-        absl::Status s = cluster_->Commit(a->request, a->placement);
-        (void)s;
+        core::OkOrReport("sched", core::Cat("workload ", a->request.id, ": restore after trial"),
+                         cluster_->Commit(a->request, a->placement));
       }
       x.host_allocations[h] = saved_order;
       if (on.ok() && on->scheduled) return on->plan.placement;
