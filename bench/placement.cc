@@ -116,7 +116,7 @@ struct RunResult {
 std::optional<Placement> PlainFirstFit(const Cluster& c, const Request& r) {
   for (int h = 0; h < c.num_hosts(); ++h) {
     const HostState& host = c.host(h);
-    if (!host.Free().Fits(r.resources)) continue;
+    if (!ResourcesFitIn(host.Free(), r.resources)) continue;
     Placement p{h, host.name, {}};
     if (r.gpu.kind == core::GpuRequest::Kind::kNone) return p;
     for (const GpuState& g : host.gpus) {

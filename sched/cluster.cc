@@ -9,6 +9,7 @@
 #include "core/strings.h"
 #include "sched/cluster_index.h"
 #include "sched/fgd.h"
+#include "sched/fits.h"
 
 namespace berth::sched {
 
@@ -265,7 +266,7 @@ const HostGroup& Cluster::Index::Frag(int group, const WorkloadMix& mix) {
       continue;
     }
     for (const MixGpu::Use& use : mg.uses) {
-      sum += use.weight * (free.Fits(use.resources) ? gf.unheld_milli : free_gpu);
+      sum += use.weight * (ResourcesFitIn(free, use.resources) ? gf.unheld_milli : free_gpu);
     }
   }
   g.weighted_frag = sum;
@@ -402,7 +403,7 @@ absl::Status Cluster::CheckFits(const Request& r, const Placement& p) const {
         kind, r.id, "placement.host_name",
         core::Cat("is \"", p.host_name, "\" but host ", p.host, " is \"", host.name, "\""));
   }
-  if (!host.Free().Fits(r.resources)) {
+  if (!ResourcesFitIn(host.Free(), r.resources)) {
     return absl::FailedPreconditionError(core::Cat("workload \"", r.id, "\": does not fit host \"",
                                                    host.name, "\" (cpu, memory or disk)"));
   }

@@ -84,6 +84,10 @@ inline ResourceMisfit ResourcesFit(const core::Resources& free, const core::Reso
   return ResourceMisfit::kNone;
 }
 
+inline bool ResourcesFitIn(const core::Resources& free, const core::Resources& asked) {
+  return ResourcesFit(free, asked) == ResourceMisfit::kNone;
+}
+
 // Whether `resources` and `gpu` could run on `host` as it is now: resources fit its free
 // capacity and enough devices hold the GPU request (`count` of them for whole devices, else one).
 bool HostFits(const HostState& host, const core::Resources& resources, const core::GpuRequest& gpu);

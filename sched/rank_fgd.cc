@@ -62,7 +62,7 @@ class FgdRanker final : public Ranker {
         continue;
       }
       for (const MixGpu::Use& use : mg.uses) {
-        sum += use.weight * (free_after.Fits(use.resources) ? unheld : u_after);
+        sum += use.weight * (ResourcesFitIn(free_after, use.resources) ? unheld : u_after);
       }
     }
     return sum - g.weighted_frag;

@@ -1,9 +1,9 @@
 // Rankers: the scoring stage of the placement pipeline (scheduler.h). After the feasibility
-// checkers (Scheduler::Pass in scheduler.cc) have kept the hosts that can take a request, each
-// ranker of the policy scores every survivor in [0, kScoreMax] and the policy sums the scores
-// with its weights. Besides scoring, a ranker may steer which devices a request takes on a host
-// (FGD weighs each candidate share, topology picks NVLink-local whole devices) and may say that its
-// score follows from a group summary alone, which lets the scheduler skip the device search.
+// checkers (checker.h) have kept the hosts that can take a request, each ranker of the policy
+// scores every survivor in [0, kScoreMax] and the policy sums the scores with its weights. Besides
+// scoring, a ranker may steer which devices a request takes on a host (FGD weighs each candidate
+// share, topology picks NVLink-local whole devices) and may say that its score follows from a group
+// summary alone, which lets the scheduler skip the device search.
 //
 // Adding a ranker takes one new file and its registration in the table:
 //   1. sched/rank_<name>.cc: a class implementing Ranker and a factory
@@ -63,11 +63,12 @@ struct Candidate {
 };
 
 // How a ranker's score relates to a group summary, for one request.
+// The scheduler computes kPack and kSpread scores itself, without a call per group.
 enum class SummaryRole {
   kVaries,    // needs the device search: SummaryScore is not used
-  kConstant,  // the same for every host
-  kPack,      // rises with the host's utilization after placing (util_after)
-  kSpread,    // falls with it
+  kConstant,  // the same for every host: SummaryScore of any group
+  kPack,      // the host's utilization after placing: exactly util_after
+  kSpread,    // exactly kScoreMax - util_after
 };
 
 // How a share or MIG slice picks among the devices that hold it, when this ranker weighs most.
@@ -81,8 +82,8 @@ class Ranker {
   virtual int64_t Score(RankContext& ctx, const Candidate& c) = 0;
 
   virtual SummaryRole summary_role(const Request&) const { return SummaryRole::kVaries; }
-  // The score from the group summary alone; called only when summary_role is not kVaries, and
-  // then equal to Score for any host of the group.
+  // The score from the group summary alone, equal to Score for any host of the group: what
+  // summary_role says it is (the scheduler calls it once per request for kConstant).
   virtual int64_t SummaryScore(const RankContext&, const GroupSummary&, int64_t util_after) const {
     return 0;
   }

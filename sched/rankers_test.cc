@@ -1,6 +1,7 @@
 #include <string>
 
 #include "gtest/gtest.h"
+#include "sched/cluster_index.h"
 #include "sched/ranker.h"
 #include "sched/scheduler.h"
 #include "sched/test_hosts.h"
@@ -69,6 +70,38 @@ TEST(RankerTableTest, PolicyComposesRankersFromTheTable) {
     ASSERT_TRUE(d.ok());
     ASSERT_TRUE(d->scheduled);
     EXPECT_EQ(d->plan.placement.host_name, want) << policy;
+  }
+}
+
+// The scheduler computes pack and spread summary scores itself: every ranker's SummaryScore must
+// be what its summary_role says.
+TEST(RankerTableTest, SummaryScoresAreWhatTheRoleSays) {
+  Cluster c;
+  ASSERT_TRUE(c.AddHost(GpuHost("a", 2)).ok());
+  const Request r = ShareRequest("s", 300);
+  const WorkloadMix mix;
+  RankContext ctx{c.index(), r, r.gpu.TotalMilli(), mix};
+  const GroupSummary& g = c.index().summary[c.index().host_group[0]];
+  for (const RankerEntry& e : RankerTable()) {
+    SCOPED_TRACE(std::string(e.name));
+    std::unique_ptr<Ranker> ranker = e.make();
+    const SummaryRole role = ranker->summary_role(r);
+    for (int64_t util : {int64_t{0}, int64_t{123'456'789}, kScoreMax}) {
+      const int64_t score = ranker->SummaryScore(ctx, g, util);
+      switch (role) {
+        case SummaryRole::kPack:
+          EXPECT_EQ(score, util);
+          break;
+        case SummaryRole::kSpread:
+          EXPECT_EQ(score, kScoreMax - util);
+          break;
+        case SummaryRole::kConstant:
+          EXPECT_EQ(score, ranker->SummaryScore(ctx, g, 0));
+          break;
+        case SummaryRole::kVaries:
+          break;
+      }
+    }
   }
 }
 

@@ -8,10 +8,11 @@
 #include <map>
 #include <set>
 
-#include "absl/container/flat_hash_set.h"
 #include "absl/container/inlined_vector.h"
+#include "core/log.h"
 #include "core/status.h"
 #include "core/strings.h"
+#include "sched/checker.h"
 #include "sched/cluster_index.h"
 #include "sched/fgd.h"
 #include "sched/fits.h"
@@ -22,46 +23,6 @@ namespace berth::sched {
 namespace {
 
 using Kind = core::GpuRequest::Kind;
-
-// Feasibility checkers, in the order they run. Static checks (the host's class) come first:
-// they are answered once per distinct hardware and label set. Then capacity, cheapest first,
-// then the GPU device search, then checks that look at other workloads on the host.
-enum Reason {
-  kNotSchedulable,  // cordoned or draining
-  kLabels,          // host_selector does not match
-  kNoGpu,           // GPU request, host has no GPU devices
-  kGpuModel,        // no device of an allowed model
-  kGpuMemory,       // no allowed device with enough device memory
-  kMigProfile,      // no MIG-partitioned device offering the profile
-  kQuotaModel,      // the tenant's quota for the device model is used up
-  kCpu,
-  kMemory,
-  kDisk,
-  kGpuCount,  // not enough idle whole devices
-  kGpuShare,  // no device with enough free share and memory
-  kMigSlot,   // no free MIG slot for the profile
-  kAffinity,
-  kAntiAffinity,
-  kNumReasons,
-};
-
-constexpr const char* kReasonNames[kNumReasons] = {
-    "host not schedulable",
-    "host labels",
-    "no gpus",
-    "gpu model not allowed",
-    "insufficient gpu memory",
-    "mig profile not offered",
-    "quota",
-    "cpu",
-    "memory",
-    "disk",
-    "insufficient gpus",
-    "insufficient gpu share",
-    "no free mig slot",
-    "affinity",
-    "anti-affinity",
-};
 
 }  // namespace
 
@@ -177,7 +138,14 @@ std::string Decision::Explain() const {
 // The per-request working state of one scheduling pass.
 class Scheduler::Pass {
  public:
-  Pass(Scheduler& s, const Request& r) : s_(s), x_(s.cluster_->index()), r_(r) {
+  Pass(Scheduler& s, const Request& r)
+      : s_(s), x_(s.cluster_->index()), r_(r), check_ctx_{*s.cluster_, x_, r} {
+    // The checkers this request asks something of, in the table's order.
+    for (const std::unique_ptr<Checker>& c : s.checkers_) {
+      if (!c->Prepare(check_ctx_)) continue;
+      checks_.push_back({c.get(), c->scope()});
+      has_host_checks_ |= c->scope() == CheckScope::kHost;
+    }
     // The policy's rankers by weight; the heaviest (the first of equals) orders shared devices.
     int64_t best_weight = -1;
     summary_exact_ = true;
@@ -197,9 +165,11 @@ class Scheduler::Pass {
           break;
         case SummaryRole::kPack:
           has_pack_ = true;
+          pack_weight_ += w;
           break;
         case SummaryRole::kSpread:
           has_spread_ = true;
+          spread_weight_ += w;
           break;
       }
     }
@@ -219,9 +189,12 @@ class Scheduler::Pass {
   // Runs every checker and ranker for host `h` in its current state.
   Result Evaluate(int h);
   // The first pass over a group, from its summary alone: a reason when the group surely fails,
-  // kMaybe when only the device search can tell, -1 when it surely fits.
-  static constexpr int kMaybe = -2;
+  // kMaybe when only a host check can tell, kFeasible when it surely fits.
   int Precheck(const GroupSummary& g);
+  // Precheck for each of `gids` into `out`, one checker at a time over all of them.
+  void PrecheckAll(const int* gids, size_t n, int* out);
+  // Whether a checker needs each host on its own (its answer differs between hosts of a group).
+  bool has_host_checks() const { return has_host_checks_; }
   // Whether every ranker of the policy can be scored from a group summary.
   bool summary_exact() const { return summary_exact_; }
   // Search orders that give the same answer as a full pass: binpack's (the policy is binpack,
@@ -247,9 +220,9 @@ class Scheduler::Pass {
 
  private:
   struct ClassInfo {
-    int reason = -1;
-    absl::InlinedVector<DeviceFit, 8> gpu;
-    uint32_t ok_mask = 0;  // devices that pass the static checks
+    int reason = kFeasible;
+    int failed_at = -1;  // position in checks_ of the class checker that gave `reason`
+    ClassCheck check;    // the devices that pass the static checks, with their fits
     // twin[i]: the first device with device i's model and memory, so that comparing two
     // devices' hardware is one integer compare.
     absl::InlinedVector<int, 8> twin;
@@ -269,15 +242,29 @@ class Scheduler::Pass {
     return g.pack_key + ci.req_pack;
   }
 
+  struct ActiveCheck {
+    Checker* checker;
+    CheckScope scope;
+  };
+
   Scheduler& s_;
   Cluster::Index& x_;
   const Request& r_;
+  CheckContext check_ctx_;
+  absl::InlinedVector<ActiveCheck, 8> checks_;
+  bool has_host_checks_ = false;
   absl::InlinedVector<std::pair<Ranker*, int64_t>, 4> terms_;  // weight > 0 only
   DeviceOrder device_order_ = DeviceOrder::kLowestIndex;       // first-fit's for an empty policy
   bool costs_devices_ = false;
   bool summary_exact_ = true;
   bool has_pack_ = false;
   bool has_spread_ = false;
+  // SummaryScore's parts: Σ weight of the pack and of the spread terms, and the constant terms'
+  // weighted sum once known.
+  int64_t pack_weight_ = 0;
+  int64_t spread_weight_ = 0;
+  bool summary_constant_known_ = false;
+  int64_t summary_constant_ = 0;
   int64_t total_milli_ = 0;
   const WorkloadMix* mix_;
   std::vector<ClassInfo> classes_;
@@ -290,81 +277,100 @@ void Scheduler::Pass::ComputeClass(int cls) {
   const HostClass& c = x_.classes[cls];
   info.req_pack = PackKey(c.capacity, int64_t(c.gpus.size()) * core::kWholeGpuMilli, r_.resources,
                           total_milli_);
-  for (const LabelSelector& sel : r_.host_selector) {
-    if (!sel.Matches(c.labels)) {
-      info.reason = kLabels;
+  for (int i = 0; i < int(checks_.size()); ++i) {
+    if (checks_[i].scope != CheckScope::kClass) continue;
+    int reason = checks_[i].checker->CheckClass(check_ctx_, cls, info.check);
+    if (reason >= 0) {
+      info.reason = reason;
+      info.failed_at = i;
       return;
     }
   }
   if (r_.gpu.kind == Kind::kNone) return;
-  if (c.gpus.empty()) {
-    info.reason = kNoGpu;
-    return;
-  }
-  bool model = false, memory = false, quota = false;
-  info.gpu.resize(c.gpus.size());
   info.twin.resize(c.gpus.size());
   for (size_t i = 0; i < c.gpus.size(); ++i) {
     size_t j = 0;
     while (c.gpus[j].model != c.gpus[i].model || c.gpus[j].memory_mib != c.gpus[i].memory_mib) ++j;
     info.twin[i] = int(j);
   }
-  const Quota* q = s_.cluster_->FindQuota(r_.tenant);
-  for (size_t i = 0; i < c.gpus.size(); ++i) {
-    const core::GpuDevice& d = c.gpus[i];
-    if (!r_.gpu.AllowsModel(d.model)) continue;
-    model = true;
-    DeviceFit st = DeviceFitFor(d, r_.gpu);
-    if (!st.ok()) continue;
-    memory = true;
-    if (q != nullptr && !q->gpu_milli_by_model.empty() &&
-        !s_.cluster_->CheckQuota(r_, d.model).ok()) {
-      continue;
-    }
-    quota = true;
-    info.gpu[i] = st;
-    if (i < 32) info.ok_mask |= 1u << i;
-  }
-  if (!model) {
-    info.reason = kGpuModel;
-  } else if (!memory) {
-    info.reason = r_.gpu.kind == Kind::kMig ? kMigProfile : kGpuMemory;
-  } else if (!quota) {
-    info.reason = kQuotaModel;
-  }
-  return;
 }
 
+// The checkers in order on a group's summary. A class checker's answer was computed once for
+// the class; a kMaybe (or a host checker) leaves the group open, and then a later rejection
+// cannot name the reason either: the host check of the earlier checker comes first.
 int Scheduler::Pass::Precheck(const GroupSummary& g) {
-  if (!g.schedulable) return kNotSchedulable;
-  const ClassInfo& ci = Class(g.cls);
-  if (ci.reason >= 0) return ci.reason;
-  if (g.free.cpu < r_.resources.cpu) return kCpu;
-  if (g.free.memory < r_.resources.memory) return kMemory;
-  if (g.free.disk < r_.resources.disk) return kDisk;
-  switch (r_.gpu.kind) {
-    case Kind::kNone:
-      return -1;
-    case Kind::kWhole:
-      if (x_.classes[g.cls].gpus.size() > 32) return kMaybe;
-      return std::popcount(g.idle_mask & ci.ok_mask) >= r_.gpu.count ? -1 : kGpuCount;
-    case Kind::kShare:
-      return g.max_share_free >= r_.gpu.milli ? kMaybe : kGpuShare;
-    case Kind::kMig:
-      return g.mig_free ? kMaybe : kMigSlot;
+  const ClassInfo* ci = nullptr;
+  bool maybe = false;
+  for (int i = 0; i < int(checks_.size()); ++i) {
+    const ActiveCheck& c = checks_[i];
+    switch (c.scope) {
+      case CheckScope::kClass:
+        if (ci == nullptr) ci = &Class(g.cls);
+        if (ci->failed_at == i) return maybe ? kMaybe : ci->reason;
+        break;
+      case CheckScope::kGroup: {
+        if (ci == nullptr) ci = &Class(g.cls);
+        int v = c.checker->CheckGroup(check_ctx_, g, ci->check);
+        if (v >= 0) return maybe ? kMaybe : v;
+        maybe |= v == kMaybe;
+        break;
+      }
+      case CheckScope::kHost:
+        maybe = true;
+        break;
+    }
   }
-  return kMaybe;
+  return maybe ? kMaybe : kFeasible;
 }
 
-int64_t Scheduler::Pass::SummaryScore(const GroupSummary& g) {
-  const ClassInfo& ci = Class(g.cls);
-  const int64_t util_after = UtilAfter(g, ci);
-  const RankContext ctx = Context();
-  int64_t total = 0;
-  for (const auto& [ranker, weight] : terms_) {
-    total += weight * (ranker->SummaryScore(ctx, g, util_after) / 1000);
+void Scheduler::Pass::PrecheckAll(const int* gids, size_t n, int* out) {
+  std::fill(out, out + n, kFeasible);
+  std::vector<const ClassCheck*>& by_class = s_.batch_classes_;
+  by_class.resize(x_.classes.size());
+  for (size_t k = 0; k < n; ++k) {
+    const int cls = x_.summary[gids[k]].cls;
+    by_class[cls] = &Class(cls).check;
   }
-  return total;
+  const GroupBatch batch{gids, x_.summary.data(), by_class.data(), out, n};
+  for (int i = 0; i < int(checks_.size()); ++i) {
+    switch (checks_[i].scope) {
+      case CheckScope::kClass:
+        for (size_t k = 0; k < n; ++k) {
+          const ClassInfo& ci = classes_[batch.group(k).cls];
+          if (ci.failed_at == i && VerdictOpen(out[k])) FoldVerdict(out[k], ci.reason);
+        }
+        break;
+      case CheckScope::kGroup:
+        checks_[i].checker->CheckGroups(check_ctx_, batch);
+        break;
+      case CheckScope::kHost:
+        for (size_t k = 0; k < n; ++k) {
+          if (VerdictOpen(out[k])) out[k] = kMaybe;
+        }
+        break;
+    }
+  }
+  for (size_t k = 0; k < n; ++k) {
+    if (out[k] == kSettledMaybe) out[k] = kMaybe;
+  }
+}
+
+// The policy's sum, Σ weight * (score / 1000), with the terms gathered by role: the pack terms
+// share util_after / 1000, the spread terms (kScoreMax - util_after) / 1000, and the constant
+// terms are asked once.
+int64_t Scheduler::Pass::SummaryScore(const GroupSummary& g) {
+  const int64_t util_after = UtilAfter(g, Class(g.cls));
+  if (!summary_constant_known_) {
+    summary_constant_known_ = true;
+    const RankContext ctx = Context();
+    for (const auto& [ranker, weight] : terms_) {
+      if (ranker->summary_role(r_) == SummaryRole::kConstant) {
+        summary_constant_ += weight * (ranker->SummaryScore(ctx, g, util_after) / 1000);
+      }
+    }
+  }
+  return summary_constant_ + pack_weight_ * (util_after / 1000) +
+         spread_weight_ * ((kScoreMax - util_after) / 1000);
 }
 
 int64_t Scheduler::Pass::Score(int h, const Changes& changes, const int64_t* costs) {
@@ -399,14 +405,33 @@ std::vector<core::GpuAssignment> Scheduler::Pass::Assignments(int h, const Chang
 Scheduler::Pass::Result Scheduler::Pass::Evaluate(int h) {
   Result res;
   const GroupSummary& gsum = x_.summary[x_.host_group[h]];
-  int pre = Precheck(gsum);
-  if (pre >= 0) {
-    res.reason = pre;
-    return res;
+  const ClassInfo& ci = Class(gsum.cls);
+  // The checkers in order, each with the host check after its group check.
+  HostCheck hc;
+  for (int i = 0; i < int(checks_.size()); ++i) {
+    const ActiveCheck& c = checks_[i];
+    int v = kFeasible;
+    switch (c.scope) {
+      case CheckScope::kClass:
+        if (ci.failed_at == i) v = ci.reason;
+        break;
+      case CheckScope::kGroup:
+        v = c.checker->CheckGroup(check_ctx_, gsum, ci.check);
+        if (v < 0) v = c.checker->CheckHost(check_ctx_, h, ci.check, hc);
+        break;
+      case CheckScope::kHost:
+        v = c.checker->CheckHost(check_ctx_, h, ci.check, hc);
+        break;
+    }
+    if (v >= 0) {
+      res.reason = v;
+      return res;
+    }
   }
-  const ClassInfo& ci = Class(x_.host_class[h]);
+  // The device search: the gpu-capacity checker listed the devices that hold the request; the
+  // rankers choose among them.
   const HostState& host = x_.hosts[h];
-  const auto& st = ci.gpu;
+  const auto& st = ci.check.gpu;
   // Each term's DeviceCost of the chosen share or MIG slice, kept for Score.
   absl::InlinedVector<int64_t, 4> costs;
   bool have_costs = false;
@@ -414,14 +439,7 @@ Scheduler::Pass::Result Scheduler::Pass::Evaluate(int h) {
     case Kind::kNone:
       break;
     case Kind::kWhole: {
-      absl::InlinedVector<int, 16> idle;
-      for (size_t i = 0; i < host.gpus.size(); ++i) {
-        if (Holds(st[i], r_.gpu, DeviceFree::Of(host.gpus[i]))) idle.push_back(int(i));
-      }
-      if (int(idle.size()) < r_.gpu.count) {
-        res.reason = kGpuCount;
-        return res;
-      }
+      const absl::InlinedVector<int, 16>& idle = hc.holding;
       absl::InlinedVector<int, 16> chosen(idle.begin(), idle.begin() + r_.gpu.count);
       if (r_.gpu.count >= 2) {
         const RankContext ctx = Context();
@@ -439,17 +457,17 @@ Scheduler::Pass::Result Scheduler::Pass::Evaluate(int h) {
       GpuChange best_change{};
       absl::InlinedVector<int64_t, 4> c_costs(terms_.size(), 0);
       RankContext ctx = Context();
-      for (size_t i = 0; i < host.gpus.size(); ++i) {
+      for (size_t k = 0; k < hc.holding.size(); ++k) {
+        const int i = hc.holding[k];
         const GpuState& g = host.gpus[i];
-        if (!Holds(st[i], r_.gpu, DeviceFree::Of(g))) continue;
         // A device in the same state and of the same kind as one already tried scores the same
         // and has a higher index: skip it.
         bool seen = false;
-        for (size_t j = 0; j < i && !seen; ++j) {
+        for (size_t l = 0; l < k && !seen; ++l) {
+          const int j = hc.holding[l];
           const GpuState& o = host.gpus[j];
           seen = o.free_milli == g.free_milli && o.free_memory_mib == g.free_memory_mib &&
-                 o.mig_slices_used == g.mig_slices_used && ci.twin[j] == ci.twin[i] &&
-                 Holds(st[j], r_.gpu, DeviceFree::Of(o));
+                 o.mig_slices_used == g.mig_slices_used && ci.twin[j] == ci.twin[i];
         }
         if (seen) continue;
         GpuChange c{int(i), 0, 0, 0};
@@ -483,10 +501,6 @@ Scheduler::Pass::Result Scheduler::Pass::Evaluate(int h) {
           if (costs_devices_) costs = c_costs;
         }
       }
-      if (best < 0) {
-        res.reason = r_.gpu.kind == Kind::kShare ? kGpuShare : kMigSlot;
-        return res;
-      }
       res.changes.push_back(best_change);
       have_costs = costs_devices_;
       break;
@@ -504,6 +518,7 @@ Scheduler::Scheduler(Cluster* cluster, SchedulerOptions options)
     if (entry == nullptr) std::abort();
     rankers_.emplace_back(entry->make(), t.weight_milli);
   }
+  for (const CheckerEntry& e : CheckerTable()) checkers_.push_back(e.make());
 }
 
 Scheduler::~Scheduler() = default;
@@ -515,7 +530,7 @@ namespace {
 std::vector<ReasonCount> SortedReasons(const std::array<int64_t, kNumReasons>& counts) {
   std::vector<ReasonCount> out;
   for (int i = 0; i < kNumReasons; ++i) {
-    if (counts[i] > 0) out.push_back({kReasonNames[i], int(counts[i])});
+    if (counts[i] > 0) out.push_back({std::string(ReasonName(i)), int(counts[i])});
   }
   std::stable_sort(out.begin(), out.end(),
                    [](const ReasonCount& a, const ReasonCount& b) { return a.hosts > b.hosts; });
@@ -535,7 +550,7 @@ absl::StatusOr<Decision> Scheduler::ScheduleOn(const Request& r, const std::vect
   Pass pass(*this, r);
 
   // Constraints that look at other workloads need the host itself, not its group.
-  bool per_host = only != nullptr || !r.affinity.empty() || !r.spread_key.empty();
+  bool per_host = only != nullptr || pass.has_host_checks() || !r.spread_key.empty();
   int best_host = -1;
   int64_t best_score = 0;
   int64_t best_spread = 0;
@@ -581,14 +596,31 @@ absl::StatusOr<Decision> Scheduler::ScheduleOn(const Request& r, const std::vect
       }
       return ce;
     };
-    // Visits a group in an ordered search; true when it holds the request.
-    auto try_group = [&](int gid, int64_t score) {
-      const GroupSummary& g = x.summary[gid];
-      int pre = pass.Precheck(g);
-      if (pre >= 0) return false;
-      if (pre == Pass::kMaybe && evaluate(gid).reason >= 0) return false;
-      consider(g.min_host, score, 0);
-      return true;
+    // Ordered searches visit groups in order until one holds the request. The group checks run
+    // on chunks of the order that double in size, so a long run of full groups costs a batch
+    // per chunk, not calls per group. Takes the first group of `chunk` that holds the request.
+    std::vector<int> chunk;
+    std::vector<int> chunk_verdicts;
+    size_t chunk_limit = 0;
+    auto try_chunk = [&]() {
+      chunk_verdicts.resize(chunk.size());
+      pass.PrecheckAll(chunk.data(), chunk.size(), chunk_verdicts.data());
+      bool found = false;
+      for (size_t k = 0; k < chunk.size() && !found; ++k) {
+        const int pre = chunk_verdicts[k];
+        if (pre >= 0 || (pre == kMaybe && evaluate(chunk[k]).reason >= 0)) continue;
+        const GroupSummary& g = x.summary[chunk[k]];
+        consider(g.min_host, pass.SummaryScore(g), 0);
+        found = true;
+      }
+      chunk.clear();
+      chunk_limit = std::min<size_t>(chunk_limit * 2, 256);
+      return found;
+    };
+    // Adds a group to the chunk; true when a full chunk held the request.
+    auto visit_in_order = [&](int gid) {
+      chunk.push_back(gid);
+      return chunk.size() >= chunk_limit && try_chunk();
     };
     if (pass.binpack_order()) {
       // Per class and bucket, groups come fullest first: the first that fits is the bucket's
@@ -597,65 +629,94 @@ absl::StatusOr<Decision> Scheduler::ScheduleOn(const Request& r, const std::vect
         if (pass.ClassReason(cls) >= 0) continue;
         for (const auto& [bucket, entries] : x.pack[cls]) {
           if (!pass.BucketMayFit(bucket)) continue;
+          // The best so far changes only when a group of this bucket holds the request, which
+          // ends the bucket: the cut below is the one a group-by-group visit would make.
+          chunk_limit = 4;
+          bool found = false;
           for (const PackEntry& e : entries) {
             int64_t score = pass.SummaryScore(x.summary[e.group]);
             if (best_host >= 0 &&
                 (score < best_score || (score == best_score && e.min_host > best_host))) {
               break;
             }
-            if (try_group(e.group, score)) break;
+            if (visit_in_order(e.group)) {
+              found = true;
+              break;
+            }
           }
+          if (!found && !chunk.empty()) try_chunk();
+          chunk.clear();
         }
       }
     } else if (pass.first_fit_order()) {
+      chunk_limit = 4;
+      bool found = false;
       for (const auto& [min_host, gid] : x.by_min_host) {
-        if (try_group(gid, pass.SummaryScore(x.summary[gid]))) break;
+        if (visit_in_order(gid)) {
+          found = true;
+          break;
+        }
       }
+      if (!found && !chunk.empty()) try_chunk();
     }
-    for (int gid : x.live_groups) {
-      if (pass.binpack_order() || pass.first_fit_order()) break;
-      const GroupSummary& g = x.summary[gid];
-      int pre = pass.Precheck(g);
-      if (pre >= 0) continue;
-      int h = g.min_host;
-      if (exact) {
-        int64_t score = pass.SummaryScore(g);
+    // The group checks for every live group at once, for the full pass and the explanation.
+    bool checked_all = false;
+    auto check_all = [&]() -> const std::vector<int>& {
+      if (!checked_all) {
+        verdicts_.resize(x.live_groups.size());
+        pass.PrecheckAll(x.live_groups.data(), x.live_groups.size(), verdicts_.data());
+      }
+      checked_all = true;
+      return verdicts_;
+    };
+    if (pass.binpack_order() || pass.first_fit_order()) {
+      // Searched above.
+    } else if (exact) {
+      // Scores first: the checkers then look only at groups that would beat the best so far.
+      for (int gid : x.live_groups) {
+        const GroupSummary& g = x.summary[gid];
+        const int h = g.min_host;
+        const int64_t score = pass.SummaryScore(g);
         if (best_host >= 0 && (score < best_score || (score == best_score && h > best_host))) {
           continue;
         }
-        if (pre == -1) {
+        const int pre = pass.Precheck(g);
+        if (pre >= 0) continue;
+        if (pre == kFeasible) {
           consider(h, score, 0);
-          continue;
+        } else if (const CachedEval& ce = evaluate(gid); ce.reason < 0) {
+          consider(h, ce.score, 0);
         }
       }
-      const CachedEval& ce = evaluate(gid);
-      if (ce.reason < 0) consider(h, ce.score, 0);
+    } else {
+      const std::vector<int>& verdicts = check_all();
+      for (size_t k = 0; k < x.live_groups.size(); ++k) {
+        if (verdicts[k] >= 0) continue;
+        const int gid = x.live_groups[k];
+        const CachedEval& ce = evaluate(gid);
+        if (ce.reason < 0) consider(x.summary[gid].min_host, ce.score, 0);
+      }
     }
     if (best_host < 0 || options_.always_explain) {
       // Why each group was turned down: the summary answers for most (as Evaluate would, which
       // runs the same precheck first); the evaluation cache for many of the rest.
-      for (int gid : x.live_groups) {
+      const std::vector<int>& verdicts = check_all();
+      for (size_t k = 0; k < x.live_groups.size(); ++k) {
+        const int gid = x.live_groups[k];
         const HostGroup& g = x.groups[gid];
-        int reason = pass.Precheck(x.summary[gid]);
+        int reason = verdicts[k];
         if (reason < 0) reason = evaluate(gid).reason;
         if (reason >= 0) pass.rejected[reason] += int64_t(g.hosts.size());
       }
     }
   } else {
-    // Hosts holding a workload that matches each affinity term, and spread counts per value.
-    std::vector<absl::flat_hash_set<int>> matches(r.affinity.size());
+    // How many of the request's spread group run under each value of the spread label.
     std::map<std::string, int64_t> spread;
-    const std::string& group = r.SpreadGroup();
-    for (int h = 0; h < int(x.hosts.size()); ++h) {
-      for (const std::string& id : x.host_allocations[h]) {
-        const Allocation& a = x.allocations.find(id)->second;
-        for (size_t t = 0; t < r.affinity.size(); ++t) {
-          auto it = a.request.labels.find(r.affinity[t].key);
-          if (it != a.request.labels.end() && it->second == r.affinity[t].value) {
-            matches[t].insert(h);
-          }
-        }
-        if (!r.spread_key.empty() && a.request.SpreadGroup() == group) {
+    if (!r.spread_key.empty()) {
+      const std::string& group = r.SpreadGroup();
+      for (int h = 0; h < int(x.hosts.size()); ++h) {
+        for (const std::string& id : x.host_allocations[h]) {
+          if (x.allocations.find(id)->second.request.SpreadGroup() != group) continue;
           auto lit = x.hosts[h].labels.find(r.spread_key);
           spread[lit == x.hosts[h].labels.end() ? std::string() : lit->second]++;
         }
@@ -663,19 +724,6 @@ absl::StatusOr<Decision> Scheduler::ScheduleOn(const Request& r, const std::vect
     }
     auto visit = [&](int h) {
       Pass::Result res = pass.Evaluate(h);
-      if (res.reason < 0) {
-        for (size_t t = 0; t < r.affinity.size(); ++t) {
-          bool present = matches[t].contains(h);
-          if (r.affinity[t].anti && present) {
-            res.reason = kAntiAffinity;
-            break;
-          }
-          if (!r.affinity[t].anti && !present) {
-            res.reason = kAffinity;
-            break;
-          }
-        }
-      }
       if (res.reason >= 0) {
         pass.rejected[res.reason]++;
         return;
@@ -743,9 +791,10 @@ absl::StatusOr<GangDecision> Scheduler::ScheduleGang(const std::vector<Request>&
   std::vector<std::string> committed;
   std::vector<int> used_hosts;
   auto rollback = [&]() {
+    // Each member was committed just before: a failed release is a bug in the model.
     for (auto it = committed.rbegin(); it != committed.rend(); ++it) {
-      absl::Status s = cluster_->Release(*it);
-      (void)s;
+      core::OkOrReport("sched", core::Cat("gang member ", *it, ": trial release"),
+                       cluster_->Release(*it));
     }
   };
   for (const Request& m : members) {
@@ -844,15 +893,17 @@ absl::StatusOr<Decision> Scheduler::ScheduleWithPreemption(const Request& r) {
     std::vector<std::string> saved_order = x.host_allocations[h];
     // Tries evicting `set`: releases it, asks for a plan on this host alone, restores it.
     auto try_set = [&](const std::vector<const Allocation*>& set) -> std::optional<Placement> {
+      // The victims are live allocations of this host, released and restored on the model
+      // only: a failure is a bug in the model, reported rather than hidden.
       for (const Allocation* a : set) {
-        absl::Status s = cluster_->Release(a->request.id);
-        (void)s;
+        core::OkOrReport("sched", core::Cat("workload ", a->request.id, ": trial eviction"),
+                         cluster_->Release(a->request.id));
       }
       std::vector<int> only = {h};
       absl::StatusOr<Decision> on = ScheduleOn(r, &only);
       for (const Allocation* a : set) {
-        absl::Status s = cluster_->Commit(a->request, a->placement);
-        (void)s;
+        core::OkOrReport("sched", core::Cat("workload ", a->request.id, ": restore after trial"),
+                         cluster_->Commit(a->request, a->placement));
       }
       x.host_allocations[h] = saved_order;
       if (on.ok() && on->scheduled) return on->plan.placement;

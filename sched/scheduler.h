@@ -1,7 +1,8 @@
 // The placement pipeline: a request and the cluster model in, a plan (host, concrete devices,
-// victims to evict) or a structured "unschedulable" answer out. Feasibility checkers run first,
-// cheap ones first, each recording why it rejected a host; rankers then score the survivors and
-// a policy sums their scores with weights. No I/O, no threads, no clock.
+// victims to evict) or a structured "unschedulable" answer out. The feasibility checkers of one
+// table (checker.h) run first, in its order, each recording why it rejected a host; the rankers
+// a policy names (ranker.h) then score the survivors and the policy sums their scores with
+// weights. No I/O, no threads, no clock.
 //
 // Ownership: a Scheduler borrows the Cluster, which must outlive it. Schedule* calls never
 // change the cluster's allocations (a gang is tried on the model and rolled back); the caller
@@ -23,6 +24,8 @@
 
 namespace berth::sched {
 
+class Checker;  // checker.h
+struct ClassCheck;
 class Ranker;  // ranker.h
 
 // Rankers a policy can name (the table in rankers.cc):
@@ -134,6 +137,11 @@ class Scheduler {
   MixTracker tracker_;
   // The policy's rankers, made from the table (ranker.h), with their weights.
   std::vector<std::pair<std::unique_ptr<Ranker>, int64_t>> rankers_;
+  // Every checker of the table (checker.h), in pipeline order.
+  std::vector<std::unique_ptr<Checker>> checkers_;
+  // Scratch of the pass over every group, kept to spare an allocation per request.
+  std::vector<int> verdicts_;
+  std::vector<const ClassCheck*> batch_classes_;
   std::vector<Shape> shapes_;
   std::vector<std::vector<CachedEval>> eval_cache_;  // [group id][shape id]
   uint64_t cache_hosts_version_ = 0;
