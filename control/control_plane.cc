@@ -1,11 +1,11 @@
 #include "control/control_plane.h"
 
 #include <algorithm>
-#include <iostream>
 #include <set>
 
 #include "absl/strings/str_format.h"
 #include "core/guard.h"
+#include "core/log.h"
 #include "core/names.h"
 #include "core/secret.h"
 #include "core/status.h"
@@ -546,7 +546,12 @@ absl::Status ControlPlane::Heartbeat(std::string_view name) {
     txn.then_ops.push_back(state::Op::Put(key, core::EncodeHost(h).dump()));
     events_.Add(&txn.then_ops, "host", name, "up", "heartbeats resumed");
     BERTH_ASSIGN_OR_RETURN(state::TxnResponse resp, store_->Txn(txn));
-    (void)resp;  // a concurrent change wins; the next heartbeat tries again
+    if (!resp.succeeded) {
+      // A concurrent change wins; the next heartbeat tries again.
+      core::LogDebug("host %s: marking it up lost a race with another write; retried at the next "
+                     "heartbeat",
+                     core::AbslView(name));
+    }
   }
   return absl::OkStatus();
 }
@@ -667,8 +672,8 @@ absl::StatusOr<Json> ControlPlane::SetQuota(std::string_view tenant, const Json&
   state::TxnRequest txn;
   txn.then_ops.push_back(state::Op::Put(Cat(kQuotaPrefix, tenant), stored.dump()));
   events_.Add(&txn.then_ops, "tenant", tenant, "quota", Cat("quota set to ", stored.dump()));
-  BERTH_ASSIGN_OR_RETURN(state::TxnResponse resp, store_->Txn(txn));
-  (void)resp;
+  // No compares: the put always commits when the store answers.
+  BERTH_RETURN_IF_ERROR(store_->Txn(txn).status());
   return stored;
 }
 
@@ -736,8 +741,12 @@ absl::Status BuildCluster(const Snapshot& snap, sched::Cluster* cluster,
       p.host = *index;
       p.host_name = host;
       p.gpus = w.status.gpus;
-      absl::Status s = cluster->Commit(ToRequest(w), p);
-      (void)s;  // a record that no longer fits (inventory shrank) is still kept by the store
+      // A record that no longer fits (its host's inventory shrank) is still what the store
+      // holds; the snapshot keeps the rest of it. Said at debug level: every pass sees it again.
+      if (absl::Status s = cluster->Commit(ToRequest(w), p); !s.ok()) {
+        core::LogDebug("workload %s: on host %s beyond what the host now offers: %s", name, host,
+                       s.ToString());
+      }
     }
   }
   return absl::OkStatus();
@@ -872,8 +881,8 @@ absl::StatusOr<int> ControlPlane::ApplySchedulePlan(const Snapshot& snap,
       txn.then_ops.push_back(state::Op::Put(key, core::EncodeWorkload(w).dump()));
       events_.Add(&txn.then_ops, "workload", w.spec.name, "unschedulable", step.explanation);
       // Losing this race changes nothing the next steps rely on; the next pass explains again.
-      BERTH_ASSIGN_OR_RETURN(state::TxnResponse resp, store_->Txn(txn));
-      (void)resp;
+      // Only a store failure stops the plan; a lost compare is ignored, as said above.
+      BERTH_RETURN_IF_ERROR(store_->Txn(txn).status());
       continue;
     }
     const sched::Plan& p = step.plan;
@@ -1061,7 +1070,7 @@ void ControlPlane::NoteLoopFailure(std::string_view what, const absl::Status& s)
   std::string line = Cat(what, ": ", s.message());
   if (line == last_loop_failure_) return;
   last_loop_failure_ = line;
-  std::cerr << "berth: control plane: " << line << "\n";
+  core::LogError("control plane: %s", line);
 }
 
 void ControlPlane::Loop() {
