@@ -123,19 +123,17 @@ ControlPlane::ControlPlane(state::Store* store, ControlPlaneOptions options)
       policy_(sched::Policy::Parse(options_.policy)),
       clock_(options_.clock ? options_.clock : &core::SystemClock::Get()),
       events_(store, clock_),
+      workloads_(store, "workload", std::string(kWorkloadPrefix)),
+      hosts_(store, "host", std::string(kHostPrefix)),
       started_at_(clock_->Now()) {}
 
 ControlPlane::~ControlPlane() { Stop(); }
 
 absl::StatusOr<std::pair<Workload, int64_t>> ControlPlane::ReadWorkload(std::string_view name) {
-  BERTH_ASSIGN_OR_RETURN(state::GetResponse got, store_->Get(WorkloadKey(name)));
-  if (!got.kv) {
-    return absl::NotFoundError(Cat("workload \"", name, "\" not found"));
-  }
-  Json j = Json::parse(got.kv->value, nullptr, false);
-  BERTH_ASSIGN_OR_RETURN(Workload w, core::DecodeWorkload(j));
-  w.revision = got.kv->mod_revision;
-  return std::make_pair(std::move(w), got.kv->mod_revision);
+  BERTH_ASSIGN_OR_RETURN(std::optional<WorkloadRepository::Item> item, workloads_.Find(name));
+  if (!item) return absl::NotFoundError(Cat("workload \"", name, "\" not found"));
+  item->value.revision = item->mod_revision;
+  return std::make_pair(std::move(item->value), item->mod_revision);
 }
 
 absl::StatusOr<Workload> ControlPlane::CreateWorkload(const core::WorkloadSpec& spec) {
@@ -155,11 +153,9 @@ absl::StatusOr<Workload> ControlPlane::CreateWorkload(const core::WorkloadSpec& 
   w.status.reason = "waiting for placement";
   w.created_at = w.updated_at = clock_->Now();
   state::TxnRequest txn;
-  std::string key = WorkloadKey(spec.name);
-  txn.compares.push_back(state::Compare::Absent(key));
-  txn.then_ops.push_back(state::Op::Put(key, core::EncodeWorkload(w).dump()));
+  BERTH_RETURN_IF_ERROR(workloads_.AddCreate(&txn, spec.name, w));
   events_.Add(&txn.then_ops, "workload", spec.name, "created",
-           Cat(core::WorkloadKindName(spec.kind), " workload created"));
+              Cat(core::WorkloadKindName(spec.kind), " workload created"));
   BERTH_ASSIGN_OR_RETURN(state::TxnResponse resp, store_->Txn(txn));
   if (resp.succeeded) {
     absl::MutexLock lock(&mix_mu_);
@@ -179,14 +175,16 @@ absl::StatusOr<Workload> ControlPlane::GetWorkload(std::string_view name) {
 }
 
 absl::StatusOr<std::vector<Workload>> ControlPlane::ListWorkloads(int64_t* revision) {
-  BERTH_ASSIGN_OR_RETURN(state::ListResponse list, store_->List(kWorkloadPrefix));
+  // Unreadable objects are skipped rather than failing every list (and every scheduling
+  // pass); said at debug level, as each pass would say it again.
+  std::vector<absl::Status> undecodable;
+  BERTH_ASSIGN_OR_RETURN(WorkloadRepository::ListResult list, workloads_.List(&undecodable));
+  for (const absl::Status& s : undecodable) core::LogDebug("skipped: %s", s.ToString());
   std::vector<Workload> out;
-  out.reserve(list.kvs.size());
-  for (const auto& kv : list.kvs) {
-    auto w = core::DecodeWorkload(Json::parse(kv.value, nullptr, false));
-    if (!w.ok()) continue;  // unreadable objects are skipped rather than failing every list
-    w->revision = kv.mod_revision;
-    out.push_back(std::move(*w));
+  out.reserve(list.items.size());
+  for (auto& item : list.items) {
+    item.value.revision = item.mod_revision;
+    out.push_back(std::move(item.value));
   }
   if (revision) *revision = list.revision;
   return out;
@@ -229,7 +227,7 @@ absl::StatusOr<Workload> ControlPlane::DeleteWorkload(std::string_view name, boo
       w.updated_at = clock_->Now();
       txn.then_ops.push_back(state::Op::Put(key, core::EncodeWorkload(w).dump()));
       events_.Add(&txn.then_ops, "workload", name, "deleting",
-               Cat("asked host ", w.status.host, " to stop it"));
+                  Cat("asked host ", w.status.host, " to stop it"));
     }
     BERTH_ASSIGN_OR_RETURN(state::TxnResponse resp, store_->Txn(txn));
     if (resp.succeeded) {
@@ -310,10 +308,8 @@ absl::StatusOr<Workload> ControlPlane::Act(std::string_view name, Action action)
         break;
     }
     w.updated_at = clock_->Now();
-    std::string key = WorkloadKey(name);
     state::TxnRequest txn;
-    txn.compares.push_back(state::Compare::ModRevision(key, rev));
-    txn.then_ops.push_back(state::Op::Put(key, core::EncodeWorkload(w).dump()));
+    BERTH_RETURN_IF_ERROR(workloads_.AddUpdate(&txn, name, w, rev));
     events_.Add(&txn.then_ops, "workload", name, event_type, message);
     BERTH_ASSIGN_OR_RETURN(state::TxnResponse resp, store_->Txn(txn));
     if (resp.succeeded) {
@@ -468,17 +464,17 @@ absl::StatusOr<HostRegistration> ControlPlane::RegisterHost(const std::string& n
     h.last_heartbeat = clock_->Now();
     txn.then_ops.push_back(state::Op::Put(key, core::EncodeHost(h).dump()));
     events_.Add(&txn.then_ops, "host", name,
-             got.kv ? (was_down ? "up" : "reregistered") : "registered",
-             Cat(core::FormatCpu(inventory.capacity.cpu), " cpu, ",
-                 core::FormatMiB(inventory.capacity.memory.value()), " memory, ",
-                 inventory.gpus.size(), " gpus"));
+                got.kv ? (was_down ? "up" : "reregistered") : "registered",
+                Cat(core::FormatCpu(inventory.capacity.cpu), " cpu, ",
+                    core::FormatMiB(inventory.capacity.memory.value()), " memory, ",
+                    inventory.gpus.size(), " gpus"));
     // A host whose KVM does not work still runs VMs, much slower: say so where operators look.
     if (auto it = inventory.fingerprint.find("vm_accel_fallback");
         it != inventory.fingerprint.end() && it->second == "true") {
       auto reason = inventory.fingerprint.find("vm_accel_reason");
       events_.Add(&txn.then_ops, "host", name, "vm-accel-fallback",
-               Cat("VMs use tcg: ",
-                   reason == inventory.fingerprint.end() ? "kvm unusable" : reason->second));
+                  Cat("VMs use tcg: ",
+                      reason == inventory.fingerprint.end() ? "kvm unusable" : reason->second));
     }
     BERTH_ASSIGN_OR_RETURN(state::TxnResponse resp, store_->Txn(txn));
     if (resp.succeeded) {
@@ -514,8 +510,7 @@ absl::Status ControlPlane::RemoveHost(std::string_view name) {
               absl::FormatDuration(options_.host_ttl), ")"));
     }
     state::TxnRequest txn;
-    txn.compares.push_back(state::Compare::ModRevision(HostKey(name), h.revision));
-    txn.then_ops.push_back(state::Op::Delete(HostKey(name)));
+    hosts_.AddDelete(&txn, name, h.revision);
     txn.then_ops.push_back(state::Op::Delete(HostCredentialKey(name)));
     txn.then_ops.push_back(state::Op::Delete(HostAllocKey(name)));
     events_.Add(&txn.then_ops, "host", name, "removed", "removed; its credential is revoked");
@@ -538,47 +533,45 @@ absl::Status ControlPlane::Heartbeat(std::string_view name) {
   if (h.state == core::HostState::kDown) {
     // Back from the dead: it is schedulable again. Its old workloads were failed when it went
     // down; its agent stops them because they are no longer assigned.
-    std::string key = HostKey(name);
     h.state = core::HostState::kReady;
     h.last_heartbeat = clock_->Now();
     state::TxnRequest txn;
-    txn.compares.push_back(state::Compare::ModRevision(key, h.revision));
-    txn.then_ops.push_back(state::Op::Put(key, core::EncodeHost(h).dump()));
+    BERTH_RETURN_IF_ERROR(hosts_.AddUpdate(&txn, name, h, h.revision));
     events_.Add(&txn.then_ops, "host", name, "up", "heartbeats resumed");
     BERTH_ASSIGN_OR_RETURN(state::TxnResponse resp, store_->Txn(txn));
     if (!resp.succeeded) {
       // A concurrent change wins; the next heartbeat tries again.
-      core::LogDebug("host %s: marking it up lost a race with another write; retried at the next "
-                     "heartbeat",
-                     core::AbslView(name));
+      core::LogDebug(
+          "host %s: marking it up lost a race with another write; retried at the next "
+          "heartbeat",
+          core::AbslView(name));
     }
   }
   return absl::OkStatus();
 }
 
 absl::StatusOr<core::Host> ControlPlane::GetHost(std::string_view name) {
-  BERTH_ASSIGN_OR_RETURN(state::GetResponse got, store_->Get(HostKey(name)));
-  if (!got.kv) return absl::NotFoundError(Cat("host \"", name, "\" not found"));
-  BERTH_ASSIGN_OR_RETURN(core::Host h,
-                         core::DecodeHost(Json::parse(got.kv->value, nullptr, false)));
-  h.revision = got.kv->mod_revision;
+  BERTH_ASSIGN_OR_RETURN(std::optional<HostRepository::Item> item, hosts_.Find(name));
+  if (!item) return absl::NotFoundError(Cat("host \"", name, "\" not found"));
+  core::Host h = std::move(item->value);
+  h.revision = item->mod_revision;
   absl::MutexLock lock(&mu_);
   if (auto it = heartbeats_.find(name); it != heartbeats_.end()) h.last_heartbeat = it->second;
   return h;
 }
 
 absl::StatusOr<std::vector<core::Host>> ControlPlane::ListHosts(int64_t* revision) {
-  BERTH_ASSIGN_OR_RETURN(state::ListResponse list, store_->List(kHostPrefix));
+  // As for workloads: unreadable hosts are skipped, said at debug level.
+  std::vector<absl::Status> undecodable;
+  BERTH_ASSIGN_OR_RETURN(HostRepository::ListResult list, hosts_.List(&undecodable));
+  for (const absl::Status& s : undecodable) core::LogDebug("skipped: %s", s.ToString());
   std::vector<core::Host> out;
   absl::MutexLock lock(&mu_);
-  for (const auto& kv : list.kvs) {
-    auto h = core::DecodeHost(Json::parse(kv.value, nullptr, false));
-    if (!h.ok()) continue;
-    h->revision = kv.mod_revision;
-    if (auto it = heartbeats_.find(h->name); it != heartbeats_.end()) {
-      h->last_heartbeat = it->second;
-    }
-    out.push_back(std::move(*h));
+  for (auto& item : list.items) {
+    core::Host& h = item.value;
+    h.revision = item.mod_revision;
+    if (auto it = heartbeats_.find(h.name); it != heartbeats_.end()) h.last_heartbeat = it->second;
+    out.push_back(std::move(h));
   }
   if (revision) *revision = list.revision;
   return out;

@@ -29,6 +29,7 @@
 #include "core/workload.h"
 #include "sched/mix.h"
 #include "sched/scheduler.h"
+#include "state/repository.h"
 #include "state/store.h"
 
 namespace berth::control {
@@ -181,6 +182,16 @@ class ControlPlane {
   const absl::StatusOr<sched::Policy> policy_;  // options_.policy, parsed once
   core::Clock* const clock_;
   const EventLog events_;
+  // Workloads are stored as EncodeWorkload writes them (with the revision they had when
+  // written, which readers replace with the store's).
+  using WorkloadRepository =
+      state::Repository<core::Workload, state::FunctionCodec<core::Workload, core::EncodeWorkload,
+                                                             core::DecodeWorkload>>;
+  using HostRepository =
+      state::Repository<core::Host,
+                        state::FunctionCodec<core::Host, core::EncodeHost, core::DecodeHost>>;
+  WorkloadRepository workloads_;
+  HostRepository hosts_;
 
   absl::Mutex mu_;
   std::map<std::string, absl::Time, std::less<>> heartbeats_ ABSL_GUARDED_BY(mu_);

@@ -26,9 +26,7 @@ class VolumeMaker final : public StorageHost {
   absl::Status Revert(std::string_view, std::string_view, std::string_view) override {
     return Unsupported();
   }
-  absl::Status DeleteSnapshot(std::string_view, std::string_view) override {
-    return Unsupported();
-  }
+  absl::Status DeleteSnapshot(std::string_view, std::string_view) override { return Unsupported(); }
   absl::StatusOr<HostVolume> Clone(std::string_view, std::string_view, std::string_view,
                                    std::string_view) override {
     return Unsupported();
@@ -61,8 +59,8 @@ class EventLogTest : public ::testing::Test {
   // The clock never moves: every event carries the same time, so only the sequence keeps
   // their keys apart.
   core::ManualClock clock_;
-  state::MemoryStore store_{state::StoreOptions{.clock = &clock_,
-                                                .lease_tick_interval = absl::ZeroDuration()}};
+  state::MemoryStore store_{
+      state::StoreOptions{.clock = &clock_, .lease_tick_interval = absl::ZeroDuration()}};
 };
 
 TEST_F(EventLogTest, DisksAndWorkloadsShareOneSequenceWithoutCollisions) {

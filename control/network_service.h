@@ -27,8 +27,8 @@
 #include "control/events.h"
 #include "control/object_store.h"
 #include "core/clock.h"
-#include "core/network.h"
 #include "core/json.h"
+#include "core/network.h"
 #include "state/store.h"
 
 namespace berth::control {

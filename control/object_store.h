@@ -30,7 +30,8 @@ inline constexpr std::string_view kSecGroupPrefix = "/secgroups/";
 inline constexpr std::string_view kPortForwardPrefix = "/portforwards/";
 
 // Stores an object as its core encoder writes it, less the revision (the store keeps that).
-template <typename T, core::Json (*EncodeFn)(const T&), absl::StatusOr<T> (*DecodeFn)(const core::Json&)>
+template <typename T, core::Json (*EncodeFn)(const T&),
+          absl::StatusOr<T> (*DecodeFn)(const core::Json&)>
 struct StoredCodec {
   static absl::StatusOr<core::Json> Encode(const T& value) {
     core::Json json = EncodeFn(value);
@@ -55,14 +56,12 @@ using NetworkRepository =
     state::Repository<core::Network,
                       StoredCodec<core::Network, core::EncodeNetwork, core::DecodeNetwork>>;
 using IpamRepository = state::Repository<runtime::net::NetworkAddressing, IpamCodec>;
-using SecurityGroupRepository =
-    state::Repository<core::SecurityGroup,
-                      StoredCodec<core::SecurityGroup, core::EncodeSecurityGroup,
-                                  core::DecodeSecurityGroup>>;
+using SecurityGroupRepository = state::Repository<
+    core::SecurityGroup,
+    StoredCodec<core::SecurityGroup, core::EncodeSecurityGroup, core::DecodeSecurityGroup>>;
 using PortForwardRepository =
-    state::Repository<core::PortForward,
-                      StoredCodec<core::PortForward, core::EncodePortForward,
-                                  core::DecodePortForward>>;
+    state::Repository<core::PortForward, StoredCodec<core::PortForward, core::EncodePortForward,
+                                                     core::DecodePortForward>>;
 
 // Commits `txn` (object writes built with a repository's Add* and their event). Returns the new
 // store revision, or Aborted naming `kind "object"` when a guard failed: another request

@@ -36,14 +36,12 @@ class StoredShapesTest : public ::testing::Test {
     ASSERT_TRUE(store_.Put("/secgroups/web", Json::parse(kOldGroup).dump()).ok());
     ASSERT_TRUE(store_.Put("/portforwards/tcp-8080", Json::parse(kOldForward).dump()).ok());
   }
-  Json Stored(const std::string& key) {
-    return Json::parse(store_.Get(key).value().kv->value);
-  }
+  Json Stored(const std::string& key) { return Json::parse(store_.Get(key).value().kv->value); }
   int64_t ModRevision(const std::string& key) { return store_.Get(key).value().kv->mod_revision; }
 
   core::ManualClock clock_{absl::FromUnixSeconds(1'800'000'000)};
-  state::MemoryStore store_{state::StoreOptions{.clock = &clock_,
-                                                .lease_tick_interval = absl::ZeroDuration()}};
+  state::MemoryStore store_{
+      state::StoreOptions{.clock = &clock_, .lease_tick_interval = absl::ZeroDuration()}};
 };
 
 TEST_F(StoredShapesTest, AnEarlierDiskLoadsAndKeepsItsShapeWhenWritten) {
@@ -93,8 +91,10 @@ TEST_F(StoredShapesTest, EarlierNetworksGroupsAndForwardsLoad) {
 }
 
 TEST_F(StoredShapesTest, ADamagedEntryIsSkippedInListsAndNamedOnGet) {
-  ASSERT_TRUE(store_.Put("/disks/broken", R"({"kind":"disk","name":"broken",
-      "status":{"size_mib":"lots"}})").ok());
+  ASSERT_TRUE(store_
+                  .Put("/disks/broken", R"({"kind":"disk","name":"broken",
+      "status":{"size_mib":"lots"}})")
+                  .ok());
   StorageService disks(&store_, &clock_, nullptr);
   auto listed = disks.List();
   ASSERT_TRUE(listed.ok()) << listed.status();

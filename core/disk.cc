@@ -63,16 +63,15 @@ absl::StatusOr<Disk> DecodeDisk(const Json& j) {
   if (kind != "disk") return ctx.Error("kind", Cat("must be \"disk\", got \"", kind, "\""));
   BERTH_RETURN_IF_ERROR(OptionalInt(ctx, j, "", "revision", 0, INT64_MAX, &d.revision));
   if (auto it = j.find("spec"); it != j.end() && !it->is_null()) {
-    BERTH_RETURN_IF_ERROR(CheckObject(ctx, *it, "spec",
-                                      {"size", "format", "filesystem", "from_image", "cloned_from",
-                                       "restored_from"}));
+    BERTH_RETURN_IF_ERROR(CheckObject(
+        ctx, *it, "spec",
+        {"size", "format", "filesystem", "from_image", "cloned_from", "restored_from"}));
     BERTH_RETURN_IF_ERROR(OptionalString(ctx, *it, "spec", "size", &d.spec.size));
     BERTH_RETURN_IF_ERROR(OptionalString(ctx, *it, "spec", "format", &d.spec.format));
     BERTH_RETURN_IF_ERROR(OptionalString(ctx, *it, "spec", "filesystem", &d.spec.filesystem));
     BERTH_RETURN_IF_ERROR(OptionalString(ctx, *it, "spec", "from_image", &d.spec.from_image));
     BERTH_RETURN_IF_ERROR(OptionalString(ctx, *it, "spec", "cloned_from", &d.spec.cloned_from));
-    BERTH_RETURN_IF_ERROR(
-        OptionalString(ctx, *it, "spec", "restored_from", &d.spec.restored_from));
+    BERTH_RETURN_IF_ERROR(OptionalString(ctx, *it, "spec", "restored_from", &d.spec.restored_from));
     if (d.spec.format != "qcow2" && d.spec.format != "raw") {
       return ctx.Error("spec.format", Cat("must be qcow2 or raw, got \"", d.spec.format, "\""));
     }
@@ -100,8 +99,7 @@ absl::StatusOr<Disk> DecodeDisk(const Json& j) {
     BERTH_RETURN_IF_ERROR(
         OptionalString(ctx, *it, "status", "backing_file", &d.status.backing_file));
     BERTH_RETURN_IF_ERROR(OptionalStringList(ctx, *it, "status", "snapshots", &d.status.snapshots));
-    BERTH_RETURN_IF_ERROR(
-        OptionalString(ctx, *it, "status", "attached_to", &d.status.attached_to));
+    BERTH_RETURN_IF_ERROR(OptionalString(ctx, *it, "status", "attached_to", &d.status.attached_to));
   }
   BERTH_RETURN_IF_ERROR(OptionalTime(ctx, j, "", "created_at", &d.created_at));
   BERTH_RETURN_IF_ERROR(OptionalTime(ctx, j, "", "updated_at", &d.updated_at));

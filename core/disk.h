@@ -17,7 +17,7 @@
 namespace berth::core {
 
 struct DiskSpec {
-  std::string size;  // as asked ("10Gi"); empty for a disk sized by its image
+  std::string size;              // as asked ("10Gi"); empty for a disk sized by its image
   std::string format = "qcow2";  // qcow2 | raw
   std::string filesystem;        // "" | ext4 | xfs
   std::string from_image;

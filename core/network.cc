@@ -62,23 +62,23 @@ std::optional<NetworkState> ParseNetworkState(std::string_view text) {
 }
 
 Json EncodeNetwork(const Network& n) {
-  return Json{{"kind", "network"},
-              {"name", n.name},
-              {"spec", {{"subnet", n.spec.subnet}, {"gateway", n.spec.gateway}, {"nat", n.spec.nat}}},
-              {"status",
-               {{"state", std::string(NetworkStateName(n.status.state))},
-                {"bridge", n.status.bridge}}},
-              {"revision", n.revision},
-              {"created_at", EncodeTime(n.created_at)},
-              {"updated_at", EncodeTime(n.updated_at)}};
+  return Json{
+      {"kind", "network"},
+      {"name", n.name},
+      {"spec", {{"subnet", n.spec.subnet}, {"gateway", n.spec.gateway}, {"nat", n.spec.nat}}},
+      {"status",
+       {{"state", std::string(NetworkStateName(n.status.state))}, {"bridge", n.status.bridge}}},
+      {"revision", n.revision},
+      {"created_at", EncodeTime(n.created_at)},
+      {"updated_at", EncodeTime(n.updated_at)}};
 }
 
 absl::StatusOr<Network> DecodeNetwork(const Json& j) {
   Network n;
   JsonContext ctx{"network", ""};
-  BERTH_RETURN_IF_ERROR(DecodeEnvelope(
-      &ctx, j, "network", "name", &n.name, &n,
-      {"kind", "name", "spec", "status", "revision", "created_at", "updated_at"}));
+  BERTH_RETURN_IF_ERROR(
+      DecodeEnvelope(&ctx, j, "network", "name", &n.name, &n,
+                     {"kind", "name", "spec", "status", "revision", "created_at", "updated_at"}));
   if (const Json* spec = Member(j, "spec")) {
     BERTH_RETURN_IF_ERROR(CheckObject(ctx, *spec, "spec", {"subnet", "gateway", "nat"}));
     BERTH_RETURN_IF_ERROR(OptionalString(ctx, *spec, "spec", "subnet", &n.spec.subnet));
@@ -120,9 +120,9 @@ Json EncodeSecurityGroup(const SecurityGroup& g) {
 absl::StatusOr<SecurityGroup> DecodeSecurityGroup(const Json& j) {
   SecurityGroup g;
   JsonContext ctx{"secgroup", ""};
-  BERTH_RETURN_IF_ERROR(DecodeEnvelope(
-      &ctx, j, "secgroup", "name", &g.name, &g,
-      {"kind", "name", "spec", "status", "revision", "created_at", "updated_at"}));
+  BERTH_RETURN_IF_ERROR(
+      DecodeEnvelope(&ctx, j, "secgroup", "name", &g.name, &g,
+                     {"kind", "name", "spec", "status", "revision", "created_at", "updated_at"}));
   if (const Json* spec = Member(j, "spec")) {
     BERTH_RETURN_IF_ERROR(CheckObject(ctx, *spec, "spec", {"rules"}));
     if (const Json* rules = Member(*spec, "rules")) {
@@ -132,8 +132,9 @@ absl::StatusOr<SecurityGroup> DecodeSecurityGroup(const Json& j) {
       for (size_t i = 0; i < rules->size(); ++i) {
         const Json& r = (*rules)[i];
         const std::string path = Cat("spec.rules[", i, "]");
-        BERTH_RETURN_IF_ERROR(CheckObject(
-            ctx, r, path, {"id", "protocol", "ports", "port_from", "port_to", "from", "from_group"}));
+        BERTH_RETURN_IF_ERROR(
+            CheckObject(ctx, r, path,
+                        {"id", "protocol", "ports", "port_from", "port_to", "from", "from_group"}));
         SecurityRule rule;
         rule.protocol = "tcp";
         BERTH_RETURN_IF_ERROR(OptionalString(ctx, r, path, "id", &rule.id));
@@ -182,13 +183,12 @@ absl::StatusOr<PortForward> DecodePortForward(const Json& j) {
       DecodeEnvelope(&ctx, j, "portforward", "id", &f.id, &f,
                      {"kind", "id", "spec", "revision", "created_at", "updated_at"}));
   if (const Json* spec = Member(j, "spec")) {
-    BERTH_RETURN_IF_ERROR(CheckObject(
-        ctx, *spec, "spec",
-        {"protocol", "host_port", "workload", "port", "network", "target_address"}));
+    BERTH_RETURN_IF_ERROR(
+        CheckObject(ctx, *spec, "spec",
+                    {"protocol", "host_port", "workload", "port", "network", "target_address"}));
     BERTH_RETURN_IF_ERROR(OptionalString(ctx, *spec, "spec", "protocol", &f.spec.protocol));
     if (f.spec.protocol != "tcp" && f.spec.protocol != "udp") {
-      return ctx.Error("spec.protocol",
-                       Cat("must be tcp or udp, got \"", f.spec.protocol, "\""));
+      return ctx.Error("spec.protocol", Cat("must be tcp or udp, got \"", f.spec.protocol, "\""));
     }
     BERTH_RETURN_IF_ERROR(Port(ctx, *spec, "spec", "host_port", 1, &f.spec.host_port));
     BERTH_RETURN_IF_ERROR(OptionalString(ctx, *spec, "spec", "workload", &f.spec.workload));

@@ -48,13 +48,13 @@ struct Network {
 // One ingress rule: traffic of `protocol` to ports [port_from, port_to] from a CIDR or from
 // the members of another group (neither: from anywhere).
 struct SecurityRule {
-  std::string id;              // "r1", unique in its group, never reused
-  std::string protocol;        // tcp | udp | icmp | any
-  std::string ports;           // as asked: "80", "80-90"; empty for icmp and any
-  int port_from = 0;           // 0 for icmp and any
+  std::string id;        // "r1", unique in its group, never reused
+  std::string protocol;  // tcp | udp | icmp | any
+  std::string ports;     // as asked: "80", "80-90"; empty for icmp and any
+  int port_from = 0;     // 0 for icmp and any
   int port_to = 0;
-  std::string from;            // a CIDR
-  std::string from_group;      // a security group's name
+  std::string from;        // a CIDR
+  std::string from_group;  // a security group's name
   bool operator==(const SecurityRule&) const = default;
 };
 

@@ -53,8 +53,12 @@ TEST(Network, ErrorsNameTheField) {
 TEST(SecurityGroup, RoundTripsAndLoadsTheEarlierShape) {
   SecurityGroup g;
   g.name = "web";
-  g.spec.rules.push_back({.id = "r1", .protocol = "tcp", .ports = "80-90", .port_from = 80,
-                          .port_to = 90, .from = "10.0.0.0/8"});
+  g.spec.rules.push_back({.id = "r1",
+                          .protocol = "tcp",
+                          .ports = "80-90",
+                          .port_from = 80,
+                          .port_to = 90,
+                          .from = "10.0.0.0/8"});
   g.spec.rules.push_back({.id = "r3", .protocol = "icmp", .from_group = "ops"});
   g.status.next_rule = 4;
   g.created_at = g.updated_at = absl::FromUnixMillis(1700000000000);
@@ -78,8 +82,8 @@ TEST(SecurityGroup, RoundTripsAndLoadsTheEarlierShape) {
 TEST(SecurityGroup, ErrorsNameTheField) {
   SecurityGroup g;
   g.name = "web";
-  g.spec.rules.push_back({.id = "r1", .protocol = "tcp", .ports = "80", .port_from = 80,
-                          .port_to = 80});
+  g.spec.rules.push_back(
+      {.id = "r1", .protocol = "tcp", .ports = "80", .port_from = 80, .port_to = 80});
   Json j = EncodeSecurityGroup(g);
   j["spec"]["rules"][0]["port_to"] = 70000;
   ExpectFieldError(DecodeSecurityGroup(j), "secgroup \"web\"", "spec.rules[0].port_to");
@@ -94,8 +98,12 @@ TEST(SecurityGroup, ErrorsNameTheField) {
 TEST(PortForward, RoundTripsAndLoadsTheEarlierShape) {
   PortForward f;
   f.id = "tcp-8080";
-  f.spec = {.protocol = "tcp", .host_port = 8080, .workload = "web", .port = 80,
-            .network = "lan", .target_address = "10.88.0.2"};
+  f.spec = {.protocol = "tcp",
+            .host_port = 8080,
+            .workload = "web",
+            .port = 80,
+            .network = "lan",
+            .target_address = "10.88.0.2"};
   f.created_at = f.updated_at = absl::FromUnixMillis(1700000000000);
   auto back = DecodePortForward(EncodePortForward(f));
   ASSERT_TRUE(back.ok()) << back.status();

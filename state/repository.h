@@ -57,6 +57,14 @@ struct AdlJsonCodec {
   }
 };
 
+// A codec from a pair of functions, such as core::EncodeWorkload and core::DecodeWorkload.
+template <typename T, nlohmann::json (*EncodeFn)(const T&),
+          absl::StatusOr<T> (*DecodeFn)(const nlohmann::json&)>
+struct FunctionCodec {
+  static absl::StatusOr<nlohmann::json> Encode(const T& value) { return EncodeFn(value); }
+  static absl::StatusOr<T> Decode(const nlohmann::json& json) { return DecodeFn(json); }
+};
+
 template <typename T, typename Codec = AdlJsonCodec<T>>
 class Repository {
  public:
