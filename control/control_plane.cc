@@ -1,11 +1,11 @@
 #include "control/control_plane.h"
 
 #include <algorithm>
-#include <iostream>
 #include <set>
 
 #include "absl/strings/str_format.h"
 #include "core/guard.h"
+#include "core/log.h"
 #include "core/names.h"
 #include "core/secret.h"
 #include "core/status.h"
@@ -122,36 +122,18 @@ ControlPlane::ControlPlane(state::Store* store, ControlPlaneOptions options)
       options_(std::move(options)),
       policy_(sched::Policy::Parse(options_.policy)),
       clock_(options_.clock ? options_.clock : &core::SystemClock::Get()),
+      events_(store, clock_),
+      workloads_(store, "workload", std::string(kWorkloadPrefix)),
+      hosts_(store, "host", std::string(kHostPrefix)),
       started_at_(clock_->Now()) {}
 
 ControlPlane::~ControlPlane() { Stop(); }
 
-void ControlPlane::AddEvent(std::vector<state::Op>* ops, std::string_view kind,
-                            std::string_view object, std::string_view type,
-                            std::string_view message) {
-  core::Event e;
-  e.time = clock_->Now();
-  e.kind = std::string(kind);
-  e.object = std::string(object);
-  e.type = std::string(type);
-  e.message = std::string(message);
-  // Keys sort by time, then by a process-wide sequence so two events in one nanosecond differ.
-  std::string key = absl::StrFormat("%s%020d-%08d", std::string(kEventPrefix),
-                                    absl::ToUnixNanos(e.time), event_seq_.fetch_add(1) % 100000000);
-  // Event text may quote what a client sent; replace invalid UTF-8 rather than throw.
-  ops->push_back(state::Op::Put(
-      key, core::EncodeEvent(e).dump(-1, ' ', false, Json::error_handler_t::replace)));
-}
-
 absl::StatusOr<std::pair<Workload, int64_t>> ControlPlane::ReadWorkload(std::string_view name) {
-  BERTH_ASSIGN_OR_RETURN(state::GetResponse got, store_->Get(WorkloadKey(name)));
-  if (!got.kv) {
-    return absl::NotFoundError(Cat("workload \"", name, "\" not found"));
-  }
-  Json j = Json::parse(got.kv->value, nullptr, false);
-  BERTH_ASSIGN_OR_RETURN(Workload w, core::DecodeWorkload(j));
-  w.revision = got.kv->mod_revision;
-  return std::make_pair(std::move(w), got.kv->mod_revision);
+  BERTH_ASSIGN_OR_RETURN(std::optional<WorkloadRepository::Item> item, workloads_.Find(name));
+  if (!item) return absl::NotFoundError(Cat("workload \"", name, "\" not found"));
+  item->value.revision = item->mod_revision;
+  return std::make_pair(std::move(item->value), item->mod_revision);
 }
 
 absl::StatusOr<Workload> ControlPlane::CreateWorkload(const core::WorkloadSpec& spec) {
@@ -171,11 +153,9 @@ absl::StatusOr<Workload> ControlPlane::CreateWorkload(const core::WorkloadSpec& 
   w.status.reason = "waiting for placement";
   w.created_at = w.updated_at = clock_->Now();
   state::TxnRequest txn;
-  std::string key = WorkloadKey(spec.name);
-  txn.compares.push_back(state::Compare::Absent(key));
-  txn.then_ops.push_back(state::Op::Put(key, core::EncodeWorkload(w).dump()));
-  AddEvent(&txn.then_ops, "workload", spec.name, "created",
-           Cat(core::WorkloadKindName(spec.kind), " workload created"));
+  BERTH_RETURN_IF_ERROR(workloads_.AddCreate(&txn, spec.name, w));
+  events_.Add(&txn.then_ops, "workload", spec.name, "created",
+              Cat(core::WorkloadKindName(spec.kind), " workload created"));
   BERTH_ASSIGN_OR_RETURN(state::TxnResponse resp, store_->Txn(txn));
   if (resp.succeeded) {
     absl::MutexLock lock(&mix_mu_);
@@ -195,14 +175,16 @@ absl::StatusOr<Workload> ControlPlane::GetWorkload(std::string_view name) {
 }
 
 absl::StatusOr<std::vector<Workload>> ControlPlane::ListWorkloads(int64_t* revision) {
-  BERTH_ASSIGN_OR_RETURN(state::ListResponse list, store_->List(kWorkloadPrefix));
+  // Unreadable objects are skipped rather than failing every list (and every scheduling
+  // pass); said at debug level, as each pass would say it again.
+  std::vector<absl::Status> undecodable;
+  BERTH_ASSIGN_OR_RETURN(WorkloadRepository::ListResult list, workloads_.List(&undecodable));
+  for (const absl::Status& s : undecodable) core::LogDebug("skipped: %s", s.ToString());
   std::vector<Workload> out;
-  out.reserve(list.kvs.size());
-  for (const auto& kv : list.kvs) {
-    auto w = core::DecodeWorkload(Json::parse(kv.value, nullptr, false));
-    if (!w.ok()) continue;  // unreadable objects are skipped rather than failing every list
-    w->revision = kv.mod_revision;
-    out.push_back(std::move(*w));
+  out.reserve(list.items.size());
+  for (auto& item : list.items) {
+    item.value.revision = item.mod_revision;
+    out.push_back(std::move(item.value));
   }
   if (revision) *revision = list.revision;
   return out;
@@ -234,7 +216,7 @@ absl::StatusOr<Workload> ControlPlane::DeleteWorkload(std::string_view name, boo
           }
         }
       }
-      AddEvent(&txn.then_ops, "workload", name, "deleted", "workload deleted");
+      events_.Add(&txn.then_ops, "workload", name, "deleted", "workload deleted");
     } else {
       if (w.status.desired == core::DesiredState::kDeleted) {
         if (deleted) *deleted = false;
@@ -244,8 +226,8 @@ absl::StatusOr<Workload> ControlPlane::DeleteWorkload(std::string_view name, boo
       w.status.reason = "deleting: waiting for the agent to stop it";
       w.updated_at = clock_->Now();
       txn.then_ops.push_back(state::Op::Put(key, core::EncodeWorkload(w).dump()));
-      AddEvent(&txn.then_ops, "workload", name, "deleting",
-               Cat("asked host ", w.status.host, " to stop it"));
+      events_.Add(&txn.then_ops, "workload", name, "deleting",
+                  Cat("asked host ", w.status.host, " to stop it"));
     }
     BERTH_ASSIGN_OR_RETURN(state::TxnResponse resp, store_->Txn(txn));
     if (resp.succeeded) {
@@ -326,11 +308,9 @@ absl::StatusOr<Workload> ControlPlane::Act(std::string_view name, Action action)
         break;
     }
     w.updated_at = clock_->Now();
-    std::string key = WorkloadKey(name);
     state::TxnRequest txn;
-    txn.compares.push_back(state::Compare::ModRevision(key, rev));
-    txn.then_ops.push_back(state::Op::Put(key, core::EncodeWorkload(w).dump()));
-    AddEvent(&txn.then_ops, "workload", name, event_type, message);
+    BERTH_RETURN_IF_ERROR(workloads_.AddUpdate(&txn, name, w, rev));
+    events_.Add(&txn.then_ops, "workload", name, event_type, message);
     BERTH_ASSIGN_OR_RETURN(state::TxnResponse resp, store_->Txn(txn));
     if (resp.succeeded) {
       w.revision = resp.revision;
@@ -393,9 +373,9 @@ absl::StatusOr<Workload> ControlPlane::ReportStatus(std::string_view host, std::
                                       core::WorkloadStateName(report.state), " on ", host)
                                 : report.reason;
       if (report.exit_code) message = Cat(message, " (exit code ", *report.exit_code, ")");
-      AddEvent(&txn.then_ops, "workload", name, core::WorkloadStateName(report.state), message);
+      events_.Add(&txn.then_ops, "workload", name, core::WorkloadStateName(report.state), message);
     }
-    if (remove) AddEvent(&txn.then_ops, "workload", name, "deleted", "workload deleted");
+    if (remove) events_.Add(&txn.then_ops, "workload", name, "deleted", "workload deleted");
     BERTH_ASSIGN_OR_RETURN(state::TxnResponse resp, store_->Txn(txn));
     if (resp.succeeded) {
       w.revision = resp.revision;
@@ -483,18 +463,18 @@ absl::StatusOr<HostRegistration> ControlPlane::RegisterHost(const std::string& n
     h.state = core::HostState::kReady;
     h.last_heartbeat = clock_->Now();
     txn.then_ops.push_back(state::Op::Put(key, core::EncodeHost(h).dump()));
-    AddEvent(&txn.then_ops, "host", name,
-             got.kv ? (was_down ? "up" : "reregistered") : "registered",
-             Cat(core::FormatCpu(inventory.capacity.cpu), " cpu, ",
-                 core::FormatMiB(inventory.capacity.memory.value()), " memory, ",
-                 inventory.gpus.size(), " gpus"));
+    events_.Add(&txn.then_ops, "host", name,
+                got.kv ? (was_down ? "up" : "reregistered") : "registered",
+                Cat(core::FormatCpu(inventory.capacity.cpu), " cpu, ",
+                    core::FormatMiB(inventory.capacity.memory.value()), " memory, ",
+                    inventory.gpus.size(), " gpus"));
     // A host whose KVM does not work still runs VMs, much slower: say so where operators look.
     if (auto it = inventory.fingerprint.find("vm_accel_fallback");
         it != inventory.fingerprint.end() && it->second == "true") {
       auto reason = inventory.fingerprint.find("vm_accel_reason");
-      AddEvent(&txn.then_ops, "host", name, "vm-accel-fallback",
-               Cat("VMs use tcg: ",
-                   reason == inventory.fingerprint.end() ? "kvm unusable" : reason->second));
+      events_.Add(&txn.then_ops, "host", name, "vm-accel-fallback",
+                  Cat("VMs use tcg: ",
+                      reason == inventory.fingerprint.end() ? "kvm unusable" : reason->second));
     }
     BERTH_ASSIGN_OR_RETURN(state::TxnResponse resp, store_->Txn(txn));
     if (resp.succeeded) {
@@ -530,11 +510,10 @@ absl::Status ControlPlane::RemoveHost(std::string_view name) {
               absl::FormatDuration(options_.host_ttl), ")"));
     }
     state::TxnRequest txn;
-    txn.compares.push_back(state::Compare::ModRevision(HostKey(name), h.revision));
-    txn.then_ops.push_back(state::Op::Delete(HostKey(name)));
+    hosts_.AddDelete(&txn, name, h.revision);
     txn.then_ops.push_back(state::Op::Delete(HostCredentialKey(name)));
     txn.then_ops.push_back(state::Op::Delete(HostAllocKey(name)));
-    AddEvent(&txn.then_ops, "host", name, "removed", "removed; its credential is revoked");
+    events_.Add(&txn.then_ops, "host", name, "removed", "removed; its credential is revoked");
     BERTH_ASSIGN_OR_RETURN(state::TxnResponse resp, store_->Txn(txn));
     if (resp.succeeded) {
       absl::MutexLock lock(&mu_);
@@ -554,42 +533,45 @@ absl::Status ControlPlane::Heartbeat(std::string_view name) {
   if (h.state == core::HostState::kDown) {
     // Back from the dead: it is schedulable again. Its old workloads were failed when it went
     // down; its agent stops them because they are no longer assigned.
-    std::string key = HostKey(name);
     h.state = core::HostState::kReady;
     h.last_heartbeat = clock_->Now();
     state::TxnRequest txn;
-    txn.compares.push_back(state::Compare::ModRevision(key, h.revision));
-    txn.then_ops.push_back(state::Op::Put(key, core::EncodeHost(h).dump()));
-    AddEvent(&txn.then_ops, "host", name, "up", "heartbeats resumed");
+    BERTH_RETURN_IF_ERROR(hosts_.AddUpdate(&txn, name, h, h.revision));
+    events_.Add(&txn.then_ops, "host", name, "up", "heartbeats resumed");
     BERTH_ASSIGN_OR_RETURN(state::TxnResponse resp, store_->Txn(txn));
-    (void)resp;  // a concurrent change wins; the next heartbeat tries again
+    if (!resp.succeeded) {
+      // A concurrent change wins; the next heartbeat tries again.
+      core::LogDebug(
+          "host %s: marking it up lost a race with another write; retried at the next "
+          "heartbeat",
+          core::AbslView(name));
+    }
   }
   return absl::OkStatus();
 }
 
 absl::StatusOr<core::Host> ControlPlane::GetHost(std::string_view name) {
-  BERTH_ASSIGN_OR_RETURN(state::GetResponse got, store_->Get(HostKey(name)));
-  if (!got.kv) return absl::NotFoundError(Cat("host \"", name, "\" not found"));
-  BERTH_ASSIGN_OR_RETURN(core::Host h,
-                         core::DecodeHost(Json::parse(got.kv->value, nullptr, false)));
-  h.revision = got.kv->mod_revision;
+  BERTH_ASSIGN_OR_RETURN(std::optional<HostRepository::Item> item, hosts_.Find(name));
+  if (!item) return absl::NotFoundError(Cat("host \"", name, "\" not found"));
+  core::Host h = std::move(item->value);
+  h.revision = item->mod_revision;
   absl::MutexLock lock(&mu_);
   if (auto it = heartbeats_.find(name); it != heartbeats_.end()) h.last_heartbeat = it->second;
   return h;
 }
 
 absl::StatusOr<std::vector<core::Host>> ControlPlane::ListHosts(int64_t* revision) {
-  BERTH_ASSIGN_OR_RETURN(state::ListResponse list, store_->List(kHostPrefix));
+  // As for workloads: unreadable hosts are skipped, said at debug level.
+  std::vector<absl::Status> undecodable;
+  BERTH_ASSIGN_OR_RETURN(HostRepository::ListResult list, hosts_.List(&undecodable));
+  for (const absl::Status& s : undecodable) core::LogDebug("skipped: %s", s.ToString());
   std::vector<core::Host> out;
   absl::MutexLock lock(&mu_);
-  for (const auto& kv : list.kvs) {
-    auto h = core::DecodeHost(Json::parse(kv.value, nullptr, false));
-    if (!h.ok()) continue;
-    h->revision = kv.mod_revision;
-    if (auto it = heartbeats_.find(h->name); it != heartbeats_.end()) {
-      h->last_heartbeat = it->second;
-    }
-    out.push_back(std::move(*h));
+  for (auto& item : list.items) {
+    core::Host& h = item.value;
+    h.revision = item.mod_revision;
+    if (auto it = heartbeats_.find(h.name); it != heartbeats_.end()) h.last_heartbeat = it->second;
+    out.push_back(std::move(h));
   }
   if (revision) *revision = list.revision;
   return out;
@@ -607,30 +589,10 @@ absl::StatusOr<std::vector<Workload>> ControlPlane::Assignments(std::string_view
 
 absl::StatusOr<std::vector<core::Event>> ControlPlane::ListEvents(int64_t after, size_t limit,
                                                                   int64_t* revision) {
-  BERTH_ASSIGN_OR_RETURN(state::ListResponse list, store_->List(kEventPrefix));
-  std::vector<core::Event> out;
-  for (const auto& kv : list.kvs) {
-    if (kv.mod_revision <= after) continue;
-    core::Event e = core::DecodeEvent(Json::parse(kv.value, nullptr, false));
-    e.revision = kv.mod_revision;
-    out.push_back(std::move(e));
-  }
-  std::stable_sort(out.begin(), out.end(), [](const core::Event& a, const core::Event& b) {
-    return a.revision < b.revision;
-  });
-  if (limit > 0 && out.size() > limit) out.erase(out.begin(), out.end() - limit);
-  if (revision) *revision = list.revision;
-  return out;
+  return events_.List(after, limit, revision);
 }
 
-absl::Status ControlPlane::TrimEvents() {
-  BERTH_ASSIGN_OR_RETURN(state::ListResponse list, store_->List(kEventPrefix));
-  if (list.kvs.size() <= options_.max_events) return absl::OkStatus();
-  size_t excess = list.kvs.size() - options_.max_events;
-  state::TxnRequest txn;
-  for (size_t i = 0; i < excess; ++i) txn.then_ops.push_back(state::Op::Delete(list.kvs[i].key));
-  return store_->Txn(txn).status();
-}
+absl::Status ControlPlane::TrimEvents() { return events_.Trim(options_.max_events); }
 
 namespace {
 
@@ -702,9 +664,9 @@ absl::StatusOr<Json> ControlPlane::SetQuota(std::string_view tenant, const Json&
   Json stored = EncodeQuota(q);
   state::TxnRequest txn;
   txn.then_ops.push_back(state::Op::Put(Cat(kQuotaPrefix, tenant), stored.dump()));
-  AddEvent(&txn.then_ops, "tenant", tenant, "quota", Cat("quota set to ", stored.dump()));
-  BERTH_ASSIGN_OR_RETURN(state::TxnResponse resp, store_->Txn(txn));
-  (void)resp;
+  events_.Add(&txn.then_ops, "tenant", tenant, "quota", Cat("quota set to ", stored.dump()));
+  // No compares: the put always commits when the store answers.
+  BERTH_RETURN_IF_ERROR(store_->Txn(txn).status());
   return stored;
 }
 
@@ -717,7 +679,7 @@ absl::Status ControlPlane::DeleteQuota(std::string_view tenant) {
   std::string key = Cat(kQuotaPrefix, tenant);
   txn.compares.push_back(state::Compare::CreateRevision(key, 0));
   txn.else_ops.push_back(state::Op::Delete(key));
-  AddEvent(&txn.else_ops, "tenant", tenant, "quota", "quota removed");
+  events_.Add(&txn.else_ops, "tenant", tenant, "quota", "quota removed");
   BERTH_ASSIGN_OR_RETURN(state::TxnResponse resp, store_->Txn(txn));
   if (resp.succeeded) return absl::NotFoundError(Cat("tenant \"", tenant, "\" has no quota"));
   return absl::OkStatus();
@@ -772,8 +734,12 @@ absl::Status BuildCluster(const Snapshot& snap, sched::Cluster* cluster,
       p.host = *index;
       p.host_name = host;
       p.gpus = w.status.gpus;
-      absl::Status s = cluster->Commit(ToRequest(w), p);
-      (void)s;  // a record that no longer fits (inventory shrank) is still kept by the store
+      // A record that no longer fits (its host's inventory shrank) is still what the store
+      // holds; the snapshot keeps the rest of it. Said at debug level: every pass sees it again.
+      if (absl::Status s = cluster->Commit(ToRequest(w), p); !s.ok()) {
+        core::LogDebug("workload %s: on host %s beyond what the host now offers: %s", name, host,
+                       s.ToString());
+      }
     }
   }
   return absl::OkStatus();
@@ -906,10 +872,10 @@ absl::StatusOr<int> ControlPlane::ApplySchedulePlan(const Snapshot& snap,
       w.status.explanation = step.explanation;
       w.status.reason = "no host fits: see explanation";
       txn.then_ops.push_back(state::Op::Put(key, core::EncodeWorkload(w).dump()));
-      AddEvent(&txn.then_ops, "workload", w.spec.name, "unschedulable", step.explanation);
+      events_.Add(&txn.then_ops, "workload", w.spec.name, "unschedulable", step.explanation);
       // Losing this race changes nothing the next steps rely on; the next pass explains again.
-      BERTH_ASSIGN_OR_RETURN(state::TxnResponse resp, store_->Txn(txn));
-      (void)resp;
+      // Only a store failure stops the plan; a lost compare is ignored, as said above.
+      BERTH_RETURN_IF_ERROR(store_->Txn(txn).status());
       continue;
     }
     const sched::Plan& p = step.plan;
@@ -934,7 +900,7 @@ absl::StatusOr<int> ControlPlane::ApplySchedulePlan(const Snapshot& snap,
       v.status.generation = victim_stored.status.generation;
       v.updated_at = clock_->Now();
       txn.then_ops.push_back(state::Op::Put(WorkloadKey(victim), core::EncodeWorkload(v).dump()));
-      AddEvent(&txn.then_ops, "workload", victim, "preempted", v.status.reason);
+      events_.Add(&txn.then_ops, "workload", victim, "preempted", v.status.reason);
     }
     w.status.state = WorkloadState::kScheduled;
     w.status.host = host;
@@ -955,7 +921,7 @@ absl::StatusOr<int> ControlPlane::ApplySchedulePlan(const Snapshot& snap,
       gpus = Cat(gpus, gpus.empty() ? " gpus " : ",", g.index,
                  g.milli < core::kWholeGpuMilli ? Cat("(", g.milli, "m)") : "");
     }
-    AddEvent(&txn.then_ops, "workload", w.spec.name, "scheduled", Cat("placed on ", host, gpus));
+    events_.Add(&txn.then_ops, "workload", w.spec.name, "scheduled", Cat("placed on ", host, gpus));
     BERTH_ASSIGN_OR_RETURN(state::TxnResponse resp, store_->Txn(txn));
     // Someone else changed the cluster: the steps after this one were planned on a state that
     // no longer holds, so the next pass re-reads and plans again.
@@ -1034,7 +1000,7 @@ absl::StatusOr<int> ControlPlane::CheckHostsOnce() {
     updated.state = core::HostState::kDown;
     txn.compares.push_back(state::Compare::ModRevision(HostKey(h.name), h.revision));
     txn.then_ops.push_back(state::Op::Put(HostKey(h.name), core::EncodeHost(updated).dump()));
-    AddEvent(&txn.then_ops, "host", h.name, "down", why);
+    events_.Add(&txn.then_ops, "host", h.name, "down", why);
     for (auto& w : on_host) {
       txn.compares.push_back(state::Compare::ModRevision(WorkloadKey(w.spec.name), w.revision));
       bool remove = w.status.desired == core::DesiredState::kDeleted;
@@ -1048,7 +1014,7 @@ absl::StatusOr<int> ControlPlane::CheckHostsOnce() {
         txn.then_ops.push_back(
             state::Op::Put(WorkloadKey(w.spec.name), core::EncodeWorkload(w).dump()));
       }
-      AddEvent(&txn.then_ops, "workload", w.spec.name, "failed", why);
+      events_.Add(&txn.then_ops, "workload", w.spec.name, "failed", why);
     }
     txn.then_ops.push_back(state::Op::Delete(HostAllocKey(h.name)));
     BERTH_ASSIGN_OR_RETURN(state::TxnResponse resp, store_->Txn(txn));
@@ -1097,7 +1063,7 @@ void ControlPlane::NoteLoopFailure(std::string_view what, const absl::Status& s)
   std::string line = Cat(what, ": ", s.message());
   if (line == last_loop_failure_) return;
   last_loop_failure_ = line;
-  std::cerr << "berth: control plane: " << line << "\n";
+  core::LogError("control plane: %s", line);
 }
 
 void ControlPlane::Loop() {
@@ -1114,8 +1080,9 @@ void ControlPlane::Loop() {
     // A pass that throws is a bug; it is logged and counted, and the next pass runs as usual.
     absl::Status pass = core::RunGuarded("control plane pass", [&] {
       NoteLoopFailure("scheduling pass", ScheduleOnce().status());
-      if (absl::Now() - last_check >= absl::Seconds(1)) {
-        last_check = absl::Now();
+      // The injected clock, so a test's paused clock decides when hosts are checked.
+      if (clock_->Now() - last_check >= absl::Seconds(1)) {
+        last_check = clock_->Now();
         NoteLoopFailure("host liveness check", CheckHostsOnce().status());
         if (++passes % 60 == 0) NoteLoopFailure("event trim", TrimEvents());
       }

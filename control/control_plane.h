@@ -23,11 +23,13 @@
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
+#include "control/events.h"
 #include "core/clock.h"
 #include "core/host.h"
 #include "core/workload.h"
 #include "sched/mix.h"
 #include "sched/scheduler.h"
+#include "state/repository.h"
 #include "state/store.h"
 
 namespace berth::control {
@@ -36,7 +38,6 @@ namespace berth::control {
 inline constexpr std::string_view kWorkloadPrefix = "/workloads/";
 inline constexpr std::string_view kHostPrefix = "/hosts/";
 inline constexpr std::string_view kHostAllocPrefix = "/hostalloc/";
-inline constexpr std::string_view kEventPrefix = "/events/";
 inline constexpr std::string_view kQuotaPrefix = "/quotas/";
 // A host's credential: {"sha256": digest of the credential, "issued_at": time}.
 inline constexpr std::string_view kHostCredentialPrefix = "/hostcreds/";
@@ -166,9 +167,6 @@ class ControlPlane {
   // revisions it read; stops at the first placement that loses a race. Returns how many
   // workloads were placed.
   absl::StatusOr<int> ApplySchedulePlan(const Snapshot& snap, const SchedulePlan& plan);
-  // Appends an event op to `ops`.
-  void AddEvent(std::vector<state::Op>* ops, std::string_view kind, std::string_view object,
-                std::string_view type, std::string_view message);
   absl::Status TrimEvents();
   void Loop();
   // Counts a failed step of the loop and says it on stderr unless it repeats the last one.
@@ -183,6 +181,17 @@ class ControlPlane {
   const ControlPlaneOptions options_;
   const absl::StatusOr<sched::Policy> policy_;  // options_.policy, parsed once
   core::Clock* const clock_;
+  const EventLog events_;
+  // Workloads are stored as EncodeWorkload writes them (with the revision they had when
+  // written, which readers replace with the store's).
+  using WorkloadRepository =
+      state::Repository<core::Workload, state::FunctionCodec<core::Workload, core::EncodeWorkload,
+                                                             core::DecodeWorkload>>;
+  using HostRepository =
+      state::Repository<core::Host,
+                        state::FunctionCodec<core::Host, core::EncodeHost, core::DecodeHost>>;
+  WorkloadRepository workloads_;
+  HostRepository hosts_;
 
   absl::Mutex mu_;
   std::map<std::string, absl::Time, std::less<>> heartbeats_ ABSL_GUARDED_BY(mu_);
@@ -191,7 +200,6 @@ class ControlPlane {
   bool kick_ ABSL_GUARDED_BY(mu_) = false;
   std::unique_ptr<state::WatchHandle> watch_;
   std::thread loop_;
-  std::atomic<int64_t> event_seq_{0};
   std::atomic<int64_t> loop_failures_{0};
   std::string last_loop_failure_;  // only the loop's thread touches it
 };

@@ -1,6 +1,7 @@
 #include "control/network_service.h"
 
 #include "absl/strings/numbers.h"
+#include "core/log.h"
 #include "core/names.h"
 #include "core/status.h"
 #include "core/strings.h"
@@ -10,6 +11,9 @@ namespace berth::control {
 
 using core::Cat;
 using core::Json;
+using core::Network;
+using core::PortForward;
+using core::SecurityGroup;
 using runtime::net::NetworkAddressing;
 
 std::string NetworkKey(std::string_view name) { return Cat(kNetworkPrefix, name); }
@@ -50,51 +54,61 @@ absl::StatusOr<std::pair<int, int>> ParsePortRange(std::string_view group, std::
 
 namespace {
 
-HostGroup GroupFromJson(const Json& obj) {
-  HostGroup g;
-  g.name = obj.value("name", "");
-  if (obj.contains("spec") && obj["spec"].contains("rules")) {
-    for (const auto& r : obj["spec"]["rules"]) {
-      HostRule h;
-      h.protocol = r.value("protocol", "tcp");
-      h.port_from = r.value("port_from", 0);
-      h.port_to = r.value("port_to", 0);
-      h.source_cidr = r.value("from", "");
-      h.source_group = r.value("from_group", "");
-      g.rules.push_back(std::move(h));
-    }
+constexpr std::string_view kWhere = "net";
+
+HostGroup ToHostGroup(const SecurityGroup& g) {
+  HostGroup h;
+  h.name = g.name;
+  for (const core::SecurityRule& r : g.spec.rules) {
+    h.rules.push_back(HostRule{.protocol = r.protocol,
+                               .port_from = r.port_from,
+                               .port_to = r.port_to,
+                               .source_cidr = r.from,
+                               .source_group = r.from_group});
   }
-  return g;
+  return h;
 }
 
-HostForward ForwardFromJson(const Json& obj) {
-  const Json& spec = obj["spec"];
-  HostForward f;
-  f.id = obj.value("id", "");
-  f.protocol = spec.value("protocol", "tcp");
-  f.host_port = spec.value("host_port", 0);
-  f.network = spec.value("network", "");
-  f.target_address = spec.value("target_address", "");
-  f.target_port = spec.value("port", 0);
-  return f;
+HostForward ToHostForward(const PortForward& f) {
+  return HostForward{.id = f.id,
+                     .protocol = f.spec.protocol,
+                     .host_port = f.spec.host_port,
+                     .network = f.spec.network,
+                     .target_address = f.spec.target_address,
+                     .target_port = f.spec.port};
 }
 
-HostNetwork NetworkFromJson(const Json& obj) {
-  const Json& spec = obj["spec"];
-  return HostNetwork{obj.value("name", ""), spec.value("subnet", ""), spec.value("gateway", ""),
-                     spec.value("nat", false)};
+HostNetwork ToHostNetwork(const Network& n) {
+  return HostNetwork{n.name, n.spec.subnet, n.spec.gateway, n.spec.nat};
 }
 
 }  // namespace
 
 NetworkService::NetworkService(state::Store* store, core::Clock* clock, NetworkHost* host)
-    : store_(store), clock_(clock), host_(host) {}
+    : store_(store),
+      clock_(clock),
+      host_(host),
+      events_(store, clock),
+      networks_(store, "network", std::string(kNetworkPrefix)),
+      ipams_(store, "network addressing", std::string(kIpamPrefix)),
+      groups_(store, "secgroup", std::string(kSecGroupPrefix)),
+      forwards_(store, "portforward", std::string(kPortForwardPrefix)) {}
 
-absl::StatusOr<StoredObject> NetworkService::ReadOrNotFound(std::string_view kind, std::string key,
-                                                            std::string_view name) {
-  BERTH_ASSIGN_OR_RETURN(auto obj, ReadObject(store_, key));
-  if (!obj) return absl::NotFoundError(Cat(kind, " \"", name, "\" not found"));
-  return std::move(*obj);
+template <typename Repo>
+absl::StatusOr<typename Repo::Item> NetworkService::ReadOrNotFound(const Repo& repo,
+                                                                   std::string_view kind,
+                                                                   std::string_view name) const {
+  BERTH_ASSIGN_OR_RETURN(std::optional<typename Repo::Item> item, repo.Find(name));
+  if (!item) return absl::NotFoundError(Cat(kind, " \"", name, "\" not found"));
+  return std::move(*item);
+}
+
+template <typename Repo>
+absl::StatusOr<typename Repo::ListResult> NetworkService::ListAll(const Repo& repo) const {
+  std::vector<absl::Status> undecodable;
+  BERTH_ASSIGN_OR_RETURN(typename Repo::ListResult list, repo.List(&undecodable));
+  for (const absl::Status& s : undecodable) core::ReportError(kWhere, "stored object skipped", s);
+  return list;
 }
 
 absl::Status NetworkService::Start() {
@@ -104,33 +118,32 @@ absl::Status NetworkService::Start() {
   auto note = [&](const absl::Status& s) {
     if (!s.ok() && first.ok()) first = s;
   };
-  BERTH_ASSIGN_OR_RETURN(auto networks, ListObjects(store_, kNetworkPrefix));
-  for (const auto& n : networks) {
-    auto bridge = host_->EnsureNetwork(NetworkFromJson(n.body));
+  BERTH_ASSIGN_OR_RETURN(auto networks, ListAll(networks_));
+  for (const auto& n : networks.items) {
+    auto bridge = host_->EnsureNetwork(ToHostNetwork(n.value));
     note(bridge.status());
-    if (bridge.ok()) keep.networks.insert(n.body.value("name", ""));
+    if (bridge.ok()) keep.networks.insert(n.name);
   }
-  BERTH_ASSIGN_OR_RETURN(auto ipams, ListObjects(store_, kIpamPrefix));
-  for (const auto& i : ipams) {
-    auto a = NetworkAddressing::FromJson(i.body);
-    if (!a.ok()) continue;
-    for (const auto& [addr, owner] : a->allocations) keep.endpoints.insert({a->network, owner});
+  BERTH_ASSIGN_OR_RETURN(auto ipams, ListAll(ipams_));
+  for (const auto& i : ipams.items) {
+    for (const auto& [addr, owner] : i.value.allocations) {
+      keep.endpoints.insert({i.value.network, owner});
+    }
   }
-  BERTH_ASSIGN_OR_RETURN(auto groups, ListObjects(store_, kSecGroupPrefix));
+  BERTH_ASSIGN_OR_RETURN(auto groups, ListAll(groups_));
   // Groups may name each other in rules: declare them bare first, then with their rules.
-  for (const auto& g : groups) note(host_->PutGroup(HostGroup{g.body.value("name", ""), {}}));
-  for (const auto& g : groups) {
-    absl::Status s = host_->PutGroup(GroupFromJson(g.body));
-    note(s);
-    keep.groups.insert(g.body.value("name", ""));
+  for (const auto& g : groups.items) note(host_->PutGroup(HostGroup{g.name, {}}));
+  for (const auto& g : groups.items) {
+    note(host_->PutGroup(ToHostGroup(g.value)));
+    keep.groups.insert(g.name);
   }
-  BERTH_ASSIGN_OR_RETURN(auto forwards, ListObjects(store_, kPortForwardPrefix));
-  for (const auto& f : forwards) {
-    absl::Status s = host_->AddForward(ForwardFromJson(f.body));
+  BERTH_ASSIGN_OR_RETURN(auto forwards, ListAll(forwards_));
+  for (const auto& f : forwards.items) {
+    absl::Status s = host_->AddForward(ToHostForward(f.value));
     // Ids are "PROTO-PORT": one that exists already is this very forward, kept from before.
     if (absl::IsAlreadyExists(s)) s = absl::OkStatus();
     note(s);
-    if (s.ok()) keep.forwards.insert(f.body.value("id", ""));
+    if (s.ok()) keep.forwards.insert(f.name);
   }
   note(host_->Cleanup(keep));
   return first;
@@ -145,92 +158,88 @@ absl::StatusOr<Json> NetworkService::CreateNetwork(const NetworkCreateOptions& o
   BERTH_ASSIGN_OR_RETURN(NetworkAddressing addressing,
                          runtime::net::NewNetworkAddressing(o.name, o.subnet, o.gateway));
   absl::MutexLock lock(&mu_);
-  BERTH_ASSIGN_OR_RETURN(auto existing, ReadObject(store_, NetworkKey(o.name)));
-  if (existing) {
+  BERTH_ASSIGN_OR_RETURN(auto existing, store_->Get(NetworkKey(o.name)));
+  if (existing.kv) {
     return absl::AlreadyExistsError(Cat("network \"", o.name, "\": name is already taken"));
   }
-  BERTH_ASSIGN_OR_RETURN(auto ipams, ListObjects(store_, kIpamPrefix));
+  BERTH_ASSIGN_OR_RETURN(auto ipams, ListAll(ipams_));
   std::vector<NetworkAddressing> others;
-  for (const auto& i : ipams) {
-    auto a = NetworkAddressing::FromJson(i.body);
-    if (a.ok()) others.push_back(std::move(*a));
-  }
+  for (auto& i : ipams.items) others.push_back(std::move(i.value));
   BERTH_RETURN_IF_ERROR(runtime::net::CheckNoOverlap(o.name, addressing.subnet, others));
-  HostNetwork hn{o.name, addressing.subnet.ToString(), runtime::net::FormatIpv4(addressing.gateway),
-                 o.nat};
-  BERTH_ASSIGN_OR_RETURN(std::string bridge, host_->EnsureNetwork(hn));
-  Json body = {{"kind", "network"},
-               {"name", o.name},
-               {"spec", {{"subnet", hn.subnet}, {"gateway", hn.gateway}, {"nat", o.nat}}},
-               {"status", {{"state", "ready"}, {"bridge", bridge}}}};
-  StampObject(&body, 0, clock_, true);
-  auto rev = CommitObjects(
-      store_, clock_, {{NetworkKey(o.name), 0, body}, {IpamKey(o.name), 0, addressing.ToJson()}},
-      {"network", o.name, "created",
-       Cat("network ", hn.subnet, " (gateway ", hn.gateway, ") on bridge ", bridge)});
+  Network n;
+  n.name = o.name;
+  n.spec = {.subnet = addressing.subnet.ToString(),
+            .gateway = runtime::net::FormatIpv4(addressing.gateway),
+            .nat = o.nat};
+  BERTH_ASSIGN_OR_RETURN(n.status.bridge, host_->EnsureNetwork(ToHostNetwork(n)));
+  Touch(&n, clock_, true);
+  auto commit = [&]() -> absl::StatusOr<int64_t> {
+    state::TxnRequest txn;
+    BERTH_RETURN_IF_ERROR(networks_.AddCreate(&txn, o.name, n));
+    BERTH_RETURN_IF_ERROR(ipams_.AddCreate(&txn, o.name, addressing));
+    events_.Add(&txn.then_ops, "network", o.name, "created",
+                Cat("network ", n.spec.subnet, " (gateway ", n.spec.gateway, ") on bridge ",
+                    n.status.bridge));
+    return CommitChange(store_, txn, "network", o.name);
+  };
+  auto rev = commit();
   if (!rev.ok()) {
-    (void)host_->DeleteNetwork(o.name);
+    core::OkOrReport(kWhere, Cat("network ", o.name, ": remove the bridge the store refused"),
+                     host_->DeleteNetwork(o.name));
     return rev.status();
   }
-  body["revision"] = *rev;
-  return body;
+  n.revision = *rev;
+  return core::EncodeNetwork(n);
 }
 
 absl::StatusOr<Json> NetworkService::GetNetwork(std::string_view name) {
   absl::MutexLock lock(&mu_);
-  BERTH_ASSIGN_OR_RETURN(StoredObject obj, ReadOrNotFound("network", NetworkKey(name), name));
-  BERTH_ASSIGN_OR_RETURN(auto ipam, ReadObject(store_, IpamKey(name)));
+  BERTH_ASSIGN_OR_RETURN(auto item, ReadOrNotFound(networks_, "network", name));
+  Json body = core::EncodeNetwork(WithRevision(std::move(item)));
+  // The addresses are shown with the network but stored apart, under /ipam/.
+  BERTH_ASSIGN_OR_RETURN(auto ipam, ipams_.Find(name));
   if (ipam) {
-    auto a = NetworkAddressing::FromJson(ipam->body);
-    if (a.ok()) {
-      Json addresses = Json::object();
-      for (const auto& [addr, owner] : a->allocations) {
-        addresses[owner] = runtime::net::FormatIpv4(addr);
-      }
-      obj.body["status"]["addresses"] = addresses;
-      obj.body["status"]["free_addresses"] = a->FreeCount();
+    Json addresses = Json::object();
+    for (const auto& [addr, owner] : ipam->value.allocations) {
+      addresses[owner] = runtime::net::FormatIpv4(addr);
     }
+    body["status"]["addresses"] = addresses;
+    body["status"]["free_addresses"] = ipam->value.FreeCount();
   }
-  return obj.body;
+  return body;
 }
 
 absl::StatusOr<std::vector<Json>> NetworkService::ListNetworks(int64_t* revision) {
-  BERTH_ASSIGN_OR_RETURN(auto objects, ListObjects(store_, kNetworkPrefix, revision));
+  BERTH_ASSIGN_OR_RETURN(auto list, ListAll(networks_));
   std::vector<Json> out;
-  for (auto& o : objects) out.push_back(std::move(o.body));
+  for (auto& item : list.items) out.push_back(core::EncodeNetwork(WithRevision(std::move(item))));
+  if (revision) *revision = list.revision;
   return out;
 }
 
 absl::Status NetworkService::DeleteNetwork(std::string_view name) {
   absl::MutexLock lock(&mu_);
-  BERTH_ASSIGN_OR_RETURN(StoredObject obj, ReadOrNotFound("network", NetworkKey(name), name));
-  BERTH_ASSIGN_OR_RETURN(auto forwards, ListObjects(store_, kPortForwardPrefix));
-  for (const auto& f : forwards) {
-    if (f.body["spec"].value("network", "") == name) {
-      return absl::FailedPreconditionError(Cat("network \"", name, "\": port forward ",
-                                               f.body.value("id", ""),
+  BERTH_ASSIGN_OR_RETURN(auto item, ReadOrNotFound(networks_, "network", name));
+  BERTH_ASSIGN_OR_RETURN(auto forwards, ListAll(forwards_));
+  for (const auto& f : forwards.items) {
+    if (f.value.spec.network == name) {
+      return absl::FailedPreconditionError(Cat("network \"", name, "\": port forward ", f.name,
                                                " uses it; remove it first (berth portfwd rm)"));
     }
   }
-  BERTH_ASSIGN_OR_RETURN(auto ipam, ReadObject(store_, IpamKey(name)));
-  int64_t ipam_rev = 0;
-  if (ipam) {
-    ipam_rev = ipam->mod_revision;
-    auto a = NetworkAddressing::FromJson(ipam->body);
-    if (a.ok() && !a->allocations.empty()) {
-      return absl::FailedPreconditionError(
-          Cat("network \"", name, "\": ", a->allocations.size(), " address(es) in use (",
-              a->allocations.begin()->second, "); detach its workloads first"));
-    }
+  BERTH_ASSIGN_OR_RETURN(auto ipam, ipams_.Find(name));
+  if (ipam && !ipam->value.allocations.empty()) {
+    return absl::FailedPreconditionError(
+        Cat("network \"", name, "\": ", ipam->value.allocations.size(), " address(es) in use (",
+            ipam->value.allocations.begin()->second, "); detach its workloads first"));
   }
   absl::Status s = host_->DeleteNetwork(name);
   if (!s.ok() && !absl::IsNotFound(s)) return s;
-  std::vector<ObjectWrite> writes = {{obj.key, obj.mod_revision, std::nullopt}};
-  if (ipam) writes.push_back({IpamKey(name), ipam_rev, std::nullopt});
-  BERTH_RETURN_IF_ERROR(
-      CommitObjects(store_, clock_, writes,
-                    {"network", std::string(name), "deleted", "network deleted; bridge removed"}));
-  return absl::OkStatus();
+  state::TxnRequest txn;
+  networks_.AddDelete(&txn, name, item.mod_revision);
+  if (ipam) ipams_.AddDelete(&txn, name, ipam->mod_revision);
+  events_.Add(&txn.then_ops, "network", name, "deleted", "network deleted; bridge removed");
+  return CommitChange(store_, txn, "network", name).status();
 }
 
 absl::StatusOr<std::string> NetworkService::AllocateAddress(std::string_view network,
@@ -238,25 +247,25 @@ absl::StatusOr<std::string> NetworkService::AllocateAddress(std::string_view net
                                                             std::string_view requested) {
   BERTH_RETURN_IF_ERROR(ValidateAddressOwner(network, owner));
   absl::MutexLock lock(&mu_);
-  BERTH_ASSIGN_OR_RETURN(StoredObject ipam, ReadOrNotFound("network", IpamKey(network), network));
-  BERTH_ASSIGN_OR_RETURN(NetworkAddressing a, NetworkAddressing::FromJson(ipam.body));
+  BERTH_ASSIGN_OR_RETURN(auto ipam, ReadOrNotFound(ipams_, "network", network));
+  NetworkAddressing& a = ipam.value;
   BERTH_ASSIGN_OR_RETURN(runtime::net::Ipv4 addr, a.AllocateText(owner, requested));
   std::string text = runtime::net::FormatIpv4(addr);
-  BERTH_RETURN_IF_ERROR(
-      CommitObjects(store_, clock_, {{ipam.key, ipam.mod_revision, a.ToJson()}},
-                    {"network", std::string(network), "address", Cat(text, " given to ", owner)}));
+  state::TxnRequest txn;
+  BERTH_RETURN_IF_ERROR(ipams_.AddUpdate(&txn, network, a, ipam.mod_revision));
+  events_.Add(&txn.then_ops, "network", network, "address", Cat(text, " given to ", owner));
+  BERTH_RETURN_IF_ERROR(CommitChange(store_, txn, "network", network).status());
   return text;
 }
 
 absl::Status NetworkService::ReleaseAddress(std::string_view network, std::string_view owner) {
   absl::MutexLock lock(&mu_);
-  BERTH_ASSIGN_OR_RETURN(StoredObject ipam, ReadOrNotFound("network", IpamKey(network), network));
-  BERTH_ASSIGN_OR_RETURN(NetworkAddressing a, NetworkAddressing::FromJson(ipam.body));
-  if (a.Release(owner) == 0) return absl::OkStatus();
-  BERTH_RETURN_IF_ERROR(CommitObjects(
-      store_, clock_, {{ipam.key, ipam.mod_revision, a.ToJson()}},
-      {"network", std::string(network), "address", Cat("address of ", owner, " released")}));
-  return absl::OkStatus();
+  BERTH_ASSIGN_OR_RETURN(auto ipam, ReadOrNotFound(ipams_, "network", network));
+  if (ipam.value.Release(owner) == 0) return absl::OkStatus();
+  state::TxnRequest txn;
+  BERTH_RETURN_IF_ERROR(ipams_.AddUpdate(&txn, network, ipam.value, ipam.mod_revision));
+  events_.Add(&txn.then_ops, "network", network, "address", Cat("address of ", owner, " released"));
+  return CommitChange(store_, txn, "network", network).status();
 }
 
 absl::StatusOr<HostEndpoint> NetworkService::AttachWorkload(const WorkloadEndpointOptions& o) {
@@ -265,28 +274,31 @@ absl::StatusOr<HostEndpoint> NetworkService::AttachWorkload(const WorkloadEndpoi
     return absl::Status(s.code(), Cat("workload \"", o.workload, "\": networks[", o.network, "].",
                                       field, ": ", s.message()));
   };
-  auto ipam = ReadOrNotFound("network", IpamKey(o.network), o.network);
+  auto ipam = ReadOrNotFound(ipams_, "network", o.network);
   if (!ipam.ok()) {
+    if (!absl::IsNotFound(ipam.status())) return ipam.status();
     return field_error("network", absl::NotFoundError(Cat("network \"", o.network,
                                                           "\" does not exist; create it with "
                                                           "`berth net create`")));
   }
   for (const auto& g : o.security_groups) {
-    BERTH_ASSIGN_OR_RETURN(auto group, ReadObject(store_, SecGroupKey(g)));
-    if (!group) {
+    BERTH_ASSIGN_OR_RETURN(auto group, store_->Get(SecGroupKey(g)));
+    if (!group.kv) {
       return field_error("security_groups",
                          absl::NotFoundError(Cat("security group \"", g, "\" does not exist")));
     }
   }
-  BERTH_ASSIGN_OR_RETURN(NetworkAddressing a, NetworkAddressing::FromJson(ipam->body));
+  NetworkAddressing& a = ipam->value;
   const bool held = a.AddressOf(o.workload).has_value();
   auto addr = a.AllocateText(o.workload, o.address);
   if (!addr.ok()) return field_error("address", addr.status());
   std::string text = runtime::net::FormatIpv4(*addr);
   if (!held) {
-    BERTH_RETURN_IF_ERROR(
-        CommitObjects(store_, clock_, {{ipam->key, ipam->mod_revision, a.ToJson()}},
-                      {"network", o.network, "address", Cat(text, " given to ", o.workload)}));
+    state::TxnRequest txn;
+    BERTH_RETURN_IF_ERROR(ipams_.AddUpdate(&txn, o.network, a, ipam->mod_revision));
+    events_.Add(&txn.then_ops, "network", o.network, "address",
+                Cat(text, " given to ", o.workload));
+    BERTH_RETURN_IF_ERROR(CommitChange(store_, txn, "network", o.network).status());
   }
   HostEndpointSpec spec{.network = o.network,
                         .owner = o.workload,
@@ -296,18 +308,8 @@ absl::StatusOr<HostEndpoint> NetworkService::AttachWorkload(const WorkloadEndpoi
                         .ifname = o.ifname,
                         .groups = o.security_groups};
   auto endpoint = host_->AttachEndpoint(spec);
-  if (!endpoint.ok() && !held) {
-    // Give the address back so a failed start leaves nothing behind.
-    auto again = ReadObject(store_, IpamKey(o.network));
-    if (again.ok() && *again) {
-      auto b = NetworkAddressing::FromJson((*again)->body);
-      if (b.ok() && b->Release(o.workload) > 0) {
-        (void)CommitObjects(
-            store_, clock_, {{(*again)->key, (*again)->mod_revision, b->ToJson()}},
-            {"network", o.network, "address", Cat("address of ", o.workload, " released")});
-      }
-    }
-  }
+  // Give the address back so a failed start leaves nothing behind.
+  if (!endpoint.ok() && !held) GiveBackAddress(o.network, o.workload);
   if (!endpoint.ok()) return field_error("network", endpoint.status());
   endpoint->address = text;
   endpoint->prefix_length = a.subnet.length;
@@ -315,13 +317,26 @@ absl::StatusOr<HostEndpoint> NetworkService::AttachWorkload(const WorkloadEndpoi
   return endpoint;
 }
 
+void NetworkService::GiveBackAddress(std::string_view network, std::string_view workload) {
+  const std::string what = Cat("network ", network, ": give back the address of ", workload);
+  auto release = [&]() -> absl::Status {
+    BERTH_ASSIGN_OR_RETURN(auto ipam, ipams_.Find(network));
+    if (!ipam || ipam->value.Release(workload) == 0) return absl::OkStatus();
+    state::TxnRequest txn;
+    BERTH_RETURN_IF_ERROR(ipams_.AddUpdate(&txn, network, ipam->value, ipam->mod_revision));
+    events_.Add(&txn.then_ops, "network", network, "address",
+                Cat("address of ", workload, " released"));
+    return CommitChange(store_, txn, "network", network).status();
+  };
+  core::OkOrReport(kWhere, what, release());
+}
+
 absl::StatusOr<std::vector<std::string>> NetworkService::NetworksOf(std::string_view workload) {
   absl::MutexLock lock(&mu_);
-  BERTH_ASSIGN_OR_RETURN(auto ipams, ListObjects(store_, kIpamPrefix));
+  BERTH_ASSIGN_OR_RETURN(auto ipams, ListAll(ipams_));
   std::vector<std::string> out;
-  for (const auto& i : ipams) {
-    auto a = NetworkAddressing::FromJson(i.body);
-    if (a.ok() && a->AddressOf(workload)) out.push_back(a->network);
+  for (const auto& i : ipams.items) {
+    if (i.value.AddressOf(workload)) out.push_back(i.value.network);
   }
   return out;
 }
@@ -333,47 +348,53 @@ absl::Status NetworkService::DetachWorkload(std::string_view network, std::strin
   return absl::IsNotFound(released) ? absl::OkStatus() : released;
 }
 
-absl::StatusOr<Json> NetworkService::PutGroup(StoredObject obj, std::string_view type,
-                                              std::string_view message) {
-  BERTH_RETURN_IF_ERROR(host_->PutGroup(GroupFromJson(obj.body)));
-  StampObject(&obj.body, 0, clock_, obj.mod_revision == 0);
-  auto rev = CommitObjects(
-      store_, clock_, {{obj.key, obj.mod_revision, obj.body}},
-      {"secgroup", obj.body.value("name", ""), std::string(type), std::string(message)});
-  if (!rev.ok()) return rev.status();
-  obj.body["revision"] = *rev;
-  return obj.body;
+absl::StatusOr<Json> NetworkService::PutGroup(SecurityGroup group, int64_t mod_revision,
+                                              std::string_view type, std::string_view message) {
+  BERTH_RETURN_IF_ERROR(host_->PutGroup(ToHostGroup(group)));
+  const bool created = mod_revision == 0;
+  Touch(&group, clock_, created);
+  state::TxnRequest txn;
+  if (created) {
+    BERTH_RETURN_IF_ERROR(groups_.AddCreate(&txn, group.name, group));
+  } else {
+    BERTH_RETURN_IF_ERROR(groups_.AddUpdate(&txn, group.name, group, mod_revision));
+  }
+  events_.Add(&txn.then_ops, "secgroup", group.name, type, message);
+  BERTH_ASSIGN_OR_RETURN(group.revision, CommitChange(store_, txn, "secgroup", group.name));
+  return core::EncodeSecurityGroup(group);
 }
 
 absl::StatusOr<Json> NetworkService::CreateGroup(std::string_view name) {
   BERTH_RETURN_IF_ERROR(core::ValidateName("secgroup", name));
   absl::MutexLock lock(&mu_);
-  BERTH_ASSIGN_OR_RETURN(auto existing, ReadObject(store_, SecGroupKey(name)));
-  if (existing) {
+  BERTH_ASSIGN_OR_RETURN(auto existing, store_->Get(SecGroupKey(name)));
+  if (existing.kv) {
     return absl::AlreadyExistsError(Cat("secgroup \"", name, "\": name is already taken"));
   }
-  StoredObject obj{SecGroupKey(name),
-                   Json{{"kind", "secgroup"},
-                        {"name", std::string(name)},
-                        {"spec", {{"rules", Json::array()}}},
-                        {"status", {{"next_rule", 1}}}},
-                   0};
-  auto put = PutGroup(std::move(obj), "created", "security group created");
-  if (!put.ok() && !absl::IsAborted(put.status())) return put.status();
-  if (!put.ok()) (void)host_->DeleteGroup(name);
+  SecurityGroup group;
+  group.name = std::string(name);
+  auto put = PutGroup(std::move(group), 0, "created", "security group created");
+  if (!put.ok() && absl::IsAborted(put.status())) {
+    // Another request took the name between the check and the write: undo the host's copy.
+    core::OkOrReport(kWhere, Cat("secgroup ", name, ": remove the group the store refused"),
+                     host_->DeleteGroup(name));
+  }
   return put;
 }
 
 absl::StatusOr<Json> NetworkService::GetGroup(std::string_view name) {
   absl::MutexLock lock(&mu_);
-  BERTH_ASSIGN_OR_RETURN(StoredObject obj, ReadOrNotFound("secgroup", SecGroupKey(name), name));
-  return obj.body;
+  BERTH_ASSIGN_OR_RETURN(auto item, ReadOrNotFound(groups_, "secgroup", name));
+  return core::EncodeSecurityGroup(WithRevision(std::move(item)));
 }
 
 absl::StatusOr<std::vector<Json>> NetworkService::ListGroups(int64_t* revision) {
-  BERTH_ASSIGN_OR_RETURN(auto objects, ListObjects(store_, kSecGroupPrefix, revision));
+  BERTH_ASSIGN_OR_RETURN(auto list, ListAll(groups_));
   std::vector<Json> out;
-  for (auto& o : objects) out.push_back(std::move(o.body));
+  for (auto& item : list.items) {
+    out.push_back(core::EncodeSecurityGroup(WithRevision(std::move(item))));
+  }
+  if (revision) *revision = list.revision;
   return out;
 }
 
@@ -406,63 +427,62 @@ absl::StatusOr<Json> NetworkService::AddRule(std::string_view group, const RuleA
     }
   }
   absl::MutexLock lock(&mu_);
-  BERTH_ASSIGN_OR_RETURN(StoredObject obj, ReadOrNotFound("secgroup", SecGroupKey(group), group));
+  BERTH_ASSIGN_OR_RETURN(auto item, ReadOrNotFound(groups_, "secgroup", group));
   if (!o.from_group.empty()) {
-    BERTH_ASSIGN_OR_RETURN(auto other, ReadObject(store_, SecGroupKey(o.from_group)));
-    if (!other) {
+    BERTH_ASSIGN_OR_RETURN(auto other, store_->Get(SecGroupKey(o.from_group)));
+    if (!other.kv) {
       return core::FieldError("secgroup", group, "from_group",
                               Cat("names no security group: \"", o.from_group, "\" not found"));
     }
   }
-  int64_t next = obj.body["status"].value("next_rule", int64_t{1});
-  std::string id = Cat("r", next);
-  obj.body["status"]["next_rule"] = next + 1;
-  obj.body["spec"]["rules"].push_back(Json{{"id", id},
-                                           {"protocol", proto},
-                                           {"ports", o.ports},
-                                           {"port_from", from},
-                                           {"port_to", to},
-                                           {"from", o.from_cidr},
-                                           {"from_group", o.from_group}});
-  return PutGroup(std::move(obj), "rule-added",
+  SecurityGroup g = std::move(item.value);
+  std::string id = Cat("r", g.status.next_rule);
+  ++g.status.next_rule;
+  g.spec.rules.push_back(core::SecurityRule{.id = id,
+                                            .protocol = proto,
+                                            .ports = o.ports,
+                                            .port_from = from,
+                                            .port_to = to,
+                                            .from = o.from_cidr,
+                                            .from_group = o.from_group});
+  return PutGroup(std::move(g), item.mod_revision, "rule-added",
                   Cat("rule ", id, " allows ", proto, o.ports.empty() ? "" : " ", o.ports));
 }
 
 absl::StatusOr<Json> NetworkService::RemoveRule(std::string_view group, std::string_view rule_id) {
   absl::MutexLock lock(&mu_);
-  BERTH_ASSIGN_OR_RETURN(StoredObject obj, ReadOrNotFound("secgroup", SecGroupKey(group), group));
-  Json& rules = obj.body["spec"]["rules"];
-  Json kept = Json::array();
-  for (const auto& r : rules) {
-    if (r.value("id", "") != rule_id) kept.push_back(r);
-  }
-  if (kept.size() == rules.size()) {
+  BERTH_ASSIGN_OR_RETURN(auto item, ReadOrNotFound(groups_, "secgroup", group));
+  SecurityGroup g = std::move(item.value);
+  auto& rules = g.spec.rules;
+  size_t before = rules.size();
+  std::erase_if(rules, [&](const core::SecurityRule& r) { return r.id == rule_id; });
+  if (rules.size() == before) {
     return absl::NotFoundError(Cat("secgroup \"", group, "\": rule \"", rule_id, "\" not found"));
   }
-  rules = kept;
-  return PutGroup(std::move(obj), "rule-removed", Cat("rule ", rule_id, " removed"));
+  return PutGroup(std::move(g), item.mod_revision, "rule-removed",
+                  Cat("rule ", rule_id, " removed"));
 }
 
 absl::Status NetworkService::DeleteGroup(std::string_view name) {
   absl::MutexLock lock(&mu_);
-  BERTH_ASSIGN_OR_RETURN(StoredObject obj, ReadOrNotFound("secgroup", SecGroupKey(name), name));
-  BERTH_ASSIGN_OR_RETURN(auto groups, ListObjects(store_, kSecGroupPrefix));
-  for (const auto& g : groups) {
-    if (g.body.value("name", "") == name) continue;
-    for (const auto& r : g.body["spec"]["rules"]) {
-      if (r.value("from_group", "") == name) {
-        return absl::FailedPreconditionError(
-            Cat("secgroup \"", name, "\": rule ", r.value("id", ""), " of secgroup \"",
-                g.body.value("name", ""), "\" names it; remove that rule first"));
+  BERTH_ASSIGN_OR_RETURN(auto item, ReadOrNotFound(groups_, "secgroup", name));
+  BERTH_ASSIGN_OR_RETURN(auto groups, ListAll(groups_));
+  for (const auto& g : groups.items) {
+    if (g.name == name) continue;
+    for (const auto& r : g.value.spec.rules) {
+      if (r.from_group == name) {
+        return absl::FailedPreconditionError(Cat("secgroup \"", name, "\": rule ", r.id,
+                                                 " of secgroup \"", g.name,
+                                                 "\" names it; remove that rule first"));
       }
     }
   }
   absl::Status s = host_->DeleteGroup(name);
   if (!s.ok() && !absl::IsNotFound(s)) return s;
-  BERTH_RETURN_IF_ERROR(
-      CommitObjects(store_, clock_, {{obj.key, obj.mod_revision, std::nullopt}},
-                    {"secgroup", std::string(name), "deleted", "security group deleted"}));
-  return absl::OkStatus();
+  state::TxnRequest txn;
+  groups_.AddDelete(&txn, name, item.mod_revision);
+  events_.Add(&txn.then_ops, "secgroup", name, "deleted", "security group deleted");
+  return CommitChange(store_, txn, "secgroup", name).status();
 }
 
 void NetworkService::ReserveHostPort(int port, std::string holder) {
@@ -493,19 +513,17 @@ absl::StatusOr<Json> NetworkService::AddPortForward(const PortForwardOptions& o)
             "; forwarding it would cut off its clients, pick another"));
   }
   std::string id = Cat(proto, "-", o.host_port);
-  BERTH_ASSIGN_OR_RETURN(auto existing, ReadObject(store_, PortForwardKey(id)));
-  if (existing) {
+  BERTH_ASSIGN_OR_RETURN(auto existing, store_->Get(PortForwardKey(id)));
+  if (existing.kv) {
     return absl::AlreadyExistsError(Cat("portforward \"", id, "\": host_port ", o.host_port, "/",
                                         proto, " is already forwarded"));
   }
   // The workload's address: the first network that gave it one.
-  BERTH_ASSIGN_OR_RETURN(auto ipams, ListObjects(store_, kIpamPrefix));
+  BERTH_ASSIGN_OR_RETURN(auto ipams, ListAll(ipams_));
   std::string network, address;
-  for (const auto& i : ipams) {
-    auto a = NetworkAddressing::FromJson(i.body);
-    if (!a.ok()) continue;
-    if (auto addr = a->AddressOf(o.workload)) {
-      network = a->network;
+  for (const auto& i : ipams.items) {
+    if (auto addr = i.value.AddressOf(o.workload)) {
+      network = i.value.network;
       address = runtime::net::FormatIpv4(*addr);
       break;
     }
@@ -515,45 +533,53 @@ absl::StatusOr<Json> NetworkService::AddPortForward(const PortForwardOptions& o)
         Cat("portforward \"", id, "\": workload \"", o.workload,
             "\" has no address on any network; put it on a network first"));
   }
-  Json body = {{"kind", "portforward"},
-               {"id", id},
-               {"spec",
-                {{"protocol", proto},
-                 {"host_port", o.host_port},
-                 {"workload", o.workload},
-                 {"port", o.port},
-                 {"network", network},
-                 {"target_address", address}}}};
-  BERTH_RETURN_IF_ERROR(host_->AddForward(ForwardFromJson(body)));
-  StampObject(&body, 0, clock_, true);
-  auto rev = CommitObjects(store_, clock_, {{PortForwardKey(id), 0, body}},
-                           {"portforward", id, "created",
-                            Cat("host port ", o.host_port, "/", proto, " -> ", o.workload, " (",
-                                address, ":", o.port, ")")});
+  PortForward f;
+  f.id = id;
+  f.spec = {.protocol = proto,
+            .host_port = o.host_port,
+            .workload = o.workload,
+            .port = o.port,
+            .network = network,
+            .target_address = address};
+  BERTH_RETURN_IF_ERROR(host_->AddForward(ToHostForward(f)));
+  Touch(&f, clock_, true);
+  auto commit = [&]() -> absl::StatusOr<int64_t> {
+    state::TxnRequest txn;
+    BERTH_RETURN_IF_ERROR(forwards_.AddCreate(&txn, id, f));
+    events_.Add(&txn.then_ops, "portforward", id, "created",
+                Cat("host port ", o.host_port, "/", proto, " -> ", o.workload, " (", address, ":",
+                    o.port, ")"));
+    return CommitChange(store_, txn, "portforward", id);
+  };
+  auto rev = commit();
   if (!rev.ok()) {
-    (void)host_->RemoveForward(id);
+    core::OkOrReport(kWhere, Cat("portforward ", id, ": remove the forward the store refused"),
+                     host_->RemoveForward(id));
     return rev.status();
   }
-  body["revision"] = *rev;
-  return body;
+  f.revision = *rev;
+  return core::EncodePortForward(f);
 }
 
 absl::StatusOr<std::vector<Json>> NetworkService::ListPortForwards(int64_t* revision) {
-  BERTH_ASSIGN_OR_RETURN(auto objects, ListObjects(store_, kPortForwardPrefix, revision));
+  BERTH_ASSIGN_OR_RETURN(auto list, ListAll(forwards_));
   std::vector<Json> out;
-  for (auto& o : objects) out.push_back(std::move(o.body));
+  for (auto& item : list.items) {
+    out.push_back(core::EncodePortForward(WithRevision(std::move(item))));
+  }
+  if (revision) *revision = list.revision;
   return out;
 }
 
 absl::Status NetworkService::RemovePortForward(std::string_view id) {
   absl::MutexLock lock(&mu_);
-  BERTH_ASSIGN_OR_RETURN(StoredObject obj, ReadOrNotFound("portforward", PortForwardKey(id), id));
+  BERTH_ASSIGN_OR_RETURN(auto item, ReadOrNotFound(forwards_, "portforward", id));
   absl::Status s = host_->RemoveForward(id);
   if (!s.ok() && !absl::IsNotFound(s)) return s;
-  BERTH_RETURN_IF_ERROR(
-      CommitObjects(store_, clock_, {{obj.key, obj.mod_revision, std::nullopt}},
-                    {"portforward", std::string(id), "deleted", "port forward removed"}));
-  return absl::OkStatus();
+  state::TxnRequest txn;
+  forwards_.AddDelete(&txn, id, item.mod_revision);
+  events_.Add(&txn.then_ops, "portforward", id, "deleted", "port forward removed");
+  return CommitChange(store_, txn, "portforward", id).status();
 }
 
 }  // namespace berth::control

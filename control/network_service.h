@@ -24,17 +24,14 @@
 #include "absl/base/thread_annotations.h"
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
+#include "control/events.h"
 #include "control/object_store.h"
 #include "core/clock.h"
 #include "core/json.h"
+#include "core/network.h"
 #include "state/store.h"
 
 namespace berth::control {
-
-inline constexpr std::string_view kNetworkPrefix = "/networks/";
-inline constexpr std::string_view kIpamPrefix = "/ipam/";
-inline constexpr std::string_view kSecGroupPrefix = "/secgroups/";
-inline constexpr std::string_view kPortForwardPrefix = "/portforwards/";
 
 struct HostNetwork {
   std::string name;
@@ -187,15 +184,30 @@ class NetworkService {
   absl::Status RemovePortForward(std::string_view id);
 
  private:
-  absl::StatusOr<StoredObject> ReadOrNotFound(std::string_view kind, std::string key,
-                                              std::string_view name)
+  // The item, or NotFound as `kind "name" not found`.
+  template <typename Repo>
+  absl::StatusOr<typename Repo::Item> ReadOrNotFound(const Repo& repo, std::string_view kind,
+                                                     std::string_view name) const;
+  // Every stored object of `repo`; those that do not decode are reported and left out.
+  template <typename Repo>
+  absl::StatusOr<typename Repo::ListResult> ListAll(const Repo& repo) const;
+  // Declares the group on the host, then stores it (created when mod_revision is 0) with an
+  // event.
+  absl::StatusOr<core::Json> PutGroup(core::SecurityGroup group, int64_t mod_revision,
+                                      std::string_view type, std::string_view message)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  absl::StatusOr<core::Json> PutGroup(StoredObject obj, std::string_view type,
-                                      std::string_view message) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Gives back `workload`'s address on `network` after a failed attach (best effort).
+  void GiveBackAddress(std::string_view network, std::string_view workload)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   state::Store* const store_;
   core::Clock* const clock_;
   NetworkHost* const host_;
+  const EventLog events_;
+  NetworkRepository networks_;
+  IpamRepository ipams_;
+  SecurityGroupRepository groups_;
+  PortForwardRepository forwards_;
   absl::Mutex mu_;
   std::map<int, std::string> reserved_ports_ ABSL_GUARDED_BY(mu_);  // TCP port -> holder
 };

@@ -1,56 +1,87 @@
-// Stored objects of the storage and network services: JSON documents under a key prefix, each
-// written together with an event in one compare-and-set transaction, so a concurrent writer
-// never overwrites a change it has not seen and the event log matches the objects.
+// The stored objects of the storage and network services, typed: disks (/disks/NAME),
+// networks (/networks/NAME), their address management (/ipam/NAME), security groups
+// (/secgroups/NAME) and port forwards (/portforwards/ID), each read and written through a
+// state::Repository with the codecs of core/disk.h and core/network.h. A change and its event
+// commit in one compare-and-set transaction, so a concurrent writer never overwrites a change it
+// has not seen and the event log matches the objects.
 //
-// Thread-safety: plain functions over a thread-safe Store.
+// Thread-safety: the repositories are as thread-safe as the Store.
 #pragma once
 
 #include <cstdint>
-#include <optional>
 #include <string>
 #include <string_view>
-#include <vector>
 
 #include "absl/status/statusor.h"
 #include "core/clock.h"
+#include "core/disk.h"
 #include "core/json.h"
+#include "core/network.h"
+#include "runtime/net/ipam.h"
+#include "state/repository.h"
 #include "state/store.h"
 
 namespace berth::control {
 
-struct StoredObject {
-  std::string key;
-  core::Json body;
-  int64_t mod_revision = 0;
+inline constexpr std::string_view kDiskPrefix = "/disks/";
+inline constexpr std::string_view kNetworkPrefix = "/networks/";
+inline constexpr std::string_view kIpamPrefix = "/ipam/";
+inline constexpr std::string_view kSecGroupPrefix = "/secgroups/";
+inline constexpr std::string_view kPortForwardPrefix = "/portforwards/";
+
+// Stores an object as its core encoder writes it, less the revision (the store keeps that).
+template <typename T, core::Json (*EncodeFn)(const T&),
+          absl::StatusOr<T> (*DecodeFn)(const core::Json&)>
+struct StoredCodec {
+  static absl::StatusOr<core::Json> Encode(const T& value) {
+    core::Json json = EncodeFn(value);
+    json.erase("revision");
+    return json;
+  }
+  static absl::StatusOr<T> Decode(const core::Json& json) { return DecodeFn(json); }
 };
 
-// The object at `key`, or nullopt when there is none.
-absl::StatusOr<std::optional<StoredObject>> ReadObject(state::Store* store, const std::string& key);
-// Every object under `prefix` (unreadable ones skipped); `revision` gets the store's revision.
-absl::StatusOr<std::vector<StoredObject>> ListObjects(state::Store* store, std::string_view prefix,
-                                                      int64_t* revision = nullptr);
-
-// One write of a stored object with its event.
-struct ObjectWrite {
-  std::string key;
-  int64_t expected_revision = 0;   // 0 = the key must be absent
-  std::optional<core::Json> body;  // nullopt = delete
+struct IpamCodec {
+  static absl::StatusOr<core::Json> Encode(const runtime::net::NetworkAddressing& a) {
+    return a.ToJson();
+  }
+  static absl::StatusOr<runtime::net::NetworkAddressing> Decode(const core::Json& json) {
+    return runtime::net::NetworkAddressing::FromJson(json);
+  }
 };
 
-struct ObjectEvent {
-  std::string kind;  // "disk", "network", ...
-  std::string object;
-  std::string type;  // "created", "resized", ...
-  std::string message;
-};
+using DiskRepository =
+    state::Repository<core::Disk, StoredCodec<core::Disk, core::EncodeDisk, core::DecodeDisk>>;
+using NetworkRepository =
+    state::Repository<core::Network,
+                      StoredCodec<core::Network, core::EncodeNetwork, core::DecodeNetwork>>;
+using IpamRepository = state::Repository<runtime::net::NetworkAddressing, IpamCodec>;
+using SecurityGroupRepository = state::Repository<
+    core::SecurityGroup,
+    StoredCodec<core::SecurityGroup, core::EncodeSecurityGroup, core::DecodeSecurityGroup>>;
+using PortForwardRepository =
+    state::Repository<core::PortForward, StoredCodec<core::PortForward, core::EncodePortForward,
+                                                     core::DecodePortForward>>;
 
-// Applies every write if each key still has its expected revision, adding the event. Returns the
-// new store revision, or Aborted naming `what` when another writer got there first.
-absl::StatusOr<int64_t> CommitObjects(state::Store* store, core::Clock* clock,
-                                      const std::vector<ObjectWrite>& writes,
-                                      const ObjectEvent& event);
+// Commits `txn` (object writes built with a repository's Add* and their event). Returns the new
+// store revision, or Aborted naming `kind "object"` when a guard failed: another request
+// changed one of the objects first.
+absl::StatusOr<int64_t> CommitChange(state::Store* store, const state::TxnRequest& txn,
+                                     std::string_view kind, std::string_view object);
 
-// Stamps revision, created_at and updated_at on a stored object's body.
-void StampObject(core::Json* body, int64_t revision, core::Clock* clock, bool created);
+// Sets updated_at (and created_at for a new object) to now.
+template <typename T>
+void Touch(T* object, core::Clock* clock, bool created) {
+  absl::Time now = clock->Now();
+  if (created || object->created_at == absl::InfinitePast()) object->created_at = now;
+  object->updated_at = now;
+}
+
+// The item's value with its store revision, as the API shows it.
+template <typename Item>
+auto WithRevision(Item item) {
+  item.value.revision = item.mod_revision;
+  return std::move(item.value);
+}
 
 }  // namespace berth::control

@@ -1,5 +1,6 @@
 #include "control/storage_service.h"
 
+#include "core/log.h"
 #include "core/names.h"
 #include "core/quantity.h"
 #include "core/status.h"
@@ -8,26 +9,25 @@
 namespace berth::control {
 
 using core::Cat;
+using core::Disk;
 using core::Json;
 
 std::string DiskKey(std::string_view name) { return Cat(kDiskPrefix, name); }
 
 namespace {
 
-Json VolumeStatus(const HostVolume& v, std::string_view attached_to) {
-  return Json{{"state", "ready"},
-              {"size_mib", v.size_mib},
-              {"size", core::FormatMiB(v.size_mib)},
-              {"allocated_bytes", v.allocated_bytes},
-              {"path", v.path},
-              {"backing_file", v.backing_file},
-              {"snapshots", v.snapshots},
-              {"attached_to", std::string(attached_to)}};
-}
+constexpr std::string_view kWhere = "storage";
 
-std::string AttachedTo(const Json& obj) {
-  if (!obj.contains("status") || !obj["status"].is_object()) return "";
-  return obj["status"].value("attached_to", "");
+core::DiskStatus VolumeStatus(const HostVolume& v, std::string_view attached_to) {
+  core::DiskStatus s;
+  s.state = core::DiskState::kReady;
+  s.size_mib = v.size_mib;
+  s.allocated_bytes = v.allocated_bytes;
+  s.path = v.path;
+  s.backing_file = v.backing_file;
+  s.snapshots = v.snapshots;
+  s.attached_to = std::string(attached_to);
+  return s;
 }
 
 absl::Status CheckSnapshotName(std::string_view disk, std::string_view snapshot) {
@@ -49,71 +49,107 @@ absl::StatusOr<int64_t> ParseDiskSize(std::string_view disk, std::string_view te
   return *mib;
 }
 
+// Only what the host and the users see: the times move on every write.
+bool SameContent(const Disk& a, const Disk& b) {
+  return a.name == b.name && a.spec == b.spec && a.status == b.status;
+}
+
 }  // namespace
 
 StorageService::StorageService(state::Store* store, core::Clock* clock, StorageHost* host)
-    : store_(store), clock_(clock), host_(host) {}
+    : store_(store),
+      clock_(clock),
+      host_(host),
+      events_(store, clock),
+      disks_(store, "disk", std::string(kDiskPrefix)) {}
+
+absl::StatusOr<DiskRepository::ListResult> StorageService::ListDisks() const {
+  std::vector<absl::Status> undecodable;
+  BERTH_ASSIGN_OR_RETURN(DiskRepository::ListResult list, disks_.List(&undecodable));
+  for (const absl::Status& s : undecodable) {
+    core::ReportError(kWhere, "stored disk skipped", s);
+  }
+  return list;
+}
 
 absl::Status StorageService::Start() {
   absl::MutexLock lock(&mu_);
   BERTH_RETURN_IF_ERROR(host_->Prepare());
-  BERTH_ASSIGN_OR_RETURN(auto objects, ListObjects(store_, kDiskPrefix));
-  for (auto& obj : objects) {
-    std::string name = obj.body.value("name", "");
+  BERTH_ASSIGN_OR_RETURN(DiskRepository::ListResult list, ListDisks());
+  for (const DiskRepository::Item& item : list.items) {
+    const std::string& name = item.name;
     auto volume = host_->Get(name);
-    Json before = obj.body;
+    Disk disk = item.value;
     if (volume.ok()) {
-      obj.body["status"] = VolumeStatus(*volume, AttachedTo(obj.body));
+      disk.status = VolumeStatus(*volume, item.value.status.attached_to);
     } else {
-      obj.body["status"]["state"] = "failed";
-      obj.body["status"]["reason"] = std::string(volume.status().message());
+      disk.status.state = core::DiskState::kFailed;
+      disk.status.reason = std::string(volume.status().message());
     }
-    before.erase("revision");
-    Json after = obj.body;
-    after.erase("revision");
-    if (before == after) continue;
-    StampObject(&obj.body, 0, clock_, false);
-    (void)CommitObjects(store_, clock_, {{obj.key, obj.mod_revision, obj.body}},
-                        {"disk", name, volume.ok() ? "recovered" : "failed",
-                         volume.ok() ? "status refreshed from the host at server start"
-                                     : std::string(volume.status().message())});
+    if (SameContent(disk, item.value)) continue;
+    // A disk that cannot be refreshed now keeps its stored status; the server still starts.
+    core::OkOrReport(kWhere, Cat("disk ", name, ": refresh at server start"),
+                     Write(item, std::move(disk), volume.ok() ? "recovered" : "failed",
+                           volume.ok() ? "status refreshed from the host at server start"
+                                       : std::string(volume.status().message()))
+                         .status());
   }
   return absl::OkStatus();
 }
 
-absl::StatusOr<StoredObject> StorageService::Read(std::string_view name) {
-  BERTH_ASSIGN_OR_RETURN(auto obj, ReadObject(store_, DiskKey(name)));
-  if (!obj) return absl::NotFoundError(Cat("disk \"", name, "\" not found"));
-  return std::move(*obj);
+absl::StatusOr<DiskRepository::Item> StorageService::Read(std::string_view name) const {
+  BERTH_ASSIGN_OR_RETURN(std::optional<DiskRepository::Item> item, disks_.Find(name));
+  if (!item) return absl::NotFoundError(Cat("disk \"", name, "\" not found"));
+  return std::move(*item);
 }
 
-absl::StatusOr<Json> StorageService::Record(std::string_view name, Json spec,
+absl::Status StorageService::CheckNameFree(std::string_view name) const {
+  BERTH_ASSIGN_OR_RETURN(state::GetResponse existing, store_->Get(DiskKey(name)));
+  if (existing.kv) {
+    return absl::AlreadyExistsError(Cat("disk \"", name, "\": name is already taken"));
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<Json> StorageService::Record(std::string_view name, core::DiskSpec spec,
                                             const HostVolume& volume, std::string_view message) {
-  Json body = {{"kind", "disk"},
-               {"name", std::string(name)},
-               {"spec", std::move(spec)},
-               {"status", VolumeStatus(volume, "")}};
-  StampObject(&body, 0, clock_, true);
-  auto rev = CommitObjects(store_, clock_, {{DiskKey(name), 0, body}},
-                           {"disk", std::string(name), "created", std::string(message)});
+  Disk disk;
+  disk.name = std::string(name);
+  disk.spec = std::move(spec);
+  disk.status = VolumeStatus(volume, "");
+  Touch(&disk, clock_, true);
+  auto commit = [&]() -> absl::StatusOr<int64_t> {
+    state::TxnRequest txn;
+    BERTH_RETURN_IF_ERROR(disks_.AddCreate(&txn, name, disk));
+    events_.Add(&txn.then_ops, "disk", name, "created", message);
+    return CommitChange(store_, txn, "disk", name);
+  };
+  absl::StatusOr<int64_t> rev = commit();
   if (!rev.ok()) {
-    (void)host_->Delete(name, "");
+    core::OkOrReport(kWhere, Cat("disk ", name, ": remove the volume the store refused"),
+                     host_->Delete(name, ""));
     return rev.status();
   }
-  body["revision"] = *rev;
-  return body;
+  disk.revision = *rev;
+  return core::EncodeDisk(disk);
 }
 
-absl::StatusOr<Json> StorageService::Update(StoredObject obj, const HostVolume& volume,
-                                            std::string_view type, std::string_view message) {
-  obj.body["status"] = VolumeStatus(volume, AttachedTo(obj.body));
-  StampObject(&obj.body, 0, clock_, false);
-  BERTH_ASSIGN_OR_RETURN(
-      int64_t rev,
-      CommitObjects(store_, clock_, {{obj.key, obj.mod_revision, obj.body}},
-                    {"disk", obj.body.value("name", ""), std::string(type), std::string(message)}));
-  obj.body["revision"] = rev;
-  return obj.body;
+absl::StatusOr<Json> StorageService::Write(const DiskRepository::Item& item, Disk disk,
+                                           std::string_view type, std::string_view message) {
+  Touch(&disk, clock_, false);
+  state::TxnRequest txn;
+  BERTH_RETURN_IF_ERROR(disks_.AddUpdate(&txn, item.name, disk, item.mod_revision));
+  events_.Add(&txn.then_ops, "disk", item.name, type, message);
+  BERTH_ASSIGN_OR_RETURN(disk.revision, CommitChange(store_, txn, "disk", item.name));
+  return core::EncodeDisk(disk);
+}
+
+absl::StatusOr<Json> StorageService::Update(const DiskRepository::Item& item,
+                                            const HostVolume& volume, std::string_view type,
+                                            std::string_view message) {
+  Disk disk = item.value;
+  disk.status = VolumeStatus(volume, item.value.status.attached_to);
+  return Write(item, std::move(disk), type, message);
 }
 
 absl::StatusOr<Json> StorageService::Create(const DiskCreateOptions& o) {
@@ -142,67 +178,68 @@ absl::StatusOr<Json> StorageService::Create(const DiskCreateOptions& o) {
                             "must be qcow2 for a disk made from an image (copy-on-write)");
   }
   absl::MutexLock lock(&mu_);
-  BERTH_ASSIGN_OR_RETURN(auto existing, ReadObject(store_, DiskKey(o.name)));
-  if (existing) {
-    return absl::AlreadyExistsError(Cat("disk \"", o.name, "\": name is already taken"));
-  }
+  BERTH_RETURN_IF_ERROR(CheckNameFree(o.name));
   BERTH_ASSIGN_OR_RETURN(HostVolume volume, host_->Create(spec));
-  Json jspec = {{"size", o.size},
-                {"format", spec.format},
-                {"filesystem", spec.filesystem},
-                {"from_image", spec.from_image}};
-  return Record(o.name, std::move(jspec), volume,
+  core::DiskSpec stored{.size = o.size,
+                        .format = spec.format,
+                        .filesystem = spec.filesystem,
+                        .from_image = spec.from_image};
+  return Record(o.name, std::move(stored), volume,
                 Cat(spec.format, " disk of ", core::FormatMiB(volume.size_mib), " created"));
 }
 
 absl::StatusOr<Json> StorageService::Get(std::string_view name) {
   absl::MutexLock lock(&mu_);
-  BERTH_ASSIGN_OR_RETURN(StoredObject obj, Read(name));
-  return obj.body;
+  BERTH_ASSIGN_OR_RETURN(DiskRepository::Item item, Read(name));
+  return core::EncodeDisk(WithRevision(std::move(item)));
 }
 
 absl::StatusOr<std::vector<Json>> StorageService::List(int64_t* revision) {
-  BERTH_ASSIGN_OR_RETURN(auto objects, ListObjects(store_, kDiskPrefix, revision));
+  BERTH_ASSIGN_OR_RETURN(DiskRepository::ListResult list, ListDisks());
   std::vector<Json> out;
-  for (auto& o : objects) out.push_back(std::move(o.body));
+  for (auto& item : list.items) out.push_back(core::EncodeDisk(WithRevision(std::move(item))));
+  if (revision) *revision = list.revision;
   return out;
 }
 
 absl::StatusOr<Json> StorageService::Resize(std::string_view name, std::string_view size) {
   BERTH_ASSIGN_OR_RETURN(int64_t mib, ParseDiskSize(name, size));
   absl::MutexLock lock(&mu_);
-  BERTH_ASSIGN_OR_RETURN(StoredObject obj, Read(name));
-  int64_t current = obj.body["status"].value("size_mib", int64_t{0});
+  BERTH_ASSIGN_OR_RETURN(DiskRepository::Item item, Read(name));
+  int64_t current = item.value.status.size_mib;
   if (mib < current) {
     return core::FieldError("disk", name, "size",
                             Cat("must not shrink the disk: it is ", core::FormatMiB(current),
                                 ", asked for ", core::FormatMiB(mib)));
   }
-  BERTH_ASSIGN_OR_RETURN(HostVolume v, host_->Resize(name, mib, AttachedTo(obj.body)));
-  obj.body["spec"]["size"] = std::string(size);
-  return Update(std::move(obj), v, "resized", Cat("grown to ", core::FormatMiB(v.size_mib)));
+  BERTH_ASSIGN_OR_RETURN(HostVolume v, host_->Resize(name, mib, item.value.status.attached_to));
+  Disk disk = item.value;
+  disk.spec.size = std::string(size);
+  disk.status = VolumeStatus(v, item.value.status.attached_to);
+  return Write(item, std::move(disk), "resized", Cat("grown to ", core::FormatMiB(v.size_mib)));
 }
 
 absl::StatusOr<Json> StorageService::Snapshot(std::string_view name, std::string_view snapshot) {
   BERTH_RETURN_IF_ERROR(CheckSnapshotName(name, snapshot));
   absl::MutexLock lock(&mu_);
-  BERTH_ASSIGN_OR_RETURN(StoredObject obj, Read(name));
+  BERTH_ASSIGN_OR_RETURN(DiskRepository::Item item, Read(name));
   // A running VM holds its disks open (and locked): it takes the snapshot itself.
   absl::Status live = absl::NotFoundError("not attached");
-  if (const std::string holder = AttachedTo(obj.body); !holder.empty() && live_.snapshot) {
+  if (const std::string& holder = item.value.status.attached_to;
+      !holder.empty() && live_.snapshot) {
     live = live_.snapshot(holder, name, snapshot);
     if (!live.ok() && !absl::IsNotFound(live) && !absl::IsUnimplemented(live)) return live;
   }
   if (!live.ok()) BERTH_RETURN_IF_ERROR(host_->Snapshot(name, snapshot));
   BERTH_ASSIGN_OR_RETURN(HostVolume v, host_->Get(name));
-  return Update(std::move(obj), v, "snapshot", Cat("snapshot \"", snapshot, "\" taken"));
+  return Update(item, v, "snapshot", Cat("snapshot \"", snapshot, "\" taken"));
 }
 
 absl::StatusOr<Json> StorageService::Revert(std::string_view name, std::string_view snapshot) {
   BERTH_RETURN_IF_ERROR(CheckSnapshotName(name, snapshot));
   absl::MutexLock lock(&mu_);
-  BERTH_ASSIGN_OR_RETURN(StoredObject obj, Read(name));
-  std::string holder = AttachedTo(obj.body);
+  BERTH_ASSIGN_OR_RETURN(DiskRepository::Item item, Read(name));
+  const std::string& holder = item.value.status.attached_to;
   if (!holder.empty()) {
     return absl::FailedPreconditionError(Cat("disk \"", name, "\": status.attached_to is \"",
                                              holder,
@@ -210,7 +247,7 @@ absl::StatusOr<Json> StorageService::Revert(std::string_view name, std::string_v
   }
   BERTH_RETURN_IF_ERROR(host_->Revert(name, snapshot, holder));
   BERTH_ASSIGN_OR_RETURN(HostVolume v, host_->Get(name));
-  return Update(std::move(obj), v, "reverted", Cat("reverted to snapshot \"", snapshot, "\""));
+  return Update(item, v, "reverted", Cat("reverted to snapshot \"", snapshot, "\""));
 }
 
 absl::StatusOr<Json> StorageService::Clone(std::string_view source, std::string_view snapshot,
@@ -218,9 +255,8 @@ absl::StatusOr<Json> StorageService::Clone(std::string_view source, std::string_
   BERTH_RETURN_IF_ERROR(core::ValidateName("disk", name));
   if (!snapshot.empty()) BERTH_RETURN_IF_ERROR(CheckSnapshotName(source, snapshot));
   absl::MutexLock lock(&mu_);
-  BERTH_ASSIGN_OR_RETURN(StoredObject src, Read(source));
-  BERTH_ASSIGN_OR_RETURN(auto existing, ReadObject(store_, DiskKey(name)));
-  if (existing) return absl::AlreadyExistsError(Cat("disk \"", name, "\": name is already taken"));
+  BERTH_ASSIGN_OR_RETURN(DiskRepository::Item src, Read(source));
+  BERTH_RETURN_IF_ERROR(CheckNameFree(name));
   std::string snap(snapshot);
   bool temporary = snap.empty();
   if (temporary) {
@@ -229,13 +265,17 @@ absl::StatusOr<Json> StorageService::Clone(std::string_view source, std::string_
     BERTH_RETURN_IF_ERROR(host_->Snapshot(source, snap));
   }
   auto v = host_->Clone(source, snap, name, "qcow2");
-  if (temporary) (void)host_->DeleteSnapshot(source, snap);
+  if (temporary) {
+    // Left behind, it only costs space on the source; the clone itself is complete.
+    core::OkOrReport(kWhere, Cat("disk ", source, ": remove the clone's snapshot ", snap),
+                     host_->DeleteSnapshot(source, snap));
+  }
   if (!v.ok()) return v.status();
-  Json spec = {{"size", src.body["spec"].value("size", "")},
-               {"format", "qcow2"},
-               {"filesystem", src.body["spec"].value("filesystem", "")},
-               {"from_image", ""},
-               {"cloned_from", Cat(source, temporary ? "" : "@", temporary ? "" : snapshot)}};
+  core::DiskSpec spec{.size = src.value.spec.size,
+                      .format = "qcow2",
+                      .filesystem = src.value.spec.filesystem,
+                      .from_image = "",
+                      .cloned_from = Cat(source, temporary ? "" : "@", temporary ? "" : snapshot)};
   return Record(name, std::move(spec), *v,
                 Cat("cloned from disk \"", source, "\"",
                     temporary ? std::string() : Cat(" snapshot \"", snapshot, "\"")));
@@ -261,13 +301,13 @@ absl::StatusOr<std::vector<Json>> StorageService::Pools() {
 absl::StatusOr<Json> StorageService::Attach(std::string_view name, std::string_view workload) {
   if (workload.empty()) return core::FieldError("disk", name, "workload", "must not be empty");
   absl::MutexLock lock(&mu_);
-  BERTH_ASSIGN_OR_RETURN(StoredObject obj, Read(name));
+  BERTH_ASSIGN_OR_RETURN(DiskRepository::Item item, Read(name));
   BERTH_ASSIGN_OR_RETURN(state::GetResponse w, store_->Get(Cat("/workloads/", workload)));
   if (!w.kv) {
     return absl::NotFoundError(Cat("disk \"", name, "\": workload \"", workload, "\" not found"));
   }
-  std::string holder = AttachedTo(obj.body);
-  if (holder == workload) return obj.body;
+  const std::string holder = item.value.status.attached_to;
+  if (holder == workload) return core::EncodeDisk(WithRevision(std::move(item)));
   if (!holder.empty()) {
     return absl::FailedPreconditionError(
         Cat("disk \"", name, "\": status.attached_to is \"", holder, "\"; detach it first"));
@@ -275,41 +315,37 @@ absl::StatusOr<Json> StorageService::Attach(std::string_view name, std::string_v
   // A running VM gets the disk now; a workload with no running task here sees it at its start.
   bool plugged = false;
   if (live_.attach) {
-    absl::Status s = live_.attach(workload, obj.body);
+    Disk shown = item.value;
+    shown.revision = item.mod_revision;
+    absl::Status s = live_.attach(workload, core::EncodeDisk(shown));
     if (!s.ok() && !absl::IsNotFound(s) && !absl::IsUnimplemented(s)) return s;
     plugged = s.ok();
   }
-  obj.body["status"]["attached_to"] = std::string(workload);
-  StampObject(&obj.body, 0, clock_, false);
-  auto rev = CommitObjects(store_, clock_, {{obj.key, obj.mod_revision, obj.body}},
-                           {"disk", std::string(name), "attached",
-                            Cat("attached to workload \"", workload, "\"",
-                                plugged ? " (plugged into the running VM)" : "")});
-  if (!rev.ok()) {
-    if (plugged) (void)live_.detach(workload, name);
-    return rev.status();
+  Disk disk = item.value;
+  disk.status.attached_to = std::string(workload);
+  auto written = Write(item, std::move(disk), "attached",
+                       Cat("attached to workload \"", workload, "\"",
+                           plugged ? " (plugged into the running VM)" : ""));
+  if (!written.ok() && plugged) {
+    // The store refused: pull the disk out again so the VM matches what is recorded.
+    core::OkOrReport(kWhere, Cat("disk ", name, ": unplug from workload ", workload),
+                     live_.detach(workload, name));
   }
-  obj.body["revision"] = *rev;
-  return obj.body;
+  return written;
 }
 
 absl::StatusOr<Json> StorageService::Detach(std::string_view name) {
   absl::MutexLock lock(&mu_);
-  BERTH_ASSIGN_OR_RETURN(StoredObject obj, Read(name));
-  std::string holder = AttachedTo(obj.body);
-  if (holder.empty()) return obj.body;
+  BERTH_ASSIGN_OR_RETURN(DiskRepository::Item item, Read(name));
+  const std::string holder = item.value.status.attached_to;
+  if (holder.empty()) return core::EncodeDisk(WithRevision(std::move(item)));
   if (live_.detach) {
     absl::Status s = live_.detach(holder, name);
     if (!s.ok() && !absl::IsNotFound(s) && !absl::IsUnimplemented(s)) return s;
   }
-  obj.body["status"]["attached_to"] = "";
-  StampObject(&obj.body, 0, clock_, false);
-  BERTH_ASSIGN_OR_RETURN(int64_t rev,
-                         CommitObjects(store_, clock_, {{obj.key, obj.mod_revision, obj.body}},
-                                       {"disk", std::string(name), "detached",
-                                        Cat("detached from workload \"", holder, "\"")}));
-  obj.body["revision"] = rev;
-  return obj.body;
+  Disk disk = item.value;
+  disk.status.attached_to.clear();
+  return Write(item, std::move(disk), "detached", Cat("detached from workload \"", holder, "\""));
 }
 
 absl::StatusOr<Json> StorageService::Backup(std::string_view name, const std::string& file,
@@ -321,14 +357,16 @@ absl::StatusOr<Json> StorageService::Backup(std::string_view name, const std::st
                             "is required: a file name in the server's backup directory");
   }
   absl::MutexLock lock(&mu_);
-  BERTH_ASSIGN_OR_RETURN(StoredObject obj, Read(name));
+  BERTH_ASSIGN_OR_RETURN(DiskRepository::Item item, Read(name));
   BERTH_ASSIGN_OR_RETURN(HostBackup b, host_->Backup(name, file, progress));
   const std::string written = b.path.empty() ? file : b.path;
-  // The backup is recorded as an event only; the disk object itself does not change.
-  BERTH_RETURN_IF_ERROR(
-      CommitObjects(store_, clock_, {{obj.key, obj.mod_revision, obj.body}},
-                    {"disk", std::string(name), "backup",
-                     Cat("backup written to ", written, " (", b.bytes, " bytes)")}));
+  // The backup is recorded as an event only; the disk object itself does not change, but the
+  // event is written only while the disk is still at the revision the backup read.
+  state::TxnRequest txn;
+  txn.compares.push_back(state::Compare::ModRevision(DiskKey(name), item.mod_revision));
+  events_.Add(&txn.then_ops, "disk", name, "backup",
+              Cat("backup written to ", written, " (", b.bytes, " bytes)"));
+  BERTH_RETURN_IF_ERROR(CommitChange(store_, txn, "disk", name).status());
   return Json{
       {"disk", std::string(name)}, {"file", written}, {"bytes", b.bytes}, {"sha256", b.sha256}};
 }
@@ -341,32 +379,30 @@ absl::StatusOr<Json> StorageService::Restore(const std::string& file, std::strin
                             "is required: a backup file name in the server's backup directory");
   }
   absl::MutexLock lock(&mu_);
-  BERTH_ASSIGN_OR_RETURN(auto existing, ReadObject(store_, DiskKey(name)));
-  if (existing) return absl::AlreadyExistsError(Cat("disk \"", name, "\": name is already taken"));
+  BERTH_RETURN_IF_ERROR(CheckNameFree(name));
   BERTH_ASSIGN_OR_RETURN(HostVolume v, host_->Restore(file, name, "qcow2", progress));
-  Json spec = {{"size", core::FormatMiB(v.size_mib)},
-               {"format", "qcow2"},
-               {"filesystem", ""},
-               {"from_image", ""},
-               {"restored_from", file}};
+  core::DiskSpec spec{.size = core::FormatMiB(v.size_mib),
+                      .format = "qcow2",
+                      .filesystem = "",
+                      .from_image = "",
+                      .restored_from = file};
   return Record(name, std::move(spec), v, Cat("restored from ", file));
 }
 
 absl::Status StorageService::Delete(std::string_view name) {
   absl::MutexLock lock(&mu_);
-  BERTH_ASSIGN_OR_RETURN(StoredObject obj, Read(name));
-  std::string holder = AttachedTo(obj.body);
+  BERTH_ASSIGN_OR_RETURN(DiskRepository::Item item, Read(name));
+  const std::string& holder = item.value.status.attached_to;
   if (!holder.empty()) {
     return absl::FailedPreconditionError(Cat("disk \"", name, "\": status.attached_to is \"",
                                              holder, "\"; detach it before deleting"));
   }
   absl::Status gone = host_->Delete(name, "");
   if (!gone.ok() && !absl::IsNotFound(gone)) return gone;
-  BERTH_ASSIGN_OR_RETURN(int64_t rev,
-                         CommitObjects(store_, clock_, {{obj.key, obj.mod_revision, std::nullopt}},
-                                       {"disk", std::string(name), "deleted", "disk deleted"}));
-  (void)rev;
-  return absl::OkStatus();
+  state::TxnRequest txn;
+  disks_.AddDelete(&txn, name, item.mod_revision);
+  events_.Add(&txn.then_ops, "disk", name, "deleted", "disk deleted");
+  return CommitChange(store_, txn, "disk", name).status();
 }
 
 }  // namespace berth::control

@@ -19,14 +19,14 @@
 #include "absl/base/thread_annotations.h"
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
+#include "control/events.h"
 #include "control/object_store.h"
 #include "core/clock.h"
+#include "core/disk.h"
 #include "core/json.h"
 #include "state/store.h"
 
 namespace berth::control {
-
-inline constexpr std::string_view kDiskPrefix = "/disks/";
 
 // A volume as the host sees it.
 struct HostVolume {
@@ -149,20 +149,31 @@ class StorageService {
   absl::Status Delete(std::string_view name);
 
  private:
-  absl::StatusOr<StoredObject> Read(std::string_view name) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // NotFound naming the disk when absent.
+  absl::StatusOr<DiskRepository::Item> Read(std::string_view name) const
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  absl::Status CheckNameFree(std::string_view name) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Creates the stored object for a volume the host just made; deletes the volume if the
   // store refuses.
-  absl::StatusOr<core::Json> Record(std::string_view name, core::Json spec,
+  absl::StatusOr<core::Json> Record(std::string_view name, core::DiskSpec spec,
                                     const HostVolume& volume, std::string_view message)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Writes `disk` back over `item` (at its revision) with an event.
+  absl::StatusOr<core::Json> Write(const DiskRepository::Item& item, core::Disk disk,
+                                   std::string_view type, std::string_view message)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Rewrites an existing object's status from `volume` with an event.
-  absl::StatusOr<core::Json> Update(StoredObject obj, const HostVolume& volume,
+  absl::StatusOr<core::Json> Update(const DiskRepository::Item& item, const HostVolume& volume,
                                     std::string_view type, std::string_view message)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Every stored disk; those that do not decode are reported and left out.
+  absl::StatusOr<DiskRepository::ListResult> ListDisks() const;
 
   state::Store* const store_;
   core::Clock* const clock_;
   StorageHost* const host_;
+  const EventLog events_;
+  DiskRepository disks_;
   LiveDisks live_;
   absl::Mutex mu_;
 };

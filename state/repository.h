@@ -1,8 +1,11 @@
 // Repository<T>: typed access to one kind of object stored as JSON under one key prefix
 // (workloads under "/workloads/<name>", hosts under "/hosts/<name>"), so server code reads and
 // writes objects with optimistic concurrency in one line each. T converts to and from
-// nlohmann::json through the caller's to_json/from_json (found by argument-dependent lookup);
-// their exceptions are caught here and become statuses.
+// nlohmann::json through `Codec`: by default the caller's to_json/from_json (found by
+// argument-dependent lookup), whose exceptions are caught here and become statuses; a type with
+// decoders that return statuses (core::DecodeDisk, ...) passes a codec of its own. Writes that
+// must commit together with others (an object and the event that describes it) are built with
+// the Add* methods into one TxnRequest.
 //
 // Ownership: the Store is not owned and must outlive the repository.
 // Thread-safety: as thread-safe as the Store; the repository itself holds no mutable state.
@@ -11,6 +14,7 @@
 #include <algorithm>
 #include <cstdint>
 #include <functional>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -31,7 +35,37 @@ struct MutateOptions {
   PutOptions put_options;
 };
 
+// The default codec: nlohmann's to_json/from_json for T, with their exceptions as statuses.
+// A codec is a type with `static absl::StatusOr<nlohmann::json> Encode(const T&)` and
+// `static absl::StatusOr<T> Decode(const nlohmann::json&)`; messages need not name the object,
+// the repository prefixes its kind and name.
 template <typename T>
+struct AdlJsonCodec {
+  static absl::StatusOr<nlohmann::json> Encode(const T& value) {
+    try {
+      return nlohmann::json(value);
+    } catch (const nlohmann::json::exception& e) {
+      return absl::InvalidArgumentError(e.what());
+    }
+  }
+  static absl::StatusOr<T> Decode(const nlohmann::json& json) {
+    try {
+      return json.template get<T>();
+    } catch (const nlohmann::json::exception& e) {
+      return absl::InvalidArgumentError(e.what());
+    }
+  }
+};
+
+// A codec from a pair of functions, such as core::EncodeWorkload and core::DecodeWorkload.
+template <typename T, nlohmann::json (*EncodeFn)(const T&),
+          absl::StatusOr<T> (*DecodeFn)(const nlohmann::json&)>
+struct FunctionCodec {
+  static absl::StatusOr<nlohmann::json> Encode(const T& value) { return EncodeFn(value); }
+  static absl::StatusOr<T> Decode(const nlohmann::json& json) { return DecodeFn(json); }
+};
+
+template <typename T, typename Codec = AdlJsonCodec<T>>
 class Repository {
  public:
   struct Item {
@@ -58,30 +92,72 @@ class Repository {
 
   // NotFound when absent.
   [[nodiscard]] absl::StatusOr<Item> Get(std::string_view name) const {
-    BERTH_ASSIGN_OR_RETURN(GetResponse response, store_->Get(Key(name)));
-    if (!response.kv.has_value()) return NotFound(name);
-    return Decode(*response.kv);
+    BERTH_ASSIGN_OR_RETURN(std::optional<Item> item, Find(name));
+    if (!item.has_value()) return NotFound(name);
+    return std::move(*item);
   }
 
-  [[nodiscard]] absl::StatusOr<ListResult> List() const {
+  // Like Get, but an absent object is nullopt rather than an error.
+  [[nodiscard]] absl::StatusOr<std::optional<Item>> Find(std::string_view name) const {
+    BERTH_ASSIGN_OR_RETURN(GetResponse response, store_->Get(Key(name)));
+    if (!response.kv.has_value()) return std::optional<Item>();
+    BERTH_ASSIGN_OR_RETURN(Item item, Decode(*response.kv));
+    return std::optional<Item>(std::move(item));
+  }
+
+  // Every object under the prefix. An entry that does not decode fails the listing (DataLoss),
+  // unless `undecodable` is given: then it is skipped and its status appended there, so one
+  // damaged entry does not hide all the others.
+  [[nodiscard]] absl::StatusOr<ListResult> List(
+      std::vector<absl::Status>* undecodable = nullptr) const {
     BERTH_ASSIGN_OR_RETURN(ListResponse response, store_->List(prefix_));
     ListResult result;
     result.revision = response.revision;
     result.items.reserve(response.kvs.size());
     for (const KeyValue& kv : response.kvs) {
-      BERTH_ASSIGN_OR_RETURN(Item item, Decode(kv));
-      result.items.push_back(std::move(item));
+      absl::StatusOr<Item> item = Decode(kv);
+      if (!item.ok()) {
+        if (undecodable == nullptr) return item.status();
+        undecodable->push_back(item.status());
+        continue;
+      }
+      result.items.push_back(std::move(*item));
     }
     return result;
+  }
+
+  // Transaction building blocks: each adds its guard to `request->compares` and its write to
+  // `request->then_ops`, so callers can commit several objects and their event atomically.
+  // The transaction fails (succeeded == false) when a guard does not hold.
+
+  // Guard: the name is free. Write: the new object.
+  [[nodiscard]] absl::Status AddCreate(TxnRequest* request, std::string_view name, const T& value,
+                                       const PutOptions& options = {}) const {
+    BERTH_ASSIGN_OR_RETURN(std::string bytes, Encode(name, value));
+    request->compares.push_back(Compare::Absent(Key(name)));
+    request->then_ops.push_back(Op::Put(Key(name), std::move(bytes), options));
+    return absl::OkStatus();
+  }
+  // Guard: the object is still at `expected_mod_revision`. Write: its new value.
+  [[nodiscard]] absl::Status AddUpdate(TxnRequest* request, std::string_view name, const T& value,
+                                       int64_t expected_mod_revision,
+                                       const PutOptions& options = {}) const {
+    BERTH_ASSIGN_OR_RETURN(std::string bytes, Encode(name, value));
+    request->compares.push_back(Compare::ModRevision(Key(name), expected_mod_revision));
+    request->then_ops.push_back(Op::Put(Key(name), std::move(bytes), options));
+    return absl::OkStatus();
+  }
+  // Guard: the object is still at `expected_mod_revision` (> 0). Write: its deletion.
+  void AddDelete(TxnRequest* request, std::string_view name, int64_t expected_mod_revision) const {
+    request->compares.push_back(Compare::ModRevision(Key(name), expected_mod_revision));
+    request->then_ops.push_back(Op::Delete(Key(name)));
   }
 
   // AlreadyExists when the name is taken. Returns the new mod_revision.
   [[nodiscard]] absl::StatusOr<int64_t> Create(std::string_view name, const T& value,
                                                const PutOptions& options = {}) {
-    BERTH_ASSIGN_OR_RETURN(std::string bytes, Encode(name, value));
     TxnRequest request;
-    request.compares.push_back(Compare::Absent(Key(name)));
-    request.then_ops.push_back(Op::Put(Key(name), std::move(bytes), options));
+    BERTH_RETURN_IF_ERROR(AddCreate(&request, name, value, options));
     BERTH_ASSIGN_OR_RETURN(TxnResponse response, store_->Txn(request));
     if (!response.succeeded) {
       return absl::AlreadyExistsError(core::Cat(kind_, " \"", name, "\": already exists"));
@@ -94,10 +170,8 @@ class Repository {
   [[nodiscard]] absl::StatusOr<int64_t> Update(std::string_view name, const T& value,
                                                int64_t expected_mod_revision,
                                                const PutOptions& options = {}) {
-    BERTH_ASSIGN_OR_RETURN(std::string bytes, Encode(name, value));
     TxnRequest request;
-    request.compares.push_back(Compare::ModRevision(Key(name), expected_mod_revision));
-    request.then_ops.push_back(Op::Put(Key(name), std::move(bytes), options));
+    BERTH_RETURN_IF_ERROR(AddUpdate(&request, name, value, expected_mod_revision, options));
     BERTH_ASSIGN_OR_RETURN(TxnResponse response, store_->Txn(request));
     if (!response.succeeded) return Conflict(name, expected_mod_revision);
     return response.revision;
@@ -151,27 +225,30 @@ class Repository {
   // Decodes one stored entry (say, from a watch event) under this repository's prefix.
   [[nodiscard]] absl::StatusOr<Item> Decode(const KeyValue& kv) const {
     std::string name = NameOf(kv.key);
-    try {
-      nlohmann::json json = nlohmann::json::parse(kv.value);
-      return Item{.name = name,
-                  .value = json.get<T>(),
-                  .mod_revision = kv.mod_revision,
-                  .create_revision = kv.create_revision};
-    } catch (const nlohmann::json::exception& e) {
+    auto lost = [&](const std::string& why) {
       return absl::DataLossError(core::Cat(kind_, " \"", name, "\": stored value at revision ",
-                                           kv.mod_revision, " does not decode: ", e.what()));
-    }
+                                           kv.mod_revision, " does not decode: ", why));
+    };
+    nlohmann::json json = nlohmann::json::parse(kv.value, nullptr, /*allow_exceptions=*/false);
+    if (json.is_discarded()) return lost("not JSON");
+    absl::StatusOr<T> value = Codec::Decode(json);
+    if (!value.ok()) return lost(std::string(value.status().message()));
+    return Item{.name = name,
+                .value = std::move(*value),
+                .mod_revision = kv.mod_revision,
+                .create_revision = kv.create_revision};
   }
 
  private:
   absl::StatusOr<std::string> Encode(std::string_view name, const T& value) const {
-    try {
-      nlohmann::json json = value;
-      return json.dump();
-    } catch (const nlohmann::json::exception& e) {
+    absl::StatusOr<nlohmann::json> json = Codec::Encode(value);
+    if (!json.ok()) {
       return absl::InvalidArgumentError(
-          core::Cat(kind_, " \"", name, "\": does not encode as JSON: ", e.what()));
+          core::Cat(kind_, " \"", name,
+                    "\": does not encode as JSON: ", std::string(json.status().message())));
     }
+    // Text from clients may hold invalid UTF-8; it is replaced rather than refused.
+    return json->dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
   }
 
   absl::Status NotFound(std::string_view name) const {

@@ -110,5 +110,78 @@ TEST_F(RepositoryTest, UndecodableValueIsDataLoss) {
   EXPECT_EQ(widgets_.List().status().code(), absl::StatusCode::kDataLoss);
 }
 
+TEST_F(RepositoryTest, ListCanSkipUndecodableEntriesAndSayWhich) {
+  ASSERT_TRUE(widgets_.Create("good", Widget{"img", 1}).ok());
+  ASSERT_TRUE(store_.Put("/widgets/wrong", R"({"image": 5})").ok());
+  std::vector<absl::Status> undecodable;
+  auto list = widgets_.List(&undecodable);
+  ASSERT_TRUE(list.ok()) << list.status();
+  ASSERT_EQ(list->items.size(), 1u);
+  EXPECT_EQ(list->items[0].name, "good");
+  ASSERT_EQ(undecodable.size(), 1u);
+  EXPECT_EQ(undecodable[0].code(), absl::StatusCode::kDataLoss);
+  EXPECT_THAT(std::string(undecodable[0].message()), ::testing::HasSubstr("widget \"wrong\""));
+}
+
+TEST_F(RepositoryTest, FindSaysAbsentWithoutAnError) {
+  auto none = widgets_.Find("a");
+  ASSERT_TRUE(none.ok()) << none.status();
+  EXPECT_FALSE(none->has_value());
+  ASSERT_TRUE(widgets_.Create("a", Widget{"img", 3}).ok());
+  auto found = widgets_.Find("a");
+  ASSERT_TRUE(found.ok() && found->has_value());
+  EXPECT_EQ((*found)->value.replicas, 3);
+}
+
+// Two objects and a third key commit together, or not at all when one guard fails.
+TEST_F(RepositoryTest, AddMethodsBuildOneTransaction) {
+  int64_t a_rev = widgets_.Create("a", Widget{"img", 1}).value();
+  TxnRequest txn;
+  ASSERT_TRUE(widgets_.AddUpdate(&txn, "a", Widget{"img", 2}, a_rev).ok());
+  ASSERT_TRUE(widgets_.AddCreate(&txn, "b", Widget{"img", 1}).ok());
+  txn.then_ops.push_back(Op::Put("/log/1", "a and b"));
+  auto committed = store_.Txn(txn);
+  ASSERT_TRUE(committed.ok() && committed->succeeded);
+  EXPECT_EQ(widgets_.Get("a")->value.replicas, 2);
+  EXPECT_TRUE(store_.Get("/log/1")->kv.has_value());
+
+  // `a` moved on since a_rev: nothing of this one lands.
+  TxnRequest stale;
+  widgets_.AddDelete(&stale, "b", widgets_.Get("b")->mod_revision);
+  ASSERT_TRUE(widgets_.AddUpdate(&stale, "a", Widget{"img", 9}, a_rev).ok());
+  stale.then_ops.push_back(Op::Put("/log/2", "never"));
+  auto refused = store_.Txn(stale);
+  ASSERT_TRUE(refused.ok());
+  EXPECT_FALSE(refused->succeeded);
+  EXPECT_TRUE(widgets_.Find("b")->has_value());
+  EXPECT_EQ(widgets_.Get("a")->value.replicas, 2);
+  EXPECT_FALSE(store_.Get("/log/2")->kv.has_value());
+}
+
+// A codec whose decoder returns a status (rather than throwing) names the field in the
+// repository's DataLoss message.
+struct StrictWidgetCodec {
+  static absl::StatusOr<nlohmann::json> Encode(const Widget& w) {
+    return nlohmann::json{{"image", w.image}, {"replicas", w.replicas}};
+  }
+  static absl::StatusOr<Widget> Decode(const nlohmann::json& j) {
+    if (!j.contains("replicas") || !j["replicas"].is_number_integer()) {
+      return absl::InvalidArgumentError("replicas must be an integer");
+    }
+    return Widget{j.value("image", ""), j["replicas"].get<int>()};
+  }
+};
+
+TEST_F(RepositoryTest, ACustomCodecsErrorsAreKept) {
+  Repository<Widget, StrictWidgetCodec> strict{&store_, "widget", "/widgets/"};
+  ASSERT_TRUE(strict.Create("a", Widget{"img", 4}).ok());
+  EXPECT_EQ(strict.Get("a")->value.replicas, 4);
+  ASSERT_TRUE(store_.Put("/widgets/b", R"({"image":"x","replicas":"two"})").ok());
+  absl::Status b = strict.Get("b").status();
+  EXPECT_EQ(b.code(), absl::StatusCode::kDataLoss);
+  EXPECT_THAT(std::string(b.message()), ::testing::HasSubstr("widget \"b\""));
+  EXPECT_THAT(std::string(b.message()), ::testing::HasSubstr("replicas must be an integer"));
+}
+
 }  // namespace
 }  // namespace berth::state
