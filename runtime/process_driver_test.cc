@@ -15,7 +15,7 @@
 
 #include "gtest/gtest.h"
 #include "runtime/compute_driver_contract.h"
-#include "runtime/proc_stat.h"
+#include "runtime/host/proc_stat.h"
 #include "runtime/process_cgroup.h"
 
 namespace berth::runtime {
@@ -24,6 +24,12 @@ namespace {
 using contract::kContractDeadline;
 using contract::PollUntil;
 using contract::ReadWholeFile;
+using host::Credentials;
+using host::ParseProcStat;
+using host::ProcessAlive;
+using host::ProcStat;
+using host::ReadProcStat;
+using host::ResolveCredentials;
 
 TaskConfig Shell(std::string script) {
   return TaskConfig{.command = "/bin/sh", .args = {"-c", std::move(script)}};
