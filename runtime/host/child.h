@@ -3,8 +3,12 @@
 // pipe: nothing arrives when exec succeeds).
 #pragma once
 
+#include <unistd.h>
+
 #include <cstddef>
 #include <cstdint>
+#include <string>
+#include <vector>
 
 #include "runtime/host/child_setup.h"
 
@@ -33,6 +37,27 @@ struct ChildError {
 // Writes all of `data`, retrying on EINTR; gives up silently on other errors (the caller is a
 // child with nobody to tell).
 void WriteAll(int fd, const void* data, size_t len);
+
+// Owns a file descriptor (closed on destruction).
+class Fd {
+ public:
+  Fd() = default;
+  explicit Fd(int fd) : fd_(fd) {}
+  Fd(const Fd&) = delete;
+  Fd& operator=(const Fd&) = delete;
+  ~Fd() { reset(); }
+  int get() const { return fd_; }
+  void reset(int fd = -1) {
+    if (fd_ >= 0) close(fd_);
+    fd_ = fd;
+  }
+
+ private:
+  int fd_ = -1;
+};
+
+// argv/envp for exec: pointers into `v`, null-terminated. Built before fork (it allocates).
+std::vector<char*> CStrings(const std::vector<std::string>& v);
 
 // Restores default dispositions for the signals a daemon parent may ignore and unblocks all.
 void ResetSignals();

@@ -23,6 +23,7 @@ TEST(ProcStatTest, ParsesANameWithSpacesAndParentheses) {
   EXPECT_EQ(st->start_ticks, 123456u);
   EXPECT_EQ(st->rss_pages, 250);
   EXPECT_FALSE(ParseProcStat("42 (short) S 1").has_value());
+  EXPECT_FALSE(ParseProcStat("garbage").has_value());
 }
 
 TEST(ProcStatTest, ReadsItself) {

@@ -14,6 +14,7 @@
 
 #include "absl/time/clock.h"
 #include "core/strings.h"
+#include "runtime/host/child.h"
 #include "runtime/host/file.h"
 #include "runtime/host/proc_stat.h"
 
@@ -30,19 +31,7 @@ int MillisLeft(absl::Time deadline) {
   return static_cast<int>(std::min<int64_t>(absl::ToInt64Milliseconds(left) + 1, 1 << 30));
 }
 
-class Fd {
- public:
-  explicit Fd(int fd) : fd_(fd) {}
-  Fd(const Fd&) = delete;
-  Fd& operator=(const Fd&) = delete;
-  ~Fd() {
-    if (fd_ >= 0) close(fd_);
-  }
-  int get() const { return fd_; }
-
- private:
-  int fd_;
-};
+using internal::Fd;
 
 int PidfdSendSignal(int pidfd, int sig) {
 #ifdef SYS_pidfd_send_signal
@@ -51,14 +40,6 @@ int PidfdSendSignal(int pidfd, int sig) {
   errno = ENOSYS;
   return -1;
 #endif
-}
-
-std::vector<char*> CStrings(const std::vector<std::string>& v) {
-  std::vector<char*> out;
-  out.reserve(v.size() + 1);
-  for (const std::string& s : v) out.push_back(const_cast<char*>(s.c_str()));
-  out.push_back(nullptr);
-  return out;
 }
 
 }  // namespace
@@ -192,9 +173,9 @@ absl::StatusOr<ProcessIdentity> SpawnDetached(const std::vector<std::string>& ar
     posix_spawnattr_setpgroup(&attr, 0);
   }
   posix_spawnattr_setflags(&attr, flags);
-  std::vector<char*> args = CStrings(argv);
+  std::vector<char*> args = internal::CStrings(argv);
   std::vector<char*> env;
-  if (options.env) env = CStrings(*options.env);
+  if (options.env) env = internal::CStrings(*options.env);
   pid_t pid = 0;
   int rc =
       posix_spawnp(&pid, args[0], &actions, &attr, args.data(), options.env ? env.data() : environ);

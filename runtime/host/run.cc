@@ -15,6 +15,7 @@
 #include "absl/time/clock.h"
 #include "core/strings.h"
 #include "runtime/host/child.h"
+#include "runtime/host/process.h"
 
 extern char** environ;
 
@@ -23,23 +24,7 @@ namespace {
 
 using core::Cat;
 
-// Owns a file descriptor.
-class Fd {
- public:
-  Fd() = default;
-  explicit Fd(int fd) : fd_(fd) {}
-  Fd(const Fd&) = delete;
-  Fd& operator=(const Fd&) = delete;
-  ~Fd() { reset(); }
-  int get() const { return fd_; }
-  void reset(int fd = -1) {
-    if (fd_ >= 0) close(fd_);
-    fd_ = fd;
-  }
-
- private:
-  int fd_ = -1;
-};
+using internal::Fd;
 
 struct Pipe {
   Fd read, write;
@@ -51,23 +36,6 @@ struct Pipe {
     return true;
   }
 };
-
-std::vector<char*> CStrings(const std::vector<std::string>& v) {
-  std::vector<char*> out;
-  out.reserve(v.size() + 1);
-  for (const std::string& s : v) out.push_back(const_cast<char*>(s.c_str()));
-  out.push_back(nullptr);
-  return out;
-}
-
-int PidfdOpen(pid_t pid) {
-#ifdef SYS_pidfd_open
-  return static_cast<int>(syscall(SYS_pidfd_open, pid, 0));
-#else
-  errno = ENOSYS;
-  return -1;
-#endif
-}
 
 std::string NetnsPath(const std::string& netns) {
   return netns.find('/') == std::string::npos ? "/run/netns/" + netns : netns;
@@ -115,9 +83,9 @@ absl::StatusOr<RunResult> RunCommand(const std::vector<std::string>& argv,
     return absl::InternalError(Cat("run ", argv[0], ": pipe: ", std::strerror(errno)));
   }
   // Everything the child touches is built before fork: after it only async-signal-safe calls.
-  std::vector<char*> cargv = CStrings(argv);
+  std::vector<char*> cargv = internal::CStrings(argv);
   std::vector<char*> cenv;
-  if (options.env) cenv = CStrings(*options.env);
+  if (options.env) cenv = internal::CStrings(*options.env);
   char** envp = options.env ? cenv.data() : environ;
   const char* exe = options.executable.empty() ? nullptr : options.executable.c_str();
   const int null_in = options.stdin_data.empty() ? open("/dev/null", O_RDONLY | O_CLOEXEC) : -1;
@@ -158,7 +126,7 @@ absl::StatusOr<RunResult> RunCommand(const std::vector<std::string>& argv,
   err.write.reset();
   report.write.reset();
   if (options.stdin_data.empty()) in.write.reset();
-  Fd pidfd(PidfdOpen(pid));
+  Fd pidfd(OpenPidfd(pid));
   for (int fd : {in.write.get(), out.read.get(), err.read.get()}) {
     if (fd >= 0) fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
   }

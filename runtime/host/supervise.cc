@@ -213,14 +213,6 @@ int OpenHigh(const char* path, int flags, mode_t mode) {
   return fd;
 }
 
-std::vector<char*> CStrings(const std::vector<std::string>& v) {
-  std::vector<char*> out;
-  out.reserve(v.size() + 1);
-  for (const std::string& s : v) out.push_back(const_cast<char*>(s.c_str()));
-  out.push_back(nullptr);
-  return out;
-}
-
 absl::Status ErrnoStatus(std::string_view what, int err) {
   return absl::InternalError(core::Cat(what, ": ", std::string(strerror(err))));
 }
@@ -300,8 +292,8 @@ absl::StatusOr<std::string> ResolveExecutable(const std::string& command,
 }
 
 absl::StatusOr<SupervisedProcess> SpawnSupervised(const SupervisedSpawnSpec& spec) {
-  std::vector<char*> argv = CStrings(spec.spawn.argv);
-  std::vector<char*> envp = CStrings(spec.spawn.env);
+  std::vector<char*> argv = internal::CStrings(spec.spawn.argv);
+  std::vector<char*> envp = internal::CStrings(spec.spawn.env);
   std::string tmp_status = spec.status_path + ".tmp";
   std::string status_dir = spec.status_path.substr(0, spec.status_path.rfind('/'));
   if (spec.status_path.find('/') == std::string::npos) status_dir = ".";
