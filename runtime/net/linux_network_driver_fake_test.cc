@@ -38,7 +38,7 @@ class LinuxNetworkDriverFakeTest : public ::testing::Test {
 
 TEST_F(LinuxNetworkDriverFakeTest, RunsEveryCommandInItsNamespace) {
   LinuxNetworkDriver driver(Options());
-  auto n = driver.EnsureNetwork({.name = "n1", .subnet = "10.10.0.0/24"});
+  auto n = driver.EnsureNetwork({.name = "n1", .subnet = "10.10.0.0/24"}, {});
   ASSERT_TRUE(n.ok()) << n.status();
   std::vector<host::FakeExecutor::Call> calls = fake_.Calls();
   ASSERT_GE(calls.size(), 3u);
@@ -56,7 +56,7 @@ TEST_F(LinuxNetworkDriverFakeTest, RunsEveryCommandInItsNamespace) {
 TEST_F(LinuxNetworkDriverFakeTest, AFailingToolIsAnErrorQuotingIt) {
   fake_.Script({"nft"}, host::FakeExecutor::Exited(1, "", "Error: No such file or directory"));
   LinuxNetworkDriver driver(Options());
-  auto n = driver.EnsureNetwork({.name = "n1", .subnet = "10.10.0.0/24"});
+  auto n = driver.EnsureNetwork({.name = "n1", .subnet = "10.10.0.0/24"}, {});
   ASSERT_FALSE(n.ok());
   EXPECT_THAT(n.status().message(), HasSubstr("`nft -f -` exited with code 1: Error: No such"));
   // The bridge it had made is taken down again.
@@ -71,7 +71,7 @@ TEST_F(LinuxNetworkDriverFakeTest, StopDhcpLeavesAProcessThatIsNotItsDnsmasqAlon
   std::filesystem::create_directories(driver.DhcpDir("n1"));
   std::ofstream(driver.DhcpDir("n1") + "/pid") << stranger->pid << "\n";
   // A network without DHCP stops whatever dnsmasq it had.
-  ASSERT_TRUE(driver.EnsureNetwork({.name = "n1", .subnet = "10.10.0.0/24"}).ok());
+  ASSERT_TRUE(driver.EnsureNetwork({.name = "n1", .subnet = "10.10.0.0/24"}, {}).ok());
   EXPECT_FALSE(std::filesystem::exists(driver.DhcpDir("n1")));
   EXPECT_TRUE(host::IsRunning(*stranger));
   ASSERT_TRUE(host::SignalProcess(*stranger, SIGKILL).ok());
