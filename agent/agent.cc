@@ -16,6 +16,7 @@
 #include "core/log.h"
 #include "core/status.h"
 #include "core/strings.h"
+#include "runtime/host/file.h"
 
 namespace berth::agent {
 
@@ -26,39 +27,12 @@ using core::WorkloadState;
 
 namespace {
 
-// Writes `data` to `path` readable by the owner only, so that it survives a crash of the host:
-// a temporary file, synced, renamed over `path`, then the directory synced. Task records and the
-// host credential both go this way; recovery after a restart depends on them.
+// Writes `data` to `path` readable by the owner only, so that it survives a crash of the host
+// (host::WriteFileAtomically: synced, renamed over `path`, the directory synced). Task records
+// and the host credential both go this way; recovery after a restart depends on them.
 absl::Status WriteDurably(const std::string& path, const std::string& data) {
-  std::string tmp = path + ".tmp";
-  int fd = open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
-  if (fd < 0) return absl::InternalError(Cat("agent: cannot write ", tmp, ": ", strerror(errno)));
-  // An older file may have been made with looser bits.
-  bool ok = fchmod(fd, 0600) == 0;
-  size_t done = 0;
-  while (ok && done < data.size()) {
-    ssize_t n = write(fd, data.data() + done, data.size() - done);
-    if (n < 0 && errno == EINTR) continue;
-    ok = n > 0;
-    if (ok) done += static_cast<size_t>(n);
-  }
-  ok = ok && fsync(fd) == 0;
-  int saved = errno;
-  close(fd);
-  if (!ok || rename(tmp.c_str(), path.c_str()) != 0) {
-    if (ok) saved = errno;
-    unlink(tmp.c_str());
-    return absl::InternalError(Cat("agent: cannot write ", path, ": ", strerror(saved)));
-  }
-  std::string dir = fs::path(path).parent_path().string();
-  int dfd = open(dir.empty() ? "." : dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (dfd < 0 || fsync(dfd) != 0) {
-    saved = errno;
-    if (dfd >= 0) close(dfd);
-    return absl::InternalError(
-        Cat("agent: cannot sync the directory of ", path, ": ", strerror(saved)));
-  }
-  close(dfd);
+  absl::Status written = runtime::host::WriteFileAtomically(path, data, {.mode = 0600});
+  if (!written.ok()) return absl::Status(written.code(), Cat("agent: ", written.message()));
   return absl::OkStatus();
 }
 

@@ -13,7 +13,7 @@
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "core/strings.h"
-#include "runtime/storage/host_command.h"
+#include "runtime/host/executor.h"
 #include "runtime/storage/qemu_storage_driver.h"
 
 namespace berth::runtime::storage {
@@ -32,7 +32,9 @@ double MillisPerOp(int n, const std::function<bool(int)>& op) {
   return absl::ToDoubleMilliseconds(absl::Now() - start) / n;
 }
 
-bool Ok(const std::vector<std::string>& argv) { return host::RunHostCommandOk(argv).ok(); }
+bool Ok(const std::vector<std::string>& argv) {
+  return host::RunOk(host::RealExecutor(), argv).ok();
+}
 
 int Main(int argc, char** argv) {
   int count = 20;

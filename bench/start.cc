@@ -22,7 +22,8 @@
 #include "api/client/client.h"
 #endif
 #include "nlohmann/json.hpp"
-#include "runtime/image/command.h"
+#include "runtime/host/executor.h"
+#include "runtime/host/file.h"
 #include "runtime/oci/oci_config.h"
 #include "runtime/oci/oci_driver.h"
 #include "runtime/qemu/accel_probe.h"
@@ -52,16 +53,16 @@ absl::Duration ContainerByHand(const std::string& rootfs, const std::string& dir
   spec.cpu = berth::core::MilliCpu(250);
   spec.memory = berth::core::MemoryMiB(32);
   spec.cgroups_path = "/berth-bench/" + id;
-  (void)WriteFileAtomically(dir + "/bundle/config.json", BuildOciConfig(spec)->dump());
+  (void)host::WriteFileAtomically(dir + "/bundle/config.json", BuildOciConfig(spec)->dump());
   absl::Time t0 = absl::Now();
-  auto pid = SpawnProcess({"runc", "--root", kRuncRoot, "run", "--bundle", dir + "/bundle",
-                           "--pid-file", dir + "/pid", id},
-                          {});
+  auto pid = host::SpawnDetached({"runc", "--root", kRuncRoot, "run", "--bundle", dir + "/bundle",
+                                  "--pid-file", dir + "/pid", id},
+                                 {});
   while (!fs::exists(dir + "/pid")) absl::SleepFor(absl::Milliseconds(1));
   absl::Duration took = absl::Now() - t0;
-  (void)RunCommand({"runc", "--root", kRuncRoot, "kill", id, "KILL"});
-  if (pid.ok()) (void)ReapChild(*pid, absl::Seconds(30));
-  (void)RunCommand({"runc", "--root", kRuncRoot, "delete", "--force", id});
+  (void)host::RunCommand({"runc", "--root", kRuncRoot, "kill", id, "KILL"});
+  if (pid.ok()) (void)host::ReapChild(pid->pid, absl::Seconds(30));
+  (void)host::RunCommand({"runc", "--root", kRuncRoot, "delete", "--force", id});
   fs::remove_all(dir);
   return took;
 }
@@ -79,12 +80,12 @@ absl::Duration VmByHand(const std::string& image, const std::string& dir) {
                  .pidfile = dir + "/qemu.pid"};
   auto argv = BuildQemuArgv(s);
   absl::Time t0 = absl::Now();
-  (void)RunCommand(*argv);
+  (void)host::RunCommand(*argv);
   auto qmp = QmpClient::Connect(s.qmp_socket, {});
   absl::Duration took = absl::Now() - t0;
   if (qmp.ok()) (void)(*qmp)->Execute("quit");
-  auto pid = ReadFileToString(s.pidfile);
-  if (pid.ok()) WaitForProcessExit(std::atoi(pid->c_str()), 0, absl::Seconds(30));
+  auto pid = host::ReadFile(s.pidfile);
+  if (pid.ok()) host::WaitForProcessExit({.pid = std::atoi(pid->c_str())}, absl::Seconds(30));
   fs::remove_all(dir);
   return took;
 }
@@ -104,7 +105,7 @@ class DevServer {
   ~DevServer() {
     if (pid_ > 0) {
       kill(pid_, SIGTERM);
-      (void)ReapChild(pid_, absl::Minutes(1));
+      (void)host::ReapChild(pid_, absl::Minutes(1));
     }
   }
 
@@ -116,15 +117,15 @@ class DevServer {
       std::vector<std::string> argv = {"env", "BERTH_DATA_DIR=" + dir_, BERTH_BINARY, "image",
                                        "import"};
       argv.insert(argv.end(), import.begin(), import.end());
-      auto r = RunCommand(argv, {.timeout = absl::Minutes(2)});
+      auto r = host::RunCommand(argv, {.timeout = absl::Minutes(2)});
       if (!r.ok() || !r->ok()) return false;
     }
-    auto pid =
-        SpawnProcess({"env", "BERTH_DATA_DIR=" + dir_, BERTH_BINARY, "serve", "--dev", "--listen",
-                      "127.0.0.1:0"},
-                     {.stdout_path = dir_ + "/serve.log", .stderr_path = dir_ + "/serve.log"});
+    auto pid = host::SpawnDetached(
+        {"env", "BERTH_DATA_DIR=" + dir_, BERTH_BINARY, "serve", "--dev", "--listen",
+         "127.0.0.1:0"},
+        {.stdout_path = dir_ + "/serve.log", .stderr_path = dir_ + "/serve.log"});
     if (!pid.ok()) return false;
-    pid_ = *pid;
+    pid_ = pid->pid;
     const absl::Time deadline = absl::Now() + absl::Minutes(1);
     while (absl::Now() < deadline) {
       nlohmann::json info =
@@ -190,7 +191,7 @@ int main(int argc, char** argv) {
   int rounds_container = argc > 1 ? std::atoi(argv[1]) : 15;
   int rounds_vm = argc > 2 ? std::atoi(argv[2]) : 5;
   std::string images = BERTH_TEST_IMAGES_DIR;
-  auto built = RunCommand({BERTH_IMAGE_SCRIPT, images}, {.timeout = absl::Minutes(10)});
+  auto built = host::RunCommand({BERTH_IMAGE_SCRIPT, images}, {.timeout = absl::Minutes(10)});
   if (!built.ok() || !built->ok()) {
     std::fprintf(stderr, "cannot build test images\n");
     return 1;

@@ -10,12 +10,13 @@
 
 #include "absl/strings/str_split.h"
 #include "api/storenet_routes.h"
+#include "core/log.h"
 #include "core/names.h"
 #include "core/status.h"
 #include "core/strings.h"
+#include "runtime/host/executor.h"
 #include "runtime/net/linux_network_driver.h"
 #include "runtime/storage/confined_path.h"
-#include "runtime/storage/host_command.h"
 #include "runtime/storage/qemu_storage_driver.h"
 
 namespace berth {
@@ -385,7 +386,7 @@ std::string ContainerNetns(std::string_view instance, std::string_view workload)
 absl::Status MakeNetns(const std::string& name) {
   std::error_code ec;
   if (std::filesystem::exists("/run/netns/" + name, ec)) return absl::OkStatus();
-  return runtime::host::RunHostCommandOk({"ip", "netns", "add", name}).status();
+  return runtime::host::RunOk(runtime::host::RealExecutor(), {"ip", "netns", "add", name}).status();
 }
 
 bool IsMountPoint(const std::string& dir) {
@@ -437,7 +438,8 @@ absl::Status LocalStorageNetwork::Attach(const core::WorkloadSpec& spec,
       std::error_code ec;
       std::filesystem::create_directories(dir, ec);
       if (!IsMountPoint(dir)) {
-        auto m = runtime::host::RunHostCommandOk(
+        auto m = runtime::host::RunOk(
+            runtime::host::RealExecutor(),
             {"mount", "-t", fs_type, "-o", d.read_only ? "loop,ro" : "loop", disk.path, dir});
         if (!m.ok())
           return absl::Status(m.status().code(), field(f, std::string(m.status().message())));
@@ -505,13 +507,18 @@ void LocalStorageNetwork::Detach(std::string_view workload) {
   const std::string ns = ContainerNetns(instance_, workload);
   std::error_code ec;
   if (std::filesystem::exists("/run/netns/" + ns, ec)) {
-    (void)runtime::host::RunHostCommandOk({"ip", "netns", "del", ns});
+    core::ReportError(
+        "storenet", Cat("workload ", workload, ": delete network namespace ", ns),
+        runtime::host::RunOk(runtime::host::RealExecutor(), {"ip", "netns", "del", ns}).status());
   }
   const std::string dir = Cat(mounts_dir_, "/", workload);
   if (std::filesystem::exists(dir, ec)) {
     for (const auto& e : std::filesystem::directory_iterator(dir, ec)) {
       if (IsMountPoint(e.path().string())) {
-        (void)runtime::host::RunHostCommandOk({"umount", e.path().string()});
+        core::ReportError(
+            "storenet", Cat("workload ", workload, ": unmount ", e.path().string()),
+            runtime::host::RunOk(runtime::host::RealExecutor(), {"umount", e.path().string()})
+                .status());
       }
     }
     std::filesystem::remove_all(dir, ec);

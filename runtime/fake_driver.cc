@@ -203,7 +203,7 @@ absl::StatusOr<TaskHandle> FakeDriver::Start(const TaskConfig& config) {
     host_->EndLocked(task, ExitResult{}, TaskEventType::kExited);
   } else if (config.command == "exit") {
     int code = 0;
-    (void)absl::SimpleAtoi(config.args[0], &code);
+    if (!absl::SimpleAtoi(config.args[0], &code)) code = 0;  // "exit" without a number exits 0
     host_->EndLocked(task, ExitResult{.exit_code = code}, TaskEventType::kExited);
   }
   return TaskHandle{.driver = Name(),

@@ -11,25 +11,41 @@
 #include <sys/utsname.h>
 #include <unistd.h>
 
+#include <cstring>
 #include <filesystem>
 #include <system_error>
 #include <utility>
 
+#include "core/log.h"
 #include "core/strings.h"
-#include "runtime/proc_stat.h"
+#include "runtime/host/proc_stat.h"
+#include "runtime/host/process.h"
 
 namespace berth::runtime {
+
+using host::Credentials;
+using host::ProcessAlive;
+using host::ProcStat;
+using host::ReadProcStat;
+using host::ResolveCredentials;
+using host::ResolveExecutable;
+
 namespace {
 
 constexpr absl::Duration kKillWait = absl::Seconds(30);
 
-int PidfdOpen(pid_t pid) {
-#ifdef SYS_pidfd_open
-  return static_cast<int>(syscall(SYS_pidfd_open, pid, 0));
-#else
-  errno = ENOSYS;
-  return -1;
-#endif
+int PidfdOpen(pid_t pid) { return host::OpenPidfd(pid); }
+
+// What a task's processes (the workload and Exec commands) do before exec.
+template <typename T>
+host::ChildSetup ChildSetupOf(const T& task) {
+  host::ChildSetup setup;
+  setup.working_dir = task.working_dir;
+  for (const auto& [r, v] : task.rlimits) setup.rlimits.push_back({r, v});
+  if (task.cgroup) setup.cgroup_procs = task.cgroup->ProcsFiles();
+  setup.credentials = task.credentials;
+  setup.restrict_privileges = task.restrict_privileges;
+  return setup;
 }
 
 std::string TaskPrefix(std::string_view task_id) { return core::Cat("task \"", task_id, "\": "); }
@@ -79,7 +95,7 @@ absl::Duration Ticks(uint64_t ticks) {
 
 ProcessDriver::ProcessDriver(ProcessDriverOptions options)
     : options_(std::move(options)),
-      boot_id_(BootId()),
+      boot_id_(host::BootId()),
       cgroup_mode_(options_.use_cgroups ? DetectCgroupMode(options_.cgroup_root)
                                         : CgroupMode::kNone) {
   wake_fd_ = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
@@ -133,7 +149,11 @@ DriverFingerprint ProcessDriver::Fingerprint() {
 
 void ProcessDriver::WakeMonitor() {
   uint64_t one = 1;
-  if (wake_fd_ >= 0) (void)!write(wake_fd_, &one, sizeof(one));
+  // EAGAIN: the counter is saturated, so the monitor wakes anyway.
+  if (wake_fd_ >= 0 && write(wake_fd_, &one, sizeof(one)) < 0 && errno != EAGAIN) {
+    core::ReportError("process", "wake the task monitor",
+                      absl::InternalError(std::strerror(errno)));
+  }
 }
 
 void ProcessDriver::MonitorLoop() {
@@ -150,9 +170,16 @@ void ProcessDriver::MonitorLoop() {
       }
     }
     int timeout_ms = static_cast<int>(absl::ToInt64Milliseconds(options_.poll_interval));
-    (void)poll(fds.data(), fds.size(), timeout_ms);
+    // Whatever woke it (or the interval), every task is checked below.
+    if (poll(fds.data(), fds.size(), timeout_ms) < 0 && errno != EINTR) {
+      core::ReportError("process", "wait for task exits",
+                        absl::InternalError(std::strerror(errno)));
+    }
     uint64_t drained;
-    (void)!read(wake_fd_, &drained, sizeof(drained));
+    if (read(wake_fd_, &drained, sizeof(drained)) < 0 && errno != EAGAIN && errno != EINTR) {
+      core::ReportError("process", "drain the monitor's wake-ups",
+                        absl::InternalError(std::strerror(errno)));
+    }
     absl::MutexLock lock(&mu_);
     if (stopping_) return;
     for (auto& [id, task] : tasks_) CheckLocked(*task);
@@ -217,7 +244,7 @@ void ProcessDriver::CheckLocked(Task& task) {
   if (task.state == TaskState::kExited) return;
   std::string status_path = StatusPath(task.task_dir);
   auto read_status = [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) -> bool {
-    absl::StatusOr<std::optional<ExitResult>> st = ReadExitStatusFile(status_path);
+    absl::StatusOr<std::optional<host::SupervisedExit>> st = host::ReadExitStatusFile(status_path);
     if (!st.ok()) {
       RecordExitLocked(task,
                        ExitResult{.exit_code = -1, .reason = std::string(st.status().message())},
@@ -225,7 +252,12 @@ void ProcessDriver::CheckLocked(Task& task) {
       return true;
     }
     if (!st->has_value()) return false;
-    RecordExitLocked(task, **st, TaskEventType::kExited);
+    const host::SupervisedExit& recorded = **st;
+    RecordExitLocked(task,
+                     ExitResult{.exit_code = recorded.exit_code,
+                                .signal = recorded.signal,
+                                .finished_at = recorded.finished_at},
+                     TaskEventType::kExited);
     return true;
   };
   if (read_status()) return;
@@ -246,10 +278,8 @@ void ProcessDriver::CheckLocked(Task& task) {
 }
 
 bool ProcessDriver::SignalGroupLocked(const Task& task, int signal) {
-  if (task.pid <= 0 || task.pid_start == 0 || !ProcessAlive(task.pid, task.pid_start)) {
-    return false;
-  }
-  return kill(-task.pid, signal) == 0;
+  if (task.pid <= 0 || task.pid_start == 0) return false;
+  return host::SignalProcessGroup({.pid = task.pid, .start_ticks = task.pid_start}, signal).ok();
 }
 
 bool ProcessDriver::AwaitExitLocked(std::string_view task_id, absl::Duration timeout) {
@@ -393,29 +423,24 @@ absl::StatusOr<TaskHandle> ProcessDriver::Start(const TaskConfig& config) {
     task->cgroup = std::move(*cgroup);
   }
 
-  SupervisedSpawnSpec spec;
+  host::SupervisedSpawnSpec spec;
   spec.spawn.executable = *exe;
   spec.spawn.argv.push_back(config.command);
   spec.spawn.argv.insert(spec.spawn.argv.end(), config.args.begin(), config.args.end());
   spec.spawn.env = task->env;
-  spec.spawn.working_dir = task->working_dir;
-  for (const auto& [r, v] : task->rlimits) spec.spawn.rlimits.push_back({r, v});
-  if (task->cgroup) spec.spawn.cgroup_procs = task->cgroup->ProcsFiles();
-  spec.spawn.credentials = task->credentials;
-  spec.spawn.restrict_privileges = task->restrict_privileges;
+  spec.spawn.setup = ChildSetupOf(*task);
   spec.stdout_path = (std::filesystem::path(config.task_dir) / kStdoutLogName).string();
   spec.stderr_path = (std::filesystem::path(config.task_dir) / kStderrLogName).string();
   spec.status_path = status_path;
-  absl::StatusOr<SupervisedProcess> spawned = SpawnSupervised(spec);
+  absl::StatusOr<host::SupervisedProcess> spawned =
+      host::ExecutorOr(options_.executor).SpawnSupervised(spec);
   if (!spawned.ok()) return fail(WithTask(config.task_id, spawned.status()));
 
-  task->supervisor_pid = spawned->supervisor_pid;
-  task->pid = spawned->workload_pid;
+  task->supervisor_pid = spawned->supervisor.pid;
+  task->supervisor_start = spawned->supervisor.start_ticks;
+  task->pid = spawned->workload.pid;
+  task->pid_start = spawned->workload.start_ticks;
   task->started_at = options_.clock->Now();
-  if (auto st = ReadProcStat(task->supervisor_pid)) task->supervisor_start = st->start_ticks;
-  if (auto st = ReadProcStat(task->pid); st && st->pgrp == task->pid) {
-    task->pid_start = st->start_ticks;
-  }
   task->pidfd = PidfdOpen(task->supervisor_pid);
   if (task->pidfd >= 0 && !ProcessAlive(task->supervisor_pid, task->supervisor_start)) {
     close(task->pidfd);
@@ -600,7 +625,7 @@ absl::StatusOr<TaskStats> ProcessDriver::Stats(std::string_view task_id) {
   static const int64_t page_size = sysconf(_SC_PAGESIZE);
   TaskStats stats;
   stats.at = options_.clock->Now();
-  for (const ProcStat& p : ProcessGroupMembers(pgrp)) {
+  for (const ProcStat& p : host::ProcessGroupMembers(pgrp)) {
     stats.cpu_user += Ticks(p.utime_ticks);
     stats.cpu_system += Ticks(p.stime_ticks);
     stats.rss_bytes += p.rss_pages * page_size;
@@ -640,7 +665,8 @@ absl::Status ProcessDriver::Resume(std::string_view task_id) {
 absl::StatusOr<ExecResult> ProcessDriver::Exec(std::string_view task_id,
                                                const std::vector<std::string>& argv,
                                                const ExecOptions& options) {
-  SpawnSpec spec;
+  host::RunOptions run;
+  std::vector<std::string> env;
   std::string path_env;
   {
     absl::MutexLock lock(&mu_);
@@ -651,12 +677,8 @@ absl::StatusOr<ExecResult> ProcessDriver::Exec(std::string_view task_id,
       return absl::FailedPreconditionError(
           core::Cat("task \"", task_id, "\" is ", TaskStateName(task->state), ", not running"));
     }
-    spec.env = task->env;
-    spec.working_dir = task->working_dir;
-    for (const auto& [r, v] : task->rlimits) spec.rlimits.push_back({r, v});
-    if (task->cgroup) spec.cgroup_procs = task->cgroup->ProcsFiles();
-    spec.credentials = task->credentials;
-    spec.restrict_privileges = task->restrict_privileges;
+    env = task->env;
+    run.setup = ChildSetupOf(*task);
     path_env = task->path_env;
   }
   if (argv.empty()) {
@@ -664,8 +686,8 @@ absl::StatusOr<ExecResult> ProcessDriver::Exec(std::string_view task_id,
   }
   for (const auto& [k, v] : options.env) {
     std::string prefix = core::Cat(k, "=");
-    std::erase_if(spec.env, [&](const std::string& e) { return e.starts_with(prefix); });
-    spec.env.push_back(core::Cat(prefix, v));
+    std::erase_if(env, [&](const std::string& e) { return e.starts_with(prefix); });
+    env.push_back(core::Cat(prefix, v));
     if (k == "PATH") path_env = v;
   }
   absl::StatusOr<std::string> exe = ResolveExecutable(argv[0], path_env);
@@ -673,11 +695,26 @@ absl::StatusOr<ExecResult> ProcessDriver::Exec(std::string_view task_id,
     return absl::InvalidArgumentError(
         core::Cat("exec in task \"", task_id, "\": ", std::string(exe.status().message())));
   }
-  spec.executable = *exe;
-  spec.argv = argv;
-  absl::StatusOr<ExecResult> result = RunAndCapture(spec, options.timeout);
+  run.executable = *exe;
+  run.env = std::move(env);
+  run.timeout = options.timeout;
+  absl::StatusOr<host::RunResult> result = host::ExecutorOr(options_.executor).Run(argv, run);
   if (!result.ok()) return WithTask(task_id, result.status());
-  return result;
+  switch (result->cause) {
+    case host::ExitCause::kTimedOut:
+      return WithTask(task_id,
+                      absl::DeadlineExceededError(core::Cat("exec ", *exe, " still running after ",
+                                                            absl::FormatDuration(options.timeout),
+                                                            "; its group was killed")));
+    case host::ExitCause::kStartFailed:
+      return WithTask(task_id,
+                      absl::FailedPreconditionError(core::Cat(result->start_stage, " ", *exe, ": ",
+                                                              std::strerror(result->start_error))));
+    default:
+      return ExecResult{.exit_code = result->ShellCode(),
+                        .stdout_data = std::move(result->out),
+                        .stderr_data = std::move(result->err)};
+  }
 }
 
 std::vector<std::string> ProcessDriver::Tasks() {

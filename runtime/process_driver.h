@@ -1,5 +1,5 @@
 // The process driver: runs a task's command as a plain host process under a detached supervisor
-// (see process_spawn.h), with the environment, working directory and resource limits from its
+// (see host/supervise.h), with the environment, working directory and resource limits from its
 // TaskConfig, and stdout/stderr appended to task_dir/stdout.log and stderr.log.
 //
 // Tasks survive the agent: the handle records the supervisor's and the workload's pids with their
@@ -40,8 +40,9 @@
 #include "absl/synchronization/mutex.h"
 #include "core/clock.h"
 #include "runtime/compute_driver.h"
+#include "runtime/host/executor.h"
+#include "runtime/host/supervise.h"
 #include "runtime/process_cgroup.h"
-#include "runtime/process_spawn.h"
 
 namespace berth::runtime {
 
@@ -57,6 +58,8 @@ struct ProcessDriverOptions {
   std::string cgroup_root = "/sys/fs/cgroup";
   std::string cgroup_parent = "/berth/process";
   int64_t pids_limit = 4096;  // per task, where the pids controller is available; 0 = none
+  // Starts supervisors and runs Exec commands; null = the host (host::RealExecutor()).
+  host::Executor* executor = nullptr;
 };
 
 class ProcessDriver final : public ComputeDriver {
@@ -100,9 +103,9 @@ class ProcessDriver final : public ComputeDriver {
     std::vector<std::string> env;  // "KEY=value", for Exec
     std::string path_env;          // PATH used to resolve Exec commands
     std::vector<std::pair<int, uint64_t>> rlimits;
-    std::optional<Credentials> credentials;  // unset: the agent's own ids
-    bool restrict_privileges = false;        // false only for tasks recovered from older handles
-    std::optional<TaskCgroup> cgroup;        // reset once removed
+    std::optional<host::Credentials> credentials;  // unset: the agent's own ids
+    bool restrict_privileges = false;  // false only for tasks recovered from older handles
+    std::optional<TaskCgroup> cgroup;  // reset once removed
     pid_t supervisor_pid = 0;
     uint64_t supervisor_start = 0;
     pid_t pid = 0;  // workload, also its process group id

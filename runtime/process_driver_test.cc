@@ -15,7 +15,7 @@
 
 #include "gtest/gtest.h"
 #include "runtime/compute_driver_contract.h"
-#include "runtime/proc_stat.h"
+#include "runtime/host/proc_stat.h"
 #include "runtime/process_cgroup.h"
 
 namespace berth::runtime {
@@ -24,6 +24,11 @@ namespace {
 using contract::kContractDeadline;
 using contract::PollUntil;
 using contract::ReadWholeFile;
+using host::Credentials;
+using host::ProcessAlive;
+using host::ProcStat;
+using host::ReadProcStat;
+using host::ResolveCredentials;
 
 TaskConfig Shell(std::string script) {
   return TaskConfig{.command = "/bin/sh", .args = {"-c", std::move(script)}};
@@ -504,22 +509,6 @@ TEST_F(ProcessDriverTest, ProcessesThatLeftTheGroupDieWithTheCgroup) {
     std::optional<ProcStat> st = ReadProcStat(bg);
     return !st.has_value() || st->state == 'Z';
   }));
-}
-
-TEST(ProcStatTest, ParsesCommandNamesWithSpacesAndParens) {
-  std::string line =
-      "42 (a b) c)) S 1 42 42 0 -1 4194560 100 0 0 0 7 3 0 0 20 0 1 0 12345 1000 55 "
-      "18446744073709551615 0 0 0 0 0 0 0 0 0 0 0 0 17 0 0 0 0 0 0";
-  std::optional<ProcStat> st = ParseProcStat(line);
-  ASSERT_TRUE(st.has_value());
-  EXPECT_EQ(st->pid, 42);
-  EXPECT_EQ(st->state, 'S');
-  EXPECT_EQ(st->pgrp, 42);
-  EXPECT_EQ(st->utime_ticks, 7u);
-  EXPECT_EQ(st->stime_ticks, 3u);
-  EXPECT_EQ(st->start_ticks, 12345u);
-  EXPECT_EQ(st->rss_pages, 55);
-  EXPECT_FALSE(ParseProcStat("garbage").has_value());
 }
 
 }  // namespace

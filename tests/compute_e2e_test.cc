@@ -20,7 +20,8 @@
 #include "api/client/client.h"
 #include "core/json.h"
 #include "gtest/gtest.h"
-#include "runtime/image/command.h"
+#include "runtime/host/process.h"
+#include "runtime/host/run.h"
 
 namespace berth {
 namespace {
@@ -41,7 +42,8 @@ std::string ReadWholeFile(const std::string& path) {
 const std::string& ImagesDir() {
   static const std::string* dir = [] {
     std::string images = BERTH_TEST_IMAGES_DIR;
-    auto r = runtime::RunCommand({BERTH_IMAGE_SCRIPT, images}, {.timeout = absl::Minutes(10)});
+    auto r =
+        runtime::host::RunCommand({BERTH_IMAGE_SCRIPT, images}, {.timeout = absl::Minutes(10)});
     if (!r.ok() || !r->ok()) return new std::string();
     return new std::string(images);
   }();
@@ -50,9 +52,9 @@ const std::string& ImagesDir() {
 
 std::string SkipReason() {
   if (geteuid() != 0) return "runc and overlay mounts need root";
-  auto runc = runtime::RunCommand({"runc", "--version"});
+  auto runc = runtime::host::RunCommand({"runc", "--version"});
   if (!runc.ok() || !runc->ok()) return "runc missing";
-  auto qemu = runtime::RunCommand({"qemu-system-x86_64", "--version"});
+  auto qemu = runtime::host::RunCommand({"qemu-system-x86_64", "--version"});
   if (!qemu.ok() || !qemu->ok()) return "qemu-system-x86_64 missing";
   if (ImagesDir().empty()) return "test images could not be built";
   return "";
@@ -66,12 +68,12 @@ class DevServer {
 
   // Starts the server and waits until it serves on the address it wrote to server.json.
   ::testing::AssertionResult Start() {
-    auto pid = runtime::SpawnProcess(
+    auto pid = runtime::host::SpawnDetached(
         {"env", "BERTH_DATA_DIR=" + dir_, BERTH_BINARY, "serve", "--dev", "--listen",
          "127.0.0.1:0"},
         {.stdout_path = dir_ + "/serve.log", .stderr_path = dir_ + "/serve.log"});
     if (!pid.ok()) return ::testing::AssertionFailure() << pid.status();
-    pid_ = *pid;
+    pid_ = pid->pid;
     const absl::Time deadline = absl::Now() + kDeadline;
     while (absl::Now() < deadline) {
       // server.json survives a SIGKILLed server: only this process's own counts.
@@ -86,7 +88,7 @@ class DevServer {
         auto hosts = client_->ListHosts();
         if (hosts.ok() && !hosts->items.empty()) return ::testing::AssertionSuccess();
       }
-      if (!runtime::ProcessAlive(pid_, 0)) break;
+      if (!runtime::host::IsRunning({.pid = pid_})) break;
       absl::SleepFor(absl::Milliseconds(20));
     }
     return ::testing::AssertionFailure()
@@ -96,18 +98,28 @@ class DevServer {
   void Kill(int sig) {
     if (pid_ <= 0) return;
     kill(pid_, sig);
-    (void)runtime::ReapChild(pid_, absl::Minutes(1));
+    auto reaped = runtime::host::ReapChild(pid_, absl::Minutes(1));
+    EXPECT_TRUE(reaped.ok()) << reaped.status();
     pid_ = 0;
   }
 
   api::Client& client() { return *client_; }
 
   // Runs the `berth` CLI against this server's data directory.
-  runtime::CommandResult Cli(std::vector<std::string> args) {
+  runtime::host::RunResult Cli(std::vector<std::string> args) {
     std::vector<std::string> argv = {"env", "BERTH_DATA_DIR=" + dir_, BERTH_BINARY};
     argv.insert(argv.end(), args.begin(), args.end());
-    auto r = runtime::RunCommand(argv, {.timeout = absl::Minutes(2)});
-    if (!r.ok()) return runtime::CommandResult{.stderr_data = std::string(r.status().message())};
+    auto r = runtime::host::RunCommand(argv, {.timeout = absl::Minutes(2)});
+    runtime::host::RunResult failed;
+    failed.exit_code = -1;
+    if (!r.ok()) {
+      failed.err = std::string(r.status().message());
+      return failed;
+    }
+    if (r->cause != runtime::host::ExitCause::kExited) {
+      failed.err = r->err + runtime::host::DescribeExit(*r);
+      return failed;
+    }
     return *r;
   }
 
@@ -132,9 +144,9 @@ class ComputeE2eTest : public ::testing::Test {
     const std::string images = ImagesDir();
     auto vm = server_->Cli({"image", "import", "tiny-vm", "--kernel", images + "/tiny-vm/vmlinuz",
                             "--initrd", images + "/tiny-vm/initrd.img"});
-    ASSERT_EQ(vm.exit_code, 0) << vm.stderr_data;
+    ASSERT_EQ(vm.exit_code, 0) << vm.err;
     auto box = server_->Cli({"image", "import", "busybox", "--rootfs", images + "/busybox-rootfs"});
-    ASSERT_EQ(box.exit_code, 0) << box.stderr_data;
+    ASSERT_EQ(box.exit_code, 0) << box.err;
     ASSERT_TRUE(server_->Start());
   }
 
@@ -173,8 +185,13 @@ class ComputeE2eTest : public ::testing::Test {
       if (s.contains("shim_pid")) kill(s["shim_pid"].get<pid_t>(), SIGKILL);
       if (s.contains("task_dir"))
         umount2((s["task_dir"].get<std::string>() + "/rootfs").c_str(), MNT_DETACH);
-      (void)runtime::RunCommand(
+      // Best effort: the container may be gone already.
+      auto deleted = runtime::host::RunCommand(
           {"runc", "--root", dir_ + "/agent/runc", "delete", "--force", j.value("task_id", "")});
+      if (!deleted.ok() || !deleted->ok()) {
+        std::cerr << "runc delete " << j.value("task_id", "") << ": "
+                  << (deleted.ok() ? deleted->err : deleted.status().ToString()) << "\n";
+      }
     }
   }
 
@@ -282,21 +299,21 @@ resources: {cpu: 100m, memory: 16Mi}
 )";
   auto created = server_->Cli(
       {"workload", "create", "-f", WriteSpec("specs.yaml", kRequirementSpecs + extra)});
-  ASSERT_EQ(created.exit_code, 0) << created.stderr_data;
+  ASSERT_EQ(created.exit_code, 0) << created.err;
   for (const char* name : {"tiny", "box", "doomed"}) WaitForState(name, "running");
 
   // The VM's serial console shows the guest's marker, through the API and `berth vm console`.
   ASSERT_TRUE(WaitForConsole("tiny", "BERTH-GUEST-READY"));
   auto console = server_->Cli({"vm", "console", "tiny"});
-  EXPECT_EQ(console.exit_code, 0) << console.stderr_data;
-  EXPECT_NE(console.stdout_data.find("BERTH-GUEST-READY"), std::string::npos);
+  EXPECT_EQ(console.exit_code, 0) << console.err;
+  EXPECT_NE(console.out.find("BERTH-GUEST-READY"), std::string::npos);
   auto logs = server_->Cli({"workload", "logs", "tiny"});
-  EXPECT_NE(logs.stdout_data.find("BERTH-GUEST-READY"), std::string::npos);
+  EXPECT_NE(logs.out.find("BERTH-GUEST-READY"), std::string::npos);
   // The container's output, and a command run inside it.
   ASSERT_TRUE(WaitForLogs("box", "up\n"));
   auto exec = server_->Cli({"workload", "exec", "box", "--", "/bin/sh", "-c", "echo in-$HOSTNAME"});
-  EXPECT_EQ(exec.exit_code, 0) << exec.stderr_data;
-  EXPECT_EQ(exec.stdout_data, "in-box\n");
+  EXPECT_EQ(exec.exit_code, 0) << exec.err;
+  EXPECT_EQ(exec.out, "in-box\n");
 
   Json tiny_before = Stats("tiny"), box_before = Stats("box"), doomed = Stats("doomed");
   ASSERT_GT(tiny_before.value("pid", 0), 0) << tiny_before.dump();
@@ -327,7 +344,7 @@ resources: {cpu: 100m, memory: 16Mi}
   // The re-adopted tasks are still driven: QMP answers and runc exec reaches the container.
   EXPECT_EQ(tiny_after.value("qmp_status", ""), "running") << tiny_after.dump();
   auto again = server_->Cli({"workload", "exec", "box", "--", "/bin/echo", "still-here"});
-  EXPECT_EQ(again.stdout_data, "still-here\n") << again.stderr_data;
+  EXPECT_EQ(again.out, "still-here\n") << again.err;
 }
 
 TEST_F(ComputeE2eTest, PausedVmBurnsNoGuestCpuThenResumesAndPowersOffGracefully) {
@@ -338,7 +355,7 @@ image: tiny-vm
 command: ["/bin/sh", "-c", "echo spinning; while :; do :; done"]
 resources: {cpu: 1, memory: 128Mi}
 )")});
-  ASSERT_EQ(created.exit_code, 0) << created.stderr_data;
+  ASSERT_EQ(created.exit_code, 0) << created.err;
   WaitForState("spin", "running");
   ASSERT_TRUE(WaitForConsole("spin", "BERTH-GUEST-READY"));
   int64_t cpu = GuestCpuMs("spin");
@@ -346,7 +363,7 @@ resources: {cpu: 1, memory: 128Mi}
   ASSERT_TRUE(GuestCpuAdvances("spin", cpu, 200));
 
   auto paused = server_->Cli({"workload", "pause", "spin"});
-  ASSERT_EQ(paused.exit_code, 0) << paused.stderr_data;
+  ASSERT_EQ(paused.exit_code, 0) << paused.err;
   WaitForState("spin", "paused");
   EXPECT_EQ(Stats("spin").value("qmp_status", ""), "paused");
   // Over a full second of wall time, a paused guest gains no CPU time (a running one gains
@@ -357,14 +374,14 @@ resources: {cpu: 1, memory: 128Mi}
   EXPECT_LE(later - at_pause, 20) << at_pause << " -> " << later;
 
   auto resumed = server_->Cli({"workload", "resume", "spin"});
-  ASSERT_EQ(resumed.exit_code, 0) << resumed.stderr_data;
+  ASSERT_EQ(resumed.exit_code, 0) << resumed.err;
   WaitForState("spin", "running");
   EXPECT_EQ(Stats("spin").value("qmp_status", ""), "running");
   EXPECT_TRUE(GuestCpuAdvances("spin", later, 200));
 
   // Graceful stop: the guest sees the power button and powers itself off.
   auto stopped = server_->Cli({"workload", "stop", "spin"});
-  ASSERT_EQ(stopped.exit_code, 0) << stopped.stderr_data;
+  ASSERT_EQ(stopped.exit_code, 0) << stopped.err;
   WaitForState("spin", "stopped");
   auto console = server_->client().Console("spin");
   ASSERT_TRUE(console.ok()) << console.status();
@@ -390,7 +407,7 @@ image: busybox
 command: ["/bin/sh", "-c", "trap 'exit 0' TERM; sleep 3600 & wait"]
 resources: {cpu: 250m, memory: 32Mi}
 )")});
-  ASSERT_EQ(created.exit_code, 0) << created.stderr_data;
+  ASSERT_EQ(created.exit_code, 0) << created.err;
 
   Json seven = WaitForState("seven", "failed");
   EXPECT_EQ(seven["status"].value("exit_code", -1), 7) << seven.dump();
@@ -420,14 +437,14 @@ resources: {cpu: 250m, memory: 32Mi}
   // The catalog: import from a tar, list, use, remove; an unknown image fails the workload.
   auto tar = server_->Cli(
       {"image", "import", "from-tar", "--rootfs", ImagesDir() + "/busybox-rootfs.tar", "--json"});
-  ASSERT_EQ(tar.exit_code, 0) << tar.stderr_data;
+  ASSERT_EQ(tar.exit_code, 0) << tar.err;
   auto ls = server_->Cli({"image", "ls", "--json"});
   ASSERT_EQ(ls.exit_code, 0);
   std::vector<std::string> names;
-  for (const Json& e : Json::parse(ls.stdout_data)) names.push_back(e["name"]);
+  for (const Json& e : Json::parse(ls.out)) names.push_back(e["name"]);
   EXPECT_EQ(names, (std::vector<std::string>{"busybox", "from-tar", "tiny-vm"}));
   auto rm = server_->Cli({"image", "rm", "from-tar"});
-  EXPECT_EQ(rm.exit_code, 0) << rm.stderr_data;
+  EXPECT_EQ(rm.exit_code, 0) << rm.err;
   EXPECT_NE(server_->Cli({"image", "rm", "from-tar"}).exit_code, 0);
   auto missing = server_->Cli({"workload", "create", "-f", WriteSpec("missing.yaml", R"(name: ghost
 kind: container
@@ -435,7 +452,7 @@ image: from-tar
 command: ["/bin/true"]
 resources: {cpu: 100m, memory: 16Mi}
 )")});
-  ASSERT_EQ(missing.exit_code, 0) << missing.stderr_data;
+  ASSERT_EQ(missing.exit_code, 0) << missing.err;
   Json ghost = WaitForState("ghost", "failed");
   EXPECT_NE(ghost["status"].value("reason", "").find("from-tar"), std::string::npos);
 }

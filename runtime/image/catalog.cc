@@ -11,7 +11,8 @@
 #include "core/names.h"
 #include "core/status.h"
 #include "core/strings.h"
-#include "runtime/image/command.h"
+#include "runtime/host/executor.h"
+#include "runtime/host/file.h"
 
 namespace berth::runtime {
 namespace {
@@ -69,9 +70,9 @@ absl::Status Copy(std::string_view name, std::string_view field, const std::stri
   if (follow == Follow::kLinks) argv.push_back("--dereference");
   argv.push_back(from);
   argv.push_back(to);
-  auto r = RunCommand(argv, {.timeout = absl::Minutes(30)});
+  auto r = host::RunTool(host::RealExecutor(), argv, {.timeout = absl::Minutes(30)});
   if (!r.ok()) return r.status();
-  if (!r->ok()) return ImageError(name, field, Cat("cannot copy ", from, ": ", r->stderr_data));
+  if (!r->ok()) return ImageError(name, field, Cat("cannot copy ", from, ": ", r->err));
   return absl::OkStatus();
 }
 
@@ -158,7 +159,7 @@ absl::StatusOr<std::unique_ptr<ImageCatalog>> ImageCatalog::Open(const std::stri
 }
 
 absl::Status ImageCatalog::LoadLocked() {
-  auto text = ReadFileToString(Cat(dir_, "/", kIndexName));
+  auto text = host::ReadFile(Cat(dir_, "/", kIndexName));
   entries_.clear();
   if (absl::IsNotFound(text.status())) return absl::OkStatus();
   if (!text.ok()) return text.status();
@@ -199,7 +200,7 @@ absl::Status ImageCatalog::SaveLocked() {
     arr.push_back(std::move(item));
   }
   json index = {{"version", 1}, {"images", std::move(arr)}};
-  return WriteFileAtomically(Cat(dir_, "/", kIndexName), index.dump(2) + "\n");
+  return host::WriteFileAtomically(Cat(dir_, "/", kIndexName), index.dump(2) + "\n");
 }
 
 absl::StatusOr<ImageEntry> ImageCatalog::Import(std::string_view name,
@@ -228,12 +229,14 @@ absl::StatusOr<ImageEntry> ImageCatalog::Import(std::string_view name,
   std::string disk_format;
   int64_t virtual_size = 0;
   if (!options.disk.empty()) {
-    auto info = RunCommand({"qemu-img", "info", "--output=json", options.disk});
+    auto info =
+        host::RunTool(host::RealExecutor(), {"qemu-img", "info", "--output=json", options.disk},
+                      {.timeout = absl::Seconds(60)});
     if (!info.ok()) return info.status();
     if (!info->ok()) {
-      return ImageError(name, "disk", Cat("qemu-img cannot read it: ", info->stderr_data));
+      return ImageError(name, "disk", Cat("qemu-img cannot read it: ", info->err));
     }
-    json j = json::parse(info->stdout_data, nullptr, false);
+    json j = json::parse(info->out, nullptr, false);
     if (j.is_discarded() || !j.is_object()) {
       return ImageError(name, "disk", "qemu-img info printed no JSON");
     }
@@ -304,11 +307,12 @@ absl::StatusOr<ImageEntry> ImageCatalog::Import(std::string_view name,
         return fail(s);
     } else {
       fs::create_directories(target, ec);
-      auto r = RunCommand({"tar", "-xf", options.rootfs, "-C", target, "--numeric-owner"},
-                          {.timeout = absl::Minutes(30)});
+      auto r = host::RunTool(host::RealExecutor(),
+                             {"tar", "-xf", options.rootfs, "-C", target, "--numeric-owner"},
+                             {.timeout = absl::Minutes(30)});
       if (!r.ok()) return fail(r.status());
       if (!r->ok()) {
-        return fail(ImageError(name, "rootfs", Cat("not a readable tar: ", r->stderr_data)));
+        return fail(ImageError(name, "rootfs", Cat("not a readable tar: ", r->err)));
       }
     }
     entry.size_bytes = TreeBytes(target);

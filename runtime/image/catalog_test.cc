@@ -5,7 +5,8 @@
 
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
-#include "runtime/image/command.h"
+#include "runtime/host/file.h"
+#include "runtime/host/run.h"
 
 namespace berth::runtime {
 namespace {
@@ -43,8 +44,8 @@ TEST_F(CatalogTest, ImportsKernelPairAndListsIt) {
                                           .cmdline = "console=ttyS0"});
   ASSERT_TRUE(e.ok()) << e.status();
   EXPECT_EQ(e->kind, ImageKind::kKernel);
-  EXPECT_EQ(*ReadFileToString(e->kernel), "kernel-bytes");
-  EXPECT_EQ(*ReadFileToString(e->initrd), "initrd-bytes");
+  EXPECT_EQ(*host::ReadFile(e->kernel), "kernel-bytes");
+  EXPECT_EQ(*host::ReadFile(e->initrd), "initrd-bytes");
   EXPECT_EQ(e->size_bytes, 24);
 
   // A second catalog over the same directory sees it (the index is on disk).
@@ -86,10 +87,10 @@ TEST_F(CatalogTest, RefusesDuplicateUnlessReplace) {
   ASSERT_TRUE(catalog->Import("k", {.kernel = Write("a", "one")}).ok());
   auto dup = catalog->Import("k", {.kernel = Write("b", "two")});
   EXPECT_EQ(dup.status().code(), absl::StatusCode::kAlreadyExists);
-  EXPECT_EQ(*ReadFileToString(catalog->Get("k")->kernel), "one");
+  EXPECT_EQ(*host::ReadFile(catalog->Get("k")->kernel), "one");
   auto replaced = catalog->Import("k", {.kernel = Write("b", "two"), .replace = true});
   ASSERT_TRUE(replaced.ok()) << replaced.status();
-  EXPECT_EQ(*ReadFileToString(replaced->kernel), "two");
+  EXPECT_EQ(*host::ReadFile(replaced->kernel), "two");
   EXPECT_EQ(catalog->List().size(), 1u);
 }
 
@@ -110,8 +111,8 @@ TEST_F(CatalogTest, ValidatesOptions) {
 TEST_F(CatalogTest, ImportsQcow2AndRejectsOtherFormats) {
   auto catalog = *ImageCatalog::Open(CatalogDir());
   std::string qcow = (root_ / "src" / "d.qcow2").string();
-  auto r = RunCommand({"qemu-img", "create", "-q", "-f", "qcow2", qcow, "64M"});
-  ASSERT_TRUE(r.ok() && r->ok()) << DescribeFailure({"qemu-img"}, *r);
+  auto r = host::RunCommand({"qemu-img", "create", "-q", "-f", "qcow2", qcow, "64M"});
+  ASSERT_TRUE(r.ok() && r->ok()) << host::ResultStatus({"qemu-img"}, r);
   auto e = catalog->Import("disk1", {.disk = qcow});
   ASSERT_TRUE(e.ok()) << e.status();
   EXPECT_EQ(e->disk_format, "qcow2");
@@ -119,7 +120,7 @@ TEST_F(CatalogTest, ImportsQcow2AndRejectsOtherFormats) {
   EXPECT_TRUE(fs::exists(e->disk));
 
   std::string vmdk = (root_ / "src" / "d.vmdk").string();
-  r = RunCommand({"qemu-img", "create", "-q", "-f", "vmdk", vmdk, "1M"});
+  r = host::RunCommand({"qemu-img", "create", "-q", "-f", "vmdk", vmdk, "1M"});
   ASSERT_TRUE(r.ok() && r->ok());
   auto bad = catalog->Import("disk2", {.disk = vmdk});
   EXPECT_EQ(bad.status().code(), absl::StatusCode::kInvalidArgument);
@@ -133,14 +134,14 @@ TEST_F(CatalogTest, ImportsRootfsFromDirectoryAndTar) {
   Write("tree/etc/hostname", "box\n");
   auto dir = catalog->Import("from-dir", {.rootfs = (root_ / "src" / "tree").string()});
   ASSERT_TRUE(dir.ok()) << dir.status();
-  EXPECT_EQ(*ReadFileToString(dir->rootfs + "/etc/hostname"), "box\n");
+  EXPECT_EQ(*host::ReadFile(dir->rootfs + "/etc/hostname"), "box\n");
 
   std::string tar = (root_ / "src" / "tree.tar").string();
-  auto r = RunCommand({"tar", "-cf", tar, "-C", (root_ / "src" / "tree").string(), "."});
+  auto r = host::RunCommand({"tar", "-cf", tar, "-C", (root_ / "src" / "tree").string(), "."});
   ASSERT_TRUE(r.ok() && r->ok());
   auto from_tar = catalog->Import("from-tar", {.rootfs = tar});
   ASSERT_TRUE(from_tar.ok()) << from_tar.status();
-  EXPECT_EQ(*ReadFileToString(from_tar->rootfs + "/bin/hello"), "#!/bin/sh\necho hi\n");
+  EXPECT_EQ(*host::ReadFile(from_tar->rootfs + "/bin/hello"), "#!/bin/sh\necho hi\n");
 
   auto not_tar = catalog->Import("bad", {.rootfs = Write("junk", "not a tar")});
   EXPECT_EQ(not_tar.status().code(), absl::StatusCode::kInvalidArgument);

@@ -9,11 +9,13 @@
 #include <sstream>
 
 #include "absl/time/clock.h"
+#include "core/log.h"
 #include "core/status.h"
 #include "core/strings.h"
 #include "nlohmann/json.hpp"
+#include "runtime/host/file.h"
+#include "runtime/host/process.h"
 #include "runtime/net/fake_network_driver.h"
-#include "runtime/storage/host_command.h"
 
 namespace berth::runtime::net {
 namespace {
@@ -25,28 +27,22 @@ std::string NetnsPath(const std::string& netns) {
   return netns.find('/') == std::string::npos ? "/run/netns/" + netns : netns;
 }
 
-std::string ReadFile(const std::string& path) {
-  std::ifstream in(path);
-  std::stringstream s;
-  s << in.rdbuf();
-  return s.str();
-}
-
-// Alive = exists and is not a zombie (nobody may reap a daemon's exit in a container).
-bool ProcessAlive(int pid) {
-  if (pid <= 0) return false;
-  std::string stat = ReadFile(Cat("/proc/", pid, "/stat"));
-  size_t paren = stat.rfind(')');
-  if (paren == std::string::npos || paren + 2 >= stat.size()) return false;
-  char state = stat[paren + 2];
-  return state != 'Z' && state != 'X';
-}
-
 int ReadPid(const std::string& path) {
   std::ifstream in(path);
   int pid = 0;
   in >> pid;
   return pid;
+}
+
+// True when `pid` runs (not a zombie: nobody may reap a daemon's exit in a container) and is the
+// dnsmasq started with `pid_file`.
+bool IsDnsmasqOf(pid_t pid, const std::string& pid_file) {
+  if (!host::IsRunning({.pid = pid})) return false;
+  const std::string flag = "--pid-file=" + pid_file;
+  for (const std::string& arg : host::ProcessCmdline(pid)) {
+    if (arg == flag) return true;
+  }
+  return false;
 }
 
 }  // namespace
@@ -85,10 +81,16 @@ std::string LinuxNetworkDriver::DhcpDir(std::string_view network) const {
 
 absl::StatusOr<std::string> LinuxNetworkDriver::Run(const std::vector<std::string>& argv,
                                                     const std::string& stdin_data) const {
-  host::HostCommandOptions opts;
+  host::RunOptions opts;
   opts.netns = options_.netns;
   opts.stdin_data = stdin_data;
-  return host::RunHostCommandOk(argv, opts);
+  return host::RunOk(host::ExecutorOr(options_.executor), argv, opts);
+}
+
+pid_t LinuxNetworkDriver::DhcpPid(std::string_view network) const {
+  const std::string pid_file = DhcpDir(network) + "/pid";
+  pid_t pid = ReadPid(pid_file);
+  return pid > 0 && IsDnsmasqOf(pid, pid_file) ? pid : 0;
 }
 
 absl::Status LinuxNetworkDriver::IpBatch(const std::string& commands) const {
@@ -143,10 +145,11 @@ absl::Status LinuxNetworkDriver::StartDhcp(const NetworkRecord& net,
   std::error_code ec;
   fs::create_directories(dir, ec);
   if (ec) return absl::InternalError(Cat("network \"", net.spec.name, "\": mkdir ", dir));
-  if (ProcessAlive(ReadPid(dir + "/pid"))) return ReloadDhcp(model, net.spec.name);
-  {
-    std::ofstream hosts(dir + "/hosts", std::ios::trunc);
-    hosts << RenderDhcpHosts(model, net.spec.name);
+  if (DhcpPid(net.spec.name) != 0) return ReloadDhcp(model, net.spec.name);
+  if (absl::Status s =
+          host::WriteFileAtomically(dir + "/hosts", RenderDhcpHosts(model, net.spec.name));
+      !s.ok()) {
+    return absl::Status(s.code(), Cat("network \"", net.spec.name, "\": ", s.message()));
   }
   fs::remove(dir + "/pid", ec);
   const auto& a = net.addressing;
@@ -158,7 +161,7 @@ absl::Status LinuxNetworkDriver::StartDhcp(const NetworkRecord& net,
        Cat("--dhcp-range=", FormatIpv4(a.subnet.network), ",static,", a.subnet.MaskString(), ",1h"),
        "--dhcp-option=option:router," + FormatIpv4(a.gateway)}));
   absl::Time deadline = absl::Now() + options_.process_deadline;
-  while (!ProcessAlive(ReadPid(dir + "/pid"))) {
+  while (DhcpPid(net.spec.name) == 0) {
     if (absl::Now() > deadline) {
       return absl::DeadlineExceededError(
           Cat("network \"", net.spec.name, "\": dnsmasq did not start (see ", dir, "/log)"));
@@ -171,18 +174,20 @@ absl::Status LinuxNetworkDriver::StartDhcp(const NetworkRecord& net,
 absl::Status LinuxNetworkDriver::ReloadDhcp(const NetworkModel& model,
                                             std::string_view network) const {
   std::string dir = DhcpDir(network);
-  int pid = ReadPid(dir + "/pid");
-  if (!ProcessAlive(pid)) return absl::OkStatus();
+  const std::string pid_file = dir + "/pid";
+  pid_t pid = DhcpPid(network);
+  if (pid == 0) return absl::OkStatus();
   std::string hosts = RenderDhcpHosts(model, network);
-  if (ReadFile(dir + "/hosts") == hosts) return absl::OkStatus();
-  {
-    std::ofstream out(dir + "/hosts.tmp", std::ios::trunc);
-    out << hosts;
+  if (host::ReadFile(dir + "/hosts").value_or("") == hosts) return absl::OkStatus();
+  if (absl::Status s = host::WriteFileAtomically(dir + "/hosts", hosts); !s.ok()) {
+    return absl::Status(s.code(), Cat("network \"", network, "\": ", s.message()));
   }
-  std::error_code ec;
-  fs::rename(dir + "/hosts.tmp", dir + "/hosts", ec);
-  if (ec) return absl::InternalError(Cat("network \"", network, "\": ", ec.message()));
-  kill(pid, SIGHUP);  // dnsmasq re-reads --dhcp-hostsfile
+  // dnsmasq re-reads --dhcp-hostsfile. Gone meanwhile: the next start reads the new file.
+  absl::Status s =
+      host::SignalProcessIf(pid, SIGHUP, [&](pid_t p) { return IsDnsmasqOf(p, pid_file); });
+  if (!s.ok() && !absl::IsNotFound(s)) {
+    return absl::Status(s.code(), Cat("network \"", network, "\": reload dnsmasq: ", s.message()));
+  }
   return absl::OkStatus();
 }
 
@@ -190,17 +195,27 @@ absl::Status LinuxNetworkDriver::StopDhcp(std::string_view network) const {
   std::string dir = DhcpDir(network);
   std::error_code ec;
   if (!fs::exists(dir, ec)) return absl::OkStatus();
-  int pid = ReadPid(dir + "/pid");
-  if (ProcessAlive(pid)) {
-    kill(pid, SIGTERM);
+  const std::string pid_file = dir + "/pid";
+  // Checked before every signal: the pid in the file may have been reused by now.
+  auto ours = [&pid_file](pid_t p) { return IsDnsmasqOf(p, pid_file); };
+  pid_t pid = ReadPid(pid_file);
+  absl::Status signalled = host::SignalProcessIf(pid, SIGTERM, ours);
+  if (signalled.ok()) {
     absl::Time deadline = absl::Now() + options_.process_deadline;
-    while (ProcessAlive(pid)) {
+    while (ours(pid)) {
       if (absl::Now() > deadline) {
-        kill(pid, SIGKILL);
+        signalled = host::SignalProcessIf(pid, SIGKILL, ours);
+        if (!signalled.ok() && !absl::IsNotFound(signalled)) {
+          return absl::Status(signalled.code(), Cat("network \"", network,
+                                                    "\": stop dnsmasq: ", signalled.message()));
+        }
         deadline = absl::Now() + options_.process_deadline;
       }
       absl::SleepFor(absl::Milliseconds(5));  // waiting for another process to exit
     }
+  } else if (!absl::IsNotFound(signalled)) {
+    return absl::Status(signalled.code(),
+                        Cat("network \"", network, "\": stop dnsmasq: ", signalled.message()));
   }
   fs::remove_all(dir, ec);
   if (ec) return absl::InternalError(Cat("network \"", network, "\": remove ", dir));
@@ -239,7 +254,11 @@ absl::StatusOr<NetworkInfo> LinuxNetworkDriver::EnsureNetwork(const NetworkSpec&
   BERTH_RETURN_IF_ERROR(CheckNotForeign(links, vx));
   std::vector<std::string> created;
   auto fail = [&](absl::Status s) {
-    for (auto it = created.rbegin(); it != created.rend(); ++it) (void)DeleteLink(*it);
+    for (auto it = created.rbegin(); it != created.rend(); ++it) {
+      core::ReportError("net",
+                        Cat("network ", spec.name, ": remove link ", *it, " after a failure"),
+                        DeleteLink(*it));
+    }
     return s;
   };
 
@@ -281,17 +300,24 @@ absl::StatusOr<NetworkInfo> LinuxNetworkDriver::EnsureNetwork(const NetworkSpec&
   if (absl::Status s = Run({"sysctl", "-qw", "net.ipv4.ip_forward=1"}).status(); !s.ok()) {
     return fail(s);
   }
-  (void)Run({"sysctl", "-qw", "net.bridge.bridge-nf-call-iptables=1"});
+  if (absl::Status s = Run({"sysctl", "-qw", "net.bridge.bridge-nf-call-iptables=1"}).status();
+      !s.ok()) {
+    core::LogWarn("network %s: bridged traffic bypasses security groups (no br_netfilter): %s",
+                  spec.name, s.ToString());
+  }
 
   NetworkModel next = model_;
   next.CommitNetwork(rec);
   if (spec.dhcp) {
     if (absl::Status s = StartDhcp(rec, next); !s.ok()) return fail(s);
   } else {
-    (void)StopDhcp(spec.name);
+    core::ReportError("net", Cat("network ", spec.name, ": stop dhcp"), StopDhcp(spec.name));
   }
   if (absl::Status s = Commit(std::move(next)); !s.ok()) {
-    if (spec.dhcp && model_.FindNetwork(spec.name) == nullptr) (void)StopDhcp(spec.name);
+    if (spec.dhcp && model_.FindNetwork(spec.name) == nullptr) {
+      core::ReportError("net", Cat("network ", spec.name, ": stop dhcp after a failure"),
+                        StopDhcp(spec.name));
+    }
     return fail(s);
   }
   return InfoOf(model_, *model_.FindNetwork(spec.name));
@@ -350,18 +376,21 @@ absl::StatusOr<EndpointInfo> LinuxNetworkDriver::AttachEndpoint(const EndpointSp
                                  "link set ", rec.host_ifname, " alias ", alias, " master ",
                                  net.bridge, " up\n", "link set ", peer, " netns ", ns_path, "\n"));
     if (s.ok()) {
-      host::HostCommandOptions in_container;
+      host::RunOptions in_container;
+      in_container.netns = ns_path;
       in_container.stdin_data = Cat(
           "link set ", peer, " name ", spec.ifname, "\n", "link set ", spec.ifname, " address ",
           rec.mac, "\n", "addr add ", FormatIpv4(rec.address), "/", net.addressing.subnet.length,
           " dev ", spec.ifname, "\n", "link set ", spec.ifname, " up\n", "link set lo up\n",
           "route replace default via ", FormatIpv4(net.addressing.gateway), "\n");
-      s = host::RunHostCommandOk({"nsenter", "--net=" + ns_path, "ip", "-batch", "-"}, in_container)
+      s = host::RunOk(host::ExecutorOr(options_.executor), {"ip", "-batch", "-"}, in_container)
               .status();
     }
     if (!s.ok()) {
-      (void)DeleteLink(rec.host_ifname);  // takes the peer with it wherever it is
-      (void)DeleteLink(peer);
+      // The host end takes the peer with it wherever it is.
+      core::ReportError("net", Cat("endpoint ", spec.id, ": remove link ", rec.host_ifname),
+                        DeleteLink(rec.host_ifname));
+      core::ReportError("net", Cat("endpoint ", spec.id, ": remove link ", peer), DeleteLink(peer));
       return s;
     }
   } else {
@@ -373,7 +402,8 @@ absl::StatusOr<EndpointInfo> LinuxNetworkDriver::AttachEndpoint(const EndpointSp
   NetworkModel next = model_;
   next.CommitEndpoint(std::move(rec));
   if (absl::Status s = Commit(std::move(next)); !s.ok()) {
-    (void)DeleteLink(info.host_ifname);
+    core::ReportError("net", Cat("endpoint ", spec.id, ": remove link ", info.host_ifname),
+                      DeleteLink(info.host_ifname));
     return s;
   }
   return info;

@@ -1,7 +1,10 @@
 // The real NetworkDriver: iproute2 for bridges, veth pairs, taps and VXLAN; nftables for port
 // forwards, NAT and security groups (table `inet berth_<instance>`, replaced atomically on every
 // change); dnsmasq for DHCP. Every command runs in `Options::netns` when set (tests use a namespace
-// they create, so nothing touches the host's own), containers are configured through nsenter.
+// they create, so nothing touches the host's own); a container's end of a veth pair is set up by
+// running ip in the container's namespace. Commands run through host::Executor. dnsmasq is
+// signalled only when the pid in its pid file still names the dnsmasq of that very network (its
+// command line carries the pid file's path), so a reused pid is never signalled.
 //
 // Security groups filter bridged traffic in the inet forward hook, so bridged IPv4 must pass
 // through netfilter: the driver sets net.bridge.bridge-nf-call-iptables=1 (br_netfilter).
@@ -22,6 +25,7 @@
 #include "absl/base/thread_annotations.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
+#include "runtime/host/executor.h"
 #include "runtime/net/network_driver.h"
 #include "runtime/net/network_model.h"
 
@@ -40,6 +44,7 @@ class LinuxNetworkDriver final : public NetworkDriver {
     // InstanceIdForDir(state_dir). Anything else is a programming error and aborts.
     std::string instance;
     absl::Duration process_deadline = absl::Seconds(30);  // dnsmasq start/stop
+    host::Executor* executor = nullptr;                   // null = the host
   };
 
   explicit LinuxNetworkDriver(Options options);
@@ -71,6 +76,9 @@ class LinuxNetworkDriver final : public NetworkDriver {
  private:
   absl::StatusOr<std::string> Run(const std::vector<std::string>& argv,
                                   const std::string& stdin_data = "") const;
+  // The pid of the running dnsmasq of `network`, or 0 when there is none (no pid file, or its
+  // pid names a process that is not that dnsmasq).
+  pid_t DhcpPid(std::string_view network) const;
   absl::Status IpBatch(const std::string& commands) const;
   // The links in the driver's namespace: name -> alias ("" when none).
   absl::StatusOr<std::map<std::string, std::string>> Links() const;

@@ -12,6 +12,7 @@
 
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "runtime/host/process.h"
 #include "runtime/net/netns_test_util.h"
 
 namespace berth::runtime::net {
@@ -37,11 +38,7 @@ std::string ReadAll(const std::string& path) {
 int LiveDhcpPid(const std::string& dir) {
   int pid = 0;
   std::ifstream(dir + "/pid") >> pid;
-  if (pid <= 0) return 0;
-  std::string stat = ReadAll("/proc/" + std::to_string(pid) + "/stat");
-  size_t paren = stat.rfind(')');
-  if (paren == std::string::npos || paren + 2 >= stat.size() || stat[paren + 2] == 'Z') return 0;
-  return pid;
+  return pid > 0 && host::IsRunning({.pid = pid}) ? pid : 0;
 }
 
 TEST(InstanceIdForDirTest, SameDirectorySameIdOtherDirectoryOtherId) {

@@ -13,8 +13,9 @@
 #include <future>
 #include <random>
 
+#include "core/log.h"
 #include "core/strings.h"
-#include "runtime/storage/host_command.h"
+#include "runtime/host/run.h"
 
 namespace berth::runtime::net::testing {
 namespace {
@@ -36,8 +37,8 @@ TestNamespaces::TestNamespaces(const std::vector<std::string>& suffixes) {
   std::string tag = Cat(static_cast<int>(rd() % 900000 + 100000));
   for (const auto& s : suffixes) {
     std::string name = Cat("berth-t-", tag, "-", s);
-    auto r = host::RunHostCommand({"ip", "netns", "add", name});
-    if (!r.ok() || r->exit_code != 0) ok_ = false;
+    auto r = host::RunCommand({"ip", "netns", "add", name});
+    if (!r.ok() || !r->ok()) ok_ = false;
     names_.emplace_back(s, name);
     RunIn(name, {"ip", "link", "set", "lo", "up"});
   }
@@ -46,7 +47,7 @@ TestNamespaces::TestNamespaces(const std::vector<std::string>& suffixes) {
 TestNamespaces::~TestNamespaces() {
   for (const auto& [_, name] : names_) {
     // Processes a test left behind would keep the namespace alive.
-    auto pids = host::RunHostCommand({"ip", "netns", "pids", name});
+    auto pids = host::RunCommand({"ip", "netns", "pids", name});
     if (pids.ok()) {
       std::string out = pids->out;
       size_t pos = 0;
@@ -58,7 +59,9 @@ TestNamespaces::~TestNamespaces() {
         pos = nl + 1;
       }
     }
-    (void)host::RunHostCommand({"ip", "netns", "del", name});
+    core::ReportError("net.test", Cat("namespace ", name, ": delete"),
+                      host::ResultStatus({"ip", "netns", "del", name},
+                                         host::RunCommand({"ip", "netns", "del", name})));
   }
 }
 
@@ -71,12 +74,12 @@ const std::string& TestNamespaces::Name(const std::string& suffix) const {
 }
 
 int RunIn(const std::string& netns, const std::vector<std::string>& argv, std::string* out) {
-  host::HostCommandOptions opts;
+  host::RunOptions opts;
   opts.netns = netns;
-  auto r = host::RunHostCommand(argv, opts);
+  auto r = host::RunCommand(argv, opts);
   if (!r.ok()) return -1;
   if (out != nullptr) *out = r->out + r->err;
-  return r->exit_code;
+  return r->ShellCode();
 }
 
 TcpServer::TcpServer(const std::string& netns) {

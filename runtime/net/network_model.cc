@@ -4,6 +4,7 @@
 #include <charconv>
 #include <cstdio>
 
+#include "core/log.h"
 #include "core/names.h"
 #include "core/status.h"
 #include "core/strings.h"
@@ -323,7 +324,12 @@ absl::StatusOr<EndpointRecord> NetworkModel::PrepareEndpoint(const EndpointSpec&
 
 void NetworkModel::CommitEndpoint(EndpointRecord record) {
   auto& net = networks_.at(record.spec.network);
-  (void)net.addressing.Allocate(record.spec.id, record.address);
+  // PrepareEndpoint reserved this address on a copy of the same model; a refusal here means the
+  // two disagree, which the endpoint's later detach would show as a leak.
+  if (absl::StatusOr<Ipv4> ip = net.addressing.Allocate(record.spec.id, record.address); !ip.ok()) {
+    core::ReportError("net", core::Cat("endpoint ", record.spec.id, ": record its address"),
+                      ip.status());
+  }
   auto key = std::make_pair(record.spec.network, record.spec.id);
   endpoints_[key] = std::move(record);
 }

@@ -10,9 +10,12 @@
 #include <filesystem>
 #include <iostream>
 
+#include "core/log.h"
 #include "core/status.h"
 #include "core/strings.h"
-#include "runtime/image/command.h"
+#include "runtime/host/file.h"
+#include "runtime/host/proc_stat.h"
+#include "runtime/host/process.h"
 
 namespace berth::runtime {
 
@@ -20,13 +23,21 @@ namespace fs = std::filesystem;
 using core::Cat;
 using nlohmann::json;
 
+namespace {
+
+host::ProcessIdentity ShimOf(pid_t pid, int64_t ticks) {
+  return {.pid = pid, .start_ticks = static_cast<uint64_t>(ticks)};
+}
+
+}  // namespace
+
 struct OciDriver::Box {
   std::string id;
   std::string workload;
   std::string task_dir;
   std::string cgroups_path;
-  pid_t shim_pid = 0;  // the /bin/sh supervisor running `runc run`
-  int64_t shim_ticks = 0;
+  pid_t shim_pid = 0;          // the /bin/sh supervisor running `runc run`
+  int64_t shim_ticks = 0;      // its start time: with the pid, its identity
   bool shim_is_child = false;  // started by this instance: reap it
   pid_t pid = 0;               // container init, as the host sees it
   absl::Time started_at = absl::InfinitePast();
@@ -57,7 +68,7 @@ std::string Q(const std::string& s) {
 int64_t OomKills(const std::string& cgroups_path) {
   for (const std::string& file : {Cat("/sys/fs/cgroup/memory", cgroups_path, "/memory.oom_control"),
                                   Cat("/sys/fs/cgroup", cgroups_path, "/memory.events")}) {
-    auto text = ReadFileToString(file);
+    auto text = host::ReadFile(file);
     if (!text.ok()) continue;
     size_t at = text->find("oom_kill ");
     if (at != std::string::npos) return std::atoll(text->c_str() + at + 9);
@@ -110,6 +121,17 @@ std::vector<std::string> OciDriver::Runc(std::initializer_list<std::string> args
   return argv;
 }
 
+absl::StatusOr<host::RunResult> OciDriver::RunRunc(std::initializer_list<std::string> args) const {
+  return host::RunTool(executor(), Runc(args), {.timeout = absl::Seconds(30)});
+}
+
+void OciDriver::RunRuncOrReport(std::string_view what,
+                                std::initializer_list<std::string> args) const {
+  const std::vector<std::string> argv = Runc(args);
+  core::ReportError("oci", what,
+                    host::ResultStatus(argv, executor().Run(argv, {.timeout = absl::Seconds(30)})));
+}
+
 DriverCapabilities OciDriver::Capabilities() const {
   return {.pause_resume = true,
           .exec = true,
@@ -121,12 +143,12 @@ DriverCapabilities OciDriver::Capabilities() const {
 
 DriverFingerprint OciDriver::Fingerprint() {
   DriverFingerprint fp;
-  auto r = RunCommand({options_.runc_binary, "--version"}, {.timeout = absl::Seconds(10)});
+  auto r = executor().Run({options_.runc_binary, "--version"}, {.timeout = absl::Seconds(10)});
   if (!r.ok() || !r->ok()) {
     fp.health_description = Cat(options_.runc_binary, " not usable");
     return fp;
   }
-  std::string first = r->stdout_data.substr(0, r->stdout_data.find('\n'));
+  std::string first = r->out.substr(0, r->out.find('\n'));
   fp.attributes["driver.oci.runc_version"] = first.substr(first.rfind(' ') + 1);
   fp.attributes["driver.oci.cgroup"] = fs::exists("/sys/fs/cgroup/memory") ? "v1" : "v2";
   fp.healthy = geteuid() == 0;
@@ -215,11 +237,12 @@ absl::StatusOr<TaskHandle> OciDriver::Start(const TaskConfig& config) {
   // The bundle is rebuilt at every start and means nothing after a host crash: no fsync, which
   // costs milliseconds on a busy disk right on the start path.
   BERTH_RETURN_IF_ERROR(
-      WriteFileAtomically(dir + "/bundle/config.json", doc.dump(), {.sync = false}));
+      host::WriteFileAtomically(dir + "/bundle/config.json", doc.dump(), {.sync = false}));
 
   // A leftover container of the same id (a crashed earlier run) would make runc refuse.
   if (fs::exists(Cat(options_.runc_root, "/", spec.id), ec)) {
-    (void)RunCommand(Runc({"delete", "--force", spec.id}), {.timeout = absl::Seconds(30)});
+    RunRuncOrReport(Cat("container ", spec.id, ": delete a leftover"),
+                    {"delete", "--force", spec.id});
   }
   const std::vector<std::string> run = Runc({"run", "--keep", "--bundle", dir + "/bundle",
                                              "--pid-file", dir + "/container.pid", spec.id});
@@ -229,8 +252,8 @@ absl::StatusOr<TaskHandle> OciDriver::Start(const TaskConfig& config) {
       Cat(cmd, "</dev/null >>", Q(Cat(dir, "/", kStdoutLogName)), " 2>>",
           Q(Cat(dir, "/", kStderrLogName)), "; echo $? >", Q(dir + "/exit_code.tmp"), " && mv ",
           Q(dir + "/exit_code.tmp"), " ", Q(dir + "/exit_code"));
-  auto shim = SpawnProcess({"/bin/sh", "-c", script},
-                           {.stdout_path = dir + "/runc.log", .stderr_path = dir + "/runc.log"});
+  auto shim = executor().Spawn({"/bin/sh", "-c", script}, {.stdout_path = dir + "/runc.log",
+                                                           .stderr_path = dir + "/runc.log"});
   if (!shim.ok()) return unmount(shim.status());
 
   auto box = std::make_shared<Box>();
@@ -238,23 +261,29 @@ absl::StatusOr<TaskHandle> OciDriver::Start(const TaskConfig& config) {
   box->workload = config.workload.empty() ? config.task_id : config.workload;
   box->task_dir = dir;
   box->cgroups_path = spec.cgroups_path;
-  box->shim_pid = *shim;
+  box->shim_pid = shim->pid;
   box->shim_is_child = true;
-  box->shim_ticks = ProcessStartTicks(*shim).value_or(0);
+  box->shim_ticks = static_cast<int64_t>(shim->start_ticks);
 
   // Running once runc has written the container's pid; failed if the supervisor ends first.
   const absl::Time deadline = absl::Now() + options_.start_timeout;
   while (true) {
-    auto pidtext = ReadFileToString(dir + "/container.pid");
+    auto pidtext = host::ReadFile(dir + "/container.pid");
     if (pidtext.ok() && !pidtext->empty()) {
       box->pid = std::atoi(pidtext->c_str());
       break;
     }
-    if (!ProcessAlive(box->shim_pid, box->shim_ticks) || absl::Now() > deadline) {
-      kill(box->shim_pid, SIGKILL);
-      (void)ReapChild(box->shim_pid, absl::Seconds(10));
-      (void)RunCommand(Runc({"delete", "--force", spec.id}), {.timeout = absl::Seconds(30)});
-      auto err = ReadFileToString(Cat(dir, "/", kStderrLogName));
+    if (!host::IsRunning(*shim) || absl::Now() > deadline) {
+      // Our own child, not reaped yet: its pid cannot have been reused.
+      absl::Status killed = host::SignalProcess(*shim, SIGKILL);
+      if (!killed.ok() && !absl::IsNotFound(killed)) {
+        core::ReportError("oci", Cat("container ", spec.id, ": kill the runc shim"), killed);
+      }
+      core::ReportError("oci", Cat("container ", spec.id, ": reap the runc shim"),
+                        host::ReapChild(shim->pid, absl::Seconds(10)).status());
+      RunRuncOrReport(Cat("container ", spec.id, ": delete after a failed start"),
+                      {"delete", "--force", spec.id});
+      auto err = host::ReadFile(Cat(dir, "/", kStderrLogName));
       return unmount(absl::FailedPreconditionError(
           Cat("container \"", spec.id, "\": runc failed to start it: ", err.value_or(""))));
     }
@@ -284,8 +313,11 @@ absl::StatusOr<TaskHandle> OciDriver::Start(const TaskConfig& config) {
 
 void OciDriver::Watch(std::shared_ptr<Box> box) {
   while (!box->stop_watch) {
-    if (WaitForProcessExit(box->shim_pid, box->shim_ticks, absl::Milliseconds(200))) {
-      if (box->shim_is_child) (void)ReapChild(box->shim_pid, absl::Seconds(10));
+    if (host::WaitForProcessExit(ShimOf(box->shim_pid, box->shim_ticks), absl::Milliseconds(200))) {
+      if (box->shim_is_child) {
+        core::ReportError("oci", Cat("container ", box->id, ": reap the runc shim"),
+                          host::ReapChild(box->shim_pid, absl::Seconds(10)).status());
+      }
       Finish(box, std::nullopt);
       return;
     }
@@ -295,7 +327,7 @@ void OciDriver::Watch(std::shared_ptr<Box> box) {
 void OciDriver::Finish(const std::shared_ptr<Box>& box, std::optional<std::string> lost_reason) {
   ExitResult r;
   r.finished_at = absl::Now();
-  auto code = ReadFileToString(box->task_dir + "/exit_code");
+  auto code = host::ReadFile(box->task_dir + "/exit_code");
   TaskEventType type = TaskEventType::kExited;
   if (code.ok() && !code->empty()) {
     int status = std::atoi(code->c_str());
@@ -357,11 +389,11 @@ absl::Status OciDriver::Recover(const TaskHandle& handle) {
     return absl::InvalidArgumentError(
         Cat("task \"", handle.task_id, "\": handle.state is malformed: ", e.what()));
   }
-  const bool alive = ProcessAlive(box->shim_pid, box->shim_ticks);
+  const bool alive = host::IsRunning(ShimOf(box->shim_pid, box->shim_ticks));
   if (alive) {
-    auto st = RunCommand(Runc({"state", box->id}), {.timeout = absl::Seconds(30)});
+    auto st = RunRunc({"state", box->id});
     if (st.ok() && st->ok()) {
-      json j = json::parse(st->stdout_data, nullptr, false);
+      json j = json::parse(st->out, nullptr, false);
       if (!j.is_discarded() && j.value("status", "") == "paused") {
         absl::MutexLock lock(&box->mu);
         box->state = TaskState::kPaused;
@@ -397,7 +429,7 @@ absl::StatusOr<ExitResult> OciDriver::Wait(std::string_view task_id, absl::Durat
 }
 
 absl::Status OciDriver::Signal(const std::shared_ptr<Box>& box, const std::string& signal) {
-  auto r = RunCommand(Runc({"kill", "--all", box->id, signal}), {.timeout = absl::Seconds(30)});
+  auto r = RunRunc({"kill", "--all", box->id, signal});
   if (!r.ok()) return r.status();
   return absl::OkStatus();  // a container that just exited makes runc fail; Wait tells the truth
 }
@@ -415,7 +447,7 @@ absl::Status OciDriver::Stop(std::string_view task_id, const StopOptions& option
   BERTH_RETURN_IF_ERROR(Signal(box, std::to_string(options.signal)));
   // A frozen container cannot handle the signal: thaw it so the signal lands.
   if (paused) {
-    (void)RunCommand(Runc({"resume", box->id}), {.timeout = absl::Seconds(30)});
+    RunRuncOrReport(Cat("container ", box->id, ": thaw to stop"), {"resume", box->id});
   }
   if (Wait(task_id, options.grace).ok()) return absl::OkStatus();
   BERTH_RETURN_IF_ERROR(Signal(box, "KILL"));
@@ -436,13 +468,17 @@ absl::Status OciDriver::Destroy(std::string_view task_id, const DestroyOptions& 
         Cat("container \"", box->workload, "\" is still running; stop it or destroy with force"));
   }
   if (running) {
-    (void)RunCommand(Runc({"resume", box->id}), {.timeout = absl::Seconds(30)});
+    // Fails for a container that is not paused, which is the common case: nothing to report.
+    auto resumed = RunRunc({"resume", box->id});
+    if (!resumed.ok()) {
+      core::ReportError("oci", Cat("container ", box->id, ": thaw to destroy"), resumed.status());
+    }
     BERTH_RETURN_IF_ERROR(Signal(box, "KILL"));
     BERTH_RETURN_IF_ERROR(Wait(task_id, absl::Seconds(60)).status());
   }
   box->stop_watch = true;
   if (box->watcher.joinable()) box->watcher.join();
-  (void)RunCommand(Runc({"delete", "--force", box->id}), {.timeout = absl::Seconds(30)});
+  RunRuncOrReport(Cat("container ", box->id, ": delete"), {"delete", "--force", box->id});
   umount2(Overlay(box->task_dir).c_str(), MNT_DETACH);
   {
     absl::MutexLock lock(&mu_);
@@ -476,17 +512,17 @@ absl::StatusOr<TaskStats> OciDriver::Stats(std::string_view task_id) {
     }
   }
   TaskStats s{.at = absl::Now()};
-  auto usage = ReadProcessUsage(box->pid);
-  if (usage.ok()) {
+  auto usage = host::ReadProcessUsage(box->pid);
+  if (usage.has_value()) {
     s.cpu_user = usage->user;
     s.cpu_system = usage->system;
     s.rss_bytes = usage->rss_bytes;
   }
   // The cgroup counts every process of the container, not only its init.
   auto mem =
-      ReadFileToString(Cat("/sys/fs/cgroup/memory", box->cgroups_path, "/memory.usage_in_bytes"));
+      host::ReadFile(Cat("/sys/fs/cgroup/memory", box->cgroups_path, "/memory.usage_in_bytes"));
   if (mem.ok()) s.rss_bytes = std::atoll(mem->c_str());
-  auto procs = ReadFileToString(Cat("/sys/fs/cgroup/pids", box->cgroups_path, "/pids.current"));
+  auto procs = host::ReadFile(Cat("/sys/fs/cgroup/pids", box->cgroups_path, "/pids.current"));
   s.processes = procs.ok() ? std::atoll(procs->c_str()) : 1;
   return s;
 }
@@ -499,9 +535,11 @@ absl::Status OciDriver::Pause(std::string_view task_id) {
     return absl::FailedPreconditionError(
         Cat("container \"", box->workload, "\" is ", TaskStateName(box->state), ", not running"));
   }
-  auto r = RunCommand(Runc({"pause", box->id}), {.timeout = absl::Seconds(30)});
+  auto r = RunRunc({"pause", box->id});
   if (!r.ok()) return r.status();
-  if (!r->ok()) return absl::FailedPreconditionError(DescribeFailure({"runc pause"}, *r));
+  if (!r->ok()) {
+    return absl::FailedPreconditionError(host::ResultStatus({"runc", "pause"}, *r).message());
+  }
   box->state = TaskState::kPaused;
   events_.Publish({.task_id = box->id, .type = TaskEventType::kPaused, .time = absl::Now()});
   return absl::OkStatus();
@@ -515,9 +553,11 @@ absl::Status OciDriver::Resume(std::string_view task_id) {
     return absl::FailedPreconditionError(
         Cat("container \"", box->workload, "\" is ", TaskStateName(box->state), ", not paused"));
   }
-  auto r = RunCommand(Runc({"resume", box->id}), {.timeout = absl::Seconds(30)});
+  auto r = RunRunc({"resume", box->id});
   if (!r.ok()) return r.status();
-  if (!r->ok()) return absl::FailedPreconditionError(DescribeFailure({"runc resume"}, *r));
+  if (!r->ok()) {
+    return absl::FailedPreconditionError(host::ResultStatus({"runc", "resume"}, *r).message());
+  }
   box->state = TaskState::kRunning;
   events_.Publish({.task_id = box->id, .type = TaskEventType::kResumed, .time = absl::Now()});
   return absl::OkStatus();
@@ -544,10 +584,10 @@ absl::StatusOr<ExecResult> OciDriver::Exec(std::string_view task_id,
   }
   cmd.push_back(box->id);
   cmd.insert(cmd.end(), argv.begin(), argv.end());
-  BERTH_ASSIGN_OR_RETURN(CommandResult r, RunCommand(cmd, {.timeout = options.timeout}));
-  return ExecResult{.exit_code = r.signal ? 128 + r.signal : r.exit_code,
-                    .stdout_data = r.stdout_data,
-                    .stderr_data = r.stderr_data};
+  BERTH_ASSIGN_OR_RETURN(host::RunResult r,
+                         host::RunTool(executor(), cmd, {.timeout = options.timeout}));
+  return ExecResult{
+      .exit_code = r.ShellCode(), .stdout_data = std::move(r.out), .stderr_data = std::move(r.err)};
 }
 
 std::vector<std::string> OciDriver::Tasks() {

@@ -27,6 +27,7 @@
 #include "absl/base/thread_annotations.h"
 #include "absl/synchronization/mutex.h"
 #include "runtime/compute_driver.h"
+#include "runtime/host/executor.h"
 #include "runtime/oci/oci_config.h"
 
 namespace berth::runtime {
@@ -37,6 +38,7 @@ struct OciDriverOptions {
   std::string cgroup_parent = "/berth";
   int64_t pids_limit = 4096;
   absl::Duration start_timeout = absl::Seconds(60);
+  host::Executor* executor = nullptr;  // runs runc and the shim; null = the host
 };
 
 class OciDriver final : public ComputeDriver {
@@ -69,6 +71,11 @@ class OciDriver final : public ComputeDriver {
   struct Box;
 
   std::vector<std::string> Runc(std::initializer_list<std::string> args) const;
+  // Runs runc; a timeout or a runc that cannot start is an error, any exit is a result.
+  absl::StatusOr<host::RunResult> RunRunc(std::initializer_list<std::string> args) const;
+  // Runs runc where nothing waits for the outcome (clean-up); a failure is reported.
+  void RunRuncOrReport(std::string_view what, std::initializer_list<std::string> args) const;
+  host::Executor& executor() const { return host::ExecutorOr(options_.executor); }
   void Watch(std::shared_ptr<Box> box);
   void Finish(const std::shared_ptr<Box>& box, std::optional<std::string> lost_reason);
   std::shared_ptr<Box> Find(std::string_view task_id);

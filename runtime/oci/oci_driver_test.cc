@@ -7,7 +7,7 @@
 
 #include "gtest/gtest.h"
 #include "runtime/compute_driver_contract.h"
-#include "runtime/image/command.h"
+#include "runtime/host/executor.h"
 
 namespace berth::runtime {
 namespace {
@@ -18,7 +18,7 @@ namespace fs = std::filesystem;
 const std::string& BusyboxRootfs() {
   static const std::string* dir = [] {
     std::string images = BERTH_TEST_IMAGES_DIR;
-    auto r = RunCommand({BERTH_IMAGE_SCRIPT, images}, {.timeout = absl::Minutes(10)});
+    auto r = host::RunCommand({BERTH_IMAGE_SCRIPT, images}, {.timeout = absl::Minutes(10)});
     if (!r.ok() || !r->ok()) return new std::string();
     return new std::string(images + "/busybox-rootfs");
   }();
@@ -27,7 +27,7 @@ const std::string& BusyboxRootfs() {
 
 std::string OciSkipReason() {
   if (geteuid() != 0) return "runc needs root";
-  if (!RunCommand({"runc", "--version"}).ok()) return "runc missing";
+  if (!host::RunOk(host::RealExecutor(), {"runc", "--version"}).ok()) return "runc missing";
   if (BusyboxRootfs().empty()) return "test images could not be built";
   return "";
 }
@@ -64,7 +64,9 @@ struct OciTraits {
     pid_t pid = handle.state.at("pid").get<pid_t>();
     kill(pid, SIGKILL);
     pid_t shim = handle.state.at("shim_pid").get<pid_t>();
-    WaitForProcessExit(shim, handle.state.at("shim_ticks").get<int64_t>(), absl::Seconds(60));
+    host::WaitForProcessExit(
+        {.pid = shim, .start_ticks = handle.state.at("shim_ticks").get<uint64_t>()},
+        absl::Seconds(60));
   }
 };
 

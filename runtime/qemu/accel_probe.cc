@@ -15,7 +15,7 @@
 #include "absl/strings/strip.h"
 #include "absl/synchronization/mutex.h"
 #include "core/strings.h"
-#include "runtime/image/command.h"
+#include "runtime/host/file.h"
 
 namespace berth::runtime {
 
@@ -84,7 +84,7 @@ absl::Status RunProbeGuest(const AccelProbeOptions& options, VmAccel accel) {
   }
   const std::string dir = templ;
   const std::string firmware = dir + "/probe.bin";
-  absl::Status written = WriteFileAtomically(firmware, ProbeFirmware(), {.sync = false});
+  absl::Status written = host::WriteFileAtomically(firmware, ProbeFirmware(), {.sync = false});
   absl::Status result = written;
   if (written.ok()) {
     std::vector<std::string> argv = {options.qemu_binary,
@@ -103,17 +103,19 @@ absl::Status RunProbeGuest(const AccelProbeOptions& options, VmAccel accel) {
                                      "-device",
                                      Cat("isa-debug-exit,iobase=", kExitPort, ",iosize=0x04"),
                                      "-no-reboot"};
-    auto run = RunCommand(argv, {.timeout = options.timeout});
+    auto run = host::ExecutorOr(options.executor).Run(argv, {.timeout = options.timeout});
     if (!run.ok()) {
-      result = run.status().code() == absl::StatusCode::kDeadlineExceeded
-                   ? absl::DeadlineExceededError(Cat("the probe guest did not finish within ",
-                                                     absl::FormatDuration(options.timeout),
-                                                     " (the guest hangs)"))
-                   : run.status();
-    } else if (run->exit_code != kProbeExitStatus) {
-      std::string why = FirstErrorLine(run->stderr_data);
+      result = run.status();
+    } else if (run->cause == host::ExitCause::kTimedOut) {
+      result = absl::DeadlineExceededError(Cat("the probe guest did not finish within ",
+                                               absl::FormatDuration(options.timeout),
+                                               " (the guest hangs)"));
+    } else if (run->cause == host::ExitCause::kStartFailed) {
+      result = host::ResultStatus(argv, *run);
+    } else if (run->cause == host::ExitCause::kSignaled || run->exit_code != kProbeExitStatus) {
+      std::string why = FirstErrorLine(run->err);
       result = absl::FailedPreconditionError(
-          run->signal != 0
+          run->cause == host::ExitCause::kSignaled
               ? Cat("qemu was killed by signal ", run->signal, why.empty() ? "" : ": ", why)
               : Cat("qemu exited with status ", run->exit_code, why.empty() ? "" : ": ", why));
     }

@@ -16,6 +16,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
+#include "runtime/host/executor.h"
 #include "runtime/qemu/qemu_argv.h"
 
 namespace berth::runtime {
@@ -33,6 +34,7 @@ struct AccelProbeOptions {
   std::string kvm_device = "/dev/kvm";
   std::string machine = "q35";
   absl::Duration timeout = absl::Seconds(10);  // a probe guest that has not exited by then hangs
+  host::Executor* executor = nullptr;          // runs the probe; null = the host
 };
 
 // The accelerator VMs use here, and why.

@@ -7,9 +7,12 @@
 #include <filesystem>
 
 #include "absl/strings/escaping.h"
+#include "core/log.h"
 #include "core/status.h"
 #include "core/strings.h"
-#include "runtime/image/command.h"
+#include "runtime/host/file.h"
+#include "runtime/host/proc_stat.h"
+#include "runtime/host/process.h"
 
 namespace berth::runtime {
 
@@ -42,12 +45,22 @@ struct QemuDriver::Vm {
 
 namespace {
 
+// The QEMU process of `vm`: its pid with the start time recorded when it was found.
+template <typename V>
+host::ProcessIdentity IdentityOf(const V& vm) {
+  return {.pid = vm.pid, .start_ticks = static_cast<uint64_t>(vm.start_ticks)};
+}
+
+}  // namespace
+
+namespace {
+
 constexpr std::string_view kCmdlineEnv = "BERTH_VM_CMDLINE";
 constexpr std::string_view kExitMarker = "BERTH-RUN-EXIT=";
 
 // The exit code the guest's init printed last on the console, if any.
 std::optional<int> ConsoleExitCode(const std::string& console_log) {
-  auto text = ReadFileToString(console_log);
+  auto text = host::ReadFile(console_log);
   if (!text.ok()) return std::nullopt;
   size_t at = text->rfind(kExitMarker);
   if (at == std::string::npos) return std::nullopt;
@@ -98,14 +111,16 @@ DriverCapabilities QemuDriver::Capabilities() const {
 
 DriverFingerprint QemuDriver::Fingerprint() {
   DriverFingerprint fp;
-  auto r = RunCommand({options_.qemu_binary, "--version"}, {.timeout = absl::Seconds(10)});
+  const std::vector<std::string> version = {options_.qemu_binary, "--version"};
+  auto r = host::ExecutorOr(options_.executor).Run(version, {.timeout = absl::Seconds(10)});
   if (!r.ok() || !r->ok()) {
-    fp.health_description =
-        Cat(options_.qemu_binary,
-            " not usable: ", r.ok() ? r->stderr_data : std::string(r.status().message()));
+    fp.health_description = Cat(options_.qemu_binary, " not usable: ",
+                                r.ok() && r->cause == host::ExitCause::kExited
+                                    ? r->err
+                                    : std::string(host::ResultStatus(version, r).message()));
     return fp;
   }
-  std::string first = r->stdout_data.substr(0, r->stdout_data.find('\n'));
+  std::string first = r->out.substr(0, r->out.find('\n'));
   size_t v = first.find("version ");
   fp.attributes["driver.qemu.version"] =
       v == std::string::npos ? first : first.substr(v + 8, first.find(' ', v + 8) - v - 8);
@@ -224,9 +239,10 @@ absl::StatusOr<TaskHandle> QemuDriver::Launch(const TaskConfig& config,
   spec.incoming_file = incoming;
   BERTH_ASSIGN_OR_RETURN(std::vector<std::string> argv, BuildQemuArgv(spec));
   // Tap devices live in the network namespace of their bridge: QEMU opens them there.
+  std::string netns;
   for (const TaskNic& n : config.nics) {
     if (n.host_ifname.empty() || n.netns_path.empty()) continue;
-    argv.insert(argv.begin(), {"nsenter", "--net=" + n.netns_path, "--"});
+    netns = n.netns_path;
     break;
   }
   std::error_code ec;
@@ -244,31 +260,45 @@ absl::StatusOr<TaskHandle> QemuDriver::Launch(const TaskConfig& config,
   vm->run_job = !config.command.empty();
 
   // -daemonize: the command returns once QEMU is initialized (QMP listening) or has failed.
-  auto run = RunCommand(argv, {.timeout = options_.start_timeout});
+  auto run = host::RunTool(host::ExecutorOr(options_.executor), argv,
+                           {.timeout = options_.start_timeout, .netns = netns});
   const std::string stderr_log = Cat(config.task_dir, "/", kStderrLogName);
-  if (run.ok() && !run->stderr_data.empty()) {
-    (void)WriteFileAtomically(stderr_log, run->stderr_data);
+  if (run.ok() && !run->err.empty()) {
+    core::ReportError("qemu", Cat("vm ", spec.name, ": save QEMU's start-up errors"),
+                      host::WriteFileAtomically(stderr_log, run->err));
   }
-  auto pidtext = ReadFileToString(spec.pidfile);
+  auto pidtext = host::ReadFile(spec.pidfile);
   auto cleanup = [&](absl::Status s) {
     if (pidtext.ok()) {
-      pid_t pid = std::atoi(pidtext->c_str());
-      if (pid > 0) kill(pid, SIGKILL);
+      // Only the QEMU that wrote this pid file: the pid may have been reused since.
+      const std::string pidfile = spec.pidfile;
+      absl::Status killed =
+          host::SignalProcessIf(std::atoi(pidtext->c_str()), SIGKILL, [&pidfile](pid_t pid) {
+            for (const std::string& arg : host::ProcessCmdline(pid)) {
+              if (arg == pidfile) return true;
+            }
+            return false;
+          });
+      if (!killed.ok() && !absl::IsNotFound(killed)) {
+        core::ReportError("qemu", Cat("vm ", spec.name, ": kill QEMU after a failed start"),
+                          killed);
+      }
     }
     return s;
   };
   if (!run.ok()) return cleanup(run.status());
   if (!run->ok()) {
     return cleanup(absl::FailedPreconditionError(
-        Cat("vm \"", spec.name, "\": QEMU failed to start: ", DescribeFailure(argv, *run))));
+        Cat("vm \"", spec.name,
+            "\": QEMU failed to start: ", host::ResultStatus(argv, *run).message())));
   }
   if (!pidtext.ok()) return cleanup(pidtext.status());
   vm->pid = std::atoi(pidtext->c_str());
-  auto ticks = ProcessStartTicks(vm->pid);
-  if (vm->pid <= 0 || !ticks) {
+  std::optional<host::ProcessIdentity> identity = host::IdentifyProcess(vm->pid);
+  if (vm->pid <= 0 || !identity) {
     return absl::FailedPreconditionError(Cat("vm \"", spec.name, "\": QEMU exited at start"));
   }
-  vm->start_ticks = *ticks;
+  vm->start_ticks = static_cast<int64_t>(identity->start_ticks);
   vm->started_at = absl::FromUnixMicros(absl::ToUnixMicros(absl::Now()));
   if (auto s = Attach(vm); !s.ok()) return cleanup(s);
 
@@ -355,7 +385,7 @@ void QemuDriver::OnEvent(const std::shared_ptr<Vm>& vm, const QmpEvent& e) {
 
 void QemuDriver::Watch(std::shared_ptr<Vm> vm) {
   while (!vm->stop_watch) {
-    if (WaitForProcessExit(vm->pid, vm->start_ticks, absl::Milliseconds(200))) {
+    if (host::WaitForProcessExit(IdentityOf(*vm), absl::Milliseconds(200))) {
       // QEMU writes its last events before exiting; let the reader deliver them.
       if (vm->qmp) vm->qmp->WaitClosed(absl::Seconds(5));
       Finish(vm, std::nullopt);
@@ -452,9 +482,11 @@ absl::Status QemuDriver::AttachDisk(std::string_view task_id, const TaskDisk& di
       if (plugged.ok()) return absl::OkStatus();
       last = plugged.status();
     }
-    (void)Qmp(vm, "blockdev-del", {{"node-name", node}});
+    core::ReportError("qemu", Cat("vm ", vm->workload, ": remove block node ", node),
+                      Qmp(vm, "blockdev-del", {{"node-name", node}}).status());
   }
-  (void)Qmp(vm, "blockdev-del", {{"node-name", node + "-file"}});
+  core::ReportError("qemu", Cat("vm ", vm->workload, ": remove block node ", node, "-file"),
+                    Qmp(vm, "blockdev-del", {{"node-name", node + "-file"}}).status());
   return absl::FailedPreconditionError(Cat("vm \"", vm->workload, "\": disk \"", disk.name,
                                            "\" could not be plugged in: ", last.message()));
 }
@@ -480,8 +512,10 @@ absl::Status QemuDriver::DetachDisk(std::string_view task_id, std::string_view n
     }
     absl::SleepFor(absl::Milliseconds(100));
   }
-  (void)Qmp(vm, "blockdev-del", {{"node-name", node}});
-  (void)Qmp(vm, "blockdev-del", {{"node-name", node + "-file"}});
+  core::ReportError("qemu", Cat("vm ", vm->workload, ": remove block node ", node),
+                    Qmp(vm, "blockdev-del", {{"node-name", node}}).status());
+  core::ReportError("qemu", Cat("vm ", vm->workload, ": remove block node ", node, "-file"),
+                    Qmp(vm, "blockdev-del", {{"node-name", node + "-file"}}).status());
   return absl::OkStatus();
 }
 
@@ -531,7 +565,7 @@ absl::Status QemuDriver::Recover(const TaskHandle& handle) {
     return absl::InvalidArgumentError(
         Cat("task \"", handle.task_id, "\": handle.state is malformed: ", e.what()));
   }
-  bool alive = ProcessAlive(vm->pid, vm->start_ticks);
+  bool alive = host::IsRunning(IdentityOf(*vm));
   if (alive) {
     absl::Status s = Attach(vm);
     if (s.ok()) {
@@ -541,7 +575,7 @@ absl::Status QemuDriver::Recover(const TaskHandle& handle) {
         vm->state = st->value("running", true) ? TaskState::kRunning : TaskState::kPaused;
       }
     } else {
-      alive = ProcessAlive(vm->pid, vm->start_ticks);
+      alive = host::IsRunning(IdentityOf(*vm));
     }
   }
   {
@@ -578,9 +612,13 @@ absl::Status QemuDriver::Kill(const std::shared_ptr<Vm>& vm) {
     if (vm->exit) return absl::OkStatus();
     vm->killed = true;
   }
-  (void)Qmp(vm, "quit");
-  if (!WaitForProcessExit(vm->pid, vm->start_ticks, absl::Seconds(5))) {
-    kill(vm->pid, SIGKILL);
+  // A QEMU that does not answer is killed below all the same.
+  if (auto quit = Qmp(vm, "quit"); !quit.ok()) {
+    core::LogDebug("vm %s: quit over QMP: %s", vm->workload, quit.status().ToString());
+  }
+  if (!host::WaitForProcessExit(IdentityOf(*vm), absl::Seconds(5))) {
+    absl::Status killed = host::SignalProcess(IdentityOf(*vm), SIGKILL);
+    if (!killed.ok() && !absl::IsNotFound(killed)) return killed;
   }
   auto r = Wait(vm->id, absl::Seconds(60));
   return r.ok() ? absl::OkStatus() : r.status();
@@ -597,11 +635,17 @@ absl::Status QemuDriver::Stop(std::string_view task_id, const StopOptions& optio
     paused = vm->state == TaskState::kPaused;
   }
   // A paused guest cannot see the power button.
-  if (paused) (void)Qmp(vm, "cont");
+  if (paused) {
+    core::ReportError("qemu", Cat("vm ", vm->workload, ": resume to stop"),
+                      Qmp(vm, "cont").status());
+  }
   // The guest may still be booting and miss the first press: press again every second.
   const absl::Time deadline = absl::Now() + options.grace;
   while (true) {
-    (void)Qmp(vm, "system_powerdown");
+    // A guest still booting may refuse; the press is repeated and Kill() ends it otherwise.
+    if (auto pressed = Qmp(vm, "system_powerdown"); !pressed.ok()) {
+      core::LogDebug("vm %s: power button: %s", vm->workload, pressed.status().ToString());
+    }
     absl::Duration left = deadline - absl::Now();
     if (left <= absl::ZeroDuration()) break;
     if (Wait(task_id, std::min(left, absl::Seconds(1))).ok()) return absl::OkStatus();
@@ -661,12 +705,14 @@ absl::StatusOr<TaskStats> QemuDriver::Stats(std::string_view task_id) {
       return absl::FailedPreconditionError(Cat("vm \"", vm->workload, "\" has exited"));
     }
   }
-  BERTH_ASSIGN_OR_RETURN(ProcessUsage u, ReadProcessUsage(vm->pid));
+  std::optional<host::ProcessUsage> u = host::ReadProcessUsage(vm->pid);
+  if (!u)
+    return absl::NotFoundError(Cat("vm \"", vm->workload, "\": process ", vm->pid, " not found"));
   return TaskStats{.at = absl::Now(),
-                   .cpu_user = u.user,
-                   .cpu_system = u.system,
-                   .rss_bytes = u.rss_bytes,
-                   .processes = u.threads};
+                   .cpu_user = u->user,
+                   .cpu_system = u->system,
+                   .rss_bytes = u->rss_bytes,
+                   .processes = u->threads};
 }
 
 absl::StatusOr<VmStats> QemuDriver::GetVmStats(std::string_view task_id) {
@@ -674,20 +720,11 @@ absl::StatusOr<VmStats> QemuDriver::GetVmStats(std::string_view task_id) {
   if (!vm) return TaskNotFound(task_id);
   VmStats out;
   BERTH_ASSIGN_OR_RETURN(json cpus, Qmp(vm, "query-cpus-fast"));
-  const int64_t hz = sysconf(_SC_CLK_TCK);
   for (const json& c : cpus) {
     int64_t tid = c.value("thread-id", int64_t{0});
-    auto stat = ReadFileToString(Cat("/proc/", vm->pid, "/task/", tid, "/stat"));
-    if (!stat.ok()) continue;
-    size_t close = stat->rfind(')');
-    std::istringstream in(stat->substr(close + 2));
-    std::string f;
-    int64_t utime = 0, stime = 0;
-    for (int i = 3; i <= 15 && (in >> f); ++i) {
-      if (i == 14) utime = std::stoll(f);
-      if (i == 15) stime = std::stoll(f);
-    }
-    out.guest_cpu += absl::Milliseconds((utime + stime) * 1000 / hz);
+    std::optional<host::ProcStat> stat = host::ReadThreadStat(vm->pid, static_cast<pid_t>(tid));
+    if (!stat) continue;
+    out.guest_cpu += host::TicksToDuration(stat->utime_ticks + stat->stime_ticks);
   }
   auto blocks = Qmp(vm, "query-blockstats");
   if (blocks.ok()) {
@@ -795,7 +832,8 @@ absl::Status QemuDriver::Snapshot(std::string_view task_id, const SnapshotOption
           Cat("vm \"", vm->workload, "\": snapshot ", status, ": ", m.value("error-desc", "")));
     }
     if (absl::Now() > deadline) {
-      (void)Qmp(vm, "migrate_cancel");
+      core::ReportError("qemu", Cat("vm ", vm->workload, ": cancel a slow snapshot"),
+                        Qmp(vm, "migrate_cancel").status());
       return absl::DeadlineExceededError(Cat("vm \"", vm->workload, "\": snapshot too slow"));
     }
     absl::SleepFor(absl::Milliseconds(20));

@@ -29,6 +29,7 @@
 #include "absl/base/thread_annotations.h"
 #include "absl/synchronization/mutex.h"
 #include "runtime/compute_driver.h"
+#include "runtime/host/executor.h"
 #include "runtime/qemu/accel_probe.h"
 #include "runtime/qemu/qemu_argv.h"
 #include "runtime/qemu/qmp_client.h"
@@ -44,6 +45,7 @@ struct QemuDriverOptions {
   absl::Duration start_timeout = absl::Seconds(60);
   // How long DetachDisk waits for the guest to give a hot-plugged disk up.
   absl::Duration hot_unplug_timeout = absl::Seconds(30);
+  host::Executor* executor = nullptr;  // runs QEMU; null = the host
 };
 
 struct SnapshotOptions {

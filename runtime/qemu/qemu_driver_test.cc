@@ -9,7 +9,7 @@
 #include "absl/synchronization/mutex.h"
 #include "gtest/gtest.h"
 #include "runtime/compute_driver_contract.h"
-#include "runtime/image/command.h"
+#include "runtime/host/executor.h"
 
 namespace berth::runtime {
 namespace {
@@ -22,7 +22,7 @@ using contract::ReadWholeFile;
 const std::string& TinyVmDir() {
   static const std::string* dir = [] {
     std::string images = BERTH_TEST_IMAGES_DIR;
-    auto r = RunCommand({BERTH_IMAGE_SCRIPT, images}, {.timeout = absl::Minutes(10)});
+    auto r = host::RunCommand({BERTH_IMAGE_SCRIPT, images}, {.timeout = absl::Minutes(10)});
     if (!r.ok() || !r->ok()) return new std::string();
     return new std::string(images + "/tiny-vm");
   }();
@@ -30,7 +30,9 @@ const std::string& TinyVmDir() {
 }
 
 std::string QemuSkipReason() {
-  if (!RunCommand({"qemu-system-x86_64", "--version"}).ok()) return "qemu-system-x86_64 missing";
+  if (!host::RunOk(host::RealExecutor(), {"qemu-system-x86_64", "--version"}).ok()) {
+    return "qemu-system-x86_64 missing";
+  }
   if (TinyVmDir().empty()) return "test images could not be built (kernel unreadable?)";
   return "";
 }
@@ -70,9 +72,9 @@ struct QemuTraits {
   std::vector<std::string> EchoArgv(std::string_view text) { return {"echo", std::string(text)}; }
   void KillBehindDriversBack(const TaskHandle& handle) {
     pid_t pid = handle.state.at("pid").get<pid_t>();
-    int64_t ticks = handle.state.at("start_ticks").get<int64_t>();
+    uint64_t ticks = handle.state.at("start_ticks").get<uint64_t>();
     kill(pid, SIGKILL);
-    WaitForProcessExit(pid, ticks, absl::Seconds(60));
+    host::WaitForProcessExit({.pid = pid, .start_ticks = ticks}, absl::Seconds(60));
   }
 };
 

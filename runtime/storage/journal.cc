@@ -12,6 +12,7 @@
 
 #include "core/strings.h"
 #include "nlohmann/json.hpp"
+#include "runtime/host/file.h"
 
 namespace berth::runtime::storage {
 namespace {
@@ -45,18 +46,11 @@ absl::Status Journal::Write(const JournalRecord& record) const {
   std::error_code ec;
   fs::create_directories(directory_, ec);
   if (ec) return absl::InternalError(Cat("journal: mkdir ", directory_, ": ", ec.message()));
-  std::string path = PathOf(record);
-  std::string tmp = path + ".tmp";
-  {
-    std::ofstream out(tmp, std::ios::trunc);
-    out << ToJson(record).dump();
-    if (!out.flush()) return absl::InternalError(Cat("journal: write ", tmp));
+  absl::Status written = host::WriteFileAtomically(PathOf(record), ToJson(record).dump());
+  if (!written.ok()) {
+    return absl::Status(written.code(), Cat("journal: ", std::string(written.message())));
   }
-  if (auto s = SyncPath(tmp, O_RDONLY); !s.ok()) return s;
-  if (std::rename(tmp.c_str(), path.c_str()) != 0) {
-    return absl::InternalError(Cat("journal: rename ", tmp, ": ", std::strerror(errno)));
-  }
-  return SyncPath(directory_, O_RDONLY | O_DIRECTORY);
+  return absl::OkStatus();
 }
 
 absl::Status Journal::Remove(const JournalRecord& record) const {
@@ -72,7 +66,9 @@ absl::StatusOr<std::vector<JournalRecord>> Journal::Pending() const {
   if (!fs::exists(directory_, ec)) return out;
   for (const auto& entry : fs::directory_iterator(directory_, ec)) {
     std::string name = entry.path().filename().string();
-    if (name.ends_with(".json.tmp")) {
+    // ".json.tmp.XXXXXX": a temporary file of host::WriteFileAtomically; ".json.tmp" from older
+    // versions.
+    if (name.ends_with(".json.tmp") || name.find(".json.tmp.") != std::string::npos) {
       // A record that never became durable: its operation had not started any step.
       fs::remove(entry.path(), ec);
       continue;

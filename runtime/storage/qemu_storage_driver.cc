@@ -13,12 +13,13 @@
 #include <sstream>
 #include <utility>
 
+#include "core/log.h"
 #include "core/names.h"
 #include "core/status.h"
 #include "core/strings.h"
 #include "nlohmann/json.hpp"
+#include "runtime/host/executor.h"
 #include "runtime/storage/confined_path.h"
-#include "runtime/storage/host_command.h"
 #include "runtime/storage/validation.h"
 
 namespace berth::runtime::storage {
@@ -26,10 +27,15 @@ namespace {
 
 namespace fs = std::filesystem;
 using core::Cat;
-using host::RunHostCommandOk;
 using StepFn = std::function<absl::Status(std::string_view)>;
 
 constexpr int64_t kMiB = 1024 * 1024;
+
+// Runs a host tool (qemu-img, mkfs, sha256sum); its standard output, or an error quoting it.
+absl::StatusOr<std::string> RunTool(const std::vector<std::string>& argv,
+                                    const host::RunOptions& options = {}) {
+  return host::RunOk(host::RealExecutor(), argv, options);
+}
 
 std::string VolumesDir(const PoolSpec& s) { return s.directory + "/volumes"; }
 std::string TmpDir(const PoolSpec& s) { return s.directory + "/.tmp"; }
@@ -84,7 +90,7 @@ int64_t CeilMiB(int64_t bytes) { return (bytes + kMiB - 1) / kMiB; }
 
 absl::StatusOr<nlohmann::json> ImageInfo(const std::string& path) {
   BERTH_ASSIGN_OR_RETURN(std::string out,
-                         RunHostCommandOk({"qemu-img", "info", "-U", "--output=json", path}));
+                         RunTool({"qemu-img", "info", "-U", "--output=json", path}));
   nlohmann::json j = nlohmann::json::parse(out, nullptr, /*allow_exceptions=*/false);
   if (j.is_discarded() || !j.is_object()) {
     return absl::InternalError(Cat("qemu-img info ", path, ": unreadable output"));
@@ -154,16 +160,16 @@ class ProgressParser {
 
 absl::Status ConvertWithProgress(std::vector<std::string> argv, ProgressFn progress) {
   ProgressParser parser(std::move(progress));
-  host::HostCommandOptions opts;
+  host::RunOptions opts;
   opts.on_output = [&](std::string_view chunk) { parser.Feed(chunk); };
   parser.Report(0);
-  BERTH_RETURN_IF_ERROR(RunHostCommandOk(argv, opts));
+  BERTH_RETURN_IF_ERROR(RunTool(argv, opts));
   parser.Report(1000);
   return absl::OkStatus();
 }
 
 absl::StatusOr<std::string> Sha256Of(const std::string& path) {
-  BERTH_ASSIGN_OR_RETURN(std::string out, RunHostCommandOk({"sha256sum", "-b", path}));
+  BERTH_ASSIGN_OR_RETURN(std::string out, RunTool({"sha256sum", "-b", path}));
   size_t sp = out.find(' ');
   if (sp != 64) return absl::InternalError(Cat("sha256sum ", path, ": unreadable output"));
   return out.substr(0, 64);
@@ -286,14 +292,20 @@ class QemuStorageDriver::Operation {
     BERTH_RETURN_IF_ERROR(Step("journal"));
     absl::Status s = build(*this);
     if (!s.ok()) {
-      if (!crashed_) (void)journal_.Resolve(record_);  // roll back now
+      if (!crashed_) {  // roll back now; what is left is rolled back by Recover()
+        core::ReportError("storage",
+                          Cat("volume ", record_.volume, ": roll back ", record_.operation),
+                          journal_.Resolve(record_));
+      }
       return s;
     }
     BERTH_RETURN_IF_ERROR(Step("built"));
     record_.committed = true;
     if (s = journal_.Write(record_); !s.ok()) {
       record_.committed = false;
-      (void)journal_.Resolve(record_);
+      core::ReportError("storage",
+                        Cat("volume ", record_.volume, ": roll back ", record_.operation),
+                        journal_.Resolve(record_));
       return s;
     }
     BERTH_RETURN_IF_ERROR(Step("commit"));
@@ -485,28 +497,26 @@ absl::StatusOr<VolumeInfo> QemuStorageDriver::CreateVolume(const CreateVolumeSpe
       BERTH_RETURN_IF_ERROR(MakeSparseFile(raw, size_mib * kMiB));
       BERTH_RETURN_IF_ERROR(op.Step("allocated"));
       if (spec.filesystem == Filesystem::kExt4) {
-        BERTH_RETURN_IF_ERROR(RunHostCommandOk(
+        BERTH_RETURN_IF_ERROR(RunTool(
             {"mkfs.ext4", "-F", "-q", "-E", "lazy_itable_init=1,lazy_journal_init=1", raw}));
       } else {
-        BERTH_RETURN_IF_ERROR(RunHostCommandOk({"mkfs.xfs", "-f", "-q", raw}));
+        BERTH_RETURN_IF_ERROR(RunTool({"mkfs.xfs", "-f", "-q", raw}));
       }
       BERTH_RETURN_IF_ERROR(op.Step("formatted"));
       if (raw != tmp) {
         BERTH_RETURN_IF_ERROR(
-            RunHostCommandOk({"qemu-img", "convert", "-f", "raw", "-O", "qcow2", raw, tmp}));
+            RunTool({"qemu-img", "convert", "-f", "raw", "-O", "qcow2", raw, tmp}));
         BERTH_RETURN_IF_ERROR(op.Step("converted"));
         std::error_code ec;
         fs::remove(raw, ec);
       }
     } else if (!spec.backing_image.empty()) {
-      BERTH_RETURN_IF_ERROR(
-          RunHostCommandOk({"qemu-img", "create", "-q", "-f", "qcow2", "-b", spec.backing_image,
-                            "-F", backing_format, tmp, size_arg}));
+      BERTH_RETURN_IF_ERROR(RunTool({"qemu-img", "create", "-q", "-f", "qcow2", "-b",
+                                     spec.backing_image, "-F", backing_format, tmp, size_arg}));
     } else if (spec.format == VolumeFormat::kRaw) {
       BERTH_RETURN_IF_ERROR(MakeSparseFile(tmp, size_mib * kMiB));
     } else {
-      BERTH_RETURN_IF_ERROR(
-          RunHostCommandOk({"qemu-img", "create", "-q", "-f", "qcow2", tmp, size_arg}));
+      BERTH_RETURN_IF_ERROR(RunTool({"qemu-img", "create", "-q", "-f", "qcow2", tmp, size_arg}));
     }
     BERTH_RETURN_IF_ERROR(SyncFile(tmp));
     op.RenameAtCommit(tmp, final_path);
@@ -535,9 +545,8 @@ absl::StatusOr<VolumeInfo> QemuStorageDriver::CloneFromSnapshot(const CloneFromS
   Operation op(*this, pool->spec, "clone", spec.name);
   BERTH_RETURN_IF_ERROR(op.Run([&](Operation& op) -> absl::Status {
     BERTH_ASSIGN_OR_RETURN(std::string tmp, op.Temp(fmt));
-    BERTH_RETURN_IF_ERROR(
-        RunHostCommandOk({"qemu-img", "convert", "-U", "-f", "qcow2", "-O", fmt, "-l",
-                          Cat("snapshot.name=", spec.snapshot), source.path, tmp}));
+    BERTH_RETURN_IF_ERROR(RunTool({"qemu-img", "convert", "-U", "-f", "qcow2", "-O", fmt, "-l",
+                                   Cat("snapshot.name=", spec.snapshot), source.path, tmp}));
     BERTH_RETURN_IF_ERROR(op.Step("converted"));
     BERTH_RETURN_IF_ERROR(SyncFile(tmp));
     op.RenameAtCommit(tmp, FinalPath(pool->spec, spec.name, spec.format));
@@ -560,8 +569,8 @@ absl::StatusOr<VolumeInfo> QemuStorageDriver::ResizeVolume(std::string_view pool
   // qemu-img grows a raw file by truncation and a qcow2 image by a header update; neither
   // leaves a half state a journal could improve on.
   BERTH_RETURN_IF_ERROR(
-      RunHostCommandOk({"qemu-img", "resize", "-q", "-f", std::string(FormatName(v.format)), v.path,
-                        Cat(new_size_mib, "M")}));
+      RunTool({"qemu-img", "resize", "-q", "-f", std::string(FormatName(v.format)), v.path,
+               Cat(new_size_mib, "M")}));
   return Inspect(*pool, name);
 }
 
@@ -580,8 +589,7 @@ absl::Status QemuStorageDriver::CreateSnapshot(std::string_view pool_name, std::
           Cat("volume \"", volume, "\": snapshot \"", snapshot, "\" already exists"));
     }
   }
-  return RunHostCommandOk({"qemu-img", "snapshot", "-q", "-c", std::string(snapshot), v.path})
-      .status();
+  return RunTool({"qemu-img", "snapshot", "-q", "-c", std::string(snapshot), v.path}).status();
 }
 
 absl::StatusOr<std::vector<SnapshotInfo>> QemuStorageDriver::ListSnapshots(
@@ -602,8 +610,7 @@ absl::Status QemuStorageDriver::RevertSnapshot(std::string_view pool_name, std::
                    [&](const SnapshotInfo& s) { return s.name == snapshot; })) {
     return SnapshotNotFound(volume, snapshot);
   }
-  return RunHostCommandOk({"qemu-img", "snapshot", "-q", "-a", std::string(snapshot), v.path})
-      .status();
+  return RunTool({"qemu-img", "snapshot", "-q", "-a", std::string(snapshot), v.path}).status();
 }
 
 absl::Status QemuStorageDriver::DeleteSnapshot(std::string_view pool_name, std::string_view volume,
@@ -619,8 +626,7 @@ absl::Status QemuStorageDriver::DeleteSnapshot(std::string_view pool_name, std::
                    [&](const SnapshotInfo& s) { return s.name == snapshot; })) {
     return SnapshotNotFound(volume, snapshot);
   }
-  return RunHostCommandOk({"qemu-img", "snapshot", "-q", "-d", std::string(snapshot), v.path})
-      .status();
+  return RunTool({"qemu-img", "snapshot", "-q", "-d", std::string(snapshot), v.path}).status();
 }
 
 absl::StatusOr<BackupInfo> QemuStorageDriver::ExportBackup(std::string_view pool_name,

@@ -13,7 +13,7 @@
 #include "core/strings.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
-#include "runtime/storage/host_command.h"
+#include "runtime/host/executor.h"
 #include "runtime/storage/storage_test_env.h"
 
 namespace berth::runtime::storage {
@@ -21,7 +21,12 @@ namespace {
 
 namespace fs = std::filesystem;
 using core::Cat;
-using host::RunHostCommand;
+using host::RunCommand;
+
+// Runs a host tool; its standard output, or an error quoting it.
+absl::StatusOr<std::string> RunTool(const std::vector<std::string>& argv) {
+  return host::RunOk(host::RealExecutor(), argv);
+}
 
 class QemuStorageDriverTest : public ::testing::Test {
  protected:
@@ -59,13 +64,12 @@ TEST_F(QemuStorageDriverTest, Ext4IsMadeWithoutMounting) {
     std::string raw = v->path;
     if (f == VolumeFormat::kQcow2) {
       raw = dir_ + "/check.raw";
-      ASSERT_TRUE(
-          (host::RunHostCommandOk({"qemu-img", "convert", "-O", "raw", v->path, raw}).ok()));
+      ASSERT_TRUE((RunTool({"qemu-img", "convert", "-O", "raw", v->path, raw}).ok()));
     }
-    auto fsck = RunHostCommand({"e2fsck", "-f", "-n", raw});
+    auto fsck = RunCommand({"e2fsck", "-f", "-n", raw});
     ASSERT_TRUE(fsck.ok());
     EXPECT_EQ(fsck->exit_code, 0) << fsck->out << fsck->err;
-    auto sb = RunHostCommand({"dumpe2fs", "-h", raw});
+    auto sb = RunCommand({"dumpe2fs", "-h", raw});
     ASSERT_TRUE(sb.ok());
     EXPECT_EQ(sb->exit_code, 0);
     // 64 MiB in 1 KiB or 4 KiB blocks.
@@ -103,8 +107,7 @@ TEST_F(QemuStorageDriverTest, AllocationGrowsWithWrites) {
   auto v = driver.CreateVolume({.pool = "p", .name = "a", .size_mib = 256});
   ASSERT_TRUE(v.ok()) << v.status();
   int64_t before = driver.GetPool("p")->allocated_bytes;
-  ASSERT_TRUE(
-      (host::RunHostCommandOk({"qemu-io", "-f", "qcow2", "-c", "write -q 0 4M", v->path}).ok()));
+  ASSERT_TRUE((RunTool({"qemu-io", "-f", "qcow2", "-c", "write -q 0 4M", v->path}).ok()));
   int64_t after = driver.GetPool("p")->allocated_bytes;
   EXPECT_GE(after - before, 4 * 1024 * 1024);
   EXPECT_EQ(driver.GetPool("p")->provisioned_mib, 256);
@@ -181,10 +184,9 @@ TEST_F(QemuStorageDriverTest, RestoreTakesOnlySelfContainedRegularFiles) {
   ASSERT_EQ(mkfifo((dir_ + "/fifo.backup").c_str(), 0600), 0);
   // A qcow2 image whose backing file is a host file the restore would read.
   std::ofstream(dir_ + "/secret") << "secret";
-  ASSERT_TRUE(
-      (host::RunHostCommandOk({"qemu-img", "create", "-q", "-f", "qcow2", "-b", dir_ + "/secret",
-                               "-F", "raw", dir_ + "/chained.qcow2", "1M"})
-           .ok()));
+  ASSERT_TRUE((RunTool({"qemu-img", "create", "-q", "-f", "qcow2", "-b", dir_ + "/secret", "-F",
+                        "raw", dir_ + "/chained.qcow2", "1M"})
+                   .ok()));
   for (const std::string leaf : {"link.backup", "fifo.backup", "chained.qcow2"}) {
     SCOPED_TRACE(leaf);
     auto r = driver.RestoreBackup({.pool = "p", .name = "r", .source = dir_ + "/" + leaf});
@@ -254,7 +256,7 @@ TEST_P(CrashTest, RecoverLeavesNoOrphanAtAnyStep) {
     if (!c.volume.empty()) {
       auto v = driver.GetVolume("p", c.volume);
       if (v.ok()) {
-        auto check = RunHostCommand({"qemu-img", "check", "-q", v->path});
+        auto check = RunCommand({"qemu-img", "check", "-q", v->path});
         EXPECT_EQ(check->exit_code, 0) << "crash at " << crashed_step << ": " << check->err;
         EXPECT_EQ(v->size_mib, 32);
         ASSERT_TRUE(driver.DeleteVolume("p", c.volume).ok());  // for the next round

@@ -6,15 +6,19 @@
 
 #include "core/status.h"
 #include "core/strings.h"
+#include "runtime/host/executor.h"
 #include "runtime/storage/fake_storage_driver.h"
-#include "runtime/storage/host_command.h"
 #include "runtime/storage/qemu_storage_driver.h"
 
 namespace berth::runtime::storage {
 namespace {
 
 using core::Cat;
-using host::RunHostCommandOk;
+
+// Runs a host tool; its standard output, or an error quoting it.
+absl::StatusOr<std::string> RunTool(const std::vector<std::string>& argv) {
+  return host::RunOk(host::RealExecutor(), argv);
+}
 
 class ScratchDir {
  public:
@@ -44,16 +48,15 @@ class QemuEnv final : public StorageTestEnv {
                          i * 65536, " 64k"));
     }
     argv.push_back(v.path);
-    return RunHostCommandOk(argv).status();
+    return RunTool(argv).status();
   }
 
   absl::StatusOr<std::string> Digest(std::string_view pool, std::string_view volume) override {
     BERTH_ASSIGN_OR_RETURN(VolumeInfo v, driver_.GetVolume(pool, volume));
     std::string raw = Cat(dir(), "/digest.raw");
-    BERTH_RETURN_IF_ERROR(
-        RunHostCommandOk({"qemu-img", "convert", "-U", "-f", std::string(FormatName(v.format)),
-                          "-O", "raw", v.path, raw}));
-    BERTH_ASSIGN_OR_RETURN(std::string sum, RunHostCommandOk({"sha256sum", raw}));
+    BERTH_RETURN_IF_ERROR(RunTool({"qemu-img", "convert", "-U", "-f",
+                                   std::string(FormatName(v.format)), "-O", "raw", v.path, raw}));
+    BERTH_ASSIGN_OR_RETURN(std::string sum, RunTool({"sha256sum", raw}));
     std::filesystem::remove(raw);
     return sum.substr(0, 64);
   }
@@ -61,9 +64,8 @@ class QemuEnv final : public StorageTestEnv {
   absl::StatusOr<std::string> MakeImage(std::string_view name, int64_t size_mib) override {
     std::string path = Cat(dir(), "/", name, ".qcow2");
     BERTH_RETURN_IF_ERROR(
-        RunHostCommandOk({"qemu-img", "create", "-q", "-f", "qcow2", path, Cat(size_mib, "M")}));
-    BERTH_RETURN_IF_ERROR(
-        RunHostCommandOk({"qemu-io", "-f", "qcow2", "-c", "write -q -P 7 0 128k", path}));
+        RunTool({"qemu-img", "create", "-q", "-f", "qcow2", path, Cat(size_mib, "M")}));
+    BERTH_RETURN_IF_ERROR(RunTool({"qemu-io", "-f", "qcow2", "-c", "write -q -P 7 0 128k", path}));
     return path;
   }
 

@@ -1,20 +1,21 @@
-#include "runtime/proc_stat.h"
+#include "runtime/host/proc_stat.h"
 
 #include <dirent.h>
+#include <unistd.h>
 
 #include <cstdlib>
-#include <fstream>
 #include <sstream>
 
-namespace berth::runtime {
+#include "core/strings.h"
+#include "runtime/host/file.h"
+
+namespace berth::runtime::host {
 namespace {
 
-std::string ReadSmallFile(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return "";
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
+std::optional<ProcStat> ReadStatFile(const std::string& path) {
+  absl::StatusOr<std::string> text = ReadFile(path);
+  if (!text.ok() || text->empty()) return std::nullopt;
+  return ParseProcStat(*text);
 }
 
 }  // namespace
@@ -45,14 +46,17 @@ std::optional<ProcStat> ParseProcStat(const std::string& text) {
 
 std::optional<ProcStat> ReadProcStat(pid_t pid) {
   if (pid <= 0) return std::nullopt;
-  std::string text = ReadSmallFile("/proc/" + std::to_string(pid) + "/stat");
-  if (text.empty()) return std::nullopt;
-  return ParseProcStat(text);
+  return ReadStatFile(core::Cat("/proc/", pid, "/stat"));
+}
+
+std::optional<ProcStat> ReadThreadStat(pid_t pid, pid_t tid) {
+  if (pid <= 0 || tid <= 0) return std::nullopt;
+  return ReadStatFile(core::Cat("/proc/", pid, "/task/", tid, "/stat"));
 }
 
 bool ProcessAlive(pid_t pid, uint64_t start_ticks) {
   std::optional<ProcStat> st = ReadProcStat(pid);
-  return st.has_value() && st->start_ticks == start_ticks && st->state != 'Z' && st->state != 'X';
+  return st.has_value() && !st->gone() && st->start_ticks == start_ticks;
 }
 
 std::vector<ProcStat> ProcessGroupMembers(pid_t pgrp) {
@@ -64,16 +68,32 @@ std::vector<ProcStat> ProcessGroupMembers(pid_t pgrp) {
     long pid = std::strtol(e->d_name, &end, 10);
     if (end == e->d_name || *end != '\0') continue;
     std::optional<ProcStat> st = ReadProcStat(static_cast<pid_t>(pid));
-    if (st && st->pgrp == pgrp && st->state != 'Z' && st->state != 'X') out.push_back(*st);
+    if (st && st->pgrp == pgrp && !st->gone()) out.push_back(*st);
   }
   closedir(dir);
   return out;
 }
 
-std::string BootId() {
-  std::string id = ReadSmallFile("/proc/sys/kernel/random/boot_id");
-  while (!id.empty() && (id.back() == '\n' || id.back() == ' ')) id.pop_back();
-  return id;
+absl::Duration TicksToDuration(uint64_t ticks) {
+  static const int64_t hz = sysconf(_SC_CLK_TCK);
+  return absl::Milliseconds(static_cast<int64_t>(ticks) * 1000 / (hz > 0 ? hz : 100));
 }
 
-}  // namespace berth::runtime
+std::optional<ProcessUsage> ReadProcessUsage(pid_t pid) {
+  std::optional<ProcStat> st = ReadProcStat(pid);
+  if (!st) return std::nullopt;
+  static const int64_t page_size = sysconf(_SC_PAGESIZE);
+  return ProcessUsage{.user = TicksToDuration(st->utime_ticks),
+                      .system = TicksToDuration(st->stime_ticks),
+                      .rss_bytes = st->rss_pages * page_size,
+                      .threads = st->threads};
+}
+
+std::string BootId() {
+  absl::StatusOr<std::string> id = ReadFile("/proc/sys/kernel/random/boot_id");
+  if (!id.ok()) return "";
+  while (!id->empty() && (id->back() == '\n' || id->back() == ' ')) id->pop_back();
+  return *id;
+}
+
+}  // namespace berth::runtime::host

@@ -1,56 +1,34 @@
-// Process spawning for the process driver, kept apart from the driver's bookkeeping.
-//
-// SpawnSupervised starts a workload under a small supervisor that is detached from the agent
-// (double fork, new session), so the workload survives the agent being killed: the supervisor
-// waits for the workload, kills what is left of its process group, and writes the exit status
-// atomically (write + rename) to a file, which a restarted agent reads to learn the real exit
+// Workloads started under a small supervisor that is detached from the agent (double fork, new
+// session), so the workload survives the agent being killed: the supervisor waits for the
+// workload, kills what is left of its process group, and writes the exit status durably
+// (host/file.h's atomic write) to a file, which a restarted agent reads to learn the real exit
 // code. The workload runs in its own process group with its stdout/stderr appended to log files.
 // Between fork and exec only async-signal-safe calls are made; the supervisor never execs and
 // stays within them for its whole life. The child may join cgroups, switch to an unprivileged
-// user and shed its capabilities before exec (SpawnSpec); the supervisor keeps the agent's ids.
+// user and shed its capabilities before exec (ChildSetup); the supervisor keeps the agent's ids.
 //
 // Thread-safety: the functions keep no shared state and may be called from any thread.
 #pragma once
 
-#include <sys/resource.h>
 #include <sys/types.h>
 
 #include <optional>
 #include <string>
 #include <string_view>
-#include <utility>
 #include <vector>
 
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
-#include "runtime/compute_driver.h"
+#include "runtime/host/child_setup.h"
+#include "runtime/host/process.h"
 
-namespace berth::runtime {
-
-// The ids a spawned program runs as.
-struct Credentials {
-  uid_t uid = 0;
-  gid_t gid = 0;
-  std::vector<gid_t> groups;  // supplementary groups
-  bool operator==(const Credentials&) const = default;
-};
+namespace berth::runtime::host {
 
 struct SpawnSpec {
   std::string executable;         // path passed to execve; see ResolveExecutable
   std::vector<std::string> argv;  // argv[0] included
   std::vector<std::string> env;   // "KEY=value"
-  // Entered before the ids change, so it may sit below directories the new user cannot search.
-  std::string working_dir;
-  std::vector<std::pair<int, rlim_t>> rlimits;  // (RLIMIT_*, soft and hard value)
-  // Files the child writes "0" to first, joining the task's cgroups (TaskCgroup::ProcsFiles).
-  std::vector<std::string> cgroup_procs;
-  // Set: the child switches to these ids (groups, gid, then uid) before exec. For a uid other
-  // than 0 it first empties the capability bounding set, so no set-uid or file-capability
-  // program it runs can regain a privilege.
-  std::optional<Credentials> credentials;
-  // The child sets PR_SET_NO_NEW_PRIVS and clears its ambient capabilities; when it does not run
-  // as uid 0 it also clears its permitted, effective and inheritable sets.
-  bool restrict_privileges = false;
+  ChildSetup setup;
 };
 
 struct SupervisedSpawnSpec {
@@ -62,22 +40,25 @@ struct SupervisedSpawnSpec {
 };
 
 struct SupervisedProcess {
-  pid_t supervisor_pid = 0;
-  pid_t workload_pid = 0;  // also the workload's process group id
+  ProcessIdentity supervisor;
+  ProcessIdentity workload;  // the workload's pid is also its process group id
 };
 
 // Starts the workload. FailedPrecondition when it cannot be executed (the message carries the
 // errno text and the stage: cgroup, chdir, setrlimit, credentials, capabilities, exec); Internal
-// when fork/pipe fail.
+// when fork/pipe fail. An identity's start time is 0 when the process ended before it was read.
 absl::StatusOr<SupervisedProcess> SpawnSupervised(const SupervisedSpawnSpec& spec);
+
+// How a supervised workload ended, as its supervisor recorded it.
+struct SupervisedExit {
+  int exit_code = 0;  // 128 + signal when killed by one
+  int signal = 0;
+  absl::Time finished_at = absl::InfinitePast();
+};
 
 // Reads an exit status file written by the supervisor. nullopt when the file does not exist yet;
 // DataLoss when it exists but cannot be parsed.
-absl::StatusOr<std::optional<ExitResult>> ReadExitStatusFile(const std::string& path);
-
-// Runs a command to completion as a child of the caller, capturing stdout and stderr.
-// DeadlineExceeded (after killing its process group) when it outlives `timeout`.
-absl::StatusOr<ExecResult> RunAndCapture(const SpawnSpec& spec, absl::Duration timeout);
+absl::StatusOr<std::optional<SupervisedExit>> ReadExitStatusFile(const std::string& path);
 
 // The ids for a process workload's `user` field on this host: empty = nobody (65534:65534, no
 // supplementary groups); a name = its passwd entry with the groups getgrouplist gives it; "uid"
@@ -92,4 +73,4 @@ absl::StatusOr<Credentials> ResolveCredentials(std::string_view user);
 absl::StatusOr<std::string> ResolveExecutable(const std::string& command,
                                               const std::string& search_path);
 
-}  // namespace berth::runtime
+}  // namespace berth::runtime::host

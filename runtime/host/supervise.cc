@@ -1,4 +1,4 @@
-#include "runtime/process_spawn.h"
+#include "runtime/host/supervise.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -22,41 +22,23 @@
 #include "absl/time/clock.h"
 #include "core/strings.h"
 #include "core/workload.h"
+#include "runtime/host/child.h"
+#include "runtime/host/file.h"
+#include "runtime/host/proc_stat.h"
 
-namespace berth::runtime {
+namespace berth::runtime::host {
 namespace {
 
-// Stages reported by the child when it cannot reach exec.
-enum Stage : int32_t {
-  kOk = 0,
-  kFork = 1,
-  kChdir = 2,
-  kRlimit = 3,
-  kExec = 4,
-  kCgroup = 5,
-  kCredentials = 6,
-  kCapabilities = 7,
-};
+using internal::ChildError;
+using internal::kExec;
+using internal::kFork;
+using internal::kOk;
+using internal::StageName;
+using internal::WriteAll;
 
-const char* StageName(int32_t stage) {
-  switch (stage) {
-    case kFork:
-      return "fork";
-    case kChdir:
-      return "chdir";
-    case kRlimit:
-      return "setrlimit";
-    case kExec:
-      return "exec";
-    case kCgroup:
-      return "joining the cgroup for";
-    case kCredentials:
-      return "switching user for";
-    case kCapabilities:
-      return "dropping capabilities for";
-  }
-  return "start";
-}
+// Signals the supervisor ignores; the workload gets them back to default (ResetSignals).
+constexpr int kIgnoredBySupervisor[] = {SIGHUP,  SIGINT,  SIGTERM, SIGQUIT,
+                                        SIGPIPE, SIGTSTP, SIGTTIN, SIGTTOU};
 
 // What the supervisor tells the agent once the workload has exec'd (or failed to).
 struct Report {
@@ -66,29 +48,7 @@ struct Report {
   int32_t err;
 };
 
-struct ChildError {
-  int32_t stage;
-  int32_t err;
-};
-
-// Signals the supervisor ignores; the workload gets them back to default.
-constexpr int kIgnoredBySupervisor[] = {SIGHUP,  SIGINT,  SIGTERM, SIGQUIT,
-                                        SIGPIPE, SIGTSTP, SIGTTIN, SIGTTOU};
-
 // --- async-signal-safe pieces, used between fork and exec ---
-
-void WriteAll(int fd, const void* data, size_t len) {
-  const char* p = static_cast<const char*>(data);
-  while (len > 0) {
-    ssize_t n = write(fd, p, len);
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      return;
-    }
-    p += n;
-    len -= static_cast<size_t>(n);
-  }
-}
 
 void AppendDecimal(char* buf, size_t& pos, int64_t v) {
   char tmp[24];
@@ -115,86 +75,11 @@ void SetSignal(int sig, void (*handler)(int)) {
   sigaction(sig, &sa, nullptr);
 }
 
-void UnblockAllSignals() {
-  sigset_t none;
-  sigemptyset(&none);
-  sigprocmask(SIG_SETMASK, &none, nullptr);
-}
-
-// Writes "0" (the writer itself) to each cgroup.procs file; 0 or the errno of the first failure.
-int JoinCgroups(const std::vector<std::string>& procs_files) {
-  for (const std::string& file : procs_files) {
-    int fd = open(file.c_str(), O_WRONLY | O_CLOEXEC);
-    if (fd < 0) return errno;
-    ssize_t n = write(fd, "0", 1);
-    int err = errno;
-    close(fd);
-    if (n != 1) return n < 0 ? err : EIO;
-  }
-  return 0;
-}
-
-// Empties the bounding set: needs CAP_SETPCAP, so it runs before the uid changes. Capabilities
-// the kernel does not know answer EINVAL and end the walk.
-int DropBoundingSet() {
-  for (int cap = 0; cap < 64; ++cap) {
-    if (prctl(PR_CAPBSET_DROP, cap, 0, 0, 0) != 0) {
-      if (errno == EINVAL) return 0;
-      return errno;
-    }
-  }
-  return 0;
-}
-
-// Clears the permitted, effective and inheritable sets (the bounding set is separate).
-int ClearCapabilitySets() {
-  struct __user_cap_header_struct header {
-    _LINUX_CAPABILITY_VERSION_3, 0
-  };
-  struct __user_cap_data_struct data[_LINUX_CAPABILITY_U32S_3];
-  memset(data, 0, sizeof(data));
-  return syscall(SYS_capset, &header, data) == 0 ? 0 : errno;
-}
-
-// Joins cgroups, enters the working directory, sets limits and drops privileges, in that order:
-// the cgroup files and the directory may be reachable by the agent only. {kOk, 0} on success.
-ChildError PrepareChild(const SpawnSpec& spec) {
-  if (int err = JoinCgroups(spec.cgroup_procs); err != 0) return {kCgroup, err};
-  if (!spec.working_dir.empty() && chdir(spec.working_dir.c_str()) != 0) return {kChdir, errno};
-  for (const auto& [resource, value] : spec.rlimits) {
-    struct rlimit rl {
-      value, value
-    };
-    if (setrlimit(resource, &rl) != 0) return {kRlimit, errno};
-  }
-  if (spec.credentials) {
-    const Credentials& c = *spec.credentials;
-    if (c.uid != 0) {
-      if (int err = DropBoundingSet(); err != 0) return {kCapabilities, err};
-    }
-    if (setgroups(c.groups.size(), c.groups.data()) != 0 || setresgid(c.gid, c.gid, c.gid) != 0 ||
-        setresuid(c.uid, c.uid, c.uid) != 0) {
-      return {kCredentials, errno};
-    }
-  }
-  if (spec.restrict_privileges) {
-    if (prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0) != 0 && errno != EINVAL) {
-      return {kCapabilities, errno};
-    }
-    if (geteuid() != 0) {
-      if (int err = ClearCapabilitySets(); err != 0) return {kCapabilities, err};
-    }
-    if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0) return {kCapabilities, errno};
-  }
-  return {kOk, 0};
-}
-
 // Prepares and execs the workload in a freshly forked child; never returns.
 [[noreturn]] void ExecChild(const SpawnSpec& spec, char* const* argv, char* const* envp,
                             int error_fd) {
-  for (int sig : kIgnoredBySupervisor) SetSignal(sig, SIG_DFL);
-  UnblockAllSignals();
-  ChildError e = PrepareChild(spec);
+  internal::ResetSignals();
+  ChildError e = internal::PrepareChild(spec.setup);
   if (e.stage == kOk) {
     execve(spec.executable.c_str(), argv, envp);
     e = {kExec, errno};
@@ -203,8 +88,10 @@ ChildError PrepareChild(const SpawnSpec& spec) {
   _exit(127);
 }
 
-// Writes the status file atomically: the agent sees either nothing or the whole line.
-void WriteStatusFile(const char* tmp_path, const char* final_path, int wait_status) {
+// Writes the status file atomically and durably (the one atomic write of host/file.h, in its
+// allocation-free form): the agent sees either nothing or the whole line.
+void WriteStatusFile(const char* tmp_path, const char* final_path, const char* dir,
+                     int wait_status) {
   char buf[160];
   size_t pos = 0;
   struct timespec now {};
@@ -225,19 +112,22 @@ void WriteStatusFile(const char* tmp_path, const char* final_path, int wait_stat
   buf[pos++] = '\n';
   int fd = open(tmp_path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
   if (fd < 0) return;
-  WriteAll(fd, buf, pos);
-  fsync(fd);
-  close(fd);
-  rename(tmp_path, final_path);
+  const char* step = "";
+  if (internal::CommitFile(fd, tmp_path, final_path, dir, buf, pos, /*sync=*/true, &step) != 0) {
+    // Nobody to tell: the agent finds no status file and reports the exit as unknown.
+    unlink(tmp_path);
+  }
 }
 
 // The supervisor: runs in its own session, detached from the agent. Never returns.
 [[noreturn]] void Supervise(const SupervisedSpawnSpec& spec, char* const* argv, char* const* envp,
                             int null_fd, int out_fd, int err_fd, int report_fd,
-                            const char* tmp_status_path) {
+                            const char* tmp_status_path, const char* status_dir) {
   for (int sig : kIgnoredBySupervisor) SetSignal(sig, SIG_IGN);
   SetSignal(SIGCHLD, SIG_DFL);
-  UnblockAllSignals();
+  sigset_t none;
+  sigemptyset(&none);
+  sigprocmask(SIG_SETMASK, &none, nullptr);
   // Keep only what the workload needs (0-2) and the report pipe (3); drop every agent fd.
   dup2(null_fd, 0);
   dup2(out_fd, 1);
@@ -297,7 +187,7 @@ void WriteStatusFile(const char* tmp_path, const char* final_path, int wait_stat
     r = waitpid(child, &status, 0);
   } while (r < 0 && errno == EINTR);
   if (report.stage == kOk && r == child) {
-    WriteStatusFile(tmp_status_path, spec.status_path.c_str(), status);
+    WriteStatusFile(tmp_status_path, spec.status_path.c_str(), status_dir, status);
   }
   _exit(0);
 }
@@ -321,14 +211,6 @@ int OpenHigh(const char* path, int flags, mode_t mode) {
     fd = high;
   }
   return fd;
-}
-
-std::vector<char*> CStrings(const std::vector<std::string>& v) {
-  std::vector<char*> out;
-  out.reserve(v.size() + 1);
-  for (const std::string& s : v) out.push_back(const_cast<char*>(s.c_str()));
-  out.push_back(nullptr);
-  return out;
 }
 
 absl::Status ErrnoStatus(std::string_view what, int err) {
@@ -410,9 +292,12 @@ absl::StatusOr<std::string> ResolveExecutable(const std::string& command,
 }
 
 absl::StatusOr<SupervisedProcess> SpawnSupervised(const SupervisedSpawnSpec& spec) {
-  std::vector<char*> argv = CStrings(spec.spawn.argv);
-  std::vector<char*> envp = CStrings(spec.spawn.env);
+  std::vector<char*> argv = internal::CStrings(spec.spawn.argv);
+  std::vector<char*> envp = internal::CStrings(spec.spawn.env);
   std::string tmp_status = spec.status_path + ".tmp";
+  std::string status_dir = spec.status_path.substr(0, spec.status_path.rfind('/'));
+  if (spec.status_path.find('/') == std::string::npos) status_dir = ".";
+  if (status_dir.empty()) status_dir = "/";
 
   FdCloser fds;
   int null_fd = OpenHigh("/dev/null", O_RDONLY, 0);
@@ -450,7 +335,7 @@ absl::StatusOr<SupervisedProcess> SpawnSupervised(const SupervisedSpawnSpec& spe
     }
     if (sup == 0) {
       Supervise(spec, argv.data(), envp.data(), null_fd, out_fd, err_fd, report_pipe[1],
-                tmp_status.c_str());
+                tmp_status.c_str(), status_dir.c_str());
     }
     _exit(0);
   }
@@ -483,16 +368,26 @@ absl::StatusOr<SupervisedProcess> SpawnSupervised(const SupervisedSpawnSpec& spe
                                                    spec.spawn.executable, ": ",
                                                    std::string(strerror(report.err))));
   }
-  return SupervisedProcess{.supervisor_pid = report.supervisor_pid,
-                           .workload_pid = report.workload_pid};
+  SupervisedProcess out;
+  out.supervisor.pid = report.supervisor_pid;
+  if (std::optional<ProcStat> st = ReadProcStat(report.supervisor_pid)) {
+    out.supervisor.start_ticks = st->start_ticks;
+  }
+  out.workload.pid = report.workload_pid;
+  // The workload's identity counts only while it still leads its own group: before its setpgid
+  // or after an exec'd program changed it, the pid alone names it.
+  if (std::optional<ProcStat> st = ReadProcStat(report.workload_pid);
+      st && st->pgrp == report.workload_pid) {
+    out.workload.start_ticks = st->start_ticks;
+  }
+  return out;
 }
 
-absl::StatusOr<std::optional<ExitResult>> ReadExitStatusFile(const std::string& path) {
-  std::ifstream in(path);
-  if (!in) {
-    if (errno == ENOENT) return std::optional<ExitResult>();
-    return std::optional<ExitResult>();
-  }
+absl::StatusOr<std::optional<SupervisedExit>> ReadExitStatusFile(const std::string& path) {
+  absl::StatusOr<std::string> text = ReadFile(path);
+  // Unreadable counts as not written yet: the supervisor's rename makes it whole or absent.
+  if (!text.ok()) return std::optional<SupervisedExit>();
+  std::istringstream in(*text);
   std::string magic;
   int version = 0;
   int64_t code = 0, signal = 0, sec = 0, nsec = 0;
@@ -500,97 +395,11 @@ absl::StatusOr<std::optional<ExitResult>> ReadExitStatusFile(const std::string& 
       version != 1) {
     return absl::DataLossError(core::Cat("exit status file ", path, " is malformed"));
   }
-  ExitResult r;
+  SupervisedExit r;
   r.exit_code = static_cast<int>(code);
   r.signal = static_cast<int>(signal);
   r.finished_at = absl::FromUnixSeconds(sec) + absl::Nanoseconds(nsec);
-  return std::optional<ExitResult>(r);
+  return std::optional<SupervisedExit>(r);
 }
 
-absl::StatusOr<ExecResult> RunAndCapture(const SpawnSpec& spec, absl::Duration timeout) {
-  std::vector<char*> argv = CStrings(spec.argv);
-  std::vector<char*> envp = CStrings(spec.env);
-  int out_pipe[2], err_pipe[2], error_pipe[2];
-  if (pipe2(out_pipe, O_CLOEXEC) != 0) return ErrnoStatus("pipe", errno);
-  if (pipe2(err_pipe, O_CLOEXEC) != 0) {
-    close(out_pipe[0]);
-    close(out_pipe[1]);
-    return ErrnoStatus("pipe", errno);
-  }
-  if (pipe2(error_pipe, O_CLOEXEC) != 0) {
-    for (int fd : {out_pipe[0], out_pipe[1], err_pipe[0], err_pipe[1]}) close(fd);
-    return ErrnoStatus("pipe", errno);
-  }
-  int null_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
-  pid_t pid = fork();
-  if (pid < 0) {
-    int err = errno;
-    for (int fd : {out_pipe[0], out_pipe[1], err_pipe[0], err_pipe[1], error_pipe[0], error_pipe[1],
-                   null_fd}) {
-      close(fd);
-    }
-    return ErrnoStatus("fork", err);
-  }
-  if (pid == 0) {
-    setpgid(0, 0);
-    if (null_fd >= 0) dup2(null_fd, 0);
-    dup2(out_pipe[1], 1);
-    dup2(err_pipe[1], 2);
-    ExecChild(spec, argv.data(), envp.data(), error_pipe[1]);
-  }
-  setpgid(pid, pid);
-  for (int fd : {out_pipe[1], err_pipe[1], error_pipe[1], null_fd}) close(fd);
-
-  ExecResult result;
-  std::string child_error;
-  struct pollfd fds[3] = {
-      {out_pipe[0], POLLIN, 0}, {err_pipe[0], POLLIN, 0}, {error_pipe[0], POLLIN, 0}};
-  std::string* sinks[3] = {&result.stdout_data, &result.stderr_data, &child_error};
-  int open_count = 3;
-  absl::Time deadline = absl::Now() + timeout;
-  bool timed_out = false;
-  char buf[4096];
-  while (open_count > 0) {
-    int64_t left_ms = absl::ToInt64Milliseconds(deadline - absl::Now());
-    if (left_ms <= 0) {
-      timed_out = true;
-      break;
-    }
-    int pr = poll(fds, 3, static_cast<int>(left_ms));
-    if (pr < 0 && errno == EINTR) continue;
-    if (pr < 0) break;
-    for (int i = 0; i < 3; ++i) {
-      if (fds[i].fd < 0 || fds[i].revents == 0) continue;
-      ssize_t n = read(fds[i].fd, buf, sizeof(buf));
-      if (n < 0 && errno == EINTR) continue;
-      if (n <= 0) {
-        close(fds[i].fd);
-        fds[i].fd = -1;
-        --open_count;
-      } else {
-        sinks[i]->append(buf, static_cast<size_t>(n));
-      }
-    }
-  }
-  for (auto& p : fds) {
-    if (p.fd >= 0) close(p.fd);
-  }
-  if (timed_out) kill(-pid, SIGKILL);
-  int status = 0;
-  while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
-  }
-  if (timed_out) {
-    return absl::DeadlineExceededError(core::Cat("exec ", spec.executable, " still running after ",
-                                                 absl::FormatDuration(timeout)));
-  }
-  if (child_error.size() == sizeof(ChildError)) {
-    ChildError e;
-    memcpy(&e, child_error.data(), sizeof(e));
-    return absl::FailedPreconditionError(
-        core::Cat(StageName(e.stage), " ", spec.executable, ": ", std::string(strerror(e.err))));
-  }
-  result.exit_code = WIFSIGNALED(status) ? 128 + WTERMSIG(status) : WEXITSTATUS(status);
-  return result;
-}
-
-}  // namespace berth::runtime
+}  // namespace berth::runtime::host
