@@ -8,6 +8,7 @@
 #include "absl/strings/match.h"
 #include "api/body_parser.h"
 #include "core/guard.h"
+#include "core/log.h"
 #include "core/secret.h"
 #include "core/status.h"
 #include "core/strings.h"
@@ -615,6 +616,7 @@ HttpResponse ApiServer::Metrics() {
   for (auto s : kStates) by_state[std::string(s)] = 0;
   auto list = control_->ListWorkloads();
   double cpu = 0, mem = 0, disk = 0, gpu = 0;
+  core::OkOrReport("api.metrics", "list workloads", list.status());
   if (list.ok()) {
     for (const auto& w : *list) {
       by_state[std::string(core::WorkloadStateName(w.status.state))]++;
@@ -629,7 +631,9 @@ HttpResponse ApiServer::Metrics() {
   for (const auto& [state, n] : by_state) workloads.WithLabels({{"state", state}}).Set(n);
   int ready = 0, down = 0;
   double cap_cpu = 0, cap_mem = 0, cap_disk = 0, cap_gpu = 0;
-  if (auto hs = control_->ListHosts(); hs.ok()) {
+  auto hs = control_->ListHosts();
+  core::OkOrReport("api.metrics", "list hosts", hs.status());
+  if (hs.ok()) {
     for (const auto& h : *hs) {
       if (h.state != core::HostState::kReady) {
         ++down;
@@ -652,6 +656,14 @@ HttpResponse ApiServer::Metrics() {
   allocated.WithLabels({{"resource", "memory_bytes"}}).Set(mem);
   allocated.WithLabels({{"resource", "disk_bytes"}}).Set(disk);
   allocated.WithLabels({{"resource", "gpu"}}).Set(gpu);
+  // Errors this process logged and counted instead of returning (core::ReportError).
+  auto& errors = metrics_.AddCounter(
+      "berth_errors_total",
+      "Errors logged and counted where they could not be returned, by component.");
+  for (const auto& [where, count] : core::ErrorCounts()) {
+    Counter& c = errors.WithLabels({{"where", where}});
+    c.Increment(static_cast<double>(count) - c.Value());
+  }
   HttpResponse r = HttpResponse::Text(200, metrics_.Render());
   r.headers.Set("Content-Type", "text/plain; version=0.0.4; charset=utf-8");
   return r;

@@ -3,6 +3,7 @@
 #include <thread>
 
 #include "api/http/client.h"
+#include "core/log.h"
 #include "gtest/gtest.h"
 #include "state/memory_store.h"
 
@@ -149,6 +150,20 @@ TEST_F(ApiServerTest, ActionsAndMetrics) {
   EXPECT_NE(metrics->body.find("berth_workloads{state=\"stopped\"} 1"), std::string::npos)
       << metrics->body;
   EXPECT_NE(metrics->body.find("berth_hosts{state=\"ready\"} 0"), std::string::npos);
+}
+
+TEST_F(ApiServerTest, MetricsCountErrorsReportedInThisProcess) {
+  core::ReportError("test.metrics", "disk d1: remove", absl::InternalError("boom"));
+  core::ReportError("test.metrics", "disk d2: remove", absl::InternalError("boom"));
+  int64_t expected = core::ErrorCounts()["test.metrics"];
+  auto metrics = Client().Get("/metrics");
+  ASSERT_EQ(metrics->status, 200);
+  EXPECT_NE(metrics->body.find("# TYPE berth_errors_total counter"), std::string::npos)
+      << metrics->body;
+  EXPECT_NE(
+      metrics->body.find("berth_errors_total{where=\"test.metrics\"} " + std::to_string(expected)),
+      std::string::npos)
+      << metrics->body;
 }
 
 TEST_F(ApiServerTest, EventsListAndWait) {

@@ -5,7 +5,7 @@ set -euo pipefail
 
 PACKAGES=(
   build-essential cmake ninja-build pkg-config git
-  libabsl-dev nlohmann-json3-dev libsqlite3-dev sqlite3 libboost-dev libyaml-cpp-dev libyaml-dev
+  libabsl-dev nlohmann-json3-dev libsqlite3-dev sqlite3 libboost-dev libyaml-cpp-dev libyaml-dev libspdlog-dev
   libgtest-dev libgmock-dev libbenchmark-dev clang-format
   qemu-system-x86 qemu-utils runc busybox-static cpio linux-image-cloud-amd64
   nftables dnsmasq-base iproute2 e2fsprogs xfsprogs zstd procps

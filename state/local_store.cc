@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <utility>
 
+#include "core/log.h"
 #include "core/status.h"
 #include "core/strings.h"
 
@@ -139,7 +140,7 @@ void LocalStore::TickerLoop() {
       }
     }
     // A failed expiry (say, a full disk) is retried on the next tick.
-    (void)ExpireLeases();
+    core::OkOrReport("store", "expire leases", ExpireLeases().status());
   }
 }
 

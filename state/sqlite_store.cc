@@ -4,6 +4,7 @@
 
 #include <utility>
 
+#include "core/log.h"
 #include "core/status.h"
 #include "core/strings.h"
 
@@ -157,7 +158,7 @@ absl::Status SqliteStore::Init() {
     schema = Exec(core::Cat("PRAGMA user_version=", kSchemaVersion).c_str());
   }
   if (!schema.ok()) {
-    (void)Exec("ROLLBACK");
+    core::OkOrReport("store", "sqlite schema rollback", Exec("ROLLBACK"));
     return schema;
   }
   BERTH_RETURN_IF_ERROR(Exec("COMMIT"));
@@ -320,7 +321,7 @@ absl::Status SqliteStore::Persist(const std::vector<const Commit*>& commits) {
   if (!status.ok()) {
     // The in-memory state is applied only after a successful commit, so rolling back here keeps
     // file and memory in step.
-    (void)Run(rollback_, "rollback");
+    core::OkOrReport("store", "sqlite rollback after a failed commit", Run(rollback_, "rollback"));
   }
   return status;
 }
