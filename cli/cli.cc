@@ -17,6 +17,7 @@
 #include "cli/storenet_cmd.h"
 #include "cli/table.h"
 #include "core/json.h"
+#include "core/log.h"
 #include "core/quantity.h"
 #include "core/strings.h"
 #include "core/workload.h"
@@ -693,7 +694,15 @@ Command RootCommand(std::vector<Command> commands) {
           "BERTH_ADDR/BERTH_TOKEN, or the local `berth serve --dev` data directory\n"
           "(BERTH_DATA_DIR, default ~/.berth).",
       .flags = core::GlobalFlags(),
-      .subcommands = std::move(commands)};
+      .subcommands = std::move(commands),
+      // Logging is set up once, from the global flags, before any command runs.
+      .before_run = [](Invocation& inv) {
+        auto level = core::ParseLogLevel(inv.String("log-level"));
+        if (!level.ok()) return inv.UsageError(std::string(level.status().message()));
+        absl::Status s = core::InitLogging(*level, inv.String("log-file"));
+        if (!s.ok()) return inv.Fail(std::string(s.message()));
+        return core::kExitOk;
+      }};
   return root;
 }
 

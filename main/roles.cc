@@ -20,6 +20,7 @@
 #include "cli/cli.h"
 #include "control/control_plane.h"
 #include "core/json.h"
+#include "core/log.h"
 #include "core/strings.h"
 #include "runtime/process_driver.h"
 #include "main/storenet_host.h"
@@ -302,7 +303,9 @@ int RunServe(core::Invocation& f) {
   if (ec) {
     return f.Fail(Cat("cannot create data directory ", dir, ": ", ec.message()));
   }
-  chmod(dir.c_str(), 0700);
+  if (chmod(dir.c_str(), 0700) != 0) {
+    return f.Fail(Cat("cannot make data directory ", dir, " private: ", strerror(errno)));
+  }
   auto admin = LoadOrCreateToken(dir, "admin.token");
   auto join = LoadOrCreateToken(dir, "join.token");
   if (!admin.ok() || !join.ok()) {
@@ -355,6 +358,11 @@ int RunServe(core::Invocation& f) {
     o << info.dump() << "\n";
     o.close();
     fs::rename(dir + "/server.json.tmp", dir + "/server.json", ec);
+    if (ec) {
+      // The server runs; only the CLI's way of finding it without --server is missing.
+      core::ReportError("serve", Cat("data directory ", dir, ": server.json"),
+                        absl::InternalError(ec.message()));
+    }
   }
 
   LocalDrivers drivers;
@@ -416,7 +424,10 @@ int RunServe(core::Invocation& f) {
   if (local_agent) local_agent->Stop();
   server.Stop();
   control.Stop();
-  fs::remove(dir + "/server.json", ec);
+  if (fs::remove(dir + "/server.json", ec); ec) {
+    core::ReportError("serve", Cat("data directory ", dir, ": server.json"),
+                      absl::InternalError(ec.message()));
+  }
   return 0;
 }
 
@@ -436,8 +447,11 @@ int RunAgent(core::Invocation& f) {
       f.Given("data-dir") ? f.String("data-dir") : cli::DefaultDataDir() + "/agent";
   std::error_code ec;
   fs::create_directories(dir, ec);
+  if (ec) return f.Fail(Cat("cannot create data directory ", dir, ": ", ec.message()));
   // Task directories and logs are the agent's: workloads running as other users stay out.
-  chmod(dir.c_str(), 0700);
+  if (chmod(dir.c_str(), 0700) != 0) {
+    return f.Fail(Cat("cannot make data directory ", dir, " private: ", strerror(errno)));
+  }
   auto config = AgentConfigFrom(f.String("config"), f.String("name"));
   if (!config.ok()) {
     return f.Fail(Cat(config.status().message()));
