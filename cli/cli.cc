@@ -467,9 +467,13 @@ core::RunFn CliRun(std::vector<std::string> words, int (Cli::*method)()) {
   };
 }
 
+}  // namespace
+
+namespace {
 const ArgDef kWorkloadName = {.name = "NAME", .help = "the workload's name"};
 const FlagDef kFollow = {.name = "follow", .type = FlagType::kBool,
                          .help = "keep printing as more arrives", .short_name = 'f'};
+}  // namespace
 
 Command WorkloadCommand() {
   Command g{.name = "workload",
@@ -644,8 +648,6 @@ Command VersionCommand() {
                  }};
 }
 
-}  // namespace
-
 std::vector<FlagDef> ServerFlags() {
   return {
       {.name = "server",
@@ -706,15 +708,6 @@ Command RootCommand(std::vector<Command> commands) {
   return root;
 }
 
-std::vector<Command> ClientCommands() {
-  std::vector<Command> commands = {WorkloadCommand(), VmCommand(), ImageCommand()};
-  for (Command& c : StorenetCommands()) commands.push_back(std::move(c));
-  for (Command c : {HostCommand(), TenantCommand(), EventsCommand(), VersionCommand()}) {
-    commands.push_back(std::move(c));
-  }
-  return commands;
-}
-
 std::string DefaultDataDir() {
   if (const char* d = getenv("BERTH_DATA_DIR"); d && *d) return d;
   const char* home = getenv("HOME");
@@ -728,8 +721,5 @@ std::string UnreachableMessage(std::string_view url, const absl::Status& why) {
 
 std::string ImagesDir(const std::string& agent_dir) { return agent_dir + "/images"; }
 
-int RunCli(const std::vector<std::string>& args, std::ostream& out, std::ostream& err) {
-  return core::Run(RootCommand(ClientCommands()), args, out, err);
-}
 
 }  // namespace berth::cli

@@ -21,16 +21,16 @@ namespace berth::cli {
 // --log-level, --log-file), with `commands` below it in the order given.
 core::Command RootCommand(std::vector<core::Command> commands);
 
-// The client commands of this library, in the order the top-level --help lists them:
-// workload, vm, image, disk, net, secgroup, portfwd, host, tenant, events, version.
-std::vector<core::Command> ClientCommands();
+// The client command groups; main/main.cc's command table lists them.
+core::Command WorkloadCommand();
+core::Command VmCommand();
+core::Command HostCommand();
+core::Command TenantCommand();
+core::Command EventsCommand();
+core::Command VersionCommand();
 
 // The flags of every command that talks to a server: --server (or --addr) and --token.
 std::vector<core::FlagDef> ServerFlags();
-
-// Runs `berth ARGS...` (args exclude the program name) with the client commands only. Returns
-// the exit code: core::kExitOk, kExitFailure or kExitUsage.
-int RunCli(const std::vector<std::string>& args, std::ostream& out, std::ostream& err);
 
 // How long a command waits to connect before it says the server cannot be reached.
 inline constexpr absl::Duration kConnectTimeout = absl::Seconds(3);

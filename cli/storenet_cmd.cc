@@ -442,6 +442,8 @@ Command Group(Command g, std::vector<Command> commands) {
   return g;
 }
 
+}  // namespace
+
 Command DiskCommand() {
   const ArgDef name = {.name = "NAME", .help = "the disk's name"};
   const ArgDef snap = {.name = "SNAP", .help = "the snapshot's name"};
@@ -629,12 +631,6 @@ Command PortfwdCommand() {
                .summary = "remove a forward",
                .args = {{.name = "ID", .help = "the forward's id"}},
                .run = Do({"rm"}, &Session::Portfwd)}});
-}
-
-}  // namespace
-
-std::vector<Command> StorenetCommands() {
-  return {DiskCommand(), NetCommand(), SecgroupCommand(), PortfwdCommand()};
 }
 
 }  // namespace berth::cli

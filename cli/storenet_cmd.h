@@ -11,6 +11,9 @@
 namespace berth::cli {
 
 // The disk, net, secgroup and portfwd groups.
-std::vector<core::Command> StorenetCommands();
+core::Command DiskCommand();
+core::Command NetCommand();
+core::Command SecgroupCommand();
+core::Command PortfwdCommand();
 
 }  // namespace berth::cli
