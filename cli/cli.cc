@@ -471,8 +471,10 @@ core::RunFn CliRun(std::vector<std::string> words, int (Cli::*method)()) {
 
 namespace {
 const ArgDef kWorkloadName = {.name = "NAME", .help = "the workload's name"};
-const FlagDef kFollow = {.name = "follow", .type = FlagType::kBool,
-                         .help = "keep printing as more arrives", .short_name = 'f'};
+const FlagDef kFollow = {.name = "follow",
+                         .type = FlagType::kBool,
+                         .help = "keep printing as more arrives",
+                         .short_name = 'f'};
 }  // namespace
 
 Command WorkloadCommand() {
@@ -480,10 +482,11 @@ Command WorkloadCommand() {
             .aliases = {"workloads", "wl"},
             .section = "Workloads",
             .summary = "create, inspect and control workloads",
-            .description = "A workload file holds one or more specs separated by ---, e.g.\n"
-                           "  name: hello\n  kind: process\n"
-                           "  command: [\"/bin/sh\", \"-c\", \"echo hello; sleep 3600\"]\n"
-                           "  resources: {cpu: 500m, memory: 64Mi}\n"};
+            .description =
+                "A workload file holds one or more specs separated by ---, e.g.\n"
+                "  name: hello\n  kind: process\n"
+                "  command: [\"/bin/sh\", \"-c\", \"echo hello; sleep 3600\"]\n"
+                "  resources: {cpu: 500m, memory: 64Mi}\n"};
   g.flags = ServerFlags();
   auto named = [](std::string name, std::string summary, std::vector<std::string> aliases = {}) {
     return Command{.name = name,
@@ -517,7 +520,8 @@ Command WorkloadCommand() {
       Command{.name = "logs",
               .summary = "print (and follow) its output",
               .flags = {kFollow,
-                        {.name = "stderr", .type = FlagType::kBool,
+                        {.name = "stderr",
+                         .type = FlagType::kBool,
                          .help = "the standard error stream instead of standard output"}},
               .args = {kWorkloadName},
               .run = CliRun({"logs"}, &Cli::Workload)},
@@ -531,10 +535,11 @@ Command WorkloadCommand() {
               .synopsis = "NAME [--timeout 30s] [--] CMD...",
               .description = "Everything after NAME belongs to the command, flags included, "
                              "unless `--` or a flag of\nberth comes first.",
-              .flags = {{.name = "timeout", .type = FlagType::kDuration,
+              .flags = {{.name = "timeout",
+                         .type = FlagType::kDuration,
                          .help = "give up on the command after this long"}},
-              .args = {kWorkloadName, {.name = "CMD", .help = "the command and its arguments",
-                                       .rest = true}},
+              .args = {kWorkloadName,
+                       {.name = "CMD", .help = "the command and its arguments", .rest = true}},
               .verbatim_rest = true,
               .run = CliRun({"exec"}, &Cli::Workload)},
       named("stats", "live counters of its task (CPU, memory; guest CPU for VMs)"),
@@ -568,9 +573,13 @@ Command HostCommand() {
   g.flags = ServerFlags();
   const ArgDef name = {.name = "NAME", .help = "the host's name"};
   g.subcommands = {
-      Command{.name = "ls", .aliases = {"list"}, .summary = "list hosts",
+      Command{.name = "ls",
+              .aliases = {"list"},
+              .summary = "list hosts",
               .run = CliRun({"ls"}, &Cli::Host)},
-      Command{.name = "get", .summary = "show one host's inventory and state", .args = {name},
+      Command{.name = "get",
+              .summary = "show one host's inventory and state",
+              .args = {name},
               .run = CliRun({"get"}, &Cli::Host)},
       Command{.name = "rm",
               .aliases = {"delete"},
@@ -586,35 +595,36 @@ Command TenantCommand() {
             .aliases = {"tenants"},
             .section = "Cluster",
             .summary = "tenants' use against their quotas",
-            .description = "A workload whose tenant would go over its quota stays pending with "
-                           "the reason quota."};
+            .description =
+                "A workload whose tenant would go over its quota stays pending with "
+                "the reason quota."};
   g.flags = ServerFlags();
   const ArgDef name = {.name = "NAME", .help = "the tenant's name"};
   g.subcommands = {
-      Command{.name = "ls", .aliases = {"list"}, .summary = "tenants' use and quotas",
+      Command{.name = "ls",
+              .aliases = {"list"},
+              .summary = "tenants' use and quotas",
               .run = CliRun({"ls"}, &Cli::Tenant)},
       Command{
           .name = "quota",
           .summary = "set or remove a tenant's quota",
           .subcommands =
-              {Command{.name = "set",
-                       .summary = "set a tenant's quota (at least one flag)",
-                       .flags = {{.name = "cpu", .help = "CPUs, e.g. 64 or 500m",
-                                  .value_name = "CPU",
-                                  .check =
-                                      [](std::string_view v) {
-                                        return core::ParseCpu(v).status();
-                                      }},
-                                 {.name = "memory", .type = FlagType::kSize,
-                                  .help = "memory, e.g. 512Gi"},
-                                 {.name = "disk", .type = FlagType::kSize,
-                                  .help = "disk space, e.g. 2Ti"},
-                                 {.name = "gpu", .help = "GPUs, e.g. 8", .value_name = "N"},
-                                 {.name = "gpu-model",
-                                  .help = "GPUs per model, e.g. A100-SXM4-80GB=4,H100=2",
-                                  .value_name = "MODEL=N,..."}},
-                       .args = {name},
-                       .run = CliRun({"quota", "set"}, &Cli::Tenant)},
+              {Command{
+                   .name = "set",
+                   .summary = "set a tenant's quota (at least one flag)",
+                   .flags =
+                       {{.name = "cpu",
+                         .help = "CPUs, e.g. 64 or 500m",
+                         .value_name = "CPU",
+                         .check = [](std::string_view v) { return core::ParseCpu(v).status(); }},
+                        {.name = "memory", .type = FlagType::kSize, .help = "memory, e.g. 512Gi"},
+                        {.name = "disk", .type = FlagType::kSize, .help = "disk space, e.g. 2Ti"},
+                        {.name = "gpu", .help = "GPUs, e.g. 8", .value_name = "N"},
+                        {.name = "gpu-model",
+                         .help = "GPUs per model, e.g. A100-SXM4-80GB=4,H100=2",
+                         .value_name = "MODEL=N,..."}},
+                   .args = {name},
+                   .run = CliRun({"quota", "set"}, &Cli::Tenant)},
                Command{.name = "rm",
                        .aliases = {"delete"},
                        .summary = "remove a tenant's quota",
@@ -720,6 +730,5 @@ std::string UnreachableMessage(std::string_view url, const absl::Status& why) {
 }
 
 std::string ImagesDir(const std::string& agent_dir) { return agent_dir + "/images"; }
-
 
 }  // namespace berth::cli

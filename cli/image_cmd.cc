@@ -21,8 +21,7 @@ namespace {
 std::string Size(int64_t bytes) { return core::FormatMiB((bytes + (1 << 20) - 1) >> 20); }
 
 // Opens the catalog the invocation names and runs `body` on it.
-core::RunFn WithCatalog(
-    std::function<int(Invocation&, runtime::ImageCatalog&)> body) {
+core::RunFn WithCatalog(std::function<int(Invocation&, runtime::ImageCatalog&)> body) {
   return [body](Invocation& inv) {
     std::string dir =
         inv.Given("images") ? inv.String("images") : ImagesDir(DefaultDataDir() + "/agent");
@@ -108,25 +107,28 @@ Command ImageCommand() {
                  .help = "the catalog's directory (default BERTH_DATA_DIR/agent/images)",
                  .value_name = "DIR"}},
       .subcommands = {
-          Command{.name = "import",
-                  .summary = "copy a VM kernel (+ initramfs), a VM disk image or a container "
-                             "root filesystem into the catalog",
-                  .synopsis = "NAME (--kernel FILE [--initrd FILE] [--cmdline S] | --disk FILE | "
-                              "--rootfs DIR|TAR)",
-                  .flags = {{.name = "kernel", .help = "a VM kernel", .value_name = "FILE"},
-                            {.name = "initrd", .help = "the kernel's initramfs",
-                             .value_name = "FILE"},
-                            {.name = "cmdline", .help = "the kernel's command line",
-                             .value_name = "ARGS"},
-                            {.name = "disk", .help = "a VM disk image (qcow2 or raw)",
-                             .value_name = "FILE"},
-                            {.name = "rootfs", .help = "a container root filesystem",
-                             .value_name = "DIR|TAR"},
-                            {.name = "replace", .type = FlagType::kBool,
-                             .help = "replace an image of that name"}},
-                  .args = {name},
-                  .run = WithCatalog(Import)},
-          Command{.name = "ls", .aliases = {"list"}, .summary = "list the images",
+          Command{
+              .name = "import",
+              .summary = "copy a VM kernel (+ initramfs), a VM disk image or a container "
+                         "root filesystem into the catalog",
+              .synopsis = "NAME (--kernel FILE [--initrd FILE] [--cmdline S] | --disk FILE | "
+                          "--rootfs DIR|TAR)",
+              .flags =
+                  {{.name = "kernel", .help = "a VM kernel", .value_name = "FILE"},
+                   {.name = "initrd", .help = "the kernel's initramfs", .value_name = "FILE"},
+                   {.name = "cmdline", .help = "the kernel's command line", .value_name = "ARGS"},
+                   {.name = "disk", .help = "a VM disk image (qcow2 or raw)", .value_name = "FILE"},
+                   {.name = "rootfs",
+                    .help = "a container root filesystem",
+                    .value_name = "DIR|TAR"},
+                   {.name = "replace",
+                    .type = FlagType::kBool,
+                    .help = "replace an image of that name"}},
+              .args = {name},
+              .run = WithCatalog(Import)},
+          Command{.name = "ls",
+                  .aliases = {"list"},
+                  .summary = "list the images",
                   .run = WithCatalog(List)},
           Command{.name = "rm",
                   .aliases = {"remove", "delete"},

@@ -64,9 +64,9 @@ class Session {
     }
     // Backups and restores copy whole disks in one request.
     client_ = std::make_unique<api::HttpClient>(
-        target->url,
-        api::HttpClient::Options{
-            .bearer_token = target->token, .timeout = absl::Hours(6), .connect_timeout = kConnectTimeout});
+        target->url, api::HttpClient::Options{.bearer_token = target->token,
+                                              .timeout = absl::Hours(6),
+                                              .connect_timeout = kConnectTimeout});
     return client_.get();
   }
 
@@ -447,13 +447,15 @@ Command Group(Command g, std::vector<Command> commands) {
 Command DiskCommand() {
   const ArgDef name = {.name = "NAME", .help = "the disk's name"};
   const ArgDef snap = {.name = "SNAP", .help = "the snapshot's name"};
-  const FlagDef size = {.name = "size", .type = FlagType::kSize,
-                        .help = "the disk's virtual size, e.g. 1Gi"};
+  const FlagDef size = {
+      .name = "size", .type = FlagType::kSize, .help = "the disk's virtual size, e.g. 1Gi"};
   FlagDef resize = size;
   resize.required = true;
   resize.help = "the new, larger size";
   auto with = [&](std::string cmd, std::string summary, std::vector<ArgDef> args) {
-    return Command{.name = cmd, .summary = std::move(summary), .args = std::move(args),
+    return Command{.name = cmd,
+                   .summary = std::move(summary),
+                   .args = std::move(args),
                    .run = Do({cmd}, &Session::Disk)};
   };
   Command rm = with("rm", "delete a disk; refused while attached", {name});
@@ -485,9 +487,13 @@ Command DiskCommand() {
       {Command{.name = "create",
                .summary = "create a disk",
                .flags = {size,
-                         {.name = "format", .type = FlagType::kEnum, .help = "the image format",
-                          .default_value = "qcow2", .choices = {"qcow2", "raw"}},
-                         {.name = "fs", .help = "make a filesystem on it (ext4, xfs); raw only",
+                         {.name = "format",
+                          .type = FlagType::kEnum,
+                          .help = "the image format",
+                          .default_value = "qcow2",
+                          .choices = {"qcow2", "raw"}},
+                         {.name = "fs",
+                          .help = "make a filesystem on it (ext4, xfs); raw only",
                           .value_name = "FS"},
                          {.name = "from-image",
                           .help = "start from a disk image of the server host's catalog",
@@ -538,19 +544,27 @@ Command NetCommand() {
                   "workload goes."},
       {Command{.name = "create",
                .summary = "a bridge with the gateway address; subnets may not overlap",
-               .flags = {{.name = "subnet", .help = "the network's subnet", .value_name = "CIDR",
+               .flags = {{.name = "subnet",
+                          .help = "the network's subnet",
+                          .value_name = "CIDR",
                           .required = true},
-                         {.name = "gateway", .help = "the gateway's address (default: the "
-                                                     "subnet's first)",
+                         {.name = "gateway",
+                          .help = "the gateway's address (default: the "
+                                  "subnet's first)",
                           .value_name = "IP"},
-                         {.name = "nat", .type = FlagType::kBool,
+                         {.name = "nat",
+                          .type = FlagType::kBool,
                           .help = "masquerade traffic leaving the subnet"}},
                .args = {name},
                .run = Do({"create"}, &Session::Net)},
-       Command{.name = "ls", .aliases = {"list"}, .summary = "list networks",
+       Command{.name = "ls",
+               .aliases = {"list"},
+               .summary = "list networks",
                .run = Do({"ls"}, &Session::Net)},
-       Command{.name = "get", .summary = "show a network and the addresses handed out",
-               .args = {name}, .run = Do({"get"}, &Session::Net)},
+       Command{.name = "get",
+               .summary = "show a network and the addresses handed out",
+               .args = {name},
+               .run = Do({"get"}, &Session::Net)},
        Command{.name = "rm",
                .aliases = {"delete"},
                .summary = "refused while workloads or port forwards use it",
@@ -571,35 +585,48 @@ Command SecgroupCommand() {
                   "(--from-group: traffic from the members of another group); without groups, "
                   "all ingress.\n"
                   "Rules apply at once to running workloads."},
-      {Command{.name = "create", .summary = "create an empty group", .args = {name},
+      {Command{.name = "create",
+               .summary = "create an empty group",
+               .args = {name},
                .run = Do({"create"}, &Session::Secgroup)},
-       Command{.name = "ls", .aliases = {"list"}, .summary = "list groups",
+       Command{.name = "ls",
+               .aliases = {"list"},
+               .summary = "list groups",
                .run = Do({"ls"}, &Session::Secgroup)},
-       Command{.name = "get", .summary = "show a group's rules", .args = {name},
+       Command{.name = "get",
+               .summary = "show a group's rules",
+               .args = {name},
                .run = Do({"get"}, &Session::Secgroup)},
-       Command{.name = "rm", .aliases = {"delete"}, .summary = "delete a group",
-               .args = {name}, .run = Do({"rm"}, &Session::Secgroup)},
-       Command{.name = "rule",
-               .summary = "add or remove a group's rules",
-               .subcommands = {
-                   Command{.name = "add",
-                           .summary = "allow ingress",
-                           .flags = {{.name = "proto", .help = "tcp, udp, icmp or any",
-                                      .default_value = "tcp", .value_name = "PROTO"},
-                                     {.name = "ports", .help = "a port or a range: 80 or 80-90",
-                                      .value_name = "PORTS"},
-                                     {.name = "from", .help = "allow only this source subnet",
-                                      .value_name = "CIDR"},
-                                     {.name = "from-group",
-                                      .help = "allow only the members of group G",
-                                      .value_name = "G"}},
-                           .args = {group},
-                           .run = Do({"rule", "add"}, &Session::Secgroup)},
-                   Command{.name = "rm",
-                           .aliases = {"delete"},
-                           .summary = "remove a rule",
-                           .args = {group, {.name = "RULE_ID", .help = "the rule's id"}},
-                           .run = Do({"rule", "rm"}, &Session::Secgroup)}}}});
+       Command{.name = "rm",
+               .aliases = {"delete"},
+               .summary = "delete a group",
+               .args = {name},
+               .run = Do({"rm"}, &Session::Secgroup)},
+       Command{
+           .name = "rule",
+           .summary = "add or remove a group's rules",
+           .subcommands = {Command{.name = "add",
+                                   .summary = "allow ingress",
+                                   .flags = {{.name = "proto",
+                                              .help = "tcp, udp, icmp or any",
+                                              .default_value = "tcp",
+                                              .value_name = "PROTO"},
+                                             {.name = "ports",
+                                              .help = "a port or a range: 80 or 80-90",
+                                              .value_name = "PORTS"},
+                                             {.name = "from",
+                                              .help = "allow only this source subnet",
+                                              .value_name = "CIDR"},
+                                             {.name = "from-group",
+                                              .help = "allow only the members of group G",
+                                              .value_name = "G"}},
+                                   .args = {group},
+                                   .run = Do({"rule", "add"}, &Session::Secgroup)},
+                           Command{.name = "rm",
+                                   .aliases = {"delete"},
+                                   .summary = "remove a rule",
+                                   .args = {group, {.name = "RULE_ID", .help = "the rule's id"}},
+                                   .run = Do({"rule", "rm"}, &Session::Secgroup)}}}});
 }
 
 Command PortfwdCommand() {
@@ -614,17 +641,25 @@ Command PortfwdCommand() {
                   "workload."},
       {Command{.name = "add",
                .summary = "forward a host port",
-               .flags = {{.name = "host-port", .type = FlagType::kInt,
-                          .help = "the port on the server's host", .value_name = "P",
+               .flags = {{.name = "host-port",
+                          .type = FlagType::kInt,
+                          .help = "the port on the server's host",
+                          .value_name = "P",
                           .required = true},
-                         {.name = "workload", .help = "the workload to forward to",
-                          .value_name = "W", .required = true},
-                         {.name = "port", .type = FlagType::kInt,
-                          .help = "the workload's port", .value_name = "P", .required = true},
-                         {.name = "proto", .help = "tcp (default) or udp",
-                          .value_name = "PROTO"}},
+                         {.name = "workload",
+                          .help = "the workload to forward to",
+                          .value_name = "W",
+                          .required = true},
+                         {.name = "port",
+                          .type = FlagType::kInt,
+                          .help = "the workload's port",
+                          .value_name = "P",
+                          .required = true},
+                         {.name = "proto", .help = "tcp (default) or udp", .value_name = "PROTO"}},
                .run = Do({"add"}, &Session::Portfwd)},
-       Command{.name = "ls", .aliases = {"list"}, .summary = "list forwards",
+       Command{.name = "ls",
+               .aliases = {"list"},
+               .summary = "list forwards",
                .run = Do({"ls"}, &Session::Portfwd)},
        Command{.name = "rm",
                .aliases = {"delete"},

@@ -151,7 +151,8 @@ std::string ValueName(const FlagDef& f) {
 }
 
 std::string FlagColumn(const FlagDef& f) {
-  std::string s = f.short_name != 0 ? Cat("-", f.short_name, ", --", f.name) : Cat("    --", f.name);
+  std::string s =
+      f.short_name != 0 ? Cat("-", f.short_name, ", --", f.name) : Cat("    --", f.name);
   std::string v = ValueName(f);
   if (!v.empty()) s += " " + v;
   return s;
@@ -234,7 +235,8 @@ std::string Help(const std::vector<const Command*>& chain) {
     out += Cat("Usage: ", path, " COMMAND [FLAGS]\n");
   }
   if (!c.summary.empty()) out += "\n" + c.summary + "\n";
-  if (!c.description.empty()) out += "\n" + c.description + (c.description.back() == '\n' ? "" : "\n");
+  if (!c.description.empty())
+    out += "\n" + c.description + (c.description.back() == '\n' ? "" : "\n");
 
   std::vector<std::pair<std::string, std::string>> arg_rows;
   for (const ArgDef& a : c.args) {
@@ -283,8 +285,8 @@ std::string Help(const std::vector<const Command*>& chain) {
       (*it == chain.front() ? global : local).push_back(&f);
     }
   }
-  static const FlagDef kHelp = {.name = "help", .type = FlagType::kBool, .help = "show this help",
-                                .short_name = 'h'};
+  static const FlagDef kHelp = {
+      .name = "help", .type = FlagType::kBool, .help = "show this help", .short_name = 'h'};
   global.push_back(&kHelp);
   if (!local.empty()) {
     out += "\nFlags:\n";
@@ -429,8 +431,8 @@ int Run(const Command& root, const std::vector<std::string>& args, std::ostream&
                            QuoteList(declarers), ")"));
         }
         if (!declarers.empty()) {
-          return usage(Cat("unknown flag ", token, " (it is a flag of ", QuoteList(declarers),
-                           ")"));
+          return usage(
+              Cat("unknown flag ", token, " (it is a flag of ", QuoteList(declarers), ")"));
         }
         return usage(Cat("unknown flag ", token));
       }
@@ -442,7 +444,11 @@ int Run(const Command& root, const std::vector<std::string>& args, std::ostream&
       }
       if (absl::Status s = CheckValue(*f, value); !s.ok()) return usage(std::string(s.message()));
       auto& slot = values[f->name];
-      if (f->type != FlagType::kList) slot.clear();
+      // A value given twice is a mistake in one of them; a switch given twice is harmless.
+      if (!slot.empty() && f->type != FlagType::kList) {
+        if (f->type != FlagType::kBool) return usage(Cat("--", f->name, " given twice"));
+        slot.clear();
+      }
       slot.push_back(value);
       continue;
     }

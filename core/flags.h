@@ -38,9 +38,9 @@ struct FlagDef {
   std::string name;  // the long name, without "--"
   FlagType type = FlagType::kString;
   std::string help;
-  std::string default_value;  // as text; shown in --help when not empty
-  std::string value_name;     // the placeholder in --help ("FILE"); by default from the type
-  char short_name = 0;        // e.g. 'f' for -f
+  std::string default_value;         // as text; shown in --help when not empty
+  std::string value_name;            // the placeholder in --help ("FILE"); by default from the type
+  char short_name = 0;               // e.g. 'f' for -f
   std::vector<std::string> choices;  // kEnum
   int64_t min = INT64_MIN;           // kInt
   int64_t max = INT64_MAX;
@@ -62,9 +62,9 @@ using RunFn = std::function<int(Invocation&)>;
 struct Command {
   std::string name;
   std::vector<std::string> aliases;
-  std::string section;  // the heading its parent's --help lists it under
-  std::string summary;  // one line in its parent's --help
-  std::string synopsis;  // overrides the generated "NAME [FLAGS]" after the command's path
+  std::string section;      // the heading its parent's --help lists it under
+  std::string summary;      // one line in its parent's --help
+  std::string synopsis;     // overrides the generated "NAME [FLAGS]" after the command's path
   std::string description;  // paragraphs after the usage line
   std::vector<FlagDef> flags;
   std::vector<ArgDef> args;

@@ -33,29 +33,44 @@ Command TestRoot(std::string* seen) {
   };
   Command root{.name = "berth", .flags = GlobalFlags()};
   root.subcommands = {
-      Command{.name = "disk",
-              .section = "Storage",
-              .summary = "disks",
-              .flags = {{.name = "server", .help = "the server", .value_name = "URL"}},
-              .subcommands =
-                  {Command{.name = "create",
-                           .summary = "make a disk",
-                           .flags = {{.name = "size", .type = FlagType::kSize,
-                                      .help = "how big", .default_value = "1Gi"},
-                                     {.name = "count", .type = FlagType::kInt, .help = "copies",
-                                      .default_value = "1", .min = 1, .max = 8},
-                                     {.name = "wait", .type = FlagType::kDuration,
-                                      .help = "how long to wait"},
-                                     {.name = "quick", .type = FlagType::kBool,
-                                      .help = "skip zeroing", .short_name = 'q'},
-                                     {.name = "mode", .type = FlagType::kEnum, .help = "format",
-                                      .default_value = "qcow2", .choices = {"qcow2", "raw"}},
-                                     {.name = "tag", .type = FlagType::kList, .help = "labels"},
-                                     {.name = "fail", .type = FlagType::kBool, .help = "fail"}},
-                           .args = {{.name = "NAME", .help = "the disk's name"}},
-                           .run = show},
-                   Command{.name = "ls", .aliases = {"list"}, .summary = "list disks",
-                           .run = show}}},
+      Command{
+          .name = "disk",
+          .section = "Storage",
+          .summary = "disks",
+          .flags = {{.name = "server", .help = "the server", .value_name = "URL"}},
+          .subcommands = {Command{
+                              .name = "create",
+                              .summary = "make a disk",
+                              .flags = {{.name = "size",
+                                         .type = FlagType::kSize,
+                                         .help = "how big",
+                                         .default_value = "1Gi"},
+                                        {.name = "count",
+                                         .type = FlagType::kInt,
+                                         .help = "copies",
+                                         .default_value = "1",
+                                         .min = 1,
+                                         .max = 8},
+                                        {.name = "wait",
+                                         .type = FlagType::kDuration,
+                                         .help = "how long to wait"},
+                                        {.name = "quick",
+                                         .type = FlagType::kBool,
+                                         .help = "skip zeroing",
+                                         .short_name = 'q'},
+                                        {.name = "mode",
+                                         .type = FlagType::kEnum,
+                                         .help = "format",
+                                         .default_value = "qcow2",
+                                         .choices = {"qcow2", "raw"}},
+                                        {.name = "tag", .type = FlagType::kList, .help = "labels"},
+                                        {.name = "fail", .type = FlagType::kBool, .help = "fail"}},
+                              .args = {{.name = "NAME", .help = "the disk's name"}},
+                              .run = show},
+                          Command{.name = "ls",
+                                  .aliases = {"list"},
+                                  .summary = "list disks",
+                                  .run = show}}},
       Command{.name = "exec",
               .summary = "run a command",
               .flags = {{.name = "timeout", .type = FlagType::kDuration, .help = "limit"}},
@@ -81,6 +96,8 @@ TEST(FlagsTest, ParsesEveryTypeWithDefaults) {
   EXPECT_EQ(r.code, kExitOk) << r.err;
   EXPECT_EQ(r.seen,
             "berth disk create|size=2Gi|n=3|wait=1m30s|quick=1|mode=raw|tags=a,b,|args=d1,|json=1");
+  r = Berth({"disk", "create", "d1", "--json", "--json"});  // a switch twice is harmless
+  EXPECT_EQ(r.code, kExitOk) << r.err;
   r = Berth({"disk", "create", "d1"});
   EXPECT_EQ(r.code, kExitOk) << r.err;
   EXPECT_EQ(r.seen,
@@ -126,6 +143,7 @@ TEST(FlagsTest, BadValuesAreRefusedNamingTheFlag) {
            {{"disk", "create", "d", "--mode", "vhd"}, "--mode must be qcow2 or raw, got \"vhd\""},
            {{"disk", "create", "d", "--quick=maybe"}, "--quick must be true or false"},
            {{"disk", "create", "d", "--count"}, "flag --count needs a value"},
+           {{"disk", "create", "d", "--count", "1", "--count=2"}, "--count given twice"},
            {{"--log-level", "loud", "disk", "ls"}, "--log-level must be debug, info, warn, error"},
        }) {
     Result r = Berth(c.args);
@@ -180,11 +198,10 @@ TEST(FlagsTest, HelpIsRenderedFromTheDeclarations) {
   Result r = Berth({"disk", "create", "--help"});
   EXPECT_EQ(r.code, kExitOk);
   EXPECT_TRUE(r.seen.empty());
-  for (const char* text :
-       {"Usage: berth disk create NAME [FLAGS]", "make a disk", "NAME", "the disk's name",
-        "--size SIZE", "how big (default 1Gi)", "--count N", "--mode qcow2|raw", "-q, --quick",
-        "--server URL", "Global flags:", "--json", "--log-level", "--log-file FILE",
-        "-h, --help"}) {
+  for (const char* text : {"Usage: berth disk create NAME [FLAGS]", "make a disk", "NAME",
+                           "the disk's name", "--size SIZE", "how big (default 1Gi)", "--count N",
+                           "--mode qcow2|raw", "-q, --quick", "--server URL", "Global flags:",
+                           "--json", "--log-level", "--log-file FILE", "-h, --help"}) {
     EXPECT_THAT(r.out, HasSubstr(text)) << r.out;
   }
   Result group = Berth({"disk", "-h"});

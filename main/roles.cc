@@ -22,10 +22,10 @@
 #include "core/json.h"
 #include "core/log.h"
 #include "core/strings.h"
-#include "runtime/process_driver.h"
 #include "main/storenet_host.h"
 #include "runtime/image/catalog.h"
 #include "runtime/oci/oci_driver.h"
+#include "runtime/process_driver.h"
 #include "runtime/qemu/qemu_driver.h"
 #include "sched/scheduler.h"
 #include "state/sqlite_store.h"
@@ -271,8 +271,7 @@ absl::StatusOr<std::string> JoinTokenFrom(const core::Invocation& f) {
     std::ifstream in(file);
     std::string token;
     if (!in || !std::getline(in, token)) {
-      return absl::InvalidArgumentError(
-          Cat("--join-token-file: cannot read a token from ", file));
+      return absl::InvalidArgumentError(Cat("--join-token-file: cannot read a token from ", file));
     }
     while (!token.empty() && (token.back() == '\r' || token.back() == ' ')) token.pop_back();
     if (token.empty()) {
@@ -333,8 +332,7 @@ int RunServe(core::Invocation& f) {
   std::unique_ptr<LocalStorageNetwork> storenet;
   if (dev) {
     const std::string backups =
-        fs::absolute(f.Given("backup-dir") ? f.String("backup-dir") : dir + "/backups",
-                     ec)
+        fs::absolute(f.Given("backup-dir") ? f.String("backup-dir") : dir + "/backups", ec)
             .lexically_normal()
             .string();
     storenet = std::make_unique<LocalStorageNetwork>(store->get(), control.clock(), dir + "/agent",
@@ -443,8 +441,7 @@ int RunAgent(core::Invocation& f) {
     return f.UsageError(std::string(accel.status().message()));
   }
   if (server.rfind("http://", 0) != 0) server = "http://" + server;
-  std::string dir =
-      f.Given("data-dir") ? f.String("data-dir") : cli::DefaultDataDir() + "/agent";
+  std::string dir = f.Given("data-dir") ? f.String("data-dir") : cli::DefaultDataDir() + "/agent";
   std::error_code ec;
   fs::create_directories(dir, ec);
   if (ec) return f.Fail(Cat("cannot create data directory ", dir, ": ", ec.message()));
@@ -496,9 +493,10 @@ int RunAgent(core::Invocation& f) {
 const core::FlagDef kVmAccelFlag = {
     .name = "vm-accel",
     .type = core::FlagType::kEnum,
-    .help = "auto: use KVM when a probe guest runs under it at start, TCG otherwise, with a\n"
-            "warning and a host event saying why; kvm or tcg: use that. The agent config's\n"
-            "vm_accel sets the same. `berth host get` shows it.",
+    .help =
+        "auto: use KVM when a probe guest runs under it at start, TCG otherwise, with a\n"
+        "warning and a host event saying why; kvm or tcg: use that. The agent config's\n"
+        "vm_accel sets the same. `berth host get` shows it.",
     .default_value = "auto",
     .choices = {"auto", "kvm", "tcg"}};
 
@@ -528,16 +526,23 @@ core::Command ServeCommand() {
           "join token to\nDIR/join.token, and the address to DIR/server.json, where the CLI finds "
           "them. With --json the\nstartup and shutdown lines are JSON objects.",
       .flags =
-          {{.name = "dev", .type = FlagType::kBool,
+          {{.name = "dev",
+            .type = FlagType::kBool,
             .help = "also run an agent for this machine in the same process, so workloads run "
                     "here"},
-           {.name = "data-dir", .help = "the server's data directory (default BERTH_DATA_DIR or "
-                                        "~/.berth)",
+           {.name = "data-dir",
+            .help = "the server's data directory (default BERTH_DATA_DIR or "
+                    "~/.berth)",
             .value_name = "DIR"},
-           {.name = "listen", .help = "address to serve on; port 0 picks a free one",
-            .default_value = "127.0.0.1:7070", .value_name = "HOST:PORT", .check = CheckListen},
-           {.name = "host-ttl", .type = FlagType::kDuration,
-            .help = "a host without heartbeats this long is marked down", .default_value = "15s",
+           {.name = "listen",
+            .help = "address to serve on; port 0 picks a free one",
+            .default_value = "127.0.0.1:7070",
+            .value_name = "HOST:PORT",
+            .check = CheckListen},
+           {.name = "host-ttl",
+            .type = FlagType::kDuration,
+            .help = "a host without heartbeats this long is marked down",
+            .default_value = "15s",
             .check =
                 [](std::string_view v) {
                   absl::Duration d;
@@ -564,7 +569,8 @@ core::Command ServeCommand() {
             .help = "where disk backups are written and restored from in --dev mode (default\n"
                     "DIR/backups): the API's backup and restore take only file names inside it",
             .value_name = "DIR"},
-           {.name = "allow-root-workloads", .type = FlagType::kBool,
+           {.name = "allow-root-workloads",
+            .type = FlagType::kBool,
             .help = "accept process workloads with `user: root` (or uid/gid 0); without it they\n"
                     "are refused (403) and process workloads run as an unprivileged user\n"
                     "(default nobody, 65534:65534)"}},
@@ -597,7 +603,8 @@ core::Command AgentCommand() {
                 {.name = "join-token",
                  .help = "the join token itself; works too, but any user can read it in `ps`",
                  .value_name = "TOKEN"},
-                {.name = "config", .help = "YAML/JSON: name, labels, cpu, memory, gpus, vm_accel",
+                {.name = "config",
+                 .help = "YAML/JSON: name, labels, cpu, memory, gpus, vm_accel",
                  .value_name = "FILE"},
                 {.name = "data-dir",
                  .help = "where task records and logs are kept (default: BERTH_DATA_DIR/agent "

@@ -243,7 +243,8 @@ int Fill(core::Invocation& flags, const EngineFactory& factory) {
   const int64_t target = flags.Int("target");
   if (auto f = LoadSetup(flags, factory, &setup)) return Report(err, "fill", *f);
   if (setup.cluster.TotalGpus() == 0) {
-    return Report(err, "fill", {kFailure, Cat(flags.String("cluster"), ": the cluster has no GPUs")});
+    return Report(err, "fill",
+                  {kFailure, Cat(flags.String("cluster"), ": the cluster has no GPUs")});
   }
   FillReport report;
   report.policies = setup.policies;
@@ -316,19 +317,17 @@ int Replay(core::Invocation& flags, const EngineFactory& factory) {
   return kOk;
 }
 
-
 using core::FlagDef;
 using core::FlagType;
 
 // A percentage flag of `generate`.
 FlagDef PercentFlag(std::string name, std::string help, std::string fallback) {
-  return FlagDef{.name = name,
-                 .help = std::move(help),
-                 .default_value = std::move(fallback),
-                 .value_name = "PCT",
-                 .check = [name](std::string_view v) {
-                   return ParsePercentFlag(name, v).status();
-                 }};
+  return FlagDef{
+      .name = name,
+      .help = std::move(help),
+      .default_value = std::move(fallback),
+      .value_name = "PCT",
+      .check = [name](std::string_view v) { return ParsePercentFlag(name, v).status(); }};
 }
 
 // The flags fill and replay share, then `extra`.
@@ -342,7 +341,9 @@ std::vector<FlagDef> CompareFlags(std::string_view what, std::vector<FlagDef> ex
        .help = Cat("requests", what, ": Berth YAML/JSON/CSV or alibaba-gpu-2023 pod list"),
        .value_name = "FILE",
        .required = true},
-      {.name = "format", .type = FlagType::kEnum, .help = "the input files' format",
+      {.name = "format",
+       .type = FlagType::kEnum,
+       .help = "the input files' format",
        .default_value = "auto",
        .choices = {"auto", "berth", "yaml", "json", "csv", "alibaba-gpu-2023"}},
       {.name = "policy",
@@ -350,16 +351,23 @@ std::vector<FlagDef> CompareFlags(std::string_view what, std::vector<FlagDef> ex
        .default_value = std::string(kDefaultPolicies),
        .value_name = "LIST",
        .check = [](std::string_view v) { return ParsePolicies(v).status(); }},
-      {.name = "seeds", .help = "42..51, 1,5,9 or 42", .default_value = "42",
+      {.name = "seeds",
+       .help = "42..51, 1,5,9 or 42",
+       .default_value = "42",
        .value_name = "LIST",
        .check = [](std::string_view v) { return ParseSeeds(v).status(); }},
-      {.name = "jobs", .type = FlagType::kInt, .help = "worker threads (default: every core)",
-       .min = 1, .max = 4096},
-      {.name = "out", .help = "also write the summary, CSV and chart files there",
+      {.name = "jobs",
+       .type = FlagType::kInt,
+       .help = "worker threads (default: every core)",
+       .min = 1,
+       .max = 4096},
+      {.name = "out",
+       .help = "also write the summary, CSV and chart files there",
        .value_name = "DIR"},
       {.name = "csv", .help = "write the CSV there", .value_name = "FILE"},
       {.name = "svg", .help = "write the chart as SVG there", .value_name = "FILE"},
-      {.name = "no-timings", .type = FlagType::kBool,
+      {.name = "no-timings",
+       .type = FlagType::kBool,
        .help = "leave seconds out of every output, so reruns are byte-identical"},
       {.name = "quiet", .type = FlagType::kBool, .help = "no progress lines on stderr"},
   };
@@ -379,8 +387,9 @@ core::Command SimCommand(const SimCommandOptions& options) {
       .name = "sim",
       .section = "Server and agents",
       .summary = "simulate a cluster: compare placement policies on a workload trace",
-      .description = "Trace-driven simulation of a GPU cluster with Berth's placement engine. "
-                     "See docs/sim.md.",
+      .description =
+          "Trace-driven simulation of a GPU cluster with Berth's placement engine. "
+          "See docs/sim.md.",
       .subcommands = {
           core::Command{
               .name = "generate",
@@ -388,9 +397,12 @@ core::Command SimCommand(const SimCommandOptions& options) {
               .description = "Files: nodes.csv and pods.csv (alibaba-gpu-2023), or cluster.EXT "
                              "and trace.EXT (yaml, json,\ncsv). With --json each file written is "
                              "a JSON line.",
-              .flags = {{.name = "out", .help = "directory to write into (created if missing)",
-                         .value_name = "DIR", .required = true},
-                        {.name = "format", .type = FlagType::kEnum,
+              .flags = {{.name = "out",
+                         .help = "directory to write into (created if missing)",
+                         .value_name = "DIR",
+                         .required = true},
+                        {.name = "format",
+                         .type = FlagType::kEnum,
                          .help = "the files' format",
                          .default_value = "alibaba-gpu-2023",
                          .choices = {"alibaba-gpu-2023", "yaml", "json", "csv", "all"}},
@@ -399,23 +411,32 @@ core::Command SimCommand(const SimCommandOptions& options) {
                                  "500:8:A100:96:512Gi:80Gi,500:4:V100:64:256Gi:32Gi,"
                                  "200:0::32:128Gi)",
                          .value_name = "SHAPES"},
-                        {.name = "requests", .type = FlagType::kInt,
-                         .help = "number of requests", .default_value = "10000", .min = 0,
+                        {.name = "requests",
+                         .type = FlagType::kInt,
+                         .help = "number of requests",
+                         .default_value = "10000",
+                         .min = 0,
                          .max = 100000000},
                         PercentFlag("cpu-only", "% of requests asking for no GPU", "20"),
                         PercentFlag("fractional", "% asking for a share of one GPU", "35"),
                         PercentFlag("multi-gpu",
-                                    "% asking for 2, 4 or 8 whole GPUs; the rest ask for one",
-                                    "5"),
+                                    "% asking for 2, 4 or 8 whole GPUs; the rest ask for one", "5"),
                         PercentFlag("constrained", "% of GPU requests limited to some GPU models",
                                     "15"),
-                        PercentFlag("high-priority",
-                                    "% of requests with priority 1 instead of 0", "0"),
-                        {.name = "mean-gap", .type = FlagType::kInt,
-                         .help = "mean seconds between arrivals", .default_value = "20",
-                         .value_name = "S", .min = 0, .max = 100000000},
-                        {.name = "seed", .type = FlagType::kInt, .help = "random seed",
-                         .default_value = "42", .min = 0}},
+                        PercentFlag("high-priority", "% of requests with priority 1 instead of 0",
+                                    "0"),
+                        {.name = "mean-gap",
+                         .type = FlagType::kInt,
+                         .help = "mean seconds between arrivals",
+                         .default_value = "20",
+                         .value_name = "S",
+                         .min = 0,
+                         .max = 100000000},
+                        {.name = "seed",
+                         .type = FlagType::kInt,
+                         .help = "random seed",
+                         .default_value = "42",
+                         .min = 0}},
               .run = [](core::Invocation& inv) { return Generate(inv); }},
           core::Command{
               .name = "fill",
@@ -427,9 +448,12 @@ core::Command SimCommand(const SimCommandOptions& options) {
                   "the requests one at a time with no\ndepartures. Reports unallocated GPU % at "
                   "arrived = 100% and the curve from 75% to the target.\nWith --json the summary "
                   "is one JSON object instead of the table.",
-              .flags = CompareFlags("", {{.name = "target", .type = FlagType::kInt,
+              .flags = CompareFlags("", {{.name = "target",
+                                          .type = FlagType::kInt,
                                           .help = "pad to this % of GPU capacity",
-                                          .default_value = "130", .value_name = "PCT", .min = 1,
+                                          .default_value = "130",
+                                          .value_name = "PCT",
+                                          .min = 1,
                                           .max = 10000}}),
               .run = [factory](core::Invocation& inv) { return Fill(inv, factory); }},
           core::Command{
@@ -442,15 +466,20 @@ core::Command SimCommand(const SimCommandOptions& options) {
                   "completion-time percentiles. With --json the summary\nis one JSON object.",
               .flags = CompareFlags(
                   " with times",
-                  {{.name = "queue", .type = FlagType::kEnum,
+                  {{.name = "queue",
+                    .type = FlagType::kEnum,
                     .help = "backfill: later requests that fit may start first; fifo: strict",
-                    .default_value = "backfill", .choices = {"backfill", "fifo"}},
-                   {.name = "priorities", .help = "on: higher priority first; off: arrival order",
-                    .default_value = "on", .value_name = "on|off",
+                    .default_value = "backfill",
+                    .choices = {"backfill", "fifo"}},
+                   {.name = "priorities",
+                    .help = "on: higher priority first; off: arrival order",
+                    .default_value = "on",
+                    .value_name = "on|off",
                     .check = [](std::string_view v) { return CheckOnOff("priorities", v); }},
                    {.name = "preemption",
                     .help = "on: evict lower-priority requests to make room",
-                    .default_value = "off", .value_name = "on|off",
+                    .default_value = "off",
+                    .value_name = "on|off",
                     .check = [](std::string_view v) { return CheckOnOff("preemption", v); }}}),
               .run = [factory](core::Invocation& inv) { return Replay(inv, factory); }}}};
 }
@@ -461,8 +490,8 @@ int RunSimCommand(const std::vector<std::string>& args, std::ostream& out, std::
 
 int RunSimCommand(const std::vector<std::string>& args, std::ostream& out, std::ostream& err,
                   const SimCommandOptions& options) {
-  core::Command root{.name = "berth", .flags = core::GlobalFlags(),
-                     .subcommands = {SimCommand(options)}};
+  core::Command root{
+      .name = "berth", .flags = core::GlobalFlags(), .subcommands = {SimCommand(options)}};
   std::vector<std::string> full = {"sim"};
   full.insert(full.end(), args.begin(), args.end());
   return core::Run(root, full, out, err);

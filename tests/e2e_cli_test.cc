@@ -11,8 +11,8 @@
 namespace berth::e2e {
 namespace {
 
-using ::testing::HasSubstr;
 using nlohmann::json;
+using ::testing::HasSubstr;
 
 // The first line of `text` that parses as a JSON object with "event" == `event`.
 json EventLine(const std::string& text, const std::string& event) {
@@ -34,8 +34,8 @@ TEST(CommandLineTest, UnknownFlagsAreRefusedWithTheirNameByEveryRole) {
         {"disk", "create", "d1", "--sise", "1Gi"}}) {
     std::string bad;
     for (const auto& a : args) {
-      if (a.rfind("--", 0) == 0 && (a == "--lisen" || a == "--jointoken" || a == "--clustr" ||
-                                    a == "--sise")) {
+      if (a.rfind("--", 0) == 0 &&
+          (a == "--lisen" || a == "--jointoken" || a == "--clustr" || a == "--sise")) {
         bad = a;
       }
     }
@@ -68,7 +68,8 @@ TEST(CommandLineTest, MisplacedFlagsAndBadValuesAreUsageErrors) {
             "--jobs must be an integer between 1 and 4096"},
            {{"sim", "generate", "--out", dir + "/gen", "--requests", "many"},
             "--requests must be an integer"},
-           {{"serve", "--log-level", "loud"}, "--log-level must be debug, info, warn, error or off"},
+           {{"serve", "--log-level", "loud"},
+            "--log-level must be debug, info, warn, error or off"},
        }) {
     Result r = e2e::Run(dir, c.args);
     EXPECT_EQ(r.exit_code, 2) << c.message << ": " << r.err;
@@ -126,10 +127,10 @@ TEST(CommandLineTest, ServeAndAgentPrintJsonStartupLines) {
   EXPECT_EQ(serving["data_dir"], dir + "/server");
   EXPECT_EQ(serving["dev"], false);
 
-  pid_t agent = Spawn({"agent", "--json", "--server", server.url(), "--join-token-file",
-                       dir + "/server/join.token", "--data-dir", dir + "/agent", "--name",
-                       "json-agent"},
-                      dir + "/agent.log");
+  pid_t agent =
+      Spawn({"agent", "--json", "--server", server.url(), "--join-token-file",
+             dir + "/server/join.token", "--data-dir", dir + "/agent", "--name", "json-agent"},
+            dir + "/agent.log");
   json joining;
   EXPECT_TRUE(Eventually([&] {
     joining = EventLine(ReadFile(dir + "/agent.log"), "joining");
@@ -149,7 +150,7 @@ TEST(CommandLineTest, ServeAndAgentPrintJsonStartupLines) {
 TEST(CommandLineTest, SimGenerateTakesJson) {
   std::string dir = TempDir("e2e-cli-sim");
   Result r = e2e::Run(dir, {"sim", "generate", "--json", "--out", dir + "/gen", "--requests", "10",
-                       "--hosts", "2:8:A100:96:512Gi"});
+                            "--hosts", "2:8:A100:96:512Gi"});
   ASSERT_EQ(r.exit_code, 0) << r.err;
   std::istringstream lines(r.out);
   std::string line;
