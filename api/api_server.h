@@ -87,8 +87,16 @@ class ApiServer {
   Router& router() { return router_; }
 
  private:
-  struct Role;
+  // Authentication, then every route file's routes.
   void Routes();
+  // One per route file: api/routes_system.cc (health, metrics), routes_workloads.cc,
+  // routes_hosts.cc (registration, heartbeats, assignments, status reports), routes_tenants.cc,
+  // routes_events.cc.
+  void SystemRoutes();
+  void WorkloadRoutes();
+  void HostRoutes();
+  void TenantRoutes();
+  void EventRoutes();
   // Answers now, or parks the request until `prefix` changes past ?index= or ?wait= ends.
   void Blocking(const HttpRequest& request, Responder responder, std::string prefix,
                 std::function<HttpResponse()> answer);

@@ -1,6 +1,10 @@
-// Fuzzes the REST API from the router down: ApiServer's routes, authentication, body parsing,
-// the decoders and the ControlPlane over an in-memory store, with no sockets in between
-// (Responder::ToSink). An input is one request:
+// Fuzzes the REST API from the router down: every route file (ApiServer's own routes, disks,
+// networks, security groups, port forwards and host images, the latter ones when the build has
+// them), authentication, body parsing, the decoders, the ControlPlane and the storage and
+// network services over an in-memory store, with no sockets in between (Responder::ToSink).
+// Disks and networks go to in-memory hosts that accept every operation; images go to a real
+// catalog in a temporary directory, imports reading from an import directory holding one file.
+// An input is one request:
 //
 //   METHOD TARGET [admin|agent|none]\n
 //   body...
@@ -13,6 +17,7 @@
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -20,7 +25,19 @@
 #include <string_view>
 
 #include "api/api_server.h"
+#include "api/routes_images.h"
 #include "state/memory_store.h"
+#ifdef BERTH_FUZZ_STORENET
+#include "api/storenet_routes.h"
+#endif
+#ifdef BERTH_FUZZ_IMAGES
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
+
+#include "api/local_images.h"
+#endif
 
 namespace {
 
@@ -29,6 +46,139 @@ using berth::api::HttpResponse;
 
 constexpr char kAdmin[] = "fuzz-admin";
 constexpr char kAgent[] = "fuzz-join";
+
+#ifdef BERTH_FUZZ_STORENET
+// A host whose storage does whatever it is asked, in memory.
+class FuzzStorageHost final : public berth::control::StorageHost {
+ public:
+  absl::Status Prepare() override { return absl::OkStatus(); }
+  absl::StatusOr<berth::control::HostVolume> Create(
+      const berth::control::HostVolumeSpec& spec) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (volumes_.count(spec.name)) return absl::AlreadyExistsError("volume exists");
+    berth::control::HostVolume v;
+    v.format = spec.format;
+    v.size_mib = spec.size_mib > 0 ? spec.size_mib : 1024;
+    v.path = "/pool/" + spec.name;
+    v.backing_file = spec.from_image;
+    volumes_[spec.name] = v;
+    return v;
+  }
+  absl::StatusOr<berth::control::HostVolume> Get(std::string_view name) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    auto it = volumes_.find(std::string(name));
+    if (it == volumes_.end()) return absl::NotFoundError("no such volume");
+    return it->second;
+  }
+  absl::StatusOr<berth::control::HostVolume> Resize(std::string_view name, int64_t size_mib,
+                                                    std::string_view) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    auto it = volumes_.find(std::string(name));
+    if (it == volumes_.end()) return absl::NotFoundError("no such volume");
+    it->second.size_mib = size_mib;
+    return it->second;
+  }
+  absl::Status Snapshot(std::string_view, std::string_view) override { return absl::OkStatus(); }
+  absl::Status Revert(std::string_view, std::string_view, std::string_view) override {
+    return absl::OkStatus();
+  }
+  absl::Status DeleteSnapshot(std::string_view, std::string_view) override {
+    return absl::OkStatus();
+  }
+  absl::StatusOr<berth::control::HostVolume> Clone(std::string_view, std::string_view,
+                                                   std::string_view name,
+                                                   std::string_view format) override {
+    berth::control::HostVolumeSpec spec;
+    spec.name = std::string(name);
+    spec.format = std::string(format);
+    return Create(spec);
+  }
+  absl::StatusOr<berth::control::HostBackup> Backup(
+      std::string_view, const std::string& file,
+      const berth::control::Progress& progress) override {
+    if (progress) progress(1000);
+    return berth::control::HostBackup{1, std::string(64, '0'), file};
+  }
+  absl::StatusOr<berth::control::HostVolume> Restore(
+      const std::string&, std::string_view name, std::string_view format,
+      const berth::control::Progress& progress) override {
+    if (progress) progress(1000);
+    berth::control::HostVolumeSpec spec;
+    spec.name = std::string(name);
+    spec.format = std::string(format);
+    return Create(spec);
+  }
+  absl::Status Delete(std::string_view name, std::string_view) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    volumes_.erase(std::string(name));
+    return absl::OkStatus();
+  }
+  absl::StatusOr<std::vector<berth::control::HostPool>> Pools() override {
+    berth::control::HostPool pool;
+    pool.name = "default";
+    pool.directory = "/pool";
+    pool.capacity_mib = 1 << 20;
+    pool.limit_mib = 1 << 20;
+    pool.available_mib = 1 << 20;
+    return std::vector<berth::control::HostPool>{pool};
+  }
+
+ private:
+  std::mutex mu_;
+  std::map<std::string, berth::control::HostVolume> volumes_;
+};
+
+// A host whose networking does whatever it is asked.
+class FuzzNetworkHost final : public berth::control::NetworkHost {
+ public:
+  absl::StatusOr<std::string> EnsureNetwork(const berth::control::HostNetwork& n) override {
+    return "br-" + n.name;
+  }
+  absl::Status DeleteNetwork(std::string_view) override { return absl::OkStatus(); }
+  absl::Status PutGroup(const berth::control::HostGroup&) override { return absl::OkStatus(); }
+  absl::Status DeleteGroup(std::string_view) override { return absl::OkStatus(); }
+  absl::Status AddForward(const berth::control::HostForward&) override { return absl::OkStatus(); }
+  absl::Status RemoveForward(std::string_view) override { return absl::OkStatus(); }
+  absl::Status Cleanup(const berth::control::HostKeep&) override { return absl::OkStatus(); }
+  absl::StatusOr<berth::control::HostEndpoint> AttachEndpoint(
+      const berth::control::HostEndpointSpec& spec) override {
+    return berth::control::HostEndpoint{.host_ifname = "veth-fuzz", .address = spec.address};
+  }
+  absl::Status DetachEndpoint(std::string_view, std::string_view) override {
+    return absl::OkStatus();
+  }
+};
+#endif
+
+#ifdef BERTH_FUZZ_IMAGES
+// A temporary directory with an image catalog and an import directory holding "vmlinuz",
+// removed when the process exits.
+struct ImageDirs {
+  ImageDirs() {
+    root =
+        std::filesystem::temp_directory_path() / ("berth-router-fuzz-" + std::to_string(getpid()));
+    std::filesystem::create_directories(root / "imports");
+    std::ofstream(root / "imports" / "vmlinuz") << "kernel";
+    auto opened = berth::runtime::ImageCatalog::Open((root / "catalog").string());
+    if (!opened.ok()) {
+      std::fprintf(stderr, "router_fuzz: %s\n", opened.status().ToString().c_str());
+      std::abort();
+    }
+    catalog = std::move(*opened);
+  }
+  ~ImageDirs() {
+    std::error_code ec;
+    std::filesystem::remove_all(root, ec);
+  }
+  std::filesystem::path root;
+  std::unique_ptr<berth::runtime::ImageCatalog> catalog;
+};
+
+ImageDirs& Images() {
+  static ImageDirs dirs;
+  return dirs;
+}
+#endif
 
 // The API over a fresh store. Rebuilt now and then so that state stays small.
 struct Stack {
@@ -41,16 +191,46 @@ struct Stack {
     o.max_wait = absl::Milliseconds(5);  // parked long-polls end quickly
     o.threads = 1;
     api = std::make_unique<berth::api::ApiServer>(o, control.get(), nullptr);
+    berth::api::HostImages* host_images = nullptr;
+#ifdef BERTH_FUZZ_STORENET
+    storage =
+        std::make_unique<berth::control::StorageService>(&store, control->clock(), &storage_host);
+    network =
+        std::make_unique<berth::control::NetworkService>(&store, control->clock(), &network_host);
+    berth::api::AddStorageRoutes(api->router(), storage.get());
+    berth::api::AddNetworkRoutes(api->router(), network.get());
+#endif
+#ifdef BERTH_FUZZ_IMAGES
+    // Host "local" is the server's own: seeds register it first.
+    images = std::make_unique<berth::api::LocalHostImages>((Images().root / "imports").string());
+    images->Attach("local", Images().catalog.get());
+    host_images = images.get();
+#endif
+    berth::api::AddImageRoutes(api->router(), control.get(), host_images);
     auto port = api->Start();  // timers for long-polls; requests never use the socket
     if (!port.ok()) {
       std::fprintf(stderr, "router_fuzz: %s\n", port.status().ToString().c_str());
       std::abort();
     }
   }
-  ~Stack() { api->Stop(); }
+  ~Stack() {
+    api->Stop();
+#ifdef BERTH_FUZZ_IMAGES
+    images->Attach("", nullptr);  // waits for imports in flight
+#endif
+  }
 
   berth::state::MemoryStore store;
   std::unique_ptr<berth::control::ControlPlane> control;
+#ifdef BERTH_FUZZ_STORENET
+  FuzzStorageHost storage_host;
+  FuzzNetworkHost network_host;
+  std::unique_ptr<berth::control::StorageService> storage;
+  std::unique_ptr<berth::control::NetworkService> network;
+#endif
+#ifdef BERTH_FUZZ_IMAGES
+  std::unique_ptr<berth::api::LocalHostImages> images;
+#endif
   std::unique_ptr<berth::api::ApiServer> api;
 };
 

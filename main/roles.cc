@@ -17,6 +17,8 @@
 #include "agent/agent.h"
 #include "agent/inventory.h"
 #include "api/api_server.h"
+#include "api/local_images.h"
+#include "api/routes_images.h"
 #include "cli/cli.h"
 #include "control/control_plane.h"
 #include "core/json.h"
@@ -327,7 +329,27 @@ int RunServe(core::Invocation& f) {
   aopts.port = static_cast<uint16_t>(port);
   aopts.admin_token = *admin;
   aopts.agent_tokens = {*join};
+  // The local host's image catalog (dev mode), attached once the local agent runs; imports
+  // read only beneath the import directory.
+  std::unique_ptr<api::HostImages> images;
+  api::LocalHostImages* local_images = nullptr;
+  if (dev) {
+    const std::string import_dir =
+        fs::absolute(f.Given("image-import-dir") ? f.String("image-import-dir") : dir + "/imports",
+                     ec)
+            .lexically_normal()
+            .string();
+    fs::create_directories(import_dir, ec);
+    if (ec) {
+      return f.Fail(
+          Cat("cannot create the image import directory ", import_dir, ": ", ec.message()));
+    }
+    auto owned = std::make_unique<api::LocalHostImages>(import_dir);
+    local_images = owned.get();
+    images = std::move(owned);
+  }
   api::ApiServer server(aopts, &control, dev ? &logs : nullptr);
+  api::AddImageRoutes(server.router(), &control, images.get());
   // Disks and networks of this machine, re-declared from the store before serving.
   std::unique_ptr<LocalStorageNetwork> storenet;
   if (dev) {
@@ -395,6 +417,7 @@ int RunServe(core::Invocation& f) {
       return f.Fail(Cat("local agent: ", started.message()));
     }
     logs.Set(local_agent.get());
+    if (local_images != nullptr) local_images->Attach(ao.name, drivers.images.get());
     if (storenet) storenet->SetAgent(local_agent.get());
   }
   if (f.json()) {
@@ -418,6 +441,7 @@ int RunServe(core::Invocation& f) {
     out << "berth: signal " << sig << ", shutting down" << std::endl;
   }
   logs.Set(nullptr);
+  if (local_images != nullptr) local_images->Attach("", nullptr);  // waits for imports
   if (storenet) storenet->SetAgent(nullptr);
   if (local_agent) local_agent->Stop();
   server.Stop();
@@ -568,6 +592,10 @@ core::Command ServeCommand() {
            {.name = "backup-dir",
             .help = "where disk backups are written and restored from in --dev mode (default\n"
                     "DIR/backups): the API's backup and restore take only file names inside it",
+            .value_name = "DIR"},
+           {.name = "image-import-dir",
+            .help = "where the API's image imports read from in --dev mode (default\n"
+                    "DIR/imports): POST /v1/hosts/NAME/images takes only file names inside it",
             .value_name = "DIR"},
            {.name = "allow-root-workloads",
             .type = FlagType::kBool,

@@ -2,6 +2,7 @@
 // are refused with the field named and change nothing; SIGKILL of the server loses nothing it
 // acknowledged, and running workloads are re-adopted rather than restarted.
 #include <atomic>
+#include <fstream>
 #include <set>
 #include <thread>
 
@@ -301,6 +302,54 @@ TEST(DevModeVmAccelTest, AnUnknownAcceleratorIsRefusedBeforeAnythingStarts) {
   EXPECT_EQ(agent.exit_code, 2);
   EXPECT_NE(agent.err.find("auto, kvm or tcg"), std::string::npos) << agent.err;
   std::filesystem::remove_all(dir);
+}
+
+// The dev server serves its own host's image catalog through the API, importing only files
+// inside its import directory: DATA_DIR/imports by default, --image-import-dir DIR otherwise.
+TEST(DevModeImagesTest, TheApiImportsOnlyFromTheImportDirectory) {
+  const std::string base = TempDir("e2e-images");
+  for (bool flag : {false, true}) {
+    const std::string dir = base + (flag ? "/flag" : "/default");
+    const std::string imports = flag ? base + "/in" : dir + "/imports";
+    std::vector<std::string> args = {"--dev"};
+    if (flag) args.insert(args.end(), {"--image-import-dir", imports});
+    DevServer server(dir, args);
+    ASSERT_TRUE(server.Start()) << ReadFile(dir + "/serve.log");
+    json host = FirstHost(server);
+    ASSERT_TRUE(host.is_object()) << ReadFile(dir + "/serve.log");
+    const std::string images = "/v1/hosts/" + host["name"].get<std::string>() + "/images";
+    ASSERT_TRUE(std::filesystem::is_directory(imports)) << imports;
+    std::ofstream(imports + "/vmlinuz") << "kernel-bytes";
+    std::ofstream(dir + "/secret") << "not-for-clients";
+
+    // The catalog opens with the local agent, just after the host registers.
+    absl::StatusOr<api::HttpResponse> imported;
+    ASSERT_TRUE(Eventually([&] {
+      imported = server.client().Post(images, R"({"name":"tiny","kernel":"vmlinuz"})");
+      return imported.ok() && imported->status != 503;
+    })) << ReadFile(dir + "/serve.log");
+    ASSERT_EQ(imported->status, 201) << imported->body;
+    const std::string kernel = json::parse(imported->body)["kernel"];
+    EXPECT_EQ(kernel, dir + "/agent/images/images/tiny/vmlinuz");
+    EXPECT_EQ(ReadFile(kernel), "kernel-bytes");
+    json list = server.Get(images);
+    ASSERT_TRUE(list.is_object());
+    ASSERT_EQ(list["items"].size(), 1u);
+    EXPECT_EQ(list["items"][0]["name"], "tiny");
+
+    for (const std::string& outside : {dir + "/secret", std::string("../secret"),
+                                       std::string("../../secret"), std::string("/etc/passwd")}) {
+      auto refused = server.client().Post(images, json{{"name", "evil"}, {"disk", outside}}.dump());
+      ASSERT_TRUE(refused.ok());
+      EXPECT_EQ(refused->status, 400) << outside << ": " << refused->body;
+    }
+    EXPECT_EQ(server.client().Get(images + "/evil")->status, 404);
+    EXPECT_EQ(server.client().Get("/v1/hosts/elsewhere/images")->status, 404);
+    EXPECT_EQ(server.client().Delete(images + "/tiny")->status, 200);
+    EXPECT_EQ(server.client().Get(images + "/tiny")->status, 404);
+    EXPECT_FALSE(std::filesystem::exists(kernel));
+  }
+  std::filesystem::remove_all(base);
 }
 
 }  // namespace

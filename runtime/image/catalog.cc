@@ -58,10 +58,18 @@ int64_t TreeBytes(const std::string& path) {
   return total;
 }
 
+// A single-file source (kernel, initrd, disk) is copied through symbolic links, so the catalog
+// holds the file's bytes: the source may be a link (/boot/vmlinuz) or a /proc/PID/fd/N path
+// naming a file opened beforehand. A rootfs directory keeps its links as they are.
+enum class Follow { kLinks, kNoLinks };
+
 absl::Status Copy(std::string_view name, std::string_view field, const std::string& from,
-                  const std::string& to) {
-  auto r = RunCommand({"cp", "-a", "--sparse=always", "--reflink=auto", from, to},
-                      {.timeout = absl::Minutes(30)});
+                  const std::string& to, Follow follow) {
+  std::vector<std::string> argv = {"cp", "-a", "--sparse=always", "--reflink=auto"};
+  if (follow == Follow::kLinks) argv.push_back("--dereference");
+  argv.push_back(from);
+  argv.push_back(to);
+  auto r = RunCommand(argv, {.timeout = absl::Minutes(30)});
   if (!r.ok()) return r.status();
   if (!r->ok()) return ImageError(name, field, Cat("cannot copy ", from, ": ", r->stderr_data));
   return absl::OkStatus();
@@ -263,12 +271,15 @@ absl::StatusOr<ImageEntry> ImageCatalog::Import(std::string_view name,
 
   if (!options.kernel.empty()) {
     entry.kind = ImageKind::kKernel;
-    if (auto s = Copy(name, "kernel", options.kernel, Cat(staging, "/vmlinuz")); !s.ok()) {
+    if (auto s = Copy(name, "kernel", options.kernel, Cat(staging, "/vmlinuz"), Follow::kLinks);
+        !s.ok()) {
       return fail(s);
     }
     entry.kernel = "vmlinuz";
     if (!options.initrd.empty()) {
-      if (auto s = Copy(name, "initrd", options.initrd, Cat(staging, "/initrd.img")); !s.ok()) {
+      if (auto s =
+              Copy(name, "initrd", options.initrd, Cat(staging, "/initrd.img"), Follow::kLinks);
+          !s.ok()) {
         return fail(s);
       }
       entry.initrd = "initrd.img";
@@ -279,7 +290,8 @@ absl::StatusOr<ImageEntry> ImageCatalog::Import(std::string_view name,
     entry.kind = ImageKind::kDisk;
     entry.disk = Cat("disk.", disk_format);
     entry.disk_format = disk_format;
-    if (auto s = Copy(name, "disk", options.disk, Cat(staging, "/", entry.disk)); !s.ok()) {
+    if (auto s = Copy(name, "disk", options.disk, Cat(staging, "/", entry.disk), Follow::kLinks);
+        !s.ok()) {
       return fail(s);
     }
     entry.size_bytes = virtual_size;
@@ -288,7 +300,8 @@ absl::StatusOr<ImageEntry> ImageCatalog::Import(std::string_view name,
     entry.rootfs = "rootfs";
     const std::string target = Cat(staging, "/rootfs");
     if (fs::is_directory(options.rootfs, ec)) {
-      if (auto s = Copy(name, "rootfs", options.rootfs, target); !s.ok()) return fail(s);
+      if (auto s = Copy(name, "rootfs", options.rootfs, target, Follow::kNoLinks); !s.ok())
+        return fail(s);
     } else {
       fs::create_directories(target, ec);
       auto r = RunCommand({"tar", "-xf", options.rootfs, "-C", target, "--numeric-owner"},

@@ -58,6 +58,29 @@ TEST_F(CatalogTest, ImportsKernelPairAndListsIt) {
   EXPECT_EQ(list[0].imported_at, e->imported_at);
 }
 
+// A file source given as a link (/boot/vmlinuz, or /proc/PID/fd/N for a file opened beforehand)
+// is imported as the file's bytes, never as a link that would dangle or point outside.
+TEST_F(CatalogTest, ImportsTheFileALinkNames) {
+  auto catalog = ImageCatalog::Open(CatalogDir());
+  ASSERT_TRUE(catalog.ok()) << catalog.status();
+  const std::string real = Write("vmlinuz-6.1", "kernel-bytes");
+  const fs::path link = root_ / "src" / "vmlinuz";
+  fs::create_symlink(real, link);
+  auto e = (*catalog)->Import("linked", {.kernel = link.string()});
+  ASSERT_TRUE(e.ok()) << e.status();
+  EXPECT_FALSE(fs::is_symlink(e->kernel));
+  EXPECT_EQ(*ReadFileToString(e->kernel), "kernel-bytes");
+
+  FILE* opened = fopen(real.c_str(), "r");
+  ASSERT_NE(opened, nullptr);
+  auto by_fd = (*catalog)->Import("by-fd", {.kernel = "/proc/" + std::to_string(getpid()) + "/fd/" +
+                                                      std::to_string(fileno(opened))});
+  fclose(opened);
+  ASSERT_TRUE(by_fd.ok()) << by_fd.status();
+  EXPECT_FALSE(fs::is_symlink(by_fd->kernel));
+  EXPECT_EQ(*ReadFileToString(by_fd->kernel), "kernel-bytes");
+}
+
 TEST_F(CatalogTest, RefusesDuplicateUnlessReplace) {
   auto catalog = *ImageCatalog::Open(CatalogDir());
   ASSERT_TRUE(catalog->Import("k", {.kernel = Write("a", "one")}).ok());
