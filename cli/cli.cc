@@ -17,6 +17,8 @@
 #include "cli/storenet_cmd.h"
 #include "cli/table.h"
 #include "core/json.h"
+#include "core/log.h"
+#include "core/quantity.h"
 #include "core/strings.h"
 #include "core/workload.h"
 
@@ -26,121 +28,6 @@ using core::Cat;
 using core::Json;
 
 namespace {
-
-constexpr char kUsage[] =
-    R"(berth: run AI workloads as VMs, containers and processes on a pool of GPU hosts.
-
-Usage: berth COMMAND [ARGS] [--json] [--server URL] [--token TOKEN]
-
-Server and agents:
-  serve [--dev] [--data-dir DIR] [--listen HOST:PORT]   run the API server (--dev: with a local agent)
-  agent --server URL --join-token-file F [--config F]   run the agent for this host
-  sim generate|fill|replay ...                          simulate a cluster (see berth sim --help)
-
-Workloads:
-  workload create -f FILE       create the workloads in a YAML or JSON file (--- separates several)
-  workload ls                   list workloads
-  workload get NAME             show one workload, with its status
-  workload explain NAME         why a workload is pending
-  workload start|stop|pause|resume NAME
-  workload delete NAME          stop and remove a workload
-  workload logs NAME [-f] [--stderr]   print (and follow) its output
-  workload console NAME [-f]    print (and follow) a VM's serial console (also: vm console NAME)
-  workload exec NAME -- CMD...  run a command inside a running container
-  workload stats NAME           live counters of its task (CPU, memory; guest CPU for VMs)
-
-Images (this host's catalog):
-  image import NAME (--kernel F [--initrd F] [--cmdline S] | --disk F | --rootfs DIR|TAR)
-  image ls | image rm NAME
-
-Disks and networks (see `berth disk --help`, `berth net --help`, ...):
-  disk create|ls|get|resize|snapshot|revert|clone|attach|detach|backup|restore|rm
-  net create|ls|get|rm            networks: a subnet, a gateway, optional NAT
-  secgroup create|ls|get|rm | secgroup rule add|rm   ingress rules for workloads
-  portfwd add|ls|rm               host port -> workload port
-
-Cluster:
-  host ls | host get NAME       hosts, their capacity and state
-  host rm NAME                  remove a host that is down and revoke its credential
-  tenant ls                     tenants' use against their quotas
-  tenant quota set NAME --cpu N --memory M --gpu G [--gpu-model MODEL=G,...] | tenant quota rm NAME
-  events [-f]                   the event log (follow with -f)
-
-The server and token come from --server/--token, BERTH_ADDR/BERTH_TOKEN, or the local
-`berth serve --dev` data directory (BERTH_DATA_DIR, default ~/.berth).
-Every command that prints accepts --json.
-)";
-
-struct Flags {
-  std::vector<std::string> positional;
-  std::map<std::string, std::string> values;
-  std::map<std::string, bool> switches;
-};
-
-// Flags that take a value; everything else starting with '-' is a switch.
-// -f names a file for `create` and means "follow" everywhere else.
-bool TakesValue(const std::string& flag, bool f_is_file) {
-  if (flag == "-f") return f_is_file;
-  static const char* kValued[] = {"--server", "--token",   "--file",     "--data-dir",
-                                  "--tail",   "--timeout", "--cpu",      "--memory",
-                                  "--disk",   "--gpu",     "--gpu-model"};
-  for (const char* v : kValued) {
-    if (flag == v) return true;
-  }
-  return false;
-}
-
-// The switches (flags without a value) some command of this file reads; any other is refused,
-// so a mistyped flag is an error rather than silently ignored.
-bool IsKnownSwitch(const std::string& flag) {
-  static const char* kSwitches[] = {"--json", "--help", "-h", "-f", "--follow", "--stderr"};
-  for (const char* s : kSwitches) {
-    if (flag == s) return true;
-  }
-  return false;
-}
-
-// With verbatim_after > 0, once that many positional arguments are in, the first one that is
-// not a flag starts the verbatim rest (a command line for `workload exec`).
-std::optional<std::string> ParseFlags(const std::vector<std::string>& args, size_t from,
-                                      bool f_is_file, Flags* flags, size_t verbatim_after = 0) {
-  for (size_t i = from; i < args.size(); ++i) {
-    const std::string& a = args[i];
-    if (verbatim_after > 0 && flags->positional.size() >= verbatim_after && a != "--" &&
-        !(a.size() > 1 && a[0] == '-')) {
-      for (; i < args.size(); ++i) flags->positional.push_back(args[i]);
-      break;
-    }
-    if (a == "--") {
-      for (++i; i < args.size(); ++i) flags->positional.push_back(args[i]);
-      break;
-    }
-    if (a.size() > 1 && a[0] == '-') {
-      std::string name = a, value;
-      bool has_value = false;
-      if (auto eq = a.find('='); eq != std::string::npos && a.rfind("--", 0) == 0) {
-        name = a.substr(0, eq);
-        value = a.substr(eq + 1);
-        has_value = true;
-      }
-      if (TakesValue(name, f_is_file)) {
-        if (!has_value) {
-          if (i + 1 >= args.size()) return Cat("flag ", name, " needs a value");
-          value = args[++i];
-        }
-        flags->values[name] = value;
-      } else if (IsKnownSwitch(name)) {
-        flags->switches[name] = true;
-      } else {
-        return Cat("unknown flag ", name,
-                   " (a command's own arguments go after --, e.g. `workload exec NAME -- CMD`)");
-      }
-      continue;
-    }
-    flags->positional.push_back(a);
-  }
-  return std::nullopt;
-}
 
 std::string ReadFile(const std::string& path, bool* ok) {
   std::ifstream in(path, std::ios::binary);
@@ -153,38 +40,6 @@ std::string ReadFile(const std::string& path, bool* ok) {
 std::string Trim(std::string s) {
   while (!s.empty() && (s.back() == '\n' || s.back() == '\r' || s.back() == ' ')) s.pop_back();
   return s;
-}
-
-struct Target {
-  std::string url;
-  std::string token;
-};
-
-std::optional<Target> FindServer(const Flags& f, std::string* why) {
-  Target t;
-  if (auto it = f.values.find("--server"); it != f.values.end()) t.url = it->second;
-  if (t.url.empty() && getenv("BERTH_ADDR")) t.url = getenv("BERTH_ADDR");
-  if (auto it = f.values.find("--token"); it != f.values.end()) t.token = it->second;
-  if (t.token.empty() && getenv("BERTH_TOKEN")) t.token = getenv("BERTH_TOKEN");
-  std::string dir = DefaultDataDir();
-  if (t.url.empty()) {
-    bool ok = false;
-    Json server = Json::parse(ReadFile(dir + "/server.json", &ok), nullptr, false);
-    if (ok && server.is_object()) t.url = server.value("url", "");
-  }
-  if (t.token.empty()) {
-    bool ok = false;
-    t.token = Trim(ReadFile(dir + "/admin.token", &ok));
-  }
-  if (t.url.empty()) {
-    *why =
-        Cat("no server to talk to: pass --server URL or set BERTH_ADDR, or start one with "
-            "`berth serve --dev` (looked in ",
-            dir, "/server.json)");
-    return std::nullopt;
-  }
-  if (t.url.rfind("http://", 0) != 0) t.url = "http://" + t.url;
-  return t;
 }
 
 std::string ErrorMessage(const api::HttpResponse& r) {
@@ -216,68 +71,25 @@ std::string GpuText(const Json& spec_resources) {
   return "-";
 }
 
+// One run of a client command: its parsed invocation, the connection to the server, and the
+// ways it prints. `words` name the command within its group ("get"; "quota", "set"): Arg(0)...
+// are they, then the command's own arguments.
 class Cli {
  public:
-  Cli(std::ostream& out, std::ostream& err) : out_(out), err_(err) {}
-
-  int Run(const std::vector<std::string>& args) {
-    if (args.empty() || args[0] == "--help" || args[0] == "-h" || args[0] == "help") {
-      out_ << kUsage;
-      return args.empty() ? 2 : 0;
-    }
-    bool create = args.size() > 1 && (args[1] == "create" || args[1] == "apply");
-    const std::string& cmd = args[0];
-    if (IsStorenetCommand(cmd)) {
-      return RunStorenetCommand(cmd, std::vector<std::string>(args.begin() + 1, args.end()), out_,
-                                err_);
-    }
-    if (cmd == "image" || cmd == "images") {
-      return RunImageCommand(std::vector<std::string>(args.begin() + 1, args.end()), out_, err_);
-    }
-    bool exec = args.size() > 2 && (cmd == "workload" || cmd == "workloads" || cmd == "wl") &&
-                args[1] == "exec";
-    // Everything after `exec NAME` belongs to the command, flags included, unless `--` or a
-    // flag of ours comes first: `berth workload exec NAME [--json] [--] CMD...`.
-    if (auto bad = ParseFlags(args, 1, create, &flags_, exec ? 2 : 0)) return Usage(*bad);
-    json_ = flags_.switches.count("--json") > 0;
-    help_ = flags_.switches.count("--help") > 0 || flags_.switches.count("-h") > 0;
-    if (cmd == "workload" || cmd == "workloads" || cmd == "wl") return Workload();
-    if (cmd == "vm" && Arg(0) == "console" && !Arg(1).empty()) return Logs(Arg(1), true);
-    if (cmd == "vm") return Usage("usage: berth vm console NAME [-f]");
-    if (cmd == "host" || cmd == "hosts") return Host();
-    if (cmd == "events") return Events();
-    if (cmd == "tenant" || cmd == "tenants") return Tenant();
-    if (cmd == "version") {
-      if (json_) {
-        out_ << Json{{"version", "0.1.0"}}.dump() << "\n";
-      } else {
-        out_ << "berth 0.1.0\n";
-      }
-      return 0;
-    }
-    return Usage(Cat("unknown command \"", cmd, "\""));
+  Cli(core::Invocation& inv, std::vector<std::string> words)
+      : inv_(inv), out_(inv.out()), err_(inv.err()), positional_(std::move(words)) {
+    json_ = inv.json();
+    for (const std::string& a : inv.args()) positional_.push_back(a);
   }
 
- private:
-  int Usage(std::string_view problem) {
-    err_ << "berth: " << problem << "\nRun `berth --help` for the commands.\n";
-    return 2;
-  }
-  int Fail(std::string_view message) {
-    if (json_) {
-      err_ << Json{{"error", std::string(message)}}.dump() << "\n";
-    } else {
-      err_ << "berth: " << message << "\n";
-    }
-    return 1;
-  }
+  int Usage(std::string_view problem) { return inv_.UsageError(problem); }
+  int Fail(std::string_view message) { return inv_.Fail(message); }
 
   api::HttpClient* Client() {
     if (client_) return client_.get();
-    std::string why;
-    auto target = FindServer(flags_, &why);
-    if (!target) {
-      Fail(why);
+    auto target = FindServer(inv_);
+    if (!target.ok()) {
+      Fail(std::string(target.status().message()));
       return nullptr;
     }
     client_ = std::make_unique<api::HttpClient>(
@@ -306,21 +118,11 @@ class Cli {
   }
 
   std::string Arg(size_t i) const {
-    return i < flags_.positional.size() ? flags_.positional[i] : std::string();
+    return i < positional_.size() ? positional_[i] : std::string();
   }
 
   int Workload() {
     std::string sub = Arg(0);
-    if (help_ || sub.empty()) {
-      out_ << "Usage: berth workload create -f FILE | ls | get NAME | explain NAME | "
-              "start|stop|pause|resume NAME | delete NAME | logs NAME [-f] [--stderr] | "
-              "console NAME [-f] | exec NAME [--timeout 30s] -- CMD... | stats NAME\n"
-              "A workload file holds one or more specs separated by ---, e.g.\n"
-              "  name: hello\n  kind: process\n"
-              "  command: [\"/bin/sh\", \"-c\", \"echo hello; sleep 3600\"]\n"
-              "  resources: {cpu: 500m, memory: 64Mi}\n";
-      return sub.empty() && !help_ ? 2 : 0;
-    }
     if (sub == "create" || sub == "apply") return Create();
     if (sub == "ls" || sub == "list") return ListWorkloads();
     std::string name = Arg(1);
@@ -386,22 +188,20 @@ class Cli {
   }
 
   int Create() {
-    auto file = flags_.values.find("-f");
-    if (file == flags_.values.end()) file = flags_.values.find("--file");
-    if (file == flags_.values.end()) return Usage("workload create needs -f FILE (- for stdin)");
+    const std::string file = inv_.String("file");
     std::string text;
-    if (file->second == "-") {
+    if (file == "-") {
       std::stringstream ss;
       ss << std::cin.rdbuf();
       text = ss.str();
     } else {
       bool ok = false;
-      text = ReadFile(file->second, &ok);
-      if (!ok) return Fail(Cat("cannot read ", file->second));
+      text = ReadFile(file, &ok);
+      if (!ok) return Fail(Cat("cannot read ", file));
     }
     auto docs = api::ParseYamlDocuments(text);
-    if (!docs.ok()) return Fail(Cat(file->second, ": ", docs.status().message()));
-    if (docs->empty()) return Fail(Cat(file->second, ": holds no workload spec"));
+    if (!docs.ok()) return Fail(Cat(file, ": ", docs.status().message()));
+    if (docs->empty()) return Fail(Cat(file, ": holds no workload spec"));
     Json created = Json::array();
     for (const Json& doc : *docs) {
       auto j = Call("POST", "/v1/workloads", doc.dump());
@@ -458,10 +258,8 @@ class Cli {
   int Logs(const std::string& name, bool console) {
     api::HttpClient* c = Client();
     if (!c) return 1;
-    std::string stream = console                             ? "console"
-                         : flags_.switches.count("--stderr") ? "stderr"
-                                                             : "stdout";
-    bool follow = flags_.switches.count("-f") || flags_.switches.count("--follow");
+    std::string stream = console ? "console" : inv_.Bool("stderr") ? "stderr" : "stdout";
+    bool follow = inv_.Bool("follow");
     std::string path = console ? Cat("/v1/workloads/", name, "/console?stream=console")
                                : Cat("/v1/workloads/", name, "/logs?stream=", stream);
     if (!follow) {
@@ -491,14 +289,11 @@ class Cli {
 
   // Runs a command inside the workload's task and exits with its exit code.
   int Exec(const std::string& name) {
-    std::vector<std::string> argv(
-        flags_.positional.begin() + std::min<size_t>(2, flags_.positional.size()),
-        flags_.positional.end());
+    std::vector<std::string> argv = inv_.Rest();
     if (argv.empty())
       return Usage("workload exec needs a command: berth workload exec NAME -- CMD...");
     Json body = {{"argv", argv}};
-    if (auto t = flags_.values.find("--timeout"); t != flags_.values.end())
-      body["timeout"] = t->second;
+    if (inv_.Given("timeout")) body["timeout"] = inv_.String("timeout");
     api::HttpClient* c = Client();
     if (!c) return 1;
     auto r = c->Post(Cat("/v1/workloads/", name, "/exec"), body.dump());
@@ -517,13 +312,6 @@ class Cli {
 
   int Host() {
     std::string sub = Arg(0);
-    if (help_ || sub.empty()) {
-      out_ << "Usage: berth host ls | berth host get NAME | berth host rm NAME [--json]\n"
-              "  rm: removes a host that is down (no heartbeats for the server's --host-ttl) and\n"
-              "      revokes its credential; a live host is refused. Its agent, if it comes\n"
-              "      back, joins as a new host with the join token.\n";
-      return sub.empty() && !help_ ? 2 : 0;
-    }
     if (sub == "ls" || sub == "list") {
       auto j = Call("GET", "/v1/hosts");
       if (!j) return 1;
@@ -576,16 +364,6 @@ class Cli {
 
   int Tenant() {
     std::string sub = Arg(0);
-    if (help_ || sub.empty()) {
-      out_ << "Usage: berth tenant ls\n"
-              "       berth tenant quota set NAME [--cpu 64] [--memory 512Gi] [--disk 2Ti] [--gpu "
-              "8]\n"
-              "                                   [--gpu-model A100-SXM4-80GB=4,H100=2]\n"
-              "       berth tenant quota rm NAME\n"
-              "A workload whose tenant would go over its quota stays pending with the reason "
-              "quota.\n";
-      return sub.empty() && !help_ ? 2 : 0;
-    }
     if (sub == "ls" || sub == "list") {
       auto j = Call("GET", "/v1/tenants");
       if (!j) return 1;
@@ -620,13 +398,11 @@ class Cli {
     if (verb != "set") return Usage(Cat("unknown quota command \"", verb, "\""));
     Json quota = Json::object();
     for (const char* key : {"cpu", "memory", "disk", "gpu"}) {
-      if (auto it = flags_.values.find(Cat("--", key)); it != flags_.values.end()) {
-        quota[key] = it->second;
-      }
+      if (inv_.Given(key)) quota[key] = inv_.String(key);
     }
-    if (auto it = flags_.values.find("--gpu-model"); it != flags_.values.end()) {
+    if (inv_.Given("gpu-model")) {
       Json models = Json::object();
-      std::stringstream ss(it->second);
+      std::stringstream ss(inv_.String("gpu-model"));
       std::string item;
       while (std::getline(ss, item, ',')) {
         auto eq = item.find('=');
@@ -646,11 +422,7 @@ class Cli {
   }
 
   int Events() {
-    if (help_) {
-      out_ << "Usage: berth events [-f]   print the event log; -f follows new events\n";
-      return 0;
-    }
-    bool follow = flags_.switches.count("-f") || flags_.switches.count("--follow");
+    bool follow = inv_.Bool("follow");
     int64_t index = 0;
     while (true) {
       std::string path = Cat("/v1/events?limit=1000");
@@ -672,18 +444,279 @@ class Cli {
     }
   }
 
+  core::Invocation& inv_;
   std::ostream& out_;
   std::ostream& err_;
-  Flags flags_;
+  std::vector<std::string> positional_;
   bool json_ = false;
-  bool help_ = false;
   std::string last_index_;
   std::unique_ptr<api::HttpClient> client_;
 };
 
+using core::ArgDef;
+using core::Command;
+using core::FlagDef;
+using core::FlagType;
+using core::Invocation;
+
+// A command of a group whose body is the Cli method `method`, given `words` as Arg(0)...
+core::RunFn CliRun(std::vector<std::string> words, int (Cli::*method)()) {
+  return [words, method](Invocation& inv) {
+    Cli cli(inv, words);
+    return (cli.*method)();
+  };
+}
+
 }  // namespace
 
-std::string Usage() { return kUsage; }
+namespace {
+const ArgDef kWorkloadName = {.name = "NAME", .help = "the workload's name"};
+const FlagDef kFollow = {.name = "follow",
+                         .type = FlagType::kBool,
+                         .help = "keep printing as more arrives",
+                         .short_name = 'f'};
+}  // namespace
+
+Command WorkloadCommand() {
+  Command g{.name = "workload",
+            .aliases = {"workloads", "wl"},
+            .section = "Workloads",
+            .summary = "create, inspect and control workloads",
+            .description =
+                "A workload file holds one or more specs separated by ---, e.g.\n"
+                "  name: hello\n  kind: process\n"
+                "  command: [\"/bin/sh\", \"-c\", \"echo hello; sleep 3600\"]\n"
+                "  resources: {cpu: 500m, memory: 64Mi}\n"};
+  g.flags = ServerFlags();
+  auto named = [](std::string name, std::string summary, std::vector<std::string> aliases = {}) {
+    return Command{.name = name,
+                   .aliases = std::move(aliases),
+                   .summary = std::move(summary),
+                   .args = {kWorkloadName},
+                   .run = CliRun({name}, &Cli::Workload)};
+  };
+  g.subcommands = {
+      Command{.name = "create",
+              .aliases = {"apply"},
+              .summary = "create the workloads in a YAML or JSON file (--- separates several)",
+              .synopsis = "-f FILE",
+              .flags = {{.name = "file",
+                         .help = "the spec file; - reads standard input",
+                         .value_name = "FILE",
+                         .short_name = 'f',
+                         .required = true}},
+              .run = CliRun({"create"}, &Cli::Workload)},
+      Command{.name = "ls",
+              .aliases = {"list"},
+              .summary = "list workloads",
+              .run = CliRun({"ls"}, &Cli::Workload)},
+      named("get", "show one workload, with its status"),
+      named("explain", "why a workload is pending"),
+      named("start", "start a stopped workload"),
+      named("stop", "stop a workload"),
+      named("pause", "pause a running workload"),
+      named("resume", "resume a paused workload"),
+      named("delete", "stop and remove a workload", {"rm"}),
+      Command{.name = "logs",
+              .summary = "print (and follow) its output",
+              .flags = {kFollow,
+                        {.name = "stderr",
+                         .type = FlagType::kBool,
+                         .help = "the standard error stream instead of standard output"}},
+              .args = {kWorkloadName},
+              .run = CliRun({"logs"}, &Cli::Workload)},
+      Command{.name = "console",
+              .summary = "print (and follow) a VM's serial console (also: vm console NAME)",
+              .flags = {kFollow},
+              .args = {kWorkloadName},
+              .run = CliRun({"console"}, &Cli::Workload)},
+      Command{.name = "exec",
+              .summary = "run a command inside a running container; exits with its exit code",
+              .synopsis = "NAME [--timeout 30s] [--] CMD...",
+              .description = "Everything after NAME belongs to the command, flags included, "
+                             "unless `--` or a flag of\nberth comes first.",
+              .flags = {{.name = "timeout",
+                         .type = FlagType::kDuration,
+                         .help = "give up on the command after this long"}},
+              .args = {kWorkloadName,
+                       {.name = "CMD", .help = "the command and its arguments", .rest = true}},
+              .verbatim_rest = true,
+              .run = CliRun({"exec"}, &Cli::Workload)},
+      named("stats", "live counters of its task (CPU, memory; guest CPU for VMs)"),
+  };
+  return g;
+}
+
+Command VmCommand() {
+  Command g{.name = "vm", .section = "Workloads", .summary = "VM workloads' serial consoles"};
+  g.flags = ServerFlags();
+  g.subcommands = {Command{.name = "console",
+                           .summary = "print (and follow) a VM's serial console",
+                           .flags = {kFollow},
+                           .args = {kWorkloadName},
+                           .run = [](Invocation& inv) {
+                             Cli cli(inv, {});
+                             return cli.Logs(inv.Arg("NAME"), true);
+                           }}};
+  return g;
+}
+
+Command HostCommand() {
+  Command g{.name = "host",
+            .aliases = {"hosts"},
+            .section = "Cluster",
+            .summary = "hosts, their capacity and state",
+            .description =
+                "rm removes a host that is down (no heartbeats for the server's --host-ttl) and\n"
+                "revokes its credential; a live host is refused. Its agent, if it comes back,\n"
+                "joins as a new host with the join token."};
+  g.flags = ServerFlags();
+  const ArgDef name = {.name = "NAME", .help = "the host's name"};
+  g.subcommands = {
+      Command{.name = "ls",
+              .aliases = {"list"},
+              .summary = "list hosts",
+              .run = CliRun({"ls"}, &Cli::Host)},
+      Command{.name = "get",
+              .summary = "show one host's inventory and state",
+              .args = {name},
+              .run = CliRun({"get"}, &Cli::Host)},
+      Command{.name = "rm",
+              .aliases = {"delete"},
+              .summary = "remove a host that is down and revoke its credential",
+              .args = {name},
+              .run = CliRun({"rm"}, &Cli::Host)},
+  };
+  return g;
+}
+
+Command TenantCommand() {
+  Command g{.name = "tenant",
+            .aliases = {"tenants"},
+            .section = "Cluster",
+            .summary = "tenants' use against their quotas",
+            .description =
+                "A workload whose tenant would go over its quota stays pending with "
+                "the reason quota."};
+  g.flags = ServerFlags();
+  const ArgDef name = {.name = "NAME", .help = "the tenant's name"};
+  g.subcommands = {
+      Command{.name = "ls",
+              .aliases = {"list"},
+              .summary = "tenants' use and quotas",
+              .run = CliRun({"ls"}, &Cli::Tenant)},
+      Command{
+          .name = "quota",
+          .summary = "set or remove a tenant's quota",
+          .subcommands =
+              {Command{
+                   .name = "set",
+                   .summary = "set a tenant's quota (at least one flag)",
+                   .flags =
+                       {{.name = "cpu",
+                         .help = "CPUs, e.g. 64 or 500m",
+                         .value_name = "CPU",
+                         .check = [](std::string_view v) { return core::ParseCpu(v).status(); }},
+                        {.name = "memory", .type = FlagType::kSize, .help = "memory, e.g. 512Gi"},
+                        {.name = "disk", .type = FlagType::kSize, .help = "disk space, e.g. 2Ti"},
+                        {.name = "gpu", .help = "GPUs, e.g. 8", .value_name = "N"},
+                        {.name = "gpu-model",
+                         .help = "GPUs per model, e.g. A100-SXM4-80GB=4,H100=2",
+                         .value_name = "MODEL=N,..."}},
+                   .args = {name},
+                   .run = CliRun({"quota", "set"}, &Cli::Tenant)},
+               Command{.name = "rm",
+                       .aliases = {"delete"},
+                       .summary = "remove a tenant's quota",
+                       .args = {name},
+                       .run = CliRun({"quota", "rm"}, &Cli::Tenant)}}},
+  };
+  return g;
+}
+
+Command EventsCommand() {
+  Command c{.name = "events",
+            .section = "Cluster",
+            .summary = "the event log (follow with -f)",
+            .flags = ServerFlags(),
+            .run = CliRun({}, &Cli::Events)};
+  c.flags.push_back(kFollow);
+  return c;
+}
+
+Command VersionCommand() {
+  return Command{.name = "version",
+                 .section = "Cluster",
+                 .summary = "this binary's version",
+                 .run = [](Invocation& inv) {
+                   if (inv.json()) {
+                     inv.out() << Json{{"version", "0.1.0"}}.dump() << "\n";
+                   } else {
+                     inv.out() << "berth 0.1.0\n";
+                   }
+                   return core::kExitOk;
+                 }};
+}
+
+std::vector<FlagDef> ServerFlags() {
+  return {
+      {.name = "server",
+       .help = "the server's URL (default: BERTH_ADDR, else the local dev server's)",
+       .value_name = "URL"},
+      {.name = "addr", .help = "the same as --server", .value_name = "URL"},
+      {.name = "token",
+       .help = "the bearer token (default: BERTH_TOKEN, else the dev server's admin.token)",
+       .value_name = "TOKEN"},
+  };
+}
+
+absl::StatusOr<ServerTarget> FindServer(const Invocation& inv) {
+  ServerTarget t;
+  t.url = inv.String("server");
+  if (t.url.empty()) t.url = inv.String("addr");
+  if (t.url.empty() && getenv("BERTH_ADDR")) t.url = getenv("BERTH_ADDR");
+  t.token = inv.String("token");
+  if (t.token.empty() && getenv("BERTH_TOKEN")) t.token = getenv("BERTH_TOKEN");
+  std::string dir = DefaultDataDir();
+  if (t.url.empty()) {
+    bool ok = false;
+    Json server = Json::parse(ReadFile(dir + "/server.json", &ok), nullptr, false);
+    if (ok && server.is_object()) t.url = server.value("url", "");
+  }
+  if (t.token.empty()) {
+    bool ok = false;
+    t.token = Trim(ReadFile(dir + "/admin.token", &ok));
+  }
+  if (t.url.empty()) {
+    return absl::FailedPreconditionError(
+        Cat("no server to talk to: pass --server URL or set BERTH_ADDR, or start one with "
+            "`berth serve --dev` (looked in ",
+            dir, "/server.json)"));
+  }
+  if (t.url.rfind("http://", 0) != 0) t.url = "http://" + t.url;
+  return t;
+}
+
+Command RootCommand(std::vector<Command> commands) {
+  Command root{
+      .name = "berth",
+      .summary = "Runs AI workloads as VMs, containers and processes on a pool of GPU hosts.",
+      .description =
+          "Client commands find the server and token through --server/--token,\n"
+          "BERTH_ADDR/BERTH_TOKEN, or the local `berth serve --dev` data directory\n"
+          "(BERTH_DATA_DIR, default ~/.berth).",
+      .flags = core::GlobalFlags(),
+      .subcommands = std::move(commands),
+      // Logging is set up once, from the global flags, before any command runs.
+      .before_run = [](Invocation& inv) {
+        auto level = core::ParseLogLevel(inv.String("log-level"));
+        if (!level.ok()) return inv.UsageError(std::string(level.status().message()));
+        absl::Status s = core::InitLogging(*level, inv.String("log-file"));
+        if (!s.ok()) return inv.Fail(std::string(s.message()));
+        return core::kExitOk;
+      }};
+  return root;
+}
 
 std::string DefaultDataDir() {
   if (const char* d = getenv("BERTH_DATA_DIR"); d && *d) return d;
@@ -697,10 +730,5 @@ std::string UnreachableMessage(std::string_view url, const absl::Status& why) {
 }
 
 std::string ImagesDir(const std::string& agent_dir) { return agent_dir + "/images"; }
-
-int RunCli(const std::vector<std::string>& args, std::ostream& out, std::ostream& err) {
-  Cli cli(out, err);
-  return cli.Run(args);
-}
 
 }  // namespace berth::cli

@@ -1,7 +1,8 @@
 // The `berth` command line for users: hosts, workloads, events and images, all through the
-// REST API. Every command that prints takes --json; failures exit non-zero with the server's
-// message. The server address and token come from --server/--token, BERTH_ADDR/BERTH_TOKEN, or
-// the local dev server's data directory (BERTH_DATA_DIR or ~/.berth).
+// REST API, declared as commands of the one framework in core/flags.h. Every command takes
+// --json; failures exit 1 with the server's message, usage errors exit 2. The server address
+// and token come from --server/--token, BERTH_ADDR/BERTH_TOKEN, or the local dev server's data
+// directory (BERTH_DATA_DIR or ~/.berth).
 #pragma once
 
 #include <iostream>
@@ -10,12 +11,26 @@
 #include <vector>
 
 #include "absl/status/status.h"
+#include "absl/status/statusor.h"
 #include "absl/time/time.h"
+#include "core/flags.h"
 
 namespace berth::cli {
 
-// Runs `berth ARGS...` (args exclude the program name). Returns the exit code.
-int RunCli(const std::vector<std::string>& args, std::ostream& out, std::ostream& err);
+// The root of the command tree: the program's description and its global flags (--json,
+// --log-level, --log-file), with `commands` below it in the order given.
+core::Command RootCommand(std::vector<core::Command> commands);
+
+// The client command groups; main/main.cc's command table lists them.
+core::Command WorkloadCommand();
+core::Command VmCommand();
+core::Command HostCommand();
+core::Command TenantCommand();
+core::Command EventsCommand();
+core::Command VersionCommand();
+
+// The flags of every command that talks to a server: --server (or --addr) and --token.
+std::vector<core::FlagDef> ServerFlags();
 
 // How long a command waits to connect before it says the server cannot be reached.
 inline constexpr absl::Duration kConnectTimeout = absl::Seconds(3);
@@ -24,11 +39,16 @@ inline constexpr absl::Duration kConnectTimeout = absl::Seconds(3);
 // how to name another.
 std::string UnreachableMessage(std::string_view url, const absl::Status& why);
 
-// The top-level help text.
-std::string Usage();
-
 // ~/.berth, or BERTH_DATA_DIR when set.
 std::string DefaultDataDir();
+
+// The server a client command talks to: --server/--addr, else BERTH_ADDR, else the local dev
+// server's DATA_DIR/server.json; the token from --token, BERTH_TOKEN or DATA_DIR/admin.token.
+struct ServerTarget {
+  std::string url;  // always with its http:// scheme
+  std::string token;
+};
+absl::StatusOr<ServerTarget> FindServer(const core::Invocation& inv);
 
 // The image catalog of the agent whose data directory is `agent_dir`: AGENT_DIR/images. Images
 // are per host, like a container runtime's image store; `berth image` acts on this host's

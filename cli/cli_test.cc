@@ -7,14 +7,19 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <filesystem>
+#include <functional>
 #include <memory>
 #include <sstream>
 
 #include "api/api_server.h"
+#include "cli/image_cmd.h"
+#include "cli/storenet_cmd.h"
 #include "control/control_plane.h"
 #include "core/clock.h"
 #include "core/json.h"
 #include "core/strings.h"
+#include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "state/memory_store.h"
 
@@ -23,16 +28,24 @@ namespace {
 
 using core::Cat;
 using core::Json;
+using ::testing::HasSubstr;
 
 struct Result {
   int code = -1;
   std::string out, err;
 };
 
+// The client commands under the real root (global flags and logging set-up).
+core::Command ClientRoot() {
+  return RootCommand({WorkloadCommand(), VmCommand(), ImageCommand(), DiskCommand(), NetCommand(),
+                      SecgroupCommand(), PortfwdCommand(), HostCommand(), TenantCommand(),
+                      EventsCommand(), VersionCommand()});
+}
+
 Result Berth(std::vector<std::string> args) {
   std::ostringstream out, err;
   Result r;
-  r.code = RunCli(args, out, err);
+  r.code = core::Run(ClientRoot(), args, out, err);
   r.out = out.str();
   r.err = err.str();
   return r;
@@ -78,6 +91,155 @@ TEST(CliFlagsTest, AnUnknownFlagIsRefusedWithItsName) {
   // The switches berth knows still work.
   Result help = Berth({"workload", "--help"});
   EXPECT_EQ(help.code, 0) << help.err;
+}
+
+TEST(CliFlagsTest, AMisspelledFlagIsNamedWithTheCommandAndItsHelp) {
+  Result r = Berth({"disk", "create", "d1", "--sise", "1Gi"});
+  EXPECT_EQ(r.code, 2);
+  EXPECT_EQ(r.err, "berth disk create: unknown flag --sise; see berth disk create --help\n");
+  EXPECT_TRUE(r.out.empty());
+}
+
+TEST(CliFlagsTest, AMisplacedFlagSaysWhichCommandItBelongsTo) {
+  // Before the command it belongs to.
+  Result early = Berth({"disk", "--size", "1Gi", "create", "d1"});
+  EXPECT_EQ(early.code, 2);
+  EXPECT_THAT(early.err, HasSubstr("flag --size goes after the command it belongs to"));
+  EXPECT_THAT(early.err, HasSubstr("berth disk create"));
+  // On another command.
+  Result other = Berth({"workload", "ls", "--subnet", "10.0.0.0/24"});
+  EXPECT_EQ(other.code, 2);
+  EXPECT_THAT(other.err, HasSubstr("unknown flag --subnet (it is a flag of berth net create)"));
+}
+
+TEST(CliFlagsTest, BadValuesAreRefusedNamingTheFlagBeforeAnyRequest) {
+  // No server is named: a value error must come first, with exit code 2.
+  struct Case {
+    std::vector<std::string> args;
+    std::string flag;
+  };
+  for (const Case& c : std::vector<Case>{
+           {{"portfwd", "add", "--host-port", "eighty", "--workload", "w", "--port", "80"},
+            "--host-port must be an integer"},
+           {{"workload", "exec", "w1", "--timeout", "soon", "--", "ls"},
+            "--timeout must be a duration"},
+           {{"disk", "create", "d1", "--size", "big"}, "--size must be a size"},
+           {{"disk", "create", "d1", "--format", "vhd"}, "--format must be qcow2 or raw"},
+           {{"tenant", "quota", "set", "t1", "--cpu", "lots"}, "--cpu"},
+           {{"host", "ls", "--log-level", "chatty"}, "--log-level must be debug, info, warn"},
+       }) {
+    Result r = Berth(c.args);
+    EXPECT_EQ(r.code, 2) << c.flag << ": " << r.err;
+    EXPECT_THAT(r.err, HasSubstr(c.flag));
+  }
+}
+
+TEST(CliFlagsTest, MissingArgumentsAndCommandsAreUsageErrors) {
+  EXPECT_THAT(Berth({"workload", "get"}).err, HasSubstr("missing NAME"));
+  EXPECT_EQ(Berth({"workload", "get"}).code, 2);
+  EXPECT_EQ(Berth({"workload", "create"}).code, 2);  // -f is required
+  EXPECT_THAT(Berth({"workload", "create"}).err, HasSubstr("--file is required"));
+  EXPECT_EQ(Berth({"workload", "frobnicate"}).code, 2);
+  EXPECT_EQ(Berth({"nosuch"}).code, 2);
+  EXPECT_EQ(Berth({}).code, 2);
+  EXPECT_EQ(Berth({"workload", "exec", "w1"}).code, 2);  // no command to run
+}
+
+TEST(CliHelpTest, EveryGroupAndCommandRendersItsDeclaredFlags) {
+  core::Command root = ClientRoot();
+  std::function<void(const core::Command&, std::vector<std::string>)> walk =
+      [&](const core::Command& c, std::vector<std::string> path) {
+        std::vector<std::string> args = path;
+        args.push_back("--help");
+        Result r = Berth(args);
+        std::string where;
+        for (const auto& p : path) where += p + " ";
+        EXPECT_EQ(r.code, 0) << where << r.err;
+        EXPECT_THAT(r.out, HasSubstr("Usage: berth " + where)) << where;
+        EXPECT_THAT(r.out, HasSubstr("--json")) << where;
+        EXPECT_THAT(r.out, HasSubstr("--log-level")) << where;
+        for (const core::FlagDef& f : c.flags) {
+          EXPECT_THAT(r.out, HasSubstr("--" + f.name)) << where;
+          EXPECT_THAT(r.out, HasSubstr(f.help.substr(0, f.help.find('\n')))) << where;
+          if (!f.default_value.empty()) {
+            EXPECT_THAT(r.out, HasSubstr("(default " + f.default_value + ")")) << where;
+          }
+        }
+        for (const core::Command& s : c.subcommands) {
+          EXPECT_THAT(r.out, HasSubstr(s.name)) << where;
+          std::vector<std::string> sub = path;
+          sub.push_back(s.name);
+          walk(s, sub);
+        }
+      };
+  for (const core::Command& c : root.subcommands) walk(c, {c.name});
+  Result top = Berth({"--help"});
+  EXPECT_EQ(top.code, 0);
+  for (const char* text : {"workload", "disk", "secgroup", "tenant", "Exit codes: 0 success"}) {
+    EXPECT_THAT(top.out, HasSubstr(text));
+  }
+  EXPECT_EQ(Berth({"help", "disk", "create"}).out, Berth({"disk", "create", "--help"}).out);
+}
+
+// Every client command accepts --json; a failure (here: no server listening) is exit code 1
+// with a JSON error, never a usage error.
+TEST(CliJsonTest, EveryCommandAcceptsJsonAndFailsWithAJsonError) {
+  Listener closed(/*full_backlog=*/false);
+  std::string images = ::testing::TempDir() + "/berth-cli-json-images";
+  std::filesystem::remove_all(images);
+  core::Command root = ClientRoot();
+  int leaves = 0;
+  std::function<void(const core::Command&, std::vector<std::string>)> walk =
+      [&](const core::Command& c, std::vector<std::string> args) {
+        if (!c.subcommands.empty()) {
+          for (const core::Command& s : c.subcommands) {
+            std::vector<std::string> sub = args;
+            sub.push_back(s.name);
+            walk(s, sub);
+          }
+          return;
+        }
+        ++leaves;
+        // Flags first: after `workload exec NAME CMD` everything is the command's.
+        args.insert(args.end(), {"--json", "--log-level", "off"});
+        if (args[0] == "image") {
+          args.insert(args.end(), {"--images", images});
+        } else if (args[0] != "version") {
+          args.insert(args.end(), {"--server", closed.address(), "--token", "t"});
+        }
+        for (const core::FlagDef& f : c.flags) {
+          if (!f.required) continue;
+          args.push_back("--" + f.name);
+          args.push_back(f.type == core::FlagType::kInt    ? "80"
+                         : f.type == core::FlagType::kSize ? "1Gi"
+                                                           : "x1");
+        }
+        if (c.name == "set") args.insert(args.end(), {"--gpu", "1"});  // tenant quota set
+        for (const core::ArgDef& a : c.args) args.push_back(a.rest ? "true" : "x1");
+        Result r = Berth(args);
+        std::string where;
+        for (const auto& a : args) where += a + " ";
+        EXPECT_NE(r.code, 2) << where << r.err;
+        if (r.code == 0) {
+          EXPECT_FALSE(Json::parse(r.out, nullptr, false).is_discarded()) << where << r.out;
+        } else {
+          EXPECT_EQ(r.code, 1) << where;
+          Json e = Json::parse(r.err, nullptr, false);
+          EXPECT_TRUE(e.is_object() && e.contains("error")) << where << r.err;
+        }
+      };
+  for (const core::Command& c : root.subcommands) walk(c, {c.name});
+  EXPECT_GT(leaves, 40);
+  std::filesystem::remove_all(images);
+}
+
+TEST(CliExitCodesTest, ZeroOkOneFailureTwoUsage) {
+  Result ok = Berth({"version", "--json"});
+  EXPECT_EQ(ok.code, 0);
+  EXPECT_EQ(Json::parse(ok.out, nullptr, false)["version"], "0.1.0");
+  Listener closed(/*full_backlog=*/false);
+  EXPECT_EQ(Berth({"host", "ls", "--server", closed.address(), "--token", "t"}).code, 1);
+  EXPECT_EQ(Berth({"host", "ls", "--bogus"}).code, 2);
 }
 
 TEST(CliUnreachableTest, AClosedPortSaysWhichAddressAndHowToNameAnother) {

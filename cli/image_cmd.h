@@ -4,13 +4,11 @@
 // ~/.berth/agent/images) or --images DIR. The agent resolves a workload's `image:` there.
 #pragma once
 
-#include <ostream>
-#include <string>
-#include <vector>
+#include "core/flags.h"
 
 namespace berth::cli {
 
-// Runs `berth image ARGS...` (args exclude "image"). Returns the exit code.
-int RunImageCommand(const std::vector<std::string>& args, std::ostream& out, std::ostream& err);
+// The `image` group.
+core::Command ImageCommand();
 
 }  // namespace berth::cli

@@ -26,141 +26,18 @@ using core::Json;
 
 namespace {
 
-constexpr char kDiskUsage[] =
-    R"(Usage: berth disk COMMAND [--json]
-  create NAME --size 1Gi [--format qcow2|raw] [--fs ext4|xfs] [--from-image IMG]
-  ls | get NAME
-  pools                            the host's pools: provisioned (virtual) vs allocated bytes,
-                                   capacity and the overcommit limit
-  resize NAME --size SIZE          grow a disk (never shrinks)
-  snapshot NAME SNAP | revert NAME SNAP
-  clone SRC[@SNAP] NEW             a new independent disk from SRC (or its snapshot)
-  attach NAME WORKLOAD | detach NAME
-                                   a running VM gets (or loses) the disk at once (PCIe hot-plug);
-                                   otherwise the workload sees it at its next start
-  backup NAME FILE                 compressed backup to FILE in the server's backup directory
-                                   (progress on stderr); an existing FILE is never replaced
-  restore FILE NAME                a new disk from a backup FILE in the server's backup directory
-  rm NAME                          refused while attached
-
-Disks are virtual block devices in the server host's pool (qcow2 by default, thin-provisioned).
-A workload names them in its spec: `disks: [data]` gives a VM a virtio disk; a container needs
-a raw disk with a filesystem and a mount path: `disks: [{disk: data, mount: /data}]` with
-`berth disk create data --size 1Gi --format raw --fs ext4`. Snapshots of a disk a running VM
-holds are taken through QEMU; revert needs the disk detached.
-The server touches no host file outside its own directories: --from-image IMG names a disk
-image of its host's catalog (`berth image import`), and backup/restore FILEs are names in its
-backup directory (`berth serve --backup-dir`, default DATA_DIR/backups), or absolute paths
-inside it.
-)";
-constexpr char kNetUsage[] =
-    R"(Usage: berth net COMMAND [--json]
-  create NAME --subnet CIDR [--gateway IP] [--nat]
-                                   a bridge with the gateway address; --nat masquerades traffic
-                                   leaving the subnet; subnets may not overlap
-  ls | get NAME                    get shows the addresses handed out
-  rm NAME                          refused while workloads or port forwards use it
-
-A workload joins with `networks: [NAME]` or `networks: [{network: NAME, address: IP,
-security_groups: [G]}]`: a container gets a veth with a static address, a VM a tap and its
-address by DHCP. Addresses are held in the store and released when the workload goes.
-)";
-constexpr char kSecgroupUsage[] =
-    R"(Usage: berth secgroup COMMAND [--json]
-  create NAME | ls | get NAME | rm NAME
-  rule add GROUP --proto tcp|udp|icmp|any [--ports 80[-90]] [--from CIDR | --from-group G]
-  rule rm GROUP RULE_ID
-
-A workload whose network attachment names groups accepts only the ingress their rules allow
-(--from-group: traffic from the members of another group); without groups, all ingress.
-Rules apply at once to running workloads.
-)";
-constexpr char kPortfwdUsage[] =
-    R"(Usage: berth portfwd COMMAND [--json]
-  add --host-port P --workload W --port P [--proto tcp|udp]
-  ls | rm ID
-
-Forwards a port of the server's host to a workload's address on its first network (nftables
-DNAT, from outside and from the host itself). A forward goes with its workload.
-)";
-
-const std::set<std::string>& ValuedFlags() {
-  static const std::set<std::string> kFlags = {
-      "--server",     "--token",      "--size",      "--format",   "--fs",
-      "--from-image", "--subnet",     "--gateway",   "--proto",    "--ports",
-      "--from",       "--from-group", "--host-port", "--workload", "--port"};
-  return kFlags;
-}
-
-std::string ReadText(const std::string& path) {
-  std::ifstream in(path);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  std::string s = ss.str();
-  while (!s.empty() && (s.back() == '\n' || s.back() == ' ')) s.pop_back();
-  return s;
-}
-
-class Command {
+// One run of a storage or network command. `words` name the command within its group ("create";
+// "rule", "add"): Arg(0)... are they, then the command's own arguments.
+class Session {
  public:
-  Command(std::ostream& out, std::ostream& err) : out_(out), err_(err) {}
-
-  int Run(const std::string& cmd, const std::vector<std::string>& args) {
-    for (size_t i = 0; i < args.size(); ++i) {
-      std::string a = args[i];
-      if (a.size() > 1 && a[0] == '-') {
-        std::string value;
-        bool has = false;
-        if (auto eq = a.find('='); eq != std::string::npos) {
-          value = a.substr(eq + 1);
-          a = a.substr(0, eq);
-          has = true;
-        }
-        if (ValuedFlags().count(a)) {
-          if (!has) {
-            if (i + 1 >= args.size()) return Usage(Cat("flag ", a, " needs a value"));
-            value = args[++i];
-          }
-          values_[a] = value;
-        } else if (a == "--json" || a == "--help" || a == "-h" || a == "--nat") {
-          switches_.insert(a);
-        } else {
-          return Usage(Cat("unknown flag ", a));
-        }
-        continue;
-      }
-      pos_.push_back(a);
-    }
-    json_ = switches_.count("--json") > 0;
-    bool help = switches_.count("--help") || switches_.count("-h");
-    if (cmd == "disk" || cmd == "disks")
-      return help || pos_.empty() ? Help(kDiskUsage, help) : Disk();
-    if (cmd == "net" || cmd == "network" || cmd == "networks") {
-      return help || pos_.empty() ? Help(kNetUsage, help) : Net();
-    }
-    if (cmd == "secgroup" || cmd == "secgroups") {
-      return help || pos_.empty() ? Help(kSecgroupUsage, help) : Secgroup();
-    }
-    return help || pos_.empty() ? Help(kPortfwdUsage, help) : Portfwd();
+  Session(core::Invocation& inv, std::vector<std::string> words)
+      : inv_(inv), out_(inv.out()), err_(inv.err()), pos_(std::move(words)) {
+    json_ = inv.json();
+    for (const std::string& a : inv.args()) pos_.push_back(a);
   }
 
- private:
-  int Help(const char* text, bool asked) {
-    out_ << text;
-    return asked ? 0 : 2;
-  }
-  int Usage(std::string_view problem) {
-    err_ << "berth: " << problem << "\nRun the command with --help for its usage.\n";
-    return 2;
-  }
-  int Fail(std::string_view message) {
-    if (json_) {
-      err_ << Json{{"error", std::string(message)}}.dump() << "\n";
-    } else {
-      err_ << "berth: " << message << "\n";
-    }
-    return 1;
-  }
+  int Usage(std::string_view problem) { return inv_.UsageError(problem); }
+  int Fail(std::string_view message) { return inv_.Fail(message); }
   // 200704 -> "196Ki", 10737418240 -> "10.0Gi": for people, not for parsing.
   static std::string Bytes(int64_t bytes) {
     static constexpr const char* kUnits[] = {"", "Ki", "Mi", "Gi", "Ti", "Pi"};
@@ -175,35 +52,21 @@ class Command {
     return buf;
   }
   std::string Arg(size_t i) const { return i < pos_.size() ? pos_[i] : std::string(); }
-  std::string Flag(const std::string& name) const {
-    auto it = values_.find(name);
-    return it == values_.end() ? std::string() : it->second;
-  }
+  // The value of the flag spelled `name` ("--size"), or "".
+  std::string Flag(std::string_view name) const { return inv_.String(name.substr(2)); }
 
   api::HttpClient* Client() {
     if (client_) return client_.get();
-    std::string url = Flag("--server"), token = Flag("--token");
-    if (url.empty() && getenv("BERTH_ADDR")) url = getenv("BERTH_ADDR");
-    if (token.empty() && getenv("BERTH_TOKEN")) token = getenv("BERTH_TOKEN");
-    std::string dir = DefaultDataDir();
-    if (url.empty()) {
-      Json server = Json::parse(ReadText(dir + "/server.json"), nullptr, false);
-      if (server.is_object()) url = server.value("url", "");
-    }
-    if (token.empty()) token = ReadText(dir + "/admin.token");
-    if (url.empty()) {
-      Fail(
-          Cat("no server to talk to: pass --server URL or set BERTH_ADDR, or start one with "
-              "`berth serve --dev` (looked in ",
-              dir, "/server.json)"));
+    auto target = FindServer(inv_);
+    if (!target.ok()) {
+      Fail(std::string(target.status().message()));
       return nullptr;
     }
-    if (url.rfind("http://", 0) != 0) url = "http://" + url;
     // Backups and restores copy whole disks in one request.
     client_ = std::make_unique<api::HttpClient>(
-        url,
-        api::HttpClient::Options{
-            .bearer_token = token, .timeout = absl::Hours(6), .connect_timeout = kConnectTimeout});
+        target->url, api::HttpClient::Options{.bearer_token = target->token,
+                                              .timeout = absl::Hours(6),
+                                              .connect_timeout = kConnectTimeout});
     return client_.get();
   }
 
@@ -416,7 +279,7 @@ class Command {
     if (sub == "create") {
       Json body = {{"name", name}, {"subnet", Flag("--subnet")}};
       if (!Flag("--gateway").empty()) body["gateway"] = Flag("--gateway");
-      if (switches_.count("--nat")) body["nat"] = true;
+      if (inv_.Bool("nat")) body["nat"] = true;
       auto j = Call("POST", "/v1/networks", body);
       if (!j) return 1;
       return Print(*j, [&](const Json& n) {
@@ -532,12 +395,9 @@ class Command {
       });
     }
     if (sub == "add") {
-      int host_port = 0, port = 0;
-      if (!absl::SimpleAtoi(Flag("--host-port"), &host_port) ||
-          !absl::SimpleAtoi(Flag("--port"), &port) || Flag("--workload").empty()) {
-        return Usage("usage: berth portfwd add --host-port P --workload W --port P [--proto udp]");
-      }
-      Json body = {{"host_port", host_port}, {"port", port}, {"workload", Flag("--workload")}};
+      Json body = {{"host_port", inv_.Int("host-port")},
+                   {"port", inv_.Int("port")},
+                   {"workload", Flag("--workload")}};
       if (!Flag("--proto").empty()) body["proto"] = Flag("--proto");
       auto j = Call("POST", "/v1/portforwards", body);
       if (!j) return 1;
@@ -553,27 +413,259 @@ class Command {
     return Usage(Cat("unknown portfwd command \"", sub, "\""));
   }
 
+  core::Invocation& inv_;
   std::ostream& out_;
   std::ostream& err_;
   std::vector<std::string> pos_;
-  std::map<std::string, std::string> values_;
-  std::set<std::string> switches_;
   bool json_ = false;
   std::unique_ptr<api::HttpClient> client_;
 };
 
-}  // namespace
+using core::ArgDef;
+using core::Command;
+using core::FlagDef;
+using core::FlagType;
+using core::Invocation;
 
-bool IsStorenetCommand(const std::string& command) {
-  static const std::set<std::string> kCommands = {"disk",      "disks",    "net",
-                                                  "network",   "networks", "secgroup",
-                                                  "secgroups", "portfwd",  "portforward"};
-  return kCommands.count(command) > 0;
+core::RunFn Do(std::vector<std::string> words, int (Session::*method)()) {
+  return [words, method](Invocation& inv) {
+    Session session(inv, words);
+    return (session.*method)();
+  };
 }
 
-int RunStorenetCommand(const std::string& command, const std::vector<std::string>& args,
-                       std::ostream& out, std::ostream& err) {
-  return Command(out, err).Run(command, args);
+// A group of this file: the server flags, then `commands`.
+Command Group(Command g, std::vector<Command> commands) {
+  g.section = "Disks and networks";
+  g.flags = ServerFlags();
+  g.subcommands = std::move(commands);
+  return g;
+}
+
+}  // namespace
+
+Command DiskCommand() {
+  const ArgDef name = {.name = "NAME", .help = "the disk's name"};
+  const ArgDef snap = {.name = "SNAP", .help = "the snapshot's name"};
+  const FlagDef size = {
+      .name = "size", .type = FlagType::kSize, .help = "the disk's virtual size, e.g. 1Gi"};
+  FlagDef resize = size;
+  resize.required = true;
+  resize.help = "the new, larger size";
+  auto with = [&](std::string cmd, std::string summary, std::vector<ArgDef> args) {
+    return Command{.name = cmd,
+                   .summary = std::move(summary),
+                   .args = std::move(args),
+                   .run = Do({cmd}, &Session::Disk)};
+  };
+  Command rm = with("rm", "delete a disk; refused while attached", {name});
+  rm.aliases = {"delete"};
+  Command ls = with("ls", "list disks", {});
+  ls.aliases = {"list"};
+  return Group(
+      Command{
+          .name = "disk",
+          .aliases = {"disks"},
+          .summary = "virtual block devices in the server host's pools",
+          .description =
+              "Disks are virtual block devices in the server host's pool (qcow2 by default, "
+              "thin-provisioned).\n"
+              "A workload names them in its spec: `disks: [data]` gives a VM a virtio disk; a "
+              "container needs\n"
+              "a raw disk with a filesystem and a mount path: `disks: [{disk: data, mount: "
+              "/data}]` with\n"
+              "`berth disk create data --size 1Gi --format raw --fs ext4`. Snapshots of a disk "
+              "a running VM\n"
+              "holds are taken through QEMU; revert needs the disk detached.\n"
+              "The server touches no host file outside its own directories: --from-image IMG "
+              "names a disk\n"
+              "image of its host's catalog (`berth image import`), and backup/restore FILEs are "
+              "names in its\n"
+              "backup directory (`berth serve --backup-dir`, default DATA_DIR/backups), or "
+              "absolute paths\n"
+              "inside it."},
+      {Command{.name = "create",
+               .summary = "create a disk",
+               .flags = {size,
+                         {.name = "format",
+                          .type = FlagType::kEnum,
+                          .help = "the image format",
+                          .default_value = "qcow2",
+                          .choices = {"qcow2", "raw"}},
+                         {.name = "fs",
+                          .help = "make a filesystem on it (ext4, xfs); raw only",
+                          .value_name = "FS"},
+                         {.name = "from-image",
+                          .help = "start from a disk image of the server host's catalog",
+                          .value_name = "IMG"}},
+               .args = {name},
+               .run = Do({"create"}, &Session::Disk)},
+       ls, with("get", "show one disk", {name}),
+       with("pools",
+            "the host's pools: provisioned (virtual) vs allocated bytes, capacity and the "
+            "overcommit limit",
+            {}),
+       Command{.name = "resize",
+               .summary = "grow a disk (never shrinks)",
+               .flags = {resize},
+               .args = {name},
+               .run = Do({"resize"}, &Session::Disk)},
+       with("snapshot", "take a snapshot of a disk", {name, snap}),
+       with("revert", "revert a detached disk to a snapshot", {name, snap}),
+       with("clone", "a new independent disk from SRC (or its snapshot)",
+            {{.name = "SRC[@SNAP]", .help = "the source disk, optionally at a snapshot"},
+             {.name = "NEW", .help = "the new disk's name"}}),
+       with("attach",
+            "a running VM gets the disk at once (PCIe hot-plug); otherwise the workload sees it "
+            "at its next start",
+            {name, {.name = "WORKLOAD", .help = "the workload to attach it to"}}),
+       with("detach", "take a disk off its workload", {name}),
+       with("backup",
+            "compressed backup to FILE in the server's backup directory (progress on stderr); an "
+            "existing FILE is never replaced",
+            {name, {.name = "FILE", .help = "a file name in the server's backup directory"}}),
+       with("restore", "a new disk from a backup FILE in the server's backup directory",
+            {{.name = "FILE", .help = "a backup in the server's backup directory"}, name}),
+       rm});
+}
+
+Command NetCommand() {
+  const ArgDef name = {.name = "NAME", .help = "the network's name"};
+  return Group(
+      Command{.name = "net",
+              .aliases = {"network", "networks"},
+              .summary = "networks: a subnet, a gateway, optional NAT",
+              .description =
+                  "A workload joins with `networks: [NAME]` or `networks: [{network: NAME, "
+                  "address: IP,\n"
+                  "security_groups: [G]}]`: a container gets a veth with a static address, a VM "
+                  "a tap and its\n"
+                  "address by DHCP. Addresses are held in the store and released when the "
+                  "workload goes."},
+      {Command{.name = "create",
+               .summary = "a bridge with the gateway address; subnets may not overlap",
+               .flags = {{.name = "subnet",
+                          .help = "the network's subnet",
+                          .value_name = "CIDR",
+                          .required = true},
+                         {.name = "gateway",
+                          .help = "the gateway's address (default: the "
+                                  "subnet's first)",
+                          .value_name = "IP"},
+                         {.name = "nat",
+                          .type = FlagType::kBool,
+                          .help = "masquerade traffic leaving the subnet"}},
+               .args = {name},
+               .run = Do({"create"}, &Session::Net)},
+       Command{.name = "ls",
+               .aliases = {"list"},
+               .summary = "list networks",
+               .run = Do({"ls"}, &Session::Net)},
+       Command{.name = "get",
+               .summary = "show a network and the addresses handed out",
+               .args = {name},
+               .run = Do({"get"}, &Session::Net)},
+       Command{.name = "rm",
+               .aliases = {"delete"},
+               .summary = "refused while workloads or port forwards use it",
+               .args = {name},
+               .run = Do({"rm"}, &Session::Net)}});
+}
+
+Command SecgroupCommand() {
+  const ArgDef name = {.name = "NAME", .help = "the group's name"};
+  const ArgDef group = {.name = "GROUP", .help = "the security group"};
+  return Group(
+      Command{.name = "secgroup",
+              .aliases = {"secgroups"},
+              .summary = "security groups: ingress rules for workloads",
+              .description =
+                  "A workload whose network attachment names groups accepts only the ingress "
+                  "their rules allow\n"
+                  "(--from-group: traffic from the members of another group); without groups, "
+                  "all ingress.\n"
+                  "Rules apply at once to running workloads."},
+      {Command{.name = "create",
+               .summary = "create an empty group",
+               .args = {name},
+               .run = Do({"create"}, &Session::Secgroup)},
+       Command{.name = "ls",
+               .aliases = {"list"},
+               .summary = "list groups",
+               .run = Do({"ls"}, &Session::Secgroup)},
+       Command{.name = "get",
+               .summary = "show a group's rules",
+               .args = {name},
+               .run = Do({"get"}, &Session::Secgroup)},
+       Command{.name = "rm",
+               .aliases = {"delete"},
+               .summary = "delete a group",
+               .args = {name},
+               .run = Do({"rm"}, &Session::Secgroup)},
+       Command{
+           .name = "rule",
+           .summary = "add or remove a group's rules",
+           .subcommands = {Command{.name = "add",
+                                   .summary = "allow ingress",
+                                   .flags = {{.name = "proto",
+                                              .help = "tcp, udp, icmp or any",
+                                              .default_value = "tcp",
+                                              .value_name = "PROTO"},
+                                             {.name = "ports",
+                                              .help = "a port or a range: 80 or 80-90",
+                                              .value_name = "PORTS"},
+                                             {.name = "from",
+                                              .help = "allow only this source subnet",
+                                              .value_name = "CIDR"},
+                                             {.name = "from-group",
+                                              .help = "allow only the members of group G",
+                                              .value_name = "G"}},
+                                   .args = {group},
+                                   .run = Do({"rule", "add"}, &Session::Secgroup)},
+                           Command{.name = "rm",
+                                   .aliases = {"delete"},
+                                   .summary = "remove a rule",
+                                   .args = {group, {.name = "RULE_ID", .help = "the rule's id"}},
+                                   .run = Do({"rule", "rm"}, &Session::Secgroup)}}}});
+}
+
+Command PortfwdCommand() {
+  return Group(
+      Command{.name = "portfwd",
+              .aliases = {"portforward"},
+              .summary = "host port -> workload port",
+              .description =
+                  "Forwards a port of the server's host to a workload's address on its first "
+                  "network (nftables\n"
+                  "DNAT, from outside and from the host itself). A forward goes with its "
+                  "workload."},
+      {Command{.name = "add",
+               .summary = "forward a host port",
+               .flags = {{.name = "host-port",
+                          .type = FlagType::kInt,
+                          .help = "the port on the server's host",
+                          .value_name = "P",
+                          .required = true},
+                         {.name = "workload",
+                          .help = "the workload to forward to",
+                          .value_name = "W",
+                          .required = true},
+                         {.name = "port",
+                          .type = FlagType::kInt,
+                          .help = "the workload's port",
+                          .value_name = "P",
+                          .required = true},
+                         {.name = "proto", .help = "tcp (default) or udp", .value_name = "PROTO"}},
+               .run = Do({"add"}, &Session::Portfwd)},
+       Command{.name = "ls",
+               .aliases = {"list"},
+               .summary = "list forwards",
+               .run = Do({"ls"}, &Session::Portfwd)},
+       Command{.name = "rm",
+               .aliases = {"delete"},
+               .summary = "remove a forward",
+               .args = {{.name = "ID", .help = "the forward's id"}},
+               .run = Do({"rm"}, &Session::Portfwd)}});
 }
 
 }  // namespace berth::cli

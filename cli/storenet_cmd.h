@@ -4,16 +4,16 @@
 // message (naming the wrong field), usage errors exit 2.
 #pragma once
 
-#include <ostream>
-#include <string>
 #include <vector>
+
+#include "core/flags.h"
 
 namespace berth::cli {
 
-// True when `command` is one of disk, net, secgroup, portfwd (and their plurals).
-bool IsStorenetCommand(const std::string& command);
-// Runs `berth COMMAND ARGS...` (args exclude the command). Returns the exit code.
-int RunStorenetCommand(const std::string& command, const std::vector<std::string>& args,
-                       std::ostream& out, std::ostream& err);
+// The disk, net, secgroup and portfwd groups.
+core::Command DiskCommand();
+core::Command NetCommand();
+core::Command SecgroupCommand();
+core::Command PortfwdCommand();
 
 }  // namespace berth::cli

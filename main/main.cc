@@ -1,33 +1,39 @@
-// The `berth` binary: the only code that knows every concrete type. It wires the store, the
-// control plane, the API server, the agent and its drivers for `serve` and `agent`, hands
-// `sim` to the simulator, and everything else to the CLI.
+// The `berth` binary: the only code that knows every concrete type. Its command table below is
+// the one list of what `berth` can do; `berth --help` is rendered from it, in this order.
 #include <csignal>
 #include <iostream>
 #include <string>
 #include <vector>
 
 #include "cli/cli.h"
+#include "cli/image_cmd.h"
+#include "cli/storenet_cmd.h"
+#include "core/flags.h"
 #include "main/roles.h"
-#ifdef BERTH_WITH_SIM
 #include "sim/sim_command.h"
-#endif
 
 int main(int argc, char** argv) {
   std::signal(SIGPIPE, SIG_IGN);
-  std::vector<std::string> args(argv + 1, argv + argc);
-  if (!args.empty()) {
-    const std::string cmd = args[0];
-    std::vector<std::string> rest(args.begin() + 1, args.end());
-    if (cmd == "serve") return berth::RunServe(rest, std::cout, std::cerr);
-    if (cmd == "agent") return berth::RunAgent(rest, std::cout, std::cerr);
-    if (cmd == "sim") {
-#ifdef BERTH_WITH_SIM
-      return berth::sim::RunSimCommand(rest, std::cout, std::cerr);
-#else
-      std::cerr << "berth: this build has no simulator\n";
-      return 1;
-#endif
-    }
-  }
-  return berth::cli::RunCli(args, std::cout, std::cerr);
+  using namespace berth;
+  const core::Command root = cli::RootCommand({
+      // Server and agents.
+      ServeCommand(),
+      AgentCommand(),
+      sim::SimCommand(),
+      // Workloads and images.
+      cli::WorkloadCommand(),
+      cli::VmCommand(),
+      cli::ImageCommand(),
+      // Disks and networks.
+      cli::DiskCommand(),
+      cli::NetCommand(),
+      cli::SecgroupCommand(),
+      cli::PortfwdCommand(),
+      // Cluster.
+      cli::HostCommand(),
+      cli::TenantCommand(),
+      cli::EventsCommand(),
+      cli::VersionCommand(),
+  });
+  return core::Run(root, std::vector<std::string>(argv + 1, argv + argc), std::cout, std::cerr);
 }

@@ -17,25 +17,20 @@
 #include "agent/agent.h"
 #include "agent/inventory.h"
 #include "api/api_server.h"
-#include "api/routes_images.h"
-#ifdef BERTH_WITH_IMAGE_API
 #include "api/local_images.h"
-#endif
+#include "api/routes_images.h"
 #include "cli/cli.h"
 #include "control/control_plane.h"
 #include "core/json.h"
+#include "core/log.h"
 #include "core/strings.h"
-#include "runtime/process_driver.h"
-#include "sched/scheduler.h"
-#ifdef BERTH_WITH_VM_DRIVERS
+#include "main/storenet_host.h"
 #include "runtime/image/catalog.h"
 #include "runtime/oci/oci_driver.h"
+#include "runtime/process_driver.h"
 #include "runtime/qemu/qemu_driver.h"
-#endif
+#include "sched/scheduler.h"
 #include "state/sqlite_store.h"
-#ifdef BERTH_WITH_STORENET
-#include "main/storenet_host.h"
-#endif
 
 namespace berth {
 
@@ -44,41 +39,6 @@ using core::Cat;
 using core::Json;
 
 namespace {
-
-struct Flags {
-  std::map<std::string, std::string> values;
-  std::map<std::string, bool> switches;
-};
-
-// Parses --name VALUE / --name=VALUE for the flags in `valued` and bare switches otherwise.
-bool ParseFlags(const std::vector<std::string>& args, const std::vector<std::string>& valued,
-                Flags* f, std::ostream& err) {
-  for (size_t i = 0; i < args.size(); ++i) {
-    std::string a = args[i], v;
-    bool has = false;
-    if (auto eq = a.find('='); eq != std::string::npos) {
-      v = a.substr(eq + 1);
-      a = a.substr(0, eq);
-      has = true;
-    }
-    if (std::find(valued.begin(), valued.end(), a) != valued.end()) {
-      if (!has) {
-        if (i + 1 >= args.size()) {
-          err << "berth: flag " << a << " needs a value\n";
-          return false;
-        }
-        v = args[++i];
-      }
-      f->values[a] = v;
-    } else if (a.rfind("-", 0) == 0) {
-      f->switches[a] = true;
-    } else {
-      err << "berth: unexpected argument \"" << a << "\"\n";
-      return false;
-    }
-  }
-  return true;
-}
 
 // Reads DIR/NAME, or creates it with a fresh random token readable by the owner only.
 absl::StatusOr<std::string> LoadOrCreateToken(const std::string& dir, const std::string& name) {
@@ -172,25 +132,22 @@ class LocalAgentHost : public agent::LocalHost {
 // /berth/<hash of AGENT_DIR>, so two agents on one machine never share a cgroup name.
 struct LocalDrivers {
   std::unique_ptr<runtime::ProcessDriver> process;
-#ifdef BERTH_WITH_VM_DRIVERS
   std::unique_ptr<runtime::QemuDriver> qemu;
   std::unique_ptr<runtime::OciDriver> oci;
   std::unique_ptr<runtime::ImageCatalog> images;
-#endif
   std::map<std::string, runtime::ComputeDriver*> by_kind;
   std::map<std::string, std::string> fingerprint;  // reported with the host's inventory
 };
 
 // --vm-accel, else the agent config's vm_accel, else auto.
-absl::StatusOr<std::string> VmAccelFrom(const Flags& f, const agent::AgentConfig& config) {
+absl::StatusOr<std::string> VmAccelFrom(const core::Invocation& f,
+                                        const agent::AgentConfig& config) {
   std::string mode = "auto";
   if (!config.vm_accel.empty()) mode = config.vm_accel;
-  if (auto it = f.values.find("--vm-accel"); it != f.values.end()) mode = it->second;
-#ifdef BERTH_WITH_VM_DRIVERS
+  if (f.Given("vm-accel")) mode = f.String("vm-accel");
   if (auto parsed = runtime::ParseVmAccelMode(mode); !parsed.ok()) {
     return absl::InvalidArgumentError(Cat("--vm-accel: ", parsed.status().message()));
   }
-#endif
   return mode;
 }
 
@@ -208,7 +165,6 @@ LocalDrivers MakeDrivers(const std::string& agent_dir, const std::string& vm_acc
   popts.cgroup_parent = cgroup_parent + "/process";
   d.process = std::make_unique<runtime::ProcessDriver>(popts);
   if (d.process->Fingerprint().healthy) d.by_kind["process"] = d.process.get();
-#ifdef BERTH_WITH_VM_DRIVERS
   runtime::QemuDriverOptions qopts;
   qopts.accel = runtime::ParseVmAccelMode(vm_accel).value_or(runtime::VmAccelMode::kAuto);
   d.qemu = std::make_unique<runtime::QemuDriver>(qopts);
@@ -243,7 +199,6 @@ LocalDrivers MakeDrivers(const std::string& agent_dir, const std::string& vm_acc
   } else {
     err << "berth: image catalog: " << catalog.status().message() << "\n";
   }
-#endif
   return d;
 }
 
@@ -251,7 +206,6 @@ LocalDrivers MakeDrivers(const std::string& agent_dir, const std::string& vm_acc
 void WireDrivers(LocalDrivers& d, agent::AgentOptions& ao) {
   ao.drivers = d.by_kind;
   for (const auto& [k, v] : d.fingerprint) ao.inventory.fingerprint[k] = v;
-#ifdef BERTH_WITH_VM_DRIVERS
   runtime::ImageCatalog* images = d.images.get();
   ao.resolve_image = [images](std::string_view kind,
                               std::string_view name) -> absl::StatusOr<agent::ResolvedImage> {
@@ -292,164 +246,82 @@ void WireDrivers(LocalDrivers& d, agent::AgentOptions& ao) {
                 {"block_read_bytes", vm->block_read_bytes},
                 {"block_write_bytes", vm->block_write_bytes}};
   };
-#endif
 }
 
-absl::StatusOr<agent::AgentConfig> AgentConfigFrom(const Flags& f) {
+// The agent's config from the file `path` (none when empty), named `name` when that is given.
+absl::StatusOr<agent::AgentConfig> AgentConfigFrom(const std::string& path,
+                                                   const std::string& name) {
   agent::AgentConfig config;
-  if (auto it = f.values.find("--config"); it != f.values.end()) {
-    auto loaded = agent::LoadAgentConfig(it->second);
+  if (!path.empty()) {
+    auto loaded = agent::LoadAgentConfig(path);
     if (!loaded.ok()) return loaded.status();
     config = *loaded;
   }
-  if (auto it = f.values.find("--name"); it != f.values.end()) config.name = it->second;
+  if (!name.empty()) config.name = name;
   if (config.name.empty()) config.name = agent::LocalHostName();
   return config;
 }
 
-constexpr char kServeHelp[] =
-    R"(Usage: berth serve [--dev] [--data-dir DIR] [--listen HOST:PORT] [--host-ttl 15s]
-                   [--policy NAME] [--agent-config FILE] [--vm-accel auto|kvm|tcg]
-                   [--backup-dir DIR] [--image-import-dir DIR] [--allow-root-workloads]
-
-Runs the Berth API server on the embedded SQLite store in DIR (default: BERTH_DATA_DIR or ~/.berth).
-  --dev            also run an agent for this machine in the same process, so workloads run here
-  --listen         address to serve on (default 127.0.0.1:7070; port 0 picks a free one)
-  --host-ttl       a host without heartbeats this long is marked down (default 15s)
-  --policy         placement policy (default "fgd:1,topology:0.2", chosen with berth sim;
-                   e.g. binpack, spread, gpu-packing)
-  --agent-config   the local agent's config file (labels, declared GPUs) in --dev mode
-  --vm-accel       how the local agent runs VMs in --dev mode (as for berth agent)
-  --backup-dir     where disk backups are written and restored from in --dev mode (default
-                   DIR/backups): the API's backup and restore take only file names inside it
-  --image-import-dir
-                   where the API's image imports read from in --dev mode (default DIR/imports):
-                   POST /v1/hosts/NAME/images takes only file names inside it
-  --allow-root-workloads
-                   accept process workloads with `user: root` (or uid/gid 0); without it they
-                   are refused (403) and process workloads run as an unprivileged user
-                   (default nobody, 65534:65534)
-The admin token is written to DIR/admin.token (mode 0600), the agents' join token to
-DIR/join.token, and the address to DIR/server.json, where the CLI finds them.
-)";
-
-constexpr char kAgentHelp[] =
-    R"(Usage: berth agent --server URL [--join-token-file FILE] [--config FILE] [--data-dir DIR]
-                   [--name NAME]
-
-Runs the agent for this host: registers its CPUs, memory and GPUs (nvidia-smi, or the config
-file's declared GPUs), heartbeats, and runs the workloads the server assigns to it.
-  --server           the server's URL, e.g. http://10.0.0.1:7070 (or BERTH_ADDR)
-  --join-token-file  a file holding the server's join token (its DATA_DIR/join.token); or set
-                     BERTH_JOIN_TOKEN. --join-token TOKEN works too, but any user can read it
-                     in `ps`
-  --config           YAML/JSON: name, labels, cpu, memory, gpus, vm_accel
-  --data-dir         where task records and logs are kept (default: BERTH_DATA_DIR/agent or
-                     ~/.berth/agent)
-  --name             the host's name (default: the config file's, else the machine's)
-  --vm-accel         auto (default): use KVM when a probe guest runs under it at start, TCG
-                     otherwise, with a warning and a host event saying why; kvm or tcg: use
-                     that. The config file's vm_accel sets the same. `berth host get` shows it.
-The join token is used once, to register: the server answers with a credential for this host
-alone, kept in DIR/host.credential (mode 0600), which the agent uses for everything else and to
-register again after a restart (then no join token is needed). A host name already registered
-can only be taken by its own credential; `berth host rm NAME` frees it once the host is down.
-)";
-
 // The join token from --join-token-file, --join-token or BERTH_JOIN_TOKEN (in that order);
 // empty when none is given.
-absl::StatusOr<std::string> JoinTokenFrom(const Flags& f) {
-  if (f.values.count("--join-token-file") && f.values.count("--join-token")) {
+absl::StatusOr<std::string> JoinTokenFrom(const core::Invocation& f) {
+  if (f.Given("join-token-file") && f.Given("join-token")) {
     return absl::InvalidArgumentError("give --join-token-file or --join-token, not both");
   }
-  if (auto it = f.values.find("--join-token-file"); it != f.values.end()) {
-    std::ifstream in(it->second);
+  if (f.Given("join-token-file")) {
+    const std::string file = f.String("join-token-file");
+    std::ifstream in(file);
     std::string token;
     if (!in || !std::getline(in, token)) {
-      return absl::InvalidArgumentError(
-          Cat("--join-token-file: cannot read a token from ", it->second));
+      return absl::InvalidArgumentError(Cat("--join-token-file: cannot read a token from ", file));
     }
     while (!token.empty() && (token.back() == '\r' || token.back() == ' ')) token.pop_back();
     if (token.empty()) {
-      return absl::InvalidArgumentError(Cat("--join-token-file: ", it->second, " is empty"));
+      return absl::InvalidArgumentError(Cat("--join-token-file: ", file, " is empty"));
     }
     return token;
   }
-  if (auto it = f.values.find("--join-token"); it != f.values.end()) return it->second;
+  if (f.Given("join-token")) return f.String("join-token");
   const char* env = getenv("BERTH_JOIN_TOKEN");
   return std::string(env ? env : "");
 }
 
-}  // namespace
-
-int RunServe(const std::vector<std::string>& args, std::ostream& out, std::ostream& err) {
-  Flags f;
-  if (!ParseFlags(args,
-                  {"--data-dir", "--listen", "--host-ttl", "--policy", "--agent-config",
-                   "--vm-accel", "--backup-dir", "--image-import-dir"},
-                  &f, err)) {
-    return 2;
-  }
-  if (f.switches.count("--help") || f.switches.count("-h")) {
-    out << kServeHelp;
-    return 0;
-  }
-  for (const auto& [s, on] : f.switches) {
-    if (s != "--dev" && s != "--allow-root-workloads") {
-      err << "berth serve: unknown flag " << s << "\n" << kServeHelp;
-      return 2;
-    }
-  }
-  if (f.values.count("--policy")) {
-    if (auto policy = sched::Policy::Parse(f.values["--policy"]); !policy.ok()) {
-      err << "berth serve: --policy: " << policy.status().message() << "\n";
-      return 2;
-    }
-  }
+int RunServe(core::Invocation& f) {
+  std::ostream& out = f.out();
+  std::ostream& err = f.err();
   if (auto accel = VmAccelFrom(f, agent::AgentConfig{}); !accel.ok()) {
-    err << "berth serve: " << accel.status().message() << "\n";
-    return 2;
+    return f.UsageError(std::string(accel.status().message()));
   }
-  const bool dev = f.switches.count("--dev") > 0;
-  std::string dir = f.values.count("--data-dir") ? f.values["--data-dir"] : cli::DefaultDataDir();
-  std::string listen = f.values.count("--listen") ? f.values["--listen"] : "127.0.0.1:7070";
+  const bool dev = f.Bool("dev");
+  std::string dir = f.Given("data-dir") ? f.String("data-dir") : cli::DefaultDataDir();
+  std::string listen = f.String("listen");
   auto colon = listen.rfind(':');
   int port = 0;
-  if (colon == std::string::npos || !absl::SimpleAtoi(listen.substr(colon + 1), &port) ||
-      port < 0 || port > 65535) {
-    err << "berth serve: --listen must be HOST:PORT, got \"" << listen << "\"\n";
-    return 2;
-  }
-  absl::Duration ttl = absl::Seconds(15);
-  if (f.values.count("--host-ttl") &&
-      (!absl::ParseDuration(f.values["--host-ttl"], &ttl) || ttl <= absl::ZeroDuration())) {
-    err << "berth serve: --host-ttl must be a duration like 15s\n";
-    return 2;
-  }
+  if (!absl::SimpleAtoi(listen.substr(colon + 1), &port)) port = 0;  // checked when parsed
+  const absl::Duration ttl = f.Duration("host-ttl");
   std::error_code ec;
   fs::create_directories(dir, ec);
   if (ec) {
-    err << "berth serve: cannot create data directory " << dir << ": " << ec.message() << "\n";
-    return 1;
+    return f.Fail(Cat("cannot create data directory ", dir, ": ", ec.message()));
   }
-  chmod(dir.c_str(), 0700);
+  if (chmod(dir.c_str(), 0700) != 0) {
+    return f.Fail(Cat("cannot make data directory ", dir, " private: ", strerror(errno)));
+  }
   auto admin = LoadOrCreateToken(dir, "admin.token");
   auto join = LoadOrCreateToken(dir, "join.token");
   if (!admin.ok() || !join.ok()) {
-    err << "berth serve: " << (admin.ok() ? join.status() : admin.status()).message() << "\n";
-    return 1;
+    return f.Fail(Cat((admin.ok() ? join.status() : admin.status()).message()));
   }
   sigset_t signals = BlockStopSignals();
 
   auto store = state::SqliteStore::Open(dir + "/berth.db");
   if (!store.ok()) {
-    err << "berth serve: cannot open the store: " << store.status().message() << "\n";
-    return 1;
+    return f.Fail(Cat("cannot open the store: ", store.status().message()));
   }
   control::ControlPlaneOptions copts;
   copts.host_ttl = ttl;
-  if (f.values.count("--policy")) copts.policy = f.values["--policy"];
-  copts.allow_root_workloads = f.switches.count("--allow-root-workloads") > 0;
+  if (f.Given("policy")) copts.policy = f.String("policy");
+  copts.allow_root_workloads = f.Bool("allow-root-workloads");
   control::ControlPlane control(store->get(), copts);
   LocalAgentHost logs;
   api::ApiServerOptions aopts;
@@ -460,35 +332,29 @@ int RunServe(const std::vector<std::string>& args, std::ostream& out, std::ostre
   // The local host's image catalog (dev mode), attached once the local agent runs; imports
   // read only beneath the import directory.
   std::unique_ptr<api::HostImages> images;
-#ifdef BERTH_WITH_IMAGE_API
   api::LocalHostImages* local_images = nullptr;
   if (dev) {
     const std::string import_dir =
-        fs::absolute(f.values.count("--image-import-dir") ? f.values["--image-import-dir"]
-                                                          : dir + "/imports",
+        fs::absolute(f.Given("image-import-dir") ? f.String("image-import-dir") : dir + "/imports",
                      ec)
             .lexically_normal()
             .string();
     fs::create_directories(import_dir, ec);
     if (ec) {
-      err << "berth serve: cannot create the image import directory " << import_dir << ": "
-          << ec.message() << "\n";
-      return 1;
+      return f.Fail(
+          Cat("cannot create the image import directory ", import_dir, ": ", ec.message()));
     }
     auto owned = std::make_unique<api::LocalHostImages>(import_dir);
     local_images = owned.get();
     images = std::move(owned);
   }
-#endif
   api::ApiServer server(aopts, &control, dev ? &logs : nullptr);
   api::AddImageRoutes(server.router(), &control, images.get());
-#ifdef BERTH_WITH_STORENET
   // Disks and networks of this machine, re-declared from the store before serving.
   std::unique_ptr<LocalStorageNetwork> storenet;
   if (dev) {
     const std::string backups =
-        fs::absolute(f.values.count("--backup-dir") ? f.values["--backup-dir"] : dir + "/backups",
-                     ec)
+        fs::absolute(f.Given("backup-dir") ? f.String("backup-dir") : dir + "/backups", ec)
             .lexically_normal()
             .string();
     storenet = std::make_unique<LocalStorageNetwork>(store->get(), control.clock(), dir + "/agent",
@@ -499,15 +365,11 @@ int RunServe(const std::vector<std::string>& args, std::ostream& out, std::ostre
       return sn->CheckReferences(spec);
     });
   }
-#endif
   auto bound = server.Start();
   if (!bound.ok()) {
-    err << "berth serve: cannot listen on " << listen << ": " << bound.status().message() << "\n";
-    return 1;
+    return f.Fail(Cat("cannot listen on ", listen, ": ", bound.status().message()));
   }
-#ifdef BERTH_WITH_STORENET
   if (storenet) storenet->ReserveApiPort(*bound);
-#endif
   control.Start();
   std::string url = Cat("http://", aopts.host, ":", *bound);
   {
@@ -516,29 +378,30 @@ int RunServe(const std::vector<std::string>& args, std::ostream& out, std::ostre
     o << info.dump() << "\n";
     o.close();
     fs::rename(dir + "/server.json.tmp", dir + "/server.json", ec);
+    if (ec) {
+      // The server runs; only the CLI's way of finding it without --server is missing.
+      core::ReportError("serve", Cat("data directory ", dir, ": server.json"),
+                        absl::InternalError(ec.message()));
+    }
   }
 
   LocalDrivers drivers;
   std::unique_ptr<agent::Agent> local_agent;
   if (dev) {
-    auto config = AgentConfigFrom(Flags{{{"--config", f.values["--agent-config"]}}, {}});
-    if (f.values["--agent-config"].empty()) config = AgentConfigFrom(Flags{});
+    auto config = AgentConfigFrom(f.String("agent-config"), "");
     if (!config.ok()) {
-      err << "berth serve: " << config.status().message() << "\n";
-      return 1;
+      return f.Fail(Cat(config.status().message()));
     }
     auto vm_accel = VmAccelFrom(f, *config);
     if (!vm_accel.ok()) {
-      err << "berth serve: " << vm_accel.status().message() << "\n";
-      return 1;
+      return f.Fail(Cat(vm_accel.status().message()));
     }
     std::string agent_dir = dir + "/agent";
     fs::create_directories(agent_dir, ec);
     drivers = MakeDrivers(agent_dir, *vm_accel, err);
     auto inv = agent::DetectInventory(*config, agent_dir);
     if (!inv.ok()) {
-      err << "berth serve: " << inv.status().message() << "\n";
-      return 1;
+      return f.Fail(Cat(inv.status().message()));
     }
     agent::AgentOptions ao;
     ao.server_url = url;
@@ -547,98 +410,85 @@ int RunServe(const std::vector<std::string>& args, std::ostream& out, std::ostre
     ao.data_dir = agent_dir;
     ao.inventory = *inv;
     WireDrivers(drivers, ao);
-#ifdef BERTH_WITH_STORENET
     if (storenet) storenet->WireAgent(ao);
-#endif
     local_agent = std::make_unique<agent::Agent>(ao);
     absl::Status started = local_agent->Start();
     if (!started.ok()) {
-      err << "berth serve: local agent: " << started.message() << "\n";
-      return 1;
+      return f.Fail(Cat("local agent: ", started.message()));
     }
     logs.Set(local_agent.get());
-#ifdef BERTH_WITH_IMAGE_API
     if (local_images != nullptr) local_images->Attach(ao.name, drivers.images.get());
-#endif
-#ifdef BERTH_WITH_STORENET
     if (storenet) storenet->SetAgent(local_agent.get());
-#endif
   }
-  out << "berth: serving on " << url << " (data in " << dir
-      << (dev ? ", dev mode with a local agent" : "") << ")\nberth: admin token in " << dir
-      << "/admin.token; try `berth workload ls`" << std::endl;
+  if (f.json()) {
+    out << Json{{"event", "serving"},
+                {"url", url},
+                {"data_dir", dir},
+                {"dev", dev},
+                {"admin_token_file", dir + "/admin.token"}}
+               .dump()
+        << std::endl;
+  } else {
+    out << "berth: serving on " << url << " (data in " << dir
+        << (dev ? ", dev mode with a local agent" : "") << ")\nberth: admin token in " << dir
+        << "/admin.token; try `berth workload ls`" << std::endl;
+  }
 
   int sig = WaitForSignal(signals);
-  out << "berth: signal " << sig << ", shutting down" << std::endl;
+  if (f.json()) {
+    out << Json{{"event", "shutdown"}, {"signal", sig}}.dump() << std::endl;
+  } else {
+    out << "berth: signal " << sig << ", shutting down" << std::endl;
+  }
   logs.Set(nullptr);
-#ifdef BERTH_WITH_IMAGE_API
   if (local_images != nullptr) local_images->Attach("", nullptr);  // waits for imports
-#endif
-#ifdef BERTH_WITH_STORENET
   if (storenet) storenet->SetAgent(nullptr);
-#endif
   if (local_agent) local_agent->Stop();
   server.Stop();
   control.Stop();
-  fs::remove(dir + "/server.json", ec);
+  if (fs::remove(dir + "/server.json", ec); ec) {
+    core::ReportError("serve", Cat("data directory ", dir, ": server.json"),
+                      absl::InternalError(ec.message()));
+  }
   return 0;
 }
 
-int RunAgent(const std::vector<std::string>& args, std::ostream& out, std::ostream& err) {
-  Flags f;
-  if (!ParseFlags(args,
-                  {"--server", "--join-token", "--join-token-file", "--config", "--data-dir",
-                   "--name", "--vm-accel"},
-                  &f, err)) {
-    return 2;
-  }
-  if (f.switches.count("--help") || f.switches.count("-h")) {
-    out << kAgentHelp;
-    return 0;
-  }
-  std::string server = f.values["--server"];
+int RunAgent(core::Invocation& f) {
+  std::ostream& out = f.out();
+  std::ostream& err = f.err();
+  std::string server = f.Given("server") ? f.String("server") : f.String("addr");
   if (server.empty() && getenv("BERTH_ADDR")) server = getenv("BERTH_ADDR");
   auto token = JoinTokenFrom(f);
-  if (!token.ok()) {
-    err << "berth agent: " << token.status().message() << "\n";
-    return 2;
-  }
-  if (server.empty()) {
-    err << "berth agent: --server is required\n" << kAgentHelp;
-    return 2;
-  }
+  if (!token.ok()) return f.UsageError(std::string(token.status().message()));
+  if (server.empty()) return f.UsageError("--server is required (or set BERTH_ADDR)");
   if (auto accel = VmAccelFrom(f, agent::AgentConfig{}); !accel.ok()) {
-    err << "berth agent: " << accel.status().message() << "\n";
-    return 2;
+    return f.UsageError(std::string(accel.status().message()));
   }
   if (server.rfind("http://", 0) != 0) server = "http://" + server;
-  std::string dir =
-      f.values.count("--data-dir") ? f.values["--data-dir"] : cli::DefaultDataDir() + "/agent";
+  std::string dir = f.Given("data-dir") ? f.String("data-dir") : cli::DefaultDataDir() + "/agent";
   std::error_code ec;
   fs::create_directories(dir, ec);
+  if (ec) return f.Fail(Cat("cannot create data directory ", dir, ": ", ec.message()));
   // Task directories and logs are the agent's: workloads running as other users stay out.
-  chmod(dir.c_str(), 0700);
-  auto config = AgentConfigFrom(f);
+  if (chmod(dir.c_str(), 0700) != 0) {
+    return f.Fail(Cat("cannot make data directory ", dir, " private: ", strerror(errno)));
+  }
+  auto config = AgentConfigFrom(f.String("config"), f.String("name"));
   if (!config.ok()) {
-    err << "berth agent: " << config.status().message() << "\n";
-    return 1;
+    return f.Fail(Cat(config.status().message()));
   }
   auto vm_accel = VmAccelFrom(f, *config);
   if (!vm_accel.ok()) {
-    err << "berth agent: " << vm_accel.status().message() << "\n";
-    return 2;
+    return f.UsageError(std::string(vm_accel.status().message()));
   }
   // A host that registered before comes back with its credential; a new one needs the token.
   if (token->empty() && !fs::exists(agent::HostCredentialPath(dir))) {
-    err << "berth agent: a join token is needed to register: --join-token-file FILE or "
-           "BERTH_JOIN_TOKEN\n"
-        << kAgentHelp;
-    return 2;
+    return f.UsageError(
+        "a join token is needed to register: --join-token-file FILE or BERTH_JOIN_TOKEN");
   }
   auto inv = agent::DetectInventory(*config, dir);
   if (!inv.ok()) {
-    err << "berth agent: " << inv.status().message() << "\n";
-    return 1;
+    return f.Fail(Cat(inv.status().message()));
   }
   sigset_t signals = BlockStopSignals();
   LocalDrivers drivers = MakeDrivers(dir, *vm_accel, err);
@@ -652,13 +502,147 @@ int RunAgent(const std::vector<std::string>& args, std::ostream& out, std::ostre
   agent::Agent a(ao);
   absl::Status started = a.Start();
   if (!started.ok()) {
-    err << "berth agent: " << started.message() << "\n";
-    return 1;
+    return f.Fail(Cat(started.message()));
   }
-  out << "berth agent: host " << ao.name << " joining " << server << std::endl;
+  if (f.json()) {
+    out << Json{{"event", "joining"}, {"host", ao.name}, {"server", server}}.dump() << std::endl;
+  } else {
+    out << "berth agent: host " << ao.name << " joining " << server << std::endl;
+  }
   WaitForSignal(signals);
   a.Stop();
   return 0;
+}
+
+const core::FlagDef kVmAccelFlag = {
+    .name = "vm-accel",
+    .type = core::FlagType::kEnum,
+    .help =
+        "auto: use KVM when a probe guest runs under it at start, TCG otherwise, with a\n"
+        "warning and a host event saying why; kvm or tcg: use that. The agent config's\n"
+        "vm_accel sets the same. `berth host get` shows it.",
+    .default_value = "auto",
+    .choices = {"auto", "kvm", "tcg"}};
+
+absl::Status CheckListen(std::string_view listen) {
+  auto colon = listen.rfind(':');
+  int port = 0;
+  if (colon == std::string_view::npos ||
+      !absl::SimpleAtoi(absl::string_view(listen.data() + colon + 1, listen.size() - colon - 1),
+                        &port) ||
+      port < 0 || port > 65535) {
+    return absl::InvalidArgumentError(Cat("--listen must be HOST:PORT, got \"", listen, "\""));
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+core::Command ServeCommand() {
+  using core::FlagType;
+  return core::Command{
+      .name = "serve",
+      .section = "Server and agents",
+      .summary = "run the API server (--dev: with a local agent)",
+      .description =
+          "Runs the Berth API server on the embedded SQLite store in DIR (default: BERTH_DATA_DIR "
+          "or\n~/.berth). The admin token is written to DIR/admin.token (mode 0600), the agents' "
+          "join token to\nDIR/join.token, and the address to DIR/server.json, where the CLI finds "
+          "them. With --json the\nstartup and shutdown lines are JSON objects.",
+      .flags =
+          {{.name = "dev",
+            .type = FlagType::kBool,
+            .help = "also run an agent for this machine in the same process, so workloads run "
+                    "here"},
+           {.name = "data-dir",
+            .help = "the server's data directory (default BERTH_DATA_DIR or "
+                    "~/.berth)",
+            .value_name = "DIR"},
+           {.name = "listen",
+            .help = "address to serve on; port 0 picks a free one",
+            .default_value = "127.0.0.1:7070",
+            .value_name = "HOST:PORT",
+            .check = CheckListen},
+           {.name = "host-ttl",
+            .type = FlagType::kDuration,
+            .help = "a host without heartbeats this long is marked down",
+            .default_value = "15s",
+            .check =
+                [](std::string_view v) {
+                  absl::Duration d;
+                  if (!absl::ParseDuration(std::string(v), &d) || d <= absl::ZeroDuration()) {
+                    return absl::InvalidArgumentError(
+                        Cat("--host-ttl must be a duration like 15s, got \"", v, "\""));
+                  }
+                  return absl::OkStatus();
+                }},
+           {.name = "policy",
+            .help = "placement policy (default \"fgd:1,topology:0.2\", chosen with berth sim;\n"
+                    "e.g. binpack, spread, gpu-packing)",
+            .value_name = "NAME",
+            .check = [](std::string_view v) { return sched::Policy::Parse(v).status(); }},
+           {.name = "agent-config",
+            .help = "the local agent's config file (labels, declared GPUs) in --dev mode",
+            .value_name = "FILE"},
+           [] {
+             core::FlagDef f = kVmAccelFlag;
+             f.help = "how the local agent runs VMs in --dev mode (as for berth agent)";
+             return f;
+           }(),
+           {.name = "backup-dir",
+            .help = "where disk backups are written and restored from in --dev mode (default\n"
+                    "DIR/backups): the API's backup and restore take only file names inside it",
+            .value_name = "DIR"},
+           {.name = "image-import-dir",
+            .help = "where the API's image imports read from in --dev mode (default\n"
+                    "DIR/imports): POST /v1/hosts/NAME/images takes only file names inside it",
+            .value_name = "DIR"},
+           {.name = "allow-root-workloads",
+            .type = FlagType::kBool,
+            .help = "accept process workloads with `user: root` (or uid/gid 0); without it they\n"
+                    "are refused (403) and process workloads run as an unprivileged user\n"
+                    "(default nobody, 65534:65534)"}},
+      .run = RunServe};
+}
+
+core::Command AgentCommand() {
+  return core::Command{
+      .name = "agent",
+      .section = "Server and agents",
+      .summary = "run the agent for this host",
+      .synopsis = "--server URL [--join-token-file FILE]",
+      .description =
+          "Runs the agent for this host: registers its CPUs, memory and GPUs (nvidia-smi, or the "
+          "config\nfile's declared GPUs), heartbeats, and runs the workloads the server assigns "
+          "to it.\nThe join token is used once, to register: the server answers with a "
+          "credential for this host\nalone, kept in DIR/host.credential (mode 0600), which the "
+          "agent uses for everything else and to\nregister again after a restart (then no join "
+          "token is needed). A host name already registered\ncan only be taken by its own "
+          "credential; `berth host rm NAME` frees it once the host is down.\nWith --json the "
+          "startup line is a JSON object.",
+      .flags = {{.name = "server",
+                 .help = "the server's URL, e.g. http://10.0.0.1:7070 (default BERTH_ADDR)",
+                 .value_name = "URL"},
+                {.name = "addr", .help = "the same as --server", .value_name = "URL"},
+                {.name = "join-token-file",
+                 .help = "a file holding the server's join token (its DATA_DIR/join.token); or "
+                         "set\nBERTH_JOIN_TOKEN",
+                 .value_name = "FILE"},
+                {.name = "join-token",
+                 .help = "the join token itself; works too, but any user can read it in `ps`",
+                 .value_name = "TOKEN"},
+                {.name = "config",
+                 .help = "YAML/JSON: name, labels, cpu, memory, gpus, vm_accel",
+                 .value_name = "FILE"},
+                {.name = "data-dir",
+                 .help = "where task records and logs are kept (default: BERTH_DATA_DIR/agent "
+                         "or\n~/.berth/agent)",
+                 .value_name = "DIR"},
+                {.name = "name",
+                 .help = "the host's name (default: the config file's, else the machine's)",
+                 .value_name = "NAME"},
+                kVmAccelFlag},
+      .run = RunAgent};
 }
 
 }  // namespace berth

@@ -1,13 +1,13 @@
-// `berth serve` and `berth agent`: flag parsing and wiring of the long-running roles.
+// `berth serve` and `berth agent`: their flags and the wiring of the long-running roles.
 #pragma once
 
-#include <ostream>
-#include <string>
-#include <vector>
+#include "core/flags.h"
 
 namespace berth {
 
-int RunServe(const std::vector<std::string>& args, std::ostream& out, std::ostream& err);
-int RunAgent(const std::vector<std::string>& args, std::ostream& out, std::ostream& err);
+// The `serve` command: the API server, with a local agent in --dev mode.
+core::Command ServeCommand();
+// The `agent` command: the agent of this host, joining a server.
+core::Command AgentCommand();
 
 }  // namespace berth

@@ -33,44 +33,6 @@ bool ParseU64(std::string_view text, uint64_t* out) {
 
 }  // namespace
 
-std::string ParsedFlags::Get(std::string_view name, std::string_view fallback) const {
-  auto it = values_.find(std::string(name));
-  return it == values_.end() ? std::string(fallback) : it->second;
-}
-
-absl::StatusOr<ParsedFlags> ParseFlags(const std::vector<std::string>& args, size_t begin,
-                                       const std::vector<FlagSpec>& specs) {
-  ParsedFlags flags;
-  for (size_t i = begin; i < args.size(); ++i) {
-    const std::string& arg = args[i];
-    if (arg.size() < 3 || arg.compare(0, 2, "--") != 0) {
-      return absl::InvalidArgumentError(Cat("unexpected argument \"", arg, "\""));
-    }
-    std::string name = arg.substr(2);
-    std::optional<std::string> value;
-    if (size_t eq = name.find('='); eq != std::string::npos) {
-      value = name.substr(eq + 1);
-      name = name.substr(0, eq);
-    }
-    auto spec =
-        std::find_if(specs.begin(), specs.end(), [&](const FlagSpec& s) { return s.name == name; });
-    if (spec == specs.end()) return absl::InvalidArgumentError(Cat("unknown flag --", name));
-    if (flags.Has(name)) return absl::InvalidArgumentError(Cat("--", name, " given twice"));
-    if (!spec->takes_value) {
-      if (value) return absl::InvalidArgumentError(Cat("--", name, " takes no value"));
-      flags.Set(name, "true");
-      continue;
-    }
-    if (!value) {
-      if (i + 1 >= args.size())
-        return absl::InvalidArgumentError(Cat("--", name, " needs a value"));
-      value = args[++i];
-    }
-    flags.Set(name, *value);
-  }
-  return flags;
-}
-
 absl::StatusOr<std::vector<uint64_t>> ParseSeeds(std::string_view text) {
   auto bad = [&] {
     return absl::InvalidArgumentError(

@@ -1,5 +1,5 @@
-// Command-line parsing for `berth sim`: flags (`--name value`, `--name=value`, boolean
-// `--name`), seed lists (`42..51`, `1,5,9`, `1..3,7`) and policy lists (`fgd,binpack`, with
+// Value parsing for `berth sim`'s flags (the flags themselves are declared with core/flags.h):
+// seed lists (`42..51`, `1,5,9`, `1..3,7`) and policy lists (`fgd,binpack`, with
 // `+` joining the terms of one weighted policy: `fgd:1+topology:0.2`). Every error names the
 // flag. Thread-safety: pure functions and plain values.
 #pragma once
@@ -14,27 +14,6 @@
 #include "absl/status/statusor.h"
 
 namespace berth::sim {
-
-struct FlagSpec {
-  std::string name;  // without the leading "--"
-  bool takes_value = true;
-};
-
-class ParsedFlags {
- public:
-  bool Has(std::string_view name) const { return values_.count(std::string(name)) > 0; }
-  // The value given, or `fallback`.
-  std::string Get(std::string_view name, std::string_view fallback = "") const;
-  void Set(const std::string& name, std::string value) { values_[name] = std::move(value); }
-
- private:
-  std::map<std::string, std::string> values_;
-};
-
-// InvalidArgument "unknown flag --x", "--x needs a value", "--x given twice", "unexpected
-// argument \"foo\"" for anything that is not a known flag.
-absl::StatusOr<ParsedFlags> ParseFlags(const std::vector<std::string>& args, size_t begin,
-                                       const std::vector<FlagSpec>& specs);
 
 // "42..51" (inclusive), "1,5,9", "1..3,7", "42". At most 10000 seeds, no repeats.
 absl::StatusOr<std::vector<uint64_t>> ParseSeeds(std::string_view text);

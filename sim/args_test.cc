@@ -33,30 +33,6 @@ TEST(ParsePoliciesTest, SplitsOnCommasAndKeepsWeightedTerms) {
   EXPECT_FALSE(ParsePolicies("fgd,fgd").ok());
 }
 
-TEST(ParseFlagsTest, ValuesBooleansAndEqualsForm) {
-  auto flags = ParseFlags({"fill", "--cluster", "n.csv", "--json", "--seeds=1..2"}, 1,
-                          {{"cluster"}, {"json", false}, {"seeds"}, {"trace"}});
-  ASSERT_TRUE(flags.ok()) << flags.status();
-  EXPECT_EQ(flags->Get("cluster"), "n.csv");
-  EXPECT_TRUE(flags->Has("json"));
-  EXPECT_EQ(flags->Get("seeds"), "1..2");
-  EXPECT_FALSE(flags->Has("trace"));
-  EXPECT_EQ(flags->Get("trace", "x"), "x");
-}
-
-TEST(ParseFlagsTest, ErrorsNameTheFlag) {
-  std::vector<FlagSpec> specs = {{"cluster"}, {"json", false}};
-  EXPECT_THAT(std::string(ParseFlags({"fill", "--bogus"}, 1, specs).status().message()),
-              HasSubstr("--bogus"));
-  EXPECT_THAT(std::string(ParseFlags({"fill", "--cluster"}, 1, specs).status().message()),
-              HasSubstr("--cluster needs a value"));
-  EXPECT_THAT(std::string(ParseFlags({"fill", "--json", "--json"}, 1, specs).status().message()),
-              HasSubstr("--json given twice"));
-  EXPECT_THAT(std::string(ParseFlags({"fill", "stray"}, 1, specs).status().message()),
-              HasSubstr("stray"));
-  EXPECT_FALSE(ParseFlags({"fill", "--json=yes"}, 1, specs).ok());
-}
-
 TEST(ParseNumbersTest, IntegersPercentagesAndSwitches) {
   EXPECT_EQ(*ParseIntFlag("target", "130", 1, 1000), 130);
   EXPECT_FALSE(ParseIntFlag("target", "0", 1, 1000).ok());

@@ -4,7 +4,9 @@
 #include <string_view>
 #include <utility>
 
+#include "core/flags.h"
 #include "core/strings.h"
+#include "nlohmann/json.hpp"
 #include "sim/args.h"
 #include "sim/fill.h"
 #include "sim/formats.h"
@@ -25,98 +27,11 @@ constexpr int kUsage = 2;
 
 constexpr std::string_view kDefaultPolicies = "first-fit,binpack,spread,dotprod,gpu-packing,fgd";
 
-constexpr std::string_view kTopHelp = R"(usage: berth sim COMMAND [FLAGS]
-
-Trace-driven simulation of a GPU cluster with Berth's placement engine.
-
-commands:
-  generate  write a synthetic cluster and workload trace
-  fill      fill the cluster with shuffled, padded requests; unallocated GPU % vs arrived load
-  replay    replay arrivals and departures at the trace's times, with a queue
-
-`berth sim COMMAND --help` describes each command's flags.
-)";
-
-constexpr std::string_view kGenerateHelp = R"(usage: berth sim generate --out DIR [FLAGS]
-
-Writes a synthetic cluster and trace. Files: nodes.csv and pods.csv (alibaba-gpu-2023), or
-cluster.EXT and trace.EXT (yaml, json, csv).
-
-flags:
-  --out DIR            directory to write into (created if missing)       (required)
-  --format F           alibaba-gpu-2023 (default), yaml, json, csv, or all
-  --hosts SHAPES       COUNT:GPUS:MODEL:CPU:MEMORY[:GPU_MEMORY],...
-                       (default 500:8:A100:96:512Gi:80Gi,500:4:V100:64:256Gi:32Gi,200:0::32:128Gi)
-  --requests N         number of requests (default 10000)
-  --cpu-only PCT       % of requests asking for no GPU (default 20)
-  --fractional PCT     % asking for a share of one GPU (default 35)
-  --multi-gpu PCT      % asking for 2, 4 or 8 whole GPUs (default 5); the rest ask for one
-  --constrained PCT    % of GPU requests limited to some GPU models (default 15)
-  --high-priority PCT  % of requests with priority 1 instead of 0 (default 0)
-  --mean-gap S         mean seconds between arrivals (default 20)
-  --seed N             random seed (default 42)
-)";
-
-constexpr std::string_view kFillHelp = R"(usage: berth sim fill --cluster FILE --trace FILE [FLAGS]
-
-Shuffles the trace's requests with each seed, pads the list by resampling until the GPU demand
-reaches --target % of cluster GPU capacity, and offers the requests one at a time with no
-departures. Reports unallocated GPU % at arrived = 100% and the curve from 75% to the target.
-
-flags:
-  --cluster FILE     hosts: Berth YAML/JSON/CSV or alibaba-gpu-2023 node list   (required)
-  --trace FILE       requests: Berth YAML/JSON/CSV or alibaba-gpu-2023 pod list (required)
-  --format F         auto (default), yaml, json, csv, alibaba-gpu-2023
-  --policy LIST      comma-separated policies; '+' joins weighted terms (fgd:1+topology:0.2)
-                     (default first-fit,binpack,spread,dotprod,gpu-packing,fgd)
-  --seeds LIST       42..51, 1,5,9 or 42 (default 42)
-  --target PCT       pad to this % of GPU capacity (default 130)
-  --jobs N           worker threads (default: every core)
-  --json             print the summary as one JSON object instead of the table
-  --out DIR          also write summary.txt, summary.json, curves.csv, chart.svg there
-  --csv FILE         write the curves as CSV
-  --svg FILE         write the chart as SVG
-  --no-timings       leave seconds out of every output, so reruns are byte-identical
-  --quiet            no progress lines on stderr
-)";
-
-constexpr std::string_view kReplayHelp =
-    R"(usage: berth sim replay --cluster FILE --trace FILE [FLAGS]
-
-Replays arrivals and departures at the trace's times (creation_time, scheduled_time,
-deletion_time) against the cluster; requests that do not fit wait in a queue. Reports GPU
-utilization over time, queueing delay and completion-time percentiles.
-
-flags:
-  --cluster FILE     hosts (required)
-  --trace FILE       requests with times (required)
-  --format F         auto (default), yaml, json, csv, alibaba-gpu-2023
-  --policy LIST      comma-separated policies (default first-fit,binpack,spread,dotprod,gpu-packing,fgd)
-  --seeds LIST       seeds; a seed orders requests that arrive in the same second (default 42)
-  --queue Q          backfill (default): later requests that fit may start first; fifo: strict
-  --priorities B     on (default): higher priority first; off: arrival order only
-  --preemption B     off (default); on: evict lower-priority requests to make room
-  --jobs N           worker threads (default: every core)
-  --json             print the summary as one JSON object instead of the table
-  --out DIR          also write summary.txt, summary.json, timeline.csv, chart.svg there
-  --csv FILE         write the utilization timeline as CSV
-  --svg FILE         write the utilization chart as SVG
-  --no-timings       leave seconds out of every output, so reruns are byte-identical
-  --quiet            no progress lines on stderr
-)";
-
 // An error with the exit code it maps to.
 struct Failure {
   int code = kFailure;
   std::string message;
 };
-
-bool WantsHelp(const std::vector<std::string>& args) {
-  for (size_t i = 1; i < args.size(); ++i) {
-    if (args[i] == "--help" || args[i] == "-h") return true;
-  }
-  return false;
-}
 
 int Report(std::ostream& err, std::string_view command, const Failure& f) {
   err << "berth sim " << command << ": " << f.message << "\n";
@@ -139,45 +54,21 @@ std::optional<Failure> MakeDir(const std::string& dir) {
 
 // ---- generate --------------------------------------------------------------------------------
 
-int Generate(const std::vector<std::string>& args, std::ostream& out, std::ostream& err) {
-  auto flags = ParseFlags(args, 1,
-                          {{"out"},
-                           {"format"},
-                           {"hosts"},
-                           {"requests"},
-                           {"cpu-only"},
-                           {"fractional"},
-                           {"multi-gpu"},
-                           {"constrained"},
-                           {"high-priority"},
-                           {"mean-gap"},
-                           {"seed"}});
+int Generate(core::Invocation& flags) {
+  std::ostream& out = flags.out();
+  std::ostream& err = flags.err();
   auto usage = [&](const absl::Status& s) {
     return Report(err, "generate", Failure{kUsage, std::string(s.message())});
   };
-  if (!flags.ok()) return usage(flags.status());
-  if (!flags->Has("out")) return usage(absl::InvalidArgumentError("--out is required"));
   GenerateOptions o;
-  if (flags->Has("hosts")) {
-    auto shapes = ParseHostShapes(flags->Get("hosts"));
+  if (flags.Given("hosts")) {
+    auto shapes = ParseHostShapes(flags.String("hosts"));
     if (!shapes.ok()) return usage(shapes.status());
     o.hosts = *std::move(shapes);
   }
-  struct IntFlag {
-    const char* name;
-    int64_t* target;
-    int64_t min, max;
-  };
-  int64_t seed = static_cast<int64_t>(o.seed);
-  for (const IntFlag& f :
-       {IntFlag{"requests", &o.requests, 0, 100000000},
-        IntFlag{"mean-gap", &o.mean_gap_s, 0, 100000000}, IntFlag{"seed", &seed, 0, INT64_MAX}}) {
-    if (!flags->Has(f.name)) continue;
-    auto v = ParseIntFlag(f.name, flags->Get(f.name), f.min, f.max);
-    if (!v.ok()) return usage(v.status());
-    *f.target = *v;
-  }
-  o.seed = static_cast<uint64_t>(seed);
+  if (flags.Given("requests")) o.requests = flags.Int("requests");
+  if (flags.Given("mean-gap")) o.mean_gap_s = flags.Int("mean-gap");
+  if (flags.Given("seed")) o.seed = static_cast<uint64_t>(flags.Int("seed"));
   struct PctFlag {
     const char* name;
     int64_t* target;
@@ -187,13 +78,13 @@ int Generate(const std::vector<std::string>& args, std::ostream& out, std::ostre
         PctFlag{"multi-gpu", &o.multi_gpu_permille},
         PctFlag{"constrained", &o.constrained_permille},
         PctFlag{"high-priority", &o.high_priority_permille}}) {
-    if (!flags->Has(f.name)) continue;
-    auto v = ParsePercentFlag(f.name, flags->Get(f.name));
+    if (!flags.Given(f.name)) continue;
+    auto v = ParsePercentFlag(f.name, flags.String(f.name));
     if (!v.ok()) return usage(v.status());
     *f.target = *v;
   }
   if (absl::Status s = ValidateGenerateOptions(o); !s.ok()) return usage(s);
-  std::string format = flags->Get("format", "alibaba-gpu-2023");
+  std::string format = flags.String("format");
   std::vector<TraceFormat> formats;
   if (format == "all") {
     formats = {TraceFormat::kAlibabaGpu2023, TraceFormat::kBerthYaml, TraceFormat::kBerthJson,
@@ -210,7 +101,7 @@ int Generate(const std::vector<std::string>& args, std::ostream& out, std::ostre
   if (!cluster.ok()) return usage(cluster.status());
   auto trace = GenerateTrace(o, *cluster);
   if (!trace.ok()) return usage(trace.status());
-  const std::string dir = flags->Get("out");
+  const std::string dir = flags.String("out");
   if (auto f = MakeDir(dir)) return Report(err, "generate", *f);
   for (TraceFormat f : formats) {
     std::string cluster_name, trace_name;
@@ -225,7 +116,11 @@ int Generate(const std::vector<std::string>& args, std::ostream& out, std::ostre
                                      std::pair{trace_name, FormatTrace(*trace, f)}}) {
       std::string path = (std::filesystem::path(dir) / name).string();
       if (auto failure = WriteOutput(path, text)) return Report(err, "generate", *failure);
-      out << "wrote " << path << "\n";
+      if (flags.json()) {
+        out << nlohmann::json{{"wrote", path}}.dump() << "\n";
+      } else {
+        out << "wrote " << path << "\n";
+      }
     }
   }
   return kOk;
@@ -246,50 +141,24 @@ struct CompareSetup {
   std::string out_dir, csv_path, svg_path;
 };
 
-std::vector<FlagSpec> CompareFlags(std::vector<FlagSpec> extra) {
-  std::vector<FlagSpec> specs = {{"cluster"},
-                                 {"trace"},
-                                 {"format"},
-                                 {"policy"},
-                                 {"seeds"},
-                                 {"jobs"},
-                                 {"json", false},
-                                 {"out"},
-                                 {"csv"},
-                                 {"svg"},
-                                 {"no-timings", false},
-                                 {"quiet", false}};
-  for (FlagSpec& f : extra) specs.push_back(std::move(f));
-  return specs;
-}
-
-std::optional<Failure> LoadSetup(const ParsedFlags& flags, const EngineFactory& factory,
+std::optional<Failure> LoadSetup(const core::Invocation& flags, const EngineFactory& factory,
                                  CompareSetup* setup) {
   auto usage = [](const absl::Status& s) { return Failure{kUsage, std::string(s.message())}; };
-  for (const char* required : {"cluster", "trace"}) {
-    if (!flags.Has(required)) {
-      return usage(absl::InvalidArgumentError(Cat("--", required, " is required")));
-    }
-  }
-  auto format = ParseTraceFormat(flags.Get("format", "auto"));
+  auto format = ParseTraceFormat(flags.String("format"));
   if (!format.ok()) return usage(format.status());
-  auto policies = ParsePolicies(flags.Get("policy", kDefaultPolicies));
+  auto policies = ParsePolicies(flags.String("policy"));
   if (!policies.ok()) return usage(policies.status());
   setup->policies = *std::move(policies);
-  auto seeds = ParseSeeds(flags.Get("seeds", "42"));
+  auto seeds = ParseSeeds(flags.String("seeds"));
   if (!seeds.ok()) return usage(seeds.status());
   setup->seeds = *std::move(seeds);
-  if (flags.Has("jobs")) {
-    auto jobs = ParseIntFlag("jobs", flags.Get("jobs"), 1, 4096);
-    if (!jobs.ok()) return usage(jobs.status());
-    setup->jobs = static_cast<int>(*jobs);
-  }
-  setup->json = flags.Has("json");
-  setup->timings = !flags.Has("no-timings");
-  setup->quiet = flags.Has("quiet");
-  setup->out_dir = flags.Get("out");
-  setup->csv_path = flags.Get("csv");
-  setup->svg_path = flags.Get("svg");
+  if (flags.Given("jobs")) setup->jobs = static_cast<int>(flags.Int("jobs"));
+  setup->json = flags.json();
+  setup->timings = !flags.Bool("no-timings");
+  setup->quiet = flags.Bool("quiet");
+  setup->out_dir = flags.String("out");
+  setup->csv_path = flags.String("csv");
+  setup->svg_path = flags.String("svg");
   // Reject unknown policies before loading anything large.
   SimCluster empty_cluster;
   for (const std::string& policy : setup->policies) {
@@ -301,10 +170,10 @@ std::optional<Failure> LoadSetup(const ParsedFlags& flags, const EngineFactory& 
       return Failure{kFailure, std::string(engine.status().message())};
     }
   }
-  auto cluster = LoadCluster(flags.Get("cluster"), *format);
+  auto cluster = LoadCluster(flags.String("cluster"), *format);
   if (!cluster.ok()) return Failure{kFailure, std::string(cluster.status().message())};
   setup->cluster = *std::move(cluster);
-  auto trace = LoadTrace(flags.Get("trace"), *format);
+  auto trace = LoadTrace(flags.String("trace"), *format);
   if (!trace.ok()) return Failure{kFailure, std::string(trace.status().message())};
   setup->trace = *std::move(trace);
   return std::nullopt;
@@ -367,20 +236,15 @@ std::optional<Failure> RunAll(const CompareSetup& setup, std::ostream& err, RunF
   return std::nullopt;
 }
 
-int Fill(const std::vector<std::string>& args, std::ostream& out, std::ostream& err,
-         const EngineFactory& factory) {
-  auto flags = ParseFlags(args, 1, CompareFlags({{"target"}}));
-  if (!flags.ok()) return Report(err, "fill", {kUsage, std::string(flags.status().message())});
+int Fill(core::Invocation& flags, const EngineFactory& factory) {
+  std::ostream& out = flags.out();
+  std::ostream& err = flags.err();
   CompareSetup setup;
-  int64_t target = 130;
-  if (flags->Has("target")) {
-    auto t = ParseIntFlag("target", flags->Get("target"), 1, 10000);
-    if (!t.ok()) return Report(err, "fill", {kUsage, std::string(t.status().message())});
-    target = *t;
-  }
-  if (auto f = LoadSetup(*flags, factory, &setup)) return Report(err, "fill", *f);
+  const int64_t target = flags.Int("target");
+  if (auto f = LoadSetup(flags, factory, &setup)) return Report(err, "fill", *f);
   if (setup.cluster.TotalGpus() == 0) {
-    return Report(err, "fill", {kFailure, Cat(flags->Get("cluster"), ": the cluster has no GPUs")});
+    return Report(err, "fill",
+                  {kFailure, Cat(flags.String("cluster"), ": the cluster has no GPUs")});
   }
   FillReport report;
   report.policies = setup.policies;
@@ -410,26 +274,19 @@ int Fill(const std::vector<std::string>& args, std::ostream& out, std::ostream& 
   return kOk;
 }
 
-int Replay(const std::vector<std::string>& args, std::ostream& out, std::ostream& err,
-           const EngineFactory& factory) {
-  auto flags = ParseFlags(args, 1, CompareFlags({{"queue"}, {"priorities"}, {"preemption"}}));
-  if (!flags.ok()) return Report(err, "replay", {kUsage, std::string(flags.status().message())});
+int Replay(core::Invocation& flags, const EngineFactory& factory) {
+  std::ostream& out = flags.out();
+  std::ostream& err = flags.err();
   ReplayOptions base;
-  std::string queue = flags->Get("queue", "backfill");
-  if (queue != "backfill" && queue != "fifo") {
-    return Report(err, "replay",
-                  {kUsage, Cat("--queue must be backfill or fifo, got \"", queue, "\"")});
-  }
-  base.backfill = queue == "backfill";
+  base.backfill = flags.String("queue") == "backfill";
   for (auto [name, target] :
        {std::pair{"priorities", &base.priorities}, std::pair{"preemption", &base.preemption}}) {
-    if (!flags->Has(name)) continue;
-    auto v = ParseOnOff(name, flags->Get(name));
-    if (!v.ok()) return Report(err, "replay", {kUsage, std::string(v.status().message())});
-    *target = *v;
+    if (!flags.Given(name)) continue;
+    auto v = ParseOnOff(name, flags.String(name));  // checked when parsed
+    if (v.ok()) *target = *v;
   }
   CompareSetup setup;
-  if (auto f = LoadSetup(*flags, factory, &setup)) return Report(err, "replay", *f);
+  if (auto f = LoadSetup(flags, factory, &setup)) return Report(err, "replay", *f);
   ReplayReport report;
   report.policies = setup.policies;
   report.seeds = setup.seeds;
@@ -460,7 +317,172 @@ int Replay(const std::vector<std::string>& args, std::ostream& out, std::ostream
   return kOk;
 }
 
+using core::FlagDef;
+using core::FlagType;
+
+// A percentage flag of `generate`.
+FlagDef PercentFlag(std::string name, std::string help, std::string fallback) {
+  return FlagDef{
+      .name = name,
+      .help = std::move(help),
+      .default_value = std::move(fallback),
+      .value_name = "PCT",
+      .check = [name](std::string_view v) { return ParsePercentFlag(name, v).status(); }};
+}
+
+// The flags fill and replay share, then `extra`.
+std::vector<FlagDef> CompareFlags(std::string_view what, std::vector<FlagDef> extra) {
+  std::vector<FlagDef> flags = {
+      {.name = "cluster",
+       .help = "hosts: Berth YAML/JSON/CSV or alibaba-gpu-2023 node list",
+       .value_name = "FILE",
+       .required = true},
+      {.name = "trace",
+       .help = Cat("requests", what, ": Berth YAML/JSON/CSV or alibaba-gpu-2023 pod list"),
+       .value_name = "FILE",
+       .required = true},
+      {.name = "format",
+       .type = FlagType::kEnum,
+       .help = "the input files' format",
+       .default_value = "auto",
+       .choices = {"auto", "berth", "yaml", "json", "csv", "alibaba-gpu-2023"}},
+      {.name = "policy",
+       .help = "comma-separated policies; '+' joins weighted terms (fgd:1+topology:0.2)",
+       .default_value = std::string(kDefaultPolicies),
+       .value_name = "LIST",
+       .check = [](std::string_view v) { return ParsePolicies(v).status(); }},
+      {.name = "seeds",
+       .help = "42..51, 1,5,9 or 42",
+       .default_value = "42",
+       .value_name = "LIST",
+       .check = [](std::string_view v) { return ParseSeeds(v).status(); }},
+      {.name = "jobs",
+       .type = FlagType::kInt,
+       .help = "worker threads (default: every core)",
+       .min = 1,
+       .max = 4096},
+      {.name = "out",
+       .help = "also write the summary, CSV and chart files there",
+       .value_name = "DIR"},
+      {.name = "csv", .help = "write the CSV there", .value_name = "FILE"},
+      {.name = "svg", .help = "write the chart as SVG there", .value_name = "FILE"},
+      {.name = "no-timings",
+       .type = FlagType::kBool,
+       .help = "leave seconds out of every output, so reruns are byte-identical"},
+      {.name = "quiet", .type = FlagType::kBool, .help = "no progress lines on stderr"},
+  };
+  for (FlagDef& f : extra) flags.push_back(std::move(f));
+  return flags;
+}
+
+absl::Status CheckOnOff(std::string_view name, std::string_view v) {
+  return ParseOnOff(name, v).status();
+}
+
 }  // namespace
+
+core::Command SimCommand(const SimCommandOptions& options) {
+  EngineFactory factory = options.engine_factory ? options.engine_factory : SchedEngineFactory();
+  return core::Command{
+      .name = "sim",
+      .section = "Server and agents",
+      .summary = "simulate a cluster: compare placement policies on a workload trace",
+      .description =
+          "Trace-driven simulation of a GPU cluster with Berth's placement engine. "
+          "See docs/sim.md.",
+      .subcommands = {
+          core::Command{
+              .name = "generate",
+              .summary = "write a synthetic cluster and workload trace",
+              .description = "Files: nodes.csv and pods.csv (alibaba-gpu-2023), or cluster.EXT "
+                             "and trace.EXT (yaml, json,\ncsv). With --json each file written is "
+                             "a JSON line.",
+              .flags = {{.name = "out",
+                         .help = "directory to write into (created if missing)",
+                         .value_name = "DIR",
+                         .required = true},
+                        {.name = "format",
+                         .type = FlagType::kEnum,
+                         .help = "the files' format",
+                         .default_value = "alibaba-gpu-2023",
+                         .choices = {"alibaba-gpu-2023", "yaml", "json", "csv", "all"}},
+                        {.name = "hosts",
+                         .help = "COUNT:GPUS:MODEL:CPU:MEMORY[:GPU_MEMORY],...\n(default "
+                                 "500:8:A100:96:512Gi:80Gi,500:4:V100:64:256Gi:32Gi,"
+                                 "200:0::32:128Gi)",
+                         .value_name = "SHAPES"},
+                        {.name = "requests",
+                         .type = FlagType::kInt,
+                         .help = "number of requests",
+                         .default_value = "10000",
+                         .min = 0,
+                         .max = 100000000},
+                        PercentFlag("cpu-only", "% of requests asking for no GPU", "20"),
+                        PercentFlag("fractional", "% asking for a share of one GPU", "35"),
+                        PercentFlag("multi-gpu",
+                                    "% asking for 2, 4 or 8 whole GPUs; the rest ask for one", "5"),
+                        PercentFlag("constrained", "% of GPU requests limited to some GPU models",
+                                    "15"),
+                        PercentFlag("high-priority", "% of requests with priority 1 instead of 0",
+                                    "0"),
+                        {.name = "mean-gap",
+                         .type = FlagType::kInt,
+                         .help = "mean seconds between arrivals",
+                         .default_value = "20",
+                         .value_name = "S",
+                         .min = 0,
+                         .max = 100000000},
+                        {.name = "seed",
+                         .type = FlagType::kInt,
+                         .help = "random seed",
+                         .default_value = "42",
+                         .min = 0}},
+              .run = [](core::Invocation& inv) { return Generate(inv); }},
+          core::Command{
+              .name = "fill",
+              .summary = "fill the cluster with shuffled, padded requests; unallocated GPU % vs "
+                         "arrived load",
+              .description =
+                  "Shuffles the trace's requests with each seed, pads the list by resampling "
+                  "until the GPU demand\nreaches --target % of cluster GPU capacity, and offers "
+                  "the requests one at a time with no\ndepartures. Reports unallocated GPU % at "
+                  "arrived = 100% and the curve from 75% to the target.\nWith --json the summary "
+                  "is one JSON object instead of the table.",
+              .flags = CompareFlags("", {{.name = "target",
+                                          .type = FlagType::kInt,
+                                          .help = "pad to this % of GPU capacity",
+                                          .default_value = "130",
+                                          .value_name = "PCT",
+                                          .min = 1,
+                                          .max = 10000}}),
+              .run = [factory](core::Invocation& inv) { return Fill(inv, factory); }},
+          core::Command{
+              .name = "replay",
+              .summary = "replay arrivals and departures at the trace's times, with a queue",
+              .description =
+                  "Replays arrivals and departures at the trace's times (creation_time, "
+                  "scheduled_time,\ndeletion_time) against the cluster; requests that do not fit "
+                  "wait in a queue. Reports GPU\nutilization over time, queueing delay and "
+                  "completion-time percentiles. With --json the summary\nis one JSON object.",
+              .flags = CompareFlags(
+                  " with times",
+                  {{.name = "queue",
+                    .type = FlagType::kEnum,
+                    .help = "backfill: later requests that fit may start first; fifo: strict",
+                    .default_value = "backfill",
+                    .choices = {"backfill", "fifo"}},
+                   {.name = "priorities",
+                    .help = "on: higher priority first; off: arrival order",
+                    .default_value = "on",
+                    .value_name = "on|off",
+                    .check = [](std::string_view v) { return CheckOnOff("priorities", v); }},
+                   {.name = "preemption",
+                    .help = "on: evict lower-priority requests to make room",
+                    .default_value = "off",
+                    .value_name = "on|off",
+                    .check = [](std::string_view v) { return CheckOnOff("preemption", v); }}}),
+              .run = [factory](core::Invocation& inv) { return Replay(inv, factory); }}}};
+}
 
 int RunSimCommand(const std::vector<std::string>& args, std::ostream& out, std::ostream& err) {
   return RunSimCommand(args, out, err, SimCommandOptions{});
@@ -468,30 +490,11 @@ int RunSimCommand(const std::vector<std::string>& args, std::ostream& out, std::
 
 int RunSimCommand(const std::vector<std::string>& args, std::ostream& out, std::ostream& err,
                   const SimCommandOptions& options) {
-  EngineFactory factory = options.engine_factory ? options.engine_factory : SchedEngineFactory();
-  if (args.empty()) {
-    err << kTopHelp;
-    return kUsage;
-  }
-  const std::string& command = args[0];
-  if (command == "--help" || command == "-h" || command == "help") {
-    out << kTopHelp;
-    return kOk;
-  }
-  if (command == "generate") {
-    if (WantsHelp(args)) return out << kGenerateHelp, kOk;
-    return Generate(args, out, err);
-  }
-  if (command == "fill") {
-    if (WantsHelp(args)) return out << kFillHelp, kOk;
-    return Fill(args, out, err, factory);
-  }
-  if (command == "replay") {
-    if (WantsHelp(args)) return out << kReplayHelp, kOk;
-    return Replay(args, out, err, factory);
-  }
-  err << "berth sim: unknown command \"" << command << "\"\n" << kTopHelp;
-  return kUsage;
+  core::Command root{
+      .name = "berth", .flags = core::GlobalFlags(), .subcommands = {SimCommand(options)}};
+  std::vector<std::string> full = {"sim"};
+  full.insert(full.end(), args.begin(), args.end());
+  return core::Run(root, full, out, err);
 }
 
 }  // namespace berth::sim

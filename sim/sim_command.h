@@ -14,6 +14,7 @@
 #include <string>
 #include <vector>
 
+#include "core/flags.h"
 #include "sim/engine.h"
 
 namespace berth::sim {
@@ -29,5 +30,8 @@ struct SimCommandOptions {
 };
 int RunSimCommand(const std::vector<std::string>& args, std::ostream& out, std::ostream& err,
                   const SimCommandOptions& options);
+
+// The `sim` group of the command table, its flags declared for core::Run.
+core::Command SimCommand(const SimCommandOptions& options = {});
 
 }  // namespace berth::sim

@@ -209,7 +209,7 @@ TEST_F(SimCommandTest, HelpForEveryCommand) {
   for (const char* command : {"generate", "fill", "replay"}) {
     Result r = Sim({command, "--help"});
     EXPECT_EQ(r.code, 0) << command;
-    EXPECT_THAT(r.out, HasSubstr(std::string("usage: berth sim ") + command));
+    EXPECT_THAT(r.out, HasSubstr(std::string("Usage: berth sim ") + command));
   }
   EXPECT_EQ(Sim({"--help"}).code, 0);
 }
