@@ -10,7 +10,8 @@
 #include "api/local_images.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
-#include "runtime/image/command.h"
+#include "runtime/host/executor.h"
+#include "runtime/host/file.h"
 #include "state/memory_store.h"
 
 namespace berth::api {
@@ -107,8 +108,8 @@ TEST_F(ImageRoutesTest, ImportListGetRemove) {
   auto stored = catalog_->Get("tiny");
   ASSERT_TRUE(stored.ok()) << stored.status();
   EXPECT_FALSE(fs::is_symlink(stored->kernel));
-  EXPECT_EQ(*runtime::ReadFileToString(stored->kernel), "kernel-bytes");
-  EXPECT_EQ(*runtime::ReadFileToString(stored->initrd), "initrd-bytes");
+  EXPECT_EQ(*runtime::host::ReadFile(stored->kernel), "kernel-bytes");
+  EXPECT_EQ(*runtime::host::ReadFile(stored->initrd), "initrd-bytes");
   // The source stays where it was: the catalog holds a copy.
   EXPECT_TRUE(fs::exists(root_ / "imports" / "vmlinuz"));
 
@@ -129,7 +130,7 @@ TEST_F(ImageRoutesTest, ImportListGetRemove) {
   Write(root_ / "imports" / "vmlinuz", "newer-kernel");
   auto replaced = Import({{"name", "tiny"}, {"kernel", "vmlinuz"}, {"replace", true}});
   ASSERT_EQ(replaced.status, 201) << replaced.body;
-  EXPECT_EQ(*runtime::ReadFileToString(catalog_->Get("tiny")->kernel), "newer-kernel");
+  EXPECT_EQ(*runtime::host::ReadFile(catalog_->Get("tiny")->kernel), "newer-kernel");
 
   auto removed = Call("DELETE", "/v1/hosts/local/images/tiny");
   ASSERT_EQ(removed.status, 200) << removed.body;
@@ -152,14 +153,15 @@ TEST_F(ImageRoutesTest, ImportsDiskAndRootfsTar) {
   EXPECT_EQ(Json::parse(disk.body)["disk_format"], "raw");
 
   Write(root_ / "tree" / "etc" / "hostname", "box\n");
-  auto tar = runtime::RunCommand({"tar", "-czf", (root_ / "imports" / "rootfs.tar.gz").string(),
-                                  "-C", (root_ / "tree").string(), "."});
-  ASSERT_TRUE(tar.ok() && tar->ok());
+  auto tar = runtime::host::RunOk(runtime::host::RealExecutor(),
+                                  {"tar", "-czf", (root_ / "imports" / "rootfs.tar.gz").string(),
+                                   "-C", (root_ / "tree").string(), "."});
+  ASSERT_TRUE(tar.ok()) << tar.status();
   auto rootfs = Import({{"name", "box"}, {"rootfs", "rootfs.tar.gz"}});
   ASSERT_EQ(rootfs.status, 201) << rootfs.body;
   auto entry = catalog_->Get("box");
   ASSERT_TRUE(entry.ok());
-  EXPECT_EQ(*runtime::ReadFileToString(entry->rootfs + "/etc/hostname"), "box\n");
+  EXPECT_EQ(*runtime::host::ReadFile(entry->rootfs + "/etc/hostname"), "box\n");
 
   // A directory is not taken as a rootfs through the API: only a tar archive, a single file
   // opened beneath the import directory.
@@ -211,7 +213,7 @@ TEST_F(ImageRoutesTest, PathsOutsideTheImportDirectoryAreRefused) {
   EXPECT_EQ(missing.status, 404) << missing.body;
   EXPECT_THAT(MessageOf(missing), HasSubstr("image \"evil\": kernel"));
   ExpectCatalogEmpty();
-  EXPECT_EQ(*runtime::ReadFileToString(secret), "not-for-clients");
+  EXPECT_EQ(*runtime::host::ReadFile(secret), "not-for-clients");
 }
 
 TEST_F(ImageRoutesTest, BadRequestsNameTheFieldAndChangeNothing) {

@@ -329,6 +329,8 @@ TEST(DevModeImagesTest, TheApiImportsOnlyFromTheImportDirectory) {
     if (flag) args.insert(args.end(), {"--image-import-dir", imports});
     DevServer server(dir, args);
     ASSERT_TRUE(server.Start()) << ReadFile(dir + "/serve.log");
+    // Raw requests: the traversal attempts below are what a typed client would never send.
+    std::unique_ptr<api::HttpClient> raw = server.RawClient();
     json host = FirstHost(server);
     ASSERT_TRUE(host.is_object()) << ReadFile(dir + "/serve.log");
     const std::string images = "/v1/hosts/" + host["name"].get<std::string>() + "/images";
@@ -339,28 +341,29 @@ TEST(DevModeImagesTest, TheApiImportsOnlyFromTheImportDirectory) {
     // The catalog opens with the local agent, just after the host registers.
     absl::StatusOr<api::HttpResponse> imported;
     ASSERT_TRUE(Eventually([&] {
-      imported = server.client().Post(images, R"({"name":"tiny","kernel":"vmlinuz"})");
+      imported = raw->Post(images, R"({"name":"tiny","kernel":"vmlinuz"})");
       return imported.ok() && imported->status != 503;
     })) << ReadFile(dir + "/serve.log");
     ASSERT_EQ(imported->status, 201) << imported->body;
     const std::string kernel = json::parse(imported->body)["kernel"];
     EXPECT_EQ(kernel, dir + "/agent/images/images/tiny/vmlinuz");
     EXPECT_EQ(ReadFile(kernel), "kernel-bytes");
-    json list = server.Get(images);
-    ASSERT_TRUE(list.is_object());
+    auto listed = raw->Get(images);
+    ASSERT_TRUE(listed.ok() && listed->status == 200);
+    json list = json::parse(listed->body);
     ASSERT_EQ(list["items"].size(), 1u);
     EXPECT_EQ(list["items"][0]["name"], "tiny");
 
     for (const std::string& outside : {dir + "/secret", std::string("../secret"),
                                        std::string("../../secret"), std::string("/etc/passwd")}) {
-      auto refused = server.client().Post(images, json{{"name", "evil"}, {"disk", outside}}.dump());
+      auto refused = raw->Post(images, json{{"name", "evil"}, {"disk", outside}}.dump());
       ASSERT_TRUE(refused.ok());
       EXPECT_EQ(refused->status, 400) << outside << ": " << refused->body;
     }
-    EXPECT_EQ(server.client().Get(images + "/evil")->status, 404);
-    EXPECT_EQ(server.client().Get("/v1/hosts/elsewhere/images")->status, 404);
-    EXPECT_EQ(server.client().Delete(images + "/tiny")->status, 200);
-    EXPECT_EQ(server.client().Get(images + "/tiny")->status, 404);
+    EXPECT_EQ(raw->Get(images + "/evil")->status, 404);
+    EXPECT_EQ(raw->Get("/v1/hosts/elsewhere/images")->status, 404);
+    EXPECT_EQ(raw->Delete(images + "/tiny")->status, 200);
+    EXPECT_EQ(raw->Get(images + "/tiny")->status, 404);
     EXPECT_FALSE(std::filesystem::exists(kernel));
   }
   std::filesystem::remove_all(base);

@@ -70,7 +70,7 @@ TEST_F(CatalogTest, ImportsTheFileALinkNames) {
   auto e = (*catalog)->Import("linked", {.kernel = link.string()});
   ASSERT_TRUE(e.ok()) << e.status();
   EXPECT_FALSE(fs::is_symlink(e->kernel));
-  EXPECT_EQ(*ReadFileToString(e->kernel), "kernel-bytes");
+  EXPECT_EQ(*host::ReadFile(e->kernel), "kernel-bytes");
 
   FILE* opened = fopen(real.c_str(), "r");
   ASSERT_NE(opened, nullptr);
@@ -79,7 +79,7 @@ TEST_F(CatalogTest, ImportsTheFileALinkNames) {
   fclose(opened);
   ASSERT_TRUE(by_fd.ok()) << by_fd.status();
   EXPECT_FALSE(fs::is_symlink(by_fd->kernel));
-  EXPECT_EQ(*ReadFileToString(by_fd->kernel), "kernel-bytes");
+  EXPECT_EQ(*host::ReadFile(by_fd->kernel), "kernel-bytes");
 }
 
 TEST_F(CatalogTest, RefusesDuplicateUnlessReplace) {
