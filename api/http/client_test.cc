@@ -240,8 +240,9 @@ TEST_F(ClientTest, StreamPostsABodyAndIsCancelledFromAnotherThread) {
   EXPECT_EQ(client.Get("/hello")->status, 200);
   // A cancelled canceller ends a later stream before it sends anything.
   int before = requests_.load();
-  auto again = client.Stream("/hello", [](std::string_view) { return true; },
-                             HttpClient::StreamOptions{.canceller = &canceller});
+  auto again = client.Stream(
+      "/hello", [](std::string_view) { return true; },
+      HttpClient::StreamOptions{.canceller = &canceller});
   EXPECT_EQ(again.status().code(), absl::StatusCode::kCancelled);
   EXPECT_EQ(requests_.load(), before);
 }
