@@ -1,9 +1,12 @@
 // Store throughput: puts/s (one writer and several concurrent writers) and gets/s of
-// SqliteStore, with MemoryStore measured in the same run as the baseline. The last line is JSON.
+// SqliteStore, with MemoryStore measured in the same run as the baseline. With --etcd, EtcdStore
+// on that cluster is measured too, against SqliteStore. The last line is JSON.
 //
-// usage: bench_store [--seconds=S]   (each phase runs about S seconds; default 2)
+// usage: bench_store [--seconds=S] [--etcd=etcd://HOST:PORT]   (each phase runs about S seconds;
+//        default 2; the etcd cluster gets keys under /bench/)
 #include <stdlib.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cstdint>
 #include <cstdio>
@@ -17,6 +20,9 @@
 #include "absl/time/time.h"
 #include "state/memory_store.h"
 #include "state/sqlite_store.h"
+#ifdef BERTH_BENCH_ETCD
+#include "state/etcd/etcd_store.h"
+#endif
 
 namespace berth::state {
 namespace {
@@ -66,9 +72,14 @@ Figures Measure(Store& store, double seconds, int writers) {
   f.puts_concurrent =
       Rate(writers, seconds, [&](int i) { return store.Put(KeyFor(i), value).ok(); });
   // Gets read keys that all exist.
-  TxnRequest fill;
-  for (int i = 0; i < kKeys; ++i) fill.then_ops.push_back(Op::Put(KeyFor(i), value));
-  if (!store.Txn(fill).ok()) exit(1);
+  // In transactions of 100: etcd takes at most 128 ops in one.
+  for (int first = 0; first < kKeys; first += 100) {
+    TxnRequest fill;
+    for (int i = first; i < std::min(kKeys, first + 100); ++i) {
+      fill.then_ops.push_back(Op::Put(KeyFor(i), value));
+    }
+    if (!store.Txn(fill).ok()) exit(1);
+  }
   f.gets = Rate(1, seconds, [&](int i) {
     auto r = store.Get(KeyFor(i));
     return r.ok() && r->kv.has_value();
@@ -78,9 +89,11 @@ Figures Measure(Store& store, double seconds, int writers) {
 
 int Main(int argc, char** argv) {
   double seconds = 2;
+  std::string etcd_url;
   for (int i = 1; i < argc; ++i) {
     std::string arg = argv[i];
     if (arg.rfind("--seconds=", 0) == 0) seconds = std::stod(arg.substr(10));
+    if (arg.rfind("--etcd=", 0) == 0) etcd_url = arg.substr(7);
   }
   constexpr int kWriters = 8;
   StoreOptions options;
@@ -110,6 +123,23 @@ int Main(int argc, char** argv) {
   printf("%-12s %14.0f %22.0f %14.0f\n", "sqlite", sql.puts, sql.puts_concurrent, sql.gets);
   printf("ratio sqlite/memory: puts %.4f, concurrent puts %.4f, gets %.3f\n", sql.puts / mem.puts,
          sql.puts_concurrent / mem.puts_concurrent, sql.gets / mem.gets);
+  if (!etcd_url.empty()) {
+#ifdef BERTH_BENCH_ETCD
+    auto etcd = OpenEtcdStore(etcd_url, EtcdStoreOptions{.store = options});
+    if (!etcd.ok()) {
+      fprintf(stderr, "bench_store: %s\n", etcd.status().ToString().c_str());
+      return 1;
+    }
+    Figures e = Measure(**etcd, seconds, kWriters);
+    if (!(*etcd)->DeletePrefix("/bench/").ok()) return 1;
+    printf("%-12s %14.0f %22.0f %14.0f\n", "etcd", e.puts, e.puts_concurrent, e.gets);
+    printf("ratio etcd/sqlite: puts %.4f, concurrent puts %.4f, gets %.3f\n", e.puts / sql.puts,
+           e.puts_concurrent / sql.puts_concurrent, e.gets / sql.gets);
+#else
+    fprintf(stderr, "bench_store: built without EtcdStore\n");
+    return 1;
+#endif
+  }
   printf(
       "{\"bench\":\"store\",\"memory_puts_per_s\":%.0f,\"memory_concurrent_puts_per_s\":%.0f,"
       "\"memory_gets_per_s\":%.0f,\"sqlite_puts_per_s\":%.0f,\"sqlite_concurrent_puts_per_s\":%.0f,"

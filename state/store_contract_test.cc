@@ -1,4 +1,6 @@
-// The Store contract: one typed suite run against every implementation.
+// The Store contract: one typed suite run against every implementation. state_test runs it
+// against the in-process stores; state_etcd_contract_test compiles this file again with
+// BERTH_STORE_CONTRACT_ETCD to run it against EtcdStore on a real etcd.
 #include <atomic>
 #include <memory>
 #include <string>
@@ -13,6 +15,10 @@
 #include "state/sqlite_store.h"
 #include "state/store.h"
 #include "state/store_test_util.h"
+#ifdef BERTH_STORE_CONTRACT_ETCD
+#include "state/etcd/etcd_store.h"
+#include "state/etcd/etcd_test_util.h"
+#endif
 
 namespace berth::state {
 namespace {
@@ -20,8 +26,13 @@ namespace {
 using ::testing::ElementsAre;
 using ::testing::IsEmpty;
 
+// Each factory says where its store differs from the in-process ones, as etcd forces it to:
+//  kLeasesFollowTheStoreClock: leases expire by StoreOptions::clock through ExpireLeases().
+//  kOneTxnMayWriteAKeyTwice: a later op of a transaction may rewrite a key an earlier one wrote.
 class MemoryFactory {
  public:
+  static constexpr bool kLeasesFollowTheStoreClock = true;
+  static constexpr bool kOneTxnMayWriteAKeyTwice = true;
   std::unique_ptr<Store> Make(const StoreOptions& options) {
     return std::make_unique<MemoryStore>(options);
   }
@@ -29,6 +40,8 @@ class MemoryFactory {
 
 class SqliteFactory {
  public:
+  static constexpr bool kLeasesFollowTheStoreClock = true;
+  static constexpr bool kOneTxnMayWriteAKeyTwice = true;
   std::unique_ptr<Store> Make(const StoreOptions& options) {
     auto store = SqliteStore::Open(dir_.path() + "/state.db", options);
     EXPECT_TRUE(store.ok()) << store.status();
@@ -78,7 +91,33 @@ class StoreContractTest : public ::testing::Test {
   std::unique_ptr<Store> store_;
 };
 
+#ifdef BERTH_STORE_CONTRACT_ETCD
+// A fresh single-member etcd per test, so that every test starts at revision 0.
+class EtcdFactory {
+ public:
+  // etcd's leases expire by the cluster's clock (EtcdStoreTest covers them), and etcd refuses a
+  // transaction that writes one key twice.
+  static constexpr bool kLeasesFollowTheStoreClock = false;
+  static constexpr bool kOneTxnMayWriteAKeyTwice = false;
+  std::unique_ptr<Store> Make(const StoreOptions& options) {
+    if (cluster_ == nullptr) {
+      auto cluster = testing::EtcdCluster::Start(1);
+      EXPECT_TRUE(cluster.ok()) << cluster.status();
+      if (!cluster.ok()) return nullptr;
+      cluster_ = std::move(*cluster);
+    }
+    auto store = EtcdStore::Open(cluster_->endpoints(), EtcdStoreOptions{.store = options});
+    EXPECT_TRUE(store.ok()) << store.status();
+    return store.ok() ? std::move(*store) : nullptr;
+  }
+
+ private:
+  std::unique_ptr<testing::EtcdCluster> cluster_;
+};
+using Implementations = ::testing::Types<EtcdFactory>;
+#else
 using Implementations = ::testing::Types<MemoryFactory, SqliteFactory>;
+#endif
 TYPED_TEST_SUITE(StoreContractTest, Implementations);
 
 Event PutEvent(std::string key, std::string value, int64_t create, int64_t mod, int64_t version) {
@@ -224,6 +263,25 @@ TYPED_TEST(StoreContractTest, TxnOpsSeeEarlierOpsOfTheSameTxn) {
       .compares = {},
       .then_ops = {Op::Put("/d/3", "c"), Op::DeletePrefix("/d/"), Op::Put("/d/1", "again")},
       .else_ops = {}};
+  if constexpr (!TypeParam::kOneTxnMayWriteAKeyTwice) {
+    // Refused whole, naming the op, and nothing changes.
+    absl::StatusOr<TxnResponse> refused = this->store_->Txn(request);
+    EXPECT_EQ(refused.status().code(), absl::StatusCode::kInvalidArgument) << refused.status();
+    EXPECT_NE(refused.status().message().find("then_ops["), absl::string_view::npos);
+    TxnRequest two_puts{
+        .compares = {}, .then_ops = {}, .else_ops = {Op::Put("/e", "1"), Op::Put("/e", "2")}};
+    EXPECT_EQ(this->store_->Txn(two_puts).status().code(), absl::StatusCode::kInvalidArgument);
+    EXPECT_EQ(this->Rev(), 2);
+    // Deletes may overlap: the later one finds what the earlier one left.
+    TxnRequest deletes{
+        .compares = {}, .then_ops = {Op::Delete("/d/1"), Op::DeletePrefix("/d/")}, .else_ops = {}};
+    absl::StatusOr<TxnResponse> deleted = this->store_->Txn(deletes);
+    ASSERT_TRUE(deleted.ok()) << deleted.status();
+    EXPECT_EQ(deleted->responses[0].prev_kvs.size(), 1u);
+    EXPECT_EQ(deleted->responses[1].prev_kvs.size(), 1u);
+    EXPECT_EQ(this->Rev(), 3);
+    return;
+  }
   absl::StatusOr<TxnResponse> response = this->store_->Txn(request);
   ASSERT_TRUE(response.ok()) << response.status();
   EXPECT_EQ(response->responses[1].prev_kvs.size(), 3u);
@@ -410,6 +468,11 @@ TYPED_TEST(StoreContractTest, WaitForChange) {
 }
 
 TYPED_TEST(StoreContractTest, LeasesExpireByTheClock) {
+  if constexpr (!TypeParam::kLeasesFollowTheStoreClock) {
+    // Skipped on purpose: a ManualClock cannot drive an etcd cluster's lease clock.
+    // EtcdStoreTest.LeasesExpireByTheClusterClock checks the same promises in real time.
+    GTEST_SKIP() << "leases expire by the store's own clock";
+  }
   absl::StatusOr<LeaseId> lease = this->store_->Grant(absl::Seconds(10));
   ASSERT_TRUE(lease.ok()) << lease.status();
   ASSERT_TRUE(this->store_->Put("/hosts/a", "up", PutOptions{.lease = *lease}).ok());  // 1

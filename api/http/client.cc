@@ -172,6 +172,16 @@ class ClientConnection {
     return ec;
   }
 
+  // Cancels the pending operation; safe from any thread (it runs on the io_context).
+  std::function<void()> Interrupter() {
+    return [this] { net::post(ioc_, [this] { stream_.cancel(); }); };
+  }
+  // Runs interrupts posted after the last operation finished, so none reaches a later one.
+  void DropPostedInterrupts() {
+    ioc_.restart();
+    ioc_.poll();
+  }
+
   absl::Status TransportError(std::string_view what, const beast::error_code& ec) const {
     std::string where = core::Cat(what, " ", url_.host, ":", url_.port);
     if (ec == beast::error::timeout) {
@@ -218,6 +228,22 @@ HttpResponse ToResponse(const bhttp::response_header<>& header) {
 }
 
 }  // namespace
+
+void StreamCanceller::Cancel() {
+  absl::MutexLock lock(&mu_);
+  cancelled_ = true;
+  if (interrupt_) interrupt_();
+}
+
+bool StreamCanceller::cancelled() {
+  absl::MutexLock lock(&mu_);
+  return cancelled_;
+}
+
+void StreamCanceller::SetInterrupt(std::function<void()> interrupt) {
+  absl::MutexLock lock(&mu_);
+  interrupt_ = std::move(interrupt);
+}
 
 HttpClient::HttpClient(std::string base_url, Options options)
     : base_url_(std::move(base_url)), options_(std::move(options)) {
@@ -337,8 +363,31 @@ absl::StatusOr<HttpResponse> HttpClient::Stream(
   }
   const auto deadline =
       std::chrono::steady_clock::now() + absl::ToChronoNanoseconds(options_.timeout);
+  const std::string& method = stream_options.method;
   bhttp::request<bhttp::string_body> req =
-      BuildRequest(conn_->url(), bearer_token_, "GET", path_with_query, {}, {}, {});
+      BuildRequest(conn_->url(), bearer_token_, method, path_with_query, stream_options.body,
+                   "application/json", {});
+  StreamCanceller* canceller = stream_options.canceller;
+  auto cancelled_error = [&] {
+    return absl::CancelledError(
+        core::Cat("http client: stream ", method, " ", path_with_query, ": cancelled"));
+  };
+  if (canceller != nullptr) {
+    if (canceller->cancelled()) return cancelled_error();
+    // The flag is set before the interrupt is posted, and checked before every read: a cancel
+    // that lands between reads is seen at the next check, one during a read cancels it.
+    canceller->SetInterrupt(conn_->Interrupter());
+  }
+  struct ClearInterrupt {
+    StreamCanceller* canceller;
+    http_internal::ClientConnection* conn;
+    ~ClearInterrupt() {
+      if (canceller == nullptr) return;
+      canceller->SetInterrupt(nullptr);
+      conn->DropPostedInterrupts();
+    }
+  } clear_interrupt{canceller, conn_.get()};
+  auto is_cancelled = [&] { return canceller != nullptr && canceller->cancelled(); };
 
   std::optional<bhttp::response_parser<bhttp::buffer_body>> parser;
   for (int attempt = 0;; ++attempt) {
@@ -348,14 +397,19 @@ absl::StatusOr<HttpResponse> HttpClient::Stream(
       if (!connected.ok()) return connected;
     }
     parser.emplace();
+    if (is_cancelled()) {
+      conn_->Close();
+      return cancelled_error();
+    }
     beast::error_code ec = conn_->Write(req, deadline);
     if (!ec) ec = conn_->ReadHeader(*parser, deadline);
     if (!ec) break;
     const bool nothing_read = !parser->got_some();
     conn_->Close();
+    if (is_cancelled()) return cancelled_error();
     // The server may have closed an idle kept-alive connection: one fresh try.
     if (reused && attempt == 0 && nothing_read && ec != beast::error::timeout) continue;
-    return conn_->TransportError(core::Cat("stream GET ", path_with_query, " from"), ec);
+    return conn_->TransportError(core::Cat("stream ", method, " ", path_with_query, " from"), ec);
   }
   parser->body_limit(boost::none);
   HttpResponse out = ToResponse(parser->get().base());
@@ -371,18 +425,23 @@ absl::StatusOr<HttpResponse> HttpClient::Stream(
       idle_deadline =
           std::chrono::steady_clock::now() + absl::ToChronoNanoseconds(stream_options.idle_timeout);
     }
+    if (is_cancelled()) {
+      conn_->Close();
+      return cancelled_error();
+    }
     beast::error_code ec = conn_->Read(*parser, success ? idle_deadline : deadline, /*some=*/true);
     if (ec == bhttp::error::need_buffer) ec = {};
     if (ec) {
       conn_->Close();
-      return conn_->TransportError(core::Cat("stream GET ", path_with_query, " from"), ec);
+      if (is_cancelled()) return cancelled_error();
+      return conn_->TransportError(core::Cat("stream ", method, " ", path_with_query, " from"), ec);
     }
     size_t n = sizeof(buf) - parser->get().body().size;
     if (n == 0) continue;
     if (!success) {
       if (out.body.size() + n > options_.max_body_bytes) {
         conn_->Close();
-        return absl::ResourceExhaustedError(core::Cat("http client: response to GET ",
+        return absl::ResourceExhaustedError(core::Cat("http client: response to ", method, " ",
                                                       path_with_query, " exceeds ",
                                                       options_.max_body_bytes, " bytes"));
       }

@@ -1,6 +1,7 @@
 // A synchronous HTTP/1.1 client on Boost.Beast for the CLI, the agent and tests. It keeps one
 // connection alive between requests and reconnects when the server dropped it; a streaming GET
-// hands body pieces to a callback as they arrive (for `logs -f` and `events -f`).
+// hands body pieces to a callback as they arrive (for `logs -f`, `events -f` and etcd watches),
+// and another thread may end it early through a StreamCanceller.
 //
 // Thread-safety: calls on one client are serialized by an internal mutex; use one client per
 // thread for parallel requests. Transport failures come back as Unavailable or DeadlineExceeded;
@@ -25,6 +26,24 @@ namespace berth::api {
 namespace http_internal {
 class ClientConnection;
 }  // namespace http_internal
+
+// Ends a running (or the next) HttpClient::Stream call from another thread: the call closes its
+// connection and returns Cancelled. Cancel() is idempotent and thread-safe; once cancelled, a
+// canceller stays cancelled.
+class StreamCanceller {
+ public:
+  void Cancel();
+  bool cancelled();
+
+ private:
+  friend class HttpClient;
+  // Set by Stream while it runs: interrupts the pending read.
+  void SetInterrupt(std::function<void()> interrupt);
+
+  absl::Mutex mu_;
+  bool cancelled_ ABSL_GUARDED_BY(mu_) = false;
+  std::function<void()> interrupt_ ABSL_GUARDED_BY(mu_);
+};
 
 struct HttpClientOptions {
   std::string bearer_token;  // sent as "Authorization: Bearer <token>" when not empty
@@ -68,12 +87,17 @@ class HttpClient {
   struct StreamOptions {
     // Longest wait for the next piece of body; infinite by default (follow mode idles).
     absl::Duration idle_timeout = absl::InfiniteDuration();
+    // The request: a GET by default; a POST with a JSON body for streaming RPCs (etcd's watch).
+    std::string method = "GET";
+    std::string body;
+    // When set, its Cancel() ends the call from another thread. Not owned.
+    StreamCanceller* canceller = nullptr;
   };
-  // GETs `path_with_query` and calls `on_chunk` with each piece of the body as it arrives (piece
-  // boundaries need not match the server's chunks). `on_chunk` returns false to stop early; the
-  // connection is then closed. Returns the status line and headers (an empty body) once the body
-  // ended or the callback stopped; a non-2xx response's body is collected into the result
-  // instead of being streamed.
+  // Sends the request (see StreamOptions) and calls `on_chunk` with each piece of the body as it
+  // arrives (piece boundaries need not match the server's chunks). `on_chunk` returns false to
+  // stop early; the connection is then closed. Returns the status line and headers (an empty
+  // body) once the body ended or the callback stopped; a non-2xx response's body is collected
+  // into the result instead of being streamed. Cancelled once the canceller fired.
   absl::StatusOr<HttpResponse> Stream(std::string_view path_with_query,
                                       const std::function<bool(std::string_view chunk)>& on_chunk,
                                       const StreamOptions& stream_options);

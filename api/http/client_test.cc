@@ -45,6 +45,13 @@ class ClientTest : public ::testing::Test {
       // Chunks leave from a timer chain so the client sees them arrive over time.
       WriteChunks(stream, 0, n);
     });
+    router_.HandleAsync("POST", "/watch", [this](const HttpRequest& r, Responder responder) {
+      // Echoes the request body as the first piece, then keeps the stream open.
+      ResponseStream stream = responder.StartStream(200, {});
+      if (!stream.Write(r.body)) return;
+      absl::MutexLock lock(&mu_);
+      open_streams_.push_back(stream);
+    });
     server_ = std::make_unique<HttpServer>(options, router_.AsHandler());
     absl::StatusOr<uint16_t> port = server_->Start();
     ASSERT_TRUE(port.ok()) << port.status();
@@ -63,6 +70,7 @@ class ClientTest : public ::testing::Test {
     {
       absl::MutexLock lock(&mu_);
       parked_.clear();
+      open_streams_.clear();
     }
     if (server_) server_->Stop();
   }
@@ -73,6 +81,7 @@ class ClientTest : public ::testing::Test {
   std::atomic<int> requests_{0};
   absl::Mutex mu_;
   std::vector<Responder> parked_ ABSL_GUARDED_BY(mu_);
+  std::vector<ResponseStream> open_streams_ ABSL_GUARDED_BY(mu_);
 };
 
 TEST_F(ClientTest, SendsBodyContentTypeAndBearerToken) {
@@ -198,6 +207,44 @@ TEST_F(ClientTest, StreamStopsWhenTheCallbackSaysSo) {
   ASSERT_TRUE(r.ok()) << r.status();
   EXPECT_NE(body.find("event 3\n"), std::string::npos);
   EXPECT_EQ(client.Get("/hello")->status, 200);
+}
+
+TEST_F(ClientTest, StreamPostsABodyAndIsCancelledFromAnotherThread) {
+  Serve();
+  HttpClient client(base_url_);
+  StreamCanceller canceller;
+  absl::Mutex mu;
+  std::string body;
+  std::thread canceller_thread([&] {
+    absl::MutexLock lock(&mu);
+    auto echoed = [&body]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu) { return !body.empty(); };
+    mu.AwaitWithTimeout(absl::Condition(&echoed), absl::Seconds(60));
+    canceller.Cancel();
+  });
+  auto r = client.Stream(
+      "/watch",
+      [&](std::string_view chunk) {
+        absl::MutexLock lock(&mu);
+        body.append(chunk);
+        return true;
+      },
+      HttpClient::StreamOptions{.method = "POST", .body = "{\"x\":1}", .canceller = &canceller});
+  canceller_thread.join();
+  EXPECT_EQ(r.status().code(), absl::StatusCode::kCancelled) << r.status();
+  {
+    absl::MutexLock lock(&mu);
+    EXPECT_EQ(body, "{\"x\":1}");
+  }
+  // The cancel does not leak into the next request on the same client.
+  EXPECT_EQ(client.Get("/hello")->status, 200);
+  EXPECT_EQ(client.Get("/hello")->status, 200);
+  // A cancelled canceller ends a later stream before it sends anything.
+  int before = requests_.load();
+  auto again = client.Stream(
+      "/hello", [](std::string_view) { return true; },
+      HttpClient::StreamOptions{.canceller = &canceller});
+  EXPECT_EQ(again.status().code(), absl::StatusCode::kCancelled);
+  EXPECT_EQ(requests_.load(), before);
 }
 
 TEST_F(ClientTest, StreamOfAnErrorCollectsTheBody) {
