@@ -15,12 +15,14 @@
 #include <fstream>
 #include <sstream>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 #include "absl/time/clock.h"
 #ifdef BERTH_BINARY
 #include "api/client/client.h"
 #endif
+#include "core/log.h"
 #include "nlohmann/json.hpp"
 #include "runtime/host/executor.h"
 #include "runtime/host/file.h"
@@ -45,6 +47,18 @@ double Median(std::vector<double> v) {
 
 const char* kRuncRoot = "/run/berth-bench/runc";
 
+// A clean-up step whose failure does not spoil the figures: said on stderr, not returned.
+template <typename R>
+void Check(std::string_view what, const R& result) {
+  if constexpr (std::is_same_v<R, absl::Status>) {
+    if (!result.ok()) berth::core::LogWarn("bench: %s: %s", std::string(what), result.ToString());
+  } else {
+    if (!result.ok()) {
+      berth::core::LogWarn("bench: %s: %s", std::string(what), result.status().ToString());
+    }
+  }
+}
+
 absl::Duration ContainerByHand(const std::string& rootfs, const std::string& dir, int i) {
   std::string id = "bench-hand-" + std::to_string(i);
   fs::create_directories(dir + "/bundle");
@@ -53,16 +67,17 @@ absl::Duration ContainerByHand(const std::string& rootfs, const std::string& dir
   spec.cpu = berth::core::MilliCpu(250);
   spec.memory = berth::core::MemoryMiB(32);
   spec.cgroups_path = "/berth-bench/" + id;
-  (void)host::WriteFileAtomically(dir + "/bundle/config.json", BuildOciConfig(spec)->dump());
+  Check("write config.json",
+        host::WriteFileAtomically(dir + "/bundle/config.json", BuildOciConfig(spec)->dump()));
   absl::Time t0 = absl::Now();
   auto pid = host::SpawnDetached({"runc", "--root", kRuncRoot, "run", "--bundle", dir + "/bundle",
                                   "--pid-file", dir + "/pid", id},
                                  {});
   while (!fs::exists(dir + "/pid")) absl::SleepFor(absl::Milliseconds(1));
   absl::Duration took = absl::Now() - t0;
-  (void)host::RunCommand({"runc", "--root", kRuncRoot, "kill", id, "KILL"});
-  if (pid.ok()) (void)host::ReapChild(pid->pid, absl::Seconds(30));
-  (void)host::RunCommand({"runc", "--root", kRuncRoot, "delete", "--force", id});
+  Check("runc kill", host::RunCommand({"runc", "--root", kRuncRoot, "kill", id, "KILL"}));
+  if (pid.ok()) Check("reap runc", host::ReapChild(pid->pid, absl::Seconds(30)));
+  Check("runc delete", host::RunCommand({"runc", "--root", kRuncRoot, "delete", "--force", id}));
   fs::remove_all(dir);
   return took;
 }
@@ -80,10 +95,10 @@ absl::Duration VmByHand(const std::string& image, const std::string& dir) {
                  .pidfile = dir + "/qemu.pid"};
   auto argv = BuildQemuArgv(s);
   absl::Time t0 = absl::Now();
-  (void)host::RunCommand(*argv);
+  Check("start qemu", host::RunCommand(*argv));
   auto qmp = QmpClient::Connect(s.qmp_socket, {});
   absl::Duration took = absl::Now() - t0;
-  if (qmp.ok()) (void)(*qmp)->Execute("quit");
+  if (qmp.ok()) Check("qmp quit", (*qmp)->Execute("quit"));
   auto pid = host::ReadFile(s.pidfile);
   if (pid.ok()) host::WaitForProcessExit({.pid = std::atoi(pid->c_str())}, absl::Seconds(30));
   fs::remove_all(dir);
@@ -105,7 +120,7 @@ class DevServer {
   ~DevServer() {
     if (pid_ > 0) {
       kill(pid_, SIGTERM);
-      (void)host::ReapChild(pid_, absl::Minutes(1));
+      Check("reap berth serve", host::ReapChild(pid_, absl::Minutes(1)));
     }
   }
 
@@ -219,7 +234,7 @@ int main(int argc, char** argv) {
       std::fprintf(stderr, "oci start: %s\n", std::string(h.status().message()).c_str());
       return 1;
     }
-    (void)oci.Destroy(c.task_id, {.force = true});
+    Check("destroy container", oci.Destroy(c.task_id, {.force = true}));
   }
   QemuDriver qemu;
   for (int i = 0; i < rounds_vm; ++i) {
@@ -237,7 +252,7 @@ int main(int argc, char** argv) {
       std::fprintf(stderr, "qemu start: %s\n", std::string(h.status().message()).c_str());
       return 1;
     }
-    (void)qemu.Destroy(c.task_id, {.force = true});
+    Check("destroy vm", qemu.Destroy(c.task_id, {.force = true}));
   }
 
   // Through the API of a real dev server: create -> running against the same launch by hand.

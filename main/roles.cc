@@ -25,6 +25,7 @@
 #include "core/log.h"
 #include "core/strings.h"
 #include "main/storenet_host.h"
+#include "runtime/host/file.h"
 #include "runtime/image/catalog.h"
 #include "runtime/oci/oci_driver.h"
 #include "runtime/process_driver.h"
@@ -62,16 +63,7 @@ absl::StatusOr<std::string> LoadOrCreateToken(const std::string& dir, const std:
     token.push_back(kHex[c >> 4]);
     token.push_back(kHex[c & 15]);
   }
-  std::string tmp = path + ".tmp";
-  int out = open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-  if (out < 0) return absl::InternalError(Cat("cannot write ", tmp));
-  std::string line = token + "\n";
-  bool ok =
-      write(out, line.data(), line.size()) == static_cast<ssize_t>(line.size()) && fsync(out) == 0;
-  close(out);
-  if (!ok || rename(tmp.c_str(), path.c_str()) != 0) {
-    return absl::InternalError(Cat("cannot write ", path));
-  }
+  BERTH_RETURN_IF_ERROR(runtime::host::WriteFileAtomically(path, token + "\n", {.mode = 0600}));
   return token;
 }
 
@@ -374,15 +366,10 @@ int RunServe(core::Invocation& f) {
   std::string url = Cat("http://", aopts.host, ":", *bound);
   {
     Json info = {{"url", url}, {"pid", getpid()}, {"dev", dev}};
-    std::ofstream o(dir + "/server.json.tmp");
-    o << info.dump() << "\n";
-    o.close();
-    fs::rename(dir + "/server.json.tmp", dir + "/server.json", ec);
-    if (ec) {
-      // The server runs; only the CLI's way of finding it without --server is missing.
-      core::ReportError("serve", Cat("data directory ", dir, ": server.json"),
-                        absl::InternalError(ec.message()));
-    }
+    // The server runs either way; only the CLI's way of finding it without --server is missing.
+    core::ReportError("serve", Cat("data directory ", dir, ": server.json"),
+                      runtime::host::WriteFileAtomically(dir + "/server.json", info.dump() + "\n",
+                                                         {.mode = 0644}));
   }
 
   LocalDrivers drivers;

@@ -497,12 +497,16 @@ void LocalStorageNetwork::Detach(std::string_view workload) {
   if (auto forwards = network_.ListPortForwards(); forwards.ok()) {
     for (const auto& f : *forwards) {
       if (f.contains("spec") && f["spec"].value("workload", "") == workload) {
-        (void)network_.RemovePortForward(f.value("id", ""));
+        core::ReportError("storenet", Cat("workload ", workload, ": remove its port forward"),
+                          network_.RemovePortForward(f.value("id", "")));
       }
     }
   }
   if (auto nets = network_.NetworksOf(workload); nets.ok()) {
-    for (const auto& n : *nets) (void)network_.DetachWorkload(n, workload);
+    for (const auto& n : *nets) {
+      core::ReportError("storenet", Cat("workload ", workload, ": detach from network ", n),
+                        network_.DetachWorkload(n, workload));
+    }
   }
   const std::string ns = ContainerNetns(instance_, workload);
   std::error_code ec;
@@ -526,7 +530,9 @@ void LocalStorageNetwork::Detach(std::string_view workload) {
   if (auto disks = storage_.List(); disks.ok()) {
     for (const auto& d : *disks) {
       if (d.contains("status") && d["status"].value("attached_to", "") == workload) {
-        (void)storage_.Detach(d.value("name", ""));
+        core::ReportError("storenet",
+                          Cat("workload ", workload, ": detach disk ", d.value("name", "")),
+                          storage_.Detach(d.value("name", "")).status());
       }
     }
   }
