@@ -4,7 +4,8 @@
 // reply) hammer one endpoint at a time for SECONDS:
 //   healthz  the transport alone (the baseline: no auth, no store)
 //   get      GET /v1/workloads/{name} of one of 200 workloads
-//   list     GET /v1/workloads (200 workloads)
+//   list     GET /v1/workloads (200 workloads), decoded into typed workloads
+//   list_json  the same request, its reply only parsed as JSON (the server's share of `list`)
 //   create   POST /v1/workloads (each a durable SQLite commit)
 // Prints a table, each figure's ratio to healthz, and one JSON object as its last line.
 #include <unistd.h>
@@ -116,16 +117,19 @@ int main(int argc, char** argv) {
   figures.push_back(Measure("list", url, o.admin_token, clients, seconds,
                             [](auto& c, int, int64_t) { return c.ListWorkloads().status(); }));
   figures.push_back(
+      Measure("list_json", url, o.admin_token, clients, seconds,
+              [](auto& c, int, int64_t) { return c.Call("GET", "/v1/workloads").status(); }));
+  figures.push_back(
       Measure("create", url, o.admin_token, clients, seconds, [](auto& c, int client, int64_t i) {
         return c.CreateWorkload(Spec("c" + std::to_string(client) + "-" + std::to_string(i)))
             .status();
       }));
   server.Stop();
   double base = figures[0].per_second;
-  std::printf("%-8s %14s %10s %8s\n", "endpoint", "requests/s", "vs healthz", "errors");
+  std::printf("%-10s %14s %10s %8s\n", "endpoint", "requests/s", "vs healthz", "errors");
   nlohmann::json out = {{"benchmark", "api"}, {"clients", clients}, {"seconds", seconds}};
   for (const auto& f : figures) {
-    std::printf("%-8s %14.0f %10.3f %8lld\n", f.name.c_str(), f.per_second,
+    std::printf("%-10s %14.0f %10.3f %8lld\n", f.name.c_str(), f.per_second,
                 base > 0 ? f.per_second / base : 0.0, static_cast<long long>(f.errors));
     out[f.name + "_per_s"] = static_cast<int64_t>(f.per_second);
     out[f.name + "_ratio_to_healthz"] = base > 0 ? f.per_second / base : 0.0;
