@@ -12,6 +12,7 @@
 #include <memory>
 #include <sstream>
 
+#include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/time/time.h"
 #include "agent/agent.h"
@@ -31,6 +32,7 @@
 #include "runtime/process_driver.h"
 #include "runtime/qemu/qemu_driver.h"
 #include "sched/scheduler.h"
+#include "state/etcd/etcd_store.h"
 #include "state/sqlite_store.h"
 
 namespace berth {
@@ -278,6 +280,31 @@ absl::StatusOr<std::string> JoinTokenFrom(const core::Invocation& f) {
   return std::string(env ? env : "");
 }
 
+// The store `serve --store URL` names: sqlite://PATH (the default, DIR/berth.db) or
+// etcd://HOST:PORT[,HOST:PORT...].
+absl::StatusOr<std::unique_ptr<state::Store>> OpenServerStore(std::string_view url,
+                                                              const std::string& dir) {
+  if (url.empty()) url = "sqlite://";
+  if (absl::StartsWith(core::AbslView(url), "sqlite://")) {
+    std::string path(url.substr(9));
+    if (path.empty()) path = dir + "/berth.db";
+    BERTH_ASSIGN_OR_RETURN(std::unique_ptr<state::SqliteStore> sqlite,
+                           state::SqliteStore::Open(path));
+    return std::unique_ptr<state::Store>(std::move(sqlite));
+  }
+  return state::OpenEtcdStore(url);
+}
+
+absl::Status CheckStoreUrl(std::string_view v) {
+  absl::string_view view = core::AbslView(v);
+  if (absl::StartsWith(view, "sqlite://") || absl::StartsWith(view, "etcd://")) {
+    return absl::OkStatus();
+  }
+  return absl::InvalidArgumentError(
+      Cat("--store must be sqlite://PATH or etcd://HOST:PORT[,HOST:PORT...], got \"",
+          v.substr(0, 64), "\""));
+}
+
 int RunServe(core::Invocation& f) {
   std::ostream& out = f.out();
   std::ostream& err = f.err();
@@ -306,7 +333,7 @@ int RunServe(core::Invocation& f) {
   }
   sigset_t signals = BlockStopSignals();
 
-  auto store = state::SqliteStore::Open(dir + "/berth.db");
+  auto store = OpenServerStore(f.Given("store") ? f.String("store") : "", dir);
   if (!store.ok()) {
     return f.Fail(Cat("cannot open the store: ", store.status().message()));
   }
@@ -533,7 +560,8 @@ core::Command ServeCommand() {
       .summary = "run the API server (--dev: with a local agent)",
       .description =
           "Runs the Berth API server on the embedded SQLite store in DIR (default: BERTH_DATA_DIR "
-          "or\n~/.berth). The admin token is written to DIR/admin.token (mode 0600), the agents' "
+          "or\n~/.berth), or on the store --store names. The admin token is written to "
+          "DIR/admin.token (mode 0600), the agents' "
           "join token to\nDIR/join.token, and the address to DIR/server.json, where the CLI finds "
           "them. With --json the\nstartup and shutdown lines are JSON objects.",
       .flags =
@@ -545,6 +573,13 @@ core::Command ServeCommand() {
             .help = "the server's data directory (default BERTH_DATA_DIR or "
                     "~/.berth)",
             .value_name = "DIR"},
+           {.name = "store",
+            .help =
+                "where the server keeps its state: sqlite://PATH (default sqlite://DIR/berth.db)\n"
+                "or etcd://HOST:PORT[,HOST:PORT...], a running etcd v3 cluster (one server\n"
+                "per store: several servers on one store are not coordinated yet)",
+            .value_name = "URL",
+            .check = CheckStoreUrl},
            {.name = "listen",
             .help = "address to serve on; port 0 picks a free one",
             .default_value = "127.0.0.1:7070",

@@ -1,0 +1,8 @@
+# `berth serve --store etcd://...` against a real etcd the test starts on loopback.
+if(TARGET berth AND TARGET berth_api_client AND TARGET berth_state_etcd_testing)
+  berth_test(e2e_etcd_store_test SOURCES ${CMAKE_CURRENT_LIST_DIR}/e2e_etcd_store_test.cc
+    LIBS berth_api_client berth_state_etcd_testing TIMEOUT 600)
+  target_include_directories(e2e_etcd_store_test PRIVATE ${CMAKE_SOURCE_DIR})
+  target_compile_definitions(e2e_etcd_store_test PRIVATE BERTH_BINARY="$<TARGET_FILE:berth>")
+  add_dependencies(e2e_etcd_store_test berth)
+endif()
