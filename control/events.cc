@@ -61,9 +61,17 @@ absl::Status EventLog::Trim(size_t keep) const {
   BERTH_ASSIGN_OR_RETURN(state::ListResponse list, store_->List(kEventPrefix));
   if (list.kvs.size() <= keep) return absl::OkStatus();
   size_t excess = list.kvs.size() - keep;
-  state::TxnRequest txn;
-  for (size_t i = 0; i < excess; ++i) txn.then_ops.push_back(state::Op::Delete(list.kvs[i].key));
-  return store_->Txn(txn).status();
+  // In batches: etcd refuses a transaction of more than 128 operations by default. The oldest go
+  // first, so a failure part way leaves a shorter log, never a gap.
+  constexpr size_t kBatch = 100;
+  for (size_t start = 0; start < excess; start += kBatch) {
+    state::TxnRequest txn;
+    for (size_t i = start; i < std::min(excess, start + kBatch); ++i) {
+      txn.then_ops.push_back(state::Op::Delete(list.kvs[i].key));
+    }
+    BERTH_RETURN_IF_ERROR(store_->Txn(txn).status());
+  }
+  return absl::OkStatus();
 }
 
 }  // namespace berth::control

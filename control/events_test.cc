@@ -140,5 +140,22 @@ TEST_F(EventLogTest, TrimKeepsTheNewest) {
   EXPECT_EQ((*last)[0].message, "beat 4");
 }
 
+// etcd refuses transactions of more than 128 operations, so a long trim goes in batches of 100:
+// each batch is one transaction, one store revision.
+TEST_F(EventLogTest, ALongTrimGoesInBatchesOfAHundred) {
+  EventLog log(&store_, &clock_);
+  state::TxnRequest txn;
+  for (int i = 0; i < 260; ++i) log.Add(&txn.then_ops, "host", "h1", "up", core::Cat("beat ", i));
+  ASSERT_TRUE(store_.Txn(txn).ok());
+  int64_t before = *store_.Revision();
+  ASSERT_TRUE(log.Trim(10).ok());
+  EXPECT_EQ(*store_.Revision() - before, 3);  // 250 deletes: 100 + 100 + 50
+  auto left = log.List(0, 0);
+  ASSERT_TRUE(left.ok());
+  ASSERT_EQ(left->size(), 10u);
+  EXPECT_EQ((*left)[0].message, "beat 250");
+  EXPECT_EQ((*left)[9].message, "beat 259");
+}
+
 }  // namespace
 }  // namespace berth::control

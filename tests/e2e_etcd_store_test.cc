@@ -51,8 +51,8 @@ TEST(ServeEtcdStoreTest, AMalformedOrUnreachableStoreIsRefused) {
   EXPECT_EQ(bad.exit_code, 2) << bad.err;
   EXPECT_NE(bad.err.find("--store"), std::string::npos) << bad.err;
   // Port 1 on loopback: nothing answers, so the server says so and exits 1.
-  Result unreachable = e2e::Run(dir, {"serve", "--listen", "127.0.0.1:0", "--store",
-                                 "etcd://127.0.0.1:1"});
+  Result unreachable =
+      e2e::Run(dir, {"serve", "--listen", "127.0.0.1:0", "--store", "etcd://127.0.0.1:1"});
   EXPECT_EQ(unreachable.exit_code, 1) << unreachable.err;
   EXPECT_NE(unreachable.err.find("cannot open the store"), std::string::npos) << unreachable.err;
   EXPECT_FALSE(std::filesystem::exists(dir + "/server.json"));
