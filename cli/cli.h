@@ -63,8 +63,8 @@ struct ServerTarget {
 absl::StatusOr<ServerTarget> FindServer(const core::Invocation& inv);
 
 // The image catalog of the agent whose data directory is `agent_dir`: AGENT_DIR/images. Images
-// are per host, like a container runtime's image store; `berth image` acts on this host's
-// catalog (DefaultDataDir()/agent/images unless --images DIR says otherwise).
+// are per host, like a container runtime's image store; `berth image` reaches a host's catalog
+// through the server.
 std::string ImagesDir(const std::string& agent_dir);
 
 }  // namespace berth::cli
