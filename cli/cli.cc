@@ -4,15 +4,17 @@
 
 #include <cstdlib>
 #include <fstream>
+#include <functional>
 #include <iomanip>
 #include <map>
 #include <optional>
 #include <sstream>
 
+#include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/time/clock.h"
 #include "api/body_parser.h"
-#include "api/http/client.h"
+#include "api/client/client.h"
 #include "cli/image_cmd.h"
 #include "cli/storenet_cmd.h"
 #include "cli/table.h"
@@ -40,14 +42,6 @@ std::string ReadFile(const std::string& path, bool* ok) {
 std::string Trim(std::string s) {
   while (!s.empty() && (s.back() == '\n' || s.back() == '\r' || s.back() == ' ')) s.pop_back();
   return s;
-}
-
-std::string ErrorMessage(const api::HttpResponse& r) {
-  Json j = Json::parse(r.body, nullptr, false);
-  if (j.is_object() && j.contains("error")) {
-    return j["error"].value("message", r.body);
-  }
-  return Cat("HTTP ", r.status, ": ", r.body);
 }
 
 std::string Age(const Json& time_field) {
@@ -85,36 +79,23 @@ class Cli {
   int Usage(std::string_view problem) { return inv_.UsageError(problem); }
   int Fail(std::string_view message) { return inv_.Fail(message); }
 
-  api::HttpClient* Client() {
-    if (client_) return client_.get();
-    auto target = FindServer(inv_);
-    if (!target.ok()) {
-      Fail(std::string(target.status().message()));
-      return nullptr;
-    }
-    client_ = std::make_unique<api::HttpClient>(
-        target->url, api::HttpClient::Options{.bearer_token = target->token,
-                                              .connect_timeout = kConnectTimeout});
+  api::Client* Api() {
+    if (!client_) client_ = MakeClient(inv_);
     return client_.get();
   }
 
-  // Sends a request; on failure prints the server's message and returns nullopt.
-  std::optional<Json> Call(std::string_view method, const std::string& path,
-                           std::string_view body = {},
-                           std::string_view content_type = "application/json") {
-    api::HttpClient* c = Client();
+  // Runs one typed call, `call(client, raw)`, and returns the reply's JSON body as the server
+  // sent it; nullopt after printing why the call failed.
+  std::optional<Json> Do(const std::function<absl::Status(api::Client&, api::Raw*)>& call) {
+    api::Client* c = Api();
     if (!c) return std::nullopt;
-    auto r = c->Request(method, path, body, content_type);
-    if (!r.ok()) {
-      Fail(UnreachableMessage(c->base_url(), r.status()));
+    api::Raw raw;
+    absl::Status s = call(*c, &raw);
+    if (!s.ok()) {
+      FailCall(inv_, *c, s);
       return std::nullopt;
     }
-    if (r->status < 200 || r->status >= 300) {
-      Fail(ErrorMessage(*r));
-      return std::nullopt;
-    }
-    last_index_ = r->Header("X-Berth-Index").value_or("0");
-    return Json::parse(r->body, nullptr, false);
+    return std::move(raw.body);
   }
 
   std::string Arg(size_t i) const {
@@ -128,7 +109,7 @@ class Cli {
     std::string name = Arg(1);
     if (name.empty()) return Usage(Cat("workload ", sub, " needs a workload NAME"));
     if (sub == "get") {
-      auto j = Call("GET", Cat("/v1/workloads/", name));
+      auto j = Do([&](api::Client& c, api::Raw* r) { return c.GetWorkload(name, {}, r).status(); });
       if (!j) return 1;
       if (json_) {
         out_ << j->dump(2) << "\n";
@@ -138,7 +119,7 @@ class Cli {
       return 0;
     }
     if (sub == "explain") {
-      auto j = Call("GET", Cat("/v1/workloads/", name, "/explain"));
+      auto j = Do([&](api::Client& c, api::Raw* r) { return c.Explain(name, r).status(); });
       if (!j) return 1;
       if (json_) {
         out_ << j->dump() << "\n";
@@ -148,7 +129,7 @@ class Cli {
       return 0;
     }
     if (sub == "start" || sub == "stop" || sub == "pause" || sub == "resume") {
-      auto j = Call("POST", Cat("/v1/workloads/", name, "/actions/", sub));
+      auto j = Do([&](api::Client& c, api::Raw* r) { return c.Act(name, sub, r).status(); });
       if (!j) return 1;
       if (json_) {
         out_ << j->dump() << "\n";
@@ -159,7 +140,7 @@ class Cli {
       return 0;
     }
     if (sub == "delete" || sub == "rm") {
-      auto j = Call("DELETE", Cat("/v1/workloads/", name));
+      auto j = Do([&](api::Client& c, api::Raw* r) { return c.DeleteWorkload(name, r).status(); });
       if (!j) return 1;
       if (json_) {
         out_ << j->dump() << "\n";
@@ -173,7 +154,7 @@ class Cli {
     if (sub == "console") return Logs(name, true);
     if (sub == "exec") return Exec(name);
     if (sub == "stats") {
-      auto j = Call("GET", Cat("/v1/workloads/", name, "/stats"));
+      auto j = Do([&](api::Client& c, api::Raw* r) { return c.Stats(name, r).status(); });
       if (!j) return 1;
       if (json_) {
         out_ << j->dump() << "\n";
@@ -204,7 +185,9 @@ class Cli {
     if (docs->empty()) return Fail(Cat(file, ": holds no workload spec"));
     Json created = Json::array();
     for (const Json& doc : *docs) {
-      auto j = Call("POST", "/v1/workloads", doc.dump());
+      auto j = Do([&](api::Client& c, api::Raw* r) {
+        return c.CreateWorkloadFromText(doc.dump(), "application/json", r).status();
+      });
       if (!j) return 1;
       created.push_back(*j);
       if (!json_) out_ << "workload " << (*j)["name"].get<std::string>() << " created\n";
@@ -214,7 +197,7 @@ class Cli {
   }
 
   int ListWorkloads() {
-    auto j = Call("GET", "/v1/workloads");
+    auto j = Do([&](api::Client& c, api::Raw* r) { return c.ListWorkloads({}, r).status(); });
     if (!j) return 1;
     if (json_) {
       out_ << (*j)["items"].dump() << "\n";
@@ -256,24 +239,20 @@ class Cli {
 
   // Prints (with -f follows) a workload's log, or with `console` a VM's serial console.
   int Logs(const std::string& name, bool console) {
-    api::HttpClient* c = Client();
+    api::Client* c = Api();
     if (!c) return 1;
     std::string stream = console ? "console" : inv_.Bool("stderr") ? "stderr" : "stdout";
-    bool follow = inv_.Bool("follow");
-    std::string path = console ? Cat("/v1/workloads/", name, "/console?stream=console")
-                               : Cat("/v1/workloads/", name, "/logs?stream=", stream);
-    if (!follow) {
-      auto r = c->Get(path);
-      if (!r.ok()) return Fail(UnreachableMessage(c->base_url(), r.status()));
-      if (r->status != 200) return Fail(ErrorMessage(*r));
+    if (!inv_.Bool("follow")) {
+      absl::StatusOr<std::string> text = console ? c->Console(name) : c->Logs(name, stream);
+      if (!text.ok()) return FailCall(inv_, *c, text.status());
       if (json_) {
-        out_ << Json{{"name", name}, {"stream", stream}, {"log", r->body}}.dump() << "\n";
+        out_ << Json{{"name", name}, {"stream", stream}, {"log", *text}}.dump() << "\n";
       } else {
-        out_ << r->body << std::flush;
+        out_ << *text << std::flush;
       }
       return 0;
     }
-    auto r = c->Stream(path + "&follow=true", [&](std::string_view chunk) {
+    auto sink = [&](std::string_view chunk) {
       if (json_) {
         out_ << Json{{"name", name}, {"stream", stream}, {"chunk", std::string(chunk)}}.dump()
              << std::endl;
@@ -281,9 +260,10 @@ class Cli {
         out_ << chunk << std::flush;
       }
       return true;
-    });
-    if (!r.ok()) return Fail(UnreachableMessage(c->base_url(), r.status()));
-    if (r->status != 200) return Fail(ErrorMessage(*r));
+    };
+    absl::Status s =
+        console ? c->StreamConsole(name, true, sink) : c->StreamLogs(name, stream, true, sink);
+    if (!s.ok()) return FailCall(inv_, *c, s);
     return 0;
   }
 
@@ -292,15 +272,11 @@ class Cli {
     std::vector<std::string> argv = inv_.Rest();
     if (argv.empty())
       return Usage("workload exec needs a command: berth workload exec NAME -- CMD...");
-    Json body = {{"argv", argv}};
-    if (inv_.Given("timeout")) body["timeout"] = inv_.String("timeout");
-    api::HttpClient* c = Client();
-    if (!c) return 1;
-    auto r = c->Post(Cat("/v1/workloads/", name, "/exec"), body.dump());
-    if (!r.ok()) return Fail(UnreachableMessage(c->base_url(), r.status()));
-    if (r->status != 200) return Fail(ErrorMessage(*r));
-    Json j = Json::parse(r->body, nullptr, false);
-    if (!j.is_object()) return Fail("malformed exec reply from the server");
+    api::wire::ExecRequest request{.argv = argv};
+    if (inv_.Given("timeout")) request.timeout = inv_.Duration("timeout");
+    auto reply = Do([&](api::Client& c, api::Raw* r) { return c.Exec(name, request, r).status(); });
+    if (!reply) return 1;
+    const Json& j = *reply;
     if (json_) {
       out_ << j.dump() << "\n";
     } else {
@@ -313,7 +289,7 @@ class Cli {
   int Host() {
     std::string sub = Arg(0);
     if (sub == "ls" || sub == "list") {
-      auto j = Call("GET", "/v1/hosts");
+      auto j = Do([&](api::Client& c, api::Raw* r) { return c.ListHosts(r).status(); });
       if (!j) return 1;
       if (json_) {
         out_ << (*j)["items"].dump() << "\n";
@@ -343,14 +319,14 @@ class Cli {
     }
     if (sub == "get") {
       if (Arg(1).empty()) return Usage("host get needs a host NAME");
-      auto j = Call("GET", Cat("/v1/hosts/", Arg(1)));
+      auto j = Do([&](api::Client& c, api::Raw* r) { return c.GetHost(Arg(1), r).status(); });
       if (!j) return 1;
       out_ << j->dump(json_ ? -1 : 2) << "\n";
       return 0;
     }
     if (sub == "rm" || sub == "delete") {
       if (Arg(1).empty()) return Usage("host rm needs a host NAME");
-      auto j = Call("DELETE", Cat("/v1/hosts/", Arg(1)));
+      auto j = Do([&](api::Client& c, api::Raw* r) { return c.DeleteHost(Arg(1), r); });
       if (!j) return 1;
       if (json_) {
         out_ << j->dump() << "\n";
@@ -365,7 +341,7 @@ class Cli {
   int Tenant() {
     std::string sub = Arg(0);
     if (sub == "ls" || sub == "list") {
-      auto j = Call("GET", "/v1/tenants");
+      auto j = Do([&](api::Client& c, api::Raw* r) { return c.ListTenants(r).status(); });
       if (!j) return 1;
       if (json_) {
         out_ << (*j)["items"].dump() << "\n";
@@ -390,7 +366,7 @@ class Cli {
     std::string verb = Arg(1), name = Arg(2);
     if (name.empty()) return Usage("tenant quota set|rm needs a tenant NAME");
     if (verb == "rm" || verb == "delete") {
-      auto j = Call("DELETE", Cat("/v1/tenants/", name, "/quota"));
+      auto j = Do([&](api::Client& c, api::Raw* r) { return c.DeleteQuota(name, r); });
       if (!j) return 1;
       out_ << (json_ ? j->dump() : Cat("tenant ", name, ": quota removed")) << "\n";
       return 0;
@@ -415,7 +391,7 @@ class Cli {
       return Usage(
           "tenant quota set needs at least one of --cpu --memory --disk --gpu --gpu-model");
     }
-    auto j = Call("PUT", Cat("/v1/tenants/", name, "/quota"), quota.dump());
+    auto j = Do([&](api::Client& c, api::Raw* r) { return c.SetQuota(name, quota, r).status(); });
     if (!j) return 1;
     out_ << (json_ ? j->dump() : Cat("tenant ", name, ": quota ", (*j)["quota"].dump())) << "\n";
     return 0;
@@ -425,9 +401,9 @@ class Cli {
     bool follow = inv_.Bool("follow");
     int64_t index = 0;
     while (true) {
-      std::string path = Cat("/v1/events?limit=1000");
-      if (index > 0) path = Cat("/v1/events?index=", index, "&wait=60s");
-      auto j = Call("GET", path);
+      api::EventQuery query{.index = index, .limit = 1000};
+      if (index > 0) query.wait = absl::Seconds(60);
+      auto j = Do([&](api::Client& c, api::Raw* r) { return c.ListEvents(query, r).status(); });
       if (!j) return 1;
       for (const Json& e : (*j)["items"]) {
         if (json_) {
@@ -449,8 +425,7 @@ class Cli {
   std::ostream& err_;
   std::vector<std::string> positional_;
   bool json_ = false;
-  std::string last_index_;
-  std::unique_ptr<api::HttpClient> client_;
+  std::unique_ptr<api::Client> client_;
 };
 
 using core::ArgDef;
@@ -727,6 +702,29 @@ std::string DefaultDataDir() {
 std::string UnreachableMessage(std::string_view url, const absl::Status& why) {
   return Cat("cannot reach the server at ", url, " (", why.message(),
              "); is it running there? Name another with --server URL or BERTH_ADDR");
+}
+
+std::unique_ptr<api::Client> MakeClient(Invocation& inv, absl::Duration timeout) {
+  auto target = FindServer(inv);
+  if (!target.ok()) {
+    inv.Fail(std::string(target.status().message()));
+    return nullptr;
+  }
+  return std::make_unique<api::Client>(
+      target->url,
+      api::ClientOptions{
+          .token = target->token, .timeout = timeout, .connect_timeout = kConnectTimeout});
+}
+
+int FailCall(Invocation& inv, api::Client& client, const absl::Status& status) {
+  // A server that answered names the problem itself. A request that got no answer fails in the
+  // HTTP client (Unavailable or DeadlineExceeded, "http client: ..."); a server's own 503 is
+  // Unavailable too but carries the server's message.
+  if ((absl::IsUnavailable(status) || absl::IsDeadlineExceeded(status)) &&
+      absl::StartsWith(status.message(), "http client: ")) {
+    return inv.Fail(UnreachableMessage(client.base_url(), status));
+  }
+  return inv.Fail(std::string(status.message()));
 }
 
 std::string ImagesDir(const std::string& agent_dir) { return agent_dir + "/images"; }

@@ -1,11 +1,13 @@
 // The `berth` command line for users: hosts, workloads, events and images, all through the
-// REST API, declared as commands of the one framework in core/flags.h. Every command takes
+// REST API's typed client (api::Client), declared as commands of the one framework in core/flags.h.
+// Every command takes
 // --json; failures exit 1 with the server's message, usage errors exit 2. The server address
 // and token come from --server/--token, BERTH_ADDR/BERTH_TOKEN, or the local dev server's data
 // directory (BERTH_DATA_DIR or ~/.berth).
 #pragma once
 
 #include <iostream>
+#include <memory>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -13,6 +15,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
+#include "api/client/client.h"
 #include "core/flags.h"
 
 namespace berth::cli {
@@ -39,6 +42,15 @@ inline constexpr absl::Duration kConnectTimeout = absl::Seconds(3);
 // how to name another.
 std::string UnreachableMessage(std::string_view url, const absl::Status& why);
 
+// The API client of a client command: the server and token of FindServer(inv), kConnectTimeout
+// to connect and `timeout` per request. nullptr after printing why there is none.
+std::unique_ptr<api::Client> MakeClient(core::Invocation& inv,
+                                        absl::Duration timeout = absl::Seconds(60));
+
+// Prints why a call failed and returns exit code 1: the server's message (the Status message)
+// when the server answered, else UnreachableMessage (no connection, or no answer in time).
+int FailCall(core::Invocation& inv, api::Client& client, const absl::Status& status);
+
 // ~/.berth, or BERTH_DATA_DIR when set.
 std::string DefaultDataDir();
 
@@ -51,8 +63,8 @@ struct ServerTarget {
 absl::StatusOr<ServerTarget> FindServer(const core::Invocation& inv);
 
 // The image catalog of the agent whose data directory is `agent_dir`: AGENT_DIR/images. Images
-// are per host, like a container runtime's image store; `berth image` acts on this host's
-// catalog (DefaultDataDir()/agent/images unless --images DIR says otherwise).
+// are per host, like a container runtime's image store; `berth image` reaches a host's catalog
+// through the server.
 std::string ImagesDir(const std::string& agent_dir);
 
 }  // namespace berth::cli

@@ -185,8 +185,6 @@ TEST(CliHelpTest, EveryGroupAndCommandRendersItsDeclaredFlags) {
 // with a JSON error, never a usage error.
 TEST(CliJsonTest, EveryCommandAcceptsJsonAndFailsWithAJsonError) {
   Listener closed(/*full_backlog=*/false);
-  std::string images = ::testing::TempDir() + "/berth-cli-json-images";
-  std::filesystem::remove_all(images);
   core::Command root = ClientRoot();
   int leaves = 0;
   std::function<void(const core::Command&, std::vector<std::string>)> walk =
@@ -202,9 +200,7 @@ TEST(CliJsonTest, EveryCommandAcceptsJsonAndFailsWithAJsonError) {
         ++leaves;
         // Flags first: after `workload exec NAME CMD` everything is the command's.
         args.insert(args.end(), {"--json", "--log-level", "off"});
-        if (args[0] == "image") {
-          args.insert(args.end(), {"--images", images});
-        } else if (args[0] != "version") {
+        if (args[0] != "version") {
           args.insert(args.end(), {"--server", closed.address(), "--token", "t"});
         }
         for (const core::FlagDef& f : c.flags) {
@@ -230,7 +226,6 @@ TEST(CliJsonTest, EveryCommandAcceptsJsonAndFailsWithAJsonError) {
       };
   for (const core::Command& c : root.subcommands) walk(c, {c.name});
   EXPECT_GT(leaves, 40);
-  std::filesystem::remove_all(images);
 }
 
 TEST(CliExitCodesTest, ZeroOkOneFailureTwoUsage) {
@@ -297,6 +292,45 @@ TEST(CliHostTest, RmRemovesAHostThatIsDownAndRefusesALiveOne) {
   Result help = Berth({"host", "--help"});
   EXPECT_EQ(help.code, 0);
   EXPECT_NE(help.out.find("host rm NAME"), std::string::npos) << help.out;
+}
+
+// `berth image` acts on one host's catalog: --host names it, else the only host there is; with
+// none or several it says so before asking for any catalog.
+TEST(CliImageTest, PicksTheOnlyHostOrAsksForHost) {
+  state::MemoryStore store;
+  control::ControlPlane control(&store, control::ControlPlaneOptions{});
+  api::ApiServer server(api::ApiServerOptions{.admin_token = "admin"}, &control, nullptr);
+  auto port = server.Start();
+  ASSERT_TRUE(port.ok()) << port.status();
+  const std::vector<std::string> to = {"--server", Cat("127.0.0.1:", *port), "--token", "admin"};
+  auto berth = [&](std::vector<std::string> args) {
+    args.insert(args.end(), to.begin(), to.end());
+    return Berth(args);
+  };
+
+  Result none = berth({"image", "ls"});
+  EXPECT_EQ(none.code, 1);
+  EXPECT_NE(none.err.find("no hosts"), std::string::npos) << none.err;
+
+  core::HostInventory inv;
+  inv.capacity.cpu = core::MilliCpu(2000);
+  inv.capacity.memory = core::MemoryMiB(1024);
+  ASSERT_TRUE(control.RegisterHost("node-a", inv).ok());
+  ASSERT_TRUE(control.RegisterHost("node-b", inv).ok());
+  Result several = berth({"image", "ls"});
+  EXPECT_EQ(several.code, 2);
+  EXPECT_NE(several.err.find("--host NAME"), std::string::npos) << several.err;
+  EXPECT_NE(several.err.find("node-a, node-b"), std::string::npos) << several.err;
+
+  // With --host the request goes to the server, whose answer (no catalog here) is printed.
+  Result named = berth({"image", "rm", "tiny", "--host", "node-b", "--json"});
+  EXPECT_EQ(named.code, 1);
+  Json err = Json::parse(named.err, nullptr, false);
+  ASSERT_TRUE(err.is_object() && err.contains("error")) << named.err;
+  EXPECT_EQ(err["error"].get<std::string>().find("cannot reach"), std::string::npos) << named.err;
+
+  Result help = Berth({"image", "import", "--help"});
+  EXPECT_NE(help.out.find("import directory"), std::string::npos) << help.out;
 }
 
 }  // namespace

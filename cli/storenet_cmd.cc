@@ -13,7 +13,7 @@
 
 #include "absl/strings/numbers.h"
 #include "absl/time/time.h"
-#include "api/http/client.h"
+#include "api/client/client.h"
 #include "cli/cli.h"
 #include "cli/table.h"
 #include "core/json.h"
@@ -55,40 +55,24 @@ class Session {
   // The value of the flag spelled `name` ("--size"), or "".
   std::string Flag(std::string_view name) const { return inv_.String(name.substr(2)); }
 
-  api::HttpClient* Client() {
-    if (client_) return client_.get();
-    auto target = FindServer(inv_);
-    if (!target.ok()) {
-      Fail(std::string(target.status().message()));
-      return nullptr;
-    }
+  api::Client* Api() {
     // Backups and restores copy whole disks in one request.
-    client_ = std::make_unique<api::HttpClient>(
-        target->url, api::HttpClient::Options{.bearer_token = target->token,
-                                              .timeout = absl::Hours(6),
-                                              .connect_timeout = kConnectTimeout});
+    if (!client_) client_ = MakeClient(inv_, absl::Hours(6));
     return client_.get();
   }
 
-  std::optional<Json> Call(std::string_view method, const std::string& path,
-                           const Json& body = nullptr) {
-    api::HttpClient* c = Client();
+  // Runs one typed call, `call(client, raw)`, and returns the reply's JSON body as the server
+  // sent it; nullopt after printing why the call failed.
+  std::optional<Json> Do(const std::function<absl::Status(api::Client&, api::Raw*)>& call) {
+    api::Client* c = Api();
     if (!c) return std::nullopt;
-    auto r = c->Request(method, path, body.is_null() ? std::string() : body.dump());
-    if (!r.ok()) {
-      Fail(UnreachableMessage(c->base_url(), r.status()));
+    api::Raw raw;
+    absl::Status s = call(*c, &raw);
+    if (!s.ok()) {
+      FailCall(inv_, *c, s);
       return std::nullopt;
     }
-    Json j = Json::parse(r->body, nullptr, false);
-    if (r->status < 200 || r->status >= 300) {
-      if (j.is_object() && j.contains("error")) {
-        Fail(j["error"].value("message", r->body));
-      } else {
-        Fail(Cat("HTTP ", r->status, ": ", r->body));
-      }
-      return std::nullopt;
-    }
-    return j;
+    return std::move(raw.body);
   }
 
   // Prints the object as JSON or via `text`.
@@ -119,43 +103,25 @@ class Session {
     out_ << "snapshots:   " << snaps << "\n";
   }
 
-  // Posts a long copy and relays its progress lines to stderr; returns the final result.
-  std::optional<Json> Copy(const std::string& path, const Json& body) {
-    api::HttpClient* c = Client();
+  // Runs a long copy (backup or restore), relaying its progress to stderr; returns the result.
+  std::optional<Json> Copy(
+      const std::function<absl::StatusOr<Json>(api::Client&, const api::CopyProgress&)>& copy) {
+    api::Client* c = Api();
     if (!c) return std::nullopt;
-    auto r = c->Request("POST", path, body.dump());
-    if (!r.ok()) {
-      Fail(UnreachableMessage(c->base_url(), r.status()));
+    auto result = copy(*c, [&](int p) {
+      if (!json_) err_ << "\r" << p / 10 << "." << p % 10 << "%" << (p == 1000 ? "\n" : "");
+    });
+    if (!result.ok()) {
+      FailCall(inv_, *c, result.status());
       return std::nullopt;
     }
-    if (r->status < 200 || r->status >= 300) {
-      Json j = Json::parse(r->body, nullptr, false);
-      Fail(j.is_object() && j.contains("error") ? j["error"].value("message", r->body) : r->body);
-      return std::nullopt;
-    }
-    std::istringstream lines(r->body);
-    std::string line;
-    while (std::getline(lines, line)) {
-      Json j = Json::parse(line, nullptr, false);
-      if (!j.is_object()) continue;
-      if (j.contains("progress")) {
-        int p = j["progress"].get<int>();
-        if (!json_) err_ << "\r" << p / 10 << "." << p % 10 << "%" << (p == 1000 ? "\n" : "");
-      } else if (j.contains("error")) {
-        Fail(j["error"].value("message", line));
-        return std::nullopt;
-      } else if (j.contains("result")) {
-        return j["result"];
-      }
-    }
-    Fail("the server ended the copy without a result");
-    return std::nullopt;
+    return *std::move(result);
   }
 
   int Disk() {
     std::string sub = Arg(0), name = Arg(1);
     if (sub == "pools") {
-      auto j = Call("GET", "/v1/pools");
+      auto j = Do([&](api::Client& c, api::Raw* r) { return c.ListPools(r).status(); });
       if (!j) return 1;
       return Print(*j, [&](const Json& list) {
         std::vector<std::vector<std::string>> rows = {
@@ -170,7 +136,7 @@ class Session {
       });
     }
     if (sub == "ls" || sub == "list") {
-      auto j = Call("GET", "/v1/disks");
+      auto j = Do([&](api::Client& c, api::Raw* r) { return c.ListDisks(r).status(); });
       if (!j) return 1;
       return Print(*j, [&](const Json& list) {
         std::vector<std::vector<std::string>> rows = {
@@ -187,13 +153,14 @@ class Session {
     if (sub == "restore") {
       std::string file = Arg(1), target = Arg(2);
       if (file.empty() || target.empty()) return Usage("usage: berth disk restore FILE NAME");
-      auto j = Copy("/v1/disks/restore", Json{{"file", file}, {"name", target}});
+      auto j = Copy([&](api::Client& c, const api::CopyProgress& p) {
+        return c.RestoreDisk(file, target, p);
+      });
       if (!j) return 1;
       return Print(*j,
                    [&](const Json& d) { out_ << "disk " << d.value("name", "") << " restored\n"; });
     }
     if (name.empty()) return Usage(Cat("disk ", sub, " needs a disk NAME"));
-    std::string base = Cat("/v1/disks/", name);
     auto show = [&](std::optional<Json> j, std::string_view done) {
       if (!j) return 1;
       return Print(*j, [&](const Json& d) {
@@ -205,25 +172,35 @@ class Session {
       });
     };
     if (sub == "create") {
-      Json body = {{"name", name}};
-      if (!Flag("--size").empty()) body["size"] = Flag("--size");
-      if (!Flag("--format").empty()) body["format"] = Flag("--format");
-      if (!Flag("--fs").empty()) body["filesystem"] = Flag("--fs");
-      if (!Flag("--from-image").empty()) body["from_image"] = Flag("--from-image");
-      return show(Call("POST", "/v1/disks", body), "created");
+      api::wire::DiskCreate request{.name = name,
+                                    .size = Flag("--size"),
+                                    .format = Flag("--format"),
+                                    .filesystem = Flag("--fs"),
+                                    .from_image = Flag("--from-image")};
+      return show(
+          Do([&](api::Client& c, api::Raw* r) { return c.CreateDisk(request, r).status(); }),
+          "created");
     }
-    if (sub == "get") return show(Call("GET", base), "");
+    if (sub == "get")
+      return show(Do([&](api::Client& c, api::Raw* r) { return c.GetDisk(name, r).status(); }), "");
     if (sub == "resize") {
       if (Flag("--size").empty()) return Usage("usage: berth disk resize NAME --size SIZE");
-      return show(Call("POST", base + "/resize", Json{{"size", Flag("--size")}}), "resized");
+      return show(Do([&](api::Client& c, api::Raw* r) {
+                    return c.ResizeDisk(name, Flag("--size"), r).status();
+                  }),
+                  "resized");
     }
     if (sub == "snapshot" || sub == "revert") {
       std::string snap = Arg(2);
       if (snap.empty()) return Usage(Cat("usage: berth disk ", sub, " NAME SNAP"));
       if (sub == "snapshot") {
-        return show(Call("POST", base + "/snapshots", Json{{"name", snap}}), "snapshot taken");
+        return show(
+            Do([&](api::Client& c, api::Raw* r) { return c.SnapshotDisk(name, snap, r).status(); }),
+            "snapshot taken");
       }
-      return show(Call("POST", base + "/revert", Json{{"snapshot", snap}}), "reverted");
+      return show(
+          Do([&](api::Client& c, api::Raw* r) { return c.RevertDisk(name, snap, r).status(); }),
+          "reverted");
     }
     if (sub == "clone") {
       std::string target = Arg(2), source = name, snap;
@@ -232,19 +209,25 @@ class Session {
         snap = source.substr(at + 1);
         source = source.substr(0, at);
       }
-      Json body = {{"name", target}};
-      if (!snap.empty()) body["snapshot"] = snap;
-      return show(Call("POST", Cat("/v1/disks/", source, "/clone"), body), "created");
+      return show(Do([&](api::Client& c, api::Raw* r) {
+                    return c.CloneDisk(source, snap, target, r).status();
+                  }),
+                  "created");
     }
     if (sub == "attach") {
       if (Arg(2).empty()) return Usage("usage: berth disk attach NAME WORKLOAD");
-      return show(Call("POST", base + "/attach", Json{{"workload", Arg(2)}}), "attached");
+      return show(
+          Do([&](api::Client& c, api::Raw* r) { return c.AttachDisk(name, Arg(2), r).status(); }),
+          "attached");
     }
-    if (sub == "detach") return show(Call("POST", base + "/detach", Json::object()), "detached");
+    if (sub == "detach")
+      return show(Do([&](api::Client& c, api::Raw* r) { return c.DetachDisk(name, r).status(); }),
+                  "detached");
     if (sub == "backup") {
       std::string file = Arg(2);
       if (file.empty()) return Usage("usage: berth disk backup NAME FILE");
-      auto j = Copy(base + "/backup", Json{{"file", file}});
+      auto j = Copy(
+          [&](api::Client& c, const api::CopyProgress& p) { return c.BackupDisk(name, file, p); });
       if (!j) return 1;
       return Print(*j, [&](const Json& b) {
         out_ << "backup of " << name << " written to " << b.value("file", "") << " ("
@@ -252,7 +235,7 @@ class Session {
       });
     }
     if (sub == "rm" || sub == "delete") {
-      auto j = Call("DELETE", base);
+      auto j = Do([&](api::Client& c, api::Raw* r) { return c.DeleteDisk(name, r); });
       if (!j) return 1;
       return Print(*j, [&](const Json&) { out_ << "disk " << name << " deleted\n"; });
     }
@@ -262,7 +245,7 @@ class Session {
   int Net() {
     std::string sub = Arg(0), name = Arg(1);
     if (sub == "ls" || sub == "list") {
-      auto j = Call("GET", "/v1/networks");
+      auto j = Do([&](api::Client& c, api::Raw* r) { return c.ListNetworks(r).status(); });
       if (!j) return 1;
       return Print(*j, [&](const Json& list) {
         std::vector<std::vector<std::string>> rows = {
@@ -277,10 +260,11 @@ class Session {
     }
     if (name.empty()) return Usage(Cat("net ", sub, " needs a network NAME"));
     if (sub == "create") {
-      Json body = {{"name", name}, {"subnet", Flag("--subnet")}};
-      if (!Flag("--gateway").empty()) body["gateway"] = Flag("--gateway");
-      if (inv_.Bool("nat")) body["nat"] = true;
-      auto j = Call("POST", "/v1/networks", body);
+      api::wire::NetworkCreate request{
+          .name = name, .subnet = Flag("--subnet"), .gateway = Flag("--gateway")};
+      if (inv_.Bool("nat")) request.nat = true;
+      auto j =
+          Do([&](api::Client& c, api::Raw* r) { return c.CreateNetwork(request, r).status(); });
       if (!j) return 1;
       return Print(*j, [&](const Json& n) {
         out_ << "network " << name << " created: " << n["spec"].value("subnet", "") << " gateway "
@@ -289,7 +273,7 @@ class Session {
       });
     }
     if (sub == "get") {
-      auto j = Call("GET", Cat("/v1/networks/", name));
+      auto j = Do([&](api::Client& c, api::Raw* r) { return c.GetNetwork(name, r).status(); });
       if (!j) return 1;
       return Print(*j, [&](const Json& n) {
         out_ << "name:     " << name << "\nsubnet:   " << n["spec"].value("subnet", "")
@@ -305,7 +289,7 @@ class Session {
       });
     }
     if (sub == "rm" || sub == "delete") {
-      auto j = Call("DELETE", Cat("/v1/networks/", name));
+      auto j = Do([&](api::Client& c, api::Raw* r) { return c.DeleteNetwork(name, r); });
       if (!j) return 1;
       return Print(*j, [&](const Json&) { out_ << "network " << name << " deleted\n"; });
     }
@@ -327,7 +311,7 @@ class Session {
   int Secgroup() {
     std::string sub = Arg(0);
     if (sub == "ls" || sub == "list") {
-      auto j = Call("GET", "/v1/secgroups");
+      auto j = Do([&](api::Client& c, api::Raw* r) { return c.ListSecurityGroups(r).status(); });
       if (!j) return 1;
       return Print(*j, [&](const Json& list) {
         std::vector<std::vector<std::string>> rows = {{"NAME", "RULES"}};
@@ -341,17 +325,19 @@ class Session {
       std::string op = Arg(1), group = Arg(2);
       if (group.empty()) return Usage("usage: berth secgroup rule add|rm GROUP ...");
       if (op == "add") {
-        Json body = {{"proto", Flag("--proto").empty() ? "tcp" : Flag("--proto")}};
-        if (!Flag("--ports").empty()) body["ports"] = Flag("--ports");
-        if (!Flag("--from").empty()) body["from"] = Flag("--from");
-        if (!Flag("--from-group").empty()) body["from_group"] = Flag("--from-group");
-        auto j = Call("POST", Cat("/v1/secgroups/", group, "/rules"), body);
+        api::wire::SecurityRule rule{.protocol = Flag("--proto").empty() ? "tcp" : Flag("--proto"),
+                                     .ports = Flag("--ports"),
+                                     .from_cidr = Flag("--from"),
+                                     .from_group = Flag("--from-group")};
+        auto j =
+            Do([&](api::Client& c, api::Raw* r) { return c.AddRule(group, rule, r).status(); });
         if (!j) return 1;
         return Print(*j, [&](const Json& g) { PrintGroup(g); });
       }
       if (op == "rm" || op == "delete") {
         if (Arg(3).empty()) return Usage("usage: berth secgroup rule rm GROUP RULE_ID");
-        auto j = Call("DELETE", Cat("/v1/secgroups/", group, "/rules/", Arg(3)));
+        auto j = Do(
+            [&](api::Client& c, api::Raw* r) { return c.RemoveRule(group, Arg(3), r).status(); });
         if (!j) return 1;
         return Print(*j, [&](const Json& g) { PrintGroup(g); });
       }
@@ -360,17 +346,19 @@ class Session {
     std::string name = Arg(1);
     if (name.empty()) return Usage(Cat("secgroup ", sub, " needs a group NAME"));
     if (sub == "create") {
-      auto j = Call("POST", "/v1/secgroups", Json{{"name", name}});
+      auto j =
+          Do([&](api::Client& c, api::Raw* r) { return c.CreateSecurityGroup(name, r).status(); });
       if (!j) return 1;
       return Print(*j, [&](const Json&) { out_ << "secgroup " << name << " created\n"; });
     }
     if (sub == "get") {
-      auto j = Call("GET", Cat("/v1/secgroups/", name));
+      auto j =
+          Do([&](api::Client& c, api::Raw* r) { return c.GetSecurityGroup(name, r).status(); });
       if (!j) return 1;
       return Print(*j, [&](const Json& g) { PrintGroup(g); });
     }
     if (sub == "rm" || sub == "delete") {
-      auto j = Call("DELETE", Cat("/v1/secgroups/", name));
+      auto j = Do([&](api::Client& c, api::Raw* r) { return c.DeleteSecurityGroup(name, r); });
       if (!j) return 1;
       return Print(*j, [&](const Json&) { out_ << "secgroup " << name << " deleted\n"; });
     }
@@ -380,7 +368,7 @@ class Session {
   int Portfwd() {
     std::string sub = Arg(0);
     if (sub == "ls" || sub == "list") {
-      auto j = Call("GET", "/v1/portforwards");
+      auto j = Do([&](api::Client& c, api::Raw* r) { return c.ListPortForwards(r).status(); });
       if (!j) return 1;
       return Print(*j, [&](const Json& list) {
         std::vector<std::vector<std::string>> rows = {
@@ -395,18 +383,19 @@ class Session {
       });
     }
     if (sub == "add") {
-      Json body = {{"host_port", inv_.Int("host-port")},
-                   {"port", inv_.Int("port")},
-                   {"workload", Flag("--workload")}};
-      if (!Flag("--proto").empty()) body["proto"] = Flag("--proto");
-      auto j = Call("POST", "/v1/portforwards", body);
+      api::wire::PortForwardCreate request{.protocol = Flag("--proto"),
+                                           .host_port = static_cast<int>(inv_.Int("host-port")),
+                                           .workload = Flag("--workload"),
+                                           .port = static_cast<int>(inv_.Int("port"))};
+      auto j =
+          Do([&](api::Client& c, api::Raw* r) { return c.AddPortForward(request, r).status(); });
       if (!j) return 1;
       return Print(
           *j, [&](const Json& f) { out_ << "port forward " << f.value("id", "") << " added\n"; });
     }
     if (sub == "rm" || sub == "delete") {
       if (Arg(1).empty()) return Usage("usage: berth portfwd rm ID");
-      auto j = Call("DELETE", Cat("/v1/portforwards/", Arg(1)));
+      auto j = Do([&](api::Client& c, api::Raw* r) { return c.RemovePortForward(Arg(1), r); });
       if (!j) return 1;
       return Print(*j, [&](const Json&) { out_ << "port forward " << Arg(1) << " removed\n"; });
     }
@@ -418,7 +407,7 @@ class Session {
   std::ostream& err_;
   std::vector<std::string> pos_;
   bool json_ = false;
-  std::unique_ptr<api::HttpClient> client_;
+  std::unique_ptr<api::Client> client_;
 };
 
 using core::ArgDef;

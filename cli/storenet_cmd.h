@@ -1,7 +1,7 @@
 // `berth disk`, `berth net`, `berth secgroup` and `berth portfwd`: the storage and network
-// objects of a Berth server, through its REST API (/v1/disks, /v1/networks, /v1/secgroups,
-// /v1/portforwards). Every command takes --json and --help; failures exit 1 with the server's
-// message (naming the wrong field), usage errors exit 2.
+// objects of a Berth server, through its REST API's typed client (api::Client: disks, pools,
+// networks, security groups, port forwards). Every command takes --json and --help; failures exit 1
+// with the server's message (naming the wrong field), usage errors exit 2.
 #pragma once
 
 #include <vector>

@@ -141,13 +141,25 @@ class ComputeE2eTest : public ::testing::Test {
     ASSERT_NE(mkdtemp(tmpl.data()), nullptr);
     dir_ = tmpl;
     server_ = std::make_unique<DevServer>(dir_);
+    // `berth image import` names files in the server's import directory (DATA_DIR/imports).
     const std::string images = ImagesDir();
-    auto vm = server_->Cli({"image", "import", "tiny-vm", "--kernel", images + "/tiny-vm/vmlinuz",
-                            "--initrd", images + "/tiny-vm/initrd.img"});
-    ASSERT_EQ(vm.exit_code, 0) << vm.err;
-    auto box = server_->Cli({"image", "import", "busybox", "--rootfs", images + "/busybox-rootfs"});
-    ASSERT_EQ(box.exit_code, 0) << box.err;
+    const fs::path imports = fs::path(dir_) / "imports";
+    fs::create_directories(imports);
+    for (const char* file : {"tiny-vm/vmlinuz", "tiny-vm/initrd.img", "busybox-rootfs.tar"}) {
+      fs::copy_file(fs::path(images) / file, imports / fs::path(file).filename());
+    }
     ASSERT_TRUE(server_->Start());
+    // The server attaches its host's catalog once the local agent runs: retry briefly.
+    runtime::host::RunResult vm;
+    for (int i = 0; i < 100; ++i) {
+      vm = server_->Cli(
+          {"image", "import", "tiny-vm", "--kernel", "vmlinuz", "--initrd", "initrd.img"});
+      if (vm.exit_code == 0) break;
+      absl::SleepFor(absl::Milliseconds(100));
+    }
+    ASSERT_EQ(vm.exit_code, 0) << vm.err;
+    auto box = server_->Cli({"image", "import", "busybox", "--rootfs", "busybox-rootfs.tar"});
+    ASSERT_EQ(box.exit_code, 0) << box.err;
   }
 
   void TearDown() override {
@@ -435,8 +447,8 @@ resources: {cpu: 250m, memory: 32Mi}
   EXPECT_GT(stats.value("rss_bytes", int64_t{0}), 0);
 
   // The catalog: import from a tar, list, use, remove; an unknown image fails the workload.
-  auto tar = server_->Cli(
-      {"image", "import", "from-tar", "--rootfs", ImagesDir() + "/busybox-rootfs.tar", "--json"});
+  auto tar =
+      server_->Cli({"image", "import", "from-tar", "--rootfs", "busybox-rootfs.tar", "--json"});
   ASSERT_EQ(tar.exit_code, 0) << tar.err;
   auto ls = server_->Cli({"image", "ls", "--json"});
   ASSERT_EQ(ls.exit_code, 0);

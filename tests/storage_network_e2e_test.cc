@@ -312,10 +312,17 @@ TEST_F(StorageNetworkE2eTest, ImagesComeFromTheCatalogAndBackupsGoWhereTheOperat
   namespace fs = std::filesystem;
   // The default backup directory is made at start, for the server's user only.
   EXPECT_EQ(fs::status(dir_ + "/backups").permissions() & fs::perms::all, fs::perms::owner_all);
-  // A host file gets into the catalog only through the CLI on the host; the API then names it.
-  Sh({"qemu-img", "create", "-q", "-f", "qcow2", dir_ + "/base.qcow2", "32M"});
-  e2e::Result imported =
-      e2e::Run(dir_, {"image", "import", "base", "--disk", dir_ + "/base.qcow2"});
+  // A host file gets into the catalog only by an image import from the server's import
+  // directory (DATA_DIR/imports); the API then names it.
+  fs::create_directories(dir_ + "/imports");
+  Sh({"qemu-img", "create", "-q", "-f", "qcow2", dir_ + "/imports/base.qcow2", "32M"});
+  e2e::Result imported;
+  e2e::Eventually(
+      [&] {
+        imported = e2e::Run(dir_, {"image", "import", "base", "--disk", "base.qcow2"});
+        return imported.exit_code == 0;
+      },
+      30);
   ASSERT_EQ(imported.exit_code, 0) << imported.err;
   const std::string image = dir_ + "/agent/images/images/base/disk.qcow2";
   auto by_name = server_.client().CreateDisk({.name = "root", .from_image = "base"});
@@ -326,7 +333,8 @@ TEST_F(StorageNetworkE2eTest, ImagesComeFromTheCatalogAndBackupsGoWhereTheOperat
   ASSERT_TRUE(by_path.ok()) << by_path.status();
   EXPECT_EQ((*by_path)["status"]["backing_file"], image);
   // The file imported from stays outside the API's reach.
-  auto outside = server_.client().CreateDisk({.name = "root3", .from_image = dir_ + "/base.qcow2"});
+  auto outside =
+      server_.client().CreateDisk({.name = "root3", .from_image = dir_ + "/imports/base.qcow2"});
   EXPECT_TRUE(absl::IsInvalidArgument(outside.status())) << outside.status();
 
   // --backup-dir puts backups elsewhere; the default directory is then out of reach.

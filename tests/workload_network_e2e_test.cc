@@ -76,6 +76,20 @@ class WorkloadNetworkE2eTest : public ::testing::Test {
     e2e::Result r = Cli(args);
     ASSERT_EQ(r.exit_code, 0) << args[0] << " " << args[1] << ": " << r.err;
   }
+  // Copies `files` into the server's image import directory (DATA_DIR/imports) and runs `berth
+  // image import` with their names, once the server has attached its host's catalog.
+  void MustImport(std::vector<std::string> args, const std::vector<std::string>& files) {
+    const std::filesystem::path imports = std::filesystem::path(dir_) / "imports";
+    std::filesystem::create_directories(imports);
+    for (const std::string& f : files) {
+      std::filesystem::copy_file(f, imports / std::filesystem::path(f).filename(),
+                                 std::filesystem::copy_options::overwrite_existing);
+    }
+    args.insert(args.begin(), {"image", "import"});
+    e2e::Result r;
+    e2e::Eventually([&] { return (r = Cli(args)).exit_code == 0; }, 30);
+    ASSERT_EQ(r.exit_code, 0) << "image import: " << r.err;
+  }
   void Create(const Json& spec) {
     auto created = server_.client().CreateWorkloadFromText(spec.dump());
     ASSERT_TRUE(created.ok()) << created.status();
@@ -145,7 +159,7 @@ class WorkloadNetworkE2eTest : public ::testing::Test {
 };
 
 TEST_F(WorkloadNetworkE2eTest, ContainersTalkThroughGroupsAndPortForwards) {
-  MustCli({"image", "import", "busybox", "--rootfs", ImagesDir() + "/busybox-rootfs"});
+  MustImport({"busybox", "--rootfs", "busybox-rootfs.tar"}, {ImagesDir() + "/busybox-rootfs.tar"});
   MustCli({"net", "create", "blue", "--subnet", "10.216.0.0/24"});
   MustCli({"secgroup", "create", "web"});
   MustCli({"secgroup", "rule", "add", "web", "--proto", "tcp", "--ports", "8080"});
@@ -254,8 +268,8 @@ TEST_F(WorkloadNetworkE2eTest, ContainersTalkThroughGroupsAndPortForwards) {
 
 TEST_F(WorkloadNetworkE2eTest, VmTakesItsAddressAndKeepsItsDiskThroughSnapshotRevert) {
   const std::string images = ImagesDir();
-  MustCli({"image", "import", "tiny-vm", "--kernel", images + "/tiny-vm/vmlinuz", "--initrd",
-           images + "/tiny-vm/initrd.img"});
+  MustImport({"tiny-vm", "--kernel", "vmlinuz", "--initrd", "initrd.img"},
+             {images + "/tiny-vm/vmlinuz", images + "/tiny-vm/initrd.img"});
   MustCli({"net", "create", "vmnet", "--subnet", "10.217.0.0/24"});
   MustCli({"disk", "create", "vmdata", "--size", "64Mi", "--fs", "ext4"});
   auto vm = [](const std::string& name, const std::string& script) {
