@@ -16,6 +16,7 @@
 #include "api/body_parser.h"
 #include "api/client/client.h"
 #include "cli/image_cmd.h"
+#include "cli/session.h"
 #include "cli/storenet_cmd.h"
 #include "cli/table.h"
 #include "core/json.h"
@@ -68,39 +69,9 @@ std::string GpuText(const Json& spec_resources) {
 // One run of a client command: its parsed invocation, the connection to the server, and the
 // ways it prints. `words` name the command within its group ("get"; "quota", "set"): Arg(0)...
 // are they, then the command's own arguments.
-class Cli {
+class Cli : public CommandSession {
  public:
-  Cli(core::Invocation& inv, std::vector<std::string> words)
-      : inv_(inv), out_(inv.out()), err_(inv.err()), positional_(std::move(words)) {
-    json_ = inv.json();
-    for (const std::string& a : inv.args()) positional_.push_back(a);
-  }
-
-  int Usage(std::string_view problem) { return inv_.UsageError(problem); }
-  int Fail(std::string_view message) { return inv_.Fail(message); }
-
-  api::Client* Api() {
-    if (!client_) client_ = MakeClient(inv_);
-    return client_.get();
-  }
-
-  // Runs one typed call, `call(client, raw)`, and returns the reply's JSON body as the server
-  // sent it; nullopt after printing why the call failed.
-  std::optional<Json> Do(const std::function<absl::Status(api::Client&, api::Raw*)>& call) {
-    api::Client* c = Api();
-    if (!c) return std::nullopt;
-    api::Raw raw;
-    absl::Status s = call(*c, &raw);
-    if (!s.ok()) {
-      FailCall(inv_, *c, s);
-      return std::nullopt;
-    }
-    return std::move(raw.body);
-  }
-
-  std::string Arg(size_t i) const {
-    return i < positional_.size() ? positional_[i] : std::string();
-  }
+  using CommandSession::CommandSession;
 
   int Workload() {
     std::string sub = Arg(0);
@@ -419,13 +390,6 @@ class Cli {
       index = std::max<int64_t>(index, (*j).value("revision", int64_t{0}));
     }
   }
-
-  core::Invocation& inv_;
-  std::ostream& out_;
-  std::ostream& err_;
-  std::vector<std::string> positional_;
-  bool json_ = false;
-  std::unique_ptr<api::Client> client_;
 };
 
 using core::ArgDef;

@@ -15,6 +15,7 @@
 #include "absl/time/time.h"
 #include "api/client/client.h"
 #include "cli/cli.h"
+#include "cli/session.h"
 #include "cli/table.h"
 #include "core/json.h"
 #include "core/strings.h"
@@ -28,16 +29,11 @@ namespace {
 
 // One run of a storage or network command. `words` name the command within its group ("create";
 // "rule", "add"): Arg(0)... are they, then the command's own arguments.
-class Session {
+// Backups and restores copy whole disks in one request, so requests may take hours.
+class Session : public CommandSession {
  public:
   Session(core::Invocation& inv, std::vector<std::string> words)
-      : inv_(inv), out_(inv.out()), err_(inv.err()), pos_(std::move(words)) {
-    json_ = inv.json();
-    for (const std::string& a : inv.args()) pos_.push_back(a);
-  }
-
-  int Usage(std::string_view problem) { return inv_.UsageError(problem); }
-  int Fail(std::string_view message) { return inv_.Fail(message); }
+      : CommandSession(inv, std::move(words), absl::Hours(6)) {}
   // 200704 -> "196Ki", 10737418240 -> "10.0Gi": for people, not for parsing.
   static std::string Bytes(int64_t bytes) {
     static constexpr const char* kUnits[] = {"", "Ki", "Mi", "Gi", "Ti", "Pi"};
@@ -51,29 +47,8 @@ class Session {
     snprintf(buf, sizeof buf, u >= 3 ? "%.1f%s" : "%.0f%s", v, kUnits[u]);
     return buf;
   }
-  std::string Arg(size_t i) const { return i < pos_.size() ? pos_[i] : std::string(); }
   // The value of the flag spelled `name` ("--size"), or "".
   std::string Flag(std::string_view name) const { return inv_.String(name.substr(2)); }
-
-  api::Client* Api() {
-    // Backups and restores copy whole disks in one request.
-    if (!client_) client_ = MakeClient(inv_, absl::Hours(6));
-    return client_.get();
-  }
-
-  // Runs one typed call, `call(client, raw)`, and returns the reply's JSON body as the server
-  // sent it; nullopt after printing why the call failed.
-  std::optional<Json> Do(const std::function<absl::Status(api::Client&, api::Raw*)>& call) {
-    api::Client* c = Api();
-    if (!c) return std::nullopt;
-    api::Raw raw;
-    absl::Status s = call(*c, &raw);
-    if (!s.ok()) {
-      FailCall(inv_, *c, s);
-      return std::nullopt;
-    }
-    return std::move(raw.body);
-  }
 
   // Prints the object as JSON or via `text`.
   int Print(const Json& j, const std::function<void(const Json&)>& text) {
@@ -401,13 +376,6 @@ class Session {
     }
     return Usage(Cat("unknown portfwd command \"", sub, "\""));
   }
-
-  core::Invocation& inv_;
-  std::ostream& out_;
-  std::ostream& err_;
-  std::vector<std::string> pos_;
-  bool json_ = false;
-  std::unique_ptr<api::Client> client_;
 };
 
 using core::ArgDef;

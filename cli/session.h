@@ -1,0 +1,75 @@
+// CommandSession: what every client command's body shares: the invocation, its positional words,
+// `--json`, the typed API client made on first use, and the one way a call's failure is printed.
+// The command groups (cli.cc, storenet_cmd.cc) derive their method holders from it.
+#pragma once
+
+#include <functional>
+#include <memory>
+#include <optional>
+#include <ostream>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/time/time.h"
+#include "api/client/client.h"
+#include "cli/cli.h"
+#include "core/flags.h"
+#include "core/json.h"
+
+namespace berth::cli {
+
+class CommandSession {
+ public:
+  // `words` are the command path's words the body dispatches on ("create"); the invocation's
+  // positional arguments follow them. Each request may take up to `timeout`.
+  CommandSession(core::Invocation& inv, std::vector<std::string> words,
+                 absl::Duration timeout = absl::Seconds(60))
+      : inv_(inv),
+        out_(inv.out()),
+        err_(inv.err()),
+        pos_(std::move(words)),
+        json_(inv.json()),
+        timeout_(timeout) {
+    for (const std::string& a : inv.args()) pos_.push_back(a);
+  }
+
+  int Usage(std::string_view problem) { return inv_.UsageError(problem); }
+  int Fail(std::string_view message) { return inv_.Fail(message); }
+  std::string Arg(size_t i) const { return i < pos_.size() ? pos_[i] : std::string(); }
+
+  // The client, made on first use; nullptr after printing why there is none.
+  api::Client* Api() {
+    if (!client_) client_ = MakeClient(inv_, timeout_);
+    return client_.get();
+  }
+
+  // Runs one typed call, `call(client, raw)`, and returns the reply's JSON body as the server
+  // sent it; nullopt after printing why the call failed.
+  std::optional<core::Json> Do(const std::function<absl::Status(api::Client&, api::Raw*)>& call) {
+    api::Client* c = Api();
+    if (!c) return std::nullopt;
+    api::Raw raw;
+    absl::Status s = call(*c, &raw);
+    if (!s.ok()) {
+      FailCall(inv_, *c, s);
+      return std::nullopt;
+    }
+    return std::move(raw.body);
+  }
+
+ protected:
+  core::Invocation& inv_;
+  std::ostream& out_;
+  std::ostream& err_;
+  std::vector<std::string> pos_;
+  bool json_ = false;
+
+ private:
+  absl::Duration timeout_;
+  std::unique_ptr<api::Client> client_;
+};
+
+}  // namespace berth::cli
