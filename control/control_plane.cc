@@ -33,40 +33,44 @@ std::optional<Action> ParseAction(std::string_view text) {
   return std::nullopt;
 }
 
+absl::StatusOr<Json> HostAllocCodec::Encode(const HostAlloc& alloc) {
+  return Json{{"workloads", alloc.workloads}};
+}
+
+absl::StatusOr<HostAlloc> HostAllocCodec::Decode(const Json& json) {
+  if (!json.is_object() || !json.contains("workloads") || !json["workloads"].is_object()) {
+    return absl::InvalidArgumentError("workloads: must be an object");
+  }
+  HostAlloc alloc;
+  for (auto it = json["workloads"].begin(); it != json["workloads"].end(); ++it) {
+    if (!it->is_number_integer()) {
+      return absl::InvalidArgumentError(Cat("workloads.", it.key(), ": must be an integer"));
+    }
+    alloc.workloads[it.key()] = it->get<int64_t>();
+  }
+  return alloc;
+}
+
+absl::StatusOr<Json> HostCredentialCodec::Encode(const HostCredential& credential) {
+  return Json{{"sha256", credential.sha256}, {"issued_at", core::EncodeTime(credential.issued_at)}};
+}
+
+absl::StatusOr<HostCredential> HostCredentialCodec::Decode(const Json& json) {
+  if (!json.is_object() || !json.contains("sha256") || !json["sha256"].is_string()) {
+    return absl::InvalidArgumentError("sha256: must be a string");
+  }
+  HostCredential credential;
+  credential.sha256 = json["sha256"].get<std::string>();
+  if (json.contains("issued_at")) credential.issued_at = core::DecodeTime(json["issued_at"]);
+  return credential;
+}
+
 namespace {
 
 constexpr int kMaxCasAttempts = 64;
 
 absl::Status Conflict(std::string_view what) {
   return absl::AbortedError(Cat(what, ": too many concurrent updates, retry"));
-}
-
-// The allocation record of one host: workload name -> placement generation.
-struct HostAlloc {
-  std::map<std::string, int64_t> workloads;
-  int64_t mod_revision = 0;
-};
-
-HostAlloc DecodeHostAlloc(const state::KeyValue& kv) {
-  HostAlloc a;
-  a.mod_revision = kv.mod_revision;
-  Json j = Json::parse(kv.value, nullptr, /*allow_exceptions=*/false);
-  if (j.is_object() && j.contains("workloads") && j["workloads"].is_object()) {
-    for (auto it = j["workloads"].begin(); it != j["workloads"].end(); ++it) {
-      a.workloads[it.key()] = it->is_number_integer() ? it->get<int64_t>() : 0;
-    }
-  }
-  return a;
-}
-
-std::string EncodeHostAlloc(const HostAlloc& a) {
-  Json j = {{"workloads", a.workloads}};
-  return j.dump();
-}
-
-state::Compare RevisionIs(const std::string& key, int64_t mod_revision) {
-  return mod_revision == 0 ? state::Compare::Absent(key)
-                           : state::Compare::ModRevision(key, mod_revision);
 }
 
 sched::Request ToRequest(const Workload& w) {
@@ -113,7 +117,10 @@ bool HasDriver(const core::Host& h, core::WorkloadKind kind) {
 struct Snapshot {
   std::map<std::string, sched::Quota> quotas;  // by tenant
   std::vector<core::Host> hosts;
-  std::map<std::string, HostAlloc> allocs;                        // by host
+  std::map<std::string, std::pair<HostAlloc, int64_t>> allocs;  // by host, with mod revision
+  // Hosts whose allocation record does not decode: nothing is placed there until it is fixed,
+  // since what they hold is unknown.
+  std::set<std::string> unreadable_allocs;
   std::map<std::string, std::pair<Workload, int64_t>> workloads;  // by name, with mod revision
 };
 
@@ -125,6 +132,8 @@ ControlPlane::ControlPlane(state::Store* store, ControlPlaneOptions options)
       events_(store, clock_),
       workloads_(store, "workload", std::string(kWorkloadPrefix)),
       hosts_(store, "host", std::string(kHostPrefix)),
+      allocs_(store, "allocation record of host", std::string(kHostAllocPrefix)),
+      credentials_(store, "credential of host", std::string(kHostCredentialPrefix)),
       started_at_(clock_->Now()) {}
 
 ControlPlane::~ControlPlane() { Stop(); }
@@ -134,6 +143,22 @@ absl::StatusOr<std::pair<Workload, int64_t>> ControlPlane::ReadWorkload(std::str
   if (!item) return absl::NotFoundError(Cat("workload \"", name, "\" not found"));
   item->value.revision = item->mod_revision;
   return std::make_pair(std::move(item->value), item->mod_revision);
+}
+
+absl::Status ControlPlane::AddRelease(state::TxnRequest* txn, std::string_view host,
+                                      std::string_view name) {
+  absl::StatusOr<std::optional<AllocRepository::Item>> alloc = allocs_.Find(host);
+  if (!alloc.ok()) {
+    // A damaged record is not made worse by leaving it: the scheduler keeps the host out of
+    // placement until it is repaired (see ReadSnapshot).
+    if (alloc.status().code() != absl::StatusCode::kDataLoss) return alloc.status();
+    core::ReportError("control", Cat("release of workload ", name), alloc.status());
+    return absl::OkStatus();
+  }
+  if (!alloc->has_value() || (*alloc)->value.workloads.erase(std::string(name)) == 0) {
+    return absl::OkStatus();
+  }
+  return allocs_.AddUpdate(txn, host, (*alloc)->value, (*alloc)->mod_revision);
 }
 
 absl::StatusOr<Workload> ControlPlane::CreateWorkload(const core::WorkloadSpec& spec) {
@@ -194,9 +219,7 @@ absl::StatusOr<Workload> ControlPlane::DeleteWorkload(std::string_view name, boo
   for (int attempt = 0; attempt < kMaxCasAttempts; ++attempt) {
     BERTH_ASSIGN_OR_RETURN(auto pair, ReadWorkload(name));
     auto& [w, rev] = pair;
-    std::string key = WorkloadKey(name);
     state::TxnRequest txn;
-    txn.compares.push_back(state::Compare::ModRevision(key, rev));
     bool host_live = false;
     if (!w.status.host.empty() && !core::IsTerminal(w.status.state)) {
       auto host = GetHost(w.status.host);
@@ -204,18 +227,8 @@ absl::StatusOr<Workload> ControlPlane::DeleteWorkload(std::string_view name, boo
     }
     bool now = !host_live;
     if (now) {
-      txn.then_ops.push_back(state::Op::Delete(key));
-      if (!w.status.host.empty()) {
-        std::string akey = HostAllocKey(w.status.host);
-        BERTH_ASSIGN_OR_RETURN(state::GetResponse got, store_->Get(akey));
-        if (got.kv) {
-          HostAlloc a = DecodeHostAlloc(*got.kv);
-          if (a.workloads.erase(std::string(name)) > 0) {
-            txn.compares.push_back(RevisionIs(akey, a.mod_revision));
-            txn.then_ops.push_back(state::Op::Put(akey, EncodeHostAlloc(a)));
-          }
-        }
-      }
+      workloads_.AddDelete(&txn, name, rev);
+      if (!w.status.host.empty()) BERTH_RETURN_IF_ERROR(AddRelease(&txn, w.status.host, name));
       events_.Add(&txn.then_ops, "workload", name, "deleted", "workload deleted");
     } else {
       if (w.status.desired == core::DesiredState::kDeleted) {
@@ -225,7 +238,7 @@ absl::StatusOr<Workload> ControlPlane::DeleteWorkload(std::string_view name, boo
       w.status.desired = core::DesiredState::kDeleted;
       w.status.reason = "deleting: waiting for the agent to stop it";
       w.updated_at = clock_->Now();
-      txn.then_ops.push_back(state::Op::Put(key, core::EncodeWorkload(w).dump()));
+      BERTH_RETURN_IF_ERROR(workloads_.AddUpdate(&txn, name, w, rev));
       events_.Add(&txn.then_ops, "workload", name, "deleting",
                   Cat("asked host ", w.status.host, " to stop it"));
     }
@@ -347,26 +360,14 @@ absl::StatusOr<Workload> ControlPlane::ReportStatus(std::string_view host, std::
     if (terminal) s.finished_at = clock_->Now();
     w.updated_at = clock_->Now();
 
-    std::string key = WorkloadKey(name);
     state::TxnRequest txn;
-    txn.compares.push_back(state::Compare::ModRevision(key, rev));
     bool remove = terminal && s.desired == core::DesiredState::kDeleted;
     if (remove) {
-      txn.then_ops.push_back(state::Op::Delete(key));
+      workloads_.AddDelete(&txn, name, rev);
     } else {
-      txn.then_ops.push_back(state::Op::Put(key, core::EncodeWorkload(w).dump()));
+      BERTH_RETURN_IF_ERROR(workloads_.AddUpdate(&txn, name, w, rev));
     }
-    if (terminal) {
-      std::string akey = HostAllocKey(host);
-      BERTH_ASSIGN_OR_RETURN(state::GetResponse got, store_->Get(akey));
-      if (got.kv) {
-        HostAlloc a = DecodeHostAlloc(*got.kv);
-        if (a.workloads.erase(std::string(name)) > 0) {
-          txn.compares.push_back(RevisionIs(akey, a.mod_revision));
-          txn.then_ops.push_back(state::Op::Put(akey, EncodeHostAlloc(a)));
-        }
-      }
-    }
+    if (terminal) BERTH_RETURN_IF_ERROR(AddRelease(&txn, host, name));
     if (before != report.state) {
       std::string message = report.reason.empty()
                                 ? Cat(core::WorkloadStateName(before), " -> ",
@@ -387,13 +388,6 @@ absl::StatusOr<Workload> ControlPlane::ReportStatus(std::string_view host, std::
 
 namespace {
 
-// The digest a credential record keeps; empty when the record is unreadable.
-std::string StoredDigest(const state::KeyValue& kv) {
-  Json j = Json::parse(kv.value, nullptr, /*allow_exceptions=*/false);
-  if (!j.is_object() || !j.contains("sha256") || !j["sha256"].is_string()) return "";
-  return j["sha256"].get<std::string>();
-}
-
 // The host name a credential "NAME:SECRET" claims to speak for; empty when it has no such form.
 std::string_view ClaimedHost(std::string_view credential) {
   size_t colon = credential.find(':');
@@ -407,11 +401,12 @@ absl::StatusOr<HostRegistration> ControlPlane::RegisterHost(const std::string& n
                                                             const core::HostInventory& inventory,
                                                             const RegisterHostOptions& options) {
   BERTH_RETURN_IF_ERROR(core::ValidateHostName(name));
-  const std::string key = HostKey(name);
-  const std::string cred_key = HostCredentialKey(name);
   for (int attempt = 0; attempt < kMaxCasAttempts; ++attempt) {
-    BERTH_ASSIGN_OR_RETURN(state::GetResponse got, store_->Get(key));
-    BERTH_ASSIGN_OR_RETURN(state::GetResponse cred, store_->Get(cred_key));
+    // A stored host that no longer decodes is replaced by this registration, as if it had been
+    // down; a damaged credential refuses it (DataLoss), since it can no longer say who owns the
+    // name.
+    BERTH_ASSIGN_OR_RETURN(state::GetResponse got, store_->Get(hosts_.Key(name)));
+    BERTH_ASSIGN_OR_RETURN(std::optional<CredentialRepository::Item> cred, credentials_.Find(name));
     HostRegistration out;
     core::Host& h = out.host;
     h.name = name;
@@ -420,21 +415,24 @@ absl::StatusOr<HostRegistration> ControlPlane::RegisterHost(const std::string& n
     bool was_down = false;
     if (got.kv) {
       rev = got.kv->mod_revision;
-      auto old = core::DecodeHost(Json::parse(got.kv->value, nullptr, false));
+      absl::StatusOr<HostRepository::Item> old = hosts_.Decode(*got.kv);
       if (old.ok()) {
-        h.registered_at = old->registered_at;
-        was_down = old->state == core::HostState::kDown;
+        h.registered_at = old->value.registered_at;
+        was_down = old->value.state == core::HostState::kDown;
+      } else {
+        was_down = true;
+        core::ReportError("control", Cat("registration of host ", name), old.status());
       }
     }
     const bool presented = !options.credential.empty();
     const bool matches =
-        presented && cred.kv && ClaimedHost(options.credential) == name &&
-        core::ConstantTimeEquals(core::Sha256Hex(options.credential), StoredDigest(*cred.kv));
+        presented && cred && ClaimedHost(options.credential) == name &&
+        core::ConstantTimeEquals(core::Sha256Hex(options.credential), cred->value.sha256);
     if (presented && !matches) {
       return absl::PermissionDeniedError(
           Cat("host \"", name, "\": the credential presented is not this host's"));
     }
-    if (got.kv && cred.kv && !presented) {
+    if (got.kv && cred && !presented) {
       return absl::AlreadyExistsError(
           Cat("host \"", name,
               "\" is already registered with its own credential: its agent registers again with "
@@ -442,7 +440,7 @@ absl::StatusOr<HostRegistration> ControlPlane::RegisterHost(const std::string& n
               "name to a new machine, remove the host first with `berth host rm ",
               name, "` once it is down"));
     }
-    if (got.kv && !cred.kv && !was_down) {
+    if (got.kv && !cred && !was_down) {
       return absl::AlreadyExistsError(
           Cat("host \"", name,
               "\" is registered and live without a credential; it can join again once it is "
@@ -450,19 +448,22 @@ absl::StatusOr<HostRegistration> ControlPlane::RegisterHost(const std::string& n
               absl::FormatDuration(options_.host_ttl), "), or after `berth host rm ", name, "`"));
     }
     state::TxnRequest txn;
-    txn.compares.push_back(RevisionIs(key, rev));
-    txn.compares.push_back(RevisionIs(cred_key, cred.kv ? cred.kv->mod_revision : 0));
-    if (!matches) {
-      BERTH_ASSIGN_OR_RETURN(std::string secret, core::RandomHexToken(24));
-      out.credential = Cat(name, ":", secret);
-      Json record = {{"sha256", core::Sha256Hex(out.credential)},
-                     {"issued_at", core::EncodeTime(clock_->Now())}};
-      txn.then_ops.push_back(state::Op::Put(cred_key, record.dump()));
-    }
     h.inventory = inventory;
     h.state = core::HostState::kReady;
     h.last_heartbeat = clock_->Now();
-    txn.then_ops.push_back(state::Op::Put(key, core::EncodeHost(h).dump()));
+    BERTH_RETURN_IF_ERROR(hosts_.AddWrite(&txn, name, h, rev));
+    if (matches) {
+      // The credential stays; the guard keeps a concurrent removal or reissue from being lost.
+      txn.compares.push_back(
+          state::Compare::ModRevision(credentials_.Key(name), cred->mod_revision));
+    } else {
+      BERTH_ASSIGN_OR_RETURN(std::string secret, core::RandomHexToken(24));
+      out.credential = Cat(name, ":", secret);
+      BERTH_RETURN_IF_ERROR(credentials_.AddWrite(
+          &txn, name,
+          HostCredential{.sha256 = core::Sha256Hex(out.credential), .issued_at = clock_->Now()},
+          cred ? cred->mod_revision : 0));
+    }
     events_.Add(&txn.then_ops, "host", name,
                 got.kv ? (was_down ? "up" : "reregistered") : "registered",
                 Cat(core::FormatCpu(inventory.capacity.cpu), " cpu, ",
@@ -492,8 +493,15 @@ absl::StatusOr<std::string> ControlPlane::AuthenticateHost(std::string_view cred
   absl::Status unknown = absl::UnauthenticatedError(
       "invalid host credential: the host was removed or never registered with it");
   if (name.empty() || !core::ValidateHostName(name).ok()) return unknown;
-  BERTH_ASSIGN_OR_RETURN(state::GetResponse cred, store_->Get(HostCredentialKey(name)));
-  if (!cred.kv || !core::ConstantTimeEquals(core::Sha256Hex(credential), StoredDigest(*cred.kv))) {
+  absl::StatusOr<std::optional<CredentialRepository::Item>> cred = credentials_.Find(name);
+  if (!cred.ok()) {
+    if (cred.status().code() != absl::StatusCode::kDataLoss) return cred.status();
+    // Said to the operator; the caller only learns that this credential is not accepted.
+    core::ReportError("control", Cat("authentication of host ", name), cred.status());
+    return unknown;
+  }
+  if (!cred->has_value() ||
+      !core::ConstantTimeEquals(core::Sha256Hex(credential), (*cred)->value.sha256)) {
     return unknown;
   }
   return std::string(name);
@@ -511,8 +519,9 @@ absl::Status ControlPlane::RemoveHost(std::string_view name) {
     }
     state::TxnRequest txn;
     hosts_.AddDelete(&txn, name, h.revision);
-    txn.then_ops.push_back(state::Op::Delete(HostCredentialKey(name)));
-    txn.then_ops.push_back(state::Op::Delete(HostAllocKey(name)));
+    // Unguarded: whatever these hold, they go with the host.
+    txn.then_ops.push_back(state::Op::Delete(credentials_.Key(name)));
+    txn.then_ops.push_back(state::Op::Delete(allocs_.Key(name)));
     events_.Add(&txn.then_ops, "host", name, "removed", "removed; its credential is revoked");
     BERTH_ASSIGN_OR_RETURN(state::TxnResponse resp, store_->Txn(txn));
     if (resp.succeeded) {
@@ -531,8 +540,8 @@ absl::Status ControlPlane::Heartbeat(std::string_view name) {
     heartbeats_[std::string(name)] = clock_->Now();
   }
   if (h.state == core::HostState::kDown) {
-    // Back from the dead: it is schedulable again. Its old workloads were failed when it went
-    // down; its agent stops them because they are no longer assigned.
+    // Back from the dead: it is schedulable again. The workloads failed while it was down are
+    // no longer assigned, so its agent stops them; any not failed yet stay assigned to it.
     h.state = core::HostState::kReady;
     h.last_heartbeat = clock_->Now();
     state::TxnRequest txn;
@@ -694,9 +703,15 @@ absl::StatusOr<Snapshot> ControlPlane::ReadSnapshot() {
     if (q.ok()) snap.quotas[tenant] = *q;
   }
   BERTH_ASSIGN_OR_RETURN(snap.hosts, ListHosts());
-  BERTH_ASSIGN_OR_RETURN(state::ListResponse allocs, store_->List(kHostAllocPrefix));
+  BERTH_ASSIGN_OR_RETURN(state::ListResponse allocs, store_->List(allocs_.prefix()));
   for (const auto& kv : allocs.kvs) {
-    snap.allocs[kv.key.substr(kHostAllocPrefix.size())] = DecodeHostAlloc(kv);
+    absl::StatusOr<AllocRepository::Item> item = allocs_.Decode(kv);
+    if (!item.ok()) {
+      core::ReportError("control", "scheduling pass", item.status());
+      snap.unreadable_allocs.insert(allocs_.NameOf(kv.key));
+      continue;
+    }
+    snap.allocs[item->name] = {std::move(item->value), item->mod_revision};
   }
   BERTH_ASSIGN_OR_RETURN(std::vector<Workload> all, ListWorkloads());
   for (auto& w : all) {
@@ -721,9 +736,12 @@ absl::Status BuildCluster(const Snapshot& snap, sched::Cluster* cluster,
     spec.gpus = h.inventory.gpus;
     BERTH_ASSIGN_OR_RETURN(int index, cluster->AddHost(spec));
     (*by_index)[index] = &h;
-    if (h.state != core::HostState::kReady) cluster->SetSchedulable(index, false);
+    if (h.state != core::HostState::kReady || snap.unreadable_allocs.contains(h.name)) {
+      cluster->SetSchedulable(index, false);
+    }
   }
-  for (const auto& [host, alloc] : snap.allocs) {
+  for (const auto& [host, entry] : snap.allocs) {
+    const HostAlloc& alloc = entry.first;
     auto index = cluster->FindHost(host);
     if (!index) continue;
     for (const auto& [name, generation] : alloc.workloads) {
@@ -860,18 +878,16 @@ absl::StatusOr<int> ControlPlane::ScheduleOnce() {
 absl::StatusOr<int> ControlPlane::ApplySchedulePlan(const Snapshot& snap,
                                                     const SchedulePlan& plan) {
   // Allocation records as the steps committed so far left them, with their new revisions.
-  std::map<std::string, HostAlloc> allocs = snap.allocs;
+  std::map<std::string, std::pair<HostAlloc, int64_t>> allocs = snap.allocs;
   int placed = 0;
   for (const ScheduleStep& step : plan.steps) {
     const auto& [stored, rev] = snap.workloads.at(step.workload);
     Workload w = stored;
-    std::string key = WorkloadKey(w.spec.name);
     state::TxnRequest txn;
-    txn.compares.push_back(state::Compare::ModRevision(key, rev));
     if (!step.place) {
       w.status.explanation = step.explanation;
       w.status.reason = "no host fits: see explanation";
-      txn.then_ops.push_back(state::Op::Put(key, core::EncodeWorkload(w).dump()));
+      BERTH_RETURN_IF_ERROR(workloads_.AddUpdate(&txn, w.spec.name, w, rev));
       events_.Add(&txn.then_ops, "workload", w.spec.name, "unschedulable", step.explanation);
       // Losing this race changes nothing the next steps rely on; the next pass explains again.
       // Only a store failure stops the plan; a lost compare is ignored, as said above.
@@ -881,17 +897,18 @@ absl::StatusOr<int> ControlPlane::ApplySchedulePlan(const Snapshot& snap,
     const sched::Plan& p = step.plan;
     const std::string& host = p.placement.host_name;
     // Victims first: each goes back to pending and leaves its host's allocation record.
-    std::map<std::string, HostAlloc> touched;
+    std::map<std::string, std::pair<HostAlloc, int64_t>> touched;
     auto alloc_of = [&](const std::string& h) -> HostAlloc& {
       auto it = touched.find(h);
-      if (it != touched.end()) return it->second;
+      if (it != touched.end()) return it->second.first;
       auto found = allocs.find(h);
-      return touched[h] = (found != allocs.end() ? found->second : HostAlloc{});
+      return (touched[h] =
+                  (found != allocs.end() ? found->second : std::pair<HostAlloc, int64_t>{}))
+          .first;
     };
     for (const std::string& victim : p.victims) {
       const auto& [victim_stored, victim_rev] = snap.workloads.at(victim);
       Workload v = victim_stored;
-      txn.compares.push_back(state::Compare::ModRevision(WorkloadKey(victim), victim_rev));
       alloc_of(v.status.host).workloads.erase(victim);
       v.status = core::WorkloadStatus{};
       v.status.state = WorkloadState::kPending;
@@ -899,7 +916,7 @@ absl::StatusOr<int> ControlPlane::ApplySchedulePlan(const Snapshot& snap,
       v.status.reason = Cat("preempted by ", w.spec.name, " (priority ", w.spec.priority, ")");
       v.status.generation = victim_stored.status.generation;
       v.updated_at = clock_->Now();
-      txn.then_ops.push_back(state::Op::Put(WorkloadKey(victim), core::EncodeWorkload(v).dump()));
+      BERTH_RETURN_IF_ERROR(workloads_.AddUpdate(&txn, victim, v, victim_rev));
       events_.Add(&txn.then_ops, "workload", victim, "preempted", v.status.reason);
     }
     w.status.state = WorkloadState::kScheduled;
@@ -910,12 +927,10 @@ absl::StatusOr<int> ControlPlane::ApplySchedulePlan(const Snapshot& snap,
     w.status.reason = Cat("placed on ", host);
     w.updated_at = clock_->Now();
     alloc_of(host).workloads[w.spec.name] = w.status.generation;
-    for (const auto& [h, alloc] : touched) {
-      std::string akey = HostAllocKey(h);
-      txn.compares.push_back(RevisionIs(akey, alloc.mod_revision));
-      txn.then_ops.push_back(state::Op::Put(akey, EncodeHostAlloc(alloc)));
+    for (const auto& [h, entry] : touched) {
+      BERTH_RETURN_IF_ERROR(allocs_.AddWrite(&txn, h, entry.first, entry.second));
     }
-    txn.then_ops.push_back(state::Op::Put(key, core::EncodeWorkload(w).dump()));
+    BERTH_RETURN_IF_ERROR(workloads_.AddUpdate(&txn, w.spec.name, w, rev));
     std::string gpus;
     for (const auto& g : w.status.gpus) {
       gpus = Cat(gpus, gpus.empty() ? " gpus " : ",", g.index,
@@ -926,9 +941,9 @@ absl::StatusOr<int> ControlPlane::ApplySchedulePlan(const Snapshot& snap,
     // Someone else changed the cluster: the steps after this one were planned on a state that
     // no longer holds, so the next pass re-reads and plans again.
     if (!resp.succeeded) break;
-    for (auto& [h, alloc] : touched) {
-      alloc.mod_revision = resp.revision;
-      allocs[h] = std::move(alloc);
+    for (auto& [h, entry] : touched) {
+      entry.second = resp.revision;
+      allocs[h] = std::move(entry);
     }
     ++placed;
   }
@@ -978,11 +993,43 @@ absl::StatusOr<std::string> ControlPlane::Explain(std::string_view name) {
   return d.Explain();
 }
 
+namespace {
+
+// Workloads failed per transaction when their host is down. Each takes two operations (its
+// write and its event) beside the host's guard and the allocation record, which keeps a
+// transaction well under etcd's default limit of 128 operations.
+constexpr size_t kFailBatch = 50;
+
+}  // namespace
+
 absl::StatusOr<int> ControlPlane::CheckHostsOnce() {
   BERTH_ASSIGN_OR_RETURN(std::vector<core::Host> hosts, ListHosts());
   absl::Time now = clock_->Now();
+  // The live workloads of each host, read once per pass and only when some host is down.
+  std::optional<std::map<std::string, std::vector<Workload>>> by_host;
+  auto workloads_on = [&](const std::string& host) -> absl::StatusOr<std::vector<Workload>> {
+    if (!by_host) {
+      BERTH_ASSIGN_OR_RETURN(std::vector<Workload> all, ListWorkloads());
+      by_host.emplace();
+      for (auto& w : all) {
+        if (!w.status.host.empty() && !core::IsTerminal(w.status.state)) {
+          (*by_host)[w.status.host].push_back(std::move(w));
+        }
+      }
+    }
+    auto it = by_host->find(host);
+    return it == by_host->end() ? std::vector<Workload>() : std::move(it->second);
+  };
   int down = 0;
-  for (const auto& h : hosts) {
+  for (auto& h : hosts) {
+    if (h.state == core::HostState::kDown) {
+      // A host marked down earlier whose workloads were not all failed yet (a batch lost a
+      // race, or the server stopped between batches): finish the job.
+      BERTH_ASSIGN_OR_RETURN(std::vector<Workload> left, workloads_on(h.name));
+      BERTH_RETURN_IF_ERROR(
+          FailWorkloadsOfDownHost(h, std::move(left), Cat("host ", h.name, " is down")));
+      continue;
+    }
     if (h.state != core::HostState::kReady) continue;
     absl::Time last;
     {
@@ -994,33 +1041,71 @@ absl::StatusOr<int> ControlPlane::CheckHostsOnce() {
     if (now - last <= options_.host_ttl) continue;
     std::string why = Cat("host ", h.name, " is down: no heartbeat for ",
                           absl::FormatDuration(absl::Trunc(now - last, absl::Seconds(1))));
-    BERTH_ASSIGN_OR_RETURN(std::vector<Workload> on_host, Assignments(h.name));
-    state::TxnRequest txn;
+    // First the host, so that nothing more is placed there; then its workloads, in batches.
     core::Host updated = h;
     updated.state = core::HostState::kDown;
-    txn.compares.push_back(state::Compare::ModRevision(HostKey(h.name), h.revision));
-    txn.then_ops.push_back(state::Op::Put(HostKey(h.name), core::EncodeHost(updated).dump()));
+    state::TxnRequest txn;
+    BERTH_RETURN_IF_ERROR(hosts_.AddUpdate(&txn, h.name, updated, h.revision));
     events_.Add(&txn.then_ops, "host", h.name, "down", why);
-    for (auto& w : on_host) {
-      txn.compares.push_back(state::Compare::ModRevision(WorkloadKey(w.spec.name), w.revision));
+    BERTH_ASSIGN_OR_RETURN(state::TxnResponse resp, store_->Txn(txn));
+    if (!resp.succeeded) continue;  // it changed meanwhile (a heartbeat); the next pass looks again
+    ++down;
+    updated.revision = resp.revision;
+    BERTH_ASSIGN_OR_RETURN(std::vector<Workload> on_host, workloads_on(h.name));
+    BERTH_RETURN_IF_ERROR(FailWorkloadsOfDownHost(updated, std::move(on_host), why));
+  }
+  return down;
+}
+
+absl::Status ControlPlane::FailWorkloadsOfDownHost(const core::Host& host,
+                                                   std::vector<Workload> on_host,
+                                                   const std::string& why) {
+  absl::Time now = clock_->Now();
+  size_t done = 0;
+  do {
+    const size_t end = std::min(on_host.size(), done + kFailBatch);
+    const bool last = end == on_host.size();
+    state::TxnRequest txn;
+    // Every batch holds only while the host is still down as this pass saw it: a host that came
+    // back keeps the workloads not failed yet, with their allocations.
+    txn.compares.push_back(state::Compare::ModRevision(hosts_.Key(host.name), host.revision));
+    for (size_t i = done; i < end; ++i) {
+      Workload& w = on_host[i];
       bool remove = w.status.desired == core::DesiredState::kDeleted;
+      int64_t rev = w.revision;
       w.status.state = WorkloadState::kFailed;
       w.status.reason = why;
       w.status.finished_at = now;
       w.updated_at = now;
       if (remove) {
-        txn.then_ops.push_back(state::Op::Delete(WorkloadKey(w.spec.name)));
+        workloads_.AddDelete(&txn, w.spec.name, rev);
       } else {
-        txn.then_ops.push_back(
-            state::Op::Put(WorkloadKey(w.spec.name), core::EncodeWorkload(w).dump()));
+        BERTH_RETURN_IF_ERROR(workloads_.AddUpdate(&txn, w.spec.name, w, rev));
       }
       events_.Add(&txn.then_ops, "workload", w.spec.name, "failed", why);
     }
-    txn.then_ops.push_back(state::Op::Delete(HostAllocKey(h.name)));
+    // The allocation record loses each batch's workloads; the last batch removes it.
+    absl::StatusOr<std::optional<AllocRepository::Item>> alloc = allocs_.Find(host.name);
+    if (!alloc.ok()) {
+      if (alloc.status().code() != absl::StatusCode::kDataLoss) return alloc.status();
+      core::ReportError("control", Cat("host ", host.name, " down"), alloc.status());
+      if (last) txn.then_ops.push_back(state::Op::Delete(allocs_.Key(host.name)));
+    } else if (alloc->has_value()) {
+      AllocRepository::Item& item = **alloc;
+      if (last) {
+        allocs_.AddDelete(&txn, host.name, item.mod_revision);
+      } else {
+        for (size_t i = done; i < end; ++i) item.value.workloads.erase(on_host[i].spec.name);
+        BERTH_RETURN_IF_ERROR(allocs_.AddUpdate(&txn, host.name, item.value, item.mod_revision));
+      }
+    }
+    if (txn.then_ops.empty()) return absl::OkStatus();  // nothing on the host, no record
     BERTH_ASSIGN_OR_RETURN(state::TxnResponse resp, store_->Txn(txn));
-    if (resp.succeeded) ++down;
-  }
-  return down;
+    // A lost race (a workload changed, the host came back): the next pass reads again.
+    if (!resp.succeeded) return absl::OkStatus();
+    done = end;
+  } while (done < on_host.size());
+  return absl::OkStatus();
 }
 
 sched::WorkloadMix ControlPlane::CurrentMix() {

@@ -3,7 +3,10 @@
 // the scheduling pass that turns pending workloads into placements through sched/, and the
 // event log. Every change is one compare-and-set transaction that writes the object, the host's
 // allocation record and the event together, so nothing is ever allocated twice and a crash
-// never leaves half a change. The API layer only parses, authenticates and maps errors.
+// never leaves half a change. (A host that goes down is one transaction, then its workloads fail
+// in batches that each stand alone, so no transaction outgrows a store's limit.) Objects are
+// written through state::Repository, one per key prefix. The API layer only parses,
+// authenticates and maps errors.
 //
 // Thread-safety: all public methods are thread-safe; concurrent writers are serialized by the
 // store's compare-and-set and retried.
@@ -14,6 +17,7 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <thread>
@@ -26,6 +30,7 @@
 #include "control/events.h"
 #include "core/clock.h"
 #include "core/host.h"
+#include "core/json.h"
 #include "core/workload.h"
 #include "sched/mix.h"
 #include "sched/scheduler.h"
@@ -41,6 +46,27 @@ inline constexpr std::string_view kHostAllocPrefix = "/hostalloc/";
 inline constexpr std::string_view kQuotaPrefix = "/quotas/";
 // A host's credential: {"sha256": digest of the credential, "issued_at": time}.
 inline constexpr std::string_view kHostCredentialPrefix = "/hostcreds/";
+
+// A host's allocation record: the workloads placed there, each with its placement generation.
+// Every placement and release writes it with compare-and-set, so two placements racing for the
+// same host's capacity conflict in the store. Stored as {"workloads": {NAME: GENERATION}}.
+struct HostAlloc {
+  std::map<std::string, int64_t> workloads;
+};
+struct HostAllocCodec {
+  static absl::StatusOr<core::Json> Encode(const HostAlloc& alloc);
+  static absl::StatusOr<HostAlloc> Decode(const core::Json& json);
+};
+
+// A host's credential as stored: the digest only, never the secret.
+struct HostCredential {
+  std::string sha256;
+  absl::Time issued_at = absl::InfinitePast();
+};
+struct HostCredentialCodec {
+  static absl::StatusOr<core::Json> Encode(const HostCredential& credential);
+  static absl::StatusOr<HostCredential> Decode(const core::Json& json);
+};
 
 struct ControlPlaneOptions {
   core::Clock* clock = nullptr;                 // defaults to the system clock
@@ -168,6 +194,14 @@ class ControlPlane {
   // workloads were placed.
   absl::StatusOr<int> ApplySchedulePlan(const Snapshot& snap, const SchedulePlan& plan);
   absl::Status TrimEvents();
+  // Adds to `txn` the removal of workload `name` from host `host`'s allocation record, guarded
+  // by the record's revision; nothing when the record does not hold it.
+  absl::Status AddRelease(state::TxnRequest* txn, std::string_view host, std::string_view name);
+  // Fails `on_host` (the live workloads of `host`, which is down at host.revision) in batches
+  // small enough for any store, and removes the host's allocation record with the last batch.
+  // Stops quietly at a batch that loses a race; the next pass of CheckHostsOnce finishes.
+  absl::Status FailWorkloadsOfDownHost(const core::Host& host, std::vector<core::Workload> on_host,
+                                       const std::string& why);
   void Loop();
   // Counts a failed step of the loop and says it on stderr unless it repeats the last one.
   void NoteLoopFailure(std::string_view what, const absl::Status& s);
@@ -190,8 +224,12 @@ class ControlPlane {
   using HostRepository =
       state::Repository<core::Host,
                         state::FunctionCodec<core::Host, core::EncodeHost, core::DecodeHost>>;
+  using AllocRepository = state::Repository<HostAlloc, HostAllocCodec>;
+  using CredentialRepository = state::Repository<HostCredential, HostCredentialCodec>;
   WorkloadRepository workloads_;
   HostRepository hosts_;
+  AllocRepository allocs_;
+  CredentialRepository credentials_;
 
   absl::Mutex mu_;
   std::map<std::string, absl::Time, std::less<>> heartbeats_ ABSL_GUARDED_BY(mu_);

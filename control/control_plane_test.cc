@@ -230,6 +230,106 @@ TEST_F(ControlPlaneTest, HostWithoutHeartbeatsGoesDownAndFailsItsWorkloads) {
   EXPECT_EQ(cp_.GetHost("h1")->state, core::HostState::kReady);
 }
 
+// A store that, like etcd with its default --max-txn-ops, refuses a transaction with more than
+// 128 compares or more than 128 operations in a branch.
+class OpLimitedStore : public state::Store {
+ public:
+  explicit OpLimitedStore(state::Store* inner) : inner_(inner) {}
+  absl::StatusOr<state::GetResponse> Get(std::string_view key) override { return inner_->Get(key); }
+  absl::StatusOr<state::ListResponse> List(std::string_view prefix,
+                                           const state::ListOptions& options) override {
+    return inner_->List(prefix, options);
+  }
+  absl::StatusOr<int64_t> Revision() override { return inner_->Revision(); }
+  absl::StatusOr<state::TxnResponse> Txn(const state::TxnRequest& request) override {
+    if (request.compares.size() > kLimit || request.then_ops.size() > kLimit ||
+        request.else_ops.size() > kLimit) {
+      ++refused;
+      return absl::InvalidArgumentError("too many operations in txn request");
+    }
+    return inner_->Txn(request);
+  }
+  absl::StatusOr<std::unique_ptr<state::WatchHandle>> Watch(
+      std::string_view prefix, int64_t start_revision, state::WatchCallback callback) override {
+    return inner_->Watch(prefix, start_revision, std::move(callback));
+  }
+  absl::Status Compact(int64_t revision) override { return inner_->Compact(revision); }
+  absl::StatusOr<int64_t> CompactedRevision() override { return inner_->CompactedRevision(); }
+  absl::StatusOr<state::LeaseId> Grant(absl::Duration ttl) override { return inner_->Grant(ttl); }
+  absl::Status KeepAlive(state::LeaseId id) override { return inner_->KeepAlive(id); }
+  absl::Status Revoke(state::LeaseId id) override { return inner_->Revoke(id); }
+  absl::StatusOr<state::LeaseInfo> GetLease(state::LeaseId id) override {
+    return inner_->GetLease(id);
+  }
+  absl::StatusOr<int> ExpireLeases() override { return inner_->ExpireLeases(); }
+  int refused = 0;
+
+ private:
+  static constexpr size_t kLimit = 128;
+  state::Store* inner_;
+};
+
+TEST_F(ControlPlaneTest, AHostWithManyWorkloadsGoesDownInTransactionsAnyStoreTakes) {
+  OpLimitedStore limited(&store_);
+  ControlPlane cp(&limited, Options());
+  ASSERT_TRUE(cp.RegisterHost("h1", Inventory("200", "64Gi")).ok());
+  constexpr int kWorkloads = 150;  // two operations each would make 300 in one transaction
+  for (int i = 0; i < kWorkloads; ++i) {
+    ASSERT_TRUE(cp.CreateWorkload(Spec("w" + std::to_string(i), "1", "64Mi")).ok());
+  }
+  ASSERT_EQ(*cp.ScheduleOnce(), kWorkloads);
+  ASSERT_TRUE(store_.Get(HostAllocKey("h1"))->kv.has_value());
+  clock_.Advance(absl::Seconds(11));
+  absl::StatusOr<int> down = cp.CheckHostsOnce();
+  ASSERT_TRUE(down.ok()) << down.status();
+  EXPECT_EQ(*down, 1);
+  EXPECT_EQ(limited.refused, 0);
+  for (const auto& w : *cp.ListWorkloads()) {
+    EXPECT_EQ(w.status.state, WorkloadState::kFailed) << w.spec.name;
+  }
+  EXPECT_TRUE(cp.Assignments("h1")->empty());
+  EXPECT_FALSE(store_.Get(HostAllocKey("h1"))->kv.has_value());
+}
+
+// A host already marked down whose workloads were not failed (the server stopped between the
+// host's transaction and its workloads'): the next pass fails them and drops the record.
+TEST_F(ControlPlaneTest, APassFinishesFailingTheWorkloadsOfADownHost) {
+  ASSERT_TRUE(cp_.RegisterHost("h1", Inventory()).ok());
+  ASSERT_TRUE(cp_.CreateWorkload(Spec("a")).ok());
+  ASSERT_EQ(*cp_.ScheduleOnce(), 1);
+  core::Host h = *cp_.GetHost("h1");
+  h.state = core::HostState::kDown;
+  state::TxnRequest txn;
+  txn.then_ops.push_back(state::Op::Put(HostKey("h1"), core::EncodeHost(h).dump()));
+  ASSERT_TRUE(store_.Txn(txn).ok());
+  EXPECT_EQ(cp_.GetWorkload("a")->status.state, WorkloadState::kScheduled);
+
+  EXPECT_EQ(*cp_.CheckHostsOnce(), 0);  // no host newly down
+  auto w = *cp_.GetWorkload("a");
+  EXPECT_EQ(w.status.state, WorkloadState::kFailed);
+  EXPECT_EQ(w.status.reason, "host h1 is down");
+  EXPECT_FALSE(store_.Get(HostAllocKey("h1"))->kv.has_value());
+  // Nothing left to do: a further pass writes nothing.
+  auto rev = *store_.Revision();
+  EXPECT_EQ(*cp_.CheckHostsOnce(), 0);
+  EXPECT_EQ(*store_.Revision(), rev);
+}
+
+// An allocation record that does not decode keeps its host out of placement (what it holds is
+// unknown) instead of making the host look empty.
+TEST_F(ControlPlaneTest, AHostWithADamagedAllocationRecordTakesNothingNew) {
+  ASSERT_TRUE(cp_.RegisterHost("h1", Inventory()).ok());
+  state::TxnRequest txn;
+  txn.then_ops.push_back(state::Op::Put(HostAllocKey("h1"), "{\"workloads\": 7}"));
+  ASSERT_TRUE(store_.Txn(txn).ok());
+  ASSERT_TRUE(cp_.CreateWorkload(Spec("a")).ok());
+  EXPECT_EQ(*cp_.ScheduleOnce(), 0);
+  EXPECT_EQ(cp_.GetWorkload("a")->status.state, WorkloadState::kPending);
+  ASSERT_TRUE(cp_.RegisterHost("h2", Inventory()).ok());
+  EXPECT_EQ(*cp_.ScheduleOnce(), 1);
+  EXPECT_EQ(cp_.GetWorkload("a")->status.host, "h2");
+}
+
 TEST_F(ControlPlaneTest, EventsRecordTransitionsInOrder) {
   ASSERT_TRUE(cp_.RegisterHost("h1", Inventory()).ok());
   ASSERT_TRUE(cp_.CreateWorkload(Spec("a")).ok());

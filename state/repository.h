@@ -147,6 +147,15 @@ class Repository {
     request->then_ops.push_back(Op::Put(Key(name), std::move(bytes), options));
     return absl::OkStatus();
   }
+  // AddCreate when `expected_mod_revision` is 0 (the object was absent when read), AddUpdate
+  // otherwise: for records that come and go with what they describe.
+  [[nodiscard]] absl::Status AddWrite(TxnRequest* request, std::string_view name, const T& value,
+                                      int64_t expected_mod_revision,
+                                      const PutOptions& options = {}) const {
+    return expected_mod_revision == 0
+               ? AddCreate(request, name, value, options)
+               : AddUpdate(request, name, value, expected_mod_revision, options);
+  }
   // Guard: the object is still at `expected_mod_revision` (> 0). Write: its deletion.
   void AddDelete(TxnRequest* request, std::string_view name, int64_t expected_mod_revision) const {
     request->compares.push_back(Compare::ModRevision(Key(name), expected_mod_revision));

@@ -158,6 +158,32 @@ TEST_F(RepositoryTest, AddMethodsBuildOneTransaction) {
   EXPECT_FALSE(store_.Get("/log/2")->kv.has_value());
 }
 
+// AddWrite guards a record read as absent (revision 0) by its absence, and one read at a
+// revision by that revision: a second writer from the same reading loses either way.
+TEST_F(RepositoryTest, AddWriteCreatesOrUpdatesFromWhatWasRead) {
+  TxnRequest first;
+  ASSERT_TRUE(widgets_.AddWrite(&first, "a", Widget{"img", 1}, 0).ok());
+  auto created = store_.Txn(first);
+  ASSERT_TRUE(created.ok() && created->succeeded);
+  TxnRequest also_from_absent;
+  ASSERT_TRUE(widgets_.AddWrite(&also_from_absent, "a", Widget{"img", 5}, 0).ok());
+  auto lost = store_.Txn(also_from_absent);
+  ASSERT_TRUE(lost.ok());
+  EXPECT_FALSE(lost->succeeded);
+
+  int64_t rev = widgets_.Get("a")->mod_revision;
+  TxnRequest update;
+  ASSERT_TRUE(widgets_.AddWrite(&update, "a", Widget{"img", 2}, rev).ok());
+  auto updated = store_.Txn(update);
+  ASSERT_TRUE(updated.ok() && updated->succeeded);
+  TxnRequest stale;
+  ASSERT_TRUE(widgets_.AddWrite(&stale, "a", Widget{"img", 9}, rev).ok());
+  auto refused = store_.Txn(stale);
+  ASSERT_TRUE(refused.ok());
+  EXPECT_FALSE(refused->succeeded);
+  EXPECT_EQ(widgets_.Get("a")->value.replicas, 2);
+}
+
 // A codec whose decoder returns a status (rather than throwing) names the field in the
 // repository's DataLoss message.
 struct StrictWidgetCodec {
