@@ -568,7 +568,7 @@ absl::StatusOr<Decision> Scheduler::ScheduleOn(const Request& r, const std::vect
     // The summary rejects most groups at once; policies made only of summary-scored rankers
     // evaluate a group fully only when it could beat the best so far.
     bool exact = pass.summary_exact();
-    int sid = -2;  // looked up on the first evaluation: summary-scored searches rarely need it
+    const int sid = ShapeId(r);
     if (cache_hosts_version_ != x.hosts_version) {
       cache_hosts_version_ = x.hosts_version;
       eval_cache_.clear();
@@ -578,9 +578,23 @@ absl::StatusOr<Decision> Scheduler::ScheduleOn(const Request& r, const std::vect
     // Evaluate on the group's lowest host, through the cache when the shape has an id: most
     // groups keep their state from one request to the next.
     CachedEval uncached;
+    // The cache entry of group `gid` for this request's shape when it still holds, else null.
+    auto cached = [&](int gid) -> const CachedEval* {
+      if (sid < 0) return nullptr;
+      const std::vector<CachedEval>& row = eval_cache_[gid];
+      if (row.size() <= size_t(sid)) return nullptr;
+      const CachedEval& ce = row[sid];
+      return ce.gen == x.groups[gid].gen && ce.mix_version == mix_version ? &ce : nullptr;
+    };
+    // Remembers that the group checks turned group `gid` down for this shape with `reason`.
+    auto remember_rejection = [&](int gid, int reason) {
+      if (sid < 0) return;
+      std::vector<CachedEval>& row = eval_cache_[gid];
+      if (row.size() <= size_t(sid)) row.resize(sid + 1);
+      row[sid] = CachedEval{x.groups[gid].gen, mix_version, reason, 0};
+    };
     auto evaluate = [&](int gid) -> const CachedEval& {
       const int h = x.summary[gid].min_host;
-      if (sid == -2) sid = ShapeId(r);
       if (sid < 0) {
         Pass::Result res = pass.Evaluate(h);
         uncached = CachedEval{0, 0, res.reason, res.score};
@@ -608,7 +622,11 @@ absl::StatusOr<Decision> Scheduler::ScheduleOn(const Request& r, const std::vect
       bool found = false;
       for (size_t k = 0; k < chunk.size() && !found; ++k) {
         const int pre = chunk_verdicts[k];
-        if (pre >= 0 || (pre == kMaybe && evaluate(chunk[k]).reason >= 0)) continue;
+        if (pre >= 0) {
+          remember_rejection(chunk[k], pre);
+          continue;
+        }
+        if (pre == kMaybe && evaluate(chunk[k]).reason >= 0) continue;
         const GroupSummary& g = x.summary[chunk[k]];
         consider(g.min_host, pass.SummaryScore(g), 0);
         found = true;
@@ -617,8 +635,10 @@ absl::StatusOr<Decision> Scheduler::ScheduleOn(const Request& r, const std::vect
       chunk_limit = std::min<size_t>(chunk_limit * 2, 256);
       return found;
     };
-    // Adds a group to the chunk; true when a full chunk held the request.
+    // Adds a group to the chunk; true when a full chunk held the request. A group known to turn
+    // this shape down is passed over without a check.
     auto visit_in_order = [&](int gid) {
+      if (const CachedEval* ce = cached(gid); ce != nullptr && ce->reason >= 0) return false;
       chunk.push_back(gid);
       return chunk.size() >= chunk_limit && try_chunk();
     };
@@ -660,11 +680,31 @@ absl::StatusOr<Decision> Scheduler::ScheduleOn(const Request& r, const std::vect
       if (!found && !chunk.empty()) try_chunk();
     }
     // The group checks for every live group at once, for the full pass and the explanation.
+    // Groups with a cached answer for this shape are not checked again: a cached rejection is
+    // their verdict, and a cached evaluation is found again by `evaluate`.
     bool checked_all = false;
     auto check_all = [&]() -> const std::vector<int>& {
       if (!checked_all) {
-        verdicts_.resize(x.live_groups.size());
-        pass.PrecheckAll(x.live_groups.data(), x.live_groups.size(), verdicts_.data());
+        const size_t n = x.live_groups.size();
+        verdicts_.resize(n);
+        unchecked_.clear();
+        for (size_t k = 0; k < n; ++k) {
+          const CachedEval* ce = cached(x.live_groups[k]);
+          if (ce == nullptr) {
+            unchecked_.push_back(x.live_groups[k]);
+            verdicts_[k] = kMaybe;  // replaced below
+          } else {
+            verdicts_[k] = ce->reason >= 0 ? ce->reason : kMaybe;
+          }
+        }
+        unchecked_verdicts_.resize(unchecked_.size());
+        pass.PrecheckAll(unchecked_.data(), unchecked_.size(), unchecked_verdicts_.data());
+        for (size_t k = 0, j = 0; k < n && j < unchecked_.size(); ++k) {
+          if (x.live_groups[k] != unchecked_[j]) continue;
+          verdicts_[k] = unchecked_verdicts_[j];
+          if (verdicts_[k] >= 0) remember_rejection(unchecked_[j], verdicts_[k]);
+          ++j;
+        }
       }
       checked_all = true;
       return verdicts_;
@@ -766,10 +806,14 @@ int Scheduler::ShapeId(const Request& r) {
   const Quota* q = cluster_->FindQuota(r.tenant);
   if (q != nullptr && !q->gpu_milli_by_model.empty()) return -1;
   for (size_t i = 0; i < shapes_.size(); ++i) {
-    if (shapes_[i].resources == r.resources && shapes_[i].gpu == r.gpu) return int(i);
+    const CachedShape& c = shapes_[i];
+    if (c.shape.resources == r.resources && c.shape.gpu == r.gpu &&
+        c.host_selector == r.host_selector) {
+      return int(i);
+    }
   }
   if (shapes_.size() >= kMaxCachedShapes) return -1;
-  shapes_.push_back(Shape::Of(r));
+  shapes_.push_back(CachedShape{Shape::Of(r), r.host_selector});
   return int(shapes_.size()) - 1;
 }
 

@@ -123,6 +123,8 @@ class Scheduler {
 
   // Evaluations of a request shape on a group, valid while the group (gen), the mix and the
   // host set are unchanged: most groups keep their state from one request to the next.
+  // What a group answered for one shape while its state (gen) and the mix stayed the same: a
+  // Reason when the group's checks turned it down (score unused), else the evaluation's score.
   struct CachedEval {
     uint64_t gen = 0;
     uint64_t mix_version = 0;
@@ -141,8 +143,16 @@ class Scheduler {
   std::vector<std::unique_ptr<Checker>> checkers_;
   // Scratch of the pass over every group, kept to spare an allocation per request.
   std::vector<int> verdicts_;
+  std::vector<int> unchecked_, unchecked_verdicts_;
   std::vector<const ClassCheck*> batch_classes_;
-  std::vector<Shape> shapes_;
+  // The shapes ShapeId has numbered: what a request asks for and where it may go. Every input
+  // of the class and group checks is here (or makes the request uncacheable), so a verdict
+  // cached for a group under a shape holds for every request of that shape.
+  struct CachedShape {
+    Shape shape;
+    std::vector<LabelSelector> host_selector;
+  };
+  std::vector<CachedShape> shapes_;
   std::vector<std::vector<CachedEval>> eval_cache_;  // [group id][shape id]
   uint64_t cache_hosts_version_ = 0;
 };

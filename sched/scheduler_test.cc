@@ -278,6 +278,36 @@ TEST(QuotaTest, OverQuotaIsUnschedulableWithReasonQuota) {
   EXPECT_EQ(c.Tenants(), std::vector<std::string>{"team"});
 }
 
+// The scheduler remembers, per group of identical hosts, which request shapes it turned down.
+// Requests asking the same resources of different hosts (host_selector) are different shapes:
+// a group turned down for one is still searched for the other, under every search order.
+TEST(SchedulerTest, AGroupTurnedDownForOneSelectorIsStillSearchedForAnother) {
+  for (std::string_view policy : {"first-fit", "binpack", "fgd", "spread"}) {
+    SCOPED_TRACE(policy);
+    Cluster c;
+    HostSpec a = GpuHost("a", 0);
+    a.labels = {{"zone", "a"}};
+    HostSpec b = GpuHost("b", 0);
+    b.labels = {{"zone", "b"}};
+    ASSERT_TRUE(c.AddHost(a).ok());
+    ASSERT_TRUE(c.AddHost(b).ok());
+    Scheduler s = Make(c, policy);
+    auto in_zone = [](std::string id, std::string zone) {
+      Request r = CpuRequest(std::move(id), 1000, 1024);
+      r.host_selector.push_back({"zone", LabelSelector::Op::kEquals, {std::move(zone)}});
+      return r;
+    };
+    for (int i = 0; i < 3; ++i) {
+      absl::StatusOr<Decision> to_b = s.Place(in_zone("b" + std::to_string(i), "b"));
+      ASSERT_TRUE(to_b.ok() && to_b->scheduled);
+      EXPECT_EQ(to_b->plan.placement.host_name, "b");
+      absl::StatusOr<Decision> to_a = s.Place(in_zone("a" + std::to_string(i), "a"));
+      ASSERT_TRUE(to_a.ok() && to_a->scheduled) << to_a->Explain();
+      EXPECT_EQ(to_a->plan.placement.host_name, "a");
+    }
+  }
+}
+
 TEST(QuotaTest, PerModelQuotaSteersToOtherModels) {
   Cluster c;
   ASSERT_TRUE(c.AddHost(GpuHost("a100", 8)).ok());
