@@ -114,6 +114,23 @@ class EventRecorder {
   std::vector<TaskEvent> events_ ABSL_GUARDED_BY(mu_);
 };
 
+// Feeds a recorder from a driver's events for as long as it lives. Declared after the recorder
+// (so destroyed first), it ends the subscription before the recorder goes away: events that
+// arrive after a test's last check (a task's exit, say) never reach a destroyed recorder.
+class RecordingSubscription {
+ public:
+  RecordingSubscription(ComputeDriver* driver, EventRecorder* recorder)
+      : driver_(driver),
+        id_(driver->Subscribe([recorder](const TaskEvent& e) { recorder->Record(e); })) {}
+  ~RecordingSubscription() { driver_->Unsubscribe(id_); }
+  RecordingSubscription(const RecordingSubscription&) = delete;
+  RecordingSubscription& operator=(const RecordingSubscription&) = delete;
+
+ private:
+  ComputeDriver* driver_;
+  int64_t id_;
+};
+
 template <typename Traits>
 class ComputeDriverContractTest : public ::testing::Test {
  protected:

@@ -58,7 +58,7 @@ TEST_F(FakeDriverTest, ExitTaskReportsCodeAndTime) {
 
 TEST_F(FakeDriverTest, OomKillIsReportedAndPublished) {
   contract::EventRecorder recorder;
-  driver_->Subscribe([&](const TaskEvent& e) { recorder.Record(e); });
+  contract::RecordingSubscription subscription(driver_.get(), &recorder);
   ASSERT_TRUE(driver_->Start(Config("a")).ok());
   ASSERT_TRUE(host_->OomKill("a").ok());
   absl::StatusOr<ExitResult> exit = driver_->Wait("a", absl::ZeroDuration());

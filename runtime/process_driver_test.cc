@@ -209,7 +209,7 @@ TEST_F(ProcessDriverTest, LostSupervisorIsReportedWithUnknownStatus) {
       PollUntil([&] { return !ProcessAlive(sup, sup_start) && !ProcessAlive(pid, pid_start); }));
   driver_ = NewDriver();
   contract::EventRecorder recorder;
-  driver_->Subscribe([&](const TaskEvent& e) { recorder.Record(e); });
+  contract::RecordingSubscription subscription(driver_.get(), &recorder);
   ASSERT_TRUE(driver_->Recover(h).ok());
   absl::StatusOr<ExitResult> exit = driver_->Wait("lost", absl::ZeroDuration());
   ASSERT_TRUE(exit.ok());
@@ -468,7 +468,7 @@ TEST_F(ProcessDriverTest, OomKillIsReportedAsSuch) {
     GTEST_SKIP() << "no writable cgroup hierarchy here (the agent is not root, or no cgroupfs)";
   }
   contract::EventRecorder recorder;
-  driver_->Subscribe([&](const TaskEvent& e) { recorder.Record(e); });
+  contract::RecordingSubscription subscription(driver_.get(), &recorder);
   // tail keeps the whole of a file without newlines in memory, past any limit.
   TaskConfig c{.command = "tail", .args = {"/dev/zero"}};
   c.resources.memory = core::MemoryMiB(16);
