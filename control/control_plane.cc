@@ -700,7 +700,12 @@ absl::StatusOr<Snapshot> ControlPlane::ReadSnapshot() {
   for (const auto& kv : quotas.kvs) {
     std::string tenant = kv.key.substr(kQuotaPrefix.size());
     auto q = DecodeQuota(tenant, Json::parse(kv.value, nullptr, false));
-    if (q.ok()) snap.quotas[tenant] = *q;
+    if (!q.ok()) {
+      // Placed as if the tenant had no quota; said (and counted) on every pass until fixed.
+      core::ReportError("control", "scheduling pass", q.status());
+      continue;
+    }
+    snap.quotas[tenant] = *q;
   }
   BERTH_ASSIGN_OR_RETURN(snap.hosts, ListHosts());
   BERTH_ASSIGN_OR_RETURN(state::ListResponse allocs, store_->List(allocs_.prefix()));
