@@ -135,11 +135,23 @@ std::string Decision::Explain() const {
   return FormatReasons(reasons);
 }
 
+// What the class-scope checkers decided for one host class and one request shape.
+struct Scheduler::ClassInfo {
+  int reason = kFeasible;
+  int failed_at = -1;  // position in checks_ of the class checker that gave `reason`
+  ClassCheck check;    // the devices that pass the static checks, with their fits
+  // twin[i]: the first device with device i's model and memory, so that comparing two
+  // devices' hardware is one integer compare.
+  absl::InlinedVector<int, 8> twin;
+  int64_t req_pack = 0;  // PackKey of the request on this class
+};
+
 // The per-request working state of one scheduling pass.
 class Scheduler::Pass {
  public:
-  Pass(Scheduler& s, const Request& r)
-      : s_(s), x_(s.cluster_->index()), r_(r), check_ctx_{*s.cluster_, x_, r} {
+  // `sid`: the request's shape id (ShapeId), or -1 when its class verdicts are not to be kept.
+  Pass(Scheduler& s, const Request& r, int sid)
+      : s_(s), x_(s.cluster_->index()), r_(r), sid_(sid), check_ctx_{*s.cluster_, x_, r} {
     // The checkers this request asks something of, in the table's order.
     for (const std::unique_ptr<Checker>& c : s.checkers_) {
       if (!c->Prepare(check_ctx_)) continue;
@@ -175,8 +187,7 @@ class Scheduler::Pass {
     }
     total_milli_ = r.gpu.TotalMilli();
     mix_ = &s.mix();
-    classes_.resize(x_.classes.size());
-    class_done_.assign(x_.classes.size(), 0);
+    class_ptr_.assign(x_.classes.size(), nullptr);
   }
 
   using Changes = GpuChanges;
@@ -219,20 +230,13 @@ class Scheduler::Pass {
   std::array<int64_t, kNumReasons> rejected{};
 
  private:
-  struct ClassInfo {
-    int reason = kFeasible;
-    int failed_at = -1;  // position in checks_ of the class checker that gave `reason`
-    ClassCheck check;    // the devices that pass the static checks, with their fits
-    // twin[i]: the first device with device i's model and memory, so that comparing two
-    // devices' hardware is one integer compare.
-    absl::InlinedVector<int, 8> twin;
-    int64_t req_pack = 0;  // PackKey of the request on this class
-  };
   const ClassInfo& Class(int cls) {
-    if (!class_done_[cls]) ComputeClass(cls);
-    return classes_[cls];
+    const ClassInfo* ci = class_ptr_[cls];
+    return ci != nullptr ? *ci : ComputeClass(cls);
   }
-  void ComputeClass(int cls);
+  // The class verdicts of `cls` for this request: kept by the scheduler per shape, so that
+  // the next request of the same shape finds them computed.
+  const ClassInfo& ComputeClass(int cls);
   // The policy's weighted sum for host `h` taking `changes`; `costs`, when set, holds each
   // term's DeviceCost of exactly these changes.
   int64_t Score(int h, const Changes& changes, const int64_t* costs);
@@ -267,13 +271,27 @@ class Scheduler::Pass {
   int64_t summary_constant_ = 0;
   int64_t total_milli_ = 0;
   const WorkloadMix* mix_;
-  std::vector<ClassInfo> classes_;
-  std::vector<char> class_done_;
+  const int sid_;
+  std::vector<const ClassInfo*> class_ptr_;              // by class; null until computed
+  std::vector<std::unique_ptr<ClassInfo>> own_classes_;  // when the shape is not cached
 };
 
-void Scheduler::Pass::ComputeClass(int cls) {
-  ClassInfo& info = classes_[cls];
-  class_done_[cls] = 1;
+const Scheduler::ClassInfo& Scheduler::Pass::ComputeClass(int cls) {
+  std::unique_ptr<ClassInfo>* slot;
+  if (sid_ >= 0) {
+    auto& row = s_.class_cache_;
+    if (row.size() <= size_t(sid_)) row.resize(sid_ + 1);
+    std::vector<std::unique_ptr<ClassInfo>>& by_class = row[sid_];
+    if (by_class.size() < x_.classes.size()) by_class.resize(x_.classes.size());
+    slot = &by_class[cls];
+  } else {
+    if (own_classes_.size() < x_.classes.size()) own_classes_.resize(x_.classes.size());
+    slot = &own_classes_[cls];
+  }
+  if (*slot != nullptr) return *(class_ptr_[cls] = slot->get());
+  *slot = std::make_unique<ClassInfo>();
+  ClassInfo& info = **slot;
+  class_ptr_[cls] = &info;
   const HostClass& c = x_.classes[cls];
   info.req_pack = PackKey(c.capacity, int64_t(c.gpus.size()) * core::kWholeGpuMilli, r_.resources,
                           total_milli_);
@@ -283,16 +301,17 @@ void Scheduler::Pass::ComputeClass(int cls) {
     if (reason >= 0) {
       info.reason = reason;
       info.failed_at = i;
-      return;
+      return info;
     }
   }
-  if (r_.gpu.kind == Kind::kNone) return;
+  if (r_.gpu.kind == Kind::kNone) return info;
   info.twin.resize(c.gpus.size());
   for (size_t i = 0; i < c.gpus.size(); ++i) {
     size_t j = 0;
     while (c.gpus[j].model != c.gpus[i].model || c.gpus[j].memory_mib != c.gpus[i].memory_mib) ++j;
     info.twin[i] = int(j);
   }
+  return info;
 }
 
 // The checkers in order on a group's summary. A class checker's answer was computed once for
@@ -336,7 +355,7 @@ void Scheduler::Pass::PrecheckAll(const int* gids, size_t n, int* out) {
     switch (checks_[i].scope) {
       case CheckScope::kClass:
         for (size_t k = 0; k < n; ++k) {
-          const ClassInfo& ci = classes_[batch.group(k).cls];
+          const ClassInfo& ci = *class_ptr_[batch.group(k).cls];
           if (ci.failed_at == i && VerdictOpen(out[k])) FoldVerdict(out[k], ci.reason);
         }
         break;
@@ -547,7 +566,13 @@ absl::StatusOr<Decision> Scheduler::ScheduleOn(const Request& r, const std::vect
     d.reasons.push_back({"quota", cluster_->num_hosts()});
     return d;
   }
-  Pass pass(*this, r);
+  // Class verdicts hold for as long as the hosts (and so the classes) stay the same.
+  if (class_cache_version_ != x.hosts_version) {
+    class_cache_version_ = x.hosts_version;
+    class_cache_.clear();
+  }
+  const int sid = ShapeId(r);
+  Pass pass(*this, r, sid);
 
   // Constraints that look at other workloads need the host itself, not its group.
   bool per_host = only != nullptr || pass.has_host_checks() || !r.spread_key.empty();
@@ -568,7 +593,6 @@ absl::StatusOr<Decision> Scheduler::ScheduleOn(const Request& r, const std::vect
     // The summary rejects most groups at once; policies made only of summary-scored rankers
     // evaluate a group fully only when it could beat the best so far.
     bool exact = pass.summary_exact();
-    const int sid = ShapeId(r);
     if (cache_hosts_version_ != x.hosts_version) {
       cache_hosts_version_ = x.hosts_version;
       eval_cache_.clear();

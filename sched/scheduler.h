@@ -153,6 +153,11 @@ class Scheduler {
     std::vector<LabelSelector> host_selector;
   };
   std::vector<CachedShape> shapes_;
+  // The class-scope verdicts per shape id and host class (ClassInfo is defined in
+  // scheduler.cc), dropped when hosts are added.
+  struct ClassInfo;
+  std::vector<std::vector<std::unique_ptr<ClassInfo>>> class_cache_;
+  uint64_t class_cache_version_ = 0;
   std::vector<std::vector<CachedEval>> eval_cache_;  // [group id][shape id]
   uint64_t cache_hosts_version_ = 0;
 };
