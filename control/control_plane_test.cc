@@ -103,7 +103,8 @@ TEST_F(ControlPlaneTest, PlacesPendingWorkloadsWithinCapacity) {
   EXPECT_EQ(*cp_.ScheduleOnce(), 2);  // 1 CPU holds two 500m workloads
   int scheduled = 0;
   std::string pending;
-  for (const auto& w : *cp_.ListWorkloads()) {
+  const std::vector<core::Workload> ws = *cp_.ListWorkloads();
+  for (const auto& w : ws) {
     if (w.status.state == WorkloadState::kScheduled) {
       ++scheduled;
       EXPECT_EQ(w.status.host, "h1");
@@ -159,7 +160,8 @@ TEST_F(ControlPlaneTest, ConcurrentPassesNeverOverAllocate) {
   t1.join();
   t2.join();
   std::map<std::string, int64_t> cpu;
-  for (const auto& w : *cp_.ListWorkloads()) {
+  const std::vector<core::Workload> ws = *cp_.ListWorkloads();
+  for (const auto& w : ws) {
     if (!w.status.host.empty()) cpu[w.status.host] += w.spec.resources.cpu.value();
   }
   EXPECT_EQ(cpu["h1"], 2000);
@@ -284,7 +286,8 @@ TEST_F(ControlPlaneTest, AHostWithManyWorkloadsGoesDownInTransactionsAnyStoreTak
   ASSERT_TRUE(down.ok()) << down.status();
   EXPECT_EQ(*down, 1);
   EXPECT_EQ(limited.refused, 0);
-  for (const auto& w : *cp.ListWorkloads()) {
+  const std::vector<core::Workload> ws = *cp.ListWorkloads();
+  for (const auto& w : ws) {
     EXPECT_EQ(w.status.state, WorkloadState::kFailed) << w.spec.name;
   }
   EXPECT_TRUE(cp.Assignments("h1")->empty());

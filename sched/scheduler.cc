@@ -151,7 +151,7 @@ class Scheduler::Pass {
  public:
   // `sid`: the request's shape id (ShapeId), or -1 when its class verdicts are not to be kept.
   Pass(Scheduler& s, const Request& r, int sid)
-      : s_(s), x_(s.cluster_->index()), r_(r), sid_(sid), check_ctx_{*s.cluster_, x_, r} {
+      : s_(s), x_(s.cluster_->index()), r_(r), check_ctx_{*s.cluster_, x_, r}, sid_(sid) {
     // The checkers this request asks something of, in the table's order.
     for (const std::unique_ptr<Checker>& c : s.checkers_) {
       if (!c->Prepare(check_ctx_)) continue;
