@@ -4,6 +4,7 @@
 #include <chrono>
 #include <optional>
 
+#include "absl/strings/cord.h"
 #include "boost/asio.hpp"
 #include "boost/beast/core.hpp"
 #include "boost/beast/http.hpp"
@@ -291,6 +292,21 @@ bhttp::request<bhttp::string_body> BuildRequest(
 
 }  // namespace
 
+namespace {
+
+constexpr absl::string_view kNotSentPayload = "berth.http/not-sent";
+
+absl::Status MarkNotSent(absl::Status status) {
+  status.SetPayload(kNotSentPayload, absl::Cord("1"));
+  return status;
+}
+
+}  // namespace
+
+bool RequestNotSent(const absl::Status& status) {
+  return status.GetPayload(kNotSentPayload).has_value();
+}
+
 absl::StatusOr<HttpResponse> HttpClient::Request(std::string_view method,
                                                  std::string_view path_with_query,
                                                  std::string_view body,
@@ -311,7 +327,8 @@ absl::StatusOr<HttpResponse> HttpClient::Request(std::string_view method,
     const bool reused = conn_->connected();
     if (!reused) {
       absl::Status connected = conn_->Connect(ConnectDeadline(options_, deadline));
-      if (!connected.ok()) return connected;
+      // A retry's failed connect does not prove the first try never reached the server.
+      if (!connected.ok()) return attempt == 0 ? MarkNotSent(std::move(connected)) : connected;
     }
     beast::error_code ec = conn_->Write(req, deadline);
     if (ec) {
@@ -394,7 +411,8 @@ absl::StatusOr<HttpResponse> HttpClient::Stream(
     const bool reused = conn_->connected();
     if (!reused) {
       absl::Status connected = conn_->Connect(ConnectDeadline(options_, deadline));
-      if (!connected.ok()) return connected;
+      // A retry's failed connect does not prove the first try never reached the server.
+      if (!connected.ok()) return attempt == 0 ? MarkNotSent(std::move(connected)) : connected;
     }
     parser.emplace();
     if (is_cancelled()) {
