@@ -1,5 +1,7 @@
 #include "api/http/client.h"
 
+#include <poll.h>
+
 #include <algorithm>
 #include <chrono>
 #include <optional>
@@ -91,6 +93,17 @@ class ClientConnection {
 
   bool connected() const { return connected_; }
   const ParsedUrl& url() const { return url_; }
+
+  // Whether the server closed (or wrote on) the idle kept-alive connection since the last
+  // answer: nothing is readable on an idle HTTP/1.1 connection until a request is sent. Seen
+  // before sending, a dead server is told apart from one that died after reading the request.
+  bool PeerClosed() {
+    if (!connected_) return false;
+    pollfd p{};
+    p.fd = stream_.socket().native_handle();
+    p.events = POLLIN | POLLRDHUP;
+    return ::poll(&p, 1, 0) != 0;
+  }
 
   void Close() {
     beast::error_code ec;
@@ -324,6 +337,7 @@ absl::StatusOr<HttpResponse> HttpClient::Request(std::string_view method,
       conn_->url(), bearer_token_, method, path_with_query, body, content_type, extra_headers);
 
   for (int attempt = 0;; ++attempt) {
+    if (attempt == 0 && conn_->PeerClosed()) conn_->Close();
     const bool reused = conn_->connected();
     if (!reused) {
       absl::Status connected = conn_->Connect(ConnectDeadline(options_, deadline));
@@ -408,6 +422,7 @@ absl::StatusOr<HttpResponse> HttpClient::Stream(
 
   std::optional<bhttp::response_parser<bhttp::buffer_body>> parser;
   for (int attempt = 0;; ++attempt) {
+    if (attempt == 0 && conn_->PeerClosed()) conn_->Close();
     const bool reused = conn_->connected();
     if (!reused) {
       absl::Status connected = conn_->Connect(ConnectDeadline(options_, deadline));
