@@ -3,6 +3,7 @@
 #include <string>
 
 #include "api/body_parser.h"
+#include "control/leader.h"
 #include "core/strings.h"
 
 namespace berth::api {
@@ -35,7 +36,15 @@ HttpResponse JsonOk(int status, const Json& body, int64_t index) {
   return r;
 }
 
-HttpResponse Fail(const absl::Status& s) { return HttpResponse::FromStatus(s); }
+HttpResponse Fail(const absl::Status& s) {
+  HttpResponse r = HttpResponse::FromStatus(s);
+  // A write a server refused because it no longer leads was applied nowhere: say so, so that
+  // clients send it again (to the leader).
+  if (s.GetPayload(control::kUnappliedPayload)) {
+    r.headers.Set(std::string(kUnappliedHeader), "true");
+  }
+  return r;
+}
 
 std::string CallingHost(const HttpRequest& req) {
   auto it = req.attributes.find("host");

@@ -12,6 +12,8 @@
 
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
+#include "absl/strings/str_split.h"
+#include "absl/strings/strip.h"
 #include "absl/time/clock.h"
 #include "api/body_parser.h"
 #include "api/client/client.h"
@@ -390,6 +392,37 @@ class Cli : public CommandSession {
       index = std::max<int64_t>(index, (*j).value("revision", int64_t{0}));
     }
   }
+
+  int Status() {
+    auto j = Do([](api::Client& c, api::Raw* r) { return c.ClusterStatus(r).status(); });
+    if (!j) return 1;
+    if (json_) {
+      out_ << j->dump() << "\n";
+      return 0;
+    }
+    const Json& leader = (*j)["leader"];
+    const Json& store = (*j)["store"];
+    std::string endpoints;
+    for (const Json& e : store.value("endpoints", Json::array())) {
+      endpoints += (endpoints.empty() ? "" : ",") + e.get<std::string>();
+    }
+    out_ << "store:   " << store.value("kind", "") << " " << endpoints << "\n";
+    if (leader.is_object()) {
+      out_ << "leader:  " << leader.value("id", "") << " " << leader.value("address", "")
+           << " (term " << leader.value("term", int64_t{0}) << ", since "
+           << leader.value("since", "") << ")\n";
+    } else {
+      out_ << "leader:  none (an election is under way)\n";
+    }
+    std::vector<std::vector<std::string>> rows = {{"SERVER", "ADDRESS", "ROLE", "STARTED"}};
+    for (const Json& m : (*j)["members"]) {
+      const bool leads = leader.is_object() && leader.value("id", "") == m.value("id", "");
+      rows.push_back({m.value("id", ""), m.value("address", ""), leads ? "leader" : "follower",
+                      m.value("started_at", "")});
+    }
+    PrintTable(out_, rows);
+    return 0;
+  }
 };
 
 using core::ArgDef;
@@ -583,6 +616,18 @@ Command EventsCommand() {
   return c;
 }
 
+Command StatusCommand() {
+  return Command{.name = "status",
+                 .section = "Cluster",
+                 .summary = "the servers, which one leads, and their store",
+                 .description =
+                     "Asks a server (any of them) which server leads, which servers run (each "
+                     "keeps a key on its\nlease in the store), and which store they share. "
+                     "With --json: the reply of GET /v1/status.",
+                 .flags = ServerFlags(),
+                 .run = CliRun({}, &Cli::Status)};
+}
+
 Command VersionCommand() {
   return Command{.name = "version",
                  .section = "Cluster",
@@ -600,7 +645,9 @@ Command VersionCommand() {
 std::vector<FlagDef> ServerFlags() {
   return {
       {.name = "server",
-       .help = "the server's URL (default: BERTH_ADDR, else the local dev server's)",
+       .help = "the server's URL (default: BERTH_ADDR, else the local dev server's); several\n"
+               "servers' URLs comma-separated: a request goes to the next when one cannot be\n"
+               "reached",
        .value_name = "URL"},
       {.name = "addr", .help = "the same as --server", .value_name = "URL"},
       {.name = "token",
@@ -632,7 +679,14 @@ absl::StatusOr<ServerTarget> FindServer(const Invocation& inv) {
             "`berth serve --dev` (looked in ",
             dir, "/server.json)"));
   }
-  if (t.url.rfind("http://", 0) != 0) t.url = "http://" + t.url;
+  // Several servers, comma-separated: each gets its scheme.
+  std::string urls;
+  for (absl::string_view part : absl::StrSplit(t.url, ',', absl::SkipWhitespace())) {
+    std::string url(absl::StripAsciiWhitespace(part));
+    if (url.rfind("http://", 0) != 0) url = "http://" + url;
+    urls += (urls.empty() ? "" : ",") + url;
+  }
+  t.url = urls;
   return t;
 }
 

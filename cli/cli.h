@@ -30,6 +30,7 @@ core::Command VmCommand();
 core::Command HostCommand();
 core::Command TenantCommand();
 core::Command EventsCommand();
+core::Command StatusCommand();
 core::Command VersionCommand();
 
 // The flags of every command that talks to a server: --server (or --addr) and --token.
@@ -57,7 +58,7 @@ std::string DefaultDataDir();
 // The server a client command talks to: --server/--addr, else BERTH_ADDR, else the local dev
 // server's DATA_DIR/server.json; the token from --token, BERTH_TOKEN or DATA_DIR/admin.token.
 struct ServerTarget {
-  std::string url;  // always with its http:// scheme
+  std::string url;  // always with its http:// scheme; several servers: comma-separated URLs
   std::string token;
 };
 absl::StatusOr<ServerTarget> FindServer(const core::Invocation& inv);

@@ -1119,11 +1119,21 @@ sched::WorkloadMix ControlPlane::CurrentMix() {
 }
 
 void ControlPlane::Start() {
+  {
+    // Start may follow a Stop (a server that leads again): the loop starts afresh, and every
+    // host gets a full host_ttl from now to check in with this server.
+    absl::MutexLock lock(&mu_);
+    stopping_ = false;
+    kick_ = true;
+    heartbeats_.clear();
+    started_at_ = clock_->Now();
+  }
   // The mix FGD scores against, from the workloads the store holds (oldest first).
   if (auto all = ListWorkloads(); all.ok()) {
     std::sort(all->begin(), all->end(),
               [](const Workload& a, const Workload& b) { return a.created_at < b.created_at; });
     absl::MutexLock lock(&mix_mu_);
+    mix_tracker_ = sched::MixTracker();
     for (const auto& w : *all) mix_tracker_.Observe(ToRequest(w));
   }
   auto rev = store_->Revision();

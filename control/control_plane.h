@@ -171,7 +171,8 @@ class ControlPlane {
   absl::StatusOr<std::string> Explain(std::string_view name);
 
   // Runs the scheduling pass whenever workloads or hosts change, and the liveness check every
-  // second, on a background thread until Stop().
+  // second, on a background thread until Stop(). Start() may follow Stop() (a server that leads
+  // again); each start gives every host a full host_ttl to heartbeat.
   void Start();
   void Stop();
   // Background passes that failed or threw (a throw is a bug), each logged to stderr once per

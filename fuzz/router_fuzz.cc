@@ -25,6 +25,7 @@
 #include <string_view>
 
 #include "api/api_server.h"
+#include "api/cluster_routes.h"
 #include "api/routes_images.h"
 #include "state/memory_store.h"
 #ifdef BERTH_FUZZ_STORENET
@@ -207,6 +208,12 @@ struct Stack {
     host_images = images.get();
 #endif
     berth::api::AddImageRoutes(api->router(), control.get(), host_images);
+    // The one server leads, so its writes are not forwarded; /v1/status answers.
+    election = std::make_unique<berth::control::LeaderElection>(
+        &store, berth::control::ServerInfo{.id = "fuzz"},
+        berth::control::LeaderElectionOptions{.lease_ttl = absl::Minutes(10)});
+    if (!election->Step().ok()) std::abort();
+    berth::api::AddClusterRoutes(api->router(), election.get(), {.kind = "memory"});
     auto port = api->Start();  // timers for long-polls; requests never use the socket
     if (!port.ok()) {
       std::fprintf(stderr, "router_fuzz: %s\n", port.status().ToString().c_str());
@@ -222,6 +229,7 @@ struct Stack {
 
   berth::state::MemoryStore store;
   std::unique_ptr<berth::control::ControlPlane> control;
+  std::unique_ptr<berth::control::LeaderElection> election;
 #ifdef BERTH_FUZZ_STORENET
   FuzzStorageHost storage_host;
   FuzzNetworkHost network_host;

@@ -12,16 +12,20 @@
 #include <memory>
 #include <sstream>
 
+#include "absl/cleanup/cleanup.h"
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
+#include "absl/strings/str_split.h"
 #include "absl/time/time.h"
 #include "agent/agent.h"
 #include "agent/inventory.h"
 #include "api/api_server.h"
+#include "api/cluster_routes.h"
 #include "api/local_images.h"
 #include "api/routes_images.h"
 #include "cli/cli.h"
 #include "control/control_plane.h"
+#include "control/leader.h"
 #include "core/json.h"
 #include "core/log.h"
 #include "core/strings.h"
@@ -295,6 +299,21 @@ absl::StatusOr<std::unique_ptr<state::Store>> OpenServerStore(std::string_view u
   return state::OpenEtcdStore(url);
 }
 
+// What GET /v1/status says of the store `--store URL` names.
+api::StoreDescription DescribeStore(std::string_view url, const std::string& dir) {
+  if (absl::StartsWith(core::AbslView(url), "etcd://")) {
+    api::StoreDescription d{.kind = "etcd"};
+    for (absl::string_view e :
+         absl::StrSplit(core::AbslView(url.substr(7)), ',', absl::SkipEmpty())) {
+      d.endpoints.emplace_back(e);
+    }
+    return d;
+  }
+  std::string path(url.size() > 9 ? url.substr(9) : std::string_view());
+  if (path.empty()) path = dir + "/berth.db";
+  return api::StoreDescription{.kind = "sqlite", .endpoints = {path}};
+}
+
 absl::Status CheckStoreUrl(std::string_view v) {
   absl::string_view view = core::AbslView(v);
   if (absl::StartsWith(view, "sqlite://") || absl::StartsWith(view, "etcd://")) {
@@ -333,15 +352,31 @@ int RunServe(core::Invocation& f) {
   }
   sigset_t signals = BlockStopSignals();
 
-  auto store = OpenServerStore(f.Given("store") ? f.String("store") : "", dir);
+  const std::string store_url = f.Given("store") ? f.String("store") : "";
+  auto store = OpenServerStore(store_url, dir);
   if (!store.ok()) {
     return f.Fail(Cat("cannot open the store: ", store.status().message()));
   }
+  auto server_id = LoadOrCreateToken(dir, "server.id");
+  if (!server_id.ok()) return f.Fail(Cat(server_id.status().message()));
+  // The servers on one store elect a leader; only the leader runs the control loop, and every
+  // write its control plane makes is fenced by its term. One server on SQLite simply leads.
+  control::ControlPlane* control_ptr = nullptr;  // set below, before the election starts
+  control::LeaderElectionOptions eopts;
+  eopts.lease_ttl = f.Duration("lease-ttl");
+  eopts.on_elected = [&control_ptr](int64_t) { control_ptr->Start(); };
+  eopts.on_lost = [&control_ptr] { control_ptr->Stop(); };
+  control::LeaderElection election(store->get(), {.id = server_id->substr(0, 12)}, eopts);
+  control::FencedStore fenced(store->get(), [&election] { return election.token(); });
   control::ControlPlaneOptions copts;
   copts.host_ttl = ttl;
   if (f.Given("policy")) copts.policy = f.String("policy");
   copts.allow_root_workloads = f.Bool("allow-root-workloads");
-  control::ControlPlane control(store->get(), copts);
+  control::ControlPlane control(&fenced, copts);
+  control_ptr = &control;
+  // However this function returns, the election ends (and stops the loop) before the control
+  // plane goes.
+  absl::Cleanup stop_election = [&election] { election.Stop(); };
   LocalAgentHost logs;
   api::ApiServerOptions aopts;
   aopts.host = listen.substr(0, colon);
@@ -369,6 +404,7 @@ int RunServe(core::Invocation& f) {
   }
   api::ApiServer server(aopts, &control, dev ? &logs : nullptr);
   api::AddImageRoutes(server.router(), &control, images.get());
+  api::AddClusterRoutes(server.router(), &election, DescribeStore(store_url, dir));
   // Disks and networks of this machine, re-declared from the store before serving.
   std::unique_ptr<LocalStorageNetwork> storenet;
   if (dev) {
@@ -389,10 +425,13 @@ int RunServe(core::Invocation& f) {
     return f.Fail(Cat("cannot listen on ", listen, ": ", bound.status().message()));
   }
   if (storenet) storenet->ReserveApiPort(*bound);
-  control.Start();
   std::string url = Cat("http://", aopts.host, ":", *bound);
+  election.SetAddress(f.Given("advertise") ? f.String("advertise") : url);
+  // One round before server.json is written: alone on its store, the server leads by then.
+  core::OkOrReport("serve", "leader election", election.Step());
+  election.Start();
   {
-    Json info = {{"url", url}, {"pid", getpid()}, {"dev", dev}};
+    Json info = {{"url", url}, {"pid", getpid()}, {"dev", dev}, {"id", election.self().id}};
     // The server runs either way; only the CLI's way of finding it without --server is missing.
     core::ReportError("serve", Cat("data directory ", dir, ": server.json"),
                       runtime::host::WriteFileAtomically(dir + "/server.json", info.dump() + "\n",
@@ -459,6 +498,7 @@ int RunServe(core::Invocation& f) {
   if (storenet) storenet->SetAgent(nullptr);
   if (local_agent) local_agent->Stop();
   server.Stop();
+  election.Stop();  // hands the lead over at once
   control.Stop();
   if (fs::remove(dir + "/server.json", ec); ec) {
     core::ReportError("serve", Cat("data directory ", dir, ": server.json"),
@@ -576,10 +616,32 @@ core::Command ServeCommand() {
            {.name = "store",
             .help =
                 "where the server keeps its state: sqlite://PATH (default sqlite://DIR/berth.db)\n"
-                "or etcd://HOST:PORT[,HOST:PORT...], a running etcd v3 cluster (one server\n"
-                "per store: several servers on one store are not coordinated yet)",
+                "or etcd://HOST:PORT[,HOST:PORT...], a running etcd v3 cluster. Several\n"
+                "servers may share one etcd store: they elect a leader, which alone schedules;\n"
+                "the others answer reads and forward writes to it (docs/operations.md)",
             .value_name = "URL",
             .check = CheckStoreUrl},
+           {.name = "advertise",
+            .help = "the URL the other servers forward writes to and `berth status` shows\n"
+                    "(default http://LISTEN with the port bound)",
+            .value_name = "URL"},
+           {.name = "lease-ttl",
+            .type = FlagType::kDuration,
+            .help =
+                "the leader's lease: a leader that stops renewing it (killed, cut off from the\n"
+                "store) is replaced this long after its last renewal (etcd's minimum is 2s)",
+            .default_value = "3s",
+            .check =
+                [](std::string_view v) {
+                  absl::Duration d;
+                  if (!absl::ParseDuration(std::string(v), &d) || d < absl::Seconds(1) ||
+                      d > absl::Minutes(10)) {
+                    return absl::InvalidArgumentError(
+                        Cat("--lease-ttl must be a duration from 1s to 10m, like 3s, got \"",
+                            v.substr(0, 64), "\""));
+                  }
+                  return absl::OkStatus();
+                }},
            {.name = "listen",
             .help = "address to serve on; port 0 picks a free one",
             .default_value = "127.0.0.1:7070",
@@ -643,7 +705,9 @@ core::Command AgentCommand() {
           "credential; `berth host rm NAME` frees it once the host is down.\nWith --json the "
           "startup line is a JSON object.",
       .flags = {{.name = "server",
-                 .help = "the server's URL, e.g. http://10.0.0.1:7070 (default BERTH_ADDR)",
+                 .help = "the server's URL, e.g. http://10.0.0.1:7070 (default BERTH_ADDR); with\n"
+                         "several servers, their URLs comma-separated: the agent moves on to the\n"
+                         "next when one cannot be reached",
                  .value_name = "URL"},
                 {.name = "addr", .help = "the same as --server", .value_name = "URL"},
                 {.name = "join-token-file",

@@ -56,6 +56,13 @@ TEST(ServeEtcdStoreTest, AMalformedOrUnreachableStoreIsRefused) {
   EXPECT_EQ(unreachable.exit_code, 1) << unreachable.err;
   EXPECT_NE(unreachable.err.find("cannot open the store"), std::string::npos) << unreachable.err;
   EXPECT_FALSE(std::filesystem::exists(dir + "/server.json"));
+  // A lease shorter than a second or longer than ten minutes is refused before anything starts.
+  for (const char* ttl : {"0s", "500ms", "11m", "soon"}) {
+    Result refused = e2e::Run(dir, {"serve", "--listen", "127.0.0.1:0", "--lease-ttl", ttl});
+    EXPECT_EQ(refused.exit_code, 2) << ttl << ": " << refused.err;
+    EXPECT_NE(refused.err.find("--lease-ttl"), std::string::npos) << refused.err;
+  }
+  EXPECT_FALSE(std::filesystem::exists(dir + "/server.json"));
   std::filesystem::remove_all(dir);
 }
 

@@ -105,7 +105,7 @@ class DevServer {
       dup2(log, 1);
       dup2(log, 2);
       std::vector<std::string> args = {BERTH_BINARY, "serve",    "--data-dir",
-                                       data_dir_,    "--listen", "127.0.0.1:0"};
+                                       data_dir_,    "--listen", listen_};
       bool ttl = false;
       for (const auto& a : extra_args_) ttl |= a == "--host-ttl";
       if (!ttl) args.insert(args.end(), {"--host-ttl", "30s"});
@@ -128,6 +128,9 @@ class DevServer {
     client_ = std::make_unique<api::Client>(url_, api::ClientOptions{.token = token_});
     return true;
   }
+
+  // Where the next Start() listens (default 127.0.0.1:0, a free port).
+  void SetListen(std::string listen) { listen_ = std::move(listen); }
 
   void Kill(int sig) {
     if (pid_ <= 0) return;
@@ -164,6 +167,7 @@ class DevServer {
  private:
   std::string data_dir_;
   std::vector<std::string> extra_args_;
+  std::string listen_ = "127.0.0.1:0";
   pid_t pid_ = -1;
   std::string url_;
   std::string token_;

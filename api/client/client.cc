@@ -1,8 +1,12 @@
 #include "api/client/client.h"
 
+#include <algorithm>
 #include <sstream>
 
 #include "absl/strings/numbers.h"
+#include "absl/strings/str_split.h"
+#include "absl/strings/strip.h"
+#include "absl/time/clock.h"
 #include "core/status.h"
 #include "core/strings.h"
 
@@ -38,16 +42,80 @@ absl::StatusOr<core::Workload> DecodeWorkloadReply(std::string_view what, const 
 
 }  // namespace
 
-Client::Client(std::string base_url, ClientOptions options)
-    : http_(std::move(base_url), HttpClient::Options{.bearer_token = std::move(options.token),
-                                                     .timeout = options.timeout,
-                                                     .connect_timeout = options.connect_timeout}) {}
+Client::Client(std::string base_url, ClientOptions options) : options_(std::move(options)) {
+  for (absl::string_view part : absl::StrSplit(base_url, ',', absl::SkipWhitespace())) {
+    std::string url(absl::StripAsciiWhitespace(part));
+    if (url.find("://") == std::string::npos) url = "http://" + url;
+    servers_.push_back(std::make_unique<HttpClient>(
+        url, HttpClient::Options{.bearer_token = options_.token,
+                                 .timeout = options_.timeout,
+                                 .connect_timeout = options_.connect_timeout}));
+  }
+  // An empty address still makes a client whose every request fails, naming the address.
+  if (servers_.empty()) {
+    servers_.push_back(std::make_unique<HttpClient>(
+        base_url, HttpClient::Options{.bearer_token = options_.token,
+                                      .timeout = options_.timeout,
+                                      .connect_timeout = options_.connect_timeout}));
+  }
+}
 
-void Client::SetToken(std::string token) { http_.SetBearerToken(std::move(token)); }
+void Client::SetToken(std::string token) {
+  for (auto& server : servers_) server->SetBearerToken(token);
+}
+
+const std::string& Client::base_url() const { return servers_[current_.load()]->base_url(); }
+
+absl::StatusOr<HttpResponse> Client::Exchange(
+    std::string_view method, const std::function<absl::StatusOr<HttpResponse>(HttpClient&)>& send) {
+  const bool idempotent = method == "GET" || method == "HEAD";
+  const size_t n = servers_.size();
+  const absl::Time give_up = absl::Now() + options_.failover_wait;
+  absl::Duration backoff = absl::Milliseconds(100);
+  absl::StatusOr<HttpResponse> last = absl::UnavailableError("no server was tried");
+  bool waiting_for_leader = false;  // some server in this round said "retry, nothing applied"
+  for (size_t tried = 1;; ++tried) {
+    const size_t i = current_.load();
+    last = send(*servers_[i]);
+    if (last.ok()) {
+      // A server that could not reach a leader applied nothing and says so: safe to send again.
+      if (last->status != 503 || !last->Header(kUnappliedHeader)) return last;
+      waiting_for_leader = true;
+    } else {
+      // A request that never left can go elsewhere; a read whose answer was lost can be asked
+      // again. A write whose answer was lost may have been applied: it is not sent twice.
+      const bool retry = RequestNotSent(last.status()) ||
+                         (idempotent && (absl::IsUnavailable(last.status()) ||
+                                         absl::IsDeadlineExceeded(last.status())));
+      if (!retry) {
+        if (absl::IsUnavailable(last.status()) || absl::IsDeadlineExceeded(last.status())) {
+          return absl::Status(
+              last.status().code(),
+              Cat(last.status().message(),
+                  " (the request was sent and may have been applied: check before retrying)"));
+        }
+        return last;
+      }
+      if (n == 1 && !waiting_for_leader) return last;
+    }
+    size_t expected = i;  // another thread may have moved on already
+    current_.compare_exchange_strong(expected, (i + 1) % n);
+    if (tried % n == 0) {
+      // Every server was tried once: wait for a leader only while some server is waiting too.
+      if (!waiting_for_leader || absl::Now() + backoff > give_up) break;
+      absl::SleepFor(backoff);
+      backoff = std::min(backoff * 2, absl::Seconds(1));
+      waiting_for_leader = false;
+    }
+  }
+  return last;
+}
 
 absl::StatusOr<Json> Client::Send(std::string_view method, const std::string& path,
                                   std::string_view body, std::string_view content_type, Raw* raw) {
-  BERTH_ASSIGN_OR_RETURN(HttpResponse r, http_.Request(method, path, body, content_type));
+  BERTH_ASSIGN_OR_RETURN(HttpResponse r, Exchange(method, [&](HttpClient& http) {
+                           return http.Request(method, path, body, content_type);
+                         }));
   BERTH_RETURN_IF_ERROR(StatusFromResponse(r.status, r.body));
   if (r.status >= 300) {
     return absl::InternalError(Cat(method, " ", path, ": unexpected HTTP status ", r.status));
@@ -80,19 +148,27 @@ absl::StatusOr<Json> Client::Call(std::string_view method, std::string_view path
 }
 
 absl::StatusOr<std::string> Client::Text(const std::string& path) {
-  BERTH_ASSIGN_OR_RETURN(HttpResponse r, http_.Get(path));
+  BERTH_ASSIGN_OR_RETURN(HttpResponse r,
+                         Exchange("GET", [&](HttpClient& http) { return http.Get(path); }));
   BERTH_RETURN_IF_ERROR(StatusFromResponse(r.status, r.body));
   return std::move(r.body);
 }
 
 absl::Status Client::StreamText(const std::string& path, const ChunkSink& sink) {
-  BERTH_ASSIGN_OR_RETURN(HttpResponse r, http_.Stream(path, sink));
+  // A stream that broke after its first piece is not started again: "POST" keeps Exchange to
+  // requests that never left.
+  BERTH_ASSIGN_OR_RETURN(
+      HttpResponse r, Exchange("POST", [&](HttpClient& http) { return http.Stream(path, sink); }));
   return StatusFromResponse(r.status, r.body);
 }
 
 absl::Status Client::Health() { return Text("/healthz").status(); }
 
 absl::StatusOr<std::string> Client::MetricsText() { return Text("/metrics"); }
+
+absl::StatusOr<Json> Client::ClusterStatus(Raw* raw) {
+  return Send("GET", "/v1/status", "", "application/json", raw);
+}
 
 // Workloads.
 
@@ -322,7 +398,9 @@ absl::StatusOr<Json> Client::DetachDisk(std::string_view name, Raw* raw) {
 
 absl::StatusOr<Json> Client::Copy(const std::string& path, const Json& body,
                                   const CopyProgress& progress) {
-  BERTH_ASSIGN_OR_RETURN(HttpResponse r, http_.Post(path, body.dump()));
+  BERTH_ASSIGN_OR_RETURN(HttpResponse r, Exchange("POST", [&](HttpClient& http) {
+                           return http.Post(path, body.dump());
+                         }));
   BERTH_RETURN_IF_ERROR(StatusFromResponse(r.status, r.body));
   // Newline-separated JSON: {"progress": permille}..., then {"result": ...} or {"error": ...}.
   std::istringstream lines(r.body);

@@ -12,14 +12,25 @@
 // Every typed method takes an optional `Raw*` that receives the reply as the server sent it (the
 // JSON body and the X-Berth-Index revision), for `--json` output and blocking-query loops.
 //
-// Thread-safety: calls on one Client are serialized (one kept-alive connection); use one Client
-// per thread for parallel requests.
+// Several servers: `base_url` may list them, comma-separated ("http://a:7070,http://b:7070"; a
+// missing scheme means http://). Requests go to one server until it cannot be reached, then to
+// the next. A request that never left (no connection) is sent to the next server; a read whose
+// answer was lost is asked again of the next; a write whose answer was lost is never resent,
+// since it may have been applied: it fails with Unavailable saying so. A server that cannot
+// reach a leader answers 503 with X-Berth-Unapplied, and the request is sent again (to the next
+// server, pausing after each round) for up to ClientOptions::failover_wait.
+//
+// Thread-safety: calls on one Client are serialized per server (one kept-alive connection
+// each); use one Client per thread for parallel requests.
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
@@ -37,6 +48,9 @@ struct ClientOptions {
   std::string token;
   absl::Duration timeout = absl::Seconds(60);  // per request: connect, write and read
   absl::Duration connect_timeout = absl::Seconds(10);
+  // With several servers: how long a request keeps trying while the servers answer that no
+  // leader is reachable yet (an election after the leader's loss).
+  absl::Duration failover_wait = absl::Seconds(20);
 };
 
 // A blocking query: answer once something under the resource changed past `index`, or when
@@ -75,14 +89,16 @@ using ChunkSink = std::function<bool(std::string_view chunk)>;
 
 class Client {
  public:
-  // `base_url` is "http://HOST:PORT" (with an optional path prefix).
+  // `base_url` is "http://HOST:PORT" (with an optional path prefix), or several of them
+  // separated by commas.
   explicit Client(std::string base_url, ClientOptions options = {});
   Client(const Client&) = delete;
   Client& operator=(const Client&) = delete;
 
   // Replaces the bearer token sent with the next requests.
   void SetToken(std::string token);
-  const std::string& base_url() const { return http_.base_url(); }
+  // The server requests go to now.
+  const std::string& base_url() const;
 
   // Any request, for routes this client has no method for yet: `body` is sent as JSON when not
   // null. Returns the parsed JSON body of a 2xx answer (null when it is not JSON).
@@ -94,6 +110,8 @@ class Client {
   absl::Status Health();
   // GET /metrics: the Prometheus text exposition.
   absl::StatusOr<std::string> MetricsText();
+  // GET /v1/status: {"server", "leader" (null during an election), "members", "store"}.
+  absl::StatusOr<core::Json> ClusterStatus(Raw* raw = nullptr);
 
   // --- Workloads ---
   absl::StatusOr<core::Workload> CreateWorkload(const core::WorkloadSpec& spec, Raw* raw = nullptr);
@@ -229,7 +247,14 @@ class Client {
   absl::StatusOr<core::Json> Copy(const std::string& path, const core::Json& body,
                                   const CopyProgress& progress);
 
-  HttpClient http_;
+  // Sends through the current server, moving on to the next as the class comment says.
+  absl::StatusOr<HttpResponse> Exchange(
+      std::string_view method,
+      const std::function<absl::StatusOr<HttpResponse>(HttpClient&)>& send);
+
+  const ClientOptions options_;
+  std::vector<std::unique_ptr<HttpClient>> servers_;  // never empty
+  std::atomic<size_t> current_{0};
 };
 
 }  // namespace berth::api

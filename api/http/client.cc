@@ -1,9 +1,12 @@
 #include "api/http/client.h"
 
+#include <poll.h>
+
 #include <algorithm>
 #include <chrono>
 #include <optional>
 
+#include "absl/strings/cord.h"
 #include "boost/asio.hpp"
 #include "boost/beast/core.hpp"
 #include "boost/beast/http.hpp"
@@ -90,6 +93,17 @@ class ClientConnection {
 
   bool connected() const { return connected_; }
   const ParsedUrl& url() const { return url_; }
+
+  // Whether the server closed (or wrote on) the idle kept-alive connection since the last
+  // answer: nothing is readable on an idle HTTP/1.1 connection until a request is sent. Seen
+  // before sending, a dead server is told apart from one that died after reading the request.
+  bool PeerClosed() {
+    if (!connected_) return false;
+    pollfd p{};
+    p.fd = stream_.socket().native_handle();
+    p.events = POLLIN | POLLRDHUP;
+    return ::poll(&p, 1, 0) != 0;
+  }
 
   void Close() {
     beast::error_code ec;
@@ -291,6 +305,21 @@ bhttp::request<bhttp::string_body> BuildRequest(
 
 }  // namespace
 
+namespace {
+
+constexpr absl::string_view kNotSentPayload = "berth.http/not-sent";
+
+absl::Status MarkNotSent(absl::Status status) {
+  status.SetPayload(kNotSentPayload, absl::Cord("1"));
+  return status;
+}
+
+}  // namespace
+
+bool RequestNotSent(const absl::Status& status) {
+  return status.GetPayload(kNotSentPayload).has_value();
+}
+
 absl::StatusOr<HttpResponse> HttpClient::Request(std::string_view method,
                                                  std::string_view path_with_query,
                                                  std::string_view body,
@@ -308,10 +337,12 @@ absl::StatusOr<HttpResponse> HttpClient::Request(std::string_view method,
       conn_->url(), bearer_token_, method, path_with_query, body, content_type, extra_headers);
 
   for (int attempt = 0;; ++attempt) {
+    if (attempt == 0 && conn_->PeerClosed()) conn_->Close();
     const bool reused = conn_->connected();
     if (!reused) {
       absl::Status connected = conn_->Connect(ConnectDeadline(options_, deadline));
-      if (!connected.ok()) return connected;
+      // A retry's failed connect does not prove the first try never reached the server.
+      if (!connected.ok()) return attempt == 0 ? MarkNotSent(std::move(connected)) : connected;
     }
     beast::error_code ec = conn_->Write(req, deadline);
     if (ec) {
@@ -391,10 +422,12 @@ absl::StatusOr<HttpResponse> HttpClient::Stream(
 
   std::optional<bhttp::response_parser<bhttp::buffer_body>> parser;
   for (int attempt = 0;; ++attempt) {
+    if (attempt == 0 && conn_->PeerClosed()) conn_->Close();
     const bool reused = conn_->connected();
     if (!reused) {
       absl::Status connected = conn_->Connect(ConnectDeadline(options_, deadline));
-      if (!connected.ok()) return connected;
+      // A retry's failed connect does not prove the first try never reached the server.
+      if (!connected.ok()) return attempt == 0 ? MarkNotSent(std::move(connected)) : connected;
     }
     parser.emplace();
     if (is_cancelled()) {

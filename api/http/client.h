@@ -54,6 +54,10 @@ struct HttpClientOptions {
   size_t max_body_bytes = 256 << 20;  // longer responses fail with ResourceExhausted
 };
 
+// Whether a failed request never left this process: no connection could be made (the name did
+// not resolve, or the connect failed), so sending it elsewhere cannot apply it twice.
+bool RequestNotSent(const absl::Status& status);
+
 class HttpClient {
  public:
   using Options = HttpClientOptions;

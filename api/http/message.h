@@ -16,6 +16,10 @@
 
 namespace berth::api {
 
+// Set on a 503 answer whose request was applied nowhere (a follower found no leader to send it
+// to): the client may send it again, to this server or another.
+inline constexpr std::string_view kUnappliedHeader = "X-Berth-Unapplied";
+
 // Header fields in arrival order. Names compare case-insensitively; values are kept as sent.
 class HttpHeaders {
  public:
