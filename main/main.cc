@@ -33,6 +33,7 @@ int main(int argc, char** argv) {
       cli::HostCommand(),
       cli::TenantCommand(),
       cli::EventsCommand(),
+      cli::TopCommand(),
       cli::VersionCommand(),
   });
   return core::Run(root, std::vector<std::string>(argv + 1, argv + argc), std::cout, std::cerr);
