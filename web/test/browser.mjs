@@ -123,7 +123,8 @@ async function main() {
   await page.setViewport({ width: 1280, height: 900 });
   const pageErrors = [];
   page.on('pageerror', (e) => pageErrors.push(String(e)));
-  const shot = (name) => page.screenshot({ path: join(artifacts, `${name}.png`), fullPage: true });
+  // The first screen of each view: readable at a glance, whatever the length of the page.
+  const shot = (name) => page.screenshot({ path: join(artifacts, `${name}.png`) });
   const waitText = (what, selector = 'body') =>
     page.waitForFunction(
       (s, w) => document.querySelector(s) && document.querySelector(s).innerText.includes(w),
@@ -227,7 +228,7 @@ async function main() {
   await page.waitForSelector('#token', { timeout: kWait });
   await page.type('#token', reader);
   await page.click('#signin-button');
-  await page.waitForSelector('#view-cluster', { timeout: kWait });
+  await page.waitForSelector('#nav-cluster', { timeout: kWait });
   await page.evaluate(() => (window.location.hash = '#/workloads/hello'));
   await waitText('stopped', '#workload-state');
   await page.click('button[data-action="start"]');
