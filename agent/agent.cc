@@ -156,7 +156,7 @@ void Agent::HeartbeatLoop() {
         retry_soon = true;
         return;
       }
-      absl::Status beat = hb_client_.Heartbeat(options_.name);
+      absl::Status beat = hb_client_.Heartbeat(options_.name, usage_.Sample());
       // The server forgot the host, or its credential: register again.
       if (absl::IsNotFound(beat) || absl::IsUnauthenticated(beat)) registered_ = false;
     });

@@ -22,6 +22,7 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "agent/local_host.h"
+#include "agent/usage.h"
 #include "api/client/client.h"
 #include "core/host.h"
 #include "core/workload.h"
@@ -146,8 +147,9 @@ class Agent : public LocalHost {
   std::string LogsDir(std::string_view workload) const;
 
   const AgentOptions options_;
-  api::Client client_;     // main loop
-  api::Client hb_client_;  // heartbeats, on their own connection
+  api::Client client_;      // main loop
+  api::Client hb_client_;   // heartbeats, on their own connection
+  HostUsageSampler usage_;  // only the heartbeat thread uses it
   absl::Mutex wake_mu_;
   std::atomic<bool> stopping_{false};
   std::atomic<bool> registered_{false};

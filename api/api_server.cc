@@ -29,6 +29,19 @@ bool HostMayCall(std::string_view method, std::string_view path) {
   return method == "PUT" && path.rfind("/v1/workloads/", 0) == 0 && EndsWith(path, "/status");
 }
 
+// A read-only token may GET anything but the streams that may carry secrets.
+bool ReaderMayCall(std::string_view method, std::string_view path) {
+  if (method != "GET") return false;
+  return !(path.rfind("/v1/workloads/", 0) == 0 &&
+           (EndsWith(path, "/logs") || EndsWith(path, "/console")));
+}
+
+// The dashboard's static files need no token: they hold no data, and the page asks for a token
+// before it calls the API.
+bool IsUiPath(std::string_view path) {
+  return path == "/" || path == "/ui" || path.rfind("/ui/", 0) == 0;
+}
+
 }  // namespace
 
 ApiServer::ApiServer(ApiServerOptions options, control::ControlPlane* control, LocalHost* local)
@@ -115,7 +128,9 @@ void ApiServer::Blocking(const HttpRequest& request, Responder responder, std::s
 
 void ApiServer::Routes() {
   router_.Before([this](HttpRequest& req) -> std::optional<HttpResponse> {
-    if (req.path == "/healthz") return std::nullopt;
+    if (req.path == "/healthz" || (req.method == "GET" && IsUiPath(req.path))) {
+      return std::nullopt;
+    }
     int authorizations = 0;
     for (const auto& [field, value] : req.headers.entries()) {
       if (absl::EqualsIgnoreCase(field, "Authorization")) ++authorizations;
@@ -143,6 +158,17 @@ void ApiServer::Routes() {
               "credential its registration returned for everything else");
         }
         req.attributes["role"] = "join";
+        return std::nullopt;
+      }
+    }
+    for (const auto& t : options_.read_tokens) {
+      if (!token.empty() && ConstantTimeEquals(token, t)) {
+        if (!ReaderMayCall(req.method, req.path)) {
+          return HttpResponse::Error(403, "permission_denied",
+                                     "a read-only token may only read (GET), and not logs or "
+                                     "consoles; use the admin token");
+        }
+        req.attributes["role"] = "reader";
         return std::nullopt;
       }
     }
@@ -175,6 +201,7 @@ void ApiServer::Routes() {
   HostRoutes();
   TenantRoutes();
   EventRoutes();
+  UiRoutes();
 }
 
 }  // namespace berth::api

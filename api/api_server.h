@@ -37,6 +37,9 @@ struct ApiServerOptions {
   // Join tokens: they may only register a host (POST /v1/hosts). A registration returns a
   // credential for that host alone, which its agent uses for everything after.
   std::vector<std::string> agent_tokens;
+  // Read-only tokens: GET requests only (a Prometheus scraper, a dashboard that only watches),
+  // and not logs or consoles, which may carry secrets.
+  std::vector<std::string> read_tokens;
   size_t max_body_bytes = 1 << 20;
   absl::Duration max_wait = absl::Minutes(5);  // cap on ?wait=
 };
@@ -58,16 +61,23 @@ class ApiServer {
   void Routes();
   // One per route file: api/routes_system.cc (health, metrics), routes_workloads.cc,
   // routes_hosts.cc (registration, heartbeats, assignments, status reports), routes_tenants.cc,
-  // routes_events.cc.
+  // routes_events.cc, routes_ui.cc (the dashboard's static files).
   void SystemRoutes();
   void WorkloadRoutes();
   void HostRoutes();
   void TenantRoutes();
   void EventRoutes();
+  void UiRoutes();
   // Answers now, or parks the request until `prefix` changes past ?index= or ?wait= ends.
   void Blocking(const HttpRequest& request, Responder responder, std::string prefix,
                 std::function<HttpResponse()> answer);
   HttpResponse Metrics();
+  // The per-host series of /metrics (capacity, allocated, used, per GPU device), labelled by
+  // host, resource and GPU index only: bounded by the fleet, never by the workloads.
+  std::string HostSeries();
+  // Adds "allocated" (core::HostAllocation) and "used" (the agent's last core::HostUsage, or
+  // null) to each encoded host of `hosts`.
+  void AddAllocationAndUsage(core::Json& hosts);
   // Streams (or returns) a file of a local task: a log or the console.
   void ServeFile(const HttpRequest& request, Responder responder, const std::string& name,
                  const absl::StatusOr<std::string>& path);

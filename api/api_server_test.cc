@@ -26,6 +26,7 @@ class ApiServerTest : public ::testing::Test {
     ApiServerOptions o;
     o.admin_token = "admin-secret";
     o.agent_tokens = {"join-secret"};
+    o.read_tokens = {"read-secret"};
     o.max_body_bytes = 64 << 10;
     server_ = std::make_unique<ApiServer>(o, control_.get(), nullptr);
     auto port = server_->Start();
@@ -216,6 +217,87 @@ TEST_F(ApiServerTest, TenantQuotasThroughTheApi) {
   EXPECT_EQ((*tenants)["items"][0]["used"]["cpu"], "0");
   EXPECT_TRUE(c->DeleteQuota("team-a").ok());
   EXPECT_TRUE(absl::IsNotFound(c->DeleteQuota("team-a")));
+}
+
+TEST_F(ApiServerTest, ReadOnlyTokenReadsButChangesNothing) {
+  auto reader = Client("read-secret");
+  EXPECT_TRUE(reader->ListWorkloads().ok());
+  EXPECT_TRUE(reader->ListHosts().ok());
+  EXPECT_TRUE(reader->MetricsText().ok());
+  const int64_t before = Revision();
+  auto created = reader->CreateWorkloadFromText(kHello, "application/yaml");
+  EXPECT_TRUE(absl::IsPermissionDenied(created.status())) << created.status();
+  EXPECT_NE(created.status().message().find("read-only token"), std::string::npos);
+  EXPECT_TRUE(absl::IsPermissionDenied(reader->Logs("hello").status()));
+  EXPECT_TRUE(absl::IsPermissionDenied(reader->Console("hello").status()));
+  EXPECT_EQ(Revision(), before);
+  // /metrics needs a token.
+  EXPECT_TRUE(absl::IsUnauthenticated(api::Client(url_).MetricsText().status()));
+}
+
+TEST_F(ApiServerTest, DashboardFilesNeedNoTokenAndRootLeadsThere) {
+  HttpClient anonymous(url_, HttpClient::Options{});
+  auto index = anonymous.Get("/ui/");
+  ASSERT_TRUE(index.ok()) << index.status();
+  EXPECT_EQ(index->status, 200);
+  EXPECT_NE(index->Header("Content-Type").value_or("").find("text/html"), std::string::npos);
+  EXPECT_NE(index->body.find("<title>Berth</title>"), std::string::npos);
+  EXPECT_EQ(index->Header("X-Frame-Options").value_or(""), "DENY");
+  auto js = anonymous.Get("/ui/app.js");
+  ASSERT_TRUE(js.ok()) << js.status();
+  EXPECT_EQ(js->status, 200);
+  EXPECT_NE(js->Header("Content-Type").value_or("").find("javascript"), std::string::npos);
+  for (const char* path : {"/", "/ui"}) {
+    auto r = anonymous.Get(path);
+    ASSERT_TRUE(r.ok()) << r.status();
+    EXPECT_EQ(r->status, 302) << path;
+    EXPECT_EQ(r->Header("Location").value_or(""), "/ui/") << path;
+  }
+  auto missing = anonymous.Get("/ui/nope.js");
+  ASSERT_TRUE(missing.ok());
+  EXPECT_EQ(missing->status, 404);
+  // Only the files are open: the API still needs a token, and writes to /ui/ are not routes.
+  auto api = anonymous.Get("/v1/workloads");
+  ASSERT_TRUE(api.ok());
+  EXPECT_EQ(api->status, 401);
+  auto post = anonymous.Post("/ui/app.js", "x");
+  ASSERT_TRUE(post.ok());
+  EXPECT_EQ(post->status, 401);
+}
+
+TEST_F(ApiServerTest, HeartbeatUsageIsServedWithTheHostAndBadUsageIsRefused) {
+  auto joined = Client("join-secret")->RegisterHost({.name = "h1", .inventory = SmallInventory()});
+  ASSERT_TRUE(joined.ok()) << joined.status();
+  auto host = Client(joined->credential);
+  core::HostUsage usage;
+  usage.cpu = core::MilliCpu(250);
+  usage.memory = core::MemoryMiB(512);
+  ASSERT_TRUE(host->Heartbeat("h1", usage).ok());
+  api::Raw raw;
+  ASSERT_TRUE(Client()->ListHosts(&raw).ok());
+  ASSERT_EQ(raw.body["items"].size(), 1u);
+  EXPECT_EQ(raw.body["items"][0]["used"]["cpu"], "250m") << raw.body.dump();
+  EXPECT_EQ(raw.body["items"][0]["allocated"]["cpu"], "0") << raw.body.dump();
+
+  HttpClient as_host(url_, HttpClient::Options{.bearer_token = joined->credential});
+  for (const char* body :
+       {R"({"usage": {"cpu": "-1"}})", R"({"usage": {"gpus": 3}})", R"({"load": 1})", R"([1])"}) {
+    auto r = as_host.Put("/v1/hosts/h1/heartbeat", body);
+    ASSERT_TRUE(r.ok()) << r.status();
+    EXPECT_EQ(r->status, 400) << body << ": " << r->body;
+    EXPECT_NE(r->body.find("h1"), std::string::npos) << r->body;
+  }
+  // The refused reports changed nothing.
+  ASSERT_TRUE(Client()->ListHosts(&raw).ok());
+  EXPECT_EQ(raw.body["items"][0]["used"]["cpu"], "250m");
+
+  // The report is the first sample of the host's usage history.
+  auto history = Client("read-secret")->Call("GET", "/v1/hosts/h1/usage");
+  ASSERT_TRUE(history.ok()) << history.status();
+  ASSERT_EQ((*history)["samples"].size(), 1u) << history->dump();
+  EXPECT_EQ((*history)["samples"][0]["memory"], "512Mi");
+  EXPECT_TRUE((*history)["samples"][0]["time"].is_string());
+  EXPECT_TRUE(absl::IsNotFound(Client()->Call("GET", "/v1/hosts/nope/usage").status()));
 }
 
 }  // namespace

@@ -2,17 +2,37 @@
 // credential), list, get, remove, heartbeats, the long-poll for assignments, and the status
 // reports of the workloads placed on a host.
 #include <climits>
+#include <map>
+#include <optional>
 
 #include "api/api_server.h"
 #include "api/body_parser.h"
 #include "api/route_util.h"
 #include "api/wire/wire.h"
+#include "core/log.h"
 #include "core/strings.h"
+#include "core/workload.h"
 
 namespace berth::api {
 
 using core::Cat;
 using core::Json;
+
+void ApiServer::AddAllocationAndUsage(Json& hosts) {
+  auto allocations = control_->HostAllocations();
+  core::OkOrReport("api.hosts", "host allocations", allocations.status());
+  std::map<std::string, core::HostUsage> usage = control_->HostUsages();
+  for (Json& h : hosts) {
+    const std::string name = h.value("name", "");
+    if (allocations.ok()) {
+      auto a = allocations->find(name);
+      h["allocated"] =
+          core::EncodeHostAllocation(a != allocations->end() ? a->second : core::HostAllocation{});
+    }
+    auto u = usage.find(name);
+    h["used"] = u != usage.end() ? core::EncodeHostUsage(u->second) : Json(nullptr);
+  }
+}
 
 void ApiServer::HostRoutes() {
   // Hosts.
@@ -37,19 +57,37 @@ void ApiServer::HostRoutes() {
     int64_t rev = 0;
     auto hosts = control_->ListHosts(&rev);
     if (!hosts.ok()) return Fail(hosts.status());
-    return JsonOk(200, wire::EncodeHostList({*hosts, rev}), rev);
+    Json body = wire::EncodeHostList({*hosts, rev});
+    AddAllocationAndUsage(body["items"]);
+    return JsonOk(200, body, rev);
   });
   router_.Handle("GET", "/v1/hosts/{name}", [this](const HttpRequest& req) {
     auto h = control_->GetHost(req.Param("name"));
     if (!h.ok()) return Fail(h.status());
     auto assigned = control_->Assignments(h->name);
     Json body = core::EncodeHost(*h);
+    {
+      Json one = Json::array({body});
+      AddAllocationAndUsage(one);
+      body = std::move(one[0]);
+    }
     if (assigned.ok()) {
       Json names = Json::array();
       for (const auto& w : *assigned) names.push_back(w.spec.name);
       body["workloads"] = names;
     }
     return JsonOk(200, body, h->revision);
+  });
+  router_.Handle("GET", "/v1/hosts/{name}/usage", [this](const HttpRequest& req) {
+    auto history = control_->UsageHistory(req.Param("name"));
+    if (!history.ok()) return Fail(history.status());
+    Json samples = Json::array();
+    for (const control::UsageSample& s : *history) {
+      Json one = core::EncodeHostUsage(s.usage);
+      one["time"] = core::EncodeTime(s.time);
+      samples.push_back(std::move(one));
+    }
+    return JsonOk(200, {{"host", req.Param("name")}, {"samples", samples}});
   });
   router_.Handle("DELETE", "/v1/hosts/{name}", [this](const HttpRequest& req) {
     absl::Status s = control_->RemoveHost(req.Param("name"));
@@ -58,7 +96,16 @@ void ApiServer::HostRoutes() {
   });
   router_.Handle("PUT", "/v1/hosts/{name}/heartbeat", [this](const HttpRequest& req) {
     if (auto denied = OnlyItself(req, req.Param("name"))) return *denied;
-    absl::Status s = control_->Heartbeat(req.Param("name"));
+    // An agent sends what it measured on its host with the heartbeat; the body may be empty.
+    auto body = StrictBody(req, "host", req.Param("name"), {"usage"});
+    if (!body.ok()) return Fail(body.status());
+    std::optional<core::HostUsage> usage;
+    if (auto it = body->find("usage"); it != body->end()) {
+      auto decoded = core::DecodeHostUsage(req.Param("name"), *it);
+      if (!decoded.ok()) return Fail(decoded.status());
+      usage = std::move(*decoded);
+    }
+    absl::Status s = control_->Heartbeat(req.Param("name"), usage);
     if (!s.ok()) return Fail(s);
     return JsonOk(200, {{"name", req.Param("name")}, {"status", "ok"}});
   });

@@ -6,6 +6,7 @@
 #include "api/api_server.h"
 #include "api/route_util.h"
 #include "core/log.h"
+#include "core/strings.h"
 
 namespace berth::api {
 
@@ -14,6 +15,93 @@ void ApiServer::SystemRoutes() {
     return JsonOk(200, {{"status", "ok"}});
   });
   router_.Handle("GET", "/metrics", [this](const HttpRequest&) { return Metrics(); });
+}
+
+namespace {
+
+// Series of one gauge family written straight into the exposition: per-host series are made
+// afresh on each scrape, so a removed host leaves no stale series behind.
+class GaugeText {
+ public:
+  GaugeText(std::string name, std::string_view help) : name_(std::move(name)) {
+    out_ = core::Cat("# HELP ", name_, " ", help, "\n# TYPE ", name_, " gauge\n");
+  }
+  void Add(const Labels& labels, double value) {
+    out_ += name_;
+    out_ += '{';
+    for (size_t i = 0; i < labels.size(); ++i) {
+      out_ +=
+          core::Cat(i ? "," : "", labels[i].first, "=\"", EscapeLabelValue(labels[i].second), "\"");
+    }
+    out_ += core::Cat("} ", FormatSampleValue(value), "\n");
+    ++series_;
+  }
+  std::string Take() { return series_ ? std::move(out_) : std::string(); }
+
+ private:
+  std::string name_;
+  std::string out_;
+  int series_ = 0;
+};
+
+constexpr double kBytesPerMiB = 1048576.0;
+
+}  // namespace
+
+std::string ApiServer::HostSeries() {
+  auto hosts = control_->ListHosts();
+  core::OkOrReport("api.metrics", "list hosts", hosts.status());
+  if (!hosts.ok()) return "";
+  auto allocations = control_->HostAllocations();
+  core::OkOrReport("api.metrics", "host allocations", allocations.status());
+  std::map<std::string, core::HostUsage> usage = control_->HostUsages();
+  GaugeText up("berth_host_up", "1 when the host is ready, 0 when it is down.");
+  GaugeText capacity("berth_host_capacity",
+                     "Capacity of each host by resource (cpu in cores, bytes, gpu in devices).");
+  GaugeText allocated("berth_host_allocated",
+                      "Resources the placed workloads hold on each host, by resource.");
+  GaugeText used("berth_host_used",
+                 "Resources in use on each host as its agent last measured them, by resource.");
+  GaugeText gpu_allocated("berth_host_gpu_allocated",
+                          "Share of each GPU device allocated (1 = the whole device).");
+  GaugeText gpu_util("berth_host_gpu_utilization",
+                     "Utilization of each GPU device as its agent last measured it (0..1).");
+  GaugeText gpu_memory("berth_host_gpu_memory_used_bytes",
+                       "Device memory in use on each GPU as its agent last measured it.");
+  for (const core::Host& h : *hosts) {
+    const Labels host = {{"host", h.name}};
+    up.Add(host, h.state == core::HostState::kReady ? 1 : 0);
+    const core::Resources& cap = h.inventory.capacity;
+    auto by = [&](std::string_view resource) {
+      return Labels{{"host", h.name}, {"resource", std::string(resource)}};
+    };
+    capacity.Add(by("cpu"), cap.cpu.value() / 1000.0);
+    capacity.Add(by("memory_bytes"), cap.memory.value() * kBytesPerMiB);
+    capacity.Add(by("disk_bytes"), cap.disk.value() * kBytesPerMiB);
+    capacity.Add(by("gpu"), double(h.inventory.gpus.size()));
+    if (allocations.ok()) {
+      auto it = allocations->find(h.name);
+      const core::HostAllocation a = it != allocations->end() ? it->second : core::HostAllocation{};
+      allocated.Add(by("cpu"), a.resources.cpu.value() / 1000.0);
+      allocated.Add(by("memory_bytes"), a.resources.memory.value() * kBytesPerMiB);
+      allocated.Add(by("disk_bytes"), a.resources.disk.value() * kBytesPerMiB);
+      allocated.Add(by("gpu"), a.gpu_milli / 1000.0);
+      for (const core::GpuDeviceAllocation& g : a.gpus) {
+        gpu_allocated.Add({{"host", h.name}, {"gpu", core::Cat(g.index)}}, g.milli / 1000.0);
+      }
+    }
+    if (auto u = usage.find(h.name); u != usage.end()) {
+      used.Add(by("cpu"), u->second.cpu.value() / 1000.0);
+      used.Add(by("memory_bytes"), u->second.memory.value() * kBytesPerMiB);
+      for (const core::GpuDeviceUsage& g : u->second.gpus) {
+        const Labels dev = {{"host", h.name}, {"gpu", core::Cat(g.index)}};
+        gpu_util.Add(dev, g.utilization_percent / 100.0);
+        gpu_memory.Add(dev, g.memory_used_mib * kBytesPerMiB);
+      }
+    }
+  }
+  return up.Take() + capacity.Take() + allocated.Take() + used.Take() + gpu_allocated.Take() +
+         gpu_util.Take() + gpu_memory.Take();
 }
 
 HttpResponse ApiServer::Metrics() {
@@ -76,7 +164,7 @@ HttpResponse ApiServer::Metrics() {
     Counter& c = errors.WithLabels({{"where", where}});
     c.Increment(static_cast<double>(count) - c.Value());
   }
-  HttpResponse r = HttpResponse::Text(200, metrics_.Render());
+  HttpResponse r = HttpResponse::Text(200, metrics_.Render() + HostSeries());
   r.headers.Set("Content-Type", "text/plain; version=0.0.4; charset=utf-8");
   return r;
 }

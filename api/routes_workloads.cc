@@ -146,7 +146,7 @@ void ApiServer::WorkloadRoutes() {
   router_.Handle("GET", "/v1/workloads/{name}/explain", [this](const HttpRequest& req) {
     auto why = control_->Explain(req.Param("name"));
     if (!why.ok()) return Fail(why.status());
-    return JsonOk(200, {{"name", req.Param("name")}, {"explanation", *why}});
+    return JsonOk(200, *why);
   });
   router_.HandleAsync(
       "GET", "/v1/workloads/{name}/logs", [this](const HttpRequest& req, Responder responder) {

@@ -59,6 +59,17 @@ std::string Age(const Json& time_field) {
   return Cat(s / 86400, "d");
 }
 
+// Milli-GPU as a device count: "2", "1.5", "0.25".
+std::string GpuCount(int64_t milli) {
+  std::string out = Cat(milli / 1000);
+  if (int64_t frac = milli % 1000; frac != 0) {
+    std::string f = Cat(1000 + frac).substr(1);
+    while (!f.empty() && f.back() == '0') f.pop_back();
+    out += "." + f;
+  }
+  return out;
+}
+
 std::string GpuText(const Json& spec_resources) {
   if (!spec_resources.contains("gpu") || spec_resources["gpu"].is_null()) return "-";
   const Json& g = spec_resources["gpu"];
@@ -66,6 +77,36 @@ std::string GpuText(const Json& spec_resources) {
   if (g.contains("share")) return g["share"].get<std::string>();
   if (g.contains("mig")) return g["mig"].get<std::string>();
   return "-";
+}
+
+// The rows `berth host ls` and `berth top` print: allocated/capacity per resource, then what
+// the host's agent last measured in use.
+std::vector<std::vector<std::string>> HostRows(const Json& items) {
+  std::vector<std::vector<std::string>> rows = {{"NAME", "STATE", "CPU", "MEMORY", "DISK", "GPUS",
+                                                 "USED CPU/MEM", "DRIVERS", "LAST HEARTBEAT"}};
+  for (const Json& h : items) {
+    const Json& inv = h["inventory"];
+    const Json alloc = h.contains("allocated") ? h["allocated"] : Json::object();
+    auto of = [&](const char* key) { return Cat(alloc.value(key, "0"), "/", inv.value(key, "-")); };
+    std::string drivers;
+    for (const auto& d : inv["drivers"]) {
+      std::string name = d.get<std::string>();
+      // "vm(tcg)": VMs here run without KVM; `berth host get` says why.
+      if (name == "vm" && inv.contains("fingerprint") && inv["fingerprint"].contains("vm_accel")) {
+        name += "(" + inv["fingerprint"]["vm_accel"].get<std::string>() + ")";
+      }
+      drivers += (drivers.empty() ? "" : ",") + name;
+    }
+    std::string gpus = Cat(GpuCount(alloc.value("gpu_milli", int64_t{0})), "/", inv["gpus"].size());
+    if (!inv["gpus"].empty()) gpus += " x " + inv["gpus"][0].value("model", "");
+    std::string used = "-";
+    if (h.contains("used") && h["used"].is_object()) {
+      used = Cat(h["used"].value("cpu", "-"), "/", h["used"].value("memory", "-"));
+    }
+    rows.push_back({h["name"], h["state"], of("cpu"), of("memory"), of("disk"), gpus, used, drivers,
+                    Age(h["last_heartbeat"]) + " ago"});
+  }
+  return rows;
 }
 
 // One run of a client command: its parsed invocation, the connection to the server, and the
@@ -268,26 +309,7 @@ class Cli : public CommandSession {
         out_ << (*j)["items"].dump() << "\n";
         return 0;
       }
-      std::vector<std::vector<std::string>> rows = {
-          {"NAME", "STATE", "CPU", "MEMORY", "GPUS", "DRIVERS", "LAST HEARTBEAT"}};
-      for (const Json& h : (*j)["items"]) {
-        const Json& inv = h["inventory"];
-        std::string drivers;
-        for (const auto& d : inv["drivers"]) {
-          std::string name = d.get<std::string>();
-          // "vm(tcg)": VMs here run without KVM; `berth host get` says why.
-          if (name == "vm" && inv.contains("fingerprint") &&
-              inv["fingerprint"].contains("vm_accel")) {
-            name += "(" + inv["fingerprint"]["vm_accel"].get<std::string>() + ")";
-          }
-          drivers += (drivers.empty() ? "" : ",") + name;
-        }
-        std::string gpus = Cat(inv["gpus"].size());
-        if (!inv["gpus"].empty()) gpus += " x " + inv["gpus"][0].value("model", "");
-        rows.push_back({h["name"], h["state"], inv.value("cpu", "-"), inv.value("memory", "-"),
-                        gpus, drivers, Age(h["last_heartbeat"]) + " ago"});
-      }
-      PrintTable(out_, rows);
+      PrintTable(out_, HostRows((*j)["items"]));
       return 0;
     }
     if (sub == "get") {
@@ -368,6 +390,58 @@ class Cli : public CommandSession {
     if (!j) return 1;
     out_ << (json_ ? j->dump() : Cat("tenant ", name, ": quota ", (*j)["quota"].dump())) << "\n";
     return 0;
+  }
+
+  // Hosts and workloads, redrawn when the workloads change (a blocking query) and at least every
+  // --interval, until interrupted; --once (and --json) print one frame.
+  int Top() {
+    const bool once = inv_.Bool("once") || json_;
+    const absl::Duration interval = inv_.Duration("interval");
+    int64_t index = 0;
+    while (true) {
+      auto hosts = Do([&](api::Client& c, api::Raw* r) { return c.ListHosts(r).status(); });
+      if (!hosts) return 1;
+      int64_t next = index;
+      auto workloads = Do([&](api::Client& c, api::Raw* r) {
+        absl::Status s = c.ListWorkloads(api::Watch{.index = index, .wait = interval}, r).status();
+        if (r->index >= 0) next = r->index;
+        return s;
+      });
+      if (!workloads) return 1;
+      const Json& items = (*workloads)["items"];
+      if (json_) {
+        out_ << Json{{"hosts", (*hosts)["items"]}, {"workloads", items}}.dump() << "\n";
+        return 0;
+      }
+      std::map<std::string, int> by_state;
+      for (const Json& w : items) by_state[w["status"].value("state", "")]++;
+      std::string states;
+      for (const auto& [state, n] : by_state)
+        states += Cat(states.empty() ? "" : ", ", n, " ", state);
+      if (!once) out_ << "\033[H\033[2J";  // home and clear: a full-screen redraw
+      out_ << "berth top: " << (*hosts)["items"].size() << " hosts, " << items.size()
+           << " workloads" << (states.empty() ? "" : " (" + states + ")") << "\n\n";
+      PrintTable(out_, HostRows((*hosts)["items"]));
+      out_ << "\n";
+      std::vector<std::vector<std::string>> rows = {
+          {"NAME", "STATE", "HOST", "CPU", "MEMORY", "GPU", "AGE"}};
+      constexpr size_t kMaxRows = 40;
+      for (size_t i = 0; i < items.size() && i < kMaxRows; ++i) {
+        const Json& w = items[i];
+        const Json& r = w["spec"]["resources"];
+        std::string host = w["status"].value("host", "");
+        rows.push_back({w["name"], w["status"]["state"], host.empty() ? "-" : host,
+                        r.value("cpu", "-"), r.value("memory", "-"), GpuText(r),
+                        Age(w["created_at"])});
+      }
+      PrintTable(out_, rows);
+      if (items.size() > kMaxRows) {
+        out_ << "... and " << items.size() - kMaxRows << " more (berth workload ls)\n";
+      }
+      out_ << std::flush;
+      if (once) return 0;
+      index = next;
+    }
   }
 
   int Events() {
@@ -483,7 +557,14 @@ Command WorkloadCommand() {
               .summary = "list workloads",
               .run = CliRun({"ls"}, &Cli::Workload)},
       named("get", "show one workload, with its status"),
-      named("explain", "why a workload is pending"),
+      Command{.name = "explain",
+              .summary = "why a workload is pending, with figures and what would make it fit",
+              .description =
+                  "Prints every check the workload fails, with what it asks and what the best\n"
+                  "host offers (cpu: asks 64, best host has 2 free of 2 (host-a)), the tenant's\n"
+                  "quota as quota, and what would make it fit. --json adds each check's figures.",
+              .args = {kWorkloadName},
+              .run = CliRun({"explain"}, &Cli::Workload)},
       named("start", "start a stopped workload"),
       named("stop", "stop a workload"),
       named("pause", "pause a running workload"),
@@ -547,7 +628,12 @@ Command HostCommand() {
   g.subcommands = {
       Command{.name = "ls",
               .aliases = {"list"},
-              .summary = "list hosts",
+              .summary = "list hosts: allocated/capacity per resource, and what is in use",
+              .description =
+                  "CPU, MEMORY, DISK and GPUS read allocated/capacity: what the placed workloads\n"
+                  "hold against what the host offers. USED CPU/MEM is what the host's agent last\n"
+                  "measured (- until it reports). --json prints each host with its \"allocated\"\n"
+                  "and \"used\" objects.",
               .run = CliRun({"ls"}, &Cli::Host)},
       Command{.name = "get",
               .summary = "show one host's inventory and state",
@@ -626,6 +712,34 @@ Command StatusCommand() {
                      "With --json: the reply of GET /v1/status.",
                  .flags = ServerFlags(),
                  .run = CliRun({}, &Cli::Status)};
+}
+
+Command TopCommand() {
+  Command c{.name = "top",
+            .section = "Cluster",
+            .summary = "hosts and workloads, live",
+            .description =
+                "Redraws the hosts (allocated/capacity per resource, and what is in use) and the\n"
+                "workloads whenever a workload changes, and at least every --interval, until\n"
+                "interrupted. --once prints one frame; --json prints {\"hosts\", \"workloads\"}\n"
+                "once.",
+            .flags = ServerFlags(),
+            .run = CliRun({}, &Cli::Top)};
+  c.flags.push_back({.name = "once", .type = FlagType::kBool, .help = "print one frame and exit"});
+  c.flags.push_back({.name = "interval",
+                     .type = FlagType::kDuration,
+                     .help = "redraw at least this often",
+                     .default_value = "5s",
+                     .check = [](std::string_view v) {
+                       absl::Duration d;
+                       if (!absl::ParseDuration(std::string(v), &d) || d < absl::Seconds(1) ||
+                           d > absl::Seconds(50)) {
+                         return absl::InvalidArgumentError(
+                             Cat("--interval must be a duration from 1s to 50s, got \"", v, "\""));
+                       }
+                       return absl::OkStatus();
+                     }});
+  return c;
 }
 
 Command VersionCommand() {

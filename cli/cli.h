@@ -31,6 +31,7 @@ core::Command HostCommand();
 core::Command TenantCommand();
 core::Command EventsCommand();
 core::Command StatusCommand();
+core::Command TopCommand();
 core::Command VersionCommand();
 
 // The flags of every command that talks to a server: --server (or --addr) and --token.

@@ -39,7 +39,7 @@ struct Result {
 core::Command ClientRoot() {
   return RootCommand({WorkloadCommand(), VmCommand(), ImageCommand(), DiskCommand(), NetCommand(),
                       SecgroupCommand(), PortfwdCommand(), HostCommand(), TenantCommand(),
-                      EventsCommand(), StatusCommand(), VersionCommand()});
+                      EventsCommand(), StatusCommand(), TopCommand(), VersionCommand()});
 }
 
 Result Berth(std::vector<std::string> args) {

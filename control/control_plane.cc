@@ -11,6 +11,7 @@
 #include "core/status.h"
 #include "core/strings.h"
 #include "sched/cluster.h"
+#include "sched/explain.h"
 #include "sched/scheduler.h"
 
 namespace berth::control {
@@ -527,17 +528,33 @@ absl::Status ControlPlane::RemoveHost(std::string_view name) {
     if (resp.succeeded) {
       absl::MutexLock lock(&mu_);
       if (auto it = heartbeats_.find(name); it != heartbeats_.end()) heartbeats_.erase(it);
+      if (auto it = usage_.find(name); it != usage_.end()) usage_.erase(it);
+      if (auto it = usage_history_.find(name); it != usage_history_.end()) {
+        usage_history_.erase(it);
+      }
       return absl::OkStatus();
     }
   }
   return Conflict(Cat("host \"", name, "\""));
 }
 
-absl::Status ControlPlane::Heartbeat(std::string_view name) {
+absl::Status ControlPlane::Heartbeat(std::string_view name,
+                                     const std::optional<core::HostUsage>& usage) {
   BERTH_ASSIGN_OR_RETURN(core::Host h, GetHost(name));
   {
     absl::MutexLock lock(&mu_);
-    heartbeats_[std::string(name)] = clock_->Now();
+    const absl::Time now = clock_->Now();
+    heartbeats_[std::string(name)] = now;
+    if (usage) {
+      usage_[std::string(name)] = *usage;
+      std::deque<UsageSample>& history = usage_history_[std::string(name)];
+      if (history.empty() || now - history.back().time >= options_.usage_resolution) {
+        history.push_back({now, *usage});
+      }
+      while (!history.empty() && now - history.front().time > options_.usage_history) {
+        history.pop_front();
+      }
+    }
   }
   if (h.state == core::HostState::kDown) {
     // Back from the dead: it is schedulable again. The workloads failed while it was down are
@@ -979,23 +996,86 @@ absl::StatusOr<Json> ControlPlane::Tenants() {
   return out;
 }
 
-absl::StatusOr<std::string> ControlPlane::Explain(std::string_view name) {
+absl::StatusOr<Json> ControlPlane::Explain(std::string_view name) {
   BERTH_ASSIGN_OR_RETURN(Workload w, GetWorkload(name));
+  Json out = {{"name", w.spec.name}, {"state", core::WorkloadStateName(w.status.state)}};
   if (w.status.state != WorkloadState::kPending) {
-    return Cat("not pending: ", core::WorkloadStateName(w.status.state),
-               w.status.host.empty() ? "" : Cat(" on ", w.status.host));
+    out["explanation"] = Cat("not pending: ", core::WorkloadStateName(w.status.state),
+                             w.status.host.empty() ? "" : Cat(" on ", w.status.host));
+    return out;
   }
   BERTH_ASSIGN_OR_RETURN(Snapshot snap, ReadSnapshot());
-  if (snap.hosts.empty()) return std::string("no hosts registered");
   sched::Cluster cluster;
   std::map<int, const core::Host*> by_index;
   BERTH_RETURN_IF_ERROR(BuildCluster(snap, &cluster, &by_index));
-  BERTH_RETURN_IF_ERROR(policy_.status());
-  const sched::WorkloadMix mix = CurrentMix();
-  sched::Scheduler scheduler(
-      &cluster, sched::SchedulerOptions{.policy = *policy_, .mix = &mix, .always_explain = true});
-  BERTH_ASSIGN_OR_RETURN(sched::Decision d, scheduler.Schedule(ToRequest(w)));
-  return d.Explain();
+  // As in the scheduling pass, a host without a driver for the workload's kind cannot take it.
+  sched::ExplainOptions options;
+  options.excluded.assign(cluster.num_hosts(), false);
+  options.excluded_check = "driver";
+  options.excluded_reason = Cat("no ", core::WorkloadKindName(w.spec.kind), " driver");
+  for (const auto& [index, host] : by_index) {
+    options.excluded[index] = !HasDriver(*host, w.spec.kind);
+  }
+  sched::Explanation e = sched::ExplainRequest(cluster, ToRequest(w), options);
+  out["explanation"] = e.Text();
+  Json checks = Json::array();
+  for (const sched::CheckFinding& f : e.failing) {
+    checks.push_back({{"check", f.check}, {"hosts", f.hosts}, {"detail", f.detail}});
+  }
+  out["failing"] = std::move(checks);
+  out["to_fit"] = e.to_fit;
+  out["hosts"] = e.hosts;
+  if (!e.fits_on.empty()) out["fits_on"] = e.fits_on;
+  return out;
+}
+
+absl::StatusOr<std::map<std::string, core::HostAllocation>> ControlPlane::HostAllocations() {
+  BERTH_ASSIGN_OR_RETURN(Snapshot snap, ReadSnapshot());
+  sched::Cluster cluster;
+  std::map<int, const core::Host*> by_index;
+  BERTH_RETURN_IF_ERROR(BuildCluster(snap, &cluster, &by_index));
+  std::map<std::string, core::HostAllocation> out;
+  for (int i = 0; i < cluster.num_hosts(); ++i) {
+    const sched::HostState& hs = cluster.host(i);
+    core::HostAllocation& a = out[hs.name];
+    a.resources = hs.allocated;
+    a.gpu_milli = hs.GpuCapacityMilli() - hs.FreeGpuMilli();
+    a.workloads = int(cluster.AllocationsOn(i).size());
+    for (const sched::GpuState& g : hs.gpus) {
+      a.gpus.push_back({.index = g.device.index,
+                        .milli = core::kWholeGpuMilli - g.free_milli,
+                        .memory_mib = g.device.memory_mib - g.free_memory_mib,
+                        .holders = {}});
+    }
+    for (const std::string& id : cluster.AllocationsOn(i)) {
+      const sched::Allocation* alloc = cluster.FindAllocation(id);
+      if (alloc == nullptr) continue;
+      for (const core::GpuAssignment& ga : alloc->placement.gpus) {
+        for (core::GpuDeviceAllocation& d : a.gpus) {
+          if (d.index == ga.index) d.holders.push_back(id);
+        }
+      }
+    }
+  }
+  return out;
+}
+
+absl::StatusOr<std::vector<UsageSample>> ControlPlane::UsageHistory(std::string_view host) {
+  BERTH_RETURN_IF_ERROR(GetHost(host).status());
+  const absl::Time now = clock_->Now();
+  absl::MutexLock lock(&mu_);
+  std::vector<UsageSample> out;
+  auto it = usage_history_.find(host);
+  if (it == usage_history_.end()) return out;
+  for (const UsageSample& s : it->second) {
+    if (now - s.time <= options_.usage_history) out.push_back(s);
+  }
+  return out;
+}
+
+std::map<std::string, core::HostUsage> ControlPlane::HostUsages() {
+  absl::MutexLock lock(&mu_);
+  return std::map<std::string, core::HostUsage>(usage_.begin(), usage_.end());
 }
 
 namespace {

@@ -14,6 +14,7 @@
 
 #include <atomic>
 #include <cstdint>
+#include <deque>
 #include <functional>
 #include <map>
 #include <memory>
@@ -79,6 +80,16 @@ struct ControlPlaneOptions {
   // is refused with PermissionDenied naming the `user` field; every other process workload runs
   // as an unprivileged account on its host.
   bool allow_root_workloads = false;
+  // The usage history kept per host in memory (UsageHistory): one report per resolution at
+  // most, for the last `usage_history`.
+  absl::Duration usage_resolution = absl::Seconds(10);
+  absl::Duration usage_history = absl::Hours(1);
+};
+
+// One usage report of a host, as kept in its history.
+struct UsageSample {
+  absl::Time time;
+  core::HostUsage usage;
 };
 
 // An agent's report about one workload it runs.
@@ -143,7 +154,18 @@ class ControlPlane {
   // Removes a host that is down, with its credential. FailedPrecondition while it is ready,
   // NotFound when there is no such host.
   absl::Status RemoveHost(std::string_view name);
-  absl::Status Heartbeat(std::string_view name);
+  // A heartbeat, with what the agent measured on its host when it sent one (kept in memory,
+  // the latest per host; see HostUsages).
+  absl::Status Heartbeat(std::string_view name,
+                         const std::optional<core::HostUsage>& usage = std::nullopt);
+  // What the placed workloads hold on every registered host, by host name.
+  absl::StatusOr<std::map<std::string, core::HostAllocation>> HostAllocations();
+  // The latest usage each host's agent reported, by host name; hosts that sent none are absent.
+  std::map<std::string, core::HostUsage> HostUsages();
+  // The host's usage reports of the last options.usage_history, at most one per
+  // options.usage_resolution, oldest first (in memory: a restarted server starts empty).
+  // NotFound for a host that is not registered.
+  absl::StatusOr<std::vector<UsageSample>> UsageHistory(std::string_view host);
   absl::StatusOr<core::Host> GetHost(std::string_view name);
   absl::StatusOr<std::vector<core::Host>> ListHosts(int64_t* revision = nullptr);
   // Workloads placed on `host` that are not yet terminal: what its agent must run.
@@ -167,8 +189,11 @@ class ControlPlane {
   // Every tenant with a quota or placed workloads: {"name", "quota", "used"}.
   absl::StatusOr<core::Json> Tenants();
 
-  // Why a workload is pending, as the scheduler sees it now.
-  absl::StatusOr<std::string> Explain(std::string_view name);
+  // Why a workload is pending, with figures (sched/explain.h): {"name", "state",
+  // "explanation" (the text `berth workload explain` prints), "failing": [{"check", "hosts",
+  // "detail"}], "to_fit": [...], "hosts", "fits_on" when a host takes it now}. A workload that
+  // is not pending has only name, state and explanation ("not pending: running on h").
+  absl::StatusOr<core::Json> Explain(std::string_view name);
 
   // Runs the scheduling pass whenever workloads or hosts change, and the liveness check every
   // second, on a background thread until Stop(). Start() may follow Stop() (a server that leads
@@ -234,6 +259,8 @@ class ControlPlane {
 
   absl::Mutex mu_;
   std::map<std::string, absl::Time, std::less<>> heartbeats_ ABSL_GUARDED_BY(mu_);
+  std::map<std::string, core::HostUsage, std::less<>> usage_ ABSL_GUARDED_BY(mu_);
+  std::map<std::string, std::deque<UsageSample>, std::less<>> usage_history_ ABSL_GUARDED_BY(mu_);
   absl::Time started_at_;
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
   bool kick_ ABSL_GUARDED_BY(mu_) = false;

@@ -400,5 +400,29 @@ TEST_F(ControlPlaneTest, QuotasHoldWorkloadsPendingAndReportUse) {
   EXPECT_EQ(*cp_.ScheduleOnce(), 1);
 }
 
+TEST_F(ControlPlaneTest, UsageHistoryKeepsOneSamplePerResolutionForAnHour) {
+  ASSERT_TRUE(cp_.RegisterHost("h1", Inventory()).ok());
+  core::HostUsage u;
+  for (int i = 0; i < 800; ++i) {  // a heartbeat every 5 s for 4000 s
+    u.cpu = core::MilliCpu(i);
+    ASSERT_TRUE(cp_.Heartbeat("h1", u).ok());
+    clock_.Advance(absl::Seconds(5));
+  }
+  auto history = cp_.UsageHistory("h1");
+  ASSERT_TRUE(history.ok()) << history.status();
+  // One sample per 10 s over the last hour.
+  EXPECT_GE(history->size(), 359u);
+  EXPECT_LE(history->size(), 361u);
+  for (size_t i = 1; i < history->size(); ++i) {
+    EXPECT_GE((*history)[i].time - (*history)[i - 1].time, absl::Seconds(10));
+  }
+  EXPECT_LE(clock_.Now() - history->front().time, absl::Hours(1));
+  EXPECT_EQ(cp_.HostUsages()["h1"].cpu, core::MilliCpu(799));
+  EXPECT_EQ(cp_.UsageHistory("nope").status().code(), absl::StatusCode::kNotFound);
+  // A heartbeat without usage keeps the last report.
+  ASSERT_TRUE(cp_.Heartbeat("h1").ok());
+  EXPECT_EQ(cp_.HostUsages()["h1"].cpu, core::MilliCpu(799));
+}
+
 }  // namespace
 }  // namespace berth::control

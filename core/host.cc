@@ -143,6 +143,118 @@ absl::StatusOr<Host> DecodeHost(const Json& j) {
   return h;
 }
 
+Json EncodeHostAllocation(const HostAllocation& a) {
+  Json gpus = Json::array();
+  for (const GpuDeviceAllocation& g : a.gpus) {
+    gpus.push_back({{"index", g.index},
+                    {"milli", g.milli},
+                    {"memory", FormatMiB(g.memory_mib)},
+                    {"holders", g.holders}});
+  }
+  return {{"cpu", FormatCpu(a.resources.cpu)},
+          {"memory", FormatMiB(a.resources.memory.value())},
+          {"disk", FormatMiB(a.resources.disk.value())},
+          {"gpu_milli", a.gpu_milli},
+          {"workloads", a.workloads},
+          {"gpus", gpus}};
+}
+
+namespace {
+
+// A quantity field of `j` at `path` parsed with `parse`; absent is zero.
+template <typename T, typename Parse>
+absl::Status QuantityField(const JsonContext& ctx, const Json& j, std::string_view path,
+                           const char* key, Parse parse, T* out) {
+  auto it = j.find(key);
+  if (it == j.end()) return absl::OkStatus();
+  std::string text = it->is_string() ? it->get<std::string>() : Preview(*it);
+  auto v = parse(text);
+  if (!v.ok()) return ctx.Error(Cat(path, ".", key), std::string(v.status().message()));
+  *out = T(*v);
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+absl::StatusOr<HostAllocation> DecodeHostAllocation(std::string_view host_name, const Json& j) {
+  JsonContext ctx{"host", std::string(host_name)};
+  BERTH_RETURN_IF_ERROR(CheckObject(ctx, j, "allocated",
+                                    {"cpu", "memory", "disk", "gpu_milli", "workloads", "gpus"}));
+  HostAllocation a;
+  BERTH_RETURN_IF_ERROR(QuantityField(ctx, j, "allocated", "cpu", ParseCpu, &a.resources.cpu));
+  BERTH_RETURN_IF_ERROR(
+      QuantityField(ctx, j, "allocated", "memory", ParseMemory, &a.resources.memory));
+  BERTH_RETURN_IF_ERROR(QuantityField(ctx, j, "allocated", "disk", ParseDisk, &a.resources.disk));
+  int64_t workloads = 0;
+  BERTH_RETURN_IF_ERROR(
+      OptionalInt(ctx, j, "allocated", "gpu_milli", 0, int64_t{1} << 40, &a.gpu_milli));
+  BERTH_RETURN_IF_ERROR(OptionalInt(ctx, j, "allocated", "workloads", 0, 1 << 30, &workloads));
+  a.workloads = int(workloads);
+  if (auto it = j.find("gpus"); it != j.end() && !it->is_null()) {
+    if (!it->is_array()) return ctx.Error("allocated.gpus", "must be a list");
+    for (size_t i = 0; i < it->size(); ++i) {
+      const Json& g = (*it)[i];
+      std::string path = Cat("allocated.gpus[", i, "]");
+      BERTH_RETURN_IF_ERROR(CheckObject(ctx, g, path, {"index", "milli", "memory", "holders"}));
+      GpuDeviceAllocation d;
+      int64_t index = 0;
+      BERTH_RETURN_IF_ERROR(OptionalInt(ctx, g, path, "index", 0, 1 << 16, &index));
+      BERTH_RETURN_IF_ERROR(OptionalInt(ctx, g, path, "milli", 0, kWholeGpuMilli, &d.milli));
+      BERTH_RETURN_IF_ERROR(QuantityField(ctx, g, path, "memory", ParseSizeMiB, &d.memory_mib));
+      d.index = int(index);
+      if (auto h = g.find("holders"); h != g.end() && !h->is_null()) {
+        if (!h->is_array()) return ctx.Error(path + ".holders", "must be a list of names");
+        for (const Json& n : *h) {
+          if (!n.is_string()) return ctx.Error(path + ".holders", "must be a list of names");
+          d.holders.push_back(n.get<std::string>());
+        }
+      }
+      a.gpus.push_back(std::move(d));
+    }
+  }
+  return a;
+}
+
+Json EncodeHostUsage(const HostUsage& u) {
+  Json gpus = Json::array();
+  for (const GpuDeviceUsage& g : u.gpus) {
+    gpus.push_back({{"index", g.index},
+                    {"utilization_percent", g.utilization_percent},
+                    {"memory_used", FormatMiB(g.memory_used_mib)}});
+  }
+  return {{"cpu", FormatCpu(u.cpu)}, {"memory", FormatMiB(u.memory.value())}, {"gpus", gpus}};
+}
+
+absl::StatusOr<HostUsage> DecodeHostUsage(std::string_view host_name, const Json& j) {
+  JsonContext ctx{"host", std::string(host_name)};
+  BERTH_RETURN_IF_ERROR(CheckObject(ctx, j, "usage", {"cpu", "memory", "gpus"}));
+  HostUsage u;
+  BERTH_RETURN_IF_ERROR(QuantityField(ctx, j, "usage", "cpu", ParseCpu, &u.cpu));
+  BERTH_RETURN_IF_ERROR(QuantityField(ctx, j, "usage", "memory", ParseMemory, &u.memory));
+  if (auto it = j.find("gpus"); it != j.end() && !it->is_null()) {
+    if (!it->is_array()) return ctx.Error("usage.gpus", "must be a list");
+    if (it->size() > kMaxUsageGpus) {
+      return ctx.Error("usage.gpus", Cat("has ", it->size(), " devices; at most ", kMaxUsageGpus));
+    }
+    for (size_t i = 0; i < it->size(); ++i) {
+      const Json& g = (*it)[i];
+      std::string path = Cat("usage.gpus[", i, "]");
+      BERTH_RETURN_IF_ERROR(
+          CheckObject(ctx, g, path, {"index", "utilization_percent", "memory_used"}));
+      GpuDeviceUsage d;
+      int64_t index = 0, util = 0;
+      BERTH_RETURN_IF_ERROR(OptionalInt(ctx, g, path, "index", 0, 1 << 16, &index));
+      BERTH_RETURN_IF_ERROR(OptionalInt(ctx, g, path, "utilization_percent", 0, 100, &util));
+      BERTH_RETURN_IF_ERROR(
+          QuantityField(ctx, g, path, "memory_used", ParseSizeMiB, &d.memory_used_mib));
+      d.index = int(index);
+      d.utilization_percent = int(util);
+      u.gpus.push_back(d);
+    }
+  }
+  return u;
+}
+
 Json EncodeEvent(const Event& e) {
   return {{"revision", e.revision}, {"time", EncodeTime(e.time)},
           {"kind", e.kind},         {"object", e.object},

@@ -47,6 +47,46 @@ Json EncodeHostInventory(const HostInventory& inv);
 Json EncodeHost(const Host& h);
 absl::StatusOr<Host> DecodeHost(const Json& j);
 
+// What the placed workloads hold on a host, from the server's allocation records: the sum of
+// their requests and, per GPU device, the share held and by whom. GET /v1/hosts serves it with
+// each host as "allocated".
+struct GpuDeviceAllocation {
+  int index = 0;
+  int64_t milli = 0;                 // allocated share, 1000 = the whole device
+  int64_t memory_mib = 0;            // device memory reserved by shares
+  std::vector<std::string> holders;  // workload names
+  bool operator==(const GpuDeviceAllocation&) const = default;
+};
+struct HostAllocation {
+  Resources resources;
+  int64_t gpu_milli = 0;
+  int workloads = 0;
+  std::vector<GpuDeviceAllocation> gpus;  // one per device of the inventory, in its order
+  bool operator==(const HostAllocation&) const = default;
+};
+Json EncodeHostAllocation(const HostAllocation& a);
+absl::StatusOr<HostAllocation> DecodeHostAllocation(std::string_view host_name, const Json& j);
+
+// What an agent measured on its host, sent with each heartbeat: CPU busy over the last interval,
+// memory in use, and per GPU device (where nvidia-smi answers) utilization and memory in use.
+// The server keeps the latest report per host in memory; GET /v1/hosts serves it as "used".
+struct GpuDeviceUsage {
+  int index = 0;
+  int utilization_percent = 0;  // 0..100
+  int64_t memory_used_mib = 0;
+  bool operator==(const GpuDeviceUsage&) const = default;
+};
+struct HostUsage {
+  MilliCpu cpu;      // CPU time per second over the last interval, in milli-CPU
+  MemoryMiB memory;  // memory in use (total less available)
+  std::vector<GpuDeviceUsage> gpus;
+  bool operator==(const HostUsage&) const = default;
+};
+inline constexpr size_t kMaxUsageGpus = 64;
+Json EncodeHostUsage(const HostUsage& u);
+// Errors name the host and the field (`host "h": usage.cpu ...`); at most kMaxUsageGpus devices.
+absl::StatusOr<HostUsage> DecodeHostUsage(std::string_view host_name, const Json& j);
+
 // Something that happened to an object: "workload hello: scheduled on host-1".
 struct Event {
   int64_t revision = 0;  // the store revision it was written at; events are ordered by it

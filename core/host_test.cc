@@ -51,5 +51,49 @@ TEST(HostInventoryTest, BadFingerprintsNameTheField) {
   EXPECT_THAT(std::string(s.message()), HasSubstr("at most 64"));
 }
 
+TEST(HostAllocationTest, RoundTrips) {
+  HostAllocation a;
+  a.resources = Resources{MilliCpu(1500), MemoryMiB(2048), DiskMiB(0)};
+  a.gpu_milli = 1500;
+  a.workloads = 2;
+  a.gpus = {{.index = 0, .milli = 1000, .memory_mib = 0, .holders = {"train"}},
+            {.index = 1, .milli = 500, .memory_mib = 10240, .holders = {"infer"}}};
+  auto back = DecodeHostAllocation("h1", EncodeHostAllocation(a));
+  ASSERT_TRUE(back.ok()) << back.status();
+  EXPECT_EQ(*back, a);
+}
+
+TEST(HostUsageTest, RoundTripsAndBadFieldsAreNamed) {
+  HostUsage u;
+  u.cpu = MilliCpu(750);
+  u.memory = MemoryMiB(3072);
+  u.gpus = {{.index = 0, .utilization_percent = 87, .memory_used_mib = 40960}};
+  auto back = DecodeHostUsage("h1", EncodeHostUsage(u));
+  ASSERT_TRUE(back.ok()) << back.status();
+  EXPECT_EQ(*back, u);
+
+  Json j = EncodeHostUsage(u);
+  j["gpus"][0]["utilization_percent"] = 101;
+  auto s = DecodeHostUsage("h1", j).status();
+  EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(std::string(s.message()), HasSubstr("usage.gpus[0].utilization_percent"));
+  EXPECT_THAT(std::string(s.message()), HasSubstr("host \"h1\""));
+
+  j = EncodeHostUsage(u);
+  j["cpu"] = "-1";
+  s = DecodeHostUsage("h1", j).status();
+  EXPECT_THAT(std::string(s.message()), HasSubstr("usage.cpu"));
+
+  j = EncodeHostUsage(u);
+  j["load"] = 1;
+  EXPECT_FALSE(DecodeHostUsage("h1", j).ok());
+
+  j = EncodeHostUsage(u);
+  j["gpus"] = Json::array();
+  for (size_t i = 0; i <= kMaxUsageGpus; ++i) j["gpus"].push_back({{"index", 0}});
+  s = DecodeHostUsage("h1", j).status();
+  EXPECT_THAT(std::string(s.message()), HasSubstr("at most 64"));
+}
+
 }  // namespace
 }  // namespace berth::core

@@ -34,6 +34,7 @@ int main(int argc, char** argv) {
       cli::TenantCommand(),
       cli::EventsCommand(),
       cli::StatusCommand(),
+      cli::TopCommand(),
       cli::VersionCommand(),
   });
   return core::Run(root, std::vector<std::string>(argv + 1, argv + argc), std::cout, std::cerr);

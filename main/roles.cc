@@ -347,8 +347,12 @@ int RunServe(core::Invocation& f) {
   }
   auto admin = LoadOrCreateToken(dir, "admin.token");
   auto join = LoadOrCreateToken(dir, "join.token");
-  if (!admin.ok() || !join.ok()) {
-    return f.Fail(Cat((admin.ok() ? join.status() : admin.status()).message()));
+  auto reader = LoadOrCreateToken(dir, "read.token");
+  if (!admin.ok() || !join.ok() || !reader.ok()) {
+    return f.Fail(Cat((!admin.ok()  ? admin.status()
+                       : !join.ok() ? join.status()
+                                    : reader.status())
+                          .message()));
   }
   sigset_t signals = BlockStopSignals();
 
@@ -383,6 +387,7 @@ int RunServe(core::Invocation& f) {
   aopts.port = static_cast<uint16_t>(port);
   aopts.admin_token = *admin;
   aopts.agent_tokens = {*join};
+  aopts.read_tokens = {*reader};
   // The local host's image catalog (dev mode), attached once the local agent runs; imports
   // read only beneath the import directory.
   std::unique_ptr<api::HostImages> images;
@@ -478,13 +483,16 @@ int RunServe(core::Invocation& f) {
                 {"url", url},
                 {"data_dir", dir},
                 {"dev", dev},
-                {"admin_token_file", dir + "/admin.token"}}
+                {"admin_token_file", dir + "/admin.token"},
+                {"read_token_file", dir + "/read.token"},
+                {"dashboard", url + "/ui/"}}
                .dump()
         << std::endl;
   } else {
     out << "berth: serving on " << url << " (data in " << dir
         << (dev ? ", dev mode with a local agent" : "") << ")\nberth: admin token in " << dir
-        << "/admin.token; try `berth workload ls`" << std::endl;
+        << "/admin.token; try `berth workload ls`, or the dashboard at " << url << "/ui/"
+        << std::endl;
   }
 
   int sig = WaitForSignal(signals);
@@ -602,7 +610,8 @@ core::Command ServeCommand() {
           "Runs the Berth API server on the embedded SQLite store in DIR (default: BERTH_DATA_DIR "
           "or\n~/.berth), or on the store --store names. The admin token is written to "
           "DIR/admin.token (mode 0600), the agents' "
-          "join token to\nDIR/join.token, and the address to DIR/server.json, where the CLI finds "
+          "join token to\nDIR/join.token, a read-only token (GET requests and /metrics, not logs) "
+          "to DIR/read.token,\nand the address to DIR/server.json, where the CLI finds "
           "them. With --json the\nstartup and shutdown lines are JSON objects.",
       .flags =
           {{.name = "dev",

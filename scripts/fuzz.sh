@@ -12,7 +12,7 @@ TARGETS=${FUZZ_TARGETS:-"body_parser_fuzz router_fuzz"}
 
 if [ ! -f "$FUZZ_DIR/build.ninja" ]; then
   CC=clang CXX=clang++ cmake -S . -B "$FUZZ_DIR" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
-    -DBERTH_FUZZ=ON -DBERTH_LAYERS="core;sched;state;runtime;control;api;agent" >/dev/null
+    -DBERTH_FUZZ=ON -DBERTH_LAYERS="core;sched;state;runtime;control;api;agent;web" >/dev/null
 fi
 # shellcheck disable=SC2086
 cmake --build "$FUZZ_DIR" -j"$(nproc)" --target $TARGETS

@@ -11,7 +11,13 @@ PACKAGES=(
   nftables dnsmasq-base iproute2 e2fsprogs xfsprogs zstd procps
   etcd-server etcd-client curl
   ccache lld clang libclang-rt-14-dev
+  nodejs chromium
 )
+# The dashboard's build (web/) needs npm: a package of its own with Debian's nodejs, part of
+# nodejs where that comes from NodeSource.
+if ! command -v npm >/dev/null; then
+  PACKAGES+=(npm)
+fi
 
 missing=()
 for p in "${PACKAGES[@]}"; do

@@ -269,8 +269,11 @@ absl::StatusOr<wire::RegistrationReply> Client::RegisterHost(
   return Decoded("host registration", wire::DecodeRegistrationReply(j));
 }
 
-absl::Status Client::Heartbeat(std::string_view host, Raw* raw) {
-  return Send("PUT", Cat("/v1/hosts/", Seg(host), "/heartbeat"), "", "", raw).status();
+absl::Status Client::Heartbeat(std::string_view host, const std::optional<core::HostUsage>& usage,
+                               Raw* raw) {
+  std::string path = Cat("/v1/hosts/", Seg(host), "/heartbeat");
+  if (!usage) return Send("PUT", path, "", "", raw).status();
+  return SendJson("PUT", path, Json{{"usage", core::EncodeHostUsage(*usage)}}, raw).status();
 }
 
 absl::StatusOr<wire::WorkloadList> Client::Assignments(std::string_view host, const Watch& watch,

@@ -28,6 +28,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -153,7 +154,10 @@ class Client {
   // --- Hosts ---
   absl::StatusOr<wire::RegistrationReply> RegisterHost(const wire::HostRegistration& registration,
                                                        Raw* raw = nullptr);
-  absl::Status Heartbeat(std::string_view host, Raw* raw = nullptr);
+  // PUT /v1/hosts/{name}/heartbeat, with what the agent measured on the host when given.
+  absl::Status Heartbeat(std::string_view host,
+                         const std::optional<core::HostUsage>& usage = std::nullopt,
+                         Raw* raw = nullptr);
   // The workloads placed on `host`, as a blocking query.
   absl::StatusOr<wire::WorkloadList> Assignments(std::string_view host, const Watch& watch = {},
                                                  Raw* raw = nullptr);

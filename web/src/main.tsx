@@ -1,0 +1,127 @@
+// The dashboard's shell: sign-in with a token (kept in sessionStorage, never in a URL), the
+// navigation, and the views, fed by live queries of the REST API.
+import { render } from 'preact';
+import { useEffect, useState } from 'preact/hooks';
+import { ApiError, call, errorText, getToken, setToken, useEvents, useLive } from './api';
+import { ClusterView } from './cluster';
+import { EventsView } from './events';
+import { HostDetail, HostsView } from './hosts';
+import type { Host, List, Workload } from './model';
+import { route } from './nav';
+import { PendingView } from './pending';
+import { StorageView } from './storage';
+import { WorkloadDetail, WorkloadsView } from './workloads';
+import './style.css';
+
+function SignIn() {
+  const [text, setText] = useState('');
+  const [error, setError] = useState<string | undefined>();
+  const [busy, setBusy] = useState(false);
+  const submit = async (e: Event) => {
+    e.preventDefault();
+    const token = text.trim();
+    if (!token) return;
+    setBusy(true);
+    setError(undefined);
+    try {
+      // The token must open the API before the page keeps it.
+      await call('GET', '/v1/hosts', undefined, undefined, token);
+      setToken(token);
+    } catch (err) {
+      setError(err instanceof ApiError && err.status === 401 ? `refused: ${err.message}` : errorText(err));
+    } finally {
+      setBusy(false);
+    }
+  };
+  return (
+    <form class="signin" id="signin" onSubmit={submit}>
+      <h1>Berth</h1>
+      <p>
+        Paste a token: the admin token (<code>DATA_DIR/admin.token</code>), or the read-only token
+        (<code>DATA_DIR/read.token</code>) to watch without acting. It is kept in this tab only.
+      </p>
+      <input
+        id="token"
+        type="password"
+        autocomplete="off"
+        placeholder="token"
+        value={text}
+        onInput={(e) => setText((e.target as HTMLInputElement).value)}
+      />
+      <button id="signin-button" type="submit" disabled={busy}>
+        Sign in
+      </button>
+      {error && <p class="error" id="signin-error">{error}</p>}
+    </form>
+  );
+}
+
+const kViews: [string, string][] = [
+  ['cluster', 'Cluster'],
+  ['hosts', 'Hosts'],
+  ['workloads', 'Workloads'],
+  ['pending', 'Pending'],
+  ['storage', 'Disks and networks'],
+  ['events', 'Events'],
+];
+
+function Dashboard() {
+  const [path, setPath] = useState(route());
+  useEffect(() => {
+    const on = () => setPath(route());
+    window.addEventListener('hashchange', on);
+    return () => window.removeEventListener('hashchange', on);
+  }, []);
+  const hosts = useLive<List<Host>>('/v1/hosts', 5000);
+  const workloads = useLive<List<Workload>>('/v1/workloads');
+  const { events, error: eventsError } = useEvents();
+  const [view, arg] = path;
+  let body;
+  switch (view) {
+    case 'hosts':
+      body = arg ? <HostDetail name={arg} hosts={hosts.data} workloads={workloads.data} /> : <HostsView hosts={hosts.data} error={hosts.error} />;
+      break;
+    case 'workloads':
+      body = arg ? <WorkloadDetail name={arg} events={events} /> : <WorkloadsView workloads={workloads.data} error={workloads.error} />;
+      break;
+    case 'pending':
+      body = <PendingView workloads={workloads.data} index={workloads.index} />;
+      break;
+    case 'storage':
+      body = <StorageView />;
+      break;
+    case 'events':
+      body = <EventsView events={events} error={eventsError} />;
+      break;
+    default:
+      body = <ClusterView hosts={hosts.data} workloads={workloads.data} />;
+  }
+  return (
+    <div class="shell">
+      <nav>
+        <span class="brand">Berth</span>
+        {kViews.map(([id, title]) => (
+          <a key={id} id={`nav-${id}`} href={`#/${id}`} class={view === id || (!view && id === 'cluster') ? 'active' : ''}>
+            {title}
+          </a>
+        ))}
+        <button id="signout" onClick={() => setToken(null)}>
+          Sign out
+        </button>
+      </nav>
+      <main>{body}</main>
+    </div>
+  );
+}
+
+function App() {
+  const [token, setTok] = useState(getToken());
+  useEffect(() => {
+    const on = () => setTok(getToken());
+    window.addEventListener('berth-token', on);
+    return () => window.removeEventListener('berth-token', on);
+  }, []);
+  return token ? <Dashboard /> : <SignIn />;
+}
+
+render(<App />, document.getElementById('app')!);

@@ -1,0 +1,246 @@
+// Workloads: the table, and a detail page with spec, status, events, live logs (and a VM's
+// serial console), stats charts, and actions behind a confirmation.
+import { useEffect, useRef, useState } from 'preact/hooks';
+import uPlot from 'uplot';
+import 'uplot/dist/uPlot.min.css';
+import { call, errorText, getToken, useLive, type BerthEvent } from './api';
+import { age, cpu, mib } from './format';
+import { gpuText, type List, type Workload } from './model';
+import { go } from './nav';
+import { Table } from './table';
+
+export function WorkloadsView(props: { workloads?: List<Workload>; error?: string }) {
+  const rows = props.workloads?.items || [];
+  return (
+    <section id="view-workloads">
+      <h2>Workloads</h2>
+      {props.error && <p class="error">{props.error}</p>}
+      <Table<Workload>
+        id="workloads-table"
+        rows={rows}
+        rowKey={(w) => w.name}
+        onRow={(w) => go(`#/workloads/${encodeURIComponent(w.name)}`)}
+        empty="no workloads"
+        columns={[
+          { title: 'Name', value: (w) => w.name },
+          { title: 'Kind', value: (w) => w.kind },
+          { title: 'State', value: (w) => w.status.state, render: (w) => <span class={`state state-${w.status.state}`}>{w.status.state}</span> },
+          { title: 'Host', value: (w) => w.status.host || '-' },
+          { title: 'Tenant', value: (w) => w.spec.tenant || '-' },
+          { title: 'CPU', value: (w) => cpu(w.spec.resources.cpu), render: (w) => w.spec.resources.cpu },
+          { title: 'Memory', value: (w) => mib(w.spec.resources.memory), render: (w) => w.spec.resources.memory },
+          { title: 'GPU', value: (w) => gpuText(w.spec.resources.gpu) },
+          { title: 'Age', value: (w) => w.created_at || '', render: (w) => age(w.created_at) },
+        ]}
+      />
+    </section>
+  );
+}
+
+// A log or console, streamed while the page is open (follow=true), the last 256 KiB kept.
+function Stream(props: { path: string; id: string }) {
+  const [text, setText] = useState('');
+  const [error, setError] = useState<string | undefined>();
+  useEffect(() => {
+    const ctl = new AbortController();
+    setText('');
+    setError(undefined);
+    (async () => {
+      try {
+        const res = await fetch(props.path, {
+          headers: { Authorization: `Bearer ${getToken()}` },
+          signal: ctl.signal,
+          cache: 'no-store',
+          credentials: 'omit',
+        });
+        if (!res.ok || !res.body) {
+          let message = `${res.status} ${res.statusText}`;
+          try {
+            message = (await res.json()).error.message;
+          } catch {
+            // keep the status line
+          }
+          setError(message);
+          return;
+        }
+        const reader = res.body.getReader();
+        const decoder = new TextDecoder();
+        for (;;) {
+          const { value, done } = await reader.read();
+          if (done) break;
+          const chunk = decoder.decode(value, { stream: true });
+          setText((t) => (t + chunk).slice(-256 * 1024));
+        }
+      } catch (e) {
+        if (!ctl.signal.aborted) setError(errorText(e));
+      }
+    })();
+    return () => ctl.abort();
+  }, [props.path]);
+  return (
+    <div>
+      {error && <p class="error">{error}</p>}
+      <pre class="log" id={props.id}>
+        {text}
+      </pre>
+    </div>
+  );
+}
+
+interface Stats {
+  cpu_user_ms?: number;
+  cpu_system_ms?: number;
+  rss_bytes?: number;
+}
+
+// CPU (cores, from the counters' growth) and resident memory over the last minutes, sampled
+// every two seconds while the page is open.
+function StatsChart(props: { name: string }) {
+  const el = useRef<HTMLDivElement>(null);
+  const [error, setError] = useState<string | undefined>();
+  useEffect(() => {
+    const times: number[] = [], cores: (number | null)[] = [], rss: (number | null)[] = [];
+    let last: { t: number; ms: number } | null = null;
+    let plot: uPlot | null = null;
+    const ctl = new AbortController();
+    const sample = async () => {
+      try {
+        const r = await call<Stats>('GET', `/v1/workloads/${encodeURIComponent(props.name)}/stats`, undefined, ctl.signal);
+        const t = Date.now() / 1000;
+        const ms = (r.data.cpu_user_ms || 0) + (r.data.cpu_system_ms || 0);
+        times.push(t);
+        cores.push(last ? Math.max(0, (ms - last.ms) / 1000 / (t - last.t)) : null);
+        rss.push(r.data.rss_bytes !== undefined ? r.data.rss_bytes / 1048576 : null);
+        last = { t, ms };
+        if (times.length > 300) [times, cores, rss].forEach((a) => a.shift());
+        setError(undefined);
+        if (!plot && el.current) {
+          plot = new uPlot(
+            {
+              width: 640,
+              height: 200,
+              series: [{}, { label: 'CPU (cores)', stroke: '#2563eb', scale: 'cpu' }, { label: 'RSS (MiB)', stroke: '#16a34a', scale: 'mib' }],
+              axes: [{}, { scale: 'cpu' }, { scale: 'mib', side: 1 }],
+            },
+            [times, cores, rss],
+            el.current,
+          );
+        } else if (plot) {
+          plot.setData([times, cores, rss]);
+        }
+      } catch (e) {
+        if (!ctl.signal.aborted) setError(errorText(e));
+      }
+    };
+    sample();
+    const timer = setInterval(sample, 2000);
+    return () => {
+      ctl.abort();
+      clearInterval(timer);
+      if (plot) plot.destroy();
+    };
+  }, [props.name]);
+  return (
+    <div>
+      {error && <p class="note">stats: {error}</p>}
+      <div ref={el} id="stats-chart" />
+    </div>
+  );
+}
+
+const kActions: Record<string, string[]> = {
+  running: ['stop', 'pause', 'delete'],
+  paused: ['resume', 'stop', 'delete'],
+  stopped: ['start', 'delete'],
+  failed: ['start', 'delete'],
+  pending: ['stop', 'delete'],
+};
+
+export function WorkloadDetail(props: { name: string; events: BerthEvent[] }) {
+  const path = `/v1/workloads/${encodeURIComponent(props.name)}`;
+  const live = useLive<Workload>(path);
+  const [confirm, setConfirm] = useState<string | null>(null);
+  const [result, setResult] = useState<string | undefined>();
+  const w = live.data;
+  const act = async (action: string) => {
+    setConfirm(null);
+    try {
+      if (action === 'delete') {
+        await call('DELETE', path);
+        setResult(`delete requested`);
+      } else {
+        await call('POST', `${path}/actions/${action}`);
+        setResult(`${action} requested`);
+      }
+    } catch (e) {
+      setResult(`${action} refused: ${errorText(e)}`);
+    }
+  };
+  const events = props.events.filter((e) => e.kind === 'workload' && e.object === props.name);
+  const state = w?.status.state || '';
+  return (
+    <section id="view-workload">
+      <h2>
+        Workload {props.name} {w && <span class={`state state-${state}`} id="workload-state">{state}</span>}
+      </h2>
+      {live.error && <p class="error">{live.error}</p>}
+      {w && (
+        <div>
+          <div class="actions">
+            {(kActions[state] || ['stop', 'delete']).map((a) => (
+              <button key={a} data-action={a} onClick={() => setConfirm(a)}>
+                {a}
+              </button>
+            ))}
+            {result && <span class="note" id="action-result">{result}</span>}
+          </div>
+          {confirm && (
+            <div class="modal" role="dialog" id="confirm">
+              <p>
+                {confirm} workload <b>{props.name}</b>?
+              </p>
+              <button id="confirm-yes" onClick={() => act(confirm)}>
+                yes, {confirm}
+              </button>
+              <button id="confirm-no" onClick={() => setConfirm(null)}>
+                cancel
+              </button>
+            </div>
+          )}
+          <div class="cards">
+            <div class="card">
+              <h3>Status</h3>
+              <p>
+                host {w.status.host || '-'} · desired {w.status.desired} · started {age(w.status.started_at)} ago
+              </p>
+              {w.status.reason && <p>reason: {w.status.reason}</p>}
+              {w.status.explanation && <p>pending: {w.status.explanation}</p>}
+            </div>
+            <div class="card">
+              <h3>Spec</h3>
+              <pre class="spec">{JSON.stringify(w.spec, null, 2)}</pre>
+            </div>
+          </div>
+          <h3>Stats</h3>
+          {state === 'running' ? <StatsChart name={props.name} /> : <p class="empty">not running</p>}
+          <h3>Logs</h3>
+          <Stream path={`${path}/logs?stream=stdout&follow=true`} id="logs" />
+          {w.kind === 'vm' && (
+            <div>
+              <h3>Serial console</h3>
+              <Stream path={`${path}/console?follow=true`} id="console" />
+            </div>
+          )}
+        </div>
+      )}
+      <h3>Events</h3>
+      <ul class="events" id="workload-events">
+        {events.map((e) => (
+          <li key={e.revision}>
+            {e.time} <b>{e.type}</b> {e.message}
+          </li>
+        ))}
+      </ul>
+    </section>
+  );
+}

@@ -1,0 +1,294 @@
+// The dashboard in a real browser: starts `berth serve --dev` on a loopback port with its own
+// data directory, registers a GPU host through the API (its agent is this script: it heartbeats
+// with usage figures), creates workloads, then drives Debian's chromium through puppeteer-core:
+// a bad token is refused, each view shows the objects made here, an action (stop, confirmed)
+// works, and live updates arrive without a reload. Screenshots of every view go to the
+// directory given as BERTH_UI_ARTIFACTS. Every process it starts is stopped at the end.
+//
+// Usage: BERTH_BINARY=build/main/berth BERTH_UI_ARTIFACTS=build/ui-screenshots \
+//        [BERTH_CHROMIUM=/usr/bin/chromium] node web/test/browser.mjs
+import { spawn } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import puppeteer from 'puppeteer-core';
+
+const binary = process.env.BERTH_BINARY;
+const artifacts = process.env.BERTH_UI_ARTIFACTS;
+const chromium = process.env.BERTH_CHROMIUM || '/usr/bin/chromium';
+if (!binary || !artifacts) throw new Error('set BERTH_BINARY and BERTH_UI_ARTIFACTS');
+if (!existsSync(chromium)) throw new Error(`no browser at ${chromium}: scripts/setup.sh installs Debian's chromium`);
+mkdirSync(artifacts, { recursive: true });
+
+// Generous: the test fails only when something never happens, not when the machine is slow.
+const kWait = 60000;
+const dir = mkdtempSync(join(tmpdir(), 'berth-ui-'));
+let server = null;
+let browser = null;
+let beat = null;
+let serverLog = '';
+const started = Date.now();
+const step = (what) => console.log(`[${((Date.now() - started) / 1000).toFixed(1)}s] ${what}`);
+
+async function until(what, fn, ms = kWait) {
+  const deadline = Date.now() + ms;
+  let last;
+  while (Date.now() < deadline) {
+    try {
+      last = await fn();
+      if (last) return last;
+    } catch (e) {
+      last = e;
+    }
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  throw new Error(`never happened: ${what} (last: ${last})`);
+}
+
+function readToken(name) {
+  return readFileSync(join(dir, name), 'utf8').trim();
+}
+
+let url = '';
+async function api(method, path, token, body) {
+  const res = await fetch(url + path, {
+    method,
+    headers: { Authorization: `Bearer ${token}`, ...(body ? { 'Content-Type': 'application/json' } : {}) },
+    body: body ? JSON.stringify(body) : undefined,
+  });
+  const text = await res.text();
+  if (!res.ok) throw new Error(`${method} ${path}: ${res.status} ${text}`);
+  return text ? JSON.parse(text) : null;
+}
+
+async function main() {
+  step('starting berth serve --dev');
+  server = spawn(binary, ['serve', '--dev', '--data-dir', dir, '--listen', '127.0.0.1:0', '--host-ttl', '60s'], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+    detached: true,
+  });
+  server.stdout.on('data', (d) => (serverLog += d));
+  server.stderr.on('data', (d) => (serverLog += d));
+  const info = await until('server.json', () => {
+    const p = join(dir, 'server.json');
+    if (!existsSync(p)) return null;
+    const j = JSON.parse(readFileSync(p, 'utf8'));
+    return j.pid === server.pid ? j : null;
+  });
+  url = info.url;
+  const admin = readToken('admin.token');
+  const reader = readToken('read.token');
+  await until('the local agent registers', async () => (await api('GET', '/v1/hosts', admin)).items.length >= 1);
+  const local = (await api('GET', '/v1/hosts', admin)).items[0].name;
+
+  step('registering a GPU host and creating workloads');
+  const reg = await api('POST', '/v1/hosts', readToken('join.token'), {
+    name: 'gpu-a',
+    inventory: {
+      cpu: '16', memory: '64Gi', disk: '100Gi', drivers: ['process'], labels: { pool: 'gpu' },
+      gpus: [
+        { index: 0, model: 'A100-SXM4-80GB', memory: '80Gi' },
+        { index: 1, model: 'A100-SXM4-80GB', memory: '80Gi' },
+      ],
+    },
+  });
+  const usage = { cpu: '3', memory: '10Gi', gpus: [{ index: 0, utilization_percent: 87, memory_used: '40Gi' }] };
+  const heartbeat = () => api('PUT', '/v1/hosts/gpu-a/heartbeat', reg.credential, { usage });
+  await heartbeat();
+  beat = setInterval(() => heartbeat().catch(() => {}), 5000);
+  const local_only = [{ label: 'pool', op: 'not_in', values: ['gpu'] }];
+  await api('POST', '/v1/workloads', admin, {
+    name: 'hello', kind: 'process', command: ['/bin/sh', '-c', 'echo hello from berth; sleep 3600'],
+    resources: { cpu: '100m', memory: '32Mi' }, constraints: local_only,
+  });
+  await api('POST', '/v1/workloads', admin, {
+    name: 'trainer', kind: 'process', command: ['/bin/true'],
+    resources: { cpu: '2', memory: '1Gi', gpu: { count: 1 } },
+  });
+  await api('POST', '/v1/workloads', admin, {
+    name: 'huge', kind: 'process', command: ['/bin/true'], resources: { cpu: '64', memory: '32Mi' },
+    constraints: local_only,
+  });
+  await until('hello runs', async () => (await api('GET', '/v1/workloads/hello', admin)).status.state === 'running');
+  await until('trainer is placed on gpu-a', async () => (await api('GET', '/v1/workloads/trainer', admin)).status.host === 'gpu-a');
+
+  step('starting chromium');
+  browser = await puppeteer.launch({
+    executablePath: chromium,
+    headless: true,
+    userDataDir: join(dir, 'chromium'),
+    args: ['--no-sandbox', '--disable-gpu', '--disable-dev-shm-usage', '--no-first-run'],
+  });
+  const page = await browser.newPage();
+  await page.setViewport({ width: 1280, height: 900 });
+  const pageErrors = [];
+  page.on('pageerror', (e) => pageErrors.push(String(e)));
+  // The first screen of each view: readable at a glance, whatever the length of the page.
+  const shot = (name) => page.screenshot({ path: join(artifacts, `${name}.png`) });
+  const waitText = (what, selector = 'body') =>
+    page.waitForFunction(
+      (s, w) => document.querySelector(s) && document.querySelector(s).innerText.includes(w),
+      { timeout: kWait }, selector, what);
+  const view = async (id) => {
+    await page.click(`#nav-${id}`);
+    await page.waitForSelector(`#view-${id}`, { timeout: kWait });
+  };
+
+  step('a bad token is refused');
+  await page.goto(`${url}/ui/`);
+  await page.waitForSelector('#token', { timeout: kWait });
+  await page.type('#token', 'not-a-token');
+  await page.click('#signin-button');
+  await waitText('refused', '#signin-error');
+  if (await page.evaluate(() => sessionStorage.getItem('berth.token'))) throw new Error('a refused token was kept');
+  await shot('signin-refused');
+
+  step('sign in');
+  await page.click('#token', { clickCount: 3 });
+  await page.type('#token', admin);
+  await page.click('#signin-button');
+  await page.waitForSelector('#view-cluster', { timeout: kWait });
+  if (page.url().includes(admin)) throw new Error('the token is in the URL');
+
+  step('cluster');
+  await waitText('Hosts (2)', '#view-cluster');
+  await waitText('Workloads (3)', '#view-cluster');
+  await waitText('allocated 1 of 2', '#view-cluster'); // GPUs
+  await shot('cluster');
+
+  step('hosts');
+  await view('hosts');
+  await waitText('gpu-a', '#hosts-table');
+  await waitText(local, '#hosts-table');
+  await waitText('2/16', '#hosts-table');
+  await shot('hosts');
+  await page.click('#hosts-table tr[data-key="gpu-a"]');
+  await page.waitForSelector('#view-host .gpu-map', { timeout: kWait });
+  await waitText('trainer', '#view-host .gpu-map');
+  await waitText('utilization 87%', '#view-host');
+  await page.waitForSelector('#usage-chart canvas', { timeout: kWait }); // the usage history
+  await shot('host-gpu-map');
+
+  step('workloads: a long list renders only the rows in view');
+  const kBulk = 40;
+  for (let i = 0; i < kBulk; i++) {
+    await api('POST', '/v1/workloads', admin, {
+      name: `z-bulk-${String(i).padStart(2, '0')}`, kind: 'process', command: ['/bin/true'],
+      resources: { cpu: '64', memory: '32Mi' }, constraints: local_only,
+    });
+  }
+  await view('workloads');
+  for (const w of ['hello', 'trainer', 'huge']) await waitText(w, '#workloads-table');
+  await waitText(`${kBulk + 3} of ${kBulk + 3}`, '#workloads-table');
+  const rendered = await page.$$eval('#workloads-table tbody tr[data-key]', (rows) => rows.length);
+  if (rendered >= kBulk + 3) throw new Error(`all ${rendered} rows rendered: the table is not windowed`);
+  await shot('workloads');
+
+  step('pending, with its explanation');
+  await view('pending');
+  await waitText('huge', '#view-pending');
+  await waitText('cpu: asks 64, best host has', '#view-pending');
+  await shot('pending');
+
+  step('disks and networks');
+  await api('POST', '/v1/disks', admin, { name: 'scratch', size: '16Mi', format: 'qcow2' });
+  await view('storage');
+  await waitText('scratch', '#disks-table');
+  await page.click('#disks-table tr[data-key="scratch"]'); // its details
+  await waitText('"size_mib": 16', '#view-storage');
+  await page.waitForSelector('#networks-table', { timeout: kWait });
+  await shot('storage');
+
+  step('events, live');
+  await view('events');
+  await waitText('hello', '#events-table');
+  await api('POST', '/v1/workloads', admin, {
+    name: 'late', kind: 'process', command: ['/bin/true'], resources: { cpu: '64', memory: '32Mi' },
+    constraints: local_only,
+  });
+  await waitText('late', '#events-table');
+  await shot('events');
+
+  step('workload detail: logs, then stop behind a confirmation');
+  await page.evaluate(() => (window.location.hash = '#/workloads/hello'));
+  await waitText('running', '#workload-state');
+  await waitText('hello from berth', '#logs');
+  await shot('workload-detail');
+  await page.click('button[data-action="stop"]');
+  await page.waitForSelector('#confirm', { timeout: kWait });
+  await shot('workload-confirm');
+  await page.click('#confirm-yes');
+  await waitText('stopped', '#workload-state'); // the blocking query brings the new state
+  const state = (await api('GET', '/v1/workloads/hello', admin)).status.state;
+  if (state !== 'stopped') throw new Error(`hello is ${state} after stop`);
+  await shot('workload-stopped');
+
+  step('the read-only token watches but cannot act');
+  await page.click('#signout');
+  await page.waitForSelector('#token', { timeout: kWait });
+  await page.type('#token', reader);
+  await page.click('#signin-button');
+  await page.waitForSelector('#nav-cluster', { timeout: kWait });
+  await page.evaluate(() => (window.location.hash = '#/workloads/hello'));
+  await waitText('stopped', '#workload-state');
+  await page.click('button[data-action="start"]');
+  await page.click('#confirm-yes');
+  await waitText('refused', '#action-result');
+  await shot('read-only-refused');
+
+  if (pageErrors.length) throw new Error(`errors in the page: ${pageErrors.join('; ')}`);
+  step(`done; screenshots in ${artifacts}`);
+}
+
+// Stops every workload (their processes outlive the server otherwise: an agent re-adopts them
+// after a restart), then the server; the disk's file lies in the data directory, removed last.
+async function cleanup() {
+  if (beat) clearInterval(beat);
+  if (browser) await browser.close().catch(() => {});
+  if (server && server.exitCode === null && url) {
+    try {
+      const admin = readToken('admin.token');
+      const live = new Set(['scheduled', 'starting', 'running', 'paused', 'stopping']);
+      for (const w of (await api('GET', '/v1/workloads', admin)).items) {
+        if (w.status.state !== 'stopped' && w.status.state !== 'failed') {
+          await api('POST', `/v1/workloads/${w.name}/actions/stop`, admin).catch(() => {});
+        }
+      }
+      // Workloads on gpu-a have no agent to stop them; only the local host's matter here.
+      await until('the local workloads stop', async () =>
+        (await api('GET', '/v1/workloads', admin)).items.every(
+          (w) => w.status.host === 'gpu-a' || !live.has(w.status.state)), 30000);
+    } catch (e) {
+      console.error(`cleanup: ${e}`);
+    }
+  }
+  if (server && server.exitCode === null) {
+    const exited = new Promise((r) => server.once('exit', r));
+    try {
+      process.kill(-server.pid, 'SIGTERM');
+    } catch {
+      // already gone
+    }
+    const timer = setTimeout(() => {
+      try {
+        process.kill(-server.pid, 'SIGKILL');
+      } catch {
+        // already gone
+      }
+    }, 30000);
+    await exited;
+    clearTimeout(timer);
+  }
+  rmSync(dir, { recursive: true, force: true });
+}
+
+let failed = false;
+try {
+  await main();
+} catch (e) {
+  failed = true;
+  console.error(`FAILED: ${e && e.stack ? e.stack : e}`);
+  console.error(`server log (last 4000 bytes):\n${serverLog.slice(-4000)}`);
+}
+await cleanup();
+process.exit(failed ? 1 : 0);
