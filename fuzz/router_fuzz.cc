@@ -26,6 +26,7 @@
 
 #include "api/api_server.h"
 #include "api/routes_images.h"
+#include "api/routes_services.h"
 #include "state/memory_store.h"
 #ifdef BERTH_FUZZ_STORENET
 #include "api/storenet_routes.h"
@@ -207,6 +208,10 @@ struct Stack {
     host_images = images.get();
 #endif
     berth::api::AddImageRoutes(api->router(), control.get(), host_images);
+    // Services with a prober that never probes: the fuzzer sends no traffic anywhere.
+    services = std::make_unique<berth::control::ServiceController>(
+        control.get(), berth::control::ServiceControllerOptions{.prober = &prober});
+    berth::api::AddServiceRoutes(api->router(), services.get());
     auto port = api->Start();  // timers for long-polls; requests never use the socket
     if (!port.ok()) {
       std::fprintf(stderr, "router_fuzz: %s\n", port.status().ToString().c_str());
@@ -222,6 +227,12 @@ struct Stack {
 
   berth::state::MemoryStore store;
   std::unique_ptr<berth::control::ControlPlane> control;
+  struct NoProber final : berth::control::HealthProber {
+    absl::Status Probe(const std::string&, int, const berth::core::HealthCheck&) override {
+      return absl::UnavailableError("not probed");
+    }
+  } prober;
+  std::unique_ptr<berth::control::ServiceController> services;
 #ifdef BERTH_FUZZ_STORENET
   FuzzStorageHost storage_host;
   FuzzNetworkHost network_host;

@@ -20,8 +20,10 @@
 #include "api/api_server.h"
 #include "api/local_images.h"
 #include "api/routes_images.h"
+#include "api/routes_services.h"
 #include "cli/cli.h"
 #include "control/control_plane.h"
+#include "control/service_controller.h"
 #include "core/json.h"
 #include "core/log.h"
 #include "core/strings.h"
@@ -369,6 +371,11 @@ int RunServe(core::Invocation& f) {
   }
   api::ApiServer server(aopts, &control, dev ? &logs : nullptr);
   api::AddImageRoutes(server.router(), &control, images.get());
+  // Services: replicas kept by their controller, health probed from this server.
+  std::unique_ptr<control::HealthProber> prober = control::NewSocketProber();
+  control::ServiceController services(&control,
+                                      control::ServiceControllerOptions{.prober = prober.get()});
+  api::AddServiceRoutes(server.router(), &services);
   // Disks and networks of this machine, re-declared from the store before serving.
   std::unique_ptr<LocalStorageNetwork> storenet;
   if (dev) {
@@ -390,6 +397,7 @@ int RunServe(core::Invocation& f) {
   }
   if (storenet) storenet->ReserveApiPort(*bound);
   control.Start();
+  services.Start();
   std::string url = Cat("http://", aopts.host, ":", *bound);
   {
     Json info = {{"url", url}, {"pid", getpid()}, {"dev", dev}};
@@ -459,6 +467,7 @@ int RunServe(core::Invocation& f) {
   if (storenet) storenet->SetAgent(nullptr);
   if (local_agent) local_agent->Stop();
   server.Stop();
+  services.Stop();
   control.Stop();
   if (fs::remove(dir + "/server.json", ec); ec) {
     core::ReportError("serve", Cat("data directory ", dir, ": server.json"),
