@@ -8,14 +8,18 @@
 #include <unistd.h>
 
 #include <filesystem>
+#include <fstream>
 #include <functional>
 #include <memory>
 #include <sstream>
 
 #include "api/api_server.h"
+#include "api/routes_services.h"
 #include "cli/image_cmd.h"
+#include "cli/service_cmd.h"
 #include "cli/storenet_cmd.h"
 #include "control/control_plane.h"
+#include "control/service_controller.h"
 #include "core/clock.h"
 #include "core/json.h"
 #include "core/strings.h"
@@ -37,9 +41,10 @@ struct Result {
 
 // The client commands under the real root (global flags and logging set-up).
 core::Command ClientRoot() {
-  return RootCommand({WorkloadCommand(), VmCommand(), ImageCommand(), DiskCommand(), NetCommand(),
-                      SecgroupCommand(), PortfwdCommand(), HostCommand(), TenantCommand(),
-                      EventsCommand(), StatusCommand(), TopCommand(), VersionCommand()});
+  return RootCommand({WorkloadCommand(), ServiceCommand(), VmCommand(), ImageCommand(),
+                      DiskCommand(), NetCommand(), SecgroupCommand(), PortfwdCommand(),
+                      HostCommand(), TenantCommand(), EventsCommand(), StatusCommand(),
+                      TopCommand(), VersionCommand()});
 }
 
 Result Berth(std::vector<std::string> args) {
@@ -211,7 +216,9 @@ TEST(CliJsonTest, EveryCommandAcceptsJsonAndFailsWithAJsonError) {
                                                            : "x1");
         }
         if (c.name == "set") args.insert(args.end(), {"--gpu", "1"});  // tenant quota set
-        for (const core::ArgDef& a : c.args) args.push_back(a.rest ? "true" : "x1");
+        for (const core::ArgDef& a : c.args) {
+          args.push_back(a.rest ? "true" : a.name == "REPLICAS" ? "1" : "x1");
+        }
         Result r = Berth(args);
         std::string where;
         for (const auto& a : args) where += a + " ";
@@ -292,6 +299,69 @@ TEST(CliHostTest, RmRemovesAHostThatIsDownAndRefusesALiveOne) {
   Result help = Berth({"host", "--help"});
   EXPECT_EQ(help.code, 0);
   EXPECT_NE(help.out.find("host rm NAME"), std::string::npos) << help.out;
+}
+
+TEST(CliServiceTest, CreateListGetScaleAndDelete) {
+  state::MemoryStore store;
+  control::ControlPlane control(&store, control::ControlPlaneOptions{});
+  control::ServiceController services(&control, control::ServiceControllerOptions{});
+  api::ApiServer server(api::ApiServerOptions{.admin_token = "admin"}, &control, nullptr);
+  api::AddServiceRoutes(server.router(), &services);
+  auto port = server.Start();
+  ASSERT_TRUE(port.ok()) << port.status();
+  const std::string url = Cat("127.0.0.1:", *port);
+  const std::filesystem::path dir =
+      std::filesystem::temp_directory_path() / Cat("berth-cli-service-", getpid());
+  std::filesystem::create_directories(dir);
+  const std::string file = (dir / "web.yaml").string();
+  {
+    std::ofstream f(file);
+    f << "name: web\nkind: service\nreplicas: 2\nport: 8080\n"
+         "template: {kind: process, command: [/bin/sleep, '60']}\n";
+  }
+  auto berth = [&](std::vector<std::string> args) {
+    args.insert(args.end(), {"--server", url, "--token", "admin"});
+    return Berth(args);
+  };
+  Result created = berth({"service", "create", "-f", file});
+  EXPECT_EQ(created.code, 0) << created.err;
+  EXPECT_THAT(created.out, HasSubstr("service web created"));
+  ASSERT_TRUE(services.ReconcileOnce().ok());
+  Result ls = berth({"service", "ls", "--json"});
+  EXPECT_EQ(ls.code, 0) << ls.err;
+  Json items = Json::parse(ls.out, nullptr, false);
+  ASSERT_TRUE(items.is_array()) << ls.out;
+  ASSERT_EQ(items.size(), 1u);
+  EXPECT_EQ(items[0]["name"], "web");
+  Result table = berth({"service", "ls"});
+  EXPECT_THAT(table.out, HasSubstr("0/2"));
+  Result get = berth({"service", "get", "web"});
+  EXPECT_EQ(get.code, 0) << get.err;
+  EXPECT_THAT(get.out, HasSubstr("web-0"));
+  EXPECT_THAT(get.out, HasSubstr("web-1"));
+  Result get_json = berth({"service", "get", "web", "--json"});
+  EXPECT_EQ(Json::parse(get_json.out, nullptr, false)["status"]["replicas"].size(), 2u);
+  Result scaled = berth({"service", "scale", "web", "3", "--json"});
+  EXPECT_EQ(scaled.code, 0) << scaled.err;
+  EXPECT_EQ(Json::parse(scaled.out, nullptr, false)["spec"]["replicas"], 3);
+  // Usage mistakes exit 2 before any request; the server's refusals exit 1 naming the field.
+  Result word = berth({"service", "scale", "web", "three"});
+  EXPECT_EQ(word.code, 2);
+  EXPECT_THAT(word.err, HasSubstr("REPLICAS must be a whole number"));
+  Result too_many = berth({"service", "scale", "web", "1000"});
+  EXPECT_EQ(too_many.code, 1);
+  EXPECT_THAT(too_many.err, HasSubstr("service \"web\": replicas must be between 0 and 100"));
+  EXPECT_EQ(berth({"service", "get", "nope"}).code, 1);
+  Result missing = berth({"service", "create", "-f", (dir / "none.yaml").string()});
+  EXPECT_EQ(missing.code, 1);
+  EXPECT_THAT(missing.err, HasSubstr("cannot read"));
+  Result deleted = berth({"service", "delete", "web"});
+  EXPECT_EQ(deleted.code, 0) << deleted.err;
+  EXPECT_THAT(deleted.out, HasSubstr("deleting"));
+  ASSERT_TRUE(services.ReconcileOnce().ok());
+  ASSERT_TRUE(services.ReconcileOnce().ok());
+  EXPECT_EQ(berth({"service", "get", "web"}).code, 1);
+  std::filesystem::remove_all(dir);
 }
 
 // `berth image` acts on one host's catalog: --host names it, else the only host there is; with

@@ -8,6 +8,7 @@
 #include "core/log.h"
 #include "core/names.h"
 #include "core/secret.h"
+#include "core/service.h"
 #include "core/status.h"
 #include "core/strings.h"
 #include "sched/cluster.h"
@@ -83,6 +84,11 @@ sched::Request ToRequest(const Workload& w) {
   r.resources = w.spec.resources;
   r.gpu = w.spec.gpu;
   r.labels = sched::Labels(w.spec.labels.begin(), w.spec.labels.end());
+  // A service's replicas spread across hosts (control/service_controller.h).
+  if (auto it = w.spec.labels.find(std::string(core::kServiceLabel)); it != w.spec.labels.end()) {
+    r.spread_key = std::string(sched::kSpreadByHost);
+    r.spread_group = Cat("service/", it->second);
+  }
   for (const auto& c : w.spec.constraints) {
     sched::LabelSelector s;
     s.key = c.label;

@@ -27,6 +27,7 @@
 #include "api/api_server.h"
 #include "api/cluster_routes.h"
 #include "api/routes_images.h"
+#include "api/routes_services.h"
 #include "state/memory_store.h"
 #ifdef BERTH_FUZZ_STORENET
 #include "api/storenet_routes.h"
@@ -214,6 +215,10 @@ struct Stack {
         berth::control::LeaderElectionOptions{.lease_ttl = absl::Minutes(10)});
     if (!election->Step().ok()) std::abort();
     berth::api::AddClusterRoutes(api->router(), election.get(), {.kind = "memory"});
+    // Services with a prober that never probes: the fuzzer sends no traffic anywhere.
+    services = std::make_unique<berth::control::ServiceController>(
+        control.get(), berth::control::ServiceControllerOptions{.prober = &prober});
+    berth::api::AddServiceRoutes(api->router(), services.get());
     auto port = api->Start();  // timers for long-polls; requests never use the socket
     if (!port.ok()) {
       std::fprintf(stderr, "router_fuzz: %s\n", port.status().ToString().c_str());
@@ -230,6 +235,12 @@ struct Stack {
   berth::state::MemoryStore store;
   std::unique_ptr<berth::control::ControlPlane> control;
   std::unique_ptr<berth::control::LeaderElection> election;
+  struct NoProber final : berth::control::HealthProber {
+    absl::Status Probe(const std::string&, int, const berth::core::HealthCheck&) override {
+      return absl::UnavailableError("not probed");
+    }
+  } prober;
+  std::unique_ptr<berth::control::ServiceController> services;
 #ifdef BERTH_FUZZ_STORENET
   FuzzStorageHost storage_host;
   FuzzNetworkHost network_host;

@@ -7,6 +7,7 @@
 
 #include "cli/cli.h"
 #include "cli/image_cmd.h"
+#include "cli/service_cmd.h"
 #include "cli/storenet_cmd.h"
 #include "core/flags.h"
 #include "main/roles.h"
@@ -22,6 +23,7 @@ int main(int argc, char** argv) {
       sim::SimCommand(),
       // Workloads and images.
       cli::WorkloadCommand(),
+      cli::ServiceCommand(),
       cli::VmCommand(),
       cli::ImageCommand(),
       // Disks and networks.

@@ -23,9 +23,11 @@
 #include "api/cluster_routes.h"
 #include "api/local_images.h"
 #include "api/routes_images.h"
+#include "api/routes_services.h"
 #include "cli/cli.h"
 #include "control/control_plane.h"
 #include "control/leader.h"
+#include "control/service_controller.h"
 #include "core/json.h"
 #include "core/log.h"
 #include "core/strings.h"
@@ -410,6 +412,14 @@ int RunServe(core::Invocation& f) {
   api::ApiServer server(aopts, &control, dev ? &logs : nullptr);
   api::AddImageRoutes(server.router(), &control, images.get());
   api::AddClusterRoutes(server.router(), &election, DescribeStore(store_url, dir));
+  // Services: replicas kept by their controller, health probed from this server; only the
+  // leader's controller acts.
+  std::unique_ptr<control::HealthProber> prober = control::NewSocketProber();
+  control::ServiceController services(&control,
+                                      control::ServiceControllerOptions{
+                                          .prober = prober.get(),
+                                          .active = [&election] { return election.IsLeader(); }});
+  api::AddServiceRoutes(server.router(), &services);
   // Disks and networks of this machine, re-declared from the store before serving.
   std::unique_ptr<LocalStorageNetwork> storenet;
   if (dev) {
@@ -430,6 +440,7 @@ int RunServe(core::Invocation& f) {
     return f.Fail(Cat("cannot listen on ", listen, ": ", bound.status().message()));
   }
   if (storenet) storenet->ReserveApiPort(*bound);
+  services.Start();
   std::string url = Cat("http://", aopts.host, ":", *bound);
   election.SetAddress(f.Given("advertise") ? f.String("advertise") : url);
   // One round before server.json is written: alone on its store, the server leads by then.
@@ -506,6 +517,7 @@ int RunServe(core::Invocation& f) {
   if (storenet) storenet->SetAgent(nullptr);
   if (local_agent) local_agent->Stop();
   server.Stop();
+  services.Stop();
   election.Stop();  // hands the lead over at once
   control.Stop();
   if (fs::remove(dir + "/server.json", ec); ec) {

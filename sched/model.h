@@ -74,6 +74,9 @@ struct HostState {
   int64_t FreeGpuMemoryMiB() const;  // device memory not reserved
 };
 
+// A Request::spread_key that makes every host its own spread domain.
+inline constexpr std::string_view kSpreadByHost = "@host";
+
 // A placement request: one workload (or one member of a gang).
 struct Request {
   std::string id;      // unique among live allocations, e.g. the workload id
@@ -87,6 +90,7 @@ struct Request {
   std::vector<WorkloadAffinity> affinity;    // all must hold
   // Spread: prefer the value of this host label (e.g. "rack") holding the fewest workloads of
   // the same spread group (spread_group, or gang_id when that is empty, else the tenant).
+  // kSpreadByHost spreads across the hosts themselves, with no label needed.
   std::string spread_key;
   std::string spread_group;
   std::string gang_id;  // members of one gang share it; see Scheduler::ScheduleGang

@@ -24,6 +24,14 @@ namespace {
 
 using Kind = core::GpuRequest::Kind;
 
+// The spread domain `host` belongs to under `key`: the value of that label, or the host itself
+// for kSpreadByHost.
+std::string SpreadDomain(const HostState& host, const std::string& key) {
+  if (key == kSpreadByHost) return host.name;
+  auto it = host.labels.find(key);
+  return it == host.labels.end() ? std::string() : it->second;
+}
+
 }  // namespace
 
 std::vector<std::string> RankerNames() {
@@ -781,8 +789,7 @@ absl::StatusOr<Decision> Scheduler::ScheduleOn(const Request& r, const std::vect
       for (int h = 0; h < int(x.hosts.size()); ++h) {
         for (const std::string& id : x.host_allocations[h]) {
           if (x.allocations.find(id)->second.request.SpreadGroup() != group) continue;
-          auto lit = x.hosts[h].labels.find(r.spread_key);
-          spread[lit == x.hosts[h].labels.end() ? std::string() : lit->second]++;
+          spread[SpreadDomain(x.hosts[h], r.spread_key)]++;
         }
       }
     }
@@ -795,8 +802,7 @@ absl::StatusOr<Decision> Scheduler::ScheduleOn(const Request& r, const std::vect
       int64_t score = res.score;
       int64_t count = 0;
       if (!r.spread_key.empty()) {
-        auto lit = x.hosts[h].labels.find(r.spread_key);
-        auto sit = spread.find(lit == x.hosts[h].labels.end() ? std::string() : lit->second);
+        auto sit = spread.find(SpreadDomain(x.hosts[h], r.spread_key));
         count = sit == spread.end() ? 0 : sit->second;
       }
       consider(h, score, count);

@@ -257,6 +257,41 @@ TEST(ConstraintTest, AffinityAntiAffinityAndSpread) {
   EXPECT_EQ(per_rack["r2"], 2);
 }
 
+TEST(SpreadTest, SpreadByHostNeedsNoLabelAndFillsEveryHostBeforeDoubling) {
+  Cluster c;
+  for (int i = 0; i < 3; ++i) {
+    HostSpec h;
+    h.name = "h" + std::to_string(i);
+    h.capacity = Res(16000, 16384);
+    ASSERT_TRUE(c.AddHost(h).ok());
+  }
+  // binpack alone would stack every replica on one host.
+  Scheduler s = Make(c, "binpack");
+  std::map<std::string, int> per_host;
+  for (int i = 0; i < 6; ++i) {
+    Request r = CpuRequest("web-" + std::to_string(i), 1000, 1000);
+    r.spread_key = std::string(kSpreadByHost);
+    r.spread_group = "service/web";
+    Decision d = *s.Place(r);
+    ASSERT_TRUE(d.scheduled);
+    per_host[d.plan.placement.host_name]++;
+    // After each placement no host holds two more than another.
+    int lo = 100, hi = 0;
+    for (int h = 0; h < 3; ++h) {
+      int n = per_host["h" + std::to_string(h)];
+      lo = std::min(lo, n);
+      hi = std::max(hi, n);
+    }
+    EXPECT_LE(hi - lo, 1) << "after " << i + 1 << " replicas";
+  }
+  EXPECT_EQ(per_host["h0"], 2);
+  EXPECT_EQ(per_host["h1"], 2);
+  EXPECT_EQ(per_host["h2"], 2);
+  // Another group is counted apart: its first member goes where binpack says.
+  Request other = CpuRequest("other", 1000, 1000);
+  EXPECT_TRUE(s.Schedule(other)->scheduled);
+}
+
 TEST(QuotaTest, OverQuotaIsUnschedulableWithReasonQuota) {
   Cluster c;
   ASSERT_TRUE(c.AddHost(GpuHost("h", 8)).ok());

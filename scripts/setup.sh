@@ -9,7 +9,7 @@ PACKAGES=(
   libgtest-dev libgmock-dev libbenchmark-dev clang-format
   qemu-system-x86 qemu-utils runc busybox-static cpio linux-image-cloud-amd64
   nftables dnsmasq-base iproute2 e2fsprogs xfsprogs zstd procps
-  etcd-server etcd-client curl
+  etcd-server etcd-client curl python3-minimal
   ccache lld clang libclang-rt-14-dev
   nodejs chromium
 )

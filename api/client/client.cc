@@ -349,6 +349,40 @@ absl::StatusOr<wire::EventList> Client::ListEvents(const EventQuery& query, Raw*
 
 // Disks and pools.
 
+absl::StatusOr<core::Service> Client::CreateService(const core::ServiceSpec& spec, Raw* raw) {
+  BERTH_ASSIGN_OR_RETURN(Json j,
+                         SendJson("POST", "/v1/services", core::EncodeServiceSpec(spec), raw));
+  return Decoded("create service", core::DecodeService(j));
+}
+
+absl::StatusOr<core::Service> Client::CreateServiceFromText(std::string_view text,
+                                                            std::string_view content_type,
+                                                            Raw* raw) {
+  BERTH_ASSIGN_OR_RETURN(Json j, Send("POST", "/v1/services", text, content_type, raw));
+  return Decoded("create service", core::DecodeService(j));
+}
+
+absl::StatusOr<core::Service> Client::GetService(std::string_view name, Raw* raw) {
+  BERTH_ASSIGN_OR_RETURN(Json j, Send("GET", Cat("/v1/services/", Seg(name)), "", "", raw));
+  return Decoded("get service", core::DecodeService(j));
+}
+
+absl::StatusOr<wire::ServiceList> Client::ListServices(Raw* raw) {
+  BERTH_ASSIGN_OR_RETURN(Json j, Send("GET", "/v1/services", "", "", raw));
+  return Decoded("list services", wire::DecodeServiceList(j));
+}
+
+absl::StatusOr<core::Service> Client::ScaleService(std::string_view name, int replicas, Raw* raw) {
+  BERTH_ASSIGN_OR_RETURN(Json j, SendJson("POST", Cat("/v1/services/", Seg(name), "/scale"),
+                                          wire::EncodeServiceScale({.replicas = replicas}), raw));
+  return Decoded("scale service", core::DecodeService(j));
+}
+
+absl::StatusOr<wire::ServiceDeletion> Client::DeleteService(std::string_view name, Raw* raw) {
+  BERTH_ASSIGN_OR_RETURN(Json j, Send("DELETE", Cat("/v1/services/", Seg(name)), "", "", raw));
+  return Decoded("delete service", wire::DecodeServiceDeletion(j));
+}
+
 absl::StatusOr<Json> Client::CreateDisk(const wire::DiskCreate& request, Raw* raw) {
   return SendJson("POST", "/v1/disks", wire::EncodeDiskCreate(request), raw);
 }

@@ -187,6 +187,19 @@ class Client {
   // --- Events ---
   absl::StatusOr<wire::EventList> ListEvents(const EventQuery& query = {}, Raw* raw = nullptr);
 
+  // --- Services (replicated workloads) ---
+  absl::StatusOr<core::Service> CreateService(const core::ServiceSpec& spec, Raw* raw = nullptr);
+  // A spec as the user wrote it: JSON, or YAML with content_type "application/yaml".
+  absl::StatusOr<core::Service> CreateServiceFromText(
+      std::string_view text, std::string_view content_type = "application/json",
+      Raw* raw = nullptr);
+  absl::StatusOr<core::Service> GetService(std::string_view name, Raw* raw = nullptr);
+  absl::StatusOr<wire::ServiceList> ListServices(Raw* raw = nullptr);
+  absl::StatusOr<core::Service> ScaleService(std::string_view name, int replicas,
+                                             Raw* raw = nullptr);
+  // The service as it stands, and whether it is gone (false: its replicas go first).
+  absl::StatusOr<wire::ServiceDeletion> DeleteService(std::string_view name, Raw* raw = nullptr);
+
   // --- Disks and pools (the control layer keeps them as JSON documents) ---
   absl::StatusOr<core::Json> CreateDisk(const wire::DiskCreate& request, Raw* raw = nullptr);
   absl::StatusOr<wire::JsonList> ListDisks(Raw* raw = nullptr);

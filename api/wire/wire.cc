@@ -210,6 +210,44 @@ absl::StatusOr<WorkloadList> DecodeWorkloadList(const Json& j) {
                                     [](const Json& item) { return core::DecodeWorkload(item); });
 }
 
+Json EncodeServiceList(const ServiceList& list) {
+  return EncodeList(list, [](const core::Service& s) { return core::EncodeService(s); });
+}
+absl::StatusOr<ServiceList> DecodeServiceList(const Json& j) {
+  return DecodeList<core::Service>("service", j,
+                                   [](const Json& item) { return core::DecodeService(item); });
+}
+
+Json EncodeServiceScale(const ServiceScale& request) { return {{"replicas", request.replicas}}; }
+
+absl::StatusOr<ServiceScale> DecodeServiceScale(std::string_view service, const Json& j) {
+  JsonContext ctx{"service", std::string(service)};
+  BERTH_RETURN_IF_ERROR(core::CheckObject(ctx, j, "", {"replicas"}));
+  if (!j.contains("replicas") || j["replicas"].is_null()) {
+    return ctx.Error("replicas", "is required (the number of replicas to keep)");
+  }
+  int64_t replicas = 0;
+  BERTH_RETURN_IF_ERROR(
+      core::OptionalInt(ctx, j, "", "replicas", 0, core::kMaxReplicas, &replicas));
+  return ServiceScale{.replicas = static_cast<int>(replicas)};
+}
+
+Json EncodeServiceDeletion(const ServiceDeletion& deletion) {
+  Json j = core::EncodeService(deletion.service);
+  j["deleted"] = deletion.deleted;
+  return j;
+}
+
+absl::StatusOr<ServiceDeletion> DecodeServiceDeletion(const Json& j) {
+  ServiceDeletion d;
+  if (!j.is_object()) return absl::InvalidArgumentError("service deletion: must be an object");
+  Json service = j;
+  service.erase("deleted");
+  BERTH_ASSIGN_OR_RETURN(d.service, core::DecodeService(service));
+  d.deleted = j.value("deleted", false);
+  return d;
+}
+
 Json EncodeHostList(const HostList& list) {
   return EncodeList(list, [](const core::Host& h) { return core::EncodeHost(h); });
 }

@@ -21,6 +21,7 @@
 #include "absl/time/time.h"
 #include "core/host.h"
 #include "core/json.h"
+#include "core/service.h"
 #include "core/workload.h"
 
 namespace berth::api::wire {
@@ -97,6 +98,7 @@ struct List {
 using WorkloadList = List<core::Workload>;
 using HostList = List<core::Host>;
 using EventList = List<core::Event>;
+using ServiceList = List<core::Service>;
 // Resources the control layer keeps as JSON documents (disks, networks, security groups, port
 // forwards): their items as the server wrote them.
 using JsonList = List<core::Json>;
@@ -108,6 +110,8 @@ absl::StatusOr<HostList> DecodeHostList(const core::Json& j);
 core::Json EncodeEventList(const EventList& list);
 absl::StatusOr<EventList> DecodeEventList(const core::Json& j);
 absl::StatusOr<JsonList> DecodeJsonList(std::string_view kind, const core::Json& j);
+core::Json EncodeServiceList(const ServiceList& list);
+absl::StatusOr<ServiceList> DecodeServiceList(const core::Json& j);
 
 // {"name": ..., "deleted": true}: what deleting a host, disk, network or group answers.
 struct Deleted {
@@ -172,5 +176,23 @@ struct ImageImport {
   bool replace = false;  // replace an image of that name instead of AlreadyExists
 };
 core::Json EncodeImageImport(const ImageImport& request);
+
+// POST /v1/services/{name}/scale: the number of replicas to keep.
+struct ServiceScale {
+  int replicas = 0;
+  bool operator==(const ServiceScale&) const = default;
+};
+core::Json EncodeServiceScale(const ServiceScale& request);
+// `service` names the object in errors; replicas is required and bounded like the spec's.
+absl::StatusOr<ServiceScale> DecodeServiceScale(std::string_view service, const core::Json& j);
+
+// DELETE /v1/services/{name}: the service as it stands and whether it is gone (false: its
+// replicas are being deleted first).
+struct ServiceDeletion {
+  core::Service service;
+  bool deleted = false;
+};
+core::Json EncodeServiceDeletion(const ServiceDeletion& deletion);
+absl::StatusOr<ServiceDeletion> DecodeServiceDeletion(const core::Json& j);
 
 }  // namespace berth::api::wire

@@ -165,5 +165,37 @@ TEST(Wire, ResourceRequestsLeaveEmptyFieldsOut) {
             (Json{{"host_port", 8080}, {"workload", "web"}, {"port", 80}}));
 }
 
+TEST(Wire, ServiceScaleRoundTripsAndNamesTheField) {
+  auto back = DecodeServiceScale("web", EncodeServiceScale({.replicas = 3}));
+  ASSERT_TRUE(back.ok()) << back.status();
+  EXPECT_EQ(back->replicas, 3);
+  EXPECT_EQ(ErrorOf(DecodeServiceScale("web", Json{{"replicas", -1}})),
+            "service \"web\": replicas must be between 0 and 100, got -1");
+  EXPECT_EQ(ErrorOf(DecodeServiceScale("web", Json::object())),
+            "service \"web\": replicas is required (the number of replicas to keep)");
+  EXPECT_NE(ErrorOf(DecodeServiceScale("web", Json{{"replicas", 1}, {"x", 1}})).find("\"x\""),
+            std::string::npos);
+  EXPECT_NE(ErrorOf(DecodeServiceScale("web", Json{{"replicas", "2"}})).find("replicas"),
+            std::string::npos);
+}
+
+TEST(Wire, ServiceListAndDeletionRoundTrip) {
+  core::Service svc;
+  svc.spec = *core::DecodeServiceSpec(Json::parse(
+      R"({"name": "web", "replicas": 2, "template": {"kind": "process", "command": ["x"]}})"));
+  svc.status.ready = 1;
+  svc.revision = 9;
+  auto list = DecodeServiceList(EncodeServiceList({{svc}, 12}));
+  ASSERT_TRUE(list.ok()) << list.status();
+  ASSERT_EQ(list->items.size(), 1u);
+  EXPECT_EQ(list->revision, 12);
+  EXPECT_EQ(list->items[0].spec, svc.spec);
+  EXPECT_EQ(list->items[0].status, svc.status);
+  auto d = DecodeServiceDeletion(EncodeServiceDeletion({svc, true}));
+  ASSERT_TRUE(d.ok()) << d.status();
+  EXPECT_TRUE(d->deleted);
+  EXPECT_EQ(d->service.spec, svc.spec);
+}
+
 }  // namespace
 }  // namespace berth::api::wire

@@ -1,0 +1,215 @@
+#include "cli/service_cmd.h"
+
+#include <fstream>
+#include <iostream>
+#include <sstream>
+
+#include "absl/strings/numbers.h"
+#include "api/body_parser.h"
+#include "api/client/client.h"
+#include "cli/cli.h"
+#include "cli/session.h"
+#include "cli/table.h"
+#include "core/json.h"
+#include "core/strings.h"
+
+namespace berth::cli {
+
+using core::Cat;
+using core::Json;
+
+namespace {
+
+class Session : public CommandSession {
+ public:
+  using CommandSession::CommandSession;
+
+  int Service() {
+    const std::string sub = Arg(0);
+    if (sub == "create") return Create();
+    if (sub == "ls") return List();
+    const std::string name = Arg(1);
+    if (sub == "get") {
+      auto j = Do([&](api::Client& c, api::Raw* r) { return c.GetService(name, r).status(); });
+      if (!j) return 1;
+      if (json_) {
+        out_ << j->dump(2) << "\n";
+      } else {
+        PrintService(*j);
+      }
+      return 0;
+    }
+    if (sub == "scale") {
+      int replicas = 0;
+      if (!absl::SimpleAtoi(Arg(2), &replicas)) {
+        return Usage(Cat("REPLICAS must be a whole number like 3, got \"", Arg(2), "\""));
+      }
+      auto j = Do(
+          [&](api::Client& c, api::Raw* r) { return c.ScaleService(name, replicas, r).status(); });
+      if (!j) return 1;
+      if (json_) {
+        out_ << j->dump() << "\n";
+      } else {
+        out_ << "service " << name << " scaled to " << replicas << " replicas\n";
+      }
+      return 0;
+    }
+    if (sub == "delete") {
+      auto j = Do([&](api::Client& c, api::Raw* r) { return c.DeleteService(name, r).status(); });
+      if (!j) return 1;
+      if (json_) {
+        out_ << j->dump() << "\n";
+      } else {
+        out_ << "service " << name
+             << (j->value("deleted", false) ? " deleted\n"
+                                            : " deleting (its replicas are stopped first)\n");
+      }
+      return 0;
+    }
+    return Usage(Cat("unknown service command \"", sub, "\""));
+  }
+
+ private:
+  int Create() {
+    const std::string file = inv_.String("file");
+    std::string text;
+    if (file == "-") {
+      std::stringstream ss;
+      ss << std::cin.rdbuf();
+      text = ss.str();
+    } else {
+      std::ifstream in(file, std::ios::binary);
+      if (!in) return Fail(Cat("cannot read ", file, ": check the path (- reads standard input)"));
+      std::stringstream ss;
+      ss << in.rdbuf();
+      text = ss.str();
+    }
+    auto docs = api::ParseYamlDocuments(text);
+    if (!docs.ok()) return Fail(Cat(file, ": ", docs.status().message()));
+    if (docs->empty()) return Fail(Cat(file, ": holds no service spec"));
+    Json created = Json::array();
+    for (const Json& doc : *docs) {
+      auto j = Do([&](api::Client& c, api::Raw* r) {
+        return c.CreateServiceFromText(doc.dump(), "application/json", r).status();
+      });
+      if (!j) return 1;
+      created.push_back(*j);
+      if (!json_) {
+        out_ << "service " << j->value("name", "") << " created; `berth service get "
+             << j->value("name", "") << "` shows its replicas\n";
+      }
+    }
+    if (json_) out_ << (created.size() == 1 ? created[0] : created).dump() << "\n";
+    return 0;
+  }
+
+  int List() {
+    auto j = Do([&](api::Client& c, api::Raw* r) { return c.ListServices(r).status(); });
+    if (!j) return 1;
+    if (json_) {
+      out_ << (*j)["items"].dump() << "\n";
+      return 0;
+    }
+    std::vector<std::vector<std::string>> rows = {{"NAME", "KIND", "READY", "PORT", "STATUS"}};
+    for (const Json& s : (*j)["items"]) {
+      const Json& spec = s["spec"];
+      const Json& st = s["status"];
+      rows.push_back({s.value("name", ""), spec["template"].value("kind", ""),
+                      Cat(st.value("ready", 0), "/", spec.value("replicas", 0)),
+                      spec.contains("port") ? Cat(spec["port"].get<int>()) : "-",
+                      st.value("message", "")});
+    }
+    PrintTable(out_, rows);
+    return 0;
+  }
+
+  void PrintService(const Json& s) {
+    const Json& spec = s["spec"];
+    const Json& st = s["status"];
+    out_ << "name:      " << s.value("name", "") << "\n"
+         << "kind:      " << spec["template"].value("kind", "") << " replicas\n"
+         << "replicas:  " << st.value("ready", 0) << " ready of " << spec.value("replicas", 0)
+         << "\n"
+         << "port:      " << (spec.contains("port") ? Cat(spec["port"].get<int>()) : "-") << "\n";
+    if (spec.contains("health")) {
+      const Json& h = spec["health"];
+      out_ << "health:    "
+           << (h.contains("http") ? Cat("GET ", h["http"].get<std::string>()) : "tcp connect")
+           << " every " << h.value("interval", "") << ", " << h.value("failure_threshold", 0)
+           << " failures in a row replace a replica\n";
+    }
+    out_ << "status:    " << st.value("message", "") << "\n\n";
+    std::vector<std::vector<std::string>> rows = {
+        {"REPLICA", "STATE", "READY", "HOST", "PORT", "FAILURES", "REASON"}};
+    for (const Json& r : st["replicas"]) {
+      const std::string host = r.value("host", "");
+      const int port = r.value("port", 0);
+      rows.push_back({r.value("workload", ""), r.value("state", ""),
+                      r.value("ready", false) ? "yes" : "no", host.empty() ? "-" : host,
+                      port == 0 ? "-" : Cat(port), Cat(r.value("failures", 0)),
+                      r.value("reason", "")});
+    }
+    PrintTable(out_, rows);
+  }
+};
+
+core::RunFn Run(std::vector<std::string> words) {
+  return [words](core::Invocation& inv) {
+    Session session(inv, words);
+    return session.Service();
+  };
+}
+
+}  // namespace
+
+core::Command ServiceCommand() {
+  const core::ArgDef name = {.name = "NAME", .help = "the service's name"};
+  core::Command g{
+      .name = "service",
+      .aliases = {"services", "svc"},
+      .section = "Workloads",
+      .summary = "replicated workloads: create, inspect, scale and delete services",
+      .description =
+          "A service keeps `replicas` copies of a workload template running, spread across\n"
+          "hosts, replaces any that end or fail their health check, and gives each replica\n"
+          "that shares its host's network a free host port in PORT and BERTH_PORT, e.g.\n"
+          "  name: web\n  kind: service\n  replicas: 2\n  port: 8080\n"
+          "  health: {http: /healthz, interval: 2s, timeout: 1s, failure_threshold: 3}\n"
+          "  template:\n    kind: process\n"
+          "    command: [\"/usr/bin/python3\", \"/srv/serve.py\"]   # listens on $PORT\n"
+          "    resources: {cpu: 500m, memory: 128Mi}\n"
+          "See docs/services.md."};
+  g.flags = ServerFlags();
+  g.subcommands = {
+      core::Command{.name = "create",
+                    .aliases = {"apply"},
+                    .summary = "create the services in a YAML or JSON file (--- separates several)",
+                    .synopsis = "-f FILE",
+                    .flags = {{.name = "file",
+                               .help = "the spec file; - reads standard input",
+                               .value_name = "FILE",
+                               .short_name = 'f',
+                               .required = true}},
+                    .run = Run({"create"})},
+      core::Command{.name = "ls",
+                    .aliases = {"list"},
+                    .summary = "list services with their ready replicas",
+                    .run = Run({"ls"})},
+      core::Command{.name = "get",
+                    .summary = "show a service: its replicas, their hosts, ports and readiness",
+                    .args = {name},
+                    .run = Run({"get"})},
+      core::Command{.name = "scale",
+                    .summary = "set the number of replicas (0 to 100)",
+                    .args = {name, {.name = "REPLICAS", .help = "how many replicas to keep"}},
+                    .run = Run({"scale"})},
+      core::Command{.name = "delete",
+                    .aliases = {"rm"},
+                    .summary = "delete a service: its replicas are stopped, then it goes",
+                    .args = {name},
+                    .run = Run({"delete"})},
+  };
+  return g;
+}
+
+}  // namespace berth::cli

@@ -1,0 +1,339 @@
+#include "control/endpoint_proxy.h"
+
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <sys/eventfd.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+
+#include "core/guard.h"
+#include "core/log.h"
+#include "core/strings.h"
+
+namespace berth::control {
+namespace {
+
+using core::Cat;
+
+// A socket address for a numeric host and port.
+bool Resolve(const std::string& host, int port, sockaddr_storage* out, socklen_t* len) {
+  addrinfo hints{};
+  hints.ai_family = AF_UNSPEC;
+  hints.ai_socktype = SOCK_STREAM;
+  hints.ai_flags = AI_NUMERICHOST | AI_NUMERICSERV | AI_PASSIVE;
+  addrinfo* found = nullptr;
+  const std::string service = Cat(port);
+  if (getaddrinfo(host.empty() ? nullptr : host.c_str(), service.c_str(), &hints, &found) != 0) {
+    return false;
+  }
+  std::memcpy(out, found->ai_addr, found->ai_addrlen);
+  *len = found->ai_addrlen;
+  freeaddrinfo(found);
+  return true;
+}
+
+void SetTimeouts(int fd) {
+  timeval tv{.tv_sec = 30, .tv_usec = 0};
+  setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
+  int one = 1;
+  setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+}
+
+// A connected blocking socket to `b`, or -1.
+int ConnectTo(const EndpointBackend& b, absl::Duration timeout) {
+  sockaddr_storage addr{};
+  socklen_t len = 0;
+  if (!Resolve(b.address, b.port, &addr, &len)) return -1;
+  int fd = socket(addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  if (fd < 0) return -1;
+  if (connect(fd, reinterpret_cast<sockaddr*>(&addr), len) != 0) {
+    if (errno != EINPROGRESS) {
+      close(fd);
+      return -1;
+    }
+    pollfd p{fd, POLLOUT, 0};
+    int err = 0;
+    socklen_t elen = sizeof err;
+    if (poll(&p, 1, static_cast<int>(absl::ToInt64Milliseconds(timeout))) != 1 ||
+        getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &elen) != 0 || err != 0) {
+      close(fd);
+      return -1;
+    }
+  }
+  fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK);
+  SetTimeouts(fd);
+  return fd;
+}
+
+bool SendAll(int fd, const char* data, size_t size) {
+  while (size > 0) {
+    ssize_t n = send(fd, data, size, MSG_NOSIGNAL);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) return false;
+    data += n;
+    size -= static_cast<size_t>(n);
+  }
+  return true;
+}
+
+}  // namespace
+
+std::string EndpointBackend::Key() const { return Cat(address, ":", port); }
+
+absl::StatusOr<std::unique_ptr<EndpointProxy>> EndpointProxy::Start(EndpointProxyOptions options) {
+  const std::string where = Cat(options.listen_address, ":", options.port);
+  sockaddr_storage addr{};
+  socklen_t len = 0;
+  if (!Resolve(options.listen_address, options.port, &addr, &len)) {
+    return absl::InvalidArgumentError(Cat("endpoint ", where, ": not a numeric address"));
+  }
+  int fd = socket(addr.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return absl::UnavailableError(Cat("endpoint ", where, ": ", strerror(errno)));
+  int one = 1;
+  setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+  if (bind(fd, reinterpret_cast<sockaddr*>(&addr), len) != 0 || listen(fd, 512) != 0) {
+    std::string why = strerror(errno);
+    close(fd);
+    return absl::UnavailableError(Cat("endpoint ", where, ": cannot listen: ", why));
+  }
+  sockaddr_storage bound{};
+  socklen_t blen = sizeof bound;
+  getsockname(fd, reinterpret_cast<sockaddr*>(&bound), &blen);
+  const uint16_t port =
+      ntohs(bound.ss_family == AF_INET6 ? reinterpret_cast<sockaddr_in6*>(&bound)->sin6_port
+                                        : reinterpret_cast<sockaddr_in*>(&bound)->sin_port);
+  int wake = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+  if (wake < 0) {
+    close(fd);
+    return absl::UnavailableError(Cat("endpoint ", where, ": eventfd: ", strerror(errno)));
+  }
+  std::unique_ptr<EndpointProxy> proxy(new EndpointProxy(std::move(options), fd, wake, port));
+  proxy->accept_thread_ = std::thread([p = proxy.get()] {
+    core::OkOrReport("endpoint", "accept loop",
+                     core::RunGuarded("endpoint accept loop", [p] { p->AcceptLoop(); }));
+  });
+  return proxy;
+}
+
+EndpointProxy::EndpointProxy(EndpointProxyOptions options, int listen_fd, int wake_fd,
+                             uint16_t port)
+    : options_(std::move(options)), listen_fd_(listen_fd), wake_fd_(wake_fd), port_(port) {}
+
+EndpointProxy::~EndpointProxy() {
+  Stop();
+  close(listen_fd_);
+  close(wake_fd_);
+}
+
+void EndpointProxy::Stop() {
+  {
+    absl::MutexLock lock(&mu_);
+    if (stopping_) return;
+    stopping_ = true;
+  }
+  uint64_t one = 1;
+  // The eventfd stays readable once written: every poller sees it.
+  if (write(wake_fd_, &one, sizeof one) != sizeof one) {
+    core::LogError("endpoint :%d: cannot wake its threads: %s", port_, strerror(errno));
+  }
+  if (accept_thread_.joinable()) accept_thread_.join();
+  // The accept loop is over: its connections are this thread's to join.
+  for (Connection& c : connections_) c.thread.join();
+  connections_.clear();
+}
+
+void EndpointProxy::SetBackends(std::vector<EndpointBackend> backends) {
+  absl::MutexLock lock(&mu_);
+  backends_ = std::move(backends);
+}
+
+int EndpointProxy::Active(const EndpointBackend& backend) {
+  absl::MutexLock lock(&mu_);
+  auto it = active_.find(backend.Key());
+  return it == active_.end() ? 0 : it->second;
+}
+
+bool EndpointProxy::Pick(const std::set<std::string>& tried, EndpointBackend* out) {
+  absl::MutexLock lock(&mu_);
+  const EndpointBackend* best = nullptr;
+  int best_active = 0;
+  // Ties go round the set, starting one further each time.
+  const size_t count = backends_.size();
+  const size_t start = count == 0 ? 0 : next_++ % count;
+  for (size_t k = 0; k < count; ++k) {
+    const EndpointBackend& b = backends_[(start + k) % count];
+    const std::string key = b.Key();
+    if (tried.contains(key)) continue;
+    auto it = active_.find(key);
+    const int n = it == active_.end() ? 0 : it->second;
+    if (best == nullptr || n < best_active) {
+      best = &b;
+      best_active = n;
+    }
+  }
+  if (best == nullptr) return false;
+  *out = *best;
+  active_[best->Key()]++;
+  return true;
+}
+
+void EndpointProxy::Release(const EndpointBackend& backend) {
+  absl::MutexLock lock(&mu_);
+  auto it = active_.find(backend.Key());
+  if (it == active_.end()) return;
+  if (--it->second <= 0) active_.erase(it);
+}
+
+void EndpointProxy::AcceptLoop() {
+  while (true) {
+    pollfd fds[2] = {{listen_fd_, POLLIN, 0}, {wake_fd_, POLLIN, 0}};
+    int n = poll(fds, 2, -1);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0 || (fds[1].revents & POLLIN)) return;
+    if (!(fds[0].revents & POLLIN)) continue;
+    int client = accept4(listen_fd_, nullptr, nullptr, SOCK_CLOEXEC);
+    if (client < 0) continue;
+    ++accepted_;
+    // Connections that ended are joined here, so the list holds only live ones.
+    for (auto it = connections_.begin(); it != connections_.end();) {
+      if (it->done->load()) {
+        it->thread.join();
+        it = connections_.erase(it);
+      } else {
+        ++it;
+      }
+    }
+    if (static_cast<int>(connections_.size()) >= options_.max_connections) {
+      close(client);
+      ++failed_;
+      continue;
+    }
+    SetTimeouts(client);
+    auto done = std::make_shared<std::atomic<bool>>(false);
+    connections_.push_back({std::thread([this, client, done] {
+                              core::OkOrReport(
+                                  "endpoint", "connection",
+                                  core::RunGuarded("endpoint connection", [&] { Serve(client); }));
+                              close(client);
+                              done->store(true);
+                            }),
+                            done});
+  }
+}
+
+void EndpointProxy::Serve(int client) {
+  const absl::Time give_up = absl::Now() + options_.wait_for_backend;
+  std::string replay;  // what the client sent while no reply came: sent again on a retry
+  bool replayable = true;
+  bool answered = false;
+  std::set<std::string> tried;
+  int attempts = 0;
+  int backend = -1;
+  EndpointBackend current;
+  auto drop_backend = [&] {
+    if (backend >= 0) close(backend);
+    backend = -1;
+    Release(current);
+  };
+  // Connects to the next replica and sends it what the client sent so far.
+  auto connect_next = [&]() -> bool {
+    while (attempts < options_.max_attempts) {
+      {
+        absl::MutexLock lock(&mu_);
+        if (stopping_) return false;
+      }
+      EndpointBackend b;
+      if (!Pick(tried, &b)) {
+        if (absl::Now() >= give_up) return false;
+        // None ready (or every one refused): wait a little, waking at once on Stop.
+        tried.clear();
+        pollfd p{wake_fd_, POLLIN, 0};
+        poll(&p, 1, 50);
+        continue;
+      }
+      ++attempts;
+      tried.insert(b.Key());
+      int fd = ConnectTo(b, options_.connect_timeout);
+      if (fd < 0) {
+        Release(b);
+        continue;
+      }
+      if (!replay.empty() && !SendAll(fd, replay.data(), replay.size())) {
+        close(fd);
+        Release(b);
+        continue;
+      }
+      backend = fd;
+      current = b;
+      return true;
+    }
+    return false;
+  };
+  if (!connect_next()) {
+    ++failed_;
+    return;
+  }
+  bool client_eof = false, backend_eof = false;
+  char buf[16384];
+  while (!(client_eof && backend_eof)) {
+    pollfd fds[3] = {{client, static_cast<short>(client_eof ? 0 : POLLIN), 0},
+                     {backend, static_cast<short>(backend_eof ? 0 : POLLIN), 0},
+                     {wake_fd_, POLLIN, 0}};
+    int n = poll(fds, 3, -1);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0 || (fds[2].revents & POLLIN)) break;
+    if (fds[0].revents & (POLLIN | POLLHUP | POLLERR)) {
+      ssize_t got = recv(client, buf, sizeof buf, 0);
+      if (got < 0 && errno == EINTR) continue;
+      if (got < 0) break;  // the client reset: nothing more to do
+      if (got == 0) {
+        client_eof = true;
+        shutdown(backend, SHUT_WR);
+      } else {
+        if (!answered && replayable) {
+          if (replay.size() + static_cast<size_t>(got) > options_.max_replay_bytes) {
+            replayable = false;
+            replay.clear();
+          } else {
+            replay.append(buf, static_cast<size_t>(got));
+          }
+        }
+        // A failed send shows as the backend's error or end on the next poll.
+        if (!SendAll(backend, buf, static_cast<size_t>(got))) fds[1].revents |= POLLERR;
+      }
+    }
+    if (fds[1].revents & (POLLIN | POLLHUP | POLLERR)) {
+      ssize_t got = recv(backend, buf, sizeof buf, 0);
+      if (got < 0 && errno == EINTR) continue;
+      if (got > 0) {
+        answered = true;
+        replay.clear();
+        if (!SendAll(client, buf, static_cast<size_t>(got))) break;
+        continue;
+      }
+      // The replica ended the connection. Before any answer it is another replica's turn.
+      if (!answered && replayable && !backend_eof) {
+        drop_backend();
+        if (!connect_next()) {
+          ++failed_;
+          return;
+        }
+        if (client_eof) shutdown(backend, SHUT_WR);
+        continue;
+      }
+      if (got < 0) break;
+      backend_eof = true;
+      shutdown(client, SHUT_WR);
+    }
+  }
+  drop_backend();
+}
+
+}  // namespace berth::control

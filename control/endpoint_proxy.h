@@ -1,0 +1,99 @@
+// EndpointProxy: a service's endpoint, one TCP listener on a stable host port that forwards each
+// client connection to one of the service's ready replicas, the one with the fewest open
+// connections. A connection whose replica fails before answering (refused, reset, or closed
+// without sending a byte) is sent again, with the bytes the client has sent so far, to another
+// replica; so a replica that dies loses no request it had not begun to answer. While no replica
+// is ready a new connection waits (up to wait_for_backend) for one.
+//
+// Replicas leave by SetBackends without them: no new connection goes to them, and Active() says
+// how many of their connections are still open, so the caller stops a replica once it drained.
+//
+// Ownership: owns its listener and connection threads; Stop() (or the destructor) ends every
+// connection and joins the threads.
+// Thread-safety: all methods are thread-safe.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <list>
+#include <map>
+#include <memory>
+#include <set>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
+
+namespace berth::control {
+
+struct EndpointBackend {
+  std::string address;  // numeric IPv4 or IPv6
+  int port = 0;
+  std::string Key() const;
+  bool operator==(const EndpointBackend&) const = default;
+};
+
+struct EndpointProxyOptions {
+  std::string listen_address = "127.0.0.1";
+  int port = 0;  // 0: any free port (tests)
+  absl::Duration connect_timeout = absl::Seconds(2);
+  // How long a client connection waits for a ready replica (none ready, or all refusing).
+  absl::Duration wait_for_backend = absl::Seconds(30);
+  int max_attempts = 4;                // replicas tried per connection before giving up
+  size_t max_replay_bytes = 64 << 10;  // a request longer than this is not sent again
+  int max_connections = 1024;          // open client connections; more are closed at once
+};
+
+class EndpointProxy {
+ public:
+  // Binds and listens. Errors: Unavailable naming the address (in use, not permitted).
+  static absl::StatusOr<std::unique_ptr<EndpointProxy>> Start(EndpointProxyOptions options);
+  ~EndpointProxy();
+  EndpointProxy(const EndpointProxy&) = delete;
+  EndpointProxy& operator=(const EndpointProxy&) = delete;
+
+  uint16_t port() const { return port_; }
+  // The replicas new connections may go to.
+  void SetBackends(std::vector<EndpointBackend> backends);
+  // Connections open to `backend` now (0 for one never used).
+  int Active(const EndpointBackend& backend);
+  // Connections accepted since start, and those that ended without any replica taking them.
+  int64_t accepted() const { return accepted_.load(); }
+  int64_t failed() const { return failed_.load(); }
+  void Stop();
+
+ private:
+  EndpointProxy(EndpointProxyOptions options, int listen_fd, int wake_fd, uint16_t port);
+  void AcceptLoop();
+  void Serve(int client_fd);
+  // Picks the ready backend with the fewest open connections that is not in `tried`; counts the
+  // connection on it. False when there is none.
+  bool Pick(const std::set<std::string>& tried, EndpointBackend* out);
+  void Release(const EndpointBackend& backend);
+
+  const EndpointProxyOptions options_;
+  const int listen_fd_;
+  const int wake_fd_;  // an eventfd that wakes the accept loop and the connections to stop
+  const uint16_t port_;
+  std::atomic<int64_t> accepted_{0};
+  std::atomic<int64_t> failed_{0};
+
+  absl::Mutex mu_;
+  std::vector<EndpointBackend> backends_ ABSL_GUARDED_BY(mu_);
+  std::map<std::string, int> active_ ABSL_GUARDED_BY(mu_);
+  size_t next_ ABSL_GUARDED_BY(mu_) = 0;  // where the next pick starts looking
+  bool stopping_ ABSL_GUARDED_BY(mu_) = false;
+  std::thread accept_thread_;
+  // One per client connection; the accept loop's alone until it ends, then Stop's.
+  struct Connection {
+    std::thread thread;
+    std::shared_ptr<std::atomic<bool>> done;
+  };
+  std::list<Connection> connections_;
+};
+
+}  // namespace berth::control

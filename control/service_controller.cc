@@ -1,0 +1,541 @@
+#include "control/service_controller.h"
+
+#include <algorithm>
+#include <random>
+#include <set>
+
+#include "absl/strings/numbers.h"
+#include "core/guard.h"
+#include "core/log.h"
+#include "core/names.h"
+#include "core/status.h"
+#include "core/strings.h"
+
+namespace berth::control {
+
+using core::Cat;
+using core::Service;
+using core::Workload;
+using core::WorkloadState;
+
+std::string ServiceKey(std::string_view name) { return Cat(kServicePrefix, name); }
+
+namespace {
+
+constexpr int kMaxCasAttempts = 16;
+// Probes in flight at once in one pass.
+constexpr size_t kMaxConcurrentProbes = 32;
+
+std::string OwnerOf(const Workload& w) {
+  auto it = w.spec.labels.find(std::string(core::kServiceLabel));
+  return it == w.spec.labels.end() ? std::string() : it->second;
+}
+
+int PortOf(const Workload& w) {
+  auto it = w.spec.labels.find(std::string(core::kPortLabel));
+  int port = 0;
+  if (it == w.spec.labels.end() || !absl::SimpleAtoi(it->second, &port)) return 0;
+  return port;
+}
+
+// The replica's index N from its name SERVICE-N; -1 when it has no such form.
+int64_t IndexOf(std::string_view service, std::string_view workload) {
+  int64_t n = -1;
+  if (workload.size() <= service.size() + 1) return -1;
+  std::string_view suffix = workload.substr(service.size() + 1);
+  if (!absl::SimpleAtoi(absl::string_view(suffix.data(), suffix.size()), &n)) return -1;
+  return n;
+}
+
+// Whether a replica of this template shares its host's network and so needs a host port.
+bool NeedsHostPort(const core::ServiceSpec& spec) {
+  return spec.port > 0 && spec.workload_template.networks.empty();
+}
+
+absl::Status NotFound(std::string_view name) {
+  return absl::NotFoundError(Cat("service \"", name, "\" not found"));
+}
+
+}  // namespace
+
+// What one pass reads once and shares between services.
+struct ServiceController::PassState {
+  std::vector<Workload> workloads;
+  std::map<std::string, std::string> host_address;  // host name -> where to probe it
+  std::set<int> used_ports;                         // host ports of live replicas
+  std::set<std::string> names;                      // every workload name
+};
+
+ServiceController::ServiceController(ControlPlane* control, ServiceControllerOptions options)
+    : control_(control),
+      options_(std::move(options)),
+      clock_(options_.clock ? options_.clock : control->clock()),
+      events_(control->store(), clock_),
+      services_(control->store(), "service", std::string(kServicePrefix)) {
+  const int span = std::max(1, options_.port_max - options_.port_min + 1);
+  absl::MutexLock lock(&pass_mu_);
+  port_cursor_ = options_.first_port_offset >= 0 ? options_.first_port_offset % span
+                                                 : static_cast<int>(std::random_device{}() % span);
+}
+
+ServiceController::~ServiceController() { Stop(); }
+
+absl::StatusOr<Service> ServiceController::Create(const core::ServiceSpec& spec) {
+  BERTH_RETURN_IF_ERROR(core::ValidateName("service", spec.name));
+  if (spec.replicas < 0 || spec.replicas > core::kMaxReplicas) {
+    return core::FieldError(
+        "service", spec.name, "replicas",
+        Cat("must be between 0 and ", core::kMaxReplicas, ", got ", spec.replicas));
+  }
+  if (spec.health.type != core::HealthCheck::Type::kNone && options_.prober == nullptr) {
+    return absl::FailedPreconditionError(
+        Cat("service \"", spec.name, "\": this server cannot probe health checks"));
+  }
+  Service svc;
+  svc.spec = spec;
+  svc.status.message = "creating replicas";
+  svc.created_at = svc.updated_at = clock_->Now();
+  state::TxnRequest txn;
+  BERTH_RETURN_IF_ERROR(services_.AddCreate(&txn, spec.name, svc));
+  events_.Add(&txn.then_ops, "service", spec.name, "created",
+              Cat("service created with ", spec.replicas, " replicas of a ",
+                  core::WorkloadKindName(spec.workload_template.kind), " workload"));
+  BERTH_ASSIGN_OR_RETURN(state::TxnResponse resp, control_->store()->Txn(txn));
+  if (!resp.succeeded) {
+    return absl::AlreadyExistsError(Cat("service \"", spec.name,
+                                        "\": name is already taken; delete it first or pick "
+                                        "another"));
+  }
+  svc.revision = resp.revision;
+  return svc;
+}
+
+absl::StatusOr<Service> ServiceController::Get(std::string_view name) {
+  BERTH_ASSIGN_OR_RETURN(std::optional<ServiceRepository::Item> item, services_.Find(name));
+  if (!item) return NotFound(name);
+  item->value.revision = item->mod_revision;
+  return std::move(item->value);
+}
+
+absl::StatusOr<std::vector<Service>> ServiceController::List(int64_t* revision) {
+  std::vector<absl::Status> undecodable;
+  BERTH_ASSIGN_OR_RETURN(ServiceRepository::ListResult list, services_.List(&undecodable));
+  for (const absl::Status& s : undecodable) core::LogDebug("skipped: %s", s.ToString());
+  std::vector<Service> out;
+  for (auto& item : list.items) {
+    item.value.revision = item.mod_revision;
+    out.push_back(std::move(item.value));
+  }
+  if (revision) *revision = list.revision;
+  return out;
+}
+
+absl::StatusOr<Service> ServiceController::Scale(std::string_view name, int replicas) {
+  if (replicas < 0 || replicas > core::kMaxReplicas) {
+    return core::FieldError("service", name, "replicas",
+                            Cat("must be between 0 and ", core::kMaxReplicas, ", got ", replicas));
+  }
+  for (int attempt = 0; attempt < kMaxCasAttempts; ++attempt) {
+    BERTH_ASSIGN_OR_RETURN(std::optional<ServiceRepository::Item> item, services_.Find(name));
+    if (!item) return NotFound(name);
+    Service svc = item->value;
+    if (svc.status.deleting) {
+      return absl::FailedPreconditionError(
+          Cat("service \"", name, "\": is being deleted and cannot be scaled"));
+    }
+    if (svc.spec.replicas == replicas) {
+      svc.revision = item->mod_revision;
+      return svc;
+    }
+    const int before = svc.spec.replicas;
+    svc.spec.replicas = replicas;
+    svc.updated_at = clock_->Now();
+    state::TxnRequest txn;
+    BERTH_RETURN_IF_ERROR(services_.AddUpdate(&txn, name, svc, item->mod_revision));
+    events_.Add(&txn.then_ops, "service", name, "scaled",
+                Cat("replicas ", before, " -> ", replicas));
+    BERTH_ASSIGN_OR_RETURN(state::TxnResponse resp, control_->store()->Txn(txn));
+    if (resp.succeeded) {
+      svc.revision = resp.revision;
+      return svc;
+    }
+  }
+  return absl::AbortedError(Cat("service \"", name, "\": too many concurrent updates, retry"));
+}
+
+absl::StatusOr<ServiceDeletion> ServiceController::Delete(std::string_view name) {
+  for (int attempt = 0; attempt < kMaxCasAttempts; ++attempt) {
+    BERTH_ASSIGN_OR_RETURN(std::optional<ServiceRepository::Item> item, services_.Find(name));
+    if (!item) return NotFound(name);
+    BERTH_ASSIGN_OR_RETURN(std::vector<Workload> all, control_->ListWorkloads());
+    const bool owns =
+        std::any_of(all.begin(), all.end(), [&](const Workload& w) { return OwnerOf(w) == name; });
+    ServiceDeletion out;
+    out.service = item->value;
+    state::TxnRequest txn;
+    if (!owns) {
+      services_.AddDelete(&txn, name, item->mod_revision);
+      events_.Add(&txn.then_ops, "service", name, "deleted", "service deleted");
+    } else {
+      if (out.service.status.deleting) {
+        out.service.revision = item->mod_revision;
+        return out;
+      }
+      out.service.status.deleting = true;
+      out.service.status.message = "deleting: its replicas go first";
+      out.service.updated_at = clock_->Now();
+      BERTH_RETURN_IF_ERROR(services_.AddUpdate(&txn, name, out.service, item->mod_revision));
+      events_.Add(&txn.then_ops, "service", name, "deleting", "deleting its replicas");
+    }
+    BERTH_ASSIGN_OR_RETURN(state::TxnResponse resp, control_->store()->Txn(txn));
+    if (resp.succeeded) {
+      out.deleted = !owns;
+      out.service.revision = resp.revision;
+      return out;
+    }
+  }
+  return absl::AbortedError(Cat("service \"", name, "\": too many concurrent updates, retry"));
+}
+
+absl::StatusOr<int> ServiceController::ReconcileOnce() {
+  absl::MutexLock lock(&pass_mu_);
+  std::vector<absl::Status> undecodable;
+  BERTH_ASSIGN_OR_RETURN(ServiceRepository::ListResult list, services_.List(&undecodable));
+  for (const absl::Status& s : undecodable) core::LogDebug("skipped: %s", s.ToString());
+  if (list.items.empty()) {
+    // Nothing to keep: no need to read every workload and host.
+    health_.clear();
+    return 0;
+  }
+  PassState pass;
+  BERTH_ASSIGN_OR_RETURN(pass.workloads, control_->ListWorkloads());
+  BERTH_ASSIGN_OR_RETURN(std::vector<core::Host> hosts, control_->ListHosts());
+  for (const core::Host& h : hosts) {
+    pass.host_address[h.name] = h.inventory.address.empty() ? "127.0.0.1" : h.inventory.address;
+  }
+  std::set<std::string> live_replicas;
+  for (const Workload& w : pass.workloads) {
+    pass.names.insert(w.spec.name);
+    if (OwnerOf(w).empty()) continue;
+    if (!core::IsTerminal(w.status.state)) {
+      if (int port = PortOf(w); port > 0) pass.used_ports.insert(port);
+    }
+    live_replicas.insert(w.spec.name);
+  }
+  // Health records of replicas that are gone.
+  for (auto it = health_.begin(); it != health_.end();) {
+    it = live_replicas.contains(it->first) ? std::next(it) : health_.erase(it);
+  }
+  int actions = 0;
+  absl::Status first_error;
+  for (const ServiceRepository::Item& item : list.items) {
+    absl::StatusOr<int> n = ReconcileService(item, pass);
+    if (n.ok()) {
+      actions += *n;
+    } else if (first_error.ok()) {
+      first_error = n.status();
+    }
+  }
+  if (!first_error.ok()) return first_error;
+  return actions;
+}
+
+absl::StatusOr<int> ServiceController::ReconcileService(const ServiceRepository::Item& item,
+                                                        PassState& pass) {
+  const Service& svc = item.value;
+  const std::string& name = svc.spec.name;
+  const absl::Time now = clock_->Now();
+  std::vector<const Workload*> owned;
+  for (const Workload& w : pass.workloads) {
+    if (OwnerOf(w) == name) owned.push_back(&w);
+  }
+  std::vector<std::pair<std::string, std::string>> events;  // type, message
+  int actions = 0;
+  core::ServiceStatus status = svc.status;
+
+  if (svc.status.deleting) {
+    if (owned.empty()) {
+      state::TxnRequest txn;
+      services_.AddDelete(&txn, name, item.mod_revision);
+      events_.Add(&txn.then_ops, "service", name, "deleted", "service deleted");
+      BERTH_RETURN_IF_ERROR(control_->store()->Txn(txn).status());
+      return 0;
+    }
+    for (const Workload* w : owned) {
+      if (w->status.desired == core::DesiredState::kDeleted) continue;
+      absl::StatusOr<Workload> d = control_->DeleteWorkload(w->spec.name);
+      if (!d.ok() && d.status().code() != absl::StatusCode::kNotFound) return d.status();
+      ++actions;
+    }
+    return actions;
+  }
+
+  // Replicas that ended, or failed their health check too often, make room for new ones.
+  std::vector<const Workload*> live;
+  for (const Workload* w : owned) {
+    if (w->status.desired == core::DesiredState::kDeleted) continue;
+    if (core::IsTerminal(w->status.state) || w->status.desired == core::DesiredState::kStopped) {
+      std::string why =
+          Cat("replica ", w->spec.name, " ", core::WorkloadStateName(w->status.state),
+              w->status.reason.empty() ? "" : Cat(": ", w->status.reason),
+              w->status.exit_code ? Cat(" (exit code ", *w->status.exit_code, ")") : "",
+              "; replacing it");
+      absl::StatusOr<Workload> d = control_->DeleteWorkload(w->spec.name);
+      if (!d.ok() && d.status().code() != absl::StatusCode::kNotFound) return d.status();
+      events.emplace_back("replica-replaced", std::move(why));
+      health_.erase(w->spec.name);
+      ++actions;
+      continue;
+    }
+    live.push_back(w);
+  }
+
+  // Health: probe the running replicas that are due, all at once.
+  const core::HealthCheck& check = svc.spec.health;
+  if (check.type != core::HealthCheck::Type::kNone && options_.prober != nullptr) {
+    struct Due {
+      const Workload* w;
+      std::string address;
+      int port;
+      absl::Status result;
+    };
+    std::vector<Due> due;
+    for (const Workload* w : live) {
+      ReplicaHealth& h = health_[w->spec.name];
+      if (w->status.state != WorkloadState::kRunning) continue;
+      if (now < h.next_probe) continue;
+      const int port = NeedsHostPort(svc.spec) ? PortOf(*w) : svc.spec.port;
+      auto addr = pass.host_address.find(w->status.host);
+      if (port <= 0 || addr == pass.host_address.end()) continue;
+      due.push_back({w, addr->second, port, absl::OkStatus()});
+      h.next_probe = now + check.interval;
+    }
+    for (size_t start = 0; start < due.size(); start += kMaxConcurrentProbes) {
+      std::vector<std::thread> probes;
+      const size_t end = std::min(due.size(), start + kMaxConcurrentProbes);
+      for (size_t i = start; i < end; ++i) {
+        probes.emplace_back([&, i] {
+          absl::Status guarded = core::RunGuarded("health probe", [&] {
+            due[i].result = options_.prober->Probe(due[i].address, due[i].port, check);
+          });
+          if (!guarded.ok()) due[i].result = guarded;
+        });
+      }
+      for (std::thread& t : probes) t.join();
+    }
+    std::set<const Workload*> unhealthy;
+    for (const Due& d : due) {
+      ReplicaHealth& h = health_[d.w->spec.name];
+      if (d.result.ok()) {
+        h.failures = 0;
+        h.ready = true;
+        h.ever_ready = true;
+        h.last_error.clear();
+        continue;
+      }
+      h.failures++;
+      h.last_error = std::string(d.result.message());
+      if (h.failures >= check.failure_threshold) h.ready = false;
+      const bool starting = !h.ever_ready && d.w->status.started_at != absl::InfinitePast() &&
+                            now - d.w->status.started_at < check.start_period;
+      if (h.failures >= check.failure_threshold && !starting) unhealthy.insert(d.w);
+    }
+    for (const Workload* w : unhealthy) {
+      const ReplicaHealth& h = health_[w->spec.name];
+      std::string why = Cat("replica ", w->spec.name, " failed ", h.failures,
+                            " health checks in a row (", h.last_error, "); replacing it");
+      absl::StatusOr<Workload> d = control_->DeleteWorkload(w->spec.name);
+      if (!d.ok() && d.status().code() != absl::StatusCode::kNotFound) return d.status();
+      events.emplace_back("replica-unhealthy", std::move(why));
+      health_.erase(w->spec.name);
+      live.erase(std::find(live.begin(), live.end(), w));
+      ++actions;
+    }
+  }
+  auto ready = [&](const Workload* w) ABSL_EXCLUSIVE_LOCKS_REQUIRED(pass_mu_) {
+    if (w->status.state != WorkloadState::kRunning) return false;
+    if (check.type == core::HealthCheck::Type::kNone) return true;
+    auto it = health_.find(w->spec.name);
+    return it != health_.end() && it->second.ready;
+  };
+
+  // Scale: too few live replicas get company; too many lose the unready first, then the newest.
+  std::string message;
+  int64_t next_index = status.next_index;
+  for (const Workload* w : owned)
+    next_index = std::max(next_index, IndexOf(name, w->spec.name) + 1);
+  std::vector<std::string> created;
+  const int want = svc.spec.replicas;
+  for (int i = static_cast<int>(live.size()); i < want; ++i) {
+    absl::StatusOr<std::string> made = CreateReplica(svc, &next_index, pass);
+    if (!made.ok()) {
+      message = Cat("cannot create a replica: ", made.status().message());
+      break;
+    }
+    created.push_back(*made);
+    events.emplace_back("replica-created", Cat("replica ", *made, " created"));
+    ++actions;
+  }
+  if (static_cast<int>(live.size()) > want) {
+    std::vector<const Workload*> order = live;
+    std::stable_sort(order.begin(), order.end(),
+                     [&](const Workload* a, const Workload* b)
+                         ABSL_EXCLUSIVE_LOCKS_REQUIRED(pass_mu_) {
+                           if (ready(a) != ready(b)) return !ready(a);
+                           return IndexOf(name, a->spec.name) > IndexOf(name, b->spec.name);
+                         });
+    const size_t surplus = live.size() - static_cast<size_t>(want);
+    for (size_t k = 0; k < surplus; ++k) {
+      const Workload* w = order[k];
+      absl::StatusOr<Workload> d = control_->DeleteWorkload(w->spec.name);
+      if (!d.ok() && d.status().code() != absl::StatusCode::kNotFound) return d.status();
+      events.emplace_back("replica-removed",
+                          Cat("replica ", w->spec.name, " removed (scale down)"));
+      health_.erase(w->spec.name);
+      live.erase(std::find(live.begin(), live.end(), w));
+      ++actions;
+    }
+  }
+
+  status.next_index = next_index;
+  status.replicas.clear();
+  status.ready = 0;
+  for (const Workload* w : live) {
+    core::ReplicaStatus r;
+    r.workload = w->spec.name;
+    r.host = w->status.host;
+    r.port = NeedsHostPort(svc.spec) ? PortOf(*w) : svc.spec.port;
+    r.state = std::string(core::WorkloadStateName(w->status.state));
+    r.ready = ready(w);
+    auto h = health_.find(w->spec.name);
+    r.failures = h == health_.end() ? 0 : h->second.failures;
+    r.reason = h != health_.end() && !h->second.last_error.empty() ? h->second.last_error
+                                                                   : w->status.reason;
+    status.ready += r.ready ? 1 : 0;
+    status.replicas.push_back(std::move(r));
+  }
+  for (const std::string& n : created) {
+    status.replicas.push_back({.workload = n, .state = "pending", .reason = "just created"});
+  }
+  std::sort(status.replicas.begin(), status.replicas.end(),
+            [&](const core::ReplicaStatus& a, const core::ReplicaStatus& b) {
+              return IndexOf(name, a.workload) < IndexOf(name, b.workload);
+            });
+  if (message.empty()) {
+    message = status.ready >= want
+                  ? Cat(status.ready, " of ", want, " replicas ready")
+                  : Cat("waiting: ", status.ready, " of ", want, " replicas ready");
+  }
+  status.message = std::move(message);
+  BERTH_RETURN_IF_ERROR(WriteStatus(item, status, events));
+  return actions;
+}
+
+int ServiceController::AllocatePort(PassState& pass) {
+  const int span = options_.port_max - options_.port_min + 1;
+  for (int k = 0; k < span; ++k) {
+    const int port = options_.port_min + (port_cursor_ + k) % span;
+    if (pass.used_ports.contains(port)) continue;
+    // The next replica starts looking past this one, so a port just freed is not reused at once.
+    port_cursor_ = (port_cursor_ + k + 1) % span;
+    pass.used_ports.insert(port);
+    return port;
+  }
+  return 0;
+}
+
+absl::StatusOr<std::string> ServiceController::CreateReplica(const Service& svc,
+                                                             int64_t* next_index, PassState& pass) {
+  core::WorkloadSpec spec = svc.spec.workload_template;
+  spec.labels[std::string(core::kServiceLabel)] = svc.spec.name;
+  if (svc.spec.port > 0) {
+    std::string inside = Cat(svc.spec.port);
+    if (NeedsHostPort(svc.spec)) {
+      const int port = AllocatePort(pass);
+      if (port == 0) {
+        return absl::ResourceExhaustedError(
+            Cat("no free host port in ", options_.port_min, "-", options_.port_max));
+      }
+      spec.labels[std::string(core::kPortLabel)] = Cat(port);
+      spec.env["BERTH_PORT"] = Cat(port);
+      if (spec.kind == core::WorkloadKind::kProcess) {
+        inside = Cat(port);  // a process listens on the host port itself
+      } else {
+        spec.ports.push_back({.host_port = port, .guest_port = svc.spec.port});
+      }
+    } else {
+      spec.env["BERTH_PORT"] = inside;
+    }
+    spec.env["PORT"] = inside;
+  }
+  for (int attempt = 0; attempt < 1000; ++attempt) {
+    spec.name = Cat(svc.spec.name, "-", (*next_index)++);
+    if (pass.names.contains(spec.name)) continue;
+    absl::StatusOr<Workload> w = control_->CreateWorkload(spec);
+    if (w.ok()) {
+      pass.names.insert(spec.name);
+      return spec.name;
+    }
+    if (w.status().code() != absl::StatusCode::kAlreadyExists) return w.status();
+    pass.names.insert(spec.name);
+  }
+  return absl::ResourceExhaustedError("no free replica name");
+}
+
+absl::Status ServiceController::WriteStatus(
+    const ServiceRepository::Item& item, const core::ServiceStatus& status,
+    const std::vector<std::pair<std::string, std::string>>& events) {
+  if (status == item.value.status && events.empty()) return absl::OkStatus();
+  Service svc = item.value;
+  svc.status = status;
+  svc.updated_at = clock_->Now();
+  state::TxnRequest txn;
+  BERTH_RETURN_IF_ERROR(services_.AddUpdate(&txn, svc.spec.name, svc, item.mod_revision));
+  for (const auto& [type, message] : events) {
+    events_.Add(&txn.then_ops, "service", svc.spec.name, type, message);
+  }
+  BERTH_ASSIGN_OR_RETURN(state::TxnResponse resp, control_->store()->Txn(txn));
+  if (!resp.succeeded) {
+    // The service changed under the pass (scaled, deleted): the next pass reads it again. The
+    // replicas it created or deleted are already recorded as workloads.
+    core::LogDebug("service %s: status write lost a race; the next pass writes it", svc.spec.name);
+  }
+  return absl::OkStatus();
+}
+
+void ServiceController::Start() {
+  loop_ = std::thread([this] { Loop(); });
+}
+
+void ServiceController::Stop() {
+  {
+    absl::MutexLock lock(&mu_);
+    if (stopping_) return;
+    stopping_ = true;
+  }
+  if (loop_.joinable()) loop_.join();
+}
+
+void ServiceController::Loop() {
+  while (true) {
+    {
+      absl::MutexLock lock(&mu_);
+      auto stop = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return stopping_; };
+      mu_.AwaitWithTimeout(absl::Condition(&stop), options_.period);
+      if (stopping_) return;
+    }
+    if (options_.active && !options_.active()) continue;
+    absl::Status pass = core::RunGuarded("service controller pass", [&] {
+      absl::Status s = ReconcileOnce().status();
+      if (s.ok()) return;
+      ++loop_failures_;
+      std::string line(s.message());
+      if (line == last_failure_) return;
+      last_failure_ = line;
+      core::LogError("service controller: %s", line);
+    });
+    if (!pass.ok()) ++loop_failures_;
+  }
+}
+
+}  // namespace berth::control

@@ -1,0 +1,146 @@
+// ServiceController: keeps each service's replicas (core/service.h). A service owns workloads, as
+// a Nomad job owns allocations: they carry the label berth.service=NAME and are named NAME-N.
+// Each pass, for every service, the controller
+//   * removes replicas that ended (stopped or failed) and replicas that failed their health
+//     check failure_threshold times in a row, and creates new ones until `replicas` live again
+//     (the scheduler spreads a service's replicas across hosts);
+//   * gives a replica that shares its host's network (a process; a vm or container without
+//     Berth networks) a free host port from its range, passed as PORT and BERTH_PORT, and for vm
+//     and container kinds forwarded to the service's port;
+//   * probes running replicas by HTTP or TCP at their host's address, every health.interval of
+//     the injected clock, and records which are ready in the service's status;
+//   * once the service is being deleted, deletes its replicas and then the service.
+// Every service change is one compare-and-set write with its event; replicas are created and
+// deleted through the ControlPlane, like any workload.
+//
+// Ownership: borrows the ControlPlane and the prober, which must outlive it.
+// Thread-safety: public methods are thread-safe. Passes run on one thread at a time.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <thread>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
+#include "control/control_plane.h"
+#include "control/events.h"
+#include "core/clock.h"
+#include "core/service.h"
+#include "state/repository.h"
+
+namespace berth::control {
+
+inline constexpr std::string_view kServicePrefix = "/services/";
+
+// Checks one replica's health. Probe blocks for at most check.timeout and returns OK when the
+// replica answered as the check asks, else why not. Thread-safe: probes run concurrently.
+class HealthProber {
+ public:
+  virtual ~HealthProber() = default;
+  virtual absl::Status Probe(const std::string& address, int port,
+                             const core::HealthCheck& check) = 0;
+};
+
+// Probes over real sockets: TCP connect, or an HTTP/1.1 GET whose status must be 2xx or 3xx.
+std::unique_ptr<HealthProber> NewSocketProber();
+
+struct ServiceControllerOptions {
+  core::Clock* clock = nullptr;    // defaults to the control plane's
+  HealthProber* prober = nullptr;  // required when a service has a health check
+  int port_min = 20000;            // the host ports given to replicas
+  int port_max = 32767;
+  // Where in the range the search for a free port starts; -1 = at random, so that servers
+  // sharing hosts rarely pick the same ports.
+  int first_port_offset = -1;
+  absl::Duration period = absl::Milliseconds(250);  // how often the loop runs a pass
+  // Whether this server should act now (the leader, with several servers); null = always.
+  std::function<bool()> active;
+};
+
+// DELETE's answer: the service as it stands, and whether it is gone already (false: its
+// replicas are being deleted first).
+struct ServiceDeletion {
+  core::Service service;
+  bool deleted = false;
+};
+
+class ServiceController {
+ public:
+  ServiceController(ControlPlane* control, ServiceControllerOptions options);
+  ~ServiceController();
+  ServiceController(const ServiceController&) = delete;
+  ServiceController& operator=(const ServiceController&) = delete;
+
+  // Errors: InvalidArgument (naming the field), AlreadyExists, NotFound, FailedPrecondition
+  // (a service being deleted cannot be scaled).
+  absl::StatusOr<core::Service> Create(const core::ServiceSpec& spec);
+  absl::StatusOr<core::Service> Get(std::string_view name);
+  absl::StatusOr<std::vector<core::Service>> List(int64_t* revision = nullptr);
+  absl::StatusOr<core::Service> Scale(std::string_view name, int replicas);
+  absl::StatusOr<ServiceDeletion> Delete(std::string_view name);
+
+  // One pass over every service; returns how many replicas it created or deleted.
+  absl::StatusOr<int> ReconcileOnce();
+
+  // Runs a pass every options.period on a background thread until Stop().
+  void Start();
+  void Stop();
+  int64_t loop_failures() const { return loop_failures_.load(); }
+
+ private:
+  using ServiceRepository = state::Repository<
+      core::Service, state::FunctionCodec<core::Service, core::EncodeService, core::DecodeService>>;
+  // What the controller knows of one replica's health, kept in memory: after a restart every
+  // replica is probed again before it counts as ready.
+  struct ReplicaHealth {
+    int failures = 0;
+    bool ready = false;
+    bool ever_ready = false;
+    absl::Time next_probe = absl::InfinitePast();
+    std::string last_error;
+  };
+  struct PassState;  // service_controller.cc
+
+  absl::StatusOr<int> ReconcileService(const ServiceRepository::Item& item, PassState& pass)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(pass_mu_);
+  // Creates one replica of `svc` named from *next_index on. Returns its name.
+  absl::StatusOr<std::string> CreateReplica(const core::Service& svc, int64_t* next_index,
+                                            PassState& pass)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(pass_mu_);
+  // A host port no live replica holds, or 0 when the range is used up.
+  int AllocatePort(PassState& pass) ABSL_EXCLUSIVE_LOCKS_REQUIRED(pass_mu_);
+  // Writes the service's new status with its events (if the status changed or there are
+  // events); a lost race is left to the next pass.
+  absl::Status WriteStatus(const ServiceRepository::Item& item, const core::ServiceStatus& status,
+                           const std::vector<std::pair<std::string, std::string>>& events);
+  void Loop();
+
+  ControlPlane* const control_;
+  ServiceControllerOptions options_;
+  core::Clock* const clock_;
+  const EventLog events_;
+  ServiceRepository services_;
+
+  absl::Mutex pass_mu_;  // one pass at a time
+  std::map<std::string, ReplicaHealth> health_ ABSL_GUARDED_BY(pass_mu_);
+  int port_cursor_ ABSL_GUARDED_BY(pass_mu_) = 0;
+
+  absl::Mutex mu_;
+  bool stopping_ ABSL_GUARDED_BY(mu_) = false;
+  std::thread loop_;
+  std::atomic<int64_t> loop_failures_{0};
+  std::string last_failure_;  // only the loop's thread touches it
+};
+
+std::string ServiceKey(std::string_view name);
+
+}  // namespace berth::control

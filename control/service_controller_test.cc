@@ -1,0 +1,389 @@
+#include "control/service_controller.h"
+
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <set>
+#include <thread>
+
+#include "gtest/gtest.h"
+#include "state/memory_store.h"
+
+namespace berth::control {
+namespace {
+
+using core::WorkloadState;
+
+core::HostInventory Inventory() {
+  core::HostInventory inv;
+  inv.capacity.cpu = *core::ParseCpu("8");
+  inv.capacity.memory = *core::ParseMemory("8Gi");
+  inv.capacity.disk = core::DiskMiB(10240);
+  inv.drivers = {"process", "container"};
+  return inv;
+}
+
+core::ServiceSpec Spec(int replicas, bool health = true) {
+  core::Json j = {{"name", "web"},
+                  {"replicas", replicas},
+                  {"port", 8080},
+                  {"template",
+                   {{"kind", "process"},
+                    {"command", {"/bin/server"}},
+                    {"resources", {{"cpu", "500m"}, {"memory", "64Mi"}}}}}};
+  if (health) {
+    j["health"] = {{"http", "/healthz"},
+                   {"interval", "2s"},
+                   {"timeout", "1s"},
+                   {"failure_threshold", 2},
+                   {"start_period", "10s"}};
+  }
+  auto spec = core::DecodeServiceSpec(j);
+  EXPECT_TRUE(spec.ok()) << spec.status();
+  return *spec;
+}
+
+// Answers by port: a port in `failing` fails, every other one is healthy.
+class FakeProber final : public HealthProber {
+ public:
+  absl::Status Probe(const std::string& address, int port, const core::HealthCheck&) override {
+    absl::MutexLock lock(&mu_);
+    probes_.push_back({address, port});
+    if (failing_.contains(port)) return absl::UnavailableError("status 500");
+    return absl::OkStatus();
+  }
+  void Fail(int port) {
+    absl::MutexLock lock(&mu_);
+    failing_.insert(port);
+  }
+  size_t probes() {
+    absl::MutexLock lock(&mu_);
+    return probes_.size();
+  }
+  std::pair<std::string, int> last() {
+    absl::MutexLock lock(&mu_);
+    return probes_.back();
+  }
+
+ private:
+  absl::Mutex mu_;
+  std::set<int> failing_ ABSL_GUARDED_BY(mu_);
+  std::vector<std::pair<std::string, int>> probes_ ABSL_GUARDED_BY(mu_);
+};
+
+class ServiceControllerTest : public ::testing::Test {
+ protected:
+  ServiceControllerTest()
+      : store_(state::StoreOptions{.clock = &clock_}),
+        cp_(&store_, ControlPlaneOptions{.clock = &clock_, .policy = "binpack"}),
+        svc_(&cp_, ServiceControllerOptions{.clock = &clock_,
+                                            .prober = &prober_,
+                                            .port_min = 30000,
+                                            .port_max = 30009,
+                                            .first_port_offset = 0}) {}
+  void SetUp() override {
+    ASSERT_TRUE(cp_.RegisterHost("h1", Inventory()).ok());
+    ASSERT_TRUE(cp_.RegisterHost("h2", Inventory()).ok());
+  }
+
+  std::vector<core::Workload> Replicas() {
+    std::vector<core::Workload> out;
+    auto all = cp_.ListWorkloads();
+    EXPECT_TRUE(all.ok()) << all.status();
+    if (!all.ok()) return out;
+    for (auto& w : *all) {
+      if (w.spec.labels.count("berth.service")) out.push_back(w);
+    }
+    return out;
+  }
+  // Places what is pending and has every placed replica's agent say it runs.
+  void RunAll() {
+    ASSERT_TRUE(cp_.ScheduleOnce().ok());
+    for (const auto& w : Replicas()) {
+      if (w.status.state != WorkloadState::kScheduled) continue;
+      auto r =
+          cp_.ReportStatus(w.status.host, w.spec.name,
+                           {.generation = w.status.generation, .state = WorkloadState::kRunning});
+      ASSERT_TRUE(r.ok()) << r.status();
+    }
+  }
+  int Port(const core::Workload& w) { return std::stoi(w.spec.labels.at("berth.port")); }
+  std::vector<std::string> EventTypes() {
+    std::vector<std::string> out;
+    auto events = cp_.ListEvents(0, 1000);
+    EXPECT_TRUE(events.ok()) << events.status();
+    if (!events.ok()) return out;
+    for (const auto& e : *events) {
+      if (e.kind == "service") out.push_back(e.type);
+    }
+    return out;
+  }
+
+  core::ManualClock clock_;
+  state::MemoryStore store_;
+  ControlPlane cp_;
+  FakeProber prober_;
+  ServiceController svc_;
+};
+
+TEST_F(ServiceControllerTest, KeepsReplicasWithPortsSpreadAcrossHosts) {
+  ASSERT_TRUE(svc_.Create(Spec(2)).ok());
+  EXPECT_EQ(*svc_.ReconcileOnce(), 2);
+  auto replicas = Replicas();
+  ASSERT_EQ(replicas.size(), 2u);
+  std::set<int> ports;
+  for (const auto& w : replicas) {
+    EXPECT_EQ(w.spec.labels.at("berth.service"), "web");
+    int port = Port(w);
+    EXPECT_GE(port, 30000);
+    EXPECT_LE(port, 30009);
+    EXPECT_EQ(w.spec.env.at("PORT"), std::to_string(port));
+    EXPECT_EQ(w.spec.env.at("BERTH_PORT"), std::to_string(port));
+    ports.insert(port);
+  }
+  EXPECT_EQ(ports.size(), 2u);
+  EXPECT_EQ(replicas[0].spec.name, "web-0");
+  EXPECT_EQ(replicas[1].spec.name, "web-1");
+  // binpack alone would put both on one host; a service's replicas spread.
+  RunAll();
+  std::set<std::string> hosts;
+  for (const auto& w : Replicas()) hosts.insert(w.status.host);
+  EXPECT_EQ(hosts, (std::set<std::string>{"h1", "h2"}));
+  // Steady state: a pass changes no workload.
+  ASSERT_TRUE(svc_.ReconcileOnce().ok());
+  EXPECT_EQ(*svc_.ReconcileOnce(), 0);
+  auto s = *svc_.Get("web");
+  EXPECT_EQ(s.status.ready, 2);
+  ASSERT_EQ(s.status.replicas.size(), 2u);
+  EXPECT_TRUE(s.status.replicas[0].ready);
+  EXPECT_EQ(s.status.replicas[0].state, "running");
+  EXPECT_FALSE(s.status.replicas[0].host.empty());
+  EXPECT_EQ(prober_.last().first, "127.0.0.1");
+}
+
+TEST_F(ServiceControllerTest, AReplicaThatEndsIsReplaced) {
+  ASSERT_TRUE(svc_.Create(Spec(2, /*health=*/false)).ok());
+  ASSERT_TRUE(svc_.ReconcileOnce().ok());
+  RunAll();
+  ASSERT_TRUE(svc_.ReconcileOnce().ok());
+  EXPECT_EQ(svc_.Get("web")->status.ready, 2);  // without a health check: ready while running
+  auto victim = *cp_.GetWorkload("web-0");
+  ASSERT_TRUE(cp_.ReportStatus(victim.status.host, "web-0",
+                               {.generation = victim.status.generation,
+                                .state = WorkloadState::kFailed,
+                                .reason = "killed by signal 9",
+                                .exit_code = 137})
+                  .ok());
+  EXPECT_EQ(*svc_.ReconcileOnce(), 2);  // one removed, one created
+  std::set<std::string> names;
+  for (const auto& w : Replicas()) names.insert(w.spec.name);
+  EXPECT_EQ(names, (std::set<std::string>{"web-1", "web-2"}));
+  auto types = EventTypes();
+  EXPECT_NE(std::find(types.begin(), types.end(), "replica-replaced"), types.end());
+  RunAll();
+  ASSERT_TRUE(svc_.ReconcileOnce().ok());
+  EXPECT_EQ(svc_.Get("web")->status.ready, 2);
+}
+
+TEST_F(ServiceControllerTest, HealthDecidesReadinessAndAnUnhealthyReplicaIsReplaced) {
+  ASSERT_TRUE(svc_.Create(Spec(2)).ok());
+  ASSERT_TRUE(svc_.ReconcileOnce().ok());
+  EXPECT_EQ(prober_.probes(), 0u);  // nothing runs yet
+  RunAll();
+  ASSERT_TRUE(svc_.ReconcileOnce().ok());
+  EXPECT_EQ(prober_.probes(), 2u);
+  EXPECT_EQ(svc_.Get("web")->status.ready, 2);
+  // Probes follow the injected clock: none before the interval has passed.
+  ASSERT_TRUE(svc_.ReconcileOnce().ok());
+  EXPECT_EQ(prober_.probes(), 2u);
+
+  const int bad = Port(*cp_.GetWorkload("web-1"));
+  prober_.Fail(bad);
+  clock_.Advance(absl::Seconds(2));
+  ASSERT_TRUE(svc_.ReconcileOnce().ok());
+  auto s = *svc_.Get("web");
+  EXPECT_EQ(s.status.ready, 2);  // one failure is below the threshold of 2
+  EXPECT_EQ(s.status.replicas[1].failures, 1);
+  EXPECT_NE(s.status.replicas[1].reason.find("status 500"), std::string::npos);
+  clock_.Advance(absl::Seconds(2));
+  EXPECT_EQ(*svc_.ReconcileOnce(), 2);  // the second failure: removed and replaced
+  std::set<std::string> names;
+  for (const auto& w : Replicas()) {
+    if (w.status.desired != core::DesiredState::kDeleted) names.insert(w.spec.name);
+  }
+  EXPECT_EQ(names, (std::set<std::string>{"web-0", "web-2"}));
+  EXPECT_NE(Port(*cp_.GetWorkload("web-2")), bad);  // a fresh port, not the one just freed
+  auto types = EventTypes();
+  EXPECT_NE(std::find(types.begin(), types.end(), "replica-unhealthy"), types.end());
+}
+
+TEST_F(ServiceControllerTest, TheStartPeriodSparesAReplicaThatWasNeverReady) {
+  ASSERT_TRUE(svc_.Create(Spec(1)).ok());
+  ASSERT_TRUE(svc_.ReconcileOnce().ok());
+  prober_.Fail(Port(*cp_.GetWorkload("web-0")));
+  RunAll();
+  for (int i = 0; i < 4; ++i) {  // 8 s of failures, within the 10 s start period
+    ASSERT_TRUE(svc_.ReconcileOnce().ok());
+    clock_.Advance(absl::Seconds(2));
+  }
+  EXPECT_EQ(cp_.GetWorkload("web-0")->status.desired, core::DesiredState::kRunning);
+  EXPECT_EQ(svc_.Get("web")->status.ready, 0);
+  clock_.Advance(absl::Seconds(2));
+  ASSERT_TRUE(svc_.ReconcileOnce().ok());
+  EXPECT_EQ(cp_.GetWorkload("web-0")->status.desired, core::DesiredState::kDeleted);
+}
+
+TEST_F(ServiceControllerTest, ScalingDownRemovesUnreadyReplicasFirst) {
+  ASSERT_TRUE(svc_.Create(Spec(3)).ok());
+  ASSERT_TRUE(svc_.ReconcileOnce().ok());
+  RunAll();
+  prober_.Fail(Port(*cp_.GetWorkload("web-0")));
+  ASSERT_TRUE(svc_.ReconcileOnce().ok());
+  clock_.Advance(absl::Seconds(2));
+  ASSERT_TRUE(svc_.ReconcileOnce().ok());  // web-0 failed twice but is within its start period
+  ASSERT_TRUE(svc_.Scale("web", 2).ok());
+  EXPECT_EQ(*svc_.ReconcileOnce(), 1);
+  EXPECT_EQ(cp_.GetWorkload("web-0")->status.desired, core::DesiredState::kDeleted);
+  ASSERT_TRUE(svc_.Scale("web", 4).ok());
+  EXPECT_EQ(*svc_.ReconcileOnce(), 2);
+  EXPECT_TRUE(cp_.GetWorkload("web-3").ok());
+  EXPECT_TRUE(cp_.GetWorkload("web-4").ok());
+}
+
+TEST_F(ServiceControllerTest, BadInputChangesNothing) {
+  ASSERT_TRUE(svc_.Create(Spec(1)).ok());
+  const int64_t rev = *store_.Revision();
+  auto scaled = svc_.Scale("web", -1);
+  EXPECT_EQ(scaled.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(scaled.status().message(),
+            "service \"web\": replicas must be between 0 and 100, got -1");
+  EXPECT_EQ(svc_.Scale("web", 101).status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(svc_.Scale("nope", 1).status().code(), absl::StatusCode::kNotFound);
+  EXPECT_EQ(svc_.Create(Spec(1)).status().code(), absl::StatusCode::kAlreadyExists);
+  EXPECT_EQ(svc_.Delete("nope").status().code(), absl::StatusCode::kNotFound);
+  EXPECT_EQ(*store_.Revision(), rev);
+}
+
+TEST_F(ServiceControllerTest, DeleteRemovesTheReplicasThenTheService) {
+  ASSERT_TRUE(svc_.Create(Spec(2, false)).ok());
+  ASSERT_TRUE(svc_.ReconcileOnce().ok());
+  RunAll();
+  auto deletion = svc_.Delete("web");
+  ASSERT_TRUE(deletion.ok()) << deletion.status();
+  EXPECT_FALSE(deletion->deleted);
+  EXPECT_TRUE(deletion->service.status.deleting);
+  EXPECT_EQ(svc_.Scale("web", 3).status().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_EQ(*svc_.ReconcileOnce(), 2);
+  // The agents stop the replicas and say so; then the service goes.
+  for (const auto& w : Replicas()) {
+    EXPECT_EQ(w.status.desired, core::DesiredState::kDeleted);
+    ASSERT_TRUE(
+        cp_.ReportStatus(w.status.host, w.spec.name,
+                         {.generation = w.status.generation, .state = WorkloadState::kStopped})
+            .ok());
+  }
+  EXPECT_TRUE(Replicas().empty());
+  ASSERT_TRUE(svc_.ReconcileOnce().ok());
+  EXPECT_EQ(svc_.Get("web").status().code(), absl::StatusCode::kNotFound);
+  // With nothing to remove, delete is at once.
+  ASSERT_TRUE(svc_.Create(Spec(0)).ok());
+  EXPECT_TRUE(svc_.Delete("web")->deleted);
+}
+
+TEST_F(ServiceControllerTest, ContainersGetTheirPortForwardedFromAHostPort) {
+  core::ServiceSpec spec = Spec(1, false);
+  spec.workload_template.kind = core::WorkloadKind::kContainer;
+  spec.workload_template.command.clear();
+  spec.workload_template.image = "model-server";
+  ASSERT_TRUE(svc_.Create(spec).ok());
+  ASSERT_TRUE(svc_.ReconcileOnce().ok());
+  auto w = *cp_.GetWorkload("web-0");
+  EXPECT_EQ(w.spec.env.at("PORT"), "8080");
+  ASSERT_EQ(w.spec.ports.size(), 1u);
+  EXPECT_EQ(w.spec.ports[0].guest_port, 8080);
+  EXPECT_EQ(w.spec.ports[0].host_port, Port(w));
+  EXPECT_EQ(w.spec.env.at("BERTH_PORT"), std::to_string(Port(w)));
+}
+
+TEST_F(ServiceControllerTest, RunsOnItsOwnThreadUntilStopped) {
+  ASSERT_TRUE(svc_.Create(Spec(2, false)).ok());
+  svc_.Start();
+  for (int i = 0; i < 400 && Replicas().size() < 2; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(25));
+  }
+  svc_.Stop();
+  EXPECT_EQ(Replicas().size(), 2u);
+  EXPECT_EQ(svc_.loop_failures(), 0);
+}
+
+// The socket prober against a real listener on loopback.
+class Listener {
+ public:
+  explicit Listener(std::string answer) : answer_(std::move(answer)) {
+    fd_ = socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    EXPECT_EQ(bind(fd_, reinterpret_cast<sockaddr*>(&a), sizeof a), 0);
+    EXPECT_EQ(listen(fd_, 8), 0);
+    socklen_t len = sizeof a;
+    getsockname(fd_, reinterpret_cast<sockaddr*>(&a), &len);
+    port_ = ntohs(a.sin_port);
+    thread_ = std::thread([this] {
+      int c = accept(fd_, nullptr, nullptr);
+      if (c < 0) return;
+      char buf[1024];
+      ssize_t n = recv(c, buf, sizeof buf, 0);
+      request_.assign(buf, n > 0 ? static_cast<size_t>(n) : 0);
+      if (!answer_.empty()) EXPECT_GT(send(c, answer_.data(), answer_.size(), 0), 0);
+      close(c);
+    });
+  }
+  ~Listener() {
+    shutdown(fd_, SHUT_RDWR);
+    thread_.join();
+    close(fd_);
+  }
+  int port() const { return port_; }
+  std::string request() { return request_; }
+
+ private:
+  std::string answer_;
+  int fd_ = -1;
+  int port_ = 0;
+  std::thread thread_;
+  std::string request_;
+};
+
+TEST(SocketProberTest, HttpAndTcpAgainstRealSockets) {
+  auto prober = NewSocketProber();
+  core::HealthCheck http{
+      .type = core::HealthCheck::Type::kHttp, .http_path = "/healthz", .timeout = absl::Seconds(5)};
+  {
+    Listener ok("HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n");
+    EXPECT_TRUE(prober->Probe("127.0.0.1", ok.port(), http).ok());
+  }
+  {
+    Listener bad("HTTP/1.1 503 Service Unavailable\r\n\r\n");
+    absl::Status s = prober->Probe("127.0.0.1", bad.port(), http);
+    EXPECT_FALSE(s.ok());
+    EXPECT_NE(s.message().find("503"), std::string::npos) << s;
+  }
+  {
+    Listener silent("");
+    core::HealthCheck tcp{.type = core::HealthCheck::Type::kTcp, .timeout = absl::Seconds(5)};
+    EXPECT_TRUE(prober->Probe("127.0.0.1", silent.port(), tcp).ok());
+  }
+  int closed_port = 0;
+  {
+    Listener gone("");
+    closed_port = gone.port();
+    core::HealthCheck tcp{.type = core::HealthCheck::Type::kTcp, .timeout = absl::Seconds(5)};
+    ASSERT_TRUE(prober->Probe("127.0.0.1", gone.port(), tcp).ok());
+  }
+  EXPECT_FALSE(prober->Probe("127.0.0.1", closed_port, http).ok());
+}
+
+}  // namespace
+}  // namespace berth::control

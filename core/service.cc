@@ -1,0 +1,252 @@
+#include "core/service.h"
+
+#include "core/names.h"
+#include "core/status.h"
+#include "core/strings.h"
+
+namespace berth::core {
+namespace {
+
+// A duration field such as "2s" or "1m30s", within [min, max].
+absl::Status DurationField(const JsonContext& ctx, const Json& obj, std::string_view path,
+                           const std::string& key, absl::Duration min, absl::Duration max,
+                           absl::Duration* out) {
+  auto it = obj.find(key);
+  if (it == obj.end() || it->is_null()) return absl::OkStatus();
+  const std::string field = JoinPath(path, key);
+  if (!it->is_string()) {
+    return ctx.Error(field, Cat("must be a duration like \"2s\", got ", Preview(*it)));
+  }
+  absl::Duration d;
+  if (!absl::ParseDuration(it->get<std::string>(), &d)) {
+    return ctx.Error(field, Cat("must be a duration like \"2s\", got ", Preview(*it)));
+  }
+  if (d < min || d > max) {
+    return ctx.Error(field, Cat("must be between ", absl::FormatDuration(min), " and ",
+                                absl::FormatDuration(max), ", got ", absl::FormatDuration(d)));
+  }
+  *out = d;
+  return absl::OkStatus();
+}
+
+absl::Status DecodeHealth(const JsonContext& ctx, const Json& j, HealthCheck* h) {
+  BERTH_RETURN_IF_ERROR(
+      CheckObject(ctx, j, "health",
+                  {"http", "tcp", "interval", "timeout", "failure_threshold", "start_period"}));
+  const bool http = j.contains("http") && !j["http"].is_null();
+  const bool tcp = j.contains("tcp") && !j["tcp"].is_null() && j["tcp"] != false;
+  if (http && tcp) return ctx.Error("health", "takes one of http or tcp, not both");
+  if (!http && !tcp) return ctx.Error("health", "needs http: PATH or tcp: true");
+  if (http) {
+    if (!j["http"].is_string()) {
+      return ctx.Error("health.http",
+                       Cat("must be a path like \"/healthz\", got ", Preview(j["http"])));
+    }
+    h->http_path = j["http"].get<std::string>();
+    if (h->http_path.empty() || h->http_path[0] != '/' || h->http_path.size() > 256) {
+      return ctx.Error(
+          "health.http",
+          Cat("must be a path starting with / of at most 256 bytes, got ", Preview(j["http"])));
+    }
+    for (char c : h->http_path) {
+      if (static_cast<unsigned char>(c) <= ' ' || c == 0x7f) {
+        return ctx.Error("health.http", "must not hold spaces or control characters");
+      }
+    }
+    h->type = HealthCheck::Type::kHttp;
+  } else {
+    if (!j["tcp"].is_boolean()) {
+      return ctx.Error("health.tcp", Cat("must be true, got ", Preview(j["tcp"])));
+    }
+    h->type = HealthCheck::Type::kTcp;
+  }
+  BERTH_RETURN_IF_ERROR(DurationField(ctx, j, "health", "interval", absl::Milliseconds(100),
+                                      absl::Hours(1), &h->interval));
+  BERTH_RETURN_IF_ERROR(DurationField(ctx, j, "health", "timeout", absl::Milliseconds(10),
+                                      absl::Minutes(1), &h->timeout));
+  BERTH_RETURN_IF_ERROR(DurationField(ctx, j, "health", "start_period", absl::ZeroDuration(),
+                                      absl::Hours(1), &h->start_period));
+  int64_t threshold = h->failure_threshold;
+  BERTH_RETURN_IF_ERROR(OptionalInt(ctx, j, "health", "failure_threshold", 1, 100, &threshold));
+  h->failure_threshold = static_cast<int>(threshold);
+  return absl::OkStatus();
+}
+
+// The template's own errors read `workload "svc": FIELD ...`; they are said as the service's.
+absl::Status TemplateError(const JsonContext& ctx, const absl::Status& s) {
+  std::string message(s.message());
+  const std::string prefix = Cat("workload \"", ctx.name, "\": ");
+  if (message.rfind(prefix, 0) == 0) message.erase(0, prefix.size());
+  return absl::InvalidArgumentError(Cat("service \"", ctx.name, "\": template.", message));
+}
+
+}  // namespace
+
+absl::StatusOr<ServiceSpec> DecodeServiceSpec(const Json& json) {
+  JsonContext ctx{"service", ""};
+  if (!json.is_object()) return ctx.Error("body", "must be a JSON object");
+  if (auto it = json.find("name"); it != json.end() && it->is_string()) {
+    ctx.name = it->get<std::string>();
+  }
+  BERTH_RETURN_IF_ERROR(
+      CheckObject(ctx, json, "", {"name", "kind", "template", "replicas", "port", "health"}));
+  if (!json.contains("name")) return ctx.Error("name", "is required");
+  if (!json["name"].is_string()) return ctx.Error("name", "must be a string");
+  ServiceSpec spec;
+  spec.name = ctx.name;
+  BERTH_RETURN_IF_ERROR(ValidateName("service", spec.name));
+  if (spec.name.size() > kMaxServiceNameLength) {
+    return ctx.Error("name",
+                     Cat("must be at most ", kMaxServiceNameLength,
+                         " characters (replicas are named NAME-N), got ", spec.name.size()));
+  }
+  if (auto it = json.find("kind"); it != json.end() && !it->is_null()) {
+    if (*it != "service") {
+      return ctx.Error("kind", Cat("must be \"service\" (or left out), got ", Preview(*it)));
+    }
+  }
+  if (!json.contains("template") || !json["template"].is_object()) {
+    return ctx.Error("template",
+                     "is required: the workload spec of each replica (kind, command or image, "
+                     "resources)");
+  }
+  Json tmpl = json["template"];
+  if (tmpl.contains("name")) {
+    return ctx.Error("template.name",
+                     "is set by the service (replicas are named NAME-N); leave it out");
+  }
+  tmpl["name"] = spec.name;
+  absl::StatusOr<WorkloadSpec> w = DecodeWorkloadSpec(tmpl);
+  if (!w.ok()) return TemplateError(ctx, w.status());
+  for (std::string_view reserved : {kServiceLabel, kPortLabel}) {
+    if (w->labels.contains(std::string(reserved))) {
+      return ctx.Error(Cat("template.labels.", reserved), "is set by the service; leave it out");
+    }
+  }
+  for (std::string_view reserved : {"PORT", "BERTH_PORT"}) {
+    if (w->env.contains(std::string(reserved))) {
+      return ctx.Error(Cat("template.env.", reserved),
+                       "is set by the service (the replica's port); leave it out");
+    }
+  }
+  spec.workload_template = *std::move(w);
+  int64_t replicas = spec.replicas;
+  BERTH_RETURN_IF_ERROR(OptionalInt(ctx, json, "", "replicas", 0, kMaxReplicas, &replicas));
+  spec.replicas = static_cast<int>(replicas);
+  int64_t port = 0;
+  BERTH_RETURN_IF_ERROR(OptionalInt(ctx, json, "", "port", 1, 65535, &port));
+  spec.port = static_cast<int>(port);
+  if (auto it = json.find("health"); it != json.end() && !it->is_null()) {
+    BERTH_RETURN_IF_ERROR(DecodeHealth(ctx, *it, &spec.health));
+    if (spec.port == 0) return ctx.Error("health", "needs the service's port (port: 8080)");
+    if (spec.health.timeout > spec.health.interval) {
+      return ctx.Error("health.timeout", Cat("must not exceed health.interval (",
+                                             absl::FormatDuration(spec.health.interval), ")"));
+    }
+    if (!spec.workload_template.networks.empty()) {
+      return ctx.Error("health",
+                       "is not available yet for replicas on Berth networks (template.networks); "
+                       "leave it out, and replicas count as ready while they run");
+    }
+  }
+  return spec;
+}
+
+Json EncodeServiceSpec(const ServiceSpec& spec) {
+  Json tmpl = EncodeWorkloadSpec(spec.workload_template);
+  tmpl.erase("name");
+  Json j = {
+      {"name", spec.name}, {"kind", "service"}, {"template", tmpl}, {"replicas", spec.replicas}};
+  if (spec.port != 0) j["port"] = spec.port;
+  if (spec.health.type != HealthCheck::Type::kNone) {
+    Json h = Json::object();
+    if (spec.health.type == HealthCheck::Type::kHttp) {
+      h["http"] = spec.health.http_path;
+    } else {
+      h["tcp"] = true;
+    }
+    h["interval"] = absl::FormatDuration(spec.health.interval);
+    h["timeout"] = absl::FormatDuration(spec.health.timeout);
+    h["failure_threshold"] = spec.health.failure_threshold;
+    h["start_period"] = absl::FormatDuration(spec.health.start_period);
+    j["health"] = h;
+  }
+  return j;
+}
+
+Json EncodeServiceStatus(const ServiceStatus& s) {
+  Json replicas = Json::array();
+  for (const ReplicaStatus& r : s.replicas) {
+    replicas.push_back({{"workload", r.workload},
+                        {"host", r.host},
+                        {"port", r.port},
+                        {"state", r.state},
+                        {"ready", r.ready},
+                        {"failures", r.failures},
+                        {"reason", r.reason}});
+  }
+  return {{"ready", s.ready},
+          {"replicas", replicas},
+          {"deleting", s.deleting},
+          {"message", s.message},
+          {"next_index", s.next_index}};
+}
+
+absl::StatusOr<ServiceStatus> DecodeServiceStatus(const Json& j) {
+  JsonContext ctx{"service status", ""};
+  if (!j.is_object()) return ctx.Error("status", "must be an object");
+  ServiceStatus s;
+  int64_t ready = 0;
+  BERTH_RETURN_IF_ERROR(OptionalInt(ctx, j, "", "ready", 0, kMaxReplicas * 10, &ready));
+  s.ready = static_cast<int>(ready);
+  BERTH_RETURN_IF_ERROR(OptionalBool(ctx, j, "", "deleting", &s.deleting));
+  BERTH_RETURN_IF_ERROR(OptionalString(ctx, j, "", "message", &s.message));
+  BERTH_RETURN_IF_ERROR(OptionalInt(ctx, j, "", "next_index", 0, INT64_MAX, &s.next_index));
+  if (auto it = j.find("replicas"); it != j.end() && it->is_array()) {
+    for (size_t i = 0; i < it->size(); ++i) {
+      const Json& rj = (*it)[i];
+      const std::string path = Cat("replicas[", i, "]");
+      if (!rj.is_object()) return ctx.Error(path, "must be an object");
+      ReplicaStatus r;
+      int64_t port = 0, failures = 0;
+      BERTH_RETURN_IF_ERROR(OptionalString(ctx, rj, path, "workload", &r.workload));
+      BERTH_RETURN_IF_ERROR(OptionalString(ctx, rj, path, "host", &r.host));
+      BERTH_RETURN_IF_ERROR(OptionalInt(ctx, rj, path, "port", 0, 65535, &port));
+      BERTH_RETURN_IF_ERROR(OptionalString(ctx, rj, path, "state", &r.state));
+      BERTH_RETURN_IF_ERROR(OptionalBool(ctx, rj, path, "ready", &r.ready));
+      BERTH_RETURN_IF_ERROR(OptionalInt(ctx, rj, path, "failures", 0, INT32_MAX, &failures));
+      BERTH_RETURN_IF_ERROR(OptionalString(ctx, rj, path, "reason", &r.reason));
+      r.port = static_cast<int>(port);
+      r.failures = static_cast<int>(failures);
+      s.replicas.push_back(std::move(r));
+    }
+  }
+  return s;
+}
+
+Json EncodeService(const Service& svc) {
+  return {{"name", svc.spec.name},
+          {"kind", "service"},
+          {"spec", EncodeServiceSpec(svc.spec)},
+          {"status", EncodeServiceStatus(svc.status)},
+          {"revision", svc.revision},
+          {"created_at", EncodeTime(svc.created_at)},
+          {"updated_at", EncodeTime(svc.updated_at)}};
+}
+
+absl::StatusOr<Service> DecodeService(const Json& j) {
+  if (!j.is_object() || !j.contains("spec")) {
+    return absl::InvalidArgumentError("service: stored object lacks spec");
+  }
+  Service svc;
+  BERTH_ASSIGN_OR_RETURN(svc.spec, DecodeServiceSpec(j["spec"]));
+  if (j.contains("status")) {
+    BERTH_ASSIGN_OR_RETURN(svc.status, DecodeServiceStatus(j["status"]));
+  }
+  svc.revision = j.value("revision", int64_t{0});
+  if (j.contains("created_at")) svc.created_at = DecodeTime(j["created_at"]);
+  if (j.contains("updated_at")) svc.updated_at = DecodeTime(j["updated_at"]);
+  return svc;
+}
+
+}  // namespace berth::core

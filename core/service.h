@@ -1,0 +1,93 @@
+// Services: a replicated workload (`kind: service`). The spec holds a workload template, the
+// number of replicas, the port each replica serves on and how its health is checked; the status
+// says which workloads the service owns as its replicas and which of them are ready. The service
+// controller (control/service_controller.h) converges the replicas on the spec. Specs decode
+// strictly, and errors name the service and the field (`service "web": health.interval ...`).
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "core/json.h"
+#include "core/workload.h"
+
+namespace berth::core {
+
+// The labels the service controller puts on the workloads it owns: the owning service, and the
+// host port given to a replica that shares its host's network.
+inline constexpr std::string_view kServiceLabel = "berth.service";
+inline constexpr std::string_view kPortLabel = "berth.port";
+// A replica's name is SERVICE-N, so a service name leaves room for the suffix.
+inline constexpr size_t kMaxServiceNameLength = 50;
+inline constexpr int kMaxReplicas = 100;
+
+// How a replica's health is checked: an HTTP GET of `http_path` (a 2xx or 3xx answer is
+// healthy) or a TCP connect, to the replica's port, every `interval`, each probe given
+// `timeout`. A replica is ready after a probe succeeds; `failure_threshold` failures in a row
+// take it out of the ready set and replace it. Failures in the first `start_period` after the
+// replica started count only once it has been ready.
+struct HealthCheck {
+  enum class Type { kNone, kHttp, kTcp };
+  Type type = Type::kNone;
+  std::string http_path;  // kHttp: "/healthz"
+  absl::Duration interval = absl::Seconds(2);
+  absl::Duration timeout = absl::Seconds(1);
+  int failure_threshold = 3;
+  absl::Duration start_period = absl::Seconds(30);
+  bool operator==(const HealthCheck&) const = default;
+};
+
+struct ServiceSpec {
+  std::string name;
+  WorkloadSpec workload_template;  // its name is the service's; replicas get their own
+  int replicas = 1;
+  int port = 0;  // the port each replica serves on; 0 = none (no health checks by port)
+  HealthCheck health;
+  bool operator==(const ServiceSpec&) const = default;
+};
+
+// Decodes and validates a service spec ({"name", "kind": "service", "template", "replicas",
+// "port", "health"}); errors name the service and the field, those of the template with a
+// `template.` prefix.
+absl::StatusOr<ServiceSpec> DecodeServiceSpec(const Json& json);
+Json EncodeServiceSpec(const ServiceSpec& spec);
+
+// One replica as the controller last saw it.
+struct ReplicaStatus {
+  std::string workload;
+  std::string host;
+  int port = 0;  // the host port it serves on; 0 when it has none
+  std::string state;
+  bool ready = false;
+  int failures = 0;  // health probes failed in a row
+  std::string reason;
+  bool operator==(const ReplicaStatus&) const = default;
+};
+
+struct ServiceStatus {
+  int ready = 0;
+  std::vector<ReplicaStatus> replicas;
+  bool deleting = false;
+  int64_t next_index = 0;  // the suffix of the next replica's name
+  std::string message;
+  bool operator==(const ServiceStatus&) const = default;
+};
+
+struct Service {
+  ServiceSpec spec;
+  ServiceStatus status;
+  int64_t revision = 0;
+  absl::Time created_at = absl::InfinitePast();
+  absl::Time updated_at = absl::InfinitePast();
+};
+
+Json EncodeServiceStatus(const ServiceStatus& status);
+absl::StatusOr<ServiceStatus> DecodeServiceStatus(const Json& json);
+Json EncodeService(const Service& service);
+absl::StatusOr<Service> DecodeService(const Json& json);
+
+}  // namespace berth::core

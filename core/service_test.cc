@@ -1,0 +1,128 @@
+#include "core/service.h"
+
+#include "gtest/gtest.h"
+
+namespace berth::core {
+namespace {
+
+Json Minimal() {
+  return Json::parse(R"({
+    "name": "web", "kind": "service", "replicas": 2, "port": 8080,
+    "template": {"kind": "process", "command": ["/bin/sleep", "60"],
+                 "resources": {"cpu": "100m", "memory": "32Mi"}},
+    "health": {"http": "/healthz", "interval": "2s", "timeout": "1s", "failure_threshold": 3}
+  })");
+}
+
+std::string ErrorOf(const Json& j) {
+  auto spec = DecodeServiceSpec(j);
+  EXPECT_FALSE(spec.ok()) << j.dump();
+  if (spec.ok()) return "";
+  EXPECT_EQ(spec.status().code(), absl::StatusCode::kInvalidArgument);
+  return std::string(spec.status().message());
+}
+
+TEST(ServiceSpecTest, DecodesAndRoundTrips) {
+  auto spec = DecodeServiceSpec(Minimal());
+  ASSERT_TRUE(spec.ok()) << spec.status();
+  EXPECT_EQ(spec->name, "web");
+  EXPECT_EQ(spec->replicas, 2);
+  EXPECT_EQ(spec->port, 8080);
+  EXPECT_EQ(spec->workload_template.name, "web");
+  EXPECT_EQ(spec->workload_template.kind, WorkloadKind::kProcess);
+  EXPECT_EQ(spec->health.type, HealthCheck::Type::kHttp);
+  EXPECT_EQ(spec->health.http_path, "/healthz");
+  EXPECT_EQ(spec->health.interval, absl::Seconds(2));
+  EXPECT_EQ(spec->health.start_period, absl::Seconds(30));
+  auto again = DecodeServiceSpec(EncodeServiceSpec(*spec));
+  ASSERT_TRUE(again.ok()) << again.status();
+  EXPECT_EQ(*again, *spec);
+}
+
+TEST(ServiceSpecTest, DefaultsWithoutHealthOrPort) {
+  Json j = Minimal();
+  j.erase("health");
+  j.erase("port");
+  j.erase("replicas");
+  j.erase("kind");
+  auto spec = DecodeServiceSpec(j);
+  ASSERT_TRUE(spec.ok()) << spec.status();
+  EXPECT_EQ(spec->replicas, 1);
+  EXPECT_EQ(spec->port, 0);
+  EXPECT_EQ(spec->health.type, HealthCheck::Type::kNone);
+}
+
+TEST(ServiceSpecTest, TcpHealth) {
+  Json j = Minimal();
+  j["health"] = {{"tcp", true}};
+  auto spec = DecodeServiceSpec(j);
+  ASSERT_TRUE(spec.ok()) << spec.status();
+  EXPECT_EQ(spec->health.type, HealthCheck::Type::kTcp);
+}
+
+TEST(ServiceSpecTest, ErrorsNameTheServiceAndTheField) {
+  auto with = [](const char* path, Json value) {
+    Json j = Minimal();
+    j[Json::json_pointer(path)] = std::move(value);
+    return j;
+  };
+  EXPECT_EQ(ErrorOf(with("/replicas", -1)),
+            "service \"web\": replicas must be between 0 and 100, got -1");
+  EXPECT_NE(ErrorOf(with("/replicas", 101)).find("replicas"), std::string::npos);
+  EXPECT_NE(ErrorOf(with("/replicas", "two")).find("service \"web\": replicas"), std::string::npos);
+  EXPECT_NE(ErrorOf(with("/port", 70000)).find("service \"web\": port"), std::string::npos);
+  EXPECT_NE(ErrorOf(with("/health/interval", "soon")).find("health.interval"), std::string::npos);
+  EXPECT_NE(ErrorOf(with("/health/timeout", "5s")).find("health.timeout must not exceed"),
+            std::string::npos);
+  EXPECT_NE(ErrorOf(with("/health/http", "healthz")).find("health.http"), std::string::npos);
+  EXPECT_NE(ErrorOf(with("/health/http", "/a b")).find("health.http"), std::string::npos);
+  EXPECT_NE(ErrorOf(with("/health/failure_threshold", 0)).find("health.failure_threshold"),
+            std::string::npos);
+  EXPECT_NE(ErrorOf(with("/health/tcp", true)).find("not both"), std::string::npos);
+  EXPECT_NE(ErrorOf(with("/health/exec", "x")).find("health.exec"), std::string::npos);
+  EXPECT_NE(ErrorOf(with("/kind", "process")).find("service \"web\": kind"), std::string::npos);
+  EXPECT_NE(ErrorOf(with("/bogus", 1)).find("bogus"), std::string::npos);
+  EXPECT_EQ(ErrorOf(with("/template/command", Json::array())),
+            "service \"web\": template.command is required for kind process");
+  EXPECT_NE(ErrorOf(with("/template/resources/cpu", "lots")).find("template.resources.cpu"),
+            std::string::npos);
+  EXPECT_NE(ErrorOf(with("/template/name", "x")).find("template.name"), std::string::npos);
+  EXPECT_NE(ErrorOf(with("/template/env", Json{{"PORT", "1"}})).find("template.env.PORT"),
+            std::string::npos);
+  EXPECT_NE(ErrorOf(with("/template/labels", Json{{"berth.service", "x"}}))
+                .find("template.labels.berth.service"),
+            std::string::npos);
+  Json no_port = Minimal();
+  no_port.erase("port");
+  EXPECT_NE(ErrorOf(no_port).find("service \"web\": health needs"), std::string::npos);
+  Json no_template = Minimal();
+  no_template.erase("template");
+  EXPECT_NE(ErrorOf(no_template).find("template is required"), std::string::npos);
+  EXPECT_NE(ErrorOf(with("/name", std::string(51, 'a'))).find("name must be at most 50"),
+            std::string::npos);
+  EXPECT_NE(ErrorOf(with("/name", "Bad_Name")).find("name"), std::string::npos);
+}
+
+TEST(ServiceTest, StoredObjectRoundTrips) {
+  Service svc;
+  svc.spec = *DecodeServiceSpec(Minimal());
+  svc.status.ready = 1;
+  svc.status.next_index = 3;
+  svc.status.replicas.push_back({.workload = "web-1",
+                                 .host = "h1",
+                                 .port = 20001,
+                                 .state = "running",
+                                 .ready = true,
+                                 .failures = 0,
+                                 .reason = ""});
+  svc.status.replicas.push_back({.workload = "web-2", .state = "pending", .failures = 2});
+  svc.created_at = absl::FromUnixSeconds(1'700'000'000);
+  auto back = DecodeService(EncodeService(svc));
+  ASSERT_TRUE(back.ok()) << back.status();
+  EXPECT_EQ(back->spec, svc.spec);
+  EXPECT_EQ(back->status, svc.status);
+  EXPECT_EQ(back->created_at, svc.created_at);
+}
+
+}  // namespace
+}  // namespace berth::core
