@@ -218,10 +218,9 @@ int main(int argc, char** argv) {
     int placements;
     std::vector<std::string> policies;
   };
-  const std::vector<std::string> all = {"plain-scan", "first-fit", "binpack",
-                                        "spread",     "dotprod",   "gpu-packing",
-                                        "fgd",        "fgd-ref",   "topology",
-                                        std::string(kDefaultPolicy)};
+  const std::vector<std::string> all = {
+      "plain-scan",  "first-fit", "binpack", "spread",   "dotprod",
+      "gpu-packing", "fgd",       "fgd-ref", "topology", std::string(kDefaultPolicy)};
   std::vector<Size> sizes = {
       {1000, quick ? 5000 : 20000, all},
       {10000, quick ? 10000 : 40000, all},

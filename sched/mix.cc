@@ -37,10 +37,9 @@ WorkloadMix PopularClasses(const WorkloadMix& mix, int64_t coverage_permille) {
     classes.Add(key, e.weight);
   }
   std::vector<WorkloadMix::Entry> sorted = classes.entries();
-  std::stable_sort(sorted.begin(), sorted.end(),
-                   [](const WorkloadMix::Entry& a, const WorkloadMix::Entry& b) {
-                     return a.weight > b.weight;
-                   });
+  std::stable_sort(
+      sorted.begin(), sorted.end(),
+      [](const WorkloadMix::Entry& a, const WorkloadMix::Entry& b) { return a.weight > b.weight; });
   WorkloadMix out;
   int64_t covered = 0;
   for (const WorkloadMix::Entry& e : sorted) {

@@ -6,7 +6,7 @@
 #   PROFILES  profiles to run (default: openb and all its variants)
 #   POLICIES  comma-separated policies (default: fgd-ref,fgd,default)
 #   SEEDS     seeds (default: 42..51)
-#   BERTH     the berth binary (default: build/main/berth)
+#   BERTH     the berth binary (default: build/berth)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 if [ $# -ne 1 ]; then
@@ -14,7 +14,7 @@ if [ $# -ne 1 ]; then
   exit 2
 fi
 out=$1
-berth=${BERTH:-build/main/berth}
+berth=${BERTH:-build/berth}
 profiles=${PROFILES:-"openb openb-frac25 openb-frac50 openb-frac75 openb-frac100 openb-multi20 \
 openb-multi50 openb-model33 openb-cpu0 openb-cpu30 openb-cpu2x"}
 policies=${POLICIES:-fgd-ref,fgd,default}

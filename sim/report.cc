@@ -207,8 +207,8 @@ std::string RenderSvgChart(const ChartSpec& spec, const std::vector<Series>& ser
           lower += Cat(" ", Num(map_x(s.points[k].first)), ",", Num(map_y(s.band[k].first)));
         }
         if (!upper.empty()) {
-          svg += Cat("<polygon fill=\"", color, "\" fill-opacity=\"0.15\" stroke=\"none\" points=\"",
-                     upper, lower, "\"/>\n");
+          svg += Cat("<polygon fill=\"", color,
+                     "\" fill-opacity=\"0.15\" stroke=\"none\" points=\"", upper, lower, "\"/>\n");
         }
       }
       std::string points;

@@ -105,10 +105,18 @@ TEST_F(SchedEngineTest, FillWithEveryPolicyIsSaneAndRepeatable) {
 TEST_F(SchedEngineTest, ServerPolicySpellingRunsInTheSimulator) {
   const std::string server_default(sched::kDefaultPolicy);
   ASSERT_NE(server_default.find('+'), std::string::npos);
-  std::vector<std::string> args = {"fill",  "--cluster", "sim/testdata/small/nodes.csv",
-                                   "--trace", "sim/testdata/small/pods.csv",
-                                   "--policy", "default," + server_default,
-                                   "--seeds", "42..43", "--json", "--quiet", "--no-timings"};
+  std::vector<std::string> args = {"fill",
+                                   "--cluster",
+                                   "sim/testdata/small/nodes.csv",
+                                   "--trace",
+                                   "sim/testdata/small/pods.csv",
+                                   "--policy",
+                                   "default," + server_default,
+                                   "--seeds",
+                                   "42..43",
+                                   "--json",
+                                   "--quiet",
+                                   "--no-timings"};
   std::ostringstream out, err;
   ASSERT_EQ(RunSimCommand(args, out, err), 0) << err.str();
   auto j = nlohmann::json::parse(out.str());
