@@ -218,15 +218,15 @@ int main(int argc, char** argv) {
     int placements;
     std::vector<std::string> policies;
   };
-  const std::vector<std::string> all = {"plain-scan", "first-fit", "binpack",
-                                        "spread",     "dotprod",   "gpu-packing",
-                                        "fgd",        "topology",  std::string(kDefaultPolicy)};
+  const std::vector<std::string> all = {
+      "plain-scan",  "first-fit", "binpack", "spread",   "dotprod",
+      "gpu-packing", "fgd",       "fgd-ref", "topology", std::string(kDefaultPolicy)};
   std::vector<Size> sizes = {
       {1000, quick ? 5000 : 20000, all},
       {10000, quick ? 10000 : 40000, all},
       {100000,
        quick ? 5000 : 20000,
-       {"plain-scan", "first-fit", "binpack", "fgd", std::string(kDefaultPolicy)}},
+       {"plain-scan", "first-fit", "binpack", "fgd", "fgd-ref", std::string(kDefaultPolicy)}},
   };
   nlohmann::json out;
   out["benchmark"] = "placement";

@@ -682,8 +682,8 @@ core::Command ServeCommand() {
                   return absl::OkStatus();
                 }},
            {.name = "policy",
-            .help = "placement policy (default \"fgd:1,topology:0.2\", chosen with berth sim;\n"
-                    "e.g. binpack, spread, gpu-packing)",
+            .help = "placement policy: a ranker or '+'-joined weighted rankers, spelled as for\n"
+                    "berth sim (default \"default\", chosen with berth sim; e.g. binpack, fgd-ref)",
             .value_name = "NAME",
             .check = [](std::string_view v) { return sched::Policy::Parse(v).status(); }},
            {.name = "agent-config",

@@ -1,5 +1,6 @@
 #include "sched/mix.h"
 
+#include <algorithm>
 #include <atomic>
 
 namespace berth::sched {
@@ -20,6 +21,34 @@ void WorkloadMix::Add(const Shape& shape, int64_t weight) {
     }
   }
   entries_.push_back(Entry{shape, weight});
+}
+
+WorkloadMix PopularClasses(const WorkloadMix& mix, int64_t coverage_permille) {
+  // The classes in first-seen order, with their weights.
+  WorkloadMix classes;
+  for (const WorkloadMix::Entry& e : mix.entries()) {
+    Shape key;
+    key.resources.cpu = e.shape.resources.cpu;
+    key.gpu.kind = e.shape.gpu.kind;
+    key.gpu.count = e.shape.gpu.count;
+    key.gpu.milli = e.shape.gpu.milli;
+    key.gpu.models = e.shape.gpu.models;
+    key.gpu.mig_profile = e.shape.gpu.mig_profile;
+    classes.Add(key, e.weight);
+  }
+  std::vector<WorkloadMix::Entry> sorted = classes.entries();
+  std::stable_sort(
+      sorted.begin(), sorted.end(),
+      [](const WorkloadMix::Entry& a, const WorkloadMix::Entry& b) { return a.weight > b.weight; });
+  WorkloadMix out;
+  int64_t covered = 0;
+  for (const WorkloadMix::Entry& e : sorted) {
+    // Integer form of covered < total * coverage.
+    if (__int128(covered) * 1000 >= __int128(classes.total_weight()) * coverage_permille) break;
+    out.Add(e.shape, e.weight);
+    covered += e.weight;
+  }
+  return out;
 }
 
 MixTracker::MixTracker(MixTrackerOptions options) : options_(options) {

@@ -47,6 +47,13 @@ class WorkloadMix {
   static uint64_t NextVersion();
 };
 
+// The target workload of the published FGD method (Weng et al., "Beware of Fragmentation",
+// USENIX ATC 2023): request classes keyed by CPU, GPU count, GPU share and allowed models only
+// (memory, disk and GPU memory dropped), the most popular first, cut after the class that brings
+// the covered weight to `coverage_permille` of the total (950: 95 %). Classes of equal weight keep
+// the order in which `mix` first lists them. The result's weights are the classes' summed weights.
+WorkloadMix PopularClasses(const WorkloadMix& mix, int64_t coverage_permille = 950);
+
 struct MixTrackerOptions {
   size_t window = 1000;        // the mix is the last `window` requests observed
   size_t refresh_every = 100;  // publish a new mix after this many observations

@@ -256,7 +256,7 @@ TEST_P(PropertyTest, InvariantsHoldAndPlansAreDeterministic) {
 INSTANTIATE_TEST_SUITE_P(Policies, PropertyTest,
                          ::testing::Values("first-fit", "binpack", "spread", "dotprod",
                                            "gpu-packing", "fgd", "topology",
-                                           "binpack:1,topology:0.5", "fgd:1,topology:0.2"),
+                                           "binpack:1+topology:0.5", "fgd:1+topology:0.2"),
                          [](const auto& info) {
                            std::string n = info.param;
                            for (char& ch : n) {

@@ -10,7 +10,7 @@
 //      `std::unique_ptr<Ranker> New<Name>Ranker()` (and the file in sched/CMakeLists.txt);
 //   2. in sched/rankers.cc, the factory's declaration and its row in kRankerTable (name,
 //      factory, one line of doc);
-// plus a test in sched/rankers_test.cc. Policies then name it ("<name>:0.5,fgd:1").
+// plus a test in sched/rankers_test.cc. Policies then name it ("<name>:0.5+fgd:1").
 //
 // Ownership: a Scheduler makes one instance of each ranker its policy names, owns it, and may
 // keep caches in it. Thread-safety: like the Scheduler, none.

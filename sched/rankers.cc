@@ -9,6 +9,7 @@ std::unique_ptr<Ranker> NewSpreadRanker();
 std::unique_ptr<Ranker> NewDotprodRanker();
 std::unique_ptr<Ranker> NewGpuPackingRanker();
 std::unique_ptr<Ranker> NewFgdRanker();
+std::unique_ptr<Ranker> NewFgdRefRanker();
 std::unique_ptr<Ranker> NewTopologyRanker();
 
 const std::vector<RankerEntry>& RankerTable() {
@@ -19,6 +20,8 @@ const std::vector<RankerEntry>& RankerTable() {
       {"dotprod", NewDotprodRanker, "alignment of the host's free vector with the request"},
       {"gpu-packing", NewGpuPackingRanker, "shares onto shared GPUs, then busy hosts, then idle"},
       {"fgd", NewFgdRanker, "the host and GPU where the mix's fragmentation grows least"},
+      {"fgd-ref", NewFgdRefRanker,
+       "FGD exactly as published (ATC'23): popular classes, 100-step score, ties by host order"},
       {"topology", NewTopologyRanker, "multi-GPU requests on one NVLink island, then NUMA node"},
   };
   return *kRankerTable;

@@ -13,7 +13,7 @@ using testing::GpuHost;
 using testing::ShareRequest;
 
 TEST(RankerTableTest, UnknownRankerIsAnErrorNamingIt) {
-  absl::StatusOr<Policy> p = Policy::Parse("fgd:1,packwell:0.5");
+  absl::StatusOr<Policy> p = Policy::Parse("fgd:1+packwell:0.5");
   ASSERT_FALSE(p.ok());
   EXPECT_EQ(p.status().code(), absl::StatusCode::kInvalidArgument);
   EXPECT_NE(p.status().message().find("\"packwell\""), std::string_view::npos)
@@ -39,7 +39,7 @@ TEST(RankerTableTest, EveryRegisteredRankerIsUsableByName) {
     ASSERT_NE(e.make(), nullptr);
     EXPECT_FALSE(e.doc.empty());
     const std::string other = e.name == "binpack" ? "spread" : "binpack";
-    for (std::string text : {std::string(e.name), std::string(e.name) + ":0.5," + other + ":0.1"}) {
+    for (std::string text : {std::string(e.name), std::string(e.name) + ":0.5+" + other + ":0.1"}) {
       absl::StatusOr<Policy> p = Policy::Parse(text);
       ASSERT_TRUE(p.ok()) << p.status();
       EXPECT_TRUE(p->Uses(e.name));

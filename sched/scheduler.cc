@@ -45,12 +45,21 @@ absl::StatusOr<Policy> Policy::Parse(std::string_view text) {
   if (text.empty()) {
     return core::FieldError("policy", "", "name", "must not be empty (e.g. \"fgd\")");
   }
+  if (text == kDefaultPolicyName) text = kDefaultPolicy;
+  if (text.find(',') != std::string_view::npos) {
+    // One spelling everywhere: a comma separates policies in `berth sim --policy` lists, so it
+    // cannot also join the terms of one policy.
+    std::string plus(text);
+    std::replace(plus.begin(), plus.end(), ',', '+');
+    return core::FieldError("policy", text, "terms",
+                            core::Cat("are joined with '+', not ',': write \"", plus, "\""));
+  }
   size_t pos = 0;
   while (pos <= text.size()) {
-    size_t comma = text.find(',', pos);
+    size_t sep = text.find('+', pos);
     std::string_view part =
-        text.substr(pos, comma == std::string_view::npos ? std::string_view::npos : comma - pos);
-    pos = comma == std::string_view::npos ? text.size() + 1 : comma + 1;
+        text.substr(pos, sep == std::string_view::npos ? std::string_view::npos : sep - pos);
+    pos = sep == std::string_view::npos ? text.size() + 1 : sep + 1;
     while (!part.empty() && part.front() == ' ') part.remove_prefix(1);
     while (!part.empty() && part.back() == ' ') part.remove_suffix(1);
     Term term;
@@ -110,7 +119,7 @@ absl::StatusOr<Policy> Policy::Parse(std::string_view text) {
 std::string Policy::ToString() const {
   std::string out;
   for (const Term& t : terms) {
-    if (!out.empty()) out += ",";
+    if (!out.empty()) out += "+";
     out += t.ranker;
     if (terms.size() > 1 || t.weight_milli != 1000) {
       out += core::Cat(":", t.weight_milli / 1000);

@@ -36,11 +36,15 @@ class Ranker;  // ranker.h
 //   gpu-packing  a share goes to an already-shared GPU with the tightest fit, then to a free GPU
 //                on a host already in use, then to an idle host
 //   fgd          the host (and GPU) where the mix's fragmentation F_n(M) grows least
+//   fgd-ref      FGD as published (ATC'23): the mix's popular classes (PopularClasses), the score
+//                floor(100 · sigmoid(ΔF / 1000 milli-GPU)), ties to the lowest host index
 //   topology     multi-GPU requests prefer devices on one NVLink island, then one NUMA node
 std::vector<std::string> RankerNames();
 
-// A weighted sum of rankers. Parsed from "fgd", "binpack:1,topology:0.5"; a weight is a
-// decimal with up to three places, kept as integer milli.
+// A weighted sum of rankers. Parsed from "fgd", "binpack:1+topology:0.5" (terms joined with
+// '+', the one spelling the server's --policy and `berth sim --policy` lists share; a comma is
+// refused because it separates policies in those lists) or "default" (kDefaultPolicy); a weight
+// is a decimal with up to three places, kept as integer milli.
 struct Policy {
   struct Term {
     std::string ranker;
@@ -56,7 +60,9 @@ struct Policy {
 };
 
 // The policy the server uses unless configured otherwise (chosen by bench/placement).
-inline constexpr std::string_view kDefaultPolicy = "fgd:1,topology:0.2";
+inline constexpr std::string_view kDefaultPolicy = "fgd:1+topology:0.2";
+// The name that stands for kDefaultPolicy wherever a policy is parsed.
+inline constexpr std::string_view kDefaultPolicyName = "default";
 
 struct SchedulerOptions {
   Policy policy;

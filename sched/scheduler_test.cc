@@ -28,21 +28,40 @@ int Reason(const Decision& d, std::string_view reason) {
 }
 
 TEST(PolicyTest, ParsesWeightsAsMilli) {
-  absl::StatusOr<Policy> p = Policy::Parse("binpack:1,topology:0.5");
+  absl::StatusOr<Policy> p = Policy::Parse("binpack:1+topology:0.5");
   ASSERT_TRUE(p.ok()) << p.status();
   ASSERT_EQ(p->terms.size(), 2u);
   EXPECT_EQ(p->terms[0].weight_milli, 1000);
   EXPECT_EQ(p->terms[1].weight_milli, 500);
-  EXPECT_EQ(p->ToString(), "binpack:1,topology:0.5");
+  EXPECT_EQ(p->ToString(), "binpack:1+topology:0.5");
   EXPECT_EQ(Policy::Parse("fgd")->ToString(), "fgd");
   EXPECT_TRUE(Policy::Parse(kDefaultPolicy).ok());
+}
+
+// The server's --policy and `berth sim --policy` share one spelling: '+' joins terms, and
+// "default" names the server's default policy.
+TEST(PolicyTest, PlusJoinsTermsAndDefaultNamesTheDefault) {
+  absl::StatusOr<Policy> def = Policy::Parse("default");
+  ASSERT_TRUE(def.ok()) << def.status();
+  EXPECT_EQ(*def, *Policy::Parse(kDefaultPolicy));
+  EXPECT_EQ(Policy::Parse(def->ToString())->ToString(), def->ToString());
+  absl::StatusOr<Policy> spaced = Policy::Parse("fgd:1 + binpack:0.001");
+  ASSERT_TRUE(spaced.ok()) << spaced.status();
+  EXPECT_EQ(spaced->terms[1].weight_milli, 1);
+  absl::StatusOr<Policy> comma = Policy::Parse("fgd:1,topology:0.2");
+  ASSERT_FALSE(comma.ok());
+  EXPECT_EQ(comma.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_NE(comma.status().message().find("\"fgd:1+topology:0.2\""), std::string_view::npos)
+      << comma.status().message();
+  EXPECT_FALSE(Policy::Parse("fgd+").ok());
+  EXPECT_FALSE(Policy::Parse("+fgd").ok());
 }
 
 TEST(PolicyTest, RejectsUnknownRankerAndBadWeight) {
   EXPECT_FALSE(Policy::Parse("bestfit").ok());
   EXPECT_FALSE(Policy::Parse("binpack:x").ok());
   EXPECT_FALSE(Policy::Parse("binpack:0.1234").ok());
-  EXPECT_FALSE(Policy::Parse("binpack,binpack").ok());
+  EXPECT_FALSE(Policy::Parse("binpack+binpack").ok());
   EXPECT_FALSE(Policy::Parse("").ok());
 }
 
@@ -173,7 +192,7 @@ TEST(RankerTest, TopologyKeepsMultiGpuOnOneIsland) {
   Decision d = *plain.Schedule(WholeGpuRequest("x", 3));
   EXPECT_EQ(d.plan.placement.gpus[0].index, 1);
   EXPECT_EQ(d.plan.placement.gpus[2].index, 3);
-  Decision t = *Make(c, "binpack:1,topology:1").Schedule(WholeGpuRequest("x", 3));
+  Decision t = *Make(c, "binpack:1+topology:1").Schedule(WholeGpuRequest("x", 3));
   EXPECT_EQ(t.plan.placement.gpus[0].index, 1);
   EXPECT_EQ(t.plan.placement.gpus[2].index, 3);
   // Four GPUs cannot sit on one island now; with topology the plan still succeeds.

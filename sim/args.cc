@@ -83,12 +83,6 @@ absl::StatusOr<std::vector<std::string>> ParsePolicies(std::string_view text) {
   return policies;
 }
 
-std::string SchedPolicyText(std::string_view policy) {
-  std::string out(policy);
-  std::replace(out.begin(), out.end(), '+', ',');
-  return out;
-}
-
 absl::StatusOr<int64_t> ParseIntFlag(std::string_view flag, std::string_view text, int64_t min,
                                      int64_t max) {
   int64_t v = 0;

@@ -17,10 +17,9 @@ namespace berth::sim {
 
 // "42..51" (inclusive), "1,5,9", "1..3,7", "42". At most 10000 seeds, no repeats.
 absl::StatusOr<std::vector<uint64_t>> ParseSeeds(std::string_view text);
-// "fgd,binpack" -> {"fgd", "binpack"}; "fgd:1+topology:0.2" stays one policy. No repeats.
+// "fgd,binpack" -> {"fgd", "binpack"}; "fgd:1+topology:0.2" stays one policy, spelled as the
+// server's --policy spells it (sched::Policy::Parse). No repeats.
 absl::StatusOr<std::vector<std::string>> ParsePolicies(std::string_view text);
-// The sched::Policy spelling of one policy from the list: '+' becomes ','.
-std::string SchedPolicyText(std::string_view policy);
 // A non-negative integer flag value.
 absl::StatusOr<int64_t> ParseIntFlag(std::string_view flag, std::string_view text, int64_t min,
                                      int64_t max);

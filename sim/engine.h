@@ -55,6 +55,11 @@ struct EngineConfig {
   const SimCluster* cluster = nullptr;
   std::string policy;
   const SimTrace* mix_source = nullptr;  // every request counts once in the mix
+  // The scheduler breaks ties between equally scored hosts by host order. False: the cluster
+  // file's order; true: an order drawn from `seed`, as the simulators of the fragmentation
+  // literature do (a fresh random order per seed).
+  bool shuffle_hosts = false;
+  uint64_t seed = 0;
 };
 
 using EngineFactory =

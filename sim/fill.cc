@@ -72,7 +72,7 @@ absl::StatusOr<FillResult> RunFill(const SimCluster& cluster, const SimTrace& tr
     return absl::InvalidArgumentError(
         Cat("--target must be between 1 and 10000 (percent), got ", options.target_pct));
   }
-  EngineConfig config{&cluster, options.policy, &trace};
+  EngineConfig config{&cluster, options.policy, &trace, options.shuffle_hosts, options.seed};
   BERTH_ASSIGN_OR_RETURN(std::unique_ptr<Engine> engine, factory(config));
 
   FillResult result;

@@ -25,6 +25,8 @@ struct FillOptions {
   int64_t target_pct = 130;
   // Fragmentation after every request; off saves time when only allocation matters.
   bool measure_fragmentation = true;
+  // Ties between hosts go to a host order drawn from the seed (EngineConfig::shuffle_hosts).
+  bool shuffle_hosts = false;
 };
 
 // The cluster after one request was offered.

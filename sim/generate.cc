@@ -171,6 +171,10 @@ absl::Status ValidateGenerateOptions(const GenerateOptions& o) {
     return absl::InvalidArgumentError(
         Cat("--requests must be between 0 and 100000000, got ", o.requests));
   }
+  if (o.cpu_scale_pct < 1 || o.cpu_scale_pct > 1000) {
+    return absl::InvalidArgumentError(
+        Cat("--cpu-scale must be between 1 and 1000 (percent), got ", o.cpu_scale_pct));
+  }
   if (o.mean_gap_s < 0) {
     return absl::InvalidArgumentError(Cat("--mean-gap must be >= 0, got ", o.mean_gap_s));
   }
@@ -187,6 +191,62 @@ std::string FormatFixedPermille(int64_t permille) {
   int64_t v = permille < 0 ? -permille : permille;
   if (v % 10 == 0) return Cat(sign, v / 10);
   return Cat(sign, v / 10, ".", v % 10);
+}
+
+namespace {
+
+// An openb profile: the trace's cluster and request mix, with the GPU requests split as given
+// (per-mille of GPU requests) among fractional, multi-GPU and (the rest) one whole GPU.
+GenerateOptions Openb(int64_t cpu_only, int64_t fractional_of_gpu, int64_t multi_of_gpu,
+                      int64_t constrained, int64_t cpu_scale_pct = 100) {
+  GenerateOptions o;
+  o.hosts = *ParseHostShapes(kOpenbHostShapes);
+  o.cpu_only_permille = cpu_only;
+  const int64_t gpu = 1000 - cpu_only;
+  o.fractional_permille = gpu * fractional_of_gpu / 1000;
+  o.multi_gpu_permille = gpu * multi_of_gpu / 1000;
+  o.constrained_permille = constrained;
+  o.cpu_scale_pct = cpu_scale_pct;
+  // Arrivals about a second apart keep a replay of the whole trace near saturation.
+  o.requests = 20000;
+  o.mean_gap_s = 1;
+  return o;
+}
+
+}  // namespace
+
+const std::vector<GenerateProfile>& GenerateProfiles() {
+  // The openb mix: 13.3 % of pods CPU-only (the trace's share), 37 % of GPU pods fractional (the
+  // share that, with whole-GPU pods, gives the trace's mean of about 0.8 GPU per running GPU
+  // pod), 3 % of GPU pods on 2, 4 or 8 GPUs, 10 % of GPU pods tied to a model. The variants move
+  // one of these over the ranges the FGD paper's sensitivity study covers.
+  static const std::vector<GenerateProfile>* const kProfiles = new std::vector<GenerateProfile>{
+      {"default", "the generator's defaults (below): a small, lightly loaded mix", {}},
+      {"openb", "the 2023 Alibaba GPU trace's cluster and mix", Openb(133, 370, 30, 100)},
+      {"openb-frac25", "openb, 25 % of GPU requests fractional", Openb(133, 250, 30, 100)},
+      {"openb-frac50", "openb, 50 % of GPU requests fractional", Openb(133, 500, 30, 100)},
+      {"openb-frac75", "openb, 75 % of GPU requests fractional", Openb(133, 750, 30, 100)},
+      {"openb-frac100", "openb, every GPU request fractional", Openb(133, 1000, 0, 100)},
+      {"openb-multi20", "openb, 20 % of GPU requests on 2, 4 or 8 GPUs", Openb(133, 370, 200, 100)},
+      {"openb-multi50", "openb, 50 % of GPU requests on 2, 4 or 8 GPUs", Openb(133, 370, 500, 100)},
+      {"openb-model33", "openb, 33 % of GPU requests tied to a GPU model",
+       Openb(133, 370, 30, 330)},
+      {"openb-cpu0", "openb without CPU-only requests", Openb(0, 370, 30, 100)},
+      {"openb-cpu30", "openb, 30 % of requests CPU-only", Openb(300, 370, 30, 100)},
+      {"openb-cpu2x", "openb, every request asking for twice the CPU (capped to fit a host)",
+       Openb(133, 370, 30, 100, 200)},
+  };
+  return *kProfiles;
+}
+
+absl::StatusOr<GenerateOptions> ProfileOptions(std::string_view name) {
+  std::string known;
+  for (const GenerateProfile& p : GenerateProfiles()) {
+    if (p.name == name) return p.options;
+    known += Cat(known.empty() ? "" : ", ", p.name);
+  }
+  return absl::InvalidArgumentError(
+      Cat("--profile must be one of ", known, ", got \"", name, "\""));
 }
 
 absl::StatusOr<SimCluster> GenerateCluster(const GenerateOptions& options) {
@@ -260,7 +320,7 @@ absl::StatusOr<SimTrace> GenerateTrace(const GenerateOptions& options, const Sim
         kind < options.cpu_only_permille + options.fractional_permille + options.multi_gpu_permille;
     if (cpu_only) {
       const int64_t cores = PickSize(rng, kCpuSizes, std::max<int64_t>(1, max_cpu / 4000));
-      r.cpu_milli = cores * 1000;
+      r.cpu_milli = std::min(max_cpu, cores * 1000 * options.cpu_scale_pct / 100);
       r.memory_mib =
           std::min(max_mem / 4, cores * PickSize(rng, kMemoryPerCpu, max_mem / kGiB) * kGiB);
     } else {
@@ -278,8 +338,10 @@ absl::StatusOr<SimTrace> GenerateTrace(const GenerateOptions& options, const Sim
         for (int64_t w : weights) any = any || w > 0;
         if (any) r.num_gpu = kMulti[rng.Weighted(weights)];
       }
+      const int64_t cpu_cap = m.CpuPerGpu(cluster, r.num_gpu) * r.num_gpu;
       r.cpu_milli =
           r.num_gpu * PickSize(rng, kCpuSizes, m.CpuPerGpu(cluster, r.num_gpu) / 1000) * 1000;
+      r.cpu_milli = std::min(cpu_cap, r.cpu_milli * options.cpu_scale_pct / 100);
       r.memory_mib =
           r.num_gpu * PickSize(rng, kMemorySizes, m.MemPerGpu(cluster, r.num_gpu) / kGiB) * kGiB;
       if (rng.Chance(options.constrained_permille)) {

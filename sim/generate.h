@@ -37,6 +37,13 @@ std::string FormatHostShapes(const std::vector<HostShape>& shapes);
 // 1,200 hosts with 6,000 GPUs: the cluster size the speed target names.
 inline constexpr std::string_view kDefaultHostShapes =
     "500:8:A100:96:512Gi:80Gi,500:4:V100:64:256Gi:32Gi,200:0::32:128Gi";
+// The GPU models and host sizes of the 2023 Alibaba GPU trace's cluster as published (1,213 GPU
+// hosts with 6,212 GPUs of seven models, most of them 8-GPU hosts, plus CPU-only hosts), rounded
+// to whole hosts per model: 1,523 hosts, 6,218 GPUs.
+inline constexpr std::string_view kOpenbHostShapes =
+    "549:8:G2:96:512Gi:16Gi,421:2:T4:64:256Gi:16Gi,39:8:G3:96:512Gi:32Gi,"
+    "26:8:V100M32:96:512Gi:32Gi,49:4:V100M16:64:256Gi:16Gi,133:2:P100:64:256Gi:16Gi,"
+    "1:2:A10:64:256Gi:24Gi,305:0::96:512Gi";
 
 struct GenerateOptions {
   std::vector<HostShape> hosts;  // empty: kDefaultHostShapes
@@ -51,8 +58,23 @@ struct GenerateOptions {
   int64_t high_priority_permille = 0;
   // Mean seconds between arrivals (uniform in [0, 2 * mean]).
   int64_t mean_gap_s = 20;
+  // CPU each request asks for, in % of the drawn size (capped at what some host can hold):
+  // above 100 makes CPU, not GPU, the resource that runs out first on more hosts.
+  int64_t cpu_scale_pct = 100;
   uint64_t seed = 42;
 };
+
+// A named set of generator options (`berth sim generate --profile NAME`); flags given with it
+// override its values. Documented in docs/sim.md.
+struct GenerateProfile {
+  std::string_view name;
+  std::string_view doc;
+  GenerateOptions options;
+};
+// Every profile, "default" (the options' defaults) first.
+const std::vector<GenerateProfile>& GenerateProfiles();
+// The options of profile `name`; InvalidArgument naming the known ones.
+absl::StatusOr<GenerateOptions> ProfileOptions(std::string_view name);
 
 // InvalidArgument when the shares do not add up to at most 1000 or a host shape is malformed.
 absl::Status ValidateGenerateOptions(const GenerateOptions& options);

@@ -142,6 +142,73 @@ TEST(GenerateTest, EveryRequestFitsAnEmptyCluster) {
   }
 }
 
+// The openb profile has the trace's cluster (6,218 GPUs on 1,523 hosts) and marginals as
+// docs/sim.md states them; every variant differs from it only where its name says.
+TEST(ProfileTest, OpenbFollowsThePublishedMarginals) {
+  auto o = ProfileOptions("openb");
+  ASSERT_TRUE(o.ok()) << o.status();
+  SimCluster cluster = *GenerateCluster(*o);
+  EXPECT_EQ(cluster.hosts.size(), 1523u);
+  EXPECT_EQ(cluster.TotalGpus(), 6218);
+  SimTrace trace = *GenerateTrace(*o, cluster);
+  ASSERT_EQ(trace.requests.size(), 20000u);
+  int cpu_only = 0, fractional = 0, multi = 0, constrained = 0, gpu = 0;
+  for (const SimRequest& r : trace.requests) {
+    if (r.num_gpu == 0) {
+      ++cpu_only;
+      continue;
+    }
+    ++gpu;
+    if (!r.gpu_models.empty()) ++constrained;
+    if (r.gpu_milli < 1000) ++fractional;
+    if (r.num_gpu > 1) ++multi;
+  }
+  // 20000 draws: a percentage point is several standard deviations.
+  EXPECT_NEAR(100.0 * cpu_only / 20000, 13.3, 1.0);
+  EXPECT_NEAR(100.0 * fractional / gpu, 37.0, 1.0);
+  EXPECT_NEAR(100.0 * multi / gpu, 3.0, 1.0);
+  EXPECT_NEAR(100.0 * constrained / gpu, 10.0, 1.0);
+  // Variants.
+  EXPECT_EQ(ProfileOptions("openb-frac100")->multi_gpu_permille, 0);
+  EXPECT_EQ(ProfileOptions("openb-frac100")->fractional_permille, 867);
+  EXPECT_EQ(ProfileOptions("openb-multi50")->multi_gpu_permille, 433);
+  EXPECT_EQ(ProfileOptions("openb-model33")->constrained_permille, 330);
+  EXPECT_EQ(ProfileOptions("openb-cpu0")->cpu_only_permille, 0);
+  EXPECT_EQ(ProfileOptions("openb-cpu2x")->cpu_scale_pct, 200);
+  EXPECT_EQ(ProfileOptions("default")->requests, GenerateOptions{}.requests);
+  for (const GenerateProfile& p : GenerateProfiles()) {
+    EXPECT_TRUE(ValidateGenerateOptions(p.options).ok()) << p.name;
+    EXPECT_FALSE(p.doc.empty()) << p.name;
+  }
+  auto bad = ProfileOptions("alibaba");
+  ASSERT_FALSE(bad.ok());
+  EXPECT_THAT(std::string(bad.status().message()), HasSubstr("--profile"));
+  EXPECT_THAT(std::string(bad.status().message()), HasSubstr("openb-cpu2x"));
+}
+
+// --cpu-scale multiplies what requests ask for, never past what a host of the model holds.
+TEST(GenerateTest, CpuScaleRaisesCpuWithinHostLimits) {
+  GenerateOptions o;
+  o.hosts = *ParseHostShapes("4:8:A100:64:256Gi,2:0::8:32Gi");
+  o.requests = 2000;
+  SimCluster cluster = *GenerateCluster(o);
+  SimTrace base = *GenerateTrace(o, cluster);
+  o.cpu_scale_pct = 300;
+  SimTrace scaled = *GenerateTrace(o, cluster);
+  ASSERT_EQ(base.requests.size(), scaled.requests.size());
+  int64_t base_cpu = 0, scaled_cpu = 0;
+  for (size_t i = 0; i < base.requests.size(); ++i) {
+    const SimRequest& r = scaled.requests[i];
+    EXPECT_GE(r.cpu_milli, base.requests[i].cpu_milli);
+    EXPECT_LE(r.cpu_milli, r.num_gpu == 0 ? 64000 : 8000 * r.num_gpu) << r.name;
+    base_cpu += base.requests[i].cpu_milli;
+    scaled_cpu += r.cpu_milli;
+  }
+  EXPECT_GT(scaled_cpu, base_cpu * 14 / 10);
+  o.cpu_scale_pct = 0;
+  EXPECT_FALSE(ValidateGenerateOptions(o).ok());
+}
+
 TEST(GenerateTest, RejectsSharesOverOneHundredPercent) {
   GenerateOptions o;
   o.cpu_only_permille = 600;

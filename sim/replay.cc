@@ -48,7 +48,7 @@ double ReplayResult::Percentile(const std::vector<int64_t>& sorted, double p) {
 absl::StatusOr<ReplayResult> RunReplay(const SimCluster& cluster, const SimTrace& trace,
                                        const ReplayOptions& options, const EngineFactory& factory) {
   const auto wall_start = std::chrono::steady_clock::now();
-  EngineConfig config{&cluster, options.policy, &trace};
+  EngineConfig config{&cluster, options.policy, &trace, options.shuffle_hosts, options.seed};
   BERTH_ASSIGN_OR_RETURN(std::unique_ptr<Engine> engine, factory(config));
   const int64_t capacity = engine->CapacityGpuMilli();
   const double to_pct = capacity == 0 ? 0.0 : 100.0 / static_cast<double>(capacity);

@@ -28,6 +28,8 @@ struct ReplayOptions {
   bool backfill = true;
   bool priorities = true;
   bool preemption = false;
+  // Ties between hosts go to a host order drawn from the seed (EngineConfig::shuffle_hosts).
+  bool shuffle_hosts = false;
 };
 
 // The cluster just after the events of one instant were handled.

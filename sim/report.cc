@@ -15,6 +15,9 @@ using Json = nlohmann::ordered_json;
 
 constexpr const char* kPalette[] = {"#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd",
                                     "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf"};
+// Dash patterns cycled with a different period from the palette, so no two of the first dozens
+// of series look alike.
+constexpr const char* kDashes[] = {"", "8 4", "2 3", "10 3 2 3", "5 5", "12 4 2 4 2 4", "1 4"};
 
 std::string XmlEscape(std::string_view s) {
   std::string out;
@@ -180,22 +183,103 @@ std::string RenderSvgChart(const ChartSpec& spec, const std::vector<Series>& ser
   out += Cat("<text x=\"20\" y=\"", Num(kTop + plot_h / 2),
              "\" text-anchor=\"middle\" font-size=\"14\" transform=\"rotate(-90 20 ",
              Num(kTop + plot_h / 2), ")\">", XmlEscape(spec.y_label), "</text>\n");
-  // One line per series, and the legend.
+  // One line per series (colour and dash pattern by position, so lines stay apart in print too),
+  // its band when given, and the legend.
+  auto dash_attr = [](size_t i) -> std::string {
+    const char* dash = kDashes[i % (sizeof(kDashes) / sizeof(kDashes[0]))];
+    return dash[0] == '\0' ? std::string() : Cat(" stroke-dasharray=\"", dash, "\"");
+  };
+  // Draws every series through the given mapping, clipped to the x range [lo, hi].
+  auto draw_series = [&](auto map_x, auto map_y, double lo, double hi) {
+    std::string svg;
+    for (size_t i = 0; i < series.size(); ++i) {
+      const char* color = kPalette[i % (sizeof(kPalette) / sizeof(kPalette[0]))];
+      const Series& s = series[i];
+      if (s.band.size() == s.points.size() && !s.band.empty()) {
+        std::string upper, lower;
+        for (size_t k = 0; k < s.points.size(); ++k) {
+          if (s.points[k].first < lo - 1e-9 || s.points[k].first > hi + 1e-9) continue;
+          upper += Cat(upper.empty() ? "" : " ", Num(map_x(s.points[k].first)), ",",
+                       Num(map_y(s.band[k].second)));
+        }
+        for (size_t k = s.points.size(); k-- > 0;) {
+          if (s.points[k].first < lo - 1e-9 || s.points[k].first > hi + 1e-9) continue;
+          lower += Cat(" ", Num(map_x(s.points[k].first)), ",", Num(map_y(s.band[k].first)));
+        }
+        if (!upper.empty()) {
+          svg += Cat("<polygon fill=\"", color,
+                     "\" fill-opacity=\"0.15\" stroke=\"none\" points=\"", upper, lower, "\"/>\n");
+        }
+      }
+      std::string points;
+      for (const auto& [x, y] : s.points) {
+        if (x < lo - 1e-9 || x > hi + 1e-9) continue;
+        if (!points.empty()) points.push_back(' ');
+        points += Cat(Num(map_x(x)), ",", Num(map_y(y)));
+      }
+      svg += Cat("<polyline fill=\"none\" stroke=\"", color, "\" stroke-width=\"2\"", dash_attr(i),
+                 " points=\"", points, "\"><title>", XmlEscape(s.name), "</title></polyline>\n");
+    }
+    return svg;
+  };
+  out += draw_series(px, py, x_min, x_max);
   for (size_t i = 0; i < series.size(); ++i) {
     const char* color = kPalette[i % (sizeof(kPalette) / sizeof(kPalette[0]))];
-    std::string points;
-    for (const auto& [x, y] : series[i].points) {
-      if (!points.empty()) points.push_back(' ');
-      points += Cat(Num(px(x)), ",", Num(py(y)));
-    }
-    out += Cat("<polyline fill=\"none\" stroke=\"", color, "\" stroke-width=\"2\" points=\"",
-               points, "\"><title>", XmlEscape(series[i].name), "</title></polyline>\n");
     double ly = kTop + 10 + 22 * static_cast<double>(i);
     out += Cat("<line x1=\"", Num(kLeft + plot_w + 20), "\" y1=\"", Num(ly), "\" x2=\"",
                Num(kLeft + plot_w + 50), "\" y2=\"", Num(ly), "\" stroke=\"", color,
-               "\" stroke-width=\"3\"/>\n");
+               "\" stroke-width=\"3\"", dash_attr(i), "/>\n");
     out += Cat("<text x=\"", Num(kLeft + plot_w + 58), "\" y=\"", Num(ly + 4), "\">",
                XmlEscape(series[i].name), "</text>\n");
+  }
+  if (spec.zoom_x_max > spec.zoom_x_min) {
+    // The inset sits in the plot's upper right, where falling curves leave room.
+    const double zx0 = kLeft + plot_w * 0.52, zy0 = kTop + plot_h * 0.04;
+    const double zw = plot_w * 0.45, zh = plot_h * 0.42;
+    double lo = 0, hi = 0;
+    bool any = false;
+    for (const Series& s : series) {
+      for (size_t k = 0; k < s.points.size(); ++k) {
+        const double x = s.points[k].first;
+        if (x < spec.zoom_x_min - 1e-9 || x > spec.zoom_x_max + 1e-9) continue;
+        double a = s.points[k].second, b = a;
+        if (s.band.size() == s.points.size()) {
+          a = std::min(a, s.band[k].first);
+          b = std::max(b, s.band[k].second);
+        }
+        lo = any ? std::min(lo, a) : a;
+        hi = any ? std::max(hi, b) : b;
+        any = true;
+      }
+    }
+    if (any) {
+      const double step = NiceStep(std::max(hi - lo, 1e-3), 4);
+      const double ylo = std::floor(lo / step + 1e-9) * step;
+      const double yhi = std::max(ylo + step, std::ceil(hi / step - 1e-9) * step);
+      auto zx = [&](double x) {
+        return zx0 + (x - spec.zoom_x_min) / (spec.zoom_x_max - spec.zoom_x_min) * zw;
+      };
+      auto zy = [&](double y) { return zy0 + zh - (y - ylo) / (yhi - ylo) * zh; };
+      out += Cat("<rect x=\"", Num(zx0), "\" y=\"", Num(zy0), "\" width=\"", Num(zw),
+                 "\" height=\"", Num(zh), "\" fill=\"white\" stroke=\"#808080\"/>\n");
+      for (double y = ylo; y <= yhi + step / 2; y += step) {
+        out += Cat("<line x1=\"", Num(zx0), "\" y1=\"", Num(zy(y)), "\" x2=\"", Num(zx0 + zw),
+                   "\" y2=\"", Num(zy(y)), "\" stroke=\"#e8e8e8\"/>\n");
+        out += Cat("<text x=\"", Num(zx0 - 4), "\" y=\"", Num(zy(y) + 4),
+                   "\" text-anchor=\"end\" font-size=\"10\">", TickLabel(y, step), "</text>\n");
+      }
+      const double xstep = NiceStep(spec.zoom_x_max - spec.zoom_x_min, 5);
+      for (double x = std::ceil(spec.zoom_x_min / xstep - 1e-9) * xstep;
+           x <= spec.zoom_x_max + 1e-9; x += xstep) {
+        out += Cat("<text x=\"", Num(zx(x)), "\" y=\"", Num(zy0 + zh + 12),
+                   "\" text-anchor=\"middle\" font-size=\"10\">", TickLabel(x, xstep), "</text>\n");
+      }
+      out += Cat("<text x=\"", Num(zx0 + zw / 2), "\" y=\"", Num(zy0 - 4),
+                 "\" text-anchor=\"middle\" font-size=\"11\">zoom: x from ",
+                 TickLabel(spec.zoom_x_min, xstep), " to ", TickLabel(spec.zoom_x_max, xstep),
+                 "</text>\n");
+      out += draw_series(zx, zy, spec.zoom_x_min, spec.zoom_x_max);
+    }
   }
   out += "</svg>\n";
   return out;
@@ -278,16 +362,29 @@ std::string FillChartSvg(const FillReport& report) {
       Stat unalloc = StatOver(report.runs, p * k, k,
                               [&](const FillResult& r) { return 100.0 - r.At(x).allocated_pct; });
       s.points.emplace_back(x, unalloc.mean);
+      // The band spans the seeds' lowest and highest values.
+      double lo = 0, hi = 0;
+      for (size_t i = 0; i < k; ++i) {
+        const double v = 100.0 - report.runs[p * k + i].At(x).allocated_pct;
+        lo = i == 0 ? v : std::min(lo, v);
+        hi = i == 0 ? v : std::max(hi, v);
+      }
+      s.band.emplace_back(lo, hi);
     }
     series.push_back(std::move(s));
   }
   ChartSpec spec;
   spec.title = Cat("Unallocated GPU vs arrived workload (", report.hosts, " hosts, ", report.gpus,
-                   " GPUs, mean of ", k, " seeds)");
+                   " GPUs, mean and range of ", k, " seeds)");
   spec.x_label = "Arrived workload (% of cluster GPU capacity)";
   spec.y_label = "Unallocated GPU (% of cluster GPU capacity)";
   spec.x_min = grid.empty() ? 0 : grid.front();
   spec.x_max = grid.empty() ? 1 : grid.back();
+  // The headline figure is read at arrived = 100 %: the inset zooms on 95-105 %.
+  if (spec.x_min <= 95 && spec.x_max >= 105) {
+    spec.zoom_x_min = 95;
+    spec.zoom_x_max = 105;
+  }
   return RenderSvgChart(spec, series);
 }
 

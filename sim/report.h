@@ -29,6 +29,8 @@ std::string FormatFixed(double value, int decimals);
 struct Series {
   std::string name;
   std::vector<std::pair<double, double>> points;  // (x, y), x ascending
+  // Optional shaded band, one (low, high) per point (e.g. the spread across seeds); empty: none.
+  std::vector<std::pair<double, double>> band = {};
 };
 
 struct ChartSpec {
@@ -38,9 +40,15 @@ struct ChartSpec {
   double x_min = 0;
   double x_max = 1;
   // The y axis starts at 0 and ends at the first tick at or above the largest value.
+  // When zoom_x_max > zoom_x_min, an inset panel repeats the series over that x range with its
+  // own y range fitted to the values there, so close curves can be told apart.
+  double zoom_x_min = 0;
+  double zoom_x_max = 0;
 };
 
-// A self-contained SVG document: axes with ticks and labels, one polyline per series, a legend.
+// A self-contained SVG document: axes with ticks and labels, one polyline per series (each with
+// its own colour and dash pattern, and its band shaded when given), a legend, and the optional
+// zoom inset.
 std::string RenderSvgChart(const ChartSpec& spec, const std::vector<Series>& series);
 
 // Everything a fill comparison produced. runs[p * seeds.size() + s] is policy p with seed s.

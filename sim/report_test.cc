@@ -83,12 +83,28 @@ TEST(SvgTest, OneLinePerPolicyWithLabelledAxes) {
   EXPECT_EQ(svg.rfind("<?xml", 0), 0u);
   EXPECT_THAT(svg, HasSubstr("<svg xmlns=\"http://www.w3.org/2000/svg\""));
   EXPECT_THAT(svg, HasSubstr("</svg>"));
-  EXPECT_EQ(Count(svg, "<polyline"), 2u);
+  // One line per policy in the chart and again in the zoom inset around arrived = 100 %.
+  EXPECT_EQ(Count(svg, "<polyline"), 4u);
+  EXPECT_THAT(svg, HasSubstr("zoom: x from 95 to 105"));
   EXPECT_THAT(svg, HasSubstr("Arrived workload (% of cluster GPU capacity)"));
   EXPECT_THAT(svg, HasSubstr("Unallocated GPU (% of cluster GPU capacity)"));
   EXPECT_THAT(svg, HasSubstr(">fgd</text>"));
   EXPECT_THAT(svg, HasSubstr(">binpack</text>"));
   EXPECT_EQ(svg, FillChartSvg(Report()));
+}
+
+// Policies differ in colour and dash pattern, and each has a band for the spread of its seeds.
+TEST(SvgTest, LinesDifferInColourAndDashAndShowTheSeedSpread) {
+  std::string svg = FillChartSvg(Report());
+  // fgd's seeds leave 4 and 6 % unallocated at arrived >= 100 %: a band of non-zero height.
+  EXPECT_EQ(Count(svg, "<polygon"), 4u);  // a band per policy, in the chart and the inset
+  EXPECT_THAT(svg, HasSubstr("stroke=\"#1f77b4\" stroke-width=\"2\" points="));
+  EXPECT_THAT(svg, HasSubstr("stroke=\"#d62728\" stroke-width=\"2\" stroke-dasharray=\"8 4\""));
+  // Without seeds to spread or a range around 100 %, neither band nor inset.
+  std::string plain =
+      RenderSvgChart(ChartSpec{"t", "x", "y", 0, 50}, {Series{"a", {{0, 1}, {50, 2}}}});
+  EXPECT_EQ(Count(plain, "<polygon"), 0u);
+  EXPECT_THAT(plain, ::testing::Not(HasSubstr("zoom")));
 }
 
 TEST(SvgTest, EscapesNames) {

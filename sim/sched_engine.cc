@@ -1,7 +1,9 @@
 #include "sim/sched_engine.h"
 
+#include <memory>
 #include <string>
 #include <utility>
+#include <vector>
 
 #include "absl/container/flat_hash_map.h"
 #include "absl/strings/numbers.h"
@@ -12,6 +14,7 @@
 #include "sched/model.h"
 #include "sched/scheduler.h"
 #include "sim/args.h"
+#include "sim/rng.h"
 
 namespace berth::sim {
 namespace {
@@ -59,7 +62,16 @@ class SchedEngine final : public Engine {
 
   absl::Status Init(const EngineConfig& config) {
     if (config.cluster == nullptr) return absl::InvalidArgumentError("engine: no cluster");
-    for (const SimHost& h : config.cluster->hosts) {
+    std::vector<size_t> order(config.cluster->hosts.size());
+    for (size_t i = 0; i < order.size(); ++i) order[i] = i;
+    if (config.shuffle_hosts) {
+      // The scheduler breaks ties by host index, so the order hosts are added in is the tie
+      // order. Its own stream, so the request order drawn from the same seed is not disturbed.
+      Rng rng(config.seed ^ 0x9e3779b97f4a7c15ULL);
+      rng.Shuffle(order);
+    }
+    for (size_t i : order) {
+      const SimHost& h = config.cluster->hosts[i];
       absl::StatusOr<int> added = cluster_.AddHost(ToHostSpec(h));
       if (!added.ok()) return added.status();
       capacity_milli_ += int64_t{h.gpu_count} * core::kWholeGpuMilli;
@@ -69,10 +81,19 @@ class SchedEngine final : public Engine {
         mix_.Add(sched::Shape::Of(ToRequest(r)), 1);
       }
     }
-    absl::StatusOr<sched::Policy> policy = sched::Policy::Parse(SchedPolicyText(config.policy));
+    absl::StatusOr<sched::Policy> policy = sched::Policy::Parse(config.policy);
     if (!policy.ok()) {
       return absl::InvalidArgumentError(
           Cat("--policy \"", config.policy, "\": ", std::string(policy.status().message())));
+    }
+    if (policy->Uses("fgd-ref")) {
+      // fgd-ref scores against its own mix (the trace's popular classes) while the report
+      // measures every policy against the whole trace: a twin cluster for the measure keeps
+      // each cluster's fragmentation caches on one mix.
+      measure_ = std::make_unique<sched::Cluster>();
+      for (size_t i : order) {
+        BERTH_RETURN_IF_ERROR(measure_->AddHost(ToHostSpec(config.cluster->hosts[i])).status());
+      }
     }
     sched::SchedulerOptions options;
     options.policy = *std::move(policy);
@@ -89,6 +110,7 @@ class SchedEngine final : public Engine {
     if (!options.allow_preemption) {
       BERTH_ASSIGN_OR_RETURN(sched::Decision d, scheduler_->Place(req));
       if (d.scheduled) {
+        if (measure_) BERTH_RETURN_IF_ERROR(measure_->Commit(req, d.plan.placement));
         outcome.placed = true;
         allocated_[id] = request.TotalGpuMilli();
         allocated_milli_ += request.TotalGpuMilli();
@@ -106,6 +128,7 @@ class SchedEngine final : public Engine {
       outcome.preempted.push_back(victim_id);
     }
     BERTH_RETURN_IF_ERROR(cluster_.Commit(req, d.plan.placement));
+    if (measure_) BERTH_RETURN_IF_ERROR(measure_->Commit(req, d.plan.placement));
     outcome.placed = true;
     allocated_[id] = request.TotalGpuMilli();
     allocated_milli_ += request.TotalGpuMilli();
@@ -118,6 +141,7 @@ class SchedEngine final : public Engine {
       return absl::NotFoundError(Cat("engine: allocation ", id, " is not live"));
     }
     BERTH_RETURN_IF_ERROR(cluster_.Release(Cat(id)));
+    if (measure_) BERTH_RETURN_IF_ERROR(measure_->Release(Cat(id)));
     allocated_milli_ -= it->second;
     allocated_.erase(it);
     return absl::OkStatus();
@@ -127,12 +151,13 @@ class SchedEngine final : public Engine {
   int64_t AllocatedGpuMilli() const override { return allocated_milli_; }
 
   FragmentationStats Fragmentation() override {
-    sched::FragmentationReport report = cluster_.Fragmentation(mix_);
+    sched::FragmentationReport report = (measure_ ? *measure_ : cluster_).Fragmentation(mix_);
     return FragmentationStats{report.fragmented_milli, report.free_milli};
   }
 
  private:
   sched::Cluster cluster_;
+  std::unique_ptr<sched::Cluster> measure_;  // the measure's twin of cluster_, or null
   sched::WorkloadMix mix_;
   std::unique_ptr<sched::Scheduler> scheduler_;
   int64_t capacity_milli_ = 0;

@@ -5,6 +5,7 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "nlohmann/json.hpp"
+#include "sched/scheduler.h"
 #include "sim/fill.h"
 #include "sim/formats.h"
 #include "sim/replay.h"
@@ -72,9 +73,11 @@ TEST_F(SchedEngineTest, UnknownPolicyIsInvalidArgument) {
 }
 
 TEST_F(SchedEngineTest, FillWithEveryPolicyIsSaneAndRepeatable) {
-  for (const char* policy : {"first-fit", "binpack", "spread", "dotprod", "gpu-packing", "fgd"}) {
+  for (const char* policy :
+       {"first-fit", "binpack", "spread", "dotprod", "gpu-packing", "fgd", "fgd-ref", "default"}) {
     FillOptions options;
     options.policy = policy;
+    options.shuffle_hosts = true;
     auto a = RunFill(cluster_, trace_, options, SchedEngineFactory());
     auto b = RunFill(cluster_, trace_, options, SchedEngineFactory());
     ASSERT_TRUE(a.ok()) << policy << ": " << a.status();
@@ -95,6 +98,35 @@ TEST_F(SchedEngineTest, FillWithEveryPolicyIsSaneAndRepeatable) {
       EXPECT_EQ(a->steps[i].fragmented_pct, b->steps[i].fragmented_pct) << policy;
     }
   }
+}
+
+// The server's policy spelling works unchanged in the simulator: "default" and the default
+// policy's own text run the same placements.
+TEST_F(SchedEngineTest, ServerPolicySpellingRunsInTheSimulator) {
+  const std::string server_default(sched::kDefaultPolicy);
+  ASSERT_NE(server_default.find('+'), std::string::npos);
+  std::vector<std::string> args = {"fill",
+                                   "--cluster",
+                                   "sim/testdata/small/nodes.csv",
+                                   "--trace",
+                                   "sim/testdata/small/pods.csv",
+                                   "--policy",
+                                   "default," + server_default,
+                                   "--seeds",
+                                   "42..43",
+                                   "--json",
+                                   "--quiet",
+                                   "--no-timings"};
+  std::ostringstream out, err;
+  ASSERT_EQ(RunSimCommand(args, out, err), 0) << err.str();
+  auto j = nlohmann::json::parse(out.str());
+  ASSERT_TRUE(j["policies"].contains("default"));
+  ASSERT_TRUE(j["policies"].contains(server_default));
+  EXPECT_EQ(j["policies"]["default"].dump(), j["policies"][server_default].dump());
+  // A comma inside one policy is refused with the '+' spelling to use.
+  auto engine = NewSchedEngine(EngineConfig{&cluster_, "fgd:1,topology:0.2", &trace_});
+  ASSERT_FALSE(engine.ok());
+  EXPECT_THAT(std::string(engine.status().message()), HasSubstr("fgd:1+topology:0.2"));
 }
 
 TEST_F(SchedEngineTest, ReplayWithPreemptionUsesTheScheduler) {

@@ -60,7 +60,10 @@ int Generate(core::Invocation& flags) {
   auto usage = [&](const absl::Status& s) {
     return Report(err, "generate", Failure{kUsage, std::string(s.message())});
   };
-  GenerateOptions o;
+  auto profile = ProfileOptions(flags.String("profile"));
+  if (!profile.ok()) return usage(profile.status());
+  GenerateOptions o = *std::move(profile);
+  if (flags.Given("cpu-scale")) o.cpu_scale_pct = flags.Int("cpu-scale");
   if (flags.Given("hosts")) {
     auto shapes = ParseHostShapes(flags.String("hosts"));
     if (!shapes.ok()) return usage(shapes.status());
@@ -138,6 +141,7 @@ struct CompareSetup {
   bool json = false;
   bool timings = true;
   bool quiet = false;
+  bool shuffle_hosts = true;
   std::string out_dir, csv_path, svg_path;
 };
 
@@ -156,6 +160,7 @@ std::optional<Failure> LoadSetup(const core::Invocation& flags, const EngineFact
   setup->json = flags.json();
   setup->timings = !flags.Bool("no-timings");
   setup->quiet = flags.Bool("quiet");
+  setup->shuffle_hosts = flags.String("host-order") == "random";
   setup->out_dir = flags.String("out");
   setup->csv_path = flags.String("csv");
   setup->svg_path = flags.String("svg");
@@ -261,6 +266,7 @@ int Fill(core::Invocation& flags, const EngineFactory& factory) {
                options.policy = policy;
                options.seed = seed;
                options.target_pct = target;
+               options.shuffle_hosts = setup.shuffle_hosts;
                auto result = RunFill(setup.cluster, setup.trace, options, factory);
                if (!result.ok()) return result.status();
                report.runs[slot] = *std::move(result);
@@ -303,6 +309,7 @@ int Replay(core::Invocation& flags, const EngineFactory& factory) {
                ReplayOptions options = base;
                options.policy = policy;
                options.seed = seed;
+               options.shuffle_hosts = setup.shuffle_hosts;
                auto result = RunReplay(setup.cluster, setup.trace, options, factory);
                if (!result.ok()) return result.status();
                report.runs[slot] = *std::move(result);
@@ -347,7 +354,8 @@ std::vector<FlagDef> CompareFlags(std::string_view what, std::vector<FlagDef> ex
        .default_value = "auto",
        .choices = {"auto", "berth", "yaml", "json", "csv", "alibaba-gpu-2023"}},
       {.name = "policy",
-       .help = "comma-separated policies; '+' joins weighted terms (fgd:1+topology:0.2)",
+       .help = "comma-separated policies, each spelled as for berth serve --policy: a ranker,\n"
+               "'+'-joined weighted terms (fgd:1+topology:0.2) or default",
        .default_value = std::string(kDefaultPolicies),
        .value_name = "LIST",
        .check = [](std::string_view v) { return ParsePolicies(v).status(); }},
@@ -370,6 +378,12 @@ std::vector<FlagDef> CompareFlags(std::string_view what, std::vector<FlagDef> ex
        .type = FlagType::kBool,
        .help = "leave seconds out of every output, so reruns are byte-identical"},
       {.name = "quiet", .type = FlagType::kBool, .help = "no progress lines on stderr"},
+      {.name = "host-order",
+       .type = FlagType::kEnum,
+       .help = "order in which equally scored hosts are preferred: random (drawn per seed,\n"
+               "as in the fragmentation literature) or input (the cluster file's order)",
+       .default_value = "random",
+       .choices = {"random", "input"}},
   };
   for (FlagDef& f : extra) flags.push_back(std::move(f));
   return flags;
@@ -406,6 +420,13 @@ core::Command SimCommand(const SimCommandOptions& options) {
                          .help = "the files' format",
                          .default_value = "alibaba-gpu-2023",
                          .choices = {"alibaba-gpu-2023", "yaml", "json", "csv", "all"}},
+                        {.name = "profile",
+                         .help = "start from a named set of the values below, which flags given "
+                                 "with it\noverride: default, openb (the 2023 Alibaba GPU "
+                                 "trace's shape) and its\nvariants (docs/sim.md lists them)",
+                         .default_value = "default",
+                         .value_name = "NAME",
+                         .check = [](std::string_view v) { return ProfileOptions(v).status(); }},
                         {.name = "hosts",
                          .help = "COUNT:GPUS:MODEL:CPU:MEMORY[:GPU_MEMORY],...\n(default "
                                  "500:8:A100:96:512Gi:80Gi,500:4:V100:64:256Gi:32Gi,"
@@ -425,6 +446,14 @@ core::Command SimCommand(const SimCommandOptions& options) {
                                     "15"),
                         PercentFlag("high-priority", "% of requests with priority 1 instead of 0",
                                     "0"),
+                        {.name = "cpu-scale",
+                         .type = FlagType::kInt,
+                         .help = "CPU each request asks for, % of the drawn size (capped to fit "
+                                 "a host)",
+                         .default_value = "100",
+                         .value_name = "PCT",
+                         .min = 1,
+                         .max = 1000},
                         {.name = "mean-gap",
                          .type = FlagType::kInt,
                          .help = "mean seconds between arrivals",

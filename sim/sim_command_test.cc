@@ -196,6 +196,29 @@ TEST_F(SimCommandTest, UsageErrorsExitTwoAndNameTheFlag) {
   EXPECT_THAT(generate.err, HasSubstr("--cpu-only"));
   EXPECT_EQ(Sim({}).code, 2);
   EXPECT_EQ(Sim({"frobnicate"}).code, 2);
+  Result order = Sim(Fill({"--host-order", "sorted"}));
+  EXPECT_EQ(order.code, 2);
+  EXPECT_THAT(order.err, HasSubstr("--host-order"));
+  Result profile = Sim({"generate", "--out", dir_, "--profile", "alibaba"});
+  EXPECT_EQ(profile.code, 2);
+  EXPECT_THAT(profile.err, HasSubstr("--profile"));
+}
+
+// Both host orders run; a profile's values apply and flags given with it override them.
+TEST_F(SimCommandTest, HostOrderAndProfiles) {
+  for (const char* order : {"random", "input"}) {
+    Result r = Sim(Fill({"--host-order", order, "--no-timings"}));
+    EXPECT_EQ(r.code, 0) << order << ": " << r.err;
+  }
+  const std::string out = dir_ + "/openb";
+  Result g = Sim({"generate", "--out", out, "--profile", "openb", "--requests", "40"});
+  ASSERT_EQ(g.code, 0) << g.err;
+  auto cluster = LoadCluster(out + "/nodes.csv", TraceFormat::kAuto);
+  auto trace = LoadTrace(out + "/pods.csv", TraceFormat::kAuto);
+  ASSERT_TRUE(cluster.ok()) << cluster.status();
+  ASSERT_TRUE(trace.ok()) << trace.status();
+  EXPECT_EQ(cluster->hosts.size(), 1523u);
+  EXPECT_EQ(trace->requests.size(), 40u);
 }
 
 TEST_F(SimCommandTest, OtherFailuresExitOne) {
