@@ -772,11 +772,16 @@ TEST_F(AgentTest, SharesOfOneGpuRunUnderOneMpsDaemonUntilTheLastIsDeleted) {
   EXPECT_EQ(ca->gpus.at(0).milli, 250);
   EXPECT_EQ(ca->gpus.at(0).memory_mib, 10240);
   EXPECT_EQ(mps.Running(), std::vector<std::string>{gpu});
+  // A delete stops the task at one pass and destroys it at the next.
   ASSERT_TRUE(control_.DeleteWorkload("s1").ok());
   Sync();
+  Sync();
+  EXPECT_FALSE(host_->Config(a).has_value());
   EXPECT_EQ(mps.Running(), std::vector<std::string>{gpu});
   ASSERT_TRUE(control_.DeleteWorkload("s2").ok());
   Sync();
+  Sync();
+  EXPECT_FALSE(host_->Config(b).has_value());
   EXPECT_TRUE(mps.Running().empty());
 }
 

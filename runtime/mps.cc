@@ -28,6 +28,13 @@ std::string DirName(std::string_view id) {
   return out.empty() ? "_" : out;
 }
 
+// Whether anyone holds the GPU of directory `dir` (a missing holders/ means no one does).
+bool HasHolders(const std::string& dir) {
+  std::error_code ec;
+  fs::directory_iterator it(dir + "/holders", ec);
+  return !ec && it != fs::directory_iterator();
+}
+
 }  // namespace
 
 MpsDaemons::MpsDaemons(MpsOptions options) : options_(std::move(options)) {}
@@ -116,7 +123,7 @@ absl::StatusOr<std::string> MpsDaemons::Acquire(std::string_view device_id,
   if (ec) return absl::InternalError(Cat("MPS daemon for ", id, ": ", holders, ": ", ec.message()));
   if (absl::Status s = EnsureRunning(id); !s.ok()) {
     // Nobody holds a GPU whose daemon never started.
-    if (fs::is_empty(holders, ec)) fs::remove_all(GpuDir(id), ec);
+    if (!HasHolders(GpuDir(id))) fs::remove_all(GpuDir(id), ec);
     return s;
   }
   BERTH_RETURN_IF_ERROR(host::WriteFileAtomically(Cat(holders, "/", DirName(holder)), ""));
@@ -130,7 +137,7 @@ absl::Status MpsDaemons::Release(std::string_view holder) {
     const std::string dir = Cat(options_.root_dir, "/", gpu);
     std::error_code ec;
     if (!fs::remove(Cat(dir, "/holders/", DirName(holder)), ec)) continue;
-    if (!fs::is_empty(dir + "/holders", ec)) continue;
+    if (HasHolders(dir)) continue;
     absl::Status s = StopDaemon(gpu);
     if (s.ok()) {
       fs::remove_all(dir, ec);
@@ -149,7 +156,15 @@ absl::Status MpsDaemons::StopDaemon(const std::string& gpu) {
   if (!j.is_object()) return absl::OkStatus();
   const host::ProcessIdentity daemon{.pid = j.value("pid", 0),
                                      .start_ticks = j.value("start", uint64_t{0})};
-  if (!host::IsRunning(daemon)) return absl::OkStatus();
+  const host::ProcessIdentity supervisor{.pid = j.value("supervisor_pid", 0),
+                                         .start_ticks = j.value("supervisor_start", uint64_t{0})};
+  // The supervisor writes the daemon's exit status into the GPU's directory as it goes: wait
+  // for it, so the directory can be removed after.
+  auto supervisor_gone = [&] { return host::WaitForProcessExit(supervisor, absl::Seconds(10)); };
+  if (!host::IsRunning(daemon)) {
+    supervisor_gone();
+    return absl::OkStatus();
+  }
   // `quit` on the control pipe lets the daemon end its clients' sessions cleanly.
   const char* path = getenv("PATH");
   auto quit = executor().Run(
@@ -160,6 +175,7 @@ absl::Status MpsDaemons::StopDaemon(const std::string& gpu) {
                                        Cat("CUDA_MPS_PIPE_DIRECTORY=", dir, "/pipe"),
                                        Cat("CUDA_MPS_LOG_DIRECTORY=", dir, "/log")}});
   if (quit.ok() && quit->ok() && host::WaitForProcessExit(daemon, options_.stop_grace)) {
+    supervisor_gone();
     return absl::OkStatus();
   }
   absl::Status killed = host::SignalProcessGroup(daemon, SIGKILL);
@@ -170,6 +186,7 @@ absl::Status MpsDaemons::StopDaemon(const std::string& gpu) {
     return absl::InternalError(
         Cat("MPS daemon for ", gpu, " (pid ", daemon.pid, ") outlived SIGKILL"));
   }
+  supervisor_gone();
   return absl::OkStatus();
 }
 
@@ -179,7 +196,7 @@ std::vector<std::string> MpsDaemons::Check() {
   for (const std::string& gpu : Gpus()) {
     std::error_code ec;
     const std::string dir = Cat(options_.root_dir, "/", gpu);
-    if (fs::is_empty(dir + "/holders", ec) || DaemonRunning(gpu)) continue;
+    if (!HasHolders(dir) || DaemonRunning(gpu)) continue;
     if (EnsureRunning(gpu).ok()) restarted.push_back(gpu);
   }
   return restarted;

@@ -92,7 +92,8 @@ TEST_F(GpuE2eTest, EachProcessSeesExactlyTheGpuItsStatusRecords) {
   Result host = Cli({"host", "get", "gpu-host", "--json"});
   ASSERT_EQ(host.exit_code, 0) << host.err;
   std::set<std::string> listed;
-  for (const json& g : json::parse(host.out)["inventory"]["gpus"]) listed.insert(g["uuid"]);
+  const json host_json = json::parse(host.out);
+  for (const json& g : host_json["inventory"]["gpus"]) listed.insert(g.value("uuid", ""));
   EXPECT_EQ(listed, seen);
   // A third finds no free GPU and says so.
   Result third = Cli({"workload", "create", "-f", "-"}, GpuProcess("train-c"));
@@ -135,8 +136,8 @@ std::string ContainerSkipReason() {
 }
 
 // Two fake GPUs: character devices made with mknod (kmsg's numbers, which open for writing
-// without privileges, and fuse's, which runc does not allow by default), a CDI spec naming them
-// by the UUIDs the agent config declares, and a container granted one of them.
+// without privileges, and loop-control's, which runc does not allow by default), a CDI spec naming
+// them by the UUIDs the agent config declares, and a container granted one of them.
 TEST_F(GpuE2eTest, AContainerSeesItsFakeDeviceNodeAndNotTheOther) {
   const std::string reason = ContainerSkipReason();
   if (!reason.empty()) GTEST_SKIP() << reason;
@@ -145,7 +146,7 @@ TEST_F(GpuE2eTest, AContainerSeesItsFakeDeviceNodeAndNotTheOther) {
   std::filesystem::create_directories(tree);
   std::filesystem::create_directories(dir_ + "/cdi");
   ASSERT_EQ(mknod((tree + "/fakegpu0").c_str(), S_IFCHR | 0666, makedev(1, 11)), 0);
-  ASSERT_EQ(mknod((tree + "/fakegpu1").c_str(), S_IFCHR | 0666, makedev(10, 229)), 0);
+  ASSERT_EQ(mknod((tree + "/fakegpu1").c_str(), S_IFCHR | 0666, makedev(10, 237)), 0);
   json spec = {{"cdiVersion", "0.6.0"},
                {"kind", "nvidia.com/gpu"},
                {"containerEdits", {{"env", {"NVIDIA_VISIBLE_DEVICES=void"}}}},
@@ -182,7 +183,7 @@ TEST_F(GpuE2eTest, AContainerSeesItsFakeDeviceNodeAndNotTheOther) {
   Result created = Cli({"workload", "create", "-f", "-"}, R"(name: boxed
 kind: container
 image: busybox
-command: ["/bin/sh", "-c", "ls /dev | grep fakegpu; echo gpu=$FAKE_GPU cuda=$CUDA_VISIBLE_DEVICES; for n in 0 1; do mknod /tmp/g$n c $([ $n = 0 ] && echo '1 11' || echo '10 229'); : > /tmp/g$n && echo open$n || echo refused$n; done; echo done; sleep 3600"]
+command: ["/bin/sh", "-c", "ls /dev | grep fakegpu; echo gpu=$FAKE_GPU cuda=$CUDA_VISIBLE_DEVICES; for n in 0 1; do mknod /tmp/g$n c $([ $n = 0 ] && echo '1 11' || echo '10 237'); true > /tmp/g$n && echo open$n || echo refused$n; done; echo done; sleep 3600"]
 resources: {cpu: 100m, memory: 32Mi, gpu: {count: 1}}
 )");
   ASSERT_EQ(created.exit_code, 0) << created.err;

@@ -140,13 +140,14 @@ TEST_F(OciDriverTest, WritesStayOutOfTheImage) {
 // A fake device tree: two character devices made with mknod in the test's directory stand for
 // two GPUs, a CDI spec points at them, and a container given the first sees exactly that node,
 // its env and its driver file, while the device cgroup refuses the second even when the
-// container makes a node for it itself. kmsg (1:11) opens for writing without privileges; fuse
-// (10:229) is a device runc does not allow by default.
+// container makes a node for it itself. kmsg (1:11) opens for writing without privileges;
+// loop-control (10:237) opens without capabilities too, and runc does not allow it by default.
+// `true`, not `:`, opens them: a failed redirection ends the shell at a special built-in.
 TEST_F(OciDriverTest, CdiDevicesReachTheContainerAndNothingElseDoes) {
   const std::string tree = dir_ + "/devtree";
   fs::create_directories(tree + "/lib");
   ASSERT_EQ(mknod((tree + "/fakegpu0").c_str(), S_IFCHR | 0666, makedev(1, 11)), 0);
-  ASSERT_EQ(mknod((tree + "/fakegpu1").c_str(), S_IFCHR | 0666, makedev(10, 229)), 0);
+  ASSERT_EQ(mknod((tree + "/fakegpu1").c_str(), S_IFCHR | 0666, makedev(10, 237)), 0);
   { std::ofstream(tree + "/lib/libfakecuda.so") << "fake driver library\n"; }
   auto spec = DecodeCdiSpec(nlohmann::json::parse(R"({
     "cdiVersion": "0.6.0", "kind": "example.com/gpu",
@@ -173,9 +174,9 @@ TEST_F(OciDriverTest, CdiDevicesReachTheContainerAndNothingElseDoes) {
   TaskConfig c = Box({"/bin/sh", "-c",
                       "ls /dev | grep fakegpu; echo gpu=$FAKE_GPU driver=$FAKE_DRIVER "
                       "cuda=$CUDA_VISIBLE_DEVICES; cat /usr/lib/libfakecuda.so; "
-                      ": > /dev/fakegpu0 && echo own-node-opens; "
-                      "mknod /tmp/other c 10 229 && echo made-other; "
-                      ": > /tmp/other || echo other-node-refused"});
+                      "true > /dev/fakegpu0 && echo own-node-opens; "
+                      "mknod /tmp/other c 10 237 && echo made-other; "
+                      "true > /tmp/other || echo other-node-refused"});
   c.gpus = {{.index = 0, .milli = 1000, .device_id = "GPU-fake-0"}};
   c.gpu_device_ids = {"GPU-fake-0"};
   c.device_edits = *edits;
