@@ -756,6 +756,13 @@ TEST_F(AgentTest, SharesOfOneGpuRunUnderOneMpsDaemonUntilTheLastIsDeleted) {
   runtime::MpsDaemons mps({.control_binary = BERTH_FAKE_MPS_CONTROL,
                            .root_dir = data_dir_ + "/mps",
                            .stop_grace = absl::Seconds(30)});
+  // Whatever happens below, no daemon outlives the test.
+  struct ReleaseAll {
+    runtime::MpsDaemons& mps;
+    ~ReleaseAll() {
+      for (const char* holder : {"s1", "s2"}) EXPECT_TRUE(mps.Release(holder).ok());
+    }
+  } release_all{mps};
   AgentOptions o = WithGpus(Options());
   o.inventory.gpus.resize(1);
   o.mps = &mps;
