@@ -12,6 +12,7 @@
 #include <sstream>
 
 #include "absl/strings/numbers.h"
+#include "agent/cdi_specs.h"
 #include "core/guard.h"
 #include "core/log.h"
 #include "core/status.h"
@@ -47,7 +48,55 @@ Agent::Agent(AgentOptions options)
       // Both carry the host's credential once Register() has it.
       client_(options_.server_url,
               api::ClientOptions{.timeout = options_.poll_wait + absl::Seconds(30)}),
-      hb_client_(options_.server_url, api::ClientOptions{.timeout = absl::Seconds(10)}) {}
+      hb_client_(options_.server_url, api::ClientOptions{.timeout = absl::Seconds(10)}) {
+  absl::MutexLock lock(&inventory_mu_);
+  inventory_ = options_.inventory;
+}
+
+core::HostInventory Agent::Inventory() {
+  absl::MutexLock lock(&inventory_mu_);
+  return inventory_;
+}
+
+void Agent::CheckGpus() {
+  if (!options_.probe_gpus || absl::Now() < next_gpu_check_) return;
+  next_gpu_check_ = absl::Now() + options_.gpu_check_interval;
+  absl::StatusOr<std::vector<core::GpuDevice>> seen = options_.probe_gpus();
+  absl::MutexLock lock(&inventory_mu_);
+  bool changed = false;
+  for (core::GpuDevice& g : inventory_.gpus) {
+    std::string why;
+    if (!seen.ok()) {
+      why = std::string(seen.status().message()).substr(0, 512);
+    } else if (std::none_of(seen->begin(), seen->end(),
+                            [&](const core::GpuDevice& d) { return d.uuid == g.uuid; })) {
+      why = "nvidia-smi no longer lists it";
+    }
+    if (g.healthy == why.empty() && g.health == why) continue;
+    changed = true;
+    g.healthy = why.empty();
+    g.health = why;
+    if (why.empty()) {
+      core::LogInfo("GPU %s is healthy again", g.uuid);
+    } else {
+      core::LogWarn("GPU %s is unhealthy: %s", g.uuid, why);
+    }
+  }
+  // The heartbeat registers the host again, with the devices' health.
+  if (changed) registered_ = false;
+}
+
+std::string Agent::UnhealthyGpu(const core::WorkloadStatus& status) {
+  absl::MutexLock lock(&inventory_mu_);
+  for (const core::GpuAssignment& a : status.gpus) {
+    for (const core::GpuDevice& g : inventory_.gpus) {
+      if (g.healthy || g.index != a.index) continue;
+      return Cat("GPU ", a.device_id.empty() ? g.uuid : a.device_id,
+                 " became unhealthy: ", g.health);
+    }
+  }
+  return "";
+}
 
 Agent::~Agent() { Stop(); }
 
@@ -97,7 +146,7 @@ std::string HostCredentialPath(const std::string& data_dir) {
 std::string Agent::CredentialPath() const { return HostCredentialPath(options_.data_dir); }
 
 absl::StatusOr<api::wire::RegistrationReply> Agent::PostRegistration(const std::string& bearer) {
-  api::wire::HostRegistration registration{.name = options_.name, .inventory = options_.inventory};
+  api::wire::HostRegistration registration{.name = options_.name, .inventory = Inventory()};
   registration.inventory.drivers.clear();
   for (const auto& [kind, driver] : options_.drivers) {
     registration.inventory.drivers.push_back(kind);
@@ -225,6 +274,16 @@ void Agent::Reconcile(const std::vector<core::Workload>& assigned) {
       Report(t, WorkloadState::kFailed, t.pending_failure);
       continue;
     }
+    if (!t.finished) {
+      if (std::string why = UnhealthyGpu(w.status); !why.empty()) {
+        Report(t, WorkloadState::kStopping, why);
+        StopTask(t, /*destroy=*/false);
+        t.finished = true;
+        Report(t, WorkloadState::kFailed, why);
+        SaveTaskOrWarn(t);
+        continue;
+      }
+    }
     if (t.finished) {
       // Its end was reported; repeat the report if the server has not taken it yet.
       if (w.status.state != t.reported)
@@ -300,10 +359,74 @@ absl::Status Agent::StartTask(const core::Workload& w) {
   }
   cfg.resources = w.spec.resources;
   cfg.gpus = w.status.gpus;
+  const core::HostInventory inventory = Inventory();
   for (const auto& g : w.status.gpus) {
-    for (const auto& d : options_.inventory.gpus) {
-      if (d.index == g.index) cfg.gpu_device_ids.push_back(d.uuid.empty() ? d.pci_address : d.uuid);
+    // The id the placement recorded; placements written before ids were recorded name only the
+    // index, which this host's inventory maps to its device.
+    std::string id = g.device_id;
+    std::vector<core::GpuAssignment> one = {g};
+    if (id.empty()) {
+      core::ResolveGpuDeviceIds(inventory.gpus, &one);
+      id = one.front().device_id;
     }
+    if (id.empty()) {
+      t.finished = true;
+      Report(t, WorkloadState::kFailed,
+             g.mig_profile.empty()
+                 ? Cat("GPU ", g.index, " is not among host ", options_.name,
+                       "'s devices or has no id; check its inventory (`berth host get ",
+                       options_.name, "`)")
+                 : Cat("GPU ", g.index, " of host ", options_.name, " has no MIG ", g.mig_profile,
+                       " instance at slice ", g.mig_start_slice, "; create it (`nvidia-smi mig -i ",
+                       g.index, " -cgi ", g.mig_profile, " -C`) and restart the agent"));
+      return absl::FailedPreconditionError("unknown GPU");
+    }
+    cfg.gpu_device_ids.push_back(id);
+    std::string pci;
+    for (const auto& d : inventory.gpus) {
+      if (d.index == g.index) pci = d.pci_address;
+    }
+    cfg.gpu_pci_addresses.push_back(pci);
+  }
+  if (options_.mps != nullptr) {
+    for (size_t i = 0; i < cfg.gpus.size(); ++i) {
+      const core::GpuAssignment& g = cfg.gpus[i];
+      if (g.milli >= core::kWholeGpuMilli || !g.mig_profile.empty()) continue;
+      auto pipe = options_.mps->Acquire(cfg.gpu_device_ids[i], t.workload);
+      if (!pipe.ok()) {
+        core::ReportError("agent", Cat("workload ", t.workload, ": MPS"),
+                          options_.mps->Release(t.workload));
+        t.finished = true;
+        Report(t, WorkloadState::kFailed,
+               Cat("GPU share on ", cfg.gpu_device_ids[i], ": ", pipe.status().message()));
+        return pipe.status();
+      }
+      cfg.mps_pipe_dir = *pipe;
+    }
+  }
+  if (t.kind == "container" && options_.cdi != nullptr && !cfg.gpus.empty()) {
+    // Through CDI when the host's specs cover every granted GPU; with none covered the driver's
+    // built-in NVIDIA nodes serve; a partial cover would hand out devices unevenly.
+    std::vector<std::string> names, missing;
+    for (size_t i = 0; i < cfg.gpus.size(); ++i) {
+      std::string name = CdiNameForGpu(*options_.cdi, cfg.gpus[i], cfg.gpu_device_ids[i]);
+      (name.empty() ? missing : names).push_back(name.empty() ? cfg.gpu_device_ids[i] : name);
+    }
+    absl::StatusOr<runtime::CdiEdits> edits = runtime::CdiEdits{};
+    if (!names.empty() && !missing.empty()) {
+      edits = absl::FailedPreconditionError(
+          Cat("no CDI spec on host ", options_.name, " names GPU ", missing.front(),
+              " while others are; regenerate the specs (`nvidia-ctk cdi generate`)"));
+    } else if (!names.empty()) {
+      edits = options_.cdi->Resolve(names);
+    }
+    if (!edits.ok()) {
+      ReleaseGpus(t.workload);
+      t.finished = true;
+      Report(t, WorkloadState::kFailed, std::string(edits.status().message()));
+      return edits.status();
+    }
+    cfg.device_edits = *std::move(edits);
   }
   cfg.task_dir = t.task_dir;
   for (const auto& p : w.spec.ports) {
@@ -320,6 +443,7 @@ absl::Status Agent::StartTask(const core::Workload& w) {
   Report(t, WorkloadState::kStarting, Cat("starting on ", options_.name));
   if (!options_.attach && (!w.spec.networks.empty() || !w.spec.disks.empty())) {
     // Never run a workload without the networks or disks it asked for.
+    ReleaseGpus(t.workload);
     t.finished = true;
     Report(t, WorkloadState::kFailed,
            Cat("host ", options_.name,
@@ -332,6 +456,7 @@ absl::Status Agent::StartTask(const core::Workload& w) {
     absl::Status attached = options_.attach(w.spec, &cfg);
     if (!attached.ok()) {
       if (options_.detach) options_.detach(t.workload);
+      ReleaseGpus(t.workload);
       t.finished = true;
       Report(t, WorkloadState::kFailed, std::string(attached.message()));
       return attached;
@@ -340,6 +465,7 @@ absl::Status Agent::StartTask(const core::Workload& w) {
   auto handle = driver->Start(cfg);
   if (!handle.ok()) {
     if (options_.detach) options_.detach(t.workload);
+    ReleaseGpus(t.workload);
     t.finished = true;
     Report(t, WorkloadState::kFailed, Cat("start failed: ", handle.status().message()));
     return handle.status();
@@ -367,6 +493,7 @@ void Agent::StopTask(LocalTask& t, bool destroy) {
   if (driver == nullptr || t.task_id.empty()) {
     // Nothing to stop here, but what the workload was given still goes back.
     if (destroy && options_.detach) options_.detach(t.workload);
+    if (destroy) ReleaseGpus(t.workload);
     return;
   }
   if (!t.finished) {
@@ -385,13 +512,26 @@ void Agent::StopTask(LocalTask& t, bool destroy) {
   absl::Status s = driver->Destroy(t.task_id, runtime::DestroyOptions{.force = true});
   if (!absl::IsNotFound(s)) core::OkOrReport("agent", Cat("workload ", t.workload, ": destroy"), s);
   if (options_.detach) options_.detach(t.workload);
+  ReleaseGpus(t.workload);
   fs::remove_all(t.task_dir, ec);
   absl::MutexLock lock(&paths_mu_);
   log_dirs_.erase(t.workload);
   task_refs_.erase(t.workload);
 }
 
+void Agent::ReleaseGpus(const std::string& workload) {
+  if (options_.mps == nullptr) return;
+  core::ReportError("agent", Cat("workload ", workload, ": stop its GPUs' MPS daemons"),
+                    options_.mps->Release(workload));
+}
+
 void Agent::Monitor() {
+  CheckGpus();
+  if (options_.mps != nullptr) {
+    for (const std::string& gpu : options_.mps->Check()) {
+      core::LogWarn("GPU %s: its MPS control daemon had stopped; started it again", gpu);
+    }
+  }
   for (auto& [name, t] : tasks_) {
     if (t.finished || !t.pending_failure.empty()) continue;
     runtime::ComputeDriver* driver = DriverFor(t.kind);

@@ -27,6 +27,7 @@
 #include "core/host.h"
 #include "core/workload.h"
 #include "runtime/compute_driver.h"
+#include "runtime/mps.h"
 
 namespace berth::agent {
 
@@ -62,6 +63,19 @@ struct AgentOptions {
   // start). Idempotent; works from the name alone, so it also serves tasks recovered after a
   // restart. Optional.
   std::function<void(std::string_view workload)> detach;
+  // The host's CDI specs (see cdi_specs.h): containers get their devices through them. Null or
+  // empty = GPUs get the built-in NVIDIA device nodes. Not owned; must outlive the agent.
+  const runtime::CdiRegistry* cdi = nullptr;
+  // The MPS control daemons of shared GPUs: a task holding a share of a GPU runs as a client of
+  // that GPU's daemon. Null = shares run without one (their limits are still in their env). Not
+  // owned; must outlive the agent.
+  runtime::MpsDaemons* mps = nullptr;
+  // Asks the host's GPUs again (nvidia-smi): the devices it lists, or the error that says the
+  // driver is in trouble. A GPU it fails on or no longer lists is marked unhealthy: the host
+  // registers again so the scheduler gives it no new work, and the tasks holding it fail with
+  // the reason. Unset = GPUs are not checked again (declared GPUs).
+  std::function<absl::StatusOr<std::vector<core::GpuDevice>>()> probe_gpus;
+  absl::Duration gpu_check_interval = absl::Seconds(30);
   // Driver-specific live counters merged into Stats() (e.g. a VM's guest CPU time); optional.
   std::function<absl::StatusOr<core::Json>(runtime::ComputeDriver* driver,
                                            std::string_view task_id)>
@@ -132,6 +146,14 @@ class Agent : public LocalHost {
   void Reconcile(const std::vector<core::Workload>& assigned);
   void Monitor();
   absl::Status StartTask(const core::Workload& w);
+  // The inventory as registered now (GPU health changes while the agent runs).
+  core::HostInventory Inventory();
+  // Probes the GPUs when a check is due and records changes of health (loop thread).
+  void CheckGpus();
+  // Why the task's GPUs (the device ids in `status`) cannot serve it; empty when they can.
+  std::string UnhealthyGpu(const core::WorkloadStatus& status);
+  // Lets go of the MPS daemons the workload's GPU shares held.
+  void ReleaseGpus(const std::string& workload);
   void StopTask(LocalTask& task, bool destroy);
   void Report(LocalTask& task, core::WorkloadState state, std::string reason,
               std::optional<int> exit_code = std::nullopt, bool oom = false);
@@ -153,6 +175,9 @@ class Agent : public LocalHost {
   absl::Mutex wake_mu_;
   std::atomic<bool> stopping_{false};
   std::atomic<bool> registered_{false};
+  absl::Mutex inventory_mu_;
+  core::HostInventory inventory_ ABSL_GUARDED_BY(inventory_mu_);
+  absl::Time next_gpu_check_ = absl::InfinitePast();  // loop thread only
   int64_t index_ = 0;
   std::thread heartbeat_;
   std::thread main_;

@@ -12,11 +12,13 @@
 #include <fstream>
 #include <map>
 #include <memory>
+#include <set>
 #include <string>
 #include <vector>
 
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
+#include "agent/inventory.h"
 #include "api/api_server.h"
 #include "control/control_plane.h"
 #include "core/clock.h"
@@ -580,6 +582,214 @@ TEST_F(AgentTest, ResolvedImageAndKernelCmdlineReachTheDriver) {
   EXPECT_EQ(host_->starts(), 1);
   std::sort(resolved.begin(), resolved.end());
   EXPECT_EQ(resolved, (std::vector<std::string>{"vm/debian-12", "vm/missing"}));
+}
+
+// A host with two declared A100s (ids derived as the agent derives them) and PCI addresses.
+AgentOptions WithGpus(AgentOptions o) {
+  for (int i = 0; i < 2; ++i) {
+    core::GpuDevice d{.index = i, .model = "A100-SXM4-80GB", .memory_mib = 81920};
+    d.pci_address = Cat("0000:0", 7 + i, ":00.0");
+    o.inventory.gpus.push_back(d);
+  }
+  NameDeclaredGpus(kHost, &o.inventory.gpus);
+  return o;
+}
+
+Json WithGpu(Json spec, Json gpu) {
+  spec["resources"]["gpu"] = std::move(gpu);
+  return spec;
+}
+
+TEST_F(AgentTest, EachWorkloadGetsTheIdsOfExactlyTheGpusItsStatusRecords) {
+  MakeAgent(WithGpus(Options()));
+  const std::string a = Submit(WithGpu(ProcessSpec("a"), {{"count", 1}}));
+  const std::string b = Submit(WithGpu(ProcessSpec("b"), {{"count", 1}}));
+  Sync();
+  std::vector<std::string> ids;
+  for (const auto& [name, task] : {std::pair{"a", a}, std::pair{"b", b}}) {
+    EXPECT_EQ(StateOf(name), "running") << Get(name).status.reason;
+    core::Workload w = Get(name);
+    ASSERT_EQ(w.status.gpus.size(), 1u);
+    auto cfg = host_->Config(task);
+    ASSERT_TRUE(cfg.has_value());
+    EXPECT_EQ(cfg->gpu_device_ids, std::vector<std::string>{w.status.gpus[0].device_id});
+    EXPECT_EQ(w.status.gpus[0].device_id, core::DeclaredGpuUuid(kHost, w.status.gpus[0].index));
+    EXPECT_EQ(cfg->gpu_pci_addresses,
+              std::vector<std::string>{Cat("0000:0", 7 + w.status.gpus[0].index, ":00.0")});
+    ids.push_back(w.status.gpus[0].device_id);
+  }
+  EXPECT_NE(ids[0], ids[1]);
+}
+
+TEST_F(AgentTest, AMigRequestGetsItsInstancesUuid) {
+  AgentOptions o = Options();
+  core::GpuDevice d{.index = 0,
+                    .uuid = "GPU-1c7e9a52",
+                    .model = "A100-SXM4-80GB",
+                    .memory_mib = 81920,
+                    .mig_enabled = true};
+  d.mig_instances = {{.profile = "3g.40gb", .start_slice = 0, .uuid = "MIG-at-zero"},
+                     {.profile = "3g.40gb", .start_slice = 4, .uuid = "MIG-at-four"}};
+  o.inventory.gpus = {d};
+  MakeAgent(std::move(o));
+  const std::string first = Submit(WithGpu(ProcessSpec("m1"), {{"mig", "3g.40gb"}}));
+  const std::string second = Submit(WithGpu(ProcessSpec("m2"), {{"mig", "3g.40gb"}}));
+  Sync();
+  std::set<std::string> got;
+  for (const auto& [name, task] : {std::pair{"m1", first}, std::pair{"m2", second}}) {
+    core::Workload w = Get(name);
+    ASSERT_EQ(w.status.gpus.size(), 1u) << w.status.explanation;
+    const core::GpuAssignment& g = w.status.gpus[0];
+    EXPECT_EQ(g.device_id, g.mig_start_slice == 0 ? "MIG-at-zero" : "MIG-at-four");
+    auto cfg = host_->Config(task);
+    ASSERT_TRUE(cfg.has_value());
+    EXPECT_EQ(cfg->gpu_device_ids, std::vector<std::string>{g.device_id});
+    got.insert(g.device_id);
+  }
+  EXPECT_EQ(got, (std::set<std::string>{"MIG-at-zero", "MIG-at-four"}));
+}
+
+TEST_F(AgentTest, AGpuTheDriverFailsOnIsTakenOutOfPlacementAndItsTaskFails) {
+  AgentOptions o = WithGpus(Options());
+  o.inventory.gpus.resize(1);
+  bool failing = false;
+  int probes = 0;
+  const core::GpuDevice device = o.inventory.gpus[0];
+  o.probe_gpus = [&]() -> absl::StatusOr<std::vector<core::GpuDevice>> {
+    ++probes;
+    if (failing) {
+      return absl::UnavailableError(
+          "Unable to determine the device handle for GPU0000:07:00.0: Unknown Error");
+    }
+    return std::vector<core::GpuDevice>{device};
+  };
+  o.gpu_check_interval = absl::ZeroDuration();
+  MakeAgent(std::move(o));
+  Submit(WithGpu(ProcessSpec("train"), {{"count", 1}}));
+  Sync();
+  EXPECT_EQ(StateOf("train"), "running") << Get("train").status.reason;
+  EXPECT_GT(probes, 0);
+  failing = true;
+  Sync();  // the check sees the failure
+  Sync();  // the task holding the GPU fails with it
+  EXPECT_EQ(StateOf("train"), "failed");
+  EXPECT_NE(Get("train").status.reason.find("became unhealthy: Unable to determine"),
+            std::string::npos)
+      << Get("train").status.reason;
+  ASSERT_TRUE(agent_->Register().ok());  // as the heartbeat does after the change
+  auto host = control_.GetHost(kHost);
+  ASSERT_TRUE(host.ok()) << host.status();
+  ASSERT_EQ(host->inventory.gpus.size(), 1u);
+  EXPECT_FALSE(host->inventory.gpus[0].healthy);
+  EXPECT_NE(host->inventory.gpus[0].health.find("Unknown Error"), std::string::npos);
+  auto spec = core::DecodeWorkloadSpec(WithGpu(ProcessSpec("next"), {{"count", 1}}));
+  ASSERT_TRUE(spec.ok());
+  ASSERT_TRUE(control_.CreateWorkload(*spec).ok());
+  ASSERT_TRUE(control_.ScheduleOnce().ok());
+  EXPECT_EQ(StateOf("next"), "pending");
+}
+
+TEST_F(AgentTest, AMigSliceWithoutAnInstanceFailsWithTheReason) {
+  AgentOptions o = Options();
+  o.inventory.gpus = {{.index = 0,
+                       .uuid = "GPU-1c7e9a52",
+                       .model = "A100-SXM4-80GB",
+                       .memory_mib = 81920,
+                       .mig_enabled = true}};
+  MakeAgent(std::move(o));
+  const std::string task = Submit(WithGpu(ProcessSpec("m"), {{"mig", "1g.10gb"}}));
+  Sync();
+  EXPECT_EQ(StateOf("m"), "failed");
+  EXPECT_NE(Get("m").status.reason.find("MIG 1g.10gb"), std::string::npos)
+      << Get("m").status.reason;
+  EXPECT_FALSE(host_->Config(task).has_value());
+}
+
+TEST_F(AgentTest, ContainersGetTheirGpusThroughCdiWhereASpecNamesThem) {
+  AgentOptions o = WithGpus(Options());
+  runtime::CdiRegistry registry;
+  const std::string id0 = o.inventory.gpus[0].uuid;
+  auto spec = runtime::DecodeCdiSpec(
+      Json{
+          {"cdiVersion", "0.5.0"},
+          {"kind", "nvidia.com/gpu"},
+          {"containerEdits", {{"deviceNodes", {{{"path", "/dev/nvidiactl"}}}}}},
+          {"devices",
+           {{{"name", id0}, {"containerEdits", {{"deviceNodes", {{{"path", "/dev/nvidia0"}}}}}}},
+            {{"name", "1"}, {"containerEdits", {{"deviceNodes", {{{"path", "/dev/nvidia1"}}}}}}}}}},
+      "test");
+  ASSERT_TRUE(spec.ok()) << spec.status();
+  registry.Add(*spec);
+  o.cdi = &registry;
+  MakeAgent(std::move(o));
+  const std::string both = Submit(WithGpu(ContainerSpec("both"), {{"count", 2}}));
+  Sync();
+  EXPECT_EQ(StateOf("both"), "running") << Get("both").status.reason;
+  auto cfg = host_->Config(both);
+  ASSERT_TRUE(cfg.has_value());
+  std::vector<std::string> nodes;
+  for (const auto& n : cfg->device_edits.device_nodes) nodes.push_back(n.path);
+  std::sort(nodes.begin(), nodes.end());
+  // The spec's own node once, and each GPU's (by UUID for one, by index for the other).
+  EXPECT_EQ(nodes, (std::vector<std::string>{"/dev/nvidia0", "/dev/nvidia1", "/dev/nvidiactl"}));
+}
+
+TEST_F(AgentTest, AContainerWhoseGpusCdiCoversOnlyInPartFailsWithTheReason) {
+  AgentOptions o = WithGpus(Options());
+  runtime::CdiRegistry registry;
+  registry.Add(*runtime::DecodeCdiSpec(
+      Json{{"cdiVersion", "0.5.0"},
+           {"kind", "nvidia.com/gpu"},
+           {"devices", {{{"name", "0"}, {"containerEdits", {{"env", {"A=1"}}}}}}}},
+      "test"));
+  o.cdi = &registry;
+  MakeAgent(std::move(o));
+  const std::string task = Submit(WithGpu(ContainerSpec("half"), {{"count", 2}}));
+  Sync();
+  EXPECT_EQ(StateOf("half"), "failed");
+  EXPECT_NE(Get("half").status.reason.find("no CDI spec"), std::string::npos)
+      << Get("half").status.reason;
+  EXPECT_FALSE(host_->Config(task).has_value());
+}
+
+TEST_F(AgentTest, SharesOfOneGpuRunUnderOneMpsDaemonUntilTheLastIsDeleted) {
+  runtime::MpsDaemons mps({.control_binary = BERTH_FAKE_MPS_CONTROL,
+                           .root_dir = data_dir_ + "/mps",
+                           .stop_grace = absl::Seconds(30)});
+  // Whatever happens below, no daemon outlives the test.
+  struct ReleaseAll {
+    runtime::MpsDaemons& mps;
+    ~ReleaseAll() {
+      for (const char* holder : {"s1", "s2"}) EXPECT_TRUE(mps.Release(holder).ok());
+    }
+  } release_all{mps};
+  AgentOptions o = WithGpus(Options());
+  o.inventory.gpus.resize(1);
+  o.mps = &mps;
+  MakeAgent(std::move(o));
+  const std::string a = Submit(WithGpu(ProcessSpec("s1"), {{"share", "250m"}, {"memory", "10Gi"}}));
+  const std::string b = Submit(WithGpu(ProcessSpec("s2"), {{"share", "500m"}}));
+  Sync();
+  auto ca = host_->Config(a);
+  auto cb = host_->Config(b);
+  ASSERT_TRUE(ca.has_value() && cb.has_value()) << Get("s1").status.reason;
+  const std::string gpu = Get("s1").status.gpus.at(0).device_id;
+  EXPECT_EQ(ca->mps_pipe_dir, mps.GpuDir(gpu) + "/pipe");
+  EXPECT_EQ(cb->mps_pipe_dir, ca->mps_pipe_dir);
+  EXPECT_EQ(ca->gpus.at(0).milli, 250);
+  EXPECT_EQ(ca->gpus.at(0).memory_mib, 10240);
+  EXPECT_EQ(mps.Running(), std::vector<std::string>{gpu});
+  // A delete stops the task at one pass and destroys it at the next.
+  ASSERT_TRUE(control_.DeleteWorkload("s1").ok());
+  Sync();
+  Sync();
+  EXPECT_FALSE(host_->Config(a).has_value());
+  EXPECT_EQ(mps.Running(), std::vector<std::string>{gpu});
+  ASSERT_TRUE(control_.DeleteWorkload("s2").ok());
+  Sync();
+  Sync();
+  EXPECT_FALSE(host_->Config(b).has_value());
+  EXPECT_TRUE(mps.Running().empty());
 }
 
 TEST_F(AgentTest, StartRegistersTheHostAndConvergesInTheBackground) {

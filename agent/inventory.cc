@@ -6,12 +6,17 @@
 
 #include <cstdio>
 #include <fstream>
+#include <functional>
+#include <map>
 #include <sstream>
 
+#include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
 #include "api/body_parser.h"
+#include "core/log.h"
 #include "core/status.h"
 #include "core/strings.h"
 
@@ -24,9 +29,39 @@ absl::StatusOr<AgentConfig> ParseAgentConfig(const Json& j) {
   AgentConfig c;
   core::JsonContext ctx{"agent config", ""};
   if (j.is_null()) return c;
-  BERTH_RETURN_IF_ERROR(core::CheckObject(
-      ctx, j, "", {"name", "labels", "cpu", "memory", "disk", "gpus", "vm_accel"}));
+  BERTH_RETURN_IF_ERROR(core::CheckObject(ctx, j, "",
+                                          {"name", "labels", "cpu", "memory", "disk", "gpus",
+                                           "vm_accel", "cdi_dirs", "nvidia_smi", "mps_control"}));
   c.name = j.value("name", "");
+  if (auto it = j.find("cdi_dirs"); it != j.end()) {
+    if (!it->is_array() || it->size() > 16) {
+      return ctx.Error("cdi_dirs", "must be a list of at most 16 absolute directories");
+    }
+    c.cdi_dirs.clear();
+    for (size_t i = 0; i < it->size(); ++i) {
+      const Json& d = (*it)[i];
+      if (!d.is_string() || d.get_ref<const std::string&>().empty() ||
+          d.get_ref<const std::string&>()[0] != '/') {
+        return ctx.Error(Cat("cdi_dirs[", i, "]"),
+                         Cat("must be an absolute directory, got ", d.dump()));
+      }
+      c.cdi_dirs.push_back(d.get<std::string>());
+    }
+  }
+  if (auto it = j.find("nvidia_smi"); it != j.end()) {
+    if (!it->is_string() || it->get_ref<const std::string&>().empty() ||
+        it->get_ref<const std::string&>()[0] != '/') {
+      return ctx.Error("nvidia_smi", Cat("must be an absolute path, got ", it->dump()));
+    }
+    c.nvidia_smi = it->get<std::string>();
+  }
+  if (auto it = j.find("mps_control"); it != j.end()) {
+    if (!it->is_string() || it->get_ref<const std::string&>().empty() ||
+        it->get_ref<const std::string&>()[0] != '/') {
+      return ctx.Error("mps_control", Cat("must be an absolute path, got ", it->dump()));
+    }
+    c.mps_control = it->get<std::string>();
+  }
   if (auto it = j.find("vm_accel"); it != j.end()) {
     if (!it->is_string() || (*it != "auto" && *it != "kvm" && *it != "tcg")) {
       return ctx.Error("vm_accel", Cat("must be auto, kvm or tcg, got ", it->dump()));
@@ -55,6 +90,13 @@ absl::StatusOr<AgentConfig> LoadAgentConfig(const std::string& path) {
   return ParseAgentConfig(docs->front());
 }
 
+std::string NormalizePciAddress(std::string_view address) {
+  std::string a = absl::AsciiStrToLower(core::AbslView(address));
+  // nvidia-smi writes the domain with 8 digits ("00000000:3B:00.0"); sysfs and QEMU use 4.
+  if (a.size() == 16 && a[8] == ':' && a.compare(0, 4, "0000") == 0) a = a.substr(4);
+  return a;
+}
+
 absl::StatusOr<std::vector<core::GpuDevice>> ParseNvidiaSmi(std::string_view csv) {
   std::vector<core::GpuDevice> gpus;
   for (absl::string_view line : absl::StrSplit(core::AbslView(csv), '\n', absl::SkipWhitespace())) {
@@ -79,10 +121,17 @@ absl::StatusOr<std::vector<core::GpuDevice>> ParseNvidiaSmi(std::string_view csv
       return absl::InvalidArgumentError(Cat("nvidia-smi: bad memory \"", f[3], "\""));
     }
     d.memory_mib = mib;
-    if (f.size() > 4) d.pci_address = f[4];
+    if (f.size() > 4) d.pci_address = NormalizePciAddress(f[4]);
+    if (f.size() > 5) d.mig_enabled = f[5] == "Enabled";
     gpus.push_back(d);
   }
   return gpus;
+}
+
+void NameDeclaredGpus(std::string_view host, std::vector<core::GpuDevice>* gpus) {
+  for (core::GpuDevice& d : *gpus) {
+    if (d.uuid.empty()) d.uuid = core::DeclaredGpuUuid(host, d.index);
+  }
 }
 
 namespace {
@@ -109,24 +158,190 @@ int64_t DiskMiB(const std::string& dir) {
   return static_cast<int64_t>(st.f_bavail) * static_cast<int64_t>(st.f_frsize) / (1 << 20);
 }
 
-std::optional<std::string> RunNvidiaSmi() {
-  if (access("/usr/bin/nvidia-smi", X_OK) != 0 && access("/usr/local/bin/nvidia-smi", X_OK) != 0) {
-    return std::nullopt;
+}  // namespace
+
+std::string FindNvidiaSmi(const std::string& configured) {
+  if (!configured.empty()) {
+    if (access(configured.c_str(), X_OK) == 0) return configured;
+    core::LogWarn("nvidia_smi %s is not an executable file; GPUs come from the config", configured);
+    return "";
   }
-  FILE* p = popen(
-      "nvidia-smi --query-gpu=index,uuid,name,memory.total,pci.bus_id "
-      "--format=csv,noheader,nounits 2>/dev/null",
-      "r");
-  if (!p) return std::nullopt;
-  std::string out;
-  char buf[4096];
-  size_t n;
-  while ((n = fread(buf, 1, sizeof buf, p)) > 0) out.append(buf, n);
-  if (pclose(p) != 0) return std::nullopt;
-  return out;
+  const char* path = getenv("PATH");
+  for (absl::string_view dir : absl::StrSplit(path ? path : "/usr/bin:/usr/local/bin", ':')) {
+    if (dir.empty()) continue;
+    std::string candidate = Cat(std::string(dir), "/nvidia-smi");
+    if (access(candidate.c_str(), X_OK) == 0) return candidate;
+  }
+  return "";
 }
 
+absl::StatusOr<NvidiaSmiReport> QueryNvidiaSmi(runtime::host::Executor& executor,
+                                               const std::string& binary) {
+  NvidiaSmiReport r;
+  auto run = [&](std::vector<std::string> args) -> absl::StatusOr<std::string> {
+    args.insert(args.begin(), binary);
+    BERTH_ASSIGN_OR_RETURN(runtime::host::RunResult r,
+                           runtime::host::RunTool(executor, args, {.timeout = absl::Seconds(30)}));
+    if (r.ok()) return r.out;
+    // nvidia-smi says what went wrong on standard output.
+    std::string said(absl::StripAsciiWhitespace(r.err.empty() ? r.out : r.err));
+    if (said.size() > 400) said = said.substr(0, 400) + "...";
+    return absl::UnavailableError(Cat("`", runtime::host::FormatArgv(args), "` ",
+                                      runtime::host::DescribeExit(r), ": ", said));
+  };
+  BERTH_ASSIGN_OR_RETURN(
+      std::string csv,
+      run({"--query-gpu=index,uuid,name,memory.total,pci.bus_id,mig.mode.current,driver_version",
+           "--format=csv,noheader,nounits"}));
+  BERTH_ASSIGN_OR_RETURN(r.gpus, ParseNvidiaSmi(csv));
+  for (absl::string_view line : absl::StrSplit(csv, '\n', absl::SkipWhitespace())) {
+    std::vector<std::string> f = absl::StrSplit(line, ',');
+    if (f.size() > 6) r.driver_version = std::string(absl::StripAsciiWhitespace(f[6]));
+    break;
+  }
+  bool any_mig = false;
+  for (const auto& g : r.gpus) any_mig |= g.mig_enabled;
+  if (any_mig) {
+    BERTH_ASSIGN_OR_RETURN(std::string list, run({"-L"}));
+    BERTH_RETURN_IF_ERROR(ParseNvidiaSmiList(list, &r.gpus));
+    // Where each instance starts; without it instances are matched by their order.
+    auto lgi = run({"mig", "-lgi"});
+    if (lgi.ok()) {
+      ApplyMigPlacements(*lgi, &r.gpus);
+    } else {
+      r.warnings.push_back(Cat("nvidia-smi mig -lgi: ", lgi.status().message()));
+    }
+  }
+  if (r.gpus.size() > 1) {
+    auto topo = run({"topo", "-m"});
+    if (topo.ok()) {
+      ApplyNvidiaTopology(*topo, &r.gpus);
+    } else {
+      r.warnings.push_back(Cat("nvidia-smi topo -m: ", topo.status().message()));
+    }
+  }
+  return r;
+}
+
+absl::Status ParseNvidiaSmiList(std::string_view text, std::vector<core::GpuDevice>* gpus) {
+  core::GpuDevice* current = nullptr;
+  for (absl::string_view raw : absl::StrSplit(core::AbslView(text), '\n', absl::SkipWhitespace())) {
+    absl::string_view line = absl::StripAsciiWhitespace(raw);
+    size_t uuid_at = line.find("(UUID: ");
+    if (uuid_at == absl::string_view::npos || line.back() != ')') continue;
+    std::string uuid(line.substr(uuid_at + 7, line.size() - uuid_at - 8));
+    if (absl::StartsWith(line, "GPU ")) {
+      int index = -1;
+      absl::string_view num = line.substr(4, line.find(':') - 4);
+      if (!absl::SimpleAtoi(num, &index)) {
+        return absl::InvalidArgumentError(
+            Cat("nvidia-smi -L: unexpected line \"", std::string(line), "\""));
+      }
+      current = nullptr;
+      for (auto& g : *gpus) {
+        if (g.index == index) current = &g;
+      }
+      if (current != nullptr && current->uuid.empty()) current->uuid = uuid;
+      continue;
+    }
+    if (absl::StartsWith(line, "MIG ") && current != nullptr) {
+      // "MIG 3g.40gb     Device  0: (UUID: MIG-...)"
+      std::vector<absl::string_view> words =
+          absl::StrSplit(line, absl::ByAnyChar(" \t"), absl::SkipEmpty());
+      if (words.size() < 2 || !core::IsKnownMigProfile(std::string(words[1]))) {
+        return absl::InvalidArgumentError(
+            Cat("nvidia-smi -L: unknown MIG profile in \"", std::string(line), "\""));
+      }
+      current->mig_instances.push_back({.profile = std::string(words[1]), .uuid = uuid});
+    }
+  }
+  return absl::OkStatus();
+}
+
+void ApplyMigPlacements(std::string_view text, std::vector<core::GpuDevice>* gpus) {
+  // Rows "|   0  MIG 3g.40gb          9        1          4:4     |": GPU, profile, profile id,
+  // instance id, start:size. nvidia-smi -L lists a GPU's MIG devices by instance id, so the
+  // n-th of them (by id) is the n-th row of that GPU sorted by instance id.
+  std::map<int, std::map<int, std::pair<std::string, int>>> rows;  // gpu -> id -> (profile, start)
+  for (absl::string_view raw : absl::StrSplit(core::AbslView(text), '\n', absl::SkipWhitespace())) {
+    std::vector<absl::string_view> w =
+        absl::StrSplit(raw, absl::ByAnyChar(" \t|"), absl::SkipEmpty());
+    if (w.size() < 6 || w[1] != "MIG") continue;
+    int gpu = 0, id = 0, start = 0;
+    size_t colon = w[5].find(':');
+    if (!absl::SimpleAtoi(w[0], &gpu) || !absl::SimpleAtoi(w[4], &id) ||
+        colon == absl::string_view::npos || !absl::SimpleAtoi(w[5].substr(0, colon), &start)) {
+      continue;
+    }
+    rows[gpu][id] = {std::string(w[2]), start};
+  }
+  for (auto& g : *gpus) {
+    auto it = rows.find(g.index);
+    if (it == rows.end() || it->second.size() != g.mig_instances.size()) continue;
+    size_t n = 0;
+    bool same = true;
+    for (const auto& [id, row] : it->second) same &= row.first == g.mig_instances[n++].profile;
+    if (!same) continue;
+    n = 0;
+    for (const auto& [id, row] : it->second) g.mig_instances[n++].start_slice = row.second;
+  }
+}
+
+namespace {
+// "GPU0", "GPU12": a GPU's column in `nvidia-smi topo -m` (not "GPU" of "GPU NUMA ID").
+bool IsGpuColumn(const std::string& cell) {
+  return cell.size() > 3 && absl::StartsWith(cell, "GPU") &&
+         std::all_of(cell.begin() + 3, cell.end(), [](char c) { return std::isdigit(c) != 0; });
+}
 }  // namespace
+
+void ApplyNvidiaTopology(std::string_view text, std::vector<core::GpuDevice>* gpus) {
+  // A matrix: a header of "GPU0 GPU1 ... CPU Affinity NUMA Affinity ...", then one row per GPU
+  // whose cells say how it reaches each other GPU: "X" itself, "NV<n>" over n NVLinks, "PIX",
+  // "PXB", "PHB", "NODE", "SYS" over PCIe and the CPUs.
+  std::vector<std::vector<std::string>> rows;
+  size_t columns = 0;
+  int numa_column = -1;
+  for (absl::string_view raw : absl::StrSplit(core::AbslView(text), '\n', absl::SkipWhitespace())) {
+    std::vector<std::string> cells =
+        absl::StrSplit(absl::StripAsciiWhitespace(raw), absl::ByAnyChar(" \t"), absl::SkipEmpty());
+    if (cells.empty()) continue;
+    if (columns == 0 && IsGpuColumn(cells[0])) {
+      for (const std::string& c : cells) columns += IsGpuColumn(c) ? 1 : 0;
+      // Rows start with their GPU's name, which the header lacks, and hold "CPU Affinity" in one
+      // cell where the header has two words: the NUMA cell sits at the header's index.
+      for (size_t i = 0; i + 1 < cells.size(); ++i) {
+        if (cells[i] == "NUMA" && cells[i + 1] == "Affinity") numa_column = static_cast<int>(i);
+      }
+      continue;
+    }
+    if (columns > 0 && absl::StartsWith(cells[0], "GPU") && cells.size() > columns) {
+      rows.push_back(cells);
+      if (rows.size() == columns) break;
+    }
+  }
+  if (rows.size() != columns || columns != gpus->size()) return;
+  std::vector<int> island(columns);
+  for (size_t i = 0; i < columns; ++i) island[i] = static_cast<int>(i);
+  std::function<int(int)> root = [&](int i) {
+    return island[i] == i ? i : island[i] = root(island[i]);
+  };
+  for (size_t i = 0; i < columns; ++i) {
+    for (size_t j = 0; j < columns; ++j) {
+      if (absl::StartsWith(rows[i][j + 1], "NV")) island[root(i)] = root(j);
+    }
+  }
+  std::map<int, int> numbered;
+  for (size_t i = 0; i < columns; ++i) {
+    auto [it, fresh] = numbered.emplace(root(i), static_cast<int>(numbered.size()));
+    (*gpus)[i].nvlink_island = it->second;
+    int numa = 0;
+    if (numa_column >= 0 && rows[i].size() > static_cast<size_t>(numa_column) &&
+        absl::SimpleAtoi(rows[i][numa_column], &numa)) {
+      (*gpus)[i].numa_node = numa;
+    }
+  }
+}
 
 std::string LocalHostName() {
   char buf[256] = {0};
@@ -147,10 +362,20 @@ absl::StatusOr<core::HostInventory> DetectInventory(const AgentConfig& config,
   if (inv.capacity.cpu.value() == 0) inv.capacity.cpu = core::MilliCpu(OnlineCpus() * 1000);
   if (inv.capacity.memory.value() == 0) inv.capacity.memory = core::MemoryMiB(MemTotalMiB());
   if (inv.capacity.disk.value() == 0) inv.capacity.disk = core::DiskMiB(DiskMiB(data_dir));
-  if (auto smi = RunNvidiaSmi()) {
-    BERTH_ASSIGN_OR_RETURN(std::vector<core::GpuDevice> gpus, ParseNvidiaSmi(*smi));
-    if (!gpus.empty()) inv.gpus = std::move(gpus);
+  if (std::string smi = FindNvidiaSmi(config.nvidia_smi); !smi.empty()) {
+    auto report = QueryNvidiaSmi(runtime::host::RealExecutor(), smi);
+    if (!report.ok()) {
+      // A driver that cannot answer offers no GPUs: declared ones would not work either.
+      inv.gpus.clear();
+      inv.fingerprint["gpu_error"] = std::string(report.status().message()).substr(0, 512);
+      core::LogWarn("GPUs: %s; this host offers none", report.status().message());
+    } else {
+      if (!report->gpus.empty()) inv.gpus = std::move(report->gpus);
+      if (!report->driver_version.empty()) inv.fingerprint["gpu_driver"] = report->driver_version;
+      for (const std::string& w : report->warnings) core::LogWarn("GPUs: %s", w);
+    }
   }
+  NameDeclaredGpus(config.name, &inv.gpus);
   struct utsname u {};
   if (uname(&u) == 0) inv.os = Cat(u.sysname, " ", u.release);
   return inv;

@@ -762,6 +762,8 @@ absl::Status BuildCluster(const Snapshot& snap, sched::Cluster* cluster,
     spec.capacity = h.inventory.capacity;
     spec.labels = sched::Labels(h.inventory.labels.begin(), h.inventory.labels.end());
     spec.gpus = h.inventory.gpus;
+    // A device its host reports unhealthy takes no new work.
+    std::erase_if(spec.gpus, [](const core::GpuDevice& g) { return !g.healthy; });
     BERTH_ASSIGN_OR_RETURN(int index, cluster->AddHost(spec));
     (*by_index)[index] = &h;
     if (h.state != core::HostState::kReady || snap.unreadable_allocs.contains(h.name)) {
@@ -950,6 +952,9 @@ absl::StatusOr<int> ControlPlane::ApplySchedulePlan(const Snapshot& snap,
     w.status.state = WorkloadState::kScheduled;
     w.status.host = host;
     w.status.gpus = p.placement.gpus;
+    for (const core::Host& h : snap.hosts) {
+      if (h.name == host) core::ResolveGpuDeviceIds(h.inventory.gpus, &w.status.gpus);
+    }
     w.status.generation += 1;
     w.status.explanation.clear();
     w.status.reason = Cat("placed on ", host);

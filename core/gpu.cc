@@ -2,6 +2,8 @@
 
 #include <algorithm>
 
+#include "core/secret.h"
+
 namespace berth::core {
 namespace {
 
@@ -83,6 +85,41 @@ int64_t GpuRequest::TotalMilli() const {
 bool GpuRequest::AllowsModel(std::string_view model) const {
   if (models.empty()) return true;
   return std::find(models.begin(), models.end(), model) != models.end();
+}
+
+std::string DeclaredGpuUuid(std::string_view host, int index) {
+  std::string hex = Sha256Hex(std::string("berth/declared-gpu/") + std::string(host) + "/" +
+                              std::to_string(index));
+  return "GPU-" + hex.substr(0, 8) + "-" + hex.substr(8, 4) + "-" + hex.substr(12, 4) + "-" +
+         hex.substr(16, 4) + "-" + hex.substr(20, 12);
+}
+
+void ResolveGpuDeviceIds(const std::vector<GpuDevice>& gpus,
+                         std::vector<GpuAssignment>* assignments) {
+  for (GpuAssignment& a : *assignments) {
+    const GpuDevice* device = nullptr;
+    for (const GpuDevice& d : gpus) {
+      if (d.index == a.index) device = &d;
+    }
+    if (device == nullptr) continue;
+    if (a.mig_profile.empty()) {
+      a.device_id = device->uuid;
+      continue;
+    }
+    a.device_id.clear();
+    std::vector<const MigInstance*> same;
+    for (const MigInstance& m : device->mig_instances) {
+      if (m.profile != a.mig_profile) continue;
+      if (m.start_slice >= 0 && m.start_slice == a.mig_start_slice) a.device_id = m.uuid;
+      same.push_back(&m);
+    }
+    if (!a.device_id.empty() || same.empty() || same.front()->start_slice >= 0) continue;
+    std::optional<MigProfile> p = FindMigProfile(device->model, device->memory_mib, a.mig_profile);
+    if (!p) continue;
+    auto at = std::find(p->start_slices.begin(), p->start_slices.end(), a.mig_start_slice);
+    size_t n = static_cast<size_t>(at - p->start_slices.begin());
+    if (at != p->start_slices.end() && n < same.size()) a.device_id = same[n]->uuid;
+  }
 }
 
 }  // namespace berth::core

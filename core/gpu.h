@@ -35,23 +35,32 @@ std::optional<MigProfile> FindMigProfile(std::string_view gpu_model, int64_t dev
 // True when `name` is the name of a MIG profile on any supported device ("3g.40gb").
 bool IsKnownMigProfile(std::string_view name);
 
-// A MIG instance carved on a device.
+// A MIG instance carved on a device, as the host's nvidia-smi reports it.
 struct MigInstance {
-  std::string profile;  // "3g.40gb"
-  int start_slice = 0;  // first memory slice it occupies
-  std::string owner;    // workload id holding it, empty when free
+  std::string profile;   // "3g.40gb"
+  int start_slice = -1;  // first memory slice it occupies; -1 when unknown
+  std::string uuid;      // "MIG-..."
+  bool operator==(const MigInstance&) const = default;
 };
 
 struct GpuDevice {
-  int index = 0;             // index as nvidia-smi reports it
-  std::string uuid;          // "GPU-..." where known
-  std::string model;         // "A100-SXM4-80GB", "H100", "T4", ...
-  int64_t memory_mib = 0;    // device memory
-  int numa_node = 0;         // host NUMA node the device hangs off
-  int nvlink_island = 0;     // devices with the same island talk over NVLink
-  bool mig_enabled = false;  // partitioned into MIG instances
-  std::string pci_address;   // "0000:3b:00.0", for vfio-pci passthrough
+  int index = 0;                           // index as nvidia-smi reports it
+  std::string uuid;                        // "GPU-..." where known
+  std::string model;                       // "A100-SXM4-80GB", "H100", "T4", ...
+  int64_t memory_mib = 0;                  // device memory
+  int numa_node = 0;                       // host NUMA node the device hangs off
+  int nvlink_island = 0;                   // devices with the same island talk over NVLink
+  bool mig_enabled = false;                // partitioned into MIG instances
+  std::string pci_address;                 // "0000:3b:00.0", for vfio-pci passthrough
+  std::vector<MigInstance> mig_instances;  // the instances carved on it, where known
+  bool healthy = true;                     // false: its host saw it fail; it takes no new work
+  std::string health;                      // why it is not healthy
 };
+
+// The id Berth gives a GPU that the agent's config declares without a UUID: "GPU-" and a UUID
+// derived from the host name and the index, so it is the same after every restart and differs
+// between hosts.
+std::string DeclaredGpuUuid(std::string_view host, int index);
 
 // What a workload asks of GPUs.
 struct GpuRequest {
@@ -77,7 +86,18 @@ struct GpuAssignment {
   int64_t memory_mib = 0;   // device memory reserved for a share
   std::string mig_profile;  // set for a MIG slice
   int mig_start_slice = -1;
+  // The device's stable id as the workload sees it: the GPU's UUID ("GPU-..."), or for a MIG
+  // slice the instance's ("MIG-..."); empty when the host reported none.
+  std::string device_id;
   bool operator==(const GpuAssignment&) const = default;
 };
+
+// Fills each assignment's device_id from the host's devices `gpus`: the UUID of the device at
+// its index, or for a MIG slice the UUID of the instance of its profile at its start slice. Where
+// the host did not say where its instances start, the n-th instance of the profile stands for
+// the profile's n-th allowed start slice, so two slices the scheduler keeps apart never share one.
+// Leaves device_id empty where nothing matches.
+void ResolveGpuDeviceIds(const std::vector<GpuDevice>& gpus,
+                         std::vector<GpuAssignment>* assignments);
 
 }  // namespace berth::core

@@ -10,6 +10,7 @@ namespace berth::core {
 namespace {
 constexpr size_t kMaxFingerprintEntries = 64;
 constexpr size_t kMaxFingerprintValue = 1024;
+constexpr size_t kMaxMigInstances = 7;  // a GPU has 7 compute slices
 }  // namespace
 
 std::string_view HostStateName(HostState s) { return s == HostState::kReady ? "ready" : "down"; }
@@ -37,9 +38,10 @@ absl::StatusOr<HostInventory> DecodeHostInventory(std::string_view host_name, co
     for (size_t i = 0; i < it->size(); ++i) {
       const Json& g = (*it)[i];
       std::string path = Cat("inventory.gpus[", i, "]");
-      BERTH_RETURN_IF_ERROR(CheckObject(ctx, g, path,
-                                        {"index", "uuid", "model", "memory", "numa_node",
-                                         "nvlink_island", "mig_enabled", "pci_address"}));
+      BERTH_RETURN_IF_ERROR(
+          CheckObject(ctx, g, path,
+                      {"index", "uuid", "model", "memory", "numa_node", "nvlink_island",
+                       "mig_enabled", "pci_address", "mig_instances", "healthy", "health"}));
       GpuDevice d;
       int64_t index = static_cast<int64_t>(i), numa = 0, island = 0;
       BERTH_RETURN_IF_ERROR(OptionalInt(ctx, g, path, "index", 0, 1 << 16, &index));
@@ -55,6 +57,33 @@ absl::StatusOr<HostInventory> DecodeHostInventory(std::string_view host_name, co
       BERTH_RETURN_IF_ERROR(OptionalInt(ctx, g, path, "nvlink_island", -1, 1 << 16, &island));
       BERTH_RETURN_IF_ERROR(OptionalBool(ctx, g, path, "mig_enabled", &d.mig_enabled));
       BERTH_RETURN_IF_ERROR(OptionalString(ctx, g, path, "pci_address", &d.pci_address));
+      BERTH_RETURN_IF_ERROR(OptionalBool(ctx, g, path, "healthy", &d.healthy));
+      BERTH_RETURN_IF_ERROR(OptionalString(ctx, g, path, "health", &d.health));
+      if (d.health.size() > kMaxFingerprintValue) {
+        return ctx.Error(path + ".health", Cat("must be at most ", kMaxFingerprintValue, " bytes"));
+      }
+      if (auto m = g.find("mig_instances"); m != g.end() && !m->is_null()) {
+        if (!m->is_array() || m->size() > kMaxMigInstances) {
+          return ctx.Error(path + ".mig_instances",
+                           Cat("must be a list of at most ", kMaxMigInstances, " instances"));
+        }
+        for (size_t k = 0; k < m->size(); ++k) {
+          const Json& mj = (*m)[k];
+          std::string mpath = Cat(path, ".mig_instances[", k, "]");
+          BERTH_RETURN_IF_ERROR(CheckObject(ctx, mj, mpath, {"profile", "start_slice", "uuid"}));
+          MigInstance mi;
+          int64_t start = -1;
+          BERTH_RETURN_IF_ERROR(OptionalString(ctx, mj, mpath, "profile", &mi.profile));
+          BERTH_RETURN_IF_ERROR(OptionalInt(ctx, mj, mpath, "start_slice", -1, 7, &start));
+          BERTH_RETURN_IF_ERROR(OptionalString(ctx, mj, mpath, "uuid", &mi.uuid));
+          if (!IsKnownMigProfile(mi.profile)) {
+            return ctx.Error(mpath + ".profile",
+                             Cat("is not a known MIG profile, got \"", mi.profile, "\""));
+          }
+          mi.start_slice = static_cast<int>(start);
+          d.mig_instances.push_back(std::move(mi));
+        }
+      }
       d.index = static_cast<int>(index);
       d.numa_node = static_cast<int>(numa);
       d.nvlink_island = static_cast<int>(island);
@@ -103,14 +132,24 @@ Json EncodeHostInventory(const HostInventory& inv) {
   j["disk"] = FormatMiB(inv.capacity.disk.value());
   Json gpus = Json::array();
   for (const auto& g : inv.gpus) {
-    gpus.push_back({{"index", g.index},
-                    {"uuid", g.uuid},
-                    {"model", g.model},
-                    {"memory", FormatMiB(g.memory_mib)},
-                    {"numa_node", g.numa_node},
-                    {"nvlink_island", g.nvlink_island},
-                    {"mig_enabled", g.mig_enabled},
-                    {"pci_address", g.pci_address}});
+    Json gj = {{"index", g.index},
+               {"uuid", g.uuid},
+               {"model", g.model},
+               {"memory", FormatMiB(g.memory_mib)},
+               {"numa_node", g.numa_node},
+               {"nvlink_island", g.nvlink_island},
+               {"mig_enabled", g.mig_enabled},
+               {"pci_address", g.pci_address},
+               {"healthy", g.healthy}};
+    if (!g.health.empty()) gj["health"] = g.health;
+    if (!g.mig_instances.empty()) {
+      Json mig = Json::array();
+      for (const MigInstance& m : g.mig_instances) {
+        mig.push_back({{"profile", m.profile}, {"start_slice", m.start_slice}, {"uuid", m.uuid}});
+      }
+      gj["mig_instances"] = mig;
+    }
+    gpus.push_back(gj);
   }
   j["gpus"] = gpus;
   j["labels"] = inv.labels;

@@ -95,5 +95,35 @@ TEST(HostUsageTest, RoundTripsAndBadFieldsAreNamed) {
   EXPECT_THAT(std::string(s.message()), HasSubstr("at most 64"));
 }
 
+TEST(HostInventoryTest, MigInstancesRoundTripAndBadOnesNameTheField) {
+  Json j = Inventory();
+  j["gpus"] =
+      Json::array({{{"model", "A100-SXM4-80GB"},
+                    {"memory", "80Gi"},
+                    {"uuid", "GPU-a"},
+                    {"mig_enabled", true},
+                    {"mig_instances",
+                     Json::array({{{"profile", "3g.40gb"}, {"start_slice", 4}, {"uuid", "MIG-b"}},
+                                  {{"profile", "1g.10gb"}, {"uuid", "MIG-c"}}})}}});
+  auto inv = DecodeHostInventory("h1", j);
+  ASSERT_TRUE(inv.ok()) << inv.status();
+  ASSERT_EQ(inv->gpus.size(), 1u);
+  ASSERT_EQ(inv->gpus[0].mig_instances.size(), 2u);
+  EXPECT_EQ(inv->gpus[0].mig_instances[0],
+            (MigInstance{.profile = "3g.40gb", .start_slice = 4, .uuid = "MIG-b"}));
+  EXPECT_EQ(inv->gpus[0].mig_instances[1].start_slice, -1);
+  auto again = DecodeHostInventory("h1", EncodeHostInventory(*inv));
+  ASSERT_TRUE(again.ok()) << again.status();
+  EXPECT_EQ(again->gpus[0].mig_instances, inv->gpus[0].mig_instances);
+
+  j["gpus"][0]["mig_instances"][1]["profile"] = "9g.1gb";
+  auto s = DecodeHostInventory("h1", j).status();
+  EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(std::string(s.message()), HasSubstr("inventory.gpus[0].mig_instances[1].profile"));
+  j["gpus"][0]["mig_instances"][1] = {{"profile", "1g.10gb"}, {"start_slice", 9}};
+  s = DecodeHostInventory("h1", j).status();
+  EXPECT_THAT(std::string(s.message()), HasSubstr("mig_instances[1].start_slice"));
+}
+
 }  // namespace
 }  // namespace berth::core

@@ -646,6 +646,7 @@ Json EncodeWorkloadStatus(const WorkloadStatus& s) {
       gj["mig_profile"] = g.mig_profile;
       gj["mig_start_slice"] = g.mig_start_slice;
     }
+    if (!g.device_id.empty()) gj["device_id"] = g.device_id;
     gpus.push_back(gj);
   }
   j["gpus"] = gpus;
@@ -678,6 +679,7 @@ absl::StatusOr<WorkloadStatus> DecodeWorkloadStatus(const Json& j) {
       a.memory_mib = g.value("memory_mib", int64_t{0});
       a.mig_profile = g.value("mig_profile", "");
       a.mig_start_slice = g.value("mig_start_slice", -1);
+      a.device_id = g.value("device_id", "");
       s.gpus.push_back(a);
     }
   }

@@ -173,7 +173,12 @@ TEST(Workload, StoredObjectRoundTrips) {
   w.status.state = WorkloadState::kRunning;
   w.status.host = "h1";
   w.status.exit_code = 3;
-  w.status.gpus.push_back({.index = 1, .milli = 250, .memory_mib = 100});
+  w.status.gpus.push_back({.index = 1, .milli = 250, .memory_mib = 100, .device_id = "GPU-b"});
+  w.status.gpus.push_back({.index = 0,
+                           .milli = 428,
+                           .mig_profile = "3g.40gb",
+                           .mig_start_slice = 4,
+                           .device_id = "MIG-4a8c2e6f"});
   w.created_at = absl::FromUnixMillis(1700000000123);
   auto back = DecodeWorkload(EncodeWorkload(w));
   ASSERT_TRUE(back.ok()) << back.status();

@@ -18,6 +18,7 @@
 #include "absl/strings/str_split.h"
 #include "absl/time/time.h"
 #include "agent/agent.h"
+#include "agent/cdi_specs.h"
 #include "agent/inventory.h"
 #include "api/api_server.h"
 #include "api/cluster_routes.h"
@@ -135,6 +136,10 @@ struct LocalDrivers {
   std::unique_ptr<runtime::QemuDriver> qemu;
   std::unique_ptr<runtime::OciDriver> oci;
   std::unique_ptr<runtime::ImageCatalog> images;
+  std::unique_ptr<agent::CdiSpecs> cdi;      // the host's CDI specs, for containers' devices
+  std::unique_ptr<runtime::MpsDaemons> mps;  // MPS daemons of shared GPUs; null without MPS
+  std::string agent_dir;
+  std::function<absl::StatusOr<std::vector<core::GpuDevice>>()> probe_gpus;  // nvidia-smi
   std::map<std::string, runtime::ComputeDriver*> by_kind;
   std::map<std::string, std::string> fingerprint;  // reported with the host's inventory
 };
@@ -161,6 +166,7 @@ LocalDrivers MakeDrivers(const std::string& agent_dir, const std::string& vm_acc
   char hash[17];
   snprintf(hash, sizeof hash, "%016zx", std::hash<std::string>{}(dir));
   const std::string cgroup_parent = Cat("/berth/", std::string_view(hash, 8));
+  d.agent_dir = dir;
   runtime::ProcessDriverOptions popts;
   popts.cgroup_parent = cgroup_parent + "/process";
   d.process = std::make_unique<runtime::ProcessDriver>(popts);
@@ -202,8 +208,38 @@ LocalDrivers MakeDrivers(const std::string& agent_dir, const std::string& vm_acc
   return d;
 }
 
+// Reads the host's CDI specs into `d` for the agent; says what it skipped, and reports the
+// device kinds it found in the fingerprint.
+void LoadDeviceSpecs(const agent::AgentConfig& config, LocalDrivers& d, std::ostream& err) {
+  d.cdi = std::make_unique<agent::CdiSpecs>(agent::LoadCdiSpecs(config.cdi_dirs));
+  for (const std::string& problem : d.cdi->problems) {
+    err << "berth: CDI spec skipped: " << problem << "\n";
+  }
+  if (!d.cdi->files.empty()) {
+    d.fingerprint["cdi_specs"] = std::to_string(d.cdi->files.size());
+  }
+  if (std::string smi = agent::FindNvidiaSmi(config.nvidia_smi); !smi.empty()) {
+    d.probe_gpus = [smi]() -> absl::StatusOr<std::vector<core::GpuDevice>> {
+      auto report = agent::QueryNvidiaSmi(runtime::host::RealExecutor(), smi);
+      if (!report.ok()) return report.status();
+      return report->gpus;
+    };
+  }
+  d.mps = std::make_unique<runtime::MpsDaemons>(
+      runtime::MpsOptions{.control_binary = config.mps_control, .root_dir = d.agent_dir + "/mps"});
+  if (absl::Status s = d.mps->Available(); !s.ok()) {
+    d.fingerprint["gpu_mps"] = Cat("unavailable: ", s.message());
+    d.mps.reset();
+  } else {
+    d.fingerprint["gpu_mps"] = "ready";
+  }
+}
+
 // Fills the agent options that depend on the drivers: image resolution and VM stats.
 void WireDrivers(LocalDrivers& d, agent::AgentOptions& ao) {
+  if (d.cdi) ao.cdi = &d.cdi->registry;
+  ao.mps = d.mps.get();
+  ao.probe_gpus = d.probe_gpus;
   ao.drivers = d.by_kind;
   for (const auto& [k, v] : d.fingerprint) ao.inventory.fingerprint[k] = v;
   runtime::ImageCatalog* images = d.images.get();
@@ -468,6 +504,7 @@ int RunServe(core::Invocation& f) {
     std::string agent_dir = dir + "/agent";
     fs::create_directories(agent_dir, ec);
     drivers = MakeDrivers(agent_dir, *vm_accel, err);
+    LoadDeviceSpecs(*config, drivers, err);
     auto inv = agent::DetectInventory(*config, agent_dir);
     if (!inv.ok()) {
       return f.Fail(Cat(inv.status().message()));
@@ -566,6 +603,7 @@ int RunAgent(core::Invocation& f) {
   }
   sigset_t signals = BlockStopSignals();
   LocalDrivers drivers = MakeDrivers(dir, *vm_accel, err);
+  LoadDeviceSpecs(*config, drivers, err);
   agent::AgentOptions ao;
   ao.server_url = server;
   ao.token = *token;

@@ -31,6 +31,7 @@
 #include "core/gpu.h"
 #include "core/resources.h"
 #include "nlohmann/json.hpp"
+#include "runtime/cdi.h"
 
 namespace berth::runtime {
 
@@ -99,9 +100,21 @@ struct TaskConfig {
   std::string user;
   std::string image;       // image reference as the user wrote it
   std::string image_path;  // resolved local path (qcow2 file, OCI bundle/rootfs), set by the agent
-  core::Resources resources;                // limits to enforce (0 = unlimited in that dimension)
-  std::vector<core::GpuAssignment> gpus;    // what the scheduler assigned
-  std::vector<std::string> gpu_device_ids;  // host ids of those devices: PCI addresses, UUIDs
+  core::Resources resources;              // limits to enforce (0 = unlimited in that dimension)
+  std::vector<core::GpuAssignment> gpus;  // what the scheduler assigned
+  // The stable ids of those devices, one per entry of `gpus`: "GPU-<uuid>" or, for a MIG slice,
+  // "MIG-<uuid>". What CUDA_VISIBLE_DEVICES and NVIDIA_VISIBLE_DEVICES list.
+  std::vector<std::string> gpu_device_ids;
+  // The PCI addresses of those devices ("0000:3b:00.0"), one per entry of `gpus`, empty where
+  // the host does not know it: what a VM is given through vfio-pci.
+  std::vector<std::string> gpu_pci_addresses;
+  // Where the MPS control daemon of the task's shared GPU listens (CUDA_MPS_PIPE_DIRECTORY);
+  // empty when the task holds no share or the host runs no daemon for it.
+  std::string mps_pipe_dir;
+  // Containers: what the CDI specs of the task's devices ask for (device nodes, mounts, env,
+  // hooks), resolved by the agent. Empty when no spec covers them; GPUs then get the built-in
+  // NVIDIA device nodes.
+  CdiEdits device_edits;
   // Directory the driver keeps the task's files in: stdout.log, stderr.log, sockets, state. The
   // agent picks it; the driver creates it if missing and removes it on Destroy.
   std::string task_dir;

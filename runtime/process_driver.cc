@@ -18,6 +18,7 @@
 
 #include "core/log.h"
 #include "core/strings.h"
+#include "runtime/gpu_env.h"
 #include "runtime/host/proc_stat.h"
 #include "runtime/host/process.h"
 
@@ -356,14 +357,13 @@ absl::StatusOr<TaskHandle> ProcessDriver::Start(const TaskConfig& config) {
   }
   std::map<std::string, std::string> env = config.env;
   if (!env.contains("PATH")) env["PATH"] = options_.default_path;
-  if (!config.gpu_device_ids.empty() && !env.contains("CUDA_VISIBLE_DEVICES")) {
-    std::string ids;
-    for (const std::string& id : config.gpu_device_ids) {
-      if (!ids.empty()) ids.push_back(',');
-      ids += id;
-    }
-    env["CUDA_VISIBLE_DEVICES"] = ids;
+  // The grant wins over the spec: a task sees exactly the GPUs it was given, and a task given
+  // none sees none (CUDA reads an empty list as no device).
+  if (config.gpus.empty()) {
+    env["CUDA_VISIBLE_DEVICES"] = "";
+    env["NVIDIA_VISIBLE_DEVICES"] = "void";
   }
+  for (auto& [k, v] : GpuEnvironment(GrantedGpus(config), config.mps_pipe_dir)) env[k] = v;
   env.try_emplace("BERTH_TASK_ID", config.task_id);
   env.try_emplace("BERTH_TASK_DIR", config.task_dir);
   for (const auto& [k, v] : env) task->env.push_back(core::Cat(k, "=", v));

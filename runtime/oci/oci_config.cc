@@ -4,6 +4,7 @@
 
 #include "core/status.h"
 #include "core/strings.h"
+#include "runtime/gpu_env.h"
 
 namespace berth::runtime {
 namespace {
@@ -106,36 +107,28 @@ absl::StatusOr<json> BuildOciConfig(const ContainerLaunchSpec& spec) {
     }
   }
 
+  for (size_t i = 0; i < spec.devices.device_nodes.size(); ++i) {
+    const CdiDeviceNode& n = spec.devices.device_nodes[i];
+    if (n.major < 0 || n.minor < 0) {
+      return ContainerError(spec, Cat("devices.device_nodes[", static_cast<int>(i), "]"),
+                            Cat("node ", n.path, " has no major and minor numbers"));
+    }
+  }
   // Environment: the spec's, then what GPU exposure needs. A std::map keeps the order stable.
   std::map<std::string, std::string> env = spec.env;
   if (!env.count("PATH"))
     env["PATH"] = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
   if (!spec.gpus.empty()) {
-    std::string visible;
+    std::vector<GrantedGpu> granted;
     for (const ContainerGpu& g : spec.gpus) {
-      if (!visible.empty()) visible += ',';
-      visible += g.id;
+      granted.push_back({.id = g.id, .milli = g.milli, .memory_mib = g.memory_mib});
     }
-    env["NVIDIA_VISIBLE_DEVICES"] = visible;
-    env["CUDA_VISIBLE_DEVICES"] = visible;
+    for (auto& [k, v] : GpuEnvironment(granted, spec.mps_pipe_dir)) env[k] = v;
     env["NVIDIA_DRIVER_CAPABILITIES"] = "compute,utility";
-    // A fractional share runs the workload as an MPS client limited to its share of the SMs and
-    // of device memory. Limits are per device, indexed as the container sees them.
-    int64_t min_milli = 1000;
-    std::string mem_limits;
-    for (size_t i = 0; i < spec.gpus.size(); ++i) {
-      const ContainerGpu& g = spec.gpus[i];
-      min_milli = std::min(min_milli, g.milli);
-      if (g.milli < 1000 && g.memory_mib > 0) {
-        if (!mem_limits.empty()) mem_limits += ',';
-        mem_limits += Cat(static_cast<int>(i), "=", g.memory_mib, "M");
-      }
-    }
-    if (min_milli < 1000) {
-      env["CUDA_MPS_ACTIVE_THREAD_PERCENTAGE"] =
-          std::to_string(std::max<int64_t>(1, min_milli / 10));
-      if (!mem_limits.empty()) env["CUDA_MPS_PINNED_DEVICE_MEM_LIMIT"] = mem_limits;
-    }
+  }
+  for (const std::string& kv : spec.devices.env) {
+    size_t eq = kv.find('=');
+    env[kv.substr(0, eq)] = kv.substr(eq + 1);
   }
   json env_list = json::array();
   for (const auto& [k, v] : env) env_list.push_back(Cat(k, "=", v));
@@ -167,6 +160,24 @@ absl::StatusOr<json> BuildOciConfig(const ContainerLaunchSpec& spec) {
                       {"source", m.source},
                       {"options", options}});
   }
+  if (!spec.mps_pipe_dir.empty()) {
+    mounts.push_back({{"destination", spec.mps_pipe_dir},
+                      {"type", "bind"},
+                      {"source", spec.mps_pipe_dir},
+                      {"options", {"rbind", "rprivate", "rw"}}});
+  }
+  for (const CdiMount& m : spec.devices.mounts) {
+    json options = m.options;
+    const bool bind = m.type.empty() || m.type == "bind";
+    if (bind && std::find(m.options.begin(), m.options.end(), "bind") == m.options.end() &&
+        std::find(m.options.begin(), m.options.end(), "rbind") == m.options.end()) {
+      options.push_back("rbind");
+    }
+    mounts.push_back({{"destination", m.container_path},
+                      {"type", bind ? "bind" : m.type},
+                      {"source", m.host_path},
+                      {"options", options}});
+  }
 
   json namespaces =
       json::array({{{"type", "pid"}}, {{"type", "ipc"}}, {{"type", "uts"}}, {{"type", "mount"}}});
@@ -193,7 +204,22 @@ absl::StatusOr<json> BuildOciConfig(const ContainerLaunchSpec& spec) {
   if (spec.pids_limit > 0) resources["pids"] = {{"limit", spec.pids_limit}};
 
   json devices = json::array();
-  if (!spec.gpus.empty()) {
+  for (const CdiDeviceNode& n : spec.devices.device_nodes) {
+    const std::string type = n.type.empty() ? "c" : n.type;
+    devices.push_back({{"path", n.path},
+                       {"type", type},
+                       {"major", n.major},
+                       {"minor", n.minor},
+                       {"fileMode", n.file_mode >= 0 ? n.file_mode : 0666},
+                       {"uid", n.uid >= 0 ? n.uid : 0},
+                       {"gid", n.gid >= 0 ? n.gid : 0}});
+    resources["devices"].push_back({{"allow", true},
+                                    {"type", type},
+                                    {"major", n.major},
+                                    {"minor", n.minor},
+                                    {"access", n.permissions.empty() ? "rwm" : n.permissions}});
+  }
+  if (!spec.gpus.empty() && spec.devices.device_nodes.empty()) {
     std::vector<int> indexes;
     for (const ContainerGpu& g : spec.gpus) indexes.push_back(g.device_index);
     std::sort(indexes.begin(), indexes.end());
@@ -228,7 +254,15 @@ absl::StatusOr<json> BuildOciConfig(const ContainerLaunchSpec& spec) {
   if (!spec.cgroups_path.empty()) linux["cgroupsPath"] = spec.cgroups_path;
   if (!devices.empty()) linux["devices"] = devices;
 
-  return json{
+  json hooks = json::object();
+  for (const CdiHook& h : spec.devices.hooks) {
+    json hook = {{"path", h.path}};
+    if (!h.args.empty()) hook["args"] = h.args;
+    if (!h.env.empty()) hook["env"] = h.env;
+    if (h.timeout > 0) hook["timeout"] = h.timeout;
+    hooks[h.hook_name].push_back(hook);
+  }
+  json doc = json{
       {"ociVersion", "1.0.2"},
       {"root", {{"path", spec.rootfs}, {"readonly", spec.read_only_rootfs}}},
       {"process", process},
@@ -236,6 +270,8 @@ absl::StatusOr<json> BuildOciConfig(const ContainerLaunchSpec& spec) {
       {"mounts", mounts},
       {"linux", linux},
   };
+  if (!hooks.empty()) doc["hooks"] = hooks;
+  return doc;
 }
 
 }  // namespace berth::runtime

@@ -1,7 +1,9 @@
 // Spec -> OCI runtime config.json, as a pure function: the same ContainerLaunchSpec always yields
 // the same document, golden-tested in runtime/oci/testdata/*.json (regenerate with
 // BERTH_UPDATE_GOLDENS=1). Covers rootfs, process, hostname, mounts, namespaces, cgroup limits
-// (CPU quota and shares, memory, pids) and GPU exposure through the NVIDIA container environment.
+// (CPU quota and shares, memory, pids), GPU exposure through the NVIDIA container environment,
+// and CDI device edits: device nodes with device-cgroup rules that allow exactly those nodes,
+// mounts, environment and OCI hooks.
 #pragma once
 
 #include <cstdint>
@@ -12,6 +14,7 @@
 #include "absl/status/statusor.h"
 #include "core/quantity.h"
 #include "nlohmann/json.hpp"
+#include "runtime/cdi.h"
 
 namespace berth::runtime {
 
@@ -50,6 +53,13 @@ struct ContainerLaunchSpec {
   // "host" = share the host's.
   std::string netns;
   std::vector<ContainerGpu> gpus;
+  // The MPS control daemon's pipe directory for a share: mounted in at the same path and named
+  // in CUDA_MPS_PIPE_DIRECTORY.
+  std::string mps_pipe_dir;
+  // CDI edits for the container's devices, with every device node's type and numbers known
+  // (CompleteDeviceNodes). When they name device nodes, those are the only devices the
+  // container gets (no built-in NVIDIA nodes).
+  CdiEdits devices;
 };
 
 // The config.json document. InvalidArgument naming the field for an unusable spec

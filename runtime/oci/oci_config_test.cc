@@ -70,6 +70,44 @@ TEST(OciConfigTest, FractionalShareGolden) {
   ExpectGolden("gpu_share.json", Doc(s));
 }
 
+// A GPU delivered through CDI: the spec's device nodes replace the built-in ones, each gets a
+// device-cgroup rule (and nothing else does), and its mounts, env and hooks are applied.
+TEST(OciConfigTest, CdiDevicesGolden) {
+  ContainerLaunchSpec s = Box();
+  s.gpus = {{.id = "GPU-0f2e8a5c-1111-2222-3333-444455556666", .device_index = 0}};
+  s.devices.env = {"NVIDIA_VISIBLE_DEVICES=void", "FAKE_GPU=0"};
+  s.devices.device_nodes = {
+      {.path = "/dev/nvidiactl", .type = "c", .major = 195, .minor = 255, .file_mode = 0666},
+      {.path = "/dev/nvidia0",
+       .host_path = "/dev/nvidia0",
+       .type = "c",
+       .major = 195,
+       .minor = 0,
+       .file_mode = 0666,
+       .permissions = "rw"}};
+  s.devices.mounts = {{.host_path = "/usr/lib/x86_64-linux-gnu/libcuda.so.535.129.03",
+                       .container_path = "/usr/lib/x86_64-linux-gnu/libcuda.so.535.129.03",
+                       .options = {"ro", "nosuid", "nodev", "bind"}}};
+  s.devices.hooks = {{.hook_name = "createContainer",
+                      .path = "/usr/bin/nvidia-ctk",
+                      .args = {"nvidia-ctk", "hook", "update-ldcache"},
+                      .timeout = 30}};
+  ExpectGolden("cdi_devices.json", Doc(s));
+}
+
+TEST(OciConfigTest, AShareMountsItsMpsPipeDirectory) {
+  ContainerLaunchSpec s = Box();
+  s.gpus = {{.id = "GPU-a", .milli = 500}};
+  s.mps_pipe_dir = "/run/berth/mps/GPU-a";
+  auto j = BuildOciConfig(s);
+  ASSERT_TRUE(j.ok()) << j.status();
+  bool mounted = false;
+  for (const auto& m : (*j)["mounts"]) mounted |= m["destination"] == "/run/berth/mps/GPU-a";
+  EXPECT_TRUE(mounted) << j->dump();
+  EXPECT_THAT((*j)["process"]["env"].dump(),
+              HasSubstr("CUDA_MPS_PIPE_DIRECTORY=/run/berth/mps/GPU-a"));
+}
+
 TEST(OciConfigTest, CgroupLimitsFollowTheRequest) {
   auto j = BuildOciConfig(Box());
   ASSERT_TRUE(j.ok());

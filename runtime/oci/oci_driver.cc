@@ -197,6 +197,8 @@ absl::StatusOr<ContainerLaunchSpec> OciDriver::LaunchSpecFor(const TaskConfig& c
                       .milli = g.milli > 0 ? g.milli : 1000,
                       .memory_mib = g.memory_mib});
   }
+  s.mps_pipe_dir = config.mps_pipe_dir;
+  s.devices = config.device_edits;
   return s;
 }
 
@@ -214,6 +216,9 @@ absl::StatusOr<TaskHandle> OciDriver::Start(const TaskConfig& config) {
     }
   }
   BERTH_ASSIGN_OR_RETURN(ContainerLaunchSpec spec, LaunchSpecFor(config));
+  if (absl::Status s = CompleteDeviceNodes(&spec.devices); !s.ok()) {
+    return absl::FailedPreconditionError(Cat("container \"", spec.id, "\": ", s.message()));
+  }
   BERTH_ASSIGN_OR_RETURN(json doc, BuildOciConfig(spec));
   const std::string& dir = config.task_dir;
   std::error_code ec;

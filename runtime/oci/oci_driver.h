@@ -9,7 +9,9 @@
 // resources = cgroup CPU quota/shares and memory limit (OOM kills reported as such);
 // disks with mount_path = bind mounts; nics[0].netns_path = network namespace to join (a new
 // empty one otherwise, the host's when ports are requested without one); gpus +
-// gpu_device_ids = NVIDIA_VISIBLE_DEVICES and MPS limits for shares.
+// gpu_device_ids = NVIDIA_VISIBLE_DEVICES and MPS limits for shares (mps_pipe_dir mounted in);
+// device_edits = CDI device nodes (numbers read from their host files where the spec leaves them
+// out), device-cgroup rules allowing only them, mounts, env and hooks.
 // stdout/stderr go to task_dir/stdout.log and stderr.log.
 //
 // Thread-safety: as ComputeDriver. One watcher thread per task while this driver runs.

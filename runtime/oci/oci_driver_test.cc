@@ -1,11 +1,15 @@
 #include "runtime/oci/oci_driver.h"
 
 #include <signal.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <unistd.h>
 
 #include <filesystem>
+#include <fstream>
 
 #include "gtest/gtest.h"
+#include "runtime/cdi.h"
 #include "runtime/compute_driver_contract.h"
 #include "runtime/host/executor.h"
 
@@ -131,6 +135,74 @@ TEST_F(OciDriverTest, WritesStayOutOfTheImage) {
   ASSERT_TRUE(driver_->Wait("writer", contract::kContractDeadline).ok());
   EXPECT_FALSE(fs::exists(BusyboxRootfs() + "/etc/written-by-task"));
   EXPECT_TRUE(fs::exists(dir_ + "/writer/upper/etc/written-by-task"));
+}
+
+// A fake device tree: two character devices made with mknod in the test's directory stand for
+// two GPUs, a CDI spec points at them, and a container given the first sees exactly that node,
+// its env and its driver file, while the device cgroup refuses the second even when the
+// container makes a node for it itself. kmsg (1:11) opens for writing without privileges;
+// loop-control (10:237) opens without capabilities too, and runc does not allow it by default.
+// `true`, not `:`, opens them: a failed redirection ends the shell at a special built-in.
+TEST_F(OciDriverTest, CdiDevicesReachTheContainerAndNothingElseDoes) {
+  const std::string tree = dir_ + "/devtree";
+  fs::create_directories(tree + "/lib");
+  ASSERT_EQ(mknod((tree + "/fakegpu0").c_str(), S_IFCHR | 0666, makedev(1, 11)), 0);
+  ASSERT_EQ(mknod((tree + "/fakegpu1").c_str(), S_IFCHR | 0666, makedev(10, 237)), 0);
+  { std::ofstream(tree + "/lib/libfakecuda.so") << "fake driver library\n"; }
+  auto spec = DecodeCdiSpec(nlohmann::json::parse(R"({
+    "cdiVersion": "0.6.0", "kind": "example.com/gpu",
+    "containerEdits": {
+      "env": ["FAKE_DRIVER=loaded"],
+      "mounts": [{"hostPath": ")" + tree + R"(/lib/libfakecuda.so",
+                  "containerPath": "/usr/lib/libfakecuda.so", "options": ["ro", "bind"]}]
+    },
+    "devices": [
+      {"name": "gpu0", "containerEdits": {"env": ["FAKE_GPU=0"],
+        "deviceNodes": [{"path": "/dev/fakegpu0", "hostPath": ")" +
+                                                  tree + R"(/fakegpu0"}]}},
+      {"name": "gpu1", "containerEdits": {"env": ["FAKE_GPU=1"],
+        "deviceNodes": [{"path": "/dev/fakegpu1", "hostPath": ")" +
+                                                  tree + R"(/fakegpu1"}]}}
+    ]})"),
+                            "test");
+  ASSERT_TRUE(spec.ok()) << spec.status();
+  CdiRegistry registry;
+  registry.Add(*spec);
+  auto edits = registry.Resolve({"example.com/gpu=gpu0"});
+  ASSERT_TRUE(edits.ok()) << edits.status();
+
+  TaskConfig c = Box({"/bin/sh", "-c",
+                      "ls /dev | grep fakegpu; echo gpu=$FAKE_GPU driver=$FAKE_DRIVER "
+                      "cuda=$CUDA_VISIBLE_DEVICES; cat /usr/lib/libfakecuda.so; "
+                      "true > /dev/fakegpu0 && echo own-node-opens; "
+                      "mknod /tmp/other c 10 237 && echo made-other; "
+                      "true > /tmp/other || echo other-node-refused"});
+  c.gpus = {{.index = 0, .milli = 1000, .device_id = "GPU-fake-0"}};
+  c.gpu_device_ids = {"GPU-fake-0"};
+  c.device_edits = *edits;
+  ASSERT_TRUE(driver_->Start(Config("cdi", c)).ok());
+  auto exit = driver_->Wait("cdi", contract::kContractDeadline);
+  ASSERT_TRUE(exit.ok()) << exit.status();
+  const std::string out = contract::ReadWholeFile(dir_ + "/cdi/stdout.log");
+  const std::string err = contract::ReadWholeFile(dir_ + "/cdi/stderr.log");
+  EXPECT_EQ(out,
+            "fakegpu0\n"
+            "gpu=0 driver=loaded cuda=GPU-fake-0\n"
+            "fake driver library\n"
+            "own-node-opens\n"
+            "made-other\n"
+            "other-node-refused\n")
+      << err;
+  EXPECT_NE(err.find("Operation not permitted"), std::string::npos) << err;
+}
+
+TEST_F(OciDriverTest, ACdiNodeWithoutItsHostFileFailsTheStartAndLeavesNothing) {
+  TaskConfig c = Box({"/bin/true"});
+  c.device_edits.device_nodes = {{.path = "/dev/fakegpu9", .host_path = dir_ + "/no-such-node"}};
+  auto started = driver_->Start(Config("nodev", c));
+  EXPECT_EQ(started.status().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_NE(started.status().message().find("no-such-node"), std::string::npos) << started.status();
+  EXPECT_TRUE(driver_->Tasks().empty());
 }
 
 TEST_F(OciDriverTest, MissingRootfsIsInvalidArgument) {

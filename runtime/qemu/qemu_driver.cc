@@ -26,7 +26,8 @@ struct QemuDriver::Vm {
   std::string task_dir;
   std::string qmp_socket;
   std::string console_log;
-  bool run_job = false;  // the guest runs a command and powers off
+  bool run_job = false;           // the guest runs a command and powers off
+  std::vector<VfioBinding> vfio;  // devices handed to the VM, given back on Destroy
   pid_t pid = 0;
   int64_t start_ticks = 0;
   absl::Time started_at = absl::InfinitePast();
@@ -69,10 +70,6 @@ std::optional<int> ConsoleExitCode(const std::string& console_log) {
   while (end < text->size() && isdigit(static_cast<unsigned char>((*text)[end]))) ++end;
   if (end == start) return std::nullopt;
   return std::stoi(text->substr(start, end - start));
-}
-
-bool LooksLikePci(const std::string& id) {
-  return id.size() == 12 && id[4] == ':' && id[7] == ':' && id[10] == '.';
 }
 
 }  // namespace
@@ -200,8 +197,17 @@ absl::StatusOr<VmLaunchSpec> QemuDriver::LaunchSpecFor(const TaskConfig& config)
                       .mac = n.mac,
                       .tap_device = n.host_ifname});
   }
-  for (const std::string& id : config.gpu_device_ids) {
-    if (LooksLikePci(id)) s.vfio_pci.push_back(id);
+  for (size_t i = 0; i < config.gpus.size(); ++i) {
+    const std::string pci = i < config.gpu_pci_addresses.size() ? config.gpu_pci_addresses[i] : "";
+    if (pci.empty()) {
+      return core::FieldError(
+          "vm", config.workload.empty() ? config.task_id : config.workload,
+          Cat("gpus[", static_cast<int>(i), "]"),
+          Cat("GPU ", config.gpus[i].index,
+              " has no PCI address on this host, so it cannot be passed through to a VM; "
+              "declare pci_address for it in the agent config"));
+    }
+    s.vfio_pci.push_back(pci);
   }
   s.serial_log = Cat(config.task_dir, "/", kStdoutLogName);
   s.qmp_socket = Cat(config.task_dir, "/qmp.sock");
@@ -258,6 +264,16 @@ absl::StatusOr<TaskHandle> QemuDriver::Launch(const TaskConfig& config,
   vm->qmp_socket = spec.qmp_socket;
   vm->console_log = spec.serial_log;
   vm->run_job = !config.command.empty();
+  // Passed-through devices go to vfio-pci before QEMU opens them, and back when it failed.
+  for (const std::string& pci : spec.vfio_pci) {
+    auto bound = vfio().Bind(pci);
+    if (!bound.ok()) {
+      GiveBackDevices(*vm);
+      return absl::FailedPreconditionError(
+          Cat("vm \"", spec.name, "\": GPU ", pci, ": ", bound.status().message()));
+    }
+    vm->vfio.push_back(*bound);
+  }
 
   // -daemonize: the command returns once QEMU is initialized (QMP listening) or has failed.
   auto run = host::RunTool(host::ExecutorOr(options_.executor), argv,
@@ -269,6 +285,7 @@ absl::StatusOr<TaskHandle> QemuDriver::Launch(const TaskConfig& config,
   }
   auto pidtext = host::ReadFile(spec.pidfile);
   auto cleanup = [&](absl::Status s) {
+    GiveBackDevices(*vm);
     if (pidtext.ok()) {
       // Only the QEMU that wrote this pid file: the pid may have been reused since.
       const std::string pidfile = spec.pidfile;
@@ -296,6 +313,7 @@ absl::StatusOr<TaskHandle> QemuDriver::Launch(const TaskConfig& config,
   vm->pid = std::atoi(pidtext->c_str());
   std::optional<host::ProcessIdentity> identity = host::IdentifyProcess(vm->pid);
   if (vm->pid <= 0 || !identity) {
+    GiveBackDevices(*vm);
     return absl::FailedPreconditionError(Cat("vm \"", spec.name, "\": QEMU exited at start"));
   }
   vm->start_ticks = static_cast<int64_t>(identity->start_ticks);
@@ -334,6 +352,14 @@ absl::StatusOr<TaskHandle> QemuDriver::Launch(const TaskConfig& config,
                   {"qmp_socket", vm->qmp_socket},
                   {"console_log", vm->console_log},
                   {"run_job", vm->run_job}};
+  if (!vm->vfio.empty()) {
+    json devices = json::array();
+    for (const VfioBinding& b : vm->vfio) {
+      devices.push_back(
+          {{"pci", b.pci_address}, {"driver", b.original_driver}, {"iommu_group", b.iommu_group}});
+    }
+    handle.state["vfio"] = devices;
+  }
   {
     absl::MutexLock lock(&mu_);
     if (vms_.count(config.task_id)) {
@@ -561,6 +587,13 @@ absl::Status QemuDriver::Recover(const TaskHandle& handle) {
     vm->qmp_socket = s.at("qmp_socket").get<std::string>();
     vm->console_log = s.at("console_log").get<std::string>();
     vm->run_job = s.value("run_job", false);
+    if (auto it = s.find("vfio"); it != s.end()) {
+      for (const json& d : *it) {
+        vm->vfio.push_back({.pci_address = d.at("pci").get<std::string>(),
+                            .original_driver = d.at("driver").get<std::string>(),
+                            .iommu_group = d.value("iommu_group", -1)});
+      }
+    }
   } catch (const json::exception& e) {
     return absl::InvalidArgumentError(
         Cat("task \"", handle.task_id, "\": handle.state is malformed: ", e.what()));
@@ -673,9 +706,20 @@ absl::Status QemuDriver::Destroy(std::string_view task_id, const DestroyOptions&
     absl::MutexLock lock(&mu_);
     vms_.erase(vm->id);
   }
+  GiveBackDevices(*vm);
   std::error_code ec;
   fs::remove_all(vm->task_dir, ec);
   return absl::OkStatus();
+}
+
+void QemuDriver::GiveBackDevices(Vm& vm) {
+  for (const VfioBinding& b : vm.vfio) {
+    core::ReportError("qemu",
+                      Cat("vm ", vm.workload, ": give ", b.pci_address, " back to ",
+                          b.original_driver.empty() ? "the host" : b.original_driver),
+                      vfio().Release(b));
+  }
+  vm.vfio.clear();
 }
 
 absl::StatusOr<TaskStatus> QemuDriver::Inspect(std::string_view task_id) {

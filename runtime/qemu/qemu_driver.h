@@ -33,6 +33,7 @@
 #include "runtime/qemu/accel_probe.h"
 #include "runtime/qemu/qemu_argv.h"
 #include "runtime/qemu/qmp_client.h"
+#include "runtime/qemu/vfio.h"
 
 namespace berth::runtime {
 
@@ -46,6 +47,8 @@ struct QemuDriverOptions {
   // How long DetachDisk waits for the guest to give a hot-plugged disk up.
   absl::Duration hot_unplug_timeout = absl::Seconds(30);
   host::Executor* executor = nullptr;  // runs QEMU; null = the host
+  // Binds passed-through GPUs to vfio-pci and gives them back; null = one on /sys.
+  VfioBinder* vfio = nullptr;
 };
 
 struct SnapshotOptions {
@@ -115,8 +118,12 @@ class QemuDriver final : public ComputeDriver {
   absl::StatusOr<nlohmann::json> Qmp(const std::shared_ptr<Vm>& vm, std::string_view command,
                                      const nlohmann::json& args = nullptr);
   absl::Status Kill(const std::shared_ptr<Vm>& vm);
+  // Gives the VM's passed-through devices back to their drivers (failures are reported).
+  void GiveBackDevices(Vm& vm);
+  VfioBinder& vfio() { return options_.vfio != nullptr ? *options_.vfio : default_vfio_; }
 
   const QemuDriverOptions options_;
+  VfioBinder default_vfio_;
   const AccelChoice accel_choice_;
   const VmAccel accel_;
   TaskEventHub events_;

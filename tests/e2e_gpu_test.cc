@@ -1,0 +1,206 @@
+// GPUs reach workloads end to end, through the real binary in dev mode on a host whose agent
+// config declares two GPUs: each process workload granted one sees exactly the device id its
+// status records, and the next one gets the other. With a fake device tree (character devices
+// made with mknod), a CDI spec naming them and runc, a container sees its own node and not the
+// other's.
+#include <sys/mount.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
+
+#include <fstream>
+#include <set>
+
+#include "gtest/gtest.h"
+#include "runtime/host/run.h"
+#include "tests/e2e_util.h"
+
+namespace berth::e2e {
+namespace {
+
+using nlohmann::json;
+
+constexpr char kTwoGpus[] = R"(name: gpu-host
+gpus:
+  - {model: A100-SXM4-80GB, memory: 80Gi}
+  - {model: A100-SXM4-80GB, memory: 80Gi}
+cdi_dirs: []
+)";
+
+std::string GpuProcess(const std::string& name) {
+  return "name: " + name + R"(
+kind: process
+command: ["/bin/sh", "-c", "echo \"cuda=[$CUDA_VISIBLE_DEVICES] nvidia=[$NVIDIA_VISIBLE_DEVICES]\"; sleep 3600"]
+resources: {cpu: 100m, memory: 32Mi, gpu: {count: 1}}
+)";
+}
+
+class GpuE2eTest : public ::testing::Test {
+ protected:
+  void Start(const std::string& agent_config) {
+    dir_ = TempDir("e2e-gpu");
+    std::ofstream(dir_ + "/agent.yaml") << agent_config;
+    server_ = std::make_unique<DevServer>(
+        dir_ + "/data", std::vector<std::string>{"--dev", "--agent-config", dir_ + "/agent.yaml"});
+    ASSERT_TRUE(server_->Start()) << ReadFile(dir_ + "/data/serve.log");
+    ASSERT_TRUE(Eventually([&] {
+      auto hosts = server_->client().ListHosts();
+      return hosts.ok() && !hosts->items.empty();
+    })) << ReadFile(dir_ + "/data/serve.log");
+  }
+  void TearDown() override {
+    if (server_ && server_->pid() > 0) DeleteAllWorkloads(*server_);
+    server_.reset();
+    if (!dir_.empty()) std::filesystem::remove_all(dir_);
+  }
+  Result Cli(std::vector<std::string> args, const std::string& input = "") {
+    return e2e::Run(dir_ + "/data", std::move(args), input);
+  }
+  // The first line of the workload's log once it has one.
+  std::string FirstLogLine(const std::string& name) {
+    std::string out;
+    Eventually([&] {
+      Result logs = Cli({"workload", "logs", name});
+      out = logs.out;
+      return logs.exit_code == 0 && out.find('\n') != std::string::npos;
+    });
+    return out.substr(0, out.find('\n'));
+  }
+
+  std::string dir_;
+  std::unique_ptr<DevServer> server_;
+};
+
+TEST_F(GpuE2eTest, EachProcessSeesExactlyTheGpuItsStatusRecords) {
+  Start(kTwoGpus);
+  std::set<std::string> seen;
+  for (const std::string name : {"train-a", "train-b"}) {
+    Result created = Cli({"workload", "create", "-f", "-"}, GpuProcess(name));
+    ASSERT_EQ(created.exit_code, 0) << created.err;
+    ASSERT_TRUE(Eventually([&] { return server_->State(name) == "running"; }))
+        << server_->Dump(name).dump();
+    Result got = Cli({"workload", "get", name, "--json"});
+    ASSERT_EQ(got.exit_code, 0) << got.err;
+    json status = json::parse(got.out)["status"];
+    ASSERT_EQ(status["gpus"].size(), 1u) << status.dump();
+    const std::string id = status["gpus"][0].value("device_id", "");
+    EXPECT_EQ(id.rfind("GPU-", 0), 0u) << status.dump();
+    EXPECT_EQ(FirstLogLine(name), "cuda=[" + id + "] nvidia=[" + id + "]");
+    seen.insert(id);
+  }
+  EXPECT_EQ(seen.size(), 2u);  // the second workload got the other GPU
+  // The host lists both devices with the ids its workloads see.
+  Result host = Cli({"host", "get", "gpu-host", "--json"});
+  ASSERT_EQ(host.exit_code, 0) << host.err;
+  std::set<std::string> listed;
+  const json host_json = json::parse(host.out);
+  for (const json& g : host_json["inventory"]["gpus"]) listed.insert(g.value("uuid", ""));
+  EXPECT_EQ(listed, seen);
+  // A third finds no free GPU and says so.
+  Result third = Cli({"workload", "create", "-f", "-"}, GpuProcess("train-c"));
+  ASSERT_EQ(third.exit_code, 0) << third.err;
+  ASSERT_TRUE(Eventually([&] {
+    return server_->Dump("train-c")["status"].value("explanation", "").find("gpu") !=
+           std::string::npos;
+  })) << server_->Dump("train-c").dump();
+  EXPECT_EQ(server_->State("train-c"), "pending");
+}
+
+TEST_F(GpuE2eTest, AProcessWithoutAGrantSeesNoGpu) {
+  Start(kTwoGpus);
+  Result created = Cli({"workload", "create", "-f", "-"}, R"(name: plain
+kind: process
+command: ["/bin/sh", "-c", "echo \"cuda=[$CUDA_VISIBLE_DEVICES] nvidia=[$NVIDIA_VISIBLE_DEVICES]\"; sleep 3600"]
+env: {CUDA_VISIBLE_DEVICES: "0,1"}
+resources: {cpu: 100m, memory: 32Mi}
+)");
+  ASSERT_EQ(created.exit_code, 0) << created.err;
+  EXPECT_EQ(FirstLogLine("plain"), "cuda=[] nvidia=[void]");
+}
+
+// Builds the test images once per process (the script is idempotent and serialized by a lock).
+const std::string& ImagesDir() {
+  static const std::string* dir = [] {
+    auto r = runtime::host::RunCommand({BERTH_IMAGE_SCRIPT, BERTH_TEST_IMAGES_DIR},
+                                       {.timeout = absl::Minutes(10)});
+    return new std::string(r.ok() && r->ok() ? BERTH_TEST_IMAGES_DIR : "");
+  }();
+  return *dir;
+}
+
+std::string ContainerSkipReason() {
+  if (geteuid() != 0) return "runc, overlay mounts and mknod need root";
+  auto runc = runtime::host::RunCommand({"runc", "--version"});
+  if (!runc.ok() || !runc->ok()) return "runc missing";
+  if (ImagesDir().empty()) return "test images could not be built";
+  return "";
+}
+
+// Two fake GPUs: character devices made with mknod (kmsg's numbers, which open for writing
+// without privileges, and loop-control's, which runc does not allow by default), a CDI spec naming
+// them by the UUIDs the agent config declares, and a container granted one of them.
+TEST_F(GpuE2eTest, AContainerSeesItsFakeDeviceNodeAndNotTheOther) {
+  const std::string reason = ContainerSkipReason();
+  if (!reason.empty()) GTEST_SKIP() << reason;
+  dir_ = TempDir("e2e-gpu-cdi");
+  const std::string tree = dir_ + "/devtree";
+  std::filesystem::create_directories(tree);
+  std::filesystem::create_directories(dir_ + "/cdi");
+  ASSERT_EQ(mknod((tree + "/fakegpu0").c_str(), S_IFCHR | 0666, makedev(1, 11)), 0);
+  ASSERT_EQ(mknod((tree + "/fakegpu1").c_str(), S_IFCHR | 0666, makedev(10, 237)), 0);
+  json spec = {{"cdiVersion", "0.6.0"},
+               {"kind", "nvidia.com/gpu"},
+               {"containerEdits", {{"env", {"NVIDIA_VISIBLE_DEVICES=void"}}}},
+               {"devices", json::array()}};
+  for (int i = 0; i < 2; ++i) {
+    const std::string n = std::to_string(i);
+    spec["devices"].push_back(
+        {{"name", "GPU-fake-" + n},
+         {"containerEdits",
+          {{"env", {"FAKE_GPU=" + n}},
+           {"deviceNodes",
+            {{{"path", "/dev/fakegpu" + n}, {"hostPath", tree + "/fakegpu" + n}}}}}}});
+  }
+  std::ofstream(dir_ + "/cdi/fake.json") << spec.dump(2);
+  const std::string data = dir_ + "/data";
+  std::filesystem::create_directories(data + "/imports");
+  std::filesystem::copy_file(ImagesDir() + "/busybox-rootfs.tar",
+                             data + "/imports/busybox-rootfs.tar");
+  std::ofstream(dir_ + "/agent.yaml")
+      << "name: gpu-host\ngpus:\n"
+         "  - {model: A100-SXM4-80GB, memory: 80Gi, uuid: GPU-fake-0}\n"
+         "  - {model: A100-SXM4-80GB, memory: 80Gi, uuid: GPU-fake-1}\n"
+         "cdi_dirs: ["
+      << dir_ << "/cdi]\n";
+  server_ = std::make_unique<DevServer>(
+      data, std::vector<std::string>{"--dev", "--agent-config", dir_ + "/agent.yaml"});
+  ASSERT_TRUE(server_->Start()) << ReadFile(data + "/serve.log");
+  // The server attaches its host's catalog once the local agent runs: retry briefly.
+  Result imported;
+  ASSERT_TRUE(Eventually([&] {
+    imported = Cli({"image", "import", "busybox", "--rootfs", "busybox-rootfs.tar"});
+    return imported.exit_code == 0;
+  })) << imported.err;
+  Result created = Cli({"workload", "create", "-f", "-"}, R"(name: boxed
+kind: container
+image: busybox
+command: ["/bin/sh", "-c", "ls /dev | grep fakegpu; echo gpu=$FAKE_GPU cuda=$CUDA_VISIBLE_DEVICES; for n in 0 1; do mknod /tmp/g$n c $([ $n = 0 ] && echo '1 11' || echo '10 237'); true > /tmp/g$n && echo open$n || echo refused$n; done; echo done; sleep 3600"]
+resources: {cpu: 100m, memory: 32Mi, gpu: {count: 1}}
+)");
+  ASSERT_EQ(created.exit_code, 0) << created.err;
+  std::string out;
+  ASSERT_TRUE(Eventually([&] {
+    Result logs = Cli({"workload", "logs", "boxed"});
+    out = logs.out;
+    return out.find("done\n") != std::string::npos;
+  })) << out
+      << server_->Dump("boxed").dump() << ReadFile(data + "/serve.log");
+  const std::string id = server_->Dump("boxed")["status"]["gpus"][0].value("device_id", "");
+  ASSERT_TRUE(id == "GPU-fake-0" || id == "GPU-fake-1") << server_->Dump("boxed").dump();
+  const std::string mine = id.substr(id.size() - 1);
+  const std::string other = mine == "0" ? "1" : "0";
+  EXPECT_EQ(out, "fakegpu" + mine + "\ngpu=" + mine + " cuda=" + id + "\nopen" + mine +
+                     "\nrefused" + other + "\ndone\n");
+}
+
+}  // namespace
+}  // namespace berth::e2e
