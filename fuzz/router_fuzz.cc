@@ -25,6 +25,7 @@
 #include <string_view>
 
 #include "api/api_server.h"
+#include "api/routes_admin.h"
 #include "api/routes_images.h"
 #include "state/memory_store.h"
 #ifdef BERTH_FUZZ_STORENET
@@ -207,6 +208,8 @@ struct Stack {
     host_images = images.get();
 #endif
     berth::api::AddImageRoutes(api->router(), control.get(), host_images);
+    // No snapshotter: the admin route answers without starting a snapshot.
+    berth::api::AddAdminRoutes(api->router(), nullptr, "");
     auto port = api->Start();  // timers for long-polls; requests never use the socket
     if (!port.ok()) {
       std::fprintf(stderr, "router_fuzz: %s\n", port.status().ToString().c_str());
