@@ -66,7 +66,7 @@ class Serve {
   // `berth ARGS --server URL --token TOKEN`.
   Result Cli(const std::string& data_dir, std::vector<std::string> args) {
     args.insert(args.end(), {"--server", url_, "--token", token_});
-    return Run(data_dir, args);
+    return e2e::Run(data_dir, args);
   }
 
  private:
@@ -154,12 +154,12 @@ TEST(SnapshotE2eTest, SqliteSnapshotOfALiveServerRestoresAndAgentsReconcile) {
   first.Stop(SIGKILL);  // the server is lost
 
   // Restore into a new data directory and serve it where the agents look.
-  Result restored = Run(
+  Result restored = e2e::Run(
       dir, {"admin", "snapshot", "restore", dir + "/snap.db", "--data-dir", dir + "/b", "--json"});
   ASSERT_EQ(restored.exit_code, 0) << restored.err;
   EXPECT_EQ(LastJsonLine(restored.out).value("target", ""), dir + "/b/berth.db");
   Result twice =
-      Run(dir, {"admin", "snapshot", "restore", dir + "/snap.db", "--data-dir", dir + "/b"});
+      e2e::Run(dir, {"admin", "snapshot", "restore", dir + "/snap.db", "--data-dir", dir + "/b"});
   EXPECT_EQ(twice.exit_code, 1);
   EXPECT_NE(twice.err.find("--force"), std::string::npos) << twice.err;
 
@@ -186,24 +186,25 @@ TEST(SnapshotE2eTest, WhatIsNotASnapshotAndTargetsThatHoldDataAreRefused) {
   const std::string dir = TempDir("e2e-snapshot-bad");
   std::ofstream(dir + "/notes.txt") << "not a snapshot\n";
   Result bad =
-      Run(dir, {"admin", "snapshot", "restore", dir + "/notes.txt", "--data-dir", dir + "/b"});
+      e2e::Run(dir, {"admin", "snapshot", "restore", dir + "/notes.txt", "--data-dir", dir + "/b"});
   EXPECT_EQ(bad.exit_code, 1);
   EXPECT_NE(bad.err.find("not a snapshot"), std::string::npos) << bad.err;
   EXPECT_FALSE(fs::exists(dir + "/b/berth.db"));
-  Result bad_json = Run(dir, {"admin", "snapshot", "restore", dir + "/notes.txt", "--to",
-                              "sqlite://" + dir + "/x.db", "--json"});
+  Result bad_json = e2e::Run(dir, {"admin", "snapshot", "restore", dir + "/notes.txt", "--to",
+                                   "sqlite://" + dir + "/x.db", "--json"});
   EXPECT_EQ(bad_json.exit_code, 1);
   EXPECT_TRUE(json::parse(bad_json.err, nullptr, false).contains("error")) << bad_json.err;
-  Result missing = Run(dir, {"admin", "snapshot", "restore", dir + "/absent.db", "--to",
-                             "sqlite://" + dir + "/x.db"});
+  Result missing = e2e::Run(dir, {"admin", "snapshot", "restore", dir + "/absent.db", "--to",
+                                  "sqlite://" + dir + "/x.db"});
   EXPECT_EQ(missing.exit_code, 1);
   EXPECT_NE(missing.err.find("no such file"), std::string::npos) << missing.err;
 
   // Usage mistakes: no target, two targets, a malformed store URL.
-  Result no_target = Run(dir, {"admin", "snapshot", "restore", dir + "/snap.db"});
-  Result url = Run(dir, {"admin", "snapshot", "save", dir + "/s.db", "--store", "mysql://x"});
+  Result no_target = e2e::Run(dir, {"admin", "snapshot", "restore", dir + "/snap.db"});
+  Result url = e2e::Run(dir, {"admin", "snapshot", "save", dir + "/s.db", "--store", "mysql://x"});
   EXPECT_EQ(url.exit_code, 2) << url.err;
-  Result migrate_url = Run(dir, {"admin", "migrate", "--from", "sqlite://", "--to", "etcd://h"});
+  Result migrate_url =
+      e2e::Run(dir, {"admin", "migrate", "--from", "sqlite://", "--to", "etcd://h"});
   EXPECT_EQ(migrate_url.exit_code, 2) << migrate_url.err;
 
   // A store of a stopped server saves straight from its file; the snapshot restores, but not
@@ -213,29 +214,29 @@ TEST(SnapshotE2eTest, WhatIsNotASnapshotAndTargetsThatHoldDataAreRefused) {
     ASSERT_TRUE(server.Start()) << server.Log();
     ASSERT_TRUE(server.client().CreateWorkload(Sleeper("pending-1", "1")).ok());
     // While the server holds the file, saving from it is refused, naming the way that works.
-    Result held = Run(dir, {"admin", "snapshot", "save", dir + "/direct.db", "--store",
-                            "sqlite://" + dir + "/a/berth.db"});
+    Result held = e2e::Run(dir, {"admin", "snapshot", "save", dir + "/direct.db", "--store",
+                                 "sqlite://" + dir + "/a/berth.db"});
     EXPECT_EQ(held.exit_code, 1);
     EXPECT_NE(held.err.find("running server"), std::string::npos) << held.err;
   }
-  Result direct = Run(dir, {"admin", "snapshot", "save", dir + "/direct.db", "--store",
-                            "sqlite://" + dir + "/a/berth.db"});
+  Result direct = e2e::Run(dir, {"admin", "snapshot", "save", dir + "/direct.db", "--store",
+                                 "sqlite://" + dir + "/a/berth.db"});
   ASSERT_EQ(direct.exit_code, 0) << direct.err;
   EXPECT_NE(direct.out.find("keys at revision"), std::string::npos) << direct.out;
-  Result over = Run(dir, {"admin", "snapshot", "restore", dir + "/direct.db", "--to",
-                          "sqlite://" + dir + "/a/berth.db"});
+  Result over = e2e::Run(dir, {"admin", "snapshot", "restore", dir + "/direct.db", "--to",
+                               "sqlite://" + dir + "/a/berth.db"});
   EXPECT_EQ(over.exit_code, 1);
   EXPECT_NE(over.err.find("already holds data"), std::string::npos) << over.err;
-  Result forced = Run(dir, {"admin", "snapshot", "restore", dir + "/direct.db", "--to",
-                            "sqlite://" + dir + "/a/berth.db", "--force"});
+  Result forced = e2e::Run(dir, {"admin", "snapshot", "restore", dir + "/direct.db", "--to",
+                                 "sqlite://" + dir + "/a/berth.db", "--force"});
   EXPECT_EQ(forced.exit_code, 0) << forced.err;
 
   // --help explains; no_target was a usage error.
   EXPECT_EQ(no_target.exit_code, 2) << no_target.err;
-  Result help = Run(dir, {"admin", "snapshot", "save", "--help"});
+  Result help = e2e::Run(dir, {"admin", "snapshot", "save", "--help"});
   EXPECT_EQ(help.exit_code, 0);
   EXPECT_NE(help.out.find("online backup"), std::string::npos) << help.out;
-  Result migrate_help = Run(dir, {"admin", "migrate", "--help"});
+  Result migrate_help = e2e::Run(dir, {"admin", "migrate", "--help"});
   EXPECT_NE(migrate_help.out.find("lease"), std::string::npos) << migrate_help.out;
   fs::remove_all(dir);
 }
@@ -267,8 +268,9 @@ TEST(SnapshotE2eTest, ScheduledSnapshotsAreWrittenAndPruned) {
     std::vector<std::string> kept = snapshots();
     EXPECT_LE(kept.size(), 3u);  // two kept, and perhaps a third not yet pruned
     EXPECT_EQ(std::count(kept.begin(), kept.end(), seen.front()), 0);
-    Result restored = Run(dir, {"admin", "snapshot", "restore", dir + "/a/snapshots/" + seen.back(),
-                                "--to", "sqlite://" + dir + "/restored.db", "--json"});
+    Result restored =
+        e2e::Run(dir, {"admin", "snapshot", "restore", dir + "/a/snapshots/" + seen.back(), "--to",
+                       "sqlite://" + dir + "/restored.db", "--json"});
     EXPECT_EQ(restored.exit_code, 0) << restored.err;
     EXPECT_GT(LastJsonLine(restored.out).value("keys", 0), 0) << restored.out;
   }
@@ -289,8 +291,8 @@ TEST(SnapshotE2eTest, EtcdSnapshotRestoresIntoAFreshMember) {
     EXPECT_EQ(info.value("format", ""), "etcd") << saved.out;
     EXPECT_GT(info.value("keys", 0), 0) << saved.out;
     // Straight from etcd, too.
-    Result direct = Run(dir, {"admin", "snapshot", "save", dir + "/direct.snap", "--store",
-                              "etcd://" + (*source)->endpoint(0)});
+    Result direct = e2e::Run(dir, {"admin", "snapshot", "save", dir + "/direct.snap", "--store",
+                                   "etcd://" + (*source)->endpoint(0)});
     EXPECT_EQ(direct.exit_code, 0) << direct.err;
     ASSERT_TRUE(server.client().CreateWorkload(Sleeper("after", "1")).ok());
   }
@@ -309,11 +311,11 @@ TEST(SnapshotE2eTest, EtcdSnapshotRestoresIntoAFreshMember) {
                                       (*fresh)->initial_cluster(),
                                       "--etcd-peer-url",
                                       (*fresh)->peer_url(0)};
-  Result refused = Run(dir, restore);
+  Result refused = e2e::Run(dir, restore);
   EXPECT_EQ(refused.exit_code, 1);
   EXPECT_NE(refused.err.find("--force"), std::string::npos) << refused.err;
   restore.push_back("--force");
-  Result restored = Run(dir, restore);
+  Result restored = e2e::Run(dir, restore);
   ASSERT_EQ(restored.exit_code, 0) << restored.err;
   ASSERT_TRUE((*fresh)->Restart(0).ok());
   {
@@ -340,20 +342,20 @@ TEST(SnapshotE2eTest, MigrateMovesAnSqliteDeploymentToEtcd) {
       names.push_back("w-" + std::to_string(i));
       ASSERT_TRUE(server.client().CreateWorkload(Sleeper(names.back(), "1")).ok());
     }
-    Result held = Run(dir, {"admin", "migrate", "--from", db, "--to", etcd});
+    Result held = e2e::Run(dir, {"admin", "migrate", "--from", db, "--to", etcd});
     EXPECT_EQ(held.exit_code, 1);
     EXPECT_NE(held.err.find("stop it first"), std::string::npos) << held.err;
   }
-  Result migrated = Run(dir, {"admin", "migrate", "--from", db, "--to", etcd, "--json"});
+  Result migrated = e2e::Run(dir, {"admin", "migrate", "--from", db, "--to", etcd, "--json"});
   ASSERT_EQ(migrated.exit_code, 0) << migrated.err;
   json result = json::parse(migrated.out, nullptr, false);
   ASSERT_TRUE(result.is_object()) << migrated.out;
   EXPECT_GT(result.value("keys", 0), 20);
   EXPECT_NE(migrated.err.find("\"progress\""), std::string::npos) << migrated.err;
-  Result again = Run(dir, {"admin", "migrate", "--from", db, "--to", etcd});
+  Result again = e2e::Run(dir, {"admin", "migrate", "--from", db, "--to", etcd});
   EXPECT_EQ(again.exit_code, 1);
   EXPECT_NE(again.err.find("not empty"), std::string::npos) << again.err;
-  Result forced = Run(dir, {"admin", "migrate", "--from", db, "--to", etcd, "--force"});
+  Result forced = e2e::Run(dir, {"admin", "migrate", "--from", db, "--to", etcd, "--force"});
   EXPECT_EQ(forced.exit_code, 0) << forced.err;
   EXPECT_NE(forced.out.find("migrated"), std::string::npos) << forced.out;
   {

@@ -936,6 +936,9 @@ absl::StatusOr<SnapshotInfo> EtcdStore::SaveSnapshot(const std::string& path,
   const size_t n = core_->endpoints().size();
   const size_t first = core_->preferred();
   SnapshotInfo info{.format = SnapshotFormat::kEtcd};
+  // etcd 3.4 leaves the header out of snapshot messages: the revision when the snapshot began
+  // stands in (the snapshot holds at least it).
+  BERTH_ASSIGN_OR_RETURN(const int64_t started_at, Revision());
   absl::Status last;
   for (size_t i = 0; i < n; ++i) {
     const size_t endpoint = (first + i) % n;
@@ -1007,6 +1010,7 @@ absl::StatusOr<SnapshotInfo> EtcdStore::SaveSnapshot(const std::string& path,
       last = absl::DataLossError("the snapshot stream ended without data");
     } else {
       info.bytes = written;
+      if (header_revision == 0) header_revision = ToEtcdRevision(started_at);
       info.revision = FromEtcdRevision(header_revision);
       json count{{"key", B64(std::string_view("\0", 1))},
                  {"range_end", B64(std::string_view("\0", 1))},
