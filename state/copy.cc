@@ -17,9 +17,12 @@ absl::Status ForEachKey(Store& store, const std::function<absl::Status(KeyValue&
   ListOptions options{.limit = kPage};
   for (;;) {
     BERTH_ASSIGN_OR_RETURN(ListResponse page, store.List("", options));
+    if (page.kvs.empty()) return absl::OkStatus();
+    // Taken before `each`, which may move the keys out.
+    std::string last = page.kvs.back().key;
     for (KeyValue& kv : page.kvs) BERTH_RETURN_IF_ERROR(each(kv));
-    if (!page.more || page.kvs.empty()) return absl::OkStatus();
-    options.start_after = page.kvs.back().key;
+    if (!page.more) return absl::OkStatus();
+    options.start_after = std::move(last);
   }
 }
 

@@ -224,7 +224,8 @@ TEST(SnapshotFormatTest, TellsSqliteFromEtcdByTheirFirstBytes) {
 
 TEST(CopyStoreTest, CopiesEveryKeyButLeasedOnesAndChecksTheTarget) {
   MemoryStore from, to;
-  for (int i = 0; i < 250; ++i) ASSERT_TRUE(from.Put(Key(i), core::Cat("value-", i)).ok());
+  // More keys than one page of the copy's listings (500).
+  for (int i = 0; i < 1250; ++i) ASSERT_TRUE(from.Put(Key(i), core::Cat("value-", i)).ok());
   ASSERT_TRUE(from.Put("/bin", std::string("\0\xff", 2)).ok());
   LeaseId lease = from.Grant(absl::Seconds(30)).value();
   ASSERT_TRUE(from.Put("/live/server-1", "me", PutOptions{.lease = lease}).ok());
@@ -234,16 +235,16 @@ TEST(CopyStoreTest, CopiesEveryKeyButLeasedOnesAndChecksTheTarget) {
                              reports.emplace_back(done, total);
                            }});
   ASSERT_TRUE(copied.ok()) << copied.status();
-  EXPECT_EQ(copied->keys, 251);
+  EXPECT_EQ(copied->keys, 1251);
   EXPECT_EQ(copied->skipped_leased, 1);
   EXPECT_EQ(copied->source_revision, from.Revision().value());
-  EXPECT_EQ(to.List("").value().kvs.size(), 251u);
+  EXPECT_EQ(to.List("").value().kvs.size(), 1251u);
   EXPECT_EQ(to.Get("/bin").value().kv->value, std::string("\0\xff", 2));
   EXPECT_FALSE(to.Get("/live/server-1").value().kv.has_value());
   // In batches of at most 40 keys, each reported.
-  ASSERT_EQ(reports.size(), 7u);
-  EXPECT_EQ(reports.back(), std::make_pair(int64_t{251}, int64_t{251}));
-  EXPECT_EQ(to.Revision().value(), 7);
+  ASSERT_EQ(reports.size(), 32u);
+  EXPECT_EQ(reports.back(), std::make_pair(int64_t{1251}, int64_t{1251}));
+  EXPECT_EQ(to.Revision().value(), 32);
 
   // A target with keys is refused and left alone; --force replaces what it holds.
   ASSERT_TRUE(to.Put("/stray", "1").ok());
@@ -253,9 +254,9 @@ TEST(CopyStoreTest, CopiesEveryKeyButLeasedOnesAndChecksTheTarget) {
   EXPECT_TRUE(to.Get("/stray").value().kv.has_value());
   auto forced = CopyStore(from, to, {.force = true});
   ASSERT_TRUE(forced.ok()) << forced.status();
-  EXPECT_EQ(forced->replaced, 252);
+  EXPECT_EQ(forced->replaced, 1252);
   EXPECT_FALSE(to.Get("/stray").value().kv.has_value());
-  EXPECT_EQ(to.List("").value().kvs.size(), 251u);
+  EXPECT_EQ(to.List("").value().kvs.size(), 1251u);
 }
 
 TEST(CopyStoreTest, AnEmptySourceCopiesNothing) {
