@@ -88,6 +88,13 @@ void ApiServer::Blocking(const HttpRequest& request, Responder responder, std::s
     }
   }
   wait = std::min(wait, options_.max_wait);
+  if (index > 0) {
+    // An index beyond the store's revision comes from another history: the store was restored
+    // from a snapshot or moved to another store. Answering at once hands the caller this
+    // store's revision to wait on, instead of a wait for a revision that may never come.
+    absl::StatusOr<int64_t> current = control_->store()->Revision();
+    if (current.ok() && index > *current) index = 0;
+  }
   if (index <= 0) {
     responder.Send(answer());
     return;

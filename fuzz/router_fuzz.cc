@@ -26,6 +26,7 @@
 
 #include "api/api_server.h"
 #include "api/cluster_routes.h"
+#include "api/routes_admin.h"
 #include "api/routes_images.h"
 #include "api/routes_services.h"
 #include "state/memory_store.h"
@@ -219,6 +220,8 @@ struct Stack {
     services = std::make_unique<berth::control::ServiceController>(
         control.get(), berth::control::ServiceControllerOptions{.prober = &prober});
     berth::api::AddServiceRoutes(api->router(), services.get());
+    // No snapshotter: the admin route answers without starting a snapshot.
+    berth::api::AddAdminRoutes(api->router(), nullptr, "");
     auto port = api->Start();  // timers for long-polls; requests never use the socket
     if (!port.ok()) {
       std::fprintf(stderr, "router_fuzz: %s\n", port.status().ToString().c_str());

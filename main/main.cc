@@ -10,6 +10,7 @@
 #include "cli/service_cmd.h"
 #include "cli/storenet_cmd.h"
 #include "core/flags.h"
+#include "main/admin_cmd.h"
 #include "main/roles.h"
 #include "sim/sim_command.h"
 
@@ -20,6 +21,7 @@ int main(int argc, char** argv) {
       // Server and agents.
       ServeCommand(),
       AgentCommand(),
+      AdminCommand(),
       sim::SimCommand(),
       // Workloads and images.
       cli::WorkloadCommand(),

@@ -23,6 +23,7 @@
 #include "api/api_server.h"
 #include "api/cluster_routes.h"
 #include "api/local_images.h"
+#include "api/routes_admin.h"
 #include "api/routes_images.h"
 #include "api/routes_services.h"
 #include "cli/cli.h"
@@ -32,6 +33,7 @@
 #include "core/json.h"
 #include "core/log.h"
 #include "core/strings.h"
+#include "main/admin_cmd.h"
 #include "main/storenet_host.h"
 #include "runtime/host/file.h"
 #include "runtime/image/catalog.h"
@@ -456,6 +458,11 @@ int RunServe(core::Invocation& f) {
                                           .prober = prober.get(),
                                           .active = [&election] { return election.IsLeader(); }});
   api::AddServiceRoutes(server.router(), &services);
+  api::AddAdminRoutes(server.router(), dynamic_cast<state::Snapshotter*>(store->get()), dir);
+  auto snapshots = StartSnapshotSchedule(f, store->get(), dir, control.clock());
+  if (!snapshots.ok()) {
+    return f.Fail(Cat("scheduled snapshots: ", snapshots.status().message()));
+  }
   // Disks and networks of this machine, re-declared from the store before serving.
   std::unique_ptr<LocalStorageNetwork> storenet;
   if (dev) {
@@ -652,7 +659,7 @@ absl::Status CheckListen(std::string_view listen) {
 
 core::Command ServeCommand() {
   using core::FlagType;
-  return core::Command{
+  core::Command serve{
       .name = "serve",
       .section = "Server and agents",
       .summary = "run the API server (--dev: with a local agent)",
@@ -746,6 +753,8 @@ core::Command ServeCommand() {
                     "are refused (403) and process workloads run as an unprivileged user\n"
                     "(default nobody, 65534:65534)"}},
       .run = RunServe};
+  for (core::FlagDef& flag : SnapshotScheduleFlags()) serve.flags.push_back(std::move(flag));
+  return serve;
 }
 
 core::Command AgentCommand() {

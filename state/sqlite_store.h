@@ -17,13 +17,14 @@
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
 #include "state/local_store.h"
+#include "state/snapshot.h"
 
 struct sqlite3;
 struct sqlite3_stmt;
 
 namespace berth::state {
 
-class SqliteStore final : public LocalStore {
+class SqliteStore final : public LocalStore, public Snapshotter {
  public:
   // Opens the store at `path`, creating the file if needed.
   [[nodiscard]] static absl::StatusOr<std::unique_ptr<SqliteStore>> Open(
@@ -31,6 +32,13 @@ class SqliteStore final : public LocalStore {
   ~SqliteStore() override;
 
   const std::string& path() const { return path_; }
+
+  // An SQLite database of the whole store (rollback-journal mode, so it is one self-contained
+  // file), copied with SQLite's online backup API a few hundred pages at a time: writers wait
+  // only for one step, and pages they change meanwhile are copied again, so the file holds the
+  // store as of the last step. Defined in sqlite_snapshot.cc.
+  absl::StatusOr<SnapshotInfo> SaveSnapshot(const std::string& path,
+                                            const SnapshotProgress& progress = {}) override;
 
  protected:
   absl::Status Persist(const std::vector<const Commit*>& commits) override;
@@ -68,5 +76,20 @@ class SqliteStore final : public LocalStore {
   Statement delete_lease_ ABSL_GUARDED_BY(db_mu_);
   Statement set_meta_ ABSL_GUARDED_BY(db_mu_);
 };
+
+struct SqliteRestoreOptions {
+  bool force = false;  // replace a target that already holds data
+  SnapshotProgress progress;
+};
+
+// Reads an SQLite snapshot and checks that it is whole (SQLite's quick_check) and a Berth store
+// (its tables and schema version). InvalidArgument naming the file and what is wrong.
+[[nodiscard]] absl::StatusOr<SnapshotInfo> InspectSqliteSnapshot(const std::string& path);
+
+// Copies the snapshot at `snapshot` into the store file `target` (created if absent), after
+// InspectSqliteSnapshot. FailedPrecondition when `target` holds data and !force, or when another
+// process (a running server) has it open; the target is then untouched.
+[[nodiscard]] absl::StatusOr<SnapshotInfo> RestoreSqliteSnapshot(
+    const std::string& snapshot, const std::string& target, const SqliteRestoreOptions& options);
 
 }  // namespace berth::state

@@ -162,6 +162,27 @@ absl::Status Client::StreamText(const std::string& path, const ChunkSink& sink) 
   return StatusFromResponse(r.status, r.body);
 }
 
+absl::StatusOr<SnapshotDownload> Client::DownloadSnapshot(const ChunkSink& sink) {
+  BERTH_ASSIGN_OR_RETURN(HttpResponse r, http_.Stream("/v1/admin/snapshot", sink));
+  BERTH_RETURN_IF_ERROR(StatusFromResponse(r.status, r.body));
+  SnapshotDownload out;
+  out.format = r.Header("X-Berth-Snapshot-Format").value_or("");
+  auto number = [&r](std::string_view name) -> int64_t {
+    int64_t value = -1;
+    std::optional<std::string> text = r.Header(name);
+    if (!text || !absl::SimpleAtoi(*text, &value)) return -1;
+    return value;
+  };
+  out.bytes = number("X-Berth-Snapshot-Bytes");
+  out.revision = number("X-Berth-Snapshot-Revision");
+  out.keys = number("X-Berth-Snapshot-Keys");
+  if (out.format.empty() || out.bytes < 0) {
+    return absl::DataLossError(
+        "download snapshot: the reply does not describe the snapshot (X-Berth-Snapshot-*)");
+  }
+  return out;
+}
+
 absl::Status Client::Health() { return Text("/healthz").status(); }
 
 absl::StatusOr<std::string> Client::MetricsText() { return Text("/metrics"); }

@@ -88,6 +88,14 @@ using CopyProgress = std::function<void(int permille)>;
 // A streamed body (logs, console) in pieces as they arrive; return false to stop.
 using ChunkSink = std::function<bool(std::string_view chunk)>;
 
+// What GET /v1/admin/snapshot says of the snapshot it sends.
+struct SnapshotDownload {
+  std::string format;  // "sqlite" or "etcd"
+  int64_t bytes = 0;   // the whole file
+  int64_t revision = 0;
+  int64_t keys = 0;
+};
+
 class Client {
  public:
   // `base_url` is "http://HOST:PORT" (with an optional path prefix), or several of them
@@ -246,6 +254,12 @@ class Client {
                                      Raw* raw = nullptr);
   absl::StatusOr<core::Json> RemoveRule(std::string_view group, std::string_view rule_id,
                                         Raw* raw = nullptr);
+
+  // --- Control plane ---
+  // GET /v1/admin/snapshot: the server saves a consistent snapshot of its whole store and sends
+  // it; `sink` gets its bytes in order (false stops). The reply's headers describe it; the
+  // caller checks that `bytes` arrived.
+  absl::StatusOr<SnapshotDownload> DownloadSnapshot(const ChunkSink& sink);
 
   // --- Port forwards ---
   absl::StatusOr<core::Json> AddPortForward(const wire::PortForwardCreate& request,

@@ -8,6 +8,7 @@
 #include <memory>
 
 #include "api/api_server.h"
+#include "api/routes_admin.h"
 #include "api/routes_images.h"
 #include "api/routes_services.h"
 #include "core/clock.h"
@@ -162,6 +163,24 @@ class OkNetworkHost : public control::NetworkHost {
 };
 #endif
 
+// A store snapshot of known bytes: 3 MiB and a bit, so it crosses the route's 1 MiB pieces.
+class PatternSnapshotter : public state::Snapshotter {
+ public:
+  static std::string Bytes() {
+    std::string data((3 << 20) + 123, '\0');
+    for (size_t i = 0; i < data.size(); ++i) data[i] = static_cast<char>(i * 7 + i / 4096);
+    return data;
+  }
+  absl::StatusOr<state::SnapshotInfo> SaveSnapshot(const std::string& path,
+                                                   const state::SnapshotProgress&) override {
+    std::ofstream(path, std::ios::binary) << Bytes();
+    return state::SnapshotInfo{.format = state::SnapshotFormat::kSqlite,
+                               .bytes = static_cast<int64_t>(Bytes().size()),
+                               .revision = 42,
+                               .keys = 7};
+  }
+};
+
 class ClientTest : public ::testing::Test {
  protected:
   void SetUp() override {
@@ -178,6 +197,7 @@ class ClientTest : public ::testing::Test {
     services_ = std::make_unique<control::ServiceController>(control_.get(),
                                                              control::ServiceControllerOptions{});
     AddServiceRoutes(server_->router(), services_.get());
+    AddAdminRoutes(server_->router(), &snapshots_, dir_);
 #ifdef BERTH_CLIENT_TEST_STORENET
     AddStorageRoutes(server_->router(), &storage_);
     AddNetworkRoutes(server_->router(), &networks_);
@@ -201,6 +221,7 @@ class ClientTest : public ::testing::Test {
 
   std::string dir_;
   std::unique_ptr<FakeLocalHost> local_;
+  PatternSnapshotter snapshots_;
   state::MemoryStore store_;
   std::unique_ptr<control::ControlPlane> control_;
   std::unique_ptr<control::ServiceController> services_;
@@ -441,6 +462,44 @@ TEST_F(ClientTest, EventsTenantsMetricsAndHealth) {
   auto metrics = admin_->MetricsText();
   ASSERT_TRUE(metrics.ok()) << metrics.status();
   EXPECT_NE(metrics->find("berth_workloads{state=\"pending\"} 1"), std::string::npos);
+}
+
+TEST_F(ClientTest, SnapshotDownloadStreamsTheWholeFileToTheAdminOnly) {
+  std::string received;
+  auto download = admin_->DownloadSnapshot([&](std::string_view chunk) {
+    received.append(chunk);
+    return true;
+  });
+  ASSERT_TRUE(download.ok()) << download.status();
+  EXPECT_EQ(download->format, "sqlite");
+  EXPECT_EQ(download->bytes, static_cast<int64_t>(PatternSnapshotter::Bytes().size()));
+  EXPECT_EQ(download->revision, 42);
+  EXPECT_EQ(download->keys, 7);
+  EXPECT_TRUE(received == PatternSnapshotter::Bytes());
+  // The staging file is gone.
+  for (const auto& entry : std::filesystem::directory_iterator(dir_)) {
+    EXPECT_EQ(entry.path().filename().string().find("snapshot"), std::string::npos) << entry.path();
+  }
+  auto sink = [](std::string_view) { return true; };
+  std::string credential = RegisterH1();
+  Client host(url_, ClientOptions{.token = credential});
+  EXPECT_TRUE(absl::IsPermissionDenied(host.DownloadSnapshot(sink).status()));
+  Client join(url_, ClientOptions{.token = "join-secret"});
+  EXPECT_TRUE(absl::IsPermissionDenied(join.DownloadSnapshot(sink).status()));
+  EXPECT_TRUE(absl::IsUnauthenticated(Client(url_).DownloadSnapshot(sink).status()));
+}
+
+TEST_F(ClientTest, ABlockingQueryPastTheStoresRevisionAnswersAtOnce) {
+  ASSERT_TRUE(admin_->CreateWorkload(Hello()).ok());
+  // An index from another store's history (a restored or migrated one). Were it parked, the
+  // 5-minute wait would outlast the client's 30 s timeout.
+  Client impatient(url_, ClientOptions{.token = "admin-secret", .timeout = absl::Seconds(30)});
+  Raw raw;
+  auto list = impatient.ListWorkloads({.index = 1'000'000, .wait = absl::Minutes(5)}, &raw);
+  ASSERT_TRUE(list.ok()) << list.status();
+  EXPECT_EQ(list->items.size(), 1u);
+  EXPECT_GT(raw.index, 0);
+  EXPECT_LT(raw.index, 1'000'000);
 }
 
 TEST_F(ClientTest, ServerErrorsBecomeMatchingCodesWithTheFieldNamed) {

@@ -42,6 +42,7 @@
 
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
+#include "state/snapshot.h"
 #include "state/store.h"
 
 namespace berth::state {
@@ -54,7 +55,7 @@ struct EtcdStoreOptions {
   absl::Duration connect_timeout = absl::Seconds(5);
 };
 
-class EtcdStore final : public Store {
+class EtcdStore final : public Store, public Snapshotter {
  public:
   // `endpoints` are etcd client addresses, "HOST:PORT" each. Fails (Unavailable) when none
   // answers, InvalidArgument when one is malformed.
@@ -76,6 +77,13 @@ class EtcdStore final : public Store {
   absl::Status Revoke(LeaseId id) override;
   absl::StatusOr<LeaseInfo> GetLease(LeaseId id) override;
   absl::StatusOr<int> ExpireLeases() override;
+
+  // etcd's own snapshot of its whole database (the Maintenance.Snapshot stream, what `etcdctl
+  // snapshot save` writes, its SHA-256 at the end), from the first endpoint that answers. etcd
+  // takes it at one revision and keeps serving meanwhile. `etcdctl snapshot restore` turns it
+  // into a member's data directory.
+  absl::StatusOr<SnapshotInfo> SaveSnapshot(const std::string& path,
+                                            const SnapshotProgress& progress = {}) override;
 
   const std::vector<std::string>& endpoints() const;
 

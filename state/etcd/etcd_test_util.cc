@@ -111,13 +111,17 @@ std::vector<std::string> EtcdCluster::endpoints() const {
   return out;
 }
 
+std::string EtcdCluster::data_dir(int member) const {
+  return core::Cat(dir_, "/", members_[member].name, ".etcd");
+}
+
 absl::Status EtcdCluster::Launch(int i) {
   Member& member = members_[i];
   const bool alone = members_.size() == 1;
   std::vector<std::string> args = {
       binary_,
       "--name=" + member.name,
-      core::Cat("--data-dir=", dir_, "/", member.name, ".etcd"),
+      "--data-dir=" + data_dir(i),
       "--listen-client-urls=http://" + member.client,
       "--advertise-client-urls=http://" + member.client,
       "--listen-peer-urls=http://" + member.peer,

@@ -29,6 +29,12 @@ class EtcdCluster {
   std::vector<std::string> endpoints() const;
   const std::string& endpoint(int member) const { return members_[member].client; }
   int size() const { return static_cast<int>(members_.size()); }
+  // A member's name ("m0"), data directory, and peer URL ("http://127.0.0.1:PORT"), and the
+  // NAME=PEER_URL list of every member, for restoring a member's data from a snapshot.
+  const std::string& name(int member) const { return members_[member].name; }
+  std::string data_dir(int member) const;
+  std::string peer_url(int member) const { return "http://" + members_[member].peer; }
+  const std::string& initial_cluster() const { return initial_cluster_; }
 
   // SIGKILLs a member and reaps it.
   [[nodiscard]] absl::Status Kill(int member);
