@@ -1,5 +1,5 @@
-// bench/run api [SECONDS] [CLIENTS]: requests per second the REST API serves on this machine.
-// A real ApiServer over a ControlPlane on a SqliteStore (durable commits) in a temporary
+// bench/run api [SECONDS] [CLIENTS] [--etcd=URL]: requests per second the REST API serves on this
+// machine. A real ApiServer over a ControlPlane on a SqliteStore (durable commits) in a temporary
 // directory; CLIENTS keep-alive typed clients (api::Client, so each figure includes decoding the
 // reply) hammer one endpoint at a time for SECONDS:
 //   healthz  the transport alone (the baseline: no auth, no store)
@@ -7,7 +7,9 @@
 //   list     GET /v1/workloads (200 workloads), decoded into typed workloads
 //   list_json  the same request, its reply only parsed as JSON (the server's share of `list`)
 //   create   POST /v1/workloads (each a durable SQLite commit)
-// Prints a table, each figure's ratio to healthz, and one JSON object as its last line.
+// Prints a table, each figure's ratio to healthz, and one JSON object as its last line. With
+// --etcd=etcd://HOST:PORT (an empty cluster) the same again on EtcdStore, beside SQLite, with
+// the ratio of etcd's creates to SQLite's.
 #include <unistd.h>
 
 #include <atomic>
@@ -24,6 +26,9 @@
 #include "control/control_plane.h"
 #include "nlohmann/json.hpp"
 #include "state/sqlite_store.h"
+#ifdef BERTH_BENCH_ETCD
+#include "state/etcd/etcd_store.h"
+#endif
 
 namespace {
 
@@ -70,27 +75,16 @@ berth::core::WorkloadSpec Spec(const std::string& name) {
   return spec;
 }
 
-}  // namespace
-
-int main(int argc, char** argv) {
-  double seconds = argc > 1 ? std::atof(argv[1]) : 3.0;
-  int clients = argc > 2 ? std::atoi(argv[2]) : 8;
-  std::string dir =
-      std::filesystem::temp_directory_path() / ("berth-bench-api-" + std::to_string(getpid()));
-  std::filesystem::create_directories(dir);
-  auto store = berth::state::SqliteStore::Open(dir + "/berth.db");
-  if (!store.ok()) {
-    std::cerr << store.status() << "\n";
-    return 1;
-  }
-  berth::control::ControlPlane control(store->get(), {});
+// Serves the API over `store` and measures each endpoint; empty on a setup failure (said).
+std::vector<Figure> MeasureOn(berth::state::Store* store, double seconds, int clients) {
+  berth::control::ControlPlane control(store, {});
   berth::api::ApiServerOptions o;
   o.admin_token = "bench-token";
   berth::api::ApiServer server(o, &control, nullptr);
   auto port = server.Start();
   if (!port.ok()) {
     std::cerr << port.status() << "\n";
-    return 1;
+    return {};
   }
   std::string url = "http://127.0.0.1:" + std::to_string(*port);
   {
@@ -102,11 +96,10 @@ int main(int argc, char** argv) {
       auto created = c.CreateWorkload(spec);
       if (!created.ok()) {
         std::cerr << "seeding failed: " << created.status() << "\n";
-        return 1;
+        return {};
       }
     }
   }
-  std::cerr << "bench api: " << clients << " clients, " << seconds << " s per endpoint\n";
   std::vector<Figure> figures;
   figures.push_back(Measure("healthz", url, o.admin_token, clients, seconds,
                             [](auto& c, int, int64_t) { return c.Health(); }));
@@ -125,17 +118,84 @@ int main(int argc, char** argv) {
             .status();
       }));
   server.Stop();
+  return figures;
+}
+
+// Prints one store's table and adds its figures to `out` under `prefix`.
+void Report(const std::string& store, const std::vector<Figure>& figures, nlohmann::json& out,
+            const std::string& prefix) {
   double base = figures[0].per_second;
-  std::printf("%-10s %14s %10s %8s\n", "endpoint", "requests/s", "vs healthz", "errors");
-  nlohmann::json out = {{"benchmark", "api"}, {"clients", clients}, {"seconds", seconds}};
+  std::printf("store: %s\n%-10s %14s %10s %8s\n", store.c_str(), "endpoint", "requests/s",
+              "vs healthz", "errors");
   for (const auto& f : figures) {
     std::printf("%-10s %14.0f %10.3f %8lld\n", f.name.c_str(), f.per_second,
                 base > 0 ? f.per_second / base : 0.0, static_cast<long long>(f.errors));
-    out[f.name + "_per_s"] = static_cast<int64_t>(f.per_second);
-    out[f.name + "_ratio_to_healthz"] = base > 0 ? f.per_second / base : 0.0;
-    if (f.errors) out[f.name + "_errors"] = f.errors;
+    out[prefix + f.name + "_per_s"] = static_cast<int64_t>(f.per_second);
+    out[prefix + f.name + "_ratio_to_healthz"] = base > 0 ? f.per_second / base : 0.0;
+    if (f.errors) out[prefix + f.name + "_errors"] = f.errors;
+  }
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  std::vector<std::string> positional;
+  std::string etcd_url;
+  for (int i = 1; i < argc; ++i) {
+    std::string arg = argv[i];
+    if (arg.rfind("--etcd=", 0) == 0) {
+      etcd_url = arg.substr(7);
+    } else {
+      positional.push_back(arg);
+    }
+  }
+  double seconds = positional.size() > 0 ? std::atof(positional[0].c_str()) : 3.0;
+  int clients = positional.size() > 1 ? std::atoi(positional[1].c_str()) : 8;
+  std::string dir =
+      std::filesystem::temp_directory_path() / ("berth-bench-api-" + std::to_string(getpid()));
+  std::filesystem::create_directories(dir);
+  std::cerr << "bench api: " << clients << " clients, " << seconds << " s per endpoint\n";
+  std::vector<Figure> sqlite_figures;
+  {
+    auto store = berth::state::SqliteStore::Open(dir + "/berth.db");
+    if (!store.ok()) {
+      std::cerr << store.status() << "\n";
+      std::filesystem::remove_all(dir);
+      return 1;
+    }
+    sqlite_figures = MeasureOn(store->get(), seconds, clients);
   }
   std::filesystem::remove_all(dir);
+  if (sqlite_figures.empty()) return 1;
+  nlohmann::json out = {{"benchmark", "api"}, {"clients", clients}, {"seconds", seconds}};
+  Report("sqlite", sqlite_figures, out, "");
+  if (!etcd_url.empty()) {
+#ifdef BERTH_BENCH_ETCD
+    // The same on etcd: creates are etcd transactions through the JSON gateway. The cluster
+    // must hold no keys (the bench removes everything it wrote, which is then everything).
+    auto etcd = berth::state::OpenEtcdStore(etcd_url, {});
+    if (!etcd.ok()) {
+      std::cerr << "bench api: " << etcd.status() << "\n";
+      return 1;
+    }
+    auto existing = (*etcd)->List("/");
+    if (!existing.ok() || !existing->kvs.empty()) {
+      std::cerr << "bench api: the etcd cluster at " << etcd_url
+                << " must be empty (it holds keys, or cannot be listed)\n";
+      return 1;
+    }
+    std::vector<Figure> etcd_figures = MeasureOn(etcd->get(), seconds, clients);
+    if (!(*etcd)->DeletePrefix("/").ok()) std::cerr << "bench api: cleanup of etcd failed\n";
+    if (etcd_figures.empty()) return 1;
+    Report("etcd", etcd_figures, out, "etcd_");
+    out["etcd_create_ratio_to_sqlite"] =
+        sqlite_figures[4].per_second > 0 ? etcd_figures[4].per_second / sqlite_figures[4].per_second
+                                         : 0.0;
+#else
+    std::cerr << "bench api: built without EtcdStore\n";
+    return 1;
+#endif
+  }
   std::cout << out.dump() << std::endl;
   return 0;
 }

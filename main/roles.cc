@@ -453,10 +453,9 @@ int RunServe(core::Invocation& f) {
   // Services: replicas kept by their controller, health probed from this server; only the
   // leader's controller acts.
   std::unique_ptr<control::HealthProber> prober = control::NewSocketProber();
-  control::ServiceController services(&control,
-                                      control::ServiceControllerOptions{
-                                          .prober = prober.get(),
-                                          .active = [&election] { return election.IsLeader(); }});
+  control::ServiceController services(
+      &control, control::ServiceControllerOptions{
+                    .prober = prober.get(), .active = [&election] { return election.IsLeader(); }});
   api::AddServiceRoutes(server.router(), &services);
   api::AddAdminRoutes(server.router(), dynamic_cast<state::Snapshotter*>(store->get()), dir);
   auto snapshots = StartSnapshotSchedule(f, store->get(), dir, control.clock());

@@ -163,7 +163,10 @@ absl::Status Client::StreamText(const std::string& path, const ChunkSink& sink) 
 }
 
 absl::StatusOr<SnapshotDownload> Client::DownloadSnapshot(const ChunkSink& sink) {
-  BERTH_ASSIGN_OR_RETURN(HttpResponse r, http_.Stream("/v1/admin/snapshot", sink));
+  // Like StreamText: a download that broke after its first piece is not started again.
+  BERTH_ASSIGN_OR_RETURN(HttpResponse r, Exchange("POST", [&](HttpClient& http) {
+                           return http.Stream("/v1/admin/snapshot", sink);
+                         }));
   BERTH_RETURN_IF_ERROR(StatusFromResponse(r.status, r.body));
   SnapshotDownload out;
   out.format = r.Header("X-Berth-Snapshot-Format").value_or("");
