@@ -183,20 +183,8 @@ class Cli : public CommandSession {
   }
 
   int Create() {
-    const std::string file = inv_.String("file");
-    std::string text;
-    if (file == "-") {
-      std::stringstream ss;
-      ss << std::cin.rdbuf();
-      text = ss.str();
-    } else {
-      bool ok = false;
-      text = ReadFile(file, &ok);
-      if (!ok) return Fail(Cat("cannot read ", file));
-    }
-    auto docs = api::ParseYamlDocuments(text);
-    if (!docs.ok()) return Fail(Cat(file, ": ", docs.status().message()));
-    if (docs->empty()) return Fail(Cat(file, ": holds no workload spec"));
+    std::optional<std::vector<Json>> docs = SpecDocuments("workload");
+    if (!docs) return 1;
     Json created = Json::array();
     for (const Json& doc : *docs) {
       auto j = Do([&](api::Client& c, api::Raw* r) {

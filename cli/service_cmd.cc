@@ -71,22 +71,8 @@ class Session : public CommandSession {
 
  private:
   int Create() {
-    const std::string file = inv_.String("file");
-    std::string text;
-    if (file == "-") {
-      std::stringstream ss;
-      ss << std::cin.rdbuf();
-      text = ss.str();
-    } else {
-      std::ifstream in(file, std::ios::binary);
-      if (!in) return Fail(Cat("cannot read ", file, ": check the path (- reads standard input)"));
-      std::stringstream ss;
-      ss << in.rdbuf();
-      text = ss.str();
-    }
-    auto docs = api::ParseYamlDocuments(text);
-    if (!docs.ok()) return Fail(Cat(file, ": ", docs.status().message()));
-    if (docs->empty()) return Fail(Cat(file, ": holds no service spec"));
+    std::optional<std::vector<Json>> docs = SpecDocuments("service");
+    if (!docs) return 1;
     Json created = Json::array();
     for (const Json& doc : *docs) {
       auto j = Do([&](api::Client& c, api::Raw* r) {

@@ -3,10 +3,13 @@
 // The command groups (cli.cc, storenet_cmd.cc) derive their method holders from it.
 #pragma once
 
+#include <fstream>
 #include <functional>
+#include <iostream>
 #include <memory>
 #include <optional>
 #include <ostream>
+#include <sstream>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -14,10 +17,12 @@
 
 #include "absl/status/status.h"
 #include "absl/time/time.h"
+#include "api/body_parser.h"
 #include "api/client/client.h"
 #include "cli/cli.h"
 #include "core/flags.h"
 #include "core/json.h"
+#include "core/strings.h"
 
 namespace berth::cli {
 
@@ -39,6 +44,33 @@ class CommandSession {
   int Usage(std::string_view problem) { return inv_.UsageError(problem); }
   int Fail(std::string_view message) { return inv_.Fail(message); }
   std::string Arg(size_t i) const { return i < pos_.size() ? pos_[i] : std::string(); }
+
+  // The documents of the spec file named by --file (`-`: standard input), YAML or JSON, one or
+  // more; nullopt after printing why there are none. `what` names the spec ("workload").
+  std::optional<std::vector<core::Json>> SpecDocuments(std::string_view what) {
+    const std::string file = inv_.String("file");
+    std::stringstream text;
+    if (file == "-") {
+      text << std::cin.rdbuf();
+    } else {
+      std::ifstream in(file, std::ios::binary);
+      if (!in) {
+        Fail(core::Cat("cannot read ", file, ": check the path (- reads standard input)"));
+        return std::nullopt;
+      }
+      text << in.rdbuf();
+    }
+    auto docs = api::ParseYamlDocuments(text.str());
+    if (!docs.ok()) {
+      Fail(core::Cat(file, ": ", docs.status().message()));
+      return std::nullopt;
+    }
+    if (docs->empty()) {
+      Fail(core::Cat(file, ": holds no ", what, " spec"));
+      return std::nullopt;
+    }
+    return std::move(*docs);
+  }
 
   // The client, made on first use; nullptr after printing why there is none.
   api::Client* Api() {
