@@ -183,19 +183,12 @@ class Cli : public CommandSession {
   }
 
   int Create() {
-    std::optional<std::vector<Json>> docs = SpecDocuments("workload");
-    if (!docs) return 1;
-    Json created = Json::array();
-    for (const Json& doc : *docs) {
-      auto j = Do([&](api::Client& c, api::Raw* r) {
-        return c.CreateWorkloadFromText(doc.dump(), "application/json", r).status();
-      });
-      if (!j) return 1;
-      created.push_back(*j);
-      if (!json_) out_ << "workload " << (*j)["name"].get<std::string>() << " created\n";
-    }
-    if (json_) out_ << (created.size() == 1 ? created[0] : created).dump() << "\n";
-    return 0;
+    return CreateEach(
+        "workload",
+        [](api::Client& c, const std::string& body, api::Raw* r) {
+          return c.CreateWorkloadFromText(body, "application/json", r).status();
+        },
+        [this](const Json& j) { out_ << "workload " << j.value("name", "") << " created\n"; });
   }
 
   int ListWorkloads() {

@@ -71,22 +71,15 @@ class Session : public CommandSession {
 
  private:
   int Create() {
-    std::optional<std::vector<Json>> docs = SpecDocuments("service");
-    if (!docs) return 1;
-    Json created = Json::array();
-    for (const Json& doc : *docs) {
-      auto j = Do([&](api::Client& c, api::Raw* r) {
-        return c.CreateServiceFromText(doc.dump(), "application/json", r).status();
-      });
-      if (!j) return 1;
-      created.push_back(*j);
-      if (!json_) {
-        out_ << "service " << j->value("name", "") << " created; `berth service get "
-             << j->value("name", "") << "` shows its replicas\n";
-      }
-    }
-    if (json_) out_ << (created.size() == 1 ? created[0] : created).dump() << "\n";
-    return 0;
+    return CreateEach(
+        "service",
+        [](api::Client& c, const std::string& body, api::Raw* r) {
+          return c.CreateServiceFromText(body, "application/json", r).status();
+        },
+        [this](const Json& j) {
+          out_ << "service " << j.value("name", "") << " created; `berth service get "
+               << j.value("name", "") << "` shows its replicas\n";
+        });
   }
 
   int List() {

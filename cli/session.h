@@ -72,6 +72,26 @@ class CommandSession {
     return std::move(*docs);
   }
 
+  // `berth ... create -f FILE`: sends each document of the spec file to `create` (the body as
+  // JSON), says each created object with `say` (unless --json), and with --json prints the
+  // reply (an array for several documents). Returns the command's exit code.
+  int CreateEach(
+      std::string_view what,
+      const std::function<absl::Status(api::Client&, const std::string& body, api::Raw*)>& create,
+      const std::function<void(const core::Json& created)>& say) {
+    std::optional<std::vector<core::Json>> docs = SpecDocuments(what);
+    if (!docs) return 1;
+    core::Json created = core::Json::array();
+    for (const core::Json& doc : *docs) {
+      auto j = Do([&](api::Client& c, api::Raw* r) { return create(c, doc.dump(), r); });
+      if (!j) return 1;
+      created.push_back(*j);
+      if (!json_) say(*j);
+    }
+    if (json_) out_ << (created.size() == 1 ? created[0] : created).dump() << "\n";
+    return 0;
+  }
+
   // The client, made on first use; nullptr after printing why there is none.
   api::Client* Api() {
     if (!client_) client_ = MakeClient(inv_, timeout_);
