@@ -103,6 +103,7 @@ std::vector<std::string> SnapshotSchedule::List() const {
 
 absl::StatusOr<std::optional<std::string>> SnapshotSchedule::RunDue() {
   absl::MutexLock lock(&run_mu_);
+  if (options_.active && !options_.active()) return std::nullopt;
   const absl::Time now = clock_->Now();
   if (!next_due_.has_value()) {
     // The first snapshot is due `every` after the newest one kept, or at once when none is.

@@ -9,6 +9,7 @@
 // Start/Stop from the owning thread.
 #pragma once
 
+#include <functional>
 #include <optional>
 #include <string>
 #include <thread>
@@ -30,6 +31,9 @@ struct SnapshotScheduleOptions {
   core::Clock* clock = nullptr;  // not owned; null: the system clock
   // How often the background thread asks the clock whether a snapshot is due (real time).
   absl::Duration poll = absl::Seconds(1);
+  // Whether this server takes the snapshots now; unset: always. Several servers on one store
+  // pass "I lead", so one series is taken whichever server leads.
+  std::function<bool()> active;
 };
 
 class SnapshotSchedule {
@@ -44,8 +48,8 @@ class SnapshotSchedule {
   [[nodiscard]] absl::Status Start();
   void Stop();
 
-  // Saves a snapshot and prunes if one is due by the clock; returns its path, or nullopt when
-  // none was due.
+  // Saves a snapshot and prunes if one is due by the clock and options.active allows; returns
+  // its path, or nullopt when none was due or the server does not take them now.
   absl::StatusOr<std::optional<std::string>> RunDue();
   // Deletes all but the newest `keep` snapshots (and temporary files a crash left behind).
   absl::Status Prune();

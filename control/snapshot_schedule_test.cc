@@ -82,6 +82,29 @@ TEST_F(SnapshotScheduleTest, FirstAtOnceThenEveryIntervalByTheClock) {
               ElementsAre("berth-20231114T221320Z.snapshot", "berth-20231114T231320Z.snapshot"));
 }
 
+TEST_F(SnapshotScheduleTest, OnlyWhileActive) {
+  bool leads = false;
+  SnapshotScheduleOptions options = Options(24);
+  options.active = [&leads] { return leads; };
+  SnapshotSchedule schedule(&source_, options);
+  fs::create_directories(dir_ + "/snapshots");
+  auto idle = schedule.RunDue();
+  ASSERT_TRUE(idle.ok()) << idle.status();
+  EXPECT_FALSE(idle->has_value());
+  EXPECT_EQ(source_.calls, 0);
+  leads = true;
+  auto first = schedule.RunDue();
+  ASSERT_TRUE(first.ok()) << first.status();
+  EXPECT_TRUE(first->has_value());
+  EXPECT_EQ(source_.calls, 1);
+  leads = false;
+  clock_.Advance(absl::Hours(2));
+  auto deposed = schedule.RunDue();
+  ASSERT_TRUE(deposed.ok());
+  EXPECT_FALSE(deposed->has_value());
+  EXPECT_EQ(source_.calls, 1);
+}
+
 TEST_F(SnapshotScheduleTest, KeepsTheNewestAndDeletesTheOldest) {
   SnapshotSchedule schedule(&source_, Options(24));
   fs::create_directories(dir_ + "/snapshots");

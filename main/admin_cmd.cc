@@ -533,7 +533,8 @@ std::vector<FlagDef> SnapshotScheduleFlags() {
   return {{.name = "snapshot-every",
            .type = FlagType::kDuration,
            .help = "save a snapshot of the store this often (e.g. 1h); the first when none is\n"
-                   "kept yet, then every interval after the newest one",
+                   "kept yet, then every interval after the newest one; with several servers on\n"
+                   "one store, only the leader takes them",
            .check = CheckEvery},
           {.name = "snapshot-keep",
            .type = FlagType::kInt,
@@ -548,7 +549,8 @@ std::vector<FlagDef> SnapshotScheduleFlags() {
 }
 
 absl::StatusOr<std::unique_ptr<control::SnapshotSchedule>> StartSnapshotSchedule(
-    const Invocation& flags, state::Store* store, const std::string& data_dir, core::Clock* clock) {
+    const Invocation& flags, state::Store* store, const std::string& data_dir, core::Clock* clock,
+    std::function<bool()> active) {
   if (!flags.Given("snapshot-every")) return nullptr;
   auto* source = dynamic_cast<state::Snapshotter*>(store);
   if (source == nullptr) {
@@ -558,7 +560,8 @@ absl::StatusOr<std::unique_ptr<control::SnapshotSchedule>> StartSnapshotSchedule
       .dir = flags.Given("snapshot-dir") ? flags.String("snapshot-dir") : data_dir + "/snapshots",
       .every = flags.Duration("snapshot-every"),
       .keep = static_cast<int>(flags.Int("snapshot-keep")),
-      .clock = clock};
+      .clock = clock,
+      .active = std::move(active)};
   auto schedule = std::make_unique<control::SnapshotSchedule>(source, options);
   BERTH_RETURN_IF_ERROR(schedule->Start());
   return schedule;

@@ -5,6 +5,7 @@
 // `serve --snapshot-*` flags and the scheduled snapshots they start.
 #pragma once
 
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -22,10 +23,11 @@ core::Command AdminCommand();
 // --snapshot-every, --snapshot-keep and --snapshot-dir, for `berth serve`.
 std::vector<core::FlagDef> SnapshotScheduleFlags();
 
-// Starts the scheduled snapshots the flags ask for (nullptr when --snapshot-every is not given).
-// FailedPrecondition when the store cannot take snapshots.
+// Starts the scheduled snapshots the flags ask for (nullptr when --snapshot-every is not given),
+// taken only while `active` says so (the server leads). FailedPrecondition when the store
+// cannot take snapshots.
 [[nodiscard]] absl::StatusOr<std::unique_ptr<control::SnapshotSchedule>> StartSnapshotSchedule(
     const core::Invocation& flags, state::Store* store, const std::string& data_dir,
-    core::Clock* clock);
+    core::Clock* clock, std::function<bool()> active);
 
 }  // namespace berth

@@ -458,7 +458,8 @@ int RunServe(core::Invocation& f) {
                     .prober = prober.get(), .active = [&election] { return election.IsLeader(); }});
   api::AddServiceRoutes(server.router(), &services);
   api::AddAdminRoutes(server.router(), dynamic_cast<state::Snapshotter*>(store->get()), dir);
-  auto snapshots = StartSnapshotSchedule(f, store->get(), dir, control.clock());
+  auto snapshots = StartSnapshotSchedule(f, store->get(), dir, control.clock(),
+                                         [&election] { return election.IsLeader(); });
   if (!snapshots.ok()) {
     return f.Fail(Cat("scheduled snapshots: ", snapshots.status().message()));
   }

@@ -97,6 +97,51 @@ class LeaderFailoverTest : public ::testing::Test {
     return urls;
   }
 
+  // Every workload of `names` is there, placed on the one host, with one "scheduled" event and
+  // placement generation 1; nothing at all was placed twice. Asked of server `from`.
+  void ExpectEachPlacedOnce(int from, const std::vector<std::string>& names) {
+    api::Client& survivor = servers_[from]->client();
+    for (const std::string& name : names) {
+      auto w = survivor.GetWorkload(name);
+      ASSERT_TRUE(w.ok()) << name << ": " << w.status();
+    }
+    for (const std::string& name : names) {
+      EXPECT_TRUE(Eventually([&] {
+        auto w = survivor.GetWorkload(name);
+        return w.ok() && w->status.host == "h1";
+      })) << name
+          << " never placed: " << servers_[from]->Dump(name).dump();
+    }
+    // The whole log in one answer (a limit keeps the newest events; this one is far above).
+    std::map<std::string, int> scheduled;
+    auto events = survivor.ListEvents({.index = 0, .limit = 1000000});
+    ASSERT_TRUE(events.ok()) << events.status();
+    ASSERT_LT(events->items.size(), 1000000u);
+    for (const auto& e : events->items) {
+      if (e.type == "scheduled") ++scheduled[e.object];
+    }
+    for (const std::string& name : names) {
+      EXPECT_EQ(scheduled[name], 1) << name;
+      auto w = survivor.GetWorkload(name);
+      ASSERT_TRUE(w.ok());
+      EXPECT_EQ(w->status.generation, 1) << name;
+    }
+    for (const auto& [name, n] : scheduled) EXPECT_LE(n, 1) << name << " placed " << n << " times";
+  }
+
+  // Starts an agent for host h1 that lists `first` before the other servers, and waits until
+  // server `check` sees h1 ready.
+  void StartAgent(int first, int check) {
+    agent_ = Spawn(
+        {"agent", "--server", Urls(first), "--join-token-file",
+         servers_[0]->data_dir() + "/join.token", "--data-dir", dir_ + "/agent", "--name", "h1"},
+        dir_ + "/agent.log");
+    ASSERT_TRUE(Eventually([&] {
+      auto h = servers_[check]->client().GetHost("h1");
+      return h.ok() && h->host.state == core::HostState::kReady;
+    })) << ReadFile(dir_ + "/agent.log");
+  }
+
   std::unique_ptr<state::testing::EtcdCluster> etcd_;
   std::string dir_;
   std::vector<std::unique_ptr<DevServer>> servers_;
@@ -110,14 +155,7 @@ TEST_F(LeaderFailoverTest, AcknowledgedCreatesSurviveTheLeadersKillAndNothingIsP
   // Every server names the same leader.
   for (int i = 0; i < 3; ++i) EXPECT_EQ(Leader(i, 3), leader);
   // The agent lists the leader first, so killing it makes the agent move on too.
-  agent_ = Spawn(
-      {"agent", "--server", Urls(leader), "--join-token-file",
-       servers_[0]->data_dir() + "/join.token", "--data-dir", dir_ + "/agent", "--name", "h1"},
-      dir_ + "/agent.log");
-  ASSERT_TRUE(Eventually([&] {
-    auto h = servers_[follower]->client().GetHost("h1");
-    return h.ok() && h->host.state == core::HostState::kReady;
-  })) << ReadFile(dir_ + "/agent.log");
+  StartAgent(leader, follower);
 
   // A write through a follower goes to the leader and is placed.
   const std::string marker = "3600." + std::to_string(getpid());
@@ -168,7 +206,6 @@ TEST_F(LeaderFailoverTest, AcknowledgedCreatesSurviveTheLeadersKillAndNothingIsP
   const int next = Leader(follower, 2);
   ASSERT_GE(next, 0);
   EXPECT_NE(next, leader);
-  api::Client& survivor = servers_[follower]->client();
   std::vector<std::string> all;
   {
     absl::MutexLock lock(&mu);
@@ -177,34 +214,50 @@ TEST_F(LeaderFailoverTest, AcknowledgedCreatesSurviveTheLeadersKillAndNothingIsP
       std::fprintf(stderr, "create with unknown outcome: %s\n", u.c_str());
   }
   all.push_back("via-follower");
-  // Every acknowledged create is there and gets placed on the one host.
-  for (const std::string& name : all) {
-    auto w = survivor.GetWorkload(name);
-    ASSERT_TRUE(w.ok()) << name << ": " << w.status();
-  }
-  for (const std::string& name : all) {
-    EXPECT_TRUE(Eventually([&] {
-      auto w = survivor.GetWorkload(name);
-      return w.ok() && w->status.host == "h1";
-    })) << name
-        << " never placed: " << servers_[follower]->Dump(name).dump();
-  }
-  // Nothing was placed twice: one "scheduled" event and placement generation 1 for each.
-  // The whole log in one answer (a limit keeps the newest events; this one is far above).
-  std::map<std::string, int> scheduled;
-  auto events = survivor.ListEvents({.index = 0, .limit = 1000000});
-  ASSERT_TRUE(events.ok()) << events.status();
-  ASSERT_LT(events->items.size(), 1000000u);
-  for (const auto& e : events->items) {
-    if (e.type == "scheduled") ++scheduled[e.object];
-  }
-  for (const std::string& name : all) {
-    EXPECT_EQ(scheduled[name], 1) << name;
-    auto w = survivor.GetWorkload(name);
-    ASSERT_TRUE(w.ok());
-    EXPECT_EQ(w->status.generation, 1) << name;
-  }
-  for (const auto& [name, n] : scheduled) EXPECT_LE(n, 1) << name << " placed " << n << " times";
+  ExpectEachPlacedOnce(follower, all);
+}
+
+TEST_F(LeaderFailoverTest, LosingOneEtcdMemberOfThreeFailsNoWrite) {
+  const int leader = Leader(0, 3);
+  ASSERT_GE(leader, 0) << ReadFile(servers_[0]->data_dir() + "/serve.log");
+  const int follower = (leader + 1) % 3;
+  StartAgent(leader, follower);
+  // Creates stream through a follower (forwarded to the leader) while the first etcd member,
+  // the one every server talks to first, is killed: each gets a definite answer, and that
+  // answer is yes.
+  const std::string marker = "3600." + std::to_string(getpid());
+  api::Client client(servers_[follower]->url(),
+                     api::ClientOptions{.token = servers_[0]->token(),
+                                        .timeout = absl::Seconds(60),
+                                        .connect_timeout = absl::Seconds(2)});
+  absl::Mutex mu;
+  std::vector<std::string> acknowledged;
+  std::vector<std::string> failed;
+  std::thread creator([&] {
+    for (int i = 0; i < 40; ++i) {
+      const std::string name = "m-" + std::to_string(i);
+      auto created = client.CreateWorkload(Sleeper(name, marker));
+      absl::MutexLock lock(&mu);
+      if (created.ok()) {
+        acknowledged.push_back(name);
+      } else {
+        failed.push_back(name + ": " + std::string(created.status().message()));
+      }
+    }
+  });
+  bool started = Eventually([&] {
+    absl::MutexLock lock(&mu);
+    return acknowledged.size() + failed.size() >= 10;
+  });
+  ASSERT_TRUE(etcd_->Kill(0).ok());
+  creator.join();
+  ASSERT_TRUE(started);
+  absl::MutexLock lock(&mu);
+  EXPECT_TRUE(failed.empty()) << failed.size() << " failed, first: " << failed.front()
+                              << "\nleader's log:\n"
+                              << ReadFile(servers_[leader]->data_dir() + "/serve.log");
+  EXPECT_EQ(acknowledged.size(), 40u);
+  ExpectEachPlacedOnce(follower, acknowledged);
 }
 
 TEST_F(LeaderFailoverTest, TheCliMovesOnToTheNextServerInItsList) {

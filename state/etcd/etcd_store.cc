@@ -720,13 +720,121 @@ std::string DescribeTxn(const TxnRequest& request) {
 }  // namespace
 
 absl::StatusOr<TxnResponse> EtcdStore::Txn(const TxnRequest& request) {
+  BERTH_RETURN_IF_ERROR(ValidateTxn(request));
+  // A transaction whose outcome is unknown (its answer was lost, or etcd timed it out while a
+  // member was lost or a leader changed) is resolved here, so the callers' compare-and-set
+  // loops see only definite answers: read back whether its puts landed, and send it again
+  // (its compares make a second copy harmless) until an answer is definite or the request
+  // timeout has passed.
+  const absl::Time deadline = absl::Now() + core_->options().request_timeout;
+  absl::Duration pause = absl::Milliseconds(100);
+  bool ambiguous = false;
+  for (;;) {
+    absl::StatusOr<TxnResponse> response = TxnOnce(request);
+    if (response.ok()) {
+      if (!ambiguous || response->succeeded) return response;
+      // Refused now, perhaps because an earlier copy applied and moved the compared keys: only
+      // a read tells, so it is read until it answers.
+      for (;;) {
+        absl::StatusOr<std::optional<TxnResponse>> landed = Landed(request);
+        if (landed.ok()) return landed->has_value() ? **landed : *response;
+        if (absl::Now() + pause > deadline) {
+          return absl::UnavailableError(core::Cat(
+              "etcd: ", DescribeTxn(request),
+              ": outcome unknown, read again before retrying: ", landed.status().message()));
+        }
+        absl::SleepFor(pause);
+        pause = std::min(pause * 2, absl::Seconds(1));
+      }
+    }
+    if (response.status().code() != absl::StatusCode::kUnavailable) return response;
+    ambiguous = true;
+    if (absl::Now() + pause > deadline) return response;
+    absl::SleepFor(pause);
+    pause = std::min(pause * 2, absl::Seconds(1));
+    absl::StatusOr<std::optional<TxnResponse>> landed = Landed(request);
+    if (landed.ok() && landed->has_value()) return **landed;
+  }
+}
+
+absl::StatusOr<std::optional<TxnResponse>> EtcdStore::Landed(const TxnRequest& request) {
+  // The then-branch landed at revision R when, read as of R, every key it puts held the value it
+  // put, written at R, and R is newer than every revision the compares name. Later writes may
+  // have changed those keys since (a new workload is placed at once), so R is looked for among
+  // the revisions the keys were created or last written at, and each candidate is read as of
+  // itself. A branch without puts leaves no trace to tell by: such a transaction is sent again.
+  std::vector<const Op*> puts;
+  for (const Op& op : request.then_ops) {
+    if (op.type == Op::Type::kPut) puts.push_back(&op);
+  }
+  if (puts.empty()) return std::optional<TxnResponse>();
+  int64_t floor = 0;
+  for (const Compare& compare : request.compares) {
+    if (compare.target == Compare::Target::kModRevision ||
+        compare.target == Compare::Target::kCreateRevision) {
+      floor = std::max(floor, compare.number);
+    }
+  }
+  const std::string what = core::Cat("read back ", DescribeTxn(request));
+  // Every put key in one read, as of `revision` (0: now).
+  auto read = [&](int64_t revision) -> absl::StatusOr<std::vector<std::optional<KeyValue>>> {
+    json body{{"compare", json::array()}, {"success", json::array()}, {"failure", json::array()}};
+    for (const Op* op : puts) {
+      json range{{"key", B64(op->key)}};
+      if (revision > 0) range["revision"] = std::to_string(ToEtcdRevision(revision));
+      body["success"].push_back(json{{"request_range", range}});
+    }
+    BERTH_ASSIGN_OR_RETURN(json answer, core_->Call(what, "/v3/kv/txn", body, true));
+    const json& responses = Field(answer, "responses");
+    if (!responses.is_array() || responses.size() != puts.size()) {
+      return absl::DataLossError(core::Cat("etcd: ", what, ": ", puts.size(), " reads but ",
+                                           responses.size(), " answers"));
+    }
+    std::vector<std::optional<KeyValue>> kvs;
+    for (const json& item : responses) {
+      BERTH_ASSIGN_OR_RETURN(std::vector<KeyValue> found,
+                             ToKeyValues(Field(Field(item, "response_range"), "kvs")));
+      kvs.push_back(found.empty() ? std::nullopt : std::optional<KeyValue>(found.front()));
+    }
+    return kvs;
+  };
+  BERTH_ASSIGN_OR_RETURN(std::vector<std::optional<KeyValue>> now, read(0));
+  std::set<int64_t> candidates;
+  for (const std::optional<KeyValue>& kv : now) {
+    if (!kv) continue;
+    for (int64_t r : {kv->create_revision, kv->mod_revision}) {
+      if (r > floor) candidates.insert(r);
+    }
+  }
+  for (int64_t at : candidates) {
+    BERTH_ASSIGN_OR_RETURN(std::vector<std::optional<KeyValue>> then, read(at));
+    bool all = true;
+    for (size_t i = 0; i < puts.size() && all; ++i) {
+      all = then[i] && then[i]->mod_revision == at && then[i]->value == puts[i]->value &&
+            then[i]->lease == puts[i]->put_options.lease;
+    }
+    if (!all) continue;
+    // What the ops found before they ran is gone with the lost answer; a put reports none.
+    TxnResponse response;
+    response.succeeded = true;
+    response.revision = at;
+    response.responses.resize(request.then_ops.size());
+    return std::optional<TxnResponse>(std::move(response));
+  }
+  return std::optional<TxnResponse>();
+}
+
+absl::Status EtcdStore::ValidateTxn(const TxnRequest& request) {
   for (size_t i = 0; i < request.compares.size(); ++i) {
     if (request.compares[i].key.empty()) {
       return core::FieldError("txn", "", core::Cat("compares[", i, "].key"), "must not be empty");
     }
   }
   BERTH_RETURN_IF_ERROR(ValidateBranch(request.then_ops, "then_ops"));
-  BERTH_RETURN_IF_ERROR(ValidateBranch(request.else_ops, "else_ops"));
+  return ValidateBranch(request.else_ops, "else_ops");
+}
+
+absl::StatusOr<TxnResponse> EtcdStore::TxnOnce(const TxnRequest& request) {
   json body = json::object();
   body["compare"] = json::array();
   body["success"] = json::array();

@@ -24,11 +24,16 @@
 //
 // Failure behaviour: requests go to the endpoint that answered last; an endpoint that cannot be
 // reached is skipped for the next. A read, or a write that never left this process, moves on to
-// the next endpoint; a write whose answer was lost returns Unavailable ("outcome unknown"), since
-// retrying a compare-and-set could apply it twice: the caller re-reads. A watch reconnects (to
-// the next endpoint) after its stream breaks and resumes after the last revision it delivered,
-// so no event is lost or repeated; if that revision was compacted meanwhile the watch ends, and
-// the error is logged and counted (store.etcd).
+// the next endpoint. A transaction whose outcome is unknown (its answer was lost, or etcd timed
+// it out while a member went away or the leader changed) is resolved before Txn returns: a read
+// shows whether its puts landed (read as of one revision newer than its compares, every put key
+// held its value, written at that revision), and otherwise it is sent again, which its compares
+// make safe. Txn returns Unavailable only when no answer is definite within request_timeout. A
+// transaction that only deletes leaves no trace to read: sent again after it landed, its
+// compares fail, as for any lost race. A watch reconnects (to the next endpoint) after its
+// stream breaks and resumes after the last revision it delivered, so no event is lost or
+// repeated; if that revision was compacted meanwhile the watch ends, and the error is logged and
+// counted (store.etcd).
 //
 // Thread-safety: thread-safe, as every Store. Watch callbacks run one at a time on a thread the
 // store owns; a handle may outlive the store (its callback then never runs again).
@@ -36,6 +41,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -92,6 +98,12 @@ class EtcdStore final : public Store, public Snapshotter {
  private:
   explicit EtcdStore(std::shared_ptr<Core> core);
   void MaybeCompact(int64_t revision);
+  static absl::Status ValidateTxn(const TxnRequest& request);
+  // One attempt at a transaction; Unavailable when its outcome is unknown.
+  absl::StatusOr<TxnResponse> TxnOnce(const TxnRequest& request);
+  // The response of `request`'s then-branch when a read shows that it has been applied; none
+  // when the read cannot tell.
+  absl::StatusOr<std::optional<TxnResponse>> Landed(const TxnRequest& request);
 
   std::shared_ptr<Core> core_;
 };

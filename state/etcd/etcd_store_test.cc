@@ -8,6 +8,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <functional>
 #include <map>
 #include <memory>
@@ -72,7 +73,9 @@ std::vector<int64_t> Revisions(const std::vector<Event>& events) {
 
 // A loopback TCP proxy to one etcd member that a test can cut: Cut() drops every proxied
 // connection and stops listening, so connects are refused; Resume() listens on the same port
-// again. It stands for a network that fails between the store and etcd.
+// again. It stands for a network that fails between the store and etcd. LoseAnswers(n) drops
+// the connections that carry the next n answers from etcd, after etcd has acted on the request:
+// a connection lost at the worst moment.
 class CuttableProxy {
  public:
   explicit CuttableProxy(std::string target) : target_port_(Port(target)) { Listen(0); }
@@ -101,6 +104,13 @@ class CuttableProxy {
   }
 
   void Resume() { Listen(port_); }
+  // `after` runs once etcd's answer is in hand, before the connection drops.
+  void LoseAnswers(int n, std::function<void()> after = nullptr) {
+    absl::MutexLock lock(&mu_);
+    after_loss_ = std::move(after);
+    lose_answers_.store(n);
+  }
+  int lost() const { return lost_.load(); }
 
  private:
   static int Port(const std::string& endpoint) {
@@ -146,16 +156,31 @@ class CuttableProxy {
       absl::MutexLock lock(&mu_);
       fds_.push_back(client);
       fds_.push_back(upstream);
-      pumps_.emplace_back([client, upstream] { Pump(client, upstream); });
-      pumps_.emplace_back([client, upstream] { Pump(upstream, client); });
+      pumps_.emplace_back([this, client, upstream] { Pump(client, upstream, false); });
+      pumps_.emplace_back([this, client, upstream] { Pump(upstream, client, true); });
     }
   }
 
-  static void Pump(int from, int to) {
+  void Pump(int from, int to, bool answers) {
     char buf[16 << 10];
     for (;;) {
       ssize_t n = read(from, buf, sizeof(buf));
       if (n <= 0) break;
+      int left = lose_answers_.load();
+      while (answers && left > 0 && !lose_answers_.compare_exchange_weak(left, left - 1)) {
+      }
+      if (answers && left > 0) {
+        std::function<void()> after;
+        {
+          absl::MutexLock lock(&mu_);
+          after.swap(after_loss_);
+        }
+        if (after) after();
+        ++lost_;
+        shutdown(from, SHUT_RDWR);
+        shutdown(to, SHUT_RDWR);
+        return;
+      }
       for (ssize_t done = 0; done < n;) {
         // MSG_NOSIGNAL: a peer that went away is an error here, not a SIGPIPE.
         ssize_t w = send(to, buf + done, n - done, MSG_NOSIGNAL);
@@ -167,12 +192,15 @@ class CuttableProxy {
   }
 
   const int target_port_;
+  std::atomic<int> lose_answers_{0};
+  std::atomic<int> lost_{0};
   int port_ = 0;
   int listen_fd_ = -1;
   std::thread acceptor_;
   absl::Mutex mu_;
   std::vector<int> fds_ ABSL_GUARDED_BY(mu_);
   std::vector<std::thread> pumps_ ABSL_GUARDED_BY(mu_);
+  std::function<void()> after_loss_ ABSL_GUARDED_BY(mu_);
 };
 
 TEST(EtcdUrlTest, ParsesOneOrMoreEndpoints) {
@@ -367,6 +395,78 @@ TEST_F(EtcdStoreTest, WatchResumesAfterTheConnectionDrops) {
   EXPECT_EQ(live, History(**direct, "/w/", 4));
 }
 
+TEST_F(EtcdStoreTest, AWriteWhoseAnswerIsLostIsResolvedOnceByReadingBack) {
+  CuttableProxy proxy(cluster_->endpoint(0));
+  auto store = EtcdStore::Open({proxy.endpoint()});
+  ASSERT_TRUE(store.ok()) << store.status();
+  auto direct = EtcdStore::Open(cluster_->endpoints());
+  ASSERT_TRUE(direct.ok()) << direct.status();
+
+  // A put without a compare: sent again, it would write twice (version 2). The read-back finds
+  // it landed and answers with the revision it landed at.
+  proxy.LoseAnswers(1);
+  absl::StatusOr<int64_t> put = (*store)->Put("/r/a", "1");
+  ASSERT_TRUE(put.ok()) << put.status();
+  EXPECT_EQ(proxy.lost(), 1);
+  absl::StatusOr<GetResponse> a = (*direct)->Get("/r/a");
+  ASSERT_TRUE(a.ok() && a->kv.has_value());
+  EXPECT_EQ(a->kv->version, 1);
+  EXPECT_EQ(a->kv->mod_revision, *put);
+
+  // A create that landed is a success, not "already exists".
+  proxy.LoseAnswers(1);
+  absl::StatusOr<int64_t> created = (*store)->CreateIfAbsent("/r/b", "1");
+  ASSERT_TRUE(created.ok()) << created.status();
+  EXPECT_EQ(proxy.lost(), 2);
+
+  // A create that landed and was changed by another writer before the read-back: still a
+  // success, found by reading the keys as of the revisions they were written at.
+  proxy.LoseAnswers(1, [&] { ASSERT_TRUE((*direct)->Put("/r/d", "2").ok()); });
+  absl::StatusOr<int64_t> changed = (*store)->CreateIfAbsent("/r/d", "1");
+  ASSERT_TRUE(changed.ok()) << changed.status();
+  EXPECT_EQ(proxy.lost(), 3);
+  absl::StatusOr<GetResponse> d = (*direct)->Get("/r/d");
+  ASSERT_TRUE(d.ok() && d->kv.has_value());
+  EXPECT_EQ(d->kv->version, 2);
+  EXPECT_EQ(d->kv->create_revision, *changed);
+
+  // A compare-and-set that etcd refused is refused after the lost answer too, and changes
+  // nothing.
+  proxy.LoseAnswers(1);
+  absl::StatusOr<TxnResponse> refused =
+      (*store)->Txn(TxnRequest{.compares = {Compare::ModRevision("/r/a", a->kv->mod_revision - 1)},
+                               .then_ops = {Op::Put("/r/a", "2")},
+                               .else_ops = {}});
+  ASSERT_TRUE(refused.ok()) << refused.status();
+  EXPECT_FALSE(refused->succeeded);
+  EXPECT_EQ(proxy.lost(), 4);
+  a = (*direct)->Get("/r/a");
+  ASSERT_TRUE(a.ok() && a->kv.has_value());
+  EXPECT_EQ(a->kv->value, "1");
+
+  // A guarded update that landed: the same compare sent again would be refused; the read-back
+  // tells the caller it succeeded.
+  proxy.LoseAnswers(1);
+  absl::StatusOr<TxnResponse> updated =
+      (*store)->Txn(TxnRequest{.compares = {Compare::ModRevision("/r/a", a->kv->mod_revision)},
+                               .then_ops = {Op::Put("/r/a", "3"), Op::Put("/r/c", "3")},
+                               .else_ops = {}});
+  ASSERT_TRUE(updated.ok()) << updated.status();
+  EXPECT_TRUE(updated->succeeded);
+  EXPECT_EQ(proxy.lost(), 5);
+  absl::StatusOr<GetResponse> c = (*direct)->Get("/r/c");
+  ASSERT_TRUE(c.ok() && c->kv.has_value());
+  EXPECT_EQ(updated->revision, c->kv->mod_revision);
+
+  // A delete leaves nothing to read back: it is sent again, and the key is gone.
+  proxy.LoseAnswers(1);
+  ASSERT_TRUE((*store)->Delete("/r/b").ok());
+  EXPECT_EQ(proxy.lost(), 6);
+  absl::StatusOr<GetResponse> b = (*direct)->Get("/r/b");
+  ASSERT_TRUE(b.ok());
+  EXPECT_FALSE(b->kv.has_value());
+}
+
 TEST_F(EtcdStoreTest, AWatchWhoseResumePointWasCompactedEndsAndIsReported) {
   CuttableProxy proxy(cluster_->endpoint(0));
   auto store = EtcdStore::Open({proxy.endpoint()});
@@ -417,19 +517,18 @@ TEST(EtcdClusterTest, ReadsWritesTxnsAndWatchesSurviveTheLossOfAMember) {
 
   // Requests went to the first endpoint, which answered: kill it.
   ASSERT_TRUE((*cluster)->Kill(0).ok());
-  absl::StatusOr<int64_t> put = Eventually([&] { return (*store)->Put("/c/b", "1"); });
+  // Writes get a definite answer, though etcd may be electing a new leader.
+  absl::StatusOr<int64_t> put = (*store)->Put("/c/b", "1");
   ASSERT_TRUE(put.ok()) << put.status();
   absl::StatusOr<GetResponse> get = Eventually([&] { return (*store)->Get("/c/a"); });
   ASSERT_TRUE(get.ok()) << get.status();
-  // A transaction that could have applied twice is never retried by the store; here the
-  // compare makes a retry harmless.
   int64_t a_revision = get->kv->mod_revision;
-  absl::StatusOr<TxnResponse> txn = Eventually([&] {
-    return (*store)->Txn(TxnRequest{.compares = {Compare::ModRevision("/c/a", a_revision)},
-                                    .then_ops = {Op::Put("/c/a", "2"), Op::Put("/c/c", "1")},
-                                    .else_ops = {}});
-  });
+  absl::StatusOr<TxnResponse> txn =
+      (*store)->Txn(TxnRequest{.compares = {Compare::ModRevision("/c/a", a_revision)},
+                               .then_ops = {Op::Put("/c/a", "2"), Op::Put("/c/c", "1")},
+                               .else_ops = {}});
   ASSERT_TRUE(txn.ok()) << txn.status();
+  EXPECT_TRUE(txn->succeeded);
   absl::StatusOr<ListResponse> list = Eventually([&] { return (*store)->List("/c/"); });
   ASSERT_TRUE(list.ok()) << list.status();
   ASSERT_EQ(list->kvs.size(), 3u);
