@@ -27,8 +27,11 @@ HttpResponse Unapplied(std::string_view message) {
   return r;
 }
 
+// A request that may change the store. The simulator's routes write nothing there: a follower
+// runs a comparison itself and keeps its results, so they are asked of the same server.
 bool IsWrite(const HttpRequest& req) {
-  return req.method != "GET" && req.method != "HEAD" && req.path.rfind("/v1/", 0) == 0;
+  return req.method != "GET" && req.method != "HEAD" && req.path.rfind("/v1/", 0) == 0 &&
+         req.path.rfind("/v1/sim/", 0) != 0;
 }
 
 std::optional<HttpResponse> Forward(const HttpRequest& req, control::LeaderElection* election,

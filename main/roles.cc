@@ -26,6 +26,7 @@
 #include "api/routes_admin.h"
 #include "api/routes_images.h"
 #include "api/routes_services.h"
+#include "api/routes_sim.h"
 #include "cli/cli.h"
 #include "control/control_plane.h"
 #include "control/leader.h"
@@ -41,6 +42,8 @@
 #include "runtime/process_driver.h"
 #include "runtime/qemu/qemu_driver.h"
 #include "sched/scheduler.h"
+#include "sim/fill_runs.h"
+#include "sim/sched_engine.h"
 #include "state/etcd/etcd_store.h"
 #include "state/sqlite_store.h"
 
@@ -457,6 +460,12 @@ int RunServe(core::Invocation& f) {
       &control, control::ServiceControllerOptions{
                     .prober = prober.get(), .active = [&election] { return election.IsLeader(); }});
   api::AddServiceRoutes(server.router(), &services);
+  // Fill comparisons for the dashboard's Simulator view, on half the machine's threads.
+  sim::FillRuns sim_runs(
+      sim::SchedEngineFactory(),
+      sim::FillRunsOptions{
+          .jobs = std::max(1, static_cast<int>(std::thread::hardware_concurrency()) / 2)});
+  api::AddSimRoutes(server.router(), &sim_runs, &control);
   api::AddAdminRoutes(server.router(), dynamic_cast<state::Snapshotter*>(store->get()), dir);
   auto snapshots = StartSnapshotSchedule(f, store->get(), dir, control.clock(),
                                          [&election] { return election.IsLeader(); });

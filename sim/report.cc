@@ -352,7 +352,7 @@ std::string FillCurvesCsv(const FillReport& report) {
   return out;
 }
 
-std::string FillChartSvg(const FillReport& report) {
+std::vector<Series> FillSeries(const FillReport& report) {
   const size_t k = report.seeds.size();
   std::vector<double> grid = report.CurveGrid();
   std::vector<Series> series;
@@ -373,6 +373,13 @@ std::string FillChartSvg(const FillReport& report) {
     }
     series.push_back(std::move(s));
   }
+  return series;
+}
+
+std::string FillChartSvg(const FillReport& report) {
+  const size_t k = report.seeds.size();
+  std::vector<double> grid = report.CurveGrid();
+  std::vector<Series> series = FillSeries(report);
   ChartSpec spec;
   spec.title = Cat("Unallocated GPU vs arrived workload (", report.hosts, " hosts, ", report.gpus,
                    " GPUs, mean and range of ", k, " seeds)");
@@ -420,6 +427,26 @@ std::string FillJson(const FillReport& report, bool timings) {
   }
   j["policies"] = policies;
   return j.dump() + "\n";
+}
+
+core::Json FillCurvesJson(const FillReport& report) {
+  core::Json curves = core::Json::array();
+  for (const Series& s : FillSeries(report)) {
+    core::Json arrived = core::Json::array(), mean = core::Json::array(), low = core::Json::array(),
+               high = core::Json::array();
+    for (size_t i = 0; i < s.points.size(); ++i) {
+      arrived.push_back(Round4(s.points[i].first));
+      mean.push_back(Round4(s.points[i].second));
+      low.push_back(Round4(s.band[i].first));
+      high.push_back(Round4(s.band[i].second));
+    }
+    curves.push_back(core::Json{{"policy", s.name},
+                                {"arrived_pct", std::move(arrived)},
+                                {"unallocated_gpu_pct_mean", std::move(mean)},
+                                {"unallocated_gpu_pct_low", std::move(low)},
+                                {"unallocated_gpu_pct_high", std::move(high)}});
+  }
+  return curves;
 }
 
 // ---- replay ----------------------------------------------------------------------------------

@@ -11,6 +11,7 @@
 #include <utility>
 #include <vector>
 
+#include "core/json.h"
 #include "sim/fill.h"
 #include "sim/replay.h"
 
@@ -72,8 +73,14 @@ struct FillReport {
 std::string FillTable(const FillReport& report, bool timings);
 // policy,arrived_pct,unallocated_gpu_pct_mean,unallocated_gpu_pct_sd,... one row per grid point.
 std::string FillCurvesCsv(const FillReport& report);
+// Unallocated GPU % against arrived workload on the curve grid, one series per policy: the mean
+// over seeds, with a band from the seeds' lowest to highest value.
+std::vector<Series> FillSeries(const FillReport& report);
 // Unallocated GPU % against arrived workload, one line per policy (mean over seeds).
 std::string FillChartSvg(const FillReport& report);
+// FillSeries as JSON: [{"policy", "arrived_pct": [...], "unallocated_gpu_pct_mean": [...],
+// "unallocated_gpu_pct_low": [...], "unallocated_gpu_pct_high": [...]}], values to 4 decimals.
+core::Json FillCurvesJson(const FillReport& report);
 // {"mode":"fill",...,"policies":{"fgd":{"unallocated_gpu_pct_at_100":{"mean":..,"sd":..},
 //  "seconds_per_run":{"mean":..,"sd":..},...}}}, one line.
 std::string FillJson(const FillReport& report, bool timings);
