@@ -77,6 +77,16 @@ double Percentile(std::vector<double> v, double q) {
   return v[k];
 }
 
+// A progress line on stderr.
+__attribute__((format(printf, 1, 2))) void Say(const char* fmt, ...) {
+  std::va_list args;
+  va_start(args, fmt);
+  std::fprintf(stderr, "bench fleet: ");
+  std::vfprintf(stderr, fmt, args);
+  std::fprintf(stderr, "\n");
+  va_end(args);
+}
+
 // CPU seconds this process has used (all threads).
 double OwnCpuSeconds() {
   rusage u{};
@@ -89,6 +99,29 @@ double OwnCpuSeconds() {
 double ProcessCpuSeconds(pid_t pid) {
   auto u = runtime::host::ReadProcessUsage(pid);
   return u ? absl::ToDoubleSeconds(u->user + u->system) : 0;
+}
+
+// Seconds the threads of `pid` have waited for a CPU while runnable (the sum over
+// /proc/PID/task/*/schedstat): on a shared machine, how much of the server's time went to
+// waiting for a core rather than to work or to I/O. Threads that ended are not counted.
+double RunQueueWaitSeconds(pid_t pid) {
+  double total = 0;
+  std::error_code ec;
+  for (const auto& task :
+       std::filesystem::directory_iterator("/proc/" + std::to_string(pid) + "/task", ec)) {
+    std::ifstream in(task.path() / "schedstat");
+    uint64_t run_ns = 0, wait_ns = 0;
+    if (in >> run_ns >> wait_ns) total += static_cast<double>(wait_ns) * 1e-9;
+  }
+  return total;
+}
+
+// The machine's 1-minute load average, for reading figures taken on a shared machine.
+double LoadAverage() {
+  std::ifstream in("/proc/loadavg");
+  double load = 0;
+  in >> load;
+  return load;
 }
 
 // A field of /proc/PID/status in bytes ("VmRSS", "VmHWM"); 0 when unreadable.
@@ -220,7 +253,9 @@ struct Options {
   std::vector<int> hosts = {1000};
   std::vector<int> workloads = {10000};
   int clients = 16;
-  int heartbeat_threads = 32;
+  // 0: one per 20 hosts, from 8 to 512. Each thread has one request in flight, so enough of
+  // them that the fleet's beats do not wait on the bench's own threads.
+  int heartbeat_threads = 0;
   int agent_threads = 4;
   double heartbeat_interval = 3;
   double idle_seconds = 5;
@@ -400,19 +435,29 @@ class Heartbeaters {
         const double slot = interval / static_cast<double>(mine.size());
         const core::HostUsage usage = Usage();
         double due = Now() + slot * t / threads;
-        for (size_t k = 0; !stop_; ++k, due += slot) {
-          const int h = mine[k % mine.size()];
+        std::vector<double> last(mine.size(), 0);  // when each host last beat
+        for (size_t k = 0; !stop_; ++k) {
+          const size_t j = k % mine.size();
+          const int h = mine[j];
           while (!stop_ && Now() < due) SleepSeconds(std::min(0.05, due - Now()));
           if (stop_) break;
+          // A thread that fell behind does not catch up in a burst: like an agent, which
+          // sleeps the interval after each beat, its hosts' beats come further apart instead.
+          due = std::max(due + slot, Now());
           if (!fleet_->registered[h].load(std::memory_order_acquire)) continue;
           client.SetToken(fleet_->credential[h]);
           const double t0 = Now();
           absl::Status s = client.Heartbeat(HostName(h), usage);
           if (s.ok()) {
             log_.Add(t0, (Now() - t0) * 1e3);
-            lag_.Add(t0, (t0 - due) * 1e3);
+            if (last[j] > 0) lag_.Add(t0, (t0 - last[j] - interval) * 1e3);
+            last[j] = t0;
           } else {
-            ++errors_;
+            if (errors_++ < 3) {
+              Say("heartbeat of %s: %s", HostName(h).c_str(), s.ToString().c_str());
+            }
+            // A server that is away (restarting) is not hammered: the thread pauses.
+            due = std::max(due, Now() + 0.1);
           }
         }
       });
@@ -426,8 +471,8 @@ class Heartbeaters {
     }
   }
   TimedSamples& log() { return log_; }
-  // How late each beat was sent against its schedule (ms): beats that wait for earlier answers
-  // of a slow server run late, and a host's beats then come further apart than the interval.
+  // How much further apart than the interval a host's beats came (ms): when the server answers
+  // slowly, each thread's beats wait for the answers of the ones before.
   TimedSamples& lag() { return lag_; }
   int64_t errors() const { return errors_; }
 
@@ -530,16 +575,6 @@ std::string PlacedHost(const std::string& message) {
 
 using Json = nlohmann::json;
 
-// A progress line on stderr.
-__attribute__((format(printf, 1, 2))) void Say(const char* fmt, ...) {
-  std::va_list args;
-  va_start(args, fmt);
-  std::fprintf(stderr, "bench fleet: ");
-  std::vfprintf(stderr, fmt, args);
-  std::fprintf(stderr, "\n");
-  va_end(args);
-}
-
 Json RunOne(const Options& opt, int hosts, int workloads) {
   Json out = {{"hosts", hosts}, {"workloads", workloads}, {"clients", opt.clients}};
   const double cpu_start = OwnCpuSeconds();
@@ -582,7 +617,10 @@ Json RunOne(const Options& opt, int hosts, int workloads) {
 
   // Registration; hosts start heartbeating on their timer as soon as they joined.
   Fleet fleet(hosts);
-  Heartbeaters beats(url, &fleet, opt.heartbeat_threads, opt.heartbeat_interval);
+  const int beat_threads =
+      opt.heartbeat_threads > 0 ? opt.heartbeat_threads : std::clamp(hosts / 20, 8, 512);
+  out["heartbeat_threads"] = beat_threads;
+  Heartbeaters beats(url, &fleet, beat_threads, opt.heartbeat_interval);
   {
     Latencies lat;
     std::atomic<int> errors{0}, done{0};
@@ -732,7 +770,9 @@ Json RunOne(const Options& opt, int hosts, int workloads) {
           auto assigned = c.Assignments(host);
           ++agent_polls;
           if (!assigned.ok()) {
-            ++agent_errors;
+            if (agent_errors++ < 3) {
+              Say("assignments of %s: %s", host.c_str(), assigned.status().ToString().c_str());
+            }
             continue;
           }
           for (const core::Workload& w : assigned->items) {
@@ -744,10 +784,11 @@ Json RunOne(const Options& opt, int hosts, int workloads) {
             api::wire::StatusReport report{.host = host,
                                            .generation = w.status.generation,
                                            .state = core::WorkloadState::kRunning};
-            if (c.ReportStatus(w.spec.name, report).ok()) {
+            auto reported = c.ReportStatus(w.spec.name, report);
+            if (reported.ok()) {
               ++placements.running;
-            } else {
-              ++agent_errors;
+            } else if (agent_errors++ < 3) {
+              Say("report of %s: %s", w.spec.name.c_str(), reported.status().ToString().c_str());
             }
           }
         }
@@ -756,6 +797,7 @@ Json RunOne(const Options& opt, int hosts, int workloads) {
 
     const pid_t pid = server->pid();
     const double t0 = Now(), c0 = ProcessCpuSeconds(pid), own0 = OwnCpuSeconds();
+    const double q0 = RunQueueWaitSeconds(pid);
     Latencies lat;
     std::atomic<int> created{0}, create_errors{0};
     std::atomic<bool> creating{true};
@@ -816,6 +858,7 @@ Json RunOne(const Options& opt, int hosts, int workloads) {
     creators.join();
     const double placed_done = Now();
     const double c1 = ProcessCpuSeconds(pid), own1 = OwnCpuSeconds();
+    const double q1 = RunQueueWaitSeconds(pid);
     // Agents catch up (bounded), then everything stops.
     while (opt.agent_threads > 0 && placements.running < placements.placed_count() &&
            Now() - placed_done < opt.running_wait) {
@@ -856,6 +899,8 @@ Json RunOne(const Options& opt, int hosts, int workloads) {
     out["timer_heartbeat_busy_max_lag_s"] = beats.lag().Between(t0, placed_done).max_ms / 1e3;
     out["server_cpu_cores_busy"] = (c1 - c0) / (placed_done - t0);
     out["bench_cpu_cores_busy"] = (own1 - own0) / (placed_done - t0);
+    out["server_cpu_wait_cores_busy"] = (q1 - q0) / (placed_done - t0);
+    out["load_average"] = LoadAverage();
     out["ratio_placed_to_pure"] =
         out["pure_placements_per_s"].get<int64_t>() > 0
             ? out["placed_per_s"].get<double>() / out["pure_placements_per_s"].get<double>()
@@ -865,10 +910,10 @@ Json RunOne(const Options& opt, int hosts, int workloads) {
         created.load(), create_s, created / create_s, placed, place_s,
         place_s > 0 ? placed / place_s : 0, placed_while_creating / create_s,
         Percentile(to_placed, 0.5), Percentile(to_placed, 0.99), placements.running.load());
-    Say("while placing: server %.2f cores, bench %.2f cores; timer heartbeats %.0f/s p99 %.1f ms, "
-        "up to %.1f s late",
-        (c1 - c0) / (placed_done - t0), (own1 - own0) / (placed_done - t0),
-        hb.count / (placed_done - t0), hb.p99_ms,
+    Say("while placing: server %.2f cores (and %.2f waiting for one), bench %.2f cores, load "
+        "average %.1f; timer heartbeats %.0f/s p99 %.1f ms, up to %.1f s late",
+        (c1 - c0) / (placed_done - t0), (q1 - q0) / (placed_done - t0),
+        (own1 - own0) / (placed_done - t0), LoadAverage(), hb.count / (placed_done - t0), hb.p99_ms,
         out["timer_heartbeat_busy_max_lag_s"].get<double>());
   }
 
@@ -1044,7 +1089,7 @@ int Main(int argc, char** argv) {
       (name == "hosts" ? opt.hosts : opt.workloads) = list;
     } else if (name == "clients" && (v = number(1, 1024)) > 0) {
       opt.clients = static_cast<int>(v);
-    } else if (name == "heartbeat-threads" && (v = number(1, 1024)) > 0) {
+    } else if (name == "heartbeat-threads" && (v = number(0, 4096)) >= 0) {
       opt.heartbeat_threads = static_cast<int>(v);
     } else if (name == "agent-threads" && (v = number(0, 1024)) >= 0) {
       opt.agent_threads = static_cast<int>(v);
