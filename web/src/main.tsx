@@ -9,6 +9,7 @@ import { HostDetail, HostsView } from './hosts';
 import type { Host, List, Workload } from './model';
 import { route } from './nav';
 import { PendingView } from './pending';
+import { SimulatorView } from './simulator';
 import { StorageView } from './storage';
 import { WorkloadDetail, WorkloadsView } from './workloads';
 import './style.css';
@@ -63,6 +64,7 @@ const kViews: [string, string][] = [
   ['pending', 'Pending'],
   ['storage', 'Disks and networks'],
   ['events', 'Events'],
+  ['simulator', 'Simulator'],
 ];
 
 function Dashboard() {
@@ -70,6 +72,7 @@ function Dashboard() {
   useEffect(() => {
     const on = () => setPath(route());
     window.addEventListener('hashchange', on);
+    on(); // the hash may have changed between the first render and this effect
     return () => window.removeEventListener('hashchange', on);
   }, []);
   const hosts = useLive<List<Host>>('/v1/hosts', 5000);
@@ -92,6 +95,9 @@ function Dashboard() {
       break;
     case 'events':
       body = <EventsView events={events} error={eventsError} />;
+      break;
+    case 'simulator':
+      body = <SimulatorView />;
       break;
     default:
       body = <ClusterView hosts={hosts.data} workloads={workloads.data} />;

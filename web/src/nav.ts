@@ -1,5 +1,5 @@
 // Hash routes: #/cluster, #/hosts, #/hosts/NAME, #/workloads, #/workloads/NAME, #/pending,
-// #/storage, #/events.
+// #/storage, #/events, #/simulator.
 export function go(hash: string): void {
   window.location.hash = hash;
 }

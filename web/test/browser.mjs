@@ -2,7 +2,7 @@
 // data directory, registers a GPU host through the API (its agent is this script: it heartbeats
 // with usage figures), creates workloads, then drives Debian's chromium through puppeteer-core:
 // a bad token is refused, each view shows the objects made here, an action (stop, confirmed)
-// works, and live updates arrive without a reload. Screenshots of every view go to the
+// works, live updates arrive without a reload, and the Simulator runs a comparison to its charts. Screenshots of every view go to the
 // directory given as BERTH_UI_ARTIFACTS. Every process it starts is stopped at the end.
 //
 // Usage: BERTH_BINARY=build/main/berth BERTH_UI_ARTIFACTS=build/ui-screenshots \
@@ -222,6 +222,29 @@ async function main() {
   const state = (await api('GET', '/v1/workloads/hello', admin)).status.state;
   if (state !== 'stopped') throw new Error(`hello is ${state} after stop`);
   await shot('workload-stopped');
+
+  step('simulator: a mistake names its field, then a comparison on the live cluster');
+  await view('simulator');
+  await page.waitForSelector('#sim-cluster option[value="openb"]', { timeout: kWait });
+  await page.select('#sim-cluster', 'live');
+  await page.select('#sim-trace', 'default');
+  const retype = async (selector, text) => {
+    await page.click(selector, { clickCount: 3 });
+    await page.type(selector, text);
+  };
+  await retype('#sim-requests', '300');
+  await retype('#sim-policies', 'default,first-fit');
+  await retype('#sim-seeds', '1..100');
+  await page.click('#sim-run');
+  await waitText('seeds', '#sim-error');
+  await retype('#sim-seeds', '1..2');
+  await page.click('#sim-run');
+  await waitText('done', '#sim-state');
+  await waitText('first-fit', '#sim-summary');
+  await page.waitForSelector('#sim-chart canvas', { timeout: kWait });
+  await page.waitForSelector('#sim-chart-zoom canvas', { timeout: kWait });
+  await waitText('live', '#sim-past');
+  await shot('simulator');
 
   step('the read-only token watches but cannot act');
   await page.click('#signout');
