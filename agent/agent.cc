@@ -205,7 +205,9 @@ void Agent::HeartbeatLoop() {
         retry_soon = true;
         return;
       }
-      absl::Status beat = hb_client_.Heartbeat(options_.name, usage_.Sample());
+      std::optional<core::HostUsage> usage = usage_.Sample();
+      if (usage) usage->workloads = SampleWorkloads();
+      absl::Status beat = hb_client_.Heartbeat(options_.name, usage);
       // The server forgot the host, or its credential: register again.
       if (absl::IsNotFound(beat) || absl::IsUnauthenticated(beat)) registered_ = false;
     });
@@ -673,6 +675,41 @@ absl::StatusOr<std::string> Agent::LogPath(std::string_view workload, std::strin
   if (fs::exists(kept)) return kept;
   return absl::NotFoundError(
       Cat("workload \"", workload, "\": no ", stream, " log on this host yet (has it started?)"));
+}
+
+std::vector<core::WorkloadUsage> Agent::SampleWorkloads() {
+  std::vector<std::string> names;
+  {
+    absl::MutexLock lock(&paths_mu_);
+    for (const auto& [name, ref] : task_refs_) names.push_back(name);
+  }
+  std::vector<core::WorkloadUsage> out;
+  std::map<std::string, CpuSample> now;
+  for (const std::string& name : names) {
+    if (out.size() >= core::kMaxUsageWorkloads) break;
+    auto found = FindTask(name);
+    if (!found.ok()) continue;  // gone since the names were read
+    auto stats = found->second->Stats(found->first.task_id);
+    if (!stats.ok()) continue;  // not running
+    const absl::Time at = stats->at == absl::InfinitePast() ? absl::Now() : stats->at;
+    const absl::Duration cpu = stats->cpu_user + stats->cpu_system;
+    CpuSample sample{at, cpu, std::nullopt};
+    auto last = workload_cpu_.find(name);
+    if (last != workload_cpu_.end() && at <= last->second.at) {
+      sample = last->second;  // no time has passed since: the last interval still stands
+    } else if (last != workload_cpu_.end() && cpu >= last->second.cpu) {
+      const double per_second = absl::FDivDuration(cpu - last->second.cpu, at - last->second.at);
+      sample.rate = core::MilliCpu(static_cast<int64_t>(per_second * 1000 + 0.5));
+    }
+    now[name] = sample;
+    if (!sample.rate) continue;
+    out.push_back(
+        core::WorkloadUsage{.name = name,
+                            .cpu = *sample.rate,
+                            .memory = core::MemoryMiB((stats->rss_bytes + (1 << 20) - 1) >> 20)});
+  }
+  workload_cpu_ = std::move(now);  // workloads that ended are forgotten
+  return out;
 }
 
 absl::StatusOr<std::pair<Agent::TaskRef, runtime::ComputeDriver*>> Agent::FindTask(

@@ -172,6 +172,16 @@ class Agent : public LocalHost {
   api::Client client_;      // main loop
   api::Client hb_client_;   // heartbeats, on their own connection
   HostUsageSampler usage_;  // only the heartbeat thread uses it
+  // Each live workload's CPU time when the heartbeat thread last measured it.
+  struct CpuSample {
+    absl::Time at;
+    absl::Duration cpu;
+    std::optional<core::MilliCpu> rate;  // over the interval that ended at `at`
+  };
+  std::map<std::string, CpuSample> workload_cpu_;  // heartbeat thread only
+  // What each workload this agent runs used since the previous heartbeat (one that is measured
+  // the first time only starts its interval).
+  std::vector<core::WorkloadUsage> SampleWorkloads();
   absl::Mutex wake_mu_;
   std::atomic<bool> stopping_{false};
   std::atomic<bool> registered_{false};

@@ -812,6 +812,34 @@ TEST_F(AgentTest, StartRegistersTheHostAndConvergesInTheBackground) {
   EXPECT_EQ(host_->starts(), 1);
 }
 
+TEST_F(AgentTest, HeartbeatsCarryWhatEachRunningWorkloadUsed) {
+  control_.Start();
+  agent_ = std::make_unique<Agent>(Options());
+  ASSERT_TRUE(agent_->Start().ok());
+  auto spec = core::DecodeWorkloadSpec(ProcessSpec("web"));
+  ASSERT_TRUE(spec.ok()) << spec.status();
+  ASSERT_TRUE(control_.CreateWorkload(*spec).ok());
+  ASSERT_TRUE(AwaitState("web", "running", absl::Seconds(10))) << StateOf("web");
+  // The fake task burns one CPU second per second of the test's clock, and its resident memory
+  // is what it asked for; a workload is reported from its second measurement on.
+  std::optional<core::WorkloadUsage> seen;
+  const absl::Time deadline = absl::Now() + absl::Seconds(20);
+  while (!seen && absl::Now() < deadline) {
+    clock_.Advance(absl::Milliseconds(500));
+    absl::SleepFor(absl::Milliseconds(150));
+    std::map<std::string, core::HostUsage> usage = control_.HostUsages();
+    if (auto it = usage.find(kHost); it != usage.end()) {
+      for (const core::WorkloadUsage& w : it->second.workloads) {
+        if (w.name == "web") seen = w;
+      }
+    }
+  }
+  ASSERT_TRUE(seen.has_value()) << "no heartbeat reported web's usage";
+  EXPECT_EQ(seen->cpu, core::MilliCpu(1000));
+  EXPECT_EQ(seen->memory, core::MemoryMiB(64));
+  agent_->Stop();
+}
+
 }  // namespace
 }  // namespace berth::agent
 

@@ -75,6 +75,8 @@ class ApiServer {
   // The per-host series of /metrics (capacity, allocated, used, per GPU device), labelled by
   // host, resource and GPU index only: bounded by the fleet, never by the workloads.
   std::string HostSeries();
+  // Per placed workload: allocated and (where its host's agent measured it) used.
+  std::string WorkloadSeries(const std::vector<core::Workload>& workloads);
   // Adds "allocated" (core::HostAllocation) and "used" (the agent's last core::HostUsage, or
   // null) to each encoded host of `hosts`.
   void AddAllocationAndUsage(core::Json& hosts);

@@ -104,6 +104,48 @@ std::string ApiServer::HostSeries() {
          gpu_util.Take() + gpu_memory.Take();
 }
 
+std::string ApiServer::WorkloadSeries(const std::vector<core::Workload>& workloads) {
+  // Label sets stay bounded: workload names are bounded, and past kMaxWorkloadSeries placed
+  // workloads the rest are counted, not shown.
+  constexpr size_t kMaxWorkloadSeries = 10000;
+  std::map<std::string, core::HostUsage> usage = control_->HostUsages();
+  // What each host's agent measured, by workload; a host speaks only for its own workloads.
+  std::map<std::pair<std::string, std::string>, const core::WorkloadUsage*> measured;
+  for (const auto& [host, u] : usage) {
+    for (const core::WorkloadUsage& w : u.workloads) measured[{host, w.name}] = &w;
+  }
+  GaugeText allocated("berth_workload_allocated",
+                      "Resources each placed workload holds, by resource (cpu in cores, bytes, gpu "
+                      "in devices).");
+  GaugeText used("berth_workload_used",
+                 "Resources each placed workload uses as its host's agent last measured them.");
+  size_t shown = 0, omitted = 0;
+  for (const core::Workload& w : workloads) {
+    if (w.status.host.empty() || core::IsTerminal(w.status.state)) continue;
+    if (shown == kMaxWorkloadSeries) {
+      ++omitted;
+      continue;
+    }
+    ++shown;
+    auto by = [&](std::string_view resource) {
+      return Labels{
+          {"workload", w.spec.name}, {"host", w.status.host}, {"resource", std::string(resource)}};
+    };
+    allocated.Add(by("cpu"), w.spec.resources.cpu.value() / 1000.0);
+    allocated.Add(by("memory_bytes"), w.spec.resources.memory.value() * kBytesPerMiB);
+    allocated.Add(by("gpu"), w.spec.gpu.TotalMilli() / 1000.0);
+    if (auto it = measured.find({w.status.host, w.spec.name}); it != measured.end()) {
+      used.Add(by("cpu"), it->second->cpu.value() / 1000.0);
+      used.Add(by("memory_bytes"), it->second->memory.value() * kBytesPerMiB);
+    }
+  }
+  GaugeText omitted_series("berth_workload_series_omitted",
+                           "Placed workloads left out of the per-workload series (at most 10000 "
+                           "are shown).");
+  omitted_series.Add({}, double(omitted));
+  return allocated.Take() + used.Take() + omitted_series.Take();
+}
+
 HttpResponse ApiServer::Metrics() {
   static constexpr std::string_view kStates[] = {"pending", "scheduled", "starting", "running",
                                                  "paused",  "stopping",  "stopped",  "failed"};
@@ -164,7 +206,8 @@ HttpResponse ApiServer::Metrics() {
     Counter& c = errors.WithLabels({{"where", where}});
     c.Increment(static_cast<double>(count) - c.Value());
   }
-  HttpResponse r = HttpResponse::Text(200, metrics_.Render() + HostSeries());
+  HttpResponse r = HttpResponse::Text(
+      200, metrics_.Render() + HostSeries() + (list.ok() ? WorkloadSeries(*list) : std::string()));
   r.headers.Set("Content-Type", "text/plain; version=0.0.4; charset=utf-8");
   return r;
 }

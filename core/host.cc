@@ -261,12 +261,21 @@ Json EncodeHostUsage(const HostUsage& u) {
                     {"utilization_percent", g.utilization_percent},
                     {"memory_used", FormatMiB(g.memory_used_mib)}});
   }
-  return {{"cpu", FormatCpu(u.cpu)}, {"memory", FormatMiB(u.memory.value())}, {"gpus", gpus}};
+  Json j = {{"cpu", FormatCpu(u.cpu)}, {"memory", FormatMiB(u.memory.value())}, {"gpus", gpus}};
+  if (!u.workloads.empty()) {
+    Json workloads = Json::array();
+    for (const WorkloadUsage& w : u.workloads) {
+      workloads.push_back(
+          {{"name", w.name}, {"cpu", FormatCpu(w.cpu)}, {"memory", FormatMiB(w.memory.value())}});
+    }
+    j["workloads"] = std::move(workloads);
+  }
+  return j;
 }
 
 absl::StatusOr<HostUsage> DecodeHostUsage(std::string_view host_name, const Json& j) {
   JsonContext ctx{"host", std::string(host_name)};
-  BERTH_RETURN_IF_ERROR(CheckObject(ctx, j, "usage", {"cpu", "memory", "gpus"}));
+  BERTH_RETURN_IF_ERROR(CheckObject(ctx, j, "usage", {"cpu", "memory", "gpus", "workloads"}));
   HostUsage u;
   BERTH_RETURN_IF_ERROR(QuantityField(ctx, j, "usage", "cpu", ParseCpu, &u.cpu));
   BERTH_RETURN_IF_ERROR(QuantityField(ctx, j, "usage", "memory", ParseMemory, &u.memory));
@@ -289,6 +298,26 @@ absl::StatusOr<HostUsage> DecodeHostUsage(std::string_view host_name, const Json
       d.index = int(index);
       d.utilization_percent = int(util);
       u.gpus.push_back(d);
+    }
+  }
+  if (auto it = j.find("workloads"); it != j.end() && !it->is_null()) {
+    if (!it->is_array()) return ctx.Error("usage.workloads", "must be a list");
+    if (it->size() > kMaxUsageWorkloads) {
+      return ctx.Error("usage.workloads",
+                       Cat("has ", it->size(), " workloads; at most ", kMaxUsageWorkloads));
+    }
+    for (size_t i = 0; i < it->size(); ++i) {
+      const Json& w = (*it)[i];
+      std::string path = Cat("usage.workloads[", i, "]");
+      BERTH_RETURN_IF_ERROR(CheckObject(ctx, w, path, {"name", "cpu", "memory"}));
+      WorkloadUsage d;
+      BERTH_RETURN_IF_ERROR(OptionalString(ctx, w, path, "name", &d.name));
+      if (absl::Status named = ValidateName("workload", d.name); !named.ok()) {
+        return ctx.Error(Cat(path, ".name"), std::string(named.message()));
+      }
+      BERTH_RETURN_IF_ERROR(QuantityField(ctx, w, path, "cpu", ParseCpu, &d.cpu));
+      BERTH_RETURN_IF_ERROR(QuantityField(ctx, w, path, "memory", ParseMemory, &d.memory));
+      u.workloads.push_back(std::move(d));
     }
   }
   return u;

@@ -76,15 +76,27 @@ struct GpuDeviceUsage {
   int64_t memory_used_mib = 0;
   bool operator==(const GpuDeviceUsage&) const = default;
 };
+// What one workload used over the agent's last interval.
+struct WorkloadUsage {
+  std::string name;
+  MilliCpu cpu;      // CPU time per second, in milli-CPU
+  MemoryMiB memory;  // resident memory
+  bool operator==(const WorkloadUsage&) const = default;
+};
+
 struct HostUsage {
   MilliCpu cpu;      // CPU time per second over the last interval, in milli-CPU
   MemoryMiB memory;  // memory in use (total less available)
   std::vector<GpuDeviceUsage> gpus;
+  // The workloads the agent runs that it measured twice or more (CPU needs an interval).
+  std::vector<WorkloadUsage> workloads;
   bool operator==(const HostUsage&) const = default;
 };
 inline constexpr size_t kMaxUsageGpus = 64;
+inline constexpr size_t kMaxUsageWorkloads = 4096;
 Json EncodeHostUsage(const HostUsage& u);
-// Errors name the host and the field (`host "h": usage.cpu ...`); at most kMaxUsageGpus devices.
+// Errors name the host and the field (`host "h": usage.cpu ...`); at most kMaxUsageGpus devices
+// and kMaxUsageWorkloads workloads, each named as a workload name must be.
 absl::StatusOr<HostUsage> DecodeHostUsage(std::string_view host_name, const Json& j);
 
 // Something that happened to an object: "workload hello: scheduled on host-1".

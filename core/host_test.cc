@@ -88,6 +88,27 @@ TEST(HostUsageTest, RoundTripsAndBadFieldsAreNamed) {
   j["load"] = 1;
   EXPECT_FALSE(DecodeHostUsage("h1", j).ok());
 
+  u.workloads = {{.name = "train", .cpu = MilliCpu(800), .memory = MemoryMiB(512)}};
+  back = DecodeHostUsage("h1", EncodeHostUsage(u));
+  ASSERT_TRUE(back.ok()) << back.status();
+  EXPECT_EQ(*back, u);
+  j = EncodeHostUsage(u);
+  j["workloads"][0]["name"] = "../x";
+  s = DecodeHostUsage("h1", j).status();
+  EXPECT_THAT(std::string(s.message()), HasSubstr("usage.workloads[0].name"));
+  j = EncodeHostUsage(u);
+  j["workloads"][0]["memory"] = "lots";
+  s = DecodeHostUsage("h1", j).status();
+  EXPECT_THAT(std::string(s.message()), HasSubstr("usage.workloads[0].memory"));
+  j = EncodeHostUsage(u);
+  j["workloads"] = Json::array();
+  for (size_t i = 0; i <= kMaxUsageWorkloads; ++i) {
+    j["workloads"].push_back({{"name", "w"}, {"cpu", "1"}, {"memory", "1Mi"}});
+  }
+  s = DecodeHostUsage("h1", j).status();
+  EXPECT_THAT(std::string(s.message()), HasSubstr("at most 4096"));
+  u.workloads.clear();
+
   j = EncodeHostUsage(u);
   j["gpus"] = Json::array();
   for (size_t i = 0; i <= kMaxUsageGpus; ++i) j["gpus"].push_back({{"index", 0}});

@@ -124,6 +124,13 @@ TEST_F(MonitorTest, HostLsAndMetricsShowAllocatedAgainstCapacityAndUsed) {
   EXPECT_EQ(frame["workloads"][0]["name"], "train");
   EXPECT_EQ(Cli({"top", "--interval", "0s"}).exit_code, 2);
 
+  // Per-workload series: allocated for every placed workload, used as its host's agent measured
+  // it. A host speaks only for its own workloads: a figure for one it does not hold is dropped.
+  usage.workloads = {
+      {.name = "train", .cpu = core::MilliCpu(800), .memory = core::MemoryMiB(512)},
+      {.name = "elsewhere", .cpu = core::MilliCpu(100), .memory = core::MemoryMiB(1)}};
+  ASSERT_TRUE(host->Heartbeat("gpu-a", usage).ok());
+
   // The read-only token scrapes; the admin token is not needed.
   api::Client reader(server_->url(), api::ClientOptions{.token = Token("read.token")});
   auto metrics = reader.MetricsText();
@@ -136,9 +143,16 @@ TEST_F(MonitorTest, HostLsAndMetricsShowAllocatedAgainstCapacityAndUsed) {
            "berth_host_used{host=\"gpu-a\",resource=\"memory_bytes\"} 2147483648",
            "berth_host_gpu_allocated{host=\"gpu-a\",gpu=\"0\"} 1",
            "berth_host_gpu_utilization{host=\"gpu-a\",gpu=\"0\"} 0.87",
+           "berth_workload_allocated{workload=\"train\",host=\"gpu-a\",resource=\"cpu\"} 2",
+           "berth_workload_allocated{workload=\"train\",host=\"gpu-a\",resource=\"gpu\"} 1",
+           "berth_workload_used{workload=\"train\",host=\"gpu-a\",resource=\"cpu\"} 0.8",
+           "berth_workload_used{workload=\"train\",host=\"gpu-a\",resource=\"memory_bytes\"} "
+           "536870912",
+           "berth_workload_series_omitted{} 0",
        }) {
     EXPECT_NE(metrics->find(series), std::string::npos) << series << "\n" << *metrics;
   }
+  EXPECT_EQ(metrics->find("workload=\"elsewhere\""), std::string::npos) << *metrics;
   // Every series the shipped Grafana dashboard queries is one the server exports.
   std::string dashboard = ReadFile("docs/grafana-dashboard.json");
   ASSERT_FALSE(dashboard.empty());
