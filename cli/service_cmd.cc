@@ -89,13 +89,19 @@ class Session : public CommandSession {
       out_ << (*j)["items"].dump() << "\n";
       return 0;
     }
-    std::vector<std::vector<std::string>> rows = {{"NAME", "KIND", "READY", "PORT", "STATUS"}};
+    std::vector<std::vector<std::string>> rows = {
+        {"NAME", "KIND", "READY", "PORT", "ENDPOINT", "STATUS"}};
     for (const Json& s : (*j)["items"]) {
       const Json& spec = s["spec"];
       const Json& st = s["status"];
+      std::string endpoint = "-";
+      if (spec.contains("endpoint") && st.contains("endpoint")) {
+        endpoint = st["endpoint"].value("address", "");
+        if (endpoint.empty()) endpoint = Cat(":", spec["endpoint"].value("host_port", 0));
+      }
       rows.push_back({s.value("name", ""), spec["template"].value("kind", ""),
                       Cat(st.value("ready", 0), "/", spec.value("replicas", 0)),
-                      spec.contains("port") ? Cat(spec["port"].get<int>()) : "-",
+                      spec.contains("port") ? Cat(spec["port"].get<int>()) : "-", endpoint,
                       st.value("message", "")});
     }
     PrintTable(out_, rows);
@@ -117,6 +123,20 @@ class Session : public CommandSession {
            << " every " << h.value("interval", "") << ", " << h.value("failure_threshold", 0)
            << " failures in a row replace a replica\n";
     }
+    if (spec.contains("endpoint")) {
+      const Json& e = st.contains("endpoint") ? st["endpoint"] : Json::object();
+      const std::string address = e.value("address", "");
+      out_ << "endpoint:  "
+           << (address.empty() ? Cat(":", spec["endpoint"].value("host_port", 0)) : address);
+      if (e.value("serving", false)) {
+        out_ << ", serving, forwarding to " << e.value("backends", 0) << " ready replicas";
+      } else {
+        out_ << ", not serving" << (e.value("message", "").empty() ? "" : ": ")
+             << e.value("message", "");
+      }
+      out_ << " (leaving replicas drain up to " << spec["endpoint"].value("drain_timeout", "")
+           << ")\n";
+    }
     out_ << "status:    " << st.value("message", "") << "\n\n";
     std::vector<std::vector<std::string>> rows = {
         {"REPLICA", "STATE", "READY", "HOST", "PORT", "FAILURES", "REASON"}};
@@ -124,9 +144,11 @@ class Session : public CommandSession {
       const std::string host = r.value("host", "");
       const int port = r.value("port", 0);
       rows.push_back({r.value("workload", ""), r.value("state", ""),
-                      r.value("ready", false) ? "yes" : "no", host.empty() ? "-" : host,
-                      port == 0 ? "-" : Cat(port), Cat(r.value("failures", 0)),
-                      r.value("reason", "")});
+                      r.value("draining", false) ? "draining"
+                      : r.value("ready", false)  ? "yes"
+                                                 : "no",
+                      host.empty() ? "-" : host, port == 0 ? "-" : Cat(port),
+                      Cat(r.value("failures", 0)), r.value("reason", "")});
     }
     PrintTable(out_, rows);
   }
@@ -154,6 +176,7 @@ core::Command ServiceCommand() {
           "that shares its host's network a free host port in PORT and BERTH_PORT, e.g.\n"
           "  name: web\n  kind: service\n  replicas: 2\n  port: 8080\n"
           "  health: {http: /healthz, interval: 2s, timeout: 1s, failure_threshold: 3}\n"
+          "  endpoint: {host_port: 18080}   # one port for clients, across ready replicas\n"
           "  template:\n    kind: process\n"
           "    command: [\"/usr/bin/python3\", \"/srv/serve.py\"]   # listens on $PORT\n"
           "    resources: {cpu: 500m, memory: 128Mi}\n"
@@ -175,7 +198,8 @@ core::Command ServiceCommand() {
                     .summary = "list services with their ready replicas",
                     .run = Run({"ls"})},
       core::Command{.name = "get",
-                    .summary = "show a service: its replicas, their hosts, ports and readiness",
+                    .summary = "show a service: its endpoint, its replicas, their hosts, ports, "
+                               "readiness",
                     .args = {name},
                     .run = Run({"get"})},
       core::Command{.name = "scale",

@@ -91,6 +91,7 @@ absl::StatusOr<Service> ServiceController::Create(const core::ServiceSpec& spec)
     return absl::FailedPreconditionError(
         Cat("service \"", spec.name, "\": this server cannot probe health checks"));
   }
+  if (spec.endpoint.host_port != 0) BERTH_RETURN_IF_ERROR(OpenEndpoint(spec));
   Service svc;
   svc.spec = spec;
   svc.status.message = "creating replicas";
@@ -100,14 +101,57 @@ absl::StatusOr<Service> ServiceController::Create(const core::ServiceSpec& spec)
   events_.Add(&txn.then_ops, "service", spec.name, "created",
               Cat("service created with ", spec.replicas, " replicas of a ",
                   core::WorkloadKindName(spec.workload_template.kind), " workload"));
-  BERTH_ASSIGN_OR_RETURN(state::TxnResponse resp, control_->store()->Txn(txn));
-  if (!resp.succeeded) {
+  absl::StatusOr<state::TxnResponse> resp = control_->store()->Txn(txn);
+  if (!resp.ok() || !resp->succeeded) {
+    // OpenEndpoint refused a name that exists, so the endpoint just opened is this call's.
+    if (spec.endpoint.host_port != 0) options_.endpoints->Close(spec.name);
+    if (!resp.ok()) return resp.status();
     return absl::AlreadyExistsError(Cat("service \"", spec.name,
                                         "\": name is already taken; delete it first or pick "
                                         "another"));
   }
-  svc.revision = resp.revision;
+  svc.revision = resp->revision;
   return svc;
+}
+
+absl::Status ServiceController::OpenEndpoint(const core::ServiceSpec& spec) {
+  const int port = spec.endpoint.host_port;
+  if (options_.endpoints == nullptr) {
+    return absl::FailedPreconditionError(
+        Cat("service \"", spec.name, "\": this server cannot open endpoints"));
+  }
+  if (port >= options_.port_min && port <= options_.port_max) {
+    return core::FieldError("service", spec.name, "endpoint.host_port",
+                            Cat("must be outside the range of replica ports (", options_.port_min,
+                                "-", options_.port_max, "), got ", port));
+  }
+  BERTH_ASSIGN_OR_RETURN(std::vector<Service> all, List());
+  for (const Service& other : all) {
+    if (other.spec.name == spec.name) {
+      return absl::AlreadyExistsError(Cat("service \"", spec.name,
+                                          "\": name is already taken; delete it first or pick "
+                                          "another"));
+    }
+    if (other.spec.endpoint.host_port == port) {
+      return core::FieldError(
+          "service", spec.name, "endpoint.host_port",
+          Cat("port ", port, " is the endpoint of service \"", other.spec.name, "\""));
+    }
+  }
+  absl::Status opened = options_.endpoints->Open(spec.name, port);
+  if (!opened.ok()) {
+    return core::FieldError(
+        "service", spec.name, "endpoint.host_port",
+        Cat("port ", port, " cannot be used on the server's host: ", opened.message()));
+  }
+  return absl::OkStatus();
+}
+
+void ServiceController::CloseEndpoints(const std::set<std::string>& keep) {
+  if (options_.endpoints == nullptr) return;
+  for (const std::string& name : options_.endpoints->List()) {
+    if (!keep.contains(name)) options_.endpoints->Close(name);
+  }
 }
 
 absl::StatusOr<Service> ServiceController::Get(std::string_view name) {
@@ -202,9 +246,18 @@ absl::StatusOr<int> ServiceController::ReconcileOnce() {
   std::vector<absl::Status> undecodable;
   BERTH_ASSIGN_OR_RETURN(ServiceRepository::ListResult list, services_.List(&undecodable));
   for (const absl::Status& s : undecodable) core::LogDebug("skipped: %s", s.ToString());
+  std::set<std::string> with_endpoint;
+  for (const ServiceRepository::Item& item : list.items) {
+    const Service& svc = item.value;
+    if (svc.spec.endpoint.host_port != 0 && !svc.status.deleting) {
+      with_endpoint.insert(svc.spec.name);
+    }
+  }
+  CloseEndpoints(with_endpoint);
   if (list.items.empty()) {
     // Nothing to keep: no need to read every workload and host.
     health_.clear();
+    draining_.clear();
     return 0;
   }
   PassState pass;
@@ -225,6 +278,9 @@ absl::StatusOr<int> ServiceController::ReconcileOnce() {
   // Health records of replicas that are gone.
   for (auto it = health_.begin(); it != health_.end();) {
     it = live_replicas.contains(it->first) ? std::next(it) : health_.erase(it);
+  }
+  for (auto it = draining_.begin(); it != draining_.end();) {
+    it = live_replicas.contains(it->first) ? std::next(it) : draining_.erase(it);
   }
   int actions = 0;
   absl::Status first_error;
@@ -270,21 +326,74 @@ absl::StatusOr<int> ServiceController::ReconcileService(const ServiceRepository:
     return actions;
   }
 
-  // Replicas that ended, or failed their health check too often, make room for new ones.
+  // The endpoint is (re)opened every pass: after a restart, or once its port is free again.
+  const bool has_endpoint = svc.spec.endpoint.host_port != 0 && options_.endpoints != nullptr;
+  status.endpoint = {};
+  if (has_endpoint) {
+    absl::Status opened = options_.endpoints->Open(name, svc.spec.endpoint.host_port);
+    status.endpoint.address = options_.endpoints->Address(name);
+    status.endpoint.serving = opened.ok();
+    if (!opened.ok()) status.endpoint.message = std::string(opened.message());
+    if (status.endpoint.address.empty()) {
+      status.endpoint.address = Cat(":", svc.spec.endpoint.host_port);
+    }
+  }
+  auto backend_of = [&](const Workload* w) {
+    auto addr = pass.host_address.find(w->status.host);
+    return EndpointBackend{addr == pass.host_address.end() ? "" : addr->second,
+                           NeedsHostPort(svc.spec) ? PortOf(*w) : svc.spec.port};
+  };
+  auto remove = [&](const Workload* w) ABSL_EXCLUSIVE_LOCKS_REQUIRED(pass_mu_) -> absl::Status {
+    absl::StatusOr<Workload> d = control_->DeleteWorkload(w->spec.name);
+    if (!d.ok() && d.status().code() != absl::StatusCode::kNotFound) return d.status();
+    health_.erase(w->spec.name);
+    draining_.erase(w->spec.name);
+    ++actions;
+    return absl::OkStatus();
+  };
+  // A replica leaving the service: with an endpoint, a running one leaves the endpoint now and
+  // is deleted by a later pass once drained; else it is deleted at once.
+  auto retire = [&](const Workload* w, std::string type, std::string why)
+                    ABSL_EXCLUSIVE_LOCKS_REQUIRED(pass_mu_) -> absl::Status {
+    if (has_endpoint && w->status.state == WorkloadState::kRunning) {
+      draining_[w->spec.name] = {now + svc.spec.endpoint.drain_timeout, backend_of(w)};
+      events.emplace_back(std::move(type), Cat(why, "; draining its connections first"));
+      return absl::OkStatus();
+    }
+    events.emplace_back(std::move(type), std::move(why));
+    return remove(w);
+  };
+
+  // Replicas that ended make room for new ones; those draining are deleted once drained.
   std::vector<const Workload*> live;
+  std::vector<const Workload*> leaving;
   for (const Workload* w : owned) {
     if (w->status.desired == core::DesiredState::kDeleted) continue;
     if (core::IsTerminal(w->status.state) || w->status.desired == core::DesiredState::kStopped) {
-      std::string why =
+      if (draining_.contains(w->spec.name)) {
+        BERTH_RETURN_IF_ERROR(remove(w));  // it was leaving anyway
+        continue;
+      }
+      events.emplace_back(
+          "replica-replaced",
           Cat("replica ", w->spec.name, " ", core::WorkloadStateName(w->status.state),
               w->status.reason.empty() ? "" : Cat(": ", w->status.reason),
               w->status.exit_code ? Cat(" (exit code ", *w->status.exit_code, ")") : "",
-              "; replacing it");
-      absl::StatusOr<Workload> d = control_->DeleteWorkload(w->spec.name);
-      if (!d.ok() && d.status().code() != absl::StatusCode::kNotFound) return d.status();
-      events.emplace_back("replica-replaced", std::move(why));
-      health_.erase(w->spec.name);
-      ++actions;
+              "; replacing it"));
+      BERTH_RETURN_IF_ERROR(remove(w));
+      continue;
+    }
+    if (auto d = draining_.find(w->spec.name); d != draining_.end()) {
+      const int open = has_endpoint ? options_.endpoints->Active(name, d->second.backend) : 0;
+      if (open == 0 || now >= d->second.deadline) {
+        events.emplace_back("replica-drained",
+                            open == 0 ? Cat("replica ", w->spec.name, " drained; stopping it")
+                                      : Cat("replica ", w->spec.name, " still had ", open,
+                                            " connections at its drain deadline; stopping it"));
+        BERTH_RETURN_IF_ERROR(remove(w));
+      } else {
+        leaving.push_back(w);
+      }
       continue;
     }
     live.push_back(w);
@@ -344,12 +453,9 @@ absl::StatusOr<int> ServiceController::ReconcileService(const ServiceRepository:
       const ReplicaHealth& h = health_[w->spec.name];
       std::string why = Cat("replica ", w->spec.name, " failed ", h.failures,
                             " health checks in a row (", h.last_error, "); replacing it");
-      absl::StatusOr<Workload> d = control_->DeleteWorkload(w->spec.name);
-      if (!d.ok() && d.status().code() != absl::StatusCode::kNotFound) return d.status();
-      events.emplace_back("replica-unhealthy", std::move(why));
-      health_.erase(w->spec.name);
+      BERTH_RETURN_IF_ERROR(retire(w, "replica-unhealthy", std::move(why)));
       live.erase(std::find(live.begin(), live.end(), w));
-      ++actions;
+      if (draining_.contains(w->spec.name)) leaving.push_back(w);
     }
   }
   auto ready = [&](const Workload* w) ABSL_EXCLUSIVE_LOCKS_REQUIRED(pass_mu_) {
@@ -387,31 +493,49 @@ absl::StatusOr<int> ServiceController::ReconcileService(const ServiceRepository:
     const size_t surplus = live.size() - static_cast<size_t>(want);
     for (size_t k = 0; k < surplus; ++k) {
       const Workload* w = order[k];
-      absl::StatusOr<Workload> d = control_->DeleteWorkload(w->spec.name);
-      if (!d.ok() && d.status().code() != absl::StatusCode::kNotFound) return d.status();
-      events.emplace_back("replica-removed",
-                          Cat("replica ", w->spec.name, " removed (scale down)"));
-      health_.erase(w->spec.name);
+      BERTH_RETURN_IF_ERROR(
+          retire(w, "replica-removed", Cat("replica ", w->spec.name, " removed (scale down)")));
       live.erase(std::find(live.begin(), live.end(), w));
-      ++actions;
+      if (draining_.contains(w->spec.name)) leaving.push_back(w);
     }
+  }
+
+  // The endpoint forwards to the ready replicas, and to no leaving one.
+  if (has_endpoint) {
+    std::vector<EndpointBackend> backends;
+    for (const Workload* w : live) {
+      EndpointBackend b = backend_of(w);
+      if (ready(w) && !b.address.empty() && b.port > 0) backends.push_back(std::move(b));
+    }
+    status.endpoint.backends = static_cast<int>(backends.size());
+    options_.endpoints->SetBackends(name, std::move(backends));
   }
 
   status.next_index = next_index;
   status.replicas.clear();
   status.ready = 0;
-  for (const Workload* w : live) {
+  auto replica_status = [&](const Workload* w) ABSL_EXCLUSIVE_LOCKS_REQUIRED(pass_mu_) {
     core::ReplicaStatus r;
     r.workload = w->spec.name;
     r.host = w->status.host;
     r.port = NeedsHostPort(svc.spec) ? PortOf(*w) : svc.spec.port;
     r.state = std::string(core::WorkloadStateName(w->status.state));
-    r.ready = ready(w);
     auto h = health_.find(w->spec.name);
     r.failures = h == health_.end() ? 0 : h->second.failures;
     r.reason = h != health_.end() && !h->second.last_error.empty() ? h->second.last_error
                                                                    : w->status.reason;
+    return r;
+  };
+  for (const Workload* w : live) {
+    core::ReplicaStatus r = replica_status(w);
+    r.ready = ready(w);
     status.ready += r.ready ? 1 : 0;
+    status.replicas.push_back(std::move(r));
+  }
+  for (const Workload* w : leaving) {
+    core::ReplicaStatus r = replica_status(w);
+    r.draining = true;
+    r.reason = "draining: out of the endpoint, stopped once its connections end";
     status.replicas.push_back(std::move(r));
   }
   for (const std::string& n : created) {
@@ -425,6 +549,9 @@ absl::StatusOr<int> ServiceController::ReconcileService(const ServiceRepository:
     message = status.ready >= want
                   ? Cat(status.ready, " of ", want, " replicas ready")
                   : Cat("waiting: ", status.ready, " of ", want, " replicas ready");
+  }
+  if (has_endpoint && !status.endpoint.serving) {
+    message = Cat(message, "; endpoint not serving: ", status.endpoint.message);
   }
   status.message = std::move(message);
   BERTH_RETURN_IF_ERROR(WriteStatus(item, status, events));
@@ -524,7 +651,11 @@ void ServiceController::Loop() {
       mu_.AwaitWithTimeout(absl::Condition(&stop), options_.period);
       if (stopping_) return;
     }
-    if (options_.active && !options_.active()) continue;
+    if (options_.active && !options_.active()) {
+      // Endpoints follow the lead: a server that does not lead serves none.
+      CloseEndpoints({});
+      continue;
+    }
     absl::Status pass = core::RunGuarded("service controller pass", [&] {
       absl::Status s = ReconcileOnce().status();
       if (s.ok()) return;

@@ -9,11 +9,14 @@
 //     and container kinds forwarded to the service's port;
 //   * probes running replicas by HTTP or TCP at their host's address, every health.interval of
 //     the injected clock, and records which are ready in the service's status;
+//   * keeps the service's endpoint (when it has one) open, forwarding to the ready replicas; a
+//     replica leaving the service (scaled down, unhealthy) leaves the endpoint first and is
+//     deleted once its connections through it ended or endpoint.drain_timeout passed;
 //   * once the service is being deleted, deletes its replicas and then the service.
 // Every service change is one compare-and-set write with its event; replicas are created and
 // deleted through the ControlPlane, like any workload.
 //
-// Ownership: borrows the ControlPlane and the prober, which must outlive it.
+// Ownership: borrows the ControlPlane, the prober and the endpoints, which must outlive it.
 // Thread-safety: public methods are thread-safe. Passes run on one thread at a time.
 #pragma once
 
@@ -22,6 +25,7 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <set>
 #include <string>
 #include <string_view>
 #include <thread>
@@ -32,6 +36,7 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "control/control_plane.h"
+#include "control/endpoint_proxy.h"
 #include "control/events.h"
 #include "core/clock.h"
 #include "core/service.h"
@@ -56,6 +61,7 @@ std::unique_ptr<HealthProber> NewSocketProber();
 struct ServiceControllerOptions {
   core::Clock* clock = nullptr;    // defaults to the control plane's
   HealthProber* prober = nullptr;  // required when a service has a health check
+  Endpoints* endpoints = nullptr;  // required when a service has an endpoint
   int port_min = 20000;            // the host ports given to replicas
   int port_max = 32767;
   // Where in the range the search for a free port starts; -1 = at random, so that servers
@@ -108,6 +114,12 @@ class ServiceController {
     absl::Time next_probe = absl::InfinitePast();
     std::string last_error;
   };
+  // A replica leaving the service through its endpoint: deleted once no connection to it is
+  // open or at the deadline.
+  struct Drain {
+    absl::Time deadline;
+    EndpointBackend backend;
+  };
   struct PassState;  // service_controller.cc
 
   absl::StatusOr<int> ReconcileService(const ServiceRepository::Item& item, PassState& pass)
@@ -118,6 +130,11 @@ class ServiceController {
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(pass_mu_);
   // A host port no live replica holds, or 0 when the range is used up.
   int AllocatePort(PassState& pass) ABSL_EXCLUSIVE_LOCKS_REQUIRED(pass_mu_);
+  // Refuses an endpoint port another service holds, one in the replicas' range, or one that
+  // cannot be listened on; opens it. InvalidArgument naming endpoint.host_port.
+  absl::Status OpenEndpoint(const core::ServiceSpec& spec);
+  // Closes every open endpoint whose service is not in `keep`.
+  void CloseEndpoints(const std::set<std::string>& keep);
   // Writes the service's new status with its events (if the status changed or there are
   // events); a lost race is left to the next pass.
   absl::Status WriteStatus(const ServiceRepository::Item& item, const core::ServiceStatus& status,
@@ -132,6 +149,7 @@ class ServiceController {
 
   absl::Mutex pass_mu_;  // one pass at a time
   std::map<std::string, ReplicaHealth> health_ ABSL_GUARDED_BY(pass_mu_);
+  std::map<std::string, Drain> draining_ ABSL_GUARDED_BY(pass_mu_);  // by replica
   int port_cursor_ ABSL_GUARDED_BY(pass_mu_) = 0;
 
   absl::Mutex mu_;

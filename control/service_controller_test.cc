@@ -4,6 +4,8 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <optional>
 #include <set>
 #include <thread>
 
@@ -72,6 +74,72 @@ class FakeProber final : public HealthProber {
   std::vector<std::pair<std::string, int>> probes_ ABSL_GUARDED_BY(mu_);
 };
 
+// Endpoints in memory: which are open on which port, their backends, and the connections a
+// test says each backend has.
+class FakeEndpoints final : public Endpoints {
+ public:
+  absl::Status Open(const std::string& service, int port) override {
+    absl::MutexLock lock(&mu_);
+    if (taken_.contains(port)) return absl::UnavailableError("Address already in use");
+    open_[service] = port;
+    return absl::OkStatus();
+  }
+  void Close(const std::string& service) override {
+    absl::MutexLock lock(&mu_);
+    open_.erase(service);
+    backends_.erase(service);
+  }
+  std::vector<std::string> List() override {
+    absl::MutexLock lock(&mu_);
+    std::vector<std::string> out;
+    for (const auto& [name, port] : open_) out.push_back(name);
+    return out;
+  }
+  std::string Address(const std::string& service) override {
+    absl::MutexLock lock(&mu_);
+    auto it = open_.find(service);
+    return it == open_.end() ? "" : "127.0.0.1:" + std::to_string(it->second);
+  }
+  void SetBackends(const std::string& service, std::vector<EndpointBackend> backends) override {
+    absl::MutexLock lock(&mu_);
+    backends_[service] = std::move(backends);
+  }
+  int Active(const std::string& service, const EndpointBackend& backend) override {
+    absl::MutexLock lock(&mu_);
+    auto it = active_.find(backend.port);
+    return it == active_.end() ? 0 : it->second;
+  }
+
+  void Take(int port) {
+    absl::MutexLock lock(&mu_);
+    taken_.insert(port);
+  }
+  void SetActive(int backend_port, int connections) {
+    absl::MutexLock lock(&mu_);
+    active_[backend_port] = connections;
+  }
+  std::optional<int> PortOf(const std::string& service) {
+    absl::MutexLock lock(&mu_);
+    auto it = open_.find(service);
+    if (it == open_.end()) return std::nullopt;
+    return it->second;
+  }
+  // The backends' ports.
+  std::set<int> Backends(const std::string& service) {
+    absl::MutexLock lock(&mu_);
+    std::set<int> out;
+    for (const auto& b : backends_[service]) out.insert(b.port);
+    return out;
+  }
+
+ private:
+  absl::Mutex mu_;
+  std::set<int> taken_ ABSL_GUARDED_BY(mu_);
+  std::map<std::string, int> open_ ABSL_GUARDED_BY(mu_);
+  std::map<std::string, std::vector<EndpointBackend>> backends_ ABSL_GUARDED_BY(mu_);
+  std::map<int, int> active_ ABSL_GUARDED_BY(mu_);
+};
+
 class ServiceControllerTest : public ::testing::Test {
  protected:
   ServiceControllerTest()
@@ -79,6 +147,7 @@ class ServiceControllerTest : public ::testing::Test {
         cp_(&store_, ControlPlaneOptions{.clock = &clock_, .policy = "binpack"}),
         svc_(&cp_, ServiceControllerOptions{.clock = &clock_,
                                             .prober = &prober_,
+                                            .endpoints = &endpoints_,
                                             .port_min = 30000,
                                             .port_max = 30009,
                                             .first_port_offset = 0}) {}
@@ -124,8 +193,113 @@ class ServiceControllerTest : public ::testing::Test {
   state::MemoryStore store_;
   ControlPlane cp_;
   FakeProber prober_;
+  FakeEndpoints endpoints_;
   ServiceController svc_;
 };
+
+core::ServiceSpec WithEndpoint(core::ServiceSpec spec, int host_port) {
+  spec.endpoint.host_port = host_port;
+  spec.endpoint.drain_timeout = absl::Seconds(10);
+  return spec;
+}
+
+TEST_F(ServiceControllerTest, TheEndpointForwardsToReadyReplicasOnly) {
+  ASSERT_TRUE(svc_.Create(WithEndpoint(Spec(2), 18080)).ok());
+  EXPECT_EQ(endpoints_.PortOf("web"), 18080);  // open from the start
+  ASSERT_TRUE(svc_.ReconcileOnce().ok());
+  EXPECT_TRUE(endpoints_.Backends("web").empty());  // nothing runs yet
+  RunAll();
+  ASSERT_TRUE(svc_.ReconcileOnce().ok());
+  const int p0 = Port(*cp_.GetWorkload("web-0")), p1 = Port(*cp_.GetWorkload("web-1"));
+  EXPECT_EQ(endpoints_.Backends("web"), (std::set<int>{p0, p1}));
+  auto s = *svc_.Get("web");
+  EXPECT_TRUE(s.status.endpoint.serving);
+  EXPECT_EQ(s.status.endpoint.address, "127.0.0.1:18080");
+  EXPECT_EQ(s.status.endpoint.backends, 2);
+
+  // An unhealthy replica leaves the endpoint once it is not ready, and drains before it goes.
+  prober_.Fail(p1);
+  clock_.Advance(absl::Seconds(2));
+  ASSERT_TRUE(svc_.ReconcileOnce().ok());
+  EXPECT_EQ(endpoints_.Backends("web"), (std::set<int>{p0, p1}));  // one failure of two
+  clock_.Advance(absl::Seconds(2));
+  ASSERT_TRUE(svc_.ReconcileOnce().ok());
+  EXPECT_EQ(endpoints_.Backends("web"), (std::set<int>{p0}));
+  EXPECT_TRUE(cp_.GetWorkload("web-2").ok());  // its replacement comes at once
+
+  // Deleting the service closes the endpoint.
+  ASSERT_TRUE(svc_.Delete("web").ok());
+  ASSERT_TRUE(svc_.ReconcileOnce().ok());
+  EXPECT_FALSE(endpoints_.PortOf("web").has_value());
+}
+
+TEST_F(ServiceControllerTest, AReplicaLeavingDrainsItsConnectionsBeforeItStops) {
+  ASSERT_TRUE(svc_.Create(WithEndpoint(Spec(3, /*health=*/false), 18080)).ok());
+  ASSERT_TRUE(svc_.ReconcileOnce().ok());
+  RunAll();
+  ASSERT_TRUE(svc_.ReconcileOnce().ok());
+  const int p1 = Port(*cp_.GetWorkload("web-1")), p2 = Port(*cp_.GetWorkload("web-2"));
+  endpoints_.SetActive(p1, 1);
+  endpoints_.SetActive(p2, 2);
+  ASSERT_TRUE(svc_.Scale("web", 1).ok());
+  ASSERT_TRUE(svc_.ReconcileOnce().ok());
+  // The newest two leave the endpoint at once, but run while connections to them are open.
+  EXPECT_EQ(endpoints_.Backends("web").size(), 1u);
+  EXPECT_FALSE(endpoints_.Backends("web").contains(p1));
+  EXPECT_EQ(cp_.GetWorkload("web-1")->status.desired, core::DesiredState::kRunning);
+  EXPECT_EQ(cp_.GetWorkload("web-2")->status.desired, core::DesiredState::kRunning);
+  auto s = *svc_.Get("web");
+  EXPECT_EQ(s.status.ready, 1);
+  ASSERT_EQ(s.status.replicas.size(), 3u);
+  EXPECT_TRUE(s.status.replicas[1].draining);
+  EXPECT_FALSE(s.status.replicas[1].ready);
+  ASSERT_TRUE(svc_.ReconcileOnce().ok());
+  EXPECT_EQ(cp_.GetWorkload("web-1")->status.desired, core::DesiredState::kRunning);
+  // web-1's last connection ends: it is stopped; web-2 is stopped at its drain deadline.
+  endpoints_.SetActive(p1, 0);
+  ASSERT_TRUE(svc_.ReconcileOnce().ok());
+  EXPECT_EQ(cp_.GetWorkload("web-1")->status.desired, core::DesiredState::kDeleted);
+  EXPECT_EQ(cp_.GetWorkload("web-2")->status.desired, core::DesiredState::kRunning);
+  clock_.Advance(absl::Seconds(10));
+  ASSERT_TRUE(svc_.ReconcileOnce().ok());
+  EXPECT_EQ(cp_.GetWorkload("web-2")->status.desired, core::DesiredState::kDeleted);
+  EXPECT_EQ(cp_.GetWorkload("web-0")->status.desired, core::DesiredState::kRunning);
+  auto types = EventTypes();
+  EXPECT_EQ(std::count(types.begin(), types.end(), "replica-drained"), 2);
+  // No replacement was made: the service wanted 1.
+  EXPECT_FALSE(cp_.GetWorkload("web-3").ok());
+}
+
+TEST_F(ServiceControllerTest, BadEndpointPortsAreRefusedNamingTheField) {
+  ASSERT_TRUE(svc_.Create(WithEndpoint(Spec(1), 18080)).ok());
+  const int64_t rev = *store_.Revision();
+  auto other = WithEndpoint(Spec(1), 18080);
+  other.name = "api";
+  auto taken = svc_.Create(other);
+  EXPECT_EQ(taken.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(taken.status().message(),
+            "service \"api\": endpoint.host_port port 18080 is the endpoint of service \"web\"");
+  other.endpoint.host_port = 30005;
+  auto in_range = svc_.Create(other);
+  EXPECT_EQ(in_range.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_NE(in_range.status().message().find("endpoint.host_port must be outside the range of "
+                                             "replica ports (30000-30009)"),
+            std::string::npos)
+      << in_range.status();
+  endpoints_.Take(18081);
+  other.endpoint.host_port = 18081;
+  auto busy = svc_.Create(other);
+  EXPECT_EQ(busy.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_NE(busy.status().message().find("endpoint.host_port port 18081 cannot be used on the "
+                                         "server's host: Address already in use"),
+            std::string::npos)
+      << busy.status();
+  auto again = WithEndpoint(Spec(1), 18082);
+  EXPECT_EQ(svc_.Create(again).status().code(), absl::StatusCode::kAlreadyExists);
+  EXPECT_EQ(*store_.Revision(), rev);
+  EXPECT_FALSE(endpoints_.PortOf("api").has_value());
+  EXPECT_EQ(endpoints_.PortOf("web"), 18080);  // the failed create left web's endpoint alone
+}
 
 TEST_F(ServiceControllerTest, KeepsReplicasWithPortsSpreadAcrossHosts) {
   ASSERT_TRUE(svc_.Create(Spec(2)).ok());

@@ -72,6 +72,28 @@ absl::Status DecodeHealth(const JsonContext& ctx, const Json& j, HealthCheck* h)
   return absl::OkStatus();
 }
 
+absl::Status DecodeEndpoint(const JsonContext& ctx, const Json& j, EndpointSpec* e) {
+  BERTH_RETURN_IF_ERROR(CheckObject(ctx, j, "endpoint", {"host_port", "drain_timeout"}));
+  if (!j.contains("host_port") || j["host_port"].is_null()) {
+    return ctx.Error("endpoint.host_port", "is required: the port clients connect to");
+  }
+  if (!j["host_port"].is_number_integer()) {
+    return ctx.Error("endpoint.host_port",
+                     Cat("must be a port number like 18080, got ", Preview(j["host_port"])));
+  }
+  int64_t port = j["host_port"].get<int64_t>();
+  if (port > 0 && port < kMinEndpointPort) {
+    return ctx.Error("endpoint.host_port", Cat("must be at least ", kMinEndpointPort,
+                                               " (lower ports are privileged), got ", port));
+  }
+  BERTH_RETURN_IF_ERROR(
+      OptionalInt(ctx, j, "endpoint", "host_port", kMinEndpointPort, 65535, &port));
+  e->host_port = static_cast<int>(port);
+  BERTH_RETURN_IF_ERROR(DurationField(ctx, j, "endpoint", "drain_timeout", absl::ZeroDuration(),
+                                      absl::Hours(1), &e->drain_timeout));
+  return absl::OkStatus();
+}
+
 // The template's own errors read `workload "svc": FIELD ...`; they are said as the service's.
 absl::Status TemplateError(const JsonContext& ctx, const absl::Status& s) {
   std::string message(s.message());
@@ -88,8 +110,8 @@ absl::StatusOr<ServiceSpec> DecodeServiceSpec(const Json& json) {
   if (auto it = json.find("name"); it != json.end() && it->is_string()) {
     ctx.name = it->get<std::string>();
   }
-  BERTH_RETURN_IF_ERROR(
-      CheckObject(ctx, json, "", {"name", "kind", "template", "replicas", "port", "health"}));
+  BERTH_RETURN_IF_ERROR(CheckObject(
+      ctx, json, "", {"name", "kind", "template", "replicas", "port", "health", "endpoint"}));
   if (!json.contains("name")) return ctx.Error("name", "is required");
   if (!json["name"].is_string()) return ctx.Error("name", "must be a string");
   ServiceSpec spec;
@@ -149,6 +171,16 @@ absl::StatusOr<ServiceSpec> DecodeServiceSpec(const Json& json) {
                        "leave it out, and replicas count as ready while they run");
     }
   }
+  if (auto it = json.find("endpoint"); it != json.end() && !it->is_null()) {
+    BERTH_RETURN_IF_ERROR(DecodeEndpoint(ctx, *it, &spec.endpoint));
+    if (spec.port == 0) {
+      return ctx.Error("endpoint", "needs the service's port (port: 8080), where replicas serve");
+    }
+    if (!spec.workload_template.networks.empty()) {
+      return ctx.Error("endpoint",
+                       "is not available yet for replicas on Berth networks (template.networks)");
+    }
+  }
   return spec;
 }
 
@@ -171,6 +203,10 @@ Json EncodeServiceSpec(const ServiceSpec& spec) {
     h["start_period"] = absl::FormatDuration(spec.health.start_period);
     j["health"] = h;
   }
+  if (spec.endpoint.host_port != 0) {
+    j["endpoint"] = {{"host_port", spec.endpoint.host_port},
+                     {"drain_timeout", absl::FormatDuration(spec.endpoint.drain_timeout)}};
+  }
   return j;
 }
 
@@ -183,10 +219,16 @@ Json EncodeServiceStatus(const ServiceStatus& s) {
                         {"state", r.state},
                         {"ready", r.ready},
                         {"failures", r.failures},
-                        {"reason", r.reason}});
+                        {"reason", r.reason},
+                        {"draining", r.draining}});
   }
   return {{"ready", s.ready},
           {"replicas", replicas},
+          {"endpoint",
+           {{"address", s.endpoint.address},
+            {"serving", s.endpoint.serving},
+            {"backends", s.endpoint.backends},
+            {"message", s.endpoint.message}}},
           {"deleting", s.deleting},
           {"message", s.message},
           {"next_index", s.next_index}};
@@ -202,6 +244,15 @@ absl::StatusOr<ServiceStatus> DecodeServiceStatus(const Json& j) {
   BERTH_RETURN_IF_ERROR(OptionalBool(ctx, j, "", "deleting", &s.deleting));
   BERTH_RETURN_IF_ERROR(OptionalString(ctx, j, "", "message", &s.message));
   BERTH_RETURN_IF_ERROR(OptionalInt(ctx, j, "", "next_index", 0, INT64_MAX, &s.next_index));
+  if (auto it = j.find("endpoint"); it != j.end() && it->is_object()) {
+    int64_t backends = 0;
+    BERTH_RETURN_IF_ERROR(OptionalString(ctx, *it, "endpoint", "address", &s.endpoint.address));
+    BERTH_RETURN_IF_ERROR(OptionalBool(ctx, *it, "endpoint", "serving", &s.endpoint.serving));
+    BERTH_RETURN_IF_ERROR(
+        OptionalInt(ctx, *it, "endpoint", "backends", 0, kMaxReplicas * 10, &backends));
+    BERTH_RETURN_IF_ERROR(OptionalString(ctx, *it, "endpoint", "message", &s.endpoint.message));
+    s.endpoint.backends = static_cast<int>(backends);
+  }
   if (auto it = j.find("replicas"); it != j.end() && it->is_array()) {
     for (size_t i = 0; i < it->size(); ++i) {
       const Json& rj = (*it)[i];
@@ -216,6 +267,7 @@ absl::StatusOr<ServiceStatus> DecodeServiceStatus(const Json& j) {
       BERTH_RETURN_IF_ERROR(OptionalBool(ctx, rj, path, "ready", &r.ready));
       BERTH_RETURN_IF_ERROR(OptionalInt(ctx, rj, path, "failures", 0, INT32_MAX, &failures));
       BERTH_RETURN_IF_ERROR(OptionalString(ctx, rj, path, "reason", &r.reason));
+      BERTH_RETURN_IF_ERROR(OptionalBool(ctx, rj, path, "draining", &r.draining));
       r.port = static_cast<int>(port);
       r.failures = static_cast<int>(failures);
       s.replicas.push_back(std::move(r));

@@ -41,18 +41,31 @@ struct HealthCheck {
   bool operator==(const HealthCheck&) const = default;
 };
 
+// The service's endpoint: one stable port on the server's host that forwards each connection to
+// a ready replica. A replica leaving the service (scaled down, unhealthy, replaced by an update)
+// first leaves the endpoint, then is stopped once its open connections ended or `drain_timeout`
+// passed.
+struct EndpointSpec {
+  int host_port = 0;  // 0 = no endpoint
+  absl::Duration drain_timeout = absl::Seconds(30);
+  bool operator==(const EndpointSpec&) const = default;
+};
+// The lowest endpoint port: those below are privileged.
+inline constexpr int kMinEndpointPort = 1024;
+
 struct ServiceSpec {
   std::string name;
   WorkloadSpec workload_template;  // its name is the service's; replicas get their own
   int replicas = 1;
   int port = 0;  // the port each replica serves on; 0 = none (no health checks by port)
   HealthCheck health;
+  EndpointSpec endpoint;
   bool operator==(const ServiceSpec&) const = default;
 };
 
 // Decodes and validates a service spec ({"name", "kind": "service", "template", "replicas",
-// "port", "health"}); errors name the service and the field, those of the template with a
-// `template.` prefix.
+// "port", "health", "endpoint"}); errors name the service and the field, those of the template with
+// a `template.` prefix.
 absl::StatusOr<ServiceSpec> DecodeServiceSpec(const Json& json);
 Json EncodeServiceSpec(const ServiceSpec& spec);
 
@@ -65,12 +78,24 @@ struct ReplicaStatus {
   bool ready = false;
   int failures = 0;  // health probes failed in a row
   std::string reason;
+  // Leaving: out of the endpoint, stopped once its connections ended.
+  bool draining = false;
   bool operator==(const ReplicaStatus&) const = default;
+};
+
+// Where the endpoint listens and whether it does.
+struct EndpointStatus {
+  std::string address;  // "127.0.0.1:18080"; empty without an endpoint
+  bool serving = false;
+  int backends = 0;     // ready replicas it forwards to
+  std::string message;  // why it does not serve
+  bool operator==(const EndpointStatus&) const = default;
 };
 
 struct ServiceStatus {
   int ready = 0;
   std::vector<ReplicaStatus> replicas;
+  EndpointStatus endpoint;
   bool deleting = false;
   int64_t next_index = 0;  // the suffix of the next replica's name
   std::string message;
