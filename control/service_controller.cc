@@ -5,6 +5,7 @@
 #include <set>
 
 #include "absl/strings/numbers.h"
+#include "absl/strings/str_join.h"
 #include "core/guard.h"
 #include "core/log.h"
 #include "core/names.h"
@@ -36,6 +37,15 @@ int PortOf(const Workload& w) {
   int port = 0;
   if (it == w.spec.labels.end() || !absl::SimpleAtoi(it->second, &port)) return 0;
   return port;
+}
+
+// The template revision a replica was made from; replicas from before revisions were counted
+// are of the first.
+int64_t RevisionOf(const Workload& w) {
+  auto it = w.spec.labels.find(std::string(core::kRevisionLabel));
+  int64_t revision = 1;
+  if (it == w.spec.labels.end() || !absl::SimpleAtoi(it->second, &revision)) return 1;
+  return revision;
 }
 
 // The replica's index N from its name SERVICE-N; -1 when it has no such form.
@@ -114,7 +124,7 @@ absl::StatusOr<Service> ServiceController::Create(const core::ServiceSpec& spec)
   return svc;
 }
 
-absl::Status ServiceController::OpenEndpoint(const core::ServiceSpec& spec) {
+absl::Status ServiceController::OpenEndpoint(const core::ServiceSpec& spec, bool exists) {
   const int port = spec.endpoint.host_port;
   if (options_.endpoints == nullptr) {
     return absl::FailedPreconditionError(
@@ -128,6 +138,7 @@ absl::Status ServiceController::OpenEndpoint(const core::ServiceSpec& spec) {
   BERTH_ASSIGN_OR_RETURN(std::vector<Service> all, List());
   for (const Service& other : all) {
     if (other.spec.name == spec.name) {
+      if (exists) continue;
       return absl::AlreadyExistsError(Cat("service \"", spec.name,
                                           "\": name is already taken; delete it first or pick "
                                           "another"));
@@ -174,30 +185,25 @@ absl::StatusOr<std::vector<Service>> ServiceController::List(int64_t* revision) 
   return out;
 }
 
-absl::StatusOr<Service> ServiceController::Scale(std::string_view name, int replicas) {
-  if (replicas < 0 || replicas > core::kMaxReplicas) {
-    return core::FieldError("service", name, "replicas",
-                            Cat("must be between 0 and ", core::kMaxReplicas, ", got ", replicas));
-  }
+absl::StatusOr<Service> ServiceController::Modify(std::string_view name, std::string_view doing,
+                                                  const Change& change) {
   for (int attempt = 0; attempt < kMaxCasAttempts; ++attempt) {
     BERTH_ASSIGN_OR_RETURN(std::optional<ServiceRepository::Item> item, services_.Find(name));
     if (!item) return NotFound(name);
     Service svc = item->value;
     if (svc.status.deleting) {
       return absl::FailedPreconditionError(
-          Cat("service \"", name, "\": is being deleted and cannot be scaled"));
+          Cat("service \"", name, "\": is being deleted and cannot be ", doing));
     }
-    if (svc.spec.replicas == replicas) {
+    BERTH_ASSIGN_OR_RETURN(std::optional<Event> event, change(svc));
+    if (!event) {
       svc.revision = item->mod_revision;
       return svc;
     }
-    const int before = svc.spec.replicas;
-    svc.spec.replicas = replicas;
     svc.updated_at = clock_->Now();
     state::TxnRequest txn;
     BERTH_RETURN_IF_ERROR(services_.AddUpdate(&txn, name, svc, item->mod_revision));
-    events_.Add(&txn.then_ops, "service", name, "scaled",
-                Cat("replicas ", before, " -> ", replicas));
+    events_.Add(&txn.then_ops, "service", name, event->first, event->second);
     BERTH_ASSIGN_OR_RETURN(state::TxnResponse resp, control_->store()->Txn(txn));
     if (resp.succeeded) {
       svc.revision = resp.revision;
@@ -205,6 +211,74 @@ absl::StatusOr<Service> ServiceController::Scale(std::string_view name, int repl
     }
   }
   return absl::AbortedError(Cat("service \"", name, "\": too many concurrent updates, retry"));
+}
+
+absl::StatusOr<Service> ServiceController::Scale(std::string_view name, int replicas) {
+  if (replicas < 0 || replicas > core::kMaxReplicas) {
+    return core::FieldError("service", name, "replicas",
+                            Cat("must be between 0 and ", core::kMaxReplicas, ", got ", replicas));
+  }
+  return Modify(name, "scaled", [&](Service& svc) -> absl::StatusOr<std::optional<Event>> {
+    if (svc.spec.replicas == replicas) return std::nullopt;
+    const int before = svc.spec.replicas;
+    svc.spec.replicas = replicas;
+    return Event{"scaled", Cat("replicas ", before, " -> ", replicas)};
+  });
+}
+
+absl::StatusOr<Service> ServiceController::Update(const core::ServiceSpec& spec) {
+  BERTH_RETURN_IF_ERROR(core::ValidateName("service", spec.name));
+  if (spec.health.type != core::HealthCheck::Type::kNone && options_.prober == nullptr) {
+    return absl::FailedPreconditionError(
+        Cat("service \"", spec.name, "\": this server cannot probe health checks"));
+  }
+  return Modify(spec.name, "updated", [&](Service& svc) -> absl::StatusOr<std::optional<Event>> {
+    if (svc.spec == spec) return std::nullopt;
+    if (spec.endpoint.host_port != 0 && spec.endpoint.host_port != svc.spec.endpoint.host_port) {
+      BERTH_RETURN_IF_ERROR(OpenEndpoint(spec, /*exists=*/true));
+    }
+    std::vector<std::string> changes;
+    core::RolloutStatus& rollout = svc.status.rollout;
+    if (spec.workload_template != svc.spec.workload_template) {
+      rollout.previous_template = svc.spec.workload_template;
+      rollout.previous_revision = rollout.revision;
+      rollout.revision = std::max(rollout.next_revision, rollout.revision + 1);
+      rollout.next_revision = rollout.revision + 1;
+      rollout.state = core::RolloutStatus::State::kProgressing;
+      rollout.started_at = clock_->Now();
+      rollout.message = Cat("replacing the replicas of revision ", rollout.previous_revision,
+                            " with revision ", rollout.revision);
+      changes.push_back(Cat("template: rollout to revision ", rollout.revision));
+    }
+    if (spec.replicas != svc.spec.replicas) {
+      changes.push_back(Cat("replicas ", svc.spec.replicas, " -> ", spec.replicas));
+    }
+    if (spec.port != svc.spec.port) changes.push_back("port");
+    if (spec.health != svc.spec.health) changes.push_back("health");
+    if (spec.endpoint != svc.spec.endpoint) changes.push_back("endpoint");
+    if (spec.update != svc.spec.update) changes.push_back("update");
+    svc.spec = spec;
+    return Event{"updated", Cat("updated: ", absl::StrJoin(changes, ", "))};
+  });
+}
+
+absl::StatusOr<Service> ServiceController::Undo(std::string_view name) {
+  return Modify(name, "rolled back", [&](Service& svc) -> absl::StatusOr<std::optional<Event>> {
+    core::RolloutStatus& rollout = svc.status.rollout;
+    if (!rollout.previous_template) {
+      return absl::FailedPreconditionError(
+          Cat("service \"", name, "\": has no previous revision to go back to"));
+    }
+    const int64_t undone = rollout.revision;
+    std::swap(svc.spec.workload_template, *rollout.previous_template);
+    std::swap(rollout.revision, rollout.previous_revision);
+    rollout.state = core::RolloutStatus::State::kProgressing;
+    rollout.started_at = clock_->Now();
+    rollout.message = Cat("undo: replacing the replicas of revision ", undone, " with revision ",
+                          rollout.revision);
+    return Event{"rollout-undo",
+                 Cat("back from revision ", undone, " to revision ", rollout.revision)};
+  });
 }
 
 absl::StatusOr<ServiceDeletion> ServiceController::Delete(std::string_view name) {
@@ -298,7 +372,9 @@ absl::StatusOr<int> ServiceController::ReconcileOnce() {
 
 absl::StatusOr<int> ServiceController::ReconcileService(const ServiceRepository::Item& item,
                                                         PassState& pass) {
-  const Service& svc = item.value;
+  // What the pass leaves: its status, and its template after a rollback.
+  Service next = item.value;
+  const Service& svc = next;
   const std::string& name = svc.spec.name;
   const absl::Time now = clock_->Now();
   std::vector<const Workload*> owned;
@@ -325,6 +401,23 @@ absl::StatusOr<int> ServiceController::ReconcileService(const ServiceRepository:
     }
     return actions;
   }
+
+  // A rollout that did not finish in time goes back to the revision before.
+  core::RolloutStatus& rollout = status.rollout;
+  const int want = svc.spec.replicas;
+  if (rollout.state == core::RolloutStatus::State::kProgressing && rollout.previous_template &&
+      now - rollout.started_at >= svc.spec.update.progress_deadline) {
+    const int64_t failed = rollout.revision;
+    std::swap(next.spec.workload_template, *rollout.previous_template);
+    std::swap(rollout.revision, rollout.previous_revision);
+    rollout.state = core::RolloutStatus::State::kRolledBack;
+    rollout.message =
+        Cat("revision ", failed, " was not ready within ",
+            absl::FormatDuration(svc.spec.update.progress_deadline), " (", rollout.updated_ready,
+            " of ", want, " replicas ready); rolled back to revision ", rollout.revision);
+    events.emplace_back("rolled-back", rollout.message);
+  }
+  const int64_t current = std::max<int64_t>(1, rollout.revision);
 
   // The endpoint is (re)opened every pass: after a restart, or once its port is free again.
   const bool has_endpoint = svc.spec.endpoint.host_port != 0 && options_.endpoints != nullptr;
@@ -465,15 +558,66 @@ absl::StatusOr<int> ServiceController::ReconcileService(const ServiceRepository:
     return it != health_.end() && it->second.ready;
   };
 
-  // Scale: too few live replicas get company; too many lose the unready first, then the newest.
+  // Scale and roll out. Replicas of an older revision go as far as availability allows (the
+  // unready ones always; ready ones while want - max_unavailable others stay ready); replicas of
+  // the current one are made up to `replicas`, during a rollout at most max_surge above it.
+  // Surplus replicas of the current revision lose the unready first, then the newest.
   std::string message;
   int64_t next_index = status.next_index;
   for (const Workload* w : owned)
     next_index = std::max(next_index, IndexOf(name, w->spec.name) + 1);
+  auto unready_then_newest =
+      [&](std::vector<const Workload*> v) ABSL_EXCLUSIVE_LOCKS_REQUIRED(pass_mu_) {
+        std::stable_sort(v.begin(), v.end(),
+                         [&](const Workload* a, const Workload* b)
+                             ABSL_EXCLUSIVE_LOCKS_REQUIRED(pass_mu_) {
+                               if (ready(a) != ready(b)) return !ready(a);
+                               return IndexOf(name, a->spec.name) > IndexOf(name, b->spec.name);
+                             });
+        return v;
+      };
+  auto leave = [&](const Workload* w) ABSL_EXCLUSIVE_LOCKS_REQUIRED(pass_mu_) {
+    live.erase(std::find(live.begin(), live.end(), w));
+    if (draining_.contains(w->spec.name)) leaving.push_back(w);
+  };
+  std::vector<const Workload*> fresh, old;
+  for (const Workload* w : live) (RevisionOf(*w) == current ? fresh : old).push_back(w);
+  int ready_now = 0;
+  for (const Workload* w : live) ready_now += ready(w) ? 1 : 0;
+  const int min_ready = want - svc.spec.update.max_unavailable;
+  std::vector<const Workload*> old_left;
+  for (const Workload* w : unready_then_newest(old)) {
+    if (ready(w)) {
+      if (ready_now - 1 < min_ready) {
+        old_left.push_back(w);
+        continue;
+      }
+      --ready_now;
+    }
+    BERTH_RETURN_IF_ERROR(retire(w, "replica-updated",
+                                 Cat("replica ", w->spec.name, " of revision ", RevisionOf(*w),
+                                     " replaced by revision ", current)));
+    leave(w);
+  }
+  if (static_cast<int>(fresh.size()) > want) {
+    std::vector<const Workload*> order = unready_then_newest(fresh);
+    const size_t surplus = fresh.size() - static_cast<size_t>(want);
+    for (size_t k = 0; k < surplus; ++k) {
+      const Workload* w = order[k];
+      BERTH_RETURN_IF_ERROR(
+          retire(w, "replica-removed", Cat("replica ", w->spec.name, " removed (scale down)")));
+      leave(w);
+      fresh.erase(std::find(fresh.begin(), fresh.end(), w));
+    }
+  }
+  int to_create = want - static_cast<int>(fresh.size());
+  if (!old_left.empty()) {
+    to_create =
+        std::min(to_create, want + svc.spec.update.max_surge - static_cast<int>(live.size()));
+  }
   std::vector<std::string> created;
-  const int want = svc.spec.replicas;
-  for (int i = static_cast<int>(live.size()); i < want; ++i) {
-    absl::StatusOr<std::string> made = CreateReplica(svc, &next_index, pass);
+  for (int i = 0; i < to_create; ++i) {
+    absl::StatusOr<std::string> made = CreateReplica(svc, current, &next_index, pass);
     if (!made.ok()) {
       message = Cat("cannot create a replica: ", made.status().message());
       break;
@@ -482,22 +626,15 @@ absl::StatusOr<int> ServiceController::ReconcileService(const ServiceRepository:
     events.emplace_back("replica-created", Cat("replica ", *made, " created"));
     ++actions;
   }
-  if (static_cast<int>(live.size()) > want) {
-    std::vector<const Workload*> order = live;
-    std::stable_sort(order.begin(), order.end(),
-                     [&](const Workload* a, const Workload* b)
-                         ABSL_EXCLUSIVE_LOCKS_REQUIRED(pass_mu_) {
-                           if (ready(a) != ready(b)) return !ready(a);
-                           return IndexOf(name, a->spec.name) > IndexOf(name, b->spec.name);
-                         });
-    const size_t surplus = live.size() - static_cast<size_t>(want);
-    for (size_t k = 0; k < surplus; ++k) {
-      const Workload* w = order[k];
-      BERTH_RETURN_IF_ERROR(
-          retire(w, "replica-removed", Cat("replica ", w->spec.name, " removed (scale down)")));
-      live.erase(std::find(live.begin(), live.end(), w));
-      if (draining_.contains(w->spec.name)) leaving.push_back(w);
-    }
+  rollout.updated = static_cast<int>(fresh.size() + created.size());
+  rollout.updated_ready = 0;
+  for (const Workload* w : fresh) rollout.updated_ready += ready(w) ? 1 : 0;
+  if (rollout.state == core::RolloutStatus::State::kProgressing && old_left.empty() &&
+      rollout.updated_ready >= want) {
+    rollout.state = core::RolloutStatus::State::kComplete;
+    rollout.message =
+        Cat("revision ", current, ": ", rollout.updated_ready, " of ", want, " replicas ready");
+    events.emplace_back("rollout-complete", rollout.message);
   }
 
   // The endpoint forwards to the ready replicas, and to no leaving one.
@@ -517,6 +654,7 @@ absl::StatusOr<int> ServiceController::ReconcileService(const ServiceRepository:
   auto replica_status = [&](const Workload* w) ABSL_EXCLUSIVE_LOCKS_REQUIRED(pass_mu_) {
     core::ReplicaStatus r;
     r.workload = w->spec.name;
+    r.revision = RevisionOf(*w);
     r.host = w->status.host;
     r.port = NeedsHostPort(svc.spec) ? PortOf(*w) : svc.spec.port;
     r.state = std::string(core::WorkloadStateName(w->status.state));
@@ -539,7 +677,8 @@ absl::StatusOr<int> ServiceController::ReconcileService(const ServiceRepository:
     status.replicas.push_back(std::move(r));
   }
   for (const std::string& n : created) {
-    status.replicas.push_back({.workload = n, .state = "pending", .reason = "just created"});
+    status.replicas.push_back(
+        {.workload = n, .state = "pending", .reason = "just created", .revision = current});
   }
   std::sort(status.replicas.begin(), status.replicas.end(),
             [&](const core::ReplicaStatus& a, const core::ReplicaStatus& b) {
@@ -554,7 +693,8 @@ absl::StatusOr<int> ServiceController::ReconcileService(const ServiceRepository:
     message = Cat(message, "; endpoint not serving: ", status.endpoint.message);
   }
   status.message = std::move(message);
-  BERTH_RETURN_IF_ERROR(WriteStatus(item, status, events));
+  next.status = std::move(status);
+  BERTH_RETURN_IF_ERROR(WriteService(item, std::move(next), events));
   return actions;
 }
 
@@ -571,10 +711,11 @@ int ServiceController::AllocatePort(PassState& pass) {
   return 0;
 }
 
-absl::StatusOr<std::string> ServiceController::CreateReplica(const Service& svc,
+absl::StatusOr<std::string> ServiceController::CreateReplica(const Service& svc, int64_t revision,
                                                              int64_t* next_index, PassState& pass) {
   core::WorkloadSpec spec = svc.spec.workload_template;
   spec.labels[std::string(core::kServiceLabel)] = svc.spec.name;
+  spec.labels[std::string(core::kRevisionLabel)] = Cat(revision);
   if (svc.spec.port > 0) {
     std::string inside = Cat(svc.spec.port);
     if (NeedsHostPort(svc.spec)) {
@@ -609,12 +750,12 @@ absl::StatusOr<std::string> ServiceController::CreateReplica(const Service& svc,
   return absl::ResourceExhaustedError("no free replica name");
 }
 
-absl::Status ServiceController::WriteStatus(
-    const ServiceRepository::Item& item, const core::ServiceStatus& status,
+absl::Status ServiceController::WriteService(
+    const ServiceRepository::Item& item, Service svc,
     const std::vector<std::pair<std::string, std::string>>& events) {
-  if (status == item.value.status && events.empty()) return absl::OkStatus();
-  Service svc = item.value;
-  svc.status = status;
+  if (svc.status == item.value.status && svc.spec == item.value.spec && events.empty()) {
+    return absl::OkStatus();
+  }
   svc.updated_at = clock_->Now();
   state::TxnRequest txn;
   BERTH_RETURN_IF_ERROR(services_.AddUpdate(&txn, svc.spec.name, svc, item.mod_revision));

@@ -12,6 +12,10 @@
 //   * keeps the service's endpoint (when it has one) open, forwarding to the ready replicas; a
 //     replica leaving the service (scaled down, unhealthy) leaves the endpoint first and is
 //     deleted once its connections through it ended or endpoint.drain_timeout passed;
+//   * rolls a changed template out: replicas carry the revision of the template they were made
+//     from (label berth.revision); those of an older revision are replaced within the service's
+//     update.max_surge and update.max_unavailable, and a revision not all ready within
+//     update.progress_deadline is rolled back to the one before;
 //   * once the service is being deleted, deletes its replicas and then the service.
 // Every service change is one compare-and-set write with its event; replicas are created and
 // deleted through the ControlPlane, like any workload.
@@ -25,10 +29,12 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <optional>
 #include <set>
 #include <string>
 #include <string_view>
 #include <thread>
+#include <utility>
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
@@ -92,6 +98,12 @@ class ServiceController {
   absl::StatusOr<core::Service> Get(std::string_view name);
   absl::StatusOr<std::vector<core::Service>> List(int64_t* revision = nullptr);
   absl::StatusOr<core::Service> Scale(std::string_view name, int replicas);
+  // Replaces the spec of an existing service; a changed template starts a rollout to a new
+  // revision. Errors as Create's, and FailedPrecondition while it is being deleted.
+  absl::StatusOr<core::Service> Update(const core::ServiceSpec& spec);
+  // Rolls the template back to the previous revision (and the one undone becomes the previous).
+  // FailedPrecondition when there is none.
+  absl::StatusOr<core::Service> Undo(std::string_view name);
   absl::StatusOr<ServiceDeletion> Delete(std::string_view name);
 
   // One pass over every service; returns how many replicas it created or deleted.
@@ -120,25 +132,36 @@ class ServiceController {
     absl::Time deadline;
     EndpointBackend backend;
   };
-  struct PassState;  // service_controller.cc
+  struct PassState;                                   // service_controller.cc
+  using Event = std::pair<std::string, std::string>;  // type, message
+  // Edits a service read from the store; returns the event that says what changed, or nullopt
+  // when nothing did (then nothing is written).
+  using Change = std::function<absl::StatusOr<std::optional<Event>>(core::Service&)>;
+
+  // Reads service `name`, lets `change` edit it and writes it with compare-and-set and the
+  // event, reading again after a lost race. A service being deleted cannot be changed:
+  // FailedPrecondition saying it cannot be `doing` ("scaled").
+  absl::StatusOr<core::Service> Modify(std::string_view name, std::string_view doing,
+                                       const Change& change);
 
   absl::StatusOr<int> ReconcileService(const ServiceRepository::Item& item, PassState& pass)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(pass_mu_);
-  // Creates one replica of `svc` named from *next_index on. Returns its name.
-  absl::StatusOr<std::string> CreateReplica(const core::Service& svc, int64_t* next_index,
-                                            PassState& pass)
+  // Creates one replica of `svc`'s template, of `revision`, named from *next_index on. Returns
+  // its name.
+  absl::StatusOr<std::string> CreateReplica(const core::Service& svc, int64_t revision,
+                                            int64_t* next_index, PassState& pass)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(pass_mu_);
   // A host port no live replica holds, or 0 when the range is used up.
   int AllocatePort(PassState& pass) ABSL_EXCLUSIVE_LOCKS_REQUIRED(pass_mu_);
   // Refuses an endpoint port another service holds, one in the replicas' range, or one that
   // cannot be listened on; opens it. InvalidArgument naming endpoint.host_port.
-  absl::Status OpenEndpoint(const core::ServiceSpec& spec);
+  absl::Status OpenEndpoint(const core::ServiceSpec& spec, bool exists = false);
   // Closes every open endpoint whose service is not in `keep`.
   void CloseEndpoints(const std::set<std::string>& keep);
-  // Writes the service's new status with its events (if the status changed or there are
+  // Writes the service as the pass leaves it with its events (if it changed or there are
   // events); a lost race is left to the next pass.
-  absl::Status WriteStatus(const ServiceRepository::Item& item, const core::ServiceStatus& status,
-                           const std::vector<std::pair<std::string, std::string>>& events);
+  absl::Status WriteService(const ServiceRepository::Item& item, core::Service next,
+                            const std::vector<std::pair<std::string, std::string>>& events);
   void Loop();
 
   ControlPlane* const control_;

@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <map>
 #include <optional>
 #include <set>
 #include <thread>
@@ -177,6 +178,16 @@ class ServiceControllerTest : public ::testing::Test {
       ASSERT_TRUE(r.ok()) << r.status();
     }
   }
+  // Has the agents stop what the controller deleted, so the replicas go with their ports.
+  void StopDeleted() {
+    for (const auto& w : Replicas()) {
+      if (w.status.desired != core::DesiredState::kDeleted) continue;
+      auto r =
+          cp_.ReportStatus(w.status.host, w.spec.name,
+                           {.generation = w.status.generation, .state = WorkloadState::kStopped});
+      ASSERT_TRUE(r.ok()) << r.status();
+    }
+  }
   int Port(const core::Workload& w) { return std::stoi(w.spec.labels.at("berth.port")); }
   std::vector<std::string> EventTypes() {
     std::vector<std::string> out;
@@ -268,6 +279,156 @@ TEST_F(ServiceControllerTest, AReplicaLeavingDrainsItsConnectionsBeforeItStops) 
   EXPECT_EQ(std::count(types.begin(), types.end(), "replica-drained"), 2);
   // No replacement was made: the service wanted 1.
   EXPECT_FALSE(cp_.GetWorkload("web-3").ok());
+}
+
+// The replicas not being deleted, by name, with their revision.
+std::map<std::string, std::string> Revisions(const std::vector<core::Workload>& replicas) {
+  std::map<std::string, std::string> out;
+  for (const auto& w : replicas) {
+    if (w.status.desired != core::DesiredState::kDeleted) {
+      out[w.spec.name] = w.spec.labels.at("berth.revision");
+    }
+  }
+  return out;
+}
+
+core::ServiceSpec NewTemplate(core::ServiceSpec spec) {
+  spec.workload_template.command = {"/bin/server", "--v2"};
+  return spec;
+}
+
+TEST_F(ServiceControllerTest, ARollingUpdateStaysWithinSurgeAndUnavailable) {
+  core::ServiceSpec spec = Spec(3, /*health=*/false);
+  ASSERT_TRUE(svc_.Create(spec).ok());
+  ASSERT_TRUE(svc_.ReconcileOnce().ok());
+  RunAll();
+  ASSERT_TRUE(svc_.ReconcileOnce().ok());
+  for (const auto& [name, revision] : Revisions(Replicas())) EXPECT_EQ(revision, "1") << name;
+
+  for (auto [surge, unavailable] : {std::pair{1, 0}, std::pair{0, 1}, std::pair{2, 1}}) {
+    spec = NewTemplate(spec);
+    spec.workload_template.command.push_back(std::to_string(surge * 10 + unavailable));
+    spec.update.max_surge = surge;
+    spec.update.max_unavailable = unavailable;
+    auto updated = svc_.Update(spec);
+    ASSERT_TRUE(updated.ok()) << updated.status();
+    const int64_t revision = updated->status.rollout.revision;
+    EXPECT_EQ(updated->status.rollout.state, core::RolloutStatus::State::kProgressing);
+    const std::string rev = std::to_string(revision);
+    int passes = 0;
+    while (svc_.Get("web")->status.rollout.state != core::RolloutStatus::State::kComplete) {
+      ASSERT_LT(++passes, 20) << "the rollout never completed";
+      ASSERT_TRUE(svc_.ReconcileOnce().ok());
+      // Within the bounds after every pass: at most 3 + surge replicas, and at least
+      // 3 - unavailable of them running (ready, without a health check).
+      int running = 0;
+      auto live = Revisions(Replicas());
+      for (const auto& w : Replicas()) {
+        running += w.status.desired != core::DesiredState::kDeleted &&
+                   w.status.state == WorkloadState::kRunning;
+      }
+      EXPECT_LE(live.size(), static_cast<size_t>(3 + surge)) << "pass " << passes;
+      EXPECT_GE(running, 3 - unavailable) << "pass " << passes;
+      StopDeleted();
+      RunAll();
+    }
+    auto live = Revisions(Replicas());
+    EXPECT_EQ(live.size(), 3u);
+    for (const auto& [name, r] : live) EXPECT_EQ(r, rev) << name;
+    auto done = *svc_.Get("web");
+    EXPECT_EQ(done.status.rollout.updated_ready, 3);
+    EXPECT_EQ(done.spec.workload_template.command, spec.workload_template.command);
+  }
+  auto types = EventTypes();
+  EXPECT_EQ(std::count(types.begin(), types.end(), "rollout-complete"), 3);
+  EXPECT_EQ(std::count(types.begin(), types.end(), "updated"), 3);
+  // A spec without changes starts nothing.
+  EXPECT_EQ(svc_.Update(spec)->status.rollout.state, core::RolloutStatus::State::kComplete);
+}
+
+TEST_F(ServiceControllerTest, ARevisionThatNeverBecomesReadyIsRolledBack) {
+  core::ServiceSpec spec = Spec(2);
+  spec.update.progress_deadline = absl::Seconds(30);
+  spec.health.start_period = absl::Minutes(5);  // the unready replica is not replaced meanwhile
+  ASSERT_TRUE(svc_.Create(spec).ok());
+  ASSERT_TRUE(svc_.ReconcileOnce().ok());
+  RunAll();
+  ASSERT_TRUE(svc_.ReconcileOnce().ok());
+  ASSERT_EQ(svc_.Get("web")->status.ready, 2);
+  const auto before = Revisions(Replicas());
+
+  ASSERT_TRUE(svc_.Update(NewTemplate(spec)).ok());
+  ASSERT_TRUE(svc_.ReconcileOnce().ok());
+  auto during = Revisions(Replicas());
+  ASSERT_EQ(during.size(), 3u);  // one surge replica of revision 2; both old ones stay
+  ASSERT_EQ(during.at("web-2"), "2");
+  prober_.Fail(Port(*cp_.GetWorkload("web-2")));
+  RunAll();
+  for (int i = 0; i < 14; ++i) {  // 28 s: the new replica never answers
+    clock_.Advance(absl::Seconds(2));
+    ASSERT_TRUE(svc_.ReconcileOnce().ok());
+    RunAll();
+    EXPECT_EQ(svc_.Get("web")->status.ready, 2) << "the old replicas keep serving";
+  }
+  EXPECT_EQ(svc_.Get("web")->status.rollout.state, core::RolloutStatus::State::kProgressing);
+  clock_.Advance(absl::Seconds(2));
+  ASSERT_TRUE(svc_.ReconcileOnce().ok());
+  auto s = *svc_.Get("web");
+  EXPECT_EQ(s.status.rollout.state, core::RolloutStatus::State::kRolledBack);
+  EXPECT_EQ(s.status.rollout.revision, 1);
+  EXPECT_EQ(s.status.rollout.previous_revision, 2);
+  EXPECT_NE(s.status.rollout.message.find("revision 2 was not ready within 30s"), std::string::npos)
+      << s.status.rollout.message;
+  EXPECT_EQ(s.spec.workload_template, spec.workload_template);
+  // Revision 2's replica goes; the old ones stay.
+  ASSERT_TRUE(svc_.ReconcileOnce().ok());
+  EXPECT_EQ(Revisions(Replicas()), before);
+  auto types = EventTypes();
+  EXPECT_NE(std::find(types.begin(), types.end(), "rolled-back"), types.end());
+  // Undo takes the failed revision up again, on purpose.
+  auto undone = svc_.Undo("web");
+  ASSERT_TRUE(undone.ok()) << undone.status();
+  EXPECT_EQ(undone->status.rollout.revision, 2);
+  EXPECT_EQ(undone->spec.workload_template, NewTemplate(spec).workload_template);
+}
+
+TEST_F(ServiceControllerTest, UndoGoesBackToThePreviousRevision) {
+  core::ServiceSpec spec = Spec(2, /*health=*/false);
+  ASSERT_TRUE(svc_.Create(spec).ok());
+  auto none = svc_.Undo("web");
+  EXPECT_EQ(none.status().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_EQ(none.status().message(), "service \"web\": has no previous revision to go back to");
+  EXPECT_EQ(svc_.Undo("nope").status().code(), absl::StatusCode::kNotFound);
+  EXPECT_EQ(svc_.Update(Spec(1, false)).ok(), true);
+  core::ServiceSpec other = Spec(1, false);
+  other.name = "nope";
+  EXPECT_EQ(svc_.Update(other).status().code(), absl::StatusCode::kNotFound);
+  ASSERT_TRUE(svc_.Update(spec).ok());
+  ASSERT_TRUE(svc_.ReconcileOnce().ok());
+  RunAll();
+  ASSERT_TRUE(svc_.Update(NewTemplate(spec)).ok());
+  for (int i = 0; i < 10; ++i) {
+    ASSERT_TRUE(svc_.ReconcileOnce().ok());
+    RunAll();
+  }
+  ASSERT_EQ(svc_.Get("web")->status.rollout.state, core::RolloutStatus::State::kComplete);
+  for (const auto& [name, r] : Revisions(Replicas())) EXPECT_EQ(r, "2") << name;
+  auto undone = svc_.Undo("web");
+  ASSERT_TRUE(undone.ok()) << undone.status();
+  EXPECT_EQ(undone->status.rollout.revision, 1);
+  EXPECT_EQ(undone->spec.workload_template, spec.workload_template);
+  for (int i = 0; i < 10; ++i) {
+    ASSERT_TRUE(svc_.ReconcileOnce().ok());
+    RunAll();
+  }
+  auto live = Revisions(Replicas());
+  EXPECT_EQ(live.size(), 2u);
+  for (const auto& [name, r] : live) EXPECT_EQ(r, "1") << name;
+  EXPECT_EQ(svc_.Get("web")->status.rollout.state, core::RolloutStatus::State::kComplete);
+  // The next change is a new revision: numbers are never reused.
+  auto again = svc_.Update(NewTemplate(spec));
+  ASSERT_TRUE(again.ok());
+  EXPECT_EQ(again->status.rollout.revision, 3);
 }
 
 TEST_F(ServiceControllerTest, BadEndpointPortsAreRefusedNamingTheField) {

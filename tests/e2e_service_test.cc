@@ -2,7 +2,8 @@
 // on the host port the server gave it (PORT), both healthy; killing one replica's process gets
 // it replaced by a new healthy one; the service's endpoint balances across the replicas and loses
 // no request of a stream while a replica is killed; a replica removed by scaling down drains its
-// open requests before it stops; deleting the service removes every replica.
+// open requests before it stops; a rolling update replaces every replica while the endpoint
+// loses no request; deleting the service removes every replica.
 #include <netinet/in.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -134,15 +135,15 @@ class ServiceE2eTest : public ::testing::Test {
     if (!dir_.empty()) std::filesystem::remove_all(dir_);
     if (!marks_.empty()) std::filesystem::remove_all(marks_);
   }
-  std::string ServiceYaml(int replicas, int endpoint_port = 0) {
+  std::string ServiceYaml(int replicas, int endpoint_port = 0, const std::string& version = "1") {
     nlohmann::json command = {kPython, "-c", kServer};
     std::string yaml = "name: web\nkind: service\nreplicas: " + std::to_string(replicas) +
                        "\nport: 8080\n" +
                        "health: {http: /healthz, interval: 500ms, timeout: 400ms, "
                        "failure_threshold: 3}\n" +
                        "template:\n  kind: process\n  command: " + command.dump() +
-                       "\n  env: {MARK_DIR: " + nlohmann::json(marks_).dump() +
-                       "}\n  resources: {cpu: 100m, memory: 64Mi}\n";
+                       "\n  env: {MARK_DIR: " + nlohmann::json(marks_).dump() + ", VERSION: \"" +
+                       version + "\"}\n  resources: {cpu: 100m, memory: 64Mi}\n";
     if (endpoint_port != 0) {
       yaml += "endpoint: {host_port: " + std::to_string(endpoint_port) + ", drain_timeout: 2m}\n";
     }
@@ -350,6 +351,50 @@ TEST_F(ServiceE2eTest, AReplicaScaledAwayFinishesItsRequestsBeforeItStops) {
   auto s = server_->client().GetService("web");
   ASSERT_TRUE(s.ok()) << s.status();
   EXPECT_EQ(s->status.ready, 1);
+}
+
+TEST_F(ServiceE2eTest, ARollingUpdateReplacesEveryReplicaAndLosesNoRequest) {
+  const int endpoint = FreePort();
+  ASSERT_GT(endpoint, 0);
+  Result created = e2e::Run(dir_, {"service", "create", "-f", "-"}, ServiceYaml(2, endpoint));
+  ASSERT_EQ(created.exit_code, 0) << created.err;
+  ASSERT_TRUE(Eventually([&] { return ServingOnTwo(); })) << Dump();
+  std::set<std::string> before;
+  for (const auto& [name, port] : Ready()) before.insert(name);
+
+  // Two clients send requests through the endpoint for as long as the rollout takes.
+  std::atomic<bool> stop{false};
+  std::atomic<int> answered{0}, lost{0};
+  std::vector<std::thread> clients;
+  for (int c = 0; c < 2; ++c) {
+    clients.emplace_back([&] {
+      while (!stop.load()) {
+        (Get(endpoint, "/") ? answered : lost)++;
+      }
+    });
+  }
+  Result updated = e2e::Run(dir_, {"service", "update", "-f", "-"}, ServiceYaml(2, endpoint, "2"));
+  ASSERT_EQ(updated.exit_code, 0) << updated.err;
+  EXPECT_NE(updated.out.find("rolling out revision 2"), std::string::npos) << updated.out;
+  const bool done = Eventually([&] {
+    auto s = server_->client().GetService("web");
+    if (!s.ok() || s->status.rollout.state != core::RolloutStatus::State::kComplete) return false;
+    int of_two = 0;
+    for (const auto& r : s->status.replicas) of_two += r.revision == 2 && r.ready && !r.draining;
+    return of_two == 2 && s->status.replicas.size() == 2;
+  });
+  stop = true;
+  for (std::thread& t : clients) t.join();
+  ASSERT_TRUE(done) << Dump();
+  EXPECT_EQ(lost.load(), 0) << Dump();
+  EXPECT_GT(answered.load(), 0);
+  for (const auto& [name, port] : Ready()) EXPECT_FALSE(before.contains(name)) << name;
+  Result status = e2e::Run(dir_, {"service", "rollout", "status", "web", "--json"});
+  ASSERT_EQ(status.exit_code, 0) << status.err;
+  auto rollout = nlohmann::json::parse(status.out, nullptr, false);
+  EXPECT_EQ(rollout["revision"], 2) << status.out;
+  EXPECT_EQ(rollout["state"], "complete") << status.out;
+  EXPECT_EQ(rollout["previous_revision"], 1) << status.out;
 }
 
 }  // namespace
