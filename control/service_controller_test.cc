@@ -5,6 +5,8 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
+#include <chrono>
 #include <map>
 #include <optional>
 #include <set>
@@ -114,6 +116,10 @@ class FakeEndpoints final : public Endpoints {
   void Take(int port) {
     absl::MutexLock lock(&mu_);
     taken_.insert(port);
+  }
+  void Free(int port) {
+    absl::MutexLock lock(&mu_);
+    taken_.erase(port);
   }
   void SetActive(int backend_port, int connections) {
     absl::MutexLock lock(&mu_);
@@ -429,6 +435,44 @@ TEST_F(ServiceControllerTest, UndoGoesBackToThePreviousRevision) {
   auto again = svc_.Update(NewTemplate(spec));
   ASSERT_TRUE(again.ok());
   EXPECT_EQ(again->status.rollout.revision, 3);
+}
+
+TEST_F(ServiceControllerTest, AnEndpointWhosePortIsTakenLaterIsRetriedEveryPass) {
+  ASSERT_TRUE(svc_.Create(WithEndpoint(Spec(1, false), 18080)).ok());
+  // As after a restart: the endpoint is not open, and something else holds its port.
+  endpoints_.Close("web");
+  endpoints_.Take(18080);
+  ASSERT_TRUE(svc_.ReconcileOnce().ok());
+  auto s = *svc_.Get("web");
+  EXPECT_FALSE(s.status.endpoint.serving);
+  EXPECT_EQ(s.status.endpoint.message, "Address already in use");
+  EXPECT_NE(s.status.message.find("endpoint not serving: Address already in use"),
+            std::string::npos)
+      << s.status.message;
+  endpoints_.Free(18080);
+  ASSERT_TRUE(svc_.ReconcileOnce().ok());
+  EXPECT_TRUE(svc_.Get("web")->status.endpoint.serving);
+  EXPECT_EQ(endpoints_.PortOf("web"), 18080);
+}
+
+TEST_F(ServiceControllerTest, AServerThatDoesNotLeadServesNoEndpoint) {
+  std::atomic<bool> leads{true};
+  ServiceController follower(&cp_,
+                             ServiceControllerOptions{.clock = &clock_,
+                                                      .prober = &prober_,
+                                                      .endpoints = &endpoints_,
+                                                      .port_min = 30000,
+                                                      .port_max = 30009,
+                                                      .period = absl::Milliseconds(10),
+                                                      .active = [&] { return leads.load(); }});
+  ASSERT_TRUE(follower.Create(WithEndpoint(Spec(1, false), 18080)).ok());
+  follower.Start();
+  leads = false;
+  for (int i = 0; i < 400 && endpoints_.PortOf("web").has_value(); ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(25));
+  }
+  follower.Stop();
+  EXPECT_FALSE(endpoints_.PortOf("web").has_value());
 }
 
 TEST_F(ServiceControllerTest, BadEndpointPortsAreRefusedNamingTheField) {
