@@ -4,6 +4,8 @@
 #include "api/route_util.h"
 #include "api/wire/wire.h"
 #include "core/service.h"
+#include "core/status.h"
+#include "core/strings.h"
 
 namespace berth::api {
 
@@ -37,6 +39,26 @@ void AddServiceRoutes(Router& router, control::ServiceController* services) {
     auto scale = wire::DecodeServiceScale(name, *body);
     if (!scale.ok()) return Fail(scale.status());
     auto svc = services->Scale(name, scale->replicas);
+    if (!svc.ok()) return Fail(svc.status());
+    return JsonOk(200, core::EncodeService(*svc), svc->revision);
+  });
+  router.Handle("PUT", "/v1/services/{name}", [services](const HttpRequest& req) {
+    const std::string name = req.Param("name");
+    auto body = ParseBody(req.body, {"service", name});
+    if (!body.ok()) return Fail(body.status());
+    auto spec = core::DecodeServiceSpec(*body);
+    if (!spec.ok()) return Fail(spec.status());
+    if (spec->name != name) {
+      return Fail(
+          core::FieldError("service", name, "name",
+                           core::Cat("must be the name in the path, got \"", spec->name, "\"")));
+    }
+    auto svc = services->Update(*spec);
+    if (!svc.ok()) return Fail(svc.status());
+    return JsonOk(200, core::EncodeService(*svc), svc->revision);
+  });
+  router.Handle("POST", "/v1/services/{name}/rollout/undo", [services](const HttpRequest& req) {
+    auto svc = services->Undo(req.Param("name"));
     if (!svc.ok()) return Fail(svc.status());
     return JsonOk(200, core::EncodeService(*svc), svc->revision);
   });

@@ -344,6 +344,32 @@ TEST(CliServiceTest, CreateListGetScaleAndDelete) {
   Result scaled = berth({"service", "scale", "web", "3", "--json"});
   EXPECT_EQ(scaled.code, 0) << scaled.err;
   EXPECT_EQ(Json::parse(scaled.out, nullptr, false)["spec"]["replicas"], 3);
+  // A changed template rolls out as a new revision; undo goes back.
+  {
+    std::ofstream f(file);
+    f << "name: web\nkind: service\nreplicas: 3\nport: 8080\n"
+         "update: {max_surge: 2, max_unavailable: 1}\n"
+         "template: {kind: process, command: [/bin/sleep, '120']}\n";
+  }
+  Result updated = berth({"service", "update", "-f", file});
+  EXPECT_EQ(updated.code, 0) << updated.err;
+  EXPECT_THAT(updated.out, HasSubstr("service web updated; rolling out revision 2"));
+  Result rollout = berth({"service", "rollout", "status", "web"});
+  EXPECT_EQ(rollout.code, 0) << rollout.err;
+  EXPECT_THAT(rollout.out, HasSubstr("revision:  2 (progressing)"));
+  EXPECT_THAT(rollout.out, HasSubstr("previous:  revision 1"));
+  Result rollout_json = berth({"service", "rollout", "status", "web", "--json"});
+  Json r = Json::parse(rollout_json.out, nullptr, false);
+  EXPECT_EQ(r["revision"], 2) << rollout_json.out;
+  EXPECT_EQ(r["state"], "progressing") << rollout_json.out;
+  Result undo = berth({"service", "rollout", "undo", "web"});
+  EXPECT_EQ(undo.code, 0) << undo.err;
+  EXPECT_THAT(undo.out, HasSubstr("rolling back to revision 1"));
+  Result again = berth({"service", "rollout", "undo", "web", "--json"});
+  EXPECT_EQ(Json::parse(again.out, nullptr, false)["status"]["rollout"]["revision"], 2);
+  Result unknown = berth({"service", "rollout", "undo", "nope"});
+  EXPECT_EQ(unknown.code, 1);
+  EXPECT_THAT(unknown.err, HasSubstr("service \"nope\" not found"));
   // Usage mistakes exit 2 before any request; the server's refusals exit 1 naming the field.
   Result word = berth({"service", "scale", "web", "three"});
   EXPECT_EQ(word.code, 2);
@@ -362,6 +388,60 @@ TEST(CliServiceTest, CreateListGetScaleAndDelete) {
   ASSERT_TRUE(services.ReconcileOnce().ok());
   EXPECT_EQ(berth({"service", "get", "web"}).code, 1);
   std::filesystem::remove_all(dir);
+}
+
+// The endpoint in `service ls` and `service get`, through real proxy endpoints on loopback; a
+// port something else holds is refused naming the field.
+TEST(CliServiceTest, GetShowsTheEndpoint) {
+  state::MemoryStore store;
+  control::ControlPlane control(&store, control::ControlPlaneOptions{});
+  std::unique_ptr<control::Endpoints> endpoints = control::NewProxyEndpoints("127.0.0.1");
+  control::ServiceController services(
+      &control, control::ServiceControllerOptions{.endpoints = endpoints.get()});
+  api::ApiServer server(api::ApiServerOptions{.admin_token = "admin"}, &control, nullptr);
+  api::AddServiceRoutes(server.router(), &services);
+  auto port = server.Start();
+  ASSERT_TRUE(port.ok()) << port.status();
+  const std::string url = Cat("127.0.0.1:", *port);
+  auto berth = [&](std::vector<std::string> args) {
+    args.insert(args.end(), {"--server", url, "--token", "admin"});
+    return Berth(args);
+  };
+  const std::string file =
+      std::filesystem::temp_directory_path() / Cat("berth-cli-endpoint-", getpid(), ".yaml");
+  auto spec = [&](int host_port) {
+    std::ofstream(file) << "name: web\nreplicas: 1\nport: 8080\nendpoint: {host_port: " << host_port
+                        << "}\ntemplate: {kind: process, command: [/bin/sleep, '60']}\n";
+    return file;
+  };
+  // The API server's own port is taken: the endpoint cannot listen there.
+  Result busy = berth({"service", "create", "-f", spec(*port)});
+  EXPECT_EQ(busy.code, 1);
+  EXPECT_THAT(busy.err, HasSubstr(Cat("service \"web\": endpoint.host_port port ", *port,
+                                      " cannot be used on the server's host")));
+  // A port that was free a moment ago.
+  auto probe = control::EndpointProxy::Start({.listen_address = "127.0.0.1", .port = 0});
+  ASSERT_TRUE(probe.ok()) << probe.status();
+  const int free_port = (*probe)->port();
+  probe->reset();
+  Result created = berth({"service", "create", "-f", spec(free_port)});
+  std::filesystem::remove(file);
+  ASSERT_EQ(created.code, 0) << created.err;
+  ASSERT_TRUE(services.ReconcileOnce().ok());
+  Result get = berth({"service", "get", "web"});
+  EXPECT_EQ(get.code, 0) << get.err;
+  EXPECT_THAT(get.out, HasSubstr(Cat("endpoint:  127.0.0.1:", free_port,
+                                     ", serving, forwarding to 0 ready replicas")));
+  EXPECT_THAT(get.out, HasSubstr("REVISION"));
+  Result get_json = berth({"service", "get", "web", "--json"});
+  Json j = Json::parse(get_json.out, nullptr, false);
+  EXPECT_EQ(j["status"]["endpoint"]["address"], Cat("127.0.0.1:", free_port)) << get_json.out;
+  EXPECT_EQ(j["status"]["endpoint"]["serving"], true);
+  Result ls = berth({"service", "ls"});
+  EXPECT_THAT(ls.out, HasSubstr(Cat("127.0.0.1:", free_port)));
+  ASSERT_TRUE(services.Delete("web").ok());
+  ASSERT_TRUE(services.ReconcileOnce().ok());
+  EXPECT_TRUE(endpoints->List().empty());
 }
 
 // `berth image` acts on one host's catalog: --host names it, else the only host there is; with

@@ -27,7 +27,9 @@ class Session : public CommandSession {
   int Service() {
     const std::string sub = Arg(0);
     if (sub == "create") return Create();
+    if (sub == "update") return Update();
     if (sub == "ls") return List();
+    if (sub == "rollout") return Rollout(Arg(1), Arg(2));
     const std::string name = Arg(1);
     if (sub == "get") {
       auto j = Do([&](api::Client& c, api::Raw* r) { return c.GetService(name, r).status(); });
@@ -70,6 +72,64 @@ class Session : public CommandSession {
   }
 
  private:
+  int Update() {
+    return CreateEach(
+        "service",
+        [](api::Client& c, const std::string& body, api::Raw* r) {
+          const Json doc = Json::parse(body, nullptr, false);
+          const std::string name =
+              doc.is_object() && doc.contains("name") && doc["name"].is_string()
+                  ? doc["name"].get<std::string>()
+                  : std::string();
+          if (name.empty()) {
+            return absl::InvalidArgumentError("service: name is required (the service to update)");
+          }
+          return c.UpdateServiceFromText(name, body, "application/json", r).status();
+        },
+        [this](const Json& j) {
+          const Json& rollout = j["status"]["rollout"];
+          out_ << "service " << j.value("name", "") << " updated";
+          if (rollout.value("state", "") == "progressing") {
+            out_ << "; rolling out revision " << rollout.value("revision", 0)
+                 << " (`berth service rollout status " << j.value("name", "") << "`)";
+          }
+          out_ << "\n";
+        });
+  }
+
+  int Rollout(const std::string& what, const std::string& name) {
+    if (what == "undo") {
+      auto j =
+          Do([&](api::Client& c, api::Raw* r) { return c.UndoServiceRollout(name, r).status(); });
+      if (!j) return 1;
+      if (json_) {
+        out_ << j->dump() << "\n";
+      } else {
+        out_ << "service " << name << ": rolling back to revision "
+             << (*j)["status"]["rollout"].value("revision", 0) << "\n";
+      }
+      return 0;
+    }
+    auto j = Do([&](api::Client& c, api::Raw* r) { return c.GetService(name, r).status(); });
+    if (!j) return 1;
+    const Json& rollout = (*j)["status"]["rollout"];
+    if (json_) {
+      out_ << rollout.dump() << "\n";
+      return 0;
+    }
+    out_ << "revision:  " << rollout.value("revision", 0) << " (" << rollout.value("state", "")
+         << ")\n"
+         << "updated:   " << rollout.value("updated_ready", 0) << " ready of "
+         << rollout.value("updated", 0) << " replicas of this revision; "
+         << (*j)["spec"].value("replicas", 0) << " wanted\n";
+    if (rollout.value("previous_revision", 0) > 0) {
+      out_ << "previous:  revision " << rollout.value("previous_revision", 0)
+           << " (`berth service rollout undo " << name << "` goes back to it)\n";
+    }
+    out_ << "status:    " << rollout.value("message", "") << "\n";
+    return 0;
+  }
+
   int Create() {
     return CreateEach(
         "service",
@@ -89,13 +149,19 @@ class Session : public CommandSession {
       out_ << (*j)["items"].dump() << "\n";
       return 0;
     }
-    std::vector<std::vector<std::string>> rows = {{"NAME", "KIND", "READY", "PORT", "STATUS"}};
+    std::vector<std::vector<std::string>> rows = {
+        {"NAME", "KIND", "READY", "PORT", "ENDPOINT", "STATUS"}};
     for (const Json& s : (*j)["items"]) {
       const Json& spec = s["spec"];
       const Json& st = s["status"];
+      std::string endpoint = "-";
+      if (spec.contains("endpoint") && st.contains("endpoint")) {
+        endpoint = st["endpoint"].value("address", "");
+        if (endpoint.empty()) endpoint = Cat(":", spec["endpoint"].value("host_port", 0));
+      }
       rows.push_back({s.value("name", ""), spec["template"].value("kind", ""),
                       Cat(st.value("ready", 0), "/", spec.value("replicas", 0)),
-                      spec.contains("port") ? Cat(spec["port"].get<int>()) : "-",
+                      spec.contains("port") ? Cat(spec["port"].get<int>()) : "-", endpoint,
                       st.value("message", "")});
     }
     PrintTable(out_, rows);
@@ -117,16 +183,37 @@ class Session : public CommandSession {
            << " every " << h.value("interval", "") << ", " << h.value("failure_threshold", 0)
            << " failures in a row replace a replica\n";
     }
+    if (spec.contains("endpoint")) {
+      const Json& e = st.contains("endpoint") ? st["endpoint"] : Json::object();
+      const std::string address = e.value("address", "");
+      out_ << "endpoint:  "
+           << (address.empty() ? Cat(":", spec["endpoint"].value("host_port", 0)) : address);
+      if (e.value("serving", false)) {
+        out_ << ", serving, forwarding to " << e.value("backends", 0) << " ready replicas";
+      } else {
+        out_ << ", not serving" << (e.value("message", "").empty() ? "" : ": ")
+             << e.value("message", "");
+      }
+      out_ << " (leaving replicas drain up to " << spec["endpoint"].value("drain_timeout", "")
+           << ")\n";
+    }
+    if (st.contains("rollout")) {
+      const Json& r = st["rollout"];
+      out_ << "revision:  " << r.value("revision", 0) << " (rollout " << r.value("state", "")
+           << (r.value("message", "").empty() ? "" : ": ") << r.value("message", "") << ")\n";
+    }
     out_ << "status:    " << st.value("message", "") << "\n\n";
     std::vector<std::vector<std::string>> rows = {
-        {"REPLICA", "STATE", "READY", "HOST", "PORT", "FAILURES", "REASON"}};
+        {"REPLICA", "REVISION", "STATE", "READY", "HOST", "PORT", "FAILURES", "REASON"}};
     for (const Json& r : st["replicas"]) {
       const std::string host = r.value("host", "");
       const int port = r.value("port", 0);
-      rows.push_back({r.value("workload", ""), r.value("state", ""),
-                      r.value("ready", false) ? "yes" : "no", host.empty() ? "-" : host,
-                      port == 0 ? "-" : Cat(port), Cat(r.value("failures", 0)),
-                      r.value("reason", "")});
+      rows.push_back({r.value("workload", ""), Cat(r.value("revision", 0)), r.value("state", ""),
+                      r.value("draining", false) ? "draining"
+                      : r.value("ready", false)  ? "yes"
+                                                 : "no",
+                      host.empty() ? "-" : host, port == 0 ? "-" : Cat(port),
+                      Cat(r.value("failures", 0)), r.value("reason", "")});
     }
     PrintTable(out_, rows);
   }
@@ -147,13 +234,15 @@ core::Command ServiceCommand() {
       .name = "service",
       .aliases = {"services", "svc"},
       .section = "Workloads",
-      .summary = "replicated workloads: create, inspect, scale and delete services",
+      .summary = "replicated workloads: create, inspect, scale, update, roll back, delete services",
       .description =
           "A service keeps `replicas` copies of a workload template running, spread across\n"
           "hosts, replaces any that end or fail their health check, and gives each replica\n"
           "that shares its host's network a free host port in PORT and BERTH_PORT, e.g.\n"
           "  name: web\n  kind: service\n  replicas: 2\n  port: 8080\n"
           "  health: {http: /healthz, interval: 2s, timeout: 1s, failure_threshold: 3}\n"
+          "  endpoint: {host_port: 18080}   # one port for clients, across ready replicas\n"
+          "  update: {max_surge: 1, max_unavailable: 0, progress_deadline: 10m}\n"
           "  template:\n    kind: process\n"
           "    command: [\"/usr/bin/python3\", \"/srv/serve.py\"]   # listens on $PORT\n"
           "    resources: {cpu: 500m, memory: 128Mi}\n"
@@ -164,18 +253,33 @@ core::Command ServiceCommand() {
                     .aliases = {"apply"},
                     .summary = "create the services in a YAML or JSON file (--- separates several)",
                     .synopsis = "-f FILE",
-                    .flags = {{.name = "file",
-                               .help = "the spec file; - reads standard input",
-                               .value_name = "FILE",
-                               .short_name = 'f',
-                               .required = true}},
+                    .flags = {SpecFileFlag()},
                     .run = Run({"create"})},
+      core::Command{.name = "update",
+                    .summary = "replace services' specs from a file; a changed template rolls out",
+                    .synopsis = "-f FILE",
+                    .flags = {SpecFileFlag()},
+                    .run = Run({"update"})},
+      core::Command{
+          .name = "rollout",
+          .summary = "follow or undo a template's rollout",
+          .subcommands = {core::Command{
+                              .name = "status",
+                              .summary = "show the rollout: revision, state, updated replicas",
+                              .args = {name},
+                              .run = Run({"rollout", "status"})},
+                          core::Command{
+                              .name = "undo",
+                              .summary = "roll the template back to the previous revision",
+                              .args = {name},
+                              .run = Run({"rollout", "undo"})}}},
       core::Command{.name = "ls",
                     .aliases = {"list"},
                     .summary = "list services with their ready replicas",
                     .run = Run({"ls"})},
       core::Command{.name = "get",
-                    .summary = "show a service: its replicas, their hosts, ports and readiness",
+                    .summary = "show a service: its endpoint, its replicas, their hosts, ports, "
+                               "readiness",
                     .args = {name},
                     .run = Run({"get"})},
       core::Command{.name = "scale",

@@ -26,6 +26,15 @@
 
 namespace berth::cli {
 
+// `-f FILE`, the spec file of the create and update commands.
+inline core::FlagDef SpecFileFlag() {
+  return {.name = "file",
+          .help = "the spec file; - reads standard input",
+          .value_name = "FILE",
+          .short_name = 'f',
+          .required = true};
+}
+
 class CommandSession {
  public:
   // `words` are the command path's words the body dispatches on ("create"); the invocation's

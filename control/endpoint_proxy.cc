@@ -15,6 +15,7 @@
 
 #include "core/guard.h"
 #include "core/log.h"
+#include "core/status.h"
 #include "core/strings.h"
 
 namespace berth::control {
@@ -334,6 +335,85 @@ void EndpointProxy::Serve(int client) {
     }
   }
   drop_backend();
+}
+
+namespace {
+
+class ProxyEndpoints final : public Endpoints {
+ public:
+  explicit ProxyEndpoints(std::string listen_address)
+      : listen_address_(std::move(listen_address)) {}
+
+  absl::Status Open(const std::string& service, int port) override {
+    std::unique_ptr<EndpointProxy> old;
+    {
+      absl::MutexLock lock(&mu_);
+      auto it = proxies_.find(service);
+      if (it != proxies_.end()) {
+        if (it->second->port() == port) return absl::OkStatus();
+        old = std::move(it->second);
+        proxies_.erase(it);
+      }
+    }
+    old.reset();  // its port is free before the new one binds (it may be the same service's)
+    BERTH_ASSIGN_OR_RETURN(std::unique_ptr<EndpointProxy> proxy,
+                           EndpointProxy::Start({.listen_address = listen_address_, .port = port}));
+    absl::MutexLock lock(&mu_);
+    proxies_[service] = std::move(proxy);
+    return absl::OkStatus();
+  }
+
+  void Close(const std::string& service) override {
+    std::unique_ptr<EndpointProxy> gone;
+    {
+      absl::MutexLock lock(&mu_);
+      auto it = proxies_.find(service);
+      if (it == proxies_.end()) return;
+      gone = std::move(it->second);
+      proxies_.erase(it);
+    }
+    // Stopping joins the proxy's connections: outside the lock, so others are not held up.
+    gone.reset();
+  }
+
+  std::vector<std::string> List() override {
+    absl::MutexLock lock(&mu_);
+    std::vector<std::string> out;
+    for (const auto& [name, proxy] : proxies_) out.push_back(name);
+    return out;
+  }
+
+  std::string Address(const std::string& service) override {
+    absl::MutexLock lock(&mu_);
+    auto it = proxies_.find(service);
+    if (it == proxies_.end()) return "";
+    return listen_address_.find(':') != std::string::npos
+               ? Cat("[", listen_address_, "]:", it->second->port())
+               : Cat(listen_address_, ":", it->second->port());
+  }
+
+  void SetBackends(const std::string& service, std::vector<EndpointBackend> backends) override {
+    absl::MutexLock lock(&mu_);
+    auto it = proxies_.find(service);
+    if (it != proxies_.end()) it->second->SetBackends(std::move(backends));
+  }
+
+  int Active(const std::string& service, const EndpointBackend& backend) override {
+    absl::MutexLock lock(&mu_);
+    auto it = proxies_.find(service);
+    return it == proxies_.end() ? 0 : it->second->Active(backend);
+  }
+
+ private:
+  const std::string listen_address_;
+  absl::Mutex mu_;
+  std::map<std::string, std::unique_ptr<EndpointProxy>> proxies_ ABSL_GUARDED_BY(mu_);
+};
+
+}  // namespace
+
+std::unique_ptr<Endpoints> NewProxyEndpoints(std::string listen_address) {
+  return std::make_unique<ProxyEndpoints>(std::move(listen_address));
 }
 
 }  // namespace berth::control

@@ -96,4 +96,29 @@ class EndpointProxy {
   std::list<Connection> connections_;
 };
 
+// The endpoints of many services, each known by its service's name. The service controller
+// opens one per service that asks for it, keeps its backends to the ready replicas, and asks how
+// many connections a leaving replica still has before stopping it. An interface so that the
+// controller's tests need no sockets.
+// Thread-safety: implementations are thread-safe.
+class Endpoints {
+ public:
+  virtual ~Endpoints() = default;
+  // Listens on `port` for `service`. Opening what is open on that port is a no-op; open on
+  // another port, the old listener is closed first. Errors: Unavailable naming the address (in
+  // use, not permitted).
+  virtual absl::Status Open(const std::string& service, int port) = 0;
+  virtual void Close(const std::string& service) = 0;
+  // The services with an open endpoint.
+  virtual std::vector<std::string> List() = 0;
+  // Where `service`'s endpoint listens ("127.0.0.1:18080"); empty when it is not open.
+  virtual std::string Address(const std::string& service) = 0;
+  virtual void SetBackends(const std::string& service, std::vector<EndpointBackend> backends) = 0;
+  // Connections open through `service`'s endpoint to `backend`.
+  virtual int Active(const std::string& service, const EndpointBackend& backend) = 0;
+};
+
+// Endpoints as EndpointProxy listeners on `listen_address`.
+std::unique_ptr<Endpoints> NewProxyEndpoints(std::string listen_address);
+
 }  // namespace berth::control

@@ -5,6 +5,7 @@
 #include <set>
 
 #include "absl/strings/numbers.h"
+#include "absl/strings/str_join.h"
 #include "core/guard.h"
 #include "core/log.h"
 #include "core/names.h"
@@ -36,6 +37,15 @@ int PortOf(const Workload& w) {
   int port = 0;
   if (it == w.spec.labels.end() || !absl::SimpleAtoi(it->second, &port)) return 0;
   return port;
+}
+
+// The template revision a replica was made from; replicas from before revisions were counted
+// are of the first.
+int64_t RevisionOf(const Workload& w) {
+  auto it = w.spec.labels.find(std::string(core::kRevisionLabel));
+  int64_t revision = 1;
+  if (it == w.spec.labels.end() || !absl::SimpleAtoi(it->second, &revision)) return 1;
+  return revision;
 }
 
 // The replica's index N from its name SERVICE-N; -1 when it has no such form.
@@ -91,6 +101,7 @@ absl::StatusOr<Service> ServiceController::Create(const core::ServiceSpec& spec)
     return absl::FailedPreconditionError(
         Cat("service \"", spec.name, "\": this server cannot probe health checks"));
   }
+  if (spec.endpoint.host_port != 0) BERTH_RETURN_IF_ERROR(OpenEndpoint(spec));
   Service svc;
   svc.spec = spec;
   svc.status.message = "creating replicas";
@@ -100,14 +111,58 @@ absl::StatusOr<Service> ServiceController::Create(const core::ServiceSpec& spec)
   events_.Add(&txn.then_ops, "service", spec.name, "created",
               Cat("service created with ", spec.replicas, " replicas of a ",
                   core::WorkloadKindName(spec.workload_template.kind), " workload"));
-  BERTH_ASSIGN_OR_RETURN(state::TxnResponse resp, control_->store()->Txn(txn));
-  if (!resp.succeeded) {
+  absl::StatusOr<state::TxnResponse> resp = control_->store()->Txn(txn);
+  if (!resp.ok() || !resp->succeeded) {
+    // OpenEndpoint refused a name that exists, so the endpoint just opened is this call's.
+    if (spec.endpoint.host_port != 0) options_.endpoints->Close(spec.name);
+    if (!resp.ok()) return resp.status();
     return absl::AlreadyExistsError(Cat("service \"", spec.name,
                                         "\": name is already taken; delete it first or pick "
                                         "another"));
   }
-  svc.revision = resp.revision;
+  svc.revision = resp->revision;
   return svc;
+}
+
+absl::Status ServiceController::OpenEndpoint(const core::ServiceSpec& spec, bool exists) {
+  const int port = spec.endpoint.host_port;
+  if (options_.endpoints == nullptr) {
+    return absl::FailedPreconditionError(
+        Cat("service \"", spec.name, "\": this server cannot open endpoints"));
+  }
+  if (port >= options_.port_min && port <= options_.port_max) {
+    return core::FieldError("service", spec.name, "endpoint.host_port",
+                            Cat("must be outside the range of replica ports (", options_.port_min,
+                                "-", options_.port_max, "), got ", port));
+  }
+  BERTH_ASSIGN_OR_RETURN(std::vector<Service> all, List());
+  for (const Service& other : all) {
+    if (other.spec.name == spec.name) {
+      if (exists) continue;
+      return absl::AlreadyExistsError(Cat("service \"", spec.name,
+                                          "\": name is already taken; delete it first or pick "
+                                          "another"));
+    }
+    if (other.spec.endpoint.host_port == port) {
+      return core::FieldError(
+          "service", spec.name, "endpoint.host_port",
+          Cat("port ", port, " is the endpoint of service \"", other.spec.name, "\""));
+    }
+  }
+  absl::Status opened = options_.endpoints->Open(spec.name, port);
+  if (!opened.ok()) {
+    return core::FieldError(
+        "service", spec.name, "endpoint.host_port",
+        Cat("port ", port, " cannot be used on the server's host: ", opened.message()));
+  }
+  return absl::OkStatus();
+}
+
+void ServiceController::CloseEndpoints(const std::set<std::string>& keep) {
+  if (options_.endpoints == nullptr) return;
+  for (const std::string& name : options_.endpoints->List()) {
+    if (!keep.contains(name)) options_.endpoints->Close(name);
+  }
 }
 
 absl::StatusOr<Service> ServiceController::Get(std::string_view name) {
@@ -130,30 +185,25 @@ absl::StatusOr<std::vector<Service>> ServiceController::List(int64_t* revision) 
   return out;
 }
 
-absl::StatusOr<Service> ServiceController::Scale(std::string_view name, int replicas) {
-  if (replicas < 0 || replicas > core::kMaxReplicas) {
-    return core::FieldError("service", name, "replicas",
-                            Cat("must be between 0 and ", core::kMaxReplicas, ", got ", replicas));
-  }
+absl::StatusOr<Service> ServiceController::Modify(std::string_view name, std::string_view doing,
+                                                  const Change& change) {
   for (int attempt = 0; attempt < kMaxCasAttempts; ++attempt) {
     BERTH_ASSIGN_OR_RETURN(std::optional<ServiceRepository::Item> item, services_.Find(name));
     if (!item) return NotFound(name);
     Service svc = item->value;
     if (svc.status.deleting) {
       return absl::FailedPreconditionError(
-          Cat("service \"", name, "\": is being deleted and cannot be scaled"));
+          Cat("service \"", name, "\": is being deleted and cannot be ", doing));
     }
-    if (svc.spec.replicas == replicas) {
+    BERTH_ASSIGN_OR_RETURN(std::optional<Event> event, change(svc));
+    if (!event) {
       svc.revision = item->mod_revision;
       return svc;
     }
-    const int before = svc.spec.replicas;
-    svc.spec.replicas = replicas;
     svc.updated_at = clock_->Now();
     state::TxnRequest txn;
     BERTH_RETURN_IF_ERROR(services_.AddUpdate(&txn, name, svc, item->mod_revision));
-    events_.Add(&txn.then_ops, "service", name, "scaled",
-                Cat("replicas ", before, " -> ", replicas));
+    events_.Add(&txn.then_ops, "service", name, event->first, event->second);
     BERTH_ASSIGN_OR_RETURN(state::TxnResponse resp, control_->store()->Txn(txn));
     if (resp.succeeded) {
       svc.revision = resp.revision;
@@ -161,6 +211,74 @@ absl::StatusOr<Service> ServiceController::Scale(std::string_view name, int repl
     }
   }
   return absl::AbortedError(Cat("service \"", name, "\": too many concurrent updates, retry"));
+}
+
+absl::StatusOr<Service> ServiceController::Scale(std::string_view name, int replicas) {
+  if (replicas < 0 || replicas > core::kMaxReplicas) {
+    return core::FieldError("service", name, "replicas",
+                            Cat("must be between 0 and ", core::kMaxReplicas, ", got ", replicas));
+  }
+  return Modify(name, "scaled", [&](Service& svc) -> absl::StatusOr<std::optional<Event>> {
+    if (svc.spec.replicas == replicas) return std::nullopt;
+    const int before = svc.spec.replicas;
+    svc.spec.replicas = replicas;
+    return Event{"scaled", Cat("replicas ", before, " -> ", replicas)};
+  });
+}
+
+absl::StatusOr<Service> ServiceController::Update(const core::ServiceSpec& spec) {
+  BERTH_RETURN_IF_ERROR(core::ValidateName("service", spec.name));
+  if (spec.health.type != core::HealthCheck::Type::kNone && options_.prober == nullptr) {
+    return absl::FailedPreconditionError(
+        Cat("service \"", spec.name, "\": this server cannot probe health checks"));
+  }
+  return Modify(spec.name, "updated", [&](Service& svc) -> absl::StatusOr<std::optional<Event>> {
+    if (svc.spec == spec) return std::nullopt;
+    if (spec.endpoint.host_port != 0 && spec.endpoint.host_port != svc.spec.endpoint.host_port) {
+      BERTH_RETURN_IF_ERROR(OpenEndpoint(spec, /*exists=*/true));
+    }
+    std::vector<std::string> changes;
+    core::RolloutStatus& rollout = svc.status.rollout;
+    if (spec.workload_template != svc.spec.workload_template) {
+      rollout.previous_template = svc.spec.workload_template;
+      rollout.previous_revision = rollout.revision;
+      rollout.revision = std::max(rollout.next_revision, rollout.revision + 1);
+      rollout.next_revision = rollout.revision + 1;
+      rollout.state = core::RolloutStatus::State::kProgressing;
+      rollout.started_at = clock_->Now();
+      rollout.message = Cat("replacing the replicas of revision ", rollout.previous_revision,
+                            " with revision ", rollout.revision);
+      changes.push_back(Cat("template: rollout to revision ", rollout.revision));
+    }
+    if (spec.replicas != svc.spec.replicas) {
+      changes.push_back(Cat("replicas ", svc.spec.replicas, " -> ", spec.replicas));
+    }
+    if (spec.port != svc.spec.port) changes.push_back("port");
+    if (spec.health != svc.spec.health) changes.push_back("health");
+    if (spec.endpoint != svc.spec.endpoint) changes.push_back("endpoint");
+    if (spec.update != svc.spec.update) changes.push_back("update");
+    svc.spec = spec;
+    return Event{"updated", Cat("updated: ", absl::StrJoin(changes, ", "))};
+  });
+}
+
+absl::StatusOr<Service> ServiceController::Undo(std::string_view name) {
+  return Modify(name, "rolled back", [&](Service& svc) -> absl::StatusOr<std::optional<Event>> {
+    core::RolloutStatus& rollout = svc.status.rollout;
+    if (!rollout.previous_template) {
+      return absl::FailedPreconditionError(
+          Cat("service \"", name, "\": has no previous revision to go back to"));
+    }
+    const int64_t undone = rollout.revision;
+    std::swap(svc.spec.workload_template, *rollout.previous_template);
+    std::swap(rollout.revision, rollout.previous_revision);
+    rollout.state = core::RolloutStatus::State::kProgressing;
+    rollout.started_at = clock_->Now();
+    rollout.message = Cat("undo: replacing the replicas of revision ", undone, " with revision ",
+                          rollout.revision);
+    return Event{"rollout-undo",
+                 Cat("back from revision ", undone, " to revision ", rollout.revision)};
+  });
 }
 
 absl::StatusOr<ServiceDeletion> ServiceController::Delete(std::string_view name) {
@@ -202,9 +320,18 @@ absl::StatusOr<int> ServiceController::ReconcileOnce() {
   std::vector<absl::Status> undecodable;
   BERTH_ASSIGN_OR_RETURN(ServiceRepository::ListResult list, services_.List(&undecodable));
   for (const absl::Status& s : undecodable) core::LogDebug("skipped: %s", s.ToString());
+  std::set<std::string> with_endpoint;
+  for (const ServiceRepository::Item& item : list.items) {
+    const Service& svc = item.value;
+    if (svc.spec.endpoint.host_port != 0 && !svc.status.deleting) {
+      with_endpoint.insert(svc.spec.name);
+    }
+  }
+  CloseEndpoints(with_endpoint);
   if (list.items.empty()) {
     // Nothing to keep: no need to read every workload and host.
     health_.clear();
+    draining_.clear();
     return 0;
   }
   PassState pass;
@@ -226,6 +353,9 @@ absl::StatusOr<int> ServiceController::ReconcileOnce() {
   for (auto it = health_.begin(); it != health_.end();) {
     it = live_replicas.contains(it->first) ? std::next(it) : health_.erase(it);
   }
+  for (auto it = draining_.begin(); it != draining_.end();) {
+    it = live_replicas.contains(it->first) ? std::next(it) : draining_.erase(it);
+  }
   int actions = 0;
   absl::Status first_error;
   for (const ServiceRepository::Item& item : list.items) {
@@ -242,7 +372,9 @@ absl::StatusOr<int> ServiceController::ReconcileOnce() {
 
 absl::StatusOr<int> ServiceController::ReconcileService(const ServiceRepository::Item& item,
                                                         PassState& pass) {
-  const Service& svc = item.value;
+  // What the pass leaves: its status, and its template after a rollback.
+  Service next = item.value;
+  const Service& svc = next;
   const std::string& name = svc.spec.name;
   const absl::Time now = clock_->Now();
   std::vector<const Workload*> owned;
@@ -270,21 +402,91 @@ absl::StatusOr<int> ServiceController::ReconcileService(const ServiceRepository:
     return actions;
   }
 
-  // Replicas that ended, or failed their health check too often, make room for new ones.
+  // A rollout that did not finish in time goes back to the revision before.
+  core::RolloutStatus& rollout = status.rollout;
+  const int want = svc.spec.replicas;
+  if (rollout.state == core::RolloutStatus::State::kProgressing && rollout.previous_template &&
+      now - rollout.started_at >= svc.spec.update.progress_deadline) {
+    const int64_t failed = rollout.revision;
+    std::swap(next.spec.workload_template, *rollout.previous_template);
+    std::swap(rollout.revision, rollout.previous_revision);
+    rollout.state = core::RolloutStatus::State::kRolledBack;
+    rollout.message =
+        Cat("revision ", failed, " was not ready within ",
+            absl::FormatDuration(svc.spec.update.progress_deadline), " (", rollout.updated_ready,
+            " of ", want, " replicas ready); rolled back to revision ", rollout.revision);
+    events.emplace_back("rolled-back", rollout.message);
+  }
+  const int64_t current = std::max<int64_t>(1, rollout.revision);
+
+  // The endpoint is (re)opened every pass: after a restart, or once its port is free again.
+  const bool has_endpoint = svc.spec.endpoint.host_port != 0 && options_.endpoints != nullptr;
+  status.endpoint = {};
+  if (has_endpoint) {
+    absl::Status opened = options_.endpoints->Open(name, svc.spec.endpoint.host_port);
+    status.endpoint.address = options_.endpoints->Address(name);
+    status.endpoint.serving = opened.ok();
+    if (!opened.ok()) status.endpoint.message = std::string(opened.message());
+    if (status.endpoint.address.empty()) {
+      status.endpoint.address = Cat(":", svc.spec.endpoint.host_port);
+    }
+  }
+  auto backend_of = [&](const Workload* w) {
+    auto addr = pass.host_address.find(w->status.host);
+    return EndpointBackend{addr == pass.host_address.end() ? "" : addr->second,
+                           NeedsHostPort(svc.spec) ? PortOf(*w) : svc.spec.port};
+  };
+  auto remove = [&](const Workload* w) ABSL_EXCLUSIVE_LOCKS_REQUIRED(pass_mu_) -> absl::Status {
+    absl::StatusOr<Workload> d = control_->DeleteWorkload(w->spec.name);
+    if (!d.ok() && d.status().code() != absl::StatusCode::kNotFound) return d.status();
+    health_.erase(w->spec.name);
+    draining_.erase(w->spec.name);
+    ++actions;
+    return absl::OkStatus();
+  };
+  // A replica leaving the service: with an endpoint, a running one leaves the endpoint now and
+  // is deleted by a later pass once drained; else it is deleted at once.
+  auto retire = [&](const Workload* w, std::string type, std::string why)
+                    ABSL_EXCLUSIVE_LOCKS_REQUIRED(pass_mu_) -> absl::Status {
+    if (has_endpoint && w->status.state == WorkloadState::kRunning) {
+      draining_[w->spec.name] = {now + svc.spec.endpoint.drain_timeout, backend_of(w)};
+      events.emplace_back(std::move(type), Cat(why, "; draining its connections first"));
+      return absl::OkStatus();
+    }
+    events.emplace_back(std::move(type), std::move(why));
+    return remove(w);
+  };
+
+  // Replicas that ended make room for new ones; those draining are deleted once drained.
   std::vector<const Workload*> live;
+  std::vector<const Workload*> leaving;
   for (const Workload* w : owned) {
     if (w->status.desired == core::DesiredState::kDeleted) continue;
     if (core::IsTerminal(w->status.state) || w->status.desired == core::DesiredState::kStopped) {
-      std::string why =
+      if (draining_.contains(w->spec.name)) {
+        BERTH_RETURN_IF_ERROR(remove(w));  // it was leaving anyway
+        continue;
+      }
+      events.emplace_back(
+          "replica-replaced",
           Cat("replica ", w->spec.name, " ", core::WorkloadStateName(w->status.state),
               w->status.reason.empty() ? "" : Cat(": ", w->status.reason),
               w->status.exit_code ? Cat(" (exit code ", *w->status.exit_code, ")") : "",
-              "; replacing it");
-      absl::StatusOr<Workload> d = control_->DeleteWorkload(w->spec.name);
-      if (!d.ok() && d.status().code() != absl::StatusCode::kNotFound) return d.status();
-      events.emplace_back("replica-replaced", std::move(why));
-      health_.erase(w->spec.name);
-      ++actions;
+              "; replacing it"));
+      BERTH_RETURN_IF_ERROR(remove(w));
+      continue;
+    }
+    if (auto d = draining_.find(w->spec.name); d != draining_.end()) {
+      const int open = has_endpoint ? options_.endpoints->Active(name, d->second.backend) : 0;
+      if (open == 0 || now >= d->second.deadline) {
+        events.emplace_back("replica-drained",
+                            open == 0 ? Cat("replica ", w->spec.name, " drained; stopping it")
+                                      : Cat("replica ", w->spec.name, " still had ", open,
+                                            " connections at its drain deadline; stopping it"));
+        BERTH_RETURN_IF_ERROR(remove(w));
+      } else {
+        leaving.push_back(w);
+      }
       continue;
     }
     live.push_back(w);
@@ -344,12 +546,9 @@ absl::StatusOr<int> ServiceController::ReconcileService(const ServiceRepository:
       const ReplicaHealth& h = health_[w->spec.name];
       std::string why = Cat("replica ", w->spec.name, " failed ", h.failures,
                             " health checks in a row (", h.last_error, "); replacing it");
-      absl::StatusOr<Workload> d = control_->DeleteWorkload(w->spec.name);
-      if (!d.ok() && d.status().code() != absl::StatusCode::kNotFound) return d.status();
-      events.emplace_back("replica-unhealthy", std::move(why));
-      health_.erase(w->spec.name);
+      BERTH_RETURN_IF_ERROR(retire(w, "replica-unhealthy", std::move(why)));
       live.erase(std::find(live.begin(), live.end(), w));
-      ++actions;
+      if (draining_.contains(w->spec.name)) leaving.push_back(w);
     }
   }
   auto ready = [&](const Workload* w) ABSL_EXCLUSIVE_LOCKS_REQUIRED(pass_mu_) {
@@ -359,15 +558,66 @@ absl::StatusOr<int> ServiceController::ReconcileService(const ServiceRepository:
     return it != health_.end() && it->second.ready;
   };
 
-  // Scale: too few live replicas get company; too many lose the unready first, then the newest.
+  // Scale and roll out. Replicas of an older revision go as far as availability allows (the
+  // unready ones always; ready ones while want - max_unavailable others stay ready); replicas of
+  // the current one are made up to `replicas`, during a rollout at most max_surge above it.
+  // Surplus replicas of the current revision lose the unready first, then the newest.
   std::string message;
   int64_t next_index = status.next_index;
   for (const Workload* w : owned)
     next_index = std::max(next_index, IndexOf(name, w->spec.name) + 1);
+  auto unready_then_newest =
+      [&](std::vector<const Workload*> v) ABSL_EXCLUSIVE_LOCKS_REQUIRED(pass_mu_) {
+        std::stable_sort(v.begin(), v.end(),
+                         [&](const Workload* a, const Workload* b)
+                             ABSL_EXCLUSIVE_LOCKS_REQUIRED(pass_mu_) {
+                               if (ready(a) != ready(b)) return !ready(a);
+                               return IndexOf(name, a->spec.name) > IndexOf(name, b->spec.name);
+                             });
+        return v;
+      };
+  auto leave = [&](const Workload* w) ABSL_EXCLUSIVE_LOCKS_REQUIRED(pass_mu_) {
+    live.erase(std::find(live.begin(), live.end(), w));
+    if (draining_.contains(w->spec.name)) leaving.push_back(w);
+  };
+  std::vector<const Workload*> fresh, old;
+  for (const Workload* w : live) (RevisionOf(*w) == current ? fresh : old).push_back(w);
+  int ready_now = 0;
+  for (const Workload* w : live) ready_now += ready(w) ? 1 : 0;
+  const int min_ready = want - svc.spec.update.max_unavailable;
+  std::vector<const Workload*> old_left;
+  for (const Workload* w : unready_then_newest(old)) {
+    if (ready(w)) {
+      if (ready_now - 1 < min_ready) {
+        old_left.push_back(w);
+        continue;
+      }
+      --ready_now;
+    }
+    BERTH_RETURN_IF_ERROR(retire(w, "replica-updated",
+                                 Cat("replica ", w->spec.name, " of revision ", RevisionOf(*w),
+                                     " replaced by revision ", current)));
+    leave(w);
+  }
+  if (static_cast<int>(fresh.size()) > want) {
+    std::vector<const Workload*> order = unready_then_newest(fresh);
+    const size_t surplus = fresh.size() - static_cast<size_t>(want);
+    for (size_t k = 0; k < surplus; ++k) {
+      const Workload* w = order[k];
+      BERTH_RETURN_IF_ERROR(
+          retire(w, "replica-removed", Cat("replica ", w->spec.name, " removed (scale down)")));
+      leave(w);
+      fresh.erase(std::find(fresh.begin(), fresh.end(), w));
+    }
+  }
+  int to_create = want - static_cast<int>(fresh.size());
+  if (!old_left.empty()) {
+    to_create =
+        std::min(to_create, want + svc.spec.update.max_surge - static_cast<int>(live.size()));
+  }
   std::vector<std::string> created;
-  const int want = svc.spec.replicas;
-  for (int i = static_cast<int>(live.size()); i < want; ++i) {
-    absl::StatusOr<std::string> made = CreateReplica(svc, &next_index, pass);
+  for (int i = 0; i < to_create; ++i) {
+    absl::StatusOr<std::string> made = CreateReplica(svc, current, &next_index, pass);
     if (!made.ok()) {
       message = Cat("cannot create a replica: ", made.status().message());
       break;
@@ -376,46 +626,59 @@ absl::StatusOr<int> ServiceController::ReconcileService(const ServiceRepository:
     events.emplace_back("replica-created", Cat("replica ", *made, " created"));
     ++actions;
   }
-  if (static_cast<int>(live.size()) > want) {
-    std::vector<const Workload*> order = live;
-    std::stable_sort(order.begin(), order.end(),
-                     [&](const Workload* a, const Workload* b)
-                         ABSL_EXCLUSIVE_LOCKS_REQUIRED(pass_mu_) {
-                           if (ready(a) != ready(b)) return !ready(a);
-                           return IndexOf(name, a->spec.name) > IndexOf(name, b->spec.name);
-                         });
-    const size_t surplus = live.size() - static_cast<size_t>(want);
-    for (size_t k = 0; k < surplus; ++k) {
-      const Workload* w = order[k];
-      absl::StatusOr<Workload> d = control_->DeleteWorkload(w->spec.name);
-      if (!d.ok() && d.status().code() != absl::StatusCode::kNotFound) return d.status();
-      events.emplace_back("replica-removed",
-                          Cat("replica ", w->spec.name, " removed (scale down)"));
-      health_.erase(w->spec.name);
-      live.erase(std::find(live.begin(), live.end(), w));
-      ++actions;
+  rollout.updated = static_cast<int>(fresh.size() + created.size());
+  rollout.updated_ready = 0;
+  for (const Workload* w : fresh) rollout.updated_ready += ready(w) ? 1 : 0;
+  if (rollout.state == core::RolloutStatus::State::kProgressing && old_left.empty() &&
+      rollout.updated_ready >= want) {
+    rollout.state = core::RolloutStatus::State::kComplete;
+    rollout.message =
+        Cat("revision ", current, ": ", rollout.updated_ready, " of ", want, " replicas ready");
+    events.emplace_back("rollout-complete", rollout.message);
+  }
+
+  // The endpoint forwards to the ready replicas, and to no leaving one.
+  if (has_endpoint) {
+    std::vector<EndpointBackend> backends;
+    for (const Workload* w : live) {
+      EndpointBackend b = backend_of(w);
+      if (ready(w) && !b.address.empty() && b.port > 0) backends.push_back(std::move(b));
     }
+    status.endpoint.backends = static_cast<int>(backends.size());
+    options_.endpoints->SetBackends(name, std::move(backends));
   }
 
   status.next_index = next_index;
   status.replicas.clear();
   status.ready = 0;
-  for (const Workload* w : live) {
+  auto replica_status = [&](const Workload* w) ABSL_EXCLUSIVE_LOCKS_REQUIRED(pass_mu_) {
     core::ReplicaStatus r;
     r.workload = w->spec.name;
+    r.revision = RevisionOf(*w);
     r.host = w->status.host;
     r.port = NeedsHostPort(svc.spec) ? PortOf(*w) : svc.spec.port;
     r.state = std::string(core::WorkloadStateName(w->status.state));
-    r.ready = ready(w);
     auto h = health_.find(w->spec.name);
     r.failures = h == health_.end() ? 0 : h->second.failures;
     r.reason = h != health_.end() && !h->second.last_error.empty() ? h->second.last_error
                                                                    : w->status.reason;
+    return r;
+  };
+  for (const Workload* w : live) {
+    core::ReplicaStatus r = replica_status(w);
+    r.ready = ready(w);
     status.ready += r.ready ? 1 : 0;
     status.replicas.push_back(std::move(r));
   }
+  for (const Workload* w : leaving) {
+    core::ReplicaStatus r = replica_status(w);
+    r.draining = true;
+    r.reason = "draining: out of the endpoint, stopped once its connections end";
+    status.replicas.push_back(std::move(r));
+  }
   for (const std::string& n : created) {
-    status.replicas.push_back({.workload = n, .state = "pending", .reason = "just created"});
+    status.replicas.push_back(
+        {.workload = n, .state = "pending", .reason = "just created", .revision = current});
   }
   std::sort(status.replicas.begin(), status.replicas.end(),
             [&](const core::ReplicaStatus& a, const core::ReplicaStatus& b) {
@@ -426,8 +689,12 @@ absl::StatusOr<int> ServiceController::ReconcileService(const ServiceRepository:
                   ? Cat(status.ready, " of ", want, " replicas ready")
                   : Cat("waiting: ", status.ready, " of ", want, " replicas ready");
   }
+  if (has_endpoint && !status.endpoint.serving) {
+    message = Cat(message, "; endpoint not serving: ", status.endpoint.message);
+  }
   status.message = std::move(message);
-  BERTH_RETURN_IF_ERROR(WriteStatus(item, status, events));
+  next.status = std::move(status);
+  BERTH_RETURN_IF_ERROR(WriteService(item, std::move(next), events));
   return actions;
 }
 
@@ -444,10 +711,11 @@ int ServiceController::AllocatePort(PassState& pass) {
   return 0;
 }
 
-absl::StatusOr<std::string> ServiceController::CreateReplica(const Service& svc,
+absl::StatusOr<std::string> ServiceController::CreateReplica(const Service& svc, int64_t revision,
                                                              int64_t* next_index, PassState& pass) {
   core::WorkloadSpec spec = svc.spec.workload_template;
   spec.labels[std::string(core::kServiceLabel)] = svc.spec.name;
+  spec.labels[std::string(core::kRevisionLabel)] = Cat(revision);
   if (svc.spec.port > 0) {
     std::string inside = Cat(svc.spec.port);
     if (NeedsHostPort(svc.spec)) {
@@ -482,12 +750,12 @@ absl::StatusOr<std::string> ServiceController::CreateReplica(const Service& svc,
   return absl::ResourceExhaustedError("no free replica name");
 }
 
-absl::Status ServiceController::WriteStatus(
-    const ServiceRepository::Item& item, const core::ServiceStatus& status,
+absl::Status ServiceController::WriteService(
+    const ServiceRepository::Item& item, Service svc,
     const std::vector<std::pair<std::string, std::string>>& events) {
-  if (status == item.value.status && events.empty()) return absl::OkStatus();
-  Service svc = item.value;
-  svc.status = status;
+  if (svc.status == item.value.status && svc.spec == item.value.spec && events.empty()) {
+    return absl::OkStatus();
+  }
   svc.updated_at = clock_->Now();
   state::TxnRequest txn;
   BERTH_RETURN_IF_ERROR(services_.AddUpdate(&txn, svc.spec.name, svc, item.mod_revision));
@@ -524,7 +792,11 @@ void ServiceController::Loop() {
       mu_.AwaitWithTimeout(absl::Condition(&stop), options_.period);
       if (stopping_) return;
     }
-    if (options_.active && !options_.active()) continue;
+    if (options_.active && !options_.active()) {
+      // Endpoints follow the lead: a server that does not lead serves none.
+      CloseEndpoints({});
+      continue;
+    }
     absl::Status pass = core::RunGuarded("service controller pass", [&] {
       absl::Status s = ReconcileOnce().status();
       if (s.ok()) return;

@@ -9,11 +9,18 @@
 //     and container kinds forwarded to the service's port;
 //   * probes running replicas by HTTP or TCP at their host's address, every health.interval of
 //     the injected clock, and records which are ready in the service's status;
+//   * keeps the service's endpoint (when it has one) open, forwarding to the ready replicas; a
+//     replica leaving the service (scaled down, unhealthy) leaves the endpoint first and is
+//     deleted once its connections through it ended or endpoint.drain_timeout passed;
+//   * rolls a changed template out: replicas carry the revision of the template they were made
+//     from (label berth.revision); those of an older revision are replaced within the service's
+//     update.max_surge and update.max_unavailable, and a revision not all ready within
+//     update.progress_deadline is rolled back to the one before;
 //   * once the service is being deleted, deletes its replicas and then the service.
 // Every service change is one compare-and-set write with its event; replicas are created and
 // deleted through the ControlPlane, like any workload.
 //
-// Ownership: borrows the ControlPlane and the prober, which must outlive it.
+// Ownership: borrows the ControlPlane, the prober and the endpoints, which must outlive it.
 // Thread-safety: public methods are thread-safe. Passes run on one thread at a time.
 #pragma once
 
@@ -22,9 +29,12 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <optional>
+#include <set>
 #include <string>
 #include <string_view>
 #include <thread>
+#include <utility>
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
@@ -32,6 +42,7 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "control/control_plane.h"
+#include "control/endpoint_proxy.h"
 #include "control/events.h"
 #include "core/clock.h"
 #include "core/service.h"
@@ -56,6 +67,7 @@ std::unique_ptr<HealthProber> NewSocketProber();
 struct ServiceControllerOptions {
   core::Clock* clock = nullptr;    // defaults to the control plane's
   HealthProber* prober = nullptr;  // required when a service has a health check
+  Endpoints* endpoints = nullptr;  // required when a service has an endpoint
   int port_min = 20000;            // the host ports given to replicas
   int port_max = 32767;
   // Where in the range the search for a free port starts; -1 = at random, so that servers
@@ -86,6 +98,12 @@ class ServiceController {
   absl::StatusOr<core::Service> Get(std::string_view name);
   absl::StatusOr<std::vector<core::Service>> List(int64_t* revision = nullptr);
   absl::StatusOr<core::Service> Scale(std::string_view name, int replicas);
+  // Replaces the spec of an existing service; a changed template starts a rollout to a new
+  // revision. Errors as Create's, and FailedPrecondition while it is being deleted.
+  absl::StatusOr<core::Service> Update(const core::ServiceSpec& spec);
+  // Rolls the template back to the previous revision (and the one undone becomes the previous).
+  // FailedPrecondition when there is none.
+  absl::StatusOr<core::Service> Undo(std::string_view name);
   absl::StatusOr<ServiceDeletion> Delete(std::string_view name);
 
   // One pass over every service; returns how many replicas it created or deleted.
@@ -108,20 +126,42 @@ class ServiceController {
     absl::Time next_probe = absl::InfinitePast();
     std::string last_error;
   };
-  struct PassState;  // service_controller.cc
+  // A replica leaving the service through its endpoint: deleted once no connection to it is
+  // open or at the deadline.
+  struct Drain {
+    absl::Time deadline;
+    EndpointBackend backend;
+  };
+  struct PassState;                                   // service_controller.cc
+  using Event = std::pair<std::string, std::string>;  // type, message
+  // Edits a service read from the store; returns the event that says what changed, or nullopt
+  // when nothing did (then nothing is written).
+  using Change = std::function<absl::StatusOr<std::optional<Event>>(core::Service&)>;
+
+  // Reads service `name`, lets `change` edit it and writes it with compare-and-set and the
+  // event, reading again after a lost race. A service being deleted cannot be changed:
+  // FailedPrecondition saying it cannot be `doing` ("scaled").
+  absl::StatusOr<core::Service> Modify(std::string_view name, std::string_view doing,
+                                       const Change& change);
 
   absl::StatusOr<int> ReconcileService(const ServiceRepository::Item& item, PassState& pass)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(pass_mu_);
-  // Creates one replica of `svc` named from *next_index on. Returns its name.
-  absl::StatusOr<std::string> CreateReplica(const core::Service& svc, int64_t* next_index,
-                                            PassState& pass)
+  // Creates one replica of `svc`'s template, of `revision`, named from *next_index on. Returns
+  // its name.
+  absl::StatusOr<std::string> CreateReplica(const core::Service& svc, int64_t revision,
+                                            int64_t* next_index, PassState& pass)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(pass_mu_);
   // A host port no live replica holds, or 0 when the range is used up.
   int AllocatePort(PassState& pass) ABSL_EXCLUSIVE_LOCKS_REQUIRED(pass_mu_);
-  // Writes the service's new status with its events (if the status changed or there are
+  // Refuses an endpoint port another service holds, one in the replicas' range, or one that
+  // cannot be listened on; opens it. InvalidArgument naming endpoint.host_port.
+  absl::Status OpenEndpoint(const core::ServiceSpec& spec, bool exists = false);
+  // Closes every open endpoint whose service is not in `keep`.
+  void CloseEndpoints(const std::set<std::string>& keep);
+  // Writes the service as the pass leaves it with its events (if it changed or there are
   // events); a lost race is left to the next pass.
-  absl::Status WriteStatus(const ServiceRepository::Item& item, const core::ServiceStatus& status,
-                           const std::vector<std::pair<std::string, std::string>>& events);
+  absl::Status WriteService(const ServiceRepository::Item& item, core::Service next,
+                            const std::vector<std::pair<std::string, std::string>>& events);
   void Loop();
 
   ControlPlane* const control_;
@@ -132,6 +172,7 @@ class ServiceController {
 
   absl::Mutex pass_mu_;  // one pass at a time
   std::map<std::string, ReplicaHealth> health_ ABSL_GUARDED_BY(pass_mu_);
+  std::map<std::string, Drain> draining_ ABSL_GUARDED_BY(pass_mu_);  // by replica
   int port_cursor_ ABSL_GUARDED_BY(pass_mu_) = 0;
 
   absl::Mutex mu_;

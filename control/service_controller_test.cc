@@ -4,6 +4,11 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <map>
+#include <optional>
 #include <set>
 #include <thread>
 
@@ -72,6 +77,76 @@ class FakeProber final : public HealthProber {
   std::vector<std::pair<std::string, int>> probes_ ABSL_GUARDED_BY(mu_);
 };
 
+// Endpoints in memory: which are open on which port, their backends, and the connections a
+// test says each backend has.
+class FakeEndpoints final : public Endpoints {
+ public:
+  absl::Status Open(const std::string& service, int port) override {
+    absl::MutexLock lock(&mu_);
+    if (taken_.contains(port)) return absl::UnavailableError("Address already in use");
+    open_[service] = port;
+    return absl::OkStatus();
+  }
+  void Close(const std::string& service) override {
+    absl::MutexLock lock(&mu_);
+    open_.erase(service);
+    backends_.erase(service);
+  }
+  std::vector<std::string> List() override {
+    absl::MutexLock lock(&mu_);
+    std::vector<std::string> out;
+    for (const auto& [name, port] : open_) out.push_back(name);
+    return out;
+  }
+  std::string Address(const std::string& service) override {
+    absl::MutexLock lock(&mu_);
+    auto it = open_.find(service);
+    return it == open_.end() ? "" : "127.0.0.1:" + std::to_string(it->second);
+  }
+  void SetBackends(const std::string& service, std::vector<EndpointBackend> backends) override {
+    absl::MutexLock lock(&mu_);
+    backends_[service] = std::move(backends);
+  }
+  int Active(const std::string& service, const EndpointBackend& backend) override {
+    absl::MutexLock lock(&mu_);
+    auto it = active_.find(backend.port);
+    return it == active_.end() ? 0 : it->second;
+  }
+
+  void Take(int port) {
+    absl::MutexLock lock(&mu_);
+    taken_.insert(port);
+  }
+  void Free(int port) {
+    absl::MutexLock lock(&mu_);
+    taken_.erase(port);
+  }
+  void SetActive(int backend_port, int connections) {
+    absl::MutexLock lock(&mu_);
+    active_[backend_port] = connections;
+  }
+  std::optional<int> PortOf(const std::string& service) {
+    absl::MutexLock lock(&mu_);
+    auto it = open_.find(service);
+    if (it == open_.end()) return std::nullopt;
+    return it->second;
+  }
+  // The backends' ports.
+  std::set<int> Backends(const std::string& service) {
+    absl::MutexLock lock(&mu_);
+    std::set<int> out;
+    for (const auto& b : backends_[service]) out.insert(b.port);
+    return out;
+  }
+
+ private:
+  absl::Mutex mu_;
+  std::set<int> taken_ ABSL_GUARDED_BY(mu_);
+  std::map<std::string, int> open_ ABSL_GUARDED_BY(mu_);
+  std::map<std::string, std::vector<EndpointBackend>> backends_ ABSL_GUARDED_BY(mu_);
+  std::map<int, int> active_ ABSL_GUARDED_BY(mu_);
+};
+
 class ServiceControllerTest : public ::testing::Test {
  protected:
   ServiceControllerTest()
@@ -79,6 +154,7 @@ class ServiceControllerTest : public ::testing::Test {
         cp_(&store_, ControlPlaneOptions{.clock = &clock_, .policy = "binpack"}),
         svc_(&cp_, ServiceControllerOptions{.clock = &clock_,
                                             .prober = &prober_,
+                                            .endpoints = &endpoints_,
                                             .port_min = 30000,
                                             .port_max = 30009,
                                             .first_port_offset = 0}) {}
@@ -108,6 +184,16 @@ class ServiceControllerTest : public ::testing::Test {
       ASSERT_TRUE(r.ok()) << r.status();
     }
   }
+  // Has the agents stop what the controller deleted, so the replicas go with their ports.
+  void StopDeleted() {
+    for (const auto& w : Replicas()) {
+      if (w.status.desired != core::DesiredState::kDeleted) continue;
+      auto r =
+          cp_.ReportStatus(w.status.host, w.spec.name,
+                           {.generation = w.status.generation, .state = WorkloadState::kStopped});
+      ASSERT_TRUE(r.ok()) << r.status();
+    }
+  }
   int Port(const core::Workload& w) { return std::stoi(w.spec.labels.at("berth.port")); }
   std::vector<std::string> EventTypes() {
     std::vector<std::string> out;
@@ -124,8 +210,301 @@ class ServiceControllerTest : public ::testing::Test {
   state::MemoryStore store_;
   ControlPlane cp_;
   FakeProber prober_;
+  FakeEndpoints endpoints_;
   ServiceController svc_;
 };
+
+core::ServiceSpec WithEndpoint(core::ServiceSpec spec, int host_port) {
+  spec.endpoint.host_port = host_port;
+  spec.endpoint.drain_timeout = absl::Seconds(10);
+  return spec;
+}
+
+TEST_F(ServiceControllerTest, TheEndpointForwardsToReadyReplicasOnly) {
+  ASSERT_TRUE(svc_.Create(WithEndpoint(Spec(2), 18080)).ok());
+  EXPECT_EQ(endpoints_.PortOf("web"), 18080);  // open from the start
+  ASSERT_TRUE(svc_.ReconcileOnce().ok());
+  EXPECT_TRUE(endpoints_.Backends("web").empty());  // nothing runs yet
+  RunAll();
+  ASSERT_TRUE(svc_.ReconcileOnce().ok());
+  const int p0 = Port(*cp_.GetWorkload("web-0")), p1 = Port(*cp_.GetWorkload("web-1"));
+  EXPECT_EQ(endpoints_.Backends("web"), (std::set<int>{p0, p1}));
+  auto s = *svc_.Get("web");
+  EXPECT_TRUE(s.status.endpoint.serving);
+  EXPECT_EQ(s.status.endpoint.address, "127.0.0.1:18080");
+  EXPECT_EQ(s.status.endpoint.backends, 2);
+
+  // An unhealthy replica leaves the endpoint once it is not ready, and drains before it goes.
+  prober_.Fail(p1);
+  clock_.Advance(absl::Seconds(2));
+  ASSERT_TRUE(svc_.ReconcileOnce().ok());
+  EXPECT_EQ(endpoints_.Backends("web"), (std::set<int>{p0, p1}));  // one failure of two
+  clock_.Advance(absl::Seconds(2));
+  ASSERT_TRUE(svc_.ReconcileOnce().ok());
+  EXPECT_EQ(endpoints_.Backends("web"), (std::set<int>{p0}));
+  EXPECT_TRUE(cp_.GetWorkload("web-2").ok());  // its replacement comes at once
+
+  // Deleting the service closes the endpoint.
+  ASSERT_TRUE(svc_.Delete("web").ok());
+  ASSERT_TRUE(svc_.ReconcileOnce().ok());
+  EXPECT_FALSE(endpoints_.PortOf("web").has_value());
+}
+
+TEST_F(ServiceControllerTest, AReplicaLeavingDrainsItsConnectionsBeforeItStops) {
+  ASSERT_TRUE(svc_.Create(WithEndpoint(Spec(3, /*health=*/false), 18080)).ok());
+  ASSERT_TRUE(svc_.ReconcileOnce().ok());
+  RunAll();
+  ASSERT_TRUE(svc_.ReconcileOnce().ok());
+  const int p1 = Port(*cp_.GetWorkload("web-1")), p2 = Port(*cp_.GetWorkload("web-2"));
+  endpoints_.SetActive(p1, 1);
+  endpoints_.SetActive(p2, 2);
+  ASSERT_TRUE(svc_.Scale("web", 1).ok());
+  ASSERT_TRUE(svc_.ReconcileOnce().ok());
+  // The newest two leave the endpoint at once, but run while connections to them are open.
+  EXPECT_EQ(endpoints_.Backends("web").size(), 1u);
+  EXPECT_FALSE(endpoints_.Backends("web").contains(p1));
+  EXPECT_EQ(cp_.GetWorkload("web-1")->status.desired, core::DesiredState::kRunning);
+  EXPECT_EQ(cp_.GetWorkload("web-2")->status.desired, core::DesiredState::kRunning);
+  auto s = *svc_.Get("web");
+  EXPECT_EQ(s.status.ready, 1);
+  ASSERT_EQ(s.status.replicas.size(), 3u);
+  EXPECT_TRUE(s.status.replicas[1].draining);
+  EXPECT_FALSE(s.status.replicas[1].ready);
+  ASSERT_TRUE(svc_.ReconcileOnce().ok());
+  EXPECT_EQ(cp_.GetWorkload("web-1")->status.desired, core::DesiredState::kRunning);
+  // web-1's last connection ends: it is stopped; web-2 is stopped at its drain deadline.
+  endpoints_.SetActive(p1, 0);
+  ASSERT_TRUE(svc_.ReconcileOnce().ok());
+  EXPECT_EQ(cp_.GetWorkload("web-1")->status.desired, core::DesiredState::kDeleted);
+  EXPECT_EQ(cp_.GetWorkload("web-2")->status.desired, core::DesiredState::kRunning);
+  clock_.Advance(absl::Seconds(10));
+  ASSERT_TRUE(svc_.ReconcileOnce().ok());
+  EXPECT_EQ(cp_.GetWorkload("web-2")->status.desired, core::DesiredState::kDeleted);
+  EXPECT_EQ(cp_.GetWorkload("web-0")->status.desired, core::DesiredState::kRunning);
+  auto types = EventTypes();
+  EXPECT_EQ(std::count(types.begin(), types.end(), "replica-drained"), 2);
+  // No replacement was made: the service wanted 1.
+  EXPECT_FALSE(cp_.GetWorkload("web-3").ok());
+}
+
+// The replicas not being deleted, by name, with their revision.
+std::map<std::string, std::string> Revisions(const std::vector<core::Workload>& replicas) {
+  std::map<std::string, std::string> out;
+  for (const auto& w : replicas) {
+    if (w.status.desired != core::DesiredState::kDeleted) {
+      out[w.spec.name] = w.spec.labels.at("berth.revision");
+    }
+  }
+  return out;
+}
+
+core::ServiceSpec NewTemplate(core::ServiceSpec spec) {
+  spec.workload_template.command = {"/bin/server", "--v2"};
+  return spec;
+}
+
+TEST_F(ServiceControllerTest, ARollingUpdateStaysWithinSurgeAndUnavailable) {
+  core::ServiceSpec spec = Spec(3, /*health=*/false);
+  ASSERT_TRUE(svc_.Create(spec).ok());
+  ASSERT_TRUE(svc_.ReconcileOnce().ok());
+  RunAll();
+  ASSERT_TRUE(svc_.ReconcileOnce().ok());
+  for (const auto& [name, revision] : Revisions(Replicas())) EXPECT_EQ(revision, "1") << name;
+
+  for (auto [surge, unavailable] : {std::pair{1, 0}, std::pair{0, 1}, std::pair{2, 1}}) {
+    spec = NewTemplate(spec);
+    spec.workload_template.command.push_back(std::to_string(surge * 10 + unavailable));
+    spec.update.max_surge = surge;
+    spec.update.max_unavailable = unavailable;
+    auto updated = svc_.Update(spec);
+    ASSERT_TRUE(updated.ok()) << updated.status();
+    const int64_t revision = updated->status.rollout.revision;
+    EXPECT_EQ(updated->status.rollout.state, core::RolloutStatus::State::kProgressing);
+    const std::string rev = std::to_string(revision);
+    int passes = 0;
+    while (svc_.Get("web")->status.rollout.state != core::RolloutStatus::State::kComplete) {
+      ASSERT_LT(++passes, 20) << "the rollout never completed";
+      ASSERT_TRUE(svc_.ReconcileOnce().ok());
+      // Within the bounds after every pass: at most 3 + surge replicas, and at least
+      // 3 - unavailable of them running (ready, without a health check).
+      int running = 0;
+      auto live = Revisions(Replicas());
+      for (const auto& w : Replicas()) {
+        running += w.status.desired != core::DesiredState::kDeleted &&
+                   w.status.state == WorkloadState::kRunning;
+      }
+      EXPECT_LE(live.size(), static_cast<size_t>(3 + surge)) << "pass " << passes;
+      EXPECT_GE(running, 3 - unavailable) << "pass " << passes;
+      StopDeleted();
+      RunAll();
+    }
+    auto live = Revisions(Replicas());
+    EXPECT_EQ(live.size(), 3u);
+    for (const auto& [name, r] : live) EXPECT_EQ(r, rev) << name;
+    auto done = *svc_.Get("web");
+    EXPECT_EQ(done.status.rollout.updated_ready, 3);
+    EXPECT_EQ(done.spec.workload_template.command, spec.workload_template.command);
+  }
+  auto types = EventTypes();
+  EXPECT_EQ(std::count(types.begin(), types.end(), "rollout-complete"), 3);
+  EXPECT_EQ(std::count(types.begin(), types.end(), "updated"), 3);
+  // A spec without changes starts nothing.
+  EXPECT_EQ(svc_.Update(spec)->status.rollout.state, core::RolloutStatus::State::kComplete);
+}
+
+TEST_F(ServiceControllerTest, ARevisionThatNeverBecomesReadyIsRolledBack) {
+  core::ServiceSpec spec = Spec(2);
+  spec.update.progress_deadline = absl::Seconds(30);
+  spec.health.start_period = absl::Minutes(5);  // the unready replica is not replaced meanwhile
+  ASSERT_TRUE(svc_.Create(spec).ok());
+  ASSERT_TRUE(svc_.ReconcileOnce().ok());
+  RunAll();
+  ASSERT_TRUE(svc_.ReconcileOnce().ok());
+  ASSERT_EQ(svc_.Get("web")->status.ready, 2);
+  const auto before = Revisions(Replicas());
+
+  ASSERT_TRUE(svc_.Update(NewTemplate(spec)).ok());
+  ASSERT_TRUE(svc_.ReconcileOnce().ok());
+  auto during = Revisions(Replicas());
+  ASSERT_EQ(during.size(), 3u);  // one surge replica of revision 2; both old ones stay
+  ASSERT_EQ(during.at("web-2"), "2");
+  prober_.Fail(Port(*cp_.GetWorkload("web-2")));
+  RunAll();
+  for (int i = 0; i < 14; ++i) {  // 28 s: the new replica never answers
+    clock_.Advance(absl::Seconds(2));
+    ASSERT_TRUE(svc_.ReconcileOnce().ok());
+    RunAll();
+    EXPECT_EQ(svc_.Get("web")->status.ready, 2) << "the old replicas keep serving";
+  }
+  EXPECT_EQ(svc_.Get("web")->status.rollout.state, core::RolloutStatus::State::kProgressing);
+  clock_.Advance(absl::Seconds(2));
+  ASSERT_TRUE(svc_.ReconcileOnce().ok());
+  auto s = *svc_.Get("web");
+  EXPECT_EQ(s.status.rollout.state, core::RolloutStatus::State::kRolledBack);
+  EXPECT_EQ(s.status.rollout.revision, 1);
+  EXPECT_EQ(s.status.rollout.previous_revision, 2);
+  EXPECT_NE(s.status.rollout.message.find("revision 2 was not ready within 30s"), std::string::npos)
+      << s.status.rollout.message;
+  EXPECT_EQ(s.spec.workload_template, spec.workload_template);
+  // Revision 2's replica goes; the old ones stay.
+  ASSERT_TRUE(svc_.ReconcileOnce().ok());
+  EXPECT_EQ(Revisions(Replicas()), before);
+  auto types = EventTypes();
+  EXPECT_NE(std::find(types.begin(), types.end(), "rolled-back"), types.end());
+  // Undo takes the failed revision up again, on purpose.
+  auto undone = svc_.Undo("web");
+  ASSERT_TRUE(undone.ok()) << undone.status();
+  EXPECT_EQ(undone->status.rollout.revision, 2);
+  EXPECT_EQ(undone->spec.workload_template, NewTemplate(spec).workload_template);
+}
+
+TEST_F(ServiceControllerTest, UndoGoesBackToThePreviousRevision) {
+  core::ServiceSpec spec = Spec(2, /*health=*/false);
+  ASSERT_TRUE(svc_.Create(spec).ok());
+  auto none = svc_.Undo("web");
+  EXPECT_EQ(none.status().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_EQ(none.status().message(), "service \"web\": has no previous revision to go back to");
+  EXPECT_EQ(svc_.Undo("nope").status().code(), absl::StatusCode::kNotFound);
+  EXPECT_EQ(svc_.Update(Spec(1, false)).ok(), true);
+  core::ServiceSpec other = Spec(1, false);
+  other.name = "nope";
+  EXPECT_EQ(svc_.Update(other).status().code(), absl::StatusCode::kNotFound);
+  ASSERT_TRUE(svc_.Update(spec).ok());
+  ASSERT_TRUE(svc_.ReconcileOnce().ok());
+  RunAll();
+  ASSERT_TRUE(svc_.Update(NewTemplate(spec)).ok());
+  for (int i = 0; i < 10; ++i) {
+    ASSERT_TRUE(svc_.ReconcileOnce().ok());
+    RunAll();
+  }
+  ASSERT_EQ(svc_.Get("web")->status.rollout.state, core::RolloutStatus::State::kComplete);
+  for (const auto& [name, r] : Revisions(Replicas())) EXPECT_EQ(r, "2") << name;
+  auto undone = svc_.Undo("web");
+  ASSERT_TRUE(undone.ok()) << undone.status();
+  EXPECT_EQ(undone->status.rollout.revision, 1);
+  EXPECT_EQ(undone->spec.workload_template, spec.workload_template);
+  for (int i = 0; i < 10; ++i) {
+    ASSERT_TRUE(svc_.ReconcileOnce().ok());
+    RunAll();
+  }
+  auto live = Revisions(Replicas());
+  EXPECT_EQ(live.size(), 2u);
+  for (const auto& [name, r] : live) EXPECT_EQ(r, "1") << name;
+  EXPECT_EQ(svc_.Get("web")->status.rollout.state, core::RolloutStatus::State::kComplete);
+  // The next change is a new revision: numbers are never reused.
+  auto again = svc_.Update(NewTemplate(spec));
+  ASSERT_TRUE(again.ok());
+  EXPECT_EQ(again->status.rollout.revision, 3);
+}
+
+TEST_F(ServiceControllerTest, AnEndpointWhosePortIsTakenLaterIsRetriedEveryPass) {
+  ASSERT_TRUE(svc_.Create(WithEndpoint(Spec(1, false), 18080)).ok());
+  // As after a restart: the endpoint is not open, and something else holds its port.
+  endpoints_.Close("web");
+  endpoints_.Take(18080);
+  ASSERT_TRUE(svc_.ReconcileOnce().ok());
+  auto s = *svc_.Get("web");
+  EXPECT_FALSE(s.status.endpoint.serving);
+  EXPECT_EQ(s.status.endpoint.message, "Address already in use");
+  EXPECT_NE(s.status.message.find("endpoint not serving: Address already in use"),
+            std::string::npos)
+      << s.status.message;
+  endpoints_.Free(18080);
+  ASSERT_TRUE(svc_.ReconcileOnce().ok());
+  EXPECT_TRUE(svc_.Get("web")->status.endpoint.serving);
+  EXPECT_EQ(endpoints_.PortOf("web"), 18080);
+}
+
+TEST_F(ServiceControllerTest, AServerThatDoesNotLeadServesNoEndpoint) {
+  std::atomic<bool> leads{true};
+  ServiceController follower(&cp_,
+                             ServiceControllerOptions{.clock = &clock_,
+                                                      .prober = &prober_,
+                                                      .endpoints = &endpoints_,
+                                                      .port_min = 30000,
+                                                      .port_max = 30009,
+                                                      .period = absl::Milliseconds(10),
+                                                      .active = [&] { return leads.load(); }});
+  ASSERT_TRUE(follower.Create(WithEndpoint(Spec(1, false), 18080)).ok());
+  follower.Start();
+  leads = false;
+  for (int i = 0; i < 400 && endpoints_.PortOf("web").has_value(); ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(25));
+  }
+  follower.Stop();
+  EXPECT_FALSE(endpoints_.PortOf("web").has_value());
+}
+
+TEST_F(ServiceControllerTest, BadEndpointPortsAreRefusedNamingTheField) {
+  ASSERT_TRUE(svc_.Create(WithEndpoint(Spec(1), 18080)).ok());
+  const int64_t rev = *store_.Revision();
+  auto other = WithEndpoint(Spec(1), 18080);
+  other.name = "api";
+  auto taken = svc_.Create(other);
+  EXPECT_EQ(taken.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(taken.status().message(),
+            "service \"api\": endpoint.host_port port 18080 is the endpoint of service \"web\"");
+  other.endpoint.host_port = 30005;
+  auto in_range = svc_.Create(other);
+  EXPECT_EQ(in_range.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_NE(in_range.status().message().find("endpoint.host_port must be outside the range of "
+                                             "replica ports (30000-30009)"),
+            std::string::npos)
+      << in_range.status();
+  endpoints_.Take(18081);
+  other.endpoint.host_port = 18081;
+  auto busy = svc_.Create(other);
+  EXPECT_EQ(busy.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_NE(busy.status().message().find("endpoint.host_port port 18081 cannot be used on the "
+                                         "server's host: Address already in use"),
+            std::string::npos)
+      << busy.status();
+  auto again = WithEndpoint(Spec(1), 18082);
+  EXPECT_EQ(svc_.Create(again).status().code(), absl::StatusCode::kAlreadyExists);
+  EXPECT_EQ(*store_.Revision(), rev);
+  EXPECT_FALSE(endpoints_.PortOf("api").has_value());
+  EXPECT_EQ(endpoints_.PortOf("web"), 18080);  // the failed create left web's endpoint alone
+}
 
 TEST_F(ServiceControllerTest, KeepsReplicasWithPortsSpreadAcrossHosts) {
   ASSERT_TRUE(svc_.Create(Spec(2)).ok());

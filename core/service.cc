@@ -72,6 +72,46 @@ absl::Status DecodeHealth(const JsonContext& ctx, const Json& j, HealthCheck* h)
   return absl::OkStatus();
 }
 
+absl::Status DecodeEndpoint(const JsonContext& ctx, const Json& j, EndpointSpec* e) {
+  BERTH_RETURN_IF_ERROR(CheckObject(ctx, j, "endpoint", {"host_port", "drain_timeout"}));
+  if (!j.contains("host_port") || j["host_port"].is_null()) {
+    return ctx.Error("endpoint.host_port", "is required: the port clients connect to");
+  }
+  if (!j["host_port"].is_number_integer()) {
+    return ctx.Error("endpoint.host_port",
+                     Cat("must be a port number like 18080, got ", Preview(j["host_port"])));
+  }
+  int64_t port = j["host_port"].get<int64_t>();
+  if (port > 0 && port < kMinEndpointPort) {
+    return ctx.Error("endpoint.host_port", Cat("must be at least ", kMinEndpointPort,
+                                               " (lower ports are privileged), got ", port));
+  }
+  BERTH_RETURN_IF_ERROR(
+      OptionalInt(ctx, j, "endpoint", "host_port", kMinEndpointPort, 65535, &port));
+  e->host_port = static_cast<int>(port);
+  BERTH_RETURN_IF_ERROR(DurationField(ctx, j, "endpoint", "drain_timeout", absl::ZeroDuration(),
+                                      absl::Hours(1), &e->drain_timeout));
+  return absl::OkStatus();
+}
+
+absl::Status DecodeUpdate(const JsonContext& ctx, const Json& j, UpdateStrategy* u) {
+  BERTH_RETURN_IF_ERROR(
+      CheckObject(ctx, j, "update", {"max_surge", "max_unavailable", "progress_deadline"}));
+  int64_t surge = u->max_surge, unavailable = u->max_unavailable;
+  BERTH_RETURN_IF_ERROR(OptionalInt(ctx, j, "update", "max_surge", 0, kMaxReplicas, &surge));
+  BERTH_RETURN_IF_ERROR(
+      OptionalInt(ctx, j, "update", "max_unavailable", 0, kMaxReplicas, &unavailable));
+  if (surge == 0 && unavailable == 0) {
+    return ctx.Error("update",
+                     "max_surge and max_unavailable cannot both be 0 (no replica could "
+                     "be replaced)");
+  }
+  u->max_surge = static_cast<int>(surge);
+  u->max_unavailable = static_cast<int>(unavailable);
+  return DurationField(ctx, j, "update", "progress_deadline", absl::Seconds(1), absl::Hours(24),
+                       &u->progress_deadline);
+}
+
 // The template's own errors read `workload "svc": FIELD ...`; they are said as the service's.
 absl::Status TemplateError(const JsonContext& ctx, const absl::Status& s) {
   std::string message(s.message());
@@ -88,8 +128,9 @@ absl::StatusOr<ServiceSpec> DecodeServiceSpec(const Json& json) {
   if (auto it = json.find("name"); it != json.end() && it->is_string()) {
     ctx.name = it->get<std::string>();
   }
-  BERTH_RETURN_IF_ERROR(
-      CheckObject(ctx, json, "", {"name", "kind", "template", "replicas", "port", "health"}));
+  BERTH_RETURN_IF_ERROR(CheckObject(
+      ctx, json, "",
+      {"name", "kind", "template", "replicas", "port", "health", "endpoint", "update"}));
   if (!json.contains("name")) return ctx.Error("name", "is required");
   if (!json["name"].is_string()) return ctx.Error("name", "must be a string");
   ServiceSpec spec;
@@ -118,7 +159,7 @@ absl::StatusOr<ServiceSpec> DecodeServiceSpec(const Json& json) {
   tmpl["name"] = spec.name;
   absl::StatusOr<WorkloadSpec> w = DecodeWorkloadSpec(tmpl);
   if (!w.ok()) return TemplateError(ctx, w.status());
-  for (std::string_view reserved : {kServiceLabel, kPortLabel}) {
+  for (std::string_view reserved : {kServiceLabel, kPortLabel, kRevisionLabel}) {
     if (w->labels.contains(std::string(reserved))) {
       return ctx.Error(Cat("template.labels.", reserved), "is set by the service; leave it out");
     }
@@ -149,6 +190,19 @@ absl::StatusOr<ServiceSpec> DecodeServiceSpec(const Json& json) {
                        "leave it out, and replicas count as ready while they run");
     }
   }
+  if (auto it = json.find("update"); it != json.end() && !it->is_null()) {
+    BERTH_RETURN_IF_ERROR(DecodeUpdate(ctx, *it, &spec.update));
+  }
+  if (auto it = json.find("endpoint"); it != json.end() && !it->is_null()) {
+    BERTH_RETURN_IF_ERROR(DecodeEndpoint(ctx, *it, &spec.endpoint));
+    if (spec.port == 0) {
+      return ctx.Error("endpoint", "needs the service's port (port: 8080), where replicas serve");
+    }
+    if (!spec.workload_template.networks.empty()) {
+      return ctx.Error("endpoint",
+                       "is not available yet for replicas on Berth networks (template.networks)");
+    }
+  }
   return spec;
 }
 
@@ -171,6 +225,13 @@ Json EncodeServiceSpec(const ServiceSpec& spec) {
     h["start_period"] = absl::FormatDuration(spec.health.start_period);
     j["health"] = h;
   }
+  j["update"] = {{"max_surge", spec.update.max_surge},
+                 {"max_unavailable", spec.update.max_unavailable},
+                 {"progress_deadline", absl::FormatDuration(spec.update.progress_deadline)}};
+  if (spec.endpoint.host_port != 0) {
+    j["endpoint"] = {{"host_port", spec.endpoint.host_port},
+                     {"drain_timeout", absl::FormatDuration(spec.endpoint.drain_timeout)}};
+  }
   return j;
 }
 
@@ -183,10 +244,31 @@ Json EncodeServiceStatus(const ServiceStatus& s) {
                         {"state", r.state},
                         {"ready", r.ready},
                         {"failures", r.failures},
-                        {"reason", r.reason}});
+                        {"reason", r.reason},
+                        {"draining", r.draining},
+                        {"revision", r.revision}});
+  }
+  Json rollout = {{"revision", s.rollout.revision},
+                  {"state", RolloutStateName(s.rollout.state)},
+                  {"message", s.rollout.message},
+                  {"started_at", EncodeTime(s.rollout.started_at)},
+                  {"updated", s.rollout.updated},
+                  {"updated_ready", s.rollout.updated_ready},
+                  {"previous_revision", s.rollout.previous_revision},
+                  {"next_revision", s.rollout.next_revision}};
+  if (s.rollout.previous_template) {
+    Json tmpl = EncodeWorkloadSpec(*s.rollout.previous_template);
+    tmpl.erase("name");
+    rollout["previous_template"] = std::move(tmpl);
   }
   return {{"ready", s.ready},
           {"replicas", replicas},
+          {"rollout", rollout},
+          {"endpoint",
+           {{"address", s.endpoint.address},
+            {"serving", s.endpoint.serving},
+            {"backends", s.endpoint.backends},
+            {"message", s.endpoint.message}}},
           {"deleting", s.deleting},
           {"message", s.message},
           {"next_index", s.next_index}};
@@ -202,6 +284,43 @@ absl::StatusOr<ServiceStatus> DecodeServiceStatus(const Json& j) {
   BERTH_RETURN_IF_ERROR(OptionalBool(ctx, j, "", "deleting", &s.deleting));
   BERTH_RETURN_IF_ERROR(OptionalString(ctx, j, "", "message", &s.message));
   BERTH_RETURN_IF_ERROR(OptionalInt(ctx, j, "", "next_index", 0, INT64_MAX, &s.next_index));
+  if (auto it = j.find("rollout"); it != j.end() && it->is_object()) {
+    const Json& r = *it;
+    RolloutStatus& out = s.rollout;
+    BERTH_RETURN_IF_ERROR(OptionalInt(ctx, r, "rollout", "revision", 1, INT64_MAX, &out.revision));
+    std::string state = "complete";
+    BERTH_RETURN_IF_ERROR(OptionalString(ctx, r, "rollout", "state", &state));
+    if (state == "progressing") {
+      out.state = RolloutStatus::State::kProgressing;
+    } else if (state == "rolled-back") {
+      out.state = RolloutStatus::State::kRolledBack;
+    } else if (state != "complete") {
+      return ctx.Error("rollout.state", Cat("is not a rollout state: ", Preview(r["state"])));
+    }
+    BERTH_RETURN_IF_ERROR(OptionalString(ctx, r, "rollout", "message", &out.message));
+    if (r.contains("started_at")) out.started_at = DecodeTime(r["started_at"]);
+    int64_t updated = 0, updated_ready = 0;
+    BERTH_RETURN_IF_ERROR(
+        OptionalInt(ctx, r, "rollout", "updated", 0, kMaxReplicas * 10, &updated));
+    BERTH_RETURN_IF_ERROR(
+        OptionalInt(ctx, r, "rollout", "updated_ready", 0, kMaxReplicas * 10, &updated_ready));
+    out.updated = static_cast<int>(updated);
+    out.updated_ready = static_cast<int>(updated_ready);
+    BERTH_RETURN_IF_ERROR(
+        OptionalInt(ctx, r, "rollout", "previous_revision", 0, INT64_MAX, &out.previous_revision));
+    BERTH_RETURN_IF_ERROR(
+        OptionalInt(ctx, r, "rollout", "next_revision", 1, INT64_MAX, &out.next_revision));
+    // previous_template is decoded by DecodeService, which knows the service's name.
+  }
+  if (auto it = j.find("endpoint"); it != j.end() && it->is_object()) {
+    int64_t backends = 0;
+    BERTH_RETURN_IF_ERROR(OptionalString(ctx, *it, "endpoint", "address", &s.endpoint.address));
+    BERTH_RETURN_IF_ERROR(OptionalBool(ctx, *it, "endpoint", "serving", &s.endpoint.serving));
+    BERTH_RETURN_IF_ERROR(
+        OptionalInt(ctx, *it, "endpoint", "backends", 0, kMaxReplicas * 10, &backends));
+    BERTH_RETURN_IF_ERROR(OptionalString(ctx, *it, "endpoint", "message", &s.endpoint.message));
+    s.endpoint.backends = static_cast<int>(backends);
+  }
   if (auto it = j.find("replicas"); it != j.end() && it->is_array()) {
     for (size_t i = 0; i < it->size(); ++i) {
       const Json& rj = (*it)[i];
@@ -216,12 +335,26 @@ absl::StatusOr<ServiceStatus> DecodeServiceStatus(const Json& j) {
       BERTH_RETURN_IF_ERROR(OptionalBool(ctx, rj, path, "ready", &r.ready));
       BERTH_RETURN_IF_ERROR(OptionalInt(ctx, rj, path, "failures", 0, INT32_MAX, &failures));
       BERTH_RETURN_IF_ERROR(OptionalString(ctx, rj, path, "reason", &r.reason));
+      BERTH_RETURN_IF_ERROR(OptionalBool(ctx, rj, path, "draining", &r.draining));
+      BERTH_RETURN_IF_ERROR(OptionalInt(ctx, rj, path, "revision", 0, INT64_MAX, &r.revision));
       r.port = static_cast<int>(port);
       r.failures = static_cast<int>(failures);
       s.replicas.push_back(std::move(r));
     }
   }
   return s;
+}
+
+std::string_view RolloutStateName(RolloutStatus::State state) {
+  switch (state) {
+    case RolloutStatus::State::kComplete:
+      return "complete";
+    case RolloutStatus::State::kProgressing:
+      return "progressing";
+    case RolloutStatus::State::kRolledBack:
+      return "rolled-back";
+  }
+  return "complete";
 }
 
 Json EncodeService(const Service& svc) {
@@ -242,6 +375,19 @@ absl::StatusOr<Service> DecodeService(const Json& j) {
   BERTH_ASSIGN_OR_RETURN(svc.spec, DecodeServiceSpec(j["spec"]));
   if (j.contains("status")) {
     BERTH_ASSIGN_OR_RETURN(svc.status, DecodeServiceStatus(j["status"]));
+    const Json& status = j["status"];
+    if (status.is_object() && status.contains("rollout") && status["rollout"].is_object() &&
+        status["rollout"].contains("previous_template")) {
+      Json tmpl = status["rollout"]["previous_template"];
+      if (tmpl.is_object()) tmpl["name"] = svc.spec.name;
+      absl::StatusOr<WorkloadSpec> previous = DecodeWorkloadSpec(tmpl);
+      if (!previous.ok()) {
+        return absl::InvalidArgumentError(
+            Cat("service \"", svc.spec.name,
+                "\": status.rollout.previous_template: ", previous.status().message()));
+      }
+      svc.status.rollout.previous_template = *std::move(previous);
+    }
   }
   svc.revision = j.value("revision", int64_t{0});
   if (j.contains("created_at")) svc.created_at = DecodeTime(j["created_at"]);

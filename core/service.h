@@ -6,6 +6,7 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -21,6 +22,8 @@ namespace berth::core {
 // host port given to a replica that shares its host's network.
 inline constexpr std::string_view kServiceLabel = "berth.service";
 inline constexpr std::string_view kPortLabel = "berth.port";
+// The revision of the template a replica was made from.
+inline constexpr std::string_view kRevisionLabel = "berth.revision";
 // A replica's name is SERVICE-N, so a service name leaves room for the suffix.
 inline constexpr size_t kMaxServiceNameLength = 50;
 inline constexpr int kMaxReplicas = 100;
@@ -41,18 +44,42 @@ struct HealthCheck {
   bool operator==(const HealthCheck&) const = default;
 };
 
+// The service's endpoint: one stable port on the server's host that forwards each connection to
+// a ready replica. A replica leaving the service (scaled down, unhealthy, replaced by an update)
+// first leaves the endpoint, then is stopped once its open connections ended or `drain_timeout`
+// passed.
+struct EndpointSpec {
+  int host_port = 0;  // 0 = no endpoint
+  absl::Duration drain_timeout = absl::Seconds(30);
+  bool operator==(const EndpointSpec&) const = default;
+};
+// The lowest endpoint port: those below are privileged.
+inline constexpr int kMinEndpointPort = 1024;
+
+// How a changed template replaces the replicas: at most `max_surge` replicas above `replicas`
+// run at once, and at most `max_unavailable` below it are not ready. A revision whose replicas
+// are not all ready within `progress_deadline` is rolled back to the one before.
+struct UpdateStrategy {
+  int max_surge = 1;
+  int max_unavailable = 0;
+  absl::Duration progress_deadline = absl::Minutes(10);
+  bool operator==(const UpdateStrategy&) const = default;
+};
+
 struct ServiceSpec {
   std::string name;
   WorkloadSpec workload_template;  // its name is the service's; replicas get their own
   int replicas = 1;
   int port = 0;  // the port each replica serves on; 0 = none (no health checks by port)
   HealthCheck health;
+  EndpointSpec endpoint;
+  UpdateStrategy update;
   bool operator==(const ServiceSpec&) const = default;
 };
 
 // Decodes and validates a service spec ({"name", "kind": "service", "template", "replicas",
-// "port", "health"}); errors name the service and the field, those of the template with a
-// `template.` prefix.
+// "port", "health", "endpoint", "update"}); errors name the service and the field, those of the
+// template with a `template.` prefix.
 absl::StatusOr<ServiceSpec> DecodeServiceSpec(const Json& json);
 Json EncodeServiceSpec(const ServiceSpec& spec);
 
@@ -65,12 +92,43 @@ struct ReplicaStatus {
   bool ready = false;
   int failures = 0;  // health probes failed in a row
   std::string reason;
+  // Leaving: out of the endpoint, stopped once its connections ended.
+  bool draining = false;
+  int64_t revision = 0;  // of the template it was made from
   bool operator==(const ReplicaStatus&) const = default;
 };
+
+// Where the endpoint listens and whether it does.
+struct EndpointStatus {
+  std::string address;  // "127.0.0.1:18080"; empty without an endpoint
+  bool serving = false;
+  int backends = 0;     // ready replicas it forwards to
+  std::string message;  // why it does not serve
+  bool operator==(const EndpointStatus&) const = default;
+};
+
+// Where the service's template stands: the revision replicas are moved to, and the one before,
+// kept for a rollback or an undo.
+struct RolloutStatus {
+  enum class State { kComplete, kProgressing, kRolledBack };
+  int64_t revision = 1;  // the template's; replicas carry it in berth.revision
+  State state = State::kComplete;
+  std::string message;
+  absl::Time started_at = absl::InfinitePast();
+  int updated = 0;  // live replicas of `revision`
+  int updated_ready = 0;
+  int64_t previous_revision = 0;  // 0: none
+  std::optional<WorkloadSpec> previous_template;
+  int64_t next_revision = 2;  // revisions are never reused
+  bool operator==(const RolloutStatus&) const = default;
+};
+std::string_view RolloutStateName(RolloutStatus::State state);
 
 struct ServiceStatus {
   int ready = 0;
   std::vector<ReplicaStatus> replicas;
+  EndpointStatus endpoint;
+  RolloutStatus rollout;
   bool deleting = false;
   int64_t next_index = 0;  // the suffix of the next replica's name
   std::string message;

@@ -103,6 +103,48 @@ TEST(ServiceSpecTest, ErrorsNameTheServiceAndTheField) {
   EXPECT_NE(ErrorOf(with("/name", "Bad_Name")).find("name"), std::string::npos);
 }
 
+TEST(ServiceSpecTest, Endpoint) {
+  Json j = Minimal();
+  j["endpoint"] = {{"host_port", 18080}};
+  auto spec = DecodeServiceSpec(j);
+  ASSERT_TRUE(spec.ok()) << spec.status();
+  EXPECT_EQ(spec->endpoint.host_port, 18080);
+  EXPECT_EQ(spec->endpoint.drain_timeout, absl::Seconds(30));
+  j["endpoint"]["drain_timeout"] = "5s";
+  spec = DecodeServiceSpec(j);
+  ASSERT_TRUE(spec.ok()) << spec.status();
+  EXPECT_EQ(spec->endpoint.drain_timeout, absl::Seconds(5));
+  auto again = DecodeServiceSpec(EncodeServiceSpec(*spec));
+  ASSERT_TRUE(again.ok()) << again.status();
+  EXPECT_EQ(*again, *spec);
+  EXPECT_EQ(DecodeServiceSpec(Minimal())->endpoint.host_port, 0);
+
+  auto with = [](Json endpoint) {
+    Json j = Minimal();
+    j["endpoint"] = std::move(endpoint);
+    return j;
+  };
+  EXPECT_EQ(ErrorOf(with({{"host_port", 80}})),
+            "service \"web\": endpoint.host_port must be at least 1024 (lower ports are "
+            "privileged), got 80");
+  EXPECT_NE(ErrorOf(with({{"host_port", 70000}})).find("service \"web\": endpoint.host_port"),
+            std::string::npos);
+  EXPECT_NE(ErrorOf(with({{"host_port", 0}})).find("endpoint.host_port"), std::string::npos);
+  EXPECT_NE(ErrorOf(with({{"host_port", "high"}})).find("endpoint.host_port"), std::string::npos);
+  EXPECT_NE(ErrorOf(with(Json::object())).find("endpoint.host_port is required"),
+            std::string::npos);
+  EXPECT_NE(ErrorOf(with({{"host_port", 18080}, {"drain_timeout", "later"}}))
+                .find("endpoint.drain_timeout"),
+            std::string::npos);
+  EXPECT_NE(ErrorOf(with({{"host_port", 18080}, {"port", 1}})).find("endpoint.port"),
+            std::string::npos);
+  Json no_port = with({{"host_port", 18080}});
+  no_port.erase("port");
+  no_port.erase("health");
+  EXPECT_NE(ErrorOf(no_port).find("service \"web\": endpoint needs the service's port"),
+            std::string::npos);
+}
+
 TEST(ServiceTest, StoredObjectRoundTrips) {
   Service svc;
   svc.spec = *DecodeServiceSpec(Minimal());
@@ -115,7 +157,10 @@ TEST(ServiceTest, StoredObjectRoundTrips) {
                                  .ready = true,
                                  .failures = 0,
                                  .reason = ""});
-  svc.status.replicas.push_back({.workload = "web-2", .state = "pending", .failures = 2});
+  svc.status.replicas.push_back(
+      {.workload = "web-2", .state = "pending", .failures = 2, .draining = true});
+  svc.status.endpoint = {
+      .address = "127.0.0.1:18080", .serving = true, .backends = 1, .message = "serving"};
   svc.created_at = absl::FromUnixSeconds(1'700'000'000);
   auto back = DecodeService(EncodeService(svc));
   ASSERT_TRUE(back.ok()) << back.status();

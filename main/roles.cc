@@ -454,11 +454,20 @@ int RunServe(core::Invocation& f) {
   api::AddImageRoutes(server.router(), &control, images.get());
   api::AddClusterRoutes(server.router(), &election, DescribeStore(store_url, dir));
   // Services: replicas kept by their controller, health probed from this server; only the
-  // leader's controller acts.
+  // leader's controller acts. Endpoints listen here too, on the API's address: the server
+  // already reaches every replica (it probes them) and knows at once which are ready and which
+  // are leaving, so no readiness has to travel to the agents before a replica may be stopped.
   std::unique_ptr<control::HealthProber> prober = control::NewSocketProber();
+  std::string endpoint_address = aopts.host;
+  if (endpoint_address.size() > 2 && endpoint_address.front() == '[') {
+    endpoint_address = endpoint_address.substr(1, endpoint_address.size() - 2);
+  }
+  std::unique_ptr<control::Endpoints> endpoints = control::NewProxyEndpoints(endpoint_address);
   control::ServiceController services(
       &control, control::ServiceControllerOptions{
-                    .prober = prober.get(), .active = [&election] { return election.IsLeader(); }});
+                    .prober = prober.get(), .endpoints = endpoints.get(), .active = [&election] {
+                      return election.IsLeader();
+                    }});
   api::AddServiceRoutes(server.router(), &services);
   // Fill comparisons for the dashboard's Simulator view, on half the machine's threads.
   sim::FillRuns sim_runs(

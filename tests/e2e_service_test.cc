@@ -1,10 +1,19 @@
 // Services in the real binary (dev mode): a service of two process replicas, each serving HTTP
 // on the host port the server gave it (PORT), both healthy; killing one replica's process gets
-// it replaced by a new healthy one; deleting the service removes every replica.
-#include <csignal>
-#include <set>
+// it replaced by a new healthy one; the service's endpoint balances across the replicas and loses
+// no request of a stream while a replica is killed; a replica removed by scaling down drains its
+// open requests before it stops; a rolling update replaces every replica while the endpoint
+// loses no request; deleting the service removes every replica.
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
 
-#include "api/http/client.h"
+#include <atomic>
+#include <csignal>
+#include <mutex>
+#include <set>
+#include <thread>
+
 #include "gtest/gtest.h"
 #include "tests/e2e_util.h"
 
@@ -13,27 +22,87 @@ namespace {
 
 constexpr char kPython[] = "/usr/bin/python3";
 
-// A replica: answers /healthz with 200 and / with its pid, on $PORT.
+// A replica: answers /healthz with "ok" and any other path with its pid, each answer in one
+// write (so a replica killed mid-request never sends half an answer). /slow first leaves a file
+// slow-PID-N in $MARK_DIR, then waits until $MARK_DIR/release exists.
 constexpr char kServer[] = R"PY(
-import http.server, os
-class H(http.server.BaseHTTPRequestHandler):
-    def do_GET(self):
-        body = (b"ok" if self.path == "/healthz" else str(os.getpid()).encode())
-        self.send_response(200)
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-    def log_message(self, *args):
-        pass
-http.server.HTTPServer(("127.0.0.1", int(os.environ["PORT"])), H).serve_forever()
+import os, socketserver, time
+mark = os.environ.get("MARK_DIR", "")
+class H(socketserver.BaseRequestHandler):
+    def handle(self):
+        data = b""
+        while b"\r\n\r\n" not in data:
+            chunk = self.request.recv(4096)
+            if not chunk:
+                return
+            data += chunk
+        path = data.split(b" ", 2)[1]
+        if path == b"/slow":
+            open(os.path.join(mark, "slow-%d-%d" % (os.getpid(), time.monotonic_ns())), "w").close()
+            while not os.path.exists(os.path.join(mark, "release")):
+                time.sleep(0.02)
+        body = b"ok" if path == b"/healthz" else str(os.getpid()).encode()
+        self.request.sendall(b"HTTP/1.0 200 OK\r\nContent-Length: %d\r\n\r\n" % len(body) + body)
+class S(socketserver.ThreadingTCPServer):
+    allow_reuse_address = True
+    daemon_threads = True
+    request_queue_size = 128
+S(("127.0.0.1", int(os.environ["PORT"])), H).serve_forever()
 )PY";
 
-std::string ServiceYaml() {
-  nlohmann::json command = {kPython, "-c", kServer};
-  return std::string("name: web\nkind: service\nreplicas: 2\nport: 8080\n") +
-         "health: {http: /healthz, interval: 500ms, timeout: 400ms, failure_threshold: 3}\n" +
-         "template:\n  kind: process\n  command: " + command.dump() +
-         "\n  resources: {cpu: 100m, memory: 64Mi}\n";
+// GET `path` from 127.0.0.1:port as HTTP/1.0, one connection per request: the body of a 200
+// answer, or nullopt (no connection, no answer, another status).
+std::optional<std::string> Get(int port, const std::string& path) {
+  int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return std::nullopt;
+  timeval tv{.tv_sec = 60, .tv_usec = 0};
+  setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+  setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  a.sin_port = htons(static_cast<uint16_t>(port));
+  std::string answer;
+  const std::string request = "GET " + path + " HTTP/1.0\r\nHost: localhost\r\n\r\n";
+  if (connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0 &&
+      send(fd, request.data(), request.size(), MSG_NOSIGNAL) ==
+          static_cast<ssize_t>(request.size())) {
+    char buf[4096];
+    ssize_t n;
+    while ((n = recv(fd, buf, sizeof buf, 0)) > 0) answer.append(buf, static_cast<size_t>(n));
+  }
+  close(fd);
+  if (answer.rfind("HTTP/1.0 200 ", 0) != 0) return std::nullopt;
+  const size_t body = answer.find("\r\n\r\n");
+  if (body == std::string::npos) return std::nullopt;
+  return answer.substr(body + 4);
+}
+
+// A socket listening on a free loopback port, and the port; -1 when there is none.
+int ListenOnLoopback(int* port) {
+  int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  socklen_t len = sizeof a;
+  if (fd < 0 || bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0 || listen(fd, 1) != 0 ||
+      getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len) != 0) {
+    if (fd >= 0) close(fd);
+    return -1;
+  }
+  *port = ntohs(a.sin_port);
+  return fd;
+}
+
+// A free loopback port outside the replicas' range (20000-32767), for the endpoint.
+int FreePort() {
+  for (int attempt = 0; attempt < 100; ++attempt) {
+    int port = 0;
+    int fd = ListenOnLoopback(&port);
+    if (fd >= 0) close(fd);
+    if (port > 32767 || (port >= 1024 && port < 20000)) return port;
+  }
+  return 0;
 }
 
 class ServiceE2eTest : public ::testing::Test {
@@ -43,6 +112,9 @@ class ServiceE2eTest : public ::testing::Test {
       GTEST_SKIP() << "needs " << kPython << " for the replicas' HTTP server";
     }
     dir_ = TempDir("e2e-service");
+    // Process replicas run as an unprivileged user: their marks go where it may write.
+    marks_ = TempDir("e2e-service-marks");
+    ASSERT_EQ(chmod(marks_.c_str(), 0777), 0);
     server_ = std::make_unique<DevServer>(dir_);
     ASSERT_TRUE(server_->Start()) << ReadFile(dir_ + "/serve.log");
     ASSERT_TRUE(Eventually([&] {
@@ -61,6 +133,21 @@ class ServiceE2eTest : public ::testing::Test {
     }
     server_.reset();
     if (!dir_.empty()) std::filesystem::remove_all(dir_);
+    if (!marks_.empty()) std::filesystem::remove_all(marks_);
+  }
+  std::string ServiceYaml(int replicas, int endpoint_port = 0, const std::string& version = "1") {
+    nlohmann::json command = {kPython, "-c", kServer};
+    std::string yaml = "name: web\nkind: service\nreplicas: " + std::to_string(replicas) +
+                       "\nport: 8080\n" +
+                       "health: {http: /healthz, interval: 500ms, timeout: 400ms, "
+                       "failure_threshold: 3}\n" +
+                       "template:\n  kind: process\n  command: " + command.dump() +
+                       "\n  env: {MARK_DIR: " + nlohmann::json(marks_).dump() + ", VERSION: \"" +
+                       version + "\"}\n  resources: {cpu: 100m, memory: 64Mi}\n";
+    if (endpoint_port != 0) {
+      yaml += "endpoint: {host_port: " + std::to_string(endpoint_port) + ", drain_timeout: 2m}\n";
+    }
+    return yaml;
   }
   // The ready replicas as {workload, port}.
   std::map<std::string, int> Ready() {
@@ -74,11 +161,14 @@ class ServiceE2eTest : public ::testing::Test {
   }
   // GET / of the replica on `port`: its pid, or 0.
   pid_t PidOn(int port) {
-    api::HttpClient http("http://127.0.0.1:" + std::to_string(port),
-                         api::HttpClient::Options{.timeout = absl::Seconds(5)});
-    auto r = http.Get("/");
-    if (!r.ok() || r->status != 200) return 0;
-    return static_cast<pid_t>(std::atoi(r->body.c_str()));
+    std::optional<std::string> body = Get(port, "/");
+    return body ? static_cast<pid_t>(std::atoi(body->c_str())) : 0;
+  }
+  // Two ready replicas, and an endpoint forwarding to both.
+  bool ServingOnTwo() {
+    auto s = server_->client().GetService("web");
+    return s.ok() && s->status.ready == 2 && s->status.endpoint.serving &&
+           s->status.endpoint.backends == 2;
   }
   std::string Dump() {
     api::Raw raw;
@@ -87,13 +177,21 @@ class ServiceE2eTest : public ::testing::Test {
                                     : std::string("(service not readable)");
     return service + "\n" + ReadFile(dir_ + "/serve.log");
   }
+  size_t SlowStarted() {
+    size_t n = 0;
+    for (const auto& e : std::filesystem::directory_iterator(marks_)) {
+      n += e.path().filename().string().rfind("slow-", 0) == 0 ? 1 : 0;
+    }
+    return n;
+  }
 
   std::string dir_;
+  std::string marks_;
   std::unique_ptr<DevServer> server_;
 };
 
 TEST_F(ServiceE2eTest, TwoHealthyReplicasAndAKilledOneIsReplaced) {
-  Result created = e2e::Run(dir_, {"service", "create", "-f", "-"}, ServiceYaml());
+  Result created = e2e::Run(dir_, {"service", "create", "-f", "-"}, ServiceYaml(2));
   ASSERT_EQ(created.exit_code, 0) << created.err;
   ASSERT_TRUE(Eventually([&] { return Ready().size() == 2; })) << Dump();
   std::map<std::string, int> before = Ready();
@@ -129,6 +227,174 @@ TEST_F(ServiceE2eTest, TwoHealthyReplicasAndAKilledOneIsReplaced) {
                 e.message.find(victim) != std::string::npos;
   }
   EXPECT_TRUE(replaced) << Dump();
+}
+
+TEST_F(ServiceE2eTest, TheEndpointLosesNoRequestWhileAReplicaIsKilled) {
+  // A privileged port, and one something else listens on, are refused naming the field.
+  {
+    int used = 0;
+    int holder = ListenOnLoopback(&used);
+    ASSERT_GE(holder, 0);
+    auto raw = server_->RawClient();
+    for (int port : {80, used}) {
+      auto r = raw->Request("POST", "/v1/services", ServiceYaml(2, port), "application/yaml");
+      ASSERT_TRUE(r.ok()) << r.status();
+      EXPECT_EQ(r->status, 400) << r->body;
+      EXPECT_NE(r->body.find("service \\\"web\\\": endpoint.host_port"), std::string::npos)
+          << r->body;
+    }
+    close(holder);
+    EXPECT_TRUE(absl::IsNotFound(server_->client().GetService("web").status()));
+  }
+  const int endpoint = FreePort();
+  ASSERT_GT(endpoint, 0);
+  Result created = e2e::Run(dir_, {"service", "create", "-f", "-"}, ServiceYaml(2, endpoint));
+  ASSERT_EQ(created.exit_code, 0) << created.err;
+  ASSERT_TRUE(Eventually([&] { return ServingOnTwo(); })) << Dump();
+  std::map<std::string, int> before = Ready();
+  const std::string victim = before.begin()->first;
+  const pid_t victim_pid = PidOn(before.begin()->second);
+  ASSERT_GT(victim_pid, 0);
+
+  // Four clients share a stream of 1,000 requests; the victim is killed once 300 are answered.
+  constexpr int kRequests = 1000;
+  std::atomic<int> next{0}, answered{0}, lost{0};
+  std::mutex mu;
+  std::map<pid_t, int> by_pid;
+  std::vector<std::thread> clients;
+  for (int c = 0; c < 4; ++c) {
+    clients.emplace_back([&] {
+      while (next.fetch_add(1) < kRequests) {
+        std::optional<std::string> body = Get(endpoint, "/");
+        if (!body) {
+          ++lost;
+          continue;
+        }
+        ++answered;
+        std::lock_guard<std::mutex> lock(mu);
+        by_pid[static_cast<pid_t>(std::atoi(body->c_str()))]++;
+      }
+    });
+  }
+  const bool reached = Eventually([&] { return answered.load() + lost.load() >= 300; });
+  const int kill_result = kill(victim_pid, SIGKILL);
+  const int at_kill = answered.load() + lost.load();
+  for (std::thread& t : clients) t.join();
+  ASSERT_TRUE(reached);
+  ASSERT_EQ(kill_result, 0);
+  EXPECT_LT(at_kill, kRequests) << "the replica was killed while the stream ran";
+  EXPECT_EQ(lost.load(), 0) << Dump();
+  EXPECT_EQ(answered.load(), kRequests);
+  EXPECT_GT(by_pid[victim_pid], 0) << "the endpoint balances across both replicas";
+  EXPECT_GE(by_pid.size(), 2u);
+
+  // The victim is replaced, and the endpoint forwards to its replacement.
+  ASSERT_TRUE(Eventually([&] { return ServingOnTwo() && !Ready().contains(victim); })) << Dump();
+  std::set<pid_t> after;
+  for (int i = 0; i < 40 && after.size() < 2; ++i) {
+    std::optional<std::string> body = Get(endpoint, "/");
+    ASSERT_TRUE(body.has_value());
+    after.insert(static_cast<pid_t>(std::atoi(body->c_str())));
+  }
+  EXPECT_EQ(after.size(), 2u);
+  EXPECT_FALSE(after.contains(victim_pid));
+}
+
+TEST_F(ServiceE2eTest, AReplicaScaledAwayFinishesItsRequestsBeforeItStops) {
+  const int endpoint = FreePort();
+  ASSERT_GT(endpoint, 0);
+  Result created = e2e::Run(dir_, {"service", "create", "-f", "-"}, ServiceYaml(2, endpoint));
+  ASSERT_EQ(created.exit_code, 0) << created.err;
+  ASSERT_TRUE(Eventually([&] { return ServingOnTwo(); })) << Dump();
+  std::map<std::string, pid_t> pid_of;
+  for (const auto& [name, port] : Ready()) pid_of[name] = PidOn(port);
+
+  // Two slow requests: the endpoint gives each replica one (fewest connections first).
+  std::optional<std::string> slow[2];
+  std::thread requests[2];
+  for (int i = 0; i < 2; ++i) {
+    requests[i] = std::thread([&, i] { slow[i] = Get(endpoint, "/slow"); });
+  }
+  ASSERT_TRUE(Eventually([&] { return SlowStarted() == 2; })) << Dump();
+  Result scaled = e2e::Run(dir_, {"service", "scale", "web", "1"});
+  ASSERT_EQ(scaled.exit_code, 0) << scaled.err;
+  std::string leaving;
+  ASSERT_TRUE(Eventually([&] {
+    auto s = server_->client().GetService("web");
+    if (!s.ok()) return false;
+    for (const auto& r : s->status.replicas) {
+      if (r.draining) leaving = r.workload;
+    }
+    return !leaving.empty() && s->status.endpoint.backends == 1;
+  })) << Dump();
+  // Draining: still running, and no new request reaches it.
+  EXPECT_EQ(server_->State(leaving), "running") << Dump();
+  for (int i = 0; i < 20; ++i) {
+    std::optional<std::string> body = Get(endpoint, "/");
+    ASSERT_TRUE(body.has_value());
+    EXPECT_NE(std::atoi(body->c_str()), pid_of[leaving]);
+  }
+  EXPECT_EQ(server_->State(leaving), "running") << Dump();
+
+  // Its request finishes; then it stops.
+  std::ofstream(marks_ + "/release").close();
+  for (std::thread& t : requests) t.join();
+  ASSERT_TRUE(slow[0].has_value());
+  ASSERT_TRUE(slow[1].has_value());
+  std::set<pid_t> served = {std::atoi(slow[0]->c_str()), std::atoi(slow[1]->c_str())};
+  EXPECT_TRUE(served.contains(pid_of[leaving])) << "the leaving replica answered its request";
+  EXPECT_EQ(served.size(), 2u);
+  ASSERT_TRUE(Eventually([&] {
+    auto w = server_->client().GetWorkload(leaving);
+    return absl::IsNotFound(w.status());
+  })) << Dump();
+  auto s = server_->client().GetService("web");
+  ASSERT_TRUE(s.ok()) << s.status();
+  EXPECT_EQ(s->status.ready, 1);
+}
+
+TEST_F(ServiceE2eTest, ARollingUpdateReplacesEveryReplicaAndLosesNoRequest) {
+  const int endpoint = FreePort();
+  ASSERT_GT(endpoint, 0);
+  Result created = e2e::Run(dir_, {"service", "create", "-f", "-"}, ServiceYaml(2, endpoint));
+  ASSERT_EQ(created.exit_code, 0) << created.err;
+  ASSERT_TRUE(Eventually([&] { return ServingOnTwo(); })) << Dump();
+  std::set<std::string> before;
+  for (const auto& [name, port] : Ready()) before.insert(name);
+
+  // Two clients send requests through the endpoint for as long as the rollout takes.
+  std::atomic<bool> stop{false};
+  std::atomic<int> answered{0}, lost{0};
+  std::vector<std::thread> clients;
+  for (int c = 0; c < 2; ++c) {
+    clients.emplace_back([&] {
+      while (!stop.load()) {
+        (Get(endpoint, "/") ? answered : lost)++;
+      }
+    });
+  }
+  Result updated = e2e::Run(dir_, {"service", "update", "-f", "-"}, ServiceYaml(2, endpoint, "2"));
+  ASSERT_EQ(updated.exit_code, 0) << updated.err;
+  EXPECT_NE(updated.out.find("rolling out revision 2"), std::string::npos) << updated.out;
+  const bool done = Eventually([&] {
+    auto s = server_->client().GetService("web");
+    if (!s.ok() || s->status.rollout.state != core::RolloutStatus::State::kComplete) return false;
+    int of_two = 0;
+    for (const auto& r : s->status.replicas) of_two += r.revision == 2 && r.ready && !r.draining;
+    return of_two == 2 && s->status.replicas.size() == 2;
+  });
+  stop = true;
+  for (std::thread& t : clients) t.join();
+  ASSERT_TRUE(done) << Dump();
+  EXPECT_EQ(lost.load(), 0) << Dump();
+  EXPECT_GT(answered.load(), 0);
+  for (const auto& [name, port] : Ready()) EXPECT_FALSE(before.contains(name)) << name;
+  Result status = e2e::Run(dir_, {"service", "rollout", "status", "web", "--json"});
+  ASSERT_EQ(status.exit_code, 0) << status.err;
+  auto rollout = nlohmann::json::parse(status.out, nullptr, false);
+  EXPECT_EQ(rollout["revision"], 2) << status.out;
+  EXPECT_EQ(rollout["state"], "complete") << status.out;
+  EXPECT_EQ(rollout["previous_revision"], 1) << status.out;
 }
 
 }  // namespace

@@ -402,6 +402,21 @@ absl::StatusOr<core::Service> Client::ScaleService(std::string_view name, int re
   return Decoded("scale service", core::DecodeService(j));
 }
 
+absl::StatusOr<core::Service> Client::UpdateServiceFromText(std::string_view name,
+                                                            std::string_view text,
+                                                            std::string_view content_type,
+                                                            Raw* raw) {
+  BERTH_ASSIGN_OR_RETURN(Json j,
+                         Send("PUT", Cat("/v1/services/", Seg(name)), text, content_type, raw));
+  return Decoded("update service", core::DecodeService(j));
+}
+
+absl::StatusOr<core::Service> Client::UndoServiceRollout(std::string_view name, Raw* raw) {
+  BERTH_ASSIGN_OR_RETURN(
+      Json j, Send("POST", Cat("/v1/services/", Seg(name), "/rollout/undo"), "", "", raw));
+  return Decoded("undo service rollout", core::DecodeService(j));
+}
+
 absl::StatusOr<wire::ServiceDeletion> Client::DeleteService(std::string_view name, Raw* raw) {
   BERTH_ASSIGN_OR_RETURN(Json j, Send("DELETE", Cat("/v1/services/", Seg(name)), "", "", raw));
   return Decoded("delete service", wire::DecodeServiceDeletion(j));

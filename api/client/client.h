@@ -205,6 +205,13 @@ class Client {
   absl::StatusOr<wire::ServiceList> ListServices(Raw* raw = nullptr);
   absl::StatusOr<core::Service> ScaleService(std::string_view name, int replicas,
                                              Raw* raw = nullptr);
+  // Replaces service `name`'s spec (JSON, or YAML with content_type "application/yaml"); a
+  // changed template starts a rollout.
+  absl::StatusOr<core::Service> UpdateServiceFromText(
+      std::string_view name, std::string_view text,
+      std::string_view content_type = "application/json", Raw* raw = nullptr);
+  // Rolls the template back to the previous revision.
+  absl::StatusOr<core::Service> UndoServiceRollout(std::string_view name, Raw* raw = nullptr);
   // The service as it stands, and whether it is gone (false: its replicas go first).
   absl::StatusOr<wire::ServiceDeletion> DeleteService(std::string_view name, Raw* raw = nullptr);
 

@@ -315,6 +315,25 @@ template:
   EXPECT_EQ(admin_->GetService("nope").status().code(), absl::StatusCode::kNotFound);
   auto dup = admin_->CreateServiceFromText(yaml, "application/yaml");
   EXPECT_EQ(dup.status().code(), absl::StatusCode::kAlreadyExists);
+  // Update: a changed template is a new revision; undo goes back; the path names the service.
+  std::string changed = yaml;
+  changed.replace(changed.find("\"60\""), 4, "\"90\"");
+  changed.replace(changed.find("replicas: 2"), 11, "replicas: 3");  // as scaled above
+  auto updated = admin_->UpdateServiceFromText("web", changed, "application/yaml");
+  ASSERT_TRUE(updated.ok()) << updated.status();
+  EXPECT_EQ(updated->status.rollout.revision, 2);
+  EXPECT_EQ(updated->spec.workload_template.command[1], "90");
+  auto renamed = admin_->UpdateServiceFromText("api", changed, "application/yaml");
+  EXPECT_EQ(renamed.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_NE(renamed.status().message().find("service \"api\": name must be the name in the path"),
+            std::string::npos)
+      << renamed.status();
+  auto undone = admin_->UndoServiceRollout("web");
+  ASSERT_TRUE(undone.ok()) << undone.status();
+  EXPECT_EQ(undone->status.rollout.revision, 1);
+  EXPECT_EQ(undone->spec.workload_template.command[1], "60");
+  EXPECT_EQ(admin_->UndoServiceRollout("api").status().code(),
+            absl::StatusCode::kFailedPrecondition);
   auto bad_spec =
       admin_->CreateServiceFromText("name: x\ntemplate: {kind: process}\n", "application/yaml");
   EXPECT_EQ(bad_spec.status().code(), absl::StatusCode::kInvalidArgument);
