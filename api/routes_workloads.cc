@@ -1,11 +1,13 @@
 // Workload routes: create, list, get, delete, actions, explain, and what the API serves from
 // local tasks (logs, console, stats, exec). The status an agent reports is in routes_hosts.cc.
 #include <fstream>
+#include <set>
 #include <sstream>
 #include <thread>
 
 #include "api/api_server.h"
 #include "api/body_parser.h"
+#include "api/list_query.h"
 #include "api/route_util.h"
 #include "api/wire/wire.h"
 #include "core/guard.h"
@@ -108,12 +110,45 @@ void ApiServer::WorkloadRoutes() {
     return JsonOk(201, core::EncodeWorkload(*w), w->revision);
   });
   router_.HandleAsync("GET", "/v1/workloads", [this](const HttpRequest& req, Responder r) {
-    Blocking(req, std::move(r), std::string(control::kWorkloadPrefix), [this] {
-      int64_t rev = 0;
-      auto list = control_->ListWorkloads(&rev);
-      if (!list.ok()) return Fail(list.status());
-      return JsonOk(200, wire::EncodeWorkloadList({*list, rev}), rev);
-    });
+    absl::StatusOr<ListQuery> query =
+        ParseListQuery(req, "workloads", {"state", "host", "kind", "tenant", "selector"});
+    if (!query.ok()) {
+      r.Send(Fail(query.status()));
+      return;
+    }
+    const control::ListOptions options = query->options;
+    const bool whole = options.filter.Empty() && options.limit == 0 && options.after.empty();
+    ListWatch watch;
+    if (!whole) {
+      watch.shown = [this, options](int64_t* revision) -> absl::StatusOr<std::set<std::string>> {
+        control::ListPage page;
+        BERTH_ASSIGN_OR_RETURN(std::vector<core::Workload> list,
+                               control_->ListWorkloads(options, &page));
+        *revision = page.revision;
+        std::set<std::string> keys;
+        for (const core::Workload& w : list) keys.insert(control::WorkloadKey(w.spec.name));
+        return keys;
+      };
+      watch.matches = [filter = options.filter](const state::KeyValue& kv) {
+        Json j = Json::parse(kv.value, nullptr, /*allow_exceptions=*/false);
+        if (j.is_discarded()) return false;
+        absl::StatusOr<core::Workload> w = core::DecodeWorkload(j);
+        return w.ok() && control::MatchesWorkload(filter, *w);
+      };
+    }
+    Blocking(
+        req, std::move(r), std::string(control::kWorkloadPrefix),
+        [this, query = *query, whole] {
+          control::ListPage page;
+          // The whole list keeps its own path (the control plane may serve it from memory).
+          auto list = whole ? control_->ListWorkloads(&page.revision)
+                            : control_->ListWorkloads(query.options, &page);
+          if (!list.ok()) return Fail(list.status());
+          Json body = wire::EncodeWorkloadList({*list, page.revision});
+          AddContinue(body, query, "workloads", page.next);
+          return JsonOk(200, body, page.revision);
+        },
+        std::move(watch));
   });
   router_.HandleAsync("GET", "/v1/workloads/{name}", [this](const HttpRequest& req, Responder r) {
     std::string name = req.Param("name");
