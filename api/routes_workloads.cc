@@ -23,15 +23,17 @@ namespace {
 
 // Streams a growing log file to a client until the client leaves, or the workload is gone or
 // finished and its output drained. Each step reschedules itself on the server's timers, so a
-// follower holds no thread.
+// follower holds no thread; the step itself (a file read and a store read) runs on a handler
+// thread when there is a pool, never on an I/O thread.
 class LogFollower : public std::enable_shared_from_this<LogFollower> {
  public:
   LogFollower(std::string path, std::string name, ResponseStream out, HttpServer* server,
-              control::ControlPlane* control)
+              WorkPool* pool, control::ControlPlane* control)
       : path_(std::move(path)),
         name_(std::move(name)),
         out_(std::move(out)),
         server_(server),
+        pool_(pool),
         control_(control) {}
 
   void Step() {
@@ -51,7 +53,14 @@ class LogFollower : public std::enable_shared_from_this<LogFollower> {
       out_.Finish();
       return;
     }
-    server_->RunAfter(absl::Milliseconds(200), [self = shared_from_this()] { self->Step(); });
+    server_->RunAfter(absl::Milliseconds(200), [self = shared_from_this()] {
+      // A stopped pool refuses the step, which ends the stream: the server is going away.
+      if (self->pool_ == nullptr) {
+        self->Step();
+      } else if (!self->pool_->Submit([self] { self->Step(); })) {
+        self->out_.Finish();
+      }
+    });
   }
 
  private:
@@ -59,6 +68,7 @@ class LogFollower : public std::enable_shared_from_this<LogFollower> {
   const std::string name_;
   ResponseStream out_;
   HttpServer* server_;
+  WorkPool* pool_;  // null: steps run on the I/O thread
   control::ControlPlane* control_;
   std::streamoff offset_ = 0;
   int idle_steps_ = 0;
@@ -94,7 +104,7 @@ void ApiServer::ServeFile(const HttpRequest& req, Responder responder, const std
   HttpHeaders headers;
   headers.Set("Content-Type", "text/plain; charset=utf-8");
   auto follower = std::make_shared<LogFollower>(*path, name, responder.StartStream(200, headers),
-                                                server_.get(), control_);
+                                                server_.get(), pool_.get(), control_);
   follower->Step();
 }
 
