@@ -1,6 +1,9 @@
 #include "api/api_server.h"
 
+#include <set>
+
 #include "absl/strings/match.h"
+#include "api/list_query.h"
 #include "api/route_util.h"
 #include "core/secret.h"
 #include "core/strings.h"
@@ -53,6 +56,11 @@ ApiServer::ApiServer(ApiServerOptions options, control::ControlPlane* control, L
   http.threads = options_.threads;
   http.max_body_bytes = options_.max_body_bytes;
   http.metrics = &metrics_;
+  if (options_.workers >= 0) {
+    pool_ = std::make_unique<WorkPool>(
+        WorkPool::Options{.threads = options_.workers, .max_queued = options_.max_queued});
+    router_.RunOn(pool_.get());
+  }
   server_ = std::make_unique<HttpServer>(http, router_.AsHandler());
 }
 
@@ -61,6 +69,9 @@ ApiServer::~ApiServer() { Stop(); }
 absl::StatusOr<uint16_t> ApiServer::Start() { return server_->Start(); }
 void ApiServer::Stop() {
   server_->Stop();
+  // After the server: nothing dispatches to the pool any more, and what it still holds is
+  // answered (into closed connections) before the control plane may go away.
+  if (pool_) pool_->Stop();
   absl::MutexLock lock(&exec_mu_);
   auto idle = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(exec_mu_) { return execs_running_ == 0; };
   exec_mu_.Await(absl::Condition(&idle));
@@ -68,7 +79,7 @@ void ApiServer::Stop() {
 uint16_t ApiServer::port() const { return server_->port(); }
 
 void ApiServer::Blocking(const HttpRequest& request, Responder responder, std::string prefix,
-                         std::function<HttpResponse()> answer) {
+                         std::function<HttpResponse()> answer, ListWatch filter) {
   int64_t index = 0;
   if (auto text = request.Query("index")) {
     if (!absl::SimpleAtoi(*text, &index) || index < 0) {
@@ -99,6 +110,19 @@ void ApiServer::Blocking(const HttpRequest& request, Responder responder, std::s
     responder.Send(answer());
     return;
   }
+  // A filtered list wakes only for changes to what it shows or would show: the keys it lists
+  // now, and any object stored after that which passes the filter. Changes between `index` and
+  // this listing wake it at once, since what they replaced is no longer known.
+  std::set<std::string> shown;
+  int64_t shown_at = 0;
+  if (filter.shown) {
+    absl::StatusOr<std::set<std::string>> keys = filter.shown(&shown_at);
+    if (!keys.ok()) {
+      responder.Send(Fail(keys.status()));
+      return;
+    }
+    shown = std::move(*keys);
+  }
   struct Park {
     std::atomic<bool> done{false};
     absl::Mutex mu;
@@ -107,7 +131,9 @@ void ApiServer::Blocking(const HttpRequest& request, Responder responder, std::s
   };
   auto park = std::make_shared<Park>();
   HttpServer* server = server_.get();
+  WorkPool* pool = pool_.get();
   // Ends the wait once: drops the watch and the timer, then answers unless the client left.
+  // It runs on a worker: the answer may read and encode a large list.
   auto finish = [park, responder, answer](bool send) {
     if (park->done.exchange(true)) return;
     std::unique_ptr<state::WatchHandle> watch;
@@ -119,18 +145,33 @@ void ApiServer::Blocking(const HttpRequest& request, Responder responder, std::s
     watch.reset();
     if (send && !responder.Cancelled()) responder.Send(answer());
   };
-  responder.OnCancel([server, finish] { server->Post([finish] { finish(false); }); });
-  auto watch = control_->store()->Watch(prefix, index + 1, [server, finish](const state::Event&) {
-    server->Post([finish] { finish(true); });
-  });
+  // The request was admitted when it arrived, so its resumption is not refused for a full queue.
+  auto resume = [pool, server, finish](bool send) {
+    if (pool == nullptr) {
+      server->Post([finish, send] { finish(send); });
+    } else if (!pool->Submit([finish, send] { finish(send); })) {
+      finish(false);
+    }
+  };
+  responder.OnCancel([resume] { resume(false); });
+  std::optional<ListChangeFilter> changes;
+  if (filter.shown) changes.emplace(std::move(shown), shown_at, filter.matches);
+  auto concerns = [park, changes = std::move(changes)](const state::Event& e) {
+    if (park->done.load()) return false;
+    return !changes || changes->Concerns(e);
+  };
+  auto watch = control_->store()->Watch(
+      prefix, index + 1, [resume, concerns = std::move(concerns)](const state::Event& e) {
+        if (concerns(e)) resume(true);
+      });
   if (!watch.ok()) {  // history compacted past index: answer at once with the current state
-    finish(true);
+    resume(true);
     return;
   }
   absl::MutexLock lock(&park->mu);
   if (park->done) return;
   park->watch = std::move(*watch);
-  park->timer = server->RunAfter(wait, [finish] { finish(true); });
+  park->timer = server->RunAfter(wait, [resume] { resume(true); });
 }
 
 void ApiServer::Routes() {

@@ -4,12 +4,17 @@
 // the answer is parked, without a thread, until something under the resource changes past
 // revision N or the wait ends.
 //
-// Thread-safety: the server runs on its own I/O threads; Start/Stop from one thread.
+// Handlers run on a pool of worker threads sized to the machine, never on the I/O threads; a
+// parked blocking query holds no worker while it waits. When every worker is busy and the queue
+// is full, a request is answered 503 with Retry-After at once.
+//
+// Thread-safety: the server runs on its own I/O and worker threads; Start/Stop from one thread.
 #pragma once
 
 #include <cstdint>
 #include <map>
 #include <memory>
+#include <set>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -21,6 +26,7 @@
 #include "api/http/metrics.h"
 #include "api/http/router.h"
 #include "api/http/server.h"
+#include "api/http/work_pool.h"
 #include "control/control_plane.h"
 
 namespace berth::api {
@@ -32,7 +38,12 @@ using agent::LocalHost;
 struct ApiServerOptions {
   std::string host = "127.0.0.1";
   uint16_t port = 0;
-  int threads = 2;
+  int threads = 2;  // I/O threads: they read and write sockets, and run no handler
+  // Handler threads (WorkPool): 0 sizes the pool to the machine, at least 4. Negative runs
+  // handlers on the I/O threads, as servers did before the pool (bench/api's baseline).
+  int workers = 0;
+  // Requests waiting for a handler thread before more are answered 503 with Retry-After.
+  size_t max_queued = 1024;
   std::string admin_token;  // full access
   // Join tokens: they may only register a host (POST /v1/hosts). A registration returns a
   // credential for that host alone, which its agent uses for everything after.
@@ -68,9 +79,17 @@ class ApiServer {
   void TenantRoutes();
   void EventRoutes();
   void UiRoutes();
-  // Answers now, or parks the request until `prefix` changes past ?index= or ?wait= ends.
+  // What a blocking query on a filtered list needs to tell the changes that concern it.
+  struct ListWatch {
+    // The store keys the answer lists now; sets the revision it read them at.
+    std::function<absl::StatusOr<std::set<std::string>>(int64_t* revision)> shown;
+    // Whether an object stored as `kv` passes the list's filter.
+    std::function<bool(const state::KeyValue& kv)> matches;
+  };
+  // Answers now, or parks the request until `prefix` changes past ?index= or ?wait= ends. With
+  // `filter` set, only a change that concerns the filtered list ends the wait (see the body).
   void Blocking(const HttpRequest& request, Responder responder, std::string prefix,
-                std::function<HttpResponse()> answer);
+                std::function<HttpResponse()> answer, ListWatch filter = {});
   HttpResponse Metrics();
   // The per-host series of /metrics (capacity, allocated, used, per GPU device), labelled by
   // host, resource and GPU index only: bounded by the fleet, never by the workloads.
@@ -94,6 +113,7 @@ class ApiServer {
   int execs_running_ ABSL_GUARDED_BY(exec_mu_) = 0;
   MetricsRegistry metrics_;
   Router router_;
+  std::unique_ptr<WorkPool> pool_;
   std::unique_ptr<HttpServer> server_;
 };
 

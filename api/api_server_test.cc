@@ -2,9 +2,11 @@
 
 #include <thread>
 
+#include "absl/synchronization/notification.h"
 #include "api/client/client.h"
 #include "api/http/client.h"
 #include "core/log.h"
+#include "core/strings.h"
 #include "gtest/gtest.h"
 #include "state/memory_store.h"
 
@@ -170,6 +172,62 @@ TEST_F(ApiServerTest, ActionsAndMetrics) {
   ASSERT_TRUE(metrics.ok()) << metrics.status();
   EXPECT_NE(metrics->find("berth_workloads{state=\"stopped\"} 1"), std::string::npos) << *metrics;
   EXPECT_NE(metrics->find("berth_hosts{state=\"ready\"} 0"), std::string::npos);
+  EXPECT_NE(metrics->find(core::Cat("berth_api_workers ", WorkPool::ResolveThreads(0), "\n")),
+            std::string::npos)
+      << *metrics;
+  EXPECT_NE(metrics->find("berth_api_rejected_total 0\n"), std::string::npos);
+}
+
+// One handler thread and room for one waiting request: a third request is refused with 503, the
+// refusal is counted, and the server answers normally once the thread is free.
+TEST(ApiServerPoolTest, AFullQueueIs503AndCounted) {
+  state::MemoryStore store;
+  control::ControlPlane control(&store, control::ControlPlaneOptions{});
+  ApiServerOptions options;
+  options.admin_token = "admin-secret";
+  options.workers = 1;
+  options.max_queued = 1;
+  ApiServer server(options, &control, nullptr);
+  absl::Notification running, release;
+  server.router().Handle("GET", "/v1/test/slow", [&](const HttpRequest&) {
+    running.Notify();
+    release.WaitForNotification();
+    return HttpResponse::Text(200, "slow");
+  });
+  auto port = server.Start();
+  ASSERT_TRUE(port.ok()) << port.status();
+  auto dispatch = [&](const std::string& path, std::vector<HttpResponse>* out,
+                      absl::Notification* done) {
+    HttpRequest req;
+    req.method = "GET";
+    req.path = req.target = path;
+    req.headers.Set("Authorization", "Bearer admin-secret");
+    server.router().Dispatch(req, Responder::ToSink([out, done](HttpResponse r) {
+                               out->push_back(std::move(r));
+                               done->Notify();
+                             }));
+  };
+  std::vector<HttpResponse> slow, queued, refused;
+  absl::Notification slow_done, queued_done, refused_done;
+  dispatch("/v1/test/slow", &slow, &slow_done);
+  running.WaitForNotification();
+  dispatch("/v1/workloads", &queued, &queued_done);
+  dispatch("/v1/workloads", &refused, &refused_done);
+  ASSERT_TRUE(refused_done.HasBeenNotified());
+  EXPECT_EQ(refused[0].status, 503);
+  EXPECT_EQ(refused[0].headers.Get("Retry-After").value_or(""), "1");
+  release.Notify();
+  slow_done.WaitForNotification();
+  queued_done.WaitForNotification();
+  EXPECT_EQ(slow[0].status, 200);
+  EXPECT_EQ(queued[0].status, 200);
+  api::Client c("http://127.0.0.1:" + std::to_string(*port),
+                ClientOptions{.token = "admin-secret"});
+  auto metrics = c.MetricsText();
+  ASSERT_TRUE(metrics.ok()) << metrics.status();
+  EXPECT_NE(metrics->find("berth_api_rejected_total 1\n"), std::string::npos) << *metrics;
+  EXPECT_NE(metrics->find("berth_api_workers 1\n"), std::string::npos);
+  server.Stop();
 }
 
 TEST_F(ApiServerTest, MetricsCountErrorsReportedInThisProcess) {

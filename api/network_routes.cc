@@ -1,4 +1,5 @@
 #include "api/body_parser.h"
+#include "api/list_query.h"
 #include "api/route_util.h"
 #include "api/storenet_routes.h"
 #include "core/json.h"
@@ -62,10 +63,10 @@ void AddNetworkRoutes(Router& router, control::NetworkService* net) {
     BERTH_ROUTE_ASSIGN(Json n, net->CreateNetwork(o));
     return JsonResponse(201, n);
   });
-  router.Handle("GET", "/v1/networks", [net](const HttpRequest&) {
+  router.Handle("GET", "/v1/networks", [net](const HttpRequest& req) {
     int64_t rev = 0;
     BERTH_ROUTE_ASSIGN(auto list, net->ListNetworks(&rev));
-    return JsonResponse(200, ListBody(list, rev));
+    return PagedJsonReply(req, "networks", ListBody(list, rev));
   });
   router.Handle("GET", "/v1/networks/{name}", [net](const HttpRequest& req) {
     BERTH_ROUTE_ASSIGN(Json n, net->GetNetwork(req.Param("name")));
@@ -98,10 +99,10 @@ void AddNetworkRoutes(Router& router, control::NetworkService* net) {
     BERTH_ROUTE_ASSIGN(Json g, net->CreateGroup(name));
     return JsonResponse(201, g);
   });
-  router.Handle("GET", "/v1/secgroups", [net](const HttpRequest&) {
+  router.Handle("GET", "/v1/secgroups", [net](const HttpRequest& req) {
     int64_t rev = 0;
     BERTH_ROUTE_ASSIGN(auto list, net->ListGroups(&rev));
-    return JsonResponse(200, ListBody(list, rev));
+    return PagedJsonReply(req, "secgroups", ListBody(list, rev));
   });
   router.Handle("GET", "/v1/secgroups/{name}", [net](const HttpRequest& req) {
     BERTH_ROUTE_ASSIGN(Json g, net->GetGroup(req.Param("name")));
@@ -141,10 +142,10 @@ void AddNetworkRoutes(Router& router, control::NetworkService* net) {
     BERTH_ROUTE_ASSIGN(Json f, net->AddPortForward(o));
     return JsonResponse(201, f);
   });
-  router.Handle("GET", "/v1/portforwards", [net](const HttpRequest&) {
+  router.Handle("GET", "/v1/portforwards", [net](const HttpRequest& req) {
     int64_t rev = 0;
     BERTH_ROUTE_ASSIGN(auto list, net->ListPortForwards(&rev));
-    return JsonResponse(200, ListBody(list, rev));
+    return PagedJsonReply(req, "portforwards", ListBody(list, rev), "id");
   });
   router.Handle("DELETE", "/v1/portforwards/{id}", [net](const HttpRequest& req) {
     absl::Status s = net->RemovePortForward(req.Param("id"));

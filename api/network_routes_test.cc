@@ -114,5 +114,42 @@ TEST_F(NetworkRoutesTest, TheApisOwnPortCannotBeForwarded) {
   EXPECT_NE(MessageOf(r).find("Berth's API"), std::string::npos) << r.body;
 }
 
+TEST_F(NetworkRoutesTest, NetworksAndPortForwardsPage) {
+  ASSERT_EQ(Post("/v1/networks", R"({"name":"n0","subnet":"10.89.0.0/24"})").status, 201);
+  ASSERT_EQ(Post("/v1/networks", R"({"name":"n2","subnet":"10.90.0.0/24"})").status, 201);
+  std::vector<std::string> names;
+  std::string next;
+  int pages = 0;
+  do {
+    auto r = client_->Get("/v1/networks?limit=2" + (next.empty() ? "" : "&continue=" + next));
+    ASSERT_TRUE(r.ok() && r->status == 200) << (r.ok() ? r->body : r.status().ToString());
+    Json page = Json::parse(r->body);
+    for (const Json& n : page["items"]) names.push_back(n["name"]);
+    next = page.value("continue", "");
+    ++pages;
+  } while (!next.empty());
+  EXPECT_EQ(names, (std::vector<std::string>{"n0", "n1", "n2"}));
+  EXPECT_EQ(pages, 2);
+  // Port forwards are named by id; their pages follow it.
+  for (int port : {8081, 8082}) {
+    ASSERT_EQ(
+        Post("/v1/portforwards", Json{{"host_port", port}, {"workload", "w1"}, {"port", 80}}.dump())
+            .status,
+        201);
+  }
+  auto first = client_->Get("/v1/portforwards?limit=1");
+  ASSERT_TRUE(first.ok());
+  Json page = Json::parse(first->body);
+  ASSERT_EQ(page["items"].size(), 1u);
+  auto rest =
+      client_->Get("/v1/portforwards?limit=5&continue=" + page["continue"].get<std::string>());
+  ASSERT_TRUE(rest.ok());
+  Json rest_page = Json::parse(rest->body);
+  ASSERT_EQ(rest_page["items"].size(), 1u);
+  EXPECT_NE(rest_page["items"][0]["id"], page["items"][0]["id"]);
+  EXPECT_EQ(client_->Get("/v1/secgroups?limit=9999")->status, 400);
+  EXPECT_EQ(client_->Get("/v1/networks?continue=junk")->status, 400);
+}
+
 }  // namespace
 }  // namespace berth::api

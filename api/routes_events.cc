@@ -22,12 +22,32 @@ void ApiServer::EventRoutes() {
                                                std::string(*text).substr(0, 32), "\""))));
       return;
     }
-    Blocking(req, std::move(r), std::string(control::kEventPrefix), [this, after, limit] {
-      int64_t rev = 0;
-      auto events = control_->ListEvents(after, limit, &rev);
-      if (!events.ok()) return Fail(events.status());
-      return JsonOk(200, wire::EncodeEventList({*events, rev}), rev);
-    });
+    // `kind` ("workload", "host", "disk", ...) and `object` keep the events of those objects;
+    // the newest `limit` of what passes are returned.
+    std::string kind = req.Query("kind").value_or("");
+    std::string object = req.Query("object").value_or("");
+    for (const auto& [param, value] : {std::pair{"kind", &kind}, std::pair{"object", &object}}) {
+      if (req.Query(param) && value->empty()) {
+        r.Send(Fail(absl::InvalidArgumentError(core::Cat("query: ", param, " must not be empty"))));
+        return;
+      }
+    }
+    Blocking(
+        req, std::move(r), std::string(control::kEventPrefix), [this, after, limit, kind, object] {
+          int64_t rev = 0;
+          const bool filtered = !kind.empty() || !object.empty();
+          auto events = control_->ListEvents(after, filtered ? 0 : limit, &rev);
+          if (!events.ok()) return Fail(events.status());
+          if (filtered) {
+            std::erase_if(*events, [&](const core::Event& e) {
+              return (!kind.empty() && e.kind != kind) || (!object.empty() && e.object != object);
+            });
+            if (events->size() > limit) {
+              events->erase(events->begin(), events->end() - static_cast<ptrdiff_t>(limit));
+            }
+          }
+          return JsonOk(200, wire::EncodeEventList({*events, rev}), rev);
+        });
   });
 }
 

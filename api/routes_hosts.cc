@@ -7,6 +7,7 @@
 
 #include "api/api_server.h"
 #include "api/body_parser.h"
+#include "api/list_query.h"
 #include "api/route_util.h"
 #include "api/wire/wire.h"
 #include "core/log.h"
@@ -53,13 +54,20 @@ void ApiServer::HostRoutes() {
     return JsonOk(200, wire::EncodeRegistrationReply({reg->host, reg->credential}),
                   reg->host.revision);
   });
-  router_.Handle("GET", "/v1/hosts", [this](const HttpRequest&) {
-    int64_t rev = 0;
-    auto hosts = control_->ListHosts(&rev);
+  router_.Handle("GET", "/v1/hosts", [this](const HttpRequest& req) {
+    absl::StatusOr<ListQuery> query = ParseListQuery(req, "hosts", {"state", "selector"});
+    if (!query.ok()) return Fail(query.status());
+    const control::ListOptions& options = query->options;
+    control::ListPage page;
+    // The whole list keeps its own path (the control plane may serve it from memory).
+    auto hosts = options.filter.Empty() && options.limit == 0 && options.after.empty()
+                     ? control_->ListHosts(&page.revision)
+                     : control_->ListHosts(options, &page);
     if (!hosts.ok()) return Fail(hosts.status());
-    Json body = wire::EncodeHostList({*hosts, rev});
+    Json body = wire::EncodeHostList({*hosts, page.revision});
     AddAllocationAndUsage(body["items"]);
-    return JsonOk(200, body, rev);
+    AddContinue(body, *query, "hosts", page.next);
+    return JsonOk(200, body, page.revision);
   });
   router_.Handle("GET", "/v1/hosts/{name}", [this](const HttpRequest& req) {
     auto h = control_->GetHost(req.Param("name"));

@@ -3,6 +3,7 @@
 #include <thread>
 #include <utility>
 
+#include "api/list_query.h"
 #include "api/route_util.h"
 #include "core/guard.h"
 #include "core/strings.h"
@@ -64,7 +65,7 @@ void AddImageRoutes(Router& router, control::ControlPlane* control, HostImages* 
     if (!list.ok()) return Fail(list.status());
     Json items = Json::array();
     for (const Json& e : *list) items.push_back(e);
-    return JsonOk(200, {{"host", host}, {"items", items}});
+    return PagedJsonReply(req, "images", {{"host", host}, {"items", items}});
   });
   router.Handle("GET", "/v1/hosts/{host}/images/{name}", [control, images](const HttpRequest& req) {
     const std::string host = req.Param("host");

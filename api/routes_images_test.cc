@@ -119,6 +119,19 @@ TEST_F(ImageRoutesTest, ImportListGetRemove) {
   ASSERT_EQ(items.size(), 1u);
   EXPECT_EQ(items[0]["name"], "tiny");
   EXPECT_EQ(Json::parse(list.body)["host"], "local");
+  // The catalog pages like every list.
+  ASSERT_EQ(Import({{"name", "zeta"}, {"kernel", "vmlinuz"}}).status, 201);
+  auto first = Json::parse(Call("GET", "/v1/hosts/local/images?limit=1").body);
+  ASSERT_EQ(first["items"].size(), 1u);
+  EXPECT_EQ(first["items"][0]["name"], "tiny");
+  auto second = Json::parse(
+      Call("GET", "/v1/hosts/local/images?limit=1&continue=" + first["continue"].get<std::string>())
+          .body);
+  ASSERT_EQ(second["items"].size(), 1u);
+  EXPECT_EQ(second["items"][0]["name"], "zeta");
+  EXPECT_FALSE(second.contains("continue"));
+  EXPECT_EQ(Call("GET", "/v1/hosts/local/images?limit=0").status, 400);
+  ASSERT_EQ(Call("DELETE", "/v1/hosts/local/images/zeta").status, 200);
 
   auto got = Call("GET", "/v1/hosts/local/images/tiny");
   ASSERT_EQ(got.status, 200) << got.body;

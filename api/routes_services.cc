@@ -1,6 +1,7 @@
 #include "api/routes_services.h"
 
 #include "api/body_parser.h"
+#include "api/list_query.h"
 #include "api/route_util.h"
 #include "api/wire/wire.h"
 #include "core/service.h"
@@ -21,11 +22,11 @@ void AddServiceRoutes(Router& router, control::ServiceController* services) {
     if (!svc.ok()) return Fail(svc.status());
     return JsonOk(201, core::EncodeService(*svc), svc->revision);
   });
-  router.Handle("GET", "/v1/services", [services](const HttpRequest&) {
+  router.Handle("GET", "/v1/services", [services](const HttpRequest& req) {
     int64_t rev = 0;
     auto list = services->List(&rev);
     if (!list.ok()) return Fail(list.status());
-    return JsonOk(200, wire::EncodeServiceList({*list, rev}), rev);
+    return PagedJsonReply(req, "services", wire::EncodeServiceList({*list, rev}));
   });
   router.Handle("GET", "/v1/services/{name}", [services](const HttpRequest& req) {
     auto svc = services->Get(req.Param("name"));

@@ -206,6 +206,22 @@ HttpResponse ApiServer::Metrics() {
     Counter& c = errors.WithLabels({{"where", where}});
     c.Increment(static_cast<double>(count) - c.Value());
   }
+  // The handler pool: how big, how much waits, and how much was turned away with 503.
+  if (pool_) {
+    metrics_.AddGauge("berth_api_workers", "Threads that run API handlers.")
+        .Default()
+        .Set(pool_->threads());
+    metrics_.AddGauge("berth_api_queued", "API requests waiting for a handler thread.")
+        .Default()
+        .Set(static_cast<double>(pool_->queued()));
+    Counter& rejected =
+        metrics_
+            .AddCounter("berth_api_rejected_total",
+                        "API requests answered 503 because every handler thread was busy and "
+                        "the queue was full.")
+            .Default();
+    rejected.Increment(static_cast<double>(pool_->rejected()) - rejected.Value());
+  }
   HttpResponse r = HttpResponse::Text(
       200, metrics_.Render() + HostSeries() + (list.ok() ? WorkloadSeries(*list) : std::string()));
   r.headers.Set("Content-Type", "text/plain; version=0.0.4; charset=utf-8");

@@ -1,16 +1,17 @@
 // Tenant routes: the tenants in use and their quotas.
 #include "api/api_server.h"
 #include "api/body_parser.h"
+#include "api/list_query.h"
 #include "api/route_util.h"
 
 namespace berth::api {
 
 void ApiServer::TenantRoutes() {
   // Tenants and quotas.
-  router_.Handle("GET", "/v1/tenants", [this](const HttpRequest&) {
+  router_.Handle("GET", "/v1/tenants", [this](const HttpRequest& req) {
     auto tenants = control_->Tenants();
     if (!tenants.ok()) return Fail(tenants.status());
-    return JsonOk(200, {{"items", *tenants}});
+    return PagedJsonReply(req, "tenants", {{"items", *tenants}});
   });
   router_.Handle("PUT", "/v1/tenants/{name}/quota", [this](const HttpRequest& req) {
     auto body = ParseBody(req.body, {"quota", req.Param("name")});

@@ -1,11 +1,13 @@
 // Workload routes: create, list, get, delete, actions, explain, and what the API serves from
 // local tasks (logs, console, stats, exec). The status an agent reports is in routes_hosts.cc.
 #include <fstream>
+#include <set>
 #include <sstream>
 #include <thread>
 
 #include "api/api_server.h"
 #include "api/body_parser.h"
+#include "api/list_query.h"
 #include "api/route_util.h"
 #include "api/wire/wire.h"
 #include "core/guard.h"
@@ -21,15 +23,17 @@ namespace {
 
 // Streams a growing log file to a client until the client leaves, or the workload is gone or
 // finished and its output drained. Each step reschedules itself on the server's timers, so a
-// follower holds no thread.
+// follower holds no thread; the step itself (a file read and a store read) runs on a handler
+// thread when there is a pool, never on an I/O thread.
 class LogFollower : public std::enable_shared_from_this<LogFollower> {
  public:
   LogFollower(std::string path, std::string name, ResponseStream out, HttpServer* server,
-              control::ControlPlane* control)
+              WorkPool* pool, control::ControlPlane* control)
       : path_(std::move(path)),
         name_(std::move(name)),
         out_(std::move(out)),
         server_(server),
+        pool_(pool),
         control_(control) {}
 
   void Step() {
@@ -49,7 +53,14 @@ class LogFollower : public std::enable_shared_from_this<LogFollower> {
       out_.Finish();
       return;
     }
-    server_->RunAfter(absl::Milliseconds(200), [self = shared_from_this()] { self->Step(); });
+    server_->RunAfter(absl::Milliseconds(200), [self = shared_from_this()] {
+      // A stopped pool refuses the step, which ends the stream: the server is going away.
+      if (self->pool_ == nullptr) {
+        self->Step();
+      } else if (!self->pool_->Submit([self] { self->Step(); })) {
+        self->out_.Finish();
+      }
+    });
   }
 
  private:
@@ -57,6 +68,7 @@ class LogFollower : public std::enable_shared_from_this<LogFollower> {
   const std::string name_;
   ResponseStream out_;
   HttpServer* server_;
+  WorkPool* pool_;  // null: steps run on the I/O thread
   control::ControlPlane* control_;
   std::streamoff offset_ = 0;
   int idle_steps_ = 0;
@@ -92,7 +104,7 @@ void ApiServer::ServeFile(const HttpRequest& req, Responder responder, const std
   HttpHeaders headers;
   headers.Set("Content-Type", "text/plain; charset=utf-8");
   auto follower = std::make_shared<LogFollower>(*path, name, responder.StartStream(200, headers),
-                                                server_.get(), control_);
+                                                server_.get(), pool_.get(), control_);
   follower->Step();
 }
 
@@ -108,12 +120,45 @@ void ApiServer::WorkloadRoutes() {
     return JsonOk(201, core::EncodeWorkload(*w), w->revision);
   });
   router_.HandleAsync("GET", "/v1/workloads", [this](const HttpRequest& req, Responder r) {
-    Blocking(req, std::move(r), std::string(control::kWorkloadPrefix), [this] {
-      int64_t rev = 0;
-      auto list = control_->ListWorkloads(&rev);
-      if (!list.ok()) return Fail(list.status());
-      return JsonOk(200, wire::EncodeWorkloadList({*list, rev}), rev);
-    });
+    absl::StatusOr<ListQuery> query =
+        ParseListQuery(req, "workloads", {"state", "host", "kind", "tenant", "selector"});
+    if (!query.ok()) {
+      r.Send(Fail(query.status()));
+      return;
+    }
+    const control::ListOptions options = query->options;
+    const bool whole = options.filter.Empty() && options.limit == 0 && options.after.empty();
+    ListWatch watch;
+    if (!whole) {
+      watch.shown = [this, options](int64_t* revision) -> absl::StatusOr<std::set<std::string>> {
+        control::ListPage page;
+        BERTH_ASSIGN_OR_RETURN(std::vector<core::Workload> list,
+                               control_->ListWorkloads(options, &page));
+        *revision = page.revision;
+        std::set<std::string> keys;
+        for (const core::Workload& w : list) keys.insert(control::WorkloadKey(w.spec.name));
+        return keys;
+      };
+      watch.matches = [filter = options.filter](const state::KeyValue& kv) {
+        Json j = Json::parse(kv.value, nullptr, /*allow_exceptions=*/false);
+        if (j.is_discarded()) return false;
+        absl::StatusOr<core::Workload> w = core::DecodeWorkload(j);
+        return w.ok() && control::MatchesWorkload(filter, *w);
+      };
+    }
+    Blocking(
+        req, std::move(r), std::string(control::kWorkloadPrefix),
+        [this, query = *query, whole] {
+          control::ListPage page;
+          // The whole list keeps its own path (the control plane may serve it from memory).
+          auto list = whole ? control_->ListWorkloads(&page.revision)
+                            : control_->ListWorkloads(query.options, &page);
+          if (!list.ok()) return Fail(list.status());
+          Json body = wire::EncodeWorkloadList({*list, page.revision});
+          AddContinue(body, query, "workloads", page.next);
+          return JsonOk(200, body, page.revision);
+        },
+        std::move(watch));
   });
   router_.HandleAsync("GET", "/v1/workloads/{name}", [this](const HttpRequest& req, Responder r) {
     std::string name = req.Param("name");

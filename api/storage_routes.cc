@@ -3,6 +3,7 @@
 #include <thread>
 
 #include "api/body_parser.h"
+#include "api/list_query.h"
 #include "api/route_util.h"
 #include "api/storenet_routes.h"
 #include "core/guard.h"
@@ -97,11 +98,11 @@ void AddStorageRoutes(Router& router, control::StorageService* storage) {
     if (!disk.ok()) return HttpResponse::FromStatus(disk.status());
     return JsonResponse(201, *disk);
   });
-  router.Handle("GET", "/v1/disks", [storage](const HttpRequest&) {
+  router.Handle("GET", "/v1/disks", [storage](const HttpRequest& req) {
     int64_t rev = 0;
     auto list = storage->List(&rev);
     if (!list.ok()) return HttpResponse::FromStatus(list.status());
-    return JsonResponse(200, ListBody(*list, rev));
+    return PagedJsonReply(req, "disks", ListBody(*list, rev));
   });
   router.Handle("GET", "/v1/pools", [storage](const HttpRequest&) {
     auto pools = storage->Pools();

@@ -191,16 +191,50 @@ class Cli : public CommandSession {
         [this](const Json& j) { out_ << "workload " << j.value("name", "") << " created\n"; });
   }
 
+  // The list's filters from the command line (those the command declares).
+  api::ListRequest ListFilters() {
+    api::ListRequest request;
+    auto take = [&](std::string_view flag, std::string* field) {
+      if (inv_.Given(flag)) *field = inv_.String(flag);
+    };
+    take("state", &request.state);
+    take("host", &request.host);
+    take("kind", &request.kind);
+    take("tenant", &request.tenant);
+    take("selector", &request.selector);
+    return request;
+  }
+
+  // Every item of a list, fetched a page at a time (`page(client, request, raw)` fetches one),
+  // so that no reply grows with the fleet; nullopt after printing why a page failed.
+  std::optional<Json> AllPages(
+      api::ListRequest request,
+      const std::function<absl::Status(api::Client&, const api::ListRequest&, api::Raw*)>& page) {
+    request.limit = static_cast<size_t>(inv_.Int("page-size"));
+    Json items = Json::array();
+    while (true) {
+      auto j = Do([&](api::Client& c, api::Raw* r) { return page(c, request, r); });
+      if (!j) return std::nullopt;
+      for (Json& item : (*j)["items"]) items.push_back(std::move(item));
+      std::string next = j->value("continue", "");
+      if (next.empty()) return items;
+      request.continue_token = std::move(next);
+    }
+  }
+
   int ListWorkloads() {
-    auto j = Do([&](api::Client& c, api::Raw* r) { return c.ListWorkloads({}, r).status(); });
-    if (!j) return 1;
+    auto items =
+        AllPages(ListFilters(), [](api::Client& c, const api::ListRequest& q, api::Raw* r) {
+          return c.ListWorkloads(q, {}, r).status();
+        });
+    if (!items) return 1;
     if (json_) {
-      out_ << (*j)["items"].dump() << "\n";
+      out_ << items->dump() << "\n";
       return 0;
     }
     std::vector<std::vector<std::string>> rows = {
         {"NAME", "KIND", "STATE", "HOST", "CPU", "MEMORY", "GPU", "AGE", "REASON"}};
-    for (const Json& w : (*j)["items"]) {
+    for (const Json& w : *items) {
       const Json& r = w["spec"]["resources"];
       rows.push_back({w["name"], w["kind"], w["status"]["state"],
                       w["status"]["host"].get<std::string>().empty() ? "-" : w["status"]["host"],
@@ -284,13 +318,14 @@ class Cli : public CommandSession {
   int Host() {
     std::string sub = Arg(0);
     if (sub == "ls" || sub == "list") {
-      auto j = Do([&](api::Client& c, api::Raw* r) { return c.ListHosts(r).status(); });
-      if (!j) return 1;
+      auto items = AllPages(ListFilters(), [](api::Client& c, const api::ListRequest& q,
+                                              api::Raw* r) { return c.ListHosts(q, r).status(); });
+      if (!items) return 1;
       if (json_) {
-        out_ << (*j)["items"].dump() << "\n";
+        out_ << items->dump() << "\n";
         return 0;
       }
-      PrintTable(out_, HostRows((*j)["items"]));
+      PrintTable(out_, HostRows(*items));
       return 0;
     }
     if (sub == "get") {
@@ -502,6 +537,18 @@ const FlagDef kFollow = {.name = "follow",
                          .type = FlagType::kBool,
                          .help = "keep printing as more arrives",
                          .short_name = 'f'};
+const FlagDef kSelector = {.name = "selector",
+                           .help =
+                               "only objects whose labels match, e.g. app=web,tier!=db "
+                               "(also: key, key in (a,b), key notin (a,b))",
+                           .value_name = "SELECTOR",
+                           .short_name = 'l'};
+const FlagDef kPageSize = {.name = "page-size",
+                           .type = FlagType::kInt,
+                           .help = "items fetched per request",
+                           .default_value = "500",
+                           .min = 1,
+                           .max = 5000};
 }  // namespace
 
 Command WorkloadCommand() {
@@ -529,10 +576,29 @@ Command WorkloadCommand() {
               .synopsis = "-f FILE",
               .flags = {SpecFileFlag()},
               .run = CliRun({"create"}, &Cli::Workload)},
-      Command{.name = "ls",
-              .aliases = {"list"},
-              .summary = "list workloads",
-              .run = CliRun({"ls"}, &Cli::Workload)},
+      Command{
+          .name = "ls",
+          .aliases = {"list"},
+          .summary = "list workloads (filtered by the server, fetched a page at a time)",
+          .description =
+              "Filters combine: --state running --host gpu-3 --selector app=web lists the\n"
+              "running web workloads on gpu-3. The server applies them; the list is fetched\n"
+              "--page-size workloads at a time until done.",
+          .flags =
+              {{.name = "state",
+                .type = FlagType::kEnum,
+                .help = "only workloads in this state",
+                .choices = {"pending", "scheduled", "starting", "running", "paused", "stopping",
+                            "stopped", "failed"}},
+               {.name = "host", .help = "only workloads placed on this host", .value_name = "HOST"},
+               {.name = "kind",
+                .type = FlagType::kEnum,
+                .help = "only workloads of this kind",
+                .choices = {"process", "container", "vm"}},
+               {.name = "tenant", .help = "only workloads of this tenant", .value_name = "TENANT"},
+               kSelector,
+               kPageSize},
+          .run = CliRun({"ls"}, &Cli::Workload)},
       named("get", "show one workload, with its status"),
       Command{.name = "explain",
               .summary = "why a workload is pending, with figures and what would make it fit",
@@ -610,7 +676,13 @@ Command HostCommand() {
                   "CPU, MEMORY, DISK and GPUS read allocated/capacity: what the placed workloads\n"
                   "hold against what the host offers. USED CPU/MEM is what the host's agent last\n"
                   "measured (- until it reports). --json prints each host with its \"allocated\"\n"
-                  "and \"used\" objects.",
+                  "and \"used\" objects. The list is fetched --page-size hosts at a time.",
+              .flags = {{.name = "state",
+                         .type = FlagType::kEnum,
+                         .help = "only hosts in this state",
+                         .choices = {"ready", "down"}},
+                        kSelector,
+                        kPageSize},
               .run = CliRun({"ls"}, &Cli::Host)},
       Command{.name = "get",
               .summary = "show one host's inventory and state",

@@ -29,6 +29,7 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "control/events.h"
+#include "control/list_options.h"
 #include "core/clock.h"
 #include "core/host.h"
 #include "core/json.h"
@@ -171,6 +172,13 @@ class ControlPlane {
   // Workloads placed on `host` that are not yet terminal: what its agent must run.
   absl::StatusOr<std::vector<core::Workload>> Assignments(std::string_view host,
                                                           int64_t* revision = nullptr);
+
+  // One page of the workloads (hosts) that pass options.filter, in name order; `page` (may be
+  // null) gets the revision read and where the next page starts (control/list_options.h).
+  // Entries that do not decode are skipped, as in the full lists.
+  absl::StatusOr<std::vector<core::Workload>> ListWorkloads(const ListOptions& options,
+                                                            ListPage* page);
+  absl::StatusOr<std::vector<core::Host>> ListHosts(const ListOptions& options, ListPage* page);
 
   // Events with revision > after, oldest first, at most `limit`.
   absl::StatusOr<std::vector<core::Event>> ListEvents(int64_t after, size_t limit,

@@ -431,6 +431,8 @@ int RunServe(core::Invocation& f) {
   aopts.admin_token = *admin;
   aopts.agent_tokens = {*join};
   aopts.read_tokens = {*reader};
+  aopts.workers = static_cast<int>(f.Int("api-workers"));
+  aopts.max_queued = static_cast<size_t>(f.Int("api-queue"));
   // The local host's image catalog (dev mode), attached once the local agent runs; imports
   // read only beneath the import directory.
   std::unique_ptr<api::HostImages> images;
@@ -731,6 +733,19 @@ core::Command ServeCommand() {
             .default_value = "127.0.0.1:7070",
             .value_name = "HOST:PORT",
             .check = CheckListen},
+           {.name = "api-workers",
+            .type = FlagType::kInt,
+            .help = "threads that run API handlers; 0: one per CPU, at least 4",
+            .default_value = "0",
+            .min = 0,
+            .max = 1024},
+           {.name = "api-queue",
+            .type = FlagType::kInt,
+            .help = "API requests that may wait for a handler thread; more get 503 with\n"
+                    "Retry-After",
+            .default_value = "1024",
+            .min = 1,
+            .max = 1000000},
            {.name = "host-ttl",
             .type = FlagType::kDuration,
             .help = "a host without heartbeats this long is marked down",

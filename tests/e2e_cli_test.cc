@@ -3,6 +3,7 @@
 // (exit code 2, the flag named, nothing started), render --help from their declarations, and
 // print their startup lines as JSON objects with --json.
 #include <csignal>
+#include <set>
 
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
@@ -144,6 +145,82 @@ TEST(CommandLineTest, ServeAndAgentPrintJsonStartupLines) {
   json shutdown = EventLine(ReadFile(dir + "/server/serve.log"), "shutdown");
   ASSERT_TRUE(shutdown.is_object()) << ReadFile(dir + "/server/serve.log");
   EXPECT_EQ(shutdown["signal"], SIGTERM);
+  std::filesystem::remove_all(dir);
+}
+
+// The GET /v1/workloads requests the server has answered, from its metrics.
+int64_t WorkloadListRequests(api::Client& client) {
+  auto text = client.MetricsText();
+  if (!text.ok()) return -1;
+  int64_t total = 0;
+  std::istringstream lines(*text);
+  std::string line;
+  while (std::getline(lines, line)) {
+    if (line.rfind("berth_http_requests_total{", 0) == 0 &&
+        line.find("route=\"/v1/workloads\"") != std::string::npos &&
+        line.find("method=\"GET\"") != std::string::npos) {
+      total += std::stoll(line.substr(line.rfind(' ') + 1));
+    }
+  }
+  return total;
+}
+
+TEST(CommandLineTest, ListsArePagedAndFilteredByTheServer) {
+  std::string dir = TempDir("e2e-cli-pages");
+  DevServer server(dir + "/server", {"--log-level", "warn"});
+  ASSERT_TRUE(server.Start()) << ReadFile(dir + "/server/serve.log");
+  for (int i = 0; i < 12; ++i) {
+    json spec = {{"name", "w" + std::to_string(10 + i)},
+                 {"kind", "process"},
+                 {"command", {"/bin/true"}},
+                 {"tenant", i % 3 == 0 ? "gold" : "basic"},
+                 {"labels", {{"app", i % 2 == 0 ? "web" : "db"}}}};
+    ASSERT_TRUE(server.client().CreateWorkloadFromText(spec.dump()).ok());
+  }
+  auto names = [](const Result& r) {
+    std::vector<std::string> out;
+    json items = json::parse(r.out, nullptr, false);
+    if (!items.is_array()) return out;
+    for (const json& w : items) out.push_back(w.value("name", ""));
+    return out;
+  };
+  const int64_t before = WorkloadListRequests(server.client());
+  Result all = e2e::Run(dir + "/server", {"workload", "ls", "--json", "--page-size", "5"});
+  ASSERT_EQ(all.exit_code, 0) << all.err;
+  std::vector<std::string> listed = names(all);
+  EXPECT_EQ(listed.size(), 12u) << all.out;
+  EXPECT_EQ(std::set<std::string>(listed.begin(), listed.end()).size(), 12u);
+  EXPECT_TRUE(std::is_sorted(listed.begin(), listed.end()));
+  EXPECT_EQ(WorkloadListRequests(server.client()) - before, 3);  // pages of 5, 5 and 2
+
+  Result gold = e2e::Run(dir + "/server", {"workload", "ls", "--json", "--tenant", "gold"});
+  ASSERT_EQ(gold.exit_code, 0) << gold.err;
+  EXPECT_EQ(names(gold), (std::vector<std::string>{"w10", "w13", "w16", "w19"}));
+  Result web =
+      e2e::Run(dir + "/server", {"workload", "ls", "--json", "-l", "app=web", "--tenant", "gold"});
+  ASSERT_EQ(web.exit_code, 0) << web.err;
+  EXPECT_EQ(names(web), (std::vector<std::string>{"w10", "w16"}));
+  Result pending = e2e::Run(dir + "/server", {"workload", "ls", "--state", "pending"});
+  ASSERT_EQ(pending.exit_code, 0) << pending.err;
+  EXPECT_THAT(pending.out, HasSubstr("w21"));
+  Result running = e2e::Run(dir + "/server", {"workload", "ls", "--json", "--state", "running"});
+  ASSERT_EQ(running.exit_code, 0) << running.err;
+  EXPECT_TRUE(names(running).empty()) << running.out;
+  Result hosts = e2e::Run(dir + "/server", {"host", "ls", "--json", "--state", "down"});
+  ASSERT_EQ(hosts.exit_code, 0) << hosts.err;
+  EXPECT_EQ(json::parse(hosts.out, nullptr, false), json::array());
+
+  // What the server refuses is said with the parameter; a bad flag value never reaches it.
+  Result bad = e2e::Run(dir + "/server", {"workload", "ls", "--selector", "a b=c"});
+  EXPECT_EQ(bad.exit_code, 1);
+  EXPECT_THAT(bad.err, HasSubstr("query: selector"));
+  Result state = e2e::Run(dir + "/server", {"workload", "ls", "--state", "sleeping"});
+  EXPECT_EQ(state.exit_code, 2);
+  EXPECT_THAT(state.err, HasSubstr("--state"));
+  Result help = e2e::Run(dir, {"workload", "ls", "--help"});
+  EXPECT_THAT(help.out, HasSubstr("--page-size"));
+  EXPECT_THAT(help.out, HasSubstr("--selector"));
+  server.Kill(SIGTERM);
   std::filesystem::remove_all(dir);
 }
 

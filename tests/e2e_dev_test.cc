@@ -94,6 +94,10 @@ TEST_F(DevModeTest, HelloRunsLogsAndStopsThroughTheCli) {
   Result stop = Cli({"workload", "stop", "hello"});
   ASSERT_EQ(stop.exit_code, 0) << stop.err;
   ASSERT_TRUE(Eventually([&] { return server_->State("hello") == "stopped"; }));
+  // Following the log of a finished workload prints what there is, then ends.
+  Result followed = Cli({"workload", "logs", "hello", "--follow"});
+  EXPECT_EQ(followed.exit_code, 0) << followed.err;
+  EXPECT_NE(followed.out.find("hello"), std::string::npos) << followed.out;
   Result events = Cli({"events", "--json"});
   ASSERT_EQ(events.exit_code, 0);
   for (const char* type : {"created", "scheduled", "starting", "running", "stopped"}) {

@@ -25,6 +25,46 @@ std::string WatchQuery(const Watch& watch) {
   return Cat("?index=", watch.index, "&wait=", absl::ToInt64Milliseconds(watch.wait), "ms");
 }
 
+// "?limit=..&continue=..&state=.." for the fields of `request` that are set, then the blocking
+// query's index and wait.
+std::string ListQueryString(const ListRequest& request, const Watch& watch = {}) {
+  std::string q;
+  auto add = [&](std::string_view key, std::string_view value) {
+    if (value.empty()) return;
+    q += Cat(q.empty() ? "?" : "&", key, "=", PercentEncode(value));
+  };
+  if (request.limit > 0) add("limit", Cat(request.limit));
+  add("continue", request.continue_token);
+  add("state", request.state);
+  add("host", request.host);
+  add("kind", request.kind);
+  add("tenant", request.tenant);
+  add("selector", request.selector);
+  if (watch.index > 0) {
+    add("index", Cat(watch.index));
+    add("wait", Cat(absl::ToInt64Milliseconds(watch.wait), "ms"));
+  }
+  return q;
+}
+
+// Fetches every page of a list with `page`, joining their items.
+template <typename T>
+absl::StatusOr<wire::List<T>> AllPages(
+    ListRequest request, size_t page_size,
+    const std::function<absl::StatusOr<wire::List<T>>(const ListRequest&)>& page) {
+  request.limit = page_size;
+  wire::List<T> all;
+  bool first = true;
+  while (true) {
+    BERTH_ASSIGN_OR_RETURN(wire::List<T> one, page(request));
+    if (first) all.revision = one.revision;
+    first = false;
+    for (T& item : one.items) all.items.push_back(std::move(item));
+    if (one.continue_token.empty()) return all;
+    request.continue_token = std::move(one.continue_token);
+  }
+}
+
 // A reply that does not decode is the server's fault (or a version skew), not the caller's.
 absl::Status BadReply(std::string_view what, const absl::Status& status) {
   return absl::InternalError(Cat("malformed reply to ", what, ": ", std::string(status.message())));
@@ -221,6 +261,18 @@ absl::StatusOr<wire::WorkloadList> Client::ListWorkloads(const Watch& watch, Raw
   return Decoded("list workloads", wire::DecodeWorkloadList(j));
 }
 
+absl::StatusOr<wire::WorkloadList> Client::ListWorkloads(const ListRequest& request,
+                                                         const Watch& watch, Raw* raw) {
+  BERTH_ASSIGN_OR_RETURN(
+      Json j, Send("GET", Cat("/v1/workloads", ListQueryString(request, watch)), "", "", raw));
+  return Decoded("list workloads", wire::DecodeWorkloadList(j));
+}
+
+absl::StatusOr<wire::WorkloadList> Client::ListAllWorkloads(ListRequest request, size_t page_size) {
+  return AllPages<core::Workload>(std::move(request), page_size,
+                                  [this](const ListRequest& r) { return ListWorkloads(r); });
+}
+
 absl::StatusOr<WorkloadDeletion> Client::DeleteWorkload(std::string_view name, Raw* raw) {
   BERTH_ASSIGN_OR_RETURN(Json j, Send("DELETE", Cat("/v1/workloads/", Seg(name)), "", "", raw));
   WorkloadDeletion d;
@@ -316,6 +368,17 @@ absl::StatusOr<wire::HostDetail> Client::GetHost(std::string_view name, Raw* raw
 absl::StatusOr<wire::HostList> Client::ListHosts(Raw* raw) {
   BERTH_ASSIGN_OR_RETURN(Json j, Send("GET", "/v1/hosts", "", "", raw));
   return Decoded("list hosts", wire::DecodeHostList(j));
+}
+
+absl::StatusOr<wire::HostList> Client::ListHosts(const ListRequest& request, Raw* raw) {
+  BERTH_ASSIGN_OR_RETURN(Json j,
+                         Send("GET", Cat("/v1/hosts", ListQueryString(request)), "", "", raw));
+  return Decoded("list hosts", wire::DecodeHostList(j));
+}
+
+absl::StatusOr<wire::HostList> Client::ListAllHosts(ListRequest request, size_t page_size) {
+  return AllPages<core::Host>(std::move(request), page_size,
+                              [this](const ListRequest& r) { return ListHosts(r); });
 }
 
 absl::Status Client::DeleteHost(std::string_view name, Raw* raw) {

@@ -76,6 +76,18 @@ struct EventQuery {
   std::optional<absl::Duration> wait;
 };
 
+// One page of a list and the filters the server applies before paging (see the API reference:
+// README.md, "Lists"). Empty fields filter nothing.
+struct ListRequest {
+  size_t limit = 0;            // at most this many items; 0: the whole list in one reply
+  std::string continue_token;  // the "continue" of the page before
+  std::string state;           // workloads: pending, running, ...; hosts: ready or down
+  std::string host;            // workloads placed on this host
+  std::string kind;            // workloads: process, container or vm
+  std::string tenant;          // workloads of this tenant
+  std::string selector;        // labels, e.g. "app=web,tier!=db" (workloads and hosts)
+};
+
 // DELETE /v1/workloads/{name}: the workload as it stands, and whether it is gone already
 // (false: it is stopping and goes once its task is cleaned up).
 struct WorkloadDeletion {
@@ -131,6 +143,12 @@ class Client {
   absl::StatusOr<core::Workload> GetWorkload(std::string_view name, const Watch& watch = {},
                                              Raw* raw = nullptr);
   absl::StatusOr<wire::WorkloadList> ListWorkloads(const Watch& watch = {}, Raw* raw = nullptr);
+  // One page of the workloads that pass the request's filters (a blocking query with `watch`).
+  absl::StatusOr<wire::WorkloadList> ListWorkloads(const ListRequest& request,
+                                                   const Watch& watch = {}, Raw* raw = nullptr);
+  // Every workload that passes the filters, fetched `page_size` at a time, so that no reply
+  // grows with the fleet. The revision is the first page's.
+  absl::StatusOr<wire::WorkloadList> ListAllWorkloads(ListRequest request, size_t page_size = 500);
   absl::StatusOr<WorkloadDeletion> DeleteWorkload(std::string_view name, Raw* raw = nullptr);
   // POST /v1/workloads/{name}/actions/{action}: "start", "stop", "pause" or "resume".
   absl::StatusOr<core::Workload> Act(std::string_view name, std::string_view action,
@@ -171,6 +189,8 @@ class Client {
                                                  Raw* raw = nullptr);
   absl::StatusOr<wire::HostDetail> GetHost(std::string_view name, Raw* raw = nullptr);
   absl::StatusOr<wire::HostList> ListHosts(Raw* raw = nullptr);
+  absl::StatusOr<wire::HostList> ListHosts(const ListRequest& request, Raw* raw = nullptr);
+  absl::StatusOr<wire::HostList> ListAllHosts(ListRequest request, size_t page_size = 500);
   absl::Status DeleteHost(std::string_view name, Raw* raw = nullptr);
 
   // --- Host image catalogs ---

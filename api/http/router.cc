@@ -6,6 +6,7 @@
 #include <cstdlib>
 #include <set>
 
+#include "core/guard.h"
 #include "core/strings.h"
 
 namespace berth::api {
@@ -16,6 +17,23 @@ void Require(bool ok, const std::string& what) {
   if (ok) return;
   std::fprintf(stderr, "berth router: %s\n", what.c_str());
   std::abort();
+}
+
+// Every field of `request` but its body.
+HttpRequest WithoutBody(const HttpRequest& request) {
+  HttpRequest copy;
+  copy.method = request.method;
+  copy.target = request.target;
+  copy.path = request.path;
+  copy.query = request.query;
+  copy.headers = request.headers;
+  copy.remote_address = request.remote_address;
+  copy.remote_port = request.remote_port;
+  copy.version = request.version;
+  copy.route = request.route;
+  copy.params = request.params;
+  copy.attributes = request.attributes;
+  return copy;
 }
 
 }  // namespace
@@ -100,18 +118,7 @@ void Router::AttachAfterHooks(const HttpRequest& request, const Responder& respo
   if (after_.empty()) return;
   // The exchange may end after the handler's request is gone, so the hooks get a copy (without
   // the body, which they have no use for and which may be large).
-  auto copy = std::make_shared<HttpRequest>();
-  copy->method = request.method;
-  copy->target = request.target;
-  copy->path = request.path;
-  copy->query = request.query;
-  copy->headers = request.headers;
-  copy->remote_address = request.remote_address;
-  copy->remote_port = request.remote_port;
-  copy->version = request.version;
-  copy->route = request.route;
-  copy->params = request.params;
-  copy->attributes = request.attributes;
+  auto copy = std::make_shared<HttpRequest>(WithoutBody(request));
   responder.OnComplete([this, copy, start](int status) {
     absl::Duration latency = absl::FromChrono(std::chrono::steady_clock::now() - start);
     for (const AfterHook& hook : after_) hook(*copy, status, latency);
@@ -131,31 +138,17 @@ bool Router::Match(const Route& route, const std::vector<std::string>& segments,
   return true;
 }
 
-void Router::Dispatch(HttpRequest& request, Responder responder) const {
-  const auto start = std::chrono::steady_clock::now();
-  auto finish = [&](HttpResponse response) { responder.Send(std::move(response)); };
-
-  for (const BeforeHook& hook : before_) {
-    std::optional<HttpResponse> early = hook(request);
-    if (early) {
-      AttachAfterHooks(request, responder, start);
-      finish(std::move(*early));
-      return;
-    }
-  }
-
+const Router::Route* Router::Resolve(HttpRequest& request, std::set<std::string>* allowed,
+                                     std::optional<std::string>* error) const {
   absl::StatusOr<std::vector<std::string>> segments = SplitPath(request.path);
   if (!segments.ok()) {
-    AttachAfterHooks(request, responder, start);
-    finish(HttpResponse::Error(400, "bad_request", std::string(segments.status().message())));
-    return;
+    *error = std::string(segments.status().message());
+    return nullptr;
   }
-
   // Among the routes whose shape matches, the one with literals earliest wins, so
   // "/v1/workloads/_count" beats "/v1/workloads/{name}" whatever order they were added in.
   const Route* best = nullptr;
   std::vector<bool> best_mask;
-  std::set<std::string> allowed;
   std::map<std::string, std::string> params;
   for (const Route& route : routes_) {
     if (!Match(route, *segments, &params)) continue;
@@ -164,7 +157,7 @@ void Router::Dispatch(HttpRequest& request, Responder responder) const {
     if (route.method != request.method) {
       // HEAD is served by GET handlers; the server drops the body.
       if (!(request.method == "HEAD" && route.method == "GET")) {
-        allowed.insert(route.method);
+        allowed->insert(route.method);
         continue;
       }
     }
@@ -173,11 +166,32 @@ void Router::Dispatch(HttpRequest& request, Responder responder) const {
       best_mask = std::move(mask);
     }
   }
-  if (best == nullptr) {
-    AttachAfterHooks(request, responder, start);
+  if (best != nullptr) {
+    Match(*best, *segments, &request.params);
+    request.route = best->pattern;
+  }
+  return best;
+}
+
+void Router::Run(HttpRequest& request, const Responder& responder, const Route* route,
+                 const std::set<std::string>& allowed, const std::optional<std::string>& error,
+                 std::chrono::steady_clock::time_point start) const {
+  AttachAfterHooks(request, responder, start);
+  for (const BeforeHook& hook : before_) {
+    std::optional<HttpResponse> early = hook(request);
+    if (early) {
+      responder.Send(std::move(*early));
+      return;
+    }
+  }
+  if (error) {
+    responder.Send(HttpResponse::Error(400, "bad_request", *error));
+    return;
+  }
+  if (route == nullptr) {
     if (allowed.empty()) {
-      finish(HttpResponse::Error(404, "not_found",
-                                 core::Cat("no route for ", request.method, " ", request.path)));
+      responder.Send(HttpResponse::Error(
+          404, "not_found", core::Cat("no route for ", request.method, " ", request.path)));
       return;
     }
     std::string allow;
@@ -191,13 +205,43 @@ void Router::Dispatch(HttpRequest& request, Responder responder) const {
                             core::Cat("method ", request.method, " is not allowed on ",
                                       request.path, "; allowed: ", allow));
     response.headers.Set("Allow", allow);
-    finish(std::move(response));
+    responder.Send(std::move(response));
     return;
   }
-  Match(*best, *segments, &request.params);
-  request.route = best->pattern;
+  route->handler(request, responder);
+}
+
+void Router::Dispatch(HttpRequest& request, Responder responder) const {
+  const auto start = std::chrono::steady_clock::now();
+  // The route is found here, on the I/O thread, so the server labels the exchange with it.
+  std::set<std::string> allowed;
+  std::optional<std::string> error;
+  const Route* route = Resolve(request, &allowed, &error);
+  if (pool_ == nullptr) {
+    Run(request, responder, route, allowed, error, start);
+    return;
+  }
+  // The worker gets its own copy of the request (the body moved, not copied), so it owns what
+  // it reads whoever owns `request`.
+  auto owned = std::make_shared<HttpRequest>(WithoutBody(request));
+  owned->body = std::move(request.body);
+  bool queued = pool_->TrySubmit([this, owned, responder, route, allowed, error, start] {
+    absl::Status guarded = core::RunGuarded(
+        core::Cat(owned->method, " ", owned->route.empty() ? "(unrouted)" : owned->route),
+        [&] { Run(*owned, responder, route, allowed, error, start); });
+    // A no-op when the handler answered before it threw.
+    if (!guarded.ok()) {
+      responder.Send(HttpResponse::Error(500, "internal", std::string(guarded.message())));
+    }
+  });
+  if (queued) return;
   AttachAfterHooks(request, responder, start);
-  best->handler(request, std::move(responder));
+  HttpResponse busy = HttpResponse::Error(
+      503, "unavailable",
+      core::Cat("the server is busy (", pool_->max_queued(),
+                " requests wait for a worker); retry after the Retry-After seconds"));
+  busy.headers.Set("Retry-After", "1");
+  responder.Send(std::move(busy));
 }
 
 }  // namespace berth::api

@@ -22,9 +22,11 @@ absl::Status FirstError(std::initializer_list<absl::Status> checks) {
 }
 
 // The revision and the raw items of a list body; `kind` names the list in errors.
-absl::StatusOr<const Json*> ListItems(const JsonContext& ctx, const Json& j, int64_t* revision) {
-  BERTH_RETURN_IF_ERROR(core::CheckObject(ctx, j, "", {"items", "revision"}));
+absl::StatusOr<const Json*> ListItems(const JsonContext& ctx, const Json& j, int64_t* revision,
+                                      std::string* continue_token) {
+  BERTH_RETURN_IF_ERROR(core::CheckObject(ctx, j, "", {"items", "revision", "continue"}));
   BERTH_RETURN_IF_ERROR(core::OptionalInt(ctx, j, "", "revision", 0, INT64_MAX, revision));
+  BERTH_RETURN_IF_ERROR(core::OptionalString(ctx, j, "", "continue", continue_token));
   auto it = j.find("items");
   if (it == j.end() || !it->is_array()) return ctx.Error("items", "must be a list");
   return &*it;
@@ -35,7 +37,8 @@ template <typename T, typename Decode>
 absl::StatusOr<List<T>> DecodeList(std::string_view kind, const Json& j, Decode decode) {
   JsonContext ctx{Cat(kind, " list"), ""};
   List<T> list;
-  BERTH_ASSIGN_OR_RETURN(const Json* items, ListItems(ctx, j, &list.revision));
+  BERTH_ASSIGN_OR_RETURN(const Json* items,
+                         ListItems(ctx, j, &list.revision, &list.continue_token));
   list.items.reserve(items->size());
   for (size_t i = 0; i < items->size(); ++i) {
     absl::StatusOr<T> item = decode((*items)[i]);
@@ -51,7 +54,9 @@ template <typename T, typename Encode>
 Json EncodeList(const List<T>& list, Encode encode) {
   Json items = Json::array();
   for (const T& item : list.items) items.push_back(encode(item));
-  return Json{{"items", std::move(items)}, {"revision", list.revision}};
+  Json j = {{"items", std::move(items)}, {"revision", list.revision}};
+  if (!list.continue_token.empty()) j["continue"] = list.continue_token;
+  return j;
 }
 
 // Adds `value` under `key` unless it is empty.

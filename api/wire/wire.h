@@ -88,12 +88,15 @@ struct ExecReply {
 core::Json EncodeExecReply(const ExecReply& reply);
 absl::StatusOr<ExecReply> DecodeExecReply(std::string_view workload, const core::Json& j);
 
-// {"items": [...], "revision": N}: every list the API serves. `revision` is the store revision
-// the list was read at; pass it back as a blocking query's index to wait for the next change.
+// {"items": [...], "revision": N, "continue": "..."}: every list the API serves. `revision` is
+// the store revision the list was read at; pass it back as a blocking query's index to wait for
+// the next change. `continue` is there when a `limit` cut the list short: pass it back as
+// ?continue= for the next page.
 template <typename T>
 struct List {
   std::vector<T> items;
   int64_t revision = 0;
+  std::string continue_token;
 };
 using WorkloadList = List<core::Workload>;
 using HostList = List<core::Host>;

@@ -126,6 +126,15 @@ TEST(Wire, ListsRoundTripAndNameTheBadItem) {
   ASSERT_EQ(list->items.size(), 1u);
   EXPECT_EQ(list->items[0].spec.name, "web");
   EXPECT_EQ(list->items[0].spec.command, w.spec.command);
+  EXPECT_TRUE(list->continue_token.empty());
+  EXPECT_FALSE(EncodeWorkloadList({{w}, 42}).contains("continue"));
+  // A page cut short carries the token of the next one.
+  auto page = DecodeWorkloadList(EncodeWorkloadList({{w}, 42, "d29ya2xvYWRzOjQyOndlYg"}));
+  ASSERT_TRUE(page.ok()) << page.status();
+  EXPECT_EQ(page->continue_token, "d29ya2xvYWRzOjQyOndlYg");
+  EXPECT_NE(
+      ErrorOf(DecodeWorkloadList(Json{{"items", Json::array()}, {"continue", 7}})).find("continue"),
+      std::string::npos);
 
   core::Host h;
   h.name = "h1";
