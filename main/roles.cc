@@ -414,6 +414,7 @@ int RunServe(core::Invocation& f) {
   control::FencedStore fenced(store->get(), [&election] { return election.token(); });
   control::ControlPlaneOptions copts;
   copts.host_ttl = ttl;
+  copts.failover_grace = f.Duration("failover-grace");
   if (f.Given("policy")) copts.policy = f.String("policy");
   copts.allow_root_workloads = f.Bool("allow-root-workloads");
   control::ControlPlane control(&fenced, copts);
@@ -714,14 +715,32 @@ core::Command ServeCommand() {
             .check = CheckListen},
            {.name = "host-ttl",
             .type = FlagType::kDuration,
-            .help = "a host without heartbeats this long is marked down",
-            .default_value = "15s",
+            .help = "a host without heartbeats this long is marked down; its agent, if alive but\n"
+                    "cut off, stops its workloads at the same age (fencing; docs/cluster.md)",
+            .default_value = "10s",
             .check =
                 [](std::string_view v) {
                   absl::Duration d;
                   if (!absl::ParseDuration(std::string(v), &d) || d <= absl::ZeroDuration()) {
                     return absl::InvalidArgumentError(
-                        Cat("--host-ttl must be a duration like 15s, got \"", v, "\""));
+                        Cat("--host-ttl must be a duration like 10s, got \"", v, "\""));
+                  }
+                  return absl::OkStatus();
+                }},
+           {.name = "failover-grace",
+            .type = FlagType::kDuration,
+            .help = "after --host-ttl, how long a down host's workloads with restart policy\n"
+                    "always or on-failure wait before they are placed on other hosts (the time\n"
+                    "a cut-off agent has to stop them)",
+            .default_value = "3s",
+            .check =
+                [](std::string_view v) {
+                  absl::Duration d;
+                  if (!absl::ParseDuration(std::string(v), &d) || d < absl::ZeroDuration() ||
+                      d > absl::Hours(24)) {
+                    return absl::InvalidArgumentError(
+                        Cat("--failover-grace must be a duration from 0s to 24h, like 3s, got \"",
+                            v.substr(0, 64), "\""));
                   }
                   return absl::OkStatus();
                 }},
