@@ -146,8 +146,9 @@ int main(int argc, char** argv) {
   const double placement = Median(baseline);
   std::printf(
       "failover: median %.2fs, max %.2fs over %d runs; host marked down after %.2fs (median)\n"
-      "  bounded by host TTL + grace = %.1fs, plus up to 1s to the next liveness pass, plus one\n"
-      "  placement and start (baseline, create to running, median %.2fs)\n"
+      "  bounded by host TTL + grace = %.1fs after the host's last heartbeat (which came up to\n"
+      "  one heartbeat interval before the kill), plus up to 1s to the next liveness pass, plus\n"
+      "  one placement and start (baseline, create to running, median %.2fs)\n"
       "  ratio failover / (TTL + grace + baseline): %.2f\n",
       median, worst, runs, Median(detect), bound, placement, median / (bound + placement));
   std::printf(

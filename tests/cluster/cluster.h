@@ -35,19 +35,8 @@ struct ClusterOptions {
 
 // Runs `argv` (no shell) and returns its exit code; output goes to `log` when given.
 inline int RunTool(const std::vector<std::string>& argv, const std::string& log = "") {
-  pid_t pid = fork();
-  if (pid == 0) {
-    int fd = open(log.empty() ? "/dev/null" : log.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0600);
-    dup2(fd, 1);
-    dup2(fd, 2);
-    std::vector<char*> args;
-    for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
-    args.push_back(nullptr);
-    execvp(args[0], args.data());
-    _exit(127);
-  }
   int status = 0;
-  waitpid(pid, &status, 0);
+  waitpid(e2e::SpawnProgram(argv, log.empty() ? "/dev/null" : log), &status, 0);
   return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
 }
 
@@ -135,21 +124,8 @@ class Cluster {
         "ip",         "netns",     "exec",         Namespace(i),        BERTH_BINARY,
         "agent",      "--server",  server_->url(), "--join-token-file", dir_ + "/server/join.token",
         "--data-dir", AgentDir(i), "--name",       HostName(i)};
-    const std::string log = AgentLog(i);
-    pid_t pid = fork();
-    if (pid == 0) {
-      setsid();
-      int fd = open(log.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0600);
-      dup2(fd, 1);
-      dup2(fd, 2);
-      std::vector<char*> args;
-      for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
-      args.push_back(nullptr);
-      // `ip netns exec` enters the namespace and execs the agent: this pid is the agent's.
-      execvp(args[0], args.data());
-      _exit(127);
-    }
-    agents_[i] = pid;
+    // `ip netns exec` enters the namespace and execs the agent: this pid is the agent's.
+    agents_[i] = e2e::SpawnProgram(argv, AgentLog(i));
   }
 
   // SIGKILLs host i's agent and every process in its namespace: the host dies with its work.
