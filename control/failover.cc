@@ -165,11 +165,14 @@ absl::Status ControlPlane::DrainStep(const core::Host& h, const std::vector<Work
                   Cat("stopped on ", h.name, " by its drain; placing it elsewhere"));
       return store_->Txn(txn).status();  // a lost race is retried by the next pass
     }
-    const bool settled = current == nullptr ||
-                         current->status.desired == core::DesiredState::kDeleted ||
-                         (!current->status.host.empty() && current->status.host != h.name &&
-                          current->status.state != WorkloadState::kScheduled &&
-                          current->status.state != WorkloadState::kStarting);
+    // Moved once it was started again after the drain's stop, on another host (or here, when
+    // the cordon was lifted meanwhile), and got past starting.
+    const bool settled =
+        current == nullptr || current->status.desired == core::DesiredState::kDeleted ||
+        (current->status.desired == core::DesiredState::kRunning && !current->status.host.empty() &&
+         (current->status.host != h.name || !h.cordoned) &&
+         current->status.state != WorkloadState::kScheduled &&
+         current->status.state != WorkloadState::kStarting);
     if (!settled) return absl::OkStatus();  // still on its way: one at a time
     const std::string where =
         current == nullptr || current->status.host.empty()

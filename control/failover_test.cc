@@ -276,5 +276,37 @@ TEST_F(FailoverTest, ADrainMovesRestartableWorkloadsOneAtATimeStoppingEachFirst)
   EXPECT_NE(std::find(types.begin(), types.end(), "drained"), types.end());
 }
 
+TEST_F(FailoverTest, UncordoningEndsADrain) {
+  ASSERT_TRUE(cp_.RegisterHost("h1", Inventory()).ok());
+  ASSERT_TRUE(cp_.CreateWorkload(Spec("a", R"("always")")).ok());
+  PlaceAndRun("a");
+  ASSERT_TRUE(cp_.DrainHost("h1").ok());
+  auto open = cp_.CordonHost("h1", false);
+  ASSERT_TRUE(open.ok()) << open.status();
+  EXPECT_FALSE(open->cordoned);
+  EXPECT_FALSE(open->draining);
+  ASSERT_TRUE(cp_.DrainHostsOnce().ok());
+  EXPECT_EQ(Get("a").status.desired, DesiredState::kRunning);  // nothing more is moved
+  EXPECT_EQ(Get("a").status.host, "h1");
+}
+
+TEST_F(FailoverTest, AMoveUnderWayFinishesWhenTheCordonIsLiftedMidway) {
+  ASSERT_TRUE(cp_.RegisterHost("h1", Inventory()).ok());
+  ASSERT_TRUE(cp_.CreateWorkload(Spec("a", R"("always")")).ok());
+  PlaceAndRun("a");
+  ASSERT_TRUE(cp_.DrainHost("h1").ok());
+  ASSERT_TRUE(cp_.DrainHostsOnce().ok());
+  ASSERT_EQ(cp_.GetHost("h1")->drain_current, "a");
+  ASSERT_TRUE(cp_.CordonHost("h1", false).ok());
+  ASSERT_TRUE(cp_.DrainHostsOnce().ok());
+  EXPECT_EQ(cp_.GetHost("h1")->drain_current, "a");  // still stopping: not done yet
+  ASSERT_TRUE(Report("a", WorkloadState::kStopped, 0));
+  ASSERT_TRUE(cp_.DrainHostsOnce().ok());
+  EXPECT_EQ(Get("a").status.state, WorkloadState::kPending);  // started again, not left stopped
+  EXPECT_EQ(PlaceAndRun("a"), "h1");                          // the only host, open again
+  ASSERT_TRUE(cp_.DrainHostsOnce().ok());
+  EXPECT_EQ(cp_.GetHost("h1")->drain_current, "");
+}
+
 }  // namespace
 }  // namespace berth::control

@@ -168,7 +168,7 @@ Json EncodeHost(const Host& h) {
             {"registered_at", EncodeTime(h.registered_at)},
             {"revision", h.revision},
             {"cordoned", h.cordoned}};
-  if (h.draining || h.drain_moved > 0) {
+  if (h.draining || h.drain_moved > 0 || !h.drain_current.empty()) {
     j["drain"] = {{"active", h.draining}, {"current", h.drain_current}, {"moved", h.drain_moved}};
   }
   return j;
