@@ -659,7 +659,8 @@ Command HostCommand() {
             .description =
                 "rm removes a host that is down (no heartbeats for the server's --host-ttl) and\n"
                 "revokes its credential; a live host is refused. Its agent, if it comes back,\n"
-                "joins as a new host with the join token."};
+                "joins as a new host with the join token. cordon keeps new placements off a\n"
+                "host, drain also moves its restartable workloads elsewhere (docs/cluster.md)."};
   g.flags = ServerFlags();
   const ArgDef name = {.name = "NAME", .help = "the host's name"};
   g.subcommands = {
