@@ -1,7 +1,8 @@
 // Three hosts on one machine (tests/cluster/cluster.h): a killed host's restartable workloads run
 // elsewhere; a host cut off the network fences its workloads before they start elsewhere, so no
 // workload ever runs twice; a host that comes back cleans up what is no longer its own; a drain
-// moves a host's restartable workloads one at a time and leaves the rest.
+// moves a host's restartable workloads one at a time and leaves the rest; a workload that keeps
+// failing restarts per its policy until max_retries.
 #include "tests/cluster/cluster.h"
 
 #include <atomic>
@@ -212,6 +213,32 @@ TEST_F(ClusterTest, ADrainMovesRestartableWorkloadsOneAtATimeAndLeavesTheRest) {
   e2e::Result missing = Cli({"host", "drain", "host-9"});
   EXPECT_EQ(missing.exit_code, 1);
   EXPECT_NE(missing.err.find("host-9"), std::string::npos) << missing.err;
+}
+
+TEST_F(ClusterTest, AFailingWorkloadRestartsPerItsPolicyUntilMaxRetries) {
+  core::Json j = {
+      {"name", "flaky"},
+      {"kind", "process"},
+      {"command", {"/bin/sh", "-c", "exit 3"}},
+      {"resources", {{"cpu", "100m"}, {"memory", "32Mi"}}},
+      {"restart", {{"policy", "on-failure"}, {"max_retries", 2}, {"backoff", "200ms"}}}};
+  auto spec = core::DecodeWorkloadSpec(j);
+  ASSERT_TRUE(spec.ok()) << spec.status();
+  ASSERT_TRUE(cluster_.client().CreateWorkload(*spec).ok());
+  ASSERT_TRUE(Eventually([&] { return State("flaky") == "failed"; })) << Why("flaky");
+  auto w = cluster_.client().GetWorkload("flaky");
+  ASSERT_TRUE(w.ok()) << w.status();
+  EXPECT_EQ(w->status.restarts, 2);
+  EXPECT_EQ(w->status.exit_code, 3);
+  EXPECT_NE(w->status.reason.find("max_retries (2) reached"), std::string::npos)
+      << w->status.reason;
+  // A bad policy is a 400 naming the field, and creates nothing.
+  j["name"] = "bad";
+  j["restart"] = {{"policy", "on-failure"}, {"backoff", "soon"}};
+  absl::Status bad = cluster_.client().CreateWorkloadFromText(j.dump()).status();
+  EXPECT_TRUE(absl::IsInvalidArgument(bad)) << bad;
+  EXPECT_NE(bad.message().find("restart.backoff"), std::string_view::npos) << bad;
+  EXPECT_TRUE(absl::IsNotFound(cluster_.client().GetWorkload("bad").status()));
 }
 
 }  // namespace
