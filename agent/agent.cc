@@ -4,6 +4,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
@@ -117,8 +118,12 @@ absl::Status Agent::Start() {
   RecoverTasks();
   // A host that registered before speaks with its credential from the start.
   if (std::string credential = StoredCredential(); !credential.empty()) UseCredential(credential);
+  // The start counts as contact: re-adopted tasks get a full TTL for the servers to answer.
+  last_contact_ns_ = std::chrono::steady_clock::now().time_since_epoch().count();
+  host_ttl_ns_ = absl::ToInt64Nanoseconds(options_.default_host_ttl);
   heartbeat_ = std::thread([this] { HeartbeatLoop(); });
   main_ = std::thread([this] { MainLoop(); });
+  if (options_.fencing) fence_ = std::thread([this] { FenceLoop(); });
   return absl::OkStatus();
 }
 
@@ -130,6 +135,7 @@ void Agent::Stop() {
   }
   if (heartbeat_.joinable()) heartbeat_.join();
   if (main_.joinable()) main_.join();
+  if (fence_.joinable()) fence_.join();
 }
 
 bool Agent::SleepFor(absl::Duration d) {
@@ -171,8 +177,10 @@ std::string Agent::StoredCredential() const {
 absl::Status Agent::Register() {
   std::string credential = StoredCredential();
   if (!credential.empty()) {
+    const auto sent = std::chrono::steady_clock::now();
     auto reply = PostRegistration(credential);
     if (reply.ok()) {
+      Contacted(sent, reply->host_ttl, reply->failover_grace);
       UseCredential(credential);
       registered_ = true;
       return absl::OkStatus();
@@ -185,7 +193,9 @@ absl::Status Agent::Register() {
                                              "\" has no credential in ", CredentialPath(),
                                              " and no join token to register with"));
   }
+  const auto sent = std::chrono::steady_clock::now();
   BERTH_ASSIGN_OR_RETURN(api::wire::RegistrationReply reply, PostRegistration(options_.token));
+  Contacted(sent, reply.host_ttl, reply.failover_grace);
   if (reply.credential.empty()) {
     return absl::InternalError(
         Cat("agent: the server issued no credential for host \"", options_.name, "\""));
@@ -207,11 +217,68 @@ void Agent::HeartbeatLoop() {
       }
       std::optional<core::HostUsage> usage = usage_.Sample();
       if (usage) usage->workloads = SampleWorkloads();
+      const auto sent = std::chrono::steady_clock::now();
       absl::Status beat = hb_client_.Heartbeat(options_.name, usage);
+      if (beat.ok()) Contacted(sent);
       // The server forgot the host, or its credential: register again.
       if (absl::IsNotFound(beat) || absl::IsUnauthenticated(beat)) registered_ = false;
     });
-    SleepFor(retry_soon || !guarded.ok() ? absl::Seconds(1) : options_.heartbeat_interval);
+    // At least three beats per TTL, so one lost beat never makes the host look down.
+    const absl::Duration interval =
+        std::min(options_.heartbeat_interval, absl::Nanoseconds(host_ttl_ns_.load()) / 3);
+    SleepFor(retry_soon || !guarded.ok() ? std::min(absl::Seconds(1), interval) : interval);
+  }
+}
+
+void Agent::Contacted(std::chrono::steady_clock::time_point sent, absl::Duration host_ttl,
+                      absl::Duration failover_grace) {
+  if (host_ttl > absl::ZeroDuration()) {
+    host_ttl_ns_ = absl::ToInt64Nanoseconds(host_ttl);
+    failover_grace_ns_ = absl::ToInt64Nanoseconds(failover_grace);
+  }
+  const int64_t at = sent.time_since_epoch().count();
+  int64_t seen = last_contact_ns_.load();
+  while (seen < at && !last_contact_ns_.compare_exchange_weak(seen, at)) {
+  }
+  if (fenced_.exchange(false)) core::LogInfo("agent: a server answers again; fence lifted");
+}
+
+void Agent::FenceLoop() {
+  while (!stopping_) {
+    const absl::Duration ttl = absl::Nanoseconds(host_ttl_ns_.load());
+    SleepFor(std::clamp(ttl / 20, absl::Milliseconds(50), absl::Milliseconds(500)));
+    const absl::Duration since = absl::Nanoseconds(
+        std::chrono::steady_clock::now().time_since_epoch().count() - last_contact_ns_.load());
+    if (since <= ttl) continue;
+    // Measured from when the last successful beat was sent, which the server received later:
+    // the agent fences no later than the server declares the host down, and the server waits a
+    // grace on top before it starts these workloads elsewhere.
+    if (!fenced_.exchange(true)) {
+      core::LogWarn("agent: no server reached for %s (host TTL %s): stopping fenced workloads",
+                    absl::FormatDuration(absl::Trunc(since, absl::Milliseconds(100))),
+                    absl::FormatDuration(ttl));
+    }
+    std::vector<std::pair<std::string, TaskRef>> to_stop;
+    {
+      absl::MutexLock lock(&paths_mu_);
+      for (const auto& [workload, ref] : task_refs_) {
+        if (ref.fence && !fenced_workloads_.contains(workload)) {
+          to_stop.emplace_back(workload, ref);
+          fenced_workloads_.insert(workload);
+        }
+      }
+    }
+    // Within half the server's grace, so the copy here is gone before another starts.
+    const absl::Duration grace =
+        std::min(options_.stop_grace, absl::Nanoseconds(failover_grace_ns_.load()) / 2);
+    for (const auto& [workload, ref] : to_stop) {
+      runtime::ComputeDriver* driver = DriverFor(ref.kind);
+      if (driver == nullptr) continue;
+      absl::Status s = driver->Stop(ref.task_id, runtime::StopOptions{.grace = grace});
+      if (!absl::IsNotFound(s)) {
+        core::OkOrReport("agent", Cat("workload ", workload, ": fence"), s);
+      }
+    }
   }
 }
 
@@ -328,6 +395,7 @@ absl::Status Agent::StartTask(const core::Workload& w) {
   t.kind = std::string(core::WorkloadKindName(w.spec.kind));
   t.task_id = Cat(w.spec.name, "-g", w.status.generation);
   t.task_dir = Cat(TasksDir(), "/", t.task_id);
+  t.fence = w.spec.restart.fence;
   runtime::ComputeDriver* driver = DriverFor(t.kind);
   if (driver == nullptr) {
     Report(t, WorkloadState::kFailed, Cat("host ", options_.name, " has no ", t.kind, " driver"));
@@ -476,7 +544,7 @@ absl::Status Agent::StartTask(const core::Workload& w) {
   {
     absl::MutexLock lock(&paths_mu_);
     log_dirs_[t.workload] = t.task_dir;
-    task_refs_[t.workload] = {.kind = t.kind, .task_id = t.task_id};
+    task_refs_[t.workload] = {.kind = t.kind, .task_id = t.task_id, .fence = t.fence};
   }
   tasks_[t.workload] = t;
   LocalTask& stored = tasks_[t.workload];
@@ -519,6 +587,7 @@ void Agent::StopTask(LocalTask& t, bool destroy) {
   absl::MutexLock lock(&paths_mu_);
   log_dirs_.erase(t.workload);
   task_refs_.erase(t.workload);
+  fenced_workloads_.erase(t.workload);
 }
 
 void Agent::ReleaseGpus(const std::string& workload) {
@@ -564,6 +633,20 @@ void Agent::Monitor() {
       reason = Cat(reason, ": ", e.reason);
     std::optional<int> code;
     if (e.exit_code >= 0) code = e.exit_code;
+    bool fenced = false;
+    {
+      absl::MutexLock lock(&paths_mu_);
+      fenced = fenced_workloads_.contains(t.workload);
+    }
+    if (fenced) {
+      // Whatever its exit, it ended because the fence stopped it.
+      Report(t, WorkloadState::kFailed,
+             Cat("fenced: host ", options_.name,
+                 " lost the servers for the host TTL, so it stopped the workload (", reason, ")"),
+             code, e.oom_killed);
+      SaveTaskOrWarn(t);
+      continue;
+    }
     Report(t, e.Successful() ? WorkloadState::kStopped : WorkloadState::kFailed, reason, code,
            e.oom_killed);
     SaveTaskOrWarn(t);
@@ -596,7 +679,8 @@ absl::Status Agent::SaveTask(const LocalTask& t) {
             {"handle", runtime::TaskHandleToJson(t.handle)},
             {"reported", std::string(core::WorkloadStateName(t.reported))},
             {"reported_reason", t.reported_reason},
-            {"finished", t.finished}};
+            {"finished", t.finished},
+            {"fence", t.fence}};
   if (t.exit_code) j["exit_code"] = *t.exit_code;
   j["oom"] = t.oom;
   absl::Status written = WriteDurably(Cat(TasksDir(), "/", t.task_id, ".json"), j.dump());
@@ -640,6 +724,7 @@ void Agent::RecoverTasks() {
     if (auto s = core::ParseWorkloadState(j.value("reported", ""))) t.reported = *s;
     if (j.contains("exit_code") && j["exit_code"].is_number_integer()) t.exit_code = j["exit_code"];
     t.oom = j.value("oom", false);
+    t.fence = j.value("fence", true);
     auto handle = runtime::TaskHandleFromJson(j.value("handle", Json::object()));
     if (t.workload.empty() || !handle.ok()) continue;
     t.handle = *handle;
@@ -654,7 +739,7 @@ void Agent::RecoverTasks() {
     {
       absl::MutexLock lock(&paths_mu_);
       log_dirs_[t.workload] = t.task_dir;
-      task_refs_[t.workload] = {.kind = t.kind, .task_id = t.task_id};
+      task_refs_[t.workload] = {.kind = t.kind, .task_id = t.task_id, .fence = t.fence};
     }
     tasks_[t.workload] = std::move(t);
   }

@@ -13,8 +13,10 @@
 #pragma once
 
 #include <atomic>
+#include <chrono>
 #include <map>
 #include <memory>
+#include <set>
 #include <string>
 #include <thread>
 
@@ -46,7 +48,13 @@ struct AgentOptions {
   std::string name;      // host name
   std::string data_dir;  // tasks/ and logs/ live here
   core::HostInventory inventory;
+  // At most; the agent beats at least three times per host TTL the server names at registration.
   absl::Duration heartbeat_interval = absl::Seconds(3);
+  // Fencing: once no heartbeat has reached a server for the host TTL (the server's, learned at
+  // registration; this until then), the agent stops the workloads that do not opt out
+  // (`restart.fence: false`), since the server may start them elsewhere after its grace.
+  bool fencing = true;
+  absl::Duration default_host_ttl = absl::Seconds(10);
   absl::Duration poll_wait = absl::Seconds(1);  // longest wait of one assignments query
   absl::Duration stop_grace = absl::Seconds(10);
   // Workload kind ("process", "vm", "container") -> driver; not owned.
@@ -120,6 +128,10 @@ class Agent : public LocalHost {
   // Where the host's credential is kept.
   std::string CredentialPath() const;
 
+  // Whether the agent has fenced itself (no server reached for the host TTL) and not yet
+  // reached a server again.
+  bool fenced() const { return fenced_.load(); }
+
  private:
   struct LocalTask {
     std::string workload;
@@ -134,6 +146,7 @@ class Agent : public LocalHost {
     std::optional<int> exit_code;
     bool oom = false;
     std::string pending_failure;  // set when recovery failed: reported as failed
+    bool fence = true;            // the workload's restart.fence
   };
 
   // Registers with `bearer` on the heartbeat connection.
@@ -142,6 +155,13 @@ class Agent : public LocalHost {
   // The credential of an earlier registration when it is this host's; empty otherwise.
   std::string StoredCredential() const;
   void HeartbeatLoop();
+  // Watches the time since a heartbeat last reached a server and fences when it passes the TTL
+  // (its own thread: the others may be stuck in calls to an unreachable server).
+  void FenceLoop();
+  // Notes that a call sent at `sent` (steady clock) reached a server, with its TTL if it said.
+  void Contacted(std::chrono::steady_clock::time_point sent,
+                 absl::Duration host_ttl = absl::ZeroDuration(),
+                 absl::Duration failover_grace = absl::ZeroDuration());
   void MainLoop();
   void Reconcile(const std::vector<core::Workload>& assigned);
   void Monitor();
@@ -191,6 +211,13 @@ class Agent : public LocalHost {
   int64_t index_ = 0;
   std::thread heartbeat_;
   std::thread main_;
+  std::thread fence_;
+  // Fencing (FenceLoop): when a heartbeat last reached a server (steady-clock nanoseconds, the
+  // time it was sent), the TTL and grace that server named, and whether the agent fenced.
+  std::atomic<int64_t> last_contact_ns_{0};
+  std::atomic<int64_t> host_ttl_ns_{0};
+  std::atomic<int64_t> failover_grace_ns_{0};
+  std::atomic<bool> fenced_{false};
 
   // By workload name. Touched only by Start (before the threads) and the main loop thread.
   std::map<std::string, LocalTask> tasks_;
@@ -201,8 +228,11 @@ class Agent : public LocalHost {
   struct TaskRef {
     std::string kind;
     std::string task_id;
+    bool fence = true;
   };
   std::map<std::string, TaskRef> task_refs_ ABSL_GUARDED_BY(paths_mu_);
+  // Workloads whose tasks the fence stopped, so their end is reported as fenced.
+  std::set<std::string> fenced_workloads_ ABSL_GUARDED_BY(paths_mu_);
   absl::StatusOr<std::pair<TaskRef, runtime::ComputeDriver*>> FindTask(std::string_view workload);
 };
 

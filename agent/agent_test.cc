@@ -10,6 +10,7 @@
 #include <algorithm>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <map>
 #include <memory>
 #include <set>
@@ -790,6 +791,57 @@ TEST_F(AgentTest, SharesOfOneGpuRunUnderOneMpsDaemonUntilTheLastIsDeleted) {
   Sync();
   EXPECT_FALSE(host_->Config(b).has_value());
   EXPECT_TRUE(mps.Running().empty());
+}
+
+// An agent that reaches no server for the host TTL (which the server names at registration)
+// stops its fenced workloads; a workload with `restart.fence: false` keeps running.
+TEST_F(AgentTest, AnAgentCutOffForTheHostTtlStopsItsFencedWorkloads) {
+  control::ControlPlane control(
+      &store_, control::ControlPlaneOptions{.clock = &clock_,
+                                            .host_ttl = absl::Milliseconds(600),
+                                            .failover_grace = absl::Milliseconds(400)});
+  api::ApiServerOptions o;
+  o.admin_token = kAdminToken;
+  o.agent_tokens = {kJoinToken};
+  api::ApiServer server(o, &control, nullptr);
+  auto port = server.Start();
+  ASSERT_TRUE(port.ok()) << port.status();
+  AgentOptions options = Options();
+  options.server_url = Cat("http://127.0.0.1:", *port);
+  agent_ = std::make_unique<Agent>(options);
+  ASSERT_TRUE(agent_->Start().ok());
+  Json unfenced = ProcessSpec("kept");
+  unfenced["restart"] = {{"policy", "always"}, {"fence", false}};
+  for (const Json& json : {ProcessSpec("fenced"), unfenced}) {
+    auto spec = core::DecodeWorkloadSpec(json);
+    ASSERT_TRUE(spec.ok()) << spec.status();
+    ASSERT_TRUE(control.CreateWorkload(*spec).ok());
+  }
+  // Polls `done` until it holds or 30 seconds pass.
+  auto eventually = [](const std::function<bool()>& done) {
+    const absl::Time deadline = absl::Now() + absl::Seconds(30);
+    while (!done() && absl::Now() < deadline) absl::SleepFor(absl::Milliseconds(20));
+    return done();
+  };
+  ASSERT_TRUE(eventually([&] {
+    return control.ScheduleOnce().ok() && control.Assignments(kHost).ok() &&
+           control.Assignments(kHost)->size() == 2;
+  }));
+  auto running = [&](const std::string& name) {
+    auto w = control.GetWorkload(name);
+    return w.ok() && w->status.state == core::WorkloadState::kRunning;
+  };
+  ASSERT_TRUE(eventually([&] { return running("fenced") && running("kept"); }));
+  EXPECT_FALSE(agent_->fenced());
+  auto exited = [&](const std::string& task) {
+    auto st = driver_->Inspect(task);
+    return st.ok() && st->state == runtime::TaskState::kExited;
+  };
+
+  server.Stop();  // no server answers from now on
+  EXPECT_TRUE(eventually([&] { return agent_->fenced() && exited("fenced-g1"); }));
+  EXPECT_FALSE(exited("kept-g1"));
+  agent_.reset();
 }
 
 TEST_F(AgentTest, StartRegistersTheHostAndConvergesInTheBackground) {

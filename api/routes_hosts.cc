@@ -51,9 +51,25 @@ void ApiServer::HostRoutes() {
     auto reg = control_->RegisterHost(name, registration->inventory, options);
     if (!reg.ok()) return Fail(reg.status());
     // The credential is shown once: the server keeps only its digest.
-    return JsonOk(200, wire::EncodeRegistrationReply({reg->host, reg->credential}),
-                  reg->host.revision);
+    return JsonOk(
+        200,
+        wire::EncodeRegistrationReply({.host = reg->host,
+                                       .credential = reg->credential,
+                                       .host_ttl = control_->options().host_ttl,
+                                       .failover_grace = control_->options().failover_grace}),
+        reg->host.revision);
   });
+  // Cordon, uncordon, drain: the host as it stands after the call (a drain goes on in the
+  // control loop; its progress is the host's "drain").
+  for (std::string_view verb : {"cordon", "uncordon", "drain"}) {
+    router_.Handle("POST", Cat("/v1/hosts/{name}/", verb), [this, verb](const HttpRequest& req) {
+      const std::string name = req.Param("name");
+      auto h = verb == "drain" ? control_->DrainHost(name)
+                               : control_->CordonHost(name, verb == "cordon");
+      if (!h.ok()) return Fail(h.status());
+      return JsonOk(200, core::EncodeHost(*h), h->revision);
+    });
+  }
   router_.Handle("GET", "/v1/hosts", [this](const HttpRequest& req) {
     absl::StatusOr<ListQuery> query = ParseListQuery(req, "hosts", {"state", "selector"});
     if (!query.ok()) return Fail(query.status());

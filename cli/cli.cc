@@ -103,7 +103,12 @@ std::vector<std::vector<std::string>> HostRows(const Json& items) {
     if (h.contains("used") && h["used"].is_object()) {
       used = Cat(h["used"].value("cpu", "-"), "/", h["used"].value("memory", "-"));
     }
-    rows.push_back({h["name"], h["state"], of("cpu"), of("memory"), of("disk"), gpus, used, drivers,
+    std::string state = h["state"];
+    if (h.value("cordoned", false)) {
+      const bool draining = h.contains("drain") && h["drain"].value("active", false);
+      state += draining ? ",draining" : ",cordoned";
+    }
+    rows.push_back({h["name"], state, of("cpu"), of("memory"), of("disk"), gpus, used, drivers,
                     Age(h["last_heartbeat"]) + " ago"});
   }
   return rows;
@@ -346,7 +351,58 @@ class Cli : public CommandSession {
       }
       return 0;
     }
+    if (sub == "cordon" || sub == "uncordon" || sub == "drain") {
+      if (Arg(1).empty()) return Usage(Cat("host ", sub, " needs a host NAME"));
+      const std::string name = Arg(1);
+      auto j = Do([&](api::Client& c, api::Raw* r) { return c.HostAction(name, sub, r).status(); });
+      if (!j) return 1;
+      if (sub == "drain") return FollowDrain(name, *j);
+      if (json_) {
+        out_ << j->dump() << "\n";
+      } else {
+        out_ << "host " << name
+             << (sub == "cordon" ? " cordoned: nothing new is placed there\n"
+                                 : " uncordoned: open to new placements\n");
+      }
+      return 0;
+    }
     return Usage(Cat("unknown host command \"", sub, "\""));
+  }
+
+  // Follows a drain until it ends, saying each workload it moves (with --json, one object per
+  // step, the last with "done": true); the drain goes on in the server if this is interrupted.
+  int FollowDrain(const std::string& name, Json host) {
+    std::string said;
+    while (true) {
+      const Json drain = host.value("drain", Json::object());
+      const bool active = drain.value("active", false);
+      const std::string current = drain.value("current", "");
+      const int moved = drain.value("moved", 0);
+      std::string line = active ? (current.empty() ? Cat("draining ", name, ": ", moved, " moved")
+                                                   : Cat("draining ", name, ": moving ", current,
+                                                         " (", moved, " moved)"))
+                                : Cat("host ", name, " drained: ", moved,
+                                      " moved; it stays cordoned (berth host uncordon ", name, ")");
+      if (line != said) {
+        said = line;
+        if (json_) {
+          out_ << Json{{"host", name},
+                       {"current", current},
+                       {"moved", moved},
+                       {"done", !active},
+                       {"workloads", host.value("workloads", Json::array())}}
+                      .dump()
+               << std::endl;
+        } else {
+          out_ << line << std::endl;
+        }
+      }
+      if (!active) return 0;
+      absl::SleepFor(absl::Milliseconds(500));
+      auto next = Do([&](api::Client& c, api::Raw* r) { return c.GetHost(name, r).status(); });
+      if (!next) return 1;
+      host = std::move(*next);
+    }
   }
 
   int Tenant() {
@@ -665,7 +721,8 @@ Command HostCommand() {
             .description =
                 "rm removes a host that is down (no heartbeats for the server's --host-ttl) and\n"
                 "revokes its credential; a live host is refused. Its agent, if it comes back,\n"
-                "joins as a new host with the join token."};
+                "joins as a new host with the join token. cordon keeps new placements off a\n"
+                "host, drain also moves its restartable workloads elsewhere (docs/cluster.md)."};
   g.flags = ServerFlags();
   const ArgDef name = {.name = "NAME", .help = "the host's name"};
   g.subcommands = {
@@ -693,6 +750,24 @@ Command HostCommand() {
               .summary = "remove a host that is down and revoke its credential",
               .args = {name},
               .run = CliRun({"rm"}, &Cli::Host)},
+      Command{.name = "cordon",
+              .summary = "place nothing new on a host (what runs there stays)",
+              .args = {name},
+              .run = CliRun({"cordon"}, &Cli::Host)},
+      Command{.name = "uncordon",
+              .summary = "open a cordoned host to new placements again (ends a drain)",
+              .args = {name},
+              .run = CliRun({"uncordon"}, &Cli::Host)},
+      Command{.name = "drain",
+              .summary = "cordon a host and move its restartable workloads elsewhere",
+              .description =
+                  "Cordons the host, then moves its workloads whose restart policy is always or\n"
+                  "on-failure to other hosts one at a time: each is stopped here and started\n"
+                  "elsewhere, and the next waits until it runs there. Prints each step until the\n"
+                  "drain ends (--json: one object per step, the last with \"done\": true).\n"
+                  "Workloads with restart policy never stay. The host stays cordoned.",
+              .args = {name},
+              .run = CliRun({"drain"}, &Cli::Host)},
   };
   return g;
 }

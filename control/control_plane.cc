@@ -4,6 +4,7 @@
 #include <set>
 
 #include "absl/strings/str_format.h"
+#include "control/failover.h"
 #include "core/guard.h"
 #include "core/log.h"
 #include "core/names.h"
@@ -129,6 +130,7 @@ struct Snapshot {
   // since what they hold is unknown.
   std::set<std::string> unreadable_allocs;
   std::map<std::string, std::pair<Workload, int64_t>> workloads;  // by name, with mod revision
+  absl::Time now;  // when it was read: a restart's backoff ends by this clock
 };
 
 ControlPlane::ControlPlane(state::Store* store, ControlPlaneOptions options)
@@ -366,6 +368,8 @@ absl::StatusOr<Workload> ControlPlane::ReportStatus(std::string_view host, std::
     bool terminal = core::IsTerminal(report.state);
     if (terminal) s.finished_at = clock_->Now();
     w.updated_at = clock_->Now();
+    // The restart policy may send it back to pending (its host is released below).
+    const bool restart = terminal && RestartAfterExit(&w, clock_->Now());
 
     state::TxnRequest txn;
     bool remove = terminal && s.desired == core::DesiredState::kDeleted;
@@ -384,6 +388,7 @@ absl::StatusOr<Workload> ControlPlane::ReportStatus(std::string_view host, std::
       events_.Add(&txn.then_ops, "workload", name, core::WorkloadStateName(report.state), message);
     }
     if (remove) events_.Add(&txn.then_ops, "workload", name, "deleted", "workload deleted");
+    if (restart) events_.Add(&txn.then_ops, "workload", name, "restarting", s.reason);
     BERTH_ASSIGN_OR_RETURN(state::TxnResponse resp, store_->Txn(txn));
     if (resp.succeeded) {
       w.revision = resp.revision;
@@ -426,6 +431,11 @@ absl::StatusOr<HostRegistration> ControlPlane::RegisterHost(const std::string& n
       if (old.ok()) {
         h.registered_at = old->value.registered_at;
         was_down = old->value.state == core::HostState::kDown;
+        // An operator's cordon (and a drain under way) outlive the agent's restarts.
+        h.cordoned = old->value.cordoned;
+        h.draining = old->value.draining;
+        h.drain_current = old->value.drain_current;
+        h.drain_moved = old->value.drain_moved;
       } else {
         was_down = true;
         core::ReportError("control", Cat("registration of host ", name), old.status());
@@ -719,6 +729,7 @@ absl::Status ControlPlane::DeleteQuota(std::string_view tenant) {
 
 absl::StatusOr<Snapshot> ControlPlane::ReadSnapshot() {
   Snapshot snap;
+  snap.now = clock_->Now();
   BERTH_ASSIGN_OR_RETURN(state::ListResponse quotas, store_->List(kQuotaPrefix));
   for (const auto& kv : quotas.kvs) {
     std::string tenant = kv.key.substr(kQuotaPrefix.size());
@@ -766,7 +777,8 @@ absl::Status BuildCluster(const Snapshot& snap, sched::Cluster* cluster,
     std::erase_if(spec.gpus, [](const core::GpuDevice& g) { return !g.healthy; });
     BERTH_ASSIGN_OR_RETURN(int index, cluster->AddHost(spec));
     (*by_index)[index] = &h;
-    if (h.state != core::HostState::kReady || snap.unreadable_allocs.contains(h.name)) {
+    if (h.state != core::HostState::kReady || h.cordoned ||
+        snap.unreadable_allocs.contains(h.name)) {
       cluster->SetSchedulable(index, false);
     }
   }
@@ -815,7 +827,8 @@ std::vector<const std::pair<Workload, int64_t>*> PendingWorkloads(const Snapshot
   std::vector<const std::pair<Workload, int64_t>*> pending;
   for (const auto& [name, pair] : snap.workloads) {
     const auto& s = pair.first.status;
-    if (s.state == WorkloadState::kPending && s.desired == core::DesiredState::kRunning) {
+    if (s.state == WorkloadState::kPending && s.desired == core::DesiredState::kRunning &&
+        s.retry_at <= snap.now) {
       pending.push_back(&pair);
     }
   }
@@ -1157,6 +1170,11 @@ absl::Status ControlPlane::FailWorkloadsOfDownHost(const core::Host& host,
                                                    std::vector<Workload> on_host,
                                                    const std::string& why) {
   absl::Time now = clock_->Now();
+  // What may run elsewhere waits out the grace: by then its agent, if alive but cut off from
+  // the servers, has stopped it (fencing), so it never runs in two places.
+  const size_t waiting =
+      now < ReplaceAfter(host) ? std::erase_if(on_host, ReplaceableOnHostLoss) : 0;
+  if (on_host.empty() && waiting > 0) return absl::OkStatus();
   size_t done = 0;
   do {
     const size_t end = std::min(on_host.size(), done + kFailBatch);
@@ -1169,6 +1187,14 @@ absl::Status ControlPlane::FailWorkloadsOfDownHost(const core::Host& host,
       Workload& w = on_host[i];
       bool remove = w.status.desired == core::DesiredState::kDeleted;
       int64_t rev = w.revision;
+      if (ReplaceableOnHostLoss(w)) {
+        PlaceAgain(&w, Cat(why, "; placing it elsewhere (restart: ",
+                           core::RestartPolicyName(w.spec.restart.policy), ")"));
+        w.updated_at = now;
+        BERTH_RETURN_IF_ERROR(workloads_.AddUpdate(&txn, w.spec.name, w, rev));
+        events_.Add(&txn.then_ops, "workload", w.spec.name, "rescheduled", w.status.reason);
+        continue;
+      }
       w.status.state = WorkloadState::kFailed;
       w.status.reason = why;
       w.status.finished_at = now;
@@ -1185,10 +1211,11 @@ absl::Status ControlPlane::FailWorkloadsOfDownHost(const core::Host& host,
     if (!alloc.ok()) {
       if (alloc.status().code() != absl::StatusCode::kDataLoss) return alloc.status();
       core::ReportError("control", Cat("host ", host.name, " down"), alloc.status());
-      if (last) txn.then_ops.push_back(state::Op::Delete(allocs_.Key(host.name)));
+      if (last && waiting == 0) txn.then_ops.push_back(state::Op::Delete(allocs_.Key(host.name)));
     } else if (alloc->has_value()) {
       AllocRepository::Item& item = **alloc;
-      if (last) {
+      // The record goes with the last batch unless workloads wait out the grace on it.
+      if (last && waiting == 0) {
         allocs_.AddDelete(&txn, host.name, item.mod_revision);
       } else {
         for (size_t i = done; i < end; ++i) item.value.workloads.erase(on_host[i].spec.name);
@@ -1275,6 +1302,7 @@ void ControlPlane::Loop() {
       if (clock_->Now() - last_check >= absl::Seconds(1)) {
         last_check = clock_->Now();
         NoteLoopFailure("host liveness check", CheckHostsOnce().status());
+        NoteLoopFailure("drain", DrainHostsOnce());
         if (++passes % 60 == 0) NoteLoopFailure("event trim", TrimEvents());
       }
     });

@@ -72,7 +72,11 @@ struct HostCredentialCodec {
 
 struct ControlPlaneOptions {
   core::Clock* clock = nullptr;                 // defaults to the system clock
-  absl::Duration host_ttl = absl::Seconds(15);  // a host without heartbeats this long is down
+  absl::Duration host_ttl = absl::Seconds(10);  // a host without heartbeats this long is down
+  // How long after host_ttl the workloads of a down host that may run elsewhere (restart
+  // always/on-failure, fenced) wait before they are placed again: the time their agent, if it
+  // is alive but cut off, has to stop them (it fences itself at host_ttl).
+  absl::Duration failover_grace = absl::Seconds(3);
   // The scheduling pass's policy. FGD scores against the mix of the workloads created here
   // (the last 1,000, learned again from the store at start).
   std::string policy = std::string(sched::kDefaultPolicy);
@@ -152,6 +156,16 @@ class ControlPlane {
                                                 const RegisterHostOptions& options = {});
   // The host a credential speaks for, or Unauthenticated when it speaks for none.
   absl::StatusOr<std::string> AuthenticateHost(std::string_view credential);
+  // Cordons a host (nothing new is placed there) or lifts it (which also ends a drain).
+  // NotFound when there is no such host.
+  absl::StatusOr<core::Host> CordonHost(std::string_view name, bool cordoned);
+  // Cordons the host and starts moving its restartable workloads (restart policy always or
+  // on-failure) elsewhere, one at a time: each is stopped here, then placed again, and the next
+  // waits until it runs elsewhere. Progress is on the host (drain_current, drain_moved); the
+  // drain ends when none is left. NotFound when there is no such host.
+  absl::StatusOr<core::Host> DrainHost(std::string_view name);
+  // One step of every drain in progress (the control loop runs it each second).
+  absl::Status DrainHostsOnce();
   // Removes a host that is down, with its credential. FailedPrecondition while it is ready,
   // NotFound when there is no such host.
   absl::Status RemoveHost(std::string_view name);
@@ -218,6 +232,7 @@ class ControlPlane {
     reference_check_ = std::move(check);
   }
   state::Store* store() const { return store_; }
+  const ControlPlaneOptions& options() const { return options_; }
   core::Clock* clock() const { return clock_; }
 
  private:
@@ -234,8 +249,19 @@ class ControlPlane {
   // Fails `on_host` (the live workloads of `host`, which is down at host.revision) in batches
   // small enough for any store, and removes the host's allocation record with the last batch.
   // Stops quietly at a batch that loses a race; the next pass of CheckHostsOnce finishes.
+  // Workloads that may run elsewhere (ReplaceOnHostLoss) wait for failover_grace after host_ttl
+  // and then go back to pending, to be placed on another host; the others fail.
   absl::Status FailWorkloadsOfDownHost(const core::Host& host, std::vector<core::Workload> on_host,
                                        const std::string& why);
+  // When the workloads of `host`, down, may be placed elsewhere: host_ttl and failover_grace
+  // after its last heartbeat (or after this server started leading, if later).
+  absl::Time ReplaceAfter(const core::Host& host);
+  // One drain step on host `h` given every workload (control/drain.cc).
+  absl::Status DrainStep(const core::Host& h, const std::vector<core::Workload>& all);
+  // Writes `h` (read at h.revision) with `change` applied and an event; false on a lost race.
+  absl::StatusOr<bool> UpdateHost(core::Host h, const std::function<void(core::Host&)>& change,
+                                  std::string_view event, std::string_view message,
+                                  state::TxnRequest txn = {});
   void Loop();
   // Counts a failed step of the loop and says it on stderr unless it repeats the last one.
   void NoteLoopFailure(std::string_view what, const absl::Status& s);

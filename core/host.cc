@@ -161,12 +161,17 @@ Json EncodeHostInventory(const HostInventory& inv) {
 }
 
 Json EncodeHost(const Host& h) {
-  return {{"name", h.name},
-          {"inventory", EncodeHostInventory(h.inventory)},
-          {"state", std::string(HostStateName(h.state))},
-          {"last_heartbeat", EncodeTime(h.last_heartbeat)},
-          {"registered_at", EncodeTime(h.registered_at)},
-          {"revision", h.revision}};
+  Json j = {{"name", h.name},
+            {"inventory", EncodeHostInventory(h.inventory)},
+            {"state", std::string(HostStateName(h.state))},
+            {"last_heartbeat", EncodeTime(h.last_heartbeat)},
+            {"registered_at", EncodeTime(h.registered_at)},
+            {"revision", h.revision},
+            {"cordoned", h.cordoned}};
+  if (h.draining || h.drain_moved > 0 || !h.drain_current.empty()) {
+    j["drain"] = {{"active", h.draining}, {"current", h.drain_current}, {"moved", h.drain_moved}};
+  }
+  return j;
 }
 
 absl::StatusOr<Host> DecodeHost(const Json& j) {
@@ -179,6 +184,12 @@ absl::StatusOr<Host> DecodeHost(const Json& j) {
   if (j.contains("last_heartbeat")) h.last_heartbeat = DecodeTime(j["last_heartbeat"]);
   if (j.contains("registered_at")) h.registered_at = DecodeTime(j["registered_at"]);
   h.revision = j.value("revision", int64_t{0});
+  if (auto it = j.find("cordoned"); it != j.end() && it->is_boolean()) h.cordoned = it->get<bool>();
+  if (auto it = j.find("drain"); it != j.end() && it->is_object()) {
+    h.draining = it->value("active", false);
+    h.drain_current = it->value("current", "");
+    h.drain_moved = it->value("moved", 0);
+  }
   return h;
 }
 

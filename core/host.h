@@ -40,6 +40,14 @@ struct Host {
   absl::Time last_heartbeat = absl::InfinitePast();
   absl::Time registered_at = absl::InfinitePast();
   int64_t revision = 0;
+  // Set by `berth host cordon` (and by a drain): nothing new is placed here. Survives the
+  // agent registering again; `uncordon` clears it.
+  bool cordoned = false;
+  // A drain in progress (`berth host drain`): the workload being moved off now ("" between two),
+  // and how many have been moved so far.
+  bool draining = false;
+  std::string drain_current;
+  int drain_moved = 0;
 };
 
 absl::StatusOr<HostInventory> DecodeHostInventory(std::string_view host_name, const Json& j);

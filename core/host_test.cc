@@ -51,6 +51,28 @@ TEST(HostInventoryTest, BadFingerprintsNameTheField) {
   EXPECT_THAT(std::string(s.message()), HasSubstr("at most 64"));
 }
 
+TEST(HostTest, CordonAndDrainRoundTripAndOlderObjectsReadAsUncordoned) {
+  Host h;
+  h.name = "h1";
+  h.cordoned = true;
+  h.draining = true;
+  h.drain_current = "web";
+  h.drain_moved = 2;
+  auto back = DecodeHost(EncodeHost(h));
+  ASSERT_TRUE(back.ok()) << back.status();
+  EXPECT_TRUE(back->cordoned);
+  EXPECT_TRUE(back->draining);
+  EXPECT_EQ(back->drain_current, "web");
+  EXPECT_EQ(back->drain_moved, 2);
+  Json old = EncodeHost(Host{.name = "h2"});
+  old.erase("cordoned");
+  auto plain = DecodeHost(old);
+  ASSERT_TRUE(plain.ok()) << plain.status();
+  EXPECT_FALSE(plain->cordoned);
+  EXPECT_FALSE(plain->draining);
+  EXPECT_FALSE(old.contains("drain"));
+}
+
 TEST(HostAllocationTest, RoundTrips) {
   HostAllocation a;
   a.resources = Resources{MilliCpu(1500), MemoryMiB(2048), DiskMiB(0)};

@@ -2,6 +2,7 @@
 
 #include <arpa/inet.h>
 
+#include <algorithm>
 #include <cctype>
 
 #include "absl/strings/numbers.h"
@@ -16,6 +17,7 @@ constexpr std::string_view kKindNames[] = {"process", "vm", "container"};
 constexpr std::string_view kStateNames[] = {"pending", "scheduled", "starting", "running",
                                             "paused",  "stopping",  "stopped",  "failed"};
 constexpr std::string_view kDesiredNames[] = {"running", "paused", "stopped", "deleted"};
+constexpr std::string_view kRestartNames[] = {"never", "on-failure", "always"};
 
 std::string TypeName(const Json& j) { return j.type_name(); }
 
@@ -98,6 +100,51 @@ absl::Status GetInt(const JsonContext& ctx, const Json& obj, std::string_view pa
     return ctx.Error(JoinPath(path, key), Cat("must be an integer, got ", Preview(*it)));
   }
   *out = it->get<int64_t>();
+  return absl::OkStatus();
+}
+
+absl::Status DecodeRestart(const JsonContext& ctx, const Json& j, RestartSpec* out) {
+  if (j.is_null()) return absl::OkStatus();
+  // `restart: always` is short for `restart: {policy: always}`.
+  Json obj = j.is_string() ? Json{{"policy", j}} : j;
+  if (!obj.is_object()) {
+    return ctx.Error("restart", Cat("must be a policy or an object, got ", TypeName(obj)));
+  }
+  BERTH_RETURN_IF_ERROR(
+      CheckObject(ctx, obj, "restart", {"policy", "max_retries", "backoff", "fence"}));
+  std::string policy = "never";
+  BERTH_RETURN_IF_ERROR(GetString(ctx, obj, "restart", "policy", &policy));
+  auto* found = std::find(std::begin(kRestartNames), std::end(kRestartNames), policy);
+  if (found == std::end(kRestartNames)) {
+    return ctx.Error("restart.policy",
+                     Cat("must be one of always, on-failure, never, got \"", policy, "\""));
+  }
+  out->policy = static_cast<RestartPolicy>(found - std::begin(kRestartNames));
+  if (auto it = obj.find("max_retries"); it != obj.end() && !it->is_null()) {
+    int64_t n = 0;
+    BERTH_RETURN_IF_ERROR(GetInt(ctx, obj, "restart", "max_retries", &n));
+    if (n < 0 || n > 1000000) {
+      return ctx.Error("restart.max_retries", Cat("must be between 0 and 1000000, got ", n));
+    }
+    out->max_retries = static_cast<int>(n);
+  }
+  if (auto it = obj.find("backoff"); it != obj.end() && !it->is_null()) {
+    absl::Duration d;
+    if (!it->is_string() || !absl::ParseDuration(it->get<std::string>(), &d)) {
+      return ctx.Error("restart.backoff",
+                       Cat("must be a duration like \"5s\", got ", Preview(*it)));
+    }
+    if (d < absl::ZeroDuration() || d > kMaxRestartBackoff) {
+      return ctx.Error("restart.backoff",
+                       Cat("must be between 0s and ", absl::FormatDuration(kMaxRestartBackoff),
+                           ", got ", absl::FormatDuration(d)));
+    }
+    out->backoff = d;
+  }
+  if (auto it = obj.find("fence"); it != obj.end() && !it->is_null()) {
+    if (!it->is_boolean()) return ctx.Error("restart.fence", "must be true or false");
+    out->fence = it->get<bool>();
+  }
   return absl::OkStatus();
 }
 
@@ -449,7 +496,7 @@ absl::StatusOr<WorkloadSpec> DecodeWorkloadSpec(const Json& json) {
       CheckObject(ctx, json, "",
                   {"name", "kind", "command", "env", "working_dir", "user", "image", "cmdline",
                    "resources", "tenant", "priority", "preemptible", "labels", "constraints",
-                   "ports", "networks", "disks"}));
+                   "ports", "networks", "disks", "restart"}));
   if (!json.contains("name")) return ctx.Error("name", "is required");
   if (!json["name"].is_string()) return ctx.Error("name", "must be a string");
   spec.name = ctx.name;
@@ -509,6 +556,9 @@ absl::StatusOr<WorkloadSpec> DecodeWorkloadSpec(const Json& json) {
   }
   if (auto it = json.find("disks"); it != json.end()) {
     BERTH_RETURN_IF_ERROR(DecodeDisks(ctx, *it, &spec));
+  }
+  if (auto it = json.find("restart"); it != json.end()) {
+    BERTH_RETURN_IF_ERROR(DecodeRestart(ctx, *it, &spec.restart));
   }
 
   switch (spec.kind) {
@@ -614,7 +664,18 @@ Json EncodeWorkloadSpec(const WorkloadSpec& spec) {
     }
     j["disks"] = ds;
   }
+  if (spec.restart != RestartSpec{}) {
+    Json r = {{"policy", std::string(RestartPolicyName(spec.restart.policy))},
+              {"backoff", absl::FormatDuration(spec.restart.backoff)},
+              {"fence", spec.restart.fence}};
+    if (spec.restart.max_retries) r["max_retries"] = *spec.restart.max_retries;
+    j["restart"] = r;
+  }
   return j;
+}
+
+std::string_view RestartPolicyName(RestartPolicy policy) {
+  return kRestartNames[static_cast<int>(policy)];
 }
 
 Json EncodeTime(absl::Time t) {
@@ -654,6 +715,8 @@ Json EncodeWorkloadStatus(const WorkloadStatus& s) {
   j["oom_killed"] = s.oom_killed;
   j["generation"] = s.generation;
   if (!s.explanation.empty()) j["explanation"] = s.explanation;
+  if (s.restarts > 0) j["restarts"] = s.restarts;
+  if (s.retry_at != absl::InfinitePast()) j["retry_at"] = EncodeTime(s.retry_at);
   j["started_at"] = EncodeTime(s.started_at);
   j["finished_at"] = EncodeTime(s.finished_at);
   return j;
@@ -689,6 +752,10 @@ absl::StatusOr<WorkloadStatus> DecodeWorkloadStatus(const Json& j) {
   s.oom_killed = j.value("oom_killed", false);
   s.generation = j.value("generation", int64_t{0});
   s.explanation = j.value("explanation", "");
+  if (auto it = j.find("restarts"); it != j.end() && it->is_number_integer()) {
+    s.restarts = it->get<int>();
+  }
+  if (auto it = j.find("retry_at"); it != j.end()) s.retry_at = DecodeTime(*it);
   if (auto it = j.find("started_at"); it != j.end()) s.started_at = DecodeTime(*it);
   if (auto it = j.find("finished_at"); it != j.end()) s.finished_at = DecodeTime(*it);
   return s;

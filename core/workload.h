@@ -58,6 +58,29 @@ struct DiskAttachment {
   bool operator==(const DiskAttachment&) const = default;
 };
 
+// What happens when a workload's task ends or its host is lost (`restart:` in the spec).
+// `never` (the default) leaves a failed workload failed; `on-failure` starts it again after a
+// failure (a non-zero exit, a signal, a failed start, a host that stopped heartbeating);
+// `always` after any end the user did not ask for, a clean exit included. Restarts after exits
+// wait `backoff`, doubled after each (at most kMaxRestartBackoff), and stop after `max_retries`
+// (unset = no limit); a lost host's workloads are placed again elsewhere without counting.
+// `fence`: the host's agent stops the workload when it loses the servers for the host TTL, which
+// is what lets the server run it elsewhere; a workload with `fence: false` keeps running through
+// a partition and is therefore never placed elsewhere while its host is unreachable.
+enum class RestartPolicy { kNever, kOnFailure, kAlways };
+std::string_view RestartPolicyName(RestartPolicy policy);
+inline constexpr absl::Duration kDefaultRestartBackoff = absl::Seconds(1);
+inline constexpr absl::Duration kMaxRestartBackoff = absl::Minutes(5);
+struct RestartSpec {
+  RestartPolicy policy = RestartPolicy::kNever;
+  std::optional<int> max_retries;  // unset: no limit
+  absl::Duration backoff = kDefaultRestartBackoff;
+  bool fence = true;
+  bool operator==(const RestartSpec&) const = default;
+  // Whether the server may start it on another host once its host is lost.
+  bool ReplaceOnHostLoss() const { return policy != RestartPolicy::kNever && fence; }
+};
+
 struct WorkloadSpec {
   std::string name;
   WorkloadKind kind = WorkloadKind::kProcess;
@@ -79,6 +102,7 @@ struct WorkloadSpec {
   std::vector<PortMapping> ports;
   std::vector<NetworkAttachment> networks;  // vm and container kinds
   std::vector<DiskAttachment> disks;        // vm and container kinds
+  RestartSpec restart;
   bool operator==(const WorkloadSpec&) const = default;
 };
 
@@ -133,6 +157,9 @@ struct WorkloadStatus {
   bool oom_killed = false;
   int64_t generation = 0;   // bumped at each placement: an agent acts on (name, generation)
   std::string explanation;  // why pending: "gpu model not allowed: 3 hosts; cpu: 1"
+  int restarts = 0;  // restarts after exits so far (the restart policy's max_retries counts them)
+  // A pending workload restarting after an exit is not placed before this (the backoff).
+  absl::Time retry_at = absl::InfinitePast();
   absl::Time started_at = absl::InfinitePast();
   absl::Time finished_at = absl::InfinitePast();
 };

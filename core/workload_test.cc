@@ -167,6 +167,54 @@ TEST(WorkloadSpec, NetworksAndDisks) {
               "disks[0].disk");
 }
 
+TEST(WorkloadSpec, RestartPolicyDecodesRoundTripsAndRefusesBadValues) {
+  auto absent = Decode(R"({"name":"a","kind":"process","command":["x"]})");
+  ASSERT_TRUE(absent.ok()) << absent.status();
+  EXPECT_EQ(absent->restart.policy, RestartPolicy::kNever);
+  EXPECT_FALSE(absent->restart.ReplaceOnHostLoss());
+  EXPECT_FALSE(EncodeWorkloadSpec(*absent).contains("restart"));
+
+  auto full = Decode(R"({"name":"a","kind":"process","command":["x"],
+      "restart":{"policy":"on-failure","max_retries":3,"backoff":"2s","fence":false}})");
+  ASSERT_TRUE(full.ok()) << full.status();
+  EXPECT_EQ(full->restart.policy, RestartPolicy::kOnFailure);
+  EXPECT_EQ(full->restart.max_retries, 3);
+  EXPECT_EQ(full->restart.backoff, absl::Seconds(2));
+  EXPECT_FALSE(full->restart.fence);
+  EXPECT_FALSE(full->restart.ReplaceOnHostLoss());  // unfenced: it may still run there
+  auto again = DecodeWorkloadSpec(EncodeWorkloadSpec(*full));
+  ASSERT_TRUE(again.ok()) << again.status();
+  EXPECT_EQ(*again, *full);
+
+  auto shorthand = Decode(R"({"name":"a","kind":"process","command":["x"],"restart":"always"})");
+  ASSERT_TRUE(shorthand.ok()) << shorthand.status();
+  EXPECT_EQ(shorthand->restart.policy, RestartPolicy::kAlways);
+  EXPECT_TRUE(shorthand->restart.fence);
+  EXPECT_TRUE(shorthand->restart.ReplaceOnHostLoss());
+  EXPECT_EQ(shorthand->restart.backoff, kDefaultRestartBackoff);
+  EXPECT_FALSE(shorthand->restart.max_retries.has_value());
+
+  ExpectError(R"({"name":"a","kind":"process","command":["x"],"restart":"sometimes"})",
+              "restart.policy");
+  ExpectError(R"({"name":"a","kind":"process","command":["x"],"restart":{"policy":1}})",
+              "restart.policy");
+  ExpectError(R"({"name":"a","kind":"process","command":["x"],"restart":{"max_retries":-1}})",
+              "restart.max_retries");
+  ExpectError(R"({"name":"a","kind":"process","command":["x"],"restart":{"max_retries":"3"}})",
+              "restart.max_retries");
+  ExpectError(R"({"name":"a","kind":"process","command":["x"],"restart":{"backoff":"soon"}})",
+              "restart.backoff");
+  ExpectError(R"({"name":"a","kind":"process","command":["x"],"restart":{"backoff":"-1s"}})",
+              "restart.backoff");
+  ExpectError(R"({"name":"a","kind":"process","command":["x"],"restart":{"backoff":"1h"}})",
+              "restart.backoff");
+  ExpectError(R"({"name":"a","kind":"process","command":["x"],"restart":{"fence":"no"}})",
+              "restart.fence");
+  ExpectError(R"({"name":"a","kind":"process","command":["x"],"restart":{"tries":1}})",
+              "restart.tries");
+  ExpectError(R"({"name":"a","kind":"process","command":["x"],"restart":[1]})", "restart");
+}
+
 TEST(Workload, StoredObjectRoundTrips) {
   Workload w;
   w.spec = *Decode(R"({"name":"x","kind":"process","command":["true"]})");
@@ -179,6 +227,8 @@ TEST(Workload, StoredObjectRoundTrips) {
                            .mig_profile = "3g.40gb",
                            .mig_start_slice = 4,
                            .device_id = "MIG-4a8c2e6f"});
+  w.status.restarts = 2;
+  w.status.retry_at = absl::FromUnixMillis(1700000005000);
   w.created_at = absl::FromUnixMillis(1700000000123);
   auto back = DecodeWorkload(EncodeWorkload(w));
   ASSERT_TRUE(back.ok()) << back.status();
@@ -187,6 +237,8 @@ TEST(Workload, StoredObjectRoundTrips) {
   EXPECT_EQ(*back->status.exit_code, 3);
   EXPECT_EQ(back->status.gpus, w.status.gpus);
   EXPECT_EQ(back->created_at, w.created_at);
+  EXPECT_EQ(back->status.restarts, 2);
+  EXPECT_EQ(back->status.retry_at, w.status.retry_at);
 }
 
 }  // namespace

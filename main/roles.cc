@@ -417,6 +417,7 @@ int RunServe(core::Invocation& f) {
   control::FencedStore fenced(store->get(), [&election] { return election.token(); });
   control::ControlPlaneOptions copts;
   copts.host_ttl = ttl;
+  copts.failover_grace = f.Duration("failover-grace");
   if (f.Given("policy")) copts.policy = f.String("policy");
   copts.allow_root_workloads = f.Bool("allow-root-workloads");
   control::ControlPlane control(&fenced, copts);
@@ -663,6 +664,21 @@ const core::FlagDef kVmAccelFlag = {
     .default_value = "auto",
     .choices = {"auto", "kvm", "tcg"}};
 
+// A flag check: a duration from `lo` to `hi`; the message names the flag and gives `example`.
+std::function<absl::Status(std::string_view)> DurationBetween(std::string flag, absl::Duration lo,
+                                                              absl::Duration hi,
+                                                              std::string example) {
+  return [flag = std::move(flag), lo, hi, example = std::move(example)](std::string_view v) {
+    absl::Duration d;
+    if (!absl::ParseDuration(std::string(v), &d) || d < lo || d > hi) {
+      return absl::InvalidArgumentError(
+          Cat("--", flag, " must be a duration from ", absl::FormatDuration(lo), " to ",
+              absl::FormatDuration(hi), ", like ", example, ", got \"", v.substr(0, 64), "\""));
+    }
+    return absl::OkStatus();
+  };
+}
+
 absl::Status CheckListen(std::string_view listen) {
   auto colon = listen.rfind(':');
   int port = 0;
@@ -717,17 +733,7 @@ core::Command ServeCommand() {
                 "the leader's lease: a leader that stops renewing it (killed, cut off from the\n"
                 "store) is replaced this long after its last renewal (etcd's minimum is 2s)",
             .default_value = "3s",
-            .check =
-                [](std::string_view v) {
-                  absl::Duration d;
-                  if (!absl::ParseDuration(std::string(v), &d) || d < absl::Seconds(1) ||
-                      d > absl::Minutes(10)) {
-                    return absl::InvalidArgumentError(
-                        Cat("--lease-ttl must be a duration from 1s to 10m, like 3s, got \"",
-                            v.substr(0, 64), "\""));
-                  }
-                  return absl::OkStatus();
-                }},
+            .check = DurationBetween("lease-ttl", absl::Seconds(1), absl::Minutes(10), "3s")},
            {.name = "listen",
             .help = "address to serve on; port 0 picks a free one",
             .default_value = "127.0.0.1:7070",
@@ -748,17 +754,26 @@ core::Command ServeCommand() {
             .max = 1000000},
            {.name = "host-ttl",
             .type = FlagType::kDuration,
-            .help = "a host without heartbeats this long is marked down",
-            .default_value = "15s",
+            .help = "a host without heartbeats this long is marked down; its agent, if alive but\n"
+                    "cut off, stops its workloads at the same age (fencing; docs/cluster.md)",
+            .default_value = "10s",
             .check =
                 [](std::string_view v) {
                   absl::Duration d;
                   if (!absl::ParseDuration(std::string(v), &d) || d <= absl::ZeroDuration()) {
                     return absl::InvalidArgumentError(
-                        Cat("--host-ttl must be a duration like 15s, got \"", v, "\""));
+                        Cat("--host-ttl must be a duration like 10s, got \"", v, "\""));
                   }
                   return absl::OkStatus();
                 }},
+           {.name = "failover-grace",
+            .type = FlagType::kDuration,
+            .help = "after --host-ttl, how long a down host's workloads with restart policy\n"
+                    "always or on-failure wait before they are placed on other hosts (the time\n"
+                    "a cut-off agent has to stop them)",
+            .default_value = "3s",
+            .check =
+                DurationBetween("failover-grace", absl::ZeroDuration(), absl::Hours(24), "3s")},
            {.name = "policy",
             .help = "placement policy: a ranker or '+'-joined weighted rankers, spelled as for\n"
                     "berth sim (default \"default\", chosen with berth sim; e.g. binpack, fgd-ref)",

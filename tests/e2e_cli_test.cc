@@ -96,7 +96,7 @@ TEST(CommandLineTest, HelpForEveryRoleAndTheTopLevel) {
   Result serve = e2e::Run(dir, {"serve", "--help"});
   EXPECT_EQ(serve.exit_code, 0);
   for (const char* text : {"Usage: berth serve [FLAGS]", "--listen HOST:PORT",
-                           "(default 127.0.0.1:7070)", "--host-ttl DURATION", "(default 15s)",
+                           "(default 127.0.0.1:7070)", "--host-ttl DURATION", "(default 10s)",
                            "--vm-accel auto|kvm|tcg", "--allow-root-workloads", "--json"}) {
     EXPECT_THAT(serve.out, HasSubstr(text));
   }

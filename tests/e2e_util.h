@@ -174,22 +174,30 @@ class DevServer {
   std::unique_ptr<api::Client> client_;
 };
 
-// Starts `berth ARGS...` in its own session with output to `log`; returns its pid.
-inline pid_t Spawn(const std::vector<std::string>& args, const std::string& log) {
+// Starts the program `argv[0]` (looked up in PATH) in its own session with output to `log`;
+// returns its pid.
+inline pid_t SpawnProgram(const std::vector<std::string>& argv, const std::string& log) {
   pid_t pid = fork();
   if (pid == 0) {
     setsid();
     int fd = open(log.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0600);
     dup2(fd, 1);
     dup2(fd, 2);
-    std::vector<std::string> copy = args;
-    std::vector<char*> argv = {const_cast<char*>(BERTH_BINARY)};
-    for (auto& a : copy) argv.push_back(a.data());
-    argv.push_back(nullptr);
-    execv(BERTH_BINARY, argv.data());
+    std::vector<std::string> copy = argv;
+    std::vector<char*> args;
+    for (auto& a : copy) args.push_back(a.data());
+    args.push_back(nullptr);
+    execvp(args[0], args.data());
     _exit(127);
   }
   return pid;
+}
+
+// Starts `berth ARGS...` in its own session with output to `log`; returns its pid.
+inline pid_t Spawn(const std::vector<std::string>& args, const std::string& log) {
+  std::vector<std::string> argv = {BERTH_BINARY};
+  argv.insert(argv.end(), args.begin(), args.end());
+  return SpawnProgram(argv, log);
 }
 
 inline void KillAndReap(pid_t pid, int sig) {

@@ -385,6 +385,13 @@ absl::Status Client::DeleteHost(std::string_view name, Raw* raw) {
   return Send("DELETE", Cat("/v1/hosts/", Seg(name)), "", "", raw).status();
 }
 
+absl::StatusOr<core::Host> Client::HostAction(std::string_view name, std::string_view verb,
+                                              Raw* raw) {
+  BERTH_ASSIGN_OR_RETURN(Json j,
+                         Send("POST", Cat("/v1/hosts/", Seg(name), "/", Seg(verb)), "", "", raw));
+  return Decoded(Cat(verb, " host"), core::DecodeHost(j));
+}
+
 // Host image catalogs.
 
 absl::StatusOr<Json> Client::ListImages(std::string_view host, Raw* raw) {

@@ -192,6 +192,10 @@ class Client {
   absl::StatusOr<wire::HostList> ListHosts(const ListRequest& request, Raw* raw = nullptr);
   absl::StatusOr<wire::HostList> ListAllHosts(ListRequest request, size_t page_size = 500);
   absl::Status DeleteHost(std::string_view name, Raw* raw = nullptr);
+  // POST /v1/hosts/NAME/{cordon,uncordon,drain}: the host as it stands after the call; a drain
+  // goes on in the server (its progress: core::Host::draining, drain_current, drain_moved).
+  absl::StatusOr<core::Host> HostAction(std::string_view name, std::string_view verb,
+                                        Raw* raw = nullptr);
 
   // --- Host image catalogs ---
   // {"host": ..., "items": [image...]}, sorted by name.

@@ -415,6 +415,34 @@ TEST_F(ClientTest, HostsRegisterHeartbeatWatchAndReport) {
               admin_->DeleteHost("h1").ok());
 }
 
+TEST_F(ClientTest, HostsCordonUncordonAndDrainThroughTheAdminOnly) {
+  std::string credential = RegisterH1();
+  ASSERT_FALSE(credential.empty());
+  auto cordoned = admin_->HostAction("h1", "cordon");
+  ASSERT_TRUE(cordoned.ok()) << cordoned.status();
+  EXPECT_TRUE(cordoned->cordoned);
+  EXPECT_TRUE(admin_->GetHost("h1")->host.cordoned);
+  auto open = admin_->HostAction("h1", "uncordon");
+  ASSERT_TRUE(open.ok()) << open.status();
+  EXPECT_FALSE(open->cordoned);
+  auto drain = admin_->HostAction("h1", "drain");
+  ASSERT_TRUE(drain.ok()) << drain.status();
+  EXPECT_TRUE(drain->cordoned);
+  EXPECT_TRUE(drain->draining);
+  // The registration reply names the server's TTL and grace, which the agent fences by.
+  auto again = Client(url_, ClientOptions{.token = credential})
+                   .RegisterHost({.name = "h1", .inventory = Inventory()});
+  ASSERT_TRUE(again.ok()) << again.status();
+  EXPECT_GT(again->host_ttl, absl::ZeroDuration());
+  EXPECT_TRUE(again->host.cordoned);  // a cordon outlives registrations
+  // Errors: an unknown host is a 404 naming it; a host credential may not cordon.
+  absl::Status missing = admin_->HostAction("nope", "cordon").status();
+  EXPECT_TRUE(absl::IsNotFound(missing)) << missing;
+  EXPECT_NE(missing.message().find("nope"), std::string_view::npos) << missing;
+  Client host(url_, ClientOptions{.token = credential});
+  EXPECT_TRUE(absl::IsPermissionDenied(host.HostAction("h1", "uncordon").status()));
+}
+
 TEST_F(ClientTest, LocalTasksExecLogsConsoleAndStats) {
   ASSERT_TRUE(admin_->CreateWorkload(Hello()).ok());
   {

@@ -121,6 +121,10 @@ absl::StatusOr<HostRegistration> DecodeHostRegistration(const Json& j) {
 Json EncodeRegistrationReply(const RegistrationReply& reply) {
   Json j = core::EncodeHost(reply.host);
   if (!reply.credential.empty()) j["credential"] = reply.credential;
+  if (reply.host_ttl > absl::ZeroDuration()) {
+    j["host_ttl"] = absl::FormatDuration(reply.host_ttl);
+    j["failover_grace"] = absl::FormatDuration(reply.failover_grace);
+  }
   return j;
 }
 
@@ -129,8 +133,19 @@ absl::StatusOr<RegistrationReply> DecodeRegistrationReply(const Json& j) {
   if (!j.is_object()) return ctx.Error("body", "must be a JSON object");
   RegistrationReply reply;
   BERTH_RETURN_IF_ERROR(core::OptionalString(ctx, j, "", "credential", &reply.credential));
+  for (const char* key : {"host_ttl", "failover_grace"}) {
+    std::string text;
+    BERTH_RETURN_IF_ERROR(core::OptionalString(ctx, j, "", key, &text));
+    absl::Duration d = absl::ZeroDuration();
+    if (!text.empty() && (!absl::ParseDuration(text, &d) || d < absl::ZeroDuration())) {
+      return ctx.Error(key, Cat("must be a duration like \"10s\", got \"", text, "\""));
+    }
+    (std::string_view(key) == "host_ttl" ? reply.host_ttl : reply.failover_grace) = d;
+  }
   Json host = j;
   host.erase("credential");
+  host.erase("host_ttl");
+  host.erase("failover_grace");
   BERTH_ASSIGN_OR_RETURN(reply.host, core::DecodeHost(host));
   return reply;
 }

@@ -55,6 +55,11 @@ absl::StatusOr<HostRegistration> DecodeHostRegistration(const core::Json& j);
 struct RegistrationReply {
   core::Host host;
   std::string credential;
+  // The server's host TTL and failover grace (zero from servers that do not say): the agent
+  // heartbeats well within the TTL and fences its workloads once it has not reached a server
+  // for that long (docs/cluster.md).
+  absl::Duration host_ttl = absl::ZeroDuration();
+  absl::Duration failover_grace = absl::ZeroDuration();
 };
 core::Json EncodeRegistrationReply(const RegistrationReply& reply);
 absl::StatusOr<RegistrationReply> DecodeRegistrationReply(const core::Json& j);

@@ -86,6 +86,16 @@ TEST(Wire, RegistrationReplyCarriesTheCredential) {
   Json j = EncodeRegistrationReply(reply);
   EXPECT_FALSE(j.contains("credential"));
   EXPECT_EQ(DecodeRegistrationReply(j)->credential, "");
+  // The server's TTL and grace travel with it; an older server says neither.
+  EXPECT_EQ(DecodeRegistrationReply(j)->host_ttl, absl::ZeroDuration());
+  reply.host_ttl = absl::Seconds(10);
+  reply.failover_grace = absl::Milliseconds(2500);
+  auto timed = DecodeRegistrationReply(EncodeRegistrationReply(reply));
+  ASSERT_TRUE(timed.ok()) << timed.status();
+  EXPECT_EQ(timed->host_ttl, absl::Seconds(10));
+  EXPECT_EQ(timed->failover_grace, absl::Milliseconds(2500));
+  j["host_ttl"] = "soon";
+  EXPECT_NE(ErrorOf(DecodeRegistrationReply(j)).find("host_ttl"), std::string::npos);
 }
 
 TEST(Wire, ExecRequestAndReplyRoundTrip) {
