@@ -683,6 +683,12 @@ std::vector<Workload> ClusterModel::LiveWorkloadsOn(std::string_view host, int64
   return out;
 }
 
+void ClusterModel::ReadCluster(absl::FunctionRef<void(const sched::Cluster&)> read) {
+  absl::MutexLock lock(&mu_);
+  RebuildIfNeeded();
+  read(cluster_);
+}
+
 bool ClusterModel::HasAllocRecord(std::string_view host) {
   absl::MutexLock lock(&mu_);
   return allocs_.contains(host);

@@ -30,6 +30,7 @@
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
+#include "absl/functional/function_ref.h"
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
@@ -121,10 +122,15 @@ class ClusterModel {
   // Reads of what the model holds (call Sync() first for the store's latest).
   std::optional<core::Host> FindHost(std::string_view name);
   std::optional<HostLiveness> Liveness(std::string_view name);
+  // Every host, in name order.
   std::vector<HostLiveness> AllLiveness();
   // The workloads placed on `host` that are not terminal, by name; `revision` gets the store
   // revision the model covers.
   std::vector<core::Workload> LiveWorkloadsOn(std::string_view host, int64_t* revision = nullptr);
+  // Runs `read` on the scheduler's cluster as the model holds it (every recorded allocation
+  // committed, quotas set), under the model's lock: `read` only copies out, and never calls the
+  // model.
+  void ReadCluster(absl::FunctionRef<void(const sched::Cluster&)> read);
   // Whether the host has an allocation record (readable or not).
   bool HasAllocRecord(std::string_view host);
   ModelStats Stats();

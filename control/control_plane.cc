@@ -891,26 +891,26 @@ absl::StatusOr<int> ControlPlane::ApplySchedulePlan(const BatchPlan& plan) {
 }
 
 absl::StatusOr<Json> ControlPlane::Tenants() {
-  BERTH_ASSIGN_OR_RETURN(Snapshot snap, ReadSnapshot());
-  sched::Cluster cluster;
-  std::map<int, const core::Host*> by_index;
-  BERTH_RETURN_IF_ERROR(BuildCluster(snap, &cluster, &by_index));
+  // From the model's cluster, which holds every quota and recorded allocation.
+  BERTH_RETURN_IF_ERROR(model_->Sync());
   Json out = Json::array();
-  for (const std::string& tenant : cluster.Tenants()) {
-    sched::TenantUsage u = cluster.Usage(tenant);
-    Json used = {{"cpu", core::FormatCpu(u.resources.cpu)},
-                 {"memory", core::FormatMiB(u.resources.memory.value())},
-                 {"disk", core::FormatMiB(u.resources.disk.value())},
-                 {"gpu", GpuText(u.gpu_milli)}};
-    if (!u.gpu_milli_by_model.empty()) {
-      Json m = Json::object();
-      for (const auto& [model, milli] : u.gpu_milli_by_model) m[model] = GpuText(milli);
-      used["gpu_by_model"] = m;
+  model_->ReadCluster([&](const sched::Cluster& cluster) {
+    for (const std::string& tenant : cluster.Tenants()) {
+      sched::TenantUsage u = cluster.Usage(tenant);
+      Json used = {{"cpu", core::FormatCpu(u.resources.cpu)},
+                   {"memory", core::FormatMiB(u.resources.memory.value())},
+                   {"disk", core::FormatMiB(u.resources.disk.value())},
+                   {"gpu", GpuText(u.gpu_milli)}};
+      if (!u.gpu_milli_by_model.empty()) {
+        Json m = Json::object();
+        for (const auto& [model, milli] : u.gpu_milli_by_model) m[model] = GpuText(milli);
+        used["gpu_by_model"] = m;
+      }
+      const sched::Quota* q = cluster.FindQuota(tenant);
+      out.push_back(
+          {{"name", tenant}, {"quota", q ? EncodeQuota(*q) : Json(nullptr)}, {"used", used}});
     }
-    const sched::Quota* q = cluster.FindQuota(tenant);
-    out.push_back(
-        {{"name", tenant}, {"quota", q ? EncodeQuota(*q) : Json(nullptr)}, {"used", used}});
-  }
+  });
   return out;
 }
 
@@ -948,33 +948,33 @@ absl::StatusOr<Json> ControlPlane::Explain(std::string_view name) {
 }
 
 absl::StatusOr<std::map<std::string, core::HostAllocation>> ControlPlane::HostAllocations() {
-  BERTH_ASSIGN_OR_RETURN(Snapshot snap, ReadSnapshot());
-  sched::Cluster cluster;
-  std::map<int, const core::Host*> by_index;
-  BERTH_RETURN_IF_ERROR(BuildCluster(snap, &cluster, &by_index));
+  // From the model's cluster: nothing is decoded, whatever the fleet.
+  BERTH_RETURN_IF_ERROR(model_->Sync());
   std::map<std::string, core::HostAllocation> out;
-  for (int i = 0; i < cluster.num_hosts(); ++i) {
-    const sched::HostState& hs = cluster.host(i);
-    core::HostAllocation& a = out[hs.name];
-    a.resources = hs.allocated;
-    a.gpu_milli = hs.GpuCapacityMilli() - hs.FreeGpuMilli();
-    a.workloads = int(cluster.AllocationsOn(i).size());
-    for (const sched::GpuState& g : hs.gpus) {
-      a.gpus.push_back({.index = g.device.index,
-                        .milli = core::kWholeGpuMilli - g.free_milli,
-                        .memory_mib = g.device.memory_mib - g.free_memory_mib,
-                        .holders = {}});
-    }
-    for (const std::string& id : cluster.AllocationsOn(i)) {
-      const sched::Allocation* alloc = cluster.FindAllocation(id);
-      if (alloc == nullptr) continue;
-      for (const core::GpuAssignment& ga : alloc->placement.gpus) {
-        for (core::GpuDeviceAllocation& d : a.gpus) {
-          if (d.index == ga.index) d.holders.push_back(id);
+  model_->ReadCluster([&](const sched::Cluster& cluster) {
+    for (int i = 0; i < cluster.num_hosts(); ++i) {
+      const sched::HostState& hs = cluster.host(i);
+      core::HostAllocation& a = out[hs.name];
+      a.resources = hs.allocated;
+      a.gpu_milli = hs.GpuCapacityMilli() - hs.FreeGpuMilli();
+      a.workloads = int(cluster.AllocationsOn(i).size());
+      for (const sched::GpuState& g : hs.gpus) {
+        a.gpus.push_back({.index = g.device.index,
+                          .milli = core::kWholeGpuMilli - g.free_milli,
+                          .memory_mib = g.device.memory_mib - g.free_memory_mib,
+                          .holders = {}});
+      }
+      for (const std::string& id : cluster.AllocationsOn(i)) {
+        const sched::Allocation* alloc = cluster.FindAllocation(id);
+        if (alloc == nullptr) continue;
+        for (const core::GpuAssignment& ga : alloc->placement.gpus) {
+          for (core::GpuDeviceAllocation& d : a.gpus) {
+            if (d.index == ga.index) d.holders.push_back(id);
+          }
         }
       }
     }
-  }
+  });
   return out;
 }
 
@@ -1014,14 +1014,17 @@ absl::StatusOr<int> ControlPlane::CheckHostsOnce() {
   std::vector<HostLiveness> unfinished;
   {
     absl::MutexLock lock(&mu_);
+    // Both in name order: one walk over the two, no lookup per host.
+    auto it = heartbeats_.begin();
     for (HostLiveness& h : hosts) {
       if (h.state == core::HostState::kDown) {
         unfinished.push_back(std::move(h));
         continue;
       }
-      auto it = heartbeats_.find(h.name);
+      while (it != heartbeats_.end() && it->first < h.name) ++it;
       // After a server restart (or a new term as leader) every host gets a full TTL.
-      const absl::Time last = it != heartbeats_.end() ? it->second : started_at_;
+      const absl::Time last =
+          it != heartbeats_.end() && it->first == h.name ? it->second : started_at_;
       if (now - last > options_.host_ttl) expired.emplace_back(std::move(h), last);
     }
   }
