@@ -450,6 +450,33 @@ TEST_F(ControlPlaneTest, APassCommitsItsPlacementsInAsFewTransactionsAsTheStoreT
   EXPECT_EQ(limited.refused, 0);
 }
 
+// A pass stops at its batch of decisions, and cuts its placements into transactions of at most
+// placements_per_txn; the next pass goes on where it stopped.
+TEST_F(ControlPlaneTest, APassTakesABatchAndCommitsItInTransactionsOfBoundedSize) {
+  ControlPlaneOptions o = Options();
+  o.schedule_batch = 10;
+  o.placements_per_txn = 4;
+  ControlPlane cp(&store_, o);
+  ASSERT_TRUE(cp.RegisterHost("h1", Inventory("200", "64Gi")).ok());
+  for (int i = 0; i < 25; ++i) {
+    clock_.Advance(absl::Seconds(1));
+    ASSERT_TRUE(cp.CreateWorkload(Spec("w" + std::to_string(i), "1", "64Mi")).ok());
+  }
+  int64_t before = *store_.Revision();
+  EXPECT_EQ(*cp.ScheduleOnce(), 10);
+  EXPECT_EQ(*store_.Revision(), before + 3);
+  // Oldest first: the first batch took the first ten created.
+  EXPECT_EQ(cp.GetWorkload("w9")->status.state, WorkloadState::kScheduled);
+  EXPECT_EQ(cp.GetWorkload("w10")->status.state, WorkloadState::kPending);
+  before = *store_.Revision();
+  EXPECT_EQ(*cp.ScheduleOnce(), 10);
+  EXPECT_EQ(*store_.Revision(), before + 3);
+  before = *store_.Revision();
+  EXPECT_EQ(*cp.ScheduleOnce(), 5);
+  EXPECT_EQ(*store_.Revision(), before + 2);
+  EXPECT_EQ(*cp.ScheduleOnce(), 0);
+}
+
 // A heartbeat of a live host stays in memory; only one that brings a host back writes.
 TEST_F(ControlPlaneTest, HeartbeatsOfALiveHostDoNotWriteTheStore) {
   ASSERT_TRUE(cp_.RegisterHost("h1", Inventory()).ok());
