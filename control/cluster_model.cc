@@ -683,6 +683,20 @@ std::vector<Workload> ClusterModel::LiveWorkloadsOn(std::string_view host, int64
   return out;
 }
 
+std::vector<sched::Request> ClusterModel::RequestsByAge() {
+  absl::MutexLock lock(&mu_);
+  std::vector<const Workload*> all;
+  all.reserve(workloads_.size());
+  for (const auto& [name, w] : workloads_) all.push_back(&w);
+  std::stable_sort(all.begin(), all.end(), [](const Workload* a, const Workload* b) {
+    return a->created_at < b->created_at;
+  });
+  std::vector<sched::Request> out;
+  out.reserve(all.size());
+  for (const Workload* w : all) out.push_back(WorkloadRequest(*w));
+  return out;
+}
+
 void ClusterModel::ReadCluster(absl::FunctionRef<void(const sched::Cluster&)> read) {
   absl::MutexLock lock(&mu_);
   RebuildIfNeeded();

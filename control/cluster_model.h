@@ -127,6 +127,9 @@ class ClusterModel {
   // The workloads placed on `host` that are not terminal, by name; `revision` gets the store
   // revision the model covers.
   std::vector<core::Workload> LiveWorkloadsOn(std::string_view host, int64_t* revision = nullptr);
+  // The scheduler requests of every workload held, oldest first: what FGD's mix learns from when
+  // a server starts to lead.
+  std::vector<sched::Request> RequestsByAge();
   // Runs `read` on the scheduler's cluster as the model holds it (every recorded allocation
   // committed, quotas set), under the model's lock: `read` only copies out, and never calls the
   // model.

@@ -1129,13 +1129,15 @@ void ControlPlane::Start() {
     heartbeats_.clear();
     started_at_ = clock_->Now();
   }
-  // The mix FGD scores against, from the workloads the store holds (oldest first).
-  if (auto all = ListWorkloads(); all.ok()) {
-    std::sort(all->begin(), all->end(),
-              [](const Workload& a, const Workload& b) { return a.created_at < b.created_at; });
+  // The mix FGD scores against, from the workloads the store holds (oldest first), read from
+  // the model: a server that leads again decodes nothing.
+  if (absl::Status synced = model_->Sync(); synced.ok()) {
+    std::vector<sched::Request> requests = model_->RequestsByAge();
     absl::MutexLock lock(&mix_mu_);
     mix_tracker_ = sched::MixTracker();
-    for (const auto& w : *all) mix_tracker_.Observe(WorkloadRequest(w));
+    for (const sched::Request& r : requests) mix_tracker_.Observe(r);
+  } else {
+    NoteLoopFailure("cluster model", synced);
   }
   auto rev = store_->Revision();
   auto watch = store_->Watch("/", rev.ok() ? *rev + 1 : 0, [this](const state::Event& e) {
