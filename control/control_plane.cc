@@ -5,6 +5,7 @@
 
 #include "absl/strings/str_format.h"
 #include "control/failover.h"
+#include "control/cluster_model.h"
 #include "core/guard.h"
 #include "core/log.h"
 #include "core/names.h"
@@ -76,50 +77,6 @@ absl::Status Conflict(std::string_view what) {
   return absl::AbortedError(Cat(what, ": too many concurrent updates, retry"));
 }
 
-sched::Request ToRequest(const Workload& w) {
-  sched::Request r;
-  r.id = w.spec.name;
-  r.tenant = w.spec.tenant;
-  r.priority = w.spec.priority;
-  r.preemptible = w.spec.preemptible;
-  r.resources = w.spec.resources;
-  r.gpu = w.spec.gpu;
-  r.labels = sched::Labels(w.spec.labels.begin(), w.spec.labels.end());
-  // A service's replicas spread across hosts (control/service_controller.h).
-  if (auto it = w.spec.labels.find(std::string(core::kServiceLabel)); it != w.spec.labels.end()) {
-    r.spread_key = std::string(sched::kSpreadByHost);
-    r.spread_group = Cat("service/", it->second);
-  }
-  for (const auto& c : w.spec.constraints) {
-    sched::LabelSelector s;
-    s.key = c.label;
-    s.values = c.values;
-    switch (c.op) {
-      case core::LabelConstraint::Op::kEquals:
-        s.op = sched::LabelSelector::Op::kEquals;
-        break;
-      case core::LabelConstraint::Op::kIn:
-        s.op = sched::LabelSelector::Op::kIn;
-        break;
-      case core::LabelConstraint::Op::kNotIn:
-        s.op = sched::LabelSelector::Op::kNotIn;
-        break;
-      case core::LabelConstraint::Op::kExists:
-        s.op = sched::LabelSelector::Op::kExists;
-        break;
-    }
-    r.host_selector.push_back(std::move(s));
-  }
-  return r;
-}
-
-bool HasDriver(const core::Host& h, core::WorkloadKind kind) {
-  if (h.inventory.drivers.empty()) return kind == core::WorkloadKind::kProcess;
-  std::string_view want = core::WorkloadKindName(kind);
-  return std::find(h.inventory.drivers.begin(), h.inventory.drivers.end(), want) !=
-         h.inventory.drivers.end();
-}
-
 }  // namespace
 
 struct Snapshot {
@@ -143,6 +100,7 @@ ControlPlane::ControlPlane(state::Store* store, ControlPlaneOptions options)
       hosts_(store, "host", std::string(kHostPrefix)),
       allocs_(store, "allocation record of host", std::string(kHostAllocPrefix)),
       credentials_(store, "credential of host", std::string(kHostCredentialPrefix)),
+      model_(std::make_unique<ClusterModel>(store)),
       started_at_(clock_->Now()) {}
 
 ControlPlane::~ControlPlane() { Stop(); }
@@ -193,7 +151,7 @@ absl::StatusOr<Workload> ControlPlane::CreateWorkload(const core::WorkloadSpec& 
   BERTH_ASSIGN_OR_RETURN(state::TxnResponse resp, store_->Txn(txn));
   if (resp.succeeded) {
     absl::MutexLock lock(&mix_mu_);
-    mix_tracker_.Observe(ToRequest(w));
+    mix_tracker_.Observe(WorkloadRequest(w));
   }
   if (!resp.succeeded) {
     return absl::AlreadyExistsError(Cat(
@@ -544,6 +502,7 @@ absl::Status ControlPlane::RemoveHost(std::string_view name) {
     if (resp.succeeded) {
       absl::MutexLock lock(&mu_);
       if (auto it = heartbeats_.find(name); it != heartbeats_.end()) heartbeats_.erase(it);
+      if (auto it = marked_down_.find(name); it != marked_down_.end()) marked_down_.erase(it);
       if (auto it = usage_.find(name); it != usage_.end()) usage_.erase(it);
       if (auto it = usage_history_.find(name); it != usage_history_.end()) {
         usage_history_.erase(it);
@@ -556,11 +515,21 @@ absl::Status ControlPlane::RemoveHost(std::string_view name) {
 
 absl::Status ControlPlane::Heartbeat(std::string_view name,
                                      const std::optional<core::HostUsage>& usage) {
-  BERTH_ASSIGN_OR_RETURN(core::Host h, GetHost(name));
+  // The lease lives in memory; the store hears of a heartbeat only when it brings a host back.
+  // The model answers whether the host exists and is up without a store read; a host it does
+  // not hold yet (registered an instant ago, or the model is not loaded) is read from the store.
+  std::optional<HostLiveness> known = model_->Liveness(name);
+  if (!known) {
+    BERTH_RETURN_IF_ERROR(model_->Sync());
+    known = model_->Liveness(name);
+  }
+  if (!known) BERTH_RETURN_IF_ERROR(GetHost(name).status());  // NotFound, said as GetHost says it
+  bool marked_down = false;
   {
     absl::MutexLock lock(&mu_);
     const absl::Time now = clock_->Now();
     heartbeats_[std::string(name)] = now;
+    marked_down = marked_down_.contains(name);
     if (usage) {
       usage_[std::string(name)] = *usage;
       std::deque<UsageSample>& history = usage_history_[std::string(name)];
@@ -572,7 +541,15 @@ absl::Status ControlPlane::Heartbeat(std::string_view name,
       }
     }
   }
-  if (h.state == core::HostState::kDown) {
+  // A host this server marked down an instant ago may still look ready in the model.
+  if (known && known->state == core::HostState::kReady && !marked_down) return absl::OkStatus();
+  BERTH_ASSIGN_OR_RETURN(core::Host h, GetHost(name));
+  if (h.state != core::HostState::kDown) {
+    absl::MutexLock lock(&mu_);
+    marked_down_.erase(std::string(name));
+    return absl::OkStatus();
+  }
+  {
     // Back from the dead: it is schedulable again. The workloads failed while it was down are
     // no longer assigned, so its agent stops them; any not failed yet stay assigned to it.
     h.state = core::HostState::kReady;
@@ -581,7 +558,10 @@ absl::Status ControlPlane::Heartbeat(std::string_view name,
     BERTH_RETURN_IF_ERROR(hosts_.AddUpdate(&txn, name, h, h.revision));
     events_.Add(&txn.then_ops, "host", name, "up", "heartbeats resumed");
     BERTH_ASSIGN_OR_RETURN(state::TxnResponse resp, store_->Txn(txn));
-    if (!resp.succeeded) {
+    if (resp.succeeded) {
+      absl::MutexLock lock(&mu_);
+      marked_down_.erase(std::string(name));
+    } else {
       // A concurrent change wins; the next heartbeat tries again.
       core::LogDebug(
           "host %s: marking it up lost a race with another write; retried at the next "
@@ -608,12 +588,15 @@ absl::StatusOr<std::vector<core::Host>> ControlPlane::ListHosts(int64_t* revisio
   BERTH_ASSIGN_OR_RETURN(HostRepository::ListResult list, hosts_.List(&undecodable));
   for (const absl::Status& s : undecodable) core::LogDebug("skipped: %s", s.ToString());
   std::vector<core::Host> out;
-  absl::MutexLock lock(&mu_);
+  out.reserve(list.items.size());
   for (auto& item : list.items) {
-    core::Host& h = item.value;
-    h.revision = item.mod_revision;
+    item.value.revision = item.mod_revision;
+    out.push_back(std::move(item.value));
+  }
+  // Decoded above, outside the lock: heartbeats only wait for the copy of their times.
+  absl::MutexLock lock(&mu_);
+  for (core::Host& h : out) {
     if (auto it = heartbeats_.find(h.name); it != heartbeats_.end()) h.last_heartbeat = it->second;
-    out.push_back(std::move(h));
   }
   if (revision) *revision = list.revision;
   return out;
@@ -621,12 +604,9 @@ absl::StatusOr<std::vector<core::Host>> ControlPlane::ListHosts(int64_t* revisio
 
 absl::StatusOr<std::vector<Workload>> ControlPlane::Assignments(std::string_view host,
                                                                 int64_t* revision) {
-  BERTH_ASSIGN_OR_RETURN(std::vector<Workload> all, ListWorkloads(revision));
-  std::vector<Workload> out;
-  for (auto& w : all) {
-    if (w.status.host == host && !core::IsTerminal(w.status.state)) out.push_back(std::move(w));
-  }
-  return out;
+  // From the model's index of live workloads by host: no other workload is read.
+  BERTH_RETURN_IF_ERROR(model_->Sync());
+  return model_->LiveWorkloadsOn(host, revision);
 }
 
 absl::StatusOr<std::vector<core::Event>> ControlPlane::ListEvents(int64_t after, size_t limit,
@@ -637,47 +617,6 @@ absl::StatusOr<std::vector<core::Event>> ControlPlane::ListEvents(int64_t after,
 absl::Status ControlPlane::TrimEvents() { return events_.Trim(options_.max_events); }
 
 namespace {
-
-// Decodes a stored or submitted quota; quantities read like resources ("8", "500m", "64Gi").
-absl::StatusOr<sched::Quota> DecodeQuota(std::string_view tenant, const Json& j) {
-  core::JsonContext ctx{"quota", std::string(tenant)};
-  BERTH_RETURN_IF_ERROR(
-      core::CheckObject(ctx, j, "", {"cpu", "memory", "disk", "gpu", "gpu_by_model"}));
-  sched::Quota q;
-  auto text = [](const Json& v) { return v.is_string() ? v.get<std::string>() : core::Preview(v); };
-  if (j.contains("cpu")) {
-    auto v = core::ParseCpu(text(j["cpu"]));
-    if (!v.ok()) return ctx.Error("cpu", std::string(v.status().message()));
-    q.cpu = *v;
-  }
-  if (j.contains("memory")) {
-    auto v = core::ParseMemory(text(j["memory"]));
-    if (!v.ok()) return ctx.Error("memory", std::string(v.status().message()));
-    q.memory = *v;
-  }
-  if (j.contains("disk")) {
-    auto v = core::ParseDisk(text(j["disk"]));
-    if (!v.ok()) return ctx.Error("disk", std::string(v.status().message()));
-    q.disk = *v;
-  }
-  // GPUs are counted like CPUs: "4" is four whole devices, "500m" half of one.
-  if (j.contains("gpu")) {
-    auto v = core::ParseCpu(text(j["gpu"]));
-    if (!v.ok()) return ctx.Error("gpu", std::string(v.status().message()));
-    q.gpu_milli = v->value();
-  }
-  if (j.contains("gpu_by_model")) {
-    if (!j["gpu_by_model"].is_object())
-      return ctx.Error("gpu_by_model", "must be a map of model to GPUs");
-    for (auto it = j["gpu_by_model"].begin(); it != j["gpu_by_model"].end(); ++it) {
-      auto v = core::ParseCpu(text(*it));
-      if (!v.ok())
-        return ctx.Error(Cat("gpu_by_model.", it.key()), std::string(v.status().message()));
-      q.gpu_milli_by_model[it.key()] = v->value();
-    }
-  }
-  return q;
-}
 
 std::string GpuText(int64_t milli) { return core::FormatCpu(core::MilliCpu(milli)); }
 
@@ -768,14 +707,7 @@ absl::Status BuildCluster(const Snapshot& snap, sched::Cluster* cluster,
                           std::map<int, const core::Host*>* by_index) {
   for (const auto& [tenant, quota] : snap.quotas) cluster->SetQuota(tenant, quota);
   for (const auto& h : snap.hosts) {
-    sched::HostSpec spec;
-    spec.name = h.name;
-    spec.capacity = h.inventory.capacity;
-    spec.labels = sched::Labels(h.inventory.labels.begin(), h.inventory.labels.end());
-    spec.gpus = h.inventory.gpus;
-    // A device its host reports unhealthy takes no new work.
-    std::erase_if(spec.gpus, [](const core::GpuDevice& g) { return !g.healthy; });
-    BERTH_ASSIGN_OR_RETURN(int index, cluster->AddHost(spec));
+    BERTH_ASSIGN_OR_RETURN(int index, cluster->AddHost(SchedulerHostSpec(h)));
     (*by_index)[index] = &h;
     if (h.state != core::HostState::kReady || h.cordoned ||
         snap.unreadable_allocs.contains(h.name)) {
@@ -796,7 +728,7 @@ absl::Status BuildCluster(const Snapshot& snap, sched::Cluster* cluster,
       p.gpus = w.status.gpus;
       // A record that no longer fits (its host's inventory shrank) is still what the store
       // holds; the snapshot keeps the rest of it. Said at debug level: every pass sees it again.
-      if (absl::Status s = cluster->Commit(ToRequest(w), p); !s.ok()) {
+      if (absl::Status s = cluster->Commit(WorkloadRequest(w), p); !s.ok()) {
         core::LogDebug("workload %s: on host %s beyond what the host now offers: %s", name, host,
                        s.ToString());
       }
@@ -807,216 +739,191 @@ absl::Status BuildCluster(const Snapshot& snap, sched::Cluster* cluster,
 
 }  // namespace
 
-// One step of a scheduling pass, decided on a snapshot: place a workload (evicting the plan's
-// victims first), or record why it stays pending.
-struct ScheduleStep {
-  std::string workload;  // a key of Snapshot::workloads
-  bool place = false;
-  sched::Plan plan;         // when place
-  std::string explanation;  // when not
-};
-
-struct SchedulePlan {
-  std::vector<ScheduleStep> steps;  // in the order they must be committed
-};
+absl::StatusOr<int> ControlPlane::ScheduleOnce() {
+  BERTH_RETURN_IF_ERROR(model_->Sync());
+  more_pending_ = false;
+  if (!model_->HasPending()) return 0;
+  BERTH_RETURN_IF_ERROR(policy_.status());
+  const sched::WorkloadMix mix = CurrentMix();
+  BERTH_ASSIGN_OR_RETURN(BatchPlan plan,
+                         model_->Plan(*policy_, mix,
+                                      {.max_steps = options_.schedule_batch, .now = clock_->Now()}));
+  more_pending_ = plan.more;
+  return ApplySchedulePlan(plan);
+}
 
 namespace {
 
-// Pending workloads that should run, highest priority first, then oldest first.
-std::vector<const std::pair<Workload, int64_t>*> PendingWorkloads(const Snapshot& snap) {
-  std::vector<const std::pair<Workload, int64_t>*> pending;
-  for (const auto& [name, pair] : snap.workloads) {
-    const auto& s = pair.first.status;
-    if (s.state == WorkloadState::kPending && s.desired == core::DesiredState::kRunning &&
-        s.retry_at <= snap.now) {
-      pending.push_back(&pair);
-    }
-  }
-  std::stable_sort(pending.begin(), pending.end(), [](const auto* a, const auto* b) {
-    if (a->first.spec.priority != b->first.spec.priority) {
-      return a->first.spec.priority > b->first.spec.priority;
-    }
-    return a->first.created_at < b->first.created_at;
-  });
-  return pending;
-}
-
-// The scheduling pass's decisions, a pure function of the snapshot, the policy and the mix.
-// Each step is planned on the cluster as the steps before it leave it, as if they all commit:
-// the applier stops at the first one that does not, so later steps never rest on a failed one.
-// A step that would change nothing (the same explanation again, a victim no longer stored) is
-// left out.
-absl::StatusOr<SchedulePlan> PlanScheduling(const Snapshot& snap, const sched::Policy& policy,
-                                            const sched::WorkloadMix& mix) {
-  SchedulePlan out;
-  std::vector<const std::pair<Workload, int64_t>*> pending = PendingWorkloads(snap);
-  if (pending.empty()) return out;
-  sched::Cluster cluster;
-  std::map<int, const core::Host*> by_index;
-  BERTH_RETURN_IF_ERROR(BuildCluster(snap, &cluster, &by_index));
-  sched::Scheduler scheduler(
-      &cluster, sched::SchedulerOptions{.policy = policy, .mix = &mix, .always_explain = false});
-  for (const auto* pair : pending) {
-    const Workload& w = pair->first;
-    sched::Request request = ToRequest(w);
-    // Hosts without a driver for this kind are taken out for this request only.
-    std::vector<int> masked;
-    for (const auto& [index, host] : by_index) {
-      if (cluster.schedulable(index) && !HasDriver(*host, w.spec.kind)) {
-        cluster.SetSchedulable(index, false);
-        masked.push_back(index);
-      }
-    }
-    absl::StatusOr<sched::Decision> decision = scheduler.ScheduleWithPreemption(request);
-    for (int index : masked) cluster.SetSchedulable(index, true);
-    if (!decision.ok()) {
-      // A request the engine refuses outright (e.g. an impossible GPU form) fails the workload.
-      decision = sched::Decision{};
-      decision->reasons.push_back({std::string(decision.status().message()), 0});
-    }
-    ScheduleStep step;
-    step.workload = w.spec.name;
-    if (!decision->scheduled) {
-      std::string why = decision->Explain();
-      if (!masked.empty()) {
-        why = Cat(why, why.empty() ? "" : "; ", "no ", core::WorkloadKindName(w.spec.kind),
-                  " driver: ", masked.size(), " hosts");
-      }
-      if (snap.hosts.empty()) why = "no hosts registered";
-      if (w.status.explanation == why) continue;
-      step.explanation = std::move(why);
-      out.steps.push_back(std::move(step));
-      continue;
-    }
-    bool victim_missing = false;
-    for (const std::string& victim : decision->plan.victims) {
-      victim_missing |= !snap.workloads.contains(victim);
-    }
-    if (victim_missing) continue;
-    // The scheduler planned on this model, so its victims are there and the placement fits; a
-    // step the model refuses anyway is left for the next pass rather than applied.
-    bool modeled = true;
-    for (const std::string& victim : decision->plan.victims) {
-      modeled = cluster.Release(victim).ok() && modeled;
-    }
-    if (!modeled || !cluster.Commit(request, decision->plan.placement).ok()) continue;
-    step.place = true;
-    step.plan = std::move(decision->plan);
-    out.steps.push_back(std::move(step));
-  }
-  return out;
-}
+// Store operations (compares, or writes in one branch) a placement step takes, besides the
+// allocation records: its workload's guard and write and its event, and as much per victim.
+size_t StepOps(const PlannedStep& step) { return 2 + 2 * step.victims.size(); }
 
 }  // namespace
 
-absl::StatusOr<int> ControlPlane::ScheduleOnce() {
-  BERTH_ASSIGN_OR_RETURN(Snapshot snap, ReadSnapshot());
-  if (PendingWorkloads(snap).empty()) return 0;
-  BERTH_RETURN_IF_ERROR(policy_.status());
-  const sched::WorkloadMix mix = CurrentMix();
-  BERTH_ASSIGN_OR_RETURN(SchedulePlan plan, PlanScheduling(snap, *policy_, mix));
-  return ApplySchedulePlan(snap, plan);
-}
-
-absl::StatusOr<int> ControlPlane::ApplySchedulePlan(const Snapshot& snap,
-                                                    const SchedulePlan& plan) {
-  // Allocation records as the steps committed so far left them, with their new revisions.
-  std::map<std::string, std::pair<HostAlloc, int64_t>> allocs = snap.allocs;
-  int placed = 0;
-  for (const ScheduleStep& step : plan.steps) {
-    const auto& [stored, rev] = snap.workloads.at(step.workload);
-    Workload w = stored;
-    state::TxnRequest txn;
-    if (!step.place) {
-      w.status.explanation = step.explanation;
-      w.status.reason = "no host fits: see explanation";
-      BERTH_RETURN_IF_ERROR(workloads_.AddUpdate(&txn, w.spec.name, w, rev));
-      events_.Add(&txn.then_ops, "workload", w.spec.name, "unschedulable", step.explanation);
-      // Losing this race changes nothing the next steps rely on; the next pass explains again.
-      // Only a store failure stops the plan; a lost compare is ignored, as said above.
-      BERTH_RETURN_IF_ERROR(store_->Txn(txn).status());
-      continue;
-    }
-    const sched::Plan& p = step.plan;
-    const std::string& host = p.placement.host_name;
+absl::StatusOr<bool> ControlPlane::CommitPlacements(
+    const std::vector<const PlannedStep*>& steps,
+    std::map<std::string, std::pair<HostAlloc, int64_t>>* allocs) {
+  // Allocation records as these steps leave them, guarded by their revisions before them.
+  std::map<std::string, std::pair<HostAlloc, int64_t>> touched;
+  auto alloc_of = [&](const std::string& h) -> HostAlloc& {
+    auto it = touched.find(h);
+    if (it != touched.end()) return it->second.first;
+    return (touched[h] = allocs->at(h)).first;
+  };
+  state::TxnRequest txn;
+  const absl::Time now = clock_->Now();
+  for (const PlannedStep* step : steps) {
+    const Workload& w = step->workload;
     // Victims first: each goes back to pending and leaves its host's allocation record.
-    std::map<std::string, std::pair<HostAlloc, int64_t>> touched;
-    auto alloc_of = [&](const std::string& h) -> HostAlloc& {
-      auto it = touched.find(h);
-      if (it != touched.end()) return it->second.first;
-      auto found = allocs.find(h);
-      return (touched[h] =
-                  (found != allocs.end() ? found->second : std::pair<HostAlloc, int64_t>{}))
-          .first;
-    };
-    for (const std::string& victim : p.victims) {
-      const auto& [victim_stored, victim_rev] = snap.workloads.at(victim);
-      Workload v = victim_stored;
-      alloc_of(v.status.host).workloads.erase(victim);
+    for (const Workload& victim : step->victims) {
+      Workload v = victim;
+      alloc_of(v.status.host).workloads.erase(v.spec.name);
       v.status = core::WorkloadStatus{};
       v.status.state = WorkloadState::kPending;
       v.status.desired = core::DesiredState::kRunning;
       v.status.reason = Cat("preempted by ", w.spec.name, " (priority ", w.spec.priority, ")");
-      v.status.generation = victim_stored.status.generation;
-      v.updated_at = clock_->Now();
-      BERTH_RETURN_IF_ERROR(workloads_.AddUpdate(&txn, victim, v, victim_rev));
-      events_.Add(&txn.then_ops, "workload", victim, "preempted", v.status.reason);
+      v.status.generation = victim.status.generation;
+      v.updated_at = now;
+      BERTH_RETURN_IF_ERROR(workloads_.AddUpdate(&txn, v.spec.name, v, victim.revision));
+      events_.Add(&txn.then_ops, "workload", v.spec.name, "preempted", v.status.reason);
     }
-    w.status.state = WorkloadState::kScheduled;
-    w.status.host = host;
-    w.status.gpus = p.placement.gpus;
-    for (const core::Host& h : snap.hosts) {
-      if (h.name == host) core::ResolveGpuDeviceIds(h.inventory.gpus, &w.status.gpus);
-    }
-    w.status.generation += 1;
-    w.status.explanation.clear();
-    w.status.reason = Cat("placed on ", host);
-    w.updated_at = clock_->Now();
-    alloc_of(host).workloads[w.spec.name] = w.status.generation;
-    for (const auto& [h, entry] : touched) {
-      BERTH_RETURN_IF_ERROR(allocs_.AddWrite(&txn, h, entry.first, entry.second));
-    }
-    BERTH_RETURN_IF_ERROR(workloads_.AddUpdate(&txn, w.spec.name, w, rev));
+    const sched::Plan& p = step->plan;
+    const std::string& host = p.placement.host_name;
+    Workload placed = w;
+    placed.status.state = WorkloadState::kScheduled;
+    placed.status.host = host;
+    placed.status.gpus = p.placement.gpus;
+    core::ResolveGpuDeviceIds(step->host_gpus, &placed.status.gpus);
+    placed.status.generation += 1;
+    placed.status.explanation.clear();
+    placed.status.reason = Cat("placed on ", host);
+    placed.updated_at = now;
+    alloc_of(host).workloads[w.spec.name] = placed.status.generation;
+    BERTH_RETURN_IF_ERROR(workloads_.AddUpdate(&txn, w.spec.name, placed, w.revision));
     std::string gpus;
-    for (const auto& g : w.status.gpus) {
+    for (const auto& g : placed.status.gpus) {
       gpus = Cat(gpus, gpus.empty() ? " gpus " : ",", g.index,
                  g.milli < core::kWholeGpuMilli ? Cat("(", g.milli, "m)") : "");
     }
     events_.Add(&txn.then_ops, "workload", w.spec.name, "scheduled", Cat("placed on ", host, gpus));
-    BERTH_ASSIGN_OR_RETURN(state::TxnResponse resp, store_->Txn(txn));
-    // Someone else changed the cluster: the steps after this one were planned on a state that
-    // no longer holds, so the next pass re-reads and plans again.
-    if (!resp.succeeded) break;
-    for (auto& [h, entry] : touched) {
-      entry.second = resp.revision;
-      allocs[h] = std::move(entry);
+  }
+  for (const auto& [h, entry] : touched) {
+    BERTH_RETURN_IF_ERROR(allocs_.AddWrite(&txn, h, entry.first, entry.second));
+  }
+  BERTH_ASSIGN_OR_RETURN(state::TxnResponse resp, store_->Txn(txn));
+  if (!resp.succeeded) return false;
+  for (auto& [h, entry] : touched) {
+    entry.second = resp.revision;
+    (*allocs)[h] = std::move(entry);
+  }
+  return true;
+}
+
+absl::StatusOr<int> ControlPlane::ApplySchedulePlan(const BatchPlan& plan) {
+  // Allocation records as the transactions committed so far left them, with their revisions.
+  std::map<std::string, std::pair<HostAlloc, int64_t>> allocs = plan.allocs;
+  const size_t max_ops = store_->MaxTxnOps();
+  int placed = 0;
+  // Placements, in plan order, cut into transactions the store takes.
+  std::vector<const PlannedStep*> chunk;
+  std::set<std::string> chunk_hosts;
+  size_t chunk_ops = 0;
+  bool lost = false;
+  auto flush = [&]() -> absl::Status {
+    if (chunk.empty() || lost) return absl::OkStatus();
+    BERTH_ASSIGN_OR_RETURN(bool ok, CommitPlacements(chunk, &allocs));
+    if (ok) {
+      placed += int(chunk.size());
+    } else {
+      // Someone else changed what some step read. Step by step, the steps before that one still
+      // commit; the ones after it were planned as if it committed, so the next pass plans them
+      // again on the model as it then stands.
+      for (const PlannedStep* step : chunk) {
+        BERTH_ASSIGN_OR_RETURN(bool one, CommitPlacements({step}, &allocs));
+        if (!one) break;
+        ++placed;
+      }
+      lost = true;
     }
-    ++placed;
+    chunk.clear();
+    chunk_hosts.clear();
+    chunk_ops = 0;
+    return absl::OkStatus();
+  };
+  for (const PlannedStep& step : plan.steps) {
+    if (!step.place) continue;
+    size_t ops = StepOps(step);
+    size_t new_hosts = chunk_hosts.contains(step.plan.placement.host_name) ? 0 : 1;
+    for (const Workload& v : step.victims) new_hosts += chunk_hosts.contains(v.status.host) ? 0 : 1;
+    const bool full = chunk.size() >= options_.placements_per_txn ||
+                      (max_ops != 0 && chunk_ops + ops + new_hosts > max_ops);
+    if (full) BERTH_RETURN_IF_ERROR(flush());
+    if (lost) break;
+    chunk.push_back(&step);
+    chunk_hosts.insert(step.plan.placement.host_name);
+    for (const Workload& v : step.victims) chunk_hosts.insert(v.status.host);
+    chunk_ops = 0;
+    for (const PlannedStep* s : chunk) chunk_ops += StepOps(*s);
+    chunk_ops += chunk_hosts.size();
+  }
+  BERTH_RETURN_IF_ERROR(flush());
+  // Explanations of the workloads that stay pending, batched the same way. Losing a race here
+  // changes nothing the other steps rely on: the next pass explains again.
+  std::vector<const PlannedStep*> explained;
+  for (const PlannedStep& step : plan.steps) {
+    if (!step.place) explained.push_back(&step);
+  }
+  const size_t per_txn = std::max<size_t>(
+      1, std::min(options_.placements_per_txn, max_ops == 0 ? SIZE_MAX : max_ops / 2));
+  for (size_t done = 0; done < explained.size();) {
+    const size_t end = std::min(explained.size(), done + per_txn);
+    auto build = [&](size_t from, size_t to) -> absl::StatusOr<state::TxnRequest> {
+      state::TxnRequest txn;
+      for (size_t i = from; i < to; ++i) {
+        Workload w = explained[i]->workload;
+        w.status.explanation = explained[i]->explanation;
+        w.status.reason = "no host fits: see explanation";
+        BERTH_RETURN_IF_ERROR(workloads_.AddUpdate(&txn, w.spec.name, w, w.revision));
+        events_.Add(&txn.then_ops, "workload", w.spec.name, "unschedulable",
+                    explained[i]->explanation);
+      }
+      return txn;
+    };
+    BERTH_ASSIGN_OR_RETURN(state::TxnRequest txn, build(done, end));
+    BERTH_ASSIGN_OR_RETURN(state::TxnResponse resp, store_->Txn(txn));
+    if (!resp.succeeded && end - done > 1) {
+      for (size_t i = done; i < end; ++i) {
+        BERTH_ASSIGN_OR_RETURN(state::TxnRequest one, build(i, i + 1));
+        // Only a store failure stops the plan; a lost compare is ignored, as said above.
+        BERTH_RETURN_IF_ERROR(store_->Txn(one).status());
+      }
+    }
+    done = end;
   }
   return placed;
 }
 
 absl::StatusOr<Json> ControlPlane::Tenants() {
-  BERTH_ASSIGN_OR_RETURN(Snapshot snap, ReadSnapshot());
-  sched::Cluster cluster;
-  std::map<int, const core::Host*> by_index;
-  BERTH_RETURN_IF_ERROR(BuildCluster(snap, &cluster, &by_index));
+  // From the model's cluster, which holds every quota and recorded allocation.
+  BERTH_RETURN_IF_ERROR(model_->Sync());
   Json out = Json::array();
-  for (const std::string& tenant : cluster.Tenants()) {
-    sched::TenantUsage u = cluster.Usage(tenant);
-    Json used = {{"cpu", core::FormatCpu(u.resources.cpu)},
-                 {"memory", core::FormatMiB(u.resources.memory.value())},
-                 {"disk", core::FormatMiB(u.resources.disk.value())},
-                 {"gpu", GpuText(u.gpu_milli)}};
-    if (!u.gpu_milli_by_model.empty()) {
-      Json m = Json::object();
-      for (const auto& [model, milli] : u.gpu_milli_by_model) m[model] = GpuText(milli);
-      used["gpu_by_model"] = m;
+  model_->ReadCluster([&](const sched::Cluster& cluster) {
+    for (const std::string& tenant : cluster.Tenants()) {
+      sched::TenantUsage u = cluster.Usage(tenant);
+      Json used = {{"cpu", core::FormatCpu(u.resources.cpu)},
+                   {"memory", core::FormatMiB(u.resources.memory.value())},
+                   {"disk", core::FormatMiB(u.resources.disk.value())},
+                   {"gpu", GpuText(u.gpu_milli)}};
+      if (!u.gpu_milli_by_model.empty()) {
+        Json m = Json::object();
+        for (const auto& [model, milli] : u.gpu_milli_by_model) m[model] = GpuText(milli);
+        used["gpu_by_model"] = m;
+      }
+      const sched::Quota* q = cluster.FindQuota(tenant);
+      out.push_back(
+          {{"name", tenant}, {"quota", q ? EncodeQuota(*q) : Json(nullptr)}, {"used", used}});
     }
-    const sched::Quota* q = cluster.FindQuota(tenant);
-    out.push_back(
-        {{"name", tenant}, {"quota", q ? EncodeQuota(*q) : Json(nullptr)}, {"used", used}});
-  }
+  });
   return out;
 }
 
@@ -1038,9 +945,9 @@ absl::StatusOr<Json> ControlPlane::Explain(std::string_view name) {
   options.excluded_check = "driver";
   options.excluded_reason = Cat("no ", core::WorkloadKindName(w.spec.kind), " driver");
   for (const auto& [index, host] : by_index) {
-    options.excluded[index] = !HasDriver(*host, w.spec.kind);
+    options.excluded[index] = !HasDriver(host->inventory, w.spec.kind);
   }
-  sched::Explanation e = sched::ExplainRequest(cluster, ToRequest(w), options);
+  sched::Explanation e = sched::ExplainRequest(cluster, WorkloadRequest(w), options);
   out["explanation"] = e.Text();
   Json checks = Json::array();
   for (const sched::CheckFinding& f : e.failing) {
@@ -1054,33 +961,33 @@ absl::StatusOr<Json> ControlPlane::Explain(std::string_view name) {
 }
 
 absl::StatusOr<std::map<std::string, core::HostAllocation>> ControlPlane::HostAllocations() {
-  BERTH_ASSIGN_OR_RETURN(Snapshot snap, ReadSnapshot());
-  sched::Cluster cluster;
-  std::map<int, const core::Host*> by_index;
-  BERTH_RETURN_IF_ERROR(BuildCluster(snap, &cluster, &by_index));
+  // From the model's cluster: nothing is decoded, whatever the fleet.
+  BERTH_RETURN_IF_ERROR(model_->Sync());
   std::map<std::string, core::HostAllocation> out;
-  for (int i = 0; i < cluster.num_hosts(); ++i) {
-    const sched::HostState& hs = cluster.host(i);
-    core::HostAllocation& a = out[hs.name];
-    a.resources = hs.allocated;
-    a.gpu_milli = hs.GpuCapacityMilli() - hs.FreeGpuMilli();
-    a.workloads = int(cluster.AllocationsOn(i).size());
-    for (const sched::GpuState& g : hs.gpus) {
-      a.gpus.push_back({.index = g.device.index,
-                        .milli = core::kWholeGpuMilli - g.free_milli,
-                        .memory_mib = g.device.memory_mib - g.free_memory_mib,
-                        .holders = {}});
-    }
-    for (const std::string& id : cluster.AllocationsOn(i)) {
-      const sched::Allocation* alloc = cluster.FindAllocation(id);
-      if (alloc == nullptr) continue;
-      for (const core::GpuAssignment& ga : alloc->placement.gpus) {
-        for (core::GpuDeviceAllocation& d : a.gpus) {
-          if (d.index == ga.index) d.holders.push_back(id);
+  model_->ReadCluster([&](const sched::Cluster& cluster) {
+    for (int i = 0; i < cluster.num_hosts(); ++i) {
+      const sched::HostState& hs = cluster.host(i);
+      core::HostAllocation& a = out[hs.name];
+      a.resources = hs.allocated;
+      a.gpu_milli = hs.GpuCapacityMilli() - hs.FreeGpuMilli();
+      a.workloads = int(cluster.AllocationsOn(i).size());
+      for (const sched::GpuState& g : hs.gpus) {
+        a.gpus.push_back({.index = g.device.index,
+                          .milli = core::kWholeGpuMilli - g.free_milli,
+                          .memory_mib = g.device.memory_mib - g.free_memory_mib,
+                          .holders = {}});
+      }
+      for (const std::string& id : cluster.AllocationsOn(i)) {
+        const sched::Allocation* alloc = cluster.FindAllocation(id);
+        if (alloc == nullptr) continue;
+        for (const core::GpuAssignment& ga : alloc->placement.gpus) {
+          for (core::GpuDeviceAllocation& d : a.gpus) {
+            if (d.index == ga.index) d.holders.push_back(id);
+          }
         }
       }
     }
-  }
+  });
   return out;
 }
 
@@ -1112,46 +1019,46 @@ constexpr size_t kFailBatch = 50;
 }  // namespace
 
 absl::StatusOr<int> ControlPlane::CheckHostsOnce() {
-  BERTH_ASSIGN_OR_RETURN(std::vector<core::Host> hosts, ListHosts());
-  absl::Time now = clock_->Now();
-  // The live workloads of each host, read once per pass and only when some host is down.
-  std::optional<std::map<std::string, std::vector<Workload>>> by_host;
-  auto workloads_on = [&](const std::string& host) -> absl::StatusOr<std::vector<Workload>> {
-    if (!by_host) {
-      BERTH_ASSIGN_OR_RETURN(std::vector<Workload> all, ListWorkloads());
-      by_host.emplace();
-      for (auto& w : all) {
-        if (!w.status.host.empty() && !core::IsTerminal(w.status.state)) {
-          (*by_host)[w.status.host].push_back(std::move(w));
-        }
+  // Read from the model and the in-memory leases: a check decodes nothing, whatever the fleet.
+  BERTH_RETURN_IF_ERROR(model_->Sync());
+  std::vector<HostLiveness> hosts = model_->AllLiveness();
+  const absl::Time now = clock_->Now();
+  std::vector<std::pair<HostLiveness, absl::Time>> expired;
+  std::vector<HostLiveness> unfinished;
+  {
+    absl::MutexLock lock(&mu_);
+    // Both in name order: one walk over the two, no lookup per host.
+    auto it = heartbeats_.begin();
+    for (HostLiveness& h : hosts) {
+      if (h.state == core::HostState::kDown) {
+        unfinished.push_back(std::move(h));
+        continue;
       }
+      while (it != heartbeats_.end() && it->first < h.name) ++it;
+      // After a server restart (or a new term as leader) every host gets a full TTL.
+      const absl::Time last =
+          it != heartbeats_.end() && it->first == h.name ? it->second : started_at_;
+      if (now - last > options_.host_ttl) expired.emplace_back(std::move(h), last);
     }
-    auto it = by_host->find(host);
-    return it == by_host->end() ? std::vector<Workload>() : std::move(it->second);
-  };
+  }
+  for (const HostLiveness& h : unfinished) {
+    // A host marked down earlier whose workloads were not all failed yet (a batch lost a race,
+    // or the server stopped between batches): finish the job.
+    std::vector<Workload> left = model_->LiveWorkloadsOn(h.name);
+    if (left.empty() && !model_->HasAllocRecord(h.name)) continue;
+    std::optional<core::Host> host = model_->FindHost(h.name);
+    if (!host) continue;
+    BERTH_RETURN_IF_ERROR(
+        FailWorkloadsOfDownHost(*host, std::move(left), Cat("host ", h.name, " is down")));
+  }
   int down = 0;
-  for (auto& h : hosts) {
-    if (h.state == core::HostState::kDown) {
-      // A host marked down earlier whose workloads were not all failed yet (a batch lost a
-      // race, or the server stopped between batches): finish the job.
-      BERTH_ASSIGN_OR_RETURN(std::vector<Workload> left, workloads_on(h.name));
-      BERTH_RETURN_IF_ERROR(
-          FailWorkloadsOfDownHost(h, std::move(left), Cat("host ", h.name, " is down")));
-      continue;
-    }
-    if (h.state != core::HostState::kReady) continue;
-    absl::Time last;
-    {
-      absl::MutexLock lock(&mu_);
-      auto it = heartbeats_.find(h.name);
-      // After a server restart every host gets a full TTL to check in again.
-      last = it != heartbeats_.end() ? it->second : started_at_;
-    }
-    if (now - last <= options_.host_ttl) continue;
+  for (const auto& [h, last] : expired) {
+    std::optional<core::Host> host = model_->FindHost(h.name);
+    if (!host) continue;
     std::string why = Cat("host ", h.name, " is down: no heartbeat for ",
                           absl::FormatDuration(absl::Trunc(now - last, absl::Seconds(1))));
     // First the host, so that nothing more is placed there; then its workloads, in batches.
-    core::Host updated = h;
+    core::Host updated = *host;
     updated.state = core::HostState::kDown;
     state::TxnRequest txn;
     BERTH_RETURN_IF_ERROR(hosts_.AddUpdate(&txn, h.name, updated, h.revision));
@@ -1159,9 +1066,12 @@ absl::StatusOr<int> ControlPlane::CheckHostsOnce() {
     BERTH_ASSIGN_OR_RETURN(state::TxnResponse resp, store_->Txn(txn));
     if (!resp.succeeded) continue;  // it changed meanwhile (a heartbeat); the next pass looks again
     ++down;
+    {
+      absl::MutexLock lock(&mu_);
+      marked_down_.insert(h.name);
+    }
     updated.revision = resp.revision;
-    BERTH_ASSIGN_OR_RETURN(std::vector<Workload> on_host, workloads_on(h.name));
-    BERTH_RETURN_IF_ERROR(FailWorkloadsOfDownHost(updated, std::move(on_host), why));
+    BERTH_RETURN_IF_ERROR(FailWorkloadsOfDownHost(updated, model_->LiveWorkloadsOn(h.name), why));
   }
   return down;
 }
@@ -1246,13 +1156,15 @@ void ControlPlane::Start() {
     heartbeats_.clear();
     started_at_ = clock_->Now();
   }
-  // The mix FGD scores against, from the workloads the store holds (oldest first).
-  if (auto all = ListWorkloads(); all.ok()) {
-    std::sort(all->begin(), all->end(),
-              [](const Workload& a, const Workload& b) { return a.created_at < b.created_at; });
+  // The mix FGD scores against, from the workloads the store holds (oldest first), read from
+  // the model: a server that leads again decodes nothing.
+  if (absl::Status synced = model_->Sync(); synced.ok()) {
+    std::vector<sched::Request> requests = model_->RequestsByAge();
     absl::MutexLock lock(&mix_mu_);
     mix_tracker_ = sched::MixTracker();
-    for (const auto& w : *all) mix_tracker_.Observe(ToRequest(w));
+    for (const sched::Request& r : requests) mix_tracker_.Observe(r);
+  } else {
+    NoteLoopFailure("cluster model", synced);
   }
   auto rev = store_->Revision();
   auto watch = store_->Watch("/", rev.ok() ? *rev + 1 : 0, [this](const state::Event& e) {
@@ -1298,6 +1210,11 @@ void ControlPlane::Loop() {
     // A pass that throws is a bug; it is logged and counted, and the next pass runs as usual.
     absl::Status pass = core::RunGuarded("control plane pass", [&] {
       NoteLoopFailure("scheduling pass", ScheduleOnce().status());
+      if (more_pending_) {
+        // The pass stopped at its batch limit: the next one runs at once.
+        absl::MutexLock lock(&mu_);
+        kick_ = true;
+      }
       // The injected clock, so a test's paused clock decides when hosts are checked.
       if (clock_->Now() - last_check >= absl::Seconds(1)) {
         last_check = clock_->Now();

@@ -19,6 +19,7 @@
 #include <map>
 #include <memory>
 #include <optional>
+#include <set>
 #include <string>
 #include <string_view>
 #include <thread>
@@ -89,6 +90,11 @@ struct ControlPlaneOptions {
   // most, for the last `usage_history`.
   absl::Duration usage_resolution = absl::Seconds(10);
   absl::Duration usage_history = absl::Hours(1);
+  // Decisions (placements and explanations) one scheduling pass plans and commits at most; the
+  // loop runs the next pass at once when a pass stops at it.
+  size_t schedule_batch = 4096;
+  // Placements per transaction at most, under the store's own limit (Store::MaxTxnOps()).
+  size_t placements_per_txn = 1000;
 };
 
 // One usage report of a host, as kept in its history.
@@ -123,8 +129,10 @@ struct HostRegistration {
 enum class Action { kStart, kStop, kPause, kResume };
 std::optional<Action> ParseAction(std::string_view text);
 
-struct Snapshot;      // internal: a consistent read of hosts, allocations and workloads
-struct SchedulePlan;  // internal: what one scheduling pass decided on a snapshot
+struct Snapshot;  // internal: a consistent read of hosts, allocations and workloads
+class ClusterModel;
+struct BatchPlan;
+struct PlannedStep;
 
 class ControlPlane {
  public:
@@ -198,7 +206,9 @@ class ControlPlane {
   absl::StatusOr<std::vector<core::Event>> ListEvents(int64_t after, size_t limit,
                                                       int64_t* revision = nullptr);
 
-  // One scheduling pass over every pending workload; returns how many were placed.
+  // One scheduling pass over the pending workloads (at most options.schedule_batch decisions),
+  // planned on the cluster model and committed in as few transactions as the store takes;
+  // returns how many were placed.
   absl::StatusOr<int> ScheduleOnce();
   // Marks hosts without a heartbeat for host_ttl as down and fails their workloads; returns
   // how many hosts went down.
@@ -233,15 +243,24 @@ class ControlPlane {
   }
   state::Store* store() const { return store_; }
   const ControlPlaneOptions& options() const { return options_; }
+  // The in-memory cluster model passes plan on (control/cluster_model.h).
+  ClusterModel& model() { return *model_; }
   core::Clock* clock() const { return clock_; }
 
  private:
   absl::StatusOr<std::pair<core::Workload, int64_t>> ReadWorkload(std::string_view name);
   absl::StatusOr<Snapshot> ReadSnapshot();
-  // Commits a scheduling plan made on `snap`, step by step, each with compare-and-set on the
-  // revisions it read; stops at the first placement that loses a race. Returns how many
+  // Commits a batch plan: placements in transactions of as many steps as the store takes, each
+  // guarded by the revisions the model read; a transaction that loses a race is tried again
+  // step by step, and the plan stops at the first step that loses one (the steps after it were
+  // planned as if it committed). Explanations follow, batched the same way. Returns how many
   // workloads were placed.
-  absl::StatusOr<int> ApplySchedulePlan(const Snapshot& snap, const SchedulePlan& plan);
+  absl::StatusOr<int> ApplySchedulePlan(const BatchPlan& plan);
+  // Commits `steps` in one transaction; false when a guard did not hold. `allocs` holds the
+  // allocation records as committed so far, and gets what this transaction wrote.
+  absl::StatusOr<bool> CommitPlacements(
+      const std::vector<const PlannedStep*>& steps,
+      std::map<std::string, std::pair<HostAlloc, int64_t>>* allocs);
   absl::Status TrimEvents();
   // Adds to `txn` the removal of workload `name` from host `host`'s allocation record, guarded
   // by the record's revision; nothing when the record does not hold it.
@@ -290,9 +309,15 @@ class ControlPlane {
   HostRepository hosts_;
   AllocRepository allocs_;
   CredentialRepository credentials_;
+  const std::unique_ptr<ClusterModel> model_;
+  std::atomic<bool> more_pending_{false};  // the last pass stopped at its batch limit
 
   absl::Mutex mu_;
+  // The in-memory leases: the last heartbeat of each host.
   std::map<std::string, absl::Time, std::less<>> heartbeats_ ABSL_GUARDED_BY(mu_);
+  // Hosts this server marked down, until a heartbeat marks them up (the model may lag by an
+  // instant behind the write).
+  std::set<std::string, std::less<>> marked_down_ ABSL_GUARDED_BY(mu_);
   std::map<std::string, core::HostUsage, std::less<>> usage_ ABSL_GUARDED_BY(mu_);
   std::map<std::string, std::deque<UsageSample>, std::less<>> usage_history_ ABSL_GUARDED_BY(mu_);
   absl::Time started_at_;

@@ -1,7 +1,9 @@
 #include "control/control_plane.h"
 
+#include <random>
 #include <thread>
 
+#include "control/cluster_model.h"
 #include "gtest/gtest.h"
 #include "state/memory_store.h"
 
@@ -264,6 +266,7 @@ class OpLimitedStore : public state::Store {
     return inner_->GetLease(id);
   }
   absl::StatusOr<int> ExpireLeases() override { return inner_->ExpireLeases(); }
+  size_t MaxTxnOps() const override { return kLimit; }
   int refused = 0;
 
  private:
@@ -422,6 +425,229 @@ TEST_F(ControlPlaneTest, UsageHistoryKeepsOneSamplePerResolutionForAnHour) {
   // A heartbeat without usage keeps the last report.
   ASSERT_TRUE(cp_.Heartbeat("h1").ok());
   EXPECT_EQ(cp_.HostUsages()["h1"].cpu, core::MilliCpu(799));
+}
+
+// Batching: a pass commits its placements in one transaction where the store sets no limit,
+// and in as few as its limit allows where it does.
+TEST_F(ControlPlaneTest, APassCommitsItsPlacementsInAsFewTransactionsAsTheStoreTakes) {
+  ASSERT_TRUE(cp_.RegisterHost("h1", Inventory("200", "64Gi")).ok());
+  for (int i = 0; i < 100; ++i) {
+    ASSERT_TRUE(cp_.CreateWorkload(Spec("w" + std::to_string(i), "1", "64Mi")).ok());
+  }
+  int64_t before = *store_.Revision();
+  ASSERT_EQ(*cp_.ScheduleOnce(), 100);
+  EXPECT_EQ(*store_.Revision(), before + 1);
+
+  // 63 placements fit in 128 operations (a write and an event each, and the host's record).
+  OpLimitedStore limited(&store_);
+  ControlPlane cp(&limited, Options());
+  for (int i = 0; i < 100; ++i) {
+    ASSERT_TRUE(cp.CreateWorkload(Spec("v" + std::to_string(i), "1", "64Mi")).ok());
+  }
+  before = *store_.Revision();
+  ASSERT_EQ(*cp.ScheduleOnce(), 100);
+  EXPECT_EQ(*store_.Revision(), before + 2);
+  EXPECT_EQ(limited.refused, 0);
+}
+
+// A pass stops at its batch of decisions, and cuts its placements into transactions of at most
+// placements_per_txn; the next pass goes on where it stopped.
+TEST_F(ControlPlaneTest, APassTakesABatchAndCommitsItInTransactionsOfBoundedSize) {
+  ControlPlaneOptions o = Options();
+  o.schedule_batch = 10;
+  o.placements_per_txn = 4;
+  ControlPlane cp(&store_, o);
+  ASSERT_TRUE(cp.RegisterHost("h1", Inventory("200", "64Gi")).ok());
+  for (int i = 0; i < 25; ++i) {
+    clock_.Advance(absl::Seconds(1));
+    ASSERT_TRUE(cp.CreateWorkload(Spec("w" + std::to_string(i), "1", "64Mi")).ok());
+  }
+  int64_t before = *store_.Revision();
+  EXPECT_EQ(*cp.ScheduleOnce(), 10);
+  EXPECT_EQ(*store_.Revision(), before + 3);
+  // Oldest first: the first batch took the first ten created.
+  EXPECT_EQ(cp.GetWorkload("w9")->status.state, WorkloadState::kScheduled);
+  EXPECT_EQ(cp.GetWorkload("w10")->status.state, WorkloadState::kPending);
+  before = *store_.Revision();
+  EXPECT_EQ(*cp.ScheduleOnce(), 10);
+  EXPECT_EQ(*store_.Revision(), before + 3);
+  before = *store_.Revision();
+  EXPECT_EQ(*cp.ScheduleOnce(), 5);
+  EXPECT_EQ(*store_.Revision(), before + 2);
+  EXPECT_EQ(*cp.ScheduleOnce(), 0);
+}
+
+// A heartbeat of a live host stays in memory; only one that brings a host back writes.
+TEST_F(ControlPlaneTest, HeartbeatsOfALiveHostDoNotWriteTheStore) {
+  ASSERT_TRUE(cp_.RegisterHost("h1", Inventory()).ok());
+  const int64_t rev = *store_.Revision();
+  for (int i = 0; i < 5; ++i) {
+    clock_.Advance(absl::Seconds(5));
+    ASSERT_TRUE(cp_.Heartbeat("h1").ok());
+    EXPECT_EQ(*cp_.CheckHostsOnce(), 0);
+  }
+  EXPECT_EQ(*store_.Revision(), rev);
+  EXPECT_EQ(cp_.Heartbeat("nope").code(), absl::StatusCode::kNotFound);
+  clock_.Advance(absl::Seconds(11));
+  EXPECT_EQ(*cp_.CheckHostsOnce(), 1);
+  ASSERT_TRUE(cp_.Heartbeat("h1").ok());  // the host marked down an instant ago comes back
+  EXPECT_EQ(cp_.GetHost("h1")->state, core::HostState::kReady);
+}
+
+// The model follows what another server writes to the same store: its hosts, placements and
+// releases show in this server's assignments and passes.
+TEST_F(ControlPlaneTest, TheModelFollowsWritesOfAnotherServer) {
+  ControlPlane other(&store_, Options());
+  EXPECT_TRUE(cp_.Assignments("h1")->empty());  // the model is loaded before the writes below
+  ASSERT_TRUE(other.RegisterHost("h1", Inventory("1", "1Gi")).ok());
+  ASSERT_TRUE(other.CreateWorkload(Spec("a", "1")).ok());
+  ASSERT_EQ(*other.ScheduleOnce(), 1);
+  int64_t rev = 0;
+  std::vector<core::Workload> on_h1 = *cp_.Assignments("h1", &rev);
+  ASSERT_EQ(on_h1.size(), 1u);
+  EXPECT_EQ(on_h1[0].spec.name, "a");
+  EXPECT_EQ(on_h1[0].status.generation, 1);
+  EXPECT_GE(rev, on_h1[0].revision);
+  // What the other server placed is taken: this server finds the host full.
+  ASSERT_TRUE(cp_.CreateWorkload(Spec("b", "1")).ok());
+  EXPECT_EQ(*cp_.ScheduleOnce(), 0);
+  EXPECT_EQ(cp_.GetWorkload("b")->status.state, WorkloadState::kPending);
+  StatusReport stopped{.generation = 1, .state = WorkloadState::kStopped};
+  ASSERT_TRUE(other.ReportStatus("h1", "a", stopped).ok());
+  EXPECT_TRUE(cp_.Assignments("h1")->empty());
+  EXPECT_EQ(*cp_.ScheduleOnce(), 1);
+  EXPECT_EQ(cp_.GetWorkload("b")->status.host, "h1");
+}
+
+// A watch that stops delivering (as an etcd watch ends when the revision it must resume from was
+// compacted) is noticed by Sync, which lists the store again.
+class SilencingStore : public OpLimitedStore {
+ public:
+  using OpLimitedStore::OpLimitedStore;
+  absl::StatusOr<std::unique_ptr<state::WatchHandle>> Watch(
+      std::string_view prefix, int64_t start_revision, state::WatchCallback callback) override {
+    return OpLimitedStore::Watch(prefix, start_revision,
+                                 [this, callback = std::move(callback)](const state::Event& e) {
+                                   if (!silent.load()) callback(e);
+                                 });
+  }
+  std::atomic<bool> silent{false};
+};
+
+TEST_F(ControlPlaneTest, TheModelListsAgainWhenItsWatchFallsSilent) {
+  SilencingStore silencing(&store_);
+  ClusterModel model(&silencing, absl::Milliseconds(50));
+  ASSERT_TRUE(model.Sync().ok());
+  EXPECT_EQ(model.Stats().reloads, 1);
+  silencing.silent = true;
+  ASSERT_TRUE(cp_.RegisterHost("h1", Inventory()).ok());
+  ASSERT_TRUE(cp_.CreateWorkload(Spec("a")).ok());
+  ASSERT_TRUE(model.Sync().ok());
+  silencing.silent = false;
+  EXPECT_EQ(model.Stats().reloads, 2);
+  EXPECT_TRUE(model.FindHost("h1").has_value());
+  EXPECT_EQ(model.Stats().workloads, 1u);
+  EXPECT_EQ(model.Stats().pending, 1u);
+  // The fresh watch carries on.
+  ASSERT_TRUE(cp_.CreateWorkload(Spec("b")).ok());
+  ASSERT_TRUE(model.Sync().ok());
+  EXPECT_EQ(model.Stats().workloads, 2u);
+  EXPECT_EQ(model.Stats().reloads, 2);
+}
+
+// Property: batched passes of two servers racing with deletes, agents' reports and hosts that
+// go down and come back never give a placement twice nor over-allocate a host, and every
+// allocation record matches the workloads it lists.
+TEST_F(ControlPlaneTest, BatchesRacingWithDeletesAndHostLossKeepTheRecordsExact) {
+  constexpr int kHosts = 6;
+  constexpr int kWorkloads = 240;
+  for (int h = 0; h < kHosts; ++h) {
+    ASSERT_TRUE(cp_.RegisterHost("h" + std::to_string(h), Inventory("4", "4Gi")).ok());
+  }
+  for (int i = 0; i < kWorkloads; ++i) {
+    ASSERT_TRUE(cp_.CreateWorkload(Spec("w" + std::to_string(i), "500m")).ok());
+  }
+  ControlPlane other(&store_, Options());
+  std::atomic<bool> done{false};
+  auto passes = [&](ControlPlane* cp) {
+    while (!done.load()) {
+      absl::StatusOr<int> placed = cp->ScheduleOnce();
+      EXPECT_TRUE(placed.ok()) << placed.status();
+    }
+  };
+  std::thread s1(passes, &cp_);
+  std::thread s2(passes, &other);
+  std::atomic<int> deleted{0}, went_down{0};
+  std::thread deleter([&] {
+    std::mt19937 rng(7);
+    for (int round = 0; round < 400; ++round) {
+      const std::string name = "w" + std::to_string(rng() % kWorkloads);
+      absl::StatusOr<core::Workload> w = cp_.GetWorkload(name);
+      if (!w.ok()) continue;
+      if (rng() % 3 == 0) {
+        deleted += cp_.DeleteWorkload(name).ok() ? 1 : 0;
+      } else if (!w->status.host.empty() && !core::IsTerminal(w->status.state)) {
+        // Its agent reports it stopped: the placement is released.
+        (void)cp_.ReportStatus(
+            w->status.host, name,
+            {.generation = w->status.generation, .state = WorkloadState::kStopped});
+        (void)cp_.Act(name, Action::kStart);
+      }
+    }
+  });
+  std::thread liveness([&] {
+    for (int round = 0; round < 40; ++round) {
+      // Hosts 0..2 keep beating; the others go down and come back.
+      for (int h = 0; h < kHosts; ++h) {
+        if (h < 3 || round % 4 == 3) (void)cp_.Heartbeat("h" + std::to_string(h));
+      }
+      clock_.Advance(absl::Seconds(4));
+      absl::StatusOr<int> down = cp_.CheckHostsOnce();
+      EXPECT_TRUE(down.ok()) << down.status();
+      went_down += down.value_or(0);
+    }
+    done = true;
+  });
+  liveness.join();
+  deleter.join();
+  s1.join();
+  s2.join();
+
+  std::map<std::string, core::Workload> by_name;
+  std::vector<core::Workload> workloads = *cp_.ListWorkloads();
+  for (core::Workload& w : workloads) by_name[w.spec.name] = std::move(w);
+  std::map<std::string, int64_t> scheduled_events;
+  const std::vector<core::Event> events = *cp_.ListEvents(0, 0);
+  for (const core::Event& e : events) {
+    if (e.type == "scheduled") ++scheduled_events[e.object];
+  }
+  std::set<std::string> recorded;
+  state::ListResponse allocs = *store_.List(kHostAllocPrefix);
+  for (const state::KeyValue& kv : allocs.kvs) {
+    const std::string host = kv.key.substr(kHostAllocPrefix.size());
+    HostAlloc alloc = *HostAllocCodec::Decode(core::Json::parse(kv.value));
+    int64_t cpu = 0;
+    for (const auto& [name, generation] : alloc.workloads) {
+      EXPECT_TRUE(recorded.insert(name).second) << name << " recorded on two hosts";
+      auto it = by_name.find(name);
+      ASSERT_NE(it, by_name.end()) << name << " recorded on " << host << " but gone";
+      EXPECT_EQ(it->second.status.host, host) << name;
+      EXPECT_EQ(it->second.status.generation, generation) << name;
+      cpu += it->second.spec.resources.cpu.value();
+    }
+    EXPECT_LE(cpu, 4000) << host;
+  }
+  for (const auto& [name, w] : by_name) {
+    // Live on a host means recorded there; each placement has one event and one generation.
+    if (!w.status.host.empty() && !core::IsTerminal(w.status.state)) {
+      EXPECT_TRUE(recorded.contains(name)) << name;
+    }
+    EXPECT_EQ(scheduled_events[name], w.status.generation) << name;
+  }
+  // The race was run: placements, deletes and hosts lost all happened.
+  EXPECT_GT(deleted.load(), 0);
+  EXPECT_GT(went_down.load(), 0);
+  EXPECT_GT(events.size(), size_t{kWorkloads});
 }
 
 }  // namespace

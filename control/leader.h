@@ -145,6 +145,11 @@ class FencedStore final : public state::Store {
   absl::Status Revoke(state::LeaseId id) override;
   absl::StatusOr<state::LeaseInfo> GetLease(state::LeaseId id) override;
   absl::StatusOr<int> ExpireLeases() override;
+  // The base's limit, less the fence's own compare.
+  size_t MaxTxnOps() const override {
+    size_t limit = base_->MaxTxnOps();
+    return limit == 0 ? 0 : limit - 1;
+  }
 
  private:
   state::Store* const base_;

@@ -46,9 +46,14 @@ struct Event {
   enum class Type { kPut, kDelete };
   Type type = Type::kPut;
   KeyValue kv;
+  // Set by a watch when the event it delivers next belongs to the same revision: the
+  // transaction is not complete yet for this watcher. Not part of the change (== ignores it).
+  bool more_in_revision = false;
 
   int64_t revision() const { return kv.mod_revision; }
-  friend bool operator==(const Event&, const Event&) = default;
+  friend bool operator==(const Event& a, const Event& b) {
+    return a.type == b.type && a.kv == b.kv;
+  }
 };
 
 // A transaction guard on one key. Only equality is offered; a create_revision of 0 means the
@@ -187,6 +192,11 @@ class Store {
   [[nodiscard]] virtual absl::StatusOr<LeaseInfo> GetLease(LeaseId id) = 0;
   // Revokes every lease whose deadline has passed by the store's clock; returns how many.
   [[nodiscard]] virtual absl::StatusOr<int> ExpireLeases() = 0;
+
+  // The most compares, and the most operations in one branch, a transaction may hold (etcd
+  // refuses more, 128 by default); 0 means no limit. Batching writers size their transactions
+  // by it.
+  virtual size_t MaxTxnOps() const { return 0; }
 
   // Conveniences built on Txn and Watch.
 

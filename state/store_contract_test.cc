@@ -362,6 +362,32 @@ TYPED_TEST(StoreContractTest, WatchReplaysHistoryThenFollowsInOrder) {
                           PutEvent("/w/d", "1", 7, 7, 1)));
 }
 
+// A watcher learns when a transaction is complete for it: every event but the last of its
+// revision (among the keys it watches) says more follow, live and when replayed from history.
+TYPED_TEST(StoreContractTest, AWatchMarksEventsThatMoreOfTheirRevisionFollow) {
+  testing::EventLog live;
+  auto watch = this->store_->Watch("/m/", 0, live.Callback());
+  ASSERT_TRUE(watch.ok()) << watch.status();
+  TxnRequest txn{.compares = {},
+                 .then_ops = {Op::Put("/m/a", "1"), Op::Put("/m/b", "1"), Op::Put("/other", "1"),
+                              Op::Put("/m/c", "1")},
+                 .else_ops = {}};
+  ASSERT_TRUE(this->store_->Txn(txn).ok());            // 1
+  ASSERT_TRUE(this->store_->Put("/m/d", "1").ok());    // 2
+  ASSERT_TRUE(this->store_->Put("/other", "2").ok());  // 3
+  ASSERT_TRUE(this->store_->Put("/m/a", "2").ok());    // 4
+  auto flags = [](const std::vector<Event>& events) {
+    std::vector<bool> out;
+    for (const Event& e : events) out.push_back(e.more_in_revision);
+    return out;
+  };
+  EXPECT_THAT(flags(live.WaitFor(5)), ElementsAre(true, true, false, false, false));
+  testing::EventLog replayed;
+  auto again = this->store_->Watch("/m/", 1, replayed.Callback());
+  ASSERT_TRUE(again.ok()) << again.status();
+  EXPECT_THAT(flags(replayed.WaitFor(5)), ElementsAre(true, true, false, false, false));
+}
+
 TYPED_TEST(StoreContractTest, WatchFromZeroSeesOnlyNewChanges) {
   ASSERT_TRUE(this->store_->Put("/a", "old").ok());
   testing::EventLog log;

@@ -106,6 +106,11 @@ void WatchHub::Run() {
       batch.swap(watcher->pending);
       pending_count_ -= static_cast<int64_t>(batch.size());
     }
+    // A commit's events reach a watcher's queue together, so within a batch they sit side by
+    // side: tell the callback when the next one completes the same revision.
+    for (size_t i = 0; i + 1 < batch.size(); ++i) {
+      batch[i].more_in_revision = batch[i + 1].revision() == batch[i].revision();
+    }
     for (const Event& event : batch) {
       {
         absl::MutexLock lock(&mu_);

@@ -266,6 +266,10 @@ class EtcdStore::Core {
   void Deliver(const std::shared_ptr<Watcher>& watcher, std::vector<Event> events) {
     absl::MutexLock lock(&watch_mu_);
     if (watcher->cancelled || stop_) return;
+    // etcd sends a revision's events in one response: mark all but the last of each.
+    for (size_t i = 0; i + 1 < events.size(); ++i) {
+      events[i].more_in_revision = events[i + 1].revision() == events[i].revision();
+    }
     for (Event& event : events) queue_.emplace_back(watcher, std::move(event));
   }
 
@@ -560,7 +564,8 @@ class EtcdWatchHandle final : public WatchHandle {
 
 }  // namespace
 
-EtcdStore::EtcdStore(std::shared_ptr<Core> core) : core_(std::move(core)) {}
+EtcdStore::EtcdStore(std::shared_ptr<Core> core, size_t max_txn_ops)
+    : core_(std::move(core)), max_txn_ops_(max_txn_ops) {}
 
 EtcdStore::~EtcdStore() { core_->Shutdown(); }
 
@@ -573,7 +578,7 @@ absl::StatusOr<std::unique_ptr<EtcdStore>> EtcdStore::Open(std::vector<std::stri
   }
   for (const std::string& endpoint : endpoints) BERTH_RETURN_IF_ERROR(ValidateEndpoint(endpoint));
   std::unique_ptr<EtcdStore> store(
-      new EtcdStore(std::make_shared<Core>(std::move(endpoints), options)));
+      new EtcdStore(std::make_shared<Core>(std::move(endpoints), options), options.max_txn_ops));
   // One read proves that some endpoint is an etcd with a leader.
   BERTH_RETURN_IF_ERROR(store->Revision().status());
   return store;

@@ -59,6 +59,8 @@ struct EtcdStoreOptions {
   // Per request (a watch's stream has none); etcd answers within its own 5s-7s when it is slow.
   absl::Duration request_timeout = absl::Seconds(30);
   absl::Duration connect_timeout = absl::Seconds(5);
+  // The cluster's --max-txn-ops (etcd's default is 128): what MaxTxnOps() reports.
+  size_t max_txn_ops = 128;
 };
 
 class EtcdStore final : public Store, public Snapshotter {
@@ -83,6 +85,7 @@ class EtcdStore final : public Store, public Snapshotter {
   absl::Status Revoke(LeaseId id) override;
   absl::StatusOr<LeaseInfo> GetLease(LeaseId id) override;
   absl::StatusOr<int> ExpireLeases() override;
+  size_t MaxTxnOps() const override { return max_txn_ops_; }
 
   // etcd's own snapshot of its whole database (the Maintenance.Snapshot stream, what `etcdctl
   // snapshot save` writes, its SHA-256 at the end), from the first endpoint that answers. etcd
@@ -96,7 +99,7 @@ class EtcdStore final : public Store, public Snapshotter {
   class Core;  // shared with watch handles
 
  private:
-  explicit EtcdStore(std::shared_ptr<Core> core);
+  EtcdStore(std::shared_ptr<Core> core, size_t max_txn_ops);
   void MaybeCompact(int64_t revision);
   static absl::Status ValidateTxn(const TxnRequest& request);
   // One attempt at a transaction; Unavailable when its outcome is unknown.
@@ -106,6 +109,7 @@ class EtcdStore final : public Store, public Snapshotter {
   absl::StatusOr<std::optional<TxnResponse>> Landed(const TxnRequest& request);
 
   std::shared_ptr<Core> core_;
+  const size_t max_txn_ops_;
 };
 
 // Parses "etcd://HOST:PORT[,HOST:PORT...]" into "HOST:PORT" endpoints (an IPv6 host in
