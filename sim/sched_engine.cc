@@ -86,9 +86,9 @@ class SchedEngine final : public Engine {
       return absl::InvalidArgumentError(
           Cat("--policy \"", config.policy, "\": ", std::string(policy.status().message())));
     }
-    if (policy->Uses("fgd-ref")) {
-      // fgd-ref scores against its own mix (the trace's popular classes) while the report
-      // measures every policy against the whole trace: a twin cluster for the measure keeps
+    if (policy->Uses("fgd-ref") || policy->Uses("fgd-pool")) {
+      // fgd-ref and fgd-pool score against their own mix (the trace's popular classes) while the
+      // report measures every policy against the whole trace: a twin cluster for the measure keeps
       // each cluster's fragmentation caches on one mix.
       measure_ = std::make_unique<sched::Cluster>();
       for (size_t i : order) {
