@@ -888,6 +888,12 @@ absl::StatusOr<Decision> Scheduler::Schedule(const Request& r) {
   return ScheduleOn(r, nullptr);
 }
 
+absl::StatusOr<Decision> Scheduler::ScheduleOnHosts(const Request& r,
+                                                    const std::vector<int>& hosts) {
+  BERTH_RETURN_IF_ERROR(ValidateRequest(r));
+  return ScheduleOn(r, &hosts);
+}
+
 absl::StatusOr<Decision> Scheduler::Place(const Request& r) {
   BERTH_ASSIGN_OR_RETURN(Decision d, Schedule(r));
   if (d.scheduled) BERTH_RETURN_IF_ERROR(cluster_->Commit(r, d.plan.placement));
