@@ -26,12 +26,12 @@ struct Movable {
 
 }  // namespace
 
-absl::StatusOr<DefragPlan> PlanDefrag(Cluster* cluster, const SchedulerOptions& scheduler_options,
-                                      const Request& r, const DefragOptions& options) {
+absl::StatusOr<DefragPlan> PlanDefrag(Cluster* cluster, Scheduler* scheduler, const Request& r,
+                                      const DefragOptions& options) {
   BERTH_RETURN_IF_ERROR(ValidateRequest(r));
-  Scheduler s(cluster, scheduler_options);
+  Scheduler& s = *scheduler;
   DefragPlan none;
-  BERTH_ASSIGN_OR_RETURN(Decision now, s.Schedule(r));
+  BERTH_ASSIGN_OR_RETURN(Decision now, s.ScheduleWithoutLearning(r));
   if (now.scheduled) {
     none.found = true;
     none.placement = std::move(now.plan.placement);
@@ -121,10 +121,10 @@ absl::StatusOr<DefragPlan> PlanDefrag(Cluster* cluster, const SchedulerOptions& 
       // puts it among the other hosts.
       core::OkOrReport("sched", core::Cat("workload ", r.id, ": trial placement"),
                        cluster->Commit(r, *placement));
-      std::vector<int> others;
-      for (int o = 0; o < int(x.hosts.size()); ++o) {
-        if (o != h) others.push_back(o);
-      }
+      // The other hosts: h is set aside for the trial, so the scheduler's cached pass over
+      // groups serves the moves.
+      const bool was_schedulable = x.schedulable[h];
+      cluster->SetSchedulable(h, false);
       std::vector<Movable> order = evicted;
       std::stable_sort(order.begin(), order.end(),
                        [](const Movable& a, const Movable& b) { return a.milli > b.milli; });
@@ -132,7 +132,7 @@ absl::StatusOr<DefragPlan> PlanDefrag(Cluster* cluster, const SchedulerOptions& 
       plan.placement = *placement;
       absl::Status failed;
       for (const Movable& m : order) {
-        absl::StatusOr<Decision> d = s.ScheduleOnHosts(m.alloc.request, others);
+        absl::StatusOr<Decision> d = s.ScheduleWithoutLearning(m.alloc.request);
         if (!d.ok()) failed = d.status();
         if (!d.ok() || !d->scheduled) {
           plan.found = false;
@@ -144,6 +144,7 @@ absl::StatusOr<DefragPlan> PlanDefrag(Cluster* cluster, const SchedulerOptions& 
         plan.cost += m.cost;
       }
       for (auto it = plan.moves.rbegin(); it != plan.moves.rend(); ++it) release(it->allocation_id);
+      cluster->SetSchedulable(h, was_schedulable);
       release(r.id);
       if (!failed.ok()) {
         for (const Movable& m : evicted) restore(m.alloc);

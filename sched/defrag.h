@@ -49,8 +49,9 @@ struct DefragOptions {
 };
 
 // InvalidArgument for a malformed request. A plan with found == false when no candidate host
-// can be cleared within the limits or the cluster lacks the GPU in total.
-absl::StatusOr<DefragPlan> PlanDefrag(Cluster* cluster, const SchedulerOptions& scheduler_options,
+// can be cleared within the limits or the cluster lacks the GPU in total. `scheduler` places on
+// `cluster` with the policy the moves follow; it is used for trials only (it learns nothing).
+absl::StatusOr<DefragPlan> PlanDefrag(Cluster* cluster, Scheduler* scheduler,
                                       const Request& request, const DefragOptions& options = {});
 
 }  // namespace berth::sched

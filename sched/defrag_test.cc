@@ -1,5 +1,7 @@
 #include "sched/defrag.h"
 
+#include <memory>
+
 #include "gtest/gtest.h"
 #include "sched/test_hosts.h"
 
@@ -19,6 +21,7 @@ class DefragTest : public ::testing::Test {
     ASSERT_TRUE(c_.Commit(WholeGpuRequest("m1", 4), Four(0, "a", 0)).ok());
     ASSERT_TRUE(c_.Commit(WholeGpuRequest("m2", 4), Four(1, "b", 4)).ok());
     options_.policy = *Policy::Parse("binpack");
+    s_ = std::make_unique<Scheduler>(&c_, options_);
   }
   static Placement Four(int host, std::string name, int first) {
     Placement p{host, std::move(name), {}};
@@ -36,11 +39,12 @@ class DefragTest : public ::testing::Test {
   }
   Cluster c_;
   SchedulerOptions options_;
+  std::unique_ptr<Scheduler> s_;
 };
 
 TEST_F(DefragTest, OneMoveClearsAHost) {
   const auto before = State();
-  absl::StatusOr<DefragPlan> plan = PlanDefrag(&c_, options_, WholeGpuRequest("big", 8));
+  absl::StatusOr<DefragPlan> plan = PlanDefrag(&c_, s_.get(), WholeGpuRequest("big", 8));
   ASSERT_TRUE(plan.ok()) << plan.status();
   ASSERT_TRUE(plan->found);
   // Both hosts are 4,000 milli short and cost the same: the lower index, a, is cleared by moving
@@ -62,7 +66,7 @@ TEST_F(DefragTest, CheaperMoveWins) {
   o.move_cost = [](const Allocation& a) -> std::optional<int64_t> {
     return a.request.id == "m1" ? 5 : 2;
   };
-  absl::StatusOr<DefragPlan> plan = PlanDefrag(&c_, options_, WholeGpuRequest("big", 8), o);
+  absl::StatusOr<DefragPlan> plan = PlanDefrag(&c_, s_.get(), WholeGpuRequest("big", 8), o);
   ASSERT_TRUE(plan.ok()) << plan.status();
   ASSERT_TRUE(plan->found);
   EXPECT_EQ(plan->placement.host, 1);
@@ -75,11 +79,11 @@ TEST_F(DefragTest, CheaperMoveWins) {
 TEST_F(DefragTest, NothingMovableOrTooLittleFreeMeansNoPlan) {
   DefragOptions pinned;
   pinned.move_cost = [](const Allocation&) -> std::optional<int64_t> { return std::nullopt; };
-  absl::StatusOr<DefragPlan> plan = PlanDefrag(&c_, options_, WholeGpuRequest("big", 8), pinned);
+  absl::StatusOr<DefragPlan> plan = PlanDefrag(&c_, s_.get(), WholeGpuRequest("big", 8), pinned);
   ASSERT_TRUE(plan.ok()) << plan.status();
   EXPECT_FALSE(plan->found);
   // Nine GPUs asked, eight free in the whole cluster (and no host has nine).
-  plan = PlanDefrag(&c_, options_, WholeGpuRequest("huge", 9));
+  plan = PlanDefrag(&c_, s_.get(), WholeGpuRequest("huge", 9));
   ASSERT_TRUE(plan.ok()) << plan.status();
   EXPECT_FALSE(plan->found);
   // Workloads not marked preemptible stay by default.
@@ -92,7 +96,8 @@ TEST_F(DefragTest, NothingMovableOrTooLittleFreeMeansNoPlan) {
   Request stay2 = WholeGpuRequest("m2", 4);
   stay2.preemptible = false;
   ASSERT_TRUE(c.Commit(stay2, Four(1, "b", 0)).ok());
-  plan = PlanDefrag(&c, options_, WholeGpuRequest("big", 8));
+  Scheduler s2(&c, options_);
+  plan = PlanDefrag(&c, &s2, WholeGpuRequest("big", 8));
   ASSERT_TRUE(plan.ok()) << plan.status();
   EXPECT_FALSE(plan->found);
 }
@@ -121,14 +126,15 @@ TEST(DefragPruneTest, UnneededEvictionsAreDropped) {
   };
   SchedulerOptions so;
   so.policy = *Policy::Parse("binpack");
+  Scheduler s(&c, so);
   // Six GPUs: a has 2 idle; evicting s1 (3 idle), s2 (4), big (8) makes room, and with big alone
   // away a has 6 idle. But big has nowhere to go (b is full, a is the target): no plan.
-  absl::StatusOr<DefragPlan> plan = PlanDefrag(&c, so, WholeGpuRequest("r", 6), o);
+  absl::StatusOr<DefragPlan> plan = PlanDefrag(&c, &s, WholeGpuRequest("r", 6), o);
   ASSERT_TRUE(plan.ok()) << plan.status();
   EXPECT_FALSE(plan->found);
   // With b free, big moves there and s1, s2 stay.
   ASSERT_TRUE(c.Release("pinned").ok());
-  plan = PlanDefrag(&c, so, WholeGpuRequest("r", 6), o);
+  plan = PlanDefrag(&c, &s, WholeGpuRequest("r", 6), o);
   ASSERT_TRUE(plan.ok()) << plan.status();
   ASSERT_TRUE(plan->found);
   EXPECT_EQ(plan->placement.host, 0);
@@ -139,7 +145,7 @@ TEST(DefragPruneTest, UnneededEvictionsAreDropped) {
 }
 
 TEST_F(DefragTest, FitsAlreadyNeedsNoMoves) {
-  absl::StatusOr<DefragPlan> plan = PlanDefrag(&c_, options_, WholeGpuRequest("small", 2));
+  absl::StatusOr<DefragPlan> plan = PlanDefrag(&c_, s_.get(), WholeGpuRequest("small", 2));
   ASSERT_TRUE(plan.ok()) << plan.status();
   ASSERT_TRUE(plan->found);
   EXPECT_TRUE(plan->moves.empty());
@@ -148,7 +154,7 @@ TEST_F(DefragTest, FitsAlreadyNeedsNoMoves) {
 
 TEST_F(DefragTest, MalformedRequestIsInvalidArgument) {
   Request bad = WholeGpuRequest("", 8);
-  absl::StatusOr<DefragPlan> plan = PlanDefrag(&c_, options_, bad);
+  absl::StatusOr<DefragPlan> plan = PlanDefrag(&c_, s_.get(), bad);
   EXPECT_EQ(plan.status().code(), absl::StatusCode::kInvalidArgument);
 }
 

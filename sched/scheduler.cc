@@ -888,6 +888,11 @@ absl::StatusOr<Decision> Scheduler::Schedule(const Request& r) {
   return ScheduleOn(r, nullptr);
 }
 
+absl::StatusOr<Decision> Scheduler::ScheduleWithoutLearning(const Request& r) {
+  BERTH_RETURN_IF_ERROR(ValidateRequest(r));
+  return ScheduleOn(r, nullptr);
+}
+
 absl::StatusOr<Decision> Scheduler::ScheduleOnHosts(const Request& r,
                                                     const std::vector<int>& hosts) {
   BERTH_RETURN_IF_ERROR(ValidateRequest(r));

@@ -121,7 +121,9 @@ class Scheduler {
   // highest victim priority, the number of victims, and the resources freed.
   absl::StatusOr<Decision> ScheduleWithPreemption(const Request& request);
 
-  // Like Schedule without learning the mix from the request, looking only at `hosts` (indices).
+  // Like Schedule without learning the mix from the request: for trial placements.
+  absl::StatusOr<Decision> ScheduleWithoutLearning(const Request& request);
+  // The same, looking only at `hosts` (indices).
   absl::StatusOr<Decision> ScheduleOnHosts(const Request& request, const std::vector<int>& hosts);
 
   // Schedule and, when scheduled, Commit: the simulator's and the benchmark's loop.

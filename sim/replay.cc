@@ -105,6 +105,9 @@ absl::StatusOr<ReplayResult> RunReplay(const SimCluster& cluster, const SimTrace
   double weighted_stranded = 0;
 
   auto schedule_queue = [&](int64_t now) -> absl::Status {
+    // Defragmentation is planned for the first request of the pass that fits nowhere: planning
+    // for every queued one would cost a search per request and instant.
+    bool defrag_tried = false;
     for (auto it = queue.begin(); it != queue.end();) {
       size_t i = *it;
       Job& job = jobs[i];
@@ -116,10 +119,11 @@ absl::StatusOr<ReplayResult> RunReplay(const SimCluster& cluster, const SimTrace
       }
       PlaceOptions place;
       place.allow_preemption = options.preemption;
-      place.defrag = options.defrag;
+      place.defrag = options.defrag && !defrag_tried;
       BERTH_ASSIGN_OR_RETURN(PlaceOutcome outcome,
                              engine->Place(static_cast<int64_t>(i), trace.requests[i], place));
       if (!outcome.placed) {
+        defrag_tried |= place.defrag;
         job.failed_epoch = epoch;
         if (!options.backfill) break;
         ++it;

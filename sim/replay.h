@@ -30,9 +30,9 @@ struct ReplayOptions {
   bool preemption = false;
   // Ties between hosts go to a host order drawn from the seed (EngineConfig::shuffle_hosts).
   bool shuffle_hosts = false;
-  // A request that fits nowhere may move running ones to make room (PlaceOptions::defrag; with
-  // preemption on, only preemption is tried). Each moved request loses this many seconds of
-  // progress, so it ends that much later.
+  // The first queued request of a scheduling pass that fits nowhere may move running ones to
+  // make room (PlaceOptions::defrag; with preemption on, only preemption is tried). Each moved
+  // request loses this many seconds of progress, so it ends that much later.
   bool defrag = false;
   int64_t migration_cost_s = 60;
 };

@@ -112,7 +112,8 @@ class SchedEngine final : public Engine {
       if (d.scheduled) {
         if (measure_) BERTH_RETURN_IF_ERROR(measure_->Commit(req, d.plan.placement));
       } else if (options.defrag) {
-        BERTH_ASSIGN_OR_RETURN(sched::DefragPlan plan, sched::PlanDefrag(&cluster_, options_, req));
+        BERTH_ASSIGN_OR_RETURN(sched::DefragPlan plan,
+                               sched::PlanDefrag(&cluster_, scheduler_.get(), req));
         if (!plan.found) return outcome;
         for (const sched::DefragMove& m : plan.moves) {
           int64_t moved_id = 0;
@@ -137,7 +138,7 @@ class SchedEngine final : public Engine {
       outcome.placed = true;
       allocated_[id] = request.TotalGpuMilli();
       allocated_milli_ += request.TotalGpuMilli();
-      if (options.defrag) requests_[id] = std::move(req);
+      requests_[id] = std::move(req);
       return outcome;
     }
     BERTH_ASSIGN_OR_RETURN(sched::Decision d, scheduler_->ScheduleWithPreemption(req));
@@ -155,7 +156,7 @@ class SchedEngine final : public Engine {
     outcome.placed = true;
     allocated_[id] = request.TotalGpuMilli();
     allocated_milli_ += request.TotalGpuMilli();
-    if (options.defrag) requests_[id] = std::move(req);
+    requests_[id] = std::move(req);
     return outcome;
   }
 
@@ -189,7 +190,7 @@ class SchedEngine final : public Engine {
   int64_t capacity_milli_ = 0;
   int64_t allocated_milli_ = 0;
   absl::flat_hash_map<int64_t, int64_t> allocated_;  // id -> GPU milli
-  // id -> what was placed, kept while defragmentation may move it.
+  // id -> what was placed, for defragmentation to move it.
   absl::flat_hash_map<int64_t, sched::Request> requests_;
 };
 
