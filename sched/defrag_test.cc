@@ -11,6 +11,19 @@ namespace {
 using testing::GpuHost;
 using testing::WholeGpuRequest;
 
+// A plan that puts the request on host `target` after moving `id` alone to host `to`.
+void ExpectOneMove(const absl::StatusOr<DefragPlan>& plan, int target, const std::string& id,
+                   int to, int64_t cost) {
+  ASSERT_TRUE(plan.ok()) << plan.status();
+  ASSERT_TRUE(plan->found);
+  EXPECT_EQ(plan->placement.host, target);
+  ASSERT_EQ(plan->moves.size(), 1u);
+  EXPECT_EQ(plan->moves[0].allocation_id, id);
+  EXPECT_EQ(plan->moves[0].from_host, target);
+  EXPECT_EQ(plan->moves[0].to.host, to);
+  EXPECT_EQ(plan->cost, cost);
+}
+
 // Two 8-GPU hosts, each half taken by one 4-GPU workload: 8 GPUs free in total, but no host
 // has 8 idle ones.
 class DefragTest : public ::testing::Test {
@@ -45,17 +58,11 @@ class DefragTest : public ::testing::Test {
 TEST_F(DefragTest, OneMoveClearsAHost) {
   const auto before = State();
   absl::StatusOr<DefragPlan> plan = PlanDefrag(&c_, s_.get(), WholeGpuRequest("big", 8));
-  ASSERT_TRUE(plan.ok()) << plan.status();
-  ASSERT_TRUE(plan->found);
   // Both hosts are 4,000 milli short and cost the same: the lower index, a, is cleared by moving
   // m1 (cost 1 by default) to b's four idle GPUs.
-  EXPECT_EQ(plan->placement.host, 0);
+  ExpectOneMove(plan, 0, "m1", 1, 1);
+  ASSERT_TRUE(plan.ok());
   EXPECT_EQ(plan->placement.gpus.size(), 8u);
-  ASSERT_EQ(plan->moves.size(), 1u);
-  EXPECT_EQ(plan->moves[0].allocation_id, "m1");
-  EXPECT_EQ(plan->moves[0].from_host, 0);
-  EXPECT_EQ(plan->moves[0].to.host, 1);
-  EXPECT_EQ(plan->cost, 1);
   // A plan only: the cluster is as it was, and the request is not allocated.
   EXPECT_EQ(State(), before);
   EXPECT_EQ(c_.FindAllocation("big"), nullptr);
@@ -66,14 +73,7 @@ TEST_F(DefragTest, CheaperMoveWins) {
   o.move_cost = [](const Allocation& a) -> std::optional<int64_t> {
     return a.request.id == "m1" ? 5 : 2;
   };
-  absl::StatusOr<DefragPlan> plan = PlanDefrag(&c_, s_.get(), WholeGpuRequest("big", 8), o);
-  ASSERT_TRUE(plan.ok()) << plan.status();
-  ASSERT_TRUE(plan->found);
-  EXPECT_EQ(plan->placement.host, 1);
-  ASSERT_EQ(plan->moves.size(), 1u);
-  EXPECT_EQ(plan->moves[0].allocation_id, "m2");
-  EXPECT_EQ(plan->moves[0].to.host, 0);
-  EXPECT_EQ(plan->cost, 2);
+  ExpectOneMove(PlanDefrag(&c_, s_.get(), WholeGpuRequest("big", 8), o), 1, "m2", 0, 2);
 }
 
 TEST_F(DefragTest, NothingMovableOrTooLittleFreeMeansNoPlan) {
@@ -134,14 +134,7 @@ TEST(DefragPruneTest, UnneededEvictionsAreDropped) {
   EXPECT_FALSE(plan->found);
   // With b free, big moves there and s1, s2 stay.
   ASSERT_TRUE(c.Release("pinned").ok());
-  plan = PlanDefrag(&c, &s, WholeGpuRequest("r", 6), o);
-  ASSERT_TRUE(plan.ok()) << plan.status();
-  ASSERT_TRUE(plan->found);
-  EXPECT_EQ(plan->placement.host, 0);
-  ASSERT_EQ(plan->moves.size(), 1u);
-  EXPECT_EQ(plan->moves[0].allocation_id, "big");
-  EXPECT_EQ(plan->moves[0].to.host, 1);
-  EXPECT_EQ(plan->cost, 2);
+  ExpectOneMove(PlanDefrag(&c, &s, WholeGpuRequest("r", 6), o), 0, "big", 1, 2);
 }
 
 TEST_F(DefragTest, FitsAlreadyNeedsNoMoves) {
