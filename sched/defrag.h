@@ -1,8 +1,7 @@
 // Defragmentation planning: for a request that no host takes although the cluster has enough GPU
 // free in total, a short list of moves of running workloads after which one host takes it. The
 // plan is worked out on the cluster model and rolled back: nothing is committed, so the caller
-// (the simulator, or an operator reading `berth rebalance plan`) decides whether to carry it
-// out.
+// (the simulator's replay) decides whether to carry it out.
 //
 // The search, per candidate host (the ones that need the least GPU freed first): evict the
 // host's movable workloads cheapest first until the request fits there, drop the evictions that
