@@ -341,6 +341,12 @@ absl::StatusOr<int> Cluster::AddHost(const HostSpec& spec) {
     }
     c.nvlink_islands = int(islands.size());
     c.numa_nodes = int(numa.size());
+    for (const core::GpuDevice& g : c.gpus) {
+      size_t pool = 0;
+      while (pool < x.model_pools.size() && x.model_pools[pool].model != g.model) ++pool;
+      if (pool == x.model_pools.size()) x.model_pools.push_back(ModelPool{g.model});
+      c.pools.push_back(int(pool));
+    }
     x.classes.push_back(std::move(c));
     x.class_by_key.emplace(std::move(ckey), cls);
   }
@@ -368,6 +374,7 @@ absl::StatusOr<int> Cluster::AddHost(const HostSpec& spec) {
   x.totals.idle_gpus += int(spec.gpus.size());
   int64_t gpu_milli = int64_t(spec.gpus.size()) * core::kWholeGpuMilli;
   x.totals.gpu_milli_capacity += gpu_milli;
+  for (int pool : x.classes[cls].pools) x.model_pools[pool].capacity_milli += core::kWholeGpuMilli;
   x.max_host_gpu_milli = std::max(x.max_host_gpu_milli, gpu_milli);
   x.hosts_version++;
   x.Regroup(h);
@@ -484,7 +491,9 @@ absl::Status Cluster::Commit(const Request& r, const Placement& p, const CommitO
   if (options.enforce_quota) BERTH_RETURN_IF_ERROR(CheckQuota(r, model));
   host.allocated += r.resources;
   for (const core::GpuAssignment& a : p.gpus) {
-    GpuState& g = host.gpus[GpuPosition(host, a.index)];
+    const int pos = GpuPosition(host, a.index);
+    GpuState& g = host.gpus[pos];
+    x.model_pools[x.classes[x.host_class[p.host]].pools[pos]].allocated_milli += a.milli;
     if (g.free_milli == core::kWholeGpuMilli) x.totals.idle_gpus--;
     g.free_milli -= a.milli;
     g.free_memory_mib -= a.memory_mib;
@@ -523,7 +532,9 @@ absl::Status Cluster::Release(std::string_view request_id) {
   std::string model = GpuModelOf(host, p);
   host.allocated -= r.resources;
   for (const core::GpuAssignment& a : p.gpus) {
-    GpuState& g = host.gpus[GpuPosition(host, a.index)];
+    const int pos = GpuPosition(host, a.index);
+    GpuState& g = host.gpus[pos];
+    x.model_pools[x.classes[x.host_class[p.host]].pools[pos]].allocated_milli -= a.milli;
     g.free_milli += a.milli;
     g.free_memory_mib += a.memory_mib;
     if (g.free_milli == core::kWholeGpuMilli) x.totals.idle_gpus++;

@@ -26,6 +26,14 @@ struct HostClass {
   std::vector<core::GpuDevice> gpus;  // uuid and PCI address cleared
   int nvlink_islands = 0;
   int numa_nodes = 0;
+  std::vector<int> pools;  // Index::model_pools position of each device's model
+};
+
+// All GPUs of one model across the cluster: how much of them is allocated.
+struct ModelPool {
+  std::string model;
+  int64_t capacity_milli = 0;
+  int64_t allocated_milli = 0;
 };
 
 // A host's free state as a flat key: class, schedulable, allocation, and per device free milli,
@@ -148,6 +156,7 @@ struct Cluster::Index {
 
   std::vector<HostClass> classes;
   std::map<std::string, int> class_by_key;
+  std::vector<ModelPool> model_pools;
 
   std::vector<HostGroup> groups;
   std::vector<GroupSummary> summary;  // by group id

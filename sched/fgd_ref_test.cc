@@ -119,5 +119,117 @@ TEST(FgdRefResolutionTest, RoundedScoresTieWhereExactOnesDoNot) {
   }
 }
 
+// fgd-pool: a class tied to GPU models counts no fragmentation on a host whose GPUs it may not
+// use. Same host and mix shape as FgdRefTest, but B is tied to a model the host lacks.
+TEST(FgdPoolTest, ClassesTiedToOtherModelsCountNothing) {
+  Cluster c;
+  ASSERT_TRUE(c.AddHost(GpuHost("h", 8)).ok());
+  WorkloadMix mix;
+  mix.Add(Shape::Of(ShareRequest("a", 500)), 3);
+  mix.Add(Shape::Of(WholeGpuRequest("b", 1, {"H100"})), 1);
+  auto score = [&](std::string_view ranker, const Request& r, GpuChanges changes) {
+    std::unique_ptr<Ranker> k = FindRanker(ranker)->make();
+    RankContext ctx{c.index(), r, r.gpu.TotalMilli(), mix};
+    const GroupSummary& g = c.index().summary[c.index().host_group[0]];
+    return k->Score(ctx, Candidate{0, g, 0, changes.data(), changes.size()});
+  };
+  // Half a GPU: F(A) = 0 before and after. fgd-ref counts all free GPU as B's fragmentation:
+  // 8000 before, 7500 after, so F = 2000 → 1875, Δ = +125: floor(100 σ(0.125)) = 53.
+  // fgd-pool leaves B out on this host: Δ = 0, 50.
+  EXPECT_EQ(score("fgd-ref", ShareRequest("s", 500), {{0, 500, 0, 0}}), 53 * kStep);
+  EXPECT_EQ(score("fgd-pool", ShareRequest("s", 500), {{0, 500, 0, 0}}), 50 * kStep);
+  // A whole GPU: fgd-ref F(B) 8000 → 7000, F = 2000 → 1750, Δ = +250: floor(56.2) = 56.
+  EXPECT_EQ(score("fgd-ref", WholeGpuRequest("w", 1), {{0, 1000, 0, 0}}), 56 * kStep);
+  EXPECT_EQ(score("fgd-pool", WholeGpuRequest("w", 1), {{0, 1000, 0, 0}}), 50 * kStep);
+}
+
+// fgd-pool's pool term: floor(10 · free share of the host's model pool) score steps, for
+// requests free to choose a model, while the target holds a class tied to a model.
+class FgdPoolTermTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    // Pool X: a and c, 8 GPUs, c's 4 taken (half free). Pool Y: b and e, 8 GPUs, all free.
+    ASSERT_TRUE(c_.AddHost(GpuHost("a", 4, "X")).ok());
+    ASSERT_TRUE(c_.AddHost(GpuHost("b", 4, "Y")).ok());
+    ASSERT_TRUE(c_.AddHost(GpuHost("c", 4, "X")).ok());
+    ASSERT_TRUE(c_.AddHost(GpuHost("e", 4, "Y")).ok());
+    ASSERT_TRUE(c_.Commit(WholeGpuRequest("c-full", 4), Placement{2,
+                                                                  "c",
+                                                                  {{0, 1000, 0, "", -1},
+                                                                   {1, 1000, 0, "", -1},
+                                                                   {2, 1000, 0, "", -1},
+                                                                   {3, 1000, 0, "", -1}}})
+                    .ok());
+    // A: half a GPU, 3/4; Z: a whole GPU tied to model Z, which no host has, 1/4.
+    tied_.Add(Shape::Of(ShareRequest("a", 500)), 3);
+    tied_.Add(Shape::Of(WholeGpuRequest("z", 1, {"Z"})), 1);
+    untied_.Add(Shape::Of(ShareRequest("a", 500)), 1);
+  }
+  std::string Place(std::string_view policy, const WorkloadMix& mix, const Request& r) {
+    Scheduler s(&c_, SchedulerOptions{.policy = *Policy::Parse(policy), .mix = &mix});
+    absl::StatusOr<Decision> d = s.Schedule(r);
+    if (!d.ok() || !d->scheduled) return "";
+    return d->plan.placement.host_name;
+  }
+  Cluster c_;
+  WorkloadMix tied_, untied_;
+};
+
+TEST_F(FgdPoolTermTest, ScoresTheFreeShareOfTheHostsPool) {
+  std::unique_ptr<Ranker> k = FindRanker("fgd-pool")->make();
+  const Request any = WholeGpuRequest("w", 1);
+  RankContext ctx{c_.index(), any, 1000, tied_};
+  ASSERT_TRUE(k->has_cluster_score(any));
+  EXPECT_FALSE(k->has_cluster_score(WholeGpuRequest("t", 1, {"X"})));
+  EXPECT_FALSE(k->has_cluster_score(CpuRequest("cpu", 1000, 1024)));
+  const int cls_x = c_.index().host_class[0], cls_y = c_.index().host_class[1];
+  EXPECT_EQ(k->ClusterScore(ctx, cls_x), 5 * kStep);  // floor(10 · 4000/8000)
+  EXPECT_EQ(k->ClusterScore(ctx, cls_y), 10 * kStep);
+  // Three of pool Y's eight GPUs taken: floor(10 · 5/8) = 6; given back, 10 again.
+  ASSERT_TRUE(
+      c_.Commit(
+            WholeGpuRequest("y3", 3),
+            Placement{3, "e", {{0, 1000, 0, "", -1}, {1, 1000, 0, "", -1}, {2, 1000, 0, "", -1}}})
+          .ok());
+  EXPECT_EQ(k->ClusterScore(ctx, cls_y), 6 * kStep);
+  ASSERT_TRUE(c_.Release("y3").ok());
+  EXPECT_EQ(k->ClusterScore(ctx, cls_y), 10 * kStep);
+  // Without a class tied to a model there is no pool to keep room in.
+  RankContext untied{c_.index(), any, 1000, untied_};
+  EXPECT_EQ(k->ClusterScore(untied, cls_y), 0);
+}
+
+TEST_F(FgdPoolTermTest, RequestsFreeToChooseGoToTheFreerPool) {
+  // A whole GPU on a, b or e scores 50 in fgd-pool (Z counts nothing on X or Y hosts, and A still
+  // fits every idle device); the pool term adds 5 on a (pool X half free) and 10 on b and e.
+  EXPECT_EQ(Place("fgd-pool", tied_, WholeGpuRequest("w", 1)), "b");
+  // fgd-ref scores all three 56 (Z's fragmentation falls by the GPU taken, Δ = +250): host a.
+  EXPECT_EQ(Place("fgd-ref", tied_, WholeGpuRequest("w", 1)), "a");
+  // A request tied to models has no choice to steer, and a target without tied classes no pools
+  // to keep room in: 50 everywhere, the lowest index wins.
+  EXPECT_EQ(Place("fgd-pool", tied_, WholeGpuRequest("t", 1, {"X", "Y"})), "a");
+  EXPECT_EQ(Place("fgd-pool", untied_, WholeGpuRequest("w", 1)), "a");
+}
+
+// The pool term follows the cluster, not the host: a scheduler that has weighed b once must see
+// pool Y fill up through host e although b itself did not change.
+TEST_F(FgdPoolTermTest, PoolTermIsNotCachedWithTheHost) {
+  Scheduler s(&c_, SchedulerOptions{.policy = *Policy::Parse("fgd-pool"), .mix = &tied_});
+  absl::StatusOr<Decision> first = s.Schedule(WholeGpuRequest("w1", 1));
+  ASSERT_TRUE(first.ok() && first->scheduled);
+  EXPECT_EQ(first->plan.placement.host_name, "b");
+  ASSERT_TRUE(c_.Commit(WholeGpuRequest("e-full", 4), Placement{3,
+                                                                "e",
+                                                                {{0, 1000, 0, "", -1},
+                                                                 {1, 1000, 0, "", -1},
+                                                                 {2, 1000, 0, "", -1},
+                                                                 {3, 1000, 0, "", -1}}})
+                  .ok());
+  // Pool Y half free now: a and b both 55, the lowest index wins.
+  absl::StatusOr<Decision> second = s.Schedule(WholeGpuRequest("w2", 1));
+  ASSERT_TRUE(second.ok() && second->scheduled);
+  EXPECT_EQ(second->plan.placement.host_name, "a");
+}
+
 }  // namespace
 }  // namespace berth::sched

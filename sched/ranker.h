@@ -88,6 +88,14 @@ class Ranker {
     return 0;
   }
 
+  // A part of the score that depends on the cluster as a whole, not on the host's own state, so
+  // that it cannot be kept with a group's cached evaluation: the scheduler adds
+  // weight * ClusterScore / 1000 to Score each time it weighs a host of class `cls`, asking once
+  // per class and request. Rankers that have one say so for the request here. Score plus
+  // ClusterScore stays in [0, kScoreMax].
+  virtual bool has_cluster_score(const Request&) const { return false; }
+  virtual int64_t ClusterScore(RankContext&, int cls) { return 0; }
+
   virtual DeviceOrder device_order() const { return DeviceOrder::kTightest; }
   // Rankers that weigh each candidate device of a share or MIG slice (lower cost wins, before
   // device_order) say so here and implement DeviceCost.

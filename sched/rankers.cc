@@ -10,6 +10,7 @@ std::unique_ptr<Ranker> NewDotprodRanker();
 std::unique_ptr<Ranker> NewGpuPackingRanker();
 std::unique_ptr<Ranker> NewFgdRanker();
 std::unique_ptr<Ranker> NewFgdRefRanker();
+std::unique_ptr<Ranker> NewFgdPoolRanker();
 std::unique_ptr<Ranker> NewTopologyRanker();
 
 const std::vector<RankerEntry>& RankerTable() {
@@ -22,6 +23,8 @@ const std::vector<RankerEntry>& RankerTable() {
       {"fgd", NewFgdRanker, "the host and GPU where the mix's fragmentation grows least"},
       {"fgd-ref", NewFgdRefRanker,
        "FGD exactly as published (ATC'23): popular classes, 100-step score, ties by host order"},
+      {"fgd-pool", NewFgdPoolRanker,
+       "fgd-ref counting only usable GPUs, keeping room in each model's pool for tied requests"},
       {"topology", NewTopologyRanker, "multi-GPU requests on one NVLink island, then NUMA node"},
   };
   return *kRankerTable;

@@ -186,6 +186,11 @@ class Scheduler::Pass {
         device_order_ = ranker->device_order();
       }
       costs_devices_ |= ranker->costs_devices();
+      if (ranker->has_cluster_score(r)) {
+        cluster_terms_.push_back({ranker.get(), w});
+        // The summary orders would miss the part that changes with the cluster.
+        summary_exact_ = false;
+      }
       switch (ranker->summary_role(r)) {
         case SummaryRole::kVaries:
           summary_exact_ = false;
@@ -243,6 +248,8 @@ class Scheduler::Pass {
     }
   }
   int64_t SummaryScore(const GroupSummary& g);
+  // The cluster-wide part of host `h`'s score (Ranker::ClusterScore), 0 when no ranker has one.
+  int64_t ClusterScore(int h);
   std::vector<core::GpuAssignment> Assignments(int h, const Changes& changes) const;
   std::array<int64_t, kNumReasons> rejected{};
 
@@ -274,8 +281,11 @@ class Scheduler::Pass {
   CheckContext check_ctx_;
   absl::InlinedVector<ActiveCheck, 8> checks_;
   bool has_host_checks_ = false;
-  absl::InlinedVector<std::pair<Ranker*, int64_t>, 4> terms_;  // weight > 0 only
-  DeviceOrder device_order_ = DeviceOrder::kLowestIndex;       // first-fit's for an empty policy
+  absl::InlinedVector<std::pair<Ranker*, int64_t>, 4> terms_;          // weight > 0 only
+  absl::InlinedVector<std::pair<Ranker*, int64_t>, 2> cluster_terms_;  // with a ClusterScore
+  std::vector<int64_t> cluster_score_;  // by host class; kUnknown until asked
+  static constexpr int64_t kUnknown = -1;
+  DeviceOrder device_order_ = DeviceOrder::kLowestIndex;  // first-fit's for an empty policy
   bool costs_devices_ = false;
   bool summary_exact_ = true;
   bool has_pack_ = false;
@@ -407,6 +417,21 @@ int64_t Scheduler::Pass::SummaryScore(const GroupSummary& g) {
   }
   return summary_constant_ + pack_weight_ * (util_after / 1000) +
          spread_weight_ * ((kScoreMax - util_after) / 1000);
+}
+
+int64_t Scheduler::Pass::ClusterScore(int h) {
+  if (cluster_terms_.empty()) return 0;
+  const int cls = x_.host_class[h];
+  if (cluster_score_.size() < x_.classes.size()) cluster_score_.resize(x_.classes.size(), kUnknown);
+  int64_t& v = cluster_score_[cls];
+  if (v == kUnknown) {
+    RankContext ctx = Context();
+    v = 0;
+    for (const auto& [ranker, weight] : cluster_terms_) {
+      v += weight * (ranker->ClusterScore(ctx, cls) / 1000);
+    }
+  }
+  return v;
 }
 
 int64_t Scheduler::Pass::Score(int h, const Changes& changes, const int64_t* costs) {
@@ -775,7 +800,8 @@ absl::StatusOr<Decision> Scheduler::ScheduleOn(const Request& r, const std::vect
         if (verdicts[k] >= 0) continue;
         const int gid = x.live_groups[k];
         const CachedEval& ce = evaluate(gid);
-        if (ce.reason < 0) consider(x.summary[gid].min_host, ce.score, 0);
+        const int h = x.summary[gid].min_host;
+        if (ce.reason < 0) consider(h, ce.score + pass.ClusterScore(h), 0);
       }
     }
     if (best_host < 0 || options_.always_explain) {
@@ -808,7 +834,7 @@ absl::StatusOr<Decision> Scheduler::ScheduleOn(const Request& r, const std::vect
         pass.rejected[res.reason]++;
         return;
       }
-      int64_t score = res.score;
+      int64_t score = res.score + pass.ClusterScore(h);
       int64_t count = 0;
       if (!r.spread_key.empty()) {
         auto sit = spread.find(SpreadDomain(x.hosts[h], r.spread_key));
@@ -860,6 +886,17 @@ absl::StatusOr<Decision> Scheduler::Schedule(const Request& r) {
   BERTH_RETURN_IF_ERROR(ValidateRequest(r));
   if (options_.mix == nullptr) tracker_.Observe(r);
   return ScheduleOn(r, nullptr);
+}
+
+absl::StatusOr<Decision> Scheduler::ScheduleWithoutLearning(const Request& r) {
+  BERTH_RETURN_IF_ERROR(ValidateRequest(r));
+  return ScheduleOn(r, nullptr);
+}
+
+absl::StatusOr<Decision> Scheduler::ScheduleOnHosts(const Request& r,
+                                                    const std::vector<int>& hosts) {
+  BERTH_RETURN_IF_ERROR(ValidateRequest(r));
+  return ScheduleOn(r, &hosts);
 }
 
 absl::StatusOr<Decision> Scheduler::Place(const Request& r) {

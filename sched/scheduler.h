@@ -38,6 +38,9 @@ class Ranker;  // ranker.h
 //   fgd          the host (and GPU) where the mix's fragmentation F_n(M) grows least
 //   fgd-ref      FGD as published (ATC'23): the mix's popular classes (PopularClasses), the score
 //                floor(100 · sigmoid(ΔF / 1000 milli-GPU)), ties to the lowest host index
+//   fgd-pool     fgd-ref, but a class tied to GPU models counts no fragmentation on hosts of
+//                other models, and requests free to choose a model favour the GPU model pool
+//                with the largest free share (room kept for requests tied to a model)
 //   topology     multi-GPU requests prefer devices on one NVLink island, then one NUMA node
 std::vector<std::string> RankerNames();
 
@@ -59,8 +62,11 @@ struct Policy {
   bool operator==(const Policy&) const = default;
 };
 
-// The policy the server uses unless configured otherwise (chosen by bench/placement).
-inline constexpr std::string_view kDefaultPolicy = "fgd:1+topology:0.2";
+// The policy the server uses unless configured otherwise: fgd-pool, which left the least GPU
+// unallocated on every profile of docs/placement-study.md, with topology weighed so lightly that
+// it only breaks fgd-pool's ties (its 0.005 spans half of one fgd-pool score step) and picks
+// NVLink-local devices for multi-GPU requests.
+inline constexpr std::string_view kDefaultPolicy = "fgd-pool:1+topology:0.005";
 // The name that stands for kDefaultPolicy wherever a policy is parsed.
 inline constexpr std::string_view kDefaultPolicyName = "default";
 
@@ -114,6 +120,11 @@ class Scheduler {
   // priority (preemptible ones only) whose eviction makes it fit, minimizing in order the
   // highest victim priority, the number of victims, and the resources freed.
   absl::StatusOr<Decision> ScheduleWithPreemption(const Request& request);
+
+  // Like Schedule without learning the mix from the request: for trial placements.
+  absl::StatusOr<Decision> ScheduleWithoutLearning(const Request& request);
+  // The same, looking only at `hosts` (indices).
+  absl::StatusOr<Decision> ScheduleOnHosts(const Request& request, const std::vector<int>& hosts);
 
   // Schedule and, when scheduled, Commit: the simulator's and the benchmark's loop.
   absl::StatusOr<Decision> Place(const Request& request);

@@ -22,11 +22,15 @@ namespace berth::sim {
 struct PlaceOptions {
   // May evict running requests of strictly lower priority to make room.
   bool allow_preemption = false;
+  // When it fits nowhere, may move running requests to make room (sched::PlanDefrag); the
+  // moved ones keep running, on their new hosts.
+  bool defrag = false;
 };
 
 struct PlaceOutcome {
   bool placed = false;
   std::vector<int64_t> preempted;  // ids released to make room (only with allow_preemption)
+  std::vector<int64_t> moved;      // ids moved to other hosts to make room (only with defrag)
 };
 
 struct FragmentationStats {

@@ -100,8 +100,14 @@ absl::StatusOr<ReplayResult> RunReplay(const SimCluster& cluster, const SimTrace
   int64_t first_time = n == 0 ? 0 : jobs[order[0]].arrival;
   int64_t last_time = first_time;
   double last_alloc_pct = 0;
+  int64_t queued_gpu = 0;  // queued requests that ask for a GPU
+  bool last_waiting = false;
+  double weighted_stranded = 0;
 
   auto schedule_queue = [&](int64_t now) -> absl::Status {
+    // Defragmentation is planned for the first request of the pass that fits nowhere: planning
+    // for every queued one would cost a search per request and instant.
+    bool defrag_tried = false;
     for (auto it = queue.begin(); it != queue.end();) {
       size_t i = *it;
       Job& job = jobs[i];
@@ -113,15 +119,26 @@ absl::StatusOr<ReplayResult> RunReplay(const SimCluster& cluster, const SimTrace
       }
       PlaceOptions place;
       place.allow_preemption = options.preemption;
+      place.defrag = options.defrag && !defrag_tried;
       BERTH_ASSIGN_OR_RETURN(PlaceOutcome outcome,
                              engine->Place(static_cast<int64_t>(i), trace.requests[i], place));
       if (!outcome.placed) {
+        defrag_tried |= place.defrag;
         job.failed_epoch = epoch;
         if (!options.backfill) break;
         ++it;
         continue;
       }
       it = queue.erase(it);
+      if (trace.requests[i].TotalGpuMilli() > 0) --queued_gpu;
+      for (int64_t moved : outcome.moved) {
+        // The moved request restarts its remaining work after the migration: it ends later, and
+        // the departure already queued for it goes stale.
+        size_t v = static_cast<size_t>(moved);
+        ++result.moves;
+        running_since[v] += options.migration_cost_s;
+        if (jobs[v].duration != kNever) departures.emplace(running_since[v] + jobs[v].duration, v);
+      }
       for (int64_t victim : outcome.preempted) {
         size_t v = static_cast<size_t>(victim);
         running_since[v] = -1;
@@ -129,6 +146,7 @@ absl::StatusOr<ReplayResult> RunReplay(const SimCluster& cluster, const SimTrace
         ++result.preemptions;
         jobs[v].failed_epoch = -1;
         queue.insert(v);
+        if (trace.requests[v].TotalGpuMilli() > 0) ++queued_gpu;
       }
       if (!outcome.preempted.empty()) {
         ++epoch;
@@ -152,6 +170,8 @@ absl::StatusOr<ReplayResult> RunReplay(const SimCluster& cluster, const SimTrace
     if (!departures.empty()) now = std::min(now, departures.top().first);
     clock.Set(absl::FromUnixSeconds(now));
     weighted_alloc += last_alloc_pct * static_cast<double>(now - last_time);
+    if (last_waiting)
+      weighted_stranded += (100.0 - last_alloc_pct) * static_cast<double>(now - last_time);
     last_time = now;
     // Departures first, so what arrives at the same second can use the freed capacity.
     while (!departures.empty() && departures.top().first == now) {
@@ -168,10 +188,12 @@ absl::StatusOr<ReplayResult> RunReplay(const SimCluster& cluster, const SimTrace
     }
     while (next_arrival < n && jobs[order[next_arrival]].arrival == now) {
       queue.insert(order[next_arrival]);
+      if (trace.requests[order[next_arrival]].TotalGpuMilli() > 0) ++queued_gpu;
       ++next_arrival;
     }
     BERTH_RETURN_IF_ERROR(schedule_queue(now));
     last_alloc_pct = static_cast<double>(engine->AllocatedGpuMilli()) * to_pct;
+    last_waiting = queued_gpu > 0;
     result.timeline.push_back(ReplaySample{absl::ToUnixSeconds(clock.Now()), last_alloc_pct,
                                            running, static_cast<int64_t>(queue.size())});
   }
@@ -188,6 +210,11 @@ absl::StatusOr<ReplayResult> RunReplay(const SimCluster& cluster, const SimTrace
   result.mean_allocated_pct = last_time > first_time
                                   ? weighted_alloc / static_cast<double>(last_time - first_time)
                                   : last_alloc_pct;
+  if (last_time > first_time) {
+    const double span = static_cast<double>(last_time - first_time);
+    result.stranded_gpu_pct = weighted_stranded / span;
+    result.moves_per_hour = static_cast<double>(result.moves) * 3600.0 / span;
+  }
   result.seconds =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - wall_start).count();
   return result;

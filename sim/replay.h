@@ -30,6 +30,11 @@ struct ReplayOptions {
   bool preemption = false;
   // Ties between hosts go to a host order drawn from the seed (EngineConfig::shuffle_hosts).
   bool shuffle_hosts = false;
+  // The first queued request of a scheduling pass that fits nowhere may move running ones to
+  // make room (PlaceOptions::defrag; with preemption on, only preemption is tried). Each moved
+  // request loses this many seconds of progress, so it ends that much later.
+  bool defrag = false;
+  int64_t migration_cost_s = 60;
 };
 
 // The cluster just after the events of one instant were handled.
@@ -51,8 +56,13 @@ struct ReplayResult {
   int64_t finished = 0;
   int64_t never_started = 0;  // still queued at the end
   int64_t preemptions = 0;
+  int64_t moves = 0;              // running requests moved by defragmentation
   double mean_allocated_pct = 0;  // time-weighted over [first arrival, last event]
-  double seconds = 0;             // wall time of the run
+  // Unallocated GPU while some GPU request waits in the queue, % of cluster GPU capacity,
+  // time-weighted over [first arrival, last event] (0 while nothing waits for a GPU).
+  double stranded_gpu_pct = 0;
+  double moves_per_hour = 0;  // over [first arrival, last event]
+  double seconds = 0;         // wall time of the run
 
   // Nearest-rank percentile (p in (0, 100]) of a sorted list; 0 for an empty one.
   static double Percentile(const std::vector<int64_t>& sorted, double p);

@@ -454,9 +454,10 @@ core::Json FillCurvesJson(const FillReport& report) {
 std::string ReplayTable(const ReplayReport& report, bool timings) {
   const size_t k = report.seeds.size();
   std::vector<std::vector<std::string>> rows;
-  std::vector<std::string> header = {"policy",           "GPU alloc % (mean)", "wait p50 s",
-                                     "wait p90 s",       "wait p99 s",         "completion p50 s",
-                                     "completion p99 s", "never started",      "preemptions"};
+  std::vector<std::string> header = {
+      "policy",      "GPU alloc % (mean)", "wait p50 s",       "wait p90 s",
+      "wait p99 s",  "completion p50 s",   "completion p99 s", "never started",
+      "preemptions", "stranded GPU %",     "moves/h"};
   if (timings) header.push_back("seconds/run");
   rows.push_back(header);
   for (size_t p = 0; p < report.policies.size(); ++p) {
@@ -483,7 +484,9 @@ std::string ReplayTable(const ReplayReport& report, bool timings) {
                   }),
                   0),
         PlusMinus(st([](const ReplayResult& r) { return double(r.never_started); }), 1),
-        PlusMinus(st([](const ReplayResult& r) { return double(r.preemptions); }), 1)};
+        PlusMinus(st([](const ReplayResult& r) { return double(r.preemptions); }), 1),
+        PlusMinus(st([](const ReplayResult& r) { return r.stranded_gpu_pct; }), 2),
+        PlusMinus(st([](const ReplayResult& r) { return r.moves_per_hour; }), 1)};
     if (timings) row.push_back(PlusMinus(st([](const ReplayResult& r) { return r.seconds; }), 3));
     rows.push_back(row);
   }
@@ -491,7 +494,9 @@ std::string ReplayTable(const ReplayReport& report, bool timings) {
       Cat("replay: ", report.hosts, " hosts, ", report.gpus, " GPUs, ", report.requests,
           " requests, queue ", report.backfill ? "FIFO with backfill" : "strict FIFO",
           ", priorities ", report.priorities ? "on" : "off", ", preemption ",
-          report.preemption ? "on" : "off", ", ", k, " seeds; mean ± sd\n");
+          report.preemption ? "on" : "off", ", defragmentation ",
+          report.defrag ? Cat("on (", report.migration_cost_s, " s per move)") : std::string("off"),
+          ", ", k, " seeds; mean ± sd\n");
   return out + RenderTable(rows);
 }
 
@@ -553,6 +558,8 @@ std::string ReplayJson(const ReplayReport& report, bool timings) {
   j["backfill"] = report.backfill;
   j["priorities"] = report.priorities;
   j["preemption"] = report.preemption;
+  j["defrag"] = report.defrag;
+  if (report.defrag) j["migration_cost_s"] = report.migration_cost_s;
   j["seeds"] = report.seeds;
   Json policies = Json::object();
   for (size_t p = 0; p < report.policies.size(); ++p) {
@@ -571,6 +578,9 @@ std::string ReplayJson(const ReplayReport& report, bool timings) {
     o["finished"] = st([](const ReplayResult& r) { return double(r.finished); });
     o["never_started"] = st([](const ReplayResult& r) { return double(r.never_started); });
     o["preemptions"] = st([](const ReplayResult& r) { return double(r.preemptions); });
+    o["stranded_gpu_pct"] = st([](const ReplayResult& r) { return r.stranded_gpu_pct; });
+    o["moves"] = st([](const ReplayResult& r) { return double(r.moves); });
+    o["moves_per_hour"] = st([](const ReplayResult& r) { return r.moves_per_hour; });
     if (timings) o["seconds_per_run"] = st([](const ReplayResult& r) { return r.seconds; });
     policies[report.policies[p]] = o;
   }

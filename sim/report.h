@@ -96,6 +96,8 @@ struct ReplayReport {
   bool backfill = true;
   bool priorities = true;
   bool preemption = false;
+  bool defrag = false;
+  int64_t migration_cost_s = 0;
 
   const ReplayResult& Run(size_t policy, size_t seed) const {
     return runs[policy * seeds.size() + seed];

@@ -10,6 +10,7 @@
 #include "core/status.h"
 #include "core/strings.h"
 #include "sched/cluster.h"
+#include "sched/defrag.h"
 #include "sched/mix.h"
 #include "sched/model.h"
 #include "sched/scheduler.h"
@@ -86,19 +87,18 @@ class SchedEngine final : public Engine {
       return absl::InvalidArgumentError(
           Cat("--policy \"", config.policy, "\": ", std::string(policy.status().message())));
     }
-    if (policy->Uses("fgd-ref")) {
-      // fgd-ref scores against its own mix (the trace's popular classes) while the report
-      // measures every policy against the whole trace: a twin cluster for the measure keeps
+    if (policy->Uses("fgd-ref") || policy->Uses("fgd-pool")) {
+      // fgd-ref and fgd-pool score against their own mix (the trace's popular classes) while the
+      // report measures every policy against the whole trace: a twin cluster for the measure keeps
       // each cluster's fragmentation caches on one mix.
       measure_ = std::make_unique<sched::Cluster>();
       for (size_t i : order) {
         BERTH_RETURN_IF_ERROR(measure_->AddHost(ToHostSpec(config.cluster->hosts[i])).status());
       }
     }
-    sched::SchedulerOptions options;
-    options.policy = *std::move(policy);
-    options.mix = &mix_;
-    scheduler_ = std::make_unique<sched::Scheduler>(&cluster_, std::move(options));
+    options_.policy = *std::move(policy);
+    options_.mix = &mix_;
+    scheduler_ = std::make_unique<sched::Scheduler>(&cluster_, options_);
     return absl::OkStatus();
   }
 
@@ -111,10 +111,34 @@ class SchedEngine final : public Engine {
       BERTH_ASSIGN_OR_RETURN(sched::Decision d, scheduler_->Place(req));
       if (d.scheduled) {
         if (measure_) BERTH_RETURN_IF_ERROR(measure_->Commit(req, d.plan.placement));
-        outcome.placed = true;
-        allocated_[id] = request.TotalGpuMilli();
-        allocated_milli_ += request.TotalGpuMilli();
+      } else if (options.defrag) {
+        BERTH_ASSIGN_OR_RETURN(sched::DefragPlan plan,
+                               sched::PlanDefrag(&cluster_, scheduler_.get(), req));
+        if (!plan.found) return outcome;
+        for (const sched::DefragMove& m : plan.moves) {
+          int64_t moved_id = 0;
+          if (!absl::SimpleAtoi(m.allocation_id, &moved_id) || !allocated_.contains(moved_id)) {
+            return absl::InternalError(
+                Cat("engine: unexpected allocation id \"", m.allocation_id, "\""));
+          }
+          const sched::Request& moved = requests_[moved_id];
+          BERTH_RETURN_IF_ERROR(cluster_.Release(m.allocation_id));
+          BERTH_RETURN_IF_ERROR(cluster_.Commit(moved, m.to));
+          if (measure_) {
+            BERTH_RETURN_IF_ERROR(measure_->Release(m.allocation_id));
+            BERTH_RETURN_IF_ERROR(measure_->Commit(moved, m.to));
+          }
+          outcome.moved.push_back(moved_id);
+        }
+        BERTH_RETURN_IF_ERROR(cluster_.Commit(req, plan.placement));
+        if (measure_) BERTH_RETURN_IF_ERROR(measure_->Commit(req, plan.placement));
+      } else {
+        return outcome;
       }
+      outcome.placed = true;
+      allocated_[id] = request.TotalGpuMilli();
+      allocated_milli_ += request.TotalGpuMilli();
+      requests_[id] = std::move(req);
       return outcome;
     }
     BERTH_ASSIGN_OR_RETURN(sched::Decision d, scheduler_->ScheduleWithPreemption(req));
@@ -132,6 +156,7 @@ class SchedEngine final : public Engine {
     outcome.placed = true;
     allocated_[id] = request.TotalGpuMilli();
     allocated_milli_ += request.TotalGpuMilli();
+    requests_[id] = std::move(req);
     return outcome;
   }
 
@@ -144,6 +169,7 @@ class SchedEngine final : public Engine {
     if (measure_) BERTH_RETURN_IF_ERROR(measure_->Release(Cat(id)));
     allocated_milli_ -= it->second;
     allocated_.erase(it);
+    requests_.erase(id);
     return absl::OkStatus();
   }
 
@@ -159,10 +185,13 @@ class SchedEngine final : public Engine {
   sched::Cluster cluster_;
   std::unique_ptr<sched::Cluster> measure_;  // the measure's twin of cluster_, or null
   sched::WorkloadMix mix_;
+  sched::SchedulerOptions options_;
   std::unique_ptr<sched::Scheduler> scheduler_;
   int64_t capacity_milli_ = 0;
   int64_t allocated_milli_ = 0;
   absl::flat_hash_map<int64_t, int64_t> allocated_;  // id -> GPU milli
+  // id -> what was placed, for defragmentation to move it.
+  absl::flat_hash_map<int64_t, sched::Request> requests_;
 };
 
 }  // namespace

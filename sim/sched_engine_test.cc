@@ -144,6 +144,46 @@ TEST_F(SchedEngineTest, ReplayWithPreemptionUsesTheScheduler) {
   EXPECT_LE(r->queue_delays.size(), static_cast<size_t>(r->started));
 }
 
+// Two 8-GPU hosts, each half taken (spread puts one 4-GPU request on each); an 8-GPU request
+// arrives at t = 10. Without defragmentation it waits for the first departure (t = 1000); with
+// it, one 4-GPU request moves to the other host and the big one starts at once.
+TEST(SchedEngineDefragTest, ReplayMovesARequestToMakeRoom) {
+  SimCluster cluster{{SimHost{"a", 96000, 524288, 8, "A100", 0, {}},
+                      SimHost{"b", 96000, 524288, 8, "A100", 0, {}}}};
+  auto request = [](std::string name, int gpus, int64_t created, int64_t deleted) {
+    SimRequest r{name, 8000, 16384, gpus, 1000, {}, 0};
+    r.creation_time = created;
+    r.scheduled_time = created;
+    r.deletion_time = deleted;
+    return r;
+  };
+  SimTrace trace{
+      {request("r1", 4, 0, 1000), request("r2", 4, 0, 2000), request("big", 8, 10, 510)}};
+  ReplayOptions options;
+  options.policy = "spread";
+  auto off = RunReplay(cluster, trace, options, SchedEngineFactory());
+  ASSERT_TRUE(off.ok()) << off.status();
+  options.defrag = true;
+  options.migration_cost_s = 60;
+  auto on = RunReplay(cluster, trace, options, SchedEngineFactory());
+  ASSERT_TRUE(on.ok()) << on.status();
+
+  EXPECT_EQ(off->moves, 0);
+  EXPECT_EQ(off->queue_delays, (std::vector<int64_t>{0, 0, 990}));
+  // big waits from 10 to 1000 with half the GPUs idle; the run spans 0..2000.
+  EXPECT_DOUBLE_EQ(off->stranded_gpu_pct, 50.0 * 990 / 2000);
+  EXPECT_EQ(off->completion_times, (std::vector<int64_t>{1000, 1490, 2000}));
+
+  EXPECT_EQ(on->moves, 1);
+  EXPECT_EQ(on->queue_delays, (std::vector<int64_t>{0, 0, 0}));
+  EXPECT_DOUBLE_EQ(on->stranded_gpu_pct, 0);
+  // The moved request ends 60 s late: r1 (1060) or r2 (2060), whichever sat on host a.
+  std::vector<int64_t> done = on->completion_times;
+  EXPECT_EQ(done[0], 500);
+  EXPECT_EQ(done[1] + done[2], 1000 + 2000 + 60);
+  EXPECT_DOUBLE_EQ(on->moves_per_hour, 3600.0 / (done[2]));
+}
+
 TEST_F(SchedEngineTest, CommandOutputIsByteIdentical) {
   std::vector<std::string> args = {"fill",
                                    "--cluster",

@@ -285,6 +285,8 @@ int Replay(core::Invocation& flags, const EngineFactory& factory) {
   std::ostream& err = flags.err();
   ReplayOptions base;
   base.backfill = flags.String("queue") == "backfill";
+  base.defrag = flags.Bool("defrag");
+  if (flags.Given("migration-cost")) base.migration_cost_s = flags.Int("migration-cost");
   for (auto [name, target] :
        {std::pair{"priorities", &base.priorities}, std::pair{"preemption", &base.preemption}}) {
     if (!flags.Given(name)) continue;
@@ -302,6 +304,8 @@ int Replay(core::Invocation& flags, const EngineFactory& factory) {
   report.backfill = base.backfill;
   report.priorities = base.priorities;
   report.preemption = base.preemption;
+  report.defrag = base.defrag;
+  report.migration_cost_s = base.migration_cost_s;
   report.runs.resize(setup.policies.size() * setup.seeds.size());
   auto failure =
       RunAll(setup, err,
@@ -509,7 +513,18 @@ core::Command SimCommand(const SimCommandOptions& options) {
                     .help = "on: evict lower-priority requests to make room",
                     .default_value = "off",
                     .value_name = "on|off",
-                    .check = [](std::string_view v) { return CheckOnOff("preemption", v); }}}),
+                    .check = [](std::string_view v) { return CheckOnOff("preemption", v); }},
+                   {.name = "defrag",
+                    .type = FlagType::kBool,
+                    .help = "move running requests to make room for one that fits nowhere "
+                            "although enough GPU is free (not tried with --preemption on)"},
+                   {.name = "migration-cost",
+                    .type = FlagType::kInt,
+                    .help = "seconds of progress a moved request loses (with --defrag)",
+                    .default_value = "60",
+                    .value_name = "S",
+                    .min = 0,
+                    .max = 100000000}}),
               .run = [factory](core::Invocation& inv) { return Replay(inv, factory); }}}};
 }
 

@@ -168,6 +168,18 @@ TEST_F(SimCommandTest, ReplayRunsAndIsDeterministic) {
   auto j = nlohmann::json::parse(a.out);
   EXPECT_EQ(j["mode"], "replay");
   EXPECT_TRUE(j["policies"]["fake"].contains("queue_delay_s_p90"));
+  EXPECT_EQ(j["defrag"], false);
+  EXPECT_TRUE(j["policies"]["fake"].contains("stranded_gpu_pct"));
+  EXPECT_TRUE(j["policies"]["fake"].contains("moves_per_hour"));
+  std::vector<std::string> defrag = args;
+  defrag.insert(defrag.end(), {"--defrag", "--migration-cost", "30"});
+  Result d = Sim(defrag);
+  ASSERT_EQ(d.code, 0) << d.err;
+  auto dj = nlohmann::json::parse(d.out);
+  EXPECT_EQ(dj["defrag"], true);
+  EXPECT_EQ(dj["migration_cost_s"], 30);
+  defrag.back() = "-1";
+  EXPECT_EQ(Sim(defrag).code, 2);
   args.push_back("--queue");
   args.push_back("fifo");
   args.push_back("--preemption");
