@@ -83,6 +83,7 @@ sched::Request ToRequest(const Workload& w) {
   r.preemptible = w.spec.preemptible;
   r.resources = w.spec.resources;
   r.gpu = w.spec.gpu;
+  r.devices = w.spec.devices;
   r.labels = sched::Labels(w.spec.labels.begin(), w.spec.labels.end());
   // A service's replicas spread across hosts (control/service_controller.h).
   if (auto it = w.spec.labels.find(std::string(core::kServiceLabel)); it != w.spec.labels.end()) {
@@ -632,7 +633,7 @@ namespace {
 absl::StatusOr<sched::Quota> DecodeQuota(std::string_view tenant, const Json& j) {
   core::JsonContext ctx{"quota", std::string(tenant)};
   BERTH_RETURN_IF_ERROR(
-      core::CheckObject(ctx, j, "", {"cpu", "memory", "disk", "gpu", "gpu_by_model"}));
+      core::CheckObject(ctx, j, "", {"cpu", "memory", "disk", "gpu", "gpu_by_model", "devices"}));
   sched::Quota q;
   auto text = [](const Json& v) { return v.is_string() ? v.get<std::string>() : core::Preview(v); };
   if (j.contains("cpu")) {
@@ -666,6 +667,19 @@ absl::StatusOr<sched::Quota> DecodeQuota(std::string_view tenant, const Json& j)
       q.gpu_milli_by_model[it.key()] = v->value();
     }
   }
+  if (j.contains("devices")) {
+    if (!j["devices"].is_object()) return ctx.Error("devices", "must be a map of class to count");
+    for (auto it = j["devices"].begin(); it != j["devices"].end(); ++it) {
+      const std::string field = Cat("devices.", it.key());
+      if (absl::Status s = core::CheckDeviceClass(it.key()); !s.ok()) {
+        return ctx.Error(field, std::string(s.message()));
+      }
+      if (!it->is_number_integer() || it->get<int64_t>() < 0) {
+        return ctx.Error(field, Cat("must be a count of devices >= 0, got ", core::Preview(*it)));
+      }
+      q.devices_by_class[it.key()] = it->get<int64_t>();
+    }
+  }
   return q;
 }
 
@@ -682,6 +696,7 @@ Json EncodeQuota(const sched::Quota& q) {
     for (const auto& [model, milli] : q.gpu_milli_by_model) m[model] = GpuText(milli);
     j["gpu_by_model"] = m;
   }
+  if (!q.devices_by_class.empty()) j["devices"] = q.devices_by_class;
   return j;
 }
 
@@ -764,6 +779,9 @@ absl::Status BuildCluster(const Snapshot& snap, sched::Cluster* cluster,
     spec.gpus = h.inventory.gpus;
     // A device its host reports unhealthy takes no new work.
     std::erase_if(spec.gpus, [](const core::GpuDevice& g) { return !g.healthy; });
+    for (const core::Device& d : h.inventory.devices) {
+      if (d.healthy) spec.devices.push_back(d);
+    }
     BERTH_ASSIGN_OR_RETURN(int index, cluster->AddHost(spec));
     (*by_index)[index] = &h;
     if (h.state != core::HostState::kReady || snap.unreadable_allocs.contains(h.name)) {
@@ -782,6 +800,7 @@ absl::Status BuildCluster(const Snapshot& snap, sched::Cluster* cluster,
       p.host = *index;
       p.host_name = host;
       p.gpus = w.status.gpus;
+      p.devices = w.status.devices;
       // A record that no longer fits (its host's inventory shrank) is still what the store
       // holds; the snapshot keeps the rest of it. Said at debug level: every pass sees it again.
       if (absl::Status s = cluster->Commit(ToRequest(w), p); !s.ok()) {
@@ -952,6 +971,7 @@ absl::StatusOr<int> ControlPlane::ApplySchedulePlan(const Snapshot& snap,
     w.status.state = WorkloadState::kScheduled;
     w.status.host = host;
     w.status.gpus = p.placement.gpus;
+    w.status.devices = p.placement.devices;
     for (const core::Host& h : snap.hosts) {
       if (h.name == host) core::ResolveGpuDeviceIds(h.inventory.gpus, &w.status.gpus);
     }
@@ -1000,6 +1020,7 @@ absl::StatusOr<Json> ControlPlane::Tenants() {
       for (const auto& [model, milli] : u.gpu_milli_by_model) m[model] = GpuText(milli);
       used["gpu_by_model"] = m;
     }
+    if (!u.devices_by_class.empty()) used["devices"] = u.devices_by_class;
     const sched::Quota* q = cluster.FindQuota(tenant);
     out.push_back(
         {{"name", tenant}, {"quota", q ? EncodeQuota(*q) : Json(nullptr)}, {"used", used}});
@@ -1040,6 +1061,26 @@ absl::StatusOr<Json> ControlPlane::Explain(std::string_view name) {
   return out;
 }
 
+namespace {
+
+// Each device of another class on host `h` of `cluster`, with the workload holding it.
+void AddDeviceHolders(const sched::Cluster& cluster, int h, core::HostAllocation* a) {
+  for (const sched::DeviceClassState& d : cluster.host(h).devices) {
+    for (const std::string& id : d.ids) a->devices.push_back({.cls = d.cls, .id = id});
+  }
+  for (const std::string& id : cluster.AllocationsOn(h)) {
+    const sched::Allocation* alloc = cluster.FindAllocation(id);
+    if (alloc == nullptr) continue;
+    for (const core::DeviceAssignment& da : alloc->placement.devices) {
+      for (core::DeviceAllocation& d : a->devices) {
+        if (d.cls == da.cls && d.id == da.id) d.holder = id;
+      }
+    }
+  }
+}
+
+}  // namespace
+
 absl::StatusOr<std::map<std::string, core::HostAllocation>> ControlPlane::HostAllocations() {
   BERTH_ASSIGN_OR_RETURN(Snapshot snap, ReadSnapshot());
   sched::Cluster cluster;
@@ -1067,6 +1108,7 @@ absl::StatusOr<std::map<std::string, core::HostAllocation>> ControlPlane::HostAl
         }
       }
     }
+    AddDeviceHolders(cluster, i, &a);
   }
   return out;
 }

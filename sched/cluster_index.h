@@ -24,6 +24,8 @@ struct HostClass {
   core::Resources capacity;
   Labels labels;
   std::vector<core::GpuDevice> gpus;  // uuid and PCI address cleared
+  // Devices of other classes: (class id, how many), by class id.
+  std::vector<std::pair<int, int>> device_totals;
   int nvlink_islands = 0;
   int numa_nodes = 0;
 };
@@ -148,6 +150,8 @@ struct Cluster::Index {
 
   std::vector<HostClass> classes;
   std::map<std::string, int> class_by_key;
+  // Device classes (core/device.h) numbered in the order hosts first offered them.
+  absl::flat_hash_map<std::string, int> device_class_ids;
 
   std::vector<HostGroup> groups;
   std::vector<GroupSummary> summary;  // by group id

@@ -12,6 +12,7 @@
 #include <string_view>
 #include <vector>
 
+#include "core/device.h"
 #include "core/gpu.h"
 #include "core/resources.h"
 
@@ -48,6 +49,7 @@ struct HostSpec {
   core::Resources capacity;
   Labels labels;
   std::vector<core::GpuDevice> gpus;
+  std::vector<core::Device> devices;  // other accelerators; health is the caller's to filter
 };
 
 // One GPU device and what is left of it.
@@ -59,6 +61,15 @@ struct GpuState {
   int shares = 0;                             // workloads holding a share or MIG slice of it
 };
 
+// A host's devices of one class (core/device.h) and which of them are taken.
+struct DeviceClassState {
+  std::string cls;   // "xilinx.com/fpga"
+  int class_id = 0;  // the cluster's number for the class (Cluster::DeviceClassId)
+  std::vector<std::string> ids;
+  std::vector<bool> used;  // by position in ids
+  int free = 0;            // count of !used
+};
+
 // A host as the scheduler sees it: capacity, what is allocated, labels and its GPUs.
 struct HostState {
   std::string name;
@@ -66,6 +77,15 @@ struct HostState {
   core::Resources allocated;
   Labels labels;
   std::vector<GpuState> gpus;
+  std::vector<DeviceClassState> devices;  // by class id, ascending
+
+  // The host's devices of class `class_id`, or null.
+  const DeviceClassState* DevicesOf(int class_id) const {
+    for (const DeviceClassState& d : devices) {
+      if (d.class_id == class_id) return &d;
+    }
+    return nullptr;
+  }
 
   core::Resources Free() const { return capacity - allocated; }
   int64_t GpuCapacityMilli() const { return int64_t(gpus.size()) * core::kWholeGpuMilli; }
@@ -85,6 +105,7 @@ struct Request {
   bool preemptible = true;
   core::Resources resources;
   core::GpuRequest gpu;
+  std::vector<core::DeviceRequest> devices;  // devices of other classes, each class once
   Labels labels;                             // this workload's own labels (for others' affinity)
   std::vector<LabelSelector> host_selector;  // all must match the host's labels
   std::vector<WorkloadAffinity> affinity;    // all must hold
@@ -110,6 +131,7 @@ struct Placement {
   int host = -1;
   std::string host_name;
   std::vector<core::GpuAssignment> gpus;
+  std::vector<core::DeviceAssignment> devices;
   bool operator==(const Placement&) const = default;
 };
 
