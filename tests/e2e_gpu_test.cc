@@ -37,8 +37,9 @@ resources: {cpu: 100m, memory: 32Mi, gpu: {count: 1}}
 
 class GpuE2eTest : public ::testing::Test {
  protected:
+  // Starts a dev server with `agent_config`, in dir_ (made here unless the test made it).
   void Start(const std::string& agent_config) {
-    dir_ = TempDir("e2e-gpu");
+    if (dir_.empty()) dir_ = TempDir("e2e-gpu");
     std::ofstream(dir_ + "/agent.yaml") << agent_config;
     server_ = std::make_unique<DevServer>(
         dir_ + "/data", std::vector<std::string>{"--dev", "--agent-config", dir_ + "/agent.yaml"});
@@ -263,14 +264,7 @@ devices: [{class: xilinx.com/fpga, count: 1}]
 
 TEST_F(GpuE2eTest, EachProcessGetsItsFpgaAndHostGetListsEveryDeviceWithItsHolder) {
   dir_ = TempDir("e2e-fpga");
-  std::ofstream(dir_ + "/agent.yaml") << FpgaHostConfig(dir_);
-  server_ = std::make_unique<DevServer>(
-      dir_ + "/data", std::vector<std::string>{"--dev", "--agent-config", dir_ + "/agent.yaml"});
-  ASSERT_TRUE(server_->Start()) << ReadFile(dir_ + "/data/serve.log");
-  ASSERT_TRUE(Eventually([&] {
-    auto hosts = server_->client().ListHosts();
-    return hosts.ok() && !hosts->items.empty();
-  })) << ReadFile(dir_ + "/data/serve.log");
+  Start(FpgaHostConfig(dir_));
 
   Result bad = Cli({"workload", "create", "-f", "-"},
                    "name: bad\nkind: process\ncommand: [\"true\"]\ndevices: [{class: fpga}]\n");
