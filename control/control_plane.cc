@@ -1065,7 +1065,7 @@ namespace {
 
 // Each device of another class on host `h` of `cluster`, with the workload holding it.
 void AddDeviceHolders(const sched::Cluster& cluster, int h, core::HostAllocation* a) {
-  for (const sched::DeviceClassState& d : cluster.host(h).devices) {
+  for (const sched::DeviceClassState& d : cluster.devices(h)) {
     for (const std::string& id : d.ids) a->devices.push_back({.cls = d.cls, .id = id});
   }
   for (const std::string& id : cluster.AllocationsOn(h)) {

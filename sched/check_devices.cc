@@ -21,11 +21,14 @@ bool PrepareWants(const CheckContext& ctx, Wants& wants) {
   return !wants.empty();
 }
 
-// Whether `host` has `count` free devices of each wanted class.
-bool FreeDevicesHold(const HostState& host, const Wants& wants) {
+// Whether a host's `devices` hold `count` free ones of each wanted class.
+bool FreeDevicesHold(const HostDevices& devices, const Wants& wants) {
   for (const auto& [id, count] : wants) {
-    const DeviceClassState* d = host.DevicesOf(id);
-    if (d == nullptr || d->free < count) return false;
+    int free = 0;
+    for (const DeviceClassState& d : devices) {
+      if (d.class_id == id) free = d.free;
+    }
+    if (free < count) return false;
   }
   return true;
 }
@@ -53,10 +56,10 @@ class DeviceCapacityChecker final : public GroupChecker<DeviceCapacityChecker> {
   bool Prepare(const CheckContext& ctx) override { return PrepareWants(ctx, wants_); }
   // Every host of a group has the same free count per class (it is part of the group's key).
   int Check(const CheckContext& ctx, const GroupSummary& g, const ClassCheck& cls) const {
-    return FreeDevicesHold(ctx.index.hosts[g.min_host], wants_) ? kFeasible : kDeviceCount;
+    return FreeDevicesHold(ctx.index.host_devices[g.min_host], wants_) ? kFeasible : kDeviceCount;
   }
   int CheckHost(const CheckContext& ctx, int h, const ClassCheck& cls, HostCheck& out) override {
-    return FreeDevicesHold(ctx.index.hosts[h], wants_) ? kFeasible : kDeviceCount;
+    return FreeDevicesHold(ctx.index.host_devices[h], wants_) ? kFeasible : kDeviceCount;
   }
 
  private:

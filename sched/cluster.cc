@@ -70,9 +70,9 @@ int DevicePosition(const DeviceClassState& d, std::string_view id) {
   return -1;
 }
 
-template <typename H>
-auto DevicesOf(H& host, std::string_view cls) -> decltype(&host.devices[0]) {
-  for (auto& d : host.devices) {
+template <typename Devices>
+auto DevicesOf(Devices& devices, std::string_view cls) -> decltype(&devices[0]) {
+  for (auto& d : devices) {
     if (d.cls == cls) return &d;
   }
   return nullptr;
@@ -80,7 +80,8 @@ auto DevicesOf(H& host, std::string_view cls) -> decltype(&host.devices[0]) {
 
 // The device half of CheckFits: the placement names, for each class the request asks for,
 // exactly `count` distinct free devices of the host, and nothing else.
-absl::Status CheckDevicesFit(const Request& r, const Placement& p, const HostState& host) {
+absl::Status CheckDevicesFit(const Request& r, const Placement& p, const HostState& host,
+                             const HostDevices& devices) {
   size_t want = 0;
   for (const core::DeviceRequest& d : r.devices) want += size_t(d.count);
   if (p.devices.size() != want) {
@@ -89,7 +90,7 @@ absl::Status CheckDevicesFit(const Request& r, const Placement& p, const HostSta
         core::Cat("must name ", int64_t(want), " devices, got ", int64_t(p.devices.size())));
   }
   for (const core::DeviceRequest& d : r.devices) {
-    const DeviceClassState* offered = DevicesOf(host, d.cls);
+    const DeviceClassState* offered = DevicesOf(devices, d.cls);
     std::set<std::string_view> named;
     for (const core::DeviceAssignment& a : p.devices) {
       if (a.cls != d.cls) continue;
@@ -113,10 +114,10 @@ absl::Status CheckDevicesFit(const Request& r, const Placement& p, const HostSta
   return absl::OkStatus();
 }
 
-// Marks the placement's devices on `host` taken (`take`) or free again.
-void MarkDevices(HostState& host, const Placement& p, bool take) {
+// Marks the placement's devices among a host's `devices` taken (`take`) or free again.
+void MarkDevices(HostDevices& devices, const Placement& p, bool take) {
   for (const core::DeviceAssignment& a : p.devices) {
-    DeviceClassState* d = DevicesOf(host, a.cls);
+    DeviceClassState* d = DevicesOf(devices, a.cls);
     const int pos = DevicePosition(*d, a.id);
     d->used[pos] = take;
     d->free += take ? -1 : 1;
@@ -141,7 +142,7 @@ StateKeyVec Cluster::Index::StateKey(int h) const {
   }
   // Hosts with the same free count of each class group together: which ids are free does not
   // change whether a request fits, only which ids the placement names.
-  for (const DeviceClassState& d : host.devices) key.push_back(d.free);
+  for (const DeviceClassState& d : host_devices[h]) key.push_back(d.free);
   return key;
 }
 
@@ -454,8 +455,8 @@ absl::StatusOr<int> Cluster::AddHost(const HostSpec& spec) {
     g.free_memory_mib = d.memory_mib;
     state.gpus.push_back(std::move(g));
   }
-  state.devices = std::move(devices);
   x.hosts.push_back(std::move(state));
+  x.host_devices.push_back(std::move(devices));
   x.host_class.push_back(cls);
   x.host_group.push_back(-1);
   x.schedulable.push_back(true);
@@ -475,6 +476,7 @@ absl::StatusOr<int> Cluster::AddHost(const HostSpec& spec) {
 
 int Cluster::num_hosts() const { return int(index_->hosts.size()); }
 const HostState& Cluster::host(int i) const { return index_->hosts[i]; }
+const HostDevices& Cluster::devices(int i) const { return index_->host_devices[i]; }
 
 std::optional<int> Cluster::FindHost(std::string_view name) const {
   auto it = index_->host_by_name.find(std::string(name));
@@ -569,7 +571,7 @@ absl::Status Cluster::CheckFits(const Request& r, const Placement& p) const {
                                              : "not idle");
     }
   }
-  return CheckDevicesFit(r, p, host);
+  return CheckDevicesFit(r, p, host, x.host_devices[p.host]);
 }
 
 absl::Status Cluster::Commit(const Request& r, const Placement& p, const CommitOptions& options) {
@@ -602,7 +604,7 @@ absl::Status Cluster::Commit(const Request& r, const Placement& p, const CommitO
   u.resources += r.resources;
   u.gpu_milli += milli;
   if (milli > 0) u.gpu_milli_by_model[model] += milli;
-  MarkDevices(host, p, /*take=*/true);
+  MarkDevices(x.host_devices[p.host], p, /*take=*/true);
   for (const core::DeviceRequest& d : r.devices) u.devices_by_class[d.cls] += d.count;
   x.host_allocations[p.host].push_back(r.id);
   Placement stored = p;
@@ -635,7 +637,7 @@ absl::Status Cluster::Release(std::string_view request_id) {
     }
     if (a.milli < core::kWholeGpuMilli) g.shares--;
   }
-  MarkDevices(host, p, /*take=*/false);
+  MarkDevices(x.host_devices[p.host], p, /*take=*/false);
   int64_t milli = GpuMilliOf(p);
   x.totals.allocated -= r.resources;
   x.totals.gpu_milli_allocated -= milli;

@@ -90,6 +90,9 @@ class Cluster {
   absl::StatusOr<int> AddHost(const HostSpec& spec);
   int num_hosts() const;
   const HostState& host(int index) const;
+  // The host's devices of other classes. Kept beside HostState, not in it, so that scans over
+  // hosts touch no more memory for them.
+  const HostDevices& devices(int index) const;
   std::optional<int> FindHost(std::string_view name) const;
   // A host that is not schedulable keeps its allocations but takes no new ones.
   void SetSchedulable(int index, bool schedulable);

@@ -142,6 +142,7 @@ struct PackEntry {
 
 struct Cluster::Index {
   std::vector<HostState> hosts;
+  std::vector<HostDevices> host_devices;  // by host
   std::vector<int> host_class;
   std::vector<int> host_group;
   std::vector<bool> schedulable;

@@ -107,8 +107,8 @@ std::string DeviceAsk(const Request& r) {
 }
 
 // The host's devices of class `cls`: (how many, how many free).
-std::pair<int, int> DeviceCounts(const HostState& host, std::string_view cls) {
-  for (const DeviceClassState& d : host.devices) {
+std::pair<int, int> DeviceCounts(const HostDevices& devices, std::string_view cls) {
+  for (const DeviceClassState& d : devices) {
     if (d.cls == cls) return {int(d.ids.size()), d.free};
   }
   return {0, 0};
@@ -237,7 +237,7 @@ HostFacts Evaluate(const Cluster& cluster, const Request& r, const ExplainOption
     }
   }
   for (const core::DeviceRequest& d : r.devices) {
-    const auto [total, free] = DeviceCounts(host, d.cls);
+    const auto [total, free] = DeviceCounts(cluster.devices(h), d.cls);
     if (total >= d.count && free >= d.count) continue;
     if (f.short_class.empty()) {
       f.short_class = d.cls;
@@ -248,7 +248,7 @@ HostFacts Evaluate(const Cluster& cluster, const Request& r, const ExplainOption
   }
   if (f.short_class.empty() && !r.devices.empty()) {
     f.short_class = r.devices.front().cls;
-    std::tie(f.class_devices, f.class_free) = DeviceCounts(host, f.short_class);
+    std::tie(f.class_devices, f.class_free) = DeviceCounts(cluster.devices(h), f.short_class);
   }
   for (size_t t = 0; t < r.affinity.size(); ++t) {
     const std::vector<int>& with = affinity_hosts[t];

@@ -69,6 +69,8 @@ struct DeviceClassState {
   std::vector<bool> used;  // by position in ids
   int free = 0;            // count of !used
 };
+// A host's devices of other classes, by class id ascending (Cluster::devices).
+using HostDevices = std::vector<DeviceClassState>;
 
 // A host as the scheduler sees it: capacity, what is allocated, labels and its GPUs.
 struct HostState {
@@ -77,15 +79,6 @@ struct HostState {
   core::Resources allocated;
   Labels labels;
   std::vector<GpuState> gpus;
-  std::vector<DeviceClassState> devices;  // by class id, ascending
-
-  // The host's devices of class `class_id`, or null.
-  const DeviceClassState* DevicesOf(int class_id) const {
-    for (const DeviceClassState& d : devices) {
-      if (d.class_id == class_id) return &d;
-    }
-    return nullptr;
-  }
 
   core::Resources Free() const { return capacity - allocated; }
   int64_t GpuCapacityMilli() const { return int64_t(gpus.size()) * core::kWholeGpuMilli; }

@@ -32,13 +32,13 @@ std::string SpreadDomain(const HostState& host, const std::string& key) {
   return it == host.labels.end() ? std::string() : it->second;
 }
 
-// The devices of other classes a request gets on `host`, which the checkers found free: the
-// first free ones of each class, in the host's order.
-std::vector<core::DeviceAssignment> PickDevices(const HostState& host, const Request& r) {
+// The devices of other classes a request gets among a host's `devices`, which the checkers found
+// free: the first free ones of each class, in the host's order.
+std::vector<core::DeviceAssignment> PickDevices(const HostDevices& devices, const Request& r) {
   std::vector<core::DeviceAssignment> out;
   for (const core::DeviceRequest& want : r.devices) {
     int left = want.count;
-    for (const DeviceClassState& d : host.devices) {
+    for (const DeviceClassState& d : devices) {
       if (d.cls != want.cls) continue;
       for (size_t i = 0; i < d.ids.size() && left > 0; ++i) {
         if (d.used[i]) continue;
@@ -849,7 +849,7 @@ absl::StatusOr<Decision> Scheduler::ScheduleOn(const Request& r, const std::vect
   d.plan.placement.host_name = x.hosts[best_host].name;
   Pass::Result chosen = pass.Evaluate(best_host);
   d.plan.placement.gpus = pass.Assignments(best_host, chosen.changes);
-  d.plan.placement.devices = PickDevices(x.hosts[best_host], r);
+  d.plan.placement.devices = PickDevices(x.host_devices[best_host], r);
   if (options_.always_explain) d.reasons = SortedReasons(pass.rejected);
   return d;
 }
