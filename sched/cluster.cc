@@ -406,11 +406,12 @@ absl::StatusOr<int> Cluster::AddHost(const HostSpec& spec) {
   }
   std::vector<DeviceClassState> devices;
   for (const core::Device& d : spec.devices) {
-    auto [it, added] = x.device_class_ids.try_emplace(d.cls, int(x.device_class_ids.size()));
+    const int class_id =
+        x.device_class_ids.try_emplace(d.cls, int(x.device_class_ids.size())).first->second;
     auto found = std::find_if(devices.begin(), devices.end(),
-                              [&](const DeviceClassState& c) { return c.class_id == it->second; });
+                              [&](const DeviceClassState& c) { return c.class_id == class_id; });
     if (found == devices.end()) {
-      found = devices.insert(devices.end(), DeviceClassState{.cls = d.cls, .class_id = it->second});
+      found = devices.insert(devices.end(), DeviceClassState{.cls = d.cls, .class_id = class_id});
     }
     found->ids.push_back(d.id);
     found->used.push_back(false);
