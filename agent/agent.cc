@@ -52,6 +52,7 @@ Agent::Agent(AgentOptions options)
       hb_client_(options_.server_url, api::ClientOptions{.timeout = absl::Seconds(10)}) {
   absl::MutexLock lock(&inventory_mu_);
   inventory_ = options_.inventory;
+  if (!options_.xid_log.empty()) xid_ = std::make_unique<XidLog>(options_.xid_log);
 }
 
 core::HostInventory Agent::Inventory() {
@@ -59,35 +60,68 @@ core::HostInventory Agent::Inventory() {
   return inventory_;
 }
 
-void Agent::CheckGpus() {
-  if (!options_.probe_gpus || absl::Now() < next_gpu_check_) return;
+void Agent::CheckDevices() {
+  if (!options_.probe_gpus && !options_.probe_devices && !xid_) return;
+  if (absl::Now() < next_gpu_check_) return;
   next_gpu_check_ = absl::Now() + options_.gpu_check_interval;
-  absl::StatusOr<std::vector<core::GpuDevice>> seen = options_.probe_gpus();
+  std::vector<XidEvent> xids;
+  if (xid_) xids = xid_->ReadNew();
+  std::optional<absl::StatusOr<std::vector<core::GpuDevice>>> seen;
+  if (options_.probe_gpus) seen = options_.probe_gpus();
+  std::vector<core::Device> devices;
+  if (options_.probe_devices) devices = options_.probe_devices();
   absl::MutexLock lock(&inventory_mu_);
+  for (const XidEvent& e : xids) {
+    if (!XidIsDeviceFault(e.xid)) continue;
+    for (const core::GpuDevice& g : inventory_.gpus) {
+      if (!XidNamesDevice(e, g.pci_address) || xid_faults_.contains(g.uuid)) continue;
+      xid_faults_[g.uuid] =
+          Cat("Xid ", e.xid, e.message.empty() ? "" : ": ", e.message, " (", xid_->path(), ")");
+    }
+  }
   bool changed = false;
+  auto record = [&](bool& healthy, std::string& health, const std::string& why,
+                    std::string_view what) {
+    if (healthy == why.empty() && health == why) return;
+    changed = true;
+    healthy = why.empty();
+    health = why;
+    if (why.empty()) {
+      core::LogInfo("%s is healthy again", what);
+    } else {
+      core::LogWarn("%s is unhealthy: %s", what, why);
+    }
+  };
   for (core::GpuDevice& g : inventory_.gpus) {
     std::string why;
-    if (!seen.ok()) {
-      why = std::string(seen.status().message()).substr(0, 512);
-    } else if (std::none_of(seen->begin(), seen->end(),
+    if (auto fault = xid_faults_.find(g.uuid); fault != xid_faults_.end()) {
+      why = fault->second;
+    } else if (!seen.has_value()) {
+      why = g.health;  // not probed: only an Xid report changes it
+    } else if (!seen->ok()) {
+      why = std::string(seen->status().message()).substr(0, 512);
+    } else if (std::none_of((*seen)->begin(), (*seen)->end(),
                             [&](const core::GpuDevice& d) { return d.uuid == g.uuid; })) {
       why = "nvidia-smi no longer lists it";
     }
-    if (g.healthy == why.empty() && g.health == why) continue;
-    changed = true;
-    g.healthy = why.empty();
-    g.health = why;
-    if (why.empty()) {
-      core::LogInfo("GPU %s is healthy again", g.uuid);
-    } else {
-      core::LogWarn("GPU %s is unhealthy: %s", g.uuid, why);
+    record(g.healthy, g.health, why, Cat("GPU ", g.uuid));
+  }
+  if (options_.probe_devices) {
+    for (core::Device& d : inventory_.devices) {
+      auto now = std::find_if(devices.begin(), devices.end(), [&](const core::Device& o) {
+        return o.cls == d.cls && o.id == d.id;
+      });
+      const std::string why = now == devices.end() ? "no longer in the host's CDI specs"
+                              : now->healthy       ? std::string()
+                                                   : now->health;
+      record(d.healthy, d.health, why, Cat("device ", d.cls, "=", d.id));
     }
   }
   // The heartbeat registers the host again, with the devices' health.
   if (changed) registered_ = false;
 }
 
-std::string Agent::UnhealthyGpu(const core::WorkloadStatus& status) {
+std::string Agent::UnhealthyDevice(const core::WorkloadStatus& status) {
   absl::MutexLock lock(&inventory_mu_);
   for (const core::GpuAssignment& a : status.gpus) {
     for (const core::GpuDevice& g : inventory_.gpus) {
@@ -96,7 +130,36 @@ std::string Agent::UnhealthyGpu(const core::WorkloadStatus& status) {
                  " became unhealthy: ", g.health);
     }
   }
+  for (const core::DeviceAssignment& a : status.devices) {
+    for (const core::Device& d : inventory_.devices) {
+      if (d.healthy || d.cls != a.cls || d.id != a.id) continue;
+      return Cat("device ", d.cls, "=", d.id, " became unhealthy: ", d.health);
+    }
+  }
   return "";
+}
+
+absl::Status Agent::AddClassDevices(const core::WorkloadStatus& status, runtime::TaskConfig* cfg) {
+  std::map<std::string, std::string> ids_by_class;
+  std::vector<std::string> names;
+  for (const core::DeviceAssignment& a : status.devices) {
+    std::string& ids = ids_by_class[a.cls];
+    ids += (ids.empty() ? "" : ",") + a.id;
+    names.push_back(Cat(a.cls, "=", a.id));
+  }
+  // The grant wins over the spec's env, as the GPU variables do.
+  for (const auto& [cls, ids] : ids_by_class) cfg->env[core::DeviceEnvName(cls)] = ids;
+  if (cfg->kind != "container" || names.empty()) return absl::OkStatus();
+  for (const std::string& name : names) {
+    if (options_.cdi == nullptr || !options_.cdi->Has(name)) {
+      return absl::FailedPreconditionError(
+          Cat("no CDI spec on host ", options_.name, " names device ", name,
+              "; regenerate the host's CDI specs and restart the agent"));
+    }
+  }
+  BERTH_ASSIGN_OR_RETURN(runtime::CdiEdits edits, options_.cdi->Resolve(names));
+  cfg->class_device_edits = std::move(edits);
+  return absl::OkStatus();
 }
 
 Agent::~Agent() { Stop(); }
@@ -344,7 +407,7 @@ void Agent::Reconcile(const std::vector<core::Workload>& assigned) {
       continue;
     }
     if (!t.finished) {
-      if (std::string why = UnhealthyGpu(w.status); !why.empty()) {
+      if (std::string why = UnhealthyDevice(w.status); !why.empty()) {
         Report(t, WorkloadState::kStopping, why);
         StopTask(t, /*destroy=*/false);
         t.finished = true;
@@ -498,6 +561,12 @@ absl::Status Agent::StartTask(const core::Workload& w) {
     }
     cfg.device_edits = *std::move(edits);
   }
+  if (absl::Status s = AddClassDevices(w.status, &cfg); !s.ok()) {
+    ReleaseGpus(t.workload);
+    t.finished = true;
+    Report(t, WorkloadState::kFailed, std::string(s.message()));
+    return s;
+  }
   cfg.task_dir = t.task_dir;
   for (const auto& p : w.spec.ports) {
     cfg.ports.push_back({.name = Cat(p.protocol, p.guest_port),
@@ -597,7 +666,7 @@ void Agent::ReleaseGpus(const std::string& workload) {
 }
 
 void Agent::Monitor() {
-  CheckGpus();
+  CheckDevices();
   if (options_.mps != nullptr) {
     for (const std::string& gpu : options_.mps->Check()) {
       core::LogWarn("GPU %s: its MPS control daemon had stopped; started it again", gpu);

@@ -25,6 +25,7 @@
 #include "absl/time/time.h"
 #include "agent/local_host.h"
 #include "agent/usage.h"
+#include "agent/xid.h"
 #include "api/client/client.h"
 #include "core/host.h"
 #include "core/workload.h"
@@ -83,6 +84,13 @@ struct AgentOptions {
   // registers again so the scheduler gives it no new work, and the tasks holding it fail with
   // the reason. Unset = GPUs are not checked again (declared GPUs).
   std::function<absl::StatusOr<std::vector<core::GpuDevice>>()> probe_gpus;
+  // Asks the host's devices of other classes again (their CDI device nodes): each with its
+  // health. A device that turns unhealthy is handled like a GPU. Unset = not checked again.
+  std::function<std::vector<core::Device>()> probe_devices;
+  // A kernel log to follow for the NVIDIA driver's Xid reports (xid.h): a device fault marks the
+  // GPU at that PCI address unhealthy until the agent restarts. Empty = none.
+  std::string xid_log;
+  // How often GPUs and devices are checked (probe_gpus, probe_devices, xid_log).
   absl::Duration gpu_check_interval = absl::Seconds(30);
   // Driver-specific live counters merged into Stats() (e.g. a VM's guest CPU time); optional.
   std::function<absl::StatusOr<core::Json>(runtime::ComputeDriver* driver,
@@ -168,10 +176,15 @@ class Agent : public LocalHost {
   absl::Status StartTask(const core::Workload& w);
   // The inventory as registered now (GPU health changes while the agent runs).
   core::HostInventory Inventory();
-  // Probes the GPUs when a check is due and records changes of health (loop thread).
-  void CheckGpus();
-  // Why the task's GPUs (the device ids in `status`) cannot serve it; empty when they can.
-  std::string UnhealthyGpu(const core::WorkloadStatus& status);
+  // Probes the GPUs and devices when a check is due (nvidia-smi, the Xid log, CDI device nodes)
+  // and records changes of health (loop thread).
+  void CheckDevices();
+  // Why the task's GPUs or devices (as `status` records them) cannot serve it; empty when they
+  // can.
+  std::string UnhealthyDevice(const core::WorkloadStatus& status);
+  // Gives `cfg` the workload's devices of other classes: BERTH_DEVICES_<CLASS> and, for a
+  // container, their CDI edits. FailedPrecondition naming the device when no spec has it.
+  absl::Status AddClassDevices(const core::WorkloadStatus& status, runtime::TaskConfig* cfg);
   // Lets go of the MPS daemons the workload's GPU shares held.
   void ReleaseGpus(const std::string& workload);
   void StopTask(LocalTask& task, bool destroy);
@@ -208,6 +221,9 @@ class Agent : public LocalHost {
   absl::Mutex inventory_mu_;
   core::HostInventory inventory_ ABSL_GUARDED_BY(inventory_mu_);
   absl::Time next_gpu_check_ = absl::InfinitePast();  // loop thread only
+  std::unique_ptr<XidLog> xid_;                       // loop thread only; null without xid_log
+  // GPUs an Xid report found faulty, by UUID, with the reason; kept until the agent restarts.
+  std::map<std::string, std::string> xid_faults_ ABSL_GUARDED_BY(inventory_mu_);
   int64_t index_ = 0;
   std::thread heartbeat_;
   std::thread main_;

@@ -753,6 +753,174 @@ TEST_F(AgentTest, AContainerWhoseGpusCdiCoversOnlyInPartFailsWithTheReason) {
   EXPECT_FALSE(host_->Config(task).has_value());
 }
 
+// A host offering two FPGAs, with a CDI spec that gives each its own device node.
+AgentOptions WithFpgas(AgentOptions o, runtime::CdiRegistry* registry) {
+  o.inventory.devices = {{.cls = "xilinx.com/fpga", .id = "u250-0"},
+                         {.cls = "xilinx.com/fpga", .id = "u250-1"}};
+  Json devices = Json::array();
+  for (int i = 0; i < 2; ++i) {
+    devices.push_back(
+        {{"name", Cat("u250-", i)},
+         {"containerEdits",
+          {{"deviceNodes",
+            {{{"path", Cat("/dev/xclmgmt", i)}, {"type", "c"}, {"major", 240}, {"minor", i}}}}}}});
+  }
+  auto spec = runtime::DecodeCdiSpec(
+      Json{{"cdiVersion", "0.6.0"}, {"kind", "xilinx.com/fpga"}, {"devices", devices}}, "test");
+  EXPECT_TRUE(spec.ok()) << spec.status();
+  if (spec.ok()) registry->Add(*spec);
+  o.cdi = registry;
+  return o;
+}
+
+Json WithDevices(Json spec, int count) {
+  spec["devices"] = Json::array({{{"class", "xilinx.com/fpga"}, {"count", count}}});
+  return spec;
+}
+
+TEST_F(AgentTest, ProcessesAndContainersGetExactlyTheDevicesOfAClassTheyWereGranted) {
+  runtime::CdiRegistry registry;
+  MakeAgent(WithFpgas(Options(), &registry));
+  const std::string proc = Submit(WithDevices(ProcessSpec("p"), 1));
+  const std::string box = Submit(WithDevices(ContainerSpec("c"), 1));
+  Sync();
+  EXPECT_EQ(StateOf("p"), "running") << Get("p").status.reason;
+  EXPECT_EQ(StateOf("c"), "running") << Get("c").status.reason;
+  const core::Workload p = Get("p"), c = Get("c");
+  ASSERT_EQ(p.status.devices.size(), 1u);
+  ASSERT_EQ(c.status.devices.size(), 1u);
+  EXPECT_NE(p.status.devices[0].id, c.status.devices[0].id);
+  auto pcfg = host_->Config(proc);
+  ASSERT_TRUE(pcfg.has_value());
+  EXPECT_EQ(pcfg->env["BERTH_DEVICES_XILINX_COM_FPGA"], p.status.devices[0].id);
+  auto ccfg = host_->Config(box);
+  ASSERT_TRUE(ccfg.has_value());
+  EXPECT_EQ(ccfg->env["BERTH_DEVICES_XILINX_COM_FPGA"], c.status.devices[0].id);
+  EXPECT_TRUE(ccfg->device_edits.empty());
+  ASSERT_EQ(ccfg->class_device_edits.device_nodes.size(), 1u);
+  EXPECT_EQ(ccfg->class_device_edits.device_nodes[0].path,
+            Cat("/dev/xclmgmt", c.status.devices[0].id.back()));
+  // Both are held: a third waits, and says why.
+  auto spec = core::DecodeWorkloadSpec(WithDevices(ProcessSpec("third"), 1));
+  ASSERT_TRUE(spec.ok());
+  ASSERT_TRUE(control_.CreateWorkload(*spec).ok());
+  ASSERT_TRUE(control_.ScheduleOnce().ok());
+  EXPECT_EQ(StateOf("third"), "pending");
+  EXPECT_NE(Get("third").status.explanation.find("insufficient devices"), std::string::npos)
+      << Get("third").status.explanation;
+  auto allocations = control_.HostAllocations();
+  ASSERT_TRUE(allocations.ok()) << allocations.status();
+  std::set<std::string> holders;
+  for (const core::DeviceAllocation& d : allocations->at(kHost).devices) holders.insert(d.holder);
+  EXPECT_EQ(holders, (std::set<std::string>{"p", "c"}));
+}
+
+TEST_F(AgentTest, AContainerWhoseDeviceNoSpecNamesFailsWithTheReason) {
+  AgentOptions o = Options();
+  o.inventory.devices = {{.cls = "acme.com/npu", .id = "npu0"}};
+  runtime::CdiRegistry empty;
+  o.cdi = &empty;
+  MakeAgent(std::move(o));
+  Json spec = ContainerSpec("c");
+  spec["devices"] = Json::array({{{"class", "acme.com/npu"}}});
+  const std::string task = Submit(spec);
+  Sync();
+  EXPECT_EQ(StateOf("c"), "failed");
+  EXPECT_NE(Get("c").status.reason.find("no CDI spec on host h1 names device acme.com/npu=npu0"),
+            std::string::npos)
+      << Get("c").status.reason;
+  EXPECT_FALSE(host_->Config(task).has_value());
+}
+
+TEST_F(AgentTest, ADeviceWhoseNodeVanishesIsTakenOutOfPlacementAndItsTaskFails) {
+  runtime::CdiRegistry registry;
+  AgentOptions o = WithFpgas(Options(), &registry);
+  bool gone = false;
+  o.probe_devices = [&] {
+    std::vector<core::Device> now = {{.cls = "xilinx.com/fpga", .id = "u250-0"},
+                                     {.cls = "xilinx.com/fpga", .id = "u250-1"}};
+    if (gone) {
+      for (core::Device& d : now) {
+        d.healthy = false;
+        d.health = Cat("device node /dev/xclmgmt", d.id.back(), ": No such file or directory");
+      }
+    }
+    return now;
+  };
+  o.gpu_check_interval = absl::ZeroDuration();
+  MakeAgent(std::move(o));
+  Submit(WithDevices(ProcessSpec("f"), 1));
+  Sync();
+  EXPECT_EQ(StateOf("f"), "running") << Get("f").status.reason;
+  const std::string id = Get("f").status.devices.at(0).id;
+  gone = true;
+  Sync();  // the check sees it
+  Sync();  // the task holding it fails
+  EXPECT_EQ(StateOf("f"), "failed");
+  EXPECT_NE(Get("f").status.reason.find(
+                Cat("device xilinx.com/fpga=", id, " became unhealthy: device node /dev/xclmgmt")),
+            std::string::npos)
+      << Get("f").status.reason;
+  ASSERT_TRUE(agent_->Register().ok());
+  auto host = control_.GetHost(kHost);
+  ASSERT_TRUE(host.ok()) << host.status();
+  ASSERT_EQ(host->inventory.devices.size(), 2u);
+  EXPECT_FALSE(host->inventory.devices[0].healthy);
+  auto spec = core::DecodeWorkloadSpec(WithDevices(ProcessSpec("next"), 1));
+  ASSERT_TRUE(spec.ok());
+  ASSERT_TRUE(control_.CreateWorkload(*spec).ok());
+  ASSERT_TRUE(control_.ScheduleOnce().ok());
+  EXPECT_EQ(StateOf("next"), "pending");
+  EXPECT_NE(Get("next").status.explanation.find("no devices of the class"), std::string::npos)
+      << Get("next").status.explanation;
+  // Its node back, the device is healthy again and takes work.
+  gone = false;
+  Sync();
+  ASSERT_TRUE(agent_->Register().ok());
+  host = control_.GetHost(kHost);
+  ASSERT_TRUE(host.ok()) << host.status();
+  EXPECT_TRUE(host->inventory.devices[0].healthy) << host->inventory.devices[0].health;
+  ASSERT_TRUE(control_.ScheduleOnce().ok());
+  EXPECT_EQ(StateOf("next"), "scheduled") << Get("next").status.explanation;
+}
+
+TEST_F(AgentTest, AnXidFaultInTheKernelLogFailsTheTaskOnThatGpuOnly) {
+  AgentOptions o = WithGpus(Options());
+  const std::string log = data_dir_ + "/kern.log";
+  std::ofstream(log) << "NVRM: Xid (PCI:0000:07:00): 79, from an earlier boot\n";
+  o.xid_log = log;
+  o.gpu_check_interval = absl::ZeroDuration();
+  MakeAgent(std::move(o));
+  Submit(WithGpu(ProcessSpec("a"), {{"count", 1}}));
+  Submit(WithGpu(ProcessSpec("b"), {{"count", 1}}));
+  Sync();
+  EXPECT_EQ(StateOf("a"), "running");
+  EXPECT_EQ(StateOf("b"), "running");
+  const std::string on_07 = Get("a").status.gpus.at(0).index == 0 ? "a" : "b";
+  const std::string on_08 = on_07 == "a" ? "b" : "a";
+  // An application's own fault leaves the device alone.
+  std::ofstream(log, std::ios::app)
+      << "[ 99.1] NVRM: Xid (PCI:0000:07:00): 13, pid=7, name=python, Graphics Exception\n";
+  Sync();
+  Sync();
+  EXPECT_EQ(StateOf(on_07), "running");
+  std::ofstream(log, std::ios::app)
+      << "[ 99.2] NVRM: Xid (PCI:0000:07:00): 79, pid=7, name=python, GPU has fallen off the "
+         "bus.\n";
+  Sync();
+  Sync();
+  EXPECT_EQ(StateOf(on_07), "failed");
+  EXPECT_NE(Get(on_07).status.reason.find("became unhealthy: Xid 79: GPU has fallen off the bus."),
+            std::string::npos)
+      << Get(on_07).status.reason;
+  EXPECT_EQ(StateOf(on_08), "running");
+  ASSERT_TRUE(agent_->Register().ok());
+  auto host = control_.GetHost(kHost);
+  ASSERT_TRUE(host.ok()) << host.status();
+  EXPECT_FALSE(host->inventory.gpus[0].healthy);
+  EXPECT_TRUE(host->inventory.gpus[1].healthy);
+}
+
 TEST_F(AgentTest, SharesOfOneGpuRunUnderOneMpsDaemonUntilTheLastIsDeleted) {
   runtime::MpsDaemons mps({.control_binary = BERTH_FAKE_MPS_CONTROL,
                            .root_dir = data_dir_ + "/mps",

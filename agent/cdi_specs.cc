@@ -1,6 +1,10 @@
 #include "agent/cdi_specs.h"
 
+#include <sys/stat.h>
+
 #include <algorithm>
+#include <cerrno>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
@@ -77,6 +81,33 @@ CdiSpecs LoadCdiSpecs(const std::vector<std::string>& dirs) {
       out.registry.Add(std::move(*spec));
       out.files.push_back(file.string());
     }
+  }
+  return out;
+}
+
+std::vector<core::Device> CdiClassDevices(const runtime::CdiRegistry& registry) {
+  std::vector<core::Device> out;
+  for (const std::string& qualified : registry.Devices()) {
+    core::Device d;
+    if (!runtime::SplitCdiName(qualified, &d.cls, &d.id).ok()) continue;
+    if (d.cls == kNvidiaGpuKind || d.id == "all") continue;
+    absl::StatusOr<runtime::CdiEdits> edits = registry.Resolve({qualified});
+    if (!edits.ok()) continue;
+    for (const runtime::CdiDeviceNode& n : edits->device_nodes) {
+      const std::string& host = n.host_path.empty() ? n.path : n.host_path;
+      struct stat st {};
+      if (stat(host.c_str(), &st) != 0) {
+        d.health = Cat("device node ", host, ": ", std::strerror(errno));
+      } else if (!S_ISCHR(st.st_mode) && !S_ISBLK(st.st_mode)) {
+        d.health = Cat("device node ", host, " is not a device");
+      }
+      if (!d.health.empty()) {
+        d.healthy = false;
+        break;
+      }
+    }
+    out.push_back(std::move(d));
+    if (out.size() >= core::kMaxHostDevices) break;
   }
   return out;
 }

@@ -9,6 +9,7 @@
 #include <string_view>
 #include <vector>
 
+#include "core/device.h"
 #include "core/gpu.h"
 #include "runtime/cdi.h"
 
@@ -37,5 +38,11 @@ inline constexpr std::string_view kNvidiaGpuKind = "nvidia.com/gpu";
 // "nvidia.com/gpu=<index>" for a whole GPU named by its index; "" when no spec has it.
 std::string CdiNameForGpu(const runtime::CdiRegistry& registry, const core::GpuAssignment& gpu,
                           std::string_view device_id);
+
+// The devices of other classes the specs describe: every device of a kind other than
+// nvidia.com/gpu (GPUs come from nvidia-smi or the config), but the one named "all", which
+// stands for the others. A device is healthy when the device nodes its edits (and its spec's)
+// name are present on the host; otherwise its health names the missing node.
+std::vector<core::Device> CdiClassDevices(const runtime::CdiRegistry& registry);
 
 }  // namespace berth::agent

@@ -111,5 +111,36 @@ TEST_F(CdiSpecsTest, GpusAreFoundByUuidThenByIndex) {
   EXPECT_EQ(CdiNameForGpu(specs.registry, {.index = 5}, "GPU-x"), "");
 }
 
+TEST_F(CdiSpecsTest, DevicesOfOtherClassesAreHealthyWhileTheirNodesExist) {
+  // /dev/null and /dev/zero stand in for the FPGA nodes: character devices every host has.
+  Write("etc/fpga.yaml",
+        "cdiVersion: 0.6.0\nkind: xilinx.com/fpga\ndevices:\n"
+        "- name: u250-0\n  containerEdits:\n    deviceNodes:\n"
+        "    - {path: /dev/xclmgmt0, hostPath: /dev/null}\n"
+        "- name: u250-1\n  containerEdits:\n    deviceNodes:\n"
+        "    - {path: /dev/xclmgmt1, hostPath: " +
+            dir_ +
+            "/missing}\n"
+            "- name: u250-2\n  containerEdits:\n    deviceNodes:\n"
+            "    - {path: /dev/xclmgmt2, hostPath: " +
+            dir_ +
+            "/etc/fpga.yaml}\n"
+            "- name: all\n  containerEdits:\n    deviceNodes:\n"
+            "    - {path: /dev/xclmgmt0, hostPath: /dev/zero}\n");
+  Write("etc/nvidia.yaml", kNvidiaYaml);
+  CdiSpecs specs = LoadCdiSpecs({dir_ + "/etc"});
+  ASSERT_TRUE(specs.problems.empty()) << specs.problems.front();
+  std::vector<core::Device> devices = CdiClassDevices(specs.registry);
+  ASSERT_EQ(devices.size(), 3u);  // not the GPUs, not "all"
+  EXPECT_EQ(devices[0].cls, "xilinx.com/fpga");
+  EXPECT_EQ(devices[0].id, "u250-0");
+  EXPECT_TRUE(devices[0].healthy) << devices[0].health;
+  EXPECT_EQ(devices[1].id, "u250-1");
+  EXPECT_FALSE(devices[1].healthy);
+  EXPECT_THAT(devices[1].health, HasSubstr("/missing: No such file"));
+  EXPECT_FALSE(devices[2].healthy);
+  EXPECT_THAT(devices[2].health, HasSubstr("is not a device"));
+}
+
 }  // namespace
 }  // namespace berth::agent

@@ -29,9 +29,10 @@ absl::StatusOr<AgentConfig> ParseAgentConfig(const Json& j) {
   AgentConfig c;
   core::JsonContext ctx{"agent config", ""};
   if (j.is_null()) return c;
-  BERTH_RETURN_IF_ERROR(core::CheckObject(ctx, j, "",
-                                          {"name", "labels", "cpu", "memory", "disk", "gpus",
-                                           "vm_accel", "cdi_dirs", "nvidia_smi", "mps_control"}));
+  BERTH_RETURN_IF_ERROR(
+      core::CheckObject(ctx, j, "",
+                        {"name", "labels", "cpu", "memory", "disk", "gpus", "vm_accel", "cdi_dirs",
+                         "nvidia_smi", "mps_control", "xid_log"}));
   c.name = j.value("name", "");
   if (auto it = j.find("cdi_dirs"); it != j.end()) {
     if (!it->is_array() || it->size() > 16) {
@@ -61,6 +62,13 @@ absl::StatusOr<AgentConfig> ParseAgentConfig(const Json& j) {
       return ctx.Error("mps_control", Cat("must be an absolute path, got ", it->dump()));
     }
     c.mps_control = it->get<std::string>();
+  }
+  if (auto it = j.find("xid_log"); it != j.end()) {
+    if (!it->is_string() || it->get_ref<const std::string&>().empty() ||
+        it->get_ref<const std::string&>()[0] != '/') {
+      return ctx.Error("xid_log", Cat("must be an absolute path, got ", it->dump()));
+    }
+    c.xid_log = it->get<std::string>();
   }
   if (auto it = j.find("vm_accel"); it != j.end()) {
     if (!it->is_string() || (*it != "auto" && *it != "kvm" && *it != "tcg")) {

@@ -32,6 +32,7 @@ struct AgentConfig {
   std::vector<std::string> cdi_dirs = {"/etc/cdi", "/var/run/cdi"};
   std::string nvidia_smi;                               // empty = look in PATH
   std::string mps_control = "nvidia-cuda-mps-control";  // a path, or a name looked up in PATH
+  std::string xid_log;  // a kernel log the NVIDIA driver's Xid lines appear in (xid.h); "" = none
 };
 
 absl::StatusOr<AgentConfig> ParseAgentConfig(const core::Json& json);

@@ -211,6 +211,17 @@ TEST(Inventory, ConfigTakesVmAccel) {
   }
 }
 
+TEST(Inventory, ConfigTakesAnXidLogAsAnAbsolutePath) {
+  auto cfg = ParseAgentConfig(core::Json::parse(R"({"xid_log": "/var/log/kern.log"})"));
+  ASSERT_TRUE(cfg.ok()) << cfg.status();
+  EXPECT_EQ(cfg->xid_log, "/var/log/kern.log");
+  for (const char* bad : {R"({"xid_log": "kern.log"})", R"({"xid_log": 1})"}) {
+    auto s = ParseAgentConfig(core::Json::parse(bad)).status();
+    EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument) << bad;
+    EXPECT_NE(s.message().find("xid_log"), std::string::npos) << s;
+  }
+}
+
 TEST(Inventory, LocalHostNameIsValid) {
   std::string name = LocalHostName();
   EXPECT_FALSE(name.empty());

@@ -84,6 +84,21 @@ TEST_F(BadInputTest, YamlReproducers) {
   EXPECT_EQ(Client().Post("/v1/workloads", kHello)->status, 201);
 }
 
+TEST_F(BadInputTest, DeviceRequestsAndQuotasNameTheField) {
+  const std::string base = R"({"name":"f","kind":"process","command":["true"],"devices":)";
+  ExpectRefused("POST", "/v1/workloads", base + R"([{"class":"fpga","count":1}]})",
+                "devices[0].class");
+  ExpectRefused("POST", "/v1/workloads", base + R"([{"class":"xilinx.com/fpga","count":-1}]})",
+                "devices[0].count");
+  ExpectRefused("POST", "/v1/workloads", base + R"([{"class":"xilinx.com/fpga","count":[]}]})",
+                "devices[0].count");
+  ExpectRefused("POST", "/v1/workloads", base + R"("xilinx.com/fpga"})", "devices");
+  ExpectRefused("PUT", "/v1/tenants/t/quota", R"({"devices":{"xilinx.com/fpga":-1}})",
+                "devices.xilinx.com/fpga");
+  ExpectRefused("PUT", "/v1/tenants/t/quota", R"({"devices":{"fpga":1}})", "devices.fpga");
+  ExpectRefused("PUT", "/v1/tenants/t/quota", R"({"devices":[1]})", "devices");
+}
+
 TEST_F(BadInputTest, DeepJson) {
   ExpectRefused("POST", "/v1/hosts", Deep(100000), "more than 64 deep", "join-secret");
   ExpectRefused("PUT", "/v1/tenants/x/quota", Deep(100000), "more than 64 deep");
@@ -131,6 +146,10 @@ TEST_F(BadInputTest, TypeChecks) {
                 "inventory.gpus[0].uuid", "join-secret");
   ExpectRefused("POST", "/v1/hosts", gpu_host(R"({"model":"A100","memory":[[1]]})"),
                 "inventory.gpus[0].memory", "join-secret");
+  ExpectRefused(
+      "POST", "/v1/hosts",
+      R"({"name":"h","inventory":{"cpu":"2","memory":"1Gi","devices":[{"class":"fpga"}]}})",
+      "inventory.devices[0].class", "join-secret");
   ExpectRefused("POST", "/v1/hosts", R"({"name":5,"inventory":{}})", "name must be a string",
                 "join-secret");
   ExpectRefused("POST", "/v1/hosts",

@@ -79,6 +79,40 @@ std::string GpuText(const Json& spec_resources) {
   return "-";
 }
 
+// Every device of a host, GPUs first: {class, id, healthy, health, holders}, from the host's
+// inventory and what the placed workloads hold ("allocated"). A GPU may have several holders
+// (shares, MIG slices); a device of another class at most one.
+Json HostDevices(const Json& host) {
+  const Json& inv = host["inventory"];
+  const Json alloc = host.contains("allocated") ? host["allocated"] : Json::object();
+  Json out = Json::array();
+  auto add = [&](std::string cls, std::string id, const Json& d, Json holders) {
+    out.push_back({{"class", std::move(cls)},
+                   {"id", std::move(id)},
+                   {"healthy", d.value("healthy", true)},
+                   {"health", d.value("health", "")},
+                   {"holders", std::move(holders)}});
+  };
+  for (const Json& g : inv.value("gpus", Json::array())) {
+    Json holders = Json::array();
+    for (const Json& a : alloc.value("gpus", Json::array())) {
+      if (a.value("index", -1) == g.value("index", -2)) holders = a.value("holders", holders);
+    }
+    add("nvidia.com/gpu", g.value("uuid", ""), g, std::move(holders));
+  }
+  for (const Json& d : inv.value("devices", Json::array())) {
+    Json holders = Json::array();
+    for (const Json& a : alloc.value("devices", Json::array())) {
+      if (a.value("class", "") == d.value("class", "") && a.value("id", "") == d.value("id", "") &&
+          !a.value("holder", "").empty()) {
+        holders.push_back(a["holder"]);
+      }
+    }
+    add(d.value("class", ""), d.value("id", ""), d, std::move(holders));
+  }
+  return out;
+}
+
 // The rows `berth host ls` and `berth top` print: allocated/capacity per resource, then what
 // the host's agent last measured in use.
 std::vector<std::vector<std::string>> HostRows(const Json& items) {
@@ -337,7 +371,22 @@ class Cli : public CommandSession {
       if (Arg(1).empty()) return Usage("host get needs a host NAME");
       auto j = Do([&](api::Client& c, api::Raw* r) { return c.GetHost(Arg(1), r).status(); });
       if (!j) return 1;
+      (*j)["devices"] = HostDevices(*j);
       out_ << j->dump(json_ ? -1 : 2) << "\n";
+      if (!json_ && !(*j)["devices"].empty()) {
+        std::vector<std::vector<std::string>> rows = {{"CLASS", "ID", "HEALTH", "HOLDER"}};
+        for (const Json& d : (*j)["devices"]) {
+          std::string holders;
+          for (const Json& h : d["holders"])
+            holders += (holders.empty() ? "" : ",") + h.get<std::string>();
+          rows.push_back({d["class"], d["id"],
+                          d["healthy"].get<bool>() ? "healthy"
+                                                   : "unhealthy: " + d["health"].get<std::string>(),
+                          holders.empty() ? "-" : holders});
+        }
+        out_ << "\n";
+        PrintTable(out_, rows);
+      }
       return 0;
     }
     if (sub == "rm" || sub == "delete") {
@@ -742,7 +791,11 @@ Command HostCommand() {
                         kPageSize},
               .run = CliRun({"ls"}, &Cli::Host)},
       Command{.name = "get",
-              .summary = "show one host's inventory and state",
+              .summary = "show one host's inventory and state, and every device with its holder",
+              .description =
+                  "Prints the host as JSON, with \"devices\": every GPU (class nvidia.com/gpu,\n"
+                  "id its UUID) and every device of another class, each with its health and\n"
+                  "the workloads holding it; without --json a table of the devices follows.",
               .args = {name},
               .run = CliRun({"get"}, &Cli::Host)},
       Command{.name = "rm",

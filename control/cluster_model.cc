@@ -4,6 +4,7 @@
 #include <utility>
 
 #include "control/events.h"
+#include "core/device.h"
 #include "core/log.h"
 #include "core/quantity.h"
 #include "core/service.h"
@@ -25,6 +26,7 @@ sched::Request WorkloadRequest(const Workload& w) {
   r.preemptible = w.spec.preemptible;
   r.resources = w.spec.resources;
   r.gpu = w.spec.gpu;
+  r.devices = w.spec.devices;
   r.labels = sched::Labels(w.spec.labels.begin(), w.spec.labels.end());
   // A service's replicas spread across hosts (control/service_controller.h).
   if (auto it = w.spec.labels.find(std::string(core::kServiceLabel)); it != w.spec.labels.end()) {
@@ -64,7 +66,7 @@ bool HasDriver(const core::HostInventory& inventory, core::WorkloadKind kind) {
 absl::StatusOr<sched::Quota> DecodeQuota(std::string_view tenant, const Json& j) {
   core::JsonContext ctx{"quota", std::string(tenant)};
   BERTH_RETURN_IF_ERROR(
-      core::CheckObject(ctx, j, "", {"cpu", "memory", "disk", "gpu", "gpu_by_model"}));
+      core::CheckObject(ctx, j, "", {"cpu", "memory", "disk", "gpu", "gpu_by_model", "devices"}));
   sched::Quota q;
   auto text = [](const Json& v) { return v.is_string() ? v.get<std::string>() : core::Preview(v); };
   if (j.contains("cpu")) {
@@ -96,6 +98,19 @@ absl::StatusOr<sched::Quota> DecodeQuota(std::string_view tenant, const Json& j)
       if (!v.ok())
         return ctx.Error(Cat("gpu_by_model.", it.key()), std::string(v.status().message()));
       q.gpu_milli_by_model[it.key()] = v->value();
+    }
+  }
+  if (j.contains("devices")) {
+    if (!j["devices"].is_object()) return ctx.Error("devices", "must be a map of class to count");
+    for (auto it = j["devices"].begin(); it != j["devices"].end(); ++it) {
+      const std::string field = Cat("devices.", it.key());
+      if (absl::Status s = core::CheckDeviceClass(it.key()); !s.ok()) {
+        return ctx.Error(field, std::string(s.message()));
+      }
+      if (!it->is_number_integer() || it->get<int64_t>() < 0) {
+        return ctx.Error(field, Cat("must be a count of devices >= 0, got ", core::Preview(*it)));
+      }
+      q.devices_by_class[it.key()] = it->get<int64_t>();
     }
   }
   return q;
@@ -133,6 +148,9 @@ sched::HostSpec SchedulerHostSpec(const core::Host& h) {
   spec.gpus = h.inventory.gpus;
   // A device its host reports unhealthy takes no new work.
   std::erase_if(spec.gpus, [](const core::GpuDevice& g) { return !g.healthy; });
+  for (const core::Device& d : h.inventory.devices) {
+    if (d.healthy) spec.devices.push_back(d);
+  }
   return spec;
 }
 

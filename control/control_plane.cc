@@ -631,6 +631,7 @@ Json EncodeQuota(const sched::Quota& q) {
     for (const auto& [model, milli] : q.gpu_milli_by_model) m[model] = GpuText(milli);
     j["gpu_by_model"] = m;
   }
+  if (!q.devices_by_class.empty()) j["devices"] = q.devices_by_class;
   return j;
 }
 
@@ -726,6 +727,7 @@ absl::Status BuildCluster(const Snapshot& snap, sched::Cluster* cluster,
       p.host = *index;
       p.host_name = host;
       p.gpus = w.status.gpus;
+      p.devices = w.status.devices;
       // A record that no longer fits (its host's inventory shrank) is still what the store
       // holds; the snapshot keeps the rest of it. Said at debug level: every pass sees it again.
       if (absl::Status s = cluster->Commit(WorkloadRequest(w), p); !s.ok()) {
@@ -793,6 +795,7 @@ absl::StatusOr<bool> ControlPlane::CommitPlacements(
     placed.status.state = WorkloadState::kScheduled;
     placed.status.host = host;
     placed.status.gpus = p.placement.gpus;
+    placed.status.devices = p.placement.devices;
     core::ResolveGpuDeviceIds(step->host_gpus, &placed.status.gpus);
     placed.status.generation += 1;
     placed.status.explanation.clear();
@@ -919,6 +922,7 @@ absl::StatusOr<Json> ControlPlane::Tenants() {
         for (const auto& [model, milli] : u.gpu_milli_by_model) m[model] = GpuText(milli);
         used["gpu_by_model"] = m;
       }
+      if (!u.devices_by_class.empty()) used["devices"] = u.devices_by_class;
       const sched::Quota* q = cluster.FindQuota(tenant);
       out.push_back(
           {{"name", tenant}, {"quota", q ? EncodeQuota(*q) : Json(nullptr)}, {"used", used}});
@@ -960,6 +964,26 @@ absl::StatusOr<Json> ControlPlane::Explain(std::string_view name) {
   return out;
 }
 
+namespace {
+
+// Each device of another class on host `h` of `cluster`, with the workload holding it.
+void AddDeviceHolders(const sched::Cluster& cluster, int h, core::HostAllocation* a) {
+  for (const sched::DeviceClassState& d : cluster.devices(h)) {
+    for (const std::string& id : d.ids) a->devices.push_back({.cls = d.cls, .id = id});
+  }
+  for (const std::string& id : cluster.AllocationsOn(h)) {
+    const sched::Allocation* alloc = cluster.FindAllocation(id);
+    if (alloc == nullptr) continue;
+    for (const core::DeviceAssignment& da : alloc->placement.devices) {
+      for (core::DeviceAllocation& d : a->devices) {
+        if (d.cls == da.cls && d.id == da.id) d.holder = id;
+      }
+    }
+  }
+}
+
+}  // namespace
+
 absl::StatusOr<std::map<std::string, core::HostAllocation>> ControlPlane::HostAllocations() {
   // From the model's cluster: nothing is decoded, whatever the fleet.
   BERTH_RETURN_IF_ERROR(model_->Sync());
@@ -986,6 +1010,7 @@ absl::StatusOr<std::map<std::string, core::HostAllocation>> ControlPlane::HostAl
           }
         }
       }
+      AddDeviceHolders(cluster, i, &a);
     }
   });
   return out;

@@ -1,7 +1,9 @@
 #include "control/control_plane.h"
 
 #include <random>
+#include <set>
 #include <thread>
+#include <utility>
 
 #include "control/cluster_model.h"
 #include "gtest/gtest.h"
@@ -401,6 +403,48 @@ TEST_F(ControlPlaneTest, QuotasHoldWorkloadsPendingAndReportUse) {
   ASSERT_TRUE(cp_.DeleteQuota("team-a").ok());
   EXPECT_EQ(cp_.DeleteQuota("team-a").code(), absl::StatusCode::kNotFound);
   EXPECT_EQ(*cp_.ScheduleOnce(), 1);
+}
+
+TEST_F(ControlPlaneTest, DevicesOfAClassArePlacedCountedInQuotasAndUnhealthyOnesLeftOut) {
+  core::HostInventory inv = Inventory("8", "8Gi");
+  inv.devices = {{.cls = "xilinx.com/fpga", .id = "u250-0"},
+                 {.cls = "xilinx.com/fpga", .id = "u250-1"},
+                 {.cls = "xilinx.com/fpga", .id = "u250-2", .healthy = false, .health = "gone"}};
+  ASSERT_TRUE(cp_.RegisterHost("h1", inv).ok());
+  ASSERT_TRUE(cp_.SetQuota("team-a", core::Json{{"devices", {{"xilinx.com/fpga", 1}}}}).ok());
+  auto fpga = [](const std::string& name, const std::string& tenant) {
+    core::WorkloadSpec spec = Spec(name);
+    spec.tenant = tenant;
+    spec.devices = {{.cls = "xilinx.com/fpga", .count = 1}};
+    return spec;
+  };
+  for (const auto& [name, tenant] : {std::pair{"a1", "team-a"}, std::pair{"a2", "team-a"},
+                                     std::pair{"b1", "team-b"}, std::pair{"b2", "team-b"}}) {
+    ASSERT_TRUE(cp_.CreateWorkload(fpga(name, tenant)).ok());
+  }
+  // One for team-a (its quota), one for team-b; the unhealthy third device takes nothing.
+  EXPECT_EQ(*cp_.ScheduleOnce(), 2);
+  std::set<std::string> held;
+  for (const char* name : {"a1", "b1"}) {
+    auto w = *cp_.GetWorkload(name);
+    EXPECT_EQ(w.status.state, WorkloadState::kScheduled) << name << ": " << w.status.explanation;
+    ASSERT_EQ(w.status.devices.size(), 1u) << name;
+    held.insert(w.status.devices[0].id);
+  }
+  EXPECT_EQ(held, (std::set<std::string>{"u250-0", "u250-1"}));
+  EXPECT_NE(cp_.GetWorkload("a2")->status.explanation.find("quota"), std::string::npos)
+      << cp_.GetWorkload("a2")->status.explanation;
+  EXPECT_NE(cp_.GetWorkload("b2")->status.explanation.find("insufficient devices"),
+            std::string::npos)
+      << cp_.GetWorkload("b2")->status.explanation;
+  auto tenants = *cp_.Tenants();
+  for (const core::Json& t : tenants) {
+    if (t["name"] != "team-a") continue;
+    EXPECT_EQ(t["used"]["devices"]["xilinx.com/fpga"], 1);
+    EXPECT_EQ(t["quota"]["devices"]["xilinx.com/fpga"], 1);
+  }
+  auto allocations = *cp_.HostAllocations();
+  ASSERT_EQ(allocations["h1"].devices.size(), 2u);
 }
 
 TEST_F(ControlPlaneTest, UsageHistoryKeepsOneSamplePerResolutionForAnHour) {

@@ -1,5 +1,8 @@
 #include "core/host.h"
 
+#include <set>
+#include <utility>
+
 #include "core/names.h"
 #include "core/status.h"
 #include "core/strings.h"
@@ -17,9 +20,9 @@ std::string_view HostStateName(HostState s) { return s == HostState::kReady ? "r
 
 absl::StatusOr<HostInventory> DecodeHostInventory(std::string_view host_name, const Json& j) {
   JsonContext ctx{"host", std::string(host_name)};
-  BERTH_RETURN_IF_ERROR(CheckObject(
-      ctx, j, "inventory",
-      {"cpu", "memory", "disk", "gpus", "labels", "drivers", "address", "os", "fingerprint"}));
+  BERTH_RETURN_IF_ERROR(CheckObject(ctx, j, "inventory",
+                                    {"cpu", "memory", "disk", "gpus", "devices", "labels",
+                                     "drivers", "address", "os", "fingerprint"}));
   HostInventory inv;
   auto quantity = [&](const char* key, auto parse, auto* out) -> absl::Status {
     auto it = j.find(key);
@@ -90,6 +93,36 @@ absl::StatusOr<HostInventory> DecodeHostInventory(std::string_view host_name, co
       inv.gpus.push_back(d);
     }
   }
+  if (auto it = j.find("devices"); it != j.end() && !it->is_null()) {
+    if (!it->is_array() || it->size() > kMaxHostDevices) {
+      return ctx.Error("inventory.devices",
+                       Cat("must be a list of at most ", kMaxHostDevices, " devices"));
+    }
+    std::set<std::pair<std::string, std::string>> seen;
+    for (size_t i = 0; i < it->size(); ++i) {
+      const Json& dj = (*it)[i];
+      std::string path = Cat("inventory.devices[", i, "]");
+      BERTH_RETURN_IF_ERROR(CheckObject(ctx, dj, path, {"class", "id", "healthy", "health"}));
+      Device d;
+      BERTH_RETURN_IF_ERROR(OptionalString(ctx, dj, path, "class", &d.cls));
+      BERTH_RETURN_IF_ERROR(OptionalString(ctx, dj, path, "id", &d.id));
+      BERTH_RETURN_IF_ERROR(OptionalBool(ctx, dj, path, "healthy", &d.healthy));
+      BERTH_RETURN_IF_ERROR(OptionalString(ctx, dj, path, "health", &d.health));
+      if (absl::Status s = CheckDeviceClass(d.cls); !s.ok()) {
+        return ctx.Error(path + ".class", std::string(s.message()));
+      }
+      if (absl::Status s = CheckDeviceId(d.id); !s.ok()) {
+        return ctx.Error(path + ".id", std::string(s.message()));
+      }
+      if (d.health.size() > kMaxFingerprintValue) {
+        return ctx.Error(path + ".health", Cat("must be at most ", kMaxFingerprintValue, " bytes"));
+      }
+      if (!seen.emplace(d.cls, d.id).second) {
+        return ctx.Error(path + ".id", Cat("names ", d.cls, "=", d.id, " twice"));
+      }
+      inv.devices.push_back(std::move(d));
+    }
+  }
   if (auto it = j.find("labels"); it != j.end() && !it->is_null()) {
     if (!it->is_object()) return ctx.Error("inventory.labels", "must be a map of strings");
     for (auto kv = it->begin(); kv != it->end(); ++kv) {
@@ -152,6 +185,13 @@ Json EncodeHostInventory(const HostInventory& inv) {
     gpus.push_back(gj);
   }
   j["gpus"] = gpus;
+  Json devices = Json::array();
+  for (const Device& d : inv.devices) {
+    Json dj = {{"class", d.cls}, {"id", d.id}, {"healthy", d.healthy}};
+    if (!d.health.empty()) dj["health"] = d.health;
+    devices.push_back(std::move(dj));
+  }
+  j["devices"] = devices;
   j["labels"] = inv.labels;
   j["drivers"] = inv.drivers;
   j["address"] = inv.address;
@@ -194,6 +234,10 @@ absl::StatusOr<Host> DecodeHost(const Json& j) {
 }
 
 Json EncodeHostAllocation(const HostAllocation& a) {
+  Json devices = Json::array();
+  for (const DeviceAllocation& d : a.devices) {
+    devices.push_back({{"class", d.cls}, {"id", d.id}, {"holder", d.holder}});
+  }
   Json gpus = Json::array();
   for (const GpuDeviceAllocation& g : a.gpus) {
     gpus.push_back({{"index", g.index},
@@ -206,7 +250,8 @@ Json EncodeHostAllocation(const HostAllocation& a) {
           {"disk", FormatMiB(a.resources.disk.value())},
           {"gpu_milli", a.gpu_milli},
           {"workloads", a.workloads},
-          {"gpus", gpus}};
+          {"gpus", gpus},
+          {"devices", devices}};
 }
 
 namespace {
@@ -228,8 +273,8 @@ absl::Status QuantityField(const JsonContext& ctx, const Json& j, std::string_vi
 
 absl::StatusOr<HostAllocation> DecodeHostAllocation(std::string_view host_name, const Json& j) {
   JsonContext ctx{"host", std::string(host_name)};
-  BERTH_RETURN_IF_ERROR(CheckObject(ctx, j, "allocated",
-                                    {"cpu", "memory", "disk", "gpu_milli", "workloads", "gpus"}));
+  BERTH_RETURN_IF_ERROR(CheckObject(
+      ctx, j, "allocated", {"cpu", "memory", "disk", "gpu_milli", "workloads", "gpus", "devices"}));
   HostAllocation a;
   BERTH_RETURN_IF_ERROR(QuantityField(ctx, j, "allocated", "cpu", ParseCpu, &a.resources.cpu));
   BERTH_RETURN_IF_ERROR(
@@ -260,6 +305,19 @@ absl::StatusOr<HostAllocation> DecodeHostAllocation(std::string_view host_name, 
         }
       }
       a.gpus.push_back(std::move(d));
+    }
+  }
+  if (auto it = j.find("devices"); it != j.end() && !it->is_null()) {
+    if (!it->is_array()) return ctx.Error("allocated.devices", "must be a list");
+    for (size_t i = 0; i < it->size(); ++i) {
+      const Json& dj = (*it)[i];
+      std::string path = Cat("allocated.devices[", i, "]");
+      BERTH_RETURN_IF_ERROR(CheckObject(ctx, dj, path, {"class", "id", "holder"}));
+      DeviceAllocation d;
+      BERTH_RETURN_IF_ERROR(OptionalString(ctx, dj, path, "class", &d.cls));
+      BERTH_RETURN_IF_ERROR(OptionalString(ctx, dj, path, "id", &d.id));
+      BERTH_RETURN_IF_ERROR(OptionalString(ctx, dj, path, "holder", &d.holder));
+      a.devices.push_back(std::move(d));
     }
   }
   return a;

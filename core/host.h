@@ -11,6 +11,7 @@
 
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
+#include "core/device.h"
 #include "core/gpu.h"
 #include "core/json.h"
 #include "core/resources.h"
@@ -21,6 +22,8 @@ namespace berth::core {
 struct HostInventory {
   Resources capacity;
   std::vector<GpuDevice> gpus;
+  // Other accelerators, by class and id (device.h), from the host's CDI specs.
+  std::vector<Device> devices;
   std::map<std::string, std::string> labels;
   std::vector<std::string> drivers;  // compute drivers usable here: "process", "vm", ...
   std::string address;               // where the agent can be reached, informational
@@ -65,11 +68,19 @@ struct GpuDeviceAllocation {
   std::vector<std::string> holders;  // workload names
   bool operator==(const GpuDeviceAllocation&) const = default;
 };
+// A device of a class and the workload holding it (empty when free).
+struct DeviceAllocation {
+  std::string cls;
+  std::string id;
+  std::string holder;
+  bool operator==(const DeviceAllocation&) const = default;
+};
 struct HostAllocation {
   Resources resources;
   int64_t gpu_milli = 0;
   int workloads = 0;
   std::vector<GpuDeviceAllocation> gpus;  // one per device of the inventory, in its order
+  std::vector<DeviceAllocation> devices;  // one per schedulable device of a class
   bool operator==(const HostAllocation&) const = default;
 };
 Json EncodeHostAllocation(const HostAllocation& a);

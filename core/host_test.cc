@@ -73,6 +73,33 @@ TEST(HostTest, CordonAndDrainRoundTripAndOlderObjectsReadAsUncordoned) {
   EXPECT_FALSE(old.contains("drain"));
 }
 
+TEST(HostInventoryTest, DevicesOfAClassRoundTripAndBadOnesNameTheField) {
+  Json j = Inventory();
+  j["devices"] = {{{"class", "xilinx.com/fpga"}, {"id", "u250-0"}},
+                  {{"class", "xilinx.com/fpga"},
+                   {"id", "u250-1"},
+                   {"healthy", false},
+                   {"health", "device node /dev/xclmgmt1: No such file or directory"}}};
+  auto inv = DecodeHostInventory("h1", j);
+  ASSERT_TRUE(inv.ok()) << inv.status();
+  ASSERT_EQ(inv->devices.size(), 2u);
+  EXPECT_TRUE(inv->devices[0].healthy);
+  EXPECT_FALSE(inv->devices[1].healthy);
+  auto again = DecodeHostInventory("h1", EncodeHostInventory(*inv));
+  ASSERT_TRUE(again.ok()) << again.status();
+  EXPECT_EQ(again->devices, inv->devices);
+
+  j["devices"] = {{{"class", "fpga"}, {"id", "u250-0"}}};
+  EXPECT_THAT(std::string(DecodeHostInventory("h1", j).status().message()),
+              HasSubstr("inventory.devices[0].class"));
+  j["devices"] = {{{"class", "x.com/f"}, {"id", "a"}}, {{"class", "x.com/f"}, {"id", "a"}}};
+  EXPECT_THAT(std::string(DecodeHostInventory("h1", j).status().message()),
+              HasSubstr("inventory.devices[1].id"));
+  j["devices"] = {{{"class", "x.com/f"}, {"id", "a b"}}};
+  EXPECT_THAT(std::string(DecodeHostInventory("h1", j).status().message()),
+              HasSubstr("inventory.devices[0].id"));
+}
+
 TEST(HostAllocationTest, RoundTrips) {
   HostAllocation a;
   a.resources = Resources{MilliCpu(1500), MemoryMiB(2048), DiskMiB(0)};
@@ -80,6 +107,8 @@ TEST(HostAllocationTest, RoundTrips) {
   a.workloads = 2;
   a.gpus = {{.index = 0, .milli = 1000, .memory_mib = 0, .holders = {"train"}},
             {.index = 1, .milli = 500, .memory_mib = 10240, .holders = {"infer"}}};
+  a.devices = {{.cls = "xilinx.com/fpga", .id = "u250-0", .holder = "train"},
+               {.cls = "xilinx.com/fpga", .id = "u250-1", .holder = ""}};
   auto back = DecodeHostAllocation("h1", EncodeHostAllocation(a));
   ASSERT_TRUE(back.ok()) << back.status();
   EXPECT_EQ(*back, a);

@@ -406,6 +406,39 @@ Json EncodeGpu(const GpuRequest& g) {
   return j;
 }
 
+absl::Status DecodeDevices(const JsonContext& ctx, const Json& j, WorkloadSpec* spec) {
+  if (j.is_null()) return absl::OkStatus();
+  if (!j.is_array() || j.size() > kMaxDeviceRequests) {
+    return ctx.Error("devices", Cat("must be a list of at most ", kMaxDeviceRequests,
+                                    " requests like {class: xilinx.com/fpga, count: 1}"));
+  }
+  for (size_t i = 0; i < j.size(); ++i) {
+    std::string path = Cat("devices[", i, "]");
+    BERTH_RETURN_IF_ERROR(CheckObject(ctx, j[i], path, {"class", "count"}));
+    DeviceRequest d;
+    BERTH_RETURN_IF_ERROR(GetString(ctx, j[i], path, "class", &d.cls));
+    if (d.cls.empty()) return ctx.Error(path + ".class", "is required (like xilinx.com/fpga)");
+    if (absl::Status s = CheckDeviceClass(d.cls); !s.ok()) {
+      return ctx.Error(path + ".class", std::string(s.message()));
+    }
+    if (d.cls == "nvidia.com/gpu") {
+      return ctx.Error(path + ".class", "GPUs are asked for with resources.gpu");
+    }
+    int64_t count = 1;
+    BERTH_RETURN_IF_ERROR(GetInt(ctx, j[i], path, "count", &count));
+    if (count < 1 || count > int64_t(kMaxHostDevices)) {
+      return ctx.Error(path + ".count",
+                       Cat("must be between 1 and ", kMaxHostDevices, ", got ", count));
+    }
+    d.count = static_cast<int>(count);
+    for (const DeviceRequest& other : spec->devices) {
+      if (other.cls == d.cls) return ctx.Error(path + ".class", Cat("names ", d.cls, " twice"));
+    }
+    spec->devices.push_back(std::move(d));
+  }
+  return absl::OkStatus();
+}
+
 }  // namespace
 
 absl::StatusOr<UserSpec> ParseUserSpec(std::string_view text) {
@@ -496,7 +529,7 @@ absl::StatusOr<WorkloadSpec> DecodeWorkloadSpec(const Json& json) {
       CheckObject(ctx, json, "",
                   {"name", "kind", "command", "env", "working_dir", "user", "image", "cmdline",
                    "resources", "tenant", "priority", "preemptible", "labels", "constraints",
-                   "ports", "networks", "disks", "restart"}));
+                   "ports", "networks", "disks", "restart", "devices"}));
   if (!json.contains("name")) return ctx.Error("name", "is required");
   if (!json["name"].is_string()) return ctx.Error("name", "must be a string");
   spec.name = ctx.name;
@@ -560,6 +593,9 @@ absl::StatusOr<WorkloadSpec> DecodeWorkloadSpec(const Json& json) {
   if (auto it = json.find("restart"); it != json.end()) {
     BERTH_RETURN_IF_ERROR(DecodeRestart(ctx, *it, &spec.restart));
   }
+  if (auto it = json.find("devices"); it != json.end()) {
+    BERTH_RETURN_IF_ERROR(DecodeDevices(ctx, *it, &spec));
+  }
 
   switch (spec.kind) {
     case WorkloadKind::kProcess:
@@ -591,6 +627,11 @@ absl::StatusOr<WorkloadSpec> DecodeWorkloadSpec(const Json& json) {
       if (!spec.user.empty()) return ctx.Error("user", "applies only to kind process");
       if (spec.resources.memory.value() == 0) {
         return ctx.Error("resources.memory", "is required for kind vm (like 256Mi)");
+      }
+      if (!spec.devices.empty()) {
+        return ctx.Error("devices",
+                         "do not apply to kind vm (devices of a class reach processes and "
+                         "containers; a VM gets GPUs with resources.gpu)");
       }
       for (size_t i = 0; i < spec.disks.size(); ++i) {
         if (!spec.disks[i].mount.empty()) {
@@ -671,6 +712,11 @@ Json EncodeWorkloadSpec(const WorkloadSpec& spec) {
     if (spec.restart.max_retries) r["max_retries"] = *spec.restart.max_retries;
     j["restart"] = r;
   }
+  if (!spec.devices.empty()) {
+    Json ds = Json::array();
+    for (const auto& d : spec.devices) ds.push_back({{"class", d.cls}, {"count", d.count}});
+    j["devices"] = ds;
+  }
   return j;
 }
 
@@ -711,6 +757,11 @@ Json EncodeWorkloadStatus(const WorkloadStatus& s) {
     gpus.push_back(gj);
   }
   j["gpus"] = gpus;
+  if (!s.devices.empty()) {
+    Json devices = Json::array();
+    for (const auto& d : s.devices) devices.push_back({{"class", d.cls}, {"id", d.id}});
+    j["devices"] = devices;
+  }
   j["exit_code"] = s.exit_code ? Json(*s.exit_code) : Json(nullptr);
   j["oom_killed"] = s.oom_killed;
   j["generation"] = s.generation;
@@ -744,6 +795,12 @@ absl::StatusOr<WorkloadStatus> DecodeWorkloadStatus(const Json& j) {
       a.mig_start_slice = g.value("mig_start_slice", -1);
       a.device_id = g.value("device_id", "");
       s.gpus.push_back(a);
+    }
+  }
+  if (auto it = j.find("devices"); it != j.end() && it->is_array()) {
+    for (const Json& d : *it) {
+      if (!d.is_object()) continue;
+      s.devices.push_back({.cls = d.value("class", ""), .id = d.value("id", "")});
     }
   }
   if (auto it = j.find("exit_code"); it != j.end() && it->is_number_integer()) {

@@ -13,6 +13,7 @@
 
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
+#include "core/device.h"
 #include "core/gpu.h"
 #include "core/json.h"
 #include "core/resources.h"
@@ -94,6 +95,8 @@ struct WorkloadSpec {
   std::string cmdline;  // vm: extra kernel command line
   Resources resources;
   GpuRequest gpu;
+  // Devices of other classes (device.h), processes and containers only; each class once.
+  std::vector<DeviceRequest> devices;
   std::string tenant = "default";
   int priority = 0;
   bool preemptible = true;
@@ -153,6 +156,7 @@ struct WorkloadStatus {
   std::string reason;  // why it is in this state
   std::string host;    // where it is placed, empty while pending
   std::vector<GpuAssignment> gpus;
+  std::vector<DeviceAssignment> devices;  // the devices of other classes it holds there
   std::optional<int> exit_code;
   bool oom_killed = false;
   int64_t generation = 0;   // bumped at each placement: an agent acts on (name, generation)

@@ -88,6 +88,49 @@ TEST(WorkloadSpec, RefusesBadInputNamingTheField) {
   ExpectError(R"([1,2])", "body");
 }
 
+TEST(WorkloadSpec, DevicesOfAClassRoundTripAndBadOnesNameTheField) {
+  auto spec = Decode(R"({"name":"f","kind":"container","image":"i",
+      "devices":[{"class":"xilinx.com/fpga","count":2},{"class":"acme.com/npu"}]})");
+  ASSERT_TRUE(spec.ok()) << spec.status();
+  EXPECT_EQ(spec->devices,
+            (std::vector<DeviceRequest>{{"xilinx.com/fpga", 2}, {"acme.com/npu", 1}}));
+  auto again = DecodeWorkloadSpec(EncodeWorkloadSpec(*spec));
+  ASSERT_TRUE(again.ok()) << again.status();
+  EXPECT_EQ(*again, *spec);
+  ExpectError(R"({"name":"f","kind":"process","command":["x"],"devices":[{"class":"fpga"}]})",
+              "devices[0].class");
+  ExpectError(R"({"name":"f","kind":"process","command":["x"],"devices":[{"count":1}]})",
+              "devices[0].class");
+  ExpectError(
+      R"({"name":"f","kind":"process","command":["x"],"devices":[{"class":"x.com/f","count":0}]})",
+      "devices[0].count");
+  ExpectError(
+      R"({"name":"f","kind":"process","command":["x"],"devices":[{"class":"x.com/f","count":"2"}]})",
+      "devices[0].count");
+  ExpectError(R"({"name":"f","kind":"process","command":["x"],
+      "devices":[{"class":"x.com/f"},{"class":"x.com/f"}]})",
+              "devices[1].class");
+  ExpectError(
+      R"({"name":"f","kind":"process","command":["x"],"devices":[{"class":"nvidia.com/gpu"}]})",
+      "devices[0].class");
+  ExpectError(
+      R"({"name":"f","kind":"process","command":["x"],"devices":[{"class":"x.com/f","size":1}]})",
+      "devices[0].size");
+  ExpectError(R"({"name":"f","kind":"process","command":["x"],"devices":{"class":"x.com/f"}})",
+              "devices");
+  ExpectError(R"({"name":"v","kind":"vm","image":"i","resources":{"memory":"256Mi"},
+      "devices":[{"class":"x.com/f"}]})",
+              "devices");
+}
+
+TEST(WorkloadStatus, DevicesRoundTrip) {
+  WorkloadStatus s;
+  s.devices = {{.cls = "xilinx.com/fpga", .id = "u250-1"}};
+  auto again = DecodeWorkloadStatus(EncodeWorkloadStatus(s));
+  ASSERT_TRUE(again.ok()) << again.status();
+  EXPECT_EQ(again->devices, s.devices);
+}
+
 TEST(WorkloadSpec, UserIsANameOrNumericIdsAndRoundTrips) {
   auto named = Decode(R"({"name":"a","kind":"process","command":["x"],"user":"svc.train-1"})");
   ASSERT_TRUE(named.ok()) << named.status();

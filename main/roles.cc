@@ -145,6 +145,7 @@ struct LocalDrivers {
   std::unique_ptr<runtime::MpsDaemons> mps;  // MPS daemons of shared GPUs; null without MPS
   std::string agent_dir;
   std::function<absl::StatusOr<std::vector<core::GpuDevice>>()> probe_gpus;  // nvidia-smi
+  std::string xid_log;  // the kernel log followed for GPU faults; empty = none
   std::map<std::string, runtime::ComputeDriver*> by_kind;
   std::map<std::string, std::string> fingerprint;  // reported with the host's inventory
 };
@@ -223,6 +224,7 @@ void LoadDeviceSpecs(const agent::AgentConfig& config, LocalDrivers& d, std::ost
   if (!d.cdi->files.empty()) {
     d.fingerprint["cdi_specs"] = std::to_string(d.cdi->files.size());
   }
+  d.xid_log = config.xid_log;
   if (std::string smi = agent::FindNvidiaSmi(config.nvidia_smi); !smi.empty()) {
     d.probe_gpus = [smi]() -> absl::StatusOr<std::vector<core::GpuDevice>> {
       auto report = agent::QueryNvidiaSmi(runtime::host::RealExecutor(), smi);
@@ -242,7 +244,17 @@ void LoadDeviceSpecs(const agent::AgentConfig& config, LocalDrivers& d, std::ost
 
 // Fills the agent options that depend on the drivers: image resolution and VM stats.
 void WireDrivers(LocalDrivers& d, agent::AgentOptions& ao) {
-  if (d.cdi) ao.cdi = &d.cdi->registry;
+  if (d.cdi) {
+    ao.cdi = &d.cdi->registry;
+    // Devices of other classes come from the CDI specs; their nodes are checked again with the
+    // GPUs.
+    ao.inventory.devices = agent::CdiClassDevices(d.cdi->registry);
+    if (!ao.inventory.devices.empty()) {
+      const runtime::CdiRegistry* registry = &d.cdi->registry;
+      ao.probe_devices = [registry] { return agent::CdiClassDevices(*registry); };
+    }
+  }
+  ao.xid_log = d.xid_log;
   ao.mps = d.mps.get();
   ao.probe_gpus = d.probe_gpus;
   ao.drivers = d.by_kind;

@@ -9,6 +9,7 @@
 #include <cstring>
 #include <set>
 
+#include "core/device.h"
 #include "core/status.h"
 #include "core/strings.h"
 
@@ -186,37 +187,12 @@ class Decoder {
   std::string_view source_;
 };
 
-bool ValidKindPart(std::string_view s, bool vendor) {
-  if (s.empty() || !std::isalnum(static_cast<unsigned char>(s[0]))) return false;
-  for (char c : s) {
-    const bool ok = std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '.' ||
-                    (!vendor && c == '_');
-    if (!ok) return false;
-  }
-  return true;
-}
-
-bool ValidDeviceName(std::string_view s) {
-  if (s.empty() || s.size() > 255 || !std::isalnum(static_cast<unsigned char>(s[0]))) {
-    return false;
-  }
-  for (char c : s) {
-    if (!std::isalnum(static_cast<unsigned char>(c)) && c != '-' && c != '.' && c != '_' &&
-        c != ':') {
-      return false;
-    }
-  }
-  return true;
-}
+bool ValidDeviceName(std::string_view s) { return core::CheckDeviceId(s).ok(); }
 
 absl::Status CheckKind(std::string_view kind) {
-  size_t slash = kind.find('/');
-  if (slash == std::string_view::npos || !ValidKindPart(kind.substr(0, slash), true) ||
-      !ValidKindPart(kind.substr(slash + 1), false)) {
-    return absl::InvalidArgumentError(
-        Cat("must read vendor.com/class (like nvidia.com/gpu), got \"", kind, "\""));
-  }
-  return absl::OkStatus();
+  if (core::CheckDeviceClass(kind).ok()) return absl::OkStatus();
+  return absl::InvalidArgumentError(
+      Cat("must read vendor.com/class (like nvidia.com/gpu), got \"", kind, "\""));
 }
 
 }  // namespace

@@ -115,6 +115,9 @@ struct TaskConfig {
   // hooks), resolved by the agent. Empty when no spec covers them; GPUs then get the built-in
   // NVIDIA device nodes.
   CdiEdits device_edits;
+  // Containers: the CDI edits of the task's devices of other classes (core/device.h), resolved
+  // by the agent. Processes get only their ids, in BERTH_DEVICES_<CLASS> (in `env`).
+  CdiEdits class_device_edits;
   // Directory the driver keeps the task's files in: stdout.log, stderr.log, sockets, state. The
   // agent picks it; the driver creates it if missing and removes it on Destroy.
   std::string task_dir;

@@ -48,12 +48,14 @@ enum Reason : int {
   kGpuMemory,       // no allowed device with enough device memory
   kMigProfile,      // no MIG-partitioned device offering the profile
   kQuotaModel,      // the tenant's quota for the device model is used up
+  kDeviceClass,     // too few devices of a requested class on the host at all
   kCpu,
   kMemory,
   kDisk,
-  kGpuCount,  // not enough idle whole devices
-  kGpuShare,  // no device with enough free share and memory
-  kMigSlot,   // no free MIG slot for the profile
+  kGpuCount,     // not enough idle whole devices
+  kGpuShare,     // no device with enough free share and memory
+  kMigSlot,      // no free MIG slot for the profile
+  kDeviceCount,  // too few free devices of a requested class
   kAffinity,
   kAntiAffinity,
   kNumReasons,

@@ -13,12 +13,14 @@ constexpr std::string_view kReasonNames[kNumReasons] = {
     "insufficient gpu memory",
     "mig profile not offered",
     "quota",
+    "no devices of the class",
     "cpu",
     "memory",
     "disk",
     "insufficient gpus",
     "insufficient gpu share",
     "no free mig slot",
+    "insufficient devices",
     "affinity",
     "anti-affinity",
 };
@@ -36,6 +38,8 @@ std::unique_ptr<Checker> NewGpuQuotaChecker();
 std::unique_ptr<Checker> NewResourcesChecker();
 std::unique_ptr<Checker> NewGpuCapacityChecker();
 std::unique_ptr<Checker> NewAffinityChecker();
+std::unique_ptr<Checker> NewDeviceClassesChecker();
+std::unique_ptr<Checker> NewDeviceCapacityChecker();
 
 // The order is the policy for rejecting a host: a cordoned host is reported as such whatever
 // else is wrong with it; static checks (answered once per host class) come before capacity,
@@ -49,9 +53,13 @@ const std::vector<CheckerEntry>& CheckerTable() {
       {"gpu-devices", NewGpuDevicesChecker,
        "some device has an allowed model, enough device memory, the MIG mode and profile"},
       {"gpu-quota", NewGpuQuotaChecker, "the tenant's per-model GPU quota admits some device"},
+      {"device-classes", NewDeviceClassesChecker,
+       "the host offers enough healthy devices of each class the request names"},
       {"resources", NewResourcesChecker, "free CPU, memory and disk cover the request"},
       {"gpu-capacity", NewGpuCapacityChecker,
        "enough devices hold the request now: idle whole devices, a share, a free MIG slot"},
+      {"device-capacity", NewDeviceCapacityChecker,
+       "enough devices of each class the request names are free now"},
       {"affinity", NewAffinityChecker,
        "workloads on the host satisfy the request's affinity and anti-affinity terms"},
   };

@@ -74,7 +74,8 @@ TEST(CheckerTableTest, EveryCheckerIsRegisteredOnceWithADoc) {
     EXPECT_EQ(FindChecker(e.name), &e);
   }
   EXPECT_EQ(names, (std::set<std::string_view>{"host-state", "labels", "gpu-devices", "gpu-quota",
-                                               "resources", "gpu-capacity", "affinity"}));
+                                               "device-classes", "resources", "gpu-capacity",
+                                               "device-capacity", "affinity"}));
   EXPECT_EQ(FindChecker("no-such-checker"), nullptr);
 }
 
@@ -83,9 +84,9 @@ TEST(CheckerTableTest, EveryCheckerIsRegisteredOnceWithADoc) {
 TEST(CheckerTableTest, OrderIsThePipelines) {
   std::vector<std::string_view> order;
   for (const CheckerEntry& e : CheckerTable()) order.push_back(e.name);
-  EXPECT_EQ(order,
-            (std::vector<std::string_view>{"host-state", "labels", "gpu-devices", "gpu-quota",
-                                           "resources", "gpu-capacity", "affinity"}));
+  EXPECT_EQ(order, (std::vector<std::string_view>{"host-state", "labels", "gpu-devices",
+                                                  "gpu-quota", "device-classes", "resources",
+                                                  "gpu-capacity", "device-capacity", "affinity"}));
   // Static checks (once per class) must precede the checks that read their ClassCheck.
   EXPECT_EQ(FindChecker("labels")->make()->scope(), CheckScope::kClass);
   EXPECT_EQ(FindChecker("gpu-devices")->make()->scope(), CheckScope::kClass);
@@ -241,6 +242,92 @@ TEST(CheckerTest, TheFirstRejectingCheckerNamesTheReason) {
   EXPECT_EQ(ScheduleOn(c, r).reasons, (std::vector<ReasonCount>{{"cpu", 1}}));
   r.resources = Res(1000, 1024);
   EXPECT_EQ(ScheduleOn(c, r).reasons, (std::vector<ReasonCount>{{"affinity", 1}}));
+}
+
+// A host without GPUs offering `n` devices of class `cls`, with ids "<prefix>0", "<prefix>1", ...
+HostSpec DeviceHost(std::string name, std::string cls, int n, std::string prefix = "dev") {
+  HostSpec h = GpuHost(std::move(name), 0);
+  for (int i = 0; i < n; ++i) h.devices.push_back({.cls = cls, .id = prefix + std::to_string(i)});
+  return h;
+}
+
+Request FpgaRequest(std::string id, int count) {
+  Request r = CpuRequest(std::move(id), 1000, 1024);
+  r.devices.push_back({.cls = "xilinx.com/fpga", .count = count});
+  return r;
+}
+
+TEST(CheckerTest, DeviceClassesNeedEnoughDevicesOfTheClassOnTheHost) {
+  Cluster c;
+  ASSERT_TRUE(c.AddHost(DeviceHost("plain", "acme.com/npu", 4)).ok());
+  ASSERT_TRUE(c.AddHost(DeviceHost("one", "xilinx.com/fpga", 1)).ok());
+  ASSERT_TRUE(c.AddHost(DeviceHost("two", "xilinx.com/fpga", 2)).ok());
+  EXPECT_EQ(RunChecker("device-classes", c, FpgaRequest("r", 1), 0), kDeviceClass);
+  EXPECT_EQ(RunChecker("device-classes", c, FpgaRequest("r", 1), 1), kFeasible);
+  EXPECT_EQ(RunChecker("device-classes", c, FpgaRequest("r", 2), 1), kDeviceClass);
+  EXPECT_EQ(RunChecker("device-classes", c, FpgaRequest("r", 2), 2), kFeasible);
+  // A request without devices asks nothing of it.
+  EXPECT_EQ(RunChecker("device-classes", c, CpuRequest("r", 1000, 1024), 0), kFeasible);
+}
+
+TEST(CheckerTest, EachPlacementTakesFreeDevicesOfTheClassUntilNoneIsLeft) {
+  Cluster c;
+  ASSERT_TRUE(c.AddHost(DeviceHost("a", "xilinx.com/fpga", 2, "u250-")).ok());
+  Scheduler s(&c, SchedulerOptions{.policy = *Policy::Parse("binpack")});
+  std::set<std::string> ids;
+  for (const std::string id : {"first", "second"}) {
+    absl::StatusOr<Decision> d = s.Place(FpgaRequest(id, 1));
+    ASSERT_TRUE(d.ok()) << d.status();
+    ASSERT_TRUE(d->scheduled) << d->Explain();
+    ASSERT_EQ(d->plan.placement.devices.size(), 1u);
+    EXPECT_EQ(d->plan.placement.devices[0].cls, "xilinx.com/fpga");
+    ids.insert(d->plan.placement.devices[0].id);
+  }
+  EXPECT_EQ(ids, (std::set<std::string>{"u250-0", "u250-1"}));
+  EXPECT_EQ(RunChecker("device-capacity", c, FpgaRequest("third", 1), 0), kDeviceCount);
+  Decision third = ScheduleOn(c, FpgaRequest("third", 1));
+  EXPECT_FALSE(third.scheduled);
+  EXPECT_EQ(Explained(third, "insufficient devices"), 1);
+  // Releasing one gives exactly that device to the next request.
+  ASSERT_TRUE(c.Release("first").ok());
+  Decision again = ScheduleOn(c, FpgaRequest("third", 1));
+  ASSERT_TRUE(again.scheduled);
+  ASSERT_EQ(again.plan.placement.devices.size(), 1u);
+  EXPECT_EQ(again.plan.placement.devices[0].id,
+            c.FindAllocation("second")->placement.devices[0].id == "u250-0" ? "u250-1" : "u250-0");
+}
+
+TEST(CheckerTest, APlacementNamingADeviceTakenOrUnknownDoesNotCommit) {
+  Cluster c;
+  ASSERT_TRUE(c.AddHost(DeviceHost("a", "xilinx.com/fpga", 2)).ok());
+  Placement p{.host = 0, .host_name = "a", .devices = {{.cls = "xilinx.com/fpga", .id = "dev1"}}};
+  ASSERT_TRUE(c.Commit(FpgaRequest("one", 1), p).ok());
+  EXPECT_EQ(c.Commit(FpgaRequest("two", 1), p).code(), absl::StatusCode::kFailedPrecondition);
+  p.devices[0].id = "dev9";
+  EXPECT_EQ(c.Commit(FpgaRequest("two", 1), p).code(), absl::StatusCode::kInvalidArgument);
+  p.devices.clear();
+  EXPECT_EQ(c.Commit(FpgaRequest("two", 1), p).code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(c.Usage("").devices_by_class.at("xilinx.com/fpga"), 1);
+}
+
+TEST(CheckerTest, ATenantsDeviceQuotaCountsDevicesPerClass) {
+  Cluster c;
+  ASSERT_TRUE(c.AddHost(DeviceHost("a", "xilinx.com/fpga", 4)).ok());
+  c.SetQuota("t", Quota{.devices_by_class = {{"xilinx.com/fpga", 3}}});
+  Scheduler s(&c, SchedulerOptions{.policy = *Policy::Parse("binpack")});
+  Request two = FpgaRequest("two", 2);
+  two.tenant = "t";
+  ASSERT_TRUE(s.Place(two).ok());
+  Request more = FpgaRequest("more", 2);
+  more.tenant = "t";
+  absl::Status over = c.CheckQuota(more, "");
+  EXPECT_EQ(over.code(), absl::StatusCode::kResourceExhausted);
+  EXPECT_NE(over.message().find("devices xilinx.com/fpga"), std::string_view::npos) << over;
+  absl::StatusOr<Decision> d = s.Schedule(more);
+  ASSERT_TRUE(d.ok());
+  EXPECT_FALSE(d->scheduled);
+  more.devices[0].count = 1;
+  EXPECT_TRUE(c.CheckQuota(more, "").ok());
 }
 
 }  // namespace

@@ -32,6 +32,12 @@ std::string ClassKey(const HostSpec& spec) {
     key += core::Cat(g.index, ",", g.model, ",", g.memory_mib, ",", g.numa_node, ",",
                      g.nvlink_island, ",", g.mig_enabled, ";");
   }
+  if (!spec.devices.empty()) {
+    std::map<std::string_view, int> per_class;
+    for (const core::Device& d : spec.devices) per_class[d.cls]++;
+    key += "|";
+    for (const auto& [cls, n] : per_class) key += core::Cat(cls, "=", n, ";");
+  }
   return key;
 }
 
@@ -56,6 +62,68 @@ int GpuPosition(const HostState& host, int device_index) {
   return -1;
 }
 
+// Position of device `id` in `d`, or -1.
+int DevicePosition(const DeviceClassState& d, std::string_view id) {
+  for (size_t i = 0; i < d.ids.size(); ++i) {
+    if (d.ids[i] == id) return int(i);
+  }
+  return -1;
+}
+
+template <typename Devices>
+auto DevicesOf(Devices& devices, std::string_view cls) -> decltype(&devices[0]) {
+  for (auto& d : devices) {
+    if (d.cls == cls) return &d;
+  }
+  return nullptr;
+}
+
+// The device half of CheckFits: the placement names, for each class the request asks for,
+// exactly `count` distinct free devices of the host, and nothing else.
+absl::Status CheckDevicesFit(const Request& r, const Placement& p, const HostState& host,
+                             const HostDevices& devices) {
+  size_t want = 0;
+  for (const core::DeviceRequest& d : r.devices) want += size_t(d.count);
+  if (p.devices.size() != want) {
+    return core::FieldError(
+        "workload", r.id, "placement.devices",
+        core::Cat("must name ", int64_t(want), " devices, got ", int64_t(p.devices.size())));
+  }
+  for (const core::DeviceRequest& d : r.devices) {
+    const DeviceClassState* offered = DevicesOf(devices, d.cls);
+    std::set<std::string_view> named;
+    for (const core::DeviceAssignment& a : p.devices) {
+      if (a.cls != d.cls) continue;
+      const int pos = offered == nullptr ? -1 : DevicePosition(*offered, a.id);
+      if (pos < 0 || !named.insert(a.id).second) {
+        return core::FieldError("workload", r.id, "placement.devices",
+                                core::Cat("device ", a.cls, "=", a.id, " is unknown on host \"",
+                                          host.name, "\" or named twice"));
+      }
+      if (offered->used[pos]) {
+        return absl::FailedPreconditionError(core::Cat("workload \"", r.id, "\": device ", a.cls,
+                                                       "=", a.id, " on host \"", host.name,
+                                                       "\": held by another workload"));
+      }
+    }
+    if (named.size() != size_t(d.count)) {
+      return core::FieldError("workload", r.id, "placement.devices",
+                              core::Cat("must name ", d.count, " devices of ", d.cls));
+    }
+  }
+  return absl::OkStatus();
+}
+
+// Marks the placement's devices among a host's `devices` taken (`take`) or free again.
+void MarkDevices(HostDevices& devices, const Placement& p, bool take) {
+  for (const core::DeviceAssignment& a : p.devices) {
+    DeviceClassState* d = DevicesOf(devices, a.cls);
+    const int pos = DevicePosition(*d, a.id);
+    d->used[pos] = take;
+    d->free += take ? -1 : 1;
+  }
+}
+
 }  // namespace
 
 StateKeyVec Cluster::Index::StateKey(int h) const {
@@ -72,6 +140,9 @@ StateKeyVec Cluster::Index::StateKey(int h) const {
     key.push_back(g.free_memory_mib);
     key.push_back(g.mig_slices_used);
   }
+  // Hosts with the same free count of each class group together: which ids are free does not
+  // change whether a request fits, only which ids the placement names.
+  for (const DeviceClassState& d : host_devices[h]) key.push_back(d.free);
   return key;
 }
 
@@ -321,6 +392,34 @@ absl::StatusOr<int> Cluster::AddHost(const HostSpec& spec) {
                               core::Cat("must be >= 0, got ", g.memory_mib));
     }
   }
+  std::set<std::pair<std::string_view, std::string_view>> device_ids;
+  for (size_t i = 0; i < spec.devices.size(); ++i) {
+    const core::Device& d = spec.devices[i];
+    if (absl::Status s = core::CheckDeviceClass(d.cls); !s.ok()) {
+      return core::FieldError("host", spec.name, core::Cat("devices[", i, "].class"),
+                              std::string(s.message()));
+    }
+    if (!device_ids.emplace(d.cls, d.id).second) {
+      return core::FieldError("host", spec.name, core::Cat("devices[", i, "].id"),
+                              core::Cat("names ", d.cls, "=", d.id, " twice"));
+    }
+  }
+  std::vector<DeviceClassState> devices;
+  for (const core::Device& d : spec.devices) {
+    const int class_id =
+        x.device_class_ids.try_emplace(d.cls, int(x.device_class_ids.size())).first->second;
+    auto found = std::find_if(devices.begin(), devices.end(),
+                              [&](const DeviceClassState& c) { return c.class_id == class_id; });
+    if (found == devices.end()) {
+      found = devices.insert(devices.end(), DeviceClassState{.cls = d.cls, .class_id = class_id});
+    }
+    found->ids.push_back(d.id);
+    found->used.push_back(false);
+    found->free++;
+  }
+  std::sort(
+      devices.begin(), devices.end(),
+      [](const DeviceClassState& a, const DeviceClassState& b) { return a.class_id < b.class_id; });
   std::string ckey = ClassKey(spec);
   int cls;
   auto cit = x.class_by_key.find(ckey);
@@ -347,6 +446,7 @@ absl::StatusOr<int> Cluster::AddHost(const HostSpec& spec) {
       if (pool == x.model_pools.size()) x.model_pools.push_back(ModelPool{g.model});
       c.pools.push_back(int(pool));
     }
+    for (const DeviceClassState& d : devices) c.device_totals.emplace_back(d.class_id, d.free);
     x.classes.push_back(std::move(c));
     x.class_by_key.emplace(std::move(ckey), cls);
   }
@@ -363,6 +463,7 @@ absl::StatusOr<int> Cluster::AddHost(const HostSpec& spec) {
     state.gpus.push_back(std::move(g));
   }
   x.hosts.push_back(std::move(state));
+  x.host_devices.push_back(std::move(devices));
   x.host_class.push_back(cls);
   x.host_group.push_back(-1);
   x.schedulable.push_back(true);
@@ -383,6 +484,7 @@ absl::StatusOr<int> Cluster::AddHost(const HostSpec& spec) {
 
 int Cluster::num_hosts() const { return int(index_->hosts.size()); }
 const HostState& Cluster::host(int i) const { return index_->hosts[i]; }
+const HostDevices& Cluster::devices(int i) const { return index_->host_devices[i]; }
 
 std::optional<int> Cluster::FindHost(std::string_view name) const {
   auto it = index_->host_by_name.find(std::string(name));
@@ -477,7 +579,7 @@ absl::Status Cluster::CheckFits(const Request& r, const Placement& p) const {
                                              : "not idle");
     }
   }
-  return absl::OkStatus();
+  return CheckDevicesFit(r, p, host, x.host_devices[p.host]);
 }
 
 absl::Status Cluster::Commit(const Request& r, const Placement& p, const CommitOptions& options) {
@@ -512,6 +614,8 @@ absl::Status Cluster::Commit(const Request& r, const Placement& p, const CommitO
   u.resources += r.resources;
   u.gpu_milli += milli;
   if (milli > 0) u.gpu_milli_by_model[model] += milli;
+  MarkDevices(x.host_devices[p.host], p, /*take=*/true);
+  for (const core::DeviceRequest& d : r.devices) u.devices_by_class[d.cls] += d.count;
   x.host_allocations[p.host].push_back(r.id);
   Placement stored = p;
   stored.host_name = host.name;
@@ -545,6 +649,7 @@ absl::Status Cluster::Release(std::string_view request_id) {
     }
     if (a.milli < core::kWholeGpuMilli) g.shares--;
   }
+  MarkDevices(x.host_devices[p.host], p, /*take=*/false);
   int64_t milli = GpuMilliOf(p);
   x.totals.allocated -= r.resources;
   x.totals.gpu_milli_allocated -= milli;
@@ -560,7 +665,15 @@ absl::Status Cluster::Release(std::string_view request_id) {
         u.gpu_milli_by_model.erase(mit);
       }
     }
-    if (u.resources == core::Resources{} && u.gpu_milli == 0) x.usage.erase(uit);
+    for (const core::DeviceRequest& d : r.devices) {
+      auto dit = u.devices_by_class.find(d.cls);
+      if (dit != u.devices_by_class.end() && (dit->second -= d.count) == 0) {
+        u.devices_by_class.erase(dit);
+      }
+    }
+    if (u.resources == core::Resources{} && u.gpu_milli == 0 && u.devices_by_class.empty()) {
+      x.usage.erase(uit);
+    }
   }
   std::vector<std::string>& list = x.host_allocations[p.host];
   list.erase(std::find(list.begin(), list.end(), r.id));
@@ -639,7 +752,21 @@ absl::Status Cluster::CheckQuota(const Request& r, std::string_view gpu_model) c
       }
     }
   }
+  for (const core::DeviceRequest& d : r.devices) {
+    auto dq = q->devices_by_class.find(d.cls);
+    if (dq == q->devices_by_class.end()) continue;
+    auto du = u.devices_by_class.find(d.cls);
+    const int64_t used = du == u.devices_by_class.end() ? 0 : du->second;
+    if (used + d.count > dq->second) {
+      return over(core::Cat("devices ", d.cls), used, d.count, dq->second);
+    }
+  }
   return absl::OkStatus();
+}
+
+int Cluster::DeviceClassId(std::string_view cls) const {
+  auto it = index_->device_class_ids.find(core::AbslView(cls));
+  return it == index_->device_class_ids.end() ? -1 : it->second;
 }
 
 ClusterTotals Cluster::Totals() const { return index_->totals; }

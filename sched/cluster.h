@@ -35,6 +35,7 @@ struct Quota {
   std::optional<core::DiskMiB> disk;
   std::optional<int64_t> gpu_milli;                   // all GPU models together
   std::map<std::string, int64_t> gpu_milli_by_model;  // "A100-SXM4-80GB" -> 16000
+  std::map<std::string, int64_t> devices_by_class;    // "xilinx.com/fpga" -> 4 devices
 };
 
 // What a tenant holds now.
@@ -42,6 +43,7 @@ struct TenantUsage {
   core::Resources resources;
   int64_t gpu_milli = 0;
   std::map<std::string, int64_t> gpu_milli_by_model;
+  std::map<std::string, int64_t> devices_by_class;
 };
 
 // A live allocation: the request as it was placed and where.
@@ -88,6 +90,9 @@ class Cluster {
   absl::StatusOr<int> AddHost(const HostSpec& spec);
   int num_hosts() const;
   const HostState& host(int index) const;
+  // The host's devices of other classes. Kept beside HostState, not in it, so that scans over
+  // hosts touch no more memory for them.
+  const HostDevices& devices(int index) const;
   std::optional<int> FindHost(std::string_view name) const;
   // A host that is not schedulable keeps its allocations but takes no new ones.
   void SetSchedulable(int index, bool schedulable);
@@ -111,6 +116,9 @@ class Cluster {
   void SetQuota(const std::string& tenant, const Quota& quota);
   void ClearQuota(const std::string& tenant);
   const Quota* FindQuota(std::string_view tenant) const;
+  // The number the cluster gives device class `cls` (HostState::devices), or -1 when no host
+  // has offered a device of it.
+  int DeviceClassId(std::string_view cls) const;
   TenantUsage Usage(std::string_view tenant) const;
   // Tenants with a quota or an allocation, sorted.
   std::vector<std::string> Tenants() const;

@@ -24,6 +24,8 @@ struct HostClass {
   core::Resources capacity;
   Labels labels;
   std::vector<core::GpuDevice> gpus;  // uuid and PCI address cleared
+  // Devices of other classes: (class id, how many), by class id.
+  std::vector<std::pair<int, int>> device_totals;
   int nvlink_islands = 0;
   int numa_nodes = 0;
   std::vector<int> pools;  // Index::model_pools position of each device's model
@@ -148,6 +150,7 @@ struct PackEntry {
 
 struct Cluster::Index {
   std::vector<HostState> hosts;
+  std::vector<HostDevices> host_devices;  // by host
   std::vector<int> host_class;
   std::vector<int> host_group;
   std::vector<bool> schedulable;
@@ -157,6 +160,8 @@ struct Cluster::Index {
   std::vector<HostClass> classes;
   std::map<std::string, int> class_by_key;
   std::vector<ModelPool> model_pools;
+  // Device classes (core/device.h) numbered in the order hosts first offered them.
+  absl::flat_hash_map<std::string, int> device_class_ids;
 
   std::vector<HostGroup> groups;
   std::vector<GroupSummary> summary;  // by group id

@@ -4,6 +4,8 @@
 #include <bit>
 #include <cstdint>
 #include <optional>
+#include <tuple>
+#include <utility>
 
 #include "core/quantity.h"
 #include "core/strings.h"
@@ -79,18 +81,38 @@ enum Check : int {
   kLabelsCheck,
   kGpuStatic,
   kGpuQuota,
+  kDeviceStatic,
   kCpuCheck,
   kMemoryCheck,
   kDiskCheck,
   kGpuCapacity,
+  kDeviceCapacity,
   kAffinityCheck,
   kNumChecks,
 };
 
 constexpr std::string_view kCheckNames[kNumChecks] = {
-    "quota", "excluded", "host-state", "labels",       "gpu",      "gpu-quota",
-    "cpu",   "memory",   "disk",       "gpu-capacity", "affinity",
+    "quota",        "excluded",        "host-state", "labels", "gpu",
+    "gpu-quota",    "devices",         "cpu",        "memory", "disk",
+    "gpu-capacity", "device-capacity", "affinity",
 };
+
+// What the request asks of other device classes: "1 × xilinx.com/fpga, 2 × acme.com/npu".
+std::string DeviceAsk(const Request& r) {
+  std::string out;
+  for (const core::DeviceRequest& d : r.devices) {
+    out += Cat(out.empty() ? "" : ", ", d.count, " × ", d.cls);
+  }
+  return out;
+}
+
+// The host's devices of class `cls`: (how many, how many free).
+std::pair<int, int> DeviceCounts(const HostDevices& devices, std::string_view cls) {
+  for (const DeviceClassState& d : devices) {
+    if (d.cls == cls) return {int(d.ids.size()), d.free};
+  }
+  return {0, 0};
+}
 
 // What one host offers the request, check by check.
 struct HostFacts {
@@ -102,6 +124,10 @@ struct HostFacts {
   int64_t best_share_memory_mib = 0;
   int64_t largest_allowed_memory_mib = 0;
   bool any_model = false;
+  // Devices of other classes: of the first class the host lacks, how many it has and has free.
+  std::string short_class;
+  int class_devices = 0;
+  int class_free = 0;
 };
 
 // The tenant's quota, dimension by dimension: every dimension the request would pass.
@@ -139,6 +165,15 @@ void QuotaFindings(const Cluster& cluster, const Request& r, Explanation& out) {
     int64_t need = u.gpu_milli + milli;
     add("GPUs", Gpus(milli), Gpus(u.gpu_milli), Gpus(*q->gpu_milli), Gpus(need),
         Gpus(need - *q->gpu_milli));
+  }
+  for (const core::DeviceRequest& d : r.devices) {
+    auto limit = q->devices_by_class.find(d.cls);
+    if (limit == q->devices_by_class.end()) continue;
+    auto used = u.devices_by_class.find(d.cls);
+    const int64_t have = used == u.devices_by_class.end() ? 0 : used->second;
+    if (have + d.count <= limit->second) continue;
+    add(Cat(d.cls, " devices"), Cat(d.count), Cat(have), Cat(limit->second), Cat(have + d.count),
+        Cat(have + d.count - limit->second));
   }
 }
 
@@ -200,6 +235,20 @@ HostFacts Evaluate(const Cluster& cluster, const Request& r, const ExplainOption
     } else if (f.holding < (r.gpu.kind == Kind::kWhole ? r.gpu.count : 1)) {
       fail(kGpuCapacity);
     }
+  }
+  for (const core::DeviceRequest& d : r.devices) {
+    const auto [total, free] = DeviceCounts(cluster.devices(h), d.cls);
+    if (total >= d.count && free >= d.count) continue;
+    if (f.short_class.empty()) {
+      f.short_class = d.cls;
+      f.class_devices = total;
+      f.class_free = free;
+    }
+    fail(total < d.count ? kDeviceStatic : kDeviceCapacity);
+  }
+  if (f.short_class.empty() && !r.devices.empty()) {
+    f.short_class = r.devices.front().cls;
+    std::tie(f.class_devices, f.class_free) = DeviceCounts(cluster.devices(h), f.short_class);
   }
   for (size_t t = 0; t < r.affinity.size(); ++t) {
     const std::vector<int>& with = affinity_hosts[t];
@@ -276,8 +325,8 @@ Explanation ExplainRequest(const Cluster& cluster, const Request& r,
 
   // The best host for a figure: the one with the most of it among the hosts that pass the
   // static checks (state, labels, GPU model), or among all when none does.
-  const uint32_t kStatic =
-      (1u << kExcluded) | (1u << kHostState) | (1u << kLabelsCheck) | (1u << kGpuStatic);
+  const uint32_t kStatic = (1u << kExcluded) | (1u << kHostState) | (1u << kLabelsCheck) |
+                           (1u << kGpuStatic) | (1u << kDeviceStatic);
   bool any_static_ok = false;
   for (const HostFacts& f : facts) any_static_ok |= (f.failing & kStatic) == 0;
   auto candidate = [&](int h) { return !any_static_ok || (facts[h].failing & kStatic) == 0; };
@@ -337,6 +386,15 @@ Explanation ExplainRequest(const Cluster& cluster, const Request& r,
       case kGpuQuota:
         f.detail = Cat("tenant ", r.tenant, "'s per-model GPU quota admits no device");
         break;
+      case kDeviceStatic:
+      case kDeviceCapacity: {
+        const bool total = c == kDeviceStatic;
+        int b = best([&](int h) { return total ? facts[h].class_devices : facts[h].class_free; });
+        f.detail = Cat("asks ", DeviceAsk(r), ", best host has ", facts[b].class_devices,
+                       " healthy ", facts[b].short_class,
+                       total ? "" : Cat(", ", facts[b].class_free, " free"), " (", name(b), ")");
+        break;
+      }
       case kCpuCheck: {
         int b = best([&](int h) { return cluster.host(h).Free().cpu.value(); });
         const HostState& hs = cluster.host(b);
@@ -424,6 +482,14 @@ Explanation ExplainRequest(const Cluster& cluster, const Request& r,
         break;
       case kGpuQuota:
         steps.push_back(Cat("raise tenant ", r.tenant, "'s per-model GPU quota"));
+        break;
+      case kDeviceStatic:
+        steps.push_back(Cat("add a host with ", DeviceAsk(r), " (", ch.name, " has ",
+                            cf.class_devices, " healthy ", cf.short_class, ")"));
+        break;
+      case kDeviceCapacity:
+        steps.push_back(Cat("free ", cf.short_class, " devices on ", ch.name, " (", cf.class_free,
+                            " of ", cf.class_devices, " free)"));
         break;
       case kCpuCheck:
       case kMemoryCheck:

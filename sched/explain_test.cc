@@ -134,6 +134,44 @@ TEST(ExplainTest, FitsNowNamesTheHost) {
   EXPECT_TRUE(e.failing.empty());
 }
 
+TEST(ExplainTest, DeviceFiguresNameTheClassAndTheBestHost) {
+  Cluster c;
+  HostSpec none = SmallHost("plain", 8000, 8192);
+  HostSpec two = SmallHost("fpga-2", 8000, 8192);
+  two.devices = {{.cls = "xilinx.com/fpga", .id = "u250-0"},
+                 {.cls = "xilinx.com/fpga", .id = "u250-1"}};
+  ASSERT_TRUE(c.AddHost(none).ok());
+  ASSERT_TRUE(c.AddHost(two).ok());
+  Request r = CpuRequest("f", 1000, 1024);
+  r.devices = {{.cls = "xilinx.com/fpga", .count = 3}};
+  Explanation e = ExplainRequest(c, r);
+  const CheckFinding* devices = Find(e, "devices");
+  ASSERT_NE(devices, nullptr) << e.Text();
+  EXPECT_EQ(devices->hosts, 2);
+  EXPECT_EQ(devices->detail,
+            "asks 3 × xilinx.com/fpga, best host has 2 healthy xilinx.com/fpga "
+            "(fpga-2)");
+  r.devices[0].count = 1;
+  Placement held{.host = 1, .devices = {{.cls = "xilinx.com/fpga", .id = "u250-0"}}};
+  // A placement may name only the devices its request asks for.
+  EXPECT_FALSE(c.Commit(CpuRequest("stray", 1000, 1024), held).ok());
+  Request one = CpuRequest("one", 1000, 1024);
+  one.devices = {{.cls = "xilinx.com/fpga", .count = 1}};
+  ASSERT_TRUE(c.Commit(one, held).ok());
+  held.devices[0].id = "u250-1";
+  one.id = "two";
+  ASSERT_TRUE(c.Commit(one, held).ok());
+  e = ExplainRequest(c, r);
+  const CheckFinding* capacity = Find(e, "device-capacity");
+  ASSERT_NE(capacity, nullptr) << e.Text();
+  EXPECT_EQ(capacity->detail,
+            "asks 1 × xilinx.com/fpga, best host has 2 healthy xilinx.com/fpga, 0 free (fpga-2)");
+  // Both hosts fail one check; the first is the closest, and it has no such device at all.
+  ASSERT_EQ(e.to_fit.size(), 1u);
+  EXPECT_EQ(e.to_fit[0],
+            "add a host with 1 × xilinx.com/fpga (plain has 0 healthy xilinx.com/fpga)");
+}
+
 TEST(ExplainTest, NoHosts) {
   Cluster c;
   Explanation e = ExplainRequest(c, CpuRequest("w", 1000, 1024));

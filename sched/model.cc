@@ -101,6 +101,23 @@ absl::Status ValidateRequest(const Request& r) {
   if (r.gang_size < 0) {
     return core::FieldError(kind, r.id, "gang.size", core::Cat("must be >= 0, got ", r.gang_size));
   }
+  for (size_t i = 0; i < r.devices.size(); ++i) {
+    const core::DeviceRequest& d = r.devices[i];
+    if (absl::Status s = core::CheckDeviceClass(d.cls); !s.ok()) {
+      return core::FieldError(kind, r.id, core::Cat("devices[", i, "].class"),
+                              std::string(s.message()));
+    }
+    if (d.count < 1) {
+      return core::FieldError(kind, r.id, core::Cat("devices[", i, "].count"),
+                              core::Cat("must be >= 1, got ", d.count));
+    }
+    for (size_t k = 0; k < i; ++k) {
+      if (r.devices[k].cls == d.cls) {
+        return core::FieldError(kind, r.id, core::Cat("devices[", i, "].class"),
+                                core::Cat("names ", d.cls, " twice"));
+      }
+    }
+  }
   for (const LabelSelector& s : r.host_selector) {
     if (s.key.empty())
       return core::FieldError(kind, r.id, "host_selector.key", "must not be empty");

@@ -12,6 +12,7 @@
 #include <string_view>
 #include <vector>
 
+#include "core/device.h"
 #include "core/gpu.h"
 #include "core/resources.h"
 
@@ -48,6 +49,7 @@ struct HostSpec {
   core::Resources capacity;
   Labels labels;
   std::vector<core::GpuDevice> gpus;
+  std::vector<core::Device> devices;  // other accelerators; health is the caller's to filter
 };
 
 // One GPU device and what is left of it.
@@ -58,6 +60,17 @@ struct GpuState {
   uint8_t mig_slices_used = 0;                // bit i: MIG memory slice i (of 8) is taken
   int shares = 0;                             // workloads holding a share or MIG slice of it
 };
+
+// A host's devices of one class (core/device.h) and which of them are taken.
+struct DeviceClassState {
+  std::string cls;   // "xilinx.com/fpga"
+  int class_id = 0;  // the cluster's number for the class (Cluster::DeviceClassId)
+  std::vector<std::string> ids;
+  std::vector<bool> used;  // by position in ids
+  int free = 0;            // count of !used
+};
+// A host's devices of other classes, by class id ascending (Cluster::devices).
+using HostDevices = std::vector<DeviceClassState>;
 
 // A host as the scheduler sees it: capacity, what is allocated, labels and its GPUs.
 struct HostState {
@@ -85,6 +98,7 @@ struct Request {
   bool preemptible = true;
   core::Resources resources;
   core::GpuRequest gpu;
+  std::vector<core::DeviceRequest> devices;  // devices of other classes, each class once
   Labels labels;                             // this workload's own labels (for others' affinity)
   std::vector<LabelSelector> host_selector;  // all must match the host's labels
   std::vector<WorkloadAffinity> affinity;    // all must hold
@@ -110,6 +124,7 @@ struct Placement {
   int host = -1;
   std::string host_name;
   std::vector<core::GpuAssignment> gpus;
+  std::vector<core::DeviceAssignment> devices;
   bool operator==(const Placement&) const = default;
 };
 

@@ -32,6 +32,24 @@ std::string SpreadDomain(const HostState& host, const std::string& key) {
   return it == host.labels.end() ? std::string() : it->second;
 }
 
+// The devices of other classes a request gets among a host's `devices`, which the checkers found
+// free: the first free ones of each class, in the host's order.
+std::vector<core::DeviceAssignment> PickDevices(const HostDevices& devices, const Request& r) {
+  std::vector<core::DeviceAssignment> out;
+  for (const core::DeviceRequest& want : r.devices) {
+    int left = want.count;
+    for (const DeviceClassState& d : devices) {
+      if (d.cls != want.cls) continue;
+      for (size_t i = 0; i < d.ids.size() && left > 0; ++i) {
+        if (d.used[i]) continue;
+        out.push_back({.cls = d.cls, .id = d.ids[i]});
+        --left;
+      }
+    }
+  }
+  return out;
+}
+
 }  // namespace
 
 std::vector<std::string> RankerNames() {
@@ -857,6 +875,7 @@ absl::StatusOr<Decision> Scheduler::ScheduleOn(const Request& r, const std::vect
   d.plan.placement.host_name = x.hosts[best_host].name;
   Pass::Result chosen = pass.Evaluate(best_host);
   d.plan.placement.gpus = pass.Assignments(best_host, chosen.changes);
+  d.plan.placement.devices = PickDevices(x.host_devices[best_host], r);
   if (options_.always_explain) d.reasons = SortedReasons(pass.rejected);
   return d;
 }
@@ -870,6 +889,8 @@ int Scheduler::ShapeId(const Request& r) {
   // A per-model quota changes which devices a tenant may use, so those requests are not cached.
   const Quota* q = cluster_->FindQuota(r.tenant);
   if (q != nullptr && !q->gpu_milli_by_model.empty()) return -1;
+  // Shapes leave devices of other classes out; such requests are rare enough to go uncached.
+  if (!r.devices.empty()) return -1;
   for (size_t i = 0; i < shapes_.size(); ++i) {
     const CachedShape& c = shapes_[i];
     if (c.shape.resources == r.resources && c.shape.gpu == r.gpu &&

@@ -10,6 +10,7 @@ PACKAGES=(
   qemu-system-x86 qemu-utils runc busybox-static cpio linux-image-cloud-amd64
   nftables dnsmasq-base iproute2 e2fsprogs xfsprogs zstd procps
   etcd-server etcd-client curl python3-minimal
+  jq  # scripts/gpu-check.sh reads the CLI's --json output with it
   ccache lld clang libclang-rt-14-dev
   nodejs chromium
 )

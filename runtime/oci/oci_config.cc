@@ -107,8 +107,11 @@ absl::StatusOr<json> BuildOciConfig(const ContainerLaunchSpec& spec) {
     }
   }
 
-  for (size_t i = 0; i < spec.devices.device_nodes.size(); ++i) {
-    const CdiDeviceNode& n = spec.devices.device_nodes[i];
+  // The GPUs' edits, then those of the devices of other classes.
+  CdiEdits edits = spec.devices;
+  edits.Append(spec.class_devices);
+  for (size_t i = 0; i < edits.device_nodes.size(); ++i) {
+    const CdiDeviceNode& n = edits.device_nodes[i];
     if (n.major < 0 || n.minor < 0) {
       return ContainerError(spec, Cat("devices.device_nodes[", static_cast<int>(i), "]"),
                             Cat("node ", n.path, " has no major and minor numbers"));
@@ -126,7 +129,7 @@ absl::StatusOr<json> BuildOciConfig(const ContainerLaunchSpec& spec) {
     for (auto& [k, v] : GpuEnvironment(granted, spec.mps_pipe_dir)) env[k] = v;
     env["NVIDIA_DRIVER_CAPABILITIES"] = "compute,utility";
   }
-  for (const std::string& kv : spec.devices.env) {
+  for (const std::string& kv : edits.env) {
     size_t eq = kv.find('=');
     env[kv.substr(0, eq)] = kv.substr(eq + 1);
   }
@@ -166,7 +169,7 @@ absl::StatusOr<json> BuildOciConfig(const ContainerLaunchSpec& spec) {
                       {"source", spec.mps_pipe_dir},
                       {"options", {"rbind", "rprivate", "rw"}}});
   }
-  for (const CdiMount& m : spec.devices.mounts) {
+  for (const CdiMount& m : edits.mounts) {
     json options = m.options;
     const bool bind = m.type.empty() || m.type == "bind";
     if (bind && std::find(m.options.begin(), m.options.end(), "bind") == m.options.end() &&
@@ -204,7 +207,7 @@ absl::StatusOr<json> BuildOciConfig(const ContainerLaunchSpec& spec) {
   if (spec.pids_limit > 0) resources["pids"] = {{"limit", spec.pids_limit}};
 
   json devices = json::array();
-  for (const CdiDeviceNode& n : spec.devices.device_nodes) {
+  for (const CdiDeviceNode& n : edits.device_nodes) {
     const std::string type = n.type.empty() ? "c" : n.type;
     devices.push_back({{"path", n.path},
                        {"type", type},
@@ -255,7 +258,7 @@ absl::StatusOr<json> BuildOciConfig(const ContainerLaunchSpec& spec) {
   if (!devices.empty()) linux["devices"] = devices;
 
   json hooks = json::object();
-  for (const CdiHook& h : spec.devices.hooks) {
+  for (const CdiHook& h : edits.hooks) {
     json hook = {{"path", h.path}};
     if (!h.args.empty()) hook["args"] = h.args;
     if (!h.env.empty()) hook["env"] = h.env;

@@ -56,10 +56,12 @@ struct ContainerLaunchSpec {
   // The MPS control daemon's pipe directory for a share: mounted in at the same path and named
   // in CUDA_MPS_PIPE_DIRECTORY.
   std::string mps_pipe_dir;
-  // CDI edits for the container's devices, with every device node's type and numbers known
-  // (CompleteDeviceNodes). When they name device nodes, those are the only devices the
+  // CDI edits for the container's GPUs, with every device node's type and numbers known
+  // (CompleteDeviceNodes). When they name device nodes, those are the only GPU devices the
   // container gets (no built-in NVIDIA nodes).
   CdiEdits devices;
+  // CDI edits for its devices of other classes (core/device.h), completed the same way.
+  CdiEdits class_devices;
 };
 
 // The config.json document. InvalidArgument naming the field for an unusable spec

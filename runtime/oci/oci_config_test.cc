@@ -1,5 +1,6 @@
 #include "runtime/oci/oci_config.h"
 
+#include <set>
 #include <string>
 
 #include "gmock/gmock.h"
@@ -106,6 +107,27 @@ TEST(OciConfigTest, AShareMountsItsMpsPipeDirectory) {
   EXPECT_TRUE(mounted) << j->dump();
   EXPECT_THAT((*j)["process"]["env"].dump(),
               HasSubstr("CUDA_MPS_PIPE_DIRECTORY=/run/berth/mps/GPU-a"));
+}
+
+TEST(OciConfigTest, DevicesOfOtherClassesComeBesideBuiltInGpuNodes) {
+  ContainerLaunchSpec s = Box();
+  s.gpus = {{.id = "GPU-a", .device_index = 0}};
+  s.class_devices.env = {"XILINX_XRT=/opt/xilinx/xrt"};
+  s.class_devices.device_nodes = {
+      {.path = "/dev/xclmgmt0", .type = "c", .major = 240, .minor = 0, .file_mode = 0660}};
+  auto j = BuildOciConfig(s);
+  ASSERT_TRUE(j.ok()) << j.status();
+  std::set<std::string> nodes;
+  for (const auto& d : (*j)["linux"]["devices"]) nodes.insert(d["path"]);
+  // The GPU has no CDI edits, so it still gets the NVIDIA nodes; the FPGA its own node.
+  EXPECT_EQ(nodes, (std::set<std::string>{"/dev/nvidiactl", "/dev/nvidia0", "/dev/xclmgmt0"}));
+  const auto& rules = (*j)["linux"]["resources"]["devices"];
+  ASSERT_GE(rules.size(), 2u);
+  EXPECT_EQ(rules[0]["allow"], false);
+  int allowed_240 = 0;
+  for (const auto& r : rules) allowed_240 += r["allow"] == true && r["major"] == 240;
+  EXPECT_EQ(allowed_240, 1) << rules.dump();
+  EXPECT_THAT((*j)["process"]["env"].dump(), HasSubstr("XILINX_XRT=/opt/xilinx/xrt"));
 }
 
 TEST(OciConfigTest, CgroupLimitsFollowTheRequest) {

@@ -199,6 +199,7 @@ absl::StatusOr<ContainerLaunchSpec> OciDriver::LaunchSpecFor(const TaskConfig& c
   }
   s.mps_pipe_dir = config.mps_pipe_dir;
   s.devices = config.device_edits;
+  s.class_devices = config.class_device_edits;
   return s;
 }
 
@@ -216,8 +217,10 @@ absl::StatusOr<TaskHandle> OciDriver::Start(const TaskConfig& config) {
     }
   }
   BERTH_ASSIGN_OR_RETURN(ContainerLaunchSpec spec, LaunchSpecFor(config));
-  if (absl::Status s = CompleteDeviceNodes(&spec.devices); !s.ok()) {
-    return absl::FailedPreconditionError(Cat("container \"", spec.id, "\": ", s.message()));
+  for (CdiEdits* edits : {&spec.devices, &spec.class_devices}) {
+    if (absl::Status s = CompleteDeviceNodes(edits); !s.ok()) {
+      return absl::FailedPreconditionError(Cat("container \"", spec.id, "\": ", s.message()));
+    }
   }
   BERTH_ASSIGN_OR_RETURN(json doc, BuildOciConfig(spec));
   const std::string& dir = config.task_dir;
