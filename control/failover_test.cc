@@ -310,3 +310,44 @@ TEST_F(FailoverTest, AMoveUnderWayFinishesWhenTheCordonIsLiftedMidway) {
 
 }  // namespace
 }  // namespace berth::control
+
+namespace berth::control {
+namespace {
+
+// A GPU its host reports unhealthy fails the workload on it; with a restart policy the workload
+// is placed again, on a host whose GPU is healthy, and the bad device takes nothing new.
+TEST_F(FailoverTest, AWorkloadOnAGpuThatTurnedUnhealthyRestartsOnAHealthyOne) {
+  core::HostInventory with_gpu = Inventory();
+  with_gpu.gpus.push_back({.index = 0, .uuid = "GPU-a", .model = "A100", .memory_mib = 81920});
+  auto g1 = cp_.RegisterHost("g1", with_gpu);
+  ASSERT_TRUE(g1.ok()) << g1.status();
+  core::Json j = {{"name", "train"},
+                  {"kind", "process"},
+                  {"command", {"/bin/true"}},
+                  {"resources", {{"cpu", "500m"}, {"memory", "64Mi"}, {"gpu", {{"count", 1}}}}},
+                  {"restart", {{"policy", "on-failure"}, {"backoff", "1s"}}}};
+  auto spec = core::DecodeWorkloadSpec(j);
+  ASSERT_TRUE(spec.ok()) << spec.status();
+  ASSERT_TRUE(cp_.CreateWorkload(*spec).ok());
+  EXPECT_EQ(PlaceAndRun("train"), "g1");
+  ASSERT_TRUE(cp_.RegisterHost("g2", with_gpu).ok());
+
+  // g1's agent sees the device fail: it registers its inventory again and fails the task.
+  core::HostInventory failed = with_gpu;
+  failed.gpus[0].healthy = false;
+  failed.gpus[0].health = "Xid 79: fallen off the bus";
+  ASSERT_TRUE(cp_.RegisterHost("g1", failed, {.credential = g1->credential}).ok());
+  core::Workload w = Get("train");
+  ASSERT_TRUE(cp_.ReportStatus("g1", "train",
+                               {.generation = w.status.generation,
+                                .state = WorkloadState::kFailed,
+                                .reason = "GPU GPU-a became unhealthy: Xid 79"})
+                  .ok());
+  EXPECT_EQ(Get("train").status.state, WorkloadState::kPending);
+  clock_.Advance(absl::Seconds(1));
+  EXPECT_EQ(PlaceAndRun("train"), "g2");
+  EXPECT_EQ(Get("train").status.restarts, 1);
+}
+
+}  // namespace
+}  // namespace berth::control
