@@ -23,6 +23,7 @@
 
 #include "control/cluster_model.h"
 #include "control/control_plane.h"
+#include "core/status.h"
 #include "nlohmann/json.hpp"
 #include "sched/scheduler.h"
 #include "state/sqlite_store.h"
@@ -90,7 +91,15 @@ absl::Status PutAll(state::Store* store, std::vector<std::pair<std::string, std:
   return absl::OkStatus();
 }
 
+// Counts a call that failed; a run reports how many did ("errors"), so its rates are read with
+// that in view.
+template <typename T>
+void Tally(const T& result, int64_t* errors) {
+  if (!core::ToStatus(result).ok()) ++*errors;
+}
+
 nlohmann::json Run(const std::string& dir, int hosts, int workloads) {
+  int64_t errors = 0;
   nlohmann::json out = {{"hosts", hosts}, {"workloads", workloads}};
   std::filesystem::remove_all(dir);
   std::filesystem::create_directories(dir);
@@ -157,7 +166,7 @@ nlohmann::json Run(const std::string& dir, int hosts, int workloads) {
       spec.name = "host-" + std::to_string(h);
       spec.capacity = inventory.capacity;
       spec.gpus = inventory.gpus;
-      (void)cluster.AddHost(spec);
+      Tally(cluster.AddHost(spec), &errors);
     }
     sched::WorkloadMix mix;
     sched::Scheduler scheduler(
@@ -222,7 +231,7 @@ nlohmann::json Run(const std::string& dir, int hosts, int workloads) {
     start = Clock::now();
     const double cpu = CpuSeconds();
     for (int i = 0; i < beats; ++i) {
-      (void)cp.Heartbeat("host-" + std::to_string(i % hosts));
+      Tally(cp.Heartbeat("host-" + std::to_string(i % hosts)), &errors);
     }
     const double s = Since(start);
     out["heartbeats_per_s"] = beats / s;
@@ -233,7 +242,7 @@ nlohmann::json Run(const std::string& dir, int hosts, int workloads) {
     start = Clock::now();
     const double cpu = CpuSeconds();
     constexpr int kChecks = 20;
-    for (int i = 0; i < kChecks; ++i) (void)cp.CheckHostsOnce();
+    for (int i = 0; i < kChecks; ++i) Tally(cp.CheckHostsOnce(), &errors);
     out["liveness_check_ms"] = Since(start) * 1000 / kChecks;
     out["liveness_check_cpu_ms"] = (CpuSeconds() - cpu) * 1000 / kChecks;
   }
@@ -254,15 +263,17 @@ nlohmann::json Run(const std::string& dir, int hosts, int workloads) {
     constexpr int kRegistrations = 200;
     start = Clock::now();
     for (int i = 0; i < kRegistrations; ++i) {
-      (void)cp.RegisterHost("new-" + std::to_string(i), inventory);
+      Tally(cp.RegisterHost("new-" + std::to_string(i), inventory), &errors);
     }
     out["registrations_per_s"] = kRegistrations / Since(start);
     start = Clock::now();
-    (void)cp.ScheduleOnce();  // what the new hosts make placeable: nothing is pending
+    // What the new hosts make placeable: nothing is pending.
+    Tally(cp.ScheduleOnce(), &errors);
     out["pass_after_registrations_ms"] = Since(start) * 1000;
   }
   ModelStats stats = cp.model().Stats();
   out["model_reloads"] = stats.reloads;
+  out["errors"] = errors;
   return out;
 }
 

@@ -383,8 +383,8 @@ void ClusterModel::UpdateSchedulable(const HostEntry& entry) {
   auto alloc = allocs_.find(entry.host.name);
   bool readable = alloc == allocs_.end() || alloc->second.readable;
   // A cordoned host keeps what it runs and takes nothing new.
-  cluster_.SetSchedulable(entry.index, entry.host.state == core::HostState::kReady &&
-                                           !entry.host.cordoned && readable);
+  cluster_.SetSchedulable(
+      entry.index, entry.host.state == core::HostState::kReady && !entry.host.cordoned && readable);
 }
 
 void ClusterModel::ApplyHost(const Change& c) {

@@ -4,8 +4,8 @@
 #include <set>
 
 #include "absl/strings/str_format.h"
-#include "control/failover.h"
 #include "control/cluster_model.h"
+#include "control/failover.h"
 #include "core/guard.h"
 #include "core/log.h"
 #include "core/names.h"
@@ -747,9 +747,9 @@ absl::StatusOr<int> ControlPlane::ScheduleOnce() {
   if (!model_->HasPending()) return 0;
   BERTH_RETURN_IF_ERROR(policy_.status());
   const sched::WorkloadMix mix = CurrentMix();
-  BERTH_ASSIGN_OR_RETURN(BatchPlan plan,
-                         model_->Plan(*policy_, mix,
-                                      {.max_steps = options_.schedule_batch, .now = clock_->Now()}));
+  BERTH_ASSIGN_OR_RETURN(
+      BatchPlan plan,
+      model_->Plan(*policy_, mix, {.max_steps = options_.schedule_batch, .now = clock_->Now()}));
   more_pending_ = plan.more;
   return ApplySchedulePlan(plan);
 }
