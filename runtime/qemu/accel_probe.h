@@ -3,9 +3,11 @@
 // 0x10a") or hangs once the guest runs. So in `auto` mode the host boots a probe guest under KVM
 // once, with a deadline, and falls back to TCG, with the reason, when it does not come back.
 //
-// The probe guest is a 64 KiB firmware image whose reset vector writes 0x2a to an
-// isa-debug-exit port, which makes QEMU exit with status (0x2a << 1) | 1 = 85. It runs with the
-// same machine type and CPU model as real VMs, so it fails in the same ways they would.
+// The probe guest is a 64 KiB firmware image that goes from the reset vector through protected
+// mode to long mode with paging, as a kernel does, and then writes 0x2a to an isa-debug-exit
+// port, which makes QEMU exit with status (0x2a << 1) | 1 = 85: some hosts run real-mode code
+// under KVM and hang at the switch to protected mode. It runs with the same machine type as real
+// VMs, so it fails in the same ways they would.
 //
 // Thread-safety: every function is safe to call from any thread.
 #pragma once
