@@ -520,6 +520,7 @@ void ClusterModel::Reconcile(const std::string& name) {
   p.host = host->second.index;
   p.host_name = owner->second;
   p.gpus = w->second.status.gpus;
+  p.devices = w->second.status.devices;
   // A record that no longer fits (its host's inventory shrank) is still what the store holds.
   if (absl::Status s = cluster_.Commit(WorkloadRequest(w->second), p); !s.ok()) {
     core::LogDebug("workload %s: on host %s beyond what the host now offers: %s", name,

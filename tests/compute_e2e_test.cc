@@ -344,7 +344,8 @@ resources: {cpu: 100m, memory: 16Mi}
   Json failed = WaitFor("doomed", [](const Json& w) { return w["status"]["state"] == "failed"; });
   EXPECT_FALSE(failed["status"].value("reason", "").empty());
   for (const char* name : {"tiny", "box"}) {
-    EXPECT_EQ(Workload(name)["status"]["state"], "running") << name;
+    Json w = Workload(name);
+    EXPECT_EQ(w["status"]["state"], "running") << name << ": " << w.dump();
   }
   Json tiny_after = Stats("tiny"), box_after = Stats("box");
   EXPECT_EQ(tiny_after.value("pid", -1), tiny_before["pid"].get<int>());

@@ -73,6 +73,8 @@ const char* StageName(int32_t stage) {
       return "dropping capabilities for";
     case kNetns:
       return "entering the network namespace for";
+    case kPrctl:
+      return "tying to its parent";
   }
   return "start";
 }
@@ -110,6 +112,12 @@ void ResetSignals() {
 }
 
 ChildError PrepareChild(const ChildSetup& setup) {
+  if (setup.parent_pid > 0) {
+    // SIGKILL when the thread that started it ends; a parent already gone meanwhile leaves a
+    // child with another parent, which ends here instead.
+    if (prctl(PR_SET_PDEATHSIG, SIGKILL) != 0) return {kPrctl, errno};
+    if (getppid() != setup.parent_pid) _exit(127);
+  }
   if (int err = JoinCgroups(setup.cgroup_procs); err != 0) return {kCgroup, err};
   if (!setup.working_dir.empty() && chdir(setup.working_dir.c_str()) != 0) return {kChdir, errno};
   for (const auto& [resource, value] : setup.rlimits) {

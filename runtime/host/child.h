@@ -24,6 +24,7 @@ enum Stage : int32_t {
   kCredentials = 6,
   kCapabilities = 7,
   kNetns = 8,
+  kPrctl = 9,
 };
 
 // "exec", "chdir", "joining the cgroup for", ...

@@ -36,6 +36,9 @@ struct ChildSetup {
   // The child sets PR_SET_NO_NEW_PRIVS and clears its ambient capabilities; when it does not run
   // as uid 0 it also clears its permitted, effective and inheritable sets.
   bool restrict_privileges = false;
+  // Set (to the caller's getpid()): the child is killed when the thread that started it ends,
+  // e.g. a probe whose caller was killed, so that a hung child is not left behind.
+  pid_t parent_pid = 0;
 };
 
 }  // namespace berth::runtime::host

@@ -135,7 +135,11 @@ absl::Status RunProbeGuest(const AccelProbeOptions& options, VmAccel accel) {
                                      "-device",
                                      Cat("isa-debug-exit,iobase=", kExitPort, ",iosize=0x04"),
                                      "-no-reboot"};
-    auto run = host::ExecutorOr(options.executor).Run(argv, {.timeout = options.timeout});
+    // A guest that hangs ignores everything but the deadline; killed with this thread, the
+    // probe never outlives a caller that is itself killed while it waits.
+    host::RunOptions run_options{.timeout = options.timeout};
+    run_options.setup.parent_pid = getpid();
+    auto run = host::ExecutorOr(options.executor).Run(argv, run_options);
     if (!run.ok()) {
       result = run.status();
     } else if (run->cause == host::ExitCause::kTimedOut) {

@@ -35,8 +35,11 @@ struct AccelProbeOptions {
   std::string qemu_binary = "qemu-system-x86_64";
   std::string kvm_device = "/dev/kvm";
   std::string machine = "q35";
-  absl::Duration timeout = absl::Seconds(10);  // a probe guest that has not exited by then hangs
-  host::Executor* executor = nullptr;          // runs the probe; null = the host
+  // A probe guest that has not exited by then hangs. It exits within a fraction of a second
+  // where KVM works; the deadline stays well under a host's TTL (10 s by default), since an
+  // agent (or a dev server) starting again registers only after the probe.
+  absl::Duration timeout = absl::Seconds(4);
+  host::Executor* executor = nullptr;  // runs the probe; null = the host
 };
 
 // The accelerator VMs use here, and why.
