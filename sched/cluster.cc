@@ -30,7 +30,11 @@ std::string ClassKey(const HostSpec& spec) {
   key += "|";
   for (const core::GpuDevice& g : spec.gpus) {
     key += core::Cat(g.index, ",", g.model, ",", g.memory_mib, ",", g.numa_node, ",",
-                     g.nvlink_island, ",", g.mig_enabled, ";");
+                     g.nvlink_island, ",", g.mig_enabled);
+    // The instances carved decide which MIG slices the device can hand out (CarvedMigStarts).
+    for (const core::MigInstance& m : g.mig_instances)
+      key += core::Cat(",", m.profile, "@", m.start_slice);
+    key += ";";
   }
   if (!spec.devices.empty()) {
     std::map<std::string_view, int> per_class;

@@ -8,6 +8,26 @@ namespace berth::sched {
 
 using Kind = core::GpuRequest::Kind;
 
+uint8_t CarvedMigStarts(const core::GpuDevice& d, const core::MigProfile& profile) {
+  if (d.mig_instances.empty()) return 0xff;  // not known (declared): any allowed start
+  uint8_t starts = 0;
+  size_t unplaced = 0;
+  for (const core::MigInstance& m : d.mig_instances) {
+    if (m.profile != profile.name) continue;
+    if (m.start_slice >= 0 && m.start_slice < 8) {
+      starts |= uint8_t(1u << m.start_slice);
+    } else {
+      ++unplaced;
+    }
+  }
+  // Instances whose slices were not read stand for the profile's first allowed starts, one each,
+  // as core::ResolveGpuDeviceIds matches them.
+  for (size_t i = 0; i < unplaced && i < profile.start_slices.size(); ++i) {
+    starts |= uint8_t(1u << profile.start_slices[i]);
+  }
+  return starts;
+}
+
 DeviceFit DeviceFitFor(const core::GpuDevice& d, const core::GpuRequest& r) {
   DeviceFit fit;
   if (r.kind == Kind::kNone) return fit;  // kNoGpu
@@ -35,9 +55,11 @@ DeviceFit DeviceFitFor(const core::GpuDevice& d, const core::GpuRequest& r) {
         fit.misfit = DeviceMisfit::kProfile;
         break;
       }
-      fit.misfit = DeviceMisfit::kNone;
       fit.mig_run = uint8_t((1u << p->memory_slices) - 1);
       for (int start : p->start_slices) fit.mig_starts |= uint8_t(1u << start);
+      fit.mig_starts &= CarvedMigStarts(d, *p);
+      // A device whose instances are known but has none of the profile cannot hold it.
+      fit.misfit = fit.mig_starts == 0 ? DeviceMisfit::kProfile : DeviceMisfit::kNone;
       fit.mig_milli = MigMilli(*p);
       break;
     }

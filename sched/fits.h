@@ -24,7 +24,7 @@ enum class DeviceMisfit : uint8_t {
   kModel,    // the model is not among the allowed ones
   kMigMode,  // whole or share on a MIG-partitioned device, or MIG on an unpartitioned one
   kMemory,   // too little device memory for a whole device or a share
-  kProfile,  // the MIG profile is not offered by this model and memory
+  kProfile,  // the MIG profile is not offered by this model and memory, or none is carved
 };
 
 // What never changes about whether a device may hold one GPU's worth of a request.
@@ -48,6 +48,12 @@ struct DeviceFree {
 };
 
 DeviceFit DeviceFitFor(const core::GpuDevice& device, const core::GpuRequest& request);
+
+// The start slices of `profile` on which `device` has an instance of it carved, as its host
+// reported them (GpuDevice::mig_instances; instances without a known slice stand for the
+// profile's first allowed starts, one each). All slices when the host reported no instances (a
+// declared device): the agent then says at start whether the instance exists.
+uint8_t CarvedMigStarts(const core::GpuDevice& device, const core::MigProfile& profile);
 
 // The first start slice where the profile's slices are all free, or -1.
 int FreeMigStart(const DeviceFit& fit, uint8_t mig_used);

@@ -131,6 +131,28 @@ TEST(FitsTest, MigStartIsTheFirstFreeAllowedSlot) {
   EXPECT_EQ(MigRunAt(fit, 4), 0xf0);
 }
 
+TEST(FitsTest, MigSlicesAreThoseOfTheInstancesCarved) {
+  // The A100 recorded in agent/testdata: 2g.20gb at 0, 1g.10gb at 2 and 3, 3g.40gb at 4.
+  core::GpuDevice d = Device("A100-SXM4-80GB", 81920, true);
+  d.mig_instances = {{.profile = "3g.40gb", .start_slice = 4, .uuid = "MIG-a"},
+                     {.profile = "2g.20gb", .start_slice = 0, .uuid = "MIG-b"},
+                     {.profile = "1g.10gb", .start_slice = 2, .uuid = "MIG-c"},
+                     {.profile = "1g.10gb", .start_slice = 3, .uuid = "MIG-d"}};
+  DeviceFit three = DeviceFitFor(d, Mig("3g.40gb"));
+  ASSERT_TRUE(three.ok());
+  EXPECT_EQ(three.mig_starts, 0x10);
+  EXPECT_EQ(FreeMigStart(three, 0x00), 4);  // not 0, where no 3g.40gb instance is
+  EXPECT_EQ(DeviceFitFor(d, Mig("1g.10gb")).mig_starts, 0x0c);
+  // A profile with no instance carved: the device cannot hold it.
+  EXPECT_EQ(DeviceFitFor(d, Mig("4g.40gb")).misfit, DeviceMisfit::kProfile);
+  // Instances whose slices were not read stand for the first allowed starts.
+  for (auto& m : d.mig_instances) m.start_slice = -1;
+  EXPECT_EQ(DeviceFitFor(d, Mig("3g.40gb")).mig_starts, 0x01);
+  EXPECT_EQ(DeviceFitFor(d, Mig("1g.10gb")).mig_starts, 0x03);
+  // A declared device (no instances reported) offers every allowed start.
+  EXPECT_EQ(DeviceFitFor(Device("A100-SXM4-80GB", 81920, true), Mig("3g.40gb")).mig_starts, 0x11);
+}
+
 TEST(FitsTest, ResourcesReportTheFirstDimensionShort) {
   const core::Resources free = testing::Res(4000, 8192, 100);
   EXPECT_EQ(ResourcesFit(free, testing::Res(4000, 8192, 100)), ResourceMisfit::kNone);

@@ -121,6 +121,29 @@ TEST(CheckerTest, LabelsMemoryDiskShareAndMig) {
   EXPECT_EQ(Reason(*s.Schedule(MigRequest("z", "1g.10gb")), "mig profile not offered"), 1);
 }
 
+TEST(SchedulerTest, MigRequestsGetTheSlicesOfCarvedInstances) {
+  Cluster c;
+  HostSpec h = GpuHost("a100", 1, "A100-SXM4-80GB", 81920, /*mig=*/true);
+  h.gpus[0].mig_instances = {{.profile = "3g.40gb", .start_slice = 4, .uuid = "MIG-a"},
+                             {.profile = "2g.20gb", .start_slice = 0, .uuid = "MIG-b"},
+                             {.profile = "1g.10gb", .start_slice = 2, .uuid = "MIG-c"},
+                             {.profile = "1g.10gb", .start_slice = 3, .uuid = "MIG-d"}};
+  ASSERT_TRUE(c.AddHost(h).ok());
+  Scheduler s = Make(c, "binpack");
+  auto first = s.Schedule(MigRequest("m1", "3g.40gb"));
+  ASSERT_TRUE(first.ok() && first->scheduled);
+  ASSERT_EQ(first->plan.placement.gpus.size(), 1u);
+  EXPECT_EQ(first->plan.placement.gpus[0].mig_start_slice, 4);
+  ASSERT_TRUE(c.Commit(MigRequest("m1", "3g.40gb"), first->plan.placement).ok());
+  // The one 3g.40gb instance is taken; slices 0-3 are free but hold other profiles.
+  auto second = s.Schedule(MigRequest("m2", "3g.40gb"));
+  ASSERT_TRUE(second.ok());
+  EXPECT_FALSE(second->scheduled);
+  auto small = s.Schedule(MigRequest("m3", "1g.10gb"));
+  ASSERT_TRUE(small.ok() && small->scheduled);
+  EXPECT_EQ(small->plan.placement.gpus[0].mig_start_slice, 2);
+}
+
 TEST(CheckerTest, UnschedulableHostIsSkipped) {
   Cluster c;
   ASSERT_TRUE(c.AddHost(GpuHost("h", 1)).ok());
