@@ -49,7 +49,8 @@ Agent::Agent(AgentOptions options)
       // Both carry the host's credential once Register() has it.
       client_(options_.server_url,
               api::ClientOptions{.timeout = options_.poll_wait + absl::Seconds(30)}),
-      hb_client_(options_.server_url, api::ClientOptions{.timeout = absl::Seconds(10)}) {
+      hb_client_(options_.server_url, api::ClientOptions{.timeout = absl::Seconds(10)}),
+      usage_("/proc", options_.nvidia_smi) {
   absl::MutexLock lock(&inventory_mu_);
   inventory_ = options_.inventory;
   if (!options_.xid_log.empty()) xid_ = std::make_unique<XidLog>(options_.xid_log);
@@ -100,9 +101,12 @@ void Agent::CheckDevices() {
       why = g.health;  // not probed: only an Xid report changes it
     } else if (!seen->ok()) {
       why = std::string(seen->status().message()).substr(0, 512);
-    } else if (std::none_of((*seen)->begin(), (*seen)->end(),
-                            [&](const core::GpuDevice& d) { return d.uuid == g.uuid; })) {
+    } else if (auto now = std::find_if((*seen)->begin(), (*seen)->end(),
+                                       [&](const core::GpuDevice& d) { return d.uuid == g.uuid; });
+               now == (*seen)->end()) {
       why = "nvidia-smi no longer lists it";
+    } else if (!now->healthy) {
+      why = now->health.substr(0, 512);  // its error counters (nvidia-smi -q)
     }
     record(g.healthy, g.health, why, Cat("GPU ", g.uuid));
   }
@@ -278,8 +282,7 @@ void Agent::HeartbeatLoop() {
         retry_soon = true;
         return;
       }
-      std::optional<core::HostUsage> usage = usage_.Sample();
-      if (usage) usage->workloads = SampleWorkloads();
+      std::optional<core::HostUsage> usage = MeasureUsage();
       const auto sent = std::chrono::steady_clock::now();
       absl::Status beat = hb_client_.Heartbeat(options_.name, usage);
       if (beat.ok()) Contacted(sent);
@@ -831,11 +834,30 @@ absl::StatusOr<std::string> Agent::LogPath(std::string_view workload, std::strin
       Cat("workload \"", workload, "\": no ", stream, " log on this host yet (has it started?)"));
 }
 
-std::vector<core::WorkloadUsage> Agent::SampleWorkloads() {
+std::optional<core::HostUsage> Agent::MeasureUsage() {
+  std::optional<core::HostUsage> usage = usage_.Sample();
+  if (usage) usage->workloads = SampleWorkloads(usage_.GpuProcesses());
+  return usage;
+}
+
+std::vector<core::WorkloadUsage> Agent::SampleWorkloads(
+    const std::vector<GpuProcess>& gpu_processes) {
   std::vector<std::string> names;
   {
     absl::MutexLock lock(&paths_mu_);
     for (const auto& [name, ref] : task_refs_) names.push_back(name);
+  }
+  // Device memory by workload: each GPU process belongs to the task it descends from.
+  std::map<std::string, int64_t> gpu_memory;
+  if (!gpu_processes.empty()) {
+    std::map<int64_t, std::string> task_pids;
+    for (const std::string& name : names) {
+      auto found = FindTask(name);
+      if (!found.ok()) continue;
+      auto status = found->second->Inspect(found->first.task_id);
+      if (status.ok() && status->pid > 0) task_pids[status->pid] = name;
+    }
+    gpu_memory = GpuMemoryByWorkload(gpu_processes, task_pids, ProcParent);
   }
   std::vector<core::WorkloadUsage> out;
   std::map<std::string, CpuSample> now;
@@ -857,10 +879,12 @@ std::vector<core::WorkloadUsage> Agent::SampleWorkloads() {
     }
     now[name] = sample;
     if (!sample.rate) continue;
-    out.push_back(
-        core::WorkloadUsage{.name = name,
-                            .cpu = *sample.rate,
-                            .memory = core::MemoryMiB((stats->rss_bytes + (1 << 20) - 1) >> 20)});
+    auto gpu = gpu_memory.find(name);
+    out.push_back(core::WorkloadUsage{
+        .name = name,
+        .cpu = *sample.rate,
+        .memory = core::MemoryMiB((stats->rss_bytes + (1 << 20) - 1) >> 20),
+        .gpu_memory = core::MemoryMiB(gpu == gpu_memory.end() ? 0 : gpu->second)});
   }
   workload_cpu_ = std::move(now);  // workloads that ended are forgotten
   return out;

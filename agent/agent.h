@@ -79,10 +79,11 @@ struct AgentOptions {
   // that GPU's daemon. Null = shares run without one (their limits are still in their env). Not
   // owned; must outlive the agent.
   runtime::MpsDaemons* mps = nullptr;
-  // Asks the host's GPUs again (nvidia-smi): the devices it lists, or the error that says the
-  // driver is in trouble. A GPU it fails on or no longer lists is marked unhealthy: the host
-  // registers again so the scheduler gives it no new work, and the tasks holding it fail with
-  // the reason. Unset = GPUs are not checked again (declared GPUs).
+  // Asks the host's GPUs again (nvidia-smi): the devices it lists, each with its health (its
+  // error counters), or the error that says the driver is in trouble. A GPU it fails on, no
+  // longer lists or lists as unhealthy is marked unhealthy: the host registers again so the
+  // scheduler gives it no new work, and the tasks holding it fail with the reason (their restart
+  // policy then places them again). Unset = GPUs are not checked again (declared GPUs).
   std::function<absl::StatusOr<std::vector<core::GpuDevice>>()> probe_gpus;
   // Asks the host's devices of other classes again (their CDI device nodes): each with its
   // health. A device that turns unhealthy is handled like a GPU. Unset = not checked again.
@@ -92,6 +93,9 @@ struct AgentOptions {
   std::string xid_log;
   // How often GPUs and devices are checked (probe_gpus, probe_devices, xid_log).
   absl::Duration gpu_check_interval = absl::Seconds(30);
+  // The nvidia-smi each heartbeat asks for GPU utilization and for the device memory each process
+  // holds (agent/usage.h), which is reported per workload. Empty = no GPU figures.
+  std::string nvidia_smi;
   // Driver-specific live counters merged into Stats() (e.g. a VM's guest CPU time); optional.
   std::function<absl::StatusOr<core::Json>(runtime::ComputeDriver* driver,
                                            std::string_view task_id)>
@@ -135,6 +139,10 @@ class Agent : public LocalHost {
 
   // Where the host's credential is kept.
   std::string CredentialPath() const;
+
+  // What the next heartbeat carries: the host's usage and each workload's (CPU, memory, GPU
+  // memory). Only from the heartbeat thread, or from tests that never start it.
+  std::optional<core::HostUsage> MeasureUsage();
 
   // Whether the agent has fenced itself (no server reached for the host TTL) and not yet
   // reached a server again.
@@ -213,8 +221,9 @@ class Agent : public LocalHost {
   };
   std::map<std::string, CpuSample> workload_cpu_;  // heartbeat thread only
   // What each workload this agent runs used since the previous heartbeat (one that is measured
-  // the first time only starts its interval).
-  std::vector<core::WorkloadUsage> SampleWorkloads();
+  // the first time only starts its interval), with the device memory of `gpu_processes` that
+  // descend from its task.
+  std::vector<core::WorkloadUsage> SampleWorkloads(const std::vector<GpuProcess>& gpu_processes);
   absl::Mutex wake_mu_;
   std::atomic<bool> stopping_{false};
   std::atomic<bool> registered_{false};

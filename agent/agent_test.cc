@@ -27,6 +27,8 @@
 #include "core/workload.h"
 #include "gtest/gtest.h"
 #include "runtime/fake_driver.h"
+#include "runtime/gpu_env.h"
+#include "runtime/host/executor.h"
 #include "state/memory_store.h"
 
 namespace berth::agent {
@@ -919,6 +921,169 @@ TEST_F(AgentTest, AnXidFaultInTheKernelLogFailsTheTaskOnThatGpuOnly) {
   ASSERT_TRUE(host.ok()) << host.status();
   EXPECT_FALSE(host->inventory.gpus[0].healthy);
   EXPECT_TRUE(host->inventory.gpus[1].healthy);
+}
+
+// A fake nvidia-smi (agent/testdata/nvidia-smi/fake-nvidia-smi) printing what `machine`
+// recorded, in `dir`: the machine's files are copied to DIR/MACHINE, the binary is
+// DIR/nvidia-smi.
+std::string FakeNvidiaSmiIn(const std::string& dir, const std::string& machine) {
+  fs::copy(std::string(BERTH_NVIDIA_SMI_TESTDATA) + "/" + machine, dir + "/" + machine);
+  const std::string smi = dir + "/nvidia-smi";
+  std::ofstream(smi) << "#!/bin/sh\nexec " << BERTH_NVIDIA_SMI_TESTDATA << "/fake-nvidia-smi "
+                     << dir << "/" << machine << " \"$@\"\n";
+  fs::permissions(smi, fs::perms::owner_all);
+  return smi;
+}
+
+// `q` (nvidia-smi -q) with the GPU at `pci` ("00000000:2A:00.0") counting `errors` volatile
+// uncorrectable DRAM errors.
+std::string WithDramErrors(const std::string& q, const std::string& pci, int errors) {
+  size_t at = q.find("GPU " + pci);
+  EXPECT_NE(at, std::string::npos) << pci;
+  at = q.find("DRAM Uncorrectable", at);  // the Volatile section's comes first
+  const size_t value = q.find(": ", at) + 2;
+  return q.substr(0, value) + std::to_string(errors) + q.substr(q.find('\n', value));
+}
+
+TEST_F(AgentTest, AGpuWhoseErrorCountersRiseLeavesPlacementAndItsWorkloadRestartsOnAnother) {
+  // The agent asks a fake nvidia-smi that prints what an H100 machine printed.
+  const std::string smi = FakeNvidiaSmiIn(data_dir_, "h100");
+  const std::string q_path = data_dir_ + "/h100/q.txt";
+  std::string q;
+  std::getline(std::ifstream(q_path), q, '\0');
+  auto report = QueryNvidiaSmi(runtime::host::RealExecutor(), smi);
+  ASSERT_TRUE(report.ok()) << report.status();
+  AgentOptions o = Options();
+  o.inventory.gpus = report->gpus;
+  o.probe_gpus = [smi]() -> absl::StatusOr<std::vector<core::GpuDevice>> {
+    auto again = QueryNvidiaSmi(runtime::host::RealExecutor(), smi);
+    if (!again.ok()) return again.status();
+    return again->gpus;
+  };
+  o.gpu_check_interval = absl::ZeroDuration();
+  MakeAgent(std::move(o));
+  Json spec = WithGpu(ProcessSpec("train"), {{"count", 1}});
+  spec["restart"] = {{"policy", "on-failure"}, {"backoff", "1s"}};
+  Submit(spec);
+  Sync();
+  ASSERT_EQ(StateOf("train"), "running") << Get("train").status.reason;
+  const int first = Get("train").status.gpus.at(0).index;
+  // nvidia-smi -q writes the address as "00000000:BA:00.0", the inventory as "0000:ba:00.0".
+  std::string pci = "0000" + report->gpus[first].pci_address;
+  std::transform(pci.begin(), pci.end(), pci.begin(), [](char c) { return std::toupper(c); });
+  // nvidia-smi -q now counts two uncorrectable errors on its GPU.
+  std::ofstream(q_path) << WithDramErrors(q, pci, 2);
+  Sync();  // the check sees it
+  Sync();  // the task holding it fails, and its restart policy places it again
+  core::Workload w = Get("train");
+  EXPECT_EQ(w.status.state, core::WorkloadState::kPending) << w.status.reason;
+  EXPECT_EQ(w.status.restarts, 1);
+  EXPECT_NE(w.status.reason.find("became unhealthy: nvidia-smi -q: 2 uncorrectable ECC errors "
+                                 "since the driver loaded (reset the GPU: nvidia-smi -r)"),
+            std::string::npos)
+      << w.status.reason;
+  ASSERT_TRUE(agent_->Register().ok());  // as the heartbeat does after the change
+  auto host = control_.GetHost(kHost);
+  ASSERT_TRUE(host.ok()) << host.status();
+  EXPECT_FALSE(host->inventory.gpus[first].healthy);
+  clock_.Advance(absl::Seconds(2));  // past the restart's backoff
+  ASSERT_TRUE(control_.ScheduleOnce().ok());
+  w = Get("train");
+  ASSERT_EQ(w.status.gpus.size(), 1u) << w.status.explanation;
+  EXPECT_NE(w.status.gpus[0].index, first);
+  Sync();
+  EXPECT_EQ(StateOf("train"), "running") << Get("train").status.reason;
+  // A reset clears the volatile counters: the GPU is healthy again.
+  std::ofstream(q_path) << q;
+  Sync();
+  ASSERT_TRUE(agent_->Register().ok());
+  host = control_.GetHost(kHost);
+  ASSERT_TRUE(host.ok()) << host.status();
+  EXPECT_TRUE(host->inventory.gpus[first].healthy) << host->inventory.gpus[first].health;
+}
+
+TEST_F(AgentTest, AMigRequestOnTheRecordedA100GetsItsInstancesUuid) {
+  const std::string smi = FakeNvidiaSmiIn(data_dir_, "a100-mig");
+  auto report = QueryNvidiaSmi(runtime::host::RealExecutor(), smi);
+  ASSERT_TRUE(report.ok()) << report.status();
+  AgentOptions o = Options();
+  o.inventory.gpus = report->gpus;
+  MakeAgent(std::move(o));
+  // The 3g.40gb instance sits at slice 4 (slices 0-3 hold a 2g.20gb and two 1g.10gb).
+  const std::string big = Submit(WithGpu(ProcessSpec("big"), {{"mig", "3g.40gb"}}));
+  const std::string small = Submit(WithGpu(ProcessSpec("small"), {{"mig", "1g.10gb"}}));
+  Sync();
+  const std::map<std::string, std::pair<std::string, std::string>> want = {
+      {"big", {big, "MIG-4a8c2e6f-1b3d-5f7a-9c2e-4b6d8f1a3c57"}},
+      {"small", {small, "MIG-2d6f8b1c-4e9a-7b3d-c5f2-8a1e4c6d9b73"}}};  // the 1g.10gb at slice 2
+  for (const auto& [name, task_and_id] : want) {
+    const auto& [task, id] = task_and_id;
+    core::Workload w = Get(name);
+    EXPECT_EQ(w.status.state, core::WorkloadState::kRunning) << name << ": " << w.status.reason;
+    ASSERT_EQ(w.status.gpus.size(), 1u) << name << ": " << w.status.explanation;
+    EXPECT_EQ(w.status.gpus[0].index, 0);
+    EXPECT_EQ(w.status.gpus[0].device_id, id) << name;
+    auto cfg = host_->Config(task);
+    ASSERT_TRUE(cfg.has_value()) << name;
+    EXPECT_EQ(cfg->gpu_device_ids, std::vector<std::string>{id});
+    const std::map<std::string, std::string> env =
+        runtime::GpuEnvironment(runtime::GrantedGpus(*cfg));
+    EXPECT_EQ(env.at("CUDA_VISIBLE_DEVICES"), id);
+    EXPECT_EQ(env.at("NVIDIA_VISIBLE_DEVICES"), id);
+  }
+  // No second 3g.40gb instance exists: the next one waits instead of failing on the host.
+  auto spec = core::DecodeWorkloadSpec(WithGpu(ProcessSpec("big2"), {{"mig", "3g.40gb"}}));
+  ASSERT_TRUE(spec.ok()) << spec.status();
+  ASSERT_TRUE(control_.CreateWorkload(*spec).ok());
+  ASSERT_TRUE(control_.ScheduleOnce().ok());
+  EXPECT_EQ(StateOf("big2"), "pending") << Get("big2").status.reason;
+}
+
+TEST_F(AgentTest, UsageCountsTheGpuMemoryOfEachWorkloadsProcesses) {
+  const std::string smi = FakeNvidiaSmiIn(data_dir_, "h100");
+  AgentOptions o = Options();
+  o.nvidia_smi = smi;
+  MakeAgent(std::move(o));
+  const std::string a = Submit(ProcessSpec("a"));
+  const std::string b = Submit(ProcessSpec("b"));
+  Submit(ProcessSpec("idle"));
+  Sync();
+  auto pa = driver_->Inspect(a);
+  auto pb = driver_->Inspect(b);
+  ASSERT_TRUE(pa.ok() && pb.ok());
+  ASSERT_GT(pa->pid, 0);
+  // Two processes of a's task on two GPUs, one of b's (with a row whose memory nvidia-smi could
+  // not read), and one of no workload's: init, a process the host runs itself.
+  {
+    std::ofstream(data_dir_ + "/h100/apps.csv")
+        << pa->pid << ", 30512, GPU-b5e3c8a1-6f2d-9e4b-7a3c-1d8f5b2e9c60\n"
+        << pa->pid << ", 1024, GPU-3f9a6d2e-8c1b-5d7f-2e4a-9b6c3f8d1e75\n"
+        << pb->pid << ", [N/A], GPU-d8c2f5b9-1e7a-3c6d-8f2b-5a9e1d4c7f36\n"
+        << pb->pid << ", 2048, GPU-d8c2f5b9-1e7a-3c6d-8f2b-5a9e1d4c7f36\n"
+        << "1, 512, GPU-6a4d1e8c-9f3b-2a5e-c7d1-4e8b6a3f9d52\n";
+    std::ofstream(data_dir_ + "/h100/usage.csv") << "0, 87, 31536\n1, 5, 1024\n2, 40, 2048\n"
+                                                 << "3, 0, 512\n";
+  }
+  ASSERT_TRUE(agent_->MeasureUsage().has_value());  // starts each workload's interval
+  clock_.Advance(absl::Seconds(1));
+  std::optional<core::HostUsage> usage = agent_->MeasureUsage();
+  ASSERT_TRUE(usage.has_value());
+  ASSERT_EQ(usage->gpus.size(), 4u);
+  EXPECT_EQ(usage->gpus[0].utilization_percent, 87);
+  EXPECT_EQ(usage->gpus[0].memory_used_mib, 31536);
+  std::map<std::string, int64_t> gpu_memory;
+  for (const core::WorkloadUsage& w : usage->workloads) gpu_memory[w.name] = w.gpu_memory.value();
+  EXPECT_EQ(gpu_memory, (std::map<std::string, int64_t>{{"a", 31536}, {"b", 2048}, {"idle", 0}}));
+  // What the server keeps from a heartbeat carrying it.
+  std::string credential;
+  std::getline(std::ifstream(HostCredentialPath(data_dir_)), credential);
+  api::Client host_client(url_, api::ClientOptions{.token = credential});
+  ASSERT_TRUE(host_client.Heartbeat(kHost, usage).ok());
+  std::map<std::string, core::HostUsage> kept = control_.HostUsages();
+  ASSERT_TRUE(kept.contains(kHost));
+  for (const core::WorkloadUsage& w : kept[kHost].workloads) {
+    EXPECT_EQ(w.gpu_memory.value(), gpu_memory[w.name]) << w.name;
+  }
 }
 
 TEST_F(AgentTest, SharesOfOneGpuRunUnderOneMpsDaemonUntilTheLastIsDeleted) {

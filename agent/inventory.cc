@@ -13,12 +13,14 @@
 #include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
+#include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
 #include "api/body_parser.h"
 #include "core/log.h"
 #include "core/status.h"
 #include "core/strings.h"
+#include "runtime/host/file.h"
 
 namespace berth::agent {
 
@@ -184,18 +186,20 @@ std::string FindNvidiaSmi(const std::string& configured) {
 }
 
 absl::StatusOr<NvidiaSmiReport> QueryNvidiaSmi(runtime::host::Executor& executor,
-                                               const std::string& binary) {
+                                               const std::string& binary,
+                                               const NvidiaSmiOptions& options) {
   NvidiaSmiReport r;
   auto run = [&](std::vector<std::string> args) -> absl::StatusOr<std::string> {
     args.insert(args.begin(), binary);
     BERTH_ASSIGN_OR_RETURN(runtime::host::RunResult r,
-                           runtime::host::RunTool(executor, args, {.timeout = absl::Seconds(30)}));
+                           runtime::host::RunTool(executor, args, {.timeout = options.timeout}));
     if (r.ok()) return r.out;
     // nvidia-smi says what went wrong on standard output.
     std::string said(absl::StripAsciiWhitespace(r.err.empty() ? r.out : r.err));
     if (said.size() > 400) said = said.substr(0, 400) + "...";
     return absl::UnavailableError(Cat("`", runtime::host::FormatArgv(args), "` ",
-                                      runtime::host::DescribeExit(r), ": ", said));
+                                      runtime::host::DescribeExit(r), said.empty() ? "" : ": ",
+                                      said));
   };
   BERTH_ASSIGN_OR_RETURN(
       std::string csv,
@@ -228,7 +232,104 @@ absl::StatusOr<NvidiaSmiReport> QueryNvidiaSmi(runtime::host::Executor& executor
       r.warnings.push_back(Cat("nvidia-smi topo -m: ", topo.status().message()));
     }
   }
+  // The error counters: a GPU can answer the device query and still be unfit for work.
+  if (auto q = run({"-q"}); q.ok()) {
+    ApplyNvidiaSmiErrors(*q, &r.gpus);
+  } else {
+    r.warnings.push_back(Cat("nvidia-smi -q: ", q.status().message()));
+  }
   return r;
+}
+
+std::map<std::string, std::string> ParseNvidiaSmiErrors(std::string_view text) {
+  // The report nests "Name : value" fields in sections by indentation under one header per GPU
+  // ("GPU 00000000:07:00.0", at the left margin):
+  //     ECC Errors
+  //         Volatile
+  //             DRAM Uncorrectable    : 0        (older GPUs: Double Bit / Total)
+  //     Retired Pages
+  //         Pending Page Blacklist    : No
+  //     Remapped Rows
+  //         Pending                   : No
+  //         Remapping Failure Occurred: No
+  struct Faults {
+    int64_t uncorrectable = 0;
+    bool pages_pending = false;
+    bool rows_pending = false;
+    bool remap_failed = false;
+  };
+  std::map<std::string, Faults> by_gpu;
+  Faults* gpu = nullptr;
+  std::vector<std::pair<size_t, std::string>> sections;  // (indentation, name) from the GPU down
+  for (absl::string_view raw : absl::StrSplit(core::AbslView(text), '\n', absl::SkipWhitespace())) {
+    const size_t indent = raw.find_first_not_of(" \t");
+    absl::string_view line = absl::StripAsciiWhitespace(raw);
+    if (indent == 0) {
+      gpu = nullptr;
+      sections.clear();
+      if (absl::StartsWith(line, "GPU ")) {
+        gpu = &by_gpu[NormalizePciAddress(std::string(absl::StripAsciiWhitespace(line.substr(4))))];
+      }
+      continue;
+    }
+    if (gpu == nullptr) continue;
+    while (!sections.empty() && sections.back().first >= indent) sections.pop_back();
+    const size_t colon = line.find(':');
+    if (colon == absl::string_view::npos) {
+      sections.emplace_back(indent, std::string(line));
+      continue;
+    }
+    const absl::string_view key = absl::StripAsciiWhitespace(line.substr(0, colon));
+    const absl::string_view value = absl::StripAsciiWhitespace(line.substr(colon + 1));
+    auto in = [&](std::initializer_list<std::string_view> path) {
+      if (sections.size() < path.size()) return false;
+      size_t i = 0;
+      for (std::string_view name : path) {
+        if (sections[i++].second != name) return false;
+      }
+      return true;
+    };
+    if (in({"ECC Errors", "Volatile"})) {
+      const bool double_bit_total =
+          sections.size() == 3 && sections[2].second == "Double Bit" && key == "Total";
+      const bool uncorrectable = sections.size() == 2 && absl::StrContains(key, "Uncorrectable");
+      int64_t n = 0;
+      if ((double_bit_total || uncorrectable) && absl::SimpleAtoi(value, &n) && n > 0) {
+        gpu->uncorrectable += n;
+      }
+    } else if (sections.size() == 1 && sections[0].second == "Retired Pages") {
+      if (absl::StartsWith(key, "Pending") && value == "Yes") gpu->pages_pending = true;
+    } else if (sections.size() == 1 && sections[0].second == "Remapped Rows") {
+      if (key == "Pending" && value == "Yes") gpu->rows_pending = true;
+      if (key == "Remapping Failure Occurred" && value == "Yes") gpu->remap_failed = true;
+    }
+  }
+  std::map<std::string, std::string> out;
+  for (const auto& [pci, f] : by_gpu) {
+    std::vector<std::string> seen;
+    if (f.uncorrectable > 0) {
+      seen.push_back(Cat(f.uncorrectable, " uncorrectable ECC error",
+                         f.uncorrectable == 1 ? "" : "s", " since the driver loaded"));
+    }
+    if (f.pages_pending) seen.push_back("memory pages pending retirement");
+    if (f.rows_pending) seen.push_back("memory rows pending remapping");
+    if (f.remap_failed) seen.push_back("a memory row remapping failed");
+    if (seen.empty()) continue;
+    std::string why = Cat("nvidia-smi -q: ", absl::StrJoin(seen, ", "));
+    why += f.remap_failed ? " (replace the GPU)" : " (reset the GPU: nvidia-smi -r)";
+    out[pci] = std::move(why);
+  }
+  return out;
+}
+
+void ApplyNvidiaSmiErrors(std::string_view text, std::vector<core::GpuDevice>* gpus) {
+  const std::map<std::string, std::string> faults = ParseNvidiaSmiErrors(text);
+  for (core::GpuDevice& g : *gpus) {
+    auto it = faults.find(NormalizePciAddress(g.pci_address));
+    if (g.pci_address.empty() || it == faults.end()) continue;
+    g.healthy = false;
+    g.health = it->second;
+  }
 }
 
 absl::Status ParseNvidiaSmiList(std::string_view text, std::vector<core::GpuDevice>* gpus) {
@@ -364,6 +465,24 @@ std::string LocalHostName() {
   return name.empty() ? "localhost" : name;
 }
 
+std::string LastKnownGpusPath(const std::string& data_dir) { return Cat(data_dir, "/gpus.json"); }
+
+namespace {
+// The GPUs a successful query listed last (empty when none was kept or it cannot be read).
+std::vector<core::GpuDevice> ReadLastKnownGpus(const std::string& path) {
+  auto text = runtime::host::ReadFile(path);
+  if (!text.ok()) return {};
+  Json j = Json::parse(*text, nullptr, /*allow_exceptions=*/false);
+  auto inv = j.is_discarded() ? absl::InvalidArgumentError("not JSON")
+                              : core::DecodeHostInventory("last known GPUs", j);
+  if (!inv.ok()) {
+    core::LogWarn("GPUs: %s: %s; ignored", path, inv.status().message());
+    return {};
+  }
+  return inv->gpus;
+}
+}  // namespace
+
 absl::StatusOr<core::HostInventory> DetectInventory(const AgentConfig& config,
                                                     const std::string& data_dir) {
   core::HostInventory inv = config.declared;
@@ -372,13 +491,28 @@ absl::StatusOr<core::HostInventory> DetectInventory(const AgentConfig& config,
   if (inv.capacity.disk.value() == 0) inv.capacity.disk = core::DiskMiB(DiskMiB(data_dir));
   if (std::string smi = FindNvidiaSmi(config.nvidia_smi); !smi.empty()) {
     auto report = QueryNvidiaSmi(runtime::host::RealExecutor(), smi);
+    const std::string last_known = LastKnownGpusPath(data_dir);
     if (!report.ok()) {
-      // A driver that cannot answer offers no GPUs: declared ones would not work either.
-      inv.gpus.clear();
-      inv.fingerprint["gpu_error"] = std::string(report.status().message()).substr(0, 512);
+      // A driver that cannot answer offers no working GPUs: declared ones would not work either.
+      // The GPUs it listed last are shown unhealthy with the reason, so the host's page says
+      // what is wrong with which device, and they are healthy again once it answers.
+      const std::string why = std::string(report.status().message()).substr(0, 512);
+      inv.gpus = ReadLastKnownGpus(last_known);
+      for (core::GpuDevice& g : inv.gpus) {
+        g.healthy = false;
+        g.health = why;
+      }
+      inv.fingerprint["gpu_error"] = why;
       core::LogWarn("GPUs: %s; this host offers none", report.status().message());
     } else {
-      if (!report->gpus.empty()) inv.gpus = std::move(report->gpus);
+      if (!report->gpus.empty()) {
+        inv.gpus = std::move(report->gpus);
+        core::HostInventory listed;
+        listed.gpus = inv.gpus;
+        absl::Status kept = runtime::host::WriteFileAtomically(
+            last_known, core::EncodeHostInventory(listed).dump(), {.mode = 0600});
+        core::ReportError("agent.inventory", "keep the GPUs nvidia-smi listed", kept);
+      }
       if (!report->driver_version.empty()) inv.fingerprint["gpu_driver"] = report->driver_version;
       for (const std::string& w : report->warnings) core::LogWarn("GPUs: %s", w);
     }

@@ -4,12 +4,14 @@
 // the host itself).
 #pragma once
 
+#include <map>
 #include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "absl/time/time.h"
 #include "core/host.h"
 #include "runtime/host/executor.h"
 
@@ -57,11 +59,28 @@ struct NvidiaSmiReport {
 // nothing is configured; empty when there is none.
 std::string FindNvidiaSmi(const std::string& configured);
 
+struct NvidiaSmiOptions {
+  // Each call's limit: a driver in trouble can leave nvidia-smi hanging, and a query that takes
+  // longer counts as failed.
+  absl::Duration timeout = absl::Seconds(30);
+};
+
 // Runs `binary` (nvidia-smi): --query-gpu for the devices, -L and `mig -lgi` for MIG instances
-// where MIG is on, `topo -m` for NVLink islands and NUMA nodes. An error when the device query
-// fails (a driver in trouble); the optional queries only warn.
+// where MIG is on, `topo -m` for NVLink islands and NUMA nodes, and `-q` for the error counters
+// that make a GPU unhealthy (ParseNvidiaSmiErrors). An error when the device query fails or
+// times out (a driver in trouble); the optional queries only warn.
 absl::StatusOr<NvidiaSmiReport> QueryNvidiaSmi(runtime::host::Executor& executor,
-                                               const std::string& binary);
+                                               const std::string& binary,
+                                               const NvidiaSmiOptions& options = {});
+
+// The faults `nvidia-smi -q` reports for each GPU, by PCI address as NormalizePciAddress writes
+// it: uncorrectable ECC errors counted since the driver loaded (volatile; "Double Bit" totals on
+// older GPUs, "SRAM/DRAM Uncorrectable" on newer ones), pages pending retirement, rows pending
+// remapping and a failed row remapping. Each value says what was seen; a GPU without faults is
+// absent. Sections nested deeper (a MIG device's own counters) are not the GPU's and are skipped.
+std::map<std::string, std::string> ParseNvidiaSmiErrors(std::string_view text);
+// Marks the GPUs ParseNvidiaSmiErrors finds faulty unhealthy, with what it saw as the reason.
+void ApplyNvidiaSmiErrors(std::string_view text, std::vector<core::GpuDevice>* gpus);
 
 // Adds the MIG instances of `nvidia-smi -L` output ("  MIG 3g.40gb Device 0: (UUID: MIG-...)"
 // under "GPU 0: ... (UUID: GPU-...)") to the devices of `gpus`.
@@ -77,9 +96,13 @@ void ApplyNvidiaTopology(std::string_view text, std::vector<core::GpuDevice>* gp
 // name and its index (core::DeclaredGpuUuid), the id its workloads see.
 void NameDeclaredGpus(std::string_view host, std::vector<core::GpuDevice>* gpus);
 
-// Detects the machine and merges the config over it.
+// Detects the machine and merges the config over it. The GPUs nvidia-smi lists are kept in
+// LastKnownGpusPath(data_dir); when nvidia-smi fails, those GPUs are offered unhealthy with its
+// error as the reason (and the error is the fingerprint's gpu_error).
 absl::StatusOr<core::HostInventory> DetectInventory(const AgentConfig& config,
                                                     const std::string& data_dir);
+// Where DetectInventory keeps the GPUs nvidia-smi listed last.
+std::string LastKnownGpusPath(const std::string& data_dir);
 
 // The machine's host name as a valid Berth host name (lower case).
 std::string LocalHostName();

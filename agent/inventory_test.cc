@@ -2,6 +2,7 @@
 
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <sstream>
 
 #include "gtest/gtest.h"
@@ -141,7 +142,7 @@ TEST(Inventory, H100sReadWithTheirDriverVersionThroughAFakeNvidiaSmi) {
   std::filesystem::remove_all(dir);
 }
 
-TEST(Inventory, DetectionPrefersNvidiaSmiAndAFailingOneOffersNoGpus) {
+TEST(Inventory, DetectionPrefersNvidiaSmiAndAFailingOneOffersItsLastGpusUnhealthy) {
   std::string tmpl = (std::filesystem::temp_directory_path() / "berth-smi-XXXXXX").string();
   ASSERT_NE(mkdtemp(tmpl.data()), nullptr);
   const std::string dir = tmpl;
@@ -155,19 +156,194 @@ TEST(Inventory, DetectionPrefersNvidiaSmiAndAFailingOneOffersNoGpus) {
   auto cfg = ParseAgentConfig(core::Json::parse(
       R"({"name":"h","gpus":[{"model":"T4","memory":"16Gi"}],"nvidia_smi":")" + smi + "\"}"));
   ASSERT_TRUE(cfg.ok()) << cfg.status();
-  auto inv = DetectInventory(*cfg, dir);
+  // A host whose driver fails before it ever answered offers no GPUs, and says why.
+  const std::string fresh = dir + "/fresh";
+  std::filesystem::create_directory(fresh);
+  {
+    std::ofstream(dir + "/a100/fail")
+        << "NVIDIA-SMI has failed because it couldn't communicate with the NVIDIA driver.\n";
+  }
+  auto inv = DetectInventory(*cfg, fresh);
+  ASSERT_TRUE(inv.ok()) << inv.status();
+  EXPECT_TRUE(inv->gpus.empty());
+  EXPECT_NE(inv->fingerprint.at("gpu_error").find("couldn't communicate"), std::string::npos);
+  std::filesystem::remove(dir + "/a100/fail");
+  inv = DetectInventory(*cfg, dir);
   ASSERT_TRUE(inv.ok()) << inv.status();
   ASSERT_EQ(inv->gpus.size(), 2u);  // nvidia-smi's, not the declared T4
   EXPECT_EQ(inv->gpus[0].mig_instances.size(), 4u);
+  EXPECT_TRUE(inv->gpus[0].healthy);
   EXPECT_EQ(inv->fingerprint.at("gpu_driver"), "535.129.03");
+  EXPECT_TRUE(std::filesystem::exists(LastKnownGpusPath(dir)));
+  // The same host after a restart with its driver in trouble: the GPUs it had are there,
+  // unhealthy with nvidia-smi's words, so nothing is placed on them and the host says why.
   {
     std::ofstream(dir + "/a100/fail")
         << "NVIDIA-SMI has failed because it couldn't communicate with the NVIDIA driver.\n";
   }
   inv = DetectInventory(*cfg, dir);
   ASSERT_TRUE(inv.ok()) << inv.status();
-  EXPECT_TRUE(inv->gpus.empty());
+  ASSERT_EQ(inv->gpus.size(), 2u);
+  for (const core::GpuDevice& g : inv->gpus) {
+    EXPECT_FALSE(g.healthy) << g.uuid;
+    EXPECT_NE(g.health.find("couldn't communicate"), std::string::npos) << g.health;
+  }
+  EXPECT_EQ(inv->gpus[1].uuid, "GPU-8f2d4b61-3a9e-7c5d-b1f8-2e6a9c4d7b13");
   EXPECT_NE(inv->fingerprint.at("gpu_error").find("couldn't communicate"), std::string::npos);
+  std::filesystem::remove_all(dir);
+}
+
+// `text` with the first line that starts (past its indentation) with `key` after the lines that
+// hold each of `anchors` in turn given `value` instead of its own.
+std::string WithField(const std::string& text, const std::vector<std::string>& anchors,
+                      const std::string& key, const std::string& value) {
+  size_t at = 0;
+  for (const std::string& anchor : anchors) {
+    at = text.find(anchor, at);
+    if (at == std::string::npos) {
+      ADD_FAILURE() << "no " << anchor;
+      return text;
+    }
+  }
+  at = text.find('\n', at);
+  while (at != std::string::npos) {
+    const size_t start = at + 1;
+    const size_t first = text.find_first_not_of(' ', start);
+    const size_t end = text.find('\n', start);
+    if (first != std::string::npos && text.compare(first, key.size(), key) == 0) {
+      const size_t colon = text.find(": ", first);
+      return text.substr(0, colon + 2) + value + text.substr(end);
+    }
+    at = end;
+  }
+  ADD_FAILURE() << "no " << key << " after " << anchors.back();
+  return text;
+}
+
+TEST(Inventory, RecordedQueryReportsOfHealthyMachinesShowNoFaults) {
+  for (const char* machine : {"v100x8", "h100", "a100-mig"}) {
+    const std::string q = Recorded(machine, "q.txt");
+    ASSERT_FALSE(q.empty()) << machine;
+    EXPECT_TRUE(ParseNvidiaSmiErrors(q).empty()) << machine;
+  }
+}
+
+TEST(Inventory, VolatileUncorrectableEccErrorsAndPendingRemapsMakeAGpuUnhealthy) {
+  const std::string q = Recorded("h100", "q.txt");
+  // Two uncorrectable DRAM errors since the driver loaded on GPU 2 (0000:ba:00.0); GPU 1 has
+  // only lifetime (aggregate) ones, which a reset already dealt with.
+  std::string faulty = WithField(q, {"GPU 00000000:BA:00.0"}, "DRAM Uncorrectable", "2");
+  faulty = WithField(faulty, {"GPU 00000000:2A:00.0", "Aggregate"}, "DRAM Uncorrectable", "5");
+  // GPU 3 has a row remapping waiting for a reset.
+  faulty = WithField(faulty, {"GPU 00000000:DB:00.0", "Remapped Rows"}, "Pending", "Yes");
+  std::map<std::string, std::string> faults = ParseNvidiaSmiErrors(faulty);
+  ASSERT_EQ(faults.size(), 2u) << faulty;
+  EXPECT_EQ(faults.at("0000:ba:00.0"),
+            "nvidia-smi -q: 2 uncorrectable ECC errors since the driver loaded (reset the GPU: "
+            "nvidia-smi -r)");
+  EXPECT_EQ(faults.at("0000:db:00.0"),
+            "nvidia-smi -q: memory rows pending remapping (reset the GPU: nvidia-smi -r)");
+  // A remapping that failed needs a new GPU.
+  faulty = WithField(faulty, {"GPU 00000000:DB:00.0"}, "Remapping Failure Occurred", "Yes");
+  EXPECT_EQ(ParseNvidiaSmiErrors(faulty).at("0000:db:00.0"),
+            "nvidia-smi -q: memory rows pending remapping, a memory row remapping failed (replace "
+            "the GPU)");
+  auto gpus = ParseNvidiaSmi(Recorded("h100", "query.csv"));
+  ASSERT_TRUE(gpus.ok()) << gpus.status();
+  ApplyNvidiaSmiErrors(faulty, &*gpus);
+  std::vector<bool> healthy;
+  for (const core::GpuDevice& g : *gpus) healthy.push_back(g.healthy);
+  EXPECT_EQ(healthy, (std::vector<bool>{true, true, false, false}));
+  EXPECT_NE((*gpus)[2].health.find("2 uncorrectable ECC errors"), std::string::npos);
+}
+
+TEST(Inventory, OlderLayoutsAndMigDevicesCountersAreReadWhereTheyBelong) {
+  // Older drivers count single and double bit errors by memory, with totals; Volta retires
+  // pages. A MIG device's own counters sit in its section and are not read as the GPU's.
+  const std::string q =
+      "Attached GPUs                             : 2\n"
+      "GPU 00000000:06:00.0\n"
+      "    Product Name                          : Tesla V100-SXM2-32GB\n"
+      "    ECC Errors\n"
+      "        Volatile\n"
+      "            Single Bit            \n"
+      "                Device Memory             : 12\n"
+      "                Total                     : 12\n"
+      "            Double Bit            \n"
+      "                Device Memory             : 1\n"
+      "                Register File             : 0\n"
+      "                Total                     : 1\n"
+      "        Aggregate\n"
+      "            Double Bit            \n"
+      "                Total                     : 7\n"
+      "    Retired Pages\n"
+      "        Single Bit ECC                    : 0\n"
+      "        Double Bit ECC                    : 1\n"
+      "        Pending Page Blacklist            : Yes\n"
+      "    Remapped Rows                         : N/A\n"
+      "GPU 00000000:07:00.0\n"
+      "    MIG Devices\n"
+      "        MIG Device\n"
+      "            ECC Errors\n"
+      "                Volatile\n"
+      "                    SRAM Uncorrectable    : 3\n"
+      "    ECC Errors\n"
+      "        Volatile\n"
+      "            SRAM Uncorrectable            : 0\n"
+      "            DRAM Uncorrectable            : N/A\n"
+      "    Retired Pages\n"
+      "        Pending Page Blacklist            : N/A\n"
+      "    Remapped Rows\n"
+      "        Pending                           : No\n";
+  std::map<std::string, std::string> faults = ParseNvidiaSmiErrors(q);
+  ASSERT_EQ(faults.size(), 1u);
+  EXPECT_EQ(faults.at("0000:06:00.0"),
+            "nvidia-smi -q: 1 uncorrectable ECC error since the driver loaded, memory pages "
+            "pending retirement (reset the GPU: nvidia-smi -r)");
+}
+
+// A fake nvidia-smi in a fresh directory, printing what `machine` recorded; returns the
+// directory (the machine's files are in DIR/MACHINE, the binary is DIR/nvidia-smi).
+std::string FakeNvidiaSmi(const std::string& machine) {
+  std::string tmpl = (std::filesystem::temp_directory_path() / "berth-smi-XXXXXX").string();
+  EXPECT_NE(mkdtemp(tmpl.data()), nullptr);
+  const std::string dir = tmpl;
+  std::filesystem::copy(std::string(BERTH_NVIDIA_SMI_TESTDATA) + "/" + machine,
+                        dir + "/" + machine);
+  {
+    std::ofstream(dir + "/nvidia-smi")
+        << "#!/bin/sh\nexec " << BERTH_NVIDIA_SMI_TESTDATA << "/fake-nvidia-smi " << dir << "/"
+        << machine << " \"$@\"\n";
+  }
+  std::filesystem::permissions(dir + "/nvidia-smi", std::filesystem::perms::owner_all);
+  return dir;
+}
+
+TEST(Inventory, TheQueryReadsErrorCountersAndAHungNvidiaSmiTimesOut) {
+  const std::string dir = FakeNvidiaSmi("h100");
+  const std::string smi = dir + "/nvidia-smi";
+  {
+    std::ofstream(dir + "/h100/q.txt") << WithField(
+        Recorded("h100", "q.txt"), {"GPU 00000000:2A:00.0"}, "DRAM Uncorrectable", "1");
+  }
+  auto report = QueryNvidiaSmi(runtime::host::RealExecutor(), smi);
+  ASSERT_TRUE(report.ok()) << report.status();
+  ASSERT_EQ(report->gpus.size(), 4u);
+  EXPECT_TRUE(report->gpus[0].healthy);
+  EXPECT_FALSE(report->gpus[1].healthy);
+  EXPECT_EQ(report->gpus[1].health,
+            "nvidia-smi -q: 1 uncorrectable ECC error since the driver loaded (reset the GPU: "
+            "nvidia-smi -r)");
+  EXPECT_TRUE(report->warnings.empty());
+  // A driver that hangs: the query gives up after its timeout, and nothing is left running.
+  { std::ofstream(dir + "/h100/hang").flush(); }
+  const absl::Time start = absl::Now();
+  auto hung =
+      QueryNvidiaSmi(runtime::host::RealExecutor(), smi, {.timeout = absl::Milliseconds(500)});
+  EXPECT_LT(absl::Now() - start, absl::Seconds(30));
+  ASSERT_FALSE(hung.ok());
+  EXPECT_EQ(hung.status().code(), absl::StatusCode::kUnavailable);
+  EXPECT_NE(hung.status().message().find("timed out"), std::string::npos) << hung.status();
   std::filesystem::remove_all(dir);
 }
 

@@ -10,6 +10,9 @@
 
 #include "core/log.h"
 #include "core/strings.h"
+#include "runtime/host/executor.h"
+#include "runtime/host/proc_stat.h"
+#include "runtime/host/run.h"
 
 namespace berth::agent {
 
@@ -125,23 +128,6 @@ std::optional<std::string> ReadAll(const std::string& path) {
   return ss.str();
 }
 
-std::optional<std::string> RunNvidiaSmiUsage() {
-  if (access("/usr/bin/nvidia-smi", X_OK) != 0 && access("/usr/local/bin/nvidia-smi", X_OK) != 0) {
-    return std::nullopt;
-  }
-  FILE* p = popen(
-      "nvidia-smi --query-gpu=index,utilization.gpu,memory.used --format=csv,noheader,nounits "
-      "2>/dev/null",
-      "r");
-  if (!p) return std::nullopt;
-  std::string out;
-  char buf[4096];
-  size_t n;
-  while ((n = fread(buf, 1, sizeof buf, p)) > 0 && out.size() < (1 << 20)) out.append(buf, n);
-  if (pclose(p) != 0) return std::nullopt;
-  return out;
-}
-
 }  // namespace
 
 std::optional<core::HostUsage> HostUsageSampler::Sample() {
@@ -161,11 +147,99 @@ std::optional<core::HostUsage> HostUsageSampler::Sample() {
     u.cpu = core::MilliCpu(int64_t(busy * std::max(1, now->cpus) * 1000 / total));
   }
   last_ = *now;
-  if (std::optional<std::string> smi = RunNvidiaSmiUsage()) {
+  if (std::optional<std::string> smi = RunNvidiaSmi(
+          {"--query-gpu=index,utilization.gpu,memory.used", "--format=csv,noheader,nounits"})) {
     absl::StatusOr<std::vector<core::GpuDeviceUsage>> gpus = ParseNvidiaSmiUsage(*smi);
     if (core::OkOrReport("agent.usage", "read nvidia-smi", gpus.status())) u.gpus = *gpus;
   }
   return u;
+}
+
+std::vector<GpuProcess> HostUsageSampler::GpuProcesses() {
+  if (smi_failing_) return {};  // the device query just failed: do not wait on it twice
+  std::optional<std::string> smi = RunNvidiaSmi(
+      {"--query-compute-apps=pid,used_memory,gpu_uuid", "--format=csv,noheader,nounits"});
+  if (!smi) return {};
+  absl::StatusOr<std::vector<GpuProcess>> apps = ParseNvidiaSmiComputeApps(*smi);
+  if (!core::OkOrReport("agent.usage", "read nvidia-smi compute apps", apps.status())) return {};
+  return *std::move(apps);
+}
+
+std::optional<std::string> HostUsageSampler::RunNvidiaSmi(std::vector<std::string> args) {
+  if (nvidia_smi_.empty()) return std::nullopt;
+  args.insert(args.begin(), nvidia_smi_);
+  // Short: the heartbeat waits for it, and a hung driver must not make the host look down.
+  absl::StatusOr<runtime::host::RunResult> r =
+      runtime::host::RunTool(runtime::host::RealExecutor(), args,
+                             {.timeout = absl::Seconds(2), .output_limit = size_t{1} << 20});
+  absl::Status failed = !r.ok() ? r.status()
+                        : !r->ok()
+                            ? absl::UnavailableError(Cat(runtime::host::FormatArgv(args), " ",
+                                                         runtime::host::DescribeExit(*r)))
+                            : absl::OkStatus();
+  // Reported when it starts failing, not at every heartbeat; the GPUs' health says the rest.
+  if (!failed.ok() && !smi_failing_) core::ReportError("agent.usage", "run nvidia-smi", failed);
+  smi_failing_ = !failed.ok();
+  if (!failed.ok()) return std::nullopt;
+  return std::move(r->out);
+}
+
+absl::StatusOr<std::vector<GpuProcess>> ParseNvidiaSmiComputeApps(std::string_view csv) {
+  std::vector<GpuProcess> out;
+  for (std::string_view raw : Split(csv, '\n', true)) {
+    std::string_view line = Strip(raw);
+    if (line.empty() || line.substr(0, 3) == "No ") continue;  // "No running processes found"
+    std::vector<std::string_view> f;
+    for (std::string_view part : Split(line, ',', false)) f.push_back(Strip(part));
+    if (f.size() != 3) {
+      return absl::InvalidArgumentError(Cat("nvidia-smi: unexpected line \"", line, "\""));
+    }
+    GpuProcess p;
+    if (!ToInt(f[0], &p.pid) || p.pid <= 0) {
+      return absl::InvalidArgumentError(Cat("nvidia-smi: bad pid \"", f[0], "\""));
+    }
+    // MIG devices and some drivers print "[N/A]" for the memory.
+    if (ToInt(f[1], &p.memory_used_mib) && p.memory_used_mib < 0) {
+      return absl::InvalidArgumentError(Cat("nvidia-smi: bad memory \"", f[1], "\""));
+    }
+    p.gpu_uuid = std::string(f[2]);
+    out.push_back(std::move(p));
+    if (out.size() >= 65536) break;
+  }
+  return out;
+}
+
+std::map<std::string, int64_t> GpuMemoryByWorkload(
+    const std::vector<GpuProcess>& processes, const std::map<int64_t, std::string>& task_pids,
+    const std::function<int64_t(int64_t)>& parent_of) {
+  std::map<std::string, int64_t> out;
+  if (task_pids.empty()) return out;
+  std::map<int64_t, const std::string*> owner_of;  // pids already traced, nullptr = no task's
+  for (const GpuProcess& p : processes) {
+    std::vector<int64_t> path;
+    const std::string* owner = nullptr;
+    int64_t pid = p.pid;
+    for (int depth = 0; depth < 64 && pid > 1; ++depth) {
+      if (auto known = owner_of.find(pid); known != owner_of.end()) {
+        owner = known->second;
+        break;
+      }
+      path.push_back(pid);
+      if (auto task = task_pids.find(pid); task != task_pids.end()) {
+        owner = &task->second;
+        break;
+      }
+      pid = parent_of(pid);
+    }
+    for (int64_t traced : path) owner_of[traced] = owner;
+    if (owner != nullptr) out[*owner] += p.memory_used_mib;
+  }
+  return out;
+}
+
+int64_t ProcParent(int64_t pid) {
+  std::optional<runtime::host::ProcStat> st = runtime::host::ReadProcStat(static_cast<pid_t>(pid));
+  return st && !st->gone() ? st->ppid : 0;
 }
 
 }  // namespace berth::agent

@@ -1,5 +1,9 @@
 #include "agent/usage.h"
 
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
 #include <filesystem>
 #include <fstream>
 
@@ -41,6 +45,64 @@ TEST(UsageTest, ParsesNvidiaSmiUsageAndSkipsUnavailableFigures) {
   EXPECT_EQ((*gpus)[1].index, 2);
   EXPECT_FALSE(ParseNvidiaSmiUsage("0, 101, 3\n").ok());
   EXPECT_FALSE(ParseNvidiaSmiUsage("garbage\n").ok());
+}
+
+TEST(UsageTest, ParsesNvidiaSmiComputeApps) {
+  auto apps = ParseNvidiaSmiComputeApps(
+      "4121, 30512, GPU-b5e3c8a1-6f2d-9e4b-7a3c-1d8f5b2e9c60\n"
+      "4188, [N/A], MIG-4a8c2e6f-1b3d-5f7a-9c2e-4b6d8f1a3c57\n");
+  ASSERT_TRUE(apps.ok()) << apps.status();
+  ASSERT_EQ(apps->size(), 2u);
+  EXPECT_EQ((*apps)[0], (GpuProcess{.pid = 4121,
+                                    .memory_used_mib = 30512,
+                                    .gpu_uuid = "GPU-b5e3c8a1-6f2d-9e4b-7a3c-1d8f5b2e9c60"}));
+  EXPECT_EQ((*apps)[1].memory_used_mib, 0);  // not readable (MIG): counted as nothing
+  auto none = ParseNvidiaSmiComputeApps("No running processes found\n");
+  ASSERT_TRUE(none.ok()) << none.status();
+  EXPECT_TRUE(none->empty());
+  EXPECT_TRUE(ParseNvidiaSmiComputeApps("")->empty());
+  EXPECT_FALSE(ParseNvidiaSmiComputeApps("4121, 30512\n").ok());
+  EXPECT_FALSE(ParseNvidiaSmiComputeApps("-1, 3, GPU-x\n").ok());
+  EXPECT_FALSE(ParseNvidiaSmiComputeApps("7, -3, GPU-x\n").ok());
+}
+
+TEST(UsageTest, GpuProcessesCountForTheTaskTheyDescendFrom) {
+  // A tree: task 100 started 101, which started 102; task 200; 300 is no task's (its parent is
+  // init).
+  const std::map<int64_t, int64_t> parents = {{100, 1}, {101, 100}, {102, 101}, {200, 1}, {300, 1}};
+  auto parent_of = [&](int64_t pid) {
+    auto it = parents.find(pid);
+    return it == parents.end() ? int64_t{0} : it->second;
+  };
+  const std::map<int64_t, std::string> tasks = {{100, "train"}, {200, "serve"}};
+  std::map<std::string, int64_t> by = GpuMemoryByWorkload(
+      {{.pid = 102, .memory_used_mib = 1000, .gpu_uuid = "GPU-a"},
+       {.pid = 101, .memory_used_mib = 24, .gpu_uuid = "GPU-b"},
+       {.pid = 200, .memory_used_mib = 7, .gpu_uuid = "GPU-a"},
+       {.pid = 300, .memory_used_mib = 5, .gpu_uuid = "GPU-a"},
+       {.pid = 999, .memory_used_mib = 9, .gpu_uuid = "GPU-a"}},  // gone: no parent
+      tasks, parent_of);
+  EXPECT_EQ(by, (std::map<std::string, int64_t>{{"train", 1024}, {"serve", 7}}));
+  EXPECT_TRUE(GpuMemoryByWorkload({{.pid = 102, .memory_used_mib = 1}}, {}, parent_of).empty());
+}
+
+TEST(UsageTest, ProcParentFollowsRealProcesses) {
+  // This test process stands for a task's main process, a child of it for a CUDA process.
+  const pid_t child = fork();
+  ASSERT_GE(child, 0);
+  if (child == 0) {
+    pause();
+    _exit(0);
+  }
+  EXPECT_EQ(ProcParent(child), getpid());
+  std::map<std::string, int64_t> by =
+      GpuMemoryByWorkload({{.pid = child, .memory_used_mib = 512, .gpu_uuid = "GPU-a"}},
+                          {{getpid(), "train"}}, ProcParent);
+  EXPECT_EQ(by, (std::map<std::string, int64_t>{{"train", 512}}));
+  kill(child, SIGKILL);
+  int status = 0;
+  ASSERT_EQ(waitpid(child, &status, 0), child);
+  EXPECT_EQ(ProcParent(child), 0);  // gone
 }
 
 TEST(UsageTest, SamplerMeasuresCpuBetweenSamples) {

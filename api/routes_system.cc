@@ -137,6 +137,10 @@ std::string ApiServer::WorkloadSeries(const std::vector<core::Workload>& workloa
     if (auto it = measured.find({w.status.host, w.spec.name}); it != measured.end()) {
       used.Add(by("cpu"), it->second->cpu.value() / 1000.0);
       used.Add(by("memory_bytes"), it->second->memory.value() * kBytesPerMiB);
+      // Device memory for the workloads that hold GPUs (or use one they were not granted).
+      if (w.spec.gpu.TotalMilli() > 0 || it->second->gpu_memory.value() > 0) {
+        used.Add(by("gpu_memory_bytes"), it->second->gpu_memory.value() * kBytesPerMiB);
+      }
     }
   }
   GaugeText omitted_series("berth_workload_series_omitted",

@@ -334,8 +334,10 @@ Json EncodeHostUsage(const HostUsage& u) {
   if (!u.workloads.empty()) {
     Json workloads = Json::array();
     for (const WorkloadUsage& w : u.workloads) {
-      workloads.push_back(
-          {{"name", w.name}, {"cpu", FormatCpu(w.cpu)}, {"memory", FormatMiB(w.memory.value())}});
+      Json one = {
+          {"name", w.name}, {"cpu", FormatCpu(w.cpu)}, {"memory", FormatMiB(w.memory.value())}};
+      if (w.gpu_memory.value() > 0) one["gpu_memory"] = FormatMiB(w.gpu_memory.value());
+      workloads.push_back(std::move(one));
     }
     j["workloads"] = std::move(workloads);
   }
@@ -378,7 +380,7 @@ absl::StatusOr<HostUsage> DecodeHostUsage(std::string_view host_name, const Json
     for (size_t i = 0; i < it->size(); ++i) {
       const Json& w = (*it)[i];
       std::string path = Cat("usage.workloads[", i, "]");
-      BERTH_RETURN_IF_ERROR(CheckObject(ctx, w, path, {"name", "cpu", "memory"}));
+      BERTH_RETURN_IF_ERROR(CheckObject(ctx, w, path, {"name", "cpu", "memory", "gpu_memory"}));
       WorkloadUsage d;
       BERTH_RETURN_IF_ERROR(OptionalString(ctx, w, path, "name", &d.name));
       if (absl::Status named = ValidateName("workload", d.name); !named.ok()) {
@@ -386,6 +388,7 @@ absl::StatusOr<HostUsage> DecodeHostUsage(std::string_view host_name, const Json
       }
       BERTH_RETURN_IF_ERROR(QuantityField(ctx, w, path, "cpu", ParseCpu, &d.cpu));
       BERTH_RETURN_IF_ERROR(QuantityField(ctx, w, path, "memory", ParseMemory, &d.memory));
+      BERTH_RETURN_IF_ERROR(QuantityField(ctx, w, path, "gpu_memory", ParseMemory, &d.gpu_memory));
       u.workloads.push_back(std::move(d));
     }
   }

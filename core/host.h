@@ -98,8 +98,9 @@ struct GpuDeviceUsage {
 // What one workload used over the agent's last interval.
 struct WorkloadUsage {
   std::string name;
-  MilliCpu cpu;      // CPU time per second, in milli-CPU
-  MemoryMiB memory;  // resident memory
+  MilliCpu cpu;          // CPU time per second, in milli-CPU
+  MemoryMiB memory;      // resident memory
+  MemoryMiB gpu_memory;  // device memory its processes hold on the host's GPUs
   bool operator==(const WorkloadUsage&) const = default;
 };
 

@@ -151,6 +151,18 @@ TEST(HostUsageTest, RoundTripsAndBadFieldsAreNamed) {
   j["workloads"][0]["memory"] = "lots";
   s = DecodeHostUsage("h1", j).status();
   EXPECT_THAT(std::string(s.message()), HasSubstr("usage.workloads[0].memory"));
+  // Device memory travels only where a workload holds some; agents that do not send it still
+  // decode.
+  EXPECT_FALSE(EncodeHostUsage(u)["workloads"][0].contains("gpu_memory"));
+  u.workloads[0].gpu_memory = MemoryMiB(30512);
+  j = EncodeHostUsage(u);
+  EXPECT_EQ(j["workloads"][0]["gpu_memory"], "30512Mi");
+  back = DecodeHostUsage("h1", j);
+  ASSERT_TRUE(back.ok()) << back.status();
+  EXPECT_EQ(*back, u);
+  j["workloads"][0]["gpu_memory"] = "-1Mi";
+  s = DecodeHostUsage("h1", j).status();
+  EXPECT_THAT(std::string(s.message()), HasSubstr("usage.workloads[0].gpu_memory"));
   j = EncodeHostUsage(u);
   j["workloads"] = Json::array();
   for (size_t i = 0; i <= kMaxUsageWorkloads; ++i) {

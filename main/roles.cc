@@ -145,7 +145,8 @@ struct LocalDrivers {
   std::unique_ptr<runtime::MpsDaemons> mps;  // MPS daemons of shared GPUs; null without MPS
   std::string agent_dir;
   std::function<absl::StatusOr<std::vector<core::GpuDevice>>()> probe_gpus;  // nvidia-smi
-  std::string xid_log;  // the kernel log followed for GPU faults; empty = none
+  std::string nvidia_smi;  // the nvidia-smi found; empty = none
+  std::string xid_log;     // the kernel log followed for GPU faults; empty = none
   std::map<std::string, runtime::ComputeDriver*> by_kind;
   std::map<std::string, std::string> fingerprint;  // reported with the host's inventory
 };
@@ -226,6 +227,7 @@ void LoadDeviceSpecs(const agent::AgentConfig& config, LocalDrivers& d, std::ost
   }
   d.xid_log = config.xid_log;
   if (std::string smi = agent::FindNvidiaSmi(config.nvidia_smi); !smi.empty()) {
+    d.nvidia_smi = smi;
     d.probe_gpus = [smi]() -> absl::StatusOr<std::vector<core::GpuDevice>> {
       auto report = agent::QueryNvidiaSmi(runtime::host::RealExecutor(), smi);
       if (!report.ok()) return report.status();
@@ -257,6 +259,7 @@ void WireDrivers(LocalDrivers& d, agent::AgentOptions& ao) {
   ao.xid_log = d.xid_log;
   ao.mps = d.mps.get();
   ao.probe_gpus = d.probe_gpus;
+  ao.nvidia_smi = d.nvidia_smi;
   ao.drivers = d.by_kind;
   for (const auto& [k, v] : d.fingerprint) ao.inventory.fingerprint[k] = v;
   runtime::ImageCatalog* images = d.images.get();

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Checks the real GPU path end to end on a host with NVIDIA GPUs (it cannot run elsewhere):
-#   1. inventory: the dev server's host lists every GPU nvidia-smi lists, with the same UUIDs;
+#   1. inventory: the dev server's host lists every GPU nvidia-smi lists, with the same UUIDs,
+#      each healthy (no fault in its `nvidia-smi -q` error counters);
 #   2. a process workload granted one GPU runs `nvidia-smi -L` and sees exactly that GPU (the
 #      device_id in its status), and CUDA_VISIBLE_DEVICES names it;
 #   3. a container workload granted one GPU, given it through CDI, runs `nvidia-smi -L` and sees
@@ -80,6 +81,13 @@ if [ -n "$SMI_UUIDS" ] && [ "$SMI_UUIDS" = "$BERTH_UUIDS" ]; then
   pass "inventory: $HOST lists the GPUs nvidia-smi lists: $BERTH_UUIDS"
 else
   fail "inventory: nvidia-smi lists [$SMI_UUIDS], berth lists [$BERTH_UUIDS]"
+fi
+UNHEALTHY=$("$BERTH" host get "$HOST" --json |
+  jq -r '.inventory.gpus[] | select(.healthy == false) | "\(.uuid): \(.health)"')
+if [ -z "$UNHEALTHY" ]; then
+  pass "health: no GPU reports a fault (nvidia-smi -q error counters)"
+else
+  fail "health: unhealthy GPUs: $UNHEALTHY"
 fi
 "$BERTH" host get "$HOST" --json | jq '.inventory | {gpus, fingerprint}'
 

@@ -127,7 +127,10 @@ TEST_F(MonitorTest, HostLsAndMetricsShowAllocatedAgainstCapacityAndUsed) {
   // Per-workload series: allocated for every placed workload, used as its host's agent measured
   // it. A host speaks only for its own workloads: a figure for one it does not hold is dropped.
   usage.workloads = {
-      {.name = "train", .cpu = core::MilliCpu(800), .memory = core::MemoryMiB(512)},
+      {.name = "train",
+       .cpu = core::MilliCpu(800),
+       .memory = core::MemoryMiB(512),
+       .gpu_memory = core::MemoryMiB(30720)},
       {.name = "elsewhere", .cpu = core::MilliCpu(100), .memory = core::MemoryMiB(1)}};
   ASSERT_TRUE(host->Heartbeat("gpu-a", usage).ok());
 
@@ -148,6 +151,8 @@ TEST_F(MonitorTest, HostLsAndMetricsShowAllocatedAgainstCapacityAndUsed) {
            "berth_workload_used{workload=\"train\",host=\"gpu-a\",resource=\"cpu\"} 0.8",
            "berth_workload_used{workload=\"train\",host=\"gpu-a\",resource=\"memory_bytes\"} "
            "536870912",
+           "berth_workload_used{workload=\"train\",host=\"gpu-a\",resource=\"gpu_memory_bytes\"} "
+           "32212254720",
            "berth_workload_series_omitted{} 0",
        }) {
     EXPECT_NE(metrics->find(series), std::string::npos) << series << "\n" << *metrics;
