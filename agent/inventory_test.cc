@@ -35,7 +35,11 @@ TEST(Inventory, DeclaredGpusAndLimitsComeFromTheConfig) {
   auto cfg = ParseAgentConfig(core::Json::parse(R"({"name":"gpu-1","labels":{"rack":"r1"},
       "cpu":"4","gpus":[{"model":"A100-SXM4-80GB","memory":"80Gi"},{"model":"A100-SXM4-80GB","memory":"80Gi"}]})"));
   ASSERT_TRUE(cfg.ok()) << cfg.status();
-  auto inv = DetectInventory(*cfg, "/tmp");
+  // A data directory of its own: on a host with nvidia-smi, detection keeps its GPUs there.
+  std::string dir = (std::filesystem::temp_directory_path() / "berth-inv-XXXXXX").string();
+  ASSERT_NE(mkdtemp(dir.data()), nullptr);
+  auto inv = DetectInventory(*cfg, dir);
+  std::filesystem::remove_all(dir);
   ASSERT_TRUE(inv.ok()) << inv.status();
   EXPECT_EQ(inv->capacity.cpu, core::MilliCpu(4000));
   EXPECT_GT(inv->capacity.memory.value(), 0);  // detected from /proc/meminfo
