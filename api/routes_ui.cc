@@ -47,8 +47,8 @@ HttpResponse Serve(const web::Asset& a) {
 }
 
 // FGD's fragmentation of the live cluster (sched/fgd.h), as `berth sim fill` measures a simulated
-// one: the ready hosts with every placed workload committed, against the mix of every workload's
-// shape (the trace of the live cluster: what it runs and what waits), each weighing one.
+// one: the ready hosts with every placed workload committed, against the mix of the shapes of
+// every workload the server holds (the trace of the live cluster), each weighing one.
 core::Json LiveFragmentation(const std::vector<core::Host>& hosts,
                              const std::vector<core::Workload>& workloads) {
   sched::Cluster cluster;
