@@ -358,5 +358,68 @@ TEST_F(ApiServerTest, HeartbeatUsageIsServedWithTheHostAndBadUsageIsRefused) {
   EXPECT_TRUE(absl::IsNotFound(Client()->Call("GET", "/v1/hosts/nope/usage").status()));
 }
 
+TEST_F(ApiServerTest, SummarySumsReadyHostsWorkloadsAndMeasuresGpuFragmentation) {
+  core::HostInventory inv = SmallInventory();
+  inv.capacity.cpu = core::MilliCpu(8000);
+  inv.capacity.memory = core::MemoryMiB(16384);
+  inv.drivers = {"process"};
+  for (int i = 0; i < 2; ++i) {
+    inv.gpus.push_back({.index = i, .model = "A100", .memory_mib = 81920});
+  }
+  auto joined = Client("join-secret")->RegisterHost({.name = "g1", .inventory = inv});
+  ASSERT_TRUE(joined.ok()) << joined.status();
+  auto c = Client();
+  for (const char* spec : {
+           R"({"name":"half","kind":"process","command":["x"],
+               "resources":{"cpu":"1","memory":"1Gi","gpu":{"share":"500m","memory":"10Gi"}}})",
+           R"({"name":"whole","kind":"process","command":["x"],
+               "resources":{"cpu":"2","memory":"2Gi","gpu":{"count":1}}})",
+           R"({"name":"huge","kind":"process","command":["x"],"resources":{"cpu":"64"}})"}) {
+    ASSERT_TRUE(c->CreateWorkloadFromText(spec).ok()) << spec;
+  }
+  ASSERT_TRUE(control_->ScheduleOnce().ok());
+  core::HostUsage usage;
+  usage.cpu = core::MilliCpu(1500);
+  usage.memory = core::MemoryMiB(4096);
+  usage.gpus = {{.index = 0, .utilization_percent = 40, .memory_used_mib = 8192},
+                {.index = 1, .utilization_percent = 90, .memory_used_mib = 70000}};
+  ASSERT_TRUE(Client(joined->credential)->Heartbeat("g1", usage).ok());
+
+  // The read-only token may read it; no token may not.
+  auto s = Client("read-secret")->Call("GET", "/v1/summary");
+  ASSERT_TRUE(s.ok()) << s.status();
+  const Json& j = *s;
+  EXPECT_EQ(j["hosts"]["total"], 1) << j.dump();
+  EXPECT_EQ(j["hosts"]["ready"], 1);
+  EXPECT_EQ(j["workloads"]["total"], 3);
+  EXPECT_EQ(j["workloads"]["by_state"]["pending"], 1) << j.dump();
+  EXPECT_EQ(j["workloads"]["by_state"]["scheduled"], 2) << j.dump();
+  EXPECT_EQ(j["capacity"]["cpu"], "8");
+  EXPECT_EQ(j["capacity"]["gpus"], 2);
+  EXPECT_EQ(j["capacity"]["gpu_memory"], "160Gi");
+  EXPECT_EQ(j["allocated"]["cpu"], "3");
+  EXPECT_EQ(j["allocated"]["memory"], "3Gi");
+  EXPECT_EQ(j["allocated"]["gpu_milli"], 1500);
+  // The whole device holds its 80 GiB, the half share the 10 GiB it asked for.
+  EXPECT_EQ(j["allocated"]["gpu_memory"], "90Gi");
+  EXPECT_EQ(j["used"]["hosts_reporting"], 1);
+  EXPECT_EQ(j["used"]["cpu"], "1500m");
+  EXPECT_EQ(j["used"]["gpu_utilization_percent"], 65.0);
+  // 500 milli free, all of it on the half-allocated device.
+  EXPECT_EQ(j["gpu_fragmentation"]["free_milli"], 500);
+  EXPECT_EQ(j["gpu_fragmentation"]["stranded_milli"], 500);
+  EXPECT_EQ(j["gpu_fragmentation"]["whole_free_gpus"], 0);
+  EXPECT_EQ(j["gpu_fragmentation"]["stranded_pct"], 100.0);
+  // FGD, against the mix of the three workloads' shapes: neither a whole GPU nor the CPU-only
+  // workload can use the 500 free milli, another half share can: (500 + 500 + 0) / 3.
+  const Json& fgd = j["gpu_fragmentation"]["fgd"];
+  EXPECT_EQ(fgd["mix_shapes"], 3) << fgd.dump();
+  EXPECT_NEAR(fgd["fragmented_milli"].get<double>(), 1000.0 / 3, 1e-6) << fgd.dump();
+  EXPECT_NEAR(fgd["fragmented_pct"].get<double>(), 100.0 / 6, 1e-6);
+  EXPECT_NEAR(fgd["ratio_pct"].get<double>(), 200.0 / 3, 1e-6);
+  EXPECT_EQ(fgd["skipped"], 0);
+  EXPECT_TRUE(absl::IsUnauthenticated(api::Client(url_).Call("GET", "/v1/summary").status()));
+}
+
 }  // namespace
 }  // namespace berth::api

@@ -76,7 +76,7 @@ absl::StatusOr<ListQuery> ParseListQuery(const HttpRequest& request, std::string
   bool seen_limit = false, seen_continue = false;
   for (const auto& [key, value] : request.query) {
     const bool filter = key == "state" || key == "host" || key == "kind" || key == "tenant" ||
-                        key == "selector" || key == "label";
+                        key == "selector" || key == "label" || key == "prefix";
     if (filter && !Offers(filters, key == "label" ? "selector" : key)) {
       return Bad(key, Cat("is not a filter of ", list, "; ", Allowed(list, filters)));
     }
@@ -117,6 +117,8 @@ absl::StatusOr<ListQuery> ParseListQuery(const HttpRequest& request, std::string
       query.options.filter.host = value;
     } else if (key == "tenant") {
       query.options.filter.tenant = value;
+    } else if (key == "prefix") {
+      query.options.filter.prefix = value;
     } else if (key == "selector" || key == "label") {
       absl::StatusOr<std::vector<sched::LabelSelector>> parsed = control::ParseLabelSelector(value);
       if (!parsed.ok()) return Bad(key, std::string(parsed.status().message()));

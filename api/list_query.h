@@ -1,7 +1,7 @@
 // The query parameters of the API's lists: `limit` and `continue` (paging) on every list, and
-// the filters each list offers (`state`, `host`, `kind`, `tenant`, `selector`/`label`). A bad
-// value is InvalidArgument naming the parameter; a filter a list does not offer is one too, so a
-// typo never silently returns everything.
+// the filters each list offers (`state`, `host`, `kind`, `tenant`, `selector`/`label`, `prefix`). A
+// bad value is InvalidArgument naming the parameter; a filter a list does not offer is one too, so
+// a typo never silently returns everything.
 //
 // `continue` tokens are opaque to clients: base64url of the list's name, the revision the first
 // page was read at, and the last name of the page before. Pages are in name order and each
@@ -36,8 +36,8 @@ struct ListQuery {
 };
 
 // Parses the paging parameters and the filters named in `filters` (any of "state", "host",
-// "kind", "tenant", "selector"; "selector" also admits `label=k=v`, repeatable) for the list
-// `list` ("workloads", "hosts", ...). `state` is a workload state for workloads and ready/down
+// "kind", "tenant", "selector", "prefix"; "selector" also admits `label=k=v`, repeatable) for the
+// list `list` ("workloads", "hosts", ...). `state` is a workload state for workloads and ready/down
 // for hosts.
 absl::StatusOr<ListQuery> ParseListQuery(const HttpRequest& request, std::string_view list,
                                          std::initializer_list<std::string_view> filters);

@@ -171,6 +171,22 @@ TEST_F(ListRoutesTest, EachFilterIsAppliedByTheServer) {
   auto all_hosts = client_->ListAllHosts({}, 1);
   ASSERT_TRUE(all_hosts.ok());
   EXPECT_EQ(all_hosts->items.size(), 1u);
+  // By the start of the name, with the other filters and across pages.
+  auto names_of = [&](const std::string& target) {
+    auto [status, body] = Get(target);
+    EXPECT_EQ(status, 200) << target << ": " << body.dump();
+    V out;
+    for (const Json& item : body["items"]) out.push_back(item["name"]);
+    return std::pair{out, body.contains("continue")};
+  };
+  EXPECT_EQ(names_of("/v1/workloads?prefix=a").first, (V{"a1", "a2", "a3"}));
+  EXPECT_EQ(names_of("/v1/workloads?prefix=a&tenant=basic").first, (V{"a3"}));
+  auto [first, more] = names_of("/v1/workloads?prefix=a&limit=2");
+  EXPECT_EQ(first, (V{"a1", "a2"}));
+  EXPECT_TRUE(more);
+  EXPECT_EQ(names_of("/v1/workloads?prefix=zz").first, V{});
+  EXPECT_EQ(names_of("/v1/hosts?prefix=h").first, (V{"h1"}));
+  EXPECT_EQ(names_of("/v1/hosts?prefix=x").first, V{});
 }
 
 TEST_F(ListRoutesTest, BadParametersAre400NamingTheParameter) {
@@ -196,6 +212,8 @@ TEST_F(ListRoutesTest, BadParametersAre400NamingTheParameter) {
            {"/v1/hosts?state=running", "state"},
            {"/v1/hosts?tenant=gold", "tenant"},
            {"/v1/hosts?kind=vm", "kind"},
+           {"/v1/hosts?prefix=", "prefix"},
+           {"/v1/tenants?prefix=a", "prefix"},
            {"/v1/tenants?limit=0", "limit"},
            {"/v1/tenants?state=ready", "state"},
            {"/v1/events?kind=", "kind"},

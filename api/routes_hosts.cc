@@ -71,7 +71,7 @@ void ApiServer::HostRoutes() {
     });
   }
   router_.Handle("GET", "/v1/hosts", [this](const HttpRequest& req) {
-    absl::StatusOr<ListQuery> query = ParseListQuery(req, "hosts", {"state", "selector"});
+    absl::StatusOr<ListQuery> query = ParseListQuery(req, "hosts", {"state", "selector", "prefix"});
     if (!query.ok()) return Fail(query.status());
     const control::ListOptions& options = query->options;
     control::ListPage page;

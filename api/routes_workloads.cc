@@ -121,7 +121,7 @@ void ApiServer::WorkloadRoutes() {
   });
   router_.HandleAsync("GET", "/v1/workloads", [this](const HttpRequest& req, Responder r) {
     absl::StatusOr<ListQuery> query =
-        ParseListQuery(req, "workloads", {"state", "host", "kind", "tenant", "selector"});
+        ParseListQuery(req, "workloads", {"state", "host", "kind", "tenant", "selector", "prefix"});
     if (!query.ok()) {
       r.Send(Fail(query.status()));
       return;

@@ -8,6 +8,7 @@ namespace berth::control {
 using core::Cat;
 
 bool MatchesWorkload(const ListFilter& filter, const core::Workload& w) {
+  if (!w.spec.name.starts_with(filter.prefix)) return false;
   if (filter.state && w.status.state != *filter.state) return false;
   if (!filter.host.empty() && w.status.host != filter.host) return false;
   if (filter.kind && w.spec.kind != *filter.kind) return false;
@@ -19,6 +20,7 @@ bool MatchesWorkload(const ListFilter& filter, const core::Workload& w) {
 }
 
 bool MatchesHost(const ListFilter& filter, const core::Host& h) {
+  if (!h.name.starts_with(filter.prefix)) return false;
   if (filter.host_state && h.state != *filter.host_state) return false;
   for (const sched::LabelSelector& s : filter.selector) {
     if (!s.Matches(h.inventory.labels)) return false;

@@ -26,9 +26,11 @@ struct ListFilter {
   std::optional<core::WorkloadKind> kind;      // workloads of this kind
   std::string tenant;                          // workloads of this tenant
   std::vector<sched::LabelSelector> selector;  // every one matches the object's labels
+  std::string prefix;                          // workloads and hosts whose name starts so
 
   bool Empty() const {
-    return !state && !host_state && host.empty() && !kind && tenant.empty() && selector.empty();
+    return !state && !host_state && host.empty() && !kind && tenant.empty() && selector.empty() &&
+           prefix.empty();
   }
 };
 

@@ -64,6 +64,8 @@ TEST(ListFilterTest, EachFilterNarrowsTheWorkloads) {
   EXPECT_FALSE(MatchesWorkload({.selector = *ParseLabelSelector("app!=web")}, w));
   EXPECT_TRUE(MatchesWorkload({.selector = *ParseLabelSelector("tier!=db")}, w));
   EXPECT_FALSE(MatchesWorkload({.selector = *ParseLabelSelector("app=web,tier")}, w));
+  EXPECT_TRUE(MatchesWorkload({.prefix = "w"}, w));
+  EXPECT_FALSE(MatchesWorkload({.prefix = "wx"}, w));
 }
 
 core::WorkloadSpec Spec(const std::string& name, const std::string& tenant,

@@ -1,6 +1,8 @@
 // Cluster: capacity, allocated and used for CPU, memory, GPUs and GPU memory; hosts and
-// workloads by state; and the stranded GPU share.
-import type { Host, List, Workload } from './model';
+// workloads by state; the stranded GPU share, and FGD's fragmentation of the live cluster. Every figure comes from GET /v1/summary, which
+// the server sums, so the page never lists the hosts or the workloads.
+import { useLive } from './api';
+import type { Summary } from './model';
 import { cpu, fmtMiB, mib, pct, trim } from './format';
 
 function Bar(props: { label: string; capacity: number; allocated: number; used?: number; fmt: (v: number) => string }) {
@@ -37,67 +39,59 @@ function Counts(props: { title: string; counts: Record<string, number> }) {
   );
 }
 
-export function ClusterView(props: { hosts?: List<Host>; workloads?: List<Workload> }) {
-  const hosts = props.hosts?.items || [];
-  const workloads = props.workloads?.items || [];
-  let capCpu = 0, allocCpu = 0, usedCpu = 0, capMem = 0, allocMem = 0, usedMem = 0;
-  let capGpu = 0, allocGpu = 0, capGpuMem = 0, allocGpuMem = 0, usedGpuMem = 0, gpuUtil = 0, gpuUtilN = 0;
-  let anyUsed = false, anyGpuUsed = false;
-  // Stranded: free GPU capacity on devices that are partly allocated, which a request for a
-  // whole device cannot use (the share of free GPU capacity that fragmentation strands).
-  let freeGpu = 0, stranded = 0;
-  const hostStates: Record<string, number> = {};
-  for (const h of hosts) {
-    hostStates[h.state] = (hostStates[h.state] || 0) + 1;
-    if (h.state !== 'ready') continue;
-    capCpu += cpu(h.inventory.cpu);
-    capMem += mib(h.inventory.memory);
-    capGpu += h.inventory.gpus.length;
-    for (const g of h.inventory.gpus) capGpuMem += mib(g.memory);
-    if (h.allocated) {
-      allocCpu += cpu(h.allocated.cpu);
-      allocMem += mib(h.allocated.memory);
-      allocGpu += h.allocated.gpu_milli / 1000;
-      for (const g of h.allocated.gpus) {
-        const dev = h.inventory.gpus.find((d) => d.index === g.index);
-        allocGpuMem += g.milli >= 1000 && dev ? mib(dev.memory) : mib(g.memory);
-        const free = (1000 - g.milli) / 1000;
-        freeGpu += free;
-        if (g.milli > 0 && g.milli < 1000) stranded += free;
-      }
-    }
-    if (h.used) {
-      anyUsed = true;
-      usedCpu += cpu(h.used.cpu);
-      usedMem += mib(h.used.memory);
-      for (const g of h.used.gpus) {
-        anyGpuUsed = true;
-        usedGpuMem += mib(g.memory_used);
-        gpuUtil += g.utilization_percent;
-        gpuUtilN++;
-      }
-    }
+// The summary changes with every heartbeat (the usage figures live in memory, not in the
+// store), so it is read again every five seconds rather than through a blocking query.
+export const kSummaryPollMs = 5000;
+
+export function ClusterView() {
+  const live = useLive<Summary>('/v1/summary', kSummaryPollMs);
+  const s = live.data;
+  if (!s) {
+    return (
+      <section id="view-cluster">
+        <h2>Cluster</h2>
+        {live.error ? <p class="error">{live.error}</p> : <p class="empty">loading</p>}
+      </section>
+    );
   }
-  const workloadStates: Record<string, number> = {};
-  for (const w of workloads) workloadStates[w.status.state] = (workloadStates[w.status.state] || 0) + 1;
+  const anyUsed = s.used.hosts_reporting > 0;
+  const anyGpuUsed = s.used.gpus_reporting > 0;
+  const f = s.gpu_fragmentation;
   return (
     <section id="view-cluster">
       <h2>Cluster</h2>
+      {live.error && <p class="error">{live.error}</p>}
       <div class="card">
         <h3>Capacity, allocated and used (ready hosts)</h3>
-        <Bar label="CPU" capacity={capCpu} allocated={allocCpu} used={anyUsed ? usedCpu : undefined} fmt={(v) => `${trim(v)} cores`} />
-        <Bar label="Memory" capacity={capMem} allocated={allocMem} used={anyUsed ? usedMem : undefined} fmt={fmtMiB} />
-        <Bar label="GPUs" capacity={capGpu} allocated={allocGpu} used={anyGpuUsed ? (gpuUtil / 100) : undefined} fmt={(v) => trim(v)} />
-        <Bar label="GPU memory" capacity={capGpuMem} allocated={allocGpuMem} used={anyGpuUsed ? usedGpuMem : undefined} fmt={fmtMiB} />
+        <Bar label="CPU" capacity={cpu(s.capacity.cpu)} allocated={cpu(s.allocated.cpu)} used={anyUsed ? cpu(s.used.cpu) : undefined} fmt={(v) => `${trim(v)} cores`} />
+        <Bar label="Memory" capacity={mib(s.capacity.memory)} allocated={mib(s.allocated.memory)} used={anyUsed ? mib(s.used.memory) : undefined} fmt={fmtMiB} />
+        <Bar
+          label="GPUs"
+          capacity={s.capacity.gpus}
+          allocated={s.allocated.gpu_milli / 1000}
+          used={anyGpuUsed ? (s.used.gpu_utilization_percent / 100) * s.used.gpus_reporting : undefined}
+          fmt={(v) => trim(v)}
+        />
+        <Bar label="GPU memory" capacity={mib(s.capacity.gpu_memory)} allocated={mib(s.allocated.gpu_memory)} used={anyGpuUsed ? mib(s.used.gpu_memory) : undefined} fmt={fmtMiB} />
         <p class="note">
-          Stranded GPU share: <b id="stranded">{freeGpu > 0 ? `${trim((100 * stranded) / freeGpu)}%` : '0%'}</b> of
-          free GPU capacity sits on partly allocated devices
-          {gpuUtilN > 0 ? ` · mean GPU utilization ${trim(gpuUtil / gpuUtilN)}%` : ''}.
+          GPUs used is busy device time: the mean utilization ({trim(s.used.gpu_utilization_percent)}%) times the{' '}
+          {s.used.gpus_reporting} devices whose agents report it; used figures come from {s.used.hosts_reporting} of{' '}
+          {s.hosts.ready} ready hosts.
+        </p>
+        <p class="note" id="fragmentation">
+          Stranded GPU share: <b id="stranded">{trim(f.stranded_pct)}%</b> of the free GPU capacity ({trim(f.free_milli / 1000)}{' '}
+          GPUs) sits on partly allocated devices, where no request for a whole device can use it; {f.whole_free_gpus} devices
+          are wholly free.
+        </p>
+        <p class="note" id="fgd">
+          Fragmentation as <code>berth sim fill</code> measures it (FGD, against the mix of the {f.fgd.mix_shapes} distinct
+          shapes of the workloads): <b id="fgd-ratio">{trim(f.fgd.ratio_pct)}%</b> of the free GPU capacity, {trim(f.fgd.fragmented_pct)}% of
+          all of it ({trim(f.fgd.fragmented_milli / 1000)} GPUs), is of no use to the workloads' shapes.
         </p>
       </div>
       <div class="cards">
-        <Counts title={`Hosts (${hosts.length})`} counts={hostStates} />
-        <Counts title={`Workloads (${workloads.length})`} counts={workloadStates} />
+        <Counts title={`Hosts (${s.hosts.total})`} counts={{ ready: s.hosts.ready, down: s.hosts.down, cordoned: s.hosts.cordoned }} />
+        <Counts title={`Workloads (${s.workloads.total})`} counts={s.workloads.by_state} />
       </div>
     </section>
   );

@@ -2,11 +2,10 @@
 // navigation, and the views, fed by live queries of the REST API.
 import { render } from 'preact';
 import { useEffect, useState } from 'preact/hooks';
-import { ApiError, call, errorText, getToken, setToken, useEvents, useLive } from './api';
+import { ApiError, call, errorText, getToken, setToken, useEvents } from './api';
 import { ClusterView } from './cluster';
 import { EventsView } from './events';
 import { HostDetail, HostsView } from './hosts';
-import type { Host, List, Workload } from './model';
 import { route } from './nav';
 import { PendingView } from './pending';
 import { SimulatorView } from './simulator';
@@ -26,7 +25,7 @@ function SignIn() {
     setError(undefined);
     try {
       // The token must open the API before the page keeps it.
-      await call('GET', '/v1/hosts', undefined, undefined, token);
+      await call('GET', '/v1/hosts?limit=1', undefined, undefined, token);
       setToken(token);
     } catch (err) {
       setError(err instanceof ApiError && err.status === 401 ? `refused: ${err.message}` : errorText(err));
@@ -75,20 +74,20 @@ function Dashboard() {
     on(); // the hash may have changed between the first render and this effect
     return () => window.removeEventListener('hashchange', on);
   }, []);
-  const hosts = useLive<List<Host>>('/v1/hosts', 5000);
-  const workloads = useLive<List<Workload>>('/v1/workloads');
+  // Each view reads what it shows, a page or a summary at a time; only the event log is shared
+  // (the Events view and a workload's events), kept live by one blocking query.
   const { events, error: eventsError } = useEvents();
   const [view, arg] = path;
   let body;
   switch (view) {
     case 'hosts':
-      body = arg ? <HostDetail name={arg} hosts={hosts.data} workloads={workloads.data} /> : <HostsView hosts={hosts.data} error={hosts.error} />;
+      body = arg ? <HostDetail name={arg} /> : <HostsView />;
       break;
     case 'workloads':
-      body = arg ? <WorkloadDetail name={arg} events={events} /> : <WorkloadsView workloads={workloads.data} error={workloads.error} />;
+      body = arg ? <WorkloadDetail name={arg} events={events} /> : <WorkloadsView />;
       break;
     case 'pending':
-      body = <PendingView workloads={workloads.data} index={workloads.index} />;
+      body = <PendingView />;
       break;
     case 'storage':
       body = <StorageView />;
@@ -100,7 +99,7 @@ function Dashboard() {
       body = <SimulatorView />;
       break;
     default:
-      body = <ClusterView hosts={hosts.data} workloads={workloads.data} />;
+      body = <ClusterView />;
   }
   return (
     <div class="shell">

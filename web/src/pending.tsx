@@ -1,8 +1,10 @@
-// Pending: every pending workload with its explanation from the scheduler (every failing check
-// with figures, and what would make it fit), asked again whenever the workload list changes.
+// Pending: the pending workloads, a page at a time (the server filters by state=pending), each
+// with its explanation from the scheduler (every failing check with figures, and what would
+// make it fit), asked again whenever the page changes.
 import { useEffect, useState } from 'preact/hooks';
-import { call, errorText } from './api';
-import { gpuText, type List, type Workload } from './model';
+import { call, errorText, useLive } from './api';
+import { gpuText, type Summary, type Workload } from './model';
+import { usePagedList } from './table';
 
 interface Explanation {
   explanation: string;
@@ -10,11 +12,16 @@ interface Explanation {
   to_fit?: string[];
 }
 
-// Explanations are asked for the first this many pending workloads; the rest are listed.
+// Explanations are asked for the first this many pending workloads of a page; the rest show
+// the scheduler's one-line reason.
 const kExplainAtMost = 50;
+const kPendingFilter = { state: 'pending' };
 
-export function PendingView(props: { workloads?: List<Workload>; index: number }) {
-  const pending = (props.workloads?.items || []).filter((w) => w.status.state === 'pending');
+export function PendingView() {
+  const { live, pager } = usePagedList<Workload>('pending', '/v1/workloads', kPendingFilter, undefined, 25);
+  const summary = useLive<Summary>('/v1/summary', 10000);
+  const pending = live.data?.items || [];
+  const total = summary.data?.workloads.by_state.pending;
   const names = pending.map((w) => w.name).join('\n');
   const [why, setWhy] = useState<Record<string, Explanation | string>>({});
   useEffect(() => {
@@ -33,11 +40,12 @@ export function PendingView(props: { workloads?: List<Workload>; index: number }
       if (!ctl.signal.aborted) setWhy(out);
     })();
     return () => ctl.abort();
-  }, [names, props.index]);
+  }, [names, live.index]);
   return (
     <section id="view-pending">
-      <h2>Pending ({pending.length})</h2>
-      {pending.length === 0 && <p class="empty">nothing is pending</p>}
+      <h2>Pending{total !== undefined ? ` (${total})` : ''}</h2>
+      {pager}
+      {live.data && pending.length === 0 && <p class="empty">nothing pending on this page</p>}
       {pending.map((w, i) => {
         const e = why[w.name];
         return (

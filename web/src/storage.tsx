@@ -1,21 +1,21 @@
-// Disks and networks: lists, and each item's details on a click.
+// Disks and networks: lists, a page at a time, and each item's details on a click.
 import { useState } from 'preact/hooks';
-import { useLive } from './api';
-import type { List } from './model';
-import { Table } from './table';
+import { PagedTable } from './table';
 
 type Item = Record<string, unknown> & { name: string };
 
+// Their lists take no blocking query: the page in view is read again every five seconds.
+const kStoragePollMs = 5000;
+
 function Listing(props: { title: string; path: string; id: string; columns: string[] }) {
-  const live = useLive<List<Item>>(props.path, 5000);
   const [open, setOpen] = useState<Item | null>(null);
   return (
     <div class="card">
       <h3>{props.title}</h3>
-      {live.error && <p class="error">{live.error}</p>}
-      <Table<Item>
+      <PagedTable<Item>
         id={props.id}
-        rows={live.data?.items || []}
+        path={props.path}
+        pollMs={kStoragePollMs}
         rowKey={(x) => x.name}
         onRow={(x) => setOpen(open && open.name === x.name ? null : x)}
         empty={`no ${props.title.toLowerCase()}`}

@@ -5,22 +5,47 @@ import uPlot from 'uplot';
 import 'uplot/dist/uPlot.min.css';
 import { call, errorText, getToken, useLive, type BerthEvent } from './api';
 import { age, cpu, mib } from './format';
-import { gpuText, type List, type Workload } from './model';
+import { gpuText, type Workload } from './model';
 import { go } from './nav';
-import { Table } from './table';
+import { FilterBox, PagedTable } from './table';
 
-export function WorkloadsView(props: { workloads?: List<Workload>; error?: string }) {
-  const rows = props.workloads?.items || [];
+export const kWorkloadStates = ['pending', 'scheduled', 'starting', 'running', 'paused', 'stopping', 'stopped', 'failed'];
+
+// The table of workloads, one page at a time, filtered by the server (name prefix, state, kind,
+// host, tenant, labels) and kept live by a blocking query on the page in view.
+export function WorkloadsView() {
+  const [f, setF] = useState<Record<string, string>>({});
+  const set = (k: string) => (v: string) => setF((old) => ({ ...old, [k]: v }));
   return (
     <section id="view-workloads">
       <h2>Workloads</h2>
-      {props.error && <p class="error">{props.error}</p>}
-      <Table<Workload>
+      <div class="server-filters">
+        <FilterBox id="workloads-prefix" placeholder="name starts with" onCommit={set('prefix')} />
+        <select id="workloads-state" value={f.state || ''} onChange={(e) => set('state')((e.target as HTMLSelectElement).value)}>
+          <option value="">any state</option>
+          {kWorkloadStates.map((s) => (
+            <option key={s} value={s}>
+              {s}
+            </option>
+          ))}
+        </select>
+        <select id="workloads-kind" value={f.kind || ''} onChange={(e) => set('kind')((e.target as HTMLSelectElement).value)}>
+          <option value="">any kind</option>
+          <option value="process">process</option>
+          <option value="container">container</option>
+          <option value="vm">vm</option>
+        </select>
+        <FilterBox id="workloads-host" placeholder="on host" onCommit={set('host')} />
+        <FilterBox id="workloads-tenant" placeholder="tenant" onCommit={set('tenant')} />
+        <FilterBox id="workloads-selector" placeholder="labels, e.g. app=web" onCommit={set('selector')} />
+      </div>
+      <PagedTable<Workload>
         id="workloads-table"
-        rows={rows}
+        path="/v1/workloads"
+        filters={f}
         rowKey={(w) => w.name}
         onRow={(w) => go(`#/workloads/${encodeURIComponent(w.name)}`)}
-        empty="no workloads"
+        empty="no workloads on this page"
         columns={[
           { title: 'Name', value: (w) => w.name },
           { title: 'Kind', value: (w) => w.kind },
@@ -33,7 +58,59 @@ export function WorkloadsView(props: { workloads?: List<Workload>; error?: strin
           { title: 'Age', value: (w) => w.created_at || '', render: (w) => age(w.created_at) },
         ]}
       />
+      <ServicesTable />
     </section>
+  );
+}
+
+interface Service {
+  name: string;
+  created_at: string | null;
+  spec: { replicas: number; port?: number; template: { kind: string; resources?: { cpu?: string; memory?: string } } };
+  status: {
+    replicas: { workload: string; host: string; state: string; ready: boolean }[];
+    rollout: { state: string; message: string };
+  };
+}
+
+// Services are read a page at a time, again every five seconds (their list takes no blocking
+// query); a click lists a service's replicas, each a link to its workload.
+const kServicePollMs = 5000;
+
+export function ServicesTable() {
+  const [open, setOpen] = useState<Service | null>(null);
+  return (
+    <div class="card">
+      <h3>Services</h3>
+      <PagedTable<Service>
+        id="services-table"
+        path="/v1/services"
+        pollMs={kServicePollMs}
+        rowKey={(s) => s.name}
+        onRow={(s) => setOpen(open && open.name === s.name ? null : s)}
+        empty="no services on this page"
+        columns={[
+          { title: 'Name', value: (s) => s.name },
+          { title: 'Ready/replicas', value: (s) => s.spec.replicas, render: (s) => `${s.status.replicas.filter((r) => r.ready).length}/${s.spec.replicas}` },
+          { title: 'Rollout', value: (s) => s.status.rollout.state },
+          { title: 'Kind', value: (s) => s.spec.template.kind },
+          { title: 'Port', value: (s) => s.spec.port || '-' },
+          { title: 'Age', value: (s) => s.created_at || '', render: (s) => age(s.created_at) },
+        ]}
+      />
+      {open && (
+        <ul id="service-replicas">
+          {open.status.replicas.map((r) => (
+            <li key={r.workload}>
+              <a href={`#/workloads/${encodeURIComponent(r.workload)}`}>{r.workload}</a> {r.state}
+              {r.host ? ` on ${r.host}` : ''}
+              {r.ready ? ' · ready' : ''}
+            </li>
+          ))}
+          {open.status.replicas.length === 0 && <li class="empty">no replicas</li>}
+        </ul>
+      )}
+    </div>
   );
 }
 

@@ -1,9 +1,12 @@
 // The dashboard in a real browser: starts `berth serve --dev` on a loopback port with its own
 // data directory, registers a GPU host through the API (its agent is this script: it heartbeats
-// with usage figures), creates workloads, then drives Debian's chromium through puppeteer-core:
-// a bad token is refused, each view shows the objects made here, an action (stop, confirmed)
-// works, live updates arrive without a reload, and the Simulator runs a comparison to its charts. Screenshots of every view go to the
-// directory given as BERTH_UI_ARTIFACTS. Every process it starts is stopped at the end.
+// with usage figures) with whole, shared and MIG GPUs and FPGAs, and more hosts and workloads
+// than a page holds, then drives Debian's chromium through puppeteer-core: a bad token is
+// refused, each view shows the objects made here, the host and workload tables page through the
+// server's lists and filter there, the GPU map lists every device with what each holder holds,
+// an action (stop, confirmed) works, live updates arrive without a reload, and the Simulator runs
+// a comparison to its charts. Screenshots of every view go to the directory given as
+// BERTH_UI_ARTIFACTS. Every process it starts is stopped at the end.
 //
 // Usage: BERTH_BINARY=build/main/berth BERTH_UI_ARTIFACTS=build/ui-screenshots \
 //        [BERTH_CHROMIUM=/usr/bin/chromium] node web/test/browser.mjs
@@ -87,8 +90,20 @@ async function main() {
     inventory: {
       cpu: '16', memory: '64Gi', disk: '100Gi', drivers: ['process'], labels: { pool: 'gpu' },
       gpus: [
-        { index: 0, model: 'A100-SXM4-80GB', memory: '80Gi' },
-        { index: 1, model: 'A100-SXM4-80GB', memory: '80Gi' },
+        { index: 0, uuid: 'GPU-00000000-0000-4000-8000-0000000000a0', model: 'A100-SXM4-80GB', memory: '80Gi' },
+        { index: 1, uuid: 'GPU-00000000-0000-4000-8000-0000000000a1', model: 'A100-SXM4-80GB', memory: '80Gi' },
+        {
+          index: 2, uuid: 'GPU-00000000-0000-4000-8000-0000000000a2', model: 'A100-SXM4-80GB', memory: '80Gi',
+          mig_enabled: true,
+          mig_instances: [
+            { profile: '3g.40gb', start_slice: 0, uuid: 'MIG-00000000-0000-4000-8000-0000000000b0' },
+            { profile: '3g.40gb', start_slice: 4, uuid: 'MIG-00000000-0000-4000-8000-0000000000b4' },
+          ],
+        },
+      ],
+      devices: [
+        { class: 'xilinx.com/fpga', id: 'u250-0' },
+        { class: 'xilinx.com/fpga', id: 'u250-1', healthy: false, health: 'device node /dev/xclmgmt1 is gone' },
       ],
     },
   });
@@ -96,7 +111,8 @@ async function main() {
   const heartbeat = () => api('PUT', '/v1/hosts/gpu-a/heartbeat', reg.credential, { usage });
   await heartbeat();
   beat = setInterval(() => heartbeat().catch(() => {}), 5000);
-  const local_only = [{ label: 'pool', op: 'not_in', values: ['gpu'] }];
+  // The hosts made to fill pages (pool=page) have no agent either: nothing is placed there.
+  const local_only = [{ label: 'pool', op: 'not_in', values: ['gpu', 'page'] }];
   await api('POST', '/v1/workloads', admin, {
     name: 'hello', kind: 'process', command: ['/bin/sh', '-c', 'echo hello from berth; sleep 3600'],
     resources: { cpu: '100m', memory: '32Mi' }, constraints: local_only,
@@ -111,6 +127,31 @@ async function main() {
   });
   await until('hello runs', async () => (await api('GET', '/v1/workloads/hello', admin)).status.state === 'running');
   await until('trainer is placed on gpu-a', async () => (await api('GET', '/v1/workloads/trainer', admin)).status.host === 'gpu-a');
+  // A half share of one GPU, a MIG slice of the MIG-mode one, and an FPGA.
+  await api('POST', '/v1/workloads', admin, {
+    name: 'sharer', kind: 'process', command: ['/bin/true'],
+    resources: { cpu: '1', memory: '1Gi', gpu: { share: '500m', memory: '10Gi' } },
+  });
+  await api('POST', '/v1/workloads', admin, {
+    name: 'miger', kind: 'process', command: ['/bin/true'],
+    resources: { cpu: '1', memory: '1Gi', gpu: { mig: '3g.40gb' } },
+  });
+  await api('POST', '/v1/workloads', admin, {
+    name: 'synth', kind: 'process', command: ['/bin/true'],
+    resources: { cpu: '1', memory: '1Gi' }, devices: [{ class: 'xilinx.com/fpga', count: 1 }],
+  });
+  for (const w of ['sharer', 'miger', 'synth']) {
+    await until(`${w} is placed on gpu-a`, async () => (await api('GET', `/v1/workloads/${w}`, admin)).status.host === 'gpu-a');
+  }
+  // More hosts than a page of 25 holds.
+  const kPageHosts = 30;
+  for (let i = 0; i < kPageHosts; i++) {
+    await api('POST', '/v1/hosts', readToken('join.token'), {
+      name: `page-${String(i).padStart(2, '0')}`,
+      inventory: { cpu: '4', memory: '8Gi', disk: '10Gi', drivers: ['process'], labels: { pool: 'page' } },
+    });
+  }
+  const kHosts = kPageHosts + 2;
 
   step('starting chromium');
   browser = await puppeteer.launch({
@@ -151,25 +192,70 @@ async function main() {
   if (page.url().includes(admin)) throw new Error('the token is in the URL');
 
   step('cluster');
-  await waitText('Hosts (2)', '#view-cluster');
-  await waitText('Workloads (3)', '#view-cluster');
-  await waitText('allocated 1 of 2', '#view-cluster'); // GPUs
+  await waitText(`Hosts (${kHosts})`, '#view-cluster');
+  await waitText('Workloads (6)', '#view-cluster');
+  // GPUs: a whole one, half of one and a 3g.40gb slice (3 of 7 compute slices) of three.
+  await waitText('allocated 1.93 of 3', '#view-cluster');
+  await waitText('mean utilization (87%)', '#view-cluster'); // the agent's report, through the summary
+  await waitText('Fragmentation as berth sim fill measures it', '#view-cluster');
+  await waitText('Stranded GPU share: 100%', '#view-cluster'); // all free GPU is on gpu-a's shared devices
   await shot('cluster');
 
-  step('hosts');
+  step('hosts: the table pages through the list of the server, which filters it');
   await view('hosts');
   await waitText('gpu-a', '#hosts-table');
   await waitText(local, '#hosts-table');
-  await waitText('2/16', '#hosts-table');
+  await waitText('5/16', '#hosts-table');
+  await waitText(`${kHosts} of ${kHosts} on this page`, '#hosts-table');
   await shot('hosts');
+  const rows = (id) => page.$$eval(`#${id} tbody tr[data-key]`, (r) => r.map((x) => x.dataset.key));
+  await page.select('#hosts-table-size', '25');
+  await waitText('1–25, more follow', '#hosts-table-page');
+  await waitText('25 of 25 on this page', '#hosts-table');
+  const firstPage = await rows('hosts-table');
+  await page.click('#hosts-table-next');
+  await waitText(`page 2 · 26–${kHosts}`, '#hosts-table-page');
+  await waitText(`${kHosts - 25} of ${kHosts - 25} on this page`, '#hosts-table');
+  const secondPage = await rows('hosts-table');
+  const seen = new Set([...firstPage, ...secondPage]);
+  if (firstPage.length !== 25 || seen.size !== kHosts) {
+    throw new Error(`the host pages hold ${firstPage.length} and ${secondPage.length} rows, ${seen.size} distinct; want 25 and ${kHosts - 25}`);
+  }
+  await shot('hosts-page-2');
+  await page.click('#hosts-table-prev');
+  await waitText('page 1 · 1–25', '#hosts-table-page');
+  // A server-side filter: names starting "page-1" (page-10 .. page-19), one page.
+  await page.type('#hosts-prefix', 'page-1');
+  await page.keyboard.press('Enter');
+  await waitText('page 1 · 1–10', '#hosts-table-page');
+  const filtered = await rows('hosts-table');
+  if (filtered.length !== 10 || !filtered.every((n) => n.startsWith('page-1'))) {
+    throw new Error(`prefix page-1 shows ${filtered.join(',')}`);
+  }
+  await page.click('#hosts-prefix', { clickCount: 3 });
+  await page.keyboard.press('Backspace');
+  await page.keyboard.press('Enter');
+  await waitText('1–25, more follow', '#hosts-table-page');
+
+  step('host: the GPU map and every device with its holders');
   await page.click('#hosts-table tr[data-key="gpu-a"]');
   await page.waitForSelector('#view-host .gpu-map', { timeout: kWait });
   await waitText('trainer', '#view-host .gpu-map');
   await waitText('utilization 87%', '#view-host');
+  await waitText('whole device', '#device-list');
+  await waitText('sharer (share 0.5, 10Gi)', '#device-list');
+  await waitText('miger (MIG 3g.40gb (slice', '#device-list');
+  await waitText('xilinx.com/fpga', '#device-list');
+  await waitText('synth', '#device-list');
+  await waitText('unhealthy: device node /dev/xclmgmt1 is gone', '#device-list');
+  await waitText('GPU-00000000-0000-4000-8000-0000000000a2', '#device-list');
+  await waitText('40Gi', '#device-list'); // GPU 0's memory in use, as the agent reported it
+  const devices = await page.$$eval('#device-list tbody tr[data-device]', (r) => r.length);
+  if (devices !== 5) throw new Error(`the device list has ${devices} rows; want 3 GPUs and 2 FPGAs`);
   await page.waitForSelector('#usage-chart canvas', { timeout: kWait }); // the usage history
   await shot('host-gpu-map');
 
-  step('workloads: a long list renders only the rows in view');
+  step('workloads: pages from the server, only the rows in view rendered, live');
   const kBulk = 40;
   for (let i = 0; i < kBulk; i++) {
     await api('POST', '/v1/workloads', admin, {
@@ -177,17 +263,43 @@ async function main() {
       resources: { cpu: '64', memory: '32Mi' }, constraints: local_only,
     });
   }
+  const kWorkloads = kBulk + 6;
   await view('workloads');
   for (const w of ['hello', 'trainer', 'huge']) await waitText(w, '#workloads-table');
-  await waitText(`${kBulk + 3} of ${kBulk + 3}`, '#workloads-table');
+  await waitText(`${kWorkloads} of ${kWorkloads} on this page`, '#workloads-table');
   const rendered = await page.$$eval('#workloads-table tbody tr[data-key]', (rows) => rows.length);
-  if (rendered >= kBulk + 3) throw new Error(`all ${rendered} rows rendered: the table is not windowed`);
+  if (rendered >= kWorkloads) throw new Error(`all ${rendered} rows rendered: the table is not windowed`);
   await shot('workloads');
+  await page.select('#workloads-table-size', '25');
+  await waitText('1–25, more follow', '#workloads-table-page');
+  await page.click('#workloads-table-next');
+  await waitText(`page 2 · 26–${kWorkloads}`, '#workloads-table-page');
+  await waitText(`${kWorkloads - 25} of ${kWorkloads - 25} on this page`, '#workloads-table');
+  await waitText('z-bulk-39', '#workloads-table');
+  await page.click('#workloads-table-prev');
+  await waitText('page 1 · 1–25', '#workloads-table-page');
+  // A workload made now shows up on the page in view, through its blocking query.
+  await api('POST', '/v1/workloads', admin, {
+    name: 'a-live', kind: 'process', command: ['/bin/true'], resources: { cpu: '64', memory: '32Mi' },
+    constraints: local_only,
+  });
+  await waitText('a-live', '#workloads-table');
+  // Filtered by the server: the pending ones only.
+  await page.select('#workloads-state', 'pending');
+  await waitText('page 1 · 1–25, more follow', '#workloads-table-page');
+  await until('only pending rows', async () => {
+    const states = await page.$$eval('#workloads-table tbody tr[data-key] td:nth-child(3)', (r) => r.map((x) => x.innerText));
+    return states.length === 25 && states.every((t) => t.trim() === 'pending');
+  });
+  await shot('workloads-pending-filter');
+  await page.select('#workloads-state', '');
 
   step('pending, with its explanation');
   await view('pending');
+  await waitText(`Pending (${kBulk + 2})`, '#view-pending'); // huge, a-live and the bulk
   await waitText('huge', '#view-pending');
   await waitText('cpu: asks 64, best host has', '#view-pending');
+  await waitText('page 1 · 1–25, more follow', '#pending-page');
   await shot('pending');
 
   step('disks and networks');
@@ -208,6 +320,15 @@ async function main() {
   });
   await waitText('late', '#events-table');
   await shot('events');
+
+  step('services: the table beside the workloads');
+  await api('POST', '/v1/services', admin, {
+    name: 'web-svc', replicas: 0, port: 8080,
+    template: { kind: 'process', command: ['/bin/true'], resources: { cpu: '100m', memory: '32Mi' } },
+  });
+  await view('workloads');
+  await waitText('web-svc', '#services-table');
+  await waitText('0/0', '#services-table');
 
   step('workload detail: logs, then stop behind a confirmation');
   await page.evaluate(() => (window.location.hash = '#/workloads/hello'));
