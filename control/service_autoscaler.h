@@ -40,7 +40,7 @@ struct AutoscaleDecision {
 class ServiceAutoscaler {
  public:
   // `start`: when observing began; a service counts as active then, so it is not stopped for
-  // idleness before idle_to_zero passed.
+  // idleness before idle_to_zero passed (InfinitePast: it has been idle forever).
   explicit ServiceAutoscaler(absl::Time start) : last_active_(start) {}
 
   void Record(const AutoscaleSample& sample);

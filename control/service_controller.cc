@@ -786,7 +786,10 @@ int ServiceController::Autoscale(const Service& svc, absl::Time now, core::Servi
   if (!status.autoscale) a.desired = svc.spec.replicas;
   // After a change of min or max the last decision is brought within them.
   const int current = std::clamp(a.desired, spec.min, spec.max);
-  AutoscaleMemory& m = autoscalers_.try_emplace(name, now).first->second;
+  // Running replicas count as recent use (after a restart they get idle_to_zero before they
+  // go); a service at zero has had none.
+  AutoscaleMemory& m =
+      autoscalers_.try_emplace(name, current > 0 ? now : absl::InfinitePast()).first->second;
   const EndpointStats stats = options_.endpoints->Stats(name);
   AutoscaleSample sample{.at = now};
   // Counters that went back belong to an endpoint opened again: this pass starts over.

@@ -845,6 +845,18 @@ TEST_F(AutoscaleControllerTest, FollowsTheEndpointsLoadDownToZeroAndBack) {
   EXPECT_NE(std::find(types.begin(), types.end(), "scaled-from-zero"), types.end());
 }
 
+TEST_F(AutoscaleControllerTest, AServiceCreatedAtZeroStaysThereUntilARequest) {
+  core::ServiceSpec spec = Autoscaled();
+  spec.replicas = 0;
+  ASSERT_TRUE(svc_.Create(spec).ok());
+  for (int i = 0; i < 5; ++i) Load(0, 0);
+  EXPECT_EQ(Live(), 0);
+  EXPECT_EQ(Status().desired, 0);
+  Load(1, 1, absl::Milliseconds(50), /*waiting=*/1);
+  EXPECT_EQ(Live(), 1);
+  EXPECT_EQ(Status().desired, 1);
+}
+
 TEST_F(AutoscaleControllerTest, AMinAboveZeroKeepsThatManyAndChangingTheBoundsClampsAtOnce) {
   ASSERT_TRUE(svc_.Create(Autoscaled(/*min=*/2)).ok());
   ASSERT_TRUE(svc_.ReconcileOnce().ok());
