@@ -478,7 +478,7 @@ TEST(CliServiceTest, GetShowsTheAutoscaler) {
   EXPECT_THAT(get.out, HasSubstr("replicas:  0 ready of 1 (autoscaled)"));
   EXPECT_THAT(get.out, HasSubstr("autoscale: concurrency, target 4 open connections per replica, "
                                  "0 to 8 replicas (stable window 1m, panic window 6s, scale-down "
-                                 "delay 0s, to zero after 2m idle)"));
+                                 "delay 0, to zero after 2m idle)"));
   EXPECT_THAT(get.out, HasSubstr("measured:  concurrency 0.00 over the stable window"));
   EXPECT_THAT(get.out, HasSubstr("decision:  1 replicas: no measurement yet: keeps 1 replica"));
   Result get_json = berth({"service", "get", "web", "--json"});
