@@ -133,7 +133,9 @@ TEST_F(AutoscalerTest, AScaleDownWaitsForTheDelay) {
   for (int k = 1; k <= 30; ++k) {
     AutoscaleDecision d = Step(0);
     EXPECT_EQ(d.desired, 4) << "second " << k;
-    if (k > 1) EXPECT_NE(d.reason.find("scale_down_delay 30s holds 4"), std::string::npos);
+    if (k > 1) {
+      EXPECT_NE(d.reason.find("scale_down_delay 30s holds 4"), std::string::npos) << k;
+    }
   }
   EXPECT_EQ(Step(0).desired, 3);  // the 3 of second 2 is the highest of the last 30 s
   EXPECT_EQ(Step(0).desired, 2);
