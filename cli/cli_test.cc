@@ -444,6 +444,55 @@ TEST(CliServiceTest, GetShowsTheEndpoint) {
   EXPECT_TRUE(endpoints->List().empty());
 }
 
+// `service get` with an autoscaler: its settings, what it measured and what it decided; `scale`
+// is refused while it decides.
+TEST(CliServiceTest, GetShowsTheAutoscaler) {
+  state::MemoryStore store;
+  control::ControlPlane control(&store, control::ControlPlaneOptions{});
+  std::unique_ptr<control::Endpoints> endpoints = control::NewProxyEndpoints("127.0.0.1");
+  control::ServiceController services(
+      &control, control::ServiceControllerOptions{.endpoints = endpoints.get()});
+  api::ApiServer server(api::ApiServerOptions{.admin_token = "admin"}, &control, nullptr);
+  api::AddServiceRoutes(server.router(), &services);
+  auto port = server.Start();
+  ASSERT_TRUE(port.ok()) << port.status();
+  auto berth = [&](std::vector<std::string> args) {
+    args.insert(args.end(), {"--server", Cat("127.0.0.1:", *port), "--token", "admin"});
+    return Berth(args);
+  };
+  auto probe = control::EndpointProxy::Start({.listen_address = "127.0.0.1", .port = 0});
+  ASSERT_TRUE(probe.ok()) << probe.status();
+  const int free_port = (*probe)->port();
+  probe->reset();
+  const std::string file =
+      std::filesystem::temp_directory_path() / Cat("berth-cli-autoscale-", getpid(), ".yaml");
+  std::ofstream(file) << "name: web\nport: 8080\nendpoint: {host_port: " << free_port
+                      << "}\nautoscale: {min: 0, max: 8, target: 4, idle_to_zero: 2m}\n"
+                         "template: {kind: process, command: [/bin/sleep, '60']}\n";
+  Result created = berth({"service", "create", "-f", file});
+  std::filesystem::remove(file);
+  ASSERT_EQ(created.code, 0) << created.err;
+  ASSERT_TRUE(services.ReconcileOnce().ok());
+  Result get = berth({"service", "get", "web"});
+  EXPECT_EQ(get.code, 0) << get.err;
+  EXPECT_THAT(get.out, HasSubstr("replicas:  0 ready of 1 (autoscaled)"));
+  EXPECT_THAT(get.out, HasSubstr("autoscale: concurrency, target 4 open connections per replica, "
+                                 "0 to 8 replicas (stable window 1m, panic window 6s, scale-down "
+                                 "delay 0, to zero after 2m idle)"));
+  EXPECT_THAT(get.out, HasSubstr("measured:  concurrency 0.00 over the stable window"));
+  EXPECT_THAT(get.out, HasSubstr("decision:  1 replicas: no measurement yet: keeps 1 replica"));
+  Result get_json = berth({"service", "get", "web", "--json"});
+  Json j = Json::parse(get_json.out, nullptr, false);
+  EXPECT_EQ(j["status"]["autoscale"]["desired"], 1) << get_json.out;
+  EXPECT_EQ(j["spec"]["autoscale"]["metric"], "concurrency") << get_json.out;
+  Result ls = berth({"service", "ls"});
+  EXPECT_THAT(ls.out, HasSubstr("0/1"));
+  Result scaled = berth({"service", "scale", "web", "3"});
+  EXPECT_EQ(scaled.code, 1);
+  EXPECT_THAT(scaled.err, HasSubstr("service \"web\": its replicas are set by its autoscaler"));
+  ASSERT_TRUE(services.Delete("web").ok());
+}
+
 // `berth image` acts on one host's catalog: --host names it, else the only host there is; with
 // none or several it says so before asking for any catalog.
 TEST(CliImageTest, PicksTheOnlyHostOrAsksForHost) {

@@ -5,6 +5,7 @@
 #include <sstream>
 
 #include "absl/strings/numbers.h"
+#include "absl/strings/str_format.h"
 #include "api/body_parser.h"
 #include "api/client/client.h"
 #include "cli/cli.h"
@@ -19,6 +20,15 @@ using core::Cat;
 using core::Json;
 
 namespace {
+
+// The replicas a service keeps now: its autoscaler's decision, or its spec's.
+int Wanted(const Json& s) {
+  const Json& st = s["status"];
+  if (s["spec"].contains("autoscale") && st.contains("autoscale") && st["autoscale"].is_object()) {
+    return st["autoscale"].value("desired", 0);
+  }
+  return s["spec"].value("replicas", 0);
+}
 
 class Session : public CommandSession {
  public:
@@ -160,7 +170,7 @@ class Session : public CommandSession {
         if (endpoint.empty()) endpoint = Cat(":", spec["endpoint"].value("host_port", 0));
       }
       rows.push_back({s.value("name", ""), spec["template"].value("kind", ""),
-                      Cat(st.value("ready", 0), "/", spec.value("replicas", 0)),
+                      Cat(st.value("ready", 0), "/", Wanted(s)),
                       spec.contains("port") ? Cat(spec["port"].get<int>()) : "-", endpoint,
                       st.value("message", "")});
     }
@@ -168,13 +178,47 @@ class Session : public CommandSession {
     return 0;
   }
 
+  void PrintAutoscale(const Json& a, const Json& st) {
+    const std::string metric = a.value("metric", "concurrency");
+    const std::string unit = metric == "rps" ? " requests/s" : " open connections";
+    out_ << "autoscale: " << metric << ", target " << absl::StrFormat("%g", a.value("target", 0.0))
+         << unit << " per replica, " << a.value("min", 0) << " to " << a.value("max", 0)
+         << " replicas (stable window " << a.value("stable_window", "") << ", panic window "
+         << a.value("panic_window", "") << ", scale-down delay " << a.value("scale_down_delay", "");
+    if (a.value("min", 1) == 0)
+      out_ << ", to zero after " << a.value("idle_to_zero", "") << " idle";
+    out_ << ")\n";
+    if (!st.contains("autoscale") || !st["autoscale"].is_object()) {
+      out_ << "decision:  none yet\n";
+      return;
+    }
+    const Json& d = st["autoscale"];
+    auto value = [](const Json& v) {
+      return v.is_number() ? absl::StrFormat("%.2f", v.get<double>()) : std::string("-");
+    };
+    out_ << "measured:  " << metric << " " << value(d["stable_value"])
+         << " over the stable window, " << value(d["panic_value"]) << " over the panic window"
+         << (d.value("panic", false) ? " (panic: only scaling up)" : "");
+    if (d.value("waiting", 0) > 0) out_ << "; " << d.value("waiting", 0) << " requests held";
+    if (d.contains("last_request_at") && d["last_request_at"].is_string()) {
+      out_ << "; last request " << d["last_request_at"].get<std::string>();
+    }
+    out_ << "\n"
+         << "decision:  " << d.value("desired", 0) << " replicas: " << d.value("decision", "")
+         << "\n";
+    if (d.value("activations", 0) > 0) {
+      out_ << "from zero: " << d.value("activations", 0) << " times; the last ready "
+           << d.value("last_activation", "") << " after the request that woke it\n";
+    }
+  }
+
   void PrintService(const Json& s) {
     const Json& spec = s["spec"];
     const Json& st = s["status"];
     out_ << "name:      " << s.value("name", "") << "\n"
          << "kind:      " << spec["template"].value("kind", "") << " replicas\n"
-         << "replicas:  " << st.value("ready", 0) << " ready of " << spec.value("replicas", 0)
-         << "\n"
+         << "replicas:  " << st.value("ready", 0) << " ready of " << Wanted(s)
+         << (spec.contains("autoscale") ? " (autoscaled)" : "") << "\n"
          << "port:      " << (spec.contains("port") ? Cat(spec["port"].get<int>()) : "-") << "\n";
     if (spec.contains("health")) {
       const Json& h = spec["health"];
@@ -197,6 +241,7 @@ class Session : public CommandSession {
       out_ << " (leaving replicas drain up to " << spec["endpoint"].value("drain_timeout", "")
            << ")\n";
     }
+    if (spec.contains("autoscale")) PrintAutoscale(spec["autoscale"], st);
     if (st.contains("rollout")) {
       const Json& r = st["rollout"];
       out_ << "revision:  " << r.value("revision", 0) << " (rollout " << r.value("state", "")
@@ -243,6 +288,8 @@ core::Command ServiceCommand() {
           "  health: {http: /healthz, interval: 2s, timeout: 1s, failure_threshold: 3}\n"
           "  endpoint: {host_port: 18080}   # one port for clients, across ready replicas\n"
           "  update: {max_surge: 1, max_unavailable: 0, progress_deadline: 10m}\n"
+          "  # or replicas set by the load at the endpoint, to zero when idle:\n"
+          "  # autoscale: {min: 0, max: 8, metric: concurrency, target: 4, idle_to_zero: 2m}\n"
           "  template:\n    kind: process\n"
           "    command: [\"/usr/bin/python3\", \"/srv/serve.py\"]   # listens on $PORT\n"
           "    resources: {cpu: 500m, memory: 128Mi}\n"
@@ -278,12 +325,12 @@ core::Command ServiceCommand() {
                     .summary = "list services with their ready replicas",
                     .run = Run({"ls"})},
       core::Command{.name = "get",
-                    .summary = "show a service: its endpoint, its replicas, their hosts, ports, "
-                               "readiness",
+                    .summary = "show a service: its endpoint, its autoscaler's measure and "
+                               "decision, its replicas, their hosts, ports, readiness",
                     .args = {name},
                     .run = Run({"get"})},
       core::Command{.name = "scale",
-                    .summary = "set the number of replicas (0 to 100)",
+                    .summary = "set the number of replicas (0 to 100; not with autoscale)",
                     .args = {name, {.name = "REPLICAS", .help = "how many replicas to keep"}},
                     .run = Run({"scale"})},
       core::Command{.name = "delete",

@@ -14,6 +14,7 @@
 #include <cstring>
 
 #include "core/guard.h"
+#include "core/json.h"
 #include "core/log.h"
 #include "core/status.h"
 #include "core/strings.h"
@@ -22,6 +23,7 @@ namespace berth::control {
 namespace {
 
 using core::Cat;
+using core::Json;
 
 // A socket address for a numeric host and port.
 bool Resolve(const std::string& host, int port, sockaddr_storage* out, socklen_t* len) {
@@ -125,7 +127,11 @@ absl::StatusOr<std::unique_ptr<EndpointProxy>> EndpointProxy::Start(EndpointProx
 
 EndpointProxy::EndpointProxy(EndpointProxyOptions options, int listen_fd, int wake_fd,
                              uint16_t port)
-    : options_(std::move(options)), listen_fd_(listen_fd), wake_fd_(wake_fd), port_(port) {}
+    : options_(std::move(options)), listen_fd_(listen_fd), wake_fd_(wake_fd), port_(port) {
+  absl::MutexLock lock(&mu_);
+  wait_for_backend_ = options_.wait_for_backend;
+  open_changed_ = absl::Now();
+}
 
 EndpointProxy::~EndpointProxy() {
   Stop();
@@ -159,6 +165,63 @@ int EndpointProxy::Active(const EndpointBackend& backend) {
   absl::MutexLock lock(&mu_);
   auto it = active_.find(backend.Key());
   return it == active_.end() ? 0 : it->second;
+}
+
+EndpointStats EndpointProxy::Stats() {
+  absl::MutexLock lock(&mu_);
+  const absl::Time now = absl::Now();
+  return {.accepted = accepted_.load(),
+          .open = open_,
+          .waiting = waiting_,
+          .busy_seconds = busy_seconds_ + open_ * absl::ToDoubleSeconds(now - open_changed_)};
+}
+
+void EndpointProxy::SetWaitForBackend(absl::Duration wait) {
+  absl::MutexLock lock(&mu_);
+  wait_for_backend_ = wait;
+}
+
+void EndpointProxy::CountOpen(int delta) {
+  absl::MutexLock lock(&mu_);
+  const absl::Time now = absl::Now();
+  busy_seconds_ += open_ * absl::ToDoubleSeconds(now - open_changed_);
+  open_changed_ = now;
+  open_ += delta;
+}
+
+void EndpointProxy::CountWaiting(int delta) {
+  absl::MutexLock lock(&mu_);
+  waiting_ += delta;
+}
+
+void EndpointProxy::Unavailable(int client, absl::Duration waited) {
+  // The request line, if the client sent one: only HTTP gets an HTTP answer.
+  char head[16] = {};
+  const ssize_t n = recv(client, head, sizeof head - 1, MSG_PEEK | MSG_DONTWAIT);
+  if (n <= 0) return;
+  const std::string_view line(head, static_cast<size_t>(n));
+  bool http = false;
+  for (std::string_view method :
+       {"GET ", "HEAD ", "POST ", "PUT ", "DELETE ", "PATCH ", "OPTIONS "}) {
+    http |= line.substr(0, method.size()) == method;
+  }
+  if (!http) return;
+  const std::string who =
+      options_.name.empty() ? std::string("this endpoint") : Cat("service \"", options_.name, "\"");
+  const std::string message =
+      Cat(who, ": no replica became ready within ", absl::FormatDuration(waited),
+          options_.name.empty() ? std::string()
+                                : Cat("; `berth service get ", options_.name, "` says why"));
+  const std::string body =
+      Json{{"error", {{"code", "unavailable"}, {"message", message}}}}.dump() + "\n";
+  std::string reply =
+      Cat("HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\n"
+          "Content-Length: ",
+          body.size(), "\r\nRetry-After: 1\r\nConnection: close\r\n\r\n");
+  if (line.substr(0, 5) != "HEAD ") reply += body;
+  if (!SendAll(client, reply.data(), reply.size())) {
+    core::LogDebug("endpoint :%d: the client left before its 503", port_);
+  }
 }
 
 bool EndpointProxy::Pick(const std::set<std::string>& tried, EndpointBackend* out) {
@@ -218,11 +281,13 @@ void EndpointProxy::AcceptLoop() {
     }
     SetTimeouts(client);
     auto done = std::make_shared<std::atomic<bool>>(false);
+    CountOpen(+1);
     connections_.push_back({std::thread([this, client, done] {
                               core::OkOrReport(
                                   "endpoint", "connection",
                                   core::RunGuarded("endpoint connection", [&] { Serve(client); }));
                               close(client);
+                              CountOpen(-1);
                               done->store(true);
                             }),
                             done});
@@ -230,7 +295,14 @@ void EndpointProxy::AcceptLoop() {
 }
 
 void EndpointProxy::Serve(int client) {
-  const absl::Time give_up = absl::Now() + options_.wait_for_backend;
+  const absl::Time arrived = absl::Now();
+  absl::Time give_up;
+  {
+    absl::MutexLock lock(&mu_);
+    give_up = arrived + wait_for_backend_;
+  }
+  bool waiting = false;  // counted in waiting_
+  bool waited_out = false;
   std::string replay;  // what the client sent while no reply came: sent again on a retry
   bool replayable = true;
   bool answered = false;
@@ -252,7 +324,15 @@ void EndpointProxy::Serve(int client) {
       }
       EndpointBackend b;
       if (!Pick(tried, &b)) {
-        if (absl::Now() >= give_up) return false;
+        if (absl::Now() >= give_up) {
+          waited_out = true;
+          return false;
+        }
+        if (!waiting) {
+          waiting = true;
+          CountWaiting(+1);
+          if (options_.on_wait) options_.on_wait();
+        }
         // None ready (or every one refused): wait a little, waking at once on Stop.
         tried.clear();
         pollfd p{wake_fd_, POLLIN, 0};
@@ -277,8 +357,12 @@ void EndpointProxy::Serve(int client) {
     }
     return false;
   };
-  if (!connect_next()) {
+  const bool connected = connect_next();
+  if (waiting) CountWaiting(-1);
+  waiting = false;
+  if (!connected) {
     ++failed_;
+    if (waited_out) Unavailable(client, absl::Now() - arrived);
     return;
   }
   bool client_eof = false, backend_eof = false;
@@ -322,7 +406,10 @@ void EndpointProxy::Serve(int client) {
       // The replica ended the connection. Before any answer it is another replica's turn.
       if (!answered && replayable && !backend_eof) {
         drop_backend();
-        if (!connect_next()) {
+        const bool again = connect_next();
+        if (waiting) CountWaiting(-1);
+        waiting = false;
+        if (!again) {
           ++failed_;
           return;
         }
@@ -344,20 +431,27 @@ class ProxyEndpoints final : public Endpoints {
   explicit ProxyEndpoints(std::string listen_address)
       : listen_address_(std::move(listen_address)) {}
 
-  absl::Status Open(const std::string& service, int port) override {
+  absl::Status Open(const std::string& service, int port, absl::Duration wait) override {
     std::unique_ptr<EndpointProxy> old;
     {
       absl::MutexLock lock(&mu_);
       auto it = proxies_.find(service);
       if (it != proxies_.end()) {
-        if (it->second->port() == port) return absl::OkStatus();
+        if (it->second->port() == port) {
+          it->second->SetWaitForBackend(wait);
+          return absl::OkStatus();
+        }
         old = std::move(it->second);
         proxies_.erase(it);
       }
     }
     old.reset();  // its port is free before the new one binds (it may be the same service's)
     BERTH_ASSIGN_OR_RETURN(std::unique_ptr<EndpointProxy> proxy,
-                           EndpointProxy::Start({.listen_address = listen_address_, .port = port}));
+                           EndpointProxy::Start({.name = service,
+                                                 .listen_address = listen_address_,
+                                                 .port = port,
+                                                 .wait_for_backend = wait,
+                                                 .on_wait = [this, service] { Demand(service); }}));
     absl::MutexLock lock(&mu_);
     proxies_[service] = std::move(proxy);
     return absl::OkStatus();
@@ -404,8 +498,27 @@ class ProxyEndpoints final : public Endpoints {
     return it == proxies_.end() ? 0 : it->second->Active(backend);
   }
 
+  EndpointStats Stats(const std::string& service) override {
+    absl::MutexLock lock(&mu_);
+    auto it = proxies_.find(service);
+    return it == proxies_.end() ? EndpointStats{} : it->second->Stats();
+  }
+
+  void SetDemandHook(std::function<void(const std::string&)> hook) override {
+    absl::MutexLock lock(&hook_mu_);
+    hook_ = std::move(hook);
+  }
+
  private:
+  // The hook runs under hook_mu_, so that SetDemandHook(nullptr) waits for a call in flight.
+  void Demand(const std::string& service) {
+    absl::MutexLock lock(&hook_mu_);
+    if (hook_) hook_(service);
+  }
+
   const std::string listen_address_;
+  absl::Mutex hook_mu_;
+  std::function<void(const std::string&)> hook_ ABSL_GUARDED_BY(hook_mu_);
   absl::Mutex mu_;
   std::map<std::string, std::unique_ptr<EndpointProxy>> proxies_ ABSL_GUARDED_BY(mu_);
 };

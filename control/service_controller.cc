@@ -26,6 +26,9 @@ namespace {
 constexpr int kMaxCasAttempts = 16;
 // Probes in flight at once in one pass.
 constexpr size_t kMaxConcurrentProbes = 32;
+// How often an autoscaled service's measured values are written to its stored status at most
+// (its decision is written whenever it changes).
+constexpr absl::Duration kAutoscaleRefresh = absl::Seconds(2);
 
 std::string OwnerOf(const Workload& w) {
   auto it = w.spec.labels.find(std::string(core::kServiceLabel));
@@ -83,12 +86,28 @@ ServiceController::ServiceController(ControlPlane* control, ServiceControllerOpt
       events_(control->store(), clock_),
       services_(control->store(), "service", std::string(kServicePrefix)) {
   const int span = std::max(1, options_.port_max - options_.port_min + 1);
-  absl::MutexLock lock(&pass_mu_);
-  port_cursor_ = options_.first_port_offset >= 0 ? options_.first_port_offset % span
-                                                 : static_cast<int>(std::random_device{}() % span);
+  {
+    absl::MutexLock lock(&pass_mu_);
+    port_cursor_ = options_.first_port_offset >= 0
+                       ? options_.first_port_offset % span
+                       : static_cast<int>(std::random_device{}() % span);
+  }
+  // A request held at an endpoint starts a pass at once: a service scaled to zero gets its
+  // replica without waiting for the period.
+  if (options_.endpoints != nullptr) {
+    options_.endpoints->SetDemandHook([this](const std::string&) { Poke(); });
+  }
 }
 
-ServiceController::~ServiceController() { Stop(); }
+ServiceController::~ServiceController() {
+  if (options_.endpoints != nullptr) options_.endpoints->SetDemandHook(nullptr);
+  Stop();
+}
+
+void ServiceController::Poke() {
+  absl::MutexLock lock(&mu_);
+  poked_ = true;
+}
 
 absl::StatusOr<Service> ServiceController::Create(const core::ServiceSpec& spec) {
   BERTH_RETURN_IF_ERROR(core::ValidateName("service", spec.name));
@@ -102,6 +121,12 @@ absl::StatusOr<Service> ServiceController::Create(const core::ServiceSpec& spec)
         Cat("service \"", spec.name, "\": this server cannot probe health checks"));
   }
   if (spec.endpoint.host_port != 0) BERTH_RETURN_IF_ERROR(OpenEndpoint(spec));
+  if (spec.autoscale &&
+      (spec.replicas < spec.autoscale->min || spec.replicas > spec.autoscale->max)) {
+    return core::FieldError(
+        "service", spec.name, "replicas",
+        Cat("must be between autoscale.min and autoscale.max, got ", spec.replicas));
+  }
   Service svc;
   svc.spec = spec;
   svc.status.message = "creating replicas";
@@ -110,7 +135,10 @@ absl::StatusOr<Service> ServiceController::Create(const core::ServiceSpec& spec)
   BERTH_RETURN_IF_ERROR(services_.AddCreate(&txn, spec.name, svc));
   events_.Add(&txn.then_ops, "service", spec.name, "created",
               Cat("service created with ", spec.replicas, " replicas of a ",
-                  core::WorkloadKindName(spec.workload_template.kind), " workload"));
+                  core::WorkloadKindName(spec.workload_template.kind), " workload",
+                  spec.autoscale ? Cat(", autoscaled between ", spec.autoscale->min, " and ",
+                                       spec.autoscale->max)
+                                 : std::string()));
   absl::StatusOr<state::TxnResponse> resp = control_->store()->Txn(txn);
   if (!resp.ok() || !resp->succeeded) {
     // OpenEndpoint refused a name that exists, so the endpoint just opened is this call's.
@@ -149,7 +177,7 @@ absl::Status ServiceController::OpenEndpoint(const core::ServiceSpec& spec, bool
           Cat("port ", port, " is the endpoint of service \"", other.spec.name, "\""));
     }
   }
-  absl::Status opened = options_.endpoints->Open(spec.name, port);
+  absl::Status opened = options_.endpoints->Open(spec.name, port, spec.endpoint.wait_timeout);
   if (!opened.ok()) {
     return core::FieldError(
         "service", spec.name, "endpoint.host_port",
@@ -219,6 +247,12 @@ absl::StatusOr<Service> ServiceController::Scale(std::string_view name, int repl
                             Cat("must be between 0 and ", core::kMaxReplicas, ", got ", replicas));
   }
   return Modify(name, "scaled", [&](Service& svc) -> absl::StatusOr<std::optional<Event>> {
+    if (svc.spec.autoscale) {
+      return absl::FailedPreconditionError(
+          Cat("service \"", name, "\": its replicas are set by its autoscaler (autoscale.min ",
+              svc.spec.autoscale->min, ", autoscale.max ", svc.spec.autoscale->max,
+              "); change those with `berth service update`, or remove autoscale"));
+    }
     if (svc.spec.replicas == replicas) return std::nullopt;
     const int before = svc.spec.replicas;
     svc.spec.replicas = replicas;
@@ -257,6 +291,7 @@ absl::StatusOr<Service> ServiceController::Update(const core::ServiceSpec& spec)
     if (spec.health != svc.spec.health) changes.push_back("health");
     if (spec.endpoint != svc.spec.endpoint) changes.push_back("endpoint");
     if (spec.update != svc.spec.update) changes.push_back("update");
+    if (spec.autoscale != svc.spec.autoscale) changes.push_back("autoscale");
     svc.spec = spec;
     return Event{"updated", Cat("updated: ", absl::StrJoin(changes, ", "))};
   });
@@ -332,6 +367,7 @@ absl::StatusOr<int> ServiceController::ReconcileOnce() {
     // Nothing to keep: no need to read every workload and host.
     health_.clear();
     draining_.clear();
+    autoscalers_.clear();
     return 0;
   }
   PassState pass;
@@ -355,6 +391,15 @@ absl::StatusOr<int> ServiceController::ReconcileOnce() {
   }
   for (auto it = draining_.begin(); it != draining_.end();) {
     it = live_replicas.contains(it->first) ? std::next(it) : draining_.erase(it);
+  }
+  std::set<std::string> autoscaled;
+  for (const ServiceRepository::Item& item : list.items) {
+    if (item.value.spec.autoscale && !item.value.status.deleting) {
+      autoscaled.insert(item.value.spec.name);
+    }
+  }
+  for (auto it = autoscalers_.begin(); it != autoscalers_.end();) {
+    it = autoscaled.contains(it->first) ? std::next(it) : autoscalers_.erase(it);
   }
   int actions = 0;
   absl::Status first_error;
@@ -402,9 +447,31 @@ absl::StatusOr<int> ServiceController::ReconcileService(const ServiceRepository:
     return actions;
   }
 
+  // The endpoint is (re)opened every pass: after a restart, or once its port is free again.
+  const bool has_endpoint = svc.spec.endpoint.host_port != 0 && options_.endpoints != nullptr;
+  status.endpoint = {};
+  if (has_endpoint) {
+    absl::Status opened =
+        options_.endpoints->Open(name, svc.spec.endpoint.host_port, svc.spec.endpoint.wait_timeout);
+    status.endpoint.address = options_.endpoints->Address(name);
+    status.endpoint.serving = opened.ok();
+    if (!opened.ok()) status.endpoint.message = std::string(opened.message());
+    if (status.endpoint.address.empty()) {
+      status.endpoint.address = Cat(":", svc.spec.endpoint.host_port);
+    }
+  }
+
+  // How many replicas: the spec's, or the autoscaler's decision.
+  int want = svc.spec.replicas;
+  if (svc.spec.autoscale && has_endpoint) {
+    want = Autoscale(svc, now, status, events);
+  } else {
+    status.autoscale.reset();
+    autoscalers_.erase(name);
+  }
+
   // A rollout that did not finish in time goes back to the revision before.
   core::RolloutStatus& rollout = status.rollout;
-  const int want = svc.spec.replicas;
   if (rollout.state == core::RolloutStatus::State::kProgressing && rollout.previous_template &&
       now - rollout.started_at >= svc.spec.update.progress_deadline) {
     const int64_t failed = rollout.revision;
@@ -418,19 +485,6 @@ absl::StatusOr<int> ServiceController::ReconcileService(const ServiceRepository:
     events.emplace_back("rolled-back", rollout.message);
   }
   const int64_t current = std::max<int64_t>(1, rollout.revision);
-
-  // The endpoint is (re)opened every pass: after a restart, or once its port is free again.
-  const bool has_endpoint = svc.spec.endpoint.host_port != 0 && options_.endpoints != nullptr;
-  status.endpoint = {};
-  if (has_endpoint) {
-    absl::Status opened = options_.endpoints->Open(name, svc.spec.endpoint.host_port);
-    status.endpoint.address = options_.endpoints->Address(name);
-    status.endpoint.serving = opened.ok();
-    if (!opened.ok()) status.endpoint.message = std::string(opened.message());
-    if (status.endpoint.address.empty()) {
-      status.endpoint.address = Cat(":", svc.spec.endpoint.host_port);
-    }
-  }
   auto backend_of = [&](const Workload* w) {
     auto addr = pass.host_address.find(w->status.host);
     return EndpointBackend{addr == pass.host_address.end() ? "" : addr->second,
@@ -500,17 +554,24 @@ absl::StatusOr<int> ServiceController::ReconcileService(const ServiceRepository:
       std::string address;
       int port;
       absl::Status result;
+      bool regular;  // at the check's interval; the others' failures do not count
     };
+    // While requests wait for a first ready replica, replicas never ready yet are probed every
+    // pass, so that one serves as soon as it answers.
+    const bool activating =
+        status.autoscale && (status.autoscale->waiting > 0 ||
+                             status.autoscale->activating_since != absl::InfinitePast());
     std::vector<Due> due;
     for (const Workload* w : live) {
       ReplicaHealth& h = health_[w->spec.name];
       if (w->status.state != WorkloadState::kRunning) continue;
-      if (now < h.next_probe) continue;
+      const bool regular = now >= h.next_probe;
+      if (!regular && !(activating && !h.ever_ready)) continue;
       const int port = NeedsHostPort(svc.spec) ? PortOf(*w) : svc.spec.port;
       auto addr = pass.host_address.find(w->status.host);
       if (port <= 0 || addr == pass.host_address.end()) continue;
-      due.push_back({w, addr->second, port, absl::OkStatus()});
-      h.next_probe = now + check.interval;
+      due.push_back({w, addr->second, port, absl::OkStatus(), regular});
+      if (regular) h.next_probe = now + check.interval;
     }
     for (size_t start = 0; start < due.size(); start += kMaxConcurrentProbes) {
       std::vector<std::thread> probes;
@@ -533,6 +594,10 @@ absl::StatusOr<int> ServiceController::ReconcileService(const ServiceRepository:
         h.ready = true;
         h.ever_ready = true;
         h.last_error.clear();
+        continue;
+      }
+      if (!d.regular) {
+        h.last_error = std::string(d.result.message());
         continue;
       }
       h.failures++;
@@ -684,6 +749,21 @@ absl::StatusOr<int> ServiceController::ReconcileService(const ServiceRepository:
             [&](const core::ReplicaStatus& a, const core::ReplicaStatus& b) {
               return IndexOf(name, a.workload) < IndexOf(name, b.workload);
             });
+  if (status.autoscale && status.autoscale->activating_since != absl::InfinitePast() &&
+      status.ready > 0) {
+    core::AutoscaleStatus& a = *status.autoscale;
+    a.last_activation = now - a.activating_since;
+    a.activating_since = absl::InfinitePast();
+    ++a.activations;
+    events.emplace_back("scaled-from-zero",
+                        Cat("a replica was ready ", absl::FormatDuration(a.last_activation),
+                            " after a request found none"));
+  }
+  if (message.empty() && want == 0 && svc.spec.autoscale) {
+    message = status.replicas.empty()
+                  ? "scaled to zero: the endpoint holds the next request while a replica starts"
+                  : "scaling to zero";
+  }
   if (message.empty()) {
     message = status.ready >= want
                   ? Cat(status.ready, " of ", want, " replicas ready")
@@ -696,6 +776,61 @@ absl::StatusOr<int> ServiceController::ReconcileService(const ServiceRepository:
   next.status = std::move(status);
   BERTH_RETURN_IF_ERROR(WriteService(item, std::move(next), events));
   return actions;
+}
+
+int ServiceController::Autoscale(const Service& svc, absl::Time now, core::ServiceStatus& status,
+                                 std::vector<Event>& events) {
+  const core::AutoscaleSpec& spec = *svc.spec.autoscale;
+  const std::string& name = svc.spec.name;
+  core::AutoscaleStatus a = status.autoscale.value_or(core::AutoscaleStatus{});
+  if (!status.autoscale) a.desired = svc.spec.replicas;
+  // After a change of min or max the last decision is brought within them.
+  const int current = std::clamp(a.desired, spec.min, spec.max);
+  // Running replicas count as recent use (after a restart they get idle_to_zero before they
+  // go); a service at zero has had none.
+  AutoscaleMemory& m =
+      autoscalers_.try_emplace(name, current > 0 ? now : absl::InfinitePast()).first->second;
+  const EndpointStats stats = options_.endpoints->Stats(name);
+  AutoscaleSample sample{.at = now};
+  // Counters that went back belong to an endpoint opened again: this pass starts over.
+  const bool comparable = m.last_at != absl::InfinitePast() && now > m.last_at &&
+                          stats.accepted >= m.last.accepted &&
+                          stats.busy_seconds >= m.last.busy_seconds;
+  if (comparable) {
+    sample.span = now - m.last_at;
+    const double seconds = absl::ToDoubleSeconds(sample.span);
+    sample.concurrency = (stats.busy_seconds - m.last.busy_seconds) / seconds;
+    sample.rps = static_cast<double>(stats.accepted - m.last.accepted) / seconds;
+  }
+  sample.active = stats.open > 0 || (comparable && stats.accepted > m.last.accepted);
+  m.kpa.Record(sample);
+  m.last = stats;
+  m.last_at = now;
+  const AutoscaleDecision d = m.kpa.Decide(spec, now, current, status.ready);
+  if (d.desired != current) {
+    events.emplace_back("autoscaled", Cat("replicas ", current, " -> ", d.desired, ": ", d.reason));
+    if (current == 0) a.activating_since = now;
+  }
+  if (d.desired == 0) a.activating_since = absl::InfinitePast();
+  const bool changed = d.desired != a.desired || d.panic != a.panic || stats.waiting != a.waiting;
+  a.desired = d.desired;
+  a.panic = d.panic;
+  a.waiting = stats.waiting;
+  // What was measured goes to the store when the decision changed, or every few seconds while
+  // it moves; an idle service is not written at all.
+  if (sample.active) m.last_request = now;
+  const bool moved = a.decision != d.reason || std::abs(a.stable_value - d.stable_value) >= 0.005 ||
+                     std::abs(a.panic_value - d.panic_value) >= 0.005 ||
+                     m.last_request > a.last_request_at;
+  if (changed || a.decision.empty() || (moved && now - a.observed_at >= kAutoscaleRefresh)) {
+    a.stable_value = d.stable_value;
+    a.panic_value = d.panic_value;
+    a.decision = d.reason;
+    a.observed_at = now;
+    a.last_request_at = std::max(a.last_request_at, m.last_request);
+  }
+  status.autoscale = a;
+  return d.desired;
 }
 
 int ServiceController::AllocatePort(PassState& pass) {
@@ -788,9 +923,10 @@ void ServiceController::Loop() {
   while (true) {
     {
       absl::MutexLock lock(&mu_);
-      auto stop = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return stopping_; };
-      mu_.AwaitWithTimeout(absl::Condition(&stop), options_.period);
+      auto wake = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return stopping_ || poked_; };
+      mu_.AwaitWithTimeout(absl::Condition(&wake), options_.period);
       if (stopping_) return;
+      poked_ = false;
     }
     if (options_.active && !options_.active()) {
       // Endpoints follow the lead: a server that does not lead serves none.

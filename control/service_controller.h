@@ -16,6 +16,10 @@
 //     from (label berth.revision); those of an older revision are replaced within the service's
 //     update.max_surge and update.max_unavailable, and a revision not all ready within
 //     update.progress_deadline is rolled back to the one before;
+//   * with autoscale, sets the number of replicas from the load its endpoint measures
+//     (control/service_autoscaler.h), down to zero when it is idle; a request held at the
+//     endpoint of a service at zero starts a pass at once, and its first replica is probed every
+//     pass until ready;
 //   * once the service is being deleted, deletes its replicas and then the service.
 // Every service change is one compare-and-set write with its event; replicas are created and
 // deleted through the ControlPlane, like any workload.
@@ -44,6 +48,7 @@
 #include "control/control_plane.h"
 #include "control/endpoint_proxy.h"
 #include "control/events.h"
+#include "control/service_autoscaler.h"
 #include "core/clock.h"
 #include "core/service.h"
 #include "state/repository.h"
@@ -108,6 +113,8 @@ class ServiceController {
 
   // One pass over every service; returns how many replicas it created or deleted.
   absl::StatusOr<int> ReconcileOnce();
+  // Has the loop run a pass now rather than at the end of its period.
+  void Poke();
 
   // Runs a pass every options.period on a background thread until Stop().
   void Start();
@@ -132,6 +139,14 @@ class ServiceController {
     absl::Time deadline;
     EndpointBackend backend;
   };
+  // An autoscaled service's autoscaler and the endpoint's counters at the last pass.
+  struct AutoscaleMemory {
+    explicit AutoscaleMemory(absl::Time start) : kpa(start) {}
+    ServiceAutoscaler kpa;
+    EndpointStats last;
+    absl::Time last_at = absl::InfinitePast();
+    absl::Time last_request = absl::InfinitePast();  // the last pass that saw a connection
+  };
   struct PassState;                                   // service_controller.cc
   using Event = std::pair<std::string, std::string>;  // type, message
   // Edits a service read from the store; returns the event that says what changed, or nullopt
@@ -151,6 +166,10 @@ class ServiceController {
   absl::StatusOr<std::string> CreateReplica(const core::Service& svc, int64_t revision,
                                             int64_t* next_index, PassState& pass)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(pass_mu_);
+  // Measures the service's endpoint, lets its autoscaler decide and records the decision in
+  // `status`; returns the replicas to keep.
+  int Autoscale(const core::Service& svc, absl::Time now, core::ServiceStatus& status,
+                std::vector<Event>& events) ABSL_EXCLUSIVE_LOCKS_REQUIRED(pass_mu_);
   // A host port no live replica holds, or 0 when the range is used up.
   int AllocatePort(PassState& pass) ABSL_EXCLUSIVE_LOCKS_REQUIRED(pass_mu_);
   // Refuses an endpoint port another service holds, one in the replicas' range, or one that
@@ -174,9 +193,11 @@ class ServiceController {
   std::map<std::string, ReplicaHealth> health_ ABSL_GUARDED_BY(pass_mu_);
   std::map<std::string, Drain> draining_ ABSL_GUARDED_BY(pass_mu_);  // by replica
   int port_cursor_ ABSL_GUARDED_BY(pass_mu_) = 0;
+  std::map<std::string, AutoscaleMemory> autoscalers_ ABSL_GUARDED_BY(pass_mu_);  // by service
 
   absl::Mutex mu_;
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
+  bool poked_ ABSL_GUARDED_BY(mu_) = false;
   std::thread loop_;
   std::atomic<int64_t> loop_failures_{0};
   std::string last_failure_;  // only the loop's thread touches it

@@ -81,10 +81,11 @@ class FakeProber final : public HealthProber {
 // test says each backend has.
 class FakeEndpoints final : public Endpoints {
  public:
-  absl::Status Open(const std::string& service, int port) override {
+  absl::Status Open(const std::string& service, int port, absl::Duration wait) override {
     absl::MutexLock lock(&mu_);
     if (taken_.contains(port)) return absl::UnavailableError("Address already in use");
     open_[service] = port;
+    wait_[service] = wait;
     return absl::OkStatus();
   }
   void Close(const std::string& service) override {
@@ -111,6 +112,37 @@ class FakeEndpoints final : public Endpoints {
     absl::MutexLock lock(&mu_);
     auto it = active_.find(backend.port);
     return it == active_.end() ? 0 : it->second;
+  }
+  EndpointStats Stats(const std::string& service) override {
+    absl::MutexLock lock(&mu_);
+    return stats_[service];
+  }
+  void SetDemandHook(std::function<void(const std::string&)> hook) override {
+    absl::MutexLock lock(&mu_);
+    hook_ = std::move(hook);
+  }
+
+  // What the endpoint of `service` measures from now on.
+  void SetStats(const std::string& service, EndpointStats stats) {
+    absl::MutexLock lock(&mu_);
+    stats_[service] = stats;
+  }
+  // A connection starts waiting for a replica: the hook is called, as the proxy does.
+  void Demand(const std::string& service) {
+    std::function<void(const std::string&)> hook;
+    {
+      absl::MutexLock lock(&mu_);
+      hook = hook_;
+    }
+    if (hook) hook(service);
+  }
+  bool HasHook() {
+    absl::MutexLock lock(&mu_);
+    return hook_ != nullptr;
+  }
+  absl::Duration WaitOf(const std::string& service) {
+    absl::MutexLock lock(&mu_);
+    return wait_[service];
   }
 
   void Take(int port) {
@@ -145,6 +177,9 @@ class FakeEndpoints final : public Endpoints {
   std::map<std::string, int> open_ ABSL_GUARDED_BY(mu_);
   std::map<std::string, std::vector<EndpointBackend>> backends_ ABSL_GUARDED_BY(mu_);
   std::map<int, int> active_ ABSL_GUARDED_BY(mu_);
+  std::map<std::string, EndpointStats> stats_ ABSL_GUARDED_BY(mu_);
+  std::map<std::string, absl::Duration> wait_ ABSL_GUARDED_BY(mu_);
+  std::function<void(const std::string&)> hook_ ABSL_GUARDED_BY(mu_);
 };
 
 class ServiceControllerTest : public ::testing::Test {
@@ -694,6 +729,178 @@ TEST_F(ServiceControllerTest, RunsOnItsOwnThreadUntilStopped) {
   svc_.Stop();
   EXPECT_EQ(Replicas().size(), 2u);
   EXPECT_EQ(svc_.loop_failures(), 0);
+}
+
+// A service of process replicas without health checks, with an endpoint and an autoscaler:
+// target 1 open connection per replica, 6 s windows, to zero after 3 s without a request.
+core::ServiceSpec Autoscaled(int min = 0) {
+  core::Json j = {
+      {"name", "web"},
+      {"port", 8080},
+      {"endpoint", {{"host_port", 18080}, {"wait_timeout", "20s"}}},
+      {"autoscale",
+       {{"min", min}, {"max", 4}, {"target", 1}, {"stable_window", "6s"}, {"panic_window", "6s"}}},
+      {"template",
+       {{"kind", "process"},
+        {"command", {"/bin/server"}},
+        {"resources", {{"cpu", "500m"}, {"memory", "64Mi"}}}}}};
+  if (min == 0) j["autoscale"]["idle_to_zero"] = "3s";
+  auto spec = core::DecodeServiceSpec(j);
+  EXPECT_TRUE(spec.ok()) << spec.status();
+  return *spec;
+}
+
+class AutoscaleControllerTest : public ServiceControllerTest {
+ protected:
+  // `step` of the clock in which the endpoint had `open` connections open throughout and
+  // `arrived` new ones, then a pass.
+  void Load(int open, int arrived, absl::Duration step = absl::Seconds(1), int waiting = 0) {
+    clock_.Advance(step);
+    load_.busy_seconds += open * absl::ToDoubleSeconds(step);
+    load_.accepted += arrived;
+    load_.open = open;
+    load_.waiting = waiting;
+    endpoints_.SetStats("web", load_);
+    ASSERT_TRUE(svc_.ReconcileOnce().ok());
+  }
+  // The live replicas (not being deleted).
+  int Live() {
+    int n = 0;
+    for (const auto& w : Replicas()) n += w.status.desired != core::DesiredState::kDeleted;
+    return n;
+  }
+  core::AutoscaleStatus Status() {
+    auto s = svc_.Get("web");
+    EXPECT_TRUE(s.ok()) << s.status();
+    EXPECT_TRUE(s.ok() && s->status.autoscale.has_value());
+    return s.ok() && s->status.autoscale ? *s->status.autoscale : core::AutoscaleStatus{};
+  }
+
+  EndpointStats load_;
+};
+
+TEST_F(AutoscaleControllerTest, FollowsTheEndpointsLoadDownToZeroAndBack) {
+  ASSERT_TRUE(svc_.Create(Autoscaled()).ok());
+  ASSERT_TRUE(svc_.ReconcileOnce().ok());
+  EXPECT_EQ(endpoints_.WaitOf("web"), absl::Seconds(20));
+  EXPECT_EQ(Live(), 1);  // it starts with one replica
+  EXPECT_EQ(Status().desired, 1);
+  RunAll();
+  // Three connections open against one replica meant to take one: 3x the target, so the
+  // autoscaler panics and asks for three at once.
+  Load(3, 3);
+  EXPECT_EQ(Status().desired, 3);
+  EXPECT_TRUE(Status().panic);
+  EXPECT_NE(Status().decision.find("panic"), std::string::npos) << Status().decision;
+  EXPECT_DOUBLE_EQ(Status().panic_value, 3);
+  EXPECT_EQ(Live(), 3);
+  auto types = EventTypes();
+  EXPECT_NE(std::find(types.begin(), types.end(), "autoscaled"), types.end());
+  RunAll();
+  for (int i = 0; i < 8; ++i) Load(3, 3);
+  EXPECT_EQ(Status().desired, 3);
+  EXPECT_FALSE(Status().panic);  // three ready replicas take the load at the target
+  EXPECT_EQ(svc_.Get("web")->status.ready, 3);
+  // The autoscaler owns the count.
+  absl::Status scaled = svc_.Scale("web", 2).status();
+  EXPECT_EQ(scaled.code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_NE(scaled.message().find("set by its autoscaler"), std::string::npos) << scaled;
+
+  // No request for 3 s: every replica leaves, and the endpoint stays open. Before that the
+  // stable window's average falls (2.5, then 2).
+  Load(0, 0);
+  EXPECT_EQ(Status().desired, 3);
+  Load(0, 0);
+  EXPECT_EQ(Status().desired, 2);
+  Load(0, 0);
+  EXPECT_EQ(Status().desired, 0);
+  EXPECT_NE(Status().decision.find("scaled to zero"), std::string::npos) << Status().decision;
+  ASSERT_TRUE(svc_.ReconcileOnce().ok());  // drained (no connection open): deleted
+  StopDeleted();
+  ASSERT_TRUE(svc_.ReconcileOnce().ok());
+  EXPECT_EQ(Live(), 0);
+  auto s = svc_.Get("web");
+  EXPECT_EQ(s->status.message,
+            "scaled to zero: the endpoint holds the next request while a replica starts");
+  EXPECT_EQ(endpoints_.PortOf("web"), 18080);
+  // Idle, once the windows forgot the load: more passes write nothing.
+  for (int i = 0; i < 6; ++i) Load(0, 0);
+  const int64_t revision = svc_.Get("web")->revision;
+  for (int i = 0; i < 10; ++i) Load(0, 0);
+  EXPECT_EQ(svc_.Get("web")->revision, revision);
+
+  // A request arrives and is held: a replica at once; it is ready 300 ms later.
+  Load(1, 1, absl::Milliseconds(100), /*waiting=*/1);
+  EXPECT_EQ(Status().desired, 1);
+  EXPECT_EQ(Status().waiting, 1);
+  EXPECT_NE(Status().activating_since, absl::InfinitePast());
+  EXPECT_EQ(Live(), 1);
+  RunAll();
+  Load(1, 0, absl::Milliseconds(300));
+  core::AutoscaleStatus a = Status();
+  EXPECT_EQ(a.activations, 1);
+  EXPECT_EQ(a.last_activation, absl::Milliseconds(300));
+  EXPECT_EQ(a.activating_since, absl::InfinitePast());
+  types = EventTypes();
+  EXPECT_NE(std::find(types.begin(), types.end(), "scaled-from-zero"), types.end());
+}
+
+TEST_F(AutoscaleControllerTest, AServiceCreatedAtZeroStaysThereUntilARequest) {
+  core::ServiceSpec spec = Autoscaled();
+  spec.replicas = 0;
+  ASSERT_TRUE(svc_.Create(spec).ok());
+  for (int i = 0; i < 5; ++i) Load(0, 0);
+  EXPECT_EQ(Live(), 0);
+  EXPECT_EQ(Status().desired, 0);
+  Load(1, 1, absl::Milliseconds(50), /*waiting=*/1);
+  EXPECT_EQ(Live(), 1);
+  EXPECT_EQ(Status().desired, 1);
+}
+
+TEST_F(AutoscaleControllerTest, AMinAboveZeroKeepsThatManyAndChangingTheBoundsClampsAtOnce) {
+  ASSERT_TRUE(svc_.Create(Autoscaled(/*min=*/2)).ok());
+  ASSERT_TRUE(svc_.ReconcileOnce().ok());
+  EXPECT_EQ(Live(), 2);  // left out, replicas start at min
+  RunAll();
+  for (int i = 0; i < 20; ++i) Load(0, 0);
+  EXPECT_EQ(Status().desired, 2);
+  core::ServiceSpec spec = Autoscaled(/*min=*/3);
+  spec.replicas = 3;
+  ASSERT_TRUE(svc_.Update(spec).ok());
+  Load(0, 0);
+  EXPECT_EQ(Status().desired, 3);
+  EXPECT_EQ(Live(), 3);
+  // Without autoscale, `replicas` rules again.
+  spec.autoscale.reset();
+  spec.replicas = 1;
+  ASSERT_TRUE(svc_.Update(spec).ok());
+  Load(0, 0);
+  EXPECT_FALSE(svc_.Get("web")->status.autoscale.has_value());
+  ASSERT_TRUE(svc_.ReconcileOnce().ok());  // the two leaving drained: deleted
+  EXPECT_EQ(Live(), 1);
+}
+
+TEST_F(ServiceControllerTest, AHeldRequestStartsAPassAtOnce) {
+  core::ServiceSpec spec = Autoscaled();
+  spec.replicas = 0;
+  ASSERT_TRUE(svc_.Create(spec).ok());
+  {
+    ServiceController slow(&cp_, ServiceControllerOptions{.clock = &clock_,
+                                                          .prober = &prober_,
+                                                          .endpoints = &endpoints_,
+                                                          .port_min = 30000,
+                                                          .port_max = 30009,
+                                                          .period = absl::Hours(1)});
+    slow.Start();
+    EXPECT_EQ(Replicas().size(), 0u);
+    endpoints_.SetStats("web", {.accepted = 1, .open = 1, .waiting = 1});
+    endpoints_.Demand("web");
+    for (int i = 0; i < 400 && Replicas().empty(); ++i) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(25));
+    }
+    EXPECT_EQ(Replicas().size(), 1u) << "the held request did not start a pass";
+  }
+  EXPECT_FALSE(endpoints_.HasHook());  // a controller that is gone is not called
 }
 
 // The socket prober against a real listener on loopback.

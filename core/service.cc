@@ -1,5 +1,7 @@
 #include "core/service.h"
 
+#include <cmath>
+
 #include "core/names.h"
 #include "core/status.h"
 #include "core/strings.h"
@@ -73,7 +75,8 @@ absl::Status DecodeHealth(const JsonContext& ctx, const Json& j, HealthCheck* h)
 }
 
 absl::Status DecodeEndpoint(const JsonContext& ctx, const Json& j, EndpointSpec* e) {
-  BERTH_RETURN_IF_ERROR(CheckObject(ctx, j, "endpoint", {"host_port", "drain_timeout"}));
+  BERTH_RETURN_IF_ERROR(
+      CheckObject(ctx, j, "endpoint", {"host_port", "drain_timeout", "wait_timeout"}));
   if (!j.contains("host_port") || j["host_port"].is_null()) {
     return ctx.Error("endpoint.host_port", "is required: the port clients connect to");
   }
@@ -91,8 +94,75 @@ absl::Status DecodeEndpoint(const JsonContext& ctx, const Json& j, EndpointSpec*
   e->host_port = static_cast<int>(port);
   BERTH_RETURN_IF_ERROR(DurationField(ctx, j, "endpoint", "drain_timeout", absl::ZeroDuration(),
                                       absl::Hours(1), &e->drain_timeout));
+  BERTH_RETURN_IF_ERROR(DurationField(ctx, j, "endpoint", "wait_timeout", absl::Seconds(1),
+                                      absl::Minutes(10), &e->wait_timeout));
   return absl::OkStatus();
 }
+
+absl::Status DecodeAutoscale(const JsonContext& ctx, const Json& j, AutoscaleSpec* a) {
+  BERTH_RETURN_IF_ERROR(CheckObject(ctx, j, "autoscale",
+                                    {"min", "max", "metric", "target", "stable_window",
+                                     "panic_window", "scale_down_delay", "idle_to_zero"}));
+  int64_t min = a->min, max = 0;
+  BERTH_RETURN_IF_ERROR(OptionalInt(ctx, j, "autoscale", "min", 0, kMaxReplicas, &min));
+  if (!j.contains("max") || j["max"].is_null()) {
+    return ctx.Error("autoscale.max", "is required: the most replicas the autoscaler may run");
+  }
+  BERTH_RETURN_IF_ERROR(OptionalInt(ctx, j, "autoscale", "max", 1, kMaxReplicas, &max));
+  if (max < min) {
+    return ctx.Error("autoscale.max", Cat("must be at least autoscale.min (", min, "), got ", max));
+  }
+  a->min = static_cast<int>(min);
+  a->max = static_cast<int>(max);
+  std::string metric = "concurrency";
+  BERTH_RETURN_IF_ERROR(OptionalString(ctx, j, "autoscale", "metric", &metric));
+  if (metric == "concurrency") {
+    a->metric = AutoscaleSpec::Metric::kConcurrency;
+  } else if (metric == "rps") {
+    a->metric = AutoscaleSpec::Metric::kRps;
+  } else {
+    return ctx.Error("autoscale.metric",
+                     Cat("must be concurrency or rps, got ", Preview(j["metric"])));
+  }
+  if (!j.contains("target") || j["target"].is_null()) {
+    return ctx.Error("autoscale.target",
+                     "is required: the concurrency (or requests per second) one replica should "
+                     "take, like 4");
+  }
+  if (!j["target"].is_number()) {
+    return ctx.Error("autoscale.target",
+                     Cat("must be a number like 4, got ", Preview(j["target"])));
+  }
+  const double target = j["target"].get<double>();
+  if (!std::isfinite(target) || target < 0.01 || target > 1e6) {
+    return ctx.Error("autoscale.target",
+                     Cat("must be between 0.01 and 1000000, got ", Preview(j["target"])));
+  }
+  a->target = target;
+  BERTH_RETURN_IF_ERROR(DurationField(ctx, j, "autoscale", "stable_window", absl::Seconds(6),
+                                      absl::Hours(1), &a->stable_window));
+  BERTH_RETURN_IF_ERROR(DurationField(ctx, j, "autoscale", "panic_window", absl::Seconds(1),
+                                      absl::Hours(1), &a->panic_window));
+  if (a->panic_window > a->stable_window) {
+    return ctx.Error(
+        "autoscale.panic_window",
+        Cat("must not exceed autoscale.stable_window (", absl::FormatDuration(a->stable_window),
+            "), got ", absl::FormatDuration(a->panic_window)));
+  }
+  BERTH_RETURN_IF_ERROR(DurationField(ctx, j, "autoscale", "scale_down_delay", absl::ZeroDuration(),
+                                      absl::Hours(1), &a->scale_down_delay));
+  if (j.contains("idle_to_zero") && !j["idle_to_zero"].is_null() && a->min > 0) {
+    return ctx.Error("autoscale.idle_to_zero",
+                     Cat("applies only with autoscale.min 0 (a service that may stop its last "
+                         "replica), got min ",
+                         a->min));
+  }
+  return DurationField(ctx, j, "autoscale", "idle_to_zero", absl::Seconds(1), absl::Hours(24),
+                       &a->idle_to_zero);
+}
+
+// A measured value as stored: two decimals, so that noise below them changes nothing.
+double Round2(double v) { return std::round(v * 100) / 100; }
 
 absl::Status DecodeUpdate(const JsonContext& ctx, const Json& j, UpdateStrategy* u) {
   BERTH_RETURN_IF_ERROR(
@@ -128,9 +198,9 @@ absl::StatusOr<ServiceSpec> DecodeServiceSpec(const Json& json) {
   if (auto it = json.find("name"); it != json.end() && it->is_string()) {
     ctx.name = it->get<std::string>();
   }
-  BERTH_RETURN_IF_ERROR(CheckObject(
-      ctx, json, "",
-      {"name", "kind", "template", "replicas", "port", "health", "endpoint", "update"}));
+  BERTH_RETURN_IF_ERROR(CheckObject(ctx, json, "",
+                                    {"name", "kind", "template", "replicas", "port", "health",
+                                     "endpoint", "update", "autoscale"}));
   if (!json.contains("name")) return ctx.Error("name", "is required");
   if (!json["name"].is_string()) return ctx.Error("name", "must be a string");
   ServiceSpec spec;
@@ -203,6 +273,25 @@ absl::StatusOr<ServiceSpec> DecodeServiceSpec(const Json& json) {
                        "is not available yet for replicas on Berth networks (template.networks)");
     }
   }
+  if (auto it = json.find("autoscale"); it != json.end() && !it->is_null()) {
+    AutoscaleSpec a;
+    BERTH_RETURN_IF_ERROR(DecodeAutoscale(ctx, *it, &a));
+    if (spec.endpoint.host_port == 0) {
+      return ctx.Error("autoscale",
+                       "needs an endpoint (endpoint: {host_port: 18080}): the load it follows is "
+                       "measured there");
+    }
+    // `replicas` is where the service starts; left out, at min (at least one replica).
+    if (!json.contains("replicas") || json["replicas"].is_null()) {
+      spec.replicas = std::min(a.max, std::max(a.min, 1));
+    } else if (spec.replicas < a.min || spec.replicas > a.max) {
+      return ctx.Error("replicas",
+                       Cat("with autoscale is the number to start with, between "
+                           "autoscale.min (",
+                           a.min, ") and autoscale.max (", a.max, "), got ", spec.replicas));
+    }
+    spec.autoscale = a;
+  }
   return spec;
 }
 
@@ -230,7 +319,19 @@ Json EncodeServiceSpec(const ServiceSpec& spec) {
                  {"progress_deadline", absl::FormatDuration(spec.update.progress_deadline)}};
   if (spec.endpoint.host_port != 0) {
     j["endpoint"] = {{"host_port", spec.endpoint.host_port},
-                     {"drain_timeout", absl::FormatDuration(spec.endpoint.drain_timeout)}};
+                     {"drain_timeout", absl::FormatDuration(spec.endpoint.drain_timeout)},
+                     {"wait_timeout", absl::FormatDuration(spec.endpoint.wait_timeout)}};
+  }
+  if (spec.autoscale) {
+    const AutoscaleSpec& a = *spec.autoscale;
+    j["autoscale"] = {{"min", a.min},
+                      {"max", a.max},
+                      {"metric", AutoscaleMetricName(a.metric)},
+                      {"target", a.target},
+                      {"stable_window", absl::FormatDuration(a.stable_window)},
+                      {"panic_window", absl::FormatDuration(a.panic_window)},
+                      {"scale_down_delay", absl::FormatDuration(a.scale_down_delay)}};
+    if (a.min == 0) j["autoscale"]["idle_to_zero"] = absl::FormatDuration(a.idle_to_zero);
   }
   return j;
 }
@@ -261,17 +362,32 @@ Json EncodeServiceStatus(const ServiceStatus& s) {
     tmpl.erase("name");
     rollout["previous_template"] = std::move(tmpl);
   }
-  return {{"ready", s.ready},
-          {"replicas", replicas},
-          {"rollout", rollout},
-          {"endpoint",
-           {{"address", s.endpoint.address},
-            {"serving", s.endpoint.serving},
-            {"backends", s.endpoint.backends},
-            {"message", s.endpoint.message}}},
-          {"deleting", s.deleting},
-          {"message", s.message},
-          {"next_index", s.next_index}};
+  Json j = {{"ready", s.ready},
+            {"replicas", replicas},
+            {"rollout", rollout},
+            {"endpoint",
+             {{"address", s.endpoint.address},
+              {"serving", s.endpoint.serving},
+              {"backends", s.endpoint.backends},
+              {"message", s.endpoint.message}}},
+            {"deleting", s.deleting},
+            {"message", s.message},
+            {"next_index", s.next_index}};
+  if (s.autoscale) {
+    const AutoscaleStatus& a = *s.autoscale;
+    j["autoscale"] = {{"desired", a.desired},
+                      {"stable_value", Round2(a.stable_value)},
+                      {"panic_value", Round2(a.panic_value)},
+                      {"panic", a.panic},
+                      {"waiting", a.waiting},
+                      {"decision", a.decision},
+                      {"observed_at", EncodeTime(a.observed_at)},
+                      {"last_request_at", EncodeTime(a.last_request_at)},
+                      {"activating_since", EncodeTime(a.activating_since)},
+                      {"last_activation", absl::FormatDuration(a.last_activation)},
+                      {"activations", a.activations}};
+  }
+  return j;
 }
 
 absl::StatusOr<ServiceStatus> DecodeServiceStatus(const Json& j) {
@@ -321,6 +437,32 @@ absl::StatusOr<ServiceStatus> DecodeServiceStatus(const Json& j) {
     BERTH_RETURN_IF_ERROR(OptionalString(ctx, *it, "endpoint", "message", &s.endpoint.message));
     s.endpoint.backends = static_cast<int>(backends);
   }
+  if (auto it = j.find("autoscale"); it != j.end() && it->is_object()) {
+    const Json& aj = *it;
+    AutoscaleStatus a;
+    int64_t desired = 0, waiting = 0;
+    BERTH_RETURN_IF_ERROR(OptionalInt(ctx, aj, "autoscale", "desired", 0, kMaxReplicas, &desired));
+    BERTH_RETURN_IF_ERROR(OptionalInt(ctx, aj, "autoscale", "waiting", 0, INT32_MAX, &waiting));
+    a.desired = static_cast<int>(desired);
+    a.waiting = static_cast<int>(waiting);
+    for (auto [key, out] :
+         {std::pair{"stable_value", &a.stable_value}, std::pair{"panic_value", &a.panic_value}}) {
+      if (auto v = aj.find(key); v != aj.end() && v->is_number()) *out = v->get<double>();
+    }
+    BERTH_RETURN_IF_ERROR(OptionalBool(ctx, aj, "autoscale", "panic", &a.panic));
+    BERTH_RETURN_IF_ERROR(OptionalString(ctx, aj, "autoscale", "decision", &a.decision));
+    if (aj.contains("observed_at")) a.observed_at = DecodeTime(aj["observed_at"]);
+    if (aj.contains("last_request_at")) a.last_request_at = DecodeTime(aj["last_request_at"]);
+    if (aj.contains("activating_since")) a.activating_since = DecodeTime(aj["activating_since"]);
+    if (auto v = aj.find("last_activation"); v != aj.end() && v->is_string()) {
+      if (!absl::ParseDuration(v->get<std::string>(), &a.last_activation)) {
+        return ctx.Error("autoscale.last_activation", Cat("is not a duration: ", Preview(*v)));
+      }
+    }
+    BERTH_RETURN_IF_ERROR(
+        OptionalInt(ctx, aj, "autoscale", "activations", 0, INT64_MAX, &a.activations));
+    s.autoscale = std::move(a);
+  }
   if (auto it = j.find("replicas"); it != j.end() && it->is_array()) {
     for (size_t i = 0; i < it->size(); ++i) {
       const Json& rj = (*it)[i];
@@ -343,6 +485,10 @@ absl::StatusOr<ServiceStatus> DecodeServiceStatus(const Json& j) {
     }
   }
   return s;
+}
+
+std::string_view AutoscaleMetricName(AutoscaleSpec::Metric metric) {
+  return metric == AutoscaleSpec::Metric::kRps ? "rps" : "concurrency";
 }
 
 std::string_view RolloutStateName(RolloutStatus::State state) {

@@ -48,9 +48,12 @@ struct HealthCheck {
 // a ready replica. A replica leaving the service (scaled down, unhealthy, replaced by an update)
 // first leaves the endpoint, then is stopped once its open connections ended or `drain_timeout`
 // passed.
+// While no replica is ready (none yet, all unhealthy, or scaled to zero) a new connection is held
+// up to `wait_timeout` for one; an HTTP request still waiting then gets a 503.
 struct EndpointSpec {
   int host_port = 0;  // 0 = no endpoint
   absl::Duration drain_timeout = absl::Seconds(30);
+  absl::Duration wait_timeout = absl::Seconds(60);
   bool operator==(const EndpointSpec&) const = default;
 };
 // The lowest endpoint port: those below are privileged.
@@ -66,6 +69,28 @@ struct UpdateStrategy {
   bool operator==(const UpdateStrategy&) const = default;
 };
 
+// How the number of replicas follows the load measured at the endpoint, as Knative's KPA does:
+// the metric (open connections, or new connections per second, over all replicas) averaged over
+// `stable_window` divided by `target` is the number of replicas wanted; when the average over
+// `panic_window` reaches twice the target per ready replica the autoscaler panics and, until the
+// load stayed below that for a stable window, only scales up. A scale-down waits until every
+// decision of the last `scale_down_delay` allows it. With `min: 0`, `idle_to_zero` without a
+// request stops the last replica; the endpoint then holds the next request while one starts.
+// With autoscale, the service's `replicas` is the number it starts with.
+struct AutoscaleSpec {
+  enum class Metric { kConcurrency, kRps };
+  int min = 1;
+  int max = 1;
+  Metric metric = Metric::kConcurrency;
+  double target = 1;  // per replica, in the metric's unit
+  absl::Duration stable_window = absl::Seconds(60);
+  absl::Duration panic_window = absl::Seconds(6);
+  absl::Duration scale_down_delay = absl::ZeroDuration();
+  absl::Duration idle_to_zero = absl::Seconds(60);  // only with min 0
+  bool operator==(const AutoscaleSpec&) const = default;
+};
+std::string_view AutoscaleMetricName(AutoscaleSpec::Metric metric);
+
 struct ServiceSpec {
   std::string name;
   WorkloadSpec workload_template;  // its name is the service's; replicas get their own
@@ -74,12 +99,13 @@ struct ServiceSpec {
   HealthCheck health;
   EndpointSpec endpoint;
   UpdateStrategy update;
+  std::optional<AutoscaleSpec> autoscale;
   bool operator==(const ServiceSpec&) const = default;
 };
 
 // Decodes and validates a service spec ({"name", "kind": "service", "template", "replicas",
-// "port", "health", "endpoint", "update"}); errors name the service and the field, those of the
-// template with a `template.` prefix.
+// "port", "health", "endpoint", "update", "autoscale"}); errors name the service and the field,
+// those of the template with a `template.` prefix.
 absl::StatusOr<ServiceSpec> DecodeServiceSpec(const Json& json);
 Json EncodeServiceSpec(const ServiceSpec& spec);
 
@@ -124,11 +150,31 @@ struct RolloutStatus {
 };
 std::string_view RolloutStateName(RolloutStatus::State state);
 
+// What the autoscaler last measured and decided. The measured values are refreshed in the
+// stored status every few seconds while they change, not every pass.
+struct AutoscaleStatus {
+  int desired = 0;          // the replicas the service keeps now
+  double stable_value = 0;  // the metric averaged over the stable window
+  double panic_value = 0;   // and over the panic window
+  bool panic = false;
+  int waiting = 0;       // requests the endpoint holds for lack of a ready replica
+  std::string decision;  // why `desired`, in words
+  absl::Time observed_at = absl::InfinitePast();
+  absl::Time last_request_at = absl::InfinitePast();
+  // A scale from zero in progress (since the request that asked for it), and how long the last
+  // one took until a replica was ready.
+  absl::Time activating_since = absl::InfinitePast();
+  absl::Duration last_activation = absl::ZeroDuration();
+  int64_t activations = 0;
+  bool operator==(const AutoscaleStatus&) const = default;
+};
+
 struct ServiceStatus {
   int ready = 0;
   std::vector<ReplicaStatus> replicas;
   EndpointStatus endpoint;
   RolloutStatus rollout;
+  std::optional<AutoscaleStatus> autoscale;  // with autoscale in the spec, once it ran
   bool deleting = false;
   int64_t next_index = 0;  // the suffix of the next replica's name
   std::string message;

@@ -145,6 +145,107 @@ TEST(ServiceSpecTest, Endpoint) {
             std::string::npos);
 }
 
+Json Autoscaled() {
+  Json j = Minimal();
+  j.erase("replicas");
+  j["endpoint"] = {{"host_port", 18080}};
+  j["autoscale"] = {{"min", 0}, {"max", 8}, {"metric", "concurrency"}, {"target", 4}};
+  return j;
+}
+
+TEST(ServiceSpecTest, AutoscaleDefaultsAndRoundTrips) {
+  auto spec = DecodeServiceSpec(Autoscaled());
+  ASSERT_TRUE(spec.ok()) << spec.status();
+  ASSERT_TRUE(spec->autoscale.has_value());
+  const AutoscaleSpec& a = *spec->autoscale;
+  EXPECT_EQ(a.min, 0);
+  EXPECT_EQ(a.max, 8);
+  EXPECT_EQ(a.metric, AutoscaleSpec::Metric::kConcurrency);
+  EXPECT_EQ(a.target, 4);
+  EXPECT_EQ(a.stable_window, absl::Seconds(60));
+  EXPECT_EQ(a.panic_window, absl::Seconds(6));
+  EXPECT_EQ(a.scale_down_delay, absl::ZeroDuration());
+  EXPECT_EQ(a.idle_to_zero, absl::Seconds(60));
+  EXPECT_EQ(spec->replicas, 1);  // starts with one replica though min is 0
+  EXPECT_EQ(spec->endpoint.wait_timeout, absl::Seconds(60));
+  auto again = DecodeServiceSpec(EncodeServiceSpec(*spec));
+  ASSERT_TRUE(again.ok()) << again.status();
+  EXPECT_EQ(*again, *spec);
+
+  Json j = Autoscaled();
+  j["replicas"] = 0;
+  j["endpoint"]["wait_timeout"] = "5s";
+  j["autoscale"] = {{"min", 2},
+                    {"max", 4},
+                    {"metric", "rps"},
+                    {"target", 2.5},
+                    {"stable_window", "30s"},
+                    {"panic_window", "3s"},
+                    {"scale_down_delay", "1m"}};
+  EXPECT_NE(ErrorOf(j).find("service \"web\": replicas with autoscale is the number to start "
+                            "with, between autoscale.min (2) and autoscale.max (4), got 0"),
+            std::string::npos);
+  j.erase("replicas");
+  spec = DecodeServiceSpec(j);
+  ASSERT_TRUE(spec.ok()) << spec.status();
+  EXPECT_EQ(spec->replicas, 2);  // min
+  EXPECT_EQ(spec->autoscale->metric, AutoscaleSpec::Metric::kRps);
+  EXPECT_EQ(spec->autoscale->target, 2.5);
+  EXPECT_EQ(spec->autoscale->scale_down_delay, absl::Minutes(1));
+  EXPECT_EQ(spec->endpoint.wait_timeout, absl::Seconds(5));
+  again = DecodeServiceSpec(EncodeServiceSpec(*spec));
+  ASSERT_TRUE(again.ok()) << again.status();
+  EXPECT_EQ(*again, *spec);
+}
+
+TEST(ServiceSpecTest, AutoscaleErrorsNameTheField) {
+  auto with = [](const std::string& key, Json value) {
+    Json j = Autoscaled();
+    j["autoscale"][key] = std::move(value);
+    return j;
+  };
+  EXPECT_EQ(ErrorOf(with("max", 0)),
+            "service \"web\": autoscale.max must be between 1 and 100, got 0");
+  Json no_max = Autoscaled();
+  no_max["autoscale"].erase("max");
+  EXPECT_NE(ErrorOf(no_max).find("autoscale.max is required"), std::string::npos);
+  Json below = with("min", 5);
+  below["autoscale"]["max"] = 3;
+  EXPECT_NE(ErrorOf(below).find("autoscale.max must be at least autoscale.min (5), got 3"),
+            std::string::npos);
+  EXPECT_NE(ErrorOf(with("metric", "gpu")).find("autoscale.metric must be concurrency or rps"),
+            std::string::npos);
+  EXPECT_NE(ErrorOf(with("target", 0)).find("autoscale.target must be between 0.01"),
+            std::string::npos);
+  EXPECT_NE(ErrorOf(with("target", "four")).find("autoscale.target must be a number"),
+            std::string::npos);
+  Json no_target = Autoscaled();
+  no_target["autoscale"].erase("target");
+  EXPECT_NE(ErrorOf(no_target).find("autoscale.target is required"), std::string::npos);
+  EXPECT_NE(ErrorOf(with("stable_window", "2s")).find("autoscale.stable_window must be between"),
+            std::string::npos);
+  EXPECT_NE(ErrorOf(with("panic_window", "2m"))
+                .find("autoscale.panic_window must not exceed autoscale.stable_window (1m)"),
+            std::string::npos);
+  EXPECT_NE(ErrorOf(with("scale_down_delay", "soon")).find("autoscale.scale_down_delay"),
+            std::string::npos);
+  EXPECT_NE(ErrorOf(with("window", "1m")).find("autoscale.window"), std::string::npos);
+  Json idle_with_min = with("idle_to_zero", "30s");
+  idle_with_min["autoscale"]["min"] = 1;
+  EXPECT_NE(ErrorOf(idle_with_min).find("autoscale.idle_to_zero applies only with autoscale.min 0"),
+            std::string::npos);
+  Json no_endpoint = Autoscaled();
+  no_endpoint.erase("endpoint");
+  EXPECT_NE(ErrorOf(no_endpoint).find("service \"web\": autoscale needs an endpoint"),
+            std::string::npos);
+  EXPECT_NE(ErrorOf(with("idle_to_zero", "0s")).find("autoscale.idle_to_zero must be between"),
+            std::string::npos);
+  Json wait = Autoscaled();
+  wait["endpoint"]["wait_timeout"] = "1h";
+  EXPECT_NE(ErrorOf(wait).find("endpoint.wait_timeout must be between 1s and 10m"),
+            std::string::npos);
+}
+
 TEST(ServiceTest, StoredObjectRoundTrips) {
   Service svc;
   svc.spec = *DecodeServiceSpec(Minimal());
@@ -163,6 +264,22 @@ TEST(ServiceTest, StoredObjectRoundTrips) {
       .address = "127.0.0.1:18080", .serving = true, .backends = 1, .message = "serving"};
   svc.created_at = absl::FromUnixSeconds(1'700'000'000);
   auto back = DecodeService(EncodeService(svc));
+  ASSERT_TRUE(back.ok()) << back.status();
+  EXPECT_EQ(back->status, svc.status);
+  EXPECT_FALSE(back->status.autoscale.has_value());
+
+  svc.spec = *DecodeServiceSpec(Autoscaled());
+  svc.status.autoscale = AutoscaleStatus{.desired = 3,
+                                         .stable_value = 7.25,
+                                         .panic_value = 9.5,
+                                         .panic = true,
+                                         .waiting = 2,
+                                         .decision = "panic",
+                                         .observed_at = absl::FromUnixSeconds(1'700'000'100),
+                                         .last_request_at = absl::FromUnixSeconds(1'700'000'099),
+                                         .last_activation = absl::Milliseconds(1250),
+                                         .activations = 4};
+  back = DecodeService(EncodeService(svc));
   ASSERT_TRUE(back.ok()) << back.status();
   EXPECT_EQ(back->spec, svc.spec);
   EXPECT_EQ(back->status, svc.status);

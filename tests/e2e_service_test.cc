@@ -3,13 +3,17 @@
 // it replaced by a new healthy one; the service's endpoint balances across the replicas and loses
 // no request of a stream while a replica is killed; a replica removed by scaling down drains its
 // open requests before it stops; a rolling update replaces every replica while the endpoint
-// loses no request; deleting the service removes every replica.
+// loses no request; deleting the service removes every replica; an autoscaled service idle for
+// idle_to_zero runs no replica, and the next request through its endpoint starts one and is
+// answered (the time it took is printed); one that never gets a ready replica answers 503.
 #include <netinet/in.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 
 #include <atomic>
+#include <chrono>
 #include <csignal>
+#include <iostream>
 #include <mutex>
 #include <set>
 #include <thread>
@@ -148,6 +152,20 @@ class ServiceE2eTest : public ::testing::Test {
       yaml += "endpoint: {host_port: " + std::to_string(endpoint_port) + ", drain_timeout: 2m}\n";
     }
     return yaml;
+  }
+  // A service that scales on the endpoint's load, to zero after 3 s without a request.
+  std::string AutoscaledYaml(int endpoint_port, const std::string& wait_timeout = "60s",
+                             nlohmann::json command = {kPython, "-c", kServer}) {
+    return "name: web\nkind: service\nport: 8080\n"
+           "health: {http: /healthz, interval: 500ms, timeout: 400ms, failure_threshold: 3}\n"
+           "endpoint: {host_port: " +
+           std::to_string(endpoint_port) + ", wait_timeout: " + wait_timeout +
+           "}\n"
+           "autoscale: {min: 0, max: 2, metric: concurrency, target: 10, stable_window: 6s, "
+           "panic_window: 6s, idle_to_zero: 3s}\n"
+           "template:\n  kind: process\n  command: " +
+           command.dump() + "\n  env: {MARK_DIR: " + nlohmann::json(marks_).dump() +
+           "}\n  resources: {cpu: 100m, memory: 64Mi}\n";
   }
   // The ready replicas as {workload, port}.
   std::map<std::string, int> Ready() {
@@ -395,6 +413,84 @@ TEST_F(ServiceE2eTest, ARollingUpdateReplacesEveryReplicaAndLosesNoRequest) {
   EXPECT_EQ(rollout["revision"], 2) << status.out;
   EXPECT_EQ(rollout["state"], "complete") << status.out;
   EXPECT_EQ(rollout["previous_revision"], 1) << status.out;
+}
+
+TEST_F(ServiceE2eTest, AnIdleServiceScalesToZeroAndTheNextRequestIsAnswered) {
+  const int endpoint = FreePort();
+  ASSERT_GT(endpoint, 0);
+  Result created = e2e::Run(dir_, {"service", "create", "-f", "-"}, AutoscaledYaml(endpoint));
+  ASSERT_EQ(created.exit_code, 0) << created.err;
+  // It starts with one replica (web-0); 3 s without a request, and no replica runs while the
+  // endpoint still listens.
+  ASSERT_TRUE(Eventually([&] { return server_->client().GetWorkload("web-0").ok(); })) << Dump();
+  ASSERT_TRUE(Eventually([&] {
+    auto s = server_->client().GetService("web");
+    return s.ok() && s->status.autoscale && s->status.autoscale->desired == 0 &&
+           s->status.replicas.empty();
+  })) << Dump();
+  EXPECT_TRUE(Eventually([&] {
+    return absl::IsNotFound(server_->client().GetWorkload("web-0").status());
+  })) << Dump();
+  Result get = e2e::Run(dir_, {"service", "get", "web"});
+  ASSERT_EQ(get.exit_code, 0) << get.err;
+  EXPECT_NE(get.out.find("status:    scaled to zero"), std::string::npos) << get.out;
+  EXPECT_NE(get.out.find("decision:  0 replicas: no request for idle_to_zero (3s)"),
+            std::string::npos)
+      << get.out;
+
+  // The next request is held while a replica starts, then answered by it.
+  const auto start = std::chrono::steady_clock::now();
+  std::optional<std::string> woke = Get(endpoint, "/");
+  const auto took = std::chrono::steady_clock::now() - start;
+  ASSERT_TRUE(woke.has_value()) << Dump();
+  EXPECT_GT(std::atoi(woke->c_str()), 0) << *woke;
+  const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(took).count();
+  std::cout << "scale from zero: the first request was answered after " << ms << " ms\n";
+  RecordProperty("scale_from_zero_ms", static_cast<int>(ms));
+  ASSERT_TRUE(Eventually([&] {
+    auto s = server_->client().GetService("web");
+    return s.ok() && s->status.autoscale && s->status.autoscale->activations == 1;
+  })) << Dump();
+  auto s = server_->client().GetService("web");
+  ASSERT_TRUE(s.ok()) << s.status();
+  std::cout << "scale from zero: the server counted "
+            << absl::FormatDuration(s->status.autoscale->last_activation)
+            << " from the held request to a ready replica\n";
+  EXPECT_GT(s->status.autoscale->last_activation, absl::ZeroDuration());
+  EXPECT_EQ(s->status.autoscale->desired, 1);
+  bool woke_event = false;
+  auto events = server_->client().ListEvents({});
+  ASSERT_TRUE(events.ok()) << events.status();
+  for (const auto& e : events->items) woke_event |= e.type == "scaled-from-zero";
+  EXPECT_TRUE(woke_event);
+}
+
+TEST_F(ServiceE2eTest, ARequestNoReplicaAnswersInTimeGets503) {
+  const int endpoint = FreePort();
+  ASSERT_GT(endpoint, 0);
+  // Replicas that never listen, so never pass their health check: none becomes ready.
+  Result created = e2e::Run(dir_, {"service", "create", "-f", "-"},
+                            AutoscaledYaml(endpoint, "2s", {"/bin/sleep", "600"}));
+  ASSERT_EQ(created.exit_code, 0) << created.err;
+  int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  ASSERT_GE(fd, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  a.sin_port = htons(static_cast<uint16_t>(endpoint));
+  ASSERT_EQ(connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a), 0);
+  const std::string request = "GET / HTTP/1.0\r\n\r\n";
+  ASSERT_EQ(send(fd, request.data(), request.size(), MSG_NOSIGNAL),
+            static_cast<ssize_t>(request.size()));
+  std::string answer;
+  char buf[4096];
+  ssize_t n;
+  while ((n = recv(fd, buf, sizeof buf, 0)) > 0) answer.append(buf, static_cast<size_t>(n));
+  close(fd);
+  EXPECT_EQ(answer.rfind("HTTP/1.1 503 Service Unavailable\r\n", 0), 0u) << answer;
+  EXPECT_NE(answer.find("\"code\":\"unavailable\""), std::string::npos) << answer;
+  EXPECT_NE(answer.find("service \\\"web\\\": no replica became ready within 2"), std::string::npos)
+      << answer;
 }
 
 }  // namespace
