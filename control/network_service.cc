@@ -341,9 +341,13 @@ absl::StatusOr<std::vector<std::string>> NetworkService::NetworksOf(std::string_
   return out;
 }
 
-absl::Status NetworkService::DetachWorkload(std::string_view network, std::string_view workload) {
+absl::Status NetworkService::UnplugWorkload(std::string_view network, std::string_view workload) {
   absl::Status host = host_->DetachEndpoint(network, workload);
-  if (!host.ok() && !absl::IsNotFound(host)) return host;
+  return absl::IsNotFound(host) ? absl::OkStatus() : host;
+}
+
+absl::Status NetworkService::DetachWorkload(std::string_view network, std::string_view workload) {
+  BERTH_RETURN_IF_ERROR(UnplugWorkload(network, workload));
   absl::Status released = ReleaseAddress(network, workload);
   return absl::IsNotFound(released) ? absl::OkStatus() : released;
 }
@@ -517,6 +521,11 @@ absl::StatusOr<Json> NetworkService::AddPortForward(const PortForwardOptions& o)
   if (existing.kv) {
     return absl::AlreadyExistsError(Cat("portforward \"", id, "\": host_port ", o.host_port, "/",
                                         proto, " is already forwarded"));
+  }
+  if (absl::Status free = host_->CheckPortFree(proto, o.host_port); !free.ok()) {
+    return absl::Status(
+        free.code(), Cat("portforward \"", what, "\": host_port ", o.host_port, "/", proto, " ",
+                         free.message(), "; forwarding it would take its traffic, pick another"));
   }
   // The workload's address: the first network that gave it one.
   BERTH_ASSIGN_OR_RETURN(auto ipams, ListAll(ipams_));

@@ -105,6 +105,12 @@ class NetworkHost {
   virtual absl::StatusOr<HostEndpoint> AttachEndpoint(const HostEndpointSpec& spec) = 0;
   // NotFound when the endpoint is not there.
   virtual absl::Status DetachEndpoint(std::string_view network, std::string_view owner) = 0;
+  // FailedPrecondition naming what holds `port` when a socket of `protocol` ("tcp" listening,
+  // "udp" bound) already has it on the host: a forward would take its traffic. A host that
+  // cannot tell says OK.
+  virtual absl::Status CheckPortFree(std::string_view protocol, int port) {
+    return absl::OkStatus();
+  }
 };
 
 // A workload joining a network (see core::NetworkAttachment).
@@ -164,6 +170,9 @@ class NetworkService {
   absl::StatusOr<HostEndpoint> AttachWorkload(const WorkloadEndpointOptions& options);
   // Removes the workload's interface and releases its address; a no-op when it has neither.
   absl::Status DetachWorkload(std::string_view network, std::string_view workload);
+  // Removes the workload's interface only: a stopped workload keeps its address (and the
+  // forwards to it) for its next start.
+  absl::Status UnplugWorkload(std::string_view network, std::string_view workload);
   // The networks on which `workload` holds an address.
   absl::StatusOr<std::vector<std::string>> NetworksOf(std::string_view workload);
 
@@ -174,8 +183,8 @@ class NetworkService {
   absl::StatusOr<core::Json> RemoveRule(std::string_view group, std::string_view rule_id);
   absl::Status DeleteGroup(std::string_view name);
 
-  // Forwards a host port to a workload's address on its network. A reserved TCP port is
-  // refused (FailedPrecondition naming host_port).
+  // Forwards a host port to a workload's address on its network. A reserved TCP port, or one a
+  // socket on the host already holds, is refused (FailedPrecondition naming host_port).
   absl::StatusOr<core::Json> AddPortForward(const PortForwardOptions& options);
   // Keeps TCP `port` of the host from any forward: `holder` says what listens there (Berth's
   // own API, so a forward cannot cut its clients off).

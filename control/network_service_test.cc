@@ -83,6 +83,14 @@ class FakeNetworkHost final : public NetworkHost {
     return HostEndpoint{.host_ifname = Cat(spec.tap ? "tap-" : "veth-", spec.owner),
                         .mac = "02:00:00:00:00:01"};
   }
+  absl::Status CheckPortFree(std::string_view protocol, int port) override {
+    if (absl::Status s = Call("CheckPortFree", Cat(protocol, "/", port)); !s.ok()) return s;
+    if (busy_ports.contains(Cat(protocol, "/", port))) {
+      return absl::FailedPreconditionError("is in use on the host: a socket listens on it");
+    }
+    return absl::OkStatus();
+  }
+  std::set<std::string> busy_ports;  // "tcp/22": a socket holds it
   absl::Status DetachEndpoint(std::string_view network, std::string_view owner) override {
     if (absl::Status s = Call("DetachEndpoint", Cat(network, "/", owner)); !s.ok()) return s;
     if (endpoints.erase({std::string(network), std::string(owner)}) == 0) {
@@ -408,6 +416,20 @@ TEST_F(NetworkServiceTest, DetachWorkloadRemovesTheInterfaceAndReleasesTheAddres
   EXPECT_TRUE(nets_.DetachWorkload("nope", "w1").ok());
 }
 
+TEST_F(NetworkServiceTest, UnplugWorkloadRemovesTheInterfaceButKeepsTheAddress) {
+  ASSERT_TRUE(CreateNetwork("n1", "10.88.0.0/24").ok());
+  ASSERT_TRUE(Attach("n1", "w1").ok());
+  ASSERT_TRUE(nets_.UnplugWorkload("n1", "w1").ok());
+  EXPECT_EQ(host_.Endpoint("n1", "w1"), nullptr);
+  EXPECT_EQ(StoredAllocations("n1"), (std::map<std::string, std::string>{{"10.88.0.2", "w1"}}));
+  // Unplugged twice is fine; plugged again, it has the same address.
+  EXPECT_TRUE(nets_.UnplugWorkload("n1", "w1").ok());
+  ASSERT_TRUE(Attach("n1", "w2").ok());
+  auto again = Attach("n1", "w1");
+  ASSERT_TRUE(again.ok()) << again.status();
+  EXPECT_EQ(again->address, "10.88.0.2");
+}
+
 TEST_F(NetworkServiceTest, DetachWorkloadKeepsTheAddressWhenTheHostFails) {
   ASSERT_TRUE(CreateNetwork("n1", "10.88.0.0/24").ok());
   ASSERT_TRUE(Attach("n1", "w1").ok());
@@ -598,6 +620,21 @@ TEST_F(NetworkServiceTest, PortForwardRefusesTheApisOwnPortOverTcp) {
   // The API listens on TCP only; the other ports stay free.
   EXPECT_TRUE(Forward("w1", 7070, 80, "udp").ok());
   EXPECT_TRUE(Forward("w1", 7071, 80).ok());
+}
+
+TEST_F(NetworkServiceTest, PortForwardRefusesAPortASocketHoldsOnTheHost) {
+  ASSERT_TRUE(CreateNetwork("n1", "10.88.0.0/24").ok());
+  ASSERT_TRUE(Attach("n1", "w1").ok());
+  host_.busy_ports = {"tcp/22"};
+  const int64_t before = Revision();
+  auto refused = Forward("w1", 22, 80);
+  EXPECT_EQ(refused.status().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_THAT(Msg(refused.status()), HasSubstr("portforward \"22\": host_port 22/tcp is in use"));
+  EXPECT_EQ(host_.CallsOf("AddForward"), 0);
+  EXPECT_EQ(Revision(), before);
+  // The check is per protocol.
+  EXPECT_TRUE(Forward("w1", 22, 80, "udp").ok());
+  EXPECT_THAT(host_.calls, testing::Contains("CheckPortFree udp/22"));
 }
 
 TEST_F(NetworkServiceTest, AllocateAddressRefusesAnOwnerThatIsNoWorkloadName) {

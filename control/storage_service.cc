@@ -341,11 +341,30 @@ absl::StatusOr<Json> StorageService::Detach(std::string_view name) {
   if (holder.empty()) return core::EncodeDisk(WithRevision(std::move(item)));
   if (live_.detach) {
     absl::Status s = live_.detach(holder, name);
-    if (!s.ok() && !absl::IsNotFound(s) && !absl::IsUnimplemented(s)) return s;
+    if (absl::IsUnimplemented(s)) {
+      // Its running task keeps the disk (a container's mount): pulling it out of the record
+      // would let a second workload take a disk the first still writes.
+      return absl::FailedPreconditionError(Cat("disk \"", name,
+                                               "\": status.attached_to is workload \"", holder,
+                                               "\", whose task holds it (", s.message(),
+                                               "); stop the workload first, then detach the disk"));
+    }
+    if (!s.ok() && !absl::IsNotFound(s)) return s;
   }
   Disk disk = item.value;
   disk.status.attached_to.clear();
   return Write(item, std::move(disk), "detached", Cat("detached from workload \"", holder, "\""));
+}
+
+absl::Status StorageService::Release(std::string_view name, std::string_view workload) {
+  absl::MutexLock lock(&mu_);
+  BERTH_ASSIGN_OR_RETURN(DiskRepository::Item item, Read(name));
+  if (item.value.status.attached_to != workload) return absl::OkStatus();
+  Disk disk = item.value;
+  disk.status.attached_to.clear();
+  return Write(item, std::move(disk), "detached",
+               Cat("released by workload \"", workload, "\", whose task is gone"))
+      .status();
 }
 
 absl::StatusOr<Json> StorageService::Backup(std::string_view name, const std::string& file,
@@ -380,10 +399,10 @@ absl::StatusOr<Json> StorageService::Restore(const std::string& file, std::strin
   }
   absl::MutexLock lock(&mu_);
   BERTH_RETURN_IF_ERROR(CheckNameFree(name));
-  BERTH_ASSIGN_OR_RETURN(HostVolume v, host_->Restore(file, name, "qcow2", progress));
+  BERTH_ASSIGN_OR_RETURN(HostVolume v, host_->Restore(file, name, "", progress));
   core::DiskSpec spec{.size = core::FormatMiB(v.size_mib),
-                      .format = "qcow2",
-                      .filesystem = "",
+                      .format = v.format.empty() ? "qcow2" : v.format,
+                      .filesystem = v.filesystem,
                       .from_image = "",
                       .restored_from = file};
   return Record(name, std::move(spec), v, Cat("restored from ", file));

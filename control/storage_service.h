@@ -36,6 +36,7 @@ struct HostVolume {
   std::string path;
   std::string backing_file;
   std::vector<std::string> snapshots;
+  std::string filesystem;  // Restore only: the filesystem found on a raw volume; "" = none
 };
 
 struct HostVolumeSpec {
@@ -86,6 +87,8 @@ class StorageHost {
                                            std::string_view name, std::string_view format) = 0;
   virtual absl::StatusOr<HostBackup> Backup(std::string_view name, const std::string& file,
                                             const Progress& progress) = 0;
+  // `format` empty: the format the backup records (a raw disk comes back raw, with the
+  // filesystem found on it), qcow2 when it records none.
   virtual absl::StatusOr<HostVolume> Restore(const std::string& file, std::string_view name,
                                              std::string_view format, const Progress& progress) = 0;
   virtual absl::Status Delete(std::string_view name, std::string_view attached_to) = 0;
@@ -137,12 +140,18 @@ class StorageService {
                                    std::string_view name);
   // Records that `workload` (which must exist) uses the disk; one holder at a time.
   absl::StatusOr<core::Json> Attach(std::string_view name, std::string_view workload);
+  // Refused (FailedPrecondition naming status.attached_to) while the holder's running task
+  // cannot give the disk up (a container has it mounted): one holder at a time.
   absl::StatusOr<core::Json> Detach(std::string_view name);
+  // Records that `workload`, whose task is gone, no longer holds the disk; a no-op when another
+  // workload (or none) holds it.
+  absl::Status Release(std::string_view name, std::string_view workload);
   // Writes a compressed backup to `file`, a name the host resolves in its backup directory
   // (the host refuses names elsewhere, and existing files: InvalidArgument, AlreadyExists).
   absl::StatusOr<core::Json> Backup(std::string_view name, const std::string& file,
                                     const Progress& progress);
-  // A new disk from the backup `file` (in the host's backup directory, as for Backup).
+  // A new disk from the backup `file` (in the host's backup directory, as for Backup), in the
+  // format it had, with its filesystem (a raw ext4 disk comes back raw ext4, mountable).
   absl::StatusOr<core::Json> Restore(const std::string& file, std::string_view name,
                                      const Progress& progress);
   // Refused (FailedPrecondition naming status.attached_to) while attached.

@@ -121,12 +121,16 @@ class FakeStorageHost final : public StorageHost {
     last_file = file;
     if (absl::Status s = Call("Restore", name); !s.ok()) return s;
     HostVolume v;
-    v.format = std::string(format);
+    v.format = format.empty() ? backup_format : std::string(format);
+    v.filesystem = backup_filesystem;
     v.size_mib = 3072;
-    v.path = Cat("/pool/", name, ".", format);
+    v.path = Cat("/pool/", name, ".", v.format);
     volumes[std::string(name)] = v;
     return v;
   }
+  // What a restored backup records (Restore with no format asked).
+  std::string backup_format = "qcow2";
+  std::string backup_filesystem;
 
   absl::Status Delete(std::string_view name, std::string_view attached_to) override {
     if (absl::Status s = Call("Delete", name); !s.ok()) return s;
@@ -442,6 +446,69 @@ TEST_F(StorageServiceTest, DeleteIsRefusedWhileAttachedAndWorksAfterDetach) {
   EXPECT_FALSE(host_.volumes.contains("d1"));
   EXPECT_EQ(disks_.Get("d1").status().code(), absl::StatusCode::kNotFound);
   EXPECT_THAT(*disks_.List(), IsEmpty());
+}
+
+TEST_F(StorageServiceTest, DetachIsRefusedWhileTheHoldersTaskCannotGiveTheDiskUp) {
+  ASSERT_TRUE(CreateDisk("d1").ok());
+  PutWorkload("w1");
+  PutWorkload("w2");
+  // w1 runs as a container: its task has the disk mounted and cannot let go while it runs.
+  bool w1_runs = true;
+  disks_.SetLiveDisks(
+      LiveDisks{.attach = [&](std::string_view, const Json&) -> absl::Status {
+                  return absl::NotFoundError("no task");
+                },
+                .detach = [&](std::string_view workload, std::string_view) -> absl::Status {
+                  if (workload == "w1" && w1_runs) {
+                    return absl::UnimplementedError("the oci driver takes disks only at start");
+                  }
+                  return absl::NotFoundError("no task");
+                }});
+  ASSERT_TRUE(disks_.Attach("d1", "w1").ok());
+  const int64_t before = Revision();
+  auto refused = disks_.Detach("d1");
+  EXPECT_EQ(refused.status().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_THAT(Msg(refused.status()),
+              HasSubstr("disk \"d1\": status.attached_to is workload \"w1\", whose task holds"));
+  EXPECT_THAT(Msg(refused.status()), HasSubstr("stop the workload first"));
+  EXPECT_EQ(Revision(), before);
+  // So no second workload can take it, and it cannot be deleted under its holder.
+  EXPECT_EQ(disks_.Attach("d1", "w2").status().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_EQ(disks_.Delete("d1").code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_EQ(StatusField("d1", "attached_to"), "w1");
+
+  // Once w1's task is gone (stopped), the detach goes through.
+  w1_runs = false;
+  ASSERT_TRUE(disks_.Detach("d1").ok());
+  EXPECT_EQ(StatusField("d1", "attached_to"), "");
+}
+
+TEST_F(StorageServiceTest, RestoreBringsTheDiskBackInItsFormatWithItsFilesystem) {
+  host_.backup_format = "raw";
+  host_.backup_filesystem = "ext4";
+  auto restored = disks_.Restore("d1.backup", "back", nullptr);
+  ASSERT_TRUE(restored.ok()) << restored.status();
+  EXPECT_EQ((*restored)["spec"]["format"], "raw");
+  EXPECT_EQ((*restored)["spec"]["filesystem"], "ext4");
+  EXPECT_EQ((*restored)["spec"]["restored_from"], "d1.backup");
+  auto stored = disks_.Get("back");
+  ASSERT_TRUE(stored.ok()) << stored.status();
+  EXPECT_EQ((*stored)["spec"]["format"], "raw");
+  EXPECT_EQ((*stored)["spec"]["filesystem"], "ext4");
+}
+
+TEST_F(StorageServiceTest, ReleaseClearsOnlyTheNamedHolder) {
+  ASSERT_TRUE(CreateDisk("d1").ok());
+  PutWorkload("w1");
+  ASSERT_TRUE(disks_.Attach("d1", "w1").ok());
+  const int64_t attached = Revision();
+  // Another workload's task going away leaves w1's disk alone.
+  ASSERT_TRUE(disks_.Release("d1", "w2").ok());
+  EXPECT_EQ(Revision(), attached);
+  EXPECT_EQ(StatusField("d1", "attached_to"), "w1");
+  ASSERT_TRUE(disks_.Release("d1", "w1").ok());
+  EXPECT_EQ(StatusField("d1", "attached_to"), "");
+  EXPECT_EQ(disks_.Release("nope", "w1").code(), absl::StatusCode::kNotFound);
 }
 
 TEST_F(StorageServiceTest, DeleteKeepsTheDiskWhenTheHostFailsButNotWhenTheVolumeIsGone) {

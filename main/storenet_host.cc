@@ -2,14 +2,19 @@
 
 #include <sys/stat.h>
 #include <sys/statvfs.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
 
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_split.h"
+#include "absl/strings/strip.h"
 #include "api/storenet_routes.h"
+#include "control/control_plane.h"
+#include "core/guard.h"
 #include "core/log.h"
 #include "core/names.h"
 #include "core/status.h"
@@ -167,6 +172,9 @@ class LocalStorageHost : public control::StorageHost {
     rs::BackupOptions o;
     o.destination = Cat(via, "/", parent->leaf);
     o.progress = progress;
+    // The restore brings the disk back in its format (a raw disk stays mountable).
+    BERTH_ASSIGN_OR_RETURN(rs::VolumeInfo volume, drv().GetVolume(kPool, name));
+    o.labels["format"] = std::string(rs::FormatName(volume.format));
     auto b = drv().ExportBackup(kPool, name, o);
     if (!b.ok()) return Reword(b.status(), via, real);
     return control::HostBackup{b->bytes, b->sha256, parent->path};
@@ -177,11 +185,28 @@ class LocalStorageHost : public control::StorageHost {
     rs::RestoreSpec s;
     s.pool = kPool;
     s.name = std::string(name);
-    BERTH_ASSIGN_OR_RETURN(s.format, rs::ParseVolumeFormat(format));
     BERTH_ASSIGN_OR_RETURN(rs::ConfinedDir backups, Backups());
     // The file itself is checked first for a clear refusal (a link, a directory, a FIFO, a name
     // outside); the driver then opens it again through the descriptor of its directory.
     if (auto f = backups.OpenFile(file); !f.ok()) return FieldRefused(name, "file", f.status());
+    // Unless told, the disk comes back in the format its backup's sidecar records (qcow2 when
+    // there is none: a plain image import).
+    std::string restored_format(format);
+    if (restored_format.empty()) {
+      restored_format = "qcow2";
+      if (auto sidecar = backups.OpenFile(file + ".sha256"); sidecar.ok()) {
+        char buf[4096];
+        const ssize_t n = pread(sidecar->get(), buf, sizeof(buf), 0);
+        if (n > 0) {
+          rs::BackupSidecar parsed =
+              rs::ParseBackupSidecar(std::string_view(buf, static_cast<size_t>(n)));
+          if (auto it = parsed.labels.find("format"); it != parsed.labels.end()) {
+            restored_format = it->second;
+          }
+        }
+      }
+    }
+    BERTH_ASSIGN_OR_RETURN(s.format, rs::ParseVolumeFormat(restored_format));
     auto parent = backups.OpenParent(file);
     if (!parent.ok()) return FieldRefused(name, "file", parent.status());
     const std::string via = Cat("/proc/self/fd/", parent->dir.get());
@@ -191,7 +216,9 @@ class LocalStorageHost : public control::StorageHost {
     if (!v.ok()) {
       return Reword(v.status(), s.source, parent->path);
     }
-    return ToHost(*v);
+    control::HostVolume restored = ToHost(*v);
+    if (s.format == rs::VolumeFormat::kRaw) restored.filesystem = FilesystemOf(v->path);
+    return restored;
   }
   absl::Status Delete(std::string_view name, std::string_view attached_to) override {
     rs::DeleteVolumeOptions o;
@@ -202,6 +229,16 @@ class LocalStorageHost : public control::StorageHost {
  private:
   // Calls go through the interface, whose declarations carry the default options.
   rs::StorageDriver& drv() { return driver_; }
+
+  // The filesystem a raw volume holds ("ext4", "xfs"), as blkid finds it in the image file;
+  // empty for none or another kind (Berth makes only these two).
+  static std::string FilesystemOf(const std::string& path) {
+    auto type = runtime::host::RunOk(runtime::host::RealExecutor(),
+                                     {"blkid", "-p", "-o", "value", "-s", "TYPE", path});
+    if (!type.ok()) return "";
+    const std::string t(absl::StripAsciiWhitespace(*type));
+    return t == "ext4" || t == "xfs" ? t : "";
+  }
 
   absl::StatusOr<rs::ConfinedDir> Backups() const {
     return rs::ConfinedDir::Open(backup_dir_, "the backup directory");
@@ -248,9 +285,48 @@ class LocalStorageHost : public control::StorageHost {
 
 absl::StatusOr<rn::Protocol> Proto(std::string_view text) { return rn::ParseProtocol(text); }
 
+// Whether /proc/net/{tcp,udp}[6] text (read in the namespace it describes) holds a socket on
+// `port`: listening for tcp, bound at all for udp.
+bool SocketTableHolds(const std::string& table, bool tcp, int port) {
+  for (absl::string_view line : absl::StrSplit(table, '\n')) {
+    std::vector<std::string> f = absl::StrSplit(line, ' ', absl::SkipEmpty());
+    if (f.size() < 4) continue;
+    const size_t colon = f[1].rfind(':');
+    int local = 0;
+    if (colon == std::string::npos || !absl::SimpleHexAtoi(f[1].substr(colon + 1), &local) ||
+        local != port) {
+      continue;
+    }
+    if (!tcp || f[3] == "0A") return true;  // 0A: TCP_LISTEN
+  }
+  return false;
+}
+
 class LocalNetworkHost : public control::NetworkHost {
  public:
-  explicit LocalNetworkHost(rn::LinuxNetworkDriver::Options o) : driver_(std::move(o)) {}
+  explicit LocalNetworkHost(rn::LinuxNetworkDriver::Options o)
+      : netns_(o.netns), driver_(std::move(o)) {}
+
+  absl::Status CheckPortFree(std::string_view protocol, int port) override {
+    const bool tcp = protocol == "tcp";
+    runtime::host::RunOptions in_ns;
+    in_ns.netns = netns_;
+    in_ns.timeout = absl::Seconds(10);
+    // /proc/net shows the sockets of the reader's own namespace: read where the forwards live.
+    for (std::string_view v6 : {"", "6"}) {
+      const std::string file = Cat("/proc/net/", tcp ? "tcp" : "udp", v6);
+      auto table = runtime::host::RunOk(runtime::host::RealExecutor(), {"cat", file}, in_ns);
+      if (!table.ok()) {
+        if (v6.empty()) return table.status();
+        continue;  // no IPv6 in this namespace
+      }
+      if (SocketTableHolds(*table, tcp, port)) {
+        return absl::FailedPreconditionError(Cat("is in use on the host: a ", protocol, " socket ",
+                                                 tcp ? "listens on it" : "is bound to it"));
+      }
+    }
+    return absl::OkStatus();
+  }
 
   absl::StatusOr<std::string> EnsureNetwork(const control::HostNetwork& n) override {
     rn::NetworkSpec s;
@@ -320,6 +396,7 @@ class LocalNetworkHost : public control::NetworkHost {
  private:
   rn::NetworkDriver& drv() { return driver_; }
 
+  const std::string netns_;
   rn::LinuxNetworkDriver driver_;
 };
 
@@ -358,7 +435,8 @@ std::string NetnsFromEnv() {
 LocalStorageNetwork::LocalStorageNetwork(state::Store* store, core::Clock* clock,
                                          const std::string& agent_dir,
                                          const std::string& backup_dir)
-    : netns_(NetnsFromEnv()),
+    : store_(store),
+      netns_(NetnsFromEnv()),
       instance_(NetworkInstanceId(agent_dir)),
       mounts_dir_(agent_dir + "/mounts"),
       storage_host_(NewLocalStorageHost(agent_dir, backup_dir)),
@@ -366,12 +444,94 @@ LocalStorageNetwork::LocalStorageNetwork(state::Store* store, core::Clock* clock
       storage_(store, clock, storage_host_.get()),
       network_(store, clock, network_host_.get()) {}
 
+LocalStorageNetwork::~LocalStorageNetwork() {
+  watch_.reset();
+  {
+    absl::MutexLock lock(&release_mu_);
+    stopping_ = true;
+  }
+  if (releaser_.joinable()) releaser_.join();
+}
+
 void LocalStorageNetwork::Start(std::ostream& err) {
   if (absl::Status s = storage_.Start(); !s.ok()) {
     err << "berth serve: storage: " << s.message() << "\n";
   }
   if (absl::Status s = network_.Start(); !s.ok()) {
     err << "berth serve: network: " << s.message() << "\n";
+  }
+  auto listed = store_->List(control::kWorkloadPrefix);
+  if (!listed.ok()) {
+    err << "berth serve: workloads: " << listed.status().message() << "\n";
+    return;
+  }
+  std::vector<core::Workload> workloads;
+  for (const state::KeyValue& kv : listed->kvs) {
+    auto w = core::DecodeWorkload(core::Json::parse(kv.value, nullptr, false));
+    if (w.ok()) workloads.push_back(*std::move(w));
+  }
+  RedeclareEndpoints(workloads, err);
+  releaser_ = std::thread([this] {
+    core::ReportError("storenet", "release loop",
+                      core::RunGuarded("storenet release", [this] { ReleaseLoop(); }));
+  });
+  auto watch =
+      store_->Watch(control::kWorkloadPrefix, listed->revision + 1, [this](const state::Event& e) {
+        if (e.type != state::Event::Type::kDelete) return;
+        // Only queued here: the watch's thread must not wait on host commands.
+        absl::MutexLock lock(&release_mu_);
+        to_release_.push_back(e.kv.key.substr(control::kWorkloadPrefix.size()));
+      });
+  if (!watch.ok()) {
+    err << "berth serve: watching workloads: " << watch.status().message()
+        << "; a deleted workload's addresses and disks stay held until released by hand\n";
+    return;
+  }
+  watch_ = *std::move(watch);
+}
+
+void LocalStorageNetwork::ReleaseLoop() {
+  for (;;) {
+    std::string workload;
+    {
+      absl::MutexLock lock(&release_mu_);
+      release_mu_.Await(absl::Condition(
+          +[](LocalStorageNetwork* self) ABSL_EXCLUSIVE_LOCKS_REQUIRED(self->release_mu_) {
+            return self->stopping_ || !self->to_release_.empty();
+          },
+          this));
+      if (stopping_) return;
+      workload = std::move(to_release_.front());
+      to_release_.pop_front();
+    }
+    Detach(workload, /*release=*/true);
+  }
+}
+
+void LocalStorageNetwork::RedeclareEndpoints(const std::vector<core::Workload>& workloads,
+                                             std::ostream& err) {
+  for (const core::Workload& w : workloads) {
+    // Running or paused: the agent saved its task before saying so, and re-adopts it rather
+    // than starting it (which would attach the interfaces itself).
+    const core::WorkloadState state = w.status.state;
+    if (w.spec.networks.empty() || w.status.host.empty() ||
+        (state != core::WorkloadState::kRunning && state != core::WorkloadState::kPaused)) {
+      continue;
+    }
+    const bool vm = w.spec.kind == core::WorkloadKind::kVm;
+    for (size_t i = 0; i < w.spec.networks.size(); ++i) {
+      control::WorkloadEndpointOptions o = EndpointOptions(w.spec, i);
+      std::error_code ec;
+      // A container whose namespace is gone has no task to protect; the agent reports it.
+      if (!vm && !std::filesystem::exists("/run/netns/" + o.netns, ec)) continue;
+      // The driver adopts the interface that survived and puts its address back into the
+      // groups' sets and rules.
+      auto adopted = network_.AttachWorkload(o);
+      if (!adopted.ok()) {
+        err << "berth serve: workload " << w.spec.name << ": " << adopted.status().message()
+            << "\n";
+      }
+    }
   }
 }
 
@@ -464,15 +624,8 @@ absl::Status LocalStorageNetwork::Attach(const core::WorkloadSpec& spec,
     }
   }
   for (size_t i = 0; i < spec.networks.size(); ++i) {
-    const core::NetworkAttachment& n = spec.networks[i];
-    control::WorkloadEndpointOptions o{.network = n.network,
-                                       .workload = spec.name,
-                                       .tap = vm,
-                                       .address = n.address,
-                                       .ifname = Cat("eth", static_cast<int>(i)),
-                                       .security_groups = n.security_groups};
+    control::WorkloadEndpointOptions o = EndpointOptions(spec, i);
     if (!vm) {
-      o.netns = ContainerNetns(instance_, spec.name);
       if (absl::Status s = MakeNetns(o.netns); !s.ok()) {
         return absl::Status(s.code(), field(Cat("networks[", static_cast<int>(i), "]"),
                                             Cat("network namespace: ", std::string(s.message()))));
@@ -492,20 +645,48 @@ absl::Status LocalStorageNetwork::Attach(const core::WorkloadSpec& spec,
   return absl::OkStatus();
 }
 
-void LocalStorageNetwork::Detach(std::string_view workload) {
-  // Port forwards to the workload go with it: no nftables rule outlives its target.
-  if (auto forwards = network_.ListPortForwards(); forwards.ok()) {
-    for (const auto& f : *forwards) {
-      if (f.contains("spec") && f["spec"].value("workload", "") == workload) {
-        core::ReportError("storenet", Cat("workload ", workload, ": remove its port forward"),
-                          network_.RemovePortForward(f.value("id", "")));
+control::WorkloadEndpointOptions LocalStorageNetwork::EndpointOptions(
+    const core::WorkloadSpec& spec, size_t i) const {
+  const core::NetworkAttachment& n = spec.networks[i];
+  const bool vm = spec.kind == core::WorkloadKind::kVm;
+  return control::WorkloadEndpointOptions{
+      .network = n.network,
+      .workload = spec.name,
+      .tap = vm,
+      .address = n.address,
+      .netns = vm ? std::string() : ContainerNetns(instance_, spec.name),
+      .ifname = Cat("eth", static_cast<int>(i)),
+      .security_groups = n.security_groups};
+}
+
+bool LocalStorageNetwork::Kept(std::string_view workload) {
+  auto got = store_->Get(Cat(control::kWorkloadPrefix, workload));
+  if (!got.ok()) {
+    core::ReportError("storenet", Cat("workload ", workload, ": read it"), got.status());
+    return true;
+  }
+  if (!got->kv) return false;
+  auto w = core::DecodeWorkload(core::Json::parse(got->kv->value, nullptr, false));
+  return !w.ok() || w->status.desired != core::DesiredState::kDeleted;
+}
+
+void LocalStorageNetwork::Detach(std::string_view workload, bool release) {
+  if (release) {
+    // Port forwards to the workload go with it: no nftables rule outlives its target.
+    if (auto forwards = network_.ListPortForwards(); forwards.ok()) {
+      for (const auto& f : *forwards) {
+        if (f.contains("spec") && f["spec"].value("workload", "") == workload) {
+          core::ReportError("storenet", Cat("workload ", workload, ": remove its port forward"),
+                            network_.RemovePortForward(f.value("id", "")));
+        }
       }
     }
   }
   if (auto nets = network_.NetworksOf(workload); nets.ok()) {
     for (const auto& n : *nets) {
-      core::ReportError("storenet", Cat("workload ", workload, ": detach from network ", n),
-                        network_.DetachWorkload(n, workload));
+      core::ReportError(
+          "storenet", Cat("workload ", workload, ": detach from network ", n),
+          release ? network_.DetachWorkload(n, workload) : network_.UnplugWorkload(n, workload));
     }
   }
   const std::string ns = ContainerNetns(instance_, workload);
@@ -527,12 +708,13 @@ void LocalStorageNetwork::Detach(std::string_view workload) {
     }
     std::filesystem::remove_all(dir, ec);
   }
+  if (!release) return;
   if (auto disks = storage_.List(); disks.ok()) {
     for (const auto& d : *disks) {
       if (d.contains("status") && d["status"].value("attached_to", "") == workload) {
         core::ReportError("storenet",
-                          Cat("workload ", workload, ": detach disk ", d.value("name", "")),
-                          storage_.Detach(d.value("name", "")).status());
+                          Cat("workload ", workload, ": release disk ", d.value("name", "")),
+                          storage_.Release(d.value("name", ""), workload));
       }
     }
   }
@@ -606,7 +788,13 @@ void LocalStorageNetwork::WireAgent(agent::AgentOptions& options) {
       .detach = [this](std::string_view workload, std::string_view disk) -> absl::Status {
         agent::Agent* a = agent_.load();
         if (a == nullptr) return absl::NotFoundError("no local agent");
-        return a->DetachDisk(workload, disk);
+        absl::Status s = a->DetachDisk(workload, disk);
+        // A container holds only the disks mounted for it at start; one attached later waits
+        // for its next start, so it may go without the task noticing.
+        if (absl::IsUnimplemented(s) && !IsMountPoint(Cat(mounts_dir_, "/", workload, "/", disk))) {
+          return absl::NotFoundError(Cat("workload \"", workload, "\" has not mounted it"));
+        }
+        return s;
       },
       .snapshot = [this](std::string_view workload, std::string_view disk,
                          std::string_view snapshot) -> absl::Status {
@@ -617,7 +805,9 @@ void LocalStorageNetwork::WireAgent(agent::AgentOptions& options) {
   options.attach = [this](const core::WorkloadSpec& spec, runtime::TaskConfig* config) {
     return Attach(spec, config);
   };
-  options.detach = [this](std::string_view workload) { Detach(workload); };
+  // A task goes when its workload stops, fails, is placed anew or is deleted; only a deleted
+  // workload gives back its addresses, forwards and disks (the watch also sees the delete).
+  options.detach = [this](std::string_view workload) { Detach(workload, !Kept(workload)); };
 }
 
 void LocalStorageNetwork::AddRoutes(api::Router& router) {

@@ -7,14 +7,21 @@
 #pragma once
 
 #include <atomic>
+#include <deque>
 #include <memory>
 #include <ostream>
 #include <string>
+#include <thread>
+#include <vector>
 
+#include "absl/base/thread_annotations.h"
+#include "absl/synchronization/mutex.h"
 #include "agent/agent.h"
 #include "api/http/router.h"
 #include "control/network_service.h"
 #include "control/storage_service.h"
+#include "core/workload.h"
+#include "state/store.h"
 
 namespace berth {
 
@@ -33,13 +40,19 @@ std::unique_ptr<control::NetworkHost> NewLocalNetworkHost(const std::string& age
                                                           const std::string& netns);
 
 // What `serve --dev` runs for disks and networks: the local hosts, the services over the store
-// and their REST routes.
+// and their REST routes. A workload keeps its addresses, the port forwards to it and its disks
+// while it exists (stopped or failed included); they are released when it is deleted, which a
+// watch of the store's workloads tells a thread of this object.
 class LocalStorageNetwork {
  public:
   LocalStorageNetwork(state::Store* store, core::Clock* clock, const std::string& agent_dir,
                       const std::string& backup_dir);
+  // Stops the watch and its thread.
+  ~LocalStorageNetwork();
   // Re-declares the stored disks, networks, groups and forwards on this host and removes
-  // leftovers. Problems are reported on `err`; they do not stop the server.
+  // leftovers, re-declares the interfaces of workloads whose tasks run (so their security
+  // groups hold again), then follows workload deletions. Problems are reported on `err`; they
+  // do not stop the server.
   void Start(std::ostream& err);
   // Registers /v1/disks, /v1/networks, /v1/secgroups and /v1/portforwards.
   void AddRoutes(api::Router& router);
@@ -58,8 +71,25 @@ class LocalStorageNetwork {
 
  private:
   absl::Status Attach(const core::WorkloadSpec& spec, runtime::TaskConfig* config);
-  void Detach(std::string_view workload);
+  // What the workload's i-th network attachment asks of the network service.
+  control::WorkloadEndpointOptions EndpointOptions(const core::WorkloadSpec& spec, size_t i) const;
+  // Takes back what Attach gave once the task is gone: interfaces, namespace and mounts always;
+  // addresses, port forwards and disks only when `release` (the workload is deleted).
+  void Detach(std::string_view workload, bool release);
+  // Whether the workload is stored and not being deleted (a store error counts as kept: nothing
+  // is released on a guess).
+  bool Kept(std::string_view workload);
+  // Re-declares the endpoints of the running and paused workloads, after a server restart.
+  void RedeclareEndpoints(const std::vector<core::Workload>& workloads, std::ostream& err);
+  // Releases what deleted workloads held (the watch's thread).
+  void ReleaseLoop();
 
+  state::Store* const store_;
+  std::unique_ptr<state::WatchHandle> watch_;
+  absl::Mutex release_mu_;
+  std::deque<std::string> to_release_ ABSL_GUARDED_BY(release_mu_);
+  bool stopping_ ABSL_GUARDED_BY(release_mu_) = false;
+  std::thread releaser_;
   std::atomic<agent::Agent*> agent_{nullptr};
   const std::string netns_;
   const std::string instance_;  // NetworkInstanceId

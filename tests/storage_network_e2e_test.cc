@@ -184,6 +184,31 @@ TEST_F(StorageNetworkE2eTest, DiskLifecycleThroughTheCli) {
   EXPECT_THAT(events.body.dump(), HasSubstr("reverted to snapshot"));
 }
 
+TEST_F(StorageNetworkE2eTest, ARestoredDiskComesBackInItsFormatWithItsFilesystem) {
+  // A raw ext4 disk (what a container mounts) comes back raw ext4, so it stays mountable.
+  Json flat =
+      CliJson({"disk", "create", "flat", "--size", "32Mi", "--format", "raw", "--fs", "ext4"});
+  ASSERT_TRUE(flat.is_object());
+  e2e::Result b = Cli({"disk", "backup", "flat", "flat.backup"});
+  ASSERT_EQ(b.exit_code, 0) << b.err;
+  EXPECT_THAT(e2e::ReadFile(dir_ + "/backups/flat.backup.sha256"), HasSubstr("\nformat raw\n"));
+  Json back = CliJson({"disk", "restore", "flat.backup", "flat-again"});
+  ASSERT_TRUE(back.is_object());
+  EXPECT_EQ(back["spec"]["format"], "raw");
+  EXPECT_EQ(back["spec"]["filesystem"], "ext4");
+  const std::string path = back["status"]["path"];
+  EXPECT_TRUE(path.ends_with(".raw")) << path;
+  EXPECT_THAT(Sh({"blkid", "-p", "-o", "value", "-s", "TYPE", path}), HasSubstr("ext4"));
+
+  // A qcow2 disk comes back qcow2, without a filesystem it never had.
+  ASSERT_TRUE(CliJson({"disk", "create", "blocks", "--size", "32Mi"}).is_object());
+  ASSERT_EQ(Cli({"disk", "backup", "blocks", "blocks.backup"}).exit_code, 0);
+  Json again = CliJson({"disk", "restore", "blocks.backup", "blocks-again"});
+  ASSERT_TRUE(again.is_object());
+  EXPECT_EQ(again["spec"]["format"], "qcow2");
+  EXPECT_EQ(again["spec"]["filesystem"], "");
+}
+
 TEST_F(StorageNetworkE2eTest, BadDiskInputNamesTheFieldAndChangesNothing) {
   auto r = server_.client().CreateDisk({.name = "d", .size = "lots"});
   EXPECT_TRUE(absl::IsInvalidArgument(r.status())) << r.status();

@@ -211,6 +211,25 @@ TEST_F(WorkloadNetworkE2eTest, ContainersTalkThroughGroupsAndPortForwards) {
   MustCli({"portfwd", "add", "--host-port", std::to_string(port), "--workload", "srv", "--port",
            "8080"});
   EXPECT_TRUE(nt::TcpReachable(ns_.Name("host"), "10.216.0.1", port, absl::Seconds(5)));
+  // ... and at 127.0.0.1, where a user on the host tries it first.
+  EXPECT_TRUE(nt::TcpReachable(ns_.Name("host"), "127.0.0.1", port, absl::Seconds(5)));
+  // A port a process on the host listens on is refused: the forward would take its traffic.
+  {
+    nt::TcpServer busy(ns_.Name("host"));
+    e2e::Result taken = Cli({"portfwd", "add", "--host-port", std::to_string(busy.port()),
+                             "--workload", "srv", "--port", "8080"});
+    EXPECT_EQ(taken.exit_code, 1);
+    EXPECT_THAT(taken.err,
+                HasSubstr("host_port " + std::to_string(busy.port()) + "/tcp is in use"));
+    EXPECT_TRUE(nt::TcpReachable(ns_.Name("host"), "127.0.0.1", busy.port(), absl::Seconds(5)));
+  }
+
+  // A running container has its disk mounted: the disk cannot be taken from it.
+  e2e::Result detach = Cli({"disk", "detach", "shared"});
+  EXPECT_EQ(detach.exit_code, 1);
+  EXPECT_THAT(detach.err, HasSubstr("workload \"srv\""));
+  EXPECT_THAT(detach.err, HasSubstr("stop the workload first"));
+  EXPECT_EQ(Disk("shared")["status"]["attached_to"], "srv");
 
   // References to what does not exist are refused at create, naming the field; nothing is made.
   auto refused = [&](const Json& spec, const std::string& field) {
@@ -266,6 +285,79 @@ TEST_F(WorkloadNetworkE2eTest, ContainersTalkThroughGroupsAndPortForwards) {
   MustCli({"net", "rm", "blue"});
 }
 
+TEST_F(WorkloadNetworkE2eTest, AStoppedWorkloadKeepsWhatItHoldsAndGroupsHoldAfterARestart) {
+  MustImport({"busybox", "--rootfs", "busybox-rootfs.tar"}, {ImagesDir() + "/busybox-rootfs.tar"});
+  MustCli({"net", "create", "green", "--subnet", "10.218.0.0/24"});
+  MustCli({"secgroup", "create", "web"});
+  MustCli({"secgroup", "rule", "add", "web", "--proto", "tcp", "--ports", "8080"});
+  MustCli({"disk", "create", "kept", "--size", "32Mi", "--format", "raw", "--fs", "ext4"});
+  auto listen = [](int port) { return "nc -ll -p " + std::to_string(port) + " -e /bin/echo ok &"; };
+  Create({{"name", "srv"},
+          {"kind", "container"},
+          {"image", "busybox"},
+          {"command", {"/bin/sh", "-c", listen(8080) + listen(9090) + " sleep 3600"}},
+          {"resources", {{"cpu", "100m"}, {"memory", "32Mi"}}},
+          {"networks", {{{"network", "green"}, {"security_groups", {"web"}}}}},
+          {"disks", {{{"disk", "kept"}, {"mount", "/data"}}}}});
+  Create({{"name", "cli"},
+          {"kind", "container"},
+          {"image", "busybox"},
+          {"command", {"/bin/sh", "-c", "sleep 3600"}},
+          {"resources", {{"cpu", "100m"}, {"memory", "32Mi"}}},
+          {"networks", {"green"}}});
+  ASSERT_TRUE(WaitState("srv", "running")) << Reason("srv");
+  ASSERT_TRUE(WaitState("cli", "running")) << Reason("cli");
+  const std::string srv = AddressOf("green", "srv");
+  ASSERT_FALSE(srv.empty());
+  EXPECT_TRUE(e2e::Eventually([&] { return ExecSaysOk("cli", {"nc", "-w", "2", srv, "8080"}); }));
+  EXPECT_FALSE(ExecSaysOk("cli", {"nc", "-w", "2", srv, "9090"}));
+
+  // The server restarts; the containers run on, and the group still keeps 9090 out.
+  server_.Kill(SIGTERM);
+  ASSERT_TRUE(server_.Start()) << e2e::ReadFile(dir_ + "/serve.log");
+  EXPECT_EQ(State("srv"), "running");
+  EXPECT_TRUE(e2e::Eventually([&] { return ExecSaysOk("cli", {"nc", "-w", "2", srv, "8080"}); }));
+  EXPECT_FALSE(ExecSaysOk("cli", {"nc", "-w", "2", srv, "9090"}));
+
+  // Stopped, srv keeps its address, the forward to it and its disk; only its interface and
+  // namespace go.
+  const int port = nt::FreePort(ns_.Name("host"));
+  MustCli({"portfwd", "add", "--host-port", std::to_string(port), "--workload", "srv", "--port",
+           "8080"});
+  EXPECT_TRUE(nt::TcpReachable(ns_.Name("host"), "127.0.0.1", port, absl::Seconds(5)));
+  MustCli({"workload", "stop", "srv"});
+  ASSERT_TRUE(WaitState("srv", "stopped")) << Reason("srv");
+  EXPECT_TRUE(e2e::Eventually([&] { return !std::filesystem::exists(ContainerNetns("srv")); }));
+  EXPECT_FALSE(std::filesystem::exists(dir_ + "/agent/mounts/srv"));
+  EXPECT_EQ(AddressOf("green", "srv"), srv);
+  EXPECT_EQ(Disk("kept")["status"]["attached_to"], "srv");
+  Json forwards = Json::parse(Cli({"portfwd", "ls", "--json"}).out, nullptr, false);
+  ASSERT_TRUE(forwards.is_object());
+  EXPECT_EQ(forwards["items"].size(), 1u) << forwards.dump();
+
+  // Started again, it is where it was: same address, the forward reaches it, the group holds.
+  MustCli({"workload", "start", "srv"});
+  ASSERT_TRUE(WaitState("srv", "running")) << Reason("srv");
+  EXPECT_EQ(AddressOf("green", "srv"), srv);
+  EXPECT_TRUE(e2e::Eventually(
+      [&] { return nt::TcpReachable(ns_.Name("host"), "127.0.0.1", port, absl::Seconds(2)); }));
+  EXPECT_TRUE(e2e::Eventually([&] { return ExecSaysOk("cli", {"nc", "-w", "2", srv, "8080"}); }));
+  EXPECT_FALSE(ExecSaysOk("cli", {"nc", "-w", "2", srv, "9090"}));
+
+  // Stopped and then deleted, it gives everything back.
+  MustCli({"workload", "stop", "srv"});
+  ASSERT_TRUE(WaitState("srv", "stopped")) << Reason("srv");
+  Delete("srv");
+  EXPECT_TRUE(e2e::Eventually([&] { return AddressOf("green", "srv").empty(); }))
+      << Network("green").dump();
+  EXPECT_TRUE(e2e::Eventually([&] {
+    Json f = Json::parse(Cli({"portfwd", "ls", "--json"}).out, nullptr, false);
+    return f.is_object() && f["items"].empty();
+  }));
+  Delete("cli");
+  MustCli({"net", "rm", "green"});
+}
+
 TEST_F(WorkloadNetworkE2eTest, VmTakesItsAddressAndKeepsItsDiskThroughSnapshotRevert) {
   const std::string images = ImagesDir();
   MustImport({"tiny-vm", "--kernel", "vmlinuz", "--initrd", "initrd.img"},
@@ -314,23 +406,33 @@ TEST_F(WorkloadNetworkE2eTest, VmTakesItsAddressAndKeepsItsDiskThroughSnapshotRe
   MustCli({"disk", "snapshot", "vmdata", "live"});
   EXPECT_THAT(Disk("vmdata")["status"]["snapshots"].dump(), HasSubstr("live"));
 
-  // A disk attached while the VM runs is plugged in (PCIe hot-plug) and pulled out on detach.
-  MustCli({"disk", "create", "extra", "--size", "32Mi"});
-  MustCli({"disk", "attach", "extra", "first"});
-  EXPECT_TRUE(e2e::Eventually(
-      [&] { return Logs("first").find("BLOCK=vda,vdb,") != std::string::npos; }, 60))
-      << Logs("first");
-  MustCli({"disk", "detach", "extra"});
+  // Disks attached while the VM runs are plugged in (PCIe hot-plug), one after another, and
+  // pulled out on detach. The third one's name is longer than QEMU takes as a node name.
+  const std::vector<std::string> extras = {"extra", "extra-two", "third-disk-with-a-longer-name"};
+  std::string blocks = "BLOCK=vda,";
+  for (size_t i = 0; i < extras.size(); ++i) {
+    MustCli({"disk", "create", extras[i], "--size", "32Mi"});
+    MustCli({"disk", "attach", extras[i], "first"});
+    blocks += std::string("vd") + static_cast<char>('b' + i) + ",";
+    EXPECT_TRUE(
+        e2e::Eventually([&] { return Logs("first").find(blocks + "\n") != std::string::npos; }, 60))
+        << blocks << "\n"
+        << Logs("first");
+    EXPECT_EQ(Disk(extras[i])["status"]["attached_to"], "first");
+  }
+  for (const std::string& extra : extras) MustCli({"disk", "detach", extra});
   EXPECT_TRUE(e2e::Eventually(
       [&] {
         std::string logs = Logs("first");
-        size_t plugged = logs.find("BLOCK=vda,vdb,");
+        size_t plugged = logs.find(blocks);
         return plugged != std::string::npos &&
                logs.find("BLOCK=vda,\n", plugged) != std::string::npos;
       },
-      60))
+      90))
       << Logs("first");
-  EXPECT_EQ(Disk("extra")["status"]["attached_to"], "");
+  for (const std::string& extra : extras) {
+    EXPECT_EQ(Disk(extra)["status"]["attached_to"], "") << extra;
+  }
 
   // An attached disk cannot be deleted or reverted; deleting the VM detaches it.
   EXPECT_NE(Cli({"disk", "rm", "vmdata"}).exit_code, 0);

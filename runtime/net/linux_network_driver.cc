@@ -234,12 +234,41 @@ absl::Status LinuxNetworkDriver::Commit(NetworkModel next) {
           "net.bridge.bridge-nf-call-iptables=1");
     }
   }
+  // Loopback routing through a bridge is turned off before its guard goes, and on after the
+  // guard is in (see LocalnetBridges).
+  std::map<std::string, bool> localnet;
+  for (const auto& [_, net] : next.networks()) localnet[net.bridge] = false;
+  for (const std::string& bridge : LocalnetBridges(next)) localnet[bridge] = true;
+  for (const auto& [bridge, on] : localnet) {
+    if (!on) SetRouteLocalnet(bridge, false);
+  }
   BERTH_RETURN_IF_ERROR(ApplyRules(next));
+  for (const auto& [bridge, on] : localnet) {
+    if (on) SetRouteLocalnet(bridge, true);
+  }
+  for (auto it = localnet_.begin(); it != localnet_.end();) {
+    it = localnet.contains(it->first) ? std::next(it) : localnet_.erase(it);
+  }
   for (const auto& [name, net] : next.networks()) {
     if (net.spec.dhcp) BERTH_RETURN_IF_ERROR(ReloadDhcp(next, name));
   }
   model_ = std::move(next);
   return absl::OkStatus();
+}
+
+void LinuxNetworkDriver::SetRouteLocalnet(const std::string& bridge, bool on) {
+  auto known = localnet_.find(bridge);
+  if (known != localnet_.end() && known->second == on) return;
+  absl::Status s =
+      Run({"sysctl", "-qw", Cat("net.ipv4.conf.", bridge, ".route_localnet=", on ? 1 : 0)})
+          .status();
+  // Without it only forwards reached at 127.0.0.1 fail; every other path works.
+  core::ReportError("net", Cat("bridge ", bridge, ": route_localnet"), s);
+  if (s.ok()) {
+    localnet_[bridge] = on;
+  } else {
+    localnet_.erase(bridge);
+  }
 }
 
 absl::StatusOr<NetworkInfo> LinuxNetworkDriver::EnsureNetwork(const NetworkSpec& spec,

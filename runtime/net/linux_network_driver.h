@@ -94,9 +94,15 @@ class LinuxNetworkDriver final : public NetworkDriver {
   // Swaps the applied rules (and DHCP hosts) to `next` and makes it the model.
   absl::Status Commit(NetworkModel next) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
+  // Sets net.ipv4.conf.BRIDGE.route_localnet unless it is known to be so already; a failure is
+  // reported (only forwards reached at 127.0.0.1 need it).
+  void SetRouteLocalnet(const std::string& bridge, bool on) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+
   const Options options_;
   absl::Mutex mu_;
   NetworkModel model_ ABSL_GUARDED_BY(mu_);
+  // The route_localnet value each bridge was last given.
+  std::map<std::string, bool> localnet_ ABSL_GUARDED_BY(mu_);
 };
 
 }  // namespace berth::runtime::net

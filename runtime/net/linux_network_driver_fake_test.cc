@@ -63,6 +63,44 @@ TEST_F(LinuxNetworkDriverFakeTest, AFailingToolIsAnErrorQuotingIt) {
   EXPECT_EQ(fake_.Commands().back()[0], "ip");
 }
 
+TEST_F(LinuxNetworkDriverFakeTest, AForwardLetsItsBridgeRouteLoopbackWhileItLasts) {
+  LinuxNetworkDriver driver(Options());
+  auto n = driver.EnsureNetwork({.name = "n1", .subnet = "10.10.0.0/24"}, {});
+  ASSERT_TRUE(n.ok()) << n.status();
+  const std::vector<std::string> on = {"sysctl", "-qw",
+                                       "net.ipv4.conf." + n->bridge + ".route_localnet=1"};
+  const std::vector<std::string> off = {"sysctl", "-qw",
+                                        "net.ipv4.conf." + n->bridge + ".route_localnet=0"};
+  // The index of the first call from `from` on that ran `argv`; -1 when none did.
+  auto index = [&](const std::vector<std::string>& argv, size_t from) {
+    std::vector<host::FakeExecutor::Call> calls = fake_.Calls();
+    for (size_t i = from; i < calls.size(); ++i) {
+      if (calls[i].argv == argv) return static_cast<int>(i);
+    }
+    return -1;
+  };
+  const std::vector<std::string> nft = {"nft", "-f", "-"};
+  EXPECT_GE(index(off, 0), 0);  // a bridge without forwards keeps loopback out
+  EXPECT_EQ(index(on, 0), -1);
+  size_t mark = fake_.Calls().size();
+  ASSERT_TRUE(driver
+                  .AddPortForward({.id = "f",
+                                   .host_port = 8080,
+                                   .network = "n1",
+                                   .target_address = "10.10.0.5",
+                                   .target_port = 80},
+                                  {})
+                  .ok());
+  // On only after the rules that guard it are in.
+  EXPECT_GT(index(on, mark), index(nft, mark));
+  EXPECT_GE(index(nft, mark), 0);
+  mark = fake_.Calls().size();
+  ASSERT_TRUE(driver.RemovePortForward("f", {}).ok());
+  // Off before the guard goes.
+  EXPECT_GE(index(off, mark), 0);
+  EXPECT_LT(index(off, mark), index(nft, mark));
+}
+
 TEST_F(LinuxNetworkDriverFakeTest, StopDhcpLeavesAProcessThatIsNotItsDnsmasqAlone) {
   // A stale pid file whose pid now names another process (here: a sleep of this test).
   auto stranger = host::SpawnDetached({"sleep", "100"}, {});

@@ -189,8 +189,19 @@ TEST_F(LinuxNetworkDriverTest, PortForwardReachesContainerFromOutsideAndFromHost
                   .ok());
   EXPECT_TRUE(TcpReachable(ns_.Name("c"), "198.18.0.1", host_port, kReachable));
   EXPECT_TRUE(TcpReachable(Host(), "198.18.0.1", host_port, kReachable));
+  // The host reaches it at 127.0.0.1 too: the bridge routes loopback while the forward lasts.
+  EXPECT_TRUE(TcpReachable(Host(), "127.0.0.1", host_port, kReachable));
+  const std::string bridge = BridgeName(I(), "n1");
+  auto localnet = [&] {
+    std::string out;
+    RunIn(Host(), {"sysctl", "-n", "net.ipv4.conf." + bridge + ".route_localnet"}, &out);
+    return out;
+  };
+  EXPECT_EQ(localnet(), "1\n");
   ASSERT_TRUE(driver().RemovePortForward("web").ok());
   EXPECT_FALSE(TcpReachable(ns_.Name("c"), "198.18.0.1", host_port, kBlocked));
+  EXPECT_FALSE(TcpReachable(Host(), "127.0.0.1", host_port, kBlocked));
+  EXPECT_EQ(localnet(), "0\n");
 }
 
 TEST_F(LinuxNetworkDriverTest, DhcpServesStaticLeaseToTapMac) {

@@ -472,6 +472,19 @@ void NetworkModel::RemoveForward(std::string_view id) {
   if (it != forwards_.end()) forwards_.erase(it);
 }
 
+std::vector<std::string> LocalnetBridges(const NetworkModel& model) {
+  std::vector<std::string> out;
+  for (const auto& [name, n] : model.networks()) {
+    for (const auto& [_, f] : model.forwards()) {
+      if (f.network == name) {
+        out.push_back(n.bridge);
+        break;
+      }
+    }
+  }
+  return out;
+}
+
 std::string RenderNftRuleset(const NetworkModel& model) {
   // Creating then deleting the table makes the delete succeed whether or not it existed; the
   // whole script is one transaction, so the old rules stay until the new ones are in.
@@ -514,7 +527,24 @@ std::string RenderNftRuleset(const NetworkModel& model) {
     std::string subnet = n.addressing.subnet.ToString();
     out += Cat("    ip saddr ", subnet, " ip daddr != ", subnet, " masquerade\n");
   }
+  // A forward reached at 127.0.0.1 leaves with a loopback source, which the workload could not
+  // answer: it gets the bridge's address instead (the bridge routes it: route_localnet).
+  std::string guard;
+  for (const std::string& bridge : LocalnetBridges(model)) {
+    out += Cat("    oifname \"", bridge, "\" ip saddr 127.0.0.0/8 masquerade\n");
+    guard += Cat("    iifname \"", bridge, "\" ip daddr 127.0.0.0/8 drop\n", "    iifname \"",
+                 bridge, "\" ip saddr 127.0.0.0/8 drop\n");
+  }
   out += "  }\n";
+  if (!guard.empty()) {
+    // route_localnet lets loopback addresses through the bridge; only the host's own forwarded
+    // connections may use them: a workload never reaches the host's loopback services. Runs
+    // before conntrack, so replies (addressed to the bridge until un-NATed) pass.
+    out +=
+        "  chain localnet_guard {\n    type filter hook prerouting priority raw; policy "
+        "accept;\n" +
+        guard + "  }\n";
+  }
 
   // Ingress to a protected endpoint arrives bridged or routed (forward hook) or from the host
   // itself (output hook).

@@ -127,6 +127,10 @@ class NetworkModel {
 // and a chain per group-protected endpoint that accepts established traffic and what its groups
 // allow and drops the rest.
 std::string RenderNftRuleset(const NetworkModel& model);
+// The bridges of networks that port forwards target: the host's connections to 127.0.0.1 are
+// routed through them (net.ipv4.conf.BRIDGE.route_localnet=1), with a masquerade that gives them
+// the bridge's address and a guard that keeps the workloads off the host's loopback.
+std::vector<std::string> LocalnetBridges(const NetworkModel& model);
 // dnsmasq --dhcp-hostsfile content for one network: "mac,address,id" per tap endpoint.
 std::string RenderDhcpHosts(const NetworkModel& model, std::string_view network);
 

@@ -1,11 +1,13 @@
 #include "runtime/net/network_model.h"
 
+#include "core/strings.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 
 namespace berth::runtime::net {
 namespace {
 
+using core::Cat;
 using ::testing::HasSubstr;
 using ::testing::Not;
 
@@ -152,7 +154,8 @@ TEST_F(ModelTest, RendersForwardsMasqueradeAndGroupChains) {
   EXPECT_THAT(rules, HasSubstr("ip daddr 10.0.0.5 jump ep_n1__a"));
   EXPECT_THAT(rules, HasSubstr("tcp dport 80-81 accept"));
   EXPECT_THAT(rules, HasSubstr("ip saddr @g_web tcp dport 22 accept"));
-  EXPECT_THAT(rules, Not(HasSubstr("masquerade")));
+  // No NAT network: only the host's own loopback connections to the forward are masqueraded.
+  EXPECT_THAT(rules, Not(HasSubstr("ip saddr 10.0.0.0/24")));
   EXPECT_EQ(RenderDhcpHosts(model_, "n1"), "");  // veth endpoints get no DHCP lease
   PortForward udp{.id = "dns",
                   .protocol = Protocol::kUdp,
@@ -173,6 +176,34 @@ TEST_F(ModelTest, RendersForwardsMasqueradeAndGroupChains) {
   EXPECT_EQ(RenderDhcpHosts(model_, "n1"), "52:54:00:00:00:06,10.0.0.6,vm\n");
   model_.RemoveNetwork("n1");
   EXPECT_THAT(RenderNftRuleset(model_), Not(HasSubstr("table inet berth_1a2b3c4d5e6f7081 {")));
+}
+
+TEST_F(ModelTest, AForwardedNetworksBridgeCarriesTheHostsLoopbackConnectionsOnly) {
+  auto other = model_.PrepareNetwork({.name = "n2", .subnet = "10.0.1.0/24"});
+  ASSERT_TRUE(other.ok()) << other.status();
+  model_.CommitNetwork(*other);
+  EXPECT_THAT(LocalnetBridges(model_), testing::IsEmpty());
+  EXPECT_THAT(RenderNftRuleset(model_), Not(HasSubstr("127.0.0.0/8")));
+  PortForward f{.id = "f",
+                .host_port = 8080,
+                .network = "n1",
+                .target_address = "10.0.0.5",
+                .target_port = 80};
+  ASSERT_TRUE(model_.PrepareForward(f).ok());
+  model_.CommitForward(f);
+  // Only n1 has a forward: its bridge, not n2's, routes 127.0.0.1 to the workload.
+  const std::string bridge = model_.FindNetwork("n1")->bridge;
+  EXPECT_THAT(LocalnetBridges(model_), testing::ElementsAre(bridge));
+  std::string rules = RenderNftRuleset(model_);
+  EXPECT_THAT(rules, HasSubstr(Cat("oifname \"", bridge, "\" ip saddr 127.0.0.0/8 masquerade")));
+  // Workloads never reach the host's loopback through the bridge, nor pose as it.
+  EXPECT_THAT(rules, HasSubstr("type filter hook prerouting priority raw;"));
+  EXPECT_THAT(rules, HasSubstr(Cat("iifname \"", bridge, "\" ip daddr 127.0.0.0/8 drop")));
+  EXPECT_THAT(rules, HasSubstr(Cat("iifname \"", bridge, "\" ip saddr 127.0.0.0/8 drop")));
+  EXPECT_THAT(rules, Not(HasSubstr(model_.FindNetwork("n2")->bridge)));
+  model_.RemoveForward("f");
+  EXPECT_THAT(LocalnetBridges(model_), testing::IsEmpty());
+  EXPECT_THAT(RenderNftRuleset(model_), Not(HasSubstr("127.0.0.0/8")));
 }
 
 TEST_F(ModelTest, EndpointAndForwardValidation) {

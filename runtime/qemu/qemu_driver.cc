@@ -7,6 +7,7 @@
 #include <filesystem>
 
 #include "absl/strings/escaping.h"
+#include "absl/strings/str_format.h"
 #include "core/log.h"
 #include "core/status.h"
 #include "core/strings.h"
@@ -176,7 +177,8 @@ absl::StatusOr<VmLaunchSpec> QemuDriver::LaunchSpecFor(const TaskConfig& config)
   }
   for (size_t i = 0; i < config.disks.size(); ++i) {
     const TaskDisk& d = config.disks[i];
-    s.disks.push_back({.id = d.name.empty() ? Cat("disk", static_cast<int>(i)) : d.name,
+    s.disks.push_back({.id = d.name.empty() ? Cat("disk", static_cast<int>(i))
+                                            : VmDiskNode(d.name, /*hotplug=*/false),
                        .path = d.path,
                        .format = d.format == "qcow2" ? "qcow2" : "raw",
                        .read_only = d.read_only});
@@ -475,16 +477,27 @@ std::shared_ptr<QemuDriver::Vm> QemuDriver::Find(std::string_view task_id) {
 }
 
 namespace {
-// QEMU names of a hot-plugged disk: its format node, its file node and its device.
-std::string HotplugNode(std::string_view disk) { return Cat("hp-", disk); }
+// The names releases before hashed names gave a VM's disks: the disk's own name at start,
+// "hp-NAME" when hot-plugged; still looked up for VMs they started.
+std::string LegacyHotplugNode(std::string_view disk) { return Cat("hp-", disk); }
 }  // namespace
+
+std::string VmDiskNode(std::string_view disk, bool hotplug) {
+  // FNV-1a, 64 bits: stable across releases, so a re-adopted VM's nodes are found again.
+  uint64_t h = 14695981039346656037ull;
+  for (unsigned char c : disk) {
+    h ^= c;
+    h *= 1099511628211ull;
+  }
+  return absl::StrFormat("%s%016x", hotplug ? "hp" : "vd", h);
+}
 
 absl::Status QemuDriver::AttachDisk(std::string_view task_id, const TaskDisk& disk) {
   auto vm = Find(task_id);
   if (!vm) return TaskNotFound(task_id);
   if (disk.name.empty()) return core::FieldError("vm", vm->workload, "disk.name", "is empty");
   if (disk.path.empty()) return core::FieldError("vm", vm->workload, "disk.path", "is empty");
-  const std::string node = HotplugNode(disk.name);
+  const std::string node = VmDiskNode(disk.name, /*hotplug=*/true);
   json file = {{"driver", "file"}, {"node-name", node + "-file"}, {"filename", disk.path}};
   json format = {{"driver", disk.format == "qcow2" ? "qcow2" : "raw"},
                  {"node-name", node},
@@ -520,8 +533,13 @@ absl::Status QemuDriver::AttachDisk(std::string_view task_id, const TaskDisk& di
 absl::Status QemuDriver::DetachDisk(std::string_view task_id, std::string_view name) {
   auto vm = Find(task_id);
   if (!vm) return TaskNotFound(task_id);
-  const std::string node = HotplugNode(name);
+  std::string node = VmDiskNode(name, /*hotplug=*/true);
   auto asked = Qmp(vm, "device_del", {{"id", node + "-dev"}});
+  if (!asked.ok()) {
+    // Plugged in by an earlier release, under its name.
+    node = LegacyHotplugNode(name);
+    asked = Qmp(vm, "device_del", {{"id", node + "-dev"}});
+  }
   if (!asked.ok()) {
     return absl::NotFoundError(Cat("vm \"", vm->workload, "\": disk \"", name,
                                    "\" is not plugged in: ", asked.status().message()));
@@ -549,9 +567,10 @@ absl::Status QemuDriver::SnapshotDisk(std::string_view task_id, std::string_view
                                       std::string_view snapshot) {
   auto vm = Find(task_id);
   if (!vm) return TaskNotFound(task_id);
-  // A disk given at start has its own name as node name; one plugged in later, hp-NAME.
+  // A disk given at start or plugged in later; then the names of earlier releases.
   absl::Status last;
-  for (const std::string& node : {std::string(name), HotplugNode(name)}) {
+  for (const std::string& node : {VmDiskNode(name, false), VmDiskNode(name, true),
+                                  std::string(name), LegacyHotplugNode(name)}) {
     auto r = Qmp(vm, "blockdev-snapshot-internal-sync",
                  {{"device", node}, {"name", std::string(snapshot)}});
     if (r.ok()) return absl::OkStatus();

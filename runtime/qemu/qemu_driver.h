@@ -69,6 +69,12 @@ struct VmStats {
   std::string qmp_status;  // "running", "paused", ...
 };
 
+// QEMU's name for a Berth disk in a VM: its block node ("-file" added for the file node) and,
+// with "-dev", its device. Disk names may start with a digit, run to 63 characters or equal
+// another id of the VM ("image", "tap0"); node names must start with a letter and stay under 32
+// characters. So the name is hashed: "vd" (given at start) or "hp" (hot-plugged), 16 hex digits.
+std::string VmDiskNode(std::string_view disk, bool hotplug);
+
 class QemuDriver final : public ComputeDriver {
  public:
   explicit QemuDriver(QemuDriverOptions options = {});

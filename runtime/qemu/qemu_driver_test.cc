@@ -3,8 +3,12 @@
 #include <signal.h>
 #include <unistd.h>
 
+#include <cctype>
 #include <cstdlib>
 #include <filesystem>
+#include <set>
+#include <string>
+#include <vector>
 
 #include "absl/synchronization/mutex.h"
 #include "gtest/gtest.h"
@@ -120,6 +124,25 @@ class QemuDriverTest : public ::testing::Test {
   std::string dir_;
   std::unique_ptr<QemuDriver> driver_ = std::make_unique<QemuDriver>();
 };
+
+TEST(VmDiskNodeTest, AnyDiskNameGivesAValidNodeNameThatClashesWithNoOtherId) {
+  const std::vector<std::string> names = {"data",  "image",  "tap0",  "net0",
+                                          "2nd",   "a-b",    "qmp",   std::string(63, 'z'),
+                                          "extra", "extra2", "extra3"};
+  std::set<std::string> seen = {"image", "tap0", "net0", "qmp", "serial0"};
+  for (const std::string& name : names) {
+    for (bool hotplug : {false, true}) {
+      const std::string node = VmDiskNode(name, hotplug);
+      // QEMU: a node name starts with a letter and has at most 31 characters.
+      EXPECT_TRUE(std::isalpha(static_cast<unsigned char>(node[0]))) << node;
+      EXPECT_LE((node + "-file").size(), 31u) << name;
+      EXPECT_TRUE(seen.insert(node).second) << name << " clashes as " << node;
+    }
+  }
+  // Stable across releases: a VM re-adopted after an upgrade is found under the same names.
+  EXPECT_EQ(VmDiskNode("data", true), "hp855b556730a34a05");
+  EXPECT_EQ(VmDiskNode("data", false), "vd855b556730a34a05");
+}
 
 TEST_F(QemuDriverTest, BootsPausesResumesAndPowersOff) {
   auto h = driver_->Start(Config("tiny"));

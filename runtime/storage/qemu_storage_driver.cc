@@ -643,6 +643,15 @@ absl::StatusOr<BackupInfo> QemuStorageDriver::ExportBackup(std::string_view pool
   const std::string leaf = destination.filename().string();
   if (leaf.empty() || leaf == "." || leaf == "..") return refuse("must name a file");
   const std::string sum_leaf = leaf + ".sha256";
+  std::string labels;  // the sidecar's lines after the checksum
+  for (const auto& [key, value] : options.labels) {
+    if (key.empty() || key.find_first_of(" \n") != std::string::npos ||
+        value.find('\n') != std::string::npos) {
+      return core::FieldError("backup of volume", volume, "labels",
+                              Cat("must be words with one-line values, got \"", key, "\""));
+    }
+    labels += Cat(key, " ", value, "\n");
+  }
   BERTH_ASSIGN_OR_RETURN(auto pool, FindPool(pool_name));
   absl::MutexLock lock(&pool->mu);
   BERTH_ASSIGN_OR_RETURN(VolumeInfo v, Inspect(*pool, volume));
@@ -674,7 +683,7 @@ absl::StatusOr<BackupInfo> QemuStorageDriver::ExportBackup(std::string_view pool
     return absl::InternalError(Cat("backup of volume \"", volume, "\": ", std::strerror(errno)));
   }
   backup.bytes = static_cast<int64_t>(st.st_size);
-  BERTH_RETURN_IF_ERROR(sum.Write(backup.sha256 + "\n"));
+  BERTH_RETURN_IF_ERROR(sum.Write(backup.sha256 + "\n" + labels));
   BERTH_RETURN_IF_ERROR(data.Sync());
   BERTH_RETURN_IF_ERROR(sum.Sync());
   BERTH_RETURN_IF_ERROR(Step("summed"));

@@ -7,6 +7,8 @@
 #include <filesystem>
 #include <fstream>
 #include <functional>
+#include <iterator>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -172,6 +174,32 @@ TEST_F(QemuStorageDriverTest, FailedBackupLeavesNoTemporaryFile) {
   auto b = driver.ExportBackup("p", "v", {.destination = dir_ + "/out/v.backup"});
   ASSERT_FALSE(b.ok());
   EXPECT_TRUE(fs::is_empty(dir_ + "/out"));
+}
+
+TEST_F(QemuStorageDriverTest, BackupLabelsGoIntoTheSidecarAfterTheChecksum) {
+  QemuStorageDriver impl;
+  StorageDriver& driver = impl;
+  ASSERT_TRUE(driver.EnsurePool(pool_).ok());
+  ASSERT_TRUE(
+      (driver.CreateVolume({.pool = "p", .name = "v", .format = VolumeFormat::kRaw, .size_mib = 8})
+           .ok()));
+  // A label that would break the sidecar's lines is refused before anything is written.
+  auto bad = driver.ExportBackup(
+      "p", "v", {.destination = dir_ + "/bad.backup", .labels = {{"two words", "x"}}});
+  EXPECT_EQ(bad.status().code(), absl::StatusCode::kInvalidArgument) << bad.status();
+  EXPECT_FALSE(fs::exists(dir_ + "/bad.backup"));
+  auto b = driver.ExportBackup("p", "v",
+                               {.destination = dir_ + "/v.backup", .labels = {{"format", "raw"}}});
+  ASSERT_TRUE(b.ok()) << b.status();
+  std::ifstream in(dir_ + "/v.backup.sha256");
+  std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  EXPECT_EQ(text, b->sha256 + "\nformat raw\n");
+  BackupSidecar parsed = ParseBackupSidecar(text);
+  EXPECT_EQ(parsed.sha256, b->sha256);
+  EXPECT_EQ(parsed.labels, (std::map<std::string, std::string>{{"format", "raw"}}));
+  // The checksum still checks the restore, labels or not.
+  auto r = driver.RestoreBackup({.pool = "p", .name = "r", .source = dir_ + "/v.backup"});
+  EXPECT_TRUE(r.ok()) << r.status();
 }
 
 TEST_F(QemuStorageDriverTest, RestoreTakesOnlySelfContainedRegularFiles) {

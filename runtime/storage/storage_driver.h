@@ -18,6 +18,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -102,7 +103,18 @@ struct BackupOptions {
   // and no temporary file is left beside it whatever happens.
   std::string destination;
   ProgressFn progress;
+  // Written into the sidecar after the checksum, one "KEY VALUE" line each (what the volume was,
+  // e.g. {"format": "raw"}), for the restore to read back with ParseBackupSidecar. Keys are
+  // words without spaces; values end at the line.
+  std::map<std::string, std::string> labels;
 };
+
+// A sidecar's content: the checksum (its first line) and the labels of the lines after it.
+struct BackupSidecar {
+  std::string sha256;
+  std::map<std::string, std::string> labels;
+};
+BackupSidecar ParseBackupSidecar(std::string_view text);
 
 struct BackupInfo {
   std::string path;

@@ -13,6 +13,25 @@ using core::Cat;
 
 std::string_view FormatName(VolumeFormat f) { return f == VolumeFormat::kRaw ? "raw" : "qcow2"; }
 
+BackupSidecar ParseBackupSidecar(std::string_view text) {
+  BackupSidecar out;
+  bool first = true;
+  while (!text.empty()) {
+    const size_t end = text.find('\n');
+    const std::string_view line = text.substr(0, end);
+    text = end == std::string_view::npos ? std::string_view() : text.substr(end + 1);
+    if (first) {
+      out.sha256 = std::string(line);
+      first = false;
+      continue;
+    }
+    const size_t space = line.find(' ');
+    if (space == 0 || space == std::string_view::npos) continue;
+    out.labels[std::string(line.substr(0, space))] = std::string(line.substr(space + 1));
+  }
+  return out;
+}
+
 std::string_view FilesystemName(Filesystem f) {
   switch (f) {
     case Filesystem::kExt4:
