@@ -14,11 +14,14 @@
 #include <sstream>
 
 #include "api/api_server.h"
+#include "api/routes_jobs.h"
 #include "api/routes_services.h"
 #include "cli/image_cmd.h"
+#include "cli/job_cmd.h"
 #include "cli/service_cmd.h"
 #include "cli/storenet_cmd.h"
 #include "control/control_plane.h"
+#include "control/job_controller.h"
 #include "control/service_controller.h"
 #include "core/clock.h"
 #include "core/json.h"
@@ -41,10 +44,10 @@ struct Result {
 
 // The client commands under the real root (global flags and logging set-up).
 core::Command ClientRoot() {
-  return RootCommand({WorkloadCommand(), ServiceCommand(), VmCommand(), ImageCommand(),
-                      DiskCommand(), NetCommand(), SecgroupCommand(), PortfwdCommand(),
-                      HostCommand(), TenantCommand(), EventsCommand(), StatusCommand(),
-                      TopCommand(), VersionCommand()});
+  return RootCommand({WorkloadCommand(), ServiceCommand(), JobCommand(), VmCommand(),
+                      ImageCommand(), DiskCommand(), NetCommand(), SecgroupCommand(),
+                      PortfwdCommand(), HostCommand(), TenantCommand(), EventsCommand(),
+                      StatusCommand(), TopCommand(), VersionCommand()});
 }
 
 Result Berth(std::vector<std::string> args) {
@@ -387,6 +390,79 @@ TEST(CliServiceTest, CreateListGetScaleAndDelete) {
   ASSERT_TRUE(services.ReconcileOnce().ok());
   ASSERT_TRUE(services.ReconcileOnce().ok());
   EXPECT_EQ(berth({"service", "get", "web"}).code, 1);
+  std::filesystem::remove_all(dir);
+}
+
+TEST(CliJobTest, CreateListGetLogsAndCancel) {
+  state::MemoryStore store;
+  control::ControlPlane control(&store, control::ControlPlaneOptions{});
+  control::JobController jobs(&control,
+                              control::JobControllerOptions{.port_free = [](int) { return true; }});
+  api::ApiServer server(api::ApiServerOptions{.admin_token = "admin"}, &control, nullptr);
+  api::AddJobRoutes(server.router(), &jobs);
+  auto port = server.Start();
+  ASSERT_TRUE(port.ok()) << port.status();
+  const std::string url = Cat("127.0.0.1:", *port);
+  const std::filesystem::path dir =
+      std::filesystem::temp_directory_path() / Cat("berth-cli-job-", getpid());
+  std::filesystem::create_directories(dir);
+  const std::string file = (dir / "train.yaml").string();
+  {
+    std::ofstream f(file);
+    f << "name: train\nkind: job\nparallelism: 2\nrestart: {max_retries: 1, scope: task}\n"
+         "template: {kind: process, command: [/bin/true]}\n";
+  }
+  auto berth = [&](std::vector<std::string> args) {
+    args.insert(args.end(), {"--server", url, "--token", "admin"});
+    return Berth(args);
+  };
+  Result created = berth({"job", "create", "-f", file});
+  EXPECT_EQ(created.code, 0) << created.err;
+  EXPECT_THAT(created.out, HasSubstr("job train created"));
+  ASSERT_TRUE(jobs.ReconcileOnce().ok());
+  Result ls = berth({"job", "ls", "--json"});
+  EXPECT_EQ(ls.code, 0) << ls.err;
+  Json items = Json::parse(ls.out, nullptr, false);
+  ASSERT_TRUE(items.is_array()) << ls.out;
+  ASSERT_EQ(items.size(), 1u);
+  EXPECT_EQ(items[0]["status"]["state"], "pending");
+  Result table = berth({"job", "ls"});
+  EXPECT_THAT(table.out, HasSubstr("0/2"));
+  EXPECT_THAT(table.out, HasSubstr("0/1"));
+  Result get = berth({"job", "get", "train"});
+  EXPECT_EQ(get.code, 0) << get.err;
+  EXPECT_THAT(get.out, HasSubstr("train-0"));
+  EXPECT_THAT(get.out, HasSubstr("train-1"));
+  EXPECT_THAT(get.out, HasSubstr("restart:   on-failure, scope task, 0 of 1 retries spent"));
+  Result get_json = berth({"job", "get", "train", "--json"});
+  EXPECT_EQ(Json::parse(get_json.out, nullptr, false)["status"]["tasks"].size(), 2u);
+  // `job logs` takes a job's task; another workload is refused, saying what to do.
+  core::WorkloadSpec other;
+  other.name = "other";
+  other.command = {"/bin/true"};
+  ASSERT_TRUE(control.CreateWorkload(other).ok());
+  Result not_task = berth({"job", "logs", "other"});
+  EXPECT_EQ(not_task.code, 1);
+  EXPECT_THAT(not_task.err, HasSubstr("is not a job's task; `berth job get JOB` lists"));
+  EXPECT_EQ(berth({"job", "get", "nope"}).code, 1);
+  {
+    std::ofstream f(file);
+    f << "name: wide\nkind: job\nparallelism: 64\ntemplate: {kind: process, command: [x]}\n";
+  }
+  Result wide = berth({"job", "create", "-f", file});
+  EXPECT_EQ(wide.code, 1);
+  EXPECT_THAT(wide.err, HasSubstr("job \"wide\": parallelism must be between 1 and 32, got 64"));
+  // Cancel: the job ends cancelled and stays; a second cancel removes it with its tasks.
+  Result cancel = berth({"job", "cancel", "train"});
+  EXPECT_EQ(cancel.code, 0) << cancel.err;
+  EXPECT_THAT(cancel.out, HasSubstr("job train cancelled"));
+  ASSERT_TRUE(jobs.ReconcileOnce().ok());
+  Result remove = berth({"job", "cancel", "train", "--json"});
+  EXPECT_EQ(remove.code, 0) << remove.err;
+  EXPECT_EQ(Json::parse(remove.out, nullptr, false)["status"]["removing"], true) << remove.out;
+  ASSERT_TRUE(jobs.ReconcileOnce().ok());
+  ASSERT_TRUE(jobs.ReconcileOnce().ok());
+  EXPECT_EQ(berth({"job", "get", "train"}).code, 1);
   std::filesystem::remove_all(dir);
 }
 

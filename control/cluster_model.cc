@@ -3,8 +3,10 @@
 #include <algorithm>
 #include <utility>
 
+#include "absl/strings/numbers.h"
 #include "control/events.h"
 #include "core/device.h"
+#include "core/job.h"
 #include "core/log.h"
 #include "core/quantity.h"
 #include "core/service.h"
@@ -17,6 +19,24 @@ using core::Cat;
 using core::Json;
 using core::Workload;
 using core::WorkloadState;
+
+namespace {
+
+// The workload's gang (core::kGangLabel), or null when it belongs to none.
+const std::string* GangOf(const Workload& w) {
+  auto it = w.spec.labels.find(std::string(core::kGangLabel));
+  return it == w.spec.labels.end() || it->second.empty() ? nullptr : &it->second;
+}
+
+// An integer label's value, or `otherwise` when it is missing or malformed.
+int IntLabel(const Workload& w, std::string_view label, int otherwise) {
+  auto it = w.spec.labels.find(std::string(label));
+  int n = 0;
+  if (it == w.spec.labels.end() || !absl::SimpleAtoi(it->second, &n)) return otherwise;
+  return n;
+}
+
+}  // namespace
 
 sched::Request WorkloadRequest(const Workload& w) {
   sched::Request r;
@@ -32,6 +52,10 @@ sched::Request WorkloadRequest(const Workload& w) {
   if (auto it = w.spec.labels.find(std::string(core::kServiceLabel)); it != w.spec.labels.end()) {
     r.spread_key = std::string(sched::kSpreadByHost);
     r.spread_group = Cat("service/", it->second);
+  }
+  if (const std::string* gang = GangOf(w)) {
+    r.gang_id = *gang;
+    r.gang_size = std::max(1, IntLabel(w, core::kGangSizeLabel, 1));
   }
   for (const auto& c : w.spec.constraints) {
     sched::LabelSelector s;
@@ -335,6 +359,7 @@ void ClusterModel::Clear() {
   recorded_on_.clear();
   pending_.clear();
   live_on_.clear();
+  gangs_.clear();
   for (auto& set : lacking_) set.clear();
   host_at_.clear();
   cluster_ = sched::Cluster();
@@ -463,6 +488,14 @@ void ClusterModel::IndexWorkload(const Workload& w, bool add) {
       pending_.erase(key);
     }
   }
+  if (const std::string* gang = GangOf(w)) {
+    if (add) {
+      gangs_[*gang].insert(w.spec.name);
+    } else if (auto it = gangs_.find(*gang); it != gangs_.end()) {
+      it->second.erase(w.spec.name);
+      if (it->second.empty()) gangs_.erase(it);
+    }
+  }
   if (IsLiveOnHost(w)) {
     if (add) {
       live_on_[w.status.host].insert(w.spec.name);
@@ -539,6 +572,12 @@ void ClusterModel::RebuildIfNeeded() {
   for (const auto& [name, host] : recorded_on_) Reconcile(name);
 }
 
+std::string ClusterModel::GangAddress(const std::string& host) {
+  auto it = hosts_.find(host);
+  if (it == hosts_.end() || it->second.host.inventory.address.empty()) return host;
+  return it->second.host.inventory.address;
+}
+
 bool ClusterModel::HasPending() {
   absl::MutexLock lock(&mu_);
   return !pending_.empty();
@@ -589,12 +628,127 @@ absl::StatusOr<BatchPlan> ClusterModel::Plan(const sched::Policy& policy,
                            ? std::make_pair(HostAlloc{}, int64_t{0})
                            : std::make_pair(it->second.alloc, it->second.mod_revision);
   };
+  // Gangs: planned once, when their first waiting member comes up. Returns false when the batch
+  // has no room left for the gang's steps.
+  std::set<std::string> gangs_planned;
+  auto plan_gang = [&](const std::string& gang) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) -> bool {
+    std::vector<const Workload*> waiting;  // pending, in task order
+    std::vector<const Workload*> placed;   // live on a host already
+    int size = 1;
+    for (const std::string& name : gangs_.at(gang)) {
+      const Workload& m = workloads_.at(name);
+      size = std::max(size, IntLabel(m, core::kGangSizeLabel, 1));
+      if (IsPending(m)) {
+        waiting.push_back(&m);
+      } else if (IsLiveOnHost(m) && m.status.desired == core::DesiredState::kRunning) {
+        placed.push_back(&m);
+      }
+    }
+    std::stable_sort(waiting.begin(), waiting.end(), [](const Workload* a, const Workload* b) {
+      return IntLabel(*a, core::kTaskLabel, 0) < IntLabel(*b, core::kTaskLabel, 0);
+    });
+    for (const Workload* m : waiting) {
+      if (m->status.retry_at > options.now) {
+        // One member still backs off: the gang waits for it.
+        retry_wake_ = std::min(retry_wake_, m->status.retry_at);
+        return true;
+      }
+    }
+    if (!out.steps.empty() && out.steps.size() + waiting.size() > options.max_steps) return false;
+    std::string why;
+    const core::WorkloadKind kind = waiting.front()->spec.kind;
+    if (waiting.size() + placed.size() < static_cast<size_t>(size)) {
+      why = Cat("gang ", gang, ": waiting for its members: ", waiting.size() + placed.size(),
+                " of ", size, " exist");
+    } else if (std::any_of(waiting.begin(), waiting.end(),
+                           [&](const Workload* m) { return m->spec.kind != kind; })) {
+      why =
+          Cat("gang ", gang, ": its members are of different kinds and cannot be placed together");
+    } else {
+      std::vector<sched::Request> requests;
+      for (const Workload* m : waiting) requests.push_back(WorkloadRequest(*m));
+      mask(kind);
+      absl::StatusOr<sched::GangDecision> gd = scheduler.ScheduleGang(requests);
+      if (!gd.ok()) {
+        why = Cat("gang ", gang, ": ", gd.status().message());
+      } else if (!gd->scheduled) {
+        why = Cat("gang ", gang, ": its ", waiting.size(),
+                  " waiting members are placed all at once or not at all; ", gd->failed_member,
+                  " fits no host: ", sched::FormatReasons(gd->reasons));
+        if (!masked.empty()) {
+          why =
+              Cat(why, "; no ", core::WorkloadKindName(kind), " driver: ", masked.size(), " hosts");
+        }
+      } else {
+        size_t committed = 0;
+        for (; committed < waiting.size(); ++committed) {
+          if (!cluster_.Commit(requests[committed], gd->plans[committed].placement).ok()) break;
+          undo.push_back({.placed = waiting[committed]->spec.name, .freed = std::nullopt});
+        }
+        if (committed < waiting.size()) return true;  // the plan's undo releases the rest
+        // The rendezvous: where the member of task 0 runs, and each member's rank on its host.
+        std::string master_host;
+        bool one_host = true;
+        std::map<std::string, int> on_host;
+        for (size_t i = 0; i < waiting.size(); ++i) {
+          if (IntLabel(*waiting[i], core::kTaskLabel, -1) == 0) {
+            master_host = gd->plans[i].placement.host_name;
+          }
+        }
+        for (const Workload* m : placed) {
+          if (IntLabel(*m, core::kTaskLabel, -1) == 0) master_host = m->status.host;
+        }
+        for (size_t i = 0; i < waiting.size(); ++i) {
+          one_host = one_host && gd->plans[i].placement.host_name == master_host;
+        }
+        for (const Workload* m : placed) one_host = one_host && m->status.host == master_host;
+        for (size_t i = 0; i < waiting.size(); ++i) {
+          const Workload& m = *waiting[i];
+          PlannedStep step;
+          step.workload = m;
+          step.place = true;
+          step.gang = gang;
+          step.plan = std::move(gd->plans[i]);
+          const std::string& host = step.plan.placement.host_name;
+          touch_alloc(host);
+          if (auto h = hosts_.find(host); h != hosts_.end()) {
+            step.host_gpus = h->second.host.inventory.gpus;
+          }
+          if (m.spec.labels.contains(std::string(core::kTaskLabel))) {
+            step.env["LOCAL_RANK"] = Cat(on_host[host]++);
+            if (!master_host.empty()) {
+              step.env["MASTER_ADDR"] = one_host ? "127.0.0.1" : GangAddress(master_host);
+            }
+          }
+          out.steps.push_back(std::move(step));
+        }
+        return true;
+      }
+    }
+    for (const Workload* m : waiting) {
+      if (m->status.explanation == why) continue;
+      PlannedStep step;
+      step.workload = *m;
+      step.gang = gang;
+      step.explanation = why;
+      out.steps.push_back(std::move(step));
+    }
+    return true;
+  };
   for (const PendingKey& key : pending_) {
     if (out.steps.size() >= options.max_steps) {
       out.more = true;
       break;
     }
     const Workload& w = workloads_.at(key.name);
+    if (const std::string* gang = GangOf(w)) {
+      if (!gangs_planned.insert(*gang).second) continue;
+      if (!plan_gang(*gang)) {
+        out.more = true;
+        break;
+      }
+      continue;
+    }
     if (w.status.retry_at > options.now) {
       // Restarting after a backoff that has not run out yet: a later pass takes it.
       retry_wake_ = std::min(retry_wake_, w.status.retry_at);

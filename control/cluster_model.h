@@ -63,6 +63,12 @@ struct PlannedStep {
   std::vector<core::Workload> victims;     // when place: the workloads plan.victims names
   std::vector<core::GpuDevice> host_gpus;  // when place: the target host's devices
   std::string explanation;                 // when not
+  // A gang member's gang (core::kGangLabel): the steps of one gang are consecutive in the plan
+  // and commit in one transaction or not at all.
+  std::string gang;
+  // Variables the placement adds to the workload's env: a gang's rendezvous (MASTER_ADDR,
+  // LOCAL_RANK), known only once its members have hosts.
+  std::map<std::string, std::string> env;
 };
 
 struct BatchPlan {
@@ -113,9 +119,11 @@ class ClusterModel {
 
   // Plans a batch of pending workloads, highest priority first, then oldest, on the model's
   // cluster, and leaves the cluster as it found it (the placements arrive later through the
-  // watch, once committed). Steps that would change nothing (the same explanation again) are
-  // left out. Returns an empty plan at once when nothing changed since a pass found nothing to
-  // do.
+  // watch, once committed). The members of a gang (core::kGangLabel) are planned together when
+  // the first of them comes up, through the scheduler's gang placement: all of its waiting
+  // members or none, and only once every member exists; until then each says why it waits.
+  // Steps that would change nothing (the same explanation again) are left out. Returns an
+  // empty plan at once when nothing changed since a pass found nothing to do.
   [[nodiscard]] absl::StatusOr<BatchPlan> Plan(const sched::Policy& policy,
                                                const sched::WorkloadMix& mix,
                                                const PlanOptions& options);
@@ -174,6 +182,9 @@ class ClusterModel {
   void Reconcile(const std::string& workload) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void IndexWorkload(const core::Workload& w, bool add) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void AddToCluster(HostEntry* entry) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // The address a gang's members reach a member on `host` at: the host's inventory address, or
+  // its name when it reports none.
+  std::string GangAddress(const std::string& host) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void UpdateSchedulable(const HostEntry& entry) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Builds cluster_ again from the maps, after a change it cannot take in place (a host's
   // inventory changed or a host was removed).
@@ -203,6 +214,8 @@ class ClusterModel {
   std::unordered_map<std::string, std::string> recorded_on_ ABSL_GUARDED_BY(mu_);
   std::set<PendingKey> pending_ ABSL_GUARDED_BY(mu_);
   std::map<std::string, std::set<std::string>, std::less<>> live_on_ ABSL_GUARDED_BY(mu_);
+  // Gang id -> the workloads held that carry it, in any state.
+  std::map<std::string, std::set<std::string>, std::less<>> gangs_ ABSL_GUARDED_BY(mu_);
   // Driver classes: for each workload kind, the cluster indices of hosts without its driver.
   std::array<std::set<int>, kKinds> lacking_ ABSL_GUARDED_BY(mu_);
   std::vector<std::string> host_at_ ABSL_GUARDED_BY(mu_);  // cluster index -> host name

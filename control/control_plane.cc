@@ -800,6 +800,7 @@ absl::StatusOr<bool> ControlPlane::CommitPlacements(
     placed.status.generation += 1;
     placed.status.explanation.clear();
     placed.status.reason = Cat("placed on ", host);
+    for (const auto& [key, value] : step->env) placed.spec.env[key] = value;
     placed.updated_at = now;
     alloc_of(host).workloads[w.spec.name] = placed.status.generation;
     BERTH_RETURN_IF_ERROR(workloads_.AddUpdate(&txn, w.spec.name, placed, w.revision));
@@ -838,13 +839,17 @@ absl::StatusOr<int> ControlPlane::ApplySchedulePlan(const BatchPlan& plan) {
     if (ok) {
       placed += int(chunk.size());
     } else {
-      // Someone else changed what some step read. Step by step, the steps before that one still
-      // commit; the ones after it were planned as if it committed, so the next pass plans them
-      // again on the model as it then stands.
-      for (const PlannedStep* step : chunk) {
-        BERTH_ASSIGN_OR_RETURN(bool one, CommitPlacements({step}, &allocs));
+      // Someone else changed what some step read. Step by step (a gang's steps together), the
+      // steps before that one still commit; the ones after it were planned as if it committed,
+      // so the next pass plans them again on the model as it then stands.
+      for (size_t i = 0; i < chunk.size();) {
+        std::vector<const PlannedStep*> unit = {chunk[i++]};
+        while (!unit[0]->gang.empty() && i < chunk.size() && chunk[i]->gang == unit[0]->gang) {
+          unit.push_back(chunk[i++]);
+        }
+        BERTH_ASSIGN_OR_RETURN(bool one, CommitPlacements(unit, &allocs));
         if (!one) break;
-        ++placed;
+        placed += int(unit.size());
       }
       lost = true;
     }
@@ -853,18 +858,29 @@ absl::StatusOr<int> ControlPlane::ApplySchedulePlan(const BatchPlan& plan) {
     chunk_ops = 0;
     return absl::OkStatus();
   };
-  for (const PlannedStep& step : plan.steps) {
-    if (!step.place) continue;
-    size_t ops = StepOps(step);
-    size_t new_hosts = chunk_hosts.contains(step.plan.placement.host_name) ? 0 : 1;
-    for (const Workload& v : step.victims) new_hosts += chunk_hosts.contains(v.status.host) ? 0 : 1;
-    const bool full = chunk.size() >= options_.placements_per_txn ||
+  for (size_t i = 0; i < plan.steps.size();) {
+    // A gang's placements (consecutive in the plan) go into one transaction: all or none.
+    std::vector<const PlannedStep*> unit = {&plan.steps[i++]};
+    if (!unit[0]->place) continue;
+    while (!unit[0]->gang.empty() && i < plan.steps.size() && plan.steps[i].place &&
+           plan.steps[i].gang == unit[0]->gang) {
+      unit.push_back(&plan.steps[i++]);
+    }
+    size_t ops = 0;
+    std::set<std::string> unit_hosts;
+    for (const PlannedStep* step : unit) {
+      ops += StepOps(*step);
+      unit_hosts.insert(step->plan.placement.host_name);
+      for (const Workload& v : step->victims) unit_hosts.insert(v.status.host);
+    }
+    size_t new_hosts = 0;
+    for (const std::string& h : unit_hosts) new_hosts += chunk_hosts.contains(h) ? 0 : 1;
+    const bool full = chunk.size() + unit.size() > options_.placements_per_txn ||
                       (max_ops != 0 && chunk_ops + ops + new_hosts > max_ops);
     if (full) BERTH_RETURN_IF_ERROR(flush());
     if (lost) break;
-    chunk.push_back(&step);
-    chunk_hosts.insert(step.plan.placement.host_name);
-    for (const Workload& v : step.victims) chunk_hosts.insert(v.status.host);
+    chunk.insert(chunk.end(), unit.begin(), unit.end());
+    chunk_hosts.insert(unit_hosts.begin(), unit_hosts.end());
     chunk_ops = 0;
     for (const PlannedStep* s : chunk) chunk_ops += StepOps(*s);
     chunk_ops += chunk_hosts.size();

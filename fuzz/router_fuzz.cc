@@ -28,6 +28,7 @@
 #include "api/cluster_routes.h"
 #include "api/routes_admin.h"
 #include "api/routes_images.h"
+#include "api/routes_jobs.h"
 #include "api/routes_services.h"
 #include "state/memory_store.h"
 #ifdef BERTH_FUZZ_STORENET
@@ -220,6 +221,10 @@ struct Stack {
     services = std::make_unique<berth::control::ServiceController>(
         control.get(), berth::control::ServiceControllerOptions{.prober = &prober});
     berth::api::AddServiceRoutes(api->router(), services.get());
+    // Jobs: MASTER_PORT is chosen without binding anything.
+    jobs = std::make_unique<berth::control::JobController>(
+        control.get(), berth::control::JobControllerOptions{.port_free = [](int) { return true; }});
+    berth::api::AddJobRoutes(api->router(), jobs.get());
     // No snapshotter: the admin route answers without starting a snapshot.
     berth::api::AddAdminRoutes(api->router(), nullptr, "");
     auto port = api->Start();  // timers for long-polls; requests never use the socket
@@ -244,6 +249,7 @@ struct Stack {
     }
   } prober;
   std::unique_ptr<berth::control::ServiceController> services;
+  std::unique_ptr<berth::control::JobController> jobs;
 #ifdef BERTH_FUZZ_STORENET
   FuzzStorageHost storage_host;
   FuzzNetworkHost network_host;
@@ -333,12 +339,16 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     if (j.is_discarded()) Die("answer is not JSON", req, response.body);
   }
   // Whatever the requests stored must not trip the background passes either.
+  auto tasks = stack->jobs->ReconcileOnce();
   auto placed = stack->control->ScheduleOnce();
   auto down = stack->control->CheckHostsOnce();
   if ((!placed.ok() && placed.status().code() == absl::StatusCode::kInternal) ||
       (!down.ok() && down.status().code() == absl::StatusCode::kInternal)) {
     Die("background pass failed", req,
         placed.ok() ? down.status().ToString() : placed.status().ToString());
+  }
+  if (!tasks.ok() && tasks.status().code() == absl::StatusCode::kInternal) {
+    Die("job pass failed", req, tasks.status().ToString());
   }
   return 0;
 }

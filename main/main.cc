@@ -7,6 +7,7 @@
 
 #include "cli/cli.h"
 #include "cli/image_cmd.h"
+#include "cli/job_cmd.h"
 #include "cli/service_cmd.h"
 #include "cli/storenet_cmd.h"
 #include "core/flags.h"
@@ -26,6 +27,7 @@ int main(int argc, char** argv) {
       // Workloads and images.
       cli::WorkloadCommand(),
       cli::ServiceCommand(),
+      cli::JobCommand(),
       cli::VmCommand(),
       cli::ImageCommand(),
       // Disks and networks.

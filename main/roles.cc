@@ -25,10 +25,12 @@
 #include "api/local_images.h"
 #include "api/routes_admin.h"
 #include "api/routes_images.h"
+#include "api/routes_jobs.h"
 #include "api/routes_services.h"
 #include "api/routes_sim.h"
 #include "cli/cli.h"
 #include "control/control_plane.h"
+#include "control/job_controller.h"
 #include "control/leader.h"
 #include "control/service_controller.h"
 #include "core/json.h"
@@ -487,6 +489,10 @@ int RunServe(core::Invocation& f) {
                       return election.IsLeader();
                     }});
   api::AddServiceRoutes(server.router(), &services);
+  // Training jobs: gangs of tasks, retried by their controller; only the leader's acts.
+  control::JobController jobs(&control, control::JobControllerOptions{
+                                            .active = [&election] { return election.IsLeader(); }});
+  api::AddJobRoutes(server.router(), &jobs);
   // Fill comparisons for the dashboard's Simulator view, on half the machine's threads.
   sim::FillRuns sim_runs(
       sim::SchedEngineFactory(),
@@ -520,6 +526,7 @@ int RunServe(core::Invocation& f) {
   }
   if (storenet) storenet->ReserveApiPort(*bound);
   services.Start();
+  jobs.Start();
   std::string url = Cat("http://", aopts.host, ":", *bound);
   election.SetAddress(f.Given("advertise") ? f.String("advertise") : url);
   // One round before server.json is written: alone on its store, the server leads by then.
@@ -597,6 +604,7 @@ int RunServe(core::Invocation& f) {
   if (storenet) storenet->SetAgent(nullptr);
   if (local_agent) local_agent->Stop();
   server.Stop();
+  jobs.Stop();
   services.Stop();
   election.Stop();  // hands the lead over at once
   control.Stop();

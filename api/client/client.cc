@@ -492,6 +492,32 @@ absl::StatusOr<wire::ServiceDeletion> Client::DeleteService(std::string_view nam
   return Decoded("delete service", wire::DecodeServiceDeletion(j));
 }
 
+absl::StatusOr<core::Job> Client::CreateJob(const core::JobSpec& spec, Raw* raw) {
+  BERTH_ASSIGN_OR_RETURN(Json j, SendJson("POST", "/v1/jobs", core::EncodeJobSpec(spec), raw));
+  return Decoded("create job", core::DecodeJob(j));
+}
+
+absl::StatusOr<core::Job> Client::CreateJobFromText(std::string_view text,
+                                                    std::string_view content_type, Raw* raw) {
+  BERTH_ASSIGN_OR_RETURN(Json j, Send("POST", "/v1/jobs", text, content_type, raw));
+  return Decoded("create job", core::DecodeJob(j));
+}
+
+absl::StatusOr<core::Job> Client::GetJob(std::string_view name, Raw* raw) {
+  BERTH_ASSIGN_OR_RETURN(Json j, Send("GET", Cat("/v1/jobs/", Seg(name)), "", "", raw));
+  return Decoded("get job", core::DecodeJob(j));
+}
+
+absl::StatusOr<wire::JobList> Client::ListJobs(Raw* raw) {
+  BERTH_ASSIGN_OR_RETURN(Json j, Send("GET", "/v1/jobs", "", "", raw));
+  return Decoded("list jobs", wire::DecodeJobList(j));
+}
+
+absl::StatusOr<wire::JobDeletion> Client::DeleteJob(std::string_view name, Raw* raw) {
+  BERTH_ASSIGN_OR_RETURN(Json j, Send("DELETE", Cat("/v1/jobs/", Seg(name)), "", "", raw));
+  return Decoded("delete job", wire::DecodeJobDeletion(j));
+}
+
 absl::StatusOr<Json> Client::CreateDisk(const wire::DiskCreate& request, Raw* raw) {
   return SendJson("POST", "/v1/disks", wire::EncodeDiskCreate(request), raw);
 }

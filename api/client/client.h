@@ -239,6 +239,17 @@ class Client {
   // The service as it stands, and whether it is gone (false: its replicas go first).
   absl::StatusOr<wire::ServiceDeletion> DeleteService(std::string_view name, Raw* raw = nullptr);
 
+  // --- Jobs (gang-scheduled training jobs) ---
+  absl::StatusOr<core::Job> CreateJob(const core::JobSpec& spec, Raw* raw = nullptr);
+  // A spec as the user wrote it: JSON, or YAML with content_type "application/yaml".
+  absl::StatusOr<core::Job> CreateJobFromText(std::string_view text,
+                                              std::string_view content_type = "application/json",
+                                              Raw* raw = nullptr);
+  absl::StatusOr<core::Job> GetJob(std::string_view name, Raw* raw = nullptr);
+  absl::StatusOr<wire::JobList> ListJobs(Raw* raw = nullptr);
+  // Cancels a running job (kept, deleted: false) or removes a finished one.
+  absl::StatusOr<wire::JobDeletion> DeleteJob(std::string_view name, Raw* raw = nullptr);
+
   // --- Disks and pools (the control layer keeps them as JSON documents) ---
   absl::StatusOr<core::Json> CreateDisk(const wire::DiskCreate& request, Raw* raw = nullptr);
   absl::StatusOr<wire::JsonList> ListDisks(Raw* raw = nullptr);

@@ -10,6 +10,7 @@
 #include "api/api_server.h"
 #include "api/routes_admin.h"
 #include "api/routes_images.h"
+#include "api/routes_jobs.h"
 #include "api/routes_services.h"
 #include "core/clock.h"
 #include "gtest/gtest.h"
@@ -197,6 +198,9 @@ class ClientTest : public ::testing::Test {
     services_ = std::make_unique<control::ServiceController>(control_.get(),
                                                              control::ServiceControllerOptions{});
     AddServiceRoutes(server_->router(), services_.get());
+    jobs_ = std::make_unique<control::JobController>(
+        control_.get(), control::JobControllerOptions{.port_free = [](int) { return true; }});
+    AddJobRoutes(server_->router(), jobs_.get());
     AddAdminRoutes(server_->router(), &snapshots_, dir_);
 #ifdef BERTH_CLIENT_TEST_STORENET
     AddStorageRoutes(server_->router(), &storage_);
@@ -225,6 +229,7 @@ class ClientTest : public ::testing::Test {
   state::MemoryStore store_;
   std::unique_ptr<control::ControlPlane> control_;
   std::unique_ptr<control::ServiceController> services_;
+  std::unique_ptr<control::JobController> jobs_;
 #ifdef BERTH_CLIENT_TEST_STORENET
   core::ManualClock clock_;
   MemoryStorageHost storage_host_;
@@ -274,6 +279,47 @@ TEST_F(ClientTest, WorkloadsRoundTrip) {
   ASSERT_TRUE(deleted.ok()) << deleted.status();
   EXPECT_EQ(deleted->workload.spec.name, "hello");
   EXPECT_TRUE(absl::IsNotFound(admin_->GetWorkload("hello").status()));
+}
+
+TEST_F(ClientTest, JobsRoundTrip) {
+  const std::string yaml = R"(name: train
+kind: job
+parallelism: 3
+restart: {policy: on-failure, max_retries: 2, backoff: 5s, scope: task}
+template:
+  kind: process
+  command: ["/bin/true"]
+)";
+  auto created = admin_->CreateJobFromText(yaml, "application/yaml");
+  ASSERT_TRUE(created.ok()) << created.status();
+  EXPECT_EQ(created->spec.parallelism, 3);
+  EXPECT_EQ(created->spec.restart.scope, core::JobRestart::Scope::kTask);
+  core::JobSpec typed = created->spec;
+  typed.name = "eval";
+  ASSERT_TRUE(admin_->CreateJob(typed).ok());
+  auto list = admin_->ListJobs();
+  ASSERT_TRUE(list.ok()) << list.status();
+  ASSERT_EQ(list->items.size(), 2u);
+  EXPECT_EQ(list->items[0].spec.name, "eval");
+  ASSERT_TRUE(jobs_->ReconcileOnce().ok());
+  auto got = admin_->GetJob("train");
+  ASSERT_TRUE(got.ok()) << got.status();
+  EXPECT_EQ(got->status.tasks.size(), 3u);
+  EXPECT_EQ(got->status.current[2], "train-2");
+  // Errors: the field named, a 4xx code, nothing changed.
+  auto bad = admin_->CreateJobFromText("name: x\nkind: job\nparallelism: 2\n", "application/yaml");
+  EXPECT_EQ(bad.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_NE(bad.status().message().find("job \"x\": template is required"), std::string::npos)
+      << bad.status();
+  EXPECT_EQ(admin_->GetJob("nope").status().code(), absl::StatusCode::kNotFound);
+  EXPECT_EQ(admin_->DeleteJob("nope").status().code(), absl::StatusCode::kNotFound);
+  auto dup = admin_->CreateJobFromText(yaml, "application/yaml");
+  EXPECT_EQ(dup.status().code(), absl::StatusCode::kAlreadyExists);
+  // Delete cancels first, then removes.
+  auto cancelled = admin_->DeleteJob("eval");
+  ASSERT_TRUE(cancelled.ok()) << cancelled.status();
+  EXPECT_FALSE(cancelled->deleted);
+  EXPECT_EQ(cancelled->job.status.state, core::JobState::kCancelled);
 }
 
 TEST_F(ClientTest, ServicesRoundTrip) {

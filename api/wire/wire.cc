@@ -252,6 +252,26 @@ absl::StatusOr<ServiceScale> DecodeServiceScale(std::string_view service, const 
   return ServiceScale{.replicas = static_cast<int>(replicas)};
 }
 
+Json EncodeJobList(const JobList& list) {
+  return EncodeList(list, [](const core::Job& job) { return core::EncodeJob(job); });
+}
+absl::StatusOr<JobList> DecodeJobList(const Json& j) {
+  return DecodeList<core::Job>("job", j, [](const Json& item) { return core::DecodeJob(item); });
+}
+Json EncodeJobDeletion(const JobDeletion& deletion) {
+  Json j = core::EncodeJob(deletion.job);
+  j["deleted"] = deletion.deleted;
+  return j;
+}
+absl::StatusOr<JobDeletion> DecodeJobDeletion(const Json& j) {
+  JobDeletion d;
+  if (!j.is_object()) return absl::InvalidArgumentError("job deletion: must be an object");
+  Json job = j;
+  job.erase("deleted");
+  BERTH_ASSIGN_OR_RETURN(d.job, core::DecodeJob(job));
+  d.deleted = j.value("deleted", false);
+  return d;
+}
 Json EncodeServiceDeletion(const ServiceDeletion& deletion) {
   Json j = core::EncodeService(deletion.service);
   j["deleted"] = deletion.deleted;

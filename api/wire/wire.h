@@ -20,6 +20,7 @@
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "core/host.h"
+#include "core/job.h"
 #include "core/json.h"
 #include "core/service.h"
 #include "core/workload.h"
@@ -107,6 +108,7 @@ using WorkloadList = List<core::Workload>;
 using HostList = List<core::Host>;
 using EventList = List<core::Event>;
 using ServiceList = List<core::Service>;
+using JobList = List<core::Job>;
 // Resources the control layer keeps as JSON documents (disks, networks, security groups, port
 // forwards): their items as the server wrote them.
 using JsonList = List<core::Json>;
@@ -120,6 +122,8 @@ absl::StatusOr<EventList> DecodeEventList(const core::Json& j);
 absl::StatusOr<JsonList> DecodeJsonList(std::string_view kind, const core::Json& j);
 core::Json EncodeServiceList(const ServiceList& list);
 absl::StatusOr<ServiceList> DecodeServiceList(const core::Json& j);
+core::Json EncodeJobList(const JobList& list);
+absl::StatusOr<JobList> DecodeJobList(const core::Json& j);
 
 // {"name": ..., "deleted": true}: what deleting a host, disk, network or group answers.
 struct Deleted {
@@ -202,5 +206,14 @@ struct ServiceDeletion {
 };
 core::Json EncodeServiceDeletion(const ServiceDeletion& deletion);
 absl::StatusOr<ServiceDeletion> DecodeServiceDeletion(const core::Json& j);
+
+// DELETE /v1/jobs/{name}: the job as it stands and whether it is gone (false: a running job was
+// cancelled and is kept, or a finished one's tasks are being deleted first).
+struct JobDeletion {
+  core::Job job;
+  bool deleted = false;
+};
+core::Json EncodeJobDeletion(const JobDeletion& deletion);
+absl::StatusOr<JobDeletion> DecodeJobDeletion(const core::Json& j);
 
 }  // namespace berth::api::wire

@@ -198,6 +198,25 @@ TEST(Wire, ServiceScaleRoundTripsAndNamesTheField) {
             std::string::npos);
 }
 
+TEST(Wire, JobListAndDeletionRoundTrip) {
+  core::Job job;
+  job.spec = *core::DecodeJobSpec(Json::parse(
+      R"({"name": "train", "parallelism": 2, "template": {"kind": "process", "command": ["x"]}})"));
+  job.status.state = core::JobState::kRunning;
+  job.status.current = {"train-0", "train-1"};
+  job.revision = 4;
+  auto list = DecodeJobList(EncodeJobList({{job}, 8}));
+  ASSERT_TRUE(list.ok()) << list.status();
+  ASSERT_EQ(list->items.size(), 1u);
+  EXPECT_EQ(list->revision, 8);
+  EXPECT_EQ(list->items[0].spec, job.spec);
+  EXPECT_EQ(list->items[0].status, job.status);
+  auto d = DecodeJobDeletion(EncodeJobDeletion({job, true}));
+  ASSERT_TRUE(d.ok()) << d.status();
+  EXPECT_TRUE(d->deleted);
+  EXPECT_EQ(d->job.status, job.status);
+}
+
 TEST(Wire, ServiceListAndDeletionRoundTrip) {
   core::Service svc;
   svc.spec = *core::DecodeServiceSpec(Json::parse(
