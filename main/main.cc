@@ -7,6 +7,7 @@
 
 #include "cli/cli.h"
 #include "cli/image_cmd.h"
+#include "cli/rebalance_cmd.h"
 #include "cli/service_cmd.h"
 #include "cli/storenet_cmd.h"
 #include "core/flags.h"
@@ -36,6 +37,7 @@ int main(int argc, char** argv) {
       // Cluster.
       cli::HostCommand(),
       cli::TenantCommand(),
+      cli::RebalanceCommand(),
       cli::EventsCommand(),
       cli::StatusCommand(),
       cli::TopCommand(),
