@@ -5,6 +5,7 @@
 #include "absl/strings/match.h"
 #include "api/list_query.h"
 #include "api/route_util.h"
+#include "api/routes_rebalance.h"
 #include "core/secret.h"
 #include "core/strings.h"
 
@@ -249,6 +250,7 @@ void ApiServer::Routes() {
   HostRoutes();
   TenantRoutes();
   EventRoutes();
+  AddRebalanceRoutes(router_, control_);
   UiRoutes();
 }
 

@@ -18,6 +18,7 @@
 #include "api/routes_services.h"
 #include "cli/image_cmd.h"
 #include "cli/job_cmd.h"
+#include "cli/rebalance_cmd.h"
 #include "cli/service_cmd.h"
 #include "cli/storenet_cmd.h"
 #include "control/control_plane.h"
@@ -46,7 +47,8 @@ struct Result {
 core::Command ClientRoot() {
   return RootCommand({WorkloadCommand(), ServiceCommand(), JobCommand(), VmCommand(),
                       ImageCommand(), DiskCommand(), NetCommand(), SecgroupCommand(),
-                      PortfwdCommand(), HostCommand(), TenantCommand(), EventsCommand(),
+                      PortfwdCommand(), HostCommand(), TenantCommand(), RebalanceCommand(),
+                      EventsCommand(),
                       StatusCommand(), TopCommand(), VersionCommand()});
 }
 
@@ -606,6 +608,76 @@ TEST(CliImageTest, PicksTheOnlyHostOrAsksForHost) {
 
   Result help = Berth({"image", "import", "--help"});
   EXPECT_NE(help.out.find("import directory"), std::string::npos) << help.out;
+}
+
+// `berth rebalance plan` against a server whose two GPU hosts each hold a half-GPU share: an
+// 8-GPU workload needs one share moved; the table says so, --json is the server's plan, and bad
+// flags or names are refused.
+TEST(CliRebalanceTest, PlanPrintsTheMovesAsADryRun) {
+  state::MemoryStore store;
+  control::ControlPlane control(&store, control::ControlPlaneOptions{.policy = "spread"});
+  api::ApiServer server(api::ApiServerOptions{.admin_token = "admin"}, &control, nullptr);
+  auto port = server.Start();
+  ASSERT_TRUE(port.ok()) << port.status();
+  const std::vector<std::string> to = {"--server", Cat("127.0.0.1:", *port), "--token", "admin"};
+  auto berth = [&](std::vector<std::string> args) {
+    args.insert(args.end(), to.begin(), to.end());
+    return Berth(args);
+  };
+  for (const char* host : {"node-a", "node-b"}) {
+    core::HostInventory inv;
+    inv.capacity.cpu = core::MilliCpu(64000);
+    inv.capacity.memory = core::MemoryMiB(1 << 19);
+    for (int i = 0; i < 8; ++i) {
+      inv.gpus.push_back({.index = i, .model = "A100-SXM4-80GB", .memory_mib = 81920});
+    }
+    ASSERT_TRUE(control.RegisterHost(host, inv).ok());
+  }
+  auto create = [&](const std::string& name, Json gpu) {
+    auto spec = core::DecodeWorkloadSpec(
+        {{"name", name},
+         {"kind", "process"},
+         {"command", {"/bin/true"}},
+         {"restart", "always"},
+         {"resources", {{"cpu", "1"}, {"memory", "1Gi"}, {"gpu", std::move(gpu)}}}});
+    ASSERT_TRUE(spec.ok()) << spec.status();
+    ASSERT_TRUE(control.CreateWorkload(*spec).ok());
+  };
+  create("share-a", {{"share", "500m"}});
+  create("share-b", {{"share", "500m"}});
+  ASSERT_EQ(*control.ScheduleOnce(), 2);
+  create("train", {{"count", 8}});
+
+  Result table = berth({"rebalance", "plan"});
+  ASSERT_EQ(table.code, 0) << table.err;
+  EXPECT_THAT(table.out, HasSubstr("Dry run: nothing is moved"));
+  EXPECT_THAT(table.out, HasSubstr("stranded 1 (free on partly used devices)"));
+  EXPECT_THAT(table.out, HasSubstr("WORKLOAD  GPUS  OUTCOME  GOES TO"));
+  EXPECT_THAT(table.out, HasSubstr("train     8     plan     node-a [0,1,2,3,4,5,6,7]  1"));
+  EXPECT_THAT(table.out, HasSubstr("train: move, in this order:"));
+  EXPECT_THAT(table.out, HasSubstr("share-a   process  node-a  node-b"));
+  EXPECT_EQ(control.GetWorkload("share-a")->status.host, "node-a");  // nothing moved
+
+  Result json = berth({"rebalance", "plan", "--workload", "train", "--max-moves", "1", "--json"});
+  ASSERT_EQ(json.code, 0) << json.err;
+  Json j = Json::parse(json.out, nullptr, false);
+  ASSERT_TRUE(j.is_object()) << json.out;
+  EXPECT_EQ(j["dry_run"], true);
+  EXPECT_EQ(j["max_moves"], 1);
+  EXPECT_EQ(j["items"][0]["moves"][0]["workload"], "share-a");
+
+  Result unknown = berth({"rebalance", "plan", "--workload", "nosuch"});
+  EXPECT_EQ(unknown.code, 1);
+  EXPECT_THAT(unknown.err, HasSubstr("workload \"nosuch\" not found"));
+  Result placed = berth({"rebalance", "plan", "--workload", "share-b"});
+  EXPECT_EQ(placed.code, 1);
+  EXPECT_THAT(placed.err, HasSubstr("not pending"));
+  Result bad = berth({"rebalance", "plan", "--max-moves", "0"});
+  EXPECT_EQ(bad.code, 2);
+  EXPECT_THAT(bad.err, HasSubstr("--max-moves must be an integer between 1 and 16"));
+  Result help = Berth({"rebalance", "--help"});
+  EXPECT_THAT(help.out,
+              HasSubstr("plan moves for pending workloads (a dry run: nothing is moved)"));
 }
 
 }  // namespace

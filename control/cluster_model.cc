@@ -885,6 +885,15 @@ void ClusterModel::ReadCluster(absl::FunctionRef<void(const sched::Cluster&)> re
   read(cluster_);
 }
 
+void ClusterModel::ReadClusterAndWorkloads(
+    absl::FunctionRef<void(const sched::Cluster&,
+                           const std::map<std::string, Workload, std::less<>>&)>
+        read) {
+  absl::MutexLock lock(&mu_);
+  RebuildIfNeeded();
+  read(cluster_, workloads_);
+}
+
 bool ClusterModel::HasAllocRecord(std::string_view host) {
   absl::MutexLock lock(&mu_);
   return allocs_.contains(host);

@@ -144,6 +144,12 @@ class ClusterModel {
   // committed, quotas set), under the model's lock: `read` only copies out, and never calls the
   // model.
   void ReadCluster(absl::FunctionRef<void(const sched::Cluster&)> read);
+  // The same, with every workload the model holds, by name, as of the same revision (what a
+  // rebalance plan reads: the cluster, the pending queue and what each allocation is).
+  void ReadClusterAndWorkloads(
+      absl::FunctionRef<void(const sched::Cluster&,
+                             const std::map<std::string, core::Workload, std::less<>>&)>
+          read);
   // Whether the host has an allocation record (readable or not).
   bool HasAllocRecord(std::string_view host);
   ModelStats Stats();

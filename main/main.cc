@@ -8,6 +8,7 @@
 #include "cli/cli.h"
 #include "cli/image_cmd.h"
 #include "cli/job_cmd.h"
+#include "cli/rebalance_cmd.h"
 #include "cli/service_cmd.h"
 #include "cli/storenet_cmd.h"
 #include "core/flags.h"
@@ -38,6 +39,7 @@ int main(int argc, char** argv) {
       // Cluster.
       cli::HostCommand(),
       cli::TenantCommand(),
+      cli::RebalanceCommand(),
       cli::EventsCommand(),
       cli::StatusCommand(),
       cli::TopCommand(),

@@ -433,6 +433,21 @@ absl::Status Client::DeleteQuota(std::string_view tenant, Raw* raw) {
 
 // Events.
 
+absl::StatusOr<Json> Client::RebalancePlan(const RebalanceQuery& query, Raw* raw) {
+  std::string q;
+  auto add = [&](std::string_view key, std::string_view value) {
+    q += Cat(q.empty() ? "?" : "&", key, "=", PercentEncode(value));
+  };
+  if (!query.workload.empty()) add("workload", query.workload);
+  if (query.max_moves != 0) add("max_moves", Cat(query.max_moves));
+  if (query.limit != 0) add("limit", Cat(query.limit));
+  BERTH_ASSIGN_OR_RETURN(Json j, Send("GET", Cat("/v1/rebalance/plan", q), "", "", raw));
+  if (!j.is_object() || !j.contains("items") || !j["items"].is_array()) {
+    return BadReply("rebalance plan", absl::InvalidArgumentError("items must be an array"));
+  }
+  return j;
+}
+
 absl::StatusOr<wire::EventList> Client::ListEvents(const EventQuery& query, Raw* raw) {
   std::string path = Cat("/v1/events?limit=", query.limit);
   if (query.index > 0) path = Cat(path, "&index=", query.index);

@@ -76,6 +76,14 @@ struct EventQuery {
   std::optional<absl::Duration> wait;
 };
 
+// GET /v1/rebalance/plan: a dry-run defragmentation plan. Unset fields take the server's
+// defaults (every pending workload up to 20, 4 moves per plan).
+struct RebalanceQuery {
+  std::string workload;  // only this pending workload
+  int max_moves = 0;     // 0: the server's default
+  size_t limit = 0;      // pending workloads looked at; 0: the server's default
+};
+
 // One page of a list and the filters the server applies before paging (see the API reference:
 // README.md, "Lists"). Empty fields filter nothing.
 struct ListRequest {
@@ -215,6 +223,11 @@ class Client {
   absl::StatusOr<core::Json> SetQuota(std::string_view tenant, const core::Json& quota,
                                       Raw* raw = nullptr);
   absl::Status DeleteQuota(std::string_view tenant, Raw* raw = nullptr);
+
+  // --- Rebalance ---
+  // The plan as the server encodes it (control::EncodeRebalanceReport): {"dry_run", "policy",
+  // "max_moves", "gpu", "pending", "more", "items": [...]}.
+  absl::StatusOr<core::Json> RebalancePlan(const RebalanceQuery& query = {}, Raw* raw = nullptr);
 
   // --- Events ---
   absl::StatusOr<wire::EventList> ListEvents(const EventQuery& query = {}, Raw* raw = nullptr);
