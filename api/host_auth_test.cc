@@ -1,8 +1,10 @@
 // Who may call what: the admin token, the join token, and each host's own credential, over
 // HTTP against an ApiServer on a loopback port.
 #include <string>
+#include <thread>
 #include <vector>
 
+#include "absl/synchronization/mutex.h"
 #include "api/api_server.h"
 #include "api/client/client.h"
 #include "api/http/client.h"
@@ -34,11 +36,57 @@ std::string Message(const absl::StatusOr<HttpResponse>& r) {
   return j["error"].value("message", "");
 }
 
+// The store as the server sees it: the test's store, telling when a watch on the workloads
+// begins (a long-poll parked).
+class WatchSignallingStore : public state::Store {
+ public:
+  explicit WatchSignallingStore(state::Store* inner) : inner_(inner) {}
+  absl::StatusOr<state::GetResponse> Get(std::string_view key) override { return inner_->Get(key); }
+  absl::StatusOr<state::ListResponse> List(std::string_view prefix,
+                                           const state::ListOptions& options) override {
+    return inner_->List(prefix, options);
+  }
+  absl::StatusOr<int64_t> Revision() override { return inner_->Revision(); }
+  absl::StatusOr<state::TxnResponse> Txn(const state::TxnRequest& request) override {
+    return inner_->Txn(request);
+  }
+  absl::StatusOr<std::unique_ptr<state::WatchHandle>> Watch(
+      std::string_view prefix, int64_t start_revision, state::WatchCallback callback) override {
+    auto watch = inner_->Watch(prefix, start_revision, std::move(callback));
+    if (prefix == control::kWorkloadPrefix) {
+      absl::MutexLock lock(&mu_);
+      ++workload_watches_;
+    }
+    return watch;
+  }
+  absl::Status Compact(int64_t revision) override { return inner_->Compact(revision); }
+  absl::StatusOr<int64_t> CompactedRevision() override { return inner_->CompactedRevision(); }
+  absl::StatusOr<state::LeaseId> Grant(absl::Duration ttl) override { return inner_->Grant(ttl); }
+  absl::Status KeepAlive(state::LeaseId id) override { return inner_->KeepAlive(id); }
+  absl::Status Revoke(state::LeaseId id) override { return inner_->Revoke(id); }
+  absl::StatusOr<state::LeaseInfo> GetLease(state::LeaseId id) override {
+    return inner_->GetLease(id);
+  }
+  absl::StatusOr<int> ExpireLeases() override { return inner_->ExpireLeases(); }
+  // Waits (up to a minute) until `n` watches on the workloads have begun.
+  bool AwaitWorkloadWatches(int n) {
+    absl::MutexLock lock(&mu_);
+    auto reached = [this, n]()
+                       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return workload_watches_ >= n; };
+    return mu_.AwaitWithTimeout(absl::Condition(&reached), absl::Minutes(1));
+  }
+
+ private:
+  state::Store* inner_;
+  absl::Mutex mu_;
+  int workload_watches_ ABSL_GUARDED_BY(mu_) = 0;
+};
+
 class HostAuthTest : public ::testing::Test {
  protected:
   void SetUp() override {
     control_ = std::make_unique<control::ControlPlane>(
-        &store_, control::ControlPlaneOptions{.clock = &clock_});
+        &watching_, control::ControlPlaneOptions{.clock = &clock_});
     ApiServerOptions o;
     o.admin_token = kAdmin;
     o.agent_tokens = {kJoin};
@@ -90,6 +138,7 @@ class HostAuthTest : public ::testing::Test {
 
   core::ManualClock clock_;
   state::MemoryStore store_;
+  WatchSignallingStore watching_{&store_};
   std::unique_ptr<control::ControlPlane> control_;
   std::unique_ptr<ApiServer> server_;
   uint16_t port_ = 0;
@@ -241,6 +290,43 @@ TEST_F(HostAuthTest, AHostRecordedWithoutACredentialJoinsOnlyOnceDown) {
   ASSERT_EQ(*control_->CheckHostsOnce(), 1);
   const std::string a = Join("node-a");
   EXPECT_TRUE(As(a)->Heartbeat("node-a").ok());
+}
+
+// An agent's long-poll for its assignments wakes for its own host's work, not for every
+// placement in the fleet.
+TEST_F(HostAuthTest, AnAgentsLongPollWakesOnlyForItsOwnWork) {
+  const std::string a = Join("node-a");
+  Join("node-b");
+  ASSERT_TRUE(control_->CordonHost("node-a", true).ok());
+  Raw first;
+  ASSERT_TRUE(As(a)->Assignments("node-a", {}, &first).ok());
+  ASSERT_GT(first.index, 0);
+  absl::StatusOr<wire::WorkloadList> polled;
+  std::thread poll([&] {
+    polled = As(a)->Assignments("node-a", {.index = first.index, .wait = absl::Seconds(60)});
+  });
+  ASSERT_TRUE(watching_.AwaitWorkloadWatches(1));
+  // Created and placed on node-b (node-a is cordoned): nothing for node-a, which sleeps on. Had
+  // it woken, its answer would be the empty list it had.
+  auto place = [&](const std::string& name) {
+    core::WorkloadSpec spec;
+    spec.name = name;
+    spec.kind = core::WorkloadKind::kProcess;
+    spec.command = {"/bin/true"};
+    spec.resources.cpu = core::MilliCpu(500);
+    spec.resources.memory = core::MemoryMiB(64);
+    ASSERT_TRUE(As(kAdmin)->CreateWorkload(spec).ok());
+    ASSERT_EQ(*control_->ScheduleOnce(), 1);
+  };
+  place("elsewhere");
+  EXPECT_EQ(control_->GetWorkload("elsewhere")->status.host, "node-b");
+  ASSERT_TRUE(control_->CordonHost("node-b", true).ok());
+  ASSERT_TRUE(control_->CordonHost("node-a", false).ok());
+  place("here");
+  poll.join();
+  ASSERT_TRUE(polled.ok()) << polled.status();
+  ASSERT_EQ(polled->items.size(), 1u);
+  EXPECT_EQ(polled->items[0].spec.name, "here");
 }
 
 TEST_F(HostAuthTest, ARepeatedAuthorizationHeaderIsRefused) {

@@ -4,6 +4,9 @@
 #include <climits>
 #include <map>
 #include <optional>
+#include <set>
+#include <string>
+#include <vector>
 
 #include "api/api_server.h"
 #include "api/body_parser.h"
@@ -75,13 +78,18 @@ void ApiServer::HostRoutes() {
     if (!query.ok()) return Fail(query.status());
     const control::ListOptions& options = query->options;
     control::ListPage page;
-    // The whole list keeps its own path (the control plane may serve it from memory).
-    auto hosts = options.filter.Empty() && options.limit == 0 && options.after.empty()
-                     ? control_->ListHosts(&page.revision)
-                     : control_->ListHosts(options, &page);
+    // From the control plane's cluster model: a page costs what it holds, whatever the fleet.
+    auto hosts = control_->ListHostDetails(options, &page);
     if (!hosts.ok()) return Fail(hosts.status());
-    Json body = wire::EncodeHostList({*hosts, page.revision});
-    AddAllocationAndUsage(body["items"]);
+    Json items = Json::array();
+    for (const control::HostListing& l : *hosts) {
+      Json h = core::EncodeHost(l.host);
+      h["allocated"] = core::EncodeHostAllocation(l.allocated);
+      h["used"] = l.used ? core::EncodeHostUsage(*l.used) : Json(nullptr);
+      items.push_back(std::move(h));
+    }
+    Json body = wire::EncodeHostList({{}, page.revision});
+    body["items"] = std::move(items);
     AddContinue(body, *query, "hosts", page.next);
     return JsonOk(200, body, page.revision);
   });
@@ -140,12 +148,35 @@ void ApiServer::HostRoutes() {
           r.Send(*denied);
           return;
         }
-        Blocking(req, std::move(r), std::string(control::kWorkloadPrefix), [this, name] {
-          int64_t rev = 0;
-          auto list = control_->Assignments(name, &rev);
-          if (!list.ok()) return Fail(list.status());
-          return JsonOk(200, wire::EncodeWorkloadList({*list, rev}), rev);
-        });
+        // Woken only by changes to this host's work: the workloads it has now, and any
+        // workload placed on it after. A fleet of agents long-polling does not wake whole for
+        // every placement elsewhere.
+        ListWatch watch;
+        watch.shown = [this, name](int64_t* revision) -> absl::StatusOr<std::set<std::string>> {
+          BERTH_ASSIGN_OR_RETURN(std::vector<core::Workload> list,
+                                 control_->Assignments(name, revision));
+          std::set<std::string> keys;
+          for (const core::Workload& w : list) keys.insert(control::WorkloadKey(w.spec.name));
+          return keys;
+        };
+        watch.matches = [name](const state::KeyValue& kv) {
+          // A workload placed here names the host in its value: most changes end at this
+          // search, without a decode.
+          if (kv.value.find(name) == std::string::npos) return false;
+          Json j = Json::parse(kv.value, nullptr, /*allow_exceptions=*/false);
+          if (j.is_discarded()) return false;
+          absl::StatusOr<core::Workload> w = core::DecodeWorkload(j);
+          return w.ok() && w->status.host == name;
+        };
+        Blocking(
+            req, std::move(r), std::string(control::kWorkloadPrefix),
+            [this, name] {
+              int64_t rev = 0;
+              auto list = control_->Assignments(name, &rev);
+              if (!list.ok()) return Fail(list.status());
+              return JsonOk(200, wire::EncodeWorkloadList({*list, rev}), rev);
+            },
+            std::move(watch));
       });
 
   // Status reports of the workloads placed on a host.

@@ -5,6 +5,7 @@
 //                  declared GPUs): registrations/s and latency
 //   idle           every host heartbeats on a timer (--heartbeat-interval, as agents do) and
 //                  nothing is pending: the server's CPU, and the timer beats' rate and latency
+//   quiet          the same time with the beats held: the server's background work alone
 //   heartbeats     --clients threads send heartbeats as fast as the server answers them
 //   create/place   --clients threads create the workloads (1 CPU / 1 GiB; 15 % one whole GPU,
 //                  15 % a GPU share); a watcher follows the event log and takes a workload as
@@ -13,8 +14,10 @@
 //                  and reports those workloads running, as an agent's long-poll would.
 //   after          server RSS (and its peak), a 500-item workload list page (the whole list
 //                  when the server ignores `limit`), an agent's assignments poll, GET /v1/hosts
+//                  whole and a page of 500
 //   restart        the server is signalled (--restart-signal) and started again on the same
-//                  port: seconds until /v1/status answers and until a new workload is placed
+//                  port: seconds until /v1/status answers and until a new workload is placed;
+//                  the timer beats that failed meanwhile are counted apart from the others
 // Baseline, measured in the same run: the placement engine alone (sched::Scheduler with the
 // server's default policy) placing the same workloads on the same hosts, per CPU second.
 // The bench's own CPU time is reported so it can be seen not to be the bottleneck. Progress goes
@@ -179,8 +182,8 @@ void HandleInterrupts() {
 // One `berth serve` process on the SQLite store in `dir`.
 class ServerProcess {
  public:
-  ServerProcess(std::string dir, std::string host_ttl)
-      : dir_(std::move(dir)), host_ttl_(std::move(host_ttl)) {}
+  ServerProcess(std::string binary, std::string dir, std::string host_ttl)
+      : binary_(std::move(binary)), dir_(std::move(dir)), host_ttl_(std::move(host_ttl)) {}
   ~ServerProcess() { Stop(SIGTERM); }
 
   // Starts the server listening on `listen` and waits until it wrote server.json.
@@ -200,12 +203,12 @@ class ServerProcess {
         dup2(fileno(log), 1);
         dup2(fileno(log), 2);
       }
-      std::vector<std::string> args = {BERTH_BINARY, "serve", "--data-dir", dir_,
-                                       "--listen",   listen,  "--host-ttl", host_ttl_};
+      std::vector<std::string> args = {binary_,    "serve", "--data-dir", dir_,
+                                       "--listen", listen,  "--host-ttl", host_ttl_};
       std::vector<char*> argv;
       for (auto& a : args) argv.push_back(a.data());
       argv.push_back(nullptr);
-      execv(BERTH_BINARY, argv.data());
+      execv(binary_.c_str(), argv.data());
       _exit(127);
     }
     pid_ = pid;
@@ -241,6 +244,7 @@ class ServerProcess {
   const std::string& join_token() const { return join_token_; }
 
  private:
+  const std::string binary_;
   const std::string dir_;
   const std::string host_ttl_;
   pid_t pid_ = -1;
@@ -266,6 +270,9 @@ struct Options {
   // server, so reading back to back would load it more than the agents do.
   double watch_interval = 0.1;
   std::string host_ttl = "30s";
+  // The `berth` that serves: by default the one built with the bench; another build (an older
+  // commit's) compares two servers under the same load.
+  std::string server_binary = BERTH_BINARY;
   int restart_signal = SIGTERM;
 };
 
@@ -439,7 +446,9 @@ class Heartbeaters {
         for (size_t k = 0; !stop_; ++k) {
           const size_t j = k % mine.size();
           const int h = mine[j];
-          while (!stop_ && Now() < due) SleepSeconds(std::min(0.05, due - Now()));
+          while (!stop_ && (Now() < due || paused_)) {
+            SleepSeconds(paused_ ? 0.05 : std::min(0.05, due - Now()));
+          }
           if (stop_) break;
           // A thread that fell behind does not catch up in a burst: like an agent, which
           // sleeps the interval after each beat, its hosts' beats come further apart instead.
@@ -453,7 +462,8 @@ class Heartbeaters {
             if (last[j] > 0) lag_.Add(t0, (t0 - last[j] - interval) * 1e3);
             last[j] = t0;
           } else {
-            if (errors_++ < 3) {
+            errors_.Add(Now(), (Now() - t0) * 1e3);
+            if (errors_logged_++ < 3) {
               Say("heartbeat of %s: %s", HostName(h).c_str(), s.ToString().c_str());
             }
             // A server that is away (restarting) is not hammered: the thread pauses.
@@ -470,16 +480,21 @@ class Heartbeaters {
       if (t.joinable()) t.join();
     }
   }
+  // While paused, no host beats (the quiet phase): each thread finishes the beat it is sending.
+  void Pause(bool paused) { paused_ = paused; }
   TimedSamples& log() { return log_; }
   // How much further apart than the interval a host's beats came (ms): when the server answers
   // slowly, each thread's beats wait for the answers of the ones before.
   TimedSamples& lag() { return lag_; }
-  int64_t errors() const { return errors_; }
+  // When each failed beat failed, and how long it took (ms).
+  TimedSamples& errors() { return errors_; }
 
  private:
   Fleet* fleet_;
   std::atomic<bool> stop_{false};
-  std::atomic<int64_t> errors_{0};
+  std::atomic<bool> paused_{false};
+  std::atomic<int64_t> errors_logged_{0};
+  TimedSamples errors_;
   TimedSamples log_;
   TimedSamples lag_;
   std::vector<std::thread> threads_;
@@ -604,7 +619,7 @@ Json RunOne(const Options& opt, int hosts, int workloads) {
     std::filesystem::remove_all(dir, ec);
     g_dir.clear();
   };
-  auto server = std::make_unique<ServerProcess>(dir, opt.host_ttl);
+  auto server = std::make_unique<ServerProcess>(opt.server_binary, dir, opt.host_ttl);
   if (!server->Start("127.0.0.1:0")) {
     server.reset();
     cleanup();
@@ -677,6 +692,20 @@ Json RunOne(const Options& opt, int hosts, int workloads) {
     out["server_rss_hosts_bytes"] = ProcStatusBytes(pid, "VmRSS");
     Say("idle: server %.1f %% of a core; %.0f timer heartbeats/s (target %.0f), p99 %.1f ms",
         100 * (c1 - c0) / (t1 - t0), w.count / (t1 - t0), hosts / opt.heartbeat_interval, w.p99_ms);
+  }
+
+  // Quiet: the agents hold their beats for as long (well under the host TTL), so what the server
+  // burns is its own background work alone: liveness, drains, the scheduling loop.
+  {
+    beats.Pause(true);
+    SleepSeconds(0.5);  // beats in flight end
+    const pid_t pid = server->pid();
+    const double t0 = Now(), c0 = ProcessCpuSeconds(pid);
+    SleepSeconds(opt.idle_seconds);
+    const double t1 = Now(), c1 = ProcessCpuSeconds(pid);
+    beats.Pause(false);
+    out["quiet_cpu_percent"] = 100 * (c1 - c0) / (t1 - t0);
+    Say("quiet (no heartbeats): server %.1f %% of a core", 100 * (c1 - c0) / (t1 - t0));
   }
 
   // Heartbeats as fast as the server answers them (beside the timer's).
@@ -971,16 +1000,39 @@ Json RunOne(const Options& opt, int hosts, int workloads) {
       if (r.ok() && r->status == 200) host_ms.push_back((Now() - s) * 1e3);
     }
     out["list_hosts_ms"] = Percentile(host_ms, 0.5);
-    Say("assignments poll p50 %.1f ms, max %.1f ms; GET /v1/hosts %.1f ms",
+    // A page of 500 hosts, with what is allocated on each and its usage, as a paging client
+    // (the CLI, the dashboard) reads them.
+    std::vector<double> host_page_ms;
+    size_t host_page_items = 0;
+    for (int k = 0; k < 5; ++k) {
+      const double s = Now();
+      auto r = http.Get("/v1/hosts?limit=500");
+      if (!r.ok() || r->status != 200) {
+        Say("GET /v1/hosts?limit=500: %s",
+            r.ok() ? r->body.substr(0, 200).c_str() : r.status().ToString().c_str());
+        break;
+      }
+      host_page_ms.push_back((Now() - s) * 1e3);
+      if (k == 0) {
+        auto j = Json::parse(r->body, nullptr, false);
+        if (j.is_object() && j["items"].is_array()) host_page_items = j["items"].size();
+      }
+    }
+    out["list_hosts_page_500_ms"] = Percentile(host_page_ms, 0.5);
+    out["list_hosts_page_items"] = host_page_items;
+    Say("assignments poll p50 %.1f ms, max %.1f ms; GET /v1/hosts %.1f ms; a page of %zu hosts "
+        "%.1f ms",
         Percentile(poll_ms, 0.5), out["assignments_poll_max_ms"].get<double>(),
-        Percentile(host_ms, 0.5));
+        Percentile(host_ms, 0.5), host_page_items, Percentile(host_page_ms, 0.5));
   }
 
   // Restart: signal, start again on the same port, until /v1/status answers and a new
-  // workload is placed.
+  // workload is placed. The agents' beats fail while no server listens; they are counted apart.
+  double restart_begin = 0, restart_end = 0;
   {
     const std::string port = server->port();
     const double t0 = Now();
+    restart_begin = t0;
     server->Stop(opt.restart_signal);
     const double stopped = Now();
     bool up = server->Start("127.0.0.1:" + port);
@@ -1014,6 +1066,7 @@ Json RunOne(const Options& opt, int hosts, int workloads) {
         }
       }
     }
+    restart_end = status_at > 0 ? status_at : Now();
     out["restart_signal"] = opt.restart_signal == SIGKILL ? "KILL" : "TERM";
     out["restart_stop_s"] = stopped - t0;
     if (status_at > 0) out["restart_to_status_s"] = status_at - t0;
@@ -1024,7 +1077,16 @@ Json RunOne(const Options& opt, int hosts, int workloads) {
   }
 
   beats.Stop();
-  out["timer_heartbeat_errors"] = beats.errors();
+  const double end = Now() + 1;
+  const int64_t before = beats.errors().Between(0, restart_begin).count;
+  const int64_t during = beats.errors().Between(restart_begin, restart_end).count;
+  const int64_t after = beats.errors().Between(restart_end, end).count;
+  out["timer_heartbeat_errors"] = before + after;
+  out["timer_heartbeat_errors_restart"] = during;
+  Say("timer heartbeat errors: %lld while a server listened (%lld after the restart), %lld "
+      "while it restarted",
+      static_cast<long long>(before + after), static_cast<long long>(after),
+      static_cast<long long>(during));
   server->Stop(SIGTERM);
   server.reset();
   cleanup();
@@ -1056,7 +1118,8 @@ int UsageError(const char* why) {
                "  [--heartbeat-threads T] [--agent-threads A] [--heartbeat-interval S]\n"
                "  [--idle-seconds S] [--saturate-seconds S] [--stall-seconds S]\n"
                "  [--running-wait S] [--watch-interval S] [--host-ttl DURATION] [--restart-signal "
-               "TERM|KILL]\n",
+               "TERM|KILL]\n"
+               "  [--server-binary PATH]\n",
                why);
   return 2;
 }
@@ -1110,6 +1173,8 @@ int Main(int argc, char** argv) {
       opt.watch_interval = v;
     } else if (name == "host-ttl") {
       opt.host_ttl = value;
+    } else if (name == "server-binary" && !value.empty()) {
+      opt.server_binary = value;
     } else if (name == "restart-signal" && (value == "TERM" || value == "KILL")) {
       opt.restart_signal = value == "KILL" ? SIGKILL : SIGTERM;
     } else {

@@ -353,6 +353,9 @@ absl::Status ClusterModel::Sync() {
 
 void ClusterModel::Clear() {
   hosts_.clear();
+  ++hosts_version_;
+  down_.clear();
+  draining_.clear();
   allocs_.clear();
   workloads_.clear();
   quotas_.clear();
@@ -412,6 +415,30 @@ void ClusterModel::UpdateSchedulable(const HostEntry& entry) {
       entry.index, entry.host.state == core::HostState::kReady && !entry.host.cordoned && readable);
 }
 
+namespace {
+
+bool Draining(const core::Host& h) { return h.draining || !h.drain_current.empty(); }
+
+}  // namespace
+
+void ClusterModel::IndexHost(const std::string& name, const core::Host* before,
+                             const core::Host* after) {
+  if ((before == nullptr) != (after == nullptr) ||
+      (before != nullptr && before->state != after->state)) {
+    ++hosts_version_;
+  }
+  if (after != nullptr && after->state == core::HostState::kDown) {
+    down_.insert(name);
+  } else if (before != nullptr && before->state == core::HostState::kDown) {
+    down_.erase(name);
+  }
+  if (after != nullptr && Draining(*after)) {
+    draining_.insert(name);
+  } else if (before != nullptr && Draining(*before)) {
+    draining_.erase(name);
+  }
+}
+
 void ClusterModel::ApplyHost(const Change& c) {
   auto it = hosts_.find(c.name);
   if (it != hosts_.end() && it->second.host.revision >= c.revision) return;  // replayed
@@ -420,11 +447,13 @@ void ClusterModel::ApplyHost(const Change& c) {
     // A host that does not decode is as good as gone: nothing is placed there.
     if (!c.error.ok()) core::LogDebug("cluster model: skipped: %s", c.error.ToString());
     if (it == hosts_.end()) return;
+    IndexHost(c.name, &it->second.host, nullptr);
     hosts_.erase(it);
     rebuild_ = true;  // the scheduler's cluster cannot drop a host in place
     return;
   }
   if (it == hosts_.end()) {
+    IndexHost(c.name, nullptr, &*c.host);
     HostEntry& entry = hosts_[c.name];
     entry.host = *c.host;
     entry.drivers = DriverBits(entry.host.inventory);
@@ -440,6 +469,7 @@ void ClusterModel::ApplyHost(const Change& c) {
   // What the scheduler sees comes from the inventory alone; a state change keeps it.
   const bool same = core::EncodeHostInventory(entry.host.inventory) ==
                     core::EncodeHostInventory(c.host->inventory);
+  IndexHost(c.name, &entry.host, &*c.host);
   entry.host = *c.host;
   entry.drivers = DriverBits(entry.host.inventory);
   if (!same) {
@@ -852,6 +882,44 @@ std::vector<HostLiveness> ClusterModel::AllLiveness() {
     out.push_back({name, entry.host.state, entry.host.revision});
   }
   return out;
+}
+
+uint64_t ClusterModel::HostsVersion() {
+  absl::MutexLock lock(&mu_);
+  return hosts_version_;
+}
+
+std::vector<std::string> ClusterModel::DownHosts() {
+  absl::MutexLock lock(&mu_);
+  return std::vector<std::string>(down_.begin(), down_.end());
+}
+
+std::vector<std::string> ClusterModel::DrainingHosts() {
+  absl::MutexLock lock(&mu_);
+  return std::vector<std::string>(draining_.begin(), draining_.end());
+}
+
+void ClusterModel::ReadHosts(
+    const ListOptions& options, ListPage* page,
+    absl::FunctionRef<void(const core::Host&, const sched::Cluster&, int)> read) {
+  absl::MutexLock lock(&mu_);
+  RebuildIfNeeded();
+  if (page != nullptr) page->revision = covered_;
+  size_t kept = 0;
+  const std::string* last = nullptr;
+  auto it = options.after.empty() ? hosts_.begin() : hosts_.upper_bound(options.after);
+  for (; it != hosts_.end(); ++it) {
+    const HostEntry& entry = it->second;
+    if (!MatchesHost(options.filter, entry.host)) continue;
+    if (options.limit > 0 && kept == options.limit) {
+      // Something passes after the page: the next one starts after the page's last name.
+      if (page != nullptr && last != nullptr) page->next = *last;
+      break;
+    }
+    read(entry.host, cluster_, entry.index);
+    last = &it->first;
+    ++kept;
+  }
 }
 
 std::vector<Workload> ClusterModel::LiveWorkloadsOn(std::string_view host, int64_t* revision) {

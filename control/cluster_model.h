@@ -134,6 +134,22 @@ class ClusterModel {
   std::optional<HostLiveness> Liveness(std::string_view name);
   // Every host, in name order.
   std::vector<HostLiveness> AllLiveness();
+  // Counts changes to which hosts there are and to their states (a host added, removed, marked
+  // down or up; a fresh listing): a caller that saw the same count needs no new walk over every
+  // host to learn of new ones.
+  uint64_t HostsVersion();
+  // The hosts that are down, and those being drained or whose drain still moves a workload, in
+  // name order: kept as indexes, so the liveness and drain checks cost what they find.
+  std::vector<std::string> DownHosts();
+  std::vector<std::string> DrainingHosts();
+  // One page of the hosts that pass options.filter, in name order after options.after, at most
+  // options.limit (0: all): `read` gets each host with the scheduler's cluster and the host's
+  // index in it (-1 when the scheduler refused its spec), under the model's lock (it only copies
+  // out, and never calls the model). `page` (may be null) gets the revision the model covers and
+  // where the next page starts (control/list_options.h). Costs what the page holds (and what a
+  // filter skips), not the fleet.
+  void ReadHosts(const ListOptions& options, ListPage* page,
+                 absl::FunctionRef<void(const core::Host&, const sched::Cluster&, int)> read);
   // The workloads placed on `host` that are not terminal, by name; `revision` gets the store
   // revision the model covers.
   std::vector<core::Workload> LiveWorkloadsOn(std::string_view host, int64_t* revision = nullptr);
@@ -192,6 +208,9 @@ class ClusterModel {
   // its name when it reports none.
   std::string GangAddress(const std::string& host) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void UpdateSchedulable(const HostEntry& entry) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Keeps hosts_version_, down_ and draining_ as `after` replaces `before` (null: absent).
+  void IndexHost(const std::string& name, const core::Host* before, const core::Host* after)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Builds cluster_ again from the maps, after a change it cannot take in place (a host's
   // inventory changed or a host was removed).
   void RebuildIfNeeded() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
@@ -213,6 +232,9 @@ class ClusterModel {
   // The earliest retry_at of a workload the last pass left waiting on its backoff.
   absl::Time retry_wake_ ABSL_GUARDED_BY(mu_) = absl::InfiniteFuture();
   std::map<std::string, HostEntry, std::less<>> hosts_ ABSL_GUARDED_BY(mu_);
+  uint64_t hosts_version_ ABSL_GUARDED_BY(mu_) = 0;
+  std::set<std::string, std::less<>> down_ ABSL_GUARDED_BY(mu_);
+  std::set<std::string, std::less<>> draining_ ABSL_GUARDED_BY(mu_);
   std::map<std::string, AllocEntry, std::less<>> allocs_ ABSL_GUARDED_BY(mu_);
   std::map<std::string, core::Workload, std::less<>> workloads_ ABSL_GUARDED_BY(mu_);
   std::map<std::string, std::pair<sched::Quota, int64_t>> quotas_ ABSL_GUARDED_BY(mu_);

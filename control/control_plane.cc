@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <set>
 
+#include "absl/cleanup/cleanup.h"
 #include "absl/strings/str_format.h"
 #include "control/cluster_model.h"
 #include "control/failover.h"
@@ -455,7 +456,7 @@ absl::StatusOr<HostRegistration> ControlPlane::RegisterHost(const std::string& n
     BERTH_ASSIGN_OR_RETURN(state::TxnResponse resp, store_->Txn(txn));
     if (resp.succeeded) {
       absl::MutexLock lock(&mu_);
-      heartbeats_[name] = clock_->Now();
+      leases_.Renew(name, clock_->Now());
       h.revision = resp.revision;
       return out;
     }
@@ -501,7 +502,7 @@ absl::Status ControlPlane::RemoveHost(std::string_view name) {
     BERTH_ASSIGN_OR_RETURN(state::TxnResponse resp, store_->Txn(txn));
     if (resp.succeeded) {
       absl::MutexLock lock(&mu_);
-      if (auto it = heartbeats_.find(name); it != heartbeats_.end()) heartbeats_.erase(it);
+      leases_.Forget(name);
       if (auto it = marked_down_.find(name); it != marked_down_.end()) marked_down_.erase(it);
       if (auto it = usage_.find(name); it != usage_.end()) usage_.erase(it);
       if (auto it = usage_history_.find(name); it != usage_history_.end()) {
@@ -528,7 +529,7 @@ absl::Status ControlPlane::Heartbeat(std::string_view name,
   {
     absl::MutexLock lock(&mu_);
     const absl::Time now = clock_->Now();
-    heartbeats_[std::string(name)] = now;
+    leases_.Renew(name, now);
     marked_down = marked_down_.contains(name);
     if (usage) {
       usage_[std::string(name)] = *usage;
@@ -578,27 +579,15 @@ absl::StatusOr<core::Host> ControlPlane::GetHost(std::string_view name) {
   core::Host h = std::move(item->value);
   h.revision = item->mod_revision;
   absl::MutexLock lock(&mu_);
-  if (auto it = heartbeats_.find(name); it != heartbeats_.end()) h.last_heartbeat = it->second;
+  if (std::optional<absl::Time> last = leases_.Last(name)) h.last_heartbeat = *last;
   return h;
 }
 
 absl::StatusOr<std::vector<core::Host>> ControlPlane::ListHosts(int64_t* revision) {
-  // As for workloads: unreadable hosts are skipped, said at debug level.
-  std::vector<absl::Status> undecodable;
-  BERTH_ASSIGN_OR_RETURN(HostRepository::ListResult list, hosts_.List(&undecodable));
-  for (const absl::Status& s : undecodable) core::LogDebug("skipped: %s", s.ToString());
-  std::vector<core::Host> out;
-  out.reserve(list.items.size());
-  for (auto& item : list.items) {
-    item.value.revision = item.mod_revision;
-    out.push_back(std::move(item.value));
-  }
-  // Decoded above, outside the lock: heartbeats only wait for the copy of their times.
-  absl::MutexLock lock(&mu_);
-  for (core::Host& h : out) {
-    if (auto it = heartbeats_.find(h.name); it != heartbeats_.end()) h.last_heartbeat = it->second;
-  }
-  if (revision) *revision = list.revision;
+  // From the model, like a page without a limit (control_plane_lists.cc).
+  ListPage page;
+  BERTH_ASSIGN_OR_RETURN(std::vector<core::Host> out, ListHosts(ListOptions{}, &page));
+  if (revision) *revision = page.revision;
   return out;
 }
 
@@ -998,6 +987,32 @@ void AddDeviceHolders(const sched::Cluster& cluster, int h, core::HostAllocation
   }
 }
 
+// What the placed workloads hold on host `i` of `cluster`.
+core::HostAllocation AllocationOf(const sched::Cluster& cluster, int i) {
+  core::HostAllocation a;
+  const sched::HostState& hs = cluster.host(i);
+  a.resources = hs.allocated;
+  a.gpu_milli = hs.GpuCapacityMilli() - hs.FreeGpuMilli();
+  a.workloads = int(cluster.AllocationsOn(i).size());
+  for (const sched::GpuState& g : hs.gpus) {
+    a.gpus.push_back({.index = g.device.index,
+                      .milli = core::kWholeGpuMilli - g.free_milli,
+                      .memory_mib = g.device.memory_mib - g.free_memory_mib,
+                      .holders = {}});
+  }
+  for (const std::string& id : cluster.AllocationsOn(i)) {
+    const sched::Allocation* alloc = cluster.FindAllocation(id);
+    if (alloc == nullptr) continue;
+    for (const core::GpuAssignment& ga : alloc->placement.gpus) {
+      for (core::GpuDeviceAllocation& d : a.gpus) {
+        if (d.index == ga.index) d.holders.push_back(id);
+      }
+    }
+  }
+  AddDeviceHolders(cluster, i, &a);
+  return a;
+}
+
 }  // namespace
 
 absl::StatusOr<std::map<std::string, core::HostAllocation>> ControlPlane::HostAllocations() {
@@ -1005,30 +1020,29 @@ absl::StatusOr<std::map<std::string, core::HostAllocation>> ControlPlane::HostAl
   BERTH_RETURN_IF_ERROR(model_->Sync());
   std::map<std::string, core::HostAllocation> out;
   model_->ReadCluster([&](const sched::Cluster& cluster) {
-    for (int i = 0; i < cluster.num_hosts(); ++i) {
-      const sched::HostState& hs = cluster.host(i);
-      core::HostAllocation& a = out[hs.name];
-      a.resources = hs.allocated;
-      a.gpu_milli = hs.GpuCapacityMilli() - hs.FreeGpuMilli();
-      a.workloads = int(cluster.AllocationsOn(i).size());
-      for (const sched::GpuState& g : hs.gpus) {
-        a.gpus.push_back({.index = g.device.index,
-                          .milli = core::kWholeGpuMilli - g.free_milli,
-                          .memory_mib = g.device.memory_mib - g.free_memory_mib,
-                          .holders = {}});
-      }
-      for (const std::string& id : cluster.AllocationsOn(i)) {
-        const sched::Allocation* alloc = cluster.FindAllocation(id);
-        if (alloc == nullptr) continue;
-        for (const core::GpuAssignment& ga : alloc->placement.gpus) {
-          for (core::GpuDeviceAllocation& d : a.gpus) {
-            if (d.index == ga.index) d.holders.push_back(id);
-          }
-        }
-      }
-      AddDeviceHolders(cluster, i, &a);
-    }
+    for (int i = 0; i < cluster.num_hosts(); ++i)
+      out[cluster.host(i).name] = AllocationOf(cluster, i);
   });
+  return out;
+}
+
+absl::StatusOr<std::vector<HostListing>> ControlPlane::ListHostDetails(const ListOptions& options,
+                                                                       ListPage* page) {
+  // From the model: the page's hosts only, with what is allocated on each computed from the
+  // scheduler's cluster as it holds it; nothing is decoded and no other host is looked at.
+  BERTH_RETURN_IF_ERROR(model_->Sync());
+  std::vector<HostListing> out;
+  model_->ReadHosts(options, page,
+                    [&](const core::Host& h, const sched::Cluster& cluster, int index) {
+                      HostListing& l = out.emplace_back();
+                      l.host = h;
+                      if (index >= 0) l.allocated = AllocationOf(cluster, index);
+                    });
+  absl::MutexLock lock(&mu_);
+  for (HostListing& l : out) {
+    if (std::optional<absl::Time> last = leases_.Last(l.host.name)) l.host.last_heartbeat = *last;
+    if (auto it = usage_.find(l.host.name); it != usage_.end()) l.used = it->second;
+  }
   return out;
 }
 
@@ -1060,40 +1074,71 @@ constexpr size_t kFailBatch = 50;
 }  // namespace
 
 absl::StatusOr<int> ControlPlane::CheckHostsOnce() {
-  // Read from the model and the in-memory leases: a check decodes nothing, whatever the fleet.
+  // From the model and the in-memory leases, indexed by when each was renewed: a check decodes
+  // nothing and costs what it finds, not the fleet.
   BERTH_RETURN_IF_ERROR(model_->Sync());
-  std::vector<HostLiveness> hosts = model_->AllLiveness();
   const absl::Time now = clock_->Now();
-  std::vector<std::pair<HostLiveness, absl::Time>> expired;
-  std::vector<HostLiveness> unfinished;
+  // Hosts the leases do not know yet (the first check, a registration through another server)
+  // get a lease from when this server started leading: after a restart, or a new term as
+  // leader, every host gets a full TTL. Looked for only when the model's hosts changed.
+  const uint64_t version = model_->HostsVersion();
+  std::vector<HostLiveness> all;
+  bool walk = false;
   {
     absl::MutexLock lock(&mu_);
-    // Both in name order: one walk over the two, no lookup per host.
-    auto it = heartbeats_.begin();
-    for (HostLiveness& h : hosts) {
-      if (h.state == core::HostState::kDown) {
-        unfinished.push_back(std::move(h));
-        continue;
-      }
-      while (it != heartbeats_.end() && it->first < h.name) ++it;
-      // After a server restart (or a new term as leader) every host gets a full TTL.
-      const absl::Time last =
-          it != heartbeats_.end() && it->first == h.name ? it->second : started_at_;
-      if (now - last > options_.host_ttl) expired.emplace_back(std::move(h), last);
-    }
+    walk = version != leases_version_;
   }
-  for (const HostLiveness& h : unfinished) {
+  if (walk) all = model_->AllLiveness();
+  std::vector<HostLeases::Expired> lapsed;
+  {
+    absl::MutexLock lock(&mu_);
+    if (walk) {
+      for (const HostLiveness& h : all) {
+        if (h.state == core::HostState::kDown) continue;
+        leases_.TrackIfUnknown(h.name, started_at_);
+        // A host found down when its lease lapsed, and up again since without a heartbeat
+        // here (the model lagged behind a write): watched again, from its last heartbeat.
+        leases_.Rearm(h.name);
+      }
+      leases_version_ = version;
+    }
+    // A lease renewed exactly host_ttl ago is still good.
+    lapsed = leases_.TakeExpired(now - options_.host_ttl);
+  }
+  std::vector<std::pair<HostLiveness, absl::Time>> expired;
+  for (HostLeases::Expired& e : lapsed) {
+    std::optional<HostLiveness> h = model_->Liveness(e.name);
+    if (!h) {
+      // Removed: its lease goes with it.
+      absl::MutexLock lock(&mu_);
+      leases_.Forget(e.name);
+      continue;
+    }
+    // Down already: nothing to do until a heartbeat renews (and arms) its lease.
+    if (h->state == core::HostState::kDown) continue;
+    expired.emplace_back(std::move(*h), e.last);
+  }
+  // Every expiry taken is dealt with, or armed again for the next pass (which an error here
+  // ends early).
+  size_t handled = 0;
+  absl::Cleanup rearm = [&] {
+    if (handled == expired.size()) return;
+    absl::MutexLock lock(&mu_);
+    for (size_t i = handled; i < expired.size(); ++i) leases_.Rearm(expired[i].first.name);
+  };
+  for (const std::string& name : model_->DownHosts()) {
     // A host marked down earlier whose workloads were not all failed yet (a batch lost a race,
     // or the server stopped between batches): finish the job.
-    std::vector<Workload> left = model_->LiveWorkloadsOn(h.name);
-    if (left.empty() && !model_->HasAllocRecord(h.name)) continue;
-    std::optional<core::Host> host = model_->FindHost(h.name);
-    if (!host) continue;
+    std::vector<Workload> left = model_->LiveWorkloadsOn(name);
+    if (left.empty() && !model_->HasAllocRecord(name)) continue;
+    std::optional<core::Host> host = model_->FindHost(name);
+    if (!host || host->state != core::HostState::kDown) continue;
     BERTH_RETURN_IF_ERROR(
-        FailWorkloadsOfDownHost(*host, std::move(left), Cat("host ", h.name, " is down")));
+        FailWorkloadsOfDownHost(*host, std::move(left), Cat("host ", name, " is down")));
   }
   int down = 0;
-  for (const auto& [h, last] : expired) {
+  for (; handled < expired.size(); ++handled) {
+    const auto& [h, last] = expired[handled];
     std::optional<core::Host> host = model_->FindHost(h.name);
     if (!host) continue;
     std::string why = Cat("host ", h.name, " is down: no heartbeat for ",
@@ -1105,7 +1150,12 @@ absl::StatusOr<int> ControlPlane::CheckHostsOnce() {
     BERTH_RETURN_IF_ERROR(hosts_.AddUpdate(&txn, h.name, updated, h.revision));
     events_.Add(&txn.then_ops, "host", h.name, "down", why);
     BERTH_ASSIGN_OR_RETURN(state::TxnResponse resp, store_->Txn(txn));
-    if (!resp.succeeded) continue;  // it changed meanwhile (a heartbeat); the next pass looks again
+    if (!resp.succeeded) {
+      // It changed meanwhile (a heartbeat): the next pass looks again.
+      absl::MutexLock lock(&mu_);
+      leases_.Rearm(h.name);
+      continue;
+    }
     ++down;
     {
       absl::MutexLock lock(&mu_);
@@ -1194,7 +1244,8 @@ void ControlPlane::Start() {
     absl::MutexLock lock(&mu_);
     stopping_ = false;
     kick_ = true;
-    heartbeats_.clear();
+    leases_.Clear();
+    leases_version_ = 0;
     started_at_ = clock_->Now();
   }
   // The mix FGD scores against, from the workloads the store holds (oldest first), read from

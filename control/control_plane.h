@@ -30,6 +30,7 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "control/events.h"
+#include "control/host_leases.h"
 #include "control/list_options.h"
 #include "core/clock.h"
 #include "core/host.h"
@@ -126,6 +127,14 @@ struct HostRegistration {
   std::string credential;
 };
 
+// A host as a list shows it: with what its placed workloads hold and what its agent last
+// measured (none when it sent nothing).
+struct HostListing {
+  core::Host host;
+  core::HostAllocation allocated;
+  std::optional<core::HostUsage> used;
+};
+
 enum class Action { kStart, kStop, kPause, kResume };
 std::optional<Action> ParseAction(std::string_view text);
 
@@ -201,6 +210,10 @@ class ControlPlane {
   absl::StatusOr<std::vector<core::Workload>> ListWorkloads(const ListOptions& options,
                                                             ListPage* page);
   absl::StatusOr<std::vector<core::Host>> ListHosts(const ListOptions& options, ListPage* page);
+  // The same page of hosts, each with its allocation and usage: from the cluster model, so a
+  // page costs what it holds, whatever the fleet.
+  absl::StatusOr<std::vector<HostListing>> ListHostDetails(const ListOptions& options,
+                                                           ListPage* page);
 
   // Events with revision > after, oldest first, at most `limit`.
   absl::StatusOr<std::vector<core::Event>> ListEvents(int64_t after, size_t limit,
@@ -313,8 +326,11 @@ class ControlPlane {
   std::atomic<bool> more_pending_{false};  // the last pass stopped at its batch limit
 
   absl::Mutex mu_;
-  // The in-memory leases: the last heartbeat of each host.
-  std::map<std::string, absl::Time, std::less<>> heartbeats_ ABSL_GUARDED_BY(mu_);
+  // The in-memory leases: the last heartbeat of each host, indexed by time for the liveness
+  // check.
+  HostLeases leases_ ABSL_GUARDED_BY(mu_);
+  // The model's HostsVersion() when the leases last took in every host the model holds.
+  uint64_t leases_version_ ABSL_GUARDED_BY(mu_) = 0;
   // Hosts this server marked down, until a heartbeat marks them up (the model may lag by an
   // instant behind the write).
   std::set<std::string, std::less<>> marked_down_ ABSL_GUARDED_BY(mu_);

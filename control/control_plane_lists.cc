@@ -1,7 +1,9 @@
-// ControlPlane's paged, filtered lists (control/list_options.h): a page reads the store in key
-// order from where the last one ended, so its cost follows the page, not the whole prefix.
+// ControlPlane's paged, filtered lists (control/list_options.h): a page of workloads reads the
+// store in key order from where the last one ended, a page of hosts the cluster model, so the
+// cost follows the page, not the whole prefix.
 #include <algorithm>
 
+#include "control/cluster_model.h"
 #include "control/control_plane.h"
 #include "core/log.h"
 #include "core/status.h"
@@ -67,16 +69,17 @@ absl::StatusOr<std::vector<core::Workload>> ControlPlane::ListWorkloads(const Li
 
 absl::StatusOr<std::vector<core::Host>> ControlPlane::ListHosts(const ListOptions& options,
                                                                 ListPage* page) {
-  return ScanPage<core::Host>(
-      store_, hosts_, options, page,
-      [this](core::Host& h, int64_t rev) {
-        h.revision = rev;
-        absl::MutexLock lock(&mu_);
-        if (auto it = heartbeats_.find(h.name); it != heartbeats_.end()) {
-          h.last_heartbeat = it->second;
-        }
-      },
-      [&](const core::Host& h) { return MatchesHost(options.filter, h); });
+  // Hosts are few beside workloads and every one is in the cluster model: a page is read from
+  // it in name order, without a store read or a decode.
+  BERTH_RETURN_IF_ERROR(model_->Sync());
+  std::vector<core::Host> out;
+  model_->ReadHosts(options, page,
+                    [&](const core::Host& h, const sched::Cluster&, int) { out.push_back(h); });
+  absl::MutexLock lock(&mu_);
+  for (core::Host& h : out) {
+    if (std::optional<absl::Time> last = leases_.Last(h.name)) h.last_heartbeat = *last;
+  }
+  return out;
 }
 
 }  // namespace berth::control

@@ -1,5 +1,6 @@
 #include "control/control_plane.h"
 
+#include <map>
 #include <random>
 #include <set>
 #include <thread>
@@ -536,6 +537,118 @@ TEST_F(ControlPlaneTest, HeartbeatsOfALiveHostDoNotWriteTheStore) {
   EXPECT_EQ(*cp_.CheckHostsOnce(), 1);
   ASSERT_TRUE(cp_.Heartbeat("h1").ok());  // the host marked down an instant ago comes back
   EXPECT_EQ(cp_.GetHost("h1")->state, core::HostState::kReady);
+}
+
+// Liveness from leases indexed by time: across many hosts heartbeating at different times, each
+// check marks down exactly the hosts silent for longer than the TTL, each once, and a host that
+// comes back is watched again.
+TEST_F(ControlPlaneTest, EachCheckMarksDownExactlyTheHostsWhoseLeaseRanOut) {
+  constexpr int kHosts = 40;
+  auto name = [](int i) { return "h" + std::to_string(i); };
+  for (int i = 0; i < kHosts; ++i) ASSERT_TRUE(cp_.RegisterHost(name(i), Inventory()).ok());
+  std::map<std::string, absl::Time> last;
+  for (int i = 0; i < kHosts; ++i) last[name(i)] = clock_.Now();
+  std::mt19937 rng(7);
+  std::set<std::string> down;
+  int marked = 0;
+  for (int second = 0; second < 120; ++second) {
+    clock_.Advance(absl::Seconds(1));
+    // Each host beats with its own rhythm: some often, some rarely, some stop for a while.
+    for (int i = 0; i < kHosts; ++i) {
+      if (rng() % (1 + i % 16) != 0) continue;
+      ASSERT_TRUE(cp_.Heartbeat(name(i)).ok());
+      last[name(i)] = clock_.Now();
+      down.erase(name(i));  // a heartbeat brings a down host back
+    }
+    std::set<std::string> want;
+    for (const auto& [n, t] : last) {
+      if (clock_.Now() - t > absl::Seconds(10) && !down.contains(n)) want.insert(n);
+    }
+    absl::StatusOr<int> went = cp_.CheckHostsOnce();
+    ASSERT_TRUE(went.ok()) << went.status();
+    EXPECT_EQ(*went, static_cast<int>(want.size())) << "second " << second;
+    down.insert(want.begin(), want.end());
+    marked += *went;
+    for (const core::Host& h : *cp_.ListHosts()) {
+      EXPECT_EQ(h.state == core::HostState::kDown, down.contains(h.name))
+          << h.name << " at second " << second;
+    }
+  }
+  EXPECT_GT(marked, 10);  // the rhythms above made hosts go down and come back
+}
+
+// A host another server registered has no lease here yet: it gets a full TTL from when this
+// server started leading, not an instant expiry; and so does every host after a new term.
+TEST_F(ControlPlaneTest, AHostWithoutALeaseHereGetsAFullTtl) {
+  ControlPlane other(&store_, Options());
+  clock_.Advance(absl::Seconds(30));
+  ASSERT_TRUE(cp_.RegisterHost("h0", Inventory()).ok());
+  EXPECT_EQ(*cp_.CheckHostsOnce(), 0);
+  ASSERT_TRUE(other.RegisterHost("h1", Inventory()).ok());
+  cp_.Start();
+  cp_.Stop();  // a new term: every host gets a full TTL from now
+  const absl::Time term = clock_.Now();
+  clock_.Advance(absl::Seconds(9));
+  EXPECT_EQ(*cp_.CheckHostsOnce(), 0);
+  clock_.Advance(absl::Seconds(2));
+  EXPECT_EQ(*cp_.CheckHostsOnce(), 2);
+  for (const char* h : {"h0", "h1"}) {
+    EXPECT_EQ(cp_.GetHost(h)->state, core::HostState::kDown) << h;
+    EXPECT_EQ(cp_.GetHost(h)->last_heartbeat, term) << h;
+  }
+}
+
+// A page of hosts comes from the cluster model with what is allocated on each and its usage,
+// the same figures the whole map gives, and pages resume after the last name.
+TEST_F(ControlPlaneTest, HostPagesCarryTheirAllocationsAndUsage) {
+  for (int i = 0; i < 7; ++i) {
+    ASSERT_TRUE(cp_.RegisterHost("h" + std::to_string(i), Inventory("2", "1Gi")).ok());
+  }
+  for (int i = 0; i < 5; ++i) ASSERT_TRUE(cp_.CreateWorkload(Spec("w" + std::to_string(i))).ok());
+  ASSERT_EQ(*cp_.ScheduleOnce(), 5);
+  core::HostUsage usage;
+  usage.cpu = core::MilliCpu(700);
+  ASSERT_TRUE(cp_.Heartbeat("h3", usage).ok());
+  const std::map<std::string, core::HostAllocation> all = *cp_.HostAllocations();
+  std::vector<std::string> seen;
+  ListOptions options{.limit = 3};
+  for (int page_no = 0; page_no < 5; ++page_no) {
+    ListPage page;
+    absl::StatusOr<std::vector<HostListing>> hosts = cp_.ListHostDetails(options, &page);
+    ASSERT_TRUE(hosts.ok()) << hosts.status();
+    EXPECT_LE(hosts->size(), 3u);
+    EXPECT_GT(page.revision, 0);
+    for (const HostListing& l : *hosts) {
+      seen.push_back(l.host.name);
+      EXPECT_EQ(core::EncodeHostAllocation(l.allocated),
+                core::EncodeHostAllocation(all.at(l.host.name)))
+          << l.host.name;
+      EXPECT_EQ(l.used.has_value(), l.host.name == "h3") << l.host.name;
+    }
+    if (page.next.empty()) break;
+    EXPECT_EQ(page.next, hosts->back().host.name);
+    options.after = page.next;
+  }
+  EXPECT_EQ(seen, (std::vector<std::string>{"h0", "h1", "h2", "h3", "h4", "h5", "h6"}));
+  int placed = 0;
+  for (const auto& [name, a] : all) placed += a.workloads;
+  EXPECT_EQ(placed, 5);
+  // Filtered: only the down hosts, and a page that ends where nothing more passes.
+  clock_.Advance(absl::Seconds(5));
+  ASSERT_TRUE(cp_.Heartbeat("h2").ok());
+  ASSERT_TRUE(cp_.Heartbeat("h5").ok());
+  clock_.Advance(absl::Seconds(6));
+  ASSERT_EQ(*cp_.CheckHostsOnce(), 5);
+  ListPage page;
+  ListOptions ready{.filter = {.host_state = core::HostState::kReady}, .limit = 2};
+  std::vector<HostListing> up = *cp_.ListHostDetails(ready, &page);
+  ASSERT_EQ(up.size(), 2u);
+  EXPECT_EQ(up[0].host.name, "h2");
+  EXPECT_EQ(up[1].host.name, "h5");
+  EXPECT_EQ(up[0].host.last_heartbeat, clock_.Now() - absl::Seconds(6));
+  EXPECT_TRUE(page.next.empty());
+  // The plain host list reads the same model.
+  EXPECT_EQ(cp_.ListHosts()->size(), 7u);
 }
 
 // The model follows what another server writes to the same store: its hosts, placements and

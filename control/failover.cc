@@ -2,6 +2,7 @@
 
 #include <algorithm>
 
+#include "control/cluster_model.h"
 #include "control/control_plane.h"
 #include "core/status.h"
 #include "core/strings.h"
@@ -130,14 +131,18 @@ absl::StatusOr<core::Host> ControlPlane::DrainHost(std::string_view name) {
 }
 
 absl::Status ControlPlane::DrainHostsOnce() {
-  BERTH_ASSIGN_OR_RETURN(std::vector<core::Host> hosts, ListHosts());
+  // The model indexes the hosts being drained: with none, a step reads nothing.
+  BERTH_RETURN_IF_ERROR(model_->Sync());
   std::optional<std::vector<Workload>> all;
-  for (const core::Host& h : hosts) {
-    if (!h.draining && h.drain_current.empty()) continue;
+  for (const std::string& name : model_->DrainingHosts()) {
+    absl::StatusOr<core::Host> h = GetHost(name);
+    if (absl::IsNotFound(h.status())) continue;  // removed meanwhile
+    BERTH_RETURN_IF_ERROR(h.status());
+    if (!h->draining && h->drain_current.empty()) continue;
     if (!all) {
       BERTH_ASSIGN_OR_RETURN(all, ListWorkloads());
     }
-    BERTH_RETURN_IF_ERROR(DrainStep(h, *all));
+    BERTH_RETURN_IF_ERROR(DrainStep(*h, *all));
   }
   return absl::OkStatus();
 }
