@@ -48,8 +48,7 @@ core::Command ClientRoot() {
   return RootCommand({WorkloadCommand(), ServiceCommand(), JobCommand(), VmCommand(),
                       ImageCommand(), DiskCommand(), NetCommand(), SecgroupCommand(),
                       PortfwdCommand(), HostCommand(), TenantCommand(), RebalanceCommand(),
-                      EventsCommand(),
-                      StatusCommand(), TopCommand(), VersionCommand()});
+                      EventsCommand(), StatusCommand(), TopCommand(), VersionCommand()});
 }
 
 Result Berth(std::vector<std::string> args) {
