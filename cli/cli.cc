@@ -23,6 +23,7 @@
 #include "cli/table.h"
 #include "core/json.h"
 #include "core/log.h"
+#include "core/milli.h"
 #include "core/quantity.h"
 #include "core/strings.h"
 #include "core/workload.h"
@@ -57,17 +58,6 @@ std::string Age(const Json& time_field) {
   if (s < 7200) return Cat(s / 60, "m");
   if (s < 172800) return Cat(s / 3600, "h");
   return Cat(s / 86400, "d");
-}
-
-// Milli-GPU as a device count: "2", "1.5", "0.25".
-std::string GpuCount(int64_t milli) {
-  std::string out = Cat(milli / 1000);
-  if (int64_t frac = milli % 1000; frac != 0) {
-    std::string f = Cat(1000 + frac).substr(1);
-    while (!f.empty() && f.back() == '0') f.pop_back();
-    out += "." + f;
-  }
-  return out;
 }
 
 std::string GpuText(const Json& spec_resources) {
@@ -131,7 +121,8 @@ std::vector<std::vector<std::string>> HostRows(const Json& items) {
       }
       drivers += (drivers.empty() ? "" : ",") + name;
     }
-    std::string gpus = Cat(GpuCount(alloc.value("gpu_milli", int64_t{0})), "/", inv["gpus"].size());
+    std::string gpus =
+        Cat(core::MilliText(alloc.value("gpu_milli", int64_t{0})), "/", inv["gpus"].size());
     if (!inv["gpus"].empty()) gpus += " x " + inv["gpus"][0].value("model", "");
     std::string used = "-";
     if (h.contains("used") && h["used"].is_object()) {

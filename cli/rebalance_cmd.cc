@@ -8,6 +8,7 @@
 #include "cli/session.h"
 #include "cli/table.h"
 #include "core/json.h"
+#include "core/milli.h"
 #include "core/strings.h"
 
 namespace berth::cli {
@@ -16,17 +17,6 @@ using core::Cat;
 using core::Json;
 
 namespace {
-
-// Milli-GPU as a device count: "2", "1.5", "0.25".
-std::string Gpus(int64_t milli) {
-  std::string out = Cat(milli / 1000);
-  if (int64_t frac = milli % 1000; frac != 0) {
-    std::string f = Cat(1000 + frac).substr(1);
-    while (!f.empty() && f.back() == '0') f.pop_back();
-    out += "." + f;
-  }
-  return out;
-}
 
 // "h2 [0,1]": a host and the device indices there.
 std::string Where(const Json& host, const Json& gpus) {
@@ -64,9 +54,9 @@ class Session : public CommandSession {
     const Json& gpu = j.value("gpu", Json::object());
     out_ << "Dry run: nothing is moved (carrying a plan out is not implemented).\n";
     out_ << "Policy " << j.value("policy", "") << "; GPUs free "
-         << Gpus(gpu.value("free_milli", int64_t{0})) << " of "
-         << Gpus(gpu.value("capacity_milli", int64_t{0})) << ", stranded "
-         << Gpus(gpu.value("stranded_milli", int64_t{0}))
+         << core::MilliText(gpu.value("free_milli", int64_t{0})) << " of "
+         << core::MilliText(gpu.value("capacity_milli", int64_t{0})) << ", stranded "
+         << core::MilliText(gpu.value("stranded_milli", int64_t{0}))
          << " (free on partly used devices); pending workloads: " << j.value("pending", 0) << "\n";
     const Json& items = j["items"];
     if (items.empty()) {
@@ -78,11 +68,11 @@ class Session : public CommandSession {
     for (const Json& e : items) {
       const std::string outcome = e.value("outcome", "");
       const bool plan = outcome == "plan";
-      rows.push_back({e.value("workload", ""), Gpus(e.value("gpu_milli", int64_t{0})), outcome,
-                      Where(e.contains("host") ? e["host"] : Json(), e.value("gpus", Json())),
-                      plan ? Cat(e["moves"].size()) : "-",
-                      plan ? Cat(e.value("cost", int64_t{0})) : "-",
-                      plan ? Gpus(e.value("stranded_milli_after", int64_t{0})) : "-"});
+      rows.push_back(
+          {e.value("workload", ""), core::MilliText(e.value("gpu_milli", int64_t{0})), outcome,
+           Where(e.contains("host") ? e["host"] : Json(), e.value("gpus", Json())),
+           plan ? Cat(e["moves"].size()) : "-", plan ? Cat(e.value("cost", int64_t{0})) : "-",
+           plan ? core::MilliText(e.value("stranded_milli_after", int64_t{0})) : "-"});
     }
     PrintTable(out_, rows);
     for (const Json& e : items) {

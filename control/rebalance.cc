@@ -8,6 +8,7 @@
 
 #include "control/cluster_model.h"
 #include "control/control_plane.h"
+#include "core/milli.h"
 #include "core/status.h"
 #include "core/strings.h"
 #include "sched/defrag.h"
@@ -122,16 +123,6 @@ absl::Status Build(const ClusterCopy& copy, sched::Cluster* cluster) {
 std::vector<int> GpuIndices(const sched::Placement& p) {
   std::vector<int> out;
   for (const core::GpuAssignment& g : p.gpus) out.push_back(g.index);
-  return out;
-}
-
-std::string GpuText(int64_t milli) {
-  std::string out = Cat(milli / 1000);
-  if (int64_t frac = milli % 1000; frac != 0) {
-    std::string f = Cat(1000 + frac).substr(1);
-    while (!f.empty() && f.back() == '0') f.pop_back();
-    out += "." + f;
-  }
   return out;
 }
 
@@ -251,12 +242,12 @@ class Planner {
       free += hs.Free();
     }
     if (free_gpu < need) {
-      return Cat("the cluster lacks GPU in total: asks ", GpuText(need), ", ", GpuText(free_gpu),
-                 " free on the hosts that can run it");
+      return Cat("the cluster lacks GPU in total: asks ", core::MilliText(need), ", ",
+                 core::MilliText(free_gpu), " free on the hosts that can run it");
     }
     if (largest < need) {
-      return Cat("no host has ", GpuText(need), " GPUs: the largest that can run it has ",
-                 GpuText(largest));
+      return Cat("no host has ", core::MilliText(need), " GPUs: the largest that can run it has ",
+                 core::MilliText(largest));
     }
     if (free.cpu < r.resources.cpu) {
       return Cat("the cluster lacks cpu in total: asks ", core::FormatCpu(r.resources.cpu), ", ",

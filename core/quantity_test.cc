@@ -1,5 +1,9 @@
 #include "core/quantity.h"
 
+#include <cstdint>
+#include <limits>
+
+#include "core/milli.h"
 #include "gtest/gtest.h"
 
 namespace berth::core {
@@ -56,6 +60,16 @@ TEST(Quantity, Arithmetic) {
   EXPECT_EQ(a, MilliCpu(500));
   EXPECT_LT(MemoryMiB(1), MemoryMiB(2));
   EXPECT_EQ((DiskMiB(10) - DiskMiB(4)).value(), 6);
+}
+
+TEST(MilliText, ShowsThousandthsAsADecimalWithoutTrailingZeros) {
+  EXPECT_EQ(MilliText(0), "0");
+  EXPECT_EQ(MilliText(2000), "2");
+  EXPECT_EQ(MilliText(1500), "1.5");
+  EXPECT_EQ(MilliText(250), "0.25");
+  EXPECT_EQ(MilliText(1005), "1.005");
+  EXPECT_EQ(MilliText(-1500), "-1.5");
+  EXPECT_EQ(MilliText(std::numeric_limits<int64_t>::min()), "-9223372036854775.808");
 }
 
 }  // namespace
