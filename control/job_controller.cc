@@ -88,7 +88,9 @@ JobController::JobController(ControlPlane* control, JobControllerOptions options
       options_(std::move(options)),
       clock_(options_.clock ? options_.clock : control->clock()),
       events_(control->store(), clock_),
-      jobs_(control->store(), "job", std::string(kJobPrefix)) {
+      jobs_(control->store(), "job", std::string(kJobPrefix)),
+      loop_({.name = "job controller", .period = options_.period, .active = options_.active},
+            [this] { return ReconcileOnce().status(); }) {
   const int span = std::max(1, options_.port_max - options_.port_min + 1);
   absl::MutexLock lock(&pass_mu_);
   port_cursor_ = static_cast<int>(std::random_device{}() % span);
@@ -534,39 +536,8 @@ absl::Status JobController::WriteJob(const JobRepository::Item& item, Job job,
   return absl::OkStatus();
 }
 
-void JobController::Start() {
-  loop_ = std::thread([this] { Loop(); });
-}
+void JobController::Start() { loop_.Start(); }
 
-void JobController::Stop() {
-  {
-    absl::MutexLock lock(&mu_);
-    if (stopping_) return;
-    stopping_ = true;
-  }
-  if (loop_.joinable()) loop_.join();
-}
-
-void JobController::Loop() {
-  while (true) {
-    {
-      absl::MutexLock lock(&mu_);
-      auto stop = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return stopping_; };
-      mu_.AwaitWithTimeout(absl::Condition(&stop), options_.period);
-      if (stopping_) return;
-    }
-    if (options_.active && !options_.active()) continue;
-    absl::Status pass = core::RunGuarded("job controller pass", [&] {
-      absl::Status s = ReconcileOnce().status();
-      if (s.ok()) return;
-      ++loop_failures_;
-      std::string line(s.message());
-      if (line == last_failure_) return;
-      last_failure_ = line;
-      core::LogError("job controller: %s", line);
-    });
-    if (!pass.ok()) ++loop_failures_;
-  }
-}
+void JobController::Stop() { loop_.Stop(); }
 
 }  // namespace berth::control

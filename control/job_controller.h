@@ -40,6 +40,7 @@
 #include "absl/time/time.h"
 #include "control/control_plane.h"
 #include "control/events.h"
+#include "control/pass_loop.h"
 #include "core/clock.h"
 #include "core/job.h"
 #include "state/repository.h"
@@ -90,7 +91,7 @@ class JobController {
   // Runs a pass every options.period on a background thread until Stop().
   void Start();
   void Stop();
-  int64_t loop_failures() const { return loop_failures_.load(); }
+  int64_t loop_failures() const { return loop_.failures(); }
 
  private:
   using JobRepository =
@@ -110,7 +111,6 @@ class JobController {
   // left to the next pass.
   absl::Status WriteJob(const JobRepository::Item& item, core::Job next,
                         const std::vector<Event>& events);
-  void Loop();
 
   ControlPlane* const control_;
   JobControllerOptions options_;
@@ -121,11 +121,7 @@ class JobController {
   absl::Mutex pass_mu_;  // one pass at a time
   int port_cursor_ ABSL_GUARDED_BY(pass_mu_) = 0;
 
-  absl::Mutex mu_;
-  bool stopping_ ABSL_GUARDED_BY(mu_) = false;
-  std::thread loop_;
-  std::atomic<int64_t> loop_failures_{0};
-  std::string last_failure_;  // only the loop's thread touches it
+  PassLoop loop_;  // last: stopped before the members its passes use go
 };
 
 std::string JobKey(std::string_view name);

@@ -84,7 +84,13 @@ ServiceController::ServiceController(ControlPlane* control, ServiceControllerOpt
       options_(std::move(options)),
       clock_(options_.clock ? options_.clock : control->clock()),
       events_(control->store(), clock_),
-      services_(control->store(), "service", std::string(kServicePrefix)) {
+      services_(control->store(), "service", std::string(kServicePrefix)),
+      loop_({.name = "service controller",
+             .period = options_.period,
+             .active = options_.active,
+             // Endpoints follow the lead: a server that does not lead serves none.
+             .while_inactive = [this] { CloseEndpoints({}); }},
+            [this] { return ReconcileOnce().status(); }) {
   const int span = std::max(1, options_.port_max - options_.port_min + 1);
   {
     absl::MutexLock lock(&pass_mu_);
@@ -104,10 +110,7 @@ ServiceController::~ServiceController() {
   Stop();
 }
 
-void ServiceController::Poke() {
-  absl::MutexLock lock(&mu_);
-  poked_ = true;
-}
+void ServiceController::Poke() { loop_.Poke(); }
 
 absl::StatusOr<Service> ServiceController::Create(const core::ServiceSpec& spec) {
   BERTH_RETURN_IF_ERROR(core::ValidateName("service", spec.name));
@@ -906,44 +909,8 @@ absl::Status ServiceController::WriteService(
   return absl::OkStatus();
 }
 
-void ServiceController::Start() {
-  loop_ = std::thread([this] { Loop(); });
-}
+void ServiceController::Start() { loop_.Start(); }
 
-void ServiceController::Stop() {
-  {
-    absl::MutexLock lock(&mu_);
-    if (stopping_) return;
-    stopping_ = true;
-  }
-  if (loop_.joinable()) loop_.join();
-}
-
-void ServiceController::Loop() {
-  while (true) {
-    {
-      absl::MutexLock lock(&mu_);
-      auto wake = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return stopping_ || poked_; };
-      mu_.AwaitWithTimeout(absl::Condition(&wake), options_.period);
-      if (stopping_) return;
-      poked_ = false;
-    }
-    if (options_.active && !options_.active()) {
-      // Endpoints follow the lead: a server that does not lead serves none.
-      CloseEndpoints({});
-      continue;
-    }
-    absl::Status pass = core::RunGuarded("service controller pass", [&] {
-      absl::Status s = ReconcileOnce().status();
-      if (s.ok()) return;
-      ++loop_failures_;
-      std::string line(s.message());
-      if (line == last_failure_) return;
-      last_failure_ = line;
-      core::LogError("service controller: %s", line);
-    });
-    if (!pass.ok()) ++loop_failures_;
-  }
-}
+void ServiceController::Stop() { loop_.Stop(); }
 
 }  // namespace berth::control

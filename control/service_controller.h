@@ -48,6 +48,7 @@
 #include "control/control_plane.h"
 #include "control/endpoint_proxy.h"
 #include "control/events.h"
+#include "control/pass_loop.h"
 #include "control/service_autoscaler.h"
 #include "core/clock.h"
 #include "core/service.h"
@@ -119,7 +120,7 @@ class ServiceController {
   // Runs a pass every options.period on a background thread until Stop().
   void Start();
   void Stop();
-  int64_t loop_failures() const { return loop_failures_.load(); }
+  int64_t loop_failures() const { return loop_.failures(); }
 
  private:
   using ServiceRepository = state::Repository<
@@ -181,7 +182,6 @@ class ServiceController {
   // events); a lost race is left to the next pass.
   absl::Status WriteService(const ServiceRepository::Item& item, core::Service next,
                             const std::vector<std::pair<std::string, std::string>>& events);
-  void Loop();
 
   ControlPlane* const control_;
   ServiceControllerOptions options_;
@@ -195,12 +195,7 @@ class ServiceController {
   int port_cursor_ ABSL_GUARDED_BY(pass_mu_) = 0;
   std::map<std::string, AutoscaleMemory> autoscalers_ ABSL_GUARDED_BY(pass_mu_);  // by service
 
-  absl::Mutex mu_;
-  bool stopping_ ABSL_GUARDED_BY(mu_) = false;
-  bool poked_ ABSL_GUARDED_BY(mu_) = false;
-  std::thread loop_;
-  std::atomic<int64_t> loop_failures_{0};
-  std::string last_failure_;  // only the loop's thread touches it
+  PassLoop loop_;  // last: stopped before the members its passes use go
 };
 
 std::string ServiceKey(std::string_view name);

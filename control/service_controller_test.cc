@@ -922,7 +922,9 @@ class Listener {
       char buf[1024];
       ssize_t n = recv(c, buf, sizeof buf, 0);
       request_.assign(buf, n > 0 ? static_cast<size_t>(n) : 0);
-      if (!answer_.empty()) EXPECT_GT(send(c, answer_.data(), answer_.size(), 0), 0);
+      if (!answer_.empty()) {
+        EXPECT_GT(send(c, answer_.data(), answer_.size(), 0), 0);
+      }
       close(c);
     });
   }
