@@ -698,15 +698,24 @@ void LocalStorageNetwork::Detach(std::string_view workload, bool release) {
   }
   const std::string dir = Cat(mounts_dir_, "/", workload);
   if (std::filesystem::exists(dir, ec)) {
+    bool still_mounted = false;
     for (const auto& e : std::filesystem::directory_iterator(dir, ec)) {
       if (IsMountPoint(e.path().string())) {
         core::ReportError(
             "storenet", Cat("workload ", workload, ": unmount ", e.path().string()),
             runtime::host::RunOk(runtime::host::RealExecutor(), {"umount", e.path().string()})
                 .status());
+        still_mounted |= IsMountPoint(e.path().string());
       }
     }
-    std::filesystem::remove_all(dir, ec);
+    // Removing the tree beneath a disk still mounted would delete the disk's files: it stays,
+    // said in the log, for the next detach to try again.
+    if (still_mounted) {
+      core::LogError("storenet: workload %s: %s keeps a mounted disk; not removed",
+                     std::string(workload), dir);
+    } else {
+      std::filesystem::remove_all(dir, ec);
+    }
   }
   if (!release) return;
   if (auto disks = storage_.List(); disks.ok()) {

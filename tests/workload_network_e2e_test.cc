@@ -139,6 +139,19 @@ class WorkloadNetworkE2eTest : public ::testing::Test {
       return true;
     })) << name
         << " kept its disks";
+    // And the server gives back its addresses once it sees the workload gone.
+    ASSERT_TRUE(e2e::Eventually([&] {
+      auto nets = server_.client().ListNetworks();
+      if (!nets.ok()) return false;
+      for (const auto& n : nets->items) {
+        if (n.contains("status") && n["status"].contains("addresses") &&
+            n["status"]["addresses"].contains(name)) {
+          return false;
+        }
+      }
+      return true;
+    })) << name
+        << " kept its addresses";
   }
   // The server's network instance id (docs/storage-network.md, "Names").
   std::string Instance() { return runtime::net::InstanceIdForDir(dir_ + "/agent"); }
@@ -328,7 +341,9 @@ TEST_F(WorkloadNetworkE2eTest, AStoppedWorkloadKeepsWhatItHoldsAndGroupsHoldAfte
   MustCli({"workload", "stop", "srv"});
   ASSERT_TRUE(WaitState("srv", "stopped")) << Reason("srv");
   EXPECT_TRUE(e2e::Eventually([&] { return !std::filesystem::exists(ContainerNetns("srv")); }));
-  EXPECT_FALSE(std::filesystem::exists(dir_ + "/agent/mounts/srv"));
+  // The namespace goes first, then the disk's mount.
+  EXPECT_TRUE(
+      e2e::Eventually([&] { return !std::filesystem::exists(dir_ + "/agent/mounts/srv"); }));
   EXPECT_EQ(AddressOf("green", "srv"), srv);
   EXPECT_EQ(Disk("kept")["status"]["attached_to"], "srv");
   Json forwards = Json::parse(Cli({"portfwd", "ls", "--json"}).out, nullptr, false);
