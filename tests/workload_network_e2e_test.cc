@@ -144,10 +144,7 @@ class WorkloadNetworkE2eTest : public ::testing::Test {
       auto nets = server_.client().ListNetworks();
       if (!nets.ok()) return false;
       for (const auto& n : nets->items) {
-        if (n.contains("status") && n["status"].contains("addresses") &&
-            n["status"]["addresses"].contains(name)) {
-          return false;
-        }
+        if (!AddressOf(n.value("name", ""), name).empty()) return false;
       }
       return true;
     })) << name
