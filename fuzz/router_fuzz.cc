@@ -333,8 +333,20 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   if (response.status >= 500 && response.status != 501 && response.status != 503) {
     Die("5xx answer", req, response.body);
   }
-  if (req.path.rfind("/v1/", 0) == 0 &&
-      response.Header("Content-Type").value_or("").find("json") != std::string::npos) {
+  // A JSON answer is one document; a streamed one (application/x-ndjson: a disk copy's
+  // progress) is one document per line.
+  const std::string type = response.Header("Content-Type").value_or("");
+  if (req.path.rfind("/v1/", 0) == 0 && type.find("ndjson") != std::string::npos) {
+    std::string_view rest = response.body;
+    if (rest.empty() || rest.back() != '\n') Die("stream does not end a line", req, response.body);
+    while (!rest.empty()) {
+      size_t nl = rest.find('\n');
+      std::string_view one = rest.substr(0, nl);
+      rest.remove_prefix(nl + 1);
+      berth::core::Json j = berth::core::Json::parse(one, nullptr, false);
+      if (!j.is_object()) Die("a streamed line is not a JSON object", req, response.body);
+    }
+  } else if (req.path.rfind("/v1/", 0) == 0 && type.find("json") != std::string::npos) {
     berth::core::Json j = berth::core::Json::parse(response.body, nullptr, false);
     if (j.is_discarded()) Die("answer is not JSON", req, response.body);
   }
