@@ -869,22 +869,47 @@ std::vector<core::WorkloadUsage> Agent::SampleWorkloads(
     if (!stats.ok()) continue;  // not running
     const absl::Time at = stats->at == absl::InfinitePast() ? absl::Now() : stats->at;
     const absl::Duration cpu = stats->cpu_user + stats->cpu_system;
-    CpuSample sample{at, cpu, std::nullopt};
+    CpuSample sample{.at = at, .cpu = cpu, .disk = stats->disk, .net = stats->net};
     auto last = workload_cpu_.find(name);
     if (last != workload_cpu_.end() && at <= last->second.at) {
       sample = last->second;  // no time has passed since: the last interval still stands
     } else if (last != workload_cpu_.end() && cpu >= last->second.cpu) {
-      const double per_second = absl::FDivDuration(cpu - last->second.cpu, at - last->second.at);
+      const CpuSample& before = last->second;
+      const absl::Duration interval = at - before.at;
+      const double per_second = absl::FDivDuration(cpu - before.cpu, interval);
       sample.rate = core::MilliCpu(static_cast<int64_t>(per_second * 1000 + 0.5));
+      // A counter that went backwards (a process of the group ended, a tap was re-created)
+      // gives no figure for this interval.
+      auto rate = [&](int64_t was, int64_t is) -> std::optional<int64_t> {
+        if (is < was) return std::nullopt;
+        return static_cast<int64_t>(
+            static_cast<double>(is - was) / absl::ToDoubleSeconds(interval) + 0.5);
+      };
+      if (sample.disk && before.disk) {
+        sample.disk_read = rate(before.disk->read, sample.disk->read);
+        sample.disk_write = rate(before.disk->written, sample.disk->written);
+      }
+      if (sample.net && before.net) {
+        sample.net_rx = rate(before.net->rx, sample.net->rx);
+        sample.net_tx = rate(before.net->tx, sample.net->tx);
+      }
     }
     now[name] = sample;
     if (!sample.rate) continue;
     auto gpu = gpu_memory.find(name);
+    auto bounded = [](std::optional<int64_t> v) -> std::optional<int64_t> {
+      if (v) v = std::min(*v, core::kMaxUsageBytesPerSecond);
+      return v;
+    };
     out.push_back(core::WorkloadUsage{
         .name = name,
         .cpu = *sample.rate,
         .memory = core::MemoryMiB((stats->rss_bytes + (1 << 20) - 1) >> 20),
-        .gpu_memory = core::MemoryMiB(gpu == gpu_memory.end() ? 0 : gpu->second)});
+        .gpu_memory = core::MemoryMiB(gpu == gpu_memory.end() ? 0 : gpu->second),
+        .disk_read_per_second = bounded(sample.disk_read),
+        .disk_write_per_second = bounded(sample.disk_write),
+        .net_rx_per_second = bounded(sample.net_rx),
+        .net_tx_per_second = bounded(sample.net_tx)});
   }
   workload_cpu_ = std::move(now);  // workloads that ended are forgotten
   return out;
@@ -992,6 +1017,14 @@ absl::StatusOr<Json> Agent::Stats(std::string_view workload) {
     j["cpu_system_ms"] = absl::ToInt64Milliseconds(usage->cpu_system);
     j["rss_bytes"] = usage->rss_bytes;
     j["processes"] = usage->processes;
+    if (usage->disk) {
+      j["disk_read_bytes"] = usage->disk->read;
+      j["disk_write_bytes"] = usage->disk->written;
+    }
+    if (usage->net) {
+      j["net_rx_bytes"] = usage->net->rx;
+      j["net_tx_bytes"] = usage->net->tx;
+    }
   }
   if (options_.extra_stats) {
     auto extra = options_.extra_stats(driver, ref.task_id);

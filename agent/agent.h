@@ -218,6 +218,11 @@ class Agent : public LocalHost {
     absl::Time at;
     absl::Duration cpu;
     std::optional<core::MilliCpu> rate;  // over the interval that ended at `at`
+    // The driver's storage and network counters at `at`, and the throughput they gave over
+    // that interval (bytes per second), where the driver counts them.
+    std::optional<runtime::host::DiskBytes> disk;
+    std::optional<runtime::host::NetDevBytes> net;
+    std::optional<int64_t> disk_read, disk_write, net_rx, net_tx;
   };
   std::map<std::string, CpuSample> workload_cpu_;  // heartbeat thread only
   // What each workload this agent runs used since the previous heartbeat (one that is measured

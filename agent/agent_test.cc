@@ -1086,6 +1086,53 @@ TEST_F(AgentTest, UsageCountsTheGpuMemoryOfEachWorkloadsProcesses) {
   }
 }
 
+TEST_F(AgentTest, UsageCarriesEachWorkloadsDiskAndNetworkThroughput) {
+  AgentOptions o = Options();
+  o.attach = [](const core::WorkloadSpec& spec, runtime::TaskConfig* config) {
+    if (!spec.networks.empty()) config->nics.push_back({.name = "eth0", .host_ifname = "veth-x"});
+    return absl::OkStatus();
+  };
+  MakeAgent(std::move(o));
+  Submit(ProcessSpec("local"));
+  Json networked = ContainerSpec("networked");
+  networked["networks"] = {"blue"};
+  Submit(networked);
+  Sync();
+  ASSERT_EQ(StateOf("networked"), "running") << Get("networked").status.reason;
+  // The first measurement starts each interval; the fake driver's counters then grow by a MiB
+  // read, 512 KiB written, and (with NICs) 64 KiB received and 16 KiB sent per second.
+  std::optional<core::HostUsage> first = agent_->MeasureUsage();
+  ASSERT_TRUE(first.has_value());
+  EXPECT_TRUE(first->workloads.empty());
+  clock_.Advance(absl::Seconds(4));
+  std::optional<core::HostUsage> usage = agent_->MeasureUsage();
+  ASSERT_TRUE(usage.has_value());
+  std::map<std::string, core::WorkloadUsage> by_name;
+  for (const core::WorkloadUsage& w : usage->workloads) by_name[w.name] = w;
+  ASSERT_TRUE(by_name.contains("local") && by_name.contains("networked"));
+  EXPECT_EQ(by_name["local"].disk_read_per_second, 1 << 20);
+  EXPECT_EQ(by_name["local"].disk_write_per_second, 1 << 19);
+  EXPECT_EQ(by_name["local"].net_rx_per_second, std::nullopt);  // the host's network
+  EXPECT_EQ(by_name["networked"].net_rx_per_second, 1 << 16);
+  EXPECT_EQ(by_name["networked"].net_tx_per_second, 1 << 14);
+  // The server keeps the figures from the heartbeat, and /metrics shows them.
+  std::string credential;
+  std::getline(std::ifstream(HostCredentialPath(data_dir_)), credential);
+  api::Client host_client(url_, api::ClientOptions{.token = credential});
+  ASSERT_TRUE(host_client.Heartbeat(kHost, usage).ok());
+  std::map<std::string, core::HostUsage> kept = control_.HostUsages();
+  ASSERT_TRUE(kept.contains(kHost));
+  EXPECT_EQ(kept[kHost].workloads, usage->workloads);
+  // Stats carry the totals since the task started.
+  auto stats = agent_->Stats("networked");
+  ASSERT_TRUE(stats.ok()) << stats.status();
+  EXPECT_EQ((*stats)["disk_read_bytes"], 4 << 20);
+  EXPECT_EQ((*stats)["net_tx_bytes"], 4 << 14);
+  auto local = agent_->Stats("local");
+  ASSERT_TRUE(local.ok()) << local.status();
+  EXPECT_FALSE(local->contains("net_rx_bytes"));
+}
+
 TEST_F(AgentTest, SharesOfOneGpuRunUnderOneMpsDaemonUntilTheLastIsDeleted) {
   runtime::MpsDaemons mps({.control_binary = BERTH_FAKE_MPS_CONTROL,
                            .root_dir = data_dir_ + "/mps",

@@ -34,8 +34,10 @@ class LocalHost : public LogSource {
   virtual absl::StatusOr<api::wire::ExecReply> Exec(std::string_view workload,
                                                     const api::wire::ExecRequest& request) = 0;
   // Live counters: {"workload", "kind", "task_id", "state", "pid", "cpu_user_ms",
-  // "cpu_system_ms", "rss_bytes", "processes"} and, for VMs, "guest_cpu_ms", "qmp_status",
-  // "block_read_bytes", "block_write_bytes".
+  // "cpu_system_ms", "rss_bytes", "processes"}, "disk_read_bytes" and "disk_write_bytes" where
+  // the driver counts storage I/O, "net_rx_bytes" and "net_tx_bytes" for a task with interfaces
+  // of its own, and, for VMs, "guest_cpu_ms", "qmp_status", "block_read_bytes",
+  // "block_write_bytes".
   virtual absl::StatusOr<core::Json> Stats(std::string_view workload) = 0;
 };
 

@@ -14,6 +14,7 @@
 #include <cstdint>
 #include <map>
 #include <memory>
+#include <optional>
 #include <set>
 #include <string>
 #include <string_view>
@@ -53,6 +54,8 @@ struct ApiServerOptions {
   std::vector<std::string> read_tokens;
   size_t max_body_bytes = 1 << 20;
   absl::Duration max_wait = absl::Minutes(5);  // cap on ?wait=
+  // How long one GET /v1/summary answer serves every caller (it reads every host and workload).
+  absl::Duration summary_max_age = absl::Seconds(1);
 };
 
 class ApiServer {
@@ -111,6 +114,12 @@ class ApiServer {
   // Exec requests run on their own threads; Stop waits for them.
   absl::Mutex exec_mu_;
   int execs_running_ ABSL_GUARDED_BY(exec_mu_) = 0;
+  // GET /v1/summary reads every host and workload: one reply serves every caller for
+  // options_.summary_max_age, and one caller at a time computes it (the others wait for it).
+  absl::Mutex summary_compute_mu_;
+  absl::Mutex summary_mu_;
+  std::optional<core::Json> summary_ ABSL_GUARDED_BY(summary_mu_);
+  absl::Time summary_at_ ABSL_GUARDED_BY(summary_mu_) = absl::InfinitePast();
   MetricsRegistry metrics_;
   Router router_;
   std::unique_ptr<WorkPool> pool_;

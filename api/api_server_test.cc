@@ -421,5 +421,32 @@ TEST_F(ApiServerTest, SummarySumsReadyHostsWorkloadsAndMeasuresGpuFragmentation)
   EXPECT_TRUE(absl::IsUnauthenticated(api::Client(url_).Call("GET", "/v1/summary").status()));
 }
 
+TEST_F(ApiServerTest, OneSummaryServesEveryCallerForItsMaxAge) {
+  // Two more servers on the same control plane: one keeps its answer for an hour, one never.
+  auto serve = [&](absl::Duration max_age) {
+    ApiServerOptions o;
+    o.admin_token = "admin-secret";
+    o.summary_max_age = max_age;
+    auto s = std::make_unique<ApiServer>(o, control_.get(), nullptr);
+    auto port = s->Start();
+    EXPECT_TRUE(port.ok()) << port.status();
+    return std::make_pair(std::move(s), "http://127.0.0.1:" + std::to_string(port.value_or(0)));
+  };
+  auto [hourly, hourly_url] = serve(absl::Hours(1));
+  auto [always, always_url] = serve(absl::ZeroDuration());
+  auto total = [](const std::string& url) {
+    auto s = api::Client(url, ClientOptions{.token = "admin-secret"}).Call("GET", "/v1/summary");
+    EXPECT_TRUE(s.ok()) << s.status();
+    return s.ok() ? (*s)["workloads"]["total"].get<int64_t>() : -1;
+  };
+  EXPECT_EQ(total(hourly_url), 0);
+  EXPECT_EQ(total(always_url), 0);
+  ASSERT_TRUE(Client()->CreateWorkloadFromText(kHello, "application/yaml").ok());
+  EXPECT_EQ(total(hourly_url), 0);  // the answer it computed before
+  EXPECT_EQ(total(always_url), 1);
+  hourly->Stop();
+  always->Stop();
+}
+
 }  // namespace
 }  // namespace berth::api

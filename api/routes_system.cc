@@ -141,6 +141,15 @@ std::string ApiServer::WorkloadSeries(const std::vector<core::Workload>& workloa
       if (w.spec.gpu.TotalMilli() > 0 || it->second->gpu_memory.value() > 0) {
         used.Add(by("gpu_memory_bytes"), it->second->gpu_memory.value() * kBytesPerMiB);
       }
+      // Throughput where the workload's driver counts it.
+      const core::WorkloadUsage& m = *it->second;
+      for (const auto& [resource, value] :
+           {std::pair{"disk_read_bytes_per_second", m.disk_read_per_second},
+            std::pair{"disk_write_bytes_per_second", m.disk_write_per_second},
+            std::pair{"net_rx_bytes_per_second", m.net_rx_per_second},
+            std::pair{"net_tx_bytes_per_second", m.net_tx_per_second}}) {
+        if (value) used.Add(by(resource), double(*value));
+      }
     }
   }
   GaugeText omitted_series("berth_workload_series_omitted",

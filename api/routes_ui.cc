@@ -4,7 +4,8 @@
 //
 // Also GET /v1/summary (a token needed, as for all of /v1): the cluster's totals, summed by the
 // server so that the Cluster view never lists every host and workload, and its GPU fragmentation
-// measured as `berth sim fill` measures it.
+// measured as `berth sim fill` measures it. It costs a pass over every host and workload and an
+// FGD evaluation, so one answer serves every caller for a second (summary_max_age).
 #include <algorithm>
 #include <map>
 #include <string>
@@ -191,8 +192,24 @@ absl::StatusOr<core::Json> Summary(control::ControlPlane* control) {
 
 void ApiServer::UiRoutes() {
   router_.Handle("GET", "/v1/summary", [this](const HttpRequest&) {
-    auto body = Summary(control_);
-    if (!body.ok()) return Fail(body.status());
+    auto fresh = [this]() -> std::optional<core::Json> {
+      absl::MutexLock lock(&summary_mu_);
+      if (summary_ && absl::Now() - summary_at_ < options_.summary_max_age) return summary_;
+      return std::nullopt;
+    };
+    std::optional<core::Json> body = fresh();
+    if (!body) {
+      absl::MutexLock computing(&summary_compute_mu_);
+      body = fresh();  // computed by the caller this one waited for
+      if (!body) {
+        auto computed = Summary(control_);
+        if (!computed.ok()) return Fail(computed.status());
+        absl::MutexLock lock(&summary_mu_);
+        summary_ = *computed;
+        summary_at_ = absl::Now();
+        body = std::move(*computed);
+      }
+    }
     return JsonOk(200, *body, body->value("revision", int64_t{-1}));
   });
   router_.Handle("GET", "/", [](const HttpRequest&) { return Redirect("/ui/"); });

@@ -504,42 +504,62 @@ class Cli : public CommandSession {
     return 0;
   }
 
-  // Hosts and workloads, redrawn when the workloads change (a blocking query) and at least every
-  // --interval, until interrupted; --once (and --json) print one frame.
+  // The cluster's totals (GET /v1/summary), the first page of hosts and the first page of
+  // workloads, redrawn when a workload on that page changes (a blocking query) and at least every
+  // --interval, until interrupted; --once (and --json) print one frame. No request grows with the
+  // fleet: the counts come from the summary and each list is one page.
   int Top() {
+    constexpr size_t kHostRows = 20;
+    constexpr size_t kWorkloadRows = 40;
     const bool once = inv_.Bool("once") || json_;
     const absl::Duration interval = inv_.Duration("interval");
     int64_t index = 0;
     while (true) {
-      auto hosts = Do([&](api::Client& c, api::Raw* r) { return c.ListHosts(r).status(); });
+      auto summary = Do([&](api::Client& c, api::Raw* r) { return c.Summary(r).status(); });
+      if (!summary) return 1;
+      auto hosts = Do([&](api::Client& c, api::Raw* r) {
+        return c.ListHosts(api::ListRequest{.limit = kHostRows}, r).status();
+      });
       if (!hosts) return 1;
       int64_t next = index;
       auto workloads = Do([&](api::Client& c, api::Raw* r) {
-        absl::Status s = c.ListWorkloads(api::Watch{.index = index, .wait = interval}, r).status();
+        absl::Status s = c.ListWorkloads(api::ListRequest{.limit = kWorkloadRows},
+                                         api::Watch{.index = index, .wait = interval}, r)
+                             .status();
         if (r->index >= 0) next = r->index;
         return s;
       });
       if (!workloads) return 1;
+      const Json& host_items = (*hosts)["items"];
       const Json& items = (*workloads)["items"];
       if (json_) {
-        out_ << Json{{"hosts", (*hosts)["items"]}, {"workloads", items}}.dump() << "\n";
+        out_ << Json{{"summary", *summary}, {"hosts", host_items}, {"workloads", items}}.dump()
+             << "\n";
         return 0;
       }
-      std::map<std::string, int> by_state;
-      for (const Json& w : items) by_state[w["status"].value("state", "")]++;
+      const Json& counts = (*summary)["workloads"];
+      const int64_t host_total = (*summary)["hosts"].value("total", int64_t{0});
+      const int64_t workload_total = counts.value("total", int64_t{0});
       std::string states;
-      for (const auto& [state, n] : by_state)
-        states += Cat(states.empty() ? "" : ", ", n, " ", state);
+      if (counts.contains("by_state") && counts["by_state"].is_object()) {
+        for (const auto& [state, n] : counts["by_state"].items()) {
+          if (n.is_number_integer() && n.get<int64_t>() > 0) {
+            states += Cat(states.empty() ? "" : ", ", n.get<int64_t>(), " ", state);
+          }
+        }
+      }
       if (!once) out_ << "\033[H\033[2J";  // home and clear: a full-screen redraw
-      out_ << "berth top: " << (*hosts)["items"].size() << " hosts, " << items.size()
-           << " workloads" << (states.empty() ? "" : " (" + states + ")") << "\n\n";
-      PrintTable(out_, HostRows((*hosts)["items"]));
+      out_ << "berth top: " << host_total << " hosts, " << workload_total << " workloads"
+           << (states.empty() ? "" : " (" + states + ")") << "\n\n";
+      PrintTable(out_, HostRows(host_items));
+      if (host_total > static_cast<int64_t>(host_items.size())) {
+        out_ << "... and " << host_total - static_cast<int64_t>(host_items.size())
+             << " more (berth host ls)\n";
+      }
       out_ << "\n";
       std::vector<std::vector<std::string>> rows = {
           {"NAME", "STATE", "HOST", "CPU", "MEMORY", "GPU", "AGE"}};
-      constexpr size_t kMaxRows = 40;
-      for (size_t i = 0; i < items.size() && i < kMaxRows; ++i) {
-        const Json& w = items[i];
+      for (const Json& w : items) {
         const Json& r = w["spec"]["resources"];
         std::string host = w["status"].value("host", "");
         rows.push_back({w["name"], w["status"]["state"], host.empty() ? "-" : host,
@@ -547,8 +567,9 @@ class Cli : public CommandSession {
                         Age(w["created_at"])});
       }
       PrintTable(out_, rows);
-      if (items.size() > kMaxRows) {
-        out_ << "... and " << items.size() - kMaxRows << " more (berth workload ls)\n";
+      if (workload_total > static_cast<int64_t>(items.size())) {
+        out_ << "... and " << workload_total - static_cast<int64_t>(items.size())
+             << " more (berth workload ls)\n";
       }
       out_ << std::flush;
       if (once) return 0;
@@ -887,10 +908,12 @@ Command TopCommand() {
             .section = "Cluster",
             .summary = "hosts and workloads, live",
             .description =
-                "Redraws the hosts (allocated/capacity per resource, and what is in use) and the\n"
-                "workloads whenever a workload changes, and at least every --interval, until\n"
-                "interrupted. --once prints one frame; --json prints {\"hosts\", \"workloads\"}\n"
-                "once.",
+                "Redraws the cluster's counts, the first 20 hosts (allocated/capacity per\n"
+                "resource, and what is in use) and the first 40 workloads whenever one of those\n"
+                "workloads changes, and at least every --interval, until interrupted; the rest\n"
+                "are counted (berth host ls and berth workload ls list them all). --once prints\n"
+                "one frame; --json prints {\"summary\", \"hosts\", \"workloads\"} once, the\n"
+                "summary as GET /v1/summary answers it.",
             .flags = ServerFlags(),
             .run = CliRun({}, &Cli::Top)};
   c.flags.push_back({.name = "once", .type = FlagType::kBool, .help = "print one frame and exit"});

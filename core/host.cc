@@ -1,5 +1,6 @@
 #include "core/host.h"
 
+#include <array>
 #include <set>
 #include <utility>
 
@@ -323,6 +324,22 @@ absl::StatusOr<HostAllocation> DecodeHostAllocation(std::string_view host_name, 
   return a;
 }
 
+namespace {
+
+// The throughput fields of a workload's usage by their JSON names.
+template <typename W>
+auto WorkloadRates(W& w) {
+  using Field = decltype(&w.disk_read_per_second);
+  return std::array<std::pair<std::string_view, Field>, 4>{{
+      {"disk_read_per_second", &w.disk_read_per_second},
+      {"disk_write_per_second", &w.disk_write_per_second},
+      {"net_rx_per_second", &w.net_rx_per_second},
+      {"net_tx_per_second", &w.net_tx_per_second},
+  }};
+}
+
+}  // namespace
+
 Json EncodeHostUsage(const HostUsage& u) {
   Json gpus = Json::array();
   for (const GpuDeviceUsage& g : u.gpus) {
@@ -337,6 +354,9 @@ Json EncodeHostUsage(const HostUsage& u) {
       Json one = {
           {"name", w.name}, {"cpu", FormatCpu(w.cpu)}, {"memory", FormatMiB(w.memory.value())}};
       if (w.gpu_memory.value() > 0) one["gpu_memory"] = FormatMiB(w.gpu_memory.value());
+      for (const auto& [key, value] : WorkloadRates(w)) {
+        if (value->has_value()) one[std::string(key)] = **value;
+      }
       workloads.push_back(std::move(one));
     }
     j["workloads"] = std::move(workloads);
@@ -380,8 +400,18 @@ absl::StatusOr<HostUsage> DecodeHostUsage(std::string_view host_name, const Json
     for (size_t i = 0; i < it->size(); ++i) {
       const Json& w = (*it)[i];
       std::string path = Cat("usage.workloads[", i, "]");
-      BERTH_RETURN_IF_ERROR(CheckObject(ctx, w, path, {"name", "cpu", "memory", "gpu_memory"}));
+      BERTH_RETURN_IF_ERROR(
+          CheckObject(ctx, w, path,
+                      {"name", "cpu", "memory", "gpu_memory", "disk_read_per_second",
+                       "disk_write_per_second", "net_rx_per_second", "net_tx_per_second"}));
       WorkloadUsage d;
+      for (const auto& [key, value] : WorkloadRates(d)) {
+        if (!w.contains(key) || w.at(std::string(key)).is_null()) continue;
+        int64_t rate = 0;
+        BERTH_RETURN_IF_ERROR(
+            OptionalInt(ctx, w, path, std::string(key), 0, kMaxUsageBytesPerSecond, &rate));
+        *value = rate;
+      }
       BERTH_RETURN_IF_ERROR(OptionalString(ctx, w, path, "name", &d.name));
       if (absl::Status named = ValidateName("workload", d.name); !named.ok()) {
         return ctx.Error(Cat(path, ".name"), std::string(named.message()));

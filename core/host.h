@@ -101,8 +101,16 @@ struct WorkloadUsage {
   MilliCpu cpu;          // CPU time per second, in milli-CPU
   MemoryMiB memory;      // resident memory
   MemoryMiB gpu_memory;  // device memory its processes hold on the host's GPUs
+  // Storage and network throughput in bytes per second; unset where the driver does not count
+  // them (a process shares the host's network, so it has no network figures of its own).
+  std::optional<int64_t> disk_read_per_second;
+  std::optional<int64_t> disk_write_per_second;
+  std::optional<int64_t> net_rx_per_second;  // received by the workload
+  std::optional<int64_t> net_tx_per_second;  // sent by the workload
   bool operator==(const WorkloadUsage&) const = default;
 };
+// The most bytes per second a usage report may carry for one counter (1 PB/s).
+inline constexpr int64_t kMaxUsageBytesPerSecond = int64_t{1} << 50;
 
 struct HostUsage {
   MilliCpu cpu;      // CPU time per second over the last interval, in milli-CPU

@@ -163,6 +163,28 @@ TEST(HostUsageTest, RoundTripsAndBadFieldsAreNamed) {
   j["workloads"][0]["gpu_memory"] = "-1Mi";
   s = DecodeHostUsage("h1", j).status();
   EXPECT_THAT(std::string(s.message()), HasSubstr("usage.workloads[0].gpu_memory"));
+  // Throughput travels only where the driver counted it; each figure is bounded.
+  EXPECT_FALSE(EncodeHostUsage(u)["workloads"][0].contains("disk_read_per_second"));
+  u.workloads[0].disk_read_per_second = 1048576;
+  u.workloads[0].disk_write_per_second = 0;
+  u.workloads[0].net_rx_per_second = 125000;
+  u.workloads[0].net_tx_per_second = 2500;
+  j = EncodeHostUsage(u);
+  EXPECT_EQ(j["workloads"][0]["disk_read_per_second"], 1048576);
+  EXPECT_EQ(j["workloads"][0]["disk_write_per_second"], 0);
+  EXPECT_EQ(j["workloads"][0]["net_tx_per_second"], 2500);
+  back = DecodeHostUsage("h1", j);
+  ASSERT_TRUE(back.ok()) << back.status();
+  EXPECT_EQ(*back, u);
+  for (const char* key : {"disk_read_per_second", "net_tx_per_second"}) {
+    for (Json bad : {Json(-1), Json(int64_t{1} << 51), Json("fast"), Json(1.5)}) {
+      j = EncodeHostUsage(u);
+      j["workloads"][0][key] = bad;
+      s = DecodeHostUsage("h1", j).status();
+      EXPECT_THAT(std::string(s.message()), HasSubstr(std::string("usage.workloads[0].") + key))
+          << bad.dump();
+    }
+  }
   j = EncodeHostUsage(u);
   j["workloads"] = Json::array();
   for (size_t i = 0; i <= kMaxUsageWorkloads; ++i) {

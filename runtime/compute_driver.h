@@ -32,6 +32,7 @@
 #include "core/resources.h"
 #include "nlohmann/json.hpp"
 #include "runtime/cdi.h"
+#include "runtime/host/io_counters.h"
 
 namespace berth::runtime {
 
@@ -176,6 +177,12 @@ struct TaskStats {
   absl::Duration cpu_system = absl::ZeroDuration();
   int64_t rss_bytes = 0;
   int64_t processes = 0;  // processes (or threads, for a VM's vCPUs) counted
+  // Bytes read from and written to storage since the task started (a VM's: what QEMU moved to
+  // and from its images); unset where the driver cannot tell.
+  std::optional<host::DiskBytes> disk;
+  // Bytes the task received and sent on interfaces of its own (a container's network namespace,
+  // a VM's taps), since they were created; unset for a task on the host's network.
+  std::optional<host::NetDevBytes> net;
 };
 
 struct StopOptions {

@@ -328,11 +328,19 @@ absl::StatusOr<TaskStats> FakeDriver::Stats(std::string_view task_id) {
     return absl::FailedPreconditionError(core::Cat("task \"", task_id, "\" has exited"));
   }
   absl::Time now = host_->clock_->Now();
-  return TaskStats{.at = now,
-                   .cpu_user = now - task->started_at,
-                   .cpu_system = absl::ZeroDuration(),
-                   .rss_bytes = task->config.resources.memory.value() * 1024 * 1024,
-                   .processes = 1};
+  // Counters that grow with the task's age: a MiB read, half of one written, and 64 KiB received
+  // and 16 KiB sent each second (the last only for a task with NICs of its own).
+  const int64_t seconds = absl::ToInt64Seconds(now - task->started_at);
+  TaskStats stats{.at = now,
+                  .cpu_user = now - task->started_at,
+                  .cpu_system = absl::ZeroDuration(),
+                  .rss_bytes = task->config.resources.memory.value() * 1024 * 1024,
+                  .processes = 1,
+                  .disk = host::DiskBytes{.read = seconds << 20, .written = seconds << 19}};
+  if (!task->config.nics.empty()) {
+    stats.net = host::NetDevBytes{.rx = seconds << 16, .tx = seconds << 14};
+  }
+  return stats;
 }
 
 absl::Status FakeDriver::Pause(std::string_view task_id) {

@@ -19,6 +19,7 @@
 #include "core/log.h"
 #include "core/strings.h"
 #include "runtime/gpu_env.h"
+#include "runtime/host/io_counters.h"
 #include "runtime/host/proc_stat.h"
 #include "runtime/host/process.h"
 
@@ -625,12 +626,22 @@ absl::StatusOr<TaskStats> ProcessDriver::Stats(std::string_view task_id) {
   static const int64_t page_size = sysconf(_SC_PAGESIZE);
   TaskStats stats;
   stats.at = options_.clock->Now();
+  // Storage I/O of the group's live processes (what ended processes did is no longer counted);
+  // a process shares the host's network, so it has no network counters of its own.
+  host::DiskBytes disk;
+  bool disk_known = false;
   for (const ProcStat& p : host::ProcessGroupMembers(pgrp)) {
     stats.cpu_user += Ticks(p.utime_ticks);
     stats.cpu_system += Ticks(p.stime_ticks);
     stats.rss_bytes += p.rss_pages * page_size;
     ++stats.processes;
+    if (std::optional<host::DiskBytes> io = host::ReadProcessIo(p.pid)) {
+      disk.read += io->read;
+      disk.written += io->written;
+      disk_known = true;
+    }
   }
+  if (disk_known) stats.disk = disk;
   return stats;
 }
 

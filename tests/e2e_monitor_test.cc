@@ -4,6 +4,7 @@
 // read-only token scrapes but cannot change anything.
 #include <regex>
 
+#include "absl/strings/str_format.h"
 #include "gtest/gtest.h"
 #include "tests/e2e_util.h"
 
@@ -83,6 +84,35 @@ TEST_F(MonitorTest, ExplainNamesWhatIsAskedAndWhatTheBestHostHas) {
   EXPECT_EQ(body["failing"][0]["hosts"], 1);
 }
 
+TEST_F(MonitorTest, TopShowsTheFirstPageOfEachListAndCountsTheRest) {
+  for (int i = 0; i < 23; ++i) {
+    ASSERT_NE(Register(absl::StrFormat("host-%02d", i), "1", 0), nullptr);
+  }
+  api::Client admin(server_->url(), api::ClientOptions{.token = Token("admin.token")});
+  for (int i = 0; i < 42; ++i) {
+    const std::string spec = absl::StrFormat(
+        R"({"name":"w-%02d","kind":"process","command":["/bin/true"],"resources":{"cpu":"8"}})", i);
+    ASSERT_TRUE(admin.CreateWorkloadFromText(spec).ok()) << spec;
+  }
+  Result top = Cli({"top", "--once"});
+  ASSERT_EQ(top.exit_code, 0) << top.err;
+  EXPECT_NE(top.out.find("berth top: 23 hosts, 42 workloads (42 pending)"), std::string::npos)
+      << top.out;
+  EXPECT_NE(top.out.find("host-19"), std::string::npos) << top.out;
+  EXPECT_EQ(top.out.find("host-20"), std::string::npos) << top.out;
+  EXPECT_NE(top.out.find("... and 3 more (berth host ls)"), std::string::npos) << top.out;
+  EXPECT_NE(top.out.find("w-39"), std::string::npos) << top.out;
+  EXPECT_EQ(top.out.find("w-40"), std::string::npos) << top.out;
+  EXPECT_NE(top.out.find("... and 2 more (berth workload ls)"), std::string::npos) << top.out;
+  Result topj = Cli({"top", "--json"});
+  ASSERT_EQ(topj.exit_code, 0) << topj.err;
+  json frame = json::parse(topj.out);
+  EXPECT_EQ(frame["hosts"].size(), 20u);
+  EXPECT_EQ(frame["workloads"].size(), 40u);
+  EXPECT_EQ(frame["summary"]["hosts"]["total"], 23);
+  EXPECT_EQ(frame["summary"]["workloads"]["by_state"]["pending"], 42);
+}
+
 TEST_F(MonitorTest, HostLsAndMetricsShowAllocatedAgainstCapacityAndUsed) {
   auto host = Register("gpu-a", "8", 2);
   ASSERT_NE(host, nullptr);
@@ -122,6 +152,7 @@ TEST_F(MonitorTest, HostLsAndMetricsShowAllocatedAgainstCapacityAndUsed) {
   json frame = json::parse(topj.out);
   EXPECT_EQ(frame["hosts"].size(), 1u);
   EXPECT_EQ(frame["workloads"][0]["name"], "train");
+  EXPECT_EQ(frame["summary"]["workloads"]["total"], 1) << topj.out;
   EXPECT_EQ(Cli({"top", "--interval", "0s"}).exit_code, 2);
 
   // Per-workload series: allocated for every placed workload, used as its host's agent measured
@@ -130,7 +161,11 @@ TEST_F(MonitorTest, HostLsAndMetricsShowAllocatedAgainstCapacityAndUsed) {
       {.name = "train",
        .cpu = core::MilliCpu(800),
        .memory = core::MemoryMiB(512),
-       .gpu_memory = core::MemoryMiB(30720)},
+       .gpu_memory = core::MemoryMiB(30720),
+       .disk_read_per_second = 1048576,
+       .disk_write_per_second = 4096,
+       .net_rx_per_second = 250000,
+       .net_tx_per_second = 0},
       {.name = "elsewhere", .cpu = core::MilliCpu(100), .memory = core::MemoryMiB(1)}};
   ASSERT_TRUE(host->Heartbeat("gpu-a", usage).ok());
 
@@ -153,6 +188,14 @@ TEST_F(MonitorTest, HostLsAndMetricsShowAllocatedAgainstCapacityAndUsed) {
            "536870912",
            "berth_workload_used{workload=\"train\",host=\"gpu-a\",resource=\"gpu_memory_bytes\"} "
            "32212254720",
+           "berth_workload_used{workload=\"train\",host=\"gpu-a\",resource=\"disk_read_bytes_per_"
+           "second\"} 1048576",
+           "berth_workload_used{workload=\"train\",host=\"gpu-a\",resource=\"disk_write_bytes_per_"
+           "second\"} 4096",
+           "berth_workload_used{workload=\"train\",host=\"gpu-a\",resource=\"net_rx_bytes_per_"
+           "second\"} 250000",
+           "berth_workload_used{workload=\"train\",host=\"gpu-a\",resource=\"net_tx_bytes_per_"
+           "second\"} 0",
            "berth_workload_series_omitted{} 0",
        }) {
     EXPECT_NE(metrics->find(series), std::string::npos) << series << "\n" << *metrics;

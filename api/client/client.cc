@@ -433,6 +433,15 @@ absl::Status Client::DeleteQuota(std::string_view tenant, Raw* raw) {
 
 // Events.
 
+absl::StatusOr<Json> Client::Summary(Raw* raw) {
+  BERTH_ASSIGN_OR_RETURN(Json j, Send("GET", "/v1/summary", "", "", raw));
+  if (!j.is_object() || !j.contains("workloads") || !j["workloads"].is_object() ||
+      !j.contains("hosts") || !j["hosts"].is_object()) {
+    return BadReply("summary", absl::InvalidArgumentError("hosts and workloads must be objects"));
+  }
+  return j;
+}
+
 absl::StatusOr<Json> Client::RebalancePlan(const RebalanceQuery& query, Raw* raw) {
   std::string q;
   auto add = [&](std::string_view key, std::string_view value) {

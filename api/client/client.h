@@ -224,6 +224,11 @@ class Client {
                                       Raw* raw = nullptr);
   absl::Status DeleteQuota(std::string_view tenant, Raw* raw = nullptr);
 
+  // --- Cluster summary ---
+  // GET /v1/summary: the cluster's totals over its ready hosts, workloads by state and GPU
+  // fragmentation, as the server encodes them (api/routes_ui.cc).
+  absl::StatusOr<core::Json> Summary(Raw* raw = nullptr);
+
   // --- Rebalance ---
   // The plan as the server encodes it (control::EncodeRebalanceReport): {"dry_run", "policy",
   // "max_moves", "gpu", "pending", "more", "items": [...]}.

@@ -14,6 +14,7 @@
 #include "core/status.h"
 #include "core/strings.h"
 #include "runtime/host/file.h"
+#include "runtime/host/io_counters.h"
 #include "runtime/host/proc_stat.h"
 #include "runtime/host/process.h"
 
@@ -532,6 +533,21 @@ absl::StatusOr<TaskStats> OciDriver::Stats(std::string_view task_id) {
   if (mem.ok()) s.rss_bytes = std::atoll(mem->c_str());
   auto procs = host::ReadFile(Cat("/sys/fs/cgroup/pids", box->cgroups_path, "/pids.current"));
   s.processes = procs.ok() ? std::atoll(procs->c_str()) : 1;
+  // Storage I/O of the container's cgroup; the init's own where the cgroup cannot be read.
+  s.disk = host::ReadCgroupDiskBytes(box->cgroups_path);
+  if (!s.disk) s.disk = host::ReadProcessIo(box->pid);
+  // A container on a network of its own counts what its interfaces (loopback aside) moved.
+  if (host::OwnNetworkNamespace(box->pid) == true) {
+    if (auto devs = host::ReadNetDev(box->pid)) {
+      host::NetDevBytes net;
+      for (const auto& [name, d] : *devs) {
+        if (name == "lo") continue;
+        net.rx += d.rx;
+        net.tx += d.tx;
+      }
+      s.net = net;
+    }
+  }
   return s;
 }
 

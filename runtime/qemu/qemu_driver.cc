@@ -7,11 +7,14 @@
 #include <filesystem>
 
 #include "absl/strings/escaping.h"
+#include "absl/strings/match.h"
 #include "absl/strings/str_format.h"
+#include "absl/strings/str_split.h"
 #include "core/log.h"
 #include "core/status.h"
 #include "core/strings.h"
 #include "runtime/host/file.h"
+#include "runtime/host/io_counters.h"
 #include "runtime/host/proc_stat.h"
 #include "runtime/host/process.h"
 
@@ -771,11 +774,34 @@ absl::StatusOr<TaskStats> QemuDriver::Stats(std::string_view task_id) {
   std::optional<host::ProcessUsage> u = host::ReadProcessUsage(vm->pid);
   if (!u)
     return absl::NotFoundError(Cat("vm \"", vm->workload, "\": process ", vm->pid, " not found"));
-  return TaskStats{.at = absl::Now(),
-                   .cpu_user = u->user,
-                   .cpu_system = u->system,
-                   .rss_bytes = u->rss_bytes,
-                   .processes = u->threads};
+  TaskStats stats{.at = absl::Now(),
+                  .cpu_user = u->user,
+                  .cpu_system = u->system,
+                  .rss_bytes = u->rss_bytes,
+                  .processes = u->threads};
+  // What QEMU read from and wrote to the VM's images.
+  stats.disk = host::ReadProcessIo(vm->pid);
+  // The VM's taps, from QEMU's own arguments (so a VM adopted after an agent restart is counted
+  // too), as the namespace QEMU runs in counts them: what a tap receives the guest sent.
+  std::vector<std::string> taps;
+  for (const std::string& arg : host::ProcessCmdline(vm->pid)) {
+    for (absl::string_view part : absl::StrSplit(arg, ',')) {
+      if (absl::StartsWith(part, "ifname=")) taps.emplace_back(part.substr(7));
+    }
+  }
+  if (!taps.empty()) {
+    if (auto devs = host::ReadNetDev(vm->pid)) {
+      host::NetDevBytes net;
+      for (const std::string& tap : taps) {
+        auto it = devs->find(tap);
+        if (it == devs->end()) continue;
+        net.rx += it->second.tx;
+        net.tx += it->second.rx;
+      }
+      stats.net = net;
+    }
+  }
+  return stats;
 }
 
 absl::StatusOr<VmStats> QemuDriver::GetVmStats(std::string_view task_id) {

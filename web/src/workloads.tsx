@@ -59,6 +59,7 @@ export function WorkloadsView() {
         ]}
       />
       <ServicesTable />
+      <JobsTable />
     </section>
   );
 }
@@ -108,6 +109,62 @@ export function ServicesTable() {
             </li>
           ))}
           {open.status.replicas.length === 0 && <li class="empty">no replicas</li>}
+        </ul>
+      )}
+    </div>
+  );
+}
+
+interface Job {
+  name: string;
+  created_at: string | null;
+  spec: { parallelism: number; completions?: number; template: { kind: string } };
+  status: {
+    state: string;
+    message: string;
+    attempt: number;
+    retries: number;
+    succeeded: number;
+    tasks: { workload: string; index: number; attempt: number; host: string; state: string; current: boolean; exit_code: number | null }[];
+  };
+}
+
+// Training jobs, read like services; a click lists the tasks of the job's current attempt, each
+// a link to its workload (and so to its logs).
+export function JobsTable() {
+  const [open, setOpen] = useState<Job | null>(null);
+  const tasks = open ? open.status.tasks.filter((t) => t.current) : [];
+  return (
+    <div class="card">
+      <h3>Jobs</h3>
+      <PagedTable<Job>
+        id="jobs-table"
+        path="/v1/jobs"
+        pollMs={kServicePollMs}
+        rowKey={(j) => j.name}
+        onRow={(j) => setOpen(open && open.name === j.name ? null : j)}
+        empty="no jobs on this page"
+        columns={[
+          { title: 'Name', value: (j) => j.name },
+          { title: 'State', value: (j) => j.status.state },
+          { title: 'Tasks', value: (j) => j.spec.parallelism },
+          { title: 'Succeeded', value: (j) => j.status.succeeded },
+          { title: 'Attempt', value: (j) => j.status.attempt, render: (j) => `${j.status.attempt} (${j.status.retries} retries)` },
+          { title: 'Kind', value: (j) => j.spec.template.kind },
+          { title: 'Age', value: (j) => j.created_at || '', render: (j) => age(j.created_at) },
+          { title: 'Message', value: (j) => j.status.message },
+        ]}
+      />
+      {open && (
+        <ul id="job-tasks">
+          {tasks.map((t) => (
+            <li key={t.workload}>
+              <a href={`#/workloads/${encodeURIComponent(t.workload)}`}>{t.workload}</a> rank {t.index} {t.state}
+              {t.host ? ` on ${t.host}` : ''}
+              {t.exit_code !== null ? ` · exit ${t.exit_code}` : ''}
+            </li>
+          ))}
+          {tasks.length === 0 && <li class="empty">no tasks in this attempt</li>}
         </ul>
       )}
     </div>
@@ -168,30 +225,51 @@ interface Stats {
   cpu_user_ms?: number;
   cpu_system_ms?: number;
   rss_bytes?: number;
+  disk_read_bytes?: number;
+  disk_write_bytes?: number;
+  net_rx_bytes?: number;
+  net_tx_bytes?: number;
 }
 
-// CPU (cores, from the counters' growth) and resident memory over the last minutes, sampled
-// every two seconds while the page is open.
+// The I/O counters the stats carry, charted as MiB per second; a counter the driver does not keep
+// (a process has no network of its own) stays empty.
+const kIoCounters: { key: keyof Stats; label: string; stroke: string }[] = [
+  { key: 'disk_read_bytes', label: 'disk read', stroke: '#7c3aed' },
+  { key: 'disk_write_bytes', label: 'disk write', stroke: '#db2777' },
+  { key: 'net_rx_bytes', label: 'net received', stroke: '#0891b2' },
+  { key: 'net_tx_bytes', label: 'net sent', stroke: '#ca8a04' },
+];
+
+// CPU (cores, from the counters' growth) and resident memory, and storage and network
+// throughput, over the last minutes, sampled every two seconds while the page is open.
 function StatsChart(props: { name: string }) {
   const el = useRef<HTMLDivElement>(null);
+  const ioEl = useRef<HTMLDivElement>(null);
   const [error, setError] = useState<string | undefined>();
   useEffect(() => {
     const times: number[] = [], cores: (number | null)[] = [], rss: (number | null)[] = [];
-    let last: { t: number; ms: number } | null = null;
+    const io: (number | null)[][] = kIoCounters.map(() => []);
+    let last: { t: number; ms: number; counters: (number | undefined)[] } | null = null;
     let plot: uPlot | null = null;
+    let ioPlot: uPlot | null = null;
     const ctl = new AbortController();
     const sample = async () => {
       try {
         const r = await call<Stats>('GET', `/v1/workloads/${encodeURIComponent(props.name)}/stats`, undefined, ctl.signal);
         const t = Date.now() / 1000;
         const ms = (r.data.cpu_user_ms || 0) + (r.data.cpu_system_ms || 0);
+        const counters = kIoCounters.map((c) => r.data[c.key]);
         times.push(t);
         cores.push(last ? Math.max(0, (ms - last.ms) / 1000 / (t - last.t)) : null);
         rss.push(r.data.rss_bytes !== undefined ? r.data.rss_bytes / 1048576 : null);
-        last = { t, ms };
-        if (times.length > 300) [times, cores, rss].forEach((a) => a.shift());
+        counters.forEach((v, i) => {
+          const was = last ? last.counters[i] : undefined;
+          io[i].push(last && v !== undefined && was !== undefined && v >= was ? (v - was) / 1048576 / (t - last.t) : null);
+        });
+        last = { t, ms, counters };
+        if (times.length > 300) [times, cores, rss, ...io].forEach((a) => a.shift());
         setError(undefined);
-        if (!plot && el.current) {
+        if (!plot && el.current && ioEl.current) {
           plot = new uPlot(
             {
               width: 640,
@@ -202,8 +280,18 @@ function StatsChart(props: { name: string }) {
             [times, cores, rss],
             el.current,
           );
-        } else if (plot) {
+          ioPlot = new uPlot(
+            {
+              width: 640,
+              height: 160,
+              series: [{}, ...kIoCounters.map((c) => ({ label: `${c.label} (MiB/s)`, stroke: c.stroke }))],
+            },
+            [times, ...io],
+            ioEl.current,
+          );
+        } else if (plot && ioPlot) {
           plot.setData([times, cores, rss]);
+          ioPlot.setData([times, ...io]);
         }
       } catch (e) {
         if (!ctl.signal.aborted) setError(errorText(e));
@@ -215,12 +303,14 @@ function StatsChart(props: { name: string }) {
       ctl.abort();
       clearInterval(timer);
       if (plot) plot.destroy();
+      if (ioPlot) ioPlot.destroy();
     };
   }, [props.name]);
   return (
     <div>
       {error && <p class="note">stats: {error}</p>}
       <div ref={el} id="stats-chart" />
+      <div ref={ioEl} id="io-chart" />
     </div>
   );
 }

@@ -330,10 +330,26 @@ async function main() {
   await waitText('web-svc', '#services-table');
   await waitText('0/0', '#services-table');
 
+  step('jobs: the table beside the services, a click lists the tasks');
+  await api('POST', '/v1/jobs', admin, {
+    name: 'train-job', kind: 'job', parallelism: 2,
+    template: { kind: 'process', command: ['/bin/true'], resources: { cpu: '100m', memory: '32Mi' }, constraints: local_only },
+  });
+  await until('train-job succeeds', async () => (await api('GET', '/v1/jobs/train-job', admin)).status.state === 'succeeded');
+  await waitText('succeeded', '#jobs-table');
+  await page.click('#jobs-table tr[data-key="train-job"]');
+  await waitText('train-job-0', '#job-tasks');
+  await waitText('exit 0', '#job-tasks');
+  await shot('jobs');
+
   step('workload detail: logs, then stop behind a confirmation');
   await page.evaluate(() => (window.location.hash = '#/workloads/hello'));
   await waitText('running', '#workload-state');
   await waitText('hello from berth', '#logs');
+  // Its stats: CPU and memory, and storage throughput from the process's I/O counters.
+  await page.waitForSelector('#stats-chart canvas', { timeout: kWait });
+  await page.waitForSelector('#io-chart canvas', { timeout: kWait });
+  await waitText('disk read (MiB/s)', '#io-chart');
   await shot('workload-detail');
   await page.click('button[data-action="stop"]');
   await page.waitForSelector('#confirm', { timeout: kWait });
