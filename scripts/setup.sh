@@ -13,6 +13,7 @@ PACKAGES=(
   jq  # scripts/gpu-check.sh reads the CLI's --json output with it
   ccache lld clang libclang-rt-14-dev
   nodejs chromium
+  python3-torch  # examples/ (a trainer and a model server) and the end-to-end tests that run them
 )
 # The dashboard's build (web/) needs npm: a package of its own with Debian's nodejs, part of
 # nodejs where that comes from NodeSource.

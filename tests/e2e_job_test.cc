@@ -3,7 +3,10 @@
 // MASTER_PORT, BERTH_JOB, BERTH_TASK_INDEX) and exiting 0, ends succeeded with every task's log
 // readable; a job whose task 1 always fails is retried as a whole gang after its backoff and ends
 // failed after max_retries, naming the task and its exit code, every attempt's tasks kept with
-// their logs; cancelling a finished job removes it and its tasks.
+// their logs; cancelling a finished job removes it and its tasks; the example trainer
+// (examples/train/, PyTorch) resumes from its checkpoint after a failed task.
+#include <cstdlib>
+#include <filesystem>
 #include <set>
 
 #include "gtest/gtest.h"
@@ -55,7 +58,7 @@ class JobE2eTest : public ::testing::Test {
   }
   void TearDown() override {
     if (server_ && server_->pid() > 0) {
-      for (const char* name : {"train", "flaky"}) {
+      for (const char* name : {"train", "flaky", "train-example"}) {
         // The first cancel ends a running job, the next removes it with its tasks.
         EXPECT_TRUE(Eventually([&] {
           auto d = server_->client().DeleteJob(name);
@@ -176,6 +179,64 @@ TEST_F(JobE2eTest, AFailingTaskIsRetriedWithItsGangUntilMaxRetries) {
   auto left = server_->client().ListWorkloads();
   ASSERT_TRUE(left.ok());
   EXPECT_TRUE(left->items.empty());
+}
+
+// The example trainer (examples/train/) with PyTorch: two tasks of a data-parallel job as one
+// gang; rank 1 fails once at step 60, the gang is retried after its backoff, and the new attempt
+// resumes from the checkpoint rank 0 wrote at step 50 and trains to the end.
+TEST_F(JobE2eTest, TheExampleTrainerResumesFromItsCheckpointAfterAFailedTask) {
+  if (std::system("/usr/bin/python3 -c 'import torch.distributed' >/dev/null 2>&1") != 0) {
+    GTEST_SKIP() << "needs /usr/bin/python3 with PyTorch (python3-torch: scripts/setup.sh "
+                    "installs it)";
+  }
+  // The tasks run as nobody: the script and the checkpoint directory go where it can reach them.
+  namespace fs = std::filesystem;
+  fs::permissions(dir_, fs::perms::owner_all | fs::perms::group_exec | fs::perms::others_exec);
+  const std::string examples = dir_ + "/examples";
+  const std::string checkpoints = dir_ + "/checkpoints";
+  fs::create_directories(examples + "/train");
+  fs::copy_file("examples/train/train.py", examples + "/train/train.py");
+  fs::create_directories(checkpoints);
+  fs::permissions(checkpoints, fs::perms::all);
+  std::string yaml = ReadFile("examples/train/job.yaml");
+  auto replace = [&](const std::string& from, const std::string& to) {
+    ASSERT_NE(yaml.find(from), std::string::npos) << from << " is not in examples/train/job.yaml";
+    for (size_t at = yaml.find(from); at != std::string::npos; at = yaml.find(from, at)) {
+      yaml.replace(at, from.size(), to);
+      at += to.size();
+    }
+  };
+  replace("/srv/berth-examples", examples);
+  replace("/srv/checkpoints/train-example", checkpoints);
+  replace(R"("--steps", "300")", R"("--steps", "300", "--fail-once-at", "60")");
+  Result created = e2e::Run(dir_, {"job", "create", "-f", "-"}, yaml);
+  ASSERT_EQ(created.exit_code, 0) << created.err;
+  ASSERT_TRUE(
+      Eventually([&] { return core::IsJobFinished(Get("train-example").status.state); }, 240))
+      << Dump("train-example");
+  core::Job job = Get("train-example");
+  ASSERT_EQ(job.status.state, core::JobState::kSucceeded) << Dump("train-example");
+  EXPECT_EQ(job.status.retries, 1);
+  EXPECT_EQ(job.status.attempt, 1);
+  auto logs_of = [&](const std::string& task) {
+    Result logs;
+    EXPECT_TRUE(Eventually([&] {
+      logs = e2e::Run(dir_, {"job", "logs", task});
+      return logs.exit_code == 0;
+    })) << task
+        << ": " << logs.err;
+    return logs.out;
+  };
+  EXPECT_NE(logs_of("train-example-1").find("rank 1: failing at step 60 as asked"),
+            std::string::npos);
+  for (const char* task : {"train-example-0-r1", "train-example-1-r1"}) {
+    const std::string out = logs_of(task);
+    EXPECT_NE(out.find("joined a group of 2"), std::string::npos) << task << ": " << out;
+    EXPECT_NE(out.find("resumed from step 50"), std::string::npos) << task << ": " << out;
+    EXPECT_NE(out.find("done: 300 steps, held-out loss 0.0"), std::string::npos)
+        << task << ": " << out;
+  }
+  EXPECT_TRUE(fs::exists(checkpoints + "/checkpoint.pt"));
 }
 
 }  // namespace

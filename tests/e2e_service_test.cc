@@ -5,7 +5,8 @@
 // open requests before it stops; a rolling update replaces every replica while the endpoint
 // loses no request; deleting the service removes every replica; an autoscaled service idle for
 // idle_to_zero runs no replica, and the next request through its endpoint starts one and is
-// answered (the time it took is printed); one that never gets a ready replica answers 503.
+// answered (the time it took is printed); one that never gets a ready replica answers 503; the
+// example model server (examples/serve/, PyTorch) answers predictions through its endpoint.
 #include <netinet/in.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -13,10 +14,13 @@
 #include <atomic>
 #include <chrono>
 #include <csignal>
+#include <cstdlib>
+#include <filesystem>
 #include <iostream>
 #include <mutex>
 #include <set>
 #include <thread>
+#include <utility>
 
 #include "gtest/gtest.h"
 #include "tests/e2e_util.h"
@@ -54,11 +58,11 @@ class S(socketserver.ThreadingTCPServer):
 S(("127.0.0.1", int(os.environ["PORT"])), H).serve_forever()
 )PY";
 
-// GET `path` from 127.0.0.1:port as HTTP/1.0, one connection per request: the body of a 200
-// answer, or nullopt (no connection, no answer, another status).
-std::optional<std::string> Get(int port, const std::string& path) {
+// An HTTP/1.0 request to 127.0.0.1:port on a connection of its own: the whole answer, status
+// line and headers included; empty when there was no connection or no answer.
+std::string Exchange(int port, const std::string& request) {
   int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  if (fd < 0) return std::nullopt;
+  if (fd < 0) return "";
   timeval tv{.tv_sec = 60, .tv_usec = 0};
   setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
   setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
@@ -67,7 +71,6 @@ std::optional<std::string> Get(int port, const std::string& path) {
   a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
   a.sin_port = htons(static_cast<uint16_t>(port));
   std::string answer;
-  const std::string request = "GET " + path + " HTTP/1.0\r\nHost: localhost\r\n\r\n";
   if (connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0 &&
       send(fd, request.data(), request.size(), MSG_NOSIGNAL) ==
           static_cast<ssize_t>(request.size())) {
@@ -76,10 +79,31 @@ std::optional<std::string> Get(int port, const std::string& path) {
     while ((n = recv(fd, buf, sizeof buf, 0)) > 0) answer.append(buf, static_cast<size_t>(n));
   }
   close(fd);
+  return answer;
+}
+
+// GET `path` from 127.0.0.1:port: the body of a 200 answer, or nullopt (no connection, no
+// answer, another status).
+std::optional<std::string> Get(int port, const std::string& path) {
+  const std::string answer = Exchange(port, "GET " + path + " HTTP/1.0\r\nHost: localhost\r\n\r\n");
   if (answer.rfind("HTTP/1.0 200 ", 0) != 0) return std::nullopt;
   const size_t body = answer.find("\r\n\r\n");
   if (body == std::string::npos) return std::nullopt;
   return answer.substr(body + 4);
+}
+
+// POST `body` (JSON) to `path` on 127.0.0.1:port: the status code and the body of the answer;
+// {0, ""} when there was none.
+std::pair<int, std::string> Post(int port, const std::string& path, const std::string& body) {
+  const std::string answer = Exchange(
+      port, "POST " + path + " HTTP/1.0\r\nHost: localhost\r\nContent-Type: application/json\r\n" +
+                "Content-Length: " + std::to_string(body.size()) + "\r\n\r\n" + body);
+  const size_t space = answer.find(' ');
+  const size_t end = answer.find("\r\n\r\n");
+  if (answer.rfind("HTTP/1.", 0) != 0 || space == std::string::npos || end == std::string::npos) {
+    return {0, ""};
+  }
+  return {std::atoi(answer.c_str() + space + 1), answer.substr(end + 4)};
 }
 
 // A socket listening on a free loopback port, and the port; -1 when there is none.
@@ -128,11 +152,14 @@ class ServiceE2eTest : public ::testing::Test {
   }
   void TearDown() override {
     if (server_ && server_->pid() > 0) {
-      auto d = server_->client().DeleteService("web");
-      if (!d.ok() && !absl::IsNotFound(d.status())) ADD_FAILURE() << d.status();
-      EXPECT_TRUE(Eventually([&] {
-        return absl::IsNotFound(server_->client().GetService("web").status());
-      })) << "the service's replicas were not removed";
+      for (const char* name : {"web", "model"}) {
+        auto d = server_->client().DeleteService(name);
+        if (!d.ok() && !absl::IsNotFound(d.status())) ADD_FAILURE() << d.status();
+        EXPECT_TRUE(Eventually([&] {
+          return absl::IsNotFound(server_->client().GetService(name).status());
+        })) << "the replicas of service "
+            << name << " were not removed";
+      }
       DeleteAllWorkloads(*server_);
     }
     server_.reset();
@@ -491,6 +518,63 @@ TEST_F(ServiceE2eTest, ARequestNoReplicaAnswersInTimeGets503) {
   EXPECT_NE(answer.find("\"code\":\"unavailable\""), std::string::npos) << answer;
   EXPECT_NE(answer.find("service \\\"web\\\": no replica became ready within 2"), std::string::npos)
       << answer;
+}
+
+// The example model server (examples/serve/, PyTorch) as its spec has it: two replicas behind
+// one endpoint, each healthy once its model is trained, answering predictions through the
+// endpoint from both replicas, and a malformed request with a 400 that says what is wrong.
+TEST_F(ServiceE2eTest, TheExampleModelServerAnswersPredictionsThroughItsEndpoint) {
+  if (std::system("/usr/bin/python3 -c 'import torch' >/dev/null 2>&1") != 0) {
+    GTEST_SKIP() << "needs /usr/bin/python3 with PyTorch (python3-torch: scripts/setup.sh "
+                    "installs it)";
+  }
+  namespace fs = std::filesystem;
+  // The replicas run as nobody: the script goes where it can read it.
+  fs::permissions(dir_, fs::perms::owner_all | fs::perms::group_exec | fs::perms::others_exec);
+  const std::string examples = dir_ + "/examples";
+  fs::create_directories(examples + "/serve");
+  fs::copy_file("examples/serve/serve.py", examples + "/serve/serve.py");
+  const int endpoint = FreePort();
+  ASSERT_GT(endpoint, 0);
+  std::string yaml = ReadFile("examples/serve/service.yaml");
+  for (const auto& [from, to] :
+       {std::pair<std::string, std::string>{"/srv/berth-examples", examples},
+        {"host_port: 18090", "host_port: " + std::to_string(endpoint)}}) {
+    ASSERT_NE(yaml.find(from), std::string::npos)
+        << from << " is not in examples/serve/service.yaml";
+    for (size_t at = yaml.find(from); at != std::string::npos; at = yaml.find(from, at)) {
+      yaml.replace(at, from.size(), to);
+      at += to.size();
+    }
+  }
+  Result created = e2e::Run(dir_, {"service", "create", "-f", "-"}, yaml);
+  ASSERT_EQ(created.exit_code, 0) << created.err;
+  auto serving = [&] {
+    auto s = server_->client().GetService("model");
+    return s.ok() && s->status.ready == 2 && s->status.endpoint.serving &&
+           s->status.endpoint.backends == 2;
+  };
+  api::Raw raw;
+  ASSERT_TRUE(Eventually(serving, 180))
+      << (server_->client().GetService("model", &raw).ok() ? raw.body.dump() : "")
+      << ReadFile(dir_ + "/serve.log");
+  // Predictions through the endpoint, from both replicas in turn (it balances).
+  std::set<int64_t> replicas;
+  for (int i = 0; i < 20; ++i) {
+    auto [status, body] =
+        Post(endpoint, "/predict", R"({"inputs": [[1,1,1,1,1,1,1,1],[0,0,0,0,0,0,0,0]]})");
+    ASSERT_EQ(status, 200) << body;
+    auto j = nlohmann::json::parse(body, nullptr, false);
+    ASSERT_TRUE(j.is_object() && j["outputs"].is_array() && j["outputs"].size() == 2) << body;
+    // The model learned y = sum(i/8 * x_i): 4.5 for all ones, 0 for all zeros.
+    EXPECT_NEAR(j["outputs"][0].get<double>(), 4.5, 0.75) << body;
+    EXPECT_NEAR(j["outputs"][1].get<double>(), 0.0, 0.75) << body;
+    replicas.insert(j["replica"].get<int64_t>());
+  }
+  EXPECT_EQ(replicas.size(), 2u) << "the endpoint balances across both replicas";
+  auto [status, body] = Post(endpoint, "/predict", R"({"inputs": [[1, 2]]})");
+  EXPECT_EQ(status, 400);
+  EXPECT_NE(body.find("inputs[0]: must be a list of 8 numbers"), std::string::npos) << body;
 }
 
 }  // namespace
