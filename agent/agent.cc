@@ -15,6 +15,7 @@
 #include "absl/strings/numbers.h"
 #include "agent/cdi_specs.h"
 #include "core/guard.h"
+#include "core/job.h"
 #include "core/log.h"
 #include "core/status.h"
 #include "core/strings.h"
@@ -462,6 +463,7 @@ absl::Status Agent::StartTask(const core::Workload& w) {
   t.task_id = Cat(w.spec.name, "-g", w.status.generation);
   t.task_dir = Cat(TasksDir(), "/", t.task_id);
   t.fence = w.spec.restart.fence;
+  t.stop_grace = StopGraceOf(w.spec);
   runtime::ComputeDriver* driver = DriverFor(t.kind);
   if (driver == nullptr) {
     Report(t, WorkloadState::kFailed, Cat("host ", options_.name, " has no ", t.kind, " driver"));
@@ -639,7 +641,8 @@ void Agent::StopTask(LocalTask& t, bool destroy) {
     return;
   }
   if (!t.finished) {
-    absl::Status s = driver->Stop(t.task_id, runtime::StopOptions{.grace = options_.stop_grace});
+    absl::Status s = driver->Stop(
+        t.task_id, runtime::StopOptions{.grace = t.stop_grace.value_or(options_.stop_grace)});
     // Already gone is fine.
     if (!absl::IsNotFound(s)) core::OkOrReport("agent", Cat("workload ", t.workload, ": stop"), s);
   }
@@ -753,6 +756,7 @@ absl::Status Agent::SaveTask(const LocalTask& t) {
             {"reported_reason", t.reported_reason},
             {"finished", t.finished},
             {"fence", t.fence}};
+  if (t.stop_grace) j["stop_grace"] = absl::FormatDuration(*t.stop_grace);
   if (t.exit_code) j["exit_code"] = *t.exit_code;
   j["oom"] = t.oom;
   absl::Status written = WriteDurably(Cat(TasksDir(), "/", t.task_id, ".json"), j.dump());
@@ -797,6 +801,9 @@ void Agent::RecoverTasks() {
     if (j.contains("exit_code") && j["exit_code"].is_number_integer()) t.exit_code = j["exit_code"];
     t.oom = j.value("oom", false);
     t.fence = j.value("fence", true);
+    if (absl::Duration grace; absl::ParseDuration(j.value("stop_grace", ""), &grace)) {
+      t.stop_grace = grace;
+    }
     auto handle = runtime::TaskHandleFromJson(j.value("handle", Json::object()));
     if (t.workload.empty() || !handle.ok()) continue;
     t.handle = *handle;
@@ -832,6 +839,21 @@ absl::StatusOr<std::string> Agent::LogPath(std::string_view workload, std::strin
   if (fs::exists(kept)) return kept;
   return absl::NotFoundError(
       Cat("workload \"", workload, "\": no ", stream, " log on this host yet (has it started?)"));
+}
+
+std::optional<absl::Duration> Agent::StopGraceOf(const core::WorkloadSpec& spec) {
+  auto it = spec.labels.find(std::string(core::kStopGraceLabel));
+  if (it == spec.labels.end()) return std::nullopt;
+  absl::Duration grace;
+  if (!absl::ParseDuration(it->second, &grace) || grace < absl::ZeroDuration() ||
+      grace > core::kMaxStopGrace) {
+    core::LogWarn(
+        "agent: workload %s: label %s is not a duration from 0s to %s: \"%s\"; the "
+        "default stop grace applies",
+        spec.name, core::kStopGraceLabel, absl::FormatDuration(core::kMaxStopGrace), it->second);
+    return std::nullopt;
+  }
+  return grace;
 }
 
 std::optional<core::HostUsage> Agent::MeasureUsage() {

@@ -148,6 +148,10 @@ class Agent : public LocalHost {
   // reached a server again.
   bool fenced() const { return fenced_.load(); }
 
+  // The stop grace a workload's berth.stop-grace label asks for; nullopt (and a warning) when it
+  // is missing or not a duration from 0s to core::kMaxStopGrace.
+  static std::optional<absl::Duration> StopGraceOf(const core::WorkloadSpec& spec);
+
  private:
   struct LocalTask {
     std::string workload;
@@ -163,6 +167,8 @@ class Agent : public LocalHost {
     bool oom = false;
     std::string pending_failure;  // set when recovery failed: reported as failed
     bool fence = true;            // the workload's restart.fence
+    // How long a stop waits after SIGTERM (the workload's berth.stop-grace); unset: the agent's.
+    std::optional<absl::Duration> stop_grace;
   };
 
   // Registers with `bearer` on the heartbeat connection.

@@ -1086,6 +1086,29 @@ TEST_F(AgentTest, UsageCountsTheGpuMemoryOfEachWorkloadsProcesses) {
   }
 }
 
+TEST_F(AgentTest, AStopWaitsTheGraceTheWorkloadsLabelAsksFor) {
+  MakeAgent(Options());
+  Json graced = ProcessSpec("graced");
+  graced["labels"] = {{"berth.stop-grace", "45s"}};
+  const std::string a = Submit(graced);
+  const std::string b = Submit(ProcessSpec("plain"));
+  Sync();
+  for (const char* name : {"graced", "plain"}) {
+    ASSERT_TRUE(control_.Act(name, control::Action::kStop).ok());
+  }
+  Sync();
+  EXPECT_EQ(host_->LastStopGrace(a), absl::Seconds(45));
+  EXPECT_EQ(host_->LastStopGrace(b), Options().stop_grace);  // the agent's default
+  // A label the server would refuse (an older server let it through) leaves the default.
+  core::WorkloadSpec bad = *core::DecodeWorkloadSpec(ProcessSpec("odd"));
+  bad.labels["berth.stop-grace"] = "soon";
+  EXPECT_EQ(Agent::StopGraceOf(bad), std::nullopt);
+  bad.labels["berth.stop-grace"] = "2h";
+  EXPECT_EQ(Agent::StopGraceOf(bad), std::nullopt);
+  bad.labels["berth.stop-grace"] = "0s";
+  EXPECT_EQ(Agent::StopGraceOf(bad), absl::ZeroDuration());
+}
+
 TEST_F(AgentTest, UsageCarriesEachWorkloadsDiskAndNetworkThroughput) {
   AgentOptions o = Options();
   o.attach = [](const core::WorkloadSpec& spec, runtime::TaskConfig* config) {

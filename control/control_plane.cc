@@ -8,6 +8,7 @@
 #include "control/cluster_model.h"
 #include "control/failover.h"
 #include "core/guard.h"
+#include "core/job.h"
 #include "core/log.h"
 #include "core/names.h"
 #include "core/secret.h"
@@ -772,7 +773,8 @@ absl::StatusOr<bool> ControlPlane::CommitPlacements(
       v.status = core::WorkloadStatus{};
       v.status.state = WorkloadState::kPending;
       v.status.desired = core::DesiredState::kRunning;
-      v.status.reason = Cat("preempted by ", w.spec.name, " (priority ", w.spec.priority, ")");
+      v.status.reason =
+          Cat(core::kPreemptedReasonPrefix, w.spec.name, " (priority ", w.spec.priority, ")");
       v.status.generation = victim.status.generation;
       v.updated_at = now;
       BERTH_RETURN_IF_ERROR(workloads_.AddUpdate(&txn, v.spec.name, v, victim.revision));

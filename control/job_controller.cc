@@ -286,9 +286,11 @@ absl::StatusOr<int> JobController::ReconcileJob(const JobRepository::Item& item,
     // Cancelled, or tasks left over from the end: none keeps running.
     for (const auto& [task, w] : owned) BERTH_RETURN_IF_ERROR(stop(task));
   } else {
-    // The current attempt: how many tasks did their part, and which failed.
+    // The current attempt: how many tasks did their part, which failed, and which the scheduler
+    // preempted (back to pending, to wait for room again).
     int succeeded = 0;
-    std::vector<std::pair<int, std::string>> failed;  // index, what ended it
+    std::vector<std::pair<int, std::string>> failed;     // index, what ended it
+    std::vector<std::pair<int, std::string>> preempted;  // index, what preempted it
     for (int i = 0; i < parallelism; ++i) {
       const std::string& task = status.current[static_cast<size_t>(i)];
       if (task.empty()) continue;
@@ -299,6 +301,15 @@ absl::StatusOr<int> JobController::ReconcileJob(const JobRepository::Item& item,
         ++succeeded;
       } else if (core::IsTerminal(it->second->status.state)) {
         failed.emplace_back(i, Cat("task ", task, " ", EndOf(*it->second)));
+      } else if (it->second->status.state == WorkloadState::kPending &&
+                 it->second->status.generation > 0) {
+        // Placed once and waiting again: the scheduler gave its room to a higher priority
+        // workload (tasks are never restarted in place; the job does that). The reason says by
+        // whom until the next scheduling pass explains why it still waits.
+        const std::string& reason = it->second->status.reason;
+        preempted.emplace_back(i, reason.rfind(core::kPreemptedReasonPrefix, 0) == 0
+                                      ? Cat("task ", task, " was ", reason)
+                                      : Cat("task ", task, " was preempted"));
       }
     }
     status.succeeded = succeeded;
@@ -306,6 +317,34 @@ absl::StatusOr<int> JobController::ReconcileJob(const JobRepository::Item& item,
     if (succeeded >= spec.Completions()) {
       BERTH_RETURN_IF_ERROR(
           finish(JobState::kSucceeded, Cat(succeeded, " of ", parallelism, " tasks completed")));
+    } else if (!preempted.empty()) {
+      // A gang short of a member cannot go on: every task stops (with the checkpoint's grace to
+      // write one) and the whole gang waits to be placed again, resuming from the checkpoint. No
+      // retry is spent: a peer that ended meanwhile most likely ended because the preempted task
+      // stopped (a trainer's collective fails, or it stops with its group). With `scope: task`,
+      // only the preempted tasks start again (a failure of another is handled next).
+      ++status.preemptions;
+      if (restart.scope == core::JobRestart::Scope::kGang) {
+        BERTH_RETURN_IF_ERROR(stop_current());
+        std::fill(status.current.begin(), status.current.end(), std::string());
+        ++status.attempt;
+      } else {
+        for (const auto& [index, why] : preempted) {
+          BERTH_RETURN_IF_ERROR(stop(status.current[static_cast<size_t>(index)]));
+          status.current[static_cast<size_t>(index)] = "";
+        }
+      }
+      status.retry_at = now;
+      status.state = JobState::kPending;
+      status.message =
+          Cat(preempted.front().second, "; ",
+              restart.scope == core::JobRestart::Scope::kGang ? "the gang stops" : "it stops",
+              spec.checkpoint
+                  ? Cat(" (", absl::FormatDuration(spec.checkpoint->grace), " to checkpoint)")
+                  : std::string(),
+              " and waits to be placed again",
+              spec.checkpoint ? Cat(", resuming from ", spec.checkpoint->dir) : std::string());
+      events.emplace_back("preempted", status.message);
     } else if (!failed.empty()) {
       const std::string& why = failed.front().second;
       const int wanted =
@@ -486,6 +525,13 @@ absl::StatusOr<std::string> JobController::CreateTask(const Job& job, int index,
   w.env["MASTER_PORT"] = Cat(job.status.master_port);
   w.env["BERTH_JOB"] = spec.name;
   w.env["BERTH_TASK_INDEX"] = Cat(index);
+  if (spec.checkpoint) {
+    w.env["BERTH_CHECKPOINT_DIR"] = spec.checkpoint->dir;
+    // A task after the first of its index (a retry, or its gang placed again after a
+    // preemption) picks up where the last checkpoint left off.
+    if (attempt > 0) w.env["BERTH_RESUME_FROM"] = spec.checkpoint->dir;
+    w.labels[std::string(core::kStopGraceLabel)] = absl::FormatDuration(spec.checkpoint->grace);
+  }
   if (!whole_gang) {
     // Alone, it rejoins the rendezvous of the running tasks: where task 0 runs now.
     for (const Workload& other : pass.workloads) {

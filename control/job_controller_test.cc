@@ -219,6 +219,78 @@ TEST_F(JobControllerTest, AFailedTaskRestartsTheWholeGangAfterTheBackoff) {
   EXPECT_EQ(Job().status.state, JobState::kRunning);
 }
 
+TEST_F(JobControllerTest, APreemptedTaskStopsItsGangWhichResumesFromItsCheckpoint) {
+  core::JobSpec spec = Spec(2, {{"max_retries", 0}}, "8");  // a task fills a host
+  spec.checkpoint = core::JobCheckpoint{.dir = "/ckpt", .grace = absl::Seconds(45)};
+  ASSERT_TRUE(jobs_.Create(spec).ok());
+  ASSERT_TRUE(jobs_.ReconcileOnce().ok());
+  Agents();
+  ASSERT_TRUE(jobs_.ReconcileOnce().ok());
+  ASSERT_EQ(Job().status.state, JobState::kRunning) << Job().status.message;
+  for (const auto& [name, w] : Tasks()) {
+    EXPECT_EQ(w.spec.env.at("BERTH_CHECKPOINT_DIR"), "/ckpt") << name;
+    EXPECT_FALSE(w.spec.env.contains("BERTH_RESUME_FROM")) << name;  // nothing to resume yet
+    EXPECT_EQ(w.spec.labels.at("berth.stop-grace"), "45s") << name;
+  }
+  // A higher priority workload takes one task's host.
+  auto urgent =
+      core::DecodeWorkloadSpec(core::Json{{"name", "urgent"},
+                                          {"kind", "process"},
+                                          {"command", {"/bin/urgent"}},
+                                          {"priority", 100},
+                                          {"resources", {{"cpu", "8"}, {"memory", "64Mi"}}}});
+  ASSERT_TRUE(urgent.ok()) << urgent.status();
+  ASSERT_TRUE(cp_.CreateWorkload(*urgent).ok());
+  ASSERT_TRUE(cp_.ScheduleOnce().ok());
+  ASSERT_EQ(cp_.GetWorkload("urgent")->status.state, WorkloadState::kScheduled);
+  std::string victim;
+  for (const auto& [name, w] : Tasks()) {
+    if (w.status.state == WorkloadState::kPending) victim = name;
+  }
+  ASSERT_FALSE(victim.empty());
+  // The whole gang stops and is made again, as attempt 1 told to resume; no retry is spent,
+  // so a job with max_retries 0 goes on.
+  ASSERT_TRUE(jobs_.ReconcileOnce().ok());
+  core::Job job = Job();
+  EXPECT_EQ(job.status.preemptions, 1);
+  EXPECT_EQ(job.status.retries, 0);
+  EXPECT_EQ(job.status.attempt, 1);
+  EXPECT_EQ(job.status.state, JobState::kPending);
+  EXPECT_NE(job.status.message.find("waiting for the gang to be placed"), std::string::npos)
+      << job.status.message;
+  // The event says what happened.
+  auto events = cp_.ListEvents(0, 1000);
+  ASSERT_TRUE(events.ok()) << events.status();
+  std::string said;
+  for (const auto& e : *events) {
+    if (e.kind == "job" && e.type == "preempted") said = e.message;
+  }
+  EXPECT_EQ(said, Cat("task ", victim,
+                      " was preempted by urgent (priority 100); the gang stops (45s to "
+                      "checkpoint) and waits to be placed again, resuming from /ckpt"));
+  auto tasks = Tasks();
+  ASSERT_EQ(tasks.size(), 4u);
+  for (const char* name : {"train-0", "train-1"}) {
+    EXPECT_EQ(tasks.at(name).status.desired, core::DesiredState::kStopped) << name;
+  }
+  for (const char* name : {"train-0-r1", "train-1-r1"}) {
+    const core::Workload& w = tasks.at(name);
+    EXPECT_EQ(w.spec.env.at("BERTH_RESUME_FROM"), "/ckpt") << name;
+    EXPECT_EQ(w.spec.labels.at("berth.gang"), "train-a1") << name;
+  }
+  // The stopped task is not placed again: only the new gang waits, for the urgent one's room.
+  Agents();
+  ASSERT_TRUE(jobs_.ReconcileOnce().ok());
+  EXPECT_EQ(Job().status.state, JobState::kPending);
+  EXPECT_EQ(cp_.GetWorkload(victim)->status.state, WorkloadState::kStopped);
+  // The urgent workload ends; the new gang takes both hosts.
+  Report(*cp_.GetWorkload("urgent"), WorkloadState::kStopped, 0);
+  Agents();
+  Agents();
+  ASSERT_TRUE(jobs_.ReconcileOnce().ok());
+  EXPECT_EQ(Job().status.state, JobState::kRunning) << Job().status.message;
+}
+
 TEST_F(JobControllerTest, AJobFailsWithTheReasonOnceItsRetriesRanOut) {
   ASSERT_TRUE(jobs_.Create(Spec(2, {{"max_retries", 1}, {"backoff", "0s"}})).ok());
   ASSERT_TRUE(jobs_.ReconcileOnce().ok());

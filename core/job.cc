@@ -92,7 +92,7 @@ absl::StatusOr<JobSpec> DecodeJobSpec(const Json& json) {
   }
   BERTH_RETURN_IF_ERROR(CheckObject(ctx, json, "",
                                     {"name", "kind", "template", "parallelism", "completions",
-                                     "restart", "priority", "placement_timeout"}));
+                                     "restart", "priority", "placement_timeout", "checkpoint"}));
   if (!json.contains("name")) return ctx.Error("name", "is required");
   if (!json["name"].is_string()) return ctx.Error("name", "must be a string");
   JobSpec spec;
@@ -127,13 +127,14 @@ absl::StatusOr<JobSpec> DecodeJobSpec(const Json& json) {
   absl::StatusOr<WorkloadSpec> w = DecodeWorkloadSpec(tmpl);
   if (!w.ok()) return TemplateError(ctx, w.status());
   for (std::string_view reserved :
-       {kJobLabel, kTaskLabel, kAttemptLabel, kGangLabel, kGangSizeLabel}) {
+       {kJobLabel, kTaskLabel, kAttemptLabel, kGangLabel, kGangSizeLabel, kStopGraceLabel}) {
     if (w->labels.contains(std::string(reserved))) {
       return ctx.Error(Cat("template.labels.", reserved), "is set by the job; leave it out");
     }
   }
-  for (std::string_view reserved : {"RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR",
-                                    "MASTER_PORT", "BERTH_JOB", "BERTH_TASK_INDEX"}) {
+  for (std::string_view reserved :
+       {"RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT", "BERTH_JOB",
+        "BERTH_TASK_INDEX", "BERTH_CHECKPOINT_DIR", "BERTH_RESUME_FROM"}) {
     if (w->env.contains(std::string(reserved))) {
       return ctx.Error(Cat("template.env.", reserved),
                        "is set by the job for each task; leave it out");
@@ -164,6 +165,25 @@ absl::StatusOr<JobSpec> DecodeJobSpec(const Json& json) {
   }
   BERTH_RETURN_IF_ERROR(JobDuration(ctx, json, "", "placement_timeout", absl::ZeroDuration(),
                                     absl::Hours(24 * 7), &spec.placement_timeout));
+  if (auto it = json.find("checkpoint"); it != json.end() && !it->is_null()) {
+    BERTH_RETURN_IF_ERROR(CheckObject(ctx, *it, "checkpoint", {"dir", "grace"}));
+    JobCheckpoint c;
+    BERTH_RETURN_IF_ERROR(OptionalString(ctx, *it, "checkpoint", "dir", &c.dir));
+    if (c.dir.empty() || c.dir.front() != '/') {
+      return ctx.Error("checkpoint.dir",
+                       Cat("must be an absolute path (where every task finds the checkpoints), "
+                           "got \"",
+                           c.dir.substr(0, 64), "\""));
+    }
+    if (c.dir.size() > kMaxCheckpointDirLength ||
+        c.dir.find_first_of(std::string_view("\0\n", 2)) != std::string::npos) {
+      return ctx.Error("checkpoint.dir", Cat("must be a path of at most ", kMaxCheckpointDirLength,
+                                             " characters on one line"));
+    }
+    BERTH_RETURN_IF_ERROR(JobDuration(ctx, *it, "checkpoint", "grace", absl::ZeroDuration(),
+                                      kMaxStopGrace, &c.grace));
+    spec.checkpoint = std::move(c);
+  }
   return spec;
 }
 
@@ -184,6 +204,10 @@ Json EncodeJobSpec(const JobSpec& spec) {
   if (spec.placement_timeout > absl::ZeroDuration()) {
     j["placement_timeout"] = absl::FormatDuration(spec.placement_timeout);
   }
+  if (spec.checkpoint) {
+    j["checkpoint"] = {{"dir", spec.checkpoint->dir},
+                       {"grace", absl::FormatDuration(spec.checkpoint->grace)}};
+  }
   return j;
 }
 
@@ -200,6 +224,7 @@ Json EncodeJobStatus(const JobStatus& s) {
           {"message", s.message},
           {"attempt", s.attempt},
           {"retries", s.retries},
+          {"preemptions", s.preemptions},
           {"succeeded", s.succeeded},
           {"master_port", s.master_port},
           {"current", s.current},
@@ -225,9 +250,11 @@ absl::StatusOr<JobStatus> DecodeJobStatus(const Json& j) {
   }
   if (!known) return ctx.Error("state", Cat("is not a job state: ", Preview(j["state"])));
   BERTH_RETURN_IF_ERROR(OptionalString(ctx, j, "", "message", &s.message));
-  int64_t attempt = 0, retries = 0, succeeded = 0, port = 0;
+  int64_t attempt = 0, retries = 0, succeeded = 0, port = 0, preemptions = 0;
   BERTH_RETURN_IF_ERROR(OptionalInt(ctx, j, "", "attempt", 0, INT32_MAX, &attempt));
   BERTH_RETURN_IF_ERROR(OptionalInt(ctx, j, "", "retries", 0, INT32_MAX, &retries));
+  BERTH_RETURN_IF_ERROR(OptionalInt(ctx, j, "", "preemptions", 0, INT32_MAX, &preemptions));
+  s.preemptions = static_cast<int>(preemptions);
   BERTH_RETURN_IF_ERROR(OptionalInt(ctx, j, "", "succeeded", 0, INT32_MAX, &succeeded));
   BERTH_RETURN_IF_ERROR(OptionalInt(ctx, j, "", "master_port", 0, 65535, &port));
   s.attempt = static_cast<int>(attempt);

@@ -37,6 +37,28 @@ inline constexpr size_t kMaxJobNameLength = 48;
 // host), which bounds its size.
 inline constexpr int kMaxParallelism = 32;
 inline constexpr int kMaxJobRetries = 100;
+// How long a task may take to stop after SIGTERM (the ACPI shutdown of a VM) before it is killed,
+// when it is not the agent's default (`berth agent --stop-grace`): a duration such as "60s", up
+// to kMaxStopGrace. The job controller puts it on the tasks of a job with a checkpoint; any
+// workload may carry it.
+inline constexpr std::string_view kStopGraceLabel = "berth.stop-grace";
+inline constexpr absl::Duration kMaxStopGrace = absl::Hours(1);
+
+// Where the tasks of a job write their checkpoints, as the tasks see it (a directory every host
+// the tasks may run on shares), and how long a stopped task has to write one: a task told to stop
+// (its job cancelled, its gang stopped after a failure, or preempted by a higher priority
+// workload) gets SIGTERM and `grace` before it is killed. Every task is told the directory in
+// BERTH_CHECKPOINT_DIR; the tasks of an attempt after the first (a retry, or the gang placed
+// again after a preemption) are also told BERTH_RESUME_FROM, the same directory.
+struct JobCheckpoint {
+  std::string dir;
+  absl::Duration grace = absl::Seconds(30);
+  bool operator==(const JobCheckpoint&) const = default;
+};
+inline constexpr size_t kMaxCheckpointDirLength = 1024;
+// How the reason of a workload the scheduler preempted begins while it waits to be placed again
+// ("preempted by NAME (priority N)"); the job controller tells a preempted task by it.
+inline constexpr std::string_view kPreemptedReasonPrefix = "preempted by ";
 
 // What a failed task does to its job: `on-failure` retries (after `backoff`, at most
 // `max_retries` times over the job's life), `never` fails the job at once. `scope: gang` (the
@@ -63,14 +85,15 @@ struct JobSpec {
   std::optional<int> priority;  // the tasks' priority; unset = the template's
   // How long the gang may wait for room before the job fails; zero = as long as it takes.
   absl::Duration placement_timeout = absl::ZeroDuration();
+  std::optional<JobCheckpoint> checkpoint;
   bool operator==(const JobSpec&) const = default;
 
   int Completions() const { return completions > 0 ? completions : parallelism; }
 };
 
 // Decodes and validates a job spec ({"name", "kind": "job", "template", "parallelism",
-// "completions", "restart", "priority", "placement_timeout"}); errors name the job and the
-// field, those of the template with a `template.` prefix.
+// "completions", "restart", "priority", "placement_timeout", "checkpoint"}); errors name the job
+// and the field, those of the template with a `template.` prefix.
 absl::StatusOr<JobSpec> DecodeJobSpec(const Json& json);
 Json EncodeJobSpec(const JobSpec& spec);
 
@@ -97,8 +120,10 @@ struct JobTaskStatus {
 struct JobStatus {
   JobState state = JobState::kPending;
   std::string message;
-  int attempt = 0;      // gang attempts started so far, minus one
-  int retries = 0;      // retries spent (max_retries bounds them)
+  int attempt = 0;  // gang attempts started so far, minus one
+  int retries = 0;  // retries spent (max_retries bounds them)
+  // Times the gang was stopped and placed again because a task was preempted (no retry spent).
+  int preemptions = 0;
   int succeeded = 0;    // tasks of the current attempt that exited 0
   int master_port = 0;  // MASTER_PORT of the current attempt
   // The current workload of each task index; empty while it waits to be (re)created.

@@ -56,6 +56,20 @@ TEST(JobSpecTest, DecodesWithDefaultsAndRoundTrips) {
   again = DecodeJobSpec(EncodeJobSpec(*spec));
   ASSERT_TRUE(again.ok()) << again.status();
   EXPECT_EQ(*again, *spec);
+
+  full["checkpoint"] = {{"dir", "/ckpt/train"}, {"grace", "90s"}};
+  spec = DecodeJobSpec(full);
+  ASSERT_TRUE(spec.ok()) << spec.status();
+  ASSERT_TRUE(spec->checkpoint.has_value());
+  EXPECT_EQ(spec->checkpoint->dir, "/ckpt/train");
+  EXPECT_EQ(spec->checkpoint->grace, absl::Seconds(90));
+  again = DecodeJobSpec(EncodeJobSpec(*spec));
+  ASSERT_TRUE(again.ok()) << again.status();
+  EXPECT_EQ(*again, *spec);
+  full["checkpoint"] = {{"dir", "/ckpt"}};
+  spec = DecodeJobSpec(full);
+  ASSERT_TRUE(spec.ok()) << spec.status();
+  EXPECT_EQ(spec->checkpoint->grace, absl::Seconds(30));  // the default
 }
 
 TEST(JobSpecTest, ErrorsNameTheJobAndTheField) {
@@ -86,6 +100,22 @@ TEST(JobSpecTest, ErrorsNameTheJobAndTheField) {
   EXPECT_NE(ErrorOf(with("restart", {{"backoff", "2h"}})).find("restart.backoff"),
             std::string::npos);
   EXPECT_NE(ErrorOf(with("restart", {{"retries", 2}})).find("restart"), std::string::npos);
+  EXPECT_NE(
+      ErrorOf(with("checkpoint", {{"dir", "ckpt"}})).find("checkpoint.dir must be an absolute"),
+      std::string::npos);
+  EXPECT_NE(ErrorOf(with("checkpoint", {{"grace", "10s"}})).find("checkpoint.dir"),
+            std::string::npos);
+  EXPECT_NE(ErrorOf(with("checkpoint", {{"dir", "/" + std::string(kMaxCheckpointDirLength, 'a')}}))
+                .find("checkpoint.dir must be a path of at most 1024"),
+            std::string::npos);
+  EXPECT_NE(ErrorOf(with("checkpoint", {{"dir", "/a\nb"}})).find("checkpoint.dir"),
+            std::string::npos);
+  EXPECT_NE(ErrorOf(with("checkpoint", {{"dir", "/c"}, {"grace", "2h"}}))
+                .find("checkpoint.grace must be between 0 and 1h"),
+            std::string::npos);
+  EXPECT_NE(ErrorOf(with("checkpoint", {{"dir", "/c"}, {"disk", "vol"}})).find("checkpoint"),
+            std::string::npos);
+  EXPECT_NE(ErrorOf(with("checkpoint", "/c")).find("checkpoint"), std::string::npos);
 
   Json j = Minimal();
   j.erase("template");
@@ -99,6 +129,13 @@ TEST(JobSpecTest, ErrorsNameTheJobAndTheField) {
   j = Minimal();
   j["template"]["labels"] = {{"berth.gang", "x"}};
   EXPECT_NE(ErrorOf(j).find("template.labels.berth.gang"), std::string::npos);
+  j = Minimal();
+  j["template"]["labels"] = {{"berth.stop-grace", "10s"}};
+  EXPECT_NE(ErrorOf(j).find("template.labels.berth.stop-grace is set by the job"),
+            std::string::npos);
+  j = Minimal();
+  j["template"]["env"] = {{"BERTH_RESUME_FROM", "/x"}};
+  EXPECT_NE(ErrorOf(j).find("template.env.BERTH_RESUME_FROM is set by the job"), std::string::npos);
   j = Minimal();
   j["template"]["resources"]["cpu"] = "-1";
   EXPECT_NE(ErrorOf(j).find("job \"train\": template.resources.cpu"), std::string::npos);
@@ -117,6 +154,7 @@ TEST(JobTest, StoredObjectRoundTrips) {
   job.status.message = "retry 1 of 2";
   job.status.attempt = 1;
   job.status.retries = 1;
+  job.status.preemptions = 2;
   job.status.master_port = 17001;
   job.status.current = {"", "train-1-r1", "", ""};
   job.status.tasks.push_back({.workload = "train-0",

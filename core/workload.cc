@@ -6,6 +6,7 @@
 #include <cctype>
 
 #include "absl/strings/numbers.h"
+#include "core/job.h"
 #include "core/names.h"
 #include "core/status.h"
 #include "core/strings.h"
@@ -575,6 +576,15 @@ absl::StatusOr<WorkloadSpec> DecodeWorkloadSpec(const Json& json) {
     spec.preemptible = it->get<bool>();
   }
   BERTH_RETURN_IF_ERROR(GetStringMap(ctx, json, "", "labels", &spec.labels));
+  if (auto it = spec.labels.find(std::string(kStopGraceLabel)); it != spec.labels.end()) {
+    absl::Duration grace;
+    if (!absl::ParseDuration(it->second, &grace) || grace < absl::ZeroDuration() ||
+        grace > kMaxStopGrace) {
+      return ctx.Error(Cat("labels.", kStopGraceLabel),
+                       Cat("must be a duration from 0s to ", absl::FormatDuration(kMaxStopGrace),
+                           " (how long a stop waits after SIGTERM), got \"", it->second, "\""));
+    }
+  }
   if (auto it = json.find("resources"); it != json.end() && !it->is_null()) {
     BERTH_RETURN_IF_ERROR(DecodeResources(ctx, *it, &spec));
   }

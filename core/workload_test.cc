@@ -86,6 +86,15 @@ TEST(WorkloadSpec, RefusesBadInputNamingTheField) {
   ExpectError(R"({"name":"a","kind":"process","command":["x"],"ports":[{"host":0,"guest":80}]})",
               "ports[0].host");
   ExpectError(R"([1,2])", "body");
+  ExpectError(R"({"name":"a","kind":"process","command":["x"],
+                  "labels":{"berth.stop-grace":"soon"}})",
+              "labels.berth.stop-grace must be a duration from 0s to 1h");
+  ExpectError(R"({"name":"a","kind":"process","command":["x"],
+                  "labels":{"berth.stop-grace":"2h"}})",
+              "labels.berth.stop-grace");
+  auto graced = Decode(R"({"name":"a","kind":"process","command":["x"],
+                           "labels":{"berth.stop-grace":"90s"}})");
+  ASSERT_TRUE(graced.ok()) << graced.status();
 }
 
 TEST(WorkloadSpec, DevicesOfAClassRoundTripAndBadOnesNameTheField) {

@@ -258,10 +258,18 @@ absl::StatusOr<ExitResult> FakeDriver::Wait(std::string_view task_id, absl::Dura
   return *task->exit;
 }
 
+std::optional<absl::Duration> FakeHost::LastStopGrace(std::string_view task_id) {
+  absl::MutexLock lock(&mu_);
+  auto it = stop_graces_.find(task_id);
+  if (it == stop_graces_.end()) return std::nullopt;
+  return it->second;
+}
+
 absl::Status FakeDriver::Stop(std::string_view task_id, const StopOptions& options) {
   absl::MutexLock lock(&host_->mu_);
   FakeHost::Task* task = AdoptedLocked(task_id);
   if (task == nullptr) return TaskNotFound(task_id);
+  host_->stop_graces_[std::string(task_id)] = options.grace;
   if (task->state == TaskState::kExited) return absl::OkStatus();
   if (options.signal == kSigKill || !task->ignores_term) {
     host_->EndLocked(*task, Signaled(options.signal, "stopped by the agent"),

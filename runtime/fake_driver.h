@@ -63,6 +63,8 @@ class FakeHost {
   // The config the task was started with, as the driver received it; nullopt once it is
   // destroyed or for unknown ids.
   std::optional<TaskConfig> Config(std::string_view task_id);
+  // The grace of the last Stop asked of the task; nullopt when none was.
+  std::optional<absl::Duration> LastStopGrace(std::string_view task_id);
 
  private:
   friend class FakeDriver;
@@ -91,6 +93,7 @@ class FakeHost {
   std::optional<absl::Status> fail_next_start_ ABSL_GUARDED_BY(mu_);
   int64_t next_pid_ ABSL_GUARDED_BY(mu_) = 1000;
   int64_t starts_ ABSL_GUARDED_BY(mu_) = 0;
+  std::map<std::string, absl::Duration, std::less<>> stop_graces_ ABSL_GUARDED_BY(mu_);
 };
 
 class FakeDriver final : public ComputeDriver {

@@ -4,10 +4,14 @@
 // readable; a job whose task 1 always fails is retried as a whole gang after its backoff and ends
 // failed after max_retries, naming the task and its exit code, every attempt's tasks kept with
 // their logs; cancelling a finished job removes it and its tasks; the example trainer
-// (examples/train/, PyTorch) resumes from its checkpoint after a failed task.
+// (examples/train/, PyTorch) resumes from its checkpoint after a failed task, and after a higher
+// priority workload preempted it (checkpoint-aware preemption).
 #include <cstdlib>
+#include <cstring>
 #include <filesystem>
 #include <set>
+#include <utility>
+#include <vector>
 
 #include "gtest/gtest.h"
 #include "tests/e2e_util.h"
@@ -81,6 +85,18 @@ class JobE2eTest : public ::testing::Test {
                                 ? raw.body.dump(2)
                                 : std::string("(job not readable)");
     return job + "\n" + ReadFile(dir_ + "/serve.log");
+  }
+
+  // A task's standard output, once readable (the agent moves it aside when the task is cleaned
+  // up, so a read may fall between the two places).
+  std::string Logs(const std::string& task) {
+    Result logs;
+    EXPECT_TRUE(Eventually([&] {
+      logs = e2e::Run(dir_, {"job", "logs", task});
+      return logs.exit_code == 0;
+    })) << task
+        << ": " << logs.err;
+    return logs.out;
   }
 
   std::string dir_;
@@ -181,34 +197,52 @@ TEST_F(JobE2eTest, AFailingTaskIsRetriedWithItsGangUntilMaxRetries) {
   EXPECT_TRUE(left->items.empty());
 }
 
-// The example trainer (examples/train/) with PyTorch: two tasks of a data-parallel job as one
-// gang; rank 1 fails once at step 60, the gang is retried after its backoff, and the new attempt
-// resumes from the checkpoint rank 0 wrote at step 50 and trains to the end.
-TEST_F(JobE2eTest, TheExampleTrainerResumesFromItsCheckpointAfterAFailedTask) {
-  if (std::system("/usr/bin/python3 -c 'import torch.distributed' >/dev/null 2>&1") != 0) {
-    GTEST_SKIP() << "needs /usr/bin/python3 with PyTorch (python3-torch: scripts/setup.sh "
-                    "installs it)";
-  }
-  // The tasks run as nobody: the script and the checkpoint directory go where it can reach them.
+// Whether /usr/bin/python3 has PyTorch, which the example trainer needs.
+bool HasTorch() {
+  return std::system("/usr/bin/python3 -c 'import torch.distributed' >/dev/null 2>&1") == 0;
+}
+
+// examples/train/job.yaml with its paths pointed at `dir` (the script copied where the tasks'
+// user, nobody, reads it; the checkpoints where it writes), `args` added to the trainer's, and
+// each task asking `cpu`; empty (after a test failure) when the example no longer has what the
+// test changes.
+std::string ExampleJobYaml(const std::string& dir, const std::string& args,
+                           const std::string& cpu) {
   namespace fs = std::filesystem;
-  fs::permissions(dir_, fs::perms::owner_all | fs::perms::group_exec | fs::perms::others_exec);
-  const std::string examples = dir_ + "/examples";
-  const std::string checkpoints = dir_ + "/checkpoints";
-  fs::create_directories(examples + "/train");
-  fs::copy_file("examples/train/train.py", examples + "/train/train.py");
-  fs::create_directories(checkpoints);
-  fs::permissions(checkpoints, fs::perms::all);
+  fs::permissions(dir, fs::perms::owner_all | fs::perms::group_exec | fs::perms::others_exec);
+  fs::create_directories(dir + "/examples/train");
+  fs::copy_file("examples/train/train.py", dir + "/examples/train/train.py",
+                fs::copy_options::overwrite_existing);
+  fs::create_directories(dir + "/checkpoints");
+  fs::permissions(dir + "/checkpoints", fs::perms::all);
   std::string yaml = ReadFile("examples/train/job.yaml");
-  auto replace = [&](const std::string& from, const std::string& to) {
-    ASSERT_NE(yaml.find(from), std::string::npos) << from << " is not in examples/train/job.yaml";
+  for (const auto& [from, to] : std::vector<std::pair<std::string, std::string>>{
+           {"/srv/berth-examples", dir + "/examples"},
+           {"/srv/checkpoints/train-example", dir + "/checkpoints"},
+           {R"("--steps", "300")", R"("--steps", "300", )" + args},
+           {"resources: {cpu: 1,", "resources: {cpu: " + cpu + ","}}) {
+    if (yaml.find(from) == std::string::npos) {
+      ADD_FAILURE() << from << " is not in examples/train/job.yaml";
+      return "";
+    }
     for (size_t at = yaml.find(from); at != std::string::npos; at = yaml.find(from, at)) {
       yaml.replace(at, from.size(), to);
       at += to.size();
     }
-  };
-  replace("/srv/berth-examples", examples);
-  replace("/srv/checkpoints/train-example", checkpoints);
-  replace(R"("--steps", "300")", R"("--steps", "300", "--fail-once-at", "60")");
+  }
+  return yaml;
+}
+
+// The example trainer (examples/train/) with PyTorch: two tasks of a data-parallel job as one
+// gang; rank 1 fails once at step 60, the gang is retried after its backoff, and the new attempt
+// resumes from the checkpoint rank 0 wrote at step 50 and trains to the end.
+TEST_F(JobE2eTest, TheExampleTrainerResumesFromItsCheckpointAfterAFailedTask) {
+  if (!HasTorch()) {
+    GTEST_SKIP() << "needs /usr/bin/python3 with PyTorch (python3-torch: scripts/setup.sh "
+                    "installs it)";
+  }
+  const std::string yaml = ExampleJobYaml(dir_, R"("--fail-once-at", "60")", "100m");
+  ASSERT_FALSE(yaml.empty());
   Result created = e2e::Run(dir_, {"job", "create", "-f", "-"}, yaml);
   ASSERT_EQ(created.exit_code, 0) << created.err;
   ASSERT_TRUE(
@@ -218,25 +252,78 @@ TEST_F(JobE2eTest, TheExampleTrainerResumesFromItsCheckpointAfterAFailedTask) {
   ASSERT_EQ(job.status.state, core::JobState::kSucceeded) << Dump("train-example");
   EXPECT_EQ(job.status.retries, 1);
   EXPECT_EQ(job.status.attempt, 1);
-  auto logs_of = [&](const std::string& task) {
-    Result logs;
-    EXPECT_TRUE(Eventually([&] {
-      logs = e2e::Run(dir_, {"job", "logs", task});
-      return logs.exit_code == 0;
-    })) << task
-        << ": " << logs.err;
-    return logs.out;
-  };
-  EXPECT_NE(logs_of("train-example-1").find("rank 1: failing at step 60 as asked"),
-            std::string::npos);
+  EXPECT_NE(Logs("train-example-1").find("rank 1: failing at step 60 as asked"), std::string::npos);
   for (const char* task : {"train-example-0-r1", "train-example-1-r1"}) {
-    const std::string out = logs_of(task);
+    const std::string out = Logs(task);
     EXPECT_NE(out.find("joined a group of 2"), std::string::npos) << task << ": " << out;
-    EXPECT_NE(out.find("resumed from step 50"), std::string::npos) << task << ": " << out;
+    EXPECT_NE(out.find("resumed from step 50 (" + dir_ + "/checkpoints/checkpoint.pt)"),
+              std::string::npos)
+        << task << ": " << out;
     EXPECT_NE(out.find("done: 300 steps, held-out loss 0.0"), std::string::npos)
         << task << ": " << out;
   }
-  EXPECT_TRUE(fs::exists(checkpoints + "/checkpoint.pt"));
+}
+
+// Checkpoint-aware preemption with the example trainer: the job's two tasks fill the host; a
+// higher priority workload preempts one; the gang gets SIGTERM with the checkpoint's grace, both
+// ranks stop after the same step and rank 0 checkpoints it; the job waits, spending no retry,
+// until the preemptor ends, then its new attempt is told BERTH_RESUME_FROM, resumes from exactly
+// that step, and trains to the end.
+TEST_F(JobE2eTest, APreemptedExampleJobCheckpointsAndResumesWhereItStopped) {
+  if (!HasTorch()) {
+    GTEST_SKIP() << "needs /usr/bin/python3 with PyTorch (python3-torch: scripts/setup.sh "
+                    "installs it)";
+  }
+  auto hosts = server_->client().ListHosts();
+  ASSERT_TRUE(hosts.ok() && hosts->items.size() == 1) << hosts.status();
+  const int64_t half = hosts->items[0].inventory.capacity.cpu.value() / 2;
+  ASSERT_GT(half, 0);
+  const std::string yaml =
+      ExampleJobYaml(dir_, R"("--step-delay", "0.05")", std::to_string(half) + "m");
+  ASSERT_FALSE(yaml.empty());
+  Result created = e2e::Run(dir_, {"job", "create", "-f", "-"}, yaml);
+  ASSERT_EQ(created.exit_code, 0) << created.err;
+  // Training, with a first checkpoint written.
+  ASSERT_TRUE(Eventually(
+      [&] {
+        return Get("train-example").status.state == core::JobState::kRunning &&
+               std::filesystem::exists(dir_ + "/checkpoints/checkpoint.pt");
+      },
+      120))
+      << Dump("train-example");
+  Result urgent = e2e::Run(dir_, {"workload", "create", "-f", "-"},
+                           "name: urgent\nkind: process\npriority: 100\n"
+                           "command: [/bin/sh, -c, 'sleep 3']\n"
+                           "resources: {cpu: " +
+                               std::to_string(half) + "m, memory: 32Mi}\n");
+  ASSERT_EQ(urgent.exit_code, 0) << urgent.err;
+  ASSERT_TRUE(
+      Eventually([&] { return core::IsJobFinished(Get("train-example").status.state); }, 240))
+      << Dump("train-example");
+  core::Job job = Get("train-example");
+  ASSERT_EQ(job.status.state, core::JobState::kSucceeded) << Dump("train-example");
+  EXPECT_EQ(job.status.preemptions, 1) << Dump("train-example");
+  EXPECT_EQ(job.status.retries, 0);
+  EXPECT_EQ(job.status.attempt, 1);
+  // Rank 0 of the first attempt checkpointed the step both ranks stopped after.
+  const std::string first = Logs("train-example-0");
+  const size_t at = first.find("rank 0: stopping at step ");
+  ASSERT_NE(at, std::string::npos) << first;
+  const int stopped = std::atoi(first.c_str() + at + std::strlen("rank 0: stopping at step "));
+  EXPECT_GT(stopped, 0) << first;
+  EXPECT_NE(first.find("checkpoint at step " + std::to_string(stopped)), std::string::npos)
+      << first;
+  EXPECT_NE(Logs("train-example-1").find("rank 1: stopping at step " + std::to_string(stopped)),
+            std::string::npos);
+  for (const char* task : {"train-example-0-r1", "train-example-1-r1"}) {
+    const std::string out = Logs(task);
+    EXPECT_NE(out.find("resumed from step " + std::to_string(stopped) + " (" + dir_ +
+                       "/checkpoints/checkpoint.pt)"),
+              std::string::npos)
+        << task << ": " << out;
+    EXPECT_NE(out.find("done: 300 steps"), std::string::npos) << task << ": " << out;
+  }
+  EXPECT_NE(Get("train-example").status.message.find("tasks completed"), std::string::npos);
 }
 
 }  // namespace

@@ -6,8 +6,10 @@ rendezvous address the job controller gives it (RANK, WORLD_SIZE, MASTER_ADDR, M
 trains on its own shard of a synthetic dataset, and averages gradients with the others after
 every step. Rank 0 writes a checkpoint every --checkpoint-every steps, and every rank stops at
 the same step when any of them is asked to stop (SIGTERM), rank 0 writing a last checkpoint
-first. A task started again (a retry of the gang) resumes from the checkpoint it finds in
---checkpoint-dir, or in the directory BERTH_RESUME_FROM names where that is set.
+first. A task started again (a retry of the gang, or the gang placed again after a preemption)
+resumes from the checkpoint it finds in the directory BERTH_RESUME_FROM names, where the job
+sets it, else in --checkpoint-dir (default: BERTH_CHECKPOINT_DIR, which a job with a
+`checkpoint` block sets).
 
 --fail-once-at STEP makes rank 1 exit with code 3 at that step the first time only (it leaves a
 marker in the checkpoint directory): a failure to show the job's retry resuming from a
@@ -40,7 +42,8 @@ def save(path, model, optimizer, step):
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--steps", type=int, default=300, help="steps to train in all")
-    parser.add_argument("--checkpoint-dir", default="", help="where rank 0 writes checkpoints")
+    parser.add_argument("--checkpoint-dir", default=os.environ.get("BERTH_CHECKPOINT_DIR", ""),
+                        help="where rank 0 writes checkpoints (default: BERTH_CHECKPOINT_DIR)")
     parser.add_argument("--checkpoint-every", type=int, default=25)
     parser.add_argument("--step-delay", type=float, default=0.0, help="seconds to wait per step")
     parser.add_argument("--fail-once-at", type=int, default=-1)
