@@ -15,6 +15,7 @@
 #include "absl/synchronization/mutex.h"
 #include "api/api_server.h"
 #include "api/client/client.h"
+#include "api/cluster_routes.h"
 #include "api/http/client.h"
 #include "api/http/http_test_util.h"
 #include "core/clock.h"
@@ -310,6 +311,16 @@ TEST_F(TaskRelayTest, HeartbeatFieldsAreBoundedAndNamed) {
   }
   // A beat without it forgets it (an older agent took over).
   ASSERT_TRUE(Beat(std::nullopt).ok());
+  EXPECT_FALSE(control_->TaskApi("h1").has_value());
+  // A beat another server forwarded comes from that server's address, not the host's: the
+  // task API stays unknown here (and the relay answers 503 saying so).
+  HttpHeaders forwarded;
+  forwarded.Set(std::string(kForwardedHeader), "follower-1");
+  auto relayed_beat = raw.Request("PUT", "/v1/hosts/h1/heartbeat",
+                                  Json{{"task_api", {{"port", port_}, {"token", token_}}}}.dump(),
+                                  "application/json", forwarded);
+  ASSERT_TRUE(relayed_beat.ok()) << relayed_beat.status();
+  EXPECT_EQ(relayed_beat->status, 200) << relayed_beat->body;
   EXPECT_FALSE(control_->TaskApi("h1").has_value());
 }
 
