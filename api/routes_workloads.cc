@@ -49,8 +49,9 @@ absl::StatusOr<std::optional<TaskApiTarget>> ApiServer::TaskHost(const std::stri
         Cat("workload \"", name, "\": host \"", host,
             "\" has not reported a task API to this server, so its logs, console, stats and exec "
             "cannot be reached from here: its agent is older than this server (upgrade it), runs "
-            "with --task-api-listen none, or heartbeats another server (ask the leader: berth "
-            "status)"));
+            "with --task-api-listen none, or its heartbeats reach this server through another one "
+            "(with several servers, ask the leader, `berth status`, and list the leader first in "
+            "the agent's --server; docs/cluster.md)"));
   }
   return TaskApiTarget{
       .host = host, .url = TaskApiUrl(api->address, api->port), .token = api->token};
