@@ -285,7 +285,7 @@ void Agent::HeartbeatLoop() {
       }
       std::optional<core::HostUsage> usage = MeasureUsage();
       const auto sent = std::chrono::steady_clock::now();
-      absl::Status beat = hb_client_.Heartbeat(options_.name, usage);
+      absl::Status beat = hb_client_.Heartbeat(options_.name, usage, options_.task_api);
       if (beat.ok()) Contacted(sent);
       // The server forgot the host, or its credential: register again.
       if (absl::IsNotFound(beat) || absl::IsUnauthenticated(beat)) registered_ = false;

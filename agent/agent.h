@@ -96,6 +96,10 @@ struct AgentOptions {
   // The nvidia-smi each heartbeat asks for GPU utilization and for the device memory each process
   // holds (agent/usage.h), which is reported per workload. Empty = no GPU figures.
   std::string nvidia_smi;
+  // Where this agent serves its task API (api/task_api.h), sent with each heartbeat so the
+  // server can relay logs, console, stats and exec to it; unset = none (the dev server's own
+  // agent, which the API reaches in process).
+  std::optional<api::wire::TaskApiReport> task_api;
   // Driver-specific live counters merged into Stats() (e.g. a VM's guest CPU time); optional.
   std::function<absl::StatusOr<core::Json>(runtime::ComputeDriver* driver,
                                            std::string_view task_id)>
@@ -117,6 +121,7 @@ class Agent : public LocalHost {
   // Stops the threads; running tasks keep running (they are re-adopted at the next start).
   void Stop();
 
+  std::string HostName() override { return options_.name; }
   absl::StatusOr<std::string> LogPath(std::string_view workload, std::string_view stream) override;
   absl::StatusOr<std::string> ConsolePath(std::string_view workload) override;
   absl::StatusOr<api::wire::ExecReply> Exec(std::string_view workload,

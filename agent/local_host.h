@@ -1,6 +1,7 @@
 // What the API serves from the tasks this process can reach directly (dev mode: the local
-// agent): log files, the serial console, exec and live stats. The agent implements it; the API
-// server calls it. It sits below both, so the API needs no agent and the agent no server.
+// agent; an agent's own task API, api/task_api.h): log files, the serial console, exec and live
+// stats. The agent implements it; the API server and the task API call it. It sits below both,
+// so the API needs no agent and the agent no server.
 //
 // Errors: NotFound when this host has no task (or log) for the workload, FailedPrecondition when
 // the task cannot do it (exec in a VM, a console for a container), Unavailable while the local
@@ -28,6 +29,9 @@ class LogSource {
 
 class LocalHost : public LogSource {
  public:
+  // The name of the host these tasks run on; the API serves the workloads placed there from
+  // here, and relays the others to their hosts' task APIs. Empty while unknown.
+  virtual std::string HostName() = 0;
   // The serial console log of a VM workload.
   virtual absl::StatusOr<std::string> ConsolePath(std::string_view workload) = 0;
   // Runs a command inside the workload's task and waits for it (up to request.timeout).

@@ -73,9 +73,7 @@ void ApiServer::Stop() {
   // After the server: nothing dispatches to the pool any more, and what it still holds is
   // answered (into closed connections) before the control plane may go away.
   if (pool_) pool_->Stop();
-  absl::MutexLock lock(&exec_mu_);
-  auto idle = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(exec_mu_) { return execs_running_ == 0; };
-  exec_mu_.Await(absl::Condition(&idle));
+  calls_.Wait();
 }
 uint16_t ApiServer::port() const { return server_->port(); }
 

@@ -28,6 +28,8 @@
 #include "api/http/router.h"
 #include "api/http/server.h"
 #include "api/http/work_pool.h"
+#include "api/task_api.h"
+#include "api/task_proxy.h"
 #include "control/control_plane.h"
 
 namespace berth::api {
@@ -60,7 +62,9 @@ struct ApiServerOptions {
 
 class ApiServer {
  public:
-  // `local` (not owned, may be null) serves logs, consoles, exec and stats of local tasks.
+  // `local` (not owned, may be null) serves logs, consoles, exec and stats of the tasks of this
+  // server's own host (dev mode); those of workloads on other hosts are relayed to their
+  // agents' task APIs.
   ApiServer(ApiServerOptions options, control::ControlPlane* control, LocalHost* local);
   ~ApiServer();
   absl::StatusOr<uint16_t> Start();
@@ -69,6 +73,8 @@ class ApiServer {
   MetricsRegistry& metrics() { return metrics_; }
   // The routes, for registering more resources before Start().
   Router& router() { return router_; }
+  // Execs and relayed follows running now (each on its own thread).
+  int blocking_calls() { return calls_.running(); }
 
  private:
   // Authentication, then every route file's routes.
@@ -102,18 +108,18 @@ class ApiServer {
   // Adds "allocated" (core::HostAllocation) and "used" (the agent's last core::HostUsage, or
   // null) to each encoded host of `hosts`.
   void AddAllocationAndUsage(core::Json& hosts);
-  // Streams (or returns) a file of a local task: a log or the console.
-  void ServeFile(const HttpRequest& request, Responder responder, const std::string& name,
-                 const absl::StatusOr<std::string>& path);
-  // The workload, or an error response when it does not exist or is not on a local host.
-  absl::StatusOr<core::Workload> LocalWorkload(const std::string& name);
+  // Where the workload's task is reached from this server: none for the server's own host (dev
+  // mode: `logs_`), else the task API of the host it runs on; an error answer (404 no such
+  // workload, 409 not placed yet, 503 host down or no task API known) when neither.
+  absl::StatusOr<std::optional<TaskApiTarget>> TaskHost(const std::string& name);
+  // How a log or console of this server's own host is followed: until the workload ends.
+  TaskFileFollow Follow(const std::string& name);
 
   ApiServerOptions options_;
   control::ControlPlane* control_;
   LocalHost* logs_;
-  // Exec requests run on their own threads; Stop waits for them.
-  absl::Mutex exec_mu_;
-  int execs_running_ ABSL_GUARDED_BY(exec_mu_) = 0;
+  // Execs and relayed streams run on their own threads; Stop waits for them.
+  BlockingCalls calls_;
   // GET /v1/summary reads every host and workload: one reply serves every caller for
   // options_.summary_max_age, and one caller at a time computes it (the others wait for it).
   absl::Mutex summary_compute_mu_;

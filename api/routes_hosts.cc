@@ -10,6 +10,7 @@
 
 #include "api/api_server.h"
 #include "api/body_parser.h"
+#include "api/cluster_routes.h"
 #include "api/list_query.h"
 #include "api/route_util.h"
 #include "api/wire/wire.h"
@@ -128,8 +129,9 @@ void ApiServer::HostRoutes() {
   });
   router_.Handle("PUT", "/v1/hosts/{name}/heartbeat", [this](const HttpRequest& req) {
     if (auto denied = OnlyItself(req, req.Param("name"))) return *denied;
-    // An agent sends what it measured on its host with the heartbeat; the body may be empty.
-    auto body = StrictBody(req, "host", req.Param("name"), {"usage"});
+    // An agent sends what it measured on its host and where it serves its task API with the
+    // heartbeat; the body may be empty.
+    auto body = StrictBody(req, "host", req.Param("name"), {"usage", "task_api"});
     if (!body.ok()) return Fail(body.status());
     std::optional<core::HostUsage> usage;
     if (auto it = body->find("usage"); it != body->end()) {
@@ -137,7 +139,19 @@ void ApiServer::HostRoutes() {
       if (!decoded.ok()) return Fail(decoded.status());
       usage = std::move(*decoded);
     }
-    absl::Status s = control_->Heartbeat(req.Param("name"), usage);
+    std::optional<control::TaskApiEndpoint> task_api;
+    if (auto it = body->find("task_api"); it != body->end()) {
+      auto decoded = wire::DecodeTaskApiReport(req.Param("name"), *it);
+      if (!decoded.ok()) return Fail(decoded.status());
+      // The address is the heartbeat's own peer, so a host credential cannot send this server
+      // elsewhere. A heartbeat another server forwarded comes from that server, not from the
+      // host: its task API stays unknown here.
+      if (!req.Header(kForwardedHeader)) {
+        task_api = control::TaskApiEndpoint{
+            .address = req.remote_address, .port = decoded->port, .token = decoded->token};
+      }
+    }
+    absl::Status s = control_->Heartbeat(req.Param("name"), usage, task_api);
     if (!s.ok()) return Fail(s);
     return JsonOk(200, {{"name", req.Param("name")}, {"status", "ok"}});
   });

@@ -1,16 +1,17 @@
-// Workload routes: create, list, get, delete, actions, explain, and what the API serves from
-// local tasks (logs, console, stats, exec). The status an agent reports is in routes_hosts.cc.
-#include <fstream>
+// Workload routes: create, list, get, delete, actions, explain, and what the API serves of
+// workloads' tasks (logs, console, stats, exec): from the server's own host, or relayed to the
+// task API of the host a workload runs on. The status an agent reports is in routes_hosts.cc.
+#include <functional>
+#include <optional>
 #include <set>
-#include <sstream>
-#include <thread>
 
 #include "api/api_server.h"
 #include "api/body_parser.h"
 #include "api/list_query.h"
 #include "api/route_util.h"
+#include "api/task_api.h"
+#include "api/task_proxy.h"
 #include "api/wire/wire.h"
-#include "core/guard.h"
 #include "core/status.h"
 #include "core/strings.h"
 
@@ -19,93 +20,41 @@ namespace berth::api {
 using core::Cat;
 using core::Json;
 
-namespace {
-
-// Streams a growing log file to a client until the client leaves, or the workload is gone or
-// finished and its output drained. Each step reschedules itself on the server's timers, so a
-// follower holds no thread; the step itself (a file read and a store read) runs on a handler
-// thread when there is a pool, never on an I/O thread.
-class LogFollower : public std::enable_shared_from_this<LogFollower> {
- public:
-  LogFollower(std::string path, std::string name, ResponseStream out, HttpServer* server,
-              WorkPool* pool, control::ControlPlane* control)
-      : path_(std::move(path)),
-        name_(std::move(name)),
-        out_(std::move(out)),
-        server_(server),
-        pool_(pool),
-        control_(control) {}
-
-  void Step() {
-    if (out_.Cancelled()) return;
-    std::ifstream in(path_, std::ios::binary);
-    if (in) {
-      in.seekg(offset_);
-      std::string chunk((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-      if (!chunk.empty()) {
-        offset_ += static_cast<std::streamoff>(chunk.size());
-        out_.Write(chunk);
-      }
-    }
-    auto w = control_->GetWorkload(name_);
-    bool over = !w.ok() || core::IsTerminal(w->status.state);
-    if (over && ++idle_steps_ > 2) {
-      out_.Finish();
-      return;
-    }
-    server_->RunAfter(absl::Milliseconds(200), [self = shared_from_this()] {
-      // A stopped pool refuses the step, which ends the stream: the server is going away.
-      if (self->pool_ == nullptr) {
-        self->Step();
-      } else if (!self->pool_->Submit([self] { self->Step(); })) {
-        self->out_.Finish();
-      }
-    });
-  }
-
- private:
-  const std::string path_;
-  const std::string name_;
-  ResponseStream out_;
-  HttpServer* server_;
-  WorkPool* pool_;  // null: steps run on the I/O thread
-  control::ControlPlane* control_;
-  std::streamoff offset_ = 0;
-  int idle_steps_ = 0;
-};
-
-}  // namespace
-
-absl::StatusOr<core::Workload> ApiServer::LocalWorkload(const std::string& name) {
+absl::StatusOr<std::optional<TaskApiTarget>> ApiServer::TaskHost(const std::string& name) {
   BERTH_ASSIGN_OR_RETURN(core::Workload w, control_->GetWorkload(name));
-  if (logs_ == nullptr) {
-    return absl::UnimplementedError(Cat("workload \"", name,
-                                        "\": its logs, console and tasks are on host ",
-                                        w.status.host.empty() ? "(none yet)" : w.status.host,
-                                        "; run the command against the server on that host"));
+  const std::string& host = w.status.host;
+  // This server's own host (dev mode); an unplaced workload is asked of it too, which answers
+  // that there is no task yet.
+  if (logs_ != nullptr && (host.empty() || host == logs_->HostName())) return std::nullopt;
+  if (host.empty()) {
+    return absl::FailedPreconditionError(Cat(
+        "workload \"", name, "\": not placed on a host yet (",
+        core::WorkloadStateName(w.status.state),
+        "); its logs, console and task exist once it runs (berth workload explain ", name, ")"));
   }
-  return w;
-}
-
-void ApiServer::ServeFile(const HttpRequest& req, Responder responder, const std::string& name,
-                          const absl::StatusOr<std::string>& path) {
-  if (!path.ok()) {
-    responder.Send(Fail(path.status()));
-    return;
+  auto h = control_->GetHost(host);
+  if (!h.ok()) {
+    return absl::UnavailableError(Cat("workload \"", name, "\": its host \"", host,
+                                      "\" is not registered any more: ", h.status().message()));
   }
-  bool follow = req.Query("follow").value_or("") == "true" || req.Query("follow") == "1";
-  if (!follow) {
-    std::ifstream in(*path, std::ios::binary);
-    std::stringstream ss;
-    ss << in.rdbuf();
-    responder.Send(HttpResponse::Text(200, ss.str()));
-    return;
+  if (h->state == core::HostState::kDown) {
+    return absl::UnavailableError(
+        Cat("workload \"", name, "\": its host \"", host,
+            "\" is down (no heartbeat within the host TTL); its logs, console and task can be "
+            "reached again once its agent heartbeats"));
   }
-  HttpHeaders headers;
-  headers.Set("Content-Type", "text/plain; charset=utf-8");
-  auto follower = std::make_shared<LogFollower>(*path, name, responder.StartStream(200, headers),
-                                                server_.get(), pool_.get(), control_);
-  follower->Step();
+  std::optional<control::TaskApiEndpoint> api = control_->TaskApi(host);
+  if (!api) {
+    return absl::UnavailableError(
+        Cat("workload \"", name, "\": host \"", host,
+            "\" has not reported a task API to this server, so its logs, console, stats and exec "
+            "cannot be reached from here: its agent is older than this server (upgrade it), runs "
+            "with --task-api-listen none, or its heartbeats reach this server through another one "
+            "(with several servers, ask the leader, `berth status`, and list the leader first in "
+            "the agent's --server; docs/cluster.md)"));
+  }
+  return TaskApiTarget{
+      .host = host, .url = TaskApiUrl(api->address, api->port), .token = api->token};
 }
 
 void ApiServer::WorkloadRoutes() {
@@ -193,78 +142,84 @@ void ApiServer::WorkloadRoutes() {
     if (!why.ok()) return Fail(why.status());
     return JsonOk(200, *why);
   });
-  router_.HandleAsync(
-      "GET", "/v1/workloads/{name}/logs", [this](const HttpRequest& req, Responder responder) {
-        std::string name = req.Param("name");
-        std::string stream = req.Query("stream").value_or("stdout");
-        if (stream != "stdout" && stream != "stderr") {
-          responder.Send(Fail(absl::InvalidArgumentError(
-              Cat("query: stream must be stdout or stderr, got \"", stream, "\""))));
-          return;
-        }
-        auto w = LocalWorkload(name);
-        if (!w.ok()) {
-          responder.Send(Fail(w.status()));
-          return;
-        }
-        ServeFile(req, std::move(responder), name, logs_->LogPath(name, stream));
-      });
-  router_.HandleAsync("GET", "/v1/workloads/{name}/console",
-                      [this](const HttpRequest& req, Responder responder) {
+  // What the API serves of a workload's task: from this server's own host (dev mode), or
+  // relayed to the task API of the host it runs on (`upstream`, under /v1/tasks/NAME).
+  auto task_get = [this](Responder responder, const std::string& name, std::string_view upstream,
+                         bool follow, const std::function<void(Responder)>& here) {
+    auto target = TaskHost(name);
+    if (!target.ok()) {
+      responder.Send(Fail(target.status()));
+    } else if (*target) {
+      RelayTaskGet(**target, Cat("/v1/tasks/", PercentEncode(name), upstream), follow,
+                   std::move(responder), &calls_);
+    } else {
+      here(std::move(responder));
+    }
+  };
+  router_.HandleAsync("GET", "/v1/workloads/{name}/logs",
+                      [this, task_get](const HttpRequest& req, Responder responder) {
                         std::string name = req.Param("name");
-                        auto w = LocalWorkload(name);
-                        if (!w.ok()) {
-                          responder.Send(Fail(w.status()));
+                        absl::StatusOr<std::string> stream = LogStreamParam(req);
+                        if (!stream.ok()) {
+                          responder.Send(Fail(stream.status()));
                           return;
                         }
-                        ServeFile(req, std::move(responder), name, logs_->ConsolePath(name));
+                        const bool follow = FollowParam(req);
+                        task_get(std::move(responder), name,
+                                 Cat("/logs?stream=", *stream, follow ? "&follow=true" : ""),
+                                 follow, [&](Responder here) {
+                                   ServeTaskFile(req, std::move(here),
+                                                 logs_->LogPath(name, *stream), Follow(name));
+                                 });
                       });
-  router_.Handle("GET", "/v1/workloads/{name}/stats", [this](const HttpRequest& req) {
-    std::string name = req.Param("name");
-    auto w = LocalWorkload(name);
-    if (!w.ok()) return Fail(w.status());
-    auto stats = logs_->Stats(name);
-    if (!stats.ok()) return Fail(stats.status());
-    return JsonOk(200, *stats);
-  });
   router_.HandleAsync(
-      "POST", "/v1/workloads/{name}/exec", [this](const HttpRequest& req, Responder responder) {
+      "GET", "/v1/workloads/{name}/console",
+      [this, task_get](const HttpRequest& req, Responder responder) {
         std::string name = req.Param("name");
-        auto body = ParseBody(req.body, {"workload exec", name});
-        if (!body.ok()) {
-          responder.Send(Fail(body.status()));
-          return;
-        }
-        auto exec = wire::DecodeExecRequest(name, *body);
-        if (!exec.ok()) {
-          responder.Send(Fail(exec.status()));
-          return;
-        }
-        exec->timeout = std::min(exec->timeout, options_.max_wait);
-        auto w = LocalWorkload(name);
-        if (!w.ok()) {
-          responder.Send(Fail(w.status()));
-          return;
-        }
-        // The command may run for a while: keep it off the I/O threads.
-        {
-          absl::MutexLock lock(&exec_mu_);
-          ++execs_running_;
-        }
-        std::thread([this, name, exec = *std::move(exec), responder = std::move(responder)] {
-          absl::Status guarded = core::RunGuarded("workload exec", [&] {
-            auto r = logs_->Exec(name, exec);
-            if (r.ok()) {
-              responder.Send(JsonOk(200, wire::EncodeExecReply(*r)));
-            } else {
-              responder.Send(Fail(r.status()));
-            }
-          });
-          if (!guarded.ok()) responder.Send(Fail(guarded));  // no-op when already answered
-          absl::MutexLock lock(&exec_mu_);
-          --execs_running_;
-        }).detach();
+        const bool follow = FollowParam(req);
+        task_get(std::move(responder), name, follow ? "/console?follow=true" : "/console", follow,
+                 [&](Responder here) {
+                   ServeTaskFile(req, std::move(here), logs_->ConsolePath(name), Follow(name));
+                 });
       });
+  router_.HandleAsync(
+      "GET", "/v1/workloads/{name}/stats",
+      [this, task_get](const HttpRequest& req, Responder responder) {
+        std::string name = req.Param("name");
+        task_get(std::move(responder), name, "/stats", /*follow=*/false, [&](Responder here) {
+          auto stats = logs_->Stats(name);
+          here.Send(stats.ok() ? JsonOk(200, *stats) : Fail(stats.status()));
+        });
+      });
+  router_.HandleAsync("POST", "/v1/workloads/{name}/exec",
+                      [this](const HttpRequest& req, Responder responder) {
+                        std::string name = req.Param("name");
+                        auto exec = ExecParam(req, name, options_.max_wait);
+                        if (!exec.ok()) {
+                          responder.Send(Fail(exec.status()));
+                          return;
+                        }
+                        auto target = TaskHost(name);
+                        if (!target.ok()) {
+                          responder.Send(Fail(target.status()));
+                          return;
+                        }
+                        // The command may run for a while: either way it keeps off the I/O and
+                        // handler threads.
+                        if (*target) {
+                          RelayTaskExec(**target, name, *exec, std::move(responder), &calls_);
+                        } else {
+                          RunExec(&calls_, logs_, name, *std::move(exec), std::move(responder));
+                        }
+                      });
+}
+
+TaskFileFollow ApiServer::Follow(const std::string& name) {
+  return TaskFileFollow{
+      .server = server_.get(), .pool = pool_.get(), .over = [control = control_, name] {
+        auto w = control->GetWorkload(name);
+        return !w.ok() || core::IsTerminal(w->status.state);
+      }};
 }
 
 }  // namespace berth::api

@@ -506,6 +506,7 @@ absl::Status ControlPlane::RemoveHost(std::string_view name) {
       leases_.Forget(name);
       if (auto it = marked_down_.find(name); it != marked_down_.end()) marked_down_.erase(it);
       if (auto it = usage_.find(name); it != usage_.end()) usage_.erase(it);
+      if (auto it = task_apis_.find(name); it != task_apis_.end()) task_apis_.erase(it);
       if (auto it = usage_history_.find(name); it != usage_history_.end()) {
         usage_history_.erase(it);
       }
@@ -516,7 +517,8 @@ absl::Status ControlPlane::RemoveHost(std::string_view name) {
 }
 
 absl::Status ControlPlane::Heartbeat(std::string_view name,
-                                     const std::optional<core::HostUsage>& usage) {
+                                     const std::optional<core::HostUsage>& usage,
+                                     const std::optional<TaskApiEndpoint>& task_api) {
   // The lease lives in memory; the store hears of a heartbeat only when it brings a host back.
   // The model answers whether the host exists and is up without a store read; a host it does
   // not hold yet (registered an instant ago, or the model is not loaded) is read from the store.
@@ -532,6 +534,11 @@ absl::Status ControlPlane::Heartbeat(std::string_view name,
     const absl::Time now = clock_->Now();
     leases_.Renew(name, now);
     marked_down = marked_down_.contains(name);
+    if (task_api) {
+      task_apis_[std::string(name)] = *task_api;
+    } else if (auto it = task_apis_.find(name); it != task_apis_.end()) {
+      task_apis_.erase(it);
+    }
     if (usage) {
       usage_[std::string(name)] = *usage;
       std::deque<UsageSample>& history = usage_history_[std::string(name)];
@@ -1059,6 +1066,13 @@ absl::StatusOr<std::vector<UsageSample>> ControlPlane::UsageHistory(std::string_
     if (now - s.time <= options_.usage_history) out.push_back(s);
   }
   return out;
+}
+
+std::optional<TaskApiEndpoint> ControlPlane::TaskApi(std::string_view host) {
+  absl::MutexLock lock(&mu_);
+  auto it = task_apis_.find(host);
+  if (it == task_apis_.end()) return std::nullopt;
+  return it->second;
 }
 
 std::map<std::string, core::HostUsage> ControlPlane::HostUsages() {

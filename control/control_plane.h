@@ -104,6 +104,15 @@ struct UsageSample {
   core::HostUsage usage;
 };
 
+// Where a host's agent serves its task API (logs, console, stats and exec of the workloads it
+// runs), as its latest heartbeat reported it: the address the heartbeat came from, the port the
+// agent named and the bearer token it takes. Kept in memory only, never stored or shown.
+struct TaskApiEndpoint {
+  std::string address;  // IP address, as the server saw the heartbeat's peer
+  uint16_t port = 0;
+  std::string token;
+};
+
 // An agent's report about one workload it runs.
 struct StatusReport {
   int64_t generation = 0;  // the placement generation the agent acted on
@@ -188,8 +197,13 @@ class ControlPlane {
   absl::Status RemoveHost(std::string_view name);
   // A heartbeat, with what the agent measured on its host when it sent one (kept in memory,
   // the latest per host; see HostUsages).
+  // A heartbeat without `task_api` forgets the one reported before (an older agent took over).
   absl::Status Heartbeat(std::string_view name,
-                         const std::optional<core::HostUsage>& usage = std::nullopt);
+                         const std::optional<core::HostUsage>& usage = std::nullopt,
+                         const std::optional<TaskApiEndpoint>& task_api = std::nullopt);
+  // Where the host's agent serves its task API, as its latest heartbeat to this server said;
+  // none when it said nothing (an older agent, or one that heartbeats another server).
+  std::optional<TaskApiEndpoint> TaskApi(std::string_view host);
   // What the placed workloads hold on every registered host, by host name.
   absl::StatusOr<std::map<std::string, core::HostAllocation>> HostAllocations();
   // The latest usage each host's agent reported, by host name; hosts that sent none are absent.
@@ -335,6 +349,7 @@ class ControlPlane {
   // instant behind the write).
   std::set<std::string, std::less<>> marked_down_ ABSL_GUARDED_BY(mu_);
   std::map<std::string, core::HostUsage, std::less<>> usage_ ABSL_GUARDED_BY(mu_);
+  std::map<std::string, TaskApiEndpoint, std::less<>> task_apis_ ABSL_GUARDED_BY(mu_);
   std::map<std::string, std::deque<UsageSample>, std::less<>> usage_history_ ABSL_GUARDED_BY(mu_);
   absl::Time started_at_;
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;

@@ -28,6 +28,7 @@
 #include "api/routes_jobs.h"
 #include "api/routes_services.h"
 #include "api/routes_sim.h"
+#include "api/task_api.h"
 #include "cli/cli.h"
 #include "control/control_plane.h"
 #include "control/job_controller.h"
@@ -104,6 +105,10 @@ int WaitForSignal(const sigset_t& set) {
 class LocalAgentHost : public agent::LocalHost {
  public:
   void Set(agent::Agent* a) { agent_ = a; }
+  std::string HostName() override {
+    agent::Agent* a = agent_.load();
+    return a == nullptr ? std::string() : a->HostName();
+  }
   absl::StatusOr<std::string> LogPath(std::string_view workload, std::string_view stream) override {
     agent::Agent* a = agent_.load();
     if (a == nullptr) return NotRunning();
@@ -662,17 +667,54 @@ int RunAgent(core::Invocation& f) {
   ao.data_dir = dir;
   ao.inventory = *inv;
   WireDrivers(drivers, ao);
+  // The task API: the server relays logs, console, stats and exec of this host's workloads to
+  // it, with the token each heartbeat carries (made here, kept in memory only).
+  LocalAgentHost tasks;
+  std::unique_ptr<api::TaskApiServer> task_api;
+  const std::string task_listen = f.String("task-api-listen");
+  if (task_listen != "none") {
+    auto task_token = api::NewTaskApiToken();
+    if (!task_token.ok()) return f.Fail(Cat("task API: ", task_token.status().message()));
+    const auto colon = task_listen.rfind(':');
+    std::string task_host = task_listen.substr(0, colon);
+    if (task_host.size() > 2 && task_host.front() == '[') {
+      task_host = task_host.substr(1, task_host.size() - 2);
+    }
+    int task_port = 0;
+    if (!absl::SimpleAtoi(task_listen.substr(colon + 1), &task_port)) task_port = 0;  // checked
+    task_api = std::make_unique<api::TaskApiServer>(
+        api::TaskApiOptions{
+            .host = task_host, .port = static_cast<uint16_t>(task_port), .token = *task_token},
+        &tasks);
+    auto bound = task_api->Start();
+    if (!bound.ok()) {
+      return f.Fail(Cat("cannot serve the task API on ", task_listen, ": ",
+                        bound.status().message(),
+                        "; choose another --task-api-listen (port 0 picks a free one)"));
+    }
+    ao.task_api = api::wire::TaskApiReport{.port = *bound, .token = *task_token};
+  }
   agent::Agent a(ao);
+  tasks.Set(&a);
   absl::Status started = a.Start();
   if (!started.ok()) {
+    if (task_api) task_api->Stop();
+    tasks.Set(nullptr);
     return f.Fail(Cat(started.message()));
   }
   if (f.json()) {
-    out << Json{{"event", "joining"}, {"host", ao.name}, {"server", server}}.dump() << std::endl;
+    Json joining = {{"event", "joining"}, {"host", ao.name}, {"server", server}};
+    joining["task_api_port"] = ao.task_api ? Json(ao.task_api->port) : Json(nullptr);
+    out << joining.dump() << std::endl;
   } else {
-    out << "berth agent: host " << ao.name << " joining " << server << std::endl;
+    out << "berth agent: host " << ao.name << " joining " << server;
+    if (ao.task_api) out << "; task API on port " << ao.task_api->port;
+    out << std::endl;
   }
   WaitForSignal(signals);
+  // The task API first: its follows end and its execs return while the agent still answers.
+  if (task_api) task_api->Stop();
+  tasks.Set(nullptr);
   a.Stop();
   return 0;
 }
@@ -700,6 +742,20 @@ std::function<absl::Status(std::string_view)> DurationBetween(std::string flag, 
     }
     return absl::OkStatus();
   };
+}
+
+absl::Status CheckTaskApiListen(std::string_view listen) {
+  if (listen == "none") return absl::OkStatus();
+  auto colon = listen.rfind(':');
+  int port = 0;
+  if (colon == std::string_view::npos || colon == 0 ||
+      !absl::SimpleAtoi(absl::string_view(listen.data() + colon + 1, listen.size() - colon - 1),
+                        &port) ||
+      port < 0 || port > 65535) {
+    return absl::InvalidArgumentError(
+        Cat("--task-api-listen must be HOST:PORT or none, got \"", listen.substr(0, 64), "\""));
+  }
+  return absl::OkStatus();
 }
 
 absl::Status CheckListen(std::string_view listen) {
@@ -866,6 +922,16 @@ core::Command AgentCommand() {
                 {.name = "name",
                  .help = "the host's name (default: the config file's, else the machine's)",
                  .value_name = "NAME"},
+                {.name = "task-api-listen",
+                 .help = "where the agent serves its task API, which the server relays\n"
+                         "`berth workload logs|console|stats|exec` of this host's workloads to;\n"
+                         "port 0 picks a free one. The server reaches it at the address the\n"
+                         "agent's heartbeats come from, with a token made at each start and sent\n"
+                         "with them. Plain HTTP, like the API: keep it on a private network.\n"
+                         "none: serve nothing (those commands then fail for this host)",
+                 .default_value = "0.0.0.0:0",
+                 .value_name = "HOST:PORT",
+                 .check = CheckTaskApiListen},
                 kVmAccelFlag},
       .run = RunAgent};
 }

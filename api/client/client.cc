@@ -346,10 +346,13 @@ absl::StatusOr<wire::RegistrationReply> Client::RegisterHost(
 }
 
 absl::Status Client::Heartbeat(std::string_view host, const std::optional<core::HostUsage>& usage,
-                               Raw* raw) {
+                               const std::optional<wire::TaskApiReport>& task_api, Raw* raw) {
   std::string path = Cat("/v1/hosts/", Seg(host), "/heartbeat");
-  if (!usage) return Send("PUT", path, "", "", raw).status();
-  return SendJson("PUT", path, Json{{"usage", core::EncodeHostUsage(*usage)}}, raw).status();
+  if (!usage && !task_api) return Send("PUT", path, "", "", raw).status();
+  Json body = Json::object();
+  if (usage) body["usage"] = core::EncodeHostUsage(*usage);
+  if (task_api) body["task_api"] = wire::EncodeTaskApiReport(*task_api);
+  return SendJson("PUT", path, body, raw).status();
 }
 
 absl::StatusOr<wire::WorkloadList> Client::Assignments(std::string_view host, const Watch& watch,

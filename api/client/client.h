@@ -188,9 +188,11 @@ class Client {
   // --- Hosts ---
   absl::StatusOr<wire::RegistrationReply> RegisterHost(const wire::HostRegistration& registration,
                                                        Raw* raw = nullptr);
-  // PUT /v1/hosts/{name}/heartbeat, with what the agent measured on the host when given.
+  // PUT /v1/hosts/{name}/heartbeat, with what the agent measured on the host and where it
+  // serves its task API, when given.
   absl::Status Heartbeat(std::string_view host,
                          const std::optional<core::HostUsage>& usage = std::nullopt,
+                         const std::optional<wire::TaskApiReport>& task_api = std::nullopt,
                          Raw* raw = nullptr);
   // The workloads placed on `host`, as a blocking query.
   absl::StatusOr<wire::WorkloadList> Assignments(std::string_view host, const Watch& watch = {},

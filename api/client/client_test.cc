@@ -47,6 +47,7 @@ core::HostInventory Inventory() {
 class FakeLocalHost : public agent::LocalHost {
  public:
   explicit FakeLocalHost(std::string dir) : dir_(std::move(dir)) {}
+  std::string HostName() override { return "h1"; }
   absl::StatusOr<std::string> LogPath(std::string_view workload, std::string_view stream) override {
     std::string path = dir_ + "/" + std::string(workload) + "." + std::string(stream);
     if (!std::filesystem::exists(path)) return absl::NotFoundError("no log yet");

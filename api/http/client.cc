@@ -447,6 +447,7 @@ absl::StatusOr<HttpResponse> HttpClient::Stream(
   parser->body_limit(boost::none);
   HttpResponse out = ToResponse(parser->get().base());
   const bool success = out.status >= 200 && out.status < 300;
+  if (stream_options.on_head) stream_options.on_head(out);
   std::optional<std::chrono::steady_clock::time_point> idle_deadline;
   char buf[16 << 10];
   while (!parser->is_done()) {

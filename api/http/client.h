@@ -96,6 +96,9 @@ class HttpClient {
     std::string body;
     // When set, its Cancel() ends the call from another thread. Not owned.
     StreamCanceller* canceller = nullptr;
+    // When set, called once with the status line and headers (an empty body) as soon as they
+    // are read, before any piece of the body: a relay can answer its own client at once.
+    std::function<void(const HttpResponse& head)> on_head;
   };
   // Sends the request (see StreamOptions) and calls `on_chunk` with each piece of the body as it
   // arrives (piece boundaries need not match the server's chunks). `on_chunk` returns false to

@@ -203,6 +203,38 @@ absl::StatusOr<ExecRequest> DecodeExecRequest(std::string_view workload, const J
   return exec;
 }
 
+Json EncodeTaskApiReport(const TaskApiReport& report) {
+  return {{"port", report.port}, {"token", report.token}};
+}
+
+absl::StatusOr<TaskApiReport> DecodeTaskApiReport(std::string_view host, const Json& j) {
+  JsonContext ctx{"host", std::string(host)};
+  BERTH_RETURN_IF_ERROR(core::CheckObject(ctx, j, "task_api", {"port", "token"}));
+  TaskApiReport report;
+  auto port = j.find("port");
+  if (port == j.end() || !port->is_number_integer() || port->get<int64_t>() < 1 ||
+      port->get<int64_t>() > 65535) {
+    return ctx.Error("task_api.port", Cat("must be a port number from 1 to 65535, got ",
+                                          port == j.end() ? "nothing" : core::Preview(*port)));
+  }
+  report.port = static_cast<uint16_t>(port->get<int64_t>());
+  auto token = j.find("token");
+  bool hex = token != j.end() && token->is_string() &&
+             token->get_ref<const std::string&>().size() == kTaskApiTokenLength;
+  if (hex) {
+    for (char c : token->get_ref<const std::string&>()) {
+      hex = hex && ((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'));
+    }
+  }
+  if (!hex) {
+    // The value is a secret: the message says what is wrong with it, not what it is.
+    return ctx.Error("task_api.token",
+                     Cat("must be ", kTaskApiTokenLength, " lower-case hex digits"));
+  }
+  report.token = token->get<std::string>();
+  return report;
+}
+
 Json EncodeExecReply(const ExecReply& reply) {
   return {
       {"exit_code", reply.exit_code}, {"stdout", reply.stdout_data}, {"stderr", reply.stderr_data}};

@@ -72,6 +72,21 @@ struct HostDetail {
 };
 absl::StatusOr<HostDetail> DecodeHostDetail(const core::Json& j);
 
+// The "task_api" field of a heartbeat (PUT /v1/hosts/{name}/heartbeat): where the host's agent
+// serves its task API (logs, console, stats, exec of its workloads) and the bearer token it takes.
+// The server reaches it at the address the heartbeat came from, on this port; it keeps both in
+// memory only and shows them in no answer.
+struct TaskApiReport {
+  uint16_t port = 0;  // 1..65535
+  std::string token;  // kTaskApiTokenLength lower-case hex digits
+  bool operator==(const TaskApiReport&) const = default;
+};
+// The length of a task API token: 32 random bytes as hex.
+inline constexpr size_t kTaskApiTokenLength = 64;
+core::Json EncodeTaskApiReport(const TaskApiReport& report);
+// `host` names the object in errors, which name the field: `host "h": task_api.port must be ...`.
+absl::StatusOr<TaskApiReport> DecodeTaskApiReport(std::string_view host, const core::Json& j);
+
 // POST /v1/workloads/{name}/exec: a command to run inside a workload's task.
 struct ExecRequest {
   std::vector<std::string> argv;

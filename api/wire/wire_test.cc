@@ -98,6 +98,36 @@ TEST(Wire, RegistrationReplyCarriesTheCredential) {
   EXPECT_NE(ErrorOf(DecodeRegistrationReply(j)).find("host_ttl"), std::string::npos);
 }
 
+TEST(Wire, TaskApiReportRoundTripsAndItsBoundsNameTheField) {
+  const std::string token(kTaskApiTokenLength, 'a');
+  TaskApiReport report{.port = 7071, .token = token};
+  auto back = DecodeTaskApiReport("h1", EncodeTaskApiReport(report));
+  ASSERT_TRUE(back.ok()) << back.status();
+  EXPECT_EQ(*back, report);
+  EXPECT_TRUE(DecodeTaskApiReport("h1", Json{{"port", 1}, {"token", token}}).ok());
+  EXPECT_TRUE(DecodeTaskApiReport("h1", Json{{"port", 65535}, {"token", token}}).ok());
+  // Each bad value is refused with the host and the field named.
+  for (const Json& port : {Json(0), Json(65536), Json(-1), Json("7071"), Json(70.5), Json()}) {
+    std::string err = ErrorOf(DecodeTaskApiReport("h1", Json{{"port", port}, {"token", token}}));
+    EXPECT_NE(err.find("task_api.port"), std::string::npos) << port.dump() << ": " << err;
+    EXPECT_NE(err.find("\"h1\""), std::string::npos) << err;
+  }
+  EXPECT_NE(ErrorOf(DecodeTaskApiReport("h1", Json{{"token", token}})).find("task_api.port"),
+            std::string::npos);
+  const std::string upper(kTaskApiTokenLength, 'A');
+  for (const Json& bad : {Json(token.substr(1)), Json(token + "a"), Json(upper),
+                          Json(std::string(kTaskApiTokenLength, 'g')), Json(12), Json("")}) {
+    std::string err = ErrorOf(DecodeTaskApiReport("h1", Json{{"port", 80}, {"token", bad}}));
+    EXPECT_NE(err.find("task_api.token"), std::string::npos) << bad.dump() << ": " << err;
+  }
+  EXPECT_NE(ErrorOf(DecodeTaskApiReport("h1", Json{{"port", 80}})).find("task_api.token"),
+            std::string::npos);
+  std::string unknown =
+      ErrorOf(DecodeTaskApiReport("h1", Json{{"port", 80}, {"token", token}, {"url", "x"}}));
+  EXPECT_NE(unknown.find("task_api.url"), std::string::npos) << unknown;
+  EXPECT_NE(ErrorOf(DecodeTaskApiReport("h1", Json::array())).find("task_api"), std::string::npos);
+}
+
 TEST(Wire, ExecRequestAndReplyRoundTrip) {
   ExecRequest req{
       .argv = {"sh", "-c", "echo $X"}, .env = {{"X", "1"}}, .timeout = absl::Seconds(90)};

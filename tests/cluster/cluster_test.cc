@@ -2,7 +2,8 @@
 // elsewhere; a host cut off the network fences its workloads before they start elsewhere, so no
 // workload ever runs twice; a host that comes back cleans up what is no longer its own; a drain
 // moves a host's restartable workloads one at a time and leaves the rest; a workload that keeps
-// failing restarts per its policy until max_retries.
+// failing restarts per its policy until max_retries; a workload's stats and exec reach its host's
+// task API over the network.
 #include "tests/cluster/cluster.h"
 
 #include <atomic>
@@ -174,6 +175,27 @@ TEST_F(ClusterTest, ACutOffHostFencesItsWorkloadsSoNoneRunsTwice) {
   EXPECT_EQ(cluster_.MarkerProcesses(fenced), std::vector{now_on});
   EXPECT_EQ(RunningOn("fenced"), Cluster::HostName(now_on));
   EXPECT_EQ(copies.Stop(), 1) << "the fenced workload ran in two places at once";
+}
+
+TEST_F(ClusterTest, ATasksStatsAndExecReachItsHostOverTheNetwork) {
+  // The agents serve their task APIs on every interface (the default); the server reaches each
+  // at the bridge address its heartbeats come from.
+  const std::string marker = Marker(1);
+  PlaceOn(2, {Sleeper("seen", marker, nullptr)});
+  auto stats = cluster_.client().Stats("seen");
+  ASSERT_TRUE(stats.ok()) << stats.status() << e2e::ReadFile(cluster_.ServerLog());
+  EXPECT_GT(stats->value("pid", 0), 0) << stats->dump();
+  EXPECT_EQ(stats->value("state", ""), "running") << stats->dump();
+  auto exec = cluster_.client().Exec("seen", {.argv = {"/bin/sh", "-c", "echo from-$((40+2))"}});
+  ASSERT_TRUE(exec.ok()) << exec.status();
+  EXPECT_EQ(exec->stdout_data, "from-42\n");
+  EXPECT_EQ(exec->exit_code, 0);
+  // Cut off, the host cannot be asked: the server says which and why rather than waiting.
+  ASSERT_TRUE(cluster_.CutLink(2));
+  absl::Status cut = cluster_.client().Stats("seen").status();
+  EXPECT_TRUE(absl::IsUnavailable(cut)) << cut;
+  EXPECT_NE(cut.message().find(Cluster::HostName(2)), std::string_view::npos) << cut;
+  ASSERT_TRUE(cluster_.RestoreLink(2));
 }
 
 TEST_F(ClusterTest, ADrainMovesRestartableWorkloadsOneAtATimeAndLeavesTheRest) {
