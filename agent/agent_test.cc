@@ -141,6 +141,15 @@ class AgentTest : public ::testing::Test {
     absl::Status s = agent_->SyncOnce();
     EXPECT_TRUE(s.ok()) << s;
   }
+  // Sends `usage` with a heartbeat under the host's credential; what the server then keeps.
+  std::map<std::string, core::HostUsage> BeatWith(const std::optional<core::HostUsage>& usage) {
+    std::string credential;
+    std::getline(std::ifstream(HostCredentialPath(data_dir_)), credential);
+    api::Client host_client(url_, api::ClientOptions{.token = credential});
+    absl::Status s = host_client.Heartbeat(kHost, usage);
+    EXPECT_TRUE(s.ok()) << s;
+    return control_.HostUsages();
+  }
 
   core::Workload Get(const std::string& name) {
     auto w = control_.GetWorkload(name);
@@ -1075,11 +1084,7 @@ TEST_F(AgentTest, UsageCountsTheGpuMemoryOfEachWorkloadsProcesses) {
   for (const core::WorkloadUsage& w : usage->workloads) gpu_memory[w.name] = w.gpu_memory.value();
   EXPECT_EQ(gpu_memory, (std::map<std::string, int64_t>{{"a", 31536}, {"b", 2048}, {"idle", 0}}));
   // What the server keeps from a heartbeat carrying it.
-  std::string credential;
-  std::getline(std::ifstream(HostCredentialPath(data_dir_)), credential);
-  api::Client host_client(url_, api::ClientOptions{.token = credential});
-  ASSERT_TRUE(host_client.Heartbeat(kHost, usage).ok());
-  std::map<std::string, core::HostUsage> kept = control_.HostUsages();
+  std::map<std::string, core::HostUsage> kept = BeatWith(usage);
   ASSERT_TRUE(kept.contains(kHost));
   for (const core::WorkloadUsage& w : kept[kHost].workloads) {
     EXPECT_EQ(w.gpu_memory.value(), gpu_memory[w.name]) << w.name;
@@ -1138,12 +1143,8 @@ TEST_F(AgentTest, UsageCarriesEachWorkloadsDiskAndNetworkThroughput) {
   EXPECT_EQ(by_name["local"].net_rx_per_second, std::nullopt);  // the host's network
   EXPECT_EQ(by_name["networked"].net_rx_per_second, 1 << 16);
   EXPECT_EQ(by_name["networked"].net_tx_per_second, 1 << 14);
-  // The server keeps the figures from the heartbeat, and /metrics shows them.
-  std::string credential;
-  std::getline(std::ifstream(HostCredentialPath(data_dir_)), credential);
-  api::Client host_client(url_, api::ClientOptions{.token = credential});
-  ASSERT_TRUE(host_client.Heartbeat(kHost, usage).ok());
-  std::map<std::string, core::HostUsage> kept = control_.HostUsages();
+  // The server keeps the figures from the heartbeat.
+  std::map<std::string, core::HostUsage> kept = BeatWith(usage);
   ASSERT_TRUE(kept.contains(kHost));
   EXPECT_EQ(kept[kHost].workloads, usage->workloads);
   // Stats carry the totals since the task started.
