@@ -17,6 +17,7 @@
 #include "core/guard.h"
 #include "core/job.h"
 #include "core/log.h"
+#include "core/service.h"
 #include "core/status.h"
 #include "core/strings.h"
 #include "runtime/host/file.h"
@@ -606,7 +607,27 @@ absl::Status Agent::StartTask(const core::Workload& w) {
       return attached;
     }
   }
+  // A replica of a warm-started service resumes from its service's saved state when this host
+  // holds it; a state that fails to load is dropped and the VM boots.
+  std::string resumed;
+  if (auto warm = w.spec.labels.find(std::string(core::kWarmStateLabel));
+      warm != w.spec.labels.end() && driver->Capabilities().snapshot &&
+      IsWarmStateKey(warm->second)) {
+    const std::string path = WarmStatePath(warm->second);
+    if (fs::exists(path, ec)) {
+      cfg.restore_from = path;
+      resumed = warm->second;
+    }
+  }
   auto handle = driver->Start(cfg);
+  if (!handle.ok() && !cfg.restore_from.empty()) {
+    core::LogWarn("agent: workload %s: warm state %s did not load (%s); booting it instead",
+                  t.workload, resumed, handle.status().ToString());
+    fs::remove(cfg.restore_from, ec);
+    cfg.restore_from.clear();
+    resumed.clear();
+    handle = driver->Start(cfg);
+  }
   if (!handle.ok()) {
     if (options_.detach) options_.detach(t.workload);
     ReleaseGpus(t.workload);
@@ -626,7 +647,10 @@ absl::Status Agent::StartTask(const core::Workload& w) {
   if (w.status.desired == core::DesiredState::kPaused && driver->Pause(t.task_id).ok()) {
     Report(stored, WorkloadState::kPaused, "started paused");
   } else {
-    Report(stored, WorkloadState::kRunning, Cat("running on ", options_.name));
+    Report(stored, WorkloadState::kRunning,
+           resumed.empty()
+               ? Cat("running on ", options_.name)
+               : Cat("running on ", options_.name, ", resumed from warm state ", resumed));
   }
   SaveTaskOrWarn(stored);
   return absl::OkStatus();
@@ -1016,6 +1040,50 @@ absl::Status Agent::SnapshotDisk(std::string_view workload, std::string_view nam
                                         " driver takes no disk snapshots while it runs"));
   }
   return driver->SnapshotDisk(found.first.task_id, name, snapshot);
+}
+
+std::string Agent::WarmStatePath(std::string_view key) const {
+  return Cat(options_.data_dir, "/warm/", key, ".state");
+}
+
+absl::StatusOr<int64_t> Agent::SaveWarmState(std::string_view workload, std::string_view key) {
+  if (!IsWarmStateKey(key)) {
+    return absl::InvalidArgumentError(Cat("warm state of workload \"", workload,
+                                          "\": key must be SERVICE.rREVISION, got ",
+                                          core::Preview(Json(std::string(key)))));
+  }
+  BERTH_ASSIGN_OR_RETURN(auto found, FindTask(workload));
+  runtime::ComputeDriver* driver = found.second;
+  if (!driver->Capabilities().snapshot) {
+    return absl::FailedPreconditionError(Cat("workload \"", workload, "\": the ", driver->Name(),
+                                             " driver cannot save a task's state"));
+  }
+  const std::string dir = Cat(options_.data_dir, "/warm");
+  std::error_code ec;
+  fs::create_directories(dir, ec);
+  if (ec) return absl::InternalError(Cat("agent: cannot create ", dir, ": ", ec.message()));
+  const std::string path = WarmStatePath(key);
+  const std::string partial = path + ".partial";
+  absl::Status saved = driver->SaveState(found.first.task_id, partial);
+  if (saved.ok()) {
+    fs::rename(partial, path, ec);
+    if (ec) saved = absl::InternalError(Cat("agent: cannot rename ", partial, ": ", ec.message()));
+  }
+  if (!saved.ok()) {
+    fs::remove(partial, ec);
+    return saved;
+  }
+  // The host keeps one state per service: the newest revision's.
+  const std::string prefix = std::string(key.substr(0, key.rfind(".r") + 2));
+  for (const auto& entry : fs::directory_iterator(dir, ec)) {
+    const std::string name = entry.path().filename().string();
+    if (name.rfind(prefix, 0) == 0 && name != fs::path(path).filename().string()) {
+      const std::string other = name.substr(0, name.find(".state"));
+      if (IsWarmStateKey(other)) fs::remove(entry.path(), ec);
+    }
+  }
+  const auto bytes = fs::file_size(path, ec);
+  return ec ? int64_t{0} : static_cast<int64_t>(bytes);
 }
 
 absl::StatusOr<Json> Agent::Stats(std::string_view workload) {

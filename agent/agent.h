@@ -127,6 +127,9 @@ class Agent : public LocalHost {
   absl::StatusOr<api::wire::ExecReply> Exec(std::string_view workload,
                                             const api::wire::ExecRequest& request) override;
   absl::StatusOr<core::Json> Stats(std::string_view workload) override;
+  absl::StatusOr<int64_t> SaveWarmState(std::string_view workload, std::string_view key) override;
+  // The file a warm state with `key` is kept in on this host.
+  std::string WarmStatePath(std::string_view key) const;
   // Plugs a disk into the workload's running task here, or pulls it out (VMs). NotFound when
   // the workload has no task on this host; Unimplemented when its driver cannot.
   absl::Status AttachDisk(std::string_view workload, const runtime::TaskDisk& disk);

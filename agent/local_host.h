@@ -15,6 +15,7 @@
 #include "absl/status/statusor.h"
 #include "api/wire/wire.h"
 #include "core/json.h"
+#include "core/names.h"
 
 namespace berth::agent {
 
@@ -43,6 +44,26 @@ class LocalHost : public LogSource {
   // of its own, and, for VMs, "guest_cpu_ms", "qmp_status", "block_read_bytes",
   // "block_write_bytes".
   virtual absl::StatusOr<core::Json> Stats(std::string_view workload) = 0;
+  // Saves the memory and device state of the workload's running VM on this host under `key`
+  // (a service's warm state, SERVICE.rREVISION), pausing the VM while it is written and
+  // replacing the host's earlier states of the same service; returns the bytes written. A later
+  // replica labelled berth.warm-state=KEY that is placed here resumes from it.
+  // InvalidArgument for a malformed key, FailedPrecondition when the task cannot be saved.
+  virtual absl::StatusOr<int64_t> SaveWarmState(std::string_view workload,
+                                                std::string_view key) = 0;
 };
+
+// Whether `key` names a warm state: SERVICE.rREVISION, a valid service name and a revision
+// number. Such a key is safe as a file name.
+inline bool IsWarmStateKey(std::string_view key) {
+  const size_t dot = key.rfind(".r");
+  if (dot == std::string_view::npos || dot == 0) return false;
+  const std::string_view revision = key.substr(dot + 2);
+  if (revision.empty() || revision.size() > 18) return false;
+  for (char c : revision) {
+    if (c < '0' || c > '9') return false;
+  }
+  return core::ValidateName("service", key.substr(0, dot)).ok();
+}
 
 }  // namespace berth::agent

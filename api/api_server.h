@@ -75,6 +75,10 @@ class ApiServer {
   Router& router() { return router_; }
   // Execs and relayed follows running now (each on its own thread).
   int blocking_calls() { return calls_.running(); }
+  // Saves the warm state of a running VM workload under `key` on its host: through the local
+  // host for this server's own, else through the task API of the host it runs on. Blocks while
+  // the state is written; returns the bytes written.
+  absl::StatusOr<int64_t> SaveWarmState(const std::string& workload, const std::string& key);
 
  private:
   // Authentication, then every route file's routes.

@@ -57,6 +57,13 @@ absl::StatusOr<std::optional<TaskApiTarget>> ApiServer::TaskHost(const std::stri
       .host = host, .url = TaskApiUrl(api->address, api->port), .token = api->token};
 }
 
+absl::StatusOr<int64_t> ApiServer::SaveWarmState(const std::string& workload,
+                                                 const std::string& key) {
+  BERTH_ASSIGN_OR_RETURN(std::optional<TaskApiTarget> target, TaskHost(workload));
+  if (target) return SaveWarmStateAt(*target, workload, key);
+  return logs_->SaveWarmState(workload, key);
+}
+
 void ApiServer::WorkloadRoutes() {
   // Workloads.
   router_.Handle("POST", "/v1/workloads", [this](const HttpRequest& req) {

@@ -170,6 +170,19 @@ void ServeTaskFile(const HttpRequest& request, Responder responder,
   follower->Step();
 }
 
+absl::StatusOr<std::string> WarmStateKeyParam(const HttpRequest& request,
+                                              std::string_view workload) {
+  BERTH_ASSIGN_OR_RETURN(Json body,
+                         ParseBody(request.body, {"workload warm state", std::string(workload)}));
+  const core::JsonContext ctx{"workload warm state", std::string(workload)};
+  BERTH_RETURN_IF_ERROR(core::CheckObject(ctx, body, "", {"key"}));
+  auto it = body.find("key");
+  if (it == body.end() || !it->is_string() || !agent::IsWarmStateKey(it->get<std::string>())) {
+    return ctx.Error("key", "is required: SERVICE.rREVISION (web.r3)");
+  }
+  return it->get<std::string>();
+}
+
 void RunExec(BlockingCalls* calls, agent::LocalHost* tasks, std::string workload,
              wire::ExecRequest request, Responder responder) {
   calls->Run(
@@ -260,6 +273,29 @@ TaskApiServer::TaskApiServer(TaskApiOptions options, agent::LocalHost* tasks)
           return;
         }
         RunExec(&calls_, tasks_, *name, *std::move(exec), std::move(r));
+      });
+  // Saving a VM's state pauses it for as long as its memory takes to write: off the handlers.
+  router_.HandleAsync(
+      "POST", "/v1/tasks/{name}/warm-state", [this, name_of](const HttpRequest& req, Responder r) {
+        absl::StatusOr<std::string> name = name_of(req);
+        if (!name.ok()) {
+          r.Send(HttpResponse::FromStatus(name.status()));
+          return;
+        }
+        absl::StatusOr<std::string> key = WarmStateKeyParam(req, *name);
+        if (!key.ok()) {
+          r.Send(HttpResponse::FromStatus(key.status()));
+          return;
+        }
+        calls_.Run(
+            "warm state",
+            [tasks = tasks_, name = *name, key = *key, r] {
+              absl::StatusOr<int64_t> bytes = tasks->SaveWarmState(name, key);
+              r.Send(bytes.ok()
+                         ? JsonAnswer(200, {{"workload", name}, {"key", key}, {"bytes", *bytes}})
+                         : HttpResponse::FromStatus(bytes.status()));
+            },
+            [r](const absl::Status& s) { r.Send(HttpResponse::FromStatus(s)); });
       });
   pool_ = std::make_unique<WorkPool>(
       WorkPool::Options{.threads = std::max(1, options_.workers), .max_queued = 256});

@@ -1,6 +1,7 @@
 // The task API: what a host serves about the tasks it runs (log files, a VM's serial console,
-// live stats, exec). One implementation, used twice: by the API server's workload routes for the
-// tasks of its own host (dev mode), and by the small server a `berth agent` runs
+// live stats, exec, saving a VM replica's warm state). One implementation, used twice: by the API
+// server's workload routes for the tasks of its own host (dev mode), and by the small server a
+// `berth agent` runs
 // (`--task-api-listen`), which the API server reaches for workloads placed on that agent's host.
 // So both answer with the same semantics, within the same bounds.
 //
@@ -41,6 +42,11 @@ bool FollowParam(const HttpRequest& request);
 // The exec request in the body, its timeout capped at `max_wait`; errors name the field.
 absl::StatusOr<wire::ExecRequest> ExecParam(const HttpRequest& request, std::string_view workload,
                                             absl::Duration max_wait);
+
+// The warm state key in the body of a warm-state request ({"key": "SERVICE.rREVISION"});
+// InvalidArgument naming the field.
+absl::StatusOr<std::string> WarmStateKeyParam(const HttpRequest& request,
+                                              std::string_view workload);
 
 // Calls that may block for long (exec, a relayed stream) run on threads of their own, counted
 // here, so that whoever owns them can wait for the last one before going away.

@@ -56,7 +56,13 @@ class FakeTasks : public agent::LocalHost {
     if (ended_.load()) j["exit_code"] = 0;
     return j;
   }
+  absl::StatusOr<int64_t> SaveWarmState(std::string_view workload, std::string_view key) override {
+    if (workload != "web") return absl::NotFoundError(core::Cat("no task for ", workload));
+    saved_key = std::string(key);
+    return 4096;
+  }
   void End() { ended_ = true; }
+  std::string saved_key;
 
  private:
   std::string dir_;
@@ -417,6 +423,35 @@ TEST_F(TaskRelayTest, AWorkloadNotPlacedYetIsAConflict) {
   EXPECT_TRUE(absl::IsFailedPrecondition(pending)) << pending;
   EXPECT_NE(pending.message().find("not placed"), std::string_view::npos) << pending;
   EXPECT_TRUE(absl::IsNotFound(admin_->Stats("nope").status()));
+}
+
+}  // namespace
+}  // namespace berth::api
+
+namespace berth::api {
+namespace {
+
+TEST_F(TaskApiTest, SavesAWarmStateUnderAWellFormedKeyOnly) {
+  auto denied = Call(std::string(wire::kTaskApiTokenLength, 'a'), "POST",
+                     "/v1/tasks/web/warm-state", R"({"key": "web.r1"})");
+  ASSERT_TRUE(denied.ok());
+  EXPECT_EQ(denied->status, 401);
+  for (const char* body : {R"({})", R"({"key": "../../etc/passwd"})", R"({"key": "web"})",
+                           R"({"key": "web.rx"})", R"({"key": 7})", R"({"key": "web.r1", "x": 1})",
+                           R"([1])"}) {
+    auto r = Call(token_, "POST", "/v1/tasks/web/warm-state", body);
+    ASSERT_TRUE(r.ok()) << r.status();
+    EXPECT_EQ(r->status, 400) << body << ": " << r->body;
+  }
+  EXPECT_TRUE(tasks_->saved_key.empty());
+  auto missing = Call(token_, "POST", "/v1/tasks/db/warm-state", R"({"key": "db.r1"})");
+  ASSERT_TRUE(missing.ok());
+  EXPECT_EQ(missing->status, 404) << missing->body;
+  auto saved = Call(token_, "POST", "/v1/tasks/web/warm-state", R"({"key": "web.r3"})");
+  ASSERT_TRUE(saved.ok()) << saved.status();
+  ASSERT_EQ(saved->status, 200) << saved->body;
+  EXPECT_EQ(Json::parse(saved->body)["bytes"], 4096);
+  EXPECT_EQ(tasks_->saved_key, "web.r3");
 }
 
 }  // namespace

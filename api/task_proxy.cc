@@ -5,6 +5,8 @@
 #include <utility>
 
 #include "api/http/client.h"
+#include "api/http/message.h"
+#include "core/json.h"
 #include "core/strings.h"
 
 namespace berth::api {
@@ -114,6 +116,30 @@ void RelayTaskExec(const TaskApiTarget& target, std::string workload,
                                    : Unreachable(target, answer.status()));
       },
       [responder](const absl::Status& s) { responder.Send(HttpResponse::FromStatus(s)); });
+}
+
+absl::StatusOr<int64_t> SaveWarmStateAt(const TaskApiTarget& target, const std::string& workload,
+                                        const std::string& key) {
+  // The VM pauses while its memory is written: minutes at most for a large guest.
+  HttpClient http(target.url, HttpClientOptions{.bearer_token = target.token,
+                                                .timeout = absl::Minutes(5) + kAnswerTimeout,
+                                                .connect_timeout = kConnectTimeout,
+                                                .max_body_bytes = 1 << 20});
+  absl::StatusOr<HttpResponse> answer = http.Post(
+      Cat("/v1/tasks/", PercentEncode(workload), "/warm-state"), core::Json{{"key", key}}.dump());
+  if (!answer.ok()) {
+    return absl::UnavailableError(Cat("host \"", target.host, "\": its agent's task API at ",
+                                      target.url,
+                                      " cannot be reached: ", answer.status().message()));
+  }
+  if (absl::Status s = StatusFromResponse(answer->status, answer->body); !s.ok()) {
+    return absl::Status(s.code(), Cat("host \"", target.host, "\": ", s.message()));
+  }
+  const core::Json body = core::Json::parse(answer->body, nullptr, /*allow_exceptions=*/false);
+  if (!body.is_object() || !body.contains("bytes") || !body["bytes"].is_number_integer()) {
+    return absl::InternalError(Cat("host \"", target.host, "\": malformed warm state answer"));
+  }
+  return body["bytes"].get<int64_t>();
 }
 
 }  // namespace berth::api

@@ -35,4 +35,9 @@ void RelayTaskGet(const TaskApiTarget& target, std::string path_with_query, bool
 void RelayTaskExec(const TaskApiTarget& target, std::string workload,
                    const wire::ExecRequest& request, Responder responder, BlockingCalls* calls);
 
+// Asks the target's task API to save the warm state of `workload` under `key` and waits for
+// the answer (the bytes written). Errors: the task API's, or Unavailable when it is unreachable.
+absl::StatusOr<int64_t> SaveWarmStateAt(const TaskApiTarget& target, const std::string& workload,
+                                        const std::string& key);
+
 }  // namespace berth::api

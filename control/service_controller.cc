@@ -29,6 +29,8 @@ constexpr size_t kMaxConcurrentProbes = 32;
 // How often an autoscaled service's measured values are written to its stored status at most
 // (its decision is written whenever it changes).
 constexpr absl::Duration kAutoscaleRefresh = absl::Seconds(2);
+// How long after a failed attempt to save a warm state the next one is made.
+constexpr absl::Duration kWarmStateRetry = absl::Seconds(30);
 
 std::string OwnerOf(const Workload& w) {
   auto it = w.spec.labels.find(std::string(core::kServiceLabel));
@@ -626,6 +628,55 @@ absl::StatusOr<int> ServiceController::ReconcileService(const ServiceRepository:
     return it != health_.end() && it->second.ready;
   };
 
+  // Warm starts: once a replica of the current revision is ready (it loaded its model), its
+  // state is saved on its host, once per revision; replicas made after that carry the state's
+  // key, and those placed on that host resume from it.
+  std::string warm_key;
+  if (svc.spec.warm_start == core::ServiceSpec::WarmStart::kSnapshot) {
+    if ((!status.warm || status.warm->revision != current) && options_.save_warm_state) {
+      core::WarmStateStatus& warm = status.warm ? *status.warm : status.warm.emplace();
+      const Workload* source = nullptr;
+      for (const Workload* w : live) {
+        if (RevisionOf(*w) == current && ready(w)) {
+          source = w;
+          break;
+        }
+      }
+      if (source != nullptr && now >= warm.retry_at) {
+        const std::string key = Cat(name, ".r", current);
+        const absl::Time started = absl::Now();  // how long the replica pauses, in real time
+        absl::StatusOr<int64_t> bytes = options_.save_warm_state(source->spec.name, key);
+        if (bytes.ok()) {
+          const int64_t restores = warm.revision == current ? warm.restores : 0;
+          warm = {.revision = current,
+                  .key = key,
+                  .host = source->status.host,
+                  .replica = source->spec.name,
+                  .bytes = *bytes,
+                  .took = absl::Now() - started,
+                  .taken_at = now,
+                  .restores = restores};
+          events.emplace_back(
+              "warm-state-saved",
+              Cat("replica ", source->spec.name, " saved as warm state ", key, " on host ",
+                  warm.host, ": ", *bytes >> 20, " MiB, paused ", absl::FormatDuration(warm.took)));
+        } else {
+          warm.error = Cat("saving replica ", source->spec.name, " on host ", source->status.host,
+                           ": ", bytes.status().message());
+          warm.retry_at = now + kWarmStateRetry;
+          events.emplace_back("warm-state-failed",
+                              Cat(warm.error, "; new replicas boot; tried again in ",
+                                  absl::FormatDuration(kWarmStateRetry)));
+        }
+      }
+    }
+    if (!options_.save_warm_state) {
+      if (!status.warm) status.warm.emplace();
+      status.warm->error = "this server cannot save replicas' state; every replica boots";
+    }
+    if (status.warm && status.warm->revision == current) warm_key = status.warm->key;
+  }
+
   // Scale and roll out. Replicas of an older revision go as far as availability allows (the
   // unready ones always; ready ones while want - max_unavailable others stay ready); replicas of
   // the current one are made up to `replicas`, during a rollout at most max_surge above it.
@@ -685,13 +736,20 @@ absl::StatusOr<int> ServiceController::ReconcileService(const ServiceRepository:
   }
   std::vector<std::string> created;
   for (int i = 0; i < to_create; ++i) {
-    absl::StatusOr<std::string> made = CreateReplica(svc, current, &next_index, pass);
+    absl::StatusOr<std::string> made = CreateReplica(svc, current, warm_key, &next_index, pass);
     if (!made.ok()) {
       message = Cat("cannot create a replica: ", made.status().message());
       break;
     }
     created.push_back(*made);
-    events.emplace_back("replica-created", Cat("replica ", *made, " created"));
+    if (warm_key.empty()) {
+      events.emplace_back("replica-created", Cat("replica ", *made, " created"));
+    } else {
+      ++status.warm->restores;
+      events.emplace_back("replica-created",
+                          Cat("replica ", *made, " created, to resume from warm state ", warm_key,
+                              " where placed on host ", status.warm->host));
+    }
     ++actions;
   }
   rollout.updated = static_cast<int>(fresh.size() + created.size());
@@ -850,10 +908,12 @@ int ServiceController::AllocatePort(PassState& pass) {
 }
 
 absl::StatusOr<std::string> ServiceController::CreateReplica(const Service& svc, int64_t revision,
+                                                             const std::string& warm_key,
                                                              int64_t* next_index, PassState& pass) {
   core::WorkloadSpec spec = svc.spec.workload_template;
   spec.labels[std::string(core::kServiceLabel)] = svc.spec.name;
   spec.labels[std::string(core::kRevisionLabel)] = Cat(revision);
+  if (!warm_key.empty()) spec.labels[std::string(core::kWarmStateLabel)] = warm_key;
   if (svc.spec.port > 0) {
     std::string inside = Cat(svc.spec.port);
     if (NeedsHostPort(svc.spec)) {

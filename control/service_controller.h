@@ -16,6 +16,8 @@
 //     from (label berth.revision); those of an older revision are replaced within the service's
 //     update.max_surge and update.max_unavailable, and a revision not all ready within
 //     update.progress_deadline is rolled back to the one before;
+//   * with warm_start: snapshot, saves the state of the first ready replica of each revision on
+//     its host and has later replicas resume from it there (core/service.h);
 //   * with autoscale, sets the number of replicas from the load its endpoint measures
 //     (control/service_autoscaler.h), down to zero when it is idle; a request held at the
 //     endpoint of a service at zero starts a pass at once, and its first replica is probed every
@@ -82,6 +84,11 @@ struct ServiceControllerOptions {
   absl::Duration period = absl::Milliseconds(250);  // how often the loop runs a pass
   // Whether this server should act now (the leader, with several servers); null = always.
   std::function<bool()> active;
+  // Saves the state of running VM replica `workload` on its host under `key` (warm_start:
+  // snapshot) and returns the bytes written; blocks while the replica pauses. Null: services
+  // with warm_start boot every replica, and their status says why.
+  std::function<absl::StatusOr<int64_t>(const std::string& workload, const std::string& key)>
+      save_warm_state;
 };
 
 // DELETE's answer: the service as it stands, and whether it is gone already (false: its
@@ -162,10 +169,11 @@ class ServiceController {
 
   absl::StatusOr<int> ReconcileService(const ServiceRepository::Item& item, PassState& pass)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(pass_mu_);
-  // Creates one replica of `svc`'s template, of `revision`, named from *next_index on. Returns
-  // its name.
+  // Creates one replica of `svc`'s template, of `revision`, named from *next_index on, to resume
+  // from the warm state `warm_key` where its host holds it (empty: none). Returns its name.
   absl::StatusOr<std::string> CreateReplica(const core::Service& svc, int64_t revision,
-                                            int64_t* next_index, PassState& pass)
+                                            const std::string& warm_key, int64_t* next_index,
+                                            PassState& pass)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(pass_mu_);
   // Measures the service's endpoint, lets its autoscaler decide and records the decision in
   // `status`; returns the replicas to keep.

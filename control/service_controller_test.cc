@@ -975,3 +975,132 @@ TEST(SocketProberTest, HttpAndTcpAgainstRealSockets) {
 
 }  // namespace
 }  // namespace berth::control
+
+namespace berth::control {
+namespace {
+
+core::ServiceSpec WarmSpec(int replicas) {
+  core::Json j = {{"name", "web"},
+                  {"replicas", replicas},
+                  {"port", 8080},
+                  {"warm_start", "snapshot"},
+                  {"template",
+                   {{"kind", "vm"},
+                    {"image", "tiny-vm"},
+                    {"command", {"/bin/server"}},
+                    {"resources", {{"cpu", "1"}, {"memory", "256Mi"}}}}},
+                  {"health", {{"http", "/healthz"}, {"interval", "2s"}, {"timeout", "1s"}}}};
+  auto spec = core::DecodeServiceSpec(j);
+  EXPECT_TRUE(spec.ok()) << spec.status();
+  return *spec;
+}
+
+TEST_F(ServiceControllerTest, AWarmStartSavesTheFirstReadyReplicaOncePerRevision) {
+  core::HostInventory vm_host = Inventory();
+  vm_host.drivers = {"vm"};
+  ASSERT_TRUE(cp_.RegisterHost("h3", vm_host).ok());
+  std::vector<std::pair<std::string, std::string>> saves;  // workload, key
+  bool fail = true;
+  ServiceController warm(
+      &cp_, ServiceControllerOptions{
+                .clock = &clock_,
+                .prober = &prober_,
+                .endpoints = &endpoints_,
+                .port_min = 30000,
+                .port_max = 30009,
+                .first_port_offset = 0,
+                .save_warm_state = [&](const std::string& workload,
+                                       const std::string& key) -> absl::StatusOr<int64_t> {
+                  saves.emplace_back(workload, key);
+                  if (fail) return absl::UnavailableError("the agent is busy");
+                  return int64_t{64} << 20;
+                }});
+  ASSERT_TRUE(warm.Create(WarmSpec(1)).ok());
+  ASSERT_TRUE(warm.ReconcileOnce().ok());
+  // Nothing to resume from yet: the first replica boots.
+  EXPECT_FALSE(cp_.GetWorkload("web-0")->spec.labels.contains("berth.warm-state"));
+  RunAll();
+  EXPECT_EQ(cp_.GetWorkload("web-0")->status.host, "h3");
+  EXPECT_TRUE(saves.empty());  // not ready before a probe passed
+
+  // Ready: its state is saved. A failure is said and tried again after 30 s, not every pass.
+  ASSERT_TRUE(warm.ReconcileOnce().ok());
+  ASSERT_EQ(saves.size(), 1u);
+  EXPECT_EQ(saves[0], (std::pair<std::string, std::string>{"web-0", "web.r1"}));
+  core::Service s = *warm.Get("web");
+  ASSERT_TRUE(s.status.warm.has_value());
+  EXPECT_EQ(s.status.warm->revision, 0);
+  EXPECT_NE(s.status.warm->error.find("saving replica web-0 on host h3: the agent is busy"),
+            std::string::npos)
+      << s.status.warm->error;
+  clock_.Advance(absl::Seconds(20));
+  ASSERT_TRUE(warm.ReconcileOnce().ok());
+  EXPECT_EQ(saves.size(), 1u);
+  fail = false;
+  clock_.Advance(absl::Seconds(10));
+  ASSERT_TRUE(warm.ReconcileOnce().ok());
+  ASSERT_EQ(saves.size(), 2u);
+  s = *warm.Get("web");
+  ASSERT_TRUE(s.status.warm.has_value());
+  EXPECT_EQ(s.status.warm->revision, 1);
+  EXPECT_EQ(s.status.warm->key, "web.r1");
+  EXPECT_EQ(s.status.warm->host, "h3");
+  EXPECT_EQ(s.status.warm->replica, "web-0");
+  EXPECT_EQ(s.status.warm->bytes, int64_t{64} << 20);
+  EXPECT_EQ(s.status.warm->taken_at, clock_.Now());
+  const std::vector<std::string> types = EventTypes();
+  EXPECT_NE(std::find(types.begin(), types.end(), "warm-state-failed"), types.end());
+  EXPECT_NE(std::find(types.begin(), types.end(), "warm-state-saved"), types.end());
+
+  // Later replicas carry the key; the saved revision is not saved again.
+  ASSERT_TRUE(warm.Scale("web", 2).ok());
+  ASSERT_TRUE(warm.ReconcileOnce().ok());
+  auto second = cp_.GetWorkload("web-1");
+  ASSERT_TRUE(second.ok()) << second.status();
+  EXPECT_EQ(second->spec.labels.at("berth.warm-state"), "web.r1");
+  EXPECT_EQ(warm.Get("web")->status.warm->restores, 1);
+  RunAll();
+  clock_.Advance(absl::Seconds(2));
+  ASSERT_TRUE(warm.ReconcileOnce().ok());
+  EXPECT_EQ(saves.size(), 2u);
+
+  // A new revision boots until one of its replicas is ready, and that one is saved.
+  ASSERT_TRUE(warm.Update(NewTemplate(WarmSpec(2))).ok());
+  ASSERT_TRUE(warm.ReconcileOnce().ok());
+  auto third = cp_.GetWorkload("web-2");
+  ASSERT_TRUE(third.ok()) << third.status();
+  EXPECT_EQ(third->spec.labels.at("berth.revision"), "2");
+  EXPECT_FALSE(third->spec.labels.contains("berth.warm-state"));
+  RunAll();
+  clock_.Advance(absl::Seconds(2));
+  ASSERT_TRUE(warm.ReconcileOnce().ok());
+  ASSERT_EQ(saves.size(), 3u);
+  EXPECT_EQ(saves[2], (std::pair<std::string, std::string>{"web-2", "web.r2"}));
+  // The rollout goes on in the same pass: the next replica of revision 2 resumes from it.
+  s = *warm.Get("web");
+  EXPECT_EQ(s.status.warm->key, "web.r2");
+  EXPECT_TRUE(s.status.warm->error.empty());
+  auto fourth = cp_.GetWorkload("web-3");
+  ASSERT_TRUE(fourth.ok()) << fourth.status();
+  EXPECT_EQ(fourth->spec.labels.at("berth.warm-state"), "web.r2");
+  EXPECT_EQ(s.status.warm->restores, 1);
+}
+
+TEST_F(ServiceControllerTest, AServerThatCannotSaveStatesSaysSoAndBootsEveryReplica) {
+  core::HostInventory vm_host = Inventory();
+  vm_host.drivers = {"vm"};
+  ASSERT_TRUE(cp_.RegisterHost("h3", vm_host).ok());
+  ASSERT_TRUE(svc_.Create(WarmSpec(1)).ok());
+  ASSERT_TRUE(svc_.ReconcileOnce().ok());
+  RunAll();
+  ASSERT_TRUE(svc_.ReconcileOnce().ok());
+  core::Service s = *svc_.Get("web");
+  ASSERT_TRUE(s.status.warm.has_value());
+  EXPECT_NE(s.status.warm->error.find("cannot save replicas' state"), std::string::npos);
+  ASSERT_TRUE(svc_.Scale("web", 2).ok());
+  ASSERT_TRUE(svc_.ReconcileOnce().ok());
+  EXPECT_FALSE(cp_.GetWorkload("web-1")->spec.labels.contains("berth.warm-state"));
+}
+
+}  // namespace
+}  // namespace berth::control

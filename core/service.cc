@@ -190,6 +190,38 @@ absl::Status TemplateError(const JsonContext& ctx, const absl::Status& s) {
   return absl::InvalidArgumentError(Cat("service \"", ctx.name, "\": template.", message));
 }
 
+// A memory snapshot holds the whole guest, so what a restored replica is must not depend on
+// anything that differs between replicas or that a snapshot cannot carry.
+absl::Status CheckWarmStart(const JsonContext& ctx, const ServiceSpec& spec) {
+  const WorkloadSpec& t = spec.workload_template;
+  if (t.kind != WorkloadKind::kVm) {
+    return ctx.Error("warm_start", Cat("snapshot needs a vm template (template.kind: vm), got ",
+                                       WorkloadKindName(t.kind)));
+  }
+  if (spec.health.type == HealthCheck::Type::kNone) {
+    return ctx.Error("warm_start",
+                     "snapshot needs a health check (health: {http: /healthz}): the snapshot is "
+                     "taken once a replica is ready, after it loaded its model");
+  }
+  if (!t.disks.empty()) {
+    return ctx.Error("warm_start",
+                     "snapshot cannot be used with template.disks: a restored replica would see "
+                     "another replica's disk state; keep the model in the image or the guest's "
+                     "memory");
+  }
+  if (!t.networks.empty()) {
+    return ctx.Error("warm_start",
+                     "snapshot cannot be used with template.networks: every restored replica "
+                     "would resume with the same guest address");
+  }
+  if (t.gpu.kind != GpuRequest::Kind::kNone) {
+    return ctx.Error("warm_start",
+                     "snapshot cannot be used with template.resources.gpu: passed-through "
+                     "devices cannot be saved with the VM's memory");
+  }
+  return absl::OkStatus();
+}
+
 }  // namespace
 
 absl::StatusOr<ServiceSpec> DecodeServiceSpec(const Json& json) {
@@ -200,7 +232,7 @@ absl::StatusOr<ServiceSpec> DecodeServiceSpec(const Json& json) {
   }
   BERTH_RETURN_IF_ERROR(CheckObject(ctx, json, "",
                                     {"name", "kind", "template", "replicas", "port", "health",
-                                     "endpoint", "update", "autoscale"}));
+                                     "endpoint", "update", "autoscale", "warm_start"}));
   if (!json.contains("name")) return ctx.Error("name", "is required");
   if (!json["name"].is_string()) return ctx.Error("name", "must be a string");
   ServiceSpec spec;
@@ -229,7 +261,7 @@ absl::StatusOr<ServiceSpec> DecodeServiceSpec(const Json& json) {
   tmpl["name"] = spec.name;
   absl::StatusOr<WorkloadSpec> w = DecodeWorkloadSpec(tmpl);
   if (!w.ok()) return TemplateError(ctx, w.status());
-  for (std::string_view reserved : {kServiceLabel, kPortLabel, kRevisionLabel}) {
+  for (std::string_view reserved : {kServiceLabel, kPortLabel, kRevisionLabel, kWarmStateLabel}) {
     if (w->labels.contains(std::string(reserved))) {
       return ctx.Error(Cat("template.labels.", reserved), "is set by the service; leave it out");
     }
@@ -292,6 +324,16 @@ absl::StatusOr<ServiceSpec> DecodeServiceSpec(const Json& json) {
     }
     spec.autoscale = a;
   }
+  if (auto it = json.find("warm_start"); it != json.end() && !it->is_null()) {
+    if (*it == "snapshot") {
+      spec.warm_start = ServiceSpec::WarmStart::kSnapshot;
+    } else if (*it != "none") {
+      return ctx.Error("warm_start", Cat("must be \"snapshot\" or \"none\", got ", Preview(*it)));
+    }
+  }
+  if (spec.warm_start == ServiceSpec::WarmStart::kSnapshot) {
+    BERTH_RETURN_IF_ERROR(CheckWarmStart(ctx, spec));
+  }
   return spec;
 }
 
@@ -332,6 +374,9 @@ Json EncodeServiceSpec(const ServiceSpec& spec) {
                       {"panic_window", absl::FormatDuration(a.panic_window)},
                       {"scale_down_delay", absl::FormatDuration(a.scale_down_delay)}};
     if (a.min == 0) j["autoscale"]["idle_to_zero"] = absl::FormatDuration(a.idle_to_zero);
+  }
+  if (spec.warm_start == ServiceSpec::WarmStart::kSnapshot) {
+    j["warm_start"] = "snapshot";
   }
   return j;
 }
@@ -386,6 +431,19 @@ Json EncodeServiceStatus(const ServiceStatus& s) {
                       {"activating_since", EncodeTime(a.activating_since)},
                       {"last_activation", absl::FormatDuration(a.last_activation)},
                       {"activations", a.activations}};
+  }
+  if (s.warm) {
+    const WarmStateStatus& w = *s.warm;
+    j["warm"] = {{"revision", w.revision},
+                 {"key", w.key},
+                 {"host", w.host},
+                 {"replica", w.replica},
+                 {"bytes", w.bytes},
+                 {"took", absl::FormatDuration(w.took)},
+                 {"taken_at", EncodeTime(w.taken_at)},
+                 {"restores", w.restores},
+                 {"error", w.error},
+                 {"retry_at", EncodeTime(w.retry_at)}};
   }
   return j;
 }
@@ -462,6 +520,25 @@ absl::StatusOr<ServiceStatus> DecodeServiceStatus(const Json& j) {
     BERTH_RETURN_IF_ERROR(
         OptionalInt(ctx, aj, "autoscale", "activations", 0, INT64_MAX, &a.activations));
     s.autoscale = std::move(a);
+  }
+  if (auto it = j.find("warm"); it != j.end() && it->is_object()) {
+    const Json& wj = *it;
+    WarmStateStatus w;
+    BERTH_RETURN_IF_ERROR(OptionalInt(ctx, wj, "warm", "revision", 0, INT64_MAX, &w.revision));
+    BERTH_RETURN_IF_ERROR(OptionalString(ctx, wj, "warm", "key", &w.key));
+    BERTH_RETURN_IF_ERROR(OptionalString(ctx, wj, "warm", "host", &w.host));
+    BERTH_RETURN_IF_ERROR(OptionalString(ctx, wj, "warm", "replica", &w.replica));
+    BERTH_RETURN_IF_ERROR(OptionalInt(ctx, wj, "warm", "bytes", 0, INT64_MAX, &w.bytes));
+    if (auto v = wj.find("took"); v != wj.end() && v->is_string()) {
+      if (!absl::ParseDuration(v->get<std::string>(), &w.took)) {
+        return ctx.Error("warm.took", Cat("is not a duration: ", Preview(*v)));
+      }
+    }
+    if (wj.contains("taken_at")) w.taken_at = DecodeTime(wj["taken_at"]);
+    BERTH_RETURN_IF_ERROR(OptionalInt(ctx, wj, "warm", "restores", 0, INT64_MAX, &w.restores));
+    BERTH_RETURN_IF_ERROR(OptionalString(ctx, wj, "warm", "error", &w.error));
+    if (wj.contains("retry_at")) w.retry_at = DecodeTime(wj["retry_at"]);
+    s.warm = std::move(w);
   }
   if (auto it = j.find("replicas"); it != j.end() && it->is_array()) {
     for (size_t i = 0; i < it->size(); ++i) {

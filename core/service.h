@@ -24,6 +24,9 @@ inline constexpr std::string_view kServiceLabel = "berth.service";
 inline constexpr std::string_view kPortLabel = "berth.port";
 // The revision of the template a replica was made from.
 inline constexpr std::string_view kRevisionLabel = "berth.revision";
+// On a replica of a service with `warm_start: snapshot`: the key of the memory snapshot its host
+// restores it from, when that host holds it (the agent boots it otherwise).
+inline constexpr std::string_view kWarmStateLabel = "berth.warm-state";
 // A replica's name is SERVICE-N, so a service name leaves room for the suffix.
 inline constexpr size_t kMaxServiceNameLength = 50;
 inline constexpr int kMaxReplicas = 100;
@@ -100,12 +103,17 @@ struct ServiceSpec {
   EndpointSpec endpoint;
   UpdateStrategy update;
   std::optional<AutoscaleSpec> autoscale;
+  // kSnapshot: once a replica of the current revision is ready, its VM's memory and device state
+  // are saved on its host (the replica pauses while they are written), and later replicas placed
+  // on that host resume from the snapshot instead of booting and loading their model again.
+  enum class WarmStart { kNone, kSnapshot };
+  WarmStart warm_start = WarmStart::kNone;
   bool operator==(const ServiceSpec&) const = default;
 };
 
 // Decodes and validates a service spec ({"name", "kind": "service", "template", "replicas",
-// "port", "health", "endpoint", "update", "autoscale"}); errors name the service and the field,
-// those of the template with a `template.` prefix.
+// "port", "health", "endpoint", "update", "autoscale", "warm_start"}); errors name the service and
+// the field, those of the template with a `template.` prefix.
 absl::StatusOr<ServiceSpec> DecodeServiceSpec(const Json& json);
 Json EncodeServiceSpec(const ServiceSpec& spec);
 
@@ -169,12 +177,29 @@ struct AutoscaleStatus {
   bool operator==(const AutoscaleStatus&) const = default;
 };
 
+// The memory snapshot later replicas resume from (warm_start: snapshot): which revision, where it
+// was taken, and the last failure to take one.
+struct WarmStateStatus {
+  int64_t revision = 0;  // of the template; 0: none taken yet
+  std::string key;       // the name the host keeps it under (SERVICE.rREVISION)
+  std::string host;
+  std::string replica;  // the replica it was taken from
+  int64_t bytes = 0;
+  absl::Duration took = absl::ZeroDuration();  // the time the replica was paused to take it
+  absl::Time taken_at = absl::InfinitePast();
+  int64_t restores = 0;  // replicas created to resume from it
+  std::string error;     // why the last attempt failed
+  absl::Time retry_at = absl::InfinitePast();
+  bool operator==(const WarmStateStatus&) const = default;
+};
+
 struct ServiceStatus {
   int ready = 0;
   std::vector<ReplicaStatus> replicas;
   EndpointStatus endpoint;
   RolloutStatus rollout;
   std::optional<AutoscaleStatus> autoscale;  // with autoscale in the spec, once it ran
+  std::optional<WarmStateStatus> warm;       // with warm_start, once a snapshot was tried
   bool deleting = false;
   int64_t next_index = 0;  // the suffix of the next replica's name
   std::string message;

@@ -246,6 +246,55 @@ TEST(ServiceSpecTest, AutoscaleErrorsNameTheField) {
             std::string::npos);
 }
 
+Json WarmVm() {
+  Json j = Minimal();
+  j["template"] = {
+      {"kind", "vm"}, {"image", "tiny-vm"}, {"resources", {{"cpu", 1}, {"memory", "256Mi"}}}};
+  j["warm_start"] = "snapshot";
+  return j;
+}
+
+TEST(ServiceSpecTest, WarmStartFromASnapshotIsForVmsWithAHealthCheckOnly) {
+  auto spec = DecodeServiceSpec(WarmVm());
+  ASSERT_TRUE(spec.ok()) << spec.status();
+  EXPECT_EQ(spec->warm_start, ServiceSpec::WarmStart::kSnapshot);
+  auto back = DecodeServiceSpec(EncodeServiceSpec(*spec));
+  ASSERT_TRUE(back.ok()) << back.status();
+  EXPECT_EQ(*back, *spec);
+  Json none = WarmVm();
+  none["warm_start"] = "none";
+  EXPECT_EQ(DecodeServiceSpec(none)->warm_start, ServiceSpec::WarmStart::kNone);
+  EXPECT_FALSE(EncodeServiceSpec(*DecodeServiceSpec(none)).contains("warm_start"));
+
+  Json bad = WarmVm();
+  bad["warm_start"] = "hot";
+  EXPECT_EQ(ErrorOf(bad),
+            "service \"web\": warm_start must be \"snapshot\" or \"none\", got \"hot\"");
+  Json process = Minimal();
+  process["warm_start"] = "snapshot";
+  EXPECT_NE(ErrorOf(process).find(
+                "warm_start snapshot needs a vm template (template.kind: vm), got process"),
+            std::string::npos);
+  Json no_health = WarmVm();
+  no_health.erase("health");
+  EXPECT_NE(ErrorOf(no_health).find("warm_start snapshot needs a health check"), std::string::npos);
+  Json disks = WarmVm();
+  disks["template"]["disks"] = Json::array({{{"disk", "data"}}});
+  EXPECT_NE(ErrorOf(disks).find("cannot be used with template.disks"), std::string::npos);
+  // Replicas on Berth networks cannot have the health check warm starts need.
+  Json networks = WarmVm();
+  networks["template"]["networks"] = Json::array({{{"network", "net1"}}});
+  EXPECT_NE(ErrorOf(networks).find("health is not available yet for replicas on Berth networks"),
+            std::string::npos);
+  Json gpu = WarmVm();
+  gpu["template"]["resources"]["gpu"] = {{"count", 1}};
+  EXPECT_NE(ErrorOf(gpu).find("cannot be used with template.resources.gpu"), std::string::npos);
+  Json label = WarmVm();
+  label["template"]["labels"] = {{"berth.warm-state", "web.r1"}};
+  EXPECT_NE(ErrorOf(label).find("template.labels.berth.warm-state is set by the service"),
+            std::string::npos);
+}
+
 TEST(ServiceTest, StoredObjectRoundTrips) {
   Service svc;
   svc.spec = *DecodeServiceSpec(Minimal());
@@ -284,6 +333,22 @@ TEST(ServiceTest, StoredObjectRoundTrips) {
   EXPECT_EQ(back->spec, svc.spec);
   EXPECT_EQ(back->status, svc.status);
   EXPECT_EQ(back->created_at, svc.created_at);
+
+  svc.spec = *DecodeServiceSpec(WarmVm());
+  svc.status.warm = WarmStateStatus{.revision = 2,
+                                    .key = "web.r2",
+                                    .host = "h1",
+                                    .replica = "web-4",
+                                    .bytes = 70 << 20,
+                                    .took = absl::Milliseconds(850),
+                                    .taken_at = absl::FromUnixSeconds(1'700'000'200),
+                                    .restores = 3,
+                                    .error = "earlier failure",
+                                    .retry_at = absl::FromUnixSeconds(1'700'000'230)};
+  back = DecodeService(EncodeService(svc));
+  ASSERT_TRUE(back.ok()) << back.status();
+  EXPECT_EQ(back->spec, svc.spec);
+  EXPECT_EQ(back->status, svc.status);
 }
 
 }  // namespace

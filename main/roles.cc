@@ -100,8 +100,8 @@ int WaitForSignal(const sigset_t& set) {
   return sig;
 }
 
-// Forwards the API's local-task calls (logs, console, exec, stats) to the local agent once it
-// exists.
+// Forwards the API's local-task calls (logs, console, exec, stats, warm states) to the local
+// agent once it exists.
 class LocalAgentHost : public agent::LocalHost {
  public:
   void Set(agent::Agent* a) { agent_ = a; }
@@ -129,6 +129,11 @@ class LocalAgentHost : public agent::LocalHost {
     agent::Agent* a = agent_.load();
     if (a == nullptr) return NotRunning();
     return a->Stats(workload);
+  }
+  absl::StatusOr<int64_t> SaveWarmState(std::string_view workload, std::string_view key) override {
+    agent::Agent* a = agent_.load();
+    if (a == nullptr) return NotRunning();
+    return a->SaveWarmState(workload, key);
   }
 
  private:
@@ -490,9 +495,13 @@ int RunServe(core::Invocation& f) {
   std::unique_ptr<control::Endpoints> endpoints = control::NewProxyEndpoints(endpoint_address);
   control::ServiceController services(
       &control, control::ServiceControllerOptions{
-                    .prober = prober.get(), .endpoints = endpoints.get(), .active = [&election] {
-                      return election.IsLeader();
-                    }});
+                    .prober = prober.get(),
+                    .endpoints = endpoints.get(),
+                    .active = [&election] { return election.IsLeader(); },
+                    .save_warm_state =
+                        [&server](const std::string& workload, const std::string& key) {
+                          return server.SaveWarmState(workload, key);
+                        }});
   api::AddServiceRoutes(server.router(), &services);
   // Training jobs: gangs of tasks, retried by their controller; only the leader's acts.
   control::JobController jobs(&control, control::JobControllerOptions{

@@ -126,6 +126,9 @@ struct TaskConfig {
   std::vector<TaskNic> nics;
   std::vector<TaskPort> ports;
   int64_t max_open_files = 0;  // RLIMIT_NOFILE where the driver enforces it; 0 = driver default
+  // A file SaveState() wrote from a task with the same resources and image: the task resumes
+  // from it instead of starting afresh. Only drivers with the `snapshot` capability take it.
+  std::string restore_from;
 };
 
 // File names every driver uses inside task_dir for the task's output.
@@ -285,6 +288,12 @@ class ComputeDriver {
   [[nodiscard]] virtual absl::Status SnapshotDisk(std::string_view task_id, std::string_view name,
                                                   std::string_view snapshot) {
     return absl::UnimplementedError(Name() + " tasks take no disk snapshots while they run");
+  }
+  // Writes the running task's memory and device state to `path`, pausing it meanwhile, and lets
+  // it go on; a later Start() with TaskConfig::restore_from = path resumes a copy of it.
+  // Unimplemented without the `snapshot` capability.
+  [[nodiscard]] virtual absl::Status SaveState(std::string_view task_id, const std::string& path) {
+    return absl::UnimplementedError(Name() + " tasks cannot be saved to a state file");
   }
 
   // Task ids this instance knows (started or recovered, not yet destroyed).

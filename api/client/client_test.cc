@@ -65,6 +65,9 @@ class FakeLocalHost : public agent::LocalHost {
   absl::StatusOr<Json> Stats(std::string_view workload) override {
     return Json{{"workload", std::string(workload)}, {"pid", 42}};
   }
+  absl::StatusOr<int64_t> SaveWarmState(std::string_view workload, std::string_view) override {
+    return absl::NotFoundError(core::Cat("no task for ", workload));
+  }
 
  private:
   std::string dir_;

@@ -221,6 +221,7 @@ absl::StatusOr<VmLaunchSpec> QemuDriver::LaunchSpecFor(const TaskConfig& config)
 }
 
 absl::StatusOr<TaskHandle> QemuDriver::Start(const TaskConfig& config) {
+  if (!config.restore_from.empty()) return Restore(config, {.snapshot_path = config.restore_from});
   return Launch(config, "");
 }
 
@@ -897,6 +898,10 @@ int64_t QemuDriver::Subscribe(TaskEventCallback callback) {
 
 void QemuDriver::Unsubscribe(int64_t subscription) { events_.Unsubscribe(subscription); }
 
+absl::Status QemuDriver::SaveState(std::string_view task_id, const std::string& path) {
+  return Snapshot(task_id, {.path = path, .resume = true});
+}
+
 absl::Status QemuDriver::Snapshot(std::string_view task_id, const SnapshotOptions& options) {
   auto vm = Find(task_id);
   if (!vm) return TaskNotFound(task_id);
@@ -909,6 +914,19 @@ absl::Status QemuDriver::Snapshot(std::string_view task_id, const SnapshotOption
   }
   // Pausing first makes the snapshot consistent and lets the copy finish in one pass.
   BERTH_RETURN_IF_ERROR(Qmp(vm, "stop").status());
+  absl::Status saved = WriteMigration(vm, options);
+  // A VM that was to go on does so even when its state could not be written.
+  if (options.resume) {
+    absl::Status resumed = Qmp(vm, "cont").status();
+    if (saved.ok()) return resumed;
+    core::ReportError("qemu", Cat("vm ", vm->workload, ": resume after a failed snapshot"),
+                      resumed);
+  }
+  return saved;
+}
+
+absl::Status QemuDriver::WriteMigration(const std::shared_ptr<Vm>& vm,
+                                        const SnapshotOptions& options) {
   BERTH_RETURN_IF_ERROR(
       Qmp(vm, "migrate", {{"uri", Cat("exec:cat > ", ShellQuote(options.path))}}).status());
   const absl::Time deadline = absl::Now() + options.timeout;
@@ -927,7 +945,6 @@ absl::Status QemuDriver::Snapshot(std::string_view task_id, const SnapshotOption
     }
     absl::SleepFor(absl::Milliseconds(20));
   }
-  if (options.resume) BERTH_RETURN_IF_ERROR(Qmp(vm, "cont").status());
   return absl::OkStatus();
 }
 

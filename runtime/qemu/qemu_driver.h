@@ -98,6 +98,8 @@ class QemuDriver final : public ComputeDriver {
   absl::Status DetachDisk(std::string_view task_id, std::string_view name) override;
   absl::Status SnapshotDisk(std::string_view task_id, std::string_view name,
                             std::string_view snapshot) override;
+  // Snapshot() with resume.
+  absl::Status SaveState(std::string_view task_id, const std::string& path) override;
   std::vector<std::string> Tasks() override;
   int64_t Subscribe(TaskEventCallback callback) override;
   void Unsubscribe(int64_t subscription) override;
@@ -117,6 +119,8 @@ class QemuDriver final : public ComputeDriver {
 
   absl::StatusOr<TaskHandle> Launch(const TaskConfig& config, const std::string& incoming);
   absl::Status Attach(const std::shared_ptr<Vm>& vm);
+  // Migrates the (paused) VM to options.path and waits for it to complete.
+  absl::Status WriteMigration(const std::shared_ptr<Vm>& vm, const SnapshotOptions& options);
   void OnEvent(const std::shared_ptr<Vm>& vm, const QmpEvent& event);
   void Watch(std::shared_ptr<Vm> vm);
   void Finish(const std::shared_ptr<Vm>& vm, std::optional<std::string> lost_reason);
