@@ -596,6 +596,59 @@ TEST_F(AgentTest, ResolvedImageAndKernelCmdlineReachTheDriver) {
   EXPECT_EQ(resolved, (std::vector<std::string>{"vm/debian-12", "vm/missing"}));
 }
 
+TEST_F(AgentTest, AWarmStateIsSavedOncePerServiceAndResumedFromWhereItLoads) {
+  MakeAgent(Options());
+  EXPECT_EQ(agent_->SaveWarmState("ghost", "web.r1").status().code(), absl::StatusCode::kNotFound);
+  Submit(VmSpec("web-0"));
+  Sync();
+  ASSERT_EQ(StateOf("web-0"), "running");
+  for (const char* key : {"../../etc/passwd", "web", "web.r", "web.rx", ".r1", "Web.r1"}) {
+    EXPECT_EQ(agent_->SaveWarmState("web-0", key).status().code(),
+              absl::StatusCode::kInvalidArgument)
+        << key;
+  }
+  EXPECT_FALSE(fs::exists(data_dir_ + "/warm/web.state"));
+  auto bytes = agent_->SaveWarmState("web-0", "web.r1");
+  ASSERT_TRUE(bytes.ok()) << bytes.status();
+  const std::string r1 = data_dir_ + "/warm/web.r1.state";
+  EXPECT_EQ(agent_->WarmStatePath("web.r1"), r1);
+  EXPECT_EQ(*bytes, static_cast<int64_t>(fs::file_size(r1)));
+  ASSERT_TRUE(agent_->SaveWarmState("web-0", "api.r4").ok());  // another service's
+
+  // A replica labelled with the key resumes from the file.
+  Json resumed = VmSpec("web-1");
+  resumed["labels"] = {{"berth.warm-state", "web.r1"}};
+  const std::string task = Submit(resumed);
+  Sync();
+  ASSERT_EQ(StateOf("web-1"), "running");
+  EXPECT_EQ(host_->Config(task)->restore_from, r1);
+  EXPECT_EQ(Get("web-1").status.reason,
+            "running on " + std::string(kHost) + ", resumed from warm state web.r1");
+
+  // A newer revision's state replaces the service's older one, not other services'.
+  ASSERT_TRUE(agent_->SaveWarmState("web-1", "web.r2").ok());
+  EXPECT_FALSE(fs::exists(r1));
+  EXPECT_TRUE(fs::exists(data_dir_ + "/warm/api.r4.state"));
+  EXPECT_TRUE(fs::exists(data_dir_ + "/warm/web.r2.state"));
+
+  // A state that does not load is dropped and the replica boots; a key this host lacks boots.
+  const std::string r2 = data_dir_ + "/warm/web.r2.state";
+  std::ofstream(r2, std::ios::trunc) << "torn";
+  Json bad = VmSpec("web-2");
+  bad["labels"] = {{"berth.warm-state", "web.r2"}};
+  const std::string booted = Submit(bad);
+  Json elsewhere = VmSpec("web-3");
+  elsewhere["labels"] = {{"berth.warm-state", "web.r9"}};
+  const std::string fresh = Submit(elsewhere);
+  Sync();
+  ASSERT_EQ(StateOf("web-2"), "running") << Get("web-2").status.reason;
+  EXPECT_TRUE(host_->Config(booted)->restore_from.empty());
+  EXPECT_EQ(Get("web-2").status.reason, "running on " + std::string(kHost));
+  EXPECT_FALSE(fs::exists(r2));
+  ASSERT_EQ(StateOf("web-3"), "running");
+  EXPECT_TRUE(host_->Config(fresh)->restore_from.empty());
+}
+
 // A host with two declared A100s (ids derived as the agent derives them) and PCI addresses.
 AgentOptions WithGpus(AgentOptions o) {
   for (int i = 0; i < 2; ++i) {

@@ -146,7 +146,7 @@ DriverCapabilities FakeDriver::Capabilities() const {
   return DriverCapabilities{.pause_resume = true,
                             .exec = true,
                             .console = false,
-                            .snapshot = false,
+                            .snapshot = true,
                             .gpus = true,
                             .recover = true};
 }
@@ -171,6 +171,15 @@ absl::StatusOr<TaskHandle> FakeDriver::Start(const TaskConfig& config) {
   }
   if (host_->FindLocked(config.task_id) != nullptr) {
     return absl::AlreadyExistsError(core::Cat("task \"", config.task_id, "\" already exists"));
+  }
+  if (!config.restore_from.empty()) {
+    std::ifstream in(config.restore_from);
+    std::string head(13, '\0');
+    in.read(head.data(), static_cast<std::streamsize>(head.size()));
+    if (!in || head != "fake state of") {
+      return absl::FailedPreconditionError(
+          core::Cat("task \"", config.task_id, "\": ", config.restore_from, " does not load"));
+    }
   }
   if (!config.task_dir.empty()) {
     std::error_code ec;
@@ -374,6 +383,24 @@ absl::Status FakeDriver::Resume(std::string_view task_id) {
   }
   task->state = TaskState::kRunning;
   host_->PublishLocked(task->config.task_id, TaskEventType::kResumed, "resumed");
+  return absl::OkStatus();
+}
+
+absl::Status FakeDriver::SaveState(std::string_view task_id, const std::string& path) {
+  {
+    absl::MutexLock lock(&host_->mu_);
+    FakeHost::Task* task = AdoptedLocked(task_id);
+    if (task == nullptr) {
+      return absl::NotFoundError(core::Cat("task \"", task_id, "\" not found"));
+    }
+    if (task->exit) {
+      return absl::FailedPreconditionError(core::Cat("task \"", task_id, "\" exited"));
+    }
+  }
+  std::ofstream out(path, std::ios::trunc);
+  out << "fake state of " << task_id;
+  out.close();
+  if (!out) return absl::InternalError(core::Cat("cannot write ", path));
   return absl::OkStatus();
 }
 

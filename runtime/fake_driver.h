@@ -115,6 +115,9 @@ class FakeDriver final : public ComputeDriver {
   absl::StatusOr<TaskStats> Stats(std::string_view task_id) override;
   absl::Status Pause(std::string_view task_id) override;
   absl::Status Resume(std::string_view task_id) override;
+  // Writes "fake state of TASK_ID" to `path`; Start() takes a restore_from file only when it
+  // begins with "fake state of" (FailedPrecondition otherwise, as a state that does not load).
+  absl::Status SaveState(std::string_view task_id, const std::string& path) override;
   absl::StatusOr<ExecResult> Exec(std::string_view task_id, const std::vector<std::string>& argv,
                                   const ExecOptions& options) override;
   std::vector<std::string> Tasks() override;

@@ -11,6 +11,7 @@
 #include <filesystem>
 #include <fstream>
 #include <functional>
+#include <iostream>
 #include <map>
 #include <sstream>
 #include <string>
@@ -18,6 +19,7 @@
 
 #include "absl/time/clock.h"
 #include "api/client/client.h"
+#include "api/http/client.h"
 #include "core/json.h"
 #include "gtest/gtest.h"
 #include "runtime/host/process.h"
@@ -468,6 +470,95 @@ resources: {cpu: 100m, memory: 16Mi}
   ASSERT_EQ(missing.exit_code, 0) << missing.err;
   Json ghost = WaitForState("ghost", "failed");
   EXPECT_NE(ghost["status"].value("reason", "").find("from-tar"), std::string::npos);
+}
+
+// A VM service with warm_start: snapshot. Its first replica boots and "loads a model" (random
+// bytes whose checksum it serves, so each booted guest answers differently); once it is ready its
+// state is saved, and the replica a scale-up adds resumes from that state: it answers with the
+// same checksum without having loaded anything, and sooner than the first was ready.
+TEST_F(ComputeE2eTest, AWarmStartedVmReplicaResumesFromTheFirstReplicasSnapshot) {
+  const std::string guest =
+      "mkdir -p /www && head -c 33554432 /dev/urandom > /model && "
+      "sha256sum /model | cut -c1-64 > /www/healthz && exec httpd -f -p 8080 -h /www";
+  auto created = server_->Cli({"service", "create", "-f", WriteSpec("warm.yaml", R"(name: web
+kind: service
+replicas: 1
+port: 8080
+warm_start: snapshot
+health: {http: /healthz, interval: 500ms, timeout: 400ms, failure_threshold: 3, start_period: 3m}
+template:
+  kind: vm
+  image: tiny-vm
+  command: ["sh", "-c", ")" + guest + R"("]
+  resources: {cpu: 1, memory: 256Mi}
+)")});
+  ASSERT_EQ(created.exit_code, 0) << created.err;
+  const absl::Time t0 = absl::Now();
+  auto service = [&] { return server_->client().GetService("web"); };
+  auto dump = [&] {
+    api::Raw raw;
+    return server_->client().GetService("web", &raw).ok() ? raw.body.dump() : std::string();
+  };
+  const absl::Time deadline = absl::Now() + kDeadline;
+  // The first replica is ready, and its state saved.
+  absl::Duration cold = absl::InfiniteDuration();
+  while (absl::Now() < deadline) {
+    auto s = service();
+    if (s.ok() && s->status.ready == 1 && cold == absl::InfiniteDuration()) cold = absl::Now() - t0;
+    if (s.ok() && s->status.warm && s->status.warm->revision == 1) break;
+    absl::SleepFor(absl::Milliseconds(100));
+  }
+  auto s = service();
+  ASSERT_TRUE(s.ok() && s->status.warm && s->status.warm->revision == 1) << dump();
+  EXPECT_EQ(s->status.warm->key, "web.r1");
+  EXPECT_EQ(s->status.warm->replica, "web-0");
+  EXPECT_GT(s->status.warm->bytes, 32 << 20)
+      << "the state holds the guest's memory, model included";
+  EXPECT_TRUE(fs::exists(dir_ + "/agent/warm/web.r1.state")) << dump();
+  auto answer = [&](int port) -> std::string {
+    api::HttpClient http("http://127.0.0.1:" + std::to_string(port),
+                         api::HttpClientOptions{.timeout = absl::Seconds(5)});
+    auto r = http.Get("/healthz");
+    return r.ok() && r->status == 200 ? r->body : std::string();
+  };
+  ASSERT_EQ(s->status.replicas.size(), 1u);
+  const std::string first = answer(s->status.replicas[0].port);
+  ASSERT_EQ(first.size(), 65u) << first;  // the model's checksum and a newline
+
+  // A second replica resumes from the state: same guest memory, same checksum.
+  const absl::Time t1 = absl::Now();
+  ASSERT_TRUE(server_->client().ScaleService("web", 2).ok());
+  absl::Duration warm = absl::InfiniteDuration();
+  while (absl::Now() < deadline && warm == absl::InfiniteDuration()) {
+    auto now = service();
+    if (now.ok() && now->status.ready == 2) warm = absl::Now() - t1;
+    absl::SleepFor(absl::Milliseconds(50));
+  }
+  ASSERT_NE(warm, absl::InfiniteDuration()) << dump();
+  auto second = server_->client().GetWorkload("web-1");
+  ASSERT_TRUE(second.ok()) << second.status();
+  EXPECT_EQ(second->spec.labels.at("berth.warm-state"), "web.r1");
+  EXPECT_NE(second->status.reason.find("resumed from warm state web.r1"), std::string::npos)
+      << second->status.reason;
+  s = service();
+  ASSERT_TRUE(s.ok());
+  int second_port = 0;
+  for (const auto& r : s->status.replicas) {
+    if (r.workload == "web-1") second_port = r.port;
+  }
+  ASSERT_GT(second_port, 0) << dump();
+  EXPECT_EQ(answer(second_port), first) << "the resumed replica did not keep the first's model";
+  EXPECT_EQ(s->status.warm->restores, 1);
+  std::cout << "warm start: first replica ready " << absl::FormatDuration(cold)
+            << " after create (boot and model load); the resumed one " << absl::FormatDuration(warm)
+            << " after the scale-up" << std::endl;
+
+  auto deleted = server_->client().DeleteService("web");
+  ASSERT_TRUE(deleted.ok()) << deleted.status();
+  while (absl::Now() < deadline && !absl::IsNotFound(service().status())) {
+    absl::SleepFor(absl::Milliseconds(100));
+  }
+  EXPECT_TRUE(absl::IsNotFound(service().status())) << dump();
 }
 
 }  // namespace
