@@ -180,7 +180,10 @@ class Session : public CommandSession {
 
   void PrintAutoscale(const Json& a, const Json& st) {
     const std::string metric = a.value("metric", "concurrency");
-    const std::string unit = metric == "rps" ? " requests/s" : " open connections";
+    std::string unit = " open connections";
+    if (metric == "rps") unit = " requests/s";
+    if (metric == "cpu") unit = " of its requested CPU";
+    if (metric == "gpu") unit = " utilization of its GPUs";
     out_ << "autoscale: " << metric << ", target " << absl::StrFormat("%g", a.value("target", 0.0))
          << unit << " per replica, " << a.value("min", 0) << " to " << a.value("max", 0)
          << " replicas (stable window " << a.value("stable_window", "") << ", panic window "

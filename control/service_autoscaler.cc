@@ -39,7 +39,12 @@ bool ServiceAutoscaler::Average(const core::AutoscaleSpec& spec, absl::Time now,
     const absl::Time lo = std::max(s.at - s.span, from);
     const absl::Time hi = std::min(s.at, now);
     if (hi <= lo) continue;
-    const double value = spec.metric == core::AutoscaleSpec::Metric::kRps ? s.rps : s.concurrency;
+    double value = s.concurrency;
+    if (spec.metric == core::AutoscaleSpec::Metric::kRps) value = s.rps;
+    if (spec.metric == core::AutoscaleSpec::Metric::kCpu ||
+        spec.metric == core::AutoscaleSpec::Metric::kGpu) {
+      value = s.utilization;
+    }
     sum += value * absl::ToDoubleSeconds(hi - lo);
     covered += hi - lo;
   }

@@ -18,13 +18,17 @@
 
 namespace berth::control {
 
-// What the endpoint measured over (at - span, at]: the average number of open connections, the
-// new connections per second, and whether any connection was open or new.
+// What was measured over (at - span, at]: at the endpoint, the average number of open
+// connections, the new connections per second and whether any connection was open or new; from
+// the agents' reports, the replicas' utilization.
 struct AutoscaleSample {
   absl::Time at;
   absl::Duration span;
   double concurrency = 0;
   double rps = 0;
+  // The running replicas' utilization summed (metrics cpu and gpu): 1.5 is one and a half
+  // replicas' worth of what each requested.
+  double utilization = 0;
   bool active = false;
 };
 

@@ -82,6 +82,29 @@ TEST_F(AutoscalerTest, RequestsPerSecondIsTheOtherMetric) {
   EXPECT_NE(d.reason.find("rps 35.00"), std::string::npos) << d.reason;
 }
 
+TEST_F(AutoscalerTest, UtilizationFollowsWhatTheReplicasUse) {
+  spec_.metric = core::AutoscaleSpec::Metric::kCpu;
+  spec_.target = 0.5;
+  // Two replicas each at 90 % of their CPU: 1.8 replicas' worth at 50 % each wants 4.
+  for (int i = 0; i < 60; ++i) {
+    clock_.Advance(absl::Seconds(1));
+    kpa_.Record({.at = clock_.Now(),
+                 .span = absl::Seconds(1),
+                 .concurrency = 7,
+                 .rps = 70,
+                 .utilization = 1.8,
+                 .active = true});
+  }
+  AutoscaleDecision d = Decide(2, 2);
+  EXPECT_NEAR(d.stable_value, 1.8, 1e-9);
+  EXPECT_EQ(d.desired, 4);
+  EXPECT_NE(d.reason.find("cpu 1.80 over 1m at target 0.5 per replica: 4 replicas"),
+            std::string::npos)
+      << d.reason;
+  spec_.metric = core::AutoscaleSpec::Metric::kGpu;
+  EXPECT_EQ(Decide(2, 2).desired, 4);
+}
+
 TEST_F(AutoscalerTest, PanicFollowsTheShortWindowAndOnlyScalesUp) {
   Feed(2, 60);
   EXPECT_EQ(Decide(1, 1).desired, 1);

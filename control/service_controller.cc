@@ -469,7 +469,7 @@ absl::StatusOr<int> ServiceController::ReconcileService(const ServiceRepository:
   // How many replicas: the spec's, or the autoscaler's decision.
   int want = svc.spec.replicas;
   if (svc.spec.autoscale && has_endpoint) {
-    want = Autoscale(svc, now, status, events);
+    want = Autoscale(svc, owned, now, status, events);
   } else {
     status.autoscale.reset();
     autoscalers_.erase(name);
@@ -839,7 +839,8 @@ absl::StatusOr<int> ServiceController::ReconcileService(const ServiceRepository:
   return actions;
 }
 
-int ServiceController::Autoscale(const Service& svc, absl::Time now, core::ServiceStatus& status,
+int ServiceController::Autoscale(const Service& svc, const std::vector<const Workload*>& replicas,
+                                 absl::Time now, core::ServiceStatus& status,
                                  std::vector<Event>& events) {
   const core::AutoscaleSpec& spec = *svc.spec.autoscale;
   const std::string& name = svc.spec.name;
@@ -862,6 +863,10 @@ int ServiceController::Autoscale(const Service& svc, absl::Time now, core::Servi
     const double seconds = absl::ToDoubleSeconds(sample.span);
     sample.concurrency = (stats.busy_seconds - m.last.busy_seconds) / seconds;
     sample.rps = static_cast<double>(stats.accepted - m.last.accepted) / seconds;
+    if (spec.metric == core::AutoscaleSpec::Metric::kCpu ||
+        spec.metric == core::AutoscaleSpec::Metric::kGpu) {
+      sample.utilization = Utilization(spec.metric, replicas, control_->HostUsages());
+    }
   }
   sample.active = stats.open > 0 || (comparable && stats.accepted > m.last.accepted);
   m.kpa.Record(sample);
@@ -892,6 +897,41 @@ int ServiceController::Autoscale(const Service& svc, absl::Time now, core::Servi
   }
   status.autoscale = a;
   return d.desired;
+}
+
+double ServiceController::Utilization(core::AutoscaleSpec::Metric metric,
+                                      const std::vector<const Workload*>& replicas,
+                                      const std::map<std::string, core::HostUsage>& usages) {
+  double sum = 0;
+  for (const Workload* w : replicas) {
+    if (w->status.state != WorkloadState::kRunning) continue;
+    auto host = usages.find(w->status.host);
+    if (host == usages.end()) continue;
+    const core::HostUsage& usage = host->second;
+    if (metric == core::AutoscaleSpec::Metric::kCpu) {
+      // A replica that requested no CPU counts against one CPU.
+      const double requested = w->spec.resources.cpu.value() > 0
+                                   ? static_cast<double>(w->spec.resources.cpu.value())
+                                   : 1000.0;
+      for (const core::WorkloadUsage& u : usage.workloads) {
+        if (u.name == w->spec.name) sum += static_cast<double>(u.cpu.value()) / requested;
+      }
+      continue;
+    }
+    // gpu: the mean utilization of the devices the replica holds (a shared device counts whole:
+    // the device does not tell its tenants apart).
+    double held = 0;
+    int devices = 0;
+    for (const core::GpuAssignment& g : w->status.gpus) {
+      for (const core::GpuDeviceUsage& d : usage.gpus) {
+        if (d.index != g.index) continue;
+        held += d.utilization_percent / 100.0;
+        ++devices;
+      }
+    }
+    if (devices > 0) sum += held / devices;
+  }
+  return sum;
 }
 
 int ServiceController::AllocatePort(PassState& pass) {

@@ -177,8 +177,14 @@ class ServiceController {
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(pass_mu_);
   // Measures the service's endpoint, lets its autoscaler decide and records the decision in
   // `status`; returns the replicas to keep.
-  int Autoscale(const core::Service& svc, absl::Time now, core::ServiceStatus& status,
-                std::vector<Event>& events) ABSL_EXCLUSIVE_LOCKS_REQUIRED(pass_mu_);
+  int Autoscale(const core::Service& svc, const std::vector<const core::Workload*>& replicas,
+                absl::Time now, core::ServiceStatus& status, std::vector<Event>& events)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(pass_mu_);
+  // The running replicas' utilization (metric cpu or gpu) by their hosts' latest usage reports,
+  // summed.
+  static double Utilization(core::AutoscaleSpec::Metric metric,
+                            const std::vector<const core::Workload*>& replicas,
+                            const std::map<std::string, core::HostUsage>& usages);
   // A host port no live replica holds, or 0 when the range is used up.
   int AllocatePort(PassState& pass) ABSL_EXCLUSIVE_LOCKS_REQUIRED(pass_mu_);
   // Refuses an endpoint port another service holds, one in the replicas' range, or one that

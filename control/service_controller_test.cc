@@ -1102,5 +1102,48 @@ TEST_F(ServiceControllerTest, AServerThatCannotSaveStatesSaysSoAndBootsEveryRepl
   EXPECT_FALSE(cp_.GetWorkload("web-1")->spec.labels.contains("berth.warm-state"));
 }
 
+TEST_F(ServiceControllerTest, CpuAutoscalingFollowsTheReplicasReportedUsage) {
+  core::ServiceSpec spec = WithEndpoint(Spec(2, /*health=*/false), 18080);
+  spec.autoscale = core::AutoscaleSpec{.min = 1,
+                                       .max = 6,
+                                       .metric = core::AutoscaleSpec::Metric::kCpu,
+                                       .target = 0.5,
+                                       .stable_window = absl::Seconds(6),
+                                       .panic_window = absl::Seconds(6)};
+  ASSERT_TRUE(svc_.Create(spec).ok());
+  ASSERT_TRUE(svc_.ReconcileOnce().ok());
+  RunAll();
+  // Each replica requested 500m; the agents report each using 450m: 0.9 of its CPU, 1.8 in all,
+  // which at 0.5 per replica wants 4.
+  auto report = [&](int64_t milli) {
+    std::map<std::string, core::HostUsage> by_host;
+    for (const auto& w : Replicas()) {
+      if (w.status.state != WorkloadState::kRunning) continue;
+      by_host[w.status.host].workloads.push_back(
+          {.name = w.spec.name, .cpu = core::MilliCpu(milli), .memory = core::MemoryMiB(10)});
+    }
+    for (const auto& [host, usage] : by_host) ASSERT_TRUE(cp_.Heartbeat(host, usage).ok());
+  };
+  report(450);
+  for (int i = 0; i < 8; ++i) {
+    clock_.Advance(absl::Seconds(1));
+    ASSERT_TRUE(svc_.ReconcileOnce().ok());
+  }
+  core::Service s = *svc_.Get("web");
+  ASSERT_TRUE(s.status.autoscale.has_value());
+  EXPECT_NEAR(s.status.autoscale->stable_value, 1.8, 1e-6);
+  EXPECT_EQ(s.status.autoscale->desired, 4) << s.status.autoscale->decision;
+  EXPECT_EQ(Replicas().size(), 4u);
+  // Idle replicas give the room back (no scale-down delay here).
+  RunAll();
+  report(20);
+  for (int i = 0; i < 8; ++i) {
+    clock_.Advance(absl::Seconds(1));
+    ASSERT_TRUE(svc_.ReconcileOnce().ok());
+  }
+  s = *svc_.Get("web");
+  EXPECT_EQ(s.status.autoscale->desired, 1) << s.status.autoscale->decision;
+}
+
 }  // namespace
 }  // namespace berth::control

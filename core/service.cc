@@ -120,9 +120,13 @@ absl::Status DecodeAutoscale(const JsonContext& ctx, const Json& j, AutoscaleSpe
     a->metric = AutoscaleSpec::Metric::kConcurrency;
   } else if (metric == "rps") {
     a->metric = AutoscaleSpec::Metric::kRps;
+  } else if (metric == "cpu") {
+    a->metric = AutoscaleSpec::Metric::kCpu;
+  } else if (metric == "gpu") {
+    a->metric = AutoscaleSpec::Metric::kGpu;
   } else {
     return ctx.Error("autoscale.metric",
-                     Cat("must be concurrency or rps, got ", Preview(j["metric"])));
+                     Cat("must be concurrency, rps, cpu or gpu, got ", Preview(j["metric"])));
   }
   if (!j.contains("target") || j["target"].is_null()) {
     return ctx.Error("autoscale.target",
@@ -137,6 +141,15 @@ absl::Status DecodeAutoscale(const JsonContext& ctx, const Json& j, AutoscaleSpe
   if (!std::isfinite(target) || target < 0.01 || target > 1e6) {
     return ctx.Error("autoscale.target",
                      Cat("must be between 0.01 and 1000000, got ", Preview(j["target"])));
+  }
+  const bool utilization =
+      a->metric == AutoscaleSpec::Metric::kCpu || a->metric == AutoscaleSpec::Metric::kGpu;
+  if (utilization && target > 1) {
+    return ctx.Error("autoscale.target",
+                     Cat("for metric ", metric,
+                         " is the utilization one replica should run at, between 0.01 and 1 "
+                         "(0.7: 70 %), got ",
+                         Preview(j["target"])));
   }
   a->target = target;
   BERTH_RETURN_IF_ERROR(DurationField(ctx, j, "autoscale", "stable_window", absl::Seconds(6),
@@ -321,6 +334,11 @@ absl::StatusOr<ServiceSpec> DecodeServiceSpec(const Json& json) {
                        Cat("with autoscale is the number to start with, between "
                            "autoscale.min (",
                            a.min, ") and autoscale.max (", a.max, "), got ", spec.replicas));
+    }
+    if (a.metric == AutoscaleSpec::Metric::kGpu &&
+        spec.workload_template.gpu.kind == GpuRequest::Kind::kNone) {
+      return ctx.Error("autoscale.metric",
+                       "gpu needs replicas that hold a GPU (template.resources.gpu)");
     }
     spec.autoscale = a;
   }
@@ -565,7 +583,17 @@ absl::StatusOr<ServiceStatus> DecodeServiceStatus(const Json& j) {
 }
 
 std::string_view AutoscaleMetricName(AutoscaleSpec::Metric metric) {
-  return metric == AutoscaleSpec::Metric::kRps ? "rps" : "concurrency";
+  switch (metric) {
+    case AutoscaleSpec::Metric::kConcurrency:
+      return "concurrency";
+    case AutoscaleSpec::Metric::kRps:
+      return "rps";
+    case AutoscaleSpec::Metric::kCpu:
+      return "cpu";
+    case AutoscaleSpec::Metric::kGpu:
+      return "gpu";
+  }
+  return "concurrency";
 }
 
 std::string_view RolloutStateName(RolloutStatus::State state) {

@@ -80,8 +80,13 @@ struct UpdateStrategy {
 // decision of the last `scale_down_delay` allows it. With `min: 0`, `idle_to_zero` without a
 // request stops the last replica; the endpoint then holds the next request while one starts.
 // With autoscale, the service's `replicas` is the number it starts with.
+//
+// The metric may also be the replicas' utilization as their agents report it: `cpu` (CPU time
+// per second over the CPU each replica requested) or `gpu` (the utilization of the GPUs each
+// replica holds), summed over the running replicas, with `target` the utilization one replica
+// should run at (0.01 to 1).
 struct AutoscaleSpec {
-  enum class Metric { kConcurrency, kRps };
+  enum class Metric { kConcurrency, kRps, kCpu, kGpu };
   int min = 1;
   int max = 1;
   Metric metric = Metric::kConcurrency;

@@ -213,8 +213,28 @@ TEST(ServiceSpecTest, AutoscaleErrorsNameTheField) {
   below["autoscale"]["max"] = 3;
   EXPECT_NE(ErrorOf(below).find("autoscale.max must be at least autoscale.min (5), got 3"),
             std::string::npos);
-  EXPECT_NE(ErrorOf(with("metric", "gpu")).find("autoscale.metric must be concurrency or rps"),
+  EXPECT_NE(ErrorOf(with("metric", "memory"))
+                .find("autoscale.metric must be concurrency, rps, cpu or gpu, got \"memory\""),
             std::string::npos);
+  // Utilization targets are fractions of what a replica holds; gpu needs replicas with GPUs.
+  Json cpu = with("metric", "cpu");
+  cpu["autoscale"]["target"] = 0.7;
+  auto decoded = DecodeServiceSpec(cpu);
+  ASSERT_TRUE(decoded.ok()) << decoded.status();
+  EXPECT_EQ(decoded->autoscale->metric, AutoscaleSpec::Metric::kCpu);
+  EXPECT_EQ(EncodeServiceSpec(*decoded)["autoscale"]["metric"], "cpu");
+  cpu["autoscale"]["target"] = 1.5;
+  EXPECT_NE(ErrorOf(cpu).find("autoscale.target for metric cpu is the utilization one replica "
+                              "should run at, between 0.01 and 1 (0.7: 70 %), got 1.5"),
+            std::string::npos);
+  Json gpu = with("metric", "gpu");
+  gpu["autoscale"]["target"] = 0.5;
+  EXPECT_NE(ErrorOf(gpu).find("autoscale.metric gpu needs replicas that hold a GPU"),
+            std::string::npos);
+  gpu["template"]["resources"]["gpu"] = {{"count", 1}};
+  decoded = DecodeServiceSpec(gpu);
+  ASSERT_TRUE(decoded.ok()) << decoded.status();
+  EXPECT_EQ(decoded->autoscale->metric, AutoscaleSpec::Metric::kGpu);
   EXPECT_NE(ErrorOf(with("target", 0)).find("autoscale.target must be between 0.01"),
             std::string::npos);
   EXPECT_NE(ErrorOf(with("target", "four")).find("autoscale.target must be a number"),
