@@ -9,6 +9,7 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <iostream>
 #include <sstream>
 
@@ -465,6 +466,9 @@ absl::Status Agent::StartTask(const core::Workload& w) {
   t.task_dir = Cat(TasksDir(), "/", t.task_id);
   t.fence = w.spec.restart.fence;
   t.stop_grace = StopGraceOf(w.spec);
+  if (auto dir = w.spec.env.find(std::string(core::kCheckpointDirEnv)); dir != w.spec.env.end()) {
+    t.checkpoint_dir = dir->second;
+  }
   runtime::ComputeDriver* driver = DriverFor(t.kind);
   if (driver == nullptr) {
     Report(t, WorkloadState::kFailed, Cat("host ", options_.name, " has no ", t.kind, " driver"));
@@ -639,7 +643,8 @@ absl::Status Agent::StartTask(const core::Workload& w) {
   {
     absl::MutexLock lock(&paths_mu_);
     log_dirs_[t.workload] = t.task_dir;
-    task_refs_[t.workload] = {.kind = t.kind, .task_id = t.task_id, .fence = t.fence};
+    task_refs_[t.workload] = {
+        .kind = t.kind, .task_id = t.task_id, .fence = t.fence, .checkpoint_dir = t.checkpoint_dir};
   }
   tasks_[t.workload] = t;
   LocalTask& stored = tasks_[t.workload];
@@ -781,6 +786,7 @@ absl::Status Agent::SaveTask(const LocalTask& t) {
             {"finished", t.finished},
             {"fence", t.fence}};
   if (t.stop_grace) j["stop_grace"] = absl::FormatDuration(*t.stop_grace);
+  if (!t.checkpoint_dir.empty()) j["checkpoint_dir"] = t.checkpoint_dir;
   if (t.exit_code) j["exit_code"] = *t.exit_code;
   j["oom"] = t.oom;
   absl::Status written = WriteDurably(Cat(TasksDir(), "/", t.task_id, ".json"), j.dump());
@@ -828,6 +834,7 @@ void Agent::RecoverTasks() {
     if (absl::Duration grace; absl::ParseDuration(j.value("stop_grace", ""), &grace)) {
       t.stop_grace = grace;
     }
+    t.checkpoint_dir = j.value("checkpoint_dir", "");
     auto handle = runtime::TaskHandleFromJson(j.value("handle", Json::object()));
     if (t.workload.empty() || !handle.ok()) continue;
     t.handle = *handle;
@@ -842,7 +849,10 @@ void Agent::RecoverTasks() {
     {
       absl::MutexLock lock(&paths_mu_);
       log_dirs_[t.workload] = t.task_dir;
-      task_refs_[t.workload] = {.kind = t.kind, .task_id = t.task_id, .fence = t.fence};
+      task_refs_[t.workload] = {.kind = t.kind,
+                                .task_id = t.task_id,
+                                .fence = t.fence,
+                                .checkpoint_dir = t.checkpoint_dir};
     }
     tasks_[t.workload] = std::move(t);
   }
@@ -886,6 +896,32 @@ std::optional<core::HostUsage> Agent::MeasureUsage() {
   return usage;
 }
 
+namespace {
+
+// When anything in `dir` last changed; nullopt when it holds nothing (or cannot be read).
+std::optional<absl::Time> NewestChangeIn(const std::string& dir) {
+  std::optional<absl::Time> newest;
+  int seen = 0;
+  // The files in the directory and one level below, at most a thousand: a checkpoint is
+  // written as a file (often renamed into place), so the directory's own time is not used.
+  std::function<void(const std::string&, int)> walk = [&](const std::string& at, int depth) {
+    std::error_code ec;
+    for (fs::directory_iterator it(at, ec), end; !ec && it != end && seen < 1000;
+         it.increment(ec)) {
+      ++seen;
+      struct stat st {};
+      if (lstat(it->path().c_str(), &st) != 0) continue;
+      const absl::Time changed = absl::TimeFromTimespec(st.st_mtim);
+      if (!newest || changed > *newest) newest = changed;
+      if (S_ISDIR(st.st_mode) && depth == 0) walk(it->path().string(), 1);
+    }
+  };
+  walk(dir, 0);
+  return newest;
+}
+
+}  // namespace
+
 std::vector<core::WorkloadUsage> Agent::SampleWorkloads(
     const std::vector<GpuProcess>& gpu_processes) {
   std::vector<std::string> names;
@@ -911,6 +947,7 @@ std::vector<core::WorkloadUsage> Agent::SampleWorkloads(
     if (out.size() >= core::kMaxUsageWorkloads) break;
     auto found = FindTask(name);
     if (!found.ok()) continue;  // gone since the names were read
+    const std::string checkpoint_dir = found->first.checkpoint_dir;
     auto stats = found->second->Stats(found->first.task_id);
     if (!stats.ok()) continue;  // not running
     const absl::Time at = stats->at == absl::InfinitePast() ? absl::Now() : stats->at;
@@ -955,11 +992,13 @@ std::vector<core::WorkloadUsage> Agent::SampleWorkloads(
         .disk_read_per_second = bounded(sample.disk_read),
         .disk_write_per_second = bounded(sample.disk_write),
         .net_rx_per_second = bounded(sample.net_rx),
-        .net_tx_per_second = bounded(sample.net_tx)});
+        .net_tx_per_second = bounded(sample.net_tx),
+        .checkpoint_at = checkpoint_dir.empty() ? std::nullopt : NewestChangeIn(checkpoint_dir)});
   }
   workload_cpu_ = std::move(now);  // workloads that ended are forgotten
   return out;
 }
+
 
 absl::StatusOr<std::pair<Agent::TaskRef, runtime::ComputeDriver*>> Agent::FindTask(
     std::string_view workload) {

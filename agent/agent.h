@@ -177,6 +177,7 @@ class Agent : public LocalHost {
     bool fence = true;            // the workload's restart.fence
     // How long a stop waits after SIGTERM (the workload's berth.stop-grace); unset: the agent's.
     std::optional<absl::Duration> stop_grace;
+    std::string checkpoint_dir;  // its BERTH_CHECKPOINT_DIR; empty: none
   };
 
   // Registers with `bearer` on the heartbeat connection.
@@ -273,6 +274,7 @@ class Agent : public LocalHost {
     std::string kind;
     std::string task_id;
     bool fence = true;
+    std::string checkpoint_dir;  // reported as the workload's checkpoint_at
   };
   std::map<std::string, TaskRef> task_refs_ ABSL_GUARDED_BY(paths_mu_);
   // Workloads whose tasks the fence stopped, so their end is reported as fenced.

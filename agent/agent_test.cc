@@ -5,6 +5,7 @@
 #include "agent/agent.h"
 
 #include <stdlib.h>
+#include <fcntl.h>
 #include <sys/stat.h>
 
 #include <algorithm>
@@ -1208,6 +1209,58 @@ TEST_F(AgentTest, UsageCarriesEachWorkloadsDiskAndNetworkThroughput) {
   auto local = agent_->Stats("local");
   ASSERT_TRUE(local.ok()) << local.status();
   EXPECT_FALSE(local->contains("net_rx_bytes"));
+}
+
+TEST_F(AgentTest, UsageSaysWhenAWorkloadLastWroteToItsCheckpointDirectory) {
+  MakeAgent(Options());
+  const std::string ckpt = data_dir_ + "/ckpt";
+  fs::create_directories(ckpt);
+  Json trainer = ProcessSpec("trainer");
+  trainer["env"] = {{"BERTH_CHECKPOINT_DIR", ckpt}};
+  Submit(trainer);
+  Submit(ProcessSpec("plain"));
+  Sync();
+  ASSERT_TRUE(agent_->MeasureUsage().has_value());
+  clock_.Advance(absl::Seconds(4));
+  auto by_name = [&] {
+    std::map<std::string, core::WorkloadUsage> out;
+    std::optional<core::HostUsage> usage = agent_->MeasureUsage();
+    EXPECT_TRUE(usage.has_value());
+    if (usage) {
+      for (const core::WorkloadUsage& w : usage->workloads) out[w.name] = w;
+    }
+    clock_.Advance(absl::Seconds(4));
+    return out;
+  };
+  // An empty directory holds no checkpoint yet.
+  auto first = by_name();
+  ASSERT_TRUE(first.contains("trainer") && first.contains("plain"));
+  EXPECT_FALSE(first["trainer"].checkpoint_at.has_value());
+  EXPECT_FALSE(first["plain"].checkpoint_at.has_value());
+  // A checkpoint written one level down: the newest time of what the directory holds.
+  fs::create_directories(ckpt + "/train");
+  const std::string file = ckpt + "/train/checkpoint.pt";
+  std::ofstream(file) << "weights";
+  const absl::Time written = absl::FromUnixSeconds(1'790'000'000);
+  auto set_time = [](const std::string& path, absl::Time t) {
+    const struct timespec times[2] = {absl::ToTimespec(t), absl::ToTimespec(t)};
+    return utimensat(AT_FDCWD, path.c_str(), times, 0);
+  };
+  ASSERT_EQ(set_time(file, written), 0);
+  ASSERT_EQ(set_time(ckpt + "/train", written - absl::Hours(1)), 0);
+  auto second = by_name();
+  ASSERT_TRUE(second["trainer"].checkpoint_at.has_value());
+  EXPECT_EQ(*second["trainer"].checkpoint_at, written);
+  EXPECT_FALSE(second["plain"].checkpoint_at.has_value());
+  // It reaches the server with the heartbeat.
+  std::optional<core::HostUsage> usage = agent_->MeasureUsage();
+  ASSERT_TRUE(usage.has_value());
+  std::map<std::string, core::HostUsage> kept = BeatWith(usage);
+  bool seen = false;
+  for (const core::WorkloadUsage& w : kept[kHost].workloads) {
+    if (w.name == "trainer") seen = w.checkpoint_at == written;
+  }
+  EXPECT_TRUE(seen);
 }
 
 TEST_F(AgentTest, SharesOfOneGpuRunUnderOneMpsDaemonUntilTheLastIsDeleted) {

@@ -622,8 +622,22 @@ absl::StatusOr<BatchPlan> ClusterModel::Plan(const sched::Policy& policy,
   if (pending_.empty() || (idle_at_ == changes_ && options.now < retry_wake_)) return out;
   retry_wake_ = absl::InfiniteFuture();
   RebuildIfNeeded();
+  // Read by the scheduler under mu_, which this function holds throughout.
+  auto lost_work = [this, &options](const std::string& id) ABSL_NO_THREAD_SAFETY_ANALYSIS {
+    auto w = workloads_.find(id);
+    if (w == workloads_.end() || options.now == absl::InfiniteFuture()) return int64_t{0};
+    absl::Time since = w->second.status.started_at;
+    if (options.checkpoints != nullptr) {
+      auto c = options.checkpoints->find(id);
+      if (c != options.checkpoints->end() && c->second > since) since = c->second;
+    }
+    if (since == absl::InfinitePast() || since > options.now) return int64_t{0};
+    return absl::ToInt64Seconds(options.now - since);
+  };
   sched::Scheduler scheduler(
-      &cluster_, sched::SchedulerOptions{.policy = policy, .mix = &mix, .always_explain = false});
+      &cluster_,
+      sched::SchedulerOptions{
+          .policy = policy, .mix = &mix, .always_explain = false, .lost_work = lost_work});
   // What the plan did to cluster_, undone in reverse before returning: the model shows what the
   // store holds, and these placements reach it only once committed.
   struct Undo {

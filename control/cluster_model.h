@@ -84,6 +84,10 @@ struct PlanOptions {
   size_t max_steps = 4096;  // decisions per batch
   // Workloads whose restart backoff ends after this (status.retry_at) wait for a later pass.
   absl::Time now = absl::InfiniteFuture();
+  // When workloads last checkpointed, as their agents reported (the others: never). A victim
+  // loses the work since its last checkpoint or its start, and preemption prefers those that
+  // lose least. Null: none reported.
+  const std::map<std::string, absl::Time>* checkpoints = nullptr;
 };
 
 // A host's liveness as the model holds it.

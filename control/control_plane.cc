@@ -541,6 +541,15 @@ absl::Status ControlPlane::Heartbeat(std::string_view name,
     }
     if (usage) {
       usage_[std::string(name)] = *usage;
+      std::map<std::string, absl::Time> checkpointed;
+      for (const core::WorkloadUsage& w : usage->workloads) {
+        if (w.checkpoint_at) checkpointed[w.name] = *w.checkpoint_at;
+      }
+      if (checkpointed.empty()) {
+        checkpoints_.erase(std::string(name));
+      } else {
+        checkpoints_[std::string(name)] = std::move(checkpointed);
+      }
       std::deque<UsageSample>& history = usage_history_[std::string(name)];
       if (history.empty() || now - history.back().time >= options_.usage_resolution) {
         history.push_back({now, *usage});
@@ -744,9 +753,15 @@ absl::StatusOr<int> ControlPlane::ScheduleOnce() {
   if (!model_->HasPending()) return 0;
   BERTH_RETURN_IF_ERROR(policy_.status());
   const sched::WorkloadMix mix = CurrentMix();
-  BERTH_ASSIGN_OR_RETURN(
-      BatchPlan plan,
-      model_->Plan(*policy_, mix, {.max_steps = options_.schedule_batch, .now = clock_->Now()}));
+  std::map<std::string, absl::Time> checkpoints;
+  {
+    absl::MutexLock lock(&mu_);
+    for (const auto& [host, times] : checkpoints_) checkpoints.insert(times.begin(), times.end());
+  }
+  BERTH_ASSIGN_OR_RETURN(BatchPlan plan, model_->Plan(*policy_, mix,
+                                                      {.max_steps = options_.schedule_batch,
+                                                       .now = clock_->Now(),
+                                                       .checkpoints = &checkpoints}));
   more_pending_ = plan.more;
   return ApplySchedulePlan(plan);
 }

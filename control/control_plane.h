@@ -349,6 +349,10 @@ class ControlPlane {
   // instant behind the write).
   std::set<std::string, std::less<>> marked_down_ ABSL_GUARDED_BY(mu_);
   std::map<std::string, core::HostUsage, std::less<>> usage_ ABSL_GUARDED_BY(mu_);
+  // The checkpoint times of the workloads whose agents reported one, by host then workload: the
+  // few that checkpoint, kept apart so a pass need not walk every host's usage.
+  std::map<std::string, std::map<std::string, absl::Time>, std::less<>> checkpoints_
+      ABSL_GUARDED_BY(mu_);
   std::map<std::string, TaskApiEndpoint, std::less<>> task_apis_ ABSL_GUARDED_BY(mu_);
   std::map<std::string, std::deque<UsageSample>, std::less<>> usage_history_ ABSL_GUARDED_BY(mu_);
   absl::Time started_at_;

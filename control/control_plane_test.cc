@@ -378,6 +378,42 @@ TEST_F(ControlPlaneTest, PreemptsLowerPriorityOnly) {
 namespace berth::control {
 namespace {
 
+TEST_F(ControlPlaneTest, PreemptionTakesTheVictimWhoseLastCheckpointIsNewest) {
+  ASSERT_TRUE(cp_.RegisterHost("h1", Inventory("1", "1Gi")).ok());
+  ASSERT_TRUE(cp_.RegisterHost("h2", Inventory("1", "1Gi")).ok());
+  for (const char* name : {"early", "late"}) {
+    auto spec = Spec(name, "1");
+    spec.priority = 1;
+    ASSERT_TRUE(cp_.CreateWorkload(spec).ok());
+    ASSERT_EQ(*cp_.ScheduleOnce(), 1);
+    const core::Workload w = *cp_.GetWorkload(name);
+    ASSERT_TRUE(
+        cp_.ReportStatus(w.status.host, name,
+                         {.generation = w.status.generation, .state = WorkloadState::kRunning})
+            .ok());
+    clock_.Advance(absl::Minutes(1));
+  }
+  // "late" started a minute after "early", so without checkpoints it would lose less; but
+  // "early" wrote a checkpoint since, so evicting it loses least.
+  clock_.Advance(absl::Minutes(4));
+  const core::Workload early = *cp_.GetWorkload("early");
+  ASSERT_LT(early.status.started_at, cp_.GetWorkload("late")->status.started_at);
+  core::HostUsage usage;
+  usage.workloads.push_back({.name = "early",
+                             .cpu = core::MilliCpu(900),
+                             .memory = core::MemoryMiB(100),
+                             .checkpoint_at = clock_.Now()});
+  ASSERT_TRUE(cp_.Heartbeat(early.status.host, usage).ok());
+  clock_.Advance(absl::Minutes(10));
+  auto high = Spec("high", "1");
+  high.priority = 10;
+  ASSERT_TRUE(cp_.CreateWorkload(high).ok());
+  EXPECT_EQ(*cp_.ScheduleOnce(), 1);
+  EXPECT_EQ(cp_.GetWorkload("high")->status.host, early.status.host);
+  EXPECT_EQ(cp_.GetWorkload("early")->status.state, WorkloadState::kPending);
+  EXPECT_EQ(cp_.GetWorkload("late")->status.state, WorkloadState::kRunning);
+}
+
 TEST_F(ControlPlaneTest, QuotasHoldWorkloadsPendingAndReportUse) {
   ASSERT_TRUE(cp_.RegisterHost("h1", Inventory("8", "8Gi")).ok());
   auto bad = cp_.SetQuota("team-a", core::Json{{"cpu", "-1"}});

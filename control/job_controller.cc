@@ -526,7 +526,7 @@ absl::StatusOr<std::string> JobController::CreateTask(const Job& job, int index,
   w.env["BERTH_JOB"] = spec.name;
   w.env["BERTH_TASK_INDEX"] = Cat(index);
   if (spec.checkpoint) {
-    w.env["BERTH_CHECKPOINT_DIR"] = spec.checkpoint->dir;
+    w.env[std::string(core::kCheckpointDirEnv)] = spec.checkpoint->dir;
     // A task after the first of its index (a retry, or its gang placed again after a
     // preemption) picks up where the last checkpoint left off.
     if (attempt > 0) w.env["BERTH_RESUME_FROM"] = spec.checkpoint->dir;

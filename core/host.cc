@@ -5,6 +5,7 @@
 #include <utility>
 
 #include "core/names.h"
+#include "core/object_json.h"
 #include "core/status.h"
 #include "core/strings.h"
 #include "core/workload.h"
@@ -357,6 +358,7 @@ Json EncodeHostUsage(const HostUsage& u) {
       for (const auto& [key, value] : WorkloadRates(w)) {
         if (value->has_value()) one[std::string(key)] = **value;
       }
+      if (w.checkpoint_at) one["checkpoint_at"] = EncodeTime(*w.checkpoint_at);
       workloads.push_back(std::move(one));
     }
     j["workloads"] = std::move(workloads);
@@ -400,10 +402,10 @@ absl::StatusOr<HostUsage> DecodeHostUsage(std::string_view host_name, const Json
     for (size_t i = 0; i < it->size(); ++i) {
       const Json& w = (*it)[i];
       std::string path = Cat("usage.workloads[", i, "]");
-      BERTH_RETURN_IF_ERROR(
-          CheckObject(ctx, w, path,
-                      {"name", "cpu", "memory", "gpu_memory", "disk_read_per_second",
-                       "disk_write_per_second", "net_rx_per_second", "net_tx_per_second"}));
+      BERTH_RETURN_IF_ERROR(CheckObject(
+          ctx, w, path,
+          {"name", "cpu", "memory", "gpu_memory", "disk_read_per_second", "disk_write_per_second",
+           "net_rx_per_second", "net_tx_per_second", "checkpoint_at"}));
       WorkloadUsage d;
       for (const auto& [key, value] : WorkloadRates(d)) {
         if (!w.contains(key) || w.at(std::string(key)).is_null()) continue;
@@ -419,6 +421,11 @@ absl::StatusOr<HostUsage> DecodeHostUsage(std::string_view host_name, const Json
       BERTH_RETURN_IF_ERROR(QuantityField(ctx, w, path, "cpu", ParseCpu, &d.cpu));
       BERTH_RETURN_IF_ERROR(QuantityField(ctx, w, path, "memory", ParseMemory, &d.memory));
       BERTH_RETURN_IF_ERROR(QuantityField(ctx, w, path, "gpu_memory", ParseMemory, &d.gpu_memory));
+      if (w.contains("checkpoint_at") && !w["checkpoint_at"].is_null()) {
+        absl::Time at;
+        BERTH_RETURN_IF_ERROR(OptionalTime(ctx, w, path, "checkpoint_at", &at));
+        d.checkpoint_at = at;
+      }
       u.workloads.push_back(std::move(d));
     }
   }

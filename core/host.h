@@ -107,6 +107,9 @@ struct WorkloadUsage {
   std::optional<int64_t> disk_write_per_second;
   std::optional<int64_t> net_rx_per_second;  // received by the workload
   std::optional<int64_t> net_tx_per_second;  // sent by the workload
+  // When the workload last wrote its checkpoint (the newest change in its BERTH_CHECKPOINT_DIR);
+  // unset without one. Preemption prefers victims that lose the least work.
+  std::optional<absl::Time> checkpoint_at;
   bool operator==(const WorkloadUsage&) const = default;
 };
 // The most bytes per second a usage report may carry for one counter (1 PB/s).

@@ -185,6 +185,20 @@ TEST(HostUsageTest, RoundTripsAndBadFieldsAreNamed) {
           << bad.dump();
     }
   }
+  // The time of the last checkpoint travels where the agent found one.
+  EXPECT_FALSE(EncodeHostUsage(u)["workloads"][0].contains("checkpoint_at"));
+  u.workloads[0].checkpoint_at = absl::FromUnixMillis(1'790'000'000'250);
+  j = EncodeHostUsage(u);
+  EXPECT_EQ(j["workloads"][0]["checkpoint_at"], "2026-09-21T14:13:20.250Z");
+  back = DecodeHostUsage("h1", j);
+  ASSERT_TRUE(back.ok()) << back.status();
+  EXPECT_EQ(*back, u);
+  for (Json bad : {Json("yesterday"), Json(12), Json::object()}) {
+    j["workloads"][0]["checkpoint_at"] = bad;
+    s = DecodeHostUsage("h1", j).status();
+    EXPECT_THAT(std::string(s.message()), HasSubstr("usage.workloads[0].checkpoint_at"))
+        << bad.dump();
+  }
   j = EncodeHostUsage(u);
   j["workloads"] = Json::array();
   for (size_t i = 0; i <= kMaxUsageWorkloads; ++i) {

@@ -56,6 +56,10 @@ struct JobCheckpoint {
   bool operator==(const JobCheckpoint&) const = default;
 };
 inline constexpr size_t kMaxCheckpointDirLength = 1024;
+// The variable that tells a task its checkpoint directory. The agent reports when anything in it
+// last changed (core::WorkloadUsage::checkpoint_at), and preemption prefers victims that lose
+// the least work by it.
+inline constexpr std::string_view kCheckpointDirEnv = "BERTH_CHECKPOINT_DIR";
 // How the reason of a workload the scheduler preempted begins while it waits to be placed again
 // ("preempted by NAME (priority N)"); the job controller tells a preempted task by it.
 inline constexpr std::string_view kPreemptedReasonPrefix = "preempted by ";

@@ -994,6 +994,7 @@ absl::StatusOr<Decision> Scheduler::ScheduleWithPreemption(const Request& r) {
   struct Choice {
     int max_priority = 0;
     int count = 0;
+    int64_t lost = 0;  // seconds of work the victims lose
     int64_t freed = 0;
     int host = -1;
     std::vector<std::string> victims;
@@ -1001,8 +1002,8 @@ absl::StatusOr<Decision> Scheduler::ScheduleWithPreemption(const Request& r) {
   };
   std::optional<Choice> best;
   auto better = [](const Choice& a, const Choice& b) {
-    return std::tie(a.max_priority, a.count, a.freed, a.host) <
-           std::tie(b.max_priority, b.count, b.freed, b.host);
+    return std::tie(a.max_priority, a.count, a.lost, a.freed, a.host) <
+           std::tie(b.max_priority, b.count, b.lost, b.freed, b.host);
   };
 
   for (int h = 0; h < int(x.hosts.size()); ++h) {
@@ -1017,6 +1018,10 @@ absl::StatusOr<Decision> Scheduler::ScheduleWithPreemption(const Request& r) {
     std::vector<const Allocation*> pool;
     for (const Allocation& a : candidates) pool.push_back(&a);
     if (pool.empty()) continue;
+    std::map<const Allocation*, int64_t> lost_of;
+    for (const Allocation* a : pool) {
+      lost_of[a] = options_.lost_work ? std::max<int64_t>(0, options_.lost_work(a->request.id)) : 0;
+    }
     // Normalized size of what each candidate holds, so "resources freed" compares across
     // dimensions.
     auto size_of = [&](const Allocation* a) {
@@ -1070,23 +1075,26 @@ absl::StatusOr<Decision> Scheduler::ScheduleWithPreemption(const Request& r) {
       if (eligible.size() <= 10) {
         struct Subset {
           int count;
+          int64_t lost;
           int64_t freed;
           uint32_t mask;
         };
         std::vector<Subset> subsets;
         for (uint32_t mask = 1; mask < (1u << eligible.size()); ++mask) {
           bool has_level = false;
-          int64_t freed = 0;
+          int64_t freed = 0, lost = 0;
           for (size_t i = 0; i < eligible.size(); ++i) {
             if (mask & (1u << i)) {
               has_level |= eligible[i]->request.priority == level;
               freed += size_of(eligible[i]);
+              lost += lost_of[eligible[i]];
             }
           }
-          if (has_level) subsets.push_back({std::popcount(mask), freed, mask});
+          if (has_level) subsets.push_back({std::popcount(mask), lost, freed, mask});
         }
         std::sort(subsets.begin(), subsets.end(), [](const Subset& a, const Subset& b) {
-          return std::tie(a.count, a.freed, a.mask) < std::tie(b.count, b.freed, b.mask);
+          return std::tie(a.count, a.lost, a.freed, a.mask) <
+                 std::tie(b.count, b.lost, b.freed, b.mask);
         });
         for (const Subset& s : subsets) {
           std::vector<const Allocation*> set;
@@ -1115,6 +1123,7 @@ absl::StatusOr<Decision> Scheduler::ScheduleWithPreemption(const Request& r) {
       c.count = int(chosen.size());
       for (const Allocation* a : chosen) {
         c.max_priority = std::max(c.max_priority, a->request.priority);
+        c.lost += lost_of[a];
         c.freed += size_of(a);
         c.victims.push_back(a->request.id);
       }

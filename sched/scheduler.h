@@ -11,6 +11,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -78,6 +79,10 @@ struct SchedulerOptions {
   MixTrackerOptions tracker;
   // Fill Decision::reasons even when the request is scheduled (costs a full pass).
   bool always_explain = false;
+  // The seconds of work evicting an allocation (by id) would lose: since its last checkpoint, or
+  // since it started. Among victim sets of equal priority and size, preemption picks the one
+  // that loses the least. Null: every eviction loses the same.
+  std::function<int64_t(const std::string& id)> lost_work;
 };
 
 // Where one request goes, and whom it evicts first.
@@ -118,7 +123,8 @@ class Scheduler {
   absl::StatusOr<GangDecision> ScheduleGang(const std::vector<Request>& members);
   // Like Schedule, but when the request fits nowhere, looks for victims of strictly lower
   // priority (preemptible ones only) whose eviction makes it fit, minimizing in order the
-  // highest victim priority, the number of victims, and the resources freed.
+  // highest victim priority, the number of victims, the work they lose (options.lost_work) and
+  // the resources freed.
   absl::StatusOr<Decision> ScheduleWithPreemption(const Request& request);
 
   // Like Schedule without learning the mix from the request: for trial placements.

@@ -486,6 +486,47 @@ TEST(PreemptionTest, EvictsFewestLowestPriorityVictims) {
   EXPECT_EQ(victims, (std::vector<std::string>{"h1-low", "h1-mid"}));
 }
 
+TEST(PreemptionTest, AmongEqualVictimsTheOneThatLosesLeastWorkGoes) {
+  Cluster c;
+  ASSERT_TRUE(c.AddHost(GpuHost("h0", 2)).ok());
+  ASSERT_TRUE(c.AddHost(GpuHost("h1", 2)).ok());
+  for (const auto& [id, host] : {std::pair<std::string, int>{"stale", 0}, {"fresh", 1}}) {
+    Request r = WholeGpuRequest(id, 2);
+    r.priority = 1;
+    ASSERT_TRUE(c.Commit(r, Placement{host, "", {{0, 1000}, {1, 1000}}}).ok());
+  }
+  Request hi = WholeGpuRequest("hi", 2);
+  hi.priority = 10;
+  // Without a measure of lost work the tie goes to the first host.
+  Decision plain = *Make(c, "binpack").ScheduleWithPreemption(hi);
+  ASSERT_TRUE(plain.scheduled);
+  EXPECT_EQ(plain.plan.victims, std::vector<std::string>{"stale"});
+  // "fresh" checkpointed 30 s ago, "stale" an hour ago: "fresh" goes, and loses 30 s.
+  SchedulerOptions o;
+  o.policy = *Policy::Parse("binpack");
+  o.lost_work = [](const std::string& id) -> int64_t { return id == "fresh" ? 30 : 3600; };
+  Decision d = *Scheduler(&c, o).ScheduleWithPreemption(hi);
+  ASSERT_TRUE(d.scheduled);
+  EXPECT_EQ(d.plan.victims, std::vector<std::string>{"fresh"});
+  EXPECT_EQ(d.plan.placement.host, 1);
+  // Fewer victims still come first: one that lost much beats two that lose little.
+  Cluster c2;
+  ASSERT_TRUE(c2.AddHost(GpuHost("h0", 2)).ok());
+  ASSERT_TRUE(c2.AddHost(GpuHost("h1", 2)).ok());
+  Request big = WholeGpuRequest("big", 2);
+  big.priority = 1;
+  ASSERT_TRUE(c2.Commit(big, Placement{0, "", {{0, 1000}, {1, 1000}}}).ok());
+  for (int g = 0; g < 2; ++g) {
+    Request small = WholeGpuRequest("small-" + std::to_string(g), 1);
+    small.priority = 1;
+    ASSERT_TRUE(c2.Commit(small, Placement{1, "", {{g, 1000}}}).ok());
+  }
+  o.lost_work = [](const std::string& id) -> int64_t { return id == "big" ? 3600 : 1; };
+  Decision fewest = *Scheduler(&c2, o).ScheduleWithPreemption(hi);
+  ASSERT_TRUE(fewest.scheduled);
+  EXPECT_EQ(fewest.plan.victims, std::vector<std::string>{"big"});
+}
+
 TEST(PreemptionTest, NeverEvictsEqualHigherOrOptedOut) {
   Cluster c;
   ASSERT_TRUE(c.AddHost(GpuHost("h", 2)).ok());
