@@ -999,7 +999,6 @@ std::vector<core::WorkloadUsage> Agent::SampleWorkloads(
   return out;
 }
 
-
 absl::StatusOr<std::pair<Agent::TaskRef, runtime::ComputeDriver*>> Agent::FindTask(
     std::string_view workload) {
   TaskRef ref;

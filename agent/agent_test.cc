@@ -4,8 +4,8 @@
 // every step is explicit; one runs the real background loops.
 #include "agent/agent.h"
 
-#include <stdlib.h>
 #include <fcntl.h>
+#include <stdlib.h>
 #include <sys/stat.h>
 
 #include <algorithm>

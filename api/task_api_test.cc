@@ -436,9 +436,9 @@ TEST_F(TaskApiTest, SavesAWarmStateUnderAWellFormedKeyOnly) {
                      "/v1/tasks/web/warm-state", R"({"key": "web.r1"})");
   ASSERT_TRUE(denied.ok());
   EXPECT_EQ(denied->status, 401);
-  for (const char* body : {R"({})", R"({"key": "../../etc/passwd"})", R"({"key": "web"})",
-                           R"({"key": "web.rx"})", R"({"key": 7})", R"({"key": "web.r1", "x": 1})",
-                           R"([1])"}) {
+  for (const char* body :
+       {R"({})", R"({"key": "../../etc/passwd"})", R"({"key": "web"})", R"({"key": "web.rx"})",
+        R"({"key": 7})", R"({"key": "web.r1", "x": 1})", R"([1])"}) {
     auto r = Call(token_, "POST", "/v1/tasks/web/warm-state", body);
     ASSERT_TRUE(r.ok()) << r.status();
     EXPECT_EQ(r->status, 400) << body << ": " << r->body;
