@@ -245,6 +245,20 @@ class Session : public CommandSession {
            << ")\n";
     }
     if (spec.contains("autoscale")) PrintAutoscale(spec["autoscale"], st);
+    if (spec.value("warm_start", "none") == "snapshot") {
+      const Json w = st.contains("warm") && st["warm"].is_object() ? st["warm"] : Json::object();
+      out_ << "warm:      ";
+      if (w.value("revision", 0) > 0) {
+        out_ << "state " << w.value("key", "") << " of replica " << w.value("replica", "")
+             << " on host " << w.value("host", "") << " (" << (w.value("bytes", int64_t{0}) >> 20)
+             << " MiB, paused " << w.value("took", "") << "); " << w.value("restores", 0)
+             << " replicas made since resume from it where placed on that host";
+      } else {
+        out_ << "no state saved yet (once a replica of the revision is ready)";
+      }
+      if (!w.value("error", "").empty()) out_ << "; last failure: " << w.value("error", "");
+      out_ << "\n";
+    }
     if (st.contains("rollout")) {
       const Json& r = st["rollout"];
       out_ << "revision:  " << r.value("revision", 0) << " (rollout " << r.value("state", "")

@@ -521,6 +521,10 @@ template:
     auto r = http.Get("/healthz");
     return r.ok() && r->status == 200 ? r->body : std::string();
   };
+  auto shown = server_->Cli({"service", "get", "web"});
+  EXPECT_EQ(shown.exit_code, 0) << shown.err;
+  EXPECT_NE(shown.out.find("warm:      state web.r1 of replica web-0 on host "), std::string::npos)
+      << shown.out;
   ASSERT_EQ(s->status.replicas.size(), 1u);
   const std::string first = answer(s->status.replicas[0].port);
   ASSERT_EQ(first.size(), 65u) << first;  // the model's checksum and a newline
