@@ -79,6 +79,8 @@ struct ServiceController::PassState {
   std::map<std::string, std::string> host_address;  // host name -> where to probe it
   std::set<int> used_ports;                         // host ports of live replicas
   std::set<std::string> names;                      // every workload name
+  // The hosts' latest usage reports, read once a pass when a service scales on utilization.
+  std::optional<std::map<std::string, core::HostUsage>> usages;
 };
 
 ServiceController::ServiceController(ControlPlane* control, ServiceControllerOptions options)
@@ -469,7 +471,7 @@ absl::StatusOr<int> ServiceController::ReconcileService(const ServiceRepository:
   // How many replicas: the spec's, or the autoscaler's decision.
   int want = svc.spec.replicas;
   if (svc.spec.autoscale && has_endpoint) {
-    want = Autoscale(svc, owned, now, status, events);
+    want = Autoscale(svc, owned, now, status, events, pass);
   } else {
     status.autoscale.reset();
     autoscalers_.erase(name);
@@ -841,7 +843,7 @@ absl::StatusOr<int> ServiceController::ReconcileService(const ServiceRepository:
 
 int ServiceController::Autoscale(const Service& svc, const std::vector<const Workload*>& replicas,
                                  absl::Time now, core::ServiceStatus& status,
-                                 std::vector<Event>& events) {
+                                 std::vector<Event>& events, PassState& pass) {
   const core::AutoscaleSpec& spec = *svc.spec.autoscale;
   const std::string& name = svc.spec.name;
   core::AutoscaleStatus a = status.autoscale.value_or(core::AutoscaleStatus{});
@@ -865,7 +867,8 @@ int ServiceController::Autoscale(const Service& svc, const std::vector<const Wor
     sample.rps = static_cast<double>(stats.accepted - m.last.accepted) / seconds;
     if (spec.metric == core::AutoscaleSpec::Metric::kCpu ||
         spec.metric == core::AutoscaleSpec::Metric::kGpu) {
-      sample.utilization = Utilization(spec.metric, replicas, control_->HostUsages());
+      if (!pass.usages) pass.usages = control_->HostUsages();
+      sample.utilization = Utilization(spec.metric, replicas, *pass.usages);
     }
   }
   sample.active = stats.open > 0 || (comparable && stats.accepted > m.last.accepted);

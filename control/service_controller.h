@@ -178,8 +178,8 @@ class ServiceController {
   // Measures the service's endpoint, lets its autoscaler decide and records the decision in
   // `status`; returns the replicas to keep.
   int Autoscale(const core::Service& svc, const std::vector<const core::Workload*>& replicas,
-                absl::Time now, core::ServiceStatus& status, std::vector<Event>& events)
-      ABSL_EXCLUSIVE_LOCKS_REQUIRED(pass_mu_);
+                absl::Time now, core::ServiceStatus& status, std::vector<Event>& events,
+                PassState& pass) ABSL_EXCLUSIVE_LOCKS_REQUIRED(pass_mu_);
   // The running replicas' utilization (metric cpu or gpu) by their hosts' latest usage reports,
   // summed.
   static double Utilization(core::AutoscaleSpec::Metric metric,
