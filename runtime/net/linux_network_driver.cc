@@ -6,8 +6,10 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <set>
 #include <sstream>
 
+#include "absl/strings/ascii.h"
 #include "absl/time/clock.h"
 #include "core/log.h"
 #include "core/status.h"
@@ -135,6 +137,37 @@ absl::Status LinuxNetworkDriver::DeleteLink(const std::string& name) const {
   return Run({"ip", "link", "del", "dev", name}).status();
 }
 
+absl::Status LinuxNetworkDriver::SyncFloodPeers(const std::string& vxlan,
+                                                const std::vector<std::string>& peers) const {
+  constexpr std::string_view kFlood = "00:00:00:00:00:00";
+  BERTH_ASSIGN_OR_RETURN(std::string shown, Run({"bridge", "-j", "fdb", "show", "dev", vxlan}));
+  std::set<std::string> have;
+  if (!absl::StripAsciiWhitespace(shown).empty()) {
+    nlohmann::json entries = nlohmann::json::parse(shown, nullptr, /*allow_exceptions=*/false);
+    if (!entries.is_array()) {
+      return absl::InternalError(Cat("tunnel ", vxlan, ": bridge fdb show printed no JSON list"));
+    }
+    for (const nlohmann::json& e : entries) {
+      if (e.is_object() && e.value("mac", "") == kFlood && e.contains("dst") &&
+          e["dst"].is_string()) {
+        have.insert(e["dst"].get<std::string>());
+      }
+    }
+  }
+  const std::set<std::string> want(peers.begin(), peers.end());
+  for (const std::string& gone : have) {
+    if (want.contains(gone)) continue;
+    BERTH_RETURN_IF_ERROR(
+        Run({"bridge", "fdb", "del", std::string(kFlood), "dev", vxlan, "dst", gone}).status());
+  }
+  for (const std::string& peer : want) {
+    if (have.contains(peer)) continue;
+    BERTH_RETURN_IF_ERROR(
+        Run({"bridge", "fdb", "append", std::string(kFlood), "dev", vxlan, "dst", peer}).status());
+  }
+  return absl::OkStatus();
+}
+
 absl::Status LinuxNetworkDriver::ApplyRules(const NetworkModel& model) const {
   return Run({"nft", "-f", "-"}, RenderNftRuleset(model)).status();
 }
@@ -153,13 +186,25 @@ absl::Status LinuxNetworkDriver::StartDhcp(const NetworkRecord& net,
   }
   fs::remove(dir + "/pid", ec);
   const auto& a = net.addressing;
-  BERTH_RETURN_IF_ERROR(Run(
-      {"dnsmasq", "--conf-file=/dev/null", "--port=0", "--pid-file=" + dir + "/pid",
-       "--dhcp-leasefile=" + dir + "/leases", "--dhcp-hostsfile=" + dir + "/hosts",
-       "--log-facility=" + dir + "/log", "--interface=" + net.bridge, "--bind-interfaces",
-       "--except-interface=lo", "--user=root", "--dhcp-authoritative",
-       Cat("--dhcp-range=", FormatIpv4(a.subnet.network), ",static,", a.subnet.MaskString(), ",1h"),
-       "--dhcp-option=option:router," + FormatIpv4(a.gateway)}));
+  std::vector<std::string> argv = {
+      "dnsmasq",
+      "--conf-file=/dev/null",
+      "--port=0",
+      "--pid-file=" + dir + "/pid",
+      "--dhcp-leasefile=" + dir + "/leases",
+      "--dhcp-hostsfile=" + dir + "/hosts",
+      "--log-facility=" + dir + "/log",
+      "--interface=" + net.bridge,
+      "--bind-interfaces",
+      "--except-interface=lo",
+      "--user=root",
+      Cat("--dhcp-range=", FormatIpv4(a.subnet.network), ",static,", a.subnet.MaskString(), ",1h"),
+      "--dhcp-option=option:router," + FormatIpv4(a.gateway)};
+  // Across hosts every host's dnsmasq hears every VM's broadcasts but knows only its own VMs:
+  // it must stay silent for the others instead of refusing them as an authoritative server.
+  if (!net.spec.vxlan) argv.push_back("--dhcp-authoritative");
+  if (net.spec.mtu > 0) argv.push_back(Cat("--dhcp-option=option:mtu,", net.spec.mtu));
+  BERTH_RETURN_IF_ERROR(Run(argv));
   absl::Time deadline = absl::Now() + options_.process_deadline;
   while (DhcpPid(net.spec.name) == 0) {
     if (absl::Now() > deadline) {
@@ -300,29 +345,36 @@ absl::StatusOr<NetworkInfo> LinuxNetworkDriver::EnsureNetwork(const NetworkSpec&
       Cat("link set ", br, " alias ", LinkAlias(options_.instance, "net", spec.name, ""), "\n");
   batch += Cat("addr replace ", FormatIpv4(rec.addressing.gateway), "/",
                rec.addressing.subnet.length, " dev ", br, "\n");
+  if (spec.mtu > 0) batch += Cat("link set ", br, " mtu ", spec.mtu, "\n");
+  // Every host's bridge answers for the gateway with the same MAC (see GatewayMac).
+  if (spec.vxlan) batch += Cat("link set ", br, " address ", GatewayMac(spec.name), "\n");
   batch += Cat("link set ", br, " up\n");
-  // A changed or removed tunnel is rebuilt from scratch.
+  // A changed or removed tunnel is rebuilt from scratch; a change of peers only is not.
   const NetworkRecord* old = model_.FindNetwork(spec.name);
-  if (has(vx) && (!spec.vxlan || (old != nullptr && old->spec.vxlan != spec.vxlan))) {
+  auto same_tunnel = [](const VxlanSpec& a, const VxlanSpec& b) {
+    return a.vni == b.vni && a.local_address == b.local_address && a.port == b.port &&
+           a.underlay_device == b.underlay_device;
+  };
+  if (has(vx) && (!spec.vxlan || (old != nullptr && old->spec.vxlan &&
+                                  !same_tunnel(*old->spec.vxlan, *spec.vxlan)))) {
     BERTH_RETURN_IF_ERROR(DeleteLink(vx));
     links.erase(vx);
   }
   if (spec.vxlan && !has(vx)) {
     const VxlanSpec& v = *spec.vxlan;
     batch += Cat("link add ", vx, " type vxlan id ", v.vni, " local ", v.local_address, " dstport ",
-                 v.port, v.underlay_device.empty() ? "" : Cat(" dev ", v.underlay_device), "\n");
+                 v.port, v.underlay_device.empty() ? "" : Cat(" dev ", v.underlay_device),
+                 spec.mtu > 0 ? Cat(" mtu ", spec.mtu) : "", "\n");
     batch += Cat("link set ", vx, " alias ", LinkAlias(options_.instance, "vx", spec.name, ""),
                  " master ", br, " up\n");
     created.push_back(vx);
+  } else if (spec.vxlan && spec.mtu > 0) {
+    batch += Cat("link set ", vx, " mtu ", spec.mtu, "\n");
   }
   if (absl::Status s = IpBatch(batch); !s.ok()) return fail(s);
-  if (spec.vxlan && std::find(created.begin(), created.end(), vx) != created.end()) {
+  if (spec.vxlan) {
     // Head-end replication: broadcast and unknown frames go to every peer.
-    for (const auto& peer : spec.vxlan->peers) {
-      absl::Status s =
-          Run({"bridge", "fdb", "append", "00:00:00:00:00:00", "dev", vx, "dst", peer}).status();
-      if (!s.ok()) return fail(s);
-    }
+    if (absl::Status s = SyncFloodPeers(vx, spec.vxlan->peers); !s.ok()) return fail(s);
   }
   // Routing for NAT and port forwards; bridged IPv4 through netfilter for security groups. The
   // second needs br_netfilter: without it only group enforcement on bridged traffic is lost.
@@ -390,10 +442,11 @@ absl::StatusOr<EndpointInfo> LinuxNetworkDriver::AttachEndpoint(const EndpointSp
   const std::string alias = LinkAlias(options_.instance, "ep", spec.network, spec.id);
   BERTH_ASSIGN_OR_RETURN(auto links, Links());
   BERTH_RETURN_IF_ERROR(CheckNotForeign(links, rec.host_ifname));
+  const std::string mtu = net.spec.mtu > 0 ? Cat(" mtu ", net.spec.mtu) : "";
   if (links.contains(rec.host_ifname)) {
     // Re-declared after an agent restart: adopt the link that survived.
     BERTH_RETURN_IF_ERROR(IpBatch(
-        Cat("link set ", rec.host_ifname, " alias ", alias, " master ", net.bridge, " up\n")));
+        Cat("link set ", rec.host_ifname, " alias ", alias, " master ", net.bridge, mtu, " up\n")));
   } else if (spec.kind == EndpointKind::kVeth) {
     std::string ns_path = NetnsPath(spec.netns);
     if (!fs::exists(ns_path)) {
@@ -401,9 +454,10 @@ absl::StatusOr<EndpointInfo> LinuxNetworkDriver::AttachEndpoint(const EndpointSp
                               Cat("names no network namespace: ", ns_path));
     }
     const std::string peer = PeerName(options_.instance, spec.network, spec.id);
-    absl::Status s = IpBatch(Cat("link add ", rec.host_ifname, " type veth peer name ", peer, "\n",
-                                 "link set ", rec.host_ifname, " alias ", alias, " master ",
-                                 net.bridge, " up\n", "link set ", peer, " netns ", ns_path, "\n"));
+    absl::Status s =
+        IpBatch(Cat("link add ", rec.host_ifname, mtu, " type veth peer name ", peer, mtu, "\n",
+                    "link set ", rec.host_ifname, " alias ", alias, " master ", net.bridge, " up\n",
+                    "link set ", peer, " netns ", ns_path, "\n"));
     if (s.ok()) {
       host::RunOptions in_container;
       in_container.netns = ns_path;
@@ -425,7 +479,7 @@ absl::StatusOr<EndpointInfo> LinuxNetworkDriver::AttachEndpoint(const EndpointSp
   } else {
     BERTH_RETURN_IF_ERROR(
         IpBatch(Cat("tuntap add dev ", rec.host_ifname, " mode tap\n", "link set ", rec.host_ifname,
-                    " alias ", alias, " master ", net.bridge, " up\n")));
+                    " alias ", alias, " master ", net.bridge, mtu, " up\n")));
   }
   EndpointInfo info = InfoOf(rec);
   NetworkModel next = model_;

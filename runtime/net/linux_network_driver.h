@@ -87,6 +87,9 @@ class LinuxNetworkDriver final : public NetworkDriver {
                                const std::string& name) const;
   // OK when already gone; refuses another instance's link (CheckNotForeign).
   absl::Status DeleteLink(const std::string& name) const;
+  // Makes the tunnel's flood list (its all-zero MAC entries) exactly `peers`.
+  absl::Status SyncFloodPeers(const std::string& vxlan,
+                              const std::vector<std::string>& peers) const;
   absl::Status ApplyRules(const NetworkModel& model) const;
   absl::Status StartDhcp(const NetworkRecord& network, const NetworkModel& model) const;
   absl::Status ReloadDhcp(const NetworkModel& model, std::string_view network) const;

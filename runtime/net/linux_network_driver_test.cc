@@ -281,7 +281,7 @@ TEST_F(LinuxNetworkDriverTest, TeardownLeavesNothing) {
   std::string fdb;
   RunIn(Host(), {"bridge", "fdb", "show", "dev", VxlanName(I(), "n1")}, &fdb);
   EXPECT_THAT(fdb, HasSubstr("dst 127.0.0.2"));
-  // New peers rebuild the tunnel, still on the bridge.
+  // New peers change the flood list in place; the tunnel stays on the bridge.
   ASSERT_TRUE(driver()
                   .EnsureNetwork({.name = "n1",
                                   .subnet = "10.10.0.0/24",

@@ -46,6 +46,10 @@ struct NetworkSpec {
   bool nat = false;     // masquerade traffic from the subnet to anywhere outside it
   bool dhcp = false;    // serve DHCP (static leases for tap endpoints) with dnsmasq
   std::optional<VxlanSpec> vxlan;
+  // The MTU of the bridge, the tunnel and every endpoint (a container's interface, a VM's tap,
+  // and DHCP's MTU option); 0 = the kernel's default. Set below the underlay's by the tunnel's
+  // 50 bytes, so encapsulated frames fit.
+  int mtu = 0;
 };
 
 struct NetworkInfo {
@@ -99,6 +103,9 @@ struct SecurityRule {
 struct SecurityGroup {
   std::string name;
   std::vector<SecurityRule> rules;
+  // Addresses of the group's members that are not endpoints of this host (workloads on other
+  // hosts of a network that spans hosts): rules naming the group as their source admit them too.
+  std::vector<std::string> remote_members;
 };
 
 struct PortForward {

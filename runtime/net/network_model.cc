@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <charconv>
 #include <cstdio>
+#include <set>
 
 #include "core/log.h"
 #include "core/names.h"
@@ -157,6 +158,15 @@ std::string DeriveMac(std::string_view network, std::string_view endpoint) {
   return buf;
 }
 
+std::string GatewayMac(std::string_view network) {
+  uint64_t h = Fnv1a(network, "gateway");
+  char buf[18];
+  std::snprintf(buf, sizeof buf, "02:b7:%02x:%02x:%02x:%02x",
+                static_cast<unsigned>((h >> 24) & 255), static_cast<unsigned>((h >> 16) & 255),
+                static_cast<unsigned>((h >> 8) & 255), static_cast<unsigned>(h & 255));
+  return buf;
+}
+
 std::string LinkAlias(std::string_view instance, std::string_view kind, std::string_view network,
                       std::string_view endpoint) {
   std::string out = Cat("berth:", instance, ":", kind, ":", network);
@@ -211,6 +221,10 @@ absl::StatusOr<NetworkRecord> NetworkModel::PrepareNetwork(const NetworkSpec& sp
       return core::FieldError("network", spec.name, "vxlan.underlay_device",
                               Cat("must be an interface name, got \"", vx.underlay_device, "\""));
     }
+  }
+  if (spec.mtu != 0 && (spec.mtu < 576 || spec.mtu > 9000)) {
+    return core::FieldError("network", spec.name, "mtu",
+                            Cat("must be 0 (the default) or between 576 and 9000, got ", spec.mtu));
   }
   if (const NetworkRecord* old = FindNetwork(spec.name)) {
     if (!(old->addressing.subnet == addressing.subnet) ||
@@ -388,6 +402,13 @@ absl::Status NetworkModel::PrepareGroup(const SecurityGroup& group) const {
                               Cat("names unknown group \"", r.source_group, "\""));
     }
   }
+  for (size_t i = 0; i < group.remote_members.size(); ++i) {
+    if (!ParseIpv4(group.remote_members[i])) {
+      return core::FieldError(
+          "security group", group.name, Cat("remote_members[", i, "]"),
+          Cat("must be an IPv4 address, got \"", group.remote_members[i].substr(0, 64), "\""));
+    }
+  }
   return absl::OkStatus();
 }
 
@@ -499,14 +520,18 @@ std::string RenderNftRuleset(const NetworkModel& model) {
   out += Cat("table ", table, " {\n");
   for (const auto& [name, group] : model.groups()) {
     out += Cat("  set ", GroupSet(name), " {\n    type ipv4_addr\n");
-    std::vector<std::string> members;
+    std::set<std::string> members(group.remote_members.begin(), group.remote_members.end());
     for (const auto& [_, e] : model.endpoints()) {
       const auto& g = e.spec.security_groups;
-      if (std::find(g.begin(), g.end(), name) != g.end()) members.push_back(FormatIpv4(e.address));
+      if (std::find(g.begin(), g.end(), name) != g.end()) members.insert(FormatIpv4(e.address));
     }
     if (!members.empty()) {
       out += "    elements = { ";
-      for (size_t i = 0; i < members.size(); ++i) out += Cat(i ? ", " : "", members[i]);
+      bool first = true;
+      for (const std::string& m : members) {
+        out += Cat(first ? "" : ", ", m);
+        first = false;
+      }
       out += " }\n";
     }
     out += "  }\n";

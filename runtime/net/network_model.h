@@ -49,6 +49,10 @@ std::string VxlanName(std::string_view instance, std::string_view network);
 bool IsInstanceLinkName(std::string_view instance, std::string_view name);
 // A locally administered unicast MAC (52:54:00:xx:xx:xx, QEMU's range) derived from the owner.
 std::string DeriveMac(std::string_view network, std::string_view endpoint);
+// The MAC of a network's gateway on the bridge of every host the network spans (a locally
+// administered 02:b7:xx:xx:xx:xx derived from the name): a workload resolves its gateway to the
+// same MAC whichever host answers, so its traffic leaves through its own host.
+std::string GatewayMac(std::string_view network);
 // The alias the driver sets on every link it creates, "berth:<instance>:<kind>:<network>[/<id>]",
 // and its parse: kind is "net", "ep" or "vx"; returns false for links Berth did not make.
 std::string LinkAlias(std::string_view instance, std::string_view kind, std::string_view network,

@@ -9,6 +9,7 @@ namespace {
 
 using core::Cat;
 using ::testing::HasSubstr;
+using ::testing::MatchesRegex;
 using ::testing::Not;
 
 constexpr std::string_view kInst = "1a2b3c4d5e6f7081";
@@ -116,6 +117,37 @@ TEST_F(ModelTest, RuleValidationNamesTheField) {
   g.rules[1] = {.protocol = Protocol::kTcp, .port_from = 5, .source_group = "nope"};
   EXPECT_THAT(model_.PrepareGroup(g).message(), HasSubstr("rules[1].source_group"));
   EXPECT_TRUE(model_.groups().empty());
+}
+
+TEST_F(ModelTest, AGroupsSetHoldsItsRemoteMembersBesideItsLocalEndpoints) {
+  SecurityGroup g{.name = "db",
+                  .rules = {{.protocol = Protocol::kTcp, .port_from = 5432, .source_group = "db"}},
+                  .remote_members = {"10.0.0.9", "10.0.0.7", "10.0.0.9"}};
+  ASSERT_TRUE(model_.PrepareGroup(g).ok());
+  model_.CommitGroup(g);
+  auto e = model_.PrepareEndpoint(
+      {.network = "n1", .id = "a", .address = "10.0.0.5", .netns = "x", .security_groups = {"db"}});
+  ASSERT_TRUE(e.ok()) << e.status();
+  model_.CommitEndpoint(*e);
+  // Sorted, each once, local and remote alike.
+  EXPECT_THAT(RenderNftRuleset(model_), HasSubstr("elements = { 10.0.0.5, 10.0.0.7, 10.0.0.9 }"));
+  g.remote_members = {"10.0.0.7", "host-b"};
+  EXPECT_EQ(model_.PrepareGroup(g).message(),
+            "security group \"db\": remote_members[1] must be an IPv4 address, got \"host-b\"");
+}
+
+TEST_F(ModelTest, AnMtuOutsideItsBoundsIsRefusedNamingIt) {
+  EXPECT_TRUE(model_.PrepareNetwork({.name = "m", .subnet = "10.1.0.0/24", .mtu = 1450}).ok());
+  EXPECT_EQ(
+      model_.PrepareNetwork({.name = "m", .subnet = "10.1.0.0/24", .mtu = 100}).status().message(),
+      "network \"m\": mtu must be 0 (the default) or between 576 and 9000, got 100");
+  EXPECT_FALSE(model_.PrepareNetwork({.name = "m", .subnet = "10.1.0.0/24", .mtu = 9001}).ok());
+}
+
+TEST(NetworkModelTest, EveryHostGivesANetworksGatewayTheSameLocalMac) {
+  EXPECT_EQ(GatewayMac("blue"), GatewayMac("blue"));
+  EXPECT_NE(GatewayMac("blue"), GatewayMac("green"));
+  EXPECT_THAT(GatewayMac("blue"), MatchesRegex("02:b7(:[0-9a-f]{2}){4}"));
 }
 
 TEST_F(ModelTest, RendersForwardsMasqueradeAndGroupChains) {
