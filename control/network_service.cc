@@ -82,6 +82,15 @@ HostNetwork ToHostNetwork(const Network& n) {
   return HostNetwork{n.name, n.spec.subnet, n.spec.gateway, n.spec.nat};
 }
 
+// A VXLAN id no network in `taken` has: a hash of the name, then the next free one.
+int64_t FreeVni(std::string_view name, const std::set<int64_t>& taken) {
+  uint32_t h = 2166136261u;  // FNV-1a
+  for (char c : name) h = (h ^ static_cast<unsigned char>(c)) * 16777619u;
+  int64_t vni = 1 + static_cast<int64_t>(h % static_cast<uint32_t>(core::kMaxVni));
+  while (taken.contains(vni)) vni = vni % core::kMaxVni + 1;
+  return vni;
+}
+
 }  // namespace
 
 NetworkService::NetworkService(state::Store* store, core::Clock* clock, NetworkHost* host)
@@ -119,6 +128,17 @@ absl::Status NetworkService::Start() {
     if (!s.ok() && first.ok()) first = s;
   };
   BERTH_ASSIGN_OR_RETURN(auto networks, ListAll(networks_));
+  // Networks stored before they had tunnel ids get theirs.
+  std::set<int64_t> vnis;
+  for (const auto& n : networks.items) vnis.insert(n.value.status.vni);
+  for (auto& n : networks.items) {
+    if (n.value.status.vni != 0) continue;
+    n.value.status.vni = FreeVni(n.name, vnis);
+    vnis.insert(n.value.status.vni);
+    state::TxnRequest txn;
+    note(networks_.AddUpdate(&txn, n.name, n.value, n.mod_revision));
+    note(CommitChange(store_, txn, "network", n.name).status());
+  }
   for (const auto& n : networks.items) {
     auto bridge = host_->EnsureNetwork(ToHostNetwork(n.value));
     note(bridge.status());
@@ -171,6 +191,12 @@ absl::StatusOr<Json> NetworkService::CreateNetwork(const NetworkCreateOptions& o
   n.spec = {.subnet = addressing.subnet.ToString(),
             .gateway = runtime::net::FormatIpv4(addressing.gateway),
             .nat = o.nat};
+  {
+    BERTH_ASSIGN_OR_RETURN(auto networks, ListAll(networks_));
+    std::set<int64_t> vnis;
+    for (const auto& other : networks.items) vnis.insert(other.value.status.vni);
+    n.status.vni = FreeVni(o.name, vnis);
+  }
   BERTH_ASSIGN_OR_RETURN(n.status.bridge, host_->EnsureNetwork(ToHostNetwork(n)));
   Touch(&n, clock_, true);
   auto commit = [&]() -> absl::StatusOr<int64_t> {

@@ -202,6 +202,30 @@ TEST_F(NetworkServiceTest, CreateNetworkDeclaresTheBridgeAndStoresNetworkAndAddr
   EXPECT_EQ(taken.status().code(), absl::StatusCode::kAlreadyExists);
 }
 
+TEST_F(NetworkServiceTest, EveryNetworkGetsItsOwnTunnelIdAndOnesStoredWithoutGetThemAtStart) {
+  auto blue = CreateNetwork("blue", "10.1.0.0/24");
+  auto green = CreateNetwork("green", "10.2.0.0/24");
+  ASSERT_TRUE(blue.ok() && green.ok());
+  const int64_t vni = (*blue)["status"]["vni"].get<int64_t>();
+  EXPECT_GE(vni, 1);
+  EXPECT_LE(vni, core::kMaxVni);
+  EXPECT_NE((*green)["status"]["vni"].get<int64_t>(), vni);
+  EXPECT_EQ((*nets_.GetNetwork("blue"))["status"]["vni"], vni);  // stored, not computed
+
+  // A network stored before ids were given: the next start gives it one no other network has.
+  auto stored = store_.Get(NetworkKey("green"));
+  ASSERT_TRUE(stored.ok() && stored->kv);
+  Json old = Json::parse(stored->kv->value);
+  old["status"].erase("vni");
+  ASSERT_TRUE(store_.Put(NetworkKey("green"), old.dump()).ok());
+  EXPECT_FALSE((*nets_.GetNetwork("green"))["status"].contains("vni"));
+  ASSERT_TRUE(nets_.Start().ok());
+  const int64_t given = (*nets_.GetNetwork("green"))["status"]["vni"].get<int64_t>();
+  EXPECT_GE(given, 1);
+  EXPECT_NE(given, vni);
+  EXPECT_EQ((*nets_.GetNetwork("blue"))["status"]["vni"], vni);
+}
+
 TEST_F(NetworkServiceTest, CreateNetworkRefusesAnOverlappingSubnetNamingTheOtherNetwork) {
   ASSERT_TRUE(CreateNetwork("n1", "10.88.0.0/16").ok());
   const int64_t before = Revision();

@@ -62,7 +62,7 @@ std::optional<NetworkState> ParseNetworkState(std::string_view text) {
 }
 
 Json EncodeNetwork(const Network& n) {
-  return Json{
+  Json j = Json{
       {"kind", "network"},
       {"name", n.name},
       {"spec", {{"subnet", n.spec.subnet}, {"gateway", n.spec.gateway}, {"nat", n.spec.nat}}},
@@ -71,6 +71,9 @@ Json EncodeNetwork(const Network& n) {
       {"revision", n.revision},
       {"created_at", EncodeTime(n.created_at)},
       {"updated_at", EncodeTime(n.updated_at)}};
+  // A network stored before tunnel ids has none until the server's next start gives it one.
+  if (n.status.vni != 0) j["status"]["vni"] = n.status.vni;
+  return j;
 }
 
 absl::StatusOr<Network> DecodeNetwork(const Json& j) {
@@ -86,13 +89,14 @@ absl::StatusOr<Network> DecodeNetwork(const Json& j) {
     BERTH_RETURN_IF_ERROR(OptionalBool(ctx, *spec, "spec", "nat", &n.spec.nat));
   }
   if (const Json* status = Member(j, "status")) {
-    BERTH_RETURN_IF_ERROR(CheckObject(ctx, *status, "status", {"state", "bridge"}));
+    BERTH_RETURN_IF_ERROR(CheckObject(ctx, *status, "status", {"state", "bridge", "vni"}));
     std::string state = "ready";
     BERTH_RETURN_IF_ERROR(OptionalString(ctx, *status, "status", "state", &state));
     auto parsed = ParseNetworkState(state);
     if (!parsed) return ctx.Error("status.state", Cat("must be ready, got \"", state, "\""));
     n.status.state = *parsed;
     BERTH_RETURN_IF_ERROR(OptionalString(ctx, *status, "status", "bridge", &n.status.bridge));
+    BERTH_RETURN_IF_ERROR(OptionalInt(ctx, *status, "status", "vni", 0, kMaxVni, &n.status.vni));
   }
   return n;
 }

@@ -31,8 +31,14 @@ std::optional<NetworkState> ParseNetworkState(std::string_view text);
 struct NetworkStatus {
   NetworkState state = NetworkState::kReady;
   std::string bridge;  // the bridge device on the host
+  // The VXLAN id that joins the network's bridges on the hosts it spans: 1..16777215, unique
+  // among networks, given at creation (0 on a network stored before ids were given).
+  int64_t vni = 0;
   bool operator==(const NetworkStatus&) const = default;
 };
+
+// The largest VXLAN id (24 bits).
+inline constexpr int64_t kMaxVni = 16777215;
 
 // `revision` is the store's mod revision; it is shown, never stored.
 struct Network {

@@ -19,6 +19,7 @@ TEST(Network, RoundTripsAndLoadsTheEarlierShape) {
   n.name = "lan";
   n.spec = {.subnet = "10.88.0.0/24", .gateway = "10.88.0.1", .nat = true};
   n.status.bridge = "brb-lan";
+  n.status.vni = 4242;
   n.revision = 3;
   n.created_at = n.updated_at = absl::FromUnixMillis(1700000000000);
   auto back = DecodeNetwork(EncodeNetwork(n));
@@ -42,6 +43,9 @@ TEST(Network, ErrorsNameTheField) {
   Json j = EncodeNetwork(n);
   j["spec"]["nat"] = "yes";
   ExpectFieldError(DecodeNetwork(j), "network \"lan\"", "spec.nat");
+  j = EncodeNetwork(n);
+  j["status"]["vni"] = kMaxVni + 1;
+  ExpectFieldError(DecodeNetwork(j), "network \"lan\"", "status.vni");
   j = EncodeNetwork(n);
   j["status"]["state"] = "gone";
   ExpectFieldError(DecodeNetwork(j), "network \"lan\"", "status.state");
