@@ -394,6 +394,27 @@ absl::StatusOr<Json> NetworkService::PutGroup(SecurityGroup group, int64_t mod_r
   return core::EncodeSecurityGroup(group);
 }
 
+absl::StatusOr<std::vector<Network>> NetworkService::Networks() const {
+  BERTH_ASSIGN_OR_RETURN(auto list, ListAll(networks_));
+  std::vector<Network> out;
+  for (auto& item : list.items) out.push_back(std::move(item.value));
+  return out;
+}
+
+absl::StatusOr<std::vector<NetworkAddressing>> NetworkService::Addressings() const {
+  BERTH_ASSIGN_OR_RETURN(auto list, ListAll(ipams_));
+  std::vector<NetworkAddressing> out;
+  for (auto& item : list.items) out.push_back(std::move(item.value));
+  return out;
+}
+
+absl::StatusOr<std::vector<SecurityGroup>> NetworkService::Groups() const {
+  BERTH_ASSIGN_OR_RETURN(auto list, ListAll(groups_));
+  std::vector<SecurityGroup> out;
+  for (auto& item : list.items) out.push_back(std::move(item.value));
+  return out;
+}
+
 absl::StatusOr<Json> NetworkService::CreateGroup(std::string_view name) {
   BERTH_RETURN_IF_ERROR(core::ValidateName("secgroup", name));
   absl::MutexLock lock(&mu_);

@@ -176,6 +176,12 @@ class NetworkService {
   // The networks on which `workload` holds an address.
   absl::StatusOr<std::vector<std::string>> NetworksOf(std::string_view workload);
 
+  // Typed views of what is stored (the fleet's per-host plans read them): every network, every
+  // network's address management, every security group.
+  absl::StatusOr<std::vector<core::Network>> Networks() const;
+  absl::StatusOr<std::vector<runtime::net::NetworkAddressing>> Addressings() const;
+  absl::StatusOr<std::vector<core::SecurityGroup>> Groups() const;
+
   absl::StatusOr<core::Json> CreateGroup(std::string_view name);
   absl::StatusOr<core::Json> GetGroup(std::string_view name);
   absl::StatusOr<std::vector<core::Json>> ListGroups(int64_t* revision = nullptr);

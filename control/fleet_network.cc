@@ -1,0 +1,285 @@
+#include "control/fleet_network.h"
+
+#include <algorithm>
+#include <map>
+#include <set>
+#include <utility>
+#include <vector>
+
+#include "core/guard.h"
+#include "core/log.h"
+#include "core/status.h"
+#include "core/strings.h"
+#include "runtime/net/network_model.h"
+
+namespace berth::control {
+
+using api::wire::HostNetworkPlan;
+using core::Cat;
+
+namespace {
+
+constexpr std::string_view kWhere = "fleet networks";
+
+class FleetNetworkHost final : public NetworkHost {
+ public:
+  absl::StatusOr<std::string> EnsureNetwork(const HostNetwork&) override { return std::string(); }
+  absl::Status DeleteNetwork(std::string_view) override { return absl::OkStatus(); }
+  absl::Status PutGroup(const HostGroup&) override { return absl::OkStatus(); }
+  absl::Status DeleteGroup(std::string_view) override { return absl::OkStatus(); }
+  absl::Status AddForward(const HostForward& forward) override {
+    return absl::UnimplementedError(
+        Cat("portforward \"", forward.id,
+            "\": port forwards are made only by `berth serve --dev` on its own host so far; "
+            "on a fleet, reach the workload from a host on its network"));
+  }
+  absl::Status RemoveForward(std::string_view) override { return absl::OkStatus(); }
+  absl::Status Cleanup(const HostKeep&) override { return absl::OkStatus(); }
+  absl::StatusOr<HostEndpoint> AttachEndpoint(const HostEndpointSpec& spec) override {
+    return HostEndpoint{.mac = runtime::net::DeriveMac(spec.network, spec.owner)};
+  }
+  absl::Status DetachEndpoint(std::string_view, std::string_view) override {
+    return absl::OkStatus();
+  }
+};
+
+// Where a workload's interfaces are: its host while it is placed and not terminal, else "".
+std::string HostOf(const core::Workload& w) {
+  if (w.status.host.empty() || core::IsTerminal(w.status.state)) return "";
+  return w.status.host;
+}
+
+}  // namespace
+
+std::unique_ptr<NetworkHost> NewFleetNetworkHost() { return std::make_unique<FleetNetworkHost>(); }
+
+FleetNetworks::FleetNetworks(state::Store* store, core::Clock* clock, ControlPlane* control)
+    : store_(store),
+      control_(control),
+      host_(NewFleetNetworkHost()),
+      network_(store, clock, host_.get()) {}
+
+FleetNetworks::~FleetNetworks() {
+  watch_.reset();
+  {
+    absl::MutexLock lock(&mu_);
+    stopping_ = true;
+  }
+  if (releaser_.joinable()) releaser_.join();
+}
+
+absl::Status FleetNetworks::Start() {
+  BERTH_RETURN_IF_ERROR(network_.Start());
+  auto listed = store_->List(kWorkloadPrefix);
+  if (!listed.ok()) return listed.status();
+  releaser_ = std::thread([this] {
+    core::ReportError(kWhere, "release loop",
+                      core::RunGuarded("fleet network release", [this] { ReleaseLoop(); }));
+  });
+  // Deletions the server did not see (it was down): owners that are no longer workloads.
+  std::set<std::string> existing;
+  for (const state::KeyValue& kv : listed->kvs) {
+    existing.insert(kv.key.substr(kWorkloadPrefix.size()));
+  }
+  BERTH_ASSIGN_OR_RETURN(auto addressings, network_.Addressings());
+  {
+    absl::MutexLock lock(&mu_);
+    for (const auto& a : addressings) {
+      for (const auto& [addr, owner] : a.allocations) {
+        if (!existing.contains(owner)) to_release_.push_back(owner);
+      }
+    }
+  }
+  auto watch = store_->Watch(kWorkloadPrefix, listed->revision + 1, [this](const state::Event& e) {
+    if (e.type != state::Event::Type::kDelete) return;
+    absl::MutexLock lock(&mu_);
+    to_release_.push_back(e.kv.key.substr(kWorkloadPrefix.size()));
+  });
+  if (!watch.ok()) {
+    return absl::Status(watch.status().code(), Cat("watching workloads: ", watch.status().message(),
+                                                   "; a deleted workload's addresses stay held"));
+  }
+  watch_ = *std::move(watch);
+  return absl::OkStatus();
+}
+
+void FleetNetworks::ReleaseLoop() {
+  for (;;) {
+    std::string workload;
+    {
+      absl::MutexLock lock(&mu_);
+      mu_.Await(absl::Condition(
+          +[](FleetNetworks* self) ABSL_EXCLUSIVE_LOCKS_REQUIRED(self->mu_) {
+            return self->stopping_ || !self->to_release_.empty();
+          },
+          this));
+      if (stopping_) return;
+      workload = std::move(to_release_.front());
+      to_release_.pop_front();
+    }
+    ReleaseIfGone(workload);
+  }
+}
+
+void FleetNetworks::ReleaseIfGone(const std::string& workload) {
+  auto w = control_->GetWorkload(workload);
+  if (w.ok() && w->status.desired != core::DesiredState::kDeleted) return;
+  if (!w.ok() && !absl::IsNotFound(w.status())) {
+    // Nothing is released on a guess.
+    core::ReportError(kWhere, Cat("workload ", workload, ": read it"), w.status());
+    return;
+  }
+  auto nets = network_.NetworksOf(workload);
+  if (!nets.ok()) {
+    core::ReportError(kWhere, Cat("workload ", workload, ": its networks"), nets.status());
+    return;
+  }
+  for (const std::string& n : *nets) {
+    core::ReportError(kWhere, Cat("workload ", workload, ": release its address on ", n),
+                      network_.DetachWorkload(n, workload));
+  }
+}
+
+absl::StatusOr<HostNetworkPlan> FleetNetworks::Attach(std::string_view host,
+                                                      std::string_view workload,
+                                                      std::string_view caller_address) {
+  BERTH_ASSIGN_OR_RETURN(core::Workload w, control_->GetWorkload(workload));
+  if (HostOf(w) != host) {
+    return absl::FailedPreconditionError(
+        Cat("workload \"", workload, "\" is not placed on host \"", host, "\"",
+            w.status.host.empty() ? "" : Cat(" (it is on \"", w.status.host, "\")")));
+  }
+  const bool vm = w.spec.kind == core::WorkloadKind::kVm;
+  std::vector<std::string> given;  // networks where it held no address before
+  auto held = network_.NetworksOf(workload);
+  if (!held.ok()) return held.status();
+  for (size_t i = 0; i < w.spec.networks.size(); ++i) {
+    const core::NetworkAttachment& n = w.spec.networks[i];
+    auto attached =
+        network_.AttachWorkload(WorkloadEndpointOptions{.network = n.network,
+                                                        .workload = std::string(workload),
+                                                        .tap = vm,
+                                                        .address = n.address,
+                                                        .ifname = Cat("eth", static_cast<int>(i)),
+                                                        .security_groups = n.security_groups});
+    if (!attached.ok()) {
+      for (const std::string& g : given) {
+        core::ReportError(kWhere, Cat("workload ", workload, ": give back its address on ", g),
+                          network_.ReleaseAddress(g, workload));
+      }
+      return attached.status();
+    }
+    if (std::find(held->begin(), held->end(), n.network) == held->end()) {
+      given.push_back(n.network);
+    }
+  }
+  return PlanFor(host, caller_address);
+}
+
+absl::StatusOr<HostNetworkPlan> FleetNetworks::PlanFor(std::string_view host,
+                                                       std::string_view caller_address) {
+  HostNetworkPlan plan;
+  auto underlay = [&](std::string_view h) -> std::string {
+    std::optional<TaskApiEndpoint> api = control_->TaskApi(h);
+    if (api && !api->address.empty()) return api->address;
+    return h == host ? std::string(caller_address) : std::string();
+  };
+  plan.local_address = underlay(host);
+  BERTH_ASSIGN_OR_RETURN(std::vector<core::Network> networks, network_.Networks());
+  BERTH_ASSIGN_OR_RETURN(auto addressings, network_.Addressings());
+  BERTH_ASSIGN_OR_RETURN(std::vector<core::SecurityGroup> groups, network_.Groups());
+
+  // Every address owner, read once: where it runs and which groups it is in on each network.
+  std::map<std::string, core::Workload> owners;
+  for (const auto& a : addressings) {
+    for (const auto& [addr, owner] : a.allocations) {
+      if (owners.contains(owner)) continue;
+      auto w = control_->GetWorkload(owner);
+      if (w.ok()) {
+        owners.emplace(owner, *std::move(w));
+      } else if (!absl::IsNotFound(w.status())) {
+        return w.status();
+      }
+    }
+  }
+  auto attachment = [](const core::Workload& w,
+                       std::string_view network) -> const core::NetworkAttachment* {
+    for (const auto& n : w.spec.networks) {
+      if (n.network == network) return &n;
+    }
+    return nullptr;
+  };
+
+  std::set<std::string> local_groups;
+  std::map<std::string, std::set<std::string>> remote_members;  // group -> addresses
+  std::map<std::string, std::set<std::string>> peers;           // network -> underlay addresses
+  std::set<std::string> local_networks;
+  for (const auto& a : addressings) {
+    for (const auto& [addr, owner] : a.allocations) {
+      auto it = owners.find(owner);
+      if (it == owners.end()) continue;
+      const core::Workload& w = it->second;
+      const std::string on = HostOf(w);
+      const core::NetworkAttachment* n = attachment(w, a.network);
+      if (on.empty() || n == nullptr) continue;
+      const std::string address = runtime::net::FormatIpv4(addr);
+      if (on == host) {
+        local_networks.insert(a.network);
+        local_groups.insert(n->security_groups.begin(), n->security_groups.end());
+        const auto index = n - w.spec.networks.data();
+        plan.nics.push_back({.workload = owner,
+                             .network = a.network,
+                             .address = address,
+                             .prefix_length = a.subnet.length,
+                             .tap = w.spec.kind == core::WorkloadKind::kVm,
+                             .ifname = Cat("eth", static_cast<int>(index)),
+                             .groups = n->security_groups});
+        continue;
+      }
+      if (std::string peer = underlay(on); !peer.empty()) peers[a.network].insert(peer);
+      for (const std::string& g : n->security_groups) remote_members[g].insert(address);
+    }
+  }
+  for (const core::Network& n : networks) {
+    if (!local_networks.contains(n.name)) continue;
+    api::wire::PlannedNetwork p{.name = n.name,
+                                .subnet = n.spec.subnet,
+                                .gateway = n.spec.gateway,
+                                .nat = n.spec.nat,
+                                .vni = n.status.vni};
+    if (p.vni == 0) {
+      return absl::FailedPreconditionError(
+          Cat("network \"", n.name, "\" has no tunnel id yet; the server gives it one at start"));
+    }
+    for (const std::string& peer : peers[n.name]) {
+      if (peer != plan.local_address) p.peers.push_back(peer);
+    }
+    plan.networks.push_back(std::move(p));
+  }
+  // The groups the interfaces enforce, and every group their rules name as a source.
+  std::map<std::string, const core::SecurityGroup*> by_name;
+  for (const auto& g : groups) by_name[g.name] = &g;
+  std::vector<std::string> todo(local_groups.begin(), local_groups.end());
+  std::set<std::string> wanted;
+  while (!todo.empty()) {
+    std::string name = std::move(todo.back());
+    todo.pop_back();
+    if (!wanted.insert(name).second) continue;
+    auto it = by_name.find(name);
+    if (it == by_name.end()) continue;
+    for (const auto& r : it->second->spec.rules) {
+      if (!r.from_group.empty()) todo.push_back(r.from_group);
+    }
+  }
+  for (const std::string& name : wanted) {
+    auto it = by_name.find(name);
+    if (it == by_name.end()) continue;
+    const auto& members = remote_members[name];
+    plan.groups.push_back({.name = name,
+                           .rules = it->second->spec.rules,
+                           .remote_members = {members.begin(), members.end()}});
+  }
+  return plan;
+}
+
+}  // namespace berth::control

@@ -1,0 +1,82 @@
+// FleetNetworks: Berth networks on a fleet (`berth serve` without --dev). The server decides and
+// records: networks, security groups, each network's addresses (NetworkService over the store)
+// and its tunnel id. It makes no data path of its own (it runs no `ip` or `nft`): every host's
+// agent asks for its part (PlanFor) and makes it: a bridge per network with workloads there,
+// joined to the same network's bridges on the other hosts by a VXLAN tunnel whose peers are
+// those hosts' underlay addresses, the security groups with their members on other hosts, and
+// its workloads' interfaces. An agent asks again every few seconds, so peers and members follow
+// workloads as they come, go and move.
+//
+// A workload keeps its addresses while it exists, also when it moves to another host; deleting it
+// releases them (a watch of the workloads, plus a sweep at Start for deletions the server missed).
+// Port forwards are not made on a fleet yet: adding one answers Unimplemented.
+//
+// Ownership: borrows the store, clock and control plane, which must outlive it. Thread-safety:
+// all methods are thread-safe.
+#pragma once
+
+#include <deque>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <thread>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
+#include "api/wire/host_network.h"
+#include "control/control_plane.h"
+#include "control/network_service.h"
+#include "core/clock.h"
+#include "state/store.h"
+
+namespace berth::control {
+
+// A NetworkHost that makes nothing: the server's stand-in while agents make the data path.
+// EnsureNetwork answers an empty bridge name, AttachEndpoint the endpoint's MAC; port forwards
+// are Unimplemented.
+std::unique_ptr<NetworkHost> NewFleetNetworkHost();
+
+class FleetNetworks {
+ public:
+  FleetNetworks(state::Store* store, core::Clock* clock, ControlPlane* control);
+  // Stops the watch and its thread.
+  ~FleetNetworks();
+  FleetNetworks(const FleetNetworks&) = delete;
+  FleetNetworks& operator=(const FleetNetworks&) = delete;
+
+  // Starts the service (tunnel ids for networks stored without), releases the addresses of
+  // workloads that no longer exist, then follows deletions.
+  absl::Status Start();
+  NetworkService& service() { return network_; }
+
+  // The part of `host`: the networks its workloads (placed there, not terminal) are on, with
+  // their peers; the groups their interfaces enforce or whose rules those name, with members on
+  // other hosts; the interfaces. A host's underlay address is where its latest heartbeat to this
+  // server came from; `caller_address` (where this call came from) stands in for the host's own.
+  absl::StatusOr<api::wire::HostNetworkPlan> PlanFor(std::string_view host,
+                                                     std::string_view caller_address);
+  // Gives `workload`, which must be placed on `host`, its address on each of its networks (kept
+  // when it holds one), then answers PlanFor(host). Errors name the workload's field; an address
+  // it did not hold before is given back when a later network fails.
+  absl::StatusOr<api::wire::HostNetworkPlan> Attach(std::string_view host,
+                                                    std::string_view workload,
+                                                    std::string_view caller_address);
+
+ private:
+  // Releases every address `workload` holds, when it is gone (not found, or being deleted).
+  void ReleaseIfGone(const std::string& workload);
+  void ReleaseLoop();
+
+  state::Store* const store_;
+  ControlPlane* const control_;
+  std::unique_ptr<NetworkHost> host_;
+  NetworkService network_;
+  std::unique_ptr<state::WatchHandle> watch_;
+  absl::Mutex mu_;
+  std::deque<std::string> to_release_ ABSL_GUARDED_BY(mu_);
+  bool stopping_ ABSL_GUARDED_BY(mu_) = false;
+  std::thread releaser_;
+};
+
+}  // namespace berth::control
