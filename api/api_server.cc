@@ -29,6 +29,9 @@ bool HostMayCall(std::string_view method, std::string_view path) {
   if (path.rfind("/v1/hosts/", 0) == 0) {
     if (method == "PUT" && EndsWith(path, "/heartbeat")) return true;
     if (method == "GET" && EndsWith(path, "/assignments")) return true;
+    // Its part of the fleet's networks (api/storenet_routes.h).
+    if (method == "GET" && EndsWith(path, "/networks")) return true;
+    if (method == "POST" && EndsWith(path, "/network-attach")) return true;
   }
   return method == "PUT" && path.rfind("/v1/workloads/", 0) == 0 && EndsWith(path, "/status");
 }
@@ -226,8 +229,9 @@ void ApiServer::Routes() {
           return HttpResponse::Error(
               403, "permission_denied",
               Cat("host \"", *host,
-                  "\": a host credential may only register, heartbeat and watch its own host "
-                  "and report its workloads' status; use the admin token"));
+                  "\": a host credential may only register, heartbeat and watch its own host, "
+                  "read and attach its part of the networks, and report its workloads' status; "
+                  "use the admin token"));
         }
         req.attributes["role"] = "host";
         req.attributes["host"] = *host;

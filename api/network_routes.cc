@@ -1,7 +1,9 @@
 #include "api/body_parser.h"
+#include "api/cluster_routes.h"
 #include "api/list_query.h"
 #include "api/route_util.h"
 #include "api/storenet_routes.h"
+#include "api/wire/host_network.h"
 #include "core/json.h"
 #include "core/status.h"
 #include "core/strings.h"
@@ -151,6 +153,32 @@ void AddNetworkRoutes(Router& router, control::NetworkService* net) {
     absl::Status s = net->RemovePortForward(req.Param("id"));
     if (!s.ok()) return HttpResponse::FromStatus(s);
     return JsonResponse(200, Json{{"id", req.Param("id")}, {"deleted", true}});
+  });
+}
+
+void AddFleetNetworkRoutes(Router& router, control::FleetNetworks* fleet) {
+  // Where the call came from stands in for the host's underlay address until a heartbeat of its
+  // own gives one; a call another server relayed came from that server, so it says nothing.
+  auto caller = [](const HttpRequest& req) {
+    return req.Header(kForwardedHeader) ? std::string() : req.remote_address;
+  };
+  router.Handle("GET", "/v1/hosts/{name}/networks", [fleet, caller](const HttpRequest& req) {
+    const std::string host = req.Param("name");
+    if (auto denied = OnlyItself(req, host)) return *denied;
+    BERTH_ROUTE_ASSIGN(auto plan, fleet->PlanFor(host, caller(req)));
+    return JsonOk(200, wire::EncodeHostNetworkPlan(plan));
+  });
+  router.Handle("POST", "/v1/hosts/{name}/network-attach", [fleet, caller](const HttpRequest& req) {
+    const std::string host = req.Param("name");
+    if (auto denied = OnlyItself(req, host)) return *denied;
+    BERTH_ROUTE_ASSIGN(Json body, StrictBody(req, "host", host, {"workload"}));
+    BERTH_ROUTE_ASSIGN(std::string workload, Str(body, "host", host, "workload"));
+    if (workload.empty()) {
+      return HttpResponse::FromStatus(
+          core::JsonContext{"host", host}.Error("workload", "is required"));
+    }
+    BERTH_ROUTE_ASSIGN(auto plan, fleet->Attach(host, workload, caller(req)));
+    return JsonOk(200, wire::EncodeHostNetworkPlan(plan));
   });
 }
 

@@ -9,6 +9,7 @@
 #pragma once
 
 #include "api/http/router.h"
+#include "control/fleet_network.h"
 #include "control/network_service.h"
 #include "control/storage_service.h"
 
@@ -16,5 +17,9 @@ namespace berth::api {
 
 void AddStorageRoutes(Router& router, control::StorageService* storage);
 void AddNetworkRoutes(Router& router, control::NetworkService* network);
+// A host's part of the fleet's networks, for its own credential (or the admin's):
+// GET /v1/hosts/{name}/networks and POST /v1/hosts/{name}/network-attach {"workload"}, both
+// answering the host's plan (api/wire/host_network.h).
+void AddFleetNetworkRoutes(Router& router, control::FleetNetworks* fleet);
 
 }  // namespace berth::api

@@ -103,6 +103,16 @@ absl::Status FleetNetworks::Start() {
   return absl::OkStatus();
 }
 
+absl::Status FleetNetworks::CheckReferences(const core::WorkloadSpec& spec) {
+  BERTH_RETURN_IF_ERROR(network_.CheckReferences(spec));
+  if (!spec.disks.empty()) {
+    return core::FieldError("workload", spec.name, "disks[0].disk",
+                            "Berth disks are made only by `berth serve --dev` on its own host so "
+                            "far, not on a fleet's agents; remove disks from the spec");
+  }
+  return absl::OkStatus();
+}
+
 void FleetNetworks::ReleaseLoop() {
   for (;;) {
     std::string workload;

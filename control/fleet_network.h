@@ -49,6 +49,9 @@ class FleetNetworks {
   // workloads that no longer exist, then follows deletions.
   absl::Status Start();
   NetworkService& service() { return network_; }
+  // ControlPlane::SetReferenceCheck on a fleet: networks and groups must exist (as in dev mode),
+  // and disks are refused naming disks[0].disk, since no agent host makes them yet.
+  absl::Status CheckReferences(const core::WorkloadSpec& spec);
 
   // The part of `host`: the networks its workloads (placed there, not terminal) are on, with
   // their peers; the groups their interfaces enforce or whose rules those name, with members on

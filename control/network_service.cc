@@ -394,6 +394,41 @@ absl::StatusOr<Json> NetworkService::PutGroup(SecurityGroup group, int64_t mod_r
   return core::EncodeSecurityGroup(group);
 }
 
+absl::Status NetworkService::CheckReferences(const core::WorkloadSpec& spec) {
+  auto refuse = [&](const std::string& field, std::string_view message) {
+    return core::FieldError("workload", spec.name, field, message);
+  };
+  for (size_t i = 0; i < spec.networks.size(); ++i) {
+    const core::NetworkAttachment& n = spec.networks[i];
+    const std::string at = Cat("networks[", static_cast<int>(i), "]");
+    auto net = GetNetwork(n.network);
+    if (!net.ok()) {
+      if (!absl::IsNotFound(net.status())) return net.status();
+      return refuse(at + ".network", Cat("names network \"", n.network,
+                                         "\", which does not exist; create it with `berth net "
+                                         "create`"));
+    }
+    if (!n.address.empty()) {
+      auto subnet = runtime::net::ParseCidr((*net)["spec"].value("subnet", ""));
+      auto address = runtime::net::ParseIpv4(n.address);
+      if (subnet.ok() && address && !subnet->Contains(*address)) {
+        return refuse(at + ".address", Cat("is ", n.address, ", outside network \"", n.network,
+                                           "\"'s subnet ", subnet->ToString()));
+      }
+    }
+    for (size_t g = 0; g < n.security_groups.size(); ++g) {
+      auto group = GetGroup(n.security_groups[g]);
+      if (!group.ok()) {
+        if (!absl::IsNotFound(group.status())) return group.status();
+        return refuse(Cat(at, ".security_groups[", static_cast<int>(g), "]"),
+                      Cat("names security group \"", n.security_groups[g],
+                          "\", which does not exist; create it with `berth secgroup create`"));
+      }
+    }
+  }
+  return absl::OkStatus();
+}
+
 absl::StatusOr<std::vector<Network>> NetworkService::Networks() const {
   BERTH_ASSIGN_OR_RETURN(auto list, ListAll(networks_));
   std::vector<Network> out;

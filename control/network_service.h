@@ -29,6 +29,7 @@
 #include "core/clock.h"
 #include "core/json.h"
 #include "core/network.h"
+#include "core/workload.h"
 #include "state/store.h"
 
 namespace berth::control {
@@ -175,6 +176,10 @@ class NetworkService {
   absl::Status UnplugWorkload(std::string_view network, std::string_view workload);
   // The networks on which `workload` holds an address.
   absl::StatusOr<std::vector<std::string>> NetworksOf(std::string_view workload);
+
+  // Refuses a workload whose networks or security groups do not exist, or whose static address
+  // lies outside its network's subnet, naming the field (networks[0].security_groups[1]).
+  absl::Status CheckReferences(const core::WorkloadSpec& spec);
 
   // Typed views of what is stored (the fleet's per-host plans read them): every network, every
   // network's address management, every security group.

@@ -28,9 +28,11 @@
 #include "api/routes_jobs.h"
 #include "api/routes_services.h"
 #include "api/routes_sim.h"
+#include "api/storenet_routes.h"
 #include "api/task_api.h"
 #include "cli/cli.h"
 #include "control/control_plane.h"
+#include "control/fleet_network.h"
 #include "control/job_controller.h"
 #include "control/leader.h"
 #include "control/service_controller.h"
@@ -38,9 +40,11 @@
 #include "core/log.h"
 #include "core/strings.h"
 #include "main/admin_cmd.h"
+#include "main/agent_network.h"
 #include "main/storenet_host.h"
 #include "runtime/host/file.h"
 #include "runtime/image/catalog.h"
+#include "runtime/net/linux_network_driver.h"
 #include "runtime/oci/oci_driver.h"
 #include "runtime/process_driver.h"
 #include "runtime/qemu/qemu_driver.h"
@@ -534,6 +538,20 @@ int RunServe(core::Invocation& f) {
       return sn->CheckReferences(spec);
     });
   }
+  // On a fleet the server records networks, groups and addresses; each agent makes its part.
+  std::unique_ptr<control::FleetNetworks> fleet_networks;
+  if (!dev) {
+    fleet_networks =
+        std::make_unique<control::FleetNetworks>(store->get(), control.clock(), &control);
+    if (absl::Status s = fleet_networks->Start(); !s.ok()) {
+      err << "berth serve: networks: " << s.message() << "\n";
+    }
+    api::AddNetworkRoutes(server.router(), &fleet_networks->service());
+    api::AddFleetNetworkRoutes(server.router(), fleet_networks.get());
+    control.SetReferenceCheck([fn = fleet_networks.get()](const core::WorkloadSpec& spec) {
+      return fn->CheckReferences(spec);
+    });
+  }
   auto bound = server.Start();
   if (!bound.ok()) {
     return f.Fail(Cat("cannot listen on ", listen, ": ", bound.status().message()));
@@ -703,6 +721,14 @@ int RunAgent(core::Invocation& f) {
     }
     ao.task_api = api::wire::TaskApiReport{.port = *bound, .token = *task_token};
   }
+  // Berth networks: this host's part, made from the plan the server answers.
+  runtime::net::LinuxNetworkDriver::Options net_options;
+  net_options.state_dir = dir + "/net";
+  fs::create_directories(net_options.state_dir, ec);
+  net_options.instance = NetworkInstanceId(dir);
+  runtime::net::LinuxNetworkDriver net_driver(net_options);
+  AgentNetworks networks(AgentNetworksFor(server, dir, ao.name, net_options.instance), &net_driver);
+  networks.Wire(ao);
   agent::Agent a(ao);
   tasks.Set(&a);
   absl::Status started = a.Start();
@@ -711,6 +737,7 @@ int RunAgent(core::Invocation& f) {
     tasks.Set(nullptr);
     return f.Fail(Cat(started.message()));
   }
+  networks.Start();
   if (f.json()) {
     Json joining = {{"event", "joining"}, {"host", ao.name}, {"server", server}};
     joining["task_api_port"] = ao.task_api ? Json(ao.task_api->port) : Json(nullptr);
@@ -724,6 +751,7 @@ int RunAgent(core::Invocation& f) {
   // The task API first: its follows end and its execs return while the agent still answers.
   if (task_api) task_api->Stop();
   tasks.Set(nullptr);
+  networks.Stop();
   a.Stop();
   return 0;
 }

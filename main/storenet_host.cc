@@ -535,10 +535,6 @@ void LocalStorageNetwork::RedeclareEndpoints(const std::vector<core::Workload>& 
   }
 }
 
-namespace {
-
-// The network namespace of a container on Berth networks. Namespace names are global to the
-// host: the instance id keeps two servers' containers of the same name apart.
 std::string ContainerNetns(std::string_view instance, std::string_view workload) {
   return Cat("berth-", instance, "-", workload);
 }
@@ -548,6 +544,8 @@ absl::Status MakeNetns(const std::string& name) {
   if (std::filesystem::exists("/run/netns/" + name, ec)) return absl::OkStatus();
   return runtime::host::RunOk(runtime::host::RealExecutor(), {"ip", "netns", "add", name}).status();
 }
+
+namespace {
 
 bool IsMountPoint(const std::string& dir) {
   std::ifstream in("/proc/self/mountinfo");
@@ -733,34 +731,7 @@ absl::Status LocalStorageNetwork::CheckReferences(const core::WorkloadSpec& spec
   auto refuse = [&](const std::string& field, std::string_view message) {
     return core::FieldError("workload", spec.name, field, message);
   };
-  for (size_t i = 0; i < spec.networks.size(); ++i) {
-    const core::NetworkAttachment& n = spec.networks[i];
-    const std::string at = Cat("networks[", static_cast<int>(i), "]");
-    auto net = network_.GetNetwork(n.network);
-    if (!net.ok()) {
-      if (!absl::IsNotFound(net.status())) return net.status();
-      return refuse(at + ".network", Cat("names network \"", n.network,
-                                         "\", which does not exist; create it with `berth net "
-                                         "create`"));
-    }
-    if (!n.address.empty()) {
-      auto subnet = rn::ParseCidr((*net)["spec"].value("subnet", ""));
-      auto address = rn::ParseIpv4(n.address);
-      if (subnet.ok() && address && !subnet->Contains(*address)) {
-        return refuse(at + ".address", Cat("is ", n.address, ", outside network \"", n.network,
-                                           "\"'s subnet ", subnet->ToString()));
-      }
-    }
-    for (size_t g = 0; g < n.security_groups.size(); ++g) {
-      auto group = network_.GetGroup(n.security_groups[g]);
-      if (!group.ok()) {
-        if (!absl::IsNotFound(group.status())) return group.status();
-        return refuse(Cat(at, ".security_groups[", static_cast<int>(g), "]"),
-                      Cat("names security group \"", n.security_groups[g],
-                          "\", which does not exist; create it with `berth secgroup create`"));
-      }
-    }
-  }
+  BERTH_RETURN_IF_ERROR(network_.CheckReferences(spec));
   for (size_t i = 0; i < spec.disks.size(); ++i) {
     const core::DiskAttachment& d = spec.disks[i];
     const std::string at = Cat("disks[", static_cast<int>(i), "].disk");

@@ -30,6 +30,12 @@ namespace berth {
 // servers with different data directories never touch each other's objects.
 std::string NetworkInstanceId(const std::string& agent_dir);
 
+// The network namespace (under /run/netns) of a container on Berth networks. Namespace names are
+// global to the host: the instance id keeps two agents' containers of the same name apart.
+std::string ContainerNetns(std::string_view instance, std::string_view workload);
+// Makes the named network namespace unless it exists.
+absl::Status MakeNetns(const std::string& name);
+
 // `netns` empty = the server's own network namespace (BERTH_NET_NETNS overrides it in
 // `serve --dev`, so tests keep every bridge and rule inside a namespace they made).
 // Disks are made from images of the catalog in AGENT_DIR/images only; backups are written to and

@@ -105,6 +105,13 @@ absl::Status FakeNetworkDriver::DeleteNetwork(std::string_view name,
   return absl::OkStatus();
 }
 
+std::optional<NetworkSpec> FakeNetworkDriver::network_spec(std::string_view name) {
+  absl::MutexLock lock(&mu_);
+  const NetworkRecord* r = model_.FindNetwork(name);
+  if (r == nullptr) return std::nullopt;
+  return r->spec;
+}
+
 std::vector<NetworkInfo> FakeNetworkDriver::ListNetworks() {
   absl::MutexLock lock(&mu_);
   return ListNetworksOf(model_);

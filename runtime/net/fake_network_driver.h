@@ -5,6 +5,7 @@
 // Thread-safety: all methods are thread-safe (one mutex).
 #pragma once
 
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -24,6 +25,8 @@ class FakeNetworkDriver final : public NetworkDriver {
   std::string ruleset();
   // Interface names the real driver would have made, sorted.
   std::vector<std::string> links();
+  // The spec a network was last declared with; none when it is not declared.
+  std::optional<NetworkSpec> network_spec(std::string_view name);
 
   absl::StatusOr<NetworkInfo> EnsureNetwork(const NetworkSpec& spec,
                                             const NetworkOptions& options) override;

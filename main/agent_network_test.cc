@@ -1,0 +1,177 @@
+#include "main/agent_network.h"
+
+#include <map>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "core/strings.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "runtime/net/fake_network_driver.h"
+
+namespace berth {
+namespace {
+
+using api::wire::HostNetworkPlan;
+using core::Cat;
+using ::testing::ElementsAre;
+using ::testing::HasSubstr;
+using ::testing::IsEmpty;
+namespace rn = runtime::net;
+
+constexpr char kInstance[] = "0123456789abcdef";
+
+core::WorkloadSpec Container(const std::string& name, std::vector<std::string> networks) {
+  core::Json nets = core::Json::array();
+  for (const auto& n : networks) nets.push_back({{"network", n}});
+  auto spec = core::DecodeWorkloadSpec({{"name", name},
+                                        {"kind", "container"},
+                                        {"image", "busybox"},
+                                        {"command", {"/bin/sleep", "60"}},
+                                        {"resources", {{"cpu", "100m"}, {"memory", "32Mi"}}},
+                                        {"networks", nets}});
+  EXPECT_TRUE(spec.ok()) << spec.status();
+  return *spec;
+}
+
+// The server's answers are plans the test writes; namespaces are names in a set.
+class AgentNetworksTest : public ::testing::Test {
+ protected:
+  AgentNetworksTest() : networks_(Options(), &driver_) {}
+  AgentNetworksOptions Options() {
+    AgentNetworksOptions o;
+    o.host = "h1";
+    o.instance = kInstance;
+    o.fetch = [this](std::string_view workload) -> absl::StatusOr<HostNetworkPlan> {
+      fetched_.push_back(std::string(workload));
+      if (!answer_.ok()) return answer_;
+      return plan_;
+    };
+    o.underlay_mtu = [](std::string_view address) -> absl::StatusOr<int> {
+      if (address == "192.0.2.1") return 9000;
+      return absl::NotFoundError("no such address");
+    };
+    o.make_netns = [this](const std::string& ns) {
+      namespaces_.insert(ns);
+      return absl::OkStatus();
+    };
+    o.netns_exists = [this](const std::string& ns) { return namespaces_.contains(ns); };
+    o.delete_netns = [this](const std::string& ns) { namespaces_.erase(ns); };
+    o.link_exists = [](const std::string&) { return false; };
+    return o;
+  }
+  // blue with peers, a group admitting web's members from elsewhere, and `workloads`'s nics.
+  void Plan(const std::vector<std::string>& workloads, std::vector<std::string> peers) {
+    plan_ = HostNetworkPlan{};
+    plan_.local_address = "192.0.2.1";
+    plan_.networks.push_back({.name = "blue",
+                              .subnet = "10.88.0.0/24",
+                              .gateway = "10.88.0.1",
+                              .vni = 77,
+                              .peers = std::move(peers)});
+    plan_.groups.push_back(
+        {.name = "db",
+         .rules = {{.protocol = "tcp", .port_from = 5432, .port_to = 5432, .from_group = "web"}}});
+    plan_.groups.push_back({.name = "web", .remote_members = {"10.88.0.9"}});
+    int i = 2;
+    for (const auto& w : workloads) {
+      plan_.nics.push_back({.workload = w,
+                            .network = "blue",
+                            .address = Cat("10.88.0.", i++),
+                            .prefix_length = 24,
+                            .ifname = "eth0",
+                            .groups = {"db"}});
+    }
+  }
+
+  rn::FakeNetworkDriver driver_{kInstance};
+  AgentNetworks networks_;
+  HostNetworkPlan plan_;
+  absl::Status answer_ = absl::OkStatus();
+  std::vector<std::string> fetched_;
+  std::set<std::string> namespaces_;
+};
+
+TEST_F(AgentNetworksTest, AContainerGetsItsInterfaceOnABridgeTunnelledToThePeers) {
+  Plan({"pg"}, {"192.0.2.2", "192.0.2.3"});
+  runtime::TaskConfig config;
+  ASSERT_TRUE(networks_.Attach(Container("pg", {"blue"}), &config).ok());
+  EXPECT_THAT(fetched_, ElementsAre("pg"));  // attach asks the server for this workload
+
+  auto spec = driver_.network_spec("blue");
+  ASSERT_TRUE(spec.has_value());
+  ASSERT_TRUE(spec->vxlan.has_value());
+  EXPECT_EQ(spec->vxlan->vni, 77u);
+  EXPECT_EQ(spec->vxlan->local_address, "192.0.2.1");
+  EXPECT_THAT(spec->vxlan->peers, ElementsAre("192.0.2.2", "192.0.2.3"));
+  EXPECT_EQ(spec->mtu, 9000 - 50);  // the underlay's, less the tunnel's header
+  EXPECT_FALSE(spec->dhcp);         // no VM here
+
+  ASSERT_EQ(config.nics.size(), 1u);
+  const std::string ns = Cat("berth-", kInstance, "-pg");
+  EXPECT_TRUE(namespaces_.contains(ns));
+  EXPECT_EQ(config.nics[0].netns_path, "/run/netns/" + ns);
+  EXPECT_EQ(config.nics[0].name, "eth0");
+  EXPECT_THAT(config.nics[0].addresses, ElementsAre("10.88.0.2/24"));
+  // The group's set holds the member on another host; its rule admits web's members.
+  const std::string rules = driver_.ruleset();
+  EXPECT_THAT(rules, HasSubstr("10.88.0.9"));
+  EXPECT_THAT(rules, HasSubstr("tcp dport 5432"));
+}
+
+TEST_F(AgentNetworksTest, ARefreshFollowsPeersAndRemovesNetworksNoLongerPlanned) {
+  Plan({"pg"}, {"192.0.2.2"});
+  runtime::TaskConfig config;
+  ASSERT_TRUE(networks_.Attach(Container("pg", {"blue"}), &config).ok());
+  Plan({"pg"}, {"192.0.2.3"});
+  ASSERT_TRUE(networks_.Refresh().ok());
+  EXPECT_THAT(driver_.network_spec("blue")->vxlan->peers, ElementsAre("192.0.2.3"));
+  EXPECT_EQ(fetched_.back(), "");  // a refresh reads the host's whole plan
+
+  // The task goes: its interface and namespace go; the next plan has no network here.
+  networks_.Detach("pg");
+  EXPECT_THAT(driver_.ListEndpoints("blue"), IsEmpty());
+  EXPECT_TRUE(namespaces_.empty());
+  plan_ = HostNetworkPlan{.local_address = "192.0.2.1"};
+  ASSERT_TRUE(networks_.Refresh().ok());
+  EXPECT_FALSE(driver_.network_spec("blue").has_value());
+  EXPECT_THAT(driver_.links(), IsEmpty());
+}
+
+TEST_F(AgentNetworksTest, AfterARestartTheFirstRefreshAdoptsLiveTasksAndSweepsTheRest) {
+  // What an earlier run made: a network nobody plans any more.
+  ASSERT_TRUE(driver_.EnsureNetwork({.name = "old", .subnet = "10.99.0.0/24"}, {}).ok());
+  // pg's container still runs (its namespace is there); gone's is not.
+  namespaces_.insert(Cat("berth-", kInstance, "-pg"));
+  Plan({"pg", "gone"}, {});
+  ASSERT_TRUE(networks_.Refresh().ok());
+  auto endpoints = driver_.ListEndpoints("blue");
+  ASSERT_EQ(endpoints.size(), 1u);
+  EXPECT_EQ(endpoints[0].id, "pg");
+  EXPECT_FALSE(driver_.network_spec("old").has_value());
+}
+
+TEST_F(AgentNetworksTest, DisksAndServerErrorsFailTheStartWithTheReason) {
+  core::WorkloadSpec with_disk = Container("db", {});
+  with_disk.disks.push_back({.disk = "data", .mount = "/data"});
+  runtime::TaskConfig config;
+  absl::Status s = networks_.Attach(with_disk, &config);
+  EXPECT_EQ(s.code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_THAT(s.message(), HasSubstr("disks[0].disk: host h1 cannot give workloads Berth disks"));
+
+  answer_ = absl::NotFoundError("network \"blue\" does not exist");
+  s = networks_.Attach(Container("pg", {"blue"}), &config);
+  EXPECT_THAT(s.message(), HasSubstr("does not exist"));
+  EXPECT_TRUE(config.nics.empty());
+  EXPECT_TRUE(driver_.ListNetworks().empty());
+
+  // Without networks nothing is asked.
+  answer_ = absl::OkStatus();
+  fetched_.clear();
+  ASSERT_TRUE(networks_.Attach(Container("plain", {}), &config).ok());
+  EXPECT_THAT(fetched_, IsEmpty());
+}
+
+}  // namespace
+}  // namespace berth
