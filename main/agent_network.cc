@@ -158,8 +158,10 @@ void AgentNetworks::RefreshLoop() {
     // A host with no networks asks nothing (a fleet of such hosts costs the server nothing);
     // the first round asks anyway, to adopt what survived a restart.
     if (!first && driver_->ListNetworks().empty()) continue;
-    first = false;
-    if (absl::Status s = Refresh(); !s.ok()) {
+    absl::Status s = Refresh();
+    // The first round is tried until it succeeds (the agent registers meanwhile).
+    if (s.ok()) first = false;
+    if (!s.ok() && !(first && absl::IsFailedPrecondition(s))) {
       core::LogWarn("host %s: networks: %s", options_.host, s.ToString());
     }
   }

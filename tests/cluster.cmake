@@ -2,10 +2,23 @@
 # namespace on a bridge the test makes; host loss, partitions and fencing, rejoin, drain. Label
 # `cluster` (`ctest -L cluster`); it needs root for `ip netns`, as the other end-to-end suites
 # that make namespaces do.
-if(TARGET berth AND TARGET berth_api_client)
+if(TARGET berth AND TARGET berth_api_client AND TARGET berth_image AND TARGET berth_net)
   berth_test(cluster_test SOURCES ${CMAKE_CURRENT_LIST_DIR}/cluster/cluster_test.cc
-    LIBS berth_api_client TIMEOUT 300 LABELS cluster)
+    LIBS berth_api_client berth_image berth_net TIMEOUT 300 LABELS cluster)
   target_include_directories(cluster_test PRIVATE ${CMAKE_SOURCE_DIR})
   target_compile_definitions(cluster_test PRIVATE BERTH_BINARY="$<TARGET_FILE:berth>")
   add_dependencies(cluster_test berth)
+endif()
+
+# A Berth network across hosts: containers on two agents reach each other over the VXLAN
+# tunnels their agents make, security groups hold across hosts. Needs root, runc and the test
+# images (skips otherwise).
+if(TARGET berth AND TARGET berth_api_client AND TARGET berth_image AND TARGET berth_net)
+  berth_test(cluster_network_test SOURCES ${CMAKE_CURRENT_LIST_DIR}/cluster/cluster_network_test.cc
+    LIBS berth_api_client berth_image berth_net TIMEOUT 600 LABELS cluster)
+  target_include_directories(cluster_network_test PRIVATE ${CMAKE_SOURCE_DIR})
+  target_compile_definitions(cluster_network_test PRIVATE BERTH_BINARY="$<TARGET_FILE:berth>"
+    BERTH_TEST_IMAGES_DIR="${CMAKE_BINARY_DIR}/test-images"
+    BERTH_IMAGE_SCRIPT="${CMAKE_SOURCE_DIR}/scripts/build-test-images.sh")
+  add_dependencies(cluster_network_test berth)
 endif()

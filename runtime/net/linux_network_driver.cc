@@ -362,9 +362,9 @@ absl::StatusOr<NetworkInfo> LinuxNetworkDriver::EnsureNetwork(const NetworkSpec&
   }
   if (spec.vxlan && !has(vx)) {
     const VxlanSpec& v = *spec.vxlan;
-    batch += Cat("link add ", vx, " type vxlan id ", v.vni, " local ", v.local_address, " dstport ",
-                 v.port, v.underlay_device.empty() ? "" : Cat(" dev ", v.underlay_device),
-                 spec.mtu > 0 ? Cat(" mtu ", spec.mtu) : "", "\n");
+    batch += Cat("link add ", vx, spec.mtu > 0 ? Cat(" mtu ", spec.mtu) : "", " type vxlan id ",
+                 v.vni, " local ", v.local_address, " dstport ", v.port,
+                 v.underlay_device.empty() ? "" : Cat(" dev ", v.underlay_device), "\n");
     batch += Cat("link set ", vx, " alias ", LinkAlias(options_.instance, "vx", spec.name, ""),
                  " master ", br, " up\n");
     created.push_back(vx);

@@ -267,7 +267,8 @@ TEST_F(LinuxNetworkDriverTest, TeardownLeavesNothing) {
               {.name = "n1",
                .subnet = "10.10.0.0/24",
                .nat = true,
-               .vxlan = VxlanSpec{.vni = 42, .local_address = "127.0.0.1", .peers = {"127.0.0.2"}}})
+               .vxlan = VxlanSpec{.vni = 42, .local_address = "127.0.0.1", .peers = {"127.0.0.2"}},
+               .mtu = 1450})
           .ok());
   auto tap = driver().AttachEndpoint(
       {.network = "n1", .id = "vm", .kind = EndpointKind::kTap, .address = "10.10.0.9"});
@@ -297,6 +298,16 @@ TEST_F(LinuxNetworkDriverTest, TeardownLeavesNothing) {
   std::string vx_link;
   RunIn(Host(), {"ip", "link", "show", "dev", VxlanName(I(), "n1")}, &vx_link);
   EXPECT_THAT(vx_link, HasSubstr("master " + BridgeName(I(), "n1")));
+  // The tunnel, the bridge and the VM's tap take the network's MTU; the bridge answers for the
+  // gateway with the MAC every host gives it.
+  EXPECT_THAT(vx_link, HasSubstr("mtu 1450"));
+  std::string br_link;
+  RunIn(Host(), {"ip", "link", "show", "dev", BridgeName(I(), "n1")}, &br_link);
+  EXPECT_THAT(br_link, HasSubstr("mtu 1450"));
+  EXPECT_THAT(br_link, HasSubstr(GatewayMac("n1")));
+  std::string tap_link;
+  RunIn(Host(), {"ip", "link", "show", "dev", TapName(I(), "n1", "vm")}, &tap_link);
+  EXPECT_THAT(tap_link, HasSubstr("mtu 1450"));
   std::string rules = Rules();
   EXPECT_THAT(rules, HasSubstr("table inet " + NftTableName(I())));
   EXPECT_THAT(rules, HasSubstr("masquerade"));

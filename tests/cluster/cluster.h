@@ -10,17 +10,21 @@
 #pragma once
 
 #include <signal.h>
+#include <sys/mount.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <cstdio>
 #include <filesystem>
+#include <fstream>
 #include <map>
 #include <memory>
 #include <string>
 #include <vector>
 
+#include "runtime/image/catalog.h"
+#include "runtime/net/linux_network_driver.h"
 #include "tests/e2e_util.h"
 
 namespace berth::cluster {
@@ -31,6 +35,9 @@ struct ClusterOptions {
   // benchmark passes the defaults). Empty: the flag is not passed.
   std::string host_ttl = "3s";
   std::string failover_grace = "2s";
+  // Rootfs images (name -> tar archive) put into every agent's catalog before it starts: an
+  // agent's catalog is read at its start and cannot be imported to through the server yet.
+  std::map<std::string, std::string> rootfs_images;
 };
 
 // Runs `argv` (no shell) and returns its exit code; output goes to `log` when given.
@@ -86,7 +93,16 @@ class Cluster {
     server_->SetListen(ServerAddress() + ":0");
     if (!server_->Start()) return "server did not start: " + e2e::ReadFile(ServerLog());
     agents_.assign(options_.hosts, -1);
-    for (int i = 0; i < options_.hosts; ++i) StartAgent(i);
+    for (int i = 0; i < options_.hosts; ++i) {
+      for (const auto& [name, tar] : options_.rootfs_images) {
+        auto catalog = runtime::ImageCatalog::Open(AgentDir(i) + "/images");
+        if (!catalog.ok())
+          return "image catalog of " + HostName(i) + ": " + catalog.status().ToString();
+        auto imported = (*catalog)->Import(name, {.rootfs = tar});
+        if (!imported.ok()) return "import " + name + ": " + imported.status().ToString();
+      }
+      StartAgent(i);
+    }
     for (int i = 0; i < options_.hosts; ++i) {
       if (!e2e::Eventually([&] { return HostState(i) == "ready"; })) {
         return "host " + HostName(i) + " never became ready: " + e2e::ReadFile(AgentLog(i));
@@ -120,11 +136,20 @@ class Cluster {
   // Starts host i's agent in its namespace (again, after KillHost: it re-registers with the
   // credential in its data directory).
   void StartAgent(int i) {
-    const std::vector<std::string> argv = {
-        "ip",         "netns",     "exec",         Namespace(i),        BERTH_BINARY,
-        "agent",      "--server",  server_->url(), "--join-token-file", dir_ + "/server/join.token",
-        "--data-dir", AgentDir(i), "--name",       HostName(i)};
-    // `ip netns exec` enters the namespace and execs the agent: this pid is the agent's.
+    // nsenter enters only the network namespace (`ip netns exec` would also remount /sys, which
+    // hides the cgroup mounts runc needs) and execs the agent: this pid is the agent's.
+    const std::vector<std::string> argv = {"nsenter",
+                                           "--net=/run/netns/" + Namespace(i),
+                                           BERTH_BINARY,
+                                           "agent",
+                                           "--server",
+                                           server_->url(),
+                                           "--join-token-file",
+                                           dir_ + "/server/join.token",
+                                           "--data-dir",
+                                           AgentDir(i),
+                                           "--name",
+                                           HostName(i)};
     agents_[i] = e2e::SpawnProgram(argv, AgentLog(i));
   }
 
@@ -136,6 +161,16 @@ class Cluster {
       agents_[i] = -1;
     }
     KillNamespace(Namespace(i));
+    // Containers on Berth networks live in namespaces of their own that the agent made
+    // (berth-INSTANCE-NAME): they die with the host too.
+    const std::string prefix = "berth-" + runtime::net::InstanceIdForDir(AgentDir(i)) + "-";
+    std::error_code ec;
+    for (const auto& e : std::filesystem::directory_iterator("/run/netns", ec)) {
+      const std::string ns = e.path().filename().string();
+      if (ns.rfind(prefix, 0) != 0) continue;
+      KillNamespace(ns);
+      Ip({"netns", "del", ns});
+    }
   }
   // Stops host i's agent with SIGTERM (its workloads keep running, as after any agent stop).
   void StopAgent(int i) {
@@ -186,7 +221,17 @@ class Cluster {
     for (int i = 0; i < options_.hosts; ++i) RunTool({"ip", "link", "del", Veth(i)});
     RunTool({"ip", "link", "del", bridge_});
     std::error_code ec;
-    if (!dir_.empty()) std::filesystem::remove_all(dir_, ec);
+    if (!dir_.empty()) {
+      // A killed agent leaves its containers' root filesystems mounted in its directory.
+      std::ifstream mounts("/proc/mounts");
+      std::string device, point, rest;
+      std::vector<std::string> points;
+      while (mounts >> device >> point && std::getline(mounts, rest)) {
+        if (point.rfind(dir_ + "/", 0) == 0) points.push_back(point);
+      }
+      for (auto it = points.rbegin(); it != points.rend(); ++it) umount2(it->c_str(), MNT_DETACH);
+      std::filesystem::remove_all(dir_, ec);
+    }
     dir_.clear();
   }
 

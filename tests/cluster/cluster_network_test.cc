@@ -1,0 +1,161 @@
+// A Berth network across hosts (tests/cluster/cluster.h): containers on two hosts, each host's
+// agent making its bridge and a VXLAN tunnel to the other, reach each other by address; a
+// security group on one host admits members of another group that run on the other host and
+// keeps everyone else out; the interfaces' MTU leaves room for the tunnel; the hosts' bridges
+// and tunnels go once no workload needs them. Needs root, runc and the test images; skips
+// otherwise.
+#include <string>
+#include <vector>
+
+#include "gtest/gtest.h"
+#include "runtime/host/run.h"
+#include "tests/cluster/cluster.h"
+
+namespace berth::cluster {
+namespace {
+
+using core::Json;
+using e2e::Eventually;
+
+const std::string& ImagesDir() {
+  static const std::string* dir = [] {
+    std::string images = BERTH_TEST_IMAGES_DIR;
+    auto r =
+        runtime::host::RunCommand({BERTH_IMAGE_SCRIPT, images}, {.timeout = absl::Minutes(10)});
+    if (!r.ok() || !r->ok()) return new std::string();
+    return new std::string(images);
+  }();
+  return *dir;
+}
+
+std::string SkipReason() {
+  if (geteuid() != 0) return "needs root (ip netns, runc)";
+  auto runc = runtime::host::RunCommand({"runc", "--version"});
+  if (!runc.ok() || !runc->ok()) return "runc missing";
+  if (ImagesDir().empty()) return "the test images could not be built";
+  return "";
+}
+
+// A busybox container on network `blue` in `groups`, running `script`.
+core::WorkloadSpec Box(const std::string& name, const std::string& script,
+                       const std::vector<std::string>& groups) {
+  Json net = {{"network", "blue"}};
+  if (!groups.empty()) net["security_groups"] = groups;
+  auto spec = core::DecodeWorkloadSpec({{"name", name},
+                                        {"kind", "container"},
+                                        {"image", "busybox"},
+                                        {"command", {"/bin/sh", "-c", script}},
+                                        {"resources", {{"cpu", "100m"}, {"memory", "64Mi"}}},
+                                        {"networks", {net}}});
+  EXPECT_TRUE(spec.ok()) << spec.status();
+  return *spec;
+}
+
+class ClusterNetworkTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    const std::string skip = SkipReason();
+    if (!skip.empty()) GTEST_SKIP() << skip;
+    cluster_ = std::make_unique<Cluster>(ClusterOptions{
+        .hosts = 2, .rootfs_images = {{"busybox", ImagesDir() + "/busybox-rootfs.tar"}}});
+    ASSERT_EQ(cluster_->Start(), "");
+  }
+  void TearDown() override {
+    if (!cluster_) return;
+    // Deleting stops every container; the hosts then drop their bridges and tunnels.
+    auto list = cluster_->client().ListWorkloads();
+    if (list.ok()) {
+      for (const auto& w : list->items) {
+        EXPECT_TRUE(cluster_->client().DeleteWorkload(w.spec.name).ok());
+      }
+      EXPECT_TRUE(Eventually([&] {
+        auto left = cluster_->client().ListWorkloads();
+        return left.ok() && left->items.empty();
+      }));
+    }
+    cluster_.reset();
+  }
+
+  absl::StatusOr<Json> Post(const std::string& path, const Json& body) {
+    return cluster_->client().Call("POST", path, &body);
+  }
+  // Creates `specs` with the other host cordoned and waits until they run on `host`.
+  void PlaceOn(int host, const std::vector<core::WorkloadSpec>& specs) {
+    const int other = 1 - host;
+    ASSERT_TRUE(
+        cluster_->client().Call("POST", "/v1/hosts/" + Cluster::HostName(other) + "/cordon").ok());
+    for (const auto& spec : specs) {
+      auto created = cluster_->client().CreateWorkload(spec);
+      ASSERT_TRUE(created.ok()) << created.status();
+    }
+    for (const auto& spec : specs) {
+      ASSERT_TRUE(Eventually([&] {
+        auto w = cluster_->client().GetWorkload(spec.name);
+        return w.ok() && w->status.state == core::WorkloadState::kRunning &&
+               w->status.host == Cluster::HostName(host);
+      })) << cluster_->server().Dump(spec.name).dump()
+          << e2e::ReadFile(cluster_->AgentLog(host));
+    }
+    ASSERT_TRUE(cluster_->client()
+                    .Call("POST", "/v1/hosts/" + Cluster::HostName(other) + "/uncordon")
+                    .ok());
+  }
+  std::string AddressOf(const std::string& workload) {
+    auto net = cluster_->client().Call("GET", "/v1/networks/blue");
+    if (!net.ok()) return "";
+    return (*net)["status"]["addresses"].value(workload, "");
+  }
+  // Runs `script` in `workload`'s container: its exit code and output.
+  std::pair<int, std::string> Sh(const std::string& workload, const std::string& script) {
+    auto r = cluster_->client().Exec(workload, {.argv = {"/bin/sh", "-c", script}});
+    if (!r.ok()) return {-1, r.status().ToString()};
+    return {r->exit_code, r->stdout_data + r->stderr_data};
+  }
+
+  std::unique_ptr<Cluster> cluster_;
+};
+
+TEST_F(ClusterNetworkTest, ContainersOnTwoHostsReachEachOtherAndGroupsHoldAcrossHosts) {
+  ASSERT_TRUE(Post("/v1/networks", {{"name", "blue"}, {"subnet", "10.77.0.0/24"}}).ok());
+  ASSERT_TRUE(Post("/v1/secgroups", {{"name", "web"}}).ok());
+  ASSERT_TRUE(Post("/v1/secgroups", {{"name", "db"}}).ok());
+  auto rule =
+      Post("/v1/secgroups/db/rules", {{"proto", "tcp"}, {"ports", "7000"}, {"from_group", "web"}});
+  ASSERT_TRUE(rule.ok()) << rule.status();
+  const std::string listen = "nc -ll -p 7000 -e /bin/echo db-ok & exec sleep 3600";
+  PlaceOn(0, {Box("p", "exec sleep 3600", {}), Box("db", listen, {"db"})});
+  PlaceOn(1, {Box("q", "exec sleep 3600", {}), Box("app", "exec sleep 3600", {"web"})});
+  const std::string p = AddressOf("p"), q = AddressOf("q"), db = AddressOf("db");
+  ASSERT_FALSE(p.empty() || q.empty() || db.empty());
+
+  // Across the tunnel, both ways.
+  auto pinged = Sh("q", "ping -c 1 -W 3 " + p);
+  EXPECT_EQ(pinged.first, 0) << pinged.second << e2e::ReadFile(cluster_->AgentLog(1));
+  pinged = Sh("p", "ping -c 1 -W 3 " + q);
+  EXPECT_EQ(pinged.first, 0) << pinged.second;
+  // The interface leaves the tunnel's 50 bytes of the underlay's 1500.
+  auto mtu = Sh("q", "cat /sys/class/net/eth0/mtu");
+  EXPECT_EQ(mtu.second, "1450\n");
+  // A packet that fills that MTU crosses: 1422 bytes of data, 8 of ICMP, 20 of IP.
+  auto full = Sh("q", "ping -c 1 -W 3 -s 1422 " + p);
+  EXPECT_EQ(full.first, 0) << full.second;
+
+  // db on host 1 admits web's members, which run on host 2; q, in no group, stays out.
+  auto admitted = Sh("app", "nc -w 3 " + db + " 7000 </dev/null");
+  EXPECT_EQ(admitted.second, "db-ok\n") << admitted.first;
+  auto refused = Sh("q", "nc -w 2 " + db + " 7000 </dev/null");
+  EXPECT_EQ(refused.second.find("db-ok"), std::string::npos) << refused.second;
+
+  // Deleting host 2's workloads: its bridge and tunnel go once the agent's next look finds
+  // no workload of its on the network.
+  for (const char* w : {"q", "app"}) ASSERT_TRUE(cluster_->client().DeleteWorkload(w).ok());
+  EXPECT_TRUE(Eventually([&] {
+    auto r = runtime::host::RunCommand({"ip", "-n", cluster_->Namespace(1), "-o", "link", "show"});
+    // Berth's bridges are named bb..., its tunnels bx... (runtime/net/network_model.h).
+    return r.ok() && r->out.find(": bb") == std::string::npos &&
+           r->out.find(": bx") == std::string::npos;
+  })) << e2e::ReadFile(cluster_->AgentLog(1));
+}
+
+}  // namespace
+}  // namespace berth::cluster
