@@ -35,9 +35,9 @@ struct ClusterOptions {
   // benchmark passes the defaults). Empty: the flag is not passed.
   std::string host_ttl = "3s";
   std::string failover_grace = "2s";
-  // Rootfs images (name -> tar archive) put into every agent's catalog before it starts: an
+  // Images (name -> what to import) put into every agent's catalog before it starts: an
   // agent's catalog is read at its start and cannot be imported to through the server yet.
-  std::map<std::string, std::string> rootfs_images;
+  std::map<std::string, runtime::ImportOptions> images;
 };
 
 // Runs `argv` (no shell) and returns its exit code; output goes to `log` when given.
@@ -94,11 +94,11 @@ class Cluster {
     if (!server_->Start()) return "server did not start: " + e2e::ReadFile(ServerLog());
     agents_.assign(options_.hosts, -1);
     for (int i = 0; i < options_.hosts; ++i) {
-      for (const auto& [name, tar] : options_.rootfs_images) {
+      for (const auto& [name, source] : options_.images) {
         auto catalog = runtime::ImageCatalog::Open(AgentDir(i) + "/images");
         if (!catalog.ok())
           return "image catalog of " + HostName(i) + ": " + catalog.status().ToString();
-        auto imported = (*catalog)->Import(name, {.rootfs = tar});
+        auto imported = (*catalog)->Import(name, source);
         if (!imported.ok()) return "import " + name + ": " + imported.status().ToString();
       }
       StartAgent(i);

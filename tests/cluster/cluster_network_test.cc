@@ -2,8 +2,8 @@
 // agent making its bridge and a VXLAN tunnel to the other, reach each other by address; a
 // security group on one host admits members of another group that run on the other host and
 // keeps everyone else out; the interfaces' MTU leaves room for the tunnel; the hosts' bridges
-// and tunnels go once no workload needs them. Needs root, runc and the test images; skips
-// otherwise.
+// and tunnels go once no workload needs them; a container and a VM (DHCP from its own host) on
+// two hosts ping each other. Needs root, runc and the test images; skips otherwise.
 #include <string>
 #include <vector>
 
@@ -56,8 +56,13 @@ class ClusterNetworkTest : public ::testing::Test {
   void SetUp() override {
     const std::string skip = SkipReason();
     if (!skip.empty()) GTEST_SKIP() << skip;
+    const std::string images = ImagesDir();
     cluster_ = std::make_unique<Cluster>(ClusterOptions{
-        .hosts = 2, .rootfs_images = {{"busybox", ImagesDir() + "/busybox-rootfs.tar"}}});
+        .hosts = 2,
+        .images = {
+            {"busybox", {.rootfs = images + "/busybox-rootfs.tar"}},
+            {"tiny-vm",
+             {.kernel = images + "/tiny-vm/vmlinuz", .initrd = images + "/tiny-vm/initrd.img"}}}});
     ASSERT_EQ(cluster_->Start(), "");
   }
   void TearDown() override {
@@ -155,6 +160,32 @@ TEST_F(ClusterNetworkTest, ContainersOnTwoHostsReachEachOtherAndGroupsHoldAcross
     return r.ok() && r->out.find(": bb") == std::string::npos &&
            r->out.find(": bx") == std::string::npos;
   })) << e2e::ReadFile(cluster_->AgentLog(1));
+}
+
+TEST_F(ClusterNetworkTest, AContainerOnOneHostAndAVmOnAnotherPingEachOther) {
+  ASSERT_TRUE(Post("/v1/networks", {{"name", "blue"}, {"subnet", "10.78.0.0/24"}}).ok());
+  PlaceOn(0, {Box("c", "exec sleep 3600", {})});
+  auto vm = core::DecodeWorkloadSpec({{"name", "v"},
+                                      {"kind", "vm"},
+                                      {"image", "tiny-vm"},
+                                      {"command", {"/bin/sh", "-c", "exec sleep 3600"}},
+                                      {"resources", {{"cpu", 1}, {"memory", "256Mi"}}},
+                                      {"networks", {"blue"}}});
+  ASSERT_TRUE(vm.ok()) << vm.status();
+  PlaceOn(1, {*vm});
+  const std::string v = AddressOf("v"), c = AddressOf("c");
+  ASSERT_FALSE(v.empty() || c.empty());
+  // The VM takes its address from its own host's DHCP (the other host's stays silent for it).
+  ASSERT_TRUE(Eventually(
+      [&] {
+        auto logs = cluster_->client().Logs("v");
+        return logs.ok() && logs->find("BERTH-GUEST-IP=eth0:" + v) != std::string::npos;
+      },
+      180))
+      << cluster_->client().Logs("v").value_or("(no logs)");
+  // The container on host 1 reaches the VM on host 2, and the VM's answers come back.
+  EXPECT_TRUE(Eventually([&] { return Sh("c", "ping -c 1 -W 2 " + v).first == 0; }, 60))
+      << Sh("c", "ping -c 1 -W 2 " + v).second << e2e::ReadFile(cluster_->AgentLog(1));
 }
 
 }  // namespace
