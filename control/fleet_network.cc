@@ -27,12 +27,8 @@ class FleetNetworkHost final : public NetworkHost {
   absl::Status DeleteNetwork(std::string_view) override { return absl::OkStatus(); }
   absl::Status PutGroup(const HostGroup&) override { return absl::OkStatus(); }
   absl::Status DeleteGroup(std::string_view) override { return absl::OkStatus(); }
-  absl::Status AddForward(const HostForward& forward) override {
-    return absl::UnimplementedError(
-        Cat("portforward \"", forward.id,
-            "\": port forwards are made only by `berth serve --dev` on its own host so far; "
-            "on a fleet, reach the workload from a host on its network"));
-  }
+  // The forward is made by the agent of the host its workload runs on.
+  absl::Status AddForward(const HostForward&) override { return absl::OkStatus(); }
   absl::Status RemoveForward(std::string_view) override { return absl::OkStatus(); }
   absl::Status Cleanup(const HostKeep&) override { return absl::OkStatus(); }
   absl::StatusOr<HostEndpoint> AttachEndpoint(const HostEndpointSpec& spec) override {
@@ -138,6 +134,16 @@ void FleetNetworks::ReleaseIfGone(const std::string& workload) {
     // Nothing is released on a guess.
     core::ReportError(kWhere, Cat("workload ", workload, ": read it"), w.status());
     return;
+  }
+  // Port forwards to the workload go with it.
+  if (auto forwards = network_.Forwards(); forwards.ok()) {
+    for (const core::PortForward& f : *forwards) {
+      if (f.spec.workload != workload) continue;
+      core::ReportError(kWhere, Cat("workload ", workload, ": remove its port forward ", f.id),
+                        network_.RemovePortForward(f.id));
+    }
+  } else {
+    core::ReportError(kWhere, Cat("workload ", workload, ": its port forwards"), forwards.status());
   }
   auto nets = network_.NetworksOf(workload);
   if (!nets.ok()) {
@@ -265,6 +271,21 @@ absl::StatusOr<HostNetworkPlan> FleetNetworks::PlanFor(std::string_view host,
       if (peer != plan.local_address) p.peers.push_back(peer);
     }
     plan.networks.push_back(std::move(p));
+  }
+  // Forwards to workloads placed here, on networks made here.
+  BERTH_ASSIGN_OR_RETURN(std::vector<core::PortForward> forwards, network_.Forwards());
+  for (const core::PortForward& f : forwards) {
+    auto it = owners.find(f.spec.workload);
+    if (it == owners.end() || HostOf(it->second) != host ||
+        !local_networks.contains(f.spec.network)) {
+      continue;
+    }
+    plan.forwards.push_back({.id = f.id,
+                             .protocol = f.spec.protocol,
+                             .host_port = f.spec.host_port,
+                             .network = f.spec.network,
+                             .target_address = f.spec.target_address,
+                             .target_port = f.spec.port});
   }
   // The groups the interfaces enforce, and every group their rules name as a source.
   std::map<std::string, const core::SecurityGroup*> by_name;

@@ -7,9 +7,10 @@
 // its workloads' interfaces. An agent asks again every few seconds, so peers and members follow
 // workloads as they come, go and move.
 //
-// A workload keeps its addresses while it exists, also when it moves to another host; deleting it
-// releases them (a watch of the workloads, plus a sweep at Start for deletions the server missed).
-// Port forwards are not made on a fleet yet: adding one answers Unimplemented.
+// A port forward is made by the agent of the host its workload runs on (at that host's
+// addresses), and moves with the workload. A workload keeps its addresses and forwards while it
+// exists, also when it moves to another host; deleting it releases them (a watch of the
+// workloads, plus a sweep at Start for deletions the server missed).
 //
 // Ownership: borrows the store, clock and control plane, which must outlive it. Thread-safety:
 // all methods are thread-safe.
@@ -33,8 +34,8 @@
 namespace berth::control {
 
 // A NetworkHost that makes nothing: the server's stand-in while agents make the data path.
-// EnsureNetwork answers an empty bridge name, AttachEndpoint the endpoint's MAC; port forwards
-// are Unimplemented.
+// EnsureNetwork answers an empty bridge name, AttachEndpoint the endpoint's MAC; everything else
+// succeeds.
 std::unique_ptr<NetworkHost> NewFleetNetworkHost();
 
 class FleetNetworks {
@@ -55,8 +56,9 @@ class FleetNetworks {
 
   // The part of `host`: the networks its workloads (placed there, not terminal) are on, with
   // their peers; the groups their interfaces enforce or whose rules those name, with members on
-  // other hosts; the interfaces. A host's underlay address is where its latest heartbeat to this
-  // server came from; `caller_address` (where this call came from) stands in for the host's own.
+  // other hosts; the interfaces; the port forwards to those workloads. A host's underlay address is
+  // where its latest heartbeat to this server came from; `caller_address` (where this call came
+  // from) stands in for the host's own.
   absl::StatusOr<api::wire::HostNetworkPlan> PlanFor(std::string_view host,
                                                      std::string_view caller_address);
   // Gives `workload`, which must be placed on `host`, its address on each of its networks (kept

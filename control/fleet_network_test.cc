@@ -203,15 +203,31 @@ TEST_F(FleetNetworksTest, AWorkloadMustNameExistingNetworksAndGroupsAndNoDisks) 
   EXPECT_THAT(s.message(), HasSubstr("disks[0].disk"));
 }
 
-TEST_F(FleetNetworksTest, TheServerMakesNoPortForwardOnAFleet) {
+TEST_F(FleetNetworksTest, AForwardIsPlannedForTheHostItsWorkloadRunsOnAndGoesWithIt) {
   PlaceOn("h1", OnNetworks("api", {{"blue"}}));
   ASSERT_TRUE(fleet_.Attach("h1", "api", "192.0.2.1").ok());
   auto f = fleet_.service().AddPortForward({.host_port = 18080, .workload = "api", .port = 80});
-  EXPECT_EQ(f.status().code(), absl::StatusCode::kUnimplemented);
-  EXPECT_THAT(f.status().message(), HasSubstr("berth serve --dev"));
-  auto list = fleet_.service().ListPortForwards();
-  ASSERT_TRUE(list.ok());
-  EXPECT_THAT(*list, IsEmpty());
+  ASSERT_TRUE(f.ok()) << f.status();
+  auto on1 = fleet_.PlanFor("h1", "192.0.2.1");
+  ASSERT_TRUE(on1.ok()) << on1.status();
+  ASSERT_EQ(on1->forwards.size(), 1u);
+  EXPECT_EQ(on1->forwards[0].id, "tcp-18080");
+  EXPECT_EQ(on1->forwards[0].host_port, 18080);
+  EXPECT_EQ(on1->forwards[0].target_address, on1->nics.at(0).address);
+  EXPECT_EQ(on1->forwards[0].target_port, 80);
+  auto on2 = fleet_.PlanFor("h2", "192.0.2.2");
+  ASSERT_TRUE(on2.ok()) << on2.status();
+  EXPECT_THAT(on2->forwards, IsEmpty());
+
+  // Deleting the workload removes its forward with its address.
+  ASSERT_TRUE(store_.Delete(WorkloadKey("api")).ok());
+  for (int i = 0; i < 500; ++i) {
+    auto list = fleet_.service().ListPortForwards();
+    ASSERT_TRUE(list.ok());
+    if (list->empty()) return;
+    absl::SleepFor(absl::Milliseconds(10));  // the release thread follows the watch
+  }
+  FAIL() << "api's forward was not removed";
 }
 
 }  // namespace

@@ -450,6 +450,13 @@ absl::StatusOr<std::vector<SecurityGroup>> NetworkService::Groups() const {
   return out;
 }
 
+absl::StatusOr<std::vector<PortForward>> NetworkService::Forwards() const {
+  BERTH_ASSIGN_OR_RETURN(auto list, ListAll(forwards_));
+  std::vector<PortForward> out;
+  for (auto& item : list.items) out.push_back(std::move(item.value));
+  return out;
+}
+
 absl::StatusOr<Json> NetworkService::CreateGroup(std::string_view name) {
   BERTH_RETURN_IF_ERROR(core::ValidateName("secgroup", name));
   absl::MutexLock lock(&mu_);

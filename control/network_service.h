@@ -186,6 +186,7 @@ class NetworkService {
   absl::StatusOr<std::vector<core::Network>> Networks() const;
   absl::StatusOr<std::vector<runtime::net::NetworkAddressing>> Addressings() const;
   absl::StatusOr<std::vector<core::SecurityGroup>> Groups() const;
+  absl::StatusOr<std::vector<core::PortForward>> Forwards() const;
 
   absl::StatusOr<core::Json> CreateGroup(std::string_view name);
   absl::StatusOr<core::Json> GetGroup(std::string_view name);

@@ -112,6 +112,9 @@ AgentNetworksOptions AgentNetworksFor(const std::string& server_url, const std::
         runtime::host::RunOk(runtime::host::RealExecutor(), {"ip", "netns", "del", netns})
             .status());
   };
+  o.port_free = [](std::string_view protocol, int port) {
+    return HostPortFree("", protocol, port);
+  };
   o.link_exists = [](const std::string& link) {
     return runtime::host::RunOk(runtime::host::RealExecutor(), {"ip", "link", "show", "dev", link})
         .ok();
@@ -258,6 +261,43 @@ absl::Status AgentNetworks::Apply(const HostNetworkPlan& plan, std::string_view 
     if (!there) continue;
     note(driver_->AttachEndpoint(spec).status());
   }
+  // Port forwards to this host's workloads, at this host's addresses: new ones are made unless
+  // a socket here holds the port (said once), gone ones removed.
+  std::set<std::string> wanted_forwards;
+  std::set<std::string> have_forwards;
+  for (const rn::PortForward& f : driver_->ListPortForwards()) have_forwards.insert(f.id);
+  for (const api::wire::PlannedForward& f : plan.forwards) {
+    wanted_forwards.insert(f.id);
+    if (have_forwards.contains(f.id)) continue;
+    if (options_.port_free) {
+      if (absl::Status free = options_.port_free(f.protocol, f.host_port); !free.ok()) {
+        if (refused_forwards_.insert(f.id).second) {
+          note(absl::Status(free.code(),
+                            Cat("portforward \"", f.id, "\": host_port ", f.host_port, " ",
+                                free.message(), "; not forwarded on host ", options_.host)));
+        }
+        continue;
+      }
+    }
+    auto protocol = rn::ParseProtocol(f.protocol);
+    if (!protocol.ok()) {
+      note(protocol.status());
+      continue;
+    }
+    absl::Status added = driver_->AddPortForward({.id = f.id,
+                                                  .protocol = *protocol,
+                                                  .host_port = f.host_port,
+                                                  .network = f.network,
+                                                  .target_address = f.target_address,
+                                                  .target_port = f.target_port});
+    if (added.ok()) refused_forwards_.erase(f.id);
+    note(added);
+  }
+  for (const std::string& id : have_forwards) {
+    if (wanted_forwards.contains(id)) continue;
+    absl::Status s = driver_->RemovePortForward(id);
+    if (!absl::IsNotFound(s)) note(s);
+  }
   for (const rn::NetworkInfo& n : driver_->ListNetworks()) {
     if (wanted.contains(n.name)) continue;
     absl::Status s = driver_->DeleteNetwork(n.name);
@@ -276,7 +316,11 @@ absl::Status AgentNetworks::Attach(const core::WorkloadSpec& spec, runtime::Task
   if (spec.networks.empty()) return absl::OkStatus();
   BERTH_ASSIGN_OR_RETURN(HostNetworkPlan plan, options_.fetch(spec.name));
   absl::MutexLock lock(&mu_);
-  BERTH_RETURN_IF_ERROR(Apply(plan, spec.name));
+  // What the rest of the plan could not make (another workload's forward, say) does not keep
+  // this workload from starting; a network of its own that is missing fails its interface below.
+  if (absl::Status applied = Apply(plan, spec.name); !applied.ok()) {
+    core::LogWarn("host %s: networks: %s", options_.host, applied.ToString());
+  }
   std::vector<PlannedNic> mine;
   for (const PlannedNic& nic : plan.nics) {
     if (nic.workload == spec.name) mine.push_back(nic);

@@ -10,6 +10,8 @@
 //   underlay interface's, so encapsulated frames fit; every host's bridge answers for the gateway
 //   with the same MAC;
 // * security groups with their rules and their members on other hosts;
+// * the port forwards to its workloads, at this host's addresses (a port a socket here holds is
+//   left alone and said once);
 // * every few seconds, while the host has networks (and once at start, to adopt the interfaces of
 //   tasks that outlived an agent restart), it reads the plan again (GET /v1/hosts/NAME/networks)
 //   so peers and members follow workloads on other hosts, and removes networks it no longer needs;
@@ -52,6 +54,8 @@ struct AgentNetworksOptions {
   std::function<absl::Status(const std::string& netns)> make_netns;
   std::function<bool(const std::string& netns)> netns_exists;
   std::function<void(const std::string& netns)> delete_netns;
+  // OK when no socket of `protocol` holds `port` on this host; unset = not checked.
+  std::function<absl::Status(std::string_view protocol, int port)> port_free;
   // Whether a link of that name exists here (a VM's tap that outlived an agent restart).
   std::function<bool(const std::string& link)> link_exists;
 };
@@ -91,6 +95,7 @@ class AgentNetworks {
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
   std::set<std::string> declared_groups_ ABSL_GUARDED_BY(mu_);  // put on the driver before
   bool swept_ ABSL_GUARDED_BY(mu_) = false;  // leftovers of an earlier run removed
+  std::set<std::string> refused_forwards_ ABSL_GUARDED_BY(mu_);  // said once, tried again
   std::thread refresher_;
 };
 

@@ -59,6 +59,10 @@ class AgentNetworksTest : public ::testing::Test {
     o.netns_exists = [this](const std::string& ns) { return namespaces_.contains(ns); };
     o.delete_netns = [this](const std::string& ns) { namespaces_.erase(ns); };
     o.link_exists = [](const std::string&) { return false; };
+    o.port_free = [](std::string_view, int port) {
+      return port == 22 ? absl::FailedPreconditionError("is in use on the host: sshd")
+                        : absl::OkStatus();
+    };
     return o;
   }
   // blue with peers, a group admitting web's members from elsewhere, and `workloads`'s nics.
@@ -150,6 +154,36 @@ TEST_F(AgentNetworksTest, AfterARestartTheFirstRefreshAdoptsLiveTasksAndSweepsTh
   ASSERT_EQ(endpoints.size(), 1u);
   EXPECT_EQ(endpoints[0].id, "pg");
   EXPECT_FALSE(driver_.network_spec("old").has_value());
+}
+
+TEST_F(AgentNetworksTest, ForwardsToThisHostsWorkloadsAreMadeUnlessASocketHoldsThePort) {
+  Plan({"pg"}, {});
+  plan_.forwards.push_back({.id = "tcp-15432",
+                            .protocol = "tcp",
+                            .host_port = 15432,
+                            .network = "blue",
+                            .target_address = "10.88.0.2",
+                            .target_port = 5432});
+  plan_.forwards.push_back({.id = "tcp-22",
+                            .protocol = "tcp",
+                            .host_port = 22,
+                            .network = "blue",
+                            .target_address = "10.88.0.2",
+                            .target_port = 22});
+  runtime::TaskConfig config;
+  // Port 22 is held here: said, and the workload still starts with its other forward.
+  ASSERT_TRUE(networks_.Attach(Container("pg", {"blue"}), &config).ok());
+  ASSERT_EQ(config.nics.size(), 1u);
+  auto forwards = driver_.ListPortForwards();
+  ASSERT_EQ(forwards.size(), 1u);
+  EXPECT_EQ(forwards[0].id, "tcp-15432");
+  EXPECT_THAT(driver_.ruleset(), HasSubstr("tcp dport 15432 dnat ip to 10.88.0.2:5432"));
+  // Said once: the next look does not repeat it.
+  EXPECT_TRUE(networks_.Refresh().ok());
+  // A forward the plan no longer names is removed.
+  plan_.forwards.clear();
+  ASSERT_TRUE(networks_.Refresh().ok());
+  EXPECT_THAT(driver_.ListPortForwards(), IsEmpty());
 }
 
 TEST_F(AgentNetworksTest, DisksAndServerErrorsFailTheStartWithTheReason) {

@@ -308,24 +308,7 @@ class LocalNetworkHost : public control::NetworkHost {
       : netns_(o.netns), driver_(std::move(o)) {}
 
   absl::Status CheckPortFree(std::string_view protocol, int port) override {
-    const bool tcp = protocol == "tcp";
-    runtime::host::RunOptions in_ns;
-    in_ns.netns = netns_;
-    in_ns.timeout = absl::Seconds(10);
-    // /proc/net shows the sockets of the reader's own namespace: read where the forwards live.
-    for (std::string_view v6 : {"", "6"}) {
-      const std::string file = Cat("/proc/net/", tcp ? "tcp" : "udp", v6);
-      auto table = runtime::host::RunOk(runtime::host::RealExecutor(), {"cat", file}, in_ns);
-      if (!table.ok()) {
-        if (v6.empty()) return table.status();
-        continue;  // no IPv6 in this namespace
-      }
-      if (SocketTableHolds(*table, tcp, port)) {
-        return absl::FailedPreconditionError(Cat("is in use on the host: a ", protocol, " socket ",
-                                                 tcp ? "listens on it" : "is bound to it"));
-      }
-    }
-    return absl::OkStatus();
+    return HostPortFree(netns_, protocol, port);
   }
 
   absl::StatusOr<std::string> EnsureNetwork(const control::HostNetwork& n) override {
@@ -408,6 +391,27 @@ std::unique_ptr<control::StorageHost> NewLocalStorageHost(const std::string& age
   std::error_code ec;
   const std::string dir = std::filesystem::absolute(agent_dir, ec).lexically_normal().string();
   return std::make_unique<LocalStorageHost>(dir + "/pools/default", dir + "/images", backup_dir);
+}
+
+absl::Status HostPortFree(const std::string& netns, std::string_view protocol, int port) {
+  const bool tcp = protocol == "tcp";
+  runtime::host::RunOptions in_ns;
+  in_ns.netns = netns;
+  in_ns.timeout = absl::Seconds(10);
+  // /proc/net shows the sockets of the reader's own namespace: read where the forwards live.
+  for (std::string_view v6 : {"", "6"}) {
+    const std::string file = Cat("/proc/net/", tcp ? "tcp" : "udp", v6);
+    auto table = runtime::host::RunOk(runtime::host::RealExecutor(), {"cat", file}, in_ns);
+    if (!table.ok()) {
+      if (v6.empty()) return table.status();
+      continue;  // no IPv6 in this namespace
+    }
+    if (SocketTableHolds(*table, tcp, port)) {
+      return absl::FailedPreconditionError(Cat("is in use on the host: a ", protocol, " socket ",
+                                               tcp ? "listens on it" : "is bound to it"));
+    }
+  }
+  return absl::OkStatus();
 }
 
 std::string NetworkInstanceId(const std::string& agent_dir) {

@@ -33,6 +33,9 @@ std::string NetworkInstanceId(const std::string& agent_dir);
 // The network namespace (under /run/netns) of a container on Berth networks. Namespace names are
 // global to the host: the instance id keeps two agents' containers of the same name apart.
 std::string ContainerNetns(std::string_view instance, std::string_view workload);
+// FailedPrecondition saying what holds `port` when a socket of `protocol` ("tcp" listening, "udp"
+// bound) has it in the network namespace `netns` ("" = this process's).
+absl::Status HostPortFree(const std::string& netns, std::string_view protocol, int port);
 // Makes the named network namespace unless it exists.
 absl::Status MakeNetns(const std::string& name);
 

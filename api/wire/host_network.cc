@@ -69,16 +69,26 @@ Json EncodeHostNetworkPlan(const HostNetworkPlan& plan) {
                     {"ifname", n.ifname},
                     {"groups", n.groups}});
   }
+  Json forwards = Json::array();
+  for (const PlannedForward& f : plan.forwards) {
+    forwards.push_back({{"id", f.id},
+                        {"protocol", f.protocol},
+                        {"host_port", f.host_port},
+                        {"network", f.network},
+                        {"target_address", f.target_address},
+                        {"target_port", f.target_port}});
+  }
   return Json{{"local_address", plan.local_address},
               {"networks", networks},
               {"groups", groups},
-              {"nics", nics}};
+              {"nics", nics},
+              {"forwards", forwards}};
 }
 
 absl::StatusOr<HostNetworkPlan> DecodeHostNetworkPlan(std::string_view host, const Json& j) {
   JsonContext ctx{"host network plan", std::string(host)};
   BERTH_RETURN_IF_ERROR(
-      core::CheckObject(ctx, j, "", {"local_address", "networks", "groups", "nics"}));
+      core::CheckObject(ctx, j, "", {"local_address", "networks", "groups", "nics", "forwards"}));
   HostNetworkPlan plan;
   BERTH_RETURN_IF_ERROR(core::OptionalString(ctx, j, "", "local_address", &plan.local_address));
   BERTH_RETURN_IF_ERROR(ForEachObject(
@@ -137,6 +147,25 @@ absl::StatusOr<HostNetworkPlan> DecodeHostNetworkPlan(std::string_view host, con
         BERTH_RETURN_IF_ERROR(core::OptionalString(ctx, e, path, "ifname", &n.ifname));
         BERTH_RETURN_IF_ERROR(core::OptionalStringList(ctx, e, path, "groups", &n.groups));
         plan.nics.push_back(std::move(n));
+        return absl::OkStatus();
+      }));
+  BERTH_RETURN_IF_ERROR(ForEachObject(
+      ctx, j, "", "forwards",
+      {"id", "protocol", "host_port", "network", "target_address", "target_port"},
+      [&](const Json& e, const std::string& path) -> absl::Status {
+        PlannedForward f;
+        int64_t host_port = 0, target_port = 0;
+        BERTH_RETURN_IF_ERROR(core::OptionalString(ctx, e, path, "id", &f.id));
+        BERTH_RETURN_IF_ERROR(core::OptionalString(ctx, e, path, "protocol", &f.protocol));
+        BERTH_RETURN_IF_ERROR(core::OptionalInt(ctx, e, path, "host_port", 1, 65535, &host_port));
+        BERTH_RETURN_IF_ERROR(core::OptionalString(ctx, e, path, "network", &f.network));
+        BERTH_RETURN_IF_ERROR(
+            core::OptionalString(ctx, e, path, "target_address", &f.target_address));
+        BERTH_RETURN_IF_ERROR(
+            core::OptionalInt(ctx, e, path, "target_port", 1, 65535, &target_port));
+        f.host_port = static_cast<int>(host_port);
+        f.target_port = static_cast<int>(target_port);
+        plan.forwards.push_back(std::move(f));
         return absl::OkStatus();
       }));
   return plan;

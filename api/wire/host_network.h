@@ -53,12 +53,24 @@ struct PlannedNic {
   bool operator==(const PlannedNic&) const = default;
 };
 
+// A port forward to a workload placed on the host: made there, at the host's addresses.
+struct PlannedForward {
+  std::string id;        // "tcp-8080"
+  std::string protocol;  // tcp | udp
+  int host_port = 0;
+  std::string network;
+  std::string target_address;  // the workload's address on `network`
+  int target_port = 0;
+  bool operator==(const PlannedForward&) const = default;
+};
+
 struct HostNetworkPlan {
   // The host's own underlay address, as the server sees its calls come from.
   std::string local_address;
   std::vector<PlannedNetwork> networks;
   std::vector<PlannedGroup> groups;
   std::vector<PlannedNic> nics;
+  std::vector<PlannedForward> forwards;
   bool operator==(const HostNetworkPlan&) const = default;
 };
 

@@ -34,6 +34,12 @@ HostNetworkPlan SomePlan() {
                        .tap = false,
                        .ifname = "eth0",
                        .groups = {"db"}});
+  plan.forwards.push_back({.id = "tcp-18080",
+                           .protocol = "tcp",
+                           .host_port = 18080,
+                           .network = "blue",
+                           .target_address = "10.88.0.5",
+                           .target_port = 5432});
   return plan;
 }
 
@@ -68,6 +74,8 @@ TEST(HostNetworkPlanTest, ErrorsNameTheHostAndTheField) {
   EXPECT_THAT(error([](Json& j) { j["nics"][0]["prefix_length"] = 31; }),
               HasSubstr("nics[0].prefix_length"));
   EXPECT_THAT(error([](Json& j) { j["nics"] = "eth0"; }), HasSubstr("nics must be a list"));
+  EXPECT_THAT(error([](Json& j) { j["forwards"][0]["host_port"] = 0; }),
+              HasSubstr("forwards[0].host_port"));
   EXPECT_THAT(error([](Json& j) { j["peers"] = Json::array(); }), HasSubstr("peers"));
 }
 

@@ -3,7 +3,8 @@
 // security group on one host admits members of another group that run on the other host and
 // keeps everyone else out; the interfaces' MTU leaves room for the tunnel; the hosts' bridges
 // and tunnels go once no workload needs them; a container and a VM (DHCP from its own host) on
-// two hosts ping each other. Needs root, runc and the test images; skips otherwise.
+// two hosts ping each other; a port forward is made on its workload's host. Needs root, runc and
+// the test images; skips otherwise.
 #include <string>
 #include <vector>
 
@@ -128,7 +129,8 @@ TEST_F(ClusterNetworkTest, ContainersOnTwoHostsReachEachOtherAndGroupsHoldAcross
       Post("/v1/secgroups/db/rules", {{"proto", "tcp"}, {"ports", "7000"}, {"from_group", "web"}});
   ASSERT_TRUE(rule.ok()) << rule.status();
   const std::string listen = "nc -ll -p 7000 -e /bin/echo db-ok & exec sleep 3600";
-  PlaceOn(0, {Box("p", "exec sleep 3600", {}), Box("db", listen, {"db"})});
+  PlaceOn(0, {Box("p", "nc -ll -p 8000 -e /bin/echo p-ok & exec sleep 3600", {}),
+              Box("db", listen, {"db"})});
   PlaceOn(1, {Box("q", "exec sleep 3600", {}), Box("app", "exec sleep 3600", {"web"})});
   const std::string p = AddressOf("p"), q = AddressOf("q"), db = AddressOf("db");
   ASSERT_FALSE(p.empty() || q.empty() || db.empty());
@@ -150,6 +152,19 @@ TEST_F(ClusterNetworkTest, ContainersOnTwoHostsReachEachOtherAndGroupsHoldAcross
   EXPECT_EQ(admitted.second, "db-ok\n") << admitted.first;
   auto refused = Sh("q", "nc -w 2 " + db + " 7000 </dev/null");
   EXPECT_EQ(refused.second.find("db-ok"), std::string::npos) << refused.second;
+
+  // A port forward is made on the host its workload runs on, at that host's addresses.
+  auto forward =
+      Post("/v1/portforwards", {{"host_port", 18080}, {"workload", "p"}, {"port", 8000}});
+  ASSERT_TRUE(forward.ok()) << forward.status();
+  EXPECT_TRUE(Eventually([&] {
+    auto r =
+        runtime::host::RunCommand({"busybox", "nc", "-w", "2", cluster_->HostAddress(0), "18080"});
+    return r.ok() && r->out == "p-ok\n";
+  })) << e2e::ReadFile(cluster_->AgentLog(0));
+  auto elsewhere =
+      runtime::host::RunCommand({"busybox", "nc", "-w", "2", cluster_->HostAddress(1), "18080"});
+  EXPECT_TRUE(elsewhere.ok() && elsewhere->out.empty());
 
   // Deleting host 2's workloads: its bridge and tunnel go once the agent's next look finds
   // no workload of its on the network.
