@@ -303,10 +303,12 @@ absl::Status Agent::Heartbeat() {
   api::Raw raw;
   absl::StatusOr<api::wire::HeartbeatReply> reply =
       hb_client_.Heartbeat(options_.name, report, &raw);
-  // A server that took the heartbeat was reached, whatever its reply holds.
-  if (raw.status == 200) Contacted(sent);
+  // A server that took the heartbeat (the client fills `raw` only from a successful answer) was
+  // reached, whatever its reply holds.
+  const bool taken = raw.status != 0;
+  if (taken) Contacted(sent);
   if (!reply.ok()) {
-    if (raw.status == 200) {
+    if (taken) {
       core::LogWarn("agent: heartbeat reply: %s; no warm state is deleted",
                     reply.status().ToString());
       return absl::OkStatus();
