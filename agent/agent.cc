@@ -285,10 +285,7 @@ void Agent::HeartbeatLoop() {
         retry_soon = true;
         return;
       }
-      std::optional<core::HostUsage> usage = MeasureUsage();
-      const auto sent = std::chrono::steady_clock::now();
-      absl::Status beat = hb_client_.Heartbeat(options_.name, usage, options_.task_api);
-      if (beat.ok()) Contacted(sent);
+      absl::Status beat = Heartbeat();
       // The server forgot the host, or its credential: register again.
       if (absl::IsNotFound(beat) || absl::IsUnauthenticated(beat)) registered_ = false;
     });
@@ -297,6 +294,29 @@ void Agent::HeartbeatLoop() {
         std::min(options_.heartbeat_interval, absl::Nanoseconds(host_ttl_ns_.load()) / 3);
     SleepFor(retry_soon || !guarded.ok() ? std::min(absl::Seconds(1), interval) : interval);
   }
+}
+
+absl::Status Agent::Heartbeat() {
+  const api::wire::HeartbeatReport report{
+      .usage = MeasureUsage(), .task_api = options_.task_api, .warm_states = ListWarmStates()};
+  const auto sent = std::chrono::steady_clock::now();
+  api::Raw raw;
+  absl::StatusOr<api::wire::HeartbeatReply> reply =
+      hb_client_.Heartbeat(options_.name, report, &raw);
+  // A server that took the heartbeat (the client fills `raw` only from a successful answer) was
+  // reached, whatever its reply holds.
+  const bool taken = raw.status != 0;
+  if (taken) Contacted(sent);
+  if (!reply.ok()) {
+    if (taken) {
+      core::LogWarn("agent: heartbeat reply: %s; no warm state is deleted",
+                    reply.status().ToString());
+      return absl::OkStatus();
+    }
+    return reply.status();
+  }
+  DropWarmStates(reply->drop_warm_states);
+  return absl::OkStatus();
 }
 
 void Agent::Contacted(std::chrono::steady_clock::time_point sent, absl::Duration host_ttl,
@@ -1103,6 +1123,7 @@ absl::StatusOr<int64_t> Agent::SaveWarmState(std::string_view workload, std::str
   const std::string path = WarmStatePath(key);
   const std::string partial = path + ".partial";
   absl::Status saved = driver->SaveState(found.first.task_id, partial);
+  absl::MutexLock lock(&warm_mu_);  // a drop never sees the rename half done
   if (saved.ok()) {
     fs::rename(partial, path, ec);
     if (ec) saved = absl::InternalError(Cat("agent: cannot rename ", partial, ": ", ec.message()));
@@ -1122,6 +1143,67 @@ absl::StatusOr<int64_t> Agent::SaveWarmState(std::string_view workload, std::str
   }
   const auto bytes = fs::file_size(path, ec);
   return ec ? int64_t{0} : static_cast<int64_t>(bytes);
+}
+
+std::optional<Agent::FileIdentity> Agent::IdentityOf(const std::string& path) {
+  struct stat st {};
+  if (lstat(path.c_str(), &st) != 0 || !S_ISREG(st.st_mode)) return std::nullopt;
+  return FileIdentity{.device = static_cast<uint64_t>(st.st_dev),
+                      .inode = static_cast<uint64_t>(st.st_ino),
+                      .mtime_ns = absl::ToUnixNanos(absl::TimeFromTimespec(st.st_mtim))};
+}
+
+std::vector<std::string> Agent::ListWarmStates() {
+  constexpr std::string_view kSuffix = ".state";
+  // Entries looked at, at most: the directory holds one state per service and the saves under
+  // way, so this bounds a directory filled by something else.
+  constexpr int kMaxEntries = 4096;
+  const std::string dir = Cat(options_.data_dir, "/warm");
+  std::vector<std::string> keys;
+  std::error_code ec;
+  int seen = 0;
+  for (fs::directory_iterator it(dir, ec), end; !ec && it != end && seen < kMaxEntries;
+       it.increment(ec)) {
+    ++seen;
+    const std::string name = it->path().filename().string();
+    if (name.size() <= kSuffix.size() ||
+        name.compare(name.size() - kSuffix.size(), kSuffix.size(), kSuffix) != 0) {
+      continue;
+    }
+    std::string key = name.substr(0, name.size() - kSuffix.size());
+    if (IsWarmStateKey(key)) keys.push_back(std::move(key));
+  }
+  std::sort(keys.begin(), keys.end());
+  if (keys.size() > core::kMaxReportedWarmStates) keys.resize(core::kMaxReportedWarmStates);
+  absl::MutexLock lock(&warm_mu_);
+  warm_listed_.clear();
+  std::vector<std::string> out;
+  for (std::string& key : keys) {
+    std::optional<FileIdentity> id = IdentityOf(WarmStatePath(key));
+    if (!id) continue;  // gone since, or not a plain file
+    warm_listed_[key] = *id;
+    out.push_back(std::move(key));
+  }
+  return out;
+}
+
+void Agent::DropWarmStates(const std::vector<std::string>& keys) {
+  absl::MutexLock lock(&warm_mu_);
+  for (const std::string& key : keys) {
+    auto listed = warm_listed_.find(key);
+    if (listed == warm_listed_.end()) continue;  // not reported: not the server's to drop
+    const FileIdentity was = listed->second;
+    warm_listed_.erase(listed);
+    const std::string path = WarmStatePath(key);
+    if (IdentityOf(path) != was) continue;  // saved again since it was reported, or gone
+    std::error_code ec;
+    fs::remove(path, ec);
+    if (ec) {
+      core::LogWarn("agent: cannot delete warm state %s (%s): %s", key, path, ec.message());
+    } else {
+      core::LogInfo("agent: deleted warm state %s: no service wants it any longer", key);
+    }
+  }
 }
 
 absl::StatusOr<Json> Agent::Stats(std::string_view workload) {

@@ -14,11 +14,14 @@
 
 #include <atomic>
 #include <chrono>
+#include <cstdint>
 #include <map>
 #include <memory>
+#include <optional>
 #include <set>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include "absl/base/thread_annotations.h"
 #include "absl/synchronization/mutex.h"
@@ -130,6 +133,13 @@ class Agent : public LocalHost {
   absl::StatusOr<int64_t> SaveWarmState(std::string_view workload, std::string_view key) override;
   // The file a warm state with `key` is kept in on this host.
   std::string WarmStatePath(std::string_view key) const;
+  // The warm states this host keeps: the keys of the files DATA_DIR/warm/KEY.state, sorted, at
+  // most core::kMaxReportedWarmStates (the first in key order). A save in progress
+  // (KEY.state.partial) is not one. Remembers which file each key was, for DropWarmStates.
+  std::vector<std::string> ListWarmStates();
+  // Deletes the warm states `keys` names, each only when the last ListWarmStates found it and
+  // its file is still the one found then (not saved again since); other keys are left alone.
+  void DropWarmStates(const std::vector<std::string>& keys);
   // Plugs a disk into the workload's running task here, or pulls it out (VMs). NotFound when
   // the workload has no task on this host; Unimplemented when its driver cannot.
   absl::Status AttachDisk(std::string_view workload, const runtime::TaskDisk& disk);
@@ -151,6 +161,10 @@ class Agent : public LocalHost {
   // What the next heartbeat carries: the host's usage and each workload's (CPU, memory, GPU
   // memory). Only from the heartbeat thread, or from tests that never start it.
   std::optional<core::HostUsage> MeasureUsage();
+  // Sends one heartbeat: the host's usage, where it serves its task API and the warm states it
+  // keeps; then deletes the warm states the reply names (no service wants them any longer).
+  // Only from the heartbeat thread, or from tests that never start it.
+  absl::Status Heartbeat();
 
   // Whether the agent has fenced itself (no server reached for the host TTL) and not yet
   // reached a server again.
@@ -277,6 +291,18 @@ class Agent : public LocalHost {
     std::string checkpoint_dir;  // reported as the workload's checkpoint_at
   };
   std::map<std::string, TaskRef> task_refs_ ABSL_GUARDED_BY(paths_mu_);
+  // Which file each warm state was when ListWarmStates last found it; warm_mu_ also keeps a
+  // save's rename into place and a drop's check and removal apart.
+  struct FileIdentity {
+    uint64_t device = 0;
+    uint64_t inode = 0;
+    int64_t mtime_ns = 0;
+    bool operator==(const FileIdentity&) const = default;
+  };
+  // Which regular file `path` is now; nullopt when there is none.
+  static std::optional<FileIdentity> IdentityOf(const std::string& path);
+  absl::Mutex warm_mu_;
+  std::map<std::string, FileIdentity> warm_listed_ ABSL_GUARDED_BY(warm_mu_);
   // Workloads whose tasks the fence stopped, so their end is reported as fenced.
   std::set<std::string> fenced_workloads_ ABSL_GUARDED_BY(paths_mu_);
   absl::StatusOr<std::pair<TaskRef, runtime::ComputeDriver*>> FindTask(std::string_view workload);

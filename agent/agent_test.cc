@@ -18,11 +18,13 @@
 #include <string>
 #include <vector>
 
+#include "absl/strings/str_format.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "agent/inventory.h"
 #include "api/api_server.h"
 #include "control/control_plane.h"
+#include "control/service_controller.h"
 #include "core/clock.h"
 #include "core/strings.h"
 #include "core/workload.h"
@@ -648,6 +650,83 @@ TEST_F(AgentTest, AWarmStateIsSavedOncePerServiceAndResumedFromWhereItLoads) {
   EXPECT_FALSE(fs::exists(r2));
   ASSERT_EQ(StateOf("web-3"), "running");
   EXPECT_TRUE(host_->Config(fresh)->restore_from.empty());
+}
+
+// Writes service `name` as the service controller keeps it: its template's current revision
+// and the warm state its status names.
+void PutService(state::Store& store, const std::string& name, int64_t revision,
+                const std::string& warm_key) {
+  core::Service svc;
+  svc.spec = *core::DecodeServiceSpec({{"name", name},
+                                       {"kind", "service"},
+                                       {"template",
+                                        {{"kind", "process"},
+                                         {"command", {"/bin/true"}},
+                                         {"resources", {{"cpu", "100m"}, {"memory", "32Mi"}}}}}});
+  svc.status.rollout.revision = revision;
+  svc.status.rollout.next_revision = revision + 1;
+  svc.status.warm = core::WarmStateStatus{
+      .revision = core::ParseWarmStateKey(warm_key)->revision, .key = warm_key, .host = kHost};
+  state::TxnRequest txn;
+  txn.then_ops.push_back(
+      state::Op::Put(Cat(control::kServicePrefix, name), core::EncodeService(svc).dump()));
+  ASSERT_TRUE(store.Txn(txn).ok());
+}
+
+TEST_F(AgentTest, HeartbeatsReportTheWarmStatesHeldAndDeleteThoseNoServiceWants) {
+  MakeAgent(Options());
+  const std::string dir = data_dir_ + "/warm";
+  fs::create_directories(dir + "/dir.r1.state");
+  const std::vector<std::string> files = {"web.r1.state",  "web.r2.state",         "api.r4.state",
+                                          "gone.r1.state", "web.r3.state.partial", "notes.txt",
+                                          "Bad.r1.state"};
+  for (const std::string& name : files) std::ofstream(dir + "/" + name) << "state";
+  EXPECT_EQ(agent_->ListWarmStates(),
+            (std::vector<std::string>{"api.r4", "gone.r1", "web.r1", "web.r2"}));
+  // web runs revision 2 and saved it; api saved its revision 4; gone was deleted.
+  PutService(store_, "web", 2, "web.r2");
+  PutService(store_, "api", 4, "api.r4");
+  ASSERT_TRUE(agent_->Heartbeat().ok());
+  EXPECT_EQ(control_.WarmStates().at(kHost), (std::set<std::string>{"api.r4", "web.r2"}));
+  EXPECT_FALSE(fs::exists(dir + "/web.r1.state"));
+  EXPECT_FALSE(fs::exists(dir + "/gone.r1.state"));
+  // The current states, a save under way and what is not a state stay.
+  for (const std::string& name :
+       {"web.r2.state", "api.r4.state", "web.r3.state.partial", "notes.txt", "Bad.r1.state"}) {
+    EXPECT_TRUE(fs::exists(dir + "/" + name)) << name;
+  }
+  EXPECT_TRUE(fs::is_directory(dir + "/dir.r1.state"));
+}
+
+TEST_F(AgentTest, ADropDeletesOnlyTheFileTheListingFound) {
+  MakeAgent(Options());
+  Submit(VmSpec("web-0"));
+  Sync();
+  ASSERT_EQ(StateOf("web-0"), "running");
+  const std::string r1 = data_dir_ + "/warm/web.r1.state";
+  const std::string api = data_dir_ + "/warm/api.r1.state";
+  ASSERT_TRUE(agent_->SaveWarmState("web-0", "web.r1").ok());
+  ASSERT_EQ(agent_->ListWarmStates(), std::vector<std::string>{"web.r1"});
+  // Saved again after the listing the server judged, or not listed at all: kept.
+  ASSERT_TRUE(agent_->SaveWarmState("web-0", "web.r1").ok());
+  ASSERT_TRUE(agent_->SaveWarmState("web-0", "api.r1").ok());
+  agent_->DropWarmStates({"web.r1", "api.r1"});
+  EXPECT_TRUE(fs::exists(r1));
+  EXPECT_TRUE(fs::exists(api));
+  // As listed: deleted.
+  ASSERT_EQ(agent_->ListWarmStates(), (std::vector<std::string>{"api.r1", "web.r1"}));
+  agent_->DropWarmStates({"web.r1"});
+  EXPECT_FALSE(fs::exists(r1));
+  EXPECT_TRUE(fs::exists(api));
+  // At most 256 are reported, the first in key order.
+  for (int i = 0; i < 300; ++i) {
+    std::ofstream(absl::StrFormat("%s/warm/s%03d.r1.state", data_dir_, i)) << "state";
+  }
+  const std::vector<std::string> listed = agent_->ListWarmStates();
+  ASSERT_EQ(listed.size(), core::kMaxReportedWarmStates);
+  EXPECT_TRUE(std::is_sorted(listed.begin(), listed.end()));
+  EXPECT_EQ(listed.front(), "api.r1");
+  EXPECT_EQ(listed.back(), "s254.r1");
 }
 
 // A host with two declared A100s (ids derived as the agent derives them) and PCI addresses.

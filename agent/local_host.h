@@ -15,7 +15,7 @@
 #include "absl/status/statusor.h"
 #include "api/wire/wire.h"
 #include "core/json.h"
-#include "core/names.h"
+#include "core/service.h"
 
 namespace berth::agent {
 
@@ -54,16 +54,9 @@ class LocalHost : public LogSource {
 };
 
 // Whether `key` names a warm state: SERVICE.rREVISION, a valid service name and a revision
-// number. Such a key is safe as a file name.
+// number (core::ParseWarmStateKey). Such a key is safe as a file name.
 inline bool IsWarmStateKey(std::string_view key) {
-  const size_t dot = key.rfind(".r");
-  if (dot == std::string_view::npos || dot == 0) return false;
-  const std::string_view revision = key.substr(dot + 2);
-  if (revision.empty() || revision.size() > 18) return false;
-  for (char c : revision) {
-    if (c < '0' || c > '9') return false;
-  }
-  return core::ValidateName("service", key.substr(0, dot)).ok();
+  return core::ParseWarmStateKey(key).has_value();
 }
 
 }  // namespace berth::agent

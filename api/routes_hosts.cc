@@ -129,9 +129,9 @@ void ApiServer::HostRoutes() {
   });
   router_.Handle("PUT", "/v1/hosts/{name}/heartbeat", [this](const HttpRequest& req) {
     if (auto denied = OnlyItself(req, req.Param("name"))) return *denied;
-    // An agent sends what it measured on its host and where it serves its task API with the
-    // heartbeat; the body may be empty.
-    auto body = StrictBody(req, "host", req.Param("name"), {"usage", "task_api"});
+    // An agent sends what it measured on its host, where it serves its task API and the warm
+    // states it keeps with the heartbeat; the body may be empty.
+    auto body = StrictBody(req, "host", req.Param("name"), {"usage", "task_api", "warm_states"});
     if (!body.ok()) return Fail(body.status());
     std::optional<core::HostUsage> usage;
     if (auto it = body->find("usage"); it != body->end()) {
@@ -151,9 +151,17 @@ void ApiServer::HostRoutes() {
             .address = req.remote_address, .port = decoded->port, .token = decoded->token};
       }
     }
+    std::vector<std::string> warm_states;
+    if (auto it = body->find("warm_states"); it != body->end()) {
+      auto decoded = wire::DecodeWarmStates(req.Param("name"), "warm_states", *it);
+      if (!decoded.ok()) return Fail(decoded.status());
+      warm_states = std::move(*decoded);
+    }
     absl::Status s = control_->Heartbeat(req.Param("name"), usage, task_api);
     if (!s.ok()) return Fail(s);
-    return JsonOk(200, {{"name", req.Param("name")}, {"status", "ok"}});
+    wire::HeartbeatReply reply{
+        .drop_warm_states = control_->ReportWarmStates(req.Param("name"), std::move(warm_states))};
+    return JsonOk(200, wire::EncodeHeartbeatReply(req.Param("name"), reply));
   });
   router_.HandleAsync(
       "GET", "/v1/hosts/{name}/assignments", [this](const HttpRequest& req, Responder r) {

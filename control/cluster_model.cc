@@ -1,6 +1,7 @@
 #include "control/cluster_model.h"
 
 #include <algorithm>
+#include <functional>
 #include <utility>
 
 #include "absl/strings/numbers.h"
@@ -52,6 +53,10 @@ sched::Request WorkloadRequest(const Workload& w) {
   if (auto it = w.spec.labels.find(std::string(core::kServiceLabel)); it != w.spec.labels.end()) {
     r.spread_key = std::string(sched::kSpreadByHost);
     r.spread_group = Cat("service/", it->second);
+  }
+  // A replica of a warm-started service resumes from its service's state where that is held.
+  if (auto it = w.spec.labels.find(std::string(core::kWarmStateLabel)); it != w.spec.labels.end()) {
+    r.warm_state = it->second;
   }
   if (const std::string* gang = GangOf(w)) {
     r.gang_id = *gang;
@@ -634,10 +639,19 @@ absl::StatusOr<BatchPlan> ClusterModel::Plan(const sched::Policy& policy,
     if (since == absl::InfinitePast() || since > options.now) return int64_t{0};
     return absl::ToInt64Seconds(options.now - since);
   };
-  sched::Scheduler scheduler(
-      &cluster_,
-      sched::SchedulerOptions{
-          .policy = policy, .mix = &mix, .always_explain = false, .lost_work = lost_work});
+  std::function<bool(const std::string&, const std::string&)> holds_warm_state;
+  if (options.warm_states != nullptr && !options.warm_states->empty()) {
+    holds_warm_state = [&options](const std::string& host, const std::string& key) {
+      auto it = options.warm_states->find(host);
+      return it != options.warm_states->end() && it->second.contains(key);
+    };
+  }
+  sched::Scheduler scheduler(&cluster_,
+                             sched::SchedulerOptions{.policy = policy,
+                                                     .mix = &mix,
+                                                     .always_explain = false,
+                                                     .lost_work = lost_work,
+                                                     .holds_warm_state = holds_warm_state});
   // What the plan did to cluster_, undone in reverse before returning: the model shows what the
   // store holds, and these placements reach it only once committed.
   struct Undo {

@@ -45,7 +45,8 @@
 
 namespace berth::control {
 
-// The scheduler's request for a workload: its resources, GPUs, labels, constraints and spread.
+// The scheduler's request for a workload: its resources, GPUs, labels, constraints, spread and
+// the warm state it resumes from.
 sched::Request WorkloadRequest(const core::Workload& w);
 // Whether the host has a driver for `kind` (a host that names none runs processes only).
 bool HasDriver(const core::HostInventory& inventory, core::WorkloadKind kind);
@@ -88,6 +89,10 @@ struct PlanOptions {
   // loses the work since its last checkpoint or its start, and preemption prefers those that
   // lose least. Null: none reported.
   const std::map<std::string, absl::Time>* checkpoints = nullptr;
+  // The warm states each host's agent reported, by host name. A workload labelled
+  // berth.warm-state=KEY prefers the hosts that hold KEY among those it fits on and that run the
+  // fewest replicas of its service (sched::SchedulerOptions::holds_warm_state). Null: none.
+  const std::map<std::string, std::set<std::string>, std::less<>>* warm_states = nullptr;
 };
 
 // A host's liveness as the model holds it.

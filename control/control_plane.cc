@@ -7,6 +7,7 @@
 #include "absl/strings/str_format.h"
 #include "control/cluster_model.h"
 #include "control/failover.h"
+#include "control/service_controller.h"
 #include "core/guard.h"
 #include "core/job.h"
 #include "core/log.h"
@@ -458,6 +459,9 @@ absl::StatusOr<HostRegistration> ControlPlane::RegisterHost(const std::string& n
     if (resp.succeeded) {
       absl::MutexLock lock(&mu_);
       leases_.Renew(name, clock_->Now());
+      // Its agent says again what it holds, with its next heartbeat.
+      if (auto it = warm_states_.find(name); it != warm_states_.end()) warm_states_.erase(it);
+      if (auto it = warm_checked_.find(name); it != warm_checked_.end()) warm_checked_.erase(it);
       h.revision = resp.revision;
       return out;
     }
@@ -507,6 +511,9 @@ absl::Status ControlPlane::RemoveHost(std::string_view name) {
       if (auto it = marked_down_.find(name); it != marked_down_.end()) marked_down_.erase(it);
       if (auto it = usage_.find(name); it != usage_.end()) usage_.erase(it);
       if (auto it = task_apis_.find(name); it != task_apis_.end()) task_apis_.erase(it);
+      if (auto it = checkpoints_.find(name); it != checkpoints_.end()) checkpoints_.erase(it);
+      if (auto it = warm_states_.find(name); it != warm_states_.end()) warm_states_.erase(it);
+      if (auto it = warm_checked_.find(name); it != warm_checked_.end()) warm_checked_.erase(it);
       if (auto it = usage_history_.find(name); it != usage_history_.end()) {
         usage_history_.erase(it);
       }
@@ -588,6 +595,51 @@ absl::Status ControlPlane::Heartbeat(std::string_view name,
     }
   }
   return absl::OkStatus();
+}
+
+std::vector<std::string> ControlPlane::ReportWarmStates(std::string_view host,
+                                                        std::vector<std::string> keys) {
+  std::set<std::string> held;
+  for (std::string& key : keys) {
+    if (core::ParseWarmStateKey(key)) held.insert(std::move(key));
+  }
+  const absl::Time now = clock_->Now();
+  {
+    absl::MutexLock lock(&mu_);
+    if (held.empty()) {
+      if (auto it = warm_states_.find(host); it != warm_states_.end()) warm_states_.erase(it);
+      if (auto it = warm_checked_.find(host); it != warm_checked_.end()) warm_checked_.erase(it);
+      return {};
+    }
+    warm_states_[std::string(host)] = held;
+    auto checked = warm_checked_.find(host);
+    if (checked != warm_checked_.end() &&
+        now - checked->second < options_.warm_state_check_interval) {
+      return {};
+    }
+    warm_checked_[std::string(host)] = now;
+  }
+  absl::StatusOr<std::vector<std::string>> unwanted =
+      UnwantedWarmStates(store_, std::vector<std::string>(held.begin(), held.end()));
+  if (!unwanted.ok()) {
+    core::LogWarn("host %s: its warm states are kept until the services can be read: %s",
+                  core::AbslView(host), unwanted.status().ToString());
+    return {};
+  }
+  if (!unwanted->empty()) {
+    // Its agent deletes them now: no replica is to be placed there for them.
+    absl::MutexLock lock(&mu_);
+    if (auto it = warm_states_.find(host); it != warm_states_.end()) {
+      for (const std::string& key : *unwanted) it->second.erase(key);
+      if (it->second.empty()) warm_states_.erase(it);
+    }
+  }
+  return *std::move(unwanted);
+}
+
+std::map<std::string, std::set<std::string>, std::less<>> ControlPlane::WarmStates() {
+  absl::MutexLock lock(&mu_);
+  return warm_states_;
 }
 
 absl::StatusOr<core::Host> ControlPlane::GetHost(std::string_view name) {
@@ -754,14 +806,17 @@ absl::StatusOr<int> ControlPlane::ScheduleOnce() {
   BERTH_RETURN_IF_ERROR(policy_.status());
   const sched::WorkloadMix mix = CurrentMix();
   std::map<std::string, absl::Time> checkpoints;
+  std::map<std::string, std::set<std::string>, std::less<>> warm_states;
   {
     absl::MutexLock lock(&mu_);
     for (const auto& [host, times] : checkpoints_) checkpoints.insert(times.begin(), times.end());
+    warm_states = warm_states_;
   }
   BERTH_ASSIGN_OR_RETURN(BatchPlan plan, model_->Plan(*policy_, mix,
                                                       {.max_steps = options_.schedule_batch,
                                                        .now = clock_->Now(),
-                                                       .checkpoints = &checkpoints}));
+                                                       .checkpoints = &checkpoints,
+                                                       .warm_states = &warm_states}));
   more_pending_ = plan.more;
   return ApplySchedulePlan(plan);
 }

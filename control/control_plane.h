@@ -96,6 +96,9 @@ struct ControlPlaneOptions {
   size_t schedule_batch = 4096;
   // Placements per transaction at most, under the store's own limit (Store::MaxTxnOps()).
   size_t placements_per_txn = 1000;
+  // How often at most a host's warm states are checked against the services that want them
+  // (ReportWarmStates): each check reads those services from the store.
+  absl::Duration warm_state_check_interval = absl::Minutes(1);
 };
 
 // One usage report of a host, as kept in its history.
@@ -201,6 +204,15 @@ class ControlPlane {
   absl::Status Heartbeat(std::string_view name,
                          const std::optional<core::HostUsage>& usage = std::nullopt,
                          const std::optional<TaskApiEndpoint>& task_api = std::nullopt);
+  // The warm states (SERVICE.rREVISION) the host's agent keeps, as its latest heartbeat said:
+  // the scheduler prefers the hosts that hold the state a replica resumes from (PlanOptions).
+  // An empty list forgets those reported before. Returns those of `keys` that no service wants
+  // any longer (UnwantedWarmStates), for the agent to delete: looked for at most every
+  // options.warm_state_check_interval per host, and never when the services cannot be read (the
+  // store's error is logged). Keys that are not warm-state keys are ignored.
+  std::vector<std::string> ReportWarmStates(std::string_view host, std::vector<std::string> keys);
+  // The warm states each host reported, by host name (hosts that hold none are absent).
+  std::map<std::string, std::set<std::string>, std::less<>> WarmStates();
   // Where the host's agent serves its task API, as its latest heartbeat to this server said;
   // none when it said nothing (an older agent, or one that heartbeats another server).
   std::optional<TaskApiEndpoint> TaskApi(std::string_view host);
@@ -353,6 +365,10 @@ class ControlPlane {
   // few that checkpoint, kept apart so a pass need not walk every host's usage.
   std::map<std::string, std::map<std::string, absl::Time>, std::less<>> checkpoints_
       ABSL_GUARDED_BY(mu_);
+  // The warm states each host's agent reported, by host, and when each host's were last checked
+  // against the services (ReportWarmStates).
+  std::map<std::string, std::set<std::string>, std::less<>> warm_states_ ABSL_GUARDED_BY(mu_);
+  std::map<std::string, absl::Time, std::less<>> warm_checked_ ABSL_GUARDED_BY(mu_);
   std::map<std::string, TaskApiEndpoint, std::less<>> task_apis_ ABSL_GUARDED_BY(mu_);
   std::map<std::string, std::deque<UsageSample>, std::less<>> usage_history_ ABSL_GUARDED_BY(mu_);
   absl::Time started_at_;

@@ -7,6 +7,7 @@
 #include <utility>
 
 #include "control/cluster_model.h"
+#include "control/service_controller.h"
 #include "gtest/gtest.h"
 #include "state/memory_store.h"
 
@@ -841,6 +842,114 @@ TEST_F(ControlPlaneTest, BatchesRacingWithDeletesAndHostLossKeepTheRecordsExact)
   EXPECT_GT(deleted.load(), 0);
   EXPECT_GT(went_down.load(), 0);
   EXPECT_GT(events.size(), size_t{kWorkloads});
+}
+
+// Writes service `name` as the service controller keeps it: its template's current revision
+// and the warm state its status names (none when `warm_key` is empty).
+void PutService(state::Store& store, const std::string& name, int64_t revision,
+                const std::string& warm_key) {
+  core::Service svc;
+  svc.spec = *core::DecodeServiceSpec({{"name", name},
+                                       {"kind", "service"},
+                                       {"template",
+                                        {{"kind", "process"},
+                                         {"command", {"/bin/true"}},
+                                         {"resources", {{"cpu", "100m"}, {"memory", "32Mi"}}}}}});
+  svc.status.rollout.revision = revision;
+  svc.status.rollout.next_revision = revision + 1;
+  if (!warm_key.empty()) {
+    svc.status.warm = core::WarmStateStatus{
+        .revision = core::ParseWarmStateKey(warm_key)->revision, .key = warm_key, .host = "h2"};
+  }
+  state::TxnRequest txn;
+  txn.then_ops.push_back(
+      state::Op::Put(core::Cat(kServicePrefix, name), core::EncodeService(svc).dump()));
+  ASSERT_TRUE(store.Txn(txn).ok());
+}
+
+// A replica labelled with a warm state, as the service controller makes it.
+core::WorkloadSpec Replica(const std::string& name, const std::string& warm_key) {
+  core::WorkloadSpec spec = Spec(name);
+  spec.labels[std::string(core::kServiceLabel)] = "web";
+  spec.labels[std::string(core::kWarmStateLabel)] = warm_key;
+  return spec;
+}
+
+TEST_F(ControlPlaneTest, AReplicaIsPlacedWhereItsHostReportedItsWarmState) {
+  for (const char* h : {"h1", "h2", "h3"}) ASSERT_TRUE(cp_.RegisterHost(h, Inventory()).ok());
+  PutService(store_, "web", 1, "web.r1");
+  ASSERT_TRUE(cp_.Heartbeat("h3").ok());
+  EXPECT_TRUE(cp_.ReportWarmStates("h3", {"web.r1", "not a key"}).empty());
+  EXPECT_EQ(cp_.WarmStates(),
+            (std::map<std::string, std::set<std::string>, std::less<>>{{"h3", {"web.r1"}}}));
+  // binpack fills h1 first; a replica naming a state no host holds follows it there.
+  ASSERT_TRUE(cp_.CreateWorkload(Spec("filler")).ok());
+  ASSERT_EQ(*cp_.ScheduleOnce(), 1);
+  ASSERT_EQ(cp_.GetWorkload("filler")->status.host, "h1");
+  ASSERT_TRUE(cp_.CreateWorkload(Replica("web-9", "web.r9")).ok());
+  ASSERT_EQ(*cp_.ScheduleOnce(), 1);
+  EXPECT_EQ(cp_.GetWorkload("web-9")->status.host, "h1");
+  // The next replica spreads to h2 or h3, which run none; it goes to h3, which holds its state.
+  ASSERT_TRUE(cp_.CreateWorkload(Replica("web-0", "web.r1")).ok());
+  ASSERT_EQ(*cp_.ScheduleOnce(), 1);
+  EXPECT_EQ(cp_.GetWorkload("web-0")->status.host, "h3");
+  // A host that reports none forgets what it reported; one removed is forgotten too.
+  EXPECT_TRUE(cp_.ReportWarmStates("h3", {}).empty());
+  EXPECT_TRUE(cp_.WarmStates().empty());
+  ASSERT_TRUE(cp_.ReportWarmStates("h2", {"web.r1"}).empty());
+  clock_.Advance(absl::Seconds(11));
+  ASSERT_TRUE(cp_.Heartbeat("h1").ok());
+  ASSERT_TRUE(cp_.Heartbeat("h3").ok());
+  ASSERT_EQ(*cp_.CheckHostsOnce(), 1);
+  ASSERT_TRUE(cp_.RemoveHost("h2").ok());
+  EXPECT_TRUE(cp_.WarmStates().empty());
+}
+
+TEST_F(ControlPlaneTest, WarmStatesNoServiceWantsAreNamedForTheAgentToDelete) {
+  ASSERT_TRUE(cp_.RegisterHost("h1", Inventory()).ok());
+  // web runs revision 3 and its status names the state of revision 2: a save of revision 3 may
+  // have ended before the status says so. api wants its own; gone was deleted.
+  PutService(store_, "web", 3, "web.r2");
+  PutService(store_, "api", 4, "api.r4");
+  const std::vector<std::string> held = {"api.r4", "gone.r1", "web.r1", "web.r2", "web.r3"};
+  EXPECT_EQ(cp_.ReportWarmStates("h1", held), (std::vector<std::string>{"gone.r1", "web.r1"}));
+  // The scheduler no longer counts them.
+  EXPECT_EQ(cp_.WarmStates().at("h1"), (std::set<std::string>{"api.r4", "web.r2", "web.r3"}));
+  // Checked once a minute: until then nothing is named.
+  PutService(store_, "web", 4, "web.r4");
+  EXPECT_TRUE(cp_.ReportWarmStates("h1", held).empty());
+  clock_.Advance(absl::Minutes(1));
+  EXPECT_EQ(cp_.ReportWarmStates("h1", held),
+            (std::vector<std::string>{"gone.r1", "web.r1", "web.r2", "web.r3"}));
+}
+
+// A store whose reads of services fail while `failing` is set.
+class ServiceReadFailingStore : public OpLimitedStore {
+ public:
+  using OpLimitedStore::OpLimitedStore;
+  absl::StatusOr<state::GetResponse> Get(std::string_view key) override {
+    if (failing && key.rfind(kServicePrefix, 0) == 0) {
+      return absl::UnavailableError("store unreachable");
+    }
+    return OpLimitedStore::Get(key);
+  }
+  bool failing = true;
+};
+
+TEST_F(ControlPlaneTest, NoWarmStateIsNamedWhileTheServicesCannotBeRead) {
+  ServiceReadFailingStore failing(&store_);
+  ControlPlane cp(&failing, Options());
+  ASSERT_TRUE(cp.RegisterHost("h1", Inventory()).ok());
+  EXPECT_TRUE(cp.ReportWarmStates("h1", {"gone.r1"}).empty());
+  EXPECT_EQ(cp.WarmStates().at("h1"), (std::set<std::string>{"gone.r1"}));
+  // A service that does not decode keeps its states; the others are judged.
+  failing.failing = false;
+  state::TxnRequest txn;
+  txn.then_ops.push_back(state::Op::Put(core::Cat(kServicePrefix, "broken"), "{\"spec\": 1}"));
+  ASSERT_TRUE(store_.Txn(txn).ok());
+  clock_.Advance(absl::Minutes(1));
+  EXPECT_EQ(cp.ReportWarmStates("h1", {"broken.r1", "gone.r1"}),
+            std::vector<std::string>{"gone.r1"});
 }
 
 }  // namespace

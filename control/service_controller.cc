@@ -73,6 +73,41 @@ absl::Status NotFound(std::string_view name) {
 
 }  // namespace
 
+absl::StatusOr<std::vector<std::string>> UnwantedWarmStates(state::Store* store,
+                                                            const std::vector<std::string>& keys) {
+  using Repository =
+      state::Repository<Service,
+                        state::FunctionCodec<Service, core::EncodeService, core::DecodeService>>;
+  const Repository services(store, "service", std::string(kServicePrefix));
+  // Each service's wanted keys, read once; nullopt: gone. A service that does not decode wants
+  // every key of its name (nothing can be said of them).
+  std::map<std::string, std::optional<std::set<std::string>>> wanted;
+  std::set<std::string> undecodable;
+  std::vector<std::string> out;
+  for (const std::string& key : keys) {
+    std::optional<core::WarmStateKey> parsed = core::ParseWarmStateKey(key);
+    if (!parsed) continue;  // not a warm state: nothing to say of it
+    auto it = wanted.find(parsed->service);
+    if (it == wanted.end()) {
+      absl::StatusOr<std::optional<Repository::Item>> found = services.Find(parsed->service);
+      std::optional<std::set<std::string>> keep;
+      if (found.ok() && found->has_value()) {
+        const core::ServiceStatus& st = (*found)->value.status;
+        keep.emplace();
+        keep->insert(Cat(parsed->service, ".r", st.rollout.revision));
+        if (st.warm && !st.warm->key.empty()) keep->insert(st.warm->key);
+      } else if (!found.ok()) {
+        if (found.status().code() != absl::StatusCode::kDataLoss) return found.status();
+        undecodable.insert(parsed->service);
+      }
+      it = wanted.emplace(parsed->service, std::move(keep)).first;
+    }
+    if (undecodable.contains(parsed->service)) continue;
+    if (!it->second || !it->second->contains(key)) out.push_back(key);
+  }
+  return out;
+}
+
 // What one pass reads once and shares between services.
 struct ServiceController::PassState {
   std::vector<Workload> workloads;

@@ -60,6 +60,14 @@ namespace berth::control {
 
 inline constexpr std::string_view kServicePrefix = "/services/";
 
+// Of the warm-state keys a host holds (SERVICE.rREVISION), those no service wants any longer, for
+// its agent to delete. A service wants the key its status.warm names and the one of its current
+// revision (whose save may have ended before the status says so); a key whose service is gone
+// is wanted by none. Reads each service named once from `store`; a service that does not decode
+// keeps its keys. An error when the store cannot be read: then no key may be called unwanted.
+absl::StatusOr<std::vector<std::string>> UnwantedWarmStates(state::Store* store,
+                                                            const std::vector<std::string>& keys);
+
 // Checks one replica's health. Probe blocks for at most check.timeout and returns OK when the
 // replica answered as the check asks, else why not. Thread-safe: probes run concurrently.
 class HealthProber {

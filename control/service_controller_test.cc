@@ -1086,6 +1086,68 @@ TEST_F(ServiceControllerTest, AWarmStartSavesTheFirstReadyReplicaOncePerRevision
   EXPECT_EQ(s.status.warm->restores, 1);
 }
 
+TEST_F(ServiceControllerTest, AWarmStateIsUnwantedOnceNoRevisionOfItsServiceCanUseIt) {
+  core::HostInventory vm_host = Inventory();
+  vm_host.drivers = {"vm"};
+  ASSERT_TRUE(cp_.RegisterHost("h3", vm_host).ok());
+  auto unwanted = [&](const std::vector<std::string>& keys) {
+    absl::StatusOr<std::vector<std::string>> u = UnwantedWarmStates(cp_.store(), keys);
+    EXPECT_TRUE(u.ok()) << u.status();
+    return u.ok() ? *u : std::vector<std::string>{"error"};
+  };
+  // What a host holding the state would be told while the save has ended there and the
+  // service's status does not say so yet.
+  std::vector<std::vector<std::string>> while_saving;
+  ServiceController warm(
+      &cp_, ServiceControllerOptions{
+                .clock = &clock_,
+                .prober = &prober_,
+                .endpoints = &endpoints_,
+                .port_min = 30000,
+                .port_max = 30009,
+                .first_port_offset = 0,
+                .save_warm_state = [&](const std::string&,
+                                       const std::string& key) -> absl::StatusOr<int64_t> {
+                  while_saving.push_back(unwanted({key}));
+                  return int64_t{64} << 20;
+                }});
+  ASSERT_TRUE(warm.Create(WarmSpec(1)).ok());
+  ASSERT_TRUE(warm.ReconcileOnce().ok());
+  RunAll();
+  ASSERT_TRUE(warm.ReconcileOnce().ok());
+  ASSERT_EQ(while_saving, (std::vector<std::vector<std::string>>{{}}));
+  ASSERT_EQ(warm.Get("web")->status.warm->key, "web.r1");
+  // Of another revision, or of a service that does not exist: unwanted.
+  EXPECT_EQ(unwanted({"api.r1", "web.r0", "web.r1"}),
+            (std::vector<std::string>{"api.r1", "web.r0"}));
+
+  // A rollout: the state saved stays wanted until one of the new revision replaces it.
+  ASSERT_TRUE(warm.Update(NewTemplate(WarmSpec(1))).ok());
+  ASSERT_TRUE(warm.ReconcileOnce().ok());
+  EXPECT_TRUE(unwanted({"web.r1", "web.r2"}).empty());
+  RunAll();
+  clock_.Advance(absl::Seconds(2));
+  ASSERT_TRUE(warm.ReconcileOnce().ok());
+  ASSERT_EQ(while_saving.size(), 2u);
+  EXPECT_TRUE(while_saving[1].empty());
+  ASSERT_EQ(warm.Get("web")->status.warm->key, "web.r2");
+  EXPECT_EQ(unwanted({"web.r1", "web.r2"}), std::vector<std::string>{"web.r1"});
+
+  // Deleted: none of its states is wanted.
+  ASSERT_TRUE(warm.Delete("web").ok());
+  EXPECT_TRUE(unwanted({"web.r2"}).empty());  // while its replicas are being deleted
+  ASSERT_TRUE(warm.ReconcileOnce().ok());
+  for (const auto& w : Replicas()) {
+    ASSERT_TRUE(
+        cp_.ReportStatus(w.status.host, w.spec.name,
+                         {.generation = w.status.generation, .state = WorkloadState::kStopped})
+            .ok());
+  }
+  ASSERT_TRUE(warm.ReconcileOnce().ok());
+  ASSERT_EQ(warm.Get("web").status().code(), absl::StatusCode::kNotFound);
+  EXPECT_EQ(unwanted({"web.r2"}), std::vector<std::string>{"web.r2"});
+}
+
 TEST_F(ServiceControllerTest, AServerThatCannotSaveStatesSaysSoAndBootsEveryReplica) {
   core::HostInventory vm_host = Inventory();
   vm_host.drivers = {"vm"};

@@ -237,6 +237,21 @@ absl::Status CheckWarmStart(const JsonContext& ctx, const ServiceSpec& spec) {
 
 }  // namespace
 
+std::optional<WarmStateKey> ParseWarmStateKey(std::string_view key) {
+  const size_t dot = key.rfind(".r");
+  if (dot == std::string_view::npos || dot == 0) return std::nullopt;
+  const std::string_view digits = key.substr(dot + 2);
+  if (digits.empty() || digits.size() > 18) return std::nullopt;
+  int64_t revision = 0;
+  for (char c : digits) {
+    if (c < '0' || c > '9') return std::nullopt;
+    revision = revision * 10 + (c - '0');
+  }
+  const std::string_view service = key.substr(0, dot);
+  if (!ValidateName("service", service).ok()) return std::nullopt;
+  return WarmStateKey{.service = std::string(service), .revision = revision};
+}
+
 absl::StatusOr<ServiceSpec> DecodeServiceSpec(const Json& json) {
   JsonContext ctx{"service", ""};
   if (!json.is_object()) return ctx.Error("body", "must be a JSON object");

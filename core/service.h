@@ -27,6 +27,17 @@ inline constexpr std::string_view kRevisionLabel = "berth.revision";
 // On a replica of a service with `warm_start: snapshot`: the key of the memory snapshot its host
 // restores it from, when that host holds it (the agent boots it otherwise).
 inline constexpr std::string_view kWarmStateLabel = "berth.warm-state";
+// A warm state's key, SERVICE.rREVISION, taken apart.
+struct WarmStateKey {
+  std::string service;
+  int64_t revision = 0;
+  bool operator==(const WarmStateKey&) const = default;
+};
+// The parts of `key`; nullopt unless it is a valid service name, ".r" and a revision number of
+// at most 18 digits. Such a key is safe as a file name.
+std::optional<WarmStateKey> ParseWarmStateKey(std::string_view key);
+// The most warm-state keys one host reports in a heartbeat.
+inline constexpr size_t kMaxReportedWarmStates = 256;
 // A replica's name is SERVICE-N, so a service name leaves room for the suffix.
 inline constexpr size_t kMaxServiceNameLength = 50;
 inline constexpr int kMaxReplicas = 100;

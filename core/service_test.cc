@@ -22,6 +22,16 @@ std::string ErrorOf(const Json& j) {
   return std::string(spec.status().message());
 }
 
+TEST(WarmStateKeyTest, ParsesServiceAndRevisionOnly) {
+  EXPECT_EQ(ParseWarmStateKey("web.r12"), (WarmStateKey{.service = "web", .revision = 12}));
+  // The last ".r" separates: a name may not hold one, so this is not a key.
+  EXPECT_EQ(ParseWarmStateKey("web.r1.r2"), std::nullopt);
+  for (std::string_view bad : {"", "web", "web.r", ".r1", "web.r1x", "web.rx", "Web.r1",
+                               "web.r1234567890123456789", "../x.r1", "web.r-1"}) {
+    EXPECT_EQ(ParseWarmStateKey(bad), std::nullopt) << bad;
+  }
+}
+
 TEST(ServiceSpecTest, DecodesAndRoundTrips) {
   auto spec = DecodeServiceSpec(Minimal());
   ASSERT_TRUE(spec.ok()) << spec.status();

@@ -109,6 +109,10 @@ struct Request {
   std::string spread_group;
   std::string gang_id;  // members of one gang share it; see Scheduler::ScheduleGang
   int gang_size = 0;
+  // The saved state the workload resumes from where its host holds one (a service replica's
+  // warm state); empty: none. Hosts that hold it are preferred, see
+  // SchedulerOptions::holds_warm_state.
+  std::string warm_state;
 
   // The group counted by spread_key.
   const std::string& SpreadGroup() const {

@@ -634,18 +634,27 @@ absl::StatusOr<Decision> Scheduler::ScheduleOn(const Request& r, const std::vect
   const int sid = ShapeId(r);
   Pass pass(*this, r, sid);
 
-  // Constraints that look at other workloads need the host itself, not its group.
-  bool per_host = only != nullptr || pass.has_host_checks() || !r.spread_key.empty();
+  // Constraints that look at other workloads, and a saved state some hosts hold, need the host
+  // itself, not its group.
+  const bool wants_warm = !r.warm_state.empty() && options_.holds_warm_state != nullptr;
+  bool per_host = only != nullptr || pass.has_host_checks() || !r.spread_key.empty() || wants_warm;
   int best_host = -1;
   int64_t best_score = 0;
   int64_t best_spread = 0;
-  auto consider = [&](int h, int64_t score, int64_t spread_count) {
+  bool best_warm = false;
+  // The order among feasible hosts: fewest of the spread group first (spreading is the
+  // service's availability), then a host holding the request's warm state (it resumes there
+  // instead of booting, worth more than any difference of the policy's scores), then the
+  // policy's score, then the lowest index.
+  auto consider = [&](int h, int64_t score, int64_t spread_count, bool warm) {
     if (best_host < 0 || spread_count < best_spread ||
         (spread_count == best_spread &&
-         (score > best_score || (score == best_score && h < best_host)))) {
+         (warm > best_warm ||
+          (warm == best_warm && (score > best_score || (score == best_score && h < best_host)))))) {
       best_host = h;
       best_score = score;
       best_spread = spread_count;
+      best_warm = warm;
     }
   };
   if (!per_host) {
@@ -712,7 +721,7 @@ absl::StatusOr<Decision> Scheduler::ScheduleOn(const Request& r, const std::vect
         }
         if (pre == kMaybe && evaluate(chunk[k]).reason >= 0) continue;
         const GroupSummary& g = x.summary[chunk[k]];
-        consider(g.min_host, pass.SummaryScore(g), 0);
+        consider(g.min_host, pass.SummaryScore(g), 0, false);
         found = true;
       }
       chunk.clear();
@@ -807,9 +816,9 @@ absl::StatusOr<Decision> Scheduler::ScheduleOn(const Request& r, const std::vect
         const int pre = pass.Precheck(g);
         if (pre >= 0) continue;
         if (pre == kFeasible) {
-          consider(h, score, 0);
+          consider(h, score, 0, false);
         } else if (const CachedEval& ce = evaluate(gid); ce.reason < 0) {
-          consider(h, ce.score, 0);
+          consider(h, ce.score, 0, false);
         }
       }
     } else {
@@ -819,7 +828,7 @@ absl::StatusOr<Decision> Scheduler::ScheduleOn(const Request& r, const std::vect
         const int gid = x.live_groups[k];
         const CachedEval& ce = evaluate(gid);
         const int h = x.summary[gid].min_host;
-        if (ce.reason < 0) consider(h, ce.score + pass.ClusterScore(h), 0);
+        if (ce.reason < 0) consider(h, ce.score + pass.ClusterScore(h), 0, false);
       }
     }
     if (best_host < 0 || options_.always_explain) {
@@ -858,7 +867,8 @@ absl::StatusOr<Decision> Scheduler::ScheduleOn(const Request& r, const std::vect
         auto sit = spread.find(SpreadDomain(x.hosts[h], r.spread_key));
         count = sit == spread.end() ? 0 : sit->second;
       }
-      consider(h, score, count);
+      consider(h, score, count,
+               wants_warm && options_.holds_warm_state(x.hosts[h].name, r.warm_state));
     };
     if (only != nullptr) {
       for (int h : *only) visit(h);

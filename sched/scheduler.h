@@ -2,7 +2,9 @@
 // victims to evict) or a structured "unschedulable" answer out. The feasibility checkers of one
 // table (checker.h) run first, in its order, each recording why it rejected a host; the rankers
 // a policy names (ranker.h) then score the survivors and the policy sums their scores with
-// weights. No I/O, no threads, no clock.
+// weights. Two preferences come before the scores: a request's spread (the fewest of its group)
+// and then the hosts that hold the saved state it resumes from (SchedulerOptions). No I/O, no
+// threads, no clock.
 //
 // Ownership: a Scheduler borrows the Cluster, which must outlive it. Schedule* calls never
 // change the cluster's allocations (a gang is tried on the model and rolled back); the caller
@@ -83,6 +85,11 @@ struct SchedulerOptions {
   // since it started. Among victim sets of equal priority and size, preemption picks the one
   // that loses the least. Null: every eviction loses the same.
   std::function<int64_t(const std::string& id)> lost_work;
+  // Whether the host (by name) holds the saved state `key` a request names in warm_state. Among
+  // the feasible hosts that hold the fewest of the request's spread group, those holding it come
+  // first, whatever the policy's scores; so the preference never places a request where it does
+  // not fit, nor gives up spreading. Null: no host holds any.
+  std::function<bool(const std::string& host, const std::string& key)> holds_warm_state;
 };
 
 // Where one request goes, and whom it evicts first.

@@ -334,6 +334,96 @@ TEST(SpreadTest, SpreadByHostNeedsNoLabelAndFillsEveryHostBeforeDoubling) {
   EXPECT_TRUE(s.Schedule(other)->scheduled);
 }
 
+// Three equal CPU hosts h0..h2; h2 holds the warm state "web.r1".
+class WarmStateTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    for (int i = 0; i < 3; ++i) {
+      HostSpec h;
+      h.name = "h" + std::to_string(i);
+      h.capacity = Res(8000, 8192);
+      h.labels = {{"zone", i == 2 ? "b" : "a"}};
+      ASSERT_TRUE(c_.AddHost(h).ok());
+    }
+  }
+  Scheduler Make(std::string_view policy) {
+    SchedulerOptions o;
+    o.policy = *Policy::Parse(policy);
+    o.holds_warm_state = [](const std::string& host, const std::string& key) {
+      return host == "h2" && key == "web.r1";
+    };
+    return Scheduler(&c_, o);
+  }
+  static Request Replica(std::string id, int64_t milli_cpu = 1000) {
+    Request r = CpuRequest(std::move(id), milli_cpu, 1024);
+    r.spread_key = std::string(kSpreadByHost);
+    r.spread_group = "service/web";
+    r.warm_state = "web.r1";
+    return r;
+  }
+  std::string Host(Scheduler& s, const Request& r) {
+    absl::StatusOr<Decision> d = s.Schedule(r);
+    if (!d.ok() || !d->scheduled) return "";
+    return d->plan.placement.host_name;
+  }
+  Cluster c_;
+};
+
+TEST_F(WarmStateTest, TheHostHoldingTheStateWinsOverEquallyGoodOnes) {
+  for (std::string_view policy : {"first-fit", "binpack", "spread", "default"}) {
+    Scheduler s = Make(policy);
+    EXPECT_EQ(Host(s, Replica("web-0")), "h2") << policy;
+    // Without a spread key too (the group pass then looks at each host).
+    Request alone = Replica("web-0");
+    alone.spread_key.clear();
+    EXPECT_EQ(Host(s, alone), "h2") << policy;
+    // Another key, or none, goes where the policy says.
+    Request other = Replica("web-0");
+    other.warm_state = "web.r2";
+    EXPECT_NE(Host(s, other), "h2") << policy;
+    other.warm_state.clear();
+    EXPECT_NE(Host(s, other), "h2") << policy;
+  }
+  // A scheduler told of no state has no preference.
+  Scheduler plain = berth::sched::Make(c_, "first-fit");
+  EXPECT_EQ(Host(plain, Replica("web-0")), "h0");
+}
+
+TEST_F(WarmStateTest, ItOutweighsThePolicysScoresButNotSpreading) {
+  // binpack prefers the fuller h0 for anything else.
+  ASSERT_TRUE(c_.Commit(CpuRequest("filler", 4000, 4096), Placement{0, "h0", {}}).ok());
+  Scheduler s = Make("binpack");
+  Request other = CpuRequest("x", 1000, 1024);
+  EXPECT_EQ(Host(s, other), "h0");
+  EXPECT_EQ(Host(s, Replica("web-0")), "h2");
+  // Once h2 runs a replica of the service, the next goes to a host that runs none, where it
+  // boots; once every host runs one, h2 wins again.
+  std::vector<std::string> placed;
+  for (int i = 0; i < 4; ++i) {
+    Request r = Replica("web-" + std::to_string(i));
+    Decision d = *s.Place(r);
+    ASSERT_TRUE(d.scheduled);
+    placed.push_back(d.plan.placement.host_name);
+  }
+  EXPECT_EQ(placed, (std::vector<std::string>{"h2", "h0", "h1", "h2"}));
+}
+
+TEST_F(WarmStateTest, AHostHoldingTheStateWhereTheRequestDoesNotFitIsNotChosen) {
+  Scheduler s = Make("binpack");
+  // Too big for what h2 has left.
+  ASSERT_TRUE(c_.Commit(CpuRequest("big", 6000, 1024), Placement{2, "h2", {}}).ok());
+  EXPECT_EQ(Host(s, Replica("web-0", 4000)), "h0");
+  // A constraint that rules h2 out.
+  Request r = Replica("web-1");
+  r.host_selector = {LabelSelector{.key = "zone", .values = {"a"}}};
+  EXPECT_EQ(Host(s, r), "h0");
+  // Nowhere at all: unschedulable, with the reasons of every host.
+  absl::StatusOr<Decision> none = s.Schedule(Replica("web-2", 9000));
+  ASSERT_TRUE(none.ok());
+  EXPECT_FALSE(none->scheduled);
+  EXPECT_EQ(Reason(*none, "cpu"), 3);
+}
+
 TEST(QuotaTest, OverQuotaIsUnschedulableWithReasonQuota) {
   Cluster c;
   ASSERT_TRUE(c.AddHost(GpuHost("h", 8)).ok());

@@ -345,14 +345,19 @@ absl::StatusOr<wire::RegistrationReply> Client::RegisterHost(
   return Decoded("host registration", wire::DecodeRegistrationReply(j));
 }
 
+absl::StatusOr<wire::HeartbeatReply> Client::Heartbeat(std::string_view host,
+                                                       const wire::HeartbeatReport& report,
+                                                       Raw* raw) {
+  BERTH_ASSIGN_OR_RETURN(Json j, SendJson("PUT", Cat("/v1/hosts/", Seg(host), "/heartbeat"),
+                                          wire::EncodeHeartbeatReport(report), raw));
+  return Decoded("heartbeat", wire::DecodeHeartbeatReply(host, j));
+}
+
 absl::Status Client::Heartbeat(std::string_view host, const std::optional<core::HostUsage>& usage,
                                const std::optional<wire::TaskApiReport>& task_api, Raw* raw) {
   std::string path = Cat("/v1/hosts/", Seg(host), "/heartbeat");
   if (!usage && !task_api) return Send("PUT", path, "", "", raw).status();
-  Json body = Json::object();
-  if (usage) body["usage"] = core::EncodeHostUsage(*usage);
-  if (task_api) body["task_api"] = wire::EncodeTaskApiReport(*task_api);
-  return SendJson("PUT", path, body, raw).status();
+  return Heartbeat(host, wire::HeartbeatReport{.usage = usage, .task_api = task_api}, raw).status();
 }
 
 absl::StatusOr<wire::WorkloadList> Client::Assignments(std::string_view host, const Watch& watch,

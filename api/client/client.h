@@ -188,8 +188,14 @@ class Client {
   // --- Hosts ---
   absl::StatusOr<wire::RegistrationReply> RegisterHost(const wire::HostRegistration& registration,
                                                        Raw* raw = nullptr);
-  // PUT /v1/hosts/{name}/heartbeat, with what the agent measured on the host and where it
-  // serves its task API, when given.
+  // PUT /v1/hosts/{name}/heartbeat, with what the agent measured on the host, where it serves
+  // its task API and the warm states it keeps (wire::HeartbeatReport); the reply names the warm
+  // states to delete.
+  absl::StatusOr<wire::HeartbeatReply> Heartbeat(std::string_view host,
+                                                 const wire::HeartbeatReport& report,
+                                                 Raw* raw = nullptr);
+  // The same with no warm states (the server then takes the host to keep none), for callers
+  // that need no reply.
   absl::Status Heartbeat(std::string_view host,
                          const std::optional<core::HostUsage>& usage = std::nullopt,
                          const std::optional<wire::TaskApiReport>& task_api = std::nullopt,

@@ -235,6 +235,61 @@ absl::StatusOr<TaskApiReport> DecodeTaskApiReport(std::string_view host, const J
   return report;
 }
 
+Json EncodeWarmStates(const std::vector<std::string>& keys) {
+  Json out = Json::array();
+  for (const std::string& key : keys) out.push_back(key);
+  return out;
+}
+
+absl::StatusOr<std::vector<std::string>> DecodeWarmStates(std::string_view host,
+                                                          std::string_view field, const Json& j) {
+  JsonContext ctx{"host", std::string(host)};
+  if (!j.is_array()) return ctx.Error(field, Cat("must be a list, got ", core::Preview(j)));
+  if (j.size() > core::kMaxReportedWarmStates) {
+    return ctx.Error(field, Cat("must hold at most ", core::kMaxReportedWarmStates,
+                                " warm states, got ", j.size()));
+  }
+  std::vector<std::string> keys;
+  for (size_t i = 0; i < j.size(); ++i) {
+    const Json& key = j[i];
+    if (!key.is_string() || !core::ParseWarmStateKey(key.get_ref<const std::string&>())) {
+      return ctx.Error(
+          Cat(field, "[", i, "]"),
+          Cat("must be a warm state's key, SERVICE.rREVISION, got ", core::Preview(key)));
+    }
+    keys.push_back(key.get<std::string>());
+  }
+  return keys;
+}
+
+Json EncodeHeartbeatReport(const HeartbeatReport& report) {
+  Json body = Json::object();
+  if (report.usage) body["usage"] = core::EncodeHostUsage(*report.usage);
+  if (report.task_api) body["task_api"] = EncodeTaskApiReport(*report.task_api);
+  if (!report.warm_states.empty()) body["warm_states"] = EncodeWarmStates(report.warm_states);
+  return body;
+}
+
+Json EncodeHeartbeatReply(std::string_view host, const HeartbeatReply& reply) {
+  Json out = {{"name", std::string(host)}, {"status", "ok"}};
+  if (!reply.drop_warm_states.empty()) {
+    out["drop_warm_states"] = EncodeWarmStates(reply.drop_warm_states);
+  }
+  return out;
+}
+
+absl::StatusOr<HeartbeatReply> DecodeHeartbeatReply(std::string_view host, const Json& j) {
+  HeartbeatReply reply;
+  if (!j.is_object()) {
+    return JsonContext{"host", std::string(host)}.Error(
+        "heartbeat reply", Cat("must be an object, got ", core::Preview(j)));
+  }
+  if (auto it = j.find("drop_warm_states"); it != j.end()) {
+    BERTH_ASSIGN_OR_RETURN(reply.drop_warm_states, DecodeWarmStates(host, "drop_warm_states", *it));
+  }
+  return reply;
+}
+
 Json EncodeExecReply(const ExecReply& reply) {
   return {
       {"exit_code", reply.exit_code}, {"stdout", reply.stdout_data}, {"stderr", reply.stderr_data}};

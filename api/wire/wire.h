@@ -87,6 +87,33 @@ core::Json EncodeTaskApiReport(const TaskApiReport& report);
 // `host` names the object in errors, which name the field: `host "h": task_api.port must be ...`.
 absl::StatusOr<TaskApiReport> DecodeTaskApiReport(std::string_view host, const core::Json& j);
 
+// A list of warm states (SERVICE.rREVISION) in a heartbeat ("warm_states": those the host's
+// agent keeps) or in its reply ("drop_warm_states"): at most core::kMaxReportedWarmStates keys,
+// each one that core::ParseWarmStateKey takes. Errors name the host and `field`.
+core::Json EncodeWarmStates(const std::vector<std::string>& keys);
+absl::StatusOr<std::vector<std::string>> DecodeWarmStates(std::string_view host,
+                                                          std::string_view field,
+                                                          const core::Json& j);
+
+// What a heartbeat carries (PUT /v1/hosts/{name}/heartbeat): what the agent measured on its
+// host, where it serves its task API and the warm states it keeps; each part is sent when given,
+// and a heartbeat without warm states says the host keeps none.
+struct HeartbeatReport {
+  std::optional<core::HostUsage> usage;
+  std::optional<TaskApiReport> task_api;
+  std::vector<std::string> warm_states;  // sorted
+};
+core::Json EncodeHeartbeatReport(const HeartbeatReport& report);
+
+// The reply to a heartbeat: {"name", "status": "ok"} and, when there are any,
+// "drop_warm_states": the warm states the heartbeat reported that no service wants any longer,
+// which the agent deletes.
+struct HeartbeatReply {
+  std::vector<std::string> drop_warm_states;
+};
+core::Json EncodeHeartbeatReply(std::string_view host, const HeartbeatReply& reply);
+absl::StatusOr<HeartbeatReply> DecodeHeartbeatReply(std::string_view host, const core::Json& j);
+
 // POST /v1/workloads/{name}/exec: a command to run inside a workload's task.
 struct ExecRequest {
   std::vector<std::string> argv;

@@ -128,6 +128,43 @@ TEST(Wire, TaskApiReportRoundTripsAndItsBoundsNameTheField) {
   EXPECT_NE(ErrorOf(DecodeTaskApiReport("h1", Json::array())).find("task_api"), std::string::npos);
 }
 
+TEST(Wire, HeartbeatWarmStatesRoundTripAndTheirBoundsNameTheField) {
+  const std::vector<std::string> keys = {"api.r4", "web.r12"};
+  HeartbeatReport report{.warm_states = keys};
+  const Json body = EncodeHeartbeatReport(report);
+  EXPECT_EQ(body, (Json{{"warm_states", {"api.r4", "web.r12"}}}));
+  auto back = DecodeWarmStates("h1", "warm_states", body.at("warm_states"));
+  ASSERT_TRUE(back.ok()) << back.status();
+  EXPECT_EQ(*back, keys);
+  // Without warm states, the field is left out.
+  EXPECT_EQ(EncodeHeartbeatReport({}), Json::object());
+  for (const Json& bad : {Json("web.r1"), Json{{"k", "v"}}, Json::array({"web"}),
+                          Json::array({"web.r1", 3}), Json::array({"../x.r1"})}) {
+    std::string err = ErrorOf(DecodeWarmStates("h1", "warm_states", bad));
+    EXPECT_NE(err.find("warm_states"), std::string::npos) << bad.dump() << ": " << err;
+    EXPECT_NE(err.find("\"h1\""), std::string::npos) << err;
+  }
+  Json many = Json::array();
+  for (size_t i = 0; i <= core::kMaxReportedWarmStates; ++i)
+    many.push_back("s" + std::to_string(i) + ".r1");
+  EXPECT_NE(ErrorOf(DecodeWarmStates("h1", "warm_states", many)).find("at most 256"),
+            std::string::npos);
+  many.erase(many.size() - 1);
+  EXPECT_TRUE(DecodeWarmStates("h1", "warm_states", many).ok());
+
+  // The reply names the states to drop, when there are any.
+  EXPECT_EQ(EncodeHeartbeatReply("h1", {}), (Json{{"name", "h1"}, {"status", "ok"}}));
+  auto none = DecodeHeartbeatReply("h1", Json{{"name", "h1"}, {"status", "ok"}});
+  ASSERT_TRUE(none.ok()) << none.status();
+  EXPECT_TRUE(none->drop_warm_states.empty());
+  auto drop = DecodeHeartbeatReply("h1", EncodeHeartbeatReply("h1", {.drop_warm_states = keys}));
+  ASSERT_TRUE(drop.ok()) << drop.status();
+  EXPECT_EQ(drop->drop_warm_states, keys);
+  EXPECT_NE(ErrorOf(DecodeHeartbeatReply("h1", Json{{"drop_warm_states", "web.r1"}}))
+                .find("drop_warm_states"),
+            std::string::npos);
+}
+
 TEST(Wire, ExecRequestAndReplyRoundTrip) {
   ExecRequest req{
       .argv = {"sh", "-c", "echo $X"}, .env = {{"X", "1"}}, .timeout = absl::Seconds(90)};
