@@ -515,13 +515,16 @@ absl::Status QemuDriver::AttachDisk(std::string_view task_id, const TaskDisk& di
   added = Qmp(vm, "blockdev-add", format);
   absl::Status last = added.status();
   if (added.ok()) {
-    // Each empty root port takes one device; a taken one refuses and the next is tried.
+    // Each empty root port takes one device, at slot 0: the only one a guest scans behind a
+    // PCIe port. Without the address QEMU would put a second device into a taken port's next
+    // slot, where the guest never sees it; with it, a taken port refuses and the next is tried.
     for (int i = 0; i < VmLaunchSpec{}.hotplug_ports; ++i) {
       auto plugged = Qmp(vm, "device_add",
                          {{"driver", "virtio-blk-pci"},
                           {"drive", node},
                           {"id", node + "-dev"},
-                          {"bus", HotplugPortId(i)}});
+                          {"bus", HotplugPortId(i)},
+                          {"addr", "0"}});
       if (plugged.ok()) return absl::OkStatus();
       last = plugged.status();
     }
