@@ -3,8 +3,9 @@
 // security group on one host admits members of another group that run on the other host and
 // keeps everyone else out; the interfaces' MTU leaves room for the tunnel; the hosts' bridges
 // and tunnels go once no workload needs them; a container and a VM (DHCP from its own host) on
-// two hosts ping each other; a port forward is made on its workload's host. Needs root, runc and
-// the test images; skips otherwise.
+// two hosts ping each other; a port forward is made on its workload's host; an agent restart
+// keeps its containers reachable and their groups enforced; a container moved by failover keeps
+// its address. Needs root, runc and the test images; skips otherwise.
 #include <string>
 #include <vector>
 
@@ -39,15 +40,17 @@ std::string SkipReason() {
 
 // A busybox container on network `blue` in `groups`, running `script`.
 core::WorkloadSpec Box(const std::string& name, const std::string& script,
-                       const std::vector<std::string>& groups) {
+                       const std::vector<std::string>& groups, const char* restart = nullptr) {
   Json net = {{"network", "blue"}};
   if (!groups.empty()) net["security_groups"] = groups;
-  auto spec = core::DecodeWorkloadSpec({{"name", name},
-                                        {"kind", "container"},
-                                        {"image", "busybox"},
-                                        {"command", {"/bin/sh", "-c", script}},
-                                        {"resources", {{"cpu", "100m"}, {"memory", "64Mi"}}},
-                                        {"networks", {net}}});
+  Json j = {{"name", name},
+            {"kind", "container"},
+            {"image", "busybox"},
+            {"command", {"/bin/sh", "-c", script}},
+            {"resources", {{"cpu", "100m"}, {"memory", "64Mi"}}},
+            {"networks", {net}}};
+  if (restart != nullptr) j["restart"] = Json::parse(restart);
+  auto spec = core::DecodeWorkloadSpec(j);
   EXPECT_TRUE(spec.ok()) << spec.status();
   return *spec;
 }
@@ -58,8 +61,11 @@ class ClusterNetworkTest : public ::testing::Test {
     const std::string skip = SkipReason();
     if (!skip.empty()) GTEST_SKIP() << skip;
     const std::string images = ImagesDir();
+    // Failover needs a third host to move to.
+    const bool three = std::string(::testing::UnitTest::GetInstance()->current_test_info()->name())
+                           .find("Failover") != std::string::npos;
     cluster_ = std::make_unique<Cluster>(ClusterOptions{
-        .hosts = 2,
+        .hosts = three ? 3 : 2,
         .images = {
             {"busybox", {.rootfs = images + "/busybox-rootfs.tar"}},
             {"tiny-vm",
@@ -85,11 +91,9 @@ class ClusterNetworkTest : public ::testing::Test {
   absl::StatusOr<Json> Post(const std::string& path, const Json& body) {
     return cluster_->client().Call("POST", path, &body);
   }
-  // Creates `specs` with the other host cordoned and waits until they run on `host`.
+  // Creates `specs` with the other hosts cordoned and waits until they run on `host`.
   void PlaceOn(int host, const std::vector<core::WorkloadSpec>& specs) {
-    const int other = 1 - host;
-    ASSERT_TRUE(
-        cluster_->client().Call("POST", "/v1/hosts/" + Cluster::HostName(other) + "/cordon").ok());
+    Cordon(host, "cordon");
     for (const auto& spec : specs) {
       auto created = cluster_->client().CreateWorkload(spec);
       ASSERT_TRUE(created.ok()) << created.status();
@@ -102,9 +106,16 @@ class ClusterNetworkTest : public ::testing::Test {
       })) << cluster_->server().Dump(spec.name).dump()
           << e2e::ReadFile(cluster_->AgentLog(host));
     }
-    ASSERT_TRUE(cluster_->client()
-                    .Call("POST", "/v1/hosts/" + Cluster::HostName(other) + "/uncordon")
-                    .ok());
+    Cordon(host, "uncordon");
+  }
+  // Cordons (or uncordons) every host but `host`.
+  void Cordon(int host, const std::string& action) {
+    for (int other = 0; other < cluster_->hosts(); ++other) {
+      if (other == host) continue;
+      ASSERT_TRUE(cluster_->client()
+                      .Call("POST", "/v1/hosts/" + Cluster::HostName(other) + "/" + action)
+                      .ok());
+    }
   }
   std::string AddressOf(const std::string& workload) {
     auto net = cluster_->client().Call("GET", "/v1/networks/blue");
@@ -201,6 +212,58 @@ TEST_F(ClusterNetworkTest, AContainerOnOneHostAndAVmOnAnotherPingEachOther) {
   // The container on host 1 reaches the VM on host 2, and the VM's answers come back.
   EXPECT_TRUE(Eventually([&] { return Sh("c", "ping -c 1 -W 2 " + v).first == 0; }, 60))
       << Sh("c", "ping -c 1 -W 2 " + v).second << e2e::ReadFile(cluster_->AgentLog(1));
+}
+
+TEST_F(ClusterNetworkTest, AnAgentRestartKeepsItsWorkloadsReachableAndItsGroupsEnforced) {
+  ASSERT_TRUE(Post("/v1/networks", {{"name", "blue"}, {"subnet", "10.79.0.0/24"}}).ok());
+  ASSERT_TRUE(Post("/v1/secgroups", {{"name", "web"}}).ok());
+  ASSERT_TRUE(Post("/v1/secgroups", {{"name", "db"}}).ok());
+  ASSERT_TRUE(
+      Post("/v1/secgroups/db/rules", {{"proto", "tcp"}, {"ports", "7000"}, {"from_group", "web"}})
+          .ok());
+  const std::string listen = "nc -ll -p 7000 -e /bin/echo db-ok & exec sleep 3600";
+  PlaceOn(0, {Box("p", "exec sleep 3600", {}), Box("db", listen, {"db"})});
+  PlaceOn(1, {Box("q", "exec sleep 3600", {}), Box("app", "exec sleep 3600", {"web"})});
+  const std::string p = AddressOf("p"), db = AddressOf("db");
+  ASSERT_EQ(Sh("q", "ping -c 1 -W 3 " + p).first, 0);
+
+  // Host 1's agent restarts; its containers run on. Its first look adopts their interfaces.
+  cluster_->StopAgent(0);
+  cluster_->StartAgent(0);
+  ASSERT_TRUE(Eventually([&] { return cluster_->HostState(0) == "ready"; }));
+  EXPECT_TRUE(Eventually([&] {
+    return Sh("app", "nc -w 2 " + db + " 7000 </dev/null").second == "db-ok\n";
+  })) << e2e::ReadFile(cluster_->AgentLog(0));
+  EXPECT_EQ(Sh("q", "ping -c 1 -W 3 " + p).first, 0);
+  // The group still keeps out whoever is not in web.
+  auto refused = Sh("q", "nc -w 2 " + db + " 7000 </dev/null");
+  EXPECT_EQ(refused.second.find("db-ok"), std::string::npos) << refused.second;
+  auto w = cluster_->client().GetWorkload("db");
+  ASSERT_TRUE(w.ok());
+  EXPECT_EQ(w->status.state, core::WorkloadState::kRunning);
+}
+
+TEST_F(ClusterNetworkTest, AfterFailoverAContainerKeepsItsAddressAndIsReachedOnItsNewHost) {
+  ASSERT_TRUE(Post("/v1/networks", {{"name", "blue"}, {"subnet", "10.80.0.0/24"}}).ok());
+  PlaceOn(0, {Box("client", "exec sleep 3600", {})});
+  PlaceOn(1, {Box("mover", "exec sleep 3600", {}, R"({"policy": "always"})")});
+  const std::string address = AddressOf("mover");
+  ASSERT_FALSE(address.empty());
+  ASSERT_EQ(Sh("client", "ping -c 1 -W 3 " + address).first, 0);
+
+  // Host 2 dies with its work; the container runs again on host 1 or 3, at the same address.
+  cluster_->KillHost(1);
+  ASSERT_TRUE(Eventually(
+      [&] {
+        auto w = cluster_->client().GetWorkload("mover");
+        return w.ok() && w->status.state == core::WorkloadState::kRunning &&
+               w->status.host != Cluster::HostName(1);
+      },
+      90))
+      << cluster_->server().Dump("mover").dump();
+  EXPECT_EQ(AddressOf("mover"), address);
+  EXPECT_TRUE(Eventually([&] { return Sh("client", "ping -c 1 -W 2 " + address).first == 0; }))
+      << e2e::ReadFile(cluster_->AgentLog(0));
 }
 
 }  // namespace
