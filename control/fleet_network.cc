@@ -192,6 +192,36 @@ absl::StatusOr<HostNetworkPlan> FleetNetworks::Attach(std::string_view host,
   return PlanFor(host, caller_address);
 }
 
+absl::StatusOr<std::shared_ptr<const FleetNetworks::FleetState>> FleetNetworks::State() {
+  BERTH_ASSIGN_OR_RETURN(const int64_t revision, store_->Revision());
+  {
+    absl::MutexLock lock(&state_mu_);
+    if (state_ && state_->revision == revision) return state_;
+  }
+  auto state = std::make_shared<FleetState>();
+  state->revision = revision;
+  BERTH_ASSIGN_OR_RETURN(state->networks, network_.Networks());
+  BERTH_ASSIGN_OR_RETURN(state->addressings, network_.Addressings());
+  BERTH_ASSIGN_OR_RETURN(state->groups, network_.Groups());
+  BERTH_ASSIGN_OR_RETURN(state->forwards, network_.Forwards());
+  // Every address owner, read once: where it runs and which groups it is in on each network.
+  for (const auto& a : state->addressings) {
+    for (const auto& [addr, owner] : a.allocations) {
+      if (state->owners.contains(owner)) continue;
+      auto w = control_->GetWorkload(owner);
+      if (w.ok()) {
+        state->owners.emplace(owner, *std::move(w));
+      } else if (!absl::IsNotFound(w.status())) {
+        return w.status();
+      }
+    }
+  }
+  absl::MutexLock lock(&state_mu_);
+  // Read at `revision` or later: good for every plan asked at that revision.
+  state_ = state;
+  return std::shared_ptr<const FleetState>(state);
+}
+
 absl::StatusOr<HostNetworkPlan> FleetNetworks::PlanFor(std::string_view host,
                                                        std::string_view caller_address) {
   HostNetworkPlan plan;
@@ -201,23 +231,11 @@ absl::StatusOr<HostNetworkPlan> FleetNetworks::PlanFor(std::string_view host,
     return h == host ? std::string(caller_address) : std::string();
   };
   plan.local_address = underlay(host);
-  BERTH_ASSIGN_OR_RETURN(std::vector<core::Network> networks, network_.Networks());
-  BERTH_ASSIGN_OR_RETURN(auto addressings, network_.Addressings());
-  BERTH_ASSIGN_OR_RETURN(std::vector<core::SecurityGroup> groups, network_.Groups());
-
-  // Every address owner, read once: where it runs and which groups it is in on each network.
-  std::map<std::string, core::Workload> owners;
-  for (const auto& a : addressings) {
-    for (const auto& [addr, owner] : a.allocations) {
-      if (owners.contains(owner)) continue;
-      auto w = control_->GetWorkload(owner);
-      if (w.ok()) {
-        owners.emplace(owner, *std::move(w));
-      } else if (!absl::IsNotFound(w.status())) {
-        return w.status();
-      }
-    }
-  }
+  BERTH_ASSIGN_OR_RETURN(std::shared_ptr<const FleetState> state, State());
+  const auto& networks = state->networks;
+  const auto& addressings = state->addressings;
+  const auto& groups = state->groups;
+  const auto& owners = state->owners;
   auto attachment = [](const core::Workload& w,
                        std::string_view network) -> const core::NetworkAttachment* {
     for (const auto& n : w.spec.networks) {
@@ -273,8 +291,7 @@ absl::StatusOr<HostNetworkPlan> FleetNetworks::PlanFor(std::string_view host,
     plan.networks.push_back(std::move(p));
   }
   // Forwards to workloads placed here, on networks made here.
-  BERTH_ASSIGN_OR_RETURN(std::vector<core::PortForward> forwards, network_.Forwards());
-  for (const core::PortForward& f : forwards) {
+  for (const core::PortForward& f : state->forwards) {
     auto it = owners.find(f.spec.workload);
     if (it == owners.end() || HostOf(it->second) != host ||
         !local_networks.contains(f.spec.network)) {

@@ -17,10 +17,12 @@
 #pragma once
 
 #include <deque>
+#include <map>
 #include <memory>
 #include <string>
 #include <string_view>
 #include <thread>
+#include <vector>
 
 #include "absl/base/thread_annotations.h"
 #include "absl/status/statusor.h"
@@ -29,6 +31,7 @@
 #include "control/control_plane.h"
 #include "control/network_service.h"
 #include "core/clock.h"
+#include "runtime/net/ipam.h"
 #include "state/store.h"
 
 namespace berth::control {
@@ -69,6 +72,17 @@ class FleetNetworks {
                                                     std::string_view caller_address);
 
  private:
+  // What every plan reads, decoded once per store revision: hosts asking at the same revision
+  // (a fleet's agents look every few seconds) share it.
+  struct FleetState {
+    int64_t revision = 0;
+    std::vector<core::Network> networks;
+    std::vector<runtime::net::NetworkAddressing> addressings;
+    std::vector<core::SecurityGroup> groups;
+    std::vector<core::PortForward> forwards;
+    std::map<std::string, core::Workload> owners;  // every address's owner, by name
+  };
+  absl::StatusOr<std::shared_ptr<const FleetState>> State();
   // Releases every address `workload` holds, when it is gone (not found, or being deleted).
   void ReleaseIfGone(const std::string& workload);
   void ReleaseLoop();
@@ -82,6 +96,8 @@ class FleetNetworks {
   std::deque<std::string> to_release_ ABSL_GUARDED_BY(mu_);
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
   std::thread releaser_;
+  absl::Mutex state_mu_;
+  std::shared_ptr<const FleetState> state_ ABSL_GUARDED_BY(state_mu_);
 };
 
 }  // namespace berth::control
