@@ -27,6 +27,13 @@ using core::Json;
 
 namespace {
 
+// A network's bridge as the CLI shows it: on a fleet the server makes none, each host's agent
+// makes its own (joined by the network's VXLAN id).
+std::string BridgeText(const Json& network) {
+  const std::string bridge = network["status"].value("bridge", "");
+  return bridge.empty() ? "(one per host)" : bridge;
+}
+
 // One run of a storage or network command. `words` name the command within its group ("create";
 // "rule", "add"): Arg(0)... are they, then the command's own arguments.
 // Backups and restores copy whole disks in one request, so requests may take hours.
@@ -224,11 +231,12 @@ class Session : public CommandSession {
       if (!j) return 1;
       return Print(*j, [&](const Json& list) {
         std::vector<std::vector<std::string>> rows = {
-            {"NAME", "SUBNET", "GATEWAY", "NAT", "BRIDGE"}};
+            {"NAME", "SUBNET", "GATEWAY", "NAT", "BRIDGE", "VNI"}};
         for (const auto& n : list["items"]) {
-          rows.push_back(
-              {n.value("name", ""), n["spec"].value("subnet", ""), n["spec"].value("gateway", ""),
-               n["spec"].value("nat", false) ? "yes" : "no", n["status"].value("bridge", "")});
+          rows.push_back({n.value("name", ""), n["spec"].value("subnet", ""),
+                          n["spec"].value("gateway", ""),
+                          n["spec"].value("nat", false) ? "yes" : "no", BridgeText(n),
+                          std::to_string(n["status"].value("vni", 0))});
         }
         PrintTable(out_, rows);
       });
@@ -243,8 +251,7 @@ class Session : public CommandSession {
       if (!j) return 1;
       return Print(*j, [&](const Json& n) {
         out_ << "network " << name << " created: " << n["spec"].value("subnet", "") << " gateway "
-             << n["spec"].value("gateway", "") << " bridge " << n["status"].value("bridge", "")
-             << "\n";
+             << n["spec"].value("gateway", "") << " bridge " << BridgeText(n) << "\n";
       });
     }
     if (sub == "get") {
@@ -254,7 +261,8 @@ class Session : public CommandSession {
         out_ << "name:     " << name << "\nsubnet:   " << n["spec"].value("subnet", "")
              << "\ngateway:  " << n["spec"].value("gateway", "")
              << "\nnat:      " << (n["spec"].value("nat", false) ? "yes" : "no")
-             << "\nbridge:   " << n["status"].value("bridge", "") << "\naddresses:\n";
+             << "\nbridge:   " << BridgeText(n) << "\nvni:      " << n["status"].value("vni", 0)
+             << "\naddresses:\n";
         if (n["status"].contains("addresses")) {
           for (auto it = n["status"]["addresses"].begin(); it != n["status"]["addresses"].end();
                ++it) {

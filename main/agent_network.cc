@@ -173,19 +173,27 @@ void AgentNetworks::RefreshLoop() {
 absl::Status AgentNetworks::Refresh() {
   BERTH_ASSIGN_OR_RETURN(HostNetworkPlan plan, options_.fetch(""));
   absl::MutexLock lock(&mu_);
+  if (swept_) return Apply(plan, "");
+  // The first look after a start: the host keeps the rules an earlier run left until the whole
+  // plan is re-declared (the surviving interfaces adopted), then takes the new set at once.
+  driver_->HoldRules();
   absl::Status applied = Apply(plan, "");
-  if (!applied.ok() || swept_) return applied;
-  // Once, after the first plan is made: what an earlier run of this agent left and no plan
-  // names any more (bridges, tunnels, interfaces, rules, dnsmasq) goes.
-  rn::KeepSet keep;
-  for (const rn::NetworkInfo& n : driver_->ListNetworks()) {
-    keep.networks.insert(n.name);
-    for (const rn::EndpointInfo& e : driver_->ListEndpoints(n.name)) {
-      keep.endpoints.insert({n.name, e.id});
+  if (applied.ok()) {
+    // What an earlier run of this agent left and no plan names (bridges, tunnels, interfaces,
+    // rules, dnsmasq) goes.
+    rn::KeepSet keep;
+    for (const rn::NetworkInfo& n : driver_->ListNetworks()) {
+      keep.networks.insert(n.name);
+      for (const rn::EndpointInfo& e : driver_->ListEndpoints(n.name)) {
+        keep.endpoints.insert({n.name, e.id});
+      }
     }
+    keep.security_groups = declared_groups_;
+    applied = driver_->Cleanup(keep);
   }
-  keep.security_groups = declared_groups_;
-  BERTH_RETURN_IF_ERROR(driver_->Cleanup(keep));
+  absl::Status released = driver_->ReleaseRules();
+  if (!applied.ok()) return applied;
+  BERTH_RETURN_IF_ERROR(released);
   swept_ = true;
   return absl::OkStatus();
 }
@@ -222,9 +230,20 @@ absl::Status AgentNetworks::Apply(const HostNetworkPlan& plan, std::string_view 
       note(s);
     }
   }
+  // Each declaration re-renders the host's rules: only what changed is declared again.
   for (const auto& g : plan.groups) {
     auto full = ToDriverGroup(g, true);
-    note(full.ok() ? driver_->PutSecurityGroup(*full) : full.status());
+    if (!full.ok()) {
+      note(full.status());
+      continue;
+    }
+    if (auto it = applied_groups_.find(g.name);
+        it != applied_groups_.end() && it->second == *full) {
+      continue;
+    }
+    absl::Status put = driver_->PutSecurityGroup(*full);
+    if (put.ok()) applied_groups_[g.name] = *full;
+    note(put);
   }
   std::set<std::string> wanted;
   for (const auto& n : plan.networks) {
@@ -240,7 +259,13 @@ absl::Status AgentNetworks::Apply(const HostNetworkPlan& plan, std::string_view 
                                                 .local_address = plan.local_address,
                                                 .peers = n.peers},
                          .mtu = mtu - kVxlanOverhead};
-    note(driver_->EnsureNetwork(spec).status());
+    if (auto it = applied_networks_.find(n.name);
+        it != applied_networks_.end() && it->second == spec) {
+      continue;
+    }
+    absl::Status ensured = driver_->EnsureNetwork(spec).status();
+    if (ensured.ok()) applied_networks_[n.name] = spec;
+    note(ensured);
   }
   // Interfaces of tasks that outlived an agent restart: the driver adopts the link that is
   // there. A task that is gone has nothing to adopt; the agent reports it.
@@ -249,8 +274,14 @@ absl::Status AgentNetworks::Apply(const HostNetworkPlan& plan, std::string_view 
     const auto endpoints = driver_->ListEndpoints(nic.network);
     const bool known = std::any_of(endpoints.begin(), endpoints.end(),
                                    [&](const rn::EndpointInfo& e) { return e.id == nic.workload; });
+    const auto key = std::make_pair(nic.network, nic.workload);
     if (known) {
-      note(driver_->SetEndpointGroups(nic.network, nic.workload, nic.groups));
+      if (auto it = endpoint_groups_.find(key);
+          it == endpoint_groups_.end() || it->second != nic.groups) {
+        absl::Status set = driver_->SetEndpointGroups(nic.network, nic.workload, nic.groups);
+        if (set.ok()) endpoint_groups_[key] = nic.groups;
+        note(set);
+      }
       continue;
     }
     const rn::EndpointSpec spec = EndpointOf(nic);
@@ -259,7 +290,9 @@ absl::Status AgentNetworks::Apply(const HostNetworkPlan& plan, std::string_view 
                    options_.link_exists(rn::TapName(options_.instance, nic.network, nic.workload)))
                 : (options_.netns_exists && options_.netns_exists(spec.netns));
     if (!there) continue;
-    note(driver_->AttachEndpoint(spec).status());
+    absl::Status adopted = driver_->AttachEndpoint(spec).status();
+    if (adopted.ok()) endpoint_groups_[key] = nic.groups;
+    note(adopted);
   }
   // Port forwards to this host's workloads, at this host's addresses: new ones are made unless
   // a socket here holds the port (said once), gone ones removed.
@@ -301,6 +334,8 @@ absl::Status AgentNetworks::Apply(const HostNetworkPlan& plan, std::string_view 
   for (const rn::NetworkInfo& n : driver_->ListNetworks()) {
     if (wanted.contains(n.name)) continue;
     absl::Status s = driver_->DeleteNetwork(n.name);
+    applied_networks_.erase(n.name);
+    std::erase_if(endpoint_groups_, [&](const auto& e) { return e.first.first == n.name; });
     if (!absl::IsNotFound(s)) note(s);
   }
   return first;
@@ -318,9 +353,12 @@ absl::Status AgentNetworks::Attach(const core::WorkloadSpec& spec, runtime::Task
   absl::MutexLock lock(&mu_);
   // What the rest of the plan could not make (another workload's forward, say) does not keep
   // this workload from starting; a network of its own that is missing fails its interface below.
-  if (absl::Status applied = Apply(plan, spec.name); !applied.ok()) {
-    core::LogWarn("host %s: networks: %s", options_.host, applied.ToString());
-  }
+  // Before the first look, the rules an earlier run left stay until the others' surviving
+  // interfaces are adopted too.
+  if (!swept_) driver_->HoldRules();
+  absl::Status applied = Apply(plan, spec.name);
+  if (!swept_) applied.Update(driver_->ReleaseRules());
+  if (!applied.ok()) core::LogWarn("host %s: networks: %s", options_.host, applied.ToString());
   std::vector<PlannedNic> mine;
   for (const PlannedNic& nic : plan.nics) {
     if (nic.workload == spec.name) mine.push_back(nic);
@@ -347,7 +385,9 @@ absl::Status AgentNetworks::Attach(const core::WorkloadSpec& spec, runtime::Task
         !s.ok() && !absl::IsNotFound(s)) {
       return s;
     }
+    endpoint_groups_.erase({nic.network, nic.workload});
     auto made = driver_->AttachEndpoint(ep);
+    if (made.ok()) endpoint_groups_[{nic.network, nic.workload}] = nic.groups;
     if (!made.ok()) {
       return absl::Status(made.status().code(),
                           Cat("workload \"", spec.name, "\": networks[", nic.network,
@@ -365,6 +405,7 @@ absl::Status AgentNetworks::Attach(const core::WorkloadSpec& spec, runtime::Task
 void AgentNetworks::Detach(std::string_view workload) {
   absl::MutexLock lock(&mu_);
   for (const rn::NetworkInfo& n : driver_->ListNetworks()) {
+    endpoint_groups_.erase({n.name, std::string(workload)});
     absl::Status s = driver_->DetachEndpoint(n.name, workload);
     if (!absl::IsNotFound(s)) {
       core::ReportError(kWhere, Cat("workload ", workload, ": detach from network ", n.name), s);

@@ -25,10 +25,13 @@
 #pragma once
 
 #include <functional>
+#include <map>
 #include <set>
 #include <string>
 #include <string_view>
 #include <thread>
+#include <utility>
+#include <vector>
 
 #include "absl/base/thread_annotations.h"
 #include "absl/status/statusor.h"
@@ -96,6 +99,12 @@ class AgentNetworks {
   std::set<std::string> declared_groups_ ABSL_GUARDED_BY(mu_);  // put on the driver before
   bool swept_ ABSL_GUARDED_BY(mu_) = false;  // leftovers of an earlier run removed
   std::set<std::string> refused_forwards_ ABSL_GUARDED_BY(mu_);  // said once, tried again
+  // What was last made, so a look that finds nothing changed runs no command: networks and
+  // groups as declared, and each interface's groups by (network, workload).
+  std::map<std::string, runtime::net::NetworkSpec> applied_networks_ ABSL_GUARDED_BY(mu_);
+  std::map<std::string, runtime::net::SecurityGroup> applied_groups_ ABSL_GUARDED_BY(mu_);
+  std::map<std::pair<std::string, std::string>, std::vector<std::string>> endpoint_groups_
+      ABSL_GUARDED_BY(mu_);
   std::thread refresher_;
 };
 

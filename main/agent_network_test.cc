@@ -35,10 +35,72 @@ core::WorkloadSpec Container(const std::string& name, std::vector<std::string> n
   return *spec;
 }
 
+// The fake driver, counting the calls that change the host.
+class CountingDriver final : public rn::NetworkDriver {
+ public:
+  explicit CountingDriver(rn::NetworkDriver* inner) : inner_(inner) {}
+  int changes = 0;
+
+  absl::StatusOr<rn::NetworkInfo> EnsureNetwork(const rn::NetworkSpec& spec,
+                                                const rn::NetworkOptions& o) override {
+    ++changes;
+    return inner_->EnsureNetwork(spec, o);
+  }
+  absl::Status DeleteNetwork(std::string_view name, const rn::NetworkOptions& o) override {
+    ++changes;
+    return inner_->DeleteNetwork(name, o);
+  }
+  std::vector<rn::NetworkInfo> ListNetworks() override { return inner_->ListNetworks(); }
+  absl::StatusOr<rn::EndpointInfo> AttachEndpoint(const rn::EndpointSpec& spec,
+                                                  const rn::NetworkOptions& o) override {
+    ++changes;
+    return inner_->AttachEndpoint(spec, o);
+  }
+  absl::Status DetachEndpoint(std::string_view network, std::string_view id,
+                              const rn::NetworkOptions& o) override {
+    ++changes;
+    return inner_->DetachEndpoint(network, id, o);
+  }
+  std::vector<rn::EndpointInfo> ListEndpoints(std::string_view network) override {
+    return inner_->ListEndpoints(network);
+  }
+  absl::Status SetEndpointGroups(std::string_view network, std::string_view id,
+                                 const std::vector<std::string>& groups,
+                                 const rn::NetworkOptions& o) override {
+    ++changes;
+    return inner_->SetEndpointGroups(network, id, groups, o);
+  }
+  absl::Status PutSecurityGroup(const rn::SecurityGroup& group,
+                                const rn::NetworkOptions& o) override {
+    ++changes;
+    return inner_->PutSecurityGroup(group, o);
+  }
+  absl::Status DeleteSecurityGroup(std::string_view name, const rn::NetworkOptions& o) override {
+    ++changes;
+    return inner_->DeleteSecurityGroup(name, o);
+  }
+  absl::Status AddPortForward(const rn::PortForward& f, const rn::NetworkOptions& o) override {
+    ++changes;
+    return inner_->AddPortForward(f, o);
+  }
+  absl::Status RemovePortForward(std::string_view id, const rn::NetworkOptions& o) override {
+    ++changes;
+    return inner_->RemovePortForward(id, o);
+  }
+  std::vector<rn::PortForward> ListPortForwards() override { return inner_->ListPortForwards(); }
+  absl::Status Cleanup(const rn::KeepSet& keep) override {
+    ++changes;
+    return inner_->Cleanup(keep);
+  }
+
+ private:
+  rn::NetworkDriver* const inner_;
+};
+
 // The server's answers are plans the test writes; namespaces are names in a set.
 class AgentNetworksTest : public ::testing::Test {
  protected:
-  AgentNetworksTest() : networks_(Options(), &driver_) {}
+  AgentNetworksTest() : networks_(Options(), &counting_) {}
   AgentNetworksOptions Options() {
     AgentNetworksOptions o;
     o.host = "h1";
@@ -90,6 +152,7 @@ class AgentNetworksTest : public ::testing::Test {
   }
 
   rn::FakeNetworkDriver driver_{kInstance};
+  CountingDriver counting_{&driver_};
   AgentNetworks networks_;
   HostNetworkPlan plan_;
   absl::Status answer_ = absl::OkStatus();
@@ -122,6 +185,22 @@ TEST_F(AgentNetworksTest, AContainerGetsItsInterfaceOnABridgeTunnelledToThePeers
   const std::string rules = driver_.ruleset();
   EXPECT_THAT(rules, HasSubstr("10.88.0.9"));
   EXPECT_THAT(rules, HasSubstr("tcp dport 5432"));
+}
+
+TEST_F(AgentNetworksTest, ALookThatFindsNothingChangedChangesNothing) {
+  Plan({"pg"}, {"192.0.2.2"});
+  runtime::TaskConfig config;
+  ASSERT_TRUE(networks_.Attach(Container("pg", {"blue"}), &config).ok());
+  ASSERT_TRUE(networks_.Refresh().ok());  // the first look also sweeps once
+  const int before = counting_.changes;
+  ASSERT_TRUE(networks_.Refresh().ok());
+  ASSERT_TRUE(networks_.Refresh().ok());
+  EXPECT_EQ(counting_.changes, before);
+  // A new member elsewhere changes that group only.
+  plan_.groups[1].remote_members.push_back("10.88.0.10");
+  ASSERT_TRUE(networks_.Refresh().ok());
+  EXPECT_EQ(counting_.changes, before + 1);
+  EXPECT_THAT(driver_.ruleset(), HasSubstr("10.88.0.10"));
 }
 
 TEST_F(AgentNetworksTest, ARefreshFollowsPeersAndRemovesNetworksNoLongerPlanned) {

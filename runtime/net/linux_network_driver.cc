@@ -267,7 +267,23 @@ absl::Status LinuxNetworkDriver::StopDhcp(std::string_view network) const {
   return absl::OkStatus();
 }
 
+void LinuxNetworkDriver::HoldRules() {
+  absl::MutexLock lock(&mu_);
+  hold_rules_ = true;
+}
+
+absl::Status LinuxNetworkDriver::ReleaseRules() {
+  absl::MutexLock lock(&mu_);
+  if (!hold_rules_) return absl::OkStatus();
+  hold_rules_ = false;
+  return Commit(model_);
+}
+
 absl::Status LinuxNetworkDriver::Commit(NetworkModel next) {
+  if (hold_rules_) {
+    model_ = std::move(next);
+    return absl::OkStatus();
+  }
   bool any_protected = false;
   for (const auto& [_, e] : next.endpoints()) any_protected |= !e.spec.security_groups.empty();
   if (any_protected) {

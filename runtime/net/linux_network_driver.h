@@ -69,6 +69,8 @@ class LinuxNetworkDriver final : public NetworkDriver {
   absl::Status RemovePortForward(std::string_view id, const NetworkOptions& options) override;
   std::vector<PortForward> ListPortForwards() override;
   absl::Status Cleanup(const KeepSet& keep) override;
+  void HoldRules() override;
+  absl::Status ReleaseRules() override;
 
   // Path of a network's dnsmasq files (pid, leases, hosts).
   std::string DhcpDir(std::string_view network) const;
@@ -104,6 +106,7 @@ class LinuxNetworkDriver final : public NetworkDriver {
   const Options options_;
   absl::Mutex mu_;
   NetworkModel model_ ABSL_GUARDED_BY(mu_);
+  bool hold_rules_ ABSL_GUARDED_BY(mu_) = false;  // HoldRules() until ReleaseRules()
   // The route_localnet value each bridge was last given.
   std::map<std::string, bool> localnet_ ABSL_GUARDED_BY(mu_);
 };

@@ -131,6 +131,25 @@ TEST_F(LinuxNetworkDriverTest, TwoContainersReachEachOtherByIp) {
   EXPECT_TRUE(TcpReachable(ns_.Name("a"), "10.10.0.3", server.port(), kReachable));
 }
 
+TEST_F(LinuxNetworkDriverTest, HeldRulesStayOnTheHostUntilTheWholeNewSetIsReleased) {
+  ASSERT_TRUE(driver().PutSecurityGroup({.name = "g"}).ok());
+  ASSERT_TRUE(driver().SetEndpointGroups("n1", "b", {"g"}).ok());
+  const std::string guarded = Rules();
+  ASSERT_THAT(guarded, HasSubstr("10.10.0.3"));  // b's address, in g's set
+  driver().HoldRules();
+  // Re-declared from scratch (as after a restart): the model passes through states naming no
+  // endpoint, and the host's rules stay as they were meanwhile.
+  ASSERT_TRUE(driver().SetEndpointGroups("n1", "b", {}).ok());
+  ASSERT_TRUE(driver().PutSecurityGroup({.name = "g"}).ok());
+  EXPECT_EQ(Rules(), guarded);
+  ASSERT_TRUE(driver().SetEndpointGroups("n1", "b", {"g"}).ok());
+  ASSERT_TRUE(driver().ReleaseRules().ok());
+  EXPECT_THAT(Rules(), HasSubstr("10.10.0.3"));
+  // Released, changes reach the host at once again.
+  ASSERT_TRUE(driver().SetEndpointGroups("n1", "b", {}).ok());
+  EXPECT_NE(Rules(), guarded);
+}
+
 TEST_F(LinuxNetworkDriverTest, SecurityGroupBlocksThenAllows) {
   TcpServer server(ns_.Name("b"));
   ASSERT_GT(server.port(), 0);

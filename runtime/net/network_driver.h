@@ -50,6 +50,7 @@ struct NetworkSpec {
   // and DHCP's MTU option); 0 = the kernel's default. Set below the underlay's by the tunnel's
   // 50 bytes, so encapsulated frames fit.
   int mtu = 0;
+  bool operator==(const NetworkSpec&) const = default;
 };
 
 struct NetworkInfo {
@@ -98,6 +99,7 @@ struct SecurityRule {
   int port_to = 0;  // 0 = same as port_from
   std::string source_cidr;
   std::string source_group;
+  bool operator==(const SecurityRule&) const = default;
 };
 
 struct SecurityGroup {
@@ -106,6 +108,7 @@ struct SecurityGroup {
   // Addresses of the group's members that are not endpoints of this host (workloads on other
   // hosts of a network that spans hosts): rules naming the group as their source admit them too.
   std::vector<std::string> remote_members;
+  bool operator==(const SecurityGroup&) const = default;
 };
 
 struct PortForward {
@@ -167,6 +170,13 @@ class NetworkDriver {
   // Removes every Berth-made object not in `keep` (called at agent start, after the caller has
   // re-declared what it keeps).
   virtual absl::Status Cleanup(const KeepSet& keep) = 0;
+
+  // Between HoldRules() and ReleaseRules(), changes update what the driver knows but the host
+  // keeps the rules it has; ReleaseRules() puts the whole new set in at once. A caller that
+  // re-declares what survived a restart so leaves no moment without its security groups (the
+  // first declarations alone would name no endpoint yet). Drivers without rules do nothing.
+  virtual void HoldRules() {}
+  virtual absl::Status ReleaseRules() { return absl::OkStatus(); }
 };
 
 }  // namespace berth::runtime::net

@@ -7,6 +7,7 @@
 // keeps its containers reachable and their groups enforced; a container moved by failover keeps
 // its address. Needs root, runc and the test images; skips otherwise.
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "gtest/gtest.h"
@@ -190,6 +191,10 @@ TEST_F(ClusterNetworkTest, ContainersOnTwoHostsReachEachOtherAndGroupsHoldAcross
 
 TEST_F(ClusterNetworkTest, AContainerOnOneHostAndAVmOnAnotherPingEachOther) {
   ASSERT_TRUE(Post("/v1/networks", {{"name", "blue"}, {"subnet", "10.78.0.0/24"}}).ok());
+  // On a fleet the server makes no bridge; each host makes its own, joined by the network's id.
+  e2e::Result got = e2e::Run(cluster_->server().data_dir(), {"net", "get", "blue"});
+  EXPECT_NE(got.out.find("bridge:   (one per host)\nvni:      "), std::string::npos) << got.out;
+  EXPECT_EQ(got.out.find("vni:      0\n"), std::string::npos) << got.out;
   PlaceOn(0, {Box("c", "exec sleep 3600", {})});
   auto vm = core::DecodeWorkloadSpec({{"name", "v"},
                                       {"kind", "vm"},
@@ -228,9 +233,23 @@ TEST_F(ClusterNetworkTest, AnAgentRestartKeepsItsWorkloadsReachableAndItsGroupsE
   ASSERT_EQ(Sh("q", "ping -c 1 -W 3 " + p).first, 0);
 
   // Host 1's agent restarts; its containers run on. Its first look adopts their interfaces.
+  // Meanwhile q, in no group, keeps knocking on db's port: the group must hold throughout, not
+  // only once the look is done.
+  e2e::Result knocks;
+  std::thread knocker([&] {
+    knocks =
+        e2e::Run(cluster_->server().data_dir(),
+                 {"workload", "exec", "q", "--", "/bin/sh", "-c",
+                  "n=0; end=$(($(date +%s) + 12)); while [ $(date +%s) -lt $end ]; do "
+                  "nc -w 1 " +
+                      db + " 7000 </dev/null | grep -q db-ok && n=$((n + 1)); done; echo in=$n"});
+  });
+  absl::SleepFor(absl::Seconds(1));
   cluster_->StopAgent(0);
   cluster_->StartAgent(0);
   ASSERT_TRUE(Eventually([&] { return cluster_->HostState(0) == "ready"; }));
+  knocker.join();
+  EXPECT_EQ(knocks.out, "in=0\n") << knocks.err;
   EXPECT_TRUE(Eventually([&] {
     return Sh("app", "nc -w 2 " + db + " 7000 </dev/null").second == "db-ok\n";
   })) << e2e::ReadFile(cluster_->AgentLog(0));
