@@ -112,6 +112,10 @@ class NetworkHost {
   virtual absl::Status CheckPortFree(std::string_view protocol, int port) {
     return absl::OkStatus();
   }
+  // As runtime::net::NetworkDriver's: the host keeps its rules until ReleaseRules() puts the
+  // whole re-declared set in at once (a server restart re-declaring what it held).
+  virtual void HoldRules() {}
+  virtual absl::Status ReleaseRules() { return absl::OkStatus(); }
 };
 
 // A workload joining a network (see core::NetworkAttachment).

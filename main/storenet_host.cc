@@ -9,6 +9,7 @@
 #include <filesystem>
 #include <fstream>
 
+#include "absl/cleanup/cleanup.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
@@ -310,6 +311,8 @@ class LocalNetworkHost : public control::NetworkHost {
   absl::Status CheckPortFree(std::string_view protocol, int port) override {
     return HostPortFree(netns_, protocol, port);
   }
+  void HoldRules() override { driver_.HoldRules(); }
+  absl::Status ReleaseRules() override { return driver_.ReleaseRules(); }
 
   absl::StatusOr<std::string> EnsureNetwork(const control::HostNetwork& n) override {
     rn::NetworkSpec s;
@@ -461,6 +464,14 @@ void LocalStorageNetwork::Start(std::ostream& err) {
   if (absl::Status s = storage_.Start(); !s.ok()) {
     err << "berth serve: storage: " << s.message() << "\n";
   }
+  // The host keeps the rules it has until networks, groups, forwards and the running
+  // workloads' interfaces are all declared again: no moment without the security groups.
+  network_host_->HoldRules();
+  absl::Cleanup release = [&] {
+    if (absl::Status s = network_host_->ReleaseRules(); !s.ok()) {
+      err << "berth serve: network rules: " << s.message() << "\n";
+    }
+  };
   if (absl::Status s = network_.Start(); !s.ok()) {
     err << "berth serve: network: " << s.message() << "\n";
   }
@@ -475,6 +486,7 @@ void LocalStorageNetwork::Start(std::ostream& err) {
     if (w.ok()) workloads.push_back(*std::move(w));
   }
   RedeclareEndpoints(workloads, err);
+  std::move(release).Invoke();
   releaser_ = std::thread([this] {
     core::ReportError("storenet", "release loop",
                       core::RunGuarded("storenet release", [this] { ReleaseLoop(); }));
