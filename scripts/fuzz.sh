@@ -8,7 +8,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 SECONDS_EACH=${1:-60}
 FUZZ_DIR=${FUZZ_BUILD_DIR:-build-fuzz}
-TARGETS=${FUZZ_TARGETS:-"body_parser_fuzz router_fuzz"}
+TARGETS=${FUZZ_TARGETS:-"body_parser_fuzz router_fuzz task_api_fuzz"}
 
 if [ ! -f "$FUZZ_DIR/build.ninja" ]; then
   CC=clang CXX=clang++ cmake -S . -B "$FUZZ_DIR" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
@@ -17,10 +17,11 @@ fi
 # shellcheck disable=SC2086
 cmake --build "$FUZZ_DIR" -j"$(nproc)" --target $TARGETS
 
-# Seeds: every fenced YAML or JSON block of the docs, as a body and as a workload create.
+# Seeds: every fenced YAML or JSON block of the docs, as a body and as a workload create (the
+# task API takes no such documents: its seeds are fuzz/corpus/task_api_fuzz/ alone).
 seeds="$FUZZ_DIR/seeds"
 rm -rf "$seeds"
-mkdir -p "$seeds/body_parser_fuzz" "$seeds/router_fuzz"
+mkdir -p "$seeds/body_parser_fuzz" "$seeds/router_fuzz" "$seeds/task_api_fuzz"
 python3 - "$seeds" README.md docs/*.md <<'PY'
 import pathlib, re, sys
 out = pathlib.Path(sys.argv[1])
