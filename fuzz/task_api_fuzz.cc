@@ -16,7 +16,8 @@
 // docs/drivers.md): 401 exactly when the request lacks the one right bearer token; with it, 400
 // for a malformed name or stream, what the host said for the rest (404, 409, 503), never any
 // other 5xx; a read (plain or followed) answers the whole file; and the host sees only workload
-// names, streams, exec requests and warm state keys that are valid.
+// names, streams, warm state keys and exec requests that are valid (a command and environment
+// that execve can carry as given).
 #include <unistd.h>
 
 #include <algorithm>
@@ -123,6 +124,18 @@ class FuzzTasks final : public berth::agent::LocalHost {
     if (request.timeout <= absl::ZeroDuration() || request.timeout > kMaxWait) {
       Die("the host was given an exec timeout out of bounds",
           absl::FormatDuration(request.timeout));
+    }
+    // A host hands argv and env to execve (or to runc's command line): a NUL would cut a
+    // string short and a '=' in a name would set another variable, so the command run would
+    // not be the one asked for.
+    for (const std::string& a : request.argv) {
+      if (a.find('\0') != std::string::npos) Die("the host was given argv with a NUL", a);
+    }
+    for (const auto& [k, v] : request.env) {
+      if (k.empty() || k.find_first_of(std::string_view("=\0", 2)) != std::string::npos ||
+          v.find('\0') != std::string::npos) {
+        Die("the host was given an env it cannot set as asked", k + "=" + v);
+      }
     }
     if (workload == "web") {
       std::string joined;

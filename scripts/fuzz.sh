@@ -42,9 +42,12 @@ for t in $TARGETS; do
   corpus="$FUZZ_DIR/corpus/$t"
   artifacts="$FUZZ_DIR/artifacts/$t/"
   mkdir -p "$corpus" "$artifacts"
+  # A target's dictionary of request tokens, where it has one.
+  dict=()
+  if [ -f "fuzz/$t.dict" ]; then dict=(-dict="fuzz/$t.dict"); fi
   echo "fuzz: $t for ${SECONDS_EACH}s"
   if ! "$FUZZ_DIR/fuzz/$t" -max_total_time="$SECONDS_EACH" -rss_limit_mb=2048 -max_len=65536 \
-      -timeout=30 -print_final_stats=1 -artifact_prefix="$artifacts" \
+      -timeout=30 -print_final_stats=1 -artifact_prefix="$artifacts" ${dict[@]+"${dict[@]}"} \
       "$corpus" "fuzz/corpus/$t" "$seeds/$t" >"$FUZZ_DIR/$t.log" 2>&1; then
     echo "fuzz: $t FAILED; see $FUZZ_DIR/$t.log and $artifacts" >&2
     tail -n 60 "$FUZZ_DIR/$t.log" >&2
