@@ -29,6 +29,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <iterator>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -71,7 +72,8 @@ void RemoveTempDir() {
   std::abort();
 }
 
-// What the tasks' files hold, by workload and then by stream ("console" for the console).
+// What the tasks' files hold at the start of each run, by workload and then by stream
+// ("console" for the console).
 const std::map<std::string, std::map<std::string, std::string>>& Files() {
   // A console is raw bytes: escapes, a NUL, not UTF-8.
   static constexpr char kConsole[] = "SeaBIOS\r\n\x1b[2J\xff\xfe not UTF-8\0 login: ";
@@ -82,14 +84,34 @@ const std::map<std::string, std::map<std::string, std::string>>& Files() {
   return *files;
 }
 
+std::filesystem::path FileOf(std::string_view workload, std::string_view stream) {
+  return TempDir() / (std::string(workload) + "." + std::string(stream));
+}
+
+std::string ReadFile(const std::filesystem::path& path) {
+  std::ifstream in(path, std::ios::binary);
+  return std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+}
+
+// What "web" writes to its stdout when its stats are first asked in a run: a follow must pass
+// on what a task writes while it is followed.
+constexpr std::string_view kWebMore = "GET /health 200\n";
+
 // The tasks of one host. "web" is a container and "vm1" a VM, both running until their stats
-// have been asked once in a run (so a follow sees the task end); "gone" had files that are gone
-// and no task any more; "down" is a host whose agent is not running; any other name is no task.
+// have been asked once in a run (so a follow sees the task end; "web" writes kWebMore to its
+// stdout then); "gone" had files that are gone and no task any more; "down" is a host whose
+// agent is not running; any other name is no task.
 class FuzzTasks final : public berth::agent::LocalHost {
  public:
-  // Forgets what the last run asked.
+  // Forgets what the last run asked, and what "web" wrote in it.
   void Reset() {
     std::lock_guard<std::mutex> lock(mu_);
+    if (web_wrote_) {
+      std::ofstream out(FileOf("web", "stdout"), std::ios::binary | std::ios::trunc);
+      out << Files().at("web").at("stdout");
+      if (!out) Die("cannot rewrite the task file", FileOf("web", "stdout").string());
+      web_wrote_ = false;
+    }
     stats_calls_.clear();
     called_ = false;
     unavailable_ = false;
@@ -154,6 +176,12 @@ class FuzzTasks final : public berth::agent::LocalHost {
     {
       std::lock_guard<std::mutex> lock(mu_);
       calls = ++stats_calls_[std::string(workload)];
+      if (workload == "web" && calls == 1) {
+        std::ofstream out(FileOf("web", "stdout"), std::ios::binary | std::ios::app);
+        out << kWebMore;
+        if (!out) Die("cannot write the task file", FileOf("web", "stdout").string());
+        web_wrote_ = true;
+      }
     }
     Json stats = {{"workload", std::string(workload)},
                   {"kind", workload == "web" ? "container" : "vm"},
@@ -196,9 +224,9 @@ class FuzzTasks final : public berth::agent::LocalHost {
   static absl::StatusOr<std::string> FilePath(std::string_view workload, std::string_view stream) {
     auto task = Files().find(std::string(workload));
     if (task != Files().end() && task->second.count(std::string(stream)) > 0) {
-      return (TempDir() / (std::string(workload) + "." + std::string(stream))).string();
+      return FileOf(workload, stream).string();
     }
-    if (workload == "gone") return (TempDir() / ("gone." + std::string(stream))).string();
+    if (workload == "gone") return FileOf("gone", stream).string();
     return NoTask(workload);
   }
 
@@ -206,6 +234,7 @@ class FuzzTasks final : public berth::agent::LocalHost {
   std::map<std::string, int> stats_calls_;
   bool called_ = false;
   bool unavailable_ = false;
+  bool web_wrote_ = false;
 };
 
 // The temporary directory with the files, the tasks and their started server, made once and
@@ -217,7 +246,7 @@ struct Harness {
     std::filesystem::create_directories(TempDir());
     for (const auto& [workload, streams] : Files()) {
       for (const auto& [stream, content] : streams) {
-        std::ofstream out(TempDir() / (workload + "." + stream), std::ios::binary);
+        std::ofstream out(FileOf(workload, stream), std::ios::binary);
         out << content;
         if (!out) Die("cannot write the task files", TempDir().string());
       }
@@ -430,8 +459,9 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     auto task = Files().find(call->name);
     const std::string key = call->op == "console" ? "console" : stream.value_or("stdout");
     if (task == Files().end() || task->second.count(key) == 0) Die("200 for no file", seen);
-    // The files are small and do not change: a plain read and a follow answer all of one.
-    if (response.body != task->second.at(key)) {
+    // The files are small: a plain read answers all the file held, a follow all it holds once
+    // the task is over.
+    if (response.body != ReadFile(FileOf(call->name, key))) {
       Die(std::string("answer is not the file") + (follow ? " (followed)" : ""), seen);
     }
     return 0;
