@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Builds the libFuzzer targets in fuzz/ with clang (ASan + UBSan) into build-fuzz/, seeds them
-# with the project's own specs and fuzz/corpus/, and runs each for SECONDS (default 60).
+# with the project's own specs and fuzz/corpus/ (and fuzz/TARGET.dict, a target's dictionary,
+# where there is one), and runs each for SECONDS (default 60).
 # Exits nonzero when any target finds a crash, a leak, a sanitizer report, a timeout or an
 # out-of-memory; the input that did it lands in build-fuzz/artifacts/<target>/.
 #   scripts/fuzz.sh [SECONDS]         FUZZ_TARGETS="body_parser_fuzz" to run only some
