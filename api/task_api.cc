@@ -71,7 +71,7 @@ class FileFollower : public std::enable_shared_from_this<FileFollower> {
       out_.Finish();
       return;
     }
-    const absl::Duration next = more ? absl::Milliseconds(1) : absl::Milliseconds(200);
+    const absl::Duration next = more ? absl::Milliseconds(1) : follow_.poll;
     follow_.server->RunAfter(next, [self = shared_from_this()] {
       // A stopped pool refuses the step, which ends the stream: the server is going away.
       if (self->follow_.pool == nullptr) {
@@ -241,7 +241,7 @@ TaskApiServer::TaskApiServer(TaskApiOptions options, agent::LocalHost* tasks)
           return;
         }
         ServeTaskFile(req, std::move(r), tasks_->LogPath(*name, *stream),
-                      {server_.get(), pool_.get(), over(*name)});
+                      {server_.get(), pool_.get(), over(*name), options_.follow_poll});
       });
   router_.HandleAsync("GET", "/v1/tasks/{name}/console",
                       [this, name_of, over](const HttpRequest& req, Responder r) {
@@ -250,8 +250,9 @@ TaskApiServer::TaskApiServer(TaskApiOptions options, agent::LocalHost* tasks)
                           r.Send(HttpResponse::FromStatus(name.status()));
                           return;
                         }
-                        ServeTaskFile(req, std::move(r), tasks_->ConsolePath(*name),
-                                      {server_.get(), pool_.get(), over(*name)});
+                        ServeTaskFile(
+                            req, std::move(r), tasks_->ConsolePath(*name),
+                            {server_.get(), pool_.get(), over(*name), options_.follow_poll});
                       });
   router_.Handle("GET", "/v1/tasks/{name}/stats", [this, name_of](const HttpRequest& req) {
     absl::StatusOr<std::string> name = name_of(req);

@@ -77,6 +77,8 @@ struct TaskFileFollow {
   HttpServer* server = nullptr;
   WorkPool* pool = nullptr;
   std::function<bool()> over;
+  // How long a follow that has read all the file holds waits before it looks again.
+  absl::Duration poll = absl::Milliseconds(200);
 };
 
 // Answers with the file at `path` (a log or a console): its content (the last
@@ -100,6 +102,7 @@ struct TaskApiOptions {
   int workers = 2;                             // handler threads
   absl::Duration max_wait = absl::Minutes(5);  // cap on an exec's timeout
   size_t max_body_bytes = 1 << 20;
+  absl::Duration follow_poll = absl::Milliseconds(200);  // TaskFileFollow::poll of its follows
 };
 
 // A fresh random token for a task API: wire::kTaskApiTokenLength lower-case hex digits.
@@ -120,6 +123,9 @@ class TaskApiServer {
   // Closes every connection (ending follows), then waits for running execs. Idempotent.
   void Stop();
   uint16_t port() const;
+  // The router the server dispatches to, for driving the routes without a socket (the fuzzer
+  // does). A follow's later steps run on the server's timers: only once it has started.
+  const Router& router() const { return router_; }
 
  private:
   const TaskApiOptions options_;

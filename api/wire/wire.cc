@@ -181,15 +181,29 @@ absl::StatusOr<ExecRequest> DecodeExecRequest(std::string_view workload, const J
   if (!j.contains("argv") || !j["argv"].is_array() || j["argv"].empty()) {
     return ctx.Error("argv", "must be a non-empty list of strings");
   }
+  // The host hands argv and env to execve (or to runc's command line), where a NUL ends a
+  // string and the first '=' ends a variable's name: refused here, so the command that runs is
+  // the one asked for.
   for (const Json& a : j["argv"]) {
     if (!a.is_string()) return ctx.Error("argv", "must be a non-empty list of strings");
-    exec.argv.push_back(a.get<std::string>());
+    std::string arg = a.get<std::string>();
+    if (arg.find('\0') != std::string::npos) {
+      return ctx.Error(Cat("argv[", exec.argv.size(), "]"), "must not hold a NUL character");
+    }
+    exec.argv.push_back(std::move(arg));
   }
   if (j.contains("env")) {
     if (!j["env"].is_object()) return ctx.Error("env", "must be a map of strings");
     for (const auto& [k, v] : j["env"].items()) {
+      if (k.empty() || k.find_first_of(std::string_view("=\0", 2)) != std::string::npos) {
+        return ctx.Error(Cat("env.", k), "the name must be non-empty, without '=' or NUL");
+      }
       if (!v.is_string()) return ctx.Error(Cat("env.", k), "must be a string");
-      exec.env[k] = v.get<std::string>();
+      std::string value = v.get<std::string>();
+      if (value.find('\0') != std::string::npos) {
+        return ctx.Error(Cat("env.", k), "must not hold a NUL character");
+      }
+      exec.env[k] = std::move(value);
     }
   }
   if (j.contains("timeout")) {

@@ -186,6 +186,20 @@ TEST(Wire, ExecRequestErrorsNameTheField) {
   EXPECT_NE(
       ErrorOf(DecodeExecRequest("web", Json{{"argv", {"ls"}}, {"timeout", "-1s"}})).find("timeout"),
       std::string::npos);
+  // What execve cannot carry as given: a NUL anywhere, a name that is empty or holds '='.
+  EXPECT_NE(ErrorOf(DecodeExecRequest("web", Json{{"argv", {"ls", std::string("a\0b", 3)}}}))
+                .find("argv[1]"),
+            std::string::npos);
+  EXPECT_NE(ErrorOf(DecodeExecRequest("web", Json{{"argv", {"ls"}}, {"env", {{"A=B", "c"}}}}))
+                .find("env.A=B"),
+            std::string::npos);
+  EXPECT_NE(
+      ErrorOf(DecodeExecRequest("web", Json{{"argv", {"ls"}}, {"env", {{"", "c"}}}})).find("env."),
+      std::string::npos);
+  EXPECT_NE(ErrorOf(DecodeExecRequest(
+                        "web", Json{{"argv", {"ls"}}, {"env", {{"A", std::string("b\0c", 3)}}}}))
+                .find("env.A"),
+            std::string::npos);
   auto defaulted = DecodeExecRequest("web", Json{{"argv", {"ls"}}});
   ASSERT_TRUE(defaulted.ok());
   EXPECT_EQ(defaulted->timeout, absl::Seconds(30));
