@@ -52,7 +52,10 @@ class GpuE2eTest : public ::testing::Test {
   void TearDown() override {
     if (server_ && server_->pid() > 0) DeleteAllWorkloads(*server_);
     server_.reset();
-    if (!dir_.empty()) std::filesystem::remove_all(dir_);
+    if (!dir_.empty()) {
+      UnmountBelow(dir_);  // what the server's agent had not yet taken down when it stopped
+      std::filesystem::remove_all(dir_);
+    }
   }
   Result Cli(std::vector<std::string> args, const std::string& input = "") {
     return e2e::Run(dir_ + "/data", std::move(args), input);

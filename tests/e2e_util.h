@@ -4,12 +4,16 @@
 
 #include <fcntl.h>
 #include <signal.h>
+#include <sys/mount.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <cerrno>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <functional>
@@ -229,6 +233,29 @@ inline std::string TempDir(const std::string& name) {
 
 // Deletes every workload and waits (up to a minute) until they are gone. Workloads outlive a
 // stopped server (its next start re-adopts them), so tests delete theirs before stopping it.
+// The mount points at or below `dir` (a container's root filesystem, a loop-mounted disk),
+// deepest first.
+inline std::vector<std::string> MountsBelow(const std::string& dir) {
+  std::ifstream mounts("/proc/mounts");
+  std::string device, point, rest;
+  std::vector<std::string> out;
+  while (mounts >> device >> point && std::getline(mounts, rest)) {
+    if (point == dir || point.rfind(dir + "/", 0) == 0) out.push_back(point);
+  }
+  std::reverse(out.begin(), out.end());
+  return out;
+}
+
+// Detaches every mount at or below `dir`, so the directory can be removed (what a killed agent
+// left: its tasks' mounts outlive it).
+inline void UnmountBelow(const std::string& dir) {
+  for (const std::string& point : MountsBelow(dir)) {
+    if (umount2(point.c_str(), MNT_DETACH) != 0) {
+      std::fprintf(stderr, "umount %s: %s\n", point.c_str(), strerror(errno));
+    }
+  }
+}
+
 inline void DeleteAllWorkloads(DevServer& server) {
   auto list = server.client().ListWorkloads();
   if (!list.ok()) return;
@@ -245,6 +272,9 @@ inline void DeleteAllWorkloads(DevServer& server) {
         return !now.ok() || now->items.empty();
       },
       60);
+  // A deleted workload leaves the list before its agent has taken its task down: its mounts
+  // (a container's root filesystem) go a moment later.
+  Eventually([&] { return MountsBelow(server.data_dir()).empty(); }, 30);
 }
 
 }  // namespace berth::e2e

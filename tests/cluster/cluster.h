@@ -10,14 +10,12 @@
 #pragma once
 
 #include <signal.h>
-#include <sys/mount.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <cstdio>
 #include <filesystem>
-#include <fstream>
 #include <map>
 #include <memory>
 #include <string>
@@ -223,13 +221,7 @@ class Cluster {
     std::error_code ec;
     if (!dir_.empty()) {
       // A killed agent leaves its containers' root filesystems mounted in its directory.
-      std::ifstream mounts("/proc/mounts");
-      std::string device, point, rest;
-      std::vector<std::string> points;
-      while (mounts >> device >> point && std::getline(mounts, rest)) {
-        if (point.rfind(dir_ + "/", 0) == 0) points.push_back(point);
-      }
-      for (auto it = points.rbegin(); it != points.rend(); ++it) umount2(it->c_str(), MNT_DETACH);
+      e2e::UnmountBelow(dir_);
       std::filesystem::remove_all(dir_, ec);
     }
     dir_.clear();
