@@ -5,6 +5,7 @@
 #include "api/storenet_routes.h"
 #include "api/wire/host_network.h"
 #include "core/json.h"
+#include "core/names.h"
 #include "core/status.h"
 #include "core/strings.h"
 
@@ -176,6 +177,9 @@ void AddFleetNetworkRoutes(Router& router, control::FleetNetworks* fleet) {
     if (workload.empty()) {
       return HttpResponse::FromStatus(
           core::JsonContext{"host", host}.Error("workload", "is required"));
+    }
+    if (absl::Status valid = core::ValidateName("workload", workload); !valid.ok()) {
+      return HttpResponse::FromStatus(valid);
     }
     BERTH_ROUTE_ASSIGN(auto plan, fleet->Attach(host, workload, caller(req)));
     return JsonOk(200, wire::EncodeHostNetworkPlan(plan));

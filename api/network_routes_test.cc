@@ -7,6 +7,7 @@
 #include "api/http/router.h"
 #include "api/http/server.h"
 #include "api/storenet_routes.h"
+#include "api/wire/host_network.h"
 #include "core/clock.h"
 #include "core/json.h"
 #include "gtest/gtest.h"
@@ -149,6 +150,41 @@ TEST_F(NetworkRoutesTest, NetworksAndPortForwardsPage) {
   EXPECT_NE(rest_page["items"][0]["id"], page["items"][0]["id"]);
   EXPECT_EQ(client_->Get("/v1/secgroups?limit=9999")->status, 400);
   EXPECT_EQ(client_->Get("/v1/networks?continue=junk")->status, 400);
+}
+
+// A host's part of a fleet's networks: bad bodies are 400 naming the field, nothing else is read.
+TEST(FleetNetworkRoutesTest, AttachRefusesBadBodiesAndAnswersAHostsPlan) {
+  core::ManualClock clock;
+  state::MemoryStore store(state::StoreOptions{.clock = &clock});
+  control::ControlPlaneOptions o;
+  o.clock = &clock;
+  control::ControlPlane control(&store, o);
+  control::FleetNetworks fleet(&store, &clock, &control);
+  ASSERT_TRUE(fleet.Start().ok());
+  Router router;
+  AddFleetNetworkRoutes(router, &fleet);
+  HttpServer server(HttpServer::Options{}, router.AsHandler());
+  auto port = server.Start();
+  ASSERT_TRUE(port.ok()) << port.status();
+  HttpClient client("http://127.0.0.1:" + std::to_string(*port));
+  auto post = [&](std::string_view body) {
+    auto r = client.Post("/v1/hosts/h1/network-attach", body);
+    EXPECT_TRUE(r.ok()) << r.status();
+    return r.ok() ? *r : HttpResponse{};
+  };
+  for (const char* bad : {R"({})", R"({"workload": 7})", R"({"workload": "../hosts/h2"})",
+                          R"({"workload": "w", "extra": 1})", R"([1])", "not json"}) {
+    HttpResponse r = post(bad);
+    EXPECT_EQ(r.status, 400) << bad << ": " << r.body;
+  }
+  EXPECT_EQ(post(R"({"workload": "nobody"})").status, 404);
+  auto plan = client.Get("/v1/hosts/h1/networks");
+  ASSERT_TRUE(plan.ok()) << plan.status();
+  EXPECT_EQ(plan->status, 200);
+  auto decoded = wire::DecodeHostNetworkPlan("h1", Json::parse(plan->body));
+  ASSERT_TRUE(decoded.ok()) << decoded.status();
+  EXPECT_TRUE(decoded->networks.empty());
+  server.Stop();
 }
 
 }  // namespace

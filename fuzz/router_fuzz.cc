@@ -203,6 +203,14 @@ struct Stack {
         std::make_unique<berth::control::NetworkService>(&store, control->clock(), &network_host);
     berth::api::AddStorageRoutes(api->router(), storage.get());
     berth::api::AddNetworkRoutes(api->router(), network.get());
+    // A host's part of a fleet's networks (its own store objects, the same control plane).
+    fleet =
+        std::make_unique<berth::control::FleetNetworks>(&store, control->clock(), control.get());
+    if (absl::Status s = fleet->Start(); !s.ok()) {
+      std::fprintf(stderr, "router_fuzz: fleet networks: %s\n", s.ToString().c_str());
+      std::abort();
+    }
+    berth::api::AddFleetNetworkRoutes(api->router(), fleet.get());
 #endif
 #ifdef BERTH_FUZZ_IMAGES
     // Host "local" is the server's own: seeds register it first.
@@ -255,6 +263,7 @@ struct Stack {
   FuzzNetworkHost network_host;
   std::unique_ptr<berth::control::StorageService> storage;
   std::unique_ptr<berth::control::NetworkService> network;
+  std::unique_ptr<berth::control::FleetNetworks> fleet;
 #endif
 #ifdef BERTH_FUZZ_IMAGES
   std::unique_ptr<berth::api::LocalHostImages> images;
