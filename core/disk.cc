@@ -31,6 +31,8 @@ Json EncodeDisk(const Disk& d) {
                {"from_image", d.spec.from_image}};
   if (!d.spec.cloned_from.empty()) spec["cloned_from"] = d.spec.cloned_from;
   if (!d.spec.restored_from.empty()) spec["restored_from"] = d.spec.restored_from;
+  if (!d.spec.host.empty()) spec["host"] = d.spec.host;
+  if (!d.spec.pool.empty()) spec["pool"] = d.spec.pool;
   Json status = {{"state", std::string(DiskStateName(d.status.state))},
                  {"size_mib", d.status.size_mib},
                  {"size", FormatMiB(d.status.size_mib)},
@@ -63,15 +65,21 @@ absl::StatusOr<Disk> DecodeDisk(const Json& j) {
   if (kind != "disk") return ctx.Error("kind", Cat("must be \"disk\", got \"", kind, "\""));
   BERTH_RETURN_IF_ERROR(OptionalInt(ctx, j, "", "revision", 0, INT64_MAX, &d.revision));
   if (auto it = j.find("spec"); it != j.end() && !it->is_null()) {
-    BERTH_RETURN_IF_ERROR(CheckObject(
-        ctx, *it, "spec",
-        {"size", "format", "filesystem", "from_image", "cloned_from", "restored_from"}));
+    BERTH_RETURN_IF_ERROR(CheckObject(ctx, *it, "spec",
+                                      {"size", "format", "filesystem", "from_image", "cloned_from",
+                                       "restored_from", "host", "pool"}));
     BERTH_RETURN_IF_ERROR(OptionalString(ctx, *it, "spec", "size", &d.spec.size));
     BERTH_RETURN_IF_ERROR(OptionalString(ctx, *it, "spec", "format", &d.spec.format));
     BERTH_RETURN_IF_ERROR(OptionalString(ctx, *it, "spec", "filesystem", &d.spec.filesystem));
     BERTH_RETURN_IF_ERROR(OptionalString(ctx, *it, "spec", "from_image", &d.spec.from_image));
     BERTH_RETURN_IF_ERROR(OptionalString(ctx, *it, "spec", "cloned_from", &d.spec.cloned_from));
     BERTH_RETURN_IF_ERROR(OptionalString(ctx, *it, "spec", "restored_from", &d.spec.restored_from));
+    BERTH_RETURN_IF_ERROR(OptionalString(ctx, *it, "spec", "host", &d.spec.host));
+    BERTH_RETURN_IF_ERROR(OptionalString(ctx, *it, "spec", "pool", &d.spec.pool));
+    if (!d.spec.pool.empty() && d.spec.pool != kSharedPool) {
+      return ctx.Error("spec.pool", Cat("must be empty (the host's own pool) or \"", kSharedPool,
+                                        "\", got \"", d.spec.pool, "\""));
+    }
     if (d.spec.format != "qcow2" && d.spec.format != "raw") {
       return ctx.Error("spec.format", Cat("must be qcow2 or raw, got \"", d.spec.format, "\""));
     }

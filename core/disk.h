@@ -23,8 +23,21 @@ struct DiskSpec {
   std::string from_image;
   std::string cloned_from;    // "SOURCE" or "SOURCE@SNAPSHOT" for a clone; else empty
   std::string restored_from;  // the backup file of a restored disk; else empty
+  // Where the volume lives. A fleet: `host` names the host whose pool holds it, and `pool` is
+  // empty (that host's own pool) or "shared" (kSharedPool: a directory every host that declares
+  // it mounts, so the disk can follow its workload; `host` is then the host that made it).
+  // `serve --dev` leaves both empty: its one host holds every disk.
+  std::string host;
+  std::string pool;
   bool operator==(const DiskSpec&) const = default;
 };
+
+// The pool every host of a fleet that declares it mounts (`berth agent --shared-pool DIR`).
+inline constexpr std::string_view kSharedPool = "shared";
+// The host label of a host that mounts the shared pool ("true"), and the label every host
+// carries with its own name: what a workload's disks pin its placement with.
+inline constexpr std::string_view kSharedPoolLabel = "berth.shared-pool";
+inline constexpr std::string_view kHostNameLabel = "berth.host";
 
 enum class DiskState { kReady, kFailed };
 std::string_view DiskStateName(DiskState state);
@@ -55,7 +68,7 @@ struct Disk {
 
 // {kind: "disk", name, spec, status, revision, created_at, updated_at}; status.size is the
 // size in words ("10Gi"), derived from size_mib. Fields of a spec that are empty for most disks
-// (cloned_from, restored_from) and status.reason appear only when set.
+// (cloned_from, restored_from, host, pool) and status.reason appear only when set.
 Json EncodeDisk(const Disk& disk);
 // Decodes what EncodeDisk wrote (and what earlier servers stored); absent fields keep their
 // defaults. InvalidArgument naming the disk and the dotted field for a wrong type, an unknown

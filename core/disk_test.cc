@@ -46,6 +46,24 @@ TEST(Disk, RoundTrips) {
   back = DecodeDisk(EncodeDisk(d));
   ASSERT_TRUE(back.ok()) << back.status();
   EXPECT_EQ(*back, d);
+
+  // A fleet's disk names its host and pool; a dev server's names neither.
+  EXPECT_FALSE(j["spec"].contains("host"));
+  EXPECT_FALSE(j["spec"].contains("pool"));
+  d.spec.host = "node-2";
+  d.spec.pool = "shared";
+  j = EncodeDisk(d);
+  EXPECT_EQ(j["spec"]["host"], "node-2");
+  EXPECT_EQ(j["spec"]["pool"], "shared");
+  back = DecodeDisk(j);
+  ASSERT_TRUE(back.ok()) << back.status();
+  EXPECT_EQ(*back, d);
+}
+
+TEST(Disk, RefusesAPoolThatIsNeitherTheHostsNorShared) {
+  Json j = EncodeDisk(Sample());
+  j["spec"]["pool"] = "nfs9";
+  ExpectFieldError(j, "spec.pool");
 }
 
 // The shape servers before typed disks stored: no revision, every field present.

@@ -38,8 +38,13 @@ absl::StatusOr<std::string> RunTool(const std::vector<std::string>& argv,
 }
 
 std::string VolumesDir(const PoolSpec& s) { return s.directory + "/volumes"; }
-std::string TmpDir(const PoolSpec& s) { return s.directory + "/.tmp"; }
-std::string JournalDir(const PoolSpec& s) { return s.directory + "/.journal"; }
+std::string TmpDir(const PoolSpec& s) {
+  return s.instance.empty() ? s.directory + "/.tmp" : Cat(s.directory, "/.tmp/", s.instance);
+}
+std::string JournalDir(const PoolSpec& s) {
+  return s.instance.empty() ? s.directory + "/.journal"
+                            : Cat(s.directory, "/.journal/", s.instance);
+}
 
 std::string FinalPath(const PoolSpec& s, std::string_view name, VolumeFormat f) {
   return Cat(VolumesDir(s), "/", name, ".", FormatName(f));

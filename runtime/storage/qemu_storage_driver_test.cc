@@ -227,6 +227,48 @@ TEST_F(QemuStorageDriverTest, RestoreTakesOnlySelfContainedRegularFiles) {
   EXPECT_TRUE(ok.ok()) << ok.status();
 }
 
+// Two hosts mount one pool directory, each under its own instance: host b's recovery at its
+// start leaves alone what host a has in flight, and a's own recovery rolls it back.
+TEST_F(QemuStorageDriverTest, SharedPoolHostsRecoverOnlyTheirOwnOperations) {
+  PoolSpec a_spec = pool_;
+  a_spec.instance = "host-a";
+  PoolSpec b_spec = pool_;
+  b_spec.instance = "host-b";
+  {
+    QemuStorageDriver::Options crash;
+    crash.fault_hook = [](std::string_view step) -> absl::Status {
+      return step == "built" ? absl::AbortedError("crash") : absl::OkStatus();
+    };
+    QemuStorageDriver impl(crash);
+    StorageDriver& a = impl;
+    ASSERT_TRUE(a.EnsurePool(a_spec).ok());
+    auto made = a.CreateVolume({.pool = "p", .name = "v", .size_mib = 8});
+    ASSERT_EQ(made.status().code(), absl::StatusCode::kAborted) << made.status();
+  }
+  EXPECT_EQ(CountFiles(".journal/host-a"), 1u);
+  EXPECT_GE(CountFiles(".tmp/host-a"), 1u);
+  QemuStorageDriver b_impl;
+  StorageDriver& b = b_impl;
+  ASSERT_TRUE(b.EnsurePool(b_spec).ok());
+  ASSERT_TRUE(b.Recover().ok());
+  EXPECT_EQ(CountFiles(".journal/host-a"), 1u) << "b rolled back a's operation";
+  EXPECT_GE(CountFiles(".tmp/host-a"), 1u);
+  // Both see the pool's volumes: b makes one, a sees it.
+  ASSERT_TRUE((b.CreateVolume({.pool = "p", .name = "w", .size_mib = 8}).ok()));
+  QemuStorageDriver a_impl;
+  StorageDriver& a = a_impl;
+  ASSERT_TRUE(a.EnsurePool(a_spec).ok());
+  ASSERT_TRUE(a.Recover().ok());
+  EXPECT_EQ(CountFiles(".journal/host-a"), 0u);
+  EXPECT_EQ(CountFiles(".tmp/host-a"), 0u);
+  EXPECT_TRUE(a.GetVolume("p", "w").ok());
+  EXPECT_EQ(a.GetVolume("p", "v").status().code(), absl::StatusCode::kNotFound);
+  // An instance names directories: it must be a name.
+  PoolSpec bad = pool_;
+  bad.instance = "../x";
+  EXPECT_EQ(QemuStorageDriver().EnsurePool(bad).code(), absl::StatusCode::kInvalidArgument);
+}
+
 // Each case is one journaled operation; the test crashes it at every step in turn.
 struct CrashCase {
   std::string name;

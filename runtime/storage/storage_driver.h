@@ -44,6 +44,10 @@ struct PoolSpec {
   // Total virtual size of the pool's volumes may reach capacity * overcommit_permille / 1000.
   // 1000 = no overcommit; 2000 = twice the capacity. Must be >= 1000.
   int64_t overcommit_permille = 1000;
+  // Several hosts mounting one directory (a fleet's shared pool): each names itself here and
+  // keeps its operations in flight apart, under .tmp/INSTANCE and .journal/INSTANCE, so one
+  // host's recovery never rolls back what another is doing. Empty: .tmp and .journal.
+  std::string instance;
 };
 
 // Thin-provisioning accounting of one pool.
