@@ -32,6 +32,8 @@ bool HostMayCall(std::string_view method, std::string_view path) {
     // Its part of the fleet's networks (api/storenet_routes.h).
     if (method == "GET" && EndsWith(path, "/networks")) return true;
     if (method == "POST" && EndsWith(path, "/network-attach")) return true;
+    // Its workloads' disks (api/host_storage.h).
+    if (method == "POST" && EndsWith(path, "/disk-attach")) return true;
   }
   return method == "PUT" && path.rfind("/v1/workloads/", 0) == 0 && EndsWith(path, "/status");
 }
@@ -230,7 +232,8 @@ void ApiServer::Routes() {
               403, "permission_denied",
               Cat("host \"", *host,
                   "\": a host credential may only register, heartbeat and watch its own host, "
-                  "read and attach its part of the networks, and report its workloads' status; "
+                  "read and attach its part of the networks and its disks, and report its "
+                  "workloads' status; "
                   "use the admin token"));
         }
         req.attributes["role"] = "host";

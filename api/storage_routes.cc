@@ -86,7 +86,8 @@ void StreamCopy(Responder responder,
 
 void AddStorageRoutes(Router& router, control::StorageService* storage) {
   router.Handle("POST", "/v1/disks", [storage](const HttpRequest& req) {
-    auto body = Body(req, "", {"name", "size", "format", "filesystem", "from_image"});
+    auto body =
+        Body(req, "", {"name", "size", "format", "filesystem", "from_image", "host", "pool"});
     if (!body.ok()) return HttpResponse::FromStatus(body.status());
     control::DiskCreateOptions o;
     o.name = body->value("name", "");
@@ -94,6 +95,7 @@ void AddStorageRoutes(Router& router, control::StorageService* storage) {
     o.format = body->value("format", "qcow2");
     o.filesystem = body->value("filesystem", "");
     o.from_image = body->value("from_image", "");
+    o.place = {.host = body->value("host", ""), .pool = body->value("pool", "")};
     auto disk = storage->Create(o);
     if (!disk.ok()) return HttpResponse::FromStatus(disk.status());
     return JsonResponse(201, *disk);
@@ -178,14 +180,15 @@ void AddStorageRoutes(Router& router, control::StorageService* storage) {
                        });
                      });
   router.HandleAsync("POST", "/v1/disks/restore", [storage](const HttpRequest& req, Responder r) {
-    auto body = Body(req, "", {"name", "file"});
+    auto body = Body(req, "", {"name", "file", "host", "pool"});
     if (!body.ok()) {
       r.Send(HttpResponse::FromStatus(body.status()));
       return;
     }
     std::string name = body->value("name", ""), file = body->value("file", "");
-    StreamCopy(std::move(r), [storage, name, file](const control::Progress& p) {
-      return storage->Restore(file, name, p);
+    control::DiskPlace place{.host = body->value("host", ""), .pool = body->value("pool", "")};
+    StreamCopy(std::move(r), [storage, name, file, place](const control::Progress& p) {
+      return storage->Restore(file, name, place, p);
     });
   });
 }

@@ -7,6 +7,7 @@
 #include "absl/strings/numbers.h"
 #include "control/events.h"
 #include "core/device.h"
+#include "core/disk.h"
 #include "core/job.h"
 #include "core/log.h"
 #include "core/quantity.h"
@@ -174,6 +175,9 @@ sched::HostSpec SchedulerHostSpec(const core::Host& h) {
   spec.name = h.name;
   spec.capacity = h.inventory.capacity;
   spec.labels = sched::Labels(h.inventory.labels.begin(), h.inventory.labels.end());
+  // Every host carries its own name: a workload whose disks live in one host's pool is pinned
+  // there with it (control/fleet_storage.h).
+  spec.labels[std::string(core::kHostNameLabel)] = h.name;
   spec.gpus = h.inventory.gpus;
   // A device its host reports unhealthy takes no new work.
   std::erase_if(spec.gpus, [](const core::GpuDevice& g) { return !g.healthy; });

@@ -140,9 +140,9 @@ absl::StatusOr<Workload> ControlPlane::CreateWorkload(const core::WorkloadSpec& 
             "\" is root, and this server does not run root workloads (start it with "
             "--allow-root-workloads, or pick an unprivileged user)"));
   }
-  if (reference_check_) BERTH_RETURN_IF_ERROR(reference_check_(spec));
   Workload w;
   w.spec = spec;
+  if (reference_check_) BERTH_RETURN_IF_ERROR(reference_check_(&w.spec));
   w.status.state = WorkloadState::kPending;
   w.status.desired = core::DesiredState::kRunning;
   w.status.reason = "waiting for placement";

@@ -276,8 +276,10 @@ class ControlPlane {
   int64_t loop_failures() const { return loop_failures_.load(); }
 
   // Checks a new workload's references to objects other services own (networks, security
-  // groups, disks); an error refuses the create. Set before Start(), from one thread.
-  void SetReferenceCheck(std::function<absl::Status(const core::WorkloadSpec&)> check) {
+  // groups, disks); an error refuses the create. It may add the placement constraints those
+  // imply to the spec (a fleet pins a workload to where its disks are). Set before Start(), from
+  // one thread.
+  void SetReferenceCheck(std::function<absl::Status(core::WorkloadSpec*)> check) {
     reference_check_ = std::move(check);
   }
   state::Store* store() const { return store_; }
@@ -325,7 +327,7 @@ class ControlPlane {
   void NoteLoopFailure(std::string_view what, const absl::Status& s);
 
   state::Store* const store_;
-  std::function<absl::Status(const core::WorkloadSpec&)> reference_check_;
+  std::function<absl::Status(core::WorkloadSpec*)> reference_check_;
   // What the workloads ask for, for FGD; fed at create and from the store at start.
   absl::Mutex mix_mu_;
   sched::MixTracker mix_tracker_ ABSL_GUARDED_BY(mix_mu_);

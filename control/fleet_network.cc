@@ -100,13 +100,7 @@ absl::Status FleetNetworks::Start() {
 }
 
 absl::Status FleetNetworks::CheckReferences(const core::WorkloadSpec& spec) {
-  BERTH_RETURN_IF_ERROR(network_.CheckReferences(spec));
-  if (!spec.disks.empty()) {
-    return core::FieldError("workload", spec.name, "disks[0].disk",
-                            "Berth disks are made only by `berth serve --dev` on its own host so "
-                            "far, not on a fleet's agents; remove disks from the spec");
-  }
-  return absl::OkStatus();
+  return network_.CheckReferences(spec);
 }
 
 void FleetNetworks::ReleaseLoop() {
@@ -135,6 +129,7 @@ void FleetNetworks::ReleaseIfGone(const std::string& workload) {
     core::ReportError(kWhere, Cat("workload ", workload, ": read it"), w.status());
     return;
   }
+  if (also_release_) also_release_(workload);
   // Port forwards to the workload go with it.
   if (auto forwards = network_.Forwards(); forwards.ok()) {
     for (const core::PortForward& f : *forwards) {

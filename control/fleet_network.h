@@ -17,6 +17,7 @@
 #pragma once
 
 #include <deque>
+#include <functional>
 #include <map>
 #include <memory>
 #include <string>
@@ -53,9 +54,14 @@ class FleetNetworks {
   // workloads that no longer exist, then follows deletions.
   absl::Status Start();
   NetworkService& service() { return network_; }
-  // ControlPlane::SetReferenceCheck on a fleet: networks and groups must exist (as in dev mode),
-  // and disks are refused naming disks[0].disk, since no agent host makes them yet.
+  // Part of ControlPlane::SetReferenceCheck on a fleet: networks and groups must exist (as in
+  // dev mode).
   absl::Status CheckReferences(const core::WorkloadSpec& spec);
+  // Also called with each deleted workload whose addresses are released (the fleet's disks go
+  // the same way). Set before Start(), from one thread.
+  void SetAlsoRelease(std::function<void(const std::string& workload)> release) {
+    also_release_ = std::move(release);
+  }
 
   // The part of `host`: the networks its workloads (placed there, not terminal) are on, with
   // their peers; the groups their interfaces enforce or whose rules those name, with members on
@@ -96,6 +102,7 @@ class FleetNetworks {
   std::deque<std::string> to_release_ ABSL_GUARDED_BY(mu_);
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
   std::thread releaser_;
+  std::function<void(const std::string&)> also_release_;
   absl::Mutex state_mu_;
   std::shared_ptr<const FleetState> state_ ABSL_GUARDED_BY(state_mu_);
 };

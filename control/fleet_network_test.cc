@@ -189,18 +189,13 @@ TEST_F(FleetNetworksTest, DeletingAWorkloadReleasesItsAddresses) {
   FAIL() << "api's address was not released";
 }
 
-TEST_F(FleetNetworksTest, AWorkloadMustNameExistingNetworksAndGroupsAndNoDisks) {
+TEST_F(FleetNetworksTest, AWorkloadMustNameExistingNetworksAndGroups) {
   EXPECT_TRUE(fleet_.CheckReferences(OnNetworks("ok", {{"blue", "web", "db"}})).ok());
   absl::Status s = fleet_.CheckReferences(OnNetworks("w", {{"red"}}));
   EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument);
   EXPECT_THAT(s.message(), HasSubstr("networks[0].network"));
   s = fleet_.CheckReferences(OnNetworks("w", {{"blue", "web", "nope"}}));
   EXPECT_THAT(s.message(), HasSubstr("networks[0].security_groups[1]"));
-  core::WorkloadSpec with_disk = OnNetworks("w", {});
-  with_disk.disks.push_back({.disk = "data", .mount = "/data"});
-  s = fleet_.CheckReferences(with_disk);
-  EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument);
-  EXPECT_THAT(s.message(), HasSubstr("disks[0].disk"));
 }
 
 TEST_F(FleetNetworksTest, AForwardIsPlannedForTheHostItsWorkloadRunsOnAndGoesWithIt) {

@@ -46,7 +46,7 @@ class StoredShapesTest : public ::testing::Test {
 
 TEST_F(StoredShapesTest, AnEarlierDiskLoadsAndKeepsItsShapeWhenWritten) {
   // Reads and this write never reach the host.
-  StorageService disks(&store_, &clock_, nullptr);
+  StorageService disks(&store_, &clock_, static_cast<StorageHost*>(nullptr));
   auto got = disks.Get("data");
   ASSERT_TRUE(got.ok()) << got.status();
   Json expected = Json::parse(kOldDisk);
@@ -95,7 +95,7 @@ TEST_F(StoredShapesTest, ADamagedEntryIsSkippedInListsAndNamedOnGet) {
                   .Put("/disks/broken", R"({"kind":"disk","name":"broken",
       "status":{"size_mib":"lots"}})")
                   .ok());
-  StorageService disks(&store_, &clock_, nullptr);
+  StorageService disks(&store_, &clock_, static_cast<StorageHost*>(nullptr));
   auto listed = disks.List();
   ASSERT_TRUE(listed.ok()) << listed.status();
   ASSERT_EQ(listed->size(), 1u);

@@ -60,8 +60,40 @@ StorageService::StorageService(state::Store* store, core::Clock* clock, StorageH
     : store_(store),
       clock_(clock),
       host_(host),
+      fleet_(nullptr),
       events_(store, clock),
       disks_(store, "disk", std::string(kDiskPrefix)) {}
+
+StorageService::StorageService(state::Store* store, core::Clock* clock, StorageHosts* hosts)
+    : store_(store),
+      clock_(clock),
+      host_(nullptr),
+      fleet_(hosts),
+      events_(store, clock),
+      disks_(store, "disk", std::string(kDiskPrefix)) {}
+
+absl::StatusOr<std::shared_ptr<StorageHost>> StorageService::HostOf(std::string_view name,
+                                                                    const core::DiskSpec& spec) {
+  if (fleet_ != nullptr) return fleet_->For(name, spec);
+  // Not owned: the aliasing constructor shares no ownership.
+  return std::shared_ptr<StorageHost>(std::shared_ptr<StorageHost>(), host_);
+}
+
+absl::StatusOr<DiskPlace> StorageService::Place(std::string_view name, const DiskPlace& place) {
+  if (fleet_ != nullptr) return fleet_->Choose(name, place);
+  if (!place.pool.empty()) {
+    return core::FieldError(
+        "disk", name, "pool",
+        Cat("must be empty: serve --dev has its own host's pool only, got \"", place.pool, "\""));
+  }
+  if (!place.host.empty()) {
+    return core::FieldError(
+        "disk", name, "host",
+        Cat("must be empty: serve --dev keeps every disk on its own host, got \"", place.host,
+            "\""));
+  }
+  return DiskPlace{};
+}
 
 absl::StatusOr<DiskRepository::ListResult> StorageService::ListDisks() const {
   std::vector<absl::Status> undecodable;
@@ -73,6 +105,7 @@ absl::StatusOr<DiskRepository::ListResult> StorageService::ListDisks() const {
 }
 
 absl::Status StorageService::Start() {
+  if (fleet_ != nullptr) return absl::OkStatus();
   absl::MutexLock lock(&mu_);
   BERTH_RETURN_IF_ERROR(host_->Prepare());
   BERTH_ASSIGN_OR_RETURN(DiskRepository::ListResult list, ListDisks());
@@ -112,7 +145,8 @@ absl::Status StorageService::CheckNameFree(std::string_view name) const {
 }
 
 absl::StatusOr<Json> StorageService::Record(std::string_view name, core::DiskSpec spec,
-                                            const HostVolume& volume, std::string_view message) {
+                                            const HostVolume& volume, StorageHost& host,
+                                            std::string_view message) {
   Disk disk;
   disk.name = std::string(name);
   disk.spec = std::move(spec);
@@ -127,7 +161,7 @@ absl::StatusOr<Json> StorageService::Record(std::string_view name, core::DiskSpe
   absl::StatusOr<int64_t> rev = commit();
   if (!rev.ok()) {
     core::OkOrReport(kWhere, Cat("disk ", name, ": remove the volume the store refused"),
-                     host_->Delete(name, ""));
+                     host.Delete(name, ""));
     return rev.status();
   }
   disk.revision = *rev;
@@ -179,13 +213,19 @@ absl::StatusOr<Json> StorageService::Create(const DiskCreateOptions& o) {
   }
   absl::MutexLock lock(&mu_);
   BERTH_RETURN_IF_ERROR(CheckNameFree(o.name));
-  BERTH_ASSIGN_OR_RETURN(HostVolume volume, host_->Create(spec));
+  BERTH_ASSIGN_OR_RETURN(DiskPlace place, Place(o.name, o.place));
   core::DiskSpec stored{.size = o.size,
                         .format = spec.format,
                         .filesystem = spec.filesystem,
-                        .from_image = spec.from_image};
-  return Record(o.name, std::move(stored), volume,
-                Cat(spec.format, " disk of ", core::FormatMiB(volume.size_mib), " created"));
+                        .from_image = spec.from_image,
+                        .host = place.host,
+                        .pool = place.pool};
+  BERTH_ASSIGN_OR_RETURN(std::shared_ptr<StorageHost> host, HostOf(o.name, stored));
+  BERTH_ASSIGN_OR_RETURN(HostVolume volume, host->Create(spec));
+  return Record(o.name, std::move(stored), volume, *host,
+                Cat(spec.format, " disk of ", core::FormatMiB(volume.size_mib), " created",
+                    place.host.empty() ? "" : Cat(" on host ", place.host),
+                    place.pool.empty() ? "" : Cat(" in the ", place.pool, " pool")));
 }
 
 absl::StatusOr<Json> StorageService::Get(std::string_view name) {
@@ -202,6 +242,46 @@ absl::StatusOr<std::vector<Json>> StorageService::List(int64_t* revision) {
   return out;
 }
 
+absl::StatusOr<Disk> StorageService::GetDisk(std::string_view name) {
+  absl::MutexLock lock(&mu_);
+  BERTH_ASSIGN_OR_RETURN(DiskRepository::Item item, Read(name));
+  return WithRevision(std::move(item));
+}
+
+absl::StatusOr<std::vector<Disk>> StorageService::Disks() {
+  BERTH_ASSIGN_OR_RETURN(DiskRepository::ListResult list, ListDisks());
+  std::vector<Disk> out;
+  for (auto& item : list.items) out.push_back(WithRevision(std::move(item)));
+  return out;
+}
+
+absl::StatusOr<std::vector<Disk>> CheckWorkloadDisks(StorageService& storage,
+                                                     const core::WorkloadSpec& spec) {
+  std::vector<Disk> out;
+  for (size_t i = 0; i < spec.disks.size(); ++i) {
+    const core::DiskAttachment& d = spec.disks[i];
+    const std::string at = Cat("disks[", static_cast<int>(i), "].disk");
+    absl::StatusOr<Disk> disk = storage.GetDisk(d.disk);
+    if (!disk.ok()) {
+      if (!absl::IsNotFound(disk.status())) return disk.status();
+      return core::FieldError("workload", spec.name, at,
+                              Cat("names disk \"", d.disk,
+                                  "\", which does not exist; create it with `berth disk create`"));
+    }
+    if (spec.kind == core::WorkloadKind::kContainer &&
+        (disk->spec.format != "raw" || disk->spec.filesystem.empty())) {
+      return core::FieldError(
+          "workload", spec.name, at,
+          Cat("names disk \"", d.disk, "\" (", disk->spec.format,
+              disk->spec.filesystem.empty() ? ", no filesystem" : "",
+              "); a container mounts raw disks with a filesystem: berth disk create NAME "
+              "--format raw --fs ext4"));
+    }
+    out.push_back(*std::move(disk));
+  }
+  return out;
+}
+
 absl::StatusOr<Json> StorageService::Resize(std::string_view name, std::string_view size) {
   BERTH_ASSIGN_OR_RETURN(int64_t mib, ParseDiskSize(name, size));
   absl::MutexLock lock(&mu_);
@@ -212,7 +292,8 @@ absl::StatusOr<Json> StorageService::Resize(std::string_view name, std::string_v
                             Cat("must not shrink the disk: it is ", core::FormatMiB(current),
                                 ", asked for ", core::FormatMiB(mib)));
   }
-  BERTH_ASSIGN_OR_RETURN(HostVolume v, host_->Resize(name, mib, item.value.status.attached_to));
+  BERTH_ASSIGN_OR_RETURN(std::shared_ptr<StorageHost> host, HostOf(name, item.value.spec));
+  BERTH_ASSIGN_OR_RETURN(HostVolume v, host->Resize(name, mib, item.value.status.attached_to));
   Disk disk = item.value;
   disk.spec.size = std::string(size);
   disk.status = VolumeStatus(v, item.value.status.attached_to);
@@ -230,8 +311,9 @@ absl::StatusOr<Json> StorageService::Snapshot(std::string_view name, std::string
     live = live_.snapshot(holder, name, snapshot);
     if (!live.ok() && !absl::IsNotFound(live) && !absl::IsUnimplemented(live)) return live;
   }
-  if (!live.ok()) BERTH_RETURN_IF_ERROR(host_->Snapshot(name, snapshot));
-  BERTH_ASSIGN_OR_RETURN(HostVolume v, host_->Get(name));
+  BERTH_ASSIGN_OR_RETURN(std::shared_ptr<StorageHost> host, HostOf(name, item.value.spec));
+  if (!live.ok()) BERTH_RETURN_IF_ERROR(host->Snapshot(name, snapshot));
+  BERTH_ASSIGN_OR_RETURN(HostVolume v, host->Get(name));
   return Update(item, v, "snapshot", Cat("snapshot \"", snapshot, "\" taken"));
 }
 
@@ -245,8 +327,9 @@ absl::StatusOr<Json> StorageService::Revert(std::string_view name, std::string_v
                                              holder,
                                              "\"; detach it before reverting to a snapshot"));
   }
-  BERTH_RETURN_IF_ERROR(host_->Revert(name, snapshot, holder));
-  BERTH_ASSIGN_OR_RETURN(HostVolume v, host_->Get(name));
+  BERTH_ASSIGN_OR_RETURN(std::shared_ptr<StorageHost> host, HostOf(name, item.value.spec));
+  BERTH_RETURN_IF_ERROR(host->Revert(name, snapshot, holder));
+  BERTH_ASSIGN_OR_RETURN(HostVolume v, host->Get(name));
   return Update(item, v, "reverted", Cat("reverted to snapshot \"", snapshot, "\""));
 }
 
@@ -257,32 +340,37 @@ absl::StatusOr<Json> StorageService::Clone(std::string_view source, std::string_
   absl::MutexLock lock(&mu_);
   BERTH_ASSIGN_OR_RETURN(DiskRepository::Item src, Read(source));
   BERTH_RETURN_IF_ERROR(CheckNameFree(name));
+  // A clone lives beside its source: same host, same pool.
+  BERTH_ASSIGN_OR_RETURN(std::shared_ptr<StorageHost> host, HostOf(source, src.value.spec));
   std::string snap(snapshot);
   bool temporary = snap.empty();
   if (temporary) {
     // A clone of the current data goes through a snapshot that exists only for the copy.
     snap = Cat("clone-", name);
-    BERTH_RETURN_IF_ERROR(host_->Snapshot(source, snap));
+    BERTH_RETURN_IF_ERROR(host->Snapshot(source, snap));
   }
-  auto v = host_->Clone(source, snap, name, "qcow2");
+  auto v = host->Clone(source, snap, name, "qcow2");
   if (temporary) {
     // Left behind, it only costs space on the source; the clone itself is complete.
     core::OkOrReport(kWhere, Cat("disk ", source, ": remove the clone's snapshot ", snap),
-                     host_->DeleteSnapshot(source, snap));
+                     host->DeleteSnapshot(source, snap));
   }
   if (!v.ok()) return v.status();
   core::DiskSpec spec{.size = src.value.spec.size,
                       .format = "qcow2",
                       .filesystem = src.value.spec.filesystem,
                       .from_image = "",
-                      .cloned_from = Cat(source, temporary ? "" : "@", temporary ? "" : snapshot)};
-  return Record(name, std::move(spec), *v,
+                      .cloned_from = Cat(source, temporary ? "" : "@", temporary ? "" : snapshot),
+                      .host = src.value.spec.host,
+                      .pool = src.value.spec.pool};
+  return Record(name, std::move(spec), *v, *host,
                 Cat("cloned from disk \"", source, "\"",
                     temporary ? std::string() : Cat(" snapshot \"", snapshot, "\"")));
 }
 
 absl::StatusOr<std::vector<Json>> StorageService::Pools() {
-  BERTH_ASSIGN_OR_RETURN(std::vector<HostPool> pools, host_->Pools());
+  BERTH_ASSIGN_OR_RETURN(std::vector<HostPool> pools,
+                         fleet_ != nullptr ? fleet_->Pools() : host_->Pools());
   std::vector<Json> out;
   for (const HostPool& p : pools) {
     out.push_back(Json{{"name", p.name},
@@ -377,7 +465,8 @@ absl::StatusOr<Json> StorageService::Backup(std::string_view name, const std::st
   }
   absl::MutexLock lock(&mu_);
   BERTH_ASSIGN_OR_RETURN(DiskRepository::Item item, Read(name));
-  BERTH_ASSIGN_OR_RETURN(HostBackup b, host_->Backup(name, file, progress));
+  BERTH_ASSIGN_OR_RETURN(std::shared_ptr<StorageHost> host, HostOf(name, item.value.spec));
+  BERTH_ASSIGN_OR_RETURN(HostBackup b, host->Backup(name, file, progress));
   const std::string written = b.path.empty() ? file : b.path;
   // The backup is recorded as an event only; the disk object itself does not change, but the
   // event is written only while the disk is still at the revision the backup read.
@@ -391,7 +480,7 @@ absl::StatusOr<Json> StorageService::Backup(std::string_view name, const std::st
 }
 
 absl::StatusOr<Json> StorageService::Restore(const std::string& file, std::string_view name,
-                                             const Progress& progress) {
+                                             const DiskPlace& asked, const Progress& progress) {
   BERTH_RETURN_IF_ERROR(core::ValidateName("disk", name));
   if (file.empty()) {
     return core::FieldError("disk", name, "file",
@@ -399,13 +488,14 @@ absl::StatusOr<Json> StorageService::Restore(const std::string& file, std::strin
   }
   absl::MutexLock lock(&mu_);
   BERTH_RETURN_IF_ERROR(CheckNameFree(name));
-  BERTH_ASSIGN_OR_RETURN(HostVolume v, host_->Restore(file, name, "", progress));
-  core::DiskSpec spec{.size = core::FormatMiB(v.size_mib),
-                      .format = v.format.empty() ? "qcow2" : v.format,
-                      .filesystem = v.filesystem,
-                      .from_image = "",
-                      .restored_from = file};
-  return Record(name, std::move(spec), v, Cat("restored from ", file));
+  BERTH_ASSIGN_OR_RETURN(DiskPlace place, Place(name, asked));
+  core::DiskSpec spec{.restored_from = file, .host = place.host, .pool = place.pool};
+  BERTH_ASSIGN_OR_RETURN(std::shared_ptr<StorageHost> host, HostOf(name, spec));
+  BERTH_ASSIGN_OR_RETURN(HostVolume v, host->Restore(file, name, "", progress));
+  spec.size = core::FormatMiB(v.size_mib);
+  spec.format = v.format.empty() ? "qcow2" : v.format;
+  spec.filesystem = v.filesystem;
+  return Record(name, std::move(spec), v, *host, Cat("restored from ", file));
 }
 
 absl::Status StorageService::Delete(std::string_view name) {
@@ -416,7 +506,10 @@ absl::Status StorageService::Delete(std::string_view name) {
     return absl::FailedPreconditionError(Cat("disk \"", name, "\": status.attached_to is \"",
                                              holder, "\"; detach it before deleting"));
   }
-  absl::Status gone = host_->Delete(name, "");
+  // A disk whose host has left the fleet (NotFound) has nothing left to delete but its record.
+  absl::StatusOr<std::shared_ptr<StorageHost>> host = HostOf(name, item.value.spec);
+  if (!host.ok() && !absl::IsNotFound(host.status())) return host.status();
+  absl::Status gone = host.ok() ? (*host)->Delete(name, "") : host.status();
   if (!gone.ok() && !absl::IsNotFound(gone)) return gone;
   state::TxnRequest txn;
   disks_.AddDelete(&txn, name, item.mod_revision);

@@ -12,6 +12,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -24,6 +25,7 @@
 #include "core/clock.h"
 #include "core/disk.h"
 #include "core/json.h"
+#include "core/workload.h"
 #include "state/store.h"
 
 namespace berth::control {
@@ -95,12 +97,38 @@ class StorageHost {
   virtual absl::StatusOr<std::vector<HostPool>> Pools() = 0;
 };
 
+// Where a new disk goes (a fleet): `host` empty = a host the fleet picks; `pool` empty = that
+// host's own pool, or core::kSharedPool. `serve --dev` takes neither: its host holds every disk.
+struct DiskPlace {
+  std::string host;
+  std::string pool;
+};
+
 struct DiskCreateOptions {
   std::string name;
   std::string size;  // "1Gi"; optional with from_image
   std::string format = "qcow2";
   std::string filesystem;
   std::string from_image;
+  DiskPlace place;
+};
+
+// Where a fleet's disks live (`berth serve` without --dev): each host's own pool, and the
+// shared pool every host that declares it mounts, reached through the hosts' agents.
+// Thread-safety: implementations are thread-safe.
+class StorageHosts {
+ public:
+  virtual ~StorageHosts() = default;
+  // For a new disk `disk` asked for at `place`: checks the place (InvalidArgument naming
+  // `host` or `pool`; FailedPrecondition when the host cannot take it now) and answers the spec's
+  // host and pool, the host being the one that makes the volume.
+  virtual absl::StatusOr<DiskPlace> Choose(std::string_view disk, const DiskPlace& place) = 0;
+  // The host that carries out operations on an existing disk: its own host for a host's pool;
+  // for the shared pool, that host while it is up, else another that mounts the pool.
+  virtual absl::StatusOr<std::shared_ptr<StorageHost>> For(std::string_view disk,
+                                                           const core::DiskSpec& spec) = 0;
+  // Every host's pools (named HOST/POOL) and the shared pool once.
+  virtual absl::StatusOr<std::vector<HostPool>> Pools() = 0;
 };
 
 // Plugs a disk into a workload's running task, or pulls it out, before the store records the
@@ -117,18 +145,25 @@ struct LiveDisks {
 
 class StorageService {
  public:
+  // Dev mode: `host` holds every disk.
   StorageService(state::Store* store, core::Clock* clock, StorageHost* host);
+  // A fleet: each disk on the host its spec names (`hosts` must outlive the service).
+  StorageService(state::Store* store, core::Clock* clock, StorageHosts* hosts);
   // Set before serving, from one thread.
   void SetLiveDisks(LiveDisks live) { live_ = std::move(live); }
 
-  // At server start: prepares the host (pool, recovery) and refreshes every stored disk's
-  // status from its volume, marking disks whose volume is gone as failed.
+  // At server start (dev mode): prepares the host (pool, recovery) and refreshes every stored
+  // disk's status from its volume, marking disks whose volume is gone as failed. A fleet's
+  // agents prepare their own pools: nothing to do.
   absl::Status Start();
 
   // Disk objects as JSON: {name, spec, status, revision, created_at, updated_at}.
   absl::StatusOr<core::Json> Create(const DiskCreateOptions& options);
   absl::StatusOr<core::Json> Get(std::string_view name);
   absl::StatusOr<std::vector<core::Json>> List(int64_t* revision = nullptr);
+  // The same, typed: NotFound naming the disk; every disk that decodes.
+  absl::StatusOr<core::Disk> GetDisk(std::string_view name);
+  absl::StatusOr<std::vector<core::Disk>> Disks();
   // The host's pools with their accounting: {name, directory, capacity_mib, overcommit,
   // volume_count, provisioned_mib, allocated_bytes, limit_mib, available_mib}.
   absl::StatusOr<std::vector<core::Json>> Pools();
@@ -152,8 +187,14 @@ class StorageService {
                                     const Progress& progress);
   // A new disk from the backup `file` (in the host's backup directory, as for Backup), in the
   // format it had, with its filesystem (a raw ext4 disk comes back raw ext4, mountable).
+  // On a fleet, `place` names the host whose backup directory holds the file (or the shared
+  // pool's, through any host that mounts it).
   absl::StatusOr<core::Json> Restore(const std::string& file, std::string_view name,
-                                     const Progress& progress);
+                                     const DiskPlace& place, const Progress& progress);
+  absl::StatusOr<core::Json> Restore(const std::string& file, std::string_view name,
+                                     const Progress& progress) {
+    return Restore(file, name, DiskPlace{}, progress);
+  }
   // Refused (FailedPrecondition naming status.attached_to) while attached.
   absl::Status Delete(std::string_view name);
 
@@ -162,11 +203,16 @@ class StorageService {
   absl::StatusOr<DiskRepository::Item> Read(std::string_view name) const
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   absl::Status CheckNameFree(std::string_view name) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  // Creates the stored object for a volume the host just made; deletes the volume if the
-  // store refuses.
+  // Creates the stored object for a volume `host` just made; deletes the volume if the store
+  // refuses.
   absl::StatusOr<core::Json> Record(std::string_view name, core::DiskSpec spec,
-                                    const HostVolume& volume, std::string_view message)
-      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+                                    const HostVolume& volume, StorageHost& host,
+                                    std::string_view message) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // The host of an existing disk (dev mode: the one host).
+  absl::StatusOr<std::shared_ptr<StorageHost>> HostOf(std::string_view name,
+                                                      const core::DiskSpec& spec);
+  // Where a new disk goes: the fleet's choice, or (dev mode) the one host, which takes no place.
+  absl::StatusOr<DiskPlace> Place(std::string_view name, const DiskPlace& place);
   // Writes `disk` back over `item` (at its revision) with an event.
   absl::StatusOr<core::Json> Write(const DiskRepository::Item& item, core::Disk disk,
                                    std::string_view type, std::string_view message)
@@ -180,7 +226,8 @@ class StorageService {
 
   state::Store* const store_;
   core::Clock* const clock_;
-  StorageHost* const host_;
+  StorageHost* const host_;    // dev mode; else null
+  StorageHosts* const fleet_;  // a fleet; else null
   const EventLog events_;
   DiskRepository disks_;
   LiveDisks live_;
@@ -188,5 +235,10 @@ class StorageService {
 };
 
 std::string DiskKey(std::string_view name);
+
+// The disks a new workload's spec names, which must exist (InvalidArgument naming
+// disks[i].disk otherwise); a container's must be raw with a filesystem, which it mounts.
+absl::StatusOr<std::vector<core::Disk>> CheckWorkloadDisks(StorageService& storage,
+                                                           const core::WorkloadSpec& spec);
 
 }  // namespace berth::control

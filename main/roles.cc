@@ -22,6 +22,7 @@
 #include "agent/inventory.h"
 #include "api/api_server.h"
 #include "api/cluster_routes.h"
+#include "api/host_storage.h"
 #include "api/local_images.h"
 #include "api/routes_admin.h"
 #include "api/routes_images.h"
@@ -534,23 +535,35 @@ int RunServe(core::Invocation& f) {
                                                      backups);
     storenet->Start(err);
     storenet->AddRoutes(server.router());
-    control.SetReferenceCheck([sn = storenet.get()](const core::WorkloadSpec& spec) {
-      return sn->CheckReferences(spec);
-    });
+    control.SetReferenceCheck(
+        [sn = storenet.get()](core::WorkloadSpec* spec) { return sn->CheckReferences(*spec); });
   }
-  // On a fleet the server records networks, groups and addresses; each agent makes its part.
+  // On a fleet the server records networks, groups, addresses and disks; each agent makes its
+  // part, and makes the volumes of its pools when the server asks it to.
   std::unique_ptr<control::FleetNetworks> fleet_networks;
+  std::unique_ptr<control::FleetStorage> fleet_storage;
   if (!dev) {
     fleet_networks =
         std::make_unique<control::FleetNetworks>(store->get(), control.clock(), &control);
+    fleet_storage = std::make_unique<control::FleetStorage>(store->get(), control.clock(), &control,
+                                                            api::RemoteStorageOf(&control));
+    fleet_networks->SetAlsoRelease(
+        [fs = fleet_storage.get()](const std::string& workload) { fs->Release(workload); });
     if (absl::Status s = fleet_networks->Start(); !s.ok()) {
       err << "berth serve: networks: " << s.message() << "\n";
     }
+    if (absl::Status s = fleet_storage->Start(); !s.ok()) {
+      err << "berth serve: disks: " << s.message() << "\n";
+    }
     api::AddNetworkRoutes(server.router(), &fleet_networks->service());
     api::AddFleetNetworkRoutes(server.router(), fleet_networks.get());
-    control.SetReferenceCheck([fn = fleet_networks.get()](const core::WorkloadSpec& spec) {
-      return fn->CheckReferences(spec);
-    });
+    api::AddStorageRoutes(server.router(), &fleet_storage->service());
+    api::AddFleetStorageRoutes(server.router(), fleet_storage.get());
+    control.SetReferenceCheck(
+        [fn = fleet_networks.get(), fs = fleet_storage.get()](core::WorkloadSpec* spec) {
+          BERTH_RETURN_IF_ERROR(fn->CheckReferences(*spec));
+          return fs->CheckAndPin(spec);
+        });
   }
   auto bound = server.Start();
   if (!bound.ok()) {

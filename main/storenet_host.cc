@@ -744,31 +744,8 @@ void LocalStorageNetwork::Detach(std::string_view workload, bool release) {
 }
 
 absl::Status LocalStorageNetwork::CheckReferences(const core::WorkloadSpec& spec) {
-  auto refuse = [&](const std::string& field, std::string_view message) {
-    return core::FieldError("workload", spec.name, field, message);
-  };
   BERTH_RETURN_IF_ERROR(network_.CheckReferences(spec));
-  for (size_t i = 0; i < spec.disks.size(); ++i) {
-    const core::DiskAttachment& d = spec.disks[i];
-    const std::string at = Cat("disks[", static_cast<int>(i), "].disk");
-    auto disk = storage_.Get(d.disk);
-    if (!disk.ok()) {
-      if (!absl::IsNotFound(disk.status())) return disk.status();
-      return refuse(at, Cat("names disk \"", d.disk,
-                            "\", which does not exist; create it with `berth disk create`"));
-    }
-    if (spec.kind == core::WorkloadKind::kContainer) {
-      const std::string format = (*disk)["spec"].value("format", "qcow2");
-      const std::string fs_type = (*disk)["spec"].value("filesystem", "");
-      if (format != "raw" || fs_type.empty()) {
-        return refuse(at, Cat("names disk \"", d.disk, "\" (", format,
-                              fs_type.empty() ? ", no filesystem" : "",
-                              "); a container mounts raw disks with a filesystem: berth disk "
-                              "create NAME --format raw --fs ext4"));
-      }
-    }
-  }
-  return absl::OkStatus();
+  return control::CheckWorkloadDisks(storage_, spec).status();
 }
 
 void LocalStorageNetwork::WireAgent(agent::AgentOptions& options) {
