@@ -126,6 +126,9 @@ class TaskApiServer {
   // The router the server dispatches to, for driving the routes without a socket (the fuzzer
   // does). A follow's later steps run on the server's timers: only once it has started.
   const Router& router() const { return router_; }
+  // To add routes (a host's disk pools, api/host_storage.h) before Start; they sit behind the
+  // same token.
+  Router& routes() { return router_; }
 
  private:
   const TaskApiOptions options_;

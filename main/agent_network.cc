@@ -66,21 +66,18 @@ absl::StatusOr<int> UnderlayMtu(std::string_view address) {
   return absl::NotFoundError(Cat("no interface holds ", address));
 }
 
-AgentNetworksOptions AgentNetworksFor(const std::string& server_url, const std::string& agent_dir,
-                                      const std::string& host, const std::string& instance) {
+HostCall HostCaller(const std::string& server_url, const std::string& agent_dir,
+                    const std::string& host) {
   struct Caller {
     absl::Mutex mu;
     api::Client client ABSL_GUARDED_BY(mu);
-    Caller(const std::string& url)
+    explicit Caller(const std::string& url)
         : client(url, api::ClientOptions{.timeout = absl::Seconds(30)}) {}
   };
   auto caller = std::make_shared<Caller>(server_url);
   const std::string credential_file = agent::HostCredentialPath(agent_dir);
-  AgentNetworksOptions o;
-  o.host = host;
-  o.instance = instance;
-  o.fetch = [caller, credential_file,
-             host](std::string_view workload) -> absl::StatusOr<HostNetworkPlan> {
+  return [caller, credential_file, host](std::string_view method, const std::string& path,
+                                         const core::Json* body) -> absl::StatusOr<core::Json> {
     // The credential the agent's registration saved (read each time: a new registration
     // replaces it).
     auto credential = runtime::host::ReadFile(credential_file);
@@ -90,12 +87,23 @@ AgentNetworksOptions AgentNetworksFor(const std::string& server_url, const std::
     }
     absl::MutexLock lock(&caller->mu);
     caller->client.SetToken(std::string(absl::StripAsciiWhitespace(*credential)));
+    return caller->client.Call(std::string(method), path, body);
+  };
+}
+
+AgentNetworksOptions AgentNetworksFor(const std::string& server_url, const std::string& agent_dir,
+                                      const std::string& host, const std::string& instance) {
+  AgentNetworksOptions o;
+  o.host = host;
+  o.instance = instance;
+  o.fetch = [call = HostCaller(server_url, agent_dir, host),
+             host](std::string_view workload) -> absl::StatusOr<HostNetworkPlan> {
     absl::StatusOr<core::Json> reply;
     if (workload.empty()) {
-      reply = caller->client.Call("GET", Cat("/v1/hosts/", host, "/networks"));
+      reply = call("GET", Cat("/v1/hosts/", host, "/networks"), nullptr);
     } else {
       const core::Json body = {{"workload", std::string(workload)}};
-      reply = caller->client.Call("POST", Cat("/v1/hosts/", host, "/network-attach"), &body);
+      reply = call("POST", Cat("/v1/hosts/", host, "/network-attach"), &body);
     }
     if (!reply.ok()) return reply.status();
     return api::wire::DecodeHostNetworkPlan(host, *reply);
@@ -342,12 +350,6 @@ absl::Status AgentNetworks::Apply(const HostNetworkPlan& plan, std::string_view 
 }
 
 absl::Status AgentNetworks::Attach(const core::WorkloadSpec& spec, runtime::TaskConfig* config) {
-  if (!spec.disks.empty()) {
-    return absl::FailedPreconditionError(
-        Cat("workload \"", spec.name, "\": disks[0].disk: host ", options_.host,
-            " cannot give workloads Berth disks (only the local agent of `berth serve --dev` "
-            "does so far); remove disks from the spec or run it there"));
-  }
   if (spec.networks.empty()) return absl::OkStatus();
   BERTH_ASSIGN_OR_RETURN(HostNetworkPlan plan, options_.fetch(spec.name));
   absl::MutexLock lock(&mu_);

@@ -18,8 +18,6 @@
 // * once a task is gone, its interfaces and namespace go; its addresses stay with the workload
 //   (the server releases them when it is deleted).
 //
-// Disks are not made on agent hosts yet: a workload that asks for one fails with that reason.
-//
 // Ownership: borrows the driver, which must outlive this object. Thread-safety: thread-safe; one
 // mutex serializes plan changes (the agent's start path and the refresh thread).
 #pragma once
@@ -107,6 +105,13 @@ class AgentNetworks {
       ABSL_GUARDED_BY(mu_);
   std::thread refresher_;
 };
+
+// A call to the server as host `host`, with the credential its registration saved in
+// `agent_dir` (read at each call): method, path, optional JSON body; the answer's JSON.
+using HostCall = std::function<absl::StatusOr<core::Json>(
+    std::string_view method, const std::string& path, const core::Json* body)>;
+HostCall HostCaller(const std::string& server_url, const std::string& agent_dir,
+                    const std::string& host);
 
 // The options of a `berth agent` for host `host` with data directory `agent_dir`: it asks
 // `server_url` with the credential its registration saved there, makes namespaces under

@@ -265,16 +265,10 @@ TEST_F(AgentNetworksTest, ForwardsToThisHostsWorkloadsAreMadeUnlessASocketHoldsT
   EXPECT_THAT(driver_.ListPortForwards(), IsEmpty());
 }
 
-TEST_F(AgentNetworksTest, DisksAndServerErrorsFailTheStartWithTheReason) {
-  core::WorkloadSpec with_disk = Container("db", {});
-  with_disk.disks.push_back({.disk = "data", .mount = "/data"});
+TEST_F(AgentNetworksTest, ServerErrorsFailTheStartWithTheReason) {
   runtime::TaskConfig config;
-  absl::Status s = networks_.Attach(with_disk, &config);
-  EXPECT_EQ(s.code(), absl::StatusCode::kFailedPrecondition);
-  EXPECT_THAT(s.message(), HasSubstr("disks[0].disk: host h1 cannot give workloads Berth disks"));
-
   answer_ = absl::NotFoundError("network \"blue\" does not exist");
-  s = networks_.Attach(Container("pg", {"blue"}), &config);
+  absl::Status s = networks_.Attach(Container("pg", {"blue"}), &config);
   EXPECT_THAT(s.message(), HasSubstr("does not exist"));
   EXPECT_TRUE(config.nics.empty());
   EXPECT_TRUE(driver_.ListNetworks().empty());

@@ -41,6 +41,7 @@
 #include "core/log.h"
 #include "core/strings.h"
 #include "main/admin_cmd.h"
+#include "main/agent_disks.h"
 #include "main/agent_network.h"
 #include "main/storenet_host.h"
 #include "runtime/host/file.h"
@@ -697,6 +698,28 @@ int RunAgent(core::Invocation& f) {
   if (!inv.ok()) {
     return f.Fail(Cat(inv.status().message()));
   }
+  // Disks: this host's own pool, and the fleet's shared pool where it mounts one. The server
+  // reaches them through the task API; workloads get their disks through the agent's hooks.
+  const std::string backups = dir + "/backups";
+  std::unique_ptr<control::StorageHost> own_pool = NewLocalStorageHost(dir, backups);
+  std::unique_ptr<control::StorageHost> shared_pool;
+  std::map<std::string, control::StorageHost*> pools = {
+      {std::string(api::kHostPool), own_pool.get()}};
+  if (f.Given("shared-pool")) {
+    const std::string shared_dir = f.String("shared-pool");
+    if (!fs::is_directory(shared_dir, ec)) {
+      return f.UsageError(Cat("--shared-pool ", shared_dir,
+                              " is not a directory; mount the fleet's shared pool there first"));
+    }
+    shared_pool = NewSharedStorageHost(dir, shared_dir, backups, config->name);
+    pools[std::string(core::kSharedPool)] = shared_pool.get();
+    inv->labels[std::string(core::kSharedPoolLabel)] = "true";
+  }
+  for (const auto& [name, pool] : pools) {
+    if (absl::Status s = pool->Prepare(); !s.ok()) {
+      return f.Fail(Cat("disk pool ", name, ": ", s.message()));
+    }
+  }
   sigset_t signals = BlockStopSignals();
   LocalDrivers drivers = MakeDrivers(dir, *vm_accel, err);
   LoadDeviceSpecs(*config, drivers, err);
@@ -726,6 +749,7 @@ int RunAgent(core::Invocation& f) {
         api::TaskApiOptions{
             .host = task_host, .port = static_cast<uint16_t>(task_port), .token = *task_token},
         &tasks);
+    api::AddHostStorageRoutes(task_api->routes(), pools);
     auto bound = task_api->Start();
     if (!bound.ok()) {
       return f.Fail(Cat("cannot serve the task API on ", task_listen, ": ",
@@ -742,6 +766,8 @@ int RunAgent(core::Invocation& f) {
   runtime::net::LinuxNetworkDriver net_driver(net_options);
   AgentNetworks networks(AgentNetworksFor(server, dir, ao.name, net_options.instance), &net_driver);
   networks.Wire(ao);
+  AgentDisks disks(AgentDisksFor(HostCaller(server, dir, ao.name), dir, ao.name, pools));
+  disks.Wire(ao);
   agent::Agent a(ao);
   tasks.Set(&a);
   absl::Status started = a.Start();
@@ -982,6 +1008,13 @@ core::Command AgentCommand() {
                  .default_value = "0.0.0.0:0",
                  .value_name = "HOST:PORT",
                  .check = CheckTaskApiListen},
+                {.name = "shared-pool",
+                 .help = "a directory every host of the fleet mounts (NFS, say) holding the\n"
+                         "shared disk pool: disks made with `berth disk create --pool shared`\n"
+                         "live there, and a workload on them can run on any host that mounts it\n"
+                         "(and move to another when its host is lost). This host's own pool is\n"
+                         "DIR/pools/default either way",
+                 .value_name = "DIR"},
                 kVmAccelFlag},
       .run = RunAgent};
 }

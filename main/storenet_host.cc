@@ -33,8 +33,6 @@ using core::Cat;
 namespace rs = runtime::storage;
 namespace rn = runtime::net;
 
-constexpr char kPool[] = "default";
-
 control::HostVolume ToHost(const rs::VolumeInfo& v) {
   control::HostVolume h;
   h.format = std::string(rs::FormatName(v.format));
@@ -77,10 +75,13 @@ absl::Status FieldRefused(std::string_view name, std::string_view field, const a
 // between the check and the use; it opens LEAF itself without following a link.
 class LocalStorageHost : public control::StorageHost {
  public:
-  LocalStorageHost(std::string dir, std::string images_dir, std::string backup_dir)
-      : dir_(std::move(dir)),
+  LocalStorageHost(std::string pool, std::string dir, std::string images_dir,
+                   std::string backup_dir, std::string instance)
+      : pool_(std::move(pool)),
+        dir_(std::move(dir)),
         images_dir_(std::move(images_dir)),
-        backup_dir_(std::move(backup_dir)) {}
+        backup_dir_(std::move(backup_dir)),
+        instance_(std::move(instance)) {}
 
   absl::Status Prepare() override {
     std::error_code ec;
@@ -96,16 +97,17 @@ class LocalStorageHost : public control::StorageHost {
     }
     // Thin provisioning: volumes may promise up to four times the disk behind the pool.
     BERTH_RETURN_IF_ERROR(
-        drv().EnsurePool(rs::PoolSpec{.name = kPool,
+        drv().EnsurePool(rs::PoolSpec{.name = pool_,
                                       .directory = dir_,
                                       .capacity_mib = std::max<int64_t>(capacity_mib, 1),
-                                      .overcommit_permille = 4000}));
+                                      .overcommit_permille = 4000,
+                                      .instance = instance_}));
     return drv().Recover();
   }
 
   absl::StatusOr<control::HostVolume> Create(const control::HostVolumeSpec& spec) override {
     rs::CreateVolumeSpec s;
-    s.pool = kPool;
+    s.pool = pool_;
     s.name = spec.name;
     BERTH_ASSIGN_OR_RETURN(s.format, rs::ParseVolumeFormat(spec.format));
     BERTH_ASSIGN_OR_RETURN(s.filesystem, rs::ParseFilesystem(spec.filesystem));
@@ -117,7 +119,7 @@ class LocalStorageHost : public control::StorageHost {
     return ToHost(v);
   }
   absl::StatusOr<std::vector<control::HostPool>> Pools() override {
-    BERTH_ASSIGN_OR_RETURN(rs::PoolStatus p, drv().GetPool(kPool));
+    BERTH_ASSIGN_OR_RETURN(rs::PoolStatus p, drv().GetPool(pool_));
     return std::vector<control::HostPool>{{.name = p.spec.name,
                                            .directory = p.spec.directory,
                                            .capacity_mib = p.spec.capacity_mib,
@@ -129,33 +131,33 @@ class LocalStorageHost : public control::StorageHost {
                                            .available_mib = p.available_mib}};
   }
   absl::StatusOr<control::HostVolume> Get(std::string_view name) override {
-    BERTH_ASSIGN_OR_RETURN(rs::VolumeInfo v, drv().GetVolume(kPool, name));
+    BERTH_ASSIGN_OR_RETURN(rs::VolumeInfo v, drv().GetVolume(pool_, name));
     return ToHost(v);
   }
   absl::StatusOr<control::HostVolume> Resize(std::string_view name, int64_t size_mib,
                                              std::string_view attached_to) override {
     rs::ResizeOptions o;
     o.attachment.attached_to = std::string(attached_to);
-    BERTH_ASSIGN_OR_RETURN(rs::VolumeInfo v, drv().ResizeVolume(kPool, name, size_mib, o));
+    BERTH_ASSIGN_OR_RETURN(rs::VolumeInfo v, drv().ResizeVolume(pool_, name, size_mib, o));
     return ToHost(v);
   }
   absl::Status Snapshot(std::string_view name, std::string_view snapshot) override {
-    return drv().CreateSnapshot(kPool, name, snapshot);
+    return drv().CreateSnapshot(pool_, name, snapshot);
   }
   absl::Status Revert(std::string_view name, std::string_view snapshot,
                       std::string_view attached_to) override {
     rs::SnapshotOptions o;
     o.attachment.attached_to = std::string(attached_to);
-    return drv().RevertSnapshot(kPool, name, snapshot, o);
+    return drv().RevertSnapshot(pool_, name, snapshot, o);
   }
   absl::Status DeleteSnapshot(std::string_view name, std::string_view snapshot) override {
-    return drv().DeleteSnapshot(kPool, name, snapshot);
+    return drv().DeleteSnapshot(pool_, name, snapshot);
   }
   absl::StatusOr<control::HostVolume> Clone(std::string_view source, std::string_view snapshot,
                                             std::string_view name,
                                             std::string_view format) override {
     rs::CloneFromSnapshotSpec s;
-    s.pool = kPool;
+    s.pool = pool_;
     s.source_volume = std::string(source);
     s.snapshot = std::string(snapshot);
     s.name = std::string(name);
@@ -174,9 +176,9 @@ class LocalStorageHost : public control::StorageHost {
     o.destination = Cat(via, "/", parent->leaf);
     o.progress = progress;
     // The restore brings the disk back in its format (a raw disk stays mountable).
-    BERTH_ASSIGN_OR_RETURN(rs::VolumeInfo volume, drv().GetVolume(kPool, name));
+    BERTH_ASSIGN_OR_RETURN(rs::VolumeInfo volume, drv().GetVolume(pool_, name));
     o.labels["format"] = std::string(rs::FormatName(volume.format));
-    auto b = drv().ExportBackup(kPool, name, o);
+    auto b = drv().ExportBackup(pool_, name, o);
     if (!b.ok()) return Reword(b.status(), via, real);
     return control::HostBackup{b->bytes, b->sha256, parent->path};
   }
@@ -184,7 +186,7 @@ class LocalStorageHost : public control::StorageHost {
                                               std::string_view format,
                                               const control::Progress& progress) override {
     rs::RestoreSpec s;
-    s.pool = kPool;
+    s.pool = pool_;
     s.name = std::string(name);
     BERTH_ASSIGN_OR_RETURN(rs::ConfinedDir backups, Backups());
     // The file itself is checked first for a clear refusal (a link, a directory, a FIFO, a name
@@ -224,7 +226,7 @@ class LocalStorageHost : public control::StorageHost {
   absl::Status Delete(std::string_view name, std::string_view attached_to) override {
     rs::DeleteVolumeOptions o;
     o.attachment.attached_to = std::string(attached_to);
-    return drv().DeleteVolume(kPool, name, o);
+    return drv().DeleteVolume(pool_, name, o);
   }
 
  private:
@@ -278,9 +280,11 @@ class LocalStorageHost : public control::StorageHost {
     return Cat(catalog.root(), "/", rel);
   }
 
+  const std::string pool_;
   const std::string dir_;
   const std::string images_dir_;
   const std::string backup_dir_;
+  const std::string instance_;
   rs::QemuStorageDriver driver_;
 };
 
@@ -393,7 +397,19 @@ std::unique_ptr<control::StorageHost> NewLocalStorageHost(const std::string& age
   // The catalog is a confinement root, which must be absolute like the pool's directory.
   std::error_code ec;
   const std::string dir = std::filesystem::absolute(agent_dir, ec).lexically_normal().string();
-  return std::make_unique<LocalStorageHost>(dir + "/pools/default", dir + "/images", backup_dir);
+  return std::make_unique<LocalStorageHost>("default", dir + "/pools/default", dir + "/images",
+                                            backup_dir, "");
+}
+
+std::unique_ptr<control::StorageHost> NewSharedStorageHost(const std::string& agent_dir,
+                                                           const std::string& shared_dir,
+                                                           const std::string& backup_dir,
+                                                           const std::string& instance) {
+  std::error_code ec;
+  const std::string dir = std::filesystem::absolute(agent_dir, ec).lexically_normal().string();
+  const std::string shared = std::filesystem::absolute(shared_dir, ec).lexically_normal().string();
+  return std::make_unique<LocalStorageHost>(std::string(core::kSharedPool), shared, dir + "/images",
+                                            backup_dir, instance);
 }
 
 absl::Status HostPortFree(const std::string& netns, std::string_view protocol, int port) {
@@ -575,6 +591,46 @@ bool IsMountPoint(const std::string& dir) {
 
 }  // namespace
 
+absl::StatusOr<std::string> MountContainerDisk(const std::string& mounts_dir,
+                                               std::string_view workload, std::string_view disk,
+                                               const std::string& image,
+                                               const std::string& filesystem, bool read_only) {
+  const std::string dir = Cat(mounts_dir, "/", workload, "/", disk);
+  std::error_code ec;
+  std::filesystem::create_directories(dir, ec);
+  if (!IsMountPoint(dir)) {
+    BERTH_RETURN_IF_ERROR(runtime::host::RunOk(runtime::host::RealExecutor(),
+                                               {"mount", "-t", filesystem, "-o",
+                                                read_only ? "loop,ro" : "loop", image, dir})
+                              .status());
+  }
+  return dir;
+}
+
+void UnmountContainerDisks(const std::string& mounts_dir, std::string_view workload) {
+  const std::string dir = Cat(mounts_dir, "/", workload);
+  std::error_code ec;
+  if (!std::filesystem::exists(dir, ec)) return;
+  bool still_mounted = false;
+  for (const auto& e : std::filesystem::directory_iterator(dir, ec)) {
+    if (IsMountPoint(e.path().string())) {
+      core::ReportError(
+          "storenet", Cat("workload ", workload, ": unmount ", e.path().string()),
+          runtime::host::RunOk(runtime::host::RealExecutor(), {"umount", e.path().string()})
+              .status());
+      still_mounted |= IsMountPoint(e.path().string());
+    }
+  }
+  // Removing the tree beneath a disk still mounted would delete the disk's files: it stays,
+  // said in the log, for the next detach to try again.
+  if (still_mounted) {
+    core::LogError("storenet: workload %s: %s keeps a mounted disk; not removed",
+                   std::string(workload), dir);
+  } else {
+    std::filesystem::remove_all(dir, ec);
+  }
+}
+
 absl::Status LocalStorageNetwork::Attach(const core::WorkloadSpec& spec,
                                          runtime::TaskConfig* config) {
   const bool vm = spec.kind == core::WorkloadKind::kVm;
@@ -608,17 +664,12 @@ absl::Status LocalStorageNetwork::Attach(const core::WorkloadSpec& spec,
                 "; a container mounts raw disks with a filesystem (berth disk create ", d.disk,
                 " --format raw --filesystem ext4)")));
       }
-      const std::string dir = Cat(mounts_dir_, "/", spec.name, "/", d.disk);
-      std::error_code ec;
-      std::filesystem::create_directories(dir, ec);
-      if (!IsMountPoint(dir)) {
-        auto m = runtime::host::RunOk(
-            runtime::host::RealExecutor(),
-            {"mount", "-t", fs_type, "-o", d.read_only ? "loop,ro" : "loop", disk.path, dir});
-        if (!m.ok())
-          return absl::Status(m.status().code(), field(f, std::string(m.status().message())));
+      auto dir =
+          MountContainerDisk(mounts_dir_, spec.name, d.disk, disk.path, fs_type, d.read_only);
+      if (!dir.ok()) {
+        return absl::Status(dir.status().code(), field(f, std::string(dir.status().message())));
       }
-      disk.path = dir;
+      disk.path = *dir;
     }
     config->disks.push_back(std::move(disk));
   }
@@ -710,27 +761,7 @@ void LocalStorageNetwork::Detach(std::string_view workload, bool release) {
         "storenet", Cat("workload ", workload, ": delete network namespace ", ns),
         runtime::host::RunOk(runtime::host::RealExecutor(), {"ip", "netns", "del", ns}).status());
   }
-  const std::string dir = Cat(mounts_dir_, "/", workload);
-  if (std::filesystem::exists(dir, ec)) {
-    bool still_mounted = false;
-    for (const auto& e : std::filesystem::directory_iterator(dir, ec)) {
-      if (IsMountPoint(e.path().string())) {
-        core::ReportError(
-            "storenet", Cat("workload ", workload, ": unmount ", e.path().string()),
-            runtime::host::RunOk(runtime::host::RealExecutor(), {"umount", e.path().string()})
-                .status());
-        still_mounted |= IsMountPoint(e.path().string());
-      }
-    }
-    // Removing the tree beneath a disk still mounted would delete the disk's files: it stays,
-    // said in the log, for the next detach to try again.
-    if (still_mounted) {
-      core::LogError("storenet: workload %s: %s keeps a mounted disk; not removed",
-                     std::string(workload), dir);
-    } else {
-      std::filesystem::remove_all(dir, ec);
-    }
-  }
+  UnmountContainerDisks(mounts_dir_, workload);
   if (!release) return;
   if (auto disks = storage_.List(); disks.ok()) {
     for (const auto& d : *disks) {

@@ -45,6 +45,23 @@ absl::Status MakeNetns(const std::string& name);
 // restored from `backup_dir` only (created at Prepare): names clients give are confined there.
 std::unique_ptr<control::StorageHost> NewLocalStorageHost(const std::string& agent_dir,
                                                           const std::string& backup_dir);
+// A fleet's shared pool as this host mounts it at `shared_dir` (`berth agent --shared-pool`):
+// its volumes are every host's; what this host has in flight is kept apart under `instance`
+// (its host name), so its recovery never touches another host's operations.
+std::unique_ptr<control::StorageHost> NewSharedStorageHost(const std::string& agent_dir,
+                                                           const std::string& shared_dir,
+                                                           const std::string& backup_dir,
+                                                           const std::string& instance);
+// A container sees a disk's filesystem: the raw `image` loop-mounted (read-only when asked) at
+// MOUNTS_DIR/WORKLOAD/DISK, which is answered and bound into the container. Mounting again
+// what is mounted is a no-op.
+absl::StatusOr<std::string> MountContainerDisk(const std::string& mounts_dir,
+                                               std::string_view workload, std::string_view disk,
+                                               const std::string& image,
+                                               const std::string& filesystem, bool read_only);
+// Unmounts the workload's disks under MOUNTS_DIR/WORKLOAD and removes that directory (kept, and
+// said, while a disk will not unmount).
+void UnmountContainerDisks(const std::string& mounts_dir, std::string_view workload);
 std::unique_ptr<control::NetworkHost> NewLocalNetworkHost(const std::string& agent_dir,
                                                           const std::string& netns);
 
