@@ -122,12 +122,16 @@ class Session : public CommandSession {
       if (!j) return 1;
       return Print(*j, [&](const Json& list) {
         std::vector<std::vector<std::string>> rows = {
-            {"NAME", "FORMAT", "SIZE", "STATE", "ATTACHED", "SNAPSHOTS"}};
+            {"NAME", "FORMAT", "SIZE", "STATE", "ATTACHED", "SNAPSHOTS", "WHERE"}};
         for (const auto& d : list["items"]) {
           const Json& s = d["status"];
+          // A fleet's disks name their host or the shared pool; a dev server's, neither.
+          const std::string pool = d["spec"].value("pool", "");
+          const std::string host = d["spec"].value("host", "");
           rows.push_back({d.value("name", ""), d["spec"].value("format", ""), s.value("size", ""),
                           s.value("state", ""), s.value("attached_to", "") + "",
-                          Cat(s.contains("snapshots") ? s["snapshots"].size() : 0)});
+                          Cat(s.contains("snapshots") ? s["snapshots"].size() : 0),
+                          !pool.empty() ? Cat(pool, " pool") : host.empty() ? "-" : host});
         }
         PrintTable(out_, rows);
       });
@@ -136,7 +140,7 @@ class Session : public CommandSession {
       std::string file = Arg(1), target = Arg(2);
       if (file.empty() || target.empty()) return Usage("usage: berth disk restore FILE NAME");
       auto j = Copy([&](api::Client& c, const api::CopyProgress& p) {
-        return c.RestoreDisk(file, target, p);
+        return c.RestoreDisk(file, target, p, Flag("--host"), Flag("--pool"));
       });
       if (!j) return 1;
       return Print(*j,
@@ -158,7 +162,9 @@ class Session : public CommandSession {
                                     .size = Flag("--size"),
                                     .format = Flag("--format"),
                                     .filesystem = Flag("--fs"),
-                                    .from_image = Flag("--from-image")};
+                                    .from_image = Flag("--from-image"),
+                                    .host = Flag("--host"),
+                                    .pool = Flag("--pool")};
       return show(
           Do([&](api::Client& c, api::Raw* r) { return c.CreateDisk(request, r).status(); }),
           "created");
@@ -414,6 +420,17 @@ Command DiskCommand() {
   const ArgDef snap = {.name = "SNAP", .help = "the snapshot's name"};
   const FlagDef size = {
       .name = "size", .type = FlagType::kSize, .help = "the disk's virtual size, e.g. 1Gi"};
+  const FlagDef place_host = {
+      .name = "host",
+      .help = "a fleet: the host whose pool holds the disk (default: the server picks the\n"
+              "ready host with the fewest disks); a workload on it runs on that host",
+      .value_name = "HOST"};
+  const FlagDef place_pool = {
+      .name = "pool",
+      .help = "a fleet: shared puts the disk in the pool every host started with\n"
+              "`berth agent --shared-pool DIR` mounts, so its workload can run on, and move\n"
+              "to, any of them",
+      .value_name = "POOL"};
   FlagDef resize = size;
   resize.required = true;
   resize.help = "the new, larger size";
@@ -462,7 +479,9 @@ Command DiskCommand() {
                           .value_name = "FS"},
                          {.name = "from-image",
                           .help = "start from a disk image of the server host's catalog",
-                          .value_name = "IMG"}},
+                          .value_name = "IMG"},
+                         place_host,
+                         place_pool},
                .args = {name},
                .run = Do({"create"}, &Session::Disk)},
        ls, with("get", "show one disk", {name}),
@@ -489,8 +508,12 @@ Command DiskCommand() {
             "compressed backup to FILE in the server's backup directory (progress on stderr); an "
             "existing FILE is never replaced",
             {name, {.name = "FILE", .help = "a file name in the server's backup directory"}}),
-       with("restore", "a new disk from a backup FILE in the server's backup directory",
-            {{.name = "FILE", .help = "a backup in the server's backup directory"}, name}),
+       Command{.name = "restore",
+               .summary = "a new disk from a backup FILE in the server's backup directory",
+               .flags = {place_host, place_pool},
+               .args = {{.name = "FILE", .help = "a backup in the server's backup directory"},
+                        name},
+               .run = Do({"restore"}, &Session::Disk)},
        rm});
 }
 

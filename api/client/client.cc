@@ -631,8 +631,12 @@ absl::StatusOr<Json> Client::BackupDisk(std::string_view name, std::string_view 
 }
 
 absl::StatusOr<Json> Client::RestoreDisk(std::string_view file, std::string_view name,
-                                         const CopyProgress& progress) {
-  return Copy("/v1/disks/restore", Json{{"file", file}, {"name", name}}, progress);
+                                         const CopyProgress& progress, std::string_view host,
+                                         std::string_view pool) {
+  Json body{{"file", file}, {"name", name}};
+  if (!host.empty()) body["host"] = host;
+  if (!pool.empty()) body["pool"] = pool;
+  return Copy("/v1/disks/restore", body, progress);
 }
 
 absl::StatusOr<Json> Client::ListPools(Raw* raw) { return Send("GET", "/v1/pools", "", "", raw); }

@@ -297,8 +297,11 @@ class Client {
   absl::StatusOr<core::Json> BackupDisk(std::string_view name, std::string_view file,
                                         const CopyProgress& progress = nullptr);
   // Makes disk `name` from backup `file`; returns the disk.
+  // On a fleet, `host` names the host whose backup directory holds it (`pool` "shared": the
+  // shared pool's).
   absl::StatusOr<core::Json> RestoreDisk(std::string_view file, std::string_view name,
-                                         const CopyProgress& progress = nullptr);
+                                         const CopyProgress& progress = nullptr,
+                                         std::string_view host = "", std::string_view pool = "");
   // {"items": [pool...]}
   absl::StatusOr<core::Json> ListPools(Raw* raw = nullptr);
 

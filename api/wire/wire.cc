@@ -448,6 +448,8 @@ Json EncodeDiskCreate(const DiskCreate& request) {
   PutIfSet(j, "format", request.format);
   PutIfSet(j, "filesystem", request.filesystem);
   PutIfSet(j, "from_image", request.from_image);
+  PutIfSet(j, "host", request.host);
+  PutIfSet(j, "pool", request.pool);
   return j;
 }
 

@@ -190,6 +190,8 @@ struct DiskCreate {
   std::string format;      // "qcow2" (default) or "raw"
   std::string filesystem;  // "ext4", or empty for a blank disk
   std::string from_image;  // an image to copy, instead of a blank disk
+  std::string host;        // a fleet: the host whose pool holds it (empty: the server picks)
+  std::string pool;        // a fleet: "shared" for the shared pool; empty: the host's own
 };
 core::Json EncodeDiskCreate(const DiskCreate& request);
 
