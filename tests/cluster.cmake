@@ -22,3 +22,16 @@ if(TARGET berth AND TARGET berth_api_client AND TARGET berth_image AND TARGET be
     BERTH_IMAGE_SCRIPT="${CMAKE_SOURCE_DIR}/scripts/build-test-images.sh")
   add_dependencies(cluster_network_test berth)
 endif()
+
+# Disks on a fleet: a disk in one host's pool pins its container there; a VM on the shared pool
+# runs on another host, with its data, when its host dies. Needs root, runc and the test images
+# (skips otherwise).
+if(TARGET berth AND TARGET berth_api_client AND TARGET berth_image AND TARGET berth_net)
+  berth_test(cluster_storage_test SOURCES ${CMAKE_CURRENT_LIST_DIR}/cluster/cluster_storage_test.cc
+    LIBS berth_api_client berth_image berth_net TIMEOUT 600 LABELS cluster)
+  target_include_directories(cluster_storage_test PRIVATE ${CMAKE_SOURCE_DIR})
+  target_compile_definitions(cluster_storage_test PRIVATE BERTH_BINARY="$<TARGET_FILE:berth>"
+    BERTH_TEST_IMAGES_DIR="${CMAKE_BINARY_DIR}/test-images"
+    BERTH_IMAGE_SCRIPT="${CMAKE_SOURCE_DIR}/scripts/build-test-images.sh")
+  add_dependencies(cluster_storage_test berth)
+endif()

@@ -36,6 +36,9 @@ struct ClusterOptions {
   // Images (name -> what to import) put into every agent's catalog before it starts: an
   // agent's catalog is read at its start and cannot be imported to through the server yet.
   std::map<std::string, runtime::ImportOptions> images;
+  // Every agent mounts one directory as the fleet's shared disk pool (SharedPoolDir()), as
+  // hosts would mount one NFS export.
+  bool shared_pool = false;
 };
 
 // Runs `argv` (no shell) and returns its exit code; output goes to `log` when given.
@@ -122,6 +125,7 @@ class Cluster {
   }
   std::string AgentDir(int i) const { return dir_ + "/agent-" + std::to_string(i + 1); }
   std::string AgentLog(int i) const { return dir_ + "/agent-" + std::to_string(i + 1) + ".log"; }
+  std::string SharedPoolDir() const { return dir_ + "/shared-pool"; }
   std::string ServerLog() const { return dir_ + "/server/serve.log"; }
   const std::string& dir() const { return dir_; }
 
@@ -148,7 +152,13 @@ class Cluster {
                                            AgentDir(i),
                                            "--name",
                                            HostName(i)};
-    agents_[i] = e2e::SpawnProgram(argv, AgentLog(i));
+    std::vector<std::string> args = argv;
+    if (options_.shared_pool) {
+      std::error_code ec;
+      std::filesystem::create_directories(SharedPoolDir(), ec);
+      args.insert(args.end(), {"--shared-pool", SharedPoolDir()});
+    }
+    agents_[i] = e2e::SpawnProgram(args, AgentLog(i));
   }
 
   // SIGKILLs host i's agent and every process in its namespace: the host dies with its work.
@@ -169,6 +179,9 @@ class Cluster {
       KillNamespace(ns);
       Ip({"netns", "del", ns});
     }
+    // A dead machine holds no mounts: its containers' disks (loop mounts of images another host
+    // may mount next) go with it.
+    e2e::UnmountBelow(AgentDir(i) + "/mounts");
   }
   // Stops host i's agent with SIGTERM (its workloads keep running, as after any agent stop).
   void StopAgent(int i) {

@@ -14,31 +14,13 @@
 #include "gtest/gtest.h"
 #include "runtime/host/run.h"
 #include "tests/cluster/cluster.h"
+#include "tests/cluster/test_images.h"
 
 namespace berth::cluster {
 namespace {
 
 using core::Json;
 using e2e::Eventually;
-
-const std::string& ImagesDir() {
-  static const std::string* dir = [] {
-    std::string images = BERTH_TEST_IMAGES_DIR;
-    auto r =
-        runtime::host::RunCommand({BERTH_IMAGE_SCRIPT, images}, {.timeout = absl::Minutes(10)});
-    if (!r.ok() || !r->ok()) return new std::string();
-    return new std::string(images);
-  }();
-  return *dir;
-}
-
-std::string SkipReason() {
-  if (geteuid() != 0) return "needs root (ip netns, runc)";
-  auto runc = runtime::host::RunCommand({"runc", "--version"});
-  if (!runc.ok() || !runc->ok()) return "runc missing";
-  if (ImagesDir().empty()) return "the test images could not be built";
-  return "";
-}
 
 // A busybox container on network `blue` in `groups`, running `script`.
 core::WorkloadSpec Box(const std::string& name, const std::string& script,
