@@ -67,11 +67,13 @@ absl::StatusOr<Args> DecodeArgs(const Json& j, std::initializer_list<std::string
   BERTH_RETURN_IF_ERROR(core::OptionalInt(ctx, j, "", "size_mib", 0, kMaxSizeMib, &a.size_mib));
   // Names build paths on the host: each must be a name, whoever asks.
   for (std::string_view field : allowed) {
-    if (field == "name") BERTH_RETURN_IF_ERROR(core::ValidateName("disk", a.name));
-    if (field == "source") BERTH_RETURN_IF_ERROR(core::ValidateName("disk", a.source));
+    absl::Status valid;
+    if (field == "name") valid = core::ValidateName("disk", a.name);
+    if (field == "source") valid = core::ValidateName("disk", a.source);
     if (field == "attached_to" && !a.attached_to.empty()) {
-      BERTH_RETURN_IF_ERROR(core::ValidateName("workload", a.attached_to));
+      valid = core::ValidateName("workload", a.attached_to);
     }
+    if (!valid.ok()) return ctx.Error(field, std::string(valid.message()));
   }
   return a;
 }

@@ -1,0 +1,142 @@
+// A host's disk pools over its task API, end to end: the server's remote StorageHost against an
+// agent's task API serving a pool, with the token each heartbeat carries; and what a hostile or
+// mistaken caller sends is refused naming the field, changing nothing.
+#include "api/host_storage.h"
+
+#include <memory>
+#include <string>
+
+#include "api/http/client.h"
+#include "api/task_api.h"
+#include "control/fake_storage_host.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+
+namespace berth::api {
+namespace {
+
+using core::Json;
+using ::testing::ElementsAre;
+using ::testing::HasSubstr;
+
+constexpr char kToken[] = "0123456789abcdef0123456789abcdef";
+
+class HostStorageTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    server_ = std::make_unique<TaskApiServer>(TaskApiOptions{.host = "127.0.0.1", .token = kToken},
+                                              nullptr);
+    AddHostStorageRoutes(server_->routes(), {{"default", &pool_}, {"shared", &shared_}});
+    auto port = server_->Start();
+    ASSERT_TRUE(port.ok()) << port.status();
+    url_ = TaskApiUrl("127.0.0.1", *port);
+    remote_ = NewRemoteStorageHost(
+        [this]() -> absl::StatusOr<TaskApiTarget> {
+          return TaskApiTarget{.host = "h1", .url = url_, .token = kToken};
+        },
+        "default");
+  }
+  void TearDown() override { server_->Stop(); }
+
+  HttpResponse Post(const std::string& path, const std::string& body,
+                    const std::string& token = kToken) {
+    HttpClient http(url_, HttpClientOptions{.bearer_token = token});
+    auto r = http.Post(path, body);
+    EXPECT_TRUE(r.ok()) << r.status();
+    return r.ok() ? *r : HttpResponse{};
+  }
+
+  control::FakeStorageHost pool_, shared_;
+  std::unique_ptr<TaskApiServer> server_;
+  std::string url_;
+  std::unique_ptr<control::StorageHost> remote_;
+};
+
+TEST_F(HostStorageTest, EveryOperationReachesTheHostsPoolAndAnswersAsItDid) {
+  auto made =
+      remote_->Create({.name = "d1", .format = "raw", .size_mib = 64, .filesystem = "ext4"});
+  ASSERT_TRUE(made.ok()) << made.status();
+  EXPECT_EQ(made->path, "/pool/d1.raw");
+  EXPECT_EQ(pool_.last_create.filesystem, "ext4");
+  EXPECT_TRUE(shared_.volumes.empty());
+  ASSERT_TRUE(remote_->Snapshot("d1", "s1").ok());
+  auto got = remote_->Get("d1");
+  ASSERT_TRUE(got.ok()) << got.status();
+  EXPECT_EQ(got->size_mib, 64);
+  auto grown = remote_->Resize("d1", 128, "vm-1");
+  ASSERT_TRUE(grown.ok()) << grown.status();
+  EXPECT_EQ(pool_.last_attached_to, "vm-1");
+  ASSERT_TRUE(remote_->Clone("d1", "s1", "d2", "qcow2").ok());
+  auto backup = remote_->Backup("d1", "d1.backup", nullptr);
+  ASSERT_TRUE(backup.ok()) << backup.status();
+  EXPECT_EQ(pool_.last_file, "d1.backup");
+  ASSERT_TRUE(remote_->Restore("d1.backup", "d3", "", nullptr).ok());
+  ASSERT_TRUE(remote_->Revert("d1", "s1", "").ok());
+  ASSERT_TRUE(remote_->DeleteSnapshot("d1", "s1").ok());
+  ASSERT_TRUE(remote_->Delete("d2", "").ok());
+  auto pools = remote_->Pools();
+  ASSERT_TRUE(pools.ok()) << pools.status();
+  ASSERT_EQ(pools->size(), 1u);
+  EXPECT_EQ((*pools)[0].volume_count, 2);
+  // The host's errors keep their kind: a volume that is not there is NotFound.
+  EXPECT_EQ(remote_->Get("nosuch").status().code(), absl::StatusCode::kNotFound);
+  EXPECT_THAT(remote_->Get("nosuch").status().message(), HasSubstr("host \"h1\""));
+  pool_.fail["Create"] = absl::ResourceExhaustedError("pool full");
+  EXPECT_EQ(remote_->Create({.name = "d4", .size_mib = 1}).status().code(),
+            absl::StatusCode::kResourceExhausted);
+}
+
+TEST_F(HostStorageTest, OnlyTheTokenAndWellFormedRequestsAreServed) {
+  const std::string before = Json(pool_.calls).dump();
+  EXPECT_EQ(Post("/v1/storage/default/create", R"({"name":"d1","size_mib":8})", "wrong").status,
+            401);
+  struct Case {
+    std::string path, body;
+    int status;
+    std::string says;
+  };
+  for (const Case& c : std::vector<Case>{
+           {"/v1/storage/default/create", R"({"name":"../etc","size_mib":8})", 400, "name"},
+           {"/v1/storage/default/create", R"({"name":"d1","size_mib":-1})", 400, "size_mib"},
+           {"/v1/storage/default/create", R"({"name":"d1","size_mib":"8"})", 400, "size_mib"},
+           {"/v1/storage/default/create", R"({"name":"d1","color":"red"})", 400, "color"},
+           {"/v1/storage/default/clone", R"({"source":"a/b","name":"d1"})", 400, "source"},
+           {"/v1/storage/default/delete", R"({"name":"d1","attached_to":"x y"})", 400, "workload"},
+           {"/v1/storage/default/get", R"([1,2])", 400, ""},
+           {"/v1/storage/default/get", "{\"name\":\"\xff\"}", 400, ""},
+           {"/v1/storage/default/format", R"({"name":"d1"})", 404, "does not exist"},
+           {"/v1/storage/nfs/get", R"({"name":"d1"})", 404, "default, shared"},
+       }) {
+    SCOPED_TRACE(c.path + " " + c.body);
+    HttpResponse r = Post(c.path, c.body);
+    EXPECT_EQ(r.status, c.status) << r.body;
+    EXPECT_THAT(r.body, HasSubstr(c.says));
+  }
+  EXPECT_EQ(Json(pool_.calls).dump(), before);
+}
+
+TEST_F(HostStorageTest, AnUnreachableHostIsUnavailableNamingIt) {
+  server_->Stop();
+  auto got = remote_->Get("d1");
+  EXPECT_EQ(got.status().code(), absl::StatusCode::kUnavailable);
+  EXPECT_THAT(got.status().message(), HasSubstr("host \"h1\""));
+}
+
+TEST(HostDisks, RoundTripAndRefuseNamesThatAreNotDisks) {
+  std::vector<control::HostDisk> disks = {
+      {.name = "a", .format = "raw", .filesystem = "ext4", .read_only = true, .mount = "/data"},
+      {.name = "b", .pool = "shared", .format = "qcow2"}};
+  auto back = DecodeHostDisks("h1", EncodeHostDisks(disks));
+  ASSERT_TRUE(back.ok()) << back.status();
+  EXPECT_EQ(*back, disks);
+  Json bad = EncodeHostDisks(disks);
+  bad["disks"][1]["name"] = "../../etc";
+  EXPECT_THAT(DecodeHostDisks("h1", bad).status().message(), HasSubstr("disks[1].name"));
+  bad = EncodeHostDisks(disks);
+  bad["disks"][0]["pool"] = "other";
+  EXPECT_THAT(DecodeHostDisks("h1", bad).status().message(), HasSubstr("disks[0].pool"));
+  EXPECT_FALSE(DecodeHostDisks("h1", Json{{"disks", 3}}).ok());
+}
+
+}  // namespace
+}  // namespace berth::api
