@@ -131,6 +131,9 @@ TEST_F(StorageServiceTest, CreateRefusesBadInputNamingTheFieldAndStoresNothing) 
        }),
        "format"},
       {with([](DiskCreateOptions& o) { o.name = "Bad_Name"; }), "name"},
+      // A dev server's one host holds every disk: no other host, no shared pool.
+      {with([](DiskCreateOptions& o) { o.place.host = "node-2"; }), "host"},
+      {with([](DiskCreateOptions& o) { o.place.pool = "shared"; }), "pool"},
   };
   const int64_t before = Revision();
   for (const auto& c : cases) {

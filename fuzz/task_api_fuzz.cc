@@ -1,6 +1,7 @@
 // Fuzzes the agent's task API (api/task_api.h) from its router down: the bearer token check, the
-// routes under /v1/tasks/{name}/ (logs, console, stats, exec, warm-state), their query and body
-// parsing, and the reads and follows of task files. The tasks are an in-memory LocalHost whose
+// routes under /v1/tasks/{name}/ (logs, console, stats, exec, warm-state) and the host's disk
+// pool under /v1/storage/ (api/host_storage.h), their query and body parsing, and the reads and
+// follows of task files. The tasks are an in-memory LocalHost whose
 // log and console files lie in a temporary directory made once and removed at exit; its exec,
 // stats and warm-state saves answer canned values or errors. Requests go to
 // TaskApiServer::router() with no socket in between (Responder::ToSink); the server is started
@@ -41,6 +42,9 @@
 #include "absl/strings/match.h"
 #include "api/http/router.h"
 #include "api/task_api.h"
+#ifdef BERTH_FUZZ_STORAGE
+#include "api/host_storage.h"
+#endif
 #include "core/names.h"
 #include "core/status.h"
 
@@ -237,6 +241,75 @@ class FuzzTasks final : public berth::agent::LocalHost {
   bool web_wrote_ = false;
 };
 
+#ifdef BERTH_FUZZ_STORAGE
+// The host's disk pool behind /v1/storage/default/OP (api/host_storage.h): it must only ever be
+// given disk names (and workload names as holders); "gone" is not there, the rest is.
+class FuzzPool : public berth::control::StorageHost {
+ public:
+  absl::Status Prepare() override { return absl::OkStatus(); }
+  absl::StatusOr<berth::control::HostVolume> Create(
+      const berth::control::HostVolumeSpec& spec) override {
+    return Volume(spec.name);
+  }
+  absl::StatusOr<berth::control::HostVolume> Get(std::string_view name) override {
+    return Volume(name);
+  }
+  absl::StatusOr<berth::control::HostVolume> Resize(std::string_view name, int64_t,
+                                                    std::string_view attached_to) override {
+    Holder(attached_to);
+    return Volume(name);
+  }
+  absl::Status Snapshot(std::string_view name, std::string_view) override {
+    return Volume(name).status();
+  }
+  absl::Status Revert(std::string_view name, std::string_view,
+                      std::string_view attached_to) override {
+    Holder(attached_to);
+    return Volume(name).status();
+  }
+  absl::Status DeleteSnapshot(std::string_view name, std::string_view) override {
+    return Volume(name).status();
+  }
+  absl::StatusOr<berth::control::HostVolume> Clone(std::string_view source, std::string_view,
+                                                   std::string_view name,
+                                                   std::string_view) override {
+    BERTH_RETURN_IF_ERROR(Volume(source).status());
+    return Volume(name);
+  }
+  absl::StatusOr<berth::control::HostBackup> Backup(std::string_view name, const std::string&,
+                                                    const berth::control::Progress&) override {
+    BERTH_RETURN_IF_ERROR(Volume(name).status());
+    return berth::control::HostBackup{.bytes = 1};
+  }
+  absl::StatusOr<berth::control::HostVolume> Restore(const std::string&, std::string_view name,
+                                                     std::string_view,
+                                                     const berth::control::Progress&) override {
+    return Volume(name);
+  }
+  absl::Status Delete(std::string_view name, std::string_view attached_to) override {
+    Holder(attached_to);
+    return Volume(name).status();
+  }
+  absl::StatusOr<std::vector<berth::control::HostPool>> Pools() override {
+    return std::vector<berth::control::HostPool>{{.name = "default"}};
+  }
+
+ private:
+  static absl::StatusOr<berth::control::HostVolume> Volume(std::string_view name) {
+    if (!berth::core::ValidateName("disk", name).ok()) {
+      Die("the pool was given a disk name that is not one", name);
+    }
+    if (name == "gone") return absl::NotFoundError("volume \"gone\" not found");
+    return berth::control::HostVolume{.format = "qcow2", .size_mib = 8};
+  }
+  static void Holder(std::string_view workload) {
+    if (!workload.empty() && !berth::core::ValidateName("workload", workload).ok()) {
+      Die("the pool was given a holder that is not a workload name", workload);
+    }
+  }
+};
+#endif
+
 // The temporary directory with the files, the tasks and their started server, made once and
 // gone at exit.
 struct Harness {
@@ -257,6 +330,9 @@ struct Harness {
     options.max_wait = kMaxWait;
     options.follow_poll = absl::Milliseconds(1);  // a followed task's end is seen at once
     server = std::make_unique<berth::api::TaskApiServer>(options, &tasks);
+#ifdef BERTH_FUZZ_STORAGE
+    berth::api::AddHostStorageRoutes(server->routes(), {{"default", &pool}});
+#endif
     absl::StatusOr<uint16_t> port = server->Start();
     if (!port.ok()) Die("cannot start the task API", port.status().ToString());
   }
@@ -266,6 +342,9 @@ struct Harness {
   }
 
   FuzzTasks tasks;
+#ifdef BERTH_FUZZ_STORAGE
+  FuzzPool pool;
+#endif
   std::unique_ptr<berth::api::TaskApiServer> server;
 };
 
@@ -435,6 +514,10 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   } else if (response.status != 200) {
     Die("error answer that is not JSON", seen);
   }
+#ifdef BERTH_FUZZ_STORAGE
+  // The pool's routes: a bad name never reaches it (it checks), and what it answers is kept.
+  if (absl::StartsWith(req.path, "/v1/storage/")) return 0;
+#endif
   if (!call) {
     if (response.status == 200) Die("200 for no task route", seen);
     return 0;
