@@ -5,7 +5,12 @@
 // (create to running) in the same cluster: failover costs the TTL, the grace, up to one
 // liveness pass (1s) and then about one such placement.
 //
+// With --vm-shared-disk the workloads are VMs (the tiny test guest, under TCG where KVM cannot
+// run it), each booting from its own disk in the shared pool every agent mounts: they start on
+// another host from the same disk.
+//
 // Usage: bench/run failover [--runs N] [--workloads K] [--host-ttl D] [--failover-grace D]
+//                           [--vm-shared-disk]
 // Needs root (network namespaces).
 #include <algorithm>
 #include <chrono>
@@ -16,6 +21,7 @@
 
 #include "absl/time/time.h"
 #include "tests/cluster/cluster.h"
+#include "tests/cluster/test_images.h"
 
 namespace {
 
@@ -40,6 +46,19 @@ berth::core::WorkloadSpec Sleeper(const std::string& name, const std::string& ma
   return *spec;
 }
 
+// A VM of the test images on its own shared-pool disk `disk`.
+berth::core::WorkloadSpec VmOnDisk(const std::string& name, const std::string& disk) {
+  auto spec =
+      berth::core::DecodeWorkloadSpec({{"name", name},
+                                       {"kind", "vm"},
+                                       {"image", "tiny-vm"},
+                                       {"command", {"/bin/sh", "-c", "exec sleep 3600"}},
+                                       {"resources", {{"cpu", "500m"}, {"memory", "256Mi"}}},
+                                       {"disks", {disk}},
+                                       {"restart", "always"}});
+  return *spec;
+}
+
 // Polls `done` every 10 ms for up to `limit`; false when it never held.
 bool WaitFor(const std::function<bool()>& done, absl::Duration limit = absl::Minutes(2)) {
   const Clock::time_point end = Clock::now() + absl::ToChronoSeconds(limit);
@@ -54,15 +73,31 @@ bool WaitFor(const std::function<bool()>& done, absl::Duration limit = absl::Min
 
 int main(int argc, char** argv) {
   int runs = 5, workloads = 3;
+  bool vms = false;
+  for (int i = 1; i < argc; ++i) {
+    if (!strcmp(argv[i], "--vm-shared-disk")) vms = true;
+  }
   // The server's defaults (`berth serve --help`).
   std::string ttl = "10s", grace = "3s";
-  for (int i = 1; i + 1 < argc; i += 2) {
+  for (int i = 1; i + 1 < argc; ++i) {
     if (!strcmp(argv[i], "--runs")) runs = std::max(1, atoi(argv[i + 1]));
     if (!strcmp(argv[i], "--workloads")) workloads = std::max(1, atoi(argv[i + 1]));
     if (!strcmp(argv[i], "--host-ttl")) ttl = argv[i + 1];
     if (!strcmp(argv[i], "--failover-grace")) grace = argv[i + 1];
   }
-  Cluster cluster({.hosts = 3, .host_ttl = ttl, .failover_grace = grace});
+  berth::cluster::ClusterOptions options{.hosts = 3, .host_ttl = ttl, .failover_grace = grace};
+  if (vms) {
+    const std::string images = berth::cluster::ImagesDir();
+    if (images.empty()) {
+      std::fprintf(stderr, "bench_failover: the test images could not be built\n");
+      return 1;
+    }
+    options.images = {
+        {"tiny-vm",
+         {.kernel = images + "/tiny-vm/vmlinuz", .initrd = images + "/tiny-vm/initrd.img"}}};
+    options.shared_pool = true;
+  }
+  Cluster cluster(options);
   if (std::string started = cluster.Start(); !started.empty()) {
     std::fprintf(stderr, "bench_failover: %s\n", started.c_str());
     return 1;
@@ -73,10 +108,21 @@ int main(int argc, char** argv) {
     if (!w.ok() || w->status.state != berth::core::WorkloadState::kRunning) return "";
     return w->status.host;
   };
+  if (vms) {
+    for (int k = 0; k < workloads; ++k) {
+      auto disk = api.CreateDisk(
+          {.name = "fo-disk-" + std::to_string(k), .size = "64Mi", .pool = "shared"});
+      if (!disk.ok()) {
+        std::fprintf(stderr, "bench_failover: %s\n", disk.status().ToString().c_str());
+        return 1;
+      }
+    }
+  }
   std::printf(
-      "failover: %d runs, %d workloads (restart: always) on the killed host, "
+      "failover: %d runs, %d %s (restart: always) on the killed host, "
       "host TTL %s, failover grace %s\n",
-      runs, workloads, ttl.c_str(), grace.c_str());
+      runs, workloads, vms ? "VMs on shared-pool disks" : "process workloads", ttl.c_str(),
+      grace.c_str());
   std::vector<double> failover, detect, baseline;
   for (int run = 0; run < runs; ++run) {
     const int victim = run % cluster.hosts();
@@ -90,7 +136,13 @@ int main(int argc, char** argv) {
       names.push_back("fo-" + std::to_string(run) + "-" + std::to_string(k));
       const std::string marker =
           "3600." + std::to_string(getpid()) + std::to_string(run) + std::to_string(k);
-      if (!api.CreateWorkload(Sleeper(names.back(), marker)).ok()) return 1;
+      const berth::core::WorkloadSpec spec =
+          vms ? VmOnDisk(names.back(), "fo-disk-" + std::to_string(k))
+              : Sleeper(names.back(), marker);
+      if (auto made = api.CreateWorkload(spec); !made.ok()) {
+        std::fprintf(stderr, "bench_failover: %s\n", made.status().ToString().c_str());
+        return 1;
+      }
     }
     if (!WaitFor([&] {
           return std::all_of(names.begin(), names.end(),
@@ -152,10 +204,12 @@ int main(int argc, char** argv) {
       "  ratio failover / (TTL + grace + baseline): %.2f\n",
       median, worst, runs, Median(detect), bound, placement, median / (bound + placement));
   std::printf(
-      "{\"bench\":\"failover\",\"runs\":%d,\"workloads\":%d,\"host_ttl_s\":%.1f,"
+      "{\"bench\":\"failover\",\"vm_shared_disk\":%s,\"runs\":%d,\"workloads\":%d,\"host_ttl_s\":%."
+      "1f,"
       "\"grace_s\":%.1f,\"median_s\":%.3f,\"max_s\":%.3f,\"detect_median_s\":%.3f,"
       "\"baseline_placement_s\":%.3f,\"ratio\":%.3f}\n",
-      runs, workloads, absl::ToDoubleSeconds(ttl_d), absl::ToDoubleSeconds(grace_d), median, worst,
-      Median(detect), placement, median / (bound + placement));
+      vms ? "true" : "false", runs, workloads, absl::ToDoubleSeconds(ttl_d),
+      absl::ToDoubleSeconds(grace_d), median, worst, Median(detect), placement,
+      median / (bound + placement));
   return 0;
 }

@@ -5,6 +5,8 @@ if(TARGET berth AND TARGET berth_api_client AND TARGET berth_image AND TARGET be
   add_executable(bench_failover ${CMAKE_CURRENT_LIST_DIR}/failover.cc)
   target_link_libraries(bench_failover PRIVATE berth_api_client berth_image berth_net)
   target_include_directories(bench_failover PRIVATE ${CMAKE_SOURCE_DIR})
-  target_compile_definitions(bench_failover PRIVATE BERTH_BINARY="$<TARGET_FILE:berth>")
+  target_compile_definitions(bench_failover PRIVATE BERTH_BINARY="$<TARGET_FILE:berth>"
+    BERTH_TEST_IMAGES_DIR="${CMAKE_BINARY_DIR}/test-images"
+    BERTH_IMAGE_SCRIPT="${CMAKE_SOURCE_DIR}/scripts/build-test-images.sh")
   add_dependencies(bench_failover berth)
 endif()
