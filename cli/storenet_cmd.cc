@@ -131,7 +131,9 @@ class Session : public CommandSession {
           rows.push_back({d.value("name", ""), d["spec"].value("format", ""), s.value("size", ""),
                           s.value("state", ""), s.value("attached_to", "") + "",
                           Cat(s.contains("snapshots") ? s["snapshots"].size() : 0),
-                          !pool.empty() ? Cat(pool, " pool") : host.empty() ? "-" : host});
+                          !pool.empty()  ? Cat(pool, " pool")
+                          : host.empty() ? "-"
+                                         : host});
         }
         PrintTable(out_, rows);
       });
@@ -422,14 +424,16 @@ Command DiskCommand() {
       .name = "size", .type = FlagType::kSize, .help = "the disk's virtual size, e.g. 1Gi"};
   const FlagDef place_host = {
       .name = "host",
-      .help = "a fleet: the host whose pool holds the disk (default: the server picks the\n"
-              "ready host with the fewest disks); a workload on it runs on that host",
+      .help =
+          "a fleet: the host whose pool holds the disk (default: the server picks the\n"
+          "ready host with the fewest disks); a workload on it runs on that host",
       .value_name = "HOST"};
   const FlagDef place_pool = {
       .name = "pool",
-      .help = "a fleet: shared puts the disk in the pool every host started with\n"
-              "`berth agent --shared-pool DIR` mounts, so its workload can run on, and move\n"
-              "to, any of them",
+      .help =
+          "a fleet: shared puts the disk in the pool every host started with\n"
+          "`berth agent --shared-pool DIR` mounts, so its workload can run on, and move\n"
+          "to, any of them",
       .value_name = "POOL"};
   FlagDef resize = size;
   resize.required = true;
@@ -508,12 +512,12 @@ Command DiskCommand() {
             "compressed backup to FILE in the server's backup directory (progress on stderr); an "
             "existing FILE is never replaced",
             {name, {.name = "FILE", .help = "a file name in the server's backup directory"}}),
-       Command{.name = "restore",
-               .summary = "a new disk from a backup FILE in the server's backup directory",
-               .flags = {place_host, place_pool},
-               .args = {{.name = "FILE", .help = "a backup in the server's backup directory"},
-                        name},
-               .run = Do({"restore"}, &Session::Disk)},
+       Command{
+           .name = "restore",
+           .summary = "a new disk from a backup FILE in the server's backup directory",
+           .flags = {place_host, place_pool},
+           .args = {{.name = "FILE", .help = "a backup in the server's backup directory"}, name},
+           .run = Do({"restore"}, &Session::Disk)},
        rm});
 }
 

@@ -24,6 +24,7 @@
 #include "gtest/gtest.h"
 #include "runtime/host/process.h"
 #include "runtime/host/run.h"
+#include "tests/test_images.h"
 
 namespace berth {
 namespace {
@@ -41,16 +42,7 @@ std::string ReadWholeFile(const std::string& path) {
   return ss.str();
 }
 
-const std::string& ImagesDir() {
-  static const std::string* dir = [] {
-    std::string images = BERTH_TEST_IMAGES_DIR;
-    auto r =
-        runtime::host::RunCommand({BERTH_IMAGE_SCRIPT, images}, {.timeout = absl::Minutes(10)});
-    if (!r.ok() || !r->ok()) return new std::string();
-    return new std::string(images);
-  }();
-  return *dir;
-}
+using e2e::ImagesDir;
 
 std::string SkipReason() {
   if (geteuid() != 0) return "runc and overlay mounts need root";

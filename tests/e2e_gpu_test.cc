@@ -14,6 +14,7 @@
 #include "gtest/gtest.h"
 #include "runtime/host/run.h"
 #include "tests/e2e_util.h"
+#include "tests/test_images.h"
 
 namespace berth::e2e {
 namespace {
@@ -122,15 +123,7 @@ resources: {cpu: 100m, memory: 32Mi}
   EXPECT_EQ(FirstLogLine("plain"), "cuda=[] nvidia=[void]");
 }
 
-// Builds the test images once per process (the script is idempotent and serialized by a lock).
-const std::string& ImagesDir() {
-  static const std::string* dir = [] {
-    auto r = runtime::host::RunCommand({BERTH_IMAGE_SCRIPT, BERTH_TEST_IMAGES_DIR},
-                                       {.timeout = absl::Minutes(10)});
-    return new std::string(r.ok() && r->ok() ? BERTH_TEST_IMAGES_DIR : "");
-  }();
-  return *dir;
-}
+using e2e::ImagesDir;
 
 std::string ContainerSkipReason() {
   if (geteuid() != 0) return "runc, overlay mounts and mknod need root";

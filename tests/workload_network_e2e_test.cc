@@ -20,6 +20,7 @@
 #include "runtime/net/linux_network_driver.h"
 #include "runtime/net/netns_test_util.h"
 #include "tests/e2e_util.h"
+#include "tests/test_images.h"
 
 namespace berth {
 namespace {
@@ -29,15 +30,7 @@ using ::testing::Not;
 using Json = nlohmann::json;
 namespace nt = runtime::net::testing;
 
-const std::string& ImagesDir() {
-  static const std::string* dir = [] {
-    std::string images = BERTH_TEST_IMAGES_DIR;
-    std::string out;
-    if (nt::RunIn("", {BERTH_IMAGE_SCRIPT, images}, &out) != 0) return new std::string();
-    return new std::string(images);
-  }();
-  return *dir;
-}
+using e2e::ImagesDir;
 
 std::string SkipReason() {
   if (geteuid() != 0) return "needs root (runc, bridges, nftables)";

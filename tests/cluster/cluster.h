@@ -217,6 +217,20 @@ class Cluster {
     return out;
   }
 
+  // Deletes every workload and waits until none is listed (their hosts then drop what they
+  // made for them); false when some stay.
+  bool DeleteAllWorkloads() {
+    auto list = client().ListWorkloads();
+    if (!list.ok()) return false;
+    bool deleted = true;
+    for (const auto& w : list->items) deleted &= client().DeleteWorkload(w.spec.name).ok();
+    return e2e::Eventually([&] {
+             auto left = client().ListWorkloads();
+             return left.ok() && left->items.empty();
+           }) &&
+           deleted;
+  }
+
   // Removes everything: processes, server, namespaces, links, directories. Idempotent.
   void Cleanup() {
     for (int i = 0; i < static_cast<int>(agents_.size()); ++i) KillHost(i);

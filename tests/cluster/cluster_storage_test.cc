@@ -34,16 +34,7 @@ class ClusterStorageTest : public ::testing::Test {
   }
   void TearDown() override {
     if (!cluster_) return;
-    auto list = cluster_->client().ListWorkloads();
-    if (list.ok()) {
-      for (const auto& w : list->items) {
-        EXPECT_TRUE(cluster_->client().DeleteWorkload(w.spec.name).ok());
-      }
-      EXPECT_TRUE(Eventually([&] {
-        auto left = cluster_->client().ListWorkloads();
-        return left.ok() && left->items.empty();
-      }));
-    }
+    EXPECT_TRUE(cluster_->DeleteAllWorkloads());
     cluster_.reset();
   }
 
