@@ -6,11 +6,15 @@
 #include <memory>
 #include <string>
 
+#include "api/api_server.h"
 #include "api/http/client.h"
+#include "api/storenet_routes.h"
 #include "api/task_api.h"
+#include "api/wire/wire.h"
 #include "control/fake_storage_host.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "state/memory_store.h"
 
 namespace berth::api {
 namespace {
@@ -136,6 +140,58 @@ TEST(HostDisks, RoundTripAndRefuseNamesThatAreNotDisks) {
   bad["disks"][0]["pool"] = "other";
   EXPECT_THAT(DecodeHostDisks("h1", bad).status().message(), HasSubstr("disks[0].pool"));
   EXPECT_FALSE(DecodeHostDisks("h1", Json{{"disks", 3}}).ok());
+}
+
+}  // namespace
+}  // namespace berth::api
+
+namespace berth::api {
+namespace {
+
+// Who may call a host's disk route: the host itself (or the admin), never another host; and a
+// host credential reaches no other disk route.
+TEST(FleetStorageRoutesTest, OnlyTheHostItselfAttachesItsWorkloadsDisks) {
+  core::ManualClock clock;
+  state::MemoryStore store(state::StoreOptions{.clock = &clock});
+  control::ControlPlane control(&store, control::ControlPlaneOptions{.clock = &clock});
+  control::FleetStorage fleet(&store, &clock, &control, [](const std::string&, const std::string&) {
+    return std::make_shared<control::FakeStorageHost>();
+  });
+  ApiServerOptions o;
+  o.admin_token = "admin-secret";
+  o.agent_tokens = {"join-secret"};
+  ApiServer server(o, &control, nullptr);
+  AddStorageRoutes(server.router(), &fleet.service());
+  AddFleetStorageRoutes(server.router(), &fleet);
+  auto port = server.Start();
+  ASSERT_TRUE(port.ok()) << port.status();
+  const std::string url = "http://127.0.0.1:" + std::to_string(*port);
+  auto call = [&](const std::string& token, std::string_view method, std::string_view path,
+                  std::string_view body = {}) {
+    HttpClient c(url, HttpClientOptions{.bearer_token = token});
+    auto r = c.Request(method, path, body);
+    EXPECT_TRUE(r.ok()) << r.status();
+    return r.ok() ? *r : HttpResponse{};
+  };
+  auto join = [&](const std::string& name) {
+    wire::HostRegistration reg{.name = name};
+    reg.inventory.capacity.cpu = *core::ParseCpu("2");
+    reg.inventory.capacity.memory = *core::ParseMemory("1Gi");
+    HttpResponse r =
+        call("join-secret", "POST", "/v1/hosts", wire::EncodeHostRegistration(reg).dump());
+    EXPECT_EQ(r.status, 200) << r.body;
+    return Json::parse(r.body, nullptr, false).value("credential", "");
+  };
+  const std::string a = join("node-a"), b = join("node-b");
+  const std::string attach = R"({"workload":"nobody"})";
+  EXPECT_EQ(call(b, "POST", "/v1/hosts/node-a/disk-attach", attach).status, 403);
+  EXPECT_EQ(call(a, "POST", "/v1/hosts/node-a/disk-attach", attach).status, 404);
+  EXPECT_EQ(call("admin-secret", "POST", "/v1/hosts/node-a/disk-attach", attach).status, 404);
+  EXPECT_EQ(call(a, "POST", "/v1/hosts/node-a/disk-attach", R"({"workload":"../x"})").status, 400);
+  EXPECT_EQ(call(a, "GET", "/v1/disks").status, 403);
+  EXPECT_EQ(call(a, "POST", "/v1/disks", R"({"name":"d1","size":"1Gi"})").status, 403);
+  EXPECT_EQ(call("join-secret", "POST", "/v1/hosts/node-a/disk-attach", attach).status, 403);
+  server.Stop();
 }
 
 }  // namespace

@@ -5,6 +5,7 @@
 #include <utility>
 
 #include "absl/strings/numbers.h"
+#include "absl/strings/str_join.h"
 #include "control/events.h"
 #include "core/device.h"
 #include "core/disk.h"
@@ -39,6 +40,28 @@ int IntLabel(const Workload& w, std::string_view label, int otherwise) {
 }
 
 }  // namespace
+
+std::string ConstraintsText(const std::vector<core::LabelConstraint>& constraints) {
+  std::string out;
+  for (const core::LabelConstraint& c : constraints) {
+    if (!out.empty()) out += ", ";
+    switch (c.op) {
+      case core::LabelConstraint::Op::kEquals:
+        out += Cat(c.label, " = ", c.values.empty() ? "" : c.values[0]);
+        break;
+      case core::LabelConstraint::Op::kIn:
+        out += Cat(c.label, " in [", absl::StrJoin(c.values, ", "), "]");
+        break;
+      case core::LabelConstraint::Op::kNotIn:
+        out += Cat(c.label, " not in [", absl::StrJoin(c.values, ", "), "]");
+        break;
+      case core::LabelConstraint::Op::kExists:
+        out += Cat(c.label, " exists");
+        break;
+    }
+  }
+  return out;
+}
 
 sched::Request WorkloadRequest(const Workload& w) {
   sched::Request r;
@@ -832,6 +855,10 @@ absl::StatusOr<BatchPlan> ClusterModel::Plan(const sched::Policy& policy,
                   " driver: ", masked.size(), " hosts");
       }
       if (hosts_.empty()) why = "no hosts registered";
+      // Which labels it asks for: a fleet pins a workload to its disks' host or pool this way.
+      if (why.find("host labels") != std::string::npos && !w.spec.constraints.empty()) {
+        why = Cat(why, " (its constraints: ", ConstraintsText(w.spec.constraints), ")");
+      }
       if (w.status.explanation == why) continue;
       PlannedStep step;
       step.workload = w;

@@ -48,6 +48,8 @@ namespace berth::control {
 // The scheduler's request for a workload: its resources, GPUs, labels, constraints, spread and
 // the warm state it resumes from.
 sched::Request WorkloadRequest(const core::Workload& w);
+// "berth.host in [h2], zone = a": the label constraints as a pending explanation shows them.
+std::string ConstraintsText(const std::vector<core::LabelConstraint>& constraints);
 // Whether the host has a driver for `kind` (a host that names none runs processes only).
 bool HasDriver(const core::HostInventory& inventory, core::WorkloadKind kind);
 // What the scheduler sees of a host: its capacity, labels and healthy GPUs.

@@ -218,7 +218,8 @@ TEST_F(FleetStorageTest, AWorkloadIsPinnedWhereItsDisksAre) {
   EXPECT_EQ(Place(WithDisks("vm2", {"data"})), "h3");
   ASSERT_TRUE(cp_.CordonHost("h3", true).ok());
   EXPECT_EQ(Place(WithDisks("vm3", {"data"})), "");
-  EXPECT_THAT(cp_.GetWorkload("vm3")->status.explanation, HasSubstr("host labels"));
+  EXPECT_THAT(cp_.GetWorkload("vm3")->status.explanation,
+              HasSubstr("host labels: 1 host (its constraints: berth.shared-pool = true)"));
 
   // Disks on two hosts cannot be held by one workload.
   auto split = cp_.CreateWorkload(WithDisks("vm4", {"local", "other"}));

@@ -32,6 +32,7 @@
 #include "api/routes_services.h"
 #include "state/memory_store.h"
 #ifdef BERTH_FUZZ_STORENET
+#include "api/host_storage.h"
 #include "api/storenet_routes.h"
 #endif
 #ifdef BERTH_FUZZ_IMAGES
@@ -211,6 +212,13 @@ struct Stack {
       std::abort();
     }
     berth::api::AddFleetNetworkRoutes(api->router(), fleet.get());
+    // And its disks' attach (the disk routes above are the dev server's).
+    fleet_storage = std::make_unique<berth::control::FleetStorage>(
+        &store, control->clock(), control.get(), [this](const std::string&, const std::string&) {
+          return std::shared_ptr<berth::control::StorageHost>(
+              std::shared_ptr<berth::control::StorageHost>(), &storage_host);
+        });
+    berth::api::AddFleetStorageRoutes(api->router(), fleet_storage.get());
 #endif
 #ifdef BERTH_FUZZ_IMAGES
     // Host "local" is the server's own: seeds register it first.
@@ -264,6 +272,7 @@ struct Stack {
   std::unique_ptr<berth::control::StorageService> storage;
   std::unique_ptr<berth::control::NetworkService> network;
   std::unique_ptr<berth::control::FleetNetworks> fleet;
+  std::unique_ptr<berth::control::FleetStorage> fleet_storage;
 #endif
 #ifdef BERTH_FUZZ_IMAGES
   std::unique_ptr<berth::api::LocalHostImages> images;
