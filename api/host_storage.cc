@@ -46,6 +46,7 @@ struct Args {
   std::string filesystem;
   std::string from_image;
   std::string file;
+  std::string workload;
   int64_t size_mib = 0;
 };
 
@@ -64,6 +65,7 @@ absl::StatusOr<Args> DecodeArgs(const Json& j, std::initializer_list<std::string
   BERTH_RETURN_IF_ERROR(core::OptionalString(ctx, j, "", "filesystem", &a.filesystem));
   BERTH_RETURN_IF_ERROR(core::OptionalString(ctx, j, "", "from_image", &a.from_image));
   BERTH_RETURN_IF_ERROR(core::OptionalString(ctx, j, "", "file", &a.file));
+  BERTH_RETURN_IF_ERROR(core::OptionalString(ctx, j, "", "workload", &a.workload));
   BERTH_RETURN_IF_ERROR(core::OptionalInt(ctx, j, "", "size_mib", 0, kMaxSizeMib, &a.size_mib));
   // Names build paths on the host: each must be a name, whoever asks.
   for (std::string_view field : allowed) {
@@ -73,6 +75,7 @@ absl::StatusOr<Args> DecodeArgs(const Json& j, std::initializer_list<std::string
     if (field == "attached_to" && !a.attached_to.empty()) {
       valid = core::ValidateName("workload", a.attached_to);
     }
+    if (field == "workload") valid = core::ValidateName("workload", a.workload);
     if (!valid.ok()) return ctx.Error(field, std::string(valid.message()));
   }
   return a;
@@ -82,7 +85,24 @@ Json EncodeBackup(const HostBackup& b) {
   return Json{{"bytes", b.bytes}, {"sha256", b.sha256}, {"path", b.path}};
 }
 
-absl::StatusOr<Json> RunOperation(StorageHost& host, std::string_view op, const Json& body) {
+absl::StatusOr<Json> RunOperation(StorageHost& host, const HostTaskDisks& tasks,
+                                  std::string_view op, const Json& body) {
+  if (op == "plug" && tasks.plug) {
+    BERTH_ASSIGN_OR_RETURN(Args a, DecodeArgs(body, {"workload", "name"}));
+    BERTH_ASSIGN_OR_RETURN(HostVolume v, host.Get(a.name));
+    BERTH_RETURN_IF_ERROR(tasks.plug(a.workload, v, a.name));
+    return Json::object();
+  }
+  if (op == "unplug" && tasks.unplug) {
+    BERTH_ASSIGN_OR_RETURN(Args a, DecodeArgs(body, {"workload", "name"}));
+    BERTH_RETURN_IF_ERROR(tasks.unplug(a.workload, a.name));
+    return Json::object();
+  }
+  if (op == "live-snapshot" && tasks.snapshot) {
+    BERTH_ASSIGN_OR_RETURN(Args a, DecodeArgs(body, {"workload", "name", "snapshot"}));
+    BERTH_RETURN_IF_ERROR(tasks.snapshot(a.workload, a.name, a.snapshot));
+    return Json::object();
+  }
   if (op == "create") {
     BERTH_ASSIGN_OR_RETURN(
         Args a, DecodeArgs(body, {"name", "format", "size_mib", "filesystem", "from_image"}));
@@ -150,6 +170,35 @@ absl::StatusOr<Json> RunOperation(StorageHost& host, std::string_view op, const 
       Cat("storage operation ", Shown(op),
           " does not exist: create, get, resize, snapshot, revert, delete-snapshot, clone, "
           "backup, restore, delete or pools"));
+}
+
+// POST /v1/storage/POOL/OP to the agent at `target`: the answer's JSON, or its error with the
+// host named (Unavailable when it cannot be reached or refused the token).
+absl::StatusOr<Json> CallPool(const TaskApiTarget& target, std::string_view pool,
+                              std::string_view op, const Json& body, absl::Duration timeout) {
+  HttpClient http(target.url, HttpClientOptions{.bearer_token = target.token,
+                                                .timeout = timeout,
+                                                .connect_timeout = kConnectTimeout,
+                                                .max_body_bytes = 1 << 20});
+  absl::StatusOr<HttpResponse> answer = http.Post(Cat("/v1/storage/", pool, "/", op), body.dump());
+  if (!answer.ok()) {
+    return absl::UnavailableError(Cat("host \"", target.host, "\": its agent at ", target.url,
+                                      " cannot be reached: ", answer.status().message()));
+  }
+  if (answer->status == 401) {
+    return absl::UnavailableError(
+        Cat("host \"", target.host,
+            "\": its agent refused the token of its latest heartbeat (it restarted?); try again "
+            "after its next heartbeat"));
+  }
+  if (absl::Status s = StatusFromResponse(answer->status, answer->body); !s.ok()) {
+    return absl::Status(s.code(), Cat("host \"", target.host, "\": ", s.message()));
+  }
+  Json j = Json::parse(answer->body, nullptr, /*allow_exceptions=*/false);
+  if (j.is_discarded()) {
+    return absl::InternalError(Cat("host \"", target.host, "\": malformed storage answer"));
+  }
+  return j;
 }
 
 class RemoteStorageHost : public StorageHost {
@@ -236,30 +285,7 @@ class RemoteStorageHost : public StorageHost {
  private:
   absl::StatusOr<Json> Call(std::string_view op, const Json& body, absl::Duration timeout) {
     BERTH_ASSIGN_OR_RETURN(TaskApiTarget target, target_());
-    HttpClient http(target.url, HttpClientOptions{.bearer_token = target.token,
-                                                  .timeout = timeout,
-                                                  .connect_timeout = kConnectTimeout,
-                                                  .max_body_bytes = 1 << 20});
-    absl::StatusOr<HttpResponse> answer =
-        http.Post(Cat("/v1/storage/", pool_, "/", op), body.dump());
-    if (!answer.ok()) {
-      return absl::UnavailableError(Cat("host \"", target.host, "\": its agent at ", target.url,
-                                        " cannot be reached: ", answer.status().message()));
-    }
-    if (answer->status == 401) {
-      return absl::UnavailableError(
-          Cat("host \"", target.host,
-              "\": its agent refused the token of its latest heartbeat (it restarted?); try again "
-              "after its next heartbeat"));
-    }
-    if (absl::Status s = StatusFromResponse(answer->status, answer->body); !s.ok()) {
-      return absl::Status(s.code(), Cat("host \"", target.host, "\": ", s.message()));
-    }
-    Json j = Json::parse(answer->body, nullptr, /*allow_exceptions=*/false);
-    if (j.is_discarded()) {
-      return absl::InternalError(Cat("host \"", target.host, "\": malformed storage answer"));
-    }
-    return j;
+    return CallPool(target, pool_, op, body, timeout);
   }
   absl::StatusOr<HostVolume> Volume(std::string_view op, const Json& body, absl::Duration timeout) {
     BERTH_ASSIGN_OR_RETURN(Json j, Call(op, body, timeout));
@@ -342,8 +368,9 @@ absl::StatusOr<HostPool> DecodeHostPool(std::string_view host, const Json& j) {
   return p;
 }
 
-void AddHostStorageRoutes(Router& router, std::map<std::string, StorageHost*> pools) {
-  router.Handle("POST", "/v1/storage/{pool}/{op}", [pools](const HttpRequest& req) {
+void AddHostStorageRoutes(Router& router, std::map<std::string, StorageHost*> pools,
+                          HostTaskDisks tasks) {
+  router.Handle("POST", "/v1/storage/{pool}/{op}", [pools, tasks](const HttpRequest& req) {
     const std::string pool = req.Param("pool");
     const std::string op = req.Param("op");
     auto it = pools.find(pool);
@@ -356,7 +383,7 @@ void AddHostStorageRoutes(Router& router, std::map<std::string, StorageHost*> po
     }
     auto body = ParseBody(req.body, {"disk operation", op.substr(0, 64)});
     if (!body.ok()) return HttpResponse::FromStatus(body.status());
-    absl::StatusOr<Json> result = RunOperation(*it->second, op, *body);
+    absl::StatusOr<Json> result = RunOperation(*it->second, tasks, op, *body);
     if (!result.ok()) return HttpResponse::FromStatus(result.status());
     return JsonResponse(200, *result);
   });
@@ -405,21 +432,49 @@ absl::StatusOr<std::vector<control::HostDisk>> DecodeHostDisks(std::string_view 
   return out;
 }
 
+// The task API `host` reported to this server, as a target.
+absl::StatusOr<TaskApiTarget> TargetOf(control::ControlPlane* control, const std::string& host) {
+  std::optional<control::TaskApiEndpoint> api = control->TaskApi(host);
+  if (!api) {
+    return absl::UnavailableError(
+        Cat("host \"", host,
+            "\" has not reported a task API to this server, so its disks cannot be reached: "
+            "its agent runs with --task-api-listen none, or has not sent a heartbeat yet"));
+  }
+  return TaskApiTarget{
+      .host = host, .url = TaskApiUrl(api->address, api->port), .token = api->token};
+}
+
 control::RemoteStorageFactory RemoteStorageOf(control::ControlPlane* control) {
   return [control](const std::string& host,
                    const std::string& pool) -> std::shared_ptr<control::StorageHost> {
-    auto target = [control, host]() -> absl::StatusOr<TaskApiTarget> {
-      std::optional<control::TaskApiEndpoint> api = control->TaskApi(host);
-      if (!api) {
-        return absl::UnavailableError(
-            Cat("host \"", host,
-                "\" has not reported a task API to this server, so its disks cannot be reached: "
-                "its agent runs with --task-api-listen none, or has not sent a heartbeat yet"));
-      }
-      return TaskApiTarget{
-          .host = host, .url = TaskApiUrl(api->address, api->port), .token = api->token};
+    return NewRemoteStorageHost([control, host] { return TargetOf(control, host); }, pool);
+  };
+}
+
+control::TaskDisksFactory RemoteTaskDisksOf(control::ControlPlane* control) {
+  return [control](const std::string& host) {
+    auto call = [control, host](std::string_view pool, std::string_view op,
+                                const Json& body) -> absl::Status {
+      BERTH_ASSIGN_OR_RETURN(TaskApiTarget target, TargetOf(control, host));
+      // A VM pauses briefly while QEMU plugs or snapshots.
+      return CallPool(target, pool.empty() ? kHostPool : pool, op, body, kQuickTimeout).status();
     };
-    return NewRemoteStorageHost(std::move(target), pool);
+    return control::TaskDisks{
+        .plug =
+            [call](std::string_view workload, std::string_view disk, std::string_view pool) {
+              return call(pool, "plug", Json{{"workload", workload}, {"name", disk}});
+            },
+        .unplug =
+            [call](std::string_view workload, std::string_view disk, std::string_view pool) {
+              return call(pool, "unplug", Json{{"workload", workload}, {"name", disk}});
+            },
+        .snapshot =
+            [call](std::string_view workload, std::string_view disk, std::string_view pool,
+                   std::string_view snapshot) {
+              return call(pool, "live-snapshot",
+                          Json{{"workload", workload}, {"name", disk}, {"snapshot", snapshot}});
+            }};
   };
 }
 

@@ -35,9 +35,25 @@ namespace berth::api {
 // The pool names of the wire: a host's own pool, and the fleet's shared pool.
 inline constexpr std::string_view kHostPool = "default";
 
+// The running tasks of the agent's host, for the operations that change a running task's disks
+// (plug, unplug, live-snapshot): a VM's QEMU plugs, pulls or snapshots the disk. NotFound: no
+// task of that workload runs here; Unimplemented: its driver takes disks only at start.
+struct HostTaskDisks {
+  std::function<absl::Status(std::string_view workload, const control::HostVolume& volume,
+                             std::string_view disk)>
+      plug;
+  std::function<absl::Status(std::string_view workload, std::string_view disk)> unplug;
+  std::function<absl::Status(std::string_view workload, std::string_view disk,
+                             std::string_view snapshot)>
+      snapshot;
+};
+
 // Registers POST /v1/storage/{pool}/{op} on an agent's task API router, over its pools (pool
-// name -> host; not owned, they must outlive the router).
-void AddHostStorageRoutes(Router& router, std::map<std::string, control::StorageHost*> pools);
+// name -> host; not owned, they must outlive the router). With `tasks`, also the operations on
+// a running task's disks: plug {workload, name}, unplug {workload, name} and live-snapshot
+// {workload, name, snapshot}; without, those are 404.
+void AddHostStorageRoutes(Router& router, std::map<std::string, control::StorageHost*> pools,
+                          HostTaskDisks tasks = {});
 
 // A control::StorageHost whose every operation is carried out by the agent `target()` names, in
 // its pool `pool`. `target` is asked at each call (an agent's address and token change when it
@@ -55,6 +71,10 @@ control::RemoteStorageFactory RemoteStorageOf(control::ControlPlane* control);
 // holder of its disks and answers {"disks": [{name, pool, format, filesystem, read_only,
 // mount}]}: what the agent gives its task.
 void AddFleetStorageRoutes(Router& router, control::FleetStorage* fleet);
+
+// A running task's disks on each host of a fleet, through that host's agent (as
+// RemoteStorageOf).
+control::TaskDisksFactory RemoteTaskDisksOf(control::ControlPlane* control);
 
 // The codecs, public for tests.
 core::Json EncodeHostDisks(const std::vector<control::HostDisk>& disks);

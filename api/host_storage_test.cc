@@ -196,3 +196,52 @@ TEST(FleetStorageRoutesTest, OnlyTheHostItselfAttachesItsWorkloadsDisks) {
 
 }  // namespace
 }  // namespace berth::api
+
+namespace berth::api {
+namespace {
+
+// The running tasks' disk operations: the volume is found in the pool and handed to the task.
+TEST(HostTaskDisksTest, PlugFindsTheVolumeAndBadNamesNeverReachTheTask) {
+  control::FakeStorageHost pool;
+  ASSERT_TRUE((pool.Create({.name = "d1", .format = "qcow2", .size_mib = 8}).ok()));
+  std::vector<std::string> calls;
+  Router router;
+  AddHostStorageRoutes(
+      router, {{"default", &pool}},
+      HostTaskDisks{.plug =
+                        [&](std::string_view w, const control::HostVolume& v, std::string_view d) {
+                          calls.push_back(core::Cat("plug ", w, " ", d, " ", v.path));
+                          return absl::OkStatus();
+                        },
+                    .unplug =
+                        [&](std::string_view w, std::string_view d) {
+                          calls.push_back(core::Cat("unplug ", w, " ", d));
+                          return absl::NotFoundError("no task");
+                        },
+                    .snapshot =
+                        [&](std::string_view w, std::string_view d, std::string_view s) {
+                          calls.push_back(core::Cat("snapshot ", w, " ", d, " ", s));
+                          return absl::OkStatus();
+                        }});
+  HttpServer server(HttpServer::Options{}, router.AsHandler());
+  auto port = server.Start();
+  ASSERT_TRUE(port.ok()) << port.status();
+  HttpClient client("http://127.0.0.1:" + std::to_string(*port));
+  auto post = [&](const std::string& op, const std::string& body) {
+    auto r = client.Post("/v1/storage/default/" + op, body);
+    EXPECT_TRUE(r.ok()) << r.status();
+    return r.ok() ? r->status : -1;
+  };
+  EXPECT_EQ(post("plug", R"({"workload":"vm1","name":"d1"})"), 200);
+  EXPECT_EQ(post("plug", R"({"workload":"vm1","name":"nosuch"})"), 404);
+  EXPECT_EQ(post("unplug", R"({"workload":"vm1","name":"d1"})"), 404);
+  EXPECT_EQ(post("live-snapshot", R"({"workload":"vm1","name":"d1","snapshot":"s1"})"), 200);
+  EXPECT_EQ(post("plug", R"({"workload":"../vm","name":"d1"})"), 400);
+  EXPECT_EQ(post("plug", R"({"name":"d1"})"), 400);
+  EXPECT_THAT(calls,
+              ElementsAre("plug vm1 d1 /pool/d1.qcow2", "unplug vm1 d1", "snapshot vm1 d1 s1"));
+  server.Stop();
+}
+
+}  // namespace
+}  // namespace berth::api

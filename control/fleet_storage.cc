@@ -27,10 +27,11 @@ bool TaskRuns(const core::Workload& w) {
 }  // namespace
 
 FleetStorage::FleetStorage(state::Store* store, core::Clock* clock, ControlPlane* control,
-                           RemoteStorageFactory remote)
+                           RemoteStorageFactory remote, TaskDisksFactory task_disks)
     : store_(store),
       control_(control),
       remote_(std::move(remote)),
+      task_disks_(std::move(task_disks)),
       storage_(store, clock, static_cast<StorageHosts*>(this)) {
   storage_.SetLiveDisks(Live());
 }
@@ -292,24 +293,50 @@ void FleetStorage::Release(const std::string& workload) {
 }
 
 LiveDisks FleetStorage::Live() {
-  // NotFound: no task holds it now, the change is recorded and seen at the next start.
-  auto running = [this](std::string_view workload, std::string_view what) -> absl::Status {
+  // The host whose running task holds (or is to hold) a disk; NotFound when none runs, so the
+  // change is only recorded and seen at the next start.
+  auto running = [this](std::string_view workload) -> absl::StatusOr<std::string> {
     auto w = control_->GetWorkload(workload);
     if (!w.ok()) return absl::IsNotFound(w.status()) ? absl::NotFoundError("gone") : w.status();
     if (!TaskRuns(*w)) return absl::NotFoundError("no running task");
-    return absl::FailedPreconditionError(
-        Cat("workload \"", workload, "\" runs on host \"", w->status.host, "\"; on a fleet ", what,
-            " only while it is stopped: `berth workload stop ", workload, "` first"));
+    if (!task_disks_) {
+      return absl::FailedPreconditionError(
+          Cat("workload \"", workload, "\" runs on host \"", w->status.host,
+              "\"; stop it first (`berth workload stop ", workload, "`)"));
+    }
+    return w->status.host;
+  };
+  // Where a disk lives, read from the store: the hooks run under the service's lock.
+  auto pool_of = [this](std::string_view disk) -> std::string {
+    auto got = store_->Get(DiskKey(disk));
+    if (!got.ok() || !got->kv) return "";
+    auto d = core::DecodeDisk(core::Json::parse(got->kv->value, nullptr, false));
+    return d.ok() ? d->spec.pool : "";
   };
   return LiveDisks{
-      .attach = [running](std::string_view workload, const core::Json&) -> absl::Status {
-        return running(workload, "a disk is attached");
+      .attach = [this, running](std::string_view workload, const core::Json& disk) -> absl::Status {
+        BERTH_ASSIGN_OR_RETURN(std::string host, running(workload));
+        absl::StatusOr<core::Disk> d = core::DecodeDisk(disk);
+        if (!d.ok()) return d.status();
+        if (d->spec.pool.empty() && d->spec.host != host) {
+          return absl::FailedPreconditionError(Cat("disk \"", d->name, "\" is in host \"",
+                                                   d->spec.host, "\"'s pool and workload \"",
+                                                   workload, "\" runs on host \"", host,
+                                                   "\"; a workload reaches only disks of its "
+                                                   "own host or the shared pool"));
+        }
+        return task_disks_(host).plug(workload, d->name, d->spec.pool);
       },
-      .detach = [running](std::string_view workload, std::string_view) -> absl::Status {
-        return running(workload, "a disk is detached");
+      .detach = [this, running, pool_of](std::string_view workload,
+                                         std::string_view disk) -> absl::Status {
+        BERTH_ASSIGN_OR_RETURN(std::string host, running(workload));
+        return task_disks_(host).unplug(workload, disk, pool_of(disk));
       },
-      .snapshot = [running](std::string_view workload, std::string_view, std::string_view)
-          -> absl::Status { return running(workload, "a disk it holds is snapshotted"); }};
+      .snapshot = [this, running, pool_of](std::string_view workload, std::string_view disk,
+                                           std::string_view snapshot) -> absl::Status {
+        BERTH_ASSIGN_OR_RETURN(std::string host, running(workload));
+        return task_disks_(host).snapshot(workload, disk, pool_of(disk), snapshot);
+      }};
 }
 
 }  // namespace berth::control

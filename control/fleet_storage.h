@@ -15,9 +15,11 @@
 //   stays pending, and its explanation names the constraint.
 // * Before a task starts, its agent asks for the workload's disks (AttachFor): the service
 //   records the workload as each disk's holder (one at a time) and answers what the agent mounts.
-// * A disk changes hands only while its holder's task is not running: on a fleet, attaching to
-//   or detaching from a running workload, and snapshots of a disk a running task holds, are
-//   refused (stop the workload first). Deleting a workload releases its disks.
+// * Attaching a disk to a running VM plugs it in on its host (PCIe hot-plug through its agent),
+//   detaching pulls it out, and a snapshot of a disk it holds is taken by its QEMU; a running
+//   container keeps the disks it mounted (a detach is refused: stop it first), and one attached
+//   to it is mounted at its next start. A disk in another host's pool cannot be attached to a
+//   running workload. Deleting a workload releases its disks.
 //
 // Ownership: borrows the store, clock and control plane, which must outlive it. Thread-safety:
 // all methods are thread-safe.
@@ -42,6 +44,22 @@ namespace berth::control {
 using RemoteStorageFactory =
     std::function<std::shared_ptr<StorageHost>(const std::string& host, const std::string& pool)>;
 
+// A running task's disks on one host, through its agent: a VM's QEMU plugs, pulls out or
+// snapshots the disk (`pool`: where the volume lives, "" for the host's own). NotFound: no task
+// runs there; Unimplemented: its driver takes disks only at start.
+struct TaskDisks {
+  std::function<absl::Status(std::string_view workload, std::string_view disk,
+                             std::string_view pool)>
+      plug;
+  std::function<absl::Status(std::string_view workload, std::string_view disk,
+                             std::string_view pool)>
+      unplug;
+  std::function<absl::Status(std::string_view workload, std::string_view disk,
+                             std::string_view pool, std::string_view snapshot)>
+      snapshot;
+};
+using TaskDisksFactory = std::function<TaskDisks(const std::string& host)>;
+
 // A disk as a host's agent gives it to a task.
 struct HostDisk {
   std::string name;
@@ -55,8 +73,10 @@ struct HostDisk {
 
 class FleetStorage : public StorageHosts {
  public:
+  // `task_disks` (optional) reaches running tasks: without it, a disk changes hands only while
+  // its holder is stopped.
   FleetStorage(state::Store* store, core::Clock* clock, ControlPlane* control,
-               RemoteStorageFactory remote);
+               RemoteStorageFactory remote, TaskDisksFactory task_disks = nullptr);
   FleetStorage(const FleetStorage&) = delete;
   FleetStorage& operator=(const FleetStorage&) = delete;
 
@@ -92,6 +112,7 @@ class FleetStorage : public StorageHosts {
   state::Store* const store_;
   ControlPlane* const control_;
   const RemoteStorageFactory remote_;
+  const TaskDisksFactory task_disks_;
   StorageService storage_;
 };
 

@@ -122,7 +122,9 @@ class FleetStorageTest : public ::testing::Test {
 TEST_F(FleetStorageTest, ADiskGoesToTheHostWithFewestOrTheOneNamedAndItsOperationsFollowIt) {
   for (const char* d : {"a", "b", "c", "d"}) ASSERT_TRUE(Create(d).ok()) << d;
   std::map<std::string, std::string> host_of;
-  for (const auto& d : *fleet_.service().Disks()) host_of[d.name] = d.spec.host;
+  auto disks = fleet_.service().Disks();
+  ASSERT_TRUE(disks.ok()) << disks.status();
+  for (const auto& d : *disks) host_of[d.name] = d.spec.host;
   EXPECT_EQ(host_of["a"], "h1");
   EXPECT_EQ(host_of["b"], "h2");
   EXPECT_EQ(host_of["c"], "h3");
@@ -277,6 +279,76 @@ TEST_F(FleetStorageTest, AnAgentGetsItsWorkloadsDisksAndTheWorkloadHoldsThem) {
   // Deleting the workload gives the disk back.
   fleet_.Release("c1");
   EXPECT_EQ(fleet_.service().GetDisk("fs")->status.attached_to, "");
+}
+
+// With its hosts' running tasks within reach, a running VM gets a disk plugged in on its host.
+TEST(FleetStorageLiveTest, ARunningVmsDisksArePluggedPulledAndSnapshottedOnItsHost) {
+  core::ManualClock clock;
+  state::MemoryStore store(state::StoreOptions{.clock = &clock});
+  ControlPlane cp(&store, ControlPlaneOptions{.clock = &clock});
+  std::vector<std::string> calls;
+  absl::Status answer;
+  auto fake = std::make_shared<FakeStorageHost>();
+  FleetStorage fleet(
+      &store, &clock, &cp, [fake](const std::string&, const std::string&) { return fake; },
+      [&](const std::string& host) {
+        return TaskDisks{
+            .plug =
+                [&, host](std::string_view w, std::string_view d, std::string_view pool) {
+                  calls.push_back(Cat("plug ", host, " ", w, " ", d, " ", pool));
+                  return answer;
+                },
+            .unplug =
+                [&, host](std::string_view w, std::string_view d, std::string_view pool) {
+                  calls.push_back(Cat("unplug ", host, " ", w, " ", d, " ", pool));
+                  return answer;
+                },
+            .snapshot =
+                [&, host](std::string_view w, std::string_view d, std::string_view pool,
+                          std::string_view s) {
+                  calls.push_back(Cat("snapshot ", host, " ", w, " ", d, " ", pool, " ", s));
+                  return answer;
+                }};
+      });
+  for (const char* h : {"h1", "h2"}) {
+    ASSERT_TRUE(cp.RegisterHost(h, Inventory(true)).ok());
+    ASSERT_TRUE(cp.Heartbeat(h, std::nullopt,
+                             TaskApiEndpoint{.address = "192.0.2.1", .port = 7000, .token = "t"})
+                    .ok());
+  }
+  cp.SetReferenceCheck([&](core::WorkloadSpec* spec) { return fleet.CheckAndPin(spec); });
+  auto create = [&](const std::string& name, DiskPlace place) {
+    DiskCreateOptions o{.name = name, .size = "1Gi", .place = std::move(place)};
+    ASSERT_TRUE(fleet.service().Create(o).ok()) << name;
+  };
+  create("boot", {.host = "h2"});
+  create("more", {.pool = "shared"});
+  create("far", {.host = "h1"});
+  ASSERT_TRUE(cp.CreateWorkload(WithDisks("vm1", {"boot"})).ok());
+  ASSERT_TRUE(cp.ScheduleOnce().ok());
+  ASSERT_EQ(cp.GetWorkload("vm1")->status.host, "h2");
+  ASSERT_TRUE(fleet.AttachFor("h2", "vm1").ok());  // its agent starts it with its boot disk
+  // Not running yet: recorded only, seen at its start.
+  ASSERT_TRUE(fleet.service().Attach("more", "vm1").ok());
+  EXPECT_TRUE(calls.empty());
+  ASSERT_TRUE(fleet.service().Detach("more").ok());
+  StatusReport running{.generation = 1, .state = core::WorkloadState::kRunning};
+  ASSERT_TRUE(cp.ReportStatus("h2", "vm1", running).ok());
+  ASSERT_TRUE(fleet.service().Attach("more", "vm1").ok());
+  ASSERT_TRUE(fleet.service().Snapshot("more", "s1").ok());
+  ASSERT_TRUE(fleet.service().Detach("more").ok());
+  EXPECT_THAT(calls, ElementsAre("plug h2 vm1 more shared", "snapshot h2 vm1 more shared s1",
+                                 "unplug h2 vm1 more shared"));
+  // A disk of another host's pool cannot reach it.
+  auto far = fleet.service().Attach("far", "vm1");
+  EXPECT_EQ(far.status().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_THAT(far.status().message(), HasSubstr("host \"h1\"'s pool"));
+  EXPECT_EQ(fleet.service().GetDisk("far")->status.attached_to, "");
+  // A container's task keeps what it mounted: its driver cannot pull it out.
+  answer = absl::UnimplementedError("the container driver takes disks only at start");
+  auto held = fleet.service().Detach("boot");
+  EXPECT_EQ(held.status().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_EQ(fleet.service().GetDisk("boot")->status.attached_to, "vm1");
 }
 
 TEST_F(FleetStorageTest, StartReleasesTheDisksOfWorkloadsDeletedWhileTheServerWasDown) {

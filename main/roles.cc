@@ -5,6 +5,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <csignal>
 #include <filesystem>
 #include <fstream>
@@ -547,7 +548,8 @@ int RunServe(core::Invocation& f) {
     fleet_networks =
         std::make_unique<control::FleetNetworks>(store->get(), control.clock(), &control);
     fleet_storage = std::make_unique<control::FleetStorage>(store->get(), control.clock(), &control,
-                                                            api::RemoteStorageOf(&control));
+                                                            api::RemoteStorageOf(&control),
+                                                            api::RemoteTaskDisksOf(&control));
     fleet_networks->SetAlsoRelease(
         [fs = fleet_storage.get()](const std::string& workload) { fs->Release(workload); });
     if (absl::Status s = fleet_networks->Start(); !s.ok()) {
@@ -661,6 +663,38 @@ int RunServe(core::Invocation& f) {
   return 0;
 }
 
+// What the task API's disk routes do to this host's running tasks (api/host_storage.h), through
+// the agent while it runs: a VM's QEMU plugs, pulls out or snapshots the disk. A container keeps
+// the disks it mounted at start; one attached since is not mounted, and may go.
+api::HostTaskDisks RunningTaskDisks(std::atomic<agent::Agent*>* agent, const std::string& dir) {
+  auto running = [agent]() -> absl::StatusOr<agent::Agent*> {
+    agent::Agent* a = agent->load();
+    if (a == nullptr) return absl::UnavailableError("the agent is not running");
+    return a;
+  };
+  return api::HostTaskDisks{
+      .plug = [running](std::string_view workload, const control::HostVolume& v,
+                        std::string_view disk) -> absl::Status {
+        BERTH_ASSIGN_OR_RETURN(agent::Agent * a, running());
+        return a->AttachDisk(
+            workload,
+            runtime::TaskDisk{.name = std::string(disk), .path = v.path, .format = v.format});
+      },
+      .unplug = [running, dir](std::string_view workload, std::string_view disk) -> absl::Status {
+        BERTH_ASSIGN_OR_RETURN(agent::Agent * a, running());
+        absl::Status s = a->DetachDisk(workload, disk);
+        if (absl::IsUnimplemented(s) && !IsMountPoint(Cat(dir, "/mounts/", workload, "/", disk))) {
+          return absl::NotFoundError(Cat("workload \"", workload, "\" has not mounted it"));
+        }
+        return s;
+      },
+      .snapshot = [running](std::string_view workload, std::string_view disk,
+                            std::string_view snapshot) -> absl::Status {
+        BERTH_ASSIGN_OR_RETURN(agent::Agent * a, running());
+        return a->SnapshotDisk(workload, disk, snapshot);
+      }};
+}
+
 int RunAgent(core::Invocation& f) {
   std::ostream& out = f.out();
   std::ostream& err = f.err();
@@ -733,6 +767,7 @@ int RunAgent(core::Invocation& f) {
   // The task API: the server relays logs, console, stats and exec of this host's workloads to
   // it, with the token each heartbeat carries (made here, kept in memory only).
   LocalAgentHost tasks;
+  std::atomic<agent::Agent*> running_agent{nullptr};  // set while the agent runs
   std::unique_ptr<api::TaskApiServer> task_api;
   const std::string task_listen = f.String("task-api-listen");
   if (task_listen != "none") {
@@ -749,7 +784,7 @@ int RunAgent(core::Invocation& f) {
         api::TaskApiOptions{
             .host = task_host, .port = static_cast<uint16_t>(task_port), .token = *task_token},
         &tasks);
-    api::AddHostStorageRoutes(task_api->routes(), pools);
+    api::AddHostStorageRoutes(task_api->routes(), pools, RunningTaskDisks(&running_agent, dir));
     auto bound = task_api->Start();
     if (!bound.ok()) {
       return f.Fail(Cat("cannot serve the task API on ", task_listen, ": ",
@@ -770,9 +805,11 @@ int RunAgent(core::Invocation& f) {
   disks.Wire(ao);
   agent::Agent a(ao);
   tasks.Set(&a);
+  running_agent.store(&a);
   absl::Status started = a.Start();
   if (!started.ok()) {
     if (task_api) task_api->Stop();
+    running_agent.store(nullptr);
     tasks.Set(nullptr);
     return f.Fail(Cat(started.message()));
   }
@@ -789,6 +826,7 @@ int RunAgent(core::Invocation& f) {
   WaitForSignal(signals);
   // The task API first: its follows end and its execs return while the agent still answers.
   if (task_api) task_api->Stop();
+  running_agent.store(nullptr);
   tasks.Set(nullptr);
   networks.Stop();
   a.Stop();

@@ -577,7 +577,7 @@ absl::Status MakeNetns(const std::string& name) {
   return runtime::host::RunOk(runtime::host::RealExecutor(), {"ip", "netns", "add", name}).status();
 }
 
-namespace {
+namespace {}  // namespace
 
 bool IsMountPoint(const std::string& dir) {
   std::ifstream in("/proc/self/mountinfo");
@@ -588,8 +588,6 @@ bool IsMountPoint(const std::string& dir) {
   }
   return false;
 }
-
-}  // namespace
 
 absl::StatusOr<std::string> MountContainerDisk(const std::string& mounts_dir,
                                                std::string_view workload, std::string_view disk,

@@ -52,6 +52,8 @@ std::unique_ptr<control::StorageHost> NewSharedStorageHost(const std::string& ag
                                                            const std::string& shared_dir,
                                                            const std::string& backup_dir,
                                                            const std::string& instance);
+// Whether `dir` is a mount point (/proc/self/mountinfo).
+bool IsMountPoint(const std::string& dir);
 // A container sees a disk's filesystem: the raw `image` loop-mounted (read-only when asked) at
 // MOUNTS_DIR/WORKLOAD/DISK, which is answered and bound into the container. Mounting again
 // what is mounted is a no-op.

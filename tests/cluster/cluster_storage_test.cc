@@ -83,7 +83,7 @@ TEST_F(ClusterStorageTest, ADiskInAHostsPoolPinsItsContainerThereAndHoldsItsData
   // A running holder keeps its disk: the fleet refuses to take it away.
   auto detach = cluster_->client().Call("POST", "/v1/disks/notes/detach");
   EXPECT_FALSE(detach.ok());
-  EXPECT_NE(std::string(detach.status().message()).find("berth workload stop writer"),
+  EXPECT_NE(std::string(detach.status().message()).find("stop the workload first"),
             std::string::npos)
       << detach.status();
 
@@ -136,6 +136,20 @@ TEST_F(ClusterStorageTest, AVmOnASharedDiskRunsOnAnotherHostWithItsDataWhenItsHo
       << logs() << cluster_->server().Dump("keeper").dump() << Disk("state").dump()
       << e2e::ReadFile(cluster_->AgentLog(cluster_->IndexOf(Where("keeper"))));
   EXPECT_EQ(Disk("state")["status"]["attached_to"], "keeper");
+
+  // On its new host, a second disk is plugged into the running VM, and pulled out again.
+  ASSERT_TRUE(
+      cluster_->client().CreateDisk({.name = "extra", .size = "16Mi", .pool = "shared"}).ok());
+  const Json to_keeper = {{"workload", "keeper"}};
+  auto plugged = cluster_->client().Call("POST", "/v1/disks/extra/attach", &to_keeper);
+  ASSERT_TRUE(plugged.ok()) << plugged.status();
+  auto events = cluster_->client().Call("GET", "/v1/events?kind=disk&object=extra");
+  ASSERT_TRUE(events.ok()) << events.status();
+  EXPECT_NE(events->dump().find("plugged into the running VM"), std::string::npos)
+      << events->dump();
+  auto pulled = cluster_->client().Call("POST", "/v1/disks/extra/detach");
+  EXPECT_TRUE(pulled.ok()) << pulled.status();
+  EXPECT_EQ(Disk("extra")["status"]["attached_to"], "");
 }
 
 }  // namespace
