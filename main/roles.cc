@@ -1051,7 +1051,7 @@ core::Command AgentCommand() {
                          "shared disk pool: disks made with `berth disk create --pool shared`\n"
                          "live there, and a workload on them can run on any host that mounts it\n"
                          "(and move to another when its host is lost). This host's own pool is\n"
-                         "DIR/pools/default either way",
+                         "DATA_DIR/pools/default (--data-dir) either way",
                  .value_name = "DIR"},
                 kVmAccelFlag},
       .run = RunAgent};
