@@ -452,9 +452,9 @@ Command DiskCommand() {
       Command{
           .name = "disk",
           .aliases = {"disks"},
-          .summary = "virtual block devices in the server host's pools",
+          .summary = "virtual block devices in the hosts' pools",
           .description =
-              "Disks are virtual block devices in the server host's pool (qcow2 by default, "
+              "Disks are virtual block devices in a host's pool (qcow2 by default, "
               "thin-provisioned).\n"
               "A workload names them in its spec: `disks: [data]` gives a VM a virtio disk; a "
               "container needs\n"
@@ -469,7 +469,12 @@ Command DiskCommand() {
               "names in its\n"
               "backup directory (`berth serve --backup-dir`, default DATA_DIR/backups), or "
               "absolute paths\n"
-              "inside it."},
+              "inside it. On a fleet (`berth serve` without --dev) a disk lives in one host's "
+              "pool (--host)\n"
+              "or in the shared pool every `berth agent --shared-pool DIR` mounts (--pool "
+              "shared); that host's\n"
+              "agent makes it, backups go to its AGENT_DIR/backups, and a workload runs where "
+              "its disks are."},
       {Command{.name = "create",
                .summary = "create a disk",
                .flags = {size,
