@@ -263,10 +263,16 @@ TEST_F(QemuStorageDriverTest, SharedPoolHostsRecoverOnlyTheirOwnOperations) {
   EXPECT_EQ(CountFiles(".tmp/host-a"), 0u);
   EXPECT_TRUE(a.GetVolume("p", "w").ok());
   EXPECT_EQ(a.GetVolume("p", "v").status().code(), absl::StatusCode::kNotFound);
-  // An instance names directories: it must be a name.
+  // An instance names directories: it must be a host's name (an FQDN is one).
   PoolSpec bad = pool_;
-  bad.instance = "../x";
-  EXPECT_EQ(QemuStorageDriver().EnsurePool(bad).code(), absl::StatusCode::kInvalidArgument);
+  for (const char* name : {"../x", "..", "a/b"}) {
+    bad.instance = name;
+    EXPECT_EQ(QemuStorageDriver().EnsurePool(bad).code(), absl::StatusCode::kInvalidArgument)
+        << name;
+  }
+  PoolSpec fqdn = pool_;
+  fqdn.instance = "gpu-07.example.com";
+  EXPECT_TRUE(QemuStorageDriver().EnsurePool(fqdn).ok());
 }
 
 // Each case is one journaled operation; the test crashes it at every step in turn.

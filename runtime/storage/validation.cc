@@ -72,9 +72,8 @@ absl::Status ValidatePoolSpec(const PoolSpec& spec) {
     return core::FieldError("pool", spec.name, "overcommit_permille",
                             Cat("must be >= 1000, got ", spec.overcommit_permille));
   }
-  // It names directories inside the pool's.
-  if (!spec.instance.empty())
-    BERTH_RETURN_IF_ERROR(core::ValidateName("pool instance", spec.instance));
+  // It names directories inside the pool's: a host's name (an FQDN is one component).
+  if (!spec.instance.empty()) BERTH_RETURN_IF_ERROR(core::ValidateHostName(spec.instance));
   return absl::OkStatus();
 }
 
