@@ -135,11 +135,12 @@ void AddNetworkRoutes(Router& router, control::NetworkService* net) {
 
   // Port forwards.
   router.Handle("POST", "/v1/portforwards", [net](const HttpRequest& req) {
-    BERTH_ROUTE_ASSIGN(
-        Json body, StrictBody(req, "portforward", "", {"proto", "host_port", "workload", "port"}));
+    BERTH_ROUTE_ASSIGN(Json body, StrictBody(req, "portforward", "",
+                                             {"proto", "host_port", "workload", "port", "host"}));
     control::PortForwardOptions o;
     BERTH_ROUTE_ASSIGN(o.protocol, Str(body, "portforward", "", "proto"));
     BERTH_ROUTE_ASSIGN(o.workload, Str(body, "portforward", "", "workload"));
+    BERTH_ROUTE_ASSIGN(o.host, Str(body, "portforward", "", "host"));
     BERTH_ROUTE_ASSIGN(o.host_port, Port(body, "", "host_port"));
     BERTH_ROUTE_ASSIGN(o.port, Port(body, "", "port"));
     BERTH_ROUTE_ASSIGN(Json f, net->AddPortForward(o));

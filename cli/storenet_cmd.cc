@@ -363,12 +363,12 @@ class Session : public CommandSession {
       if (!j) return 1;
       return Print(*j, [&](const Json& list) {
         std::vector<std::vector<std::string>> rows = {
-            {"ID", "PROTO", "HOST PORT", "WORKLOAD", "PORT", "TARGET"}};
+            {"ID", "PROTO", "HOST PORT", "WORKLOAD", "PORT", "TARGET", "AT"}};
         for (const auto& f : list["items"]) {
           const Json& s = f["spec"];
           rows.push_back({f.value("id", ""), s.value("protocol", ""), Cat(s.value("host_port", 0)),
                           s.value("workload", ""), Cat(s.value("port", 0)),
-                          s.value("target_address", "")});
+                          s.value("target_address", ""), s.value("host", "-")});
         }
         PrintTable(out_, rows);
       });
@@ -377,7 +377,8 @@ class Session : public CommandSession {
       api::wire::PortForwardCreate request{.protocol = Flag("--proto"),
                                            .host_port = static_cast<int>(inv_.Int("host-port")),
                                            .workload = Flag("--workload"),
-                                           .port = static_cast<int>(inv_.Int("port"))};
+                                           .port = static_cast<int>(inv_.Int("port")),
+                                           .host = Flag("--host")};
       auto j =
           Do([&](api::Client& c, api::Raw* r) { return c.AddPortForward(request, r).status(); });
       if (!j) return 1;
@@ -632,15 +633,22 @@ Command PortfwdCommand() {
               .aliases = {"portforward"},
               .summary = "host port -> workload port",
               .description =
-                  "Forwards a port of the server's host to a workload's address on its first "
-                  "network (nftables\n"
-                  "DNAT, from outside and from the host itself). A forward goes with its "
-                  "workload."},
+                  "Forwards a host port to a workload's address on its first network (nftables "
+                  "DNAT, from\n"
+                  "outside and from the host itself, 127.0.0.1 included). serve --dev forwards "
+                  "at its own host.\n"
+                  "On a fleet, the forward is made at the host the workload runs on and moves "
+                  "with it, or,\n"
+                  "with --host H, at host H wherever the workload runs: H sends the connections "
+                  "on across\n"
+                  "the network from its own address there (the workload sees that address as "
+                  "the client's).\n"
+                  "Deleting the workload removes its forwards."},
       {Command{.name = "add",
                .summary = "forward a host port",
                .flags = {{.name = "host-port",
                           .type = FlagType::kInt,
-                          .help = "the port on the server's host",
+                          .help = "the port on the host",
                           .value_name = "P",
                           .required = true},
                          {.name = "workload",
@@ -652,7 +660,11 @@ Command PortfwdCommand() {
                           .help = "the workload's port",
                           .value_name = "P",
                           .required = true},
-                         {.name = "proto", .help = "tcp (default) or udp", .value_name = "PROTO"}},
+                         {.name = "proto", .help = "tcp (default) or udp", .value_name = "PROTO"},
+                         {.name = "host",
+                          .help = "a fleet's host that takes the connections (default: the "
+                                  "workload's host)",
+                          .value_name = "H"}},
                .run = Do({"add"}, &Session::Portfwd)},
        Command{.name = "ls",
                .aliases = {"list"},

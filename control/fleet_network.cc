@@ -23,6 +23,7 @@ constexpr std::string_view kWhere = "fleet networks";
 
 class FleetNetworkHost final : public NetworkHost {
  public:
+  explicit FleetNetworkHost(ControlPlane* control) : control_(control) {}
   absl::StatusOr<std::string> EnsureNetwork(const HostNetwork&) override { return std::string(); }
   absl::Status DeleteNetwork(std::string_view) override { return absl::OkStatus(); }
   absl::Status PutGroup(const HostGroup&) override { return absl::OkStatus(); }
@@ -37,6 +38,19 @@ class FleetNetworkHost final : public NetworkHost {
   absl::Status DetachEndpoint(std::string_view, std::string_view) override {
     return absl::OkStatus();
   }
+  // Any registered host: one that is down makes the forward when it is back.
+  absl::Status CheckForwardHost(std::string_view forward, std::string_view host) override {
+    if (control_ == nullptr) return NetworkHost::CheckForwardHost(forward, host);
+    auto h = control_->GetHost(host);
+    if (h.ok()) return absl::OkStatus();
+    if (!absl::IsNotFound(h.status())) return h.status();
+    return core::FieldError("portforward", forward, "host",
+                            Cat("no host named \"", host.substr(0, 64),
+                                "\" is registered; `berth host ls` lists them"));
+  }
+
+ private:
+  ControlPlane* const control_;
 };
 
 // Where a workload's interfaces are: its host while it is placed and not terminal, else "".
@@ -47,12 +61,14 @@ std::string HostOf(const core::Workload& w) {
 
 }  // namespace
 
-std::unique_ptr<NetworkHost> NewFleetNetworkHost() { return std::make_unique<FleetNetworkHost>(); }
+std::unique_ptr<NetworkHost> NewFleetNetworkHost(ControlPlane* control) {
+  return std::make_unique<FleetNetworkHost>(control);
+}
 
 FleetNetworks::FleetNetworks(state::Store* store, core::Clock* clock, ControlPlane* control)
     : store_(store),
       control_(control),
-      host_(NewFleetNetworkHost()),
+      host_(NewFleetNetworkHost(control)),
       network_(store, clock, host_.get()) {}
 
 FleetNetworks::~FleetNetworks() {
@@ -82,7 +98,8 @@ absl::Status FleetNetworks::Start() {
     absl::MutexLock lock(&mu_);
     for (const auto& a : addressings) {
       for (const auto& [addr, owner] : a.allocations) {
-        if (!existing.contains(owner)) to_release_.push_back(owner);
+        // A host's own address goes with its last forward (NetworkService).
+        if (!existing.contains(owner) && !IsHostAddressOwner(owner)) to_release_.push_back(owner);
       }
     }
   }
@@ -202,7 +219,7 @@ absl::StatusOr<std::shared_ptr<const FleetNetworks::FleetState>> FleetNetworks::
   // Every address owner, read once: where it runs and which groups it is in on each network.
   for (const auto& a : state->addressings) {
     for (const auto& [addr, owner] : a.allocations) {
-      if (state->owners.contains(owner)) continue;
+      if (state->owners.contains(owner) || IsHostAddressOwner(owner)) continue;
       auto w = control_->GetWorkload(owner);
       if (w.ok()) {
         state->owners.emplace(owner, *std::move(w));
@@ -269,8 +286,32 @@ absl::StatusOr<HostNetworkPlan> FleetNetworks::PlanFor(std::string_view host,
       for (const std::string& g : n->security_groups) remote_members[g].insert(address);
     }
   }
+  // Forwards: where each takes connections (its named host, else its workload's host), and
+  // whether its workload is there too. A host forwarding to a workload elsewhere joins the
+  // network (a peer of the others) and leaves it from its own address there.
+  struct ForwardAt {
+    const core::PortForward* forward;
+    bool local;
+  };
+  std::vector<ForwardAt> here;
+  std::set<std::string> forward_networks;
+  for (const core::PortForward& f : state->forwards) {
+    auto it = owners.find(f.spec.workload);
+    const std::string on = it == owners.end() ? std::string() : HostOf(it->second);
+    const std::string at = f.spec.host.empty() ? on : f.spec.host;
+    if (at.empty()) continue;
+    if (at != host) {
+      if (!f.spec.host.empty()) {
+        if (std::string peer = underlay(at); !peer.empty()) peers[f.spec.network].insert(peer);
+      }
+      continue;
+    }
+    const bool local = on == host && local_networks.contains(f.spec.network);
+    here.push_back({&f, local});
+    if (!local) forward_networks.insert(f.spec.network);
+  }
   for (const core::Network& n : networks) {
-    if (!local_networks.contains(n.name)) continue;
+    if (!local_networks.contains(n.name) && !forward_networks.contains(n.name)) continue;
     api::wire::PlannedNetwork p{.name = n.name,
                                 .subnet = n.spec.subnet,
                                 .gateway = n.spec.gateway,
@@ -285,19 +326,27 @@ absl::StatusOr<HostNetworkPlan> FleetNetworks::PlanFor(std::string_view host,
     }
     plan.networks.push_back(std::move(p));
   }
-  // Forwards to workloads placed here, on networks made here.
-  for (const core::PortForward& f : state->forwards) {
-    auto it = owners.find(f.spec.workload);
-    if (it == owners.end() || HostOf(it->second) != host ||
-        !local_networks.contains(f.spec.network)) {
-      continue;
+  for (const ForwardAt& at : here) {
+    const core::PortForward& f = *at.forward;
+    api::wire::PlannedForward p{.id = f.id,
+                                .protocol = f.spec.protocol,
+                                .host_port = f.spec.host_port,
+                                .network = f.spec.network,
+                                .target_address = f.spec.target_address,
+                                .target_port = f.spec.port};
+    if (!at.local) {
+      auto a = std::find_if(addressings.begin(), addressings.end(),
+                            [&](const auto& x) { return x.network == f.spec.network; });
+      std::optional<runtime::net::Ipv4> mine;
+      if (a != addressings.end()) mine = a->AddressOf(HostAddressOwner(host));
+      if (!mine) {
+        core::LogWarn("portforward %s: host %s holds no address on %s; not forwarded there", f.id,
+                      host, f.spec.network);
+        continue;
+      }
+      p.source_address = runtime::net::FormatIpv4(*mine);
     }
-    plan.forwards.push_back({.id = f.id,
-                             .protocol = f.spec.protocol,
-                             .host_port = f.spec.host_port,
-                             .network = f.spec.network,
-                             .target_address = f.spec.target_address,
-                             .target_port = f.spec.port});
+    plan.forwards.push_back(std::move(p));
   }
   // The groups the interfaces enforce, and every group their rules name as a source.
   std::map<std::string, const core::SecurityGroup*> by_name;

@@ -8,7 +8,10 @@
 // workloads as they come, go and move.
 //
 // A port forward is made by the agent of the host its workload runs on (at that host's
-// addresses), and moves with the workload. A workload keeps its addresses and forwards while it
+// addresses), and moves with the workload; one that names a host (`berth portfwd add --host H`)
+// is made by H's agent wherever the workload runs. When the workload is elsewhere, H joins the
+// workload's network and sends the connections on from its own address there, so the answers
+// come back through H. A workload keeps its addresses and forwards while it
 // exists, also when it moves to another host; deleting it releases them (a watch of the
 // workloads, plus a sweep at Start for deletions the server missed).
 //
@@ -38,9 +41,9 @@
 namespace berth::control {
 
 // A NetworkHost that makes nothing: the server's stand-in while agents make the data path.
-// EnsureNetwork answers an empty bridge name, AttachEndpoint the endpoint's MAC; everything else
-// succeeds.
-std::unique_ptr<NetworkHost> NewFleetNetworkHost();
+// EnsureNetwork answers an empty bridge name, AttachEndpoint the endpoint's MAC; a forward may
+// name any host `control` knows (none when it is null); everything else succeeds.
+std::unique_ptr<NetworkHost> NewFleetNetworkHost(ControlPlane* control = nullptr);
 
 class FleetNetworks {
  public:
@@ -63,9 +66,11 @@ class FleetNetworks {
     also_release_ = std::move(release);
   }
 
-  // The part of `host`: the networks its workloads (placed there, not terminal) are on, with
-  // their peers; the groups their interfaces enforce or whose rules those name, with members on
-  // other hosts; the interfaces; the port forwards to those workloads. A host's underlay address is
+  // The part of `host`: the networks its workloads (placed there, not terminal) or the
+  // forwards it makes are on, with their peers; the groups their interfaces enforce or whose
+  // rules those name, with members on other hosts; the interfaces; the port forwards it makes
+  // (to its workloads, and those that name it, with its own address on the network when the
+  // workload runs elsewhere). A host's underlay address is
   // where its latest heartbeat to this server came from; `caller_address` (where this call came
   // from) stands in for the host's own.
   absl::StatusOr<api::wire::HostNetworkPlan> PlanFor(std::string_view host,

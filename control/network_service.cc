@@ -21,6 +21,20 @@ std::string IpamKey(std::string_view name) { return Cat(kIpamPrefix, name); }
 std::string SecGroupKey(std::string_view name) { return Cat(kSecGroupPrefix, name); }
 std::string PortForwardKey(std::string_view id) { return Cat(kPortForwardPrefix, id); }
 
+std::string HostAddressOwner(std::string_view host) { return Cat("host:", host); }
+
+bool IsHostAddressOwner(std::string_view owner, std::string* host) {
+  if (!owner.starts_with("host:")) return false;
+  if (host != nullptr) *host = std::string(owner.substr(5));
+  return true;
+}
+
+absl::Status NetworkHost::CheckForwardHost(std::string_view forward, std::string_view host) {
+  return core::FieldError("portforward", forward, "host",
+                          "names a host of a fleet; this server is a single host (serve --dev) "
+                          "and forwards at its own addresses: leave it out");
+}
+
 absl::Status ValidateAddressOwner(std::string_view network, std::string_view owner) {
   if (owner.empty()) return core::FieldError("network", network, "owner", "is required");
   if (!core::ValidateName("workload", owner).ok()) {
@@ -616,13 +630,16 @@ absl::StatusOr<Json> NetworkService::AddPortForward(const PortForwardOptions& o)
         free.code(), Cat("portforward \"", what, "\": host_port ", o.host_port, "/", proto, " ",
                          free.message(), "; forwarding it would take its traffic, pick another"));
   }
+  if (!o.host.empty()) BERTH_RETURN_IF_ERROR(host_->CheckForwardHost(id, o.host));
   // The workload's address: the first network that gave it one.
   BERTH_ASSIGN_OR_RETURN(auto ipams, ListAll(ipams_));
   std::string network, address;
+  const IpamRepository::Item* ipam = nullptr;
   for (const auto& i : ipams.items) {
     if (auto addr = i.value.AddressOf(o.workload)) {
       network = i.value.network;
       address = runtime::net::FormatIpv4(*addr);
+      ipam = &i;
       break;
     }
   }
@@ -631,6 +648,17 @@ absl::StatusOr<Json> NetworkService::AddPortForward(const PortForwardOptions& o)
         Cat("portforward \"", id, "\": workload \"", o.workload,
             "\" has no address on any network; put it on a network first"));
   }
+  // A forward at a named host leaves that host from its own address on the network.
+  std::optional<NetworkAddressing> with_host;
+  if (!o.host.empty()) {
+    with_host = ipam->value;
+    auto given = with_host->Allocate(HostAddressOwner(o.host));
+    if (!given.ok()) {
+      return absl::Status(given.status().code(),
+                          Cat("portforward \"", id, "\": host \"", o.host,
+                              "\" needs an address on ", network, ": ", given.status().message()));
+    }
+  }
   PortForward f;
   f.id = id;
   f.spec = {.protocol = proto,
@@ -638,12 +666,16 @@ absl::StatusOr<Json> NetworkService::AddPortForward(const PortForwardOptions& o)
             .workload = o.workload,
             .port = o.port,
             .network = network,
-            .target_address = address};
+            .target_address = address,
+            .host = o.host};
   BERTH_RETURN_IF_ERROR(host_->AddForward(ToHostForward(f)));
   Touch(&f, clock_, true);
   auto commit = [&]() -> absl::StatusOr<int64_t> {
     state::TxnRequest txn;
     BERTH_RETURN_IF_ERROR(forwards_.AddCreate(&txn, id, f));
+    if (with_host) {
+      BERTH_RETURN_IF_ERROR(ipams_.AddUpdate(&txn, network, *with_host, ipam->mod_revision));
+    }
     events_.Add(&txn.then_ops, "portforward", id, "created",
                 Cat("host port ", o.host_port, "/", proto, " -> ", o.workload, " (", address, ":",
                     o.port, ")"));
@@ -676,6 +708,17 @@ absl::Status NetworkService::RemovePortForward(std::string_view id) {
   if (!s.ok() && !absl::IsNotFound(s)) return s;
   state::TxnRequest txn;
   forwards_.AddDelete(&txn, id, item.mod_revision);
+  // The host's address on the network goes with its last forward there.
+  if (const core::PortForwardSpec& spec = item.value.spec; !spec.host.empty()) {
+    BERTH_ASSIGN_OR_RETURN(auto forwards, ListAll(forwards_));
+    const bool more = std::any_of(forwards.items.begin(), forwards.items.end(), [&](const auto& o) {
+      return o.name != id && o.value.spec.host == spec.host && o.value.spec.network == spec.network;
+    });
+    BERTH_ASSIGN_OR_RETURN(auto ipam, ipams_.Find(spec.network));
+    if (!more && ipam && ipam->value.Release(HostAddressOwner(spec.host)) > 0) {
+      BERTH_RETURN_IF_ERROR(ipams_.AddUpdate(&txn, spec.network, ipam->value, ipam->mod_revision));
+    }
+  }
   events_.Add(&txn.then_ops, "portforward", id, "deleted", "port forward removed");
   return CommitChange(store_, txn, "portforward", id).status();
 }

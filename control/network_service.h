@@ -112,6 +112,9 @@ class NetworkHost {
   virtual absl::Status CheckPortFree(std::string_view protocol, int port) {
     return absl::OkStatus();
   }
+  // May forward `forward` be made at `host` (core::PortForwardSpec::host)? One host has no other
+  // host to name: InvalidArgument naming the field.
+  virtual absl::Status CheckForwardHost(std::string_view forward, std::string_view host);
   // As runtime::net::NetworkDriver's: the host keeps its rules until ReleaseRules() puts the
   // whole re-declared set in at once (a server restart re-declaring what it held).
   virtual void HoldRules() {}
@@ -148,6 +151,7 @@ struct PortForwardOptions {
   int host_port = 0;
   std::string workload;
   int port = 0;
+  std::string host;  // see core::PortForwardSpec::host
 };
 
 class NetworkService {
@@ -200,7 +204,10 @@ class NetworkService {
   absl::Status DeleteGroup(std::string_view name);
 
   // Forwards a host port to a workload's address on its network. A reserved TCP port, or one a
-  // socket on the host already holds, is refused (FailedPrecondition naming host_port).
+  // socket on the host already holds, is refused (FailedPrecondition naming host_port). A
+  // forward at a named host gives that host an address on the network (owner
+  // HostAddressOwner(host)), in the same transaction; removing the host's last forward on the
+  // network gives it back.
   absl::StatusOr<core::Json> AddPortForward(const PortForwardOptions& options);
   // Keeps TCP `port` of the host from any forward: `holder` says what listens there (Berth's
   // own API, so a forward cannot cut its clients off).
@@ -241,6 +248,12 @@ std::string NetworkKey(std::string_view name);
 std::string IpamKey(std::string_view name);
 std::string SecGroupKey(std::string_view name);
 std::string PortForwardKey(std::string_view id);
+
+// The owner of a host's own address on a network (a forward at that host to a workload on
+// another host leaves from it): "host:NAME", which no workload name can be.
+std::string HostAddressOwner(std::string_view host);
+// True for what HostAddressOwner() returns; the host's name in `host` when given.
+bool IsHostAddressOwner(std::string_view owner, std::string* host = nullptr);
 
 // A network's address owner (a workload's name): OK, or InvalidArgument naming `owner`.
 absl::Status ValidateAddressOwner(std::string_view network, std::string_view owner);

@@ -166,18 +166,20 @@ absl::StatusOr<SecurityGroup> DecodeSecurityGroup(const Json& j) {
 }
 
 Json EncodePortForward(const PortForward& f) {
-  return Json{{"kind", "portforward"},
-              {"id", f.id},
-              {"spec",
-               {{"protocol", f.spec.protocol},
-                {"host_port", f.spec.host_port},
-                {"workload", f.spec.workload},
-                {"port", f.spec.port},
-                {"network", f.spec.network},
-                {"target_address", f.spec.target_address}}},
-              {"revision", f.revision},
-              {"created_at", EncodeTime(f.created_at)},
-              {"updated_at", EncodeTime(f.updated_at)}};
+  Json j = Json{{"kind", "portforward"},
+                {"id", f.id},
+                {"spec",
+                 {{"protocol", f.spec.protocol},
+                  {"host_port", f.spec.host_port},
+                  {"workload", f.spec.workload},
+                  {"port", f.spec.port},
+                  {"network", f.spec.network},
+                  {"target_address", f.spec.target_address}}},
+                {"revision", f.revision},
+                {"created_at", EncodeTime(f.created_at)},
+                {"updated_at", EncodeTime(f.updated_at)}};
+  if (!f.spec.host.empty()) j["spec"]["host"] = f.spec.host;
+  return j;
 }
 
 absl::StatusOr<PortForward> DecodePortForward(const Json& j) {
@@ -187,9 +189,9 @@ absl::StatusOr<PortForward> DecodePortForward(const Json& j) {
       DecodeEnvelope(&ctx, j, "portforward", "id", &f.id, &f,
                      {"kind", "id", "spec", "revision", "created_at", "updated_at"}));
   if (const Json* spec = Member(j, "spec")) {
-    BERTH_RETURN_IF_ERROR(
-        CheckObject(ctx, *spec, "spec",
-                    {"protocol", "host_port", "workload", "port", "network", "target_address"}));
+    BERTH_RETURN_IF_ERROR(CheckObject(
+        ctx, *spec, "spec",
+        {"protocol", "host_port", "workload", "port", "network", "target_address", "host"}));
     BERTH_RETURN_IF_ERROR(OptionalString(ctx, *spec, "spec", "protocol", &f.spec.protocol));
     if (f.spec.protocol != "tcp" && f.spec.protocol != "udp") {
       return ctx.Error("spec.protocol", Cat("must be tcp or udp, got \"", f.spec.protocol, "\""));
@@ -200,6 +202,7 @@ absl::StatusOr<PortForward> DecodePortForward(const Json& j) {
     BERTH_RETURN_IF_ERROR(OptionalString(ctx, *spec, "spec", "network", &f.spec.network));
     BERTH_RETURN_IF_ERROR(
         OptionalString(ctx, *spec, "spec", "target_address", &f.spec.target_address));
+    BERTH_RETURN_IF_ERROR(OptionalString(ctx, *spec, "spec", "host", &f.spec.host));
   }
   return f;
 }

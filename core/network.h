@@ -92,6 +92,10 @@ struct PortForwardSpec {
   // Where the workload was when the forward was made: its first network and address there.
   std::string network;
   std::string target_address;
+  // A fleet's host whose addresses take the connections, wherever the workload runs (its
+  // address on the network, held as HostAddressOwner(host), is the source the workload sees);
+  // empty: the host the workload runs on, and the forward moves with it.
+  std::string host;
   bool operator==(const PortForwardSpec&) const = default;
 };
 

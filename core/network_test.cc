@@ -112,6 +112,12 @@ TEST(PortForward, RoundTripsAndLoadsTheEarlierShape) {
   auto back = DecodePortForward(EncodePortForward(f));
   ASSERT_TRUE(back.ok()) << back.status();
   EXPECT_EQ(*back, f);
+  EXPECT_FALSE(EncodePortForward(f)["spec"].contains("host"));
+  f.spec.host = "gpu-1.example.com";
+  back = DecodePortForward(EncodePortForward(f));
+  ASSERT_TRUE(back.ok()) << back.status();
+  EXPECT_EQ(back->spec.host, "gpu-1.example.com");
+  EXPECT_EQ(*back, f);
 
   Json old = Json::parse(R"({"kind":"portforward","id":"udp-53","spec":{"protocol":"udp",
       "host_port":53,"workload":"dns","port":53,"network":"lan","target_address":"10.88.0.3"},
@@ -135,6 +141,9 @@ TEST(PortForward, ErrorsNameTheField) {
   j = EncodePortForward(f);
   j["spec"]["protocol"] = "icmp";
   ExpectFieldError(DecodePortForward(j), "portforward \"tcp-80\"", "spec.protocol");
+  j = EncodePortForward(f);
+  j["spec"]["host"] = 7;
+  ExpectFieldError(DecodePortForward(j), "portforward \"tcp-80\"", "spec.host");
   j = EncodePortForward(f);
   j["status"] = Json::object();
   ExpectFieldError(DecodePortForward(j), "portforward \"tcp-80\"", "status");

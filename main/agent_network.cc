@@ -302,15 +302,33 @@ absl::Status AgentNetworks::Apply(const HostNetworkPlan& plan, std::string_view 
     if (adopted.ok()) endpoint_groups_[key] = nic.groups;
     note(adopted);
   }
-  // Port forwards to this host's workloads, at this host's addresses: new ones are made unless
-  // a socket here holds the port (said once), gone ones removed.
+  // Port forwards this host makes (to its workloads, and those that name it): new ones are made
+  // unless a socket here holds the port (said once), changed ones (their workload came or went)
+  // made again, gone ones removed.
   std::set<std::string> wanted_forwards;
-  std::set<std::string> have_forwards;
-  for (const rn::PortForward& f : driver_->ListPortForwards()) have_forwards.insert(f.id);
+  std::map<std::string, rn::PortForward> have_forwards;
+  for (rn::PortForward& f : driver_->ListPortForwards()) have_forwards[f.id] = std::move(f);
   for (const api::wire::PlannedForward& f : plan.forwards) {
     wanted_forwards.insert(f.id);
-    if (have_forwards.contains(f.id)) continue;
-    if (options_.port_free) {
+    auto protocol = rn::ParseProtocol(f.protocol);
+    if (!protocol.ok()) {
+      note(protocol.status());
+      continue;
+    }
+    const rn::PortForward want{.id = f.id,
+                               .protocol = *protocol,
+                               .host_port = f.host_port,
+                               .network = f.network,
+                               .target_address = f.target_address,
+                               .target_port = f.target_port,
+                               .source_address = f.source_address};
+    if (auto it = have_forwards.find(f.id); it != have_forwards.end()) {
+      if (it->second == want) continue;
+      if (absl::Status s = driver_->RemovePortForward(f.id); !s.ok() && !absl::IsNotFound(s)) {
+        note(s);
+        continue;
+      }
+    } else if (options_.port_free) {
       if (absl::Status free = options_.port_free(f.protocol, f.host_port); !free.ok()) {
         if (refused_forwards_.insert(f.id).second) {
           note(absl::Status(free.code(),
@@ -320,21 +338,11 @@ absl::Status AgentNetworks::Apply(const HostNetworkPlan& plan, std::string_view 
         continue;
       }
     }
-    auto protocol = rn::ParseProtocol(f.protocol);
-    if (!protocol.ok()) {
-      note(protocol.status());
-      continue;
-    }
-    absl::Status added = driver_->AddPortForward({.id = f.id,
-                                                  .protocol = *protocol,
-                                                  .host_port = f.host_port,
-                                                  .network = f.network,
-                                                  .target_address = f.target_address,
-                                                  .target_port = f.target_port});
+    absl::Status added = driver_->AddPortForward(want);
     if (added.ok()) refused_forwards_.erase(f.id);
     note(added);
   }
-  for (const std::string& id : have_forwards) {
+  for (const auto& [id, _] : have_forwards) {
     if (wanted_forwards.contains(id)) continue;
     absl::Status s = driver_->RemovePortForward(id);
     if (!absl::IsNotFound(s)) note(s);

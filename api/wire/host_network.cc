@@ -71,12 +71,14 @@ Json EncodeHostNetworkPlan(const HostNetworkPlan& plan) {
   }
   Json forwards = Json::array();
   for (const PlannedForward& f : plan.forwards) {
-    forwards.push_back({{"id", f.id},
-                        {"protocol", f.protocol},
-                        {"host_port", f.host_port},
-                        {"network", f.network},
-                        {"target_address", f.target_address},
-                        {"target_port", f.target_port}});
+    Json e = {{"id", f.id},
+              {"protocol", f.protocol},
+              {"host_port", f.host_port},
+              {"network", f.network},
+              {"target_address", f.target_address},
+              {"target_port", f.target_port}};
+    if (!f.source_address.empty()) e["source_address"] = f.source_address;
+    forwards.push_back(std::move(e));
   }
   return Json{{"local_address", plan.local_address},
               {"networks", networks},
@@ -151,7 +153,7 @@ absl::StatusOr<HostNetworkPlan> DecodeHostNetworkPlan(std::string_view host, con
       }));
   BERTH_RETURN_IF_ERROR(ForEachObject(
       ctx, j, "", "forwards",
-      {"id", "protocol", "host_port", "network", "target_address", "target_port"},
+      {"id", "protocol", "host_port", "network", "target_address", "target_port", "source_address"},
       [&](const Json& e, const std::string& path) -> absl::Status {
         PlannedForward f;
         int64_t host_port = 0, target_port = 0;
@@ -163,6 +165,8 @@ absl::StatusOr<HostNetworkPlan> DecodeHostNetworkPlan(std::string_view host, con
             core::OptionalString(ctx, e, path, "target_address", &f.target_address));
         BERTH_RETURN_IF_ERROR(
             core::OptionalInt(ctx, e, path, "target_port", 1, 65535, &target_port));
+        BERTH_RETURN_IF_ERROR(
+            core::OptionalString(ctx, e, path, "source_address", &f.source_address));
         f.host_port = static_cast<int>(host_port);
         f.target_port = static_cast<int>(target_port);
         plan.forwards.push_back(std::move(f));

@@ -61,6 +61,10 @@ struct PlannedForward {
   std::string network;
   std::string target_address;  // the workload's address on `network`
   int target_port = 0;
+  // The host's own address on `network` when the workload runs on another host (the forward
+  // names this host): connections go on from it, so their answers come back here. Empty when
+  // the workload runs here.
+  std::string source_address;
   bool operator==(const PlannedForward&) const = default;
 };
 

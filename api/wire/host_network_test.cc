@@ -40,6 +40,13 @@ HostNetworkPlan SomePlan() {
                            .network = "blue",
                            .target_address = "10.88.0.5",
                            .target_port = 5432});
+  plan.forwards.push_back({.id = "tcp-18081",
+                           .protocol = "tcp",
+                           .host_port = 18081,
+                           .network = "blue",
+                           .target_address = "10.88.0.9",
+                           .target_port = 80,
+                           .source_address = "10.88.0.3"});
   return plan;
 }
 
@@ -76,6 +83,8 @@ TEST(HostNetworkPlanTest, ErrorsNameTheHostAndTheField) {
   EXPECT_THAT(error([](Json& j) { j["nics"] = "eth0"; }), HasSubstr("nics must be a list"));
   EXPECT_THAT(error([](Json& j) { j["forwards"][0]["host_port"] = 0; }),
               HasSubstr("forwards[0].host_port"));
+  EXPECT_THAT(error([](Json& j) { j["forwards"][1]["source_address"] = 3; }),
+              HasSubstr("forwards[1].source_address"));
   EXPECT_THAT(error([](Json& j) { j["peers"] = Json::array(); }), HasSubstr("peers"));
 }
 

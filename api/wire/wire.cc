@@ -475,6 +475,7 @@ Json EncodePortForwardCreate(const PortForwardCreate& request) {
   Json j = Json::object();
   PutIfSet(j, "proto", request.protocol);
   PutIfSet(j, "workload", request.workload);
+  PutIfSet(j, "host", request.host);
   if (request.host_port != 0) j["host_port"] = request.host_port;
   if (request.port != 0) j["port"] = request.port;
   return j;

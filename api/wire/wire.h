@@ -215,7 +215,8 @@ struct PortForwardCreate {
   std::string protocol;  // "tcp" (default) or "udp"
   int host_port = 0;
   std::string workload;
-  int port = 0;  // the workload's port
+  int port = 0;      // the workload's port
+  std::string host;  // a fleet's host that takes the connections; empty: the workload's host
 };
 core::Json EncodePortForwardCreate(const PortForwardCreate& request);
 

@@ -263,6 +263,8 @@ TEST(Wire, ResourceRequestsLeaveEmptyFieldsOut) {
             (Json{{"proto", "tcp"}, {"ports", "22"}, {"from", "0.0.0.0/0"}}));
   EXPECT_EQ(EncodePortForwardCreate({.host_port = 8080, .workload = "web", .port = 80}),
             (Json{{"host_port", 8080}, {"workload", "web"}, {"port", 80}}));
+  EXPECT_EQ(EncodePortForwardCreate({.host_port = 80, .workload = "web", .port = 80, .host = "h1"}),
+            (Json{{"host_port", 80}, {"workload", "web"}, {"port", 80}, {"host", "h1"}}));
 }
 
 TEST(Wire, ServiceScaleRoundTripsAndNamesTheField) {

@@ -295,6 +295,7 @@ absl::Status LinuxNetworkDriver::Commit(NetworkModel next) {
           "net.bridge.bridge-nf-call-iptables=1");
     }
   }
+  BERTH_RETURN_IF_ERROR(SyncLegs(next));
   // Loopback routing through a bridge is turned off before its guard goes, and on after the
   // guard is in (see LocalnetBridges).
   std::map<std::string, bool> localnet;
@@ -314,6 +315,82 @@ absl::Status LinuxNetworkDriver::Commit(NetworkModel next) {
     if (net.spec.dhcp) BERTH_RETURN_IF_ERROR(ReloadDhcp(next, name));
   }
   model_ = std::move(next);
+  return absl::OkStatus();
+}
+
+absl::Status LinuxNetworkDriver::SyncLegs(const NetworkModel& next) {
+  const std::map<std::string, Leg> wanted = Legs(next);
+  for (auto it = legs_.begin(); it != legs_.end();) {
+    if (wanted.contains(it->first)) {
+      ++it;
+      continue;
+    }
+    BERTH_RETURN_IF_ERROR(DeleteLink(it->second.link));  // its peer in the bridge goes with it
+    it = legs_.erase(it);
+  }
+  if (wanted.empty()) return absl::OkStatus();
+  BERTH_ASSIGN_OR_RETURN(auto links, Links());
+  const std::string& inst = options_.instance;
+  for (const auto& [network, leg] : wanted) {
+    auto known = legs_.find(network);
+    const bool there = links.contains(leg.link);
+    if (there && known != legs_.end() && known->second == leg) continue;
+    const NetworkRecord* net = next.FindNetwork(network);
+    if (net == nullptr) {
+      return absl::FailedPreconditionError(
+          Cat("network \"", network, "\": not on this host, so it has no leg"));
+    }
+    BERTH_RETURN_IF_ERROR(CheckNotForeign(links, leg.link));
+    const std::string mtu = net->spec.mtu > 0 ? Cat(" mtu ", net->spec.mtu) : "";
+    // A leg made by an earlier run (or with another address) starts over from a bare link;
+    // one this run made changes only its routes.
+    const bool fresh = !there || known == legs_.end() || known->second.address != leg.address;
+    auto failed = [&](const absl::Status& s) {
+      legs_.erase(network);
+      return absl::Status(
+          s.code(), Cat("network \"", network, "\": the host's leg ", leg.link, ": ", s.message()));
+    };
+    if (!there) {
+      if (absl::Status s = IpBatch(Cat("link add ", leg.link, mtu, " type veth peer name ",
+                                       LegPeerName(inst, network), mtu, "\n"));
+          !s.ok()) {
+        return failed(s);
+      }
+    }
+    if (fresh) {
+      // The leg answers ARP only for its own address (never for the gateway, which the
+      // bridge answers), and asks from it.
+      if (absl::Status s = Run({"sysctl", "-qw", Cat("net.ipv4.conf.", leg.link, ".arp_ignore=1"),
+                                Cat("net.ipv4.conf.", leg.link, ".arp_announce=2")})
+                               .status();
+          !s.ok()) {
+        return failed(s);
+      }
+    }
+    std::string batch;
+    std::set<std::string> had;
+    if (fresh) {
+      batch +=
+          Cat("link set ", LegPeerName(inst, network), " alias ",
+              LinkAlias(inst, "leg", network, "bridge"), " master ", net->bridge, mtu, " up\n");
+      batch +=
+          Cat("link set ", leg.link, " alias ", LinkAlias(inst, "leg", network, ""), mtu, " up\n");
+      batch += Cat("addr flush dev ", leg.link, "\n", "route flush dev ", leg.link, "\n");
+      batch += Cat("addr add ", leg.address, "/32 dev ", leg.link, "\n");
+    } else {
+      had = known->second.targets;
+    }
+    for (const std::string& t : had) {
+      if (!leg.targets.contains(t)) batch += Cat("route del ", t, "/32 dev ", leg.link, "\n");
+    }
+    for (const std::string& t : leg.targets) {
+      if (!had.contains(t)) {
+        batch += Cat("route replace ", t, "/32 dev ", leg.link, " src ", leg.address, "\n");
+      }
+    }
+    if (absl::Status s = IpBatch(batch); !s.ok()) return failed(s);
+    legs_[network] = leg;
+  }
   return absl::OkStatus();
 }
 
@@ -598,6 +675,10 @@ absl::Status LinuxNetworkDriver::Cleanup(const KeepSet& keep) {
     if (net.spec.vxlan) wanted.insert(VxlanName(inst, name));
   }
   for (const auto& [_, e] : next.endpoints()) wanted.insert(e.host_ifname);
+  for (const auto& [network, leg] : Legs(next)) {
+    wanted.insert(leg.link);
+    wanted.insert(LegPeerName(inst, network));
+  }
   BERTH_RETURN_IF_ERROR(Commit(std::move(next)));
 
   absl::Status first;

@@ -98,6 +98,9 @@ class LinuxNetworkDriver final : public NetworkDriver {
   absl::Status StopDhcp(std::string_view network) const;
   // Swaps the applied rules (and DHCP hosts) to `next` and makes it the model.
   absl::Status Commit(NetworkModel next) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Makes the host's legs exactly what `next`'s forwards need (Legs()): links, addresses and
+  // routes; runs nothing when they are as last made.
+  absl::Status SyncLegs(const NetworkModel& next) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   // Sets net.ipv4.conf.BRIDGE.route_localnet unless it is known to be so already; a failure is
   // reported (only forwards reached at 127.0.0.1 need it).
@@ -109,6 +112,8 @@ class LinuxNetworkDriver final : public NetworkDriver {
   bool hold_rules_ ABSL_GUARDED_BY(mu_) = false;  // HoldRules() until ReleaseRules()
   // The route_localnet value each bridge was last given.
   std::map<std::string, bool> localnet_ ABSL_GUARDED_BY(mu_);
+  // The legs as last made, by network.
+  std::map<std::string, Leg> legs_ ABSL_GUARDED_BY(mu_);
 };
 
 }  // namespace berth::runtime::net

@@ -118,6 +118,13 @@ struct PortForward {
   std::string network;
   std::string target_address;
   int target_port = 0;
+  // Set when the target runs on another host of the network: this host's own address on the
+  // network. The driver gives the host a leg on the network's bridge holding it (a veth pair;
+  // every host's bridge answers for the gateway with one MAC, so the leg has its own), routes
+  // the target through the leg and rewrites the connections' source to it, so the target's
+  // answers come back to this host. Every forward on one network names the same address.
+  std::string source_address;
+  bool operator==(const PortForward&) const = default;
 };
 
 // What Cleanup() keeps: everything else this instance made is removed.

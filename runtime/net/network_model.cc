@@ -140,11 +140,17 @@ std::string TapName(std::string_view instance, std::string_view network,
 std::string VxlanName(std::string_view instance, std::string_view network) {
   return LinkName('x', instance, Fnv1a(network));
 }
+std::string LegName(std::string_view instance, std::string_view network) {
+  return LinkName('h', instance, Fnv1a(network));
+}
+std::string LegPeerName(std::string_view instance, std::string_view network) {
+  return LinkName('g', instance, Fnv1a(network));
+}
 
 bool IsInstanceLinkName(std::string_view instance, std::string_view name) {
   const std::string_view short_id = ShortInstanceId(instance);
   return name.size() == kLinkNameLength && name[0] == 'b' &&
-         std::string_view("bvptx").find(name[1]) != std::string_view::npos &&
+         std::string_view("bvptxhg").find(name[1]) != std::string_view::npos &&
          name.substr(2, short_id.size()) == short_id && AllLowerHex(name.substr(2));
 }
 
@@ -470,7 +476,24 @@ absl::Status NetworkModel::PrepareForward(const PortForward& f) const {
         Cat(f.target_address, " is outside subnet ", net->addressing.subnet.ToString(),
             " of network \"", f.network, "\""));
   }
+  if (!f.source_address.empty()) {
+    auto source = ParseIpv4(f.source_address);
+    if (!source || !net->addressing.subnet.Contains(*source) ||
+        *source == net->addressing.gateway || *source == *target) {
+      return core::FieldError(
+          "port forward", f.id, "source_address",
+          Cat("must be an address of subnet ", net->addressing.subnet.ToString(),
+              " other than its gateway and the target, got \"", f.source_address, "\""));
+    }
+  }
   for (const auto& [id, other] : forwards_) {
+    if (other.network == f.network && !other.source_address.empty() && !f.source_address.empty() &&
+        other.source_address != f.source_address && id != f.id) {
+      return core::FieldError(
+          "port forward", f.id, "source_address",
+          Cat(f.source_address, " differs from ", other.source_address,
+              ", the host's address on \"", f.network, "\" that \"", id, "\" leaves from"));
+    }
     if (id == f.id) {
       return absl::AlreadyExistsError(Cat("port forward \"", f.id, "\": already exists"));
     }
@@ -493,6 +516,18 @@ void NetworkModel::RemoveForward(std::string_view id) {
   if (it != forwards_.end()) forwards_.erase(it);
 }
 
+std::map<std::string, Leg> Legs(const NetworkModel& model) {
+  std::map<std::string, Leg> out;
+  for (const auto& [_, f] : model.forwards()) {
+    if (f.source_address.empty()) continue;
+    Leg& leg = out[f.network];
+    leg.link = LegName(model.instance(), f.network);
+    leg.address = f.source_address;
+    leg.targets.insert(f.target_address);
+  }
+  return out;
+}
+
 std::vector<std::string> LocalnetBridges(const NetworkModel& model) {
   std::vector<std::string> out;
   for (const auto& [name, n] : model.networks()) {
@@ -503,6 +538,7 @@ std::vector<std::string> LocalnetBridges(const NetworkModel& model) {
       }
     }
   }
+  for (const auto& [_, leg] : Legs(model)) out.push_back(leg.link);
   return out;
 }
 
@@ -552,11 +588,19 @@ std::string RenderNftRuleset(const NetworkModel& model) {
     std::string subnet = n.addressing.subnet.ToString();
     out += Cat("    ip saddr ", subnet, " ip daddr != ", subnet, " masquerade\n");
   }
+  // A forward to a workload on another host leaves through the leg from the host's own address
+  // on the network, so the answers come back to this host.
+  const std::map<std::string, Leg> legs = Legs(model);
+  for (const auto& [_, leg] : legs) {
+    out += Cat("    oifname \"", leg.link, "\" snat ip to ", leg.address, "\n");
+  }
   // A forward reached at 127.0.0.1 leaves with a loopback source, which the workload could not
   // answer: it gets the bridge's address instead (the bridge routes it: route_localnet).
   std::string guard;
   for (const std::string& bridge : LocalnetBridges(model)) {
-    out += Cat("    oifname \"", bridge, "\" ip saddr 127.0.0.0/8 masquerade\n");
+    const bool leg = std::any_of(legs.begin(), legs.end(),
+                                 [&](const auto& l) { return l.second.link == bridge; });
+    if (!leg) out += Cat("    oifname \"", bridge, "\" ip saddr 127.0.0.0/8 masquerade\n");
     guard += Cat("    iifname \"", bridge, "\" ip daddr 127.0.0.0/8 drop\n", "    iifname \"",
                  bridge, "\" ip saddr 127.0.0.0/8 drop\n");
   }

@@ -8,6 +8,7 @@
 #pragma once
 
 #include <map>
+#include <set>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -36,7 +37,9 @@ std::string_view ShortInstanceId(std::string_view instance);
 // Interface names: 'b', a kind letter, the short instance id and 9 hex digits of a hash of the
 // owner: 15 characters, exactly what IFNAMSIZ allows, e.g. "bb1a2b3c4d5e6f7a". Kinds: "bb"
 // bridge, "bv" veth host side, "bp" veth peer before it is renamed in the container, "bt" tap,
-// "bx" VXLAN. Two instances whose short ids collide are told apart by the link alias.
+// "bx" VXLAN, "bh" and "bg" the host's own leg on a network (the host end, holding its
+// address, and the end in the bridge). Two instances whose short ids collide are told apart by
+// the link alias.
 inline constexpr size_t kLinkNameLength = 15;
 std::string BridgeName(std::string_view instance, std::string_view network);
 std::string VethName(std::string_view instance, std::string_view network,
@@ -45,6 +48,8 @@ std::string PeerName(std::string_view instance, std::string_view network,
                      std::string_view endpoint);
 std::string TapName(std::string_view instance, std::string_view network, std::string_view endpoint);
 std::string VxlanName(std::string_view instance, std::string_view network);
+std::string LegName(std::string_view instance, std::string_view network);
+std::string LegPeerName(std::string_view instance, std::string_view network);
 // True for a name of the form above carrying `instance`'s short id.
 bool IsInstanceLinkName(std::string_view instance, std::string_view name);
 // A locally administered unicast MAC (52:54:00:xx:xx:xx, QEMU's range) derived from the owner.
@@ -54,7 +59,7 @@ std::string DeriveMac(std::string_view network, std::string_view endpoint);
 // same MAC whichever host answers, so its traffic leaves through its own host.
 std::string GatewayMac(std::string_view network);
 // The alias the driver sets on every link it creates, "berth:<instance>:<kind>:<network>[/<id>]",
-// and its parse: kind is "net", "ep" or "vx"; returns false for links Berth did not make.
+// and its parse: kind is "net", "ep", "vx" or "leg"; returns false for links Berth did not make.
 std::string LinkAlias(std::string_view instance, std::string_view kind, std::string_view network,
                       std::string_view endpoint);
 struct ParsedLinkAlias {
@@ -131,9 +136,20 @@ class NetworkModel {
 // and a chain per group-protected endpoint that accepts established traffic and what its groups
 // allow and drops the rest.
 std::string RenderNftRuleset(const NetworkModel& model);
-// The bridges of networks that port forwards target: the host's connections to 127.0.0.1 are
-// routed through them (net.ipv4.conf.BRIDGE.route_localnet=1), with a masquerade that gives them
-// the bridge's address and a guard that keeps the workloads off the host's loopback.
+// The host's own leg on a network (see PortForward::source_address): its link, its address
+// and the forwards' targets routed through it.
+struct Leg {
+  std::string link;
+  std::string address;
+  std::set<std::string> targets;
+  bool operator==(const Leg&) const = default;
+};
+// The legs the forwards need, by network.
+std::map<std::string, Leg> Legs(const NetworkModel& model);
+// The links the host's connections to 127.0.0.1 may leave through, forwarded
+// (net.ipv4.conf.LINK.route_localnet=1): the bridges of networks that port forwards target, with
+// a masquerade that gives those connections the bridge's address, and the legs, whose forwards
+// leave from the leg's address; a guard keeps the workloads off the host's loopback.
 std::vector<std::string> LocalnetBridges(const NetworkModel& model);
 // dnsmasq --dhcp-hostsfile content for one network: "mac,address,id" per tap endpoint.
 std::string RenderDhcpHosts(const NetworkModel& model, std::string_view network);
