@@ -85,6 +85,9 @@ TEST_F(NetworkRoutesTest, PortsOutsideTheirRangeAreRefusedNotWrapped) {
       {R"({"host_port":8080,"workload":"w1","port":0})", "port"},
       {R"({"host_port":"22","workload":"w1","port":80})", "host_port"},
       {R"({"host_port":22.5,"workload":"w1","port":80})", "host_port"},
+      // One host (serve --dev) names no other host; a host is a string.
+      {R"({"host_port":8080,"workload":"w1","port":80,"host":"h2"})", "host names a host"},
+      {R"({"host_port":8080,"workload":"w1","port":80,"host":7})", "host must be a string"},
   };
   for (const Case& c : cases) {
     HttpResponse r = Post("/v1/portforwards", c.body);

@@ -44,9 +44,9 @@ class FleetNetworkHost final : public NetworkHost {
     auto h = control_->GetHost(host);
     if (h.ok()) return absl::OkStatus();
     if (!absl::IsNotFound(h.status())) return h.status();
-    return core::FieldError("portforward", forward, "host",
-                            Cat("no host named \"", host.substr(0, 64),
-                                "\" is registered; `berth host ls` lists them"));
+    return core::FieldError(
+        "portforward", forward, "host",
+        Cat("\"", host.substr(0, 64), "\" is not a registered host; `berth host ls` lists them"));
   }
 
  private:

@@ -225,5 +225,87 @@ TEST_F(FleetNetworksTest, AForwardIsPlannedForTheHostItsWorkloadRunsOnAndGoesWit
   FAIL() << "api's forward was not removed";
 }
 
+// The addresses held on `network`, by owner.
+Json AddressesOn(NetworkService& service, const std::string& network) {
+  auto n = service.GetNetwork(network);
+  EXPECT_TRUE(n.ok()) << n.status();
+  return n.ok() ? (*n)["status"]["addresses"] : Json();
+}
+
+TEST_F(FleetNetworksTest, AForwardAtANamedHostReachesItsWorkloadOnAnotherHost) {
+  Beat("h1", "192.0.2.1");
+  Beat("h2", "192.0.2.2");
+  Beat("h3", "192.0.2.3");
+  PlaceOn("h2", OnNetworks("api", {{"blue"}}));
+  ASSERT_TRUE(fleet_.Attach("h2", "api", "192.0.2.2").ok());
+  const int64_t before = *store_.Revision();
+  auto unknown = fleet_.service().AddPortForward(
+      {.host_port = 18080, .workload = "api", .port = 80, .host = "h9"});
+  EXPECT_EQ(unknown.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(unknown.status().message(), HasSubstr("host \"h9\" is not a registered host"));
+  EXPECT_EQ(*store_.Revision(), before);
+
+  auto f = fleet_.service().AddPortForward(
+      {.host_port = 18080, .workload = "api", .port = 80, .host = "h1"});
+  ASSERT_TRUE(f.ok()) << f.status();
+  EXPECT_EQ((*f)["spec"]["host"], "h1");
+  // h1 holds an address of its own on the network, for the forward to leave from.
+  Json addresses = AddressesOn(fleet_.service(), "blue");
+  ASSERT_TRUE(addresses.contains(HostAddressOwner("h1"))) << addresses.dump();
+  const std::string h1_address = addresses[HostAddressOwner("h1")];
+  const std::string api_address = addresses["api"];
+
+  // h1 joins the network (h2 its peer) and makes the forward from its address; it runs no
+  // interface of the workload.
+  auto on1 = fleet_.PlanFor("h1", "192.0.2.1");
+  ASSERT_TRUE(on1.ok()) << on1.status();
+  ASSERT_EQ(on1->networks.size(), 1u);
+  EXPECT_EQ(on1->networks[0].name, "blue");
+  EXPECT_THAT(on1->networks[0].peers, ElementsAre("192.0.2.2"));
+  EXPECT_THAT(on1->nics, IsEmpty());
+  ASSERT_EQ(on1->forwards.size(), 1u);
+  EXPECT_EQ(on1->forwards[0].target_address, api_address);
+  EXPECT_EQ(on1->forwards[0].source_address, h1_address);
+  // h2 runs the workload and has h1 as a peer, but makes no forward; h3 has no part.
+  auto on2 = fleet_.PlanFor("h2", "192.0.2.2");
+  ASSERT_TRUE(on2.ok()) << on2.status();
+  ASSERT_EQ(on2->networks.size(), 1u);
+  EXPECT_THAT(on2->networks[0].peers, ElementsAre("192.0.2.1"));
+  EXPECT_THAT(on2->forwards, IsEmpty());
+  auto on3 = fleet_.PlanFor("h3", "192.0.2.3");
+  ASSERT_TRUE(on3.ok()) << on3.status();
+  EXPECT_THAT(on3->networks, IsEmpty());
+  EXPECT_THAT(on3->forwards, IsEmpty());
+
+  // A forward at the workload's own host is a plain one there.
+  auto same = fleet_.service().AddPortForward(
+      {.host_port = 18081, .workload = "api", .port = 80, .host = "h2"});
+  ASSERT_TRUE(same.ok()) << same.status();
+  on2 = fleet_.PlanFor("h2", "192.0.2.2");
+  ASSERT_TRUE(on2.ok()) << on2.status();
+  ASSERT_EQ(on2->forwards.size(), 1u);
+  EXPECT_EQ(on2->forwards[0].id, "tcp-18081");
+  EXPECT_EQ(on2->forwards[0].source_address, "");
+
+  // Removing h1's forward gives its address back, and h1 leaves the network.
+  ASSERT_TRUE(fleet_.service().RemovePortForward("tcp-18080").ok());
+  EXPECT_FALSE(AddressesOn(fleet_.service(), "blue").contains(HostAddressOwner("h1")));
+  on1 = fleet_.PlanFor("h1", "192.0.2.1");
+  ASSERT_TRUE(on1.ok()) << on1.status();
+  EXPECT_THAT(on1->networks, IsEmpty());
+  on2 = fleet_.PlanFor("h2", "192.0.2.2");
+  ASSERT_TRUE(on2.ok()) << on2.status();
+  EXPECT_THAT(on2->networks[0].peers, IsEmpty());
+
+  // Deleting the workload takes its forwards, and with the last one h2's own address.
+  ASSERT_TRUE(AddressesOn(fleet_.service(), "blue").contains(HostAddressOwner("h2")));
+  ASSERT_TRUE(store_.Delete(WorkloadKey("api")).ok());
+  for (int i = 0; i < 500; ++i) {
+    if (AddressesOn(fleet_.service(), "blue").empty()) return;
+    absl::SleepFor(absl::Milliseconds(10));  // the release thread follows the watch
+  }
+  FAIL() << "still held: " << AddressesOn(fleet_.service(), "blue").dump();
+}
+
 }  // namespace
 }  // namespace berth::control

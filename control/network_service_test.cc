@@ -594,6 +594,19 @@ TEST_F(NetworkServiceTest, PortForwardNeedsAWorkloadWithAnAddress) {
   EXPECT_EQ(Revision(), before);
 }
 
+TEST_F(NetworkServiceTest, OneHostRefusesAForwardThatNamesAHost) {
+  ASSERT_TRUE(CreateNetwork("n1", "10.88.0.0/24").ok());
+  ASSERT_TRUE(Attach("n1", "w1", "10.88.0.7").ok());
+  const int64_t before = Revision();
+  auto got = nets_.AddPortForward({.host_port = 8080, .workload = "w1", .port = 80, .host = "h2"});
+  EXPECT_EQ(got.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(Msg(got.status()),
+              HasSubstr("portforward \"tcp-8080\": host names a host of a fleet"));
+  EXPECT_THAT(Msg(got.status()), HasSubstr("leave it out"));
+  EXPECT_EQ(host_.CallsOf("AddForward"), 0);
+  EXPECT_EQ(Revision(), before);
+}
+
 TEST_F(NetworkServiceTest, PortForwardTargetsTheWorkloadsAddress) {
   ASSERT_TRUE(CreateNetwork("n1", "10.88.0.0/24").ok());
   ASSERT_TRUE(Attach("n1", "w1", "10.88.0.7").ok());

@@ -197,6 +197,7 @@ absl::Status AgentNetworks::Refresh() {
       }
     }
     keep.security_groups = declared_groups_;
+    for (const rn::PortForward& f : driver_->ListPortForwards()) keep.port_forwards.insert(f.id);
     applied = driver_->Cleanup(keep);
   }
   absl::Status released = driver_->ReleaseRules();

@@ -257,12 +257,45 @@ TEST_F(AgentNetworksTest, ForwardsToThisHostsWorkloadsAreMadeUnlessASocketHoldsT
   ASSERT_EQ(forwards.size(), 1u);
   EXPECT_EQ(forwards[0].id, "tcp-15432");
   EXPECT_THAT(driver_.ruleset(), HasSubstr("tcp dport 15432 dnat ip to 10.88.0.2:5432"));
-  // Said once: the next look does not repeat it.
+  // Said once: the next look does not repeat it. The first look's sweep keeps the forward.
   EXPECT_TRUE(networks_.Refresh().ok());
+  EXPECT_EQ(driver_.ListPortForwards().size(), 1u);
   // A forward the plan no longer names is removed.
   plan_.forwards.clear();
   ASSERT_TRUE(networks_.Refresh().ok());
   EXPECT_THAT(driver_.ListPortForwards(), IsEmpty());
+}
+
+TEST_F(AgentNetworksTest, AForwardWhoseWorkloadMovesAwayIsMadeAgainFromTheHostsAddress) {
+  Plan({"pg"}, {});
+  plan_.forwards.push_back({.id = "tcp-15432",
+                            .protocol = "tcp",
+                            .host_port = 15432,
+                            .network = "blue",
+                            .target_address = "10.88.0.2",
+                            .target_port = 5432});
+  runtime::TaskConfig config;
+  ASSERT_TRUE(networks_.Attach(Container("pg", {"blue"}), &config).ok());
+  ASSERT_EQ(driver_.ListPortForwards().size(), 1u);
+  EXPECT_EQ(driver_.ListPortForwards()[0].source_address, "");
+  // The workload now runs on another host; the forward names this one.
+  Plan({}, {"192.0.2.2"});
+  plan_.forwards.push_back({.id = "tcp-15432",
+                            .protocol = "tcp",
+                            .host_port = 15432,
+                            .network = "blue",
+                            .target_address = "10.88.0.2",
+                            .target_port = 5432,
+                            .source_address = "10.88.0.250"});
+  ASSERT_TRUE(networks_.Refresh().ok());
+  auto forwards = driver_.ListPortForwards();
+  ASSERT_EQ(forwards.size(), 1u);
+  EXPECT_EQ(forwards[0].source_address, "10.88.0.250");
+  EXPECT_THAT(driver_.ruleset(), HasSubstr("snat ip to 10.88.0.250"));
+  // Nothing changed: nothing is made again.
+  const int before = counting_.changes;
+  ASSERT_TRUE(networks_.Refresh().ok());
+  EXPECT_EQ(counting_.changes, before);
 }
 
 TEST_F(AgentNetworksTest, ServerErrorsFailTheStartWithTheReason) {

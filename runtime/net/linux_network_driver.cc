@@ -359,9 +359,11 @@ absl::Status LinuxNetworkDriver::SyncLegs(const NetworkModel& next) {
     }
     if (fresh) {
       // The leg answers ARP only for its own address (never for the gateway, which the
-      // bridge answers), and asks from it.
+      // bridge answers), and asks from it; the bridge answers only for the gateway (its MAC is
+      // every host's gateway MAC: an answer for the leg's address from it would not come back).
       if (absl::Status s = Run({"sysctl", "-qw", Cat("net.ipv4.conf.", leg.link, ".arp_ignore=1"),
-                                Cat("net.ipv4.conf.", leg.link, ".arp_announce=2")})
+                                Cat("net.ipv4.conf.", leg.link, ".arp_announce=2"),
+                                Cat("net.ipv4.conf.", net->bridge, ".arp_ignore=1")})
                                .status();
           !s.ok()) {
         return failed(s);

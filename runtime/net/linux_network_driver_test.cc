@@ -10,6 +10,7 @@
 #include <fstream>
 #include <sstream>
 
+#include "absl/strings/str_split.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "runtime/host/process.h"
@@ -221,6 +222,70 @@ TEST_F(LinuxNetworkDriverTest, PortForwardReachesContainerFromOutsideAndFromHost
   EXPECT_FALSE(TcpReachable(ns_.Name("c"), "198.18.0.1", host_port, kBlocked));
   EXPECT_FALSE(TcpReachable(Host(), "127.0.0.1", host_port, kBlocked));
   EXPECT_EQ(localnet(), "0\n");
+}
+
+// A workload on another host of the network stands in as namespace c plugged straight into
+// the bridge (as the tunnel would bring it), unknown to the driver: the forward reaches it
+// through the host's leg, from the leg's address, and c's answers come back to the leg.
+TEST_F(LinuxNetworkDriverTest, ForwardToAWorkloadElsewhereLeavesFromTheHostsLeg) {
+  auto net = driver().ListNetworks();
+  ASSERT_EQ(net.size(), 1u);
+  ASSERT_EQ(RunIn(Host(), {"ip", "link", "add", "farport", "type", "veth", "peer", "name", "eth0",
+                           "netns", ns_.Name("c")}),
+            0);
+  ASSERT_EQ(RunIn(Host(), {"ip", "link", "set", "farport", "master", net[0].bridge, "up"}), 0);
+  for (const std::vector<std::string>& cmd :
+       {std::vector<std::string>{"ip", "addr", "add", "10.10.0.9/24", "dev", "eth0"},
+        {"ip", "link", "set", "eth0", "up"},
+        {"ip", "route", "add", "default", "via", "10.10.0.1"}}) {
+    ASSERT_EQ(RunIn(ns_.Name("c"), cmd), 0);
+  }
+  TcpServer server(ns_.Name("c"));
+  ASSERT_GT(server.port(), 0);
+  const int host_port = testing::FreePort(Host());
+  ASSERT_GT(host_port, 0);
+  PortForward f{.id = "far",
+                .protocol = Protocol::kTcp,
+                .host_port = host_port,
+                .network = "n1",
+                .target_address = "10.10.0.9",
+                .target_port = server.port(),
+                .source_address = "10.10.0.250"};
+  // The leg's address must be on the network, and not its gateway or the target.
+  for (const char* bad : {"10.11.0.250", "10.10.0.1", "10.10.0.9", "ten"}) {
+    PortForward wrong = f;
+    wrong.source_address = bad;
+    absl::Status s = driver().AddPortForward(wrong);
+    EXPECT_TRUE(absl::IsInvalidArgument(s)) << bad << ": " << s;
+    EXPECT_THAT(s.message(), HasSubstr("source_address")) << bad;
+  }
+  EXPECT_THAT(Links(), Not(HasSubstr(LegName(I(), "n1"))));
+  ASSERT_TRUE(driver().AddPortForward(f).ok());
+  const std::string leg = LegName(I(), "n1");
+  EXPECT_THAT(Links(), HasSubstr(leg));
+  // From the host itself (127.0.0.1 too) and from a workload here, at the gateway.
+  EXPECT_TRUE(TcpReachable(Host(), "127.0.0.1", host_port, kReachable));
+  EXPECT_TRUE(TcpReachable(ns_.Name("a"), "10.10.0.1", host_port, kReachable));
+  // c answered the leg's address, resolved to the leg's own MAC (not the bridge's).
+  std::string leg_link, neigh;
+  RunIn(Host(), {"ip", "-br", "link", "show", "dev", leg}, &leg_link);
+  RunIn(ns_.Name("c"), {"ip", "neigh", "show", "10.10.0.250"}, &neigh);
+  std::vector<std::string> words = absl::StrSplit(leg_link, ' ', absl::SkipWhitespace());
+  ASSERT_GE(words.size(), 3u) << leg_link;
+  EXPECT_THAT(neigh, HasSubstr(words[2])) << leg_link;
+  // A second forward on the network must leave from the same address.
+  PortForward other = f;
+  other.id = "far2";
+  other.host_port = host_port + 1;
+  other.source_address = "10.10.0.251";
+  EXPECT_THAT(driver().AddPortForward(other).message(), HasSubstr("source_address"));
+  // The leg goes with the last forward that needs it.
+  ASSERT_TRUE(driver().RemovePortForward("far").ok());
+  EXPECT_THAT(Links(), Not(HasSubstr(leg)));
+  EXPECT_FALSE(TcpReachable(Host(), "127.0.0.1", host_port, kBlocked));
+  std::string routes;
+  RunIn(Host(), {"ip", "route", "show"}, &routes);
+  EXPECT_THAT(routes, Not(HasSubstr("10.10.0.9")));
 }
 
 TEST_F(LinuxNetworkDriverTest, DhcpServesStaticLeaseToTapMac) {

@@ -238,6 +238,51 @@ TEST_F(ModelTest, AForwardedNetworksBridgeCarriesTheHostsLoopbackConnectionsOnly
   EXPECT_THAT(RenderNftRuleset(model_), Not(HasSubstr("127.0.0.0/8")));
 }
 
+TEST_F(ModelTest, AForwardToAnotherHostsWorkloadLeavesThroughTheLegFromItsAddress) {
+  PortForward f{.id = "f",
+                .host_port = 8080,
+                .network = "n1",
+                .target_address = "10.0.0.5",
+                .target_port = 80,
+                .source_address = "10.0.0.200"};
+  ASSERT_TRUE(model_.PrepareForward(f).ok());
+  model_.CommitForward(f);
+  PortForward g = f;
+  g.id = "g";
+  g.host_port = 8081;
+  g.target_address = "10.0.0.6";
+  ASSERT_TRUE(model_.PrepareForward(g).ok());
+  model_.CommitForward(g);
+  const std::string leg = LegName(kInst, "n1");
+  EXPECT_TRUE(IsInstanceLinkName(kInst, leg));
+  EXPECT_TRUE(IsInstanceLinkName(kInst, LegPeerName(kInst, "n1")));
+  auto legs = Legs(model_);
+  ASSERT_EQ(legs.size(), 1u);
+  EXPECT_EQ(legs["n1"],
+            (Leg{.link = leg, .address = "10.0.0.200", .targets = {"10.0.0.5", "10.0.0.6"}}));
+  const std::string bridge = model_.FindNetwork("n1")->bridge;
+  EXPECT_THAT(LocalnetBridges(model_), testing::ElementsAre(bridge, leg));
+  std::string rules = RenderNftRuleset(model_);
+  EXPECT_THAT(rules, HasSubstr(Cat("oifname \"", leg, "\" snat ip to 10.0.0.200")));
+  EXPECT_THAT(rules, Not(HasSubstr(Cat("oifname \"", leg, "\" ip saddr 127.0.0.0/8"))));
+  // Nothing from the network reaches the host's loopback through the leg either.
+  EXPECT_THAT(rules, HasSubstr(Cat("iifname \"", leg, "\" ip daddr 127.0.0.0/8 drop")));
+  // One address per network and host: another is refused, naming the field.
+  PortForward h = g;
+  h.id = "h";
+  h.host_port = 8082;
+  h.source_address = "10.0.0.201";
+  EXPECT_THAT(model_.PrepareForward(h).message(), HasSubstr("source_address"));
+  // A forward to a workload here needs no leg.
+  model_.RemoveForward("f");
+  model_.RemoveForward("g");
+  f.source_address.clear();
+  ASSERT_TRUE(model_.PrepareForward(f).ok());
+  model_.CommitForward(f);
+  EXPECT_THAT(Legs(model_), testing::IsEmpty());
+  EXPECT_THAT(RenderNftRuleset(model_), Not(HasSubstr("snat")));
+}
+
 TEST_F(ModelTest, EndpointAndForwardValidation) {
   auto e =
       model_.PrepareEndpoint({.network = "n1", .id = "a", .address = "10.1.0.9", .netns = "x"});
