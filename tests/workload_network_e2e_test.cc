@@ -216,6 +216,11 @@ TEST_F(WorkloadNetworkE2eTest, ContainersTalkThroughGroupsAndPortForwards) {
   EXPECT_TRUE(nt::TcpReachable(ns_.Name("host"), "10.216.0.1", port, absl::Seconds(5)));
   // ... and at 127.0.0.1, where a user on the host tries it first.
   EXPECT_TRUE(nt::TcpReachable(ns_.Name("host"), "127.0.0.1", port, absl::Seconds(5)));
+  // One host has no other host to forward at: --host is refused, naming the field.
+  e2e::Result elsewhere = Cli({"portfwd", "add", "--host-port", std::to_string(port + 1),
+                               "--workload", "srv", "--port", "8080", "--host", "gpu-2"});
+  EXPECT_EQ(elsewhere.exit_code, 1);
+  EXPECT_THAT(elsewhere.err, HasSubstr("host names a host of a fleet"));
   // A port a process on the host listens on is refused: the forward would take its traffic.
   {
     nt::TcpServer busy(ns_.Name("host"));

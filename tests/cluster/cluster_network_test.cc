@@ -3,7 +3,8 @@
 // security group on one host admits members of another group that run on the other host and
 // keeps everyone else out; the interfaces' MTU leaves room for the tunnel; the hosts' bridges
 // and tunnels go once no workload needs them; a container and a VM (DHCP from its own host) on
-// two hosts ping each other; a port forward is made on its workload's host; an agent restart
+// two hosts ping each other; a port forward is made on its workload's host, or on the host it
+// names, which reaches the workload on another host across the tunnel; an agent restart
 // keeps its containers reachable and their groups enforced; a container moved by failover keeps
 // its address. Needs root, runc and the test images; skips otherwise.
 #include <atomic>
@@ -151,6 +152,26 @@ TEST_F(ClusterNetworkTest, ContainersOnTwoHostsReachEachOtherAndGroupsHoldAcross
   auto elsewhere =
       runtime::host::RunCommand({"busybox", "nc", "-w", "2", cluster_->HostAddress(1), "18080"});
   EXPECT_TRUE(elsewhere.ok() && elsewhere->out.empty());
+
+  // A forward that names host 2 answers there, for p on host 1: host 2 sends the connection
+  // across the tunnel from its own address on the network.
+  forward = Post(
+      "/v1/portforwards",
+      {{"host_port", 18081}, {"workload", "p"}, {"port", 8000}, {"host", Cluster::HostName(1)}});
+  ASSERT_TRUE(forward.ok()) << forward.status();
+  EXPECT_TRUE(Eventually([&] {
+    auto r =
+        runtime::host::RunCommand({"busybox", "nc", "-w", "2", cluster_->HostAddress(1), "18081"});
+    return r.ok() && r->out == "p-ok\n";
+  })) << e2e::ReadFile(cluster_->AgentLog(1));
+  elsewhere =
+      runtime::host::RunCommand({"busybox", "nc", "-w", "2", cluster_->HostAddress(0), "18081"});
+  EXPECT_TRUE(elsewhere.ok() && elsewhere->out.empty());
+  const std::string leg_address = AddressOf("host:" + Cluster::HostName(1));
+  EXPECT_FALSE(leg_address.empty());
+  // Removing it gives host 2's address on the network back.
+  ASSERT_TRUE(cluster_->client().Call("DELETE", "/v1/portforwards/tcp-18081").ok());
+  EXPECT_EQ(AddressOf("host:" + Cluster::HostName(1)), "");
 
   // Deleting host 2's workloads: its bridge and tunnel go once the agent's next look finds
   // no workload of its on the network.
