@@ -222,6 +222,11 @@ TEST_F(FleetStorageTest, AWorkloadIsPinnedWhereItsDisksAre) {
   EXPECT_EQ(Place(WithDisks("vm3", {"data"})), "");
   EXPECT_THAT(cp_.GetWorkload("vm3")->status.explanation,
               HasSubstr("host labels: 1 host (its constraints: berth.shared-pool = true)"));
+  // `berth workload explain` names the label too.
+  auto explained = cp_.Explain("vm3");
+  ASSERT_TRUE(explained.ok()) << explained.status();
+  EXPECT_THAT((*explained)["explanation"].get<std::string>(),
+              HasSubstr("host_selector berth.shared-pool=true does not match; 1 of 3 hosts"));
 
   // Disks on two hosts cannot be held by one workload.
   auto split = cp_.CreateWorkload(WithDisks("vm4", {"local", "other"}));
