@@ -385,12 +385,28 @@ void Agent::MainLoop() {
 
 absl::Status Agent::SyncOnce() {
   api::Raw raw;
-  BERTH_ASSIGN_OR_RETURN(
-      api::wire::WorkloadList assigned,
-      client_.Assignments(options_.name, api::Watch{.index = index_, .wait = options_.poll_wait},
-                          &raw));
+  absl::StatusOr<api::wire::Assignments> answer = client_.AssignmentsSince(
+      options_.name, since_, api::Watch{.index = index_, .wait = options_.poll_wait}, &raw);
+  if (!answer.ok()) {
+    // The server may come back as another history (a restored store, another store): the next
+    // answer is the whole set.
+    since_ = 0;
+    return answer.status();
+  }
+  api::wire::Assignments& changes = *answer;
   if (raw.index >= 0) index_ = raw.index;
-  Reconcile(assigned.items);
+  // A change since the last answer, or (since 0) the whole set.
+  if (changes.since == 0) assigned_.clear();
+  for (const std::string& name : changes.removed) assigned_.erase(name);
+  for (core::Workload& w : changes.items) {
+    std::string name = w.spec.name;
+    assigned_[name] = std::move(w);
+  }
+  since_ = changes.revision;
+  std::vector<core::Workload> assigned;
+  assigned.reserve(assigned_.size());
+  for (const auto& [name, w] : assigned_) assigned.push_back(w);
+  Reconcile(assigned);
   Monitor();
   return absl::OkStatus();
 }

@@ -268,6 +268,10 @@ class Agent : public LocalHost {
   // GPUs an Xid report found faulty, by UUID, with the reason; kept until the agent restarts.
   std::map<std::string, std::string> xid_faults_ ABSL_GUARDED_BY(inventory_mu_);
   int64_t index_ = 0;
+  // The assignments as last answered, by name, and the revision they cover: the next poll asks
+  // only for what changed since (loop thread only).
+  std::map<std::string, core::Workload> assigned_;
+  int64_t since_ = 0;
   std::thread heartbeat_;
   std::thread main_;
   std::thread fence_;

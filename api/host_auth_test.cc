@@ -329,6 +329,56 @@ TEST_F(HostAuthTest, AnAgentsLongPollWakesOnlyForItsOwnWork) {
   EXPECT_EQ(polled->items[0].spec.name, "here");
 }
 
+// With ?since=, a poll answers only what changed after the agent's last answer, long-polling
+// the same way; a bad `since` is 400.
+TEST_F(HostAuthTest, AnAgentsPollSinceItsLastAnswerGetsOnlyTheChange) {
+  const std::string a = Join("node-a");
+  auto place = [&](const std::string& name) {
+    core::WorkloadSpec spec;
+    spec.name = name;
+    spec.kind = core::WorkloadKind::kProcess;
+    spec.command = {"/bin/true"};
+    spec.resources.cpu = core::MilliCpu(500);
+    spec.resources.memory = core::MemoryMiB(64);
+    ASSERT_TRUE(As(kAdmin)->CreateWorkload(spec).ok());
+    ASSERT_EQ(*control_->ScheduleOnce(), 1);
+  };
+  place("one");
+  place("two");
+  auto whole = As(a)->AssignmentsSince("node-a", 0);
+  ASSERT_TRUE(whole.ok()) << whole.status();
+  EXPECT_EQ(whole->since, 0);
+  EXPECT_EQ(whole->items.size(), 2u);
+  Raw first;
+  auto quiet = As(a)->AssignmentsSince("node-a", whole->revision, {}, &first);
+  ASSERT_TRUE(quiet.ok()) << quiet.status();
+  EXPECT_EQ(quiet->since, whole->revision);
+  EXPECT_TRUE(quiet->items.empty() && quiet->removed.empty());
+  // A long poll from there wakes with the change only.
+  absl::StatusOr<wire::Assignments> polled;
+  std::thread poll([&] {
+    polled = As(a)->AssignmentsSince("node-a", whole->revision,
+                                     {.index = first.index, .wait = absl::Seconds(60)});
+  });
+  ASSERT_TRUE(watching_.AwaitWorkloadWatches(1));
+  ASSERT_TRUE(As(kAdmin)->DeleteWorkload("one").ok());
+  poll.join();
+  ASSERT_TRUE(polled.ok()) << polled.status();
+  EXPECT_EQ(polled->since, whole->revision);
+  std::vector<std::string> changed;
+  for (const auto& w : polled->items) changed.push_back(w.spec.name);
+  // "one" is asked to stop first (an item), or already gone (removed); "two" is unchanged.
+  if (polled->removed.empty()) {
+    EXPECT_EQ(changed, std::vector<std::string>{"one"});
+  } else {
+    EXPECT_EQ(polled->removed, std::vector<std::string>{"one"});
+  }
+  for (const char* bad : {"abc", "-1", "1.5", "99999999999999999999999"}) {
+    EXPECT_EQ(Status(a, "GET", std::string("/v1/hosts/node-a/assignments?since=") + bad, ""), 400)
+        << bad;
+  }
+}
+
 TEST_F(HostAuthTest, ARepeatedAuthorizationHeaderIsRefused) {
   boost::asio::io_context ioc;
   testing::RawConnection raw(ioc, port_);

@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "absl/strings/numbers.h"
 #include "api/api_server.h"
 #include "api/body_parser.h"
 #include "api/cluster_routes.h"
@@ -170,6 +171,16 @@ void ApiServer::HostRoutes() {
           r.Send(*denied);
           return;
         }
+        // ?since=REV: only what changed after the revision of the caller's last answer.
+        int64_t since = 0;
+        if (auto text = req.Query("since")) {
+          if (!absl::SimpleAtoi(*text, &since) || since < 0) {
+            r.Send(HttpResponse::Error(
+                400, "invalid_argument",
+                Cat("query: since must be a revision number, got \"", text->substr(0, 32), "\"")));
+            return;
+          }
+        }
         // Woken only by changes to this host's work: the workloads it has now, and any
         // workload placed on it after. A fleet of agents long-polling does not wake whole for
         // every placement elsewhere.
@@ -192,7 +203,16 @@ void ApiServer::HostRoutes() {
         };
         Blocking(
             req, std::move(r), std::string(control::kWorkloadPrefix),
-            [this, name] {
+            [this, name, since] {
+              if (since > 0) {
+                auto changes = control_->AssignmentsSince(name, since);
+                if (!changes.ok()) return Fail(changes.status());
+                wire::Assignments a{.items = std::move(changes->items),
+                                    .revision = changes->revision,
+                                    .since = changes->full ? 0 : since,
+                                    .removed = std::move(changes->removed)};
+                return JsonOk(200, wire::EncodeAssignments(a), a.revision);
+              }
               int64_t rev = 0;
               auto list = control_->Assignments(name, &rev);
               if (!list.ok()) return Fail(list.status());

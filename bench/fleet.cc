@@ -53,6 +53,7 @@
 #include "api/http/client.h"
 #include "core/gpu.h"
 #include "core/host.h"
+#include "core/strings.h"
 #include "core/workload.h"
 #include "nlohmann/json.hpp"
 #include "runtime/host/proc_stat.h"
@@ -979,19 +980,33 @@ Json RunOne(const Options& opt, int hosts, int workloads) {
     Say("GET /v1/workloads?limit=500: %zu items, %zu bytes, %.1f ms (median of %zu)%s", items,
         bytes, Percentile(ms, 0.5), ms.size(),
         paged ? "" : " - the server ignores limit: the whole list");
-    // An agent's assignments poll (no wait), on hosts spread over the fleet.
-    std::vector<double> poll_ms;
+    // An agent's assignments poll (no wait), on hosts spread over the fleet: the whole set, then
+    // what changed since that answer (as an agent polls once it has its set).
+    std::vector<double> poll_ms, since_ms, poll_bytes, since_bytes;
     for (int k = 0; k < 20; ++k) {
       const int h = static_cast<int>((static_cast<int64_t>(k) * hosts) / 20);
       if (!fleet.registered[h].load()) continue;
       http.SetBearerToken(fleet.credential[h]);
-      const double s = Now();
+      double s = Now();
       auto r = http.Get("/v1/hosts/" + HostName(h) + "/assignments");
-      if (r.ok() && r->status == 200) poll_ms.push_back((Now() - s) * 1e3);
+      if (!r.ok() || r->status != 200) continue;
+      poll_ms.push_back((Now() - s) * 1e3);
+      poll_bytes.push_back(static_cast<double>(r->body.size()));
+      Json whole = Json::parse(r->body, nullptr, false);
+      if (!whole.is_object() || !whole["revision"].is_number_integer()) continue;
+      s = Now();
+      r = http.Get(core::Cat("/v1/hosts/", HostName(h),
+                             "/assignments?since=", whole["revision"].get<int64_t>()));
+      if (!r.ok() || r->status != 200) continue;
+      since_ms.push_back((Now() - s) * 1e3);
+      since_bytes.push_back(static_cast<double>(r->body.size()));
     }
     out["assignments_poll_p50_ms"] = Percentile(poll_ms, 0.5);
     out["assignments_poll_max_ms"] =
         poll_ms.empty() ? 0.0 : *std::max_element(poll_ms.begin(), poll_ms.end());
+    out["assignments_poll_bytes_p50"] = Percentile(poll_bytes, 0.5);
+    out["assignments_since_poll_p50_ms"] = Percentile(since_ms, 0.5);
+    out["assignments_since_poll_bytes_p50"] = Percentile(since_bytes, 0.5);
     http.SetBearerToken(admin);
     std::vector<double> host_ms;
     for (int k = 0; k < 3; ++k) {
@@ -1020,10 +1035,12 @@ Json RunOne(const Options& opt, int hosts, int workloads) {
     }
     out["list_hosts_page_500_ms"] = Percentile(host_page_ms, 0.5);
     out["list_hosts_page_items"] = host_page_items;
-    Say("assignments poll p50 %.1f ms, max %.1f ms; GET /v1/hosts %.1f ms; a page of %zu hosts "
-        "%.1f ms",
-        Percentile(poll_ms, 0.5), out["assignments_poll_max_ms"].get<double>(),
-        Percentile(host_ms, 0.5), host_page_items, Percentile(host_page_ms, 0.5));
+    Say("assignments poll p50 %.1f ms (%.0f bytes), max %.1f ms; since its answer %.1f ms "
+        "(%.0f bytes); GET /v1/hosts %.1f ms; a page of %zu hosts %.1f ms",
+        Percentile(poll_ms, 0.5), Percentile(poll_bytes, 0.5),
+        out["assignments_poll_max_ms"].get<double>(), Percentile(since_ms, 0.5),
+        Percentile(since_bytes, 0.5), Percentile(host_ms, 0.5), host_page_items,
+        Percentile(host_page_ms, 0.5));
   }
 
   // Restart: signal, start again on the same port, until /v1/status answers and a new

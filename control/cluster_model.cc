@@ -331,6 +331,7 @@ absl::Status ClusterModel::Load() {
       for (const Change& c : changes) Apply(c);
       // Every revision after `start` arrives through the watch.
       covered_ = start;
+      history_from_ = start;
       ++reloads_;
       ++changes_;
     }
@@ -394,6 +395,8 @@ void ClusterModel::Clear() {
   recorded_on_.clear();
   pending_.clear();
   live_on_.clear();
+  departed_.clear();
+  departed_floor_.clear();
   gangs_.clear();
   for (auto& set : lacking_) set.clear();
   host_at_.clear();
@@ -572,15 +575,27 @@ void ClusterModel::ApplyWorkload(const Change& c) {
   auto it = workloads_.find(c.name);
   if (it != workloads_.end() && it->second.revision >= c.revision) return;
   ++changes_;
+  std::string was_on;
   if (it != workloads_.end()) {
+    if (IsLiveOnHost(it->second)) was_on = it->second.status.host;
     IndexWorkload(it->second, false);
     if (c.deleted || !c.error.ok()) workloads_.erase(it);
   }
   if (!c.error.ok()) core::LogDebug("cluster model: skipped: %s", c.error.ToString());
+  bool still_on = false;
   if (!c.deleted && c.error.ok()) {
     Workload& w = workloads_[c.name];
     w = *c.workload;
     IndexWorkload(w, true);
+    still_on = IsLiveOnHost(w) && w.status.host == was_on;
+  }
+  if (!was_on.empty() && !still_on) {
+    std::deque<Departure>& left = departed_[was_on];
+    left.push_back({c.name, c.revision});
+    if (left.size() > kMaxDepartures) {
+      departed_floor_[was_on] = left.front().revision;
+      left.pop_front();
+    }
   }
   if (!rebuild_) Reconcile(c.name);
 }
@@ -989,6 +1004,35 @@ std::vector<Workload> ClusterModel::LiveWorkloadsOn(std::string_view host, int64
   if (it == live_on_.end()) return out;
   out.reserve(it->second.size());
   for (const std::string& name : it->second) out.push_back(workloads_.at(name));
+  return out;
+}
+
+AssignmentChanges ClusterModel::AssignmentsSince(std::string_view host, int64_t since) {
+  absl::MutexLock lock(&mu_);
+  AssignmentChanges out;
+  out.revision = covered_;
+  int64_t floor = history_from_;
+  if (auto f = departed_floor_.find(host); f != departed_floor_.end()) {
+    floor = std::max(floor, f->second);
+  }
+  out.full = since <= 0 || since < floor || since > covered_;
+  auto live = live_on_.find(host);
+  if (live != live_on_.end()) {
+    for (const std::string& name : live->second) {
+      const Workload& w = workloads_.at(name);
+      if (out.full || w.revision > since) out.items.push_back(w);
+    }
+  }
+  if (out.full) return out;
+  std::set<std::string> removed;
+  if (auto left = departed_.find(host); left != departed_.end()) {
+    for (const Departure& d : left->second) {
+      if (d.revision <= since) continue;
+      if (live != live_on_.end() && live->second.contains(d.name)) continue;
+      removed.insert(d.name);
+    }
+  }
+  out.removed.assign(removed.begin(), removed.end());
   return out;
 }
 

@@ -20,6 +20,7 @@
 #include <array>
 #include <cstddef>
 #include <cstdint>
+#include <deque>
 #include <map>
 #include <memory>
 #include <optional>
@@ -164,6 +165,13 @@ class ClusterModel {
   // The workloads placed on `host` that are not terminal, by name; `revision` gets the store
   // revision the model covers.
   std::vector<core::Workload> LiveWorkloadsOn(std::string_view host, int64_t* revision = nullptr);
+  // What changed in those since store revision `since`: the workloads placed on `host`, not
+  // terminal, written after it, and the names of those that left it after it (deleted, moved,
+  // ended) and are not back. The whole set instead (`full`) when the model cannot tell: `since`
+  // is 0, older than the model's load or than the departures it still remembers (the last
+  // kMaxDepartures per host), or newer than what it covers.
+  static constexpr size_t kMaxDepartures = 64;
+  AssignmentChanges AssignmentsSince(std::string_view host, int64_t since);
   // The scheduler requests of every workload held, oldest first: what FGD's mix learns from when
   // a server starts to lead.
   std::vector<sched::Request> RequestsByAge();
@@ -253,6 +261,16 @@ class ClusterModel {
   std::unordered_map<std::string, std::string> recorded_on_ ABSL_GUARDED_BY(mu_);
   std::set<PendingKey> pending_ ABSL_GUARDED_BY(mu_);
   std::map<std::string, std::set<std::string>, std::less<>> live_on_ ABSL_GUARDED_BY(mu_);
+  // Per host, the latest workloads that left its live set (name, revision), oldest first, at
+  // most kMaxDepartures; and the revision of the newest one dropped from that bound.
+  struct Departure {
+    std::string name;
+    int64_t revision = 0;
+  };
+  std::map<std::string, std::deque<Departure>, std::less<>> departed_ ABSL_GUARDED_BY(mu_);
+  std::map<std::string, int64_t, std::less<>> departed_floor_ ABSL_GUARDED_BY(mu_);
+  // The revision the model was loaded at: it knows no departure before it.
+  int64_t history_from_ ABSL_GUARDED_BY(mu_) = 0;
   // Gang id -> the workloads held that carry it, in any state.
   std::map<std::string, std::set<std::string>, std::less<>> gangs_ ABSL_GUARDED_BY(mu_);
   // Driver classes: for each workload kind, the cluster indices of hosts without its driver.

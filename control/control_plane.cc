@@ -667,6 +667,12 @@ absl::StatusOr<std::vector<Workload>> ControlPlane::Assignments(std::string_view
   return model_->LiveWorkloadsOn(host, revision);
 }
 
+absl::StatusOr<AssignmentChanges> ControlPlane::AssignmentsSince(std::string_view host,
+                                                                 int64_t since) {
+  BERTH_RETURN_IF_ERROR(model_->Sync());
+  return model_->AssignmentsSince(host, since);
+}
+
 absl::StatusOr<std::vector<core::Event>> ControlPlane::ListEvents(int64_t after, size_t limit,
                                                                   int64_t* revision) {
   return events_.List(after, limit, revision);

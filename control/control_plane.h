@@ -150,6 +150,14 @@ struct HostListing {
 enum class Action { kStart, kStop, kPause, kResume };
 std::optional<Action> ParseAction(std::string_view text);
 
+// A host's assignments as a change since a store revision (ControlPlane::AssignmentsSince).
+struct AssignmentChanges {
+  std::vector<core::Workload> items;  // the whole set when `full`, else those written since
+  std::vector<std::string> removed;   // left the host since (not when `full`)
+  int64_t revision = 0;               // the store revision the answer covers
+  bool full = true;
+};
+
 struct Snapshot;  // internal: a consistent read of hosts, allocations and workloads
 class ClusterModel;
 struct BatchPlan;
@@ -229,6 +237,8 @@ class ControlPlane {
   // Workloads placed on `host` that are not yet terminal: what its agent must run.
   absl::StatusOr<std::vector<core::Workload>> Assignments(std::string_view host,
                                                           int64_t* revision = nullptr);
+  // The same as a change since store revision `since` (ClusterModel::AssignmentsSince).
+  absl::StatusOr<AssignmentChanges> AssignmentsSince(std::string_view host, int64_t since);
 
   // One page of the workloads (hosts) that pass options.filter, in name order; `page` (may be
   // null) gets the revision read and where the next page starts (control/list_options.h).

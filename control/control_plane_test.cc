@@ -8,6 +8,7 @@
 
 #include "control/cluster_model.h"
 #include "control/service_controller.h"
+#include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "state/memory_store.h"
 
@@ -133,6 +134,93 @@ TEST_F(ControlPlaneTest, PlacesPendingWorkloadsWithinCapacity) {
   ASSERT_TRUE(cp_.ReportStatus("h1", first.spec.name, stopped).ok());
   EXPECT_EQ(*cp_.ScheduleOnce(), 1);
   EXPECT_EQ(cp_.GetWorkload(pending)->status.state, WorkloadState::kScheduled);
+}
+
+TEST_F(ControlPlaneTest, AssignmentsSinceARevisionAreWhatChangedAndWhatLeft) {
+  ASSERT_TRUE(cp_.RegisterHost("h1", Inventory("4", "4Gi")).ok());
+  ASSERT_TRUE(cp_.RegisterHost("h2", Inventory("4", "4Gi")).ok());
+  ASSERT_TRUE(cp_.CordonHost("h2", true).ok());
+  for (const char* n : {"a", "b", "c"}) ASSERT_TRUE(cp_.CreateWorkload(Spec(n)).ok());
+  EXPECT_EQ(*cp_.ScheduleOnce(), 3);
+  // Since 0: the whole set.
+  auto all = cp_.AssignmentsSince("h1", 0);
+  ASSERT_TRUE(all.ok()) << all.status();
+  EXPECT_TRUE(all->full);
+  EXPECT_EQ(all->items.size(), 3u);
+  const int64_t r1 = all->revision;
+  ASSERT_GT(r1, 0);
+  // Nothing changed: an empty change.
+  auto none = cp_.AssignmentsSince("h1", r1);
+  ASSERT_TRUE(none.ok()) << none.status();
+  EXPECT_FALSE(none->full);
+  EXPECT_TRUE(none->items.empty());
+  EXPECT_TRUE(none->removed.empty());
+  // a is asked to stop (changed, still here); b ends (left); c is deleted (left).
+  ASSERT_TRUE(cp_.Act("a", Action::kStop).ok());
+  StatusReport failed{.generation = 1, .state = WorkloadState::kFailed, .reason = "exit 1"};
+  ASSERT_TRUE(cp_.ReportStatus("h1", "b", failed).ok());
+  ASSERT_TRUE(cp_.DeleteWorkload("c").ok());
+  // A new one placed here since.
+  ASSERT_TRUE(cp_.CreateWorkload(Spec("d")).ok());
+  EXPECT_EQ(*cp_.ScheduleOnce(), 1);
+  auto changes = cp_.AssignmentsSince("h1", r1);
+  ASSERT_TRUE(changes.ok()) << changes.status();
+  EXPECT_FALSE(changes->full);
+  std::vector<std::string> items;
+  for (const auto& w : changes->items) items.push_back(w.spec.name);
+  const std::vector<std::string> whole = [&] {
+    std::vector<std::string> out;
+    for (const auto& w : *cp_.Assignments("h1")) out.push_back(w.spec.name);
+    return out;
+  }();
+  // c may linger as live until its stop is reported: then it is an item, not removed.
+  if (std::find(whole.begin(), whole.end(), "c") == whole.end()) {
+    EXPECT_THAT(items, ::testing::ElementsAre("a", "d"));
+    EXPECT_THAT(changes->removed, ::testing::ElementsAre("b", "c"));
+  } else {
+    EXPECT_THAT(items, ::testing::ElementsAre("a", "c", "d"));
+    EXPECT_THAT(changes->removed, ::testing::ElementsAre("b"));
+  }
+  // Other hosts see nothing of it; a revision from before the model's load, or beyond what it
+  // covers, gets the whole set.
+  auto h2 = cp_.AssignmentsSince("h2", r1);
+  ASSERT_TRUE(h2.ok());
+  EXPECT_FALSE(h2->full);
+  EXPECT_TRUE(h2->items.empty() && h2->removed.empty());
+  auto ahead = cp_.AssignmentsSince("h1", changes->revision + 1000);
+  ASSERT_TRUE(ahead.ok());
+  EXPECT_TRUE(ahead->full);
+  EXPECT_EQ(ahead->items.size(), whole.size());
+  ControlPlane fresh(&store_, Options());
+  auto reloaded = fresh.AssignmentsSince("h1", r1);
+  ASSERT_TRUE(reloaded.ok()) << reloaded.status();
+  EXPECT_TRUE(reloaded->full);
+  EXPECT_EQ(reloaded->items.size(), whole.size());
+}
+
+TEST_F(ControlPlaneTest, AssignmentsSinceOlderThanTheDeparturesKeptAreTheWholeSet) {
+  ASSERT_TRUE(cp_.RegisterHost("h1", Inventory("64", "64Gi")).ok());
+  ASSERT_TRUE(cp_.CreateWorkload(Spec("keep")).ok());
+  EXPECT_EQ(*cp_.ScheduleOnce(), 1);
+  const int64_t r1 = cp_.AssignmentsSince("h1", 0)->revision;
+  // More departures than the model keeps per host.
+  const int n = static_cast<int>(ClusterModel::kMaxDepartures) + 1;
+  for (int i = 0; i < n; ++i) {
+    const std::string name = "t" + std::to_string(i);
+    ASSERT_TRUE(cp_.CreateWorkload(Spec(name)).ok());
+    ASSERT_EQ(*cp_.ScheduleOnce(), 1);
+    StatusReport done{.generation = 1, .state = WorkloadState::kStopped, .reason = "exit 0"};
+    ASSERT_TRUE(cp_.ReportStatus("h1", name, done).ok());
+  }
+  auto old = cp_.AssignmentsSince("h1", r1);
+  ASSERT_TRUE(old.ok());
+  EXPECT_TRUE(old->full);
+  ASSERT_EQ(old->items.size(), 1u);
+  EXPECT_EQ(old->items[0].spec.name, "keep");
+  // A recent revision still gets a change.
+  auto recent = cp_.AssignmentsSince("h1", old->revision);
+  ASSERT_TRUE(recent.ok());
+  EXPECT_FALSE(recent->full);
 }
 
 TEST_F(ControlPlaneTest, DefaultPolicyPlacesAndABadPolicyPlacesNothing) {

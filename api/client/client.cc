@@ -368,6 +368,15 @@ absl::StatusOr<wire::WorkloadList> Client::Assignments(std::string_view host, co
   return Decoded("assignments", wire::DecodeWorkloadList(j));
 }
 
+absl::StatusOr<wire::Assignments> Client::AssignmentsSince(std::string_view host, int64_t since,
+                                                           const Watch& watch, Raw* raw) {
+  std::string query = WatchQuery(watch);
+  query += Cat(query.empty() ? "?" : "&", "since=", since);
+  BERTH_ASSIGN_OR_RETURN(
+      Json j, Send("GET", Cat("/v1/hosts/", Seg(host), "/assignments", query), "", "", raw));
+  return Decoded("assignments", wire::DecodeAssignments(host, j));
+}
+
 absl::StatusOr<wire::HostDetail> Client::GetHost(std::string_view name, Raw* raw) {
   BERTH_ASSIGN_OR_RETURN(Json j, Send("GET", Cat("/v1/hosts/", Seg(name)), "", "", raw));
   return Decoded("get host", wire::DecodeHostDetail(j));

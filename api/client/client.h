@@ -203,6 +203,10 @@ class Client {
   // The workloads placed on `host`, as a blocking query.
   absl::StatusOr<wire::WorkloadList> Assignments(std::string_view host, const Watch& watch = {},
                                                  Raw* raw = nullptr);
+  // The same as a change since store revision `since` (> 0; the reply's `since` is 0 when the
+  // server answers the whole set instead, as it does when it cannot tell what changed).
+  absl::StatusOr<wire::Assignments> AssignmentsSince(std::string_view host, int64_t since,
+                                                     const Watch& watch = {}, Raw* raw = nullptr);
   absl::StatusOr<wire::HostDetail> GetHost(std::string_view name, Raw* raw = nullptr);
   absl::StatusOr<wire::HostList> ListHosts(Raw* raw = nullptr);
   absl::StatusOr<wire::HostList> ListHosts(const ListRequest& request, Raw* raw = nullptr);

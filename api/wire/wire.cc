@@ -2,6 +2,7 @@
 
 #include <climits>
 
+#include "core/object_json.h"
 #include "core/status.h"
 #include "core/strings.h"
 
@@ -329,6 +330,30 @@ Json EncodeWorkloadList(const WorkloadList& list) {
 absl::StatusOr<WorkloadList> DecodeWorkloadList(const Json& j) {
   return DecodeList<core::Workload>("workload", j,
                                     [](const Json& item) { return core::DecodeWorkload(item); });
+}
+
+Json EncodeAssignments(const Assignments& a) {
+  Json j = EncodeWorkloadList({a.items, a.revision});
+  if (a.since > 0) {
+    j["since"] = a.since;
+    j["removed"] = a.removed;
+  }
+  return j;
+}
+
+absl::StatusOr<Assignments> DecodeAssignments(std::string_view host, const Json& j) {
+  JsonContext ctx{"host assignments", std::string(host)};
+  if (!j.is_object()) return ctx.Error("", Cat("must be an object, got ", core::Preview(j)));
+  Assignments out;
+  BERTH_RETURN_IF_ERROR(core::OptionalInt(ctx, j, "", "since", 0, INT64_MAX, &out.since));
+  BERTH_RETURN_IF_ERROR(core::OptionalStringList(ctx, j, "", "removed", &out.removed));
+  Json rest = j;
+  rest.erase("since");
+  rest.erase("removed");
+  BERTH_ASSIGN_OR_RETURN(WorkloadList list, DecodeWorkloadList(rest));
+  out.items = std::move(list.items);
+  out.revision = list.revision;
+  return out;
 }
 
 Json EncodeServiceList(const ServiceList& list) {

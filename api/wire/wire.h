@@ -157,6 +157,18 @@ using JsonList = List<core::Json>;
 
 core::Json EncodeWorkloadList(const WorkloadList& list);
 absl::StatusOr<WorkloadList> DecodeWorkloadList(const core::Json& j);
+
+// GET /v1/hosts/{host}/assignments[?since=REV]: the workloads placed on the host that are not
+// terminal. {"items", "revision"} is the whole set; with "since" (> 0) it is what changed after
+// that revision: the workloads written since, and the names of those that left the host since.
+struct Assignments {
+  std::vector<core::Workload> items;
+  int64_t revision = 0;
+  int64_t since = 0;
+  std::vector<std::string> removed;
+};
+core::Json EncodeAssignments(const Assignments& a);
+absl::StatusOr<Assignments> DecodeAssignments(std::string_view host, const core::Json& j);
 core::Json EncodeHostList(const HostList& list);
 absl::StatusOr<HostList> DecodeHostList(const core::Json& j);
 core::Json EncodeEventList(const EventList& list);

@@ -1,11 +1,13 @@
 #include "api/wire/wire.h"
 
+#include "gmock/gmock.h"
 #include "gtest/gtest.h"
 
 namespace berth::api::wire {
 namespace {
 
 using core::Json;
+using ::testing::HasSubstr;
 
 // The message of a failed decode, or "" when it succeeded.
 template <typename T>
@@ -265,6 +267,38 @@ TEST(Wire, ResourceRequestsLeaveEmptyFieldsOut) {
             (Json{{"host_port", 8080}, {"workload", "web"}, {"port", 80}}));
   EXPECT_EQ(EncodePortForwardCreate({.host_port = 80, .workload = "web", .port = 80, .host = "h1"}),
             (Json{{"host_port", 80}, {"workload", "web"}, {"port", 80}, {"host", "h1"}}));
+}
+
+TEST(Wire, AssignmentsRoundTripWholeOrAsAChange) {
+  core::Workload w;
+  w.spec.name = "web";
+  w.spec.kind = core::WorkloadKind::kProcess;
+  w.spec.command = {"/bin/true"};
+  w.revision = 7;
+  Assignments whole{.items = {w}, .revision = 9};
+  Json j = EncodeAssignments(whole);
+  EXPECT_FALSE(j.contains("since"));
+  EXPECT_FALSE(j.contains("removed"));
+  auto back = DecodeAssignments("h1", j);
+  ASSERT_TRUE(back.ok()) << back.status();
+  EXPECT_EQ(back->since, 0);
+  ASSERT_EQ(back->items.size(), 1u);
+  EXPECT_EQ(back->items[0].spec.name, "web");
+  EXPECT_EQ(back->revision, 9);
+  Assignments change{.items = {}, .revision = 12, .since = 9, .removed = {"old", "gone"}};
+  back = DecodeAssignments("h1", EncodeAssignments(change));
+  ASSERT_TRUE(back.ok()) << back.status();
+  EXPECT_EQ(back->since, 9);
+  EXPECT_EQ(back->removed, (std::vector<std::string>{"old", "gone"}));
+  j = EncodeAssignments(change);
+  j["removed"] = "old";
+  EXPECT_THAT(DecodeAssignments("h1", j).status().message(), HasSubstr("removed"));
+  j = EncodeAssignments(change);
+  j["since"] = -3;
+  EXPECT_THAT(DecodeAssignments("h1", j).status().message(), HasSubstr("since"));
+  j = EncodeAssignments(change);
+  j["extra"] = 1;
+  EXPECT_FALSE(DecodeAssignments("h1", j).ok());
 }
 
 TEST(Wire, ServiceScaleRoundTripsAndNamesTheField) {
