@@ -308,21 +308,11 @@ TEST_F(HostAuthTest, AnAgentsLongPollWakesOnlyForItsOwnWork) {
   ASSERT_TRUE(watching_.AwaitWorkloadWatches(1));
   // Created and placed on node-b (node-a is cordoned): nothing for node-a, which sleeps on. Had
   // it woken, its answer would be the empty list it had.
-  auto place = [&](const std::string& name) {
-    core::WorkloadSpec spec;
-    spec.name = name;
-    spec.kind = core::WorkloadKind::kProcess;
-    spec.command = {"/bin/true"};
-    spec.resources.cpu = core::MilliCpu(500);
-    spec.resources.memory = core::MemoryMiB(64);
-    ASSERT_TRUE(As(kAdmin)->CreateWorkload(spec).ok());
-    ASSERT_EQ(*control_->ScheduleOnce(), 1);
-  };
-  place("elsewhere");
+  Place("elsewhere");
   EXPECT_EQ(control_->GetWorkload("elsewhere")->status.host, "node-b");
   ASSERT_TRUE(control_->CordonHost("node-b", true).ok());
   ASSERT_TRUE(control_->CordonHost("node-a", false).ok());
-  place("here");
+  Place("here");
   poll.join();
   ASSERT_TRUE(polled.ok()) << polled.status();
   ASSERT_EQ(polled->items.size(), 1u);
@@ -333,18 +323,8 @@ TEST_F(HostAuthTest, AnAgentsLongPollWakesOnlyForItsOwnWork) {
 // the same way; a bad `since` is 400.
 TEST_F(HostAuthTest, AnAgentsPollSinceItsLastAnswerGetsOnlyTheChange) {
   const std::string a = Join("node-a");
-  auto place = [&](const std::string& name) {
-    core::WorkloadSpec spec;
-    spec.name = name;
-    spec.kind = core::WorkloadKind::kProcess;
-    spec.command = {"/bin/true"};
-    spec.resources.cpu = core::MilliCpu(500);
-    spec.resources.memory = core::MemoryMiB(64);
-    ASSERT_TRUE(As(kAdmin)->CreateWorkload(spec).ok());
-    ASSERT_EQ(*control_->ScheduleOnce(), 1);
-  };
-  place("one");
-  place("two");
+  Place("one");
+  Place("two");
   auto whole = As(a)->AssignmentsSince("node-a", 0);
   ASSERT_TRUE(whole.ok()) << whole.status();
   EXPECT_EQ(whole->since, 0);

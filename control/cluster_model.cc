@@ -86,7 +86,33 @@ sched::Request WorkloadRequest(const Workload& w) {
     r.gang_id = *gang;
     r.gang_size = std::max(1, IntLabel(w, core::kGangSizeLabel, 1));
   }
+  bool named = false;  // only_hosts holds a constraint's names (a later one narrows it)
   for (const auto& c : w.spec.constraints) {
+    // Every host answers to its own name (core::kHostNameLabel), as host names, not labels.
+    if (c.label == core::kHostNameLabel) {
+      switch (c.op) {
+        case core::LabelConstraint::Op::kEquals:
+        case core::LabelConstraint::Op::kIn: {
+          std::vector<std::string> names = c.values;
+          if (named) {
+            std::erase_if(names, [&](const std::string& n) {
+              return std::find(r.only_hosts.begin(), r.only_hosts.end(), n) == r.only_hosts.end();
+            });
+            // None left: no host has two names.
+            if (names.empty()) names.push_back("");
+          }
+          r.only_hosts = std::move(names);
+          named = true;
+          break;
+        }
+        case core::LabelConstraint::Op::kNotIn:
+          r.not_hosts.insert(r.not_hosts.end(), c.values.begin(), c.values.end());
+          break;
+        case core::LabelConstraint::Op::kExists:
+          break;  // every host has a name
+      }
+      continue;
+    }
     sched::LabelSelector s;
     s.key = c.label;
     s.values = c.values;
@@ -198,9 +224,10 @@ sched::HostSpec SchedulerHostSpec(const core::Host& h) {
   spec.name = h.name;
   spec.capacity = h.inventory.capacity;
   spec.labels = sched::Labels(h.inventory.labels.begin(), h.inventory.labels.end());
-  // Every host carries its own name: a workload whose disks live in one host's pool is pinned
-  // there with it (control/fleet_storage.h).
-  spec.labels[std::string(core::kHostNameLabel)] = h.name;
+  // A host's own name is not one of its labels here (constraints on core::kHostNameLabel become
+  // the request's host names, WorkloadRequest): a label no other host shares would make every
+  // host a group of its own, and the scheduler would score each one apart.
+  spec.labels.erase(std::string(core::kHostNameLabel));
   spec.gpus = h.inventory.gpus;
   // A device its host reports unhealthy takes no new work.
   std::erase_if(spec.gpus, [](const core::GpuDevice& g) { return !g.healthy; });

@@ -8,6 +8,7 @@
 
 #include "control/cluster_model.h"
 #include "control/service_controller.h"
+#include "core/disk.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "state/memory_store.h"
@@ -221,6 +222,39 @@ TEST_F(ControlPlaneTest, AssignmentsSinceOlderThanTheDeparturesKeptAreTheWholeSe
   auto recent = cp_.AssignmentsSince("h1", old->revision);
   ASSERT_TRUE(recent.ok());
   EXPECT_FALSE(recent->full);
+}
+
+// A host's own name reaches the scheduler as the request's host names, not as a label: hosts
+// alike in all else stay one group (a label per host made each its own, and every placement
+// scored every host apart).
+TEST(SchedulerHostSpecTest, HostsAlikeStayOneGroupAndNameConstraintsBecomeHostNames) {
+  sched::Cluster cluster;
+  for (const char* name : {"a", "b", "c"}) {
+    core::Host h;
+    h.name = name;
+    h.inventory = Inventory();
+    h.inventory.labels = {{"zone", "z1"}, {std::string(core::kHostNameLabel), "forged"}};
+    ASSERT_TRUE(cluster.AddHost(SchedulerHostSpec(h)).ok());
+  }
+  EXPECT_EQ(cluster.num_groups(), 1);
+  core::Workload w;
+  w.spec.name = "pinned";
+  w.spec.constraints = {
+      {.label = std::string(core::kHostNameLabel),
+       .op = core::LabelConstraint::Op::kIn,
+       .values = {"a", "b"}},
+      {.label = std::string(core::kHostNameLabel),
+       .op = core::LabelConstraint::Op::kEquals,
+       .values = {"b"}},
+      {.label = std::string(core::kHostNameLabel),
+       .op = core::LabelConstraint::Op::kNotIn,
+       .values = {"c"}},
+      {.label = "zone", .op = core::LabelConstraint::Op::kEquals, .values = {"z1"}}};
+  sched::Request r = WorkloadRequest(w);
+  EXPECT_EQ(r.only_hosts, std::vector<std::string>{"b"});
+  EXPECT_EQ(r.not_hosts, std::vector<std::string>{"c"});
+  ASSERT_EQ(r.host_selector.size(), 1u);
+  EXPECT_EQ(r.host_selector[0].key, "zone");
 }
 
 TEST_F(ControlPlaneTest, DefaultPolicyPlacesAndABadPolicyPlacesNothing) {

@@ -7,6 +7,7 @@
 #include <tuple>
 #include <utility>
 
+#include "core/disk.h"
 #include "core/quantity.h"
 #include "core/strings.h"
 #include "sched/fits.h"
@@ -203,6 +204,10 @@ HostFacts Evaluate(const Cluster& cluster, const Request& r, const ExplainOption
       break;
     }
   }
+  auto named = [&](const std::vector<std::string>& names) {
+    return std::find(names.begin(), names.end(), host.name) != names.end();
+  };
+  if ((!r.only_hosts.empty() && !named(r.only_hosts)) || named(r.not_hosts)) fail(kLabelsCheck);
   const core::Resources free = host.Free();
   if (free.cpu < r.resources.cpu) fail(kCpuCheck);
   if (free.memory < r.resources.memory) fail(kMemoryCheck);
@@ -356,6 +361,19 @@ Explanation ExplainRequest(const Cluster& cluster, const Request& r,
         std::string sel;
         for (const LabelSelector& s : r.host_selector) {
           sel += Cat(sel.empty() ? "" : ", ", SelectorText(s));
+        }
+        // Host names are asked apart from the labels; said as the constraint they came from.
+        if (!r.only_hosts.empty()) {
+          sel +=
+              Cat(sel.empty() ? "" : ", ", SelectorText({.key = std::string(core::kHostNameLabel),
+                                                         .op = LabelSelector::Op::kIn,
+                                                         .values = r.only_hosts}));
+        }
+        if (!r.not_hosts.empty()) {
+          sel +=
+              Cat(sel.empty() ? "" : ", ", SelectorText({.key = std::string(core::kHostNameLabel),
+                                                         .op = LabelSelector::Op::kNotIn,
+                                                         .values = r.not_hosts}));
         }
         f.detail = Cat("host_selector ", sel, " does not match");
         break;

@@ -113,6 +113,12 @@ struct Request {
   // warm state); empty: none. Hosts that hold it are preferred, see
   // SchedulerOptions::holds_warm_state.
   std::string warm_state;
+  // Host names the request may go to (empty: any host) and may not go to: what a constraint on
+  // a host's own name asks (a workload pinned to the host its disks are on). Kept apart from
+  // the host labels, so that otherwise identical hosts stay one group for the scheduler; a host
+  // they rule out counts as turned down by its labels.
+  std::vector<std::string> only_hosts;
+  std::vector<std::string> not_hosts;
 
   // The group counted by spread_key.
   const std::string& SpreadGroup() const {

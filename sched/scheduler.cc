@@ -6,6 +6,7 @@
 #include <cmath>
 #include <cstdlib>
 #include <map>
+#include <optional>
 #include <set>
 
 #include "absl/container/inlined_vector.h"
@@ -631,8 +632,35 @@ absl::StatusOr<Decision> Scheduler::ScheduleOn(const Request& r, const std::vect
     class_cache_version_ = x.hosts_version;
     class_cache_.clear();
   }
+  // Host names the request names: only those hosts are looked at, one by one.
+  std::vector<int> named;
+  int64_t unnamed = 0;
+  if (!r.only_hosts.empty() || !r.not_hosts.empty()) {
+    std::set<int> in;
+    if (!r.only_hosts.empty()) {
+      for (const std::string& name : r.only_hosts) {
+        if (std::optional<int> h = cluster_->FindHost(name)) in.insert(*h);
+      }
+    } else {
+      for (int h = 0; h < cluster_->num_hosts(); ++h) in.insert(h);
+    }
+    for (const std::string& name : r.not_hosts) {
+      if (std::optional<int> h = cluster_->FindHost(name)) in.erase(*h);
+    }
+    if (only != nullptr) {
+      for (int h : *only) {
+        if (in.contains(h)) named.push_back(h);
+      }
+      unnamed = int64_t(only->size()) - int64_t(named.size());
+    } else {
+      named.assign(in.begin(), in.end());
+      unnamed = cluster_->num_hosts() - int64_t(named.size());
+    }
+    only = &named;
+  }
   const int sid = ShapeId(r);
   Pass pass(*this, r, sid);
+  pass.rejected[kLabels] += unnamed;
 
   // Constraints that look at other workloads, and a saved state some hosts hold, need the host
   // itself, not its group.

@@ -96,6 +96,40 @@ TEST(CheckerTest, EachCheckerCountsItsHosts) {
   EXPECT_NE(d.Explain().find("gpu model not allowed: 2 hosts"), std::string::npos);
 }
 
+// A request may name the hosts it may (or may not) go to; the hosts stay one group.
+TEST(SchedulerTest, HostNamesLimitWhereARequestGoesWithoutSplittingGroups) {
+  Cluster c;
+  for (int i = 0; i < 8; ++i) {
+    ASSERT_TRUE(c.AddHost(GpuHost("h" + std::to_string(i), 0)).ok());
+  }
+  EXPECT_EQ(c.num_groups(), 1);
+  Scheduler s = Make(c, "spread");
+  Request r = CpuRequest("r", 1000, 1024);
+  r.only_hosts = {"h5"};
+  Decision d = *s.Schedule(r);
+  ASSERT_TRUE(d.scheduled);
+  EXPECT_EQ(d.plan.placement.host_name, "h5");
+  r.only_hosts = {"h3", "h6"};
+  r.not_hosts = {"h3"};
+  d = *s.Schedule(r);
+  ASSERT_TRUE(d.scheduled);
+  EXPECT_EQ(d.plan.placement.host_name, "h6");
+  // Nowhere to go: every other host counts as turned down by its labels.
+  r.only_hosts = {"h2", "gone"};
+  r.not_hosts = {"h2"};
+  d = *s.Schedule(r);
+  ASSERT_FALSE(d.scheduled);
+  EXPECT_EQ(Reason(d, "host labels"), 8);
+  // A named host that is full says so.
+  r.not_hosts.clear();
+  r.resources = Res(1 << 20, 1024);
+  d = *s.Schedule(r);
+  ASSERT_FALSE(d.scheduled);
+  EXPECT_EQ(Reason(d, "host labels"), 7);
+  EXPECT_EQ(Reason(d, "cpu"), 1);
+  EXPECT_EQ(c.num_groups(), 1);
+}
+
 TEST(CheckerTest, LabelsMemoryDiskShareAndMig) {
   Cluster c;
   HostSpec h = GpuHost("h", 1, "A100-SXM4-80GB", 81920);
