@@ -330,8 +330,9 @@ absl::Status LinuxNetworkDriver::SyncLegs(const NetworkModel& next) {
   }
   if (wanted.empty()) return absl::OkStatus();
   BERTH_ASSIGN_OR_RETURN(auto links, Links());
-  const std::string& inst = options_.instance;
-  for (const auto& [network, leg] : wanted) {
+  for (const auto& entry : wanted) {
+    const std::string& network = entry.first;
+    const Leg& leg = entry.second;
     auto known = legs_.find(network);
     const bool there = links.contains(leg.link);
     if (there && known != legs_.end() && known->second == leg) continue;
@@ -341,59 +342,60 @@ absl::Status LinuxNetworkDriver::SyncLegs(const NetworkModel& next) {
           Cat("network \"", network, "\": not on this host, so it has no leg"));
     }
     BERTH_RETURN_IF_ERROR(CheckNotForeign(links, leg.link));
-    const std::string mtu = net->spec.mtu > 0 ? Cat(" mtu ", net->spec.mtu) : "";
-    // A leg made by an earlier run (or with another address) starts over from a bare link;
-    // one this run made changes only its routes.
-    const bool fresh = !there || known == legs_.end() || known->second.address != leg.address;
-    auto failed = [&](const absl::Status& s) {
+    absl::Status made =
+        MakeLeg(network, leg, *net, known == legs_.end() ? nullptr : &known->second, there);
+    if (!made.ok()) {
       legs_.erase(network);
-      return absl::Status(
-          s.code(), Cat("network \"", network, "\": the host's leg ", leg.link, ": ", s.message()));
-    };
-    if (!there) {
-      if (absl::Status s = IpBatch(Cat("link add ", leg.link, mtu, " type veth peer name ",
-                                       LegPeerName(inst, network), mtu, "\n"));
-          !s.ok()) {
-        return failed(s);
-      }
+      return absl::Status(made.code(), Cat("network \"", network, "\": the host's leg ", leg.link,
+                                           ": ", made.message()));
     }
-    if (fresh) {
-      // The leg answers ARP only for its own address (never for the gateway, which the
-      // bridge answers), and asks from it; the bridge answers only for the gateway (its MAC is
-      // every host's gateway MAC: an answer for the leg's address from it would not come back).
-      if (absl::Status s = Run({"sysctl", "-qw", Cat("net.ipv4.conf.", leg.link, ".arp_ignore=1"),
-                                Cat("net.ipv4.conf.", leg.link, ".arp_announce=2"),
-                                Cat("net.ipv4.conf.", net->bridge, ".arp_ignore=1")})
-                               .status();
-          !s.ok()) {
-        return failed(s);
-      }
-    }
-    std::string batch;
-    std::set<std::string> had;
-    if (fresh) {
-      batch +=
-          Cat("link set ", LegPeerName(inst, network), " alias ",
-              LinkAlias(inst, "leg", network, "bridge"), " master ", net->bridge, mtu, " up\n");
-      batch +=
-          Cat("link set ", leg.link, " alias ", LinkAlias(inst, "leg", network, ""), mtu, " up\n");
-      batch += Cat("addr flush dev ", leg.link, "\n", "route flush dev ", leg.link, "\n");
-      batch += Cat("addr add ", leg.address, "/32 dev ", leg.link, "\n");
-    } else {
-      had = known->second.targets;
-    }
-    for (const std::string& t : had) {
-      if (!leg.targets.contains(t)) batch += Cat("route del ", t, "/32 dev ", leg.link, "\n");
-    }
-    for (const std::string& t : leg.targets) {
-      if (!had.contains(t)) {
-        batch += Cat("route replace ", t, "/32 dev ", leg.link, " src ", leg.address, "\n");
-      }
-    }
-    if (absl::Status s = IpBatch(batch); !s.ok()) return failed(s);
     legs_[network] = leg;
   }
   return absl::OkStatus();
+}
+
+absl::Status LinuxNetworkDriver::MakeLeg(const std::string& network, const Leg& leg,
+                                         const NetworkRecord& net, const Leg* known,
+                                         bool there) const {
+  const std::string& inst = options_.instance;
+  const std::string mtu = net.spec.mtu > 0 ? Cat(" mtu ", net.spec.mtu) : "";
+  // A leg made by an earlier run (or with another address) starts over from a bare link; one
+  // this run made changes only its routes.
+  const bool fresh = !there || known == nullptr || known->address != leg.address;
+  if (!there) {
+    BERTH_RETURN_IF_ERROR(IpBatch(Cat("link add ", leg.link, mtu, " type veth peer name ",
+                                      LegPeerName(inst, network), mtu, "\n")));
+  }
+  if (fresh) {
+    // The leg answers ARP only for its own address (never for the gateway, which the bridge
+    // answers), and asks from it; the bridge answers only for the gateway (its MAC is every
+    // host's gateway MAC: an answer for the leg's address from it would not come back).
+    BERTH_RETURN_IF_ERROR(Run({"sysctl", "-qw", Cat("net.ipv4.conf.", leg.link, ".arp_ignore=1"),
+                               Cat("net.ipv4.conf.", leg.link, ".arp_announce=2"),
+                               Cat("net.ipv4.conf.", net.bridge, ".arp_ignore=1")})
+                              .status());
+  }
+  std::string batch;
+  std::set<std::string> had;
+  if (fresh) {
+    batch += Cat("link set ", LegPeerName(inst, network), " alias ",
+                 LinkAlias(inst, "leg", network, "bridge"), " master ", net.bridge, mtu, " up\n");
+    batch +=
+        Cat("link set ", leg.link, " alias ", LinkAlias(inst, "leg", network, ""), mtu, " up\n");
+    batch += Cat("addr flush dev ", leg.link, "\n", "route flush dev ", leg.link, "\n");
+    batch += Cat("addr add ", leg.address, "/32 dev ", leg.link, "\n");
+  } else {
+    had = known->targets;
+  }
+  for (const std::string& t : had) {
+    if (!leg.targets.contains(t)) batch += Cat("route del ", t, "/32 dev ", leg.link, "\n");
+  }
+  for (const std::string& t : leg.targets) {
+    if (!had.contains(t)) {
+      batch += Cat("route replace ", t, "/32 dev ", leg.link, " src ", leg.address, "\n");
+    }
+  }
+  return IpBatch(batch);
 }
 
 void LinuxNetworkDriver::SetRouteLocalnet(const std::string& bridge, bool on) {

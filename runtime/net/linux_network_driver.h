@@ -101,6 +101,10 @@ class LinuxNetworkDriver final : public NetworkDriver {
   // Makes the host's legs exactly what `next`'s forwards need (Legs()): links, addresses and
   // routes; runs nothing when they are as last made.
   absl::Status SyncLegs(const NetworkModel& next) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Makes one leg on `net`'s bridge: from a bare link unless `known` (as this run last made it)
+  // has the same address and the link is `there`, when only its routes change.
+  absl::Status MakeLeg(const std::string& network, const Leg& leg, const NetworkRecord& net,
+                       const Leg* known, bool there) const;
 
   // Sets net.ipv4.conf.BRIDGE.route_localnet unless it is known to be so already; a failure is
   // reported (only forwards reached at 127.0.0.1 need it).
