@@ -41,7 +41,11 @@ void EventLog::Add(std::vector<state::Op>* ops, std::string_view kind, std::stri
 
 absl::StatusOr<std::vector<core::Event>> EventLog::List(int64_t after, size_t limit,
                                                         int64_t* revision) const {
-  BERTH_ASSIGN_OR_RETURN(state::ListResponse list, store_->List(kEventPrefix));
+  // Only the events written after `after` leave the store (a watcher asks for the few new ones
+  // several times a second, of thousands kept).
+  BERTH_ASSIGN_OR_RETURN(
+      state::ListResponse list,
+      store_->List(kEventPrefix, state::ListOptions{.min_mod_revision = after + 1}));
   std::vector<core::Event> out;
   for (const auto& kv : list.kvs) {
     if (kv.mod_revision <= after) continue;

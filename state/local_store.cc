@@ -164,6 +164,7 @@ absl::StatusOr<ListResponse> LocalStore::List(std::string_view prefix, const Lis
     it = kvs_.upper_bound(options.start_after);
   }
   for (; it != kvs_.end() && HasPrefix(it->first, prefix); ++it) {
+    if (it->second.mod_revision < options.min_mod_revision) continue;
     if (options.limit > 0 && static_cast<int64_t>(response.kvs.size()) == options.limit) {
       response.more = true;
       break;

@@ -118,6 +118,11 @@ struct GetResponse {
 struct ListOptions {
   int64_t limit = 0;        // at most this many entries; 0 means no limit
   std::string start_after;  // resume a paged listing after this key
+  // When > 0, entries last modified before this revision are left out (etcd's
+  // min_mod_revision): a tail of a long prefix without copying all of it. With a `limit` a page
+  // may hold fewer entries than the limit (etcd counts the limit before it filters); `more`
+  // still says whether keys follow.
+  int64_t min_mod_revision = 0;
 };
 
 struct ListResponse {

@@ -331,6 +331,28 @@ TYPED_TEST(StoreContractTest, ListByPrefixWithLimitAndPaging) {
   EXPECT_EQ(everything->kvs.size(), 6u);
 }
 
+TYPED_TEST(StoreContractTest, ListLeavesOutWhatWasLastModifiedBeforeARevision) {
+  for (const char* key : {"/w/a", "/w/b", "/w/c", "/w/d"}) {
+    ASSERT_TRUE(this->store_->Put(key, "v").ok());  // revisions 1 to 4
+  }
+  ASSERT_TRUE(this->store_->Put("/w/a", "again").ok());  // 5
+  absl::StatusOr<ListResponse> recent =
+      this->store_->List("/w/", ListOptions{.min_mod_revision = 3});
+  ASSERT_TRUE(recent.ok()) << recent.status();
+  EXPECT_THAT(this->Keys(*recent), ElementsAre("/w/a", "/w/c", "/w/d"));
+  EXPECT_EQ(recent->revision, 5);
+  // With a limit: only entries modified at or after the revision, the first of them first.
+  absl::StatusOr<ListResponse> page =
+      this->store_->List("/w/", ListOptions{.limit = 1, .min_mod_revision = 4});
+  ASSERT_TRUE(page.ok()) << page.status();
+  ASSERT_FALSE(page->kvs.empty());
+  EXPECT_EQ(page->kvs[0].key, "/w/a");
+  for (const KeyValue& kv : page->kvs) EXPECT_GE(kv.mod_revision, 4);
+  absl::StatusOr<ListResponse> none = this->store_->List("/w/", ListOptions{.min_mod_revision = 6});
+  ASSERT_TRUE(none.ok());
+  EXPECT_TRUE(none->kvs.empty());
+}
+
 TYPED_TEST(StoreContractTest, DeletePrefix) {
   for (const char* key : {"/w/a", "/w/b", "/wx"}) ASSERT_TRUE(this->store_->Put(key, "v").ok());
   EXPECT_EQ(this->store_->DeletePrefix("/w/").value(), 2);

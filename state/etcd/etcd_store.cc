@@ -613,13 +613,22 @@ absl::StatusOr<ListResponse> EtcdStore::List(std::string_view prefix, const List
     }
     request["key"] = B64(start);
   }
+  // etcd applies a limit before its revision filter: with both, the filter is applied here.
+  const bool filter_here = options.min_mod_revision > 0 && options.limit > 0;
   if (options.limit > 0) request["limit"] = std::to_string(options.limit);
+  if (options.min_mod_revision > 0 && !filter_here) {
+    request["min_mod_revision"] = std::to_string(ToEtcdRevision(options.min_mod_revision));
+  }
   BERTH_ASSIGN_OR_RETURN(
       json answer, core_->Call(core::Cat("list \"", prefix, "\""), "/v3/kv/range", request, true));
   ListResponse response;
   response.revision = FromEtcdRevision(Int(Field(answer, "header"), "revision"));
   BERTH_ASSIGN_OR_RETURN(response.kvs, ToKeyValues(Field(answer, "kvs")));
   response.more = Bool(answer, "more");
+  if (filter_here) {
+    std::erase_if(response.kvs,
+                  [&](const KeyValue& kv) { return kv.mod_revision < options.min_mod_revision; });
+  }
   return response;
 }
 
