@@ -23,11 +23,7 @@ std::string PortForwardKey(std::string_view id) { return Cat(kPortForwardPrefix,
 
 std::string HostAddressOwner(std::string_view host) { return Cat("host:", host); }
 
-bool IsHostAddressOwner(std::string_view owner, std::string* host) {
-  if (!owner.starts_with("host:")) return false;
-  if (host != nullptr) *host = std::string(owner.substr(5));
-  return true;
-}
+bool IsHostAddressOwner(std::string_view owner) { return owner.starts_with("host:"); }
 
 absl::Status NetworkHost::CheckForwardHost(std::string_view forward, std::string_view host) {
   return core::FieldError("portforward", forward, "host",
@@ -676,9 +672,10 @@ absl::StatusOr<Json> NetworkService::AddPortForward(const PortForwardOptions& o)
     if (with_host) {
       BERTH_RETURN_IF_ERROR(ipams_.AddUpdate(&txn, network, *with_host, ipam->mod_revision));
     }
-    events_.Add(&txn.then_ops, "portforward", id, "created",
-                Cat("host port ", o.host_port, "/", proto, " -> ", o.workload, " (", address, ":",
-                    o.port, ")"));
+    events_.Add(
+        &txn.then_ops, "portforward", id, "created",
+        Cat("host port ", o.host_port, "/", proto, o.host.empty() ? "" : Cat(" at host ", o.host),
+            " -> ", o.workload, " (", address, ":", o.port, ")"));
     return CommitChange(store_, txn, "portforward", id);
   };
   auto rev = commit();

@@ -252,8 +252,8 @@ std::string PortForwardKey(std::string_view id);
 // The owner of a host's own address on a network (a forward at that host to a workload on
 // another host leaves from it): "host:NAME", which no workload name can be.
 std::string HostAddressOwner(std::string_view host);
-// True for what HostAddressOwner() returns; the host's name in `host` when given.
-bool IsHostAddressOwner(std::string_view owner, std::string* host = nullptr);
+// True for what HostAddressOwner() returns.
+bool IsHostAddressOwner(std::string_view owner);
 
 // A network's address owner (a workload's name): OK, or InvalidArgument naming `owner`.
 absl::Status ValidateAddressOwner(std::string_view network, std::string_view owner);
