@@ -73,6 +73,7 @@ FleetNetworks::FleetNetworks(state::Store* store, core::Clock* clock, ControlPla
 
 FleetNetworks::~FleetNetworks() {
   watch_.reset();
+  host_watch_.reset();
   {
     absl::MutexLock lock(&mu_);
     stopping_ = true;
@@ -113,6 +114,31 @@ absl::Status FleetNetworks::Start() {
                                                    "; a deleted workload's addresses stay held"));
   }
   watch_ = *std::move(watch);
+  // Forwards at a host that is removed (`berth host rm`) go with it, and its addresses with
+  // them; so do those at hosts removed while the server was down.
+  auto hosts = store_->List(kHostPrefix);
+  if (!hosts.ok()) return hosts.status();
+  std::set<std::string> registered;
+  for (const state::KeyValue& kv : hosts->kvs) registered.insert(kv.key.substr(kHostPrefix.size()));
+  if (auto forwards = network_.Forwards(); forwards.ok()) {
+    absl::MutexLock lock(&mu_);
+    for (const core::PortForward& f : *forwards) {
+      if (!f.spec.host.empty() && !registered.contains(f.spec.host)) {
+        to_release_.push_back(HostAddressOwner(f.spec.host));
+      }
+    }
+  }
+  auto host_watch = store_->Watch(kHostPrefix, hosts->revision + 1, [this](const state::Event& e) {
+    if (e.type != state::Event::Type::kDelete) return;
+    absl::MutexLock lock(&mu_);
+    to_release_.push_back(HostAddressOwner(e.kv.key.substr(kHostPrefix.size())));
+  });
+  if (!host_watch.ok()) {
+    return absl::Status(host_watch.status().code(),
+                        Cat("watching hosts: ", host_watch.status().message(),
+                            "; a removed host's port forwards stay"));
+  }
+  host_watch_ = *std::move(host_watch);
   return absl::OkStatus();
 }
 
@@ -138,7 +164,30 @@ void FleetNetworks::ReleaseLoop() {
   }
 }
 
+void FleetNetworks::ForgetHost(const std::string& host) {
+  auto h = control_->GetHost(host);
+  if (h.ok()) return;  // registered again
+  if (!absl::IsNotFound(h.status())) {
+    core::ReportError(kWhere, Cat("host ", host, ": read it"), h.status());
+    return;
+  }
+  auto forwards = network_.Forwards();
+  if (!forwards.ok()) {
+    core::ReportError(kWhere, Cat("host ", host, ": its port forwards"), forwards.status());
+    return;
+  }
+  for (const core::PortForward& f : *forwards) {
+    if (f.spec.host != host) continue;
+    core::ReportError(kWhere, Cat("host ", host, " removed: remove its port forward ", f.id),
+                      network_.RemovePortForward(f.id));
+  }
+}
+
 void FleetNetworks::ReleaseIfGone(const std::string& workload) {
+  if (IsHostAddressOwner(workload)) {
+    ForgetHost(workload.substr(std::string_view("host:").size()));
+    return;
+  }
   auto w = control_->GetWorkload(workload);
   if (w.ok() && w->status.desired != core::DesiredState::kDeleted) return;
   if (!w.ok() && !absl::IsNotFound(w.status())) {

@@ -11,9 +11,10 @@
 // addresses), and moves with the workload; one that names a host (`berth portfwd add --host H`)
 // is made by H's agent wherever the workload runs. When the workload is elsewhere, H joins the
 // workload's network and sends the connections on from its own address there, so the answers
-// come back through H. A workload keeps its addresses and forwards while it
-// exists, also when it moves to another host; deleting it releases them (a watch of the
-// workloads, plus a sweep at Start for deletions the server missed).
+// come back through H. Removing host H (`berth host rm`) removes the forwards at H.
+// A workload keeps its addresses and forwards while it exists, also when it moves to another host;
+// deleting it releases them (a watch of the workloads, plus a sweep at Start for deletions the
+// server missed).
 //
 // Ownership: borrows the store, clock and control plane, which must outlive it. Thread-safety:
 // all methods are thread-safe.
@@ -48,7 +49,7 @@ std::unique_ptr<NetworkHost> NewFleetNetworkHost(ControlPlane* control = nullptr
 class FleetNetworks {
  public:
   FleetNetworks(state::Store* store, core::Clock* clock, ControlPlane* control);
-  // Stops the watch and its thread.
+  // Stops the watches and the release thread.
   ~FleetNetworks();
   FleetNetworks(const FleetNetworks&) = delete;
   FleetNetworks& operator=(const FleetNetworks&) = delete;
@@ -94,8 +95,11 @@ class FleetNetworks {
     std::map<std::string, core::Workload> owners;  // every address's owner, by name
   };
   absl::StatusOr<std::shared_ptr<const FleetState>> State();
-  // Releases every address `workload` holds, when it is gone (not found, or being deleted).
+  // Releases every address `workload` holds, when it is gone (not found, or being deleted);
+  // for HostAddressOwner(H), ForgetHost(H).
   void ReleaseIfGone(const std::string& workload);
+  // Removes the port forwards at `host` (and so its addresses) when it is no longer registered.
+  void ForgetHost(const std::string& host);
   void ReleaseLoop();
 
   state::Store* const store_;
@@ -103,6 +107,7 @@ class FleetNetworks {
   std::unique_ptr<NetworkHost> host_;
   NetworkService network_;
   std::unique_ptr<state::WatchHandle> watch_;
+  std::unique_ptr<state::WatchHandle> host_watch_;
   absl::Mutex mu_;
   std::deque<std::string> to_release_ ABSL_GUARDED_BY(mu_);
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;

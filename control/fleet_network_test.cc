@@ -307,5 +307,31 @@ TEST_F(FleetNetworksTest, AForwardAtANamedHostReachesItsWorkloadOnAnotherHost) {
   FAIL() << "still held: " << AddressesOn(fleet_.service(), "blue").dump();
 }
 
+TEST_F(FleetNetworksTest, RemovingAHostRemovesTheForwardsAtItAndItsAddresses) {
+  Beat("h2", "192.0.2.2");
+  PlaceOn("h2", OnNetworks("api", {{"blue"}}));
+  ASSERT_TRUE(fleet_.Attach("h2", "api", "192.0.2.2").ok());
+  ASSERT_TRUE(fleet_.service()
+                  .AddPortForward({.host_port = 18080, .workload = "api", .port = 80, .host = "h1"})
+                  .ok());
+  ASSERT_TRUE(AddressesOn(fleet_.service(), "blue").contains(HostAddressOwner("h1")));
+  // h1 goes down (no heartbeat past its TTL) and is removed; h2 keeps beating.
+  clock_.Advance(absl::Seconds(30));
+  Beat("h2", "192.0.2.2");
+  ASSERT_TRUE(cp_.CheckHostsOnce().ok());
+  ASSERT_TRUE(cp_.RemoveHost("h1").ok());
+  for (int i = 0; i < 500; ++i) {
+    auto list = fleet_.service().ListPortForwards();
+    ASSERT_TRUE(list.ok());
+    if (list->empty()) {
+      EXPECT_FALSE(AddressesOn(fleet_.service(), "blue").contains(HostAddressOwner("h1")));
+      EXPECT_TRUE(AddressesOn(fleet_.service(), "blue").contains("api"));
+      return;
+    }
+    absl::SleepFor(absl::Milliseconds(10));  // the release thread follows the watch
+  }
+  FAIL() << "the forward at h1 was not removed";
+}
+
 }  // namespace
 }  // namespace berth::control
