@@ -151,6 +151,17 @@ class AgentNetworksTest : public ::testing::Test {
     }
   }
 
+  // A TCP forward of `host_port` to `target`:`target_port` on blue, from `source` when given.
+  void Forward(int host_port, int target_port, const std::string& source = "") {
+    plan_.forwards.push_back({.id = Cat("tcp-", host_port),
+                              .protocol = "tcp",
+                              .host_port = host_port,
+                              .network = "blue",
+                              .target_address = "10.88.0.2",
+                              .target_port = target_port,
+                              .source_address = source});
+  }
+
   rn::FakeNetworkDriver driver_{kInstance};
   CountingDriver counting_{&driver_};
   AgentNetworks networks_;
@@ -237,18 +248,8 @@ TEST_F(AgentNetworksTest, AfterARestartTheFirstRefreshAdoptsLiveTasksAndSweepsTh
 
 TEST_F(AgentNetworksTest, ForwardsToThisHostsWorkloadsAreMadeUnlessASocketHoldsThePort) {
   Plan({"pg"}, {});
-  plan_.forwards.push_back({.id = "tcp-15432",
-                            .protocol = "tcp",
-                            .host_port = 15432,
-                            .network = "blue",
-                            .target_address = "10.88.0.2",
-                            .target_port = 5432});
-  plan_.forwards.push_back({.id = "tcp-22",
-                            .protocol = "tcp",
-                            .host_port = 22,
-                            .network = "blue",
-                            .target_address = "10.88.0.2",
-                            .target_port = 22});
+  Forward(15432, 5432);
+  Forward(22, 22);
   runtime::TaskConfig config;
   // Port 22 is held here: said, and the workload still starts with its other forward.
   ASSERT_TRUE(networks_.Attach(Container("pg", {"blue"}), &config).ok());
@@ -268,25 +269,14 @@ TEST_F(AgentNetworksTest, ForwardsToThisHostsWorkloadsAreMadeUnlessASocketHoldsT
 
 TEST_F(AgentNetworksTest, AForwardWhoseWorkloadMovesAwayIsMadeAgainFromTheHostsAddress) {
   Plan({"pg"}, {});
-  plan_.forwards.push_back({.id = "tcp-15432",
-                            .protocol = "tcp",
-                            .host_port = 15432,
-                            .network = "blue",
-                            .target_address = "10.88.0.2",
-                            .target_port = 5432});
+  Forward(15432, 5432);
   runtime::TaskConfig config;
   ASSERT_TRUE(networks_.Attach(Container("pg", {"blue"}), &config).ok());
   ASSERT_EQ(driver_.ListPortForwards().size(), 1u);
   EXPECT_EQ(driver_.ListPortForwards()[0].source_address, "");
   // The workload now runs on another host; the forward names this one.
   Plan({}, {"192.0.2.2"});
-  plan_.forwards.push_back({.id = "tcp-15432",
-                            .protocol = "tcp",
-                            .host_port = 15432,
-                            .network = "blue",
-                            .target_address = "10.88.0.2",
-                            .target_port = 5432,
-                            .source_address = "10.88.0.250"});
+  Forward(15432, 5432, "10.88.0.250");
   ASSERT_TRUE(networks_.Refresh().ok());
   auto forwards = driver_.ListPortForwards();
   ASSERT_EQ(forwards.size(), 1u);
