@@ -508,6 +508,11 @@ absl::Status QemuDriver::AttachDisk(std::string_view task_id, const TaskDisk& di
                  {"file", node + "-file"}};
   if (disk.read_only) file["read-only"] = format["read-only"] = true;
   auto added = Qmp(vm, "blockdev-add", file);
+  if (!added.ok() && absl::StrContains(added.status().message(), "Duplicate nodes")) {
+    // Left behind by an unplug whose nodes QEMU still held at the time; nothing uses them now
+    // (the server gives a disk one holder), so they go and the plug is tried again.
+    if (RemoveBlockNodes(vm, node, absl::Now()).ok()) added = Qmp(vm, "blockdev-add", file);
+  }
   if (!added.ok()) {
     return absl::Status(added.status().code(), Cat("vm \"", vm->workload, "\": disk \"", disk.name,
                                                    "\": ", added.status().message()));
@@ -552,9 +557,16 @@ absl::Status QemuDriver::DetachDisk(std::string_view task_id, std::string_view n
                                    "\" is not plugged in: ", asked.status().message()));
   }
   // The guest gives the device up through PCIe hot-unplug (the kernel waits about 5 s after
-  // the attention button); only then may its block nodes go.
+  // the attention button); only then may its block nodes go. The device is gone when QEMU
+  // says so (DeviceNotFound); any other answer but a closed connection means ask again.
   const absl::Time deadline = absl::Now() + options_.hot_unplug_timeout;
-  while (Qmp(vm, "qom-list", {{"path", "/machine/peripheral/" + node + "-dev"}}).ok()) {
+  while (true) {
+    auto listed = Qmp(vm, "qom-list", {{"path", "/machine/peripheral/" + node + "-dev"}});
+    if (!listed.ok() && absl::StrContains(listed.status().message(), "not found")) break;
+    if (listed.status().code() == absl::StatusCode::kUnavailable) {
+      return absl::Status(listed.status().code(), Cat("vm \"", vm->workload, "\": disk \"", name,
+                                                      "\": ", listed.status().message()));
+    }
     if (absl::Now() > deadline) {
       return absl::DeadlineExceededError(
           Cat("vm \"", vm->workload, "\": the guest did not release disk \"", name, "\" within ",
@@ -563,10 +575,25 @@ absl::Status QemuDriver::DetachDisk(std::string_view task_id, std::string_view n
     }
     absl::SleepFor(absl::Milliseconds(100));
   }
-  core::ReportError("qemu", Cat("vm ", vm->workload, ": remove block node ", node),
-                    Qmp(vm, "blockdev-del", {{"node-name", node}}).status());
-  core::ReportError("qemu", Cat("vm ", vm->workload, ": remove block node ", node, "-file"),
-                    Qmp(vm, "blockdev-del", {{"node-name", node + "-file"}}).status());
+  core::ReportError("qemu", Cat("vm ", vm->workload, ": disk ", name),
+                    RemoveBlockNodes(vm, node, absl::Now() + absl::Seconds(10)));
+  return absl::OkStatus();
+}
+
+absl::Status QemuDriver::RemoveBlockNodes(const std::shared_ptr<Vm>& vm, const std::string& node,
+                                          absl::Time deadline) {
+  for (const std::string& name : {node, node + "-file"}) {
+    while (true) {
+      absl::Status s = Qmp(vm, "blockdev-del", {{"node-name", name}}).status();
+      if (s.ok() || absl::StrContains(s.message(), "Failed to find node")) break;  // gone
+      const bool held =
+          absl::StrContains(s.message(), "in use") || absl::StrContains(s.message(), "busy");
+      if (!held || absl::Now() > deadline) {
+        return absl::Status(s.code(), Cat("remove block node ", name, ": ", s.message()));
+      }
+      absl::SleepFor(absl::Milliseconds(100));
+    }
+  }
   return absl::OkStatus();
 }
 

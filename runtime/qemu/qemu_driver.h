@@ -127,6 +127,10 @@ class QemuDriver final : public ComputeDriver {
   std::shared_ptr<Vm> Find(std::string_view task_id);
   absl::StatusOr<nlohmann::json> Qmp(const std::shared_ptr<Vm>& vm, std::string_view command,
                                      const nlohmann::json& args = nullptr);
+  // Removes the block node NODE and then NODE-file. QEMU lets an unplugged device go only
+  // after in-flight references drain, so a node still "in use" is asked again until deadline.
+  absl::Status RemoveBlockNodes(const std::shared_ptr<Vm>& vm, const std::string& node,
+                                absl::Time deadline);
   absl::Status Kill(const std::shared_ptr<Vm>& vm);
   // Gives the VM's passed-through devices back to their drivers (failures are reported).
   void GiveBackDevices(Vm& vm);

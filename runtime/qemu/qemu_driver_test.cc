@@ -206,6 +206,43 @@ TEST_F(QemuDriverTest, SnapshotAndRestoreContinuesTheGuest) {
   EXPECT_EQ(driver_->Inspect("snap2")->state, TaskState::kRunning);
 }
 
+TEST_F(QemuDriverTest, ADiskPluggedInAndPulledOutCanBePluggedInAgainAtOnce) {
+  const std::string image = dir_ + "/extra.raw";
+  const std::string first = dir_ + "/first.raw";
+  for (const std::string& path : {image, first}) {
+    auto made = host::RunCommand({"qemu-img", "create", "-q", "-f", "raw", path, "16M"});
+    ASSERT_TRUE(made.ok() && made->ok()) << path;
+  }
+  TaskConfig c = TinyVm();
+  // A disk from the start (vda), so the plugged one is vdb.
+  c.disks = {{.name = "first", .path = first, .format = "raw"}};
+  c.command = "sh";
+  c.args = {"-c", "while true; do ls /sys/block | tr '\\n' , ; echo; sleep 0.3; done"};
+  ASSERT_TRUE(driver_->Start(Config("hot", c)).ok());
+  ASSERT_TRUE(ConsoleShows("hot", "BERTH-GUEST-READY"));
+  const TaskDisk disk{.name = "extra", .path = image, .format = "raw"};
+  // Each pull-out frees the disk's block nodes, so the same names are free for the next plug
+  // straight away, however long QEMU took to let the device go.
+  const std::string console = dir_ + "/hot/stdout.log";
+  auto shows_after = [&](size_t from, const std::string& text) {
+    return PollUntil([&] { return ReadWholeFile(console).find(text, from) != std::string::npos; });
+  };
+  for (int round = 0; round < 3; ++round) {
+    const size_t before = ReadWholeFile(console).size();
+    ASSERT_TRUE(driver_->AttachDisk("hot", disk).ok()) << "round " << round;
+    // While it is plugged in, a second plug of the same disk is refused and the first stays.
+    absl::Status twice = driver_->AttachDisk("hot", disk);
+    EXPECT_FALSE(twice.ok());
+    EXPECT_NE(twice.message().find("extra"), std::string::npos) << twice;
+    ASSERT_TRUE(shows_after(before, "\nvda,vdb,\n")) << "round " << round;
+    const size_t plugged = ReadWholeFile(console).size();
+    absl::Status pulled = driver_->DetachDisk("hot", "extra");
+    ASSERT_TRUE(pulled.ok()) << "round " << round << ": " << pulled;
+    ASSERT_TRUE(shows_after(plugged, "\nvda,\n")) << "round " << round;
+    EXPECT_EQ(driver_->DetachDisk("hot", "extra").code(), absl::StatusCode::kNotFound);
+  }
+}
+
 TEST_F(QemuDriverTest, BadImageIsInvalidArgument) {
   TaskConfig c = TinyVm();
   c.image_path = dir_ + "/missing";
