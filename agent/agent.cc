@@ -13,7 +13,9 @@
 #include <iostream>
 #include <sstream>
 
+#include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
+#include "absl/strings/strip.h"
 #include "agent/cdi_specs.h"
 #include "core/guard.h"
 #include "core/job.h"
@@ -46,6 +48,17 @@ absl::Status WriteSecret(const std::string& path, const std::string& data) {
 }
 
 }  // namespace
+
+std::string HostPathOf(const std::vector<runtime::TaskDisk>& disks, const std::string& path) {
+  for (const runtime::TaskDisk& d : disks) {
+    if (d.mount_path.empty() || d.path.empty()) continue;
+    const absl::string_view mount = absl::StripSuffix(d.mount_path, "/");
+    if (mount.empty()) continue;  // a disk at "/" is no task's checkpoint directory
+    if (path == mount) return d.path;
+    if (absl::StartsWith(path, Cat(mount, "/"))) return d.path + path.substr(mount.size());
+  }
+  return path;
+}
 
 Agent::Agent(AgentOptions options)
     : options_(std::move(options)),
@@ -646,6 +659,9 @@ absl::Status Agent::StartTask(const core::Workload& w) {
       Report(t, WorkloadState::kFailed, std::string(attached.message()));
       return attached;
     }
+    // A container's checkpoint directory on a disk it mounts is watched where the disk is
+    // mounted on this host.
+    t.checkpoint_dir = HostPathOf(cfg.disks, t.checkpoint_dir);
   }
   // A replica of a warm-started service resumes from its service's saved state when this host
   // holds it; a state that fails to load is dropped and the VM boots.

@@ -112,6 +112,10 @@ struct AgentOptions {
 // Where an agent with data directory `data_dir` keeps its host's credential.
 std::string HostCredentialPath(const std::string& data_dir);
 
+// Where `path`, as a container sees it, lies on the host when it is on one of the task's
+// mounted disks (or is the mount itself); otherwise `path` unchanged.
+std::string HostPathOf(const std::vector<runtime::TaskDisk>& disks, const std::string& path);
+
 class Agent : public LocalHost {
  public:
   explicit Agent(AgentOptions options);

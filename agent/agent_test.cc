@@ -202,6 +202,21 @@ class AgentTest : public ::testing::Test {
   std::string url_;
 };
 
+TEST(HostPathOfTest, APathOnAMountedDiskIsFoundWhereTheHostMountsIt) {
+  const std::vector<runtime::TaskDisk> disks = {
+      {.name = "data", .path = "/var/lib/berth/mnt/data", .mount_path = "/data"},
+      {.name = "ckpt", .path = "/var/lib/berth/mnt/ckpt", .mount_path = "/ckpt/"},
+      {.name = "vm", .path = "/pool/vm.qcow2"},  // no mount: a VM's disk
+      {.name = "root", .path = "/var/lib/berth/mnt/root", .mount_path = "/"}};
+  EXPECT_EQ(HostPathOf(disks, "/ckpt"), "/var/lib/berth/mnt/ckpt");
+  EXPECT_EQ(HostPathOf(disks, "/ckpt/run-1"), "/var/lib/berth/mnt/ckpt/run-1");
+  EXPECT_EQ(HostPathOf(disks, "/data/x/y"), "/var/lib/berth/mnt/data/x/y");
+  // Only a whole path component matches, and a disk at "/" is never the answer.
+  EXPECT_EQ(HostPathOf(disks, "/ckpt2"), "/ckpt2");
+  EXPECT_EQ(HostPathOf(disks, "/srv/ckpt"), "/srv/ckpt");
+  EXPECT_EQ(HostPathOf({}, "/ckpt"), "/ckpt");
+}
+
 TEST_F(AgentTest, ProcessWorkloadRunsWithTheSpecsCommandEnvAndResources) {
   MakeAgent(Options());
   Json spec = ProcessSpec("web", {"serve", "--port", "8080"});

@@ -380,6 +380,31 @@ absl::StatusOr<int> JobController::ReconcileJob(const JobRepository::Item& item,
     for (int i = 0; i < parallelism; ++i) {
       if (status.current[static_cast<size_t>(i)].empty()) missing.push_back(i);
     }
+    // The checkpoint disk passes to the new task 0 once every earlier task 0 has stopped (and
+    // so has written its last checkpoint); until then no task of the attempt is created.
+    if (!missing.empty() && missing.front() == 0 && spec.checkpoint &&
+        !spec.checkpoint->disk.empty()) {
+      const std::string& disk = spec.checkpoint->disk;
+      std::vector<std::string> earlier;
+      std::string holding;
+      for (const auto& [task, w] : owned) {
+        if (IntLabel(*w, core::kTaskLabel) != 0) continue;
+        if (!core::IsTerminal(w->status.state)) holding = task;
+        earlier.push_back(task);
+      }
+      if (!holding.empty()) {
+        status.message = Cat("waiting for task ", holding, " to stop: it holds checkpoint disk ",
+                             disk, ", which the next task 0 resumes from");
+        missing.clear();
+      } else {
+        for (const std::string& task : earlier) {
+          if (!options_.release_disk) break;
+          // A disk that is gone is the new task's to report (its reference check names it).
+          absl::Status released = options_.release_disk(disk, task);
+          if (!released.ok() && !absl::IsNotFound(released)) return released;
+        }
+      }
+    }
     const bool whole = static_cast<int>(missing.size()) == parallelism;
     if (whole) status.master_port = AllocatePort(pass);
     // The placement timeout counts from the latest tasks' creation.
@@ -531,6 +556,11 @@ absl::StatusOr<std::string> JobController::CreateTask(const Job& job, int index,
     // preemption) picks up where the last checkpoint left off.
     if (attempt > 0) w.env["BERTH_RESUME_FROM"] = spec.checkpoint->dir;
     w.labels[std::string(core::kStopGraceLabel)] = absl::FormatDuration(spec.checkpoint->grace);
+    if (index == 0 && !spec.checkpoint->disk.empty()) {
+      w.disks.push_back(
+          {.disk = spec.checkpoint->disk,
+           .mount = w.kind == core::WorkloadKind::kContainer ? spec.checkpoint->dir : ""});
+    }
   }
   if (!whole_gang) {
     // Alone, it rejoins the rendezvous of the running tasks: where task 0 runs now.

@@ -13,7 +13,9 @@
 //     the failed task again (a gang of one). Past max_retries (or with policy never) the job ends
 //     `failed`, its message saying which task failed and why;
 //   * fails a job whose gang waited longer than placement_timeout, with the scheduler's reason;
-//   * keeps finished tasks (stopped, with their logs) until the job is removed.
+//   * keeps finished tasks (stopped, with their logs) until the job is removed;
+//   * gives a job's checkpoint disk to task 0 of each attempt: the attempt waits until the
+//     earlier task 0 has stopped, and the disk is released from it first.
 // Cancelling (Delete) a running job stops its tasks and ends it `cancelled`; deleting a finished
 // job deletes its tasks, then the job. Every job change is one compare-and-set write with its
 // event; tasks are created, stopped and deleted through the ControlPlane, like any workload.
@@ -61,6 +63,10 @@ struct JobControllerOptions {
   absl::Duration period = absl::Milliseconds(250);  // how often the loop runs a pass
   // Whether this server should act now (the leader, with several servers); null = always.
   std::function<bool()> active;
+  // Records that `workload`, a task whose run has ended, no longer holds `disk`
+  // (StorageService::Release): how a job's checkpoint disk passes from an earlier attempt's
+  // task 0 to the next. Null: never handed over (the next task 0 cannot take the disk).
+  std::function<absl::Status(const std::string& disk, const std::string& workload)> release_disk;
 };
 
 // DELETE's answer: the job as it stands, and whether it is gone already (false: cancelled and

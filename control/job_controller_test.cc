@@ -291,6 +291,81 @@ TEST_F(JobControllerTest, APreemptedTaskStopsItsGangWhichResumesFromItsCheckpoin
   EXPECT_EQ(Job().status.state, JobState::kRunning) << Job().status.message;
 }
 
+TEST_F(JobControllerTest, TheCheckpointDiskGoesToTaskZeroAndPassesToTheNextAttemptOnceItStopped) {
+  std::vector<std::pair<std::string, std::string>> released;  // disk, workload
+  JobController jobs(
+      &cp_, JobControllerOptions{.clock = &clock_,
+                                 .port_free = [](int) { return true; },
+                                 .release_disk =
+                                     [&released](const std::string& disk, const std::string& w) {
+                                       released.emplace_back(disk, w);
+                                       return absl::OkStatus();
+                                     }});
+  auto spec = core::DecodeJobSpec(
+      core::Json{{"name", "train"},
+                 {"parallelism", 2},
+                 {"restart", {{"max_retries", 1}, {"backoff", "0s"}}},
+                 {"checkpoint", {{"dir", "/ckpt"}, {"disk", "ckpt"}, {"grace", "30s"}}},
+                 {"template",
+                  {{"kind", "container"},
+                   {"image", "trainer"},
+                   {"resources", {{"cpu", "1"}, {"memory", "64Mi"}}}}}});
+  ASSERT_TRUE(spec.ok()) << spec.status();
+  ASSERT_TRUE(jobs.Create(*spec).ok());
+  ASSERT_TRUE(jobs.ReconcileOnce().ok());
+  Agents();
+  ASSERT_TRUE(jobs.ReconcileOnce().ok());
+  ASSERT_EQ(Job().status.state, JobState::kRunning) << Job().status.message;
+  // Task 0 holds the disk, mounted at the checkpoint directory; the other task has none.
+  auto tasks = Tasks();
+  ASSERT_EQ(tasks.at("train-0").spec.disks.size(), 1u);
+  EXPECT_EQ(tasks.at("train-0").spec.disks[0].disk, "ckpt");
+  EXPECT_EQ(tasks.at("train-0").spec.disks[0].mount, "/ckpt");
+  EXPECT_TRUE(tasks.at("train-1").spec.disks.empty());
+  EXPECT_TRUE(released.empty());
+
+  // Task 1 fails: the gang stops, and the next attempt waits while task 0 writes its last
+  // checkpoint (it has not stopped yet).
+  Exit("train-1", 3);
+  ASSERT_TRUE(jobs.ReconcileOnce().ok());
+  EXPECT_EQ(Tasks().size(), 2u);
+  EXPECT_EQ(Job().status.message,
+            "waiting for task train-0 to stop: it holds checkpoint disk ckpt, which the next task "
+            "0 resumes from");
+  ASSERT_TRUE(jobs.ReconcileOnce().ok());
+  EXPECT_EQ(Tasks().size(), 2u);
+  EXPECT_TRUE(released.empty());
+
+  // Once it stopped, the disk is released from it and the new task 0 takes it.
+  Agents();
+  ASSERT_TRUE(jobs.ReconcileOnce().ok());
+  EXPECT_EQ(released, (std::vector<std::pair<std::string, std::string>>{{"ckpt", "train-0"}}));
+  tasks = Tasks();
+  ASSERT_EQ(tasks.size(), 4u);
+  ASSERT_EQ(tasks.at("train-0-r1").spec.disks.size(), 1u);
+  EXPECT_EQ(tasks.at("train-0-r1").spec.disks[0].disk, "ckpt");
+  EXPECT_EQ(tasks.at("train-0-r1").spec.env.at("BERTH_RESUME_FROM"), "/ckpt");
+  EXPECT_TRUE(tasks.at("train-1-r1").spec.disks.empty());
+  Agents();
+  ASSERT_TRUE(jobs.ReconcileOnce().ok());
+  EXPECT_EQ(Job().status.state, JobState::kRunning) << Job().status.message;
+
+  // A VM's task 0 gets the disk as a disk, with no mount: the guest mounts it.
+  core::Json vm = EncodeJobSpec(*spec);
+  vm["name"] = "tune";
+  vm["template"] = {
+      {"kind", "vm"}, {"image", "tiny-vm"}, {"resources", {{"cpu", "1"}, {"memory", "64Mi"}}}};
+  auto vm_spec = core::DecodeJobSpec(vm);
+  ASSERT_TRUE(vm_spec.ok()) << vm_spec.status();
+  ASSERT_TRUE(jobs.Create(*vm_spec).ok());
+  ASSERT_TRUE(jobs.ReconcileOnce().ok());
+  auto tune = cp_.GetWorkload("tune-0");
+  ASSERT_TRUE(tune.ok()) << tune.status();
+  ASSERT_EQ(tune->spec.disks.size(), 1u);
+  EXPECT_EQ(tune->spec.disks[0].disk, "ckpt");
+  EXPECT_EQ(tune->spec.disks[0].mount, "");
+}
+
 TEST_F(JobControllerTest, AJobFailsWithTheReasonOnceItsRetriesRanOut) {
   ASSERT_TRUE(jobs_.Create(Spec(2, {{"max_retries", 1}, {"backoff", "0s"}})).ok());
   ASSERT_TRUE(jobs_.ReconcileOnce().ok());

@@ -166,7 +166,7 @@ absl::StatusOr<JobSpec> DecodeJobSpec(const Json& json) {
   BERTH_RETURN_IF_ERROR(JobDuration(ctx, json, "", "placement_timeout", absl::ZeroDuration(),
                                     absl::Hours(24 * 7), &spec.placement_timeout));
   if (auto it = json.find("checkpoint"); it != json.end() && !it->is_null()) {
-    BERTH_RETURN_IF_ERROR(CheckObject(ctx, *it, "checkpoint", {"dir", "grace"}));
+    BERTH_RETURN_IF_ERROR(CheckObject(ctx, *it, "checkpoint", {"dir", "grace", "disk"}));
     JobCheckpoint c;
     BERTH_RETURN_IF_ERROR(OptionalString(ctx, *it, "checkpoint", "dir", &c.dir));
     if (c.dir.empty() || c.dir.front() != '/') {
@@ -182,6 +182,32 @@ absl::StatusOr<JobSpec> DecodeJobSpec(const Json& json) {
     }
     BERTH_RETURN_IF_ERROR(JobDuration(ctx, *it, "checkpoint", "grace", absl::ZeroDuration(),
                                       kMaxStopGrace, &c.grace));
+    BERTH_RETURN_IF_ERROR(OptionalString(ctx, *it, "checkpoint", "disk", &c.disk));
+    if (!c.disk.empty()) {
+      if (absl::Status s = ValidateName("disk", c.disk); !s.ok()) {
+        return ctx.Error("checkpoint.disk", Cat("must be a disk's name (", s.message(), ")"));
+      }
+      const WorkloadKind kind = spec.workload_template.kind;
+      if (kind != WorkloadKind::kContainer && kind != WorkloadKind::kVm) {
+        return ctx.Error("checkpoint.disk",
+                         Cat("needs a template of kind container or vm (a disk is mounted or "
+                             "plugged in), got ",
+                             WorkloadKindName(kind), "; use a directory the hosts share"));
+      }
+      for (const DiskAttachment& d : spec.workload_template.disks) {
+        if (d.disk == c.disk) {
+          return ctx.Error("checkpoint.disk",
+                           Cat("names disk \"", c.disk,
+                               "\", which template.disks gives every task; a disk has one "
+                               "holder, so name it in one place only"));
+        }
+        if (kind == WorkloadKind::kContainer && d.mount == c.dir) {
+          return ctx.Error("checkpoint.disk",
+                           Cat("goes at checkpoint.dir \"", c.dir,
+                               "\", where template.disks mounts disk \"", d.disk, "\""));
+        }
+      }
+    }
     spec.checkpoint = std::move(c);
   }
   return spec;
@@ -207,6 +233,7 @@ Json EncodeJobSpec(const JobSpec& spec) {
   if (spec.checkpoint) {
     j["checkpoint"] = {{"dir", spec.checkpoint->dir},
                        {"grace", absl::FormatDuration(spec.checkpoint->grace)}};
+    if (!spec.checkpoint->disk.empty()) j["checkpoint"]["disk"] = spec.checkpoint->disk;
   }
   return j;
 }

@@ -50,9 +50,16 @@ inline constexpr absl::Duration kMaxStopGrace = absl::Hours(1);
 // workload) gets SIGTERM and `grace` before it is killed. Every task is told the directory in
 // BERTH_CHECKPOINT_DIR; the tasks of an attempt after the first (a retry, or the gang placed
 // again after a preemption) are also told BERTH_RESUME_FROM, the same directory.
+//
+// `disk` names a Berth disk that holds the checkpoints, for a template of kind container or vm.
+// A disk has one holder at a time, so task 0 (rank 0, the one a data-parallel trainer lets write
+// checkpoints) holds it: a container has it mounted at `dir`, a VM sees it as its next virtio
+// disk. A later attempt's task 0 takes it over once the earlier holder has stopped; until then
+// the attempt waits, so it always resumes from the checkpoint written last.
 struct JobCheckpoint {
   std::string dir;
   absl::Duration grace = absl::Seconds(30);
+  std::string disk;  // empty: `dir` is a directory the hosts share
   bool operator==(const JobCheckpoint&) const = default;
 };
 inline constexpr size_t kMaxCheckpointDirLength = 1024;

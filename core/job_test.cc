@@ -113,7 +113,10 @@ TEST(JobSpecTest, ErrorsNameTheJobAndTheField) {
   EXPECT_NE(ErrorOf(with("checkpoint", {{"dir", "/c"}, {"grace", "2h"}}))
                 .find("checkpoint.grace must be between 0 and 1h"),
             std::string::npos);
-  EXPECT_NE(ErrorOf(with("checkpoint", {{"dir", "/c"}, {"disk", "vol"}})).find("checkpoint"),
+  EXPECT_EQ(ErrorOf(with("checkpoint", {{"dir", "/c"}, {"disk", "vol"}})),
+            "job \"train\": checkpoint.disk needs a template of kind container or vm (a disk is "
+            "mounted or plugged in), got process; use a directory the hosts share");
+  EXPECT_NE(ErrorOf(with("checkpoint", {{"dir", "/c"}, {"volume", "vol"}})).find("checkpoint"),
             std::string::npos);
   EXPECT_NE(ErrorOf(with("checkpoint", "/c")).find("checkpoint"), std::string::npos);
 
@@ -145,6 +148,42 @@ TEST(JobSpecTest, ErrorsNameTheJobAndTheField) {
   j = Minimal();
   j["name"] = "Bad_Name";
   EXPECT_NE(ErrorOf(j).find("name"), std::string::npos);
+}
+
+TEST(JobSpecTest, ACheckpointDiskGoesToAContainerOrVmTemplateOnly) {
+  Json j = Minimal();
+  j["template"] = {{"kind", "container"},
+                   {"image", "trainer"},
+                   {"resources", {{"cpu", "100m"}, {"memory", "32Mi"}}},
+                   {"disks", {{{"disk", "data"}, {"mount", "/data"}}}}};
+  j["checkpoint"] = {{"dir", "/ckpt"}, {"disk", "ckpt-vol"}, {"grace", "60s"}};
+  auto spec = DecodeJobSpec(j);
+  ASSERT_TRUE(spec.ok()) << spec.status();
+  ASSERT_TRUE(spec->checkpoint.has_value());
+  EXPECT_EQ(spec->checkpoint->disk, "ckpt-vol");
+  EXPECT_EQ(spec->checkpoint->grace, absl::Seconds(60));
+  Json encoded = EncodeJobSpec(*spec);
+  EXPECT_EQ(encoded["checkpoint"]["disk"], "ckpt-vol");
+  auto again = DecodeJobSpec(encoded);
+  ASSERT_TRUE(again.ok()) << again.status();
+  EXPECT_EQ(again->checkpoint, spec->checkpoint);
+  // Without a disk the field is left out.
+  j["checkpoint"].erase("disk");
+  EXPECT_FALSE(EncodeJobSpec(*DecodeJobSpec(j))["checkpoint"].contains("disk"));
+
+  j["checkpoint"]["disk"] = "Bad Name";
+  EXPECT_NE(ErrorOf(j).find("job \"train\": checkpoint.disk must be a disk's name"),
+            std::string::npos);
+  j["checkpoint"]["disk"] = "data";
+  EXPECT_NE(ErrorOf(j).find("checkpoint.disk names disk \"data\", which template.disks gives "
+                            "every task"),
+            std::string::npos);
+  j["checkpoint"] = {{"dir", "/data"}, {"disk", "ckpt-vol"}};
+  EXPECT_NE(ErrorOf(j).find("checkpoint.disk goes at checkpoint.dir \"/data\", where "
+                            "template.disks mounts disk \"data\""),
+            std::string::npos);
+  j["checkpoint"]["disk"] = 7;
+  EXPECT_NE(ErrorOf(j).find("checkpoint.disk"), std::string::npos);
 }
 
 TEST(JobTest, StoredObjectRoundTrips) {

@@ -510,9 +510,17 @@ int RunServe(core::Invocation& f) {
                           return server.SaveWarmState(workload, key);
                         }});
   api::AddServiceRoutes(server.router(), &services);
-  // Training jobs: gangs of tasks, retried by their controller; only the leader's acts.
-  control::JobController jobs(&control, control::JobControllerOptions{
-                                            .active = [&election] { return election.IsLeader(); }});
+  // Training jobs: gangs of tasks, retried by their controller; only the leader's acts. A job's
+  // checkpoint disk passes between attempts through the disks' service, set once made below.
+  control::StorageService* job_disks = nullptr;
+  control::JobController jobs(
+      &control, control::JobControllerOptions{
+                    .active = [&election] { return election.IsLeader(); },
+                    .release_disk =
+                        [&job_disks](const std::string& disk, const std::string& workload) {
+                          return job_disks == nullptr ? absl::OkStatus()
+                                                      : job_disks->Release(disk, workload);
+                        }});
   api::AddJobRoutes(server.router(), &jobs);
   // Fill comparisons for the dashboard's Simulator view, on half the machine's threads.
   sim::FillRuns sim_runs(
@@ -537,6 +545,7 @@ int RunServe(core::Invocation& f) {
                                                      backups);
     storenet->Start(err);
     storenet->AddRoutes(server.router());
+    job_disks = &storenet->storage();
     control.SetReferenceCheck(
         [sn = storenet.get()](core::WorkloadSpec* spec) { return sn->CheckReferences(*spec); });
   }
@@ -561,6 +570,7 @@ int RunServe(core::Invocation& f) {
     api::AddNetworkRoutes(server.router(), &fleet_networks->service());
     api::AddFleetNetworkRoutes(server.router(), fleet_networks.get());
     api::AddStorageRoutes(server.router(), &fleet_storage->service());
+    job_disks = &fleet_storage->service();
     api::AddFleetStorageRoutes(server.router(), fleet_storage.get());
     control.SetReferenceCheck(
         [fn = fleet_networks.get(), fs = fleet_storage.get()](core::WorkloadSpec* spec) {

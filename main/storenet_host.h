@@ -93,6 +93,8 @@ class LocalStorageNetwork {
   // The agent that hot-plugs disks into running VMs (`berth disk attach|detach`); null while
   // there is none.
   void SetAgent(agent::Agent* agent) { agent_.store(agent); }
+  // This host's disks, as the API sees them.
+  control::StorageService& storage() { return storage_; }
   // Refuses a workload whose networks, security groups or disks do not exist (or a container
   // disk it cannot mount), naming the field: ControlPlane::SetReferenceCheck.
   absl::Status CheckReferences(const core::WorkloadSpec& spec);

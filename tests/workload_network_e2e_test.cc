@@ -15,6 +15,7 @@
 #include <string>
 #include <vector>
 
+#include "core/job.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "runtime/net/linux_network_driver.h"
@@ -366,6 +367,41 @@ TEST_F(WorkloadNetworkE2eTest, AStoppedWorkloadKeepsWhatItHoldsAndGroupsHoldAfte
   }));
   Delete("cli");
   MustCli({"net", "rm", "green"});
+}
+
+// A job's checkpoint disk: task 0 of the first attempt writes a checkpoint on it and fails; the
+// retry's task 0 takes the disk over and finds the checkpoint where BERTH_RESUME_FROM says.
+TEST_F(WorkloadNetworkE2eTest, AJobsCheckpointDiskPassesFromOneAttemptsTaskZeroToTheNext) {
+  MustImport({"busybox", "--rootfs", "busybox-rootfs.tar"}, {ImagesDir() + "/busybox-rootfs.tar"});
+  MustCli({"disk", "create", "ckpt", "--size", "32Mi", "--format", "raw", "--fs", "ext4"});
+  const std::string script =
+      "if [ -n \"$BERTH_RESUME_FROM\" ]; then echo resumed-$(cat \"$BERTH_RESUME_FROM/step\"); "
+      "exit 0; fi; echo 7 > \"$BERTH_CHECKPOINT_DIR/step\" && sync && exit 3";
+  const Json job = {{"name", "ft"},
+                    {"parallelism", 1},
+                    {"restart", {{"max_retries", 1}, {"backoff", "0s"}}},
+                    {"checkpoint", {{"dir", "/ckpt"}, {"disk", "ckpt"}, {"grace", "10s"}}},
+                    {"template",
+                     {{"kind", "container"},
+                      {"image", "busybox"},
+                      {"command", {"/bin/sh", "-c", script}},
+                      {"resources", {{"cpu", "100m"}, {"memory", "32Mi"}}}}}};
+  auto made = server_.client().CreateJobFromText(job.dump());
+  ASSERT_TRUE(made.ok()) << made.status();
+  std::string state, message;
+  ASSERT_TRUE(e2e::Eventually(
+      [&] {
+        auto j = server_.client().GetJob("ft");
+        if (!j.ok()) return false;
+        state = std::string(core::JobStateName(j->status.state));
+        message = j->status.message;
+        return core::IsJobFinished(j->status.state);
+      },
+      180))
+      << state << ": " << message;
+  EXPECT_EQ(state, "succeeded") << message << "\n" << Reason("ft-0") << "\n" << Reason("ft-0-r1");
+  EXPECT_THAT(Logs("ft-0-r1"), HasSubstr("resumed-7"));
+  EXPECT_EQ(Disk("ckpt")["status"]["attached_to"], "ft-0-r1");
 }
 
 TEST_F(WorkloadNetworkE2eTest, VmTakesItsAddressAndKeepsItsDiskThroughSnapshotRevert) {
