@@ -43,6 +43,9 @@ absl::Status WriteDurably(const std::string& path, const std::string& data) {
   return absl::OkStatus();
 }
 
+// The largest warm state a host copies from another: a VM's memory and device state.
+constexpr int64_t kMaxWarmStateBytes = int64_t{1} << 40;
+
 absl::Status WriteSecret(const std::string& path, const std::string& data) {
   return WriteDurably(path, data);
 }
@@ -670,6 +673,15 @@ absl::Status Agent::StartTask(const core::Workload& w) {
       warm != w.spec.labels.end() && driver->Capabilities().snapshot &&
       IsWarmStateKey(warm->second)) {
     const std::string path = WarmStatePath(warm->second);
+    if (!fs::exists(path, ec)) {
+      // Kept by another host (the service's replica that saved it ran there): copied here
+      // first, so the replica resumes instead of booting.
+      absl::Status copied = CopyWarmState(warm->second);
+      if (!copied.ok() && !absl::IsNotFound(copied)) {
+        core::LogWarn("agent: workload %s: warm state %s not copied (%s); booting it instead",
+                      t.workload, warm->second, copied.ToString());
+      }
+    }
     if (fs::exists(path, ec)) {
       cfg.restore_from = path;
       resumed = warm->second;
@@ -1134,6 +1146,74 @@ absl::Status Agent::SnapshotDisk(std::string_view workload, std::string_view nam
 
 std::string Agent::WarmStatePath(std::string_view key) const {
   return Cat(options_.data_dir, "/warm/", key, ".state");
+}
+
+absl::Status Agent::CopyWarmState(std::string_view key) {
+  const std::string dir = Cat(options_.data_dir, "/warm");
+  std::error_code ec;
+  fs::create_directories(dir, ec);
+  if (ec) return absl::InternalError(Cat("agent: cannot create ", dir, ": ", ec.message()));
+  const std::string path = WarmStatePath(key);
+  const std::string partial = path + ".copying";
+  const int fd = open(partial.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+  if (fd < 0)
+    return absl::InternalError(Cat("agent: cannot create ", partial, ": ", strerror(errno)));
+  int64_t received = 0;
+  absl::Status written;
+  const absl::Time started = absl::Now();
+  absl::StatusOr<int64_t> size =
+      client_.DownloadWarmState(options_.name, key, [&](std::string_view chunk) {
+        received += static_cast<int64_t>(chunk.size());
+        if (received > kMaxWarmStateBytes) {
+          written = absl::ResourceExhaustedError(
+              Cat("larger than ", kMaxWarmStateBytes, " bytes, the most a host copies"));
+          return false;
+        }
+        for (size_t off = 0; off < chunk.size();) {
+          const ssize_t n = write(fd, chunk.data() + off, chunk.size() - off);
+          if (n < 0 && errno == EINTR) continue;
+          if (n <= 0) {
+            written = absl::InternalError(Cat("cannot write ", partial, ": ", strerror(errno)));
+            return false;
+          }
+          off += static_cast<size_t>(n);
+        }
+        return true;
+      });
+  if (written.ok() && fsync(fd) != 0) {
+    written = absl::InternalError(Cat("cannot sync ", partial, ": ", strerror(errno)));
+  }
+  close(fd);
+  absl::Status s =
+      !size.ok()      ? size.status()
+      : !written.ok() ? written
+      : received != *size
+          ? absl::DataLossError(Cat("the copy broke off after ", received, " of ", *size, " bytes"))
+          : absl::OkStatus();
+  if (s.ok()) {
+    absl::MutexLock lock(&warm_mu_);  // a drop never sees the rename half done
+    fs::rename(partial, path, ec);
+    if (ec) s = absl::InternalError(Cat("cannot rename ", partial, ": ", ec.message()));
+  }
+  if (!s.ok()) {
+    fs::remove(partial, ec);
+    return s;
+  }
+  core::LogInfo("agent: copied warm state %s from another host: %d bytes in %s", key, received,
+                absl::FormatDuration(absl::Now() - started));
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::string> Agent::WarmStateFile(std::string_view key) {
+  if (!IsWarmStateKey(key)) {
+    return absl::InvalidArgumentError(Cat("warm state: key must be SERVICE.rREVISION, got ",
+                                          core::Preview(Json(std::string(key)))));
+  }
+  const std::string path = WarmStatePath(key);
+  if (!IdentityOf(path)) {
+    return absl::NotFoundError(Cat("warm state ", key, ": host ", options_.name, " keeps none"));
+  }
+  return path;
 }
 
 absl::StatusOr<int64_t> Agent::SaveWarmState(std::string_view workload, std::string_view key) {

@@ -137,6 +137,10 @@ class Agent : public LocalHost {
   absl::StatusOr<int64_t> SaveWarmState(std::string_view workload, std::string_view key) override;
   // The file a warm state with `key` is kept in on this host.
   std::string WarmStatePath(std::string_view key) const;
+  absl::StatusOr<std::string> WarmStateFile(std::string_view key) override;
+  // Copies the warm state `key` from another host that keeps it (through the server) into this
+  // host's warm directory, whole or not at all. NotFound when no host keeps it.
+  absl::Status CopyWarmState(std::string_view key);
   // The warm states this host keeps: the keys of the files DATA_DIR/warm/KEY.state, sorted, at
   // most core::kMaxReportedWarmStates (the first in key order). A save in progress
   // (KEY.state.partial) is not one. Remembers which file each key was, for DropWarmStates.

@@ -23,6 +23,7 @@
 #include "absl/time/time.h"
 #include "agent/inventory.h"
 #include "api/api_server.h"
+#include "api/task_api.h"
 #include "control/control_plane.h"
 #include "control/service_controller.h"
 #include "core/clock.h"
@@ -686,6 +687,89 @@ void PutService(state::Store& store, const std::string& name, int64_t revision,
   txn.then_ops.push_back(
       state::Op::Put(Cat(control::kServicePrefix, name), core::EncodeService(svc).dump()));
   ASSERT_TRUE(store.Txn(txn).ok());
+}
+
+// A host that keeps warm states and serves them over its task API, as another agent would.
+class KeeperHost : public LocalHost {
+ public:
+  explicit KeeperHost(std::string dir) : dir_(std::move(dir)) {}
+  std::string HostName() override { return "keeper"; }
+  absl::StatusOr<std::string> LogPath(std::string_view, std::string_view) override {
+    return absl::NotFoundError("no tasks here");
+  }
+  absl::StatusOr<std::string> ConsolePath(std::string_view) override {
+    return absl::NotFoundError("no tasks here");
+  }
+  absl::StatusOr<api::wire::ExecReply> Exec(std::string_view,
+                                            const api::wire::ExecRequest&) override {
+    return absl::NotFoundError("no tasks here");
+  }
+  absl::StatusOr<Json> Stats(std::string_view) override {
+    return absl::NotFoundError("no tasks here");
+  }
+  absl::StatusOr<int64_t> SaveWarmState(std::string_view, std::string_view) override {
+    return absl::NotFoundError("no tasks here");
+  }
+  absl::StatusOr<std::string> WarmStateFile(std::string_view key) override {
+    const std::string path = Cat(dir_, "/", key, ".state");
+    if (!fs::exists(path)) return absl::NotFoundError(Cat("warm state ", key, ": none"));
+    return path;
+  }
+
+ private:
+  std::string dir_;
+};
+
+TEST_F(AgentTest, AReplicaWhoseWarmStateAnotherHostKeepsIsCopiedHereAndResumesFromIt) {
+  MakeAgent(Options());
+  PutService(store_, "web", 5, "web.r5");
+  // Another host keeps web.r5 (its replica saved it) and serves it over its task API.
+  const std::string keeper_dir = data_dir_ + "/keeper-host";
+  fs::create_directories(keeper_dir);
+  // The state as a replica saved it (here, then moved over: this host keeps none).
+  Submit(VmSpec("web-0"));
+  Sync();
+  ASSERT_TRUE(agent_->SaveWarmState("web-0", "web.r5").ok());
+  fs::rename(data_dir_ + "/warm/web.r5.state", keeper_dir + "/web.r5.state");
+  std::ifstream saved(keeper_dir + "/web.r5.state", std::ios::binary);
+  const std::string state((std::istreambuf_iterator<char>(saved)),
+                          std::istreambuf_iterator<char>());
+  ASSERT_FALSE(state.empty());
+  KeeperHost keeper(keeper_dir);
+  auto token = api::NewTaskApiToken();
+  ASSERT_TRUE(token.ok()) << token.status();
+  api::TaskApiServer keeper_api({.host = "127.0.0.1", .port = 0, .token = *token}, &keeper);
+  auto port = keeper_api.Start();
+  ASSERT_TRUE(port.ok()) << port.status();
+
+  // The replica is placed here, then the keeper reports what it keeps.
+  Json replica = VmSpec("web-7");
+  replica["labels"] = {{"berth.warm-state", "web.r5"}};
+  const std::string task = Submit(replica);
+  core::HostInventory inv;
+  inv.capacity.cpu = core::MilliCpu(1000);
+  inv.capacity.memory = core::MemoryMiB(1024);
+  ASSERT_TRUE(control_.RegisterHost("keeper", inv).ok());
+  ASSERT_TRUE(control_
+                  .Heartbeat("keeper", std::nullopt,
+                             control::TaskApiEndpoint{
+                                 .address = "127.0.0.1", .port = *port, .token = *token})
+                  .ok());
+  EXPECT_TRUE(control_.ReportWarmStates("keeper", {"web.r5"}).empty());
+  Sync();
+  ASSERT_EQ(StateOf("web-7"), "running") << Get("web-7").status.reason;
+  const std::string here = data_dir_ + "/warm/web.r5.state";
+  EXPECT_EQ(host_->Config(task)->restore_from, here);
+  EXPECT_EQ(Get("web-7").status.reason,
+            "running on " + std::string(kHost) + ", resumed from warm state web.r5");
+  std::ifstream copied(here, std::ios::binary);
+  const std::string got((std::istreambuf_iterator<char>(copied)), std::istreambuf_iterator<char>());
+  EXPECT_EQ(got.size(), state.size());
+  EXPECT_TRUE(got == state);
+  EXPECT_FALSE(fs::exists(here + ".copying"));
+  // This host now reports it too.
+  EXPECT_EQ(agent_->ListWarmStates(), std::vector<std::string>{"web.r5"});
+  keeper_api.Stop();
 }
 
 TEST_F(AgentTest, HeartbeatsReportTheWarmStatesHeldAndDeleteThoseNoServiceWants) {

@@ -16,6 +16,7 @@
 #include "api/wire/wire.h"
 #include "core/json.h"
 #include "core/service.h"
+#include "core/strings.h"
 
 namespace berth::agent {
 
@@ -51,6 +52,11 @@ class LocalHost : public LogSource {
   // InvalidArgument for a malformed key, FailedPrecondition when the task cannot be saved.
   virtual absl::StatusOr<int64_t> SaveWarmState(std::string_view workload,
                                                 std::string_view key) = 0;
+  // The file of the warm state `key` this host keeps, for another host to copy (the task API's
+  // GET /v1/warm-states/KEY). NotFound when it keeps none.
+  virtual absl::StatusOr<std::string> WarmStateFile(std::string_view key) {
+    return absl::NotFoundError(core::Cat("warm state ", key, ": host ", HostName(), " keeps none"));
+  }
 };
 
 // Whether `key` names a warm state: SERVICE.rREVISION, a valid service name and a revision

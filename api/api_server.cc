@@ -34,6 +34,8 @@ bool HostMayCall(std::string_view method, std::string_view path) {
     if (method == "POST" && EndsWith(path, "/network-attach")) return true;
     // Its workloads' disks (api/host_storage.h).
     if (method == "POST" && EndsWith(path, "/disk-attach")) return true;
+    // The warm states its replicas resume from (api/routes_hosts.cc).
+    if (method == "GET" && path.find("/warm-states/") != std::string_view::npos) return true;
   }
   return method == "PUT" && path.rfind("/v1/workloads/", 0) == 0 && EndsWith(path, "/status");
 }
@@ -232,8 +234,8 @@ void ApiServer::Routes() {
               403, "permission_denied",
               Cat("host \"", *host,
                   "\": a host credential may only register, heartbeat and watch its own host, "
-                  "read and attach its part of the networks and its disks, and report its "
-                  "workloads' status; "
+                  "read and attach its part of the networks and its disks, copy its replicas' "
+                  "warm states, and report its workloads' status; "
                   "use the admin token"));
         }
         req.attributes["role"] = "host";

@@ -1,6 +1,7 @@
 // Routes agents and operators call about hosts: registration (which issues the host's
 // credential), list, get, remove, heartbeats, the long-poll for assignments, and the status
 // reports of the workloads placed on a host.
+#include <algorithm>
 #include <climits>
 #include <map>
 #include <optional>
@@ -14,8 +15,10 @@
 #include "api/cluster_routes.h"
 #include "api/list_query.h"
 #include "api/route_util.h"
+#include "api/task_proxy.h"
 #include "api/wire/wire.h"
 #include "core/log.h"
+#include "core/service.h"
 #include "core/strings.h"
 #include "core/workload.h"
 
@@ -219,6 +222,55 @@ void ApiServer::HostRoutes() {
               return JsonOk(200, wire::EncodeWorkloadList({*list, rev}), rev);
             },
             std::move(watch));
+      });
+
+  // A warm state another host keeps, for a replica placed on this host to resume from: an
+  // agent copies it before it starts such a replica (agent::Agent). Relayed from the task API
+  // of a host that reported it; only for a warm state a replica placed here names.
+  router_.HandleAsync(
+      "GET", "/v1/hosts/{name}/warm-states/{key}", [this](const HttpRequest& req, Responder r) {
+        const std::string name = req.Param("name");
+        const std::string key = req.Param("key");
+        if (auto denied = OnlyItself(req, name)) {
+          r.Send(*denied);
+          return;
+        }
+        if (!core::ParseWarmStateKey(key)) {
+          r.Send(
+              HttpResponse::Error(400, "invalid_argument",
+                                  Cat("warm state: key must be SERVICE.rREVISION (web.r3), got \"",
+                                      key.substr(0, 64), "\"")));
+          return;
+        }
+        absl::StatusOr<std::vector<core::Workload>> placed = control_->Assignments(name);
+        if (!placed.ok()) {
+          r.Send(Fail(placed.status()));
+          return;
+        }
+        const bool wanted = std::any_of(placed->begin(), placed->end(), [&](const auto& w) {
+          auto it = w.spec.labels.find(std::string(core::kWarmStateLabel));
+          return it != w.spec.labels.end() && it->second == key;
+        });
+        if (!wanted) {
+          r.Send(Fail(absl::PermissionDeniedError(
+              Cat("host \"", name, "\": no workload placed here resumes from warm state ", key,
+                  "; a host copies only the warm states of its own replicas"))));
+          return;
+        }
+        for (const auto& [host, keys] : control_->WarmStates()) {
+          if (host == name || !keys.contains(key)) continue;
+          absl::StatusOr<core::Host> h = control_->GetHost(host);
+          if (!h.ok() || h->state == core::HostState::kDown) continue;
+          std::optional<control::TaskApiEndpoint> api = control_->TaskApi(host);
+          if (!api) continue;
+          RelayTaskGet(
+              TaskApiTarget{
+                  .host = host, .url = TaskApiUrl(api->address, api->port), .token = api->token},
+              Cat("/v1/warm-states/", key), /*follow=*/true, std::move(r), &calls_);
+          return;
+        }
+        r.Send(Fail(absl::NotFoundError(
+            Cat("warm state ", key, ": no other host that keeps it can be reached now"))));
       });
 
   // Status reports of the workloads placed on a host.

@@ -1,6 +1,7 @@
 #include "api/task_api.h"
 
 #include <algorithm>
+#include <filesystem>
 #include <fstream>
 #include <thread>
 #include <utility>
@@ -49,8 +50,11 @@ class FileFollower : public std::enable_shared_from_this<FileFollower> {
 
   void Step() {
     if (out_.Cancelled()) return;
-    bool more = false;
-    if (out_.PendingBytes() < kFollowMaxPending) {
+    const bool behind = out_.PendingBytes() >= kFollowMaxPending;  // wait for the client
+    bool more = false;     // a whole step was read: read on at once
+    bool drained = false;  // the file had nothing more to give now
+    if (!behind) {
+      drained = true;
       std::ifstream in(path_, std::ios::binary);
       if (in) {
         const std::streamoff size = SizeAndTail(in).first;
@@ -63,15 +67,20 @@ class FileFollower : public std::enable_shared_from_this<FileFollower> {
         if (!chunk.empty()) {
           offset_ += static_cast<std::streamoff>(chunk.size());
           more = chunk.size() == kFollowStepBytes;
+          drained = !more;
           out_.Write(chunk);
         }
       }
     }
-    if (!more && follow_.over && follow_.over() && ++idle_steps_ > 2) {
+    // A file that no longer grows ends at its end; a log, once its task is over and a few looks
+    // found nothing new.
+    if (drained && follow_.over && follow_.over() && (follow_.whole || ++idle_steps_ > 2)) {
       out_.Finish();
       return;
     }
-    const absl::Duration next = more ? absl::Milliseconds(1) : follow_.poll;
+    const absl::Duration next = behind ? absl::Milliseconds(5)
+                                : more ? absl::Milliseconds(1)
+                                       : follow_.poll;
     follow_.server->RunAfter(next, [self = shared_from_this()] {
       // A stopped pool refuses the step, which ends the stream: the server is going away.
       if (self->follow_.pool == nullptr) {
@@ -275,6 +284,39 @@ TaskApiServer::TaskApiServer(TaskApiOptions options, agent::LocalHost* tasks)
         }
         RunExec(&calls_, tasks_, *name, *std::move(exec), std::move(r));
       });
+  // A warm state this host keeps, whole, for another host to resume its replicas from (through
+  // the API server: GET /v1/hosts/NAME/warm-states/KEY). Streamed at the pace the reader takes
+  // it, its size in wire::kWarmStateSizeHeader.
+  router_.HandleAsync("GET", "/v1/warm-states/{key}", [this](const HttpRequest& req, Responder r) {
+    const std::string key = req.Param("key");
+    if (!agent::IsWarmStateKey(key)) {
+      r.Send(HttpResponse::Error(400, "invalid_argument",
+                                 Cat("warm state: key must be SERVICE.rREVISION (web.r3), got \"",
+                                     key.substr(0, 64), "\"")));
+      return;
+    }
+    absl::StatusOr<std::string> path = tasks_->WarmStateFile(key);
+    std::error_code ec;
+    const uintmax_t size = path.ok() ? std::filesystem::file_size(*path, ec) : 0;
+    if (!path.ok() || ec) {
+      r.Send(HttpResponse::FromStatus(
+          path.ok()
+              ? absl::NotFoundError(Cat("warm state ", key, ": gone since (", ec.message(), ")"))
+              : path.status()));
+      return;
+    }
+    HttpHeaders headers;
+    headers.Set("Content-Type", "application/octet-stream");
+    headers.Set(std::string(wire::kWarmStateSizeHeader), Cat(static_cast<int64_t>(size)));
+    // A file that is not growing: the follow ends once it has sent it all.
+    auto follower = std::make_shared<FileFollower>(*path, 0, r.StartStream(200, headers),
+                                                   TaskFileFollow{.server = server_.get(),
+                                                                  .pool = pool_.get(),
+                                                                  .over = [] { return true; },
+                                                                  .poll = options_.follow_poll,
+                                                                  .whole = true});
+    follower->Step();
+  });
   // Saving a VM's state pauses it for as long as its memory takes to write: off the handlers.
   router_.HandleAsync(
       "POST", "/v1/tasks/{name}/warm-state", [this, name_of](const HttpRequest& req, Responder r) {

@@ -79,6 +79,8 @@ struct TaskFileFollow {
   std::function<bool()> over;
   // How long a follow that has read all the file holds waits before it looks again.
   absl::Duration poll = absl::Milliseconds(200);
+  // The file is complete (over() must say so too): the stream ends as soon as it is all sent.
+  bool whole = false;
 };
 
 // Answers with the file at `path` (a log or a console): its content (the last

@@ -20,6 +20,7 @@
 #include "api/http/http_test_util.h"
 #include "core/clock.h"
 #include "core/quantity.h"
+#include "core/service.h"
 #include "gtest/gtest.h"
 #include "state/memory_store.h"
 
@@ -60,6 +61,13 @@ class FakeTasks : public agent::LocalHost {
     if (workload != "web") return absl::NotFoundError(core::Cat("no task for ", workload));
     saved_key = std::string(key);
     return 4096;
+  }
+  absl::StatusOr<std::string> WarmStateFile(std::string_view key) override {
+    std::string path = dir_ + "/" + std::string(key) + ".state";
+    if (!std::filesystem::exists(path)) {
+      return absl::NotFoundError("warm state " + std::string(key) + ": host h1 keeps none");
+    }
+    return path;
   }
   void End() { ended_ = true; }
   std::string saved_key;
@@ -452,6 +460,109 @@ TEST_F(TaskApiTest, SavesAWarmStateUnderAWellFormedKeyOnly) {
   ASSERT_EQ(saved->status, 200) << saved->body;
   EXPECT_EQ(Json::parse(saved->body)["bytes"], 4096);
   EXPECT_EQ(tasks_->saved_key, "web.r3");
+}
+
+// A warm state's bytes: more than one read step (1 MiB), not a multiple of it.
+std::string WarmBytes() {
+  std::string bytes(3 * (1 << 20) + 12345, '\0');
+  for (size_t i = 0; i < bytes.size(); ++i) bytes[i] = static_cast<char>((i * 2654435761u) >> 13);
+  return bytes;
+}
+
+TEST_F(TaskApiTest, ServesAWarmStateWholeWithItsSize) {
+  const std::string bytes = WarmBytes();
+  Append(dir_ + "/web.r2.state", bytes);
+  auto denied = Call(std::string(wire::kTaskApiTokenLength, 'a'), "GET", "/v1/warm-states/web.r2");
+  ASSERT_TRUE(denied.ok());
+  EXPECT_EQ(denied->status, 401);
+  for (const char* key : {"web", "web.rx", "..%2Fweb.r2", "web.r2.state"}) {
+    auto r = Call(token_, "GET", std::string("/v1/warm-states/") + key);
+    ASSERT_TRUE(r.ok()) << r.status();
+    EXPECT_EQ(r->status, 400) << key << ": " << r->body;
+  }
+  auto missing = Call(token_, "GET", "/v1/warm-states/web.r3");
+  ASSERT_TRUE(missing.ok());
+  EXPECT_EQ(missing->status, 404) << missing->body;
+  HttpClient c(url_, HttpClient::Options{.bearer_token = token_});
+  std::string got;
+  auto r = c.Stream("/v1/warm-states/web.r2", [&](std::string_view chunk) {
+    got.append(chunk);
+    return true;
+  });
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ(r->status, 200);
+  EXPECT_EQ(r->Header(wire::kWarmStateSizeHeader), std::to_string(bytes.size()));
+  EXPECT_EQ(got.size(), bytes.size());
+  EXPECT_TRUE(got == bytes);
+}
+
+TEST_F(TaskRelayTest, AHostCopiesAWarmStateItsReplicaResumesFromFromTheHostThatKeepsIt) {
+  // Service web at revision 2 wants the state web.r2, which h1 keeps and reports.
+  auto service = core::DecodeServiceSpec(Json{
+      {"name", "web"},
+      {"replicas", 1},
+      {"template",
+       {{"kind", "vm"}, {"image", "tiny"}, {"resources", {{"cpu", "100m"}, {"memory", "32Mi"}}}}}});
+  ASSERT_TRUE(service.ok()) << service.status();
+  core::Service svc{.spec = *service};
+  svc.status.rollout.revision = 2;
+  ASSERT_TRUE(store_.Put("/services/web", core::EncodeService(svc).dump()).ok());
+  const std::string bytes = WarmBytes();
+  Append(dir_ + "/web.r2.state", bytes);
+  wire::HeartbeatReport keeps{.task_api = wire::TaskApiReport{.port = port_, .token = token_},
+                              .warm_states = {"web.r2"}};
+  ASSERT_TRUE(host_->Heartbeat("h1", keeps).ok());
+  // h2 joins; a replica that resumes from web.r2 is placed there.
+  wire::HostRegistration reg{.name = "h2"};
+  reg.inventory.capacity.cpu = core::MilliCpu(2000);
+  reg.inventory.capacity.memory = core::MemoryMiB(1024);
+  auto joined = Client(api_url_, ClientOptions{.token = "join-secret"}).RegisterHost(reg);
+  ASSERT_TRUE(joined.ok()) << joined.status();
+  Client h2(api_url_, ClientOptions{.token = joined->credential});
+  ASSERT_TRUE(h2.Heartbeat("h2").ok());
+  auto download = [&](Client& as, std::string_view host, std::string_view key, std::string* got) {
+    return as.DownloadWarmState(host, key, [got](std::string_view chunk) {
+      got->append(chunk);
+      return true;
+    });
+  };
+  std::string got;
+  // Not yet: no replica on h2 resumes from it.
+  absl::Status early = download(h2, "h2", "web.r2", &got).status();
+  EXPECT_TRUE(absl::IsPermissionDenied(early)) << early;
+  EXPECT_NE(early.message().find("no workload placed here resumes from warm state web.r2"),
+            std::string_view::npos)
+      << early;
+  core::WorkloadSpec replica;
+  replica.name = "web-1";
+  replica.kind = core::WorkloadKind::kProcess;
+  replica.command = {"/bin/true"};
+  replica.resources.cpu = core::MilliCpu(100);
+  replica.resources.memory = core::MemoryMiB(32);
+  replica.labels["berth.warm-state"] = "web.r2";
+  replica.constraints.push_back(
+      {.label = "berth.host", .op = core::LabelConstraint::Op::kIn, .values = {"h2"}});
+  ASSERT_TRUE(admin_->CreateWorkload(replica).ok());
+  ASSERT_TRUE(control_->ScheduleOnce().ok());
+  ASSERT_EQ(control_->GetWorkload("web-1")->status.host, "h2");
+
+  auto size = download(h2, "h2", "web.r2", &got);
+  ASSERT_TRUE(size.ok()) << size.status();
+  EXPECT_EQ(*size, static_cast<int64_t>(bytes.size()));
+  EXPECT_EQ(got.size(), bytes.size());
+  EXPECT_TRUE(got == bytes);
+  // Only its own host's, only a well-formed key it wants.
+  got.clear();
+  absl::Status other = download(h2, "h1", "web.r2", &got).status();
+  EXPECT_TRUE(absl::IsPermissionDenied(other)) << other;
+  EXPECT_TRUE(absl::IsInvalidArgument(download(h2, "h2", "web.rx", &got).status()));
+  EXPECT_TRUE(absl::IsPermissionDenied(download(h2, "h2", "web.r1", &got).status()));
+  EXPECT_TRUE(got.empty());
+  // h1 reports it keeps nothing any more: nobody to copy from.
+  ASSERT_TRUE(Beat(wire::TaskApiReport{.port = port_, .token = token_}).ok());
+  absl::Status none = download(h2, "h2", "web.r2", &got).status();
+  EXPECT_TRUE(absl::IsNotFound(none)) << none;
+  EXPECT_TRUE(PollUntil([&] { return api_->blocking_calls() == 0; }));
 }
 
 }  // namespace

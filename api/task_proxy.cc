@@ -18,6 +18,8 @@ namespace {
 // How long the relay waits for a task API to accept a connection, and to answer a plain GET.
 constexpr absl::Duration kConnectTimeout = absl::Seconds(5);
 constexpr absl::Duration kAnswerTimeout = absl::Seconds(60);
+// A followed relay stops reading upstream while this much waits for the client's socket.
+constexpr size_t kRelayMaxPending = 8 << 20;
 
 HttpResponse Unreachable(const TaskApiTarget& target, const absl::Status& status) {
   return HttpResponse::Error(
@@ -81,11 +83,23 @@ void RelayTaskGet(const TaskApiTarget& target, std::string path_with_query, bool
       if (head.status < 200 || head.status >= 300) return;  // its body comes back whole
       HttpHeaders headers;
       headers.Set("Content-Type", head.Header("Content-Type").value_or("text/plain"));
+      if (auto size = head.Header(wire::kWarmStateSizeHeader)) {
+        headers.Set(std::string(wire::kWarmStateSizeHeader), *size);
+      }
       out = responder.StartStream(head.status, headers);
       out->OnCancel([canceller] { canceller->Cancel(); });
     };
+    // Read upstream no faster than the client takes it: a slow client never makes this server
+    // hold a whole file.
     absl::StatusOr<HttpResponse> answer = http.Stream(
-        path, [&](std::string_view chunk) { return out.has_value() && out->Write(chunk); },
+        path,
+        [&](std::string_view chunk) {
+          if (!out.has_value() || !out->Write(chunk)) return false;
+          while (out->PendingBytes() > kRelayMaxPending && !out->Cancelled()) {
+            absl::SleepFor(absl::Milliseconds(5));
+          }
+          return !out->Cancelled();
+        },
         options);
     if (out.has_value()) {
       out->Finish();  // either side ended it; a no-op when the client left

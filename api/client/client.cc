@@ -226,6 +226,26 @@ absl::StatusOr<SnapshotDownload> Client::DownloadSnapshot(const ChunkSink& sink)
   return out;
 }
 
+absl::StatusOr<int64_t> Client::DownloadWarmState(std::string_view host, std::string_view key,
+                                                  const ChunkSink& sink) {
+  const std::string path =
+      Cat("/v1/hosts/", PercentEncode(host), "/warm-states/", PercentEncode(key));
+  // A copy that stalls for a minute is given up (the replica then boots).
+  HttpClient::StreamOptions options;
+  options.idle_timeout = absl::Seconds(60);
+  BERTH_ASSIGN_OR_RETURN(HttpResponse r, Exchange("GET", [&](HttpClient& http) {
+                           return http.Stream(path, sink, options);
+                         }));
+  BERTH_RETURN_IF_ERROR(StatusFromResponse(r.status, r.body));
+  int64_t bytes = -1;
+  std::optional<std::string> text = r.Header(wire::kWarmStateSizeHeader);
+  if (!text || !absl::SimpleAtoi(*text, &bytes) || bytes < 0) {
+    return absl::DataLossError(Cat("warm state ", key, ": the reply does not say its size (",
+                                   wire::kWarmStateSizeHeader, ")"));
+  }
+  return bytes;
+}
+
 absl::Status Client::Health() { return Text("/healthz").status(); }
 
 absl::StatusOr<std::string> Client::MetricsText() { return Text("/metrics"); }

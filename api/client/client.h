@@ -336,6 +336,12 @@ class Client {
   // caller checks that `bytes` arrived.
   absl::StatusOr<SnapshotDownload> DownloadSnapshot(const ChunkSink& sink);
 
+  // GET /v1/hosts/HOST/warm-states/KEY (a host credential): the warm state KEY as another host
+  // keeps it, for a replica placed on HOST. `sink` gets its bytes in order (false stops);
+  // returns the size the reply announced, which the caller checks arrived whole.
+  absl::StatusOr<int64_t> DownloadWarmState(std::string_view host, std::string_view key,
+                                            const ChunkSink& sink);
+
   // --- Port forwards ---
   absl::StatusOr<core::Json> AddPortForward(const wire::PortForwardCreate& request,
                                             Raw* raw = nullptr);

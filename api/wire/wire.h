@@ -83,6 +83,10 @@ struct TaskApiReport {
 };
 // The length of a task API token: 32 random bytes as hex.
 inline constexpr size_t kTaskApiTokenLength = 64;
+// The header that carries a warm state's size with its bytes (the task API's GET
+// /v1/warm-states/KEY, and the API server's relay of it), so that a receiver tells a whole copy
+// from a cut one.
+inline constexpr std::string_view kWarmStateSizeHeader = "X-Berth-Warm-State-Bytes";
 core::Json EncodeTaskApiReport(const TaskApiReport& report);
 // `host` names the object in errors, which name the field: `host "h": task_api.port must be ...`.
 absl::StatusOr<TaskApiReport> DecodeTaskApiReport(std::string_view host, const core::Json& j);
