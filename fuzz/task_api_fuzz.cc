@@ -1,6 +1,7 @@
 // Fuzzes the agent's task API (api/task_api.h) from its router down: the bearer token check, the
-// routes under /v1/tasks/{name}/ (logs, console, stats, exec, warm-state) and the host's disk
-// pool under /v1/storage/ (api/host_storage.h), their query and body parsing, and the reads and
+// routes under /v1/tasks/{name}/ (logs, console, stats, exec, warm-state), the warm states it
+// serves other hosts (/v1/warm-states/KEY) and the host's disk pool under /v1/storage/
+// (api/host_storage.h), their query and body parsing, and the reads and
 // follows of task files. The tasks are an in-memory LocalHost whose
 // log and console files lie in a temporary directory made once and removed at exit; its exec,
 // stats and warm-state saves answer canned values or errors. Requests go to
@@ -195,6 +196,12 @@ class FuzzTasks final : public berth::agent::LocalHost {
     if (calls > 1) stats["exit_code"] = 0;
     if (workload == "vm1") stats["qmp_status"] = "running";
     return stats;
+  }
+  // vm1's saved state is kept (its bytes: vm1's console file); no other.
+  absl::StatusOr<std::string> WarmStateFile(std::string_view key) override {
+    if (!berth::agent::IsWarmStateKey(key)) Die("the host was asked for a warm state key", key);
+    if (key == "vm1.r1") return FileOf("vm1", "console").string();
+    return absl::NotFoundError(berth::core::Cat("warm state ", key, ": none kept"));
   }
   absl::StatusOr<int64_t> SaveWarmState(std::string_view workload, std::string_view key) override {
     BERTH_RETURN_IF_ERROR(Enter(workload));
@@ -518,6 +525,16 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   // The pool's routes: a bad name never reaches it (it checks), and what it answers is kept.
   if (absl::StartsWith(req.path, "/v1/storage/")) return 0;
 #endif
+  // The warm states served to other hosts: vm1.r1 whole, with its size (its bytes are vm1's
+  // console file); any other key 400 or 404, asked of the host only when well formed (above).
+  if (absl::StartsWith(req.path, "/v1/warm-states/") && response.status == 200) {
+    const std::string& want = Files().at("vm1").at("console");
+    if (response.body != want) Die("a warm state answer is not the whole file", seen);
+    if (response.Header(berth::api::wire::kWarmStateSizeHeader) != std::to_string(want.size())) {
+      Die("a warm state answer without its size", seen);
+    }
+    return 0;
+  }
   if (!call) {
     if (response.status == 200) Die("200 for no task route", seen);
     return 0;
