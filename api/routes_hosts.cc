@@ -1,6 +1,7 @@
 // Routes agents and operators call about hosts: registration (which issues the host's
-// credential), list, get, remove, heartbeats, the long-poll for assignments, and the status
-// reports of the workloads placed on a host.
+// credential), list, get, remove, heartbeats, the long-poll for assignments, the warm states a
+// host's replicas copy from other hosts, and the status reports of the workloads placed on a
+// host.
 #include <algorithm>
 #include <climits>
 #include <map>
