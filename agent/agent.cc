@@ -202,6 +202,7 @@ absl::Status Agent::Start() {
   fs::create_directories(TasksDir(), ec);
   if (ec) return absl::InternalError(Cat("agent: cannot create ", TasksDir(), ": ", ec.message()));
   RecoverTasks();
+  SweepUnfinishedWarmStates();
   // A host that registered before speaks with its credential from the start.
   if (std::string credential = StoredCredential(); !credential.empty()) UseCredential(credential);
   // The start counts as contact: re-adopted tasks get a full TTL for the servers to answer.
@@ -1297,6 +1298,34 @@ std::vector<std::string> Agent::ListWarmStates() {
     out.push_back(std::move(key));
   }
   return out;
+}
+
+void Agent::SweepUnfinishedWarmStates() {
+  constexpr int kMaxEntries = 4096;  // as ListWarmStates: bounds a directory filled by others
+  const std::string dir = Cat(options_.data_dir, "/warm");
+  std::vector<fs::path> unfinished;
+  std::error_code ec;
+  int seen = 0;
+  for (fs::directory_iterator it(dir, ec), end; !ec && it != end && seen < kMaxEntries;
+       it.increment(ec)) {
+    ++seen;
+    const std::string name = it->path().filename().string();
+    for (absl::string_view suffix : {".state.partial", ".state.copying"}) {
+      if (name.size() > suffix.size() && absl::EndsWith(name, suffix) &&
+          IsWarmStateKey(std::string_view(name).substr(0, name.size() - suffix.size()))) {
+        unfinished.push_back(it->path());
+      }
+    }
+  }
+  for (const fs::path& path : unfinished) {
+    fs::remove(path, ec);
+    if (ec) {
+      core::LogWarn("agent: cannot delete unfinished warm state %s: %s", path.string(),
+                    ec.message());
+    } else {
+      core::LogInfo("agent: deleted unfinished warm state %s", path.string());
+    }
+  }
 }
 
 void Agent::DropWarmStates(const std::vector<std::string>& keys) {

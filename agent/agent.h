@@ -145,6 +145,9 @@ class Agent : public LocalHost {
   // most core::kMaxReportedWarmStates (the first in key order). A save in progress
   // (KEY.state.partial) is not one. Remembers which file each key was, for DropWarmStates.
   std::vector<std::string> ListWarmStates();
+  // Deletes the saves and copies a stopped agent left unfinished (KEY.state.partial,
+  // KEY.state.copying); Start() does so before anything could be writing one.
+  void SweepUnfinishedWarmStates();
   // Deletes the warm states `keys` names, each only when the last ListWarmStates found it and
   // its file is still the one found then (not saved again since); other keys are left alone.
   void DropWarmStates(const std::vector<std::string>& keys);

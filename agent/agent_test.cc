@@ -772,6 +772,21 @@ TEST_F(AgentTest, AReplicaWhoseWarmStateAnotherHostKeepsIsCopiedHereAndResumesFr
   keeper_api.Stop();
 }
 
+TEST_F(AgentTest, UnfinishedWarmStateSavesAndCopiesAreSweptAndNothingElse) {
+  MakeAgent(Options());
+  const std::string dir = data_dir_ + "/warm";
+  fs::create_directories(dir);
+  const std::vector<std::string> swept = {"web.r1.state.partial", "api.r2.state.copying"};
+  const std::vector<std::string> kept = {"web.r1.state", "notes.partial", "x.copying",
+                                         "Bad.r1.state.copying"};
+  for (const std::string& name : swept) std::ofstream(dir + "/" + name) << "half";
+  for (const std::string& name : kept) std::ofstream(dir + "/" + name) << "whole";
+  agent_->SweepUnfinishedWarmStates();
+  for (const std::string& name : swept) EXPECT_FALSE(fs::exists(dir + "/" + name)) << name;
+  for (const std::string& name : kept) EXPECT_TRUE(fs::exists(dir + "/" + name)) << name;
+  EXPECT_EQ(agent_->ListWarmStates(), std::vector<std::string>{"web.r1"});
+}
+
 TEST_F(AgentTest, HeartbeatsReportTheWarmStatesHeldAndDeleteThoseNoServiceWants) {
   MakeAgent(Options());
   const std::string dir = data_dir_ + "/warm";
