@@ -1266,12 +1266,13 @@ std::optional<Agent::FileIdentity> Agent::IdentityOf(const std::string& path) {
                       .mtime_ns = absl::ToUnixNanos(absl::TimeFromTimespec(st.st_mtim))};
 }
 
-std::vector<std::string> Agent::ListWarmStates() {
-  constexpr std::string_view kSuffix = ".state";
-  // Entries looked at, at most: the directory holds one state per service and the saves under
-  // way, so this bounds a directory filled by something else.
+namespace {
+
+// The keys of the files in `dir` named KEY followed by `suffix`, KEY a warm state key. At most
+// 4096 entries are looked at: the directory holds one state per service and the saves and copies
+// under way, so this bounds a directory filled by something else.
+std::vector<std::string> WarmKeysWithSuffix(const std::string& dir, std::string_view suffix) {
   constexpr int kMaxEntries = 4096;
-  const std::string dir = Cat(options_.data_dir, "/warm");
   std::vector<std::string> keys;
   std::error_code ec;
   int seen = 0;
@@ -1279,13 +1280,20 @@ std::vector<std::string> Agent::ListWarmStates() {
        it.increment(ec)) {
     ++seen;
     const std::string name = it->path().filename().string();
-    if (name.size() <= kSuffix.size() ||
-        name.compare(name.size() - kSuffix.size(), kSuffix.size(), kSuffix) != 0) {
+    if (name.size() <= suffix.size() ||
+        name.compare(name.size() - suffix.size(), suffix.size(), suffix) != 0) {
       continue;
     }
-    std::string key = name.substr(0, name.size() - kSuffix.size());
+    std::string key = name.substr(0, name.size() - suffix.size());
     if (IsWarmStateKey(key)) keys.push_back(std::move(key));
   }
+  return keys;
+}
+
+}  // namespace
+
+std::vector<std::string> Agent::ListWarmStates() {
+  std::vector<std::string> keys = WarmKeysWithSuffix(Cat(options_.data_dir, "/warm"), ".state");
   std::sort(keys.begin(), keys.end());
   if (keys.size() > core::kMaxReportedWarmStates) keys.resize(core::kMaxReportedWarmStates);
   absl::MutexLock lock(&warm_mu_);
@@ -1301,29 +1309,17 @@ std::vector<std::string> Agent::ListWarmStates() {
 }
 
 void Agent::SweepUnfinishedWarmStates() {
-  constexpr int kMaxEntries = 4096;  // as ListWarmStates: bounds a directory filled by others
   const std::string dir = Cat(options_.data_dir, "/warm");
-  std::vector<fs::path> unfinished;
-  std::error_code ec;
-  int seen = 0;
-  for (fs::directory_iterator it(dir, ec), end; !ec && it != end && seen < kMaxEntries;
-       it.increment(ec)) {
-    ++seen;
-    const std::string name = it->path().filename().string();
-    for (absl::string_view suffix : {".state.partial", ".state.copying"}) {
-      if (name.size() > suffix.size() && absl::EndsWith(name, suffix) &&
-          IsWarmStateKey(std::string_view(name).substr(0, name.size() - suffix.size()))) {
-        unfinished.push_back(it->path());
+  for (std::string_view suffix : {".state.partial", ".state.copying"}) {
+    for (const std::string& key : WarmKeysWithSuffix(dir, suffix)) {
+      const std::string path = Cat(dir, "/", key, suffix);
+      std::error_code ec;
+      fs::remove(path, ec);
+      if (ec) {
+        core::LogWarn("agent: cannot delete unfinished warm state %s: %s", path, ec.message());
+      } else {
+        core::LogInfo("agent: deleted unfinished warm state %s", path);
       }
-    }
-  }
-  for (const fs::path& path : unfinished) {
-    fs::remove(path, ec);
-    if (ec) {
-      core::LogWarn("agent: cannot delete unfinished warm state %s: %s", path.string(),
-                    ec.message());
-    } else {
-      core::LogInfo("agent: deleted unfinished warm state %s", path.string());
     }
   }
 }
