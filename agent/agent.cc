@@ -1149,11 +1149,17 @@ std::string Agent::WarmStatePath(std::string_view key) const {
   return Cat(options_.data_dir, "/warm/", key, ".state");
 }
 
-absl::Status Agent::CopyWarmState(std::string_view key) {
+absl::StatusOr<std::string> Agent::MakeWarmDir() const {
   const std::string dir = Cat(options_.data_dir, "/warm");
   std::error_code ec;
   fs::create_directories(dir, ec);
   if (ec) return absl::InternalError(Cat("agent: cannot create ", dir, ": ", ec.message()));
+  return dir;
+}
+
+absl::Status Agent::CopyWarmState(std::string_view key) {
+  BERTH_ASSIGN_OR_RETURN(const std::string dir, MakeWarmDir());
+  std::error_code ec;
   const std::string path = WarmStatePath(key);
   const std::string partial = path + ".copying";
   const int fd = open(partial.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
@@ -1229,10 +1235,8 @@ absl::StatusOr<int64_t> Agent::SaveWarmState(std::string_view workload, std::str
     return absl::FailedPreconditionError(Cat("workload \"", workload, "\": the ", driver->Name(),
                                              " driver cannot save a task's state"));
   }
-  const std::string dir = Cat(options_.data_dir, "/warm");
+  BERTH_ASSIGN_OR_RETURN(const std::string dir, MakeWarmDir());
   std::error_code ec;
-  fs::create_directories(dir, ec);
-  if (ec) return absl::InternalError(Cat("agent: cannot create ", dir, ": ", ec.message()));
   const std::string path = WarmStatePath(key);
   const std::string partial = path + ".partial";
   absl::Status saved = driver->SaveState(found.first.task_id, partial);

@@ -141,6 +141,8 @@ class Agent : public LocalHost {
   // Copies the warm state `key` from another host that keeps it (through the server) into this
   // host's warm directory, whole or not at all. NotFound when no host keeps it.
   absl::Status CopyWarmState(std::string_view key);
+  // DATA_DIR/warm, made if missing.
+  absl::StatusOr<std::string> MakeWarmDir() const;
   // The warm states this host keeps: the keys of the files DATA_DIR/warm/KEY.state, sorted, at
   // most core::kMaxReportedWarmStates (the first in key order). A save in progress
   // (KEY.state.partial) is not one. Remembers which file each key was, for DropWarmStates.

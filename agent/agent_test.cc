@@ -805,7 +805,7 @@ TEST_F(AgentTest, HeartbeatsReportTheWarmStatesHeldAndDeleteThoseNoServiceWants)
   EXPECT_FALSE(fs::exists(dir + "/web.r1.state"));
   EXPECT_FALSE(fs::exists(dir + "/gone.r1.state"));
   // The current states, a save under way and what is not a state stay.
-  for (const std::string& name :
+  for (const char* name :
        {"web.r2.state", "api.r4.state", "web.r3.state.partial", "notes.txt", "Bad.r1.state"}) {
     EXPECT_TRUE(fs::exists(dir + "/" + name)) << name;
   }

@@ -254,26 +254,34 @@ class TaskRelayTest : public TaskApiTest {
     ASSERT_TRUE(port.ok()) << port.status();
     api_url_ = "http://127.0.0.1:" + std::to_string(*port);
     admin_ = std::make_unique<Client>(api_url_, ClientOptions{.token = "admin-secret"});
-    wire::HostRegistration reg{.name = "h1"};
-    reg.inventory.capacity.cpu = core::MilliCpu(2000);
-    reg.inventory.capacity.memory = core::MemoryMiB(1024);
-    auto joined = Client(api_url_, ClientOptions{.token = "join-secret"}).RegisterHost(reg);
-    ASSERT_TRUE(joined.ok()) << joined.status();
-    credential_ = joined->credential;
+    credential_ = Join("h1");
+    ASSERT_FALSE(credential_.empty());
     host_ = std::make_unique<Client>(api_url_, ClientOptions{.token = credential_});
-    core::WorkloadSpec spec;
-    spec.name = "web";
-    spec.kind = core::WorkloadKind::kProcess;
-    spec.command = {"/bin/true"};
-    spec.resources.cpu = core::MilliCpu(100);
-    spec.resources.memory = core::MemoryMiB(32);
-    ASSERT_TRUE(admin_->CreateWorkload(spec).ok());
+    ASSERT_TRUE(admin_->CreateWorkload(SmallProcess("web")).ok());
     auto placed = control_->ScheduleOnce();
     ASSERT_TRUE(placed.ok() && *placed == 1);
   }
   void TearDown() override {
     api_->Stop();
     TaskApiTest::TearDown();
+  }
+  // Registers host `name` with the join token; its credential, or "" (a failure is reported).
+  std::string Join(const std::string& name) {
+    wire::HostRegistration reg{.name = name};
+    reg.inventory.capacity.cpu = core::MilliCpu(2000);
+    reg.inventory.capacity.memory = core::MemoryMiB(1024);
+    auto joined = Client(api_url_, ClientOptions{.token = "join-secret"}).RegisterHost(reg);
+    EXPECT_TRUE(joined.ok()) << joined.status();
+    return joined.ok() ? joined->credential : "";
+  }
+  static core::WorkloadSpec SmallProcess(const std::string& name) {
+    core::WorkloadSpec spec;
+    spec.name = name;
+    spec.kind = core::WorkloadKind::kProcess;
+    spec.command = {"/bin/true"};
+    spec.resources.cpu = core::MilliCpu(100);
+    spec.resources.memory = core::MemoryMiB(32);
+    return spec;
   }
   absl::Status Beat(std::optional<wire::TaskApiReport> report) {
     return host_->Heartbeat("h1", std::nullopt, report);
@@ -513,12 +521,9 @@ TEST_F(TaskRelayTest, AHostCopiesAWarmStateItsReplicaResumesFromFromTheHostThatK
                               .warm_states = {"web.r2"}};
   ASSERT_TRUE(host_->Heartbeat("h1", keeps).ok());
   // h2 joins; a replica that resumes from web.r2 is placed there.
-  wire::HostRegistration reg{.name = "h2"};
-  reg.inventory.capacity.cpu = core::MilliCpu(2000);
-  reg.inventory.capacity.memory = core::MemoryMiB(1024);
-  auto joined = Client(api_url_, ClientOptions{.token = "join-secret"}).RegisterHost(reg);
-  ASSERT_TRUE(joined.ok()) << joined.status();
-  Client h2(api_url_, ClientOptions{.token = joined->credential});
+  const std::string h2_credential = Join("h2");
+  ASSERT_FALSE(h2_credential.empty());
+  Client h2(api_url_, ClientOptions{.token = h2_credential});
   ASSERT_TRUE(h2.Heartbeat("h2").ok());
   auto download = [&](Client& as, std::string_view host, std::string_view key, std::string* got) {
     return as.DownloadWarmState(host, key, [got](std::string_view chunk) {
@@ -533,12 +538,7 @@ TEST_F(TaskRelayTest, AHostCopiesAWarmStateItsReplicaResumesFromFromTheHostThatK
   EXPECT_NE(early.message().find("no workload placed here resumes from warm state web.r2"),
             std::string_view::npos)
       << early;
-  core::WorkloadSpec replica;
-  replica.name = "web-1";
-  replica.kind = core::WorkloadKind::kProcess;
-  replica.command = {"/bin/true"};
-  replica.resources.cpu = core::MilliCpu(100);
-  replica.resources.memory = core::MemoryMiB(32);
+  core::WorkloadSpec replica = SmallProcess("web-1");
   replica.labels["berth.warm-state"] = "web.r2";
   replica.constraints.push_back(
       {.label = "berth.host", .op = core::LabelConstraint::Op::kIn, .values = {"h2"}});
