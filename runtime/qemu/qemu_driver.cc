@@ -62,6 +62,9 @@ namespace {
 
 constexpr std::string_view kCmdlineEnv = "BERTH_VM_CMDLINE";
 constexpr std::string_view kExitMarker = "BERTH-RUN-EXIT=";
+// The boot disk of a VM started from a disk image, and the overlay it writes to.
+constexpr char kImageDisk[] = "image";
+constexpr char kImageOverlayName[] = "image-overlay.qcow2";
 
 // The exit code the guest's init printed last on the console, if any.
 std::optional<int> ConsoleExitCode(const std::string& console_log) {
@@ -163,7 +166,7 @@ absl::StatusOr<VmLaunchSpec> QemuDriver::LaunchSpecFor(const TaskConfig& config)
     } else if (fs::exists(config.image_path, ec)) {
       const bool qcow2 = fs::path(config.image_path).extension() == ".qcow2";
       s.disks.push_back(
-          {.id = "image", .path = config.image_path, .format = qcow2 ? "qcow2" : "raw"});
+          {.id = kImageDisk, .path = config.image_path, .format = qcow2 ? "qcow2" : "raw"});
     } else {
       return err("image_path", Cat("no such file or directory: ", config.image_path));
     }
@@ -235,6 +238,31 @@ absl::StatusOr<TaskHandle> QemuDriver::Restore(const TaskConfig& config,
   return Launch(config, options.snapshot_path);
 }
 
+// A VM booted from a disk image writes to an overlay in its task directory whose backing file
+// is the image: the catalog's image stays as it was imported, and many VMs boot from one image.
+// A restored VM gets a fresh overlay too, so its guest should keep the image's file systems
+// read-only (the example model server's image does).
+absl::Status QemuDriver::OverlayImageDisk(const std::string& task_dir, VmLaunchSpec& spec) {
+  for (VmDisk& d : spec.disks) {
+    if (d.id != kImageDisk) continue;
+    const std::string overlay = Cat(task_dir, "/", kImageOverlayName);
+    std::error_code ec;
+    fs::remove(overlay, ec);
+    auto made = host::RunTool(host::ExecutorOr(options_.executor),
+                              {"qemu-img", "create", "-q", "-f", "qcow2", "-F", d.format, "-b",
+                               fs::absolute(d.path).string(), overlay},
+                              {.timeout = absl::Seconds(60)});
+    if (!made.ok()) return made.status();
+    if (!made->ok()) {
+      return core::FieldError("vm", spec.name, "image",
+                              Cat("cannot make an overlay of ", d.path, ": ", made->err));
+    }
+    d.path = overlay;
+    d.format = "qcow2";
+  }
+  return absl::OkStatus();
+}
+
 absl::StatusOr<TaskHandle> QemuDriver::Launch(const TaskConfig& config,
                                               const std::string& incoming) {
   if (config.task_id.empty()) return absl::InvalidArgumentError("vm: task_id must not be empty");
@@ -249,7 +277,6 @@ absl::StatusOr<TaskHandle> QemuDriver::Launch(const TaskConfig& config,
   }
   BERTH_ASSIGN_OR_RETURN(VmLaunchSpec spec, LaunchSpecFor(config));
   spec.incoming_file = incoming;
-  BERTH_ASSIGN_OR_RETURN(std::vector<std::string> argv, BuildQemuArgv(spec));
   // Tap devices live in the network namespace of their bridge: QEMU opens them there.
   std::string netns;
   for (const TaskNic& n : config.nics) {
@@ -262,6 +289,8 @@ absl::StatusOr<TaskHandle> QemuDriver::Launch(const TaskConfig& config,
   if (ec) return absl::InternalError(Cat("vm \"", spec.name, "\": task_dir: ", ec.message()));
   fs::remove(spec.qmp_socket, ec);
   fs::remove(spec.pidfile, ec);
+  BERTH_RETURN_IF_ERROR(OverlayImageDisk(config.task_dir, spec));
+  BERTH_ASSIGN_OR_RETURN(std::vector<std::string> argv, BuildQemuArgv(spec));
 
   auto vm = std::make_shared<Vm>();
   vm->id = config.task_id;

@@ -118,6 +118,7 @@ class QemuDriver final : public ComputeDriver {
   struct Vm;
 
   absl::StatusOr<TaskHandle> Launch(const TaskConfig& config, const std::string& incoming);
+  absl::Status OverlayImageDisk(const std::string& task_dir, VmLaunchSpec& spec);
   absl::Status Attach(const std::shared_ptr<Vm>& vm);
   // Migrates the (paused) VM to options.path and waits for it to complete.
   absl::Status WriteMigration(const std::shared_ptr<Vm>& vm, const SnapshotOptions& options);

@@ -12,6 +12,7 @@
 
 #include "absl/synchronization/mutex.h"
 #include "gtest/gtest.h"
+#include "nlohmann/json.hpp"
 #include "runtime/compute_driver_contract.h"
 #include "runtime/host/executor.h"
 
@@ -241,6 +242,30 @@ TEST_F(QemuDriverTest, ADiskPluggedInAndPulledOutCanBePluggedInAgainAtOnce) {
     ASSERT_TRUE(shows_after(plugged, "\nvda,\n")) << "round " << round;
     EXPECT_EQ(driver_->DetachDisk("hot", "extra").code(), absl::StatusCode::kNotFound);
   }
+}
+
+// A disk image boots through an overlay of each VM's own: two VMs run from one image at once
+// (QEMU would refuse the second its write lock on the image itself), and the image is unchanged.
+TEST_F(QemuDriverTest, TwoVmsBootFromOneDiskImageThroughOverlaysOfTheirOwn) {
+  const std::string image = dir_ + "/boot.raw";
+  auto made = host::RunCommand({"qemu-img", "create", "-q", "-f", "raw", image, "16M"});
+  ASSERT_TRUE(made.ok() && made->ok());
+  const auto before = fs::last_write_time(image);
+  TaskConfig c = TinyVm();
+  c.image_path = image;
+  for (const char* name : {"one", "two"}) {
+    auto started = driver_->Start(Config(name, c));
+    ASSERT_TRUE(started.ok()) << name << ": " << started.status();
+    auto info = host::RunCommand(
+        {"qemu-img", "info", "-U", "--output=json", dir_ + "/" + name + "/image-overlay.qcow2"});
+    ASSERT_TRUE(info.ok() && info->ok()) << name;
+    auto j = nlohmann::json::parse(info->out, nullptr, false);
+    EXPECT_EQ(j.value("format", ""), "qcow2") << info->out;
+    EXPECT_EQ(j.value("backing-filename", ""), image) << info->out;
+  }
+  EXPECT_EQ(driver_->Inspect("one")->state, TaskState::kRunning);
+  EXPECT_EQ(driver_->Inspect("two")->state, TaskState::kRunning);
+  EXPECT_EQ(fs::last_write_time(image), before);
 }
 
 TEST_F(QemuDriverTest, BadImageIsInvalidArgument) {
