@@ -1002,10 +1002,15 @@ absl::StatusOr<std::string> ServiceController::CreateReplica(const Service& svc,
       }
       spec.labels[std::string(core::kPortLabel)] = Cat(port);
       spec.env["BERTH_PORT"] = Cat(port);
-      if (spec.kind == core::WorkloadKind::kProcess) {
-        inside = Cat(port);  // a process listens on the host port itself
-      } else {
+      if (spec.kind == core::WorkloadKind::kVm) {
         spec.ports.push_back({.host_port = port, .guest_port = svc.spec.port});
+      } else {
+        // A process, or a container (which shares its host's network to have ports), listens
+        // on the host port itself.
+        inside = Cat(port);
+        if (spec.kind == core::WorkloadKind::kContainer) {
+          spec.ports.push_back({.host_port = port, .guest_port = port});
+        }
       }
     } else {
       spec.env["BERTH_PORT"] = inside;

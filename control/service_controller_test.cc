@@ -705,7 +705,10 @@ TEST_F(ServiceControllerTest, DeleteRemovesTheReplicasThenTheService) {
   EXPECT_TRUE(svc_.Delete("web")->deleted);
 }
 
-TEST_F(ServiceControllerTest, ContainersGetTheirPortForwardedFromAHostPort) {
+// A container with ports shares its host's network (runc maps no port there), so a replica
+// listens on a host port of its own, as a process does; a VM's user-mode NIC forwards one to the
+// service's port.
+TEST_F(ServiceControllerTest, ContainersListenOnAHostPortOfTheirOwnAndVmsGetOneForwarded) {
   core::ServiceSpec spec = Spec(1, false);
   spec.workload_template.kind = core::WorkloadKind::kContainer;
   spec.workload_template.command.clear();
@@ -713,11 +716,23 @@ TEST_F(ServiceControllerTest, ContainersGetTheirPortForwardedFromAHostPort) {
   ASSERT_TRUE(svc_.Create(spec).ok());
   ASSERT_TRUE(svc_.ReconcileOnce().ok());
   auto w = *cp_.GetWorkload("web-0");
+  EXPECT_EQ(w.spec.env.at("PORT"), std::to_string(Port(w)));
+  EXPECT_EQ(w.spec.env.at("BERTH_PORT"), std::to_string(Port(w)));
+  ASSERT_EQ(w.spec.ports.size(), 1u);
+  EXPECT_EQ(w.spec.ports[0].guest_port, Port(w));
+  EXPECT_EQ(w.spec.ports[0].host_port, Port(w));
+
+  spec.name = "vm";
+  spec.workload_template.kind = core::WorkloadKind::kVm;
+  spec.workload_template.resources.memory = core::MemoryMiB(256);
+  ASSERT_TRUE(svc_.Create(spec).ok());
+  ASSERT_TRUE(svc_.ReconcileOnce().ok());
+  w = *cp_.GetWorkload("vm-0");
   EXPECT_EQ(w.spec.env.at("PORT"), "8080");
+  EXPECT_EQ(w.spec.env.at("BERTH_PORT"), std::to_string(Port(w)));
   ASSERT_EQ(w.spec.ports.size(), 1u);
   EXPECT_EQ(w.spec.ports[0].guest_port, 8080);
   EXPECT_EQ(w.spec.ports[0].host_port, Port(w));
-  EXPECT_EQ(w.spec.env.at("BERTH_PORT"), std::to_string(Port(w)));
 }
 
 TEST_F(ServiceControllerTest, RunsOnItsOwnThreadUntilStopped) {

@@ -631,6 +631,24 @@ absl::StatusOr<WorkloadSpec> DecodeWorkloadSpec(const Json& json) {
                            "is required for kind container (where the disk appears, like /data)");
         }
       }
+      // A container with ports shares its host's network (runc cannot map a port there); on
+      // Berth networks it has an address of its own, reached through port forwards.
+      for (size_t i = 0; i < spec.ports.size(); ++i) {
+        const PortMapping& p = spec.ports[i];
+        if (!spec.networks.empty()) {
+          return ctx.Error(Cat("ports[", i, "]"),
+                           "do not apply to a container on Berth networks (it listens on its "
+                           "own address; reach it from the host with `berth portfwd add`)");
+        }
+        if (p.guest_port != p.host_port) {
+          return ctx.Error(Cat("ports[", i, "].guest"),
+                           Cat("must equal host (", p.host_port,
+                               ") for kind container: a "
+                               "container with ports shares its host's network and listens on "
+                               "the host port itself, got ",
+                               p.guest_port));
+        }
+      }
       break;
     case WorkloadKind::kVm:
       if (spec.image.empty()) return ctx.Error("image", "is required for kind vm");

@@ -31,7 +31,7 @@ TEST(WorkloadSpec, DecodesTheHelloSpec) {
 }
 
 TEST(WorkloadSpec, RoundTripsThroughJson) {
-  auto spec = Decode(R"({"name":"train","kind":"container","image":"busybox",
+  auto spec = Decode(R"({"name":"train","kind":"vm","image":"trainer-vm",
       "resources":{"cpu":2,"memory":"4Gi","gpu":{"count":2,"models":["A100"]}},
       "priority":10,"preemptible":false,"labels":{"team":"a"},
       "constraints":[{"label":"rack","op":"in","values":["r1","r2"]}],
@@ -85,6 +85,16 @@ TEST(WorkloadSpec, RefusesBadInputNamingTheField) {
   ExpectError(R"({"name":"a","kind":"process","command":["x"],"priority":-1})", "priority");
   ExpectError(R"({"name":"a","kind":"process","command":["x"],"ports":[{"host":0,"guest":80}]})",
               "ports[0].host");
+  // A container with ports shares its host's network: no port is mapped to another, and on
+  // Berth networks it is reached through port forwards instead.
+  ExpectError(R"({"name":"a","kind":"container","image":"i","ports":[{"host":8080,"guest":80}]})",
+              "ports[0].guest must equal host (8080) for kind container");
+  ExpectError(R"({"name":"a","kind":"container","image":"i","networks":[{"network":"n"}],
+                  "ports":[{"host":8080,"guest":8080}]})",
+              "ports[0] do not apply to a container on Berth networks");
+  ASSERT_TRUE(
+      Decode(R"({"name":"a","kind":"container","image":"i","ports":[{"host":8080,"guest":8080}]})")
+          .ok());
   ExpectError(R"([1,2])", "body");
   ExpectError(R"({"name":"a","kind":"process","command":["x"],
                   "labels":{"berth.stop-grace":"soon"}})",
