@@ -14,6 +14,7 @@ PACKAGES=(
   ccache lld clang libclang-rt-14-dev
   nodejs chromium
   python3-torch  # examples/ (a trainer and a model server) and the end-to-end tests that run them
+  extlinux  # the example model server's VM image boots with it (examples/build-images.py)
 )
 # The dashboard's build (web/) needs npm: a package of its own with Debian's nodejs, part of
 # nodejs where that comes from NodeSource.

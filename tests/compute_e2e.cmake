@@ -10,7 +10,9 @@ if(TARGET berth AND TARGET berth_image)
   target_compile_definitions(compute_e2e_test PRIVATE
     BERTH_BINARY="$<TARGET_FILE:berth>"
     BERTH_TEST_IMAGES_DIR="${CMAKE_BINARY_DIR}/test-images"
-    BERTH_IMAGE_SCRIPT="${CMAKE_SOURCE_DIR}/scripts/build-test-images.sh")
+    BERTH_IMAGE_SCRIPT="${CMAKE_SOURCE_DIR}/scripts/build-test-images.sh"
+    BERTH_MODEL_IMAGES_DIR="${CMAKE_BINARY_DIR}/model-images"
+    BERTH_MODEL_IMAGES_SCRIPT="${CMAKE_SOURCE_DIR}/examples/build-images.py")
   gtest_discover_tests(compute_e2e_test DISCOVERY_TIMEOUT 60
     PROPERTIES TIMEOUT 900 LABELS e2e RESOURCE_LOCK berth_vm
     WORKING_DIRECTORY ${CMAKE_SOURCE_DIR})

@@ -4,10 +4,14 @@
 // port 0 with its own data directory; images come from scripts/build-test-images.sh.
 //
 // Needs root (runc, overlay mounts), qemu-system-x86_64 and runc; skips otherwise.
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <signal.h>
 #include <sys/mount.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
+#include <cmath>
 #include <filesystem>
 #include <fstream>
 #include <functional>
@@ -43,6 +47,51 @@ std::string ReadWholeFile(const std::string& path) {
 }
 
 using e2e::ImagesDir;
+
+// The example model server's images (examples/build-images.py: a container rootfs and a VM disk
+// with Python, PyTorch and a model trained when they are built), built once per test binary.
+// Empty, with the reason in `why`, when they could not be built (no PyTorch on this host).
+const std::string& ModelImagesDir(std::string* why) {
+  static std::string reason;
+  static const std::string* dir = [] {
+    auto torch = runtime::host::RunCommand({"/usr/bin/python3", "-c", "import torch"});
+    if (!torch.ok() || !torch->ok()) {
+      reason = "needs /usr/bin/python3 with PyTorch (python3-torch: scripts/setup.sh installs it)";
+      return new std::string();
+    }
+    auto r = runtime::host::RunCommand(
+        {"/usr/bin/python3", BERTH_MODEL_IMAGES_SCRIPT, BERTH_MODEL_IMAGES_DIR},
+        {.timeout = absl::Minutes(15)});
+    if (!r.ok() || !r->ok()) {
+      reason = "examples/build-images.py failed: " +
+               (r.ok() ? r->err : std::string(r.status().message()));
+      return new std::string();
+    }
+    return new std::string(BERTH_MODEL_IMAGES_DIR);
+  }();
+  if (dir->empty() && why != nullptr) *why = reason;
+  return *dir;
+}
+
+// A free port for an endpoint, outside the range services give replicas (20000-32767).
+int FreeEndpointPort() {
+  for (int attempt = 0; attempt < 100; ++attempt) {
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0) return 0;
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t len = sizeof a;
+    int port = 0;
+    if (bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0 &&
+        getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len) == 0) {
+      port = ntohs(a.sin_port);
+    }
+    close(fd);
+    if (port > 32767 || (port >= 1024 && port < 20000)) return port;
+  }
+  return 0;
+}
 
 std::string SkipReason() {
   if (geteuid() != 0) return "runc and overlay mounts need root";
@@ -276,6 +325,76 @@ class ComputeE2eTest : public ::testing::Test {
     std::string path = dir_ + "/" + file;
     std::ofstream(path) << yaml;
     return path;
+  }
+
+  // Puts `from` (a file or a directory) in the server's image import directory as `name`: hard
+  // links where the build tree shares a file system with the test's directory (the import copies
+  // them into the catalog anyway), else a copy.
+  ::testing::AssertionResult Stage(const std::string& from, const std::string& name) {
+    const std::string to = dir_ + "/imports/" + name;
+    auto linked = runtime::host::RunCommand({"cp", "-al", from, to});
+    if (linked.ok() && linked->ok()) return ::testing::AssertionSuccess();
+    std::error_code ec;
+    fs::remove_all(to, ec);
+    auto copied = runtime::host::RunCommand({"cp", "-a", "--sparse=always", from, to},
+                                            {.timeout = absl::Minutes(5)});
+    if (copied.ok() && copied->ok()) return ::testing::AssertionSuccess();
+    return ::testing::AssertionFailure()
+           << "cannot copy " << from << ": "
+           << (copied.ok() ? copied->err : copied.status().ToString());
+  }
+
+  // examples/serve/FILE with its endpoint's host port (`port` in the file) made `to`.
+  std::string ExampleSpec(const std::string& file, int port, int to) {
+    std::string yaml = ReadWholeFile("examples/serve/" + file);
+    const std::string from = "host_port: " + std::to_string(port);
+    const size_t at = yaml.find(from);
+    EXPECT_NE(at, std::string::npos) << from << " is not in examples/serve/" << file;
+    if (at != std::string::npos) yaml.replace(at, from.size(), "host_port: " + std::to_string(to));
+    return WriteSpec(file, yaml);
+  }
+
+  // The model's predictions for all ones and all zeros from the server on `port`, "" when it
+  // does not answer them as the model trained at build time would (y = sum(i/8 * x_i)).
+  std::string PredictionError(int port) {
+    api::HttpClient http("http://127.0.0.1:" + std::to_string(port),
+                         api::HttpClientOptions{.timeout = absl::Seconds(30)});
+    auto r = http.Post("/predict", R"({"inputs": [[1,1,1,1,1,1,1,1],[0,0,0,0,0,0,0,0]]})");
+    if (!r.ok()) return r.status().ToString();
+    Json j = Json::parse(r->body, nullptr, false);
+    if (r->status != 200 || !j.is_object() || !j["outputs"].is_array() ||
+        j["outputs"].size() != 2 || !j["outputs"][0].is_number()) {
+      return std::to_string(r->status) + " " + r->body;
+    }
+    const double ones = j["outputs"][0].get<double>(), zeros = j["outputs"][1].get<double>();
+    if (std::abs(ones - 4.5) > 0.75 || std::abs(zeros) > 0.75) return "wrong answer: " + r->body;
+    return "";
+  }
+
+  // Polls service `name` until `pred` holds of it or the deadline passes.
+  bool WaitForService(const std::string& name, absl::Duration within,
+                      const std::function<bool(const core::Service&)>& pred) {
+    const absl::Time deadline = absl::Now() + within;
+    while (absl::Now() < deadline) {
+      auto s = server_->client().GetService(name);
+      if (s.ok() && pred(*s)) return true;
+      absl::SleepFor(absl::Milliseconds(100));
+    }
+    return false;
+  }
+  std::string ServiceDump(const std::string& name) {
+    api::Raw raw;
+    return server_->client().GetService(name, &raw).ok() ? raw.body.dump() : std::string();
+  }
+  void DeleteService(const std::string& name) {
+    auto deleted = server_->client().DeleteService(name);
+    ASSERT_TRUE(deleted.ok()) << deleted.status();
+    const absl::Time deadline = absl::Now() + kDeadline;
+    while (absl::Now() < deadline &&
+           !absl::IsNotFound(server_->client().GetService(name).status())) {
+      absl::SleepFor(absl::Milliseconds(100));
+    }
+    EXPECT_TRUE(absl::IsNotFound(server_->client().GetService(name).status())) << ServiceDump(name);
   }
 
   std::string dir_;
@@ -555,6 +674,90 @@ template:
     absl::SleepFor(absl::Milliseconds(100));
   }
   EXPECT_TRUE(absl::IsNotFound(service().status())) << dump();
+}
+
+// The example model server packaged as a container image (examples/build-images.py): the
+// service of examples/serve/service-container.yaml gets two ready replicas, each of which, and
+// the endpoint in front of them, answers with the model trained when the image was built.
+TEST_F(ComputeE2eTest, TheExampleModelServerContainerImageServesPredictions) {
+  std::string why;
+  const std::string images = ModelImagesDir(&why);
+  if (images.empty()) GTEST_SKIP() << why;
+  ASSERT_TRUE(Stage(images + "/model-server-rootfs.tar", "model-server-rootfs.tar"));
+  auto imported =
+      server_->Cli({"image", "import", "model-server", "--rootfs", "model-server-rootfs.tar"});
+  ASSERT_EQ(imported.exit_code, 0) << imported.err;
+  const int endpoint = FreeEndpointPort();
+  ASSERT_GT(endpoint, 0);
+  const absl::Time t0 = absl::Now();
+  auto created = server_->Cli(
+      {"service", "create", "-f", ExampleSpec("service-container.yaml", 18091, endpoint)});
+  ASSERT_EQ(created.exit_code, 0) << created.err;
+  ASSERT_TRUE(WaitForService("model-container", kDeadline, [](const core::Service& s) {
+    return s.status.ready == 2 && s.status.endpoint.serving && s.status.endpoint.backends == 2;
+  })) << ServiceDump("model-container");
+  std::cout << "container model server: two replicas ready "
+            << absl::FormatDuration(absl::Now() - t0) << " after create" << std::endl;
+  auto s = server_->client().GetService("model-container");
+  ASSERT_TRUE(s.ok());
+  ASSERT_EQ(s->status.replicas.size(), 2u);
+  for (const auto& r : s->status.replicas) {
+    auto w = server_->client().GetWorkload(r.workload);
+    ASSERT_TRUE(w.ok()) << w.status();
+    EXPECT_EQ(w->spec.kind, core::WorkloadKind::kContainer);
+    EXPECT_EQ(w->spec.image, "model-server");
+    EXPECT_EQ(PredictionError(r.port), "") << r.workload;
+  }
+  for (int i = 0; i < 4; ++i) EXPECT_EQ(PredictionError(endpoint), "") << "through the endpoint";
+  DeleteService("model-container");
+}
+
+// The example model server packaged as a VM image that boots by itself (a disk with extlinux,
+// Debian's kernel, Python and PyTorch): the service of examples/serve/service-vm.yaml boots a
+// first replica, saves it once the model is loaded, and the replica a scale-up adds resumes from
+// that state and answers predictions without booting. Both times are printed.
+TEST_F(ComputeE2eTest, TheExampleModelServerVmImageBootsAndAScaledUpReplicaResumesWarm) {
+  std::string why;
+  const std::string images = ModelImagesDir(&why);
+  if (images.empty()) GTEST_SKIP() << why;
+  ASSERT_TRUE(Stage(images + "/model-server-vm/disk.raw", "model-server-vm.raw"));
+  auto imported =
+      server_->Cli({"image", "import", "model-server-vm", "--disk", "model-server-vm.raw"});
+  ASSERT_EQ(imported.exit_code, 0) << imported.err;
+  const int endpoint = FreeEndpointPort();
+  ASSERT_GT(endpoint, 0);
+  const absl::Time t0 = absl::Now();
+  auto created =
+      server_->Cli({"service", "create", "-f", ExampleSpec("service-vm.yaml", 18092, endpoint)});
+  ASSERT_EQ(created.exit_code, 0) << created.err;
+  // A cold boot under TCG of a guest that loads PyTorch takes a while on a loaded machine.
+  const absl::Duration within = absl::Minutes(8);
+  absl::Duration cold = absl::InfiniteDuration();
+  ASSERT_TRUE(WaitForService("model-vm", within, [&](const core::Service& s) {
+    if (s.status.ready == 1 && cold == absl::InfiniteDuration()) cold = absl::Now() - t0;
+    return s.status.warm && s.status.warm->revision == 1;
+  })) << ServiceDump("model-vm");
+  EXPECT_EQ(PredictionError(endpoint), "") << "through the endpoint";
+
+  const absl::Time t1 = absl::Now();
+  ASSERT_TRUE(server_->client().ScaleService("model-vm", 2).ok());
+  ASSERT_TRUE(WaitForService("model-vm", within, [](const core::Service& s) {
+    return s.status.ready == 2;
+  })) << ServiceDump("model-vm");
+  const absl::Duration warm = absl::Now() - t1;
+  auto second = server_->client().GetWorkload("model-vm-1");
+  ASSERT_TRUE(second.ok()) << second.status();
+  EXPECT_NE(second->status.reason.find("resumed from warm state model-vm.r1"), std::string::npos)
+      << second->status.reason;
+  auto s = server_->client().GetService("model-vm");
+  ASSERT_TRUE(s.ok());
+  for (const auto& r : s->status.replicas) EXPECT_EQ(PredictionError(r.port), "") << r.workload;
+  EXPECT_EQ(s->status.warm->restores, 1);
+  std::cout << "VM model server: first replica ready " << absl::FormatDuration(cold)
+            << " after create (boot, PyTorch and the model loaded); the resumed one "
+            << absl::FormatDuration(warm) << " after the scale-up; state "
+            << (s->status.warm->bytes >> 20) << " MiB" << std::endl;
+  DeleteService("model-vm");
 }
 
 }  // namespace
