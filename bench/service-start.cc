@@ -7,9 +7,13 @@
 //   warm  Restore into a new task on another loopback port, the source VM still running idle ->
 //         the first 200, whose checksum must be the cold VM's: a guest that booted again would
 //         have drawn other random bytes, so the answer comes from the restored memory
+// With --example-model the replica is the example model server's VM image instead
+// (examples/build-images.py: a disk that boots Debian's kernel, then Python loads PyTorch and the
+// model): the answer is its POST /predict, and the restored VM must not have booted (no boot
+// marker on its console).
 // Prints each round, then median and max of each figure and cold/warm; progress goes to stderr
 // and the last line of stdout is one JSON object.
-// Usage: bench_service-start [ROUNDS] [--model-mib=N] [--memory-mib=N]
+// Usage: bench_service-start [ROUNDS] [--model-mib=N] [--memory-mib=N] [--example-model]
 #include <netinet/in.h>
 #include <stdlib.h>
 #include <sys/socket.h>
@@ -51,6 +55,8 @@ struct Options {
   int rounds = 3;
   int model_mib = 64;
   int memory_mib = 512;
+  bool example_model = false;
+  std::string model_disk;  // with example_model: the image's disk
 };
 
 struct Round {
@@ -84,6 +90,10 @@ absl::StatusOr<Options> ParseOptions(int argc, char** argv) {
     std::string arg = argv[i];
     int* target = nullptr;
     std::string value;
+    if (arg == "--example-model") {
+      o.example_model = true;
+      continue;
+    }
     if (arg.rfind("--model-mib=", 0) == 0) {
       target = &o.model_mib;
       value = arg.substr(12);
@@ -101,9 +111,11 @@ absl::StatusOr<Options> ParseOptions(int argc, char** argv) {
       return absl::InvalidArgumentError(Cat(arg, ": want a positive integer"));
     }
   }
+  // The example loads PyTorch: it needs a GiB.
+  if (o.example_model) o.memory_mib = std::max(o.memory_mib, 1024);
   // The model stays in the guest's RAM (tmpfs, no swap): the kernel, the initramfs and busybox
   // need room beside it.
-  if (o.memory_mib < o.model_mib + 128) {
+  if (!o.example_model && o.memory_mib < o.model_mib + 128) {
     return absl::InvalidArgumentError(Cat("--memory-mib must be at least --model-mib + 128, got ",
                                           o.memory_mib, " for a ", o.model_mib, " MiB model"));
   }
@@ -160,6 +172,11 @@ TaskConfig Replica(const Options& o, const std::string& images, const std::strin
                .command = "sh",
                .args = {"-c", GuestScript(o.model_mib)},
                .image_path = images + "/tiny-vm"};
+  if (o.example_model) {
+    c.command.clear();
+    c.args.clear();
+    c.image_path = o.model_disk;
+  }
   c.resources.cpu = core::MilliCpu(1000);
   c.resources.memory = core::MemoryMiB(o.memory_mib);
   c.task_dir = Cat(dir, "/", task_id);
@@ -179,14 +196,17 @@ std::string ConsoleTail(QemuDriver& driver, std::string_view task_id) {
 // Sends GET /healthz to 127.0.0.1:PORT until it answers 200 and returns the body. Before the guest
 // has its address a request hangs in QEMU's user-mode network, hence the short timeouts; once it
 // has one, a request fails at once until httpd listens.
-absl::StatusOr<std::string> WaitForAnswer(QemuDriver& driver, std::string_view task_id, int port) {
+absl::StatusOr<std::string> WaitForAnswer(QemuDriver& driver, std::string_view task_id, int port,
+                                          bool example_model) {
   const absl::Time deadline = absl::Now() + kAnswerDeadline;
   absl::Status last = absl::UnavailableError("no request sent");
   while (absl::Now() < deadline) {
     api::HttpClient client(
         Cat("http://127.0.0.1:", port),
         {.timeout = absl::Seconds(1), .connect_timeout = absl::Seconds(1), .max_body_bytes = 4096});
-    auto r = client.Get("/healthz");
+    // The example model server's answer: a prediction and its process id.
+    auto r = example_model ? client.Post("/predict", R"({"inputs": [[1,1,1,1,1,1,1,1]]})")
+                           : client.Get("/healthz");
     if (r.ok() && r->status == 200) return r->body;
     last = r.ok() ? absl::UnavailableError(Cat("HTTP ", r->status)) : r.status();
     BERTH_ASSIGN_OR_RETURN(TaskStatus st, driver.Inspect(task_id));
@@ -223,12 +243,15 @@ class Bench {
     const std::string cold_id = Cat("cold-", i), warm_id = Cat("warm-", i);
     const std::string snapshot = Cat(dir_, "/replica-", i, ".state");
 
-    std::fprintf(stderr, "round %d: cold boot, %d MiB model, on 127.0.0.1:%d\n", i,
-                 options_.model_mib, ports[0]);
+    std::fprintf(stderr, "round %d: cold boot, %s, on 127.0.0.1:%d\n", i,
+                 options_.example_model ? "the example model server"
+                                        : Cat(options_.model_mib, " MiB model").c_str(),
+                 ports[0]);
     absl::Time t0 = absl::Now();
     BERTH_RETURN_IF_ERROR(driver_.Start(Replica(options_, images_, dir_, cold_id, ports[0])));
     round.start_call_ms = Ms(absl::Now() - t0);
-    BERTH_ASSIGN_OR_RETURN(std::string cold_answer, WaitForAnswer(driver_, cold_id, ports[0]));
+    BERTH_ASSIGN_OR_RETURN(std::string cold_answer,
+                           WaitForAnswer(driver_, cold_id, ports[0], options_.example_model));
     round.cold_ms = Ms(absl::Now() - t0);
 
     std::fprintf(stderr, "round %d: snapshot\n", i);
@@ -240,7 +263,8 @@ class Bench {
     if (ec) return absl::InternalError(Cat("size of ", snapshot, ": ", ec.message()));
     round.snapshot_mib = static_cast<double>(bytes) / (1 << 20);
     // The source resumed: it answers as before.
-    BERTH_ASSIGN_OR_RETURN(std::string resumed_answer, WaitForAnswer(driver_, cold_id, ports[0]));
+    BERTH_ASSIGN_OR_RETURN(std::string resumed_answer,
+                           WaitForAnswer(driver_, cold_id, ports[0], options_.example_model));
     if (resumed_answer != cold_answer) {
       return absl::InternalError(Cat("vm \"", cold_id, "\" answers \"", resumed_answer,
                                      "\" after its snapshot, \"", cold_answer, "\" before"));
@@ -251,11 +275,17 @@ class Bench {
     BERTH_RETURN_IF_ERROR(driver_.Restore(Replica(options_, images_, dir_, warm_id, ports[1]),
                                           {.snapshot_path = snapshot}));
     round.restore_call_ms = Ms(absl::Now() - t0);
-    BERTH_ASSIGN_OR_RETURN(std::string warm_answer, WaitForAnswer(driver_, warm_id, ports[1]));
+    BERTH_ASSIGN_OR_RETURN(std::string warm_answer,
+                           WaitForAnswer(driver_, warm_id, ports[1], options_.example_model));
     round.warm_ms = Ms(absl::Now() - t0);
     if (warm_answer != cold_answer) {
       return absl::InternalError(Cat("restored vm \"", warm_id, "\" answers \"", warm_answer,
                                      "\", the snapshot's source \"", cold_answer, "\""));
+    }
+    // A guest that booted would have printed its boot marker (the example's answer is the same
+    // from a booted guest).
+    if (ConsoleTail(driver_, warm_id).find("BERTH-GUEST-READY") != std::string::npos) {
+      return absl::InternalError(Cat("restored vm \"", warm_id, "\" booted instead"));
     }
 
     BERTH_RETURN_IF_ERROR(driver_.Destroy(warm_id, {.force = true}));
@@ -277,7 +307,8 @@ int Main(int argc, char** argv) {
   if (!options.ok()) {
     std::fprintf(stderr,
                  "bench_service-start: %s\n"
-                 "usage: bench_service-start [ROUNDS] [--model-mib=N] [--memory-mib=N]\n",
+                 "usage: bench_service-start [ROUNDS] [--model-mib=N] [--memory-mib=N] "
+                 "[--example-model]\n",
                  std::string(options.status().message()).c_str());
     return 2;
   }
@@ -287,6 +318,18 @@ int Main(int argc, char** argv) {
     std::fprintf(stderr, "bench_service-start: cannot build the test images in %s\n",
                  images.c_str());
     return 1;
+  }
+  if (options->example_model) {
+    std::fprintf(stderr, "building the example model server's images (a minute the first time)\n");
+    auto model =
+        host::RunCommand({"/usr/bin/python3", BERTH_MODEL_IMAGES_SCRIPT, BERTH_MODEL_IMAGES_DIR},
+                         {.timeout = absl::Minutes(15)});
+    if (!model.ok() || !model->ok()) {
+      std::fprintf(stderr, "bench_service-start: examples/build-images.py failed: %s\n",
+                   model.ok() ? model->err.c_str() : model.status().ToString().c_str());
+      return 1;
+    }
+    options->model_disk = Cat(BERTH_MODEL_IMAGES_DIR, "/model-server-vm/disk.raw");
   }
   const AccelChoice accel = DetectAccelOnce(kQemuBinary);
   std::string dir_template = Cat(BERTH_BENCH_WORK_DIR, "/service-start.XXXXXX");
@@ -324,8 +367,14 @@ int Main(int argc, char** argv) {
   const double ratio = warm.median > 0 ? cold.median / warm.median : 0;
   const std::string accel_name(VmAccelName(accel.accel));
   std::printf("accelerator: %s (%s)\n", accel_name.c_str(), accel.reason.c_str());
-  std::printf("replica: %d MiB model, %d MiB memory, %d rounds\n", options->model_mib,
-              options->memory_mib, options->rounds);
+  if (options->example_model) {
+    std::printf(
+        "replica: the example model server's VM image (PyTorch), %d MiB memory, %d rounds\n",
+        options->memory_mib, options->rounds);
+  } else {
+    std::printf("replica: %d MiB model, %d MiB memory, %d rounds\n", options->model_mib,
+                options->memory_mib, options->rounds);
+  }
   std::printf("cold boot -> first answer:    median %.0f ms, max %.0f ms (baseline)\n", cold.median,
               cold.max);
   std::printf("snapshot (source paused):     median %.0f ms, max %.0f ms\n", save.median, save.max);
@@ -333,13 +382,21 @@ int Main(int argc, char** argv) {
               size.max);
   std::printf("warm restore -> first answer: median %.0f ms, max %.0f ms\n", warm.median, warm.max);
   std::printf("cold/warm (medians): %.1f\n", ratio);
-  nlohmann::json out = {{"bench", "service-start"},          {"accel", accel_name},
-                        {"rounds", options->rounds},         {"model_mib", options->model_mib},
-                        {"memory_mib", options->memory_mib}, {"cold_ms_median", cold.median},
-                        {"cold_ms_max", cold.max},           {"save_ms_median", save.median},
-                        {"save_ms_max", save.max},           {"snapshot_mib_median", size.median},
-                        {"snapshot_mib_max", size.max},      {"warm_ms_median", warm.median},
-                        {"warm_ms_max", warm.max},           {"cold_over_warm", ratio}};
+  nlohmann::json out = {{"bench", "service-start"},
+                        {"accel", accel_name},
+                        {"rounds", options->rounds},
+                        {"model", options->example_model ? "example" : "random"},
+                        {"model_mib", options->example_model ? 0 : options->model_mib},
+                        {"memory_mib", options->memory_mib},
+                        {"cold_ms_median", cold.median},
+                        {"cold_ms_max", cold.max},
+                        {"save_ms_median", save.median},
+                        {"save_ms_max", save.max},
+                        {"snapshot_mib_median", size.median},
+                        {"snapshot_mib_max", size.max},
+                        {"warm_ms_median", warm.median},
+                        {"warm_ms_max", warm.max},
+                        {"cold_over_warm", ratio}};
   std::printf("%s\n", out.dump().c_str());
   return 0;
 }

@@ -7,5 +7,7 @@ if(TARGET berth_qemu AND TARGET berth_http)
   target_compile_definitions(bench_service-start PRIVATE
     BERTH_TEST_IMAGES_DIR="${CMAKE_BINARY_DIR}/test-images"
     BERTH_IMAGE_SCRIPT="${CMAKE_SOURCE_DIR}/scripts/build-test-images.sh"
+    BERTH_MODEL_IMAGES_DIR="${CMAKE_BINARY_DIR}/model-images"
+    BERTH_MODEL_IMAGES_SCRIPT="${CMAKE_SOURCE_DIR}/examples/build-images.py"
     BERTH_BENCH_WORK_DIR="${CMAKE_CURRENT_BINARY_DIR}")
 endif()

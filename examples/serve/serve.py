@@ -8,6 +8,9 @@ that --save-model wrote), and then answers:
   GET  /healthz  "ok" once the model is ready (the service's health check)
   POST /predict  {"inputs": [[8 numbers], ...]} (at most 1,024 rows) -> {"outputs": [...],
                  "replica": PID}; a malformed request is a 400 naming what is wrong
+
+With a PyTorch that sees a GPU (torch.cuda.is_available()) the model runs there; --device cpu
+keeps it on the CPU.
 """
 import argparse
 import http.server
@@ -40,6 +43,7 @@ def train(steps):
 
 class Handler(http.server.BaseHTTPRequestHandler):
     model = None
+    device = torch.device("cpu")
 
     def answer(self, status, body):
         data = json.dumps(body).encode() if not isinstance(body, bytes) else body
@@ -86,7 +90,8 @@ class Handler(http.server.BaseHTTPRequestHandler):
                 self.fail(400, f"inputs[{i}]: must be a list of {FEATURES} numbers")
                 return
         with torch.no_grad():
-            outputs = self.model(torch.tensor(rows, dtype=torch.float32)).squeeze(1).tolist()
+            inputs = torch.tensor(rows, dtype=torch.float32).to(self.device)
+            outputs = self.model(inputs).squeeze(1).cpu().tolist()
         self.answer(200, {"outputs": outputs, "replica": os.getpid()})
 
     def log_message(self, fmt, *args):
@@ -100,22 +105,26 @@ def main():
     parser.add_argument("--model", default="", help="load the weights --save-model wrote")
     parser.add_argument("--save-model", default="", help="train, write the weights here, exit")
     parser.add_argument("--train-steps", type=int, default=300)
+    parser.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto",
+                        help="auto: a GPU when PyTorch sees one, else the CPU")
     args = parser.parse_args()
     torch.set_num_threads(1)
     if args.model:
         model = torch.nn.Sequential(
             torch.nn.Linear(FEATURES, 16), torch.nn.ReLU(), torch.nn.Linear(16, 1))
-        model.load_state_dict(torch.load(args.model))
+        model.load_state_dict(torch.load(args.model, map_location="cpu"))
     else:
         model = train(args.train_steps)
     if args.save_model:
         torch.save(model.state_dict(), args.save_model)
         return
-    model.eval()
+    cuda = args.device == "cuda" or (args.device == "auto" and torch.cuda.is_available())
+    Handler.device = torch.device("cuda" if cuda else "cpu")
+    model.to(Handler.device).eval()
     Handler.model = model
     server = http.server.ThreadingHTTPServer((args.address, args.port), Handler)
     server.daemon_threads = True
-    print(f"serving on {args.address}:{args.port}", flush=True)
+    print(f"serving on {args.address}:{args.port}, the model on {Handler.device}", flush=True)
     server.serve_forever()
 
 

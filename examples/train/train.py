@@ -1,6 +1,9 @@
 #!/usr/bin/python3
 """Data-parallel training of a small regression model with torch.distributed (gloo, on CPU).
 
+With a PyTorch that sees a GPU (torch.cuda.is_available()), each task trains on GPU LOCAL_RANK
+instead, and the ranks average gradients over NCCL; --device cpu keeps it on the CPU.
+
 Run as a Berth job (examples/train/job.yaml): each task reads the rank, the world size and the
 rendezvous address the job controller gives it (RANK, WORLD_SIZE, MASTER_ADDR, MASTER_PORT),
 trains on its own shard of a synthetic dataset, and averages gradients with the others after
@@ -47,6 +50,8 @@ def main():
     parser.add_argument("--checkpoint-every", type=int, default=25)
     parser.add_argument("--step-delay", type=float, default=0.0, help="seconds to wait per step")
     parser.add_argument("--fail-once-at", type=int, default=-1)
+    parser.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto",
+                        help="auto: a GPU when PyTorch sees one, else the CPU")
     args = parser.parse_args()
 
     rank = int(os.environ["RANK"])
@@ -55,18 +60,23 @@ def main():
     stop_asked = [False]
     signal.signal(signal.SIGTERM, lambda *_: stop_asked.__setitem__(0, True))
 
+    cuda = args.device == "cuda" or (args.device == "auto" and torch.cuda.is_available())
+    device = torch.device("cpu")
+    if cuda:
+        device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
+        torch.cuda.set_device(device)
     dist.init_process_group(
-        "gloo",
+        "nccl" if cuda else "gloo",
         init_method=f"tcp://{os.environ['MASTER_ADDR']}:{os.environ['MASTER_PORT']}",
         rank=rank,
         world_size=world,
         timeout=datetime.timedelta(seconds=120),
     )
-    log(rank, f"joined a group of {world}")
+    log(rank, f"joined a group of {world}, training on {device}")
 
     torch.manual_seed(0)  # every rank starts from the same weights
     model = torch.nn.Sequential(
-        torch.nn.Linear(FEATURES, 16), torch.nn.ReLU(), torch.nn.Linear(16, 1))
+        torch.nn.Linear(FEATURES, 16), torch.nn.ReLU(), torch.nn.Linear(16, 1)).to(device)
     optimizer = torch.optim.SGD(model.parameters(), lr=0.05)
 
     checkpoint_dir = args.checkpoint_dir
@@ -75,13 +85,14 @@ def main():
     resume = os.path.join(resume_dir, "checkpoint.pt") if resume_dir else ""
     start = 0
     if resume and os.path.exists(resume):
-        state = torch.load(resume)
+        state = torch.load(resume, map_location=device)
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         start = state["step"]
         log(rank, f"resumed from step {start} ({resume})")
 
-    true_w = torch.arange(1.0, FEATURES + 1) / FEATURES
+    true_w = (torch.arange(1.0, FEATURES + 1) / FEATURES).to(device)
+    # The data is drawn on the CPU, so a shard is the same wherever the task trains.
     data = torch.Generator().manual_seed(1000 + rank)  # this rank's shard
     loss = torch.tensor(0.0)
     step = start
@@ -91,8 +102,8 @@ def main():
             open(os.path.join(checkpoint_dir, "failed-once"), "w").close()
             log(rank, f"failing at step {step} as asked")
             sys.exit(3)
-        x = torch.randn(64, FEATURES, generator=data)
-        y = x @ true_w + 0.01 * torch.randn(64, generator=data)
+        x = torch.randn(64, FEATURES, generator=data).to(device)
+        y = x @ true_w + 0.01 * torch.randn(64, generator=data).to(device)
         loss = torch.nn.functional.mse_loss(model(x).squeeze(1), y)
         optimizer.zero_grad()
         loss.backward()
@@ -102,7 +113,7 @@ def main():
         optimizer.step()
         step += 1
         # Every rank learns whether any was asked to stop, so all stop after the same step.
-        stop = torch.tensor([1.0 if stop_asked[0] else 0.0])
+        stop = torch.tensor([1.0 if stop_asked[0] else 0.0], device=device)
         dist.all_reduce(stop, op=dist.ReduceOp.MAX)
         if rank == 0 and checkpoint and (step % args.checkpoint_every == 0 or stop.item() > 0):
             save(checkpoint, model, optimizer, step)
@@ -116,7 +127,7 @@ def main():
 
     # The weights agree on every rank: each reports the loss on the same held-out batch.
     held_out = torch.Generator().manual_seed(7)
-    x = torch.randn(256, FEATURES, generator=held_out)
+    x = torch.randn(256, FEATURES, generator=held_out).to(device)
     with torch.no_grad():
         final = torch.nn.functional.mse_loss(model(x).squeeze(1), x @ true_w).item()
     log(rank, f"done: {step} steps, held-out loss {final:.5f}")
