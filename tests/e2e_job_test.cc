@@ -233,15 +233,15 @@ std::string ExampleJobYaml(const std::string& dir, const std::string& args,
   return yaml;
 }
 
-// The example trainer (examples/train/) with PyTorch: two tasks of a data-parallel job as one
-// gang; rank 1 fails once at step 60, the gang is retried after its backoff, and the new attempt
-// resumes from the checkpoint rank 0 wrote at step 50 and trains to the end.
+// The example trainer (examples/train/) with PyTorch: the four tasks of its data-parallel job as
+// one gang; rank 1 fails once at step 60, the gang is retried after its backoff, and the new
+// attempt resumes from the checkpoint rank 0 wrote at step 50 and trains to the end.
 TEST_F(JobE2eTest, TheExampleTrainerResumesFromItsCheckpointAfterAFailedTask) {
   if (!HasTorch()) {
     GTEST_SKIP() << "needs /usr/bin/python3 with PyTorch (python3-torch: scripts/setup.sh "
                     "installs it)";
   }
-  const std::string yaml = ExampleJobYaml(dir_, R"("--fail-once-at", "60")", "100m");
+  const std::string yaml = ExampleJobYaml(dir_, R"("--fail-once-at", "60")", "400m");
   ASSERT_FALSE(yaml.empty());
   Result created = e2e::Run(dir_, {"job", "create", "-f", "-"}, yaml);
   ASSERT_EQ(created.exit_code, 0) << created.err;
@@ -253,9 +253,10 @@ TEST_F(JobE2eTest, TheExampleTrainerResumesFromItsCheckpointAfterAFailedTask) {
   EXPECT_EQ(job.status.retries, 1);
   EXPECT_EQ(job.status.attempt, 1);
   EXPECT_NE(Logs("train-example-1").find("rank 1: failing at step 60 as asked"), std::string::npos);
-  for (const char* task : {"train-example-0-r1", "train-example-1-r1"}) {
+  for (const char* task :
+       {"train-example-0-r1", "train-example-1-r1", "train-example-2-r1", "train-example-3-r1"}) {
     const std::string out = Logs(task);
-    EXPECT_NE(out.find("joined a group of 2"), std::string::npos) << task << ": " << out;
+    EXPECT_NE(out.find("joined a group of 4"), std::string::npos) << task << ": " << out;
     EXPECT_NE(out.find("resumed from step 50 (" + dir_ + "/checkpoints/checkpoint.pt)"),
               std::string::npos)
         << task << ": " << out;
@@ -264,9 +265,9 @@ TEST_F(JobE2eTest, TheExampleTrainerResumesFromItsCheckpointAfterAFailedTask) {
   }
 }
 
-// Checkpoint-aware preemption with the example trainer: the job's two tasks fill the host; a
-// higher priority workload preempts one; the gang gets SIGTERM with the checkpoint's grace, both
-// ranks stop after the same step and rank 0 checkpoints it; the job waits, spending no retry,
+// Checkpoint-aware preemption with the example trainer: the job's four tasks fill the host; a
+// higher priority workload preempts one; the gang gets SIGTERM with the checkpoint's grace, every
+// rank stops after the same step and rank 0 checkpoints it; the job waits, spending no retry,
 // until the preemptor ends, then its new attempt is told BERTH_RESUME_FROM, resumes from exactly
 // that step, and trains to the end.
 TEST_F(JobE2eTest, APreemptedExampleJobCheckpointsAndResumesWhereItStopped) {
@@ -276,10 +277,10 @@ TEST_F(JobE2eTest, APreemptedExampleJobCheckpointsAndResumesWhereItStopped) {
   }
   auto hosts = server_->client().ListHosts();
   ASSERT_TRUE(hosts.ok() && hosts->items.size() == 1) << hosts.status();
-  const int64_t half = hosts->items[0].inventory.capacity.cpu.value() / 2;
-  ASSERT_GT(half, 0);
+  const int64_t quarter = hosts->items[0].inventory.capacity.cpu.value() / 4;
+  ASSERT_GT(quarter, 0);
   const std::string yaml =
-      ExampleJobYaml(dir_, R"("--step-delay", "0.05")", std::to_string(half) + "m");
+      ExampleJobYaml(dir_, R"("--step-delay", "0.05")", std::to_string(quarter) + "m");
   ASSERT_FALSE(yaml.empty());
   Result created = e2e::Run(dir_, {"job", "create", "-f", "-"}, yaml);
   ASSERT_EQ(created.exit_code, 0) << created.err;
@@ -295,7 +296,7 @@ TEST_F(JobE2eTest, APreemptedExampleJobCheckpointsAndResumesWhereItStopped) {
                            "name: urgent\nkind: process\npriority: 100\n"
                            "command: [/bin/sh, -c, 'sleep 3']\n"
                            "resources: {cpu: " +
-                               std::to_string(half) + "m, memory: 32Mi}\n");
+                               std::to_string(quarter) + "m, memory: 32Mi}\n");
   ASSERT_EQ(urgent.exit_code, 0) << urgent.err;
   ASSERT_TRUE(
       Eventually([&] { return core::IsJobFinished(Get("train-example").status.state); }, 240))
@@ -313,9 +314,15 @@ TEST_F(JobE2eTest, APreemptedExampleJobCheckpointsAndResumesWhereItStopped) {
   EXPECT_GT(stopped, 0) << first;
   EXPECT_NE(first.find("checkpoint at step " + std::to_string(stopped)), std::string::npos)
       << first;
-  EXPECT_NE(Logs("train-example-1").find("rank 1: stopping at step " + std::to_string(stopped)),
-            std::string::npos);
-  for (const char* task : {"train-example-0-r1", "train-example-1-r1"}) {
+  for (int rank = 1; rank < 4; ++rank) {
+    EXPECT_NE(
+        Logs("train-example-" + std::to_string(rank))
+            .find("rank " + std::to_string(rank) + ": stopping at step " + std::to_string(stopped)),
+        std::string::npos)
+        << "rank " << rank;
+  }
+  for (const char* task :
+       {"train-example-0-r1", "train-example-1-r1", "train-example-2-r1", "train-example-3-r1"}) {
     const std::string out = Logs(task);
     EXPECT_NE(out.find("resumed from step " + std::to_string(stopped) + " (" + dir_ +
                        "/checkpoints/checkpoint.pt)"),
