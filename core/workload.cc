@@ -519,7 +519,13 @@ std::optional<DesiredState> ParseDesiredState(std::string_view text) {
   return std::nullopt;
 }
 
-absl::StatusOr<WorkloadSpec> DecodeWorkloadSpec(const Json& json) {
+namespace {
+
+// Where a spec comes from: a client (every rule applies), or the store, which keeps what was
+// acknowledged under the rules of its day (a rule added since must not lose it).
+enum class SpecSource { kClient, kStored };
+
+absl::StatusOr<WorkloadSpec> DecodeSpec(const Json& json, SpecSource source) {
   JsonContext ctx{"workload", ""};
   WorkloadSpec spec;
   if (!json.is_object()) return ctx.Error("body", "must be a JSON object");
@@ -633,7 +639,7 @@ absl::StatusOr<WorkloadSpec> DecodeWorkloadSpec(const Json& json) {
       }
       // A container with ports shares its host's network (runc cannot map a port there); on
       // Berth networks it has an address of its own, reached through port forwards.
-      for (size_t i = 0; i < spec.ports.size(); ++i) {
+      for (size_t i = 0; source == SpecSource::kClient && i < spec.ports.size(); ++i) {
         const PortMapping& p = spec.ports[i];
         if (!spec.networks.empty()) {
           return ctx.Error(Cat("ports[", i, "]"),
@@ -674,6 +680,12 @@ absl::StatusOr<WorkloadSpec> DecodeWorkloadSpec(const Json& json) {
     spec.resources.cpu = MilliCpu(1000);
   }
   return spec;
+}
+
+}  // namespace
+
+absl::StatusOr<WorkloadSpec> DecodeWorkloadSpec(const Json& json) {
+  return DecodeSpec(json, SpecSource::kClient);
 }
 
 Json EncodeWorkloadSpec(const WorkloadSpec& spec) {
@@ -863,7 +875,7 @@ absl::StatusOr<Workload> DecodeWorkload(const Json& j) {
   if (!j.is_object() || !j.contains("spec")) {
     return absl::InvalidArgumentError("workload: stored object lacks spec");
   }
-  BERTH_ASSIGN_OR_RETURN(w.spec, DecodeWorkloadSpec(j["spec"]));
+  BERTH_ASSIGN_OR_RETURN(w.spec, DecodeSpec(j["spec"], SpecSource::kStored));
   if (j.contains("status")) {
     BERTH_ASSIGN_OR_RETURN(w.status, DecodeWorkloadStatus(j["status"]));
   }

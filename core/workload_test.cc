@@ -95,6 +95,15 @@ TEST(WorkloadSpec, RefusesBadInputNamingTheField) {
   ASSERT_TRUE(
       Decode(R"({"name":"a","kind":"container","image":"i","ports":[{"host":8080,"guest":8080}]})")
           .ok());
+  // A container stored before that rule keeps decoding: what was acknowledged is not lost.
+  Workload stored;
+  stored.spec.name = "old";
+  stored.spec.kind = WorkloadKind::kContainer;
+  stored.spec.image = "i";
+  stored.spec.ports = {{.host_port = 21000, .guest_port = 8080}};
+  auto back = DecodeWorkload(EncodeWorkload(stored));
+  ASSERT_TRUE(back.ok()) << back.status();
+  EXPECT_EQ(back->spec.ports[0].guest_port, 8080);
   ExpectError(R"([1,2])", "body");
   ExpectError(R"({"name":"a","kind":"process","command":["x"],
                   "labels":{"berth.stop-grace":"soon"}})",
