@@ -635,7 +635,8 @@ absl::Status Agent::StartTask(const core::Workload& w) {
     cfg.ports.push_back({.name = Cat(p.protocol, p.guest_port),
                          .host_port = p.host_port,
                          .task_port = p.guest_port,
-                         .protocol = p.protocol});
+                         .protocol = p.protocol,
+                         .host_address = options_.publish_address});
   }
   // The qemu driver appends BERTH_VM_CMDLINE to its base kernel command line: the image's
   // default first, then the workload's own.

@@ -51,6 +51,10 @@ struct AgentOptions {
   std::string token;
   std::string name;      // host name
   std::string data_dir;  // tasks/ and logs/ live here
+  // The host address a VM's published ports listen on (`ports`, a service replica's host
+  // port); empty: 127.0.0.1, which only this host reaches. A fleet's agent publishes where the
+  // server can probe and forward to them.
+  std::string publish_address;
   core::HostInventory inventory;
   // At most; the agent beats at least three times per host TTL the server names at registration.
   absl::Duration heartbeat_interval = absl::Seconds(3);

@@ -637,6 +637,12 @@ std::vector<std::string> ControlPlane::ReportWarmStates(std::string_view host,
   return *std::move(unwanted);
 }
 
+void ControlPlane::NoteWarmState(std::string_view host, const std::string& key) {
+  if (!core::ParseWarmStateKey(key)) return;
+  absl::MutexLock lock(&mu_);
+  warm_states_[std::string(host)].insert(key);
+}
+
 std::map<std::string, std::set<std::string>, std::less<>> ControlPlane::WarmStates() {
   absl::MutexLock lock(&mu_);
   return warm_states_;
@@ -1149,6 +1155,12 @@ std::optional<TaskApiEndpoint> ControlPlane::TaskApi(std::string_view host) {
   auto it = task_apis_.find(host);
   if (it == task_apis_.end()) return std::nullopt;
   return it->second;
+}
+
+std::string ControlPlane::ReachableAddress(const core::Host& host, std::string_view otherwise) {
+  if (!host.inventory.address.empty()) return host.inventory.address;
+  if (auto api = TaskApi(host.name); api && !api->address.empty()) return api->address;
+  return std::string(otherwise);
 }
 
 std::map<std::string, core::HostUsage> ControlPlane::HostUsages() {

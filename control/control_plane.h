@@ -219,11 +219,18 @@ class ControlPlane {
   // options.warm_state_check_interval per host, and never when the services cannot be read (the
   // store's error is logged). Keys that are not warm-state keys are ignored.
   std::vector<std::string> ReportWarmStates(std::string_view host, std::vector<std::string> keys);
+  // A state just saved on `host` (the save's answer came from its agent): held from now on, so
+  // the replicas created at once are placed there and copied from there, before the host's next
+  // heartbeat reports it.
+  void NoteWarmState(std::string_view host, const std::string& key);
   // The warm states each host reported, by host name (hosts that hold none are absent).
   std::map<std::string, std::set<std::string>, std::less<>> WarmStates();
   // Where the host's agent serves its task API, as its latest heartbeat to this server said;
   // none when it said nothing (an older agent, or one that heartbeats another server).
   std::optional<TaskApiEndpoint> TaskApi(std::string_view host);
+  // Where the server reaches `host`: the address its inventory declares, else the one its
+  // heartbeats come from (its task API's), else `otherwise`.
+  std::string ReachableAddress(const core::Host& host, std::string_view otherwise);
   // What the placed workloads hold on every registered host, by host name.
   absl::StatusOr<std::map<std::string, core::HostAllocation>> HostAllocations();
   // The latest usage each host's agent reported, by host name; hosts that sent none are absent.

@@ -200,9 +200,8 @@ absl::StatusOr<int> JobController::ReconcileOnce() {
   BERTH_ASSIGN_OR_RETURN(std::vector<core::Host> hosts, control_->ListHosts());
   for (const core::Host& h : hosts) {
     // Alone, the host is every task's: its loopback reaches them all.
-    pass.host_address[h.name] = hosts.size() == 1             ? "127.0.0.1"
-                                : h.inventory.address.empty() ? h.name
-                                                              : h.inventory.address;
+    pass.host_address[h.name] =
+        hosts.size() == 1 ? "127.0.0.1" : control_->ReachableAddress(h, h.name);
   }
   for (const JobRepository::Item& item : list.items) {
     const core::JobStatus& s = item.value.status;

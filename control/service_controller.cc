@@ -416,7 +416,7 @@ absl::StatusOr<int> ServiceController::ReconcileOnce() {
   BERTH_ASSIGN_OR_RETURN(pass.workloads, control_->ListWorkloads());
   BERTH_ASSIGN_OR_RETURN(std::vector<core::Host> hosts, control_->ListHosts());
   for (const core::Host& h : hosts) {
-    pass.host_address[h.name] = h.inventory.address.empty() ? "127.0.0.1" : h.inventory.address;
+    pass.host_address[h.name] = control_->ReachableAddress(h, "127.0.0.1");
   }
   std::set<std::string> live_replicas;
   for (const Workload& w : pass.workloads) {
@@ -684,6 +684,7 @@ absl::StatusOr<int> ServiceController::ReconcileService(const ServiceRepository:
         const absl::Time started = absl::Now();  // how long the replica pauses, in real time
         absl::StatusOr<int64_t> bytes = options_.save_warm_state(source->spec.name, key);
         if (bytes.ok()) {
+          control_->NoteWarmState(source->status.host, key);
           const int64_t restores = warm.revision == current ? warm.restores : 0;
           warm = {.revision = current,
                   .key = key,

@@ -1048,6 +1048,7 @@ TEST_F(ServiceControllerTest, AWarmStartSavesTheFirstReadyReplicaOncePerRevision
   EXPECT_NE(s.status.warm->error.find("saving replica web-0 on host h3: the agent is busy"),
             std::string::npos)
       << s.status.warm->error;
+  EXPECT_TRUE(cp_.WarmStates().empty()) << "a failed save holds nothing";
   clock_.Advance(absl::Seconds(20));
   ASSERT_TRUE(warm.ReconcileOnce().ok());
   EXPECT_EQ(saves.size(), 1u);
@@ -1063,6 +1064,10 @@ TEST_F(ServiceControllerTest, AWarmStartSavesTheFirstReadyReplicaOncePerRevision
   EXPECT_EQ(s.status.warm->replica, "web-0");
   EXPECT_EQ(s.status.warm->bytes, int64_t{64} << 20);
   EXPECT_EQ(s.status.warm->taken_at, clock_.Now());
+  // The host holds it from now on, before its agent's next heartbeat says so: replicas made at
+  // once are placed there, or copy it from there.
+  EXPECT_EQ(cp_.WarmStates(),
+            (std::map<std::string, std::set<std::string>, std::less<>>{{"h3", {"web.r1"}}}));
   const std::vector<std::string> types = EventTypes();
   EXPECT_NE(std::find(types.begin(), types.end(), "warm-state-failed"), types.end());
   EXPECT_NE(std::find(types.begin(), types.end(), "warm-state-saved"), types.end());

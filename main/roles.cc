@@ -1,5 +1,6 @@
 #include "main/roles.h"
 
+#include <arpa/inet.h>
 #include <fcntl.h>
 #include <pthread.h>
 #include <sys/stat.h>
@@ -141,6 +142,11 @@ class LocalAgentHost : public agent::LocalHost {
     agent::Agent* a = agent_.load();
     if (a == nullptr) return NotRunning();
     return a->SaveWarmState(workload, key);
+  }
+  absl::StatusOr<std::string> WarmStateFile(std::string_view key) override {
+    agent::Agent* a = agent_.load();
+    if (a == nullptr) return NotRunning();
+    return a->WarmStateFile(key);
   }
 
  private:
@@ -773,6 +779,7 @@ int RunAgent(core::Invocation& f) {
   ao.name = config->name;
   ao.data_dir = dir;
   ao.inventory = *inv;
+  ao.publish_address = f.String("publish-address");
   WireDrivers(drivers, ao);
   // The task API: the server relays logs, console, stats and exec of this host's workloads to
   // it, with the token each heartbeat carries (made here, kept in memory only).
@@ -866,6 +873,15 @@ std::function<absl::Status(std::string_view)> DurationBetween(std::string flag, 
     }
     return absl::OkStatus();
   };
+}
+
+absl::Status CheckPublishAddress(std::string_view address) {
+  in_addr parsed{};
+  if (inet_pton(AF_INET, std::string(address).c_str(), &parsed) != 1) {
+    return absl::InvalidArgumentError(
+        Cat("--publish-address must be an IPv4 address, got \"", address.substr(0, 64), "\""));
+  }
+  return absl::OkStatus();
 }
 
 absl::Status CheckTaskApiListen(std::string_view listen) {
@@ -1056,6 +1072,15 @@ core::Command AgentCommand() {
                  .default_value = "0.0.0.0:0",
                  .value_name = "HOST:PORT",
                  .check = CheckTaskApiListen},
+                {.name = "publish-address",
+                 .help = "the address a VM's published ports listen on (its `ports`, and the\n"
+                         "host port of a service replica): the server probes a replica's health\n"
+                         "and its endpoint forwards there, at the address this host's\n"
+                         "heartbeats come from. A process or container with ports listens where\n"
+                         "it binds itself",
+                 .default_value = "0.0.0.0",
+                 .value_name = "IPV4",
+                 .check = CheckPublishAddress},
                 {.name = "shared-pool",
                  .help = "a directory every host of the fleet mounts (NFS, say) holding the\n"
                          "shared disk pool: disks made with `berth disk create --pool shared`\n"

@@ -83,6 +83,8 @@ struct TaskPort {
   int host_port = 0;
   int task_port = 0;
   std::string protocol = "tcp";
+  // The host address a VM's forward listens on (QEMU's user-mode NIC); empty: 127.0.0.1.
+  std::string host_address;
 };
 
 // Everything a driver needs to start one task. A plain struct: the agent fills it from the

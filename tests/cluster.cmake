@@ -35,3 +35,15 @@ if(TARGET berth AND TARGET berth_api_client AND TARGET berth_image AND TARGET be
     BERTH_IMAGE_SCRIPT="${CMAKE_SOURCE_DIR}/scripts/build-test-images.sh")
   add_dependencies(cluster_storage_test berth)
 endif()
+
+# Services on a fleet: replicas probed and forwarded to at their hosts' addresses, a warm state
+# copied to the host a VM replica resumes on. Needs root and the test images (skips otherwise).
+if(TARGET berth AND TARGET berth_api_client AND TARGET berth_image AND TARGET berth_net)
+  berth_test(cluster_service_test SOURCES ${CMAKE_CURRENT_LIST_DIR}/cluster/cluster_service_test.cc
+    LIBS berth_api_client berth_image berth_net berth_http TIMEOUT 600 LABELS cluster)
+  target_include_directories(cluster_service_test PRIVATE ${CMAKE_SOURCE_DIR})
+  target_compile_definitions(cluster_service_test PRIVATE BERTH_BINARY="$<TARGET_FILE:berth>"
+    BERTH_TEST_IMAGES_DIR="${CMAKE_BINARY_DIR}/test-images"
+    BERTH_IMAGE_SCRIPT="${CMAKE_SOURCE_DIR}/scripts/build-test-images.sh")
+  add_dependencies(cluster_service_test berth)
+endif()

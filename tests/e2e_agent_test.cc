@@ -139,6 +139,12 @@ TEST(AgentProcessTest, LogsStatsAndExecOfARemoteWorkloadGoThroughItsAgent) {
                                      "nowhere", "--data-dir", dir + "/bad"});
   EXPECT_EQ(bad_listen.exit_code, 2);
   EXPECT_NE(bad_listen.err.find("--task-api-listen"), std::string::npos) << bad_listen.err;
+  EXPECT_NE(help.out.find("--publish-address"), std::string::npos) << help.out;
+  Result bad_publish = e2e::Run(dir, {"agent", "--server", server.url(), "--publish-address",
+                                      "everywhere", "--data-dir", dir + "/bad"});
+  EXPECT_EQ(bad_publish.exit_code, 2);
+  EXPECT_NE(bad_publish.err.find("--publish-address must be an IPv4 address"), std::string::npos)
+      << bad_publish.err;
 
   pid_t agent = Spawn(
       {"agent", "--server", server.url(), "--join-token-file", dir + "/server/join.token",

@@ -193,7 +193,10 @@ absl::StatusOr<VmLaunchSpec> QemuDriver::LaunchSpecFor(const TaskConfig& config)
     VmNic user{.id = "net0", .mode = VmNic::Mode::kUser};
     for (const TaskPort& p : config.ports) {
       user.forwards.push_back(
-          {.host_port = p.host_port, .guest_port = p.task_port, .protocol = p.protocol});
+          {.host_port = p.host_port,
+           .guest_port = p.task_port,
+           .protocol = p.protocol,
+           .host_address = p.host_address.empty() ? "127.0.0.1" : p.host_address});
     }
     s.nics.push_back(user);
   }
