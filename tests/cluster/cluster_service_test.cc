@@ -8,6 +8,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <iostream>
 #include <string>
 
 #include "api/http/client.h"
@@ -146,10 +147,12 @@ template:
   const int other = cluster_->IndexOf(second->host);
   EXPECT_EQ(Answer(cluster_->HostAddress(other), second->port), checksum)
       << "the replica on " << second->host << " did not resume the first one's guest";
-  EXPECT_NE(
-      e2e::ReadFile(cluster_->AgentLog(other)).find("copied warm state web.r1 from another host"),
-      std::string::npos);
+  const std::string log = e2e::ReadFile(cluster_->AgentLog(other));
+  const size_t copied = log.find("copied warm state web.r1 from another host");
+  ASSERT_NE(copied, std::string::npos) << log;
   EXPECT_EQ(s->status.warm->restores, 1);
+  std::cout << "warm state of " << (s->status.warm->bytes >> 20)
+            << " MiB: " << log.substr(copied, log.find('\n', copied) - copied) << std::endl;
 }
 
 }  // namespace
