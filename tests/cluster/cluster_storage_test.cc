@@ -2,7 +2,8 @@
 // disk made in one host's pool pins its container there, where the host's agent made the volume
 // and mounts it; deleting the workload releases the disk and deleting the disk removes the
 // volume from that host. A VM on a disk of the shared pool, its host killed with its work, runs
-// on another host with the data it wrote. Needs root, runc and the test images; skips otherwise.
+// on another host with the data it wrote. A job's checkpoint disk on the shared pool follows its
+// task 0 to the host its retry runs on. Needs root, runc and the test images; skips otherwise.
 #include <filesystem>
 #include <string>
 
@@ -150,6 +151,60 @@ TEST_F(ClusterStorageTest, AVmOnASharedDiskRunsOnAnotherHostWithItsDataWhenItsHo
   auto pulled = cluster_->client().Call("POST", "/v1/disks/extra/detach");
   EXPECT_TRUE(pulled.ok()) << pulled.status();
   EXPECT_EQ(Disk("extra")["status"]["attached_to"], "");
+}
+
+// A job's checkpoint disk on a fleet (the shared pool): task 0 of the first attempt writes its
+// checkpoint there and fails; its host is cordoned, so the retry runs on another host, where the
+// disk is released from the first task and given to the new task 0, which resumes from it.
+TEST_F(ClusterStorageTest, AJobsCheckpointDiskFollowsTaskZeroToAnotherHost) {
+  auto made = cluster_->client().CreateDisk(
+      {.name = "ckpt", .size = "32Mi", .format = "raw", .filesystem = "ext4", .pool = "shared"});
+  ASSERT_TRUE(made.ok()) << made.status();
+  const std::string script =
+      "if [ -n \"$BERTH_RESUME_FROM\" ]; then echo resumed-$(cat \"$BERTH_RESUME_FROM/step\"); "
+      "exit 0; fi; echo 7 > \"$BERTH_CHECKPOINT_DIR/step\" && sync && exit 3";
+  const Json job = {{"name", "ft"},
+                    {"parallelism", 1},
+                    {"restart", {{"max_retries", 1}, {"backoff", "4s"}}},
+                    {"checkpoint", {{"dir", "/ckpt"}, {"disk", "ckpt"}, {"grace", "10s"}}},
+                    {"template",
+                     {{"kind", "container"},
+                      {"image", "busybox"},
+                      {"command", {"/bin/sh", "-c", script}},
+                      {"resources", {{"cpu", "100m"}, {"memory", "32Mi"}}}}}};
+  auto created = cluster_->client().CreateJobFromText(job.dump());
+  ASSERT_TRUE(created.ok()) << created.status();
+  std::string first;
+  ASSERT_TRUE(Eventually([&] {
+    auto w = cluster_->client().GetWorkload("ft-0");
+    if (!w.ok() || w->status.state != core::WorkloadState::kFailed) return false;
+    first = w->status.host;
+    return true;
+  })) << cluster_->server().Dump("ft-0").dump();
+  ASSERT_FALSE(first.empty());
+  auto cordoned = cluster_->client().Call("POST", "/v1/hosts/" + first + "/cordon");
+  ASSERT_TRUE(cordoned.ok()) << cordoned.status();
+  std::string state, message;
+  ASSERT_TRUE(Eventually(
+      [&] {
+        auto j = cluster_->client().GetJob("ft");
+        if (!j.ok()) return false;
+        state = std::string(core::JobStateName(j->status.state));
+        message = j->status.message;
+        return core::IsJobFinished(j->status.state);
+      },
+      180))
+      << state << ": " << message;
+  EXPECT_EQ(state, "succeeded") << message << cluster_->server().Dump("ft-0-r1").dump();
+  auto retry = cluster_->client().GetWorkload("ft-0-r1");
+  ASSERT_TRUE(retry.ok()) << retry.status();
+  EXPECT_NE(retry->status.host, first)
+      << "the retry ran where the first attempt's host was cordoned";
+  EXPECT_NE(cluster_->client().Logs("ft-0-r1").value_or("").find("resumed-7"), std::string::npos)
+      << cluster_->client().Logs("ft-0-r1").value_or("");
+  EXPECT_EQ(Disk("ckpt")["status"]["attached_to"], "ft-0-r1");
+  auto removed = cluster_->client().DeleteJob("ft");
+  EXPECT_TRUE(removed.ok()) << removed.status();
 }
 
 }  // namespace
