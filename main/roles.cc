@@ -407,6 +407,21 @@ absl::Status CheckStoreUrl(std::string_view v) {
           v.substr(0, 64), "\""));
 }
 
+// "MIN-MAX", the host ports a server gives service replicas: 1024 <= MIN <= MAX <= 65535.
+absl::StatusOr<std::pair<int, int>> ParseServicePorts(std::string_view text) {
+  const size_t dash = text.find('-');
+  int lo = 0, hi = 0;
+  if (dash == std::string_view::npos ||
+      !absl::SimpleAtoi(core::AbslView(text.substr(0, dash)), &lo) ||
+      !absl::SimpleAtoi(core::AbslView(text.substr(dash + 1)), &hi) || lo < 1024 || hi > 65535 ||
+      lo > hi) {
+    return absl::InvalidArgumentError(
+        Cat("--service-ports must be MIN-MAX with 1024 <= MIN <= MAX <= 65535, got \"",
+            text.substr(0, 64), "\""));
+  }
+  return std::pair<int, int>{lo, hi};
+}
+
 int RunServe(core::Invocation& f) {
   std::ostream& out = f.out();
   std::ostream& err = f.err();
@@ -506,10 +521,14 @@ int RunServe(core::Invocation& f) {
     endpoint_address = endpoint_address.substr(1, endpoint_address.size() - 2);
   }
   std::unique_ptr<control::Endpoints> endpoints = control::NewProxyEndpoints(endpoint_address);
+  const std::pair<int, int> service_ports =
+      *ParseServicePorts(f.String("service-ports"));  // checked
   control::ServiceController services(
       &control, control::ServiceControllerOptions{
                     .prober = prober.get(),
                     .endpoints = endpoints.get(),
+                    .port_min = service_ports.first,
+                    .port_max = service_ports.second,
                     .active = [&election] { return election.IsLeader(); },
                     .save_warm_state =
                         [&server](const std::string& workload, const std::string& key) {
@@ -993,6 +1012,12 @@ core::Command ServeCommand() {
             .default_value = "3s",
             .check =
                 DurationBetween("failover-grace", absl::ZeroDuration(), absl::Hours(24), "3s")},
+           {.name = "service-ports",
+            .help = "the host ports given to service replicas that share their host's network\n"
+                    "(PORT and BERTH_PORT); an endpoint's host_port must be outside it",
+            .default_value = "20000-32767",
+            .value_name = "MIN-MAX",
+            .check = [](std::string_view v) { return ParseServicePorts(v).status(); }},
            {.name = "policy",
             .help = "placement policy: a ranker or '+'-joined weighted rankers, spelled as for\n"
                     "berth sim (default \"default\", chosen with berth sim; e.g. binpack, fgd-ref)",

@@ -103,6 +103,13 @@ std::string SkipReason() {
   return "";
 }
 
+// The replica ports of this process's servers: 100 picked by its pid, so that the servers of
+// tests running side by side rarely hand out the same ports.
+std::string ServicePorts() {
+  const int base = 20000 + static_cast<int>(getpid() % 127) * 100;
+  return std::to_string(base) + "-" + std::to_string(base + 99);
+}
+
 // One `berth serve --dev` process on its own data directory.
 class DevServer {
  public:
@@ -112,8 +119,8 @@ class DevServer {
   // Starts the server and waits until it serves on the address it wrote to server.json.
   ::testing::AssertionResult Start() {
     auto pid = runtime::host::SpawnDetached(
-        {"env", "BERTH_DATA_DIR=" + dir_, BERTH_BINARY, "serve", "--dev", "--listen",
-         "127.0.0.1:0"},
+        {"env", "BERTH_DATA_DIR=" + dir_, BERTH_BINARY, "serve", "--dev", "--listen", "127.0.0.1:0",
+         "--service-ports", ServicePorts()},
         {.stdout_path = dir_ + "/serve.log", .stderr_path = dir_ + "/serve.log"});
     if (!pid.ok()) return ::testing::AssertionFailure() << pid.status();
     pid_ = pid->pid;

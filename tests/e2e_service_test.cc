@@ -248,6 +248,12 @@ TEST_F(ServiceE2eTest, TwoHealthyReplicasAndAKilledOneIsReplaced) {
     EXPECT_GT(pids[name], 0) << name << " does not answer on its port " << port;
   }
   EXPECT_EQ(ports.size(), 2u) << "each replica has its own host port";
+  // From the range the server was given (`serve --service-ports`, which DevServer passes).
+  const std::string range = ServicePortsOfThisProcess();
+  const int lo = std::stoi(range.substr(0, range.find('-')));
+  for (int port : ports) {
+    EXPECT_TRUE(port >= lo && port <= lo + 99) << port << " is outside " << range;
+  }
   // The CLI shows both, ready.
   Result get = e2e::Run(dir_, {"service", "get", "web", "--json"});
   ASSERT_EQ(get.exit_code, 0) << get.err;

@@ -92,6 +92,14 @@ inline Result Run(const std::string& data_dir, const std::vector<std::string>& a
 }
 
 // A `berth serve --dev` process in its own data directory.
+// The replica ports of a server a test starts: 100 of 20000-32699, picked by the test process's
+// pid, so that the servers of tests running side by side rarely hand out the same ports (one's
+// replica would answer the other's probes).
+inline std::string ServicePortsOfThisProcess() {
+  const int base = 20000 + static_cast<int>(getpid() % 127) * 100;
+  return std::to_string(base) + "-" + std::to_string(base + 99);
+}
+
 class DevServer {
  public:
   explicit DevServer(std::string data_dir, std::vector<std::string> extra_args = {"--dev"})
@@ -102,6 +110,8 @@ class DevServer {
   bool Start() {
     std::filesystem::create_directories(data_dir_);
     std::filesystem::remove(data_dir_ + "/server.json");
+    const std::string service_ports =
+        ServicePortsOfThisProcess();  // the test's pid, not the child's
     pid_ = fork();
     if (pid_ == 0) {
       setsid();
@@ -110,9 +120,13 @@ class DevServer {
       dup2(log, 2);
       std::vector<std::string> args = {BERTH_BINARY, "serve",    "--data-dir",
                                        data_dir_,    "--listen", listen_};
-      bool ttl = false;
-      for (const auto& a : extra_args_) ttl |= a == "--host-ttl";
+      bool ttl = false, ports = false;
+      for (const auto& a : extra_args_) {
+        ttl |= a == "--host-ttl";
+        ports |= a == "--service-ports";
+      }
       if (!ttl) args.insert(args.end(), {"--host-ttl", "30s"});
+      if (!ports) args.insert(args.end(), {"--service-ports", service_ports});
       args.insert(args.end(), extra_args_.begin(), extra_args_.end());
       std::vector<char*> argv;
       for (auto& a : args) argv.push_back(a.data());
