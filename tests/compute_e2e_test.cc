@@ -4,11 +4,8 @@
 // port 0 with its own data directory; images come from scripts/build-test-images.sh.
 //
 // Needs root (runc, overlay mounts), qemu-system-x86_64 and runc; skips otherwise.
-#include <arpa/inet.h>
-#include <netinet/in.h>
 #include <signal.h>
 #include <sys/mount.h>
-#include <sys/socket.h>
 #include <unistd.h>
 
 #include <cmath>
@@ -28,6 +25,7 @@
 #include "gtest/gtest.h"
 #include "runtime/host/process.h"
 #include "runtime/host/run.h"
+#include "tests/e2e_util.h"
 #include "tests/test_images.h"
 
 namespace berth {
@@ -73,26 +71,6 @@ const std::string& ModelImagesDir(std::string* why) {
   return *dir;
 }
 
-// A free port for an endpoint, outside the range services give replicas (20000-32767).
-int FreeEndpointPort() {
-  for (int attempt = 0; attempt < 100; ++attempt) {
-    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    if (fd < 0) return 0;
-    sockaddr_in a{};
-    a.sin_family = AF_INET;
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    socklen_t len = sizeof a;
-    int port = 0;
-    if (bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0 &&
-        getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len) == 0) {
-      port = ntohs(a.sin_port);
-    }
-    close(fd);
-    if (port > 32767 || (port >= 1024 && port < 20000)) return port;
-  }
-  return 0;
-}
-
 std::string SkipReason() {
   if (geteuid() != 0) return "runc and overlay mounts need root";
   auto runc = runtime::host::RunCommand({"runc", "--version"});
@@ -101,13 +79,6 @@ std::string SkipReason() {
   if (!qemu.ok() || !qemu->ok()) return "qemu-system-x86_64 missing";
   if (ImagesDir().empty()) return "test images could not be built";
   return "";
-}
-
-// The replica ports of this process's servers: 100 picked by its pid, so that the servers of
-// tests running side by side rarely hand out the same ports.
-std::string ServicePorts() {
-  const int base = 20000 + static_cast<int>(getpid() % 127) * 100;
-  return std::to_string(base) + "-" + std::to_string(base + 99);
 }
 
 // One `berth serve --dev` process on its own data directory.
@@ -120,7 +91,7 @@ class DevServer {
   ::testing::AssertionResult Start() {
     auto pid = runtime::host::SpawnDetached(
         {"env", "BERTH_DATA_DIR=" + dir_, BERTH_BINARY, "serve", "--dev", "--listen", "127.0.0.1:0",
-         "--service-ports", ServicePorts()},
+         "--service-ports", e2e::ServicePortsOfThisProcess()},
         {.stdout_path = dir_ + "/serve.log", .stderr_path = dir_ + "/serve.log"});
     if (!pid.ok()) return ::testing::AssertionFailure() << pid.status();
     pid_ = pid->pid;
@@ -694,7 +665,7 @@ TEST_F(ComputeE2eTest, TheExampleModelServerContainerImageServesPredictions) {
   auto imported =
       server_->Cli({"image", "import", "model-server", "--rootfs", "model-server-rootfs.tar"});
   ASSERT_EQ(imported.exit_code, 0) << imported.err;
-  const int endpoint = FreeEndpointPort();
+  const int endpoint = e2e::FreeEndpointPort();
   ASSERT_GT(endpoint, 0);
   const absl::Time t0 = absl::Now();
   auto created = server_->Cli(
@@ -731,7 +702,7 @@ TEST_F(ComputeE2eTest, TheExampleModelServerVmImageBootsAndAScaledUpReplicaResum
   auto imported =
       server_->Cli({"image", "import", "model-server-vm", "--disk", "model-server-vm.raw"});
   ASSERT_EQ(imported.exit_code, 0) << imported.err;
-  const int endpoint = FreeEndpointPort();
+  const int endpoint = e2e::FreeEndpointPort();
   ASSERT_GT(endpoint, 0);
   const absl::Time t0 = absl::Now();
   auto created =

@@ -122,17 +122,6 @@ int ListenOnLoopback(int* port) {
   return fd;
 }
 
-// A free loopback port outside the replicas' range (20000-32767), for the endpoint.
-int FreePort() {
-  for (int attempt = 0; attempt < 100; ++attempt) {
-    int port = 0;
-    int fd = ListenOnLoopback(&port);
-    if (fd >= 0) close(fd);
-    if (port > 32767 || (port >= 1024 && port < 20000)) return port;
-  }
-  return 0;
-}
-
 class ServiceE2eTest : public ::testing::Test {
  protected:
   void SetUp() override {
@@ -297,7 +286,7 @@ TEST_F(ServiceE2eTest, TheEndpointLosesNoRequestWhileAReplicaIsKilled) {
     close(holder);
     EXPECT_TRUE(absl::IsNotFound(server_->client().GetService("web").status()));
   }
-  const int endpoint = FreePort();
+  const int endpoint = FreeEndpointPort();
   ASSERT_GT(endpoint, 0);
   Result created = e2e::Run(dir_, {"service", "create", "-f", "-"}, ServiceYaml(2, endpoint));
   ASSERT_EQ(created.exit_code, 0) << created.err;
@@ -352,7 +341,7 @@ TEST_F(ServiceE2eTest, TheEndpointLosesNoRequestWhileAReplicaIsKilled) {
 }
 
 TEST_F(ServiceE2eTest, AReplicaScaledAwayFinishesItsRequestsBeforeItStops) {
-  const int endpoint = FreePort();
+  const int endpoint = FreeEndpointPort();
   ASSERT_GT(endpoint, 0);
   Result created = e2e::Run(dir_, {"service", "create", "-f", "-"}, ServiceYaml(2, endpoint));
   ASSERT_EQ(created.exit_code, 0) << created.err;
@@ -405,7 +394,7 @@ TEST_F(ServiceE2eTest, AReplicaScaledAwayFinishesItsRequestsBeforeItStops) {
 }
 
 TEST_F(ServiceE2eTest, ARollingUpdateReplacesEveryReplicaAndLosesNoRequest) {
-  const int endpoint = FreePort();
+  const int endpoint = FreeEndpointPort();
   ASSERT_GT(endpoint, 0);
   Result created = e2e::Run(dir_, {"service", "create", "-f", "-"}, ServiceYaml(2, endpoint));
   ASSERT_EQ(created.exit_code, 0) << created.err;
@@ -449,7 +438,7 @@ TEST_F(ServiceE2eTest, ARollingUpdateReplacesEveryReplicaAndLosesNoRequest) {
 }
 
 TEST_F(ServiceE2eTest, AnIdleServiceScalesToZeroAndTheNextRequestIsAnswered) {
-  const int endpoint = FreePort();
+  const int endpoint = FreeEndpointPort();
   ASSERT_GT(endpoint, 0);
   Result created = e2e::Run(dir_, {"service", "create", "-f", "-"}, AutoscaledYaml(endpoint));
   ASSERT_EQ(created.exit_code, 0) << created.err;
@@ -499,7 +488,7 @@ TEST_F(ServiceE2eTest, AnIdleServiceScalesToZeroAndTheNextRequestIsAnswered) {
 }
 
 TEST_F(ServiceE2eTest, ARequestNoReplicaAnswersInTimeGets503) {
-  const int endpoint = FreePort();
+  const int endpoint = FreeEndpointPort();
   ASSERT_GT(endpoint, 0);
   // Replicas that never listen, so never pass their health check: none becomes ready.
   Result created = e2e::Run(dir_, {"service", "create", "-f", "-"},
@@ -540,7 +529,7 @@ TEST_F(ServiceE2eTest, TheExampleModelServerAnswersPredictionsThroughItsEndpoint
   const std::string examples = dir_ + "/examples";
   fs::create_directories(examples + "/serve");
   fs::copy_file("examples/serve/serve.py", examples + "/serve/serve.py");
-  const int endpoint = FreePort();
+  const int endpoint = FreeEndpointPort();
   ASSERT_GT(endpoint, 0);
   std::string yaml = ReadFile("examples/serve/service.yaml");
   for (const auto& [from, to] :

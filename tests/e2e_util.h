@@ -3,8 +3,10 @@
 #pragma once
 
 #include <fcntl.h>
+#include <netinet/in.h>
 #include <signal.h>
 #include <sys/mount.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -98,6 +100,44 @@ inline Result Run(const std::string& data_dir, const std::vector<std::string>& a
 inline std::string ServicePortsOfThisProcess() {
   const int base = 20000 + static_cast<int>(getpid() % 127) * 100;
   return std::to_string(base) + "-" + std::to_string(base + 99);
+}
+
+// A free port for a service's endpoint: outside the range servers give replicas (20000-32767),
+// and free at the time of the call.
+inline int FreeEndpointPort() {
+  for (int attempt = 0; attempt < 100; ++attempt) {
+    const int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0) return 0;
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    socklen_t len = sizeof a;
+    int port = 0;
+    if (bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0 &&
+        getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len) == 0) {
+      port = ntohs(a.sin_port);
+    }
+    close(fd);
+    if (port > 32767 || (port >= 1024 && port < 20000)) return port;
+  }
+  return 0;
+}
+
+// A job "ft" of one busybox container task whose checkpoint lives on disk `disk`, mounted at
+// /ckpt: the first attempt writes 7 there and fails (exit 3); a retry prints resumed-7, read from
+// BERTH_RESUME_FROM, and succeeds.
+inline nlohmann::json CheckpointDiskJob(const std::string& disk, const std::string& backoff) {
+  const std::string script =
+      "if [ -n \"$BERTH_RESUME_FROM\" ]; then echo resumed-$(cat \"$BERTH_RESUME_FROM/step\"); "
+      "exit 0; fi; echo 7 > \"$BERTH_CHECKPOINT_DIR/step\" && sync && exit 3";
+  return {{"name", "ft"},
+          {"parallelism", 1},
+          {"restart", {{"max_retries", 1}, {"backoff", backoff}}},
+          {"checkpoint", {{"dir", "/ckpt"}, {"disk", disk}, {"grace", "10s"}}},
+          {"template",
+           {{"kind", "container"},
+            {"image", "busybox"},
+            {"command", {"/bin/sh", "-c", script}},
+            {"resources", {{"cpu", "100m"}, {"memory", "32Mi"}}}}}};
 }
 
 class DevServer {

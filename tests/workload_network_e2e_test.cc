@@ -374,18 +374,7 @@ TEST_F(WorkloadNetworkE2eTest, AStoppedWorkloadKeepsWhatItHoldsAndGroupsHoldAfte
 TEST_F(WorkloadNetworkE2eTest, AJobsCheckpointDiskPassesFromOneAttemptsTaskZeroToTheNext) {
   MustImport({"busybox", "--rootfs", "busybox-rootfs.tar"}, {ImagesDir() + "/busybox-rootfs.tar"});
   MustCli({"disk", "create", "ckpt", "--size", "32Mi", "--format", "raw", "--fs", "ext4"});
-  const std::string script =
-      "if [ -n \"$BERTH_RESUME_FROM\" ]; then echo resumed-$(cat \"$BERTH_RESUME_FROM/step\"); "
-      "exit 0; fi; echo 7 > \"$BERTH_CHECKPOINT_DIR/step\" && sync && exit 3";
-  const Json job = {{"name", "ft"},
-                    {"parallelism", 1},
-                    {"restart", {{"max_retries", 1}, {"backoff", "0s"}}},
-                    {"checkpoint", {{"dir", "/ckpt"}, {"disk", "ckpt"}, {"grace", "10s"}}},
-                    {"template",
-                     {{"kind", "container"},
-                      {"image", "busybox"},
-                      {"command", {"/bin/sh", "-c", script}},
-                      {"resources", {{"cpu", "100m"}, {"memory", "32Mi"}}}}}};
+  const Json job = e2e::CheckpointDiskJob("ckpt", "0s");
   auto made = server_.client().CreateJobFromText(job.dump());
   ASSERT_TRUE(made.ok()) << made.status();
   std::string state, message;

@@ -4,9 +4,6 @@
 // replica's host; the replica a scale-up adds goes to the other host (a service spreads), whose
 // agent copies the state through the server and resumes from it. Needs root and the test
 // images; skips otherwise.
-#include <netinet/in.h>
-#include <sys/socket.h>
-#include <unistd.h>
 
 #include <iostream>
 #include <string>
@@ -20,25 +17,6 @@ namespace berth::cluster {
 namespace {
 
 using e2e::Eventually;
-
-// A free port on the server's machine for the endpoint, outside the replicas' range.
-int FreeEndpointPort() {
-  for (int attempt = 0; attempt < 100; ++attempt) {
-    const int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    if (fd < 0) return 0;
-    sockaddr_in a{};
-    a.sin_family = AF_INET;
-    socklen_t len = sizeof a;
-    int port = 0;
-    if (bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0 &&
-        getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len) == 0) {
-      port = ntohs(a.sin_port);
-    }
-    close(fd);
-    if (port > 32767 || (port >= 1024 && port < 20000)) return port;
-  }
-  return 0;
-}
 
 class ClusterServiceTest : public ::testing::Test {
  protected:
@@ -84,7 +62,7 @@ TEST_F(ClusterServiceTest, AReplicaOnAnotherHostResumesFromTheWarmStateCopiedThe
   const std::string guest =
       "mkdir -p /www && head -c 16777216 /dev/urandom > /model && "
       "sha256sum /model | cut -c1-64 > /www/healthz && exec httpd -f -p 8080 -h /www";
-  const int endpoint = FreeEndpointPort();
+  const int endpoint = e2e::FreeEndpointPort();
   ASSERT_GT(endpoint, 0);
   const std::string yaml = R"(name: web
 kind: service

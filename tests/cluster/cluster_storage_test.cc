@@ -160,18 +160,7 @@ TEST_F(ClusterStorageTest, AJobsCheckpointDiskFollowsTaskZeroToAnotherHost) {
   auto made = cluster_->client().CreateDisk(
       {.name = "ckpt", .size = "32Mi", .format = "raw", .filesystem = "ext4", .pool = "shared"});
   ASSERT_TRUE(made.ok()) << made.status();
-  const std::string script =
-      "if [ -n \"$BERTH_RESUME_FROM\" ]; then echo resumed-$(cat \"$BERTH_RESUME_FROM/step\"); "
-      "exit 0; fi; echo 7 > \"$BERTH_CHECKPOINT_DIR/step\" && sync && exit 3";
-  const Json job = {{"name", "ft"},
-                    {"parallelism", 1},
-                    {"restart", {{"max_retries", 1}, {"backoff", "4s"}}},
-                    {"checkpoint", {{"dir", "/ckpt"}, {"disk", "ckpt"}, {"grace", "10s"}}},
-                    {"template",
-                     {{"kind", "container"},
-                      {"image", "busybox"},
-                      {"command", {"/bin/sh", "-c", script}},
-                      {"resources", {{"cpu", "100m"}, {"memory", "32Mi"}}}}}};
+  const Json job = e2e::CheckpointDiskJob("ckpt", "4s");
   auto created = cluster_->client().CreateJobFromText(job.dump());
   ASSERT_TRUE(created.ok()) << created.status();
   std::string first;
