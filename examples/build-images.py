@@ -103,20 +103,8 @@ while true; do
 done
 """ % GUEST_PORT
 
-UDHCPC_SCRIPT = """#!/bin/sh
-case "$1" in
-  bound | renew)
-    ifconfig "$interface" "$ip" netmask "${subnet:-255.255.255.0}" up
-    if [ -n "$router" ]; then
-      route del default 2>/dev/null
-      route add default gw "${router%% *}" dev "$interface"
-    fi
-    [ "$1" = bound ] && echo "BERTH-GUEST-IP=$interface:$ip" >/dev/console
-    ;;
-  deconfig) ifconfig "$interface" 0.0.0.0 ;;
-esac
-exit 0
-"""
+# The guests' DHCP client script, shared with the test images (scripts/build-test-images.sh).
+UDHCPC_SCRIPT = os.path.join(HERE, "..", "scripts", "guest-udhcpc.sh")
 
 # Packages whose files a VM guest also needs: the kernel modules for its disk and NIC.
 VM_MODULES = [
@@ -400,8 +388,7 @@ exec /bin/busybox switch_root /root /sbin/init
         f.write(VM_INIT)
     os.chmod(vm + "/sbin/init", 0o755)
     os.makedirs(vm + "/etc", exist_ok=True)
-    with open(vm + "/etc/udhcpc.script", "w") as f:
-        f.write(UDHCPC_SCRIPT)
+    shutil.copy(UDHCPC_SCRIPT, vm + "/etc/udhcpc.script")
     os.chmod(vm + "/etc/udhcpc.script", 0o755)
     with open(vm + "/boot/extlinux/extlinux.conf", "w") as f:
         f.write("DEFAULT berth\nTIMEOUT 0\nPROMPT 0\nLABEL berth\n  LINUX /boot/vmlinuz\n"
@@ -427,7 +414,7 @@ exec /bin/busybox switch_root /root /sbin/init
 
 def stamp(no_vm):
     h = hashlib.sha256()
-    for p in (__file__, SERVE, PYTHON):
+    for p in (__file__, SERVE, PYTHON, UDHCPC_SCRIPT):
         h.update(p.encode())
         with open(os.path.realpath(p), "rb") as f:
             h.update(hashlib.sha256(f.read()).digest())

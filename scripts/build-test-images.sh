@@ -39,6 +39,8 @@ if [ -z "$BUSYBOX" ]; then
 fi
 BUSYBOX=$(readlink -f "$BUSYBOX")
 MODDIR=/lib/modules/$KVER
+# The guests' DHCP client script, shared with the example model server's VM image.
+UDHCPC_SCRIPT=$(cd "$(dirname "$0")" && pwd)/guest-udhcpc.sh
 # Modules the guest loads: the ACPI power button and evdev (so system_powerdown reaches /init),
 # pvpanic (so a guest panic reaches QEMU), virtio for disks and NICs.
 MODULES=(
@@ -59,7 +61,7 @@ MODULES=(
 
 # The stamp covers everything the output depends on.
 stamp_input() {
-  sha256sum "$0"
+  sha256sum "$0" "$UDHCPC_SCRIPT"
   stat -c '%n %s %Y' "$KERNEL" "$BUSYBOX"
 }
 STAMP="$DIR/.stamp"
@@ -142,21 +144,7 @@ fi
 while true; do sleep 3600; done
 EOF
 chmod 0755 "$ird/init"
-cat >"$ird/etc/udhcpc.script" <<'EOF'
-#!/bin/sh
-case "$1" in
-  bound | renew)
-    ifconfig "$interface" "$ip" netmask "${subnet:-255.255.255.0}" up
-    if [ -n "$router" ]; then
-      route del default 2>/dev/null
-      route add default gw "${router%% *}" dev "$interface"
-    fi
-    [ "$1" = bound ] && echo "BERTH-GUEST-IP=$interface:$ip" >/dev/console
-    ;;
-  deconfig) ifconfig "$interface" 0.0.0.0 ;;
-esac
-exit 0
-EOF
+cp "$UDHCPC_SCRIPT" "$ird/etc/udhcpc.script"
 chmod 0755 "$ird/etc/udhcpc.script"
 mkdir -p "$work/tiny-vm"
 (cd "$ird" && find . -print0 | sort -z | cpio --null -o -H newc --quiet) | gzip -1 -n \
