@@ -23,6 +23,7 @@ Usage: examples/build-images.py OUT [--no-vm]   (needs root for the checks and t
 A second run with the same inputs only checks a stamp file.
 """
 import argparse
+import fcntl
 import hashlib
 import json
 import os
@@ -436,7 +437,6 @@ def main():
     want = stamp(args.no_vm)
     stamp_file = os.path.join(out, ".model-server-stamp")
     lock = open(os.path.join(out, ".model-server-lock"), "w")
-    import fcntl
     fcntl.flock(lock, fcntl.LOCK_EX)
     try:
         with open(stamp_file) as f:
@@ -453,14 +453,12 @@ def main():
         check_rootfs(root)
         if not args.no_vm:
             say("making the VM disk")
-            os.makedirs(os.path.dirname(disk), exist_ok=True)
             build_vm(root, os.path.join(work, "disk.raw"), work)
         say("packing the rootfs")
         subprocess.run(["tar", "-C", root, "-cf", os.path.join(work, "rootfs.tar"),
                         "--numeric-owner", "--sort=name", "."], check=True)
-        for p in (rootfs, os.path.join(out, "model-server-rootfs")):
-            if os.path.exists(p):
-                os.remove(p) if os.path.isfile(p) else shutil.rmtree(p)
+        if os.path.exists(rootfs):
+            os.remove(rootfs)
         shutil.rmtree(os.path.dirname(disk), ignore_errors=True)
         os.rename(os.path.join(work, "rootfs.tar"), rootfs)
         if not args.no_vm:
