@@ -140,6 +140,23 @@ inline nlohmann::json CheckpointDiskJob(const std::string& disk, const std::stri
             {"resources", {{"cpu", "100m"}, {"memory", "32Mi"}}}}}};
 }
 
+// Waits (up to `seconds`) until job `name` has finished: its state's name ("succeeded",
+// "failed"), or the last state seen when it did not finish; `message` gets the job's message.
+inline std::string WaitForJobEnd(api::Client& client, const std::string& name, int seconds,
+                                 std::string* message) {
+  std::string state;
+  Eventually(
+      [&] {
+        auto j = client.GetJob(name);
+        if (!j.ok()) return false;
+        state = std::string(core::JobStateName(j->status.state));
+        *message = j->status.message;
+        return core::IsJobFinished(j->status.state);
+      },
+      seconds);
+  return state;
+}
+
 class DevServer {
  public:
   explicit DevServer(std::string data_dir, std::vector<std::string> extra_args = {"--dev"})

@@ -377,18 +377,9 @@ TEST_F(WorkloadNetworkE2eTest, AJobsCheckpointDiskPassesFromOneAttemptsTaskZeroT
   const Json job = e2e::CheckpointDiskJob("ckpt", "0s");
   auto made = server_.client().CreateJobFromText(job.dump());
   ASSERT_TRUE(made.ok()) << made.status();
-  std::string state, message;
-  ASSERT_TRUE(e2e::Eventually(
-      [&] {
-        auto j = server_.client().GetJob("ft");
-        if (!j.ok()) return false;
-        state = std::string(core::JobStateName(j->status.state));
-        message = j->status.message;
-        return core::IsJobFinished(j->status.state);
-      },
-      180))
-      << state << ": " << message;
-  EXPECT_EQ(state, "succeeded") << message << "\n" << Reason("ft-0") << "\n" << Reason("ft-0-r1");
+  std::string message;
+  const std::string state = e2e::WaitForJobEnd(server_.client(), "ft", 180, &message);
+  ASSERT_EQ(state, "succeeded") << message << "\n" << Reason("ft-0") << "\n" << Reason("ft-0-r1");
   EXPECT_THAT(Logs("ft-0-r1"), HasSubstr("resumed-7"));
   EXPECT_EQ(Disk("ckpt")["status"]["attached_to"], "ft-0-r1");
 }

@@ -173,18 +173,9 @@ TEST_F(ClusterStorageTest, AJobsCheckpointDiskFollowsTaskZeroToAnotherHost) {
   ASSERT_FALSE(first.empty());
   auto cordoned = cluster_->client().Call("POST", "/v1/hosts/" + first + "/cordon");
   ASSERT_TRUE(cordoned.ok()) << cordoned.status();
-  std::string state, message;
-  ASSERT_TRUE(Eventually(
-      [&] {
-        auto j = cluster_->client().GetJob("ft");
-        if (!j.ok()) return false;
-        state = std::string(core::JobStateName(j->status.state));
-        message = j->status.message;
-        return core::IsJobFinished(j->status.state);
-      },
-      180))
-      << state << ": " << message;
-  EXPECT_EQ(state, "succeeded") << message << cluster_->server().Dump("ft-0-r1").dump();
+  std::string message;
+  const std::string state = e2e::WaitForJobEnd(cluster_->client(), "ft", 180, &message);
+  ASSERT_EQ(state, "succeeded") << message << cluster_->server().Dump("ft-0-r1").dump();
   auto retry = cluster_->client().GetWorkload("ft-0-r1");
   ASSERT_TRUE(retry.ok()) << retry.status();
   EXPECT_NE(retry->status.host, first)
